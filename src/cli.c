@@ -1,0 +1,252 @@
+/* cli.c — the `backstop` command table, argument handling, help and exit codes. */
+#include "autoconf.h"
+#include "cli.h"
+#include "cmd_archive.h"
+#include "cmd_changes.h"
+#include "cmd_checkpoint.h"
+#include "cmd_config.h"
+#include "cmd_doctor.h"
+#include "cmd_info.h"
+#include "cmd_recover.h"
+#include "cmd_verify.h"
+#include "log.h"
+#include "redact.h"
+#include "strbuf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STORAGE_OPTIONS "storage", "compression", "compression_level", "s3_endpoint", "s3_region", \
+	"s3_uri_style", "s3_ca_file", "s3_verify_tls", "s3_access_key_id", "s3_secret_access_key", \
+	"s3_session_token", "s3_multipart_threshold", "s3_timeout", "retries", "retry_base_delay"
+
+static const char *const archive_options[] = {
+	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "drop", "segment_size",
+	"segment_age", "base_chunk_size", "rebase_age", "rebase_ratio", "spool_dir", "spool_limit",
+	"listen", "status_interval", "table_poll_interval", NULL
+};
+static const char *const recover_options[] = {
+	STORAGE_OPTIONS, "db", "table", "to_lsn", "to_time", "to_xid", "latest", "exclusive", "into",
+	"target_db", "replace", "no_indexes", "dry_run", "json", "yes", NULL
+};
+static const char *const changes_options[] = {
+	STORAGE_OPTIONS, "table", "from_lsn", "to_lsn", "json", NULL
+};
+static const char *const info_options[] = {STORAGE_OPTIONS, "table", "json", NULL};
+static const char *const verify_options[] = {STORAGE_OPTIONS, "table", "json", NULL};
+static const char *const checkpoint_options[] = {"table", "listen", "timeout", "json", NULL};
+static const char *const doctor_options[] = {STORAGE_OPTIONS, "db", "json", NULL};
+static const char *const config_cmd_options[] = {
+	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "segment_size",
+	"segment_age", "base_chunk_size", "rebase_age", "rebase_ratio", "spool_dir", "spool_limit",
+	"listen", "status_interval", "table_poll_interval", NULL
+};
+
+static const cli_command commands[] = {
+	{"archive", "stream changes and base copies into the archive (daemon)",
+		"--db CONNINFO [--storage URL] (--tables S.T[,...] | --all-tables) [--slot NAME] [--publication NAME] [--drop]",
+		"Runs in the foreground until SIGTERM or SIGINT; SIGHUP reloads the configuration.\n"
+		"The first start creates the publication and the logical slot (pgoutput) and takes a\n"
+		"consistent base copy of every table; later starts resume from the slot.\n"
+		"--drop removes the slot and the publication and exits: an abandoned slot pins WAL forever.",
+	archive_options, cmd_archive},
+	{"recover", "rebuild one table at an LSN, time or transaction into a new table",
+		"--db CONNINFO [--storage URL] --table S.T (--to-lsn LSN | --to-time TS | --to-xid XID | --latest)\n"
+		"        [--into S.NAME] [--target-db CONNINFO] [--exclusive] [--replace] [--no-indexes] [--dry-run] [--json]",
+		"Works from the storage alone. Verifies every object before writing, loads the table in\n"
+		"one transaction, validates row count and content checksum, then prints copy-back SQL\n"
+		"(never executed automatically).",
+	recover_options, cmd_recover},
+	{"changes", "show rows inserted, updated and deleted between two LSNs",
+		"[--storage URL] --table S.T --from-lsn A --to-lsn B [--json]", NULL, changes_options, cmd_changes},
+	{"info", "describe the archive: base copies, segments, recovery windows, findings",
+		"[--storage URL] [--table S.T] [--json]", NULL, info_options, cmd_info},
+	{"verify", "check every object's checksum, LSN continuity and manifest consistency",
+		"[--storage URL] [--table S.T] [--json]", "Exit code 3 lists each problem found.", verify_options, cmd_verify},
+	{"checkpoint", "ask the running archiver for a verified recovery point of a table",
+		"--table S.T [--listen HOST:PORT] [--timeout DURATION] [--json]", NULL, checkpoint_options, cmd_checkpoint},
+	{"doctor", "probe storage (put/get/list/delete) and PostgreSQL, with latencies",
+		"[--storage URL] [--db CONNINFO] [--json]",
+		"Exit 0 when everything probed is usable; warns when objects can be deleted\n"
+		"(immutable storage is safer).", doctor_options, cmd_doctor},
+	{"config", "print the effective configuration (secrets redacted)", "[all]",
+		"Precedence: flag > BACKSTOP_<OPTION> environment variable > configuration file > default.\n"
+	"`all` also lists unset options.", config_cmd_options, cmd_config},
+	{NULL, NULL, NULL, NULL, NULL, NULL}
+};
+
+static const cli_command *
+find_command(const char *name)
+{
+	for (int i = 0; commands[i].name; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static void
+print_usage(FILE *out)
+{
+	fprintf(out,
+			"Backstop %s: continuous per-table archive and exact table recovery for PostgreSQL.\n\n"
+			"Usage: backstop <command> [options]\n\nCommands:\n", PACKAGE_VERSION);
+	for (int i = 0; commands[i].name; i++)
+		fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "  %-11s %s\n", "help", "show help for a command");
+	fprintf(out,
+			"\nGeneral options: --config FILE, --log-level LEVEL, --log-format text|json, --data-dir DIR,\n"
+			"                 --help, --version\n"
+			"Every option can also be set as BACKSTOP_<OPTION> or in the configuration file\n"
+			"(default /etc/backstop/backstop.conf).\n\n"
+			"Exit codes: 0 success, 1 operation failed, 2 usage or configuration error,\n"
+			"            3 archive damaged or validation failed.\n");
+}
+
+static void
+print_command_help(const cli_command *cmd)
+{
+	printf("backstop %s — %s\n\nUsage: backstop %s %s\n", cmd->name, cmd->summary, cmd->name, cmd->usage);
+	if (cmd->description)
+		printf("\n%s\n", cmd->description);
+	printf("\nOptions:\n");
+	for (int i = 0; cmd->options[i]; i++)
+	{
+		const config_option *opt = config_find_option(cmd->options[i]);
+		char flag[64];
+
+		if (opt == NULL)
+			continue;
+		snprintf(flag, sizeof(flag), "--%s", opt->name);
+		for (char *k = flag; *k; k++)
+			if (*k == '_')
+				*k = '-';
+		printf("  %-26s %s%s%s%s\n", flag, opt->help, opt->default_value ? " [" : "",
+			   opt->default_value ? opt->default_value : "", opt->default_value ? "]" : "");
+	}
+	printf("  %-26s %s\n", "--config FILE", "configuration file");
+	printf("  %-26s %s\n", "--log-level LEVEL", "debug, info, warning or error");
+	printf("  %-26s %s\n", "--log-format FORMAT", "text or json");
+}
+
+void
+cli_apply_derived_defaults(bs_config *cfg)
+{
+	char buf[4096];
+
+	if (config_get(cfg, "data_dir") == NULL)
+	{
+		const char *home = getenv("HOME");
+
+		if (geteuid() == 0 || home == NULL || *home == '\0')
+			snprintf(buf, sizeof(buf), "/var/lib/backstop");
+		else
+			snprintf(buf, sizeof(buf), "%s/.local/share/backstop", home);
+		config_set(cfg, "data_dir", buf, SOURCE_DEFAULT);
+	}
+	if (config_get(cfg, "storage") == NULL)
+	{
+		snprintf(buf, sizeof(buf), "file://%s/archive", config_get(cfg, "data_dir"));
+		config_set(cfg, "storage", buf, SOURCE_DEFAULT);
+	}
+	if (config_get(cfg, "spool_dir") == NULL)
+	{
+		snprintf(buf, sizeof(buf), "%s/spool", config_get(cfg, "data_dir"));
+		config_set(cfg, "spool_dir", buf, SOURCE_DEFAULT);
+	}
+}
+
+void
+cli_report_error(const char *command, const bs_error *err)
+{
+	char *msg = redact_text(err->message);
+
+	fprintf(stderr, "backstop %s: ERROR: %s\n", command, msg);
+	free(msg);
+}
+
+static int
+run_command(const cli_command *cmd, int argc, char **argv)
+{
+	bs_config cfg;
+	bs_error err;
+	char **positional = NULL;
+	int npositional = 0;
+	bool usage_error = false;
+	log_level level = LOG_INFO;
+	int rc;
+
+	for (int i = 0; i < argc; i++)
+	{
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+		{
+			print_command_help(cmd);
+			return EXIT_OK;
+		}
+	}
+	error_clear(&err);
+	if (config_load(&cfg, argc, argv, cmd->options, &positional, &npositional, &usage_error, &err) != BS_OK)
+	{
+		cli_report_error(cmd->name, &err);
+		if (usage_error)
+			fprintf(stderr, "Usage: backstop %s %s\nTry \"backstop help %s\".\n", cmd->name, cmd->usage, cmd->name);
+		config_free(&cfg);
+		free(positional);
+		return EXIT_USAGE;
+	}
+	log_level_parse(config_get(&cfg, "log_level"), &level);
+	log_configure(level, strcmp(config_get(&cfg, "log_format"), "json") == 0);
+	cli_apply_derived_defaults(&cfg);
+	rc = cmd->handler(&cfg, npositional, positional);
+	config_free(&cfg);
+	free(positional);
+	return rc;
+}
+
+int
+cli_main(int argc, char **argv)
+{
+	const cli_command *cmd;
+
+	if (argc < 2)
+	{
+		print_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+	{
+		print_usage(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)
+	{
+		printf("backstop %s\n", PACKAGE_VERSION);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "help") == 0)
+	{
+		if (argc < 3)
+		{
+			print_usage(stdout);
+			return EXIT_OK;
+		}
+		cmd = find_command(argv[2]);
+		if (cmd == NULL)
+		{
+			fprintf(stderr, "backstop: unknown command \"%s\"\n", argv[2]);
+			print_usage(stderr);
+			return EXIT_USAGE;
+		}
+		print_command_help(cmd);
+		return EXIT_OK;
+	}
+	cmd = find_command(argv[1]);
+	if (cmd == NULL)
+	{
+		fprintf(stderr, "backstop: unknown command \"%s\"\n", argv[1]);
+		print_usage(stderr);
+		return EXIT_USAGE;
+	}
+	return run_command(cmd, argc - 2, argv + 2);
+}

@@ -1,0 +1,35 @@
+/* cli.h — the `backstop` command table, argument handling, help and exit codes. */
+#ifndef BACKSTOP_CLI_H
+#define BACKSTOP_CLI_H
+
+#include "config.h"
+
+/* Exit codes (documented in doc/backstop.1 and `backstop --help`). */
+#define EXIT_OK 0
+#define EXIT_FAILURE_RUNTIME 1	/* the operation failed (connection, storage, ...) */
+#define EXIT_USAGE 2			/* bad command line or configuration */
+#define EXIT_INTEGRITY 3		/* the archive is damaged or a validation failed */
+
+/* A command handler gets the effective configuration and its positional arguments
+ * and returns an exit code. */
+typedef int (*cli_handler) (bs_config *cfg, int argc, char **argv);
+
+typedef struct cli_command
+{
+	const char *name;
+	const char *summary;
+	const char *usage;			/* argument synopsis */
+	const char *description;	/* longer help text */
+	const char *const *options;	/* option names accepted (NULL-terminated) */
+	cli_handler handler;
+} cli_command;
+
+int cli_main(int argc, char **argv);
+
+/* Fill derived defaults (data_dir, storage, spool_dir) after loading. */
+void cli_apply_derived_defaults(bs_config *cfg);
+
+/* Print "backstop: ERROR: message" (redacted) for a failed command. */
+void cli_report_error(const char *command, const bs_error *err);
+
+#endif

@@ -1,0 +1,9 @@
+/* cmd_doctor.h — `backstop doctor` command handler. */
+#ifndef BACKSTOP_CMD_DOCTOR_H
+#define BACKSTOP_CMD_DOCTOR_H
+
+#include "config.h"
+
+int cmd_doctor(bs_config *cfg, int argc, char **argv);
+
+#endif

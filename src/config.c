@@ -1,0 +1,610 @@
+/* config.c — effective configuration: defaults < config file < BACKSTOP_* environment < flags. */
+#include "config.h"
+#include "redact.h"
+#include "strbuf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define DEFAULT_CONFIG_FILE "/etc/backstop/backstop.conf"
+
+const config_option config_options[] = {
+	/* general */
+	{"config", CONFIG_STRING, NULL, NULL, false, "configuration file (default " DEFAULT_CONFIG_FILE ")"},
+	{"log_level", CONFIG_ENUM, "info", "debug|info|warning|error", false, "least severe level logged"},
+	{"log_format", CONFIG_ENUM, "text", "text|json", false, "stderr log format (json: one object per line)"},
+	{"data_dir", CONFIG_STRING, NULL, NULL, false, "local state directory (default /var/lib/backstop as root, else ~/.local/share/backstop)"},
+	{"json", CONFIG_BOOL, "off", NULL, false, "print machine-readable JSON"},
+	/* storage */
+	{"storage", CONFIG_STRING, NULL, NULL, true, "archive location: file:///path or s3://bucket/prefix (default file://DATA_DIR/archive)"},
+	{"compression", CONFIG_ENUM, "zstd", "zstd|lz4|none", false, "codec for stored objects"},
+	{"compression_level", CONFIG_INT, "3", NULL, false, "zstd level (1-19); ignored by lz4/none"},
+	{"s3_endpoint", CONFIG_STRING, NULL, NULL, true, "S3 endpoint URL (default from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS)"},
+	{"s3_region", CONFIG_STRING, NULL, NULL, false, "S3 region (default from AWS_REGION / AWS_DEFAULT_REGION, else us-east-1)"},
+	{"s3_uri_style", CONFIG_ENUM, NULL, "host|path", false, "bucket addressing (default: path with a custom endpoint, else host)"},
+	{"s3_ca_file", CONFIG_STRING, NULL, NULL, false, "CA bundle for TLS verification"},
+	{"s3_verify_tls", CONFIG_BOOL, "on", NULL, false, "verify the S3 server's TLS certificate"},
+	{"s3_access_key_id", CONFIG_STRING, NULL, NULL, true, "access key (default AWS_ACCESS_KEY_ID)"},
+	{"s3_secret_access_key", CONFIG_STRING, NULL, NULL, true, "secret key (default AWS_SECRET_ACCESS_KEY)"},
+	{"s3_session_token", CONFIG_STRING, NULL, NULL, true, "session token (default AWS_SESSION_TOKEN)"},
+	{"s3_multipart_threshold", CONFIG_SIZE, "16MiB", NULL, false, "objects larger than this use multipart upload (also the part size)"},
+	{"s3_timeout", CONFIG_DURATION, "60s", NULL, false, "per-request timeout without progress"},
+	{"retries", CONFIG_INT, "6", NULL, false, "retries of a transient storage failure"},
+	{"retry_base_delay", CONFIG_DURATION, "200ms", NULL, false, "first retry delay (doubles, with jitter)"},
+	/* PostgreSQL */
+	{"db", CONFIG_STRING, NULL, NULL, true, "PostgreSQL connection (conninfo or URI; PG* variables and ~/.pgpass apply)"},
+	/* archiver */
+	{"tables", CONFIG_STRING, NULL, NULL, false, "comma-separated schema.table list to archive"},
+	{"all_tables", CONFIG_BOOL, "off", NULL, false, "archive every ordinary table (new ones too)"},
+	{"slot", CONFIG_STRING, "backstop", NULL, false, "logical replication slot name"},
+	{"publication", CONFIG_STRING, "backstop", NULL, false, "publication name"},
+	{"drop", CONFIG_BOOL, "off", NULL, false, "remove the slot and publication, then exit"},
+	{"segment_size", CONFIG_SIZE, "16MiB", NULL, false, "seal open change segments at this size"},
+	{"segment_age", CONFIG_DURATION, "10s", NULL, false, "seal open change segments at this age"},
+	{"base_chunk_size", CONFIG_SIZE, "64MiB", NULL, false, "uncompressed size of one base-copy chunk"},
+	{"rebase_age", CONFIG_DURATION, "7d", NULL, false, "take a new base copy of a table after this age"},
+	{"rebase_ratio", CONFIG_INT, "100", NULL, false, "take a new base copy when change bytes exceed this percentage of the base"},
+	{"spool_dir", CONFIG_STRING, NULL, NULL, false, "spool for sealed segments awaiting upload (default DATA_DIR/spool)"},
+	{"spool_limit", CONFIG_SIZE, "1GiB", NULL, false, "exit with an error before the spool exceeds this"},
+	{"listen", CONFIG_STRING, "127.0.0.1:9816", NULL, false, "loopback address for /metrics, /health and the control API"},
+	{"status_interval", CONFIG_DURATION, "10s", NULL, false, "standby status update interval"},
+	{"table_poll_interval", CONFIG_DURATION, "10s", NULL, false, "how often to look for new or dropped tables"},
+	/* recovery and inspection */
+	{"table", CONFIG_STRING, NULL, NULL, false, "schema.table to recover or inspect"},
+	{"to_lsn", CONFIG_STRING, NULL, NULL, false, "recover to this LSN (commits at or before it)"},
+	{"to_time", CONFIG_STRING, NULL, NULL, false, "recover to this commit timestamp"},
+	{"to_xid", CONFIG_STRING, NULL, NULL, false, "recover through this transaction"},
+	{"latest", CONFIG_BOOL, "off", NULL, false, "recover to the latest archived point"},
+	{"exclusive", CONFIG_BOOL, "off", NULL, false, "stop just before the point instead of just after"},
+	{"into", CONFIG_STRING, NULL, NULL, false, "target table (default <table>_recovered)"},
+	{"target_db", CONFIG_STRING, NULL, NULL, true, "recover into this database instead of --db"},
+	{"replace", CONFIG_BOOL, "off", NULL, false, "replace an existing earlier recovery table"},
+	{"no_indexes", CONFIG_BOOL, "off", NULL, false, "do not create indexes and constraints"},
+	{"dry_run", CONFIG_BOOL, "off", NULL, false, "show what would be done, write nothing"},
+	{"yes", CONFIG_BOOL, "off", NULL, false, "do not ask for confirmation"},
+	{"from_lsn", CONFIG_STRING, NULL, NULL, false, "start of a change range"},
+	{"timeout", CONFIG_DURATION, "30s", NULL, false, "how long to wait for an answer"},
+	{NULL, 0, NULL, NULL, false, NULL}
+};
+
+static int
+option_index(const char *name)
+{
+	for (int i = 0; config_options[i].name; i++)
+		if (strcmp(config_options[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+const config_option *
+config_find_option(const char *name)
+{
+	int i = option_index(name);
+
+	return i < 0 ? NULL : &config_options[i];
+}
+
+int
+config_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = {"on", "true", "yes", "1", NULL};
+	static const char *const no[] = {"off", "false", "no", "0", NULL};
+
+	for (int i = 0; yes[i]; i++)
+		if (strcasecmp(s, yes[i]) == 0)
+			return (*out = true), 0;
+	for (int i = 0; no[i]; i++)
+		if (strcasecmp(s, no[i]) == 0)
+			return (*out = false), 0;
+	return -1;
+}
+
+int
+config_parse_int(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Number followed by an optional unit from the table; multiplier applied with overflow check. */
+static int
+parse_with_units(const char *s, const char *const *units, const int64_t *mult, int64_t *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || v < 0)
+		return -1;
+	while (*end == ' ')
+		end++;
+	if (*end == '\0')
+	{
+		if (v > (double) INT64_MAX)
+			return -1;
+		*out = (int64_t) v;
+		return 0;
+	}
+	for (int i = 0; units[i]; i++)
+	{
+		if (strcasecmp(end, units[i]) == 0 && strcmp(units[i], "") != 0)
+		{
+			double r = v * (double) mult[i];
+
+			if (r > (double) INT64_MAX)
+				return -1;
+			*out = (int64_t) r;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int
+config_parse_size(const char *s, int64_t *out)
+{
+	static const char *const units[] = {"B", "k", "kB", "KiB", "M", "MB", "MiB", "G", "GB", "GiB", "TB", "TiB", NULL};
+	static const int64_t mult[] = {1, 1024, 1024, 1024, 1 << 20, 1 << 20, 1 << 20, 1 << 30, 1 << 30, 1 << 30,
+	(int64_t) 1 << 40, (int64_t) 1 << 40};
+
+	return parse_with_units(s, units, mult, out);
+}
+
+int
+config_parse_duration_ms(const char *s, int64_t *out)
+{
+	static const char *const units[] = {"ms", "s", "sec", "min", "m", "h", "d", NULL};
+	static const int64_t mult[] = {1, 1000, 1000, 60000, 60000, 3600000, 86400000};
+	int64_t v;
+
+	/* A bare number is seconds, as in most daemons' configuration. */
+	if (config_parse_int(s, &v) == 0)
+	{
+		if (v < 0 || v > INT64_MAX / 1000)
+			return -1;
+		*out = v * 1000;
+		return 0;
+	}
+	return parse_with_units(s, units, mult, out);
+}
+
+static int
+validate_value(const config_option *opt, const char *value, const char *origin, bs_error *err)
+{
+	bool b;
+	int64_t n;
+
+	switch (opt->type)
+	{
+		case CONFIG_STRING:
+			return BS_OK;
+		case CONFIG_BOOL:
+			if (config_parse_bool(value, &b) == 0)
+				return BS_OK;
+			return error_set(err, ERRCODE_INVALID_PARAMETER,
+							 "%s: invalid value for %s: \"%s\" (expected on or off)", origin, opt->name, value);
+		case CONFIG_INT:
+			if (config_parse_int(value, &n) == 0)
+				return BS_OK;
+			return error_set(err, ERRCODE_INVALID_PARAMETER,
+							 "%s: invalid value for %s: \"%s\" (expected an integer)", origin, opt->name, value);
+		case CONFIG_SIZE:
+			if (config_parse_size(value, &n) == 0)
+				return BS_OK;
+			return error_set(err, ERRCODE_INVALID_PARAMETER,
+							 "%s: invalid value for %s: \"%s\" (expected a size such as 16MiB)", origin, opt->name, value);
+		case CONFIG_DURATION:
+			if (config_parse_duration_ms(value, &n) == 0)
+				return BS_OK;
+			return error_set(err, ERRCODE_INVALID_PARAMETER,
+							 "%s: invalid value for %s: \"%s\" (expected a duration such as 10s)", origin, opt->name, value);
+		case CONFIG_ENUM:
+			{
+				const char *p = opt->enum_values;
+				size_t len = strlen(value);
+
+				while (p && *p)
+				{
+					const char *bar = strchr(p, '|');
+					size_t n2 = bar ? (size_t) (bar - p) : strlen(p);
+
+					if (n2 == len && strncasecmp(p, value, len) == 0)
+						return BS_OK;
+					p = bar ? bar + 1 : NULL;
+				}
+				return error_set(err, ERRCODE_INVALID_PARAMETER,
+								 "%s: invalid value for %s: \"%s\" (expected one of %s)", origin, opt->name, value, opt->enum_values);
+			}
+	}
+	return BS_OK;
+}
+
+void
+config_set(bs_config *cfg, const char *name, const char *value, config_source source)
+{
+	int i = option_index(name);
+
+	if (i < 0)
+		return;
+	free(cfg->values[i].value);
+	cfg->values[i].value = value ? xstrdup(value) : NULL;
+	cfg->values[i].source = source;
+}
+
+static int
+set_checked(bs_config *cfg, const char *name, const char *value, config_source source,
+			const char *origin, bs_error *err)
+{
+	int i = option_index(name);
+
+	if (i < 0)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "%s: unknown option \"%s\"", origin, name);
+	if (validate_value(&config_options[i], value, origin, err) != BS_OK)
+		return BS_ERR;
+	config_set(cfg, name, value, source);
+	free(cfg->values[i].origin);
+	cfg->values[i].origin = xstrdup(origin);
+	return BS_OK;
+}
+
+static char *
+trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char) *s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char) end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+/* INI file: "key = value" lines, '#' or ';' comments, optional [section] headers (ignored
+ * except for naming, e.g. [backstop]).  Values may be single- or double-quoted. */
+static int
+load_file(bs_config *cfg, const char *path, bool must_exist, bs_error *err)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int lineno = 0;
+	int rc = BS_OK;
+
+	if (f == NULL)
+	{
+		if (errno == ENOENT && !must_exist)
+			return BS_OK;
+		return error_set_errno(err, errno, "could not open configuration file \"%s\"", path);
+	}
+	while ((n = getline(&line, &cap, f)) >= 0)
+	{
+		char *s, *eq, *key, *value;
+		char origin[PATH_MAX + 32];
+
+		lineno++;
+		s = trim(line);
+		if (*s == '\0' || *s == '#' || *s == ';' || *s == '[')
+			continue;
+		snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
+		eq = strchr(s, '=');
+		if (eq == NULL)
+		{
+			rc = error_set(err, ERRCODE_SYNTAX, "%s: syntax error: expected \"key = value\"", origin);
+			break;
+		}
+		*eq = '\0';
+		key = trim(s);
+		value = trim(eq + 1);
+		for (char *k = key; *k; k++)
+			if (*k == '-')
+				*k = '_';
+		if ((value[0] == '"' || value[0] == '\'') && strlen(value) >= 2 &&
+			value[strlen(value) - 1] == value[0])
+		{
+			value[strlen(value) - 1] = '\0';
+			value++;
+		}
+		if (strcmp(key, "config") == 0)
+		{
+			rc = error_set(err, ERRCODE_INVALID_PARAMETER, "%s: \"config\" cannot be set in a configuration file", origin);
+			break;
+		}
+		if (set_checked(cfg, key, value, SOURCE_FILE, origin, err) != BS_OK)
+		{
+			rc = BS_ERR;
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	if (rc == BS_OK)
+		cfg->config_file = xstrdup(path);
+	return rc;
+}
+
+static bool
+is_allowed(const char *const *allowed, const char *name)
+{
+	/* General options are accepted by every command. */
+	static const char *const general[] = {"config", "log_level", "log_format", "data_dir", NULL};
+
+	for (int i = 0; general[i]; i++)
+		if (strcmp(general[i], name) == 0)
+			return true;
+	for (int i = 0; allowed && allowed[i]; i++)
+		if (strcmp(allowed[i], name) == 0)
+			return true;
+	return false;
+}
+
+int
+config_load(bs_config *cfg, int argc, char **argv, const char *const *allowed,
+			char ***positional, int *npositional, bool *usage_error, bs_error *err)
+{
+	int nopts = 0;
+	char **flag_names;
+	char **flag_values;
+	int nflags = 0;
+	const char *config_path = NULL;
+	bool config_explicit = false;
+	int rc = BS_ERR;
+
+	*usage_error = false;
+	while (config_options[nopts].name)
+		nopts++;
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->values = xcalloc((size_t) nopts, sizeof(config_value));
+	for (int i = 0; i < nopts; i++)
+		if (config_options[i].default_value)
+			config_set(cfg, config_options[i].name, config_options[i].default_value, SOURCE_DEFAULT);
+
+	*positional = xcalloc((size_t) argc + 1, sizeof(char *));
+	*npositional = 0;
+	flag_names = xcalloc((size_t) argc + 1, sizeof(char *));
+	flag_values = xcalloc((size_t) argc + 1, sizeof(char *));
+
+	/* First pass: split the command line into flags and positional arguments. */
+	for (int i = 0; i < argc; i++)
+	{
+		const char *arg = argv[i];
+		char *name;
+		const char *value = NULL;
+		const config_option *opt;
+		char *eq;
+
+		if (strcmp(arg, "--") == 0)
+		{
+			for (i++; i < argc; i++)
+				(*positional)[(*npositional)++] = argv[i];
+			break;
+		}
+		if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+		{
+			if (arg[0] == '-' && arg[1] != '\0')
+			{
+				*usage_error = true;
+				error_set(err, ERRCODE_INVALID_PARAMETER, "unknown option \"%s\"", arg);
+				goto out;
+			}
+			(*positional)[(*npositional)++] = argv[i];
+			continue;
+		}
+		name = xstrdup(arg + 2);
+		eq = strchr(name, '=');
+		if (eq)
+		{
+			*eq = '\0';
+			value = eq + 1;
+		}
+		for (char *k = name; *k; k++)
+			if (*k == '-')
+				*k = '_';
+		opt = config_find_option(name);
+		if (opt == NULL || !is_allowed(allowed, name))
+		{
+			*usage_error = true;
+			error_set(err, ERRCODE_INVALID_PARAMETER, "unknown option \"--%.*s\"",
+					  (int) (eq ? (size_t) (eq - name) : strlen(name)), arg + 2);
+			free(name);
+			goto out;
+		}
+		if (value == NULL)
+		{
+			if (opt->type == CONFIG_BOOL)
+				value = "on";
+			else if (i + 1 < argc)
+				value = argv[++i];
+			else
+			{
+				*usage_error = true;
+				error_set(err, ERRCODE_INVALID_PARAMETER, "option \"%s\" needs a value", arg);
+				free(name);
+				goto out;
+			}
+		}
+		if (strcmp(name, "config") == 0)
+		{
+			config_path = value;
+			config_explicit = true;
+		}
+		flag_names[nflags] = name;
+		flag_values[nflags] = (char *) value;
+		nflags++;
+	}
+
+	/* The file: --config, else BACKSTOP_CONFIG, else the default (optional). */
+	if (config_path == NULL && getenv("BACKSTOP_CONFIG") && *getenv("BACKSTOP_CONFIG"))
+	{
+		config_path = getenv("BACKSTOP_CONFIG");
+		config_explicit = true;
+	}
+	if (config_path == NULL)
+		config_path = DEFAULT_CONFIG_FILE;
+	if (load_file(cfg, config_path, config_explicit, err) != BS_OK)
+		goto out;
+
+	/* Environment: BACKSTOP_<OPTION>. */
+	for (int i = 0; i < nopts; i++)
+	{
+		char envname[128];
+		const char *v;
+
+		if (strcmp(config_options[i].name, "config") == 0)
+			continue;
+		snprintf(envname, sizeof(envname), "BACKSTOP_%s", config_options[i].name);
+		for (char *k = envname; *k; k++)
+			*k = (char) toupper((unsigned char) *k);
+		v = getenv(envname);
+		if (v == NULL || *v == '\0')
+			continue;
+		if (set_checked(cfg, config_options[i].name, v, SOURCE_ENV, envname, err) != BS_OK)
+			goto out;
+	}
+
+	/* Flags last: they win. */
+	for (int i = 0; i < nflags; i++)
+	{
+		char origin[256];
+
+		snprintf(origin, sizeof(origin), "option --%s", flag_names[i]);
+		for (char *k = origin; *k; k++)
+			if (*k == '_')
+				*k = '-';
+		if (set_checked(cfg, flag_names[i], flag_values[i], SOURCE_FLAG, origin, err) != BS_OK)
+		{
+			*usage_error = true;
+			goto out;
+		}
+	}
+	rc = BS_OK;
+out:
+	for (int i = 0; i < nflags; i++)
+		free(flag_names[i]);
+	free(flag_names);
+	free(flag_values);
+	return rc;
+}
+
+void
+config_free(bs_config *cfg)
+{
+	if (cfg->values)
+	{
+		for (int i = 0; config_options[i].name; i++)
+		{
+			free(cfg->values[i].value);
+			free(cfg->values[i].origin);
+		}
+	}
+	free(cfg->values);
+	free(cfg->config_file);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+const char *
+config_get(const bs_config *cfg, const char *name)
+{
+	int i = option_index(name);
+
+	if (i < 0 || cfg->values == NULL)
+	{
+		fprintf(stderr, "backstop: internal error: unknown option \"%s\"\n", name);
+		abort();
+	}
+	return cfg->values[i].value;
+}
+
+bool
+config_get_bool(const bs_config *cfg, const char *name)
+{
+	const char *v = config_get(cfg, name);
+	bool b = false;
+
+	if (v)
+		config_parse_bool(v, &b);
+	return b;
+}
+
+int64_t
+config_get_int(const bs_config *cfg, const char *name)
+{
+	const char *v = config_get(cfg, name);
+	int64_t n = 0;
+
+	if (v)
+		config_parse_int(v, &n);
+	return n;
+}
+
+int64_t
+config_get_size(const bs_config *cfg, const char *name)
+{
+	const char *v = config_get(cfg, name);
+	int64_t n = 0;
+
+	if (v)
+		config_parse_size(v, &n);
+	return n;
+}
+
+int64_t
+config_get_duration_ms(const bs_config *cfg, const char *name)
+{
+	const char *v = config_get(cfg, name);
+	int64_t n = 0;
+
+	if (v)
+		config_parse_duration_ms(v, &n);
+	return n;
+}
+
+void
+config_print(const bs_config *cfg, bool show_all)
+{
+	static const char *const source_names[] = {"default", "file", "environment", "flag"};
+
+	printf("# effective configuration (file: %s)\n", cfg->config_file ? cfg->config_file : "none");
+	for (int i = 0; config_options[i].name; i++)
+	{
+		const config_value *v = &cfg->values[i];
+		char *shown;
+
+		if (strcmp(config_options[i].name, "config") == 0)
+			continue;
+		if (v->value == NULL)
+		{
+			if (show_all)
+				printf("# %s =\t\t# unset: %s\n", config_options[i].name, config_options[i].help);
+			continue;
+		}
+		if (config_options[i].secret)
+		{
+			/* Whole-value secrets are masked; conninfo/URLs keep their non-secret parts. */
+			if (strstr(config_options[i].name, "secret") || strstr(config_options[i].name, "token") ||
+				strstr(config_options[i].name, "key_id"))
+				shown = xstrdup("********");
+			else
+				shown = redact_text(v->value);
+		}
+		else
+			shown = xstrdup(v->value);
+		printf("%s = %s\t# %s%s%s\n", config_options[i].name, shown, source_names[v->source],
+			   v->origin ? ": " : "", v->origin ? v->origin : "");
+		free(shown);
+	}
+}

@@ -1,0 +1,84 @@
+/* config.h — effective configuration: built-in defaults < config file < BACKSTOP_* environment < flags. */
+#ifndef BACKSTOP_CONFIG_H
+#define BACKSTOP_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+
+typedef enum config_type
+{
+	CONFIG_STRING,
+	CONFIG_BOOL,
+	CONFIG_INT,
+	CONFIG_SIZE,		/* bytes, accepts kB/MB/GB/KiB/MiB/GiB suffixes */
+	CONFIG_DURATION,	/* milliseconds, accepts ms/s/min/h/d suffixes */
+	CONFIG_ENUM
+} config_type;
+
+typedef enum config_source
+{
+	SOURCE_DEFAULT = 0,
+	SOURCE_FILE,
+	SOURCE_ENV,
+	SOURCE_FLAG
+} config_source;
+
+typedef struct config_option
+{
+	const char *name;		/* key in the file; flag is --name with '-' for '_' */
+	config_type type;
+	const char *default_value;	/* NULL: unset */
+	const char *enum_values;	/* "a|b|c" for CONFIG_ENUM */
+	bool secret;			/* redact in `backstop config` */
+	const char *help;
+} config_option;
+
+/* All options Backstop knows (terminated by a NULL name). */
+extern const config_option config_options[];
+
+typedef struct config_value
+{
+	char *value;			/* NULL when unset */
+	config_source source;
+	char *origin;			/* "file:line", "BACKSTOP_X", "--flag" */
+} config_value;
+
+typedef struct bs_config
+{
+	config_value *values;	/* parallel to config_options */
+	char *config_file;		/* file actually read, or NULL */
+} bs_config;
+
+const config_option *config_find_option(const char *name);
+
+/* Build the effective configuration.  argv holds only the option arguments of the
+ * command (already split off); `allowed` lists the option names the command takes
+ * (NULL-terminated); positional arguments are returned in *positional.
+ * Returns BS_ERR with a message naming file/line/key or the flag on bad input;
+ * *usage_error is set when the fault is in the command line (exit code 2). */
+int config_load(bs_config *cfg, int argc, char **argv, const char *const *allowed,
+				char ***positional, int *npositional, bool *usage_error, bs_error *err);
+void config_free(bs_config *cfg);
+
+/* Set a value programmatically (tests, derived defaults). */
+void config_set(bs_config *cfg, const char *name, const char *value, config_source source);
+
+const char *config_get(const bs_config *cfg, const char *name);
+bool config_get_bool(const bs_config *cfg, const char *name);
+int64_t config_get_int(const bs_config *cfg, const char *name);
+/* Size in bytes and duration in milliseconds. */
+int64_t config_get_size(const bs_config *cfg, const char *name);
+int64_t config_get_duration_ms(const bs_config *cfg, const char *name);
+
+/* Parsers shared with other modules; return 0 on success. */
+int config_parse_bool(const char *s, bool *out);
+int config_parse_int(const char *s, int64_t *out);
+int config_parse_size(const char *s, int64_t *out);
+int config_parse_duration_ms(const char *s, int64_t *out);
+
+/* Print the effective configuration (secrets redacted) in INI form. */
+void config_print(const bs_config *cfg, bool show_all);
+
+#endif

@@ -1,0 +1,10 @@
+/* redact.h — remove secrets (passwords, keys, tokens, URL credentials) from text shown to users. */
+#ifndef BACKSTOP_REDACT_H
+#define BACKSTOP_REDACT_H
+
+/* Returns a newly allocated copy of text with secrets replaced by "********":
+ * password=... in conninfo strings, user:password@ in URLs, AWS secret keys,
+ * session tokens and Authorization/X-Amz-Security-Token headers. */
+char *redact_text(const char *text);
+
+#endif

@@ -1,0 +1,177 @@
+/* strbuf.c — growable byte buffers. */
+#include "strbuf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+out_of_memory(size_t n)
+{
+	fprintf(stderr, "backstop: FATAL: out of memory allocating %zu bytes\n", n);
+	abort();
+}
+
+void *
+xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (p == NULL)
+		out_of_memory(n);
+	return p;
+}
+
+void *
+xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (p == NULL)
+		out_of_memory(n * size);
+	return p;
+}
+
+void *
+xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (q == NULL)
+		out_of_memory(n);
+	return q;
+}
+
+char *
+xstrdup(const char *s)
+{
+	return xstrndup(s, strlen(s));
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+	char *p = xmalloc(n + 1);
+
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+void
+strbuf_reserve(strbuf *sb, size_t extra)
+{
+	size_t need;
+
+	if (extra > SIZE_MAX - sb->len - 1)
+		out_of_memory(SIZE_MAX);
+	need = sb->len + extra + 1;
+	if (need <= sb->cap)
+		return;
+	size_t cap = sb->cap ? sb->cap : 64;
+	while (cap < need)
+		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+	sb->data = xrealloc(sb->data, cap);
+	sb->cap = cap;
+}
+
+void
+strbuf_append(strbuf *sb, const void *data, size_t len)
+{
+	strbuf_reserve(sb, len);
+	if (len)
+		memcpy(sb->data + sb->len, data, len);
+	sb->len += len;
+	sb->data[sb->len] = '\0';
+}
+
+void
+strbuf_append_str(strbuf *sb, const char *s)
+{
+	strbuf_append(sb, s, strlen(s));
+}
+
+void
+strbuf_append_char(strbuf *sb, char c)
+{
+	strbuf_append(sb, &c, 1);
+}
+
+void
+strbuf_printf(strbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	strbuf_reserve(sb, (size_t) n);
+	va_start(ap, fmt);
+	vsnprintf(sb->data + sb->len, (size_t) n + 1, fmt, ap);
+	va_end(ap);
+	sb->len += (size_t) n;
+}
+
+void
+strbuf_append_u8(strbuf *sb, uint8_t v)
+{
+	strbuf_append(sb, &v, 1);
+}
+
+void
+strbuf_append_be16(strbuf *sb, uint16_t v)
+{
+	uint8_t b[2] = {(uint8_t) (v >> 8), (uint8_t) v};
+
+	strbuf_append(sb, b, 2);
+}
+
+void
+strbuf_append_be32(strbuf *sb, uint32_t v)
+{
+	uint8_t b[4] = {(uint8_t) (v >> 24), (uint8_t) (v >> 16), (uint8_t) (v >> 8), (uint8_t) v};
+
+	strbuf_append(sb, b, 4);
+}
+
+void
+strbuf_append_be64(strbuf *sb, uint64_t v)
+{
+	strbuf_append_be32(sb, (uint32_t) (v >> 32));
+	strbuf_append_be32(sb, (uint32_t) v);
+}
+
+void
+strbuf_reset(strbuf *sb)
+{
+	sb->len = 0;
+	if (sb->data)
+		sb->data[0] = '\0';
+}
+
+void
+strbuf_free(strbuf *sb)
+{
+	free(sb->data);
+	sb->data = NULL;
+	sb->len = sb->cap = 0;
+}
+
+char *
+strbuf_detach(strbuf *sb, size_t *len)
+{
+	char *p;
+
+	if (sb->data == NULL)
+		strbuf_reserve(sb, 0);
+	p = sb->data;
+	if (len)
+		*len = sb->len;
+	sb->data = NULL;
+	sb->len = sb->cap = 0;
+	return p;
+}

@@ -1,0 +1,39 @@
+/* strbuf.h — growable byte buffers for untrusted and variable-length data. */
+#ifndef BACKSTOP_STRBUF_H
+#define BACKSTOP_STRBUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct strbuf
+{
+	char *data;		/* always NUL-terminated when non-NULL */
+	size_t len;
+	size_t cap;
+} strbuf;
+
+#define STRBUF_INIT {NULL, 0, 0}
+
+/* Allocation failure aborts the process: there is no sane way to continue. */
+void strbuf_reserve(strbuf *sb, size_t extra);
+void strbuf_append(strbuf *sb, const void *data, size_t len);
+void strbuf_append_str(strbuf *sb, const char *s);
+void strbuf_append_char(strbuf *sb, char c);
+void strbuf_printf(strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void strbuf_append_u8(strbuf *sb, uint8_t v);
+void strbuf_append_be16(strbuf *sb, uint16_t v);
+void strbuf_append_be32(strbuf *sb, uint32_t v);
+void strbuf_append_be64(strbuf *sb, uint64_t v);
+void strbuf_reset(strbuf *sb);
+void strbuf_free(strbuf *sb);
+/* Hand the buffer to the caller (who frees it); sb becomes empty. */
+char *strbuf_detach(strbuf *sb, size_t *len);
+
+/* Memory helpers that abort on exhaustion. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+#endif
