@@ -1,0 +1,55 @@
+/* storage.h — one driver interface over object stores: a local directory (file://) and S3 (s3://). */
+#ifndef BACKSTOP_STORAGE_H
+#define BACKSTOP_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "error.h"
+#include "strbuf.h"
+
+typedef struct storage storage;
+typedef struct storage_writer storage_writer;
+
+typedef struct storage_stat
+{
+	uint64_t size;
+	int64_t mtime;				/* seconds since the epoch, 0 if unknown */
+} storage_stat;
+
+/* Open a storage by URL (file:///abs/path or s3://bucket[/prefix]); S3 settings come from
+ * cfg (s3_* options) and the AWS_* environment variables.  Keys are relative to the URL. */
+int storage_open(const char *url, const bs_config *cfg, storage **out, bs_error *err);
+void storage_close(storage *st);
+/* The URL with any credentials removed, for messages. */
+const char *storage_describe(const storage *st);
+
+/* Streaming put: nothing is visible under key until commit succeeds; a retry of the same
+ * key and content is idempotent.  commit and abort free the writer. */
+int storage_writer_open(storage *st, const char *key, storage_writer **out, bs_error *err);
+int storage_writer_write(storage_writer *w, const void *data, size_t len, bs_error *err);
+int storage_writer_commit(storage_writer *w, bs_error *err);
+void storage_writer_abort(storage_writer *w);
+int storage_put(storage *st, const char *key, const void *data, size_t len, bs_error *err);
+
+/* Streaming get of [offset, offset+length) (length 0: to the end).  The sink may be called
+ * many times; a non-BS_OK return from the sink stops the transfer and is returned.
+ * A missing key fails with code ERRCODE_NOT_FOUND. */
+typedef int (*storage_sink) (void *ctx, const void *data, size_t len, bs_error *err);
+int storage_get(storage *st, const char *key, uint64_t offset, uint64_t length,
+				storage_sink sink, void *ctx, bs_error *err);
+/* Whole object into a buffer. */
+int storage_get_all(storage *st, const char *key, strbuf *out, bs_error *err);
+
+int storage_head(storage *st, const char *key, bool *exists, storage_stat *stat, bs_error *err);
+
+/* Every key under prefix ("" for all), all pages, in lexicographic order. */
+typedef int (*storage_list_cb) (void *ctx, const char *key, uint64_t size, bs_error *err);
+int storage_list(storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_error *err);
+
+/* Deleting a missing key succeeds (idempotent). */
+int storage_delete(storage *st, const char *key, bs_error *err);
+
+#endif
