@@ -1,0 +1,130 @@
+/* manifest.h — per-table manifests and the archive head: what is stored, where, and up to which LSN. */
+#ifndef BACKSTOP_MANIFEST_H
+#define BACKSTOP_MANIFEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "storage.h"
+
+#define MANIFEST_FORMAT 1
+
+typedef struct manifest_column
+{
+	char *name;
+	uint32_t type_oid;
+	int32_t typmod;
+	char *type_name;			/* format_type(oid, typmod), e.g. "numeric(10,2)" */
+	bool key;					/* part of the replica identity */
+	bool not_null;
+	char *missing;				/* value for rows that predate the column (attmissingval), NULL if none */
+} manifest_column;
+
+typedef struct manifest_layout
+{
+	uint32_t id;
+	uint64_t from_lsn;			/* first commit LSN using this layout */
+	char replident;				/* 'd' default, 'f' full, 'i' index, 'n' nothing */
+	int ncols;
+	manifest_column *columns;
+} manifest_layout;
+
+typedef struct manifest_chunk
+{
+	char *key;
+	char sha256[65];			/* of the stored object */
+	uint64_t size;
+	uint64_t raw_size;
+	uint64_t rows;
+} manifest_chunk;
+
+typedef struct manifest_base
+{
+	uint64_t lsn;				/* exact: transactions with commit LSN < lsn are included */
+	int64_t time;				/* Unix microseconds when taken */
+	uint64_t rows;
+	uint32_t layout_id;
+	char *schema_key;			/* pg_dump --schema-only output, NULL if unavailable */
+	int nchunks;
+	manifest_chunk *chunks;
+} manifest_base;
+
+typedef struct manifest_segment
+{
+	char *key;
+	uint64_t first_lsn;			/* commit LSN of the first record */
+	uint64_t last_end_lsn;		/* end LSN of the last transaction */
+	int64_t first_time;			/* commit times, Unix microseconds */
+	int64_t last_time;
+	uint64_t records;
+	char sha256[65];
+	uint64_t size;
+	uint64_t raw_size;
+} manifest_segment;
+
+typedef struct manifest
+{
+	uint32_t relid;
+	char *schema;
+	char *name;
+	char *status;				/* "active", "dropped", "skipped" */
+	uint64_t dropped_at_lsn;
+	char *finding;				/* why skipped or reduced; NULL if none */
+	uint64_t archived_to;		/* every change up to here is in the segments */
+	int nlayouts;
+	manifest_layout *layouts;
+	int nbases;
+	manifest_base *bases;		/* ascending LSN */
+	int nsegments;
+	manifest_segment *segments;	/* ascending LSN */
+} manifest;
+
+typedef struct archive_head
+{
+	uint64_t flushed_lsn;
+	int64_t time;
+	char *system_identifier;
+	char *database;
+} archive_head;
+
+manifest *manifest_new(uint32_t relid, const char *schema, const char *name);
+void manifest_free(manifest *m);
+
+/* Append entries (copies are made of the strings / arrays). Returns the stored element. */
+manifest_layout *manifest_add_layout(manifest *m, uint64_t from_lsn, char replident,
+									 int ncols, const manifest_column *columns);
+manifest_base *manifest_add_base(manifest *m, const manifest_base *base);
+manifest_segment *manifest_add_segment(manifest *m, const manifest_segment *seg);
+const manifest_layout *manifest_layout_by_id(const manifest *m, uint32_t id);
+/* True when two column lists describe the same layout. */
+bool manifest_columns_equal(int n1, const manifest_column *c1, int n2, const manifest_column *c2);
+
+char *manifest_to_json(const manifest *m);
+int manifest_from_json(const char *json, size_t len, manifest **out, bs_error *err);
+
+/* tables/<relid>/manifest.json; *exists false (and *out NULL) when absent. */
+int manifest_load(storage *st, uint32_t relid, manifest **out, bool *exists, bs_error *err);
+int manifest_store(storage *st, const manifest *m, bs_error *err);
+
+/* Every table in the archive: relids in ascending order. */
+int manifest_list_relids(storage *st, uint32_t **relids, int *count, bs_error *err);
+/* Resolve "schema.table" (or "table" = public.table) by name through the manifests.
+ * Several archived tables may have carried the name (dropped and re-created): the one
+ * archived last wins. ERRCODE_UNDEFINED_TABLE when none matches, naming what exists. */
+int manifest_find_table(storage *st, const char *qualified_name, manifest **out, bs_error *err);
+
+/* Object keys. */
+char *manifest_key(uint32_t relid);
+char *manifest_segment_key(uint32_t relid, uint64_t first_lsn, uint64_t end_lsn);
+char *manifest_base_chunk_key(uint32_t relid, uint64_t base_lsn, int chunk);
+char *manifest_base_schema_key(uint32_t relid, uint64_t base_lsn);
+
+int archive_head_load(storage *st, archive_head *out, bool *exists, bs_error *err);
+int archive_head_store(storage *st, const archive_head *head, bs_error *err);
+void archive_head_clear(archive_head *head);
+
+/* Split "schema.table" (quoted identifiers allowed) into parts; "table" means public. */
+int manifest_split_name(const char *qualified, char **schema, char **name, bs_error *err);
+
+#endif
