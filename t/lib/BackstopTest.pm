@@ -1,0 +1,313 @@
+# BackstopTest.pm — helpers for Backstop's integration tests (binary, PostgreSQL nodes, checksums).
+
+=pod
+
+=head1 NAME
+
+BackstopTest - helpers for Backstop's Perl integration tests
+
+=head1 SYNOPSIS
+
+  use PostgreSQL::Test::Utils;
+  use Test::More;
+  use BackstopTest;
+
+  my ($rc, $out, $err) = run_backstop('config', '--data-dir', scratch_dir('cfg'));
+  my $node = new_pg_node('main');
+  my $sum = content_checksum($node, 'postgres', 'public.t');   # "count:sum"
+
+=head1 DESCRIPTION
+
+Tests are started by F<t/run-tests> (C<make check>), which sets C<BACKSTOP_BUILDDIR>,
+C<BACKSTOP_SRCDIR>, C<PG_REGRESS>, C<TESTDIR>, C<PERL5LIB> and C<PATH> (PostgreSQL's bindir
+first) and runs the tests as an unprivileged user.
+
+Loading this module makes the environment hermetic for the C<backstop> binary: every
+C<BACKSTOP_*> configuration variable and C<AWS_*> variable inherited from the caller is
+removed (the harness's own C<BACKSTOP_BUILDDIR>, C<BACKSTOP_SRCDIR>, C<BACKSTOP_ALLOW_SKIP>,
+C<BACKSTOP_TEST_*> and C<BACKSTOP_REEXEC> stay), and C<BACKSTOP_CONFIG> points at an empty
+file so that a machine-wide F</etc/backstop/backstop.conf> cannot change the results.
+
+Integration tests must never skip silently in CI.  When PostgreSQL (or s3rver) cannot be
+started, L</require_or_skip> fails the test (BAIL_OUT), unless C<BACKSTOP_ALLOW_SKIP=1> is set,
+which turns it into a skip for developer machines.
+
+=head1 FUNCTIONS
+
+=over
+
+=cut
+
+package BackstopTest;
+
+use strict;
+use warnings;
+
+use Carp;
+use Exporter 'import';
+use File::Path qw(mkpath rmtree);
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+our @EXPORT = qw(
+  backstop_bin
+  run_backstop
+  new_pg_node
+  node_connstr
+  node_uri
+  content_checksum
+  content_checksum_sql
+  scratch_dir
+  require_or_skip
+  s3_helper_available
+  $REPLICATION_ROLE
+);
+
+# The role created by new_pg_node() for replication connections.
+our $REPLICATION_ROLE = 'backstop_repl';
+
+# Harness variables that are not Backstop configuration options.
+my %harness_var = map { $_ => 1 }
+  qw(BACKSTOP_BUILDDIR BACKSTOP_SRCDIR BACKSTOP_ALLOW_SKIP BACKSTOP_REEXEC);
+
+BEGIN
+{
+	croak "BACKSTOP_BUILDDIR is not set: run the tests through t/run-tests (make check)"
+	  unless $ENV{BACKSTOP_BUILDDIR};
+}
+
+# Hermetic environment (see DESCRIPTION).  The empty configuration file lives in the
+# scratch directory PostgreSQL::Test::Utils uses ($TESTDIR/tmp_check).
+{
+	for my $name (keys %ENV)
+	{
+		next if $harness_var{$name} || $name =~ /^BACKSTOP_TEST_/;
+		delete $ENV{$name} if $name =~ /^BACKSTOP_/ || $name =~ /^AWS_/;
+	}
+	my $dir = ($ENV{TESTDIR} // '.') . '/tmp_check';
+	mkpath($dir) unless -d $dir;
+	my $empty = "$dir/empty.conf";
+	open my $fh, '>', $empty or croak "could not create $empty: $!";
+	close $fh;
+	$ENV{BACKSTOP_CONFIG} = $empty;
+}
+
+=item backstop_bin()
+
+Absolute path of the C<backstop> binary under test.
+
+=cut
+
+sub backstop_bin
+{
+	my $bin = "$ENV{BACKSTOP_BUILDDIR}/backstop";
+	croak "$bin is not executable (build first)" unless -x $bin;
+	return $bin;
+}
+
+=item run_backstop([\%opts,] @args)
+
+Runs C<backstop @args> and returns C<(exit code, stdout, stderr)>.  A signal death is
+reported as exit code C<128 + signal>.  Options: C<env> (hashref; a value of C<undef>
+removes the variable), C<stdin> (string), C<timeout> (seconds, default
+C<$PostgreSQL::Test::Utils::timeout_default>).
+
+=cut
+
+sub run_backstop
+{
+	my %opts = ref $_[0] eq 'HASH' ? %{ shift @_ } : ();
+	my @cmd  = (backstop_bin(), @_);
+	my ($in, $out, $err) = ($opts{stdin} // '', '', '');
+	my $timeout = $opts{timeout} // $PostgreSQL::Test::Utils::timeout_default;
+
+	local %ENV = %ENV;
+	while (my ($k, $v) = each %{ $opts{env} // {} })
+	{
+		if (defined $v) { $ENV{$k} = $v; }
+		else            { delete $ENV{$k}; }
+	}
+	my $h = IPC::Run::start(\@cmd, '<', \$in, '>', \$out, '2>', \$err,
+		IPC::Run::timeout($timeout));
+	eval { $h->finish; };
+	if ($@)
+	{
+		$h->kill_kill;
+		croak "backstop @_ timed out after ${timeout}s: $@";
+	}
+	my $status = $h->full_result(0);
+	my $rc = ($status & 127) ? 128 + ($status & 127) : $status >> 8;
+	note("backstop @_ => exit $rc");
+	return ($rc, $out, $err);
+}
+
+=item require_or_skip($what, $ok, $detail)
+
+If C<$ok> is false, BAIL_OUT naming C<$what> and C<$detail> — or, with
+C<BACKSTOP_ALLOW_SKIP=1>, C<plan skip_all>.  Never skips silently in CI.
+
+=cut
+
+sub require_or_skip
+{
+	my ($what, $ok, $detail) = @_;
+	return 1 if $ok;
+	my $msg = "$what is not available" . (defined $detail ? ": $detail" : '');
+	if (($ENV{BACKSTOP_ALLOW_SKIP} // '') eq '1')
+	{
+		plan skip_all => "$msg (BACKSTOP_ALLOW_SKIP=1)";
+	}
+	BAIL_OUT("$msg (set BACKSTOP_ALLOW_SKIP=1 to skip on a developer machine)");
+}
+
+=item new_pg_node($name, %params)
+
+Creates, configures and starts a C<PostgreSQL::Test::Cluster> with C<wal_level=logical>,
+C<max_replication_slots=20>, C<max_wal_senders=20>, C<max_connections=40> and the role
+C<$REPLICATION_ROLE> (LOGIN REPLICATION, member of pg_read_all_data).  C<%params> may carry
+C<extra_conf> (text appended to postgresql.conf).  Failure to start is fatal unless
+C<BACKSTOP_ALLOW_SKIP=1> (see L</require_or_skip>).
+
+=cut
+
+sub new_pg_node
+{
+	my ($name, %params) = @_;
+	my $node;
+	my $initdb = grep { -x "$_/initdb" } split /:/, $ENV{PATH};
+	require_or_skip("PostgreSQL", $initdb, "initdb is not on PATH");
+	my $ok = eval {
+		$node = PostgreSQL::Test::Cluster->new($name);
+		$node->init(allows_streaming => 'logical');
+		$node->append_conf('postgresql.conf', <<'EOC');
+# Added by BackstopTest.pm: room for several archivers and test connections.
+max_replication_slots = 20
+max_wal_senders = 20
+max_connections = 40
+shared_buffers = 16MB
+wal_sender_timeout = 60s
+EOC
+		$node->append_conf('postgresql.conf', $params{extra_conf})
+		  if defined $params{extra_conf};
+		$node->start(fail_ok => 1) or die "server did not start\n";
+		$node->safe_psql('postgres',
+			"CREATE ROLE $REPLICATION_ROLE LOGIN REPLICATION; "
+			  . "GRANT pg_read_all_data TO $REPLICATION_ROLE;");
+		1;
+	};
+	require_or_skip("PostgreSQL", $ok, $@ || 'unknown error');
+	return $node;
+}
+
+=item node_connstr($node, $db [, $user])
+
+libpq keyword/value connection string for C<$db> on C<$node> (Unix socket; trust
+authentication), optionally as C<$user>.
+
+=cut
+
+sub node_connstr
+{
+	my ($node, $db, $user) = @_;
+	my $s = $node->connstr($db // 'postgres');
+	$s .= " user=$user" if defined $user;
+	return $s;
+}
+
+=item node_uri($node, $db [, $user])
+
+The same as a C<postgresql://> URI (the socket directory goes in the C<host> parameter).
+
+=cut
+
+sub node_uri
+{
+	my ($node, $db, $user) = @_;
+	my $esc = sub {
+		my $s = shift;
+		$s =~ s/([^A-Za-z0-9._~-])/sprintf('%%%02X', ord $1)/ge;
+		return $s;
+	};
+	my $uri = 'postgresql://' . (defined $user ? $esc->($user) . '@' : '')
+	  . '/' . $esc->($db // 'postgres')
+	  . '?host=' . $esc->($node->host) . '&port=' . $node->port;
+	return $uri;
+}
+
+=item content_checksum_sql($table)
+
+=item content_checksum($node, $db, $table)
+
+The content checksum of a table, as C<"count:sum">.  This exact definition is also what
+C<backstop recover> computes to validate a recovered table, so tests can compare a live
+table with its recovery:
+
+  SELECT count(*),
+         coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric), 0)
+  FROM <table> t
+
+Each row's text form (the composite output of the whole row, columns in table order) is
+hashed with MD5; its first 64 bits are taken as a signed bigint and summed as numeric, which
+cannot overflow and does not depend on row order.  Two tables compare equal when they hold
+the same multiset of rows with the same column order and types.
+
+A row's text form depends on some session settings, so the checksum is computed with them
+pinned (recovery must pin the same ones): C<TimeZone='UTC'>, C<DateStyle='ISO, YMD'>,
+C<IntervalStyle='postgres'>, C<extra_float_digits=1>, C<bytea_output='hex'>.
+
+C<$table> is inserted into the SQL as written (e.g. C<public.t>, or C<"My Schema"."T">).
+
+=cut
+
+my $checksum_settings =
+  "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
+  . "SET extra_float_digits = 1; SET bytea_output = 'hex';";
+
+sub content_checksum_sql
+{
+	my ($table) = @_;
+	return "SELECT count(*), coalesce(sum(('x'||substr(md5(t::text),1,16))::bit(64)::bigint::numeric),0) "
+	  . "FROM $table t";
+}
+
+sub content_checksum
+{
+	my ($node, $db, $table) = @_;
+	my $res = $node->safe_psql($db, $checksum_settings . ' ' . content_checksum_sql($table));
+	my ($count, $sum) = split /\|/, $res;
+	croak "unexpected checksum result \"$res\" for $table" unless defined $sum;
+	return "$count:$sum";
+}
+
+=item scratch_dir($name)
+
+A fresh, empty directory under the test scratch area (removed after a passing run).
+
+=cut
+
+sub scratch_dir
+{
+	my ($name) = @_;
+	$name //= 'scratch';
+	croak "invalid scratch name \"$name\"" unless $name =~ /^[A-Za-z0-9_.-]+$/;
+	return PostgreSQL::Test::Utils::tempdir($name);
+}
+
+=item s3_helper_available()
+
+True when F<t/lib/BackstopS3.pm> (s3rver and the fault proxy) exists and loads.
+
+=cut
+
+sub s3_helper_available
+{
+	return eval { require BackstopS3; 1 } ? 1 : 0;
+}
+
+=back
+
+=cut
+
+1;
