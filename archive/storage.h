@@ -52,4 +52,42 @@ int storage_list(storage *st, const char *prefix, storage_list_cb cb, void *ctx,
 /* Deleting a missing key succeeds (idempotent). */
 int storage_delete(storage *st, const char *key, bs_error *err);
 
+/* A key is valid when it is 1..1024 bytes of printable text, relative ("a/b", not "/a"),
+ * without empty, "." or ".." components and without the local driver's temp marker. */
+bool storage_key_valid(const char *key);
+
+/*
+ * Driver interface, for storage.c and the drivers (storage_local.c, storage_s3.c) only.
+ * A driver's handle embeds struct storage as its first member; storage.c validates keys
+ * and arguments before dispatching, so drivers may assume valid keys.
+ */
+typedef struct storage_ops
+{
+	int			(*writer_open) (storage *st, const char *key, storage_writer **out, bs_error *err);
+	int			(*writer_write) (storage_writer *w, const void *data, size_t len, bs_error *err);
+	int			(*writer_commit) (storage_writer *w, bs_error *err);
+	void		(*writer_abort) (storage_writer *w);
+	int			(*get) (storage *st, const char *key, uint64_t offset, uint64_t length,
+						storage_sink sink, void *ctx, bs_error *err);
+	int			(*head) (storage *st, const char *key, bool *exists, storage_stat *stat, bs_error *err);
+	int			(*list) (storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_error *err);
+	int			(*delete_key) (storage *st, const char *key, bs_error *err);
+	void		(*close) (storage *st);
+} storage_ops;
+
+struct storage
+{
+	const storage_ops *ops;
+	char	   *description;	/* owned by storage.c, freed by storage_close */
+};
+
+/* A driver's writer embeds this as its first member. */
+struct storage_writer
+{
+	storage    *st;
+};
+
+/* Local temp files start with this; keys may not use it in any component. */
+#define STORAGE_TEMP_MARKER ".bs-tmp-"
+
 #endif

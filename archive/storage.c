@@ -1,0 +1,314 @@
+/* storage.c — storage URL parsing, key validation and dispatch to the file:// and s3:// drivers. */
+#include "storage.h"
+#include "storage_local.h"
+#include "storage_s3.h"
+#include "redact.h"
+#include "strbuf.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_KEY_LEN 1024
+
+bool
+storage_key_valid(const char *key)
+{
+	size_t len;
+	const char *comp;
+
+	if (key == NULL)
+		return false;
+	len = strlen(key);
+	if (len == 0 || len > MAX_KEY_LEN)
+		return false;
+	for (const unsigned char *p = (const unsigned char *) key; *p; p++)
+		if (*p < 0x20 || *p == 0x7f || *p == '\\')
+			return false;
+	/* Check each '/'-separated component. */
+	comp = key;
+	for (;;)
+	{
+		const char *slash = strchr(comp, '/');
+		size_t clen = slash ? (size_t) (slash - comp) : strlen(comp);
+
+		if (clen == 0)
+			return false;		/* leading, trailing or doubled slash */
+		if ((clen == 1 && comp[0] == '.') || (clen == 2 && comp[0] == '.' && comp[1] == '.'))
+			return false;
+		if (clen >= strlen(STORAGE_TEMP_MARKER) &&
+			strncmp(comp, STORAGE_TEMP_MARKER, strlen(STORAGE_TEMP_MARKER)) == 0)
+			return false;
+		if (slash == NULL)
+			break;
+		comp = slash + 1;
+	}
+	return true;
+}
+
+/* A list prefix may end in '/' or in a partial component, but must not escape the root. */
+static bool
+prefix_valid(const char *prefix)
+{
+	strbuf sb = STRBUF_INIT;
+	bool ok;
+	size_t len = strlen(prefix);
+
+	if (len == 0)
+		return true;
+	if (len > MAX_KEY_LEN)
+		return false;
+	/* "a/b/" is valid when "a/b/x" is a valid key. */
+	strbuf_append_str(&sb, prefix);
+	if (prefix[len - 1] == '/')
+		strbuf_append_char(&sb, 'x');
+	ok = storage_key_valid(sb.data);
+	strbuf_free(&sb);
+	return ok;
+}
+
+static bool
+bucket_name_valid(const char *b, size_t len)
+{
+	if (len < 3 || len > 63)
+		return false;
+	for (size_t i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) b[i];
+
+		if (!(islower(c) || isdigit(c) || c == '-' || c == '.'))
+			return false;
+	}
+	return isalnum((unsigned char) b[0]) && isalnum((unsigned char) b[len - 1]);
+}
+
+static int
+open_file_url(const char *url, storage **out, bs_error *err)
+{
+	const char *path = url + strlen("file://");
+	char *root;
+	size_t len;
+	int rc;
+
+	/* Only the empty authority is accepted: file:///abs/path. */
+	if (path[0] != '/')
+		return error_set(err, ERRCODE_INVALID_PARAMETER,
+						 "invalid storage URL \"%s\": expected file:///absolute/path", url);
+	root = xstrdup(path);
+	len = strlen(root);
+	while (len > 1 && root[len - 1] == '/')
+		root[--len] = '\0';
+	rc = storage_local_open(root, out, err);
+	free(root);
+	return rc;
+}
+
+static int
+open_s3_url(const char *url, const bs_config *cfg, storage **out, bs_error *err)
+{
+	const char *rest = url + strlen("s3://");
+	const char *slash = strchr(rest, '/');
+	size_t blen = slash ? (size_t) (slash - rest) : strlen(rest);
+	char *bucket;
+	strbuf prefix = STRBUF_INIT;
+	int rc;
+
+	if (memchr(rest, '@', blen) != NULL)
+		return error_set(err, ERRCODE_INVALID_PARAMETER,
+						 "invalid storage URL: credentials in s3:// URLs are not supported; "
+						 "use s3_access_key_id/s3_secret_access_key or AWS_* variables");
+	if (!bucket_name_valid(rest, blen))
+		return error_set(err, ERRCODE_INVALID_PARAMETER,
+						 "invalid storage URL \"%s\": \"%.*s\" is not a valid bucket name "
+						 "(3-63 lowercase letters, digits, dots and hyphens)", url, (int) blen, rest);
+	bucket = xstrndup(rest, blen);
+	if (slash)
+	{
+		const char *p = slash;
+		size_t plen;
+
+		while (*p == '/')
+			p++;
+		plen = strlen(p);
+		while (plen > 0 && p[plen - 1] == '/')
+			plen--;
+		if (plen > 0)
+		{
+			strbuf_append(&prefix, p, plen);
+			if (!storage_key_valid(prefix.data))
+			{
+				rc = error_set(err, ERRCODE_INVALID_PARAMETER,
+							   "invalid storage URL \"%s\": bad prefix", url);
+				goto out;
+			}
+			strbuf_append_char(&prefix, '/');
+		}
+	}
+	rc = storage_s3_open(bucket, prefix.data ? prefix.data : "", cfg, out, err);
+out:
+	free(bucket);
+	strbuf_free(&prefix);
+	return rc;
+}
+
+int
+storage_open(const char *url, const bs_config *cfg, storage **out, bs_error *err)
+{
+	int rc;
+
+	*out = NULL;
+	if (url == NULL || *url == '\0')
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "no storage URL given");
+	if (strncmp(url, "file://", 7) == 0)
+		rc = open_file_url(url, out, err);
+	else if (strncmp(url, "s3://", 5) == 0)
+		rc = open_s3_url(url, cfg, out, err);
+	else
+	{
+		char *shown = redact_text(url);
+
+		rc = error_set(err, ERRCODE_INVALID_PARAMETER,
+					   "invalid storage URL \"%s\": expected file:///path or s3://bucket[/prefix]", shown);
+		free(shown);
+		return rc;
+	}
+	if (rc == BS_OK && (*out)->description == NULL)
+		(*out)->description = redact_text(url);
+	return rc;
+}
+
+void
+storage_close(storage *st)
+{
+	char *desc;
+
+	if (st == NULL)
+		return;
+	desc = st->description;
+	st->ops->close(st);
+	free(desc);
+}
+
+const char *
+storage_describe(const storage *st)
+{
+	return st->description;
+}
+
+static int
+bad_key(const char *key, bs_error *err)
+{
+	return error_set(err, ERRCODE_INVALID_PARAMETER, "invalid storage key \"%.200s\"",
+					 key ? key : "(null)");
+}
+
+int
+storage_writer_open(storage *st, const char *key, storage_writer **out, bs_error *err)
+{
+	*out = NULL;
+	if (!storage_key_valid(key))
+		return bad_key(key, err);
+	return st->ops->writer_open(st, key, out, err);
+}
+
+int
+storage_writer_write(storage_writer *w, const void *data, size_t len, bs_error *err)
+{
+	if (len == 0)
+		return BS_OK;
+	return w->st->ops->writer_write(w, data, len, err);
+}
+
+int
+storage_writer_commit(storage_writer *w, bs_error *err)
+{
+	return w->st->ops->writer_commit(w, err);
+}
+
+void
+storage_writer_abort(storage_writer *w)
+{
+	if (w)
+		w->st->ops->writer_abort(w);
+}
+
+int
+storage_put(storage *st, const char *key, const void *data, size_t len, bs_error *err)
+{
+	storage_writer *w;
+
+	if (storage_writer_open(st, key, &w, err) != BS_OK)
+		return BS_ERR;
+	if (storage_writer_write(w, data, len, err) != BS_OK)
+	{
+		storage_writer_abort(w);
+		return BS_ERR;
+	}
+	return storage_writer_commit(w, err);
+}
+
+int
+storage_get(storage *st, const char *key, uint64_t offset, uint64_t length,
+			storage_sink sink, void *ctx, bs_error *err)
+{
+	if (!storage_key_valid(key))
+		return bad_key(key, err);
+	if (length > 0 && offset > UINT64_MAX - length)
+		return error_set(err, ERRCODE_OUT_OF_RANGE, "invalid range for \"%s\"", key);
+	return st->ops->get(st, key, offset, length, sink, ctx, err);
+}
+
+static int
+append_sink(void *ctx, const void *data, size_t len, bs_error *err)
+{
+	(void) err;
+	strbuf_append((strbuf *) ctx, data, len);
+	return BS_OK;
+}
+
+int
+storage_get_all(storage *st, const char *key, strbuf *out, bs_error *err)
+{
+	strbuf_reset(out);
+	/* Keep the "always NUL-terminated" promise even for an empty object. */
+	strbuf_reserve(out, 1);
+	out->data[out->len] = '\0';
+	if (storage_get(st, key, 0, 0, append_sink, out, err) != BS_OK)
+	{
+		strbuf_reset(out);
+		return BS_ERR;
+	}
+	return BS_OK;
+}
+
+int
+storage_head(storage *st, const char *key, bool *exists, storage_stat *stat, bs_error *err)
+{
+	storage_stat dummy;
+
+	*exists = false;
+	if (!storage_key_valid(key))
+		return bad_key(key, err);
+	if (stat == NULL)
+		stat = &dummy;
+	memset(stat, 0, sizeof(*stat));
+	return st->ops->head(st, key, exists, stat, err);
+}
+
+int
+storage_list(storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_error *err)
+{
+	if (prefix == NULL)
+		prefix = "";
+	if (!prefix_valid(prefix))
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "invalid storage prefix \"%.200s\"", prefix);
+	return st->ops->list(st, prefix, cb, ctx, err);
+}
+
+int
+storage_delete(storage *st, const char *key, bs_error *err)
+{
+	if (!storage_key_valid(key))
+		return bad_key(key, err);
+	return st->ops->delete_key(st, key, err);
+}

@@ -1,0 +1,154 @@
+/* storage_tool.c — command-line front end to the storage API, used by the Perl integration tests. */
+#include "cli.h"
+#include "config.h"
+#include "log.h"
+#include "storage.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/*
+ * Usage: storage_tool [--storage URL] [--s3-... options] COMMAND ARGS
+ *   put KEY [FILE]            upload FILE (default stdin), streamed in 1 MiB writes
+ *   put-abort KEY [FILE]      write everything, then abort instead of committing
+ *   get KEY [OFFSET [LENGTH]] write the object (or range) to stdout
+ *   head KEY                  print "exists SIZE MTIME" or "missing"
+ *   list [PREFIX]             print "KEY<TAB>SIZE" per object
+ *   delete KEY
+ * On failure prints "storage_tool: ERROR [CODE http=N]: message" and exits 1.
+ */
+
+static int
+stdout_sink(void *ctx, const void *data, size_t len, bs_error *err)
+{
+	(void) ctx;
+	if (fwrite(data, 1, len, stdout) != len)
+		return error_set_errno(err, errno, "could not write to stdout");
+	return BS_OK;
+}
+
+static int
+print_cb(void *ctx, const char *key, uint64_t size, bs_error *err)
+{
+	(void) ctx;
+	(void) err;
+	printf("%s\t%llu\n", key, (unsigned long long) size);
+	return BS_OK;
+}
+
+static int
+put_file(storage *st, const char *key, const char *file, bool abort_it, bs_error *err)
+{
+	FILE	   *in = (file && strcmp(file, "-") != 0) ? fopen(file, "rb") : stdin;
+	storage_writer *w;
+	char	   *buf;
+	size_t		n;
+
+	if (in == NULL)
+		return error_set_errno(err, errno, "could not open \"%s\"", file);
+	if (storage_writer_open(st, key, &w, err) != BS_OK)
+		return BS_ERR;
+	buf = xmalloc(1 << 20);
+	while ((n = fread(buf, 1, 1 << 20, in)) > 0)
+	{
+		if (storage_writer_write(w, buf, n, err) != BS_OK)
+		{
+			storage_writer_abort(w);
+			free(buf);
+			return BS_ERR;
+		}
+	}
+	free(buf);
+	if (ferror(in))
+	{
+		storage_writer_abort(w);
+		return error_set(err, ERRCODE_IO, "could not read input");
+	}
+	if (in != stdin)
+		fclose(in);
+	if (abort_it)
+	{
+		storage_writer_abort(w);
+		return BS_OK;
+	}
+	return storage_writer_commit(w, err);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const char *const allowed[] = {
+		"storage", "s3_endpoint", "s3_region", "s3_uri_style", "s3_ca_file", "s3_verify_tls",
+		"s3_access_key_id", "s3_secret_access_key", "s3_session_token", "s3_multipart_threshold",
+		"s3_timeout", "retries", "retry_base_delay", NULL
+	};
+	bs_config	cfg;
+	bs_error	err;
+	char	  **pos = NULL;
+	int			npos = 0;
+	bool		usage = false;
+	storage    *st = NULL;
+	const char *cmd;
+	int			rc = BS_ERR;
+
+	error_clear(&err);
+	if (config_load(&cfg, argc - 1, argv + 1, allowed, &pos, &npos, &usage, &err) != BS_OK)
+	{
+		fprintf(stderr, "storage_tool: ERROR: %s\n", err.message);
+		return 2;
+	}
+	log_configure(LOG_WARNING, 0);
+	cli_apply_derived_defaults(&cfg);
+	if (npos < 1)
+	{
+		fprintf(stderr, "usage: storage_tool [--storage URL] put|put-abort|get|head|list|delete ...\n");
+		return 2;
+	}
+	cmd = pos[0];
+	if (storage_open(config_get(&cfg, "storage"), &cfg, &st, &err) != BS_OK)
+		goto out;
+	if ((strcmp(cmd, "put") == 0 || strcmp(cmd, "put-abort") == 0) && npos >= 2)
+		rc = put_file(st, pos[1], npos >= 3 ? pos[2] : NULL, strcmp(cmd, "put-abort") == 0, &err);
+	else if (strcmp(cmd, "get") == 0 && npos >= 2)
+	{
+		uint64_t	off = npos >= 3 ? strtoull(pos[2], NULL, 10) : 0;
+		uint64_t	len = npos >= 4 ? strtoull(pos[3], NULL, 10) : 0;
+
+		rc = storage_get(st, pos[1], off, len, stdout_sink, NULL, &err);
+		if (fflush(stdout) != 0 && rc == BS_OK)
+			rc = error_set_errno(&err, errno, "could not write to stdout");
+	}
+	else if (strcmp(cmd, "head") == 0 && npos >= 2)
+	{
+		bool		exists;
+		storage_stat sst;
+
+		rc = storage_head(st, pos[1], &exists, &sst, &err);
+		if (rc == BS_OK && exists)
+			printf("exists %llu %lld\n", (unsigned long long) sst.size, (long long) sst.mtime);
+		else if (rc == BS_OK)
+			printf("missing\n");
+	}
+	else if (strcmp(cmd, "list") == 0)
+		rc = storage_list(st, npos >= 2 ? pos[1] : "", print_cb, NULL, &err);
+	else if (strcmp(cmd, "delete") == 0 && npos >= 2)
+		rc = storage_delete(st, pos[1], &err);
+	else
+	{
+		fprintf(stderr, "storage_tool: bad command line\n");
+		storage_close(st);
+		config_free(&cfg);
+		free(pos);
+		return 2;
+	}
+out:
+	if (rc != BS_OK)
+		fprintf(stderr, "storage_tool: ERROR [%s http=%d]: %s\n", err.code, err.http_status, err.message);
+	storage_close(st);
+	config_free(&cfg);
+	free(pos);
+	return rc == BS_OK ? 0 : 1;
+}

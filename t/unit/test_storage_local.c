@@ -1,0 +1,264 @@
+/* test_storage_local.c — unit tests for storage URLs, key rules and the file:// driver. */
+#include "storage.h"
+#include "tap.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct listing
+{
+	strbuf		text;			/* "key size\n" per entry */
+	int			count;
+	int			stop_after;		/* fail the callback after this many, 0: never */
+} listing;
+
+static int
+list_cb(void *ctx, const char *key, uint64_t size, bs_error *err)
+{
+	listing *l = ctx;
+
+	if (l->stop_after && l->count >= l->stop_after)
+		return error_set(err, ERRCODE_INTERNAL, "callback stop");
+	strbuf_printf(&l->text, "%s %llu\n", key, (unsigned long long) size);
+	l->count++;
+	return BS_OK;
+}
+
+static const char *
+list_all(storage *st, const char *prefix, listing *l)
+{
+	bs_error err;
+
+	strbuf_reset(&l->text);
+	strbuf_append_str(&l->text, "");
+	l->count = 0;
+	if (storage_list(st, prefix, list_cb, l, &err) != BS_OK)
+	{
+		printf("# list failed: %s\n", err.message);
+		return "(error)";
+	}
+	return l->text.data ? l->text.data : "";
+}
+
+static int
+append_sink(void *ctx, const void *data, size_t len, bs_error *err)
+{
+	(void) err;
+	strbuf_append((strbuf *) ctx, data, len);
+	return BS_OK;
+}
+
+static int
+failing_sink(void *ctx, const void *data, size_t len, bs_error *err)
+{
+	(void) ctx;
+	(void) data;
+	(void) len;
+	return error_set(err, ERRCODE_INTERNAL, "sink refused");
+}
+
+/* Count directory entries that look like our temp files. */
+static int
+count_temp_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, STORAGE_TEMP_MARKER, strlen(STORAGE_TEMP_MARKER)) == 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+int
+main(void)
+{
+	char root[] = "/tmp/backstop-test-storage-XXXXXX";
+	char url[1024];
+	storage *st = NULL;
+	storage_writer *w = NULL;
+	bs_error err;
+	strbuf buf = STRBUF_INIT;
+	listing l = {STRBUF_INIT, 0, 0};
+	bool exists;
+	storage_stat sst;
+	char path[512];
+
+	if (mkdtemp(root) == NULL)
+	{
+		perror("mkdtemp");
+		return 1;
+	}
+
+	/* Key rules. */
+	ok(storage_key_valid("a/b/c.seg"), "plain key valid");
+	ok(storage_key_valid("tables/my table/ünïcode"), "spaces and UTF-8 valid");
+	ok(!storage_key_valid(""), "empty key invalid");
+	ok(!storage_key_valid("/abs"), "absolute key invalid");
+	ok(!storage_key_valid("a//b"), "empty component invalid");
+	ok(!storage_key_valid("a/../b"), "dot-dot component invalid");
+	ok(!storage_key_valid("./a"), "dot component invalid");
+	ok(!storage_key_valid("a/"), "trailing slash invalid");
+	ok(!storage_key_valid("a\nb"), "control character invalid");
+	ok(!storage_key_valid("a/" STORAGE_TEMP_MARKER "x"), "temp marker reserved");
+
+	/* URL forms. */
+	ok(storage_open("/no/scheme", NULL, &st, &err) == BS_ERR &&
+	   strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0, "URL without scheme rejected");
+	ok(storage_open("file://relative/path", NULL, &st, &err) == BS_ERR, "relative file URL rejected");
+	ok(storage_open("s3://Bad_Bucket/x", NULL, &st, &err) == BS_ERR &&
+	   strstr(err.message, "bucket") != NULL, "invalid bucket name rejected");
+	ok(storage_open("s3://AKIA:hunter2@bucket/x", NULL, &st, &err) == BS_ERR &&
+	   strstr(err.message, "hunter2") == NULL, "credentials in URL rejected without echoing them");
+	ok(storage_open("http://x", NULL, &st, &err) == BS_ERR, "unknown scheme rejected");
+
+	/* A root that is a regular file. */
+	snprintf(path, sizeof(path), "%s/plainfile", root);
+	close(open(path, O_CREAT | O_WRONLY, 0600));
+	snprintf(url, sizeof(url), "file://%s", path);
+	ok(storage_open(url, NULL, &st, &err) == BS_ERR, "file as root rejected");
+
+	/* The real root: a subdirectory that does not exist yet. */
+	snprintf(url, sizeof(url), "file://%s/archive/", root);
+	ok(storage_open(url, NULL, &st, &err) == BS_OK, "open file:// storage");
+	if (st == NULL)
+		return done_testing();
+	ok(strstr(storage_describe(st), "archive") != NULL, "describe names the URL");
+	is_str(list_all(st, "", &l), "", "list of a missing root is empty");
+	ok(storage_get_all(st, "nope", &buf, &err) == BS_ERR && strcmp(err.code, ERRCODE_NOT_FOUND) == 0,
+	   "get of a missing key fails with NOT_FOUND");
+	ok(storage_head(st, "nope", &exists, &sst, &err) == BS_OK && !exists, "head of a missing key");
+
+	/* put creates parents, get reads back. */
+	ok(storage_put(st, "t/a/one", "hello world", 11, &err) == BS_OK, "put nested key");
+	ok(storage_get_all(st, "t/a/one", &buf, &err) == BS_OK && buf.len == 11 &&
+	   memcmp(buf.data, "hello world", 11) == 0, "get_all returns the content");
+	ok(storage_head(st, "t/a/one", &exists, &sst, &err) == BS_OK && exists && sst.size == 11 &&
+	   sst.mtime > 0, "head reports size and mtime");
+	snprintf(path, sizeof(path), "%s/archive/t/a/one", root);
+	{
+		struct stat sb;
+
+		ok(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0640, "object file mode is 0640");
+	}
+
+	/* Ranges. */
+	strbuf_reset(&buf);
+	ok(storage_get(st, "t/a/one", 6, 5, append_sink, &buf, &err) == BS_OK && buf.len == 5 &&
+	   memcmp(buf.data, "world", 5) == 0, "range 6+5 is \"world\"");
+	strbuf_reset(&buf);
+	ok(storage_get(st, "t/a/one", 6, 0, append_sink, &buf, &err) == BS_OK && buf.len == 5 &&
+	   memcmp(buf.data, "world", 5) == 0, "range 6 to the end");
+	ok(storage_get(st, "t/a/one", 6, 6, append_sink, &buf, &err) == BS_ERR &&
+	   strcmp(err.code, ERRCODE_OUT_OF_RANGE) == 0, "range past the end fails");
+	ok(storage_get(st, "t/a/one", 12, 0, append_sink, &buf, &err) == BS_ERR &&
+	   strcmp(err.code, ERRCODE_OUT_OF_RANGE) == 0, "offset past the end fails");
+	ok(storage_get(st, "t/a/one", 0, 0, failing_sink, NULL, &err) == BS_ERR &&
+	   strcmp(err.message, "sink refused") == 0, "sink error is returned unchanged");
+
+	/* Large streamed object, read back across chunk boundaries. */
+	{
+		size_t big = 3 * 1024 * 1024 + 17;
+		unsigned char *data = xmalloc(big);
+		bool same;
+
+		for (size_t i = 0; i < big; i++)
+			data[i] = (unsigned char) (i * 2654435761u >> 13);
+		ok(storage_writer_open(st, "big/obj", &w, &err) == BS_OK, "writer open");
+		for (size_t off = 0; off < big; off += 100000)
+			storage_writer_write(w, data + off, big - off < 100000 ? big - off : 100000, &err);
+		snprintf(path, sizeof(path), "%s/archive/big", root);
+		ok(storage_head(st, "big/obj", &exists, NULL, &err) == BS_OK && !exists,
+		   "object not visible before commit");
+		is_int(count_temp_files(path), 1, "one temp file while writing");
+		is_str(list_all(st, "big/", &l), "", "temp file not listed");
+		ok(storage_writer_commit(w, &err) == BS_OK, "commit");
+		is_int(count_temp_files(path), 0, "no temp file after commit");
+		strbuf_reset(&buf);
+		ok(storage_get_all(st, "big/obj", &buf, &err) == BS_OK, "get big object");
+		same = buf.len == big && memcmp(buf.data, data, big) == 0;
+		ok(same, "big object round trip is byte-exact");
+		strbuf_reset(&buf);
+		ok(storage_get(st, "big/obj", 262140, 10, append_sink, &buf, &err) == BS_OK &&
+		   buf.len == 10 && memcmp(buf.data, data + 262140, 10) == 0, "range across a read chunk");
+
+		/* Abort leaves nothing behind. */
+		ok(storage_writer_open(st, "big/aborted", &w, &err) == BS_OK, "writer open for abort");
+		storage_writer_write(w, data, 1000, &err);
+		storage_writer_abort(w);
+		ok(storage_head(st, "big/aborted", &exists, NULL, &err) == BS_OK && !exists, "aborted object absent");
+		is_int(count_temp_files(path), 0, "abort removes the temp file");
+		free(data);
+	}
+
+	/* Overwrite replaces atomically; empty objects work. */
+	ok(storage_put(st, "t/a/one", "bye", 3, &err) == BS_OK, "overwrite");
+	ok(storage_get_all(st, "t/a/one", &buf, &err) == BS_OK && buf.len == 3 && memcmp(buf.data, "bye", 3) == 0,
+	   "overwrite visible");
+	ok(storage_put(st, "empty", "", 0, &err) == BS_OK, "put empty object");
+	ok(storage_get_all(st, "empty", &buf, &err) == BS_OK && buf.len == 0 && buf.data && buf.data[0] == '\0',
+	   "empty object reads back empty");
+
+	/* Lexicographic, recursive listing: "a.txt" sorts before "a/..." ('.' < '/'). */
+	storage_put(st, "a/b", "1", 1, &err);
+	storage_put(st, "a.txt", "22", 2, &err);
+	storage_put(st, "a/c/d", "333", 3, &err);
+	storage_put(st, "ab", "", 0, &err);
+	is_str(list_all(st, "", &l),
+		   "a.txt 2\na/b 1\na/c/d 3\nab 0\nbig/obj 3145745\nempty 0\nt/a/one 3\n", "full listing in order");
+	is_str(list_all(st, "a", &l), "a.txt 2\na/b 1\na/c/d 3\nab 0\n", "partial-component prefix");
+	is_str(list_all(st, "a/", &l), "a/b 1\na/c/d 3\n", "directory prefix");
+	is_str(list_all(st, "a/c/d", &l), "a/c/d 3\n", "exact key as prefix");
+	is_str(list_all(st, "zzz/", &l), "", "missing prefix lists nothing");
+	ok(storage_list(st, "../", list_cb, &l, &err) == BS_ERR, "escaping prefix rejected");
+	l.stop_after = 2;
+	l.count = 0;
+	ok(storage_list(st, "", list_cb, &l, &err) == BS_ERR && strcmp(err.message, "callback stop") == 0 &&
+	   l.count == 2, "callback error stops listing");
+	l.stop_after = 0;
+
+	/* Delete, idempotent. */
+	ok(storage_delete(st, "a/b", &err) == BS_OK, "delete");
+	ok(storage_head(st, "a/b", &exists, NULL, &err) == BS_OK && !exists, "deleted key gone");
+	ok(storage_delete(st, "a/b", &err) == BS_OK, "deleting a missing key succeeds");
+	ok(storage_delete(st, "no/such/dir/key", &err) == BS_OK, "deleting under a missing dir succeeds");
+
+	/* Bad keys and paths. */
+	ok(storage_put(st, "../escape", "x", 1, &err) == BS_ERR &&
+	   strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0, "put with .. rejected");
+	ok(storage_get_all(st, "/etc/passwd", &buf, &err) == BS_ERR &&
+	   strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0, "get of an absolute key rejected");
+	ok(storage_put(st, "empty/child", "x", 1, &err) == BS_ERR && err.code[0] != '\0',
+	   "put under a key that is a file fails: %s", err.message);
+	ok(storage_get_all(st, "a/c", &buf, &err) == BS_ERR && strcmp(err.code, ERRCODE_NOT_FOUND) == 0,
+	   "a directory is not an object");
+	if (geteuid() != 0)
+	{
+		snprintf(path, sizeof(path), "%s/archive/ro", root);
+		mkdir(path, 0500);
+		ok(storage_put(st, "ro/x", "x", 1, &err) == BS_ERR && strcmp(err.code, ERRCODE_PERMISSION) == 0,
+		   "put into a read-only directory fails with PERMISSION");
+		chmod(path, 0700);
+	}
+	storage_close(st);
+
+	{
+		char cmd[512];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+		if (system(cmd) != 0)
+			printf("# could not remove %s\n", root);
+	}
+	strbuf_free(&buf);
+	strbuf_free(&l.text);
+	return done_testing();
+}
