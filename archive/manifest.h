@@ -46,6 +46,7 @@ typedef struct manifest_base
 	uint64_t rows;
 	uint32_t layout_id;
 	char *schema_key;			/* pg_dump --schema-only output, NULL if unavailable */
+	char *definition;			/* JSON text: columns, indexes, constraints at this base (see FORMAT.md) */
 	int nchunks;
 	manifest_chunk *chunks;
 } manifest_base;
