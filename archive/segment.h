@@ -1,0 +1,68 @@
+/* segment.h — encoder and bounds-checked reader of the change-segment raw format (doc/FORMAT.md). */
+#ifndef BACKSTOP_SEGMENT_H
+#define BACKSTOP_SEGMENT_H
+
+#include "error.h"
+#include "strbuf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SEGMENT_MAGIC "BSSEG001"
+#define SEGMENT_MAGIC_LEN 8
+/* Byte1 op + UInt32 body_length */
+#define SEGMENT_RECORD_HDR_LEN 5
+/* commit_lsn, end_lsn, xid, commit_time, layout_id */
+#define SEGMENT_FIXED_BODY_LEN 32
+
+/* old_kind of an update that carries no old tuple (an ASCII '0' on storage). */
+#define SEGMENT_OLD_NONE '0'
+
+typedef struct segment_record
+{
+	char op;					/* 'I', 'U', 'D' or 'T' */
+	uint64_t commit_lsn;
+	uint64_t end_lsn;
+	uint32_t xid;
+	int64_t commit_time;		/* microseconds since 2000-01-01 UTC */
+	uint32_t layout_id;
+	char old_kind;				/* U: 'K', 'O' or SEGMENT_OLD_NONE; D: 'K' or 'O'; else SEGMENT_OLD_NONE */
+	uint8_t truncate_options;	/* T only: PGO_TRUNCATE_* bits */
+	const uint8_t *old_tuple;	/* verbatim TupleData, U (when old_kind != none) and D */
+	size_t old_len;
+	const uint8_t *new_tuple;	/* verbatim TupleData, I and U */
+	size_t new_len;
+} segment_record;
+
+/* Append the segment header (magic) to out. */
+void segment_write_header(strbuf *out);
+
+/*
+ * Append one record to out.  The record is checked first (op, old_kind, presence
+ * and well-formedness of the tuples it needs, text-only columns, lengths that fit
+ * the format); on BS_ERR (ERRCODE_INVALID_PARAMETER) out is unchanged.
+ */
+int segment_write_record(strbuf *out, const segment_record *r, bs_error *err);
+
+typedef struct segment_reader
+{
+	const uint8_t *buf;
+	size_t len;
+	size_t pos;
+	uint64_t nrecords;			/* records returned so far */
+} segment_reader;
+
+/* Start reading a raw segment; checks the magic.  buf must outlive the reader. */
+int segment_reader_init(segment_reader *r, const void *buf, size_t len, bs_error *err);
+
+/*
+ * Read the next record.  At the end of the segment sets *eof and returns BS_OK.
+ * Tuple pointers in *out point into the reader's buffer.  Any inconsistency (bad
+ * op, length overrunning the segment or the body, malformed or non-text tuple,
+ * bad old_kind or options) gives BS_ERR with ERRCODE_DATA_CORRUPTED and the record
+ * number and offset; the reader then stays at that record.
+ */
+int segment_reader_next(segment_reader *r, segment_record *out, bool *eof, bs_error *err);
+
+#endif
