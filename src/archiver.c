@@ -1,0 +1,1932 @@
+/* archiver.c — the continuous archiver daemon: replication stream -> per-table segments in storage. */
+#include "archiver.h"
+#include "basecopy.h"
+#include "catalog.h"
+#include "codec.h"
+#include "log.h"
+#include "lsn.h"
+#include "manifest.h"
+#include "object.h"
+#include "pgoutput.h"
+#include "pgsql.h"
+#include "replmsg.h"
+#include "segment.h"
+#include "storage.h"
+#include "strbuf.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SPOOL_COMPLETE "COMPLETE"
+
+typedef struct arch_table
+{
+	uint32_t relid;
+	manifest *man;
+	bool active;				/* in the archived set (else only known from storage or spool) */
+	strbuf open;				/* records of the open segment, without header */
+	uint64_t open_records;
+	size_t txn_start;			/* offset in open of the current transaction's first record */
+	uint64_t change_bytes;		/* change bytes archived since the newest base */
+	bool rebase_wanted;
+} arch_table;
+
+typedef struct checkpoint_req
+{
+	struct evhttp_request *req;
+	uint32_t relid;
+	uint64_t target_lsn;
+	int64_t started_ms;
+	int64_t deadline_ms;
+	struct checkpoint_req *next;
+} checkpoint_req;
+
+typedef struct archiver_metrics
+{
+	uint64_t messages;
+	uint64_t bytes_received;
+	uint64_t transactions;
+	uint64_t changes;
+	uint64_t segments_uploaded;
+	uint64_t bytes_uploaded;
+	uint64_t upload_errors;
+	uint64_t reconnects;
+	uint64_t base_copies;
+	uint64_t spool_bytes;
+	uint64_t checkpoints;
+	int64_t started_ms;
+} archiver_metrics;
+
+typedef struct archiver
+{
+	bs_config *cfg;
+	storage *st;
+	storage *spool;
+	PGconn *conn;
+	PGconn *repl;
+	struct event_base *evbase;
+	struct event *repl_ev;
+	struct event *tick_ev;
+	struct event *sig_evs[3];
+	struct evhttp *http;
+
+	arch_table **tables;
+	int ntables;
+	pgo_relation *relcache;
+	int nrelcache;
+
+	/* transaction being received */
+	bool in_txn;
+	bool txn_skip;
+	uint64_t txn_final_lsn;
+	int64_t txn_commit_time;
+	uint32_t txn_xid;
+
+	uint64_t last_commit_end;	/* end LSN of the last transaction received */
+	uint64_t received_lsn;		/* everything before this was received */
+	uint64_t flush_lsn;			/* durable in storage: reported to PostgreSQL */
+	uint64_t resume_lsn;		/* transactions committing before this are already kept */
+	uint64_t head_written_lsn;
+	size_t open_bytes;
+	int64_t open_since_ms;
+	int64_t last_status_ms;
+	int64_t last_poll_ms;
+	int64_t drain_retry_ms;
+	int64_t drain_delay_ms;
+	int64_t reconnect_ms;
+	int64_t reconnect_delay_ms;
+	bool spool_pending;
+	bool stopping;
+	bool fatal;
+	bs_error fatal_err;
+	codec_id codec;
+	int level;
+	archive_head head;
+	checkpoint_req *pending;
+	archiver_metrics metrics;
+} archiver;
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+now_unix_us(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (int64_t) tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+static void
+archiver_fail(archiver *a, const bs_error *err)
+{
+	if (!a->fatal)
+	{
+		a->fatal = true;
+		a->fatal_err = *err;
+	}
+	event_base_loopbreak(a->evbase);
+}
+
+/* ---------- tables ---------- */
+
+static arch_table *
+find_table(archiver *a, uint32_t relid)
+{
+	for (int i = 0; i < a->ntables; i++)
+		if (a->tables[i]->relid == relid)
+			return a->tables[i];
+	return NULL;
+}
+
+static arch_table *
+add_table(archiver *a, manifest *m, bool active)
+{
+	arch_table *t = xcalloc(1, sizeof(arch_table));
+
+	t->relid = m->relid;
+	t->man = m;
+	t->active = active;
+	a->tables = xrealloc(a->tables, (size_t) (a->ntables + 1) * sizeof(arch_table *));
+	a->tables[a->ntables++] = t;
+	return t;
+}
+
+/* Load the table's manifest (or start a new one) and register it. */
+static int
+load_table(archiver *a, uint32_t relid, const char *schema, const char *name, bool active,
+		   arch_table **out, bs_error *err)
+{
+	manifest *m = NULL;
+	bool exists = false;
+	arch_table *t = find_table(a, relid);
+
+	if (t)
+	{
+		t->active = t->active || active;
+		*out = t;
+		return BS_OK;
+	}
+	if (manifest_load(a->st, relid, &m, &exists, err) != BS_OK)
+		return BS_ERR;
+	if (!exists)
+		m = manifest_new(relid, schema ? schema : "?", name ? name : "?");
+	else if (schema && name && (strcmp(m->schema, schema) != 0 || strcmp(m->name, name) != 0))
+	{
+		/* Renamed since: keep the manifest's identity current. */
+		free(m->schema);
+		free(m->name);
+		m->schema = xstrdup(schema);
+		m->name = xstrdup(name);
+	}
+	*out = add_table(a, m, active);
+	return BS_OK;
+}
+
+static uint64_t
+table_base_bytes(const manifest *m)
+{
+	uint64_t n = 0;
+
+	if (m->nbases == 0)
+		return 0;
+	for (int i = 0; i < m->bases[m->nbases - 1].nchunks; i++)
+		n += m->bases[m->nbases - 1].chunks[i].raw_size;
+	return n;
+}
+
+/* ---------- spool and upload ---------- */
+
+typedef struct key_list
+{
+	char **keys;
+	int count;
+} key_list;
+
+static int
+collect_key(void *ctx, const char *key, uint64_t size, bs_error *err)
+{
+	key_list *l = ctx;
+
+	(void) size;
+	(void) err;
+	l->keys = xrealloc(l->keys, (size_t) (l->count + 1) * sizeof(char *));
+	l->keys[l->count++] = xstrdup(key);
+	return BS_OK;
+}
+
+static void
+key_list_free(key_list *l)
+{
+	for (int i = 0; i < l->count; i++)
+		free(l->keys[i]);
+	free(l->keys);
+	memset(l, 0, sizeof(*l));
+}
+
+static int
+count_spool_bytes(void *ctx, const char *key, uint64_t size, bs_error *err)
+{
+	(void) key;
+	(void) err;
+	*(uint64_t *) ctx += size;
+	return BS_OK;
+}
+
+/* Upload one spooled segment (idempotent: a segment the manifest lists is skipped). */
+static int
+upload_segment(archiver *a, const char *spool_key, uint64_t seal_lsn, bool verify, bs_error *err)
+{
+	const char *base = strrchr(spool_key, '/');
+	unsigned int relid;
+	char first_hex[17], end_hex[17];
+	uint64_t first_lsn, end_lsn;
+	arch_table *t;
+	strbuf raw = STRBUF_INIT;
+	segment_reader rd;
+	segment_record rec;
+	manifest_segment seg;
+	object_info info;
+	char *key = NULL;
+	bool eof = false;
+	int rc = BS_ERR;
+
+	base = base ? base + 1 : spool_key;
+	if (sscanf(base, "%u-%16[0-9A-F]-%16[0-9A-F].seg", &relid, first_hex, end_hex) != 3 ||
+		lsn_parse_key(first_hex, &first_lsn) != BS_OK || lsn_parse_key(end_hex, &end_lsn) != BS_OK)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "unexpected file in spool: \"%s\"", spool_key);
+	if (load_table(a, relid, NULL, NULL, false, &t, err) != BS_OK)
+		return BS_ERR;
+	key = manifest_segment_key(relid, first_lsn, end_lsn);
+	for (int i = 0; i < t->man->nsegments; i++)
+	{
+		if (strcmp(t->man->segments[i].key, key) == 0)
+		{
+			free(key);
+			return BS_OK;
+		}
+	}
+	if (storage_get_all(a->spool, spool_key, &raw, err) != BS_OK)
+		goto out;
+	memset(&seg, 0, sizeof(seg));
+	if (segment_reader_init(&rd, raw.data, raw.len, err) != BS_OK)
+		goto out;
+	for (;;)
+	{
+		if (segment_reader_next(&rd, &rec, &eof, err) != BS_OK)
+			goto out;
+		if (eof)
+			break;
+		if (seg.records == 0)
+			seg.first_time = replmsg_pgtime_to_unix(rec.commit_time);
+		seg.last_time = replmsg_pgtime_to_unix(rec.commit_time);
+		seg.records++;
+	}
+	if (object_put(a->st, key, a->codec, a->level, raw.data, raw.len, &info, err) != BS_OK)
+		goto out;
+	if (verify && object_verify(a->st, key, info.stored_sha256, NULL, err) != BS_OK)
+		goto out;
+	seg.key = key;
+	seg.first_lsn = first_lsn;
+	seg.last_end_lsn = end_lsn;
+	memcpy(seg.sha256, info.stored_sha256, sizeof(seg.sha256));
+	seg.size = info.stored_size;
+	seg.raw_size = info.raw_size;
+	manifest_add_segment(t->man, &seg);
+	if (seal_lsn > t->man->archived_to)
+		t->man->archived_to = seal_lsn;
+	t->change_bytes += raw.len;
+	if (manifest_store(a->st, t->man, err) != BS_OK)
+		goto out;
+	a->metrics.segments_uploaded++;
+	a->metrics.bytes_uploaded += info.stored_size;
+	rc = BS_OK;
+out:
+	free(key);
+	strbuf_free(&raw);
+	return rc;
+}
+
+/* Merge layouts written to the spool with an epoch into the in-memory manifests: a crash
+ * may have lost the manifest that first described them. */
+static int
+merge_spooled_layouts(archiver *a, const char *spool_key, bs_error *err)
+{
+	strbuf raw = STRBUF_INIT;
+	manifest *sm = NULL;
+	arch_table *t;
+	int rc = BS_ERR;
+
+	if (storage_get_all(a->spool, spool_key, &raw, err) != BS_OK)
+		return BS_ERR;
+	if (manifest_from_json(raw.data, raw.len, &sm, err) != BS_OK)
+		goto out;
+	if (load_table(a, sm->relid, sm->schema, sm->name, false, &t, err) != BS_OK)
+		goto out;
+	for (int i = t->man->nlayouts; i < sm->nlayouts; i++)
+		manifest_add_layout(t->man, sm->layouts[i].from_lsn, sm->layouts[i].replident,
+							sm->layouts[i].ncols, sm->layouts[i].columns);
+	rc = BS_OK;
+out:
+	if (sm)
+		manifest_free(sm);
+	strbuf_free(&raw);
+	return rc;
+}
+
+static int
+store_head(archiver *a, uint64_t lsn, bs_error *err)
+{
+	if (lsn <= a->head_written_lsn)
+		return BS_OK;
+	a->head.flushed_lsn = lsn;
+	a->head.time = now_unix_us();
+	if (archive_head_store(a->st, &a->head, err) != BS_OK)
+		return BS_ERR;
+	a->head_written_lsn = lsn;
+	return BS_OK;
+}
+
+/* Upload every complete spooled epoch in LSN order; flush advances epoch by epoch. */
+static int
+drain_spool(archiver *a, bool verify, bs_error *err)
+{
+	key_list keys = {0};
+	int rc = BS_OK;
+
+	if (storage_list(a->spool, "", collect_key, &keys, err) != BS_OK)
+		return BS_ERR;
+	for (int i = 0; i < keys.count && rc == BS_OK; i++)
+	{
+		const char *k = keys.keys[i];
+		const char *slash = strchr(k, '/');
+		char epoch[17];
+		uint64_t seal_lsn;
+
+		if (slash == NULL || strcmp(slash + 1, SPOOL_COMPLETE) != 0)
+			continue;
+		if ((size_t) (slash - k) != 16)
+			continue;
+		memcpy(epoch, k, 16);
+		epoch[16] = '\0';
+		if (lsn_parse_key(epoch, &seal_lsn) != BS_OK)
+			continue;
+		/* Layouts first, then segments, then the head, then forget the epoch. */
+		for (int pass = 0; pass < 2 && rc == BS_OK; pass++)
+		{
+			for (int j = 0; j < keys.count && rc == BS_OK; j++)
+			{
+				const char *f = keys.keys[j];
+
+				if (strncmp(f, k, 17) != 0 || strcmp(f + 17, SPOOL_COMPLETE) == 0)
+					continue;
+				if (pass == 0 && strstr(f, ".layouts.json"))
+					rc = merge_spooled_layouts(a, f, err);
+				else if (pass == 1 && strstr(f, ".seg"))
+					rc = upload_segment(a, f, seal_lsn, verify, err);
+			}
+		}
+		if (rc == BS_OK)
+			rc = store_head(a, seal_lsn, err);
+		if (rc == BS_OK)
+		{
+			for (int j = 0; j < keys.count && rc == BS_OK; j++)
+				if (strncmp(keys.keys[j], k, 17) == 0 && strcmp(keys.keys[j] + 17, SPOOL_COMPLETE) != 0)
+					rc = storage_delete(a->spool, keys.keys[j], err);
+			if (rc == BS_OK)
+				rc = storage_delete(a->spool, k, err);
+		}
+		if (rc == BS_OK && seal_lsn > a->flush_lsn)
+			a->flush_lsn = seal_lsn;
+	}
+	key_list_free(&keys);
+	a->metrics.spool_bytes = 0;
+	storage_list(a->spool, "", count_spool_bytes, &a->metrics.spool_bytes, &(bs_error) {0});
+	a->spool_pending = a->metrics.spool_bytes > 0;
+	return rc;
+}
+
+/* Remove epochs that never completed: their transactions were never confirmed. */
+static int
+clean_spool(archiver *a, uint64_t *max_seal, bs_error *err)
+{
+	key_list keys = {0};
+	int rc = BS_OK;
+
+	*max_seal = 0;
+	if (storage_list(a->spool, "", collect_key, &keys, err) != BS_OK)
+		return BS_ERR;
+	for (int i = 0; i < keys.count && rc == BS_OK; i++)
+	{
+		char epoch[17];
+		char complete[64];
+		bool found = false;
+		uint64_t seal;
+
+		if (strlen(keys.keys[i]) < 17 || keys.keys[i][16] != '/')
+			continue;
+		memcpy(epoch, keys.keys[i], 16);
+		epoch[16] = '\0';
+		snprintf(complete, sizeof(complete), "%s/%s", epoch, SPOOL_COMPLETE);
+		for (int j = 0; j < keys.count; j++)
+			if (strcmp(keys.keys[j], complete) == 0)
+				found = true;
+		if (!found)
+		{
+			log_warning("discarding incomplete spool epoch %s (never confirmed to PostgreSQL)", epoch);
+			rc = storage_delete(a->spool, keys.keys[i], err);
+		}
+		else if (lsn_parse_key(epoch, &seal) == BS_OK && seal > *max_seal)
+			*max_seal = seal;
+	}
+	key_list_free(&keys);
+	return rc;
+}
+
+/* Seal every open segment into one spool epoch at the last commit, then upload. */
+static int
+seal_epoch(archiver *a, bool verify, bs_error *err)
+{
+	uint64_t seal = a->last_commit_end;
+	char sealhex[LSN_BUFLEN];
+	char firsthex[LSN_BUFLEN], endhex[LSN_BUFLEN];
+	int64_t limit = config_get_size(a->cfg, "spool_limit");
+
+	if (a->open_bytes > 0)
+	{
+		lsn_format_key(seal, sealhex);
+		if ((int64_t) (a->metrics.spool_bytes + a->open_bytes) > limit)
+			return error_set(err, ERRCODE_DISK_FULL,
+							 "spool would exceed spool_limit (%lld bytes) while storage is unavailable; "
+							 "stopping before the disk fills (nothing confirmed to PostgreSQL is lost)",
+							 (long long) limit);
+		for (int i = 0; i < a->ntables; i++)
+		{
+			arch_table *t = a->tables[i];
+			strbuf seg = STRBUF_INIT;
+			strbuf key = STRBUF_INIT;
+			segment_reader rd;
+			segment_record first, rec;
+			bool eof = false;
+			uint64_t last_end = 0;
+			char *layouts;
+
+			if (t->open_records == 0)
+				continue;
+			segment_write_header(&seg);
+			strbuf_append(&seg, t->open.data, t->open.len);
+			/* First commit LSN and last end LSN name the segment. */
+			if (segment_reader_init(&rd, seg.data, seg.len, err) != BS_OK ||
+				segment_reader_next(&rd, &first, &eof, err) != BS_OK)
+			{
+				strbuf_free(&seg);
+				return BS_ERR;
+			}
+			rec = first;
+			while (!eof)
+			{
+				last_end = rec.end_lsn;
+				if (segment_reader_next(&rd, &rec, &eof, err) != BS_OK)
+				{
+					strbuf_free(&seg);
+					return BS_ERR;
+				}
+			}
+			strbuf_printf(&key, "%s/%u-%s-%s.seg", sealhex, t->relid,
+						  lsn_format_key(first.commit_lsn, firsthex), lsn_format_key(last_end, endhex));
+			if (storage_put(a->spool, key.data, seg.data, seg.len, err) != BS_OK)
+			{
+				strbuf_free(&seg);
+				strbuf_free(&key);
+				return error_prefix(err, "could not spool a segment");
+			}
+			strbuf_reset(&key);
+			strbuf_printf(&key, "%s/%u.layouts.json", sealhex, t->relid);
+			layouts = manifest_to_json(t->man);
+			if (storage_put(a->spool, key.data, layouts, strlen(layouts), err) != BS_OK)
+			{
+				free(layouts);
+				strbuf_free(&seg);
+				strbuf_free(&key);
+				return error_prefix(err, "could not spool a segment");
+			}
+			free(layouts);
+			a->metrics.spool_bytes += seg.len;
+			strbuf_free(&seg);
+			strbuf_free(&key);
+			strbuf_reset(&t->open);
+			t->open_records = 0;
+			t->txn_start = 0;
+		}
+		{
+			char complete[64];
+
+			snprintf(complete, sizeof(complete), "%s/%s", sealhex, SPOOL_COMPLETE);
+			if (storage_put(a->spool, complete, "", 0, err) != BS_OK)
+				return error_prefix(err, "could not spool a segment");
+		}
+		a->open_bytes = 0;
+		a->spool_pending = true;
+	}
+	else if (!a->spool_pending && !a->in_txn)
+	{
+		/* Nothing open and nothing waiting: everything received is durable. */
+		if (a->last_commit_end > a->flush_lsn)
+			a->flush_lsn = a->last_commit_end;
+	}
+	a->open_since_ms = 0;
+	if (a->spool_pending)
+	{
+		if (drain_spool(a, verify, err) != BS_OK)
+		{
+			a->metrics.upload_errors++;
+			return BS_ERR;
+		}
+	}
+	return BS_OK;
+}
+
+/* ---------- replication stream ---------- */
+
+static int
+send_status(archiver *a, bool reply_requested, bs_error *err)
+{
+	uint8_t buf[REPLMSG_STATUS_LEN];
+	size_t n;
+
+	if (a->repl == NULL)
+		return BS_OK;
+	n = replmsg_build_status(buf, a->received_lsn, a->flush_lsn, a->flush_lsn, replmsg_now_pgtime(),
+							 reply_requested);
+	if (PQputCopyData(a->repl, (const char *) buf, (int) n) <= 0 || PQflush(a->repl) < 0)
+		return pgsql_set_error(err, a->repl, NULL, "could not send a status update");
+	a->last_status_ms = now_ms();
+	return BS_OK;
+}
+
+static int
+handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
+{
+	arch_table *t;
+	manifest_column *cols;
+	const manifest_layout *cur;
+	int i;
+
+	for (i = 0; i < a->nrelcache; i++)
+		if (a->relcache[i].relid == rel->relid)
+			break;
+	if (i == a->nrelcache)
+	{
+		a->relcache = xrealloc(a->relcache, (size_t) (a->nrelcache + 1) * sizeof(pgo_relation));
+		a->nrelcache++;
+	}
+	else
+		pgo_relation_free(&a->relcache[i]);
+	pgo_relation_copy(&a->relcache[i], rel);
+
+	t = find_table(a, rel->relid);
+	if (t == NULL || !t->active)
+		return BS_OK;
+	cols = xcalloc((size_t) rel->ncols, sizeof(manifest_column));
+	for (i = 0; i < rel->ncols; i++)
+	{
+		cols[i].name = xstrdup(rel->columns[i].name);
+		cols[i].type_oid = rel->columns[i].type_oid;
+		cols[i].typmod = rel->columns[i].typmod;
+		cols[i].key = (rel->columns[i].flags & PGO_COLUMN_KEY) != 0;
+	}
+	cur = t->man->nlayouts > 0 ? &t->man->layouts[t->man->nlayouts - 1] : NULL;
+	if (cur == NULL || cur->replident != rel->replident ||
+		!manifest_columns_equal(cur->ncols, cur->columns, rel->ncols, cols))
+	{
+		char lsnbuf[LSN_BUFLEN];
+		bool added = cur == NULL || rel->ncols > cur->ncols;
+
+		if (catalog_describe_columns(a->conn, rel->relid, rel->ncols, cols, err) != BS_OK)
+		{
+			basecopy_free_columns(rel->ncols, cols);
+			return BS_ERR;
+		}
+		/* Layout valid from this transaction on (the Relation message precedes its first change). */
+		manifest_add_layout(t->man, a->txn_final_lsn, rel->replident, rel->ncols, cols);
+		log_info("table %s.%s: new column layout %d from %s", t->man->schema, t->man->name,
+				 t->man->nlayouts - 1, lsn_format(a->txn_final_lsn, lsnbuf));
+		/* Rows that predate an added column may hold a volatile default: a new base makes
+		 * points after this change exact without guessing. */
+		if (added)
+			t->rebase_wanted = true;
+	}
+	basecopy_free_columns(rel->ncols, cols);
+	return BS_OK;
+}
+
+static int
+append_record(archiver *a, arch_table *t, segment_record *r, bs_error *err)
+{
+	size_t before = t->open.len;
+
+	r->commit_lsn = a->txn_final_lsn;
+	r->end_lsn = 0;				/* patched at Commit */
+	r->xid = a->txn_xid;
+	r->commit_time = a->txn_commit_time;
+	r->layout_id = t->man->nlayouts > 0 ? (uint32_t) (t->man->nlayouts - 1) : 0;
+	if (segment_write_record(&t->open, r, err) != BS_OK)
+		return error_prefix(err, "table %s.%s", t->man->schema, t->man->name);
+	if (t->open_records == 0 || a->open_since_ms == 0)
+		a->open_since_ms = a->open_since_ms ? a->open_since_ms : now_ms();
+	t->open_records++;
+	a->open_bytes += t->open.len - before;
+	a->metrics.changes++;
+	return BS_OK;
+}
+
+/* Patch the end LSN into every record of the transaction just committed. */
+static void
+patch_end_lsn(arch_table *t, uint64_t end_lsn)
+{
+	size_t pos = t->txn_start;
+
+	while (pos + SEGMENT_RECORD_HDR_LEN + 16 <= t->open.len)
+	{
+		uint8_t *p = (uint8_t *) t->open.data + pos;
+		uint32_t body = ((uint32_t) p[1] << 24) | ((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 8) | p[4];
+		uint8_t *e = p + SEGMENT_RECORD_HDR_LEN + 8;
+
+		for (int i = 0; i < 8; i++)
+			e[i] = (uint8_t) (end_lsn >> (56 - 8 * i));
+		pos += SEGMENT_RECORD_HDR_LEN + body;
+	}
+	t->txn_start = t->open.len;
+}
+
+static int
+handle_change(archiver *a, const pgo_message *m, bs_error *err)
+{
+	segment_record r;
+	arch_table *t;
+
+	memset(&r, 0, sizeof(r));
+	r.old_kind = SEGMENT_OLD_NONE;
+	switch (m->type)
+	{
+		case 'I':
+			t = find_table(a, m->u.insert.relid);
+			if (t == NULL || !t->active)
+				return BS_OK;
+			r.op = 'I';
+			r.new_tuple = m->u.insert.newtup.raw;
+			r.new_len = m->u.insert.newtup.raw_len;
+			return append_record(a, t, &r, err);
+		case 'U':
+			t = find_table(a, m->u.update.relid);
+			if (t == NULL || !t->active)
+				return BS_OK;
+			r.op = 'U';
+			if (m->u.update.old_kind)
+			{
+				r.old_kind = m->u.update.old_kind;
+				r.old_tuple = m->u.update.oldtup.raw;
+				r.old_len = m->u.update.oldtup.raw_len;
+			}
+			r.new_tuple = m->u.update.newtup.raw;
+			r.new_len = m->u.update.newtup.raw_len;
+			return append_record(a, t, &r, err);
+		case 'D':
+			t = find_table(a, m->u.delete.relid);
+			if (t == NULL || !t->active)
+				return BS_OK;
+			r.op = 'D';
+			r.old_kind = m->u.delete.old_kind;
+			r.old_tuple = m->u.delete.oldtup.raw;
+			r.old_len = m->u.delete.oldtup.raw_len;
+			return append_record(a, t, &r, err);
+		case 'T':
+			for (uint32_t i = 0; i < m->u.truncate.nrels; i++)
+			{
+				t = find_table(a, m->u.truncate.relids[i]);
+				if (t == NULL || !t->active)
+					continue;
+				memset(&r, 0, sizeof(r));
+				r.op = 'T';
+				r.old_kind = SEGMENT_OLD_NONE;
+				r.truncate_options = m->u.truncate.options;
+				if (append_record(a, t, &r, err) != BS_OK)
+					return BS_ERR;
+			}
+			return BS_OK;
+	}
+	return BS_OK;
+}
+
+static void answer_checkpoints(archiver *a, bool force_fail, const char *why);
+
+static int
+handle_xlogdata(archiver *a, const replmsg_xlogdata *x, bs_error *err)
+{
+	pgo_message m;
+	int rc = BS_OK;
+
+	if (pgo_decode(x->data, x->len, 1, false, &m, err) != BS_OK)
+		return error_prefix(err, "could not decode a change at %X/%X",
+							(unsigned) (x->data_start >> 32), (unsigned) x->data_start);
+	a->metrics.messages++;
+	switch (m.type)
+	{
+		case 'B':
+			a->in_txn = true;
+			a->txn_final_lsn = m.u.begin.final_lsn;
+			a->txn_commit_time = m.u.begin.commit_time;
+			a->txn_xid = m.u.begin.xid;
+			/* Already kept (spooled or stored) before a restart or reconnect: skip. */
+			a->txn_skip = m.u.begin.final_lsn < a->resume_lsn;
+			for (int i = 0; i < a->ntables; i++)
+				a->tables[i]->txn_start = a->tables[i]->open.len;
+			break;
+		case 'C':
+			if (!a->txn_skip)
+			{
+				for (int i = 0; i < a->ntables; i++)
+					if (a->tables[i]->txn_start < a->tables[i]->open.len)
+						patch_end_lsn(a->tables[i], m.u.commit.end_lsn);
+				a->metrics.transactions++;
+			}
+			a->in_txn = false;
+			a->txn_skip = false;
+			if (m.u.commit.end_lsn > a->last_commit_end)
+				a->last_commit_end = m.u.commit.end_lsn;
+			if (m.u.commit.end_lsn > a->received_lsn)
+				a->received_lsn = m.u.commit.end_lsn;
+			if (a->last_commit_end > a->resume_lsn)
+				a->resume_lsn = a->last_commit_end;
+			/* Seal at a transaction boundary when the open segments are big enough. */
+			if ((int64_t) a->open_bytes >= config_get_size(a->cfg, "segment_size"))
+				rc = seal_epoch(a, false, err);
+			if (a->pending)
+				answer_checkpoints(a, false, NULL);
+			break;
+		case 'R':
+			rc = handle_relation(a, &m.u.relation, err);
+			break;
+		case 'I':
+		case 'U':
+		case 'D':
+		case 'T':
+			if (!a->txn_skip)
+				rc = handle_change(a, &m, err);
+			break;
+		default:
+			/* Origin, Type and logical messages carry nothing a table recovery needs. */
+			break;
+	}
+	pgo_message_free(&m);
+	return rc;
+}
+
+static void
+drop_partial_transaction(archiver *a)
+{
+	/* A transaction cut off by a disconnect will be sent again in full. */
+	for (int i = 0; i < a->ntables; i++)
+	{
+		arch_table *t = a->tables[i];
+
+		if (a->in_txn && t->txn_start < t->open.len)
+		{
+			size_t pos = t->txn_start;
+
+			while (pos + SEGMENT_RECORD_HDR_LEN <= t->open.len)
+			{
+				const uint8_t *p = (const uint8_t *) t->open.data + pos;
+				uint32_t body = ((uint32_t) p[1] << 24) | ((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 8) | p[4];
+
+				pos += SEGMENT_RECORD_HDR_LEN + body;
+				t->open_records--;
+			}
+			a->open_bytes -= t->open.len - t->txn_start;
+			t->open.len = t->txn_start;
+		}
+	}
+	a->in_txn = false;
+	a->txn_skip = false;
+}
+
+static void
+close_replication(archiver *a)
+{
+	if (a->repl_ev)
+	{
+		event_free(a->repl_ev);
+		a->repl_ev = NULL;
+	}
+	if (a->repl)
+	{
+		PQfinish(a->repl);
+		a->repl = NULL;
+	}
+	drop_partial_transaction(a);
+	for (int i = 0; i < a->nrelcache; i++)
+		pgo_relation_free(&a->relcache[i]);
+	a->nrelcache = 0;
+}
+
+static void on_repl_readable(evutil_socket_t fd, short what, void *arg);
+
+static int
+start_replication(archiver *a, bs_error *err)
+{
+	strbuf sql = STRBUF_INIT;
+	char *slot = pgsql_quote_ident(config_get(a->cfg, "slot"));
+	char *pubs = pgsql_quote_ident(config_get(a->cfg, "publication"));
+	char *publit = pgsql_quote_literal(pubs);
+	PGresult *res;
+	int rc = BS_ERR;
+
+	if (pgsql_connect(config_get(a->cfg, "db"), true, "backstop archive", &a->repl, err) != BS_OK)
+		goto out;
+	/* 0/0: resume exactly at the slot's confirmed_flush_lsn, never anywhere else. */
+	strbuf_printf(&sql, "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '1', publication_names %s)",
+				  slot, publit);
+	res = PQexec(a->repl, sql.data);
+	if (PQresultStatus(res) != PGRES_COPY_BOTH)
+	{
+		pgsql_set_error(err, a->repl, res, "could not start replication");
+		PQclear(res);
+		PQfinish(a->repl);
+		a->repl = NULL;
+		goto out;
+	}
+	PQclear(res);
+	if (PQsetnonblocking(a->repl, 1) != 0)
+	{
+		pgsql_set_error(err, a->repl, NULL, "could not make the replication connection non-blocking");
+		goto out;
+	}
+	a->repl_ev = event_new(a->evbase, PQsocket(a->repl), EV_READ | EV_PERSIST, on_repl_readable, a);
+	event_add(a->repl_ev, NULL);
+	log_info("streaming from slot %s", config_get(a->cfg, "slot"));
+	rc = BS_OK;
+out:
+	free(slot);
+	free(pubs);
+	free(publit);
+	strbuf_free(&sql);
+	return rc;
+}
+
+static void
+schedule_reconnect(archiver *a, const bs_error *err)
+{
+	log_warning("replication connection lost: %s; reconnecting in %lld ms", err->message,
+				(long long) a->reconnect_delay_ms);
+	close_replication(a);
+	a->reconnect_ms = now_ms() + a->reconnect_delay_ms;
+	a->reconnect_delay_ms = a->reconnect_delay_ms * 2 > 30000 ? 30000 : a->reconnect_delay_ms * 2;
+	a->metrics.reconnects++;
+}
+
+static void
+on_repl_readable(evutil_socket_t fd, short what, void *arg)
+{
+	archiver *a = arg;
+	bs_error err;
+
+	(void) fd;
+	(void) what;
+	error_clear(&err);
+	if (PQconsumeInput(a->repl) == 0)
+	{
+		pgsql_set_error(&err, a->repl, NULL, "replication connection failed");
+		schedule_reconnect(a, &err);
+		return;
+	}
+	for (;;)
+	{
+		char *buf = NULL;
+		int n = PQgetCopyData(a->repl, &buf, 1);
+		replmsg msg;
+
+		if (n == 0)
+			break;
+		if (n == -1)
+		{
+			PGresult *res = PQgetResult(a->repl);
+
+			pgsql_set_error(&err, a->repl, res, "replication stream ended");
+			PQclear(res);
+			schedule_reconnect(a, &err);
+			return;
+		}
+		if (n < 0)
+		{
+			pgsql_set_error(&err, a->repl, NULL, "replication connection failed");
+			schedule_reconnect(a, &err);
+			return;
+		}
+		a->metrics.bytes_received += (uint64_t) n;
+		if (replmsg_parse((const uint8_t *) buf, (size_t) n, &msg, &err) != BS_OK)
+		{
+			PQfreemem(buf);
+			archiver_fail(a, &err);
+			return;
+		}
+		if (msg.type == 'w')
+		{
+			if (handle_xlogdata(a, &msg.u.xlogdata, &err) != BS_OK)
+			{
+				PQfreemem(buf);
+				if (strcmp(err.code, ERRCODE_DISK_FULL) == 0 || strcmp(err.code, ERRCODE_PROTOCOL) == 0 ||
+					strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 || strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0)
+				{
+					archiver_fail(a, &err);
+					return;
+				}
+				/* Storage trouble: keep what is spooled, retry later. */
+				log_warning("%s", err.message);
+				a->drain_retry_ms = now_ms() + a->drain_delay_ms;
+				continue;
+			}
+		}
+		else if (msg.type == 'k')
+		{
+			if (!a->in_txn && msg.u.keepalive.wal_end > a->received_lsn)
+				a->received_lsn = msg.u.keepalive.wal_end;
+			/* Idle publication: nothing pending means the slot may advance. */
+			if (!a->in_txn && a->open_bytes == 0 && !a->spool_pending &&
+				msg.u.keepalive.wal_end > a->flush_lsn)
+			{
+				a->flush_lsn = msg.u.keepalive.wal_end;
+				if (a->last_commit_end < a->flush_lsn)
+					a->last_commit_end = a->flush_lsn;
+			}
+			if (msg.u.keepalive.reply_requested && send_status(a, false, &err) != BS_OK)
+			{
+				PQfreemem(buf);
+				schedule_reconnect(a, &err);
+				return;
+			}
+			if (a->pending)
+				answer_checkpoints(a, false, NULL);
+		}
+		PQfreemem(buf);
+		if (a->fatal)
+			return;
+	}
+}
+
+/* ---------- checkpoints, metrics and health over loopback HTTP ---------- */
+
+static void
+reply_json(struct evhttp_request *req, int code, const char *reason, const char *json)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+	evbuffer_add_printf(b, "%s\n", json);
+	evhttp_send_reply(req, code, reason, b);
+	evbuffer_free(b);
+}
+
+static void
+reply_error(struct evhttp_request *req, int code, const char *reason, const char *message)
+{
+	strbuf sb = STRBUF_INIT;
+
+	strbuf_append_str(&sb, "{\"error\":\"");
+	for (const char *p = message; *p; p++)
+	{
+		if (*p == '"' || *p == '\\')
+			strbuf_append_char(&sb, '\\');
+		if ((unsigned char) *p >= 0x20)
+			strbuf_append_char(&sb, *p);
+	}
+	strbuf_append_str(&sb, "\"}");
+	reply_json(req, code, reason, sb.data);
+	strbuf_free(&sb);
+}
+
+/* Answer the checkpoint requests whose target is reached (after sealing and uploading). */
+static void
+answer_checkpoints(archiver *a, bool force_fail, const char *why)
+{
+	checkpoint_req **pp = &a->pending;
+	bool ready = false;
+	bs_error err;
+
+	error_clear(&err);
+	for (checkpoint_req *r = a->pending; r; r = r->next)
+		if (a->received_lsn >= r->target_lsn && !a->in_txn)
+			ready = true;
+	if (ready && !force_fail)
+	{
+		if (seal_epoch(a, true, &err) != BS_OK)
+		{
+			log_warning("checkpoint: %s", err.message);
+			force_fail = true;
+			why = err.message;
+		}
+	}
+	while (*pp)
+	{
+		checkpoint_req *r = *pp;
+		bool expired = now_ms() >= r->deadline_ms;
+
+		if (force_fail || (ready && a->received_lsn >= r->target_lsn && a->flush_lsn >= r->target_lsn) || expired)
+		{
+			if (force_fail)
+				reply_error(r->req, 503, "Service Unavailable", why ? why : "archiver stopping");
+			else if (a->flush_lsn >= r->target_lsn)
+			{
+				arch_table *t = find_table(a, r->relid);
+				strbuf sb = STRBUF_INIT;
+				char l1[LSN_BUFLEN], l2[LSN_BUFLEN];
+				const manifest_segment *seg = t && t->man->nsegments ? &t->man->segments[t->man->nsegments - 1] : NULL;
+
+				strbuf_printf(&sb, "{\"table\":\"%s.%s\",\"relid\":%u,\"lsn\":\"%s\",\"requested_lsn\":\"%s\","
+							  "\"segment\":%s%s%s,\"verified\":true,\"elapsed_ms\":%lld}",
+							  t ? t->man->schema : "", t ? t->man->name : "", r->relid,
+							  lsn_format(a->flush_lsn, l1), lsn_format(r->target_lsn, l2),
+							  seg ? "\"" : "", seg ? seg->key : "null", seg ? "\"" : "",
+							  (long long) (now_ms() - r->started_ms));
+				reply_json(r->req, 200, "OK", sb.data);
+				strbuf_free(&sb);
+				a->metrics.checkpoints++;
+			}
+			else
+				reply_error(r->req, 504, "Gateway Timeout", "timed out waiting for the archive to reach the requested LSN");
+			*pp = r->next;
+			free(r);
+			continue;
+		}
+		pp = &r->next;
+	}
+}
+
+static void
+on_checkpoint(struct evhttp_request *req, void *arg)
+{
+	archiver *a = arg;
+	struct evkeyvalq q;
+	const char *table, *lsn_s;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *query = evhttp_uri_get_query(uri);
+	checkpoint_req *r;
+	manifest *found = NULL;
+	arch_table *t = NULL;
+	bs_error err;
+	uint64_t lsn = 0;
+	int64_t timeout_ms = config_get_duration_ms(a->cfg, "timeout");
+
+	error_clear(&err);
+	memset(&q, 0, sizeof(q));
+	if (query == NULL || evhttp_parse_query_str(query, &q) != 0 || (table = evhttp_find_header(&q, "table")) == NULL)
+	{
+		reply_error(req, 400, "Bad Request", "usage: POST /checkpoint?table=schema.table[&lsn=X/Y]");
+		evhttp_clear_headers(&q);
+		return;
+	}
+	lsn_s = evhttp_find_header(&q, "lsn");
+	if (lsn_s && lsn_parse(lsn_s, &lsn) != BS_OK)
+	{
+		reply_error(req, 400, "Bad Request", "invalid lsn");
+		evhttp_clear_headers(&q);
+		return;
+	}
+	{
+		char *schema = NULL, *name = NULL;
+
+		if (manifest_split_name(table, &schema, &name, &err) == BS_OK)
+		{
+			for (int i = 0; i < a->ntables; i++)
+				if (a->tables[i]->active && strcmp(a->tables[i]->man->schema, schema) == 0 &&
+					strcmp(a->tables[i]->man->name, name) == 0)
+					t = a->tables[i];
+		}
+		free(schema);
+		free(name);
+	}
+	(void) found;
+	if (t == NULL)
+	{
+		strbuf sb = STRBUF_INIT;
+
+		strbuf_printf(&sb, "table \"%s\" is not archived by this daemon", table);
+		reply_error(req, 404, "Not Found", sb.data);
+		strbuf_free(&sb);
+		evhttp_clear_headers(&q);
+		return;
+	}
+	if (lsn == 0)
+	{
+		char *cur = NULL;
+
+		/* "Now": everything committed before this request must be covered. */
+		if (pgsql_query_value(a->conn, "SELECT pg_current_wal_lsn()::text", &cur, &err) != BS_OK ||
+			lsn_parse(cur, &lsn) != BS_OK)
+		{
+			free(cur);
+			reply_error(req, 503, "Service Unavailable", err.message[0] ? err.message : "could not read the current WAL position");
+			evhttp_clear_headers(&q);
+			return;
+		}
+		free(cur);
+	}
+	evhttp_clear_headers(&q);
+	r = xcalloc(1, sizeof(checkpoint_req));
+	r->req = req;
+	r->relid = t->relid;
+	r->target_lsn = lsn;
+	r->started_ms = now_ms();
+	r->deadline_ms = r->started_ms + (timeout_ms > 0 ? timeout_ms : 30000);
+	r->next = a->pending;
+	a->pending = r;
+	/* Ask the server for its position now instead of waiting for a keepalive. */
+	if (a->received_lsn < lsn && send_status(a, true, &err) != BS_OK)
+		log_warning("%s", err.message);
+	answer_checkpoints(a, false, NULL);
+}
+
+static void
+on_metrics(struct evhttp_request *req, void *arg)
+{
+	archiver *a = arg;
+	struct evbuffer *b = evbuffer_new();
+	double up = (double) (now_ms() - a->metrics.started_ms) / 1000.0;
+
+	evbuffer_add_printf(b,
+		"# HELP backstop_received_lsn Last WAL position received from the slot.\n"
+		"# TYPE backstop_received_lsn gauge\nbackstop_received_lsn %" PRIu64 "\n"
+		"# HELP backstop_flushed_lsn Position durable in storage and confirmed to PostgreSQL.\n"
+		"# TYPE backstop_flushed_lsn gauge\nbackstop_flushed_lsn %" PRIu64 "\n"
+		"# HELP backstop_lag_bytes Received but not yet durable in storage.\n"
+		"# TYPE backstop_lag_bytes gauge\nbackstop_lag_bytes %" PRIu64 "\n"
+		"# TYPE backstop_open_segment_bytes gauge\nbackstop_open_segment_bytes %zu\n"
+		"# TYPE backstop_spool_bytes gauge\nbackstop_spool_bytes %" PRIu64 "\n"
+		"# TYPE backstop_messages_total counter\nbackstop_messages_total %" PRIu64 "\n"
+		"# TYPE backstop_received_bytes_total counter\nbackstop_received_bytes_total %" PRIu64 "\n"
+		"# TYPE backstop_transactions_total counter\nbackstop_transactions_total %" PRIu64 "\n"
+		"# TYPE backstop_changes_total counter\nbackstop_changes_total %" PRIu64 "\n"
+		"# TYPE backstop_segments_uploaded_total counter\nbackstop_segments_uploaded_total %" PRIu64 "\n"
+		"# TYPE backstop_uploaded_bytes_total counter\nbackstop_uploaded_bytes_total %" PRIu64 "\n"
+		"# TYPE backstop_upload_errors_total counter\nbackstop_upload_errors_total %" PRIu64 "\n"
+		"# TYPE backstop_reconnects_total counter\nbackstop_reconnects_total %" PRIu64 "\n"
+		"# TYPE backstop_base_copies_total counter\nbackstop_base_copies_total %" PRIu64 "\n"
+		"# TYPE backstop_checkpoints_total counter\nbackstop_checkpoints_total %" PRIu64 "\n"
+		"# HELP backstop_decode_rate_bytes Average bytes decoded per second since start.\n"
+		"# TYPE backstop_decode_rate_bytes gauge\nbackstop_decode_rate_bytes %.0f\n"
+		"# HELP backstop_upload_rate_bytes Average bytes uploaded per second since start.\n"
+		"# TYPE backstop_upload_rate_bytes gauge\nbackstop_upload_rate_bytes %.0f\n",
+		a->received_lsn, a->flush_lsn, a->received_lsn > a->flush_lsn ? a->received_lsn - a->flush_lsn : 0,
+		a->open_bytes, a->metrics.spool_bytes, a->metrics.messages, a->metrics.bytes_received,
+		a->metrics.transactions, a->metrics.changes, a->metrics.segments_uploaded,
+		a->metrics.bytes_uploaded, a->metrics.upload_errors, a->metrics.reconnects,
+		a->metrics.base_copies, a->metrics.checkpoints,
+		up > 0 ? (double) a->metrics.bytes_received / up : 0.0,
+		up > 0 ? (double) a->metrics.bytes_uploaded / up : 0.0);
+	evbuffer_add_printf(b, "# HELP backstop_table_archived_lsn Last LSN archived per table.\n"
+						"# TYPE backstop_table_archived_lsn gauge\n");
+	for (int i = 0; i < a->ntables; i++)
+	{
+		arch_table *t = a->tables[i];
+
+		if (!t->active)
+			continue;
+		evbuffer_add_printf(b, "backstop_table_archived_lsn{table=\"%s.%s\"} %" PRIu64 "\n",
+							t->man->schema, t->man->name,
+							t->man->archived_to > a->flush_lsn ? t->man->archived_to : a->flush_lsn);
+	}
+	evbuffer_add_printf(b, "# HELP backstop_tables_skipped Tables that cannot be archived (see backstop info).\n"
+						"# TYPE backstop_tables_skipped gauge\n");
+	{
+		int skipped = 0;
+
+		for (int i = 0; i < a->ntables; i++)
+			if (a->tables[i]->man->status && strcmp(a->tables[i]->man->status, "skipped") == 0)
+				skipped++;
+		evbuffer_add_printf(b, "backstop_tables_skipped %d\n", skipped);
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
+static void
+on_health(struct evhttp_request *req, void *arg)
+{
+	archiver *a = arg;
+	char l1[LSN_BUFLEN], l2[LSN_BUFLEN];
+	strbuf sb = STRBUF_INIT;
+	bool ok = a->repl != NULL && !a->spool_pending;
+
+	strbuf_printf(&sb, "{\"status\":\"%s\",\"streaming\":%s,\"received_lsn\":\"%s\",\"flushed_lsn\":\"%s\","
+				  "\"spool_bytes\":%" PRIu64 ",\"upload_errors\":%" PRIu64 "}",
+				  ok ? "ok" : "degraded", a->repl ? "true" : "false", lsn_format(a->received_lsn, l1),
+				  lsn_format(a->flush_lsn, l2), a->metrics.spool_bytes, a->metrics.upload_errors);
+	reply_json(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", sb.data);
+	strbuf_free(&sb);
+}
+
+static void
+on_http(struct evhttp_request *req, void *arg)
+{
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+
+	if (path && strcmp(path, "/metrics") == 0)
+		on_metrics(req, arg);
+	else if (path && strcmp(path, "/health") == 0)
+		on_health(req, arg);
+	else if (path && strcmp(path, "/checkpoint") == 0)
+	{
+		if (evhttp_request_get_command(req) != EVHTTP_REQ_POST)
+			reply_error(req, 405, "Method Not Allowed", "use POST");
+		else
+			on_checkpoint(req, arg);
+	}
+	else
+		reply_error(req, 404, "Not Found", "endpoints: /metrics, /health, POST /checkpoint?table=S.T[&lsn=X/Y]");
+}
+
+static int
+start_http(archiver *a, bs_error *err)
+{
+	const char *listen = config_get(a->cfg, "listen");
+	char host[256];
+	const char *colon;
+	int port;
+
+	if (listen == NULL || *listen == '\0' || strcmp(listen, "off") == 0)
+		return BS_OK;
+	colon = strrchr(listen, ':');
+	if (colon == NULL || (size_t) (colon - listen) >= sizeof(host) || (port = atoi(colon + 1)) <= 0 || port > 65535)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "invalid listen address \"%s\" (expected HOST:PORT)", listen);
+	memcpy(host, listen, (size_t) (colon - listen));
+	host[colon - listen] = '\0';
+	a->http = evhttp_new(a->evbase);
+	if (evhttp_bind_socket(a->http, host, (uint16_t) port) != 0)
+		return error_set(err, ERRCODE_IO, "could not listen on %s (in use?)", listen);
+	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+	evhttp_set_gencb(a->http, on_http, a);
+	log_info("control endpoint on http://%s (/metrics, /health, /checkpoint)", listen);
+	return BS_OK;
+}
+
+/* ---------- periodic work ---------- */
+
+static int
+take_new_bases(archiver *a, arch_table **list, int n, bs_error *err)
+{
+	manifest **ms = xcalloc((size_t) n, sizeof(manifest *));
+	basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, "base_chunk_size")};
+	uint64_t lsn;
+	int rc;
+
+	for (int i = 0; i < n; i++)
+		ms[i] = list[i]->man;
+	rc = basecopy_with_temporary_slot(config_get(a->cfg, "db"), a->conn, a->st, &opts, ms, n, &lsn, err);
+	free(ms);
+	if (rc != BS_OK)
+		return BS_ERR;
+	for (int i = 0; i < n; i++)
+	{
+		if (strcmp(list[i]->man->status ? list[i]->man->status : "", "active") != 0)
+		{
+			free(list[i]->man->status);
+			list[i]->man->status = xstrdup("active");
+		}
+		if (manifest_store(a->st, list[i]->man, err) != BS_OK)
+			return BS_ERR;
+		list[i]->change_bytes = 0;
+		list[i]->rebase_wanted = false;
+		a->metrics.base_copies++;
+	}
+	return BS_OK;
+}
+
+/* New or dropped tables, and re-bases that keep recovery time bounded. */
+static int
+poll_tables(archiver *a, bs_error *err)
+{
+	catalog_table_list list;
+	arch_table **need = NULL;
+	int nneed = 0;
+	bool changed = false;
+	int64_t rebase_age_us = config_get_duration_ms(a->cfg, "rebase_age") * 1000;
+	int64_t ratio = config_get_int(a->cfg, "rebase_ratio");
+
+	if (PQstatus(a->conn) != CONNECTION_OK)
+		PQreset(a->conn);
+	if (catalog_list_tables(a->conn, config_get(a->cfg, "tables"), config_get_bool(a->cfg, "all_tables"),
+							&list, err) != BS_OK)
+	{
+		/* A listed table that was dropped is not an error: it is marked below. */
+		if (strcmp(err->code, ERRCODE_UNDEFINED_TABLE) != 0)
+			return BS_ERR;
+		memset(&list, 0, sizeof(list));
+	}
+	for (int i = 0; i < a->ntables; i++)
+	{
+		arch_table *t = a->tables[i];
+
+		if (t->active && catalog_find(&list, t->relid) == NULL && strcmp(t->man->status, "active") == 0)
+		{
+			PGresult *res;
+			char oid[16];
+			const char *params[1] = {oid};
+
+			snprintf(oid, sizeof(oid), "%u", t->relid);
+			if (pgsql_query_params(a->conn, "SELECT 1 FROM pg_class WHERE oid = $1::oid", 1, params, &res, err) != BS_OK)
+				continue;
+			if (PQntuples(res) == 0)
+			{
+				char l[LSN_BUFLEN];
+
+				/* Dropped: changes stop; the archive keeps everything up to here. */
+				free(t->man->status);
+				t->man->status = xstrdup("dropped");
+				t->man->dropped_at_lsn = a->received_lsn;
+				t->active = false;
+				log_warning("table %s.%s was dropped; its archive is kept (recover with --latest) up to %s",
+							t->man->schema, t->man->name, lsn_format(a->received_lsn, l));
+				if (seal_epoch(a, false, err) != BS_OK || manifest_store(a->st, t->man, err) != BS_OK)
+					log_warning("%s", err->message);
+				changed = true;
+			}
+			PQclear(res);
+		}
+	}
+	for (int i = 0; i < list.count; i++)
+	{
+		catalog_table *ct = &list.tables[i];
+		arch_table *t = find_table(a, ct->relid);
+
+		if (t && t->active)
+		{
+			int64_t base_age = t->man->nbases ? now_unix_us() - t->man->bases[t->man->nbases - 1].time : 0;
+
+			if (t->rebase_wanted ||
+				(t->man->nbases && rebase_age_us > 0 && base_age > rebase_age_us) ||
+				(ratio > 0 && t->change_bytes > 0 && t->change_bytes * 100 > (uint64_t) ratio * (table_base_bytes(t->man) + 1)
+				 && t->change_bytes > 1024 * 1024))
+			{
+				need = xrealloc(need, (size_t) (nneed + 1) * sizeof(arch_table *));
+				need[nneed++] = t;
+			}
+			continue;
+		}
+		if (load_table(a, ct->relid, ct->schema, ct->name, ct->usable, &t, err) != BS_OK)
+			goto fail;
+		changed = true;
+		if (!ct->usable)
+		{
+			if (t->man->status == NULL || strcmp(t->man->status, "skipped") != 0 ||
+				t->man->finding == NULL || strcmp(t->man->finding, ct->finding) != 0)
+			{
+				free(t->man->status);
+				free(t->man->finding);
+				t->man->status = xstrdup("skipped");
+				t->man->finding = xstrdup(ct->finding);
+				log_warning("table %s.%s is NOT archived: %s", ct->schema, ct->name, ct->finding);
+				if (manifest_store(a->st, t->man, err) != BS_OK)
+					goto fail;
+			}
+			continue;
+		}
+		if (t->man->nbases == 0 || strcmp(t->man->status, "active") != 0)
+		{
+			need = xrealloc(need, (size_t) (nneed + 1) * sizeof(arch_table *));
+			need[nneed++] = t;
+		}
+	}
+	if (changed && catalog_sync_publication(a->conn, config_get(a->cfg, "publication"), &list, err) != BS_OK)
+		goto fail;
+	if (nneed > 0)
+	{
+		log_info("taking %d base cop%s", nneed, nneed == 1 ? "y" : "ies");
+		if (take_new_bases(a, need, nneed, err) != BS_OK)
+			goto fail;
+	}
+	free(need);
+	catalog_table_list_free(&list);
+	return BS_OK;
+fail:
+	free(need);
+	catalog_table_list_free(&list);
+	return BS_ERR;
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	archiver *a = arg;
+	int64_t now = now_ms();
+	bs_error err;
+
+	(void) fd;
+	(void) what;
+	error_clear(&err);
+	if (a->repl == NULL && now >= a->reconnect_ms && !a->stopping)
+	{
+		if (start_replication(a, &err) != BS_OK)
+			schedule_reconnect(a, &err);
+		else
+			a->reconnect_delay_ms = 1000;
+	}
+	if (a->open_bytes > 0 && !a->in_txn && a->open_since_ms &&
+		now - a->open_since_ms >= config_get_duration_ms(a->cfg, "segment_age"))
+	{
+		if (seal_epoch(a, false, &err) != BS_OK)
+		{
+			if (strcmp(err.code, ERRCODE_DISK_FULL) == 0)
+			{
+				archiver_fail(a, &err);
+				return;
+			}
+			log_warning("%s (retrying in %lld ms)", err.message, (long long) a->drain_delay_ms);
+			a->drain_retry_ms = now + a->drain_delay_ms;
+		}
+	}
+	else if (a->open_bytes == 0 && !a->in_txn && !a->spool_pending && a->last_commit_end > a->flush_lsn)
+		a->flush_lsn = a->last_commit_end;
+	if (a->spool_pending && now >= a->drain_retry_ms)
+	{
+		if (drain_spool(a, false, &err) != BS_OK)
+		{
+			a->metrics.upload_errors++;
+			log_warning("storage unavailable, %llu bytes spooled: %s", (unsigned long long) a->metrics.spool_bytes, err.message);
+			a->drain_retry_ms = now + a->drain_delay_ms;
+			a->drain_delay_ms = a->drain_delay_ms * 2 > 30000 ? 30000 : a->drain_delay_ms * 2;
+		}
+		else
+			a->drain_delay_ms = 1000;
+	}
+	if (!a->spool_pending && a->flush_lsn > a->head_written_lsn &&
+		now - a->last_status_ms >= config_get_duration_ms(a->cfg, "status_interval") / 2)
+	{
+		if (store_head(a, a->flush_lsn, &err) != BS_OK)
+			log_warning("%s", err.message);
+	}
+	if (a->repl && now - a->last_status_ms >= config_get_duration_ms(a->cfg, "status_interval"))
+	{
+		if (send_status(a, false, &err) != BS_OK)
+			schedule_reconnect(a, &err);
+	}
+	if (now - a->last_poll_ms >= config_get_duration_ms(a->cfg, "table_poll_interval"))
+	{
+		a->last_poll_ms = now;
+		if (poll_tables(a, &err) != BS_OK)
+			log_warning("table check failed: %s", err.message);
+	}
+	if (a->pending)
+		answer_checkpoints(a, false, NULL);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	archiver *a = arg;
+
+	(void) what;
+	if (sig == SIGHUP)
+	{
+		bs_config fresh;
+		bs_error err;
+		char **pos = NULL;
+		int npos = 0;
+		bool usage = false;
+		char *argv[2] = {"--config", a->cfg->config_file};
+		log_level level;
+
+		/* Re-read the file; flags and environment of the original start still apply on top
+		 * for options that were set that way. */
+		error_clear(&err);
+		if (a->cfg->config_file == NULL)
+		{
+			log_info("SIGHUP: no configuration file to reload");
+			return;
+		}
+		if (config_load(&fresh, 2, argv, NULL, &pos, &npos, &usage, &err) != BS_OK)
+		{
+			log_error("SIGHUP: configuration not reloaded: %s", err.message);
+			config_free(&fresh);
+			free(pos);
+			return;
+		}
+		for (int i = 0; config_options[i].name; i++)
+		{
+			const char *name = config_options[i].name;
+
+			if (a->cfg->values[i].source <= SOURCE_FILE && fresh.values[i].source == SOURCE_FILE &&
+				(strcmp(name, "segment_size") == 0 || strcmp(name, "segment_age") == 0 ||
+				 strcmp(name, "log_level") == 0 || strcmp(name, "rebase_age") == 0 ||
+				 strcmp(name, "rebase_ratio") == 0 || strcmp(name, "spool_limit") == 0 ||
+				 strcmp(name, "status_interval") == 0 || strcmp(name, "table_poll_interval") == 0))
+				config_set(a->cfg, name, fresh.values[i].value, SOURCE_FILE);
+		}
+		if (log_level_parse(config_get(a->cfg, "log_level"), &level) == 0)
+			log_configure(level, strcmp(config_get(a->cfg, "log_format"), "json") == 0);
+		config_free(&fresh);
+		free(pos);
+		log_info("SIGHUP: configuration reloaded from %s", a->cfg->config_file);
+		return;
+	}
+	log_info("received %s, finishing", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	a->stopping = true;
+	event_base_loopbreak(a->evbase);
+}
+
+/* ---------- start-up ---------- */
+
+static int
+initial_setup(archiver *a, bs_error *err)
+{
+	PGresult *res;
+	const char *slot = config_get(a->cfg, "slot");
+	const char *params[1] = {slot};
+	char *wal_level = NULL;
+	catalog_table_list list;
+	bool slot_exists;
+	uint64_t max_seal = 0;
+	bool head_exists = false;
+	PGconn *repl = NULL;
+	char *sysid = NULL, *dbname = NULL;
+
+	if (pgsql_query_value(a->conn, "SHOW wal_level", &wal_level, err) != BS_OK)
+		return BS_ERR;
+	if (strcmp(wal_level, "logical") != 0)
+	{
+		error_set(err, ERRCODE_INVALID_PARAMETER,
+				  "wal_level is \"%s\": logical replication needs wal_level = logical (and a restart)", wal_level);
+		free(wal_level);
+		return BS_ERR;
+	}
+	free(wal_level);
+
+	/* The archive must belong to this cluster and database. */
+	if (pgsql_connect(config_get(a->cfg, "db"), true, "backstop archive", &repl, err) != BS_OK)
+		return BS_ERR;
+	res = PQexec(repl, "IDENTIFY_SYSTEM");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) < 4)
+	{
+		pgsql_set_error(err, repl, res, "IDENTIFY_SYSTEM failed (does the role have REPLICATION?)");
+		PQclear(res);
+		PQfinish(repl);
+		return BS_ERR;
+	}
+	sysid = xstrdup(PQgetvalue(res, 0, 0));
+	dbname = xstrdup(PQgetisnull(res, 0, 3) ? "" : PQgetvalue(res, 0, 3));
+	PQclear(res);
+	if (archive_head_load(a->st, &a->head, &head_exists, err) != BS_OK)
+		goto fail;
+	if (head_exists && a->head.system_identifier &&
+		(strcmp(a->head.system_identifier, sysid) != 0 || strcmp(a->head.database ? a->head.database : "", dbname) != 0))
+	{
+		error_set(err, ERRCODE_INVALID_PARAMETER,
+				  "storage %s holds the archive of another database (system %s, database \"%s\"), not system %s database \"%s\"",
+				  storage_describe(a->st), a->head.system_identifier, a->head.database ? a->head.database : "",
+				  sysid, dbname);
+		goto fail;
+	}
+	if (!head_exists)
+	{
+		a->head.system_identifier = xstrdup(sysid);
+		a->head.database = xstrdup(dbname);
+	}
+	a->head_written_lsn = a->head.flushed_lsn;
+
+	if (catalog_list_tables(a->conn, config_get(a->cfg, "tables"), config_get_bool(a->cfg, "all_tables"),
+							&list, err) != BS_OK)
+		goto fail;
+	for (int i = 0; i < list.count; i++)
+	{
+		arch_table *t;
+		catalog_table *ct = &list.tables[i];
+
+		if (load_table(a, ct->relid, ct->schema, ct->name, ct->usable, &t, err) != BS_OK)
+			goto fail_list;
+		if (!ct->usable)
+		{
+			free(t->man->status);
+			free(t->man->finding);
+			t->man->status = xstrdup("skipped");
+			t->man->finding = xstrdup(ct->finding);
+			log_warning("table %s.%s is NOT archived: %s", ct->schema, ct->name, ct->finding);
+			if (manifest_store(a->st, t->man, err) != BS_OK)
+				goto fail_list;
+		}
+	}
+	if (catalog_sync_publication(a->conn, config_get(a->cfg, "publication"), &list, err) != BS_OK)
+		goto fail_list;
+
+	if (pgsql_query_params(a->conn,
+		"SELECT confirmed_flush_lsn::text, plugin, database, wal_status FROM pg_replication_slots WHERE slot_name = $1",
+		1, params, &res, err) != BS_OK)
+		goto fail_list;
+	slot_exists = PQntuples(res) == 1;
+	if (slot_exists)
+	{
+		if (strcmp(PQgetvalue(res, 0, 1), "pgoutput") != 0 || strcmp(PQgetvalue(res, 0, 2), dbname) != 0)
+		{
+			error_set(err, ERRCODE_INVALID_PARAMETER, "slot \"%s\" exists but is not a pgoutput slot of database \"%s\"",
+					  slot, dbname);
+			PQclear(res);
+			goto fail_list;
+		}
+		if (strcmp(PQgetvalue(res, 0, 3), "lost") == 0)
+		{
+			error_set(err, ERRCODE_INVALID_PARAMETER,
+					  "slot \"%s\" was invalidated (wal_status = lost, max_slot_wal_keep_size exceeded): "
+					  "changes are missing; drop it with `backstop archive --drop` and start again for fresh base copies", slot);
+			PQclear(res);
+			goto fail_list;
+		}
+		if (!PQgetisnull(res, 0, 0))
+			lsn_parse(PQgetvalue(res, 0, 0), &a->flush_lsn);
+		PQclear(res);
+	}
+	else
+	{
+		char *q = pgsql_quote_ident(slot);
+		strbuf sql = STRBUF_INIT;
+		uint64_t lsn;
+		basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, "base_chunk_size")};
+
+		PQclear(res);
+		strbuf_printf(&sql, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'export')", q);
+		free(q);
+		res = PQexec(repl, sql.data);
+		strbuf_free(&sql);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || lsn_parse(PQgetvalue(res, 0, 1), &lsn) != BS_OK)
+		{
+			pgsql_set_error(err, repl, res, "could not create the replication slot");
+			PQclear(res);
+			goto fail_list;
+		}
+		log_info("created slot %s at %s; taking base copies", slot, PQgetvalue(res, 0, 1));
+		/* The exported snapshot lives while repl stays idle: copy every table under it. */
+		if (basecopy_begin_snapshot(a->conn, PQgetvalue(res, 0, 2), err) != BS_OK)
+		{
+			PQclear(res);
+			goto fail_list;
+		}
+		PQclear(res);
+		for (int i = 0; i < a->ntables; i++)
+		{
+			arch_table *t = a->tables[i];
+
+			if (!t->active)
+				continue;
+			if (basecopy_table(a->conn, a->st, &opts, t->man, lsn, err) != BS_OK)
+			{
+				pgsql_exec(a->conn, "ROLLBACK", &(bs_error) {0});
+				goto fail_list;
+			}
+			free(t->man->status);
+			t->man->status = xstrdup("active");
+			if (t->man->archived_to < lsn)
+				t->man->archived_to = lsn;
+			if (manifest_store(a->st, t->man, err) != BS_OK)
+			{
+				pgsql_exec(a->conn, "ROLLBACK", &(bs_error) {0});
+				goto fail_list;
+			}
+			a->metrics.base_copies++;
+		}
+		if (pgsql_exec(a->conn, "COMMIT", err) != BS_OK)
+			goto fail_list;
+		a->flush_lsn = lsn;
+		a->head_written_lsn = 0;
+		if (store_head(a, lsn, err) != BS_OK)
+			goto fail_list;
+	}
+	PQfinish(repl);
+	repl = NULL;
+
+	/* Tables without a base copy (new, or an earlier start stopped half-way). */
+	{
+		arch_table **need = NULL;
+		int n = 0;
+
+		for (int i = 0; i < a->ntables; i++)
+		{
+			if (a->tables[i]->active && a->tables[i]->man->nbases == 0)
+			{
+				need = xrealloc(need, (size_t) (n + 1) * sizeof(arch_table *));
+				need[n++] = a->tables[i];
+			}
+		}
+		if (n > 0 && take_new_bases(a, need, n, err) != BS_OK)
+		{
+			free(need);
+			goto fail_list;
+		}
+		free(need);
+	}
+
+	/* Spool first: what was sealed before a stop is uploaded before anything new. */
+	if (clean_spool(a, &max_seal, err) != BS_OK)
+		goto fail_list;
+	a->spool_pending = max_seal > 0;
+	if (a->spool_pending && drain_spool(a, false, err) != BS_OK)
+	{
+		log_warning("could not upload the spool yet (will retry): %s", err->message);
+		a->metrics.upload_errors++;
+	}
+	a->resume_lsn = a->flush_lsn;
+	if (a->head.flushed_lsn > a->resume_lsn)
+		a->resume_lsn = a->head.flushed_lsn;
+	if (max_seal > a->resume_lsn)
+		a->resume_lsn = max_seal;
+	for (int i = 0; i < a->ntables; i++)
+		if (a->tables[i]->man->archived_to > a->resume_lsn)
+			a->resume_lsn = a->tables[i]->man->archived_to;
+	a->last_commit_end = a->resume_lsn;
+	a->received_lsn = a->flush_lsn;
+	catalog_table_list_free(&list);
+	free(sysid);
+	free(dbname);
+	return BS_OK;
+
+fail_list:
+	catalog_table_list_free(&list);
+fail:
+	if (repl)
+		PQfinish(repl);
+	free(sysid);
+	free(dbname);
+	return BS_ERR;
+}
+
+static void
+archiver_free(archiver *a)
+{
+	close_replication(a);
+	free(a->relcache);
+	for (int i = 0; i < a->ntables; i++)
+	{
+		manifest_free(a->tables[i]->man);
+		strbuf_free(&a->tables[i]->open);
+		free(a->tables[i]);
+	}
+	free(a->tables);
+	while (a->pending)
+	{
+		checkpoint_req *r = a->pending;
+
+		a->pending = r->next;
+		free(r);
+	}
+	if (a->http)
+		evhttp_free(a->http);
+	for (int i = 0; i < 3; i++)
+		if (a->sig_evs[i])
+			event_free(a->sig_evs[i]);
+	if (a->tick_ev)
+		event_free(a->tick_ev);
+	if (a->evbase)
+		event_base_free(a->evbase);
+	if (a->conn)
+		PQfinish(a->conn);
+	if (a->st)
+		storage_close(a->st);
+	if (a->spool)
+		storage_close(a->spool);
+	archive_head_clear(&a->head);
+}
+
+int
+archiver_run(bs_config *cfg, bs_error *err)
+{
+	archiver a;
+	strbuf spool_url = STRBUF_INIT;
+	struct timeval tick = {0, 200000};
+	int sigs[3] = {SIGTERM, SIGINT, SIGHUP};
+	int rc = BS_ERR;
+
+	memset(&a, 0, sizeof(a));
+	a.cfg = cfg;
+	a.metrics.started_ms = now_ms();
+	a.reconnect_delay_ms = 1000;
+	a.drain_delay_ms = 1000;
+	if (config_get(cfg, "db") == NULL)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "--db is required (a role with REPLICATION)");
+	if (codec_parse(config_get(cfg, "compression"), &a.codec, err) != BS_OK)
+		return BS_ERR;
+	a.level = (int) config_get_int(cfg, "compression_level");
+	signal(SIGPIPE, SIG_IGN);
+	if (storage_open(config_get(cfg, "storage"), cfg, &a.st, err) != BS_OK)
+		goto out;
+	strbuf_printf(&spool_url, "file://%s", config_get(cfg, "spool_dir"));
+	if (spool_url.data[7] != '/')
+	{
+		error_set(err, ERRCODE_INVALID_PARAMETER, "spool_dir must be an absolute path: \"%s\"", config_get(cfg, "spool_dir"));
+		goto out;
+	}
+	if (storage_open(spool_url.data, NULL, &a.spool, err) != BS_OK)
+		goto out;
+	if (pgsql_connect(config_get(cfg, "db"), false, "backstop archive", &a.conn, err) != BS_OK)
+		goto out;
+	a.evbase = event_base_new();
+	if (start_http(&a, err) != BS_OK)
+		goto out;
+	log_info("archiving to %s", storage_describe(a.st));
+	if (initial_setup(&a, err) != BS_OK)
+		goto out;
+	a.last_poll_ms = now_ms();
+	if (start_replication(&a, err) != BS_OK)
+		goto out;
+	a.tick_ev = event_new(a.evbase, -1, EV_PERSIST, on_tick, &a);
+	event_add(a.tick_ev, &tick);
+	for (int i = 0; i < 3; i++)
+	{
+		a.sig_evs[i] = evsignal_new(a.evbase, sigs[i], on_signal, &a);
+		event_add(a.sig_evs[i], NULL);
+	}
+	while (!a.stopping && !a.fatal)
+		event_base_dispatch(a.evbase);
+
+	if (a.fatal)
+	{
+		*err = a.fatal_err;
+		answer_checkpoints(&a, true, err->message);
+		/* Whatever is durable is still confirmed, so a restart does not redo it. */
+		send_status(&a, false, &(bs_error) {0});
+		goto out;
+	}
+	/* Orderly stop: seal what is complete, upload, and confirm it. */
+	{
+		bs_error e2;
+
+		error_clear(&e2);
+		drop_partial_transaction(&a);
+		if (seal_epoch(&a, false, &e2) != BS_OK)
+			log_warning("stopping with data left in the spool (uploaded on the next start): %s", e2.message);
+		else if (!a.spool_pending && a.flush_lsn > a.head_written_lsn)
+			store_head(&a, a.flush_lsn, &e2);
+		answer_checkpoints(&a, true, "archiver stopping");
+		if (send_status(&a, false, &e2) != BS_OK)
+			log_warning("%s", e2.message);
+		else
+		{
+			char l[LSN_BUFLEN];
+
+			log_info("stopped; confirmed %s to PostgreSQL", lsn_format(a.flush_lsn, l));
+		}
+	}
+	rc = BS_OK;
+out:
+	archiver_free(&a);
+	strbuf_free(&spool_url);
+	return rc;
+}
+
+int
+archiver_drop(const bs_config *cfg, bs_error *err)
+{
+	PGconn *conn;
+	PGresult *res;
+	const char *params[1];
+	int rc = BS_ERR;
+
+	if (config_get(cfg, "db") == NULL)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "--db is required");
+	if (pgsql_connect(config_get(cfg, "db"), false, "backstop archive --drop", &conn, err) != BS_OK)
+		return BS_ERR;
+	params[0] = config_get(cfg, "slot");
+	if (pgsql_query_params(conn,
+		"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+		1, params, &res, err) != BS_OK)
+		goto out;
+	log_info("slot %s: %s", params[0], PQntuples(res) ? "dropped" : "did not exist");
+	PQclear(res);
+	{
+		char *pub = pgsql_quote_ident(config_get(cfg, "publication"));
+		strbuf sql = STRBUF_INIT;
+
+		strbuf_printf(&sql, "DROP PUBLICATION IF EXISTS %s", pub);
+		rc = pgsql_exec(conn, sql.data, err);
+		free(pub);
+		strbuf_free(&sql);
+		if (rc == BS_OK)
+			log_info("publication %s dropped; the archive in storage is kept", config_get(cfg, "publication"));
+	}
+out:
+	PQfinish(conn);
+	return rc;
+}

@@ -1,0 +1,317 @@
+/* basecopy.c — consistent base copies of tables: COPY under an exported snapshot into chunked objects. */
+#include "basecopy.h"
+#include "catalog.h"
+#include "lsn.h"
+#include "log.h"
+#include "object.h"
+#include "pgsql.h"
+#include "strbuf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static int64_t
+now_unix_us(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (int64_t) tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+void
+basecopy_free_columns(int ncols, manifest_column *cols)
+{
+	for (int i = 0; i < ncols; i++)
+	{
+		free(cols[i].name);
+		free(cols[i].type_name);
+		free(cols[i].missing);
+	}
+	free(cols);
+}
+
+int
+basecopy_read_layout(PGconn *conn, uint32_t relid, char *replident, int *ncols,
+					 manifest_column **cols, bs_error *err)
+{
+	char oid[16];
+	const char *params[1] = {oid};
+	PGresult *res;
+	int n;
+
+	snprintf(oid, sizeof(oid), "%u", relid);
+	/* Same columns, order and key flags as pgoutput's Relation message: no dropped or
+	 * generated columns; FULL identity flags every column. */
+	if (pgsql_query_params(conn,
+		"SELECT a.attname, a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+		"  CASE c.relreplident WHEN 'f' THEN true "
+		"    ELSE EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid "
+		"      AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident)) "
+		"      AND a.attnum = ANY (i.indkey)) END, "
+		"  c.relreplident "
+		"FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+		"WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' "
+		"ORDER BY a.attnum", 1, params, &res, err) != BS_OK)
+		return error_prefix(err, "could not read the columns of table %u", relid);
+	n = PQntuples(res);
+	if (n == 0)
+	{
+		PQclear(res);
+		return error_set(err, ERRCODE_UNDEFINED_TABLE, "table %u has no columns or does not exist", relid);
+	}
+	*cols = xcalloc((size_t) n, sizeof(manifest_column));
+	for (int i = 0; i < n; i++)
+	{
+		manifest_column *c = &(*cols)[i];
+
+		c->name = xstrdup(PQgetvalue(res, i, 0));
+		c->type_oid = (uint32_t) strtoul(PQgetvalue(res, i, 1), NULL, 10);
+		c->typmod = (int32_t) strtol(PQgetvalue(res, i, 2), NULL, 10);
+		c->type_name = xstrdup(PQgetvalue(res, i, 3));
+		c->not_null = PQgetvalue(res, i, 4)[0] == 't';
+		c->key = PQgetvalue(res, i, 5)[0] == 't';
+		c->missing = NULL;
+	}
+	*replident = PQgetvalue(res, 0, 6)[0];
+	*ncols = n;
+	PQclear(res);
+	return BS_OK;
+}
+
+/* Upload one chunk and record it in the base. */
+static int
+finish_chunk(object_writer *w, manifest_base *base, const char *key, uint64_t rows, bs_error *err)
+{
+	object_info info;
+	manifest_chunk *c;
+
+	if (object_writer_commit(w, &info, err) != BS_OK)
+		return error_prefix(err, "could not store base copy chunk \"%s\"", key);
+	base->chunks = xrealloc(base->chunks, (size_t) (base->nchunks + 1) * sizeof(manifest_chunk));
+	c = &base->chunks[base->nchunks++];
+	memset(c, 0, sizeof(*c));
+	c->key = xstrdup(key);
+	memcpy(c->sha256, info.stored_sha256, sizeof(c->sha256));
+	c->size = info.stored_size;
+	c->raw_size = info.raw_size;
+	c->rows = rows;
+	return BS_OK;
+}
+
+static void
+free_base(manifest_base *b)
+{
+	for (int i = 0; i < b->nchunks; i++)
+		free(b->chunks[i].key);
+	free(b->chunks);
+	free(b->schema_key);
+	free(b->definition);
+}
+
+int
+basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, manifest *m,
+			   uint64_t lsn, bs_error *err)
+{
+	manifest_column *cols = NULL;
+	int ncols = 0;
+	char replident;
+	const manifest_layout *cur;
+	manifest_base base;
+	char *qname = NULL;
+	char *sql = NULL;
+	char *key = NULL;
+	object_writer *w = NULL;
+	PGresult *res;
+	uint64_t chunk_raw = 0;
+	uint64_t chunk_rows = 0;
+	char lsnbuf[LSN_BUFLEN];
+	int chunkno = 0;
+	int rc = BS_ERR;
+
+	memset(&base, 0, sizeof(base));
+	base.lsn = lsn;
+	base.time = now_unix_us();
+	if (basecopy_read_layout(conn, m->relid, &replident, &ncols, &cols, err) != BS_OK)
+		return BS_ERR;
+	cur = m->nlayouts > 0 ? &m->layouts[m->nlayouts - 1] : NULL;
+	if (cur == NULL || cur->replident != replident ||
+		!manifest_columns_equal(cur->ncols, cur->columns, ncols, cols))
+		cur = manifest_add_layout(m, lsn, replident, ncols, cols);
+	base.layout_id = cur->id;
+	if (catalog_table_definition(conn, m->relid, &base.definition, err) != BS_OK)
+		goto out;
+
+	qname = pgsql_qualified_name(m->schema, m->name);
+	{
+		strbuf sb = STRBUF_INIT;
+
+		strbuf_printf(&sb, "COPY %s TO STDOUT", qname);
+		sql = strbuf_detach(&sb, NULL);
+	}
+	res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_OUT)
+	{
+		pgsql_set_error(err, conn, res, "base copy failed");
+		PQclear(res);
+		goto out;
+	}
+	PQclear(res);
+	for (;;)
+	{
+		char *row = NULL;
+		int n = PQgetCopyData(conn, &row, 0);
+
+		if (n == -1)
+			break;
+		if (n < 0)
+		{
+			pgsql_set_error(err, conn, NULL, "base copy failed");
+			goto out_copy;
+		}
+		if (w == NULL)
+		{
+			key = manifest_base_chunk_key(m->relid, lsn, ++chunkno);
+			if (object_writer_open(st, key, opts->codec, opts->level, &w, err) != BS_OK)
+			{
+				PQfreemem(row);
+				goto out_copy;
+			}
+		}
+		if (object_writer_write(w, row, (size_t) n, err) != BS_OK)
+		{
+			PQfreemem(row);
+			goto out_copy;
+		}
+		PQfreemem(row);
+		chunk_raw += (uint64_t) n;
+		chunk_rows++;
+		base.rows++;
+		/* Chunks end at row boundaries, so each chunk is valid COPY input on its own. */
+		if (chunk_raw >= opts->chunk_size)
+		{
+			rc = finish_chunk(w, &base, key, chunk_rows, err);
+			w = NULL;
+			free(key);
+			key = NULL;
+			if (rc != BS_OK)
+				goto out_copy;
+			rc = BS_ERR;
+			chunk_raw = chunk_rows = 0;
+		}
+	}
+	res = PQgetResult(conn);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		pgsql_set_error(err, conn, res, "base copy failed");
+		PQclear(res);
+		goto out;
+	}
+	PQclear(res);
+	while ((res = PQgetResult(conn)) != NULL)
+		PQclear(res);
+	/* An empty table still gets one (empty) chunk: its absence would look like loss. */
+	if (w == NULL)
+	{
+		key = manifest_base_chunk_key(m->relid, lsn, ++chunkno);
+		if (object_writer_open(st, key, opts->codec, opts->level, &w, err) != BS_OK)
+			goto out;
+	}
+	rc = finish_chunk(w, &base, key, chunk_rows, err);
+	w = NULL;
+	if (rc != BS_OK)
+		goto out;
+	manifest_add_base(m, &base);
+	log_info("base copy of %s.%s at %s: %llu rows in %d chunk(s)", m->schema, m->name,
+			 lsn_format(lsn, lsnbuf), (unsigned long long) base.rows, base.nchunks);
+	rc = BS_OK;
+	goto out;
+
+out_copy:
+	/* Drain the COPY so the connection stays usable. */
+	{
+		char *row;
+
+		while (PQgetCopyData(conn, &row, 0) >= 0)
+			PQfreemem(row);
+		while ((res = PQgetResult(conn)) != NULL)
+			PQclear(res);
+	}
+out:
+	if (w)
+		object_writer_abort(w);
+	free(key);
+	free(sql);
+	free(qname);
+	free_base(&base);
+	basecopy_free_columns(ncols, cols);
+	return rc;
+}
+
+int
+basecopy_begin_snapshot(PGconn *conn, const char *snapshot, bs_error *err)
+{
+	char *lit = pgsql_quote_literal(snapshot);
+	strbuf sql = STRBUF_INIT;
+	int rc;
+
+	strbuf_printf(&sql, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s", lit);
+	rc = pgsql_exec(conn, sql.data, err);
+	if (rc != BS_OK)
+		error_prefix(err, "could not import snapshot %s", snapshot);
+	free(lit);
+	strbuf_free(&sql);
+	return rc;
+}
+
+int
+basecopy_with_temporary_slot(const char *conninfo, PGconn *conn, storage *st,
+							 const basecopy_options *opts, manifest **tables, int ntables,
+							 uint64_t *lsn_out, bs_error *err)
+{
+	PGconn *repl = NULL;
+	PGresult *res = NULL;
+	char slot[64];
+	strbuf sql = STRBUF_INIT;
+	uint64_t lsn;
+	int rc = BS_ERR;
+
+	if (pgsql_connect(conninfo, true, "backstop basecopy", &repl, err) != BS_OK)
+		return BS_ERR;
+	/* A temporary slot disappears with its session: nothing to clean up on failure. */
+	snprintf(slot, sizeof(slot), "backstop_base_%d_%ld", (int) getpid(), (long) (now_unix_us() % 1000000000));
+	strbuf_printf(&sql, "CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export')", slot);
+	res = PQexec(repl, sql.data);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+	{
+		pgsql_set_error(err, repl, res, "could not create a temporary slot for a base copy");
+		goto out;
+	}
+	if (lsn_parse(PQgetvalue(res, 0, 1), &lsn) != BS_OK)
+	{
+		error_set(err, ERRCODE_PROTOCOL, "bad consistent point \"%s\"", PQgetvalue(res, 0, 1));
+		goto out;
+	}
+	if (basecopy_begin_snapshot(conn, PQgetvalue(res, 0, 2), err) != BS_OK)
+		goto out;
+	for (int i = 0; i < ntables; i++)
+	{
+		if (basecopy_table(conn, st, opts, tables[i], lsn, err) != BS_OK)
+		{
+			pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
+			goto out;
+		}
+	}
+	if (pgsql_exec(conn, "COMMIT", err) != BS_OK)
+		goto out;
+	*lsn_out = lsn;
+	rc = BS_OK;
+out:
+	PQclear(res);
+	PQfinish(repl);
+	strbuf_free(&sql);
+	return rc;
+}

@@ -1,0 +1,255 @@
+/* catalog.c — what the source database holds: archivable tables, replica identity, definitions, publication. */
+#include "catalog.h"
+#include "pgsql.h"
+#include "strbuf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Replica identity is usable when UPDATE and DELETE can carry a key (or the full row):
+ * publishing updates of any other table makes them fail on the primary. */
+#define TABLE_QUERY \
+	"SELECT c.oid, n.nspname, c.relname, c.relreplident, c.relkind, c.relpersistence, " \
+	"  CASE c.relreplident " \
+	"    WHEN 'f' THEN true " \
+	"    WHEN 'd' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) " \
+	"    WHEN 'i' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) " \
+	"    ELSE false END " \
+	"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+
+static void
+table_from_row(PGresult *res, int row, catalog_table *t)
+{
+	char relkind = PQgetvalue(res, row, 4)[0];
+	char persistence = PQgetvalue(res, row, 5)[0];
+	bool identity = PQgetvalue(res, row, 6)[0] == 't';
+
+	t->relid = (uint32_t) strtoul(PQgetvalue(res, row, 0), NULL, 10);
+	t->schema = xstrdup(PQgetvalue(res, row, 1));
+	t->name = xstrdup(PQgetvalue(res, row, 2));
+	t->replident = PQgetvalue(res, row, 3)[0];
+	t->usable = false;
+	t->finding = NULL;
+	if (relkind != 'r')
+		t->finding = xstrdup("not an ordinary table (partitioned tables are archived through their partitions)");
+	else if (persistence != 'p')
+		t->finding = xstrdup("unlogged or temporary: its changes are not in the WAL");
+	else if (!identity)
+		t->finding = xstrdup(t->replident == 'n'
+							 ? "REPLICA IDENTITY NOTHING: UPDATE/DELETE cannot be archived; skipped (set REPLICA IDENTITY FULL or add a primary key)"
+							 : "no primary key or replica identity index: publishing its UPDATE/DELETE would make them fail on the primary; skipped (add a primary key or set REPLICA IDENTITY FULL)");
+	else
+		t->usable = true;
+}
+
+int
+catalog_list_tables(PGconn *conn, const char *list, bool all, catalog_table_list *out, bs_error *err)
+{
+	PGresult *res;
+
+	memset(out, 0, sizeof(*out));
+	if (all)
+	{
+		if (pgsql_query(conn, TABLE_QUERY
+						"WHERE c.relkind = 'r' AND c.relpersistence = 'p' "
+						"AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+						"AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' "
+						"ORDER BY c.oid", &res, err) != BS_OK)
+			return BS_ERR;
+		out->count = PQntuples(res);
+		out->tables = xcalloc((size_t) out->count, sizeof(catalog_table));
+		for (int i = 0; i < out->count; i++)
+			table_from_row(res, i, &out->tables[i]);
+		PQclear(res);
+		return BS_OK;
+	}
+	if (list == NULL || *list == '\0')
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "no tables to archive: give --tables schema.table[,...] or --all-tables");
+
+	/* Each name is resolved by PostgreSQL's own rules (quoting, search_path). */
+	char *copy = xstrdup(list);
+	char *save = NULL;
+	int cap = 8;
+
+	out->tables = xcalloc((size_t) cap, sizeof(catalog_table));
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+	{
+		const char *params[1];
+
+		while (*tok == ' ')
+			tok++;
+		for (char *e = tok + strlen(tok); e > tok && e[-1] == ' '; )
+			*--e = '\0';
+		if (*tok == '\0')
+			continue;
+		params[0] = tok;
+		if (pgsql_query_params(conn, TABLE_QUERY "WHERE c.oid = to_regclass($1)", 1, params, &res, err) != BS_OK)
+		{
+			free(copy);
+			catalog_table_list_free(out);
+			return BS_ERR;
+		}
+		if (PQntuples(res) != 1)
+		{
+			PQclear(res);
+			error_set(err, ERRCODE_UNDEFINED_TABLE, "table \"%s\" does not exist", tok);
+			free(copy);
+			catalog_table_list_free(out);
+			return BS_ERR;
+		}
+		if (out->count == cap)
+		{
+			cap *= 2;
+			out->tables = xrealloc(out->tables, (size_t) cap * sizeof(catalog_table));
+		}
+		table_from_row(res, 0, &out->tables[out->count]);
+		if (catalog_find(out, out->tables[out->count].relid) != &out->tables[out->count])
+		{
+			free(out->tables[out->count].schema);
+			free(out->tables[out->count].name);
+			free(out->tables[out->count].finding);
+		}
+		else
+			out->count++;
+		PQclear(res);
+	}
+	free(copy);
+	if (out->count == 0)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "no tables to archive in \"%s\"", list);
+	return BS_OK;
+}
+
+const catalog_table *
+catalog_find(const catalog_table_list *list, uint32_t relid)
+{
+	for (int i = 0; i < list->count; i++)
+		if (list->tables[i].relid == relid)
+			return &list->tables[i];
+	return NULL;
+}
+
+void
+catalog_table_list_free(catalog_table_list *list)
+{
+	for (int i = 0; i < list->count; i++)
+	{
+		free(list->tables[i].schema);
+		free(list->tables[i].name);
+		free(list->tables[i].finding);
+	}
+	free(list->tables);
+	memset(list, 0, sizeof(*list));
+}
+
+int
+catalog_table_definition(PGconn *conn, uint32_t relid, char **json_out, bs_error *err)
+{
+	char oid[16];
+	const char *params[1] = {oid};
+	PGresult *res;
+
+	snprintf(oid, sizeof(oid), "%u", relid);
+	/* One query builds the whole definition, so it is read from a single snapshot.
+	 * Indexes that back constraints are recreated by their constraint. */
+	if (pgsql_query_params(conn,
+		"SELECT json_build_object("
+		" 'columns', (SELECT coalesce(json_agg(json_build_object("
+		"     'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),"
+		"     'not_null', a.attnotnull, 'default', pg_get_expr(d.adbin, d.adrelid),"
+		"     'generated', a.attgenerated, 'identity', a.attidentity) ORDER BY a.attnum), '[]')"
+		"   FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+		"   WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped),"
+		" 'indexes', (SELECT coalesce(json_agg(json_build_object("
+		"     'name', ic.relname, 'def', pg_get_indexdef(i.indexrelid)) ORDER BY ic.relname), '[]')"
+		"   FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid"
+		"   WHERE i.indrelid = $1::oid"
+		"     AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid)),"
+		" 'constraints', (SELECT coalesce(json_agg(json_build_object("
+		"     'name', k.conname, 'type', k.contype, 'def', pg_get_constraintdef(k.oid)) ORDER BY k.contype DESC, k.conname), '[]')"
+		"   FROM pg_constraint k WHERE k.conrelid = $1::oid),"
+		" 'replica_identity', (SELECT relreplident FROM pg_class WHERE oid = $1::oid))::text",
+		1, params, &res, err) != BS_OK)
+		return error_prefix(err, "could not read the definition of table %u", relid);
+	*json_out = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return BS_OK;
+}
+
+int
+catalog_describe_columns(PGconn *conn, uint32_t relid, int ncols, manifest_column *cols, bs_error *err)
+{
+	char oid[16];
+	char typoid[16];
+	char typmod[16];
+	PGresult *res;
+
+	snprintf(oid, sizeof(oid), "%u", relid);
+	for (int i = 0; i < ncols; i++)
+	{
+		const char *params[4] = {oid, cols[i].name, typoid, typmod};
+
+		snprintf(typoid, sizeof(typoid), "%u", cols[i].type_oid);
+		snprintf(typmod, sizeof(typmod), "%d", cols[i].typmod);
+		/* format_type works from the type OID alone; NOT NULL and the missing value come
+		 * from the current catalog, which is what the Relation message describes. */
+		if (pgsql_query_params(conn,
+			"SELECT format_type($3::oid, $4::int), "
+			"  (SELECT a.attnotnull FROM pg_attribute a WHERE a.attrelid = $1::oid AND a.attname = $2 AND NOT a.attisdropped), "
+			"  (SELECT CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END "
+			"     FROM pg_attribute a WHERE a.attrelid = $1::oid AND a.attname = $2 AND NOT a.attisdropped)",
+			4, params, &res, err) != BS_OK)
+			return error_prefix(err, "could not describe column \"%s\" of table %u", cols[i].name, relid);
+		free(cols[i].type_name);
+		free(cols[i].missing);
+		cols[i].type_name = PQgetisnull(res, 0, 0) ? xstrdup(typoid) : xstrdup(PQgetvalue(res, 0, 0));
+		cols[i].not_null = !PQgetisnull(res, 0, 1) && PQgetvalue(res, 0, 1)[0] == 't';
+		cols[i].missing = PQgetisnull(res, 0, 2) ? NULL : xstrdup(PQgetvalue(res, 0, 2));
+		PQclear(res);
+	}
+	return BS_OK;
+}
+
+int
+catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, bs_error *err)
+{
+	const char *params[1] = {pubname};
+	PGresult *res;
+	strbuf list = STRBUF_INIT;
+	strbuf sql = STRBUF_INIT;
+	char *pub = pgsql_quote_ident(pubname);
+	bool exists;
+	int rc;
+
+	if (pgsql_query_params(conn, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1, params, &res, err) != BS_OK)
+	{
+		free(pub);
+		return BS_ERR;
+	}
+	exists = PQntuples(res) > 0;
+	PQclear(res);
+	for (int i = 0; i < tables->count; i++)
+	{
+		char *q;
+
+		if (!tables->tables[i].usable)
+			continue;
+		q = pgsql_qualified_name(tables->tables[i].schema, tables->tables[i].name);
+		strbuf_printf(&list, "%s%s", list.len ? ", " : "", q);
+		free(q);
+	}
+	if (!exists)
+		strbuf_printf(&sql, "CREATE PUBLICATION %s%s%s WITH (publish = 'insert, update, delete, truncate')",
+					  pub, list.len ? " FOR TABLE " : "", list.len ? list.data : "");
+	else if (list.len)
+		strbuf_printf(&sql, "ALTER PUBLICATION %s SET TABLE %s", pub, list.data);
+	else
+		strbuf_printf(&sql, "SELECT 1");
+	rc = pgsql_exec(conn, sql.data, err);
+	if (rc != BS_OK)
+		error_prefix(err, "could not set up publication \"%s\"", pubname);
+	free(pub);
+	strbuf_free(&list);
+	strbuf_free(&sql);
+	return rc;
+}

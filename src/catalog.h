@@ -1,0 +1,44 @@
+/* catalog.h — what the source database holds: archivable tables, replica identity, definitions, publication. */
+#ifndef BACKSTOP_CATALOG_H
+#define BACKSTOP_CATALOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <libpq-fe.h>
+
+#include "error.h"
+#include "manifest.h"
+
+typedef struct catalog_table
+{
+	uint32_t relid;
+	char *schema;
+	char *name;
+	char replident;				/* relreplident */
+	bool usable;				/* UPDATE/DELETE can be published without failing on the primary */
+	char *finding;				/* why not usable, NULL when usable */
+} catalog_table;
+
+typedef struct catalog_table_list
+{
+	int count;
+	catalog_table *tables;
+} catalog_table_list;
+
+/* Tables to archive: the comma-separated list (names must exist) or, when all is true,
+ * every permanent ordinary table outside system schemas. */
+int catalog_list_tables(PGconn *conn, const char *list, bool all, catalog_table_list *out, bs_error *err);
+void catalog_table_list_free(catalog_table_list *list);
+const catalog_table *catalog_find(const catalog_table_list *list, uint32_t relid);
+
+/* Definition captured with a base copy: JSON text with columns, indexes, constraints. */
+int catalog_table_definition(PGconn *conn, uint32_t relid, char **json_out, bs_error *err);
+
+/* Complete a layout's columns (from a Relation message: name, type, typmod, key) with the
+ * type's name, NOT NULL and the value pre-existing rows read for the column. */
+int catalog_describe_columns(PGconn *conn, uint32_t relid, int ncols, manifest_column *cols, bs_error *err);
+
+/* Make the publication publish exactly these tables (created when missing). */
+int catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, bs_error *err);
+
+#endif

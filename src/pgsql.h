@@ -1,0 +1,43 @@
+/* pgsql.h — libpq helpers: connections with Backstop's fixed text-format settings, checked queries. */
+#ifndef BACKSTOP_PGSQL_H
+#define BACKSTOP_PGSQL_H
+
+#include <stdbool.h>
+#include <libpq-fe.h>
+
+#include "error.h"
+
+/*
+ * Session settings under which every archived value is produced and every recovered value
+ * is read back, so that text forms are identical (see doc/FORMAT.md, "Text format").
+ */
+#define PGSQL_TEXT_FORMAT_OPTIONS \
+	"-c timezone=UTC -c datestyle=ISO,YMD -c extra_float_digits=3 -c intervalstyle=postgres -c bytea_output=hex -c client_encoding=UTF8"
+#define PGSQL_TEXT_FORMAT_JSON \
+	"{\"timezone\":\"UTC\",\"datestyle\":\"ISO, YMD\",\"extra_float_digits\":3,\"intervalstyle\":\"postgres\",\"bytea_output\":\"hex\",\"client_encoding\":\"UTF8\"}"
+
+/* Connect with anything libpq accepts (conninfo, URI, PG* variables, ~/.pgpass); when
+ * replication is true, as a logical replication connection (replication=database).
+ * The fixed text-format options are appended. */
+int pgsql_connect(const char *conninfo, bool replication, const char *application_name,
+				  PGconn **out, bs_error *err);
+
+/* Run a command expecting no rows (or any rows, discarded). */
+int pgsql_exec(PGconn *conn, const char *sql, bs_error *err);
+/* Run a query expecting tuples; the caller PQclear()s *out. */
+int pgsql_query(PGconn *conn, const char *sql, PGresult **out, bs_error *err);
+int pgsql_query_params(PGconn *conn, const char *sql, int nparams, const char *const *params,
+					   PGresult **out, bs_error *err);
+/* First column of the first row as a new string (NULL for SQL NULL), error if no row. */
+int pgsql_query_value(PGconn *conn, const char *sql, char **out, bs_error *err);
+
+/* Quote an identifier / literal (new string). */
+char *pgsql_quote_ident(const char *ident);
+char *pgsql_quote_literal(const char *lit);
+/* "schema"."name", quoted as needed. */
+char *pgsql_qualified_name(const char *schema, const char *name);
+
+/* Fill err from the connection's last error (message redacted of secrets). */
+int pgsql_set_error(bs_error *err, PGconn *conn, const PGresult *res, const char *what);
+
+#endif
