@@ -1,15 +1,105 @@
-/* cmd_checkpoint.c — `backstop checkpoint` (not yet implemented). */
+/* cmd_checkpoint.c — `backstop checkpoint`: ask the running archiver for a verified recovery point. */
 #include "cmd_checkpoint.h"
 #include "cli.h"
+#include "strbuf.h"
 
+#include <curl/curl.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t
+collect(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	strbuf *sb = userdata;
+	size_t n = size * nmemb;
+
+	/* The endpoint answers with a small JSON object; refuse anything absurd. */
+	if (sb->len + n > 1024 * 1024)
+		return 0;
+	strbuf_append(sb, ptr, n);
+	return n;
+}
 
 int
 cmd_checkpoint(bs_config *cfg, int argc, char **argv)
 {
-	(void) cfg;
-	(void) argc;
-	(void) argv;
-	fprintf(stderr, "backstop checkpoint: not implemented yet\n");
-	return EXIT_FAILURE_RUNTIME;
+	const char *table = config_get(cfg, "table");
+	const char *listen = config_get(cfg, "listen");
+	int64_t timeout_ms = config_get_duration_ms(cfg, "timeout");
+	CURL *curl;
+	char *etable;
+	strbuf url = STRBUF_INIT;
+	strbuf body = STRBUF_INIT;
+	long status = 0;
+	CURLcode cc;
+	int rc = EXIT_FAILURE_RUNTIME;
+
+	if (argc > 0)
+	{
+		fprintf(stderr, "backstop checkpoint: unexpected argument \"%s\"\n", argv[0]);
+		return EXIT_USAGE;
+	}
+	if (table == NULL)
+	{
+		fprintf(stderr, "backstop checkpoint: ERROR: --table is required\n");
+		return EXIT_USAGE;
+	}
+	curl = curl_easy_init();
+	if (curl == NULL)
+	{
+		fprintf(stderr, "backstop checkpoint: ERROR: could not initialise libcurl\n");
+		return EXIT_FAILURE_RUNTIME;
+	}
+	etable = curl_easy_escape(curl, table, 0);
+	strbuf_printf(&url, "http://%s/checkpoint?table=%s", listen, etable);
+	curl_free(etable);
+	curl_easy_setopt(curl, CURLOPT_URL, url.data);
+	curl_easy_setopt(curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+	/* The daemon enforces its own deadline; allow it to answer a little later. */
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) (timeout_ms > 0 ? timeout_ms + 5000 : 35000));
+	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+	cc = curl_easy_perform(curl);
+	if (cc != CURLE_OK)
+	{
+		fprintf(stderr, "backstop checkpoint: ERROR: could not reach the archiver at %s: %s (is `backstop archive` running with --listen %s?)\n",
+				listen, curl_easy_strerror(cc), listen);
+		goto out;
+	}
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	{
+		json_error_t jerr;
+		json_t *j = json_loadb(body.data ? body.data : "", body.len, 0, &jerr);
+
+		if (status == 200 && j)
+		{
+			if (config_get_bool(cfg, "json"))
+				printf("%s\n", body.data);
+			else
+				printf("recovery point for %s: LSN %s (segment %s, verified in %lld ms)\n",
+					   json_string_value(json_object_get(j, "table")),
+					   json_string_value(json_object_get(j, "lsn")),
+					   json_is_string(json_object_get(j, "segment")) ? json_string_value(json_object_get(j, "segment")) : "none: no changes since the base copy",
+					   (long long) json_integer_value(json_object_get(j, "elapsed_ms")));
+			rc = EXIT_OK;
+		}
+		else
+		{
+			const char *msg = j && json_is_string(json_object_get(j, "error")) ? json_string_value(json_object_get(j, "error")) : body.data;
+
+			fprintf(stderr, "backstop checkpoint: ERROR: archiver answered %ld: %s\n", status, msg ? msg : "(empty)");
+			rc = status == 404 ? EXIT_USAGE : EXIT_FAILURE_RUNTIME;
+		}
+		if (j)
+			json_decref(j);
+	}
+out:
+	curl_easy_cleanup(curl);
+	strbuf_free(&url);
+	strbuf_free(&body);
+	return rc;
 }
