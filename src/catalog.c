@@ -228,6 +228,41 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 	}
 	exists = PQntuples(res) > 0;
 	PQclear(res);
+	if (exists)
+	{
+		/* Already exactly right: nothing to change, so a DBA may pre-create the publication
+		 * and the archiver's role need not own the tables. */
+		int want = 0;
+		bool same = true;
+
+		if (pgsql_query_params(conn,
+			"SELECT c.oid FROM pg_publication_tables p "
+			"JOIN pg_namespace n ON n.nspname = p.schemaname "
+			"JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename "
+			"WHERE p.pubname = $1", 1, params, &res, err) != BS_OK)
+		{
+			free(pub);
+			return BS_ERR;
+		}
+		for (int i = 0; i < tables->count; i++)
+			if (tables->tables[i].usable)
+				want++;
+		if (PQntuples(res) != want)
+			same = false;
+		for (int r = 0; same && r < PQntuples(res); r++)
+		{
+			const catalog_table *t = catalog_find(tables, (uint32_t) strtoul(PQgetvalue(res, r, 0), NULL, 10));
+
+			if (t == NULL || !t->usable)
+				same = false;
+		}
+		PQclear(res);
+		if (same)
+		{
+			free(pub);
+			return BS_OK;
+		}
+	}
 	for (int i = 0; i < tables->count; i++)
 	{
 		char *q;
