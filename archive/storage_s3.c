@@ -745,10 +745,13 @@ s3_fail(s3_storage *s3, const s3_request *req, const s3_response *resp, CURLcode
 		errcode = ERRCODE_TRANSIENT;
 	else
 		errcode = ERRCODE_STORAGE;
-	error_set(err, errcode, "S3 %s \"%s\" in bucket \"%s\" failed: HTTP %ld%s%s%s%.300s%s",
+	/* HEAD answers have no error document; say what the status usually means. */
+	if (code.len == 0 && msg.len == 0)
+		strbuf_append_str(&msg, resp->status == 403 ? "forbidden (bad credentials or no permission)" :
+						  resp->status == 404 ? "not found" : "no error document");
+	error_set(err, errcode, "S3 %s \"%s\" in bucket \"%s\" failed: HTTP %ld%s%s: %.300s%s",
 			  req->method, req->what ? req->what : "", s3->bucket, resp->status,
-			  code.len ? " " : "", code.len ? code.data : "",
-			  msg.len ? ": " : "", msg.len ? msg.data : "", after);
+			  code.len ? " " : "", code.len ? code.data : "", msg.data, after);
 	err->http_status = (int) resp->status;
 	strbuf_free(&code);
 	strbuf_free(&msg);
