@@ -81,12 +81,29 @@ typedef struct manifest
 	manifest_segment *segments;	/* ascending LSN */
 } manifest;
 
+/* The session settings under which every archived value was produced (text output forms). */
+#define ARCHIVE_TEXT_TIMEZONE "UTC"
+#define ARCHIVE_TEXT_DATESTYLE "ISO, YMD"
+#define ARCHIVE_TEXT_EXTRA_FLOAT_DIGITS 3
+#define ARCHIVE_TEXT_INTERVALSTYLE "postgres"
+#define ARCHIVE_TEXT_BYTEA_OUTPUT "hex"
+
+typedef struct archive_text_format
+{
+	char *timezone;
+	char *datestyle;
+	int extra_float_digits;
+	char *intervalstyle;
+	char *bytea_output;
+} archive_text_format;
+
 typedef struct archive_head
 {
 	uint64_t flushed_lsn;
 	int64_t time;
 	char *system_identifier;
 	char *database;
+	archive_text_format text_format;	/* required: archive_head_init fills the defaults */
 } archive_head;
 
 manifest *manifest_new(uint32_t relid, const char *schema, const char *name);
@@ -101,8 +118,14 @@ const manifest_layout *manifest_layout_by_id(const manifest *m, uint32_t id);
 /* True when two column lists describe the same layout. */
 bool manifest_columns_equal(int n1, const manifest_column *c1, int n2, const manifest_column *c2);
 
+/* NULL when m cannot be serialized (a base definition that is not a JSON object). */
 char *manifest_to_json(const manifest *m);
+/* Strict: any wrong type, missing member, bad LSN/time/checksum, unsorted array or dangling
+ * layout reference fails with ERRCODE_DATA_CORRUPTED naming the member. Unknown members
+ * are ignored; another "format" is refused. */
 int manifest_from_json(const char *json, size_t len, manifest **out, bs_error *err);
+/* The checks of manifest_from_json on a manifest built in memory. */
+int manifest_validate(const manifest *m, bs_error *err);
 
 /* tables/<relid>/manifest.json; *exists false (and *out NULL) when absent. */
 int manifest_load(storage *st, uint32_t relid, manifest **out, bool *exists, bs_error *err);
@@ -121,11 +144,27 @@ char *manifest_segment_key(uint32_t relid, uint64_t first_lsn, uint64_t end_lsn)
 char *manifest_base_chunk_key(uint32_t relid, uint64_t base_lsn, int chunk);
 char *manifest_base_schema_key(uint32_t relid, uint64_t base_lsn);
 
+/* Zero *head and set text_format to the ARCHIVE_TEXT_* settings. */
+void archive_head_init(archive_head *head);
+char *archive_head_to_json(const archive_head *head);
+int archive_head_from_json(const char *json, size_t len, archive_head *out, bs_error *err);
+/* head.json; *exists false (and *out zeroed) when absent. */
 int archive_head_load(storage *st, archive_head *out, bool *exists, bs_error *err);
 int archive_head_store(storage *st, const archive_head *head, bs_error *err);
 void archive_head_clear(archive_head *head);
 
-/* Split "schema.table" (quoted identifiers allowed) into parts; "table" means public. */
+/* Split "schema.table" (quoted identifiers allowed) into parts; "table" means public.
+ * Unquoted identifiers are folded to lower case, as PostgreSQL does. */
 int manifest_split_name(const char *qualified, char **schema, char **name, bs_error *err);
+
+/* Parse a tables/<relid>/... key: BS_OK and *relid when key is under a valid relid
+ * directory, *rest pointing after "tables/<relid>/". */
+int manifest_key_relid(const char *key, uint32_t *relid, const char **rest);
+
+/* ISO-8601 UTC with microseconds ("2026-11-26T16:00:00.123456Z") <-> Unix microseconds.
+ * buf holds at least MANIFEST_TIME_BUFLEN bytes. Parsing accepts 0..6 fraction digits. */
+#define MANIFEST_TIME_BUFLEN 64
+char *manifest_format_time(int64_t unix_us, char *buf);
+int manifest_parse_time(const char *s, int64_t *out);
 
 #endif

@@ -1,0 +1,1640 @@
+/* manifest.c — per-table manifests and the archive head: JSON form, strict validation, storage keys. */
+#include "manifest.h"
+#include "log.h"
+#include "lsn.h"
+#include "strbuf.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HEAD_KEY "head.json"
+#define TABLES_PREFIX "tables/"
+/* Longest member path we build ("bases[123].chunks[4567].sha256" and the like). */
+#define PATH_BUFLEN 160
+/* Names listed in the "not in the archive" message before "and N more". */
+#define MAX_NAMES_LISTED 20
+
+/*
+ * Time: ISO-8601 UTC with microseconds.  Civil-date arithmetic is done here (days from
+ * 1970-01-01, proleptic Gregorian) so that neither TZ nor the C library's time_t range matters.
+ */
+
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era;
+	int64_t yoe;
+	int64_t doy;
+	int64_t doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static void
+civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+	int64_t era;
+	int64_t doe;
+	int64_t yoe;
+	int64_t doy;
+	int64_t mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = (int) (doy - (153 * mp + 2) / 5 + 1);
+	*m = (int) (mp < 10 ? mp + 3 : mp - 9);
+	*y = yoe + era * 400 + (*m <= 2);
+}
+
+char *
+manifest_format_time(int64_t unix_us, char *buf)
+{
+	int64_t secs = unix_us / 1000000;
+	int64_t us = unix_us % 1000000;
+	int64_t days;
+	int64_t sod;
+	int64_t y;
+	int m;
+	int d;
+
+	if (us < 0)
+	{
+		us += 1000000;
+		secs--;
+	}
+	days = secs / 86400;
+	sod = secs % 86400;
+	if (sod < 0)
+	{
+		sod += 86400;
+		days--;
+	}
+	civil_from_days(days, &y, &m, &d);
+	snprintf(buf, MANIFEST_TIME_BUFLEN, "%04" PRId64 "-%02d-%02dT%02d:%02d:%02d.%06dZ",
+			 y, m, d, (int) (sod / 3600), (int) (sod / 60 % 60), (int) (sod % 60), (int) us);
+	return buf;
+}
+
+/* Exactly n decimal digits at s; -1 otherwise. */
+static int
+read_digits(const char *s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+int
+manifest_parse_time(const char *s, int64_t *out)
+{
+	static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int y;
+	int mo;
+	int d;
+	int h;
+	int mi;
+	int sec;
+	int64_t frac = 0;
+	int nfrac = 0;
+	const char *p;
+
+	if (s == NULL || strlen(s) < 20)
+		return BS_ERR;
+	y = read_digits(s, 4);
+	mo = read_digits(s + 5, 2);
+	d = read_digits(s + 8, 2);
+	h = read_digits(s + 11, 2);
+	mi = read_digits(s + 14, 2);
+	sec = read_digits(s + 17, 2);
+	if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h < 0 || h > 23 ||
+		mi < 0 || mi > 59 || sec < 0 || sec > 59 ||
+		s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
+		return BS_ERR;
+	if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+		return BS_ERR;
+	p = s + 19;
+	if (*p == '.')
+	{
+		p++;
+		while (*p >= '0' && *p <= '9')
+		{
+			if (++nfrac > 6)
+				return BS_ERR;
+			frac = frac * 10 + (*p++ - '0');
+		}
+		if (nfrac == 0)
+			return BS_ERR;
+		for (int i = nfrac; i < 6; i++)
+			frac *= 10;
+	}
+	if (p[0] != 'Z' || p[1] != '\0')
+		return BS_ERR;
+	*out = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) * 1000000) + frac;
+	return BS_OK;
+}
+
+/*
+ * Construction and destruction.
+ */
+
+static char *
+dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+manifest *
+manifest_new(uint32_t relid, const char *schema, const char *name)
+{
+	manifest *m = xcalloc(1, sizeof(manifest));
+
+	m->relid = relid;
+	m->schema = xstrdup(schema);
+	m->name = xstrdup(name);
+	m->status = xstrdup("active");
+	return m;
+}
+
+static void
+free_columns(int n, manifest_column *cols)
+{
+	for (int i = 0; i < n; i++)
+	{
+		free(cols[i].name);
+		free(cols[i].type_name);
+		free(cols[i].missing);
+	}
+	free(cols);
+}
+
+static void
+free_base_contents(manifest_base *b)
+{
+	for (int i = 0; i < b->nchunks; i++)
+		free(b->chunks[i].key);
+	free(b->chunks);
+	free(b->schema_key);
+	free(b->definition);
+}
+
+void
+manifest_free(manifest *m)
+{
+	if (m == NULL)
+		return;
+	for (int i = 0; i < m->nlayouts; i++)
+		free_columns(m->layouts[i].ncols, m->layouts[i].columns);
+	free(m->layouts);
+	for (int i = 0; i < m->nbases; i++)
+		free_base_contents(&m->bases[i]);
+	free(m->bases);
+	for (int i = 0; i < m->nsegments; i++)
+		free(m->segments[i].key);
+	free(m->segments);
+	free(m->schema);
+	free(m->name);
+	free(m->status);
+	free(m->finding);
+	free(m);
+}
+
+static manifest_column *
+copy_columns(int n, const manifest_column *src)
+{
+	manifest_column *cols = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_column));
+
+	for (int i = 0; i < n; i++)
+	{
+		cols[i] = src[i];
+		cols[i].name = dup_or_null(src[i].name);
+		cols[i].type_name = dup_or_null(src[i].type_name);
+		cols[i].missing = dup_or_null(src[i].missing);
+	}
+	return cols;
+}
+
+manifest_layout *
+manifest_add_layout(manifest *m, uint64_t from_lsn, char replident, int ncols,
+					const manifest_column *columns)
+{
+	manifest_layout *l;
+	uint32_t id = 0;
+
+	/* Ids only grow, so segments written under an old layout keep their meaning. */
+	for (int i = 0; i < m->nlayouts; i++)
+		if (m->layouts[i].id >= id)
+			id = m->layouts[i].id + 1;
+	m->layouts = xrealloc(m->layouts, (size_t) (m->nlayouts + 1) * sizeof(manifest_layout));
+	l = &m->layouts[m->nlayouts++];
+	l->id = id;
+	l->from_lsn = from_lsn;
+	l->replident = replident;
+	l->ncols = ncols;
+	l->columns = copy_columns(ncols, columns);
+	return l;
+}
+
+manifest_base *
+manifest_add_base(manifest *m, const manifest_base *base)
+{
+	manifest_base *b;
+
+	m->bases = xrealloc(m->bases, (size_t) (m->nbases + 1) * sizeof(manifest_base));
+	b = &m->bases[m->nbases++];
+	*b = *base;
+	b->schema_key = dup_or_null(base->schema_key);
+	b->definition = dup_or_null(base->definition);
+	b->chunks = xcalloc(base->nchunks > 0 ? (size_t) base->nchunks : 1, sizeof(manifest_chunk));
+	for (int i = 0; i < base->nchunks; i++)
+	{
+		b->chunks[i] = base->chunks[i];
+		b->chunks[i].key = dup_or_null(base->chunks[i].key);
+	}
+	return b;
+}
+
+manifest_segment *
+manifest_add_segment(manifest *m, const manifest_segment *seg)
+{
+	manifest_segment *s;
+
+	m->segments = xrealloc(m->segments, (size_t) (m->nsegments + 1) * sizeof(manifest_segment));
+	s = &m->segments[m->nsegments++];
+	*s = *seg;
+	s->key = dup_or_null(seg->key);
+	return s;
+}
+
+const manifest_layout *
+manifest_layout_by_id(const manifest *m, uint32_t id)
+{
+	/* Ids equal positions unless layouts were ever pruned: try that first. */
+	if (id < (uint32_t) m->nlayouts && m->layouts[id].id == id)
+		return &m->layouts[id];
+	for (int i = 0; i < m->nlayouts; i++)
+		if (m->layouts[i].id == id)
+			return &m->layouts[i];
+	return NULL;
+}
+
+static bool
+str_eq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/*
+ * Only what shapes the tuples in the stream counts (what pgoutput's Relation message
+ * carries): names, types, typmods and key flags.  NOT NULL and missing values come from
+ * the catalog and do not change how a record is decoded.
+ */
+bool
+manifest_columns_equal(int n1, const manifest_column *c1, int n2, const manifest_column *c2)
+{
+	if (n1 != n2)
+		return false;
+	for (int i = 0; i < n1; i++)
+	{
+		if (!str_eq(c1[i].name, c2[i].name) || c1[i].type_oid != c2[i].type_oid ||
+			c1[i].typmod != c2[i].typmod || c1[i].key != c2[i].key)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Keys.
+ */
+
+char *
+manifest_key(uint32_t relid)
+{
+	strbuf sb = STRBUF_INIT;
+
+	strbuf_printf(&sb, TABLES_PREFIX "%" PRIu32 "/manifest.json", relid);
+	return strbuf_detach(&sb, NULL);
+}
+
+char *
+manifest_segment_key(uint32_t relid, uint64_t first_lsn, uint64_t end_lsn)
+{
+	strbuf sb = STRBUF_INIT;
+
+	strbuf_printf(&sb, TABLES_PREFIX "%" PRIu32 "/seg/%016" PRIX64 "-%016" PRIX64 ".bso",
+				  relid, first_lsn, end_lsn);
+	return strbuf_detach(&sb, NULL);
+}
+
+char *
+manifest_base_chunk_key(uint32_t relid, uint64_t base_lsn, int chunk)
+{
+	strbuf sb = STRBUF_INIT;
+
+	strbuf_printf(&sb, TABLES_PREFIX "%" PRIu32 "/base/%016" PRIX64 "/chunk-%06d.bso",
+				  relid, base_lsn, chunk);
+	return strbuf_detach(&sb, NULL);
+}
+
+char *
+manifest_base_schema_key(uint32_t relid, uint64_t base_lsn)
+{
+	strbuf sb = STRBUF_INIT;
+
+	strbuf_printf(&sb, TABLES_PREFIX "%" PRIu32 "/base/%016" PRIX64 "/schema.sql", relid, base_lsn);
+	return strbuf_detach(&sb, NULL);
+}
+
+/* A relid as written in keys: decimal, no sign, no leading zero, 1..UINT32_MAX. */
+static bool
+parse_relid(const char *s, size_t len, uint32_t *out)
+{
+	uint64_t v = 0;
+
+	if (len == 0 || len > 10 || s[0] == '0')
+		return false;
+	for (size_t i = 0; i < len; i++)
+	{
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t) (s[i] - '0');
+	}
+	if (v > UINT32_MAX)
+		return false;
+	*out = (uint32_t) v;
+	return true;
+}
+
+int
+manifest_key_relid(const char *key, uint32_t *relid, const char **rest)
+{
+	const char *p;
+	const char *slash;
+
+	if (strncmp(key, TABLES_PREFIX, strlen(TABLES_PREFIX)) != 0)
+		return BS_ERR;
+	p = key + strlen(TABLES_PREFIX);
+	slash = strchr(p, '/');
+	if (slash == NULL || !parse_relid(p, (size_t) (slash - p), relid))
+		return BS_ERR;
+	if (rest)
+		*rest = slash + 1;
+	return BS_OK;
+}
+
+/*
+ * Validation of a manifest held in memory.  manifest_from_json checks types while it
+ * converts; everything that is about values lives here, so a writer can never store a
+ * manifest that a reader would refuse.
+ */
+
+/* Member paths for messages; built from our own member names and indexes only. */
+static void __attribute__((format(printf, 2, 3)))
+path_printf(char *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(p, PATH_BUFLEN, fmt, ap);
+	va_end(ap);
+}
+
+static bool
+sha256_valid(const char *s)
+{
+	int i;
+
+	for (i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return s[64] == '\0';
+}
+
+static int
+bad(bs_error *err, const char *path, const char *what)
+{
+	return error_set(err, ERRCODE_DATA_CORRUPTED, "member \"%s\" %s", path, what);
+}
+
+/* An object key of this table: valid and under tables/<relid>/. */
+static int
+check_key(const manifest *m, const char *key, const char *path, bs_error *err)
+{
+	uint32_t relid;
+
+	if (key == NULL)
+		return bad(err, path, "is missing");
+	if (!storage_key_valid(key) || manifest_key_relid(key, &relid, NULL) != BS_OK || relid != m->relid)
+		return bad(err, path, "is not a storage key under this table's directory");
+	return BS_OK;
+}
+
+static int
+check_string_members(json_t *o, const char *path, const char *const *names, bool nullable_last,
+					 bs_error *err)
+{
+	char p[PATH_BUFLEN];
+
+	for (int i = 0; names[i]; i++)
+	{
+		json_t *v = json_object_get(o, names[i]);
+
+		path_printf(p, "%s.%s", path, names[i]);
+		if (v == NULL)
+			return bad(err, p, "is missing");
+		if (!json_is_string(v) && !(nullable_last && names[i + 1] == NULL && json_is_null(v)))
+			return bad(err, p, nullable_last && names[i + 1] == NULL ? "must be a string or null" : "must be a string");
+	}
+	return BS_OK;
+}
+
+/* The shape of a base's "definition" object (see doc/FORMAT.md). */
+static int
+check_definition(json_t *def, const char *path, bs_error *err)
+{
+	static const char *const index_members[] = {"name", "def", NULL};
+	static const char *const constraint_members[] = {"name", "type", "def", NULL};
+	static const char *const column_members[] = {"name", "type", "default", NULL};
+	static const char *const arrays[] = {"columns", "indexes", "constraints"};
+	char p[PATH_BUFLEN];
+
+	if (!json_is_object(def))
+		return bad(err, path, "must be an object");
+	for (int a = 0; a < 3; a++)
+	{
+		json_t *arr = json_object_get(def, arrays[a]);
+		size_t i;
+		json_t *e;
+
+		path_printf(p, "%s.%s", path, arrays[a]);
+		if (!json_is_array(arr))
+			return bad(err, p, arr ? "must be an array" : "is missing");
+		json_array_foreach(arr, i, e)
+		{
+			char ep[PATH_BUFLEN];
+
+			path_printf(ep, "%s.%s[%zu]", path, arrays[a], i);
+			if (!json_is_object(e))
+				return bad(err, ep, "must be an object");
+			if (a == 0)
+			{
+				json_t *nn = json_object_get(e, "not_null");
+
+				if (check_string_members(e, ep, column_members, true, err) != BS_OK)
+					return BS_ERR;
+				if (!json_is_boolean(nn))
+				{
+					path_printf(ep, "%s.%s[%zu].not_null", path, arrays[a], i);
+					return bad(err, ep, nn ? "must be a boolean" : "is missing");
+				}
+			}
+			else if (check_string_members(e, ep, a == 1 ? index_members : constraint_members,
+										  false, err) != BS_OK)
+				return BS_ERR;
+		}
+	}
+	return BS_OK;
+}
+
+static int
+check_definition_text(const char *text, const char *path, bs_error *err)
+{
+	json_error_t jerr;
+	json_t *def = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	int rc;
+
+	if (def == NULL)
+		return bad(err, path, "is not valid JSON");
+	rc = check_definition(def, path, err);
+	json_decref(def);
+	return rc;
+}
+
+int
+manifest_validate(const manifest *m, bs_error *err)
+{
+	char p[PATH_BUFLEN];
+
+	if (m->relid == 0)
+		return bad(err, "relid", "must be a positive OID");
+	if (m->schema == NULL || m->schema[0] == '\0')
+		return bad(err, "schema", "must be a non-empty string");
+	if (m->name == NULL || m->name[0] == '\0')
+		return bad(err, "name", "must be a non-empty string");
+	if (m->status == NULL || (strcmp(m->status, "active") != 0 && strcmp(m->status, "dropped") != 0 &&
+							  strcmp(m->status, "skipped") != 0))
+		return bad(err, "status", "must be \"active\", \"dropped\" or \"skipped\"");
+	if (m->nlayouts < 0 || m->nbases < 0 || m->nsegments < 0)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "negative element count");
+
+	for (int i = 0; i < m->nlayouts; i++)
+	{
+		const manifest_layout *l = &m->layouts[i];
+
+		path_printf(p, "layouts[%d].replident", i);
+		if (l->replident != 'd' && l->replident != 'f' && l->replident != 'i' && l->replident != 'n')
+			return bad(err, p, "must be one of \"d\", \"f\", \"i\", \"n\"");
+		path_printf(p, "layouts[%d].id", i);
+		for (int j = 0; j < i; j++)
+			if (m->layouts[j].id == l->id)
+				return bad(err, p, "duplicates the id of an earlier layout");
+		path_printf(p, "layouts[%d].from_lsn", i);
+		if (i > 0 && l->from_lsn < m->layouts[i - 1].from_lsn)
+			return bad(err, p, "is lower than the previous layout's (layouts must be sorted by LSN)");
+		if (l->ncols < 0)
+			return bad(err, p, "has a negative column count");
+		for (int c = 0; c < l->ncols; c++)
+		{
+			path_printf(p, "layouts[%d].columns[%d]", i, c);
+			if (l->columns[c].name == NULL || l->columns[c].type_name == NULL)
+				return bad(err, p, "lacks a name or type");
+		}
+	}
+
+	for (int i = 0; i < m->nbases; i++)
+	{
+		const manifest_base *b = &m->bases[i];
+
+		path_printf(p, "bases[%d].lsn", i);
+		if (i > 0 && b->lsn <= m->bases[i - 1].lsn)
+			return bad(err, p, "is not above the previous base's (bases must be sorted by LSN)");
+		path_printf(p, "bases[%d].layout_id", i);
+		if (manifest_layout_by_id(m, b->layout_id) == NULL)
+			return bad(err, p, "references a layout that does not exist");
+		if (b->schema_key)
+		{
+			path_printf(p, "bases[%d].schema_key", i);
+			if (check_key(m, b->schema_key, p, err) != BS_OK)
+				return BS_ERR;
+		}
+		if (b->definition)
+		{
+			path_printf(p, "bases[%d].definition", i);
+			if (check_definition_text(b->definition, p, err) != BS_OK)
+				return BS_ERR;
+		}
+		if (b->nchunks < 0)
+			return bad(err, p, "has a negative chunk count");
+		for (int c = 0; c < b->nchunks; c++)
+		{
+			path_printf(p, "bases[%d].chunks[%d].key", i, c);
+			if (check_key(m, b->chunks[c].key, p, err) != BS_OK)
+				return BS_ERR;
+			path_printf(p, "bases[%d].chunks[%d].sha256", i, c);
+			if (!sha256_valid(b->chunks[c].sha256))
+				return bad(err, p, "must be 64 lowercase hex digits");
+		}
+	}
+
+	for (int i = 0; i < m->nsegments; i++)
+	{
+		const manifest_segment *s = &m->segments[i];
+
+		path_printf(p, "segments[%d].key", i);
+		if (check_key(m, s->key, p, err) != BS_OK)
+			return BS_ERR;
+		path_printf(p, "segments[%d].sha256", i);
+		if (!sha256_valid(s->sha256))
+			return bad(err, p, "must be 64 lowercase hex digits");
+		path_printf(p, "segments[%d].last_end_lsn", i);
+		if (s->last_end_lsn < s->first_lsn)
+			return bad(err, p, "is below first_lsn");
+		path_printf(p, "segments[%d].first_lsn", i);
+		/* Overlap is legitimate (a replay after a crash, deduplicated by end LSN); disorder is not. */
+		if (i > 0 && s->first_lsn < m->segments[i - 1].first_lsn)
+			return bad(err, p, "is lower than the previous segment's (segments must be sorted by LSN)");
+	}
+	return BS_OK;
+}
+
+/*
+ * JSON output.
+ */
+
+static json_t *
+json_lsn(uint64_t lsn)
+{
+	char buf[LSN_BUFLEN];
+
+	return json_string(lsn_format(lsn, buf));
+}
+
+static json_t *
+json_time(int64_t us)
+{
+	char buf[MANIFEST_TIME_BUFLEN];
+
+	return json_string(manifest_format_time(us, buf));
+}
+
+static json_t *
+json_str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *
+json_u64(uint64_t v)
+{
+	/* JSON integers are signed 64-bit in jansson; larger counts cannot occur in practice. */
+	return json_integer((json_int_t) (v > (uint64_t) INT64_MAX ? (uint64_t) INT64_MAX : v));
+}
+
+static json_t *
+layout_to_json(const manifest_layout *l)
+{
+	json_t *o = json_object();
+	json_t *cols = json_array();
+	char ri[2] = {l->replident, '\0'};
+
+	json_object_set_new(o, "id", json_integer(l->id));
+	json_object_set_new(o, "from_lsn", json_lsn(l->from_lsn));
+	json_object_set_new(o, "replident", json_string(ri));
+	for (int c = 0; c < l->ncols; c++)
+	{
+		const manifest_column *col = &l->columns[c];
+		json_t *jc = json_object();
+
+		json_object_set_new(jc, "name", json_str_or_null(col->name));
+		json_object_set_new(jc, "type_oid", json_integer(col->type_oid));
+		json_object_set_new(jc, "typmod", json_integer(col->typmod));
+		json_object_set_new(jc, "type", json_str_or_null(col->type_name));
+		json_object_set_new(jc, "key", json_boolean(col->key));
+		json_object_set_new(jc, "not_null", json_boolean(col->not_null));
+		json_object_set_new(jc, "missing", json_str_or_null(col->missing));
+		json_array_append_new(cols, jc);
+	}
+	json_object_set_new(o, "columns", cols);
+	return o;
+}
+
+static json_t *
+base_to_json(const manifest_base *b)
+{
+	json_t *o = json_object();
+	json_t *chunks = json_array();
+
+	json_object_set_new(o, "lsn", json_lsn(b->lsn));
+	json_object_set_new(o, "time", json_time(b->time));
+	json_object_set_new(o, "rows", json_u64(b->rows));
+	json_object_set_new(o, "layout_id", json_integer(b->layout_id));
+	json_object_set_new(o, "schema_key", json_str_or_null(b->schema_key));
+	if (b->definition)
+	{
+		json_error_t jerr;
+		json_t *def = json_loads(b->definition, JSON_REJECT_DUPLICATES, &jerr);
+
+		if (!json_is_object(def))
+		{
+			json_decref(def);
+			json_decref(chunks);
+			json_decref(o);
+			return NULL;
+		}
+		json_object_set_new(o, "definition", def);
+	}
+	else
+		json_object_set_new(o, "definition", json_null());
+	for (int c = 0; c < b->nchunks; c++)
+	{
+		const manifest_chunk *ch = &b->chunks[c];
+		json_t *jc = json_object();
+
+		json_object_set_new(jc, "key", json_str_or_null(ch->key));
+		json_object_set_new(jc, "sha256", json_string(ch->sha256));
+		json_object_set_new(jc, "size", json_u64(ch->size));
+		json_object_set_new(jc, "raw_size", json_u64(ch->raw_size));
+		json_object_set_new(jc, "rows", json_u64(ch->rows));
+		json_array_append_new(chunks, jc);
+	}
+	json_object_set_new(o, "chunks", chunks);
+	return o;
+}
+
+static json_t *
+segment_to_json(const manifest_segment *s)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "key", json_str_or_null(s->key));
+	json_object_set_new(o, "first_lsn", json_lsn(s->first_lsn));
+	json_object_set_new(o, "last_end_lsn", json_lsn(s->last_end_lsn));
+	json_object_set_new(o, "first_time", json_time(s->first_time));
+	json_object_set_new(o, "last_time", json_time(s->last_time));
+	json_object_set_new(o, "records", json_u64(s->records));
+	json_object_set_new(o, "sha256", json_string(s->sha256));
+	json_object_set_new(o, "size", json_u64(s->size));
+	json_object_set_new(o, "raw_size", json_u64(s->raw_size));
+	return o;
+}
+
+char *
+manifest_to_json(const manifest *m)
+{
+	json_t *o = json_object();
+	json_t *arr;
+	char *text;
+
+	json_object_set_new(o, "format", json_integer(MANIFEST_FORMAT));
+	json_object_set_new(o, "relid", json_integer(m->relid));
+	json_object_set_new(o, "schema", json_str_or_null(m->schema));
+	json_object_set_new(o, "name", json_str_or_null(m->name));
+	json_object_set_new(o, "status", json_str_or_null(m->status));
+	if (m->status && strcmp(m->status, "dropped") == 0)
+		json_object_set_new(o, "dropped_at_lsn", json_lsn(m->dropped_at_lsn));
+	json_object_set_new(o, "finding", json_str_or_null(m->finding));
+	json_object_set_new(o, "archived_to", json_lsn(m->archived_to));
+
+	arr = json_array();
+	for (int i = 0; i < m->nlayouts; i++)
+		json_array_append_new(arr, layout_to_json(&m->layouts[i]));
+	json_object_set_new(o, "layouts", arr);
+
+	arr = json_array();
+	json_object_set_new(o, "bases", arr);
+	for (int i = 0; i < m->nbases; i++)
+	{
+		json_t *b = base_to_json(&m->bases[i]);
+
+		if (b == NULL)
+		{
+			json_decref(o);
+			return NULL;
+		}
+		json_array_append_new(arr, b);
+	}
+
+	arr = json_array();
+	for (int i = 0; i < m->nsegments; i++)
+		json_array_append_new(arr, segment_to_json(&m->segments[i]));
+	json_object_set_new(o, "segments", arr);
+
+	/* One segment per line keeps large manifests readable with ordinary tools. */
+	text = json_dumps(o, JSON_INDENT(1) | JSON_COMPACT);
+	json_decref(o);
+	return text;
+}
+
+/*
+ * JSON input: type checks and conversions; the value checks are manifest_validate's.
+ */
+
+static void
+member_path(char *p, const char *path, const char *name)
+{
+	if (path[0])
+		path_printf(p, "%s.%s", path, name);
+	else
+		path_printf(p, "%s", name);
+}
+
+/* Fetch a member; *v NULL only when optional and absent or null. */
+static int
+j_get(json_t *o, const char *path, const char *name, bool required, json_t **v, bs_error *err)
+{
+	char p[PATH_BUFLEN];
+
+	*v = json_object_get(o, name);
+	if (*v && json_is_null(*v))
+		*v = NULL;
+	if (*v == NULL && required)
+	{
+		member_path(p, path, name);
+		return bad(err, p, "is missing");
+	}
+	return BS_OK;
+}
+
+static int
+j_string(json_t *o, const char *path, const char *name, bool required, char **out, bs_error *err)
+{
+	json_t *v;
+	char p[PATH_BUFLEN];
+
+	*out = NULL;
+	if (j_get(o, path, name, required, &v, err) != BS_OK)
+		return BS_ERR;
+	if (v == NULL)
+		return BS_OK;
+	if (!json_is_string(v))
+	{
+		member_path(p, path, name);
+		return bad(err, p, "must be a string");
+	}
+	*out = xstrdup(json_string_value(v));
+	return BS_OK;
+}
+
+static int
+j_int(json_t *o, const char *path, const char *name, int64_t min, int64_t max, int64_t *out,
+	  bs_error *err)
+{
+	json_t *v;
+	char p[PATH_BUFLEN];
+
+	if (j_get(o, path, name, true, &v, err) != BS_OK)
+		return BS_ERR;
+	member_path(p, path, name);
+	if (!json_is_integer(v))
+		return bad(err, p, "must be an integer");
+	if (json_integer_value(v) < min || json_integer_value(v) > max)
+		return bad(err, p, "is out of range");
+	*out = json_integer_value(v);
+	return BS_OK;
+}
+
+static int
+j_u64(json_t *o, const char *path, const char *name, uint64_t *out, bs_error *err)
+{
+	int64_t v;
+
+	if (j_int(o, path, name, 0, INT64_MAX, &v, err) != BS_OK)
+		return BS_ERR;
+	*out = (uint64_t) v;
+	return BS_OK;
+}
+
+static int
+j_bool(json_t *o, const char *path, const char *name, bool *out, bs_error *err)
+{
+	json_t *v;
+	char p[PATH_BUFLEN];
+
+	if (j_get(o, path, name, true, &v, err) != BS_OK)
+		return BS_ERR;
+	if (!json_is_boolean(v))
+	{
+		member_path(p, path, name);
+		return bad(err, p, "must be a boolean");
+	}
+	*out = json_is_true(v);
+	return BS_OK;
+}
+
+static int
+j_lsn(json_t *o, const char *path, const char *name, bool required, uint64_t *out, bs_error *err)
+{
+	json_t *v;
+	char p[PATH_BUFLEN];
+
+	*out = 0;
+	if (j_get(o, path, name, required, &v, err) != BS_OK)
+		return BS_ERR;
+	if (v == NULL)
+		return BS_OK;
+	member_path(p, path, name);
+	if (!json_is_string(v) || lsn_parse(json_string_value(v), out) != BS_OK)
+		return bad(err, p, "must be an LSN string (\"X/Y\")");
+	return BS_OK;
+}
+
+static int
+j_time(json_t *o, const char *path, const char *name, int64_t *out, bs_error *err)
+{
+	json_t *v;
+	char p[PATH_BUFLEN];
+
+	if (j_get(o, path, name, true, &v, err) != BS_OK)
+		return BS_ERR;
+	member_path(p, path, name);
+	if (!json_is_string(v) || manifest_parse_time(json_string_value(v), out) != BS_OK)
+		return bad(err, p, "must be an ISO-8601 UTC time (\"2026-11-26T16:00:00.123456Z\")");
+	return BS_OK;
+}
+
+static int
+j_sha(json_t *o, const char *path, const char *name, char out[65], bs_error *err)
+{
+	json_t *v;
+	char p[PATH_BUFLEN];
+
+	if (j_get(o, path, name, true, &v, err) != BS_OK)
+		return BS_ERR;
+	member_path(p, path, name);
+	if (!json_is_string(v) || json_string_length(v) != 64 || !sha256_valid(json_string_value(v)))
+		return bad(err, p, "must be 64 lowercase hex digits");
+	memcpy(out, json_string_value(v), 65);
+	return BS_OK;
+}
+
+/* An array member; *n its length (bounded by int). */
+static int
+j_array(json_t *o, const char *path, const char *name, json_t **arr, int *n, bs_error *err)
+{
+	char p[PATH_BUFLEN];
+
+	if (j_get(o, path, name, true, arr, err) != BS_OK)
+		return BS_ERR;
+	member_path(p, path, name);
+	if (!json_is_array(*arr))
+		return bad(err, p, "must be an array");
+	if (json_array_size(*arr) > INT_MAX / 2)
+		return bad(err, p, "has too many elements");
+	*n = (int) json_array_size(*arr);
+	return BS_OK;
+}
+
+static int
+j_element(json_t *arr, const char *path, const char *name, int i, json_t **e, char *ep, bs_error *err)
+{
+	path_printf(ep, "%s%s%s[%d]", path, path[0] ? "." : "", name, i);
+	*e = json_array_get(arr, (size_t) i);
+	if (!json_is_object(*e))
+		return bad(err, ep, "must be an object");
+	return BS_OK;
+}
+
+static int
+column_from_json(json_t *o, const char *path, manifest_column *c, bs_error *err)
+{
+	int64_t v;
+
+	if (j_string(o, path, "name", true, &c->name, err) != BS_OK ||
+		j_string(o, path, "type", true, &c->type_name, err) != BS_OK ||
+		j_string(o, path, "missing", false, &c->missing, err) != BS_OK ||
+		j_bool(o, path, "key", &c->key, err) != BS_OK ||
+		j_bool(o, path, "not_null", &c->not_null, err) != BS_OK)
+		return BS_ERR;
+	if (j_int(o, path, "type_oid", 0, UINT32_MAX, &v, err) != BS_OK)
+		return BS_ERR;
+	c->type_oid = (uint32_t) v;
+	if (j_int(o, path, "typmod", INT32_MIN, INT32_MAX, &v, err) != BS_OK)
+		return BS_ERR;
+	c->typmod = (int32_t) v;
+	return BS_OK;
+}
+
+static int
+layout_from_json(json_t *o, const char *path, manifest_layout *l, bs_error *err)
+{
+	int64_t id;
+	json_t *cols;
+	char *ri = NULL;
+	char p[PATH_BUFLEN];
+
+	if (j_int(o, path, "id", 0, UINT32_MAX, &id, err) != BS_OK ||
+		j_lsn(o, path, "from_lsn", true, &l->from_lsn, err) != BS_OK ||
+		j_string(o, path, "replident", true, &ri, err) != BS_OK)
+		return BS_ERR;
+	l->id = (uint32_t) id;
+	l->replident = strlen(ri) == 1 ? ri[0] : '?';	/* '?' is refused by manifest_validate */
+	free(ri);
+	if (j_array(o, path, "columns", &cols, &l->ncols, err) != BS_OK)
+	{
+		l->ncols = 0;
+		return BS_ERR;
+	}
+	l->columns = xcalloc(l->ncols > 0 ? (size_t) l->ncols : 1, sizeof(manifest_column));
+	for (int c = 0; c < l->ncols; c++)
+	{
+		json_t *e;
+
+		if (j_element(cols, path, "columns", c, &e, p, err) != BS_OK ||
+			column_from_json(e, p, &l->columns[c], err) != BS_OK)
+			return BS_ERR;
+	}
+	return BS_OK;
+}
+
+static int
+base_from_json(json_t *o, const char *path, manifest_base *b, bs_error *err)
+{
+	json_t *chunks;
+	json_t *def;
+	int64_t v;
+	int n;
+	char p[PATH_BUFLEN];
+
+	if (j_lsn(o, path, "lsn", true, &b->lsn, err) != BS_OK ||
+		j_time(o, path, "time", &b->time, err) != BS_OK ||
+		j_u64(o, path, "rows", &b->rows, err) != BS_OK ||
+		j_int(o, path, "layout_id", 0, UINT32_MAX, &v, err) != BS_OK ||
+		j_string(o, path, "schema_key", false, &b->schema_key, err) != BS_OK ||
+		j_get(o, path, "definition", false, &def, err) != BS_OK)
+		return BS_ERR;
+	b->layout_id = (uint32_t) v;
+	if (def)
+	{
+		member_path(p, path, "definition");
+		if (check_definition(def, p, err) != BS_OK)
+			return BS_ERR;
+		b->definition = json_dumps(def, JSON_COMPACT);
+		if (b->definition == NULL)
+			return error_set(err, ERRCODE_OUT_OF_MEMORY, "out of memory");
+	}
+	if (j_array(o, path, "chunks", &chunks, &n, err) != BS_OK)
+		return BS_ERR;
+	b->chunks = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_chunk));
+	for (int c = 0; c < n; c++)
+	{
+		manifest_chunk *ch = &b->chunks[c];
+		json_t *e;
+
+		b->nchunks = c + 1;		/* so that a failure frees what was read */
+		if (j_element(chunks, path, "chunks", c, &e, p, err) != BS_OK ||
+			j_string(e, p, "key", true, &ch->key, err) != BS_OK ||
+			j_sha(e, p, "sha256", ch->sha256, err) != BS_OK ||
+			j_u64(e, p, "size", &ch->size, err) != BS_OK ||
+			j_u64(e, p, "raw_size", &ch->raw_size, err) != BS_OK ||
+			j_u64(e, p, "rows", &ch->rows, err) != BS_OK)
+			return BS_ERR;
+	}
+	return BS_OK;
+}
+
+static int
+segment_from_json(json_t *o, const char *path, manifest_segment *s, bs_error *err)
+{
+	if (j_string(o, path, "key", true, &s->key, err) != BS_OK ||
+		j_lsn(o, path, "first_lsn", true, &s->first_lsn, err) != BS_OK ||
+		j_lsn(o, path, "last_end_lsn", true, &s->last_end_lsn, err) != BS_OK ||
+		j_time(o, path, "first_time", &s->first_time, err) != BS_OK ||
+		j_time(o, path, "last_time", &s->last_time, err) != BS_OK ||
+		j_u64(o, path, "records", &s->records, err) != BS_OK ||
+		j_sha(o, path, "sha256", s->sha256, err) != BS_OK ||
+		j_u64(o, path, "size", &s->size, err) != BS_OK ||
+		j_u64(o, path, "raw_size", &s->raw_size, err) != BS_OK)
+		return BS_ERR;
+	return BS_OK;
+}
+
+static int
+manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
+{
+	int64_t v;
+	json_t *arr;
+	int n;
+	char p[PATH_BUFLEN];
+
+	if (!json_is_object(root))
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "not a JSON object");
+	if (j_int(root, "", "format", INT64_MIN, INT64_MAX, &v, err) != BS_OK)
+		return BS_ERR;
+	if (v != MANIFEST_FORMAT)
+		return error_set(err, ERRCODE_DATA_CORRUPTED,
+						 "member \"format\" is %" PRId64 "; this version of Backstop reads format %d",
+						 v, MANIFEST_FORMAT);
+	if (j_int(root, "", "relid", 1, UINT32_MAX, &v, err) != BS_OK)
+		return BS_ERR;
+	m->relid = (uint32_t) v;
+	if (j_string(root, "", "schema", true, &m->schema, err) != BS_OK ||
+		j_string(root, "", "name", true, &m->name, err) != BS_OK ||
+		j_string(root, "", "status", true, &m->status, err) != BS_OK ||
+		j_string(root, "", "finding", false, &m->finding, err) != BS_OK ||
+		j_lsn(root, "", "archived_to", true, &m->archived_to, err) != BS_OK)
+		return BS_ERR;
+	if (j_lsn(root, "", "dropped_at_lsn", strcmp(m->status, "dropped") == 0,
+			  &m->dropped_at_lsn, err) != BS_OK)
+		return BS_ERR;
+
+	if (j_array(root, "", "layouts", &arr, &n, err) != BS_OK)
+		return BS_ERR;
+	m->layouts = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_layout));
+	for (int i = 0; i < n; i++)
+	{
+		json_t *e;
+
+		m->nlayouts = i + 1;
+		if (j_element(arr, "", "layouts", i, &e, p, err) != BS_OK ||
+			layout_from_json(e, p, &m->layouts[i], err) != BS_OK)
+			return BS_ERR;
+	}
+
+	if (j_array(root, "", "bases", &arr, &n, err) != BS_OK)
+		return BS_ERR;
+	m->bases = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_base));
+	for (int i = 0; i < n; i++)
+	{
+		json_t *e;
+
+		m->nbases = i + 1;
+		if (j_element(arr, "", "bases", i, &e, p, err) != BS_OK ||
+			base_from_json(e, p, &m->bases[i], err) != BS_OK)
+			return BS_ERR;
+	}
+
+	if (j_array(root, "", "segments", &arr, &n, err) != BS_OK)
+		return BS_ERR;
+	m->segments = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_segment));
+	for (int i = 0; i < n; i++)
+	{
+		json_t *e;
+
+		m->nsegments = i + 1;
+		if (j_element(arr, "", "segments", i, &e, p, err) != BS_OK ||
+			segment_from_json(e, p, &m->segments[i], err) != BS_OK)
+			return BS_ERR;
+	}
+	return manifest_validate(m, err);
+}
+
+int
+manifest_from_json(const char *json, size_t len, manifest **out, bs_error *err)
+{
+	json_error_t jerr;
+	json_t *root;
+	manifest *m;
+
+	*out = NULL;
+	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "invalid manifest: JSON error at line %d: %s",
+						 jerr.line, jerr.text);
+	m = xcalloc(1, sizeof(manifest));
+	if (manifest_from_json_object(root, m, err) != BS_OK)
+	{
+		json_decref(root);
+		manifest_free(m);
+		return error_prefix(err, "invalid manifest");
+	}
+	json_decref(root);
+	*out = m;
+	return BS_OK;
+}
+
+/*
+ * Storage.
+ */
+
+int
+manifest_load(storage *st, uint32_t relid, manifest **out, bool *exists, bs_error *err)
+{
+	char *key = manifest_key(relid);
+	strbuf sb = STRBUF_INIT;
+	int rc;
+
+	*out = NULL;
+	*exists = false;
+	if (storage_get_all(st, key, &sb, err) != BS_OK)
+	{
+		rc = BS_ERR;
+		if (strcmp(err->code, ERRCODE_NOT_FOUND) == 0)
+		{
+			error_clear(err);
+			rc = BS_OK;
+		}
+		else
+			error_prefix(err, "could not read \"%s\"", key);
+		goto out;
+	}
+	*exists = true;
+	rc = manifest_from_json(sb.data ? sb.data : "", sb.len, out, err);
+	if (rc != BS_OK)
+		error_prefix(err, "%s", key);
+	else if ((*out)->relid != relid)
+	{
+		/* A manifest copied into another table's directory would send recovery astray. */
+		rc = error_set(err, ERRCODE_DATA_CORRUPTED, "%s: invalid manifest: member \"relid\" is %" PRIu32
+					   ", not the relid of its directory", key, (*out)->relid);
+		manifest_free(*out);
+		*out = NULL;
+	}
+out:
+	strbuf_free(&sb);
+	free(key);
+	return rc;
+}
+
+int
+manifest_store(storage *st, const manifest *m, bs_error *err)
+{
+	char *text;
+	char *key;
+	int rc;
+
+	/* Never write what manifest_from_json would refuse: recovery would be locked out. */
+	if (manifest_validate(m, err) != BS_OK)
+		return error_prefix(err, "refusing to store an invalid manifest for table %" PRIu32, m->relid);
+	text = manifest_to_json(m);
+	if (text == NULL)
+		return error_set(err, ERRCODE_INTERNAL, "could not serialize the manifest of table %" PRIu32,
+						 m->relid);
+	key = manifest_key(m->relid);
+	rc = storage_put(st, key, text, strlen(text), err);
+	if (rc != BS_OK)
+		error_prefix(err, "could not store \"%s\"", key);
+	free(key);
+	free(text);
+	return rc;
+}
+
+typedef struct relid_list
+{
+	uint32_t *ids;
+	int n;
+	int cap;
+} relid_list;
+
+static int
+collect_relid(void *ctx, const char *key, uint64_t size, bs_error *err)
+{
+	relid_list *l = ctx;
+	const char *rest;
+	uint32_t relid;
+
+	(void) size;
+	(void) err;
+	if (manifest_key_relid(key, &relid, &rest) != BS_OK)
+	{
+		const char *tail = strrchr(key, '/');
+
+		/* Warn once per odd directory: on its manifest, not on every object under it. */
+		if (tail && strcmp(tail, "/manifest.json") == 0)
+			log_warning("ignoring \"%s\": not a valid table directory", key);
+		return BS_OK;
+	}
+	if (strcmp(rest, "manifest.json") != 0)
+		return BS_OK;
+	if (l->n == l->cap)
+	{
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->ids = xrealloc(l->ids, (size_t) l->cap * sizeof(uint32_t));
+	}
+	l->ids[l->n++] = relid;
+	return BS_OK;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *) a;
+	uint32_t y = *(const uint32_t *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+int
+manifest_list_relids(storage *st, uint32_t **relids, int *count, bs_error *err)
+{
+	relid_list l = {NULL, 0, 0};
+
+	*relids = NULL;
+	*count = 0;
+	if (storage_list(st, TABLES_PREFIX, collect_relid, &l, err) != BS_OK)
+	{
+		free(l.ids);
+		return error_prefix(err, "could not list the tables of the archive");
+	}
+	/* Keys list lexically ("10" before "9"); callers want numeric order. */
+	if (l.n > 1)
+		qsort(l.ids, (size_t) l.n, sizeof(uint32_t), cmp_u32);
+	*relids = l.ids;
+	*count = l.n;
+	return BS_OK;
+}
+
+/*
+ * Names.
+ */
+
+static bool
+ident_start(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+}
+
+static bool
+ident_cont(unsigned char c)
+{
+	return ident_start(c) || (c >= '0' && c <= '9') || c == '$';
+}
+
+/* One identifier at *sp, as PostgreSQL's lexer reads it; advances *sp. */
+static int
+read_ident(const char **sp, const char *whole, char **out, bs_error *err)
+{
+	const char *s = *sp;
+	strbuf sb = STRBUF_INIT;
+
+	if (*s == '"')
+	{
+		s++;
+		for (;;)
+		{
+			if (*s == '\0')
+			{
+				strbuf_free(&sb);
+				return error_set(err, ERRCODE_SYNTAX, "unterminated quoted identifier in \"%s\"", whole);
+			}
+			if (*s == '"')
+			{
+				if (s[1] != '"')
+					break;
+				s++;
+			}
+			strbuf_append_char(&sb, *s++);
+		}
+		s++;
+		if (sb.len == 0)
+		{
+			strbuf_free(&sb);
+			return error_set(err, ERRCODE_SYNTAX, "zero-length quoted identifier in \"%s\"", whole);
+		}
+	}
+	else
+	{
+		if (!ident_start((unsigned char) *s))
+			return error_set(err, ERRCODE_SYNTAX, "invalid table name \"%s\": expected schema.table", whole);
+		while (ident_cont((unsigned char) *s))
+		{
+			char c = *s++;
+
+			strbuf_append_char(&sb, (c >= 'A' && c <= 'Z') ? (char) (c - 'A' + 'a') : c);
+		}
+	}
+	*sp = s;
+	*out = strbuf_detach(&sb, NULL);
+	return BS_OK;
+}
+
+int
+manifest_split_name(const char *qualified, char **schema, char **name, bs_error *err)
+{
+	const char *s = qualified;
+	char *first = NULL;
+	char *second = NULL;
+
+	*schema = *name = NULL;
+	if (read_ident(&s, qualified, &first, err) != BS_OK)
+		return BS_ERR;
+	if (*s == '.')
+	{
+		s++;
+		if (read_ident(&s, qualified, &second, err) != BS_OK)
+		{
+			free(first);
+			return BS_ERR;
+		}
+	}
+	if (*s != '\0')
+	{
+		free(first);
+		free(second);
+		return error_set(err, ERRCODE_SYNTAX, "invalid table name \"%s\": expected schema.table", qualified);
+	}
+	if (second)
+	{
+		*schema = first;
+		*name = second;
+	}
+	else
+	{
+		*schema = xstrdup("public");
+		*name = first;
+	}
+	return BS_OK;
+}
+
+int
+manifest_find_table(storage *st, const char *qualified_name, manifest **out, bs_error *err)
+{
+	char *schema;
+	char *name;
+	uint32_t *relids = NULL;
+	int n = 0;
+	manifest *best = NULL;
+	strbuf names = STRBUF_INIT;
+	int listed = 0;
+	int rc = BS_ERR;
+
+	*out = NULL;
+	if (manifest_split_name(qualified_name, &schema, &name, err) != BS_OK)
+		return BS_ERR;
+	if (manifest_list_relids(st, &relids, &n, err) != BS_OK)
+		goto out;
+	for (int i = 0; i < n; i++)
+	{
+		manifest *m;
+		bool exists;
+
+		/* A manifest we cannot read might be the match: refuse rather than guess. */
+		if (manifest_load(st, relids[i], &m, &exists, err) != BS_OK)
+			goto out;
+		if (!exists)
+			continue;
+		if (strcmp(m->schema, schema) == 0 && strcmp(m->name, name) == 0)
+		{
+			/* Dropped and re-created: the table archived last is the one meant. */
+			if (best == NULL || m->archived_to > best->archived_to ||
+				(m->archived_to == best->archived_to && m->relid > best->relid))
+			{
+				manifest_free(best);
+				best = m;
+				continue;
+			}
+		}
+		else if (listed < MAX_NAMES_LISTED)
+		{
+			strbuf_printf(&names, "%s%s.%s", listed ? ", " : "", m->schema, m->name);
+			listed++;
+		}
+		else
+			listed++;
+		manifest_free(m);
+	}
+	if (best == NULL)
+	{
+		if (listed > MAX_NAMES_LISTED)
+			strbuf_printf(&names, " and %d more", listed - MAX_NAMES_LISTED);
+		error_set(err, ERRCODE_UNDEFINED_TABLE, "table \"%s.%s\" is not in the archive at %s (%s%s)",
+				  schema, name, storage_describe(st),
+				  listed ? "archived tables: " : "the archive holds no tables",
+				  listed ? names.data : "");
+		goto out;
+	}
+	*out = best;
+	rc = BS_OK;
+out:
+	strbuf_free(&names);
+	free(relids);
+	free(schema);
+	free(name);
+	return rc;
+}
+
+/*
+ * Archive head.
+ */
+
+void
+archive_head_init(archive_head *head)
+{
+	memset(head, 0, sizeof(*head));
+	head->text_format.timezone = xstrdup(ARCHIVE_TEXT_TIMEZONE);
+	head->text_format.datestyle = xstrdup(ARCHIVE_TEXT_DATESTYLE);
+	head->text_format.extra_float_digits = ARCHIVE_TEXT_EXTRA_FLOAT_DIGITS;
+	head->text_format.intervalstyle = xstrdup(ARCHIVE_TEXT_INTERVALSTYLE);
+	head->text_format.bytea_output = xstrdup(ARCHIVE_TEXT_BYTEA_OUTPUT);
+}
+
+void
+archive_head_clear(archive_head *head)
+{
+	free(head->system_identifier);
+	free(head->database);
+	free(head->text_format.timezone);
+	free(head->text_format.datestyle);
+	free(head->text_format.intervalstyle);
+	free(head->text_format.bytea_output);
+	memset(head, 0, sizeof(*head));
+}
+
+static int
+head_validate(const archive_head *head, bs_error *err)
+{
+	const archive_text_format *tf = &head->text_format;
+
+	if (head->system_identifier == NULL)
+		return bad(err, "system_identifier", "is missing");
+	if (head->database == NULL)
+		return bad(err, "database", "is missing");
+	if (tf->timezone == NULL || tf->datestyle == NULL || tf->intervalstyle == NULL ||
+		tf->bytea_output == NULL)
+		return bad(err, "text_format", "is incomplete");
+	return BS_OK;
+}
+
+char *
+archive_head_to_json(const archive_head *head)
+{
+	json_t *o = json_object();
+	json_t *tf = json_object();
+	char *text;
+
+	json_object_set_new(o, "format", json_integer(MANIFEST_FORMAT));
+	json_object_set_new(o, "system_identifier", json_str_or_null(head->system_identifier));
+	json_object_set_new(o, "database", json_str_or_null(head->database));
+	json_object_set_new(o, "flushed_lsn", json_lsn(head->flushed_lsn));
+	json_object_set_new(o, "time", json_time(head->time));
+	json_object_set_new(tf, "timezone", json_str_or_null(head->text_format.timezone));
+	json_object_set_new(tf, "datestyle", json_str_or_null(head->text_format.datestyle));
+	json_object_set_new(tf, "extra_float_digits", json_integer(head->text_format.extra_float_digits));
+	json_object_set_new(tf, "intervalstyle", json_str_or_null(head->text_format.intervalstyle));
+	json_object_set_new(tf, "bytea_output", json_str_or_null(head->text_format.bytea_output));
+	json_object_set_new(o, "text_format", tf);
+	text = json_dumps(o, JSON_INDENT(1) | JSON_COMPACT);
+	json_decref(o);
+	return text;
+}
+
+int
+archive_head_from_json(const char *json, size_t len, archive_head *out, bs_error *err)
+{
+	json_error_t jerr;
+	json_t *root;
+	json_t *tf;
+	int64_t v;
+	int rc = BS_ERR;
+
+	memset(out, 0, sizeof(*out));
+	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "invalid archive head: JSON error at line %d: %s",
+						 jerr.line, jerr.text);
+	if (!json_is_object(root))
+	{
+		error_set(err, ERRCODE_DATA_CORRUPTED, "not a JSON object");
+		goto out;
+	}
+	if (j_int(root, "", "format", INT64_MIN, INT64_MAX, &v, err) != BS_OK)
+		goto out;
+	if (v != MANIFEST_FORMAT)
+	{
+		error_set(err, ERRCODE_DATA_CORRUPTED,
+				  "member \"format\" is %" PRId64 "; this version of Backstop reads format %d",
+				  v, MANIFEST_FORMAT);
+		goto out;
+	}
+	if (j_string(root, "", "system_identifier", true, &out->system_identifier, err) != BS_OK ||
+		j_string(root, "", "database", true, &out->database, err) != BS_OK ||
+		j_lsn(root, "", "flushed_lsn", true, &out->flushed_lsn, err) != BS_OK ||
+		j_time(root, "", "time", &out->time, err) != BS_OK ||
+		j_get(root, "", "text_format", true, &tf, err) != BS_OK)
+		goto out;
+	if (!json_is_object(tf))
+	{
+		bad(err, "text_format", "must be an object");
+		goto out;
+	}
+	if (j_string(tf, "text_format", "timezone", true, &out->text_format.timezone, err) != BS_OK ||
+		j_string(tf, "text_format", "datestyle", true, &out->text_format.datestyle, err) != BS_OK ||
+		j_int(tf, "text_format", "extra_float_digits", -15, 3, &v, err) != BS_OK ||
+		j_string(tf, "text_format", "intervalstyle", true, &out->text_format.intervalstyle, err) != BS_OK ||
+		j_string(tf, "text_format", "bytea_output", true, &out->text_format.bytea_output, err) != BS_OK)
+		goto out;
+	out->text_format.extra_float_digits = (int) v;
+	rc = BS_OK;
+out:
+	json_decref(root);
+	if (rc != BS_OK)
+	{
+		archive_head_clear(out);
+		error_prefix(err, "invalid archive head");
+	}
+	return rc;
+}
+
+int
+archive_head_load(storage *st, archive_head *out, bool *exists, bs_error *err)
+{
+	strbuf sb = STRBUF_INIT;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	*exists = false;
+	if (storage_get_all(st, HEAD_KEY, &sb, err) != BS_OK)
+	{
+		strbuf_free(&sb);
+		if (strcmp(err->code, ERRCODE_NOT_FOUND) == 0)
+		{
+			error_clear(err);
+			return BS_OK;
+		}
+		return error_prefix(err, "could not read \"%s\"", HEAD_KEY);
+	}
+	*exists = true;
+	rc = archive_head_from_json(sb.data ? sb.data : "", sb.len, out, err);
+	if (rc != BS_OK)
+		error_prefix(err, "%s", HEAD_KEY);
+	strbuf_free(&sb);
+	return rc;
+}
+
+int
+archive_head_store(storage *st, const archive_head *head, bs_error *err)
+{
+	char *text;
+	int rc;
+
+	if (head_validate(head, err) != BS_OK)
+		return error_prefix(err, "refusing to store an invalid archive head");
+	text = archive_head_to_json(head);
+	if (text == NULL)
+		return error_set(err, ERRCODE_INTERNAL, "could not serialize the archive head");
+	rc = storage_put(st, HEAD_KEY, text, strlen(text), err);
+	if (rc != BS_OK)
+		error_prefix(err, "could not store \"%s\"", HEAD_KEY);
+	free(text);
+	return rc;
+}
