@@ -1,5 +1,6 @@
-/* cmd_archive.c — `backstop archive` (not yet implemented). */
+/* cmd_archive.c — `backstop archive`: run the continuous archiver (or --drop its slot and publication). */
 #include "cmd_archive.h"
+#include "archiver.h"
 #include "cli.h"
 
 #include <stdio.h>
@@ -7,9 +8,37 @@
 int
 cmd_archive(bs_config *cfg, int argc, char **argv)
 {
-	(void) cfg;
-	(void) argc;
-	(void) argv;
-	fprintf(stderr, "backstop archive: not implemented yet\n");
-	return EXIT_FAILURE_RUNTIME;
+	bs_error err;
+
+	error_clear(&err);
+	if (argc > 0)
+	{
+		fprintf(stderr, "backstop archive: unexpected argument \"%s\"\n", argv[0]);
+		return EXIT_USAGE;
+	}
+	if (config_get_bool(cfg, "drop"))
+	{
+		if (archiver_drop(cfg, &err) != BS_OK)
+		{
+			cli_report_error("archive", &err);
+			return EXIT_FAILURE_RUNTIME;
+		}
+		return EXIT_OK;
+	}
+	if (config_get(cfg, "db") == NULL)
+	{
+		fprintf(stderr, "backstop archive: ERROR: --db is required\n");
+		return EXIT_USAGE;
+	}
+	if (config_get(cfg, "tables") == NULL && !config_get_bool(cfg, "all_tables"))
+	{
+		fprintf(stderr, "backstop archive: ERROR: give --tables schema.table[,...] or --all-tables\n");
+		return EXIT_USAGE;
+	}
+	if (archiver_run(cfg, &err) != BS_OK)
+	{
+		cli_report_error("archive", &err);
+		return EXIT_FAILURE_RUNTIME;
+	}
+	return EXIT_OK;
 }
