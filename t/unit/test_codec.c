@@ -260,11 +260,11 @@ corruption(codec_id id)
 	strbuf_free(&comp);
 }
 
-/* A tiny frame expanding to 256 MiB is delivered in bounded pieces. */
+/* A tiny frame expanding to 64 MiB is delivered in bounded pieces. */
 static void
 bomb(codec_id id)
 {
-	const size_t big = (size_t) 256 * 1024 * 1024;
+	const size_t big = (size_t) 64 * 1024 * 1024;
 	const size_t step = (size_t) 16 * 1024 * 1024;
 	char	   *zeros = xcalloc(1, step);
 	strbuf		comp = STRBUF_INIT;
@@ -277,7 +277,7 @@ bomb(codec_id id)
 	ok(codec_compressor_open(id, 1, &cs, &err) == BS_OK, "%s: open compressor", codec_name(id));
 	for (size_t done = 0; done < big; done += step)
 		codec_compress(cs, zeros, step, &comp, &err);
-	ok(codec_compress_finish(cs, &comp, &err) == BS_OK, "%s: compress 256 MiB of zeros to %zu bytes",
+	ok(codec_compress_finish(cs, &comp, &err) == BS_OK, "%s: compress 64 MiB of zeros to %zu bytes",
 	   codec_name(id), comp.len);
 	codec_stream_free(cs);
 	rc = decompress_all(id, comp.data, comp.len, 0, &c, &err);
