@@ -1605,6 +1605,7 @@ initial_setup(archiver *a, bs_error *err)
 	}
 	if (!head_exists)
 	{
+		archive_head_init(&a->head);
 		a->head.system_identifier = xstrdup(sysid);
 		a->head.database = xstrdup(dbname);
 	}

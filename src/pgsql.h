@@ -9,13 +9,11 @@
 
 /*
  * Session settings under which every archived value is produced and every recovered value
- * is read back, so that text forms are identical (see doc/FORMAT.md, "Text format").
+ * is read back, so that text forms are identical; the same as ARCHIVE_TEXT_* in manifest.h,
+ * which records them in head.json.
  */
 #define PGSQL_TEXT_FORMAT_OPTIONS \
 	"-c timezone=UTC -c datestyle=ISO,YMD -c extra_float_digits=3 -c intervalstyle=postgres -c bytea_output=hex -c client_encoding=UTF8"
-#define PGSQL_TEXT_FORMAT_JSON \
-	"{\"timezone\":\"UTC\",\"datestyle\":\"ISO, YMD\",\"extra_float_digits\":3,\"intervalstyle\":\"postgres\",\"bytea_output\":\"hex\",\"client_encoding\":\"UTF8\"}"
-
 /* Connect with anything libpq accepts (conninfo, URI, PG* variables, ~/.pgpass); when
  * replication is true, as a logical replication connection (replication=database).
  * The fixed text-format options are appended. */
