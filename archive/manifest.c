@@ -1464,8 +1464,10 @@ manifest_find_table(storage *st, const char *qualified_name, manifest **out, bs_
 		goto out;
 	}
 	*out = best;
+	best = NULL;
 	rc = BS_OK;
 out:
+	manifest_free(best);
 	strbuf_free(&names);
 	free(relids);
 	free(schema);
