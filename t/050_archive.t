@@ -1,0 +1,200 @@
+# 050_archive.t — the continuous archiver against a real PostgreSQL: many types, TOAST, replica
+# identities, TRUNCATE, ALTER TABLE mid-stream, kill -9 under load, PostgreSQL restart; every
+# archived table is recovered and compared with what PostgreSQL holds.
+use strict;
+use warnings;
+
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(sleep time);
+use BackstopTest;
+
+my $node = new_pg_node('archive');
+my $db = 'postgres';
+my $conn = node_connstr($node, $db);
+my $dir = scratch_dir('archive');
+my $storage = "file://$dir/archive";
+my $port = PostgreSQL::Test::Cluster::get_free_port();
+my $listen = "127.0.0.1:$port";
+
+$node->safe_psql($db, q{
+	CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+	CREATE DOMAIN posint AS integer CHECK (VALUE > 0);
+	CREATE TYPE pair AS (a int, b text);
+	CREATE TABLE public.many (
+		id bigint PRIMARY KEY,
+		i2 smallint, i4 integer, n numeric(20,6), f8 double precision, f4 real,
+		t text, vc varchar(20), b bytea, j json, jb jsonb, arr int[], tarr text[],
+		ts timestamptz, d date, tm time, iv interval, u uuid, m mood, p posint, c pair,
+		big text, flag boolean, inet_col inet
+	);
+	CREATE TABLE public.full_ident (a int, b text);
+	ALTER TABLE public.full_ident REPLICA IDENTITY FULL;
+	CREATE TABLE public.idx_ident (a int NOT NULL, b text, c int);
+	CREATE UNIQUE INDEX idx_ident_a ON public.idx_ident (a);
+	ALTER TABLE public.idx_ident REPLICA IDENTITY USING INDEX idx_ident_a;
+	CREATE TABLE public.nokey (a int, b text);
+	INSERT INTO public.many (id, t, big) SELECT g, 'seed ' || g, NULL FROM generate_series(1, 50) g;
+	INSERT INTO public.full_ident VALUES (1, 'x'), (1, 'x'), (2, 'y');
+	INSERT INTO public.idx_ident VALUES (1, 'one', 1), (2, 'two', 2);
+	INSERT INTO public.nokey VALUES (1, 'n');
+});
+
+my @common = ('--storage', $storage, '--data-dir', "$dir/data", '--listen', $listen);
+
+sub start_archiver
+{
+	my ($log) = @_;
+	my ($in, $out, $err) = ('', '', '');
+	my $h = IPC::Run::start(
+		[ backstop_bin(), 'archive', '--db', $conn, '--all-tables', @common,
+		  '--segment-age', '1s', '--table-poll-interval', '1s', '--status-interval', '1s' ],
+		'<', \$in, '>', \$out, '2>>', $log);
+	return $h;
+}
+
+sub wait_for
+{
+	my ($what, $cond, $timeout) = @_;
+	$timeout //= 60;
+	my $deadline = time + $timeout;
+	while (time < $deadline)
+	{
+		return 1 if $cond->();
+		sleep 0.2;
+	}
+	diag("timed out waiting for $what");
+	return 0;
+}
+
+sub checkpoint
+{
+	my ($table) = @_;
+	my ($rc, $out, $err) = run_backstop('checkpoint', '--table', $table, '--listen', $listen, '--json', '--timeout', '60s');
+	return ($rc, $out, $err);
+}
+
+sub recovered_checksum
+{
+	my ($table, $into, @point) = @_;
+	@point = ('--latest') unless @point;
+	my ($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage,
+		'--table', $table, @point, '--into', $into, '--replace', '--yes');
+	is($rc, 0, "recover $table @point") or diag("$out\n$err");
+	return $rc == 0 ? content_checksum($node, $db, $into) : "recover failed: $err";
+}
+
+my $log = "$dir/archiver.log";
+my $h = start_archiver($log);
+ok(wait_for('archiver ready', sub { my ($rc) = checkpoint('public.many'); $rc == 0 }), 'archiver started and answers checkpoints')
+  or diag(slurp_file($log));
+
+my $slot = $node->safe_psql($db, "SELECT plugin FROM pg_replication_slots WHERE slot_name = 'backstop'");
+is($slot, 'pgoutput', 'slot created with pgoutput');
+like(slurp_file($log), qr/public\.nokey is NOT archived/, 'table without a usable replica identity is skipped loudly');
+
+# UPDATE/DELETE on the skipped table must keep working on the primary.
+my ($prc, $pout, $perr) = $node->psql($db, "UPDATE public.nokey SET b = 'm'; DELETE FROM public.nokey WHERE a = 2;");
+is($prc, 0, 'UPDATE/DELETE on a table without replica identity still succeed') or diag($perr);
+
+# A workload over every type, TOASTed values, key changes.
+$node->safe_psql($db, q{
+	UPDATE public.many SET i2 = 7, i4 = -2147483648, n = 12345678901234.123456, f8 = 1.0/3, f4 = 0.1,
+		t = 'héllo wörld ✓ 日本', vc = 'tab	and
+newline', b = '\x00ff10', j = '{"a": [1, 2]}', jb = '{"z": null, "a": 1}', arr = '{1,NULL,3}',
+		tarr = '{"a b","c,d",NULL,"\\"q\\""}', ts = '2026-11-26 12:34:56.789+05', d = '2000-02-29', tm = '23:59:59.999999',
+		iv = '1 year 2 mons 3 days 04:05:06', u = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', m = 'happy', p = 42,
+		c = ROW(1, 'x,y'), flag = true, inet_col = '192.168.0.1/24'
+	WHERE id <= 10;
+	UPDATE public.many SET big = repeat('toast-me ', 20000) WHERE id IN (11, 12);
+	UPDATE public.many SET t = 'changed while big stays' WHERE id = 11;
+	UPDATE public.many SET id = 1000 WHERE id = 12;
+	DELETE FROM public.many WHERE id BETWEEN 40 AND 45;
+	INSERT INTO public.many (id, t, f8) VALUES (2000, NULL, 'NaN'), (2001, '', '-Infinity');
+	DELETE FROM public.full_ident WHERE a = 1 AND ctid = (SELECT min(ctid) FROM public.full_ident WHERE a = 1);
+	UPDATE public.full_ident SET b = 'yy' WHERE a = 2;
+	UPDATE public.idx_ident SET a = 10, b = 'ten' WHERE a = 1;
+	DELETE FROM public.idx_ident WHERE a = 2;
+});
+my ($rc, $out, $err) = checkpoint('public.many');
+is($rc, 0, 'checkpoint after the workload') or diag($err);
+like($out, qr/"verified":true/, 'checkpoint answer says verified');
+
+for my $t (qw(public.many public.full_ident public.idx_ident))
+{
+	(my $into = $t) =~ s/public\./public.r_/;
+	is(recovered_checksum($t, $into), content_checksum($node, $db, $t), "$t archived exactly (types, TOAST, identity)");
+}
+
+# TRUNCATE and ALTER TABLE mid-stream.
+$node->safe_psql($db, q{
+	TRUNCATE public.idx_ident;
+	INSERT INTO public.idx_ident VALUES (5, 'five', 5);
+	ALTER TABLE public.many ADD COLUMN extra text DEFAULT 'dflt';
+	UPDATE public.many SET extra = 'set' WHERE id = 1;
+	ALTER TABLE public.many DROP COLUMN vc;
+	UPDATE public.many SET t = 'after drop' WHERE id = 2;
+	INSERT INTO public.many (id, t, extra) VALUES (3000, 'new', NULL);
+});
+($rc, $out, $err) = checkpoint('public.many');
+is($rc, 0, 'checkpoint after TRUNCATE and ALTER TABLE') or diag($err);
+is(recovered_checksum('public.idx_ident', 'public.r_idx2'), content_checksum($node, $db, 'public.idx_ident'), 'TRUNCATE archived');
+is(recovered_checksum('public.many', 'public.r_many2'), content_checksum($node, $db, 'public.many'), 'ADD/DROP COLUMN archived');
+
+# A table created while the archiver runs gets a base copy without a restart.
+$node->safe_psql($db, q{CREATE TABLE public.late (id int PRIMARY KEY, v text); INSERT INTO public.late VALUES (1, 'early');});
+ok(wait_for('new table archived', sub { my ($c) = checkpoint('public.late'); $c == 0 }), 'new table picked up');
+$node->safe_psql($db, q{INSERT INTO public.late VALUES (2, 'later'); UPDATE public.late SET v = 'changed' WHERE id = 1;});
+checkpoint('public.late');
+is(recovered_checksum('public.late', 'public.r_late'), content_checksum($node, $db, 'public.late'), 'late table archived exactly');
+
+# Metrics and health.
+my ($mrc, $metrics) = (0, '');
+{
+	my $curl = IPC::Run::run([ 'curl', '-s', "http://$listen/metrics" ], '>', \$metrics);
+}
+like($metrics, qr/^backstop_flushed_lsn \d+$/m, 'metrics expose the flushed LSN');
+like($metrics, qr/backstop_table_archived_lsn\{table="public.many"\}/, 'per-table archived LSN metric');
+
+# kill -9 under load, then restart: no gap, no duplicate.
+my $load = IPC::Run::start([ 'psql', '-X', '-q', '-d', $conn, '-c',
+	"DO \$\$ BEGIN FOR i IN 1..400 LOOP INSERT INTO public.many (id, t) VALUES (100000 + i, 'load ' || i); "
+	. "UPDATE public.many SET t = 'upd ' || i WHERE id = 1; COMMIT; END LOOP; END \$\$" ]);
+sleep 0.5;
+$h->signal('KILL');
+eval { $h->finish };
+$load->finish;
+$h = start_archiver($log);
+($rc, $out, $err) = (1, '', '');
+ok(wait_for('archiver after kill -9', sub { ($rc, $out, $err) = checkpoint('public.many'); $rc == 0 }), 'restarted after kill -9');
+is(recovered_checksum('public.many', 'public.r_many3'), content_checksum($node, $db, 'public.many'), 'no gap and no duplicate after kill -9');
+
+# PostgreSQL restart: the archiver reconnects and resumes.
+$node->restart;
+$node->safe_psql($db, q{INSERT INTO public.many (id, t) VALUES (5000, 'after restart')});
+ok(wait_for('archiver after PostgreSQL restart', sub { my ($c) = checkpoint('public.many'); $c == 0 }, 90), 'reconnected after PostgreSQL restart');
+is(recovered_checksum('public.many', 'public.r_many4'), content_checksum($node, $db, 'public.many'), 'exact after PostgreSQL restart');
+
+# Orderly stop confirms everything: the slot has nothing left to send.
+$node->safe_psql($db, q{INSERT INTO public.many (id, t) VALUES (5001, 'before stop')});
+checkpoint('public.many');
+$h->signal('TERM');
+ok(eval { $h->finish; 1 }, 'archiver exits on SIGTERM');
+is($h->result(0), 0, 'exit code 0 after SIGTERM');
+my $lag = $node->safe_psql($db, "SELECT pg_current_wal_lsn() >= confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'backstop'");
+is($lag, 't', 'confirmed_flush_lsn reported');
+
+($rc, $out, $err) = run_backstop('verify', '--storage', $storage);
+is($rc, 0, 'backstop verify finds the archive clean') or diag("$out\n$err");
+($rc, $out, $err) = run_backstop('info', '--storage', $storage);
+like($out, qr/nokey/, 'info lists the skipped table');
+
+($rc, $out, $err) = run_backstop('archive', '--db', $conn, '--drop', @common);
+is($rc, 0, 'archive --drop') or diag($err);
+is($node->safe_psql($db, "SELECT count(*) FROM pg_replication_slots"), '0', 'slot dropped');
+is($node->safe_psql($db, "SELECT count(*) FROM pg_publication"), '0', 'publication dropped');
+
+$node->stop;
+done_testing();
