@@ -1,15 +1,623 @@
-/* cmd_verify.c — `backstop verify` (not yet implemented). */
+/* cmd_verify.c — `backstop verify`: every object's checksum and framing, LSN bookkeeping, orphans. */
 #include "cmd_verify.h"
 #include "cli.h"
+#include "log.h"
+#include "lsn.h"
+#include "manifest.h"
+#include "object.h"
+#include "redact.h"
+#include "segment.h"
+#include "storage.h"
+#include "strbuf.h"
 
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Segment commit times count from 2000-01-01; manifests use the Unix epoch. */
+#define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
+/* Segments larger than this are checked for checksum and framing only, not record by record. */
+#define MAX_PARSED_SEGMENT (INT64_C(256) << 20)
+
+typedef struct listed_key
+{
+	char *key;
+	uint64_t size;
+	bool referenced;
+} listed_key;
+
+typedef struct key_list
+{
+	listed_key *keys;
+	int n;
+	int cap;
+} key_list;
+
+typedef struct verify_ctx
+{
+	storage *st;
+	bool json;
+	json_t *problems;			/* --json: collected; text: printed as found */
+	json_t *warnings;
+	int nproblems;
+	int nwarnings;
+	int tables;
+	uint64_t objects;
+	uint64_t bytes;
+	bs_error storage_err;		/* set when a storage failure stops the run */
+	bool storage_failed;
+} verify_ctx;
+
+static void __attribute__((format(printf, 5, 6)))
+report(verify_ctx *c, bool problem, const manifest *m, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+	strbuf table = STRBUF_INIT;
+	char *safe;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	if (msg == NULL)
+		abort();				/* out of memory, as xmalloc would */
+	safe = redact_text(msg);
+	if (m)
+		strbuf_printf(&table, "%s.%s (relid %" PRIu32 ")", m->schema, m->name, m->relid);
+	else
+		strbuf_append_str(&table, "-");
+	if (problem)
+		c->nproblems++;
+	else
+		c->nwarnings++;
+	if (c->json)
+	{
+		json_t *o = json_object();
+
+		if (m)
+		{
+			json_object_set_new(o, "relid", json_integer(m->relid));
+			json_object_set_new(o, "schema", json_string(m->schema));
+			json_object_set_new(o, "name", json_string(m->name));
+		}
+		json_object_set_new(o, "key", key ? json_string(key) : json_null());
+		json_object_set_new(o, "message", json_string(safe));
+		json_array_append_new(problem ? c->problems : c->warnings, o);
+	}
+	else
+		printf("%s: %s %s: %s\n", problem ? "PROBLEM" : "warning", table.data, key ? key : "-", safe);
+	free(safe);
+	free(msg);
+	strbuf_free(&table);
+}
+
+static int
+collect_key(void *ctx, const char *key, uint64_t size, bs_error *err)
+{
+	key_list *l = ctx;
+
+	(void) err;
+	if (l->n == l->cap)
+	{
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->keys = xrealloc(l->keys, (size_t) l->cap * sizeof(listed_key));
+	}
+	l->keys[l->n].key = xstrdup(key);
+	l->keys[l->n].size = size;
+	l->keys[l->n].referenced = false;
+	l->n++;
+	return BS_OK;
+}
+
+static int
+cmp_listed(const void *a, const void *b)
+{
+	return strcmp(((const listed_key *) a)->key, ((const listed_key *) b)->key);
+}
+
+static void
+key_list_free(key_list *l)
+{
+	for (int i = 0; i < l->n; i++)
+		free(l->keys[i].key);
+	free(l->keys);
+	memset(l, 0, sizeof(*l));
+}
+
+static listed_key *
+key_list_find(key_list *l, const char *key)
+{
+	listed_key probe = {(char *) key, 0, false};
+
+	if (l->n == 0)
+		return NULL;
+	return bsearch(&probe, l->keys, (size_t) l->n, sizeof(listed_key), cmp_listed);
+}
+
+static int
+list_prefix(storage *st, const char *prefix, key_list *out, bs_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (storage_list(st, prefix, collect_key, out, err) != BS_OK)
+	{
+		key_list_free(out);
+		return error_prefix(err, "could not list \"%s\"", prefix);
+	}
+	/* The drivers list lexically already; sorting keeps bsearch honest whatever they do. */
+	if (out->n > 1)
+		qsort(out->keys, (size_t) out->n, sizeof(listed_key), cmp_listed);
+	return BS_OK;
+}
+
+/* A failure that is about the archive's content, not about reaching it. */
+static bool
+is_integrity_error(const bs_error *err)
+{
+	return strcmp(err->code, ERRCODE_DATA_CORRUPTED) == 0 || strcmp(err->code, ERRCODE_NOT_FOUND) == 0;
+}
+
+static int
+append_raw(void *ctx, const void *data, size_t len, bs_error *err)
+{
+	(void) err;
+	strbuf_append(ctx, data, len);
+	return BS_OK;
+}
+
+/* Outcome of checking one object. */
+#define OBJECT_GOOD 0
+#define OBJECT_DAMAGED 1
+#define OBJECT_STORAGE_FAILED (-1)
+
+/*
+ * One data object: listed, of the recorded size, and read back in full (framing, raw
+ * SHA-256, stored SHA-256 against the manifest).  raw, when not NULL, receives the content
+ * (the caller frees it in every case).  Damage is reported here; a storage failure is left
+ * in c->storage_err and ends the run.
+ */
+static int
+check_object(verify_ctx *c, const manifest *m, key_list *keys, const char *key, const char *sha256,
+			 uint64_t size, uint64_t raw_size, strbuf *raw)
+{
+	listed_key *lk = key_list_find(keys, key);
+	object_info info;
+	bs_error err;
+	int rc;
+
+	if (lk == NULL)
+	{
+		report(c, true, m, key, "missing from storage");
+		return OBJECT_DAMAGED;
+	}
+	lk->referenced = true;
+	if (lk->size != size)
+	{
+		report(c, true, m, key, "stored size is %" PRIu64 " bytes, the manifest records %" PRIu64,
+			   lk->size, size);
+		return OBJECT_DAMAGED;
+	}
+	error_clear(&err);
+	if (raw)
+		rc = object_get(c->st, key, sha256, append_raw, raw, &info, &err);
+	else
+		rc = object_verify(c->st, key, sha256, &info, &err);
+	c->objects++;
+	c->bytes += size;
+	if (rc != BS_OK)
+	{
+		if (!is_integrity_error(&err))
+		{
+			c->storage_err = err;
+			c->storage_failed = true;
+			return OBJECT_STORAGE_FAILED;
+		}
+		report(c, true, m, key, "%s", err.message);
+		return OBJECT_DAMAGED;
+	}
+	if (info.raw_size != raw_size)
+	{
+		report(c, true, m, key, "holds %" PRIu64 " raw bytes, the manifest records %" PRIu64,
+			   info.raw_size, raw_size);
+		return OBJECT_DAMAGED;
+	}
+	return OBJECT_GOOD;
+}
+
+/* Records of a segment: count, LSN range, commit order, times and layouts as the manifest says. */
+static void
+check_segment_records(verify_ctx *c, const manifest *m, const manifest_segment *s, const strbuf *raw)
+{
+	segment_reader r;
+	segment_record rec;
+	bool eof = false;
+	bs_error err;
+	uint64_t prev_commit = 0;
+	uint64_t last_end = 0;
+	int64_t first_time = 0;
+	int64_t last_time = 0;
+	char a[LSN_BUFLEN];
+	char b[LSN_BUFLEN];
+
+	error_clear(&err);
+	if (segment_reader_init(&r, raw->data ? raw->data : "", raw->len, &err) != BS_OK)
+	{
+		report(c, true, m, s->key, "%s", err.message);
+		return;
+	}
+	for (;;)
+	{
+		if (segment_reader_next(&r, &rec, &eof, &err) != BS_OK)
+		{
+			report(c, true, m, s->key, "%s", err.message);
+			return;
+		}
+		if (eof)
+			break;
+		if (r.nrecords == 1)
+		{
+			first_time = rec.commit_time;
+			if (rec.commit_lsn != s->first_lsn)
+				report(c, true, m, s->key, "first record has commit LSN %s, the manifest records %s",
+					   lsn_format(rec.commit_lsn, a), lsn_format(s->first_lsn, b));
+		}
+		else if (rec.commit_lsn < prev_commit)
+		{
+			report(c, true, m, s->key, "record %" PRIu64 " (commit LSN %s) is out of commit order",
+				   r.nrecords, lsn_format(rec.commit_lsn, a));
+			return;
+		}
+		if (rec.end_lsn < rec.commit_lsn)
+		{
+			report(c, true, m, s->key, "record %" PRIu64 " ends (%s) before its commit LSN (%s)",
+				   r.nrecords, lsn_format(rec.end_lsn, a), lsn_format(rec.commit_lsn, b));
+			return;
+		}
+		if (manifest_layout_by_id(m, rec.layout_id) == NULL)
+		{
+			report(c, true, m, s->key, "record %" PRIu64 " uses layout %" PRIu32 ", which the manifest lacks",
+				   r.nrecords, rec.layout_id);
+			return;
+		}
+		prev_commit = rec.commit_lsn;
+		last_end = rec.end_lsn;
+		last_time = rec.commit_time;
+	}
+	if (r.nrecords != s->records)
+		report(c, true, m, s->key, "holds %" PRIu64 " records, the manifest records %" PRIu64,
+			   r.nrecords, s->records);
+	if (r.nrecords == 0)
+		return;
+	if (last_end != s->last_end_lsn)
+		report(c, true, m, s->key, "last record ends at %s, the manifest records %s",
+			   lsn_format(last_end, a), lsn_format(s->last_end_lsn, b));
+	if (first_time + PG_EPOCH_OFFSET_US != s->first_time || last_time + PG_EPOCH_OFFSET_US != s->last_time)
+		report(c, true, m, s->key, "commit times differ from the manifest's first_time/last_time");
+}
+
+static bool
+segment_name_valid(const char *rest)
+{
+	/* seg/<16 hex>-<16 hex>.bso */
+	uint64_t v;
+	char part[17];
+
+	if (strncmp(rest, "seg/", 4) != 0 || strlen(rest) != 4 + 16 + 1 + 16 + 4 || rest[20] != '-' ||
+		strcmp(rest + 37, ".bso") != 0)
+		return false;
+	memcpy(part, rest + 4, 16);
+	part[16] = '\0';
+	if (lsn_parse_key(part, &v) != BS_OK)
+		return false;
+	memcpy(part, rest + 21, 16);
+	return lsn_parse_key(part, &v) == BS_OK;
+}
+
+/* Everything about one table; keys holds the objects under its directory. */
+static int
+verify_table(verify_ctx *c, uint32_t relid, key_list *keys)
+{
+	manifest *m = NULL;
+	bool exists;
+	bs_error err;
+	char *mkey = manifest_key(relid);
+	char a[LSN_BUFLEN];
+	char b[LSN_BUFLEN];
+	int rc = BS_OK;
+
+	error_clear(&err);
+	if (manifest_load(c->st, relid, &m, &exists, &err) != BS_OK)
+	{
+		if (!is_integrity_error(&err))
+		{
+			c->storage_err = err;
+			c->storage_failed = true;
+			free(mkey);
+			return BS_ERR;
+		}
+		c->tables++;
+		report(c, true, NULL, mkey, "%s", err.message);
+		free(mkey);
+		return BS_OK;
+	}
+	if (!exists)
+	{
+		/* Objects without a manifest: an interrupted first upload. */
+		report(c, false, NULL, mkey, "table directory without a manifest (%d objects): leftovers of an interrupted upload?",
+			   keys->n);
+		free(mkey);
+		return BS_OK;
+	}
+	c->tables++;
+	{
+		listed_key *lk = key_list_find(keys, mkey);
+
+		if (lk)
+			lk->referenced = true;
+	}
+
+	/* Bookkeeping. */
+	if (strcmp(m->status, "skipped") != 0 && m->nbases == 0)
+		report(c, false, m, mkey, "no base copy: the table cannot be recovered yet");
+	if (m->nbases > 0 && m->bases[m->nbases - 1].lsn > m->archived_to)
+		report(c, true, m, mkey, "newest base copy (%s) is beyond archived_to (%s)",
+			   lsn_format(m->bases[m->nbases - 1].lsn, a), lsn_format(m->archived_to, b));
+	for (int i = 0; i < m->nbases; i++)
+		if (manifest_layout_by_id(m, m->bases[i].layout_id) == NULL)
+			report(c, true, m, mkey, "base copy %s references layout %" PRIu32 ", which does not exist",
+				   lsn_format(m->bases[i].lsn, a), m->bases[i].layout_id);
+	for (int i = 0; i < m->nsegments; i++)
+	{
+		const manifest_segment *s = &m->segments[i];
+
+		if (i > 0 && s->first_lsn < m->segments[i - 1].first_lsn)
+			report(c, true, m, s->key, "segments are not sorted by LSN");
+		if (s->last_end_lsn > m->archived_to)
+			report(c, true, m, s->key, "ends at %s, beyond archived_to (%s)",
+				   lsn_format(s->last_end_lsn, a), lsn_format(m->archived_to, b));
+		for (int j = 0; j < i; j++)
+			if (strcmp(m->segments[j].key, s->key) == 0)
+				report(c, true, m, s->key, "listed twice in the manifest");
+	}
+
+	/* Objects. */
+	for (int i = 0; i < m->nbases && !c->storage_failed; i++)
+	{
+		const manifest_base *bs = &m->bases[i];
+		char *dirkey = manifest_base_chunk_key(relid, bs->lsn, 0);
+		size_t dirlen = strlen(dirkey) - strlen("chunk-000000.bso");
+		uint64_t rows = 0;
+
+		if (bs->schema_key)
+		{
+			listed_key *lk = key_list_find(keys, bs->schema_key);
+
+			if (lk)
+				lk->referenced = true;
+			else
+				report(c, true, m, bs->schema_key, "missing from storage");
+		}
+		for (int k = 0; k < bs->nchunks; k++)
+		{
+			const manifest_chunk *ch = &bs->chunks[k];
+
+			rows += ch->rows;
+			if (strncmp(ch->key, dirkey, dirlen) != 0)
+				report(c, true, m, ch->key, "base chunk outside the directory of its base (%.*s)",
+					   (int) dirlen, dirkey);
+			if (check_object(c, m, keys, ch->key, ch->sha256, ch->size, ch->raw_size, NULL) ==
+				OBJECT_STORAGE_FAILED)
+				break;
+		}
+		if (rows != bs->rows)
+			report(c, true, m, mkey, "base copy %s: chunks hold %" PRIu64 " rows, the base records %" PRIu64,
+				   lsn_format(bs->lsn, a), rows, bs->rows);
+		free(dirkey);
+	}
+	for (int i = 0; i < m->nsegments && !c->storage_failed; i++)
+	{
+		const manifest_segment *s = &m->segments[i];
+		char *expect = manifest_segment_key(relid, s->first_lsn, s->last_end_lsn);
+		bool parse = s->raw_size <= (uint64_t) MAX_PARSED_SEGMENT;
+		strbuf raw = STRBUF_INIT;
+		int ocheck;
+
+		if (strcmp(expect, s->key) != 0)
+			report(c, true, m, s->key, "name does not match its range %s..%s (expected %s)",
+				   lsn_format(s->first_lsn, a), lsn_format(s->last_end_lsn, b), expect);
+		free(expect);
+		ocheck = check_object(c, m, keys, s->key, s->sha256, s->size, s->raw_size, parse ? &raw : NULL);
+		if (ocheck == OBJECT_GOOD && parse)
+			check_segment_records(c, m, s, &raw);
+		strbuf_free(&raw);
+		if (ocheck == OBJECT_STORAGE_FAILED)
+			break;
+	}
+
+	/* Orphans: harmless leftovers, unless their names break the layout of the directory. */
+	for (int i = 0; i < keys->n && !c->storage_failed; i++)
+	{
+		const char *rest;
+		uint32_t r;
+
+		if (keys->keys[i].referenced)
+			continue;
+		if (manifest_key_relid(keys->keys[i].key, &r, &rest) == BS_OK && strncmp(rest, "seg/", 4) == 0 &&
+			!segment_name_valid(rest))
+			report(c, true, m, keys->keys[i].key, "unexpected name under seg/ (expected <FIRSTLSN>-<ENDLSN>.bso)");
+		else
+			report(c, false, m, keys->keys[i].key,
+				   "not listed in the manifest (leftover of an interrupted upload?)");
+	}
+	if (c->storage_failed)
+		rc = BS_ERR;
+	manifest_free(m);
+	free(mkey);
+	return rc;
+}
+
+/* Hand each relid directory of a full listing to verify_table. */
+static int
+verify_all(verify_ctx *c, key_list *all)
+{
+	int i = 0;
+
+	while (i < all->n)
+	{
+		uint32_t relid;
+		const char *rest;
+		key_list sub;
+		int j;
+		size_t plen;
+
+		if (manifest_key_relid(all->keys[i].key, &relid, &rest) != BS_OK)
+		{
+			report(c, false, NULL, all->keys[i].key, "not under a valid table directory; ignored");
+			i++;
+			continue;
+		}
+		plen = (size_t) (rest - all->keys[i].key);
+		for (j = i + 1; j < all->n && strncmp(all->keys[j].key, all->keys[i].key, plen) == 0; j++)
+			;
+		/* A view over the slice; the keys stay owned by all. */
+		sub.keys = &all->keys[i];
+		sub.n = j - i;
+		sub.cap = sub.n;
+		if (verify_table(c, relid, &sub) != BS_OK)
+			return BS_ERR;
+		i = j;
+	}
+	return BS_OK;
+}
 
 int
 cmd_verify(bs_config *cfg, int argc, char **argv)
 {
-	(void) cfg;
-	(void) argc;
-	(void) argv;
-	fprintf(stderr, "backstop verify: not implemented yet\n");
-	return EXIT_FAILURE_RUNTIME;
+	const char *url = config_get(cfg, "storage");
+	const char *table = config_get(cfg, "table");
+	verify_ctx c;
+	storage *st = NULL;
+	bs_error err;
+	archive_head head;
+	bool head_exists = false;
+	key_list all = {NULL, 0, 0};
+	int exit_code = EXIT_FAILURE_RUNTIME;
+
+	if (argc > 0)
+	{
+		fprintf(stderr, "backstop verify: unexpected argument \"%s\"\n", argv[0]);
+		return EXIT_USAGE;
+	}
+	memset(&c, 0, sizeof(c));
+	memset(&head, 0, sizeof(head));
+	c.json = config_get_bool(cfg, "json");
+	c.problems = json_array();
+	c.warnings = json_array();
+	error_clear(&err);
+	if (storage_open(url, cfg, &st, &err) != BS_OK)
+	{
+		cli_report_error("verify", &err);
+		goto out;
+	}
+	c.st = st;
+
+	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK)
+	{
+		if (!is_integrity_error(&err))
+		{
+			cli_report_error("verify", &err);
+			goto out;
+		}
+		report(&c, true, NULL, "head.json", "%s", err.message);
+		head_exists = true;
+	}
+
+	if (table)
+	{
+		manifest *m = NULL;
+		char *prefix;
+		strbuf sb = STRBUF_INIT;
+		int rc;
+
+		if (manifest_find_table(st, table, &m, &err) != BS_OK)
+		{
+			cli_report_error("verify", &err);
+			exit_code = strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME;
+			goto out;
+		}
+		strbuf_printf(&sb, "tables/%" PRIu32 "/", m->relid);
+		prefix = strbuf_detach(&sb, NULL);
+		rc = list_prefix(st, prefix, &all, &err);
+		if (rc == BS_OK)
+			rc = verify_table(&c, m->relid, &all);
+		free(prefix);
+		manifest_free(m);
+		if (rc != BS_OK)
+		{
+			if (!c.storage_failed)
+				c.storage_err = err;
+			cli_report_error("verify", &c.storage_err);
+			goto out;
+		}
+	}
+	else
+	{
+		if (list_prefix(st, "tables/", &all, &err) != BS_OK)
+		{
+			cli_report_error("verify", &err);
+			goto out;
+		}
+		if (all.n == 0 && !head_exists)
+		{
+			char *u = redact_text(storage_describe(st));
+
+			fprintf(stderr, "backstop verify: ERROR: no archive at %s\n", u);
+			free(u);
+			goto out;
+		}
+		if (!head_exists)
+			report(&c, false, NULL, "head.json", "missing: the archiver has not completed a seal yet");
+		if (verify_all(&c, &all) != BS_OK)
+		{
+			cli_report_error("verify", &c.storage_err);
+			goto out;
+		}
+	}
+
+	if (c.json)
+	{
+		json_t *o = json_object();
+		char *u = redact_text(storage_describe(st));
+		char *text;
+
+		json_object_set_new(o, "storage", json_string(u));
+		json_object_set_new(o, "ok", json_boolean(c.nproblems == 0));
+		json_object_set_new(o, "tables", json_integer(c.tables));
+		json_object_set_new(o, "objects", json_integer((json_int_t) c.objects));
+		json_object_set_new(o, "bytes", json_integer((json_int_t) c.bytes));
+		json_object_set_new(o, "problems", c.problems);
+		json_object_set_new(o, "warnings", c.warnings);
+		c.problems = c.warnings = NULL;
+		text = json_dumps(o, JSON_INDENT(2));
+		printf("%s\n", text);
+		free(text);
+		free(u);
+		json_decref(o);
+	}
+	else
+		printf("%s: %d table(s), %" PRIu64 " object(s), %" PRIu64 " bytes read: %d problem(s), %d warning(s)\n",
+			   c.nproblems ? "DAMAGED" : "OK", c.tables, c.objects, c.bytes, c.nproblems, c.nwarnings);
+	exit_code = c.nproblems ? EXIT_INTEGRITY : EXIT_OK;
+
+out:
+	key_list_free(&all);
+	archive_head_clear(&head);
+	json_decref(c.problems);
+	json_decref(c.warnings);
+	if (st)
+		storage_close(st);
+	return exit_code;
 }
