@@ -1,15 +1,406 @@
-/* cmd_info.c — `backstop info` (not yet implemented). */
+/* cmd_info.c — `backstop info`: what the archive holds per table, its recovery window and findings. */
 #include "cmd_info.h"
 #include "cli.h"
+#include "lsn.h"
+#include "manifest.h"
+#include "redact.h"
+#include "storage.h"
+#include "strbuf.h"
 
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What info reports about one table, derived from its manifest. */
+typedef struct table_summary
+{
+	uint64_t seg_size;
+	uint64_t seg_raw;
+	uint64_t seg_records;
+	uint64_t seg_first;
+	uint64_t seg_last_end;
+	bool has_window;
+	uint64_t window_from;
+	int64_t window_from_time;
+	uint64_t window_to;
+	json_t *findings;			/* array of strings */
+} table_summary;
+
+static void
+human_size(uint64_t n, char *buf, size_t len)
+{
+	static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	double v = (double) n;
+	int u = 0;
+
+	if (n < 1024)
+	{
+		snprintf(buf, len, "%" PRIu64 " bytes", n);
+		return;
+	}
+	while (v >= 1024 && u < 5)
+	{
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, "%.1f %s", v, units[u]);
+}
+
+static void __attribute__((format(printf, 2, 3)))
+finding(table_summary *s, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		abort();				/* out of memory, as xmalloc would */
+	va_end(ap);
+	json_array_append_new(s->findings, json_string(msg));
+	free(msg);
+}
+
+static void
+summarize(const manifest *m, const archive_head *head, bool head_exists, table_summary *s)
+{
+	char a[LSN_BUFLEN];
+
+	memset(s, 0, sizeof(*s));
+	s->findings = json_array();
+	for (int i = 0; i < m->nsegments; i++)
+	{
+		const manifest_segment *seg = &m->segments[i];
+
+		s->seg_size += seg->size;
+		s->seg_raw += seg->raw_size;
+		s->seg_records += seg->records;
+		if (i == 0 || seg->first_lsn < s->seg_first)
+			s->seg_first = seg->first_lsn;
+		if (seg->last_end_lsn > s->seg_last_end)
+			s->seg_last_end = seg->last_end_lsn;
+	}
+	if (strcmp(m->status, "skipped") == 0)
+	{
+		finding(s, "skipped: %s", m->finding ? m->finding : "no reason recorded");
+		return;
+	}
+	if (m->finding)
+		finding(s, "%s", m->finding);
+	if (strcmp(m->status, "dropped") == 0)
+		finding(s, "dropped at %s: recoverable only up to then", lsn_format(m->dropped_at_lsn, a));
+	if (m->nbases == 0)
+	{
+		finding(s, "%s", "no base copy yet: the table cannot be recovered");
+		return;
+	}
+	s->has_window = true;
+	s->window_from = m->bases[0].lsn;
+	s->window_from_time = m->bases[0].time;
+	s->window_to = m->archived_to;
+	/* The head vouches that every table's changes up to flushed_lsn are archived. */
+	if (strcmp(m->status, "active") == 0 && head_exists && head->flushed_lsn > s->window_to)
+		s->window_to = head->flushed_lsn;
+}
+
+static json_t *
+jlsn(uint64_t lsn)
+{
+	char buf[LSN_BUFLEN];
+
+	return json_string(lsn_format(lsn, buf));
+}
+
+static json_t *
+jtime(int64_t t)
+{
+	char buf[MANIFEST_TIME_BUFLEN];
+
+	return json_string(manifest_format_time(t, buf));
+}
+
+static json_t *
+table_json(const manifest *m, table_summary *s)
+{
+	json_t *o = json_object();
+	json_t *bases = json_array();
+	json_t *segs = json_object();
+
+	json_object_set_new(o, "relid", json_integer(m->relid));
+	json_object_set_new(o, "schema", json_string(m->schema));
+	json_object_set_new(o, "name", json_string(m->name));
+	json_object_set_new(o, "status", json_string(m->status));
+	json_object_set_new(o, "dropped_at_lsn", strcmp(m->status, "dropped") == 0 ? jlsn(m->dropped_at_lsn) : json_null());
+	json_object_set_new(o, "archived_to", jlsn(m->archived_to));
+	for (int i = 0; i < m->nbases; i++)
+	{
+		const manifest_base *b = &m->bases[i];
+		json_t *jb = json_object();
+		uint64_t size = 0;
+		uint64_t raw = 0;
+
+		for (int k = 0; k < b->nchunks; k++)
+		{
+			size += b->chunks[k].size;
+			raw += b->chunks[k].raw_size;
+		}
+		json_object_set_new(jb, "lsn", jlsn(b->lsn));
+		json_object_set_new(jb, "time", jtime(b->time));
+		json_object_set_new(jb, "rows", json_integer((json_int_t) b->rows));
+		json_object_set_new(jb, "chunks", json_integer(b->nchunks));
+		json_object_set_new(jb, "size", json_integer((json_int_t) size));
+		json_object_set_new(jb, "raw_size", json_integer((json_int_t) raw));
+		json_array_append_new(bases, jb);
+	}
+	json_object_set_new(o, "bases", bases);
+	json_object_set_new(segs, "count", json_integer(m->nsegments));
+	json_object_set_new(segs, "size", json_integer((json_int_t) s->seg_size));
+	json_object_set_new(segs, "raw_size", json_integer((json_int_t) s->seg_raw));
+	json_object_set_new(segs, "records", json_integer((json_int_t) s->seg_records));
+	json_object_set_new(segs, "first_lsn", m->nsegments ? jlsn(s->seg_first) : json_null());
+	json_object_set_new(segs, "last_end_lsn", m->nsegments ? jlsn(s->seg_last_end) : json_null());
+	json_object_set_new(o, "segments", segs);
+	if (s->has_window)
+	{
+		json_t *w = json_object();
+
+		json_object_set_new(w, "from_lsn", jlsn(s->window_from));
+		json_object_set_new(w, "from_time", jtime(s->window_from_time));
+		json_object_set_new(w, "to_lsn", jlsn(s->window_to));
+		json_object_set_new(o, "recovery_window", w);
+	}
+	else
+		json_object_set_new(o, "recovery_window", json_null());
+	json_object_set_new(o, "findings", json_incref(s->findings));
+	return o;
+}
+
+static void
+table_text(const manifest *m, table_summary *s)
+{
+	char a[LSN_BUFLEN];
+	char b[LSN_BUFLEN];
+	char t[MANIFEST_TIME_BUFLEN];
+	char sz[32];
+	char rsz[32];
+	size_t i;
+	json_t *f;
+
+	printf("\n%s.%s (relid %" PRIu32 "): %s\n", m->schema, m->name, m->relid, m->status);
+	if (s->has_window)
+		printf("  recoverable:  %s (%s) .. %s\n", lsn_format(s->window_from, a),
+			   manifest_format_time(s->window_from_time, t), lsn_format(s->window_to, b));
+	else
+		printf("  recoverable:  no\n");
+	printf("  archived to:  %s\n", lsn_format(m->archived_to, a));
+	if (m->nbases == 0)
+		printf("  base copies:  none\n");
+	else
+		printf("  base copies:  %d\n", m->nbases);
+	for (int k = 0; k < m->nbases; k++)
+	{
+		const manifest_base *bs = &m->bases[k];
+		uint64_t size = 0;
+		uint64_t raw = 0;
+
+		for (int c = 0; c < bs->nchunks; c++)
+		{
+			size += bs->chunks[c].size;
+			raw += bs->chunks[c].raw_size;
+		}
+		human_size(size, sz, sizeof(sz));
+		human_size(raw, rsz, sizeof(rsz));
+		printf("    %-17s  %s  %" PRIu64 " rows, %d chunk(s), %s (raw %s)\n", lsn_format(bs->lsn, a),
+			   manifest_format_time(bs->time, t), bs->rows, bs->nchunks, sz, rsz);
+	}
+	human_size(s->seg_size, sz, sizeof(sz));
+	human_size(s->seg_raw, rsz, sizeof(rsz));
+	if (m->nsegments == 0)
+		printf("  changes:      none archived\n");
+	else
+		printf("  changes:      %s .. %s: %d segment(s), %" PRIu64 " record(s), %s (raw %s)\n",
+			   lsn_format(s->seg_first, a), lsn_format(s->seg_last_end, b), m->nsegments,
+			   s->seg_records, sz, rsz);
+	json_array_foreach(s->findings, i, f)
+		printf("  finding:      %s\n", json_string_value(f));
+}
 
 int
 cmd_info(bs_config *cfg, int argc, char **argv)
 {
-	(void) cfg;
-	(void) argc;
-	(void) argv;
-	fprintf(stderr, "backstop info: not implemented yet\n");
-	return EXIT_FAILURE_RUNTIME;
+	const char *url = config_get(cfg, "storage");
+	const char *table = config_get(cfg, "table");
+	bool as_json = config_get_bool(cfg, "json");
+	storage *st = NULL;
+	bs_error err;
+	archive_head head;
+	bool head_exists = false;
+	char *head_error = NULL;
+	uint32_t *relids = NULL;
+	int nrelids = 0;
+	json_t *tables = json_array();
+	int unreadable = 0;
+	char *where = NULL;
+	int exit_code = EXIT_FAILURE_RUNTIME;
+
+	if (argc > 0)
+	{
+		fprintf(stderr, "backstop info: unexpected argument \"%s\"\n", argv[0]);
+		json_decref(tables);
+		return EXIT_USAGE;
+	}
+	memset(&head, 0, sizeof(head));
+	error_clear(&err);
+	if (storage_open(url, cfg, &st, &err) != BS_OK)
+	{
+		cli_report_error("info", &err);
+		goto out;
+	}
+	where = redact_text(storage_describe(st));
+	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK)
+	{
+		if (strcmp(err.code, ERRCODE_DATA_CORRUPTED) != 0)
+		{
+			cli_report_error("info", &err);
+			goto out;
+		}
+		head_error = redact_text(err.message);
+	}
+
+	if (table)
+	{
+		manifest *m = NULL;
+
+		if (manifest_find_table(st, table, &m, &err) != BS_OK)
+		{
+			cli_report_error("info", &err);
+			exit_code = strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME;
+			goto out;
+		}
+		relids = xmalloc(sizeof(uint32_t));
+		relids[0] = m->relid;
+		nrelids = 1;
+		manifest_free(m);
+	}
+	else if (manifest_list_relids(st, &relids, &nrelids, &err) != BS_OK)
+	{
+		cli_report_error("info", &err);
+		goto out;
+	}
+	if (nrelids == 0 && !head_exists && head_error == NULL)
+	{
+		fprintf(stderr, "backstop info: ERROR: no archive at %s\n", where);
+		goto out;
+	}
+
+	if (!as_json)
+	{
+		printf("Archive at %s\n", where);
+		if (head_error)
+			printf("  head:         UNREADABLE: %s\n", head_error);
+		else if (!head_exists)
+			printf("  head:         none yet (the archiver has not completed a seal)\n");
+		else
+		{
+			char a[LSN_BUFLEN];
+			char t[MANIFEST_TIME_BUFLEN];
+
+			printf("  database:     \"%s\" (system identifier %s)\n", head.database, head.system_identifier);
+			printf("  flushed to:   %s at %s\n", lsn_format(head.flushed_lsn, a),
+				   manifest_format_time(head.time, t));
+			printf("  text format:  TimeZone=%s, DateStyle='%s', extra_float_digits=%d, IntervalStyle=%s, bytea_output=%s\n",
+				   head.text_format.timezone, head.text_format.datestyle, head.text_format.extra_float_digits,
+				   head.text_format.intervalstyle, head.text_format.bytea_output);
+		}
+		printf("  tables:       %d\n", nrelids);
+	}
+
+	for (int i = 0; i < nrelids; i++)
+	{
+		manifest *m = NULL;
+		bool exists;
+		table_summary s;
+
+		if (manifest_load(st, relids[i], &m, &exists, &err) != BS_OK)
+		{
+			char *msg;
+
+			if (strcmp(err.code, ERRCODE_DATA_CORRUPTED) != 0)
+			{
+				cli_report_error("info", &err);
+				goto out;
+			}
+			/* One damaged manifest must not hide the others. */
+			unreadable++;
+			msg = redact_text(err.message);
+			if (as_json)
+			{
+				json_t *o = json_object();
+
+				json_object_set_new(o, "relid", json_integer(relids[i]));
+				json_object_set_new(o, "error", json_string(msg));
+				json_array_append_new(tables, o);
+			}
+			else
+				printf("\ntable with relid %" PRIu32 ": MANIFEST UNREADABLE: %s\n", relids[i], msg);
+			free(msg);
+			continue;
+		}
+		if (!exists)
+			continue;			/* removed since the listing */
+		summarize(m, &head, head_exists, &s);
+		if (as_json)
+			json_array_append_new(tables, table_json(m, &s));
+		else
+			table_text(m, &s);
+		json_decref(s.findings);
+		manifest_free(m);
+	}
+
+	if (as_json)
+	{
+		json_t *o = json_object();
+		char *text;
+
+		json_object_set_new(o, "storage", json_string(where));
+		if (head_exists && head_error == NULL)
+		{
+			json_t *h = json_object();
+			json_t *tf = json_object();
+
+			json_object_set_new(h, "database", json_string(head.database));
+			json_object_set_new(h, "system_identifier", json_string(head.system_identifier));
+			json_object_set_new(h, "flushed_lsn", jlsn(head.flushed_lsn));
+			json_object_set_new(h, "time", jtime(head.time));
+			json_object_set_new(tf, "timezone", json_string(head.text_format.timezone));
+			json_object_set_new(tf, "datestyle", json_string(head.text_format.datestyle));
+			json_object_set_new(tf, "extra_float_digits", json_integer(head.text_format.extra_float_digits));
+			json_object_set_new(tf, "intervalstyle", json_string(head.text_format.intervalstyle));
+			json_object_set_new(tf, "bytea_output", json_string(head.text_format.bytea_output));
+			json_object_set_new(h, "text_format", tf);
+			json_object_set_new(o, "head", h);
+		}
+		else
+			json_object_set_new(o, "head", json_null());
+		json_object_set_new(o, "head_error", head_error ? json_string(head_error) : json_null());
+		json_object_set_new(o, "tables", tables);
+		tables = NULL;
+		text = json_dumps(o, JSON_INDENT(2));
+		printf("%s\n", text);
+		free(text);
+		json_decref(o);
+	}
+	exit_code = (unreadable || head_error) ? EXIT_INTEGRITY : EXIT_OK;
+
+out:
+	json_decref(tables);
+	free(relids);
+	free(where);
+	free(head_error);
+	archive_head_clear(&head);
+	if (st)
+		storage_close(st);
+	return exit_code;
 }
