@@ -26,6 +26,7 @@ typedef struct table_summary
 	uint64_t window_from;
 	int64_t window_from_time;
 	uint64_t window_to;
+	int64_t window_to_time;		/* of the last archived change, or of the head */
 	json_t *findings;			/* array of strings */
 } table_summary;
 
@@ -100,9 +101,13 @@ summarize(const manifest *m, const archive_head *head, bool head_exists, table_s
 	s->window_from = m->bases[0].lsn;
 	s->window_from_time = m->bases[0].time;
 	s->window_to = m->archived_to;
+	s->window_to_time = m->nsegments ? m->segments[m->nsegments - 1].last_time : m->bases[m->nbases - 1].time;
 	/* The head vouches that every table's changes up to flushed_lsn are archived. */
 	if (strcmp(m->status, "active") == 0 && head_exists && head->flushed_lsn > s->window_to)
+	{
 		s->window_to = head->flushed_lsn;
+		s->window_to_time = head->time;
+	}
 }
 
 static json_t *
@@ -169,6 +174,7 @@ table_json(const manifest *m, table_summary *s)
 		json_object_set_new(w, "from_lsn", jlsn(s->window_from));
 		json_object_set_new(w, "from_time", jtime(s->window_from_time));
 		json_object_set_new(w, "to_lsn", jlsn(s->window_to));
+		json_object_set_new(w, "to_time", jtime(s->window_to_time));
 		json_object_set_new(o, "recovery_window", w);
 	}
 	else
@@ -190,8 +196,13 @@ table_text(const manifest *m, table_summary *s)
 
 	printf("\n%s.%s (relid %" PRIu32 "): %s\n", m->schema, m->name, m->relid, m->status);
 	if (s->has_window)
-		printf("  recoverable:  %s (%s) .. %s\n", lsn_format(s->window_from, a),
-			   manifest_format_time(s->window_from_time, t), lsn_format(s->window_to, b));
+	{
+		char t2[MANIFEST_TIME_BUFLEN];
+
+		printf("  recoverable:  %s (%s) .. %s (%s)\n", lsn_format(s->window_from, a),
+			   manifest_format_time(s->window_from_time, t), lsn_format(s->window_to, b),
+			   manifest_format_time(s->window_to_time, t2));
+	}
 	else
 		printf("  recoverable:  no\n");
 	printf("  archived to:  %s\n", lsn_format(m->archived_to, a));
