@@ -351,7 +351,10 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 				json_t *o = json_object();
 
 				json_object_set_new(o, "relid", json_integer(relids[i]));
-				json_object_set_new(o, "error", json_string(msg));
+				json_t *jm = json_string(msg);
+
+				/* A message cut at the error buffer's end may split a UTF-8 sequence. */
+				json_object_set_new(o, "error", jm ? jm : json_string("(message is not valid UTF-8)"));
 				json_array_append_new(tables, o);
 			}
 			else
@@ -396,6 +399,8 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 		else
 			json_object_set_new(o, "head", json_null());
 		json_object_set_new(o, "head_error", head_error ? json_string(head_error) : json_null());
+		if (json_object_get(o, "head_error") == NULL)
+			json_object_set_new(o, "head_error", json_string("(message is not valid UTF-8)"));
 		json_object_set_new(o, "tables", tables);
 		tables = NULL;
 		text = json_dumps(o, JSON_INDENT(2));

@@ -77,6 +77,7 @@ report(verify_ctx *c, bool problem, const manifest *m, const char *key, const ch
 	if (c->json)
 	{
 		json_t *o = json_object();
+		json_t *jm;
 
 		if (m)
 		{
@@ -85,7 +86,11 @@ report(verify_ctx *c, bool problem, const manifest *m, const char *key, const ch
 			json_object_set_new(o, "name", json_string(m->name));
 		}
 		json_object_set_new(o, "key", key ? json_string(key) : json_null());
-		json_object_set_new(o, "message", json_string(safe));
+		jm = json_string(safe);
+		/* A message cut at the error buffer's end may split a UTF-8 sequence. */
+		if (jm == NULL)
+			jm = json_string("(message is not valid UTF-8)");
+		json_object_set_new(o, "message", jm);
 		json_array_append_new(problem ? c->problems : c->warnings, o);
 	}
 	else
