@@ -1,0 +1,443 @@
+/* recover_load.c — loading a recovered table into PostgreSQL in one validated transaction. */
+#include "recover_load.h"
+#include "pgsql.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+void
+recover_load_result_free(recover_load_result *res)
+{
+	strbuf_free(&res->warnings);
+}
+
+/* Cut s to at most max bytes without splitting a UTF-8 character. */
+static void
+truncate_utf8(char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n <= max)
+		return;
+	n = max;
+	while (n > 0 && ((unsigned char) s[n] & 0xC0) == 0x80)
+		n--;
+	s[n] = '\0';
+}
+
+char *
+recover_rename_object(const char *objname, const char *source_name, const char *target_name)
+{
+	size_t sl = strlen(source_name);
+	strbuf sb = STRBUF_INIT;
+	char *out;
+
+	if (strncmp(objname, source_name, sl) == 0 && objname[sl] == '_')
+		strbuf_printf(&sb, "%s%s", target_name, objname + sl);
+	else
+		strbuf_printf(&sb, "%s_%s", target_name, objname);
+	out = strbuf_detach(&sb, NULL);
+	truncate_utf8(out, 63);
+	return out;
+}
+
+/* Skip one identifier (quoted or bare) at p; NULL when there is none. */
+static const char *
+skip_ident(const char *p)
+{
+	if (*p == '"')
+	{
+		for (p++; *p; p++)
+		{
+			if (*p == '"')
+			{
+				if (p[1] == '"')
+					p++;
+				else
+					return p + 1;
+			}
+		}
+		return NULL;
+	}
+	if (*p == '\0' || *p == ' ' || *p == '.')
+		return NULL;
+	while (*p && *p != ' ' && *p != '.' && *p != '(')
+		p++;
+	return p;
+}
+
+static const char *
+expect(const char *p, const char *word)
+{
+	size_t n = strlen(word);
+
+	return p && strncmp(p, word, n) == 0 ? p + n : NULL;
+}
+
+char *
+recover_rewrite_indexdef(const char *def, const char *new_name, const char *target)
+{
+	const char *p = expect(def, "CREATE ");
+	bool unique = false;
+	strbuf sb = STRBUF_INIT;
+	char *qname;
+
+	if (p && strncmp(p, "UNIQUE ", 7) == 0)
+	{
+		unique = true;
+		p += 7;
+	}
+	p = expect(p, "INDEX ");
+	p = p ? skip_ident(p) : NULL;
+	p = expect(p, " ON ");
+	if (p && strncmp(p, "ONLY ", 5) == 0)
+		p += 5;
+	p = p ? skip_ident(p) : NULL;
+	while (p && *p == '.')
+		p = skip_ident(p + 1);
+	p = expect(p, " USING ");
+	if (p == NULL)
+		return NULL;
+	qname = pgsql_quote_ident(new_name);
+	strbuf_printf(&sb, "CREATE %sINDEX %s ON %s USING %s", unique ? "UNIQUE " : "", qname, target, p);
+	free(qname);
+	return strbuf_detach(&sb, NULL);
+}
+
+static int
+exec_sql(PGconn *conn, const char *sql, bs_error *err)
+{
+	return pgsql_exec(conn, sql, err);
+}
+
+/* Run sql under a savepoint; on failure roll back to it and record a warning. */
+static int
+exec_optional(PGconn *conn, const char *sql, const char *what, recover_load_result *res, bs_error *err)
+{
+	bs_error e2;
+
+	if (exec_sql(conn, "SAVEPOINT backstop_def", err) != BS_OK)
+		return BS_ERR;
+	if (exec_sql(conn, sql, &e2) != BS_OK)
+	{
+		strbuf_printf(&res->warnings, "could not recreate %s: %s\n", what, e2.message);
+		return exec_sql(conn, "ROLLBACK TO SAVEPOINT backstop_def", err);
+	}
+	res->nindexes++;
+	return exec_sql(conn, "RELEASE SAVEPOINT backstop_def", err);
+}
+
+static bool
+layout_has_column(const manifest_layout *l, const char *name)
+{
+	for (int i = 0; i < l->ncols; i++)
+		if (strcmp(l->columns[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* Defaults, constraints and indexes from the base's definition. */
+static int
+recreate_definition(PGconn *conn, const recover_load_options *o, const char *target, recover_load_result *res,
+					bs_error *err)
+{
+	json_error_t jerr;
+	json_t *root = json_loads(o->definition, 0, &jerr);
+	json_t *arr,
+			   *it;
+	size_t i;
+	strbuf sql = STRBUF_INIT;
+	int rc = BS_ERR;
+
+	if (root == NULL || !json_is_object(root))
+	{
+		strbuf_printf(&res->warnings, "the base's table definition is not valid JSON (%s): no indexes or constraints recreated\n",
+					  jerr.text);
+		json_decref(root);
+		return BS_OK;
+	}
+	arr = json_object_get(root, "columns");
+	json_array_foreach(arr, i, it)
+	{
+		const char *name = json_string_value(json_object_get(it, "name"));
+		const char *def = json_string_value(json_object_get(it, "default"));
+		const char *gen = json_string_value(json_object_get(it, "generated"));
+		char *qcol;
+		char what[200];
+
+		if (name == NULL || def == NULL || !layout_has_column(o->layout, name))
+			continue;
+		if (gen && *gen)
+		{
+			strbuf_printf(&res->warnings, "column \"%s\" was GENERATED ALWAYS AS (%s): recovered as a plain column\n",
+						  name, def);
+			continue;
+		}
+		qcol = pgsql_quote_ident(name);
+		strbuf_reset(&sql);
+		strbuf_printf(&sql, "ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", target, qcol, def);
+		free(qcol);
+		snprintf(what, sizeof(what), "the default of column \"%s\"", name);
+		if (exec_optional(conn, sql.data, what, res, err) != BS_OK)
+			goto done;
+		res->nindexes--;		/* defaults are not counted as indexes */
+	}
+	arr = json_object_get(root, "constraints");
+	json_array_foreach(arr, i, it)
+	{
+		const char *name = json_string_value(json_object_get(it, "name"));
+		const char *type = json_string_value(json_object_get(it, "type"));
+		const char *def = json_string_value(json_object_get(it, "def"));
+		char *newname,
+				   *qname;
+		char what[200];
+
+		if (name == NULL || def == NULL)
+			continue;
+		if (type && (strcmp(type, "f") == 0 || strcmp(type, "t") == 0))
+		{
+			/* A foreign key would tie the copy to other tables' current rows; a trigger
+			 * constraint to functions that may act on them. */
+			strbuf_printf(&res->warnings, "constraint \"%s\" (%s) not recreated: %s\n", name, def,
+						  strcmp(type, "f") == 0 ? "foreign keys are left to the copy-back" : "trigger constraint");
+			continue;
+		}
+		newname = recover_rename_object(name, o->source_name, o->name);
+		qname = pgsql_quote_ident(newname);
+		strbuf_reset(&sql);
+		strbuf_printf(&sql, "ALTER TABLE %s ADD CONSTRAINT %s %s", target, qname, def);
+		snprintf(what, sizeof(what), "constraint \"%s\" as \"%s\"", name, newname);
+		free(qname);
+		free(newname);
+		if (exec_optional(conn, sql.data, what, res, err) != BS_OK)
+			goto done;
+	}
+	arr = json_object_get(root, "indexes");
+	json_array_foreach(arr, i, it)
+	{
+		const char *name = json_string_value(json_object_get(it, "name"));
+		const char *def = json_string_value(json_object_get(it, "def"));
+		char *newname,
+				   *stmt;
+		char what[200];
+
+		if (name == NULL || def == NULL)
+			continue;
+		newname = recover_rename_object(name, o->source_name, o->name);
+		stmt = recover_rewrite_indexdef(def, newname, target);
+		snprintf(what, sizeof(what), "index \"%s\" as \"%s\"", name, newname);
+		free(newname);
+		if (stmt == NULL)
+		{
+			strbuf_printf(&res->warnings, "could not recreate %s: unexpected definition %s\n", what, def);
+			continue;
+		}
+		rc = exec_optional(conn, stmt, what, res, err);
+		free(stmt);
+		if (rc != BS_OK)
+			goto done;
+	}
+	rc = BS_OK;
+done:
+	strbuf_free(&sql);
+	json_decref(root);
+	return rc;
+}
+
+/* Refuse an existing target unless it is an earlier Backstop recovery and replace is set. */
+static int
+check_target(PGconn *conn, const recover_load_options *o, const char *target, bs_error *err)
+{
+	const char *params[2] = {o->schema, o->name};
+	PGresult *res;
+	const char *comment;
+	strbuf sql = STRBUF_INIT;
+	int rc;
+
+	if (pgsql_query_params(conn,
+						   "SELECT c.relkind, obj_description(c.oid, 'pg_class') FROM pg_class c "
+						   "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+						   2, params, &res, err) != BS_OK)
+		return error_prefix(err, "could not look for the target table");
+	if (PQntuples(res) == 0)
+	{
+		PQclear(res);
+		return BS_OK;
+	}
+	comment = PQgetisnull(res, 0, 1) ? "" : PQgetvalue(res, 0, 1);
+	if (!o->replace)
+	{
+		PQclear(res);
+		return error_set(err, ERRCODE_DUPLICATE_TABLE,
+						 "target %s already exists; choose another with --into, or --replace it if it is an earlier Backstop recovery",
+						 target);
+	}
+	if (PQgetvalue(res, 0, 0)[0] != 'r' || strncmp(comment, RECOVER_COMMENT_PREFIX, strlen(RECOVER_COMMENT_PREFIX)) != 0)
+	{
+		PQclear(res);
+		return error_set(err, ERRCODE_DUPLICATE_TABLE,
+						 "target %s exists and was not created by backstop recover (its comment does not say so): "
+						 "refusing to replace it", target);
+	}
+	PQclear(res);
+	strbuf_printf(&sql, "DROP TABLE %s", target);
+	rc = exec_sql(conn, sql.data, err);
+	strbuf_free(&sql);
+	return rc;
+}
+
+static int
+copy_cb(void *ctx, const char *data, size_t len, bs_error *err)
+{
+	PGconn *conn = ctx;
+
+	while (len > 0)
+	{
+		/* PQputCopyData takes an int length. */
+		int n = len > (1 << 30) ? (1 << 30) : (int) len;
+
+		if (PQputCopyData(conn, data, n) != 1)
+			return pgsql_set_error(err, conn, NULL, "COPY into the target failed");
+		data += n;
+		len -= (size_t) n;
+	}
+	return BS_OK;
+}
+
+static int
+load_rows(PGconn *conn, replay_state *rs, const recover_load_options *o, const char *target,
+		  recover_load_result *res, bs_error *err)
+{
+	strbuf sql = STRBUF_INIT;
+	PGresult *pr;
+	int rc;
+
+	strbuf_printf(&sql, "COPY %s FROM STDIN", target);
+	pr = PQexec(conn, sql.data);
+	strbuf_free(&sql);
+	if (PQresultStatus(pr) != PGRES_COPY_IN)
+	{
+		pgsql_set_error(err, conn, pr, "could not start COPY into the target");
+		PQclear(pr);
+		return BS_ERR;
+	}
+	PQclear(pr);
+	rc = replay_write_copy(rs, o->layout->id, copy_cb, conn, &res->ours, err);
+	if (PQputCopyEnd(conn, rc == BS_OK ? NULL : "backstop: aborted") != 1)
+	{
+		if (rc == BS_OK)
+			pgsql_set_error(err, conn, NULL, "could not finish COPY");
+		rc = BS_ERR;
+	}
+	while ((pr = PQgetResult(conn)) != NULL)
+	{
+		if (rc == BS_OK && PQresultStatus(pr) != PGRES_COMMAND_OK)
+		{
+			pgsql_set_error(err, conn, pr, "COPY into the target failed");
+			rc = BS_ERR;
+		}
+		PQclear(pr);
+	}
+	return rc;
+}
+
+static int
+validate(PGconn *conn, const char *target, recover_load_result *res, bs_error *err)
+{
+	strbuf sql = STRBUF_INIT;
+	PGresult *pr;
+	char ours[REPLAY_CHECKSUM_BUFLEN];
+
+	strbuf_printf(&sql, RECOVER_CHECKSUM_SQL, target);
+	if (pgsql_query(conn, sql.data, &pr, err) != BS_OK)
+	{
+		strbuf_free(&sql);
+		return error_prefix(err, "could not compute the checksum of the recovered table");
+	}
+	strbuf_free(&sql);
+	res->pg_rows = strtoull(PQgetvalue(pr, 0, 0), NULL, 10);
+	snprintf(res->pg_sum, sizeof(res->pg_sum), "%s", PQgetvalue(pr, 0, 1));
+	PQclear(pr);
+	replay_checksum_format(&res->ours, ours);
+	if (res->pg_rows != res->ours.rows || strcmp(res->pg_sum, ours) != 0)
+		return error_set(err, ERRCODE_DATA_CORRUPTED,
+						 "validation failed: PostgreSQL holds %llu rows with checksum %s, Backstop rebuilt %llu rows "
+						 "with checksum %s (text forms differ: check the session settings and types); rolled back",
+						 (unsigned long long) res->pg_rows, res->pg_sum, (unsigned long long) res->ours.rows, ours);
+	return BS_OK;
+}
+
+int
+recover_load(PGconn *conn, replay_state *rs, const recover_load_options *o, recover_load_result *res,
+			 bs_error *err)
+{
+	char *target = pgsql_qualified_name(o->schema, o->name);
+	strbuf sql = STRBUF_INIT;
+	double t0;
+	int rc = BS_ERR;
+
+	memset(res, 0, sizeof(*res));
+	if (exec_sql(conn, "BEGIN", err) != BS_OK)
+		goto out;
+	if (check_target(conn, o, target, err) != BS_OK)
+		goto rollback;
+	strbuf_printf(&sql, "CREATE TABLE %s (", target);
+	for (int i = 0; i < o->layout->ncols; i++)
+	{
+		const manifest_column *c = &o->layout->columns[i];
+		char *q = pgsql_quote_ident(c->name);
+
+		strbuf_printf(&sql, "%s%s %s%s", i ? ", " : "", q, c->type_name, c->not_null ? " NOT NULL" : "");
+		free(q);
+	}
+	strbuf_append_str(&sql, ")");
+	if (exec_sql(conn, sql.data, err) != BS_OK)
+	{
+		error_prefix(err, "could not create %s", target);
+		goto rollback;
+	}
+	t0 = now_seconds();
+	if (load_rows(conn, rs, o, target, res, err) != BS_OK)
+		goto rollback;
+	res->copy_seconds = now_seconds() - t0;
+	t0 = now_seconds();
+	if (validate(conn, target, res, err) != BS_OK)
+		goto rollback;
+	res->validate_seconds = now_seconds() - t0;
+	t0 = now_seconds();
+	if (!o->no_indexes && o->definition && recreate_definition(conn, o, target, res, err) != BS_OK)
+		goto rollback;
+	res->index_seconds = now_seconds() - t0;
+	{
+		char *lit = pgsql_quote_literal(o->comment);
+
+		strbuf_reset(&sql);
+		strbuf_printf(&sql, "COMMENT ON TABLE %s IS %s", target, lit);
+		free(lit);
+	}
+	if (exec_sql(conn, sql.data, err) != BS_OK || exec_sql(conn, "COMMIT", err) != BS_OK)
+		goto rollback;
+	rc = BS_OK;
+	goto out;
+rollback:
+	{
+		PGresult *r = PQexec(conn, "ROLLBACK");
+
+		PQclear(r);
+	}
+out:
+	strbuf_free(&sql);
+	free(target);
+	return rc;
+}

@@ -1,0 +1,66 @@
+/* recover_load.h — loading a recovered table into PostgreSQL in one validated transaction. */
+#ifndef BACKSTOP_RECOVER_LOAD_H
+#define BACKSTOP_RECOVER_LOAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <libpq-fe.h>
+
+#include "error.h"
+#include "manifest.h"
+#include "replay.h"
+#include "strbuf.h"
+
+typedef struct recover_load_options
+{
+	const char *schema;			/* target */
+	const char *name;
+	const char *source_schema;	/* for rewriting index and constraint names */
+	const char *source_name;
+	const manifest_layout *layout;	/* the columns at the point */
+	const char *definition;		/* the base's definition JSON, NULL if none */
+	const char *comment;		/* COMMENT ON TABLE text; must start with RECOVER_COMMENT_PREFIX */
+	bool replace;				/* drop an earlier Backstop recovery table of that name */
+	bool no_indexes;
+} recover_load_options;
+
+/* Tables Backstop created carry a comment starting with this; only those are replaced. */
+#define RECOVER_COMMENT_PREFIX "backstop recovery of "
+
+typedef struct recover_load_result
+{
+	replay_checksum ours;		/* computed while sending the rows */
+	uint64_t pg_rows;
+	char pg_sum[REPLAY_CHECKSUM_BUFLEN];
+	double copy_seconds;
+	double validate_seconds;
+	double index_seconds;
+	int nindexes;				/* indexes and constraints created */
+	strbuf warnings;			/* one line each: definitions that could not be recreated */
+} recover_load_result;
+
+/* The content checksum query of a table (count, sum); %s is the qualified table name. */
+#define RECOVER_CHECKSUM_SQL \
+	"SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric), 0)::text FROM %s t"
+
+/*
+ * In one transaction: create the table, COPY the rows of rs in the layout, compare row count
+ * and content checksum computed by PostgreSQL with Backstop's (mismatch: ERRCODE_DATA_CORRUPTED),
+ * recreate defaults, constraints and indexes, comment, commit.  Any failure rolls everything
+ * back.  An existing target is ERRCODE_DUPLICATE_TABLE unless replace is set and it is a
+ * Backstop recovery table.  conn must use the archive's text format settings.
+ */
+int recover_load(PGconn *conn, replay_state *rs, const recover_load_options *opts,
+				 recover_load_result *res, bs_error *err);
+void recover_load_result_free(recover_load_result *res);
+
+/* The name given to an index or constraint of the source on the target: the source
+ * table's name prefix replaced by the target's (or the target's name prepended), at most
+ * 63 bytes.  Returns a new string. */
+char *recover_rename_object(const char *objname, const char *source_name, const char *target_name);
+
+/* Rewrite pg_get_indexdef output to create the index under new_name on target (a quoted
+ * qualified name).  NULL when the definition has an unexpected shape. */
+char *recover_rewrite_indexdef(const char *def, const char *new_name, const char *target);
+
+#endif

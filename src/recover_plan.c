@@ -1,0 +1,518 @@
+/* recover_plan.c — which base copy and segments rebuild a table at a point, and feeding them to replay. */
+#include "recover_plan.h"
+#include "lsn.h"
+#include "object.h"
+#include "segment.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool
+recover_error_is_integrity(const bs_error *err)
+{
+	return strcmp(err->code, ERRCODE_DATA_CORRUPTED) == 0 || strcmp(err->code, ERRCODE_NOT_FOUND) == 0;
+}
+
+void
+recover_plan_free(recover_plan *plan)
+{
+	if (plan == NULL)
+		return;
+	if (plan->segdata)
+		for (int i = 0; i < plan->m->nsegments; i++)
+			strbuf_free(&plan->segdata[i]);
+	free(plan->segdata);
+	free(plan->segs);
+	free(plan);
+}
+
+/* Fetch one object, verified against the manifest's checksum of the stored object. */
+static int
+fetch(storage *st, const char *key, const char *sha256, uint64_t raw_size, strbuf *out, uint64_t *bytes,
+	  bs_error *err)
+{
+	object_info info;
+
+	strbuf_reset(out);
+	if (object_get_all(st, key, sha256, out, &info, err) != BS_OK)
+	{
+		if (strcmp(err->code, ERRCODE_NOT_FOUND) == 0)
+			return error_prefix(err, "archived object %s is missing", key);
+		return error_prefix(err, "archived object %s failed verification", key);
+	}
+	if (info.raw_size != raw_size || out->len != raw_size)
+		return error_set(err, ERRCODE_DATA_CORRUPTED,
+						 "archived object %s holds %llu raw bytes but the manifest records %llu", key,
+						 (unsigned long long) out->len, (unsigned long long) raw_size);
+	*bytes += info.stored_size;
+	return BS_OK;
+}
+
+static int
+fetch_segment(recover_plan *plan, storage *st, int i, bs_error *err)
+{
+	const manifest_segment *s = &plan->m->segments[i];
+	segment_reader rd;
+	segment_record rec;
+	bool eof = false;
+
+	if (plan->segdata[i].data != NULL)
+		return BS_OK;
+	if (fetch(st, s->key, s->sha256, s->raw_size, &plan->segdata[i], &plan->downloaded, err) != BS_OK)
+		return BS_ERR;
+	/* Count the records now, so a segment that does not match its manifest entry is
+	 * refused before anything is written. */
+	if (segment_reader_init(&rd, plan->segdata[i].data, plan->segdata[i].len, err) != BS_OK)
+		return error_prefix(err, "segment %s", s->key);
+	for (;;)
+	{
+		if (segment_reader_next(&rd, &rec, &eof, err) != BS_OK)
+			return error_prefix(err, "segment %s", s->key);
+		if (eof)
+			break;
+	}
+	if (rd.nrecords != s->records)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "segment %s holds %llu records but the manifest records %llu",
+						 s->key, (unsigned long long) rd.nrecords, (unsigned long long) s->records);
+	return BS_OK;
+}
+
+/*
+ * Walk the records of segments [from, to) in commit order, skipping those already
+ * seen in an earlier segment (by end LSN) and those before min_commit.  visit returns 1 to
+ * stop, 0 to continue.
+ */
+typedef int (*record_visit) (void *ctx, const segment_record *rec, bs_error *err);
+
+static int
+walk_records(recover_plan *plan, storage *st, int from, int to, uint64_t min_commit, record_visit visit,
+			 void *ctx, bs_error *err)
+{
+	uint64_t applied_end = 0;
+
+	for (int i = from; i < to; i++)
+	{
+		const manifest_segment *s = &plan->m->segments[i];
+		segment_reader rd;
+		segment_record rec;
+		bool eof;
+		uint64_t seg_end = applied_end;
+		uint64_t prev_commit = 0;
+
+		if (s->last_end_lsn <= min_commit)
+			continue;
+		if (fetch_segment(plan, st, i, err) != BS_OK)
+			return BS_ERR;
+		segment_reader_init(&rd, plan->segdata[i].data, plan->segdata[i].len, err);
+		for (;;)
+		{
+			int rc;
+
+			if (segment_reader_next(&rd, &rec, &eof, err) != BS_OK)
+				return error_prefix(err, "segment %s", s->key);
+			if (eof)
+				break;
+			if (rec.commit_lsn < prev_commit)
+			{
+				char a[LSN_BUFLEN], b[LSN_BUFLEN];
+
+				return error_set(err, ERRCODE_DATA_CORRUPTED,
+								 "segment %s: record %llu at commit LSN %s follows commit LSN %s (not in commit order)",
+								 s->key, (unsigned long long) rd.nrecords, lsn_format(rec.commit_lsn, a),
+								 lsn_format(prev_commit, b));
+			}
+			prev_commit = rec.commit_lsn;
+			if (rec.end_lsn <= applied_end)
+			{
+				plan->duplicates++;
+				continue;
+			}
+			if (rec.end_lsn > seg_end)
+				seg_end = rec.end_lsn;
+			if (rec.commit_lsn < min_commit)
+				continue;
+			rc = visit(ctx, &rec, err);
+			if (rc < 0)
+				return BS_ERR;
+			if (rc > 0)
+				return BS_OK;
+		}
+		applied_end = seg_end;
+	}
+	return BS_OK;
+}
+
+/* ---------- point resolution ---------- */
+
+typedef struct find_ctx
+{
+	const recover_point *pt;
+	bool found;
+	uint64_t commit_lsn;
+	int nfound;					/* XID: distinct transactions with that xid */
+	uint64_t other_commit;
+} find_ctx;
+
+static int
+visit_find_time(void *ctx, const segment_record *rec, bs_error *err)
+{
+	find_ctx *f = ctx;
+	int64_t t = rec->commit_time + RECOVER_PG_EPOCH_UNIX_US;
+
+	(void) err;
+	if (f->pt->exclusive ? t >= f->pt->time : t > f->pt->time)
+	{
+		f->found = true;
+		f->commit_lsn = rec->commit_lsn;
+		return 1;
+	}
+	return 0;
+}
+
+static int
+visit_find_xid(void *ctx, const segment_record *rec, bs_error *err)
+{
+	find_ctx *f = ctx;
+
+	(void) err;
+	if (rec->xid != f->pt->xid)
+		return 0;
+	if (!f->found)
+	{
+		f->found = true;
+		f->commit_lsn = rec->commit_lsn;
+		f->nfound = 1;
+	}
+	else if (rec->commit_lsn != f->commit_lsn && rec->commit_lsn != f->other_commit)
+	{
+		/* xids wrap around: the same number may name several transactions. */
+		f->other_commit = rec->commit_lsn;
+		f->nfound++;
+	}
+	return 0;
+}
+
+static const char *
+table_name(const manifest *m, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s.%s", m->schema, m->name);
+	return buf;
+}
+
+static int
+window_error(const recover_plan *plan, const char *what, bs_error *err)
+{
+	char lo[LSN_BUFLEN],
+		hi[LSN_BUFLEN],
+		t0[MANIFEST_TIME_BUFLEN],
+		name[300];
+
+	return error_set(err, ERRCODE_OUT_OF_RANGE,
+					 "%s is outside the recovery window of %s: LSN %s (base copy taken %s) to %s",
+					 what, table_name(plan->m, name, sizeof(name)), lsn_format(plan->window_lo, lo),
+					 manifest_format_time(plan->m->bases[0].time, t0), lsn_format(plan->window_hi, hi));
+}
+
+int
+recover_plan_build(storage *st, manifest *m, const archive_head *head, const recover_point *pt,
+				   recover_plan **out, bs_error *err)
+{
+	recover_plan *plan;
+	uint64_t limit;
+	char buf[LSN_BUFLEN],
+		tbuf[MANIFEST_TIME_BUFLEN],
+		name[300],
+		what[128];
+
+	*out = NULL;
+	if (m->nbases == 0)
+		return error_set(err, ERRCODE_OUT_OF_RANGE, "table %s has no base copy in the archive: nothing to recover from",
+						 table_name(m, name, sizeof(name)));
+	plan = xcalloc(1, sizeof(*plan));
+	plan->m = m;
+	plan->segdata = xcalloc((size_t) m->nsegments + 1, sizeof(strbuf));
+	plan->window_lo = m->bases[0].lsn;
+	plan->window_hi = m->archived_to;
+	if (head && strcmp(m->status, "active") == 0 && head->flushed_lsn > plan->window_hi)
+		plan->window_hi = head->flushed_lsn;
+	if (plan->window_hi < m->bases[m->nbases - 1].lsn)
+		plan->window_hi = m->bases[m->nbases - 1].lsn;
+
+	switch (pt->kind)
+	{
+		case RECOVER_POINT_LSN:
+			snprintf(what, sizeof(what), "LSN %s", lsn_format(pt->lsn, buf));
+			plan->bound = pt->exclusive ? pt->lsn : pt->lsn + 1;
+			if (plan->bound < plan->window_lo || pt->lsn > plan->window_hi)
+			{
+				window_error(plan, what, err);
+				goto fail;
+			}
+			break;
+		case RECOVER_POINT_LATEST:
+			plan->bound = UINT64_MAX;
+			break;
+		case RECOVER_POINT_TIME:
+			{
+				find_ctx f = {pt, false, 0, 0, 0};
+				int from = 0;
+				const manifest_base *start = &m->bases[0];
+				int64_t hi_time = m->nsegments ? m->segments[m->nsegments - 1].last_time : m->bases[m->nbases - 1].time;
+
+				if (head && strcmp(m->status, "active") == 0 && head->time > hi_time)
+					hi_time = head->time;
+				snprintf(what, sizeof(what), "time %s", manifest_format_time(pt->time, tbuf));
+				if (pt->time < m->bases[0].time || pt->time > hi_time)
+				{
+					char t0[MANIFEST_TIME_BUFLEN],
+						t1[MANIFEST_TIME_BUFLEN];
+
+					error_set(err, ERRCODE_OUT_OF_RANGE,
+							  "%s is outside the recovery window of %s: %s to %s", what,
+							  table_name(m, name, sizeof(name)), manifest_format_time(m->bases[0].time, t0),
+							  manifest_format_time(hi_time, t1));
+					goto fail;
+				}
+				/* Start from the newest base taken at or before the time. */
+				for (int i = 0; i < m->nbases; i++)
+					if (m->bases[i].time <= pt->time)
+						start = &m->bases[i];
+				while (from < m->nsegments && m->segments[from].last_end_lsn <= start->lsn)
+					from++;
+				if (walk_records(plan, st, from, m->nsegments, start->lsn, visit_find_time, &f, err) != BS_OK)
+					goto fail;
+				plan->bound = f.found ? f.commit_lsn : UINT64_MAX;
+				if (plan->bound < start->lsn)
+					plan->bound = start->lsn;
+				break;
+			}
+		case RECOVER_POINT_XID:
+			{
+				find_ctx f = {pt, false, 0, 0, 0};
+
+				snprintf(what, sizeof(what), "transaction %u", pt->xid);
+				if (walk_records(plan, st, 0, m->nsegments, plan->window_lo, visit_find_xid, &f, err) != BS_OK)
+					goto fail;
+				if (!f.found)
+				{
+					char lo[LSN_BUFLEN],
+						hi[LSN_BUFLEN];
+
+					error_set(err, ERRCODE_UNDEFINED_OBJECT,
+							  "transaction %u did not change table %s between LSN %s and %s "
+							  "(only transactions that touched the table can be recovery points)",
+							  pt->xid, table_name(m, name, sizeof(name)), lsn_format(plan->window_lo, lo),
+							  lsn_format(plan->window_hi, hi));
+					goto fail;
+				}
+				if (f.nfound > 1)
+				{
+					char a[LSN_BUFLEN],
+						b[LSN_BUFLEN];
+
+					error_set(err, ERRCODE_INVALID_PARAMETER,
+							  "transaction id %u is ambiguous (wraparound): it committed at LSN %s and at %s; "
+							  "use --to-lsn", pt->xid, lsn_format(f.commit_lsn, a), lsn_format(f.other_commit, b));
+					goto fail;
+				}
+				plan->bound = pt->exclusive ? f.commit_lsn : f.commit_lsn + 1;
+				break;
+			}
+	}
+
+	/* The newest base that holds nothing at or after the bound. */
+	limit = plan->bound;
+	if (pt->base_limit && pt->base_limit < limit)
+		limit = pt->base_limit;
+	for (int i = 0; i < m->nbases; i++)
+		if (m->bases[i].lsn <= limit)
+			plan->base = &m->bases[i];
+	if (plan->base == NULL)
+	{
+		window_error(plan, what, err);
+		goto fail;
+	}
+	for (int i = 0; i < plan->base->nchunks; i++)
+		plan->download_bytes += plan->base->chunks[i].size;
+	plan->segs = xcalloc((size_t) m->nsegments + 1, sizeof(int));
+	for (int i = 0; i < m->nsegments; i++)
+	{
+		const manifest_segment *s = &m->segments[i];
+
+		if (s->last_end_lsn > plan->base->lsn && s->first_lsn < plan->bound)
+		{
+			plan->segs[plan->nsegs++] = i;
+			plan->download_bytes += s->size;
+		}
+		else
+			strbuf_free(&plan->segdata[i]);	/* fetched while resolving, not needed */
+	}
+	*out = plan;
+	return BS_OK;
+fail:
+	recover_plan_free(plan);
+	return BS_ERR;
+}
+
+/* ---------- running ---------- */
+
+typedef struct run_ctx
+{
+	recover_plan *plan;
+	replay_state *rs;
+	uint64_t report_after;
+	replay_change_cb cb;
+	void *cbctx;
+	bool cb_on;
+	recover_progress_cb progress;
+	void *pctx;
+	uint64_t applied;
+} run_ctx;
+
+static int
+visit_apply(void *ctx, const segment_record *rec, bs_error *err)
+{
+	run_ctx *r = ctx;
+	recover_plan *plan = r->plan;
+
+	if (rec->commit_lsn >= plan->bound)
+		return 1;				/* records are in commit order: everything after is excluded */
+	if (rec->end_lsn != plan->last_end_lsn)
+	{
+		plan->transactions++;
+		plan->last_end_lsn = rec->end_lsn;
+		plan->last_commit_lsn = rec->commit_lsn;
+		plan->last_xid = rec->xid;
+		plan->last_commit_time = rec->commit_time + RECOVER_PG_EPOCH_UNIX_US;
+	}
+	if (r->cb && !r->cb_on && rec->commit_lsn > r->report_after)
+	{
+		replay_set_change_callback(r->rs, r->cb, r->cbctx);
+		r->cb_on = true;
+	}
+	if (replay_apply(r->rs, rec, err) != BS_OK)
+		return -1;
+	plan->operations++;
+	if (r->progress && (++r->applied & 0xffff) == 0)
+		r->progress(r->pctx, plan, r->applied);
+	return 0;
+}
+
+int
+recover_plan_run(recover_plan *plan, storage *st, replay_state *rs, uint64_t report_after,
+				 replay_change_cb cb, void *cbctx, recover_progress_cb progress, void *pctx, bs_error *err)
+{
+	const manifest_base *b = plan->base;
+	strbuf chunk = STRBUF_INIT;
+	run_ctx r = {plan, rs, report_after, cb, cbctx, false, progress, pctx, 0};
+	uint64_t rows;
+	int first = plan->nsegs ? plan->segs[0] : 0;
+	int last = plan->nsegs ? plan->segs[plan->nsegs - 1] + 1 : 0;
+
+	for (int i = 0; i < b->nchunks; i++)
+	{
+		const manifest_chunk *c = &b->chunks[i];
+
+		if (fetch(st, c->key, c->sha256, c->raw_size, &chunk, &plan->downloaded, err) != BS_OK ||
+			replay_load_base_copy(rs, b->layout_id, chunk.data ? chunk.data : "", chunk.len, c->key, err) != BS_OK)
+		{
+			strbuf_free(&chunk);
+			return BS_ERR;
+		}
+		if (progress)
+			progress(pctx, plan, 0);
+	}
+	strbuf_free(&chunk);
+	rows = replay_row_count(rs);
+	if (rows != b->rows)
+		return error_set(err, ERRCODE_DATA_CORRUPTED,
+						 "the base copy at LSN %s holds %llu rows but the manifest records %llu",
+						 lsn_format(b->lsn, (char[LSN_BUFLEN]) {0}), (unsigned long long) rows,
+						 (unsigned long long) b->rows);
+	if (cb && report_after < b->lsn)
+	{
+		replay_set_change_callback(rs, cb, cbctx);
+		r.cb_on = true;
+	}
+	if (walk_records(plan, st, first, last, b->lsn, visit_apply, &r, err) != BS_OK)
+		return BS_ERR;
+	replay_set_change_callback(rs, NULL, NULL);
+	if (replay_check(rs, err) != BS_OK)
+		return BS_ERR;
+	if (progress)
+		progress(pctx, plan, r.applied);
+	return BS_OK;
+}
+
+int
+recover_parse_time(const char *s, int64_t *out)
+{
+	strbuf sb = STRBUF_INIT;
+	const char *p = s;
+	int64_t offset_us = 0;
+	int rc;
+
+	/* Date and time: "YYYY-MM-DD HH:MM:SS" or with 'T', then an optional fraction. */
+	if (strlen(s) < 19)
+		return BS_ERR;
+	strbuf_append(&sb, s, 10);
+	if (s[10] != ' ' && s[10] != 'T')
+	{
+		strbuf_free(&sb);
+		return BS_ERR;
+	}
+	strbuf_append_char(&sb, 'T');
+	strbuf_append(&sb, s + 11, 8);
+	p = s + 19;
+	if (*p == '.')
+	{
+		const char *q = p + 1;
+
+		while (*q >= '0' && *q <= '9')
+			q++;
+		strbuf_append(&sb, p, (size_t) (q - p));
+		p = q;
+	}
+	/* Zone: none or Z (UTC), or a numeric offset +HH, +HHMM, +HH:MM. */
+	if (*p == 'Z' && p[1] == '\0')
+		p++;
+	else if (*p == '+' || *p == '-')
+	{
+		int sign = *p == '-' ? -1 : 1;
+		int hh,
+			mm = 0;
+
+		if (!(p[1] >= '0' && p[1] <= '9' && p[2] >= '0' && p[2] <= '9'))
+		{
+			strbuf_free(&sb);
+			return BS_ERR;
+		}
+		hh = (p[1] - '0') * 10 + (p[2] - '0');
+		p += 3;
+		if (*p == ':')
+			p++;
+		if (*p >= '0' && *p <= '9' && p[1] >= '0' && p[1] <= '9')
+		{
+			mm = (p[0] - '0') * 10 + (p[1] - '0');
+			p += 2;
+		}
+		if (hh > 15 || mm > 59)
+		{
+			strbuf_free(&sb);
+			return BS_ERR;
+		}
+		offset_us = sign * ((int64_t) hh * 3600 + mm * 60) * 1000000;
+	}
+	if (*p != '\0')
+	{
+		strbuf_free(&sb);
+		return BS_ERR;
+	}
+	strbuf_append_char(&sb, 'Z');
+	rc = manifest_parse_time(sb.data, out);
+	strbuf_free(&sb);
+	if (rc == BS_OK)
+		*out -= offset_us;
+	return rc;
+}

@@ -1,0 +1,90 @@
+/* recover_plan.h — which base copy and segments rebuild a table at a point, and feeding them to replay. */
+#ifndef BACKSTOP_RECOVER_PLAN_H
+#define BACKSTOP_RECOVER_PLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "manifest.h"
+#include "replay.h"
+#include "storage.h"
+#include "strbuf.h"
+
+typedef enum recover_point_kind
+{
+	RECOVER_POINT_LSN,
+	RECOVER_POINT_TIME,
+	RECOVER_POINT_XID,
+	RECOVER_POINT_LATEST
+} recover_point_kind;
+
+typedef struct recover_point
+{
+	recover_point_kind kind;
+	uint64_t lsn;				/* LSN: commits at or before it (exclusive: before it) */
+	int64_t time;				/* TIME: Unix microseconds */
+	uint32_t xid;				/* XID: through this transaction (exclusive: up to it) */
+	bool exclusive;
+	/* When nonzero the base must hold no commit at or after this LSN (for `changes`,
+	 * whose state must be rebuilt before the range starts). */
+	uint64_t base_limit;
+} recover_point;
+
+typedef struct recover_plan
+{
+	manifest *m;				/* borrowed */
+	const manifest_base *base;
+	uint64_t bound;				/* records with commit_lsn < bound are applied */
+	uint64_t window_lo;			/* the oldest base's LSN */
+	uint64_t window_hi;			/* archived_to (or the head's flushed LSN) */
+	int nsegs;
+	int *segs;					/* indexes into m->segments, ascending */
+	strbuf *segdata;			/* m->nsegments entries; fetched raw segments (verified) */
+	uint64_t download_bytes;	/* stored bytes of the base chunks and the segments */
+
+	/* Filled by recover_plan_run. */
+	uint64_t transactions;
+	uint64_t operations;		/* row operations (I/U/D) and truncates applied */
+	uint64_t duplicates;		/* records skipped as already applied (overlapping segments) */
+	uint64_t last_commit_lsn;	/* the last transaction applied (0: the base alone) */
+	uint64_t last_end_lsn;
+	uint32_t last_xid;
+	int64_t last_commit_time;	/* Unix microseconds */
+	uint64_t downloaded;		/* stored bytes fetched so far */
+} recover_plan;
+
+/* Progress reports while objects are fetched and records applied (may be NULL). */
+typedef void (*recover_progress_cb) (void *ctx, const recover_plan *plan, uint64_t rows_applied);
+
+/* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
+#define RECOVER_PG_EPOCH_UNIX_US INT64_C(946684800000000)
+
+/*
+ * Resolve the point against the manifest (and head, may be NULL), fetching and verifying
+ * the segments needed to locate a time or transaction.  Fails with ERRCODE_OUT_OF_RANGE
+ * when the point lies outside the recovery window (the message names the window),
+ * ERRCODE_UNDEFINED_OBJECT for an xid that never touched the table, ERRCODE_DATA_CORRUPTED
+ * / ERRCODE_NOT_FOUND for damaged or missing objects.
+ */
+int recover_plan_build(storage *st, manifest *m, const archive_head *head, const recover_point *pt,
+					   recover_plan **out, bs_error *err);
+void recover_plan_free(recover_plan *plan);
+
+/*
+ * Fetch and verify every object of the plan and build the table in rs (created by the
+ * caller over m's layouts).  When cb is set it receives the changes of transactions whose
+ * commit LSN is greater than report_after.
+ */
+int recover_plan_run(recover_plan *plan, storage *st, replay_state *rs, uint64_t report_after,
+					 replay_change_cb cb, void *cbctx, recover_progress_cb progress, void *pctx,
+					 bs_error *err);
+
+/* Parse a point in time: "YYYY-MM-DD HH:MM:SS[.ffffff]" (or with 'T'), then nothing or Z
+ * (UTC) or a numeric offset (+HH, +HHMM, +HH:MM).  Unix microseconds; BS_OK or BS_ERR. */
+int recover_parse_time(const char *s, int64_t *out);
+
+/* True when a failure means the archive is damaged (exit code 3). */
+bool recover_error_is_integrity(const bs_error *err);
+
+#endif
