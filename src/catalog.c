@@ -104,7 +104,7 @@ catalog_list_tables(PGconn *conn, const char *list, bool all, catalog_table_list
 			out->tables = xrealloc(out->tables, (size_t) cap * sizeof(catalog_table));
 		}
 		table_from_row(res, 0, &out->tables[out->count]);
-		if (catalog_find(out, out->tables[out->count].relid) != &out->tables[out->count])
+		if (catalog_find(out, out->tables[out->count].relid) != NULL)	/* listed twice */
 		{
 			free(out->tables[out->count].schema);
 			free(out->tables[out->count].name);

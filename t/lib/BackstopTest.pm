@@ -245,10 +245,11 @@ C<backstop recover> computes to validate a recovered table, so tests can compare
 table with its recovery:
 
   SELECT count(*),
-         coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric), 0)
+         coalesce(sum(('x' || substr(md5(ROW(t.*)::text), 1, 16))::bit(64)::bigint::numeric), 0)
   FROM <table> t
 
-Each row's text form (the composite output of the whole row, columns in table order) is
+Each row's text form (the composite output of the whole row, columns in table order;
+C<ROW(t.*)> rather than C<t> so that a column named C<t> cannot stand in for the row) is
 hashed with MD5; its first 64 bits are taken as a signed bigint and summed as numeric, which
 cannot overflow and does not depend on row order.  Two tables compare equal when they hold
 the same multiset of rows with the same column order and types.
@@ -268,7 +269,7 @@ my $checksum_settings =
 sub content_checksum_sql
 {
 	my ($table) = @_;
-	return "SELECT count(*), coalesce(sum(('x'||substr(md5(t::text),1,16))::bit(64)::bigint::numeric),0) "
+	return "SELECT count(*), coalesce(sum(('x'||substr(md5(ROW(t.*)::text),1,16))::bit(64)::bigint::numeric),0) "
 	  . "FROM $table t";
 }
 
