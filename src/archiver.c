@@ -1310,6 +1310,9 @@ take_new_bases(archiver *a, arch_table **list, int n, bs_error *err)
 			free(list[i]->man->status);
 			list[i]->man->status = xstrdup("active");
 		}
+		/* The base covers the table up to its LSN even if no change follows. */
+		if (list[i]->man->archived_to < lsn)
+			list[i]->man->archived_to = lsn;
 		if (manifest_store(a->st, list[i]->man, err) != BS_OK)
 			return BS_ERR;
 		list[i]->change_bytes = 0;
