@@ -362,6 +362,19 @@ store_head(archiver *a, uint64_t lsn, bs_error *err)
 	if (archive_head_store(a->st, &a->head, err) != BS_OK)
 		return BS_ERR;
 	a->head_written_lsn = lsn;
+	/* Tables re-based ahead of the stream are complete once the stream passes their base. */
+	for (int i = 0; i < a->ntables; i++)
+	{
+		manifest *m = a->tables[i]->man;
+
+		if (a->tables[i]->active && m->nbases > 0 && m->archived_to < m->bases[m->nbases - 1].lsn &&
+			m->bases[m->nbases - 1].lsn <= lsn)
+		{
+			m->archived_to = lsn;
+			if (manifest_store(a->st, m, err) != BS_OK)
+				return BS_ERR;
+		}
+	}
 	return BS_OK;
 }
 
@@ -1310,8 +1323,9 @@ take_new_bases(archiver *a, arch_table **list, int n, bs_error *err)
 			free(list[i]->man->status);
 			list[i]->man->status = xstrdup("active");
 		}
-		/* The base covers the table up to its LSN even if no change follows. */
-		if (list[i]->man->archived_to < lsn)
+		/* A first base covers the table up to its LSN.  A re-base may lie ahead of the stream:
+		 * archived_to moves when the stream has caught up (store_head). */
+		if (list[i]->man->nbases == 1 && list[i]->man->archived_to < lsn)
 			list[i]->man->archived_to = lsn;
 		if (manifest_store(a->st, list[i]->man, err) != BS_OK)
 			return BS_ERR;
@@ -1757,9 +1771,8 @@ initial_setup(archiver *a, bs_error *err)
 		a->resume_lsn = a->head.flushed_lsn;
 	if (max_seal > a->resume_lsn)
 		a->resume_lsn = max_seal;
-	for (int i = 0; i < a->ntables; i++)
-		if (a->tables[i]->man->archived_to > a->resume_lsn)
-			a->resume_lsn = a->tables[i]->man->archived_to;
+	/* Not the tables' archived_to: a base copy taken from a temporary slot may lie ahead of
+	 * the stream, and the changes before it are still needed for older points. */
 	a->last_commit_end = a->resume_lsn;
 	a->received_lsn = a->flush_lsn;
 	catalog_table_list_free(&list);
