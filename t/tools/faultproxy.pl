@@ -171,9 +171,10 @@ sub handle_connection
 		my $body = '';
 		if ($head =~ /^Content-Length:\s*(\d+)/mi)
 		{
+			my $len = $1;
 			# Answer an Expect: 100-continue ourselves so that the body arrives.
 			write_all($client, "HTTP/1.1 100 Continue\r\n\r\n") if $head =~ /^Expect:\s*100-continue/mi;
-			$body = read_exact($client, \$buf, $1);
+			$body = read_exact($client, \$buf, $len);
 			return unless defined $body;
 		}
 		elsif ($head =~ /^Transfer-Encoding:\s*chunked/mi)
@@ -214,7 +215,8 @@ sub handle_connection
 		}
 		elsif ($rhead =~ /^Content-Length:\s*(\d+)/mi)
 		{
-			$rbody = read_exact($up, \$ubuf, $1);
+			my $len = $1;
+			$rbody = read_exact($up, \$ubuf, $len);
 			return unless defined $rbody;
 		}
 		else
