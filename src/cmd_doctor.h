@@ -1,4 +1,4 @@
-/* cmd_doctor.h — `backstop doctor` command handler. */
+/* cmd_doctor.h — `backstop doctor`: storage and PostgreSQL probes. */
 #ifndef BACKSTOP_CMD_DOCTOR_H
 #define BACKSTOP_CMD_DOCTOR_H
 

@@ -115,4 +115,36 @@ BackstopS3::set_faults($px, { method => 'DELETE', count => 1, action => 'status'
 $r = st(\@o, 'delete', 'ok');
 is($r->{rc}, 0, 'delete survives a 429');
 
+# backstop doctor explains storage failures.
+sub doctor
+{
+	my (@extra) = @_;
+	return BackstopS3::run(cmd => [ BackstopS3::backstop(), 'doctor', '--storage', 's3://bs-031/f',
+			'--retries', '1', '--retry-base-delay', '10ms', @extra ], env => { BackstopS3::s3_env($ep) });
+}
+BackstopS3::set_faults($px, { count => -1, action => 'status', status => 403, code => 'InvalidAccessKeyId' });
+$r = doctor();
+is($r->{rc}, 1, 'doctor fails with bad credentials');
+like($r->{out}, qr/reason: bad or missing credentials/, 'doctor says bad credentials');
+BackstopS3::set_faults($px, { method => 'PUT', count => -1, action => 'status', status => 403, code => 'AccessDenied' });
+$r = doctor('--json');
+is($r->{rc}, 1, 'doctor fails without write permission');
+like($r->{out}, qr/"reason": "no write permission"/, 'doctor --json says no write permission');
+BackstopS3::set_faults($px, { method => 'DELETE', count => -1, action => 'status', status => 403, code => 'AccessDenied' });
+$r = doctor();
+is($r->{rc}, 0, 'doctor succeeds when delete is refused');
+like($r->{out}, qr/delete is refused \(good for immutability\)/, 'and says so');
+unlike($r->{out}, qr/WARNING: objects can be deleted/, 'no delete warning then');
+BackstopS3::set_faults($px);
+$r = doctor();
+is($r->{rc}, 0, 'doctor succeeds on healthy storage');
+like($r->{out}, qr/put +ok +[\d.]+ ms\n  get +ok +[\d.]+ ms\n  list +ok +[\d.]+ ms\n  delete +ok/, 'per-step latencies');
+like($r->{out}, qr/WARNING: objects can be deleted/, 'warns that deletes are permitted');
+$r = BackstopS3::run(cmd => [ BackstopS3::backstop(), 'doctor', '--storage', 's3://bs-031/f', '--retries', '1',
+		'--retry-base-delay', '10ms' ], env => { BackstopS3::s3_env('http://127.0.0.1:' . BackstopS3::free_port()) });
+like($r->{out}, qr/reason: storage unreachable/, 'doctor says unreachable');
+$r = BackstopS3::run(cmd => [ BackstopS3::backstop(), 'doctor', '--storage', 's3://no-bucket-here', '--retries', '0' ],
+	env => { BackstopS3::s3_env($ep) });
+like($r->{out}, qr/reason: the bucket does not exist/, 'doctor says the bucket is missing');
+
 done_testing();
