@@ -1,0 +1,191 @@
+# 052_archive_big_txn.t — one transaction of a few hundred MB (bulk INSERT plus an UPDATE of many
+# of the same rows) through the archiver to file:// storage, recovered exactly; archiver memory
+# use is reported.
+use strict;
+use warnings;
+
+use BackstopTest;
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use POSIX ();
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+# About 300 MB of row text: 1.2 M rows of ~250 bytes.
+my $ROWS = $ENV{BACKSTOP_TEST_BIG_ROWS} // 1_200_000;
+my $UPDATE_EVERY = 4;	# the same transaction then updates every 4th row
+
+my $node = new_pg_node('bigtxn', extra_conf => "max_wal_size = 2GB\ncheckpoint_timeout = 30min\n");
+my $db = 'postgres';
+my $conn = node_connstr($node, $db);
+my $dir = scratch_dir('bigtxn');
+my $storage = "file://$dir/archive";
+my $port = PostgreSQL::Test::Cluster::get_free_port();
+my $listen = "127.0.0.1:$port";
+my @tables = qw(public.big public.side);
+
+$node->safe_psql($db, q{
+	CREATE TABLE public.big (id bigint PRIMARY KEY, grp int NOT NULL, payload text NOT NULL);
+	CREATE TABLE public.side (id int PRIMARY KEY, v text);
+	INSERT INTO public.big SELECT -g, 0, 'before' FROM generate_series(1, 100) g;
+	INSERT INTO public.side SELECT g, 'seed' FROM generate_series(1, 10) g;
+});
+
+my $archiver;
+
+END
+{
+	kill 'KILL', $archiver if $archiver;
+}
+
+sub start_archiver
+{
+	my ($log) = @_;
+	my $pid = fork;
+	die "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		open(STDIN, '<', '/dev/null') or POSIX::_exit(127);
+		open(STDOUT, '>>', $log) or POSIX::_exit(127);
+		open(STDERR, '>&', \*STDOUT) or POSIX::_exit(127);
+		exec(backstop_bin(), 'archive', '--db', $conn, '--tables', join(',', @tables),
+			'--storage', $storage, '--data-dir', "$dir/data", '--listen', $listen,
+			'--segment-age', '1s', '--status-interval', '1s', '--table-poll-interval', '5s')
+		  or POSIX::_exit(127);
+	}
+	return $pid;
+}
+
+sub proc_status
+{
+	my ($pid, $field) = @_;
+	open(my $fh, '<', "/proc/$pid/status") or return undef;
+	while (<$fh>)
+	{
+		return $1 * 1024 if /^\Q$field\E:\s+(\d+) kB/;
+	}
+	return undef;
+}
+
+sub cpu_seconds
+{
+	my ($pid) = @_;
+	open(my $fh, '<', "/proc/$pid/stat") or return undef;
+	my $stat = <$fh>;
+	$stat =~ s/^.*\) //;	# the command name may contain spaces
+	my @f = split / /, $stat;
+	return ($f[11] + $f[12]) / POSIX::sysconf(POSIX::_SC_CLK_TCK());
+}
+
+# Retry checkpoints until one succeeds: the daemon answers 504 after its own 30 s while it is
+# still receiving a big transaction.
+sub checkpoint_until
+{
+	my ($table, $timeout) = @_;
+	my $deadline = time + $timeout;
+	my ($rc, $out, $err);
+	while (time < $deadline)
+	{
+		($rc, $out, $err) = run_backstop('checkpoint', '--table', $table, '--listen', $listen, '--json',
+			'--timeout', '120s');
+		return (0, $out) if $rc == 0;
+		sleep 0.5;
+	}
+	return ($rc, "$out\n$err");
+}
+
+my $log = "$dir/archiver.log";
+$archiver = start_archiver($log);
+my ($rc, $out) = checkpoint_until('public.big', 60);
+is($rc, 0, 'archiver started') or diag(slurp_file($log));
+my $rss_idle = proc_status($archiver, 'VmRSS') // 0;
+my $cpu0 = cpu_seconds($archiver) // 0;
+
+# Small transactions on another table commit while the big one is open.
+my $lsn0 = $node->safe_psql($db, 'SELECT pg_current_wal_lsn()');
+my $sqlfile = "$dir/big.sql";
+open(my $fh, '>', $sqlfile) or die "$sqlfile: $!";
+print $fh qq{
+	BEGIN;
+	INSERT INTO public.big
+		SELECT g, g % 1000,
+			md5(g::text) || repeat(md5((g * 31)::text), 6) || ' row ' || g
+		FROM generate_series(1, $ROWS) g;
+	UPDATE public.side SET v = 'in big txn' WHERE id = 1;
+	UPDATE public.big SET grp = -grp, payload = upper(substr(payload, 1, 100)) || ' updated'
+		WHERE id % $UPDATE_EVERY = 0;
+	DELETE FROM public.big WHERE id BETWEEN -50 AND -1;
+	SELECT pg_sleep(1);
+	COMMIT;
+};
+close $fh;
+my ($bin, $bout, $berr) = ('', '', '');
+my $big = IPC::Run::start([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $conn, '-f', $sqlfile ],
+	'<', \$bin, '>', \$bout, '2>', \$berr);
+my $t0 = time;
+# While the bulk transaction runs, other transactions commit (they come first in the stream).
+for my $i (1 .. 20)
+{
+	$node->safe_psql($db, "INSERT INTO public.side VALUES (100 + $i, 'concurrent $i'); "
+		. "UPDATE public.side SET v = 'touched $i' WHERE id = 2");
+	sleep 0.1;
+}
+ok(eval { $big->finish; 1 } && $big->result(0) == 0, 'big transaction committed') or diag($berr);
+my $t_txn = time - $t0;
+my $lsn1 = $node->safe_psql($db, 'SELECT pg_current_wal_lsn()');
+my $wal_mb = $node->safe_psql($db, "SELECT round(pg_wal_lsn_diff('$lsn1', '$lsn0') / 1048576.0)");
+my $data_mb = $node->safe_psql($db, "SELECT round(sum(octet_length(t::text)) / 1048576.0) FROM public.big t");
+diag(sprintf("big transaction: %d rows, %s MB of row text, %s MB of WAL, %.1f s", $ROWS, $data_mb, $wal_mb, $t_txn));
+cmp_ok($data_mb, '>=', 250 * $ROWS / 1_200_000, 'the transaction holds a few hundred MB of row data');
+
+# Sample memory while the archiver receives and uploads the transaction.
+my $t1 = time;
+my $peak_rss = 0;
+my ($crc, $cout) = (1, '');
+my $sampler_deadline = time + 150;
+while (time < $sampler_deadline)
+{
+	my $rss = proc_status($archiver, 'VmRSS');
+	$peak_rss = $rss if defined $rss && $rss > $peak_rss;
+	my ($r, $o) = run_backstop('checkpoint', '--table', 'public.big', '--listen', $listen, '--json',
+		'--timeout', '120s');
+	($crc, $cout) = ($r, $o);
+	last if $r == 0;
+	sleep 0.5;
+}
+is($crc, 0, 'checkpoint after the big transaction') or diag($cout . slurp_file($log));
+like($cout, qr/"verified":true/, 'checkpoint verified');
+my $t_archive = time - $t1;
+($rc, $out) = checkpoint_until('public.side', 60);
+is($rc, 0, 'checkpoint of the side table') or diag($out);
+
+my $hwm = proc_status($archiver, 'VmHWM') // 0;
+my $cpu = (cpu_seconds($archiver) // 0) - $cpu0;
+diag(sprintf("archiver: caught up %.1f s after COMMIT; CPU %.1f s; RSS idle %.0f MiB, peak sampled %.0f MiB, VmHWM %.0f MiB",
+	$t_archive, $cpu, $rss_idle / 1048576, $peak_rss / 1048576, $hwm / 1048576));
+ok($hwm > 0, 'VmHWM readable');
+cmp_ok($hwm, '<', 4 * 1024 ** 3, 'archiver peak memory stays under 4 GiB');
+
+kill 'TERM', $archiver;
+waitpid($archiver, 0);
+is($? >> 8, 0, 'archiver stops cleanly');
+$archiver = undef;
+
+# Recover both tables and compare with PostgreSQL.
+for my $t (@tables)
+{
+	(my $into = $t) =~ s/public\./public.r_/;
+	my $t2 = time;
+	my ($r, $o, $e) = run_backstop({ timeout => 600 }, 'recover', '--db', $conn, '--storage', $storage,
+		'--table', $t, '--latest', '--into', $into, '--replace', '--yes');
+	is($r, 0, "recover $t --latest") or diag("$o\n$e");
+	diag(sprintf("recover %s: %.1f s", $t, time - $t2));
+	my $got = $r == 0 ? content_checksum($node, $db, $into) : 'recover failed';
+	is($got, content_checksum($node, $db, $t), "$t recovered equals PostgreSQL");
+}
+is($node->safe_psql($db, "SELECT count(*) FROM public.big WHERE payload LIKE '% updated'"),
+	int($ROWS / $UPDATE_EVERY), 'the updates of the big transaction are in the source (sanity)');
+
+$node->stop;
+done_testing();
