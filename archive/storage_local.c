@@ -413,7 +413,7 @@ list_dir(const char *dir, strbuf *key_prefix, const char *want,
 		n++;
 	}
 	closedir(d);
-	if (rc == BS_OK)
+	if (rc == BS_OK && n > 1)
 		qsort(ents, n, sizeof(*ents), entry_cmp);
 	for (size_t i = 0; rc == BS_OK && i < n; i++)
 	{
