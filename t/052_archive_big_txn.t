@@ -110,7 +110,7 @@ print $fh qq{
 	BEGIN;
 	INSERT INTO public.big
 		SELECT g, g % 1000,
-			md5(g::text) || repeat(md5((g * 31)::text), 6) || ' row ' || g
+			md5(g::text) || repeat(md5((g * 31)::text), 7) || ' row ' || g
 		FROM generate_series(1, $ROWS) g;
 	UPDATE public.side SET v = 'in big txn' WHERE id = 1;
 	UPDATE public.big SET grp = -grp, payload = upper(substr(payload, 1, 100)) || ' updated'
@@ -137,23 +137,11 @@ my $lsn1 = $node->safe_psql($db, 'SELECT pg_current_wal_lsn()');
 my $wal_mb = $node->safe_psql($db, "SELECT round(pg_wal_lsn_diff('$lsn1', '$lsn0') / 1048576.0)");
 my $data_mb = $node->safe_psql($db, "SELECT round(sum(octet_length(t::text)) / 1048576.0) FROM public.big t");
 diag(sprintf("big transaction: %d rows, %s MB of row text, %s MB of WAL, %.1f s", $ROWS, $data_mb, $wal_mb, $t_txn));
-cmp_ok($data_mb, '>=', 250 * $ROWS / 1_200_000, 'the transaction holds a few hundred MB of row data');
+cmp_ok($data_mb, '>=', 280 * $ROWS / 1_200_000, 'the transaction holds a few hundred MB of row data');
 
-# Sample memory while the archiver receives and uploads the transaction.
+# The transaction reaches the archiver only after COMMIT (pgoutput protocol 1).
 my $t1 = time;
-my $peak_rss = 0;
-my ($crc, $cout) = (1, '');
-my $sampler_deadline = time + 150;
-while (time < $sampler_deadline)
-{
-	my $rss = proc_status($archiver, 'VmRSS');
-	$peak_rss = $rss if defined $rss && $rss > $peak_rss;
-	my ($r, $o) = run_backstop('checkpoint', '--table', 'public.big', '--listen', $listen, '--json',
-		'--timeout', '120s');
-	($crc, $cout) = ($r, $o);
-	last if $r == 0;
-	sleep 0.5;
-}
+my ($crc, $cout) = checkpoint_until('public.big', 150);
 is($crc, 0, 'checkpoint after the big transaction') or diag($cout . slurp_file($log));
 like($cout, qr/"verified":true/, 'checkpoint verified');
 my $t_archive = time - $t1;
@@ -162,8 +150,8 @@ is($rc, 0, 'checkpoint of the side table') or diag($out);
 
 my $hwm = proc_status($archiver, 'VmHWM') // 0;
 my $cpu = (cpu_seconds($archiver) // 0) - $cpu0;
-diag(sprintf("archiver: caught up %.1f s after COMMIT; CPU %.1f s; RSS idle %.0f MiB, peak sampled %.0f MiB, VmHWM %.0f MiB",
-	$t_archive, $cpu, $rss_idle / 1048576, $peak_rss / 1048576, $hwm / 1048576));
+diag(sprintf("archiver: caught up %.1f s after COMMIT; CPU %.1f s; RSS idle %.0f MiB, peak (VmHWM) %.0f MiB",
+	$t_archive, $cpu, $rss_idle / 1048576, $hwm / 1048576));
 ok($hwm > 0, 'VmHWM readable');
 cmp_ok($hwm, '<', 4 * 1024 ** 3, 'archiver peak memory stays under 4 GiB');
 
@@ -184,7 +172,7 @@ for my $t (@tables)
 	my $got = $r == 0 ? content_checksum($node, $db, $into) : 'recover failed';
 	is($got, content_checksum($node, $db, $t), "$t recovered equals PostgreSQL");
 }
-is($node->safe_psql($db, "SELECT count(*) FROM public.big WHERE payload LIKE '% updated'"),
+is($node->safe_psql($db, "SELECT count(*) FROM public.big WHERE id > 0 AND payload LIKE '% updated'"),
 	int($ROWS / $UPDATE_EVERY), 'the updates of the big transaction are in the source (sanity)');
 
 $node->stop;
