@@ -40,6 +40,7 @@ typedef struct arch_table
 	size_t txn_start;			/* offset in open of the current transaction's first record */
 	uint64_t change_bytes;		/* change bytes archived since the newest base */
 	bool rebase_wanted;
+	uint32_t layout_id;			/* layout of the changes being received */
 } arch_table;
 
 typedef struct checkpoint_req
@@ -157,6 +158,44 @@ find_table(archiver *a, uint32_t relid)
 	return NULL;
 }
 
+/*
+ * Add a layout valid from from_lsn, keeping the list sorted by LSN: a Relation message of a
+ * transaction sent again after a restart, or a base copy taken ahead of the stream, can
+ * describe a layout older than the newest one.  want_id keeps an id already used by
+ * spooled segments (-1: a new id).  Returns the layout's id.
+ */
+static uint32_t
+insert_layout(manifest *m, int64_t want_id, uint64_t from_lsn, char replident, int ncols,
+			  const manifest_column *cols)
+{
+	manifest_layout *l = manifest_add_layout(m, from_lsn, replident, ncols, cols);
+	int i = (int) (l - m->layouts);
+
+	if (want_id >= 0)
+		l->id = (uint32_t) want_id;
+	while (i > 0 && m->layouts[i - 1].from_lsn > m->layouts[i].from_lsn)
+	{
+		manifest_layout tmp = m->layouts[i - 1];
+
+		m->layouts[i - 1] = m->layouts[i];
+		m->layouts[i] = tmp;
+		i--;
+	}
+	return m->layouts[i].id;
+}
+
+/* The layout in effect for a transaction committing at lsn. */
+static const manifest_layout *
+layout_at(const manifest *m, uint64_t lsn)
+{
+	const manifest_layout *found = NULL;
+
+	for (int i = 0; i < m->nlayouts; i++)
+		if (m->layouts[i].from_lsn <= lsn)
+			found = &m->layouts[i];
+	return found ? found : (m->nlayouts ? &m->layouts[0] : NULL);
+}
+
 static arch_table *
 add_table(archiver *a, manifest *m, bool active)
 {
@@ -165,6 +204,7 @@ add_table(archiver *a, manifest *m, bool active)
 	t->relid = m->relid;
 	t->man = m;
 	t->active = active;
+	t->layout_id = m->nlayouts ? m->layouts[m->nlayouts - 1].id : 0;
 	a->tables = xrealloc(a->tables, (size_t) (a->ntables + 1) * sizeof(arch_table *));
 	a->tables[a->ntables++] = t;
 	return t;
@@ -341,9 +381,10 @@ merge_spooled_layouts(archiver *a, const char *spool_key, bs_error *err)
 		goto out;
 	if (load_table(a, sm->relid, sm->schema, sm->name, false, &t, err) != BS_OK)
 		goto out;
-	for (int i = t->man->nlayouts; i < sm->nlayouts; i++)
-		manifest_add_layout(t->man, sm->layouts[i].from_lsn, sm->layouts[i].replident,
-							sm->layouts[i].ncols, sm->layouts[i].columns);
+	for (int i = 0; i < sm->nlayouts; i++)
+		if (manifest_layout_by_id(t->man, sm->layouts[i].id) == NULL)
+			insert_layout(t->man, sm->layouts[i].id, sm->layouts[i].from_lsn, sm->layouts[i].replident,
+						  sm->layouts[i].ncols, sm->layouts[i].columns);
 	rc = BS_OK;
 out:
 	if (sm)
@@ -626,9 +667,11 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 		cols[i].typmod = rel->columns[i].typmod;
 		cols[i].key = (rel->columns[i].flags & PGO_COLUMN_KEY) != 0;
 	}
-	cur = t->man->nlayouts > 0 ? &t->man->layouts[t->man->nlayouts - 1] : NULL;
-	if (cur == NULL || cur->replident != rel->replident ||
-		!manifest_columns_equal(cur->ncols, cur->columns, rel->ncols, cols))
+	cur = layout_at(t->man, a->txn_final_lsn);
+	if (cur && cur->replident == rel->replident &&
+		manifest_columns_equal(cur->ncols, cur->columns, rel->ncols, cols))
+		t->layout_id = cur->id;
+	else
 	{
 		char lsnbuf[LSN_BUFLEN];
 		bool added = cur == NULL || rel->ncols > cur->ncols;
@@ -638,10 +681,10 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 			basecopy_free_columns(rel->ncols, cols);
 			return BS_ERR;
 		}
-		/* Layout valid from this transaction on (the Relation message precedes its first change). */
-		manifest_add_layout(t->man, a->txn_final_lsn, rel->replident, rel->ncols, cols);
-		log_info("table %s.%s: new column layout %d from %s", t->man->schema, t->man->name,
-				 t->man->nlayouts - 1, lsn_format(a->txn_final_lsn, lsnbuf));
+		/* Valid from this transaction on (the Relation message precedes its first change). */
+		t->layout_id = insert_layout(t->man, -1, a->txn_final_lsn, rel->replident, rel->ncols, cols);
+		log_info("table %s.%s: new column layout %u from %s", t->man->schema, t->man->name,
+				 t->layout_id, lsn_format(a->txn_final_lsn, lsnbuf));
 		/* Rows that predate an added column may hold a volatile default: a new base makes
 		 * points after this change exact without guessing. */
 		if (added)
@@ -660,7 +703,7 @@ append_record(archiver *a, arch_table *t, segment_record *r, bs_error *err)
 	r->end_lsn = 0;				/* patched at Commit */
 	r->xid = a->txn_xid;
 	r->commit_time = a->txn_commit_time;
-	r->layout_id = t->man->nlayouts > 0 ? (uint32_t) (t->man->nlayouts - 1) : 0;
+	r->layout_id = t->layout_id;
 	if (segment_write_record(&t->open, r, err) != BS_OK)
 		return error_prefix(err, "table %s.%s", t->man->schema, t->man->name);
 	if (t->open_records == 0 || a->open_since_ms == 0)

@@ -158,18 +158,26 @@ my ($mrc, $metrics) = (0, '');
 like($metrics, qr/^backstop_flushed_lsn \d+$/m, 'metrics expose the flushed LSN');
 like($metrics, qr/backstop_table_archived_lsn\{table="public.many"\}/, 'per-table archived LSN metric');
 
-# kill -9 under load, then restart: no gap, no duplicate.
-my $load = IPC::Run::start([ 'psql', '-X', '-q', '-d', $conn, '-c',
-	"DO \$\$ BEGIN FOR i IN 1..400 LOOP INSERT INTO public.many (id, t) VALUES (100000 + i, 'load ' || i); "
-	. "UPDATE public.many SET t = 'upd ' || i WHERE id = 1; COMMIT; END LOOP; END \$\$" ]);
-sleep 0.5;
-$h->signal('KILL');
-eval { $h->finish };
-$load->finish;
-$h = start_archiver($log);
-($rc, $out, $err) = (1, '', '');
-ok(wait_for('archiver after kill -9', sub { ($rc, $out, $err) = checkpoint('public.many'); $rc == 0 }), 'restarted after kill -9');
-is(recovered_checksum('public.many', 'public.r_many3'), content_checksum($node, $db, 'public.many'), 'no gap and no duplicate after kill -9');
+# kill -9 under load at several points (early, mid-seal, late), then restart: no gap, no duplicate.
+my $round = 0;
+for my $delay (0.1, 0.6, 1.5)
+{
+	$round++;
+	my $load = IPC::Run::start([ 'psql', '-X', '-q', '-d', $conn, '-c',
+		"DO \$\$ BEGIN FOR i IN 1..300 LOOP INSERT INTO public.many (id, t) VALUES ($round * 100000 + i, 'load ' || i); "
+		. "UPDATE public.many SET t = 'upd ' || i WHERE id = 1; DELETE FROM public.many WHERE id = $round * 100000 + i - 7; "
+		. "COMMIT; END LOOP; END \$\$" ]);
+	sleep $delay;
+	$h->signal('KILL');
+	eval { $h->finish };
+	$load->finish;
+	$h = start_archiver($log);
+	($rc, $out, $err) = (1, '', '');
+	ok(wait_for("archiver after kill -9 #$round", sub { ($rc, $out, $err) = checkpoint('public.many'); $rc == 0 }),
+		"restarted after kill -9 #$round (after ${delay}s of load)");
+	is(recovered_checksum('public.many', "public.r_kill$round"), content_checksum($node, $db, 'public.many'),
+		"no gap and no duplicate after kill -9 #$round");
+}
 
 # PostgreSQL restart: the archiver reconnects and resumes.
 $node->restart;
