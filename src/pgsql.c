@@ -1,10 +1,14 @@
 /* pgsql.c — libpq helpers: connections with Backstop's fixed text-format settings, checked queries. */
 #include "pgsql.h"
+#include "manifest.h"
 #include "redact.h"
 #include "strbuf.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#define BS_STRINGIFY_(x) #x
+#define BS_STRINGIFY(x) BS_STRINGIFY_(x)
 
 int
 pgsql_set_error(bs_error *err, PGconn *conn, const PGresult *res, const char *what)
@@ -60,6 +64,33 @@ pgsql_connect(const char *conninfo, bool replication, const char *application_na
 			memcpy(err->code, ERRCODE_CONNECTION, sizeof(err->code));
 		PQfinish(conn);
 		return BS_ERR;
+	}
+	/*
+	 * The startup options are not enough: libpq sends PGTZ, PGDATESTYLE and friends from the
+	 * environment as separate startup parameters, which the server applies after them.  Set
+	 * each explicitly; a walsender in database mode accepts SQL too, and its output functions
+	 * run under these settings.
+	 */
+	{
+		static const char *const settings[] = {
+			"SET TimeZone = '" ARCHIVE_TEXT_TIMEZONE "'",
+			"SET DateStyle = '" ARCHIVE_TEXT_DATESTYLE "'",
+			"SET extra_float_digits = " BS_STRINGIFY(ARCHIVE_TEXT_EXTRA_FLOAT_DIGITS),
+			"SET IntervalStyle = '" ARCHIVE_TEXT_INTERVALSTYLE "'",
+			"SET bytea_output = '" ARCHIVE_TEXT_BYTEA_OUTPUT "'",
+			"SET client_encoding = 'UTF8'",
+			NULL
+		};
+
+		for (int i = 0; settings[i]; i++)
+		{
+			if (pgsql_exec(conn, settings[i], err) != BS_OK)
+			{
+				error_prefix(err, "could not pin the session's text format");
+				PQfinish(conn);
+				return BS_ERR;
+			}
+		}
 	}
 	*out = conn;
 	return BS_OK;

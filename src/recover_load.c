@@ -388,15 +388,8 @@ recover_load(PGconn *conn, replay_state *rs, const recover_load_options *o, reco
 	int rc = BS_ERR;
 
 	memset(res, 0, sizeof(*res));
-	/*
-	 * The text forms must be read back exactly as they were archived.  The connection's
-	 * startup options are not enough: libpq sends PGTZ, PGDATESTYLE and friends from the
-	 * environment as separate startup parameters, which the server applies after them.
-	 */
-	if (exec_sql(conn, "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; "
-				 "SET IntervalStyle = 'postgres'; SET bytea_output = 'hex'; SET client_encoding = 'UTF8'",
-				 err) != BS_OK ||
-		exec_sql(conn, "BEGIN", err) != BS_OK)
+	/* Text forms are read back as archived: pgsql_connect pins the session settings. */
+	if (exec_sql(conn, "BEGIN", err) != BS_OK)
 		goto out;
 	if (check_target(conn, o, target, err) != BS_OK)
 		goto rollback;
