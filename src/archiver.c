@@ -1395,7 +1395,7 @@ poll_tables(archiver *a, bs_error *err)
 	if (catalog_list_tables(a->conn, config_get(a->cfg, "tables"), config_get_bool(a->cfg, "all_tables"),
 							&list, err) != BS_OK)
 	{
-		/* A listed table that was dropped is not an error: it is marked below. */
+		/* Every listed table dropped is not an error here: they are marked below. */
 		if (strcmp(err->code, ERRCODE_UNDEFINED_TABLE) != 0)
 			return BS_ERR;
 		memset(&list, 0, sizeof(list));
@@ -1691,6 +1691,35 @@ initial_setup(archiver *a, bs_error *err)
 			if (manifest_store(a->st, t->man, err) != BS_OK)
 				goto fail_list;
 		}
+	}
+	/* A listed table that no longer exists: dropped while we were not running (its archive
+	 * is kept and marked), or a name that was never archived (refuse: probably a typo). */
+	for (int i = 0; i < list.nmissing; i++)
+	{
+		manifest *m = NULL;
+
+		if (manifest_find_table(a->st, list.missing[i], &m, err) != BS_OK)
+		{
+			error_set(err, ERRCODE_UNDEFINED_TABLE, "table \"%s\" does not exist and was never archived",
+					  list.missing[i]);
+			goto fail_list;
+		}
+		if (strcmp(m->status, "active") == 0)
+		{
+			char l[LSN_BUFLEN];
+
+			free(m->status);
+			m->status = xstrdup("dropped");
+			m->dropped_at_lsn = a->head.flushed_lsn > m->archived_to ? a->head.flushed_lsn : m->archived_to;
+			log_warning("table %s was dropped while the archiver was stopped; its archive is kept up to %s",
+						list.missing[i], lsn_format(m->dropped_at_lsn, l));
+			if (manifest_store(a->st, m, err) != BS_OK)
+			{
+				manifest_free(m);
+				goto fail_list;
+			}
+		}
+		manifest_free(m);
 	}
 	if (catalog_sync_publication(a->conn, config_get(a->cfg, "publication"), &list, err) != BS_OK)
 		goto fail_list;

@@ -93,10 +93,9 @@ catalog_list_tables(PGconn *conn, const char *list, bool all, catalog_table_list
 		if (PQntuples(res) != 1)
 		{
 			PQclear(res);
-			error_set(err, ERRCODE_UNDEFINED_TABLE, "table \"%s\" does not exist", tok);
-			free(copy);
-			catalog_table_list_free(out);
-			return BS_ERR;
+			out->missing = xrealloc(out->missing, (size_t) (out->nmissing + 1) * sizeof(char *));
+			out->missing[out->nmissing++] = xstrdup(tok);
+			continue;
 		}
 		if (out->count == cap)
 		{
@@ -116,7 +115,11 @@ catalog_list_tables(PGconn *conn, const char *list, bool all, catalog_table_list
 	}
 	free(copy);
 	if (out->count == 0)
-		return error_set(err, ERRCODE_INVALID_PARAMETER, "no tables to archive in \"%s\"", list);
+	{
+		catalog_table_list_free(out);
+		return error_set(err, out->nmissing ? ERRCODE_UNDEFINED_TABLE : ERRCODE_INVALID_PARAMETER,
+						 "none of the tables to archive exists: \"%s\"", list);
+	}
 	return BS_OK;
 }
 
@@ -138,6 +141,9 @@ catalog_table_list_free(catalog_table_list *list)
 		free(list->tables[i].name);
 		free(list->tables[i].finding);
 	}
+	for (int i = 0; i < list->nmissing; i++)
+		free(list->missing[i]);
+	free(list->missing);
 	free(list->tables);
 	memset(list, 0, sizeof(*list));
 }

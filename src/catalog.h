@@ -23,10 +23,13 @@ typedef struct catalog_table_list
 {
 	int count;
 	catalog_table *tables;
+	int nmissing;
+	char **missing;				/* listed names that do not exist (dropped?) */
 } catalog_table_list;
 
-/* Tables to archive: the comma-separated list (names must exist) or, when all is true,
- * every permanent ordinary table outside system schemas. */
+/* Tables to archive: the comma-separated list or, when all is true, every permanent
+ * ordinary table outside system schemas.  Listed names that do not exist are returned in
+ * missing (the caller decides: a dropped table, or a typo); none existing is an error. */
 int catalog_list_tables(PGconn *conn, const char *list, bool all, catalog_table_list *out, bs_error *err);
 void catalog_table_list_free(catalog_table_list *list);
 const catalog_table *catalog_find(const catalog_table_list *list, uint32_t relid);

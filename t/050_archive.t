@@ -199,6 +199,44 @@ is($rc, 0, 'backstop verify finds the archive clean') or diag("$out\n$err");
 ($rc, $out, $err) = run_backstop('info', '--storage', $storage);
 like($out, qr/nokey/, 'info lists the skipped table');
 
+# --tables naming a table dropped while the archiver was stopped: start anyway, mark it
+# dropped, keep its archive recoverable; a name never archived is refused.
+{
+	my $st2 = "file://$dir/archive2";
+	my @a2 = ('--db', $conn, '--storage', $st2, '--data-dir', "$dir/data2", '--slot', 's2',
+		'--publication', 'p2', '--listen', 'off', '--segment-age', '1s');
+	$node->safe_psql($db, q{CREATE TABLE public.gone (id int PRIMARY KEY, v text); INSERT INTO public.gone VALUES (1, 'a'), (2, 'b');});
+	my $h2 = IPC::Run::start([ backstop_bin(), 'archive', @a2, '--tables', 'public.gone,public.late' ],
+		'>', \my $o2, '2>>', "$dir/archiver2.log");
+	ok(wait_for('second archiver base copies', sub { -e "$dir/archive2/head.json" }), 'second archiver started');
+	$node->safe_psql($db, q{UPDATE public.gone SET v = 'c' WHERE id = 1;});
+	sleep 2.5;
+	$h2->signal('TERM');
+	$h2->finish;
+	my $before = content_checksum($node, $db, 'public.gone');
+	$node->safe_psql($db, 'DROP TABLE public.gone');
+	$h2 = IPC::Run::start([ backstop_bin(), 'archive', @a2, '--tables', 'public.gone,public.late' ],
+		'>', \$o2, '2>>', "$dir/archiver2.log");
+	ok(wait_for('restart with a dropped table', sub { slurp_file("$dir/archiver2.log") =~ /public\.gone was dropped while the archiver was stopped/ }),
+		'restart marks the dropped table and keeps running');
+	$h2->signal('TERM');
+	$h2->finish;
+	is($h2->result(0), 0, 'second archiver stopped cleanly');
+	($rc, $out, $err) = run_backstop('info', '--storage', $st2, '--table', 'public.gone');
+	like($out, qr/dropped/, 'info says dropped');
+	($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $st2, '--table', 'public.gone', '--latest', '--yes');
+	is($rc, 0, 'dropped table recovered with --latest') or diag("$out\n$err");
+	is(content_checksum($node, $db, 'public.gone_recovered'), $before, 'dropped table recovered exactly');
+	($rc, $out, $err) = run_backstop('archive', @a2, '--tables', 'public.late,public.nosuchtable');
+	is($rc, 1, 'a table that never existed is refused');
+	like($err, qr/public\.nosuchtable" does not exist and was never archived/, 'with a clear message');
+	($rc, $out, $err) = run_backstop('archive', @a2, '--tables', 'public.nosuchtable');
+	is($rc, 1, 'no listed table exists: refused');
+	like($err, qr/none of the tables to archive exists: "public\.nosuchtable"/, 'naming the list');
+	($rc, $out, $err) = run_backstop('archive', @a2, '--drop');
+	is($rc, 0, 'second slot dropped');
+}
+
 ($rc, $out, $err) = run_backstop('archive', '--db', $conn, '--drop', @common);
 is($rc, 0, 'archive --drop') or diag($err);
 is($node->safe_psql($db, "SELECT count(*) FROM pg_replication_slots"), '0', 'slot dropped');
