@@ -41,6 +41,7 @@ typedef struct arch_table
 	uint64_t change_bytes;		/* change bytes archived since the newest base */
 	bool rebase_wanted;
 	uint32_t layout_id;			/* layout of the changes being received */
+	char *verified_key;			/* newest object re-read and checked by this process */
 } arch_table;
 
 typedef struct checkpoint_req
@@ -342,8 +343,13 @@ upload_segment(archiver *a, const char *spool_key, uint64_t seal_lsn, bool verif
 	}
 	if (object_put(a->st, key, a->codec, a->level, raw.data, raw.len, &info, err) != BS_OK)
 		goto out;
-	if (verify && object_verify(a->st, key, info.stored_sha256, NULL, err) != BS_OK)
-		goto out;
+	if (verify)
+	{
+		if (object_verify(a->st, key, info.stored_sha256, NULL, err) != BS_OK)
+			goto out;
+		free(t->verified_key);
+		t->verified_key = xstrdup(key);
+	}
 	seg.key = key;
 	seg.first_lsn = first_lsn;
 	seg.last_end_lsn = end_lsn;
@@ -1078,6 +1084,41 @@ reply_error(struct evhttp_request *req, int code, const char *reason, const char
 	strbuf_free(&sb);
 }
 
+/* Re-read and check the table's newest stored object (segment, else base chunks). */
+static int
+verify_newest(archiver *a, arch_table *t, bs_error *err)
+{
+	const manifest *m = t->man;
+
+	if (m->nsegments > 0)
+	{
+		const manifest_segment *seg = &m->segments[m->nsegments - 1];
+
+		if (t->verified_key && strcmp(t->verified_key, seg->key) == 0)
+			return BS_OK;
+		if (object_verify(a->st, seg->key, seg->sha256, NULL, err) != BS_OK)
+			return BS_ERR;
+		free(t->verified_key);
+		t->verified_key = xstrdup(seg->key);
+	}
+	else if (m->nbases > 0)
+	{
+		const manifest_base *b = &m->bases[m->nbases - 1];
+
+		if (t->verified_key && b->nchunks > 0 && strcmp(t->verified_key, b->chunks[0].key) == 0)
+			return BS_OK;
+		for (int i = 0; i < b->nchunks; i++)
+			if (object_verify(a->st, b->chunks[i].key, b->chunks[i].sha256, NULL, err) != BS_OK)
+				return BS_ERR;
+		if (b->nchunks > 0)
+		{
+			free(t->verified_key);
+			t->verified_key = xstrdup(b->chunks[0].key);
+		}
+	}
+	return BS_OK;
+}
+
 /* Answer the checkpoint requests whose target is reached (after sealing and uploading). */
 static void
 answer_checkpoints(archiver *a, bool force_fail, const char *why)
@@ -1114,7 +1155,18 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 				strbuf sb = STRBUF_INIT;
 				char l1[LSN_BUFLEN], l2[LSN_BUFLEN];
 				const manifest_segment *seg = t && t->man->nsegments ? &t->man->segments[t->man->nsegments - 1] : NULL;
+				bs_error verr;
 
+				/* The point is only as good as the objects behind it: re-read and check the
+				 * newest one (once), whether this seal wrote it or an earlier one did. */
+				error_clear(&verr);
+				if (t && verify_newest(a, t, &verr) != BS_OK)
+				{
+					reply_error(r->req, 503, "Service Unavailable", verr.message);
+					*pp = r->next;
+					free(r);
+					continue;
+				}
 				strbuf_printf(&sb, "{\"table\":\"%s.%s\",\"relid\":%u,\"lsn\":\"%s\",\"requested_lsn\":\"%s\","
 							  "\"segment\":%s%s%s,\"verified\":true,\"elapsed_ms\":%lld}",
 							  t ? t->man->schema : "", t ? t->man->name : "", r->relid,
@@ -1871,6 +1923,7 @@ archiver_free(archiver *a)
 	{
 		manifest_free(a->tables[i]->man);
 		strbuf_free(&a->tables[i]->open);
+		free(a->tables[i]->verified_key);
 		free(a->tables[i]);
 	}
 	free(a->tables);
