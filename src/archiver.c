@@ -1397,11 +1397,24 @@ start_http(archiver *a, bs_error *err)
 
 /* ---------- periodic work ---------- */
 
+/* During a long base copy: keep the walsender from timing out (positions unchanged). */
+static void
+basecopy_tick(void *ctx)
+{
+	archiver *a = ctx;
+	bs_error err;
+
+	error_clear(&err);
+	if (a->repl && now_ms() - a->last_status_ms >= 5000 && send_status(a, false, &err) != BS_OK)
+		log_warning("%s", err.message);
+}
+
 static int
 take_new_bases(archiver *a, arch_table **list, int n, bs_error *err)
 {
 	manifest **ms = xcalloc((size_t) n, sizeof(manifest *));
-	basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, "base_chunk_size")};
+	basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, "base_chunk_size"),
+	basecopy_tick, a};
 	uint64_t lsn;
 	int rc;
 
@@ -1807,7 +1820,8 @@ initial_setup(archiver *a, bs_error *err)
 		char *q = pgsql_quote_ident(slot);
 		strbuf sql = STRBUF_INIT;
 		uint64_t lsn;
-		basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, "base_chunk_size")};
+		basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, "base_chunk_size"),
+		NULL, NULL};
 
 		PQclear(res);
 		strbuf_printf(&sql, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'export')", q);

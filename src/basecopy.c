@@ -190,6 +190,8 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, manifest
 		chunk_raw += (uint64_t) n;
 		chunk_rows++;
 		base.rows++;
+		if (opts->tick && (base.rows & 4095) == 0)
+			opts->tick(opts->tick_ctx);
 		/* Chunks end at row boundaries, so each chunk is valid COPY input on its own. */
 		if (chunk_raw >= opts->chunk_size)
 		{

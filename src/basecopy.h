@@ -15,6 +15,10 @@ typedef struct basecopy_options
 	codec_id codec;
 	int level;
 	uint64_t chunk_size;		/* raw bytes per chunk */
+	/* Called now and then during a long copy, so the caller can keep its replication
+	 * connection alive (standby status updates); may be NULL. */
+	void		(*tick) (void *ctx);
+	void	   *tick_ctx;
 } basecopy_options;
 
 /*
