@@ -156,9 +156,14 @@ parse_tuple(cursor *c, pgo_tuple *out, bool allow_binary)
 		uint32_t vlen;
 		const uint8_t *data;
 
-		snprintf(field, sizeof(field), "kind of column %d", i + 1);
-		if (get_u8(c, field, &kind) != BS_OK)
+		/* Field names are formatted only on failure: this loop is the decoder's hot path. */
+		if (c->pos >= c->len)
+		{
+			snprintf(field, sizeof(field), "kind of column %d", i + 1);
+			need(c, 1, field);
 			goto fail;
+		}
+		kind = c->buf[c->pos++];
 		switch (kind)
 		{
 			case 'n':
@@ -174,18 +179,27 @@ parse_tuple(cursor *c, pgo_tuple *out, bool allow_binary)
 				}
 				/* FALLTHROUGH */
 			case 't':
-				snprintf(field, sizeof(field), "length of column %d", i + 1);
-				if (get_u32(c, field, &vlen) != BS_OK)
+				if (c->len - c->pos < 4)
+				{
+					snprintf(field, sizeof(field), "length of column %d", i + 1);
+					need(c, 4, field);
 					goto fail;
+				}
+				get_u32(c, "", &vlen);
 				if (vlen > INT32_MAX)
 				{
 					error_set(c->err, ERRCODE_PROTOCOL, "%s: negative length of column %d at offset %zu",
 							  c->what, i + 1, kpos + 1);
 					goto fail;
 				}
-				snprintf(field, sizeof(field), "value of column %d", i + 1);
-				if (get_bytes(c, field, vlen, &data) != BS_OK)
+				if (c->len - c->pos < vlen)
+				{
+					snprintf(field, sizeof(field), "value of column %d", i + 1);
+					need(c, vlen, field);
 					goto fail;
+				}
+				data = c->buf + c->pos;
+				c->pos += vlen;
 				break;
 			default:
 				snprintf(field, sizeof(field), "kind of column %d", i + 1);
@@ -292,27 +306,53 @@ pgo_relation_copy(pgo_relation *dst, const pgo_relation *src)
 	}
 }
 
+/* Message names, and the phrase error messages use ("pgoutput Insert message"): constant
+ * strings, so that decoding formats nothing unless it fails. */
+static const struct
+{
+	char type;
+	const char *name;
+	const char *what;
+} message_names[] = {
+	{'B', "Begin", "pgoutput Begin message"},
+	{'C', "Commit", "pgoutput Commit message"},
+	{'O', "Origin", "pgoutput Origin message"},
+	{'R', "Relation", "pgoutput Relation message"},
+	{'Y', "Type", "pgoutput Type message"},
+	{'I', "Insert", "pgoutput Insert message"},
+	{'U', "Update", "pgoutput Update message"},
+	{'D', "Delete", "pgoutput Delete message"},
+	{'T', "Truncate", "pgoutput Truncate message"},
+	{'M', "Message", "pgoutput Message message"},
+	{'S', "Stream Start", "pgoutput Stream Start message"},
+	{'E', "Stream Stop", "pgoutput Stream Stop message"},
+	{'c', "Stream Commit", "pgoutput Stream Commit message"},
+	{'A', "Stream Abort", "pgoutput Stream Abort message"},
+};
+
+static int
+message_index(char type)
+{
+	for (size_t i = 0; i < sizeof(message_names) / sizeof(message_names[0]); i++)
+		if (message_names[i].type == type)
+			return (int) i;
+	return -1;
+}
+
 const char *
 pgo_message_name(char type)
 {
-	switch (type)
-	{
-		case 'B': return "Begin";
-		case 'C': return "Commit";
-		case 'O': return "Origin";
-		case 'R': return "Relation";
-		case 'Y': return "Type";
-		case 'I': return "Insert";
-		case 'U': return "Update";
-		case 'D': return "Delete";
-		case 'T': return "Truncate";
-		case 'M': return "Message";
-		case 'S': return "Stream Start";
-		case 'E': return "Stream Stop";
-		case 'c': return "Stream Commit";
-		case 'A': return "Stream Abort";
-		default: return "unknown";
-	}
+	int i = message_index(type);
+
+	return i < 0 ? "unknown" : message_names[i].name;
+}
+
+static const char *
+message_what(char type)
+{
+	int i = message_index(type);
+
+	return i < 0 ? "pgoutput unknown message" : message_names[i].what;
 }
 
 void
@@ -620,8 +660,7 @@ int
 pgo_decode(const uint8_t *buf, size_t len, int proto_version, bool in_stream,
 		   pgo_message *out, bs_error *err)
 {
-	char what[64];
-	cursor c = {buf, len, 0, what, err};
+	cursor c = {buf, len, 0, NULL, err};
 	char type;
 
 	memset(out, 0, sizeof(*out));
@@ -636,7 +675,7 @@ pgo_decode(const uint8_t *buf, size_t len, int proto_version, bool in_stream,
 		return error_set(err, ERRCODE_PROTOCOL, "empty pgoutput message");
 
 	type = (char) buf[0];
-	snprintf(what, sizeof(what), "pgoutput %s message", pgo_message_name(type));
+	c.what = message_what(type);
 	c.pos = 1;
 	out->type = type;
 	if (decode_body(&c, type, proto_version, in_stream, out) != BS_OK || finish(&c) != BS_OK)
