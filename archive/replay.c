@@ -1252,42 +1252,51 @@ replay_apply(replay_state *st, const segment_record *rec, bs_error *err)
 
 /* ---------- output ---------- */
 
+/* Bytes that COPY text form escapes, and the letter after the backslash. */
+static const char copy_escape_letter[256] = {
+	['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't', ['\b'] = 'b', ['\f'] = 'f', ['\v'] = 'v',
+};
+
+/* Bytes that make record_out quote a value: " \ ( ) , and white space. */
+static const bool record_quote_byte[256] = {
+	['"'] = true, ['\\'] = true, ['('] = true, [')'] = true, [','] = true,
+	[' '] = true, ['\t'] = true, ['\n'] = true, ['\r'] = true, ['\v'] = true, ['\f'] = true,
+};
+
+/*
+ * The output paths below reserve the worst case once per value and write through a
+ * pointer: appending byte by byte cost more than the escaping itself.
+ */
 void
 replay_copy_escape(strbuf *out, const replay_value *v)
 {
-	const char *p,
-			   *end,
-			   *run;
+	const unsigned char *p,
+			   *end;
+	char	   *o;
 
 	if (v->isnull)
 	{
 		strbuf_append(out, "\\N", 2);
 		return;
 	}
-	strbuf_reserve(out, v->len + 8);
-	p = run = v->data;
-	end = v->data + v->len;
+	strbuf_reserve(out, (size_t) v->len * 2);
+	o = out->data + out->len;
+	p = (const unsigned char *) v->data;
+	end = p + v->len;
 	for (; p < end; p++)
 	{
-		char e;
+		char		e = copy_escape_letter[*p];
 
-		switch (*p)
+		if (e)
 		{
-			case '\\': e = '\\'; break;
-			case '\n': e = 'n'; break;
-			case '\r': e = 'r'; break;
-			case '\t': e = 't'; break;
-			case '\b': e = 'b'; break;
-			case '\f': e = 'f'; break;
-			case '\v': e = 'v'; break;
-			default: continue;
+			*o++ = '\\';
+			*o++ = e;
 		}
-		strbuf_append(out, run, (size_t) (p - run));
-		strbuf_append_char(out, '\\');
-		strbuf_append_char(out, e);
-		run = p + 1;
+		else
+			*o++ = (char) *p;
 	}
-	strbuf_append(out, run, (size_t) (end - run));
+	out->len = (size_t) (o - out->data);
+	out->data[out->len] = '\0';
 }
 
 void
@@ -1297,7 +1306,9 @@ replay_record_text(strbuf *out, int ncols, const replay_value *values)
 	for (int i = 0; i < ncols; i++)
 	{
 		const replay_value *v = &values[i];
-		bool quote;
+		const unsigned char *d = (const unsigned char *) v->data;
+		bool		quote;
+		char	   *o;
 
 		if (i > 0)
 			strbuf_append_char(out, ',');
@@ -1306,39 +1317,36 @@ replay_record_text(strbuf *out, int ncols, const replay_value *values)
 		/* record_out quotes empty values and those with " \ ( ) , or white space. */
 		quote = v->len == 0;
 		for (uint32_t k = 0; !quote && k < v->len; k++)
-		{
-			char c = v->data[k];
-
-			quote = c == '"' || c == '\\' || c == '(' || c == ')' || c == ',' ||
-				c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-		}
+			quote = record_quote_byte[d[k]];
 		if (!quote)
 		{
 			strbuf_append(out, v->data, v->len);
 			continue;
 		}
-		strbuf_append_char(out, '"');
+		strbuf_reserve(out, (size_t) v->len * 2 + 2);
+		o = out->data + out->len;
+		*o++ = '"';
 		for (uint32_t k = 0; k < v->len; k++)
 		{
-			char c = v->data[k];
-
-			if (c == '"' || c == '\\')
-				strbuf_append_char(out, c);
-			strbuf_append_char(out, c);
+			if (d[k] == '"' || d[k] == '\\')
+				*o++ = (char) d[k];
+			*o++ = (char) d[k];
 		}
-		strbuf_append_char(out, '"');
+		*o++ = '"';
+		out->len = (size_t) (o - out->data);
+		out->data[out->len] = '\0';
 	}
 	strbuf_append_char(out, ')');
 }
 
 static int64_t
-md5_prefix(EVP_MD_CTX *ctx, const char *text, size_t len)
+md5_prefix(EVP_MD_CTX *ctx, const EVP_MD *md5, const char *text, size_t len)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	uint64_t v = 0;
 
-	if (EVP_DigestInit_ex(ctx, EVP_md5(), NULL) != 1 ||
+	if (EVP_DigestInit_ex(ctx, md5, NULL) != 1 ||
 		EVP_DigestUpdate(ctx, text, len) != 1 ||
 		EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 8)
 		abort();				/* MD5 in the default provider cannot fail short of a broken library */
@@ -1355,7 +1363,7 @@ replay_row_hash(const char *record_text, size_t len)
 
 	if (ctx == NULL)
 		abort();
-	v = md5_prefix(ctx, record_text, len);
+	v = md5_prefix(ctx, EVP_md5(), record_text, len);
 	EVP_MD_CTX_free(ctx);
 	return v;
 }
@@ -1384,13 +1392,32 @@ replay_checksum_format(const replay_checksum *sum, char *buf)
 
 #define COPY_BATCH (1024 * 1024)
 
+int
+replay_prepare_output(replay_state *st, uint32_t target, bs_error *err)
+{
+	if (target >= (uint32_t) st->nlayouts)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "target layout %u is not in the manifest", target);
+	/* Build every conversion now: the writers must not modify the state. */
+	for (int i = 0; i < st->nlayouts; i++)
+		(void) get_map(st, (uint32_t) i, target);
+	return BS_OK;
+}
+
+/*
+ * Reads the state only (maps built by replay_prepare_output) and keeps its scratch
+ * space local, so that two calls may run in two threads at once.
+ */
 static int
 write_rows(replay_state *st, uint32_t target, replay_copy_cb cb, void *ctx, replay_checksum *sum,
 		   bs_error *err)
 {
 	const manifest_layout *l;
 	EVP_MD_CTX *md = NULL;
+	EVP_MD	   *md5 = NULL;
 	strbuf batch = STRBUF_INIT;
+	strbuf rec = STRBUF_INIT;
+	replay_value *vals,
+			   *raw;
 	int rc = BS_ERR;
 
 	if (target >= (uint32_t) st->nlayouts)
@@ -1401,14 +1428,24 @@ write_rows(replay_state *st, uint32_t target, replay_copy_cb cb, void *ctx, repl
 		sum->rows = 0;
 		sum->sum = 0;
 		md = EVP_MD_CTX_new();
-		if (md == NULL)
-			return error_set(err, ERRCODE_OUT_OF_MEMORY, "could not allocate an MD5 context");
+		/* An explicit fetch: EVP_md5() looks the provider up again on every init. */
+		md5 = EVP_MD_fetch(NULL, "MD5", NULL);
+		if (md == NULL || md5 == NULL)
+		{
+			EVP_MD_CTX_free(md);
+			EVP_MD_free(md5);
+			return error_set(err, ERRCODE_OUT_OF_MEMORY, "could not set up MD5");
+		}
 	}
+	vals = xcalloc((size_t) st->maxcols, sizeof(replay_value));
+	raw = xcalloc((size_t) st->maxcols, sizeof(replay_value));
+	if (cb)
+		strbuf_reserve(&batch, COPY_BATCH + 64 * 1024);
 	for (size_t i = 0; i < st->cap; i++)
 	{
 		if (st->slots[i].row == NULL)
 			continue;
-		if (row_values(st, st->slots[i].row, target, st->v_old, st->v_raw, err) != BS_OK)
+		if (row_values(st, st->slots[i].row, target, vals, raw, err) != BS_OK)
 			goto done;
 		if (cb)
 		{
@@ -1416,7 +1453,7 @@ write_rows(replay_state *st, uint32_t target, replay_copy_cb cb, void *ctx, repl
 			{
 				if (c > 0)
 					strbuf_append_char(&batch, '\t');
-				replay_copy_escape(&batch, &st->v_old[c]);
+				replay_copy_escape(&batch, &vals[c]);
 			}
 			strbuf_append_char(&batch, '\n');
 			if (batch.len >= COPY_BATCH)
@@ -1428,9 +1465,9 @@ write_rows(replay_state *st, uint32_t target, replay_copy_cb cb, void *ctx, repl
 		}
 		if (sum)
 		{
-			strbuf_reset(&st->tmp);
-			replay_record_text(&st->tmp, l->ncols, st->v_old);
-			sum->sum += md5_prefix(md, st->tmp.data, st->tmp.len);
+			strbuf_reset(&rec);
+			replay_record_text(&rec, l->ncols, vals);
+			sum->sum += md5_prefix(md, md5, rec.data, rec.len);
 			sum->rows++;
 		}
 	}
@@ -1439,7 +1476,11 @@ write_rows(replay_state *st, uint32_t target, replay_copy_cb cb, void *ctx, repl
 	rc = BS_OK;
 done:
 	strbuf_free(&batch);
+	strbuf_free(&rec);
+	free(vals);
+	free(raw);
 	EVP_MD_CTX_free(md);
+	EVP_MD_free(md5);
 	return rc;
 }
 
@@ -1447,11 +1488,15 @@ int
 replay_write_copy(replay_state *st, uint32_t target_layout, replay_copy_cb cb, void *ctx,
 				  replay_checksum *sum, bs_error *err)
 {
+	if (replay_prepare_output(st, target_layout, err) != BS_OK)
+		return BS_ERR;
 	return write_rows(st, target_layout, cb, ctx, sum, err);
 }
 
 int
 replay_checksum_compute(replay_state *st, uint32_t target_layout, replay_checksum *sum, bs_error *err)
 {
+	if (replay_prepare_output(st, target_layout, err) != BS_OK)
+		return BS_ERR;
 	return write_rows(st, target_layout, NULL, NULL, sum, err);
 }

@@ -90,6 +90,14 @@ uint64_t replay_row_count(const replay_state *st);
 uint32_t replay_current_layout(const replay_state *st);
 
 /*
+ * Build what writing rows in target_layout needs (the conversions from older layouts).
+ * Afterwards, until the state is changed or freed, replay_write_copy and
+ * replay_checksum_compute for that layout only read the state: they may run in two
+ * threads at once (a checksum alongside the COPY stream).
+ */
+int replay_prepare_output(replay_state *st, uint32_t target_layout, bs_error *err);
+
+/*
  * Write every row in target_layout as COPY text lines.  cb receives batches of complete
  * lines (about 1 MiB each); a non-BS_OK return stops.  When sum is not NULL the content
  * checksum of the written rows is computed in the same pass.

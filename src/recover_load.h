@@ -29,7 +29,7 @@ typedef struct recover_load_options
 
 typedef struct recover_load_result
 {
-	replay_checksum ours;		/* computed while sending the rows */
+	replay_checksum ours;		/* Backstop's, computed alongside the COPY */
 	uint64_t pg_rows;
 	char pg_sum[REPLAY_CHECKSUM_BUFLEN];
 	double copy_seconds;
