@@ -1454,6 +1454,7 @@ poll_tables(archiver *a, bs_error *err)
 	bool changed = false;
 	int64_t rebase_age_us = config_get_duration_ms(a->cfg, "rebase_age") * 1000;
 	int64_t ratio = config_get_int(a->cfg, "rebase_ratio");
+	int64_t min_interval_us = config_get_duration_ms(a->cfg, "rebase_min_interval") * 1000;
 
 	if (PQstatus(a->conn) != CONNECTION_OK)
 		PQreset(a->conn);
@@ -1505,10 +1506,12 @@ poll_tables(archiver *a, bs_error *err)
 		{
 			int64_t base_age = t->man->nbases ? now_unix_us() - t->man->bases[t->man->nbases - 1].time : 0;
 
+			/* A busy small table outgrows its base in seconds: re-basing it at every check
+			 * would stall the stream for nothing, hence the minimum interval. */
 			if (t->rebase_wanted ||
 				(t->man->nbases && rebase_age_us > 0 && base_age > rebase_age_us) ||
-				(ratio > 0 && t->change_bytes > 0 && t->change_bytes * 100 > (uint64_t) ratio * (table_base_bytes(t->man) + 1)
-				 && t->change_bytes > 1024 * 1024))
+				(ratio > 0 && base_age >= min_interval_us &&
+				 t->change_bytes * 100 > (uint64_t) ratio * (table_base_bytes(t->man) + 1)))
 			{
 				need = xrealloc(need, (size_t) (nneed + 1) * sizeof(arch_table *));
 				need[nneed++] = t;
@@ -1660,7 +1663,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 			if (a->cfg->values[i].source <= SOURCE_FILE && fresh.values[i].source == SOURCE_FILE &&
 				(strcmp(name, "segment_size") == 0 || strcmp(name, "segment_age") == 0 ||
 				 strcmp(name, "log_level") == 0 || strcmp(name, "rebase_age") == 0 ||
-				 strcmp(name, "rebase_ratio") == 0 || strcmp(name, "spool_limit") == 0 ||
+				 strcmp(name, "rebase_ratio") == 0 || strcmp(name, "rebase_min_interval") == 0 ||
+				 strcmp(name, "spool_limit") == 0 ||
 				 strcmp(name, "status_interval") == 0 || strcmp(name, "table_poll_interval") == 0))
 				config_set(a->cfg, name, fresh.values[i].value, SOURCE_FILE);
 		}

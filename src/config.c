@@ -49,6 +49,7 @@ const config_option config_options[] = {
 	{"base_chunk_size", CONFIG_SIZE, "64MiB", NULL, false, "uncompressed size of one base-copy chunk"},
 	{"rebase_age", CONFIG_DURATION, "7d", NULL, false, "take a new base copy of a table after this age"},
 	{"rebase_ratio", CONFIG_INT, "100", NULL, false, "take a new base copy when change bytes exceed this percentage of the base"},
+	{"rebase_min_interval", CONFIG_DURATION, "1h", NULL, false, "no re-base by rebase_ratio sooner than this after the previous base"},
 	{"spool_dir", CONFIG_STRING, NULL, NULL, false, "spool for sealed segments awaiting upload (default DATA_DIR/spool)"},
 	{"spool_limit", CONFIG_SIZE, "1GiB", NULL, false, "exit with an error before the spool exceeds this"},
 	{"listen", CONFIG_STRING, "127.0.0.1:9816", NULL, false, "loopback address for /metrics, /health and the control API"},

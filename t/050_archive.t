@@ -204,13 +204,36 @@ like($out, qr/nokey/, 'info lists the skipped table');
 {
 	my $st2 = "file://$dir/archive2";
 	my @a2 = ('--db', $conn, '--storage', $st2, '--data-dir', "$dir/data2", '--slot', 's2',
-		'--publication', 'p2', '--listen', 'off', '--segment-age', '1s');
+		'--publication', 'p2', '--listen', 'off', '--segment-age', '1s', '--table-poll-interval', '1s',
+		'--rebase-ratio', '50', '--rebase-min-interval', '0');
 	$node->safe_psql($db, q{CREATE TABLE public.gone (id int PRIMARY KEY, v text); INSERT INTO public.gone VALUES (1, 'a'), (2, 'b');});
 	my $h2 = IPC::Run::start([ backstop_bin(), 'archive', @a2, '--tables', 'public.gone,public.late' ],
 		'>', \my $o2, '2>>', "$dir/archiver2.log");
 	ok(wait_for('second archiver base copies', sub { -e "$dir/archive2/head.json" }), 'second archiver started');
 	$node->safe_psql($db, q{UPDATE public.gone SET v = 'c' WHERE id = 1;});
+	# Changes outweigh the base of public.late: a re-base follows, exact at its own LSN, and
+	# points before it still recover from the first base plus the changes.
+	$node->safe_psql($db, q{UPDATE public.late SET v = 'one ' || g FROM generate_series(1, 50) g WHERE id = 1;});
+	my $mid_lsn = $node->safe_psql($db, 'SELECT pg_current_wal_lsn()');
+	my $mid = content_checksum($node, $db, 'public.late');
+	ok(wait_for('re-base of public.late', sub {
+		my ($r, $o) = run_backstop('info', '--storage', $st2, '--table', 'public.late', '--json');
+		$o =~ /"bases"\s*:\s*\[[^\]]*\{[^\]]*\},\s*\{/s }), 'a second base copy was taken (rebase_ratio)');
+	$node->safe_psql($db, q{UPDATE public.late SET v = 'after rebase' WHERE id = 2;});
 	sleep 2.5;
+	($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $st2, '--table', 'public.late',
+		'--to-lsn', $mid_lsn, '--into', 'public.late_mid', '--yes');
+	is($rc, 0, 'recover before the re-base') or diag("$out\n$err");
+	is(content_checksum($node, $db, 'public.late_mid'), $mid, 'exact before the re-base');
+	($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $st2, '--table', 'public.late',
+		'--latest', '--into', 'public.late_now', '--yes', '--json');
+	is($rc, 0, 'recover after the re-base') or diag("$out\n$err");
+	my ($info_rc, $info) = run_backstop('info', '--storage', $st2, '--table', 'public.late', '--json');
+	my @base_lsns = $info =~ /"lsn"\s*:\s*"([0-9A-F]+\/[0-9A-F]+)"/g;
+	my ($used) = $out =~ /"base_lsn"\s*:\s*"([^"]+)"/;
+	ok(defined $used && grep({ $_ eq $used } @base_lsns) && $used ne $base_lsns[0], "the newest base ($used) was used")
+	  or diag("bases: @base_lsns; recover said: $out");
+	is(content_checksum($node, $db, 'public.late_now'), content_checksum($node, $db, 'public.late'), 'exact after the re-base');
 	$h2->signal('TERM');
 	$h2->finish;
 	my $before = content_checksum($node, $db, 'public.gone');
