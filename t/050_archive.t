@@ -55,25 +55,11 @@ sub start_archiver
 	return $h;
 }
 
-sub wait_for
-{
-	my ($what, $cond, $timeout) = @_;
-	$timeout //= 60;
-	my $deadline = time + $timeout;
-	while (time < $deadline)
-	{
-		return 1 if $cond->();
-		sleep 0.2;
-	}
-	diag("timed out waiting for $what");
-	return 0;
-}
 
 sub checkpoint
 {
 	my ($table) = @_;
-	my ($rc, $out, $err) = run_backstop('checkpoint', '--table', $table, '--listen', $listen, '--json', '--timeout', '60s');
-	return ($rc, $out, $err);
+	return archiver_checkpoint($listen, $table);
 }
 
 sub recovered_checksum

@@ -101,19 +101,6 @@ sub stop_archiver
 	return -1;
 }
 
-sub wait_for
-{
-	my ($what, $cond, $timeout) = @_;
-	$timeout //= 60;
-	my $deadline = time + $timeout;
-	while (time < $deadline)
-	{
-		return 1 if $cond->();
-		sleep 0.2;
-	}
-	diag("timed out waiting for $what");
-	return 0;
-}
 
 sub metrics
 {
@@ -161,7 +148,7 @@ sub stored_head_lsn
 sub checkpoint
 {
 	my ($table) = @_;
-	return run_backstop('checkpoint', '--table', $table, '--listen', $listen, '--json', '--timeout', '60s');
+	return archiver_checkpoint($listen, $table);
 }
 
 sub checkpoint_all

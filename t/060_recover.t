@@ -41,23 +41,11 @@ my $h = IPC::Run::start(
 	  '--table-poll-interval', '1s', '--status-interval', '1s' ],
 	'<', \undef, '>', "$dir/archiver.out", '2>>', $log);
 
-sub wait_for
-{
-	my ($what, $cond, $timeout) = @_;
-	my $deadline = time + ($timeout // 60);
-	while (time < $deadline)
-	{
-		return 1 if $cond->();
-		sleep 0.2;
-	}
-	diag("timed out waiting for $what");
-	return 0;
-}
 
 sub checkpoint
 {
 	my ($table) = @_;
-	my ($rc) = run_backstop('checkpoint', '--table', $table, '--listen', $listen, '--timeout', '60s');
+	my ($rc) = archiver_checkpoint($listen, $table);
 	return $rc == 0;
 }
 

@@ -41,7 +41,7 @@ sub checkpoint
 	my $deadline = time + 60;
 	while (time < $deadline)
 	{
-		my ($rc) = run_backstop('checkpoint', '--table', 'public.o', '--listen', $listen, '--timeout', '30s');
+		my ($rc) = archiver_checkpoint($listen, 'public.o', '30s');
 		return 1 if $rc == 0;
 		sleep 0.3;
 	}

@@ -47,6 +47,7 @@ use Carp;
 use Exporter 'import';
 use File::Path qw(mkpath rmtree);
 use IPC::Run;
+use Time::HiRes ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -62,6 +63,8 @@ our @EXPORT = qw(
   scratch_dir
   require_or_skip
   s3_helper_available
+  wait_for
+  archiver_checkpoint
   $REPLICATION_ROLE
 );
 
@@ -294,6 +297,40 @@ sub scratch_dir
 	$name //= 'scratch';
 	croak "invalid scratch name \"$name\"" unless $name =~ /^[A-Za-z0-9_.-]+$/;
 	return PostgreSQL::Test::Utils::tempdir($name);
+}
+
+=item wait_for($what, $cond [, $timeout])
+
+Polls C<$cond> every 0.2 s until it returns true (returns 1) or C<$timeout> seconds (default
+60) pass (returns 0, with a C<diag> naming C<$what>).
+
+=cut
+
+sub wait_for
+{
+	my ($what, $cond, $timeout) = @_;
+	my $deadline = Time::HiRes::time() + ($timeout // 60);
+	while (Time::HiRes::time() < $deadline)
+	{
+		return 1 if $cond->();
+		Time::HiRes::sleep(0.2);
+	}
+	Test::More::diag("timed out waiting for $what");
+	return 0;
+}
+
+=item archiver_checkpoint($listen, $table [, $timeout])
+
+Runs C<backstop checkpoint --table $table --listen $listen --json> (daemon-side timeout
+C<$timeout>, default C<60s>) and returns C<(exit code, stdout, stderr)>.
+
+=cut
+
+sub archiver_checkpoint
+{
+	my ($listen, $table, $timeout) = @_;
+	return run_backstop('checkpoint', '--table', $table, '--listen', $listen, '--json',
+		'--timeout', $timeout // '60s');
 }
 
 =item s3_helper_available()
