@@ -4,6 +4,7 @@
 #include "object.h"
 #include "segment.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +50,10 @@ fetch(storage *st, const char *key, const char *sha256, uint64_t raw_size, strbu
 	return BS_OK;
 }
 
+/* Fetch segment i into plan->segdata[i] unless it is there; bytes counts what was
+ * downloaded.  On failure the slot is left empty. */
 static int
-fetch_segment(recover_plan *plan, storage *st, int i, bs_error *err)
+fetch_segment(recover_plan *plan, storage *st, int i, uint64_t *bytes, bs_error *err)
 {
 	const manifest_segment *s = &plan->m->segments[i];
 	segment_reader rd;
@@ -59,23 +62,35 @@ fetch_segment(recover_plan *plan, storage *st, int i, bs_error *err)
 
 	if (plan->segdata[i].data != NULL)
 		return BS_OK;
-	if (fetch(st, s->key, s->sha256, s->raw_size, &plan->segdata[i], &plan->downloaded, err) != BS_OK)
-		return BS_ERR;
+	if (fetch(st, s->key, s->sha256, s->raw_size, &plan->segdata[i], bytes, err) != BS_OK)
+		goto fail;
 	/* Count the records now, so a segment that does not match its manifest entry is
 	 * refused before anything is written. */
 	if (segment_reader_init(&rd, plan->segdata[i].data, plan->segdata[i].len, err) != BS_OK)
-		return error_prefix(err, "segment %s", s->key);
+	{
+		error_prefix(err, "segment %s", s->key);
+		goto fail;
+	}
 	for (;;)
 	{
 		if (segment_reader_next(&rd, &rec, &eof, err) != BS_OK)
-			return error_prefix(err, "segment %s", s->key);
+		{
+			error_prefix(err, "segment %s", s->key);
+			goto fail;
+		}
 		if (eof)
 			break;
 	}
 	if (rd.nrecords != s->records)
-		return error_set(err, ERRCODE_DATA_CORRUPTED, "segment %s holds %llu records but the manifest records %llu",
-						 s->key, (unsigned long long) rd.nrecords, (unsigned long long) s->records);
+	{
+		error_set(err, ERRCODE_DATA_CORRUPTED, "segment %s holds %llu records but the manifest records %llu",
+				  s->key, (unsigned long long) rd.nrecords, (unsigned long long) s->records);
+		goto fail;
+	}
 	return BS_OK;
+fail:
+	strbuf_free(&plan->segdata[i]);
+	return BS_ERR;
 }
 
 /*
@@ -102,7 +117,7 @@ walk_records(recover_plan *plan, storage *st, int from, int to, uint64_t min_com
 
 		if (s->last_end_lsn <= min_commit)
 			continue;
-		if (fetch_segment(plan, st, i, err) != BS_OK)
+		if (fetch_segment(plan, st, i, &plan->downloaded, err) != BS_OK)
 			return BS_ERR;
 		segment_reader_init(&rd, plan->segdata[i].data, plan->segdata[i].len, err);
 		for (;;)
@@ -399,31 +414,169 @@ visit_apply(void *ctx, const segment_record *rec, bs_error *err)
 	return 0;
 }
 
+/*
+ * Fetching (read, checksum, decompress) runs in a second thread one base chunk ahead of
+ * parsing, then fetches and counts the segments while the last chunks are parsed.  Only
+ * that thread touches the storage until it is joined.  A segment it cannot fetch is left
+ * for walk_records, which fetches it again and reports the failure as before.
+ */
+#define PREFETCH_AHEAD 2
+
+typedef struct prefetch
+{
+	recover_plan *plan;
+	storage *st;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	strbuf chunk[PREFETCH_AHEAD];
+	int fetched;				/* base chunks ready */
+	int consumed;				/* base chunks parsed (their buffers free again) */
+	bool failed;				/* base chunk `fetched` could not be fetched: err */
+	bool stop;
+	bs_error err;
+	uint64_t downloaded;
+} prefetch;
+
+static void *
+prefetch_main(void *arg)
+{
+	prefetch *pf = arg;
+	const manifest_base *b = pf->plan->base;
+
+	for (int i = 0; i < b->nchunks; i++)
+	{
+		const manifest_chunk *c = &b->chunks[i];
+		uint64_t bytes = 0;
+		bs_error e;
+		int rc;
+
+		pthread_mutex_lock(&pf->mu);
+		while (!pf->stop && i - pf->consumed >= PREFETCH_AHEAD)
+			pthread_cond_wait(&pf->cv, &pf->mu);
+		if (pf->stop)
+		{
+			pthread_mutex_unlock(&pf->mu);
+			return NULL;
+		}
+		pthread_mutex_unlock(&pf->mu);
+		/* The parser is done with this buffer (consumed > i - PREFETCH_AHEAD). */
+		rc = fetch(pf->st, c->key, c->sha256, c->raw_size, &pf->chunk[i % PREFETCH_AHEAD], &bytes, &e);
+		pthread_mutex_lock(&pf->mu);
+		pf->downloaded += bytes;
+		if (rc != BS_OK)
+		{
+			pf->failed = true;
+			pf->err = e;
+		}
+		else
+			pf->fetched = i + 1;
+		pthread_cond_broadcast(&pf->cv);
+		pthread_mutex_unlock(&pf->mu);
+		if (rc != BS_OK)
+			return NULL;
+	}
+	for (int k = 0; k < pf->plan->nsegs; k++)
+	{
+		uint64_t bytes = 0;
+		bool stop;
+		bs_error e;
+
+		pthread_mutex_lock(&pf->mu);
+		stop = pf->stop;
+		pthread_mutex_unlock(&pf->mu);
+		if (stop)
+			break;
+		(void) fetch_segment(pf->plan, pf->st, pf->plan->segs[k], &bytes, &e);
+		pthread_mutex_lock(&pf->mu);
+		pf->downloaded += bytes;
+		pthread_mutex_unlock(&pf->mu);
+	}
+	return NULL;
+}
+
+/* Parse every base chunk, fetched by a prefetch thread when one can be started. */
+static int
+load_base(recover_plan *plan, storage *st, replay_state *rs, recover_progress_cb progress, void *pctx,
+		  bs_error *err)
+{
+	const manifest_base *b = plan->base;
+	uint64_t before = plan->downloaded;
+	prefetch pf;
+	pthread_t th;
+	int rc = BS_OK;
+
+	memset(&pf, 0, sizeof(pf));
+	pf.plan = plan;
+	pf.st = st;
+	pthread_mutex_init(&pf.mu, NULL);
+	pthread_cond_init(&pf.cv, NULL);
+	if (pthread_create(&th, NULL, prefetch_main, &pf) != 0)
+	{
+		/* No thread: fetch and parse in turn. */
+		for (int i = 0; rc == BS_OK && i < b->nchunks; i++)
+		{
+			const manifest_chunk *c = &b->chunks[i];
+
+			if (fetch(st, c->key, c->sha256, c->raw_size, &pf.chunk[0], &plan->downloaded, err) != BS_OK ||
+				replay_load_base_copy(rs, b->layout_id, pf.chunk[0].data ? pf.chunk[0].data : "", pf.chunk[0].len,
+									  c->key, err) != BS_OK)
+				rc = BS_ERR;
+			else if (progress)
+				progress(pctx, plan, 0);
+		}
+		goto out;
+	}
+	for (int i = 0; i < b->nchunks; i++)
+	{
+		const manifest_chunk *c = &b->chunks[i];
+		strbuf *chunk = &pf.chunk[i % PREFETCH_AHEAD];
+
+		pthread_mutex_lock(&pf.mu);
+		while (pf.fetched <= i && !pf.failed)
+			pthread_cond_wait(&pf.cv, &pf.mu);
+		plan->downloaded = before + pf.downloaded;
+		if (pf.fetched <= i)
+		{
+			*err = pf.err;
+			rc = BS_ERR;
+		}
+		pthread_mutex_unlock(&pf.mu);
+		if (rc == BS_OK &&
+			replay_load_base_copy(rs, b->layout_id, chunk->data ? chunk->data : "", chunk->len, c->key, err) != BS_OK)
+			rc = BS_ERR;
+		pthread_mutex_lock(&pf.mu);
+		if (rc != BS_OK)
+			pf.stop = true;
+		pf.consumed = i + 1;
+		pthread_cond_broadcast(&pf.cv);
+		pthread_mutex_unlock(&pf.mu);
+		if (rc != BS_OK)
+			break;
+		if (progress)
+			progress(pctx, plan, 0);
+	}
+	pthread_join(th, NULL);
+	plan->downloaded = before + pf.downloaded;
+out:
+	for (int i = 0; i < PREFETCH_AHEAD; i++)
+		strbuf_free(&pf.chunk[i]);
+	pthread_cond_destroy(&pf.cv);
+	pthread_mutex_destroy(&pf.mu);
+	return rc;
+}
+
 int
 recover_plan_run(recover_plan *plan, storage *st, replay_state *rs, uint64_t report_after,
 				 replay_change_cb cb, void *cbctx, recover_progress_cb progress, void *pctx, bs_error *err)
 {
 	const manifest_base *b = plan->base;
-	strbuf chunk = STRBUF_INIT;
 	run_ctx r = {plan, rs, report_after, cb, cbctx, false, progress, pctx, 0};
 	uint64_t rows;
 	int first = plan->nsegs ? plan->segs[0] : 0;
 	int last = plan->nsegs ? plan->segs[plan->nsegs - 1] + 1 : 0;
 
-	for (int i = 0; i < b->nchunks; i++)
-	{
-		const manifest_chunk *c = &b->chunks[i];
-
-		if (fetch(st, c->key, c->sha256, c->raw_size, &chunk, &plan->downloaded, err) != BS_OK ||
-			replay_load_base_copy(rs, b->layout_id, chunk.data ? chunk.data : "", chunk.len, c->key, err) != BS_OK)
-		{
-			strbuf_free(&chunk);
-			return BS_ERR;
-		}
-		if (progress)
-			progress(pctx, plan, 0);
-	}
-	strbuf_free(&chunk);
+	if (load_base(plan, st, rs, progress, pctx, err) != BS_OK)
+		return BS_ERR;
 	rows = replay_row_count(rs);
 	if (rows != b->rows)
 		return error_set(err, ERRCODE_DATA_CORRUPTED,
