@@ -266,3 +266,46 @@ segment_reader_next(segment_reader *r, segment_record *out, bool *eof, bs_error 
 	r->nrecords++;
 	return BS_OK;
 }
+
+int
+segment_summarize(const void *buf, size_t len, segment_summary *out, bs_error *err)
+{
+	segment_reader r;
+	const uint8_t *p;
+
+	memset(out, 0, sizeof(*out));
+	if (segment_reader_init(&r, buf, len, err) != BS_OK)
+		return BS_ERR;
+	while (r.pos < r.len)
+	{
+		size_t remain = r.len - r.pos;
+		uint32_t body;
+		char op;
+		uint64_t end_lsn;
+		int64_t time;
+
+		if (remain < SEGMENT_RECORD_HDR_LEN)
+			return corrupt(&r, r.pos, err, "truncated record header (%zu bytes)", remain);
+		p = r.buf + r.pos;
+		op = (char) p[0];
+		body = get_be32(p + 1);
+		if (op != 'I' && op != 'U' && op != 'D' && op != 'T')
+			return corrupt(&r, r.pos, err, "invalid op 0x%02x", (unsigned char) op);
+		if (body > remain - SEGMENT_RECORD_HDR_LEN || body < SEGMENT_FIXED_BODY_LEN)
+			return corrupt(&r, r.pos, err, "bad body length %u", body);
+		p += SEGMENT_RECORD_HDR_LEN;
+		end_lsn = get_be64(p + 8);
+		time = (int64_t) get_be64(p + 20);
+		if (out->records == 0)
+		{
+			out->first_commit_lsn = get_be64(p);
+			out->first_time = time;
+		}
+		out->last_end_lsn = end_lsn;
+		out->last_time = time;
+		out->records++;
+		r.nrecords++;
+		r.pos += SEGMENT_RECORD_HDR_LEN + body;
+	}
+	return BS_OK;
+}

@@ -65,4 +65,21 @@ int segment_reader_init(segment_reader *r, const void *buf, size_t len, bs_error
  */
 int segment_reader_next(segment_reader *r, segment_record *out, bool *eof, bs_error *err);
 
+/* What a segment holds, from the records' fixed fields only. */
+typedef struct segment_summary
+{
+	uint64_t records;
+	uint64_t first_commit_lsn;
+	uint64_t last_end_lsn;
+	int64_t first_time;			/* commit times, microseconds since 2000-01-01 UTC */
+	int64_t last_time;
+} segment_summary;
+
+/*
+ * Walk a raw segment's record headers (bounds-checked, ops and lengths checked) without
+ * parsing tuples: for a writer that needs its own segment's range quickly.  Readers that
+ * act on the contents use segment_reader_next, which checks everything.
+ */
+int segment_summarize(const void *buf, size_t len, segment_summary *out, bs_error *err);
+
 #endif

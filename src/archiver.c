@@ -302,12 +302,10 @@ upload_segment(archiver *a, const char *spool_key, uint64_t seal_lsn, bool verif
 	uint64_t first_lsn, end_lsn;
 	arch_table *t;
 	strbuf raw = STRBUF_INIT;
-	segment_reader rd;
-	segment_record rec;
+	segment_summary sum;
 	manifest_segment seg;
 	object_info info;
 	char *key = NULL;
-	bool eof = false;
 	int rc = BS_ERR;
 
 	base = base ? base + 1 : spool_key;
@@ -328,19 +326,11 @@ upload_segment(archiver *a, const char *spool_key, uint64_t seal_lsn, bool verif
 	if (storage_get_all(a->spool, spool_key, &raw, err) != BS_OK)
 		goto out;
 	memset(&seg, 0, sizeof(seg));
-	if (segment_reader_init(&rd, raw.data, raw.len, err) != BS_OK)
+	if (segment_summarize(raw.data, raw.len, &sum, err) != BS_OK)
 		goto out;
-	for (;;)
-	{
-		if (segment_reader_next(&rd, &rec, &eof, err) != BS_OK)
-			goto out;
-		if (eof)
-			break;
-		if (seg.records == 0)
-			seg.first_time = replmsg_pgtime_to_unix(rec.commit_time);
-		seg.last_time = replmsg_pgtime_to_unix(rec.commit_time);
-		seg.records++;
-	}
+	seg.records = sum.records;
+	seg.first_time = replmsg_pgtime_to_unix(sum.first_time);
+	seg.last_time = replmsg_pgtime_to_unix(sum.last_time);
 	if (object_put(a->st, key, a->codec, a->level, raw.data, raw.len, &info, err) != BS_OK)
 		goto out;
 	if (verify)
@@ -543,35 +533,22 @@ seal_epoch(archiver *a, bool verify, bs_error *err)
 			arch_table *t = a->tables[i];
 			strbuf seg = STRBUF_INIT;
 			strbuf key = STRBUF_INIT;
-			segment_reader rd;
-			segment_record first, rec;
-			bool eof = false;
-			uint64_t last_end = 0;
+			segment_summary sum;
 			char *layouts;
 
 			if (t->open_records == 0)
 				continue;
+			strbuf_reserve(&seg, SEGMENT_MAGIC_LEN + t->open.len);
 			segment_write_header(&seg);
 			strbuf_append(&seg, t->open.data, t->open.len);
 			/* First commit LSN and last end LSN name the segment. */
-			if (segment_reader_init(&rd, seg.data, seg.len, err) != BS_OK ||
-				segment_reader_next(&rd, &first, &eof, err) != BS_OK)
+			if (segment_summarize(seg.data, seg.len, &sum, err) != BS_OK)
 			{
 				strbuf_free(&seg);
 				return BS_ERR;
 			}
-			rec = first;
-			while (!eof)
-			{
-				last_end = rec.end_lsn;
-				if (segment_reader_next(&rd, &rec, &eof, err) != BS_OK)
-				{
-					strbuf_free(&seg);
-					return BS_ERR;
-				}
-			}
 			strbuf_printf(&key, "%s/%u-%s-%s.seg", sealhex, t->relid,
-						  lsn_format_key(first.commit_lsn, firsthex), lsn_format_key(last_end, endhex));
+						  lsn_format_key(sum.first_commit_lsn, firsthex), lsn_format_key(sum.last_end_lsn, endhex));
 			if (storage_put(a->spool, key.data, seg.data, seg.len, err) != BS_OK)
 			{
 				strbuf_free(&seg);

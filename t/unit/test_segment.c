@@ -158,6 +158,20 @@ main(void)
 	   out[0].new_tuple == (const uint8_t *) seg.data + 8 + 5 + 32, "reader points into the buffer");
 	write_seed("segment-all", &seg);
 
+	/* The header-only summary agrees with the full reader, and refuses truncation too. */
+	{
+		segment_summary sum;
+
+		ok(segment_summarize(seg.data, seg.len, &sum, &err) == BS_OK, "summary of a valid segment");
+		ok(sum.records == 6 && sum.first_commit_lsn == in[0].commit_lsn && sum.last_end_lsn == in[5].end_lsn &&
+		   sum.first_time == in[0].commit_time && sum.last_time == in[5].commit_time,
+		   "summary: count, first commit LSN, last end LSN, times");
+		ok(segment_summarize(seg.data, bounds[3] + 7, &sum, &err) == BS_ERR &&
+		   strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0, "summary refuses a cut inside a record");
+		ok(segment_summarize(seg.data, bounds[2], &sum, &err) == BS_OK && sum.records == 2,
+		   "summary of a segment cut at a record boundary");
+	}
+
 	/* Every cut: at a record boundary it is a shorter valid segment, elsewhere corruption. */
 	{
 		int bad = 0;
