@@ -228,6 +228,23 @@ like($out, qr/nokey/, 'info lists the skipped table');
 		'>', \$o2, '2>>', "$dir/archiver2.log");
 	ok(wait_for('restart with a dropped table', sub { slurp_file("$dir/archiver2.log") =~ /public\.gone was dropped while the archiver was stopped/ }),
 		'restart marks the dropped table and keeps running');
+	# SIGHUP re-reads the configuration file; a broken file is refused and the daemon goes on.
+	my $conf = "$dir/a2.conf";
+	PostgreSQL::Test::Utils::append_to_file($conf, "log_level = info\n");
+	$h2->signal('TERM');
+	$h2->finish;
+	$h2 = IPC::Run::start([ backstop_bin(), 'archive', @a2, '--config', $conf, '--tables', 'public.gone,public.late' ],
+		'>', \$o2, '2>>', "$dir/archiver2.log");
+	ok(wait_for('archiver with a configuration file', sub { slurp_file("$dir/archiver2.log") =~ /streaming from slot s2.*streaming from slot s2.*streaming from slot s2/s }),
+		'third start streaming');
+	PostgreSQL::Test::Utils::append_to_file($conf, "segment_size = 1MiB\n");
+	$h2->signal('HUP');
+	ok(wait_for('reload', sub { slurp_file("$dir/archiver2.log") =~ /SIGHUP: configuration reloaded/ }), 'SIGHUP reloads the configuration');
+	PostgreSQL::Test::Utils::append_to_file($conf, "segment_size = huge\n");
+	$h2->signal('HUP');
+	ok(wait_for('refused reload', sub { slurp_file("$dir/archiver2.log") =~ /SIGHUP: configuration not reloaded: .*segment_size/ }),
+		'a malformed file is refused on SIGHUP, naming the key');
+	$node->safe_psql($db, q{UPDATE public.late SET v = 'after hup' WHERE id = 1;});
 	$h2->signal('TERM');
 	$h2->finish;
 	is($h2->result(0), 0, 'second archiver stopped cleanly');
