@@ -1216,25 +1216,44 @@ out:
 	return rc;
 }
 
-int
-manifest_store(storage *st, const manifest *m, bs_error *err)
+char *
+manifest_serialize(const manifest *m, bs_error *err)
 {
 	char *text;
-	char *key;
-	int rc;
 
 	/* Never write what manifest_from_json would refuse: recovery would be locked out. */
 	if (manifest_validate(m, err) != BS_OK)
-		return error_prefix(err, "refusing to store an invalid manifest for table %" PRIu32, m->relid);
+	{
+		error_prefix(err, "refusing to store an invalid manifest for table %" PRIu32, m->relid);
+		return NULL;
+	}
 	text = manifest_to_json(m);
 	if (text == NULL)
-		return error_set(err, ERRCODE_INTERNAL, "could not serialize the manifest of table %" PRIu32,
-						 m->relid);
-	key = manifest_key(m->relid);
-	rc = storage_put(st, key, text, strlen(text), err);
+		error_set(err, ERRCODE_INTERNAL, "could not serialize the manifest of table %" PRIu32, m->relid);
+	return text;
+}
+
+int
+manifest_store_json(storage *st, uint32_t relid, const char *json, bs_error *err)
+{
+	char *key = manifest_key(relid);
+	int rc = storage_put(st, key, json, strlen(json), err);
+
 	if (rc != BS_OK)
 		error_prefix(err, "could not store \"%s\"", key);
 	free(key);
+	return rc;
+}
+
+int
+manifest_store(storage *st, const manifest *m, bs_error *err)
+{
+	char *text = manifest_serialize(m, err);
+	int rc;
+
+	if (text == NULL)
+		return BS_ERR;
+	rc = manifest_store_json(st, m->relid, text, err);
 	free(text);
 	return rc;
 }
@@ -1623,20 +1642,39 @@ archive_head_load(storage *st, archive_head *out, bool *exists, bs_error *err)
 	return rc;
 }
 
+char *
+archive_head_serialize(const archive_head *head, bs_error *err)
+{
+	char *text;
+
+	if (head_validate(head, err) != BS_OK)
+	{
+		error_prefix(err, "refusing to store an invalid archive head");
+		return NULL;
+	}
+	text = archive_head_to_json(head);
+	if (text == NULL)
+		error_set(err, ERRCODE_INTERNAL, "could not serialize the archive head");
+	return text;
+}
+
+int
+archive_head_store_json(storage *st, const char *json, bs_error *err)
+{
+	if (storage_put(st, HEAD_KEY, json, strlen(json), err) != BS_OK)
+		return error_prefix(err, "could not store \"%s\"", HEAD_KEY);
+	return BS_OK;
+}
+
 int
 archive_head_store(storage *st, const archive_head *head, bs_error *err)
 {
-	char *text;
+	char *text = archive_head_serialize(head, err);
 	int rc;
 
-	if (head_validate(head, err) != BS_OK)
-		return error_prefix(err, "refusing to store an invalid archive head");
-	text = archive_head_to_json(head);
 	if (text == NULL)
-		return error_set(err, ERRCODE_INTERNAL, "could not serialize the archive head");
-	rc = storage_put(st, HEAD_KEY, text, strlen(text), err);
-	if (rc != BS_OK)
-		error_prefix(err, "could not store \"%s\"", HEAD_KEY);
+		return BS_ERR;
+	rc = archive_head_store_json(st, text, err);
 	free(text);
 	return rc;
 }

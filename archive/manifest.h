@@ -130,6 +130,10 @@ int manifest_validate(const manifest *m, bs_error *err);
 /* tables/<relid>/manifest.json; *exists false (and *out NULL) when absent. */
 int manifest_load(storage *st, uint32_t relid, manifest **out, bool *exists, bs_error *err);
 int manifest_store(storage *st, const manifest *m, bs_error *err);
+/* The two halves of manifest_store, for a writer that serializes under a lock and writes
+ * outside it: validate + serialize (NULL on error), then put. */
+char *manifest_serialize(const manifest *m, bs_error *err);
+int manifest_store_json(storage *st, uint32_t relid, const char *json, bs_error *err);
 
 /* Every table in the archive: relids in ascending order. */
 int manifest_list_relids(storage *st, uint32_t **relids, int *count, bs_error *err);
@@ -151,6 +155,8 @@ int archive_head_from_json(const char *json, size_t len, archive_head *out, bs_e
 /* head.json; *exists false (and *out zeroed) when absent. */
 int archive_head_load(storage *st, archive_head *out, bool *exists, bs_error *err);
 int archive_head_store(storage *st, const archive_head *head, bs_error *err);
+char *archive_head_serialize(const archive_head *head, bs_error *err);
+int archive_head_store_json(storage *st, const char *json, bs_error *err);
 void archive_head_clear(archive_head *head);
 
 /* Split "schema.table" (quoted identifiers allowed) into parts; "table" means public.
