@@ -15,6 +15,9 @@
 #include "strbuf.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -42,7 +45,27 @@ typedef struct arch_table
 	bool rebase_wanted;
 	uint32_t layout_id;			/* layout of the changes being received */
 	char *verified_key;			/* newest object re-read and checked by this process */
+	bool dirty;					/* manifest changed in memory; the uploader stores it */
 } arch_table;
+
+/* A sealed epoch handed from the stream to the uploader thread. */
+typedef struct seal_part
+{
+	uint32_t relid;
+	char *spool_key;
+	strbuf data;				/* raw segment, header included */
+	char *layouts;				/* the table's manifest (for its layouts), JSON */
+} seal_part;
+
+typedef struct seal_job
+{
+	uint64_t seal_lsn;
+	bool verify;
+	int nparts;
+	seal_part *parts;
+	uint64_t bytes;
+	struct seal_job *next;
+} seal_job;
 
 typedef struct checkpoint_req
 {
@@ -51,6 +74,7 @@ typedef struct checkpoint_req
 	uint64_t target_lsn;
 	int64_t started_ms;
 	int64_t deadline_ms;
+	bool sealed;				/* what it needs was handed to the uploader */
 	struct checkpoint_req *next;
 } checkpoint_req;
 
@@ -73,7 +97,8 @@ typedef struct archiver_metrics
 typedef struct archiver
 {
 	bs_config *cfg;
-	storage *st;
+	storage *st;				/* used by the uploader (and by start-up) */
+	storage *st_main;			/* the main loop's own handle: a driver handle is not shared across threads */
 	storage *spool;
 	PGconn *conn;
 	PGconn *repl;
@@ -104,8 +129,6 @@ typedef struct archiver
 	int64_t open_since_ms;
 	int64_t last_status_ms;
 	int64_t last_poll_ms;
-	int64_t drain_retry_ms;
-	int64_t drain_delay_ms;
 	int64_t reconnect_ms;
 	int64_t reconnect_delay_ms;
 	bool spool_pending;
@@ -117,6 +140,31 @@ typedef struct archiver
 	archive_head head;
 	checkpoint_req *pending;
 	archiver_metrics metrics;
+
+	/*
+	 * The uploader thread writes sealed epochs to the spool, uploads them, stores manifests
+	 * and the head, so that the stream keeps being read meanwhile.  lock protects everything
+	 * above that both threads touch (tables, manifests, positions, metrics, the queue); the
+	 * main thread holds it while it runs a callback, the uploader only around in-memory
+	 * steps, never across storage I/O.
+	 */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t uploader;
+	bool uploader_running;
+	bool uploader_stop;
+	int uploader_waiting;		/* atomic: the uploader wants the lock */
+	seal_job *jobs_head;
+	seal_job *jobs_tail;
+	uint64_t queued_bytes;
+	uint64_t head_wanted;		/* idle progress: write the head up to here, then confirm it */
+	uint64_t idle_lsn;			/* idle progress not yet asked for (throttled) */
+	int64_t last_head_request_ms;
+	bool uploader_failed;		/* fatal: a sealed epoch could not be spooled */
+	bs_error uploader_err;
+	int notify_pipe[2];			/* uploader -> main loop: positions moved */
+	struct event *notify_ev;
+	uint64_t last_sent_flush;
 } archiver;
 
 static int64_t
@@ -213,7 +261,7 @@ add_table(archiver *a, manifest *m, bool active)
 
 /* Load the table's manifest (or start a new one) and register it. */
 static int
-load_table(archiver *a, uint32_t relid, const char *schema, const char *name, bool active,
+load_table(archiver *a, storage *st, uint32_t relid, const char *schema, const char *name, bool active,
 		   arch_table **out, bs_error *err)
 {
 	manifest *m = NULL;
@@ -226,7 +274,7 @@ load_table(archiver *a, uint32_t relid, const char *schema, const char *name, bo
 		*out = t;
 		return BS_OK;
 	}
-	if (manifest_load(a->st, relid, &m, &exists, err) != BS_OK)
+	if (manifest_load(st, relid, &m, &exists, err) != BS_OK)
 		return BS_ERR;
 	if (!exists)
 		m = manifest_new(relid, schema ? schema : "?", name ? name : "?");
@@ -292,9 +340,20 @@ count_spool_bytes(void *ctx, const char *key, uint64_t size, bs_error *err)
 	return BS_OK;
 }
 
-/* Upload one spooled segment (idempotent: a segment the manifest lists is skipped). */
+/* Lock as the uploader: tell the main loop, which holds the lock while it works, to yield. */
+static void
+uploader_lock(archiver *a)
+{
+	__atomic_store_n(&a->uploader_waiting, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&a->lock);
+	__atomic_store_n(&a->uploader_waiting, 0, __ATOMIC_RELAXED);
+}
+
+/* Upload one spooled segment (idempotent: a segment the manifest lists is skipped).
+ * Runs in the uploader (or at start-up); takes the lock only around in-memory steps. */
 static int
-upload_segment(archiver *a, const char *spool_key, uint64_t seal_lsn, bool verify, bs_error *err)
+upload_segment(archiver *a, const char *spool_key, uint64_t seal_lsn, bool verify, uint64_t *bytes,
+			   bs_error *err)
 {
 	const char *base = strrchr(spool_key, '/');
 	unsigned int relid;
@@ -306,23 +365,26 @@ upload_segment(archiver *a, const char *spool_key, uint64_t seal_lsn, bool verif
 	manifest_segment seg;
 	object_info info;
 	char *key = NULL;
+	bool listed = false;
 	int rc = BS_ERR;
 
 	base = base ? base + 1 : spool_key;
 	if (sscanf(base, "%u-%16[0-9A-F]-%16[0-9A-F].seg", &relid, first_hex, end_hex) != 3 ||
 		lsn_parse_key(first_hex, &first_lsn) != BS_OK || lsn_parse_key(end_hex, &end_lsn) != BS_OK)
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "unexpected file in spool: \"%s\"", spool_key);
-	if (load_table(a, relid, NULL, NULL, false, &t, err) != BS_OK)
-		return BS_ERR;
 	key = manifest_segment_key(relid, first_lsn, end_lsn);
-	for (int i = 0; i < t->man->nsegments; i++)
-	{
+	uploader_lock(a);
+	rc = load_table(a, a->st, relid, NULL, NULL, false, &t, err);
+	for (int i = 0; rc == BS_OK && i < t->man->nsegments; i++)
 		if (strcmp(t->man->segments[i].key, key) == 0)
-		{
-			free(key);
-			return BS_OK;
-		}
+			listed = true;
+	pthread_mutex_unlock(&a->lock);
+	if (rc != BS_OK || listed)
+	{
+		free(key);
+		return rc;
 	}
+	rc = BS_ERR;
 	if (storage_get_all(a->spool, spool_key, &raw, err) != BS_OK)
 		goto out;
 	memset(&seg, 0, sizeof(seg));
@@ -333,27 +395,32 @@ upload_segment(archiver *a, const char *spool_key, uint64_t seal_lsn, bool verif
 	seg.last_time = replmsg_pgtime_to_unix(sum.last_time);
 	if (object_put(a->st, key, a->codec, a->level, raw.data, raw.len, &info, err) != BS_OK)
 		goto out;
-	if (verify)
-	{
-		if (object_verify(a->st, key, info.stored_sha256, NULL, err) != BS_OK)
-			goto out;
-		free(t->verified_key);
-		t->verified_key = xstrdup(key);
-	}
+	if (verify && object_verify(a->st, key, info.stored_sha256, NULL, err) != BS_OK)
+		goto out;
 	seg.key = key;
 	seg.first_lsn = first_lsn;
 	seg.last_end_lsn = end_lsn;
 	memcpy(seg.sha256, info.stored_sha256, sizeof(seg.sha256));
 	seg.size = info.stored_size;
 	seg.raw_size = info.raw_size;
+	uploader_lock(a);
+	if (verify)
+	{
+		free(t->verified_key);
+		t->verified_key = xstrdup(key);
+	}
 	manifest_add_segment(t->man, &seg);
 	if (seal_lsn > t->man->archived_to)
 		t->man->archived_to = seal_lsn;
 	t->change_bytes += raw.len;
-	if (manifest_store(a->st, t->man, err) != BS_OK)
-		goto out;
+	/* Listed in memory; store_head stores the manifest once per batch, before the head. */
+	t->dirty = true;
+	pthread_mutex_unlock(&a->lock);
+	*bytes += raw.len;
+	uploader_lock(a);
 	a->metrics.segments_uploaded++;
 	a->metrics.bytes_uploaded += info.stored_size;
+	pthread_mutex_unlock(&a->lock);
 	rc = BS_OK;
 out:
 	free(key);
@@ -375,13 +442,18 @@ merge_spooled_layouts(archiver *a, const char *spool_key, bs_error *err)
 		return BS_ERR;
 	if (manifest_from_json(raw.data, raw.len, &sm, err) != BS_OK)
 		goto out;
-	if (load_table(a, sm->relid, sm->schema, sm->name, false, &t, err) != BS_OK)
-		goto out;
-	for (int i = 0; i < sm->nlayouts; i++)
+	uploader_lock(a);
+	rc = load_table(a, a->st, sm->relid, sm->schema, sm->name, false, &t, err);
+	for (int i = 0; rc == BS_OK && i < sm->nlayouts; i++)
+	{
 		if (manifest_layout_by_id(t->man, sm->layouts[i].id) == NULL)
+		{
 			insert_layout(t->man, sm->layouts[i].id, sm->layouts[i].from_lsn, sm->layouts[i].replident,
 						  sm->layouts[i].ncols, sm->layouts[i].columns);
-	rc = BS_OK;
+			t->dirty = true;
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
 out:
 	if (sm)
 		manifest_free(sm);
@@ -389,16 +461,57 @@ out:
 	return rc;
 }
 
+/* Store the manifests changed in memory (uploader, or start-up). */
+static int
+store_dirty_manifests(archiver *a, bs_error *err)
+{
+	int rc = BS_OK;
+
+	for (int i = 0; rc == BS_OK; i++)
+	{
+		uint32_t relid = 0;
+		char *json = NULL;
+		bool found = false;
+
+		uploader_lock(a);
+		for (; i < a->ntables; i++)
+		{
+			if (a->tables[i]->dirty)
+			{
+				found = true;
+				relid = a->tables[i]->relid;
+				json = manifest_serialize(a->tables[i]->man, err);
+				a->tables[i]->dirty = false;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&a->lock);
+		if (!found)
+			break;
+		if (json == NULL || manifest_store_json(a->st, relid, json, err) != BS_OK)
+		{
+			uploader_lock(a);
+			a->tables[i]->dirty = true;
+			pthread_mutex_unlock(&a->lock);
+			rc = BS_ERR;
+		}
+		free(json);
+	}
+	return rc;
+}
+
+/* Write head.json at lsn (uploader, or start-up): every manifest is complete up to it. */
 static int
 store_head(archiver *a, uint64_t lsn, bs_error *err)
 {
+	char *json;
+
+	uploader_lock(a);
 	if (lsn <= a->head_written_lsn)
+	{
+		pthread_mutex_unlock(&a->lock);
 		return BS_OK;
-	a->head.flushed_lsn = lsn;
-	a->head.time = now_unix_us();
-	if (archive_head_store(a->st, &a->head, err) != BS_OK)
-		return BS_ERR;
-	a->head_written_lsn = lsn;
+	}
 	/* Tables re-based ahead of the stream are complete once the stream passes their base. */
 	for (int i = 0; i < a->ntables; i++)
 	{
@@ -408,10 +521,26 @@ store_head(archiver *a, uint64_t lsn, bs_error *err)
 			m->bases[m->nbases - 1].lsn <= lsn)
 		{
 			m->archived_to = lsn;
-			if (manifest_store(a->st, m, err) != BS_OK)
-				return BS_ERR;
+			a->tables[i]->dirty = true;
 		}
 	}
+	a->head.flushed_lsn = lsn;
+	a->head.time = now_unix_us();
+	json = archive_head_serialize(&a->head, err);
+	pthread_mutex_unlock(&a->lock);
+	if (json == NULL)
+		return BS_ERR;
+	/* Manifests before the head: the head never claims more than they hold. */
+	if (store_dirty_manifests(a, err) != BS_OK || archive_head_store_json(a->st, json, err) != BS_OK)
+	{
+		free(json);
+		return BS_ERR;
+	}
+	free(json);
+	uploader_lock(a);
+	if (lsn > a->head_written_lsn)
+		a->head_written_lsn = lsn;
+	pthread_mutex_unlock(&a->lock);
 	return BS_OK;
 }
 
@@ -421,56 +550,110 @@ drain_spool(archiver *a, bool verify, bs_error *err)
 {
 	key_list keys = {0};
 	int rc = BS_OK;
+	int first = 0;
 
 	if (storage_list(a->spool, "", collect_key, &keys, err) != BS_OK)
 		return BS_ERR;
-	for (int i = 0; i < keys.count && rc == BS_OK; i++)
+	/*
+	 * Complete epochs in LSN order, in batches: every segment of the batch is uploaded, then
+	 * each touched manifest is stored once, then the head, and only then is the batch
+	 * forgotten and confirmed.  After an outage the backlog drains in a few requests per
+	 * batch instead of several per epoch.
+	 */
+	while (rc == BS_OK && first < keys.count)
 	{
-		const char *k = keys.keys[i];
-		const char *slash = strchr(k, '/');
-		char epoch[17];
-		uint64_t seal_lsn;
+		uint64_t batch_seal = 0;
+		uint64_t batch_bytes = 0;
+		int batch_epochs = 0;
+		int i;
 
-		if (slash == NULL || strcmp(slash + 1, SPOOL_COMPLETE) != 0)
-			continue;
-		if ((size_t) (slash - k) != 16)
-			continue;
-		memcpy(epoch, k, 16);
-		epoch[16] = '\0';
-		if (lsn_parse_key(epoch, &seal_lsn) != BS_OK)
-			continue;
-		/* Layouts first, then segments, then the head, then forget the epoch. */
-		for (int pass = 0; pass < 2 && rc == BS_OK; pass++)
+		for (i = first; i < keys.count && rc == BS_OK; i++)
 		{
-			for (int j = 0; j < keys.count && rc == BS_OK; j++)
-			{
-				const char *f = keys.keys[j];
+			const char *k = keys.keys[i];
+			const char *slash = strchr(k, '/');
+			char epoch[17];
+			uint64_t seal_lsn;
 
-				if (strncmp(f, k, 17) != 0 || strcmp(f + 17, SPOOL_COMPLETE) == 0)
-					continue;
-				if (pass == 0 && strstr(f, ".layouts.json"))
-					rc = merge_spooled_layouts(a, f, err);
-				else if (pass == 1 && strstr(f, ".seg"))
-					rc = upload_segment(a, f, seal_lsn, verify, err);
+			if (slash == NULL || strcmp(slash + 1, SPOOL_COMPLETE) != 0 || (size_t) (slash - k) != 16)
+				continue;
+			memcpy(epoch, k, 16);
+			epoch[16] = '\0';
+			if (lsn_parse_key(epoch, &seal_lsn) != BS_OK)
+				continue;
+			/* Layouts first, then segments. */
+			for (int pass = 0; pass < 2 && rc == BS_OK; pass++)
+			{
+				for (int j = 0; j < keys.count && rc == BS_OK; j++)
+				{
+					const char *f = keys.keys[j];
+
+					if (strncmp(f, k, 17) != 0 || strcmp(f + 17, SPOOL_COMPLETE) == 0)
+						continue;
+					if (pass == 0 && strstr(f, ".layouts.json"))
+						rc = merge_spooled_layouts(a, f, err);
+					else if (pass == 1 && strstr(f, ".seg"))
+						rc = upload_segment(a, f, seal_lsn, verify, &batch_bytes, err);
+				}
+			}
+			if (rc != BS_OK)
+				break;
+			batch_seal = seal_lsn;
+			batch_epochs++;
+			if (batch_epochs >= 256 || batch_bytes >= 256 * 1024 * 1024)
+			{
+				i++;
+				break;
 			}
 		}
+		if (batch_epochs == 0)
+			break;
+		/* Manifests (stored by store_head before the head itself), head, then forget. */
 		if (rc == BS_OK)
-			rc = store_head(a, seal_lsn, err);
+			rc = store_head(a, batch_seal, err);
+		for (int j = 0; rc == BS_OK && j < keys.count; j++)
+		{
+			char epoch[17];
+			uint64_t lsn;
+
+			if (strlen(keys.keys[j]) < 17 || keys.keys[j][16] != '/')
+				continue;
+			memcpy(epoch, keys.keys[j], 16);
+			epoch[16] = '\0';
+			if (lsn_parse_key(epoch, &lsn) == BS_OK && lsn <= batch_seal &&
+				strcmp(keys.keys[j] + 17, SPOOL_COMPLETE) != 0)
+				rc = storage_delete(a->spool, keys.keys[j], err);
+		}
+		for (int j = 0; rc == BS_OK && j < keys.count; j++)
+		{
+			char epoch[17];
+			uint64_t lsn;
+
+			if (strlen(keys.keys[j]) < 17 || keys.keys[j][16] != '/' || strcmp(keys.keys[j] + 17, SPOOL_COMPLETE) != 0)
+				continue;
+			memcpy(epoch, keys.keys[j], 16);
+			epoch[16] = '\0';
+			if (lsn_parse_key(epoch, &lsn) == BS_OK && lsn <= batch_seal)
+				rc = storage_delete(a->spool, keys.keys[j], err);
+		}
 		if (rc == BS_OK)
 		{
-			for (int j = 0; j < keys.count && rc == BS_OK; j++)
-				if (strncmp(keys.keys[j], k, 17) == 0 && strcmp(keys.keys[j] + 17, SPOOL_COMPLETE) != 0)
-					rc = storage_delete(a->spool, keys.keys[j], err);
-			if (rc == BS_OK)
-				rc = storage_delete(a->spool, k, err);
+			uploader_lock(a);
+			if (batch_seal > a->flush_lsn)
+				a->flush_lsn = batch_seal;
+			pthread_mutex_unlock(&a->lock);
 		}
-		if (rc == BS_OK && seal_lsn > a->flush_lsn)
-			a->flush_lsn = seal_lsn;
+		first = i;
 	}
 	key_list_free(&keys);
-	a->metrics.spool_bytes = 0;
-	storage_list(a->spool, "", count_spool_bytes, &a->metrics.spool_bytes, &(bs_error) {0});
-	a->spool_pending = a->metrics.spool_bytes > 0;
+	{
+		uint64_t spooled = 0;
+
+		storage_list(a->spool, "", count_spool_bytes, &spooled, &(bs_error) {0});
+		uploader_lock(a);
+		a->metrics.spool_bytes = spooled;
+		a->spool_pending = spooled > 0;
+		pthread_mutex_unlock(&a->lock);
+	}
 	return rc;
 }
 
@@ -511,7 +694,43 @@ clean_spool(archiver *a, uint64_t *max_seal, bs_error *err)
 	return rc;
 }
 
-/* Seal every open segment into one spool epoch at the last commit, then upload. */
+/*
+ * Everything before lsn is durable or touched no archived table (seen while nothing was open
+ * or pending).  The uploader writes head.json up to it and only then confirms it; requests
+ * are throttled to one per half status interval unless a checkpoint waits.
+ */
+static void
+idle_progress(archiver *a, uint64_t lsn, bool urgent)
+{
+	if (lsn > a->idle_lsn)
+		a->idle_lsn = lsn;
+	if (a->idle_lsn <= a->head_wanted || a->idle_lsn <= a->flush_lsn)
+		return;
+	if (!urgent && a->pending == NULL &&
+		now_ms() - a->last_head_request_ms < config_get_duration_ms(a->cfg, "status_interval") / 2)
+		return;
+	a->head_wanted = a->idle_lsn;
+	a->last_head_request_ms = now_ms();
+	pthread_cond_signal(&a->wake);
+}
+
+static void
+seal_job_free(seal_job *job)
+{
+	for (int i = 0; i < job->nparts; i++)
+	{
+		free(job->parts[i].spool_key);
+		strbuf_free(&job->parts[i].data);
+		free(job->parts[i].layouts);
+	}
+	free(job->parts);
+	free(job);
+}
+
+/*
+ * Seal every open segment into one epoch at the last commit and hand it to the uploader
+ * (main thread, lock held).  Nothing is confirmed until the uploader has stored it.
+ */
 static int
 seal_epoch(archiver *a, bool verify, bs_error *err)
 {
@@ -519,86 +738,208 @@ seal_epoch(archiver *a, bool verify, bs_error *err)
 	char sealhex[LSN_BUFLEN];
 	char firsthex[LSN_BUFLEN], endhex[LSN_BUFLEN];
 	int64_t limit = config_get_size(a->cfg, "spool_limit");
+	seal_job *job;
 
-	if (a->open_bytes > 0)
-	{
-		lsn_format_key(seal, sealhex);
-		if ((int64_t) (a->metrics.spool_bytes + a->open_bytes) > limit)
-			return error_set(err, ERRCODE_DISK_FULL,
-							 "spool would exceed spool_limit (%lld bytes) while storage is unavailable; "
-							 "stopping before the disk fills (nothing confirmed to PostgreSQL is lost)",
-							 (long long) limit);
-		for (int i = 0; i < a->ntables; i++)
-		{
-			arch_table *t = a->tables[i];
-			strbuf seg = STRBUF_INIT;
-			strbuf key = STRBUF_INIT;
-			segment_summary sum;
-			char *layouts;
-
-			if (t->open_records == 0)
-				continue;
-			strbuf_reserve(&seg, SEGMENT_MAGIC_LEN + t->open.len);
-			segment_write_header(&seg);
-			strbuf_append(&seg, t->open.data, t->open.len);
-			/* First commit LSN and last end LSN name the segment. */
-			if (segment_summarize(seg.data, seg.len, &sum, err) != BS_OK)
-			{
-				strbuf_free(&seg);
-				return BS_ERR;
-			}
-			strbuf_printf(&key, "%s/%u-%s-%s.seg", sealhex, t->relid,
-						  lsn_format_key(sum.first_commit_lsn, firsthex), lsn_format_key(sum.last_end_lsn, endhex));
-			if (storage_put(a->spool, key.data, seg.data, seg.len, err) != BS_OK)
-			{
-				strbuf_free(&seg);
-				strbuf_free(&key);
-				return error_prefix(err, "could not spool a segment");
-			}
-			strbuf_reset(&key);
-			strbuf_printf(&key, "%s/%u.layouts.json", sealhex, t->relid);
-			layouts = manifest_to_json(t->man);
-			if (storage_put(a->spool, key.data, layouts, strlen(layouts), err) != BS_OK)
-			{
-				free(layouts);
-				strbuf_free(&seg);
-				strbuf_free(&key);
-				return error_prefix(err, "could not spool a segment");
-			}
-			free(layouts);
-			a->metrics.spool_bytes += seg.len;
-			strbuf_free(&seg);
-			strbuf_free(&key);
-			strbuf_reset(&t->open);
-			t->open_records = 0;
-			t->txn_start = 0;
-		}
-		{
-			char complete[64];
-
-			snprintf(complete, sizeof(complete), "%s/%s", sealhex, SPOOL_COMPLETE);
-			if (storage_put(a->spool, complete, "", 0, err) != BS_OK)
-				return error_prefix(err, "could not spool a segment");
-		}
-		a->open_bytes = 0;
-		a->spool_pending = true;
-	}
-	else if (!a->spool_pending && !a->in_txn)
+	a->open_since_ms = 0;
+	if (a->open_bytes == 0)
 	{
 		/* Nothing open and nothing waiting: everything received is durable. */
-		if (a->last_commit_end > a->flush_lsn)
-			a->flush_lsn = a->last_commit_end;
+		if (!a->spool_pending && a->jobs_head == NULL && !a->in_txn)
+			idle_progress(a, a->last_commit_end, verify);
+		return BS_OK;
 	}
-	a->open_since_ms = 0;
-	if (a->spool_pending)
+	if ((int64_t) (a->metrics.spool_bytes + a->queued_bytes + a->open_bytes) > limit)
+		return error_set(err, ERRCODE_DISK_FULL,
+						 "spool would exceed spool_limit (%lld bytes) while storage is unavailable; "
+						 "stopping before the disk fills (nothing confirmed to PostgreSQL is lost)",
+						 (long long) limit);
+	lsn_format_key(seal, sealhex);
+	job = xcalloc(1, sizeof(seal_job));
+	job->seal_lsn = seal;
+	job->verify = verify;
+	job->parts = xcalloc((size_t) a->ntables, sizeof(seal_part));
+	for (int i = 0; i < a->ntables; i++)
 	{
-		if (drain_spool(a, verify, err) != BS_OK)
+		arch_table *t = a->tables[i];
+		seal_part *part;
+		segment_summary sum;
+		strbuf key = STRBUF_INIT;
+
+		if (t->open_records == 0)
+			continue;
+		part = &job->parts[job->nparts];
+		strbuf_reserve(&part->data, SEGMENT_MAGIC_LEN + t->open.len);
+		segment_write_header(&part->data);
+		strbuf_append(&part->data, t->open.data, t->open.len);
+		/* First commit LSN and last end LSN name the segment. */
+		if (segment_summarize(part->data.data, part->data.len, &sum, err) != BS_OK)
 		{
-			a->metrics.upload_errors++;
+			strbuf_free(&part->data);
+			seal_job_free(job);
 			return BS_ERR;
 		}
+		strbuf_printf(&key, "%s/%u-%s-%s.seg", sealhex, t->relid,
+					  lsn_format_key(sum.first_commit_lsn, firsthex), lsn_format_key(sum.last_end_lsn, endhex));
+		part->relid = t->relid;
+		part->spool_key = strbuf_detach(&key, NULL);
+		part->layouts = manifest_to_json(t->man);
+		job->bytes += part->data.len;
+		job->nparts++;
+		strbuf_reset(&t->open);
+		t->open_records = 0;
+		t->txn_start = 0;
 	}
+	a->open_bytes = 0;
+	a->queued_bytes += job->bytes;
+	if (a->jobs_tail)
+		a->jobs_tail->next = job;
+	else
+		a->jobs_head = job;
+	a->jobs_tail = job;
+	pthread_cond_signal(&a->wake);
 	return BS_OK;
+}
+
+/* Write one sealed epoch to the spool: segments and layouts, then the COMPLETE marker. */
+static int
+spool_job(archiver *a, const seal_job *job, bs_error *err)
+{
+	char sealhex[LSN_BUFLEN];
+	char key[128];
+
+	lsn_format_key(job->seal_lsn, sealhex);
+	for (int i = 0; i < job->nparts; i++)
+	{
+		const seal_part *part = &job->parts[i];
+
+		snprintf(key, sizeof(key), "%s/%u.layouts.json", sealhex, part->relid);
+		if (storage_put(a->spool, part->spool_key, part->data.data, part->data.len, err) != BS_OK ||
+			(part->layouts && storage_put(a->spool, key, part->layouts, strlen(part->layouts), err) != BS_OK))
+			return error_prefix(err, "could not spool a sealed segment");
+	}
+	snprintf(key, sizeof(key), "%s/%s", sealhex, SPOOL_COMPLETE);
+	if (storage_put(a->spool, key, "", 0, err) != BS_OK)
+		return error_prefix(err, "could not spool a sealed segment");
+	return BS_OK;
+}
+
+static void
+notify_main(archiver *a)
+{
+	char c = 1;
+
+	/* A full pipe already carries a wake-up. */
+	if (write(a->notify_pipe[1], &c, 1) < 0 && errno != EAGAIN)
+		log_warning("could not wake the main loop: %s", strerror(errno));
+}
+
+/* The uploader thread: spool, upload, manifests, head; retries with backoff. */
+static void *
+uploader_main(void *arg)
+{
+	archiver *a = arg;
+	int64_t delay_ms = 1000;
+	int64_t retry_at = 0;
+
+	uploader_lock(a);
+	for (;;)
+	{
+		seal_job *jobs = a->jobs_head;
+		bool verify = false;
+		bool dirty = false;
+		uint64_t head_wanted = a->head_wanted;
+		bs_error err;
+		int rc = BS_OK;
+
+		bool may_upload = now_ms() >= retry_at;
+
+		for (int i = 0; i < a->ntables; i++)
+			dirty = dirty || a->tables[i]->dirty;
+		if (jobs == NULL &&
+			!(may_upload && (a->spool_pending || dirty || head_wanted > a->head_written_lsn)))
+		{
+			struct timespec ts;
+
+			if (a->uploader_stop)
+				break;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L)
+			{
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&a->wake, &a->lock, &ts);
+			continue;
+		}
+		a->jobs_head = a->jobs_tail = NULL;
+		pthread_mutex_unlock(&a->lock);
+		error_clear(&err);
+
+		/* A sealed epoch that cannot be made durable locally is fatal: later epochs must
+		 * never be confirmed past it. */
+		for (seal_job *j = jobs; j; j = j->next)
+		{
+			if (rc == BS_OK)
+				rc = spool_job(a, j, &err);
+			verify = verify || j->verify;
+		}
+		uploader_lock(a);
+		for (seal_job *j = jobs; j;)
+		{
+			seal_job *next = j->next;
+
+			a->queued_bytes -= j->bytes;
+			if (rc == BS_OK)
+				a->metrics.spool_bytes += j->bytes;
+			seal_job_free(j);
+			j = next;
+		}
+		if (rc != BS_OK)
+		{
+			a->uploader_failed = true;
+			a->uploader_err = err;
+			notify_main(a);
+			break;
+		}
+		if (jobs)
+			a->spool_pending = true;
+		if (now_ms() < retry_at)
+			continue;			/* spooled; storage is still in its back-off */
+		pthread_mutex_unlock(&a->lock);
+
+		if (a->spool_pending)
+			rc = drain_spool(a, verify, &err);
+		if (rc == BS_OK)
+			rc = store_dirty_manifests(a, &err);
+		/* Idle progress (nothing was pending when it was seen) is confirmed only once the
+		 * head says so: the confirmed position never passes head.json. */
+		uploader_lock(a);
+		head_wanted = a->spool_pending ? 0 : a->head_wanted;
+		pthread_mutex_unlock(&a->lock);
+		if (rc == BS_OK && head_wanted > 0)
+			rc = store_head(a, head_wanted, &err);
+
+		uploader_lock(a);
+		if (rc == BS_OK && head_wanted > a->flush_lsn)
+			a->flush_lsn = head_wanted;
+		if (rc != BS_OK)
+		{
+			a->metrics.upload_errors++;
+			log_warning("storage unavailable, %llu bytes spooled (retrying in %lld ms): %s",
+						(unsigned long long) a->metrics.spool_bytes, (long long) delay_ms, err.message);
+			retry_at = now_ms() + delay_ms;
+			delay_ms = delay_ms * 2 > 30000 ? 30000 : delay_ms * 2;
+		}
+		else
+		{
+			delay_ms = 1000;
+			retry_at = 0;
+		}
+		notify_main(a);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
 }
 
 /* ---------- replication stream ---------- */
@@ -616,6 +957,7 @@ send_status(archiver *a, bool reply_requested, bs_error *err)
 	if (PQputCopyData(a->repl, (const char *) buf, (int) n) <= 0 || PQflush(a->repl) < 0)
 		return pgsql_set_error(err, a->repl, NULL, "could not send a status update");
 	a->last_status_ms = now_ms();
+	a->last_sent_flush = a->flush_lsn;
 	return BS_OK;
 }
 
@@ -886,7 +1228,8 @@ close_replication(archiver *a)
 	a->nrelcache = 0;
 }
 
-static void on_repl_readable(evutil_socket_t fd, short what, void *arg);
+static void locked_repl_readable(evutil_socket_t fd, short what, void *arg);
+static void locked_http(struct evhttp_request *req, void *arg);
 
 static int
 start_replication(archiver *a, bs_error *err)
@@ -918,7 +1261,7 @@ start_replication(archiver *a, bs_error *err)
 		pgsql_set_error(err, a->repl, NULL, "could not make the replication connection non-blocking");
 		goto out;
 	}
-	a->repl_ev = event_new(a->evbase, PQsocket(a->repl), EV_READ | EV_PERSIST, on_repl_readable, a);
+	a->repl_ev = event_new(a->evbase, PQsocket(a->repl), EV_READ | EV_PERSIST, locked_repl_readable, a);
 	event_add(a->repl_ev, NULL);
 	log_info("streaming from slot %s", config_get(a->cfg, "slot"));
 	rc = BS_OK;
@@ -980,6 +1323,13 @@ on_repl_readable(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		a->metrics.bytes_received += (uint64_t) n;
+		/* A long burst must not starve the uploader of the lock. */
+		if (__atomic_load_n(&a->uploader_waiting, __ATOMIC_RELAXED))
+		{
+			pthread_mutex_unlock(&a->lock);
+			sched_yield();
+			pthread_mutex_lock(&a->lock);
+		}
 		if (replmsg_parse((const uint8_t *) buf, (size_t) n, &msg, &err) != BS_OK)
 		{
 			PQfreemem(buf);
@@ -991,16 +1341,10 @@ on_repl_readable(evutil_socket_t fd, short what, void *arg)
 			if (handle_xlogdata(a, &msg.u.xlogdata, &err) != BS_OK)
 			{
 				PQfreemem(buf);
-				if (strcmp(err.code, ERRCODE_DISK_FULL) == 0 || strcmp(err.code, ERRCODE_PROTOCOL) == 0 ||
-					strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 || strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0)
-				{
-					archiver_fail(a, &err);
-					return;
-				}
-				/* Storage trouble: keep what is spooled, retry later. */
-				log_warning("%s", err.message);
-				a->drain_retry_ms = now_ms() + a->drain_delay_ms;
-				continue;
+				/* Undecodable input, a full spool or a catalog failure: stop rather than
+				 * archive something wrong; nothing unconfirmed is lost. */
+				archiver_fail(a, &err);
+				return;
 			}
 		}
 		else if (msg.type == 'k')
@@ -1008,12 +1352,12 @@ on_repl_readable(evutil_socket_t fd, short what, void *arg)
 			if (!a->in_txn && msg.u.keepalive.wal_end > a->received_lsn)
 				a->received_lsn = msg.u.keepalive.wal_end;
 			/* Idle publication: nothing pending means the slot may advance. */
-			if (!a->in_txn && a->open_bytes == 0 && !a->spool_pending &&
+			if (!a->in_txn && a->open_bytes == 0 && !a->spool_pending && a->jobs_head == NULL &&
 				msg.u.keepalive.wal_end > a->flush_lsn)
 			{
-				a->flush_lsn = msg.u.keepalive.wal_end;
-				if (a->last_commit_end < a->flush_lsn)
-					a->last_commit_end = a->flush_lsn;
+				if (a->last_commit_end < msg.u.keepalive.wal_end)
+					a->last_commit_end = msg.u.keepalive.wal_end;
+				idle_progress(a, msg.u.keepalive.wal_end, false);
 			}
 			if (msg.u.keepalive.reply_requested && send_status(a, false, &err) != BS_OK)
 			{
@@ -1073,7 +1417,7 @@ verify_newest(archiver *a, arch_table *t, bs_error *err)
 
 		if (t->verified_key && strcmp(t->verified_key, seg->key) == 0)
 			return BS_OK;
-		if (object_verify(a->st, seg->key, seg->sha256, NULL, err) != BS_OK)
+		if (object_verify(a->st_main, seg->key, seg->sha256, NULL, err) != BS_OK)
 			return BS_ERR;
 		free(t->verified_key);
 		t->verified_key = xstrdup(seg->key);
@@ -1085,7 +1429,7 @@ verify_newest(archiver *a, arch_table *t, bs_error *err)
 		if (t->verified_key && b->nchunks > 0 && strcmp(t->verified_key, b->chunks[0].key) == 0)
 			return BS_OK;
 		for (int i = 0; i < b->nchunks; i++)
-			if (object_verify(a->st, b->chunks[i].key, b->chunks[i].sha256, NULL, err) != BS_OK)
+			if (object_verify(a->st_main, b->chunks[i].key, b->chunks[i].sha256, NULL, err) != BS_OK)
 				return BS_ERR;
 		if (b->nchunks > 0)
 		{
@@ -1105,11 +1449,19 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 	bs_error err;
 
 	error_clear(&err);
+	/* Seal once per request, when its target has been received; later commits do not
+	 * re-seal for it (that would cut an epoch per transaction while storage is slow). */
 	for (checkpoint_req *r = a->pending; r; r = r->next)
-		if (a->received_lsn >= r->target_lsn && !a->in_txn)
+	{
+		if (!r->sealed && a->received_lsn >= r->target_lsn && !a->in_txn)
+		{
 			ready = true;
+			r->sealed = true;
+		}
+	}
 	if (ready && !force_fail)
 	{
+		/* Hands what is open to the uploader; the reply waits until flush reaches it. */
 		if (seal_epoch(a, true, &err) != BS_OK)
 		{
 			log_warning("checkpoint: %s", err.message);
@@ -1122,7 +1474,7 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 		checkpoint_req *r = *pp;
 		bool expired = now_ms() >= r->deadline_ms;
 
-		if (force_fail || (ready && a->received_lsn >= r->target_lsn && a->flush_lsn >= r->target_lsn) || expired)
+		if (force_fail || (r->sealed && a->flush_lsn >= r->target_lsn) || expired)
 		{
 			if (force_fail)
 				reply_error(r->req, 503, "Service Unavailable", why ? why : "archiver stopping");
@@ -1367,7 +1719,7 @@ start_http(archiver *a, bs_error *err)
 	if (evhttp_bind_socket(a->http, host, (uint16_t) port) != 0)
 		return error_set(err, ERRCODE_IO, "could not listen on %s (in use?)", listen);
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
-	evhttp_set_gencb(a->http, on_http, a);
+	evhttp_set_gencb(a->http, locked_http, a);
 	log_info("control endpoint on http://%s (/metrics, /health, /checkpoint)", listen);
 	return BS_OK;
 }
@@ -1397,7 +1749,7 @@ take_new_bases(archiver *a, arch_table **list, int n, bs_error *err)
 
 	for (int i = 0; i < n; i++)
 		ms[i] = list[i]->man;
-	rc = basecopy_with_temporary_slot(config_get(a->cfg, "db"), a->conn, a->st, &opts, ms, n, &lsn, err);
+	rc = basecopy_with_temporary_slot(config_get(a->cfg, "db"), a->conn, a->st_main, &opts, ms, n, &lsn, err);
 	free(ms);
 	if (rc != BS_OK)
 		return BS_ERR;
@@ -1412,8 +1764,8 @@ take_new_bases(archiver *a, arch_table **list, int n, bs_error *err)
 		 * archived_to moves when the stream has caught up (store_head). */
 		if (list[i]->man->nbases == 1 && list[i]->man->archived_to < lsn)
 			list[i]->man->archived_to = lsn;
-		if (manifest_store(a->st, list[i]->man, err) != BS_OK)
-			return BS_ERR;
+		/* Stored by the uploader: one writer per manifest keeps the newest version last. */
+		list[i]->dirty = true;
 		list[i]->change_bytes = 0;
 		list[i]->rebase_wanted = false;
 		a->metrics.base_copies++;
@@ -1467,8 +1819,9 @@ poll_tables(archiver *a, bs_error *err)
 				t->active = false;
 				log_warning("table %s.%s was dropped; its archive is kept (recover with --latest) up to %s",
 							t->man->schema, t->man->name, lsn_format(a->received_lsn, l));
-				if (seal_epoch(a, false, err) != BS_OK || manifest_store(a->st, t->man, err) != BS_OK)
+				if (seal_epoch(a, false, err) != BS_OK)
 					log_warning("%s", err->message);
+				t->dirty = true;
 				changed = true;
 			}
 			PQclear(res);
@@ -1495,7 +1848,7 @@ poll_tables(archiver *a, bs_error *err)
 			}
 			continue;
 		}
-		if (load_table(a, ct->relid, ct->schema, ct->name, ct->usable, &t, err) != BS_OK)
+		if (load_table(a, a->st_main, ct->relid, ct->schema, ct->name, ct->usable, &t, err) != BS_OK)
 			goto fail;
 		changed = true;
 		if (!ct->usable)
@@ -1508,8 +1861,7 @@ poll_tables(archiver *a, bs_error *err)
 				t->man->status = xstrdup("skipped");
 				t->man->finding = xstrdup(ct->finding);
 				log_warning("table %s.%s is NOT archived: %s", ct->schema, ct->name, ct->finding);
-				if (manifest_store(a->st, t->man, err) != BS_OK)
-					goto fail;
+				t->dirty = true;
 			}
 			continue;
 		}
@@ -1558,36 +1910,16 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	{
 		if (seal_epoch(a, false, &err) != BS_OK)
 		{
-			if (strcmp(err.code, ERRCODE_DISK_FULL) == 0)
-			{
-				archiver_fail(a, &err);
-				return;
-			}
-			log_warning("%s (retrying in %lld ms)", err.message, (long long) a->drain_delay_ms);
-			a->drain_retry_ms = now + a->drain_delay_ms;
+			archiver_fail(a, &err);
+			return;
 		}
 	}
-	else if (a->open_bytes == 0 && !a->in_txn && !a->spool_pending && a->last_commit_end > a->flush_lsn)
-		a->flush_lsn = a->last_commit_end;
-	if (a->spool_pending && now >= a->drain_retry_ms)
-	{
-		if (drain_spool(a, false, &err) != BS_OK)
-		{
-			a->metrics.upload_errors++;
-			log_warning("storage unavailable, %llu bytes spooled: %s", (unsigned long long) a->metrics.spool_bytes, err.message);
-			a->drain_retry_ms = now + a->drain_delay_ms;
-			a->drain_delay_ms = a->drain_delay_ms * 2 > 30000 ? 30000 : a->drain_delay_ms * 2;
-		}
-		else
-			a->drain_delay_ms = 1000;
-	}
-	if (!a->spool_pending && a->flush_lsn > a->head_written_lsn &&
-		now - a->last_status_ms >= config_get_duration_ms(a->cfg, "status_interval") / 2)
-	{
-		if (store_head(a, a->flush_lsn, &err) != BS_OK)
-			log_warning("%s", err.message);
-	}
-	if (a->repl && now - a->last_status_ms >= config_get_duration_ms(a->cfg, "status_interval"))
+	else if (a->open_bytes == 0 && !a->in_txn && !a->spool_pending && a->jobs_head == NULL)
+		idle_progress(a, a->last_commit_end, false);
+	else
+		idle_progress(a, 0, false);	/* a throttled earlier request, when its time comes */
+	if (a->repl && (a->flush_lsn > a->last_sent_flush ||
+					now - a->last_status_ms >= config_get_duration_ms(a->cfg, "status_interval")))
 	{
 		if (send_status(a, false, &err) != BS_OK)
 			schedule_reconnect(a, &err);
@@ -1655,6 +1987,53 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	log_info("received %s, finishing", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	a->stopping = true;
 	event_base_loopbreak(a->evbase);
+}
+
+/* ---------- main-loop callbacks run with the lock held ---------- */
+
+static void
+on_notify(evutil_socket_t fd, short what, void *arg)
+{
+	archiver *a = arg;
+	char buf[64];
+	bs_error err;
+
+	(void) what;
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	error_clear(&err);
+	if (a->uploader_failed)
+	{
+		archiver_fail(a, &a->uploader_err);
+		return;
+	}
+	if (a->repl && a->flush_lsn > a->last_sent_flush && send_status(a, false, &err) != BS_OK)
+		schedule_reconnect(a, &err);
+	if (a->pending)
+		answer_checkpoints(a, false, NULL);
+}
+
+#define LOCKED_CALLBACK(name, fn) \
+	static void name(evutil_socket_t fd, short what, void *arg) \
+	{ \
+		archiver *a = arg; \
+		pthread_mutex_lock(&a->lock); \
+		fn(fd, what, arg); \
+		pthread_mutex_unlock(&a->lock); \
+	}
+LOCKED_CALLBACK(locked_repl_readable, on_repl_readable)
+LOCKED_CALLBACK(locked_tick, on_tick)
+LOCKED_CALLBACK(locked_signal, on_signal)
+LOCKED_CALLBACK(locked_notify, on_notify)
+
+static void
+locked_http(struct evhttp_request *req, void *arg)
+{
+	archiver *a = arg;
+
+	pthread_mutex_lock(&a->lock);
+	on_http(req, arg);
+	pthread_mutex_unlock(&a->lock);
 }
 
 /* ---------- start-up ---------- */
@@ -1725,7 +2104,7 @@ initial_setup(archiver *a, bs_error *err)
 		arch_table *t;
 		catalog_table *ct = &list.tables[i];
 
-		if (load_table(a, ct->relid, ct->schema, ct->name, ct->usable, &t, err) != BS_OK)
+		if (load_table(a, a->st, ct->relid, ct->schema, ct->name, ct->usable, &t, err) != BS_OK)
 			goto fail_list;
 		if (!ct->usable)
 		{
@@ -1936,12 +2315,28 @@ archiver_free(archiver *a)
 			event_free(a->sig_evs[i]);
 	if (a->tick_ev)
 		event_free(a->tick_ev);
+	if (a->notify_ev)
+		event_free(a->notify_ev);
+	for (int i = 0; i < 2; i++)
+		if (a->notify_pipe[i] >= 0)
+			close(a->notify_pipe[i]);
+	while (a->jobs_head)
+	{
+		seal_job *j = a->jobs_head;
+
+		a->jobs_head = j->next;
+		seal_job_free(j);
+	}
+	pthread_mutex_destroy(&a->lock);
+	pthread_cond_destroy(&a->wake);
 	if (a->evbase)
 		event_base_free(a->evbase);
 	if (a->conn)
 		PQfinish(a->conn);
 	if (a->st)
 		storage_close(a->st);
+	if (a->st_main)
+		storage_close(a->st_main);
 	if (a->spool)
 		storage_close(a->spool);
 	archive_head_clear(&a->head);
@@ -1960,14 +2355,25 @@ archiver_run(bs_config *cfg, bs_error *err)
 	a.cfg = cfg;
 	a.metrics.started_ms = now_ms();
 	a.reconnect_delay_ms = 1000;
-	a.drain_delay_ms = 1000;
+	a.notify_pipe[0] = a.notify_pipe[1] = -1;
+	pthread_mutex_init(&a.lock, NULL);
+	pthread_cond_init(&a.wake, NULL);
 	if (config_get(cfg, "db") == NULL)
-		return error_set(err, ERRCODE_INVALID_PARAMETER, "--db is required (a role with REPLICATION)");
+	{
+		rc = error_set(err, ERRCODE_INVALID_PARAMETER, "--db is required (a role with REPLICATION)");
+		goto out;
+	}
 	if (codec_parse(config_get(cfg, "compression"), &a.codec, err) != BS_OK)
-		return BS_ERR;
+		goto out;
 	a.level = (int) config_get_int(cfg, "compression_level");
 	signal(SIGPIPE, SIG_IGN);
-	if (storage_open(config_get(cfg, "storage"), cfg, &a.st, err) != BS_OK)
+	if (pipe2(a.notify_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
+	{
+		error_set_errno(err, errno, "could not create a pipe");
+		goto out;
+	}
+	if (storage_open(config_get(cfg, "storage"), cfg, &a.st, err) != BS_OK ||
+		storage_open(config_get(cfg, "storage"), cfg, &a.st_main, err) != BS_OK)
 		goto out;
 	strbuf_printf(&spool_url, "file://%s", config_get(cfg, "spool_dir"));
 	if (spool_url.data[7] != '/')
@@ -1983,50 +2389,93 @@ archiver_run(bs_config *cfg, bs_error *err)
 	if (start_http(&a, err) != BS_OK)
 		goto out;
 	log_info("archiving to %s", storage_describe(a.st));
+	/* Single-threaded until the uploader starts. */
 	if (initial_setup(&a, err) != BS_OK)
 		goto out;
 	a.last_poll_ms = now_ms();
-	if (start_replication(&a, err) != BS_OK)
+
+	pthread_mutex_lock(&a.lock);
+	if (pthread_create(&a.uploader, NULL, uploader_main, &a) != 0)
+	{
+		pthread_mutex_unlock(&a.lock);
+		error_set(err, ERRCODE_INTERNAL, "could not start the uploader thread");
 		goto out;
-	a.tick_ev = event_new(a.evbase, -1, EV_PERSIST, on_tick, &a);
+	}
+	a.uploader_running = true;
+	if (start_replication(&a, err) != BS_OK)
+	{
+		pthread_mutex_unlock(&a.lock);
+		goto stop_uploader;
+	}
+	a.tick_ev = event_new(a.evbase, -1, EV_PERSIST, locked_tick, &a);
 	event_add(a.tick_ev, &tick);
+	a.notify_ev = event_new(a.evbase, a.notify_pipe[0], EV_READ | EV_PERSIST, locked_notify, &a);
+	event_add(a.notify_ev, NULL);
 	for (int i = 0; i < 3; i++)
 	{
-		a.sig_evs[i] = evsignal_new(a.evbase, sigs[i], on_signal, &a);
+		a.sig_evs[i] = evsignal_new(a.evbase, sigs[i], locked_signal, &a);
 		event_add(a.sig_evs[i], NULL);
 	}
+	pthread_mutex_unlock(&a.lock);
 	while (!a.stopping && !a.fatal)
 		event_base_dispatch(a.evbase);
 
+	pthread_mutex_lock(&a.lock);
 	if (a.fatal)
-	{
 		*err = a.fatal_err;
-		answer_checkpoints(&a, true, err->message);
-		/* Whatever is durable is still confirmed, so a restart does not redo it. */
-		send_status(&a, false, &(bs_error) {0});
-		goto out;
-	}
-	/* Orderly stop: seal what is complete, upload, and confirm it. */
+	else
 	{
 		bs_error e2;
 
+		/* Orderly stop: seal what is complete; the uploader stores it before it exits. */
 		error_clear(&e2);
 		drop_partial_transaction(&a);
 		if (seal_epoch(&a, false, &e2) != BS_OK)
-			log_warning("stopping with data left in the spool (uploaded on the next start): %s", e2.message);
-		else if (!a.spool_pending && a.flush_lsn > a.head_written_lsn)
-			store_head(&a, a.flush_lsn, &e2);
-		answer_checkpoints(&a, true, "archiver stopping");
+			log_warning("%s", e2.message);
+	}
+	pthread_mutex_unlock(&a.lock);
+
+stop_uploader:
+	pthread_mutex_lock(&a.lock);
+	a.uploader_stop = true;
+	pthread_cond_signal(&a.wake);
+	pthread_mutex_unlock(&a.lock);
+	pthread_join(a.uploader, NULL);
+	a.uploader_running = false;
+	/* Single-threaded again. */
+	if (!a.fatal && a.uploader_failed)
+	{
+		a.fatal = true;
+		*err = a.uploader_err;
+	}
+	if (!a.fatal && !a.spool_pending)
+	{
+		uint64_t target = a.idle_lsn > a.flush_lsn ? a.idle_lsn : a.flush_lsn;
+		bs_error e2;
+
+		error_clear(&e2);
+		if (target > a.head_written_lsn && store_head(&a, target, &e2) != BS_OK)
+			log_warning("%s", e2.message);
+		else
+			a.flush_lsn = target;
+	}
+	if (a.spool_pending)
+		log_warning("stopping with %llu bytes in the spool (uploaded on the next start)",
+					(unsigned long long) a.metrics.spool_bytes);
+	answer_checkpoints(&a, true, a.fatal ? err->message : "archiver stopping");
+	/* Whatever is durable is confirmed, so a restart does not redo it. */
+	{
+		bs_error e2;
+		char l[LSN_BUFLEN];
+
+		error_clear(&e2);
 		if (send_status(&a, false, &e2) != BS_OK)
 			log_warning("%s", e2.message);
 		else
-		{
-			char l[LSN_BUFLEN];
-
 			log_info("stopped; confirmed %s to PostgreSQL", lsn_format(a.flush_lsn, l));
-		}
 	}
-	rc = BS_OK;
+	if (!a.fatal)
+		rc = BS_OK;
 out:
 	archiver_free(&a);
 	strbuf_free(&spool_url);
