@@ -47,14 +47,14 @@ segment_write_record(strbuf *out, const segment_record *r, bs_error *err)
 	switch (r->op)
 	{
 		case 'I':
-			if (check_tuple(r->new_tuple, r->new_len, "new", r->op, err) != BS_OK)
+			if (!r->tuples_checked && check_tuple(r->new_tuple, r->new_len, "new", r->op, err) != BS_OK)
 				return BS_ERR;
 			body += r->new_len;
 			break;
 		case 'U':
 			if (r->old_kind == 'K' || r->old_kind == 'O')
 			{
-				if (check_tuple(r->old_tuple, r->old_len, "old", r->op, err) != BS_OK)
+				if (!r->tuples_checked && check_tuple(r->old_tuple, r->old_len, "old", r->op, err) != BS_OK)
 					return BS_ERR;
 				if (r->old_len > UINT32_MAX)
 					return error_set(err, ERRCODE_INVALID_PARAMETER,
@@ -64,7 +64,7 @@ segment_write_record(strbuf *out, const segment_record *r, bs_error *err)
 				return error_set(err, ERRCODE_INVALID_PARAMETER,
 								 "segment record 'U': invalid old_kind 0x%02x with %zu old bytes",
 								 (unsigned char) r->old_kind, r->old_len);
-			if (check_tuple(r->new_tuple, r->new_len, "new", r->op, err) != BS_OK)
+			if (!r->tuples_checked && check_tuple(r->new_tuple, r->new_len, "new", r->op, err) != BS_OK)
 				return BS_ERR;
 			body += 1 + 4 + r->old_len + r->new_len;
 			break;
@@ -72,7 +72,7 @@ segment_write_record(strbuf *out, const segment_record *r, bs_error *err)
 			if (r->old_kind != 'K' && r->old_kind != 'O')
 				return error_set(err, ERRCODE_INVALID_PARAMETER,
 								 "segment record 'D': invalid old_kind 0x%02x", (unsigned char) r->old_kind);
-			if (check_tuple(r->old_tuple, r->old_len, "old", r->op, err) != BS_OK)
+			if (!r->tuples_checked && check_tuple(r->old_tuple, r->old_len, "old", r->op, err) != BS_OK)
 				return BS_ERR;
 			body += 1 + r->old_len;
 			break;

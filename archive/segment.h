@@ -33,6 +33,9 @@ typedef struct segment_record
 	size_t old_len;
 	const uint8_t *new_tuple;	/* verbatim TupleData, I and U */
 	size_t new_len;
+	/* Writer only: the caller has already parsed these tuples with pgo_decode and seen only
+	 * text/null/unchanged columns, so segment_write_record need not parse them again. */
+	bool tuples_checked;
 } segment_record;
 
 /* Append the segment header (magic) to out. */

@@ -1058,6 +1058,16 @@ patch_end_lsn(arch_table *t, uint64_t end_lsn)
 	t->txn_start = t->open.len;
 }
 
+/* Decoded by pgo_decode already; text (not binary) is all segments may hold. */
+static bool
+tuple_is_text(const pgo_tuple *t)
+{
+	for (int i = 0; i < t->ncols; i++)
+		if (t->values[i].kind == 'b')
+			return false;
+	return true;
+}
+
 static int
 handle_change(archiver *a, const pgo_message *m, bs_error *err)
 {
@@ -1073,6 +1083,7 @@ handle_change(archiver *a, const pgo_message *m, bs_error *err)
 			if (t == NULL || !t->active)
 				return BS_OK;
 			r.op = 'I';
+			r.tuples_checked = tuple_is_text(&m->u.insert.newtup);
 			r.new_tuple = m->u.insert.newtup.raw;
 			r.new_len = m->u.insert.newtup.raw_len;
 			return append_record(a, t, &r, err);
@@ -1089,6 +1100,8 @@ handle_change(archiver *a, const pgo_message *m, bs_error *err)
 			}
 			r.new_tuple = m->u.update.newtup.raw;
 			r.new_len = m->u.update.newtup.raw_len;
+			r.tuples_checked = tuple_is_text(&m->u.update.newtup) &&
+				(!m->u.update.old_kind || tuple_is_text(&m->u.update.oldtup));
 			return append_record(a, t, &r, err);
 		case 'D':
 			t = find_table(a, m->u.delete.relid);
@@ -1098,6 +1111,7 @@ handle_change(archiver *a, const pgo_message *m, bs_error *err)
 			r.old_kind = m->u.delete.old_kind;
 			r.old_tuple = m->u.delete.oldtup.raw;
 			r.old_len = m->u.delete.oldtup.raw_len;
+			r.tuples_checked = tuple_is_text(&m->u.delete.oldtup);
 			return append_record(a, t, &r, err);
 		case 'T':
 			for (uint32_t i = 0; i < m->u.truncate.nrels; i++)

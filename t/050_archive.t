@@ -48,10 +48,9 @@ sub start_archiver
 {
 	my ($log) = @_;
 	my ($in, $out, $err) = ('', '', '');
-	my $h = IPC::Run::start(
-		[ backstop_bin(), 'archive', '--db', $conn, '--all-tables', @common,
+	my $h = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', '--db', $conn, '--all-tables', @common,
 		  '--segment-age', '1s', '--table-poll-interval', '1s', '--status-interval', '1s' ],
-		'<', \$in, '>', \$out, '2>>', $log);
+		'<', \$in, '>', \$out, '2>>', $log));
 	return $h;
 }
 
@@ -193,8 +192,8 @@ like($out, qr/nokey/, 'info lists the skipped table');
 		'--publication', 'p2', '--listen', 'off', '--segment-age', '1s', '--table-poll-interval', '1s',
 		'--rebase-ratio', '50', '--rebase-min-interval', '0');
 	$node->safe_psql($db, q{CREATE TABLE public.gone (id int PRIMARY KEY, v text); INSERT INTO public.gone VALUES (1, 'a'), (2, 'b');});
-	my $h2 = IPC::Run::start([ backstop_bin(), 'archive', @a2, '--tables', 'public.gone,public.late' ],
-		'>', \my $o2, '2>>', "$dir/archiver2.log");
+	my $h2 = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', @a2, '--tables', 'public.gone,public.late' ],
+		'>', \my $o2, '2>>', "$dir/archiver2.log"));
 	ok(wait_for('second archiver base copies', sub { -e "$dir/archive2/head.json" }), 'second archiver started');
 	$node->safe_psql($db, q{UPDATE public.gone SET v = 'c' WHERE id = 1;});
 	# Changes outweigh the base of public.late: a re-base follows, exact at its own LSN, and
@@ -224,8 +223,8 @@ like($out, qr/nokey/, 'info lists the skipped table');
 	$h2->finish;
 	my $before = content_checksum($node, $db, 'public.gone');
 	$node->safe_psql($db, 'DROP TABLE public.gone');
-	$h2 = IPC::Run::start([ backstop_bin(), 'archive', @a2, '--tables', 'public.gone,public.late' ],
-		'>', \$o2, '2>>', "$dir/archiver2.log");
+	$h2 = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', @a2, '--tables', 'public.gone,public.late' ],
+		'>', \$o2, '2>>', "$dir/archiver2.log"));
 	ok(wait_for('restart with a dropped table', sub { slurp_file("$dir/archiver2.log") =~ /public\.gone was dropped while the archiver was stopped/ }),
 		'restart marks the dropped table and keeps running');
 	# SIGHUP re-reads the configuration file; a broken file is refused and the daemon goes on.
@@ -233,8 +232,8 @@ like($out, qr/nokey/, 'info lists the skipped table');
 	PostgreSQL::Test::Utils::append_to_file($conf, "log_level = info\n");
 	$h2->signal('TERM');
 	$h2->finish;
-	$h2 = IPC::Run::start([ backstop_bin(), 'archive', @a2, '--config', $conf, '--tables', 'public.gone,public.late' ],
-		'>', \$o2, '2>>', "$dir/archiver2.log");
+	$h2 = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', @a2, '--config', $conf, '--tables', 'public.gone,public.late' ],
+		'>', \$o2, '2>>', "$dir/archiver2.log"));
 	ok(wait_for('archiver with a configuration file', sub { slurp_file("$dir/archiver2.log") =~ /streaming from slot s2.*streaming from slot s2.*streaming from slot s2/s }),
 		'third start streaming');
 	PostgreSQL::Test::Utils::append_to_file($conf, "segment_size = 1MiB\n");

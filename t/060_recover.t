@@ -35,11 +35,10 @@ $node->safe_psql($db, q{
 });
 
 my $log = "$dir/archiver.log";
-my $h = IPC::Run::start(
-	[ backstop_bin(), 'archive', '--db', $conn, '--all-tables', '--storage', $storage,
+my $h = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', '--db', $conn, '--all-tables', '--storage', $storage,
 	  '--data-dir', "$dir/data", '--listen', $listen, '--segment-age', '1s',
 	  '--table-poll-interval', '1s', '--status-interval', '1s' ],
-	'<', \undef, '>', "$dir/archiver.out", '2>>', $log);
+	'<', \undef, '>', "$dir/archiver.out", '2>>', $log));
 
 
 sub checkpoint

@@ -65,6 +65,7 @@ our @EXPORT = qw(
   s3_helper_available
   wait_for
   archiver_checkpoint
+  kill_at_exit
   $REPLICATION_ROLE
 );
 
@@ -317,6 +318,30 @@ sub wait_for
 	}
 	Test::More::diag("timed out waiting for $what");
 	return 0;
+}
+
+=item kill_at_exit($harness)
+
+Registers an C<IPC::Run> harness (a background archiver) to be killed when the test script
+exits, also when it dies half-way, so that no daemon outlives its test.  Returns the harness.
+
+=cut
+
+my @background;
+
+sub kill_at_exit
+{
+	my ($h) = @_;
+	push @background, $h;
+	return $h;
+}
+
+END
+{
+	for my $h (@background)
+	{
+		eval { $h->kill_kill(grace => 2) if $h->pumpable; 1 };
+	}
 }
 
 =item archiver_checkpoint($listen, $table [, $timeout])
