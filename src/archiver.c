@@ -159,6 +159,7 @@ typedef struct archiver
 	uint64_t queued_bytes;
 	uint64_t head_wanted;		/* idle progress: write the head up to here, then confirm it */
 	uint64_t idle_lsn;			/* idle progress not yet asked for (throttled) */
+	bool retry_now;				/* a checkpoint waits: try storage again without back-off */
 	int64_t last_head_request_ms;
 	bool uploader_failed;		/* fatal: a sealed epoch could not be spooled */
 	bs_error uploader_err;
@@ -544,6 +545,19 @@ store_head(archiver *a, uint64_t lsn, bs_error *err)
 	return BS_OK;
 }
 
+/* Spool keys are "<16 hex digit seal LSN>/<file>": the epoch a key belongs to. */
+static bool
+spool_epoch_of(const char *key, uint64_t *seal_lsn)
+{
+	char epoch[17];
+
+	if (strlen(key) < 18 || key[16] != '/')
+		return false;
+	memcpy(epoch, key, 16);
+	epoch[16] = '\0';
+	return lsn_parse_key(epoch, seal_lsn) == BS_OK;
+}
+
 /* Upload every complete spooled epoch in LSN order; flush advances epoch by epoch. */
 static int
 drain_spool(archiver *a, bool verify, bs_error *err)
@@ -570,15 +584,9 @@ drain_spool(archiver *a, bool verify, bs_error *err)
 		for (i = first; i < keys.count && rc == BS_OK; i++)
 		{
 			const char *k = keys.keys[i];
-			const char *slash = strchr(k, '/');
-			char epoch[17];
 			uint64_t seal_lsn;
 
-			if (slash == NULL || strcmp(slash + 1, SPOOL_COMPLETE) != 0 || (size_t) (slash - k) != 16)
-				continue;
-			memcpy(epoch, k, 16);
-			epoch[16] = '\0';
-			if (lsn_parse_key(epoch, &seal_lsn) != BS_OK)
+			if (!spool_epoch_of(k, &seal_lsn) || strcmp(k + 17, SPOOL_COMPLETE) != 0)
 				continue;
 			/* Layouts first, then segments. */
 			for (int pass = 0; pass < 2 && rc == BS_OK; pass++)
@@ -610,30 +618,18 @@ drain_spool(archiver *a, bool verify, bs_error *err)
 		/* Manifests (stored by store_head before the head itself), head, then forget. */
 		if (rc == BS_OK)
 			rc = store_head(a, batch_seal, err);
-		for (int j = 0; rc == BS_OK && j < keys.count; j++)
+		/* Files first, the COMPLETE markers last: after a crash half-way, what is left of an
+		 * epoch is already listed in the manifests and skipped on the next drain. */
+		for (int pass = 0; pass < 2; pass++)
 		{
-			char epoch[17];
-			uint64_t lsn;
+			for (int j = 0; rc == BS_OK && j < keys.count; j++)
+			{
+				uint64_t lsn;
 
-			if (strlen(keys.keys[j]) < 17 || keys.keys[j][16] != '/')
-				continue;
-			memcpy(epoch, keys.keys[j], 16);
-			epoch[16] = '\0';
-			if (lsn_parse_key(epoch, &lsn) == BS_OK && lsn <= batch_seal &&
-				strcmp(keys.keys[j] + 17, SPOOL_COMPLETE) != 0)
-				rc = storage_delete(a->spool, keys.keys[j], err);
-		}
-		for (int j = 0; rc == BS_OK && j < keys.count; j++)
-		{
-			char epoch[17];
-			uint64_t lsn;
-
-			if (strlen(keys.keys[j]) < 17 || keys.keys[j][16] != '/' || strcmp(keys.keys[j] + 17, SPOOL_COMPLETE) != 0)
-				continue;
-			memcpy(epoch, keys.keys[j], 16);
-			epoch[16] = '\0';
-			if (lsn_parse_key(epoch, &lsn) == BS_OK && lsn <= batch_seal)
-				rc = storage_delete(a->spool, keys.keys[j], err);
+				if (spool_epoch_of(keys.keys[j], &lsn) && lsn <= batch_seal &&
+					(strcmp(keys.keys[j] + 17, SPOOL_COMPLETE) == 0) == (pass == 1))
+					rc = storage_delete(a->spool, keys.keys[j], err);
+			}
 		}
 		if (rc == BS_OK)
 		{
@@ -669,15 +665,14 @@ clean_spool(archiver *a, uint64_t *max_seal, bs_error *err)
 		return BS_ERR;
 	for (int i = 0; i < keys.count && rc == BS_OK; i++)
 	{
-		char epoch[17];
+		char epoch[LSN_BUFLEN];
 		char complete[64];
 		bool found = false;
 		uint64_t seal;
 
-		if (strlen(keys.keys[i]) < 17 || keys.keys[i][16] != '/')
+		if (!spool_epoch_of(keys.keys[i], &seal))
 			continue;
-		memcpy(epoch, keys.keys[i], 16);
-		epoch[16] = '\0';
+		lsn_format_key(seal, epoch);
 		snprintf(complete, sizeof(complete), "%s/%s", epoch, SPOOL_COMPLETE);
 		for (int j = 0; j < keys.count; j++)
 			if (strcmp(keys.keys[j], complete) == 0)
@@ -687,7 +682,7 @@ clean_spool(archiver *a, uint64_t *max_seal, bs_error *err)
 			log_warning("discarding incomplete spool epoch %s (never confirmed to PostgreSQL)", epoch);
 			rc = storage_delete(a->spool, keys.keys[i], err);
 		}
-		else if (lsn_parse_key(epoch, &seal) == BS_OK && seal > *max_seal)
+		else if (seal > *max_seal)
 			*max_seal = seal;
 	}
 	key_list_free(&keys);
@@ -851,7 +846,14 @@ uploader_main(void *arg)
 		bs_error err;
 		int rc = BS_OK;
 
-		bool may_upload = now_ms() >= retry_at;
+		bool may_upload;
+
+		if (a->retry_now)
+		{
+			a->retry_now = false;
+			retry_at = 0;
+		}
+		may_upload = now_ms() >= retry_at;
 
 		for (int i = 0; i < a->ntables; i++)
 			dirty = dirty || a->tables[i]->dirty;
@@ -929,7 +931,7 @@ uploader_main(void *arg)
 			log_warning("storage unavailable, %llu bytes spooled (retrying in %lld ms): %s",
 						(unsigned long long) a->metrics.spool_bytes, (long long) delay_ms, err.message);
 			retry_at = now_ms() + delay_ms;
-			delay_ms = delay_ms * 2 > 30000 ? 30000 : delay_ms * 2;
+			delay_ms = delay_ms * 2 > 10000 ? 10000 : delay_ms * 2;
 		}
 		else
 		{
@@ -1553,6 +1555,14 @@ on_checkpoint(struct evhttp_request *req, void *arg)
 		evhttp_clear_headers(&q);
 		return;
 	}
+	{
+		const char *t_s = evhttp_find_header(&q, "timeout_ms");
+		int64_t client_ms;
+
+		/* The client says how long it waits; the daemon's own setting is the default. */
+		if (t_s && config_parse_int(t_s, &client_ms) == 0 && client_ms > 0 && client_ms <= 3600 * 1000)
+			timeout_ms = client_ms;
+	}
 	lsn_s = evhttp_find_header(&q, "lsn");
 	if (lsn_s && lsn_parse(lsn_s, &lsn) != BS_OK)
 	{
@@ -1608,6 +1618,8 @@ on_checkpoint(struct evhttp_request *req, void *arg)
 	r->deadline_ms = r->started_ms + (timeout_ms > 0 ? timeout_ms : 30000);
 	r->next = a->pending;
 	a->pending = r;
+	a->retry_now = true;
+	pthread_cond_signal(&a->wake);
 	/* Ask the server for its position now instead of waiting for a keepalive. */
 	if (a->received_lsn < lsn && send_status(a, true, &err) != BS_OK)
 		log_warning("%s", err.message);

@@ -53,7 +53,8 @@ cmd_checkpoint(bs_config *cfg, int argc, char **argv)
 		return EXIT_FAILURE_RUNTIME;
 	}
 	etable = curl_easy_escape(curl, table, 0);
-	strbuf_printf(&url, "http://%s/checkpoint?table=%s", listen, etable);
+	strbuf_printf(&url, "http://%s/checkpoint?table=%s&timeout_ms=%lld", listen, etable,
+				  (long long) (timeout_ms > 0 ? timeout_ms : 30000));
 	curl_free(etable);
 	curl_easy_setopt(curl, CURLOPT_URL, url.data);
 	curl_easy_setopt(curl, CURLOPT_POST, 1L);
