@@ -197,7 +197,7 @@ copyback_free(copyback *cb)
 /* The SQL to bring rows back into the source table, printed and never executed. */
 static void
 build_copyback(const manifest *m, const manifest_layout *l, const char *target_schema, const char *target_name,
-			   copyback *cb)
+			   bool source_gone, copyback *cb)
 {
 	char *orig = pgsql_qualified_name(m->schema, m->name);
 	char *tgt = pgsql_qualified_name(target_schema, target_name);
@@ -207,7 +207,7 @@ build_copyback(const manifest *m, const manifest_layout *l, const char *target_s
 	memset(cb, 0, sizeof(*cb));
 	for (int i = 0; i < l->ncols; i++)
 		nkey += l->columns[i].key && (l->replident == 'd' || l->replident == 'i');
-	if (strcmp(m->status, "dropped") == 0)
+	if (source_gone)
 	{
 		char *qn = pgsql_quote_ident(m->name);
 
@@ -537,7 +537,26 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		char ours[REPLAY_CHECKSUM_BUFLEN];
 
 		replay_checksum_format(&lres.ours, ours);
-		build_copyback(m, layout, tschema, tname, &cb);
+		/* Dropped: the archive says so, or (same database) the name no longer exists, e.g.
+		 * dropped after the archiver last looked. */
+		bool gone = strcmp(m->status, "dropped") == 0;
+
+		if (!gone && conn && target_db == NULL)
+		{
+			char *q = pgsql_qualified_name(m->schema, m->name);
+			const char *params[1] = {q};
+			PGresult *res;
+			bs_error qerr;
+
+			error_clear(&qerr);
+			if (pgsql_query_params(conn, "SELECT to_regclass($1) IS NULL", 1, params, &res, &qerr) == BS_OK)
+			{
+				gone = PQgetvalue(res, 0, 0)[0] == 't';
+				PQclear(res);
+			}
+			free(q);
+		}
+		build_copyback(m, layout, tschema, tname, gone, &cb);
 		if (json)
 		{
 			json_t *o = json_object();

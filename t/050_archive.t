@@ -251,6 +251,7 @@ like($out, qr/nokey/, 'info lists the skipped table');
 	like($out, qr/dropped/, 'info says dropped');
 	($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $st2, '--table', 'public.gone', '--latest', '--yes');
 	is($rc, 0, 'dropped table recovered with --latest') or diag("$out\n$err");
+	like($out, qr/ALTER TABLE "public"\."gone_recovered" RENAME TO "gone";/, 'copy-back SQL renames the recovered table into place');
 	is(content_checksum($node, $db, 'public.gone_recovered'), $before, 'dropped table recovered exactly');
 	($rc, $out, $err) = run_backstop('archive', @a2, '--tables', 'public.late,public.nosuchtable');
 	is($rc, 1, 'a table that never existed is refused');
