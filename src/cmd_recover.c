@@ -158,13 +158,19 @@ point_text(const recover_point *pt, char *buf, size_t size)
 
 /* Comma-separated quoted column list with a prefix ("r." or ""). */
 static void
-column_list(strbuf *sb, const manifest_layout *l, const char *prefix)
+column_items(strbuf *sb, const manifest_layout *l, int keys, const char *sep, const char *fmt)
 {
-	for (int i = 0; i < l->ncols; i++)
+	/* keys: -1 every column, 1 the key columns, 0 the others; fmt names the column as %1$s. */
+	for (int i = 0, k = 0; i < l->ncols; i++)
 	{
-		char *q = pgsql_quote_ident(l->columns[i].name);
+		char *q;
 
-		strbuf_printf(sb, "%s%s%s", i ? ", " : "", prefix, q);
+		if (keys >= 0 && (int) l->columns[i].key != keys)
+			continue;
+		q = pgsql_quote_ident(l->columns[i].name);
+		if (k++)
+			strbuf_append_str(sb, sep);
+		strbuf_printf(sb, fmt, q);
 		free(q);
 	}
 }
@@ -227,29 +233,20 @@ build_copyback(const manifest *m, const manifest_layout *l, const char *target_s
 	}
 	/* Rows deleted since the point. */
 	strbuf_printf(&sql, "INSERT INTO %s (", orig);
-	column_list(&sql, l, "");
+	column_items(&sql, l, -1, ", ", "%1$s");
 	strbuf_append_str(&sql, ")\nSELECT ");
-	column_list(&sql, l, "r.");
+	column_items(&sql, l, -1, ", ", "r.%1$s");
 	strbuf_printf(&sql, " FROM %s r\n", tgt);
 	if (nkey > 0)
 	{
 		strbuf_printf(&sql, "WHERE NOT EXISTS (SELECT 1 FROM %s o WHERE ", orig);
-		for (int i = 0, k = 0; i < l->ncols; i++)
-		{
-			char *q;
-
-			if (!l->columns[i].key)
-				continue;
-			q = pgsql_quote_ident(l->columns[i].name);
-			strbuf_printf(&sql, "%so.%s = r.%s", k++ ? " AND " : "", q, q);
-			free(q);
-		}
+		column_items(&sql, l, 1, " AND ", "o.%1$s = r.%1$s");
 		strbuf_append_str(&sql, ");");
 	}
 	else
 	{
 		strbuf_append_str(&sql, "EXCEPT ALL SELECT ");
-		column_list(&sql, l, "");
+		column_items(&sql, l, -1, ", ", "%1$s");
 		strbuf_printf(&sql, " FROM %s;", orig);
 	}
 	copyback_add(cb, "rows were deleted: insert the recovered rows that are missing from the table", &sql);
@@ -257,49 +254,13 @@ build_copyback(const manifest *m, const manifest_layout *l, const char *target_s
 	if (nkey > 0 && nkey < l->ncols)
 	{
 		strbuf_printf(&sql, "UPDATE %s o SET ", orig);
-		for (int i = 0, k = 0; i < l->ncols; i++)
-		{
-			char *q;
-
-			if (l->columns[i].key)
-				continue;
-			q = pgsql_quote_ident(l->columns[i].name);
-			strbuf_printf(&sql, "%s%s = r.%s", k++ ? ", " : "", q, q);
-			free(q);
-		}
+		column_items(&sql, l, 0, ", ", "%1$s = r.%1$s");
 		strbuf_printf(&sql, "\nFROM %s r WHERE ", tgt);
-		for (int i = 0, k = 0; i < l->ncols; i++)
-		{
-			char *q;
-
-			if (!l->columns[i].key)
-				continue;
-			q = pgsql_quote_ident(l->columns[i].name);
-			strbuf_printf(&sql, "%so.%s = r.%s", k++ ? " AND " : "", q, q);
-			free(q);
-		}
+		column_items(&sql, l, 1, " AND ", "o.%1$s = r.%1$s");
 		strbuf_append_str(&sql, "\n  AND (");
-		for (int i = 0, k = 0; i < l->ncols; i++)
-		{
-			char *q;
-
-			if (l->columns[i].key)
-				continue;
-			q = pgsql_quote_ident(l->columns[i].name);
-			strbuf_printf(&sql, "%so.%s", k++ ? ", " : "", q);
-			free(q);
-		}
+		column_items(&sql, l, 0, ", ", "o.%1$s");
 		strbuf_append_str(&sql, ") IS DISTINCT FROM (");
-		for (int i = 0, k = 0; i < l->ncols; i++)
-		{
-			char *q;
-
-			if (l->columns[i].key)
-				continue;
-			q = pgsql_quote_ident(l->columns[i].name);
-			strbuf_printf(&sql, "%sr.%s", k++ ? ", " : "", q);
-			free(q);
-		}
+		column_items(&sql, l, 0, ", ", "r.%1$s");
 		strbuf_append_str(&sql, ");");
 		copyback_add(cb, "rows were changed: set them back to their recovered values, matched by key", &sql);
 	}
