@@ -632,16 +632,16 @@ manifest_validate(const manifest *m, bs_error *err)
  * JSON output.
  */
 
-static json_t *
-json_lsn(uint64_t lsn)
+json_t *
+manifest_json_lsn(uint64_t lsn)
 {
 	char buf[LSN_BUFLEN];
 
 	return json_string(lsn_format(lsn, buf));
 }
 
-static json_t *
-json_time(int64_t us)
+json_t *
+manifest_json_time(int64_t us)
 {
 	char buf[MANIFEST_TIME_BUFLEN];
 
@@ -669,7 +669,7 @@ layout_to_json(const manifest_layout *l)
 	char ri[2] = {l->replident, '\0'};
 
 	json_object_set_new(o, "id", json_integer(l->id));
-	json_object_set_new(o, "from_lsn", json_lsn(l->from_lsn));
+	json_object_set_new(o, "from_lsn", manifest_json_lsn(l->from_lsn));
 	json_object_set_new(o, "replident", json_string(ri));
 	for (int c = 0; c < l->ncols; c++)
 	{
@@ -695,8 +695,8 @@ base_to_json(const manifest_base *b)
 	json_t *o = json_object();
 	json_t *chunks = json_array();
 
-	json_object_set_new(o, "lsn", json_lsn(b->lsn));
-	json_object_set_new(o, "time", json_time(b->time));
+	json_object_set_new(o, "lsn", manifest_json_lsn(b->lsn));
+	json_object_set_new(o, "time", manifest_json_time(b->time));
 	json_object_set_new(o, "rows", json_u64(b->rows));
 	json_object_set_new(o, "layout_id", json_integer(b->layout_id));
 	json_object_set_new(o, "schema_key", json_str_or_null(b->schema_key));
@@ -738,10 +738,10 @@ segment_to_json(const manifest_segment *s)
 	json_t *o = json_object();
 
 	json_object_set_new(o, "key", json_str_or_null(s->key));
-	json_object_set_new(o, "first_lsn", json_lsn(s->first_lsn));
-	json_object_set_new(o, "last_end_lsn", json_lsn(s->last_end_lsn));
-	json_object_set_new(o, "first_time", json_time(s->first_time));
-	json_object_set_new(o, "last_time", json_time(s->last_time));
+	json_object_set_new(o, "first_lsn", manifest_json_lsn(s->first_lsn));
+	json_object_set_new(o, "last_end_lsn", manifest_json_lsn(s->last_end_lsn));
+	json_object_set_new(o, "first_time", manifest_json_time(s->first_time));
+	json_object_set_new(o, "last_time", manifest_json_time(s->last_time));
 	json_object_set_new(o, "records", json_u64(s->records));
 	json_object_set_new(o, "sha256", json_string(s->sha256));
 	json_object_set_new(o, "size", json_u64(s->size));
@@ -762,9 +762,9 @@ manifest_to_json(const manifest *m)
 	json_object_set_new(o, "name", json_str_or_null(m->name));
 	json_object_set_new(o, "status", json_str_or_null(m->status));
 	if (m->status && strcmp(m->status, "dropped") == 0)
-		json_object_set_new(o, "dropped_at_lsn", json_lsn(m->dropped_at_lsn));
+		json_object_set_new(o, "dropped_at_lsn", manifest_json_lsn(m->dropped_at_lsn));
 	json_object_set_new(o, "finding", json_str_or_null(m->finding));
-	json_object_set_new(o, "archived_to", json_lsn(m->archived_to));
+	json_object_set_new(o, "archived_to", manifest_json_lsn(m->archived_to));
 
 	arr = json_array();
 	for (int i = 0; i < m->nlayouts; i++)
@@ -1546,8 +1546,8 @@ archive_head_to_json(const archive_head *head)
 	json_object_set_new(o, "format", json_integer(MANIFEST_FORMAT));
 	json_object_set_new(o, "system_identifier", json_str_or_null(head->system_identifier));
 	json_object_set_new(o, "database", json_str_or_null(head->database));
-	json_object_set_new(o, "flushed_lsn", json_lsn(head->flushed_lsn));
-	json_object_set_new(o, "time", json_time(head->time));
+	json_object_set_new(o, "flushed_lsn", manifest_json_lsn(head->flushed_lsn));
+	json_object_set_new(o, "time", manifest_json_time(head->time));
 	json_object_set_new(tf, "timezone", json_str_or_null(head->text_format.timezone));
 	json_object_set_new(tf, "datestyle", json_str_or_null(head->text_format.datestyle));
 	json_object_set_new(tf, "extra_float_digits", json_integer(head->text_format.extra_float_digits));

@@ -87,9 +87,9 @@ on_change(void *vctx, const replay_change *ch, bs_error *err)
 		json_t *o = json_object();
 
 		json_object_set_new(o, "op", json_string(op_name(ch->rec->op)));
-		json_object_set_new(o, "commit_lsn", json_string(lsn_format(ch->rec->commit_lsn, lsn)));
+		json_object_set_new(o, "commit_lsn", manifest_json_lsn(ch->rec->commit_lsn));
 		json_object_set_new(o, "xid", json_integer(ch->rec->xid));
-		json_object_set_new(o, "commit_time", json_string(manifest_format_time(t, tm)));
+		json_object_set_new(o, "commit_time", manifest_json_time(t));
 		if (ch->rec->op == 'T')
 			json_object_set_new(o, "rows_removed", json_integer((json_int_t) ch->truncated_rows));
 		json_object_set_new(o, "old", ch->old_values ? image_json(ch, ch->old_values) : json_null());
@@ -174,8 +174,8 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 		char *s;
 
 		json_object_set_new(o, "table", json_sprintf("%s.%s", m->schema, m->name));
-		json_object_set_new(o, "from_lsn", json_string(lsn_format(a, la)));
-		json_object_set_new(o, "to_lsn", json_string(lsn_format(b, lb)));
+		json_object_set_new(o, "from_lsn", manifest_json_lsn(a));
+		json_object_set_new(o, "to_lsn", manifest_json_lsn(b));
 		json_object_set_new(o, "changes", c.list);
 		c.list = NULL;
 		s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

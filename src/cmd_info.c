@@ -111,22 +111,6 @@ summarize(const manifest *m, const archive_head *head, bool head_exists, table_s
 }
 
 static json_t *
-jlsn(uint64_t lsn)
-{
-	char buf[LSN_BUFLEN];
-
-	return json_string(lsn_format(lsn, buf));
-}
-
-static json_t *
-jtime(int64_t t)
-{
-	char buf[MANIFEST_TIME_BUFLEN];
-
-	return json_string(manifest_format_time(t, buf));
-}
-
-static json_t *
 table_json(const manifest *m, table_summary *s)
 {
 	json_t *o = json_object();
@@ -137,8 +121,8 @@ table_json(const manifest *m, table_summary *s)
 	json_object_set_new(o, "schema", json_string(m->schema));
 	json_object_set_new(o, "name", json_string(m->name));
 	json_object_set_new(o, "status", json_string(m->status));
-	json_object_set_new(o, "dropped_at_lsn", strcmp(m->status, "dropped") == 0 ? jlsn(m->dropped_at_lsn) : json_null());
-	json_object_set_new(o, "archived_to", jlsn(m->archived_to));
+	json_object_set_new(o, "dropped_at_lsn", strcmp(m->status, "dropped") == 0 ? manifest_json_lsn(m->dropped_at_lsn) : json_null());
+	json_object_set_new(o, "archived_to", manifest_json_lsn(m->archived_to));
 	for (int i = 0; i < m->nbases; i++)
 	{
 		const manifest_base *b = &m->bases[i];
@@ -151,8 +135,8 @@ table_json(const manifest *m, table_summary *s)
 			size += b->chunks[k].size;
 			raw += b->chunks[k].raw_size;
 		}
-		json_object_set_new(jb, "lsn", jlsn(b->lsn));
-		json_object_set_new(jb, "time", jtime(b->time));
+		json_object_set_new(jb, "lsn", manifest_json_lsn(b->lsn));
+		json_object_set_new(jb, "time", manifest_json_time(b->time));
 		json_object_set_new(jb, "rows", json_integer((json_int_t) b->rows));
 		json_object_set_new(jb, "chunks", json_integer(b->nchunks));
 		json_object_set_new(jb, "size", json_integer((json_int_t) size));
@@ -164,17 +148,17 @@ table_json(const manifest *m, table_summary *s)
 	json_object_set_new(segs, "size", json_integer((json_int_t) s->seg_size));
 	json_object_set_new(segs, "raw_size", json_integer((json_int_t) s->seg_raw));
 	json_object_set_new(segs, "records", json_integer((json_int_t) s->seg_records));
-	json_object_set_new(segs, "first_lsn", m->nsegments ? jlsn(s->seg_first) : json_null());
-	json_object_set_new(segs, "last_end_lsn", m->nsegments ? jlsn(s->seg_last_end) : json_null());
+	json_object_set_new(segs, "first_lsn", m->nsegments ? manifest_json_lsn(s->seg_first) : json_null());
+	json_object_set_new(segs, "last_end_lsn", m->nsegments ? manifest_json_lsn(s->seg_last_end) : json_null());
 	json_object_set_new(o, "segments", segs);
 	if (s->has_window)
 	{
 		json_t *w = json_object();
 
-		json_object_set_new(w, "from_lsn", jlsn(s->window_from));
-		json_object_set_new(w, "from_time", jtime(s->window_from_time));
-		json_object_set_new(w, "to_lsn", jlsn(s->window_to));
-		json_object_set_new(w, "to_time", jtime(s->window_to_time));
+		json_object_set_new(w, "from_lsn", manifest_json_lsn(s->window_from));
+		json_object_set_new(w, "from_time", manifest_json_time(s->window_from_time));
+		json_object_set_new(w, "to_lsn", manifest_json_lsn(s->window_to));
+		json_object_set_new(w, "to_time", manifest_json_time(s->window_to_time));
 		json_object_set_new(o, "recovery_window", w);
 	}
 	else
@@ -386,8 +370,8 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 
 			json_object_set_new(h, "database", json_string(head.database));
 			json_object_set_new(h, "system_identifier", json_string(head.system_identifier));
-			json_object_set_new(h, "flushed_lsn", jlsn(head.flushed_lsn));
-			json_object_set_new(h, "time", jtime(head.time));
+			json_object_set_new(h, "flushed_lsn", manifest_json_lsn(head.flushed_lsn));
+			json_object_set_new(h, "time", manifest_json_time(head.time));
 			json_object_set_new(tf, "timezone", json_string(head.text_format.timezone));
 			json_object_set_new(tf, "datestyle", json_string(head.text_format.datestyle));
 			json_object_set_new(tf, "extra_float_digits", json_integer(head.text_format.extra_float_digits));

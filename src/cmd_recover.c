@@ -405,7 +405,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "dry_run", json_true());
 			json_object_set_new(o, "table", json_sprintf("%s.%s", m->schema, m->name));
 			json_object_set_new(o, "point", json_string(point_text(&pt, buf, sizeof(buf))));
-			json_object_set_new(o, "base_lsn", json_string(lsn_format(plan->base->lsn, l1)));
+			json_object_set_new(o, "base_lsn", manifest_json_lsn(plan->base->lsn));
 			json_object_set_new(o, "base_rows", json_integer((json_int_t) plan->base->rows));
 			json_object_set_new(o, "segments", segs);
 			json_object_set_new(o, "transactions", json_integer((json_int_t) plan->transactions));
@@ -413,7 +413,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "expected_rows", json_integer((json_int_t) replay_row_count(rs)));
 			json_object_set_new(o, "download_bytes", json_integer((json_int_t) plan->download_bytes));
 			json_object_set_new(o, "last_commit_lsn",
-								plan->last_commit_lsn ? json_string(lsn_format(plan->last_commit_lsn, l2)) : json_null());
+								plan->last_commit_lsn ? manifest_json_lsn(plan->last_commit_lsn) : json_null());
 			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
 			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 			printf("%s\n", s);
@@ -535,12 +535,12 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "table", json_sprintf("%s.%s", m->schema, m->name));
 			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
 			json_object_set_new(o, "point", json_string(point_text(&pt, buf, sizeof(buf))));
-			json_object_set_new(o, "base_lsn", json_string(lsn_format(plan->base->lsn, l1)));
+			json_object_set_new(o, "base_lsn", manifest_json_lsn(plan->base->lsn));
 			json_object_set_new(o, "last_commit_lsn",
-								plan->last_commit_lsn ? json_string(lsn_format(plan->last_commit_lsn, l2)) : json_null());
+								plan->last_commit_lsn ? manifest_json_lsn(plan->last_commit_lsn) : json_null());
 			json_object_set_new(o, "last_xid", plan->last_commit_lsn ? json_integer(plan->last_xid) : json_null());
 			json_object_set_new(o, "last_commit_time",
-								plan->last_commit_lsn ? json_string(manifest_format_time(plan->last_commit_time, tm)) : json_null());
+								plan->last_commit_lsn ? manifest_json_time(plan->last_commit_time) : json_null());
 			json_object_set_new(o, "transactions", json_integer((json_int_t) plan->transactions));
 			json_object_set_new(o, "row_operations", json_integer((json_int_t) plan->operations));
 			json_object_set_new(o, "rows", json_integer((json_int_t) lres.ours.rows));
