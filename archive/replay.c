@@ -1,9 +1,9 @@
 /* replay.c — in-memory table state rebuilt from a base copy and change records (pure, no I/O). */
 #include "replay.h"
 #include "lsn.h"
+#include "pghash.h"
 #include "pgoutput.h"
 
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1339,33 +1339,10 @@ replay_record_text(strbuf *out, int ncols, const replay_value *values)
 	strbuf_append_char(out, ')');
 }
 
-static int64_t
-md5_prefix(EVP_MD_CTX *ctx, const EVP_MD *md5, const char *text, size_t len)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	uint64_t v = 0;
-
-	if (EVP_DigestInit_ex(ctx, md5, NULL) != 1 ||
-		EVP_DigestUpdate(ctx, text, len) != 1 ||
-		EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 8)
-		abort();				/* MD5 in the default provider cannot fail short of a broken library */
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | md[i];
-	return (int64_t) v;
-}
-
 int64_t
 replay_row_hash(const char *record_text, size_t len)
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	int64_t v;
-
-	if (ctx == NULL)
-		abort();
-	v = md5_prefix(ctx, EVP_md5(), record_text, len);
-	EVP_MD_CTX_free(ctx);
-	return v;
+	return pghash_text(record_text, len);
 }
 
 char *
@@ -1412,8 +1389,6 @@ write_rows(replay_state *st, uint32_t target, replay_copy_cb cb, void *ctx, repl
 		   bs_error *err)
 {
 	const manifest_layout *l;
-	EVP_MD_CTX *md = NULL;
-	EVP_MD	   *md5 = NULL;
 	strbuf batch = STRBUF_INIT;
 	strbuf rec = STRBUF_INIT;
 	replay_value *vals,
@@ -1427,15 +1402,6 @@ write_rows(replay_state *st, uint32_t target, replay_copy_cb cb, void *ctx, repl
 	{
 		sum->rows = 0;
 		sum->sum = 0;
-		md = EVP_MD_CTX_new();
-		/* An explicit fetch: EVP_md5() looks the provider up again on every init. */
-		md5 = EVP_MD_fetch(NULL, "MD5", NULL);
-		if (md == NULL || md5 == NULL)
-		{
-			EVP_MD_CTX_free(md);
-			EVP_MD_free(md5);
-			return error_set(err, ERRCODE_OUT_OF_MEMORY, "could not set up MD5");
-		}
 	}
 	vals = xcalloc((size_t) st->maxcols, sizeof(replay_value));
 	raw = xcalloc((size_t) st->maxcols, sizeof(replay_value));
@@ -1467,7 +1433,7 @@ write_rows(replay_state *st, uint32_t target, replay_copy_cb cb, void *ctx, repl
 		{
 			strbuf_reset(&rec);
 			replay_record_text(&rec, l->ncols, vals);
-			sum->sum += md5_prefix(md, md5, rec.data, rec.len);
+			sum->sum += pghash_text(rec.data, rec.len);
 			sum->rows++;
 		}
 	}
@@ -1479,8 +1445,6 @@ done:
 	strbuf_free(&rec);
 	free(vals);
 	free(raw);
-	EVP_MD_CTX_free(md);
-	EVP_MD_free(md5);
 	return rc;
 }
 

@@ -34,8 +34,8 @@ typedef struct replay_value
 	bool isnull;
 } replay_value;
 
-/* Content checksum: count and the exact sum over rows of the first 8 bytes of
- * md5(record_out(row)) as a signed big-endian int64. */
+/* Content checksum: count and the exact sum over rows of hashtextextended(record_out(row), 0)
+ * (see pghash.h); PostgreSQL computes the same with RECOVER_CHECKSUM_SQL. */
 typedef struct replay_checksum
 {
 	uint64_t rows;
@@ -111,7 +111,7 @@ int replay_checksum_compute(replay_state *st, uint32_t target_layout, replay_che
 
 /* PostgreSQL's record_out text of a row, appended to out. */
 void replay_record_text(strbuf *out, int ncols, const replay_value *values);
-/* Checksum term of one row's record text: first 8 bytes of its MD5, big-endian, signed. */
+/* Checksum term of one row's record text: hashtextextended(record_text, 0). */
 int64_t replay_row_hash(const char *record_text, size_t len);
 /* The sum in decimal (buf of REPLAY_CHECKSUM_BUFLEN); returns buf. */
 char *replay_checksum_format(const replay_checksum *sum, char *buf);

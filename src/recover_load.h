@@ -41,7 +41,7 @@ typedef struct recover_load_result
 
 /* The content checksum query of a table (count, sum); %s is the qualified table name. */
 #define RECOVER_CHECKSUM_SQL \
-	"SELECT count(*), coalesce(sum(('x' || substr(md5(ROW(t.*)::text), 1, 16))::bit(64)::bigint::numeric), 0)::text FROM %s t"
+	"SELECT count(*), coalesce(sum(hashtextextended(ROW(t.*)::text, 0)), 0)::text FROM %s t"
 
 /*
  * In one transaction: create the table, COPY the rows of rs in the layout, compare row count

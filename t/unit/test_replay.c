@@ -1,5 +1,6 @@
 /* test_replay.c — unit tests of the in-memory replay engine: base copies, changes, layouts, checksums, errors. */
 #include "replay.h"
+#include "pghash.h"
 #include "error.h"
 #include "strbuf.h"
 #include "tap.h"
@@ -159,11 +160,33 @@ record_change(void *ctx, const replay_change *ch, bs_error *err)
 
 /* ---------- tests ---------- */
 
+/* Every tail length of lookup3 (0..11, then a full block plus one), against PostgreSQL 15:
+ *   SELECT hashtextextended(x, 0) FROM unnest(ARRAY['', 'a', 'ab', ...]) x */
+static void
+test_pghash(void)
+{
+	static const struct
+	{
+		const char *text;
+		int64_t hash;
+	} v[] = {
+		{"", -6939563903564495251LL}, {"a", 3591986179850072241LL}, {"ab", 2833316173711343549LL},
+		{"abc", -6747756470228489321LL}, {"abcd", -1038429303365892052LL},
+		{"abcde", 3076356108696143428LL}, {"abcdefgh", -8882191227074733005LL},
+		{"abcdefghi", -3278210106038014113LL}, {"abcdefghijk", 3112909444737856467LL},
+		{"abcdefghijkl", -7556637188122330412LL}, {"abcdefghijklm", 8871624171452417744LL},
+		{"(1,\"name 1\",0.01)", -7691719259832819096LL},
+	};
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		is_int(pghash_text(v[i].text, strlen(v[i].text)), v[i].hash, "hashtextextended('%s', 0)", v[i].text);
+}
+
 static void
 test_record_text_and_checksum(void)
 {
 	/* Rows and values verified against PostgreSQL 15:
-	 *   SELECT t::text, ('x'||substr(md5(t::text),1,16))::bit(64)::bigint FROM ck t */
+	 *   SELECT t::text, hashtextextended(t::text, 0) FROM ck t */
 	replay_value r1[3] = {{"1", 1, false}, {"a b", 3, false}, {NULL, 0, true}};
 	replay_value r2[3] = {{"2", 1, false}, {"", 0, false}, {"x\"y\\z", 5, false}};
 	replay_value r3[3] = {{"3", 1, false}, {"(paren)", 7, false}, {"tab\tnl\nend", 10, false}};
@@ -172,8 +195,9 @@ test_record_text_and_checksum(void)
 	replay_checksum sum = {0, 0};
 	char buf[REPLAY_CHECKSUM_BUFLEN];
 	const replay_value *rows[4] = {r1, r2, r3, r4};
-	const int64_t expect[4] = {1463062474503414825LL, 30443124804771701LL, -8436809107639783188LL,
-		-9152052115405292722LL};
+	const int64_t expect[4] = {4280411909749434950LL, -5056770852533086799LL, 9130676252834260167LL,
+		-2662685466033804999LL};
+	replay_checksum big = {0, 0};
 
 	replay_record_text(&sb, 3, r1);
 	is_str(sb.data, "(1,\"a b\",)", "record text: space quoted, NULL empty");
@@ -187,12 +211,15 @@ test_record_text_and_checksum(void)
 	{
 		strbuf_reset(&sb);
 		replay_record_text(&sb, 3, rows[i]);
-		is_int(replay_row_hash(sb.data, sb.len), expect[i], "md5 prefix of row %d matches PostgreSQL", i + 1);
+		is_int(replay_row_hash(sb.data, sb.len), expect[i], "hashtextextended of row %d matches PostgreSQL", i + 1);
 		sum.sum += replay_row_hash(sb.data, sb.len);
 		sum.rows++;
+		if (i == 0 || i == 2)
+			big.sum += replay_row_hash(sb.data, sb.len);
 	}
-	is_str(replay_checksum_format(&sum, buf), "-16095355623736889384",
-		   "128-bit sum beyond int64 matches PostgreSQL's numeric sum");
+	is_str(replay_checksum_format(&sum, buf), "5691631844016803319", "sum matches PostgreSQL's");
+	is_str(replay_checksum_format(&big, buf), "13411088162583695117",
+		   "128-bit sum beyond int64 matches PostgreSQL's numeric sum (rows 1 and 3)");
 	sum.sum = 0;
 	is_str(replay_checksum_format(&sum, buf), "0", "zero formats as 0");
 	sum.sum = (__int128) INT64_MAX * 4;
@@ -479,6 +506,7 @@ test_volume(void)
 int
 main(void)
 {
+	test_pghash();
 	test_record_text_and_checksum();
 	test_base_and_changes();
 	test_deferred_key_swap();
