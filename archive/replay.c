@@ -79,6 +79,14 @@ struct replay_state
 
 	replay_change_cb cb;
 	void *cbctx;
+
+	/* Streaming (replay_stream_begin): hashes of the keys that change records touch; open
+	 * addressing, 0 marks an empty slot.  Base rows whose key hash is absent bypass the state. */
+	bool streaming;
+	uint64_t *touched;
+	size_t tcap;				/* power of two */
+	size_t tcount;
+	strbuf rectext;
 };
 
 /* ---------- hashing ---------- */
@@ -504,6 +512,66 @@ row_hash(replay_state *st, const rrow *r, bs_error *err, bool *ok)
 	return *ok ? key_hash(st, st->v_cand) : 0;
 }
 
+/* ---------- keys touched by change records (streaming) ---------- */
+
+static void
+touched_put(uint64_t *slots, size_t cap, uint64_t h)
+{
+	size_t mask = cap - 1;
+	size_t i = h & mask;
+
+	while (slots[i] != 0 && slots[i] != h)
+		i = (i + 1) & mask;
+	slots[i] = h;
+}
+
+static void
+touched_add(replay_state *st, uint64_t h)
+{
+	if (h == 0)
+		h = 1;					/* 0 marks an empty slot; a shared hash only sends more rows through the state */
+	if ((st->tcount + 1) * 2 > st->tcap)
+	{
+		size_t ncap = st->tcap ? st->tcap * 2 : 1024;
+		uint64_t *ns = xcalloc(ncap, sizeof(uint64_t));
+
+		for (size_t i = 0; i < st->tcap; i++)
+			if (st->touched[i])
+				touched_put(ns, ncap, st->touched[i]);
+		free(st->touched);
+		st->touched = ns;
+		st->tcap = ncap;
+	}
+	{
+		size_t mask = st->tcap - 1;
+		size_t i = h & mask;
+
+		while (st->touched[i] != 0 && st->touched[i] != h)
+			i = (i + 1) & mask;
+		if (st->touched[i] == 0)
+		{
+			st->touched[i] = h;
+			st->tcount++;
+		}
+	}
+}
+
+static bool
+touched_has(const replay_state *st, uint64_t h)
+{
+	size_t mask;
+
+	if (st->tcap == 0)
+		return false;
+	if (h == 0)
+		h = 1;
+	mask = st->tcap - 1;
+	for (size_t i = h & mask; st->touched[i] != 0; i = (i + 1) & mask)
+		if (st->touched[i] == h)
+			return true;
+	return false;
+}
+
 /* ---------- layouts and keys ---------- */
 
 static void
@@ -539,6 +607,38 @@ same_key(const replay_state *st, const manifest_layout *a, bool akeyed, int an, 
 			return false;
 	}
 	return true;
+}
+
+/* Rows of layout a are rows of layout b as they are: same columns, same types, same key. */
+static bool
+layouts_equivalent(const replay_state *st, uint32_t a, uint32_t b)
+{
+	const manifest_layout *x = &st->layouts[a];
+	const manifest_layout *y = &st->layouts[b];
+	int *xpos,
+			   *ypos;
+	bool xkeyed,
+		ykeyed,
+		same;
+	int xn,
+		yn;
+
+	if (a == b)
+		return true;
+	if (x->ncols != y->ncols)
+		return false;
+	for (int i = 0; i < x->ncols; i++)
+		if (strcmp(x->columns[i].name, y->columns[i].name) != 0 ||
+			strcmp(col_type(&x->columns[i]), col_type(&y->columns[i])) != 0)
+			return false;
+	xpos = xcalloc((size_t) x->ncols + 1, sizeof(int));
+	ypos = xcalloc((size_t) y->ncols + 1, sizeof(int));
+	compute_key(x, &xkeyed, &xn, xpos);
+	compute_key(y, &ykeyed, &yn, ypos);
+	same = xkeyed == ykeyed && xn == yn && memcmp(xpos, ypos, (size_t) xn * sizeof(int)) == 0;
+	free(xpos);
+	free(ypos);
+	return same;
 }
 
 /* Make `id` the current layout; rehash every row when the key it defines differs. */
@@ -676,6 +776,8 @@ replay_free(replay_state *st)
 	strbuf_free(&st->enc);
 	strbuf_free(&st->tmp);
 	strbuf_free(&st->tmp2);
+	strbuf_free(&st->rectext);
+	free(st->touched);
 	free(st);
 }
 
@@ -812,14 +914,44 @@ copy_unescape(const char *s, size_t n, strbuf *out)
 	return true;
 }
 
-int
-replay_load_base_copy(replay_state *st, uint32_t layout_id, const char *text, size_t len,
-					  const char *what, bs_error *err)
+/* Bypass output of a streaming base load: runs of consecutive untouched lines. */
+typedef struct split_out
+{
+	replay_copy_cb cb;
+	void *ctx;
+	replay_checksum *sum;
+	uint64_t *passed;
+	const char *run;
+	size_t runlen;
+} split_out;
+
+/* Runs are sent at about this size so that PostgreSQL starts loading early. */
+#define SPLIT_RUN_FLUSH (1024 * 1024)
+
+static int
+split_flush(split_out *so, bs_error *err)
+{
+	int rc = BS_OK;
+
+	if (so->runlen > 0)
+		rc = so->cb(so->ctx, so->run, so->runlen, err);
+	so->runlen = 0;
+	return rc;
+}
+
+/*
+ * Parse base copy lines into the state, or (so != NULL) pass those whose key no change
+ * record touches straight to so->cb, adding them to so->sum.
+ */
+static int
+load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t len, const char *what,
+				split_out *so, bs_error *err)
 {
 	const manifest_layout *l;
 	size_t pos = 0;
 	uint64_t lineno = 0;
 	size_t *offs;
+	int rc = BS_ERR;
 
 	if (layout_id >= (uint32_t) st->nlayouts)
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "%s: base layout %u is not in the manifest", what, layout_id);
@@ -844,9 +976,9 @@ replay_load_base_copy(replay_state *st, uint32_t layout_id, const char *text, si
 		{
 			if (pos < len)
 			{
-				free(offs);
-				return error_set(err, ERRCODE_DATA_CORRUPTED, "%s: end-of-data marker before the end (line %llu)",
-								 what, (unsigned long long) lineno);
+				error_set(err, ERRCODE_DATA_CORRUPTED, "%s: end-of-data marker before the end (line %llu)",
+						  what, (unsigned long long) lineno);
+				goto done;
 			}
 			break;
 		}
@@ -872,9 +1004,9 @@ replay_load_base_copy(replay_state *st, uint32_t layout_id, const char *text, si
 				offs[nf] = st->tmp.len;
 				if (!copy_unescape(line + fstart, i - fstart, &st->tmp))
 				{
-					free(offs);
-					return error_set(err, ERRCODE_DATA_CORRUPTED, "%s: line %llu, column %d: malformed escape",
-									 what, (unsigned long long) lineno, nf + 1);
+					error_set(err, ERRCODE_DATA_CORRUPTED, "%s: line %llu, column %d: malformed escape",
+							  what, (unsigned long long) lineno, nf + 1);
+					goto done;
 				}
 				st->v_probe[nf].len = (uint32_t) (st->tmp.len - offs[nf]);
 			}
@@ -883,23 +1015,73 @@ replay_load_base_copy(replay_state *st, uint32_t layout_id, const char *text, si
 		}
 		if (nf != l->ncols || (l->ncols == 0 && llen != 0))
 		{
-			free(offs);
-			return error_set(err, ERRCODE_DATA_CORRUPTED, "%s: line %llu has %s columns than layout %u (%d)",
-							 what, (unsigned long long) lineno, nf > l->ncols ? "more" : "fewer",
-							 layout_id, l->ncols);
+			error_set(err, ERRCODE_DATA_CORRUPTED, "%s: line %llu has %s columns than layout %u (%d)",
+					  what, (unsigned long long) lineno, nf > l->ncols ? "more" : "fewer",
+					  layout_id, l->ncols);
+			goto done;
 		}
 		for (int c = 0; c < nf; c++)
 			if (!st->v_probe[c].isnull)
 				st->v_probe[c].data = st->tmp.data + offs[c];
+		if (so && !touched_has(st, key_hash(st, st->v_probe)))
+		{
+			/* No change touches this row: it goes out exactly as archived. */
+			if (so->runlen == 0)
+				so->run = line;
+			so->runlen += llen + 1;
+			strbuf_reset(&st->rectext);
+			replay_record_text(&st->rectext, l->ncols, st->v_probe);
+			so->sum->sum += pghash_text(st->rectext.data, st->rectext.len);
+			so->sum->rows++;
+			(*so->passed)++;
+			if (so->runlen >= SPLIT_RUN_FLUSH && split_flush(so, err) != BS_OK)
+				goto done;
+			continue;
+		}
+		if (so && split_flush(so, err) != BS_OK)
+			goto done;
 		r = row_encode(st, layout_id, l->ncols, st->v_probe);
 		if (insert_row(st, r, st->v_probe, what, err) != BS_OK)
-		{
-			free(offs);
-			return BS_ERR;
-		}
+			goto done;
 	}
+	if (so && split_flush(so, err) != BS_OK)
+		goto done;
+	rc = BS_OK;
+done:
 	free(offs);
+	return rc;
+}
+
+int
+replay_load_base_copy(replay_state *st, uint32_t layout_id, const char *text, size_t len,
+					  const char *what, bs_error *err)
+{
+	return load_base_lines(st, layout_id, text, len, what, NULL, err);
+}
+
+int
+replay_stream_begin(replay_state *st, uint32_t base_layout, bs_error *err)
+{
+	if (base_layout >= (uint32_t) st->nlayouts)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "base layout %u is not in the manifest", base_layout);
+	if (st->count > 0 || st->streaming)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "streaming must begin on an empty state");
+	if (set_layout(st, base_layout, err) != BS_OK)
+		return BS_ERR;
+	st->streaming = true;
 	return BS_OK;
+}
+
+int
+replay_split_base_copy(replay_state *st, uint32_t layout_id, const char *text, size_t len, const char *what,
+					   replay_copy_cb cb, void *ctx, replay_checksum *sum, uint64_t *passed, bs_error *err)
+{
+	split_out so = {cb, ctx, sum, passed, NULL, 0};
+
+	if (!st->streaming || layout_id != st->cur_layout)
+		return error_set(err, ERRCODE_INVALID_PARAMETER,
+						 "%s: a streaming base load needs replay_stream_begin with its layout", what);
+	return load_base_lines(st, layout_id, text, len, what, &so, err);
 }
 
 /* "commit LSN X/Y (xid N)" for messages. */
@@ -1021,6 +1203,66 @@ locate(replay_state *st, const segment_record *rec, const replay_value *probe, s
 						 "%s: %s matches %d rows with the same key (%s); the archive is inconsistent",
 						 rec_where(rec, where, sizeof(where)), rec->op == 'U' ? "UPDATE" : "DELETE", n,
 						 key_text(st, probe));
+	return BS_OK;
+}
+
+/* Register the key hash of a probe tuple; false when a key column is not in it ('u'). */
+static bool
+touch_values(replay_state *st, const replay_value *vals)
+{
+	for (int i = 0; i < st->nkey; i++)
+		if (!vals[st->keypos[i]].isnull && vals[st->keypos[i]].len == UNCHANGED_LEN)
+			return false;
+	touched_add(st, key_hash(st, vals));
+	return true;
+}
+
+int
+replay_touch(replay_state *st, const segment_record *rec, bool *streamable, bs_error *err)
+{
+	pgo_tuple nt,
+		ot;
+	bool unch,
+		ok = true;
+	bool have_old = rec->old_kind == 'K' || rec->old_kind == 'O';
+	char where[160];
+
+	if (!st->streaming)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "replay_touch needs replay_stream_begin");
+	if (rec->layout_id >= (uint32_t) st->nlayouts)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "%s: layout %u is not in the manifest",
+						 rec_where(rec, where, sizeof(where)), rec->layout_id);
+	/* A TRUNCATE or a different layout or key: the rows need the whole state. */
+	if (rec->op == 'T' || !layouts_equivalent(st, rec->layout_id, st->cur_layout))
+	{
+		*streamable = false;
+		return BS_OK;
+	}
+	memset(&nt, 0, sizeof(nt));
+	memset(&ot, 0, sizeof(ot));
+	if ((rec->op == 'I' || rec->op == 'U') && rec->new_tuple)
+	{
+		if (tuple_values(st, rec, rec->new_tuple, rec->new_len, &nt, st->v_new, &unch, "new", err) != BS_OK)
+			return BS_ERR;
+		/* The new key of a keyed row: a base row with it would become a duplicate.  The
+		 * probe of an update without an old tuple. */
+		if (st->keyed || (rec->op == 'U' && !have_old))
+			ok = touch_values(st, st->v_new);
+	}
+	if (ok && (rec->op == 'U' || rec->op == 'D') && have_old && rec->old_tuple)
+	{
+		if (tuple_values(st, rec, rec->old_tuple, rec->old_len, &ot, st->v_probe, &unch, "old", err) != BS_OK)
+		{
+			pgo_tuple_free(&nt);
+			return BS_ERR;
+		}
+		ok = touch_values(st, st->v_probe);
+	}
+	pgo_tuple_free(&nt);
+	pgo_tuple_free(&ot);
+	/* Anything malformed or unidentifiable is left to replay_apply, which explains it. */
+	if (!ok || (rec->op == 'D' && rec->old_tuple == NULL) || (rec->op != 'D' && rec->new_tuple == NULL))
+		*streamable = false;
 	return BS_OK;
 }
 

@@ -60,6 +60,9 @@ typedef struct replay_change
 
 typedef int (*replay_change_cb) (void *ctx, const replay_change *change, bs_error *err);
 
+/* Receives COPY text: batches of complete lines; a non-BS_OK return stops the writer. */
+typedef int (*replay_copy_cb) (void *ctx, const char *data, size_t len, bs_error *err);
+
 /*
  * New empty state over the table's layouts (ids must equal their array index, as in the
  * manifest).  The layouts are borrowed and must outlive the state.
@@ -73,6 +76,23 @@ void replay_free(replay_state *st);
  */
 int replay_load_base_copy(replay_state *st, uint32_t layout_id, const char *text, size_t len,
 						  const char *what, bs_error *err);
+
+/*
+ * Streaming recovery, for when every change since the base uses the base's columns and key
+ * and there is no TRUNCATE: only the rows that changes touch need the in-memory state.
+ *   1. replay_stream_begin with the base's layout, on a new state;
+ *   2. replay_touch for every record to be applied (it sets *streamable to false, and
+ *      the caller falls back to a full replay on a new state, when a record needs it);
+ *   3. replay_split_base_copy for each base chunk: lines whose key (whole row without a key)
+ *      no record touches go to cb verbatim as COPY text, in order, and are added to sum and
+ *      *passed; the others are loaded into the state;
+ *   4. replay_apply the records, replay_check, then replay_write_copy the state's rows.
+ * Key hashes are compared, not keys: a collision only sends a row through the state.
+ */
+int replay_stream_begin(replay_state *st, uint32_t base_layout, bs_error *err);
+int replay_touch(replay_state *st, const segment_record *rec, bool *streamable, bs_error *err);
+int replay_split_base_copy(replay_state *st, uint32_t layout_id, const char *text, size_t len, const char *what,
+						   replay_copy_cb cb, void *ctx, replay_checksum *sum, uint64_t *passed, bs_error *err);
 
 /* Apply one I/U/D/T record.  The caller decides which records belong (LSN range,
  * deduplication); records must come in commit order. */
@@ -102,7 +122,6 @@ int replay_prepare_output(replay_state *st, uint32_t target_layout, bs_error *er
  * lines (about 1 MiB each); a non-BS_OK return stops.  When sum is not NULL the content
  * checksum of the written rows is computed in the same pass.
  */
-typedef int (*replay_copy_cb) (void *ctx, const char *data, size_t len, bs_error *err);
 int replay_write_copy(replay_state *st, uint32_t target_layout, replay_copy_cb cb, void *ctx,
 					  replay_checksum *sum, bs_error *err);
 /* Only the checksum, without producing COPY text. */

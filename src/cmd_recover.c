@@ -108,6 +108,7 @@ typedef struct progress_state
 {
 	bool tty;
 	double last;
+	double start;
 } progress_state;
 
 static void
@@ -119,8 +120,13 @@ progress(void *ctx, const recover_plan *plan, uint64_t applied)
 	if (!p->tty || t - p->last < 0.2)
 		return;
 	p->last = t;
-	fprintf(stderr, "\rdownloaded %.1f of %.1f MB, applied %llu changes   ", (double) plan->downloaded / 1e6,
+	fprintf(stderr, "\rdownloaded %.1f of %.1f MB, applied %llu changes", (double) plan->downloaded / 1e6,
 			(double) plan->download_bytes / 1e6, (unsigned long long) applied);
+	/* Downloading and parsing dominate: estimate from the share of bytes fetched. */
+	if (plan->downloaded > 0 && plan->downloaded < plan->download_bytes && t - p->start > 1)
+		fprintf(stderr, ", about %.0f s left", (t - p->start) *
+				((double) plan->download_bytes / (double) plan->downloaded - 1));
+	fprintf(stderr, "   ");
 }
 
 static void
@@ -297,6 +303,24 @@ target_name(const bs_config *cfg, const manifest *m, char **schema, char **name,
 	return BS_OK;
 }
 
+/* The rows of a streaming recovery, produced while recover_load's COPY runs. */
+typedef struct stream_source
+{
+	recover_plan *plan;
+	storage *st;
+	replay_state *rs;
+	uint32_t layout;
+	progress_state *prog;
+} stream_source;
+
+static int
+stream_rows(void *ctx, replay_copy_cb sink, void *sinkctx, replay_checksum *sum, bs_error *err)
+{
+	stream_source *s = ctx;
+
+	return recover_plan_stream(s->plan, s->st, s->rs, s->layout, sink, sinkctx, sum, progress, s->prog, err);
+}
+
 int
 cmd_recover(bs_config *cfg, int argc, char **argv)
 {
@@ -318,12 +342,15 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	char *tschema = NULL,
 			   *tname = NULL;
 	recover_load_result lres;
-	progress_state prog = {isatty(2) == 1 && !json, 0};
+	progress_state prog = {isatty(2) == 1 && !json, 0, now_seconds()};
 	int rc = EXIT_FAILURE_RUNTIME;
 	double t_start = now_seconds(),
 		t_fetch = 0,
 		t_load = 0;
 	const manifest_layout *layout;
+	bool streaming = false;
+	uint32_t stream_layout = 0;
+	stream_source src;
 	char buf[256],
 		l1[LSN_BUFLEN],
 		l2[LSN_BUFLEN],
@@ -381,16 +408,44 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		rc = fail(&err);
 		goto done;
 	}
-	/* Everything is fetched and verified here, before anything is written. */
-	if (recover_plan_run(plan, st, rs, 0, NULL, NULL, progress, &prog, &err) != BS_OK)
+	/*
+	 * Streaming (when no change since the base alters the columns or truncates): the
+	 * segments are fetched and verified now, the base chunks while their untouched rows are
+	 * being loaded, inside the transaction that any failure rolls back.  Otherwise the whole
+	 * table is rebuilt in memory here, before anything is written.
+	 */
+	if (!dry_run)
 	{
-		progress_done(&prog);
-		rc = fail(&err);
-		goto done;
+		if (recover_plan_prepare_stream(plan, st, rs, &streaming, &stream_layout, &err) != BS_OK)
+		{
+			rc = fail(&err);
+			goto done;
+		}
+		if (!streaming)
+		{
+			replay_free(rs);
+			rs = NULL;
+			if (replay_new(m->nlayouts, m->layouts, &rs, &err) != BS_OK)
+			{
+				rc = fail(&err);
+				goto done;
+			}
+		}
 	}
-	progress_done(&prog);
+	if (streaming)
+		layout = &m->layouts[stream_layout];
+	else
+	{
+		if (recover_plan_run(plan, st, rs, 0, NULL, NULL, progress, &prog, &err) != BS_OK)
+		{
+			progress_done(&prog);
+			rc = fail(&err);
+			goto done;
+		}
+		progress_done(&prog);
+		layout = &m->layouts[replay_current_layout(rs)];
+	}
 	t_fetch = now_seconds() - t_start;
-	layout = &m->layouts[replay_current_layout(rs)];
 
 	if (dry_run)
 	{
@@ -482,13 +537,21 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		o.comment = comment.data;
 		o.replace = config_get_bool(cfg, "replace");
 		o.no_indexes = config_get_bool(cfg, "no_indexes");
+		if (streaming)
+		{
+			src = (stream_source) {plan, st, rs, stream_layout, &prog};
+			o.source = stream_rows;
+			o.source_ctx = &src;
+		}
 		t_load = now_seconds();
 		if (recover_load(conn, rs, &o, &lres, &err) != BS_OK)
 		{
+			progress_done(&prog);
 			strbuf_free(&comment);
 			rc = fail(&err);
 			goto done;
 		}
+		progress_done(&prog);
 		t_load = now_seconds() - t_load;
 		strbuf_free(&comment);
 	}
@@ -543,6 +606,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 								plan->last_commit_lsn ? manifest_json_time(plan->last_commit_time) : json_null());
 			json_object_set_new(o, "transactions", json_integer((json_int_t) plan->transactions));
 			json_object_set_new(o, "row_operations", json_integer((json_int_t) plan->operations));
+			json_object_set_new(o, "method", json_string(streaming ? "streamed" : "in-memory"));
 			json_object_set_new(o, "rows", json_integer((json_int_t) lres.ours.rows));
 			json_object_set_new(o, "checksum", json_string(ours));
 			json_object_set_new(o, "postgres_rows", json_integer((json_int_t) lres.pg_rows));
@@ -569,6 +633,8 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			printf("Base copy:    LSN %s (%llu rows), then %llu transactions (%llu row operations) from %d segment(s)\n",
 				   lsn_format(plan->base->lsn, l2), (unsigned long long) plan->base->rows,
 				   (unsigned long long) plan->transactions, (unsigned long long) plan->operations, plan->nsegs);
+			printf("Method:       %s\n", streaming ? "streamed (rows no change touched went from the base copy straight to COPY)"
+				   : "rebuilt in memory, then loaded");
 			printf("Rows:         %llu (PostgreSQL counted %llu)\n", (unsigned long long) lres.ours.rows,
 				   (unsigned long long) lres.pg_rows);
 			printf("Checksum:     %s (Backstop) = %s (PostgreSQL)\n", ours, lres.pg_sum);

@@ -317,7 +317,8 @@ copy_cb(void *ctx, const char *data, size_t len, bs_error *err)
 }
 
 static int
-load_rows(PGconn *conn, replay_state *rs, const recover_load_options *o, const char *target, bs_error *err)
+load_rows(PGconn *conn, replay_state *rs, const recover_load_options *o, const char *target,
+		  recover_load_result *res, bs_error *err)
 {
 	strbuf sql = STRBUF_INIT;
 	PGresult *pr;
@@ -336,7 +337,10 @@ load_rows(PGconn *conn, replay_state *rs, const recover_load_options *o, const c
 		return BS_ERR;
 	}
 	PQclear(pr);
-	rc = replay_write_copy(rs, o->layout->id, copy_cb, conn, NULL, err);
+	if (o->source)
+		rc = o->source(o->source_ctx, copy_cb, conn, &res->ours, err);
+	else
+		rc = replay_write_copy(rs, o->layout->id, copy_cb, conn, NULL, err);
 	if (PQputCopyEnd(conn, rc == BS_OK ? NULL : "backstop: aborted") != 1)
 	{
 		if (rc == BS_OK)
@@ -455,10 +459,14 @@ recover_load(PGconn *conn, replay_state *rs, const recover_load_options *o, reco
 
 	memset(res, 0, sizeof(*res));
 	memset(&job, 0, sizeof(job));
-	/* From here until checksum_finish the state is only read (by both threads). */
-	if (replay_prepare_output(rs, o->layout->id, err) != BS_OK)
-		goto out;
-	checksum_start(&job, &th, rs, o->layout->id);
+	/* From here until checksum_finish the state is only read (by both threads).  A source
+	 * computes the checksum of what it streams itself. */
+	if (o->source == NULL)
+	{
+		if (replay_prepare_output(rs, o->layout->id, err) != BS_OK)
+			goto out;
+		checksum_start(&job, &th, rs, o->layout->id);
+	}
 	/* Text forms are read back as archived: pgsql_connect pins the session settings. */
 	if (exec_sql(conn, "BEGIN", err) != BS_OK)
 		goto out;
@@ -480,11 +488,12 @@ recover_load(PGconn *conn, replay_state *rs, const recover_load_options *o, reco
 		goto rollback;
 	}
 	t0 = now_seconds();
-	if (load_rows(conn, rs, o, target, err) != BS_OK)
+	if (load_rows(conn, rs, o, target, res, err) != BS_OK)
 		goto rollback;
 	res->copy_seconds = now_seconds() - t0;
 	t0 = now_seconds();
-	if (pg_checksum(conn, target, res, err) != BS_OK || checksum_finish(&job, th, res, err) != BS_OK ||
+	if (pg_checksum(conn, target, res, err) != BS_OK ||
+		(o->source == NULL && checksum_finish(&job, th, res, err) != BS_OK) ||
 		compare_checksums(res, err) != BS_OK)
 		goto rollback;
 	res->validate_seconds = now_seconds() - t0;

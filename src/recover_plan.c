@@ -385,14 +385,10 @@ typedef struct run_ctx
 	uint64_t applied;
 } run_ctx;
 
-static int
-visit_apply(void *ctx, const segment_record *rec, bs_error *err)
+/* Count a record to be applied and remember the last transaction. */
+static void
+note_record(recover_plan *plan, const segment_record *rec)
 {
-	run_ctx *r = ctx;
-	recover_plan *plan = r->plan;
-
-	if (rec->commit_lsn >= plan->bound)
-		return 1;				/* records are in commit order: everything after is excluded */
 	if (rec->end_lsn != plan->last_end_lsn)
 	{
 		plan->transactions++;
@@ -401,6 +397,18 @@ visit_apply(void *ctx, const segment_record *rec, bs_error *err)
 		plan->last_xid = rec->xid;
 		plan->last_commit_time = rec->commit_time + RECOVER_PG_EPOCH_UNIX_US;
 	}
+	plan->operations++;
+}
+
+static int
+visit_apply(void *ctx, const segment_record *rec, bs_error *err)
+{
+	run_ctx *r = ctx;
+	recover_plan *plan = r->plan;
+
+	if (rec->commit_lsn >= plan->bound)
+		return 1;				/* records are in commit order: everything after is excluded */
+	note_record(plan, rec);
 	if (r->cb && !r->cb_on && rec->commit_lsn > r->report_after)
 	{
 		replay_set_change_callback(r->rs, r->cb, r->cbctx);
@@ -408,7 +416,6 @@ visit_apply(void *ctx, const segment_record *rec, bs_error *err)
 	}
 	if (replay_apply(r->rs, rec, err) != BS_OK)
 		return -1;
-	plan->operations++;
 	if (r->progress && (++r->applied & 0xffff) == 0)
 		r->progress(r->pctx, plan, r->applied);
 	return 0;
@@ -494,10 +501,32 @@ prefetch_main(void *arg)
 	return NULL;
 }
 
-/* Parse every base chunk, fetched by a prefetch thread when one can be started. */
+/* Where a streaming load sends the base rows that no change touches. */
+typedef struct stream_sink
+{
+	replay_copy_cb cb;
+	void *ctx;
+	replay_checksum *sum;
+	uint64_t passed;
+} stream_sink;
+
+static int
+parse_chunk(replay_state *rs, uint32_t layout, const strbuf *chunk, const char *what, stream_sink *sink,
+			bs_error *err)
+{
+	const char *data = chunk->data ? chunk->data : "";
+
+	if (sink)
+		return replay_split_base_copy(rs, layout, data, chunk->len, what, sink->cb, sink->ctx, sink->sum,
+									  &sink->passed, err);
+	return replay_load_base_copy(rs, layout, data, chunk->len, what, err);
+}
+
+/* Parse every base chunk, fetched by a prefetch thread when one can be started; with a
+ * sink, untouched rows go to it (streaming). */
 static int
 load_base(recover_plan *plan, storage *st, replay_state *rs, recover_progress_cb progress, void *pctx,
-		  bs_error *err)
+		  stream_sink *sink, bs_error *err)
 {
 	const manifest_base *b = plan->base;
 	uint64_t before = plan->downloaded;
@@ -518,8 +547,7 @@ load_base(recover_plan *plan, storage *st, replay_state *rs, recover_progress_cb
 			const manifest_chunk *c = &b->chunks[i];
 
 			if (fetch(st, c->key, c->sha256, c->raw_size, &pf.chunk[0], &plan->downloaded, err) != BS_OK ||
-				replay_load_base_copy(rs, b->layout_id, pf.chunk[0].data ? pf.chunk[0].data : "", pf.chunk[0].len,
-									  c->key, err) != BS_OK)
+				parse_chunk(rs, b->layout_id, &pf.chunk[0], c->key, sink, err) != BS_OK)
 				rc = BS_ERR;
 			else if (progress)
 				progress(pctx, plan, 0);
@@ -541,8 +569,7 @@ load_base(recover_plan *plan, storage *st, replay_state *rs, recover_progress_cb
 			rc = BS_ERR;
 		}
 		pthread_mutex_unlock(&pf.mu);
-		if (rc == BS_OK &&
-			replay_load_base_copy(rs, b->layout_id, chunk->data ? chunk->data : "", chunk->len, c->key, err) != BS_OK)
+		if (rc == BS_OK && parse_chunk(rs, b->layout_id, chunk, c->key, sink, err) != BS_OK)
 			rc = BS_ERR;
 		pthread_mutex_lock(&pf.mu);
 		if (rc != BS_OK)
@@ -575,7 +602,7 @@ recover_plan_run(recover_plan *plan, storage *st, replay_state *rs, uint64_t rep
 	int first = plan->nsegs ? plan->segs[0] : 0;
 	int last = plan->nsegs ? plan->segs[plan->nsegs - 1] + 1 : 0;
 
-	if (load_base(plan, st, rs, progress, pctx, err) != BS_OK)
+	if (load_base(plan, st, rs, progress, pctx, NULL, err) != BS_OK)
 		return BS_ERR;
 	rows = replay_row_count(rs);
 	if (rows != b->rows)
@@ -595,6 +622,121 @@ recover_plan_run(recover_plan *plan, storage *st, replay_state *rs, uint64_t rep
 		return BS_ERR;
 	if (progress)
 		progress(pctx, plan, r.applied);
+	return BS_OK;
+}
+
+/* ---------- streaming ---------- */
+
+typedef struct touch_ctx
+{
+	recover_plan *plan;
+	replay_state *rs;
+	bool streamable;
+	uint32_t layout;
+} touch_ctx;
+
+static int
+visit_touch(void *ctx, const segment_record *rec, bs_error *err)
+{
+	touch_ctx *t = ctx;
+
+	if (rec->commit_lsn >= t->plan->bound)
+		return 1;
+	note_record(t->plan, rec);
+	t->layout = rec->layout_id;
+	if (replay_touch(t->rs, rec, &t->streamable, err) != BS_OK)
+		return -1;
+	return t->streamable ? 0 : 1;
+}
+
+int
+recover_plan_prepare_stream(recover_plan *plan, storage *st, replay_state *rs, bool *streamable,
+							uint32_t *target_layout, bs_error *err)
+{
+	touch_ctx t = {plan, rs, true, plan->base->layout_id};
+	int first = plan->nsegs ? plan->segs[0] : 0;
+	int last = plan->nsegs ? plan->segs[plan->nsegs - 1] + 1 : 0;
+	uint64_t dups = plan->duplicates;
+
+	*streamable = false;
+	if (replay_stream_begin(rs, plan->base->layout_id, err) != BS_OK)
+		return BS_ERR;
+	/* Fetches and verifies every segment of the plan. */
+	if (walk_records(plan, st, first, last, plan->base->lsn, visit_touch, &t, err) != BS_OK)
+		return BS_ERR;
+	plan->duplicates = dups;	/* counted again when the records are applied */
+	if (!t.streamable)
+	{
+		/* recover_plan_run starts over on a new state. */
+		plan->transactions = plan->operations = 0;
+		plan->last_end_lsn = plan->last_commit_lsn = 0;
+		plan->last_xid = 0;
+		plan->last_commit_time = 0;
+		return BS_OK;
+	}
+	*streamable = true;
+	*target_layout = t.layout;
+	return BS_OK;
+}
+
+typedef struct stream_apply_ctx
+{
+	recover_plan *plan;
+	replay_state *rs;
+	recover_progress_cb progress;
+	void *pctx;
+	uint64_t applied;
+} stream_apply_ctx;
+
+static int
+visit_stream_apply(void *ctx, const segment_record *rec, bs_error *err)
+{
+	stream_apply_ctx *a = ctx;
+
+	if (rec->commit_lsn >= a->plan->bound)
+		return 1;
+	if (replay_apply(a->rs, rec, err) != BS_OK)
+		return -1;
+	if (a->progress && (++a->applied & 0xffff) == 0)
+		a->progress(a->pctx, a->plan, a->applied);
+	return 0;
+}
+
+int
+recover_plan_stream(recover_plan *plan, storage *st, replay_state *rs, uint32_t target_layout,
+					replay_copy_cb cb, void *cbctx, replay_checksum *sum, recover_progress_cb progress,
+					void *pctx, bs_error *err)
+{
+	const manifest_base *b = plan->base;
+	stream_sink sink = {cb, cbctx, sum, 0};
+	stream_apply_ctx a = {plan, rs, progress, pctx, 0};
+	replay_checksum rest = {0, 0};
+	int first = plan->nsegs ? plan->segs[0] : 0;
+	int last = plan->nsegs ? plan->segs[plan->nsegs - 1] + 1 : 0;
+	uint64_t dups = plan->duplicates;
+	uint64_t rows;
+
+	sum->rows = 0;
+	sum->sum = 0;
+	if (load_base(plan, st, rs, progress, pctx, &sink, err) != BS_OK)
+		return BS_ERR;
+	rows = sink.passed + replay_row_count(rs);
+	if (rows != b->rows)
+		return error_set(err, ERRCODE_DATA_CORRUPTED,
+						 "the base copy at LSN %s holds %llu rows but the manifest records %llu",
+						 lsn_format(b->lsn, (char[LSN_BUFLEN]) {0}), (unsigned long long) rows,
+						 (unsigned long long) b->rows);
+	if (walk_records(plan, st, first, last, b->lsn, visit_stream_apply, &a, err) != BS_OK)
+		return BS_ERR;
+	plan->duplicates = dups;
+	if (replay_check(rs, err) != BS_OK)
+		return BS_ERR;
+	if (progress)
+		progress(pctx, plan, a.applied);
+	if (replay_write_copy(rs, target_layout, cb, cbctx, &rest, err) != BS_OK)
+		return BS_ERR;
+	sum->rows += rest.rows;
+	sum->sum += rest.sum;
 	return BS_OK;
 }
 

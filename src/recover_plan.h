@@ -80,6 +80,25 @@ int recover_plan_run(recover_plan *plan, storage *st, replay_state *rs, uint64_t
 					 replay_change_cb cb, void *cbctx, recover_progress_cb progress, void *pctx,
 					 bs_error *err);
 
+/*
+ * Streaming recovery (see replay.h): fetch and verify every segment of the plan and register
+ * the keys its records touch in rs (a new state).  *streamable tells whether the table can
+ * be streamed; when it cannot, free rs and use recover_plan_run on a new state.
+ * *target_layout is the layout of the rows written.
+ */
+int recover_plan_prepare_stream(recover_plan *plan, storage *st, replay_state *rs, bool *streamable,
+								uint32_t *target_layout, bs_error *err);
+
+/*
+ * Then: fetch and verify the base chunks, sending rows no change touches to cb as COPY text
+ * while the chunks are parsed, apply the records to the touched rows, and send those last.
+ * sum gets the checksum of every row sent.  A failure can come after rows were sent: the
+ * caller must be able to discard them (one transaction).
+ */
+int recover_plan_stream(recover_plan *plan, storage *st, replay_state *rs, uint32_t target_layout,
+						replay_copy_cb cb, void *cbctx, replay_checksum *sum, recover_progress_cb progress,
+						void *pctx, bs_error *err);
+
 /* Parse a point in time: "YYYY-MM-DD HH:MM:SS[.ffffff]" (or with 'T'), then nothing or Z
  * (UTC) or a numeric offset (+HH, +HHMM, +HH:MM).  Unix microseconds; BS_OK or BS_ERR. */
 int recover_parse_time(const char *s, int64_t *out);

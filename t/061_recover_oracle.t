@@ -78,6 +78,7 @@ for my $sql (@steps)
 ok(checkpoint(), 'checkpoint after the workload');
 
 my $n = 0;
+my %method;				# method used, by point
 sub recovered
 {
 	my @point = @_;
@@ -85,6 +86,7 @@ sub recovered
 	my ($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.o',
 		@point, '--into', $into, '--no-indexes');
 	return "recover @point failed ($rc): $err" if $rc != 0;
+	$method{"@point"} = $out =~ /^Method:\s+(streamed|rebuilt in memory)/m ? $1 : 'none';
 	my $sum = content_checksum($node, $db, $into);
 	$node->safe_psql($db, "DROP TABLE $into");
 	return $sum;
@@ -103,6 +105,12 @@ for my $i (0 .. $#points)
 	}
 }
 is(recovered('--latest'), $points[-1]{sum}, 'latest');
+# Until the ALTER TABLE (step 5) every change fits the base's layout: those points stream the
+# untouched base rows; later ones (new layouts, TRUNCATE) rebuild the table in memory.
+is($method{"--to-lsn $points[4]{lsn}"}, 'streamed', 'points before the ALTER TABLE are streamed');
+is($method{"--to-lsn $points[0]{lsn}"}, 'streamed', 'the first point is streamed');
+is($method{"--to-lsn $points[5]{lsn}"}, 'rebuilt in memory', 'points after the ALTER TABLE are rebuilt in memory');
+is($method{"--to-lsn $points[10]{lsn}"}, 'rebuilt in memory', 'points after TRUNCATE are rebuilt in memory');
 
 $h->signal('TERM');
 $h->finish;
