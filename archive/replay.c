@@ -966,7 +966,6 @@ load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t l
 		const char *line = text + pos;
 		const char *nl = memchr(line, '\n', len - pos);
 		size_t llen = (size_t) (nl - line);
-		size_t fstart = 0;
 		int nf = 0;
 		rrow *r;
 
@@ -983,35 +982,55 @@ load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t l
 			break;
 		}
 		strbuf_reset(&st->tmp);
-		/* First unescape every field into tmp (which may move), then point into it. */
-		for (size_t i = 0; l->ncols > 0 && i <= llen; i++)
+		/*
+		 * Fields without a backslash are used where they are; the others are unescaped
+		 * into tmp (which may move), and pointed into once the line is done.
+		 */
+		if (l->ncols > 0)
 		{
-			if (i < llen && line[i] != '\t')
-				continue;
-			if (nf >= l->ncols)
+			const char *p = line;
+			const char *lend = line + llen;
+
+			for (;;)
 			{
-				nf++;
-				break;
-			}
-			if (i - fstart == 2 && line[fstart] == '\\' && line[fstart + 1] == 'N')
-			{
-				st->v_probe[nf].isnull = true;
-				offs[nf] = 0;
-			}
-			else
-			{
-				st->v_probe[nf].isnull = false;
-				offs[nf] = st->tmp.len;
-				if (!copy_unescape(line + fstart, i - fstart, &st->tmp))
+				const char *tab = memchr(p, '\t', (size_t) (lend - p));
+				const char *fend = tab ? tab : lend;
+				size_t flen = (size_t) (fend - p);
+
+				if (nf >= l->ncols)
 				{
-					error_set(err, ERRCODE_DATA_CORRUPTED, "%s: line %llu, column %d: malformed escape",
-							  what, (unsigned long long) lineno, nf + 1);
-					goto done;
+					nf++;
+					break;
 				}
-				st->v_probe[nf].len = (uint32_t) (st->tmp.len - offs[nf]);
+				if (flen == 2 && p[0] == '\\' && p[1] == 'N')
+				{
+					st->v_probe[nf].isnull = true;
+					offs[nf] = SIZE_MAX;
+				}
+				else if (memchr(p, '\\', flen) == NULL)
+				{
+					st->v_probe[nf].isnull = false;
+					st->v_probe[nf].data = p;
+					st->v_probe[nf].len = (uint32_t) flen;
+					offs[nf] = SIZE_MAX;
+				}
+				else
+				{
+					st->v_probe[nf].isnull = false;
+					offs[nf] = st->tmp.len;
+					if (!copy_unescape(p, flen, &st->tmp))
+					{
+						error_set(err, ERRCODE_DATA_CORRUPTED, "%s: line %llu, column %d: malformed escape",
+								  what, (unsigned long long) lineno, nf + 1);
+						goto done;
+					}
+					st->v_probe[nf].len = (uint32_t) (st->tmp.len - offs[nf]);
+				}
+				nf++;
+				if (tab == NULL)
+					break;
+				p = tab + 1;
 			}
-			nf++;
-			fstart = i + 1;
 		}
 		if (nf != l->ncols || (l->ncols == 0 && llen != 0))
 		{
@@ -1021,7 +1040,7 @@ load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t l
 			goto done;
 		}
 		for (int c = 0; c < nf; c++)
-			if (!st->v_probe[c].isnull)
+			if (offs[c] != SIZE_MAX)
 				st->v_probe[c].data = st->tmp.data + offs[c];
 		if (so && !touched_has(st, key_hash(st, st->v_probe)))
 		{
