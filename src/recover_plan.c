@@ -592,6 +592,21 @@ out:
 	return rc;
 }
 
+/* Walk the plan's records from its base on; count_dups false when they were counted by
+ * an earlier walk over the same records. */
+static int
+walk_plan(recover_plan *plan, storage *st, record_visit visit, void *ctx, bool count_dups, bs_error *err)
+{
+	int first = plan->nsegs ? plan->segs[0] : 0;
+	int last = plan->nsegs ? plan->segs[plan->nsegs - 1] + 1 : 0;
+	uint64_t dups = plan->duplicates;
+	int rc = walk_records(plan, st, first, last, plan->base->lsn, visit, ctx, err);
+
+	if (!count_dups)
+		plan->duplicates = dups;
+	return rc;
+}
+
 int
 recover_plan_run(recover_plan *plan, storage *st, replay_state *rs, uint64_t report_after,
 				 replay_change_cb cb, void *cbctx, recover_progress_cb progress, void *pctx, bs_error *err)
@@ -599,8 +614,6 @@ recover_plan_run(recover_plan *plan, storage *st, replay_state *rs, uint64_t rep
 	const manifest_base *b = plan->base;
 	run_ctx r = {plan, rs, report_after, cb, cbctx, false, progress, pctx, 0};
 	uint64_t rows;
-	int first = plan->nsegs ? plan->segs[0] : 0;
-	int last = plan->nsegs ? plan->segs[plan->nsegs - 1] + 1 : 0;
 
 	if (load_base(plan, st, rs, progress, pctx, NULL, err) != BS_OK)
 		return BS_ERR;
@@ -615,7 +628,7 @@ recover_plan_run(recover_plan *plan, storage *st, replay_state *rs, uint64_t rep
 		replay_set_change_callback(rs, cb, cbctx);
 		r.cb_on = true;
 	}
-	if (walk_records(plan, st, first, last, b->lsn, visit_apply, &r, err) != BS_OK)
+	if (walk_plan(plan, st, visit_apply, &r, true, err) != BS_OK)
 		return BS_ERR;
 	replay_set_change_callback(rs, NULL, NULL);
 	if (replay_check(rs, err) != BS_OK)
@@ -654,17 +667,14 @@ recover_plan_prepare_stream(recover_plan *plan, storage *st, replay_state *rs, b
 							uint32_t *target_layout, bs_error *err)
 {
 	touch_ctx t = {plan, rs, true, plan->base->layout_id};
-	int first = plan->nsegs ? plan->segs[0] : 0;
-	int last = plan->nsegs ? plan->segs[plan->nsegs - 1] + 1 : 0;
-	uint64_t dups = plan->duplicates;
 
 	*streamable = false;
 	if (replay_stream_begin(rs, plan->base->layout_id, err) != BS_OK)
 		return BS_ERR;
-	/* Fetches and verifies every segment of the plan. */
-	if (walk_records(plan, st, first, last, plan->base->lsn, visit_touch, &t, err) != BS_OK)
+	/* Fetches and verifies every segment of the plan; duplicates are counted when the
+	 * records are applied. */
+	if (walk_plan(plan, st, visit_touch, &t, false, err) != BS_OK)
 		return BS_ERR;
-	plan->duplicates = dups;	/* counted again when the records are applied */
 	if (!t.streamable)
 	{
 		/* recover_plan_run starts over on a new state. */
@@ -711,9 +721,6 @@ recover_plan_stream(recover_plan *plan, storage *st, replay_state *rs, uint32_t 
 	stream_sink sink = {cb, cbctx, sum, 0};
 	stream_apply_ctx a = {plan, rs, progress, pctx, 0};
 	replay_checksum rest = {0, 0};
-	int first = plan->nsegs ? plan->segs[0] : 0;
-	int last = plan->nsegs ? plan->segs[plan->nsegs - 1] + 1 : 0;
-	uint64_t dups = plan->duplicates;
 	uint64_t rows;
 
 	sum->rows = 0;
@@ -726,9 +733,8 @@ recover_plan_stream(recover_plan *plan, storage *st, replay_state *rs, uint32_t 
 						 "the base copy at LSN %s holds %llu rows but the manifest records %llu",
 						 lsn_format(b->lsn, (char[LSN_BUFLEN]) {0}), (unsigned long long) rows,
 						 (unsigned long long) b->rows);
-	if (walk_records(plan, st, first, last, b->lsn, visit_stream_apply, &a, err) != BS_OK)
+	if (walk_plan(plan, st, visit_stream_apply, &a, true, err) != BS_OK)
 		return BS_ERR;
-	plan->duplicates = dups;
 	if (replay_check(rs, err) != BS_OK)
 		return BS_ERR;
 	if (progress)
