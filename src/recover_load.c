@@ -299,10 +299,8 @@ check_target(PGconn *conn, const recover_load_options *o, const char *target, bs
 }
 
 static int
-copy_cb(void *ctx, const char *data, size_t len, bs_error *err)
+put_copy_data(PGconn *conn, const char *data, size_t len, bs_error *err)
 {
-	PGconn *conn = ctx;
-
 	while (len > 0)
 	{
 		/* PQputCopyData takes an int length. */
@@ -316,10 +314,150 @@ copy_cb(void *ctx, const char *data, size_t len, bs_error *err)
 	return BS_OK;
 }
 
+/*
+ * COPY data goes through a sender thread: PQputCopyData blocks until PostgreSQL has read
+ * what it was given, and without the thread Backstop would stop producing rows for that
+ * long, and PostgreSQL would wait while Backstop produced the next batch.  Batches of about
+ * COPY_PIPE_BATCH bytes, at most COPY_PIPE_DEPTH of them in flight; only the sender uses
+ * the connection until copy_pipe_finish.
+ */
+#define COPY_PIPE_DEPTH 4
+#define COPY_PIPE_BATCH (1024 * 1024)
+
+typedef struct copy_pipe
+{
+	PGconn *conn;
+	pthread_t th;
+	bool threaded;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	strbuf buf[COPY_PIPE_DEPTH];
+	int filling;				/* the buffer the producer appends to */
+	int nqueued;				/* full buffers after `filling`... in send order from `sending` */
+	int sending;				/* the next buffer the sender takes */
+	bool done;
+	bool failed;
+	bs_error err;
+} copy_pipe;
+
+static void *
+copy_pipe_main(void *arg)
+{
+	copy_pipe *p = arg;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;)
+	{
+		strbuf *b;
+		bs_error e;
+		int rc;
+
+		while (p->nqueued == 0 && !p->done)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (p->nqueued == 0)
+			break;
+		b = &p->buf[p->sending];
+		pthread_mutex_unlock(&p->mu);
+		rc = put_copy_data(p->conn, b->data, b->len, &e);
+		strbuf_reset(b);
+		pthread_mutex_lock(&p->mu);
+		p->sending = (p->sending + 1) % COPY_PIPE_DEPTH;
+		p->nqueued--;
+		pthread_cond_broadcast(&p->cv);
+		if (rc != BS_OK)
+		{
+			p->failed = true;
+			p->err = e;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static void
+copy_pipe_start(copy_pipe *p, PGconn *conn)
+{
+	memset(p, 0, sizeof(*p));
+	p->conn = conn;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->threaded = pthread_create(&p->th, NULL, copy_pipe_main, p) == 0;
+}
+
+/* Hand the filling buffer to the sender, waiting for a free one. */
+static int
+copy_pipe_submit(copy_pipe *p, bs_error *err)
+{
+	int rc = BS_OK;
+
+	pthread_mutex_lock(&p->mu);
+	p->nqueued++;
+	p->filling = (p->filling + 1) % COPY_PIPE_DEPTH;
+	pthread_cond_broadcast(&p->cv);
+	while (!p->failed && p->nqueued >= COPY_PIPE_DEPTH - 1)
+		pthread_cond_wait(&p->cv, &p->mu);
+	if (p->failed)
+	{
+		*err = p->err;
+		rc = BS_ERR;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+/* replay_copy_cb: append to the filling buffer, send when it is full. */
+static int
+copy_pipe_write(void *ctx, const char *data, size_t len, bs_error *err)
+{
+	copy_pipe *p = ctx;
+	strbuf *b;
+
+	if (!p->threaded)
+		return put_copy_data(p->conn, data, len, err);
+	b = &p->buf[p->filling];
+	strbuf_append(b, data, len);
+	if (b->len >= COPY_PIPE_BATCH)
+		return copy_pipe_submit(p, err);
+	return BS_OK;
+}
+
+/* Send what is left and stop the sender; afterwards the connection is the caller's again. */
+static int
+copy_pipe_finish(copy_pipe *p, bool send_rest, bs_error *err)
+{
+	int rc = BS_OK;
+
+	if (p->threaded)
+	{
+		pthread_mutex_lock(&p->mu);
+		if (send_rest && p->buf[p->filling].len > 0)
+		{
+			p->nqueued++;
+			p->filling = (p->filling + 1) % COPY_PIPE_DEPTH;
+		}
+		p->done = true;
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		pthread_join(p->th, NULL);
+		if (send_rest && p->failed)
+		{
+			*err = p->err;
+			rc = BS_ERR;
+		}
+	}
+	for (int i = 0; i < COPY_PIPE_DEPTH; i++)
+		strbuf_free(&p->buf[i]);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	return rc;
+}
+
 static int
 load_rows(PGconn *conn, replay_state *rs, const recover_load_options *o, const char *target,
 		  recover_load_result *res, bs_error *err)
 {
+	copy_pipe pipe;
 	strbuf sql = STRBUF_INIT;
 	PGresult *pr;
 	int rc;
@@ -337,10 +475,13 @@ load_rows(PGconn *conn, replay_state *rs, const recover_load_options *o, const c
 		return BS_ERR;
 	}
 	PQclear(pr);
+	copy_pipe_start(&pipe, conn);
 	if (o->source)
-		rc = o->source(o->source_ctx, copy_cb, conn, &res->ours, err);
+		rc = o->source(o->source_ctx, copy_pipe_write, &pipe, &res->ours, err);
 	else
-		rc = replay_write_copy(rs, o->layout->id, copy_cb, conn, NULL, err);
+		rc = replay_write_copy(rs, o->layout->id, copy_pipe_write, &pipe, NULL, err);
+	if (copy_pipe_finish(&pipe, rc == BS_OK, err) != BS_OK)
+		rc = BS_ERR;
 	if (PQputCopyEnd(conn, rc == BS_OK ? NULL : "backstop: aborted") != 1)
 	{
 		if (rc == BS_OK)
