@@ -318,10 +318,11 @@ put_copy_data(PGconn *conn, const char *data, size_t len, bs_error *err)
  * COPY data goes through a sender thread: PQputCopyData blocks until PostgreSQL has read
  * what it was given, and without the thread Backstop would stop producing rows for that
  * long, and PostgreSQL would wait while Backstop produced the next batch.  Batches of about
- * COPY_PIPE_BATCH bytes, at most COPY_PIPE_DEPTH of them in flight; only the sender uses
- * the connection until copy_pipe_finish.
+ * COPY_PIPE_BATCH bytes, at most COPY_PIPE_DEPTH of them in flight: deep enough that
+ * PostgreSQL keeps loading while a streaming recovery replays the touched rows (it sends
+ * nothing then).  Only the sender uses the connection until copy_pipe_finish.
  */
-#define COPY_PIPE_DEPTH 4
+#define COPY_PIPE_DEPTH 16
 #define COPY_PIPE_BATCH (1024 * 1024)
 
 typedef struct copy_pipe
