@@ -28,6 +28,16 @@ recover_plan_free(recover_plan *plan)
 	free(plan);
 }
 
+/* Say which archived object failed and how. */
+static void
+fetch_error_prefix(bs_error *err, const char *key)
+{
+	if (strcmp(err->code, ERRCODE_NOT_FOUND) == 0)
+		error_prefix(err, "archived object %s is missing", key);
+	else
+		error_prefix(err, "archived object %s failed verification", key);
+}
+
 /* Fetch one object, verified against the manifest's checksum of the stored object. */
 static int
 fetch(storage *st, const char *key, const char *sha256, uint64_t raw_size, strbuf *out, uint64_t *bytes,
@@ -38,9 +48,8 @@ fetch(storage *st, const char *key, const char *sha256, uint64_t raw_size, strbu
 	strbuf_reset(out);
 	if (object_get_all(st, key, sha256, out, &info, err) != BS_OK)
 	{
-		if (strcmp(err->code, ERRCODE_NOT_FOUND) == 0)
-			return error_prefix(err, "archived object %s is missing", key);
-		return error_prefix(err, "archived object %s failed verification", key);
+		fetch_error_prefix(err, key);
+		return BS_ERR;
 	}
 	if (info.raw_size != raw_size || out->len != raw_size)
 		return error_set(err, ERRCODE_DATA_CORRUPTED,
@@ -421,13 +430,47 @@ visit_apply(void *ctx, const segment_record *rec, bs_error *err)
 	return 0;
 }
 
+/* Where a streaming load sends the base rows that no change touches. */
+typedef struct stream_sink
+{
+	replay_copy_cb cb;
+	void *ctx;
+	replay_checksum *sum;
+	uint64_t passed;
+} stream_sink;
+
+static int
+parse_chunk(replay_state *rs, uint32_t layout, const char *data, size_t len, const char *what,
+			stream_sink *sink, bs_error *err)
+{
+	if (data == NULL)
+		data = "";
+	if (sink)
+		return replay_split_base_copy(rs, layout, data, len, what, sink->cb, sink->ctx, sink->sum,
+									  &sink->passed, err);
+	return replay_load_base_copy(rs, layout, data, len, what, err);
+}
+
 /*
- * Fetching (read, checksum, decompress) runs in a second thread one base chunk ahead of
- * parsing, then fetches and counts the segments while the last chunks are parsed.  Only
- * that thread touches the storage until it is joined.  A segment it cannot fetch is left
- * for walk_records, which fetches it again and reports the failure as before.
+ * Fetching (read, checksum, decompress) runs in a second thread that hands the base chunks'
+ * raw bytes over in pieces of about PIECE_SIZE while they are decompressed, so parsing (and,
+ * streaming, loading) starts long before a whole chunk is read; then it fetches and counts
+ * the segments.  A chunk's verdict (stored and raw SHA-256, sizes) comes with its last
+ * piece: the rows of a chunk may be parsed before it, which is safe because nothing parsed
+ * is committed before every chunk has passed (in memory: nothing is written before then;
+ * streamed: a failure rolls the transaction back).  Only that thread touches the storage
+ * until it is joined.  A segment it cannot fetch is left for walk_records, which fetches it
+ * again and reports the failure as before.
  */
-#define PREFETCH_AHEAD 2
+#define PIECE_SIZE (1024 * 1024)
+#define PIECE_QUEUE 16
+
+typedef struct piece
+{
+	strbuf data;
+	int chunk;
+	bool last;					/* the chunk's last piece: the chunk is verified */
+} piece;
 
 typedef struct prefetch
 {
@@ -435,14 +478,57 @@ typedef struct prefetch
 	storage *st;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	strbuf chunk[PREFETCH_AHEAD];
-	int fetched;				/* base chunks ready */
-	int consumed;				/* base chunks parsed (their buffers free again) */
-	bool failed;				/* base chunk `fetched` could not be fetched: err */
+	piece q[PIECE_QUEUE];		/* ring: q[head .. head+count) are ready */
+	int head;
+	int count;
+	strbuf cur;					/* the piece being filled (fetch thread only) */
+	int cur_chunk;
+	uint64_t cur_raw;
+	bool failed;				/* a chunk could not be fetched or verified: err */
 	bool stop;
 	bs_error err;
 	uint64_t downloaded;
 } prefetch;
+
+/* Queue the filled piece; false when the parser asked to stop. */
+static bool
+piece_push(prefetch *pf, bool last)
+{
+	bool ok;
+
+	pthread_mutex_lock(&pf->mu);
+	while (!pf->stop && pf->count == PIECE_QUEUE)
+		pthread_cond_wait(&pf->cv, &pf->mu);
+	ok = !pf->stop;
+	if (ok)
+	{
+		piece *p = &pf->q[(pf->head + pf->count) % PIECE_QUEUE];
+		strbuf t = p->data;
+
+		/* Swap buffers: the queued one keeps the data, cur reuses an old allocation. */
+		p->data = pf->cur;
+		p->chunk = pf->cur_chunk;
+		p->last = last;
+		pf->cur = t;
+		strbuf_reset(&pf->cur);
+		pf->count++;
+		pthread_cond_broadcast(&pf->cv);
+	}
+	pthread_mutex_unlock(&pf->mu);
+	return ok;
+}
+
+static int
+piece_sink(void *ctx, const void *data, size_t len, bs_error *err)
+{
+	prefetch *pf = ctx;
+
+	strbuf_append(&pf->cur, data, len);
+	pf->cur_raw += len;
+	if (pf->cur.len >= PIECE_SIZE && !piece_push(pf, false))
+		return error_set(err, ERRCODE_INTERNAL, "stopped: the parser failed");
+	return BS_OK;
+}
 
 static void *
 prefetch_main(void *arg)
@@ -453,33 +539,31 @@ prefetch_main(void *arg)
 	for (int i = 0; i < b->nchunks; i++)
 	{
 		const manifest_chunk *c = &b->chunks[i];
-		uint64_t bytes = 0;
+		object_info info;
 		bs_error e;
 		int rc;
 
+		pf->cur_chunk = i;
+		pf->cur_raw = 0;
+		strbuf_reset(&pf->cur);
+		rc = object_get(pf->st, c->key, c->sha256, piece_sink, pf, &info, &e);
+		if (rc == BS_OK && info.raw_size != c->raw_size)
+			rc = error_set(&e, ERRCODE_DATA_CORRUPTED,
+						   "archived object %s holds %llu raw bytes but the manifest records %llu", c->key,
+						   (unsigned long long) info.raw_size, (unsigned long long) c->raw_size);
+		else if (rc != BS_OK)
+			fetch_error_prefix(&e, c->key);
 		pthread_mutex_lock(&pf->mu);
-		while (!pf->stop && i - pf->consumed >= PREFETCH_AHEAD)
-			pthread_cond_wait(&pf->cv, &pf->mu);
-		if (pf->stop)
-		{
-			pthread_mutex_unlock(&pf->mu);
-			return NULL;
-		}
-		pthread_mutex_unlock(&pf->mu);
-		/* The parser is done with this buffer (consumed > i - PREFETCH_AHEAD). */
-		rc = fetch(pf->st, c->key, c->sha256, c->raw_size, &pf->chunk[i % PREFETCH_AHEAD], &bytes, &e);
-		pthread_mutex_lock(&pf->mu);
-		pf->downloaded += bytes;
-		if (rc != BS_OK)
+		if (rc == BS_OK)
+			pf->downloaded += info.stored_size;
+		else if (!pf->stop)
 		{
 			pf->failed = true;
 			pf->err = e;
+			pthread_cond_broadcast(&pf->cv);
 		}
-		else
-			pf->fetched = i + 1;
-		pthread_cond_broadcast(&pf->cv);
 		pthread_mutex_unlock(&pf->mu);
-		if (rc != BS_OK)
+		if (rc != BS_OK || !piece_push(pf, true))
 			return NULL;
 	}
 	for (int k = 0; k < pf->plan->nsegs; k++)
@@ -501,27 +585,6 @@ prefetch_main(void *arg)
 	return NULL;
 }
 
-/* Where a streaming load sends the base rows that no change touches. */
-typedef struct stream_sink
-{
-	replay_copy_cb cb;
-	void *ctx;
-	replay_checksum *sum;
-	uint64_t passed;
-} stream_sink;
-
-static int
-parse_chunk(replay_state *rs, uint32_t layout, const strbuf *chunk, const char *what, stream_sink *sink,
-			bs_error *err)
-{
-	const char *data = chunk->data ? chunk->data : "";
-
-	if (sink)
-		return replay_split_base_copy(rs, layout, data, chunk->len, what, sink->cb, sink->ctx, sink->sum,
-									  &sink->passed, err);
-	return replay_load_base_copy(rs, layout, data, chunk->len, what, err);
-}
-
 /* Parse every base chunk, fetched by a prefetch thread when one can be started; with a
  * sink, untouched rows go to it (streaming). */
 static int
@@ -532,6 +595,8 @@ load_base(recover_plan *plan, storage *st, replay_state *rs, recover_progress_cb
 	uint64_t before = plan->downloaded;
 	prefetch pf;
 	pthread_t th;
+	strbuf carry = STRBUF_INIT;	/* an incomplete line from the previous piece */
+	int chunk = 0;
 	int rc = BS_OK;
 
 	memset(&pf, 0, sizeof(pf));
@@ -546,55 +611,100 @@ load_base(recover_plan *plan, storage *st, replay_state *rs, recover_progress_cb
 		{
 			const manifest_chunk *c = &b->chunks[i];
 
-			if (fetch(st, c->key, c->sha256, c->raw_size, &pf.chunk[0], &plan->downloaded, err) != BS_OK ||
-				parse_chunk(rs, b->layout_id, &pf.chunk[0], c->key, sink, err) != BS_OK)
+			if (fetch(st, c->key, c->sha256, c->raw_size, &carry, &plan->downloaded, err) != BS_OK ||
+				parse_chunk(rs, b->layout_id, carry.data, carry.len, c->key, sink, err) != BS_OK)
 				rc = BS_ERR;
 			else if (progress)
 				progress(pctx, plan, 0);
 		}
 		goto out;
 	}
-	for (int i = 0; i < b->nchunks; i++)
+	while (chunk < b->nchunks)
 	{
-		const manifest_chunk *c = &b->chunks[i];
-		strbuf *chunk = &pf.chunk[i % PREFETCH_AHEAD];
+		const manifest_chunk *c = &b->chunks[chunk];
+		piece *p;
+		const char *d;
+		size_t n,
+			done = 0;
 
 		pthread_mutex_lock(&pf.mu);
-		while (pf.fetched <= i && !pf.failed)
+		while (pf.count == 0 && !pf.failed)
 			pthread_cond_wait(&pf.cv, &pf.mu);
 		plan->downloaded = before + pf.downloaded;
-		if (pf.fetched <= i)
+		if (pf.count == 0)
 		{
 			*err = pf.err;
 			rc = BS_ERR;
 		}
 		pthread_mutex_unlock(&pf.mu);
-		if (rc == BS_OK && parse_chunk(rs, b->layout_id, chunk, c->key, sink, err) != BS_OK)
-			rc = BS_ERR;
+		if (rc != BS_OK)
+			break;
+		/* Only this thread takes pieces: q[head] stays put while it is parsed.  Pieces come
+		 * in order, chunk by chunk. */
+		p = &pf.q[pf.head];
+		d = p->data.data ? p->data.data : "";
+		n = p->data.len;
+		if (carry.len > 0)
+		{
+			/* Complete the line started in the previous piece. */
+			const char *nl = memchr(d, '\n', n);
+
+			done = nl ? (size_t) (nl - d) + 1 : n;
+			strbuf_append(&carry, d, done);
+			if (nl && parse_chunk(rs, b->layout_id, carry.data, carry.len, c->key, sink, err) != BS_OK)
+				rc = BS_ERR;
+			if (nl)
+				strbuf_reset(&carry);
+		}
+		if (rc == BS_OK && done < n)
+		{
+			const char *start = d + done;
+			const char *lastnl = memrchr(start, '\n', n - done);
+			size_t whole = lastnl ? (size_t) (lastnl - start) + 1 : 0;
+
+			if (whole > 0 && parse_chunk(rs, b->layout_id, start, whole, c->key, sink, err) != BS_OK)
+				rc = BS_ERR;
+			strbuf_append(&carry, start + whole, n - done - whole);
+		}
+		if (rc == BS_OK && p->last)
+		{
+			if (carry.len > 0)
+				rc = error_set(err, ERRCODE_DATA_CORRUPTED, "%s: the base copy chunk does not end at a line boundary",
+							   c->key);
+			chunk++;
+		}
+		if (rc == BS_OK && progress)
+			progress(pctx, plan, 0);
 		pthread_mutex_lock(&pf.mu);
+		pf.head = (pf.head + 1) % PIECE_QUEUE;
+		pf.count--;
 		if (rc != BS_OK)
 			pf.stop = true;
-		pf.consumed = i + 1;
 		pthread_cond_broadcast(&pf.cv);
 		pthread_mutex_unlock(&pf.mu);
 		if (rc != BS_OK)
 			break;
-		if (progress)
-			progress(pctx, plan, 0);
+	}
+	if (rc != BS_OK)
+	{
+		pthread_mutex_lock(&pf.mu);
+		pf.stop = true;
+		pthread_cond_broadcast(&pf.cv);
+		pthread_mutex_unlock(&pf.mu);
 	}
 	pthread_join(th, NULL);
 	plan->downloaded = before + pf.downloaded;
 out:
-	for (int i = 0; i < PREFETCH_AHEAD; i++)
-		strbuf_free(&pf.chunk[i]);
+	strbuf_free(&carry);
+	strbuf_free(&pf.cur);
+	for (int i = 0; i < PIECE_QUEUE; i++)
+		strbuf_free(&pf.q[i].data);
 	pthread_cond_destroy(&pf.cv);
 	pthread_mutex_destroy(&pf.mu);
 	return rc;
 }
 
-/* Walk the plan's records from its base on; count_dups false when they were counted by
- * an earlier walk over the same records. */
-static int
+int
 walk_plan(recover_plan *plan, storage *st, record_visit visit, void *ctx, bool count_dups, bs_error *err)
 {
 	int first = plan->nsegs ? plan->segs[0] : 0;

@@ -25,12 +25,13 @@ my $storage = "file://$archive";
 my $port = PostgreSQL::Test::Cluster::get_free_port();
 my $listen = "127.0.0.1:$port";
 
-# k: keyed, several 64 KiB base chunks; f: no key, REPLICA IDENTITY FULL, identical rows.
+# k: keyed, about 7 MB in 2 MiB base chunks (each read in several pieces, lines split across
+# them); f: no key, REPLICA IDENTITY FULL, identical rows.
 $node->safe_psql($db, q{
 	CREATE TABLE public.k (id int PRIMARY KEY, t text, big text, n numeric);
 	ALTER TABLE public.k ALTER COLUMN big SET STORAGE EXTERNAL;
-	INSERT INTO public.k SELECT g, 'row ' || g || E'\tx\\y', CASE WHEN g % 500 = 0 THEN repeat('B' || g, 3000) END, g / 3.0
-	  FROM generate_series(1, 6000) g;
+	INSERT INTO public.k SELECT g, 'row ' || g || E'\tx\\y' || repeat('p', 90), CASE WHEN g % 500 = 0 THEN repeat('B' || g, 3000) END, g / 3.0
+	  FROM generate_series(1, 60000) g;
 	CREATE TABLE public.f (a int, b text);
 	ALTER TABLE public.f REPLICA IDENTITY FULL;
 	INSERT INTO public.f SELECT g % 50, 'v' || (g % 50) FROM generate_series(1, 3000) g;
@@ -38,7 +39,7 @@ $node->safe_psql($db, q{
 
 my $log = "$dir/archiver.log";
 my $h = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', '--db', $conn, '--all-tables', '--storage', $storage,
-	  '--data-dir', "$dir/data", '--listen', $listen, '--segment-age', '1s', '--base-chunk-size', '64KiB' ],
+	  '--data-dir', "$dir/data", '--listen', $listen, '--segment-age', '1s', '--base-chunk-size', '2MiB' ],
 	'<', \undef, '>', "$dir/archiver.out", '2>>', $log));
 
 sub checkpoint
@@ -56,10 +57,10 @@ sub checkpoint
 ok(checkpoint('public.k') && checkpoint('public.f'), 'archiver running') or diag(slurp_file($log));
 
 my @steps = (
-	q{UPDATE public.k SET id = id + 100000 WHERE id BETWEEN 100 AND 120},		# key changes
+	q{UPDATE public.k SET id = id + 100000 WHERE id BETWEEN 100 AND 120 OR id BETWEEN 30000 AND 30010},	# key changes
 	q{DELETE FROM public.k WHERE id BETWEEN 200 AND 210; INSERT INTO public.k (id, t) SELECT g, 'again' FROM generate_series(200, 205) g},
-	q{UPDATE public.k SET t = 'toast kept' WHERE id IN (500, 1000, 5500)},	# big stays unchanged ('u')
-	q{DELETE FROM public.k WHERE id = 7; UPDATE public.k SET id = 7, t = 'moved' WHERE id = 6000},	# key reused
+	q{UPDATE public.k SET t = 'toast kept' WHERE id IN (500, 1000, 5500, 59500)},	# big stays unchanged ('u')
+	q{DELETE FROM public.k WHERE id = 7; UPDATE public.k SET id = 7, t = 'moved' WHERE id = 60000},	# key reused
 	q{UPDATE public.f SET b = 'one of many' WHERE ctid = (SELECT min(ctid) FROM public.f WHERE a = 3)},
 	q{DELETE FROM public.f WHERE ctid IN (SELECT ctid FROM public.f WHERE a = 4 LIMIT 7)},
 	q{INSERT INTO public.f VALUES (5, 'v5'), (5, 'v5'), (NULL, NULL)},
