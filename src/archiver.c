@@ -38,7 +38,7 @@ typedef struct arch_table
 	uint32_t relid;
 	manifest *man;
 	bool active;				/* in the archived set (else only known from storage or spool) */
-	strbuf open;				/* records of the open segment, without header */
+	strbuf open;				/* the open segment: header, then records (empty when none) */
 	uint64_t open_records;
 	size_t txn_start;			/* offset in open of the current transaction's first record */
 	uint64_t change_bytes;		/* change bytes archived since the newest base */
@@ -54,6 +54,7 @@ typedef struct seal_part
 	uint32_t relid;
 	char *spool_key;
 	strbuf data;				/* raw segment, header included */
+	segment_summary sum;
 	char *layouts;				/* the table's manifest (for its layouts), JSON */
 } seal_part;
 
@@ -136,7 +137,9 @@ typedef struct archiver
 	bool fatal;
 	bs_error fatal_err;
 	codec_id codec;
-	int level;
+	int level;					/* base copies */
+	int segment_level;			/* change segments */
+	int64_t segment_size;		/* segment_size, parsed once (checked at every commit) */
 	archive_head head;
 	checkpoint_req *pending;
 	archiver_metrics metrics;
@@ -350,11 +353,26 @@ uploader_lock(archiver *a)
 	__atomic_store_n(&a->uploader_waiting, 0, __ATOMIC_RELAXED);
 }
 
-/* Upload one spooled segment (idempotent: a segment the manifest lists is skipped).
- * Runs in the uploader (or at start-up); takes the lock only around in-memory steps. */
+/* The part of a job just spooled that has this spool key (NULL: only in the spool). */
+static const seal_part *
+job_part(const seal_job *jobs, const char *spool_key)
+{
+	for (const seal_job *j = jobs; j; j = j->next)
+		for (int i = 0; i < j->nparts; i++)
+			if (strcmp(j->parts[i].spool_key, spool_key) == 0)
+				return &j->parts[i];
+	return NULL;
+}
+
+/*
+ * Upload one spooled segment (idempotent: a segment the manifest lists is skipped).
+ * Runs in the uploader (or at start-up); takes the lock only around in-memory steps.
+ * mem: the same bytes still in memory (just spooled and fsync'd), which spares reading the
+ * spool file back; NULL after a restart or a storage outage.
+ */
 static int
-upload_segment(archiver *a, const char *spool_key, uint64_t seal_lsn, bool verify, uint64_t *bytes,
-			   bs_error *err)
+upload_segment(archiver *a, const char *spool_key, const seal_part *mem, uint64_t seal_lsn, bool verify,
+			   uint64_t *bytes, bs_error *err)
 {
 	const char *base = strrchr(spool_key, '/');
 	unsigned int relid;
@@ -362,6 +380,8 @@ upload_segment(archiver *a, const char *spool_key, uint64_t seal_lsn, bool verif
 	uint64_t first_lsn, end_lsn;
 	arch_table *t;
 	strbuf raw = STRBUF_INIT;
+	const char *data;
+	size_t len;
 	segment_summary sum;
 	manifest_segment seg;
 	object_info info;
@@ -386,15 +406,25 @@ upload_segment(archiver *a, const char *spool_key, uint64_t seal_lsn, bool verif
 		return rc;
 	}
 	rc = BS_ERR;
-	if (storage_get_all(a->spool, spool_key, &raw, err) != BS_OK)
-		goto out;
+	if (mem)
+	{
+		data = mem->data.data;
+		len = mem->data.len;
+		sum = mem->sum;
+	}
+	else
+	{
+		if (storage_get_all(a->spool, spool_key, &raw, err) != BS_OK ||
+			segment_summarize(raw.data, raw.len, &sum, err) != BS_OK)
+			goto out;
+		data = raw.data;
+		len = raw.len;
+	}
 	memset(&seg, 0, sizeof(seg));
-	if (segment_summarize(raw.data, raw.len, &sum, err) != BS_OK)
-		goto out;
 	seg.records = sum.records;
 	seg.first_time = replmsg_pgtime_to_unix(sum.first_time);
 	seg.last_time = replmsg_pgtime_to_unix(sum.last_time);
-	if (object_put(a->st, key, a->codec, a->level, raw.data, raw.len, &info, err) != BS_OK)
+	if (object_put(a->st, key, a->codec, a->segment_level, data, len, &info, err) != BS_OK)
 		goto out;
 	if (verify && object_verify(a->st, key, info.stored_sha256, NULL, err) != BS_OK)
 		goto out;
@@ -413,11 +443,11 @@ upload_segment(archiver *a, const char *spool_key, uint64_t seal_lsn, bool verif
 	manifest_add_segment(t->man, &seg);
 	if (seal_lsn > t->man->archived_to)
 		t->man->archived_to = seal_lsn;
-	t->change_bytes += raw.len;
+	t->change_bytes += len;
 	/* Listed in memory; store_head stores the manifest once per batch, before the head. */
 	t->dirty = true;
 	pthread_mutex_unlock(&a->lock);
-	*bytes += raw.len;
+	*bytes += len;
 	uploader_lock(a);
 	a->metrics.segments_uploaded++;
 	a->metrics.bytes_uploaded += info.stored_size;
@@ -429,17 +459,42 @@ out:
 	return rc;
 }
 
+/* Spool keys are "<16 hex digit seal LSN>/<file>": the epoch a key belongs to. */
+static bool
+spool_epoch_of(const char *key, uint64_t *seal_lsn)
+{
+	char epoch[17];
+
+	if (strlen(key) < 18 || key[16] != '/')
+		return false;
+	memcpy(epoch, key, 16);
+	epoch[16] = '\0';
+	return lsn_parse_key(epoch, seal_lsn) == BS_OK;
+}
+
 /* Merge layouts written to the spool with an epoch into the in-memory manifests: a crash
  * may have lost the manifest that first described them. */
 static int
-merge_spooled_layouts(archiver *a, const char *spool_key, bs_error *err)
+merge_spooled_layouts(archiver *a, const char *spool_key, const seal_job *jobs, bs_error *err)
 {
 	strbuf raw = STRBUF_INIT;
 	manifest *sm = NULL;
 	arch_table *t;
 	int rc = BS_ERR;
+	uint64_t seal_lsn;
+	unsigned int relid;
+	const seal_job *j = jobs;
 
-	if (storage_get_all(a->spool, spool_key, &raw, err) != BS_OK)
+	/* Still in memory: the epoch was spooled by this run of the uploader. */
+	if (spool_epoch_of(spool_key, &seal_lsn) && sscanf(spool_key + 17, "%u.layouts.json", &relid) == 1)
+	{
+		while (j && j->seal_lsn != seal_lsn)
+			j = j->next;
+		for (int i = 0; j && i < j->nparts; i++)
+			if (j->parts[i].relid == relid && j->parts[i].layouts)
+				strbuf_append(&raw, j->parts[i].layouts, strlen(j->parts[i].layouts));
+	}
+	if (raw.len == 0 && storage_get_all(a->spool, spool_key, &raw, err) != BS_OK)
 		return BS_ERR;
 	if (manifest_from_json(raw.data, raw.len, &sm, err) != BS_OK)
 		goto out;
@@ -545,22 +600,9 @@ store_head(archiver *a, uint64_t lsn, bs_error *err)
 	return BS_OK;
 }
 
-/* Spool keys are "<16 hex digit seal LSN>/<file>": the epoch a key belongs to. */
-static bool
-spool_epoch_of(const char *key, uint64_t *seal_lsn)
-{
-	char epoch[17];
-
-	if (strlen(key) < 18 || key[16] != '/')
-		return false;
-	memcpy(epoch, key, 16);
-	epoch[16] = '\0';
-	return lsn_parse_key(epoch, seal_lsn) == BS_OK;
-}
-
 /* Upload every complete spooled epoch in LSN order; flush advances epoch by epoch. */
 static int
-drain_spool(archiver *a, bool verify, bs_error *err)
+drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *err)
 {
 	key_list keys = {0};
 	int rc = BS_OK;
@@ -598,9 +640,9 @@ drain_spool(archiver *a, bool verify, bs_error *err)
 					if (strncmp(f, k, 17) != 0 || strcmp(f + 17, SPOOL_COMPLETE) == 0)
 						continue;
 					if (pass == 0 && strstr(f, ".layouts.json"))
-						rc = merge_spooled_layouts(a, f, err);
+						rc = merge_spooled_layouts(a, f, jobs, err);
 					else if (pass == 1 && strstr(f, ".seg"))
-						rc = upload_segment(a, f, seal_lsn, verify, &batch_bytes, err);
+						rc = upload_segment(a, f, job_part(jobs, f), seal_lsn, verify, &batch_bytes, err);
 				}
 			}
 			if (rc != BS_OK)
@@ -722,6 +764,18 @@ seal_job_free(seal_job *job)
 	free(job);
 }
 
+static void
+free_jobs(seal_job *jobs)
+{
+	while (jobs)
+	{
+		seal_job *next = jobs->next;
+
+		seal_job_free(jobs);
+		jobs = next;
+	}
+}
+
 /*
  * Seal every open segment into one epoch at the last commit and hand it to the uploader
  * (main thread, lock held).  Nothing is confirmed until the uploader has stored it.
@@ -763,16 +817,16 @@ seal_epoch(archiver *a, bool verify, bs_error *err)
 		if (t->open_records == 0)
 			continue;
 		part = &job->parts[job->nparts];
-		strbuf_reserve(&part->data, SEGMENT_MAGIC_LEN + t->open.len);
-		segment_write_header(&part->data);
-		strbuf_append(&part->data, t->open.data, t->open.len);
 		/* First commit LSN and last end LSN name the segment. */
-		if (segment_summarize(part->data.data, part->data.len, &sum, err) != BS_OK)
+		if (segment_summarize(t->open.data, t->open.len, &sum, err) != BS_OK)
 		{
-			strbuf_free(&part->data);
 			seal_job_free(job);
 			return BS_ERR;
 		}
+		/* The open buffer already starts with the header: hand it over as it is. */
+		part->data = t->open;
+		memset(&t->open, 0, sizeof(t->open));
+		part->sum = sum;
 		strbuf_printf(&key, "%s/%u-%s-%s.seg", sealhex, t->relid,
 					  lsn_format_key(sum.first_commit_lsn, firsthex), lsn_format_key(sum.last_end_lsn, endhex));
 		part->relid = t->relid;
@@ -780,7 +834,6 @@ seal_epoch(archiver *a, bool verify, bs_error *err)
 		part->layouts = manifest_to_json(t->man);
 		job->bytes += part->data.len;
 		job->nparts++;
-		strbuf_reset(&t->open);
 		t->open_records = 0;
 		t->txn_start = 0;
 	}
@@ -887,31 +940,34 @@ uploader_main(void *arg)
 			verify = verify || j->verify;
 		}
 		uploader_lock(a);
-		for (seal_job *j = jobs; j;)
+		for (seal_job *j = jobs; j; j = j->next)
 		{
-			seal_job *next = j->next;
-
 			a->queued_bytes -= j->bytes;
 			if (rc == BS_OK)
 				a->metrics.spool_bytes += j->bytes;
-			seal_job_free(j);
-			j = next;
 		}
 		if (rc != BS_OK)
 		{
 			a->uploader_failed = true;
 			a->uploader_err = err;
 			notify_main(a);
+			free_jobs(jobs);
 			break;
 		}
 		if (jobs)
 			a->spool_pending = true;
 		if (now_ms() < retry_at)
+		{
+			free_jobs(jobs);
 			continue;			/* spooled; storage is still in its back-off */
+		}
 		pthread_mutex_unlock(&a->lock);
 
+		/* The spooled epochs are uploaded from memory (the spool files are what survives a
+		 * crash); whatever the spool held before is read back from it. */
 		if (a->spool_pending)
-			rc = drain_spool(a, verify, &err);
+			rc = drain_spool(a, verify, jobs, &err);
+		free_jobs(jobs);
 		if (rc == BS_OK)
 			rc = store_dirty_manifests(a, &err);
 		/* Idle progress (nothing was pending when it was seen) is confirmed only once the
@@ -1024,15 +1080,27 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 static int
 append_record(archiver *a, arch_table *t, segment_record *r, bs_error *err)
 {
-	size_t before = t->open.len;
+	size_t before;
 
+	if (t->open.len == 0)
+	{
+		/* A new open segment: its header first, so that sealing needs no copy.  The
+		 * header is not counted in open_bytes (open_bytes == 0: nothing open). */
+		segment_write_header(&t->open);
+		t->txn_start = t->open.len;
+	}
+	before = t->open.len;
 	r->commit_lsn = a->txn_final_lsn;
 	r->end_lsn = 0;				/* patched at Commit */
 	r->xid = a->txn_xid;
 	r->commit_time = a->txn_commit_time;
 	r->layout_id = t->layout_id;
 	if (segment_write_record(&t->open, r, err) != BS_OK)
+	{
+		if (t->open_records == 0)
+			t->open.len = t->txn_start = 0;
 		return error_prefix(err, "table %s.%s", t->man->schema, t->man->name);
+	}
 	if (t->open_records == 0 || a->open_since_ms == 0)
 		a->open_since_ms = a->open_since_ms ? a->open_since_ms : now_ms();
 	t->open_records++;
@@ -1174,7 +1242,7 @@ handle_xlogdata(archiver *a, const replmsg_xlogdata *x, bs_error *err)
 			if (a->last_commit_end > a->resume_lsn)
 				a->resume_lsn = a->last_commit_end;
 			/* Seal at a transaction boundary when the open segments are big enough. */
-			if ((int64_t) a->open_bytes >= config_get_size(a->cfg, "segment_size"))
+			if ((int64_t) a->open_bytes >= a->segment_size)
 				rc = seal_epoch(a, false, err);
 			if (a->pending)
 				answer_checkpoints(a, false, NULL);
@@ -1219,6 +1287,14 @@ drop_partial_transaction(archiver *a)
 			}
 			a->open_bytes -= t->open.len - t->txn_start;
 			t->open.len = t->txn_start;
+			if (t->open_records == 0)
+			{
+				/* Only the header is left. */
+				t->open.len = 0;
+				t->txn_start = 0;
+			}
+			if (t->open.data)
+				t->open.data[t->open.len] = '\0';
 		}
 	}
 	a->in_txn = false;
@@ -1300,21 +1376,30 @@ schedule_reconnect(archiver *a, const bs_error *err)
 	a->metrics.reconnects++;
 }
 
-static void
-on_repl_readable(evutil_socket_t fd, short what, void *arg)
+/*
+ * Reading the stream.  The walsender sends each pgoutput message as soon as it is decoded, so
+ * a reader that goes back to epoll after every read is woken for one message of ~100 bytes at
+ * a time and spends most of its CPU in epoll_wait, recv and context switches (and makes the
+ * walsender wake it for every message), CPU that the walsender needs on a small machine.
+ * After a short read the reader sleeps REPL_PAUSE_US (lock released) and reads again, so
+ * that each read finds a batch; it returns to the event loop when a read finds nothing.
+ * The pause must stay well below the time the walsender needs to fill the socket's send
+ * buffer (a few hundred small messages), or the walsender would block waiting for us.
+ */
+#define REPL_PAUSE_US 100
+#define REPL_BATCH_BYTES ((size_t) 16 * 1024)
+/* Return to the event loop after this much, so that timers and HTTP requests run. */
+#define REPL_BURST_BYTES ((size_t) 4 * 1024 * 1024)
+#define REPL_MAX_PAUSES 50
+
+/* Handle every complete message in libpq's buffer.  false: the connection was dropped or
+ * the archiver failed; the caller must return. */
+static bool
+repl_drain(archiver *a, size_t *got)
 {
-	archiver *a = arg;
 	bs_error err;
 
-	(void) fd;
-	(void) what;
 	error_clear(&err);
-	if (PQconsumeInput(a->repl) == 0)
-	{
-		pgsql_set_error(&err, a->repl, NULL, "replication connection failed");
-		schedule_reconnect(a, &err);
-		return;
-	}
 	for (;;)
 	{
 		char *buf = NULL;
@@ -1322,7 +1407,7 @@ on_repl_readable(evutil_socket_t fd, short what, void *arg)
 		replmsg msg;
 
 		if (n == 0)
-			break;
+			return true;
 		if (n == -1)
 		{
 			PGresult *res = PQgetResult(a->repl);
@@ -1330,15 +1415,16 @@ on_repl_readable(evutil_socket_t fd, short what, void *arg)
 			pgsql_set_error(&err, a->repl, res, "replication stream ended");
 			PQclear(res);
 			schedule_reconnect(a, &err);
-			return;
+			return false;
 		}
 		if (n < 0)
 		{
 			pgsql_set_error(&err, a->repl, NULL, "replication connection failed");
 			schedule_reconnect(a, &err);
-			return;
+			return false;
 		}
 		a->metrics.bytes_received += (uint64_t) n;
+		*got += (size_t) n;
 		/* A long burst must not starve the uploader of the lock. */
 		if (__atomic_load_n(&a->uploader_waiting, __ATOMIC_RELAXED))
 		{
@@ -1350,7 +1436,7 @@ on_repl_readable(evutil_socket_t fd, short what, void *arg)
 		{
 			PQfreemem(buf);
 			archiver_fail(a, &err);
-			return;
+			return false;
 		}
 		if (msg.type == 'w')
 		{
@@ -1360,7 +1446,7 @@ on_repl_readable(evutil_socket_t fd, short what, void *arg)
 				/* Undecodable input, a full spool or a catalog failure: stop rather than
 				 * archive something wrong; nothing unconfirmed is lost. */
 				archiver_fail(a, &err);
-				return;
+				return false;
 			}
 		}
 		else if (msg.type == 'k')
@@ -1379,14 +1465,55 @@ on_repl_readable(evutil_socket_t fd, short what, void *arg)
 			{
 				PQfreemem(buf);
 				schedule_reconnect(a, &err);
-				return;
+				return false;
 			}
 			if (a->pending)
 				answer_checkpoints(a, false, NULL);
 		}
 		PQfreemem(buf);
 		if (a->fatal)
+			return false;
+	}
+}
+
+static void
+on_repl_readable(evutil_socket_t fd, short what, void *arg)
+{
+	archiver *a = arg;
+	size_t got = 0;
+	int pauses = 0;
+
+	(void) fd;
+	(void) what;
+	for (;;)
+	{
+		size_t before = got;
+
+		if (PQconsumeInput(a->repl) == 0)
+		{
+			bs_error err;
+
+			error_clear(&err);
+			pgsql_set_error(&err, a->repl, NULL, "replication connection failed");
+			schedule_reconnect(a, &err);
 			return;
+		}
+		if (!repl_drain(a, &got))
+			return;
+		if (got == before || got >= REPL_BURST_BYTES)
+			break;
+		if (got - before < REPL_BATCH_BYTES)
+		{
+			struct timespec pause = {0, REPL_PAUSE_US * 1000L};
+
+			if (++pauses > REPL_MAX_PAUSES)
+				break;
+			pthread_mutex_unlock(&a->lock);
+			nanosleep(&pause, NULL);
+			pthread_mutex_lock(&a->lock);
+			if (a->repl == NULL || a->fatal || a->stopping)
+				return;
+		}
 	}
 }
 
@@ -2003,6 +2130,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 				 strcmp(name, "status_interval") == 0 || strcmp(name, "table_poll_interval") == 0))
 				config_set(a->cfg, name, fresh.values[i].value, SOURCE_FILE);
 		}
+		a->segment_size = config_get_size(a->cfg, "segment_size");
 		if (log_level_parse(config_get(a->cfg, "log_level"), &level) == 0)
 			log_configure(level, strcmp(config_get(a->cfg, "log_format"), "json") == 0);
 		config_free(&fresh);
@@ -2285,7 +2413,7 @@ initial_setup(archiver *a, bs_error *err)
 	if (clean_spool(a, &max_seal, err) != BS_OK)
 		goto fail_list;
 	a->spool_pending = max_seal > 0;
-	if (a->spool_pending && drain_spool(a, false, err) != BS_OK)
+	if (a->spool_pending && drain_spool(a, false, NULL, err) != BS_OK)
 	{
 		log_warning("could not upload the spool yet (will retry): %s", err->message);
 		a->metrics.upload_errors++;
@@ -2392,6 +2520,20 @@ archiver_run(bs_config *cfg, bs_error *err)
 	if (codec_parse(config_get(cfg, "compression"), &a.codec, err) != BS_OK)
 		goto out;
 	a.level = (int) config_get_int(cfg, "compression_level");
+	a.segment_level = (int) config_get_int(cfg, "segment_compression_level");
+	a.segment_size = config_get_size(cfg, "segment_size");
+	{
+		codec_stream *cs = NULL;
+
+		/* A bad level is a configuration error now, not an upload failing forever later. */
+		if (codec_compressor_open(a.codec, a.segment_level, &cs, err) != BS_OK)
+		{
+			error_prefix(err, "segment_compression_level");
+			snprintf(err->code, sizeof(err->code), "%s", ERRCODE_INVALID_PARAMETER);
+			goto out;
+		}
+		codec_stream_free(cs);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	if (pipe2(a.notify_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
 	{

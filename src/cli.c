@@ -24,7 +24,7 @@
 
 static const char *const archive_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "drop", "segment_size",
-	"segment_age", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
+	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
 	"listen", "status_interval", "table_poll_interval", NULL
 };
 static const char *const recover_options[] = {
@@ -40,7 +40,7 @@ static const char *const checkpoint_options[] = {"table", "listen", "timeout", "
 static const char *const doctor_options[] = {STORAGE_OPTIONS, "db", "json", NULL};
 static const char *const config_cmd_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "segment_size",
-	"segment_age", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
+	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
 	"listen", "status_interval", "table_poll_interval", NULL
 };
 

@@ -46,6 +46,7 @@ const config_option config_options[] = {
 	{"drop", CONFIG_BOOL, "off", NULL, false, "remove the slot and publication, then exit"},
 	{"segment_size", CONFIG_SIZE, "16MiB", NULL, false, "seal open change segments at this size"},
 	{"segment_age", CONFIG_DURATION, "10s", NULL, false, "seal open change segments at this age"},
+	{"segment_compression_level", CONFIG_INT, "1", NULL, false, "compression level of change segments (base copies use compression_level)"},
 	{"base_chunk_size", CONFIG_SIZE, "64MiB", NULL, false, "uncompressed size of one base-copy chunk"},
 	{"rebase_age", CONFIG_DURATION, "7d", NULL, false, "take a new base copy of a table after this age"},
 	{"rebase_ratio", CONFIG_INT, "100", NULL, false, "take a new base copy when change bytes exceed this percentage of the base"},
