@@ -789,6 +789,11 @@ seal_epoch(archiver *a, bool verify, bs_error *err)
 	int64_t limit = config_get_size(a->cfg, "spool_limit");
 	seal_job *job;
 
+	/* Never cut a transaction in two: its records get their end LSN only at its commit, and
+	 * a segment holding half of one could never be listed.  The commit (segment_size) or
+	 * the age timer seals once it is complete. */
+	if (a->in_txn)
+		return BS_OK;
 	a->open_since_ms = 0;
 	if (a->open_bytes == 0)
 	{
@@ -1972,6 +1977,7 @@ poll_tables(archiver *a, bs_error *err)
 				t->active = false;
 				log_warning("table %s.%s was dropped; its archive is kept (recover with --latest) up to %s",
 							t->man->schema, t->man->name, lsn_format(a->received_lsn, l));
+				/* Sealed now unless a transaction is being received (then at its end). */
 				if (seal_epoch(a, false, err) != BS_OK)
 					log_warning("%s", err->message);
 				t->dirty = true;
