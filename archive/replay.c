@@ -514,7 +514,8 @@ row_hash(replay_state *st, const rrow *r, bs_error *err, bool *ok)
 
 /* ---------- keys touched by change records (streaming) ---------- */
 
-static void
+/* Put h (nonzero) into the slots; true when it was not there yet. */
+static bool
 touched_put(uint64_t *slots, size_t cap, uint64_t h)
 {
 	size_t mask = cap - 1;
@@ -522,7 +523,10 @@ touched_put(uint64_t *slots, size_t cap, uint64_t h)
 
 	while (slots[i] != 0 && slots[i] != h)
 		i = (i + 1) & mask;
+	if (slots[i] == h)
+		return false;
 	slots[i] = h;
+	return true;
 }
 
 static void
@@ -537,23 +541,13 @@ touched_add(replay_state *st, uint64_t h)
 
 		for (size_t i = 0; i < st->tcap; i++)
 			if (st->touched[i])
-				touched_put(ns, ncap, st->touched[i]);
+				(void) touched_put(ns, ncap, st->touched[i]);
 		free(st->touched);
 		st->touched = ns;
 		st->tcap = ncap;
 	}
-	{
-		size_t mask = st->tcap - 1;
-		size_t i = h & mask;
-
-		while (st->touched[i] != 0 && st->touched[i] != h)
-			i = (i + 1) & mask;
-		if (st->touched[i] == 0)
-		{
-			st->touched[i] = h;
-			st->tcount++;
-		}
-	}
+	if (touched_put(st->touched, st->tcap, h))
+		st->tcount++;
 }
 
 static bool
@@ -914,6 +908,16 @@ copy_unescape(const char *s, size_t n, strbuf *out)
 	return true;
 }
 
+/* Add one row to a content checksum; scratch holds its record text. */
+static void
+checksum_add(replay_checksum *sum, strbuf *scratch, int ncols, const replay_value *vals)
+{
+	strbuf_reset(scratch);
+	replay_record_text(scratch, ncols, vals);
+	sum->sum += pghash_text(scratch->data, scratch->len);
+	sum->rows++;
+}
+
 /* Bypass output of a streaming base load: runs of consecutive untouched lines. */
 typedef struct split_out
 {
@@ -1048,10 +1052,7 @@ load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t l
 			if (so->runlen == 0)
 				so->run = line;
 			so->runlen += llen + 1;
-			strbuf_reset(&st->rectext);
-			replay_record_text(&st->rectext, l->ncols, st->v_probe);
-			so->sum->sum += pghash_text(st->rectext.data, st->rectext.len);
-			so->sum->rows++;
+			checksum_add(so->sum, &st->rectext, l->ncols, st->v_probe);
 			(*so->passed)++;
 			if (so->runlen >= SPLIT_RUN_FLUSH && split_flush(so, err) != BS_OK)
 				goto done;
@@ -1184,20 +1185,30 @@ tuple_values(replay_state *st, const segment_record *rec, const uint8_t *buf, si
 	return BS_OK;
 }
 
+/* The first key column of a probe that was not sent ('u'), or -1 when all are known. */
+static int
+unknown_key_column(const replay_state *st, const replay_value *probe)
+{
+	for (int i = 0; i < st->nkey; i++)
+		if (!probe[st->keypos[i]].isnull && probe[st->keypos[i]].len == UNCHANGED_LEN)
+			return st->keypos[i];
+	return -1;
+}
+
 /* The key columns of a probe must all be known. */
 static int
 check_probe(replay_state *st, const segment_record *rec, const replay_value *probe, const char *which,
 			bs_error *err)
 {
 	char where[160];
+	int col = unknown_key_column(st, probe);
 
-	for (int i = 0; i < st->nkey; i++)
-		if (!probe[st->keypos[i]].isnull && probe[st->keypos[i]].len == UNCHANGED_LEN)
-			return error_set(err, ERRCODE_DATA_CORRUPTED,
-							 "%s: the %s tuple's identity column \"%s\" is an unchanged TOASTed value; "
-							 "the row cannot be identified",
-							 rec_where(rec, where, sizeof(where)), which,
-							 st->layouts[st->cur_layout].columns[st->keypos[i]].name);
+	if (col >= 0)
+		return error_set(err, ERRCODE_DATA_CORRUPTED,
+						 "%s: the %s tuple's identity column \"%s\" is an unchanged TOASTed value; "
+						 "the row cannot be identified",
+						 rec_where(rec, where, sizeof(where)), which,
+						 st->layouts[st->cur_layout].columns[col].name);
 	return BS_OK;
 }
 
@@ -1229,9 +1240,8 @@ locate(replay_state *st, const segment_record *rec, const replay_value *probe, s
 static bool
 touch_values(replay_state *st, const replay_value *vals)
 {
-	for (int i = 0; i < st->nkey; i++)
-		if (!vals[st->keypos[i]].isnull && vals[st->keypos[i]].len == UNCHANGED_LEN)
-			return false;
+	if (unknown_key_column(st, vals) >= 0)
+		return false;
 	touched_add(st, key_hash(st, vals));
 	return true;
 }
@@ -1692,10 +1702,7 @@ write_rows(replay_state *st, uint32_t target, replay_copy_cb cb, void *ctx, repl
 		}
 		if (sum)
 		{
-			strbuf_reset(&rec);
-			replay_record_text(&rec, l->ncols, vals);
-			sum->sum += pghash_text(rec.data, rec.len);
-			sum->rows++;
+			checksum_add(sum, &rec, l->ncols, vals);
 		}
 	}
 	if (cb && batch.len > 0 && cb(ctx, batch.data, batch.len, err) != BS_OK)

@@ -333,9 +333,9 @@ typedef struct copy_pipe
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	strbuf buf[COPY_PIPE_DEPTH];
-	int filling;				/* the buffer the producer appends to */
-	int nqueued;				/* full buffers after `filling`... in send order from `sending` */
-	int sending;				/* the next buffer the sender takes */
+	int sending;				/* the buffer the sender takes next */
+	int nqueued;				/* buffers queued, in order from `sending` (the one being sent included) */
+	int filling;				/* the buffer the producer appends to: (sending + nqueued) % depth */
 	bool done;
 	bool failed;
 	bs_error err;
@@ -386,6 +386,15 @@ copy_pipe_start(copy_pipe *p, PGconn *conn)
 	p->threaded = pthread_create(&p->th, NULL, copy_pipe_main, p) == 0;
 }
 
+/* Queue the filling buffer for the sender (mutex held). */
+static void
+queue_filling(copy_pipe *p)
+{
+	p->nqueued++;
+	p->filling = (p->filling + 1) % COPY_PIPE_DEPTH;
+	pthread_cond_broadcast(&p->cv);
+}
+
 /* Hand the filling buffer to the sender, waiting for a free one. */
 static int
 copy_pipe_submit(copy_pipe *p, bs_error *err)
@@ -393,9 +402,7 @@ copy_pipe_submit(copy_pipe *p, bs_error *err)
 	int rc = BS_OK;
 
 	pthread_mutex_lock(&p->mu);
-	p->nqueued++;
-	p->filling = (p->filling + 1) % COPY_PIPE_DEPTH;
-	pthread_cond_broadcast(&p->cv);
+	queue_filling(p);
 	while (!p->failed && p->nqueued >= COPY_PIPE_DEPTH - 1)
 		pthread_cond_wait(&p->cv, &p->mu);
 	if (p->failed)
@@ -433,10 +440,7 @@ copy_pipe_finish(copy_pipe *p, bool send_rest, bs_error *err)
 	{
 		pthread_mutex_lock(&p->mu);
 		if (send_rest && p->buf[p->filling].len > 0)
-		{
-			p->nqueued++;
-			p->filling = (p->filling + 1) % COPY_PIPE_DEPTH;
-		}
+			queue_filling(p);
 		p->done = true;
 		pthread_cond_broadcast(&p->cv);
 		pthread_mutex_unlock(&p->mu);

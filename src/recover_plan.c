@@ -38,6 +38,17 @@ fetch_error_prefix(bs_error *err, const char *key)
 		error_prefix(err, "archived object %s failed verification", key);
 }
 
+/* An object's raw size must be what the manifest records. */
+static int
+check_raw_size(const char *key, uint64_t got, uint64_t want, bs_error *err)
+{
+	if (got != want)
+		return error_set(err, ERRCODE_DATA_CORRUPTED,
+						 "archived object %s holds %llu raw bytes but the manifest records %llu", key,
+						 (unsigned long long) got, (unsigned long long) want);
+	return BS_OK;
+}
+
 /* Fetch one object, verified against the manifest's checksum of the stored object. */
 static int
 fetch(storage *st, const char *key, const char *sha256, uint64_t raw_size, strbuf *out, uint64_t *bytes,
@@ -51,10 +62,9 @@ fetch(storage *st, const char *key, const char *sha256, uint64_t raw_size, strbu
 		fetch_error_prefix(err, key);
 		return BS_ERR;
 	}
-	if (info.raw_size != raw_size || out->len != raw_size)
-		return error_set(err, ERRCODE_DATA_CORRUPTED,
-						 "archived object %s holds %llu raw bytes but the manifest records %llu", key,
-						 (unsigned long long) out->len, (unsigned long long) raw_size);
+	if (check_raw_size(key, info.raw_size, raw_size, err) != BS_OK ||
+		check_raw_size(key, out->len, raw_size, err) != BS_OK)
+		return BS_ERR;
 	*bytes += info.stored_size;
 	return BS_OK;
 }
@@ -468,7 +478,6 @@ parse_chunk(replay_state *rs, uint32_t layout, const char *data, size_t len, con
 typedef struct piece
 {
 	strbuf data;
-	int chunk;
 	bool last;					/* the chunk's last piece: the chunk is verified */
 } piece;
 
@@ -482,8 +491,6 @@ typedef struct prefetch
 	int head;
 	int count;
 	strbuf cur;					/* the piece being filled (fetch thread only) */
-	int cur_chunk;
-	uint64_t cur_raw;
 	bool failed;				/* a chunk could not be fetched or verified: err */
 	bool stop;
 	bs_error err;
@@ -507,7 +514,6 @@ piece_push(prefetch *pf, bool last)
 
 		/* Swap buffers: the queued one keeps the data, cur reuses an old allocation. */
 		p->data = pf->cur;
-		p->chunk = pf->cur_chunk;
 		p->last = last;
 		pf->cur = t;
 		strbuf_reset(&pf->cur);
@@ -524,7 +530,6 @@ piece_sink(void *ctx, const void *data, size_t len, bs_error *err)
 	prefetch *pf = ctx;
 
 	strbuf_append(&pf->cur, data, len);
-	pf->cur_raw += len;
 	if (pf->cur.len >= PIECE_SIZE && !piece_push(pf, false))
 		return error_set(err, ERRCODE_INTERNAL, "stopped: the parser failed");
 	return BS_OK;
@@ -543,15 +548,11 @@ prefetch_main(void *arg)
 		bs_error e;
 		int rc;
 
-		pf->cur_chunk = i;
-		pf->cur_raw = 0;
 		strbuf_reset(&pf->cur);
 		rc = object_get(pf->st, c->key, c->sha256, piece_sink, pf, &info, &e);
-		if (rc == BS_OK && info.raw_size != c->raw_size)
-			rc = error_set(&e, ERRCODE_DATA_CORRUPTED,
-						   "archived object %s holds %llu raw bytes but the manifest records %llu", c->key,
-						   (unsigned long long) info.raw_size, (unsigned long long) c->raw_size);
-		else if (rc != BS_OK)
+		if (rc == BS_OK)
+			rc = check_raw_size(c->key, info.raw_size, c->raw_size, &e);
+		else
 			fetch_error_prefix(&e, c->key);
 		pthread_mutex_lock(&pf->mu);
 		if (rc == BS_OK)
@@ -695,6 +696,17 @@ load_base(recover_plan *plan, storage *st, replay_state *rs, recover_progress_cb
 	pthread_join(th, NULL);
 	plan->downloaded = before + pf.downloaded;
 out:
+	if (rc == BS_OK)
+	{
+		/* Streaming, the rows sent on count as well as those kept. */
+		uint64_t rows = (sink ? sink->passed : 0) + replay_row_count(rs);
+
+		if (rows != b->rows)
+			rc = error_set(err, ERRCODE_DATA_CORRUPTED,
+						   "the base copy at LSN %s holds %llu rows but the manifest records %llu",
+						   lsn_format(b->lsn, (char[LSN_BUFLEN]) {0}), (unsigned long long) rows,
+						   (unsigned long long) b->rows);
+	}
 	strbuf_free(&carry);
 	strbuf_free(&pf.cur);
 	for (int i = 0; i < PIECE_QUEUE; i++)
@@ -723,16 +735,9 @@ recover_plan_run(recover_plan *plan, storage *st, replay_state *rs, uint64_t rep
 {
 	const manifest_base *b = plan->base;
 	run_ctx r = {plan, rs, report_after, cb, cbctx, false, progress, pctx, 0};
-	uint64_t rows;
 
 	if (load_base(plan, st, rs, progress, pctx, NULL, err) != BS_OK)
 		return BS_ERR;
-	rows = replay_row_count(rs);
-	if (rows != b->rows)
-		return error_set(err, ERRCODE_DATA_CORRUPTED,
-						 "the base copy at LSN %s holds %llu rows but the manifest records %llu",
-						 lsn_format(b->lsn, (char[LSN_BUFLEN]) {0}), (unsigned long long) rows,
-						 (unsigned long long) b->rows);
 	if (cb && report_after < b->lsn)
 	{
 		replay_set_change_callback(rs, cb, cbctx);
@@ -827,22 +832,14 @@ recover_plan_stream(recover_plan *plan, storage *st, replay_state *rs, uint32_t 
 					replay_copy_cb cb, void *cbctx, replay_checksum *sum, recover_progress_cb progress,
 					void *pctx, bs_error *err)
 {
-	const manifest_base *b = plan->base;
 	stream_sink sink = {cb, cbctx, sum, 0};
 	stream_apply_ctx a = {plan, rs, progress, pctx, 0};
 	replay_checksum rest = {0, 0};
-	uint64_t rows;
 
 	sum->rows = 0;
 	sum->sum = 0;
 	if (load_base(plan, st, rs, progress, pctx, &sink, err) != BS_OK)
 		return BS_ERR;
-	rows = sink.passed + replay_row_count(rs);
-	if (rows != b->rows)
-		return error_set(err, ERRCODE_DATA_CORRUPTED,
-						 "the base copy at LSN %s holds %llu rows but the manifest records %llu",
-						 lsn_format(b->lsn, (char[LSN_BUFLEN]) {0}), (unsigned long long) rows,
-						 (unsigned long long) b->rows);
 	if (walk_plan(plan, st, visit_stream_apply, &a, true, err) != BS_OK)
 		return BS_ERR;
 	if (replay_check(rs, err) != BS_OK)
