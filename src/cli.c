@@ -55,9 +55,11 @@ static const cli_command commands[] = {
 	{"recover", "rebuild one table at an LSN, time or transaction into a new table",
 		"--db CONNINFO [--storage URL] --table S.T (--to-lsn LSN | --to-time TS | --to-xid XID | --latest)\n"
 		"        [--into S.NAME] [--target-db CONNINFO] [--exclusive] [--replace] [--no-indexes] [--dry-run] [--json]",
-		"Works from the storage alone. Verifies every object before writing, loads the table in\n"
-		"one transaction, validates row count and content checksum, then prints copy-back SQL\n"
-		"(never executed automatically).",
+		"Works from the storage alone. Verifies every object before using it and loads the table\n"
+		"in one transaction that any failure rolls back; validates row count and content checksum,\n"
+		"then prints copy-back SQL (never executed automatically). Base rows no change touched are\n"
+		"streamed straight into COPY (\"Method: streamed\"); after DDL or TRUNCATE since the base,\n"
+		"the table is rebuilt in memory first.",
 	recover_options, cmd_recover},
 	{"changes", "show rows inserted, updated and deleted between two LSNs",
 		"[--storage URL] --table S.T --from-lsn A --to-lsn B [--json]", NULL, changes_options, cmd_changes},
