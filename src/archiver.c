@@ -134,6 +134,8 @@ typedef struct archiver
 	int64_t reconnect_delay_ms;
 	bool spool_pending;
 	bool stopping;
+	uint64_t end_lsn;			/* --end-lsn: stop once everything committed at or before it is stored */
+	int64_t end_received_ms;	/* when that was all received (0: not yet) */
 	bool fatal;
 	bs_error fatal_err;
 	codec_id codec;
@@ -1208,6 +1210,22 @@ handle_change(archiver *a, const pgo_message *m, bs_error *err)
 
 static void answer_checkpoints(archiver *a, bool force_fail, const char *why);
 
+/* --end-lsn: every transaction committed at or before it has been received; stop (the orderly
+ * stop seals and stores what is open). */
+static void
+end_lsn_reached(archiver *a)
+{
+	char l[LSN_BUFLEN];
+
+	if (a->end_received_ms)
+		return;
+	a->end_received_ms = now_ms();
+	log_info("end LSN %s reached: all received after %.3f s; storing it, then stopping",
+			 lsn_format(a->end_lsn, l), (double) (a->end_received_ms - a->metrics.started_ms) / 1000.0);
+	a->stopping = true;
+	event_base_loopbreak(a->evbase);
+}
+
 static int
 handle_xlogdata(archiver *a, const replmsg_xlogdata *x, bs_error *err)
 {
@@ -1221,6 +1239,12 @@ handle_xlogdata(archiver *a, const replmsg_xlogdata *x, bs_error *err)
 	switch (m.type)
 	{
 		case 'B':
+			if (a->end_lsn && m.u.begin.final_lsn > a->end_lsn)
+			{
+				/* Commits after the end LSN: not ours to keep in this run. */
+				end_lsn_reached(a);
+				break;
+			}
 			a->in_txn = true;
 			a->txn_final_lsn = m.u.begin.final_lsn;
 			a->txn_commit_time = m.u.begin.commit_time;
@@ -1251,6 +1275,9 @@ handle_xlogdata(archiver *a, const replmsg_xlogdata *x, bs_error *err)
 				rc = seal_epoch(a, false, err);
 			if (a->pending)
 				answer_checkpoints(a, false, NULL);
+			/* Commit records do not overlap: the next one starts at or after this end. */
+			if (a->end_lsn && m.u.commit.end_lsn > a->end_lsn)
+				end_lsn_reached(a);
 			break;
 		case 'R':
 			rc = handle_relation(a, &m.u.relation, err);
@@ -1474,9 +1501,13 @@ repl_drain(archiver *a, size_t *got)
 			}
 			if (a->pending)
 				answer_checkpoints(a, false, NULL);
+			/* The keepalive carries how far decoding has read: every transaction committed
+			 * before that was sent in full before it (pg_recvlogical reasons the same way). */
+			if (a->end_lsn && !a->in_txn && msg.u.keepalive.wal_end >= a->end_lsn)
+				end_lsn_reached(a);
 		}
 		PQfreemem(buf);
-		if (a->fatal)
+		if (a->fatal || a->stopping)
 			return false;
 	}
 }
@@ -2528,6 +2559,12 @@ archiver_run(bs_config *cfg, bs_error *err)
 	a.level = (int) config_get_int(cfg, "compression_level");
 	a.segment_level = (int) config_get_int(cfg, "segment_compression_level");
 	a.segment_size = config_get_size(cfg, "segment_size");
+	if (config_get(cfg, "end_lsn") && lsn_parse(config_get(cfg, "end_lsn"), &a.end_lsn) != BS_OK)
+	{
+		rc = error_set(err, ERRCODE_INVALID_PARAMETER, "--end-lsn: invalid LSN \"%s\" (expected X/X, e.g. 0/16B3748)",
+					   config_get(cfg, "end_lsn"));
+		goto out;
+	}
 	{
 		codec_stream *cs = NULL;
 
@@ -2647,6 +2684,22 @@ stop_uploader:
 			log_warning("%s", e2.message);
 		else
 			log_info("stopped; confirmed %s to PostgreSQL", lsn_format(a.flush_lsn, l));
+	}
+	if (!a.fatal && a.end_received_ms)
+	{
+		char l[LSN_BUFLEN], f[LSN_BUFLEN];
+
+		if (a.spool_pending || a.flush_lsn < a.last_commit_end)
+		{
+			a.fatal = true;
+			error_set(err, ERRCODE_STORAGE, "end LSN %s reached, but only %s is durable in storage "
+					  "(the rest stays in the spool and is uploaded on the next start)",
+					  lsn_format(a.end_lsn, l), lsn_format(a.flush_lsn, f));
+		}
+		else
+			log_info("end LSN %s: everything through %s is durable in storage after %.3f s",
+					 lsn_format(a.end_lsn, l), lsn_format(a.flush_lsn, f),
+					 (double) (now_ms() - a.metrics.started_ms) / 1000.0);
 	}
 	if (!a.fatal)
 		rc = BS_OK;

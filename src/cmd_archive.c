@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int
 cmd_archive(bs_config *cfg, int argc, char **argv)
@@ -38,7 +39,9 @@ cmd_archive(bs_config *cfg, int argc, char **argv)
 	if (archiver_run(cfg, &err) != BS_OK)
 	{
 		cli_report_error("archive", &err);
-		return EXIT_FAILURE_RUNTIME;
+		/* A bad setting (end LSN, listen address, levels, spool_dir, slot of another kind)
+		 * is a configuration error, not a failure of the run. */
+		return strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 ? EXIT_USAGE : EXIT_FAILURE_RUNTIME;
 	}
 	return EXIT_OK;
 }

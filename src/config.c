@@ -56,6 +56,7 @@ const config_option config_options[] = {
 	{"listen", CONFIG_STRING, "127.0.0.1:9816", NULL, false, "loopback address for /metrics, /health and the control API"},
 	{"status_interval", CONFIG_DURATION, "10s", NULL, false, "standby status update interval"},
 	{"table_poll_interval", CONFIG_DURATION, "10s", NULL, false, "how often to look for new or dropped tables"},
+	{"end_lsn", CONFIG_STRING, NULL, NULL, false, "archive every transaction committed at or before this LSN, store it, then exit"},
 	/* recovery and inspection */
 	{"table", CONFIG_STRING, NULL, NULL, false, "schema.table to recover or inspect"},
 	{"to_lsn", CONFIG_STRING, NULL, NULL, false, "recover to this LSN (commits at or before it)"},
