@@ -1759,18 +1759,39 @@ on_checkpoint(struct evhttp_request *req, void *arg)
 	}
 	if (lsn == 0)
 	{
-		char *cur = NULL;
+		PGresult *res = NULL;
+		bool unflushed;
 
-		/* "Now": everything committed before this request must be covered. */
-		if (pgsql_query_value(a->conn, "SELECT pg_current_wal_lsn()::text", &cur, &err) != BS_OK ||
-			lsn_parse(cur, &lsn) != BS_OK)
+		/* "Now": everything committed before this request must be covered.  The insert
+		 * position, not pg_current_wal_lsn() (the write position): with synchronous_commit
+		 * = off a commit can be visible before its record is written out. */
+		if (pgsql_query(a->conn, "SELECT pg_current_wal_insert_lsn()::text, "
+						"pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()", &res, &err) != BS_OK ||
+			PQntuples(res) != 1 || lsn_parse(PQgetvalue(res, 0, 0), &lsn) != BS_OK)
 		{
-			free(cur);
+			PQclear(res);
 			reply_error(req, 503, "Service Unavailable", err.message[0] ? err.message : "could not read the current WAL position");
 			evhttp_clear_headers(&q);
 			return;
 		}
-		free(cur);
+		unflushed = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+		PQclear(res);
+		/*
+		 * The walsender sends only flushed WAL, and with asynchronous commits the WAL writer
+		 * may flush the last page up to wal_writer_delay later.  A transaction that writes
+		 * WAL (a logical message, which pgoutput does not send without its messages option)
+		 * and commits with local synchronous commit flushes everything before it, L
+		 * included.  Failing here (a read-only role, say) only makes the wait longer.
+		 */
+		if (unflushed &&
+			pgsql_exec(a->conn, "BEGIN; SET LOCAL synchronous_commit = local; "
+					   "SELECT pg_logical_emit_message(true, 'backstop', ''); COMMIT", &err) != BS_OK)
+		{
+			log_debug("checkpoint: could not flush the server's WAL up to %X/%X: %s",
+					  (unsigned) (lsn >> 32), (unsigned) lsn, err.message);
+			pgsql_exec(a->conn, "ROLLBACK", &err);
+			error_clear(&err);
+		}
 	}
 	evhttp_clear_headers(&q);
 	r = xcalloc(1, sizeof(checkpoint_req));

@@ -117,7 +117,7 @@ catalog_list_tables(PGconn *conn, const char *list, bool all, catalog_table_list
 	if (out->count == 0)
 	{
 		catalog_table_list_free(out);
-		return error_set(err, out->nmissing ? ERRCODE_UNDEFINED_TABLE : ERRCODE_INVALID_PARAMETER,
+		return error_set(err, ERRCODE_UNDEFINED_TABLE,
 						 "none of the tables to archive exists: \"%s\"", list);
 	}
 	return BS_OK;

@@ -107,6 +107,17 @@ my ($rc, $out, $err) = checkpoint('public.many');
 is($rc, 0, 'checkpoint after the workload') or diag($err);
 like($out, qr/"verified":true/, 'checkpoint answer says verified');
 
+# An asynchronous commit is visible before its WAL is written: the checkpoint must still cover
+# it (target = insert position, and the daemon has the server flush its WAL).
+my $after_async = $node->safe_psql($db, q{SET synchronous_commit = off;
+	UPDATE public.many SET t = 'async commit' WHERE id = 2000;
+	SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')});
+($rc, $out, $err) = checkpoint('public.many');
+is($rc, 0, 'checkpoint after an asynchronous commit') or diag($err);
+my ($requested) = $out =~ /"requested_lsn":"([0-9A-F]+\/[0-9A-F]+)"/;
+ok(defined $requested && $node->safe_psql($db, "SELECT pg_wal_lsn_diff('$requested', '0/0') >= $after_async") eq 't',
+	'its target is at or past the asynchronous commit') or diag($out);
+
 for my $t (qw(public.many public.full_ident public.idx_ident))
 {
 	(my $into = $t) =~ s/public\./public.r_/;
