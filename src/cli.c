@@ -25,7 +25,7 @@
 static const char *const archive_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "drop", "segment_size",
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
-	"listen", "status_interval", "table_poll_interval", NULL
+	"open_memory_limit", "listen", "status_interval", "table_poll_interval", NULL
 };
 static const char *const recover_options[] = {
 	STORAGE_OPTIONS, "db", "table", "to_lsn", "to_time", "to_xid", "latest", "exclusive", "into",
@@ -41,7 +41,7 @@ static const char *const doctor_options[] = {STORAGE_OPTIONS, "db", "json", NULL
 static const char *const config_cmd_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "segment_size",
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
-	"listen", "status_interval", "table_poll_interval", NULL
+	"open_memory_limit", "listen", "status_interval", "table_poll_interval", NULL
 };
 
 static const cli_command commands[] = {
