@@ -145,8 +145,8 @@ typedef struct archiver
 	uint64_t resume_lsn;		/* transactions committing before this are already kept */
 	uint64_t head_written_lsn;
 	size_t open_bytes;			/* record bytes of the open segments, spilled or not */
-	uint64_t spilled_bytes;		/* the part of open_bytes that belongs to spilled segments */
-	uint64_t open_memory_limit;	/* spill when the unspilled open segments exceed this */
+	uint64_t spilled_bytes;		/* the part of open_bytes written to spill files */
+	uint64_t open_memory_limit;	/* open_bytes - spilled_bytes (in memory) stays below this */
 	int64_t spool_limit;
 	char *spill_dir;			/* SPILL_DIR under the spool's root */
 	uint64_t spill_seq;			/* spill file names are unique within a run */
@@ -889,6 +889,7 @@ spill_flush(archiver *a, arch_table *t, bs_error *err)
 		return BS_ERR;
 	if (spill_append(t->spill, t->open.data, t->open.len, err) != BS_OK)
 		return error_prefix(err, "table %s.%s", t->man->schema, t->man->name);
+	a->spilled_bytes += t->open.len;
 	t->open.len = 0;
 	t->open.data[0] = '\0';
 	return BS_OK;
@@ -924,7 +925,19 @@ spill_table(archiver *a, arch_table *t, bs_error *err)
 	return BS_OK;
 }
 
-/* The open segments in memory exceed open_memory_limit: spill the largest until they fit. */
+/* Record bytes of a table's open segment that are in memory. */
+static inline size_t
+open_in_memory(const arch_table *t)
+{
+	if (t->spill)
+		return t->open.len;
+	return t->open_records > 0 ? t->open.len - SEGMENT_MAGIC_LEN : 0;
+}
+
+/*
+ * The open segments in memory exceed open_memory_limit: move the largest out until they
+ * fit, to a new spill file, or (already spilled) by writing out its buffer.
+ */
 static int
 relieve_memory(archiver *a, bs_error *err)
 {
@@ -933,15 +946,11 @@ relieve_memory(archiver *a, bs_error *err)
 		arch_table *big = NULL;
 
 		for (int i = 0; i < a->ntables; i++)
-		{
-			arch_table *t = a->tables[i];
-
-			if (t->spill == NULL && t->open_records > 0 && (big == NULL || t->open.len > big->open.len))
-				big = t;
-		}
-		if (big == NULL)
+			if (big == NULL || open_in_memory(a->tables[i]) > open_in_memory(big))
+				big = a->tables[i];
+		if (big == NULL || open_in_memory(big) == 0)
 			break;
-		if (spill_table(a, big, err) != BS_OK)
+		if ((big->spill ? spill_flush(a, big, err) : spill_table(a, big, err)) != BS_OK)
 			return BS_ERR;
 	}
 	return BS_OK;
@@ -1283,7 +1292,6 @@ static int
 append_record(archiver *a, arch_table *t, segment_record *r, bs_error *err)
 {
 	size_t before;
-	size_t n;
 
 	if (t->open.len == 0 && t->spill == NULL)
 	{
@@ -1309,22 +1317,14 @@ append_record(archiver *a, arch_table *t, segment_record *r, bs_error *err)
 	if (t->open_records == 0 || a->open_since_ms == 0)
 		a->open_since_ms = a->open_since_ms ? a->open_since_ms : now_ms();
 	t->open_records++;
-	n = t->open.len - before;
-	a->open_bytes += n;
+	a->open_bytes += t->open.len - before;
 	a->metrics.changes++;
 	/* Memory stays bounded whatever the transaction's size: beyond open_memory_limit the
 	 * largest segments go to spill files, which take records in SPILL_WRITE_BUFFER pieces. */
-	if (t->spill == NULL)
-	{
-		if (__builtin_expect(a->open_bytes - a->spilled_bytes > a->open_memory_limit, 0))
-			return relieve_memory(a, err);
-	}
-	else
-	{
-		a->spilled_bytes += n;
-		if (t->open.len >= SPILL_WRITE_BUFFER)
-			return spill_flush(a, t, err);
-	}
+	if (t->spill && t->open.len >= SPILL_WRITE_BUFFER && spill_flush(a, t, err) != BS_OK)
+		return BS_ERR;
+	if (__builtin_expect(a->open_bytes - a->spilled_bytes > a->open_memory_limit, 0))
+		return relieve_memory(a, err);
 	return BS_OK;
 }
 
@@ -1509,13 +1509,13 @@ drop_partial_transaction(archiver *a, bs_error *err)
 		if (t->txn_start >= len)
 			continue;
 		a->open_bytes -= len - t->txn_start;
-		if (t->spill)
-			a->spilled_bytes -= len - t->txn_start;
 		t->open_records = t->txn_records;
 		if (t->txn_start >= in_file)
 			t->open.len = (size_t) (t->txn_start - in_file);
 		else
 		{
+			/* Cut back below (or removed with the whole file when nothing else is left). */
+			a->spilled_bytes -= in_file - t->txn_start;
 			t->open.len = 0;
 			if (t->open_records > 0 && rc == BS_OK)
 			{
