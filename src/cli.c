@@ -50,7 +50,9 @@ static const cli_command commands[] = {
 		"Runs in the foreground until SIGTERM or SIGINT; SIGHUP reloads the configuration.\n"
 		"The first start creates the publication and the logical slot (pgoutput) and takes a\n"
 		"consistent base copy of every table; later starts resume from the slot.\n"
-		"--drop removes the slot and the publication and exits: an abandoned slot pins WAL forever.",
+		"--drop removes the slot and the publication and exits: an abandoned slot pins WAL forever.\n"
+		"Open segments beyond --open-memory-limit are spilled to the spool directory, so memory\n"
+		"stays bounded whatever the size of a transaction (the spool must hold it: --spool-limit).",
 	archive_options, cmd_archive},
 	{"recover", "rebuild one table at an LSN, time or transaction into a new table",
 		"--db CONNINFO [--storage URL] --table S.T (--to-lsn LSN | --to-time TS | --to-xid XID | --latest)\n"
