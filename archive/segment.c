@@ -267,45 +267,174 @@ segment_reader_next(segment_reader *r, segment_record *out, bool *eof, bs_error 
 	return BS_OK;
 }
 
+static int __attribute__((format(printf, 3, 4)))
+scan_corrupt(segment_scan *s, bs_error *err, const char *fmt, ...)
+{
+	char detail[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	s->failed = true;
+	return error_set(err, ERRCODE_DATA_CORRUPTED, "change segment record %llu at offset %llu: %s",
+					 (unsigned long long) s->sum.records + 1, (unsigned long long) s->record_offset, detail);
+}
+
+void
+segment_scan_init(segment_scan *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+/* The head of a record is complete: check it and count it. */
+static int
+scan_record(segment_scan *s, bs_error *err)
+{
+	const uint8_t *p = s->head;
+	char op = (char) p[0];
+	uint32_t body = get_be32(p + 1);
+	int64_t time;
+
+	if (op != 'I' && op != 'U' && op != 'D' && op != 'T')
+		return scan_corrupt(s, err, "invalid op 0x%02x", (unsigned char) op);
+	if (body < SEGMENT_FIXED_BODY_LEN)
+		return scan_corrupt(s, err, "bad body length %u", body);
+	p += SEGMENT_RECORD_HDR_LEN;
+	time = (int64_t) get_be64(p + 20);
+	if (s->sum.records == 0)
+	{
+		s->sum.first_commit_lsn = get_be64(p);
+		s->sum.first_time = time;
+	}
+	s->sum.last_end_lsn = get_be64(p + 8);
+	s->sum.last_time = time;
+	s->sum.records++;
+	s->skip = body - SEGMENT_FIXED_BODY_LEN;
+	return BS_OK;
+}
+
+int
+segment_scan_feed(segment_scan *s, const void *data, size_t len, bs_error *err)
+{
+	const uint8_t *p = data;
+
+	if (s->failed)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "change segment: scan already failed");
+	while (len > 0)
+	{
+		size_t n;
+
+		if (s->offset < SEGMENT_MAGIC_LEN)
+		{
+			n = SEGMENT_MAGIC_LEN - (size_t) s->offset;
+			n = n < len ? n : len;
+			if (memcmp(p, SEGMENT_MAGIC + s->offset, n) != 0)
+			{
+				s->failed = true;
+				return error_set(err, ERRCODE_DATA_CORRUPTED, "change segment does not start with magic %s",
+								 SEGMENT_MAGIC);
+			}
+			s->record_offset = s->offset + n;
+		}
+		else if (s->skip > 0)
+		{
+			n = s->skip < len ? (size_t) s->skip : len;
+			s->skip -= n;
+			if (s->skip == 0)
+				s->record_offset = s->offset + n;
+		}
+		else
+		{
+			n = sizeof(s->head) - s->head_len;
+			n = n < len ? n : len;
+			memcpy(s->head + s->head_len, p, n);
+			s->head_len += n;
+			if (s->head_len == sizeof(s->head))
+			{
+				if (scan_record(s, err) != BS_OK)
+					return BS_ERR;
+				s->head_len = 0;
+				if (s->skip == 0)
+					s->record_offset = s->offset + n;
+			}
+		}
+		p += n;
+		len -= n;
+		s->offset += n;
+	}
+	return BS_OK;
+}
+
+int
+segment_scan_finish(segment_scan *s, segment_summary *out, bs_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (s->failed)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "change segment: scan already failed");
+	if (s->offset < SEGMENT_MAGIC_LEN)
+	{
+		s->failed = true;
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "change segment does not start with magic %s",
+						 SEGMENT_MAGIC);
+	}
+	if (s->head_len > 0 && s->head_len < SEGMENT_RECORD_HDR_LEN)
+		return scan_corrupt(s, err, "truncated record header (%zu bytes)", s->head_len);
+	if (s->head_len > 0)
+	{
+		uint32_t body = get_be32(s->head + 1);
+
+		/* The head holds the fixed fields too: a shorter body is reported as such. */
+		if ((char) s->head[0] != 'I' && (char) s->head[0] != 'U' && (char) s->head[0] != 'D' &&
+			(char) s->head[0] != 'T')
+			return scan_corrupt(s, err, "invalid op 0x%02x", s->head[0]);
+		if (body < SEGMENT_FIXED_BODY_LEN)
+			return scan_corrupt(s, err, "bad body length %u", body);
+		return scan_corrupt(s, err, "body length %u overruns the segment (%zu bytes remain)", body,
+							s->head_len - SEGMENT_RECORD_HDR_LEN);
+	}
+	if (s->skip > 0)
+		return scan_corrupt(s, err, "body overruns the segment (%llu bytes missing)",
+							(unsigned long long) s->skip);
+	*out = s->sum;
+	return BS_OK;
+}
+
 int
 segment_summarize(const void *buf, size_t len, segment_summary *out, bs_error *err)
 {
-	segment_reader r;
-	const uint8_t *p;
+	segment_scan s;
 
 	memset(out, 0, sizeof(*out));
-	if (segment_reader_init(&r, buf, len, err) != BS_OK)
+	segment_scan_init(&s);
+	if (segment_scan_feed(&s, buf, len, err) != BS_OK)
 		return BS_ERR;
-	while (r.pos < r.len)
-	{
-		size_t remain = r.len - r.pos;
-		uint32_t body;
-		char op;
-		uint64_t end_lsn;
-		int64_t time;
+	return segment_scan_finish(&s, out, err);
+}
 
-		if (remain < SEGMENT_RECORD_HDR_LEN)
-			return corrupt(&r, r.pos, err, "truncated record header (%zu bytes)", remain);
-		p = r.buf + r.pos;
-		op = (char) p[0];
-		body = get_be32(p + 1);
-		if (op != 'I' && op != 'U' && op != 'D' && op != 'T')
-			return corrupt(&r, r.pos, err, "invalid op 0x%02x", (unsigned char) op);
-		if (body > remain - SEGMENT_RECORD_HDR_LEN || body < SEGMENT_FIXED_BODY_LEN)
-			return corrupt(&r, r.pos, err, "bad body length %u", body);
-		p += SEGMENT_RECORD_HDR_LEN;
-		end_lsn = get_be64(p + 8);
-		time = (int64_t) get_be64(p + 20);
-		if (out->records == 0)
+size_t
+segment_patch_end_lsn(void *buf, size_t len, uint64_t end_lsn, size_t *patched_end)
+{
+	uint8_t *b = buf;
+	size_t pos = 0;
+	size_t done = 0;
+
+	while (len - pos >= SEGMENT_PATCH_SPAN)
+	{
+		uint8_t *e = b + pos + SEGMENT_RECORD_HDR_LEN + 8;
+		uint64_t next = (uint64_t) pos + SEGMENT_RECORD_HDR_LEN + get_be32(b + pos + 1);
+
+		for (int i = 0; i < 8; i++)
+			e[i] = (uint8_t) (end_lsn >> (56 - 8 * i));
+		done = pos + SEGMENT_PATCH_SPAN;
+		if (next >= len)
 		{
-			out->first_commit_lsn = get_be64(p);
-			out->first_time = time;
+			pos = (size_t) next;
+			break;
 		}
-		out->last_end_lsn = end_lsn;
-		out->last_time = time;
-		out->records++;
-		r.nrecords++;
-		r.pos += SEGMENT_RECORD_HDR_LEN + body;
+		pos = (size_t) next;
 	}
-	return BS_OK;
+	if (patched_end)
+		*patched_end = done;
+	return pos;
 }

@@ -85,4 +85,40 @@ typedef struct segment_summary
  */
 int segment_summarize(const void *buf, size_t len, segment_summary *out, bs_error *err);
 
+/*
+ * segment_summarize over a segment handed over in pieces of any size (a file read in
+ * chunks, a stream being uploaded): the same checks and the same verdicts, in constant
+ * memory.  Records may straddle pieces.  After an error every later call fails too.
+ */
+typedef struct segment_scan
+{
+	uint64_t offset;			/* bytes fed so far */
+	uint64_t record_offset;		/* where the record being read starts */
+	uint8_t head[SEGMENT_RECORD_HDR_LEN + SEGMENT_FIXED_BODY_LEN];	/* its first bytes */
+	size_t head_len;
+	uint64_t skip;				/* bytes of its body still to pass over */
+	segment_summary sum;
+	bool failed;
+} segment_scan;
+
+void segment_scan_init(segment_scan *s);
+int segment_scan_feed(segment_scan *s, const void *data, size_t len, bs_error *err);
+/* The segment ends here: fails on a cut inside the magic or a record. */
+int segment_scan_finish(segment_scan *s, segment_summary *out, bs_error *err);
+
+/* Bytes of a record that segment_patch_end_lsn needs in the buffer: op, length, commit LSN
+ * and end LSN. */
+#define SEGMENT_PATCH_SPAN (SEGMENT_RECORD_HDR_LEN + 16)
+
+/*
+ * Write end_lsn into the record headers in buf[0, len), which starts at a record boundary
+ * (records only, no magic): every record whose first SEGMENT_PATCH_SPAN bytes lie in buf.
+ * Returns the offset at which to go on: just after the last record patched (beyond len when
+ * that record continues past buf), or the offset of a record cut before the end of its
+ * end LSN (0 when the first one is).  *patched_end (may be NULL) is set to the end of the
+ * last byte written (0: none), so a caller working on a copy writes back only buf[0, that).
+ * Lengths are not checked: the records are the archiver's own, already encoded.
+ */
+size_t segment_patch_end_lsn(void *buf, size_t len, uint64_t end_lsn, size_t *patched_end);
+
 #endif

@@ -520,6 +520,72 @@ static const storage_ops local_ops = {
 };
 
 int
+storage_local_adopt(storage *st, const char *key, const char *path, int fd, bs_error *err)
+{
+	char *final_path;
+	char *dir;
+	char *old_dir;
+	char *slash;
+	int own_fd = -1;
+	int rc = BS_ERR;
+
+	if (st->ops != &local_ops)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "%s is not a local storage: cannot adopt \"%s\"",
+						 st->description ? st->description : "storage", path);
+	if (!storage_key_valid(key))
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "invalid storage key \"%.200s\"", key);
+	if (path[0] != '/')
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "cannot adopt \"%s\": not an absolute path", path);
+	final_path = key_path((local_storage *) st, key);
+	dir = xstrdup(final_path);
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	old_dir = xstrdup(path);
+	slash = strrchr(old_dir, '/');
+	if (slash == old_dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (fd < 0)
+	{
+		own_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (own_fd < 0)
+		{
+			error_set_errno(err, errno, "could not open \"%s\"", path);
+			goto out;
+		}
+		fd = own_fd;
+	}
+	if (fsync(fd) != 0)
+	{
+		error_set_errno(err, errno, "could not fsync \"%s\"", path);
+		goto out;
+	}
+	if (make_dirs(dir, err) != BS_OK)
+		goto out;
+	if (rename(path, final_path) != 0)
+	{
+		error_set_errno(err, errno, "could not rename \"%s\" to \"%s\"", path, final_path);
+		goto out;
+	}
+	if (fsync_dir(dir, err) != BS_OK)
+		goto out;
+	if (strcmp(old_dir, dir) != 0 && fsync_dir(old_dir, err) != BS_OK)
+		goto out;
+	rc = BS_OK;
+out:
+	if (own_fd >= 0)
+		close(own_fd);
+	free(final_path);
+	free(dir);
+	free(old_dir);
+	return rc;
+}
+
+int
 storage_local_open(const char *root, storage **out, bs_error *err)
 {
 	local_storage *ls;

@@ -11,7 +11,9 @@
 #include "pgsql.h"
 #include "replmsg.h"
 #include "segment.h"
+#include "spill.h"
 #include "storage.h"
+#include "storage_local.h"
 #include "strbuf.h"
 
 #include <errno.h>
@@ -32,6 +34,10 @@
 #include <unistd.h>
 
 #define SPOOL_COMPLETE "COMPLETE"
+/* Spill files live in this directory of the spool (key prefix "spill/"): not an epoch. */
+#define SPILL_DIR "spill"
+/* A spilled segment's records are appended to its file in pieces of about this size. */
+#define SPILL_WRITE_BUFFER ((size_t) 1024 * 1024)
 
 typedef struct arch_table
 {
@@ -40,7 +46,15 @@ typedef struct arch_table
 	bool active;				/* in the archived set (else only known from storage or spool) */
 	strbuf open;				/* the open segment: header, then records (empty when none) */
 	uint64_t open_records;
-	size_t txn_start;			/* offset in open of the current transaction's first record */
+	/*
+	 * A big open segment is spilled: the file holds its beginning (header included) and
+	 * open only what is not written to it yet (less than SPILL_WRITE_BUFFER plus a record).
+	 * Offsets in the segment (txn_start) count the file's bytes first, then open's.
+	 */
+	spill_file *spill;
+	uint64_t txn_start;			/* offset in the segment of the current transaction's first record */
+	uint64_t txn_records;		/* open_records when the current transaction began */
+	segment_summary sum;		/* of the open segment, kept as records arrive (records: open_records) */
 	uint64_t change_bytes;		/* change bytes archived since the newest base */
 	bool rebase_wanted;
 	uint32_t layout_id;			/* layout of the changes being received */
@@ -53,7 +67,10 @@ typedef struct seal_part
 {
 	uint32_t relid;
 	char *spool_key;
-	strbuf data;				/* raw segment, header included */
+	strbuf data;				/* raw segment, header included (empty when spilled) */
+	spill_file *spill;			/* spilled: the segment is in this file until spool_job adopts it */
+	bool spilled;				/* the segment is in a file (spill, then the spool), not in data */
+	uint64_t size;				/* raw segment bytes */
 	segment_summary sum;
 	char *layouts;				/* the table's manifest (for its layouts), JSON */
 } seal_part;
@@ -92,6 +109,7 @@ typedef struct archiver_metrics
 	uint64_t base_copies;
 	uint64_t spool_bytes;
 	uint64_t checkpoints;
+	uint64_t spills;
 	int64_t started_ms;
 } archiver_metrics;
 
@@ -126,7 +144,12 @@ typedef struct archiver
 	uint64_t flush_lsn;			/* durable in storage: reported to PostgreSQL */
 	uint64_t resume_lsn;		/* transactions committing before this are already kept */
 	uint64_t head_written_lsn;
-	size_t open_bytes;
+	size_t open_bytes;			/* record bytes of the open segments, spilled or not */
+	uint64_t spilled_bytes;		/* the part of open_bytes written to spill files */
+	uint64_t open_memory_limit;	/* open_bytes - spilled_bytes (in memory) stays below this */
+	int64_t spool_limit;
+	char *spill_dir;			/* SPILL_DIR under the spool's root */
+	uint64_t spill_seq;			/* spill file names are unique within a run */
 	int64_t open_since_ms;
 	int64_t last_status_ms;
 	int64_t last_poll_ms;
@@ -337,12 +360,17 @@ key_list_free(key_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
+static bool spool_epoch_of(const char *key, uint64_t *seal_lsn);
+
+/* Bytes of sealed epochs in the spool (open spill files are counted as open bytes). */
 static int
 count_spool_bytes(void *ctx, const char *key, uint64_t size, bs_error *err)
 {
-	(void) key;
+	uint64_t seal;
+
 	(void) err;
-	*(uint64_t *) ctx += size;
+	if (spool_epoch_of(key, &seal))
+		*(uint64_t *) ctx += size;
 	return BS_OK;
 }
 
@@ -366,11 +394,30 @@ job_part(const seal_job *jobs, const char *spool_key)
 	return NULL;
 }
 
+/* Streaming upload of a spooled segment: summarized and compressed as it is read. */
+typedef struct upload_stream
+{
+	object_writer *w;
+	segment_scan scan;
+} upload_stream;
+
+static int
+upload_stream_write(void *ctx, const void *data, size_t len, bs_error *err)
+{
+	upload_stream *u = ctx;
+
+	if (segment_scan_feed(&u->scan, data, len, err) != BS_OK)
+		return BS_ERR;
+	return object_writer_write(u->w, data, len, err);
+}
+
 /*
  * Upload one spooled segment (idempotent: a segment the manifest lists is skipped).
  * Runs in the uploader (or at start-up); takes the lock only around in-memory steps.
- * mem: the same bytes still in memory (just spooled and fsync'd), which spares reading the
- * spool file back; NULL after a restart or a storage outage.
+ * mem: the part just spooled by this run; when its bytes are still in memory (not spilled)
+ * they are compressed from there, which spares reading the spool file back.  Otherwise
+ * (spilled, or NULL after a restart or a storage outage) the spool file is read in chunks
+ * and compressed as it is read, so memory stays bounded whatever the segment's size.
  */
 static int
 upload_segment(archiver *a, const char *spool_key, const seal_part *mem, uint64_t seal_lsn, bool verify,
@@ -381,9 +428,7 @@ upload_segment(archiver *a, const char *spool_key, const seal_part *mem, uint64_
 	char first_hex[17], end_hex[17];
 	uint64_t first_lsn, end_lsn;
 	arch_table *t;
-	strbuf raw = STRBUF_INIT;
-	const char *data;
-	size_t len;
+	uint64_t len;
 	segment_summary sum;
 	manifest_segment seg;
 	object_info info;
@@ -408,26 +453,35 @@ upload_segment(archiver *a, const char *spool_key, const seal_part *mem, uint64_
 		return rc;
 	}
 	rc = BS_ERR;
-	if (mem)
+	if (mem && !mem->spilled)
 	{
-		data = mem->data.data;
 		len = mem->data.len;
 		sum = mem->sum;
+		if (object_put(a->st, key, a->codec, a->segment_level, mem->data.data, mem->data.len, &info, err) != BS_OK)
+			goto out;
 	}
 	else
 	{
-		if (storage_get_all(a->spool, spool_key, &raw, err) != BS_OK ||
-			segment_summarize(raw.data, raw.len, &sum, err) != BS_OK)
+		upload_stream u;
+
+		segment_scan_init(&u.scan);
+		if (object_writer_open(a->st, key, a->codec, a->segment_level, &u.w, err) != BS_OK)
 			goto out;
-		data = raw.data;
-		len = raw.len;
+		/* A segment that does not summarize (corrupt spool file) is never committed. */
+		if (storage_get(a->spool, spool_key, 0, 0, upload_stream_write, &u, err) != BS_OK ||
+			segment_scan_finish(&u.scan, &sum, err) != BS_OK)
+		{
+			object_writer_abort(u.w);
+			goto out;
+		}
+		if (object_writer_commit(u.w, &info, err) != BS_OK)
+			goto out;
+		len = u.scan.offset;
 	}
 	memset(&seg, 0, sizeof(seg));
 	seg.records = sum.records;
 	seg.first_time = replmsg_pgtime_to_unix(sum.first_time);
 	seg.last_time = replmsg_pgtime_to_unix(sum.last_time);
-	if (object_put(a->st, key, a->codec, a->segment_level, data, len, &info, err) != BS_OK)
-		goto out;
 	if (verify && object_verify(a->st, key, info.stored_sha256, NULL, err) != BS_OK)
 		goto out;
 	seg.key = key;
@@ -457,7 +511,6 @@ upload_segment(archiver *a, const char *spool_key, const seal_part *mem, uint64_
 	rc = BS_OK;
 out:
 	free(key);
-	strbuf_free(&raw);
 	return rc;
 }
 
@@ -697,6 +750,27 @@ drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *err)
 	return rc;
 }
 
+/*
+ * Remove the spill files left by an earlier run: segments that were never sealed, so never
+ * confirmed to PostgreSQL, which sends their transactions again.
+ */
+static int
+clean_spill(archiver *a, bs_error *err)
+{
+	key_list keys = {0};
+	int rc = BS_OK;
+
+	if (storage_list(a->spool, SPILL_DIR "/", collect_key, &keys, err) != BS_OK)
+		return BS_ERR;
+	for (int i = 0; i < keys.count && rc == BS_OK; i++)
+		rc = storage_delete(a->spool, keys.keys[i], err);
+	if (rc == BS_OK && keys.count > 0)
+		log_info("removed %d spill file%s of segments never sealed (their transactions are sent again)",
+				 keys.count, keys.count == 1 ? "" : "s");
+	key_list_free(&keys);
+	return rc;
+}
+
 /* Remove epochs that never completed: their transactions were never confirmed. */
 static int
 clean_spool(archiver *a, uint64_t *max_seal, bs_error *err)
@@ -760,6 +834,8 @@ seal_job_free(seal_job *job)
 	{
 		free(job->parts[i].spool_key);
 		strbuf_free(&job->parts[i].data);
+		/* Never adopted into the spool: not durable, nothing refers to it. */
+		spill_discard(job->parts[i].spill);
 		free(job->parts[i].layouts);
 	}
 	free(job->parts);
@@ -778,6 +854,110 @@ free_jobs(seal_job *jobs)
 	}
 }
 
+/* Bytes of a table's open segment: its spill file, then what is still in memory. */
+static inline uint64_t
+open_len(const arch_table *t)
+{
+	return (t->spill ? spill_size(t->spill) : 0) + t->open.len;
+}
+
+/*
+ * The spool must hold what it holds, what is sealed and queued, and what is open (spilled
+ * or still to be spooled at the next seal), within spool_limit.
+ */
+static int
+check_spool_room(archiver *a, bs_error *err)
+{
+	if ((int64_t) (a->metrics.spool_bytes + a->queued_bytes + a->open_bytes) <= a->spool_limit)
+		return BS_OK;
+	if (a->metrics.spool_bytes + a->queued_bytes == 0)
+		return error_set(err, ERRCODE_DISK_FULL,
+						 "the open transaction needs more than spool_limit (%lld bytes) in the spool: "
+						 "raise spool_limit above the largest transaction (nothing confirmed to PostgreSQL is lost)",
+						 (long long) a->spool_limit);
+	return error_set(err, ERRCODE_DISK_FULL,
+					 "spool would exceed spool_limit (%lld bytes) while storage is unavailable; "
+					 "stopping before the disk fills (nothing confirmed to PostgreSQL is lost)",
+					 (long long) a->spool_limit);
+}
+
+/* Write what a spilled segment holds in memory to its file (main thread, lock held). */
+static int
+spill_flush(archiver *a, arch_table *t, bs_error *err)
+{
+	if (t->open.len == 0)
+		return BS_OK;
+	if (check_spool_room(a, err) != BS_OK)
+		return BS_ERR;
+	if (spill_append(t->spill, t->open.data, t->open.len, err) != BS_OK)
+		return error_prefix(err, "table %s.%s", t->man->schema, t->man->name);
+	a->spilled_bytes += t->open.len;
+	t->open.len = 0;
+	t->open.data[0] = '\0';
+	return BS_OK;
+}
+
+/* Move a table's open segment (header and records) from memory to a new spill file. */
+static int
+spill_table(archiver *a, arch_table *t, bs_error *err)
+{
+	char name[96];
+	char lsnbuf[LSN_BUFLEN];
+	spill_file *f;
+
+	if (check_spool_room(a, err) != BS_OK)
+		return BS_ERR;
+	/* Not an epoch's name: the spill directory is not 16 hex digits, nor is ".open" ".seg". */
+	snprintf(name, sizeof(name), "%u-%s-%" PRIu64 ".open", t->relid, lsn_format_key(t->sum.first_commit_lsn, lsnbuf),
+			 ++a->spill_seq);
+	if (spill_create(a->spill_dir, name, &f, err) != BS_OK)
+		return error_prefix(err, "could not spill the open segment of table %s.%s", t->man->schema, t->man->name);
+	if (spill_append(f, t->open.data, t->open.len, err) != BS_OK)
+	{
+		spill_discard(f);
+		return error_prefix(err, "could not spill the open segment of table %s.%s", t->man->schema, t->man->name);
+	}
+	log_info("table %s.%s: open segment of %zu bytes spilled to %s (open_memory_limit)", t->man->schema,
+			 t->man->name, t->open.len, spill_path(f));
+	t->spill = f;
+	a->spilled_bytes += t->open.len - SEGMENT_MAGIC_LEN;
+	/* The memory goes back now; what comes next is buffered up to SPILL_WRITE_BUFFER. */
+	strbuf_free(&t->open);
+	a->metrics.spills++;
+	return BS_OK;
+}
+
+/* Record bytes of a table's open segment that are in memory. */
+static inline size_t
+open_in_memory(const arch_table *t)
+{
+	if (t->spill)
+		return t->open.len;
+	return t->open_records > 0 ? t->open.len - SEGMENT_MAGIC_LEN : 0;
+}
+
+/*
+ * The open segments in memory exceed open_memory_limit: move the largest out until they
+ * fit, to a new spill file, or (already spilled) by writing out its buffer.
+ */
+static int
+relieve_memory(archiver *a, bs_error *err)
+{
+	while (a->open_bytes - a->spilled_bytes > a->open_memory_limit)
+	{
+		arch_table *big = NULL;
+
+		for (int i = 0; i < a->ntables; i++)
+			if (big == NULL || open_in_memory(a->tables[i]) > open_in_memory(big))
+				big = a->tables[i];
+		if (big == NULL || open_in_memory(big) == 0)
+			break;
+		if ((big->spill ? spill_flush(a, big, err) : spill_table(a, big, err)) != BS_OK)
+			return BS_ERR;
+	}
+	return BS_OK;
+}
+
 /*
  * Seal every open segment into one epoch at the last commit and hand it to the uploader
  * (main thread, lock held).  Nothing is confirmed until the uploader has stored it.
@@ -788,13 +968,15 @@ seal_epoch(archiver *a, bool verify, bs_error *err)
 	uint64_t seal = a->last_commit_end;
 	char sealhex[LSN_BUFLEN];
 	char firsthex[LSN_BUFLEN], endhex[LSN_BUFLEN];
-	int64_t limit = config_get_size(a->cfg, "spool_limit");
 	seal_job *job;
 
 	/* Never cut a transaction in two: its records get their end LSN only at its commit, and
 	 * a segment holding half of one could never be listed.  The commit (segment_size) or
 	 * the age timer seals once it is complete. */
 	if (a->in_txn)
+		return BS_OK;
+	/* After a fatal error (e.g. a spill file that could not be cut back) nothing is sealed. */
+	if (a->fatal)
 		return BS_OK;
 	a->open_since_ms = 0;
 	if (a->open_bytes == 0)
@@ -804,11 +986,13 @@ seal_epoch(archiver *a, bool verify, bs_error *err)
 			idle_progress(a, a->last_commit_end, verify);
 		return BS_OK;
 	}
-	if ((int64_t) (a->metrics.spool_bytes + a->queued_bytes + a->open_bytes) > limit)
-		return error_set(err, ERRCODE_DISK_FULL,
-						 "spool would exceed spool_limit (%lld bytes) while storage is unavailable; "
-						 "stopping before the disk fills (nothing confirmed to PostgreSQL is lost)",
-						 (long long) limit);
+	if (check_spool_room(a, err) != BS_OK)
+		return BS_ERR;
+	/* Spilled segments go to the uploader as files: write out their tails first, so that
+	 * nothing below can fail once segments start moving into the job. */
+	for (int i = 0; i < a->ntables; i++)
+		if (a->tables[i]->spill && spill_flush(a, a->tables[i], err) != BS_OK)
+			return BS_ERR;
 	lsn_format_key(seal, sealhex);
 	job = xcalloc(1, sizeof(seal_job));
 	job->seal_lsn = seal;
@@ -818,33 +1002,43 @@ seal_epoch(archiver *a, bool verify, bs_error *err)
 	{
 		arch_table *t = a->tables[i];
 		seal_part *part;
-		segment_summary sum;
 		strbuf key = STRBUF_INIT;
 
 		if (t->open_records == 0)
 			continue;
 		part = &job->parts[job->nparts];
-		/* First commit LSN and last end LSN name the segment. */
-		if (segment_summarize(t->open.data, t->open.len, &sum, err) != BS_OK)
+		/* Summary kept as records arrived: first commit LSN and last end LSN name the segment. */
+		part->sum = t->sum;
+		part->sum.records = t->open_records;
+		if (t->spill)
 		{
-			seal_job_free(job);
-			return BS_ERR;
+			part->spill = t->spill;
+			part->spilled = true;
+			part->size = spill_size(t->spill);
+			t->spill = NULL;
 		}
-		/* The open buffer already starts with the header: hand it over as it is. */
-		part->data = t->open;
-		memset(&t->open, 0, sizeof(t->open));
-		part->sum = sum;
+		else
+		{
+			/* The open buffer already starts with the header: hand it over as it is. */
+			part->data = t->open;
+			part->size = t->open.len;
+			memset(&t->open, 0, sizeof(t->open));
+		}
 		strbuf_printf(&key, "%s/%u-%s-%s.seg", sealhex, t->relid,
-					  lsn_format_key(sum.first_commit_lsn, firsthex), lsn_format_key(sum.last_end_lsn, endhex));
+					  lsn_format_key(part->sum.first_commit_lsn, firsthex),
+					  lsn_format_key(part->sum.last_end_lsn, endhex));
 		part->relid = t->relid;
 		part->spool_key = strbuf_detach(&key, NULL);
 		part->layouts = manifest_to_json(t->man);
-		job->bytes += part->data.len;
+		job->bytes += part->size;
 		job->nparts++;
 		t->open_records = 0;
 		t->txn_start = 0;
+		t->txn_records = 0;
+		memset(&t->sum, 0, sizeof(t->sum));
 	}
 	a->open_bytes = 0;
+	a->spilled_bytes = 0;
 	a->queued_bytes += job->bytes;
 	if (a->jobs_tail)
 		a->jobs_tail->next = job;
@@ -855,9 +1049,12 @@ seal_epoch(archiver *a, bool verify, bs_error *err)
 	return BS_OK;
 }
 
-/* Write one sealed epoch to the spool: segments and layouts, then the COMPLETE marker. */
+/*
+ * Write one sealed epoch to the spool: segments and layouts, then the COMPLETE marker.  A
+ * spilled segment's file is made durable and moved under its spool key, not copied.
+ */
 static int
-spool_job(archiver *a, const seal_job *job, bs_error *err)
+spool_job(archiver *a, seal_job *job, bs_error *err)
 {
 	char sealhex[LSN_BUFLEN];
 	char key[128];
@@ -865,11 +1062,20 @@ spool_job(archiver *a, const seal_job *job, bs_error *err)
 	lsn_format_key(job->seal_lsn, sealhex);
 	for (int i = 0; i < job->nparts; i++)
 	{
-		const seal_part *part = &job->parts[i];
+		seal_part *part = &job->parts[i];
 
+		if (part->spill)
+		{
+			if (storage_local_adopt(a->spool, part->spool_key, spill_path(part->spill), spill_fd(part->spill),
+									err) != BS_OK)
+				return error_prefix(err, "could not spool a sealed segment");
+			spill_close(part->spill);
+			part->spill = NULL;
+		}
+		else if (storage_put(a->spool, part->spool_key, part->data.data, part->data.len, err) != BS_OK)
+			return error_prefix(err, "could not spool a sealed segment");
 		snprintf(key, sizeof(key), "%s/%u.layouts.json", sealhex, part->relid);
-		if (storage_put(a->spool, part->spool_key, part->data.data, part->data.len, err) != BS_OK ||
-			(part->layouts && storage_put(a->spool, key, part->layouts, strlen(part->layouts), err) != BS_OK))
+		if (part->layouts && storage_put(a->spool, key, part->layouts, strlen(part->layouts), err) != BS_OK)
 			return error_prefix(err, "could not spool a sealed segment");
 	}
 	snprintf(key, sizeof(key), "%s/%s", sealhex, SPOOL_COMPLETE);
@@ -1089,12 +1295,14 @@ append_record(archiver *a, arch_table *t, segment_record *r, bs_error *err)
 {
 	size_t before;
 
-	if (t->open.len == 0)
+	if (t->open.len == 0 && t->spill == NULL)
 	{
 		/* A new open segment: its header first, so that sealing needs no copy.  The
 		 * header is not counted in open_bytes (open_bytes == 0: nothing open). */
 		segment_write_header(&t->open);
 		t->txn_start = t->open.len;
+		t->sum.first_commit_lsn = a->txn_final_lsn;
+		t->sum.first_time = a->txn_commit_time;
 	}
 	before = t->open.len;
 	r->commit_lsn = a->txn_final_lsn;
@@ -1113,26 +1321,37 @@ append_record(archiver *a, arch_table *t, segment_record *r, bs_error *err)
 	t->open_records++;
 	a->open_bytes += t->open.len - before;
 	a->metrics.changes++;
+	/* Memory stays bounded whatever the transaction's size: beyond open_memory_limit the
+	 * largest segments go to spill files, which take records in SPILL_WRITE_BUFFER pieces. */
+	if (t->spill && t->open.len >= SPILL_WRITE_BUFFER && spill_flush(a, t, err) != BS_OK)
+		return BS_ERR;
+	if (__builtin_expect(a->open_bytes - a->spilled_bytes > a->open_memory_limit, 0))
+		return relieve_memory(a, err);
 	return BS_OK;
 }
 
-/* Patch the end LSN into every record of the transaction just committed. */
-static void
-patch_end_lsn(arch_table *t, uint64_t end_lsn)
+/* Patch the end LSN into every record of the transaction just committed (in its spill file
+ * too), and note it in the segment's summary. */
+static int
+patch_end_lsn(archiver *a, arch_table *t, uint64_t end_lsn, bs_error *err)
 {
-	size_t pos = t->txn_start;
+	uint64_t in_file = t->spill ? spill_size(t->spill) : 0;
+	size_t from = 0;
 
-	while (pos + SEGMENT_RECORD_HDR_LEN + 16 <= t->open.len)
+	if (t->txn_start < in_file)
 	{
-		uint8_t *p = (uint8_t *) t->open.data + pos;
-		uint32_t body = ((uint32_t) p[1] << 24) | ((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 8) | p[4];
-		uint8_t *e = p + SEGMENT_RECORD_HDR_LEN + 8;
-
-		for (int i = 0; i < 8; i++)
-			e[i] = (uint8_t) (end_lsn >> (56 - 8 * i));
-		pos += SEGMENT_RECORD_HDR_LEN + body;
+		if (spill_patch_end_lsn(t->spill, t->txn_start, end_lsn, err) != BS_OK)
+			return error_prefix(err, "table %s.%s", t->man->schema, t->man->name);
 	}
-	t->txn_start = t->open.len;
+	else
+		from = (size_t) (t->txn_start - in_file);
+	if (from < t->open.len)
+		segment_patch_end_lsn(t->open.data + from, t->open.len - from, end_lsn, NULL);
+	t->sum.last_end_lsn = end_lsn;
+	t->sum.last_time = a->txn_commit_time;
+	t->txn_start = open_len(t);
+	t->txn_records = t->open_records;
+	return BS_OK;
 }
 
 /* Decoded by pgo_decode already; text (not binary) is all segments may hold. */
@@ -1252,14 +1471,19 @@ handle_xlogdata(archiver *a, const replmsg_xlogdata *x, bs_error *err)
 			/* Already kept (spooled or stored) before a restart or reconnect: skip. */
 			a->txn_skip = m.u.begin.final_lsn < a->resume_lsn;
 			for (int i = 0; i < a->ntables; i++)
-				a->tables[i]->txn_start = a->tables[i]->open.len;
+			{
+				a->tables[i]->txn_start = open_len(a->tables[i]);
+				a->tables[i]->txn_records = a->tables[i]->open_records;
+			}
 			break;
 		case 'C':
 			if (!a->txn_skip)
 			{
-				for (int i = 0; i < a->ntables; i++)
-					if (a->tables[i]->txn_start < a->tables[i]->open.len)
-						patch_end_lsn(a->tables[i], m.u.commit.end_lsn);
+				for (int i = 0; i < a->ntables && rc == BS_OK; i++)
+					if (a->tables[i]->txn_start < open_len(a->tables[i]))
+						rc = patch_end_lsn(a, a->tables[i], m.u.commit.end_lsn, err);
+				if (rc != BS_OK)
+					break;
 				a->metrics.transactions++;
 			}
 			a->in_txn = false;
@@ -1297,45 +1521,65 @@ handle_xlogdata(archiver *a, const replmsg_xlogdata *x, bs_error *err)
 	return rc;
 }
 
-static void
-drop_partial_transaction(archiver *a)
+/* A transaction cut off by a disconnect will be sent again in full: forget its records. */
+static int
+drop_partial_transaction(archiver *a, bs_error *err)
 {
-	/* A transaction cut off by a disconnect will be sent again in full. */
-	for (int i = 0; i < a->ntables; i++)
+	int rc = BS_OK;
+
+	for (int i = 0; i < a->ntables && a->in_txn; i++)
 	{
 		arch_table *t = a->tables[i];
+		uint64_t len = open_len(t);
+		uint64_t in_file = t->spill ? spill_size(t->spill) : 0;
 
-		if (a->in_txn && t->txn_start < t->open.len)
+		if (t->txn_start >= len)
+			continue;
+		a->open_bytes -= len - t->txn_start;
+		t->open_records = t->txn_records;
+		if (t->txn_start >= in_file)
+			t->open.len = (size_t) (t->txn_start - in_file);
+		else
 		{
-			size_t pos = t->txn_start;
-
-			while (pos + SEGMENT_RECORD_HDR_LEN <= t->open.len)
+			/* Cut back below (or removed with the whole file when nothing else is left). */
+			a->spilled_bytes -= in_file - t->txn_start;
+			t->open.len = 0;
+			if (t->open_records > 0 && rc == BS_OK)
 			{
-				const uint8_t *p = (const uint8_t *) t->open.data + pos;
-				uint32_t body = ((uint32_t) p[1] << 24) | ((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 8) | p[4];
-
-				pos += SEGMENT_RECORD_HDR_LEN + body;
-				t->open_records--;
+				if (spill_truncate(t->spill, t->txn_start, err) != BS_OK)
+					rc = error_prefix(err, "table %s.%s", t->man->schema, t->man->name);
+				else
+					log_info("table %s.%s: spill file cut back to %" PRIu64 " bytes (%" PRIu64
+							 " records), the transaction cut off is sent again", t->man->schema, t->man->name,
+							 t->txn_start, t->open_records);
 			}
-			a->open_bytes -= t->open.len - t->txn_start;
-			t->open.len = t->txn_start;
-			if (t->open_records == 0)
-			{
-				/* Only the header is left. */
-				t->open.len = 0;
-				t->txn_start = 0;
-			}
-			if (t->open.data)
-				t->open.data[t->open.len] = '\0';
 		}
+		if (t->open_records == 0)
+		{
+			/* Only the header is left. */
+			if (t->spill)
+				log_info("table %s.%s: spill file removed, the transaction cut off is sent again",
+						 t->man->schema, t->man->name);
+			spill_discard(t->spill);
+			t->spill = NULL;
+			t->open.len = 0;
+			t->txn_start = 0;
+			memset(&t->sum, 0, sizeof(t->sum));
+		}
+		if (t->open.data)
+			t->open.data[t->open.len] = '\0';
 	}
 	a->in_txn = false;
 	a->txn_skip = false;
+	return rc;
 }
 
 static void
 close_replication(archiver *a)
 {
+	bs_error err;
+
+	error_clear(&err);
 	if (a->repl_ev)
 	{
 		event_free(a->repl_ev);
@@ -1346,7 +1590,8 @@ close_replication(archiver *a)
 		PQfinish(a->repl);
 		a->repl = NULL;
 	}
-	drop_partial_transaction(a);
+	if (drop_partial_transaction(a, &err) != BS_OK)
+		archiver_fail(a, &err);
 	for (int i = 0; i < a->nrelcache; i++)
 		pgo_relation_free(&a->relcache[i]);
 	a->nrelcache = 0;
@@ -1824,7 +2069,11 @@ on_metrics(struct evhttp_request *req, void *arg)
 		"# TYPE backstop_flushed_lsn gauge\nbackstop_flushed_lsn %" PRIu64 "\n"
 		"# HELP backstop_lag_bytes Received but not yet durable in storage.\n"
 		"# TYPE backstop_lag_bytes gauge\nbackstop_lag_bytes %" PRIu64 "\n"
+		"# HELP backstop_open_segment_bytes Bytes of open (not yet sealed) change segments.\n"
 		"# TYPE backstop_open_segment_bytes gauge\nbackstop_open_segment_bytes %zu\n"
+		"# HELP backstop_open_spilled_bytes The part of the open segments kept in spill files.\n"
+		"# TYPE backstop_open_spilled_bytes gauge\nbackstop_open_spilled_bytes %" PRIu64 "\n"
+		"# TYPE backstop_spills_total counter\nbackstop_spills_total %" PRIu64 "\n"
 		"# TYPE backstop_spool_bytes gauge\nbackstop_spool_bytes %" PRIu64 "\n"
 		"# TYPE backstop_messages_total counter\nbackstop_messages_total %" PRIu64 "\n"
 		"# TYPE backstop_received_bytes_total counter\nbackstop_received_bytes_total %" PRIu64 "\n"
@@ -1841,7 +2090,7 @@ on_metrics(struct evhttp_request *req, void *arg)
 		"# HELP backstop_upload_rate_bytes Average bytes uploaded per second since start.\n"
 		"# TYPE backstop_upload_rate_bytes gauge\nbackstop_upload_rate_bytes %.0f\n",
 		a->received_lsn, a->flush_lsn, a->received_lsn > a->flush_lsn ? a->received_lsn - a->flush_lsn : 0,
-		a->open_bytes, a->metrics.spool_bytes, a->metrics.messages, a->metrics.bytes_received,
+		a->open_bytes, a->spilled_bytes, a->metrics.spills, a->metrics.spool_bytes, a->metrics.messages, a->metrics.bytes_received,
 		a->metrics.transactions, a->metrics.changes, a->metrics.segments_uploaded,
 		a->metrics.bytes_uploaded, a->metrics.upload_errors, a->metrics.reconnects,
 		a->metrics.base_copies, a->metrics.checkpoints,
@@ -2184,11 +2433,13 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 				(strcmp(name, "segment_size") == 0 || strcmp(name, "segment_age") == 0 ||
 				 strcmp(name, "log_level") == 0 || strcmp(name, "rebase_age") == 0 ||
 				 strcmp(name, "rebase_ratio") == 0 || strcmp(name, "rebase_min_interval") == 0 ||
-				 strcmp(name, "spool_limit") == 0 ||
+				 strcmp(name, "spool_limit") == 0 || strcmp(name, "open_memory_limit") == 0 ||
 				 strcmp(name, "status_interval") == 0 || strcmp(name, "table_poll_interval") == 0))
 				config_set(a->cfg, name, fresh.values[i].value, SOURCE_FILE);
 		}
 		a->segment_size = config_get_size(a->cfg, "segment_size");
+		a->open_memory_limit = (uint64_t) config_get_size(a->cfg, "open_memory_limit");
+		a->spool_limit = config_get_size(a->cfg, "spool_limit");
 		if (log_level_parse(config_get(a->cfg, "log_level"), &level) == 0)
 			log_configure(level, strcmp(config_get(a->cfg, "log_format"), "json") == 0);
 		config_free(&fresh);
@@ -2468,7 +2719,7 @@ initial_setup(archiver *a, bs_error *err)
 	}
 
 	/* Spool first: what was sealed before a stop is uploaded before anything new. */
-	if (clean_spool(a, &max_seal, err) != BS_OK)
+	if (clean_spill(a, err) != BS_OK || clean_spool(a, &max_seal, err) != BS_OK)
 		goto fail_list;
 	a->spool_pending = max_seal > 0;
 	if (a->spool_pending && drain_spool(a, false, NULL, err) != BS_OK)
@@ -2509,6 +2760,8 @@ archiver_free(archiver *a)
 	{
 		manifest_free(a->tables[i]->man);
 		strbuf_free(&a->tables[i]->open);
+		/* Never sealed: not durable (an orderly stop sealed it; a failure left it open). */
+		spill_discard(a->tables[i]->spill);
 		free(a->tables[i]->verified_key);
 		free(a->tables[i]);
 	}
@@ -2551,6 +2804,7 @@ archiver_free(archiver *a)
 		storage_close(a->st_main);
 	if (a->spool)
 		storage_close(a->spool);
+	free(a->spill_dir);
 	archive_head_clear(&a->head);
 }
 
@@ -2586,6 +2840,8 @@ archiver_run(bs_config *cfg, bs_error *err)
 					   config_get(cfg, "end_lsn"));
 		goto out;
 	}
+	a.open_memory_limit = (uint64_t) config_get_size(cfg, "open_memory_limit");
+	a.spool_limit = config_get_size(cfg, "spool_limit");
 	{
 		codec_stream *cs = NULL;
 
@@ -2615,6 +2871,15 @@ archiver_run(bs_config *cfg, bs_error *err)
 	}
 	if (storage_open(spool_url.data, NULL, &a.spool, err) != BS_OK)
 		goto out;
+	{
+		strbuf dir = STRBUF_INIT;
+		size_t len = spool_url.len;
+
+		while (len > 8 && spool_url.data[len - 1] == '/')
+			len--;
+		strbuf_printf(&dir, "%.*s/%s", (int) (len - 7), spool_url.data + 7, SPILL_DIR);
+		a.spill_dir = strbuf_detach(&dir, NULL);
+	}
 	if (pgsql_connect(config_get(cfg, "db"), false, "backstop archive", &a.conn, err) != BS_OK)
 		goto out;
 	a.evbase = event_base_new();
@@ -2661,9 +2926,12 @@ archiver_run(bs_config *cfg, bs_error *err)
 
 		/* Orderly stop: seal what is complete; the uploader stores it before it exits. */
 		error_clear(&e2);
-		drop_partial_transaction(&a);
-		if (seal_epoch(&a, false, &e2) != BS_OK)
+		if (drop_partial_transaction(&a, &e2) != BS_OK)
+			archiver_fail(&a, &e2);
+		else if (seal_epoch(&a, false, &e2) != BS_OK)
 			log_warning("%s", e2.message);
+		if (a.fatal)
+			*err = a.fatal_err;
 	}
 	pthread_mutex_unlock(&a.lock);
 

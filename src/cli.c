@@ -25,7 +25,7 @@
 static const char *const archive_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "drop", "segment_size",
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
-	"listen", "status_interval", "table_poll_interval", "end_lsn", NULL
+	"open_memory_limit", "listen", "status_interval", "table_poll_interval", "end_lsn", NULL
 };
 static const char *const recover_options[] = {
 	STORAGE_OPTIONS, "db", "table", "to_lsn", "to_time", "to_xid", "latest", "exclusive", "into",
@@ -41,7 +41,7 @@ static const char *const doctor_options[] = {STORAGE_OPTIONS, "db", "json", NULL
 static const char *const config_cmd_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "segment_size",
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
-	"listen", "status_interval", "table_poll_interval", NULL
+	"open_memory_limit", "listen", "status_interval", "table_poll_interval", NULL
 };
 
 static const cli_command commands[] = {
@@ -52,7 +52,9 @@ static const cli_command commands[] = {
 		"consistent base copy of every table; later starts resume from the slot.\n"
 		"--drop removes the slot and the publication and exits: an abandoned slot pins WAL forever.\n"
 		"--end-lsn LSN stops once every transaction committed at or before LSN is durable in\n"
-		"storage (like pg_recvlogical --endpos) and exits 0: for drills, tests and benchmarks.",
+		"storage (like pg_recvlogical --endpos) and exits 0: for drills, tests and benchmarks.\n"
+		"Open segments beyond --open-memory-limit are spilled to the spool directory, so memory\n"
+		"stays bounded whatever the size of a transaction (the spool must hold it: --spool-limit).",
 	archive_options, cmd_archive},
 	{"recover", "rebuild one table at an LSN, time or transaction into a new table",
 		"--db CONNINFO [--storage URL] --table S.T (--to-lsn LSN | --to-time TS | --to-xid XID | --latest)\n"

@@ -53,6 +53,7 @@ const config_option config_options[] = {
 	{"rebase_min_interval", CONFIG_DURATION, "1h", NULL, false, "no re-base by rebase_ratio sooner than this after the previous base"},
 	{"spool_dir", CONFIG_STRING, NULL, NULL, false, "spool for sealed segments awaiting upload (default DATA_DIR/spool)"},
 	{"spool_limit", CONFIG_SIZE, "1GiB", NULL, false, "exit with an error before the spool exceeds this"},
+	{"open_memory_limit", CONFIG_SIZE, "64MiB", NULL, false, "memory for open change segments; beyond it the largest spill to files in spool_dir"},
 	{"listen", CONFIG_STRING, "127.0.0.1:9816", NULL, false, "loopback address for /metrics, /health and the control API"},
 	{"status_interval", CONFIG_DURATION, "10s", NULL, false, "standby status update interval"},
 	{"table_poll_interval", CONFIG_DURATION, "10s", NULL, false, "how often to look for new or dropped tables"},

@@ -1,6 +1,8 @@
 # 052_archive_big_txn.t — one transaction of a few hundred MB (bulk INSERT plus an UPDATE of many
 # of the same rows) through the archiver to file:// storage, recovered exactly; archiver memory
-# use is reported.
+# use is reported and, with the default --open-memory-limit (64 MiB: the open segment is
+# spilled to the spool directory), bounded far below the transaction's size.  t/054 does the
+# same with a 16 MiB limit, plus kill -9 and a PostgreSQL crash in the middle of the spill.
 use strict;
 use warnings;
 
@@ -164,7 +166,14 @@ my $cpu = (cpu_seconds($archiver) // 0) - $cpu0;
 diag(sprintf("archiver: caught up %.1f s after COMMIT; CPU %.1f s; RSS idle %.0f MiB, peak (VmHWM) %.0f MiB",
 	$t_archive, $cpu, $rss_idle / 1048576, $hwm / 1048576));
 ok($hwm > 0, 'VmHWM readable');
-cmp_ok($hwm, '<', 4 * 1024 ** 3, 'archiver peak memory stays under 4 GiB');
+# Before open segments were spilled, the peak was about the transaction's size (444 MiB here).
+# A --enable-sanitizers build's memory use says nothing about the archiver's.
+SKIP:
+{
+	my $asan = do { open(my $fh, '<:raw', backstop_bin()) or die $!; local $/; index(<$fh>, '__asan_init') >= 0 };
+	skip 'peak RSS is not meaningful under AddressSanitizer', 1 if $asan;
+	cmp_ok($hwm / 1048576, '<', 256, 'archiver peak memory stays under 256 MiB (default open_memory_limit 64 MiB)');
+}
 
 kill 'TERM', $archiver;
 waitpid($archiver, 0);

@@ -1,0 +1,230 @@
+/* spill.c — an open change segment kept in a local file instead of memory (the archiver's spill). */
+#include "spill.h"
+#include "segment.h"
+#include "strbuf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FILE_MODE 0640
+#define DIR_MODE 0750
+
+struct spill_file
+{
+	int fd;
+	char *path;
+	uint64_t size;				/* bytes written (the file's length) */
+};
+
+/* mkdir -p.  Not synced: a spill file only becomes durable when it is adopted. */
+static int
+make_dirs(const char *path, bs_error *err)
+{
+	char *p = xstrdup(path);
+	int rc = BS_OK;
+
+	for (char *s = p + 1;; s++)
+	{
+		bool end = *s == '\0';
+
+		if (*s != '/' && !end)
+			continue;
+		*s = '\0';
+		if (mkdir(p, DIR_MODE) != 0 && errno != EEXIST)
+		{
+			rc = error_set_errno(err, errno, "could not create directory \"%s\"", p);
+			break;
+		}
+		if (end)
+			break;
+		*s = '/';
+	}
+	free(p);
+	return rc;
+}
+
+int
+spill_create(const char *dir, const char *name, spill_file **out, bs_error *err)
+{
+	spill_file *f;
+	strbuf path = STRBUF_INIT;
+	int fd;
+
+	*out = NULL;
+	if (make_dirs(dir, err) != BS_OK)
+		return BS_ERR;
+	strbuf_printf(&path, "%s/%s", dir, name);
+	fd = open(path.data, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, FILE_MODE);
+	if (fd < 0)
+	{
+		error_set_errno(err, errno, "could not create spill file \"%s\"", path.data);
+		strbuf_free(&path);
+		return BS_ERR;
+	}
+	f = xcalloc(1, sizeof(*f));
+	f->fd = fd;
+	f->path = strbuf_detach(&path, NULL);
+	*out = f;
+	return BS_OK;
+}
+
+static int
+write_at(int fd, const char *name, const void *data, size_t len, uint64_t offset, bs_error *err)
+{
+	const char *p = data;
+
+	while (len > 0)
+	{
+		ssize_t n = pwrite(fd, p, len, (off_t) offset);
+
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			return error_set_errno(err, errno, "could not write spill file \"%s\"", name);
+		}
+		p += n;
+		len -= (size_t) n;
+		offset += (uint64_t) n;
+	}
+	return BS_OK;
+}
+
+static int
+read_at(int fd, const char *name, void *data, size_t len, uint64_t offset, bs_error *err)
+{
+	char *p = data;
+
+	while (len > 0)
+	{
+		ssize_t n = pread(fd, p, len, (off_t) offset);
+
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			return error_set_errno(err, errno, "could not read spill file \"%s\"", name);
+		}
+		if (n == 0)
+			return error_set(err, ERRCODE_DATA_CORRUPTED, "spill file \"%s\" is shorter than expected", name);
+		p += n;
+		len -= (size_t) n;
+		offset += (uint64_t) n;
+	}
+	return BS_OK;
+}
+
+int
+spill_append(spill_file *f, const void *data, size_t len, bs_error *err)
+{
+	if (write_at(f->fd, f->path, data, len, f->size, err) != BS_OK)
+	{
+		/* Whatever part was written lies beyond size and is overwritten or cut later. */
+		return BS_ERR;
+	}
+	f->size += len;
+	return BS_OK;
+}
+
+int
+spill_truncate(spill_file *f, uint64_t size, bs_error *err)
+{
+	if (size > f->size)
+		return error_set(err, ERRCODE_INTERNAL, "spill file \"%s\": cannot extend %llu bytes to %llu", f->path,
+						 (unsigned long long) f->size, (unsigned long long) size);
+	while (ftruncate(f->fd, (off_t) size) != 0)
+	{
+		if (errno != EINTR)
+			return error_set_errno(err, errno, "could not truncate spill file \"%s\"", f->path);
+	}
+	f->size = size;
+	return BS_OK;
+}
+
+int
+spill_patch_fd(int fd, const char *name, uint64_t from, uint64_t to, uint64_t end_lsn, size_t chunk,
+			   bs_error *err)
+{
+	uint8_t *buf;
+	uint64_t pos = from;
+	int rc = BS_OK;
+
+	if (chunk < SEGMENT_PATCH_SPAN)
+		return error_set(err, ERRCODE_INTERNAL, "spill patch chunk of %zu bytes is too small", chunk);
+	buf = xmalloc(chunk);
+	while (pos < to)
+	{
+		size_t want = to - pos < chunk ? (size_t) (to - pos) : chunk;
+		size_t patched = 0;
+		size_t next;
+
+		if ((rc = read_at(fd, name, buf, want, pos, err)) != BS_OK)
+			break;
+		next = segment_patch_end_lsn(buf, want, end_lsn, &patched);
+		if (next == 0)
+		{
+			/* A whole chunk holds at least one record's patched span: only `to` can cut it. */
+			rc = error_set(err, ERRCODE_DATA_CORRUPTED,
+						   "spill file \"%s\": record at offset %llu is cut at %llu", name,
+						   (unsigned long long) pos, (unsigned long long) to);
+			break;
+		}
+		if (patched > 0 && (rc = write_at(fd, name, buf, patched, pos, err)) != BS_OK)
+			break;
+		pos += next;
+	}
+	if (rc == BS_OK && pos != to)
+		rc = error_set(err, ERRCODE_DATA_CORRUPTED, "spill file \"%s\": a record overruns offset %llu by %llu bytes",
+					   name, (unsigned long long) to, (unsigned long long) (pos - to));
+	free(buf);
+	return rc;
+}
+
+int
+spill_patch_end_lsn(spill_file *f, uint64_t from, uint64_t end_lsn, bs_error *err)
+{
+	return spill_patch_fd(f->fd, f->path, from, f->size, end_lsn, SPILL_PATCH_CHUNK, err);
+}
+
+uint64_t
+spill_size(const spill_file *f)
+{
+	return f->size;
+}
+
+const char *
+spill_path(const spill_file *f)
+{
+	return f->path;
+}
+
+int
+spill_fd(const spill_file *f)
+{
+	return f->fd;
+}
+
+void
+spill_close(spill_file *f)
+{
+	if (f == NULL)
+		return;
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f->path);
+	free(f);
+}
+
+void
+spill_discard(spill_file *f)
+{
+	if (f == NULL)
+		return;
+	unlink(f->path);
+	spill_close(f);
+}

@@ -1,0 +1,50 @@
+/* spill.h — an open change segment kept in a local file instead of memory (the archiver's spill). */
+#ifndef BACKSTOP_SPILL_H
+#define BACKSTOP_SPILL_H
+
+#include "error.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * A spill file holds a segment exactly as it will be spooled: magic, then records.  The
+ * writer buffers records itself and appends them in large pieces; at a commit it patches
+ * the transaction's end LSN into the file; after a disconnect it truncates the file back to
+ * the transaction's start.  Nothing here is durable: whoever seals the segment makes the
+ * file durable under its final name (storage_local_adopt); a spill file found at start-up
+ * belongs to a segment that was never sealed and is deleted.
+ */
+typedef struct spill_file spill_file;
+
+/* Chunk of the read-modify-write passes (spill_patch_end_lsn). */
+#define SPILL_PATCH_CHUNK ((size_t) 1024 * 1024)
+
+/* Create dir/name, empty (an old file of that name is truncated); dir is created if needed. */
+int spill_create(const char *dir, const char *name, spill_file **out, bs_error *err);
+/* Append len bytes at the end of the file. */
+int spill_append(spill_file *f, const void *data, size_t len, bs_error *err);
+/* Cut the file back to size bytes (size <= spill_size). */
+int spill_truncate(spill_file *f, uint64_t size, bs_error *err);
+/* Write end_lsn into every record of [from, spill_size): from is a record boundary. */
+int spill_patch_end_lsn(spill_file *f, uint64_t from, uint64_t end_lsn, bs_error *err);
+
+uint64_t spill_size(const spill_file *f);
+const char *spill_path(const spill_file *f);
+int spill_fd(const spill_file *f);
+
+/* Close, keeping the file (it was moved under another name); NULL is ignored. */
+void spill_close(spill_file *f);
+/* Close and delete the file; NULL is ignored. */
+void spill_discard(spill_file *f);
+
+/*
+ * The patch pass on a descriptor: end_lsn into every record of [from, to), read and
+ * written back chunk bytes at a time (chunk >= SEGMENT_PATCH_SPAN), so a record may
+ * straddle chunks and a record longer than a chunk costs one read and one small write.
+ * A record overrunning `to`, or cut before its end LSN, is ERRCODE_DATA_CORRUPTED.
+ */
+int spill_patch_fd(int fd, const char *name, uint64_t from, uint64_t to, uint64_t end_lsn, size_t chunk,
+				   bs_error *err);
+
+#endif
