@@ -1730,14 +1730,15 @@ repl_drain(archiver *a, size_t *got)
 		{
 			if (!a->in_txn && msg.u.keepalive.wal_end > a->received_lsn)
 				a->received_lsn = msg.u.keepalive.wal_end;
+			/* Every transaction committed before the keepalive's position was sent before
+			 * it, and none is in progress: the next seal may claim up to there.  Without
+			 * this, a checkpoint whose target a keepalive passed waited for a later seal. */
+			if (!a->in_txn && msg.u.keepalive.wal_end > a->last_commit_end)
+				a->last_commit_end = msg.u.keepalive.wal_end;
 			/* Idle publication: nothing pending means the slot may advance. */
 			if (!a->in_txn && a->open_bytes == 0 && !a->spool_pending && a->jobs_head == NULL &&
 				msg.u.keepalive.wal_end > a->flush_lsn)
-			{
-				if (a->last_commit_end < msg.u.keepalive.wal_end)
-					a->last_commit_end = msg.u.keepalive.wal_end;
 				idle_progress(a, msg.u.keepalive.wal_end, false);
-			}
 			if (msg.u.keepalive.reply_requested && send_status(a, false, &err) != BS_OK)
 			{
 				PQfreemem(buf);

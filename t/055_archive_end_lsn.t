@@ -1,6 +1,9 @@
-# 055_archive_end_lsn.t — `backstop archive --end-lsn`: stops by itself once every transaction
-# committed at or before the LSN is durable in storage, exits 0, keeps nothing committed after
-# it, and the next start carries on from there without a gap or a duplicate.
+# 055_archive_end_lsn.t — positions the archiver learns from keepalives, not commits:
+# `backstop archive --end-lsn` stops by itself once every transaction committed at or before
+# the LSN is durable in storage, exits 0, keeps nothing committed after it, and the next start
+# carries on from there without a gap or a duplicate; and a checkpoint whose target lies past
+# the last archived commit (WAL the publication does not send) is answered by the seal it asks
+# for, not by a later one.
 use strict;
 use warnings;
 
@@ -66,5 +69,24 @@ is($rc, 0, 'recover --latest after the third run') or diag($err);
 is(content_checksum($node, $db, 'public.t_at2'), $sum2, 'no gap and no duplicate across the runs');
 ($rc, $out, $err) = run_backstop('verify', '--storage', $storage);
 is($rc, 0, 'verify') or diag("$out\n$err");
+
+# A daemon that seals only on request (segment age 1 h): a change to the archived table, then
+# WAL that is not sent (a table outside the publication).  The checkpoint's target is past the
+# last commit received; the keepalive that passes it must let this checkpoint's seal cover it.
+my $log = "$dir/daemon.log";
+my $h = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', @common ], '<', \undef, '>', "$dir/daemon.out", '2>>', $log));
+ok(wait_for('the archiver', sub { (archiver_checkpoint("127.0.0.1:$port", 'public.t', '5s'))[0] == 0 }, 60),
+	'daemon running') or diag(slurp_file($log));
+$node->safe_psql($db, q{INSERT INTO public.t VALUES (5001, 'pending');
+	CREATE TABLE public.other (x int); INSERT INTO public.other SELECT generate_series(1, 1000);});
+($rc, $out, $err) = archiver_checkpoint("127.0.0.1:$port", 'public.t', '10s');
+is($rc, 0, 'checkpoint past the last archived commit is answered') or diag("$out\n$err\n" . slurp_file($log));
+my ($got) = $out =~ /"lsn":"([0-9A-F]+\/[0-9A-F]+)"/;
+my ($want) = $out =~ /"requested_lsn":"([0-9A-F]+\/[0-9A-F]+)"/;
+ok(defined $got && $node->safe_psql($db, "SELECT '$got'::pg_lsn >= '$want'::pg_lsn") eq 't',
+	'the recovery point is at or past the requested LSN') or diag($out);
+$h->signal('TERM');
+$h->finish;
+is($h->result(0), 0, 'daemon stopped cleanly') or diag(slurp_file($log));
 
 done_testing();
