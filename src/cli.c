@@ -46,7 +46,7 @@ static const char *const config_cmd_options[] = {
 
 static const cli_command commands[] = {
 	{"archive", "stream changes and base copies into the archive (daemon)",
-		"--db CONNINFO [--storage URL] (--tables S.T[,...] | --all-tables) [--slot NAME] [--publication NAME] [--drop]",
+		"--db CONNINFO [--storage URL] (--tables S.T[,...] | --all-tables) [--slot NAME] [--publication NAME] [--drop] [--end-lsn LSN]",
 		"Runs in the foreground until SIGTERM or SIGINT; SIGHUP reloads the configuration.\n"
 		"The first start creates the publication and the logical slot (pgoutput) and takes a\n"
 		"consistent base copy of every table; later starts resume from the slot.\n"
