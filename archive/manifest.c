@@ -254,6 +254,37 @@ manifest_add_layout(manifest *m, uint64_t from_lsn, char replident, int ncols,
 	return l;
 }
 
+manifest_layout *
+manifest_insert_layout(manifest *m, int64_t want_id, uint64_t from_lsn, char replident, int ncols,
+					   const manifest_column *columns)
+{
+	manifest_layout *l = manifest_add_layout(m, from_lsn, replident, ncols, columns);
+	int i = (int) (l - m->layouts);
+
+	if (want_id >= 0)
+		l->id = (uint32_t) want_id;
+	while (i > 0 && m->layouts[i - 1].from_lsn > m->layouts[i].from_lsn)
+	{
+		manifest_layout tmp = m->layouts[i - 1];
+
+		m->layouts[i - 1] = m->layouts[i];
+		m->layouts[i] = tmp;
+		i--;
+	}
+	return &m->layouts[i];
+}
+
+const manifest_layout *
+manifest_layout_at(const manifest *m, uint64_t lsn)
+{
+	const manifest_layout *found = NULL;
+
+	for (int i = 0; i < m->nlayouts; i++)
+		if (m->layouts[i].from_lsn <= lsn)
+			found = &m->layouts[i];
+	return found;
+}
+
 manifest_base *
 manifest_add_base(manifest *m, const manifest_base *base)
 {

@@ -113,6 +113,12 @@ void manifest_free(manifest *m);
 /* Append entries (copies are made of the strings / arrays). Returns the stored element. */
 manifest_layout *manifest_add_layout(manifest *m, uint64_t from_lsn, char replident,
 									 int ncols, const manifest_column *columns);
+/* Add a layout keeping the list sorted by from_lsn (a layout may arrive after a later one:
+ * a base copy taken ahead of or behind the stream).  want_id keeps a given id (-1: a new one). */
+manifest_layout *manifest_insert_layout(manifest *m, int64_t want_id, uint64_t from_lsn, char replident,
+										int ncols, const manifest_column *columns);
+/* The layout in effect for a commit at lsn (the newest from at or before it), NULL if none. */
+const manifest_layout *manifest_layout_at(const manifest *m, uint64_t lsn);
 manifest_base *manifest_add_base(manifest *m, const manifest_base *base);
 manifest_segment *manifest_add_segment(manifest *m, const manifest_segment *seg);
 const manifest_layout *manifest_layout_by_id(const manifest *m, uint32_t id);

@@ -113,11 +113,36 @@ typedef struct archiver_metrics
 	int64_t started_ms;
 } archiver_metrics;
 
+/*
+ * A base-copy job run by the base-copy thread: its own connections and storage handle, and
+ * results kept here until the main loop adds them to the live manifests (under the lock).
+ * The thread touches nothing else of the archiver.
+ */
+typedef struct base_job
+{
+	char	   *conninfo;
+	storage    *st;				/* the archiver's st_base: used by this thread only */
+	basecopy_options opts;
+	int			ntargets;
+	basecopy_target *targets;
+	int			cancel;			/* atomic: stop requested (checked between rows) */
+	pthread_mutex_t cancel_lock;	/* guards cancels (PQcancel from the main thread) */
+	PGcancel   *cancels[2];
+	int64_t		started_ms;
+	/* filled by the thread */
+	int			rc;
+	bs_error	err;
+	uint64_t	lsn;
+	basecopy_result *results;
+	int			done;			/* atomic: the thread has finished; join it */
+} base_job;
+
 typedef struct archiver
 {
 	bs_config *cfg;
 	storage *st;				/* used by the uploader (and by start-up) */
 	storage *st_main;			/* the main loop's own handle: a driver handle is not shared across threads */
+	storage *st_base;			/* the base-copy thread's own handle */
 	storage *spool;
 	PGconn *conn;
 	PGconn *repl;
@@ -194,6 +219,10 @@ typedef struct archiver
 	int notify_pipe[2];			/* uploader -> main loop: positions moved */
 	struct event *notify_ev;
 	uint64_t last_sent_flush;
+
+	/* At most one base-copy job at a time, run by base_thread (see start_base_job). */
+	base_job *bjob;
+	pthread_t base_thread;
 } archiver;
 
 static int64_t
@@ -246,20 +275,7 @@ static uint32_t
 insert_layout(manifest *m, int64_t want_id, uint64_t from_lsn, char replident, int ncols,
 			  const manifest_column *cols)
 {
-	manifest_layout *l = manifest_add_layout(m, from_lsn, replident, ncols, cols);
-	int i = (int) (l - m->layouts);
-
-	if (want_id >= 0)
-		l->id = (uint32_t) want_id;
-	while (i > 0 && m->layouts[i - 1].from_lsn > m->layouts[i].from_lsn)
-	{
-		manifest_layout tmp = m->layouts[i - 1];
-
-		m->layouts[i - 1] = m->layouts[i];
-		m->layouts[i] = tmp;
-		i--;
-	}
-	return m->layouts[i].id;
+	return manifest_insert_layout(m, want_id, from_lsn, replident, ncols, cols)->id;
 }
 
 /* The layout in effect for a transaction committing at lsn. */
@@ -2085,6 +2101,10 @@ on_metrics(struct evhttp_request *req, void *arg)
 		"# TYPE backstop_upload_errors_total counter\nbackstop_upload_errors_total %" PRIu64 "\n"
 		"# TYPE backstop_reconnects_total counter\nbackstop_reconnects_total %" PRIu64 "\n"
 		"# TYPE backstop_base_copies_total counter\nbackstop_base_copies_total %" PRIu64 "\n"
+		"# HELP backstop_base_copy_running 1 while a base copy (new table or re-base) runs in the background.\n"
+		"# TYPE backstop_base_copy_running gauge\nbackstop_base_copy_running %d\n"
+		"# HELP backstop_base_copy_seconds How long the running base copy has been running (0: none).\n"
+		"# TYPE backstop_base_copy_seconds gauge\nbackstop_base_copy_seconds %.1f\n"
 		"# TYPE backstop_checkpoints_total counter\nbackstop_checkpoints_total %" PRIu64 "\n"
 		"# HELP backstop_decode_rate_bytes Average bytes decoded per second since start.\n"
 		"# TYPE backstop_decode_rate_bytes gauge\nbackstop_decode_rate_bytes %.0f\n"
@@ -2094,7 +2114,8 @@ on_metrics(struct evhttp_request *req, void *arg)
 		a->open_bytes, a->spilled_bytes, a->metrics.spills, a->metrics.spool_bytes, a->metrics.messages, a->metrics.bytes_received,
 		a->metrics.transactions, a->metrics.changes, a->metrics.segments_uploaded,
 		a->metrics.bytes_uploaded, a->metrics.upload_errors, a->metrics.reconnects,
-		a->metrics.base_copies, a->metrics.checkpoints,
+		a->metrics.base_copies, a->bjob != NULL,
+		a->bjob ? (double) (now_ms() - a->bjob->started_ms) / 1000.0 : 0.0, a->metrics.checkpoints,
 		up > 0 ? (double) a->metrics.bytes_received / up : 0.0,
 		up > 0 ? (double) a->metrics.bytes_uploaded / up : 0.0);
 	evbuffer_add_printf(b, "# HELP backstop_table_archived_lsn Last LSN archived per table.\n"
@@ -2186,50 +2207,249 @@ start_http(archiver *a, bs_error *err)
 
 /* ---------- periodic work ---------- */
 
-/* During a long base copy: keep the walsender from timing out (positions unchanged). */
 static void
-basecopy_tick(void *ctx)
+base_job_free(base_job *j)
 {
-	archiver *a = ctx;
-	bs_error err;
-
-	error_clear(&err);
-	if (a->repl && now_ms() - a->last_status_ms >= 5000 && send_status(a, false, &err) != BS_OK)
-		log_warning("%s", err.message);
+	if (j == NULL)
+		return;
+	for (int i = 0; i < j->ntargets; i++)
+	{
+		free(j->targets[i].schema);
+		free(j->targets[i].name);
+		if (j->results)
+			basecopy_result_free(&j->results[i]);
+	}
+	free(j->results);
+	free(j->targets);
+	free(j->conninfo);
+	pthread_mutex_destroy(&j->cancel_lock);
+	free(j);
 }
 
-static int
-take_new_bases(archiver *a, arch_table **list, int n, bs_error *err)
+static base_job *
+base_job_new(archiver *a, storage *st, arch_table **list, int n)
 {
-	manifest **ms = xcalloc((size_t) n, sizeof(manifest *));
-	basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, "base_chunk_size"),
-	basecopy_tick, a};
-	uint64_t lsn;
-	int rc;
+	base_job *j = xcalloc(1, sizeof(base_job));
 
-	for (int i = 0; i < n; i++)
-		ms[i] = list[i]->man;
-	rc = basecopy_with_temporary_slot(config_get(a->cfg, "db"), a->conn, a->st_main, &opts, ms, n, &lsn, err);
-	free(ms);
-	if (rc != BS_OK)
-		return BS_ERR;
+	j->conninfo = xstrdup(config_get(a->cfg, "db"));
+	j->st = st;
+	j->opts.codec = a->codec;
+	j->opts.level = a->level;
+	j->opts.chunk_size = (uint64_t) config_get_size(a->cfg, "base_chunk_size");
+	j->opts.cancel = &j->cancel;
+	j->ntargets = n;
+	j->targets = xcalloc((size_t) n, sizeof(basecopy_target));
 	for (int i = 0; i < n; i++)
 	{
-		if (strcmp(list[i]->man->status ? list[i]->man->status : "", "active") != 0)
-		{
-			free(list[i]->man->status);
-			list[i]->man->status = xstrdup("active");
-		}
-		/* A first base covers the table up to its LSN.  A re-base may lie ahead of the stream:
-		 * archived_to moves when the stream has caught up (store_head). */
-		if (list[i]->man->nbases == 1 && list[i]->man->archived_to < lsn)
-			list[i]->man->archived_to = lsn;
-		/* Stored by the uploader: one writer per manifest keeps the newest version last. */
-		list[i]->dirty = true;
-		list[i]->change_bytes = 0;
-		list[i]->rebase_wanted = false;
-		a->metrics.base_copies++;
+		j->targets[i].relid = list[i]->relid;
+		j->targets[i].schema = xstrdup(list[i]->man->schema);
+		j->targets[i].name = xstrdup(list[i]->man->name);
 	}
+	pthread_mutex_init(&j->cancel_lock, NULL);
+	j->started_ms = now_ms();
+	return j;
+}
+
+/* Make conn cancellable from the main thread (NULL conn: no longer). */
+static void
+base_job_track(base_job *j, int slot, PGconn *conn)
+{
+	pthread_mutex_lock(&j->cancel_lock);
+	if (j->cancels[slot])
+		PQfreeCancel(j->cancels[slot]);
+	j->cancels[slot] = conn ? PQgetCancel(conn) : NULL;
+	pthread_mutex_unlock(&j->cancel_lock);
+}
+
+/* Run a job: its own connections (a temporary slot on a replication one, the COPYs on a
+ * normal one).  Used by the base-copy thread, and directly at start-up. */
+static void
+base_job_run(base_job *j)
+{
+	PGconn *conn = NULL;
+	PGconn *repl = NULL;
+
+	error_clear(&j->err);
+	j->rc = BS_ERR;
+	if (pgsql_connect(j->conninfo, false, "backstop basecopy", &conn, &j->err) != BS_OK ||
+		pgsql_connect(j->conninfo, true, "backstop basecopy", &repl, &j->err) != BS_OK)
+		goto out;
+	base_job_track(j, 0, conn);
+	base_job_track(j, 1, repl);
+	if (__atomic_load_n(&j->cancel, __ATOMIC_RELAXED))
+		error_set(&j->err, ERRCODE_CANCELED, "base copy cancelled");
+	else
+		j->rc = basecopy_with_temporary_slot(repl, conn, j->st, &j->opts, j->targets, j->ntargets,
+											 &j->results, &j->lsn, &j->err);
+	base_job_track(j, 0, NULL);
+	base_job_track(j, 1, NULL);
+out:
+	if (conn)
+		PQfinish(conn);
+	if (repl)
+		PQfinish(repl);
+}
+
+static void *
+base_thread_main(void *arg)
+{
+	base_job *j = arg;
+
+	base_job_run(j);
+	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * Add a copy to its table (lock held, or single-threaded).  The table may have been dropped
+ * while it was copied: the copy is then discarded (its chunks stay unreferenced in storage).
+ * Returns the table, NULL when discarded.
+ */
+static arch_table *
+apply_base(archiver *a, const basecopy_result *r, uint64_t lsn)
+{
+	arch_table *t = find_table(a, r->relid);
+	char l[LSN_BUFLEN];
+
+	if (t == NULL || !t->active)
+	{
+		log_warning("base copy of table %u at %s discarded: the table is no longer archived (dropped meanwhile?)",
+					r->relid, lsn_format(lsn, l));
+		return NULL;
+	}
+	basecopy_apply(t->man, r);
+	if (strcmp(t->man->status ? t->man->status : "", "active") != 0)
+	{
+		free(t->man->status);
+		t->man->status = xstrdup("active");
+	}
+	/* A first base covers the table up to its LSN.  A re-base may lie ahead of the stream:
+	 * archived_to moves when the stream has caught up (store_head). */
+	if (t->man->nbases == 1 && t->man->archived_to < lsn)
+		t->man->archived_to = lsn;
+	/* Stored by the uploader: one writer per manifest keeps the newest version last. */
+	t->dirty = true;
+	t->change_bytes = 0;
+	a->metrics.base_copies++;
+	return t;
+}
+
+/* The job has finished (thread joined, or run directly): add its copies, or log why not. */
+static void
+finish_base_job(archiver *a, base_job *j)
+{
+	if (j->rc != BS_OK)
+	{
+		log_warning("base copy failed (retried at a later check): %s", j->err.message);
+		/* Asked for by a layout change: ask again. */
+		for (int i = 0; i < j->ntargets; i++)
+		{
+			arch_table *t = find_table(a, j->targets[i].relid);
+
+			if (t && t->active && t->man->nbases > 0)
+				t->rebase_wanted = true;
+		}
+		return;
+	}
+	for (int i = 0; i < j->ntargets; i++)
+		apply_base(a, &j->results[i], j->lsn);
+	log_info("%d base cop%s done in %.1f s", j->ntargets, j->ntargets == 1 ? "y" : "ies",
+			 (double) (now_ms() - j->started_ms) / 1000.0);
+}
+
+/*
+ * Start copying these tables in the base-copy thread (lock held).  The stream keeps being
+ * read meanwhile; the tables are already active, so their changes are kept from now on,
+ * and those committed before the copy's point are skipped at recovery.
+ */
+static void
+start_base_job(archiver *a, arch_table **list, int n)
+{
+	base_job *j = base_job_new(a, a->st_base, list, n);
+
+	/* Cleared now, not when the copy is added: a layout change during the copy asks again. */
+	for (int i = 0; i < n; i++)
+		list[i]->rebase_wanted = false;
+	if (pthread_create(&a->base_thread, NULL, base_thread_main, j) != 0)
+	{
+		log_warning("could not start the base-copy thread (retried at a later check)");
+		for (int i = 0; i < n; i++)
+			if (list[i]->man->nbases > 0)
+				list[i]->rebase_wanted = true;
+		base_job_free(j);
+		return;
+	}
+	a->bjob = j;
+}
+
+/* The base-copy thread has finished: join it and add its copies (lock held). */
+static void
+reap_base_job(archiver *a)
+{
+	if (a->bjob == NULL || !__atomic_load_n(&a->bjob->done, __ATOMIC_ACQUIRE))
+		return;
+	pthread_join(a->base_thread, NULL);
+	finish_base_job(a, a->bjob);
+	base_job_free(a->bjob);
+	a->bjob = NULL;
+}
+
+/* After stop_base_job's join: add a completed copy under the lock. */
+static void
+finish_base_job_locked(archiver *a)
+{
+	pthread_mutex_lock(&a->lock);
+	finish_base_job(a, a->bjob);
+	base_job_free(a->bjob);
+	a->bjob = NULL;
+	pthread_mutex_unlock(&a->lock);
+}
+
+/*
+ * Stopping: cancel the running copy (its COPY or slot creation is interrupted with PQcancel;
+ * rows are no longer read) and wait for the thread, without the lock (the uploader may need
+ * it meanwhile).  reap_base_job then keeps a copy that completed anyway.
+ */
+static void
+stop_base_job(archiver *a)
+{
+	if (a->bjob == NULL)
+		return;
+	__atomic_store_n(&a->bjob->cancel, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&a->bjob->cancel_lock);
+	for (int i = 0; i < 2; i++)
+	{
+		char buf[256];
+
+		if (a->bjob->cancels[i])
+			PQcancel(a->bjob->cancels[i], buf, sizeof(buf));
+	}
+	pthread_mutex_unlock(&a->bjob->cancel_lock);
+	log_info("stopping: waiting for the base copy to stop");
+	pthread_join(a->base_thread, NULL);
+	/* Joined: reap_base_job must not join again. */
+	finish_base_job_locked(a);
+}
+
+/* Start-up (no stream yet, single-threaded): copy in this thread. */
+static int
+take_new_bases_now(archiver *a, arch_table **list, int n, bs_error *err)
+{
+	base_job *j = base_job_new(a, a->st_main, list, n);
+
+	base_job_run(j);
+	if (j->rc != BS_OK)
+	{
+		*err = j->err;
+		base_job_free(j);
+		return BS_ERR;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		list[i]->rebase_wanted = false;
+		apply_base(a, &j->results[i], j->lsn);
+	}
+	base_job_free(j);
 	return BS_OK;
 }
 
@@ -2334,11 +2554,12 @@ poll_tables(archiver *a, bs_error *err)
 	}
 	if (changed && catalog_sync_publication(a->conn, config_get(a->cfg, "publication"), &list, err) != BS_OK)
 		goto fail;
-	if (nneed > 0)
+	/* One job at a time: what is needed meanwhile is found again at the next check (so no
+	 * table is queued while it is being copied). */
+	if (nneed > 0 && a->bjob == NULL)
 	{
-		log_info("taking %d base cop%s", nneed, nneed == 1 ? "y" : "ies");
-		if (take_new_bases(a, need, nneed, err) != BS_OK)
-			goto fail;
+		log_info("taking %d base cop%s in the background", nneed, nneed == 1 ? "y" : "ies");
+		start_base_job(a, need, nneed);
 	}
 	free(need);
 	catalog_table_list_free(&list);
@@ -2385,6 +2606,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		if (send_status(a, false, &err) != BS_OK)
 			schedule_reconnect(a, &err);
 	}
+	reap_base_job(a);
 	if (now - a->last_poll_ms >= config_get_duration_ms(a->cfg, "table_poll_interval"))
 	{
 		a->last_poll_ms = now;
@@ -2644,8 +2866,7 @@ initial_setup(archiver *a, bs_error *err)
 		char *q = pgsql_quote_ident(slot);
 		strbuf sql = STRBUF_INIT;
 		uint64_t lsn;
-		basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, "base_chunk_size"),
-		NULL, NULL};
+		basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, "base_chunk_size"), NULL};
 
 		PQclear(res);
 		strbuf_printf(&sql, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'export')", q);
@@ -2669,16 +2890,20 @@ initial_setup(archiver *a, bs_error *err)
 		for (int i = 0; i < a->ntables; i++)
 		{
 			arch_table *t = a->tables[i];
+			basecopy_target target = {t->relid, t->man->schema, t->man->name};
+			basecopy_result r;
 
 			if (!t->active)
 				continue;
-			if (basecopy_table(a->conn, a->st, &opts, t->man, lsn, err) != BS_OK)
+			if (basecopy_table(a->conn, a->st, &opts, &target, lsn, &r, err) != BS_OK)
 			{
 				pgsql_exec(a->conn, "ROLLBACK", &(bs_error) {0});
 				goto fail_list;
 			}
-			free(t->man->status);
-			t->man->status = xstrdup("active");
+			apply_base(a, &r, lsn);
+			basecopy_result_free(&r);
+			t->dirty = false;	/* stored now */
+			/* The new slot starts here: nothing before it will be streamed. */
 			if (t->man->archived_to < lsn)
 				t->man->archived_to = lsn;
 			if (manifest_store(a->st, t->man, err) != BS_OK)
@@ -2686,7 +2911,6 @@ initial_setup(archiver *a, bs_error *err)
 				pgsql_exec(a->conn, "ROLLBACK", &(bs_error) {0});
 				goto fail_list;
 			}
-			a->metrics.base_copies++;
 		}
 		if (pgsql_exec(a->conn, "COMMIT", err) != BS_OK)
 			goto fail_list;
@@ -2711,7 +2935,7 @@ initial_setup(archiver *a, bs_error *err)
 				need[n++] = a->tables[i];
 			}
 		}
-		if (n > 0 && take_new_bases(a, need, n, err) != BS_OK)
+		if (n > 0 && take_new_bases_now(a, need, n, err) != BS_OK)
 		{
 			free(need);
 			goto fail_list;
@@ -2803,6 +3027,8 @@ archiver_free(archiver *a)
 		storage_close(a->st);
 	if (a->st_main)
 		storage_close(a->st_main);
+	if (a->st_base)
+		storage_close(a->st_base);
 	if (a->spool)
 		storage_close(a->spool);
 	free(a->spill_dir);
@@ -2862,7 +3088,8 @@ archiver_run(bs_config *cfg, bs_error *err)
 		goto out;
 	}
 	if (storage_open(config_get(cfg, "storage"), cfg, &a.st, err) != BS_OK ||
-		storage_open(config_get(cfg, "storage"), cfg, &a.st_main, err) != BS_OK)
+		storage_open(config_get(cfg, "storage"), cfg, &a.st_main, err) != BS_OK ||
+		storage_open(config_get(cfg, "storage"), cfg, &a.st_base, err) != BS_OK)
 		goto out;
 	strbuf_printf(&spool_url, "file://%s", config_get(cfg, "spool_dir"));
 	if (spool_url.data[7] != '/')
@@ -2917,6 +3144,8 @@ archiver_run(bs_config *cfg, bs_error *err)
 	pthread_mutex_unlock(&a.lock);
 	while (!a.stopping && !a.fatal)
 		event_base_dispatch(a.evbase);
+	/* Before the final seal, and before anything is freed. */
+	stop_base_job(&a);
 
 	pthread_mutex_lock(&a.lock);
 	if (a.fatal)

@@ -112,15 +112,38 @@ free_base(manifest_base *b)
 	free(b->definition);
 }
 
+void
+basecopy_result_free(basecopy_result *r)
+{
+	free_base(&r->base);
+	basecopy_free_columns(r->ncols, r->cols);
+	memset(r, 0, sizeof(*r));
+}
+
+void
+basecopy_apply(manifest *m, const basecopy_result *r)
+{
+	const manifest_layout *cur = manifest_layout_at(m, r->base.lsn);
+	manifest_base base = r->base;
+
+	/* The stream may have added layouts after the base's LSN meanwhile: compare with the one
+	 * in effect at the base, and insert in LSN order. */
+	if (cur == NULL || cur->replident != r->replident ||
+		!manifest_columns_equal(cur->ncols, cur->columns, r->ncols, r->cols))
+		cur = manifest_insert_layout(m, -1, r->base.lsn, r->replident, r->ncols, r->cols);
+	base.layout_id = cur->id;
+	manifest_add_base(m, &base);
+}
+
 int
-basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, manifest *m,
-			   uint64_t lsn, bs_error *err)
+basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, const basecopy_target *table,
+			   uint64_t lsn, basecopy_result *out, bs_error *err)
 {
 	manifest_column *cols = NULL;
 	int ncols = 0;
 	char replident;
-	const manifest_layout *cur;
 	manifest_base base;
+	uint32_t relid = table->relid;
 	char *qname = NULL;
 	char *sql = NULL;
 	char *key = NULL;
@@ -135,17 +158,13 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, manifest
 	memset(&base, 0, sizeof(base));
 	base.lsn = lsn;
 	base.time = now_unix_us();
-	if (basecopy_read_layout(conn, m->relid, &replident, &ncols, &cols, err) != BS_OK)
+	memset(out, 0, sizeof(*out));
+	if (basecopy_read_layout(conn, relid, &replident, &ncols, &cols, err) != BS_OK)
 		return BS_ERR;
-	cur = m->nlayouts > 0 ? &m->layouts[m->nlayouts - 1] : NULL;
-	if (cur == NULL || cur->replident != replident ||
-		!manifest_columns_equal(cur->ncols, cur->columns, ncols, cols))
-		cur = manifest_add_layout(m, lsn, replident, ncols, cols);
-	base.layout_id = cur->id;
-	if (catalog_table_definition(conn, m->relid, &base.definition, err) != BS_OK)
+	if (catalog_table_definition(conn, relid, &base.definition, err) != BS_OK)
 		goto out;
 
-	qname = pgsql_qualified_name(m->schema, m->name);
+	qname = pgsql_qualified_name(table->schema, table->name);
 	{
 		strbuf sb = STRBUF_INIT;
 
@@ -174,7 +193,7 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, manifest
 		}
 		if (w == NULL)
 		{
-			key = manifest_base_chunk_key(m->relid, lsn, ++chunkno);
+			key = manifest_base_chunk_key(relid, lsn, ++chunkno);
 			if (object_writer_open(st, key, opts->codec, opts->level, &w, err) != BS_OK)
 			{
 				PQfreemem(row);
@@ -190,8 +209,11 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, manifest
 		chunk_raw += (uint64_t) n;
 		chunk_rows++;
 		base.rows++;
-		if (opts->tick && (base.rows & 4095) == 0)
-			opts->tick(opts->tick_ctx);
+		if (opts->cancel && (base.rows & 4095) == 0 && __atomic_load_n(opts->cancel, __ATOMIC_RELAXED))
+		{
+			error_set(err, ERRCODE_CANCELED, "base copy of %s.%s cancelled", table->schema, table->name);
+			goto out_copy;
+		}
 		/* Chunks end at row boundaries, so each chunk is valid COPY input on its own. */
 		if (chunk_raw >= opts->chunk_size)
 		{
@@ -218,7 +240,7 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, manifest
 	/* An empty table still gets one (empty) chunk: its absence would look like loss. */
 	if (w == NULL)
 	{
-		key = manifest_base_chunk_key(m->relid, lsn, ++chunkno);
+		key = manifest_base_chunk_key(relid, lsn, ++chunkno);
 		if (object_writer_open(st, key, opts->codec, opts->level, &w, err) != BS_OK)
 			goto out;
 	}
@@ -226,11 +248,18 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, manifest
 	w = NULL;
 	if (rc != BS_OK)
 		goto out;
-	manifest_add_base(m, &base);
-	log_info("base copy of %s.%s at %s: %llu rows in %d chunk(s)", m->schema, m->name,
+	log_info("base copy of %s.%s at %s: %llu rows in %d chunk(s)", table->schema, table->name,
 			 lsn_format(lsn, lsnbuf), (unsigned long long) base.rows, base.nchunks);
-	rc = BS_OK;
-	goto out;
+	/* Ownership moves to the result. */
+	out->relid = relid;
+	out->replident = replident;
+	out->ncols = ncols;
+	out->cols = cols;
+	out->base = base;
+	free(key);
+	free(sql);
+	free(qname);
+	return BS_OK;
 
 out_copy:
 	/* Drain the COPY so the connection stays usable. */
@@ -270,20 +299,19 @@ basecopy_begin_snapshot(PGconn *conn, const char *snapshot, bs_error *err)
 }
 
 int
-basecopy_with_temporary_slot(const char *conninfo, PGconn *conn, storage *st,
-							 const basecopy_options *opts, manifest **tables, int ntables,
+basecopy_with_temporary_slot(PGconn *repl, PGconn *conn, storage *st, const basecopy_options *opts,
+							 const basecopy_target *tables, int ntables, basecopy_result **results,
 							 uint64_t *lsn_out, bs_error *err)
 {
-	PGconn *repl = NULL;
 	PGresult *res = NULL;
+	basecopy_result *out = xcalloc(ntables > 0 ? (size_t) ntables : 1, sizeof(basecopy_result));
 	char slot[64];
 	strbuf sql = STRBUF_INIT;
 	uint64_t lsn;
+	int done = 0;
 	int rc = BS_ERR;
 
-	if (pgsql_connect(conninfo, true, "backstop basecopy", &repl, err) != BS_OK)
-		return BS_ERR;
-	/* A temporary slot disappears with its session: nothing to clean up on failure. */
+	/* A temporary slot disappears with its session: the caller closes repl. */
 	snprintf(slot, sizeof(slot), "backstop_base_%d_%ld", (int) getpid(), (long) (now_unix_us() % 1000000000));
 	strbuf_printf(&sql, "CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export')", slot);
 	res = PQexec(repl, sql.data);
@@ -299,9 +327,9 @@ basecopy_with_temporary_slot(const char *conninfo, PGconn *conn, storage *st,
 	}
 	if (basecopy_begin_snapshot(conn, PQgetvalue(res, 0, 2), err) != BS_OK)
 		goto out;
-	for (int i = 0; i < ntables; i++)
+	for (done = 0; done < ntables; done++)
 	{
-		if (basecopy_table(conn, st, opts, tables[i], lsn, err) != BS_OK)
+		if (basecopy_table(conn, st, opts, &tables[done], lsn, &out[done], err) != BS_OK)
 		{
 			pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
 			goto out;
@@ -310,10 +338,17 @@ basecopy_with_temporary_slot(const char *conninfo, PGconn *conn, storage *st,
 	if (pgsql_exec(conn, "COMMIT", err) != BS_OK)
 		goto out;
 	*lsn_out = lsn;
+	*results = out;
+	out = NULL;
 	rc = BS_OK;
 out:
+	if (out)
+	{
+		for (int i = 0; i < done; i++)
+			basecopy_result_free(&out[i]);
+		free(out);
+	}
 	PQclear(res);
-	PQfinish(repl);
 	strbuf_free(&sql);
 	return rc;
 }

@@ -15,20 +15,45 @@ typedef struct basecopy_options
 	codec_id codec;
 	int level;
 	uint64_t chunk_size;		/* raw bytes per chunk */
-	/* Called now and then during a long copy, so the caller can keep its replication
-	 * connection alive (standby status updates); may be NULL. */
-	void		(*tick) (void *ctx);
-	void	   *tick_ctx;
+	/* Another thread sets *cancel (atomically) to abandon a copy: checked between rows.
+	 * May be NULL. */
+	const int  *cancel;
 } basecopy_options;
+
+/* A table to copy. */
+typedef struct basecopy_target
+{
+	uint32_t relid;
+	char	   *schema;
+	char	   *name;
+} basecopy_target;
+
+/*
+ * What a copy produced, before it is added to any manifest: the table's layout and the base
+ * (chunks stored and verified; layout_id is set by basecopy_apply).
+ */
+typedef struct basecopy_result
+{
+	uint32_t relid;
+	char		replident;
+	int			ncols;
+	manifest_column *cols;
+	manifest_base base;
+} basecopy_result;
 
 /*
  * Copy one table into storage as base copy at lsn.  conn must be inside a REPEATABLE READ
  * transaction importing the snapshot that is exact at lsn.  Reads the table's layout and
- * definition in the same snapshot, adds the layout to m when it differs from m's current
- * one, and appends the base (chunks uploaded, verified by checksum) to m.  The caller stores m.
+ * definition in the same snapshot.  No manifest is touched: the caller adds *out to the
+ * table's manifest with basecopy_apply (so the copy can run in another thread).
  */
-int basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, manifest *m,
-				   uint64_t lsn, bs_error *err);
+int basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, const basecopy_target *table,
+				   uint64_t lsn, basecopy_result *out, bs_error *err);
+
+/* Add a copy to the table's manifest: its layout (in LSN order, unless the layout in effect
+ * at the base is the same), then the base. */
+void basecopy_apply(manifest *m, const basecopy_result *r);
+void basecopy_result_free(basecopy_result *r);
 
 /* Columns of the table as the next Relation message will describe them (key flags per
  * replica identity), completed as catalog_describe_columns does. */
@@ -38,10 +63,12 @@ void basecopy_free_columns(int ncols, manifest_column *cols);
 
 /*
  * Take base copies of the given tables exactly at one point, using a temporary logical
- * slot's exported snapshot (a second replication connection).  *lsn_out receives the point.
+ * slot created on repl (a replication connection) for its exported snapshot; conn (a
+ * normal connection, idle) runs the copies.  results receives ntables entries (free each
+ * with basecopy_result_free, then the array), *lsn_out the point.
  */
-int basecopy_with_temporary_slot(const char *conninfo, PGconn *conn, storage *st,
-								 const basecopy_options *opts, manifest **tables, int ntables,
+int basecopy_with_temporary_slot(PGconn *repl, PGconn *conn, storage *st, const basecopy_options *opts,
+								 const basecopy_target *tables, int ntables, basecopy_result **results,
 								 uint64_t *lsn_out, bs_error *err);
 
 /* Start the snapshot transaction on conn for an exported snapshot name. */
