@@ -327,6 +327,7 @@ basecopy_with_temporary_slot(PGconn *repl, PGconn *conn, storage *st, const base
 	}
 	if (basecopy_begin_snapshot(conn, PQgetvalue(res, 0, 2), err) != BS_OK)
 		goto out;
+	log_info("base copy point %s: copying %d table(s)", PQgetvalue(res, 0, 1), ntables);
 	for (done = 0; done < ntables; done++)
 	{
 		if (basecopy_table(conn, st, opts, &tables[done], lsn, &out[done], err) != BS_OK)

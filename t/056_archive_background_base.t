@@ -1,0 +1,124 @@
+# 056_archive_background_base.t — a table created while the archiver runs (--all-tables) gets its
+# first base copy in the background: checkpoints of another table are answered while the copy
+# runs, changes to the new table made during its copy are neither lost nor applied twice, and
+# both tables recover exactly at a point during the copy and at the latest point.
+use strict;
+use warnings;
+
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(sleep time);
+use BackstopTest;
+
+my $node = new_pg_node('bgbase', extra_conf => "max_wal_size = 1GB\n");
+my $db = 'postgres';
+my $conn = node_connstr($node, $db);
+my $dir = scratch_dir('bgbase');
+my $storage = "file://$dir/archive";
+my $port = PostgreSQL::Test::Cluster::get_free_port();
+my $listen = "127.0.0.1:$port";
+my $rows = $ENV{BACKSTOP_BGBASE_ROWS} // 600000;
+
+$node->safe_psql($db, q{
+	CREATE TABLE public.busy (id int PRIMARY KEY, v int);
+	INSERT INTO public.busy SELECT g, 0 FROM generate_series(1, 100) g;
+});
+my $log = "$dir/archiver.log";
+my $h = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', '--db', $conn, '--all-tables',
+	  '--storage', $storage, '--data-dir', "$dir/data", '--listen', $listen, '--segment-age', '1s',
+	  '--table-poll-interval', '200ms' ],
+	'<', \undef, '>', "$dir/archiver.out", '2>>', $log));
+ok(wait_for('the archiver', sub { (archiver_checkpoint($listen, 'public.busy', '5s'))[0] == 0 }, 60), 'archiver running')
+  or diag(slurp_file($log));
+
+sub metric
+{
+	my ($name) = @_;
+	my $m = '';
+	IPC::Run::run([ 'curl', '-s', "http://$listen/metrics" ], '>', \$m);
+	return $m =~ /^\Q$name\E (\S+)$/m ? $1 : undef;
+}
+
+sub checkpoint_seconds
+{
+	my ($table) = @_;
+	my $t0 = time();
+	my ($rc, $out, $err) = archiver_checkpoint($listen, $table, '120s');
+	return ($rc, time() - $t0, "$out\n$err");
+}
+
+is(metric('backstop_base_copy_running'), '0', 'no base copy running at first');
+
+# A big new table: created and filled in one transaction, so that its first base copy (taken
+# by the next table check) holds all of it and takes a few seconds.
+$node->safe_psql($db, qq{
+	BEGIN;
+	CREATE TABLE public.big (id int PRIMARY KEY, payload text);
+	INSERT INTO public.big SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, $rows) g;
+	COMMIT;
+});
+ok(wait_for('the base copy point', sub { slurp_file($log) =~ /base copy point \S+: copying/ }, 60),
+	'the base copy of the new table started') or diag(slurp_file($log));
+is(metric('backstop_base_copy_running'), '1', 'metric: a base copy is running');
+
+# During the copy: changes to both tables (those to big come after the copy's point, so they
+# must come from the stream), then a checkpoint of the other table.
+$node->safe_psql($db, q{
+	UPDATE public.busy SET v = v + 1 WHERE id <= 50;
+	UPDATE public.big SET payload = 'during ' || id WHERE id % 1000 = 0;
+	INSERT INTO public.big VALUES (-1, 'inserted during the copy');
+	DELETE FROM public.big WHERE id BETWEEN 10 AND 19;
+});
+my ($rc, $secs, $diag) = checkpoint_seconds('public.busy');
+my $still = metric('backstop_base_copy_running');
+is($rc, 0, 'checkpoint of another table during the copy') or diag($diag);
+is($still, '1', 'the base copy was still running when the checkpoint was answered')
+  or diag(slurp_file($log));
+my $lsn_mid = $node->safe_psql($db, 'SELECT pg_current_wal_lsn()');
+my %mid = map { $_ => content_checksum($node, $db, "public.$_") } qw(busy big);
+$node->safe_psql($db, q{UPDATE public.busy SET v = v + 10 WHERE id > 90});
+my ($rc2, $secs2, $diag2) = checkpoint_seconds('public.busy');
+is($rc2, 0, 'a second checkpoint during the copy') or diag($diag2);
+
+ok(wait_for('the base copy to finish', sub { slurp_file($log) =~ /base cop(?:y|ies) done in ([\d.]+) s/ }, 300),
+	'the base copy finished') or diag(slurp_file($log));
+my ($copy_secs) = slurp_file($log) =~ /base cop(?:y|ies) done in ([\d.]+) s/;
+is(metric('backstop_base_copy_running'), '0', 'metric: no base copy running afterwards');
+diag(sprintf('base copy %.1f s; checkpoints during it %.2f s and %.2f s', $copy_secs, $secs, $secs2));
+cmp_ok($copy_secs, '>=', 1.5, 'the base copy took long enough for the timing to mean something');
+cmp_ok($secs, '<', $copy_secs / 3, 'the checkpoint during the copy did not wait for it');
+
+# More changes after the copy; then both tables at the latest point.
+$node->safe_psql($db, q{
+	UPDATE public.busy SET v = v + 100 WHERE id % 2 = 0;
+	UPDATE public.big SET payload = 'after' WHERE id % 777 = 0;
+	INSERT INTO public.big VALUES (-2, 'after the copy');
+});
+for my $t (qw(busy big))
+{
+	my ($c, $o, $e) = archiver_checkpoint($listen, "public.$t", '120s');
+	is($c, 0, "checkpoint of $t after the copy") or diag("$o\n$e");
+}
+my $lsn_late = $node->safe_psql($db, 'SELECT pg_current_wal_lsn()');
+my %late = map { $_ => content_checksum($node, $db, "public.$_") } qw(busy big);
+
+my ($vrc, $vout, $verr) = run_backstop('verify', '--storage', $storage);
+is($vrc, 0, 'verify: the archive is consistent') or diag("$vout\n$verr");
+for my $t (qw(busy big))
+{
+	for my $p ([ 'mid', $lsn_mid, \%mid ], [ 'late', $lsn_late, \%late ])
+	{
+		my ($name, $lsn, $sums) = @$p;
+		my ($c, $o, $e) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', "public.$t",
+			'--to-lsn', $lsn, '--into', "public.${t}_$name", '--no-indexes');
+		is($c, 0, "recover $t at the $name point") or diag("$o\n$e");
+		is(content_checksum($node, $db, "public.${t}_$name"), $sums->{$t}, "$t recovered exactly at the $name point");
+	}
+}
+
+$h->signal('TERM');
+$h->finish;
+like(slurp_file($log), qr/stopped; confirmed/, 'orderly stop');
+done_testing();
