@@ -274,6 +274,40 @@ manifest_insert_layout(manifest *m, int64_t want_id, uint64_t from_lsn, char rep
 	return &m->layouts[i];
 }
 
+int
+manifest_use_layout(manifest *m, uint64_t from_lsn, char replident, int ncols, const manifest_column *columns,
+					uint32_t *id, bs_error *err)
+{
+	const manifest_layout *cur = manifest_layout_at(m, from_lsn);
+	manifest_layout *next = NULL;
+
+	if (cur && cur->replident == replident && manifest_columns_equal(cur->ncols, cur->columns, ncols, columns))
+	{
+		*id = cur->id;
+		return BS_OK;
+	}
+	for (int i = 0; i < m->nlayouts && next == NULL; i++)
+		if (m->layouts[i].from_lsn > from_lsn)
+			next = &m->layouts[i];
+	if (next == NULL)
+	{
+		*id = manifest_add_layout(m, from_lsn, replident, ncols, columns)->id;
+		return BS_OK;
+	}
+	/* The same layout seen later (by the stream, ahead of a base copy): it was in effect
+	 * from here already. */
+	if (next->replident == replident && manifest_columns_equal(next->ncols, next->columns, ncols, columns))
+	{
+		next->from_lsn = from_lsn;
+		*id = next->id;
+		return BS_OK;
+	}
+	/* A new layout before a later one would give it an id out of LSN order, which replay
+	 * does not accept (ids are positions there). */
+	return error_set(err, ERRCODE_INTERNAL, "table %s.%s: a layout from %X/%X would precede a later, different one",
+					 m->schema, m->name, (unsigned) (from_lsn >> 32), (unsigned) from_lsn);
+}
+
 const manifest_layout *
 manifest_layout_at(const manifest *m, uint64_t lsn)
 {

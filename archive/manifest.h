@@ -117,6 +117,14 @@ manifest_layout *manifest_add_layout(manifest *m, uint64_t from_lsn, char replid
  * a base copy taken ahead of or behind the stream).  want_id keeps a given id (-1: a new one). */
 manifest_layout *manifest_insert_layout(manifest *m, int64_t want_id, uint64_t from_lsn, char replident,
 										int ncols, const manifest_column *columns);
+/*
+ * The id of a layout in effect from from_lsn with these columns, added when needed without
+ * ever putting ids out of LSN order: the layout in effect at from_lsn when it is the same;
+ * else a new layout when none is later; else the next later one when it is the same (its
+ * from_lsn is lowered).  Otherwise an error (a different layout would have to go in between).
+ */
+int manifest_use_layout(manifest *m, uint64_t from_lsn, char replident, int ncols, const manifest_column *columns,
+						uint32_t *id, bs_error *err);
 /* The layout in effect for a commit at lsn (the newest from at or before it), NULL if none. */
 const manifest_layout *manifest_layout_at(const manifest *m, uint64_t lsn);
 manifest_base *manifest_add_base(manifest *m, const manifest_base *base);

@@ -1286,15 +1286,25 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 	else
 	{
 		char lsnbuf[LSN_BUFLEN];
-		bool added = cur == NULL || rel->ncols > cur->ncols;
+		/* No layout yet: the table's first base copy is still to come (it checks for columns
+		 * added after it, see apply_base). */
+		bool added = cur != NULL && rel->ncols > cur->ncols;
+		uint32_t id;
+		bs_error e2;
 
 		if (catalog_describe_columns(a->conn, rel->relid, rel->ncols, cols, err) != BS_OK)
 		{
 			basecopy_free_columns(rel->ncols, cols);
 			return BS_ERR;
 		}
-		/* Valid from this transaction on (the Relation message precedes its first change). */
-		t->layout_id = insert_layout(t->man, -1, a->txn_final_lsn, rel->replident, rel->ncols, cols);
+		/* Valid from this transaction on (the Relation message precedes its first change).
+		 * Where a layout cannot be placed without putting ids out of LSN order (a base taken
+		 * ahead of the stream), it is inserted in order as before. */
+		error_clear(&e2);
+		if (manifest_use_layout(t->man, a->txn_final_lsn, rel->replident, rel->ncols, cols, &id, &e2) == BS_OK)
+			t->layout_id = id;
+		else
+			t->layout_id = insert_layout(t->man, -1, a->txn_final_lsn, rel->replident, rel->ncols, cols);
 		log_info("table %s.%s: new column layout %u from %s", t->man->schema, t->man->name,
 				 t->layout_id, lsn_format(a->txn_final_lsn, lsnbuf));
 		/* Rows that predate an added column may hold a volatile default: a new base makes
@@ -2309,15 +2319,23 @@ static arch_table *
 apply_base(archiver *a, const basecopy_result *r, uint64_t lsn)
 {
 	arch_table *t = find_table(a, r->relid);
+	const manifest_layout *bl;
 	char l[LSN_BUFLEN];
+	bs_error err;
 
+	error_clear(&err);
 	if (t == NULL || !t->active)
 	{
 		log_warning("base copy of table %u at %s discarded: the table is no longer archived (dropped meanwhile?)",
 					r->relid, lsn_format(lsn, l));
 		return NULL;
 	}
-	basecopy_apply(t->man, r);
+	if (basecopy_apply(t->man, r, &err) != BS_OK)
+	{
+		log_warning("%s (a new one is taken at a later check)", err.message);
+		t->rebase_wanted = true;
+		return NULL;
+	}
 	if (strcmp(t->man->status ? t->man->status : "", "active") != 0)
 	{
 		free(t->man->status);
@@ -2327,6 +2345,12 @@ apply_base(archiver *a, const basecopy_result *r, uint64_t lsn)
 	 * archived_to moves when the stream has caught up (store_head). */
 	if (t->man->nbases == 1 && t->man->archived_to < lsn)
 		t->man->archived_to = lsn;
+	/* A column added after the base (the stream ran on during the copy) asks for another,
+	 * as handle_relation does for one added before. */
+	bl = manifest_layout_by_id(t->man, t->man->bases[t->man->nbases - 1].layout_id);
+	for (int i = 0; i < t->man->nlayouts; i++)
+		if (t->man->layouts[i].from_lsn > lsn && bl && t->man->layouts[i].ncols > bl->ncols)
+			t->rebase_wanted = true;
 	/* Stored by the uploader: one writer per manifest keeps the newest version last. */
 	t->dirty = true;
 	t->change_bytes = 0;
@@ -2338,15 +2362,21 @@ apply_base(archiver *a, const basecopy_result *r, uint64_t lsn)
 static void
 finish_base_job(archiver *a, base_job *j)
 {
+	if (j->rc != BS_OK && __atomic_load_n(&j->cancel, __ATOMIC_RELAXED))
+	{
+		/* The tables have no new base yet: the next start takes them (nbases == 0 or the
+		 * usual re-base conditions). */
+		log_info("base copy cancelled: the archiver is stopping");
+		return;
+	}
 	if (j->rc != BS_OK)
 	{
 		log_warning("base copy failed (retried at a later check): %s", j->err.message);
-		/* Asked for by a layout change: ask again. */
 		for (int i = 0; i < j->ntargets; i++)
 		{
 			arch_table *t = find_table(a, j->targets[i].relid);
 
-			if (t && t->active && t->man->nbases > 0)
+			if (t && t->active)
 				t->rebase_wanted = true;
 		}
 		return;
@@ -2374,8 +2404,7 @@ start_base_job(archiver *a, arch_table **list, int n)
 	{
 		log_warning("could not start the base-copy thread (retried at a later check)");
 		for (int i = 0; i < n; i++)
-			if (list[i]->man->nbases > 0)
-				list[i]->rebase_wanted = true;
+			list[i]->rebase_wanted = true;
 		base_job_free(j);
 		return;
 	}
@@ -2519,7 +2548,8 @@ poll_tables(archiver *a, bs_error *err)
 
 			/* A busy small table outgrows its base in seconds: re-basing it at every check
 			 * would stall the stream for nothing, hence the minimum interval. */
-			if (t->rebase_wanted ||
+			/* nbases == 0: a first base that failed or was discarded is taken again. */
+			if (t->rebase_wanted || t->man->nbases == 0 ||
 				(t->man->nbases && rebase_age_us > 0 && base_age > rebase_age_us) ||
 				(ratio > 0 && base_age >= min_interval_us &&
 				 t->change_bytes * 100 > (uint64_t) ratio * (table_base_bytes(t->man) + 1)))

@@ -120,19 +120,18 @@ basecopy_result_free(basecopy_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
-void
-basecopy_apply(manifest *m, const basecopy_result *r)
+int
+basecopy_apply(manifest *m, const basecopy_result *r, bs_error *err)
 {
-	const manifest_layout *cur = manifest_layout_at(m, r->base.lsn);
 	manifest_base base = r->base;
 
-	/* The stream may have added layouts after the base's LSN meanwhile: compare with the one
-	 * in effect at the base, and insert in LSN order. */
-	if (cur == NULL || cur->replident != r->replident ||
-		!manifest_columns_equal(cur->ncols, cur->columns, r->ncols, r->cols))
-		cur = manifest_insert_layout(m, -1, r->base.lsn, r->replident, r->ncols, r->cols);
-	base.layout_id = cur->id;
+	/* The stream may have added layouts after the base's LSN meanwhile (a copy taken in the
+	 * background): the base's layout goes where it belongs in LSN order. */
+	if (manifest_use_layout(m, r->base.lsn, r->replident, r->ncols, r->cols, &base.layout_id, err) != BS_OK)
+		return error_prefix(err, "base copy at %X/%X not added", (unsigned) (r->base.lsn >> 32),
+							(unsigned) r->base.lsn);
 	manifest_add_base(m, &base);
+	return BS_OK;
 }
 
 int

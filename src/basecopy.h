@@ -50,9 +50,9 @@ typedef struct basecopy_result
 int basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, const basecopy_target *table,
 				   uint64_t lsn, basecopy_result *out, bs_error *err);
 
-/* Add a copy to the table's manifest: its layout (in LSN order, unless the layout in effect
- * at the base is the same), then the base. */
-void basecopy_apply(manifest *m, const basecopy_result *r);
+/* Add a copy to the table's manifest: its layout (manifest_use_layout), then the base.
+ * Fails, leaving m unchanged, when the layout cannot be placed (see manifest_use_layout). */
+int basecopy_apply(manifest *m, const basecopy_result *r, bs_error *err);
 void basecopy_result_free(basecopy_result *r);
 
 /* Columns of the table as the next Relation message will describe them (key flags per

@@ -20,6 +20,8 @@ my $storage = "file://$dir/archive";
 my $port = PostgreSQL::Test::Cluster::get_free_port();
 my $listen = "127.0.0.1:$port";
 my $rows = $ENV{BACKSTOP_BGBASE_ROWS} // 600000;
+# A high zstd level makes the copy CPU-bound, so that it lasts seconds on a fast machine too.
+my $level = $ENV{BACKSTOP_BGBASE_LEVEL} // 12;
 
 $node->safe_psql($db, q{
 	CREATE TABLE public.busy (id int PRIMARY KEY, v int);
@@ -28,7 +30,8 @@ $node->safe_psql($db, q{
 my $log = "$dir/archiver.log";
 my $h = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', '--db', $conn, '--all-tables',
 	  '--storage', $storage, '--data-dir', "$dir/data", '--listen', $listen, '--segment-age', '1s',
-	  '--table-poll-interval', '200ms' ],
+	  '--table-poll-interval', '200ms',
+	  '--compression-level', $level ],
 	'<', \undef, '>', "$dir/archiver.out", '2>>', $log));
 ok(wait_for('the archiver', sub { (archiver_checkpoint($listen, 'public.busy', '5s'))[0] == 0 }, 60), 'archiver running')
   or diag(slurp_file($log));
@@ -62,6 +65,9 @@ $node->safe_psql($db, qq{
 ok(wait_for('the base copy point', sub { slurp_file($log) =~ /base copy point \S+: copying/ }, 60),
 	'the base copy of the new table started') or diag(slurp_file($log));
 is(metric('backstop_base_copy_running'), '1', 'metric: a base copy is running');
+# The walsender first decodes (and discards) the big transaction: wait until it is past it.
+my ($rc0, $secs0, $diag0) = checkpoint_seconds('public.busy');
+is($rc0, 0, 'warm-up checkpoint during the copy') or diag($diag0);
 
 # During the copy: changes to both tables (those to big come after the copy's point, so they
 # must come from the stream), then a checkpoint of the other table.
@@ -86,8 +92,9 @@ ok(wait_for('the base copy to finish', sub { slurp_file($log) =~ /base cop(?:y|i
 	'the base copy finished') or diag(slurp_file($log));
 my ($copy_secs) = slurp_file($log) =~ /base cop(?:y|ies) done in ([\d.]+) s/;
 is(metric('backstop_base_copy_running'), '0', 'metric: no base copy running afterwards');
-diag(sprintf('base copy %.1f s; checkpoints during it %.2f s and %.2f s', $copy_secs, $secs, $secs2));
-cmp_ok($copy_secs, '>=', 1.5, 'the base copy took long enough for the timing to mean something');
+diag(sprintf('base copy %.1f s; checkpoints during it %.2f s (warm-up), %.2f s and %.2f s',
+	$copy_secs, $secs0, $secs, $secs2));
+cmp_ok($copy_secs, '>=', 3, 'the base copy took long enough for the timing to mean something');
 cmp_ok($secs, '<', $copy_secs / 3, 'the checkpoint during the copy did not wait for it');
 
 # More changes after the copy; then both tables at the latest point.
@@ -118,7 +125,50 @@ for my $t (qw(busy big))
 	}
 }
 
+is(scalar(() = slurp_file($log) =~ /base copy point/g), 1, 'one background base copy so far (no needless re-base)')
+  or diag(slurp_file($log));
+
+sub copies_started { return scalar(() = slurp_file($log) =~ /base copy point/g) }
+
+# A table dropped while its first base copy runs: the DROP waits for the copy's lock; the
+# archiver carries on and marks the table dropped.
+my $half = int($rows / 2);
+$node->safe_psql($db, qq{
+	BEGIN;
+	CREATE TABLE public.victim (id int PRIMARY KEY, payload text);
+	INSERT INTO public.victim SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, $half) g;
+	COMMIT;
+});
+ok(wait_for('the copy of victim', sub { copies_started() >= 2 }, 60), 'the copy of victim started');
+my ($dout, $derr) = ('', '');
+my $dropper = IPC::Run::start([ 'psql', '-XAtq', '-d', $conn, '-c', 'DROP TABLE public.victim' ],
+	'>', \$dout, '2>', \$derr);
+ok(wait_for('the drop to be seen', sub { slurp_file($log) =~ /table public\.victim was dropped/ }, 120),
+	'the table dropped during its copy is marked dropped') or diag(slurp_file($log));
+$dropper->finish;
+is(metric('backstop_base_copy_running'), '0', 'no base copy running after the drop');
+($rc, $secs, $diag) = checkpoint_seconds('public.busy');
+is($rc, 0, 'the archiver carries on after the drop') or diag($diag);
+
+# SIGTERM during a base copy: the copy is cancelled, the archiver stops promptly and cleanly.
+$node->safe_psql($db, qq{
+	BEGIN;
+	CREATE TABLE public.big2 (id int PRIMARY KEY, payload text);
+	INSERT INTO public.big2 SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, $rows) g;
+	COMMIT;
+});
+my $before = copies_started();
+ok(wait_for('the copy of big2', sub { copies_started() > $before }, 60), 'the copy of big2 started');
+sleep(0.5);
+my $t0 = time();
 $h->signal('TERM');
 $h->finish;
-like(slurp_file($log), qr/stopped; confirmed/, 'orderly stop');
+my $stop_secs = time() - $t0;
+diag(sprintf('stopped %.2f s after SIGTERM during a base copy', $stop_secs));
+my $final = slurp_file($log);
+like($final, qr/stopping: waiting for the base copy to stop/, 'the running copy was asked to stop');
+unlike($final, qr/base copy of public\.big2 at/, 'the copy of big2 did not complete');
+like($final, qr/stopped; confirmed/, 'orderly stop');
+cmp_ok($stop_secs, '<', 5, 'the stop did not wait for the copy');
+unlike($final, qr/ERROR|FATAL|PANIC/, 'no errors in the archiver log') or diag($final);
 done_testing();
