@@ -60,6 +60,7 @@ typedef struct arch_table
 	uint32_t layout_id;			/* layout of the changes being received */
 	char *verified_key;			/* newest object re-read and checked by this process */
 	bool dirty;					/* manifest changed in memory; the uploader stores it */
+	bool base_unstored;			/* a new base is in man, not yet in a stored manifest */
 } arch_table;
 
 /* A sealed epoch handed from the stream to the uploader thread. */
@@ -599,6 +600,7 @@ store_dirty_manifests(archiver *a, bs_error *err)
 		uint32_t relid = 0;
 		char *json = NULL;
 		bool found = false;
+		bool had_base = false;
 
 		uploader_lock(a);
 		for (; i < a->ntables; i++)
@@ -609,6 +611,8 @@ store_dirty_manifests(archiver *a, bs_error *err)
 				relid = a->tables[i]->relid;
 				json = manifest_serialize(a->tables[i]->man, err);
 				a->tables[i]->dirty = false;
+				had_base = a->tables[i]->base_unstored;
+				a->tables[i]->base_unstored = false;
 				break;
 			}
 		}
@@ -619,6 +623,7 @@ store_dirty_manifests(archiver *a, bs_error *err)
 		{
 			uploader_lock(a);
 			a->tables[i]->dirty = true;
+			a->tables[i]->base_unstored = a->tables[i]->base_unstored || had_base;
 			pthread_mutex_unlock(&a->lock);
 			rc = BS_ERR;
 		}
@@ -1924,14 +1929,19 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 	{
 		checkpoint_req *r = *pp;
 		bool expired = now_ms() >= r->deadline_ms;
+		arch_table *rt = find_table(a, r->relid);
+		/* A table whose first base copy is still running (or whose base is not stored yet)
+		 * has no recovery point, however far its changes are stored. */
+		bool has_base = rt && rt->man->nbases > 0 && !rt->base_unstored;
+		bool reached = r->sealed && a->flush_lsn >= r->target_lsn && has_base;
 
-		if (force_fail || (r->sealed && a->flush_lsn >= r->target_lsn) || expired)
+		if (force_fail || reached || expired)
 		{
 			if (force_fail)
 				reply_error(r->req, 503, "Service Unavailable", why ? why : "archiver stopping");
-			else if (a->flush_lsn >= r->target_lsn)
+			else if (reached)
 			{
-				arch_table *t = find_table(a, r->relid);
+				arch_table *t = rt;
 				strbuf sb = STRBUF_INIT;
 				char l1[LSN_BUFLEN], l2[LSN_BUFLEN];
 				const manifest_segment *seg = t && t->man->nsegments ? &t->man->segments[t->man->nsegments - 1] : NULL;
@@ -1958,7 +1968,9 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 				a->metrics.checkpoints++;
 			}
 			else
-				reply_error(r->req, 504, "Gateway Timeout", "timed out waiting for the archive to reach the requested LSN");
+				reply_error(r->req, 504, "Gateway Timeout", has_base || a->flush_lsn < r->target_lsn ?
+							"timed out waiting for the archive to reach the requested LSN" :
+							"timed out waiting for the table's first base copy");
 			*pp = r->next;
 			free(r);
 			continue;
@@ -2353,8 +2365,10 @@ apply_base(archiver *a, const basecopy_result *r, uint64_t lsn)
 			t->rebase_wanted = true;
 	/* Stored by the uploader: one writer per manifest keeps the newest version last. */
 	t->dirty = true;
+	t->base_unstored = true;
 	t->change_bytes = 0;
 	a->metrics.base_copies++;
+	pthread_cond_signal(&a->wake);
 	return t;
 }
 
@@ -2932,7 +2946,7 @@ initial_setup(archiver *a, bs_error *err)
 			}
 			apply_base(a, &r, lsn);
 			basecopy_result_free(&r);
-			t->dirty = false;	/* stored now */
+			t->dirty = t->base_unstored = false;	/* stored now */
 			/* The new slot starts here: nothing before it will be streamed. */
 			if (t->man->archived_to < lsn)
 				t->man->archived_to = lsn;
