@@ -101,7 +101,7 @@ $node->safe_psql($db, q{UPDATE public.busy SET v = v + 10 WHERE id > 90});
 my ($rc2, $secs2, $diag2) = checkpoint_seconds('public.busy');
 is($rc2, 0, 'a second checkpoint during the copy') or diag($diag2);
 
-ok(wait_for('the base copy to finish', sub { slurp_file($log) =~ /base cop(?:y|ies) done in ([\d.]+) s/ }, 300),
+ok(wait_for('the base copy to finish', sub { slurp_file($log) =~ /base cop(?:y|ies) done in ([\d.]+) s/ }, 120),
 	'the base copy finished') or diag(slurp_file($log));
 my ($copy_secs) = slurp_file($log) =~ /base cop(?:y|ies) done in ([\d.]+) s/;
 is(metric('backstop_base_copy_running'), '0', 'metric: no base copy running afterwards');

@@ -651,6 +651,37 @@ test_layouts(void)
 	manifest_free(m);
 }
 
+/* A base copy's layout placed among layouts the stream added meanwhile (background copies). */
+static void
+test_use_layout(void)
+{
+	manifest_column a[2] = {{"id", 23, -1, "integer", true, true, NULL}, {"v", 25, -1, "text", false, false, NULL}};
+	manifest *m = manifest_new(1, "public", "t");
+	uint32_t id = 99;
+	bs_error err;
+
+	error_clear(&err);
+	ok(manifest_use_layout(m, 100, 'd', 2, a, &id, &err) == BS_OK && id == 0 && m->nlayouts == 1,
+	   "first layout is added");
+	ok(manifest_use_layout(m, 150, 'd', 2, a, &id, &err) == BS_OK && id == 0 && m->nlayouts == 1,
+	   "the layout in effect is reused");
+	/* The stream saw the layout at 300 before a base at 200 was added: dated back to 200. */
+	manifest_free(m);
+	m = manifest_new(1, "public", "t");
+	manifest_add_layout(m, 300, 'd', 2, a);
+	ok(manifest_use_layout(m, 200, 'd', 2, a, &id, &err) == BS_OK && id == 0 && m->nlayouts == 1 &&
+	   m->layouts[0].from_lsn == 200, "the same later layout is dated back");
+	/* A different one before it cannot be placed without ids out of LSN order. */
+	ok(manifest_use_layout(m, 100, 'f', 2, a, &id, &err) == BS_ERR && m->nlayouts == 1,
+	   "a different layout before a later one is refused");
+	ok(manifest_use_layout(m, 400, 'f', 1, a, &id, &err) == BS_OK && id == 1 && m->nlayouts == 2 &&
+	   m->layouts[1].from_lsn == 400, "a new layout after the last is appended");
+	ok(manifest_layout_at(m, 399) == &m->layouts[0] && manifest_layout_at(m, 400) == &m->layouts[1] &&
+	   manifest_layout_at(m, 199) == NULL, "layout in effect at an LSN");
+	ok(manifest_validate(m, &err) == BS_OK, "still valid (sorted by LSN)");
+	manifest_free(m);
+}
+
 int
 main(void)
 {
@@ -661,6 +692,7 @@ main(void)
 	test_names();
 	test_head();
 	test_layouts();
+	test_use_layout();
 	test_storage();
 	return done_testing();
 }
