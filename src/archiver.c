@@ -121,21 +121,21 @@ typedef struct archiver_metrics
  */
 typedef struct base_job
 {
-	char	   *conninfo;
-	storage    *st;				/* the archiver's st_base: used by this thread only */
+	char *conninfo;
+	storage *st;				/* the archiver's st_base: used by this thread only */
 	basecopy_options opts;
-	int			ntargets;
+	int ntargets;
 	basecopy_target *targets;
-	int			cancel;			/* atomic: stop requested (checked between rows) */
+	int cancel;					/* atomic: stop requested (checked between rows) */
 	pthread_mutex_t cancel_lock;	/* guards cancels (PQcancel from the main thread) */
-	PGcancel   *cancels[2];
-	int64_t		started_ms;
+	PGcancel *cancels[2];
+	int64_t started_ms;
 	/* filled by the thread */
-	int			rc;
-	bs_error	err;
-	uint64_t	lsn;
+	int rc;
+	bs_error err;
+	uint64_t lsn;
 	basecopy_result *results;
-	int			done;			/* atomic: the thread has finished; join it */
+	int done;					/* atomic: the thread has finished; join it */
 } base_job;
 
 typedef struct archiver
@@ -2459,16 +2459,23 @@ stop_base_job(archiver *a)
 	if (a->bjob == NULL)
 		return;
 	__atomic_store_n(&a->bjob->cancel, 1, __ATOMIC_RELAXED);
-	pthread_mutex_lock(&a->bjob->cancel_lock);
-	for (int i = 0; i < 2; i++)
-	{
-		char buf[256];
-
-		if (a->bjob->cancels[i])
-			PQcancel(a->bjob->cancels[i], buf, sizeof(buf));
-	}
-	pthread_mutex_unlock(&a->bjob->cancel_lock);
 	log_info("stopping: waiting for the base copy to stop");
+	/* Again until it has stopped: a cancel that arrives between two statements is lost,
+	 * and the next one may wait on a lock, where no row check can see the flag. */
+	while (!__atomic_load_n(&a->bjob->done, __ATOMIC_ACQUIRE))
+	{
+		pthread_mutex_lock(&a->bjob->cancel_lock);
+		for (int i = 0; i < 2; i++)
+		{
+			char buf[256];
+
+			if (a->bjob->cancels[i])
+				PQcancel(a->bjob->cancels[i], buf, sizeof(buf));
+		}
+		pthread_mutex_unlock(&a->bjob->cancel_lock);
+		for (int i = 0; i < 10 && !__atomic_load_n(&a->bjob->done, __ATOMIC_ACQUIRE); i++)
+			usleep(50 * 1000);
+	}
 	pthread_join(a->base_thread, NULL);
 	/* Joined: reap_base_job must not join again. */
 	finish_base_job_locked(a);
