@@ -45,19 +45,9 @@ END
 sub start_archiver
 {
 	my ($log) = @_;
-	my $pid = fork;
-	die "fork: $!" unless defined $pid;
-	if ($pid == 0)
-	{
-		open(STDIN, '<', '/dev/null') or POSIX::_exit(127);
-		open(STDOUT, '>>', $log) or POSIX::_exit(127);
-		open(STDERR, '>&', \*STDOUT) or POSIX::_exit(127);
-		exec(backstop_bin(), 'archive', '--db', $conn, '--tables', join(',', @tables),
-			'--storage', $storage, '--data-dir', "$dir/data", '--listen', $listen,
-			'--segment-age', '1s', '--status-interval', '1s', '--table-poll-interval', '5s')
-		  or POSIX::_exit(127);
-	}
-	return $pid;
+	return spawn_archiver($log, '--db', $conn, '--tables', join(',', @tables),
+		'--storage', $storage, '--data-dir', "$dir/data", '--listen', $listen,
+		'--segment-age', '1s', '--status-interval', '1s', '--table-poll-interval', '5s');
 }
 
 sub received_bytes
@@ -65,17 +55,6 @@ sub received_bytes
 	my $r = HTTP::Tiny->new(timeout => 10)->get("http://$listen/metrics");
 	return undef unless $r->{success} && $r->{content} =~ /^backstop_received_bytes_total (\d+)$/m;
 	return $1;
-}
-
-sub proc_status
-{
-	my ($pid, $field) = @_;
-	open(my $fh, '<', "/proc/$pid/status") or return undef;
-	while (<$fh>)
-	{
-		return $1 * 1024 if /^\Q$field\E:\s+(\d+) kB/;
-	}
-	return undef;
 }
 
 sub cpu_seconds
@@ -88,26 +67,9 @@ sub cpu_seconds
 	return ($f[11] + $f[12]) / POSIX::sysconf(POSIX::_SC_CLK_TCK());
 }
 
-# Retry checkpoints until one succeeds: the daemon answers 504 after its own 30 s while it is
-# still receiving a big transaction.
-sub checkpoint_until
-{
-	my ($table, $timeout) = @_;
-	my $deadline = time + $timeout;
-	my ($rc, $out, $err);
-	while (time < $deadline)
-	{
-		($rc, $out, $err) = run_backstop('checkpoint', '--table', $table, '--listen', $listen, '--json',
-			'--timeout', '120s');
-		return (0, $out) if $rc == 0;
-		sleep 0.5;
-	}
-	return ($rc, "$out\n$err");
-}
-
 my $log = "$dir/archiver.log";
 $archiver = start_archiver($log);
-my ($rc, $out) = checkpoint_until('public.big', 60);
+my ($rc, $out) = checkpoint_until($listen, 'public.big', 60);
 is($rc, 0, 'archiver started') or diag(slurp_file($log));
 my $rss_idle = proc_status($archiver, 'VmRSS') // 0;
 my $cpu0 = cpu_seconds($archiver) // 0;
@@ -152,11 +114,11 @@ cmp_ok($data_mb, '>=', 250 * $ROWS / 1_200_000, 'the table holds a few hundred M
 
 # The transaction reaches the archiver only after COMMIT (pgoutput protocol 1).
 my $t1 = time;
-my ($crc, $cout) = checkpoint_until('public.big', 150);
+my ($crc, $cout) = checkpoint_until($listen, 'public.big', 150);
 is($crc, 0, 'checkpoint after the big transaction') or diag($cout . slurp_file($log));
 like($cout, qr/"verified":true/, 'checkpoint verified');
 my $t_archive = time - $t1;
-($rc, $out) = checkpoint_until('public.side', 60);
+($rc, $out) = checkpoint_until($listen, 'public.side', 60);
 is($rc, 0, 'checkpoint of the side table') or diag($out);
 
 my $recv_mb = ((received_bytes() // 0) - $recv0) / 1048576;
@@ -170,8 +132,7 @@ ok($hwm > 0, 'VmHWM readable');
 # A --enable-sanitizers build's memory use says nothing about the archiver's.
 SKIP:
 {
-	my $asan = do { open(my $fh, '<:raw', backstop_bin()) or die $!; local $/; index(<$fh>, '__asan_init') >= 0 };
-	skip 'peak RSS is not meaningful under AddressSanitizer', 1 if $asan;
+	skip 'peak RSS is not meaningful under AddressSanitizer', 1 if asan_build();
 	cmp_ok($hwm / 1048576, '<', 256, 'archiver peak memory stays under 256 MiB (default open_memory_limit 64 MiB)');
 }
 

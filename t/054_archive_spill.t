@@ -51,20 +51,10 @@ END
 sub start_archiver
 {
 	my ($log, @extra) = @_;
-	my $pid = fork;
-	die "fork: $!" unless defined $pid;
-	if ($pid == 0)
-	{
-		open(STDIN, '<', '/dev/null') or POSIX::_exit(127);
-		open(STDOUT, '>>', $log) or POSIX::_exit(127);
-		open(STDERR, '>&', \*STDOUT) or POSIX::_exit(127);
-		exec(backstop_bin(), 'archive', '--db', $conn, '--tables', join(',', @tables),
-			'--storage', $storage, '--data-dir', "$dir/data", '--spool-dir', $spool, '--listen', $listen,
-			'--open-memory-limit', "${LIMIT_MIB}MiB", '--status-interval', '1s', '--table-poll-interval', '5s',
-			@extra)
-		  or POSIX::_exit(127);
-	}
-	return $pid;
+	return spawn_archiver($log, '--db', $conn, '--tables', join(',', @tables),
+		'--storage', $storage, '--data-dir', "$dir/data", '--spool-dir', $spool, '--listen', $listen,
+		'--open-memory-limit', "${LIMIT_MIB}MiB", '--status-interval', '1s', '--table-poll-interval', '5s',
+		@extra);
 }
 
 sub stop_archiver
@@ -88,50 +78,11 @@ sub metrics
 	return \%m;
 }
 
-sub proc_status
-{
-	my ($pid, $field) = @_;
-	open(my $fh, '<', "/proc/$pid/status") or return undef;
-	while (<$fh>)
-	{
-		return $1 * 1024 if /^\Q$field\E:\s+(\d+) kB/;
-	}
-	return undef;
-}
-
-# A --enable-sanitizers build: its memory use says nothing about the archiver's.
-sub asan_build
-{
-	open(my $fh, '<:raw', backstop_bin()) or return 0;
-	local $/;
-	my $bin = <$fh>;
-	return index($bin, '__asan_init') >= 0;
-}
-
 sub spill_files
 {
 	return grep { -f $_ } glob("$spool/spill/*");
 }
 
-# Checkpoints are retried: the daemon answers 504 after its own timeout while it is still
-# receiving a big transaction.
-sub checkpoint_until
-{
-	my ($table, $timeout) = @_;
-	my $deadline = time + $timeout;
-	my ($rc, $out, $err);
-	while (time < $deadline)
-	{
-		($rc, $out, $err) = archiver_checkpoint($listen, $table, '120s');
-		return (0, $out) if $rc == 0;
-		sleep 0.5;
-	}
-	return ($rc, "$out\n$err");
-}
-
-# Run a big transaction in the background: inserts rows [from, from + n), updates every 4th,
-# and while it is open other sessions commit small transactions on both tables (they come
-# first in the stream, the last one just before the big one).
 sub big_transaction
 {
 	my ($from, $n, $tag) = @_;
@@ -209,7 +160,7 @@ sub recover_and_compare
 # ---- phase 1: a transaction of a few hundred MB through a 16 MiB memory limit ----
 my $log = "$dir/archiver.log";
 $archiver = start_archiver($log, '--segment-age', '1s');
-my ($rc, $out) = checkpoint_until('public.big', 60);
+my ($rc, $out) = checkpoint_until($listen, 'public.big', 60);
 is($rc, 0, 'archiver started') or diag(slurp_file($log));
 my $rss_idle = proc_status($archiver, 'VmRSS') // 0;
 my $recv0 = metrics()->{backstop_received_bytes_total} // 0;
@@ -218,11 +169,11 @@ my $t0 = time;
 my $big = big_transaction(1, $ROWS, 'p1');
 ok(finish_big($big), 'phase 1: big transaction committed') or diag(${ $big->{err} });
 my $t1 = time;
-($rc, $out) = checkpoint_until('public.big', 300);
+($rc, $out) = checkpoint_until($listen, 'public.big', 300);
 is($rc, 0, 'phase 1: checkpoint after the big transaction') or diag($out . slurp_file($log));
 like($out, qr/"verified":true/, 'phase 1: checkpoint verified');
 my $t_archive = time - $t1;
-($rc, $out) = checkpoint_until('public.side', 60);
+($rc, $out) = checkpoint_until($listen, 'public.side', 60);
 is($rc, 0, 'phase 1: checkpoint of the side table') or diag($out);
 
 my $m = metrics();
@@ -249,7 +200,7 @@ recover_and_compare('phase 1');
 # ---- phase 2: kill -9 while a spilled transaction is being received ----
 $log = "$dir/archiver-kill.log";
 $archiver = start_archiver($log, '--segment-age', '1s');
-($rc, $out) = checkpoint_until('public.big', 60);
+($rc, $out) = checkpoint_until($listen, 'public.big', 60);
 is($rc, 0, 'phase 2: archiver started') or diag(slurp_file($log));
 my $from2 = 10_000_000;
 $big = big_transaction($from2, $ROWS_SMALL, 'p2');
@@ -265,9 +216,9 @@ $archiver = start_archiver($log, '--segment-age', '1s');
 ok(wait_for('the spill files to be removed', sub { slurp_file($log) =~ /removed \d+ spill files? of segments never sealed/ }, 60),
 	'phase 2: spill files of the killed run are removed at start-up') or diag(slurp_file($log));
 ok(!grep({ -e $_ } @left), 'phase 2: the leftover spill files are gone');
-($rc, $out) = checkpoint_until('public.big', 300);
+($rc, $out) = checkpoint_until($listen, 'public.big', 300);
 is($rc, 0, 'phase 2: checkpoint after the restart') or diag($out . slurp_file($log));
-($rc, $out) = checkpoint_until('public.side', 60);
+($rc, $out) = checkpoint_until($listen, 'public.side', 60);
 is($rc, 0, 'phase 2: checkpoint of the side table') or diag($out);
 is(stop_archiver(), 0, 'phase 2: archiver stops cleanly');
 is(scalar(spill_files()), 0, 'phase 2: no spill file left');
@@ -278,7 +229,7 @@ recover_and_compare('phase 2 (kill -9 mid-spill)');
 # open segment, so that the spill file must be cut back to the big transaction's start.
 $log = "$dir/archiver-pgrestart.log";
 $archiver = start_archiver($log, '--segment-age', '60s');
-($rc, $out) = checkpoint_until('public.big', 60);
+($rc, $out) = checkpoint_until($listen, 'public.big', 60);
 is($rc, 0, 'phase 3: archiver started') or diag(slurp_file($log));
 my $from3 = 20_000_000;
 $big = big_transaction($from3, $ROWS_SMALL, 'p3');
@@ -291,9 +242,9 @@ ok(wait_for('the disconnect', sub { slurp_file($log) =~ /replication connection 
 	'phase 3: the archiver saw the disconnect');
 like(slurp_file($log), qr/public\.big: spill file cut back to \d+ bytes \(1 records\)/,
 	'phase 3: the partial transaction was dropped from the spill file');
-($rc, $out) = checkpoint_until('public.big', 300);
+($rc, $out) = checkpoint_until($listen, 'public.big', 300);
 is($rc, 0, 'phase 3: checkpoint after the reconnect') or diag($out . slurp_file($log));
-($rc, $out) = checkpoint_until('public.side', 60);
+($rc, $out) = checkpoint_until($listen, 'public.side', 60);
 is($rc, 0, 'phase 3: checkpoint of the side table') or diag($out);
 is(stop_archiver(), 0, 'phase 3: archiver stops cleanly');
 is(scalar(spill_files()), 0, 'phase 3: no spill file left');

@@ -47,6 +47,7 @@ use Carp;
 use Exporter 'import';
 use File::Path qw(mkpath rmtree);
 use IPC::Run;
+use POSIX ();
 use Time::HiRes ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -65,6 +66,10 @@ our @EXPORT = qw(
   s3_helper_available
   wait_for
   archiver_checkpoint
+  checkpoint_until
+  spawn_archiver
+  proc_status
+  asan_build
   kill_at_exit
   $REPLICATION_ROLE
 );
@@ -367,6 +372,81 @@ True when F<t/lib/BackstopS3.pm> (s3rver and the fault proxy) exists and loads.
 sub s3_helper_available
 {
 	return eval { require BackstopS3; 1 } ? 1 : 0;
+}
+
+=item checkpoint_until($listen, $table, $seconds)
+
+Retries C<archiver_checkpoint> (daemon-side timeout 120 s) until one succeeds or
+C<$seconds> have passed: the daemon answers 504 after its own timeout while it is still
+receiving a big transaction.  Returns C<(0, stdout)> or C<(exit code, stdout and stderr)>.
+
+=cut
+
+sub checkpoint_until
+{
+	my ($listen, $table, $seconds) = @_;
+	my $deadline = Time::HiRes::time() + $seconds;
+	my ($rc, $out, $err) = (1, '', 'never tried');
+	while (Time::HiRes::time() < $deadline)
+	{
+		($rc, $out, $err) = archiver_checkpoint($listen, $table, '120s');
+		return (0, $out) if $rc == 0;
+		Time::HiRes::sleep(0.5);
+	}
+	return ($rc, "$out\n$err");
+}
+
+=item spawn_archiver($log, @args)
+
+Forks C<backstop archive @args> with stdout and stderr appended to C<$log> and returns its
+PID (for tests that read F</proc/PID> or send it signals themselves).
+
+=cut
+
+sub spawn_archiver
+{
+	my ($log, @args) = @_;
+	my $pid = fork;
+	croak "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		open(STDIN, '<', '/dev/null') or POSIX::_exit(127);
+		open(STDOUT, '>>', $log) or POSIX::_exit(127);
+		open(STDERR, '>&', \*STDOUT) or POSIX::_exit(127);
+		exec(backstop_bin(), 'archive', @args) or POSIX::_exit(127);
+	}
+	return $pid;
+}
+
+=item proc_status($pid, $field)
+
+A memory field of F</proc/PID/status> (e.g. C<VmHWM>, C<VmRSS>) in bytes, or undef.
+
+=cut
+
+sub proc_status
+{
+	my ($pid, $field) = @_;
+	open(my $fh, '<', "/proc/$pid/status") or return undef;
+	while (<$fh>)
+	{
+		return $1 * 1024 if /^\Q$field\E:\s+(\d+) kB/;
+	}
+	return undef;
+}
+
+=item asan_build()
+
+True for a C<--enable-sanitizers> build, whose memory use says nothing about Backstop's.
+
+=cut
+
+sub asan_build
+{
+	open(my $fh, '<:raw', backstop_bin()) or return 0;
+	local $/;
+	my $bin = <$fh>;
+	return index($bin, '__asan_init') >= 0;
 }
 
 =back
