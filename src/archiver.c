@@ -2425,6 +2425,15 @@ start_base_job(archiver *a, arch_table **list, int n)
 	a->bjob = j;
 }
 
+/* The base-copy thread has been joined: add its copies and forget the job (lock held). */
+static void
+retire_base_job(archiver *a)
+{
+	finish_base_job(a, a->bjob);
+	base_job_free(a->bjob);
+	a->bjob = NULL;
+}
+
 /* The base-copy thread has finished: join it and add its copies (lock held). */
 static void
 reap_base_job(archiver *a)
@@ -2432,20 +2441,7 @@ reap_base_job(archiver *a)
 	if (a->bjob == NULL || !__atomic_load_n(&a->bjob->done, __ATOMIC_ACQUIRE))
 		return;
 	pthread_join(a->base_thread, NULL);
-	finish_base_job(a, a->bjob);
-	base_job_free(a->bjob);
-	a->bjob = NULL;
-}
-
-/* After stop_base_job's join: add a completed copy under the lock. */
-static void
-finish_base_job_locked(archiver *a)
-{
-	pthread_mutex_lock(&a->lock);
-	finish_base_job(a, a->bjob);
-	base_job_free(a->bjob);
-	a->bjob = NULL;
-	pthread_mutex_unlock(&a->lock);
+	retire_base_job(a);
 }
 
 /*
@@ -2477,8 +2473,10 @@ stop_base_job(archiver *a)
 			usleep(50 * 1000);
 	}
 	pthread_join(a->base_thread, NULL);
-	/* Joined: reap_base_job must not join again. */
-	finish_base_job_locked(a);
+	/* Joined: reap_base_job must not join again.  A copy that completed anyway is kept. */
+	pthread_mutex_lock(&a->lock);
+	retire_base_job(a);
+	pthread_mutex_unlock(&a->lock);
 }
 
 /* Start-up (no stream yet, single-threaded): copy in this thread. */
@@ -3151,12 +3149,14 @@ archiver_run(bs_config *cfg, bs_error *err)
 	if (storage_open(spool_url.data, NULL, &a.spool, err) != BS_OK)
 		goto out;
 	{
+		const char *spool_dir = config_get(cfg, "spool_dir");
+		size_t len = strlen(spool_dir);
 		strbuf dir = STRBUF_INIT;
-		size_t len = spool_url.len;
 
-		while (len > 8 && spool_url.data[len - 1] == '/')
+		/* The spool's root (absolute, checked above) without trailing slashes. */
+		while (len > 1 && spool_dir[len - 1] == '/')
 			len--;
-		strbuf_printf(&dir, "%.*s/%s", (int) (len - 7), spool_url.data + 7, SPILL_DIR);
+		strbuf_printf(&dir, "%.*s/%s", (int) len, spool_dir, SPILL_DIR);
 		a.spill_dir = strbuf_detach(&dir, NULL);
 	}
 	if (pgsql_connect(config_get(cfg, "db"), false, "backstop archive", &a.conn, err) != BS_OK)
