@@ -223,6 +223,7 @@ typedef struct archiver
 
 	/* At most one base-copy job at a time, run by base_thread (see start_base_job). */
 	base_job *bjob;
+	int64_t	test_lock_key;		/* basecopy_options.test_lock_key, read once at start */
 	pthread_t base_thread;
 } archiver;
 
@@ -2259,6 +2260,7 @@ base_job_new(archiver *a, storage *st, arch_table **list, int n)
 	j->opts.level = a->level;
 	j->opts.chunk_size = (uint64_t) config_get_size(a->cfg, "base_chunk_size");
 	j->opts.cancel = &j->cancel;
+	j->opts.test_lock_key = a->test_lock_key;
 	j->ntargets = n;
 	j->targets = xcalloc((size_t) n, sizeof(basecopy_target));
 	for (int i = 0; i < n; i++)
@@ -3095,6 +3097,7 @@ archiver_run(bs_config *cfg, bs_error *err)
 
 	memset(&a, 0, sizeof(a));
 	a.cfg = cfg;
+	a.test_lock_key = basecopy_test_lock_key_from_env();
 	a.metrics.started_ms = now_ms();
 	a.reconnect_delay_ms = 1000;
 	a.notify_pipe[0] = a.notify_pipe[1] = -1;

@@ -7,6 +7,7 @@
 #include "pgsql.h"
 #include "strbuf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,39 @@ basecopy_apply(manifest *m, const basecopy_result *r, bs_error *err)
 	return BS_OK;
 }
 
+int64_t
+basecopy_test_lock_key_from_env(void)
+{
+	const char *v = getenv("BACKSTOP_TEST_BASE_COPY_LOCK");
+	char *end;
+	long long key;
+
+	if (v == NULL || *v == '\0')
+		return 0;
+	errno = 0;
+	key = strtoll(v, &end, 10);
+	if (errno != 0 || *end != '\0' || key == 0)
+	{
+		log_warning("BACKSTOP_TEST_BASE_COPY_LOCK=\"%s\" ignored: not a non-zero integer", v);
+		return 0;
+	}
+	return (int64_t) key;
+}
+
+/* The test hook: wait for the test's advisory lock, then let it go at once. */
+static int
+test_lock_wait(PGconn *conn, int64_t key, bs_error *err)
+{
+	strbuf sb = STRBUF_INIT;
+	int rc;
+
+	strbuf_printf(&sb, "SELECT pg_advisory_lock_shared(%lld), pg_advisory_unlock_shared(%lld)",
+				  (long long) key, (long long) key);
+	rc = pgsql_exec(conn, sb.data, err);
+	strbuf_free(&sb);
+	return rc;
+}
+
 int
 basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, const basecopy_target *table,
 			   uint64_t lsn, basecopy_result *out, bs_error *err)
@@ -158,12 +192,34 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, const ba
 	base.lsn = lsn;
 	base.time = now_unix_us();
 	memset(out, 0, sizeof(*out));
-	if (basecopy_read_layout(conn, relid, &replident, &ncols, &cols, err) != BS_OK)
+	qname = pgsql_qualified_name(table->schema, table->name);
+	{
+		strbuf sb = STRBUF_INIT;
+
+		/* Locked first, as pg_dump does: no DDL between reading the layout and the COPY. */
+		strbuf_printf(&sb, "LOCK TABLE %s IN ACCESS SHARE MODE", qname);
+		rc = pgsql_exec(conn, sb.data, err);
+		strbuf_free(&sb);
+		if (rc != BS_OK)
+		{
+			free(qname);
+			return error_prefix(err, "base copy of %s.%s", table->schema, table->name);
+		}
+		rc = BS_ERR;
+	}
+	if (opts->test_lock_key != 0 && test_lock_wait(conn, opts->test_lock_key, err) != BS_OK)
+	{
+		free(qname);
 		return BS_ERR;
+	}
+	if (basecopy_read_layout(conn, relid, &replident, &ncols, &cols, err) != BS_OK)
+	{
+		free(qname);
+		return BS_ERR;
+	}
 	if (catalog_table_definition(conn, relid, &base.definition, err) != BS_OK)
 		goto out;
 
-	qname = pgsql_qualified_name(table->schema, table->name);
 	{
 		strbuf sb = STRBUF_INIT;
 

@@ -18,7 +18,14 @@ typedef struct basecopy_options
 	/* Another thread sets *cancel (atomically) to abandon a copy: checked between rows.
 	 * May be NULL. */
 	const int  *cancel;
+	/* Tests only (BACKSTOP_TEST_BASE_COPY_LOCK, see doc/HACKING.md): when non-zero, each table's
+	 * copy waits, after locking the table and before reading it, until it can take this
+	 * advisory lock (shared), so that a test holding it decides how long a copy lasts. */
+	int64_t		test_lock_key;
 } basecopy_options;
+
+/* The test hook's key from the environment (0: none; a malformed value is ignored, logged). */
+int64_t basecopy_test_lock_key_from_env(void);
 
 /* A table to copy. */
 typedef struct basecopy_target
