@@ -822,6 +822,7 @@ manifest_to_json(const manifest *m)
 	char *text;
 
 	json_object_set_new(o, "format", json_integer(MANIFEST_FORMAT));
+	json_object_set_new(o, "generation", json_u64(m->generation));
 	json_object_set_new(o, "relid", json_integer(m->relid));
 	json_object_set_new(o, "schema", json_str_or_null(m->schema));
 	json_object_set_new(o, "name", json_str_or_null(m->name));
@@ -1003,6 +1004,23 @@ j_sha(json_t *o, const char *path, const char *name, char out[65], bs_error *err
 	return BS_OK;
 }
 
+/* "format": one this version reads (MANIFEST_FORMAT_MIN..MANIFEST_FORMAT). */
+static int
+j_format(json_t *root, int64_t *v, bs_error *err)
+{
+	if (j_int(root, "", "format", INT64_MIN, INT64_MAX, v, err) != BS_OK)
+		return BS_ERR;
+	if (*v > MANIFEST_FORMAT)
+		return error_set(err, ERRCODE_DATA_CORRUPTED,
+						 "member \"format\" is %" PRId64 ": written by a newer Backstop; this version reads formats %d to %d",
+						 *v, MANIFEST_FORMAT_MIN, MANIFEST_FORMAT);
+	if (*v < MANIFEST_FORMAT_MIN)
+		return error_set(err, ERRCODE_DATA_CORRUPTED,
+						 "member \"format\" is %" PRId64 "; this version of Backstop reads formats %d to %d",
+						 *v, MANIFEST_FORMAT_MIN, MANIFEST_FORMAT);
+	return BS_OK;
+}
+
 /* An array member; *n its length (bounded by int). */
 static int
 j_array(json_t *o, const char *path, const char *name, json_t **arr, int *n, bs_error *err)
@@ -1154,12 +1172,11 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 
 	if (!json_is_object(root))
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "not a JSON object");
-	if (j_int(root, "", "format", INT64_MIN, INT64_MAX, &v, err) != BS_OK)
+	if (j_format(root, &v, err) != BS_OK)
 		return BS_ERR;
-	if (v != MANIFEST_FORMAT)
-		return error_set(err, ERRCODE_DATA_CORRUPTED,
-						 "member \"format\" is %" PRId64 "; this version of Backstop reads format %d",
-						 v, MANIFEST_FORMAT);
+	/* Format 1 has no generation: 0, below any the head can record. */
+	if (v >= 2 && j_u64(root, "", "generation", &m->generation, err) != BS_OK)
+		return BS_ERR;
 	if (j_int(root, "", "relid", 1, UINT32_MAX, &v, err) != BS_OK)
 		return BS_ERR;
 	m->relid = (uint32_t) v;
@@ -1567,6 +1584,7 @@ void
 archive_head_init(archive_head *head)
 {
 	memset(head, 0, sizeof(*head));
+	head->format = MANIFEST_FORMAT;
 	head->text_format.timezone = xstrdup(ARCHIVE_TEXT_TIMEZONE);
 	head->text_format.datestyle = xstrdup(ARCHIVE_TEXT_DATESTYLE);
 	head->text_format.extra_float_digits = ARCHIVE_TEXT_EXTRA_FLOAT_DIGITS;
@@ -1583,7 +1601,67 @@ archive_head_clear(archive_head *head)
 	free(head->text_format.datestyle);
 	free(head->text_format.intervalstyle);
 	free(head->text_format.bytea_output);
+	for (int i = 0; i < head->ntables; i++)
+	{
+		free(head->tables[i].schema);
+		free(head->tables[i].name);
+	}
+	free(head->tables);
 	memset(head, 0, sizeof(*head));
+}
+
+const archive_head_table *
+archive_head_find_table(const archive_head *head, uint32_t relid)
+{
+	int lo = 0;
+	int hi = head->ntables - 1;
+
+	while (lo <= hi)
+	{
+		int mid = lo + (hi - lo) / 2;
+
+		if (head->tables[mid].relid == relid)
+			return &head->tables[mid];
+		if (head->tables[mid].relid < relid)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return NULL;
+}
+
+void
+archive_head_note_table(archive_head *head, uint32_t relid, uint64_t generation, const char *schema,
+						const char *name)
+{
+	archive_head_table *t = (archive_head_table *) archive_head_find_table(head, relid);
+
+	if (t == NULL)
+	{
+		int at = 0;
+
+		while (at < head->ntables && head->tables[at].relid < relid)
+			at++;
+		head->tables = xrealloc(head->tables, (size_t) (head->ntables + 1) * sizeof(archive_head_table));
+		memmove(&head->tables[at + 1], &head->tables[at], (size_t) (head->ntables - at) * sizeof(archive_head_table));
+		head->ntables++;
+		t = &head->tables[at];
+		memset(t, 0, sizeof(*t));
+		t->relid = relid;
+	}
+	/* Generations never go backwards, whatever the caller saw. */
+	if (generation > t->generation)
+		t->generation = generation;
+	if (schema && (t->schema == NULL || strcmp(t->schema, schema) != 0))
+	{
+		free(t->schema);
+		t->schema = xstrdup(schema);
+	}
+	if (name && (t->name == NULL || strcmp(t->name, name) != 0))
+	{
+		free(t->name);
+		t->name = xstrdup(name);
+	}
 }
 
 static int
@@ -1598,6 +1676,20 @@ head_validate(const archive_head *head, bs_error *err)
 	if (tf->timezone == NULL || tf->datestyle == NULL || tf->intervalstyle == NULL ||
 		tf->bytea_output == NULL)
 		return bad(err, "text_format", "is incomplete");
+	for (int i = 0; i < head->ntables; i++)
+	{
+		char p[PATH_BUFLEN];
+
+		path_printf(p, "tables[%d].relid", i);
+		if (head->tables[i].relid == 0)
+			return bad(err, p, "must be a positive OID");
+		if (i > 0 && head->tables[i].relid <= head->tables[i - 1].relid)
+			return bad(err, p, "is not above the previous table's (tables must be sorted by relid)");
+		path_printf(p, "tables[%d]", i);
+		if (head->tables[i].schema == NULL || head->tables[i].schema[0] == '\0' ||
+			head->tables[i].name == NULL || head->tables[i].name[0] == '\0')
+			return bad(err, p, "lacks a schema or name");
+	}
 	return BS_OK;
 }
 
@@ -1619,9 +1711,57 @@ archive_head_to_json(const archive_head *head)
 	json_object_set_new(tf, "intervalstyle", json_str_or_null(head->text_format.intervalstyle));
 	json_object_set_new(tf, "bytea_output", json_str_or_null(head->text_format.bytea_output));
 	json_object_set_new(o, "text_format", tf);
+	json_object_set_new(o, "lease_token", json_u64(head->lease_token));
+	{
+		json_t *arr = json_array();
+
+		for (int i = 0; i < head->ntables; i++)
+		{
+			const archive_head_table *t = &head->tables[i];
+			json_t *jt = json_object();
+
+			json_object_set_new(jt, "relid", json_integer(t->relid));
+			json_object_set_new(jt, "generation", json_u64(t->generation));
+			json_object_set_new(jt, "schema", json_str_or_null(t->schema));
+			json_object_set_new(jt, "name", json_str_or_null(t->name));
+			json_array_append_new(arr, jt);
+		}
+		json_object_set_new(o, "tables", arr);
+	}
 	text = json_dumps(o, JSON_INDENT(1) | JSON_COMPACT);
 	json_decref(o);
 	return text;
+}
+
+/* Format 2: the lease token and the generation of every table's manifest. */
+static int
+head_tables_from_json(json_t *root, archive_head *out, bs_error *err)
+{
+	json_t *arr;
+	int n;
+	char p[PATH_BUFLEN];
+
+	if (j_u64(root, "", "lease_token", &out->lease_token, err) != BS_OK ||
+		j_array(root, "", "tables", &arr, &n, err) != BS_OK)
+		return BS_ERR;
+	out->tables = xcalloc(n > 0 ? (size_t) n : 1, sizeof(archive_head_table));
+	for (int i = 0; i < n; i++)
+	{
+		archive_head_table *t = &out->tables[i];
+		json_t *e;
+		int64_t v;
+
+		out->ntables = i + 1;
+		if (j_element(arr, "", "tables", i, &e, p, err) != BS_OK ||
+			j_int(e, p, "relid", 1, UINT32_MAX, &v, err) != BS_OK)
+			return BS_ERR;
+		t->relid = (uint32_t) v;
+		if (j_u64(e, p, "generation", &t->generation, err) != BS_OK ||
+			j_string(e, p, "schema", true, &t->schema, err) != BS_OK ||
+			j_string(e, p, "name", true, &t->name, err) != BS_OK)
+			return BS_ERR;
+	}
+	return BS_OK;
 }
 
 int
@@ -1643,15 +1783,9 @@ archive_head_from_json(const char *json, size_t len, archive_head *out, bs_error
 		error_set(err, ERRCODE_DATA_CORRUPTED, "not a JSON object");
 		goto out;
 	}
-	if (j_int(root, "", "format", INT64_MIN, INT64_MAX, &v, err) != BS_OK)
+	if (j_format(root, &v, err) != BS_OK)
 		goto out;
-	if (v != MANIFEST_FORMAT)
-	{
-		error_set(err, ERRCODE_DATA_CORRUPTED,
-				  "member \"format\" is %" PRId64 "; this version of Backstop reads format %d",
-				  v, MANIFEST_FORMAT);
-		goto out;
-	}
+	out->format = (int) v;
 	if (j_string(root, "", "system_identifier", true, &out->system_identifier, err) != BS_OK ||
 		j_string(root, "", "database", true, &out->database, err) != BS_OK ||
 		j_lsn(root, "", "flushed_lsn", true, &out->flushed_lsn, err) != BS_OK ||
@@ -1670,7 +1804,9 @@ archive_head_from_json(const char *json, size_t len, archive_head *out, bs_error
 		j_string(tf, "text_format", "bytea_output", true, &out->text_format.bytea_output, err) != BS_OK)
 		goto out;
 	out->text_format.extra_float_digits = (int) v;
-	rc = BS_OK;
+	if (out->format >= 2 && head_tables_from_json(root, out, err) != BS_OK)
+		goto out;
+	rc = head_validate(out, err);
 out:
 	json_decref(root);
 	if (rc != BS_OK)
