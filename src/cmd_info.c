@@ -1,5 +1,6 @@
 /* cmd_info.c — `backstop info`: what the archive holds per table, its recovery window and findings. */
 #include "cmd_info.h"
+#include "audit.h"
 #include "cli.h"
 #include "lsn.h"
 #include "manifest.h"
@@ -268,7 +269,7 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 	{
 		manifest *m = NULL;
 
-		if (manifest_find_table(st, table, &m, &err) != BS_OK)
+		if (audit_find_table(st, head_exists ? &head : NULL, table, &m, &err) != BS_OK)
 		{
 			cli_report_error("info", &err);
 			exit_code = strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME;

@@ -1,5 +1,6 @@
 /* recover_plan.c — which base copy and segments rebuild a table at a point, and feeding them to replay. */
 #include "recover_plan.h"
+#include "audit.h"
 #include "lsn.h"
 #include "object.h"
 #include "segment.h"
@@ -254,6 +255,7 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 {
 	recover_plan *plan;
 	uint64_t limit;
+	audit_report audit;
 	char buf[LSN_BUFLEN],
 		tbuf[MANIFEST_TIME_BUFLEN],
 		name[300],
@@ -263,6 +265,9 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 	if (m->nbases == 0)
 		return error_set(err, ERRCODE_OUT_OF_RANGE, "table %s has no base copy in the archive: nothing to recover from",
 						 table_name(m, name, sizeof(name)));
+	/* Evidence of a rolled-back or edited manifest; checked against the range replayed below. */
+	if (audit_table(st, m, head, NULL, 0, &audit, err) != BS_OK)
+		return BS_ERR;
 	plan = xcalloc(1, sizeof(*plan));
 	plan->m = m;
 	plan->segdata = xcalloc((size_t) m->nsegments + 1, sizeof(strbuf));
@@ -369,6 +374,9 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 	}
 	for (int i = 0; i < plan->base->nchunks; i++)
 		plan->download_bytes += plan->base->chunks[i].size;
+	/* Records committed in [base, bound) are replayed: none of them may be in doubt. */
+	if (audit_check_range(&audit, m, plan->base->lsn, plan->bound, err) != BS_OK)
+		goto fail;
 	plan->segs = xcalloc((size_t) m->nsegments + 1, sizeof(int));
 	for (int i = 0; i < m->nsegments; i++)
 	{
@@ -382,9 +390,11 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 		else
 			strbuf_free(&plan->segdata[i]);	/* fetched while resolving, not needed */
 	}
+	audit_report_free(&audit);
 	*out = plan;
 	return BS_OK;
 fail:
+	audit_report_free(&audit);
 	recover_plan_free(plan);
 	return BS_ERR;
 }
