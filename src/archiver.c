@@ -1,5 +1,6 @@
 /* archiver.c — the continuous archiver daemon: replication stream -> per-table segments in storage. */
 #include "archiver.h"
+#include "audit.h"
 #include "basecopy.h"
 #include "catalog.h"
 #include "codec.h"
@@ -306,6 +307,83 @@ add_table(archiver *a, manifest *m, bool active)
 	return t;
 }
 
+/*
+ * A manifest as loaded (NULL: absent) against head.json's record of it: never archive on top
+ * of an older copy put back or of a deleted manifest, which would write the damage over the
+ * evidence of it (doc/FORMAT.md, "Generations").
+ */
+static int
+check_generation(archiver *a, uint32_t relid, const manifest *m, bs_error *err)
+{
+	const archive_head_table *rec = archive_head_find_table(&a->head, relid);
+
+	if (rec == NULL || (m && m->generation >= rec->generation))
+		return BS_OK;
+	if (m == NULL)
+		return error_set(err, ERRCODE_DATA_CORRUPTED,
+						 "the manifest of %s.%s (tables/%" PRIu32 "/manifest.json) is missing from %s, but head.json "
+						 "records generation %" PRIu64 " of it: it was deleted; refusing to archive on top of the "
+						 "damage (restore the manifest, or archive to a new storage location)",
+						 rec->schema, rec->name, relid, storage_describe(a->st), rec->generation);
+	return error_set(err, ERRCODE_DATA_CORRUPTED,
+					 "the manifest of %s.%s (tables/%" PRIu32 "/manifest.json) in %s is generation %" PRIu64
+					 ", but head.json records generation %" PRIu64 ": it was replaced by an older copy (rolled back); "
+					 "refusing to archive on top of the damage (restore the newer manifest, or archive to a new "
+					 "storage location)",
+					 m->schema, m->name, relid, storage_describe(a->st), m->generation, rec->generation);
+}
+
+/* The generation of a manifest's next store: above what it and head.json have seen. */
+static uint64_t
+next_generation(archiver *a, const manifest *m)
+{
+	const archive_head_table *rec = archive_head_find_table(&a->head, m->relid);
+	uint64_t g = m->generation;
+
+	if (rec && rec->generation > g)
+		g = rec->generation;
+	return g + 1;
+}
+
+/* Start-up (single-threaded): store a manifest now, with its next generation. */
+static int
+store_manifest_now(archiver *a, manifest *m, bs_error *err)
+{
+	m->generation = next_generation(a, m);
+	if (manifest_store(a->st, m, err) != BS_OK)
+		return BS_ERR;
+	archive_head_note_table(&a->head, m->relid, m->generation, m->schema, m->name);
+	return BS_OK;
+}
+
+/*
+ * A head written before format 2 records no manifest: record every manifest as it is now
+ * (generation 0 for format 1), so that the first head written from here on covers tables
+ * this run never touches too (dropped ones, for instance).
+ */
+static int
+record_manifests(archiver *a, bs_error *err)
+{
+	uint32_t *relids = NULL;
+	int n = 0;
+	int rc = BS_OK;
+
+	if (manifest_list_relids(a->st, &relids, &n, err) != BS_OK)
+		return BS_ERR;
+	for (int i = 0; i < n && rc == BS_OK; i++)
+	{
+		manifest *m = NULL;
+		bool exists = false;
+
+		rc = manifest_load(a->st, relids[i], &m, &exists, err);
+		if (rc == BS_OK && exists)
+			archive_head_note_table(&a->head, m->relid, m->generation, m->schema, m->name);
+		manifest_free(m);
+	}
+	free(relids);
+	return rc;
+}
+
 /* Load the table's manifest (or start a new one) and register it. */
 static int
 load_table(archiver *a, storage *st, uint32_t relid, const char *schema, const char *name, bool active,
@@ -321,8 +399,12 @@ load_table(archiver *a, storage *st, uint32_t relid, const char *schema, const c
 		*out = t;
 		return BS_OK;
 	}
-	if (manifest_load(st, relid, &m, &exists, err) != BS_OK)
+	if (manifest_load(st, relid, &m, &exists, err) != BS_OK ||
+		check_generation(a, relid, exists ? m : NULL, err) != BS_OK)
+	{
+		manifest_free(m);
 		return BS_ERR;
+	}
 	if (!exists)
 		m = manifest_new(relid, schema ? schema : "?", name ? name : "?");
 	else if (schema && name && (strcmp(m->schema, schema) != 0 || strcmp(m->name, name) != 0))
@@ -602,6 +684,7 @@ store_dirty_manifests(archiver *a, bs_error *err)
 		char *json = NULL;
 		bool found = false;
 		bool had_base = false;
+		uint64_t generation = 0;
 
 		uploader_lock(a);
 		for (; i < a->ntables; i++)
@@ -610,6 +693,7 @@ store_dirty_manifests(archiver *a, bs_error *err)
 			{
 				found = true;
 				relid = a->tables[i]->relid;
+				generation = a->tables[i]->man->generation = next_generation(a, a->tables[i]->man);
 				json = manifest_serialize(a->tables[i]->man, err);
 				a->tables[i]->dirty = false;
 				had_base = a->tables[i]->base_unstored;
@@ -627,6 +711,14 @@ store_dirty_manifests(archiver *a, bs_error *err)
 			a->tables[i]->base_unstored = a->tables[i]->base_unstored || had_base;
 			pthread_mutex_unlock(&a->lock);
 			rc = BS_ERR;
+		}
+		else
+		{
+			/* Stored: the next head records it (a retry stores a higher generation). */
+			uploader_lock(a);
+			archive_head_note_table(&a->head, relid, generation, a->tables[i]->man->schema,
+									a->tables[i]->man->name);
+			pthread_mutex_unlock(&a->lock);
 		}
 		free(json);
 	}
@@ -657,14 +749,19 @@ store_head(archiver *a, uint64_t lsn, bs_error *err)
 			a->tables[i]->dirty = true;
 		}
 	}
+	pthread_mutex_unlock(&a->lock);
+	/* Manifests before the head: the head never claims more than they hold, and records the
+	 * generations just stored. */
+	if (store_dirty_manifests(a, err) != BS_OK)
+		return BS_ERR;
+	uploader_lock(a);
 	a->head.flushed_lsn = lsn;
 	a->head.time = now_unix_us();
 	json = archive_head_serialize(&a->head, err);
 	pthread_mutex_unlock(&a->lock);
 	if (json == NULL)
 		return BS_ERR;
-	/* Manifests before the head: the head never claims more than they hold. */
-	if (store_dirty_manifests(a, err) != BS_OK || archive_head_store_json(a->st, json, err) != BS_OK)
+	if (archive_head_store_json(a->st, json, err) != BS_OK)
 	{
 		free(json);
 		return BS_ERR;
@@ -2831,6 +2928,8 @@ initial_setup(archiver *a, bs_error *err)
 		a->head.system_identifier = xstrdup(sysid);
 		a->head.database = xstrdup(dbname);
 	}
+	else if (a->head.format < 2 && record_manifests(a, err) != BS_OK)
+		goto fail;
 	a->head_written_lsn = a->head.flushed_lsn;
 
 	if (catalog_list_tables(a->conn, config_get(a->cfg, "tables"), config_get_bool(a->cfg, "all_tables"),
@@ -2850,7 +2949,7 @@ initial_setup(archiver *a, bs_error *err)
 			t->man->status = xstrdup("skipped");
 			t->man->finding = xstrdup(ct->finding);
 			log_warning("table %s.%s is NOT archived: %s", ct->schema, ct->name, ct->finding);
-			if (manifest_store(a->st, t->man, err) != BS_OK)
+			if (store_manifest_now(a, t->man, err) != BS_OK)
 				goto fail_list;
 		}
 	}
@@ -2860,10 +2959,16 @@ initial_setup(archiver *a, bs_error *err)
 	{
 		manifest *m = NULL;
 
-		if (manifest_find_table(a->st, list.missing[i], &m, err) != BS_OK)
+		if (audit_find_table(a->st, &a->head, list.missing[i], &m, err) != BS_OK)
 		{
-			error_set(err, ERRCODE_UNDEFINED_TABLE, "table \"%s\" does not exist and was never archived",
-					  list.missing[i]);
+			if (strcmp(err->code, ERRCODE_DATA_CORRUPTED) != 0)
+				error_set(err, ERRCODE_UNDEFINED_TABLE, "table \"%s\" does not exist and was never archived",
+						  list.missing[i]);
+			goto fail_list;
+		}
+		if (check_generation(a, m->relid, m, err) != BS_OK)
+		{
+			manifest_free(m);
 			goto fail_list;
 		}
 		if (strcmp(m->status, "active") == 0)
@@ -2875,7 +2980,7 @@ initial_setup(archiver *a, bs_error *err)
 			m->dropped_at_lsn = a->head.flushed_lsn > m->archived_to ? a->head.flushed_lsn : m->archived_to;
 			log_warning("table %s was dropped while the archiver was stopped; its archive is kept up to %s",
 						list.missing[i], lsn_format(m->dropped_at_lsn, l));
-			if (manifest_store(a->st, m, err) != BS_OK)
+			if (store_manifest_now(a, m, err) != BS_OK)
 			{
 				manifest_free(m);
 				goto fail_list;
@@ -2957,7 +3062,7 @@ initial_setup(archiver *a, bs_error *err)
 			/* The new slot starts here: nothing before it will be streamed. */
 			if (t->man->archived_to < lsn)
 				t->man->archived_to = lsn;
-			if (manifest_store(a->st, t->man, err) != BS_OK)
+			if (store_manifest_now(a, t->man, err) != BS_OK)
 			{
 				pgsql_exec(a->conn, "ROLLBACK", &(bs_error) {0});
 				goto fail_list;
