@@ -4,6 +4,7 @@
 #include "basecopy.h"
 #include "catalog.h"
 #include "codec.h"
+#include "lease.h"
 #include "log.h"
 #include "lsn.h"
 #include "manifest.h"
@@ -222,6 +223,12 @@ typedef struct archiver
 	struct event *notify_ev;
 	uint64_t last_sent_flush;
 
+	/* The archive's lease (one writer per archive), held from start-up to the end; the
+	 * keeper renews it, fence() checks it before manifests and segments are written. */
+	lease lease;
+	bool lease_held;
+	lease_keeper *keeper;
+
 	/* At most one base-copy job at a time, run by base_thread (see start_base_job). */
 	base_job *bjob;
 	int64_t	test_lock_key;		/* basecopy_options.test_lock_key, read once at start */
@@ -255,6 +262,67 @@ archiver_fail(archiver *a, const bs_error *err)
 		a->fatal_err = *err;
 	}
 	event_base_loopbreak(a->evbase);
+}
+
+/* ---------- the archive's lease ---------- */
+
+/*
+ * Before writing manifests, segments or the head: is the archive's lease still ours?  A
+ * lost lease fails with ERRCODE_LOCK_NOT_AVAILABLE, which stops the archiver.  Without
+ * conditional writes a takeover can still land between this check and the write that
+ * follows it (doc/archiving.md, "One writer per archive").
+ */
+static int
+fence(archiver *a, bs_error *err)
+{
+	if (!a->lease_held)
+		return error_set(err, ERRCODE_LOCK_NOT_AVAILABLE, "the archive's lease is not held: nothing may be written");
+	if (lease_keeper_lost(a->keeper, err))
+		return BS_ERR;
+	return lease_check(a->st, &a->lease, err);
+}
+
+/* Start-up, before anything is written: take the lease and start its heartbeat. */
+static int
+take_lease(archiver *a, bs_error *err)
+{
+	lease_owner me;
+	strbuf who = STRBUF_INIT;
+	int rc;
+
+	lease_owner_init(&me, config_get(a->cfg, "slot"));
+	rc = lease_acquire(a->st, &me, config_get_duration_ms(a->cfg, "lease_timeout"),
+					   config_get_bool(a->cfg, "take_over"), a->head.lease_token, &a->lease, err);
+	lease_owner_clear(&me);
+	if (rc != BS_OK)
+		return BS_ERR;
+	a->lease_held = true;
+	/* Written with every head: a deleted lease.json never lets tokens go backwards. */
+	a->head.lease_token = a->lease.token;
+	lease_describe(&a->lease, &who);
+	log_info("holding the archive's lease: %s", who.data);
+	strbuf_free(&who);
+	return lease_keeper_start(config_get(a->cfg, "storage"), a->cfg, &a->lease, &a->keeper, err);
+}
+
+/* The end (single-threaded): stop the heartbeat, and give the lease up if it is still ours. */
+static void
+release_lease(archiver *a)
+{
+	bs_error err;
+
+	if (!a->lease_held)
+		return;
+	lease_keeper_stop(a->keeper, &a->lease);
+	a->keeper = NULL;
+	error_clear(&err);
+	if (lease_release(a->st, &a->lease, &err) == BS_OK)
+		log_info("released the archive's lease");
+	else if (strcmp(err.code, ERRCODE_LOCK_NOT_AVAILABLE) != 0)
+		log_warning("could not release the archive's lease (a restart on this host takes it over at once, "
+					"another host once it expires): %s", err.message);
+	lease_clear(&a->lease);
+	a->lease_held = false;
 }
 
 /* ---------- tables ---------- */
@@ -350,7 +418,7 @@ static int
 store_manifest_now(archiver *a, manifest *m, bs_error *err)
 {
 	m->generation = next_generation(a, m);
-	if (manifest_store(a->st, m, err) != BS_OK)
+	if (fence(a, err) != BS_OK || manifest_store(a->st, m, err) != BS_OK)
 		return BS_ERR;
 	archive_head_note_table(&a->head, m->relid, m->generation, m->schema, m->name);
 	return BS_OK;
@@ -672,9 +740,10 @@ out:
 	return rc;
 }
 
-/* Store the manifests changed in memory (uploader, or start-up). */
+/* Store the manifests changed in memory (uploader, or start-up); fenced: the lease was
+ * just checked. */
 static int
-store_dirty_manifests(archiver *a, bs_error *err)
+store_dirty_manifests(archiver *a, bool fenced, bs_error *err)
 {
 	int rc = BS_OK;
 
@@ -704,6 +773,12 @@ store_dirty_manifests(archiver *a, bs_error *err)
 		pthread_mutex_unlock(&a->lock);
 		if (!found)
 			break;
+		if (json != NULL && !fenced && fence(a, err) != BS_OK)
+		{
+			free(json);
+			json = NULL;
+		}
+		fenced = true;
 		if (json == NULL || manifest_store_json(a->st, relid, json, err) != BS_OK)
 		{
 			uploader_lock(a);
@@ -752,7 +827,7 @@ store_head(archiver *a, uint64_t lsn, bs_error *err)
 	pthread_mutex_unlock(&a->lock);
 	/* Manifests before the head: the head never claims more than they hold, and records the
 	 * generations just stored. */
-	if (store_dirty_manifests(a, err) != BS_OK)
+	if (fence(a, err) != BS_OK || store_dirty_manifests(a, true, err) != BS_OK)
 		return BS_ERR;
 	uploader_lock(a);
 	a->head.flushed_lsn = lsn;
@@ -796,6 +871,9 @@ drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *err)
 		uint64_t batch_bytes = 0;
 		int batch_epochs = 0;
 		int i;
+
+		/* Segments of another writer's keys may not be overwritten either. */
+		rc = fence(a, err);
 
 		for (i = first; i < keys.count && rc == BS_OK; i++)
 		{
@@ -1301,7 +1379,7 @@ uploader_main(void *arg)
 			rc = drain_spool(a, verify, jobs, &err);
 		free_jobs(jobs);
 		if (rc == BS_OK)
-			rc = store_dirty_manifests(a, &err);
+			rc = store_dirty_manifests(a, false, &err);
 		/* Idle progress (nothing was pending when it was seen) is confirmed only once the
 		 * head says so: the confirmed position never passes head.json. */
 		uploader_lock(a);
@@ -1313,6 +1391,14 @@ uploader_main(void *arg)
 		uploader_lock(a);
 		if (rc == BS_OK && head_wanted > a->flush_lsn)
 			a->flush_lsn = head_wanted;
+		if (rc != BS_OK && strcmp(err.code, ERRCODE_LOCK_NOT_AVAILABLE) == 0)
+		{
+			/* Another writer holds the archive: stop writing at once. */
+			a->uploader_failed = true;
+			a->uploader_err = err;
+			notify_main(a);
+			break;
+		}
 		if (rc != BS_OK)
 		{
 			a->metrics.upload_errors++;
@@ -2728,6 +2814,11 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void) fd;
 	(void) what;
 	error_clear(&err);
+	if (lease_keeper_lost(a->keeper, &err))
+	{
+		archiver_fail(a, &err);
+		return;
+	}
 	if (a->repl == NULL && now >= a->reconnect_ms && !a->stopping)
 	{
 		if (start_replication(a, &err) != BS_OK)
@@ -2931,6 +3022,8 @@ initial_setup(archiver *a, bs_error *err)
 	else if (a->head.format < 2 && record_manifests(a, err) != BS_OK)
 		goto fail;
 	a->head_written_lsn = a->head.flushed_lsn;
+	if (take_lease(a, err) != BS_OK)
+		goto fail;
 
 	if (catalog_list_tables(a->conn, config_get(a->cfg, "tables"), config_get_bool(a->cfg, "all_tables"),
 							&list, err) != BS_OK)
@@ -3382,6 +3475,7 @@ stop_uploader:
 	if (!a.fatal)
 		rc = BS_OK;
 out:
+	release_lease(&a);
 	archiver_free(&a);
 	strbuf_free(&spool_url);
 	return rc;
