@@ -245,7 +245,9 @@ audit_orphan(storage *st, const manifest *m, const char *key, uint64_t first, ui
 		qsort(listed.end, (size_t) listed.n, sizeof(uint64_t), cmp_u64);
 	for (int i = 0; i < orphan.n; i++)
 	{
-		if (orphan.commit[i] < lo || orphan.commit[i] >= c)
+		/* Before the oldest base, at or past the claim, or in a gap the manifest declares:
+		 * the manifest never claimed it. */
+		if (orphan.commit[i] < lo || orphan.commit[i] >= c || manifest_gap_in(m, orphan.commit[i], orphan.commit[i] + 1))
 			continue;
 		if (listed.n > 0 && bsearch(&orphan.end[i], listed.end, (size_t) listed.n, sizeof(uint64_t), cmp_u64))
 			continue;

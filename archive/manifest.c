@@ -211,6 +211,7 @@ manifest_free(manifest *m)
 	for (int i = 0; i < m->nsegments; i++)
 		free(m->segments[i].key);
 	free(m->segments);
+	free(m->gaps);
 	free(m->schema);
 	free(m->name);
 	free(m->status);
@@ -348,6 +349,50 @@ manifest_add_segment(manifest *m, const manifest_segment *seg)
 	*s = *seg;
 	s->key = dup_or_null(seg->key);
 	return s;
+}
+
+void
+manifest_add_gap(manifest *m, uint64_t from, uint64_t to)
+{
+	int i = 0;
+	int j;
+
+	if (from >= to)
+		return;
+	/* The gaps it touches (overlapping or adjacent) become one. */
+	while (i < m->ngaps && m->gaps[i].to < from)
+		i++;
+	j = i;
+	while (j < m->ngaps && m->gaps[j].from <= to)
+	{
+		if (m->gaps[j].from < from)
+			from = m->gaps[j].from;
+		if (m->gaps[j].to > to)
+			to = m->gaps[j].to;
+		j++;
+	}
+	if (j == i)
+	{
+		m->gaps = xrealloc(m->gaps, (size_t) (m->ngaps + 1) * sizeof(manifest_gap));
+		memmove(&m->gaps[i + 1], &m->gaps[i], (size_t) (m->ngaps - i) * sizeof(manifest_gap));
+		m->ngaps++;
+	}
+	else if (j > i + 1)
+	{
+		memmove(&m->gaps[i + 1], &m->gaps[j], (size_t) (m->ngaps - j) * sizeof(manifest_gap));
+		m->ngaps -= j - i - 1;
+	}
+	m->gaps[i].from = from;
+	m->gaps[i].to = to;
+}
+
+const manifest_gap *
+manifest_gap_in(const manifest *m, uint64_t from, uint64_t to)
+{
+	for (int i = 0; i < m->ngaps; i++)
+		if (m->gaps[i].from < to && from < m->gaps[i].to)
+			return &m->gaps[i];
+	return NULL;
 }
 
 const manifest_layout *
@@ -610,7 +655,7 @@ manifest_validate(const manifest *m, bs_error *err)
 	if (m->status == NULL || (strcmp(m->status, "active") != 0 && strcmp(m->status, "dropped") != 0 &&
 							  strcmp(m->status, "skipped") != 0))
 		return bad(err, "status", "must be \"active\", \"dropped\" or \"skipped\"");
-	if (m->nlayouts < 0 || m->nbases < 0 || m->nsegments < 0)
+	if (m->nlayouts < 0 || m->nbases < 0 || m->nsegments < 0 || m->ngaps < 0)
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "negative element count");
 
 	for (int i = 0; i < m->nlayouts; i++)
@@ -689,6 +734,16 @@ manifest_validate(const manifest *m, bs_error *err)
 		/* Overlap is legitimate (a replay after a crash, deduplicated by end LSN); disorder is not. */
 		if (i > 0 && s->first_lsn < m->segments[i - 1].first_lsn)
 			return bad(err, p, "is lower than the previous segment's (segments must be sorted by LSN)");
+	}
+
+	for (int i = 0; i < m->ngaps; i++)
+	{
+		path_printf(p, "gaps[%d].to", i);
+		if (m->gaps[i].to <= m->gaps[i].from)
+			return bad(err, p, "is not above from");
+		path_printf(p, "gaps[%d].from", i);
+		if (i > 0 && m->gaps[i].from < m->gaps[i - 1].to)
+			return bad(err, p, "is below the previous gap's end (gaps must be sorted and disjoint)");
 	}
 	return BS_OK;
 }
@@ -855,6 +910,17 @@ manifest_to_json(const manifest *m)
 	for (int i = 0; i < m->nsegments; i++)
 		json_array_append_new(arr, segment_to_json(&m->segments[i]));
 	json_object_set_new(o, "segments", arr);
+
+	arr = json_array();
+	for (int i = 0; i < m->ngaps; i++)
+	{
+		json_t *g = json_object();
+
+		json_object_set_new(g, "from", manifest_json_lsn(m->gaps[i].from));
+		json_object_set_new(g, "to", manifest_json_lsn(m->gaps[i].to));
+		json_array_append_new(arr, g);
+	}
+	json_object_set_new(o, "gaps", arr);
 
 	/* One segment per line keeps large manifests readable with ordinary tools. */
 	text = json_dumps(o, JSON_INDENT(1) | JSON_COMPACT);
@@ -1166,16 +1232,17 @@ static int
 manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 {
 	int64_t v;
+	int64_t format;
 	json_t *arr;
 	int n;
 	char p[PATH_BUFLEN];
 
 	if (!json_is_object(root))
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "not a JSON object");
-	if (j_format(root, &v, err) != BS_OK)
+	if (j_format(root, &format, err) != BS_OK)
 		return BS_ERR;
 	/* Format 1 has no generation: 0, below any the head can record. */
-	if (v >= 2 && j_u64(root, "", "generation", &m->generation, err) != BS_OK)
+	if (format >= 2 && j_u64(root, "", "generation", &m->generation, err) != BS_OK)
 		return BS_ERR;
 	if (j_int(root, "", "relid", 1, UINT32_MAX, &v, err) != BS_OK)
 		return BS_ERR;
@@ -1227,6 +1294,23 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 		if (j_element(arr, "", "segments", i, &e, p, err) != BS_OK ||
 			segment_from_json(e, p, &m->segments[i], err) != BS_OK)
 			return BS_ERR;
+	}
+
+	if (format >= 2)
+	{
+		if (j_array(root, "", "gaps", &arr, &n, err) != BS_OK)
+			return BS_ERR;
+		m->gaps = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_gap));
+		for (int i = 0; i < n; i++)
+		{
+			json_t *e;
+
+			m->ngaps = i + 1;
+			if (j_element(arr, "", "gaps", i, &e, p, err) != BS_OK ||
+				j_lsn(e, p, "from", true, &m->gaps[i].from, err) != BS_OK ||
+				j_lsn(e, p, "to", true, &m->gaps[i].to, err) != BS_OK)
+				return BS_ERR;
+		}
 	}
 	return manifest_validate(m, err);
 }

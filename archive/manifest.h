@@ -67,6 +67,14 @@ typedef struct manifest_segment
 	uint64_t raw_size;
 } manifest_segment;
 
+/* Changes committed in [from, to) are not in the archive: archiving resumed from a new
+ * replication slot at to (a takeover, or a slot dropped and created again). */
+typedef struct manifest_gap
+{
+	uint64_t from;
+	uint64_t to;
+} manifest_gap;
+
 typedef struct manifest
 {
 	uint32_t relid;
@@ -85,6 +93,8 @@ typedef struct manifest
 	manifest_base *bases;		/* ascending LSN */
 	int nsegments;
 	manifest_segment *segments;	/* ascending LSN */
+	int ngaps;
+	manifest_gap *gaps;			/* ascending, disjoint (format 2; none in format 1) */
 } manifest;
 
 /* The session settings under which every archived value was produced (text output forms). */
@@ -147,6 +157,11 @@ int manifest_use_layout(manifest *m, uint64_t from_lsn, char replident, int ncol
 const manifest_layout *manifest_layout_at(const manifest *m, uint64_t lsn);
 manifest_base *manifest_add_base(manifest *m, const manifest_base *base);
 manifest_segment *manifest_add_segment(manifest *m, const manifest_segment *seg);
+/* Record that changes committed in [from, to) are not archived (merged with the gaps it
+ * touches; nothing when from >= to). */
+void manifest_add_gap(manifest *m, uint64_t from, uint64_t to);
+/* The first gap overlapping commits in [from, to), NULL if none. */
+const manifest_gap *manifest_gap_in(const manifest *m, uint64_t from, uint64_t to);
 const manifest_layout *manifest_layout_by_id(const manifest *m, uint32_t id);
 /* True when two column lists describe the same layout. */
 bool manifest_columns_equal(int n1, const manifest_column *c1, int n2, const manifest_column *c2);

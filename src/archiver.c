@@ -3141,6 +3141,10 @@ initial_setup(archiver *a, bs_error *err)
 			arch_table *t = a->tables[i];
 			basecopy_target target = {t->relid, t->man->schema, t->man->name};
 			basecopy_result r;
+			/* What an earlier slot archived: up to here, and nothing of what follows
+			 * until this slot's point (doc/FORMAT.md, "gaps"). */
+			bool had_base = t->man->nbases > 0;
+			uint64_t complete = audit_complete_to(t->man, head_exists ? &a->head : NULL);
 
 			if (!t->active)
 				continue;
@@ -3153,6 +3157,15 @@ initial_setup(archiver *a, bs_error *err)
 			basecopy_result_free(&r);
 			t->dirty = t->base_unstored = false;	/* stored now */
 			/* The new slot starts here: nothing before it will be streamed. */
+			if (had_base && complete < lsn)
+			{
+				char l1[LSN_BUFLEN], l2[LSN_BUFLEN];
+
+				manifest_add_gap(t->man, complete, lsn);
+				log_warning("table %s.%s: changes committed from %s to %s were not archived (a new slot starts at %s); "
+							"recovery points in between are refused", t->man->schema, t->man->name,
+							lsn_format(complete, l1), lsn_format(lsn, l2), l2);
+			}
 			if (t->man->archived_to < lsn)
 				t->man->archived_to = lsn;
 			if (store_manifest_now(a, t->man, err) != BS_OK)

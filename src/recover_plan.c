@@ -290,6 +290,7 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 			}
 			break;
 		case RECOVER_POINT_LATEST:
+			snprintf(what, sizeof(what), "the latest point");
 			plan->bound = UINT64_MAX;
 			break;
 		case RECOVER_POINT_TIME:
@@ -374,7 +375,23 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 	}
 	for (int i = 0; i < plan->base->nchunks; i++)
 		plan->download_bytes += plan->base->chunks[i].size;
-	/* Records committed in [base, bound) are replayed: none of them may be in doubt. */
+	/* Records committed in [base, bound) are replayed: none of them may be missing, by
+	 * the archive's own account (a gap) or by evidence of damage. */
+	{
+		const manifest_gap *g = manifest_gap_in(m, plan->base->lsn, plan->bound);
+
+		if (g)
+		{
+			char a[LSN_BUFLEN],
+				b[LSN_BUFLEN];
+
+			error_set(err, ERRCODE_OUT_OF_RANGE,
+					  "%s is not recoverable: changes to %s committed from LSN %s to %s were never archived "
+					  "(archiving resumed from a new replication slot at %s); recover to a point before %s, or at or after %s",
+					  what, table_name(m, name, sizeof(name)), lsn_format(g->from, a), lsn_format(g->to, b), b, a, b);
+			goto fail;
+		}
+	}
 	if (audit_check_range(&audit, m, plan->base->lsn, plan->bound, err) != BS_OK)
 		goto fail;
 	plan->segs = xcalloc((size_t) m->nsegments + 1, sizeof(int));

@@ -321,6 +321,9 @@ test_hostile(void)
 		{{"segments", "0", "size", NULL}, NULL, "\"segments[0].size\" is missing"},
 		{{"segments", "0", "last_time", NULL}, "\"2026-11-26T16:00:00.1234567Z\"", "\"segments[0].last_time\""},
 		{{"segments", NULL}, NULL, "\"segments\" is missing"},
+		{{"gaps", NULL}, NULL, "\"gaps\" is missing"},
+		{{"gaps", NULL}, "[{\"from\":\"0/10\"}]", "\"gaps[0].to\" is missing"},
+		{{"gaps", NULL}, "[{\"from\":\"0/10\",\"to\":\"0/8\"}]", "\"gaps[0].to\" is not above from"},
 	};
 	manifest *m = sample_manifest(16384, "public", "t", 0x100000000ULL);
 	char *good = manifest_to_json(m);
@@ -547,6 +550,46 @@ test_generations(void)
 		json_decref(root);
 	}
 	free(j);
+
+	/* Gaps: changes never archived (a new slot resumed archiving). */
+	manifest_add_gap(m, 0x3000, 0x4000);
+	manifest_add_gap(m, 0x1000, 0x2000);
+	manifest_add_gap(m, 0x5000, 0x5000);
+	is_int(m->ngaps, 2, "two gaps, an empty one ignored");
+	ok(m->gaps[0].from == 0x1000 && m->gaps[1].from == 0x3000, "gaps kept sorted");
+	manifest_add_gap(m, 0x1800, 0x3000);
+	ok(m->ngaps == 1 && m->gaps[0].from == 0x1000 && m->gaps[0].to == 0x4000, "touching gaps merge into one");
+	ok(manifest_gap_in(m, 0x0, 0x1000) == NULL && manifest_gap_in(m, 0x4000, 0x9000) == NULL,
+	   "ranges beside a gap are clear");
+	ok(manifest_gap_in(m, 0x0, 0x1001) != NULL && manifest_gap_in(m, 0x3FFF, 0x9000) != NULL,
+	   "ranges reaching into a gap are not");
+	j = manifest_to_json(m);
+	{
+		json_error_t jerr;
+		json_t *root = json_loads(j, 0, &jerr);
+		json_t *g = json_array_get(json_object_get(root, "gaps"), 0);
+
+		ok(json_array_size(json_object_get(root, "gaps")) == 1 &&
+		   strcmp(json_string_value(json_object_get(g, "from")), "0/1000") == 0 &&
+		   strcmp(json_string_value(json_object_get(g, "to")), "0/4000") == 0, "gaps written as LSN pairs");
+		json_decref(root);
+	}
+	ok(manifest_from_json(j, strlen(j), &back, &err) == BS_OK && back->ngaps == 1 && back->gaps[0].to == 0x4000,
+	   "gaps round trip");
+	manifest_free(back);
+	back = NULL;
+	free(j);
+	m->gaps[0].to = m->gaps[0].from;
+	ok(manifest_validate(m, &err) == BS_ERR && strstr(err.message, "\"gaps[0].to\" is not above from"),
+	   "an empty gap is refused: %s", err.message);
+	m->gaps[0].to = 0x4000;
+	m->gaps = xrealloc(m->gaps, 2 * sizeof(manifest_gap));
+	m->gaps[1].from = 0x3000;
+	m->gaps[1].to = 0x6000;
+	m->ngaps = 2;
+	ok(manifest_validate(m, &err) == BS_ERR && strstr(err.message, "\"gaps[1].from\" is below the previous gap's end"),
+	   "overlapping gaps are refused: %s", err.message);
+	m->ngaps = 1;
 
 	archive_head_init(&h);
 	h.flushed_lsn = 0x3A0F2C8;
