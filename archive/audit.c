@@ -394,7 +394,10 @@ audit_find_table(storage *st, const archive_head *head, const char *qualified_na
 		return rc;
 	if (rc != BS_OK && strcmp(err->code, ERRCODE_UNDEFINED_TABLE) != 0)
 		return rc;
-	found_err = *err;
+	if (rc != BS_OK)
+		found_err = *err;
+	else
+		error_clear(&found_err);
 	if (manifest_split_name(qualified_name, &schema, &name, err) != BS_OK)
 		return BS_ERR;
 	for (int i = 0; i < head->ntables; i++)
