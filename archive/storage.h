@@ -57,9 +57,10 @@ int storage_delete(storage *st, const char *key, bs_error *err);
  * returns the object and a tag of its version (*tag, freed by the caller): the ETag on S3,
  * the SHA-256 of the content locally.  put_if writes only when the key is absent (tag
  * NULL: If-None-Match: *) or still has that tag (If-Match); otherwise it fails with
- * ERRCODE_PRECONDITION.  The local driver enforces the condition (a lock file, link(2)
- * semantics under it); S3 does on AWS, but S3-compatible servers may ignore the headers
- * and simply write (s3rver does), so a caller must read back what it wrote to know.
+ * ERRCODE_PRECONDITION.  The local driver enforces the condition (compare and replace
+ * under an flock(2) of the key's directory); S3 does on AWS, but S3-compatible servers may
+ * ignore the headers and simply write (s3rver does), so a caller must read back what it
+ * wrote to know.
  */
 int storage_get_tagged(storage *st, const char *key, strbuf *out, char **tag, bs_error *err);
 int storage_put_if(storage *st, const char *key, const void *data, size_t len, const char *tag, bs_error *err);

@@ -534,10 +534,22 @@ local_get_tagged(storage *st, const char *key, strbuf *out, char **tag, bs_error
 	return BS_OK;
 }
 
+static int
+flock_ex(int fd)
+{
+	int rc;
+
+	while ((rc = flock(fd, LOCK_EX)) != 0 && errno == EINTR)
+		;
+	return rc;
+}
+
 /*
- * Conditional writers of a key hold an exclusive flock(2) on a lock file beside it (named
- * with the temp marker, so listings never show it): read, compare and replace are then
- * atomic against every other conditional writer of that key on this file system.
+ * Conditional writers of a key hold an exclusive flock(2) on the key's directory: read,
+ * compare and replace are then atomic against every other conditional writer of a key of
+ * that directory on this file system.  Where a directory cannot be locked (some network
+ * file systems), a lock file beside the key stands in (named with the temp marker, so
+ * listings never show it).
  */
 static int
 local_put_if(storage *st, const char *key, const void *data, size_t len, const char *tag, bs_error *err)
@@ -554,16 +566,28 @@ local_put_if(storage *st, const char *key, const void *data, size_t len, const c
 	*slash = '\0';
 	if (make_dirs(path[0] ? path : "/", err) != BS_OK)
 		goto out;
-	strbuf_printf(&lock_path, "%s/%slock-%s", path, STORAGE_TEMP_MARKER, slash + 1);
-	fd = open(lock_path.data, O_RDWR | O_CREAT | O_CLOEXEC, FILE_MODE);
+	fd = open(path[0] ? path : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 	{
-		error_set_errno(err, errno, "could not open lock file \"%s\"", lock_path.data);
+		error_set_errno(err, errno, "could not open directory \"%s\"", path[0] ? path : "/");
 		goto out;
 	}
-	while (flock(fd, LOCK_EX) != 0)
+	if (flock_ex(fd) != 0)
 	{
-		if (errno != EINTR)
+		if (errno != ENOLCK && errno != EBADF && errno != EINVAL && errno != EOPNOTSUPP)
+		{
+			error_set_errno(err, errno, "could not lock directory \"%s\"", path[0] ? path : "/");
+			goto out;
+		}
+		close(fd);
+		strbuf_printf(&lock_path, "%s/%slock-%s", path, STORAGE_TEMP_MARKER, slash + 1);
+		fd = open(lock_path.data, O_RDWR | O_CREAT | O_CLOEXEC, FILE_MODE);
+		if (fd < 0)
+		{
+			error_set_errno(err, errno, "could not open lock file \"%s\"", lock_path.data);
+			goto out;
+		}
+		if (flock_ex(fd) != 0)
 		{
 			error_set_errno(err, errno, "could not lock \"%s\"", lock_path.data);
 			goto out;

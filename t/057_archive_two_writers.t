@@ -169,13 +169,14 @@ sub scenario
 	($rc, $out, $err) = recover($c, "public.${l}_r5", '--latest');
 	is($rc, 0, "$l: recover --latest through C") or diag("$out\n$err");
 	is(exists_table("public.${l}_r5") ? sum("public.${l}_r5") : 'none', $sum_c, "$l: exact");
-	($rc, $out, $err) = run_backstop({ env => $c->{env} }, 'verify', '--storage', $c->{storage});
-	is($rc, 0, "$l: verify finds the archive clean") or diag("$out\n$err");
 
 	# An orderly stop releases the lease: the next archiver takes it without waiting.
 	kill 'TERM', $pid_c;
 	ok(wait_for("$l: C to stop", sub { defined exited($pid_c) }), "$l: C stops");
 	like(slurp_file($log_c), qr/released the archive's lease/, "$l: releasing the lease");
+	# Verified at rest: s3rver does not write objects atomically, a concurrent read may see half.
+	($rc, $out, $err) = run_backstop({ env => $c->{env} }, 'verify', '--storage', $c->{storage});
+	is($rc, 0, "$l: verify finds the archive clean") or diag("$out\n$err");
 
 	# A lease of another host: refused while fresh, taken once expired (no waiting: written so).
 	my $lease = decode_json($c->{get}->('lease.json'));

@@ -103,7 +103,13 @@ test_conditional(void)
 	   "put under a tag of a deleted object fails the precondition");
 	ok(storage_get_tagged(st, "c/none", &sb, &tag, &err) == BS_ERR && strcmp(err.code, ERRCODE_NOT_FOUND) == 0 &&
 	   tag == NULL, "tagged get of a missing key: not found");
-	ok(storage_list(st, "c/", count_key, &n, &err) == BS_OK && n == 0, "the lock file is not listed");
+	ok(storage_list(st, "c/", count_key, &n, &err) == BS_OK && n == 0, "nothing is left beside the key");
+	{
+		char path[256];
+
+		snprintf(path, sizeof(path), "%s/c/%slock-obj", dir, STORAGE_TEMP_MARKER);
+		ok(access(path, F_OK) != 0, "the directory itself is locked: no lock file");
+	}
 	free(tag2);
 	strbuf_free(&sb);
 }
