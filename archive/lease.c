@@ -179,6 +179,9 @@ out:
 	return rc;
 }
 
+/* Reads of an unreadable lease before it counts as such (see lease_load). */
+#define LEASE_READS 3
+
 int
 lease_load(storage *st, lease *out, char **tag, bool *exists, bs_error *err)
 {
@@ -190,20 +193,33 @@ lease_load(storage *st, lease *out, char **tag, bool *exists, bs_error *err)
 	*exists = false;
 	if (tag)
 		*tag = NULL;
-	if (storage_get_tagged(st, LEASE_KEY, &sb, &t, err) != BS_OK)
+	/*
+	 * An unreadable lease is read again: a store that does not replace objects atomically
+	 * (s3rver) can hand out a write in progress, which must not pass for a takeover.
+	 */
+	for (int attempt = 1;; attempt++)
 	{
-		strbuf_free(&sb);
-		if (strcmp(err->code, ERRCODE_NOT_FOUND) == 0)
+		free(t);
+		t = NULL;
+		if (storage_get_tagged(st, LEASE_KEY, &sb, &t, err) != BS_OK)
 		{
-			error_clear(err);
-			return BS_OK;
+			strbuf_free(&sb);
+			if (strcmp(err->code, ERRCODE_NOT_FOUND) == 0)
+			{
+				error_clear(err);
+				return BS_OK;
+			}
+			return error_prefix(err, "could not read \"%s\"", LEASE_KEY);
 		}
-		return error_prefix(err, "could not read \"%s\"", LEASE_KEY);
+		rc = lease_from_json(sb.data ? sb.data : "", sb.len, out, err);
+		if (rc == BS_OK || attempt == LEASE_READS)
+			break;
+		log_debug("%s unreadable (%s), reading it again", LEASE_KEY, err->message);
 	}
 	*exists = true;
 	/* The tag is handed back even for an unreadable lease: --take-over replaces it. */
-	if (lease_from_json(sb.data ? sb.data : "", sb.len, out, err) != BS_OK)
-		rc = error_prefix(err, "%s", LEASE_KEY);
+	if (rc != BS_OK)
+		error_prefix(err, "%s", LEASE_KEY);
 	if (tag)
 		*tag = t;
 	else
