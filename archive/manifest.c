@@ -211,6 +211,7 @@ manifest_free(manifest *m)
 	for (int i = 0; i < m->nsegments; i++)
 		free(m->segments[i].key);
 	free(m->segments);
+	free(m->gaps);
 	free(m->schema);
 	free(m->name);
 	free(m->status);
@@ -348,6 +349,50 @@ manifest_add_segment(manifest *m, const manifest_segment *seg)
 	*s = *seg;
 	s->key = dup_or_null(seg->key);
 	return s;
+}
+
+void
+manifest_add_gap(manifest *m, uint64_t from, uint64_t to)
+{
+	int i = 0;
+	int j;
+
+	if (from >= to)
+		return;
+	/* The gaps it touches (overlapping or adjacent) become one. */
+	while (i < m->ngaps && m->gaps[i].to < from)
+		i++;
+	j = i;
+	while (j < m->ngaps && m->gaps[j].from <= to)
+	{
+		if (m->gaps[j].from < from)
+			from = m->gaps[j].from;
+		if (m->gaps[j].to > to)
+			to = m->gaps[j].to;
+		j++;
+	}
+	if (j == i)
+	{
+		m->gaps = xrealloc(m->gaps, (size_t) (m->ngaps + 1) * sizeof(manifest_gap));
+		memmove(&m->gaps[i + 1], &m->gaps[i], (size_t) (m->ngaps - i) * sizeof(manifest_gap));
+		m->ngaps++;
+	}
+	else if (j > i + 1)
+	{
+		memmove(&m->gaps[i + 1], &m->gaps[j], (size_t) (m->ngaps - j) * sizeof(manifest_gap));
+		m->ngaps -= j - i - 1;
+	}
+	m->gaps[i].from = from;
+	m->gaps[i].to = to;
+}
+
+const manifest_gap *
+manifest_gap_in(const manifest *m, uint64_t from, uint64_t to)
+{
+	for (int i = 0; i < m->ngaps; i++)
+		if (m->gaps[i].from < to && from < m->gaps[i].to)
+			return &m->gaps[i];
+	return NULL;
 }
 
 const manifest_layout *
@@ -610,7 +655,7 @@ manifest_validate(const manifest *m, bs_error *err)
 	if (m->status == NULL || (strcmp(m->status, "active") != 0 && strcmp(m->status, "dropped") != 0 &&
 							  strcmp(m->status, "skipped") != 0))
 		return bad(err, "status", "must be \"active\", \"dropped\" or \"skipped\"");
-	if (m->nlayouts < 0 || m->nbases < 0 || m->nsegments < 0)
+	if (m->nlayouts < 0 || m->nbases < 0 || m->nsegments < 0 || m->ngaps < 0)
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "negative element count");
 
 	for (int i = 0; i < m->nlayouts; i++)
@@ -689,6 +734,16 @@ manifest_validate(const manifest *m, bs_error *err)
 		/* Overlap is legitimate (a replay after a crash, deduplicated by end LSN); disorder is not. */
 		if (i > 0 && s->first_lsn < m->segments[i - 1].first_lsn)
 			return bad(err, p, "is lower than the previous segment's (segments must be sorted by LSN)");
+	}
+
+	for (int i = 0; i < m->ngaps; i++)
+	{
+		path_printf(p, "gaps[%d].to", i);
+		if (m->gaps[i].to <= m->gaps[i].from)
+			return bad(err, p, "is not above from");
+		path_printf(p, "gaps[%d].from", i);
+		if (i > 0 && m->gaps[i].from < m->gaps[i - 1].to)
+			return bad(err, p, "is below the previous gap's end (gaps must be sorted and disjoint)");
 	}
 	return BS_OK;
 }
@@ -822,6 +877,7 @@ manifest_to_json(const manifest *m)
 	char *text;
 
 	json_object_set_new(o, "format", json_integer(MANIFEST_FORMAT));
+	json_object_set_new(o, "generation", json_u64(m->generation));
 	json_object_set_new(o, "relid", json_integer(m->relid));
 	json_object_set_new(o, "schema", json_str_or_null(m->schema));
 	json_object_set_new(o, "name", json_str_or_null(m->name));
@@ -854,6 +910,17 @@ manifest_to_json(const manifest *m)
 	for (int i = 0; i < m->nsegments; i++)
 		json_array_append_new(arr, segment_to_json(&m->segments[i]));
 	json_object_set_new(o, "segments", arr);
+
+	arr = json_array();
+	for (int i = 0; i < m->ngaps; i++)
+	{
+		json_t *g = json_object();
+
+		json_object_set_new(g, "from", manifest_json_lsn(m->gaps[i].from));
+		json_object_set_new(g, "to", manifest_json_lsn(m->gaps[i].to));
+		json_array_append_new(arr, g);
+	}
+	json_object_set_new(o, "gaps", arr);
 
 	/* One segment per line keeps large manifests readable with ordinary tools. */
 	text = json_dumps(o, JSON_INDENT(1) | JSON_COMPACT);
@@ -1003,6 +1070,23 @@ j_sha(json_t *o, const char *path, const char *name, char out[65], bs_error *err
 	return BS_OK;
 }
 
+/* "format": one this version reads (MANIFEST_FORMAT_MIN..MANIFEST_FORMAT). */
+static int
+j_format(json_t *root, int64_t *v, bs_error *err)
+{
+	if (j_int(root, "", "format", INT64_MIN, INT64_MAX, v, err) != BS_OK)
+		return BS_ERR;
+	if (*v > MANIFEST_FORMAT)
+		return error_set(err, ERRCODE_DATA_CORRUPTED,
+						 "member \"format\" is %" PRId64 ": written by a newer Backstop; this version reads formats %d to %d",
+						 *v, MANIFEST_FORMAT_MIN, MANIFEST_FORMAT);
+	if (*v < MANIFEST_FORMAT_MIN)
+		return error_set(err, ERRCODE_DATA_CORRUPTED,
+						 "member \"format\" is %" PRId64 "; this version of Backstop reads formats %d to %d",
+						 *v, MANIFEST_FORMAT_MIN, MANIFEST_FORMAT);
+	return BS_OK;
+}
+
 /* An array member; *n its length (bounded by int). */
 static int
 j_array(json_t *o, const char *path, const char *name, json_t **arr, int *n, bs_error *err)
@@ -1148,18 +1232,18 @@ static int
 manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 {
 	int64_t v;
+	int64_t format;
 	json_t *arr;
 	int n;
 	char p[PATH_BUFLEN];
 
 	if (!json_is_object(root))
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "not a JSON object");
-	if (j_int(root, "", "format", INT64_MIN, INT64_MAX, &v, err) != BS_OK)
+	if (j_format(root, &format, err) != BS_OK)
 		return BS_ERR;
-	if (v != MANIFEST_FORMAT)
-		return error_set(err, ERRCODE_DATA_CORRUPTED,
-						 "member \"format\" is %" PRId64 "; this version of Backstop reads format %d",
-						 v, MANIFEST_FORMAT);
+	/* Format 1 has no generation: 0, below any the head can record. */
+	if (format >= 2 && j_u64(root, "", "generation", &m->generation, err) != BS_OK)
+		return BS_ERR;
 	if (j_int(root, "", "relid", 1, UINT32_MAX, &v, err) != BS_OK)
 		return BS_ERR;
 	m->relid = (uint32_t) v;
@@ -1210,6 +1294,23 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 		if (j_element(arr, "", "segments", i, &e, p, err) != BS_OK ||
 			segment_from_json(e, p, &m->segments[i], err) != BS_OK)
 			return BS_ERR;
+	}
+
+	if (format >= 2)
+	{
+		if (j_array(root, "", "gaps", &arr, &n, err) != BS_OK)
+			return BS_ERR;
+		m->gaps = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_gap));
+		for (int i = 0; i < n; i++)
+		{
+			json_t *e;
+
+			m->ngaps = i + 1;
+			if (j_element(arr, "", "gaps", i, &e, p, err) != BS_OK ||
+				j_lsn(e, p, "from", true, &m->gaps[i].from, err) != BS_OK ||
+				j_lsn(e, p, "to", true, &m->gaps[i].to, err) != BS_OK)
+				return BS_ERR;
+		}
 	}
 	return manifest_validate(m, err);
 }
@@ -1567,6 +1668,7 @@ void
 archive_head_init(archive_head *head)
 {
 	memset(head, 0, sizeof(*head));
+	head->format = MANIFEST_FORMAT;
 	head->text_format.timezone = xstrdup(ARCHIVE_TEXT_TIMEZONE);
 	head->text_format.datestyle = xstrdup(ARCHIVE_TEXT_DATESTYLE);
 	head->text_format.extra_float_digits = ARCHIVE_TEXT_EXTRA_FLOAT_DIGITS;
@@ -1583,7 +1685,67 @@ archive_head_clear(archive_head *head)
 	free(head->text_format.datestyle);
 	free(head->text_format.intervalstyle);
 	free(head->text_format.bytea_output);
+	for (int i = 0; i < head->ntables; i++)
+	{
+		free(head->tables[i].schema);
+		free(head->tables[i].name);
+	}
+	free(head->tables);
 	memset(head, 0, sizeof(*head));
+}
+
+const archive_head_table *
+archive_head_find_table(const archive_head *head, uint32_t relid)
+{
+	int lo = 0;
+	int hi = head->ntables - 1;
+
+	while (lo <= hi)
+	{
+		int mid = lo + (hi - lo) / 2;
+
+		if (head->tables[mid].relid == relid)
+			return &head->tables[mid];
+		if (head->tables[mid].relid < relid)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return NULL;
+}
+
+void
+archive_head_note_table(archive_head *head, uint32_t relid, uint64_t generation, const char *schema,
+						const char *name)
+{
+	archive_head_table *t = (archive_head_table *) archive_head_find_table(head, relid);
+
+	if (t == NULL)
+	{
+		int at = 0;
+
+		while (at < head->ntables && head->tables[at].relid < relid)
+			at++;
+		head->tables = xrealloc(head->tables, (size_t) (head->ntables + 1) * sizeof(archive_head_table));
+		memmove(&head->tables[at + 1], &head->tables[at], (size_t) (head->ntables - at) * sizeof(archive_head_table));
+		head->ntables++;
+		t = &head->tables[at];
+		memset(t, 0, sizeof(*t));
+		t->relid = relid;
+	}
+	/* Generations never go backwards, whatever the caller saw. */
+	if (generation > t->generation)
+		t->generation = generation;
+	if (schema && (t->schema == NULL || strcmp(t->schema, schema) != 0))
+	{
+		free(t->schema);
+		t->schema = xstrdup(schema);
+	}
+	if (name && (t->name == NULL || strcmp(t->name, name) != 0))
+	{
+		free(t->name);
+		t->name = xstrdup(name);
+	}
 }
 
 static int
@@ -1598,6 +1760,20 @@ head_validate(const archive_head *head, bs_error *err)
 	if (tf->timezone == NULL || tf->datestyle == NULL || tf->intervalstyle == NULL ||
 		tf->bytea_output == NULL)
 		return bad(err, "text_format", "is incomplete");
+	for (int i = 0; i < head->ntables; i++)
+	{
+		char p[PATH_BUFLEN];
+
+		path_printf(p, "tables[%d].relid", i);
+		if (head->tables[i].relid == 0)
+			return bad(err, p, "must be a positive OID");
+		if (i > 0 && head->tables[i].relid <= head->tables[i - 1].relid)
+			return bad(err, p, "is not above the previous table's (tables must be sorted by relid)");
+		path_printf(p, "tables[%d]", i);
+		if (head->tables[i].schema == NULL || head->tables[i].schema[0] == '\0' ||
+			head->tables[i].name == NULL || head->tables[i].name[0] == '\0')
+			return bad(err, p, "lacks a schema or name");
+	}
 	return BS_OK;
 }
 
@@ -1619,9 +1795,57 @@ archive_head_to_json(const archive_head *head)
 	json_object_set_new(tf, "intervalstyle", json_str_or_null(head->text_format.intervalstyle));
 	json_object_set_new(tf, "bytea_output", json_str_or_null(head->text_format.bytea_output));
 	json_object_set_new(o, "text_format", tf);
+	json_object_set_new(o, "lease_token", json_u64(head->lease_token));
+	{
+		json_t *arr = json_array();
+
+		for (int i = 0; i < head->ntables; i++)
+		{
+			const archive_head_table *t = &head->tables[i];
+			json_t *jt = json_object();
+
+			json_object_set_new(jt, "relid", json_integer(t->relid));
+			json_object_set_new(jt, "generation", json_u64(t->generation));
+			json_object_set_new(jt, "schema", json_str_or_null(t->schema));
+			json_object_set_new(jt, "name", json_str_or_null(t->name));
+			json_array_append_new(arr, jt);
+		}
+		json_object_set_new(o, "tables", arr);
+	}
 	text = json_dumps(o, JSON_INDENT(1) | JSON_COMPACT);
 	json_decref(o);
 	return text;
+}
+
+/* Format 2: the lease token and the generation of every table's manifest. */
+static int
+head_tables_from_json(json_t *root, archive_head *out, bs_error *err)
+{
+	json_t *arr;
+	int n;
+	char p[PATH_BUFLEN];
+
+	if (j_u64(root, "", "lease_token", &out->lease_token, err) != BS_OK ||
+		j_array(root, "", "tables", &arr, &n, err) != BS_OK)
+		return BS_ERR;
+	out->tables = xcalloc(n > 0 ? (size_t) n : 1, sizeof(archive_head_table));
+	for (int i = 0; i < n; i++)
+	{
+		archive_head_table *t = &out->tables[i];
+		json_t *e;
+		int64_t v;
+
+		out->ntables = i + 1;
+		if (j_element(arr, "", "tables", i, &e, p, err) != BS_OK ||
+			j_int(e, p, "relid", 1, UINT32_MAX, &v, err) != BS_OK)
+			return BS_ERR;
+		t->relid = (uint32_t) v;
+		if (j_u64(e, p, "generation", &t->generation, err) != BS_OK ||
+			j_string(e, p, "schema", true, &t->schema, err) != BS_OK ||
+			j_string(e, p, "name", true, &t->name, err) != BS_OK)
+			return BS_ERR;
+	}
+	return BS_OK;
 }
 
 int
@@ -1643,15 +1867,9 @@ archive_head_from_json(const char *json, size_t len, archive_head *out, bs_error
 		error_set(err, ERRCODE_DATA_CORRUPTED, "not a JSON object");
 		goto out;
 	}
-	if (j_int(root, "", "format", INT64_MIN, INT64_MAX, &v, err) != BS_OK)
+	if (j_format(root, &v, err) != BS_OK)
 		goto out;
-	if (v != MANIFEST_FORMAT)
-	{
-		error_set(err, ERRCODE_DATA_CORRUPTED,
-				  "member \"format\" is %" PRId64 "; this version of Backstop reads format %d",
-				  v, MANIFEST_FORMAT);
-		goto out;
-	}
+	out->format = (int) v;
 	if (j_string(root, "", "system_identifier", true, &out->system_identifier, err) != BS_OK ||
 		j_string(root, "", "database", true, &out->database, err) != BS_OK ||
 		j_lsn(root, "", "flushed_lsn", true, &out->flushed_lsn, err) != BS_OK ||
@@ -1670,7 +1888,9 @@ archive_head_from_json(const char *json, size_t len, archive_head *out, bs_error
 		j_string(tf, "text_format", "bytea_output", true, &out->text_format.bytea_output, err) != BS_OK)
 		goto out;
 	out->text_format.extra_float_digits = (int) v;
-	rc = BS_OK;
+	if (out->format >= 2 && head_tables_from_json(root, out, err) != BS_OK)
+		goto out;
+	rc = head_validate(out, err);
 out:
 	json_decref(root);
 	if (rc != BS_OK)

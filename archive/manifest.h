@@ -9,7 +9,9 @@
 #include "error.h"
 #include "storage.h"
 
-#define MANIFEST_FORMAT 1
+/* Format written; readers accept MANIFEST_FORMAT_MIN..MANIFEST_FORMAT (doc/FORMAT.md). */
+#define MANIFEST_FORMAT 2
+#define MANIFEST_FORMAT_MIN 1
 
 typedef struct manifest_column
 {
@@ -65,9 +67,20 @@ typedef struct manifest_segment
 	uint64_t raw_size;
 } manifest_segment;
 
+/* Changes committed in [from, to) are not in the archive: archiving resumed from a new
+ * replication slot at to (a takeover, or a slot dropped and created again). */
+typedef struct manifest_gap
+{
+	uint64_t from;
+	uint64_t to;
+} manifest_gap;
+
 typedef struct manifest
 {
 	uint32_t relid;
+	/* Format 2: raised at every store and recorded in head.json, so an older copy put back
+	 * is seen for what it is; 0 in a format-1 manifest. */
+	uint64_t generation;
 	char *schema;
 	char *name;
 	char *status;				/* "active", "dropped", "skipped" */
@@ -80,6 +93,8 @@ typedef struct manifest
 	manifest_base *bases;		/* ascending LSN */
 	int nsegments;
 	manifest_segment *segments;	/* ascending LSN */
+	int ngaps;
+	manifest_gap *gaps;			/* ascending, disjoint (format 2; none in format 1) */
 } manifest;
 
 /* The session settings under which every archived value was produced (text output forms). */
@@ -98,13 +113,26 @@ typedef struct archive_text_format
 	char *bytea_output;
 } archive_text_format;
 
+/* The head's record of one table's manifest (format 2). */
+typedef struct archive_head_table
+{
+	uint32_t relid;
+	uint64_t generation;		/* of the manifest stored before this head */
+	char *schema;
+	char *name;
+} archive_head_table;
+
 typedef struct archive_head
 {
+	int format;					/* as read (1 or 2); always MANIFEST_FORMAT when written */
 	uint64_t flushed_lsn;
 	int64_t time;
 	char *system_identifier;
 	char *database;
 	archive_text_format text_format;	/* required: archive_head_init fills the defaults */
+	uint64_t lease_token;		/* fencing token of the archiver that wrote it (format 2) */
+	int ntables;
+	archive_head_table *tables;	/* ascending relid; none in format 1 */
 } archive_head;
 
 manifest *manifest_new(uint32_t relid, const char *schema, const char *name);
@@ -129,6 +157,11 @@ int manifest_use_layout(manifest *m, uint64_t from_lsn, char replident, int ncol
 const manifest_layout *manifest_layout_at(const manifest *m, uint64_t lsn);
 manifest_base *manifest_add_base(manifest *m, const manifest_base *base);
 manifest_segment *manifest_add_segment(manifest *m, const manifest_segment *seg);
+/* Record that changes committed in [from, to) are not archived (merged with the gaps it
+ * touches; nothing when from >= to). */
+void manifest_add_gap(manifest *m, uint64_t from, uint64_t to);
+/* The first gap overlapping commits in [from, to), NULL if none. */
+const manifest_gap *manifest_gap_in(const manifest *m, uint64_t from, uint64_t to);
 const manifest_layout *manifest_layout_by_id(const manifest *m, uint32_t id);
 /* True when two column lists describe the same layout. */
 bool manifest_columns_equal(int n1, const manifest_column *c1, int n2, const manifest_column *c2);
@@ -176,6 +209,11 @@ int archive_head_store(storage *st, const archive_head *head, bs_error *err);
 char *archive_head_serialize(const archive_head *head, bs_error *err);
 int archive_head_store_json(storage *st, const char *json, bs_error *err);
 void archive_head_clear(archive_head *head);
+/* The head's record of relid, NULL when it has none. */
+const archive_head_table *archive_head_find_table(const archive_head *head, uint32_t relid);
+/* Record (or update) the generation and name of a stored manifest. */
+void archive_head_note_table(archive_head *head, uint32_t relid, uint64_t generation, const char *schema,
+							 const char *name);
 
 /* Split "schema.table" (quoted identifiers allowed) into parts; "table" means public.
  * Unquoted identifiers are folded to lower case, as PostgreSQL does. */

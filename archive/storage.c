@@ -312,3 +312,31 @@ storage_delete(storage *st, const char *key, bs_error *err)
 		return bad_key(key, err);
 	return st->ops->delete_key(st, key, err);
 }
+
+int
+storage_get_tagged(storage *st, const char *key, strbuf *out, char **tag, bs_error *err)
+{
+	*tag = NULL;
+	strbuf_reset(out);
+	if (!storage_key_valid(key))
+		return bad_key(key, err);
+	if (st->ops->get_tagged(st, key, out, tag, err) != BS_OK)
+	{
+		strbuf_reset(out);
+		free(*tag);
+		*tag = NULL;
+		return BS_ERR;
+	}
+	/* Keep the "always NUL-terminated" promise even for an empty object. */
+	strbuf_reserve(out, 1);
+	out->data[out->len] = '\0';
+	return BS_OK;
+}
+
+int
+storage_put_if(storage *st, const char *key, const void *data, size_t len, const char *tag, bs_error *err)
+{
+	if (!storage_key_valid(key))
+		return bad_key(key, err);
+	return st->ops->put_if(st, key, data, len, tag, err);
+}

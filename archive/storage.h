@@ -52,6 +52,19 @@ int storage_list(storage *st, const char *prefix, storage_list_cb cb, void *ctx,
 /* Deleting a missing key succeeds (idempotent). */
 int storage_delete(storage *st, const char *key, bs_error *err);
 
+/*
+ * Small objects read and replaced under a condition (the archive's lease).  get_tagged
+ * returns the object and a tag of its version (*tag, freed by the caller): the ETag on S3,
+ * the SHA-256 of the content locally.  put_if writes only when the key is absent (tag
+ * NULL: If-None-Match: *) or still has that tag (If-Match); otherwise it fails with
+ * ERRCODE_PRECONDITION.  The local driver enforces the condition (compare and replace
+ * under an flock(2) of the key's directory); S3 does on AWS, but S3-compatible servers may
+ * ignore the headers and simply write (s3rver does), so a caller must read back what it
+ * wrote to know.
+ */
+int storage_get_tagged(storage *st, const char *key, strbuf *out, char **tag, bs_error *err);
+int storage_put_if(storage *st, const char *key, const void *data, size_t len, const char *tag, bs_error *err);
+
 /* A key is valid when it is 1..1024 bytes of printable text, relative ("a/b", not "/a"),
  * without empty, "." or ".." components and without the local driver's temp marker. */
 bool storage_key_valid(const char *key);
@@ -72,6 +85,9 @@ typedef struct storage_ops
 	int			(*head) (storage *st, const char *key, bool *exists, storage_stat *stat, bs_error *err);
 	int			(*list) (storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_error *err);
 	int			(*delete_key) (storage *st, const char *key, bs_error *err);
+	int			(*get_tagged) (storage *st, const char *key, strbuf *out, char **tag, bs_error *err);
+	int			(*put_if) (storage *st, const char *key, const void *data, size_t len, const char *tag,
+						   bs_error *err);
 	void		(*close) (storage *st);
 } storage_ops;
 

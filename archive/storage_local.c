@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #define READ_CHUNK (256 * 1024)
 #define FILE_MODE 0640
@@ -498,6 +501,129 @@ local_delete(storage *st, const char *key, bs_error *err)
 	return rc;
 }
 
+/* Collects an object's bytes. */
+static int
+append_bytes(void *ctx, const void *data, size_t len, bs_error *err)
+{
+	(void) err;
+	strbuf_append((strbuf *) ctx, data, len);
+	return BS_OK;
+}
+
+/* A local object's version tag: the SHA-256 of its content, in hex. */
+static char *
+content_tag(const strbuf *data)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	strbuf sb = STRBUF_INIT;
+
+	EVP_Digest(data->data ? data->data : "", data->len, md, &mdlen, EVP_sha256(), NULL);
+	for (unsigned int i = 0; i < mdlen; i++)
+		strbuf_printf(&sb, "%02x", md[i]);
+	return strbuf_detach(&sb, NULL);
+}
+
+static int
+local_get_tagged(storage *st, const char *key, strbuf *out, char **tag, bs_error *err)
+{
+	/* A put replaces the file by rename(2): a read sees one version or the other. */
+	if (local_get(st, key, 0, 0, append_bytes, out, err) != BS_OK)
+		return BS_ERR;
+	*tag = content_tag(out);
+	return BS_OK;
+}
+
+static int
+flock_ex(int fd)
+{
+	int rc;
+
+	while ((rc = flock(fd, LOCK_EX)) != 0 && errno == EINTR)
+		;
+	return rc;
+}
+
+/*
+ * Conditional writers of a key hold an exclusive flock(2) on the key's directory: read,
+ * compare and replace are then atomic against every other conditional writer of a key of
+ * that directory on this file system.  Where a directory cannot be locked (some network
+ * file systems), a lock file beside the key stands in (named with the temp marker, so
+ * listings never show it).
+ */
+static int
+local_put_if(storage *st, const char *key, const void *data, size_t len, const char *tag, bs_error *err)
+{
+	char *path = key_path((local_storage *) st, key);
+	char *slash = strrchr(path, '/');
+	strbuf lock_path = STRBUF_INIT;
+	strbuf cur = STRBUF_INIT;
+	char *cur_tag = NULL;
+	bool exists = true;
+	int fd = -1;
+	int rc = BS_ERR;
+
+	*slash = '\0';
+	if (make_dirs(path[0] ? path : "/", err) != BS_OK)
+		goto out;
+	fd = open(path[0] ? path : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+	{
+		error_set_errno(err, errno, "could not open directory \"%s\"", path[0] ? path : "/");
+		goto out;
+	}
+	if (flock_ex(fd) != 0)
+	{
+		if (errno != ENOLCK && errno != EBADF && errno != EINVAL && errno != EOPNOTSUPP)
+		{
+			error_set_errno(err, errno, "could not lock directory \"%s\"", path[0] ? path : "/");
+			goto out;
+		}
+		close(fd);
+		strbuf_printf(&lock_path, "%s/%slock-%s", path, STORAGE_TEMP_MARKER, slash + 1);
+		fd = open(lock_path.data, O_RDWR | O_CREAT | O_CLOEXEC, FILE_MODE);
+		if (fd < 0)
+		{
+			error_set_errno(err, errno, "could not open lock file \"%s\"", lock_path.data);
+			goto out;
+		}
+		if (flock_ex(fd) != 0)
+		{
+			error_set_errno(err, errno, "could not lock \"%s\"", lock_path.data);
+			goto out;
+		}
+	}
+	if (local_get(st, key, 0, 0, append_bytes, &cur, err) != BS_OK)
+	{
+		if (strcmp(err->code, ERRCODE_NOT_FOUND) != 0)
+			goto out;
+		error_clear(err);
+		exists = false;
+	}
+	else
+		cur_tag = content_tag(&cur);
+	if (tag == NULL && exists)
+	{
+		error_set(err, ERRCODE_PRECONDITION, "object \"%s\" already exists in %s", key, st->description);
+		goto out;
+	}
+	if (tag != NULL && (!exists || strcmp(cur_tag, tag) != 0))
+	{
+		error_set(err, ERRCODE_PRECONDITION, "object \"%s\" in %s %s since it was read", key, st->description,
+				  exists ? "was replaced" : "was deleted");
+		goto out;
+	}
+	rc = storage_put(st, key, data, len, err);
+out:
+	if (fd >= 0)
+		close(fd);				/* releases the lock */
+	strbuf_free(&lock_path);
+	strbuf_free(&cur);
+	free(cur_tag);
+	free(path);
+	return rc;
+}
+
 static void
 local_close(storage *st)
 {
@@ -516,6 +642,8 @@ static const storage_ops local_ops = {
 	.head = local_head,
 	.list = local_list,
 	.delete_key = local_delete,
+	.get_tagged = local_get_tagged,
+	.put_if = local_put_if,
 	.close = local_close,
 };
 

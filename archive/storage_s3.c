@@ -57,6 +57,7 @@ typedef struct s3_request
 	const char *content_type;
 	const char *range;
 	const char *if_match;
+	const char *if_none_match;
 	/* Streaming GET: 2xx bodies go to the sink instead of the body buffer. */
 	storage_sink sink;
 	void	   *sink_ctx;
@@ -611,6 +612,12 @@ s3_attempt(s3_storage *s3, const s3_request *req, s3_response *resp)
 	{
 		strbuf_reset(&line);
 		strbuf_printf(&line, "If-Match: %s", req->if_match);
+		hdrs = curl_slist_append(hdrs, line.data);
+	}
+	if (req->if_none_match)
+	{
+		strbuf_reset(&line);
+		strbuf_printf(&line, "If-None-Match: %s", req->if_none_match);
 		hdrs = curl_slist_append(hdrs, line.data);
 	}
 	if (req->content_type)
@@ -1346,6 +1353,59 @@ s3_delete(storage *st, const char *key, bs_error *err)
 	return rc;
 }
 
+/* ---------------------------------------------------------------- conditional */
+
+static int
+s3_get_tagged(storage *st, const char *key, strbuf *out, char **tag, bs_error *err)
+{
+	s3_storage *s3 = (s3_storage *) st;
+	s3_request	req = {0};
+	s3_response resp = {0};
+	char	   *fk = full_key(s3, key);
+	int			rc;
+
+	/* Small objects only: the answer is kept in the response buffer (MAX_XML_BODY). */
+	req.method = "GET";
+	req.key = fk;
+	req.what = key;
+	rc = s3_execute(s3, &req, &resp, err);
+	if (rc == BS_OK)
+	{
+		strbuf_append(out, resp.body.data ? resp.body.data : "", resp.body.len);
+		*tag = xstrdup(resp.etag ? resp.etag : "");
+	}
+	response_free(&resp);
+	free(fk);
+	return rc;
+}
+
+static int
+s3_put_if(storage *st, const char *key, const void *data, size_t len, const char *tag, bs_error *err)
+{
+	s3_storage *s3 = (s3_storage *) st;
+	s3_request	req = {0};
+	s3_response resp = {0};
+	char	   *fk = full_key(s3, key);
+	int			rc;
+
+	req.method = "PUT";
+	req.key = fk;
+	req.what = key;
+	req.body = len ? data : "";
+	req.body_len = len;
+	if (tag)
+		req.if_match = tag;
+	else
+		req.if_none_match = "*";
+	rc = s3_execute(s3, &req, &resp, err);
+	/* 412: the condition failed; 409: a concurrent conditional write won (AWS). */
+	if (rc != BS_OK && (err->http_status == 412 || err->http_status == 409))
+		snprintf(err->code, sizeof(err->code), "%s", ERRCODE_PRECONDITION);
+	response_free(&resp);
+	free(fk);
+	return rc;
+}
+
 /* ---------------------------------------------------------------- list */
 
 static int
@@ -1494,6 +1554,8 @@ static const storage_ops s3_ops = {
 	.head = s3_head,
 	.list = s3_list,
 	.delete_key = s3_delete,
+	.get_tagged = s3_get_tagged,
+	.put_if = s3_put_if,
 	.close = s3_close,
 };
 

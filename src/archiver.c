@@ -1,8 +1,10 @@
 /* archiver.c — the continuous archiver daemon: replication stream -> per-table segments in storage. */
 #include "archiver.h"
+#include "audit.h"
 #include "basecopy.h"
 #include "catalog.h"
 #include "codec.h"
+#include "lease.h"
 #include "log.h"
 #include "lsn.h"
 #include "manifest.h"
@@ -221,6 +223,12 @@ typedef struct archiver
 	struct event *notify_ev;
 	uint64_t last_sent_flush;
 
+	/* The archive's lease (one writer per archive), held from start-up to the end; the
+	 * keeper renews it, fence() checks it before manifests and segments are written. */
+	lease lease;
+	bool lease_held;
+	lease_keeper *keeper;
+
 	/* At most one base-copy job at a time, run by base_thread (see start_base_job). */
 	base_job *bjob;
 	int64_t	test_lock_key;		/* basecopy_options.test_lock_key, read once at start */
@@ -254,6 +262,71 @@ archiver_fail(archiver *a, const bs_error *err)
 		a->fatal_err = *err;
 	}
 	event_base_loopbreak(a->evbase);
+}
+
+/* ---------- the archive's lease ---------- */
+
+/*
+ * Before writing manifests, segments or the head: is the archive's lease still ours?  A
+ * lost lease fails with ERRCODE_LOCK_NOT_AVAILABLE, which stops the archiver.  Without
+ * conditional writes a takeover can still land between this check and the write that
+ * follows it (doc/archiving.md, "One writer per archive").
+ */
+static int
+fence(archiver *a, bs_error *err)
+{
+	if (!a->lease_held)
+		return error_set(err, ERRCODE_LOCK_NOT_AVAILABLE, "the archive's lease is not held: nothing may be written");
+	if (lease_keeper_lost(a->keeper, err))
+		return BS_ERR;
+	return lease_check(a->st, &a->lease, err);
+}
+
+/* Start-up, before anything is written: take the lease and start its heartbeat. */
+static int
+take_lease(archiver *a, bs_error *err)
+{
+	lease_owner me;
+	strbuf who = STRBUF_INIT;
+	int64_t timeout_ms = config_get_duration_ms(a->cfg, "lease_timeout");
+	int rc;
+
+	/* Renewed every third of it: below a second, storage latency alone would expire it. */
+	if (timeout_ms < 1000)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "lease_timeout must be at least 1s");
+	lease_owner_init(&me, config_get(a->cfg, "slot"));
+	rc = lease_acquire(a->st, &me, timeout_ms,
+					   config_get_bool(a->cfg, "take_over"), a->head.lease_token, &a->lease, err);
+	lease_owner_clear(&me);
+	if (rc != BS_OK)
+		return BS_ERR;
+	a->lease_held = true;
+	/* Written with every head: a deleted lease.json never lets tokens go backwards. */
+	a->head.lease_token = a->lease.token;
+	lease_describe(&a->lease, &who);
+	log_info("holding the archive's lease: %s", who.data);
+	strbuf_free(&who);
+	return lease_keeper_start(config_get(a->cfg, "storage"), a->cfg, &a->lease, &a->keeper, err);
+}
+
+/* The end (single-threaded): stop the heartbeat, and give the lease up if it is still ours. */
+static void
+release_lease(archiver *a)
+{
+	bs_error err;
+
+	if (!a->lease_held)
+		return;
+	lease_keeper_stop(a->keeper, &a->lease);
+	a->keeper = NULL;
+	error_clear(&err);
+	if (lease_release(a->st, &a->lease, &err) == BS_OK)
+		log_info("released the archive's lease");
+	else if (strcmp(err.code, ERRCODE_LOCK_NOT_AVAILABLE) != 0)
+		log_warning("could not release the archive's lease (a restart on this host takes it over at once, "
+					"another host once it expires): %s", err.message);
+	lease_clear(&a->lease);
+	a->lease_held = false;
 }
 
 /* ---------- tables ---------- */
@@ -306,6 +379,83 @@ add_table(archiver *a, manifest *m, bool active)
 	return t;
 }
 
+/*
+ * A manifest as loaded (NULL: absent) against head.json's record of it: never archive on top
+ * of an older copy put back or of a deleted manifest, which would write the damage over the
+ * evidence of it (doc/FORMAT.md, "Generations").
+ */
+static int
+check_generation(archiver *a, uint32_t relid, const manifest *m, bs_error *err)
+{
+	const archive_head_table *rec = archive_head_find_table(&a->head, relid);
+
+	if (rec == NULL || (m && m->generation >= rec->generation))
+		return BS_OK;
+	if (m == NULL)
+		return error_set(err, ERRCODE_DATA_CORRUPTED,
+						 "the manifest of %s.%s (tables/%" PRIu32 "/manifest.json) is missing from %s, but head.json "
+						 "records generation %" PRIu64 " of it: it was deleted; refusing to archive on top of the "
+						 "damage (restore the manifest, or archive to a new storage location)",
+						 rec->schema, rec->name, relid, storage_describe(a->st), rec->generation);
+	return error_set(err, ERRCODE_DATA_CORRUPTED,
+					 "the manifest of %s.%s (tables/%" PRIu32 "/manifest.json) in %s is generation %" PRIu64
+					 ", but head.json records generation %" PRIu64 ": it was replaced by an older copy (rolled back); "
+					 "refusing to archive on top of the damage (restore the newer manifest, or archive to a new "
+					 "storage location)",
+					 m->schema, m->name, relid, storage_describe(a->st), m->generation, rec->generation);
+}
+
+/* The generation of a manifest's next store: above what it and head.json have seen. */
+static uint64_t
+next_generation(archiver *a, const manifest *m)
+{
+	const archive_head_table *rec = archive_head_find_table(&a->head, m->relid);
+	uint64_t g = m->generation;
+
+	if (rec && rec->generation > g)
+		g = rec->generation;
+	return g + 1;
+}
+
+/* Start-up (single-threaded): store a manifest now, with its next generation. */
+static int
+store_manifest_now(archiver *a, manifest *m, bs_error *err)
+{
+	m->generation = next_generation(a, m);
+	if (fence(a, err) != BS_OK || manifest_store(a->st, m, err) != BS_OK)
+		return BS_ERR;
+	archive_head_note_table(&a->head, m->relid, m->generation, m->schema, m->name);
+	return BS_OK;
+}
+
+/*
+ * A head written before format 2 records no manifest: record every manifest as it is now
+ * (generation 0 for format 1), so that the first head written from here on covers tables
+ * this run never touches too (dropped ones, for instance).
+ */
+static int
+record_manifests(archiver *a, bs_error *err)
+{
+	uint32_t *relids = NULL;
+	int n = 0;
+	int rc = BS_OK;
+
+	if (manifest_list_relids(a->st, &relids, &n, err) != BS_OK)
+		return BS_ERR;
+	for (int i = 0; i < n && rc == BS_OK; i++)
+	{
+		manifest *m = NULL;
+		bool exists = false;
+
+		rc = manifest_load(a->st, relids[i], &m, &exists, err);
+		if (rc == BS_OK && exists)
+			archive_head_note_table(&a->head, m->relid, m->generation, m->schema, m->name);
+		manifest_free(m);
+	}
+	free(relids);
+	return rc;
+}
+
 /* Load the table's manifest (or start a new one) and register it. */
 static int
 load_table(archiver *a, storage *st, uint32_t relid, const char *schema, const char *name, bool active,
@@ -321,8 +471,12 @@ load_table(archiver *a, storage *st, uint32_t relid, const char *schema, const c
 		*out = t;
 		return BS_OK;
 	}
-	if (manifest_load(st, relid, &m, &exists, err) != BS_OK)
+	if (manifest_load(st, relid, &m, &exists, err) != BS_OK ||
+		check_generation(a, relid, exists ? m : NULL, err) != BS_OK)
+	{
+		manifest_free(m);
 		return BS_ERR;
+	}
 	if (!exists)
 		m = manifest_new(relid, schema ? schema : "?", name ? name : "?");
 	else if (schema && name && (strcmp(m->schema, schema) != 0 || strcmp(m->name, name) != 0))
@@ -590,9 +744,10 @@ out:
 	return rc;
 }
 
-/* Store the manifests changed in memory (uploader, or start-up). */
+/* Store the manifests changed in memory (uploader, or start-up); fenced: the lease was
+ * just checked. */
 static int
-store_dirty_manifests(archiver *a, bs_error *err)
+store_dirty_manifests(archiver *a, bool fenced, bs_error *err)
 {
 	int rc = BS_OK;
 
@@ -602,6 +757,7 @@ store_dirty_manifests(archiver *a, bs_error *err)
 		char *json = NULL;
 		bool found = false;
 		bool had_base = false;
+		uint64_t generation = 0;
 
 		uploader_lock(a);
 		for (; i < a->ntables; i++)
@@ -610,6 +766,7 @@ store_dirty_manifests(archiver *a, bs_error *err)
 			{
 				found = true;
 				relid = a->tables[i]->relid;
+				generation = a->tables[i]->man->generation = next_generation(a, a->tables[i]->man);
 				json = manifest_serialize(a->tables[i]->man, err);
 				a->tables[i]->dirty = false;
 				had_base = a->tables[i]->base_unstored;
@@ -620,6 +777,12 @@ store_dirty_manifests(archiver *a, bs_error *err)
 		pthread_mutex_unlock(&a->lock);
 		if (!found)
 			break;
+		if (json != NULL && !fenced && fence(a, err) != BS_OK)
+		{
+			free(json);
+			json = NULL;
+		}
+		fenced = true;
 		if (json == NULL || manifest_store_json(a->st, relid, json, err) != BS_OK)
 		{
 			uploader_lock(a);
@@ -627,6 +790,14 @@ store_dirty_manifests(archiver *a, bs_error *err)
 			a->tables[i]->base_unstored = a->tables[i]->base_unstored || had_base;
 			pthread_mutex_unlock(&a->lock);
 			rc = BS_ERR;
+		}
+		else
+		{
+			/* Stored: the next head records it (a retry stores a higher generation). */
+			uploader_lock(a);
+			archive_head_note_table(&a->head, relid, generation, a->tables[i]->man->schema,
+									a->tables[i]->man->name);
+			pthread_mutex_unlock(&a->lock);
 		}
 		free(json);
 	}
@@ -657,14 +828,19 @@ store_head(archiver *a, uint64_t lsn, bs_error *err)
 			a->tables[i]->dirty = true;
 		}
 	}
+	pthread_mutex_unlock(&a->lock);
+	/* Manifests before the head: the head never claims more than they hold, and records the
+	 * generations just stored. */
+	if (fence(a, err) != BS_OK || store_dirty_manifests(a, true, err) != BS_OK)
+		return BS_ERR;
+	uploader_lock(a);
 	a->head.flushed_lsn = lsn;
 	a->head.time = now_unix_us();
 	json = archive_head_serialize(&a->head, err);
 	pthread_mutex_unlock(&a->lock);
 	if (json == NULL)
 		return BS_ERR;
-	/* Manifests before the head: the head never claims more than they hold. */
-	if (store_dirty_manifests(a, err) != BS_OK || archive_head_store_json(a->st, json, err) != BS_OK)
+	if (archive_head_store_json(a->st, json, err) != BS_OK)
 	{
 		free(json);
 		return BS_ERR;
@@ -699,6 +875,9 @@ drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *err)
 		uint64_t batch_bytes = 0;
 		int batch_epochs = 0;
 		int i;
+
+		/* Segments of another writer's keys may not be overwritten either. */
+		rc = fence(a, err);
 
 		for (i = first; i < keys.count && rc == BS_OK; i++)
 		{
@@ -1204,7 +1383,7 @@ uploader_main(void *arg)
 			rc = drain_spool(a, verify, jobs, &err);
 		free_jobs(jobs);
 		if (rc == BS_OK)
-			rc = store_dirty_manifests(a, &err);
+			rc = store_dirty_manifests(a, false, &err);
 		/* Idle progress (nothing was pending when it was seen) is confirmed only once the
 		 * head says so: the confirmed position never passes head.json. */
 		uploader_lock(a);
@@ -1216,6 +1395,14 @@ uploader_main(void *arg)
 		uploader_lock(a);
 		if (rc == BS_OK && head_wanted > a->flush_lsn)
 			a->flush_lsn = head_wanted;
+		if (rc != BS_OK && strcmp(err.code, ERRCODE_LOCK_NOT_AVAILABLE) == 0)
+		{
+			/* Another writer holds the archive: stop writing at once. */
+			a->uploader_failed = true;
+			a->uploader_err = err;
+			notify_main(a);
+			break;
+		}
 		if (rc != BS_OK)
 		{
 			a->metrics.upload_errors++;
@@ -2631,6 +2818,11 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void) fd;
 	(void) what;
 	error_clear(&err);
+	if (lease_keeper_lost(a->keeper, &err))
+	{
+		archiver_fail(a, &err);
+		return;
+	}
 	if (a->repl == NULL && now >= a->reconnect_ms && !a->stopping)
 	{
 		if (start_replication(a, &err) != BS_OK)
@@ -2831,7 +3023,11 @@ initial_setup(archiver *a, bs_error *err)
 		a->head.system_identifier = xstrdup(sysid);
 		a->head.database = xstrdup(dbname);
 	}
+	else if (a->head.format < 2 && record_manifests(a, err) != BS_OK)
+		goto fail;
 	a->head_written_lsn = a->head.flushed_lsn;
+	if (take_lease(a, err) != BS_OK)
+		goto fail;
 
 	if (catalog_list_tables(a->conn, config_get(a->cfg, "tables"), config_get_bool(a->cfg, "all_tables"),
 							&list, err) != BS_OK)
@@ -2850,7 +3046,7 @@ initial_setup(archiver *a, bs_error *err)
 			t->man->status = xstrdup("skipped");
 			t->man->finding = xstrdup(ct->finding);
 			log_warning("table %s.%s is NOT archived: %s", ct->schema, ct->name, ct->finding);
-			if (manifest_store(a->st, t->man, err) != BS_OK)
+			if (store_manifest_now(a, t->man, err) != BS_OK)
 				goto fail_list;
 		}
 	}
@@ -2860,10 +3056,16 @@ initial_setup(archiver *a, bs_error *err)
 	{
 		manifest *m = NULL;
 
-		if (manifest_find_table(a->st, list.missing[i], &m, err) != BS_OK)
+		if (audit_find_table(a->st, &a->head, list.missing[i], &m, err) != BS_OK)
 		{
-			error_set(err, ERRCODE_UNDEFINED_TABLE, "table \"%s\" does not exist and was never archived",
-					  list.missing[i]);
+			if (strcmp(err->code, ERRCODE_DATA_CORRUPTED) != 0)
+				error_set(err, ERRCODE_UNDEFINED_TABLE, "table \"%s\" does not exist and was never archived",
+						  list.missing[i]);
+			goto fail_list;
+		}
+		if (check_generation(a, m->relid, m, err) != BS_OK)
+		{
+			manifest_free(m);
 			goto fail_list;
 		}
 		if (strcmp(m->status, "active") == 0)
@@ -2875,7 +3077,7 @@ initial_setup(archiver *a, bs_error *err)
 			m->dropped_at_lsn = a->head.flushed_lsn > m->archived_to ? a->head.flushed_lsn : m->archived_to;
 			log_warning("table %s was dropped while the archiver was stopped; its archive is kept up to %s",
 						list.missing[i], lsn_format(m->dropped_at_lsn, l));
-			if (manifest_store(a->st, m, err) != BS_OK)
+			if (store_manifest_now(a, m, err) != BS_OK)
 			{
 				manifest_free(m);
 				goto fail_list;
@@ -2943,6 +3145,10 @@ initial_setup(archiver *a, bs_error *err)
 			arch_table *t = a->tables[i];
 			basecopy_target target = {t->relid, t->man->schema, t->man->name};
 			basecopy_result r;
+			/* What an earlier slot archived: up to here, and nothing of what follows
+			 * until this slot's point (doc/FORMAT.md, "gaps"). */
+			bool had_base = t->man->nbases > 0;
+			uint64_t complete = audit_complete_to(t->man, head_exists ? &a->head : NULL);
 
 			if (!t->active)
 				continue;
@@ -2955,9 +3161,18 @@ initial_setup(archiver *a, bs_error *err)
 			basecopy_result_free(&r);
 			t->dirty = t->base_unstored = false;	/* stored now */
 			/* The new slot starts here: nothing before it will be streamed. */
+			if (had_base && complete < lsn)
+			{
+				char l1[LSN_BUFLEN], l2[LSN_BUFLEN];
+
+				manifest_add_gap(t->man, complete, lsn);
+				log_warning("table %s.%s: changes committed from %s to %s were not archived (a new slot starts at %s); "
+							"recovery points in between are refused", t->man->schema, t->man->name,
+							lsn_format(complete, l1), lsn_format(lsn, l2), l2);
+			}
 			if (t->man->archived_to < lsn)
 				t->man->archived_to = lsn;
-			if (manifest_store(a->st, t->man, err) != BS_OK)
+			if (store_manifest_now(a, t->man, err) != BS_OK)
 			{
 				pgsql_exec(a->conn, "ROLLBACK", &(bs_error) {0});
 				goto fail_list;
@@ -3277,6 +3492,7 @@ stop_uploader:
 	if (!a.fatal)
 		rc = BS_OK;
 out:
+	release_lease(&a);
 	archiver_free(&a);
 	strbuf_free(&spool_url);
 	return rc;

@@ -25,7 +25,7 @@
 static const char *const archive_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "drop", "segment_size",
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
-	"open_memory_limit", "listen", "status_interval", "table_poll_interval", "end_lsn", NULL
+	"open_memory_limit", "listen", "status_interval", "table_poll_interval", "end_lsn", "lease_timeout", "take_over", NULL
 };
 static const char *const recover_options[] = {
 	STORAGE_OPTIONS, "db", "table", "to_lsn", "to_time", "to_xid", "latest", "exclusive", "into",
@@ -41,7 +41,7 @@ static const char *const doctor_options[] = {STORAGE_OPTIONS, "db", "json", NULL
 static const char *const config_cmd_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "segment_size",
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
-	"open_memory_limit", "listen", "status_interval", "table_poll_interval", NULL
+	"open_memory_limit", "listen", "status_interval", "table_poll_interval", "lease_timeout", NULL
 };
 
 static const cli_command commands[] = {
@@ -54,7 +54,11 @@ static const cli_command commands[] = {
 		"--end-lsn LSN stops once every transaction committed at or before LSN is durable in\n"
 		"storage (like pg_recvlogical --endpos) and exits 0: for drills, tests and benchmarks.\n"
 		"Open segments beyond --open-memory-limit are spilled to the spool directory, so memory\n"
-		"stays bounded whatever the size of a transaction (the spool must hold it: --spool-limit).",
+		"stays bounded whatever the size of a transaction (the spool must hold it: --spool-limit).\n"
+		"One archiver writes to an archive: it holds a lease in storage (lease.json), renewed\n"
+		"every --lease-timeout/3; a second one is refused, naming the holder. A holder that\n"
+		"crashed is replaced at once on the same host, elsewhere once its lease expires or\n"
+		"with --take-over (doc/archiving.md, \"One writer per archive\").",
 	archive_options, cmd_archive},
 	{"recover", "rebuild one table at an LSN, time or transaction into a new table",
 		"--db CONNINFO [--storage URL] --table S.T (--to-lsn LSN | --to-time TS | --to-xid XID | --latest)\n"

@@ -1,5 +1,6 @@
 /* cmd_changes.c — `backstop changes`: rows inserted, updated and deleted in an LSN range, with full images. */
 #include "cmd_changes.h"
+#include "audit.h"
 #include "cli.h"
 #include "lsn.h"
 #include "manifest.h"
@@ -157,8 +158,8 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 
 	if (storage_open(config_get(cfg, "storage"), cfg, &st, &err) != BS_OK)
 		goto failed;
-	if (manifest_find_table(st, table, &m, &err) != BS_OK ||
-		archive_head_load(st, &head, &head_exists, &err) != BS_OK ||
+	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK ||
+		audit_find_table(st, head_exists ? &head : NULL, table, &m, &err) != BS_OK ||
 		recover_plan_build(st, m, head_exists ? &head : NULL, &pt, &plan, &err) != BS_OK ||
 		replay_new(m->nlayouts, m->layouts, &rs, &err) != BS_OK)
 		goto failed;

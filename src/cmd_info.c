@@ -1,5 +1,6 @@
 /* cmd_info.c — `backstop info`: what the archive holds per table, its recovery window and findings. */
 #include "cmd_info.h"
+#include "audit.h"
 #include "cli.h"
 #include "lsn.h"
 #include "manifest.h"
@@ -151,6 +152,20 @@ table_json(const manifest *m, table_summary *s)
 	json_object_set_new(segs, "first_lsn", m->nsegments ? manifest_json_lsn(s->seg_first) : json_null());
 	json_object_set_new(segs, "last_end_lsn", m->nsegments ? manifest_json_lsn(s->seg_last_end) : json_null());
 	json_object_set_new(o, "segments", segs);
+	{
+		json_t *gaps = json_array();
+
+		for (int i = 0; i < m->ngaps; i++)
+		{
+			json_t *g = json_object();
+
+			json_object_set_new(g, "from_lsn", manifest_json_lsn(m->gaps[i].from));
+			json_object_set_new(g, "to_lsn", manifest_json_lsn(m->gaps[i].to));
+			json_array_append_new(gaps, g);
+		}
+		json_object_set_new(o, "not_archived", gaps);
+	}
+	json_object_set_new(o, "generation", json_integer((json_int_t) m->generation));
 	if (s->has_window)
 	{
 		json_t *w = json_object();
@@ -189,6 +204,9 @@ table_text(const manifest *m, table_summary *s)
 	}
 	else
 		printf("  recoverable:  no\n");
+	for (int k = 0; k < m->ngaps; k++)
+		printf("  not archived: %s .. %s (archiving resumed from a new slot)\n", lsn_format(m->gaps[k].from, a),
+			   lsn_format(m->gaps[k].to, b));
 	printf("  archived to:  %s\n", lsn_format(m->archived_to, a));
 	if (m->nbases == 0)
 		printf("  base copies:  none\n");
@@ -268,7 +286,7 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 	{
 		manifest *m = NULL;
 
-		if (manifest_find_table(st, table, &m, &err) != BS_OK)
+		if (audit_find_table(st, head_exists ? &head : NULL, table, &m, &err) != BS_OK)
 		{
 			cli_report_error("info", &err);
 			exit_code = strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME;

@@ -1,5 +1,6 @@
 /* cmd_recover.c — `backstop recover`: rebuild one table at a point into a new, validated table. */
 #include "cmd_recover.h"
+#include "audit.h"
 #include "cli.h"
 #include "lsn.h"
 #include "manifest.h"
@@ -371,7 +372,8 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 
 	if (storage_open(config_get(cfg, "storage"), cfg, &st, &err) != BS_OK)
 		return fail(&err);
-	if (manifest_find_table(st, table, &m, &err) != BS_OK)
+	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK ||
+		audit_find_table(st, head_exists ? &head : NULL, table, &m, &err) != BS_OK)
 	{
 		rc = fail(&err);
 		goto done;
@@ -380,11 +382,6 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	{
 		error_set(&err, ERRCODE_UNDEFINED_TABLE, "table %s.%s is not archived (skipped: %s)", m->schema, m->name,
 				  m->finding ? m->finding : "no reason recorded");
-		rc = fail(&err);
-		goto done;
-	}
-	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK)
-	{
 		rc = fail(&err);
 		goto done;
 	}

@@ -1,5 +1,6 @@
 /* cmd_verify.c — `backstop verify`: every object's checksum and framing, LSN bookkeeping, orphans. */
 #include "cmd_verify.h"
+#include "audit.h"
 #include "cli.h"
 #include "log.h"
 #include "lsn.h"
@@ -39,6 +40,7 @@ typedef struct key_list
 typedef struct verify_ctx
 {
 	storage *st;
+	const archive_head *head;	/* NULL when there is none (or it is unreadable) */
 	bool json;
 	json_t *problems;			/* --json: collected; text: printed as found */
 	json_t *warnings;
@@ -178,15 +180,40 @@ append_raw(void *ctx, const void *data, size_t len, bs_error *err)
 #define OBJECT_DAMAGED 1
 #define OBJECT_STORAGE_FAILED (-1)
 
+/* Rows of a base chunk: lines of COPY text (a newline inside a value is written as \n). */
+typedef struct line_count
+{
+	uint64_t lines;
+	char last;
+} line_count;
+
+static int
+count_lines(void *ctx, const void *data, size_t len, bs_error *err)
+{
+	line_count *lc = ctx;
+	const char *p = data;
+	const char *end = p + len;
+
+	(void) err;
+	while ((p = memchr(p, '\n', (size_t) (end - p))) != NULL)
+	{
+		lc->lines++;
+		p++;
+	}
+	if (len > 0)
+		lc->last = ((const char *) data)[len - 1];
+	return BS_OK;
+}
+
 /*
  * One data object: listed, of the recorded size, and read back in full (framing, raw
- * SHA-256, stored SHA-256 against the manifest).  raw, when not NULL, receives the content
- * (the caller frees it in every case).  Damage is reported here; a storage failure is left
- * in c->storage_err and ends the run.
+ * SHA-256, stored SHA-256 against the manifest).  sink, when not NULL, receives the raw
+ * content (acted on only once this returns OBJECT_GOOD).  Damage is reported here; a
+ * storage failure is left in c->storage_err and ends the run.
  */
 static int
 check_object(verify_ctx *c, const manifest *m, key_list *keys, const char *key, const char *sha256,
-			 uint64_t size, uint64_t raw_size, strbuf *raw)
+			 uint64_t size, uint64_t raw_size, storage_sink sink, void *sink_ctx)
 {
 	listed_key *lk = key_list_find(keys, key);
 	object_info info;
@@ -206,8 +233,8 @@ check_object(verify_ctx *c, const manifest *m, key_list *keys, const char *key, 
 		return OBJECT_DAMAGED;
 	}
 	error_clear(&err);
-	if (raw)
-		rc = object_get(c->st, key, sha256, append_raw, raw, &info, &err);
+	if (sink)
+		rc = object_get(c->st, key, sha256, sink, sink_ctx, &info, &err);
 	else
 		rc = object_verify(c->st, key, sha256, &info, &err);
 	c->objects++;
@@ -350,9 +377,20 @@ verify_table(verify_ctx *c, uint32_t relid, key_list *keys)
 	}
 	if (!exists)
 	{
-		/* Objects without a manifest: an interrupted first upload. */
-		report(c, false, NULL, mkey, "table directory without a manifest (%d objects): leftovers of an interrupted upload?",
-			   keys->n);
+		const archive_head_table *rec = c->head ? archive_head_find_table(c->head, relid) : NULL;
+
+		/* Objects without a manifest: an interrupted first upload, unless head.json says the
+		 * manifest was stored. */
+		if (rec)
+		{
+			c->tables++;
+			report(c, true, NULL, mkey, "missing, but head.json records generation %" PRIu64 " of the manifest of "
+				   "%s.%s (relid %" PRIu32 "): it was deleted; %d object(s) remain under tables/%" PRIu32 "/ and "
+				   "cannot be used without it", rec->generation, rec->schema, rec->name, relid, keys->n, relid);
+		}
+		else
+			report(c, false, NULL, mkey, "table directory without a manifest (%d objects): leftovers of an interrupted upload?",
+				   keys->n);
 		free(mkey);
 		return BS_OK;
 	}
@@ -395,6 +433,8 @@ verify_table(verify_ctx *c, uint32_t relid, key_list *keys)
 		char *dirkey = manifest_base_chunk_key(relid, bs->lsn, 0);
 		size_t dirlen = strlen(dirkey) - strlen("chunk-000000.bso");
 		uint64_t rows = 0;
+		uint64_t lines = 0;
+		bool counted = true;
 
 		if (bs->schema_key)
 		{
@@ -408,18 +448,35 @@ verify_table(verify_ctx *c, uint32_t relid, key_list *keys)
 		for (int k = 0; k < bs->nchunks; k++)
 		{
 			const manifest_chunk *ch = &bs->chunks[k];
+			line_count lc = {0, '\n'};
+			int ocheck;
 
 			rows += ch->rows;
 			if (strncmp(ch->key, dirkey, dirlen) != 0)
 				report(c, true, m, ch->key, "base chunk outside the directory of its base (%.*s)",
 					   (int) dirlen, dirkey);
-			if (check_object(c, m, keys, ch->key, ch->sha256, ch->size, ch->raw_size, NULL) ==
-				OBJECT_STORAGE_FAILED)
+			ocheck = check_object(c, m, keys, ch->key, ch->sha256, ch->size, ch->raw_size, count_lines, &lc);
+			if (ocheck == OBJECT_STORAGE_FAILED)
 				break;
+			if (ocheck != OBJECT_GOOD)
+			{
+				counted = false;
+				continue;
+			}
+			/* The rows themselves, not only the manifest's own sums: recovery counts them. */
+			lines += lc.lines;
+			if (lc.last != '\n')
+				report(c, true, m, ch->key, "does not end at a line boundary (COPY text rows end with a newline)");
+			else if (lc.lines != ch->rows)
+				report(c, true, m, ch->key, "holds %" PRIu64 " rows of COPY text, the manifest records %" PRIu64,
+					   lc.lines, ch->rows);
 		}
 		if (rows != bs->rows)
 			report(c, true, m, mkey, "base copy %s: chunks hold %" PRIu64 " rows, the base records %" PRIu64,
 				   lsn_format(bs->lsn, a), rows, bs->rows);
+		else if (counted && !c->storage_failed && lines != bs->rows)
+			report(c, true, m, mkey, "base copy %s: its chunks hold %" PRIu64 " rows of COPY text, the base records %" PRIu64,
+				   lsn_format(bs->lsn, a), lines, bs->rows);
 		free(dirkey);
 	}
 	for (int i = 0; i < m->nsegments && !c->storage_failed; i++)
@@ -434,12 +491,45 @@ verify_table(verify_ctx *c, uint32_t relid, key_list *keys)
 			report(c, true, m, s->key, "name does not match its range %s..%s (expected %s)",
 				   lsn_format(s->first_lsn, a), lsn_format(s->last_end_lsn, b), expect);
 		free(expect);
-		ocheck = check_object(c, m, keys, s->key, s->sha256, s->size, s->raw_size, parse ? &raw : NULL);
+		ocheck = check_object(c, m, keys, s->key, s->sha256, s->size, s->raw_size, parse ? append_raw : NULL, &raw);
 		if (ocheck == OBJECT_GOOD && parse)
 			check_segment_records(c, m, s, &raw);
 		strbuf_free(&raw);
 		if (ocheck == OBJECT_STORAGE_FAILED)
 			break;
+	}
+
+	/* Evidence of a rolled-back or edited manifest: its generation against the head, and
+	 * unlisted segments below the position the archive claims complete. */
+	if (!c->storage_failed)
+	{
+		const char **names = xcalloc((size_t) keys->n + 1, sizeof(char *));
+		audit_report ar;
+
+		for (int i = 0; i < keys->n; i++)
+			names[i] = keys->keys[i].key;
+		error_clear(&err);
+		if (audit_table(c->st, m, c->head, names, keys->n, &ar, &err) != BS_OK)
+		{
+			c->storage_err = err;
+			c->storage_failed = true;
+		}
+		else
+		{
+			for (int i = 0; i < ar.nproblems + ar.nwarnings; i++)
+			{
+				bool problem = i < ar.nproblems;
+				const audit_finding *f = problem ? &ar.problems[i] : &ar.warnings[i - ar.nproblems];
+				listed_key *lk = key_list_find(keys, f->key);
+
+				report(c, problem, m, f->key, "%s", f->message);
+				/* Said here: not again as a plain leftover below. */
+				if (lk)
+					lk->referenced = true;
+			}
+			audit_report_free(&ar);
+		}
+		free(names);
 	}
 
 	/* Orphans: harmless leftovers, unless their names break the layout of the directory. */
@@ -498,6 +588,45 @@ verify_all(verify_ctx *c, key_list *all)
 	return BS_OK;
 }
 
+/* Tables head.json records whose directory holds nothing at all (a directory with objects
+ * but no manifest is reported by verify_table). */
+static void
+verify_head_tables(verify_ctx *c, key_list *all)
+{
+	for (int i = 0; c->head && i < c->head->ntables; i++)
+	{
+		const archive_head_table *t = &c->head->tables[i];
+		strbuf prefix = STRBUF_INIT;
+		listed_key probe;
+		int lo = 0,
+			hi = all->n;
+
+		strbuf_printf(&prefix, "tables/%" PRIu32 "/", t->relid);
+		/* The first key at or after the prefix: the directory's, if it has any. */
+		probe.key = prefix.data;
+		while (lo < hi)
+		{
+			int mid = lo + (hi - lo) / 2;
+
+			if (cmp_listed(&all->keys[mid], &probe) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == all->n || strncmp(all->keys[lo].key, prefix.data, prefix.len) != 0)
+		{
+			char *mkey = manifest_key(t->relid);
+
+			c->tables++;
+			report(c, true, NULL, mkey, "missing, and nothing is left under %s, but head.json records generation %"
+				   PRIu64 " of the manifest of %s.%s: the table's archive was deleted",
+				   prefix.data, t->generation, t->schema, t->name);
+			free(mkey);
+		}
+		strbuf_free(&prefix);
+	}
+}
+
 int
 cmd_verify(bs_config *cfg, int argc, char **argv)
 {
@@ -539,6 +668,8 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 		report(&c, true, NULL, "head.json", "%s", err.message);
 		head_exists = true;
 	}
+	else if (head_exists)
+		c.head = &head;
 
 	if (table)
 	{
@@ -547,7 +678,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 		strbuf sb = STRBUF_INIT;
 		int rc;
 
-		if (manifest_find_table(st, table, &m, &err) != BS_OK)
+		if (audit_find_table(st, c.head, table, &m, &err) != BS_OK)
 		{
 			cli_report_error("verify", &err);
 			exit_code = strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME;
@@ -590,6 +721,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 			cli_report_error("verify", &c.storage_err);
 			goto out;
 		}
+		verify_head_tables(&c, &all);
 	}
 
 	if (c.json)

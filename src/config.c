@@ -58,6 +58,8 @@ const config_option config_options[] = {
 	{"status_interval", CONFIG_DURATION, "10s", NULL, false, "standby status update interval"},
 	{"table_poll_interval", CONFIG_DURATION, "10s", NULL, false, "how often to look for new or dropped tables"},
 	{"end_lsn", CONFIG_STRING, NULL, NULL, false, "archive every transaction committed at or before this LSN, store it, then exit"},
+	{"lease_timeout", CONFIG_DURATION, "60s", NULL, false, "the archive's lease expires when its holder has not renewed it for this long"},
+	{"take_over", CONFIG_BOOL, "off", NULL, false, "take the archive's lease even from a holder that looks alive"},
 	/* recovery and inspection */
 	{"table", CONFIG_STRING, NULL, NULL, false, "schema.table to recover or inspect"},
 	{"to_lsn", CONFIG_STRING, NULL, NULL, false, "recover to this LSN (commits at or before it)"},

@@ -25,6 +25,8 @@
 #define ERRCODE_CANCELED "57014"  /* query_canceled: also a copy abandoned on request */
 #define ERRCODE_STORAGE "BS001"   /* storage service answered with an error */
 #define ERRCODE_TRANSIENT "BS002" /* retryable failure (5xx, timeout, reset) */
+#define ERRCODE_PRECONDITION "BS003" /* a conditional write found another version in place */
+#define ERRCODE_LOCK_NOT_AVAILABLE "55P03" /* another writer holds the archive's lease */
 
 typedef struct bs_error
 {

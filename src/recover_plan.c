@@ -1,5 +1,6 @@
 /* recover_plan.c — which base copy and segments rebuild a table at a point, and feeding them to replay. */
 #include "recover_plan.h"
+#include "audit.h"
 #include "lsn.h"
 #include "object.h"
 #include "segment.h"
@@ -254,6 +255,7 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 {
 	recover_plan *plan;
 	uint64_t limit;
+	audit_report audit;
 	char buf[LSN_BUFLEN],
 		tbuf[MANIFEST_TIME_BUFLEN],
 		name[300],
@@ -263,6 +265,9 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 	if (m->nbases == 0)
 		return error_set(err, ERRCODE_OUT_OF_RANGE, "table %s has no base copy in the archive: nothing to recover from",
 						 table_name(m, name, sizeof(name)));
+	/* Evidence of a rolled-back or edited manifest; checked against the range replayed below. */
+	if (audit_table(st, m, head, NULL, 0, &audit, err) != BS_OK)
+		return BS_ERR;
 	plan = xcalloc(1, sizeof(*plan));
 	plan->m = m;
 	plan->segdata = xcalloc((size_t) m->nsegments + 1, sizeof(strbuf));
@@ -285,6 +290,7 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 			}
 			break;
 		case RECOVER_POINT_LATEST:
+			snprintf(what, sizeof(what), "the latest point");
 			plan->bound = UINT64_MAX;
 			break;
 		case RECOVER_POINT_TIME:
@@ -369,6 +375,25 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 	}
 	for (int i = 0; i < plan->base->nchunks; i++)
 		plan->download_bytes += plan->base->chunks[i].size;
+	/* Records committed in [base, bound) are replayed: none of them may be missing, by
+	 * the archive's own account (a gap) or by evidence of damage. */
+	{
+		const manifest_gap *g = manifest_gap_in(m, plan->base->lsn, plan->bound);
+
+		if (g)
+		{
+			char a[LSN_BUFLEN],
+				b[LSN_BUFLEN];
+
+			error_set(err, ERRCODE_OUT_OF_RANGE,
+					  "%s is not recoverable: changes to %s committed from LSN %s to %s were never archived "
+					  "(archiving resumed from a new replication slot at %s); recover to a point before %s, or at or after %s",
+					  what, table_name(m, name, sizeof(name)), lsn_format(g->from, a), lsn_format(g->to, b), b, a, b);
+			goto fail;
+		}
+	}
+	if (audit_check_range(&audit, m, plan->base->lsn, plan->bound, err) != BS_OK)
+		goto fail;
 	plan->segs = xcalloc((size_t) m->nsegments + 1, sizeof(int));
 	for (int i = 0; i < m->nsegments; i++)
 	{
@@ -382,9 +407,11 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 		else
 			strbuf_free(&plan->segdata[i]);	/* fetched while resolving, not needed */
 	}
+	audit_report_free(&audit);
 	*out = plan;
 	return BS_OK;
 fail:
+	audit_report_free(&audit);
 	recover_plan_free(plan);
 	return BS_ERR;
 }

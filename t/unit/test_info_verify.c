@@ -1,4 +1,5 @@
 /* test_info_verify.c — `backstop info` and `backstop verify` against a synthetic file:// archive. */
+#include "audit.h"
 #include "cli.h"
 #include "cmd_info.h"
 #include "cmd_verify.h"
@@ -181,6 +182,230 @@ build_table(uint32_t relid, const char *name, uint64_t base_lsn, uint64_t archiv
 	return m;
 }
 
+/* Store a segment of one insert committed at commit_lsn under key; fills seg (key borrowed). */
+static void
+put_segment(const char *key, uint64_t commit_lsn, uint64_t end_lsn, manifest_segment *seg)
+{
+	static const char *const v[] = {"9", "zed"};
+	strbuf raw = STRBUF_INIT;
+	strbuf t = STRBUF_INIT;
+	segment_record r;
+	object_info info;
+	bs_error err;
+
+	segment_write_header(&raw);
+	tuple(&t, 2, v);
+	memset(&r, 0, sizeof(r));
+	r.op = 'I';
+	r.commit_lsn = commit_lsn;
+	r.end_lsn = end_lsn;
+	r.xid = 900;
+	r.commit_time = 1795708803000000LL - PG_EPOCH_OFFSET_US;
+	r.old_kind = SEGMENT_OLD_NONE;
+	r.new_tuple = (const uint8_t *) t.data;
+	r.new_len = t.len;
+	if (segment_write_record(&raw, &r, &err) != BS_OK)
+		printf("# segment_write_record: %s\n", err.message);
+	if (object_put(st, key, CODEC_ZSTD, 1, raw.data, raw.len, &info, &err) != BS_OK)
+		printf("# object_put: %s\n", err.message);
+	memset(seg, 0, sizeof(*seg));
+	seg->key = (char *) key;
+	seg->first_lsn = commit_lsn;
+	seg->last_end_lsn = end_lsn;
+	seg->first_time = seg->last_time = 1795708803000000LL;
+	seg->records = 1;
+	memcpy(seg->sha256, info.stored_sha256, 65);
+	seg->size = info.stored_size;
+	seg->raw_size = info.raw_size;
+	strbuf_free(&raw);
+	strbuf_free(&t);
+}
+
+static void
+store_head(uint64_t gen_users, uint64_t gen_orders, uint32_t ghost)
+{
+	archive_head head;
+	bs_error err;
+
+	archive_head_init(&head);
+	head.flushed_lsn = 0x1700000;
+	head.time = 1795708900000000LL;
+	head.system_identifier = xstrdup("7312345678901234567");
+	head.database = xstrdup("app");
+	head.lease_token = 3;
+	archive_head_note_table(&head, RELID, gen_users, "public", "users");
+	archive_head_note_table(&head, RELID + 1, gen_orders, "public", "orders");
+	if (ghost)
+		archive_head_note_table(&head, ghost, 1, "public", "ghost");
+	if (archive_head_store(st, &head, &err) != BS_OK)
+		printf("# archive_head_store: %s\n", err.message);
+	archive_head_clear(&head);
+}
+
+/* What recovery decides for changes replayed in [from, to): 0 allowed, 1 refused, -1 error. */
+static int
+audit_verdict(const manifest *m, uint64_t from, uint64_t to, char *msg, size_t msglen)
+{
+	archive_head head;
+	bool exists;
+	audit_report ar;
+	bs_error err;
+	int v;
+
+	error_clear(&err);
+	if (archive_head_load(st, &head, &exists, &err) != BS_OK ||
+		audit_table(st, m, exists ? &head : NULL, NULL, 0, &ar, &err) != BS_OK)
+	{
+		snprintf(msg, msglen, "%s", err.message);
+		return -1;
+	}
+	v = audit_check_range(&ar, m, from, to, &err) == BS_OK ? 0 : 1;
+	snprintf(msg, msglen, "%s", v ? err.message : "");
+	if (v && strcmp(err.code, ERRCODE_DATA_CORRUPTED) != 0)
+		v = -1;
+	audit_report_free(&ar);
+	archive_head_clear(&head);
+	return v;
+}
+
+/* Rolled-back, edited and deleted manifests; base rows counted (defect 2 of issue 13). */
+static void
+test_tampering(manifest *m, manifest *m2)
+{
+	bs_error err;
+	char msg[2048];
+	int rc;
+	manifest_segment seg2;
+	char *key2 = manifest_segment_key(RELID, 0x1502000, 0x1502080);
+	strbuf saved = STRBUF_INIT;
+
+	/* Row counts raised consistently (chunk and base): only counting the rows shows it. */
+	m->bases[0].rows = 3;
+	m->bases[0].chunks[0].rows = 3;
+	ok(manifest_store(st, m, &err) == BS_OK, "manifest with raised row counts");
+	rc = run(cmd_verify, "users", false);
+	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "chunk-000001.bso: holds 2 rows of COPY text, the manifest records 3") &&
+			strstr(output, "its chunks hold 2 rows of COPY text, the base records 3"), "raised row counts found by counting rows"))
+		show_output();
+	m->bases[0].rows = 2;
+	m->bases[0].chunks[0].rows = 2;
+
+	/* Generations: the head records them; an older copy put back is a problem. */
+	m->generation = 5;
+	m2->generation = 2;
+	ok(manifest_store(st, m, &err) == BS_OK && manifest_store(st, m2, &err) == BS_OK, "manifests of generations 5 and 2");
+	store_head(5, 2, 0);
+	rc = run(cmd_verify, NULL, false);
+	if (!ok(rc == EXIT_OK, "archive with generations recorded verifies"))
+		show_output();
+	m->generation = 4;
+	ok(manifest_store(st, m, &err) == BS_OK, "an older copy of the manifest put back");
+	rc = run(cmd_verify, NULL, false);
+	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "PROBLEM: public.users (relid 16384) tables/16384/manifest.json: manifest is "
+										  "generation 4, but head.json records generation 5 for it: it was replaced by an older copy"),
+			"rolled-back manifest reported, naming table and generations"))
+		show_output();
+	is_int(audit_verdict(m, 0x1500000, 0x1600000, msg, sizeof(msg)), 0, "a point within the old copy's archived_to is not in doubt");
+	rc = audit_verdict(m, 0x1500000, UINT64_MAX, msg, sizeof(msg));
+	if (!ok(rc == 1 && strstr(msg, "the archive of public.users cannot rebuild this point exactly") &&
+			strstr(msg, "generation 4") && strstr(msg, "from LSN 0/1600000 on may be missing"),
+			"the latest point is refused after a rollback"))
+		printf("#   %d %s\n", rc, msg);
+	m->generation = 5;
+	ok(manifest_store(st, m, &err) == BS_OK, "manifest restored");
+
+	/* A second segment; then its entry deleted from the manifest, the object kept. */
+	put_segment(key2, 0x1502000, 0x1502080, &seg2);
+	manifest_add_segment(m, &seg2);
+	m->generation = 6;
+	ok(manifest_store(st, m, &err) == BS_OK, "manifest with two segments");
+	store_head(6, 2, 0);
+	rc = run(cmd_verify, NULL, false);
+	if (!ok(rc == EXIT_OK, "two segments verify"))
+		show_output();
+	m->nsegments--;
+	ok(manifest_store(st, m, &err) == BS_OK, "segment entry deleted from the manifest");
+	rc = run(cmd_verify, "users", false);
+	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "PROBLEM: public.users (relid 16384) tables/16384/seg/0000000001502000-0000000001502080.bso: "
+										  "not listed in the manifest, yet holds 1 transaction(s) committed from 0/1502000 to 0/1502000") &&
+			strstr(output, "a segment entry was removed from the manifest") && !strstr(output, "leftover"),
+			"deleted segment entry reported as a problem, not as a leftover"))
+		show_output();
+	is_int(audit_verdict(m, 0x1500000, 0x1502000, msg, sizeof(msg)), 0, "a point before the hole is not in doubt");
+	rc = audit_verdict(m, 0x1500000, 0x1502001, msg, sizeof(msg));
+	if (!ok(rc == 1 && strstr(msg, "from LSN 0/1502000 on may be missing"), "a point after the hole is refused"))
+		printf("#   %d %s\n", rc, msg);
+	is_int(audit_verdict(m, 0x1502081, UINT64_MAX, msg, sizeof(msg)), 0, "a base after the hole is not in doubt");
+	m->nsegments++;
+	ok(manifest_store(st, m, &err) == BS_OK, "entry restored");
+
+	/* An unlisted segment whose every transaction is listed: a leftover sent again. */
+	{
+		manifest_segment dup;
+		char *dkey = manifest_segment_key(RELID, 0x1501F00, 0x1502080);
+
+		put_segment(dkey, 0x1502000, 0x1502080, &dup);
+		rc = run(cmd_verify, "users", false);
+		if (!ok(rc == EXIT_OK && strstr(output, "warning: public.users (relid 16384) tables/16384/seg/0000000001501F00-0000000001502080.bso: "
+											   "not listed in the manifest, but every transaction it holds"),
+				"an unlisted duplicate is only a warning"))
+			show_output();
+		storage_delete(st, dkey, &err);
+		free(dkey);
+	}
+	/* An unreadable unlisted segment below the complete position. */
+	ok(storage_put(st, "tables/16384/seg/0000000001503000-0000000001503100.bso", "x", 1, &err) == BS_OK, "junk segment put");
+	rc = run(cmd_verify, "users", false);
+	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "0000000001503000-0000000001503100.bso: not listed in the manifest and below 0/1700000") &&
+			strstr(output, "unreadable"), "an unreadable unlisted segment below the complete position is a problem"))
+		show_output();
+	storage_delete(st, "tables/16384/seg/0000000001503000-0000000001503100.bso", &err);
+
+	/* A deleted manifest of a table whose objects remain. */
+	ok(storage_get_all(st, "tables/16385/manifest.json", &saved, &err) == BS_OK &&
+	   storage_delete(st, "tables/16385/manifest.json", &err) == BS_OK, "manifest of orders deleted");
+	rc = run(cmd_verify, NULL, false);
+	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "PROBLEM: - tables/16385/manifest.json: missing, but head.json records generation 2 "
+										  "of the manifest of public.orders (relid 16385): it was deleted; 2 object(s) remain"),
+			"deleted manifest reported as a problem"))
+		show_output();
+	rc = run(cmd_verify, "public.orders", false);
+	is_int(rc, EXIT_INTEGRITY, "verify --table of a table whose manifest was deleted: exit 3");
+	{
+		archive_head head;
+		bool exists;
+		manifest *found = (manifest *) 1;
+
+		error_clear(&err);
+		archive_head_load(st, &head, &exists, &err);
+		rc = audit_find_table(st, &head, "orders", &found, &err);
+		if (!ok(rc == BS_ERR && found == NULL && strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 &&
+				strstr(err.message, "the archive of public.orders is damaged: tables/16385/manifest.json is missing"),
+				"recovery's table lookup refuses a deleted manifest"))
+			printf("#   %s\n", err.message);
+		rc = audit_find_table(st, &head, "public.users", &found, &err);
+		ok(rc == BS_OK && found && found->relid == RELID, "other tables are still found");
+		manifest_free(found);
+		rc = audit_find_table(st, &head, "public.nosuch", &found, &err);
+		ok(rc == BS_ERR && strcmp(err.code, ERRCODE_UNDEFINED_TABLE) == 0, "an unknown table is still just unknown");
+		archive_head_clear(&head);
+	}
+	ok(storage_put(st, "tables/16385/manifest.json", saved.data, saved.len, &err) == BS_OK, "manifest restored");
+	strbuf_free(&saved);
+
+	/* The head records a table of which nothing is left. */
+	store_head(6, 2, 16399);
+	rc = run(cmd_verify, NULL, false);
+	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "tables/16399/manifest.json: missing, and nothing is left under tables/16399/"),
+			"a table recorded by the head with nothing left is a problem"))
+		show_output();
+	store_head(6, 2, 0);
+	rc = run(cmd_verify, NULL, false);
+	if (!ok(rc == EXIT_OK, "untouched archive verifies again"))
+		show_output();
+	free(key2);
+}
+
 static void
 flip_byte(const char *key, long offset)
 {
@@ -331,6 +556,8 @@ main(void)
 	ok(manifest_store(st, m, &err) == BS_OK, "manifest restored");
 	rc = run(cmd_verify, NULL, false);
 	is_int(rc, EXIT_OK, "archive clean again");
+
+	test_tampering(m, m2);
 
 	/* A corrupt manifest: verify names it, info still shows the other table. */
 	ok(storage_put(st, "tables/16385/manifest.json", "{\"format\":1}", 12, &err) == BS_OK, "corrupt a manifest");

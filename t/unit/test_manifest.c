@@ -269,7 +269,11 @@ static void
 test_hostile(void)
 {
 	static const mutation muts[] = {
-		{{"format", NULL}, "2", "\"format\" is 2"},
+		{{"format", NULL}, "3", "\"format\" is 3: written by a newer Backstop"},
+		{{"format", NULL}, "0", "\"format\" is 0"},
+		{{"generation", NULL}, "-1", "\"generation\" is out of range"},
+		{{"generation", NULL}, "\"7\"", "\"generation\" must be an integer"},
+		{{"generation", NULL}, NULL, "\"generation\" is missing"},
 		{{"format", NULL}, "\"1\"", "\"format\" must be an integer"},
 		{{"relid", NULL}, "0", "\"relid\" is out of range"},
 		{{"relid", NULL}, "4294967296", "\"relid\" is out of range"},
@@ -317,6 +321,9 @@ test_hostile(void)
 		{{"segments", "0", "size", NULL}, NULL, "\"segments[0].size\" is missing"},
 		{{"segments", "0", "last_time", NULL}, "\"2026-11-26T16:00:00.1234567Z\"", "\"segments[0].last_time\""},
 		{{"segments", NULL}, NULL, "\"segments\" is missing"},
+		{{"gaps", NULL}, NULL, "\"gaps\" is missing"},
+		{{"gaps", NULL}, "[{\"from\":\"0/10\"}]", "\"gaps[0].to\" is missing"},
+		{{"gaps", NULL}, "[{\"from\":\"0/10\",\"to\":\"0/8\"}]", "\"gaps[0].to\" is not above from"},
 	};
 	manifest *m = sample_manifest(16384, "public", "t", 0x100000000ULL);
 	char *good = manifest_to_json(m);
@@ -476,12 +483,27 @@ test_head(void)
 			"\"text_format\":{\"timezone\":\"UTC\",\"datestyle\":\"ISO, YMD\",\"extra_float_digits\":9,\"intervalstyle\":\"postgres\",\"bytea_output\":\"hex\"}}",
 			"{\"format\":1,\"system_identifier\":1,\"database\":\"d\",\"flushed_lsn\":\"0/1\",\"time\":\"2026-11-26T16:00:00Z\"}",
 			"{\"format\":1,\"system_identifier\":\"1\",\"database\":\"d\",\"flushed_lsn\":\"x\",\"time\":\"2026-11-26T16:00:00Z\"}",
-			"{\"format\":2}",
+			"{\"format\":3}",
 			"[1]",
+			"{\"format\":2,\"system_identifier\":\"1\",\"database\":\"d\",\"flushed_lsn\":\"0/1\",\"time\":\"2026-11-26T16:00:00Z\","
+			"\"text_format\":{\"timezone\":\"UTC\",\"datestyle\":\"ISO, YMD\",\"extra_float_digits\":3,\"intervalstyle\":\"postgres\",\"bytea_output\":\"hex\"},"
+			"\"lease_token\":1}",
+			"{\"format\":2,\"system_identifier\":\"1\",\"database\":\"d\",\"flushed_lsn\":\"0/1\",\"time\":\"2026-11-26T16:00:00Z\","
+			"\"text_format\":{\"timezone\":\"UTC\",\"datestyle\":\"ISO, YMD\",\"extra_float_digits\":3,\"intervalstyle\":\"postgres\",\"bytea_output\":\"hex\"},"
+			"\"tables\":[]}",
+			"{\"format\":2,\"system_identifier\":\"1\",\"database\":\"d\",\"flushed_lsn\":\"0/1\",\"time\":\"2026-11-26T16:00:00Z\","
+			"\"text_format\":{\"timezone\":\"UTC\",\"datestyle\":\"ISO, YMD\",\"extra_float_digits\":3,\"intervalstyle\":\"postgres\",\"bytea_output\":\"hex\"},"
+			"\"lease_token\":1,\"tables\":[{\"relid\":9,\"generation\":1,\"schema\":\"s\",\"name\":\"a\"},"
+			"{\"relid\":9,\"generation\":2,\"schema\":\"s\",\"name\":\"b\"}]}",
+			"{\"format\":2,\"system_identifier\":\"1\",\"database\":\"d\",\"flushed_lsn\":\"0/1\",\"time\":\"2026-11-26T16:00:00Z\","
+			"\"text_format\":{\"timezone\":\"UTC\",\"datestyle\":\"ISO, YMD\",\"extra_float_digits\":3,\"intervalstyle\":\"postgres\",\"bytea_output\":\"hex\"},"
+			"\"lease_token\":1,\"tables\":[{\"relid\":9,\"generation\":-4,\"schema\":\"s\",\"name\":\"a\"}]}",
 			NULL
 		};
 		static const char *const expect[] = {"\"text_format\" is missing", "\"text_format.extra_float_digits\" is out of range",
-			"\"system_identifier\" must be a string", "\"flushed_lsn\"", "\"format\" is 2", "not a JSON object"};
+			"\"system_identifier\" must be a string", "\"flushed_lsn\"", "\"format\" is 3: written by a newer Backstop",
+			"not a JSON object", "\"tables\" is missing", "\"lease_token\" is missing",
+			"\"tables[1].relid\" is not above", "\"tables[0].generation\" is out of range"};
 
 		for (int i = 0; bad_heads[i]; i++)
 			ok(archive_head_from_json(bad_heads[i], strlen(bad_heads[i]), &back, &err) == BS_ERR &&
@@ -490,6 +512,118 @@ test_head(void)
 	}
 	archive_head_clear(&h);
 	ok(h.database == NULL, "clear empties the head");
+}
+
+/* Format 2: a manifest's generation, the head's record of it, and format-1 documents. */
+static void
+test_generations(void)
+{
+	manifest *m = sample_manifest(16384, "public", "t", 0x100000000ULL);
+	manifest *back = NULL;
+	archive_head h;
+	archive_head hb;
+	const archive_head_table *e;
+	char *j;
+	bs_error err;
+
+	error_clear(&err);
+	m->generation = 41;
+	j = manifest_to_json(m);
+	ok(strstr(j, "\"format\":2") && strstr(j, "\"generation\":41"), "manifest written as format 2 with its generation");
+	ok(manifest_from_json(j, strlen(j), &back, &err) == BS_OK && back->generation == 41, "generation round trips");
+	manifest_free(back);
+	back = NULL;
+	{
+		/* The same manifest as 0.1.0 wrote it: format 1, no generation. */
+		json_error_t jerr;
+		json_t *root = json_loads(j, 0, &jerr);
+		char *old;
+
+		json_object_set_new(root, "format", json_integer(1));
+		json_object_del(root, "generation");
+		old = json_dumps(root, JSON_COMPACT);
+		ok(manifest_from_json(old, strlen(old), &back, &err) == BS_OK && back->generation == 0,
+		   "a format-1 manifest reads with generation 0: %s", err.message);
+		manifest_free(back);
+		back = NULL;
+		free(old);
+		json_decref(root);
+	}
+	free(j);
+
+	/* Gaps: changes never archived (a new slot resumed archiving). */
+	manifest_add_gap(m, 0x3000, 0x4000);
+	manifest_add_gap(m, 0x1000, 0x2000);
+	manifest_add_gap(m, 0x5000, 0x5000);
+	is_int(m->ngaps, 2, "two gaps, an empty one ignored");
+	ok(m->gaps[0].from == 0x1000 && m->gaps[1].from == 0x3000, "gaps kept sorted");
+	manifest_add_gap(m, 0x1800, 0x3000);
+	ok(m->ngaps == 1 && m->gaps[0].from == 0x1000 && m->gaps[0].to == 0x4000, "touching gaps merge into one");
+	ok(manifest_gap_in(m, 0x0, 0x1000) == NULL && manifest_gap_in(m, 0x4000, 0x9000) == NULL,
+	   "ranges beside a gap are clear");
+	ok(manifest_gap_in(m, 0x0, 0x1001) != NULL && manifest_gap_in(m, 0x3FFF, 0x9000) != NULL,
+	   "ranges reaching into a gap are not");
+	j = manifest_to_json(m);
+	{
+		json_error_t jerr;
+		json_t *root = json_loads(j, 0, &jerr);
+		json_t *g = json_array_get(json_object_get(root, "gaps"), 0);
+
+		ok(json_array_size(json_object_get(root, "gaps")) == 1 &&
+		   strcmp(json_string_value(json_object_get(g, "from")), "0/1000") == 0 &&
+		   strcmp(json_string_value(json_object_get(g, "to")), "0/4000") == 0, "gaps written as LSN pairs");
+		json_decref(root);
+	}
+	ok(manifest_from_json(j, strlen(j), &back, &err) == BS_OK && back->ngaps == 1 && back->gaps[0].to == 0x4000,
+	   "gaps round trip");
+	manifest_free(back);
+	back = NULL;
+	free(j);
+	m->gaps[0].to = m->gaps[0].from;
+	ok(manifest_validate(m, &err) == BS_ERR && strstr(err.message, "\"gaps[0].to\" is not above from"),
+	   "an empty gap is refused: %s", err.message);
+	m->gaps[0].to = 0x4000;
+	m->gaps = xrealloc(m->gaps, 2 * sizeof(manifest_gap));
+	m->gaps[1].from = 0x3000;
+	m->gaps[1].to = 0x6000;
+	m->ngaps = 2;
+	ok(manifest_validate(m, &err) == BS_ERR && strstr(err.message, "\"gaps[1].from\" is below the previous gap's end"),
+	   "overlapping gaps are refused: %s", err.message);
+	m->ngaps = 1;
+
+	archive_head_init(&h);
+	h.flushed_lsn = 0x3A0F2C8;
+	h.system_identifier = xstrdup("7312345678901234567");
+	h.database = xstrdup("app");
+	h.lease_token = 7;
+	archive_head_note_table(&h, 16390, 3, "public", "b");
+	archive_head_note_table(&h, 16384, 5, "public", "a");
+	archive_head_note_table(&h, 16387, 1, "s", "c");
+	archive_head_note_table(&h, 16384, 4, "public", "a2");
+	is_int(h.ntables, 3, "three tables noted");
+	ok(h.tables[0].relid == 16384 && h.tables[1].relid == 16387 && h.tables[2].relid == 16390, "kept sorted by relid");
+	e = archive_head_find_table(&h, 16384);
+	ok(e && e->generation == 5 && strcmp(e->name, "a2") == 0, "a lower generation never replaces a higher one; the name follows");
+	ok(archive_head_find_table(&h, 16385) == NULL && archive_head_find_table(&h, 1) == NULL &&
+	   archive_head_find_table(&h, 99999) == NULL, "absent relids are not found");
+	j = archive_head_to_json(&h);
+	ok(j && strstr(j, "\"format\":2") && strstr(j, "\"lease_token\":7") && strstr(j, "\"tables\":["), "head written as format 2");
+	ok(archive_head_from_json(j, strlen(j), &hb, &err) == BS_OK, "head with tables parses back: %s", err.message);
+	ok(hb.format == 2 && hb.lease_token == 7 && hb.ntables == 3 && hb.tables[2].generation == 3 &&
+	   strcmp(hb.tables[1].schema, "s") == 0, "tables and lease token round trip");
+	archive_head_clear(&hb);
+	free(j);
+	{
+		static const char *v1 =
+			"{\"format\":1,\"system_identifier\":\"1\",\"database\":\"d\",\"flushed_lsn\":\"0/1\",\"time\":\"2026-11-26T16:00:00Z\","
+			"\"text_format\":{\"timezone\":\"UTC\",\"datestyle\":\"ISO, YMD\",\"extra_float_digits\":3,\"intervalstyle\":\"postgres\",\"bytea_output\":\"hex\"}}";
+
+		ok(archive_head_from_json(v1, strlen(v1), &hb, &err) == BS_OK && hb.format == 1 && hb.ntables == 0 &&
+		   hb.lease_token == 0, "a format-1 head reads, with no table records");
+		archive_head_clear(&hb);
+	}
+	archive_head_clear(&h);
+	manifest_free(m);
 }
 
 typedef struct key_set
@@ -691,6 +825,7 @@ main(void)
 	test_hostile();
 	test_names();
 	test_head();
+	test_generations();
 	test_layouts();
 	test_use_layout();
 	test_storage();
