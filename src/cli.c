@@ -12,6 +12,7 @@
 #include "log.h"
 #include "redact.h"
 #include "strbuf.h"
+#include "validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,7 +193,10 @@ run_command(const cli_command *cmd, int argc, char **argv)
 		}
 	}
 	error_clear(&err);
-	if (config_load(&cfg, argc, argv, cmd->options, &positional, &npositional, &usage_error, &err) != BS_OK)
+	rc = config_load(&cfg, argc, argv, cmd->options, &positional, &npositional, &usage_error, &err);
+	/* The values are copied: take the secrets out of the process list. */
+	config_scrub_secrets(argc, argv);
+	if (rc != BS_OK)
 	{
 		cli_report_error(cmd->name, &err);
 		if (usage_error)
@@ -204,6 +208,15 @@ run_command(const cli_command *cmd, int argc, char **argv)
 	log_level_parse(config_get(&cfg, "log_level"), &level);
 	log_configure(level, strcmp(config_get(&cfg, "log_format"), "json") == 0);
 	cli_apply_derived_defaults(&cfg);
+	/* One validation for every command, `config` included: a bad value is exit 2 here,
+	 * never a failure (exit 1) or a silent misreading later. */
+	if (validate_config(&cfg, &err) != BS_OK)
+	{
+		cli_report_error(cmd->name, &err);
+		config_free(&cfg);
+		free(positional);
+		return EXIT_USAGE;
+	}
 	rc = cmd->handler(&cfg, npositional, positional);
 	config_free(&cfg);
 	free(positional);
