@@ -129,8 +129,16 @@ print_command_help(const cli_command *cmd)
 		for (char *k = flag; *k; k++)
 			if (*k == '_')
 				*k = '-';
-		printf("  %-26s %s%s%s%s\n", flag, opt->help, opt->default_value ? " [" : "",
-			   opt->default_value ? opt->default_value : "", opt->default_value ? "]" : "");
+		{
+			const config_range *r = config_find_range(opt->name);
+			char range[80] = "";
+
+			if (r)
+				config_format_range(opt, r, range, sizeof(range));
+			printf("  %-26s %s%s%s%s%s%s\n", flag, opt->help, opt->default_value ? " [" : "",
+				   opt->default_value ? opt->default_value : "", opt->default_value ? "]" : "",
+				   r ? "; " : "", range);
+		}
 	}
 	printf("  %-26s %s\n", "--config FILE", "configuration file");
 	printf("  %-26s %s\n", "--log-level LEVEL", "debug, info, warning or error");
@@ -168,8 +176,10 @@ void
 cli_report_error(const char *command, const bs_error *err)
 {
 	char *msg = redact_text(err->message);
+	char *shown = xstrdup_printable(msg);
 
-	fprintf(stderr, "backstop %s: ERROR: %s\n", command, msg);
+	fprintf(stderr, "backstop %s: ERROR: %s\n", command, shown);
+	free(shown);
 	free(msg);
 }
 
