@@ -24,7 +24,7 @@ const config_option config_options[] = {
 	/* storage */
 	{"storage", CONFIG_STRING, NULL, NULL, true, "archive location: file:///path or s3://bucket/prefix (default file://DATA_DIR/archive)"},
 	{"compression", CONFIG_ENUM, "zstd", "zstd|lz4|none", false, "codec for stored objects"},
-	{"compression_level", CONFIG_INT, "3", NULL, false, "zstd level (1-19); ignored by lz4/none"},
+	{"compression_level", CONFIG_INT, "3", NULL, false, "compression level: zstd 0-22 (0: its default), lz4 0-12; ignored by none"},
 	{"s3_endpoint", CONFIG_STRING, NULL, NULL, true, "S3 endpoint URL (default from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS)"},
 	{"s3_region", CONFIG_STRING, NULL, NULL, false, "S3 region (default from AWS_REGION / AWS_DEFAULT_REGION, else us-east-1)"},
 	{"s3_uri_style", CONFIG_ENUM, NULL, "host|path", false, "bucket addressing (default: path with a custom endpoint, else host)"},
@@ -136,6 +136,11 @@ config_format_value(config_type type, int64_t v, char *buf, size_t len)
 	if (v == INT64_MAX)
 	{
 		snprintf(buf, len, "no limit");
+		return;
+	}
+	if (v == 0)
+	{
+		snprintf(buf, len, "0");
 		return;
 	}
 	for (int i = 0; units && units[i]; i++)
