@@ -66,7 +66,7 @@ const config_option config_options[] = {
 	{"to_xid", CONFIG_STRING, NULL, NULL, false, "recover through this transaction"},
 	{"latest", CONFIG_BOOL, "off", NULL, false, "recover to the latest archived point"},
 	{"exclusive", CONFIG_BOOL, "off", NULL, false, "stop just before the point instead of just after"},
-	{"into", CONFIG_STRING, NULL, NULL, false, "target table (default <table>_recovered)"},
+	{"into", CONFIG_STRING, NULL, NULL, false, "target table, each part at most 63 bytes (default <table>_recovered)"},
 	{"target_db", CONFIG_STRING, NULL, NULL, true, "recover into this database instead of --db"},
 	{"replace", CONFIG_BOOL, "off", NULL, false, "replace an existing earlier recovery table"},
 	{"no_indexes", CONFIG_BOOL, "off", NULL, false, "do not create indexes and constraints"},
