@@ -797,8 +797,14 @@ config_print(const bs_config *cfg, bool show_all)
 		}
 		else
 			shown = xstrdup(v->value);
-		printf("%s = %s\t# %s%s%s\n", config_options[i].name, shown, source_names[v->source],
-			   v->origin ? ": " : "", v->origin ? v->origin : "");
+		{
+			/* A value from the environment or a flag may hold a newline: one setting, one line. */
+			char *line = xstrdup_printable(shown);
+
+			printf("%s = %s\t# %s%s%s\n", config_options[i].name, line, source_names[v->source],
+				   v->origin ? ": " : "", v->origin ? v->origin : "");
+			free(line);
+		}
 		free(shown);
 	}
 }

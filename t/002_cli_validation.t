@@ -190,6 +190,12 @@ for my $case (
 ($rc, $out, $err) = run_backstop('config', @base, '--db', 'app');
 is($rc, 0, '--db with a database name only is accepted') or diag($err);
 
+# `backstop config` prints one line per setting, whatever a value holds.
+($rc, $out, $err) = run_backstop({ env => { BACKSTOP_S3_CA_FILE => "/ca\nslot = forged" } }, 'config', @base);
+is($rc, 0, 'config with a newline in a value') or diag($err);
+unlike($out, qr/^slot = forged/m, 'config: the value cannot forge another setting');
+like($out, qr/^s3_ca_file = \/ca\\nslot = forged\t# environment: BACKSTOP_S3_CA_FILE$/m, 'config: newline shown as \\n');
+
 # --- --config naming a directory is an error, not an empty configuration -------------------
 mkdir "$dir/confdir";
 refused('--config DIR', [ 'config', @base, '--config', "$dir/confdir" ],
