@@ -10,6 +10,7 @@ use warnings;
 use File::Copy qw(copy);
 use File::Find;
 use File::Path qw(mkpath);
+use HTTP::Tiny;
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -90,6 +91,13 @@ my ($rc, $out, $err) = run_backstop('checkpoint', '--table', $evil_sql, '--liste
 is($rc, 0, 'checkpoint of the hostile table') or diag($err);
 is(($out =~ tr/\n//), 1, 'checkpoint prints one line');
 no_forged_line('checkpoint', $out);
+
+# --- /metrics: the name is a label value, escaped as Prometheus wants -----------------------
+my $metrics = HTTP::Tiny->new(timeout => 30)->get("http://$listen/metrics");
+ok($metrics->{success}, '/metrics answers');
+no_forged_line('/metrics', $metrics->{content});
+like($metrics->{content}, qr/^backstop_table_archived_lsn\{table="public\.evil\\n\Q$fake\E"\} \d+$/m,
+	'/metrics: one sample line for the hostile table, newline escaped');
 
 # --- info ----------------------------------------------------------------------------------
 ($rc, $out, $err) = run_backstop('info', '--storage', $storage);
