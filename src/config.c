@@ -5,12 +5,12 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <sys/stat.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #define DEFAULT_CONFIG_FILE "/etc/backstop/backstop.conf"
 
@@ -93,7 +93,7 @@ const config_option config_options[] = {
 #define DAY (HOUR * 24)
 
 static const config_range config_ranges[] = {
-	{"compression_level", 0, 22},	/* zstd 1..22 (0: zstd's default); lz4 0..12, checked with the codec */
+	{"compression_level", 0, 22},	/* zstd 0..22 (0: zstd's default); lz4 0..12, checked with the codec */
 	{"segment_compression_level", 0, 22},
 	{"s3_multipart_threshold", 5 * MIB, 5 * GIB},	/* S3's smallest and largest part */
 	{"s3_timeout", SEC, DAY},
@@ -145,7 +145,7 @@ config_format_value(config_type type, int64_t v, char *buf, size_t len)
 	}
 	for (int i = 0; units && units[i]; i++)
 	{
-		if (v != 0 && v % mult[i] == 0)
+		if (v % mult[i] == 0)
 		{
 			snprintf(buf, len, "%lld%s", (long long) (v / mult[i]), units[i]);
 			return;

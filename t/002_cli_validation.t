@@ -95,12 +95,15 @@ for my $cmd (qw(archive recover changes info verify checkpoint doctor config))
 		$help_range{$key} = $2;
 	}
 }
-is_deeply(\%help_range, \%seen, 'backstop help shows the range of each numeric option, the ones tested here');
 for my $key (sort keys %seen)
 {
-	like($confdoc, qr/^\| `\Q$key\E` \|.*\Q$seen{$key}\E/m, "configuration.md states the range of $key");
+	is($help_range{$key}, $seen{$key}, "backstop help shows the range of $key");
+}
+for my $key (sort keys %help_range)
+{
+	like($confdoc, qr/^\| `\Q$key\E` \|.*\Q$help_range{$key}\E/m, "configuration.md states the range of $key");
 	(my $flag = $key) =~ tr/_/-/;
-	like($man, qr/--\Q$flag\E.*\n(?:.*\n){0,6}?.*\Q$seen{$key}\E/, "the man page states the range of --$flag");
+	like($man, qr/--\Q$flag\E.*\n(?:.*\n){0,6}?.*\Q$help_range{$key}\E/, "the man page states the range of --$flag");
 }
 
 # The bounds themselves are accepted.
