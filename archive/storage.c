@@ -83,6 +83,22 @@ bucket_name_valid(const char *b, size_t len)
 }
 
 static int
+check_file_url(const char *url, bs_error *err)
+{
+	const char *path = url + strlen("file://");
+
+	/* Only the empty authority is accepted: file:///abs/path. */
+	if (path[0] != '/')
+		return error_set(err, ERRCODE_INVALID_PARAMETER,
+						 "invalid storage URL \"%s\": expected file:///absolute/path", url);
+	for (const unsigned char *p = (const unsigned char *) path; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return error_set(err, ERRCODE_INVALID_PARAMETER,
+							 "invalid storage URL: the path holds a control character");
+	return BS_OK;
+}
+
+static int
 open_file_url(const char *url, storage **out, bs_error *err)
 {
 	const char *path = url + strlen("file://");
@@ -90,10 +106,8 @@ open_file_url(const char *url, storage **out, bs_error *err)
 	size_t len;
 	int rc;
 
-	/* Only the empty authority is accepted: file:///abs/path. */
-	if (path[0] != '/')
-		return error_set(err, ERRCODE_INVALID_PARAMETER,
-						 "invalid storage URL \"%s\": expected file:///absolute/path", url);
+	if (check_file_url(url, err) != BS_OK)
+		return BS_ERR;
 	root = xstrdup(path);
 	len = strlen(root);
 	while (len > 1 && root[len - 1] == '/')
@@ -103,16 +117,15 @@ open_file_url(const char *url, storage **out, bs_error *err)
 	return rc;
 }
 
+/* Split s3://bucket[/prefix] into the bucket and the prefix ("" or ending in '/'). */
 static int
-open_s3_url(const char *url, const bs_config *cfg, storage **out, bs_error *err)
+parse_s3_url(const char *url, char **bucket, strbuf *prefix, bs_error *err)
 {
 	const char *rest = url + strlen("s3://");
 	const char *slash = strchr(rest, '/');
 	size_t blen = slash ? (size_t) (slash - rest) : strlen(rest);
-	char *bucket;
-	strbuf prefix = STRBUF_INIT;
-	int rc;
 
+	*bucket = NULL;
 	if (memchr(rest, '@', blen) != NULL)
 		return error_set(err, ERRCODE_INVALID_PARAMETER,
 						 "invalid storage URL: credentials in s3:// URLs are not supported; "
@@ -121,7 +134,6 @@ open_s3_url(const char *url, const bs_config *cfg, storage **out, bs_error *err)
 		return error_set(err, ERRCODE_INVALID_PARAMETER,
 						 "invalid storage URL \"%s\": \"%.*s\" is not a valid bucket name "
 						 "(3-63 lowercase letters, digits, dots and hyphens)", url, (int) blen, rest);
-	bucket = xstrndup(rest, blen);
 	if (slash)
 	{
 		const char *p = slash;
@@ -134,21 +146,57 @@ open_s3_url(const char *url, const bs_config *cfg, storage **out, bs_error *err)
 			plen--;
 		if (plen > 0)
 		{
-			strbuf_append(&prefix, p, plen);
-			if (!storage_key_valid(prefix.data))
-			{
-				rc = error_set(err, ERRCODE_INVALID_PARAMETER,
-							   "invalid storage URL \"%s\": bad prefix", url);
-				goto out;
-			}
-			strbuf_append_char(&prefix, '/');
+			strbuf_append(prefix, p, plen);
+			if (!storage_key_valid(prefix->data))
+				return error_set(err, ERRCODE_INVALID_PARAMETER,
+								 "invalid storage URL \"%s\": bad prefix", url);
+			strbuf_append_char(prefix, '/');
 		}
 	}
-	rc = storage_s3_open(bucket, prefix.data ? prefix.data : "", cfg, out, err);
-out:
+	*bucket = xstrndup(rest, blen);
+	return BS_OK;
+}
+
+static int
+open_s3_url(const char *url, const bs_config *cfg, storage **out, bs_error *err)
+{
+	char *bucket = NULL;
+	strbuf prefix = STRBUF_INIT;
+	int rc;
+
+	rc = parse_s3_url(url, &bucket, &prefix, err);
+	if (rc == BS_OK)
+		rc = storage_s3_open(bucket, prefix.data ? prefix.data : "", cfg, out, err);
 	free(bucket);
 	strbuf_free(&prefix);
 	return rc;
+}
+
+int
+storage_url_check(const char *url, bs_error *err)
+{
+	if (url == NULL || *url == '\0')
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "no storage URL given");
+	if (strncmp(url, "file://", 7) == 0)
+		return check_file_url(url, err);
+	if (strncmp(url, "s3://", 5) == 0)
+	{
+		char *bucket = NULL;
+		strbuf prefix = STRBUF_INIT;
+		int rc = parse_s3_url(url, &bucket, &prefix, err);
+
+		free(bucket);
+		strbuf_free(&prefix);
+		return rc;
+	}
+	{
+		char *shown = redact_text(url);
+		int rc = error_set(err, ERRCODE_INVALID_PARAMETER,
+						   "invalid storage URL \"%s\": expected file:///path or s3://bucket[/prefix]", shown);
+
+		free(shown);
+		return rc;
+	}
 }
 
 int
@@ -164,14 +212,7 @@ storage_open(const char *url, const bs_config *cfg, storage **out, bs_error *err
 	else if (strncmp(url, "s3://", 5) == 0)
 		rc = open_s3_url(url, cfg, out, err);
 	else
-	{
-		char *shown = redact_text(url);
-
-		rc = error_set(err, ERRCODE_INVALID_PARAMETER,
-					   "invalid storage URL \"%s\": expected file:///path or s3://bucket[/prefix]", shown);
-		free(shown);
-		return rc;
-	}
+		return storage_url_check(url, err);
 	if (rc == BS_OK && (*out)->description == NULL)
 		(*out)->description = redact_text(url);
 	return rc;

@@ -22,6 +22,8 @@ typedef struct storage_stat
 /* Open a storage by URL (file:///abs/path or s3://bucket[/prefix]); S3 settings come from
  * cfg (s3_* options) and the AWS_* environment variables.  Keys are relative to the URL. */
 int storage_open(const char *url, const bs_config *cfg, storage **out, bs_error *err);
+/* Check the syntax of a storage URL without opening anything (ERRCODE_INVALID_PARAMETER). */
+int storage_url_check(const char *url, bs_error *err);
 void storage_close(storage *st);
 /* The URL with any credentials removed, for messages. */
 const char *storage_describe(const storage *st);

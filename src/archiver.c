@@ -27,6 +27,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2145,13 +2146,24 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 					free(r);
 					continue;
 				}
-				strbuf_printf(&sb, "{\"table\":\"%s.%s\",\"relid\":%u,\"lsn\":\"%s\",\"requested_lsn\":\"%s\","
-							  "\"segment\":%s%s%s,\"verified\":true,\"elapsed_ms\":%lld}",
-							  t ? t->man->schema : "", t ? t->man->name : "", r->relid,
-							  lsn_format(a->flush_lsn, l1), lsn_format(r->target_lsn, l2),
-							  seg ? "\"" : "", seg ? seg->key : "null", seg ? "\"" : "",
-							  (long long) (now_ms() - r->started_ms));
-				reply_json(r->req, 200, "OK", sb.data);
+				{
+					/* Built by jansson: a table name is data, never JSON syntax. */
+					json_t *o = json_object();
+					char *text;
+
+					strbuf_printf(&sb, "%s.%s", t ? t->man->schema : "", t ? t->man->name : "");
+					json_object_set_new(o, "table", json_stringn(sb.data, sb.len));
+					json_object_set_new(o, "relid", json_integer(r->relid));
+					json_object_set_new(o, "lsn", json_string(lsn_format(a->flush_lsn, l1)));
+					json_object_set_new(o, "requested_lsn", json_string(lsn_format(r->target_lsn, l2)));
+					json_object_set_new(o, "segment", seg ? json_string(seg->key) : json_null());
+					json_object_set_new(o, "verified", json_true());
+					json_object_set_new(o, "elapsed_ms", json_integer((json_int_t) (now_ms() - r->started_ms)));
+					text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+					reply_json(r->req, 200, "OK", text ? text : "{}");
+					free(text);
+					json_decref(o);
+				}
 				strbuf_free(&sb);
 				a->metrics.checkpoints++;
 			}
@@ -2336,9 +2348,23 @@ on_metrics(struct evhttp_request *req, void *arg)
 
 		if (!t->active)
 			continue;
-		evbuffer_add_printf(b, "backstop_table_archived_lsn{table=\"%s.%s\"} %" PRIu64 "\n",
-							t->man->schema, t->man->name,
+		strbuf label = STRBUF_INIT;
+
+		/* Prometheus label values escape \\, \" and newline: a name cannot forge a sample. */
+		strbuf_printf(&label, "%s.%s", t->man->schema, t->man->name);
+		evbuffer_add_printf(b, "backstop_table_archived_lsn{table=\"");
+		for (const char *p = label.data; *p; p++)
+		{
+			if (*p == '\\' || *p == '"')
+				evbuffer_add_printf(b, "\\%c", *p);
+			else if (*p == '\n')
+				evbuffer_add_printf(b, "\\n");
+			else
+				evbuffer_add(b, p, 1);
+		}
+		evbuffer_add_printf(b, "\"} %" PRIu64 "\n",
 							t->man->archived_to > a->flush_lsn ? t->man->archived_to : a->flush_lsn);
+		strbuf_free(&label);
 	}
 	evbuffer_add_printf(b, "# HELP backstop_tables_skipped Tables that cannot be archived (see backstop info).\n"
 						"# TYPE backstop_tables_skipped gauge\n");

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "redact.h"
 #include "strbuf.h"
+#include "validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,8 +133,16 @@ print_command_help(const cli_command *cmd)
 		for (char *k = flag; *k; k++)
 			if (*k == '_')
 				*k = '-';
-		printf("  %-26s %s%s%s%s\n", flag, opt->help, opt->default_value ? " [" : "",
-			   opt->default_value ? opt->default_value : "", opt->default_value ? "]" : "");
+		{
+			const config_range *r = config_find_range(opt->name);
+			char range[80] = "";
+
+			if (r)
+				config_format_range(opt, r, range, sizeof(range));
+			printf("  %-26s %s%s%s%s%s%s\n", flag, opt->help, opt->default_value ? " [" : "",
+				   opt->default_value ? opt->default_value : "", opt->default_value ? "]" : "",
+				   r ? "; " : "", range);
+		}
 	}
 	printf("  %-26s %s\n", "--config FILE", "configuration file");
 	printf("  %-26s %s\n", "--log-level LEVEL", "debug, info, warning or error");
@@ -171,8 +180,10 @@ void
 cli_report_error(const char *command, const bs_error *err)
 {
 	char *msg = redact_text(err->message);
+	char *shown = xstrdup_printable(msg);
 
-	fprintf(stderr, "backstop %s: ERROR: %s\n", command, msg);
+	fprintf(stderr, "backstop %s: ERROR: %s\n", command, shown);
+	free(shown);
 	free(msg);
 }
 
@@ -196,7 +207,10 @@ run_command(const cli_command *cmd, int argc, char **argv)
 		}
 	}
 	error_clear(&err);
-	if (config_load(&cfg, argc, argv, cmd->options, &positional, &npositional, &usage_error, &err) != BS_OK)
+	rc = config_load(&cfg, argc, argv, cmd->options, &positional, &npositional, &usage_error, &err);
+	/* The values are copied: take the secrets out of the process list. */
+	config_scrub_secrets(argc, argv);
+	if (rc != BS_OK)
 	{
 		cli_report_error(cmd->name, &err);
 		if (usage_error)
@@ -208,6 +222,15 @@ run_command(const cli_command *cmd, int argc, char **argv)
 	log_level_parse(config_get(&cfg, "log_level"), &level);
 	log_configure(level, strcmp(config_get(&cfg, "log_format"), "json") == 0);
 	cli_apply_derived_defaults(&cfg);
+	/* One validation for every command, `config` included: a bad value is exit 2 here,
+	 * never a failure (exit 1) or a silent misreading later. */
+	if (validate_config(&cfg, &err) != BS_OK)
+	{
+		cli_report_error(cmd->name, &err);
+		config_free(&cfg);
+		free(positional);
+		return EXIT_USAGE;
+	}
 	rc = cmd->handler(&cfg, npositional, positional);
 	config_free(&cfg);
 	free(positional);

@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "lsn.h"
 #include "manifest.h"
+#include "pgsql.h"
 #include "recover_plan.h"
 #include "replay.h"
 #include "storage.h"
@@ -113,7 +114,14 @@ on_change(void *vctx, const replay_change *ch, bs_error *err)
 		strbuf_append_str(&c->line, " new ");
 		replay_record_text(&c->line, ch->ncols, ch->new_values);
 	}
-	printf("%s\n", c->line.data);
+	/* Values may hold newlines: escaped, so that one change is one line and a value cannot
+	 * pass for another change. */
+	{
+		char *shown = xstrdup_printable(c->line.data);
+
+		printf("%s\n", shown);
+		free(shown);
+	}
 	return BS_OK;
 }
 
@@ -135,6 +143,7 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 	recover_plan *plan = NULL;
 	replay_state *rs = NULL;
 	changes_ctx c = {json, NULL, 0, STRBUF_INIT};
+	bool listing = false;		/* text rows have started on stdout */
 	int rc = EXIT_FAILURE_RUNTIME;
 	char la[LSN_BUFLEN],
 		lb[LSN_BUFLEN];
@@ -166,7 +175,13 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 	if (json)
 		c.list = json_array();
 	else
-		printf("Changes to %s.%s after LSN %s through %s:\n", m->schema, m->name, lsn_format(a, la), lsn_format(b, lb));
+	{
+		char *name = pgsql_display_name(m->schema, m->name);
+
+		printf("Changes to %s after LSN %s through %s:\n", name, lsn_format(a, la), lsn_format(b, lb));
+		free(name);
+		listing = true;
+	}
 	if (recover_plan_run(plan, st, rs, a, on_change, &c, NULL, NULL, &err) != BS_OK)
 		goto failed;
 	if (json)
@@ -189,6 +204,11 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 	rc = EXIT_OK;
 	goto done;
 failed:
+	/* Rows already printed are not the whole range: say so where they are, last. */
+	if (listing)
+		printf("INCOMPLETE: the list stops after %llu change(s) because of an error; "
+			   "changes after that point are missing\n", (unsigned long long) c.count);
+	fflush(stdout);
 	cli_report_error("changes", &err);
 	rc = recover_error_is_integrity(&err) ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME;
 done:

@@ -81,18 +81,31 @@ cmd_checkpoint(bs_config *cfg, int argc, char **argv)
 			if (config_get_bool(cfg, "json"))
 				printf("%s\n", body.data);
 			else
-				printf("recovery point for %s: LSN %s (segment %s, verified in %lld ms)\n",
-					   json_string_value(json_object_get(j, "table")),
-					   json_string_value(json_object_get(j, "lsn")),
-					   json_is_string(json_object_get(j, "segment")) ? json_string_value(json_object_get(j, "segment")) : "none: no changes since the base copy",
-					   (long long) json_integer_value(json_object_get(j, "elapsed_ms")));
+			{
+				/* The answer names the table as the archive does: escaped for the terminal. */
+				strbuf line = STRBUF_INIT;
+				char *shown;
+
+				strbuf_printf(&line, "recovery point for %s: LSN %s (segment %s, verified in %lld ms)",
+							  json_string_value(json_object_get(j, "table")) ?: "?",
+							  json_string_value(json_object_get(j, "lsn")) ?: "?",
+							  json_is_string(json_object_get(j, "segment")) ? json_string_value(json_object_get(j, "segment")) : "none: no changes since the base copy",
+							  (long long) json_integer_value(json_object_get(j, "elapsed_ms")));
+				shown = xstrdup_printable(line.data);
+				printf("%s\n", shown);
+				free(shown);
+				strbuf_free(&line);
+			}
 			rc = EXIT_OK;
 		}
 		else
 		{
 			const char *msg = j && json_is_string(json_object_get(j, "error")) ? json_string_value(json_object_get(j, "error")) : body.data;
 
-			fprintf(stderr, "backstop checkpoint: ERROR: archiver answered %ld: %s\n", status, msg ? msg : "(empty)");
+			char *shown = xstrdup_printable(msg ? msg : "(empty)");
+
+			fprintf(stderr, "backstop checkpoint: ERROR: archiver answered %ld: %s\n", status, shown);
+			free(shown);
 			rc = status == 404 ? EXIT_USAGE : EXIT_FAILURE_RUNTIME;
 		}
 		if (j)

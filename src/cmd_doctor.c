@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,6 +284,25 @@ probe_db(const char *conninfo, probe *p)
 	json_object_set_new(p->obj, "ok", json_boolean(p->ok));
 }
 
+/* One line of the text report, control characters escaped: URLs, user names and server
+ * messages are not ours. */
+static void __attribute__((format(printf, 1, 2)))
+print_line(const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+	char *shown;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		abort();				/* out of memory, as xmalloc would */
+	va_end(ap);
+	shown = xstrdup_printable(msg);
+	printf("%s\n", shown);
+	free(shown);
+	free(msg);
+}
+
 static void
 print_text(const char *what, const probe *p)
 {
@@ -290,27 +310,25 @@ print_text(const char *what, const probe *p)
 	json_t	   *v;
 	const char *s;
 
-	printf("%s: %s", what, p->ok ? "OK" : "FAILED");
-	if ((s = json_string_value(json_object_get(p->obj, "url"))) != NULL)
-		printf(" (%s)", s);
-	printf("\n");
+	s = json_string_value(json_object_get(p->obj, "url"));
+	print_line("%s: %s%s%s%s", what, p->ok ? "OK" : "FAILED", s ? " (" : "", s ? s : "", s ? ")" : "");
 	json_array_foreach(p->steps, i, v)
-		printf("  %-8s %-6s %8.2f ms\n", json_string_value(json_object_get(v, "step")),
-			   json_is_true(json_object_get(v, "ok")) ? "ok" : "failed",
-			   json_real_value(json_object_get(v, "ms")));
+		print_line("  %-8s %-6s %8.2f ms", json_string_value(json_object_get(v, "step")),
+				   json_is_true(json_object_get(v, "ok")) ? "ok" : "failed",
+				   json_real_value(json_object_get(v, "ms")));
 	if ((s = json_string_value(json_object_get(p->obj, "server_version"))) != NULL)
-		printf("  server version %s, wal_level %s, user %s%s\n", s,
-			   json_string_value(json_object_get(p->obj, "wal_level")) ?: "?",
-			   json_string_value(json_object_get(p->obj, "user")) ?: "?",
-			   json_is_true(json_object_get(p->obj, "replication")) ? " (REPLICATION)" : " (no REPLICATION)");
+		print_line("  server version %s, wal_level %s, user %s%s", s,
+				   json_string_value(json_object_get(p->obj, "wal_level")) ?: "?",
+				   json_string_value(json_object_get(p->obj, "user")) ?: "?",
+				   json_is_true(json_object_get(p->obj, "replication")) ? " (REPLICATION)" : " (no REPLICATION)");
 	if ((s = json_string_value(json_object_get(p->obj, "reason"))) != NULL)
-		printf("  reason: %s\n", s);
+		print_line("  reason: %s", s);
 	if ((s = json_string_value(json_object_get(p->obj, "error"))) != NULL)
-		printf("  error: %s\n", s);
+		print_line("  error: %s", s);
 	if ((s = json_string_value(json_object_get(p->obj, "note"))) != NULL)
-		printf("  note: %s\n", s);
+		print_line("  note: %s", s);
 	json_array_foreach(p->warnings, i, v)
-		printf("  WARNING: %s\n", json_string_value(v));
+		print_line("  WARNING: %s", json_string_value(v));
 }
 
 int

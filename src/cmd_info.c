@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "lsn.h"
 #include "manifest.h"
+#include "pgsql.h"
 #include "redact.h"
 #include "storage.h"
 #include "strbuf.h"
@@ -192,8 +193,13 @@ table_text(const manifest *m, table_summary *s)
 	char rsz[32];
 	size_t i;
 	json_t *f;
+	char *name = pgsql_display_name(m->schema, m->name);
+	char *status = xstrdup_printable(m->status);
 
-	printf("\n%s.%s (relid %" PRIu32 "): %s\n", m->schema, m->name, m->relid, m->status);
+	/* Names and texts come from storage, which others may write: shown quoted and escaped. */
+	printf("\n%s (relid %" PRIu32 "): %s\n", name, m->relid, status);
+	free(name);
+	free(status);
 	if (s->has_window)
 	{
 		char t2[MANIFEST_TIME_BUFLEN];
@@ -237,7 +243,12 @@ table_text(const manifest *m, table_summary *s)
 			   lsn_format(s->seg_first, a), lsn_format(s->seg_last_end, b), m->nsegments,
 			   s->seg_records, sz, rsz);
 	json_array_foreach(s->findings, i, f)
-		printf("  finding:      %s\n", json_string_value(f));
+	{
+		char *shown = xstrdup_printable(json_string_value(f));
+
+		printf("  finding:      %s\n", shown);
+		free(shown);
+	}
 }
 
 int
@@ -256,6 +267,7 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 	json_t *tables = json_array();
 	int unreadable = 0;
 	char *where = NULL;
+	char *shown_where = NULL;		/* where, escaped for text output */
 	int exit_code = EXIT_FAILURE_RUNTIME;
 
 	if (argc > 0)
@@ -272,6 +284,7 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 		goto out;
 	}
 	where = redact_text(storage_describe(st));
+	shown_where = xstrdup_printable(where);
 	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK)
 	{
 		if (strcmp(err.code, ERRCODE_DATA_CORRUPTED) != 0)
@@ -304,15 +317,20 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 	}
 	if (nrelids == 0 && !head_exists && head_error == NULL)
 	{
-		fprintf(stderr, "backstop info: ERROR: no archive at %s\n", where);
+		fprintf(stderr, "backstop info: ERROR: no archive at %s\n", shown_where);
 		goto out;
 	}
 
 	if (!as_json)
 	{
-		printf("Archive at %s\n", where);
+		printf("Archive at %s\n", shown_where);
 		if (head_error)
-			printf("  head:         UNREADABLE: %s\n", head_error);
+		{
+			char *shown = xstrdup_printable(head_error);
+
+			printf("  head:         UNREADABLE: %s\n", shown);
+			free(shown);
+		}
 		else if (!head_exists)
 			printf("  head:         none yet (the archiver has not completed a seal)\n");
 		else
@@ -320,12 +338,22 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 			char a[LSN_BUFLEN];
 			char t[MANIFEST_TIME_BUFLEN];
 
-			printf("  database:     \"%s\" (system identifier %s)\n", head.database, head.system_identifier);
+			strbuf tf = STRBUF_INIT;
+			char *db = pgsql_quote_ident_printable(head.database);
+			char *sysid = xstrdup_printable(head.system_identifier);
+
+			printf("  database:     %s (system identifier %s)\n", db, sysid);
 			printf("  flushed to:   %s at %s\n", lsn_format(head.flushed_lsn, a),
 				   manifest_format_time(head.time, t));
-			printf("  text format:  TimeZone=%s, DateStyle='%s', extra_float_digits=%d, IntervalStyle=%s, bytea_output=%s\n",
-				   head.text_format.timezone, head.text_format.datestyle, head.text_format.extra_float_digits,
-				   head.text_format.intervalstyle, head.text_format.bytea_output);
+			strbuf_printf(&tf, "TimeZone=%s, DateStyle='%s', extra_float_digits=%d, IntervalStyle=%s, bytea_output=%s",
+						  head.text_format.timezone, head.text_format.datestyle, head.text_format.extra_float_digits,
+						  head.text_format.intervalstyle, head.text_format.bytea_output);
+			free(db);
+			free(sysid);
+			db = xstrdup_printable(tf.data);
+			printf("  text format:  %s\n", db);
+			free(db);
+			strbuf_free(&tf);
 		}
 		printf("  tables:       %d\n", nrelids);
 	}
@@ -360,7 +388,12 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 				json_array_append_new(tables, o);
 			}
 			else
-				printf("\ntable with relid %" PRIu32 ": MANIFEST UNREADABLE: %s\n", relids[i], msg);
+			{
+				char *shown = xstrdup_printable(msg);
+
+				printf("\ntable with relid %" PRIu32 ": MANIFEST UNREADABLE: %s\n", relids[i], shown);
+				free(shown);
+			}
 			free(msg);
 			continue;
 		}
@@ -416,6 +449,7 @@ out:
 	json_decref(tables);
 	free(relids);
 	free(where);
+	free(shown_where);
 	free(head_error);
 	archive_head_clear(&head);
 	if (st)

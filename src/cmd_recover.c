@@ -10,6 +10,7 @@
 #include "replay.h"
 #include "storage.h"
 #include "strbuf.h"
+#include "validate.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -174,7 +175,7 @@ column_items(strbuf *sb, const manifest_layout *l, int keys, const char *sep, co
 
 		if (keys >= 0 && (int) l->columns[i].key != keys)
 			continue;
-		q = pgsql_quote_ident(l->columns[i].name);
+		q = pgsql_quote_ident_printable(l->columns[i].name);
 		if (k++)
 			strbuf_append_str(sb, sep);
 		strbuf_printf(sb, fmt, q);
@@ -207,13 +208,14 @@ copyback_free(copyback *cb)
 	}
 }
 
-/* The SQL to bring rows back into the source table, printed and never executed. */
+/* The SQL to bring rows back into the source table, printed and never executed; names
+ * holding control characters are written U&"..." so that every statement reads as it runs. */
 static void
 build_copyback(const manifest *m, const manifest_layout *l, const char *target_schema, const char *target_name,
 			   bool source_gone, copyback *cb)
 {
-	char *orig = pgsql_qualified_name(m->schema, m->name);
-	char *tgt = pgsql_qualified_name(target_schema, target_name);
+	char *orig = pgsql_qualified_name_printable(m->schema, m->name);
+	char *tgt = pgsql_qualified_name_printable(target_schema, target_name);
 	strbuf sql = STRBUF_INIT;
 	int nkey = 0;
 
@@ -222,15 +224,15 @@ build_copyback(const manifest *m, const manifest_layout *l, const char *target_s
 		nkey += l->columns[i].key && (l->replident == 'd' || l->replident == 'i');
 	if (source_gone)
 	{
-		char *qn = pgsql_quote_ident(m->name);
+		char *qn = pgsql_quote_ident_printable(m->name);
 
 		if (strcmp(target_schema, m->schema) != 0)
 		{
-			char *qs = pgsql_quote_ident(m->schema);
+			char *qs = pgsql_quote_ident_printable(m->schema);
 
 			strbuf_printf(&sql, "ALTER TABLE %s SET SCHEMA %s;\n", tgt, qs);
 			free(tgt);
-			tgt = pgsql_qualified_name(m->schema, target_name);
+			tgt = pgsql_qualified_name_printable(m->schema, target_name);
 			free(qs);
 		}
 		strbuf_printf(&sql, "ALTER TABLE %s RENAME TO %s;", tgt, qn);
@@ -290,7 +292,7 @@ target_name(const bs_config *cfg, const manifest *m, char **schema, char **name,
 		size_t n = strlen(m->name);
 
 		/* Keep within NAMEDATALEN - 1 bytes, not splitting a UTF-8 character. */
-		while (n + strlen("_recovered") > 63 && n > 0)
+		while (n + strlen("_recovered") > VALIDATE_NAME_MAX && n > 0)
 		{
 			n--;
 			while (n > 0 && ((unsigned char) m->name[n] & 0xC0) == 0x80)
@@ -342,6 +344,9 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	PGconn *conn = NULL;
 	char *tschema = NULL,
 			   *tname = NULL;
+	char *src_shown = NULL,		/* names for human output: quoted, escaped */
+			   *target_shown = NULL,
+			   *status_shown = NULL;
 	recover_load_result lres;
 	progress_state prog = {isatty(2) == 1 && !json, 0, now_seconds()};
 	int rc = EXIT_FAILURE_RUNTIME;
@@ -390,6 +395,15 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		rc = usage(err.message);
 		goto done;
 	}
+	if (strlen(tschema) > VALIDATE_NAME_MAX || strlen(tname) > VALIDATE_NAME_MAX)
+	{
+		/* --into is checked by validate_config(); the derived name is shortened. */
+		rc = usage("the target's name is longer than 63 bytes");
+		goto done;
+	}
+	src_shown = pgsql_display_name(m->schema, m->name);
+	target_shown = pgsql_display_name(tschema, tname);
+	status_shown = xstrdup_printable(m->status);
 	if (target_db == NULL && strcmp(tschema, m->schema) == 0 && strcmp(tname, m->name) == 0)
 	{
 		rc = usage("the target must not be the source table itself: choose another name with --into");
@@ -475,14 +489,19 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		else
 		{
 			printf("Dry run: nothing written.\n");
-			printf("Table:           %s.%s (relid %u, %s)\n", m->schema, m->name, m->relid, m->status);
+			printf("Table:           %s (relid %u, %s)\n", src_shown, m->relid, status_shown);
 			printf("Point:           %s\n", point_text(&pt, buf, sizeof(buf)));
 			printf("Base copy:       LSN %s, taken %s, %llu rows in %d chunk(s)\n", lsn_format(plan->base->lsn, l1),
 				   manifest_format_time(plan->base->time, tm), (unsigned long long) plan->base->rows,
 				   plan->base->nchunks);
 			printf("Segments:        %d\n", plan->nsegs);
 			for (int i = 0; i < plan->nsegs; i++)
-				printf("                 %s\n", m->segments[plan->segs[i]].key);
+			{
+				char *key = xstrdup_printable(m->segments[plan->segs[i]].key);
+
+				printf("                 %s\n", key);
+				free(key);
+			}
 			printf("Transactions:    %llu (%llu row operations)\n", (unsigned long long) plan->transactions,
 				   (unsigned long long) plan->operations);
 			if (plan->last_commit_lsn)
@@ -490,7 +509,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 					   plan->last_xid, manifest_format_time(plan->last_commit_time, tm));
 			printf("Expected rows:   %llu\n", (unsigned long long) replay_row_count(rs));
 			printf("Download:        %llu bytes\n", (unsigned long long) plan->download_bytes);
-			printf("Target:          %s.%s\n", tschema, tname);
+			printf("Target:          %s\n", target_shown);
 		}
 		rc = EXIT_OK;
 		goto done;
@@ -500,7 +519,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	{
 		char answer[16];
 
-		fprintf(stderr, "Replace %s.%s if it is an earlier Backstop recovery? [y/N] ", tschema, tname);
+		fprintf(stderr, "Replace %s if it is an earlier Backstop recovery? [y/N] ", target_shown);
 		if (fgets(answer, sizeof(answer), stdin) == NULL || (answer[0] != 'y' && answer[0] != 'Y'))
 		{
 			fprintf(stderr, "backstop recover: nothing done\n");
@@ -622,7 +641,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		}
 		else
 		{
-			printf("Recovered %s.%s into %s.%s\n", m->schema, m->name, tschema, tname);
+			printf("Recovered %s into %s\n", src_shown, target_shown);
 			printf("Point:        %s\n", point_text(&pt, buf, sizeof(buf)));
 			if (plan->last_commit_lsn)
 				printf("Last applied: commit LSN %s, xid %u, %s\n", lsn_format(plan->last_commit_lsn, l1),
@@ -639,7 +658,24 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				   t_fetch, lres.copy_seconds, lres.validate_seconds, lres.index_seconds, now_seconds() - t_start);
 			printf("Indexes and constraints recreated: %d\n", lres.nindexes);
 			if (lres.warnings.len)
-				printf("Warnings:\n%s", lres.warnings.data);
+			{
+				/* One line per warning; each holds names and definitions from storage. */
+				printf("Warnings:\n");
+				for (char *p = lres.warnings.data, *nl; p && *p; p = nl + 1)
+				{
+					char *line,
+							   *shown;
+
+					nl = strchr(p, '\n');
+					line = nl ? xstrndup(p, (size_t) (nl - p)) : xstrdup(p);
+					shown = xstrdup_printable(line);
+					printf("%s\n", shown);
+					free(shown);
+					free(line);
+					if (nl == NULL)
+						break;
+				}
+			}
 			printf("\nCopy-back SQL (not executed; review, then run it yourself):\n");
 			for (int i = 0; i < cb.n; i++)
 				printf("\n-- %s\n%s\n", cb.what[i], cb.sql[i]);
@@ -656,6 +692,9 @@ done:
 	recover_plan_free(plan);
 	free(tschema);
 	free(tname);
+	free(src_shown);
+	free(target_shown);
+	free(status_shown);
 	if (head_exists)
 		archive_head_clear(&head);
 	manifest_free(m);

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "lsn.h"
 #include "manifest.h"
+#include "pgsql.h"
 #include "object.h"
 #include "redact.h"
 #include "segment.h"
@@ -69,7 +70,12 @@ report(verify_ctx *c, bool problem, const manifest *m, const char *key, const ch
 		abort();				/* out of memory, as xmalloc would */
 	safe = redact_text(msg);
 	if (m)
-		strbuf_printf(&table, "%s.%s (relid %" PRIu32 ")", m->schema, m->name, m->relid);
+	{
+		char *name = pgsql_display_name(m->schema, m->name);
+
+		strbuf_printf(&table, "%s (relid %" PRIu32 ")", name, m->relid);
+		free(name);
+	}
 	else
 		strbuf_append_str(&table, "-");
 	if (problem)
@@ -96,7 +102,17 @@ report(verify_ctx *c, bool problem, const manifest *m, const char *key, const ch
 		json_array_append_new(problem ? c->problems : c->warnings, o);
 	}
 	else
-		printf("%s: %s %s: %s\n", problem ? "PROBLEM" : "warning", table.data, key ? key : "-", safe);
+	{
+		/* Keys and messages may carry names and bytes from storage: one line each. */
+		strbuf line = STRBUF_INIT;
+
+		strbuf_printf(&line, "%s: %s ", problem ? "PROBLEM" : "warning", table.data);
+		strbuf_append_printable(&line, key ? key : "-");
+		strbuf_append_str(&line, ": ");
+		strbuf_append_printable(&line, safe);
+		printf("%s\n", line.data);
+		strbuf_free(&line);
+	}
 	free(safe);
 	free(msg);
 	strbuf_free(&table);
@@ -709,8 +725,10 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 		if (all.n == 0 && !head_exists)
 		{
 			char *u = redact_text(storage_describe(st));
+			char *shown = xstrdup_printable(u);
 
-			fprintf(stderr, "backstop verify: ERROR: no archive at %s\n", u);
+			fprintf(stderr, "backstop verify: ERROR: no archive at %s\n", shown);
+			free(shown);
 			free(u);
 			goto out;
 		}

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #define DEFAULT_CONFIG_FILE "/etc/backstop/backstop.conf"
 
@@ -23,7 +24,7 @@ const config_option config_options[] = {
 	/* storage */
 	{"storage", CONFIG_STRING, NULL, NULL, true, "archive location: file:///path or s3://bucket/prefix (default file://DATA_DIR/archive)"},
 	{"compression", CONFIG_ENUM, "zstd", "zstd|lz4|none", false, "codec for stored objects"},
-	{"compression_level", CONFIG_INT, "3", NULL, false, "zstd level (1-19); ignored by lz4/none"},
+	{"compression_level", CONFIG_INT, "3", NULL, false, "compression level: zstd 0-22 (0: its default), lz4 0-12; ignored by none"},
 	{"s3_endpoint", CONFIG_STRING, NULL, NULL, true, "S3 endpoint URL (default from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS)"},
 	{"s3_region", CONFIG_STRING, NULL, NULL, false, "S3 region (default from AWS_REGION / AWS_DEFAULT_REGION, else us-east-1)"},
 	{"s3_uri_style", CONFIG_ENUM, NULL, "host|path", false, "bucket addressing (default: path with a custom endpoint, else host)"},
@@ -67,7 +68,7 @@ const config_option config_options[] = {
 	{"to_xid", CONFIG_STRING, NULL, NULL, false, "recover through this transaction"},
 	{"latest", CONFIG_BOOL, "off", NULL, false, "recover to the latest archived point"},
 	{"exclusive", CONFIG_BOOL, "off", NULL, false, "stop just before the point instead of just after"},
-	{"into", CONFIG_STRING, NULL, NULL, false, "target table (default <table>_recovered)"},
+	{"into", CONFIG_STRING, NULL, NULL, false, "target table, each part at most 63 bytes (default <table>_recovered)"},
 	{"target_db", CONFIG_STRING, NULL, NULL, true, "recover into this database instead of --db"},
 	{"replace", CONFIG_BOOL, "off", NULL, false, "replace an existing earlier recovery table"},
 	{"no_indexes", CONFIG_BOOL, "off", NULL, false, "do not create indexes and constraints"},
@@ -77,6 +78,98 @@ const config_option config_options[] = {
 	{"timeout", CONFIG_DURATION, "30s", NULL, false, "how long to wait for an answer"},
 	{NULL, 0, NULL, NULL, false, NULL}
 };
+
+/*
+ * The values each numeric option accepts (INT: the number; SIZE: bytes; DURATION:
+ * milliseconds), checked wherever a value comes from (file, environment, flag, SIGHUP
+ * reload).  Kept apart from config_options so that its positional initializers stay as
+ * they are; a numeric option missing here takes any value its type parses (none should:
+ * t/unit/test_config checks that every numeric option has a range).
+ */
+#define KIB INT64_C(1024)
+#define MIB (KIB * 1024)
+#define GIB (MIB * 1024)
+#define SEC INT64_C(1000)
+#define MINUTE (SEC * 60)
+#define HOUR (MINUTE * 60)
+#define DAY (HOUR * 24)
+
+static const config_range config_ranges[] = {
+	{"compression_level", 0, 22},	/* zstd 0..22 (0: zstd's default); lz4 0..12, checked with the codec */
+	{"segment_compression_level", 0, 22},
+	{"s3_multipart_threshold", 5 * MIB, 5 * GIB},	/* S3's smallest and largest part */
+	{"s3_timeout", SEC, DAY},
+	{"retries", 0, 100},
+	{"retry_base_delay", 1, 20 * SEC},	/* a retry never waits more than 20 s */
+	{"segment_size", 64 * KIB, GIB},
+	{"segment_age", 100, DAY},
+	{"base_chunk_size", 64 * KIB, GIB},
+	{"rebase_age", MINUTE, 3650 * DAY},
+	{"rebase_ratio", 1, 1000000},
+	{"rebase_min_interval", 0, 3650 * DAY},	/* 0: no minimum */
+	{"spool_limit", 64 * KIB, INT64_MAX},
+	{"open_memory_limit", MIB, INT64_MAX},
+	{"status_interval", 100, HOUR},
+	{"table_poll_interval", 100, DAY},
+	{"timeout", 100, DAY},
+	{NULL, 0, 0}
+};
+
+const config_range *
+config_find_range(const char *name)
+{
+	for (int i = 0; config_ranges[i].name; i++)
+		if (strcmp(config_ranges[i].name, name) == 0)
+			return &config_ranges[i];
+	return NULL;
+}
+
+/* A bound as the user would write it: 64kB, 5MiB, 1GiB, 100ms, 20s, 1h, 7d. */
+void
+config_format_value(config_type type, int64_t v, char *buf, size_t len)
+{
+	static const char *const size_units[] = {"GiB", "MiB", "kB", NULL};
+	static const int64_t size_mult[] = {GIB, MIB, KIB};
+	static const char *const time_units[] = {"d", "h", "min", "s", NULL};
+	static const int64_t time_mult[] = {DAY, HOUR, MINUTE, SEC};
+	const char *const *units = type == CONFIG_SIZE ? size_units : type == CONFIG_DURATION ? time_units : NULL;
+	const int64_t *mult = type == CONFIG_SIZE ? size_mult : time_mult;
+
+	if (v == INT64_MAX)
+	{
+		snprintf(buf, len, "no limit");
+		return;
+	}
+	if (v == 0)
+	{
+		snprintf(buf, len, "0");
+		return;
+	}
+	for (int i = 0; units && units[i]; i++)
+	{
+		if (v % mult[i] == 0)
+		{
+			snprintf(buf, len, "%lld%s", (long long) (v / mult[i]), units[i]);
+			return;
+		}
+	}
+	snprintf(buf, len, "%lld%s", (long long) v, type == CONFIG_SIZE ? "B" : type == CONFIG_DURATION ? "ms" : "");
+}
+
+/* "between 64kB and 1GiB" or "at least 64kB" for messages and help. */
+void
+config_format_range(const config_option *opt, const config_range *r, char *buf, size_t len)
+{
+	char lo[32],
+		hi[32];
+
+	config_format_value(opt->type, r->min, lo, sizeof(lo));
+	config_format_value(opt->type, r->max, hi, sizeof(hi));
+	if (r->max == INT64_MAX)
+		snprintf(buf, len, "at least %s", lo);
+	else
+		snprintf(buf, len, "between %s and %s", lo, hi);
+}
 
 static int
 option_index(const char *name)
@@ -187,6 +280,20 @@ config_parse_duration_ms(const char *s, int64_t *out)
 	return parse_with_units(s, units, mult, out);
 }
 
+/* The value of a numeric option within its range (config_ranges). */
+static int
+check_range(const config_option *opt, int64_t n, const char *value, const char *origin, bs_error *err)
+{
+	const config_range *r = config_find_range(opt->name);
+	char range[80];
+
+	if (r == NULL || (n >= r->min && n <= r->max))
+		return BS_OK;
+	config_format_range(opt, r, range, sizeof(range));
+	return error_set(err, ERRCODE_INVALID_PARAMETER, "%s: invalid value for %s: \"%s\" (must be %s)",
+					 origin, opt->name, value, range);
+}
+
 static int
 validate_value(const config_option *opt, const char *value, const char *origin, bs_error *err)
 {
@@ -204,17 +311,17 @@ validate_value(const config_option *opt, const char *value, const char *origin, 
 							 "%s: invalid value for %s: \"%s\" (expected on or off)", origin, opt->name, value);
 		case CONFIG_INT:
 			if (config_parse_int(value, &n) == 0)
-				return BS_OK;
+				return check_range(opt, n, value, origin, err);
 			return error_set(err, ERRCODE_INVALID_PARAMETER,
 							 "%s: invalid value for %s: \"%s\" (expected an integer)", origin, opt->name, value);
 		case CONFIG_SIZE:
 			if (config_parse_size(value, &n) == 0)
-				return BS_OK;
+				return check_range(opt, n, value, origin, err);
 			return error_set(err, ERRCODE_INVALID_PARAMETER,
 							 "%s: invalid value for %s: \"%s\" (expected a size such as 16MiB)", origin, opt->name, value);
 		case CONFIG_DURATION:
 			if (config_parse_duration_ms(value, &n) == 0)
-				return BS_OK;
+				return check_range(opt, n, value, origin, err);
 			return error_set(err, ERRCODE_INVALID_PARAMETER,
 							 "%s: invalid value for %s: \"%s\" (expected a duration such as 10s)", origin, opt->name, value);
 		case CONFIG_ENUM:
@@ -291,11 +398,27 @@ load_file(bs_config *cfg, const char *path, bool must_exist, bs_error *err)
 	int lineno = 0;
 	int rc = BS_OK;
 
+	struct stat sb;
+
 	if (f == NULL)
 	{
 		if (errno == ENOENT && !must_exist)
 			return BS_OK;
 		return error_set_errno(err, errno, "could not open configuration file \"%s\"", path);
+	}
+	/* fopen() opens a directory for reading and reading it fails: that is no empty file.
+	 * (/dev/null and pipes are fine.) */
+	if (fstat(fileno(f), &sb) != 0)
+	{
+		error_set_errno(err, errno, "could not stat configuration file \"%s\"", path);
+		fclose(f);
+		return BS_ERR;
+	}
+	if (S_ISDIR(sb.st_mode))
+	{
+		error_set(err, ERRCODE_INVALID_PARAMETER, "configuration file \"%s\" is a directory", path);
+		fclose(f);
+		return BS_ERR;
 	}
 	while ((n = getline(&line, &cap, f)) >= 0)
 	{
@@ -336,6 +459,8 @@ load_file(bs_config *cfg, const char *path, bool must_exist, bs_error *err)
 			break;
 		}
 	}
+	if (rc == BS_OK && ferror(f))
+		rc = error_set_errno(err, errno, "could not read configuration file \"%s\"", path);
 	free(line);
 	fclose(f);
 	if (rc == BS_OK)
@@ -506,6 +631,72 @@ out:
 	return rc;
 }
 
+/* A key or token, masked whole; other secret options (conninfo, URLs) are redacted. */
+static bool
+whole_value_secret(const config_option *opt)
+{
+	return strstr(opt->name, "secret") || strstr(opt->name, "token") || strstr(opt->name, "key_id");
+}
+
+void
+config_scrub_secrets(int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++)
+	{
+		const char *arg = argv[i];
+		const char *eq;
+		char name[128];
+		size_t len;
+		const config_option *opt;
+		char *value;
+
+		if (strcmp(arg, "--") == 0)
+			break;
+		if (strncmp(arg, "--", 2) != 0)
+			continue;
+		eq = strchr(arg, '=');
+		len = eq ? (size_t) (eq - arg - 2) : strlen(arg + 2);
+		if (len == 0 || len >= sizeof(name))
+			continue;
+		memcpy(name, arg + 2, len);
+		name[len] = '\0';
+		for (char *k = name; *k; k++)
+			if (*k == '-')
+				*k = '_';
+		opt = config_find_option(name);
+		if (opt == NULL)
+			continue;
+		if (eq)
+			value = argv[i] + (eq - arg) + 1;
+		else if (opt->type != CONFIG_BOOL && i + 1 < argc)
+			value = argv[++i];
+		else
+			continue;
+		/* Overwritten in place: /proc/PID/cmdline (ps) shows the argv memory itself.  A
+		 * connection string or URL stays readable when it holds no password. */
+		if (opt->secret)
+		{
+			char *shown = whole_value_secret(opt) ? NULL : redact_text(value);
+
+			if (shown == NULL || strcmp(shown, value) != 0)
+				memset(value, 'x', strlen(value));
+			free(shown);
+		}
+	}
+}
+
+const char *
+config_origin(const bs_config *cfg, const char *name)
+{
+	int i = option_index(name);
+
+	if (i < 0 || cfg->values == NULL)
+		return NULL;
+	if (cfg->values[i].origin)
+		return cfg->values[i].origin;
+	return cfg->values[i].source == SOURCE_DEFAULT ? "default" : name;
+}
+
 void
 config_free(bs_config *cfg)
 {
@@ -601,16 +792,21 @@ config_print(const bs_config *cfg, bool show_all)
 		if (config_options[i].secret)
 		{
 			/* Whole-value secrets are masked; conninfo/URLs keep their non-secret parts. */
-			if (strstr(config_options[i].name, "secret") || strstr(config_options[i].name, "token") ||
-				strstr(config_options[i].name, "key_id"))
+			if (whole_value_secret(&config_options[i]))
 				shown = xstrdup("********");
 			else
 				shown = redact_text(v->value);
 		}
 		else
 			shown = xstrdup(v->value);
-		printf("%s = %s\t# %s%s%s\n", config_options[i].name, shown, source_names[v->source],
-			   v->origin ? ": " : "", v->origin ? v->origin : "");
+		{
+			/* A value from the environment or a flag may hold a newline: one setting, one line. */
+			char *line = xstrdup_printable(shown);
+
+			printf("%s = %s\t# %s%s%s\n", config_options[i].name, line, source_names[v->source],
+				   v->origin ? ": " : "", v->origin ? v->origin : "");
+			free(line);
+		}
 		free(shown);
 	}
 }

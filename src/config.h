@@ -3,6 +3,7 @@
 #define BACKSTOP_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -35,6 +36,21 @@ typedef struct config_option
 	const char *help;
 } config_option;
 
+/* The values a numeric option accepts: INT the number, SIZE bytes, DURATION milliseconds;
+ * max INT64_MAX is "no upper limit".  Kept in a table of its own, keyed by option name. */
+typedef struct config_range
+{
+	const char *name;
+	int64_t min;
+	int64_t max;
+} config_range;
+
+/* The range of a numeric option, NULL when it has none. */
+const config_range *config_find_range(const char *name);
+/* A value or range as a user writes it ("64kB", "between 100ms and 1d"). */
+void config_format_value(config_type type, int64_t v, char *buf, size_t len);
+void config_format_range(const config_option *opt, const config_range *r, char *buf, size_t len);
+
 /* All options Backstop knows (terminated by a NULL name). */
 extern const config_option config_options[];
 
@@ -61,6 +77,14 @@ const config_option *config_find_option(const char *name);
 int config_load(bs_config *cfg, int argc, char **argv, const char *const *allowed,
 				char ***positional, int *npositional, bool *usage_error, bs_error *err);
 void config_free(bs_config *cfg);
+
+/* Overwrite, in argv itself, the values of secret options (passwords in --db, S3 keys) so
+ * that the process list (/proc/PID/cmdline, ps) no longer shows them.  Call once the
+ * values have been copied, i.e. after config_load(). */
+void config_scrub_secrets(int argc, char **argv);
+
+/* Where a value came from: "option --x", "BACKSTOP_X", "FILE:LINE" or "default". */
+const char *config_origin(const bs_config *cfg, const char *name);
 
 /* Set a value programmatically (tests, derived defaults). */
 void config_set(bs_config *cfg, const char *name, const char *value, config_source source);

@@ -1,4 +1,4 @@
-/* log.c — leveled logging to stderr, as text or JSON lines, with secrets redacted. */
+/* log.c — leveled logging to stderr, as text or JSON lines, with secrets redacted and control characters escaped. */
 #include "log.h"
 #include "redact.h"
 #include "strbuf.h"
@@ -112,8 +112,12 @@ log_msg(log_level level, const char *fmt, ...)
 		strbuf_append_str(&line, "\"}\n");
 	}
 	else
-		strbuf_printf(&line, "%s backstop[%d] %s: %s\n", stamp, (int) getpid(),
-					  level_names[level], clean);
+	{
+		/* One event, one line: a table name holding a newline cannot forge another. */
+		strbuf_printf(&line, "%s backstop[%d] %s: ", stamp, (int) getpid(), level_names[level]);
+		strbuf_append_printable(&line, clean);
+		strbuf_append_char(&line, '\n');
+	}
 	fwrite(line.data, 1, line.len, stderr);
 	fflush(stderr);
 	free(clean);

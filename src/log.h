@@ -1,4 +1,4 @@
-/* log.h — leveled logging to stderr, as text or JSON lines, with secrets redacted. */
+/* log.h — leveled logging to stderr, as text or JSON lines, with secrets redacted and control characters escaped. */
 #ifndef BACKSTOP_LOG_H
 #define BACKSTOP_LOG_H
 

@@ -201,3 +201,79 @@ pgsql_qualified_name(const char *schema, const char *name)
 	free(n);
 	return strbuf_detach(&sb, NULL);
 }
+
+static bool
+has_control(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return true;
+	return false;
+}
+
+char *
+pgsql_quote_ident_printable(const char *ident)
+{
+	strbuf sb = STRBUF_INIT;
+
+	if (!has_control(ident))
+		return pgsql_quote_ident(ident);
+	/* U&"..." with \XXXX escapes: the same identifier to PostgreSQL, one line on a terminal. */
+	strbuf_append_str(&sb, "U&\"");
+	for (const unsigned char *p = (const unsigned char *) ident; *p; p++)
+	{
+		if (*p == '"')
+			strbuf_append_str(&sb, "\"\"");
+		else if (*p == '\\')
+			strbuf_append_str(&sb, "\\\\");
+		else if (*p < 0x20 || *p == 0x7f)
+			strbuf_printf(&sb, "\\%04X", *p);
+		else
+			strbuf_append_char(&sb, (char) *p);
+	}
+	strbuf_append_char(&sb, '"');
+	return strbuf_detach(&sb, NULL);
+}
+
+char *
+pgsql_qualified_name_printable(const char *schema, const char *name)
+{
+	char *s = pgsql_quote_ident_printable(schema);
+	char *n = pgsql_quote_ident_printable(name);
+	strbuf sb = STRBUF_INIT;
+
+	strbuf_printf(&sb, "%s.%s", s, n);
+	free(s);
+	free(n);
+	return strbuf_detach(&sb, NULL);
+}
+
+/* A part shown bare when PostgreSQL would read it back unchanged without quotes. */
+static void
+append_display_ident(strbuf *sb, const char *ident)
+{
+	bool bare = (*ident >= 'a' && *ident <= 'z') || *ident == '_';
+	char *q;
+
+	for (const char *p = ident; bare && *p; p++)
+		bare = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '$';
+	if (bare)
+	{
+		strbuf_append_str(sb, ident);
+		return;
+	}
+	q = pgsql_quote_ident_printable(ident);
+	strbuf_append_str(sb, q);
+	free(q);
+}
+
+char *
+pgsql_display_name(const char *schema, const char *name)
+{
+	strbuf sb = STRBUF_INIT;
+
+	append_display_ident(&sb, schema ? schema : "");
+	strbuf_append_char(&sb, '.');
+	append_display_ident(&sb, name ? name : "");
+	return strbuf_detach(&sb, NULL);
+}

@@ -35,6 +35,16 @@ char *pgsql_quote_literal(const char *lit);
 /* "schema"."name", quoted as needed. */
 char *pgsql_qualified_name(const char *schema, const char *name);
 
+/* As pgsql_quote_ident / pgsql_qualified_name, but an identifier holding control characters
+ * (a newline, ...) is written U&"...\000A..." so the SQL stays on one line when printed. */
+char *pgsql_quote_ident_printable(const char *ident);
+char *pgsql_qualified_name_printable(const char *schema, const char *name);
+
+/* schema.name for human output (terminal, logs): each part bare when it is a plain lower-case
+ * identifier, else quoted as SQL would need it (printable form), so a hostile name can neither
+ * forge a line nor be mistaken for another name. */
+char *pgsql_display_name(const char *schema, const char *name);
+
 /* Fill err from the connection's last error (message redacted of secrets). */
 int pgsql_set_error(bs_error *err, PGconn *conn, const PGresult *res, const char *what);
 

@@ -3,6 +3,8 @@
 #include "pgsql.h"
 
 #include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,34 +25,111 @@ recover_load_result_free(recover_load_result *res)
 	strbuf_free(&res->warnings);
 }
 
-/* Cut s to at most max bytes without splitting a UTF-8 character. */
-static void
-truncate_utf8(char *s, size_t max)
+/* PostgreSQL's longest name (NAMEDATALEN - 1 bytes); a longer one is cut silently. */
+#define NAME_MAX_BYTES 63
+
+/* The length of s cut to at most max bytes without splitting a UTF-8 character. */
+static size_t
+utf8_prefix_len(const char *s, size_t max)
 {
 	size_t n = strlen(s);
 
 	if (n <= max)
-		return;
+		return n;
 	n = max;
 	while (n > 0 && ((unsigned char) s[n] & 0xC0) == 0x80)
 		n--;
-	s[n] = '\0';
+	return n;
 }
 
 char *
 recover_rename_object(const char *objname, const char *source_name, const char *target_name)
 {
 	size_t sl = strlen(source_name);
+	/* "_pkey", "_a_idx": what follows the source's name, kept whole when the target's
+	 * name is long, as PostgreSQL keeps the label when it shortens a name it makes. */
+	const char *suffix = strncmp(objname, source_name, sl) == 0 && objname[sl] == '_' ? objname + sl : NULL;
 	strbuf sb = STRBUF_INIT;
 	char *out;
+	size_t room;
 
-	if (strncmp(objname, source_name, sl) == 0 && objname[sl] == '_')
-		strbuf_printf(&sb, "%s%s", target_name, objname + sl);
-	else
-		strbuf_printf(&sb, "%s_%s", target_name, objname);
-	out = strbuf_detach(&sb, NULL);
-	truncate_utf8(out, 63);
+	if (suffix == NULL)
+	{
+		strbuf_printf(&sb, "_%s", objname);
+		suffix = sb.data;
+	}
+	room = strlen(suffix) < NAME_MAX_BYTES ? NAME_MAX_BYTES - strlen(suffix) : 1;
+	{
+		strbuf r = STRBUF_INIT;
+
+		strbuf_append(&r, target_name, utf8_prefix_len(target_name, room));
+		strbuf_append_str(&r, suffix);
+		out = xstrndup(r.data, utf8_prefix_len(r.data, NAME_MAX_BYTES));
+		strbuf_free(&r);
+	}
+	strbuf_free(&sb);
 	return out;
+}
+
+/*
+ * Whether name is taken for an index or constraint of the target: by a relation of the
+ * target's schema (the target table itself, what this load created so far, anything else)
+ * or by a constraint of the target.
+ */
+static int
+object_name_taken(PGconn *conn, const recover_load_options *o, const char *name, bool *taken, bs_error *err)
+{
+	const char *params[3] = {o->schema, name, o->name};
+	PGresult *res;
+
+	if (pgsql_query_params(conn,
+						   "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+						   "               WHERE n.nspname = $1 AND c.relname = $2) "
+						   "    OR EXISTS (SELECT 1 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+						   "               JOIN pg_namespace n ON n.oid = c.relnamespace "
+						   "               WHERE n.nspname = $1 AND c.relname = $3 AND k.conname = $2)",
+						   3, params, &res, err) != BS_OK)
+		return error_prefix(err, "could not check the name \"%s\"", name);
+	*taken = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	return BS_OK;
+}
+
+/* The target's name for an index or constraint of the source: recover_rename_object(),
+ * then, while that is taken, a number appended (name1, name2, ...) within 63 bytes. */
+static int
+choose_object_name(PGconn *conn, const recover_load_options *o, const char *objname, char **out, bs_error *err)
+{
+	char *base = recover_rename_object(objname, o->source_name, o->name);
+
+	*out = NULL;
+	for (int n = 0; n < 1000; n++)
+	{
+		strbuf sb = STRBUF_INIT;
+		char num[16] = "";
+		bool taken = false;
+
+		if (n > 0)
+			snprintf(num, sizeof(num), "%d", n);
+		strbuf_append(&sb, base, utf8_prefix_len(base, NAME_MAX_BYTES - strlen(num)));
+		strbuf_append_str(&sb, num);
+		if (object_name_taken(conn, o, sb.data, &taken, err) != BS_OK)
+		{
+			strbuf_free(&sb);
+			free(base);
+			return BS_ERR;
+		}
+		if (!taken)
+		{
+			*out = strbuf_detach(&sb, NULL);
+			free(base);
+			return BS_OK;
+		}
+		strbuf_free(&sb);
+	}
+	error_set(err, ERRCODE_DUPLICATE_TABLE, "no free name for \"%s\" on the target", base);
+	free(base);
+	return BS_ERR;
 }
 
 /* Skip one identifier (quoted or bare) at p; NULL when there is none. */
@@ -116,6 +195,23 @@ recover_rewrite_indexdef(const char *def, const char *new_name, const char *targ
 	return strbuf_detach(&sb, NULL);
 }
 
+/* One warning, one line: names and messages are escaped, so a newline in them (or in a
+ * multi-line PostgreSQL error) cannot split it. */
+static void __attribute__((format(printf, 2, 3)))
+add_warning(recover_load_result *res, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		abort();				/* out of memory, as xmalloc would */
+	va_end(ap);
+	strbuf_append_printable(&res->warnings, msg);
+	strbuf_append_char(&res->warnings, '\n');
+	free(msg);
+}
+
 static int
 exec_sql(PGconn *conn, const char *sql, bs_error *err)
 {
@@ -132,7 +228,7 @@ exec_optional(PGconn *conn, const char *sql, const char *what, recover_load_resu
 		return BS_ERR;
 	if (exec_sql(conn, sql, &e2) != BS_OK)
 	{
-		strbuf_printf(&res->warnings, "could not recreate %s: %s\n", what, e2.message);
+		add_warning(res, "could not recreate %s: %s", what, e2.message);
 		return exec_sql(conn, "ROLLBACK TO SAVEPOINT backstop_def", err);
 	}
 	res->nindexes++;
@@ -163,7 +259,7 @@ recreate_definition(PGconn *conn, const recover_load_options *o, const char *tar
 
 	if (root == NULL || !json_is_object(root))
 	{
-		strbuf_printf(&res->warnings, "the base's table definition is not valid JSON (%s): no indexes or constraints recreated\n",
+		add_warning(res, "the base's table definition is not valid JSON (%s): no indexes or constraints recreated",
 					  jerr.text);
 		json_decref(root);
 		return BS_OK;
@@ -181,7 +277,7 @@ recreate_definition(PGconn *conn, const recover_load_options *o, const char *tar
 			continue;
 		if (gen && *gen)
 		{
-			strbuf_printf(&res->warnings, "column \"%s\" was GENERATED ALWAYS AS (%s): recovered as a plain column\n",
+			add_warning(res, "column \"%s\" was GENERATED ALWAYS AS (%s): recovered as a plain column",
 						  name, def);
 			continue;
 		}
@@ -210,11 +306,12 @@ recreate_definition(PGconn *conn, const recover_load_options *o, const char *tar
 		{
 			/* A foreign key would tie the copy to other tables' current rows; a trigger
 			 * constraint to functions that may act on them. */
-			strbuf_printf(&res->warnings, "constraint \"%s\" (%s) not recreated: %s\n", name, def,
+			add_warning(res, "constraint \"%s\" (%s) not recreated: %s", name, def,
 						  strcmp(type, "f") == 0 ? "foreign keys are left to the copy-back" : "trigger constraint");
 			continue;
 		}
-		newname = recover_rename_object(name, o->source_name, o->name);
+		if (choose_object_name(conn, o, name, &newname, err) != BS_OK)
+			goto done;
 		qname = pgsql_quote_ident(newname);
 		strbuf_reset(&sql);
 		strbuf_printf(&sql, "ALTER TABLE %s ADD CONSTRAINT %s %s", target, qname, def);
@@ -235,13 +332,17 @@ recreate_definition(PGconn *conn, const recover_load_options *o, const char *tar
 
 		if (name == NULL || def == NULL)
 			continue;
-		newname = recover_rename_object(name, o->source_name, o->name);
+		if (choose_object_name(conn, o, name, &newname, err) != BS_OK)
+		{
+			rc = BS_ERR;
+			goto done;
+		}
 		stmt = recover_rewrite_indexdef(def, newname, target);
 		snprintf(what, sizeof(what), "index \"%s\" as \"%s\"", name, newname);
 		free(newname);
 		if (stmt == NULL)
 		{
-			strbuf_printf(&res->warnings, "could not recreate %s: unexpected definition %s\n", what, def);
+			add_warning(res, "could not recreate %s: unexpected definition %s", what, def);
 			continue;
 		}
 		rc = exec_optional(conn, stmt, what, res, err);
@@ -605,6 +706,12 @@ recover_load(PGconn *conn, replay_state *rs, const recover_load_options *o, reco
 
 	memset(res, 0, sizeof(*res));
 	memset(&job, 0, sizeof(job));
+	/* PostgreSQL would cut a longer name and create another table than the one named. */
+	if (strlen(o->schema) > NAME_MAX_BYTES || strlen(o->name) > NAME_MAX_BYTES)
+	{
+		error_set(err, ERRCODE_INVALID_PARAMETER, "target name longer than %d bytes", NAME_MAX_BYTES);
+		goto out;
+	}
 	/* From here until checksum_finish the state is only read (by both threads).  A source
 	 * computes the checksum of what it streams itself. */
 	if (o->source == NULL)

@@ -175,3 +175,30 @@ strbuf_detach(strbuf *sb, size_t *len)
 	sb->len = sb->cap = 0;
 	return p;
 }
+
+void
+strbuf_append_printable(strbuf *sb, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+	{
+		if (*p == '\n')
+			strbuf_append_str(sb, "\\n");
+		else if (*p == '\r')
+			strbuf_append_str(sb, "\\r");
+		else if (*p == '\t')
+			strbuf_append_str(sb, "\\t");
+		else if (*p < 0x20 || *p == 0x7f)
+			strbuf_printf(sb, "\\x%02x", *p);
+		else
+			strbuf_append_char(sb, (char) *p);
+	}
+}
+
+char *
+xstrdup_printable(const char *s)
+{
+	strbuf sb = STRBUF_INIT;
+
+	strbuf_append_printable(&sb, s ? s : "");
+	return sb.data ? strbuf_detach(&sb, NULL) : xstrdup("");
+}

@@ -26,6 +26,11 @@ void strbuf_append_be32(strbuf *sb, uint32_t v);
 void strbuf_append_be64(strbuf *sb, uint64_t v);
 void strbuf_reset(strbuf *sb);
 void strbuf_free(strbuf *sb);
+/* Text for a terminal or a log line: control characters (newline, carriage return, escape,
+ * ...) as \n, \r, \t or \xNN, so untrusted text (table names, storage contents, messages)
+ * can neither start a line of its own nor drive the terminal.  Other bytes unchanged. */
+void strbuf_append_printable(strbuf *sb, const char *s);
+char *xstrdup_printable(const char *s);
 /* Hand the buffer to the caller (who frees it); sb becomes empty. */
 char *strbuf_detach(strbuf *sb, size_t *len);
 

@@ -24,7 +24,7 @@ my @common = ('--db', $conn, '--tables', 'public.t', '--storage', $storage, '--d
 
 my ($rc, $out, $err) = run_backstop({ timeout => 60 }, 'archive', @common, '--end-lsn', 'nonsense');
 is($rc, 2, 'a malformed --end-lsn is a usage error') or diag("$out\n$err");
-like($err, qr/--end-lsn: invalid LSN "nonsense"/, 'naming the option and the value');
+like($err, qr/option --end-lsn: invalid value for end_lsn: "nonsense": expected an LSN/, 'naming the option and the value');
 
 $node->safe_psql($db, 'CREATE TABLE public.t (id int PRIMARY KEY, v text)');
 # First start: base copy (the table is empty), then stop at the current position.

@@ -2,11 +2,28 @@
 #include "config.h"
 #include "redact.h"
 #include "tap.h"
+#include "validate.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
+
+/* A value shown in a test's description, on one line. */
+static const char *
+shown(const char *s)
+{
+	static char buf[4][256];
+	static int k;
+	char *b = buf[k++ % 4];
+	size_t i;
+
+	for (i = 0; s[i] && i < sizeof(buf[0]) - 1; i++)
+		b[i] = (unsigned char) s[i] < 0x20 ? '?' : s[i];
+	b[i] = '\0';
+	return b;
+}
 
 static int
 load(bs_config *cfg, int argc, char **argv, const char *const *allowed, bs_error *err, bool *usage)
@@ -31,6 +48,7 @@ main(void)
 	int64_t n;
 	bool b;
 	char *r;
+	const char *every[128] = {NULL};
 
 	ok(config_parse_size("16MiB", &n) == 0 && n == 16 * 1024 * 1024, "16MiB parses");
 	ok(config_parse_size("1.5k", &n) == 0 && n == 1536, "1.5k parses");
@@ -98,6 +116,191 @@ main(void)
 		config_free(&cfg);
 	}
 	unlink(path);
+
+	/* Every option allowed, as if one command took them all. */
+	for (int i = 0; config_options[i].name && i < 127; i++)
+		every[i] = config_options[i].name;
+
+	/* --- ranges: every numeric option has one, its default is inside it --- */
+	for (int i = 0; config_options[i].name; i++)
+	{
+		const config_option *o = &config_options[i];
+		const config_range *rg = config_find_range(o->name);
+		int64_t v = 0;
+
+		if (o->type != CONFIG_INT && o->type != CONFIG_SIZE && o->type != CONFIG_DURATION)
+			continue;
+		ok(rg != NULL, "numeric option %s has a range", o->name);
+		if (rg == NULL || o->default_value == NULL)
+			continue;
+		if (o->type == CONFIG_INT)
+			config_parse_int(o->default_value, &v);
+		else if (o->type == CONFIG_SIZE)
+			config_parse_size(o->default_value, &v);
+		else
+			config_parse_duration_ms(o->default_value, &v);
+		ok(v >= rg->min && v <= rg->max, "default of %s (%s) is within its range", o->name, o->default_value);
+	}
+	{
+		/* Zero and negative values of sizes, ages, intervals, limits and retries, and values
+		 * just outside the bounds, from each source. */
+		static const char *const bad[][2] = {
+			{"base_chunk_size", "0"}, {"segment_size", "0"}, {"segment_size", "63kB"}, {"segment_size", "2GiB"},
+			{"segment_age", "0"}, {"segment_age", "99ms"}, {"rebase_age", "0"}, {"rebase_ratio", "0"},
+			{"rebase_ratio", "-5"}, {"rebase_min_interval", "3651d"}, {"spool_limit", "0"}, {"open_memory_limit", "0"},
+			{"status_interval", "0"}, {"table_poll_interval", "0ms"}, {"timeout", "0"}, {"retries", "-1"},
+			{"retries", "101"}, {"retry_base_delay", "0"}, {"s3_timeout", "0"}, {"s3_multipart_threshold", "1MiB"},
+			{"compression_level", "99"}, {"compression_level", "-1"}, {"segment_compression_level", "23"},
+		};
+		static const char *const good[][2] = {
+			{"base_chunk_size", "64kB"}, {"segment_size", "1GiB"}, {"segment_age", "100ms"}, {"rebase_min_interval", "0"},
+			{"retries", "0"}, {"retries", "100"}, {"spool_limit", "64kB"}, {"s3_multipart_threshold", "5MiB"},
+			{"compression_level", "22"}, {"timeout", "1d"},
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		{
+			char flag[64];
+			char *argv[2];
+
+			snprintf(flag, sizeof(flag), "--%s", bad[i][0]);
+			argv[0] = flag;
+			argv[1] = (char *) bad[i][1];
+			error_clear(&err);
+			ok(load(&cfg, 2, argv, every, &err, &usage) == BS_ERR && strstr(err.message, "must be") &&
+			   strstr(err.message, bad[i][0]), "%s = %s refused: %s", bad[i][0], bad[i][1], err.message);
+			config_free(&cfg);
+		}
+		for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		{
+			char env[64];
+
+			snprintf(env, sizeof(env), "BACKSTOP_%s", good[i][0]);
+			for (char *k = env; *k; k++)
+				*k = (char) toupper((unsigned char) *k);
+			setenv(env, good[i][1], 1);
+			ok(load(&cfg, 0, NULL, every, &err, &usage) == BS_OK, "%s = %s (a bound) accepted", good[i][0], good[i][1]);
+			config_free(&cfg);
+			unsetenv(env);
+		}
+		setenv("BACKSTOP_RETRIES", "-3", 1);
+		ok(load(&cfg, 0, NULL, every, &err, &usage) == BS_ERR && strstr(err.message, "BACKSTOP_RETRIES") &&
+		   strstr(err.message, "between 0 and 100"), "range checked in the environment: %s", err.message);
+		config_free(&cfg);
+		unsetenv("BACKSTOP_RETRIES");
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	dprintf(fd, "segment_size = 8MiB\nspool_limit = 0\n");
+	close(fd);
+	{
+		char *argv[] = {"--config", path};
+
+		ok(load(&cfg, 2, argv, every, &err, &usage) == BS_ERR && strstr(err.message, ":2:") &&
+		   strstr(err.message, "spool_limit"), "range checked in the file, with its line: %s", err.message);
+		config_free(&cfg);
+	}
+	unlink(path);
+	{
+		char dir[] = "/tmp/backstop-test-confdir-XXXXXX";
+		char *argv[] = {"--config", dir};
+
+		ok(mkdtemp(dir) != NULL, "made a directory");
+		ok(load(&cfg, 2, argv, every, &err, &usage) == BS_ERR && strstr(err.message, "is a directory"),
+		   "--config naming a directory is refused: %s", err.message);
+		config_free(&cfg);
+		setenv("BACKSTOP_CONFIG", dir, 1);
+		ok(load(&cfg, 0, NULL, every, &err, &usage) == BS_ERR && strstr(err.message, "is a directory"),
+		   "BACKSTOP_CONFIG naming a directory is refused");
+		config_free(&cfg);
+		unsetenv("BACKSTOP_CONFIG");
+		rmdir(dir);
+	}
+
+	/* --- the checks of values by form (validate.c) --- */
+	{
+		static const char *const bad[][2] = {
+			{"storage", "bogus://x"}, {"storage", "s3://A"}, {"storage", "file://relative"}, {"storage", "s3://bkt/../x"},
+			{"storage", "file:///a\nb"}, {"table", "a.b.c"}, {"table", "\"unterminated"}, {"table", ""},
+			{"table", "1abc"}, {"into", "public.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
+			{"tables", "public.t,x.y.z"}, {"tables", " , "}, {"slot", "Bad"}, {"slot", ""}, {"publication", ""},
+			{"data_dir", "relative"}, {"spool_dir", "relative/spool"}, {"listen", "9816"}, {"listen", "h:0"},
+			{"listen", "h:70000"}, {"listen", "h:12x"}, {"end_lsn", "zz"}, {"to_lsn", "1"}, {"from_lsn", "0/G"},
+			{"to_xid", "-1"}, {"to_xid", "4294967296"}, {"to_time", "yesterday"}, {"db", "host=x foo"},
+			{"db", "postgresql://h/db?nosuch=1"}, {"target_db", "password='unterminated"}, {"s3_endpoint", "ftp://x"},
+			{"s3_region", "eu west"},
+		};
+		static const char *const good[][2] = {
+			{"storage", "s3://bkt/prefix"}, {"storage", "file:///var/x"}, {"table", "t"}, {"table", "\"Odd\nName\".t"},
+			{"into", "s.\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""}, {"tables", "a.b, c"},
+			{"slot", "backstop_1"}, {"listen", "off"}, {"listen", "[::1]:9816"}, {"to_lsn", "0/1A2B3C4"},
+			{"to_xid", "4294967295"}, {"to_time", "2026-11-26 16:00:00+00"}, {"db", "app"},
+			{"db", "host=h dbname=app password='a b'"}, {"db", "postgresql://u:p@h:5432/app?sslmode=require"},
+			{"s3_endpoint", "https://s3.example:9000"}, {"s3_region", "eu-west-1"},
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		{
+			error_clear(&err);
+			ok(validate_option_value(bad[i][0], bad[i][1], &err) == BS_ERR &&
+			   (strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 || strcmp(err.code, ERRCODE_SYNTAX) == 0),
+			   "%s = \"%s\" refused: %s", bad[i][0], shown(bad[i][1]), shown(err.message));
+		}
+		for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		{
+			error_clear(&err);
+			ok(validate_option_value(good[i][0], good[i][1], &err) == BS_OK, "%s = \"%s\" accepted: %s",
+			   good[i][0], shown(good[i][1]), shown(err.message));
+		}
+	}
+	{
+		/* validate_config: names where the value came from; a secret is not repeated; the
+		 * level is checked against the codec. */
+		char *argv[] = {"--storage", "s3://bkt", "--compression", "lz4", "--compression-level", "13"};
+
+		ok(load(&cfg, 6, argv, every, &err, &usage) == BS_OK, "lz4 level 13 passes the range check");
+		ok(validate_config(&cfg, &err) == BS_ERR && strstr(err.message, "option --compression-level") &&
+		   strstr(err.message, "lz4"), "lz4 level 13 refused with the codec: %s", err.message);
+		config_free(&cfg);
+	}
+	{
+		char *argv[] = {"--db", "host=h password=Hunter2Secret foo"};
+
+		ok(load(&cfg, 2, argv, every, &err, &usage) == BS_OK, "malformed conninfo loads");
+		ok(validate_config(&cfg, &err) == BS_ERR && strstr(err.message, "option --db") &&
+		   strstr(err.message, "Hunter2Secret") == NULL, "malformed conninfo refused without the password: %s",
+		   err.message);
+		config_free(&cfg);
+	}
+	{
+		char *argv[] = {"--table", "x.y.z"};
+
+		setenv("BACKSTOP_TABLE", "also.bad.name", 1);
+		ok(load(&cfg, 0, NULL, every, &err, &usage) == BS_OK && validate_config(&cfg, &err) == BS_ERR &&
+		   strstr(err.message, "BACKSTOP_TABLE"), "environment value checked and named: %s", err.message);
+		config_free(&cfg);
+		unsetenv("BACKSTOP_TABLE");
+		ok(load(&cfg, 2, argv, every, &err, &usage) == BS_OK && validate_config(&cfg, &err) == BS_ERR &&
+		   strstr(err.message, "option --table"), "flag value checked and named: %s", err.message);
+		config_free(&cfg);
+	}
+
+	/* --- secrets scrubbed from argv (the process list) --- */
+	{
+		char a0[] = "--db", a1[] = "host=h password=pw1 dbname=x", a2[] = "--s3-secret-access-key=KEY2",
+			a3[] = "--storage", a4[] = "s3://bkt/p", a5[] = "--s3-access-key-id", a6[] = "AKID3", a7[] = "--target-db",
+			a8[] = "dbname=plain", a9[] = "--table", a10[] = "t";
+		char *argv[] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10};
+
+		config_scrub_secrets(11, argv);
+		ok(strstr(a1, "pw1") == NULL && strlen(a1) == strlen("host=h password=pw1 dbname=x"),
+		   "conninfo with a password overwritten in place: %s", a1);
+		is_str(a2, "--s3-secret-access-key=xxxx", "--name=value secret overwritten");
+		is_str(a6, "xxxxx", "access key id overwritten");
+		is_str(a4, "s3://bkt/p", "storage URL without credentials kept");
+		is_str(a8, "dbname=plain", "conninfo without a password kept");
+		is_str(a10, "t", "other options kept");
+		is_str(a0, "--db", "option names kept");
+	}
 
 	r = redact_text("host=db user=u password=s3cret dbname=x");
 	ok(strstr(r, "s3cret") == NULL && strstr(r, "dbname=x"), "conninfo password redacted: %s", r);

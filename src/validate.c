@@ -1,0 +1,294 @@
+/* validate.c — the checks every command applies to the effective configuration before it runs. */
+#include "validate.h"
+#include "codec.h"
+#include "lsn.h"
+#include "manifest.h"
+#include "recover_plan.h"
+#include "redact.h"
+#include "storage.h"
+#include "strbuf.h"
+
+#include <ctype.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef int (*value_check) (const char *value, bs_error *err);
+
+static int
+check_storage(const char *value, bs_error *err)
+{
+	return storage_url_check(value, err);
+}
+
+static int
+check_absolute_path(const char *value, bs_error *err)
+{
+	if (value[0] != '/')
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "\"%s\" is not an absolute path", value);
+	return BS_OK;
+}
+
+static int
+check_endpoint(const char *value, bs_error *err)
+{
+	if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "expected an http:// or https:// URL");
+	for (const unsigned char *p = (const unsigned char *) value; *p; p++)
+		if (*p <= 0x20 || *p == 0x7f)
+			return error_set(err, ERRCODE_INVALID_PARAMETER, "a URL holds no spaces or control characters");
+	return BS_OK;
+}
+
+static int
+check_region(const char *value, bs_error *err)
+{
+	if (*value == '\0' || strlen(value) > 64)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "expected a region name such as eu-west-1");
+	for (const char *r = value; *r; r++)
+		if (!(isalnum((unsigned char) *r) || *r == '-'))
+			return error_set(err, ERRCODE_INVALID_PARAMETER, "expected a region name such as eu-west-1");
+	return BS_OK;
+}
+
+/* What libpq accepts: conninfo "key=value ...", a postgresql:// URI or a database name. */
+static int
+check_conninfo(const char *value, bs_error *err)
+{
+	char *msg = NULL;
+	PQconninfoOption *opts;
+
+	/* Without '=' and not a URI, libpq takes the whole string as a database name. */
+	if (strchr(value, '=') == NULL && strncmp(value, "postgresql://", 13) != 0 &&
+		strncmp(value, "postgres://", 11) != 0)
+		return BS_OK;
+	opts = PQconninfoParse(value, &msg);
+	if (opts == NULL)
+	{
+		char *shown = redact_text(msg ? msg : "out of memory");
+		size_t n = strlen(shown);
+
+		while (n > 0 && (shown[n - 1] == '\n' || shown[n - 1] == ' '))
+			shown[--n] = '\0';
+		error_set(err, ERRCODE_INVALID_PARAMETER, "not a valid connection string (conninfo or URI): %s", shown);
+		free(shown);
+		PQfreemem(msg);
+		return BS_ERR;
+	}
+	PQconninfoFree(opts);
+	return BS_OK;
+}
+
+/* schema.table or table, as PostgreSQL's lexer reads it, each part at most 63 bytes. */
+static int
+check_table_name(const char *value, bs_error *err)
+{
+	char *schema = NULL,
+		*name = NULL;
+	int rc = BS_OK;
+
+	if (manifest_split_name(value, &schema, &name, err) != BS_OK)
+		return BS_ERR;
+	if (strlen(schema) > VALIDATE_NAME_MAX || strlen(name) > VALIDATE_NAME_MAX)
+		rc = error_set(err, ERRCODE_INVALID_PARAMETER,
+					   "the name \"%s\" is %zu bytes long, longer than PostgreSQL's limit of %d bytes",
+					   strlen(schema) > VALIDATE_NAME_MAX ? schema : name,
+					   strlen(strlen(schema) > VALIDATE_NAME_MAX ? schema : name), VALIDATE_NAME_MAX);
+	free(schema);
+	free(name);
+	return rc;
+}
+
+/* Comma-separated names, split as catalog_list_tables() splits them. */
+static int
+check_table_list(const char *value, bs_error *err)
+{
+	char *copy = xstrdup(value);
+	char *save = NULL;
+	int n = 0;
+	int rc = BS_OK;
+
+	for (char *tok = strtok_r(copy, ",", &save); tok && rc == BS_OK; tok = strtok_r(NULL, ",", &save))
+	{
+		while (*tok == ' ')
+			tok++;
+		for (char *e = tok + strlen(tok); e > tok && e[-1] == ' ';)
+			*--e = '\0';
+		if (*tok == '\0')
+			continue;
+		n++;
+		rc = check_table_name(tok, err);
+	}
+	free(copy);
+	if (rc == BS_OK && n == 0)
+		rc = error_set(err, ERRCODE_INVALID_PARAMETER, "expected schema.table[,...]");
+	return rc;
+}
+
+/* PostgreSQL's rule for replication slot names. */
+static int
+check_slot(const char *value, bs_error *err)
+{
+	size_t n = strlen(value);
+
+	if (n == 0 || n > VALIDATE_NAME_MAX)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "a slot name has 1 to %d characters", VALIDATE_NAME_MAX);
+	for (const char *p = value; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			return error_set(err, ERRCODE_INVALID_PARAMETER,
+							 "a slot name holds only lower case letters, digits and underscores");
+	return BS_OK;
+}
+
+/* A name used as it is (quoted) in SQL, e.g. the publication. */
+static int
+check_pg_name(const char *value, bs_error *err)
+{
+	size_t n = strlen(value);
+
+	if (n == 0 || n > VALIDATE_NAME_MAX)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "a name has 1 to %d bytes", VALIDATE_NAME_MAX);
+	return BS_OK;
+}
+
+/* HOST:PORT, or off. */
+static int
+check_listen(const char *value, bs_error *err)
+{
+	const char *colon = strrchr(value, ':');
+	char *end;
+	long port;
+
+	if (*value == '\0' || strcmp(value, "off") == 0)
+		return BS_OK;
+	if (colon == NULL || colon == value || colon[1] < '0' || colon[1] > '9')
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "expected HOST:PORT (e.g. 127.0.0.1:9816) or off");
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port < 1 || port > 65535)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "the port must be a number from 1 to 65535");
+	if ((size_t) (colon - value) >= 256)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "the host name is too long");
+	return BS_OK;
+}
+
+static int
+check_lsn(const char *value, bs_error *err)
+{
+	uint64_t lsn;
+
+	if (lsn_parse(value, &lsn) != BS_OK)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "expected an LSN such as 0/1A2B3C4");
+	return BS_OK;
+}
+
+static int
+check_xid(const char *value, bs_error *err)
+{
+	char *end;
+	unsigned long long v;
+
+	v = strtoull(value, &end, 10);
+	if (*value < '0' || *value > '9' || *end != '\0' || v > UINT32_MAX)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "expected a transaction id (a decimal number)");
+	return BS_OK;
+}
+
+static int
+check_time(const char *value, bs_error *err)
+{
+	int64_t t;
+
+	if (recover_parse_time(value, &t) != BS_OK)
+		return error_set(err, ERRCODE_INVALID_PARAMETER,
+						 "expected a time such as \"2026-11-26 16:00:00.123456+00\" (UTC when no offset is given)");
+	return BS_OK;
+}
+
+/* quoted: the check's own messages quote the value (shared with storage_open() and
+ * manifest_split_name()), so it is not repeated in front of them. */
+static const struct
+{
+	const char *option;
+	value_check check;
+	bool quoted;
+} value_checks[] = {
+	/* data_dir first: the default storage and spool_dir are made from it. */
+	{"data_dir", check_absolute_path, true},
+	{"spool_dir", check_absolute_path, true},
+	{"storage", check_storage, true},
+	{"s3_endpoint", check_endpoint, false},
+	{"s3_region", check_region, false},
+	{"db", check_conninfo, false},
+	{"target_db", check_conninfo, false},
+	{"tables", check_table_list, true},
+	{"table", check_table_name, true},
+	{"into", check_table_name, true},
+	{"slot", check_slot, false},
+	{"publication", check_pg_name, false},
+	{"listen", check_listen, false},
+	{"end_lsn", check_lsn, false},
+	{"to_lsn", check_lsn, false},
+	{"from_lsn", check_lsn, false},
+	{"to_xid", check_xid, false},
+	{"to_time", check_time, false},
+	{NULL, NULL, false}
+};
+
+int
+validate_option_value(const char *option, const char *value, bs_error *err)
+{
+	for (int i = 0; value_checks[i].option; i++)
+		if (strcmp(value_checks[i].option, option) == 0)
+			return value_checks[i].check(value, err);
+	return BS_OK;
+}
+
+/* Name the value's origin and option before the reason; secrets are not repeated. */
+static int
+invalid(const bs_config *cfg, const char *option, bool quoted, bs_error *err)
+{
+	const config_option *opt = config_find_option(option);
+	const char *value = config_get(cfg, option);
+	char *shown = opt && opt->secret ? redact_text(value) : xstrdup(value);
+
+	snprintf(err->code, sizeof(err->code), "%s", ERRCODE_INVALID_PARAMETER);
+	if ((opt && opt->secret) || quoted)
+		error_prefix(err, "%s: invalid value for %s", config_origin(cfg, option), option);
+	else
+		error_prefix(err, "%s: invalid value for %s: \"%s\"", config_origin(cfg, option), option, shown);
+	free(shown);
+	return BS_ERR;
+}
+
+/* A compression level is checked against the codec it will be given to, as the writers do. */
+static int
+check_level(const bs_config *cfg, const char *option, bs_error *err)
+{
+	codec_id codec;
+	codec_stream *cs = NULL;
+	const char *level = config_get(cfg, option);
+
+	if (level == NULL || codec_parse(config_get(cfg, "compression"), &codec, err) != BS_OK)
+		return BS_OK;			/* the enum and integer checks of config_load() apply */
+	if (codec_compressor_open(codec, (int) config_get_int(cfg, option), &cs, err) != BS_OK)
+		return invalid(cfg, option, false, err);
+	codec_stream_free(cs);
+	return BS_OK;
+}
+
+int
+validate_config(const bs_config *cfg, bs_error *err)
+{
+	for (int i = 0; value_checks[i].option; i++)
+	{
+		const char *value = config_get(cfg, value_checks[i].option);
+
+		if (value && value_checks[i].check(value, err) != BS_OK)
+			return invalid(cfg, value_checks[i].option, value_checks[i].quoted, err);
+	}
+	if (check_level(cfg, "compression_level", err) != BS_OK ||
+		check_level(cfg, "segment_compression_level", err) != BS_OK)
+		return BS_ERR;
+	return BS_OK;
+}
