@@ -111,6 +111,7 @@ static const config_range config_ranges[] = {
 	{"open_memory_limit", MIB, INT64_MAX},
 	{"status_interval", 100, HOUR},
 	{"table_poll_interval", 100, DAY},
+	{"lease_timeout", SEC, DAY},	/* renewed every third of it: below 1 s, storage latency alone would expire it */
 	{"timeout", 100, DAY},
 	{NULL, 0, 0}
 };
