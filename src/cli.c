@@ -25,7 +25,8 @@
 static const char *const archive_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "drop", "segment_size",
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
-	"open_memory_limit", "listen", "status_interval", "table_poll_interval", "end_lsn", NULL
+	"open_memory_limit", "listen", "listen_allow_remote", "listen_max_connections", "listen_timeout",
+	"control_token", "control_token_file", "status_interval", "table_poll_interval", "end_lsn", NULL
 };
 static const char *const recover_options[] = {
 	STORAGE_OPTIONS, "db", "table", "to_lsn", "to_time", "to_xid", "latest", "exclusive", "into",
@@ -36,12 +37,15 @@ static const char *const changes_options[] = {
 };
 static const char *const info_options[] = {STORAGE_OPTIONS, "table", "json", NULL};
 static const char *const verify_options[] = {STORAGE_OPTIONS, "table", "json", NULL};
-static const char *const checkpoint_options[] = {"table", "listen", "timeout", "json", NULL};
+static const char *const checkpoint_options[] = {
+	"table", "listen", "control_token", "control_token_file", "timeout", "json", NULL
+};
 static const char *const doctor_options[] = {STORAGE_OPTIONS, "db", "json", NULL};
 static const char *const config_cmd_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "segment_size",
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
-	"open_memory_limit", "listen", "status_interval", "table_poll_interval", NULL
+	"open_memory_limit", "listen", "listen_allow_remote", "listen_max_connections", "listen_timeout",
+	"control_token", "control_token_file", "status_interval", "table_poll_interval", NULL
 };
 
 static const cli_command commands[] = {
