@@ -770,11 +770,8 @@ drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *err)
 		}
 		if (rc == BS_OK)
 		{
-			uploader_lock(a);
-			if (batch_seal > a->flush_lsn)
-				a->flush_lsn = batch_seal;
-			pthread_mutex_unlock(&a->lock);
-			/* The epochs' directories, now empty (a few thousand a day otherwise). */
+			/* The epochs' directories, now empty (thousands a day otherwise); before the flush
+			 * moves, so that a checkpoint answered leaves none behind. */
 			for (int j = 0; j < keys.count; j++)
 			{
 				uint64_t lsn;
@@ -783,6 +780,10 @@ drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *err)
 					strcmp(keys.keys[j] + 17, SPOOL_COMPLETE) == 0)
 					remove_epoch_dir(a, lsn);
 			}
+			uploader_lock(a);
+			if (batch_seal > a->flush_lsn)
+				a->flush_lsn = batch_seal;
+			pthread_mutex_unlock(&a->lock);
 		}
 		first = i;
 	}
@@ -2160,6 +2161,8 @@ on_checkpoint(struct evhttp_request *req, void *arg)
 		else
 		{
 			/* PostgreSQL is not back yet (a restart): the tick tries again until the deadline. */
+			log_warning("checkpoint of %s.%s: %s; trying again until its deadline", t->man->schema, t->man->name,
+						err.message);
 			a->conn_err = err;
 			a->conn_retry_ms = now_ms() + CONN_RETRY_MS;
 		}
@@ -2749,9 +2752,19 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	if (a->repl == NULL && now >= a->reconnect_ms && !a->stopping)
 	{
 		if (start_replication(a, &err) != BS_OK)
+		{
 			schedule_reconnect(a, &err);
+			/* A checkpoint waits for the stream: no long back-off meanwhile. */
+			if (a->pending && a->reconnect_ms > now + CONN_RETRY_MS)
+				a->reconnect_ms = now + CONN_RETRY_MS;
+		}
 		else
+		{
 			a->reconnect_delay_ms = 1000;
+			/* Checkpoints asked while the stream was down: the server's position now. */
+			if (a->pending && send_status(a, true, &err) != BS_OK)
+				schedule_reconnect(a, &err);
+		}
 	}
 	if (a->open_bytes > 0 && !a->in_txn && a->open_since_ms &&
 		now - a->open_since_ms >= config_get_duration_ms(a->cfg, "segment_age"))

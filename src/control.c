@@ -744,8 +744,10 @@ control_open(struct event_base *base, const bs_config *cfg, control_handler hand
 	evhttp_set_bevcb(ce->http, conn_new, ce);
 	evhttp_set_max_headers_size(ce->http, CONTROL_MAX_HEADERS_SIZE);
 	evhttp_set_max_body_size(ce->http, CONTROL_MAX_BODY_SIZE);
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	/* Waiting for a request is timed by close_idle (and counted); evhttp's own timeout, later,
+	 * catches a peer that stops reading its answer. */
+	tv.tv_sec = 2 * timeout_ms / 1000;
+	tv.tv_usec = (2 * timeout_ms % 1000) * 1000;
 	evhttp_set_timeout_tv(ce->http, &tv);
 	evhttp_set_allowed_methods(ce->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
 	evhttp_set_gencb(ce->http, on_request, ce);
