@@ -58,7 +58,9 @@ static const cli_command commands[] = {
 		"--end-lsn LSN stops once every transaction committed at or before LSN is durable in\n"
 		"storage (like pg_recvlogical --endpos) and exits 0: for drills, tests and benchmarks.\n"
 		"Open segments beyond --open-memory-limit are spilled to the spool directory, so memory\n"
-		"stays bounded whatever the size of a transaction (the spool must hold it: --spool-limit).",
+		"stays bounded whatever the size of a transaction (the spool must hold it: --spool-limit).\n"
+		"The control endpoint (--listen) is loopback only unless --listen-allow-remote, which needs a\n"
+		"token: control_token (environment or file, never a flag) or --control-token-file.",
 	archive_options, cmd_archive},
 	{"recover", "rebuild one table at an LSN, time or transaction into a new table",
 		"--db CONNINFO [--storage URL] --table S.T (--to-lsn LSN | --to-time TS | --to-xid XID | --latest)\n"
@@ -76,7 +78,9 @@ static const cli_command commands[] = {
 	{"verify", "check every object's checksum, LSN continuity and manifest consistency",
 		"[--storage URL] [--table S.T] [--json]", "Exit code 3 lists each problem found.", verify_options, cmd_verify},
 	{"checkpoint", "ask the running archiver for a verified recovery point of a table",
-		"--table S.T [--listen HOST:PORT] [--timeout DURATION] [--json]", NULL, checkpoint_options, cmd_checkpoint},
+		"--table S.T [--listen HOST:PORT] [--control-token-file FILE] [--timeout DURATION] [--json]",
+		"Sends the archiver's token when control_token (BACKSTOP_CONTROL_TOKEN) or\n"
+		"--control-token-file is set; a refused token (401, 403) exits 2.", checkpoint_options, cmd_checkpoint},
 	{"doctor", "probe storage (put/get/list/delete) and PostgreSQL, with latencies",
 		"[--storage URL] [--db CONNINFO] [--json]",
 		"Exit 0 when everything probed is usable; warns when objects can be deleted\n"

@@ -54,7 +54,7 @@ const config_option config_options[] = {
 	{"spool_dir", CONFIG_STRING, NULL, NULL, false, "spool for sealed segments awaiting upload (default DATA_DIR/spool)"},
 	{"spool_limit", CONFIG_SIZE, "1GiB", NULL, false, "exit with an error before the spool exceeds this"},
 	{"open_memory_limit", CONFIG_SIZE, "64MiB", NULL, false, "memory for open change segments; beyond it the largest spill to files in spool_dir"},
-	{"listen", CONFIG_STRING, "127.0.0.1:9816", NULL, false, "loopback address for /metrics, /health and the control API"},
+	{"listen", CONFIG_STRING, "127.0.0.1:9816", NULL, false, "address for /metrics, /health and the control API (loopback unless listen_allow_remote)"},
 	{"listen_allow_remote", CONFIG_BOOL, "off", NULL, false, "allow a non-loopback listen address (requires a control token)"},
 	{"listen_max_connections", CONFIG_INT, "64", NULL, false, "most control endpoint connections at once (more wait; also bounded by the descriptor limit)"},
 	{"listen_timeout", CONFIG_DURATION, "10s", NULL, false, "close control endpoint connections idle or without a complete request for this long"},
