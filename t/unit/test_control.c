@@ -4,12 +4,22 @@
 #include "tap.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
 
 static bool
 parses(const char *listen, const char *want_host, const char *want_port)
@@ -81,6 +91,143 @@ write_file(const char *path, const char *text, mode_t mode)
 		perror(path);
 	close(fd);
 	chmod(path, mode);
+}
+
+static void
+answer(struct evhttp_request *req, void *arg)
+{
+	(void) arg;
+	control_reply_json(req, 200, "OK", "{}");
+}
+
+static int
+free_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int port;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *) &sin, sizeof(sin)) != 0 || getsockname(fd, (struct sockaddr *) &sin, &len) != 0)
+		port = -1;
+	else
+		port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Run the loop until cond holds (or 20 s pass, a failure). */
+#define LOOP_UNTIL(base, cond) do { double d_ = now_s() + 20; \
+	while (!(cond) && now_s() < d_) event_base_loop((base), EVLOOP_ONCE); } while (0)
+
+/*
+ * accept() failing for want of descriptors: the listener backs off instead of failing again
+ * at every loop pass, and accepts the waiting clients once descriptors are free again.
+ */
+static void
+accept_errors(void)
+{
+	static const char *const allowed[] = {"listen", "listen_timeout", NULL};
+	char listen[64];
+	char *argv[4] = {"--listen", listen, "--listen-timeout", "1s"};
+	bs_config cfg;
+	char **pos = NULL;
+	int npos;
+	bool usage;
+	bs_error err;
+	struct event_base *base = event_base_new();
+	control_endpoint *ce = NULL;
+	control_stats st;
+	struct rlimit rl, low;
+	int fds[512];
+	int nfds = 0;
+	int fd;
+	int go[2];
+	pid_t child;
+	uint64_t errors;
+
+	/* Without the back-off the loop would spin in accept(): fail rather than hang. */
+	alarm(120);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", free_port());
+	if (config_load(&cfg, 4, argv, allowed, &pos, &npos, &usage, &err) != BS_OK ||
+		control_open(base, &cfg, answer, NULL, &ce, &err) != BS_OK)
+	{
+		ok(0, "endpoint on %s: %s", listen, err.message);
+		return;
+	}
+	ok(1, "endpoint on %s", listen);
+	if (pipe(go) != 0)
+		return;
+	/* Every descriptor in use (a low limit keeps that quick). */
+	getrlimit(RLIMIT_NOFILE, &rl);
+	low = rl;
+	low.rlim_cur = 256;
+	setrlimit(RLIMIT_NOFILE, &low);
+	while (nfds < (int) (sizeof(fds) / sizeof(fds[0])) && (fd = open("/dev/null", O_RDONLY)) >= 0)
+		fds[nfds++] = fd;
+	ok(errno == EMFILE, "all %d free descriptors taken", nfds);
+	child = fork();
+	if (child == 0)
+	{
+		char c;
+
+		/* Three clients send a request each and wait for the parent. */
+		close(go[1]);
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		for (int i = 0; i < 3; i++)
+		{
+			struct sockaddr_in sin;
+			int s = socket(AF_INET, SOCK_STREAM, 0);
+
+			memset(&sin, 0, sizeof(sin));
+			sin.sin_family = AF_INET;
+			sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			sin.sin_port = htons((uint16_t) atoi(strrchr(listen, ':') + 1));
+			if (connect(s, (struct sockaddr *) &sin, sizeof(sin)) != 0 ||
+				write(s, "GET /x HTTP/1.0\r\n\r\n", 18) != 18)
+				_exit(1);
+		}
+		while (read(go[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	LOOP_UNTIL(base, (control_get_stats(ce, &st), st.accept_errors > 0));
+	control_get_stats(ce, &st);
+	errors = st.accept_errors;
+	ok(errors >= 1 && st.accepted == 0, "accept fails for want of descriptors (%llu errors)", (unsigned long long) errors);
+	/* Without the back-off each pass would fail again (the socket stays readable). */
+	for (int i = 0; i < 1000; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	control_get_stats(ce, &st);
+	ok(st.accept_errors <= errors + 1, "the listener pauses: %llu errors after 1000 more loop passes",
+	   (unsigned long long) st.accept_errors);
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	setrlimit(RLIMIT_NOFILE, &rl);
+	LOOP_UNTIL(base, (control_get_stats(ce, &st), st.accepted >= 3));
+	ok(st.accepted >= 3, "once descriptors are free the waiting clients are accepted (%llu)",
+	   (unsigned long long) st.accepted);
+	close(go[1]);
+	waitpid(child, NULL, 0);
+	close(go[0]);
+	control_free(ce);
+	config_free(&cfg);
+	free(pos);
+	event_base_free(base);
+	alarm(0);
 }
 
 int
@@ -171,5 +318,6 @@ main(void)
 		   "a missing file is a configuration error");
 	}
 	rmdir(dir);
+	accept_errors();
 	return done_testing();
 }
