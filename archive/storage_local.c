@@ -714,6 +714,69 @@ out:
 }
 
 int
+storage_local_remove_dir(storage *st, const char *dir, bool *removed, bs_error *err)
+{
+	char *path;
+	char *slash;
+	int rc = BS_OK;
+
+	*removed = false;
+	if (st->ops != &local_ops)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "%s is not a local storage: cannot remove \"%s\"",
+						 st->description ? st->description : "storage", dir);
+	if (!storage_key_valid(dir))
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "invalid storage key \"%.200s\"", dir);
+	path = key_path((local_storage *) st, dir);
+	if (rmdir(path) != 0)
+	{
+		if (errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST && errno != ENOTDIR)
+			rc = error_set_errno(err, errno, "could not remove directory \"%s\"", path);
+		free(path);
+		return rc;
+	}
+	*removed = true;
+	slash = strrchr(path, '/');
+	if (slash == path)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	rc = fsync_dir(path, err);
+	free(path);
+	return rc;
+}
+
+int
+storage_local_list_dirs(storage *st, storage_list_cb cb, void *ctx, bs_error *err)
+{
+	local_storage *ls = (local_storage *) st;
+	DIR *d;
+	struct dirent *de;
+	int rc = BS_OK;
+
+	if (st->ops != &local_ops)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "%s is not a local storage: cannot list its directories",
+						 st->description ? st->description : "storage");
+	d = opendir(ls->root);
+	if (d == NULL)
+		return errno == ENOENT ? BS_OK : error_set_errno(err, errno, "could not open directory \"%s\"", ls->root);
+	while (rc == BS_OK && (errno = 0, de = readdir(d)) != NULL)
+	{
+		struct stat sb;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (de->d_type == DT_DIR ||
+			(de->d_type == DT_UNKNOWN && fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+			 S_ISDIR(sb.st_mode)))
+			rc = cb(ctx, de->d_name, 0, err);
+	}
+	if (rc == BS_OK && de == NULL && errno != 0)
+		rc = error_set_errno(err, errno, "could not read directory \"%s\"", ls->root);
+	closedir(d);
+	return rc;
+}
+
+int
 storage_local_open(const char *root, storage **out, bs_error *err)
 {
 	local_storage *ls;

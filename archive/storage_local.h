@@ -17,4 +17,14 @@ int storage_local_open(const char *root, storage **out, bs_error *err);
  */
 int storage_local_adopt(storage *st, const char *key, const char *path, int fd, bs_error *err);
 
+/*
+ * Remove the directory that holds keys "dir/..." if it is empty, durably (its parent is
+ * fsynced); *removed says whether it was.  Absent or not empty is not an error: deleting a
+ * key leaves its directory, which the caller removes once it has deleted them all.
+ */
+int storage_local_remove_dir(storage *st, const char *dir, bool *removed, bs_error *err);
+
+/* Call cb (size 0) for each directory directly under the root, in no particular order. */
+int storage_local_list_dirs(storage *st, storage_list_cb cb, void *ctx, bs_error *err);
+
 #endif

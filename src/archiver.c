@@ -4,6 +4,7 @@
 #include "basecopy.h"
 #include "catalog.h"
 #include "codec.h"
+#include "control.h"
 #include "lease.h"
 #include "log.h"
 #include "lsn.h"
@@ -97,6 +98,7 @@ typedef struct checkpoint_req
 	int64_t started_ms;
 	int64_t deadline_ms;
 	bool sealed;				/* what it needs was handed to the uploader */
+	bool positioned;			/* target_lsn is known (else PostgreSQL is being reconnected to) */
 	struct checkpoint_req *next;
 } checkpoint_req;
 
@@ -154,7 +156,7 @@ typedef struct archiver
 	struct event *repl_ev;
 	struct event *tick_ev;
 	struct event *sig_evs[3];
-	struct evhttp *http;
+	control_endpoint *control;	/* NULL: --listen off */
 
 	arch_table **tables;
 	int ntables;
@@ -184,6 +186,8 @@ typedef struct archiver
 	int64_t last_poll_ms;
 	int64_t reconnect_ms;
 	int64_t reconnect_delay_ms;
+	int64_t conn_retry_ms;		/* next attempt to reconnect the control connection (checkpoints wait) */
+	bs_error conn_err;			/* why the control connection could not be made again */
 	bool spool_pending;
 	bool stopping;
 	uint64_t end_lsn;			/* --end-lsn: stop once everything committed at or before it is stored */
@@ -852,6 +856,20 @@ store_head(archiver *a, uint64_t lsn, bs_error *err)
 	return BS_OK;
 }
 
+/* Remove an epoch's directory once its files are gone.  Only housekeeping: a failure is
+ * logged, and the next start removes what is left. */
+static void
+remove_epoch_dir(archiver *a, uint64_t seal_lsn)
+{
+	char epoch[LSN_BUFLEN];
+	bool removed;
+	bs_error err;
+
+	error_clear(&err);
+	if (storage_local_remove_dir(a->spool, lsn_format_key(seal_lsn, epoch), &removed, &err) != BS_OK)
+		log_warning("spool: %s", err.message);
+}
+
 /* Upload every complete spooled epoch in LSN order; flush advances epoch by epoch. */
 static int
 drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *err)
@@ -930,6 +948,16 @@ drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *err)
 		}
 		if (rc == BS_OK)
 		{
+			/* The epochs' directories, now empty (thousands a day otherwise); before the flush
+			 * moves, so that a checkpoint answered leaves none behind. */
+			for (int j = 0; j < keys.count; j++)
+			{
+				uint64_t lsn;
+
+				if (spool_epoch_of(keys.keys[j], &lsn) && lsn <= batch_seal &&
+					strcmp(keys.keys[j] + 17, SPOOL_COMPLETE) == 0)
+					remove_epoch_dir(a, lsn);
+			}
 			uploader_lock(a);
 			if (batch_seal > a->flush_lsn)
 				a->flush_lsn = batch_seal;
@@ -977,6 +1005,7 @@ clean_spool(archiver *a, uint64_t *max_seal, bs_error *err)
 {
 	key_list keys = {0};
 	int rc = BS_OK;
+	int ndirs = 0;
 
 	*max_seal = 0;
 	if (storage_list(a->spool, "", collect_key, &keys, err) != BS_OK)
@@ -1003,6 +1032,21 @@ clean_spool(archiver *a, uint64_t *max_seal, bs_error *err)
 		else if (seal > *max_seal)
 			*max_seal = seal;
 	}
+	key_list_free(&keys);
+	/* Empty epoch directories: of the epochs just discarded, or left by an earlier run. */
+	if (rc == BS_OK && storage_local_list_dirs(a->spool, collect_key, &keys, err) != BS_OK)
+		rc = BS_ERR;
+	for (int i = 0; i < keys.count && rc == BS_OK; i++)
+	{
+		uint64_t seal;
+		bool removed = false;
+
+		if (strlen(keys.keys[i]) == 16 && lsn_parse_key(keys.keys[i], &seal) == BS_OK)
+			rc = storage_local_remove_dir(a->spool, keys.keys[i], &removed, err);
+		ndirs += removed;
+	}
+	if (ndirs > 0)
+		log_info("removed %d empty spool epoch director%s", ndirs, ndirs == 1 ? "y" : "ies");
 	key_list_free(&keys);
 	return rc;
 }
@@ -1440,6 +1484,35 @@ send_status(archiver *a, bool reply_requested, bs_error *err)
 	return BS_OK;
 }
 
+/*
+ * The control connection (catalog queries, checkpoints' WAL position).  libpq notices that it
+ * was lost (PostgreSQL restarted) only when a query on it fails: callers make it again and
+ * retry once rather than fail the first request after a restart.  A new connection, not
+ * PQreset, so that the session's pinned text format is set again.
+ */
+static int
+reconnect_conn(archiver *a, bs_error *err)
+{
+	PGconn *c;
+
+	if (pgsql_connect(config_get(a->cfg, "db"), false, "backstop archive", &c, err) != BS_OK)
+		return BS_ERR;
+	PQfinish(a->conn);
+	a->conn = c;
+	log_info("reconnected to PostgreSQL (control connection)");
+	return BS_OK;
+}
+
+/* After a failed query: true when the connection had been lost and a new one is made, so
+ * the query may be tried once more.  When it cannot be made, err says why. */
+static bool
+conn_recovered(archiver *a, bs_error *err)
+{
+	if (PQstatus(a->conn) == CONNECTION_OK)
+		return false;
+	return reconnect_conn(a, err) == BS_OK;
+}
+
 static int
 handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 {
@@ -1484,7 +1557,8 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 		uint32_t id;
 		bs_error e2;
 
-		if (catalog_describe_columns(a->conn, rel->relid, rel->ncols, cols, err) != BS_OK)
+		if (catalog_describe_columns(a->conn, rel->relid, rel->ncols, cols, err) != BS_OK &&
+			(!conn_recovered(a, err) || catalog_describe_columns(a->conn, rel->relid, rel->ncols, cols, err) != BS_OK))
 		{
 			basecopy_free_columns(rel->ncols, cols);
 			return BS_ERR;
@@ -2019,35 +2093,6 @@ on_repl_readable(evutil_socket_t fd, short what, void *arg)
 
 /* ---------- checkpoints, metrics and health over loopback HTTP ---------- */
 
-static void
-reply_json(struct evhttp_request *req, int code, const char *reason, const char *json)
-{
-	struct evbuffer *b = evbuffer_new();
-
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-	evbuffer_add_printf(b, "%s\n", json);
-	evhttp_send_reply(req, code, reason, b);
-	evbuffer_free(b);
-}
-
-static void
-reply_error(struct evhttp_request *req, int code, const char *reason, const char *message)
-{
-	strbuf sb = STRBUF_INIT;
-
-	strbuf_append_str(&sb, "{\"error\":\"");
-	for (const char *p = message; *p; p++)
-	{
-		if (*p == '"' || *p == '\\')
-			strbuf_append_char(&sb, '\\');
-		if ((unsigned char) *p >= 0x20)
-			strbuf_append_char(&sb, *p);
-	}
-	strbuf_append_str(&sb, "\"}");
-	reply_json(req, code, reason, sb.data);
-	strbuf_free(&sb);
-}
-
 /* Re-read and check the table's newest stored object (segment, else base chunks). */
 static int
 verify_newest(archiver *a, arch_table *t, bs_error *err)
@@ -2096,7 +2141,7 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 	 * re-seal for it (that would cut an epoch per transaction while storage is slow). */
 	for (checkpoint_req *r = a->pending; r; r = r->next)
 	{
-		if (!r->sealed && a->received_lsn >= r->target_lsn && !a->in_txn)
+		if (r->positioned && !r->sealed && a->received_lsn >= r->target_lsn && !a->in_txn)
 		{
 			ready = true;
 			r->sealed = true;
@@ -2120,12 +2165,15 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 		/* A table whose first base copy is still running (or whose base is not stored yet)
 		 * has no recovery point, however far its changes are stored. */
 		bool has_base = rt && rt->man->nbases > 0 && !rt->base_unstored;
-		bool reached = r->sealed && a->flush_lsn >= r->target_lsn && has_base;
+		bool reached = r->positioned && r->sealed && a->flush_lsn >= r->target_lsn && has_base;
 
 		if (force_fail || reached || expired)
 		{
 			if (force_fail)
-				reply_error(r->req, 503, "Service Unavailable", why ? why : "archiver stopping");
+				control_reply_error(r->req, 503, "Service Unavailable", why ? why : "archiver stopping");
+			else if (!r->positioned)
+				control_reply_error(r->req, 503, "Service Unavailable", a->conn_err.message[0] ? a->conn_err.message :
+									"no connection to PostgreSQL");
 			else if (reached)
 			{
 				arch_table *t = rt;
@@ -2139,7 +2187,7 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 				error_clear(&verr);
 				if (t && verify_newest(a, t, &verr) != BS_OK)
 				{
-					reply_error(r->req, 503, "Service Unavailable", verr.message);
+					control_reply_error(r->req, 503, "Service Unavailable", verr.message);
 					*pp = r->next;
 					free(r);
 					continue;
@@ -2158,7 +2206,7 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 					json_object_set_new(o, "verified", json_true());
 					json_object_set_new(o, "elapsed_ms", json_integer((json_int_t) (now_ms() - r->started_ms)));
 					text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-					reply_json(r->req, 200, "OK", text ? text : "{}");
+					control_reply_json(r->req, 200, "OK", text ? text : "{}");
 					free(text);
 					json_decref(o);
 				}
@@ -2166,7 +2214,7 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 				a->metrics.checkpoints++;
 			}
 			else
-				reply_error(r->req, 504, "Gateway Timeout", has_base || a->flush_lsn < r->target_lsn ?
+				control_reply_error(r->req, 504, "Gateway Timeout", has_base || a->flush_lsn < r->target_lsn ?
 							"timed out waiting for the archive to reach the requested LSN" :
 							"timed out waiting for the table's first base copy");
 			*pp = r->next;
@@ -2175,6 +2223,62 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 		}
 		pp = &r->next;
 	}
+}
+
+/* Retry interval of a lost control connection while checkpoints wait for it. */
+#define CONN_RETRY_MS 1000
+
+/*
+ * "Now" for a checkpoint: everything committed before this call must be covered.  The
+ * insert position, not pg_current_wal_lsn() (the write position): with synchronous_commit
+ * = off a commit can be visible before its record is written out.
+ */
+static int
+read_position(archiver *a, uint64_t *lsn, bs_error *err)
+{
+	PGresult *res = NULL;
+	bool unflushed;
+
+	if (pgsql_query(a->conn, "SELECT pg_current_wal_insert_lsn()::text, "
+					"pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()", &res, err) != BS_OK)
+		return BS_ERR;
+	if (PQntuples(res) != 1 || lsn_parse(PQgetvalue(res, 0, 0), lsn) != BS_OK)
+	{
+		PQclear(res);
+		return error_set(err, ERRCODE_PROTOCOL, "could not read the current WAL position");
+	}
+	unflushed = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	PQclear(res);
+	/*
+	 * The walsender sends only flushed WAL, and with asynchronous commits the WAL writer
+	 * may flush the last page up to wal_writer_delay later.  A transaction that writes
+	 * WAL (a logical message, which pgoutput does not send without its messages option)
+	 * and commits with local synchronous commit flushes everything before it, L
+	 * included.  Failing here (a read-only role, say) only makes the wait longer.
+	 */
+	if (unflushed &&
+		pgsql_exec(a->conn, "BEGIN; SET LOCAL synchronous_commit = local; "
+				   "SELECT pg_logical_emit_message(true, 'backstop', ''); COMMIT", err) != BS_OK)
+	{
+		log_debug("checkpoint: could not flush the server's WAL up to %X/%X: %s",
+				  (unsigned) (*lsn >> 32), (unsigned) *lsn, err->message);
+		pgsql_exec(a->conn, "ROLLBACK", err);
+		error_clear(err);
+	}
+	return BS_OK;
+}
+
+/* read_position, on a new connection when the last one was lost (PostgreSQL restarted). */
+static int
+current_position(archiver *a, uint64_t *lsn, bs_error *err)
+{
+	if (PQstatus(a->conn) != CONNECTION_OK && reconnect_conn(a, err) != BS_OK)
+		return BS_ERR;
+	if (read_position(a, lsn, err) == BS_OK)
+		return BS_OK;
+	if (!conn_recovered(a, err))
+		return BS_ERR;
+	return read_position(a, lsn, err);
 }
 
 static void
@@ -2190,13 +2294,14 @@ on_checkpoint(struct evhttp_request *req, void *arg)
 	arch_table *t = NULL;
 	bs_error err;
 	uint64_t lsn = 0;
+	bool positioned;
 	int64_t timeout_ms = config_get_duration_ms(a->cfg, "timeout");
 
 	error_clear(&err);
 	memset(&q, 0, sizeof(q));
 	if (query == NULL || evhttp_parse_query_str(query, &q) != 0 || (table = evhttp_find_header(&q, "table")) == NULL)
 	{
-		reply_error(req, 400, "Bad Request", "usage: POST /checkpoint?table=schema.table[&lsn=X/Y]");
+		control_reply_error(req, 400, "Bad Request", "usage: POST /checkpoint?table=schema.table[&lsn=X/Y]");
 		evhttp_clear_headers(&q);
 		return;
 	}
@@ -2211,7 +2316,7 @@ on_checkpoint(struct evhttp_request *req, void *arg)
 	lsn_s = evhttp_find_header(&q, "lsn");
 	if (lsn_s && lsn_parse(lsn_s, &lsn) != BS_OK)
 	{
-		reply_error(req, 400, "Bad Request", "invalid lsn");
+		control_reply_error(req, 400, "Bad Request", "invalid lsn");
 		evhttp_clear_headers(&q);
 		return;
 	}
@@ -2234,45 +2339,29 @@ on_checkpoint(struct evhttp_request *req, void *arg)
 		strbuf sb = STRBUF_INIT;
 
 		strbuf_printf(&sb, "table \"%s\" is not archived by this daemon", table);
-		reply_error(req, 404, "Not Found", sb.data);
+		control_reply_error(req, 404, "Not Found", sb.data);
 		strbuf_free(&sb);
 		evhttp_clear_headers(&q);
 		return;
 	}
-	if (lsn == 0)
+	positioned = lsn != 0;
+	if (!positioned)
 	{
-		PGresult *res = NULL;
-		bool unflushed;
-
-		/* "Now": everything committed before this request must be covered.  The insert
-		 * position, not pg_current_wal_lsn() (the write position): with synchronous_commit
-		 * = off a commit can be visible before its record is written out. */
-		if (pgsql_query(a->conn, "SELECT pg_current_wal_insert_lsn()::text, "
-						"pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()", &res, &err) != BS_OK ||
-			PQntuples(res) != 1 || lsn_parse(PQgetvalue(res, 0, 0), &lsn) != BS_OK)
+		if (current_position(a, &lsn, &err) == BS_OK)
+			positioned = true;
+		else if (PQstatus(a->conn) == CONNECTION_OK)
 		{
-			PQclear(res);
-			reply_error(req, 503, "Service Unavailable", err.message[0] ? err.message : "could not read the current WAL position");
+			control_reply_error(req, 503, "Service Unavailable", err.message[0] ? err.message : "could not read the current WAL position");
 			evhttp_clear_headers(&q);
 			return;
 		}
-		unflushed = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-		PQclear(res);
-		/*
-		 * The walsender sends only flushed WAL, and with asynchronous commits the WAL writer
-		 * may flush the last page up to wal_writer_delay later.  A transaction that writes
-		 * WAL (a logical message, which pgoutput does not send without its messages option)
-		 * and commits with local synchronous commit flushes everything before it, L
-		 * included.  Failing here (a read-only role, say) only makes the wait longer.
-		 */
-		if (unflushed &&
-			pgsql_exec(a->conn, "BEGIN; SET LOCAL synchronous_commit = local; "
-					   "SELECT pg_logical_emit_message(true, 'backstop', ''); COMMIT", &err) != BS_OK)
+		else
 		{
-			log_debug("checkpoint: could not flush the server's WAL up to %X/%X: %s",
-					  (unsigned) (lsn >> 32), (unsigned) lsn, err.message);
-			pgsql_exec(a->conn, "ROLLBACK", &err);
-			error_clear(&err);
+			/* PostgreSQL is not back yet (a restart): the tick tries again until the deadline. */
+			log_warning("checkpoint of %s.%s: %s; trying again until its deadline", t->man->schema, t->man->name,
+						err.message);
+			a->conn_err = err;
+			a->conn_retry_ms = now_ms() + CONN_RETRY_MS;
 		}
 	}
 	evhttp_clear_headers(&q);
@@ -2280,6 +2369,7 @@ on_checkpoint(struct evhttp_request *req, void *arg)
 	r->req = req;
 	r->relid = t->relid;
 	r->target_lsn = lsn;
+	r->positioned = positioned;
 	r->started_ms = now_ms();
 	r->deadline_ms = r->started_ms + (timeout_ms > 0 ? timeout_ms : 30000);
 	r->next = a->pending;
@@ -2289,7 +2379,41 @@ on_checkpoint(struct evhttp_request *req, void *arg)
 	/* Ask the server for its position now instead of waiting for a keepalive. */
 	if (a->received_lsn < lsn && send_status(a, true, &err) != BS_OK)
 		log_warning("%s", err.message);
+	/* Stream lost (PostgreSQL restarted): a waiting checkpoint cuts the back-off short. */
+	if (a->repl == NULL && !a->stopping && a->reconnect_ms > now_ms() + CONN_RETRY_MS)
+		a->reconnect_ms = now_ms() + CONN_RETRY_MS;
 	answer_checkpoints(a, false, NULL);
+}
+
+/* Checkpoints that wait for the control connection to come back: try again (tick). */
+static void
+position_checkpoints(archiver *a)
+{
+	uint64_t lsn;
+	bool waiting = false;
+	bs_error err;
+
+	for (checkpoint_req *r = a->pending; r; r = r->next)
+		waiting = waiting || !r->positioned;
+	if (!waiting || now_ms() < a->conn_retry_ms)
+		return;
+	error_clear(&err);
+	if (current_position(a, &lsn, &err) != BS_OK)
+	{
+		a->conn_err = err;
+		a->conn_retry_ms = now_ms() + CONN_RETRY_MS;
+		return;
+	}
+	for (checkpoint_req *r = a->pending; r; r = r->next)
+	{
+		if (!r->positioned)
+		{
+			r->target_lsn = lsn;
+			r->positioned = true;
+		}
+	}
+	if (a->received_lsn < lsn && send_status(a, true, &err) != BS_OK)
+		log_warning("%s", err.message);
 }
 
 static void
@@ -2374,6 +2498,24 @@ on_metrics(struct evhttp_request *req, void *arg)
 				skipped++;
 		evbuffer_add_printf(b, "backstop_tables_skipped %d\n", skipped);
 	}
+	if (a->control)
+	{
+		control_stats cs;
+
+		control_get_stats(a->control, &cs);
+		evbuffer_add_printf(b,
+			"# HELP backstop_control_connections Open connections to this endpoint.\n"
+			"# TYPE backstop_control_connections gauge\nbackstop_control_connections %d\n"
+			"# HELP backstop_control_max_connections Most connections at once (listen_max_connections, descriptor limit).\n"
+			"# TYPE backstop_control_max_connections gauge\nbackstop_control_max_connections %d\n"
+			"# TYPE backstop_control_accepted_total counter\nbackstop_control_accepted_total %" PRIu64 "\n"
+			"# HELP backstop_control_timeouts_total Connections closed idle or without a complete request (listen_timeout).\n"
+			"# TYPE backstop_control_timeouts_total counter\nbackstop_control_timeouts_total %" PRIu64 "\n"
+			"# HELP backstop_control_unauthorized_total Requests refused for a missing or wrong token.\n"
+			"# TYPE backstop_control_unauthorized_total counter\nbackstop_control_unauthorized_total %" PRIu64 "\n"
+			"# TYPE backstop_control_accept_errors_total counter\nbackstop_control_accept_errors_total %" PRIu64 "\n",
+			cs.connections, cs.max_connections, cs.accepted, cs.timed_out, cs.unauthorized, cs.accept_errors);
+	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);
 	evbuffer_free(b);
@@ -2391,7 +2533,7 @@ on_health(struct evhttp_request *req, void *arg)
 				  "\"spool_bytes\":%" PRIu64 ",\"upload_errors\":%" PRIu64 "}",
 				  ok ? "ok" : "degraded", a->repl ? "true" : "false", lsn_format(a->received_lsn, l1),
 				  lsn_format(a->flush_lsn, l2), a->metrics.spool_bytes, a->metrics.upload_errors);
-	reply_json(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", sb.data);
+	control_reply_json(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", sb.data);
 	strbuf_free(&sb);
 }
 
@@ -2407,36 +2549,12 @@ on_http(struct evhttp_request *req, void *arg)
 	else if (path && strcmp(path, "/checkpoint") == 0)
 	{
 		if (evhttp_request_get_command(req) != EVHTTP_REQ_POST)
-			reply_error(req, 405, "Method Not Allowed", "use POST");
+			control_reply_error(req, 405, "Method Not Allowed", "use POST");
 		else
 			on_checkpoint(req, arg);
 	}
 	else
-		reply_error(req, 404, "Not Found", "endpoints: /metrics, /health, POST /checkpoint?table=S.T[&lsn=X/Y]");
-}
-
-static int
-start_http(archiver *a, bs_error *err)
-{
-	const char *listen = config_get(a->cfg, "listen");
-	char host[256];
-	const char *colon;
-	int port;
-
-	if (listen == NULL || *listen == '\0' || strcmp(listen, "off") == 0)
-		return BS_OK;
-	colon = strrchr(listen, ':');
-	if (colon == NULL || (size_t) (colon - listen) >= sizeof(host) || (port = atoi(colon + 1)) <= 0 || port > 65535)
-		return error_set(err, ERRCODE_INVALID_PARAMETER, "invalid listen address \"%s\" (expected HOST:PORT)", listen);
-	memcpy(host, listen, (size_t) (colon - listen));
-	host[colon - listen] = '\0';
-	a->http = evhttp_new(a->evbase);
-	if (evhttp_bind_socket(a->http, host, (uint16_t) port) != 0)
-		return error_set(err, ERRCODE_IO, "could not listen on %s (in use?)", listen);
-	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
-	evhttp_set_gencb(a->http, locked_http, a);
-	log_info("control endpoint on http://%s (/metrics, /health, /checkpoint)", listen);
-	return BS_OK;
+		control_reply_error(req, 404, "Not Found", "endpoints: /metrics, /health, POST /checkpoint?table=S.T[&lsn=X/Y]");
 }
 
 /* ---------- periodic work ---------- */
@@ -2726,8 +2844,8 @@ poll_tables(archiver *a, bs_error *err)
 	int64_t ratio = config_get_int(a->cfg, "rebase_ratio");
 	int64_t min_interval_us = config_get_duration_ms(a->cfg, "rebase_min_interval") * 1000;
 
-	if (PQstatus(a->conn) != CONNECTION_OK)
-		PQreset(a->conn);
+	if (PQstatus(a->conn) != CONNECTION_OK && reconnect_conn(a, err) != BS_OK)
+		return BS_ERR;
 	if (catalog_list_tables(a->conn, config_get(a->cfg, "tables"), config_get_bool(a->cfg, "all_tables"),
 							&list, err) != BS_OK)
 	{
@@ -2850,9 +2968,19 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	if (a->repl == NULL && now >= a->reconnect_ms && !a->stopping)
 	{
 		if (start_replication(a, &err) != BS_OK)
+		{
 			schedule_reconnect(a, &err);
+			/* A checkpoint waits for the stream: no long back-off meanwhile. */
+			if (a->pending && a->reconnect_ms > now + CONN_RETRY_MS)
+				a->reconnect_ms = now + CONN_RETRY_MS;
+		}
 		else
+		{
 			a->reconnect_delay_ms = 1000;
+			/* Checkpoints asked while the stream was down: the server's position now. */
+			if (a->pending && send_status(a, true, &err) != BS_OK)
+				schedule_reconnect(a, &err);
+		}
 	}
 	if (a->open_bytes > 0 && !a->in_txn && a->open_since_ms &&
 		now - a->open_since_ms >= config_get_duration_ms(a->cfg, "segment_age"))
@@ -2881,7 +3009,10 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 			log_warning("table check failed: %s", err.message);
 	}
 	if (a->pending)
+	{
+		position_checkpoints(a);
 		answer_checkpoints(a, false, NULL);
+	}
 }
 
 static void
@@ -3015,6 +3146,22 @@ initial_setup(archiver *a, bs_error *err)
 		return BS_ERR;
 	}
 	free(wal_level);
+
+	/* A slot another process streams from (a second archiver on it): refuse before anything is
+	 * stored.  START_REPLICATION would refuse it too, but only after base copies were taken. */
+	if (pgsql_query_params(a->conn, "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1 AND active",
+						   1, params, &res, err) != BS_OK)
+		return BS_ERR;
+	if (PQntuples(res) > 0)
+	{
+		error_set(err, ERRCODE_OBJECT_IN_USE,
+				  "replication slot \"%s\" is active for PID %s: another archiver (or pg_recvlogical) is "
+				  "streaming from it; stop it, or give this archiver its own --slot", slot,
+				  PQgetisnull(res, 0, 0) ? "?" : PQgetvalue(res, 0, 0));
+		PQclear(res);
+		return BS_ERR;
+	}
+	PQclear(res);
 
 	/* The archive must belong to this cluster and database. */
 	if (pgsql_connect(config_get(a->cfg, "db"), true, "backstop archive", &repl, err) != BS_OK)
@@ -3288,8 +3435,7 @@ archiver_free(archiver *a)
 		a->pending = r->next;
 		free(r);
 	}
-	if (a->http)
-		evhttp_free(a->http);
+	control_free(a->control);
 	for (int i = 0; i < 3; i++)
 		if (a->sig_evs[i])
 			event_free(a->sig_evs[i]);
@@ -3404,13 +3550,18 @@ archiver_run(bs_config *cfg, bs_error *err)
 	if (pgsql_connect(config_get(cfg, "db"), false, "backstop archive", &a.conn, err) != BS_OK)
 		goto out;
 	a.evbase = event_base_new();
-	if (start_http(&a, err) != BS_OK)
+	if (control_open(a.evbase, cfg, locked_http, &a, &a.control, err) != BS_OK)
 		goto out;
 	log_info("archiving to %s", storage_describe(a.st));
 	/* Single-threaded until the uploader starts. */
 	if (initial_setup(&a, err) != BS_OK)
 		goto out;
 	a.last_poll_ms = now_ms();
+	/* Before anything runs in the background: a start that cannot stream (the slot in use by
+	 * another process, say) is an error with the server's message, and stores nothing more
+	 * (no head is written on the way out). */
+	if (start_replication(&a, err) != BS_OK)
+		goto out;
 
 	pthread_mutex_lock(&a.lock);
 	if (pthread_create(&a.uploader, NULL, uploader_main, &a) != 0)
@@ -3420,11 +3571,6 @@ archiver_run(bs_config *cfg, bs_error *err)
 		goto out;
 	}
 	a.uploader_running = true;
-	if (start_replication(&a, err) != BS_OK)
-	{
-		pthread_mutex_unlock(&a.lock);
-		goto stop_uploader;
-	}
 	a.tick_ev = event_new(a.evbase, -1, EV_PERSIST, locked_tick, &a);
 	event_add(a.tick_ev, &tick);
 	a.notify_ev = event_new(a.evbase, a.notify_pipe[0], EV_READ | EV_PERSIST, locked_notify, &a);
@@ -3458,7 +3604,6 @@ archiver_run(bs_config *cfg, bs_error *err)
 	}
 	pthread_mutex_unlock(&a.lock);
 
-stop_uploader:
 	pthread_mutex_lock(&a.lock);
 	a.uploader_stop = true;
 	pthread_cond_signal(&a.wake);

@@ -26,7 +26,9 @@
 static const char *const archive_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "drop", "segment_size",
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
-	"open_memory_limit", "listen", "status_interval", "table_poll_interval", "end_lsn", "lease_timeout", "take_over", NULL
+	"open_memory_limit", "listen", "listen_allow_remote", "listen_max_connections", "listen_timeout",
+	"control_token", "control_token_file", "status_interval", "table_poll_interval", "end_lsn", "lease_timeout",
+	"take_over", NULL
 };
 static const char *const recover_options[] = {
 	STORAGE_OPTIONS, "db", "table", "to_lsn", "to_time", "to_xid", "latest", "exclusive", "into",
@@ -37,12 +39,15 @@ static const char *const changes_options[] = {
 };
 static const char *const info_options[] = {STORAGE_OPTIONS, "table", "json", NULL};
 static const char *const verify_options[] = {STORAGE_OPTIONS, "table", "json", NULL};
-static const char *const checkpoint_options[] = {"table", "listen", "timeout", "json", NULL};
+static const char *const checkpoint_options[] = {
+	"table", "listen", "control_token", "control_token_file", "timeout", "json", NULL
+};
 static const char *const doctor_options[] = {STORAGE_OPTIONS, "db", "json", NULL};
 static const char *const config_cmd_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "segment_size",
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
-	"open_memory_limit", "listen", "status_interval", "table_poll_interval", "lease_timeout", NULL
+	"open_memory_limit", "listen", "listen_allow_remote", "listen_max_connections", "listen_timeout",
+	"control_token", "control_token_file", "status_interval", "table_poll_interval", "lease_timeout", NULL
 };
 
 static const cli_command commands[] = {
@@ -59,7 +64,9 @@ static const cli_command commands[] = {
 		"One archiver writes to an archive: it holds a lease in storage (lease.json), renewed\n"
 		"every --lease-timeout/3; a second one is refused, naming the holder. A holder that\n"
 		"crashed is replaced at once on the same host, elsewhere once its lease expires or\n"
-		"with --take-over (doc/archiving.md, \"One writer per archive\").",
+		"with --take-over (doc/archiving.md, \"One writer per archive\").\n"
+		"The control endpoint (--listen) is loopback only unless --listen-allow-remote, which needs a\n"
+		"token: control_token (environment or file, never a flag) or --control-token-file.",
 	archive_options, cmd_archive},
 	{"recover", "rebuild one table at an LSN, time or transaction into a new table",
 		"--db CONNINFO [--storage URL] --table S.T (--to-lsn LSN | --to-time TS | --to-xid XID | --latest)\n"
@@ -77,7 +84,9 @@ static const cli_command commands[] = {
 	{"verify", "check every object's checksum, LSN continuity and manifest consistency",
 		"[--storage URL] [--table S.T] [--json]", "Exit code 3 lists each problem found.", verify_options, cmd_verify},
 	{"checkpoint", "ask the running archiver for a verified recovery point of a table",
-		"--table S.T [--listen HOST:PORT] [--timeout DURATION] [--json]", NULL, checkpoint_options, cmd_checkpoint},
+		"--table S.T [--listen HOST:PORT] [--control-token-file FILE] [--timeout DURATION] [--json]",
+		"Sends the archiver's token when control_token (BACKSTOP_CONTROL_TOKEN) or\n"
+		"--control-token-file is set; a refused token (401, 403) exits 2.", checkpoint_options, cmd_checkpoint},
 	{"doctor", "probe storage (put/get/list/delete) and PostgreSQL, with latencies",
 		"[--storage URL] [--db CONNINFO] [--json]",
 		"Exit 0 when everything probed is usable; warns when objects can be deleted\n"

@@ -1,6 +1,7 @@
 /* cmd_checkpoint.c — `backstop checkpoint`: ask the running archiver for a verified recovery point. */
 #include "cmd_checkpoint.h"
 #include "cli.h"
+#include "control.h"
 #include "strbuf.h"
 
 #include <curl/curl.h>
@@ -34,6 +35,9 @@ cmd_checkpoint(bs_config *cfg, int argc, char **argv)
 	strbuf body = STRBUF_INIT;
 	long status = 0;
 	CURLcode cc;
+	char *token = NULL;
+	struct curl_slist *headers = NULL;
+	bs_error err;
 	int rc = EXIT_FAILURE_RUNTIME;
 
 	if (argc > 0)
@@ -46,10 +50,17 @@ cmd_checkpoint(bs_config *cfg, int argc, char **argv)
 		fprintf(stderr, "backstop checkpoint: ERROR: --table is required\n");
 		return EXIT_USAGE;
 	}
+	error_clear(&err);
+	if (control_load_token(cfg, &token, &err) != BS_OK)
+	{
+		cli_report_error("checkpoint", &err);
+		return EXIT_USAGE;
+	}
 	curl = curl_easy_init();
 	if (curl == NULL)
 	{
 		fprintf(stderr, "backstop checkpoint: ERROR: could not initialise libcurl\n");
+		free(token);
 		return EXIT_FAILURE_RUNTIME;
 	}
 	etable = curl_easy_escape(curl, table, 0);
@@ -64,6 +75,16 @@ cmd_checkpoint(bs_config *cfg, int argc, char **argv)
 	/* The daemon enforces its own deadline; allow it to answer a little later. */
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) (timeout_ms > 0 ? timeout_ms + 5000 : 35000));
 	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+	if (token)
+	{
+		strbuf h = STRBUF_INIT;
+
+		/* The endpoint's token (control_token / control_token_file), never on the command line. */
+		strbuf_printf(&h, "Authorization: Bearer %s", token);
+		headers = curl_slist_append(headers, h.data);
+		strbuf_free(&h);
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	}
 	cc = curl_easy_perform(curl);
 	if (cc != CURLE_OK)
 	{
@@ -106,13 +127,16 @@ cmd_checkpoint(bs_config *cfg, int argc, char **argv)
 
 			fprintf(stderr, "backstop checkpoint: ERROR: archiver answered %ld: %s\n", status, shown);
 			free(shown);
-			rc = status == 404 ? EXIT_USAGE : EXIT_FAILURE_RUNTIME;
+			/* Not archived, or not allowed (token): a setting to fix, not a failure to retry. */
+			rc = status == 404 || status == 401 || status == 403 ? EXIT_USAGE : EXIT_FAILURE_RUNTIME;
 		}
 		if (j)
 			json_decref(j);
 	}
 out:
 	curl_easy_cleanup(curl);
+	curl_slist_free_all(headers);
+	free(token);
 	strbuf_free(&url);
 	strbuf_free(&body);
 	return rc;

@@ -55,7 +55,12 @@ const config_option config_options[] = {
 	{"spool_dir", CONFIG_STRING, NULL, NULL, false, "spool for sealed segments awaiting upload (default DATA_DIR/spool)"},
 	{"spool_limit", CONFIG_SIZE, "1GiB", NULL, false, "exit with an error before the spool exceeds this"},
 	{"open_memory_limit", CONFIG_SIZE, "64MiB", NULL, false, "memory for open change segments; beyond it the largest spill to files in spool_dir"},
-	{"listen", CONFIG_STRING, "127.0.0.1:9816", NULL, false, "loopback address for /metrics, /health and the control API"},
+	{"listen", CONFIG_STRING, "127.0.0.1:9816", NULL, false, "address for /metrics, /health and the control API (loopback unless listen_allow_remote)"},
+	{"listen_allow_remote", CONFIG_BOOL, "off", NULL, false, "allow a non-loopback listen address (requires a control token)"},
+	{"listen_max_connections", CONFIG_INT, "64", NULL, false, "most control endpoint connections at once (more wait; also bounded by the descriptor limit)"},
+	{"listen_timeout", CONFIG_DURATION, "10s", NULL, false, "close control endpoint connections idle or without a complete request for this long"},
+	{"control_token", CONFIG_STRING, NULL, NULL, true, "bearer token the control endpoint requires (environment or configuration file only, never a flag)"},
+	{"control_token_file", CONFIG_STRING, NULL, NULL, false, "file holding the control endpoint's bearer token"},
 	{"status_interval", CONFIG_DURATION, "10s", NULL, false, "standby status update interval"},
 	{"table_poll_interval", CONFIG_DURATION, "10s", NULL, false, "how often to look for new or dropped tables"},
 	{"end_lsn", CONFIG_STRING, NULL, NULL, false, "archive every transaction committed at or before this LSN, store it, then exit"},
@@ -109,6 +114,8 @@ static const config_range config_ranges[] = {
 	{"rebase_min_interval", 0, 3650 * DAY},	/* 0: no minimum */
 	{"spool_limit", 64 * KIB, INT64_MAX},
 	{"open_memory_limit", MIB, INT64_MAX},
+	{"listen_max_connections", 1, 100000},
+	{"listen_timeout", SEC, HOUR},
 	{"status_interval", 100, HOUR},
 	{"table_poll_interval", 100, DAY},
 	{"lease_timeout", SEC, DAY},	/* renewed every third of it: below 1 s, storage latency alone would expire it */

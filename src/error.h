@@ -22,6 +22,7 @@
 #define ERRCODE_INTERNAL "XX000"
 #define ERRCODE_OUT_OF_RANGE "22003"
 #define ERRCODE_TIMEOUT "57014"
+#define ERRCODE_OBJECT_IN_USE "55006"
 #define ERRCODE_CANCELED "57014"  /* query_canceled: also a copy abandoned on request */
 #define ERRCODE_STORAGE "BS001"   /* storage service answered with an error */
 #define ERRCODE_TRANSIENT "BS002" /* retryable failure (5xx, timeout, reset) */

@@ -1,5 +1,6 @@
 /* validate.c — the checks every command applies to the effective configuration before it runs. */
 #include "validate.h"
+#include "control.h"
 #include "codec.h"
 #include "lsn.h"
 #include "manifest.h"
@@ -152,23 +153,19 @@ check_pg_name(const char *value, bs_error *err)
 	return BS_OK;
 }
 
-/* HOST:PORT, or off. */
+/* HOST:PORT, [IPV6]:PORT or off: as the control endpoint parses it. */
 static int
 check_listen(const char *value, bs_error *err)
 {
-	const char *colon = strrchr(value, ':');
-	char *end;
-	long port;
+	char *host;
+	char *port;
 
 	if (*value == '\0' || strcmp(value, "off") == 0)
 		return BS_OK;
-	if (colon == NULL || colon == value || colon[1] < '0' || colon[1] > '9')
-		return error_set(err, ERRCODE_INVALID_PARAMETER, "expected HOST:PORT (e.g. 127.0.0.1:9816) or off");
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || port < 1 || port > 65535)
-		return error_set(err, ERRCODE_INVALID_PARAMETER, "the port must be a number from 1 to 65535");
-	if ((size_t) (colon - value) >= 256)
-		return error_set(err, ERRCODE_INVALID_PARAMETER, "the host name is too long");
+	if (control_parse_listen(value, &host, &port, err) != BS_OK)
+		return BS_ERR;
+	free(host);
+	free(port);
 	return BS_OK;
 }
 

@@ -396,15 +396,18 @@ sub checkpoint_until
 	return ($rc, "$out\n$err");
 }
 
-=item spawn_archiver($log, @args)
+=item spawn_archiver([\%opts,] $log, @args)
 
 Forks C<backstop archive @args> with stdout and stderr appended to C<$log> and returns its
-PID (for tests that read F</proc/PID> or send it signals themselves).
+PID (for tests that read F</proc/PID> or send it signals themselves).  Options: C<wrapper>
+(arrayref: a command that execs the rest, e.g. C<['prlimit', '--nofile=64']>; the PID is
+the archiver's once the wrapper has exec'ed it).
 
 =cut
 
 sub spawn_archiver
 {
+	my %opts = ref $_[0] eq 'HASH' ? %{ shift @_ } : ();
 	my ($log, @args) = @_;
 	my $pid = fork;
 	croak "fork: $!" unless defined $pid;
@@ -413,7 +416,7 @@ sub spawn_archiver
 		open(STDIN, '<', '/dev/null') or POSIX::_exit(127);
 		open(STDOUT, '>>', $log) or POSIX::_exit(127);
 		open(STDERR, '>&', \*STDOUT) or POSIX::_exit(127);
-		exec(backstop_bin(), 'archive', @args) or POSIX::_exit(127);
+		exec(@{ $opts{wrapper} // [] }, backstop_bin(), 'archive', @args) or POSIX::_exit(127);
 	}
 	return $pid;
 }

@@ -1,5 +1,6 @@
 /* test_storage_local.c — unit tests for storage URLs, key rules and the file:// driver. */
 #include "storage.h"
+#include "storage_local.h"
 #include "tap.h"
 
 #include <dirent.h>
@@ -60,6 +61,16 @@ failing_sink(void *ctx, const void *data, size_t len, bs_error *err)
 	(void) data;
 	(void) len;
 	return error_set(err, ERRCODE_INTERNAL, "sink refused");
+}
+
+static int
+count_entry(void *ctx, const char *key, uint64_t size, bs_error *err)
+{
+	(void) key;
+	(void) size;
+	(void) err;
+	(*(int *) ctx)++;
+	return BS_OK;
 }
 
 /* Count directory entries that look like our temp files. */
@@ -248,6 +259,29 @@ main(void)
 		ok(storage_put(st, "ro/x", "x", 1, &err) == BS_ERR && strcmp(err.code, ERRCODE_PERMISSION) == 0,
 		   "put into a read-only directory fails with PERMISSION");
 		chmod(path, 0700);
+	}
+
+	/* Empty directories: deleting keys leaves them; remove_dir takes them away when empty. */
+	{
+		bool removed = true;
+		int n = 0;
+		struct stat sb;
+
+		ok(storage_put(st, "epoch1/x.seg", "x", 1, &err) == BS_OK && storage_put(st, "epoch2/y.seg", "y", 1, &err) == BS_OK,
+		   "two keys in two directories");
+		ok(storage_local_remove_dir(st, "epoch1", &removed, &err) == BS_OK && !removed,
+		   "a directory that holds a key is not removed (and that is no error)");
+		ok(storage_delete(st, "epoch1/x.seg", &err) == BS_OK, "delete its key");
+		snprintf(path, sizeof(path), "%s/archive/epoch1", root);
+		ok(stat(path, &sb) == 0 && S_ISDIR(sb.st_mode), "deleting the key left the directory");
+		ok(storage_local_list_dirs(st, count_entry, &n, &err) == BS_OK && n >= 2, "list_dirs sees the directories");
+		ok(storage_local_remove_dir(st, "epoch1", &removed, &err) == BS_OK && removed, "the empty directory is removed");
+		ok(stat(path, &sb) != 0 && errno == ENOENT, "and is gone");
+		ok(storage_local_remove_dir(st, "epoch1", &removed, &err) == BS_OK && !removed, "removing it again is no error");
+		ok(storage_local_remove_dir(st, "../x", &removed, &err) == BS_ERR && strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0,
+		   "an invalid name is refused");
+		ok(storage_local_remove_dir(st, "epoch2/y.seg", &removed, &err) == BS_OK && !removed, "a key is not a directory");
+		ok(storage_head(st, "epoch2/y.seg", &exists, NULL, &err) == BS_OK && exists, "and stays");
 	}
 	storage_close(st);
 

@@ -1,0 +1,143 @@
+# 059_archive_startup_failures.t — start-up and reconnection: a second archiver on a slot that
+# another one streams from fails (exit 1, the server's message) and stores nothing, neither in
+# its own storage nor in the first one's; the first checkpoint after a PostgreSQL restart
+# succeeds without an earlier failed call, and one asked while PostgreSQL is down waits for it;
+# spool epoch directories are removed once uploaded, and at start-up those left behind.
+use strict;
+use warnings;
+
+use Digest::MD5 ();
+use File::Find ();
+use HTTP::Tiny;
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use BackstopTest;
+
+my $node = new_pg_node('startup');
+my $db = 'postgres';
+my $conn = node_connstr($node, $db);
+my $dir = scratch_dir('startup');
+my $port = PostgreSQL::Test::Cluster::get_free_port();
+my $listen = "127.0.0.1:$port";
+my $spool = "$dir/data1/spool";
+my $http = HTTP::Tiny->new(timeout => 60);
+
+$node->safe_psql($db, q{CREATE TABLE public.t (id int PRIMARY KEY, v text);
+	INSERT INTO public.t SELECT g, md5(g::text) FROM generate_series(1, 1000) g;});
+
+my $archiver;
+
+END
+{
+	kill 'KILL', $archiver if $archiver;
+}
+
+sub metric
+{
+	my ($name) = @_;
+	my $r = $http->get("http://$listen/metrics");
+	return $r->{success} && $r->{content} =~ /^\Q$name\E (\S+)$/m ? $1 : undef;
+}
+
+sub epoch_dirs
+{
+	opendir(my $d, $spool) or return ();
+	my @e = grep { /^[0-9A-F]{16}$/ && -d "$spool/$_" } readdir($d);
+	closedir $d;
+	return @e;
+}
+
+# Every file under a directory with its checksum and modification time (but head.json, when
+# asked: the first archiver moves it forward while idle).
+sub snapshot
+{
+	my ($root, $but_head) = @_;
+	my %files;
+	return {} unless -d $root;
+	File::Find::find({ no_chdir => 1, wanted => sub {
+		return unless -f $_;
+		return if $but_head && $_ eq "$root/head.json";
+		open(my $fh, '<:raw', $_) or die "$_: $!";
+		$files{$_} = Digest::MD5->new->addfile($fh)->hexdigest . ' ' . (stat($_))[9];
+	} }, $root);
+	return \%files;
+}
+
+# Empty epoch directories of an earlier run, and a directory that is not an epoch.
+mkdir "$dir/data1";
+mkdir $spool;
+mkdir "$spool/$_" for qw(0000000000000001 00000000DEADBEEF keepme);
+
+# The first archiver.
+my $log = "$dir/first.log";
+my @first = ('--db', $conn, '--tables', 'public.t', '--storage', "file://$dir/archive1", '--data-dir', "$dir/data1",
+	'--listen', $listen, '--segment-age', '1s');
+$archiver = spawn_archiver($log, @first);
+ok(wait_for('the first archiver', sub { (archiver_checkpoint($listen, 'public.t', '5s'))[0] == 0 }, 90),
+	'first archiver running') or diag(slurp_file($log));
+
+# ---- spool epoch directories ----
+is_deeply([ sort(epoch_dirs()) ], [], 'empty epoch directories of an earlier run are removed at start-up');
+ok(-d "$spool/keepme", 'a directory that is not an epoch is left alone');
+like(slurp_file($log), qr/removed 2 empty spool epoch directories/, 'and the start says how many');
+my $uploaded0 = metric('backstop_segments_uploaded_total');
+my @left;
+for my $i (1 .. 10)
+{
+	$node->safe_psql($db, "UPDATE public.t SET v = 'seal $i' WHERE id = $i");
+	my ($rc, $out, $err) = archiver_checkpoint($listen, 'public.t', '60s');
+	is($rc, 0, "checkpoint $i (a seal of its own)") or diag("$out\n$err");
+	push @left, scalar(epoch_dirs());
+}
+cmp_ok(metric('backstop_segments_uploaded_total') - $uploaded0, '>=', 10, 'ten epochs sealed and uploaded');
+is_deeply(\@left, [ (0) x 10 ], 'no epoch directory is left after any of them') or diag("left: @left");
+
+# ---- a second archiver on the same (active) slot ----
+my $active_pid = $node->safe_psql($db, q{SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'backstop'});
+like($active_pid, qr/^\d+$/, "the slot is active (walsender $active_pid)");
+my $before1 = snapshot("$dir/archive1", 1);
+my $confirmed = $node->safe_psql($db, q{SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'backstop'});
+my ($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', $conn, '--tables', 'public.t',
+	'--storage', "file://$dir/archive2", '--data-dir', "$dir/data2", '--listen', 'off', '--segment-age', '1s');
+is($rc, 1, 'a second archiver on the active slot exits 1') or diag("$out\n$err");
+like($err, qr/replication slot "backstop" is active for PID \Q$active_pid\E/, "with the server's message (the walsender's PID)");
+unlike($err, qr/stopped; confirmed/, 'never claims to have confirmed anything');
+is_deeply(snapshot("$dir/archive2"), {}, 'nothing was stored in its own storage (no base copy, no head.json)');
+is_deeply(snapshot("$dir/archive1", 1), $before1, "the first archiver's manifests and objects are untouched");
+is($node->safe_psql($db, q{SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'backstop'}),
+	$confirmed, "the slot's confirmed position did not move");
+is($node->safe_psql($db, q{SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'backstop'}), $active_pid,
+	'the first archiver still holds the slot');
+
+# ---- checkpoints after a PostgreSQL restart ----
+$node->restart;
+$node->safe_psql($db, q{INSERT INTO public.t VALUES (5001, 'after restart')});
+($rc, $out, $err) = archiver_checkpoint($listen, 'public.t', '60s');
+is($rc, 0, 'the first checkpoint after a restart succeeds, no failed call before it') or diag("$out\n$err\n" . slurp_file($log));
+like(slurp_file($log), qr/reconnected to PostgreSQL \(control connection\)/, 'the control connection was made again');
+($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', "file://$dir/archive1", '--table', 'public.t',
+	'--latest', '--into', 'public.t_rec', '--yes');
+is($rc, 0, 'recover --latest') or diag("$out\n$err");
+is(content_checksum($node, $db, 'public.t_rec'), content_checksum($node, $db, 'public.t'), 'exact after the restart');
+
+# Asked while PostgreSQL is down: waits for it (within its timeout) instead of failing.
+$node->stop('fast');
+my ($cout, $cerr) = ('', '');
+my $ch = kill_at_exit(IPC::Run::start([ backstop_bin(), 'checkpoint', '--table', 'public.t', '--listen', $listen,
+	'--timeout', '120s', '--json' ], '>', \$cout, '2>', \$cerr));
+ok(wait_for('the checkpoint to wait for PostgreSQL', sub { slurp_file($log) =~ /checkpoint of public\.t: .*trying again until its deadline/s }),
+	'a checkpoint while PostgreSQL is down waits for it');
+$node->start;
+$ch->finish;
+is($ch->result(0), 0, 'and succeeds once PostgreSQL is back') or diag("$cout\n$cerr\n" . slurp_file($log));
+like($cout, qr/"verified":true/, 'with a verified recovery point');
+
+kill 'TERM', $archiver;
+waitpid($archiver, 0);
+is($? >> 8, 0, 'first archiver stopped cleanly');
+$archiver = undef;
+is_deeply([ epoch_dirs() ], [], 'no epoch directory left after the stop');
+
+done_testing();
