@@ -25,6 +25,7 @@
 #define ERRCODE_CANCELED "57014"  /* query_canceled: also a copy abandoned on request */
 #define ERRCODE_STORAGE "BS001"   /* storage service answered with an error */
 #define ERRCODE_TRANSIENT "BS002" /* retryable failure (5xx, timeout, reset) */
+#define ERRCODE_SLOT_LOST "BS003" /* the replication slot was invalidated or dropped: changes are gone */
 
 typedef struct bs_error
 {
