@@ -196,6 +196,7 @@ typedef struct archiver
 	int64_t end_received_ms;	/* when that was all received (0: not yet) */
 	bool fatal;
 	bs_error fatal_err;
+	uint64_t gone_next;			/* the lowest gone_lsn the stream has not passed (0: none) */
 	bool slot_lost;				/* the slot was invalidated or dropped: stop (what is received is stored) */
 	bs_error slot_lost_err;
 	codec_id codec;
@@ -2668,51 +2669,59 @@ table_gone_position(PGconn *conn, uint32_t relid, bool *gone, uint64_t *pos, bs_
 static void
 table_found_gone(archiver *a, arch_table *t, uint64_t pos, const char *when)
 {
-	char l2[LSN_BUFLEN];
-	bs_error err;
+	char l[LSN_BUFLEN];
 
 	t->gone_lsn = pos;
 	t->gone_passed = false;
 	t->rebase_wanted = false;
+	if (a->gone_next == 0 || pos < a->gone_next)
+		a->gone_next = pos;
 	log_warning("table %s.%s was dropped%s; its changes committed before the drop are still archived "
 				"from the stream (the drop lies before %s), then it is marked dropped",
-				t->man->schema, t->man->name, when, lsn_format(pos, l2));
-	/*
-	 * The stream passes pos only once WAL after it is decoded: on an idle server that may
-	 * never happen by itself.  A tiny transaction writing a logical message (pgoutput does
-	 * not send it) puts WAL after pos at once; failing here (no privilege) only delays.
-	 */
+				t->man->schema, t->man->name, when, lsn_format(pos, l));
+}
+
+/*
+ * The stream passes a dropped table's position only once WAL after it is decoded, which on
+ * an idle server may never happen by itself.  A tiny transaction writing a logical message
+ * (pgoutput does not send it) puts WAL there at once; failing (no privilege) only delays.
+ */
+static void
+write_wal_marker(archiver *a)
+{
+	bs_error err;
+
 	error_clear(&err);
 	if (pgsql_exec(a->conn, "BEGIN; SET LOCAL synchronous_commit = local; "
 				   "SELECT pg_logical_emit_message(true, 'backstop', ''); COMMIT", &err) != BS_OK)
 	{
-		log_debug("could not write WAL after %s: %s", lsn_format(pos, l2), err.message);
+		log_debug("could not write WAL past a dropped table: %s", err.message);
 		pgsql_exec(a->conn, "ROLLBACK", &err);
 	}
 }
 
 /* The stream has passed a dropped table's gone_lsn: ask for the seal (or the head) that stores
- * everything before it, so that the table is marked dropped without waiting for segment_age. */
+ * everything before it, so that the table is marked dropped without waiting for segment_age.
+ * Called at every commit and keepalive: a comparison unless a dropped table waits. */
 static void
 check_gone_passed(archiver *a)
 {
-	bool passed = false;
 	bs_error err;
 
-	if (a->in_txn)
+	if (a->gone_next == 0 || a->received_lsn < a->gone_next || a->in_txn)
 		return;
+	a->gone_next = 0;
 	for (int i = 0; i < a->ntables; i++)
 	{
 		arch_table *t = a->tables[i];
 
-		if (t->gone_lsn && !t->gone_passed && t->active && a->received_lsn >= t->gone_lsn)
-		{
+		if (t->gone_lsn == 0 || t->gone_passed || !t->active)
+			continue;
+		if (a->received_lsn >= t->gone_lsn)
 			t->gone_passed = true;
-			passed = true;
-		}
+		else if (a->gone_next == 0 || t->gone_lsn < a->gone_next)
+			a->gone_next = t->gone_lsn;
 	}
-	if (!passed)
-		return;
 	error_clear(&err);
 	if (a->open_bytes > 0)
 	{
@@ -2731,6 +2740,7 @@ poll_tables(archiver *a, bs_error *err)
 	arch_table **need = NULL;
 	int nneed = 0;
 	bool changed = false;
+	bool found_gone = false;
 	int64_t rebase_age_us = config_get_duration_ms(a->cfg, "rebase_age") * 1000;
 	int64_t ratio = config_get_int(a->cfg, "rebase_ratio");
 	int64_t min_interval_us = config_get_duration_ms(a->cfg, "rebase_min_interval") * 1000;
@@ -2765,9 +2775,12 @@ poll_tables(archiver *a, bs_error *err)
 			{
 				table_found_gone(a, t, pos, "");
 				changed = true;
+				found_gone = true;
 			}
 		}
 	}
+	if (found_gone)
+		write_wal_marker(a);
 	for (int i = 0; i < list.count; i++)
 	{
 		catalog_table *ct = &list.tables[i];
@@ -3019,8 +3032,9 @@ start_gone_table(archiver *a, manifest *m, bs_error *err)
  * Archived tables that no longer exist: dropped while the archiver was stopped.  Their
  * changes since the slot's confirmed position are still in the stream and are archived like
  * any others until it passes the drop.  A name in --tables that was never archived is refused
- * (probably a typo).  With --all-tables every active manifest of a table not in the catalog
- * is one; a manifest that cannot be read is reported and left alone.
+ * (probably a typo).  Every active manifest of a table no longer in the catalog is one (a
+ * table dropped and re-created under its name, say); a manifest that cannot be read is
+ * reported and left alone.
  */
 static int
 find_gone_tables(archiver *a, const catalog_table_list *list, bs_error *err)
@@ -3042,8 +3056,6 @@ find_gone_tables(archiver *a, const catalog_table_list *list, bs_error *err)
 		if (start_gone_table(a, m, err) != BS_OK)
 			return BS_ERR;
 	}
-	if (!config_get_bool(a->cfg, "all_tables"))
-		return BS_OK;
 	if (manifest_list_relids(a->st, &relids, &n, err) != BS_OK)
 		return BS_ERR;
 	for (int i = 0; i < n; i++)
@@ -3073,6 +3085,8 @@ find_gone_tables(archiver *a, const catalog_table_list *list, bs_error *err)
 		}
 	}
 	free(relids);
+	if (a->gone_next != 0)
+		write_wal_marker(a);
 	return BS_OK;
 }
 

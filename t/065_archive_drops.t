@@ -24,7 +24,16 @@ my $conn = node_connstr($node, $db);
 my $dir = scratch_dir('drops');
 
 sub lsn { return $node->safe_psql($db, 'SELECT pg_current_wal_lsn()') }
-sub lsn_ge { my ($x, $y) = @_; return $node->safe_psql($db, "SELECT '$x'::pg_lsn >= '$y'::pg_lsn") eq 't' }
+sub lsn_gt { my ($x, $y) = @_; return $node->safe_psql($db, "SELECT '$x'::pg_lsn > '$y'::pg_lsn") eq 't' }
+
+# DROP TABLE, returning the WAL position inside its transaction just before the commit (the
+# commit record lies after it) and the position after it.
+sub drop_table
+{
+	my ($table) = @_;
+	my $in = $node->safe_psql($db, "BEGIN; DROP TABLE $table; SELECT pg_current_wal_insert_lsn(); COMMIT;");
+	return ($in, lsn());
+}
 
 # One archiver configuration per case: its own storage, slot, publication and port.
 sub setup
@@ -66,13 +75,13 @@ sub checkpoint_ok
 # info, recover --latest, a point after the last change, verify.
 sub check_dropped
 {
-	my ($c, $table, $sum, $lsn_drop, $what) = @_;
+	my ($c, $table, $sum, $in_drop, $lsn_drop, $what) = @_;
 	my ($rc, $out, $err) = run_backstop('info', '--storage', $c->{storage}, '--table', $table, '--json');
 	is($rc, 0, "$what: info") or diag("$out\n$err");
 	like($out, qr/"status"\s*:\s*"dropped"/, "$what: info says dropped");
 	my ($dropped_at) = $out =~ /"dropped_at_lsn"\s*:\s*"([0-9A-F]+\/[0-9A-F]+)"/;
-	ok(defined $dropped_at && lsn_ge($dropped_at, $lsn_drop),
-		"$what: dropped_at_lsn (" . ($dropped_at // 'none') . ") is after the DROP ($lsn_drop)");
+	ok(defined $dropped_at && lsn_gt($dropped_at, $in_drop),
+		"$what: dropped_at_lsn (" . ($dropped_at // 'none') . ") is after the DROP's commit (after $in_drop)");
 	($rc, $out, $err) = run_backstop('info', '--storage', $c->{storage}, '--table', $table);
 	like($out, qr/dropped after \S+ and before \S+: recoverable up to its last change/,
 		"$what: info says between which positions it was dropped") or diag($out);
@@ -114,8 +123,7 @@ for my $mode ('all', 'list')
 		DELETE FROM public.$t WHERE id = 2;
 	});
 	my $sum = content_checksum($node, $db, "public.$t");
-	$node->safe_psql($db, "DROP TABLE public.$t");
-	my $lsn_drop = lsn();
+	my ($in_drop, $lsn_drop) = drop_table("public.$t");
 
 	start($c);
 	ok(wait_for('the drop to be found', sub { log_has($c, qr/table public\.$t was dropped while the archiver was stopped/) }),
@@ -124,7 +132,7 @@ for my $mode ('all', 'list')
 		"stopped/$mode: marked dropped once the stream has passed the drop") or diag(slurp_file($c->{log}));
 	checkpoint_ok($c, "public.keep_$mode", "stopped/$mode");
 	stop($c, "stopped/$mode, second run");
-	check_dropped($c, "public.$t", $sum, $lsn_drop, "stopped/$mode");
+	check_dropped($c, "public.$t", $sum, $in_drop, $lsn_drop, "stopped/$mode");
 }
 
 # 2. Dropped while the archiver catches up a backlog: the walsender is held, so the table check
@@ -148,6 +156,7 @@ for my $mode ('all', 'list')
 		my $from = $i * 20000 + 1;
 		$node->safe_psql($db, "INSERT INTO public.big SELECT g, repeat(md5(g::text), 4) FROM generate_series($from, $from + 19999) g");
 	}
+	my $before_changes = lsn();
 	$node->safe_psql($db, q{
 		INSERT INTO public.c VALUES (11, 'x'), (12, 'y'), (13, 'z');
 		UPDATE public.c SET v = 'changed' WHERE id = 1;
@@ -155,23 +164,22 @@ for my $mode ('all', 'list')
 	});
 	my $sum = content_checksum($node, $db, 'public.c');
 	my $sum_big = content_checksum($node, $db, 'public.big');
-	$node->safe_psql($db, 'DROP TABLE public.c');
-	my $lsn_drop = lsn();
+	my ($in_drop, $lsn_drop) = drop_table('public.c');
 	ok(wait_for('the table check to see the drop', sub { log_has($c, qr/table public\.c was dropped/) }),
 		'backlog: the table check sees the drop while the stream is held') or diag(slurp_file($c->{log}));
 	my $m = '';
 	IPC::Run::run([ 'curl', '-s', "http://$c->{listen}/metrics" ], '>', \$m);
 	my ($received) = $m =~ /^backstop_received_lsn (\d+)$/m;
-	my ($hi, $lo) = split m{/}, $lsn_drop;
+	my ($hi, $lo) = split m{/}, $before_changes;
 	ok(defined $received && $received < hex($hi) * 2**32 + hex($lo),
-		'backlog: the stream had not reached the drop then') or diag($m);
+		"backlog: the stream had not reached the table's last changes then") or diag($m);
 	kill 'CONT', $walsender;
 
 	ok(wait_for('the drop to be recorded', sub { log_has($c, qr/table public\.c was dropped \(after \S+, before \S+\)/) }, 120),
 		'backlog: marked dropped once the stream has passed the drop') or diag(slurp_file($c->{log}));
 	checkpoint_ok($c, 'public.big', 'backlog');
 	stop($c, 'backlog');
-	check_dropped($c, 'public.c', $sum, $lsn_drop, 'backlog');
+	check_dropped($c, 'public.c', $sum, $in_drop, $lsn_drop, 'backlog');
 	my ($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $c->{storage}, '--table', 'public.big',
 		'--latest', '--into', 'public.big_r', '--no-indexes');
 	is($rc, 0, 'backlog: the backlog table recovers') or diag("$out\n$err");
