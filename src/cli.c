@@ -107,7 +107,7 @@ print_usage(FILE *out)
 			"Every option can also be set as BACKSTOP_<OPTION> or in the configuration file\n"
 			"(default /etc/backstop/backstop.conf).\n\n"
 			"Exit codes: 0 success, 1 operation failed, 2 usage or configuration error,\n"
-			"            3 archive damaged or validation failed.\n");
+			"            3 archive damaged or validation failed, 4 (archive) replication slot lost.\n");
 }
 
 static void
