@@ -54,7 +54,11 @@ static const cli_command commands[] = {
 		"--end-lsn LSN stops once every transaction committed at or before LSN is durable in\n"
 		"storage (like pg_recvlogical --endpos) and exits 0: for drills, tests and benchmarks.\n"
 		"Open segments beyond --open-memory-limit are spilled to the spool directory, so memory\n"
-		"stays bounded whatever the size of a transaction (the spool must hold it: --spool-limit).",
+		"stays bounded whatever the size of a transaction (the spool must hold it: --spool-limit).\n"
+		"A dropped table's changes are archived until the stream passes the drop, then it is\n"
+		"marked dropped (recover --latest gives its last state). Unlogged, temporary and\n"
+		"partitioned tables are reported as skipped (partitions are archived as tables).\n"
+		"Exit code 4: the replication slot is lost (invalidated or dropped); do not restart.",
 	archive_options, cmd_archive},
 	{"recover", "rebuild one table at an LSN, time or transaction into a new table",
 		"--db CONNINFO [--storage URL] --table S.T (--to-lsn LSN | --to-time TS | --to-xid XID | --latest)\n"
