@@ -320,6 +320,24 @@ manifest_layout_at(const manifest *m, uint64_t lsn)
 	return found;
 }
 
+uint64_t
+manifest_dropped_after(const manifest *m)
+{
+	uint64_t lsn = 0;
+
+	/*
+	 * The DROP of a table commits after its last change's commit record (it waits for the
+	 * lock that change held and then writes WAL of its own), and after the snapshot of each
+	 * base copy (which still saw the table).  So the table existed at the point "LSN lsn".
+	 */
+	for (int i = 0; i < m->nsegments; i++)
+		if (m->segments[i].last_end_lsn > lsn)
+			lsn = m->segments[i].last_end_lsn;
+	if (m->nbases > 0 && m->bases[m->nbases - 1].lsn > lsn)
+		lsn = m->bases[m->nbases - 1].lsn;
+	return lsn;
+}
+
 manifest_base *
 manifest_add_base(manifest *m, const manifest_base *base)
 {
@@ -1600,7 +1618,9 @@ manifest_find_table(storage *st, const char *qualified_name, manifest **out, bs_
 	int n = 0;
 	manifest *best = NULL;
 	strbuf names = STRBUF_INIT;
+	strbuf unreadable = STRBUF_INIT;
 	int listed = 0;
+	int nunreadable = 0;
 	int rc = BS_ERR;
 
 	*out = NULL;
@@ -1612,10 +1632,32 @@ manifest_find_table(storage *st, const char *qualified_name, manifest **out, bs_
 	{
 		manifest *m;
 		bool exists;
+		bs_error lerr;
 
-		/* A manifest we cannot read might be the match: refuse rather than guess. */
-		if (manifest_load(st, relids[i], &m, &exists, err) != BS_OK)
-			goto out;
+		/*
+		 * A damaged manifest (or one being written by the archiver as it is read, on storage
+		 * that shows partial objects) of another table must not make every lookup fail: it
+		 * is skipped with a warning, and the outcome is refused below only where it might
+		 * have been the table looked for.  Storage failures stay errors.
+		 */
+		error_clear(&lerr);
+		if (manifest_load(st, relids[i], &m, &exists, &lerr) != BS_OK)
+		{
+			char *key;
+
+			if (strcmp(lerr.code, ERRCODE_DATA_CORRUPTED) != 0)
+			{
+				*err = lerr;
+				goto out;
+			}
+			log_warning("%s (skipped while looking for table %s.%s)", lerr.message, schema, name);
+			key = manifest_key(relids[i]);
+			if (nunreadable < MAX_NAMES_LISTED)
+				strbuf_printf(&unreadable, "%s%s", nunreadable ? ", " : "", key);
+			free(key);
+			nunreadable++;
+			continue;
+		}
 		if (!exists)
 			continue;
 		if (strcmp(m->schema, schema) == 0 && strcmp(m->name, name) == 0)
@@ -1638,6 +1680,16 @@ manifest_find_table(storage *st, const char *qualified_name, manifest **out, bs_
 			listed++;
 		manifest_free(m);
 	}
+	if (nunreadable > MAX_NAMES_LISTED)
+		strbuf_printf(&unreadable, " and %d more", nunreadable - MAX_NAMES_LISTED);
+	if (best == NULL && nunreadable > 0)
+	{
+		error_set(err, ERRCODE_DATA_CORRUPTED,
+				  "table \"%s.%s\" is not among the readable manifests of the archive at %s, and %d "
+				  "manifest%s could not be read (%s): one of them may be it (backstop verify shows the damage)",
+				  schema, name, storage_describe(st), nunreadable, nunreadable == 1 ? "" : "s", unreadable.data);
+		goto out;
+	}
 	if (best == NULL)
 	{
 		if (listed > MAX_NAMES_LISTED)
@@ -1648,12 +1700,28 @@ manifest_find_table(storage *st, const char *qualified_name, manifest **out, bs_
 				  listed ? names.data : "");
 		goto out;
 	}
+	/*
+	 * Two tables carry one name at a time only while a drop is not yet recorded; the one
+	 * still active is the table of that name now.  A dropped (or skipped) match, though, may
+	 * have been re-created as a table whose manifest is among the unreadable ones: refuse
+	 * rather than guess.
+	 */
+	if (nunreadable > 0 && strcmp(best->status, "active") != 0)
+	{
+		error_set(err, ERRCODE_DATA_CORRUPTED,
+				  "table \"%s.%s\" is ambiguous: the archive at %s has it %s (relid %u), but %d manifest%s "
+				  "could not be read (%s) and may hold a later table of that name (backstop verify shows "
+				  "the damage)", schema, name, storage_describe(st), best->status, best->relid, nunreadable,
+				  nunreadable == 1 ? "" : "s", unreadable.data);
+		goto out;
+	}
 	*out = best;
 	best = NULL;
 	rc = BS_OK;
 out:
 	manifest_free(best);
 	strbuf_free(&names);
+	strbuf_free(&unreadable);
 	free(relids);
 	free(schema);
 	free(name);

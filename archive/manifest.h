@@ -155,6 +155,10 @@ int manifest_use_layout(manifest *m, uint64_t from_lsn, char replident, int ncol
 						uint32_t *id, bs_error *err);
 /* The layout in effect for a commit at lsn (the newest from at or before it), NULL if none. */
 const manifest_layout *manifest_layout_at(const manifest *m, uint64_t lsn);
+/* The newest point at which the archive shows the table existing: its last archived change's
+ * end LSN or its newest base's LSN, whichever is greater.  A dropped table was dropped after
+ * it (and before dropped_at_lsn); recovery vouches for no later point. */
+uint64_t manifest_dropped_after(const manifest *m);
 manifest_base *manifest_add_base(manifest *m, const manifest_base *base);
 manifest_segment *manifest_add_segment(manifest *m, const manifest_segment *seg);
 /* Record that changes committed in [from, to) are not archived (merged with the gaps it
@@ -190,7 +194,9 @@ int manifest_store_json(storage *st, uint32_t relid, const char *json, bs_error 
 int manifest_list_relids(storage *st, uint32_t **relids, int *count, bs_error *err);
 /* Resolve "schema.table" (or "table" = public.table) by name through the manifests.
  * Several archived tables may have carried the name (dropped and re-created): the one
- * archived last wins. ERRCODE_UNDEFINED_TABLE when none matches, naming what exists. */
+ * archived last wins. ERRCODE_UNDEFINED_TABLE when none matches, naming what exists.
+ * A manifest that cannot be read (XX001) is skipped with a warning; the lookup fails with
+ * XX001 only when it may have been the one meant (no match, or a match not active). */
 int manifest_find_table(storage *st, const char *qualified_name, manifest **out, bs_error *err);
 
 /* Object keys. */

@@ -65,6 +65,15 @@ typedef struct arch_table
 	char *verified_key;			/* newest object re-read and checked by this process */
 	bool dirty;					/* manifest changed in memory; the uploader stores it */
 	bool base_unstored;			/* a new base is in man, not yet in a stored manifest */
+	/*
+	 * Found dropped: the server's WAL insert position when the catalog no longer had the
+	 * table (0: not found dropped).  The DROP committed before it, so every change of the
+	 * table is in the stream before it; the table stays active (its changes are kept) until
+	 * everything before it is stored, and only then is it marked dropped (store_head).
+	 */
+	uint64_t gone_lsn;
+	bool gone_passed;			/* the stream has passed gone_lsn (the seal that stores it is asked for) */
+	bool partitioned;			/* a partitioned table (skipped: its partitions are archived) */
 } arch_table;
 
 /* A sealed epoch handed from the stream to the uploader thread. */
@@ -194,6 +203,9 @@ typedef struct archiver
 	int64_t end_received_ms;	/* when that was all received (0: not yet) */
 	bool fatal;
 	bs_error fatal_err;
+	uint64_t gone_next;			/* the lowest gone_lsn the stream has not passed (0: none) */
+	bool slot_lost;				/* the slot was invalidated or dropped: stop (what is received is stored) */
+	bs_error slot_lost_err;
 	codec_id codec;
 	int level;					/* base copies */
 	int segment_level;			/* change segments */
@@ -807,6 +819,40 @@ store_dirty_manifests(archiver *a, bool fenced, bs_error *err)
 	return rc;
 }
 
+/*
+ * Mark dropped the tables found dropped whose changes are all in the manifests now (lock
+ * held): everything committed before lsn is listed, and each such table's DROP committed
+ * before its gone_lsn.  True when a manifest changed.
+ */
+static bool
+finish_drops(archiver *a, uint64_t lsn)
+{
+	bool changed = false;
+
+	for (int i = 0; i < a->ntables; i++)
+	{
+		arch_table *t = a->tables[i];
+		manifest *m = t->man;
+		char l1[LSN_BUFLEN], l2[LSN_BUFLEN];
+
+		if (t->gone_lsn == 0 || !t->active || t->gone_lsn > lsn)
+			continue;
+		free(m->status);
+		m->status = xstrdup("dropped");
+		m->dropped_at_lsn = t->gone_lsn;
+		/* Every change of the table below gone_lsn is in the segments: there are no others. */
+		if (m->archived_to < t->gone_lsn)
+			m->archived_to = t->gone_lsn;
+		t->active = false;
+		t->dirty = true;
+		changed = true;
+		log_warning("table %s.%s was dropped (after %s, before %s); its archive is kept: "
+					"recover --latest gives its last state", m->schema, m->name,
+					lsn_format(manifest_dropped_after(m), l1), lsn_format(t->gone_lsn, l2));
+	}
+	return changed;
+}
+
 /* Write head.json at lsn (uploader, or start-up): every manifest is complete up to it. */
 static int
 store_head(archiver *a, uint64_t lsn, bs_error *err)
@@ -814,6 +860,12 @@ store_head(archiver *a, uint64_t lsn, bs_error *err)
 	char *json;
 
 	uploader_lock(a);
+	/* Callers guarantee that everything committed before lsn is listed in the manifests. */
+	if (finish_drops(a, lsn) && lsn <= a->head_written_lsn)
+	{
+		pthread_mutex_unlock(&a->lock);
+		return store_dirty_manifests(a, false, err);
+	}
 	if (lsn <= a->head_written_lsn)
 	{
 		pthread_mutex_unlock(&a->lock);
@@ -1720,6 +1772,7 @@ handle_change(archiver *a, const pgo_message *m, bs_error *err)
 }
 
 static void answer_checkpoints(archiver *a, bool force_fail, const char *why);
+static void check_gone_passed(archiver *a);
 
 /* --end-lsn: every transaction committed at or before it has been received; stop (the orderly
  * stop seals and stores what is open). */
@@ -1786,6 +1839,7 @@ handle_xlogdata(archiver *a, const replmsg_xlogdata *x, bs_error *err)
 				a->received_lsn = m.u.commit.end_lsn;
 			if (a->last_commit_end > a->resume_lsn)
 				a->resume_lsn = a->last_commit_end;
+			check_gone_passed(a);
 			/* Seal at a transaction boundary when the open segments are big enough. */
 			if ((int64_t) a->open_bytes >= a->segment_size)
 				rc = seal_epoch(a, false, err);
@@ -1934,9 +1988,74 @@ out:
 	return rc;
 }
 
+/*
+ * Whether the slot can still be read.  An invalidated slot (wal_status = lost, after
+ * max_slot_wal_keep_size) or a dropped one has lost changes for good: reconnecting cannot
+ * help, so this is an error (ERRCODE_SLOT_LOST).  A failing query (the server is restarting,
+ * say) says nothing: BS_OK, and the reconnection is tried as usual.
+ */
+static int
+check_slot(archiver *a, bs_error *err)
+{
+	const char *slot = config_get(a->cfg, "slot");
+	const char *params[1] = {slot};
+	PGresult *res;
+	bs_error qerr;
+	char l[LSN_BUFLEN];
+	int rc = BS_OK;
+
+	error_clear(&qerr);
+	if (PQstatus(a->conn) != CONNECTION_OK)
+		PQreset(a->conn);
+	if (pgsql_query_params(a->conn, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1",
+						   1, params, &res, &qerr) != BS_OK)
+	{
+		log_debug("could not check replication slot %s: %s", slot, qerr.message);
+		return BS_OK;
+	}
+	if (PQntuples(res) == 0)
+		rc = error_set(err, ERRCODE_SLOT_LOST,
+					   "replication slot \"%s\" was dropped while the archiver ran: the changes after %s (the "
+					   "last position received) are lost.  Starting again creates a new slot and takes new "
+					   "base copies", slot, lsn_format(a->received_lsn, l));
+	else if (!PQgetisnull(res, 0, 0) && strcmp(PQgetvalue(res, 0, 0), "lost") == 0)
+		rc = error_set(err, ERRCODE_SLOT_LOST,
+					   "replication slot \"%s\" was invalidated while the archiver ran (wal_status = lost: "
+					   "max_slot_wal_keep_size exceeded): the changes after %s (the last position received) are "
+					   "lost.  Drop the slot (backstop archive --drop) and start again for new base copies",
+					   slot, lsn_format(a->received_lsn, l));
+	PQclear(res);
+	return rc;
+}
+
+/* The slot is lost: stop as on SIGTERM (what was received is sealed and stored), then fail. */
+static void
+slot_lost(archiver *a, const bs_error *err)
+{
+	if (!a->slot_lost)
+	{
+		a->slot_lost = true;
+		a->slot_lost_err = *err;
+		log_error("replication slot %s is lost: storing what was received, then stopping",
+				  config_get(a->cfg, "slot"));
+	}
+	a->stopping = true;
+	event_base_loopbreak(a->evbase);
+}
+
 static void
 schedule_reconnect(archiver *a, const bs_error *err)
 {
+	bs_error serr;
+
+	error_clear(&serr);
+	if (check_slot(a, &serr) != BS_OK)
+	{
+		log_warning("replication connection lost: %s", err->message);
+		close_replication(a);
+		slot_lost(a, &serr);
+		return;
+	}
 	log_warning("replication connection lost: %s; reconnecting in %lld ms", err->message,
 				(long long) a->reconnect_delay_ms);
 	close_replication(a);
@@ -2027,6 +2146,7 @@ repl_drain(archiver *a, size_t *got)
 			 * this, a checkpoint whose target a keepalive passed waited for a later seal. */
 			if (!a->in_txn && msg.u.keepalive.wal_end > a->last_commit_end)
 				a->last_commit_end = msg.u.keepalive.wal_end;
+			check_gone_passed(a);
 			/* Idle publication: nothing pending means the slot may advance. */
 			if (!a->in_txn && a->open_bytes == 0 && !a->spool_pending && a->jobs_head == NULL &&
 				msg.u.keepalive.wal_end > a->flush_lsn)
@@ -2494,7 +2614,8 @@ on_metrics(struct evhttp_request *req, void *arg)
 		int skipped = 0;
 
 		for (int i = 0; i < a->ntables; i++)
-			if (a->tables[i]->man->status && strcmp(a->tables[i]->man->status, "skipped") == 0)
+			if (a->tables[i]->man->status && strcmp(a->tables[i]->man->status, "skipped") == 0 &&
+				!a->tables[i]->partitioned)
 				skipped++;
 		evbuffer_add_printf(b, "backstop_tables_skipped %d\n", skipped);
 	}
@@ -2832,6 +2953,114 @@ take_new_bases_now(archiver *a, arch_table **list, int n, bs_error *err)
 	return BS_OK;
 }
 
+/* A table that cannot be archived, in the log.  A partitioned table is no loss (its
+ * partitions are archived): said, but not as a warning, and not counted as skipped. */
+static void
+report_skipped(const catalog_table *ct)
+{
+	if (ct->relkind == 'p')
+		log_info("table %s.%s: %s", ct->schema, ct->name, ct->finding);
+	else
+		log_warning("table %s.%s is NOT archived: %s", ct->schema, ct->name, ct->finding);
+}
+
+/*
+ * Whether relid is gone from the catalog and, if so, the server's WAL insert position now:
+ * the statement's snapshot, taken before the position is read, saw the DROP committed, so
+ * the DROP's commit record (and every change of the table before it) lies before *pos.
+ */
+static int
+table_gone_position(PGconn *conn, uint32_t relid, bool *gone, uint64_t *pos, bs_error *err)
+{
+	PGresult *res;
+	char oid[16];
+	const char *params[1] = {oid};
+
+	snprintf(oid, sizeof(oid), "%u", relid);
+	if (pgsql_query_params(conn, "SELECT NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = $1::oid), "
+						   "pg_current_wal_insert_lsn()::text", 1, params, &res, err) != BS_OK)
+		return BS_ERR;
+	*gone = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	if (PQntuples(res) != 1 || lsn_parse(PQgetvalue(res, 0, 1), pos) != BS_OK)
+	{
+		PQclear(res);
+		return error_set(err, ERRCODE_PROTOCOL, "could not read the server's WAL insert position");
+	}
+	PQclear(res);
+	return BS_OK;
+}
+
+/*
+ * A table found dropped: keep its changes until the stream has passed pos, then mark it
+ * dropped (finish_drops).  Decoding reads the catalog as it was when each change was made,
+ * so changes committed before the DROP still arrive after the table is gone.
+ */
+static void
+table_found_gone(archiver *a, arch_table *t, uint64_t pos, const char *when)
+{
+	char l[LSN_BUFLEN];
+
+	t->gone_lsn = pos;
+	t->gone_passed = false;
+	t->rebase_wanted = false;
+	if (a->gone_next == 0 || pos < a->gone_next)
+		a->gone_next = pos;
+	log_warning("table %s.%s was dropped%s; its changes committed before the drop are still archived "
+				"from the stream (the drop lies before %s), then it is marked dropped",
+				t->man->schema, t->man->name, when, lsn_format(pos, l));
+}
+
+/*
+ * The stream passes a dropped table's position only once WAL after it is decoded, which on
+ * an idle server may never happen by itself.  A tiny transaction writing a logical message
+ * (pgoutput does not send it) puts WAL there at once; failing (no privilege) only delays.
+ */
+static void
+write_wal_marker(archiver *a)
+{
+	bs_error err;
+
+	error_clear(&err);
+	if (pgsql_exec(a->conn, "BEGIN; SET LOCAL synchronous_commit = local; "
+				   "SELECT pg_logical_emit_message(true, 'backstop', ''); COMMIT", &err) != BS_OK)
+	{
+		log_debug("could not write WAL past a dropped table: %s", err.message);
+		pgsql_exec(a->conn, "ROLLBACK", &err);
+	}
+}
+
+/* The stream has passed a dropped table's gone_lsn: ask for the seal (or the head) that stores
+ * everything before it, so that the table is marked dropped without waiting for segment_age.
+ * Called at every commit and keepalive: a comparison unless a dropped table waits. */
+static void
+check_gone_passed(archiver *a)
+{
+	bs_error err;
+
+	if (a->gone_next == 0 || a->received_lsn < a->gone_next || a->in_txn)
+		return;
+	a->gone_next = 0;
+	for (int i = 0; i < a->ntables; i++)
+	{
+		arch_table *t = a->tables[i];
+
+		if (t->gone_lsn == 0 || t->gone_passed || !t->active)
+			continue;
+		if (a->received_lsn >= t->gone_lsn)
+			t->gone_passed = true;
+		else if (a->gone_next == 0 || t->gone_lsn < a->gone_next)
+			a->gone_next = t->gone_lsn;
+	}
+	error_clear(&err);
+	if (a->open_bytes > 0)
+	{
+		if (seal_epoch(a, false, &err) != BS_OK)
+			log_warning("%s", err.message);
+	}
+	else if (!a->spool_pending && a->jobs_head == NULL)
+		idle_progress(a, a->last_commit_end, true);
+}
+
 /* New or dropped tables, and re-bases that keep recovery time bounded. */
 static int
 poll_tables(archiver *a, bs_error *err)
@@ -2840,6 +3069,7 @@ poll_tables(archiver *a, bs_error *err)
 	arch_table **need = NULL;
 	int nneed = 0;
 	bool changed = false;
+	bool found_gone = false;
 	int64_t rebase_age_us = config_get_duration_ms(a->cfg, "rebase_age") * 1000;
 	int64_t ratio = config_get_int(a->cfg, "rebase_ratio");
 	int64_t min_interval_us = config_get_duration_ms(a->cfg, "rebase_min_interval") * 1000;
@@ -2858,35 +3088,28 @@ poll_tables(archiver *a, bs_error *err)
 	{
 		arch_table *t = a->tables[i];
 
-		if (t->active && catalog_find(&list, t->relid) == NULL && strcmp(t->man->status, "active") == 0)
+		if (t->active && t->gone_lsn == 0 && catalog_find(&list, t->relid) == NULL &&
+			strcmp(t->man->status, "active") == 0)
 		{
-			PGresult *res;
-			char oid[16];
-			const char *params[1] = {oid};
+			bool gone;
+			uint64_t pos;
 
-			snprintf(oid, sizeof(oid), "%u", t->relid);
-			if (pgsql_query_params(a->conn, "SELECT 1 FROM pg_class WHERE oid = $1::oid", 1, params, &res, err) != BS_OK)
-				continue;
-			if (PQntuples(res) == 0)
+			/* Not marked dropped yet: its changes may still be in the stream (table_found_gone). */
+			if (table_gone_position(a->conn, t->relid, &gone, &pos, err) != BS_OK)
 			{
-				char l[LSN_BUFLEN];
-
-				/* Dropped: changes stop; the archive keeps everything up to here. */
-				free(t->man->status);
-				t->man->status = xstrdup("dropped");
-				t->man->dropped_at_lsn = a->received_lsn;
-				t->active = false;
-				log_warning("table %s.%s was dropped; its archive is kept (recover with --latest) up to %s",
-							t->man->schema, t->man->name, lsn_format(a->received_lsn, l));
-				/* Sealed now unless a transaction is being received (then at its end). */
-				if (seal_epoch(a, false, err) != BS_OK)
-					log_warning("%s", err->message);
-				t->dirty = true;
-				changed = true;
+				log_warning("table check of %s.%s: %s", t->man->schema, t->man->name, err->message);
+				continue;
 			}
-			PQclear(res);
+			if (gone)
+			{
+				table_found_gone(a, t, pos, "");
+				changed = true;
+				found_gone = true;
+			}
 		}
 	}
+	if (found_gone)
+		write_wal_marker(a);
 	for (int i = 0; i < list.count; i++)
 	{
 		catalog_table *ct = &list.tables[i];
@@ -2914,6 +3137,7 @@ poll_tables(archiver *a, bs_error *err)
 		changed = true;
 		if (!ct->usable)
 		{
+			t->partitioned = ct->relkind == 'p';
 			if (t->man->status == NULL || strcmp(t->man->status, "skipped") != 0 ||
 				t->man->finding == NULL || strcmp(t->man->finding, ct->finding) != 0)
 			{
@@ -2921,7 +3145,7 @@ poll_tables(archiver *a, bs_error *err)
 				free(t->man->finding);
 				t->man->status = xstrdup("skipped");
 				t->man->finding = xstrdup(ct->finding);
-				log_warning("table %s.%s is NOT archived: %s", ct->schema, ct->name, ct->finding);
+				report_skipped(ct);
 				t->dirty = true;
 			}
 			continue;
@@ -2965,7 +3189,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		archiver_fail(a, &err);
 		return;
 	}
-	if (a->repl == NULL && now >= a->reconnect_ms && !a->stopping)
+	if (a->repl == NULL && now >= a->reconnect_ms && !a->stopping && !a->slot_lost)
 	{
 		if (start_replication(a, &err) != BS_OK)
 		{
@@ -3122,6 +3346,103 @@ locked_http(struct evhttp_request *req, void *arg)
 
 /* ---------- start-up ---------- */
 
+/* An archived table missing from the catalog at start-up (m is taken over). */
+static int
+start_gone_table(archiver *a, manifest *m, bs_error *err)
+{
+	bool gone;
+	uint64_t pos;
+
+	/* Not older than head.json records (a rolled-back manifest refuses the start). */
+	if (check_generation(a, m->relid, m, err) != BS_OK)
+	{
+		manifest_free(m);
+		return BS_ERR;
+	}
+	if (strcmp(m->status, "active") != 0 || find_table(a, m->relid) != NULL)
+	{
+		manifest_free(m);
+		return BS_OK;
+	}
+	if (table_gone_position(a->conn, m->relid, &gone, &pos, err) != BS_OK)
+	{
+		manifest_free(m);
+		return BS_ERR;
+	}
+	if (!gone)
+	{
+		/* Renamed (--tables names the old name) or otherwise out of the archived set. */
+		log_warning("table %s.%s (relid %u) still exists but is no longer among the tables to archive: "
+					"its changes are not archived from now on", m->schema, m->name, m->relid);
+		manifest_free(m);
+		return BS_OK;
+	}
+	table_found_gone(a, add_table(a, m, true), pos, " while the archiver was stopped");
+	return BS_OK;
+}
+
+/*
+ * Archived tables that no longer exist: dropped while the archiver was stopped.  Their
+ * changes since the slot's confirmed position are still in the stream and are archived like
+ * any others until it passes the drop.  A name in --tables that was never archived is refused
+ * (probably a typo).  Every active manifest of a table no longer in the catalog is one (a
+ * table dropped and re-created under its name, say); a manifest that cannot be read is
+ * reported and left alone.
+ */
+static int
+find_gone_tables(archiver *a, const catalog_table_list *list, bs_error *err)
+{
+	uint32_t *relids = NULL;
+	int n = 0;
+
+	for (int i = 0; i < list->nmissing; i++)
+	{
+		manifest *m = NULL;
+
+		if (audit_find_table(a->st, &a->head, list->missing[i], &m, err) != BS_OK)
+		{
+			if (strcmp(err->code, ERRCODE_UNDEFINED_TABLE) == 0)
+				return error_set(err, ERRCODE_UNDEFINED_TABLE, "table \"%s\" does not exist and was never archived",
+								 list->missing[i]);
+			return error_prefix(err, "table \"%s\" does not exist", list->missing[i]);
+		}
+		if (start_gone_table(a, m, err) != BS_OK)
+			return BS_ERR;
+	}
+	if (manifest_list_relids(a->st, &relids, &n, err) != BS_OK)
+		return BS_ERR;
+	for (int i = 0; i < n; i++)
+	{
+		manifest *m = NULL;
+		bool exists;
+		bs_error lerr;
+
+		if (catalog_find(list, relids[i]) != NULL || find_table(a, relids[i]) != NULL)
+			continue;
+		error_clear(&lerr);
+		if (manifest_load(a->st, relids[i], &m, &exists, &lerr) != BS_OK)
+		{
+			if (strcmp(lerr.code, ERRCODE_DATA_CORRUPTED) != 0)
+			{
+				*err = lerr;
+				free(relids);
+				return BS_ERR;
+			}
+			log_warning("%s (not a table of the database now; left alone)", lerr.message);
+			continue;
+		}
+		if (exists && start_gone_table(a, m, err) != BS_OK)
+		{
+			free(relids);
+			return BS_ERR;
+		}
+	}
+	free(relids);
+	if (a->gone_next != 0)
+		write_wal_marker(a);
+	return BS_OK;
+}
+
 static int
 initial_setup(archiver *a, bs_error *err)
 {
@@ -3212,50 +3533,18 @@ initial_setup(archiver *a, bs_error *err)
 			goto fail_list;
 		if (!ct->usable)
 		{
+			t->partitioned = ct->relkind == 'p';
 			free(t->man->status);
 			free(t->man->finding);
 			t->man->status = xstrdup("skipped");
 			t->man->finding = xstrdup(ct->finding);
-			log_warning("table %s.%s is NOT archived: %s", ct->schema, ct->name, ct->finding);
+			report_skipped(ct);
 			if (store_manifest_now(a, t->man, err) != BS_OK)
 				goto fail_list;
 		}
 	}
-	/* A listed table that no longer exists: dropped while we were not running (its archive
-	 * is kept and marked), or a name that was never archived (refuse: probably a typo). */
-	for (int i = 0; i < list.nmissing; i++)
-	{
-		manifest *m = NULL;
-
-		if (audit_find_table(a->st, &a->head, list.missing[i], &m, err) != BS_OK)
-		{
-			if (strcmp(err->code, ERRCODE_DATA_CORRUPTED) != 0)
-				error_set(err, ERRCODE_UNDEFINED_TABLE, "table \"%s\" does not exist and was never archived",
-						  list.missing[i]);
-			goto fail_list;
-		}
-		if (check_generation(a, m->relid, m, err) != BS_OK)
-		{
-			manifest_free(m);
-			goto fail_list;
-		}
-		if (strcmp(m->status, "active") == 0)
-		{
-			char l[LSN_BUFLEN];
-
-			free(m->status);
-			m->status = xstrdup("dropped");
-			m->dropped_at_lsn = a->head.flushed_lsn > m->archived_to ? a->head.flushed_lsn : m->archived_to;
-			log_warning("table %s was dropped while the archiver was stopped; its archive is kept up to %s",
-						list.missing[i], lsn_format(m->dropped_at_lsn, l));
-			if (store_manifest_now(a, m, err) != BS_OK)
-			{
-				manifest_free(m);
-				goto fail_list;
-			}
-		}
-		manifest_free(m);
-	}
+	if (find_gone_tables(a, &list, err) != BS_OK)
+		goto fail_list;
 	if (catalog_sync_publication(a->conn, config_get(a->cfg, "publication"), &list, err) != BS_OK)
 		goto fail_list;
 
@@ -3275,7 +3564,7 @@ initial_setup(archiver *a, bs_error *err)
 		}
 		if (strcmp(PQgetvalue(res, 0, 3), "lost") == 0)
 		{
-			error_set(err, ERRCODE_INVALID_PARAMETER,
+			error_set(err, ERRCODE_SLOT_LOST,
 					  "slot \"%s\" was invalidated (wal_status = lost, max_slot_wal_keep_size exceeded): "
 					  "changes are missing; drop it with `backstop archive --drop` and start again for fresh base copies", slot);
 			PQclear(res);
@@ -3304,6 +3593,15 @@ initial_setup(archiver *a, bs_error *err)
 			goto fail_list;
 		}
 		log_info("created slot %s at %s; taking base copies", slot, PQgetvalue(res, 0, 1));
+		if (head_exists && a->head.flushed_lsn > 0)
+		{
+			char l[LSN_BUFLEN];
+
+			/* The old slot's changes after the head are gone: each manifest records the gap below. */
+			log_warning("the archive was stored up to %s with an earlier slot: changes committed between "
+						"then and %s are NOT in the archive; recorded as a gap, points inside it are refused",
+						lsn_format(a->head.flushed_lsn, l), PQgetvalue(res, 0, 1));
+		}
 		/* The exported snapshot lives while repl stays idle: copy every table under it. */
 		if (basecopy_begin_snapshot(a->conn, PQgetvalue(res, 0, 2), err) != BS_OK)
 		{
@@ -3321,7 +3619,7 @@ initial_setup(archiver *a, bs_error *err)
 			bool had_base = t->man->nbases > 0;
 			uint64_t complete = audit_complete_to(t->man, head_exists ? &a->head : NULL);
 
-			if (!t->active)
+			if (!t->active || t->gone_lsn)
 				continue;
 			if (basecopy_table(a->conn, a->st, &opts, &target, lsn, &r, err) != BS_OK)
 			{
@@ -3366,7 +3664,7 @@ initial_setup(archiver *a, bs_error *err)
 
 		for (int i = 0; i < a->ntables; i++)
 		{
-			if (a->tables[i]->active && a->tables[i]->man->nbases == 0)
+			if (a->tables[i]->active && a->tables[i]->gone_lsn == 0 && a->tables[i]->man->nbases == 0)
 			{
 				need = xrealloc(need, (size_t) (n + 1) * sizeof(arch_table *));
 				need[n++] = a->tables[i];
@@ -3641,6 +3939,15 @@ archiver_run(bs_config *cfg, bs_error *err)
 			log_warning("%s", e2.message);
 		else
 			log_info("stopped; confirmed %s to PostgreSQL", lsn_format(a.flush_lsn, l));
+	}
+	if (!a.fatal && a.slot_lost)
+	{
+		char l[LSN_BUFLEN];
+
+		a.fatal = true;
+		*err = a.slot_lost_err;
+		log_info("the archive is stored up to %s (the last position durable before the slot was lost)",
+				 lsn_format(a.flush_lsn, l));
 	}
 	if (!a.fatal && a.end_received_ms)
 	{

@@ -8,15 +8,23 @@
 #include <string.h>
 
 /* Replica identity is usable when UPDATE and DELETE can carry a key (or the full row):
- * publishing updates of any other table makes them fail on the primary. */
+ * publishing updates of any other table makes them fail on the primary.  For a partitioned
+ * table, its leaf partitions (which are what is archived), first ones by OID. */
 #define TABLE_QUERY \
 	"SELECT c.oid, n.nspname, c.relname, c.relreplident, c.relkind, c.relpersistence, " \
 	"  CASE c.relreplident " \
 	"    WHEN 'f' THEN true " \
 	"    WHEN 'd' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) " \
 	"    WHEN 'i' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) " \
-	"    ELSE false END " \
+	"    ELSE false END, " \
+	"  CASE WHEN c.relkind = 'p' THEN (SELECT count(*) FROM pg_partition_tree(c.oid) pt WHERE pt.isleaf) END, " \
+	"  CASE WHEN c.relkind = 'p' THEN (SELECT string_agg(format('%I.%I', pn.nspname, pc.relname), ', ' ORDER BY pc.oid) " \
+	"    FROM (SELECT pt.relid FROM pg_partition_tree(c.oid) pt WHERE pt.isleaf ORDER BY pt.relid LIMIT " \
+	CATALOG_PARTITIONS_NAMED ") l JOIN pg_class pc ON pc.oid = l.relid " \
+	"    JOIN pg_namespace pn ON pn.oid = pc.relnamespace) END " \
 	"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+/* How many partitions a partitioned table's finding names (a string: it goes into SQL). */
+#define CATALOG_PARTITIONS_NAMED "20"
 
 static void
 table_from_row(PGresult *res, int row, catalog_table *t)
@@ -29,12 +37,34 @@ table_from_row(PGresult *res, int row, catalog_table *t)
 	t->schema = xstrdup(PQgetvalue(res, row, 1));
 	t->name = xstrdup(PQgetvalue(res, row, 2));
 	t->replident = PQgetvalue(res, row, 3)[0];
+	t->relkind = relkind;
 	t->usable = false;
 	t->finding = NULL;
-	if (relkind != 'r')
-		t->finding = xstrdup("not an ordinary table (partitioned tables are archived through their partitions)");
+	if (relkind == 'p')
+	{
+		long nparts = PQgetisnull(res, row, 7) ? 0 : strtol(PQgetvalue(res, row, 7), NULL, 10);
+		strbuf sb = STRBUF_INIT;
+
+		/* Its rows live in its partitions, which pgoutput publishes under their own relids. */
+		strbuf_printf(&sb, "partitioned table: not archived as a whole; each partition is archived as a "
+					  "table of its own (with --all-tables, or when listed in --tables) and is recovered "
+					  "by its own name");
+		if (nparts == 0)
+			strbuf_printf(&sb, "; it has no partitions");
+		else
+			strbuf_printf(&sb, "; its %ld partition%s: %s%s", nparts, nparts == 1 ? "" : "s",
+						  PQgetvalue(res, row, 8),
+						  nparts > atol(CATALOG_PARTITIONS_NAMED) ? ", ..." : "");
+		t->finding = strbuf_detach(&sb, NULL);
+	}
+	else if (relkind != 'r')
+		t->finding = xstrdup("not a table (a view, materialized view, sequence or foreign table): nothing to archive");
+	else if (persistence == 'u')
+		t->finding = xstrdup("unlogged table: its changes are not written to the WAL, so logical replication "
+							 "cannot see them; skipped (ALTER TABLE ... SET LOGGED to archive it)");
 	else if (persistence != 'p')
-		t->finding = xstrdup("unlogged or temporary: its changes are not in the WAL");
+		t->finding = xstrdup("temporary table: its changes are not written to the WAL and it lives only in "
+							 "its session; never archived");
 	else if (!identity)
 		t->finding = xstrdup(t->replident == 'n'
 							 ? "REPLICA IDENTITY NOTHING: UPDATE/DELETE cannot be archived; skipped (set REPLICA IDENTITY FULL or add a primary key)"
@@ -52,7 +82,9 @@ catalog_list_tables(PGconn *conn, const char *list, bool all, catalog_table_list
 	if (all)
 	{
 		if (pgsql_query(conn, TABLE_QUERY
-						"WHERE c.relkind = 'r' AND c.relpersistence = 'p' "
+						/* Unlogged tables and partitioned tables too: they are reported
+						 * (skipped, with a finding), not silently left out. */
+						"WHERE c.relkind IN ('r', 'p') AND c.relpersistence IN ('p', 'u') "
 						"AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
 						"AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' "
 						"ORDER BY c.oid", &res, err) != BS_OK)

@@ -15,6 +15,7 @@ typedef struct catalog_table
 	char *schema;
 	char *name;
 	char replident;				/* relreplident */
+	char relkind;				/* pg_class.relkind: 'r' table, 'p' partitioned table, ... */
 	bool usable;				/* UPDATE/DELETE can be published without failing on the primary */
 	char *finding;				/* why not usable, NULL when usable */
 } catalog_table;
@@ -27,8 +28,9 @@ typedef struct catalog_table_list
 	char **missing;				/* listed names that do not exist (dropped?) */
 } catalog_table_list;
 
-/* Tables to archive: the comma-separated list or, when all is true, every permanent
- * ordinary table outside system schemas.  Listed names that do not exist are returned in
+/* Tables to archive: the comma-separated list or, when all is true, every permanent or
+ * unlogged ordinary or partitioned table outside system schemas (the unlogged and
+ * partitioned ones not usable, with a finding).  Listed names that do not exist are returned in
  * missing (the caller decides: a dropped table, or a typo); none existing is an error. */
 int catalog_list_tables(PGconn *conn, const char *list, bool all, catalog_table_list *out, bs_error *err);
 void catalog_table_list_free(catalog_table_list *list);

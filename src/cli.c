@@ -66,7 +66,12 @@ static const cli_command commands[] = {
 		"crashed is replaced at once on the same host, elsewhere once its lease expires or\n"
 		"with --take-over (doc/archiving.md, \"One writer per archive\").\n"
 		"The control endpoint (--listen) is loopback only unless --listen-allow-remote, which needs a\n"
-		"token: control_token (environment or file, never a flag) or --control-token-file.",
+		"token: control_token (environment or file, never a flag) or --control-token-file.\n"
+
+		"A dropped table's changes are archived until the stream passes the drop, then it is\n"
+		"marked dropped (recover --latest gives its last state). Unlogged, temporary and\n"
+		"partitioned tables are reported as skipped (partitions are archived as tables).\n"
+		"Exit code 4: the replication slot is lost (invalidated or dropped); do not restart.",
 	archive_options, cmd_archive},
 	{"recover", "rebuild one table at an LSN, time or transaction into a new table",
 		"--db CONNINFO [--storage URL] --table S.T (--to-lsn LSN | --to-time TS | --to-xid XID | --latest)\n"
@@ -121,7 +126,7 @@ print_usage(FILE *out)
 			"Every option can also be set as BACKSTOP_<OPTION> or in the configuration file\n"
 			"(default /etc/backstop/backstop.conf).\n\n"
 			"Exit codes: 0 success, 1 operation failed, 2 usage or configuration error,\n"
-			"            3 archive damaged or validation failed.\n");
+			"            3 archive damaged or validation failed, 4 (archive) replication slot lost.\n");
 }
 
 static void

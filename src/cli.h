@@ -9,6 +9,7 @@
 #define EXIT_FAILURE_RUNTIME 1	/* the operation failed (connection, storage, ...) */
 #define EXIT_USAGE 2			/* bad command line or configuration */
 #define EXIT_INTEGRITY 3		/* the archive is damaged or a validation failed */
+#define EXIT_SLOT_LOST 4		/* archive: the replication slot is lost; restarting cannot help */
 
 /* A command handler gets the effective configuration and its positional arguments
  * and returns an exit code. */

@@ -39,6 +39,10 @@ cmd_archive(bs_config *cfg, int argc, char **argv)
 	if (archiver_run(cfg, &err) != BS_OK)
 	{
 		cli_report_error("archive", &err);
+		/* A lost slot has its own code: a supervisor must not restart into it (the systemd
+		 * unit sets RestartPreventExitStatus=4). */
+		if (strcmp(err.code, ERRCODE_SLOT_LOST) == 0)
+			return EXIT_SLOT_LOST;
 		/* A bad setting (end LSN, listen address, levels, spool_dir, slot of another kind)
 		 * is a configuration error, not a failure of the run; a damaged archive (a manifest
 		 * rolled back or deleted) is exit 3. */

@@ -93,7 +93,12 @@ summarize(const manifest *m, const archive_head *head, bool head_exists, table_s
 	if (m->finding)
 		finding(s, "%s", m->finding);
 	if (strcmp(m->status, "dropped") == 0)
-		finding(s, "dropped at %s: recoverable only up to then", lsn_format(m->dropped_at_lsn, a));
+	{
+		char b[LSN_BUFLEN];
+
+		finding(s, "dropped after %s and before %s: recoverable up to its last change (--latest)",
+				lsn_format(manifest_dropped_after(m), a), lsn_format(m->dropped_at_lsn, b));
+	}
 	if (m->nbases == 0)
 	{
 		finding(s, "%s", "no base copy yet: the table cannot be recovered");
@@ -104,6 +109,9 @@ summarize(const manifest *m, const archive_head *head, bool head_exists, table_s
 	s->window_from_time = m->bases[0].time;
 	s->window_to = m->archived_to;
 	s->window_to_time = m->nsegments ? m->segments[m->nsegments - 1].last_time : m->bases[m->nbases - 1].time;
+	/* A dropped table: up to its last change, as recovery has it (the drop came later). */
+	if (strcmp(m->status, "dropped") == 0)
+		s->window_to = manifest_dropped_after(m);
 	/* The head vouches that every table's changes up to flushed_lsn are archived. */
 	if (strcmp(m->status, "active") == 0 && head_exists && head->flushed_lsn > s->window_to)
 	{

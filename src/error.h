@@ -28,6 +28,7 @@
 #define ERRCODE_TRANSIENT "BS002" /* retryable failure (5xx, timeout, reset) */
 #define ERRCODE_PRECONDITION "BS003" /* a conditional write found another version in place */
 #define ERRCODE_LOCK_NOT_AVAILABLE "55P03" /* another writer holds the archive's lease */
+#define ERRCODE_SLOT_LOST "BS004" /* the replication slot was invalidated or dropped: changes are gone */
 
 typedef struct bs_error
 {

@@ -243,6 +243,18 @@ window_error(const recover_plan *plan, const char *what, bs_error *err)
 		t0[MANIFEST_TIME_BUFLEN],
 		name[300];
 
+	if (strcmp(plan->m->status, "dropped") == 0)
+	{
+		char gone[LSN_BUFLEN];
+
+		return error_set(err, ERRCODE_OUT_OF_RANGE,
+						 "%s is outside the recovery window of %s: LSN %s (base copy taken %s) to %s; the "
+						 "table was dropped after %s and before %s, and the archive does not vouch that it "
+						 "still existed later (--latest gives its last state)",
+						 what, table_name(plan->m, name, sizeof(name)), lsn_format(plan->window_lo, lo),
+						 manifest_format_time(plan->m->bases[0].time, t0), lsn_format(plan->window_hi, hi),
+						 lsn_format(plan->window_hi, hi), lsn_format(plan->m->dropped_at_lsn, gone));
+	}
 	return error_set(err, ERRCODE_OUT_OF_RANGE,
 					 "%s is outside the recovery window of %s: LSN %s (base copy taken %s) to %s",
 					 what, table_name(plan->m, name, sizeof(name)), lsn_format(plan->window_lo, lo),
@@ -277,6 +289,10 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 		plan->window_hi = head->flushed_lsn;
 	if (plan->window_hi < m->bases[m->nbases - 1].lsn)
 		plan->window_hi = m->bases[m->nbases - 1].lsn;
+	/* A dropped table is known to exist only up to its last change (or base): the drop lies
+	 * somewhere between that and dropped_at_lsn, so later points are not vouched for. */
+	if (strcmp(m->status, "dropped") == 0)
+		plan->window_hi = manifest_dropped_after(m);
 
 	switch (pt->kind)
 	{

@@ -727,9 +727,31 @@ test_storage(void)
 		ok(manifest_load(st, 101, &out, &exists, &err) == BS_ERR && strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 &&
 		   strstr(err.message, "tables/101/manifest.json: invalid manifest: JSON error"),
 		   "truncated manifest refused: %s", err.message);
-		ok(manifest_find_table(st, "t", &out, &err) == BS_ERR && strstr(err.message, "tables/101/manifest.json"),
-		   "lookup refuses to guess past a corrupt manifest");
+		/* Another table's damaged manifest: skipped, unless it may be the table looked for. */
+		ok(manifest_find_table(st, "t", &out, &err) == BS_OK && out->relid == 9,
+		   "lookup of an active table skips another table's corrupt manifest: %s", err.message);
+		manifest_free(out);
+		out = NULL;
+		ok(manifest_find_table(st, "public.nosuch", &out, &err) == BS_ERR &&
+		   strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 && out == NULL &&
+		   strstr(err.message, "not among the readable manifests") && strstr(err.message, "tables/101/manifest.json"),
+		   "no match while a manifest is unreadable: refused, naming it: %s", err.message);
+		m = sample_manifest(200, "public", "d", 0x100000000ULL);
+		free(m->status);
+		m->status = xstrdup("dropped");
+		m->dropped_at_lsn = 0x100000000ULL;
+		ok(manifest_store(st, m, &err) == BS_OK, "store dropped manifest 200");
+		manifest_free(m);
+		ok(manifest_find_table(st, "d", &out, &err) == BS_ERR && strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 &&
+		   strstr(err.message, "is ambiguous") && strstr(err.message, "dropped (relid 200)") &&
+		   strstr(err.message, "tables/101/manifest.json"),
+		   "a dropped match while a manifest is unreadable: refused as ambiguous: %s", err.message);
 		ok(storage_delete(st, "tables/101/manifest.json", &err) == BS_OK, "remove it");
+		ok(manifest_find_table(st, "d", &out, &err) == BS_OK && out->relid == 200,
+		   "the dropped table resolves once nothing is unreadable");
+		manifest_free(out);
+		out = NULL;
+		ok(storage_delete(st, "tables/200/manifest.json", &err) == BS_OK, "remove 200");
 		strbuf_free(&sb);
 		free(text);
 	}

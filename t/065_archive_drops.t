@@ -1,0 +1,190 @@
+# 065_archive_drops.t — a table dropped while the archiver is stopped, or while it is still catching
+# up a backlog: the changes committed before the DROP still arrive in the stream (decoding reads the
+# catalog as it was), so they must be archived, and the table marked dropped only once the stream has
+# passed the drop.  `recover --latest` then gives exactly the table as it was before the DROP, `info`
+# says dropped (with a dropped_at_lsn after the DROP), points after the table's last change are
+# refused, and verify finds the archive clean.
+#
+# "Behind the drop" is made certain, not likely: the stopped archiver cannot read anything, and for
+# the backlog the walsender serving the archiver is held with SIGSTOP while the changes, the DROP
+# and the archiver's table check happen, so the check sees the table gone while the stream has not
+# delivered its last changes yet.
+use strict;
+use warnings;
+
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use BackstopTest;
+
+my $node = new_pg_node('drops', extra_conf => "max_wal_size = 1GB\n");
+my $db = 'postgres';
+my $conn = node_connstr($node, $db);
+my $dir = scratch_dir('drops');
+
+sub lsn { return $node->safe_psql($db, 'SELECT pg_current_wal_lsn()') }
+sub lsn_gt { my ($x, $y) = @_; return $node->safe_psql($db, "SELECT '$x'::pg_lsn > '$y'::pg_lsn") eq 't' }
+
+# DROP TABLE, returning the WAL position inside its transaction just before the commit (the
+# commit record lies after it) and the position after it.
+sub drop_table
+{
+	my ($table) = @_;
+	my $in = $node->safe_psql($db, "BEGIN; DROP TABLE $table; SELECT pg_current_wal_insert_lsn(); COMMIT;");
+	return ($in, lsn());
+}
+
+# One archiver configuration per case: its own storage, slot, publication and port.
+sub setup
+{
+	my ($name, @tables) = @_;
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	my %c = (name => $name, storage => "file://$dir/$name/archive", listen => "127.0.0.1:$port",
+		log => "$dir/$name.log");
+	$c{args} = [ '--db', $conn, '--storage', $c{storage}, '--data-dir', "$dir/$name/data",
+		'--slot', "s_$name", '--publication', "p_$name", '--listen', $c{listen},
+		'--segment-age', '1s', '--table-poll-interval', '100ms', @tables ];
+	return \%c;
+}
+
+sub start
+{
+	my ($c) = @_;
+	$c->{h} = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', @{ $c->{args} } ],
+		'<', \undef, '>>', "$dir/$c->{name}.out", '2>>', $c->{log}));
+}
+
+sub stop
+{
+	my ($c, $what) = @_;
+	$c->{h}->signal('TERM');
+	$c->{h}->finish;
+	is($c->{h}->result(0), 0, "$what: the archiver stops cleanly on SIGTERM");
+}
+
+sub log_has { my ($c, $re) = @_; return slurp_file($c->{log}) =~ $re }
+
+sub checkpoint_ok
+{
+	my ($c, $table, $what) = @_;
+	ok(wait_for("checkpoint of $table", sub { (archiver_checkpoint($c->{listen}, $table, '10s'))[0] == 0 }, 90),
+		"$what: checkpoint of $table") or diag(slurp_file($c->{log}));
+}
+
+# info, recover --latest, a point after the last change, verify.
+sub check_dropped
+{
+	my ($c, $table, $sum, $in_drop, $lsn_drop, $what) = @_;
+	my ($rc, $out, $err) = run_backstop('info', '--storage', $c->{storage}, '--table', $table, '--json');
+	is($rc, 0, "$what: info") or diag("$out\n$err");
+	like($out, qr/"status"\s*:\s*"dropped"/, "$what: info says dropped");
+	my ($dropped_at) = $out =~ /"dropped_at_lsn"\s*:\s*"([0-9A-F]+\/[0-9A-F]+)"/;
+	ok(defined $dropped_at && lsn_gt($dropped_at, $in_drop),
+		"$what: dropped_at_lsn (" . ($dropped_at // 'none') . ") is after the DROP's commit (after $in_drop)");
+	($rc, $out, $err) = run_backstop('info', '--storage', $c->{storage}, '--table', $table);
+	like($out, qr/dropped after \S+ and before \S+: recoverable up to its last change/,
+		"$what: info says between which positions it was dropped") or diag($out);
+
+	(my $into = $table) =~ s/\./.r_latest_/;
+	($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $c->{storage}, '--table', $table,
+		'--latest', '--into', $into, '--no-indexes');
+	is($rc, 0, "$what: recover --latest") or diag("$out\n$err");
+	is(content_checksum($node, $db, $into), $sum, "$what: --latest gives exactly the table before the DROP");
+
+	# After the last change the table may already be gone: the archive does not vouch for it.
+	($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $c->{storage}, '--table', $table,
+		'--to-lsn', $lsn_drop, '--into', "${into}_after", '--no-indexes');
+	is($rc, 1, "$what: a point after the DROP is refused") or diag("$out\n$err");
+	like($err, qr/the table was dropped after \S+ and before \S+/, "$what: saying why");
+
+	($rc, $out, $err) = run_backstop('verify', '--storage', $c->{storage});
+	is($rc, 0, "$what: verify finds the archive clean") or diag("$out\n$err");
+}
+
+# 1. Dropped while the archiver was stopped, with --all-tables and with --tables.
+for my $mode ('all', 'list')
+{
+	my $t = "a_$mode";
+	$node->safe_psql($db, qq{
+		CREATE TABLE public.$t (id int PRIMARY KEY, v text);
+		INSERT INTO public.$t SELECT g, 'v' || g FROM generate_series(1, 10) g;
+		CREATE TABLE public.keep_$mode (id int PRIMARY KEY);
+	});
+	my $c = setup("stopped_$mode", $mode eq 'all' ? '--all-tables' : ('--tables', "public.$t,public.keep_$mode"));
+	start($c);
+	checkpoint_ok($c, "public.$t", "stopped/$mode");
+	stop($c, "stopped/$mode, first run");
+
+	# Five changes the archiver has not received, then the DROP, all while it is stopped.
+	$node->safe_psql($db, qq{
+		INSERT INTO public.$t VALUES (11, 'x'), (12, 'y'), (13, 'z');
+		UPDATE public.$t SET v = 'changed' WHERE id = 1;
+		DELETE FROM public.$t WHERE id = 2;
+	});
+	my $sum = content_checksum($node, $db, "public.$t");
+	my ($in_drop, $lsn_drop) = drop_table("public.$t");
+
+	start($c);
+	ok(wait_for('the drop to be found', sub { log_has($c, qr/table public\.$t was dropped while the archiver was stopped/) }),
+		"stopped/$mode: the restart finds the table dropped") or diag(slurp_file($c->{log}));
+	ok(wait_for('the drop to be recorded', sub { log_has($c, qr/table public\.$t was dropped \(after \S+, before \S+\)/) }, 90),
+		"stopped/$mode: marked dropped once the stream has passed the drop") or diag(slurp_file($c->{log}));
+	checkpoint_ok($c, "public.keep_$mode", "stopped/$mode");
+	stop($c, "stopped/$mode, second run");
+	check_dropped($c, "public.$t", $sum, $in_drop, $lsn_drop, "stopped/$mode");
+}
+
+# 2. Dropped while the archiver catches up a backlog: the walsender is held, so the table check
+# sees the drop while the stream is behind the table's last changes.
+{
+	$node->safe_psql($db, q{
+		CREATE TABLE public.c (id int PRIMARY KEY, v text);
+		INSERT INTO public.c SELECT g, 'v' || g FROM generate_series(1, 10) g;
+		CREATE TABLE public.big (id int PRIMARY KEY, payload text);
+	});
+	my $c = setup('backlog', '--all-tables');
+	start($c);
+	checkpoint_ok($c, 'public.c', 'backlog');
+	my $walsender = $node->safe_psql($db, "SELECT active_pid FROM pg_replication_slots WHERE slot_name = 's_backlog'");
+	ok($walsender =~ /^\d+$/, "backlog: the archiver's walsender is $walsender");
+	kill 'STOP', $walsender;
+
+	# A backlog, the table's last five changes, then the DROP.
+	for my $i (0 .. 4)
+	{
+		my $from = $i * 20000 + 1;
+		$node->safe_psql($db, "INSERT INTO public.big SELECT g, repeat(md5(g::text), 4) FROM generate_series($from, $from + 19999) g");
+	}
+	my $before_changes = lsn();
+	$node->safe_psql($db, q{
+		INSERT INTO public.c VALUES (11, 'x'), (12, 'y'), (13, 'z');
+		UPDATE public.c SET v = 'changed' WHERE id = 1;
+		DELETE FROM public.c WHERE id = 2;
+	});
+	my $sum = content_checksum($node, $db, 'public.c');
+	my $sum_big = content_checksum($node, $db, 'public.big');
+	my ($in_drop, $lsn_drop) = drop_table('public.c');
+	ok(wait_for('the table check to see the drop', sub { log_has($c, qr/table public\.c was dropped/) }),
+		'backlog: the table check sees the drop while the stream is held') or diag(slurp_file($c->{log}));
+	my $m = '';
+	IPC::Run::run([ 'curl', '-s', "http://$c->{listen}/metrics" ], '>', \$m);
+	my ($received) = $m =~ /^backstop_received_lsn (\d+)$/m;
+	my ($hi, $lo) = split m{/}, $before_changes;
+	ok(defined $received && $received < hex($hi) * 2**32 + hex($lo),
+		"backlog: the stream had not reached the table's last changes then") or diag($m);
+	kill 'CONT', $walsender;
+
+	ok(wait_for('the drop to be recorded', sub { log_has($c, qr/table public\.c was dropped \(after \S+, before \S+\)/) }, 120),
+		'backlog: marked dropped once the stream has passed the drop') or diag(slurp_file($c->{log}));
+	checkpoint_ok($c, 'public.big', 'backlog');
+	stop($c, 'backlog');
+	check_dropped($c, 'public.c', $sum, $in_drop, $lsn_drop, 'backlog');
+	my ($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $c->{storage}, '--table', 'public.big',
+		'--latest', '--into', 'public.big_r', '--no-indexes');
+	is($rc, 0, 'backlog: the backlog table recovers') or diag("$out\n$err");
+	is(content_checksum($node, $db, 'public.big_r'), $sum_big, 'backlog: exactly');
+}
+
+$node->stop;
+done_testing();
