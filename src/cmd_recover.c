@@ -7,6 +7,7 @@
 #include "recover_load.h"
 #include "recover_plan.h"
 #include "replay.h"
+#include "sqlcheck.h"
 #include "storage.h"
 #include "strbuf.h"
 
@@ -372,6 +373,13 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	if (storage_open(config_get(cfg, "storage"), cfg, &st, &err) != BS_OK)
 		return fail(&err);
 	if (manifest_find_table(st, table, &m, &err) != BS_OK)
+	{
+		rc = fail(&err);
+		goto done;
+	}
+	/* Definitions from storage become SQL: refuse any that is not exactly one fragment of
+	 * its kind before anything is sent (the same check as verify's). */
+	if (sqlcheck_manifest_first(m, &err) != BS_OK)
 	{
 		rc = fail(&err);
 		goto done;
