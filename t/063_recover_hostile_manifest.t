@@ -78,6 +78,28 @@ sub index_of
 	die "no $name";
 }
 
+sub victim_sum
+{
+	return 'gone' if $node->safe_psql($db, "SELECT to_regclass('public.victim') IS NULL") eq 't';
+	return content_checksum($node, $db, 'public.victim');
+}
+
+# Without the check (a build before it) a case drops the victim or leaves tables: put the
+# database back, so that each case shows its own outcome.
+sub reset_db
+{
+	$node->safe_psql($db, q{
+		DO $$DECLARE r record; BEGIN
+		  FOR r IN SELECT oid::regclass AS t FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace
+		    AND (relname LIKE '%\_recovered%' OR relname = 'zz') LOOP
+		    EXECUTE 'DROP TABLE ' || r.t;
+		  END LOOP;
+		END$$;
+		CREATE TABLE IF NOT EXISTS public.victim (id int PRIMARY KEY, v text);
+		INSERT INTO public.victim SELECT g, 'v' || g FROM generate_series(1, 30) g ON CONFLICT DO NOTHING;
+	});
+}
+
 sub recovered_tables
 {
 	return $node->safe_psql($db, q{SELECT count(*) FROM pg_class WHERE relname LIKE '%\_recovered%' OR relname = 'zz'});
@@ -179,8 +201,9 @@ for my $case (@cases)
 	is($rc, 3, "$what: recover exits 3") or diag("$out\n$err");
 	like($err, qr/\Q$field\E .*refused before any SQL was sent/, "$what: recover names the field");
 	is($node->safe_psql($db, "SELECT to_regclass('public.victim') IS NOT NULL"), 't', "$what: victim still exists");
-	is(content_checksum($node, $db, 'public.victim'), $sum_victim, "$what: victim keeps its rows");
+	is(victim_sum(), $sum_victim, "$what: victim keeps its rows");
 	is(recovered_tables(), '0', "$what: nothing left behind");
+	reset_db();
 }
 
 # A CHECK that is exactly one constraint but calls a volatile function: added NOT VALID, so
@@ -234,5 +257,5 @@ for my $case (@cases)
 		"integer\ncharacter varying(40)\nnumeric(12,2)\ntext[]\ntext", 'benign rewrite: column types as archived');
 }
 
-is(content_checksum($node, $db, 'public.victim'), $sum_victim, 'victim untouched at the end');
+is(victim_sum(), $sum_victim, 'victim untouched at the end');
 done_testing();
