@@ -401,6 +401,12 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		rc = usage(err.message);
 		goto done;
 	}
+	/* PostgreSQL would cut a longer name, and the checked statements name the target exactly. */
+	if (strlen(tschema) > 63 || strlen(tname) > 63)
+	{
+		rc = usage("the target's schema and table names must each be at most 63 bytes");
+		goto done;
+	}
 	if (target_db == NULL && strcmp(tschema, m->schema) == 0 && strcmp(tname, m->name) == 0)
 	{
 		rc = usage("the target must not be the source table itself: choose another name with --into");
