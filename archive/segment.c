@@ -329,7 +329,7 @@ segment_scan_feed(segment_scan *s, const void *data, size_t len, bs_error *err)
 		{
 			n = SEGMENT_MAGIC_LEN - (size_t) s->offset;
 			n = n < len ? n : len;
-			if (memcmp(p, SEGMENT_MAGIC + s->offset, n) != 0)
+			if (memcmp(p, &SEGMENT_MAGIC[s->offset], n) != 0)
 			{
 				s->failed = true;
 				return error_set(err, ERRCODE_DATA_CORRUPTED, "change segment does not start with magic %s",

@@ -80,14 +80,19 @@ static const cli_command commands[] = {
 		"in one transaction that any failure rolls back; validates row count and content checksum,\n"
 		"then prints copy-back SQL (never executed automatically). Base rows no change touched are\n"
 		"streamed straight into COPY (\"Method: streamed\"); after DDL or TRUNCATE since the base,\n"
-		"the table is rebuilt in memory first.",
+		"the table is rebuilt in memory first. Definitions taken from the manifest (column types,\n"
+		"defaults, constraints, indexes) must each parse as exactly one SQL fragment of their kind,\n"
+		"or nothing is sent (exit 3).",
 	recover_options, cmd_recover},
 	{"changes", "show rows inserted, updated and deleted between two LSNs",
 		"[--storage URL] --table S.T --from-lsn A --to-lsn B [--json]", NULL, changes_options, cmd_changes},
 	{"info", "describe the archive: base copies, segments, recovery windows, findings",
 		"[--storage URL] [--table S.T] [--json]", NULL, info_options, cmd_info},
 	{"verify", "check every object's checksum, LSN continuity and manifest consistency",
-		"[--storage URL] [--table S.T] [--json]", "Exit code 3 lists each problem found.", verify_options, cmd_verify},
+		"[--storage URL] [--table S.T] [--json]",
+		"Also checks each definition recovery would send as SQL (column types, defaults,\n"
+		"constraints, indexes) as exactly one fragment of its kind.\n"
+		"Exit code 3 lists each problem found.", verify_options, cmd_verify},
 	{"checkpoint", "ask the running archiver for a verified recovery point of a table",
 		"--table S.T [--listen HOST:PORT] [--control-token-file FILE] [--timeout DURATION] [--json]",
 		"Sends the archiver's token when control_token (BACKSTOP_CONTROL_TOKEN) or\n"

@@ -8,6 +8,7 @@
 #include "recover_load.h"
 #include "recover_plan.h"
 #include "replay.h"
+#include "sqlcheck.h"
 #include "storage.h"
 #include "strbuf.h"
 #include "validate.h"
@@ -379,6 +380,13 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		return fail(&err);
 	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK ||
 		audit_find_table(st, head_exists ? &head : NULL, table, &m, &err) != BS_OK)
+	{
+		rc = fail(&err);
+		goto done;
+	}
+	/* Definitions from storage become SQL: refuse any that is not exactly one fragment of
+	 * its kind before anything is sent (the same check as verify's). */
+	if (sqlcheck_manifest_first(m, &err) != BS_OK)
 	{
 		rc = fail(&err);
 		goto done;

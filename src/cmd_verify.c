@@ -9,6 +9,7 @@
 #include "object.h"
 #include "redact.h"
 #include "segment.h"
+#include "sqlcheck.h"
 #include "storage.h"
 #include "strbuf.h"
 
@@ -116,6 +117,22 @@ report(verify_ctx *c, bool problem, const manifest *m, const char *key, const ch
 	free(safe);
 	free(msg);
 	strbuf_free(&table);
+}
+
+typedef struct sql_problem_ctx
+{
+	verify_ctx *c;
+	const manifest *m;
+	const char *key;
+} sql_problem_ctx;
+
+/* sqlcheck_problem_fn: a definition recovery would refuse to send. */
+static void
+report_sql_problem(void *ctx, const char *field, const char *object, const char *message)
+{
+	sql_problem_ctx *sp = ctx;
+
+	report(sp->c, true, sp->m, sp->key, "%s (%s) is refused: %s", field, object, message);
 }
 
 static int
@@ -416,6 +433,13 @@ verify_table(verify_ctx *c, uint32_t relid, key_list *keys)
 
 		if (lk)
 			lk->referenced = true;
+	}
+
+	/* Definitions that recovery would send to PostgreSQL. */
+	{
+		sql_problem_ctx sp = {c, m, mkey};
+
+		sqlcheck_manifest(m, report_sql_problem, &sp);
 	}
 
 	/* Bookkeeping. */

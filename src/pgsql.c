@@ -113,6 +113,23 @@ pgsql_exec(PGconn *conn, const char *sql, bs_error *err)
 }
 
 int
+pgsql_exec_one(PGconn *conn, const char *sql, bs_error *err)
+{
+	/* The extended protocol: PostgreSQL refuses a second command in the text. */
+	PGresult *res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+	{
+		pgsql_set_error(err, conn, res, "query failed");
+		PQclear(res);
+		return BS_ERR;
+	}
+	PQclear(res);
+	return BS_OK;
+}
+
+int
 pgsql_query(PGconn *conn, const char *sql, PGresult **out, bs_error *err)
 {
 	return pgsql_query_params(conn, sql, 0, NULL, out, err);
@@ -122,8 +139,8 @@ int
 pgsql_query_params(PGconn *conn, const char *sql, int nparams, const char *const *params,
 				   PGresult **out, bs_error *err)
 {
-	PGresult *res = nparams > 0 ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
-		: PQexec(conn, sql);
+	/* Always the extended protocol, so one query is one statement. */
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
 	{

@@ -22,7 +22,10 @@ int pgsql_connect(const char *conninfo, bool replication, const char *applicatio
 
 /* Run a command expecting no rows (or any rows, discarded). */
 int pgsql_exec(PGconn *conn, const char *sql, bs_error *err);
-/* Run a query expecting tuples; the caller PQclear()s *out. */
+/* As pgsql_exec, through the extended protocol: sql must be exactly one statement (a
+ * second one is refused by the server, not run).  For statements built from stored text. */
+int pgsql_exec_one(PGconn *conn, const char *sql, bs_error *err);
+/* Run one query expecting tuples (extended protocol: one statement); the caller PQclear()s *out. */
 int pgsql_query(PGconn *conn, const char *sql, PGresult **out, bs_error *err);
 int pgsql_query_params(PGconn *conn, const char *sql, int nparams, const char *const *params,
 					   PGresult **out, bs_error *err);

@@ -1,6 +1,7 @@
 /* recover_load.c — loading a recovered table into PostgreSQL in one validated transaction. */
 #include "recover_load.h"
 #include "pgsql.h"
+#include "sqlcheck.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -212,10 +213,11 @@ add_warning(recover_load_result *res, const char *fmt, ...)
 	free(msg);
 }
 
+/* Every statement here may carry text from storage: one statement each, never a script. */
 static int
 exec_sql(PGconn *conn, const char *sql, bs_error *err)
 {
-	return pgsql_exec(conn, sql, err);
+	return pgsql_exec_one(conn, sql, err);
 }
 
 /* Run sql under a savepoint; on failure roll back to it and record a warning. */
@@ -244,7 +246,87 @@ layout_has_column(const manifest_layout *l, const char *name)
 	return false;
 }
 
-/* Defaults, constraints and indexes from the base's definition. */
+/*
+ * The volatile functions a CHECK constraint of the target calls, directly or through an
+ * operator, as a list; NULL when there are none.  Such a constraint is left NOT VALID:
+ * validating it would run them on every row, and its text came from storage.  pg_depend
+ * does not list built-in functions (they are pinned), so the stored expression is read:
+ * every call in a pg_node_tree names its function (:funcid, :opfuncid) or operator
+ * (:opno, :opnos); matching more than that only errs on the side of not validating.
+ */
+#define VOLATILE_CALLS_SQL \
+	"WITH e AS (SELECT conbin::text AS t FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2), " \
+	"f AS (SELECT m[1]::oid AS fn FROM e, regexp_matches(e.t, ':(?:funcid|opfuncid) ([0-9]+)', 'g') m " \
+	"  UNION SELECT o.oprcode FROM e, regexp_matches(e.t, ':opno ([0-9]+)', 'g') m " \
+	"    JOIN pg_operator o ON o.oid = m[1]::oid " \
+	"  UNION SELECT o.oprcode FROM e, regexp_matches(e.t, ':opnos \\(o ([0-9 ]+)\\)', 'g') m, " \
+	"    unnest(string_to_array(m[1], ' ')) x JOIN pg_operator o ON o.oid = x::oid) " \
+	"SELECT string_agg(DISTINCT p.oid::regprocedure::text, ', ') FROM f JOIN pg_proc p ON p.oid = f.fn " \
+	"WHERE p.provolatile = 'v'"
+
+static int
+volatile_functions(PGconn *conn, const char *target, const char *conname, char **out, bs_error *err)
+{
+	const char *params[2] = {target, conname};
+	PGresult *res;
+
+	if (pgsql_query_params(conn, VOLATILE_CALLS_SQL, 2, params, &res, err) != BS_OK)
+		return error_prefix(err, "could not look at the functions constraint \"%s\" calls", conname);
+	*out = PQgetisnull(res, 0, 0) ? NULL : xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return BS_OK;
+}
+
+/* Add a constraint under a savepoint; a CHECK is added NOT VALID, then validated unless it
+ * calls volatile functions.  Failures the database reports become warnings. */
+static int
+add_constraint(PGconn *conn, const char *target, const char *sql,
+			   const char *newname, bool validate, const char *what, recover_load_result *res, bs_error *err)
+{
+	bs_error e2;
+	char *vol = NULL;
+	char *qname;
+	strbuf v = STRBUF_INIT;
+	int rc;
+
+	if (!validate)
+		return exec_optional(conn, sql, what, res, err);
+	if (exec_sql(conn, "SAVEPOINT backstop_def", err) != BS_OK)
+		return BS_ERR;
+	if (exec_sql(conn, sql, &e2) != BS_OK || volatile_functions(conn, target, newname, &vol, &e2) != BS_OK)
+	{
+		strbuf_printf(&res->warnings, "could not recreate %s: %s\n", what, e2.message);
+		return exec_sql(conn, "ROLLBACK TO SAVEPOINT backstop_def", err);
+	}
+	if (vol)
+	{
+		strbuf_printf(&res->warnings,
+					  "%s recreated NOT VALID, not checked against the rows: it calls volatile function(s) %s; "
+					  "review it, then run ALTER TABLE ... VALIDATE CONSTRAINT yourself\n", what, vol);
+		free(vol);
+		res->nindexes++;
+		return exec_sql(conn, "RELEASE SAVEPOINT backstop_def", err);
+	}
+	qname = pgsql_quote_ident(newname);
+	strbuf_printf(&v, "ALTER TABLE %s VALIDATE CONSTRAINT %s", target, qname);
+	free(qname);
+	rc = exec_sql(conn, v.data, &e2);
+	strbuf_free(&v);
+	if (rc != BS_OK)
+	{
+		strbuf_printf(&res->warnings, "could not recreate %s: %s\n", what, e2.message);
+		return exec_sql(conn, "ROLLBACK TO SAVEPOINT backstop_def", err);
+	}
+	res->nindexes++;
+	return exec_sql(conn, "RELEASE SAVEPOINT backstop_def", err);
+}
+
+/*
+ * Defaults, constraints and indexes from the base's definition.  Each statement is built and
+ * checked by sqlcheck (exactly one statement of its kind on the target); a definition that
+ * fails the check fails the recovery (cmd_recover checked the manifest before anything was
+ * sent, so this is a second line).
+ */
 static int
 recreate_definition(PGconn *conn, const recover_load_options *o, const char *target, recover_load_result *res,
 					bs_error *err)
@@ -254,7 +336,6 @@ recreate_definition(PGconn *conn, const recover_load_options *o, const char *tar
 	json_t *arr,
 			   *it;
 	size_t i;
-	strbuf sql = STRBUF_INIT;
 	int rc = BS_ERR;
 
 	if (root == NULL || !json_is_object(root))
@@ -270,7 +351,7 @@ recreate_definition(PGconn *conn, const recover_load_options *o, const char *tar
 		const char *name = json_string_value(json_object_get(it, "name"));
 		const char *def = json_string_value(json_object_get(it, "default"));
 		const char *gen = json_string_value(json_object_get(it, "generated"));
-		char *qcol;
+		char *sql;
 		char what[200];
 
 		if (name == NULL || def == NULL || !layout_has_column(o->layout, name))
@@ -281,13 +362,17 @@ recreate_definition(PGconn *conn, const recover_load_options *o, const char *tar
 						  name, def);
 			continue;
 		}
-		qcol = pgsql_quote_ident(name);
-		strbuf_reset(&sql);
-		strbuf_printf(&sql, "ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", target, qcol, def);
-		free(qcol);
-		snprintf(what, sizeof(what), "the default of column \"%s\"", name);
-		if (exec_optional(conn, sql.data, what, res, err) != BS_OK)
+		if ((sql = sqlcheck_set_default(o->schema, o->name, name, def, err)) == NULL)
+		{
+			error_prefix(err, "the default of column \"%s\" in the base's definition", name);
 			goto done;
+		}
+		snprintf(what, sizeof(what), "the default of column \"%s\"", name);
+		rc = exec_optional(conn, sql, what, res, err);
+		free(sql);
+		if (rc != BS_OK)
+			goto done;
+		rc = BS_ERR;
 		res->nindexes--;		/* defaults are not counted as indexes */
 	}
 	arr = json_object_get(root, "constraints");
@@ -297,7 +382,8 @@ recreate_definition(PGconn *conn, const recover_load_options *o, const char *tar
 		const char *type = json_string_value(json_object_get(it, "type"));
 		const char *def = json_string_value(json_object_get(it, "def"));
 		char *newname,
-				   *qname;
+				   *sql;
+		bool validate = false;
 		char what[200];
 
 		if (name == NULL || def == NULL)
@@ -312,14 +398,21 @@ recreate_definition(PGconn *conn, const recover_load_options *o, const char *tar
 		}
 		if (choose_object_name(conn, o, name, &newname, err) != BS_OK)
 			goto done;
-		qname = pgsql_quote_ident(newname);
-		strbuf_reset(&sql);
-		strbuf_printf(&sql, "ALTER TABLE %s ADD CONSTRAINT %s %s", target, qname, def);
-		snprintf(what, sizeof(what), "constraint \"%s\" as \"%s\"", name, newname);
-		free(qname);
-		free(newname);
-		if (exec_optional(conn, sql.data, what, res, err) != BS_OK)
+		sql = sqlcheck_add_constraint(o->schema, o->name, newname, type && strlen(type) == 1 ? type[0] : '?', def,
+									  &validate, err);
+		if (sql == NULL)
+		{
+			error_prefix(err, "constraint \"%s\" in the base's definition", name);
+			free(newname);
 			goto done;
+		}
+		snprintf(what, sizeof(what), "constraint \"%s\" as \"%s\"", name, newname);
+		rc = add_constraint(conn, target, sql, newname, validate, what, res, err);
+		free(sql);
+		free(newname);
+		if (rc != BS_OK)
+			goto done;
+		rc = BS_ERR;
 	}
 	arr = json_object_get(root, "indexes");
 	json_array_foreach(arr, i, it)
@@ -332,6 +425,12 @@ recreate_definition(PGconn *conn, const recover_load_options *o, const char *tar
 
 		if (name == NULL || def == NULL)
 			continue;
+		if (sqlcheck_index(def, NULL, NULL, NULL, err) != BS_OK)
+		{
+			error_prefix(err, "index \"%s\" in the base's definition", name);
+			rc = BS_ERR;
+			goto done;
+		}
 		if (choose_object_name(conn, o, name, &newname, err) != BS_OK)
 		{
 			rc = BS_ERR;
@@ -339,20 +438,29 @@ recreate_definition(PGconn *conn, const recover_load_options *o, const char *tar
 		}
 		stmt = recover_rewrite_indexdef(def, newname, target);
 		snprintf(what, sizeof(what), "index \"%s\" as \"%s\"", name, newname);
-		free(newname);
 		if (stmt == NULL)
 		{
+			free(newname);
 			add_warning(res, "could not recreate %s: unexpected definition %s", what, def);
 			continue;
 		}
+		/* The rewrite works on the text: check what it made, on the target, under the new name. */
+		if (sqlcheck_index(stmt, o->schema, o->name, newname, err) != BS_OK)
+		{
+			error_prefix(err, "index \"%s\" in the base's definition, rewritten for the target", name);
+			free(newname);
+			free(stmt);
+			goto done;
+		}
+		free(newname);
 		rc = exec_optional(conn, stmt, what, res, err);
 		free(stmt);
 		if (rc != BS_OK)
 			goto done;
+		rc = BS_ERR;
 	}
 	rc = BS_OK;
 done:
-	strbuf_free(&sql);
 	json_decref(root);
 	return rc;
 }
@@ -572,7 +680,7 @@ load_rows(PGconn *conn, replay_state *rs, const recover_load_options *o, const c
 	 * and the pages all-visible, which makes the validation scan and the index builds
 	 * cheaper; the table is invisible to others until commit anyway. */
 	strbuf_printf(&sql, "COPY %s FROM STDIN WITH (FREEZE)", target);
-	pr = PQexec(conn, sql.data);
+	pr = PQexecParams(conn, sql.data, 0, NULL, NULL, NULL, NULL, 0);
 	strbuf_free(&sql);
 	if (PQresultStatus(pr) != PGRES_COPY_IN)
 	{
@@ -721,20 +829,25 @@ recover_load(PGconn *conn, replay_state *rs, const recover_load_options *o, reco
 		checksum_start(&job, &th, rs, o->layout->id);
 	}
 	/* Text forms are read back as archived: pgsql_connect pins the session settings. */
+	{
+		/* Checked before BEGIN: a type that is not one column type sends nothing. */
+		char *create = sqlcheck_create_table(o->schema, o->name, o->layout, err);
+
+		if (create == NULL)
+		{
+			error_prefix(err, "layout %u", (unsigned) o->layout->id);
+			goto out;
+		}
+		strbuf_append_str(&sql, create);
+		free(create);
+	}
+	/* The stored definitions were checked with libpg_query, which reads string literals as
+	 * standard_conforming_strings = on: the server must read them the same way. */
 	if (exec_sql(conn, "BEGIN", err) != BS_OK)
 		goto out;
-	if (check_target(conn, o, target, err) != BS_OK)
+	if (exec_sql(conn, "SET LOCAL standard_conforming_strings = on", err) != BS_OK ||
+		check_target(conn, o, target, err) != BS_OK)
 		goto rollback;
-	strbuf_printf(&sql, "CREATE TABLE %s (", target);
-	for (int i = 0; i < o->layout->ncols; i++)
-	{
-		const manifest_column *c = &o->layout->columns[i];
-		char *q = pgsql_quote_ident(c->name);
-
-		strbuf_printf(&sql, "%s%s %s%s", i ? ", " : "", q, c->type_name, c->not_null ? " NOT NULL" : "");
-		free(q);
-	}
-	strbuf_append_str(&sql, ")");
 	if (exec_sql(conn, sql.data, err) != BS_OK)
 	{
 		error_prefix(err, "could not create %s", target);

@@ -52,7 +52,10 @@ typedef struct recover_load_result
  * and content checksum computed by PostgreSQL with Backstop's (mismatch: ERRCODE_DATA_CORRUPTED),
  * recreate defaults, constraints and indexes, comment, commit.  Any failure rolls everything
  * back.  An existing target is ERRCODE_DUPLICATE_TABLE unless replace is set and it is a
- * Backstop recovery table.  conn must use the archive's text format settings.
+ * Backstop recovery table.  conn must use the archive's text format settings.  Every
+ * statement built from the layout or the definition is checked by sqlcheck (exactly one
+ * statement of its kind on the target; otherwise ERRCODE_DATA_CORRUPTED, nothing committed)
+ * and sent one at a time through the extended protocol.
  */
 int recover_load(PGconn *conn, replay_state *rs, const recover_load_options *opts,
 				 recover_load_result *res, bs_error *err);

@@ -1,4 +1,4 @@
-# 063_hostile_names.t — output that cannot be forged or misread, and names PostgreSQL would cut:
+# 068_hostile_names.t — output that cannot be forged or misread, and names PostgreSQL would cut:
 # a table whose name holds a newline and a fake log line is archived, listed, verified,
 # checkpointed, recovered and its changes shown without any forged line (logs, info, verify,
 # checkpoint, recover with runnable copy-back SQL, changes); `changes` over a damaged segment
