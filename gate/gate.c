@@ -4033,6 +4033,25 @@ classify_text(gctx *g, const char *sql, int depth, bool body_only, bool try_only
  * ------------------------------------------------------------------------------------------ */
 
 int
+gate_classify_n(const char *sql, size_t len, const gate_options *opts, gate_result **out, bs_error *err)
+{
+	char *copy;
+	int rc;
+
+	if (memchr(sql, '\0', len) != NULL)
+	{
+		copy = xstrndup(sql, strnlen(sql, len));
+		*out = refused_result(copy, "the text contains a NUL byte (the server would read only what comes before it)");
+		free(copy);
+		return BS_OK;
+	}
+	copy = xstrndup(sql, len);
+	rc = gate_classify(copy, opts, out, err);
+	free(copy);
+	return rc;
+}
+
+int
 gate_classify(const char *sql, const gate_options *opts, gate_result **out, bs_error *err)
 {
 	gctx g;

@@ -171,6 +171,9 @@ typedef struct gate_options
  * callback failed.
  */
 int gate_classify(const char *sql, const gate_options *opts, gate_result **out, bs_error *err);
+/* The same for a text of len bytes: a NUL byte inside it is refused (the server would stop
+ * reading there, the gate would not). */
+int gate_classify_n(const char *sql, size_t len, const gate_options *opts, gate_result **out, bs_error *err);
 void gate_result_free(gate_result *r);
 gate_result *gate_result_copy(const gate_result *r);
 

@@ -4,6 +4,7 @@
 #include "cmd_archive.h"
 #include "cmd_changes.h"
 #include "cmd_checkpoint.h"
+#include "cmd_classify.h"
 #include "cmd_config.h"
 #include "cmd_doctor.h"
 #include "cmd_info.h"
@@ -38,6 +39,8 @@ static const char *const info_options[] = {STORAGE_OPTIONS, "table", "json", NUL
 static const char *const verify_options[] = {STORAGE_OPTIONS, "table", "json", NULL};
 static const char *const checkpoint_options[] = {"table", "listen", "timeout", "json", NULL};
 static const char *const doctor_options[] = {STORAGE_OPTIONS, "db", "json", NULL};
+static const char *const classify_options[] = {"db", "json", "policy", "file", "principal", "environment", NULL};
+static const char *const policy_options[] = {NULL};
 static const char *const config_cmd_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "segment_size",
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
@@ -73,6 +76,20 @@ static const cli_command commands[] = {
 		"[--storage URL] [--table S.T] [--json]", "Exit code 3 lists each problem found.", verify_options, cmd_verify},
 	{"checkpoint", "ask the running archiver for a verified recovery point of a table",
 		"--table S.T [--listen HOST:PORT] [--timeout DURATION] [--json]", NULL, checkpoint_options, cmd_checkpoint},
+	{"classify", "the gate's verdict on SQL: level, reasons, targets, policy action (runs nothing)",
+		"[--db CONNINFO] [--json] [--policy FILE] [--principal NAME] [--environment NAME] (SQL | -f FILE)",
+		"Every statement is classified from its parse tree: SAFE (reads), LOW (bounded writes),\n"
+		"MEDIUM (schema changes that lose nothing), HIGH (destroys or rewrites rows of named tables),\n"
+		"CRITICAL (destroys what no table archive covers, or escapes the gate); what cannot be\n"
+		"parsed is refused.  With --db, targets are resolved to OIDs in that session's search_path\n"
+		"(temporary tables first) and user functions, triggers and rules are looked up.\n"
+		"The policy maps level, principal, environment and tables to allow, checkpoint, approve\n"
+		"or refuse (see doc/gate.md).\n"
+		"Exit code: the highest level: 0 SAFE, 4 LOW, 5 MEDIUM, 6 HIGH, 7 CRITICAL or refused;\n"
+		"1 when the classification failed (connection), 2 on a usage error.",
+	classify_options, cmd_classify},
+	{"policy", "validate a gate policy file and print its effective rules", "check FILE",
+		"Exit 0 when the file is valid, 2 with FILE:LINE and the problem otherwise.", policy_options, cmd_policy},
 	{"doctor", "probe storage (put/get/list/delete) and PostgreSQL, with latencies",
 		"[--storage URL] [--db CONNINFO] [--json]",
 		"Exit 0 when everything probed is usable; warns when objects can be deleted\n"
@@ -189,6 +206,14 @@ run_command(const cli_command *cmd, int argc, char **argv)
 		{
 			print_command_help(cmd);
 			return EXIT_OK;
+		}
+		/* psql's short forms, for the commands that take SQL */
+		for (int k = 0; cmd->options[k]; k++)
+		{
+			if (strcmp(argv[i], "-f") == 0 && strcmp(cmd->options[k], "file") == 0)
+				argv[i] = (char *) "--file";
+			else if (strcmp(argv[i], "-c") == 0 && strcmp(cmd->options[k], "command") == 0)
+				argv[i] = (char *) "--command";
 		}
 	}
 	error_clear(&err);
