@@ -82,6 +82,7 @@ typedef struct gate_result
 	gate_level level;
 	bool refuse;
 	bool resolved;				/* targets and functions were looked up in a catalog */
+	bool cacheable;				/* depends only on the text (and the catalog), not on session state */
 	gate_stmt *stmts;
 	int nstmts;
 } gate_result;

@@ -455,7 +455,7 @@ policy_decide(const policy *p, const gate_stmt *st, const char *principal, const
 			free(dn);
 		}
 	}
-	if (out->action != POLICY_CHECKPOINT)
+	if (out->action != POLICY_CHECKPOINT && out->cover)
 		memset(out->cover, 0, sizeof(bool) * (size_t) st->ntargets);
 	if (st->refuse)
 	{

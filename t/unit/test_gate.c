@@ -1,4 +1,5 @@
 /* test_gate.c — unit tests of the SQL gate: a table of statements with their expected level and targets. */
+#include "cache.h"
 #include "gate.h"
 #include "strbuf.h"
 #include "tap.h"
@@ -386,6 +387,8 @@ run_table(void)
 {
 	int n = 0;
 
+	const char *seeds = getenv("BACKSTOP_FUZZ_SEED_DIR");
+
 	for (const tcase *c = cases; c->sql; c++, n++)
 	{
 		gate_options opts;
@@ -394,6 +397,27 @@ run_table(void)
 		char *targets;
 		bool good;
 
+		if (seeds)
+		{
+			/* fuzz_gate's first byte: bit 0 a catalog, bit 1 inside a gate transaction */
+			for (int cat = 0; cat < 2; cat++)
+			{
+				char path[4096];
+				FILE *f;
+				unsigned char sel = (unsigned char) (cat | ((c->flags & F_INTXN) ? 2 : 0));
+
+				snprintf(path, sizeof(path), "%s/gate-%03d-%d", seeds, n, cat);
+				f = fopen(path, "wb");
+				if (f == NULL)
+				{
+					perror(path);
+					exit(2);
+				}
+				fwrite(&sel, 1, 1, f);
+				fwrite(c->sql, 1, strlen(c->sql), f);
+				fclose(f);
+			}
+		}
 		memset(&opts, 0, sizeof(opts));
 		opts.in_transaction = (c->flags & F_INTXN) != 0;
 		if (gate_classify(c->sql, &opts, &r, &err) != BS_OK)
@@ -772,6 +796,62 @@ test_result_copy_json(void)
 	gate_result_free(c);
 }
 
+static gate_result *
+plain_classify(const char *sql)
+{
+	gate_result *r = NULL;
+	bs_error err;
+
+	gate_classify(sql, NULL, &r, &err);
+	return r;
+}
+
+static void
+test_cache(void)
+{
+	gate_cache *c = gate_cache_new(2);
+	gate_cache_stats st;
+	const char *q = "DELETE FROM users WHERE id = $1";
+	const gate_result *hit;
+	gate_result *r;
+
+	ok(gate_cache_get(c, q, strlen(q), "app\npublic", 1) == NULL, "cache: empty");
+	r = plain_classify(q);
+	ok(r->cacheable, "cache: a DELETE's classification depends on its text only");
+	gate_cache_put(c, q, strlen(q), "app\npublic", 1, r);
+	hit = gate_cache_get(c, q, strlen(q), "app\npublic", 1);
+	ok(hit == r && hit->level == GATE_LOW, "cache: the same text, context and epoch hit");
+	ok(gate_cache_get(c, q, strlen(q), "app\nother,public", 1) == NULL, "cache: another search_path misses");
+	ok(gate_cache_get(c, q, strlen(q), "app\npublic", 2) == NULL, "cache: another catalog epoch misses");
+	ok(gate_cache_get(c, q, strlen(q), NULL, 1) == NULL, "cache: no context (no catalog) is another key");
+	ok(gate_cache_get(c, "DELETE FROM users WHERE id = $2", strlen(q), "app\npublic", 1) == NULL,
+	   "cache: one byte of text changed misses");
+	ok(gate_cache_get(c, q, strlen(q) - 1, "app\npublic", 1) == NULL, "cache: a prefix of the text misses");
+
+	r = plain_classify("PREPARE p AS DELETE FROM t");
+	ok(!r->cacheable, "cache: PREPARE changes session state: not cacheable");
+	gate_cache_put(c, "PREPARE p AS DELETE FROM t", 26, NULL, 0, r);
+	ok(gate_cache_get(c, "PREPARE p AS DELETE FROM t", 26, NULL, 0) == NULL, "cache: ... and not kept");
+	r = plain_classify("EXECUTE p");
+	ok(!r->cacheable, "cache: EXECUTE depends on the session: not cacheable");
+	gate_result_free(r);
+	r = plain_classify("COMMIT");
+	ok(!r->cacheable, "cache: transaction control depends on the session: not cacheable");
+	gate_result_free(r);
+	r = plain_classify("SET search_path TO x; DROP TABLE t");
+	ok(!r->cacheable, "cache: a search_path change: not cacheable");
+	gate_result_free(r);
+
+	gate_cache_put(c, "SELECT 1", 8, NULL, 0, plain_classify("SELECT 1"));
+	gate_cache_put(c, "SELECT 2", 8, NULL, 0, plain_classify("SELECT 2"));
+	ok(gate_cache_get(c, q, strlen(q), "app\npublic", 1) == NULL, "cache: the oldest entry made room");
+	ok(gate_cache_get(c, "SELECT 2", 8, NULL, 0) != NULL, "cache: the newest is kept");
+	gate_cache_get_stats(c, &st);
+	ok(st.entries == 2 && st.evictions == 1 && st.hits == 2, "cache: stats (%d entries, %llu evictions, %llu hits)",
+	   st.entries, (unsigned long long) st.evictions, (unsigned long long) st.hits);
+	gate_cache_free(c);
+}
+
 int
 main(void)
 {
@@ -783,5 +863,6 @@ main(void)
 	test_catalog_details();
 	test_session();
 	test_result_copy_json();
+	test_cache();
 	return done_testing();
 }
