@@ -108,6 +108,10 @@ summarize(const manifest *m, const archive_head *head, bool head_exists, table_s
 		s->window_to = head->flushed_lsn;
 		s->window_to_time = head->time;
 	}
+	/* ... and a dropped table's, up to its drop once the head has passed it (as recover). */
+	if (strcmp(m->status, "dropped") == 0 && head_exists && head->flushed_lsn >= m->dropped_at_lsn &&
+		m->dropped_at_lsn > s->window_to)
+		s->window_to = m->dropped_at_lsn;
 }
 
 static json_t *

@@ -270,6 +270,11 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 	plan->window_hi = m->archived_to;
 	if (head && strcmp(m->status, "active") == 0 && head->flushed_lsn > plan->window_hi)
 		plan->window_hi = head->flushed_lsn;
+	/* A dropped table changed no more after its drop was seen: once the head has passed that
+	 * point, every change before it is archived (the gate's recovery points lie there). */
+	if (head && strcmp(m->status, "dropped") == 0 && head->flushed_lsn >= m->dropped_at_lsn &&
+		m->dropped_at_lsn > plan->window_hi)
+		plan->window_hi = m->dropped_at_lsn;
 	if (plan->window_hi < m->bases[m->nbases - 1].lsn)
 		plan->window_hi = m->bases[m->nbases - 1].lsn;
 
