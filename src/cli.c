@@ -7,6 +7,7 @@
 #include "cmd_classify.h"
 #include "cmd_config.h"
 #include "cmd_doctor.h"
+#include "cmd_exec.h"
 #include "cmd_info.h"
 #include "cmd_recover.h"
 #include "cmd_verify.h"
@@ -41,6 +42,8 @@ static const char *const checkpoint_options[] = {"table", "listen", "timeout", "
 static const char *const doctor_options[] = {STORAGE_OPTIONS, "db", "json", NULL};
 static const char *const classify_options[] = {"db", "json", "policy", "file", "principal", "environment", NULL};
 static const char *const policy_options[] = {NULL};
+static const char *const exec_options[] = {"db", "json", "policy", "file", "command", "principal", "environment",
+	"listen", "timeout", NULL};
 static const char *const config_cmd_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "segment_size",
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
@@ -88,6 +91,17 @@ static const cli_command commands[] = {
 		"Exit code: the highest level: 0 SAFE, 4 LOW, 5 MEDIUM, 6 HIGH, 7 CRITICAL or refused;\n"
 		"1 when the classification failed (connection), 2 on a usage error.",
 	classify_options, cmd_classify},
+	{"exec", "run SQL through the gate: a verified recovery point before each destructive statement",
+		"--db CONNINFO (-c SQL | -f FILE) [--policy FILE] [--json] [--principal NAME] [--environment NAME]\n"
+		"        [--listen HOST:PORT] [--timeout DURATION]",
+		"Each statement is classified (with the session's catalog) and the policy applied: allowed\n"
+		"ones run; for \"checkpoint\" ones the gate, in the statement's own transaction, locks the\n"
+		"targets, reads the WAL insert position, has the running archiver (--listen) verify a\n"
+		"recovery point of every target at it, then runs the statement and prints the recovery\n"
+		"point and the `backstop recover` command that undoes it.  A refused statement, one that\n"
+		"needs approval, one that cannot be covered (archiver down, table not archived, timeout)\n"
+		"or one that fails stops the run: nothing after it executes, exit 1.",
+	exec_options, cmd_exec},
 	{"policy", "validate a gate policy file and print its effective rules", "check FILE",
 		"Exit 0 when the file is valid, 2 with FILE:LINE and the problem otherwise.", policy_options, cmd_policy},
 	{"doctor", "probe storage (put/get/list/delete) and PostgreSQL, with latencies",
