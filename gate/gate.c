@@ -376,7 +376,8 @@ session_prepare(gate_session *s, const char *name, gate_stmt *st)
 static const named_text *
 session_function(const gate_session *s, const char *schema, const char *name)
 {
-	for (int i = 0; s && i < s->nfunctions; i++)
+	/* the newest definition of that name (older ones stay: work queued may point at them) */
+	for (int i = s ? s->nfunctions - 1 : -1; i >= 0; i--)
 	{
 		const named_text *f = &s->functions[i];
 
@@ -392,18 +393,6 @@ session_function(const gate_session *s, const char *schema, const char *name)
 static void
 session_add_function(gate_session *s, const char *schema, const char *name, const char *text, size_t len)
 {
-	for (int i = 0; i < s->nfunctions; i++)
-	{
-		named_text *f = &s->functions[i];
-
-		if (strcmp(f->name, name) == 0 && ((f->schema == NULL && schema == NULL) ||
-										   (f->schema && schema && strcmp(f->schema, schema) == 0)))
-		{
-			free(f->text);
-			f->text = xstrndup(text, len);
-			return;
-		}
-	}
 	s->functions = xrealloc(s->functions, sizeof(named_text) * (size_t) (s->nfunctions + 1));
 	s->functions[s->nfunctions].schema = dup_or_null(schema);
 	s->functions[s->nfunctions].name = xstrdup(name);
@@ -441,8 +430,8 @@ typedef struct fn_entry
 /* A function body classified in this call: cache, and guard against recursion. */
 typedef struct body_entry
 {
-	uint32_t oid;				/* 0: a session-defined function, keyed by text */
-	const char *text;
+	uint32_t oid;				/* 0: a session-defined function, keyed by its definition */
+	const void *key;
 	bool busy;
 	gate_stmt *summary;			/* heap */
 } body_entry;
@@ -490,6 +479,7 @@ typedef struct item
 	bool volatile_fn;			/* invisible body is HIGH (volatile), else SAFE */
 	int depth;
 	uint32_t oid;
+	const void *key;			/* a session function's definition (stable during the call) */
 	const gate_stmt *prepared;
 } item;
 
@@ -1978,6 +1968,7 @@ queue_function(walk *w, const gate_func *f, const char *prefix)
 	queue_item(w, ITEM_FUNCTION, f->definition, strlen(f->definition), prefix, GATE_CRITICAL, true, false);
 	it = &w->t->items[w->t->nitems - 1];
 	it->oid = f->oid;
+	it->key = f->definition;
 	it->body_only = true;
 	it->volatile_fn = f->volatility == 'v';
 }
@@ -3954,10 +3945,10 @@ classify_plpgsql(gctx *g, const char *text, int depth)
 }
 
 static int
-body_index(gctx *g, uint32_t oid, const char *text)
+body_index(gctx *g, uint32_t oid, const void *key)
 {
 	for (int i = 0; i < g->nbodies; i++)
-		if (oid ? g->bodies[i].oid == oid : g->bodies[i].text == text)
+		if (oid ? g->bodies[i].oid == oid : g->bodies[i].key == key)
 			return i;
 	return -1;
 }
@@ -3986,7 +3977,7 @@ process_item(gctx *g, item *it)
 			return;
 		case ITEM_FUNCTION:
 			{
-				int i = body_index(g, it->oid, it->text);
+				int i = body_index(g, it->oid, it->key);
 				item whole;
 
 				if (i >= 0 && g->bodies[i].busy)
@@ -3996,7 +3987,7 @@ process_item(gctx *g, item *it)
 					g->bodies = xrealloc(g->bodies, sizeof(body_entry) * (size_t) (g->nbodies + 1));
 					i = g->nbodies++;
 					g->bodies[i].oid = it->oid;
-					g->bodies[i].text = it->text;
+					g->bodies[i].key = it->key;
 					g->bodies[i].busy = true;
 					g->bodies[i].summary = NULL;
 					r = classify_text(g, it->text, it->depth, true, false);

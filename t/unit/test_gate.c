@@ -772,6 +772,12 @@ test_session(void)
 	ok(gate_classify("SELECT g()", &opts, &r, &err) == BS_OK && r->level == GATE_HIGH,
 	   "session: calling it later is HIGH (its body is known from the session)");
 	gate_result_free(r);
+	ok(gate_classify("CREATE FUNCTION rec() RETURNS int LANGUAGE sql AS 'SELECT rec()'", &opts, &r, &err) == BS_OK,
+	   "session: a recursive function");
+	gate_result_free(r);
+	ok(gate_classify("SELECT rec()", &opts, &r, &err) == BS_OK && r->level == GATE_SAFE && !r->stmts[0].unknown_targets,
+	   "session: calling it is classified once (recursion cut), SAFE");
+	gate_result_free(r);
 	gate_session_free(s);
 }
 
