@@ -335,6 +335,9 @@ manifest_dropped_after(const manifest *m)
 			lsn = m->segments[i].last_end_lsn;
 	if (m->nbases > 0 && m->bases[m->nbases - 1].lsn > lsn)
 		lsn = m->bases[m->nbases - 1].lsn;
+	/* A recovery point the archiver answered (a gate's, just before a DROP TABLE) stays one. */
+	if (m->existed_to > lsn)
+		lsn = m->existed_to;
 	return lsn;
 }
 
@@ -902,6 +905,8 @@ manifest_to_json(const manifest *m)
 	json_object_set_new(o, "status", json_str_or_null(m->status));
 	if (m->status && strcmp(m->status, "dropped") == 0)
 		json_object_set_new(o, "dropped_at_lsn", manifest_json_lsn(m->dropped_at_lsn));
+	if (m->existed_to)
+		json_object_set_new(o, "existed_to", manifest_json_lsn(m->existed_to));
 	json_object_set_new(o, "finding", json_str_or_null(m->finding));
 	json_object_set_new(o, "archived_to", manifest_json_lsn(m->archived_to));
 
@@ -1272,8 +1277,12 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 		j_lsn(root, "", "archived_to", true, &m->archived_to, err) != BS_OK)
 		return BS_ERR;
 	if (j_lsn(root, "", "dropped_at_lsn", strcmp(m->status, "dropped") == 0,
-			  &m->dropped_at_lsn, err) != BS_OK)
+			  &m->dropped_at_lsn, err) != BS_OK ||
+		j_lsn(root, "", "existed_to", false, &m->existed_to, err) != BS_OK)
 		return BS_ERR;
+	/* A checkpoint answered after the drop was seen would vouch for a table that was gone. */
+	if (strcmp(m->status, "dropped") == 0 && m->existed_to >= m->dropped_at_lsn)
+		return bad(err, "existed_to", "must be below dropped_at_lsn");
 
 	if (j_array(root, "", "layouts", &arr, &n, err) != BS_OK)
 		return BS_ERR;

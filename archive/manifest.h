@@ -85,6 +85,9 @@ typedef struct manifest
 	char *name;
 	char *status;				/* "active", "dropped", "skipped" */
 	uint64_t dropped_at_lsn;
+	/* The newest point at which a checkpoint verified that the table existed (0: none): the
+	 * archiver answered a recovery point there while the table was in the catalog. */
+	uint64_t existed_to;
 	char *finding;				/* why skipped or reduced; NULL if none */
 	uint64_t archived_to;		/* every change up to here is in the segments */
 	int nlayouts;
@@ -156,8 +159,9 @@ int manifest_use_layout(manifest *m, uint64_t from_lsn, char replident, int ncol
 /* The layout in effect for a commit at lsn (the newest from at or before it), NULL if none. */
 const manifest_layout *manifest_layout_at(const manifest *m, uint64_t lsn);
 /* The newest point at which the archive shows the table existing: its last archived change's
- * end LSN or its newest base's LSN, whichever is greater.  A dropped table was dropped after
- * it (and before dropped_at_lsn); recovery vouches for no later point. */
+ * end LSN, its newest base's LSN or the newest checkpoint answered for it (existed_to),
+ * whichever is greater.  A dropped table was dropped after it (and before dropped_at_lsn);
+ * recovery vouches for no later point. */
 uint64_t manifest_dropped_after(const manifest *m);
 manifest_base *manifest_add_base(manifest *m, const manifest_base *base);
 manifest_segment *manifest_add_segment(manifest *m, const manifest_segment *seg);

@@ -108,6 +108,7 @@ typedef struct checkpoint_req
 	int64_t deadline_ms;
 	bool sealed;				/* what it needs was handed to the uploader */
 	bool positioned;			/* target_lsn is known (else PostgreSQL is being reconnected to) */
+	bool existed;				/* the table was seen in the catalog at or after target_lsn */
 	struct checkpoint_req *next;
 } checkpoint_req;
 
@@ -2332,6 +2333,13 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 				}
 				strbuf_free(&sb);
 				a->metrics.checkpoints++;
+				/* Kept with the manifest: if the table is dropped next, this point stays
+				 * recoverable (manifest_dropped_after). */
+				if (t && r->existed && t->gone_lsn == 0 && r->target_lsn > t->man->existed_to)
+				{
+					t->man->existed_to = r->target_lsn;
+					t->dirty = true;
+				}
 			}
 			else
 				control_reply_error(r->req, 504, "Gateway Timeout", has_base || a->flush_lsn < r->target_lsn ?
@@ -2399,6 +2407,38 @@ current_position(archiver *a, uint64_t *lsn, bs_error *err)
 	if (!conn_recovered(a, err))
 		return BS_ERR;
 	return read_position(a, lsn, err);
+}
+
+/*
+ * Is the table in the catalog now, with now at or after lsn?  Then it existed at lsn (a DROP
+ * of it commits later), and a recovery point there must stay one after a DROP: the answer
+ * records it (manifest existed_to).  The position is read first and the catalog in a later
+ * statement, so the catalog's snapshot is not older than the position.  1: yes; 0: the
+ * table is gone; -1: unknown (no connection, or lsn is ahead of the server).
+ */
+static int
+table_exists_at(archiver *a, uint32_t relid, uint64_t lsn)
+{
+	char oid[16];
+	const char *params[1] = {oid};
+	char *pos = NULL;
+	uint64_t now_lsn = 0;
+	PGresult *res = NULL;
+	bs_error err;
+	int rc = -1;
+
+	error_clear(&err);
+	snprintf(oid, sizeof(oid), "%u", relid);
+	if (PQstatus(a->conn) != CONNECTION_OK ||
+		pgsql_query_value(a->conn, "SELECT pg_current_wal_insert_lsn()::text", &pos, &err) != BS_OK ||
+		lsn_parse(pos, &now_lsn) != BS_OK || now_lsn < lsn ||
+		pgsql_query_params(a->conn, "SELECT 1 FROM pg_class WHERE oid = $1::oid", 1, params, &res, &err) != BS_OK)
+		rc = -1;
+	else
+		rc = PQntuples(res) > 0 ? 1 : 0;
+	PQclear(res);
+	free(pos);
+	return rc;
 }
 
 static void
@@ -2485,7 +2525,23 @@ on_checkpoint(struct evhttp_request *req, void *arg)
 		}
 	}
 	evhttp_clear_headers(&q);
-	r = xcalloc(1, sizeof(checkpoint_req));
+	{
+		int exists = positioned && t->gone_lsn == 0 ? table_exists_at(a, t->relid, lsn) : -1;
+
+		/* Dropped: no recovery point of a table that is gone (recover --latest has its last state). */
+		if (t->gone_lsn != 0 || exists == 0)
+		{
+			strbuf sb = STRBUF_INIT;
+
+			strbuf_printf(&sb, "table %s.%s was dropped (backstop recover --latest gives its last state)",
+						  t->man->schema, t->man->name);
+			control_reply_error(req, 410, "Gone", sb.data);
+			strbuf_free(&sb);
+			return;
+		}
+		r = xcalloc(1, sizeof(checkpoint_req));
+		r->existed = exists == 1;
+	}
 	r->req = req;
 	r->relid = t->relid;
 	r->target_lsn = lsn;

@@ -4,8 +4,10 @@
 #include "cmd_archive.h"
 #include "cmd_changes.h"
 #include "cmd_checkpoint.h"
+#include "cmd_classify.h"
 #include "cmd_config.h"
 #include "cmd_doctor.h"
+#include "cmd_exec.h"
 #include "cmd_info.h"
 #include "cmd_recover.h"
 #include "cmd_verify.h"
@@ -43,6 +45,10 @@ static const char *const checkpoint_options[] = {
 	"table", "listen", "control_token", "control_token_file", "timeout", "json", NULL
 };
 static const char *const doctor_options[] = {STORAGE_OPTIONS, "db", "json", NULL};
+static const char *const classify_options[] = {"db", "json", "policy", "file", "principal", "environment", NULL};
+static const char *const policy_options[] = {NULL};
+static const char *const exec_options[] = {"db", "json", "policy", "file", "command", "principal", "environment",
+	"listen", "control_token", "control_token_file", "timeout", NULL};
 static const char *const config_cmd_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "segment_size",
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
@@ -97,6 +103,31 @@ static const cli_command commands[] = {
 		"--table S.T [--listen HOST:PORT] [--control-token-file FILE] [--timeout DURATION] [--json]",
 		"Sends the archiver's token when control_token (BACKSTOP_CONTROL_TOKEN) or\n"
 		"--control-token-file is set; a refused token (401, 403) exits 2.", checkpoint_options, cmd_checkpoint},
+	{"classify", "the gate's verdict on SQL: level, reasons, targets, policy action (runs nothing)",
+		"[--db CONNINFO] [--json] [--policy FILE] [--principal NAME] [--environment NAME] (SQL | -f FILE)",
+		"Every statement is classified from its parse tree: SAFE (reads), LOW (bounded writes),\n"
+		"MEDIUM (schema changes that lose nothing), HIGH (destroys or rewrites rows of named tables),\n"
+		"CRITICAL (destroys what no table archive covers, or escapes the gate); what cannot be\n"
+		"parsed is refused.  With --db, targets are resolved to OIDs in that session's search_path\n"
+		"(temporary tables first) and user functions, triggers and rules are looked up.\n"
+		"The policy maps level, principal, environment and tables to allow, checkpoint, approve\n"
+		"or refuse (see doc/gate.md).\n"
+		"Exit code: the highest level: 0 SAFE, 4 LOW, 5 MEDIUM, 6 HIGH, 7 CRITICAL or refused;\n"
+		"1 when the classification failed (connection), 2 on a usage error.",
+	classify_options, cmd_classify},
+	{"exec", "run SQL through the gate: a verified recovery point before each destructive statement",
+		"--db CONNINFO (-c SQL | -f FILE) [--policy FILE] [--json] [--principal NAME] [--environment NAME]\n"
+		"        [--listen HOST:PORT] [--control-token-file FILE] [--timeout DURATION]",
+		"Each statement is classified (with the session's catalog) and the policy applied: allowed\n"
+		"ones run; for \"checkpoint\" ones the gate, in the statement's own transaction, locks the\n"
+		"targets, reads the WAL insert position, has the running archiver (--listen) verify a\n"
+		"recovery point of every target at it, then runs the statement and prints the recovery\n"
+		"point and the `backstop recover` command that undoes it.  A refused statement, one that\n"
+		"needs approval, one that cannot be covered (archiver down, table not archived, timeout)\n"
+		"or one that fails stops the run: nothing after it executes, exit 1.",
+	exec_options, cmd_exec},
+	{"policy", "validate a gate policy file and print its effective rules", "check FILE",
+		"Exit 0 when the file is valid, 2 with FILE:LINE and the problem otherwise.", policy_options, cmd_policy},
 	{"doctor", "probe storage (put/get/list/delete) and PostgreSQL, with latencies",
 		"[--storage URL] [--db CONNINFO] [--json]",
 		"Exit 0 when everything probed is usable; warns when objects can be deleted\n"
@@ -223,6 +254,14 @@ run_command(const cli_command *cmd, int argc, char **argv)
 		{
 			print_command_help(cmd);
 			return EXIT_OK;
+		}
+		/* psql's short forms, for the commands that take SQL */
+		for (int k = 0; cmd->options[k]; k++)
+		{
+			if (strcmp(argv[i], "-f") == 0 && strcmp(cmd->options[k], "file") == 0)
+				argv[i] = (char *) "--file";
+			else if (strcmp(argv[i], "-c") == 0 && strcmp(cmd->options[k], "command") == 0)
+				argv[i] = (char *) "--command";
 		}
 	}
 	error_clear(&err);

@@ -24,48 +24,28 @@ collect(char *ptr, size_t size, size_t nmemb, void *userdata)
 }
 
 int
-cmd_checkpoint(bs_config *cfg, int argc, char **argv)
+cmd_checkpoint_request(const char *listen, const char *token, const char *table, const char *lsn,
+					   int64_t timeout_ms, long *status, json_t **answer, bs_error *err)
 {
-	const char *table = config_get(cfg, "table");
-	const char *listen = config_get(cfg, "listen");
-	int64_t timeout_ms = config_get_duration_ms(cfg, "timeout");
 	CURL *curl;
 	char *etable;
 	strbuf url = STRBUF_INIT;
 	strbuf body = STRBUF_INIT;
-	long status = 0;
-	CURLcode cc;
-	char *token = NULL;
 	struct curl_slist *headers = NULL;
-	bs_error err;
-	int rc = EXIT_FAILURE_RUNTIME;
+	CURLcode cc;
+	json_error_t jerr;
+	int rc = BS_OK;
 
-	if (argc > 0)
-	{
-		fprintf(stderr, "backstop checkpoint: unexpected argument \"%s\"\n", argv[0]);
-		return EXIT_USAGE;
-	}
-	if (table == NULL)
-	{
-		fprintf(stderr, "backstop checkpoint: ERROR: --table is required\n");
-		return EXIT_USAGE;
-	}
-	error_clear(&err);
-	if (control_load_token(cfg, &token, &err) != BS_OK)
-	{
-		cli_report_error("checkpoint", &err);
-		return EXIT_USAGE;
-	}
+	*status = 0;
+	*answer = NULL;
 	curl = curl_easy_init();
 	if (curl == NULL)
-	{
-		fprintf(stderr, "backstop checkpoint: ERROR: could not initialise libcurl\n");
-		free(token);
-		return EXIT_FAILURE_RUNTIME;
-	}
+		return error_set(err, ERRCODE_INTERNAL, "could not initialise libcurl");
 	etable = curl_easy_escape(curl, table, 0);
 	strbuf_printf(&url, "http://%s/checkpoint?table=%s&timeout_ms=%lld", listen, etable,
 				  (long long) (timeout_ms > 0 ? timeout_ms : 30000));
+	if (lsn)
+		strbuf_printf(&url, "&lsn=%s", lsn);
 	curl_free(etable);
 	curl_easy_setopt(curl, CURLOPT_URL, url.data);
 	curl_easy_setopt(curl, CURLOPT_POST, 1L);
@@ -87,57 +67,100 @@ cmd_checkpoint(bs_config *cfg, int argc, char **argv)
 	}
 	cc = curl_easy_perform(curl);
 	if (cc != CURLE_OK)
+		rc = error_set(err, ERRCODE_CONNECTION,
+					   "could not reach the archiver at %s: %s (is `backstop archive` running with --listen %s?)",
+					   listen, curl_easy_strerror(cc), listen);
+	else
 	{
-		fprintf(stderr, "backstop checkpoint: ERROR: could not reach the archiver at %s: %s (is `backstop archive` running with --listen %s?)\n",
-				listen, curl_easy_strerror(cc), listen);
-		goto out;
-	}
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	{
-		json_error_t jerr;
-		json_t *j = json_loadb(body.data ? body.data : "", body.len, 0, &jerr);
-
-		if (status == 200 && j)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+		*answer = json_loadb(body.data ? body.data : "", body.len, 0, &jerr);
+		if (*answer == NULL)
 		{
-			if (config_get_bool(cfg, "json"))
-				printf("%s\n", body.data);
-			else
-			{
-				/* The answer names the table as the archive does: escaped for the terminal. */
-				strbuf line = STRBUF_INIT;
-				char *shown;
+			char *shown = xstrdup_printable(body.data ? body.data : "(empty)");
 
-				strbuf_printf(&line, "recovery point for %s: LSN %s (segment %s, verified in %lld ms)",
-							  json_string_value(json_object_get(j, "table")) ?: "?",
-							  json_string_value(json_object_get(j, "lsn")) ?: "?",
-							  json_is_string(json_object_get(j, "segment")) ? json_string_value(json_object_get(j, "segment")) : "none: no changes since the base copy",
-							  (long long) json_integer_value(json_object_get(j, "elapsed_ms")));
-				shown = xstrdup_printable(line.data);
-				printf("%s\n", shown);
-				free(shown);
-				strbuf_free(&line);
-			}
-			rc = EXIT_OK;
+			rc = error_set(err, ERRCODE_PROTOCOL, "archiver answered %ld: %s", *status, shown);
+			free(shown);
+		}
+	}
+	curl_easy_cleanup(curl);
+	curl_slist_free_all(headers);
+	strbuf_free(&url);
+	strbuf_free(&body);
+	return rc;
+}
+
+int
+cmd_checkpoint(bs_config *cfg, int argc, char **argv)
+{
+	const char *table = config_get(cfg, "table");
+	const char *listen = config_get(cfg, "listen");
+	int64_t timeout_ms = config_get_duration_ms(cfg, "timeout");
+	char *token = NULL;
+	long status = 0;
+	json_t *j = NULL;
+	bs_error err;
+	int rc;
+
+	if (argc > 0)
+	{
+		fprintf(stderr, "backstop checkpoint: unexpected argument \"%s\"\n", argv[0]);
+		return EXIT_USAGE;
+	}
+	if (table == NULL)
+	{
+		fprintf(stderr, "backstop checkpoint: ERROR: --table is required\n");
+		return EXIT_USAGE;
+	}
+	error_clear(&err);
+	if (control_load_token(cfg, &token, &err) != BS_OK)
+	{
+		cli_report_error("checkpoint", &err);
+		return EXIT_USAGE;
+	}
+	rc = cmd_checkpoint_request(listen, token, table, NULL, timeout_ms, &status, &j, &err);
+	free(token);
+	if (rc != BS_OK)
+	{
+		cli_report_error("checkpoint", &err);
+		return EXIT_FAILURE_RUNTIME;
+	}
+	if (status == 200)
+	{
+		if (config_get_bool(cfg, "json"))
+		{
+			char *s = json_dumps(j, JSON_COMPACT);
+
+			printf("%s\n", s);
+			free(s);
 		}
 		else
 		{
-			const char *msg = j && json_is_string(json_object_get(j, "error")) ? json_string_value(json_object_get(j, "error")) : body.data;
+			/* The answer names the table as the archive does: escaped for the terminal. */
+			strbuf line = STRBUF_INIT;
+			char *shown;
 
-			char *shown = xstrdup_printable(msg ? msg : "(empty)");
-
-			fprintf(stderr, "backstop checkpoint: ERROR: archiver answered %ld: %s\n", status, shown);
+			strbuf_printf(&line, "recovery point for %s: LSN %s (segment %s, verified in %lld ms)",
+						  json_string_value(json_object_get(j, "table")) ?: "?",
+						  json_string_value(json_object_get(j, "lsn")) ?: "?",
+						  json_is_string(json_object_get(j, "segment")) ? json_string_value(json_object_get(j, "segment")) : "none: no changes since the base copy",
+						  (long long) json_integer_value(json_object_get(j, "elapsed_ms")));
+			shown = xstrdup_printable(line.data);
+			printf("%s\n", shown);
 			free(shown);
-			/* Not archived, or not allowed (token): a setting to fix, not a failure to retry. */
-			rc = status == 404 || status == 401 || status == 403 ? EXIT_USAGE : EXIT_FAILURE_RUNTIME;
+			strbuf_free(&line);
 		}
-		if (j)
-			json_decref(j);
+		rc = EXIT_OK;
 	}
-out:
-	curl_easy_cleanup(curl);
-	curl_slist_free_all(headers);
-	free(token);
-	strbuf_free(&url);
-	strbuf_free(&body);
+	else
+	{
+		const char *msg = json_is_string(json_object_get(j, "error")) ? json_string_value(json_object_get(j, "error")) : "(no message)";
+		char *shown = xstrdup_printable(msg);
+
+		fprintf(stderr, "backstop checkpoint: ERROR: archiver answered %ld: %s\n", status, shown);
+		free(shown);
+		/* Not archived, or not allowed (token): a setting to fix, not a failure to retry. */
+		rc = status == 404 || status == 401 || status == 403 ? EXIT_USAGE : EXIT_FAILURE_RUNTIME;
+	}
+	json_decref(j);
 	return rc;
 }

@@ -81,6 +81,12 @@ const config_option config_options[] = {
 	{"yes", CONFIG_BOOL, "off", NULL, false, "do not ask for confirmation"},
 	{"from_lsn", CONFIG_STRING, NULL, NULL, false, "start of a change range"},
 	{"timeout", CONFIG_DURATION, "30s", NULL, false, "how long to wait for an answer"},
+	/* the gate */
+	{"file", CONFIG_STRING, NULL, NULL, false, "read the SQL from this file (- for standard input); also -f FILE"},
+	{"command", CONFIG_STRING, NULL, NULL, false, "the SQL to run (exec); also -c SQL"},
+	{"policy", CONFIG_STRING, NULL, NULL, false, "gate policy file (default: SAFE/LOW/MEDIUM allow, HIGH checkpoint, CRITICAL refuse)"},
+	{"principal", CONFIG_STRING, NULL, NULL, false, "who asks, for the policy's principal patterns (default: the database user)"},
+	{"environment", CONFIG_STRING, NULL, NULL, false, "environment name for the policy's environment patterns"},
 	{NULL, 0, NULL, NULL, false, NULL}
 };
 

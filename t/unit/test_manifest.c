@@ -206,6 +206,31 @@ test_round_trip(void)
 	manifest_free(back);
 	back = NULL;
 
+	/* existed_to: a checkpoint's point extends what the archive shows of a dropped table. */
+	{
+		uint64_t before = manifest_dropped_after(m);
+
+		m->existed_to = before + 0x100;
+		ok(manifest_dropped_after(m) == before + 0x100, "a checkpoint after the last change moves the end of the window");
+		m->existed_to = before > 0 ? before - 1 : 0;
+		ok(manifest_dropped_after(m) == before, "an older checkpoint does not");
+		m->existed_to = 0x1600000;
+		free(j2);
+		j2 = manifest_to_json(m);
+		ok(manifest_from_json(j2, strlen(j2), &back, &err) == BS_OK && back->existed_to == 0x1600000,
+		   "existed_to round trips");
+		manifest_free(back);
+		back = NULL;
+		m->existed_to = 0x1700000;
+		free(j2);
+		j2 = manifest_to_json(m);
+		ok(manifest_from_json(j2, strlen(j2), &back, &err) == BS_ERR && strstr(err.message, "existed_to"),
+		   "existed_to at or after dropped_at_lsn refused: %s", err.message);
+		manifest_free(back);
+		back = NULL;
+		m->existed_to = 0;
+	}
+
 	/* A definition that is not an object cannot be stored. */
 	free(m->bases[0].definition);
 	m->bases[0].definition = xstrdup("[1,2]");

@@ -1,0 +1,175 @@
+# 071_gate_exec.t — `backstop exec` with a running archiver: a DROP TABLE gets a verified recovery point
+# first, then runs; `backstop recover --to-lsn` at that point brings the table back with its checksum;
+# a table the archiver skips cannot be dropped; with the archiver stopped the DROP is refused and the
+# table stays; a refused statement stops the run; a temporary table shadows a permanent one.
+use strict;
+use warnings;
+
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use BackstopTest;
+
+my $node = new_pg_node('gate_exec', extra_conf => "log_statement = 'all'\n");
+my $db = 'postgres';
+my $conn = node_connstr($node, $db);
+my $dir = scratch_dir('gate_exec');
+my $storage = "file://$dir/archive";
+my $port = PostgreSQL::Test::Cluster::get_free_port();
+my $listen = "127.0.0.1:$port";
+
+$node->safe_psql($db, q{
+	CREATE TABLE public.orders (id serial PRIMARY KEY, customer int NOT NULL, note text);
+	INSERT INTO public.orders (customer, note) SELECT g % 17, 'order ' || g FROM generate_series(1, 500) g;
+	CREATE TABLE public.items (id int PRIMARY KEY, name text);
+	INSERT INTO public.items SELECT g, 'item ' || g FROM generate_series(1, 50) g;
+	CREATE TABLE public.nokey (a int, b text);
+	INSERT INTO public.nokey VALUES (1, 'skipped by the archiver: no replica identity');
+	CREATE TABLE public.log (id int);
+});
+
+my $log = "$dir/archiver.log";
+my $pid = spawn_archiver($log, '--db', $conn, '--all-tables', '--storage', $storage, '--data-dir', "$dir/data",
+	'--listen', $listen, '--segment-age', '1s', '--table-poll-interval', '1s', '--status-interval', '1s');
+END { kill 'KILL', $pid if $pid; }
+ok(wait_for('archiver ready', sub { my ($rc) = archiver_checkpoint($listen, 'public.orders'); $rc == 0 }),
+	'archiver started and answers checkpoints') or diag(slurp_file($log));
+ok(wait_for('items archived', sub { my ($rc) = archiver_checkpoint($listen, 'public.items'); $rc == 0 }),
+	'public.items has a base copy');
+
+sub shellwords_of
+{
+	my ($cmd) = @_;
+	my @w;
+	while ($cmd =~ /\G\s*((?:'[^']*'|\\.|[^\s'\\])+)/gc)
+	{
+		my $word = $1;
+		my $v = '';
+		while ($word =~ /\G(?:'([^']*)'|\\(.)|([^'\\]))/gc)
+		{
+			$v .= defined $1 ? $1 : defined $2 ? $2 : $3;
+		}
+		push @w, $v;
+	}
+	return @w;
+}
+
+sub lsn_ge
+{
+	my ($a, $b) = @_;
+	return 0 unless defined $a && defined $b;
+	my ($ah, $al) = map { hex } split m{/}, $a;
+	my ($bh, $bl) = map { hex } split m{/}, $b;
+	return $ah > $bh || ($ah == $bh && $al >= $bl);
+}
+
+sub exec_gate
+{
+	my (@args) = @_;
+	return run_backstop('exec', '--db', $conn, '--listen', $listen, '--timeout', '60s', @args);
+}
+
+# 1. DROP TABLE: recovery point first, then the drop; recover brings the table back.
+my $before = content_checksum($node, $db, 'public.orders');
+my ($rc, $out, $err) = exec_gate('-c', 'DELETE FROM orders WHERE id = 1; DROP TABLE orders');
+is($rc, 0, 'exec of a keyed DELETE and a DROP TABLE succeeds with the archiver running') or diag("$out\n$err");
+like($out, qr/\[1\] DELETE FROM orders WHERE id = 1\n    level LOW, action allow/, 'the keyed DELETE is LOW and allowed');
+my ($lsn) = $out =~ m{recovery point: public\.orders at ([0-9A-F]+/[0-9A-F]+)};
+ok(defined $lsn, 'the DROP got a recovery point (an LSN)') or diag($out);
+my ($undo) = $out =~ m{undo: (backstop recover [^\n]*)};
+like($undo // '', qr{^backstop recover --db '.*' --table 'public\.orders' --to-lsn \Q$lsn\E$}, '... and the exact recover command')
+  if defined $lsn;
+is($node->safe_psql($db, "SELECT to_regclass('public.orders') IS NULL"), 't', 'the table was dropped');
+like($err, qr/gate decision: \{.*"action":"checkpoint".*"outcome":"executed"/, 'the decision is logged with its outcome');
+
+# The order the gate's session did it in, from the server's statement log: in one transaction,
+# lock, read the WAL position, (recovery point), then the statement.
+my @lines = split /\n/, slurp_file($node->logfile);
+my ($exec_pid) = map { /\[(\d+)\] .*LOG:  statement: DROP TABLE orders$/ ? $1 : () } @lines;
+my @stmts = map { /\[\Q$exec_pid\E\] .*LOG:  statement: (.*)$/ ? $1 : () } @lines;
+my @want = ('BEGIN', 'LOCK TABLE "public"."orders" IN ACCESS EXCLUSIVE MODE',
+	'SELECT pg_catalog.pg_current_wal_insert_lsn()::text', 'DROP TABLE orders', 'COMMIT');
+my $at = 0;
+for my $s (@stmts)
+{
+	$at++ if $at < @want && $s eq $want[$at];
+}
+is($at, scalar @want, 'the session locked the table, read the WAL position, then dropped it, in one transaction')
+  or diag(join("\n", @stmts));
+
+# The printed command, run by a shell (plus --storage and a target name): it must parse.
+my @words = shellwords_of($undo // '');
+is($words[0], 'backstop', 'the recover command splits into shell words');
+my %arg = @words[2 .. $#words];
+is($arg{'--db'}, $conn, '... giving the connection back exactly');
+is($arg{'--to-lsn'}, $lsn, '... and the LSN');
+
+# Recovery at the point waits for nothing but the archive passing the drop (event: info's window).
+ok(wait_for('the recovery window to reach the point', sub {
+	my ($irc, $iout) = run_backstop('info', '--storage', $storage, '--table', 'public.orders', '--json');
+	my $info = eval { decode_json($iout) } or return 0;
+	my $w = $info->{tables}[0]{recovery_window} or return 0;
+	return lsn_ge($w->{to_lsn}, $lsn);
+}), 'the recovery window of the dropped table reaches the recovery point');
+my ($rrc, $rout, $rerr) = run_backstop('recover', '--db', $arg{'--db'}, '--storage', $storage, '--table', $arg{'--table'},
+	'--to-lsn', $arg{'--to-lsn'}, '--into', 'public.orders_back', '--yes');
+is($rrc, 0, 'recover --to-lsn at the recovery point succeeds') or diag("$rout\n$rerr");
+my $after_delete = $node->safe_psql($db, 'SELECT count(*) FROM public.orders_back');
+is($after_delete, '499', 'the recovered table holds the rows just before the DROP (after the DELETE)');
+$node->safe_psql($db, "INSERT INTO public.orders_back (id, customer, note) VALUES (1, 1 % 17, 'order 1')");
+is(content_checksum($node, $db, 'public.orders_back'), $before, 'with the deleted row put back, the checksum is the original one');
+
+# 2. A table the archiver skips (no replica identity) cannot be dropped through the gate.
+($rc, $out, $err) = exec_gate('-c', 'DROP TABLE nokey');
+is($rc, 1, 'DROP TABLE of a table the archiver skips is refused');
+like($err, qr/public\.nokey is not archived by the running archiver/, '... saying it is not archived') or diag($err);
+like($err, qr/primary key or REPLICA IDENTITY FULL/, '... and what to do');
+is($node->safe_psql($db, "SELECT count(*) FROM public.nokey"), '1', 'the table is still there');
+
+# 3. A refused statement stops the run; what came before ran, nothing after it does.
+($rc, $out, $err) = exec_gate('-c', 'INSERT INTO log VALUES (1); DROP SCHEMA public CASCADE; INSERT INTO log VALUES (2)');
+is($rc, 1, 'a CRITICAL statement stops the run');
+like($out, qr/\[2\] DROP SCHEMA public CASCADE\n    level CRITICAL, action refuse/, 'the DROP SCHEMA is refused by the default policy');
+is($node->safe_psql($db, 'SELECT string_agg(id::text, \',\' ORDER BY id) FROM public.log'), '1',
+	'the statement before it ran, the one after did not');
+
+# 4. A temporary table shadows a permanent one: the gate resolves the name in the session.
+($rc, $out, $err) = exec_gate('--json', '-c', 'CREATE TEMP TABLE items (id int); INSERT INTO items VALUES (1); DROP TABLE items');
+is($rc, 0, 'DROP TABLE of a temporary table that shadows public.items runs') or diag("$out\n$err");
+my $j = eval { decode_json($out) };
+my $drop = $j ? $j->{statements}[2] : {};
+is($drop->{targets}[0]{temporary}, JSON::PP::true, 'the target resolved to the temporary table') or diag($out);
+like($drop->{targets}[0]{name}, qr/^pg_temp_\d+\.items$/, '... in the session\'s temporary schema');
+is_deeply($drop->{recovery_points}, [], '... which needs no recovery point (its rows end with the session)');
+is($node->safe_psql($db, 'SELECT count(*) FROM public.items'), '50', 'public.items is untouched');
+
+# 5. Approval is not available yet: refused, saying so.
+open my $fh, '>', "$dir/policy.conf" or die;
+print $fh "[rule careful]\nlevel = low\ntables = items\naction = approve\n";
+close $fh;
+($rc, $out, $err) = exec_gate('--policy', "$dir/policy.conf", '-c', 'UPDATE items SET name = \'x\' WHERE id = 3');
+is($rc, 1, 'a statement the policy holds for approval is refused');
+like($err, qr/needs a human's approval/, '... saying approval is required');
+is($node->safe_psql($db, 'SELECT name FROM public.items WHERE id = 3'), 'item 3', '... and did not run');
+
+# 6. With the archiver stopped, the DROP is refused and the table is still there.
+kill 'TERM', $pid;
+waitpid($pid, 0);
+$pid = undef;
+($rc, $out, $err) = exec_gate('-c', 'DROP TABLE items');
+is($rc, 1, 'with the archiver stopped, DROP TABLE is refused');
+like($err, qr/could not reach the archiver at \Q$listen\E/, '... because the archiver cannot be reached') or diag($err);
+like($err, qr/start `backstop archive/, '... saying what to do');
+is($node->safe_psql($db, 'SELECT count(*) FROM public.items'), '50', 'the table and its rows are still there');
+($rc, $out, $err) = exec_gate('-c', 'SELECT count(*) FROM items');
+is($rc, 0, 'reads still run without the archiver');
+
+# 7. Usage.
+($rc, $out, $err) = run_backstop('exec', '--db', $conn, 'DROP TABLE items');
+is($rc, 2, 'SQL as an argument is a usage error (exec takes -c or -f)');
+($rc, $out, $err) = run_backstop('exec', '--db', $conn, '-c', 'SELEC 1');
+is($rc, 1, 'unparsable SQL is refused');
+like($out, qr/REFUSED: cannot parse/, '... nothing executed');
+
+done_testing();
