@@ -2413,15 +2413,17 @@ current_position(archiver *a, uint64_t *lsn, bs_error *err)
  * Is the table in the catalog now, with now at or after lsn?  Then it existed at lsn (a DROP
  * of it commits later), and a recovery point there must stay one after a DROP: the answer
  * records it (manifest existed_to).  The position is read first and the catalog in a later
- * statement, so the catalog's snapshot is not older than the position.  1: yes; 0: the
- * table is gone; -1: unknown (no connection, or lsn is ahead of the server).
+ * statement, so the catalog's snapshot is not older than the position.  Reading the position
+ * also has the server flush its WAL that far (read_position): a point the caller named (the
+ * gate's, read inside a transaction that has written WAL but not committed) is otherwise
+ * sent only when something else flushes, up to 15 s later.  1: yes; 0: the table is gone;
+ * -1: unknown (no connection, or lsn is ahead of the server).
  */
 static int
 table_exists_at(archiver *a, uint32_t relid, uint64_t lsn)
 {
 	char oid[16];
 	const char *params[1] = {oid};
-	char *pos = NULL;
 	uint64_t now_lsn = 0;
 	PGresult *res = NULL;
 	bs_error err;
@@ -2429,15 +2431,12 @@ table_exists_at(archiver *a, uint32_t relid, uint64_t lsn)
 
 	error_clear(&err);
 	snprintf(oid, sizeof(oid), "%u", relid);
-	if (PQstatus(a->conn) != CONNECTION_OK ||
-		pgsql_query_value(a->conn, "SELECT pg_current_wal_insert_lsn()::text", &pos, &err) != BS_OK ||
-		lsn_parse(pos, &now_lsn) != BS_OK || now_lsn < lsn ||
+	if (PQstatus(a->conn) != CONNECTION_OK || read_position(a, &now_lsn, &err) != BS_OK || now_lsn < lsn ||
 		pgsql_query_params(a->conn, "SELECT 1 FROM pg_class WHERE oid = $1::oid", 1, params, &res, &err) != BS_OK)
 		rc = -1;
 	else
 		rc = PQntuples(res) > 0 ? 1 : 0;
 	PQclear(res);
-	free(pos);
 	return rc;
 }
 

@@ -87,7 +87,8 @@ like($err, qr/gate decision: \{.*"action":"checkpoint".*"outcome":"executed"/, '
 # lock, read the WAL position, (recovery point), then the statement.
 my @lines = split /\n/, slurp_file($node->logfile);
 my ($exec_pid) = map { /\[(\d+)\] .*LOG:  statement: DROP TABLE orders$/ ? $1 : () } @lines;
-my @stmts = map { /\[\Q$exec_pid\E\] .*LOG:  statement: (.*)$/ ? $1 : () } @lines;
+# Simple-protocol statements are logged "statement: ", extended-protocol ones "execute <unnamed>: ".
+my @stmts = map { /\[\Q$exec_pid\E\] .*LOG:  (?:statement|execute <unnamed>): (.*)$/ ? $1 : () } @lines;
 my @want = ('BEGIN', 'LOCK TABLE "public"."orders" IN ACCESS EXCLUSIVE MODE',
 	'SELECT pg_catalog.pg_current_wal_insert_lsn()::text', 'DROP TABLE orders', 'COMMIT');
 my $at = 0;
