@@ -206,17 +206,24 @@ pgsql_quote_literal(const char *lit)
 	return strbuf_detach(&sb, NULL);
 }
 
-char *
-pgsql_qualified_name(const char *schema, const char *name)
+/* schema.name, each part quoted by quote. */
+static char *
+qualify(const char *schema, const char *name, char *(*quote)(const char *))
 {
-	char *s = pgsql_quote_ident(schema);
-	char *n = pgsql_quote_ident(name);
+	char *s = quote(schema);
+	char *n = quote(name);
 	strbuf sb = STRBUF_INIT;
 
 	strbuf_printf(&sb, "%s.%s", s, n);
 	free(s);
 	free(n);
 	return strbuf_detach(&sb, NULL);
+}
+
+char *
+pgsql_qualified_name(const char *schema, const char *name)
+{
+	return qualify(schema, name, pgsql_quote_ident);
 }
 
 static bool
@@ -255,14 +262,7 @@ pgsql_quote_ident_printable(const char *ident)
 char *
 pgsql_qualified_name_printable(const char *schema, const char *name)
 {
-	char *s = pgsql_quote_ident_printable(schema);
-	char *n = pgsql_quote_ident_printable(name);
-	strbuf sb = STRBUF_INIT;
-
-	strbuf_printf(&sb, "%s.%s", s, n);
-	free(s);
-	free(n);
-	return strbuf_detach(&sb, NULL);
+	return qualify(schema, name, pgsql_quote_ident_printable);
 }
 
 /* A part shown bare when PostgreSQL would read it back unchanged without quotes. */
