@@ -89,7 +89,7 @@ sub recovered
 		@point, '--into', $into, '--no-indexes');
 	return "recover @point failed ($rc): $err" if $rc != 0;
 	$method{"@point"} = $out =~ /^Method:\s+(streamed|rebuilt in memory)/m ? $1 : 'none';
-	$base{"@point"} = $out =~ /^Base copy:\s+LSN (\S+),/m ? $1 : undef;
+	$base{"@point"} = $out =~ m{^Base copy:\s+LSN ([0-9A-F]+/[0-9A-F]+)}m ? $1 : undef;
 	my $sum = content_checksum($node, $db, $into);
 	$node->safe_psql($db, "DROP TABLE $into");
 	return $sum;
