@@ -101,6 +101,8 @@ test_conditional(void)
 	ok(storage_delete(st, "c/obj", &err) == BS_OK &&
 	   storage_put_if(st, "c/obj", "five", 4, tag2, &err) == BS_ERR && strcmp(err.code, ERRCODE_PRECONDITION) == 0,
 	   "put under a tag of a deleted object fails the precondition");
+	free(tag);
+	tag = (char *) "not reset";
 	ok(storage_get_tagged(st, "c/none", &sb, &tag, &err) == BS_ERR && strcmp(err.code, ERRCODE_NOT_FOUND) == 0 &&
 	   tag == NULL, "tagged get of a missing key: not found");
 	ok(storage_list(st, "c/", count_key, &n, &err) == BS_OK && n == 0, "nothing is left beside the key");
@@ -136,6 +138,7 @@ test_acquire(void)
 	lease_clear(&stored);
 	free(tag);
 	ok(lease_check(st, &held, &err) == BS_OK, "the holder's check passes");
+	lease_clear(&held);
 	ok(lease_acquire(st, &me, 60000, false, 0, &held, &err) == BS_OK && held.token == 8, "the same owner takes it again");
 	lease_clear(&held);
 
