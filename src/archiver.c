@@ -2334,12 +2334,12 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 				strbuf_free(&sb);
 				a->metrics.checkpoints++;
 				/* Kept with the manifest: if the table is dropped next, this point stays
-				 * recoverable (manifest_dropped_after). */
+				 * recoverable (manifest_dropped_after).  Not a store of its own (no request
+				 * per checkpoint): it goes with the table's next manifest store, at the
+				 * latest the one that marks it dropped; lost with a crash before that, the
+				 * point is refused, never answered wrongly. */
 				if (t && r->existed && t->gone_lsn == 0 && r->target_lsn > t->man->existed_to)
-				{
 					t->man->existed_to = r->target_lsn;
-					t->dirty = true;
-				}
 			}
 			else
 				control_reply_error(r->req, 504, "Gateway Timeout", has_base || a->flush_lsn < r->target_lsn ?
