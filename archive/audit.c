@@ -11,38 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct key_array
-{
-	char **keys;
-	int n;
-	int cap;
-} key_array;
-
-static int
-collect(void *ctx, const char *key, uint64_t size, bs_error *err)
-{
-	key_array *a = ctx;
-
-	(void) size;
-	(void) err;
-	if (a->n == a->cap)
-	{
-		a->cap = a->cap ? a->cap * 2 : 32;
-		a->keys = xrealloc(a->keys, (size_t) a->cap * sizeof(char *));
-	}
-	a->keys[a->n++] = xstrdup(key);
-	return BS_OK;
-}
-
-static void
-key_array_free(key_array *a)
-{
-	for (int i = 0; i < a->n; i++)
-		free(a->keys[i]);
-	free(a->keys);
-	memset(a, 0, sizeof(*a));
-}
-
 static int
 cmp_str(const void *a, const void *b)
 {
@@ -282,7 +250,7 @@ audit_table(storage *st, const manifest *m, const archive_head *head, const char
 {
 	const archive_head_table *rec = head ? archive_head_find_table(head, m->relid) : NULL;
 	char *mkey = manifest_key(m->relid);
-	key_array listing = {0};
+	storage_keys listing = {0};
 	const char **listed = NULL;
 	uint64_t c = audit_complete_to(m, head);
 	const char *claim = c > m->archived_to ? "head.json (flushed_lsn)" : "the manifest (archived_to)";
@@ -311,14 +279,14 @@ audit_table(storage *st, const manifest *m, const archive_head *head, const char
 		strbuf prefix = STRBUF_INIT;
 
 		strbuf_printf(&prefix, "tables/%" PRIu32 "/seg/", m->relid);
-		rc = storage_list(st, prefix.data, collect, &listing, err);
+		rc = storage_list(st, prefix.data, storage_collect_key, &listing, err);
 		if (rc != BS_OK)
 			error_prefix(err, "could not list \"%s\"", prefix.data);
 		strbuf_free(&prefix);
 		if (rc != BS_OK)
 			goto out;
 		keys = (const char *const *) listing.keys;
-		nkeys = listing.n;
+		nkeys = listing.count;
 	}
 	listed = xcalloc((size_t) m->nsegments + 1, sizeof(char *));
 	for (int i = 0; i < m->nsegments; i++)
@@ -345,7 +313,7 @@ audit_table(storage *st, const manifest *m, const archive_head *head, const char
 	}
 out:
 	free(listed);
-	key_array_free(&listing);
+	storage_keys_free(&listing);
 	free(mkey);
 	if (rc != BS_OK)
 		audit_report_free(out);

@@ -347,6 +347,31 @@ storage_list(storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_
 }
 
 int
+storage_collect_key(void *ctx, const char *key, uint64_t size, bs_error *err)
+{
+	storage_keys *k = ctx;
+
+	(void) size;
+	(void) err;
+	if (k->count == k->cap)
+	{
+		k->cap = k->cap ? k->cap * 2 : 32;
+		k->keys = xrealloc(k->keys, (size_t) k->cap * sizeof(char *));
+	}
+	k->keys[k->count++] = xstrdup(key);
+	return BS_OK;
+}
+
+void
+storage_keys_free(storage_keys *k)
+{
+	for (int i = 0; i < k->count; i++)
+		free(k->keys[i]);
+	free(k->keys);
+	memset(k, 0, sizeof(*k));
+}
+
+int
 storage_delete(storage *st, const char *key, bs_error *err)
 {
 	if (!storage_key_valid(key))

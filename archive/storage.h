@@ -51,6 +51,16 @@ int storage_head(storage *st, const char *key, bool *exists, storage_stat *stat,
 typedef int (*storage_list_cb) (void *ctx, const char *key, uint64_t size, bs_error *err);
 int storage_list(storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_error *err);
 
+/* The keys a listing gave, in its order: ctx of storage_collect_key (a storage_list_cb). */
+typedef struct storage_keys
+{
+	char **keys;
+	int count;
+	int cap;
+} storage_keys;
+int storage_collect_key(void *ctx, const char *key, uint64_t size, bs_error *err);
+void storage_keys_free(storage_keys *k);
+
 /* Deleting a missing key succeeds (idempotent). */
 int storage_delete(storage *st, const char *key, bs_error *err);
 

@@ -521,33 +521,6 @@ table_base_bytes(const manifest *m)
 
 /* ---------- spool and upload ---------- */
 
-typedef struct key_list
-{
-	char **keys;
-	int count;
-} key_list;
-
-static int
-collect_key(void *ctx, const char *key, uint64_t size, bs_error *err)
-{
-	key_list *l = ctx;
-
-	(void) size;
-	(void) err;
-	l->keys = xrealloc(l->keys, (size_t) (l->count + 1) * sizeof(char *));
-	l->keys[l->count++] = xstrdup(key);
-	return BS_OK;
-}
-
-static void
-key_list_free(key_list *l)
-{
-	for (int i = 0; i < l->count; i++)
-		free(l->keys[i]);
-	free(l->keys);
-	memset(l, 0, sizeof(*l));
-}
-
 static bool spool_epoch_of(const char *key, uint64_t *seal_lsn);
 
 /* Bytes of sealed epochs in the spool (open spill files are counted as open bytes). */
@@ -927,11 +900,11 @@ remove_epoch_dir(archiver *a, uint64_t seal_lsn)
 static int
 drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *err)
 {
-	key_list keys = {0};
+	storage_keys keys = {0};
 	int rc = BS_OK;
 	int first = 0;
 
-	if (storage_list(a->spool, "", collect_key, &keys, err) != BS_OK)
+	if (storage_list(a->spool, "", storage_collect_key, &keys, err) != BS_OK)
 		return BS_ERR;
 	/*
 	 * Complete epochs in LSN order, in batches: every segment of the batch is uploaded, then
@@ -1018,7 +991,7 @@ drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *err)
 		}
 		first = i;
 	}
-	key_list_free(&keys);
+	storage_keys_free(&keys);
 	{
 		uint64_t spooled = 0;
 
@@ -1038,17 +1011,17 @@ drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *err)
 static int
 clean_spill(archiver *a, bs_error *err)
 {
-	key_list keys = {0};
+	storage_keys keys = {0};
 	int rc = BS_OK;
 
-	if (storage_list(a->spool, SPILL_DIR "/", collect_key, &keys, err) != BS_OK)
+	if (storage_list(a->spool, SPILL_DIR "/", storage_collect_key, &keys, err) != BS_OK)
 		return BS_ERR;
 	for (int i = 0; i < keys.count && rc == BS_OK; i++)
 		rc = storage_delete(a->spool, keys.keys[i], err);
 	if (rc == BS_OK && keys.count > 0)
 		log_info("removed %d spill file%s of segments never sealed (their transactions are sent again)",
 				 keys.count, keys.count == 1 ? "" : "s");
-	key_list_free(&keys);
+	storage_keys_free(&keys);
 	return rc;
 }
 
@@ -1056,12 +1029,12 @@ clean_spill(archiver *a, bs_error *err)
 static int
 clean_spool(archiver *a, uint64_t *max_seal, bs_error *err)
 {
-	key_list keys = {0};
+	storage_keys keys = {0};
 	int rc = BS_OK;
 	int ndirs = 0;
 
 	*max_seal = 0;
-	if (storage_list(a->spool, "", collect_key, &keys, err) != BS_OK)
+	if (storage_list(a->spool, "", storage_collect_key, &keys, err) != BS_OK)
 		return BS_ERR;
 	for (int i = 0; i < keys.count && rc == BS_OK; i++)
 	{
@@ -1085,9 +1058,9 @@ clean_spool(archiver *a, uint64_t *max_seal, bs_error *err)
 		else if (seal > *max_seal)
 			*max_seal = seal;
 	}
-	key_list_free(&keys);
+	storage_keys_free(&keys);
 	/* Empty epoch directories: of the epochs just discarded, or left by an earlier run. */
-	if (rc == BS_OK && storage_local_list_dirs(a->spool, collect_key, &keys, err) != BS_OK)
+	if (rc == BS_OK && storage_local_list_dirs(a->spool, storage_collect_key, &keys, err) != BS_OK)
 		rc = BS_ERR;
 	for (int i = 0; i < keys.count && rc == BS_OK; i++)
 	{
@@ -1100,7 +1073,7 @@ clean_spool(archiver *a, uint64_t *max_seal, bs_error *err)
 	}
 	if (ndirs > 0)
 		log_info("removed %d empty spool epoch director%s", ndirs, ndirs == 1 ? "y" : "ies");
-	key_list_free(&keys);
+	storage_keys_free(&keys);
 	return rc;
 }
 
