@@ -1623,7 +1623,7 @@ storage_s3_open(const char *bucket, const char *prefix, const bs_config *cfg,
 	if (timeout_ms < 1000 || timeout_ms > 86400000)
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "s3_timeout must be between 1s and 1d");
 	if (ak == NULL || sk == NULL)
-		return error_set(err, ERRCODE_AUTH,
+		return error_set(err, ERRCODE_INVALID_PARAMETER,
 						 "no S3 credentials: set s3_access_key_id and s3_secret_access_key "
 						 "(or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)");
 	if (endpoint && strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0)

@@ -13,6 +13,7 @@
 #include "cmd_verify.h"
 #include "log.h"
 #include "redact.h"
+#include "storage.h"
 #include "strbuf.h"
 #include "validate.h"
 
@@ -237,6 +238,29 @@ cli_report_error(const char *command, const bs_error *err)
 	free(msg);
 }
 
+/* The name is the user's input: shown escaped, like every name in human output. */
+static void
+cli_report_unknown(const char *name)
+{
+	char *shown = xstrdup_printable(name);
+
+	fprintf(stderr, "backstop: unknown command \"%s\"\n", shown);
+	free(shown);
+}
+
+int
+cli_open_storage(const char *command, const bs_config *cfg, struct storage **st)
+{
+	bs_error err;
+
+	error_clear(&err);
+	*st = NULL;
+	if (storage_open(config_get(cfg, "storage"), cfg, st, &err) == BS_OK)
+		return EXIT_OK;
+	cli_report_error(command, &err);
+	return strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 ? EXIT_USAGE : EXIT_FAILURE_RUNTIME;
+}
+
 static int
 run_command(const cli_command *cmd, int argc, char **argv)
 {
@@ -325,7 +349,7 @@ cli_main(int argc, char **argv)
 		cmd = find_command(argv[2]);
 		if (cmd == NULL)
 		{
-			fprintf(stderr, "backstop: unknown command \"%s\"\n", argv[2]);
+			cli_report_unknown(argv[2]);
 			print_usage(stderr);
 			return EXIT_USAGE;
 		}
@@ -335,7 +359,7 @@ cli_main(int argc, char **argv)
 	cmd = find_command(argv[1]);
 	if (cmd == NULL)
 	{
-		fprintf(stderr, "backstop: unknown command \"%s\"\n", argv[1]);
+		cli_report_unknown(argv[1]);
 		print_usage(stderr);
 		return EXIT_USAGE;
 	}

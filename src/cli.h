@@ -33,4 +33,10 @@ void cli_apply_derived_defaults(bs_config *cfg);
 /* Print "backstop: ERROR: message" (redacted) for a failed command. */
 void cli_report_error(const char *command, const bs_error *err);
 
+struct storage;
+
+/* Open the configured storage for a command; on failure report it and return the exit code
+ * (2 for a configuration error such as missing credentials, 1 otherwise), else EXIT_OK. */
+int cli_open_storage(const char *command, const bs_config *cfg, struct storage **st);
+
 #endif

@@ -165,8 +165,9 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 	/* The state must be rebuilt up to A first, so the base must hold nothing after A. */
 	pt.base_limit = a + 1;
 
-	if (storage_open(config_get(cfg, "storage"), cfg, &st, &err) != BS_OK)
-		goto failed;
+	if ((rc = cli_open_storage("changes", cfg, &st)) != EXIT_OK)
+		goto done;
+	rc = EXIT_FAILURE_RUNTIME;
 	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK ||
 		audit_find_table(st, head_exists ? &head : NULL, table, &m, &err) != BS_OK ||
 		recover_plan_build(st, m, head_exists ? &head : NULL, &pt, &plan, &err) != BS_OK ||

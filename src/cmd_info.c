@@ -262,7 +262,6 @@ table_text(const manifest *m, table_summary *s)
 int
 cmd_info(bs_config *cfg, int argc, char **argv)
 {
-	const char *url = config_get(cfg, "storage");
 	const char *table = config_get(cfg, "table");
 	bool as_json = config_get_bool(cfg, "json");
 	storage *st = NULL;
@@ -286,11 +285,9 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 	}
 	memset(&head, 0, sizeof(head));
 	error_clear(&err);
-	if (storage_open(url, cfg, &st, &err) != BS_OK)
-	{
-		cli_report_error("info", &err);
+	if ((exit_code = cli_open_storage("info", cfg, &st)) != EXIT_OK)
 		goto out;
-	}
+	exit_code = EXIT_FAILURE_RUNTIME;
 	where = redact_text(storage_describe(st));
 	shown_where = xstrdup_printable(where);
 	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK)

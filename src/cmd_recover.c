@@ -376,8 +376,8 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	if (!dry_run && db == NULL && target_db == NULL)
 		return usage("--db (or --target-db) is required unless --dry-run");
 
-	if (storage_open(config_get(cfg, "storage"), cfg, &st, &err) != BS_OK)
-		return fail(&err);
+	if ((rc = cli_open_storage("recover", cfg, &st)) != EXIT_OK)
+		return rc;
 	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK ||
 		audit_find_table(st, head_exists ? &head : NULL, table, &m, &err) != BS_OK)
 	{

@@ -670,7 +670,6 @@ verify_head_tables(verify_ctx *c, key_list *all)
 int
 cmd_verify(bs_config *cfg, int argc, char **argv)
 {
-	const char *url = config_get(cfg, "storage");
 	const char *table = config_get(cfg, "table");
 	verify_ctx c;
 	storage *st = NULL;
@@ -691,11 +690,9 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 	c.problems = json_array();
 	c.warnings = json_array();
 	error_clear(&err);
-	if (storage_open(url, cfg, &st, &err) != BS_OK)
-	{
-		cli_report_error("verify", &err);
+	if ((exit_code = cli_open_storage("verify", cfg, &st)) != EXIT_OK)
 		goto out;
-	}
+	exit_code = EXIT_FAILURE_RUNTIME;
 	c.st = st;
 
 	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK)

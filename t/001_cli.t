@@ -58,6 +58,12 @@ is($lines[0], 'backstop: unknown command "frobnicate"', 'unknown command: one-li
 like($err, qr/^Usage: backstop <command>/m, 'unknown command: usage follows');
 is($out, '', 'unknown command: nothing on stdout');
 
+# The name is the user's input: control characters come back escaped, not raw.
+($rc, $out, $err) = run_backstop("frob\e[2Jnicate");
+is($rc, 2, 'unknown command with a control character exits 2');
+like($err, qr/^backstop: unknown command "frob\\x1b\[2Jnicate"$/m, 'unknown command shown escaped');
+unlike($err, qr/\e/, 'no raw escape character on the terminal');
+
 ($rc, $out, $err) = run_backstop('help', 'frobnicate');
 is($rc, 2, 'help for an unknown command exits 2');
 like($err, qr/^backstop: unknown command "frobnicate"$/m, 'help names the unknown command');

@@ -234,6 +234,16 @@ for my $secret ('Hunter2Secret', 'wJalrXUtnFEMIK7MDENGbPxRfiCYSECRETKEY', 'AKIDS
 }
 like($cmdline, qr/\0--storage\0file:\/\/\Q$dir\E\/archive\0/, 'options without secrets stay readable');
 kill 'TERM', $pid;
+# Missing S3 credentials are a configuration error (exit 2) for every command that reads storage.
+for my $args ([ 'info' ], [ 'verify' ], [ 'recover', '--table', 'a.b', '--latest', '--dry-run' ],
+	[ 'changes', '--table', 'a.b', '--from-lsn', '0/1', '--to-lsn', '0/2' ])
+{
+	refused("$args->[0] without S3 credentials", [ @$args, '--storage', 's3://some-bucket/p' ],
+		qr/no S3 credentials/,
+		{ env => { AWS_ACCESS_KEY_ID => undef, AWS_SECRET_ACCESS_KEY => undef,
+			BACKSTOP_S3_ACCESS_KEY_ID => undef, BACKSTOP_S3_SECRET_ACCESS_KEY => undef } });
+}
+
 close $client if $client;
 waitpid($pid, 0);
 unlike(slurp_file($log), qr/Hunter2Secret|SECRETKEY|AKIDSECRET|SessionTokenSecret/, 'no secret in the log');
