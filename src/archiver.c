@@ -3804,8 +3804,18 @@ archiver_run(bs_config *cfg, bs_error *err)
 	strbuf spool_url = STRBUF_INIT;
 	struct timeval tick = {0, 200000};
 	int sigs[3] = {SIGTERM, SIGINT, SIGHUP};
+	sigset_t stop_signals;
 	int rc = BS_ERR;
 
+	/* Until the event loop handles them, stop signals wait: a SIGTERM during start-up (a slot
+	 * creation waiting for running transactions, say) then stops the archiver in order, with
+	 * its lease released, instead of killing it.  Threads started meanwhile inherit the mask,
+	 * so the signals always reach this thread.  On a start-up failure they stay blocked: the
+	 * process is about to exit with its own code. */
+	sigemptyset(&stop_signals);
+	for (int i = 0; i < 3; i++)
+		sigaddset(&stop_signals, sigs[i]);
+	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 	memset(&a, 0, sizeof(a));
 	a.cfg = cfg;
 	a.test_lock_key = basecopy_test_lock_key_from_env();
@@ -3907,6 +3917,8 @@ archiver_run(bs_config *cfg, bs_error *err)
 		event_add(a.sig_evs[i], NULL);
 	}
 	pthread_mutex_unlock(&a.lock);
+	/* A signal that arrived during start-up is delivered now, to the handlers just added. */
+	pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
 	while (!a.stopping && !a.fatal)
 		event_base_dispatch(a.evbase);
 	/* Before the final seal, and before anything is freed. */

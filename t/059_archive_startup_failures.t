@@ -2,7 +2,8 @@
 # another one streams from fails (exit 1, the server's message) and stores nothing, neither in
 # its own storage nor in the first one's; the first checkpoint after a PostgreSQL restart
 # succeeds without an earlier failed call, and one asked while PostgreSQL is down waits for it;
-# spool epoch directories are removed once uploaded, and at start-up those left behind.
+# spool epoch directories are removed once uploaded, and at start-up those left behind; a
+# SIGTERM during start-up stops the archiver in order once it is up.
 use strict;
 use warnings;
 
@@ -139,5 +140,26 @@ waitpid($archiver, 0);
 is($? >> 8, 0, 'first archiver stopped cleanly');
 $archiver = undef;
 is_deeply([ epoch_dirs() ], [], 'no epoch directory left after the stop');
+
+# ---- SIGTERM during start-up ----
+# Creating a slot waits for the transactions running at that moment: one held open keeps the
+# archiver in its start-up, where a SIGTERM used to kill it outright (no orderly stop, its lease
+# left to expire). Now the signal waits for the event loop and stops it in order.
+my $holder = $node->background_psql($db);
+$holder->query_safe('BEGIN; SELECT txid_current();');
+my $log3 = "$dir/third.log";
+$archiver = spawn_archiver($log3, '--db', $conn, '--tables', 'public.t', '--storage', "file://$dir/archive3",
+	'--data-dir', "$dir/data3", '--slot', 'backstop_sigterm', '--publication', 'backstop_sigterm');
+ok($node->poll_query_until($db, q{SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted}),
+	'the start-up waits for the open transaction (slot creation)') or diag(slurp_file($log3));
+kill 'TERM', $archiver;
+$holder->query_safe('COMMIT');
+$holder->quit;
+waitpid($archiver, 0);
+my $status = $?;
+$archiver = undef;
+is($status & 127, 0, 'a SIGTERM during start-up does not kill the archiver') or diag(slurp_file($log3));
+is($status >> 8, 0, 'it stops in order, exit 0') or diag(slurp_file($log3));
+like(slurp_file($log3), qr/stopped; confirmed/, 'with its position confirmed');
 
 done_testing();
