@@ -2074,7 +2074,10 @@ repl_drain(archiver *a, size_t *got)
 		{
 			PGresult *res = PQgetResult(a->repl);
 
-			pgsql_set_error(&err, a->repl, res, "replication stream ended");
+			if (res && PQresultStatus(res) == PGRES_COMMAND_OK)
+				error_set(&err, ERRCODE_CONNECTION, "the server ended the replication stream (shutdown, or the walsender was stopped)");
+			else
+				pgsql_set_error(&err, a->repl, res, "replication stream ended");
 			PQclear(res);
 			schedule_reconnect(a, &err);
 			return false;

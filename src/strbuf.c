@@ -74,6 +74,8 @@ strbuf_reserve(strbuf *sb, size_t extra)
 		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
 	sb->data = xrealloc(sb->data, cap);
 	sb->cap = cap;
+	/* Always a string, even before the first append (strbuf_detach hands it out as one). */
+	sb->data[sb->len] = '\0';
 }
 
 void

@@ -1,6 +1,7 @@
 /* test_config.c — unit tests for configuration parsing, precedence and redaction. */
 #include "config.h"
 #include "redact.h"
+#include "strbuf.h"
 #include "tap.h"
 #include "validate.h"
 
@@ -311,5 +312,19 @@ main(void)
 	r = redact_text("password='a b\\' c' host=h");
 	ok(strstr(r, "a b") == NULL && strstr(r, "host=h"), "quoted password redacted: %s", r);
 	free(r);
+	/* An empty text (a stream that ended without a message) comes back empty, terminated:
+	 * it used to come back as uninitialized heap bytes. */
+	r = redact_text("");
+	is_str(r, "", "empty text redacted to an empty string");
+	free(r);
+	{
+		strbuf sb = STRBUF_INIT;
+		char *d;
+
+		strbuf_reserve(&sb, 100);
+		d = strbuf_detach(&sb, NULL);
+		is_str(d, "", "a reserved, empty buffer detaches as an empty string");
+		free(d);
+	}
 	return done_testing();
 }
