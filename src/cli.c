@@ -44,7 +44,8 @@ static const char *const verify_options[] = {STORAGE_OPTIONS, "table", "json", N
 static const char *const checkpoint_options[] = {
 	"table", "listen", "control_token", "control_token_file", "timeout", "json", NULL
 };
-static const char *const doctor_options[] = {STORAGE_OPTIONS, "db", "json", NULL};
+static const char *const doctor_options[] = {STORAGE_OPTIONS, "db", "json", "tables", "all_tables", "slot", "publication",
+	"listen", "control_token", "control_token_file", "timeout", "status_interval", "stale_after", NULL};
 static const char *const classify_options[] = {"db", "json", "policy", "file", "principal", "environment", NULL};
 static const char *const policy_options[] = {NULL};
 static const char *const exec_options[] = {"db", "json", "policy", "file", "command", "principal", "environment",
