@@ -7,6 +7,7 @@
 use strict;
 use warnings;
 
+use IPC::Run;
 use JSON::PP;
 use POSIX ();
 use PostgreSQL::Test::Cluster;
@@ -111,6 +112,25 @@ is($j->{archiver}{health}{streaming}, JSON::PP::true, 'the archiver\'s /health i
 ok(defined $j->{archiver}{slot_retained_wal_bytes}, 'and its /metrics (WAL the slot holds)');
 is(scalar(grep { $_->{table} eq 'public.good' } @{ $j->{freshness} }), 1, 'freshness: the table\'s latest point');
 ok($j->{db}{slot}{active}, 'the slot is active');
+
+# The archiver's metrics: every series has # HELP and # TYPE; the new ones are there.
+{
+	my $m = '';
+	IPC::Run::run([ 'curl', '-s', "http://$listen/metrics" ], '>', \$m);
+	my (%help, %type, %series);
+	for (split /\n/, $m)
+	{
+		if (/^# HELP (\S+) \S/) { $help{$1} = 1 }
+		elsif (/^# TYPE (\S+) (gauge|counter)$/) { $type{$1} = 1 }
+		elsif (/^([a-z_]+)(\{[^}]*\})? \S+$/) { $series{$1} = 1 }
+	}
+	my @nohelp = grep { !$help{$_} || !$type{$_} } sort keys %series;
+	is("@nohelp", '', 'every series has # HELP and # TYPE') or diag($m);
+	like($m, qr/^backstop_build_info\{version="[^"]+"\} 1$/m, 'build info');
+	like($m, qr/^backstop_slot_retained_wal_bytes \d+$/m, 'the WAL the slot holds, from the server');
+	like($m, qr/^backstop_seconds_behind [\d.]+$/m, 'seconds behind');
+	like(slurp_file("$dir/archiver.log"), qr/backlog at start: \d+ bytes of WAL to catch up/, 'the archiver logs its backlog at start');
+}
 
 # --- degraded: the archiver stopped (its slot inactive, holding WAL), a stranger's slot too ---
 kill 'TERM', $pid;
