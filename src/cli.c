@@ -57,7 +57,7 @@ static const char *const config_cmd_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "segment_size",
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
 	"open_memory_limit", "listen", "listen_allow_remote", "listen_max_connections", "listen_timeout",
-	"control_token", "control_token_file", "status_interval", "table_poll_interval", "lease_timeout", NULL
+	"control_token", "control_token_file", "status_interval", "table_poll_interval", "lease_timeout", "stale_after", NULL
 };
 
 static const cli_command commands[] = {
