@@ -100,6 +100,13 @@ sub drills
 		$writes, "$label: nothing was written to the live table");
 	is(leftovers(), '0/0', "$label: the copy is dropped");
 
+	# without an archiver (--listen off): the latest archived point, the archive's own checksum
+	($rc, $j, $err) = drill(\%env, @common, '--table', 'public.real', '--listen', 'off');
+	is($rc, 0, "$label: table drill without an archiver passes") or diag(explain($j), $err);
+	is($j->{validation}, 'archive checksum', "$label: validated against the archive's own checksum");
+	is($j->{point}, 'everything archived', "$label: at the latest archived point");
+	like($j->{recovered_checksum} // '', qr/^3000:/, "$label: every row");
+
 	# into another database
 	($rc, $j, $err) = drill(\%env, @common, '--table', 'public.real', '--to-db', node_connstr($node, 'target'));
 	is($rc, 0, "$label: table drill into --to-db passes") or diag(explain($j), $err);
