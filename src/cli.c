@@ -143,7 +143,7 @@ static const cli_command commands[] = {
 		"table's latest verified point and its age (--stale-after); from the archiver's /health and\n"
 		"/metrics (--listen), its lag and spool.  One line per finding with its severity and the exact\n"
 		"fix, then the verdict.\n"
-		"Exit code: 0 ready, 5 degraded (warnings only), 1 not ready (errors), 2 usage.", doctor_options, cmd_doctor},
+		"Exit code: 0 ready, 8 degraded (warnings only), 1 not ready (errors), 2 usage.", doctor_options, cmd_doctor},
 	{"drill", "prove a table comes back: archive, destroy, recover from storage alone, compare",
 		"--db CONNINFO [--storage URL] [--table S.T | --scratch] [--to-db CONNINFO] [--listen HOST:PORT] [--timeout DURATION] [--json]",
 		"--scratch (the default): creates a table with a mix of types in schema backstop_drill, waits\n"

@@ -226,7 +226,7 @@ out:
 
 /* ---------- findings ---------- */
 
-#define EXIT_DOCTOR_DEGRADED 5	/* doctor: usable, with warnings (README, "Exit codes") */
+#define EXIT_DOCTOR_DEGRADED 8	/* doctor: usable, with warnings (README, "Exit codes") */
 
 typedef struct findings
 {

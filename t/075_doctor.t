@@ -1,5 +1,5 @@
 # 075_doctor.t — `backstop doctor` knows PostgreSQL: each misconfiguration is a finding with its
-# severity and the exact fix, the verdict gives the exit code (0 ready, 5 degraded, 1 not ready),
+# severity and the exact fix, the verdict gives the exit code (0 ready, 8 degraded, 1 not ready),
 # and --json parses.  Misconfigurations: a cluster with wal_level = replica, a table without
 # replica identity, an unlogged table, a role without REPLICATION (nor SELECT), an inactive slot
 # holding WAL (the archiver's own once it stopped, and a stranger's), max_slot_wal_keep_size
@@ -141,7 +141,7 @@ $node->safe_psql($db, q{
 	INSERT INTO public.good SELECT g, 'w' FROM generate_series(51, 500) g;
 });
 ($rc, $j) = doctor_json('--db', $conn, '--tables', 'public.good');
-is($rc, 5, 'degraded: exit 5');
+is($rc, 8, 'degraded: exit 8');
 is($j->{verdict}, 'degraded', 'verdict degraded');
 has_finding($j, 'warning', qr/^slot "backstop" is not active \(no archiver streams from it\) and holds [\d.]+ (bytes|kB|MB) of WAL/,
 	qr/backstop archive --drop/, 'the archiver\'s slot inactive, holding WAL');
