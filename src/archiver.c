@@ -1,10 +1,12 @@
 /* archiver.c — the continuous archiver daemon: replication stream -> per-table segments in storage. */
+#include "autoconf.h"
 #include "archiver.h"
 #include "audit.h"
 #include "basecopy.h"
 #include "catalog.h"
 #include "codec.h"
 #include "control.h"
+#include "drillstate.h"
 #include "lease.h"
 #include "log.h"
 #include "lsn.h"
@@ -127,6 +129,18 @@ typedef struct archiver_metrics
 	uint64_t checkpoints;
 	uint64_t spills;
 	int64_t started_ms;
+	/* For seconds behind: the newest commit received (Unix microseconds, end LSN), and the
+	 * newest one known durable (its time once flush_lsn passed its end). */
+	int64_t commit_time;
+	uint64_t commit_end;
+	int64_t durable_commit_time;
+	/* WAL the slot holds on the server (bytes, -1: not known yet), read at each table poll. */
+	int64_t slot_retained;
+	/* The backlog found at start: catch up to catchup_to; 0 once caught up. */
+	uint64_t catchup_from;
+	uint64_t catchup_to;
+	int64_t catchup_started_ms;
+	int64_t catchup_logged_ms;
 } archiver_metrics;
 
 /*
@@ -1809,6 +1823,8 @@ handle_xlogdata(archiver *a, const replmsg_xlogdata *x, bs_error *err)
 			a->txn_skip = false;
 			if (m.u.commit.end_lsn > a->last_commit_end)
 				a->last_commit_end = m.u.commit.end_lsn;
+			a->metrics.commit_time = a->txn_commit_time + INT64_C(946684800000000);	/* PostgreSQL's epoch to Unix */
+			a->metrics.commit_end = m.u.commit.end_lsn;
 			if (m.u.commit.end_lsn > a->received_lsn)
 				a->received_lsn = m.u.commit.end_lsn;
 			if (a->last_commit_end > a->resume_lsn)
@@ -1920,6 +1936,77 @@ close_replication(archiver *a)
 static void locked_repl_readable(evutil_socket_t fd, short what, void *arg);
 static void locked_http(struct evhttp_request *req, void *arg);
 
+/*
+ * The WAL the slot holds on the server (for /metrics), and at start the backlog to catch up
+ * (logged, then its progress from on_tick).  On the control connection, with the table poll:
+ * a failure only leaves the value unknown.
+ */
+static void
+read_slot_wal(archiver *a, bool at_start)
+{
+	const char *params[1] = {config_get(a->cfg, "slot")};
+	PGresult *res = NULL;
+	bs_error err;
+
+	error_clear(&err);
+	if (a->conn == NULL || PQstatus(a->conn) != CONNECTION_OK ||
+		pgsql_query_params(a->conn, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, "
+						   "pg_current_wal_lsn(), confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = $1",
+						   1, params, &res, &err) != BS_OK || PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
+	{
+		a->metrics.slot_retained = -1;
+		PQclear(res);
+		return;
+	}
+	a->metrics.slot_retained = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	if (at_start && a->metrics.catchup_to == 0)
+	{
+		uint64_t now_lsn = 0, from = 0;
+
+		if (lsn_parse(PQgetvalue(res, 0, 1), &now_lsn) == BS_OK && !PQgetisnull(res, 0, 2) &&
+			lsn_parse(PQgetvalue(res, 0, 2), &from) == BS_OK)
+		{
+			log_info("backlog at start: %" PRIu64 " bytes of WAL to catch up (slot confirmed at %s, server at %s); "
+					 "the slot holds %" PRId64 " bytes", now_lsn > from ? now_lsn - from : 0, PQgetvalue(res, 0, 2),
+					 PQgetvalue(res, 0, 1), a->metrics.slot_retained);
+			if (now_lsn > from)
+			{
+				a->metrics.catchup_from = from;
+				a->metrics.catchup_to = now_lsn;
+				a->metrics.catchup_started_ms = a->metrics.catchup_logged_ms = now_ms();
+			}
+		}
+	}
+	PQclear(res);
+}
+
+/* Seconds behind and catch-up progress, once a tick. */
+static void
+track_progress(archiver *a)
+{
+	int64_t now = now_ms();
+
+	if (a->metrics.commit_end && a->flush_lsn >= a->metrics.commit_end)
+		a->metrics.durable_commit_time = a->metrics.commit_time;
+	if (a->metrics.catchup_to == 0)
+		return;
+	if (a->flush_lsn >= a->metrics.catchup_to)
+	{
+		log_info("caught up with the backlog at start (%" PRIu64 " bytes of WAL) in %.1f s",
+				 a->metrics.catchup_to - a->metrics.catchup_from, (double) (now - a->metrics.catchup_started_ms) / 1000.0);
+		a->metrics.catchup_to = 0;
+	}
+	else if (now - a->metrics.catchup_logged_ms >= 10000)
+	{
+		uint64_t done = a->flush_lsn > a->metrics.catchup_from ? a->flush_lsn - a->metrics.catchup_from : 0;
+		uint64_t total = a->metrics.catchup_to - a->metrics.catchup_from;
+
+		log_info("catching up: %" PRIu64 " of %" PRIu64 " bytes of the backlog durable (%.0f%%), received up to %" PRIu64,
+				 done, total, total ? 100.0 * (double) done / (double) total : 100.0, a->received_lsn);
+		a->metrics.catchup_logged_ms = now;
+	}
+}
+
 static int
 start_replication(archiver *a, bs_error *err)
 {
@@ -1953,6 +2040,7 @@ start_replication(archiver *a, bs_error *err)
 	a->repl_ev = event_new(a->evbase, PQsocket(a->repl), EV_READ | EV_PERSIST, locked_repl_readable, a);
 	event_add(a->repl_ev, NULL);
 	log_info("streaming from slot %s", config_get(a->cfg, "slot"));
+	read_slot_wal(a, true);
 	rc = BS_OK;
 out:
 	free(slot);
@@ -2585,21 +2673,33 @@ on_metrics(struct evhttp_request *req, void *arg)
 		"# TYPE backstop_open_segment_bytes gauge\nbackstop_open_segment_bytes %zu\n"
 		"# HELP backstop_open_spilled_bytes The part of the open segments kept in spill files.\n"
 		"# TYPE backstop_open_spilled_bytes gauge\nbackstop_open_spilled_bytes %" PRIu64 "\n"
+		"# HELP backstop_spills_total Open segments spilled to files in the spool directory.\n"
 		"# TYPE backstop_spills_total counter\nbackstop_spills_total %" PRIu64 "\n"
+		"# HELP backstop_spool_bytes Sealed segments in the spool awaiting upload.\n"
 		"# TYPE backstop_spool_bytes gauge\nbackstop_spool_bytes %" PRIu64 "\n"
+		"# HELP backstop_messages_total Replication messages received.\n"
 		"# TYPE backstop_messages_total counter\nbackstop_messages_total %" PRIu64 "\n"
+		"# HELP backstop_received_bytes_total Bytes of replication messages received.\n"
 		"# TYPE backstop_received_bytes_total counter\nbackstop_received_bytes_total %" PRIu64 "\n"
+		"# HELP backstop_transactions_total Transactions received that touched archived tables.\n"
 		"# TYPE backstop_transactions_total counter\nbackstop_transactions_total %" PRIu64 "\n"
+		"# HELP backstop_changes_total Row changes (insert, update, delete, truncate) archived.\n"
 		"# TYPE backstop_changes_total counter\nbackstop_changes_total %" PRIu64 "\n"
+		"# HELP backstop_segments_uploaded_total Change segments stored.\n"
 		"# TYPE backstop_segments_uploaded_total counter\nbackstop_segments_uploaded_total %" PRIu64 "\n"
+		"# HELP backstop_uploaded_bytes_total Bytes stored (compressed).\n"
 		"# TYPE backstop_uploaded_bytes_total counter\nbackstop_uploaded_bytes_total %" PRIu64 "\n"
+		"# HELP backstop_upload_errors_total Failed storage writes (each retried).\n"
 		"# TYPE backstop_upload_errors_total counter\nbackstop_upload_errors_total %" PRIu64 "\n"
+		"# HELP backstop_reconnects_total Reconnections to PostgreSQL.\n"
 		"# TYPE backstop_reconnects_total counter\nbackstop_reconnects_total %" PRIu64 "\n"
+		"# HELP backstop_base_copies_total Base copies taken.\n"
 		"# TYPE backstop_base_copies_total counter\nbackstop_base_copies_total %" PRIu64 "\n"
 		"# HELP backstop_base_copy_running 1 while a base copy (new table or re-base) runs in the background.\n"
 		"# TYPE backstop_base_copy_running gauge\nbackstop_base_copy_running %d\n"
 		"# HELP backstop_base_copy_seconds How long the running base copy has been running (0: none).\n"
 		"# TYPE backstop_base_copy_seconds gauge\nbackstop_base_copy_seconds %.1f\n"
+		"# HELP backstop_checkpoints_total Recovery points verified for POST /checkpoint.\n"
 		"# TYPE backstop_checkpoints_total counter\nbackstop_checkpoints_total %" PRIu64 "\n"
 		"# HELP backstop_decode_rate_bytes Average bytes decoded per second since start.\n"
 		"# TYPE backstop_decode_rate_bytes gauge\nbackstop_decode_rate_bytes %.0f\n"
@@ -2613,6 +2713,32 @@ on_metrics(struct evhttp_request *req, void *arg)
 		a->bjob ? (double) (now_ms() - a->bjob->started_ms) / 1000.0 : 0.0, a->metrics.checkpoints,
 		up > 0 ? (double) a->metrics.bytes_received / up : 0.0,
 		up > 0 ? (double) a->metrics.bytes_uploaded / up : 0.0);
+	{
+		strbuf extra = STRBUF_INIT;
+		/* Behind: none when everything received is durable; else the age of the newest
+		 * commit known durable (an upper bound: a newer one may be durable already). */
+		double behind = a->received_lsn <= a->flush_lsn && a->repl != NULL ? 0.0 :
+			(double) ((int64_t) time(NULL) * 1000000 - (a->metrics.durable_commit_time ? a->metrics.durable_commit_time :
+														   (int64_t) time(NULL) * 1000000 - (now_ms() - a->metrics.started_ms) * 1000)) / 1e6;
+
+		strbuf_printf(&extra,
+			"# HELP backstop_build_info Backstop's version (the value is always 1).\n"
+			"# TYPE backstop_build_info gauge\nbackstop_build_info{version=\"%s\"} 1\n"
+			"# HELP backstop_up_seconds Seconds since the archiver started.\n"
+			"# TYPE backstop_up_seconds gauge\nbackstop_up_seconds %.1f\n"
+			"# HELP backstop_seconds_behind Age of the newest commit durable in storage; 0 when everything received is durable.\n"
+			"# TYPE backstop_seconds_behind gauge\nbackstop_seconds_behind %.1f\n",
+			PACKAGE_VERSION, up, behind < 0 ? 0.0 : behind);
+		if (a->metrics.slot_retained >= 0)
+			strbuf_printf(&extra,
+				"# HELP backstop_slot_retained_wal_bytes WAL the replication slot holds on the server (from pg_replication_slots, at each table poll).\n"
+				"# TYPE backstop_slot_retained_wal_bytes gauge\nbackstop_slot_retained_wal_bytes %" PRId64 "\n",
+				a->metrics.slot_retained);
+		/* The last `backstop drill` (it writes DATA_DIR/drill-state.json). */
+		drillstate_metrics(config_get(a->cfg, "data_dir"), &extra);
+		evbuffer_add(b, extra.data, extra.len);
+		strbuf_free(&extra);
+	}
 	evbuffer_add_printf(b, "# HELP backstop_table_archived_lsn Last LSN archived per table.\n"
 						"# TYPE backstop_table_archived_lsn gauge\n");
 	for (int i = 0; i < a->ntables; i++)
@@ -2660,12 +2786,14 @@ on_metrics(struct evhttp_request *req, void *arg)
 			"# TYPE backstop_control_connections gauge\nbackstop_control_connections %d\n"
 			"# HELP backstop_control_max_connections Most connections at once (listen_max_connections, descriptor limit).\n"
 			"# TYPE backstop_control_max_connections gauge\nbackstop_control_max_connections %d\n"
-			"# TYPE backstop_control_accepted_total counter\nbackstop_control_accepted_total %" PRIu64 "\n"
+			"# HELP backstop_control_accepted_total Connections accepted by this endpoint.\n"
+		"# TYPE backstop_control_accepted_total counter\nbackstop_control_accepted_total %" PRIu64 "\n"
 			"# HELP backstop_control_timeouts_total Connections closed idle or without a complete request (listen_timeout).\n"
 			"# TYPE backstop_control_timeouts_total counter\nbackstop_control_timeouts_total %" PRIu64 "\n"
 			"# HELP backstop_control_unauthorized_total Requests refused for a missing or wrong token.\n"
 			"# TYPE backstop_control_unauthorized_total counter\nbackstop_control_unauthorized_total %" PRIu64 "\n"
-			"# TYPE backstop_control_accept_errors_total counter\nbackstop_control_accept_errors_total %" PRIu64 "\n",
+			"# HELP backstop_control_accept_errors_total Connections this endpoint failed to accept.\n"
+		"# TYPE backstop_control_accept_errors_total counter\nbackstop_control_accept_errors_total %" PRIu64 "\n",
 			cs.connections, cs.max_connections, cs.accepted, cs.timed_out, cs.unauthorized, cs.accept_errors);
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
@@ -3257,11 +3385,13 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 			schedule_reconnect(a, &err);
 	}
 	reap_base_job(a);
+	track_progress(a);
 	if (now - a->last_poll_ms >= config_get_duration_ms(a->cfg, "table_poll_interval"))
 	{
 		a->last_poll_ms = now;
 		if (poll_tables(a, &err) != BS_OK)
 			log_warning("table check failed: %s", err.message);
+		read_slot_wal(a, false);
 	}
 	if (a->pending)
 	{
@@ -3823,6 +3953,7 @@ archiver_run(bs_config *cfg, bs_error *err)
 	a.cfg = cfg;
 	a.test_lock_key = basecopy_test_lock_key_from_env();
 	a.metrics.started_ms = now_ms();
+	a.metrics.slot_retained = -1;
 	a.reconnect_delay_ms = 1000;
 	a.notify_pipe[0] = a.notify_pipe[1] = -1;
 	pthread_mutex_init(&a.lock, NULL);

@@ -7,6 +7,7 @@
 #include "cmd_classify.h"
 #include "cmd_config.h"
 #include "cmd_doctor.h"
+#include "cmd_drill.h"
 #include "cmd_exec.h"
 #include "cmd_info.h"
 #include "cmd_recover.h"
@@ -45,7 +46,10 @@ static const char *const verify_options[] = {STORAGE_OPTIONS, "table", "json", N
 static const char *const checkpoint_options[] = {
 	"table", "listen", "control_token", "control_token_file", "timeout", "json", NULL
 };
-static const char *const doctor_options[] = {STORAGE_OPTIONS, "db", "json", NULL};
+static const char *const doctor_options[] = {STORAGE_OPTIONS, "db", "json", "tables", "all_tables", "slot", "publication",
+	"listen", "control_token", "control_token_file", "timeout", "status_interval", "stale_after", NULL};
+static const char *const drill_options[] = {STORAGE_OPTIONS, "db", "table", "scratch", "to_db", "json", "listen",
+	"control_token", "control_token_file", "timeout", NULL};
 static const char *const classify_options[] = {"db", "json", "policy", "file", "principal", "environment", NULL};
 static const char *const policy_options[] = {NULL};
 static const char *const exec_options[] = {"db", "json", "policy", "file", "command", "principal", "environment",
@@ -54,7 +58,7 @@ static const char *const config_cmd_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "segment_size",
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
 	"open_memory_limit", "listen", "listen_allow_remote", "listen_max_connections", "listen_timeout",
-	"control_token", "control_token_file", "status_interval", "table_poll_interval", "lease_timeout", NULL
+	"control_token", "control_token_file", "status_interval", "table_poll_interval", "lease_timeout", "stale_after", NULL
 };
 
 static const cli_command commands[] = {
@@ -129,10 +133,32 @@ static const cli_command commands[] = {
 	exec_options, cmd_exec},
 	{"policy", "validate a gate policy file and print its effective rules", "check FILE",
 		"Exit 0 when the file is valid, 2 with FILE:LINE and the problem otherwise.", policy_options, cmd_policy},
-	{"doctor", "probe storage (put/get/list/delete) and PostgreSQL, with latencies",
-		"[--storage URL] [--db CONNINFO] [--json]",
-		"Exit 0 when everything probed is usable; warns when objects can be deleted\n"
-		"(immutable storage is safer).", doctor_options, cmd_doctor},
+	{"doctor", "check storage, PostgreSQL, the slot, the tables and freshness: ready, degraded or not ready",
+		"[--storage URL] [--db CONNINFO] [--tables S.T[,...] | --all-tables] [--slot NAME] [--publication NAME]\n"
+		"        [--listen HOST:PORT] [--stale-after DURATION] [--json]",
+		"Probes storage (put/get/list/delete); with --db checks the server (version, wal_level, free\n"
+		"slots and WAL senders, max_slot_wal_keep_size with a value from the measured WAL rate,\n"
+		"wal_sender_timeout), the slot (active, wal_status, WAL held) and other inactive slots, the\n"
+		"publication against the tables, each table (replica identity, unlogged, partitioned) and the\n"
+		"role's privileges (REPLICATION, SELECT, CREATE for the publication); from storage, each\n"
+		"table's latest verified point and its age (--stale-after); from the archiver's /health and\n"
+		"/metrics (--listen), its lag and spool.  One line per finding with its severity and the exact\n"
+		"fix, then the verdict.\n"
+		"Exit code: 0 ready, 8 degraded (warnings only), 1 not ready (errors), 2 usage.", doctor_options, cmd_doctor},
+	{"drill", "prove a table comes back: archive, destroy, recover from storage alone, compare",
+		"--db CONNINFO [--storage URL] [--table S.T | --scratch] [--to-db CONNINFO] [--listen HOST:PORT] [--timeout DURATION] [--json]",
+		"--scratch (the default): creates a table with a mix of types in schema backstop_drill, waits\n"
+		"until the running archiver (--listen) archives it (it must archive new tables: --all-tables),\n"
+		"writes a known workload, records its checksum and the LSN, has the archiver verify a\n"
+		"recovery point there, DROPs the table, recovers it from storage alone with `backstop recover`\n"
+		"into backstop_drill, compares the checksums and drops everything it created (also on failure).\n"
+		"--table S.T: recovers a real table into backstop_drill (or --to-db) at a point the archiver\n"
+		"verifies, compares with the live table's checksum taken in a snapshot at that point (or, when\n"
+		"that cannot be taken, relies on recover's own validation) and drops the copy; nothing is ever\n"
+		"written to the live table.  Reports RPO, RTO per phase and bytes read; the result is kept in\n"
+		"DATA_DIR/drill-state.json for the archiver's /metrics.\n"
+		"Exit code: 0 passed, 1 failed (archiver, database, storage), 3 the copy differs or the archive\n"
+		"is damaged, 2 usage.", drill_options, cmd_drill},
 	{"config", "print the effective configuration (secrets redacted)", "[all]",
 		"Precedence: flag > BACKSTOP_<OPTION> environment variable > configuration file > default.\n"
 	"`all` also lists unset options.", config_cmd_options, cmd_config},

@@ -164,3 +164,44 @@ cmd_checkpoint(bs_config *cfg, int argc, char **argv)
 	json_decref(j);
 	return rc;
 }
+
+int
+cmd_checkpoint_get(const char *listen, const char *token, const char *path, int64_t timeout_ms, long *status,
+				   strbuf *body, bs_error *err)
+{
+	CURL *curl;
+	strbuf url = STRBUF_INIT;
+	struct curl_slist *headers = NULL;
+	CURLcode cc;
+	int rc = BS_OK;
+
+	*status = 0;
+	curl = curl_easy_init();
+	if (curl == NULL)
+		return error_set(err, ERRCODE_INTERNAL, "could not initialise libcurl");
+	strbuf_printf(&url, "http://%s%s", listen, path);
+	curl_easy_setopt(curl, CURLOPT_URL, url.data);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, body);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) (timeout_ms > 0 ? timeout_ms : 10000));
+	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+	if (token)
+	{
+		strbuf h = STRBUF_INIT;
+
+		strbuf_printf(&h, "Authorization: Bearer %s", token);
+		headers = curl_slist_append(headers, h.data);
+		strbuf_free(&h);
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	}
+	cc = curl_easy_perform(curl);
+	if (cc != CURLE_OK)
+		rc = error_set(err, ERRCODE_CONNECTION, "could not reach the archiver at %s: %s", listen,
+					   curl_easy_strerror(cc));
+	else
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+	curl_easy_cleanup(curl);
+	curl_slist_free_all(headers);
+	strbuf_free(&url);
+	return rc;
+}

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "strbuf.h"
 
 int cmd_checkpoint(bs_config *cfg, int argc, char **argv);
 
@@ -18,5 +19,10 @@ int cmd_checkpoint(bs_config *cfg, int argc, char **argv);
  */
 int cmd_checkpoint_request(const char *listen, const char *token, const char *table, const char *lsn,
 						   int64_t timeout_ms, long *status, json_t **answer, bs_error *err);
+
+/* GET path (e.g. "/health") from the archiver at listen; the body (at most 1 MiB) is appended
+ * to body.  BS_ERR when it cannot be reached. */
+int cmd_checkpoint_get(const char *listen, const char *token, const char *path, int64_t timeout_ms, long *status,
+					   strbuf *body, bs_error *err);
 
 #endif

@@ -81,6 +81,10 @@ const config_option config_options[] = {
 	{"yes", CONFIG_BOOL, "off", NULL, false, "do not ask for confirmation"},
 	{"from_lsn", CONFIG_STRING, NULL, NULL, false, "start of a change range"},
 	{"timeout", CONFIG_DURATION, "30s", NULL, false, "how long to wait for an answer"},
+	/* doctor and drill */
+	{"stale_after", CONFIG_DURATION, "1h", NULL, false, "doctor: a table whose latest verified point is older than this is a finding"},
+	{"scratch", CONFIG_BOOL, "off", NULL, false, "drill: archive, drop and recover a scratch table of its own (the default)"},
+	{"to_db", CONFIG_STRING, NULL, NULL, true, "drill: recover the copy into this database instead of --db"},
 	/* the gate */
 	{"file", CONFIG_STRING, NULL, NULL, false, "read the SQL from this file (- for standard input); also -f FILE"},
 	{"command", CONFIG_STRING, NULL, NULL, false, "the SQL to run (exec); also -c SQL"},
@@ -126,6 +130,7 @@ static const config_range config_ranges[] = {
 	{"table_poll_interval", 100, DAY},
 	{"lease_timeout", SEC, DAY},	/* renewed every third of it: below 1 s, storage latency alone would expire it */
 	{"timeout", 100, DAY},
+	{"stale_after", SEC, 3650 * DAY},
 	{NULL, 0, 0}
 };
 

@@ -218,6 +218,7 @@ static const struct
 	{"s3_region", check_region, false},
 	{"db", check_conninfo, false},
 	{"target_db", check_conninfo, false},
+	{"to_db", check_conninfo, false},
 	{"tables", check_table_list, true},
 	{"table", check_table_name, true},
 	{"into", check_table_name, true},

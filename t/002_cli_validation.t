@@ -54,7 +54,8 @@ my @ranges = (
 	[ 'open-memory-limit',         'archive',    [ '0', '512kB' ],            'at least 1MiB' ],
 	[ 'status-interval',           'archive',    [ '0', '2h' ],               'between 100ms and 1h' ],
 	[ 'table-poll-interval',       'archive',    [ '0', '50ms' ],             'between 100ms and 1d' ],
-	[ 'timeout',                   'checkpoint', [ '0', '2d' ],               'between 100ms and 1d' ]);
+	[ 'timeout',                   'checkpoint', [ '0', '2d' ],               'between 100ms and 1d' ],
+	[ 'stale-after',               'doctor',     [ '0', '999ms', '3651d' ],   'between 1s and 3650d' ]);
 my %seen;
 for my $r (@ranges)
 {
@@ -86,7 +87,7 @@ my $man = slurp_file("$ENV{BACKSTOP_SRCDIR}/doc/backstop.1");
 $man =~ s/\\f[BIRP]//g;
 $man =~ s/\\-/-/g;
 my %help_range;
-for my $cmd (qw(archive recover changes info verify checkpoint doctor config))
+for my $cmd (qw(archive recover changes info verify checkpoint doctor drill config))
 {
 	my (undef, $out) = run_backstop('help', $cmd);
 	while ($out =~ /^  --([a-z0-9-]+)\s.*; (between \S+ and \S+|at least \S+)$/mg)
@@ -121,7 +122,7 @@ for my $cmd ('config', 'archive')
 
 # --- malformed values exit 2 whatever the command ----------------------------------------
 my @storage_cmds = (
-	[ 'info' ], [ 'verify' ], [ 'doctor' ], [ 'config' ],
+	[ 'info' ], [ 'verify' ], [ 'doctor' ], [ 'config' ], [ 'drill', '--db', 'dbname=x' ],
 	[ 'changes', '--table', 'public.t', '--from-lsn', '0/1', '--to-lsn', '0/2' ],
 	[ 'recover', '--table', 'public.t', '--latest', '--dry-run' ],
 	[ 'archive', '--db', 'dbname=x', '--all-tables', '--listen', 'off' ]);

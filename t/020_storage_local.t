@@ -67,10 +67,10 @@ SKIP:
 	  or die 'pg_ctl start failed';
 	$r = BackstopS3::run(cmd => [ BackstopS3::backstop(), 'doctor', @o, '--db', "host=$tmp user=doctor dbname=postgres", '--json' ], env => \%env);
 	system("$bindir/pg_ctl -D $pgdata -m fast stop >/dev/null");
-	is($r->{rc}, 0, 'doctor succeeds with a reachable database');
+	is($r->{rc}, 1, 'doctor reaches the database and finds it not ready (wal_level)');
 	like($r->{out}, qr/"server_version": "15/, 'reports the server version');
 	like($r->{out}, qr/"wal_level": "replica"/, 'reports wal_level');
-	like($r->{out}, qr/wal_level is not logical/, 'warns when wal_level is not logical');
+	like($r->{out}, qr/wal_level is replica, not logical/, 'says that wal_level is not logical');
 }
 
 done_testing();
