@@ -517,6 +517,56 @@ fail:
 	return NULL;
 }
 
+char *
+sqlcheck_add_generated_column(const char *schema, const char *table, const char *column,
+							  const char *type_name, const char *expr, bs_error *err)
+{
+	strbuf sql = STRBUF_INIT;
+	char *target;
+	char *qcol;
+	char reason[REASON_LEN] = "";
+	json_t *root = NULL,
+			   *node,
+			   *cmd,
+			   *cd,
+			   *cons,
+			   *c;
+
+	/* Each fragment alone first: a type that is one type, an expression that is one
+	 * expression; then the statement they make, as one ADD COLUMN of that column. */
+	if (sqlcheck_type(type_name, err) != BS_OK || sqlcheck_default(expr, err) != BS_OK)
+		return NULL;
+	target = qualified(schema, table);
+	qcol = pgsql_quote_ident(column);
+	strbuf_printf(&sql, "ALTER TABLE %s ADD COLUMN %s %s GENERATED ALWAYS AS (%s) STORED", target, qcol,
+				  type_name, expr);
+	free(target);
+	free(qcol);
+	node = parse_one(sql.data, "AlterTableStmt", "an ALTER TABLE", &root, reason);
+	if (node == NULL || (cmd = one_alter_command(node, schema, table, "AT_AddColumn", reason)) == NULL)
+		goto fail;
+	cd = unwrap(json_object_get(cmd, "def"), "ColumnDef");
+	cons = cd ? json_object_get(cd, "constraints") : NULL;
+	c = json_array_size(cons) == 1 ? unwrap(json_array_get(cons, 0), "Constraint") : NULL;
+	if (cd == NULL || !str_member_is(cd, "colname", column) ||
+		!check_type_name(json_object_get(cd, "typeName"), reason) ||
+		c == NULL || !str_member_is(c, "contype", "CONSTR_GENERATED") ||
+		json_object_get(c, "raw_expr") == NULL)
+	{
+		if (reason[0] == '\0')
+			set_reason(reason, "not one generated column");
+		goto fail;
+	}
+	json_decref(root);
+	return strbuf_detach(&sql, NULL);
+fail:
+	json_decref(root);
+	strbuf_free(&sql);
+	error_set(err, ERRCODE_DATA_CORRUPTED, "the generated column is not exactly one column with one expression: %s",
+			  reason);
+	return NULL;
+}
+
 static const char *
 contype_node(char contype)
 {

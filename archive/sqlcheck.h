@@ -27,6 +27,9 @@ char *sqlcheck_create_table(const char *schema, const char *table, const manifes
 /* ALTER TABLE schema.table ALTER COLUMN column SET DEFAULT expr. */
 char *sqlcheck_set_default(const char *schema, const char *table, const char *column, const char *expr,
 						   bs_error *err);
+/* ALTER TABLE schema.table ADD COLUMN column type GENERATED ALWAYS AS (expr) STORED. */
+char *sqlcheck_add_generated_column(const char *schema, const char *table, const char *column,
+									const char *type_name, const char *expr, bs_error *err);
 /*
  * ALTER TABLE schema.table ADD CONSTRAINT name def, where def (pg_get_constraintdef output)
  * must be a constraint of contype ('p', 'u', 'c', 'x' or 'f').  A CHECK constraint is added

@@ -186,8 +186,8 @@ column_items(strbuf *sb, const manifest_layout *l, int keys, const char *sep, co
 
 typedef struct copyback
 {
-	char *what[3];
-	char *sql[3];
+	char *what[6];
+	char *sql[6];
 	int n;
 } copyback;
 
@@ -211,9 +211,44 @@ copyback_free(copyback *cb)
 
 /* The SQL to bring rows back into the source table, printed and never executed; names
  * holding control characters are written U&"..." so that every statement reads as it runs. */
+/* After the rename of a dropped table's recovery into place: its comment (which also ends
+ * the recovery mark) and its owner, as the base's definition has them. */
 static void
-build_copyback(const manifest *m, const manifest_layout *l, const char *target_schema, const char *target_name,
-			   bool source_gone, copyback *cb)
+copyback_table_attributes(const char *definition, const char *table, copyback *cb)
+{
+	json_t *root = definition ? json_loads(definition, 0, NULL) : NULL;
+	const char *comment = json_string_value(json_object_get(root, "comment"));
+	const char *owner = json_string_value(json_object_get(root, "owner"));
+	strbuf sql = STRBUF_INIT;
+
+	if (root == NULL)
+		return;
+	if (comment)
+	{
+		char *lit = pgsql_quote_literal(comment);
+		char *shown = xstrdup_printable(lit);
+
+		strbuf_printf(&sql, "COMMENT ON TABLE %s IS %s;", table, shown);
+		free(shown);
+		free(lit);
+	}
+	else
+		strbuf_printf(&sql, "COMMENT ON TABLE %s IS NULL;", table);
+	copyback_add(cb, "the table's comment as it was (this also removes the recovery mark)", &sql);
+	if (owner)
+	{
+		char *q = pgsql_quote_ident_printable(owner);
+
+		strbuf_printf(&sql, "ALTER TABLE %s OWNER TO %s;", table, q);
+		free(q);
+		copyback_add(cb, "the table's owner as it was (the recovery is owned by the role that ran it)", &sql);
+	}
+	json_decref(root);
+}
+
+static void
+build_copyback(const manifest *m, const manifest_layout *l, const char *definition, const char *target_schema,
+			   const char *target_name, bool source_gone, copyback *cb)
 {
 	char *orig = pgsql_qualified_name_printable(m->schema, m->name);
 	char *tgt = pgsql_qualified_name_printable(target_schema, target_name);
@@ -239,6 +274,7 @@ build_copyback(const manifest *m, const manifest_layout *l, const char *target_s
 		strbuf_printf(&sql, "ALTER TABLE %s RENAME TO %s;", tgt, qn);
 		free(qn);
 		copyback_add(cb, "the table was dropped: give the recovered table its name back", &sql);
+		copyback_table_attributes(definition, orig, cb);
 		goto done;
 	}
 	/* Rows deleted since the point. */
@@ -604,7 +640,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			}
 			free(q);
 		}
-		build_copyback(m, layout, tschema, tname, gone, &cb);
+		build_copyback(m, layout, plan->base->definition, tschema, tname, gone, &cb);
 		if (json)
 		{
 			json_t *o = json_object();
@@ -636,6 +672,9 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "postgres_rows", json_integer((json_int_t) lres.pg_rows));
 			json_object_set_new(o, "postgres_checksum", json_string(lres.pg_sum));
 			json_object_set_new(o, "indexes_and_constraints", json_integer(lres.nindexes));
+			json_object_set_new(o, "sequences", json_integer(lres.nsequences));
+			json_object_set_new(o, "generated_columns", json_integer(lres.ngenerated));
+			json_object_set_new(o, "privileges", json_integer(lres.ngrants));
 			json_object_set_new(o, "download_bytes", json_integer((json_int_t) plan->downloaded));
 			json_object_set_new(o, "seconds", json_pack("{s:f,s:f,s:f,s:f,s:f}", "fetch_and_replay", t_fetch,
 														"copy", lres.copy_seconds, "validate", lres.validate_seconds,
@@ -665,6 +704,9 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			printf("Timings:      fetch+replay %.2fs, copy %.2fs, validate %.2fs, indexes %.2fs, total %.2fs\n",
 				   t_fetch, lres.copy_seconds, lres.validate_seconds, lres.index_seconds, now_seconds() - t_start);
 			printf("Indexes and constraints recreated: %d\n", lres.nindexes);
+			if (lres.nsequences || lres.ngenerated || lres.ngrants)
+				printf("Also recreated: %d identity or serial sequence(s) (set past the recovered values), "
+					   "%d generated column(s), %d privilege(s)\n", lres.nsequences, lres.ngenerated, lres.ngrants);
 			if (lres.warnings.len)
 			{
 				/* One line per warning; each holds names and definitions from storage. */

@@ -220,9 +220,11 @@ exec_sql(PGconn *conn, const char *sql, bs_error *err)
 	return pgsql_exec_one(conn, sql, err);
 }
 
-/* Run sql under a savepoint; on failure roll back to it and record a warning. */
+/* Run sql under a savepoint; on failure roll back to it and record a warning.  *count (may
+ * be NULL) is incremented when it succeeded. */
 static int
-exec_optional(PGconn *conn, const char *sql, const char *what, recover_load_result *res, bs_error *err)
+exec_optional(PGconn *conn, const char *sql, const char *what, recover_load_result *res, int *count,
+			  bs_error *err)
 {
 	bs_error e2;
 
@@ -233,7 +235,8 @@ exec_optional(PGconn *conn, const char *sql, const char *what, recover_load_resu
 		add_warning(res, "could not recreate %s: %s", what, e2.message);
 		return exec_sql(conn, "ROLLBACK TO SAVEPOINT backstop_def", err);
 	}
-	res->nindexes++;
+	if (count)
+		(*count)++;
 	return exec_sql(conn, "RELEASE SAVEPOINT backstop_def", err);
 }
 
@@ -290,7 +293,7 @@ add_constraint(PGconn *conn, const char *target, const char *sql,
 	int rc;
 
 	if (!validate)
-		return exec_optional(conn, sql, what, res, err);
+		return exec_optional(conn, sql, what, res, &res->nindexes, err);
 	if (exec_sql(conn, "SAVEPOINT backstop_def", err) != BS_OK)
 		return BS_ERR;
 	if (exec_sql(conn, sql, &e2) != BS_OK || volatile_functions(conn, target, newname, &vol, &e2) != BS_OK)
@@ -319,6 +322,312 @@ add_constraint(PGconn *conn, const char *target, const char *sql,
 	}
 	res->nindexes++;
 	return exec_sql(conn, "RELEASE SAVEPOINT backstop_def", err);
+}
+
+/* The settings of a column's sequence, from the definition (untrusted: every member checked). */
+typedef struct seq_settings
+{
+	const char *name;
+	const char *type;
+	json_int_t increment,
+				start,
+				min,
+				max,
+				cache;
+	bool cycle;
+} seq_settings;
+
+static int
+read_seq_settings(json_t *seq, const char *column, seq_settings *s, bs_error *err)
+{
+	static const char *const ints[] = {"increment", "start", "min", "max", "cache"};
+	json_int_t *dst[] = {&s->increment, &s->start, &s->min, &s->max, &s->cache};
+
+	s->name = json_string_value(json_object_get(seq, "name"));
+	s->type = json_string_value(json_object_get(seq, "type"));
+	if (s->name == NULL || s->type == NULL || !json_is_boolean(json_object_get(seq, "cycle")))
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "the sequence of column \"%s\" in the base's definition "
+						 "lacks its name, type or cycle", column);
+	s->cycle = json_is_true(json_object_get(seq, "cycle"));
+	for (int k = 0; k < 5; k++)
+	{
+		json_t *v = json_object_get(seq, ints[k]);
+
+		if (!json_is_integer(v))
+			return error_set(err, ERRCODE_DATA_CORRUPTED, "the sequence of column \"%s\" in the base's definition: "
+							 "%s is not an integer", column, ints[k]);
+		*dst[k] = json_integer_value(v);
+	}
+	if (s->increment == 0 || s->cache < 1 || s->min > s->max || s->start < s->min || s->start > s->max)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "the sequence of column \"%s\" in the base's definition "
+						 "has inconsistent settings", column);
+	if (strcmp(s->type, "smallint") != 0 && strcmp(s->type, "integer") != 0 && strcmp(s->type, "bigint") != 0)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "the sequence of column \"%s\" in the base's definition "
+						 "has type \"%s\" (expected smallint, integer or bigint)", column, s->type);
+	return BS_OK;
+}
+
+/* " INCREMENT BY i MINVALUE a MAXVALUE b START WITH s CACHE c [NO] CYCLE": numbers only. */
+static void
+append_seq_options(strbuf *sql, const seq_settings *s)
+{
+	strbuf_printf(sql, " INCREMENT BY %lld MINVALUE %lld MAXVALUE %lld START WITH %lld CACHE %lld %sCYCLE",
+				  (long long) s->increment, (long long) s->min, (long long) s->max, (long long) s->start,
+				  (long long) s->cache, s->cycle ? "" : "NO ");
+}
+
+/*
+ * Identity and serial columns.  The source's sequence is the source's (dropped with it, or
+ * still serving it), so the recovered table gets its own: an identity of the same kind and
+ * settings, or a sequence it owns (as serial makes) with the column's default on it.  Either
+ * is set past every recovered value, so the application's next INSERT does not collide;
+ * values the source's sequence had handed out beyond them are not known to the archive.
+ */
+static int
+recreate_sequences(PGconn *conn, const recover_load_options *o, const char *target, json_t *columns,
+				   recover_load_result *res, bs_error *err)
+{
+	size_t i;
+	json_t *it;
+
+	json_array_foreach(columns, i, it)
+	{
+		const char *name = json_string_value(json_object_get(it, "name"));
+		const char *identity = json_string_value(json_object_get(it, "identity"));
+		json_t *seqj = json_object_get(it, "sequence");
+		bool is_identity = identity && (strcmp(identity, "a") == 0 || strcmp(identity, "d") == 0);
+		seq_settings ss;
+		char *qcol,
+				   *seqname = NULL,
+				   *qseq = NULL;
+		strbuf sql = STRBUF_INIT;
+		char what[200];
+		int rc;
+
+		if (name == NULL || !layout_has_column(o->layout, name) || (!is_identity && !json_is_object(seqj)))
+			continue;
+		if (!json_is_object(seqj))
+		{
+			/* An identity column without its sequence's settings (a definition from an older
+			 * archiver): the defaults of ADD ... AS IDENTITY. */
+			memset(&ss, 0, sizeof(ss));
+			ss.name = NULL;
+		}
+		else if (read_seq_settings(seqj, name, &ss, err) != BS_OK)
+			return BS_ERR;
+		if (choose_object_name(conn, o, ss.name ? ss.name : name, &seqname, err) != BS_OK)
+			return BS_ERR;
+		qcol = pgsql_quote_ident(name);
+		qseq = pgsql_qualified_name(o->schema, seqname);
+		if (is_identity)
+		{
+			strbuf_printf(&sql, "ALTER TABLE %s ALTER COLUMN %s ADD GENERATED %s AS IDENTITY (SEQUENCE NAME %s",
+						  target, qcol, identity[0] == 'a' ? "ALWAYS" : "BY DEFAULT", qseq);
+			if (ss.name)
+				append_seq_options(&sql, &ss);
+			strbuf_append_str(&sql, ")");
+			snprintf(what, sizeof(what), "the identity of column \"%s\"", name);
+			/* An identity needs NOT NULL; the layout has it unless the definition is odd. */
+			rc = exec_sql(conn, "SAVEPOINT backstop_def", err);
+			if (rc == BS_OK)
+			{
+				strbuf nn = STRBUF_INIT;
+				bs_error e2;
+
+				strbuf_printf(&nn, "ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", target, qcol);
+				error_clear(&e2);
+				if (exec_sql(conn, nn.data, &e2) != BS_OK || exec_sql(conn, sql.data, &e2) != BS_OK)
+				{
+					add_warning(res, "could not recreate %s: %s", what, e2.message);
+					rc = exec_sql(conn, "ROLLBACK TO SAVEPOINT backstop_def", err);
+					strbuf_free(&nn);
+					goto next;
+				}
+				strbuf_free(&nn);
+				rc = exec_sql(conn, "RELEASE SAVEPOINT backstop_def", err);
+			}
+		}
+		else
+		{
+			char *lit;
+
+			strbuf_printf(&sql, "CREATE SEQUENCE %s AS %s", qseq, ss.type);
+			append_seq_options(&sql, &ss);
+			strbuf_printf(&sql, " OWNED BY %s.%s", target, qcol);
+			snprintf(what, sizeof(what), "the sequence of column \"%s\" (serial)", name);
+			rc = exec_sql(conn, "SAVEPOINT backstop_def", err);
+			if (rc == BS_OK)
+			{
+				strbuf def = STRBUF_INIT;
+				bs_error e2;
+
+				lit = pgsql_quote_literal(qseq);
+				strbuf_printf(&def, "ALTER TABLE %s ALTER COLUMN %s SET DEFAULT nextval(%s::regclass)", target, qcol, lit);
+				free(lit);
+				error_clear(&e2);
+				if (exec_sql(conn, sql.data, &e2) != BS_OK || exec_sql(conn, def.data, &e2) != BS_OK)
+				{
+					add_warning(res, "could not recreate %s: %s", what, e2.message);
+					rc = exec_sql(conn, "ROLLBACK TO SAVEPOINT backstop_def", err);
+					strbuf_free(&def);
+					goto next;
+				}
+				strbuf_free(&def);
+				rc = exec_sql(conn, "RELEASE SAVEPOINT backstop_def", err);
+			}
+		}
+		if (rc == BS_OK)
+		{
+			/* Past the highest recovered value (the lowest, for a descending sequence). */
+			const char *params[1] = {qseq};
+			PGresult *pr;
+
+			strbuf_reset(&sql);
+			strbuf_printf(&sql, "SELECT setval($1::regclass, v) FROM (SELECT %s(%s)::bigint AS v FROM %s) s "
+						  "WHERE v IS NOT NULL", ss.name && ss.increment < 0 ? "min" : "max", qcol, target);
+			rc = pgsql_query_params(conn, sql.data, 1, params, &pr, err);
+			if (rc == BS_OK)
+				PQclear(pr);
+			else
+				error_prefix(err, "could not set %s past the recovered values", what);
+			res->nsequences++;
+		}
+next:
+		strbuf_free(&sql);
+		free(qcol);
+		free(qseq);
+		free(seqname);
+		if (rc != BS_OK)
+			return BS_ERR;
+	}
+	return BS_OK;
+}
+
+/*
+ * Stored generated columns: pgoutput and the base copy leave them out, so they are added
+ * after the rows are in, and PostgreSQL computes them.  ADD COLUMN puts them last.
+ */
+static int
+recreate_generated(PGconn *conn, const recover_load_options *o, json_t *columns, recover_load_result *res,
+				   bs_error *err)
+{
+	size_t i;
+	json_t *it;
+
+	json_array_foreach(columns, i, it)
+	{
+		const char *name = json_string_value(json_object_get(it, "name"));
+		const char *type = json_string_value(json_object_get(it, "type"));
+		const char *gen = json_string_value(json_object_get(it, "generated"));
+		const char *expr = json_string_value(json_object_get(it, "default"));
+		char *sql;
+		char what[200];
+		int rc;
+
+		if (name == NULL || gen == NULL || strcmp(gen, "s") != 0 || layout_has_column(o->layout, name))
+			continue;
+		if (type == NULL || expr == NULL)
+			return error_set(err, ERRCODE_DATA_CORRUPTED, "generated column \"%s\" in the base's definition "
+							 "lacks its type or expression", name);
+		if ((sql = sqlcheck_add_generated_column(o->schema, o->name, name, type, expr, err)) == NULL)
+			return error_prefix(err, "generated column \"%s\" in the base's definition", name);
+		snprintf(what, sizeof(what), "generated column \"%s\"", name);
+		rc = exec_optional(conn, sql, what, res, &res->ngenerated, err);
+		free(sql);
+		if (rc != BS_OK)
+			return BS_ERR;
+	}
+	if (res->ngenerated)
+		add_warning(res, "%d generated column(s) recreated as the last column(s) of the table, computed by PostgreSQL",
+					res->ngenerated);
+	return BS_OK;
+}
+
+/* Privileges named by aclexplode(); anything else in storage is refused. */
+static bool
+known_privilege(const char *p)
+{
+	static const char *const privs[] = {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES",
+		"TRIGGER", "MAINTAIN", NULL};
+
+	for (int k = 0; privs[k]; k++)
+		if (strcmp(p, privs[k]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Column comments and the table's grants as they were at the base.  The table's own comment
+ * marks it as a recovery (and goes back with the copy-back); triggers, policies and foreign
+ * keys act on other tables or the live data, so they are named for the copy-back, not made.
+ */
+static int
+recreate_comments_and_grants(PGconn *conn, const char *target, json_t *root, recover_load_result *res,
+							 bs_error *err)
+{
+	size_t i;
+	json_t *it;
+
+	json_array_foreach(json_object_get(root, "columns"), i, it)
+	{
+		const char *name = json_string_value(json_object_get(it, "name"));
+		const char *comment = json_string_value(json_object_get(it, "comment"));
+		strbuf sql = STRBUF_INIT;
+		char *qcol,
+				   *lit;
+		char what[200];
+		int rc;
+
+		if (name == NULL || comment == NULL)
+			continue;
+		qcol = pgsql_quote_ident(name);
+		lit = pgsql_quote_literal(comment);
+		strbuf_printf(&sql, "COMMENT ON COLUMN %s.%s IS %s", target, qcol, lit);
+		snprintf(what, sizeof(what), "the comment of column \"%s\"", name);
+		rc = exec_optional(conn, sql.data, what, res, NULL, err);
+		strbuf_free(&sql);
+		free(qcol);
+		free(lit);
+		if (rc != BS_OK)
+			return BS_ERR;
+	}
+	json_array_foreach(json_object_get(root, "grants"), i, it)
+	{
+		const char *grantee = json_string_value(json_object_get(it, "grantee"));
+		const char *priv = json_string_value(json_object_get(it, "privilege"));
+		json_t *grantable = json_object_get(it, "grantable");
+		strbuf sql = STRBUF_INIT;
+		char *qrole;
+		char what[300];
+		int rc;
+
+		if (grantee == NULL || priv == NULL || !known_privilege(priv) || !json_is_boolean(grantable))
+			return error_set(err, ERRCODE_DATA_CORRUPTED, "grant %zu in the base's definition is not a grantee, "
+							 "a known privilege and a grant option", i);
+		qrole = strcmp(grantee, "PUBLIC") == 0 ? xstrdup("PUBLIC") : pgsql_quote_ident(grantee);
+		strbuf_printf(&sql, "GRANT %s ON %s TO %s%s", priv, target, qrole,
+					  json_is_true(grantable) ? " WITH GRANT OPTION" : "");
+		snprintf(what, sizeof(what), "%s granted to %s", priv, grantee);
+		rc = exec_optional(conn, sql.data, what, res, &res->ngrants, err);
+		strbuf_free(&sql);
+		free(qrole);
+		if (rc != BS_OK)
+			return BS_ERR;
+	}
+	json_array_foreach(json_object_get(root, "triggers"), i, it)
+	{
+		const char *name = json_string_value(json_object_get(it, "name"));
+		const char *def = json_string_value(json_object_get(it, "def"));
+
+		if (name && def)
+			add_warning(res, "trigger \"%s\" not recreated (it acts on other tables or calls functions): %s", name, def);
+	}
+	json_array_foreach(json_object_get(root, "policies"), i, it)
+		if (json_is_string(it))
+			add_warning(res, "row security policy \"%s\" not recreated: copy it from the source's definition", json_string_value(it));
+	if (json_is_true(json_object_get(root, "row_security")))
+		add_warning(res, "the source had row level security enabled: run ALTER TABLE ... ENABLE ROW LEVEL SECURITY after the copy-back");
+	return BS_OK;
 }
 
 /*
@@ -356,25 +665,26 @@ recreate_definition(PGconn *conn, const recover_load_options *o, const char *tar
 
 		if (name == NULL || def == NULL || !layout_has_column(o->layout, name))
 			continue;
-		if (gen && *gen)
-		{
-			add_warning(res, "column \"%s\" was GENERATED ALWAYS AS (%s): recovered as a plain column",
-						  name, def);
+		/* Generated columns are added after the rows (pgoutput and COPY leave them out);
+		 * a serial column's default names the source's sequence: it gets its own below. */
+		if ((gen && *gen) || json_is_object(json_object_get(it, "sequence")))
 			continue;
-		}
 		if ((sql = sqlcheck_set_default(o->schema, o->name, name, def, err)) == NULL)
 		{
 			error_prefix(err, "the default of column \"%s\" in the base's definition", name);
 			goto done;
 		}
 		snprintf(what, sizeof(what), "the default of column \"%s\"", name);
-		rc = exec_optional(conn, sql, what, res, err);
+		rc = exec_optional(conn, sql, what, res, NULL, err);
 		free(sql);
 		if (rc != BS_OK)
 			goto done;
 		rc = BS_ERR;
-		res->nindexes--;		/* defaults are not counted as indexes */
 	}
+	if (recreate_sequences(conn, o, target, json_object_get(root, "columns"), res, err) != BS_OK ||
+		recreate_generated(conn, o, json_object_get(root, "columns"), res, err) != BS_OK ||
+		recreate_comments_and_grants(conn, target, root, res, err) != BS_OK)
+		goto done;
 	arr = json_object_get(root, "constraints");
 	json_array_foreach(arr, i, it)
 	{
@@ -453,7 +763,7 @@ recreate_definition(PGconn *conn, const recover_load_options *o, const char *tar
 			goto done;
 		}
 		free(newname);
-		rc = exec_optional(conn, stmt, what, res, err);
+		rc = exec_optional(conn, stmt, what, res, &res->nindexes, err);
 		free(stmt);
 		if (rc != BS_OK)
 			goto done;

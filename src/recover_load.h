@@ -40,6 +40,9 @@ typedef struct recover_load_result
 	double validate_seconds;
 	double index_seconds;
 	int nindexes;				/* indexes and constraints created */
+	int nsequences;				/* identity columns and owned (serial) sequences made */
+	int ngenerated;				/* stored generated columns added */
+	int ngrants;				/* privileges granted as at the base */
 	strbuf warnings;			/* one line each: definitions that could not be recreated */
 } recover_load_result;
 

@@ -208,6 +208,33 @@ test_builders(void)
 		   "SET DEFAULT built and checked");
 	free(sql);
 
+	/* Stored generated columns: one column, one expression, one type. */
+	sql = sqlcheck_add_generated_column("public", "u_rec", "total", "numeric", "((qty)::numeric * price)", &err);
+	is_str(sql, "ALTER TABLE \"public\".\"u_rec\" ADD COLUMN \"total\" numeric GENERATED ALWAYS AS "
+		   "(((qty)::numeric * price)) STORED", "ADD COLUMN ... GENERATED built and checked");
+	free(sql);
+	{
+		static const char *const bad_exprs[] = {
+			"1) STORED, ADD COLUMN x int GENERATED ALWAYS AS (1",
+			"1); DROP TABLE users; --",
+			"(SELECT 1)) STORED; SELECT (1",
+			"",
+			NULL
+		};
+
+		for (int k = 0; bad_exprs[k]; k++)
+		{
+			sql = sqlcheck_add_generated_column("public", "u_rec", "total", "numeric", bad_exprs[k], &err);
+			ok(sql == NULL && strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0,
+			   "generated expression refused: %s", bad_exprs[k]);
+			free(sql);
+		}
+		sql = sqlcheck_add_generated_column("public", "u_rec", "total", "int GENERATED ALWAYS AS (1) STORED, ADD COLUMN y int",
+											"1", &err);
+		ok(sql == NULL, "a type carrying a second column is refused");
+		free(sql);
+	}
+
 	sql = sqlcheck_add_constraint("public", "acct_recovered", "acct_recovered_pkey", 'p', "PRIMARY KEY (id)", &validate,
 								  &err);
 	is_str(sql, "ALTER TABLE \"public\".\"acct_recovered\" ADD CONSTRAINT \"acct_recovered_pkey\" PRIMARY KEY (id)",
