@@ -36,7 +36,7 @@ static const char *const archive_options[] = {
 };
 static const char *const recover_options[] = {
 	STORAGE_OPTIONS, "db", "table", "to_lsn", "to_time", "to_xid", "latest", "exclusive", "into",
-	"target_db", "replace", "no_indexes", "dry_run", "json", "yes", NULL
+	"target_db", "replace", "no_indexes", "dry_run", "json", "yes", "apply", "copy_back_columns", NULL
 };
 static const char *const changes_options[] = {
 	STORAGE_OPTIONS, "table", "from_lsn", "to_lsn", "json", NULL
@@ -86,10 +86,16 @@ static const cli_command commands[] = {
 	archive_options, cmd_archive},
 	{"recover", "rebuild one table at an LSN, time or transaction into a new table",
 		"--db CONNINFO [--storage URL] --table S.T (--to-lsn LSN | --to-time TS | --to-xid XID | --latest)\n"
-		"        [--into S.NAME] [--target-db CONNINFO] [--exclusive] [--replace] [--no-indexes] [--dry-run] [--json]",
+		"        [--into S.NAME] [--target-db CONNINFO] [--exclusive] [--replace] [--no-indexes] [--dry-run] [--json]\n"
+		"        [--copy-back-columns COL[,...]] [--apply [--yes]]",
 		"Works from the storage alone. Verifies every object before using it and loads the table\n"
 		"in one transaction that any failure rolls back; validates row count and content checksum,\n"
-		"then prints copy-back SQL (never executed automatically). Base rows no change touched are\n"
+		"then prints copy-back SQL chosen from the live database and the point: the rename of a\n"
+		"dropped table (moving aside a table that took its name since), or the rows deleted and\n"
+		"changed since the point, or with --copy-back-columns only those columns, by key. Notes say\n"
+		"what each plan loses of the changes archived after the point. --apply runs it in one\n"
+		"transaction after asking (--yes: without asking) and validates the result before commit.\n"
+		"Base rows no change touched are\n"
 		"streamed straight into COPY (\"Method: streamed\"); after DDL or TRUNCATE since the base,\n"
 		"the table is rebuilt in memory first. Definitions taken from the manifest (column types,\n"
 		"defaults, constraints, indexes) must each parse as exactly one SQL fragment of their kind,\n"

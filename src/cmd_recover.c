@@ -1,5 +1,7 @@
 /* cmd_recover.c — `backstop recover`: rebuild one table at a point into a new, validated table. */
 #include "cmd_recover.h"
+#include "copyback.h"
+#include "redact.h"
 #include "audit.h"
 #include "cli.h"
 #include "lsn.h"
@@ -165,155 +167,38 @@ point_text(const recover_point *pt, char *buf, size_t size)
 	return buf;
 }
 
-/* Comma-separated quoted column list with a prefix ("r." or ""). */
-static void
-column_items(strbuf *sb, const manifest_layout *l, int keys, const char *sep, const char *fmt)
+/* --apply: ask (unless --yes), run the copy-back in one transaction and validate it. */
+static int
+apply_copyback(const bs_config *cfg, PGconn *conn, const copyback_input *ci, const copyback *cb, const manifest *m,
+			   const char *target_shown, bool json, bs_error *err)
 {
-	/* keys: -1 every column, 1 the key columns, 0 the others; fmt names the column as %1$s. */
-	for (int i = 0, k = 0; i < l->ncols; i++)
+	char *orig = pgsql_display_name(m->schema, m->name);
+
+	fflush(stdout);
+	if (!config_get_bool(cfg, "yes"))
 	{
-		char *q;
+		char answer[16];
 
-		if (keys >= 0 && (int) l->columns[i].key != keys)
-			continue;
-		q = pgsql_quote_ident_printable(l->columns[i].name);
-		if (k++)
-			strbuf_append_str(sb, sep);
-		strbuf_printf(sb, fmt, q);
-		free(q);
-	}
-}
-
-typedef struct copyback
-{
-	char *what[6];
-	char *sql[6];
-	int n;
-} copyback;
-
-static void
-copyback_add(copyback *cb, const char *what, strbuf *sql)
-{
-	cb->what[cb->n] = xstrdup(what);
-	cb->sql[cb->n] = strbuf_detach(sql, NULL);
-	cb->n++;
-}
-
-static void
-copyback_free(copyback *cb)
-{
-	for (int i = 0; i < cb->n; i++)
-	{
-		free(cb->what[i]);
-		free(cb->sql[i]);
-	}
-}
-
-/* The SQL to bring rows back into the source table, printed and never executed; names
- * holding control characters are written U&"..." so that every statement reads as it runs. */
-/* After the rename of a dropped table's recovery into place: its comment (which also ends
- * the recovery mark) and its owner, as the base's definition has them. */
-static void
-copyback_table_attributes(const char *definition, const char *table, copyback *cb)
-{
-	json_t *root = definition ? json_loads(definition, 0, NULL) : NULL;
-	const char *comment = json_string_value(json_object_get(root, "comment"));
-	const char *owner = json_string_value(json_object_get(root, "owner"));
-	strbuf sql = STRBUF_INIT;
-
-	if (root == NULL)
-		return;
-	if (comment)
-	{
-		char *lit = pgsql_quote_literal(comment);
-		char *shown = xstrdup_printable(lit);
-
-		strbuf_printf(&sql, "COMMENT ON TABLE %s IS %s;", table, shown);
-		free(shown);
-		free(lit);
-	}
-	else
-		strbuf_printf(&sql, "COMMENT ON TABLE %s IS NULL;", table);
-	copyback_add(cb, "the table's comment as it was (this also removes the recovery mark)", &sql);
-	if (owner)
-	{
-		char *q = pgsql_quote_ident_printable(owner);
-
-		strbuf_printf(&sql, "ALTER TABLE %s OWNER TO %s;", table, q);
-		free(q);
-		copyback_add(cb, "the table's owner as it was (the recovery is owned by the role that ran it)", &sql);
-	}
-	json_decref(root);
-}
-
-static void
-build_copyback(const manifest *m, const manifest_layout *l, const char *definition, const char *target_schema,
-			   const char *target_name, bool source_gone, copyback *cb)
-{
-	char *orig = pgsql_qualified_name_printable(m->schema, m->name);
-	char *tgt = pgsql_qualified_name_printable(target_schema, target_name);
-	strbuf sql = STRBUF_INIT;
-	int nkey = 0;
-
-	memset(cb, 0, sizeof(*cb));
-	for (int i = 0; i < l->ncols; i++)
-		nkey += l->columns[i].key && (l->replident == 'd' || l->replident == 'i');
-	if (source_gone)
-	{
-		char *qn = pgsql_quote_ident_printable(m->name);
-
-		if (strcmp(target_schema, m->schema) != 0)
+		fprintf(stderr, "Apply the copy-back above to %s? [y/N] ", orig);
+		if (fgets(answer, sizeof(answer), stdin) == NULL || (answer[0] != 'y' && answer[0] != 'Y'))
 		{
-			char *qs = pgsql_quote_ident_printable(m->schema);
-
-			strbuf_printf(&sql, "ALTER TABLE %s SET SCHEMA %s;\n", tgt, qs);
-			free(tgt);
-			tgt = pgsql_qualified_name_printable(m->schema, target_name);
-			free(qs);
+			fprintf(stderr, "backstop recover: copy-back not applied; the recovered table %s stays\n", target_shown);
+			free(orig);
+			return EXIT_FAILURE_RUNTIME;
 		}
-		strbuf_printf(&sql, "ALTER TABLE %s RENAME TO %s;", tgt, qn);
-		free(qn);
-		copyback_add(cb, "the table was dropped: give the recovered table its name back", &sql);
-		copyback_table_attributes(definition, orig, cb);
-		goto done;
 	}
-	/* Rows deleted since the point. */
-	strbuf_printf(&sql, "INSERT INTO %s (", orig);
-	column_items(&sql, l, -1, ", ", "%1$s");
-	strbuf_append_str(&sql, ")\nSELECT ");
-	column_items(&sql, l, -1, ", ", "r.%1$s");
-	strbuf_printf(&sql, " FROM %s r\n", tgt);
-	if (nkey > 0)
+	if (copyback_apply(conn, ci, cb, err) != BS_OK)
 	{
-		strbuf_printf(&sql, "WHERE NOT EXISTS (SELECT 1 FROM %s o WHERE ", orig);
-		column_items(&sql, l, 1, " AND ", "o.%1$s = r.%1$s");
-		strbuf_append_str(&sql, ");");
+		free(orig);
+		return fail(err);
 	}
-	else
-	{
-		strbuf_append_str(&sql, "EXCEPT ALL SELECT ");
-		column_items(&sql, l, -1, ", ", "%1$s");
-		strbuf_printf(&sql, " FROM %s;", orig);
-	}
-	copyback_add(cb, "rows were deleted: insert the recovered rows that are missing from the table", &sql);
-	/* Rows changed since the point (needs a key to pair rows). */
-	if (nkey > 0 && nkey < l->ncols)
-	{
-		strbuf_printf(&sql, "UPDATE %s o SET ", orig);
-		column_items(&sql, l, 0, ", ", "%1$s = r.%1$s");
-		strbuf_printf(&sql, "\nFROM %s r WHERE ", tgt);
-		column_items(&sql, l, 1, " AND ", "o.%1$s = r.%1$s");
-		strbuf_append_str(&sql, "\n  AND (");
-		column_items(&sql, l, 0, ", ", "o.%1$s");
-		strbuf_append_str(&sql, ") IS DISTINCT FROM (");
-		column_items(&sql, l, 0, ", ", "r.%1$s");
-		strbuf_append_str(&sql, ");");
-		copyback_add(cb, "rows were changed: set them back to their recovered values, matched by key", &sql);
-	}
-done:
-	strbuf_free(&sql);
+	if (!json)
+		printf("%sCopy-back applied to %s and validated (%s).\n", config_get_bool(cfg, "yes") ? "" : "\n", orig,
+			   cb->kind == COPYBACK_RENAME ? "the table's rows and checksum are the recovery's" :
+			   cb->kind == COPYBACK_ROWS ? "every recovered row is in the table" :
+			   "the named columns hold the recovered values for every matched key");
 	free(orig);
-	free(tgt);
+	return EXIT_OK;
 }
 
 /* Target name: --into S.NAME, or <table>_recovered in the source schema. */
@@ -398,11 +283,19 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		l1[LSN_BUFLEN],
 		l2[LSN_BUFLEN],
 		tm[MANIFEST_TIME_BUFLEN];
+	bool apply = config_get_bool(cfg, "apply");
+	copyback cb;
+	copyback_input ci;
+	char **cb_columns = NULL;
+	int cb_ncolumns = 0;
+	strbuf latest_cmd = STRBUF_INIT;
 
 	(void) argv;
 	error_clear(&err);
 	memset(&lres, 0, sizeof(lres));
 	memset(&head, 0, sizeof(head));
+	memset(&cb, 0, sizeof(cb));
+	memset(&ci, 0, sizeof(ci));
 	if (argc > 0)
 		return usage("recover takes no positional arguments");
 	if (table == NULL)
@@ -411,6 +304,17 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		return usage(msg);
 	if (!dry_run && db == NULL && target_db == NULL)
 		return usage("--db (or --target-db) is required unless --dry-run");
+	/* --apply changes the live table: refused up front where it cannot be done or asked. */
+	if (apply && (dry_run || target_db))
+		return usage("--apply runs the copy-back in the source database: not with --dry-run or --target-db");
+	if (apply && !config_get_bool(cfg, "yes") && (json || !(isatty(0) && isatty(2))))
+		return usage("--apply asks before it changes the table; without a terminal, add --yes");
+	if (config_get(cfg, "copy_back_columns") &&
+		copyback_parse_columns(config_get(cfg, "copy_back_columns"), &cb_columns, &cb_ncolumns, &err) != BS_OK)
+	{
+		copyback_free_columns(cb_columns, cb_ncolumns);
+		return usage(err.message);
+	}
 
 	if ((rc = cli_open_storage("recover", cfg, &st)) != EXIT_OK)
 		return rc;
@@ -576,6 +480,40 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		rc = fail(&err);
 		goto done;
 	}
+	/* The copy-back is chosen before anything is written, from the live database (what holds
+	 * the table's name now) and the point (what the archive holds after it). */
+	ci.m = m;
+	ci.layout = layout;
+	ci.definition = plan->base->definition;
+	ci.target_schema = tschema;
+	ci.target_name = tname;
+	ci.columns = cb_columns;
+	ci.ncolumns = cb_ncolumns;
+	if (target_db == NULL && copyback_live_state(conn, m, &ci.live, &ci.live_relid, &err) != BS_OK)
+	{
+		rc = fail(&err);
+		goto done;
+	}
+	copyback_later_changes(m, plan->last_end_lsn, plan->base->lsn, &ci.later);
+	{
+		char *qt = pgsql_qualified_name_printable(m->schema, m->name);
+		char *qstorage = redact_text(config_get(cfg, "storage"));
+		char *lit = pgsql_quote_literal(qstorage);
+
+		strbuf_printf(&latest_cmd, "backstop recover --storage %s --table %s --latest", lit, qt);
+		/* Into the same <table>_recovered, replacing this recovery. */
+		if (config_get(cfg, "into") == NULL)
+			strbuf_append_str(&latest_cmd, " --replace");
+		free(qt);
+		free(qstorage);
+		free(lit);
+		ci.latest_command = latest_cmd.data;
+	}
+	if (copyback_build(&ci, &cb, &err) != BS_OK)
+	{
+		rc = usage(err.message);
+		goto done;
+	}
 	{
 		recover_load_options o;
 		strbuf comment = STRBUF_INIT;
@@ -616,31 +554,14 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		strbuf_free(&comment);
 	}
 
+	/* With --yes the copy-back runs first, so the result printed says whether it was applied. */
+	if (apply && config_get_bool(cfg, "yes") &&
+		(rc = apply_copyback(cfg, conn, &ci, &cb, m, target_shown, true, &err)) != EXIT_OK)
+		goto done;
 	{
-		copyback cb;
 		char ours[REPLAY_CHECKSUM_BUFLEN];
 
 		replay_checksum_format(&lres.ours, ours);
-		/* Dropped: the archive says so, or (same database) the name no longer exists, e.g.
-		 * dropped after the archiver last looked. */
-		bool gone = strcmp(m->status, "dropped") == 0;
-
-		if (!gone && conn && target_db == NULL)
-		{
-			char *q = pgsql_qualified_name(m->schema, m->name);
-			const char *params[1] = {q};
-			PGresult *res;
-			bs_error qerr;
-
-			error_clear(&qerr);
-			if (pgsql_query_params(conn, "SELECT to_regclass($1) IS NULL", 1, params, &res, &qerr) == BS_OK)
-			{
-				gone = PQgetvalue(res, 0, 0)[0] == 't';
-				PQclear(res);
-			}
-			free(q);
-		}
-		build_copyback(m, layout, plan->base->definition, tschema, tname, gone, &cb);
 		if (json)
 		{
 			json_t *o = json_object();
@@ -681,6 +602,14 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 														"indexes", lres.index_seconds, "total", now_seconds() - t_start));
 			json_object_set_new(o, "warnings", warn);
 			json_object_set_new(o, "copy_back", cba);
+			{
+				json_t *notes = json_array();
+
+				for (char *p = cb.notes.data, *nl; p && *p && (nl = strchr(p, '\n')); p = nl + 1)
+					json_array_append_new(notes, json_stringn(p, (size_t) (nl - p)));
+				json_object_set_new(o, "copy_back_notes", notes);
+			}
+			json_object_set_new(o, "copy_back_applied", json_boolean(apply));
 			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 			printf("%s\n", s);
 			free(s);
@@ -726,15 +655,41 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 						break;
 				}
 			}
-			printf("\nCopy-back SQL (not executed; review, then run it yourself):\n");
+			if (apply && config_get_bool(cfg, "yes"))
+				printf("\nCopy-back SQL (applied in one transaction and validated):\n");
+			else if (apply)
+				printf("\nCopy-back SQL (to be applied in one transaction once you confirm):\n");
+			else
+				printf("\nCopy-back SQL (not executed; review, then run it yourself, or use --apply):\n");
 			for (int i = 0; i < cb.n; i++)
 				printf("\n-- %s\n%s\n", cb.what[i], cb.sql[i]);
+			if (cb.notes.len)
+			{
+				char *shown = xstrdup_printable(cb.notes.data);
+
+				/* xstrdup_printable writes the line ends as \n: one note per line again. */
+				printf("\nNotes:\n");
+				for (char *p = shown, *nl; p && *p; p = nl ? nl + 2 : NULL)
+				{
+					nl = strstr(p, "\\n");
+					printf("%.*s\n", nl ? (int) (nl - p) : (int) strlen(p), p);
+				}
+				free(shown);
+			}
+			if (apply && config_get_bool(cfg, "yes"))
+				printf("\nCopy-back applied to %s and validated.\n", src_shown);
 		}
-		copyback_free(&cb);
 	}
 	(void) t_load;
+	/* Asked at the terminal: after the plan was shown. */
+	if (apply && !config_get_bool(cfg, "yes") &&
+		(rc = apply_copyback(cfg, conn, &ci, &cb, m, target_shown, json, &err)) != EXIT_OK)
+		goto done;
 	rc = EXIT_OK;
 done:
+	copyback_free(&cb);
+	copyback_free_columns(cb_columns, cb_ncolumns);
+	strbuf_free(&latest_cmd);
 	recover_load_result_free(&lres);
 	if (conn)
 		PQfinish(conn);

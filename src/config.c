@@ -79,6 +79,8 @@ const config_option config_options[] = {
 	{"no_indexes", CONFIG_BOOL, "off", NULL, false, "do not create indexes and constraints"},
 	{"dry_run", CONFIG_BOOL, "off", NULL, false, "show what would be done, write nothing"},
 	{"yes", CONFIG_BOOL, "off", NULL, false, "do not ask for confirmation"},
+	{"apply", CONFIG_BOOL, "off", NULL, false, "recover: run the copy-back in one transaction and validate it"},
+	{"copy_back_columns", CONFIG_STRING, NULL, NULL, false, "recover: copy back only these columns, by key (comma-separated)"},
 	{"from_lsn", CONFIG_STRING, NULL, NULL, false, "start of a change range"},
 	{"timeout", CONFIG_DURATION, "30s", NULL, false, "how long to wait for an answer"},
 	/* doctor and drill */
