@@ -82,9 +82,8 @@ audit_complete_to(const manifest *m, const archive_head *head)
 	return c;
 }
 
-/* "seg/<16 hex>-<16 hex>.bso" after the table's directory: its LSN range. */
-static bool
-segment_range(const char *rest, uint64_t *first, uint64_t *end)
+bool
+audit_segment_range(const char *rest, uint64_t *first, uint64_t *end)
 {
 	char part[17];
 
@@ -301,7 +300,7 @@ audit_table(storage *st, const manifest *m, const archive_head *head, const char
 			end;
 
 		if (manifest_key_relid(keys[i], &relid, &rest) != BS_OK || relid != m->relid ||
-			!segment_range(rest, &first, &end))
+			!audit_segment_range(rest, &first, &end))
 			continue;
 		/* At or beyond the complete position: an upload not listed yet (interrupted or in
 		 * progress), which says nothing about what the manifest lists. */
