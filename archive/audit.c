@@ -308,6 +308,16 @@ audit_table(storage *st, const manifest *m, const archive_head *head, const char
 			continue;
 		if (m->nsegments > 0 && bsearch(&keys[i], listed, (size_t) m->nsegments, sizeof(char *), cmp_str))
 			continue;
+		/* Wholly below what retention removed: dropped from the manifest by an expiry that
+		 * did not get to delete it (nothing recovers from there any more). */
+		if (m->expired_before && end <= m->expired_before)
+		{
+			add_finding(&out->warnings, &out->nwarnings, keys[i], 0, 0,
+						"not listed in the manifest: expired (below %s, where the archive's retention cut), "
+						"left by an interrupted expire; the next backstop expire removes it",
+						lsn_format(m->expired_before, a));
+			continue;
+		}
 		rc = audit_orphan(st, m, keys[i], first, end, m->bases[0].lsn, c, claim, out, err);
 	}
 out:
