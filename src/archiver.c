@@ -1602,7 +1602,9 @@ uploader_main(void *arg)
 
 		for (int i = 0; i < a->ntables; i++)
 			dirty = dirty || a->tables[i]->dirty;
-		if (jobs == NULL && may_upload && !a->spool_pending && !a->uploader_stop && expire_due(a))
+		/* Retention between uploads (not during a storage back-off); sealed epochs wait
+		 * for it in the queue, so that a busy stream does not starve it. */
+		if (may_upload && !a->uploader_stop && expire_due(a))
 		{
 			a->expire_next_ms = now_ms() + config_get_duration_ms(a->cfg, "expire_interval");
 			pthread_mutex_unlock(&a->lock);
