@@ -415,6 +415,23 @@ cmd_expire(bs_config *cfg, int argc, char **argv)
 	if (storage_open(config_get(cfg, "storage"), cfg, &r.st, &err) != BS_OK ||
 		archive_head_load(r.st, &r.head, &r.head_exists, &err) != BS_OK)
 		goto fail;
+	/* Never create a lease where there is no archive (a mistyped URL). */
+	if (!r.head_exists)
+	{
+		if (storage_list(r.st, "tables/", storage_collect_key, &r.listing, &err) != BS_OK)
+			goto fail;
+		if (r.listing.count == 0)
+		{
+			char *where = redact_text(storage_describe(r.st));
+			char *shown = xstrdup_printable(where);
+
+			fprintf(stderr, "backstop expire: ERROR: no archive at %s\n", shown);
+			free(shown);
+			free(where);
+			goto out;
+		}
+		storage_keys_free(&r.listing);
+	}
 	/* One writer per archive: take the lease, then read what the last writer left. */
 	if (!r.dry_run)
 	{

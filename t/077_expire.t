@@ -93,18 +93,27 @@ ok(eval { $h->finish; 1 } && $h->result(0) == 0, 'archiver stopped cleanly');
 my $m0 = manifest();
 cmp_ok(scalar(@{ $m0->{bases} }), '>=', $rounds + 1, scalar(@{ $m0->{bases} }) . ' base copies');
 
-# The table's content at a base copy's LSN: each re-base is taken after the commit of the
-# batch that asked for it (its change bytes) and before the next batch starts, so it holds
-# the last batch started before its LSN.
+# The table's content at an LSN: a point's, from it until the next batch starts (each batch
+# is one transaction); undef inside a batch (from its start to the point after its commit).
 sub content_at
 {
 	my ($lsn) = @_;
-	my $sum;
-	for my $p (@points)
+	for my $i (0 .. $#points)
 	{
-		$sum = $p->{sum} if lsn_num($p->{start} // '0/0') <= lsn_num($lsn);
+		next if lsn_num($points[$i]{lsn}) > lsn_num($lsn);
+		return $points[$i]{sum} if $i == $#points || lsn_num($lsn) < lsn_num($points[$i + 1]{start});
 	}
-	return $sum;
+	return undef;
+}
+
+# The oldest point at or after $lsn whose content is known: $lsn itself when it is not inside
+# a batch (a re-base taken while the next batch ran), else the next recorded point.
+sub known_point_from
+{
+	my ($lsn) = @_;
+	return ($lsn, content_at($lsn)) if defined content_at($lsn);
+	my ($p) = grep { lsn_num($_->{lsn}) >= lsn_num($lsn) } @points;
+	return ($p->{lsn}, $p->{sum});
 }
 
 # The objects a cut at base index $k removes.
@@ -234,8 +243,9 @@ sub check_archive
 		}
 	}
 	# The oldest kept point is the kept base itself.
-	($rc, $out, $err) = recover_at($url, $env, '--to-lsn', $m->{bases}[$keep]{lsn});
-	is($err, content_at($m->{bases}[$keep]{lsn}), "$where: the oldest kept point (the kept base) recovers exactly")
+	my ($first, $first_sum) = known_point_from($m->{bases}[$keep]{lsn});
+	($rc, $out, $err) = recover_at($url, $env, '--to-lsn', $first);
+	is($err, $first_sum, "$where: the oldest kept point ($first; the kept base is $m->{bases}[$keep]{lsn}) recovers exactly")
 		or diag($out);
 	($rc, $out, $err) = run_backstop($o, 'verify', '--storage', $url);
 	is($rc, 0, "$where: verify clean after expiry") or diag("$out\n$err");
@@ -280,13 +290,18 @@ like($out, qr/: 0 problem\(s\), 0 warning\(s\)/, 'no warnings') or diag($out);
 is($rc, 2, 'expire without a policy: usage error');
 like($err, qr/no retention policy: give --keep-window and\/or --keep-bases/, 'saying what is missing');
 
+mkpath("$dir/empty");
+($rc, $out, $err) = run_backstop('expire', '--storage', "file://$dir/empty", '--keep-bases', '1');
+is($rc, 1, 'expire where there is no archive fails');
+like($err, qr/no archive at file:\/\/\Q$dir\E\/empty/, 'saying so');
+ok(!-e "$dir/empty/lease.json", 'and writes no lease there');
+
 # ---------- the archiver's own expiry, under load ----------
 # The stream resumes; the archiver expires down to its newest base every second while a
 # load runs and a recovery of the oldest kept point runs at the same time.
 my $m1 = manifest();
 my $newest = $m1->{bases}[-1];
-my $at_newest = content_at($newest->{lsn});
-my $newest_point = $newest->{lsn};
+my ($newest_point, $at_newest) = known_point_from($newest->{lsn});
 $h = kill_at_exit(IPC::Run::start([ @archiver, '--expire-interval', '1s', '--keep-bases', '1' ],
 	'<', \undef, '>', "$dir/archiver2.out", '2>>', $log));
 ok(wait_for('archiver', \&checkpoint), 'archiver running again') or diag(slurp_file($log));
