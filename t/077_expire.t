@@ -37,7 +37,14 @@ $node->safe_psql($db, q{
 	CREATE TABLE public.acct (id int PRIMARY KEY, balance bigint NOT NULL, note text);
 	INSERT INTO public.acct SELECT g, g * 10, 'seed' FROM generate_series(1, 500) g;
 });
+# A table dropped early on: its window is counted back from its drop, so expiry keeps it.
+$node->safe_psql($db, q{
+	CREATE TABLE public.gone (id int PRIMARY KEY, v int);
+	INSERT INTO public.gone SELECT g, g FROM generate_series(1, 100) g;
+});
 my $relid = $node->safe_psql($db, "SELECT 'public.acct'::regclass::oid");
+my $gone_relid = $node->safe_psql($db, "SELECT 'public.gone'::regclass::oid");
+my $gpath = "$archive/tables/$gone_relid/manifest.json";
 my $mpath = "$archive/tables/$relid/manifest.json";
 
 sub manifest { return decode_json(slurp_file($mpath)); }
@@ -59,13 +66,22 @@ sub epoch_of
 	return $node->safe_psql($db, "SELECT extract(epoch FROM '$t'::timestamptz)");
 }
 
-my @archiver = (backstop_bin(), 'archive', '--db', $conn, '--tables', 'public.acct', '--storage', $storage,
+my @archiver = (backstop_bin(), 'archive', '--db', $conn, '--tables', 'public.acct,public.gone', '--storage', $storage,
 	'--data-dir', "$dir/data", '--listen', $listen, '--segment-age', '200ms', '--status-interval', '1s',
 	'--table-poll-interval', '200ms');
 my $h = kill_at_exit(IPC::Run::start([ @archiver, '--rebase-ratio', '1', '--rebase-min-interval', '0' ],
 	'<', \undef, '>', "$dir/archiver.out", '2>>', $log));
 ok(wait_for('archiver', \&checkpoint), 'archiver running') or diag(slurp_file($log));
 ok(wait_for('the first base', sub { -e $mpath && @{ manifest()->{bases} } >= 1 }), 'first base copy stored');
+
+ok(wait_for('the base of public.gone', sub { -e $gpath && @{ decode_json(slurp_file($gpath))->{bases} } >= 1 }),
+	'public.gone archived');
+$node->safe_psql($db, "UPDATE public.gone SET v = v + 1 WHERE id <= 10");
+my $sum_gone = sum('public.gone');
+$node->safe_psql($db, "DROP TABLE public.gone");
+ok(wait_for('public.gone marked dropped', sub { checkpoint() && decode_json(slurp_file($gpath))->{status} eq 'dropped' }),
+	'public.gone marked dropped');
+my $gone_bases = @{ decode_json(slurp_file($gpath))->{bases} };
 
 # Points: LSN, time and checksum after each round's batch (one transaction, so the content
 # at any LSN from a point up to the next batch's start is the point's).
@@ -222,6 +238,13 @@ sub check_archive
 	{
 		is(scalar(grep { -e "$archive/$_" } doomed_by($m, $keep)), 0, "$where: no expired object is left in storage");
 	}
+	my ($tg) = grep { ($_->{relid} // 0) == $gone_relid } @{ $res->{tables} // [] };
+	is($tg->{bases_removed}, 0, "$where: the dropped table keeps its base copies (its window ends at its drop)")
+		or diag($out);
+	($rc, $out, $err) = run_backstop($o, 'recover', '--db', $conn, '--storage', $url, '--table', 'public.gone',
+		'--latest', '--into', "public.gone_$where");
+	is($rc, 0, "$where: the dropped table still recovers") or diag("$out\n$err");
+	is(exists_table("public.gone_$where") ? sum("public.gone_$where") : 'none', $sum_gone, "$where: exactly");
 	my $after = decode_json((run_backstop($o, 'info', '--storage', $url, '--table', 'public.acct', '--json'))[1]);
 	my ($ti) = @{ $after->{tables} };
 	is($ti->{recovery_window}{from_lsn}, $m->{bases}[$keep]{lsn}, "$where: info --json: the window after expiry");
@@ -338,6 +361,11 @@ for my $p (grep { lsn_num($_->{lsn}) < lsn_num($newest->{lsn}) } @points)
 	($rc, $out, $err) = recover_at($storage, {}, '--to-lsn', $p->{lsn});
 	like($out, qr/was expired by the archive's retention/, "round $p->{round}: expired by the archiver, refused as expired");
 }
+is(scalar(@{ decode_json(slurp_file($gpath))->{bases} }), 1, 'the archiver expired the dropped table down to one base too');
+($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.gone', '--latest',
+	'--into', 'public.gone_after');
+is(exists_table('public.gone_after') ? sum('public.gone_after') : 'none', $sum_gone, 'and it still recovers exactly')
+	or diag("$out\n$err");
 ($rc, $out, $err) = run_backstop('verify', '--storage', $storage);
 is($rc, 0, 'verify clean after the archiver\'s expiry') or diag("$out\n$err");
 unlike($out, qr/not listed/, 'no leftovers') or diag($out);
