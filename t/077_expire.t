@@ -78,10 +78,12 @@ ok(wait_for('the base of public.gone', sub { -e $gpath && @{ decode_json(slurp_f
 	'public.gone archived');
 $node->safe_psql($db, "UPDATE public.gone SET v = v + 1 WHERE id <= 10");
 my $sum_gone = sum('public.gone');
+# Re-based for that change (rebase_ratio 1): two base copies, then dropped.
+ok(wait_for('a second base of public.gone', sub { checkpoint() && @{ decode_json(slurp_file($gpath))->{bases} } >= 2 }),
+	'public.gone has two base copies');
 $node->safe_psql($db, "DROP TABLE public.gone");
 ok(wait_for('public.gone marked dropped', sub { checkpoint() && decode_json(slurp_file($gpath))->{status} eq 'dropped' }),
 	'public.gone marked dropped');
-my $gone_bases = @{ decode_json(slurp_file($gpath))->{bases} };
 
 # Points: LSN, time and checksum after each round's batch (one transaction, so the content
 # at any LSN from a point up to the next batch's start is the point's).
