@@ -82,9 +82,8 @@ audit_complete_to(const manifest *m, const archive_head *head)
 	return c;
 }
 
-/* "seg/<16 hex>-<16 hex>.bso" after the table's directory: its LSN range. */
-static bool
-segment_range(const char *rest, uint64_t *first, uint64_t *end)
+bool
+audit_segment_range(const char *rest, uint64_t *first, uint64_t *end)
 {
 	char part[17];
 
@@ -301,7 +300,7 @@ audit_table(storage *st, const manifest *m, const archive_head *head, const char
 			end;
 
 		if (manifest_key_relid(keys[i], &relid, &rest) != BS_OK || relid != m->relid ||
-			!segment_range(rest, &first, &end))
+			!audit_segment_range(rest, &first, &end))
 			continue;
 		/* At or beyond the complete position: an upload not listed yet (interrupted or in
 		 * progress), which says nothing about what the manifest lists. */
@@ -309,6 +308,16 @@ audit_table(storage *st, const manifest *m, const archive_head *head, const char
 			continue;
 		if (m->nsegments > 0 && bsearch(&keys[i], listed, (size_t) m->nsegments, sizeof(char *), cmp_str))
 			continue;
+		/* Wholly below what retention removed: dropped from the manifest by an expiry that
+		 * did not get to delete it (nothing recovers from there any more). */
+		if (m->expired_before && end <= m->expired_before)
+		{
+			add_finding(&out->warnings, &out->nwarnings, keys[i], 0, 0,
+						"not listed in the manifest: expired (below %s, where the archive's retention cut), "
+						"left by an interrupted expire; the next backstop expire removes it",
+						lsn_format(m->expired_before, a));
+			continue;
+		}
 		rc = audit_orphan(st, m, keys[i], first, end, m->bases[0].lsn, c, claim, out, err);
 	}
 out:

@@ -49,6 +49,9 @@ int audit_table(storage *st, const manifest *m, const archive_head *head, const 
 				audit_report *out, bs_error *err);
 void audit_report_free(audit_report *r);
 
+/* "seg/<16 hex>-<16 hex>.bso" after the table's directory: its LSN range. */
+bool audit_segment_range(const char *rest, uint64_t *first, uint64_t *end);
+
 /* ERRCODE_DATA_CORRUPTED, naming the table and the evidence, when a problem of r puts a
  * change committed in [from, to) in doubt. */
 int audit_check_range(const audit_report *r, const manifest *m, uint64_t from, uint64_t to, bs_error *err);

@@ -703,6 +703,10 @@ manifest_validate(const manifest *m, bs_error *err)
 		}
 	}
 
+	/* Expiry keeps the base that serves its first kept point: nothing below expired_before
+	 * is recoverable, everything from the oldest base on is. */
+	if (m->expired_before && m->nbases > 0 && m->expired_before > m->bases[0].lsn)
+		return bad(err, "expired_before", "is above the oldest base copy's LSN");
 	for (int i = 0; i < m->nbases; i++)
 	{
 		const manifest_base *b = &m->bases[i];
@@ -908,6 +912,11 @@ manifest_to_json(const manifest *m)
 	if (m->existed_to)
 		json_object_set_new(o, "existed_to", manifest_json_lsn(m->existed_to));
 	json_object_set_new(o, "finding", json_str_or_null(m->finding));
+	if (m->expired_before)
+	{
+		json_object_set_new(o, "expired_before", manifest_json_lsn(m->expired_before));
+		json_object_set_new(o, "expired_time", manifest_json_time(m->expired_time));
+	}
 	json_object_set_new(o, "archived_to", manifest_json_lsn(m->archived_to));
 
 	arr = json_array();
@@ -1283,6 +1292,11 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 	/* A checkpoint answered after the drop was seen would vouch for a table that was gone. */
 	if (strcmp(m->status, "dropped") == 0 && m->existed_to >= m->dropped_at_lsn)
 		return bad(err, "existed_to", "must be below dropped_at_lsn");
+	/* Retention: both or neither. */
+	if (j_lsn(root, "", "expired_before", false, &m->expired_before, err) != BS_OK)
+		return BS_ERR;
+	if (m->expired_before && j_time(root, "", "expired_time", &m->expired_time, err) != BS_OK)
+		return BS_ERR;
 
 	if (j_array(root, "", "layouts", &arr, &n, err) != BS_OK)
 		return BS_ERR;

@@ -89,6 +89,10 @@ typedef struct manifest
 	 * archiver answered a recovery point there while the table was in the catalog. */
 	uint64_t existed_to;
 	char *finding;				/* why skipped or reduced; NULL if none */
+	/* Retention (backstop expire): points below expired_before were removed on purpose, at
+	 * expired_time (Unix microseconds); 0: nothing expired.  Never above the oldest base. */
+	uint64_t expired_before;
+	int64_t expired_time;
 	uint64_t archived_to;		/* every change up to here is in the segments */
 	int nlayouts;
 	manifest_layout *layouts;

@@ -7,6 +7,7 @@
 #include "codec.h"
 #include "control.h"
 #include "drillstate.h"
+#include "expire.h"
 #include "lease.h"
 #include "log.h"
 #include "lsn.h"
@@ -260,6 +261,9 @@ typedef struct archiver
 	lease lease;
 	bool lease_held;
 	lease_keeper *keeper;
+
+	/* Retention (--expire-interval): the uploader's next pass (monotonic ms, 0: not scheduled). */
+	int64_t expire_next_ms;
 
 	/* At most one base-copy job at a time, run by base_thread (see start_base_job). */
 	base_job *bjob;
@@ -896,6 +900,211 @@ store_head(archiver *a, uint64_t lsn, bs_error *err)
 	return BS_OK;
 }
 
+/* ---------- retention (--expire-interval) ---------- */
+
+/*
+ * The archiver's own expiry runs on the uploader thread, the one that stores manifests and
+ * the head, under the archive's lease: its manifest changes go through the same path as every
+ * other (in memory under the lock, stored by store_dirty_manifests), so they never race with
+ * the archiver's own writes.  Objects are deleted once the manifests that stop listing them
+ * and the head recording their generations are stored.
+ */
+
+/* Lock held: is a pass due? */
+static bool
+expire_due(archiver *a)
+{
+	int64_t iv = config_get_duration_ms(a->cfg, "expire_interval");
+
+	if (iv <= 0 || (config_get(a->cfg, "keep_window") == NULL && config_get(a->cfg, "keep_bases") == NULL))
+		return false;
+	if (a->expire_next_ms == 0)
+		a->expire_next_ms = now_ms() + iv;
+	return now_ms() >= a->expire_next_ms;
+}
+
+/* Write head.json again at the position already written: it records the generations just
+ * stored (uploader). */
+static int
+store_head_again(archiver *a, bs_error *err)
+{
+	char *json;
+	int rc;
+
+	uploader_lock(a);
+	if (a->head_written_lsn == 0)
+	{
+		pthread_mutex_unlock(&a->lock);
+		return BS_OK;			/* no head yet: the first one records them */
+	}
+	a->head.flushed_lsn = a->head_written_lsn;
+	a->head.time = now_unix_us();
+	json = archive_head_serialize(&a->head, err);
+	pthread_mutex_unlock(&a->lock);
+	if (json == NULL)
+		return BS_ERR;
+	rc = fence(a, err) == BS_OK ? archive_head_store_json(a->st, json, err) : BS_ERR;
+	free(json);
+	return rc;
+}
+
+/* A relid directory's keys in a sorted listing of tables/: [*from, *to). */
+static bool
+next_table_dir(const storage_keys *l, int *from, int *to, uint32_t *relid)
+{
+	const char *rest;
+
+	while (*from < l->count && manifest_key_relid(l->keys[*from], relid, &rest) != BS_OK)
+		(*from)++;
+	if (*from >= l->count)
+		return false;
+	*to = *from + 1;
+	while (*to < l->count)
+	{
+		uint32_t r;
+
+		if (manifest_key_relid(l->keys[*to], &r, &rest) != BS_OK || r != *relid)
+			break;
+		(*to)++;
+	}
+	return true;
+}
+
+static bool
+dir_has_manifest(const storage_keys *l, int from, int to)
+{
+	for (int i = from; i < to; i++)
+	{
+		uint32_t r;
+		const char *rest;
+
+		if (manifest_key_relid(l->keys[i], &r, &rest) == BS_OK && strcmp(rest, "manifest.json") == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+append_keys(storage_keys *to, const storage_keys *from)
+{
+	for (int i = 0; i < from->count; i++)
+		storage_collect_key(to, from->keys[i], 0, NULL);
+}
+
+/* Orphans of one table directory (uploader, no lock): against a copy of its manifest as it
+ * is after this pass, or, without a manifest, the whole directory once old enough. */
+static int
+expire_dir_orphans(archiver *a, const storage_keys *l, int from, int to, const char *json, bool no_manifest,
+				   int64_t age_s, storage_keys *doomed, bs_error *err)
+{
+	manifest *copy = NULL;
+	storage_keys orphans = {0};
+	int rc;
+
+	if (json && manifest_from_json(json, strlen(json), &copy, err) != BS_OK)
+		return BS_ERR;
+	if (copy == NULL && !no_manifest)
+		return BS_OK;
+	rc = expire_orphans(a->st, copy, (const char *const *) l->keys + from, to - from, age_s,
+						now_unix_us() / 1000000, &orphans, err);
+	if (rc == BS_OK)
+		append_keys(doomed, &orphans);
+	storage_keys_free(&orphans);
+	manifest_free(copy);
+	return rc;
+}
+
+/* One pass of retention over every table of the archive (uploader thread). */
+static int
+expire_pass(archiver *a, bs_error *err)
+{
+	storage_keys listing = {0};
+	storage_keys doomed = {0};
+	expire_policy policy;
+	int64_t age_s;
+	int64_t now_us = now_unix_us();
+	bool orphans;
+	char **copies = NULL;		/* per listing position of a directory: its manifest after expiry */
+	int from = 0,
+		to;
+	uint32_t relid;
+	int removed = 0;
+	int rc = BS_OK;
+
+	if (storage_list(a->st, "tables/", storage_collect_key, &listing, err) != BS_OK)
+		return error_prefix(err, "expire: could not list the archive");
+	copies = xcalloc((size_t) listing.count + 1, sizeof(char *));
+	uploader_lock(a);
+	policy.keep_window_us = config_get(a->cfg, "keep_window") ? config_get_duration_ms(a->cfg, "keep_window") * 1000 : 0;
+	policy.keep_bases = config_get(a->cfg, "keep_bases") ? config_get_int(a->cfg, "keep_bases") : 0;
+	age_s = config_get_duration_ms(a->cfg, "orphan_age") / 1000;
+	/* A base copy in progress uploads chunks no manifest lists yet: no orphans meanwhile. */
+	orphans = a->bjob == NULL;
+	for (from = 0; next_table_dir(&listing, &from, &to, &relid); from = to)
+	{
+		arch_table *t = find_table(a, relid);
+		expire_plan plan;
+		bs_error lerr;
+
+		error_clear(&lerr);
+		/* Tables this run does not archive (dropped ones) are expired too: load them. */
+		if (t == NULL && dir_has_manifest(&listing, from, to) &&
+			load_table(a, a->st, relid, NULL, NULL, false, &t, &lerr) != BS_OK)
+		{
+			log_warning("expire: table with relid %" PRIu32 " left alone: %s", relid, lerr.message);
+			continue;
+		}
+		if (t == NULL)
+			continue;
+		expire_select(t->man, &policy, now_us, &plan);
+		if (plan.changes)
+		{
+			char l1[LSN_BUFLEN];
+
+			log_info("expire: %s.%s: removing %d base cop%s and %d segment(s); recoverable from %s", t->man->schema,
+					 t->man->name, plan.nbases, plan.nbases == 1 ? "y" : "ies", plan.nsegments,
+					 lsn_format(plan.keep_from, l1));
+			expire_apply(t->man, &plan, now_us);
+			t->dirty = true;
+			append_keys(&doomed, &plan.keys);
+		}
+		expire_plan_free(&plan);
+		if (orphans)
+			copies[from] = manifest_to_json(t->man);
+	}
+	pthread_mutex_unlock(&a->lock);
+
+	/* The manifests that stop listing them, then the head, then the objects. */
+	rc = store_dirty_manifests(a, false, err);
+	if (rc == BS_OK)
+		rc = store_head_again(a, err);
+	for (from = 0; rc == BS_OK && orphans && next_table_dir(&listing, &from, &to, &relid); from = to)
+	{
+		bool no_manifest;
+
+		uploader_lock(a);
+		no_manifest = copies[from] == NULL && find_table(a, relid) == NULL &&
+			archive_head_find_table(&a->head, relid) == NULL && !dir_has_manifest(&listing, from, to);
+		pthread_mutex_unlock(&a->lock);
+		rc = expire_dir_orphans(a, &listing, from, to, copies[from], no_manifest, age_s, &doomed, err);
+	}
+	for (int i = 0; rc == BS_OK && i < doomed.count; i++)
+	{
+		if (storage_delete(a->st, doomed.keys[i], err) != BS_OK)
+			rc = error_prefix(err, "expire: could not delete \"%s\" (the next pass removes it)", doomed.keys[i]);
+		else
+			removed++;
+	}
+	if (removed > 0)
+		log_info("expire: %d object(s) removed", removed);
+	for (int i = 0; i < listing.count; i++)
+		free(copies[i]);
+	free(copies);
+	storage_keys_free(&listing);
+	storage_keys_free(&doomed);
+	return rc;
+}
+
 /* Remove an epoch's directory once its files are gone.  Only housekeeping: a failure is
  * logged, and the next start removes what is left. */
 static void
@@ -1407,6 +1616,26 @@ uploader_main(void *arg)
 
 		for (int i = 0; i < a->ntables; i++)
 			dirty = dirty || a->tables[i]->dirty;
+		/* Retention between uploads (not during a storage back-off); sealed epochs wait
+		 * for it in the queue, so that a busy stream does not starve it. */
+		if (may_upload && !a->uploader_stop && expire_due(a))
+		{
+			a->expire_next_ms = now_ms() + config_get_duration_ms(a->cfg, "expire_interval");
+			pthread_mutex_unlock(&a->lock);
+			error_clear(&err);
+			rc = expire_pass(a, &err);
+			uploader_lock(a);
+			if (rc != BS_OK && strcmp(err.code, ERRCODE_LOCK_NOT_AVAILABLE) == 0)
+			{
+				a->uploader_failed = true;
+				a->uploader_err = err;
+				notify_main(a);
+				break;
+			}
+			if (rc != BS_OK)
+				log_warning("%s", err.message);
+			continue;
+		}
 		if (jobs == NULL &&
 			!(may_upload && (a->spool_pending || dirty || head_wanted > a->head_written_lsn)))
 		{
@@ -3968,6 +4197,13 @@ archiver_run(bs_config *cfg, bs_error *err)
 	a.level = (int) config_get_int(cfg, "compression_level");
 	a.segment_level = (int) config_get_int(cfg, "segment_compression_level");
 	a.segment_size = config_get_size(cfg, "segment_size");
+	if (config_get_duration_ms(cfg, "expire_interval") > 0 && config_get(cfg, "keep_window") == NULL &&
+		config_get(cfg, "keep_bases") == NULL)
+	{
+		rc = error_set(err, ERRCODE_INVALID_PARAMETER,
+					   "--expire-interval needs a retention policy: --keep-window and/or --keep-bases");
+		goto out;
+	}
 	if (config_get(cfg, "end_lsn") && lsn_parse(config_get(cfg, "end_lsn"), &a.end_lsn) != BS_OK)
 	{
 		rc = error_set(err, ERRCODE_INVALID_PARAMETER, "--end-lsn: invalid LSN \"%s\" (expected X/X, e.g. 0/16B3748)",

@@ -9,6 +9,7 @@
 #include "cmd_doctor.h"
 #include "cmd_drill.h"
 #include "cmd_exec.h"
+#include "cmd_expire.h"
 #include "cmd_info.h"
 #include "cmd_recover.h"
 #include "cmd_verify.h"
@@ -32,7 +33,7 @@ static const char *const archive_options[] = {
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
 	"open_memory_limit", "listen", "listen_allow_remote", "listen_max_connections", "listen_timeout",
 	"control_token", "control_token_file", "status_interval", "table_poll_interval", "end_lsn", "lease_timeout",
-	"take_over", NULL
+	"take_over", "keep_window", "keep_bases", "orphan_age", "expire_interval", NULL
 };
 static const char *const recover_options[] = {
 	STORAGE_OPTIONS, "db", "table", "to_lsn", "to_time", "to_xid", "latest", "exclusive", "into",
@@ -43,6 +44,9 @@ static const char *const changes_options[] = {
 };
 static const char *const info_options[] = {STORAGE_OPTIONS, "table", "json", NULL};
 static const char *const verify_options[] = {STORAGE_OPTIONS, "table", "json", NULL};
+static const char *const expire_options[] = {
+	STORAGE_OPTIONS, "keep_window", "keep_bases", "table", "orphan_age", "lease_timeout", "dry_run", "json", NULL
+};
 static const char *const checkpoint_options[] = {
 	"table", "listen", "control_token", "control_token_file", "timeout", "json", NULL
 };
@@ -58,7 +62,8 @@ static const char *const config_cmd_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "segment_size",
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
 	"open_memory_limit", "listen", "listen_allow_remote", "listen_max_connections", "listen_timeout",
-	"control_token", "control_token_file", "status_interval", "table_poll_interval", "lease_timeout", "stale_after", NULL
+	"control_token", "control_token_file", "status_interval", "table_poll_interval", "lease_timeout", "stale_after",
+	"keep_window", "keep_bases", "orphan_age", "expire_interval", NULL
 };
 
 static const cli_command commands[] = {
@@ -110,6 +115,20 @@ static const cli_command commands[] = {
 		"Also checks each definition recovery would send as SQL (column types, defaults,\n"
 		"constraints, indexes) as exactly one fragment of its kind.\n"
 		"Exit code 3 lists each problem found.", verify_options, cmd_verify},
+	{"expire", "retention: remove base copies and segments no kept recovery point needs",
+		"[--storage URL] (--keep-window DURATION | --keep-bases N)... [--table PATTERN[,...]] [--orphan-age DURATION]\n"
+		"        [--dry-run] [--json]",
+		"Keeps every point of the last --keep-window (e.g. 30d) and the last --keep-bases base\n"
+		"copies of each table (with both, what either keeps); removes older base copies and the\n"
+		"segments that end before the oldest kept one. The newest base copy is never removed. A\n"
+		"dropped table keeps the window before its drop. Points before the window are then\n"
+		"refused by recover as expired. --table limits it to tables matching shell patterns\n"
+		"(schema.name; a name alone means public). Also removes unreferenced objects: those left\n"
+		"by an interrupted expire, and base copies never listed (abandoned) once --orphan-age old.\n"
+		"Takes the archive's lease, so it refuses while an archiver runs: use the archiver's\n"
+		"--expire-interval then. --dry-run lists what would go and each table's window after.\n"
+		"Exit code 3: a damaged table was left alone.",
+	expire_options, cmd_expire},
 	{"checkpoint", "ask the running archiver for a verified recovery point of a table",
 		"--table S.T [--listen HOST:PORT] [--control-token-file FILE] [--timeout DURATION] [--json]",
 		"Sends the archiver's token when control_token (BACKSTOP_CONTROL_TOKEN) or\n"

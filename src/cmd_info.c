@@ -175,6 +175,16 @@ table_json(const manifest *m, table_summary *s)
 		json_object_set_new(o, "not_archived", gaps);
 	}
 	json_object_set_new(o, "generation", json_integer((json_int_t) m->generation));
+	if (m->expired_before)
+	{
+		json_t *e = json_object();
+
+		json_object_set_new(e, "before_lsn", manifest_json_lsn(m->expired_before));
+		json_object_set_new(e, "time", manifest_json_time(m->expired_time));
+		json_object_set_new(o, "expired", e);
+	}
+	else
+		json_object_set_new(o, "expired", json_null());
 	if (s->has_window)
 	{
 		json_t *w = json_object();
@@ -218,6 +228,9 @@ table_text(const manifest *m, table_summary *s)
 	}
 	else
 		printf("  recoverable:  no\n");
+	if (m->expired_before)
+		printf("  expired:      points before %s (retention, at %s)\n", lsn_format(m->expired_before, a),
+			   manifest_format_time(m->expired_time, t));
 	for (int k = 0; k < m->ngaps; k++)
 		printf("  not archived: %s .. %s (archiving resumed from a new slot)\n", lsn_format(m->gaps[k].from, a),
 			   lsn_format(m->gaps[k].to, b));

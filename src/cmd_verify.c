@@ -382,6 +382,20 @@ segment_name_valid(const char *rest)
 }
 
 /* Everything about one table; keys holds the objects under its directory. */
+/* A base object below where retention cut ("base/<16 hex>/..."). */
+static bool
+expired_base_key(const char *rest, uint64_t expired_before)
+{
+	char part[17];
+	uint64_t lsn;
+
+	if (strncmp(rest, "base/", 5) != 0 || strlen(rest) < 5 + 16 + 2 || rest[21] != '/')
+		return false;
+	memcpy(part, rest + 5, 16);
+	part[16] = '\0';
+	return lsn_parse_key(part, &lsn) == BS_OK && lsn < expired_before;
+}
+
 static int
 verify_table(verify_ctx *c, uint32_t relid, key_list *keys)
 {
@@ -575,14 +589,19 @@ verify_table(verify_ctx *c, uint32_t relid, key_list *keys)
 	/* Orphans: harmless leftovers, unless their names break the layout of the directory. */
 	for (int i = 0; i < keys->n && !c->storage_failed; i++)
 	{
-		const char *rest;
+		const char *rest = NULL;
 		uint32_t r;
+		bool in_dir;
 
 		if (keys->keys[i].referenced)
 			continue;
-		if (manifest_key_relid(keys->keys[i].key, &r, &rest) == BS_OK && strncmp(rest, "seg/", 4) == 0 &&
-			!segment_name_valid(rest))
+		in_dir = manifest_key_relid(keys->keys[i].key, &r, &rest) == BS_OK;
+		if (in_dir && strncmp(rest, "seg/", 4) == 0 && !segment_name_valid(rest))
 			report(c, true, m, keys->keys[i].key, "unexpected name under seg/ (expected <FIRSTLSN>-<ENDLSN>.bso)");
+		else if (in_dir && m->expired_before && expired_base_key(rest, m->expired_before))
+			report(c, false, m, keys->keys[i].key,
+				   "not listed in the manifest: an expired base copy left by an interrupted expire "
+				   "(the next backstop expire removes it)");
 		else
 			report(c, false, m, keys->keys[i].key,
 				   "not listed in the manifest (leftover of an interrupted upload?)");

@@ -66,6 +66,11 @@ const config_option config_options[] = {
 	{"end_lsn", CONFIG_STRING, NULL, NULL, false, "archive every transaction committed at or before this LSN, store it, then exit"},
 	{"lease_timeout", CONFIG_DURATION, "60s", NULL, false, "the archive's lease expires when its holder has not renewed it for this long"},
 	{"take_over", CONFIG_BOOL, "off", NULL, false, "take the archive's lease even from a holder that looks alive"},
+	/* retention */
+	{"keep_window", CONFIG_DURATION, NULL, NULL, false, "retention: keep every point of this recovery window (e.g. 30d)"},
+	{"keep_bases", CONFIG_INT, NULL, NULL, false, "retention: keep the last N base copies of each table"},
+	{"orphan_age", CONFIG_DURATION, "24h", NULL, false, "retention: unreferenced base-copy objects (abandoned copies) go once this old"},
+	{"expire_interval", CONFIG_DURATION, "0", NULL, false, "the archiver runs retention (keep_window, keep_bases) this often (0: never)"},
 	/* recovery and inspection */
 	{"table", CONFIG_STRING, NULL, NULL, false, "schema.table to recover or inspect"},
 	{"to_lsn", CONFIG_STRING, NULL, NULL, false, "recover to this LSN (commits at or before it)"},
@@ -133,6 +138,10 @@ static const config_range config_ranges[] = {
 	{"lease_timeout", SEC, DAY},	/* renewed every third of it: below 1 s, storage latency alone would expire it */
 	{"timeout", 100, DAY},
 	{"stale_after", SEC, 3650 * DAY},
+	{"keep_window", 1, 36500 * DAY},
+	{"keep_bases", 1, 1000000},	/* the newest base copy is never removed */
+	{"orphan_age", 0, 3650 * DAY},	/* 0: at once (no upload may be running: tests, a stopped archiver) */
+	{"expire_interval", 0, 3650 * DAY},	/* 0: off */
 	{NULL, 0, 0}
 };
 

@@ -235,6 +235,22 @@ table_name(const manifest *m, char *buf, size_t size)
 	return buf;
 }
 
+/* A point before the window of a table whose older points were expired on purpose: say so,
+ * rather than let it read as a hole in the archive. */
+static int
+expired_error(const manifest *m, const char *what, bs_error *err)
+{
+	char lo[LSN_BUFLEN],
+		t0[MANIFEST_TIME_BUFLEN],
+		t1[MANIFEST_TIME_BUFLEN];
+
+	return error_set(err, ERRCODE_OUT_OF_RANGE,
+					 "%s was expired by the archive's retention (backstop expire at %s): the recovery window "
+					 "of %s.%s now starts at LSN %s (base copy taken %s)",
+					 what, manifest_format_time(m->expired_time, t1), m->schema, m->name,
+					 lsn_format(m->bases[0].lsn, lo), manifest_format_time(m->bases[0].time, t0));
+}
+
 static int
 window_error(const recover_plan *plan, const char *what, bs_error *err)
 {
@@ -299,6 +315,11 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 		case RECOVER_POINT_LSN:
 			snprintf(what, sizeof(what), "LSN %s", lsn_format(pt->lsn, buf));
 			plan->bound = pt->exclusive ? pt->lsn : pt->lsn + 1;
+			if (plan->bound < plan->window_lo && m->expired_before)
+			{
+				expired_error(m, what, err);
+				goto fail;
+			}
 			if (plan->bound < plan->window_lo || pt->lsn > plan->window_hi)
 			{
 				window_error(plan, what, err);
@@ -319,6 +340,11 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 				if (head && strcmp(m->status, "active") == 0 && head->time > hi_time)
 					hi_time = head->time;
 				snprintf(what, sizeof(what), "time %s", manifest_format_time(pt->time, tbuf));
+				if (pt->time < m->bases[0].time && m->expired_before)
+				{
+					expired_error(m, what, err);
+					goto fail;
+				}
 				if (pt->time < m->bases[0].time || pt->time > hi_time)
 				{
 					char t0[MANIFEST_TIME_BUFLEN],
@@ -357,9 +383,10 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 
 					error_set(err, ERRCODE_UNDEFINED_OBJECT,
 							  "transaction %u did not change table %s between LSN %s and %s "
-							  "(only transactions that touched the table can be recovery points)",
+							  "(only transactions that touched the table can be recovery points)%s",
 							  pt->xid, table_name(m, name, sizeof(name)), lsn_format(plan->window_lo, lo),
-							  lsn_format(plan->window_hi, hi));
+							  lsn_format(plan->window_hi, hi),
+							  m->expired_before ? "; points before that were expired by the archive's retention" : "");
 					goto fail;
 				}
 				if (f.nfound > 1)

@@ -7,7 +7,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use BackstopTest;
 
-my @commands = qw(archive recover changes info verify checkpoint doctor drill config);
+my @commands = qw(archive recover changes info verify expire checkpoint doctor drill config);
 my $dir = scratch_dir('cli');
 
 sub write_file

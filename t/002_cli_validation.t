@@ -55,7 +55,11 @@ my @ranges = (
 	[ 'status-interval',           'archive',    [ '0', '2h' ],               'between 100ms and 1h' ],
 	[ 'table-poll-interval',       'archive',    [ '0', '50ms' ],             'between 100ms and 1d' ],
 	[ 'timeout',                   'checkpoint', [ '0', '2d' ],               'between 100ms and 1d' ],
-	[ 'stale-after',               'doctor',     [ '0', '999ms', '3651d' ],   'between 1s and 3650d' ]);
+	[ 'stale-after',               'doctor',     [ '0', '999ms', '3651d' ],   'between 1s and 3650d' ],
+	[ 'keep-window',               'expire',     [ '0', '36501d' ],           'between 1ms and 36500d' ],
+	[ 'keep-bases',                'expire',     [ '0', '-1', '1000001' ],    'between 1 and 1000000' ],
+	[ 'orphan-age',                'expire',     [ '3651d' ],                 'between 0 and 3650d' ],
+	[ 'expire-interval',           'archive',    [ '3651d' ],                 'between 0 and 3650d' ]);
 my %seen;
 for my $r (@ranges)
 {
