@@ -30,16 +30,16 @@ static const char *const archive_options[] = {
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
 	"open_memory_limit", "listen", "listen_allow_remote", "listen_max_connections", "listen_timeout",
 	"control_token", "control_token_file", "status_interval", "table_poll_interval", "end_lsn", "lease_timeout",
-	"take_over", NULL
+	"take_over", "ddl_capture", NULL
 };
 static const char *const recover_options[] = {
-	STORAGE_OPTIONS, "db", "table", "to_lsn", "to_time", "to_xid", "latest", "exclusive", "into",
+	STORAGE_OPTIONS, "db", "table", "relid", "to_lsn", "to_time", "to_xid", "latest", "exclusive", "into",
 	"target_db", "replace", "no_indexes", "dry_run", "json", "yes", NULL
 };
 static const char *const changes_options[] = {
 	STORAGE_OPTIONS, "table", "from_lsn", "to_lsn", "json", NULL
 };
-static const char *const info_options[] = {STORAGE_OPTIONS, "table", "json", NULL};
+static const char *const info_options[] = {STORAGE_OPTIONS, "table", "relid", "json", NULL};
 static const char *const verify_options[] = {STORAGE_OPTIONS, "table", "json", NULL};
 static const char *const checkpoint_options[] = {
 	"table", "listen", "control_token", "control_token_file", "timeout", "json", NULL
@@ -53,7 +53,8 @@ static const char *const config_cmd_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "segment_size",
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
 	"open_memory_limit", "listen", "listen_allow_remote", "listen_max_connections", "listen_timeout",
-	"control_token", "control_token_file", "status_interval", "table_poll_interval", "lease_timeout", NULL
+	"control_token", "control_token_file", "status_interval", "table_poll_interval", "lease_timeout", "ddl_capture",
+	NULL
 };
 
 static const cli_command commands[] = {
