@@ -5,6 +5,7 @@
 #include "strbuf.h"
 
 #include <inttypes.h>
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -1746,6 +1747,26 @@ manifest_split_name(const char *qualified, char **schema, char **name, bs_error 
 		*schema = xstrdup("public");
 		*name = first;
 	}
+	return BS_OK;
+}
+
+int
+manifest_find_relid(storage *st, const char *relid_text, manifest **out, bs_error *err)
+{
+	char *end = NULL;
+	unsigned long long v;
+	bool exists = false;
+
+	*out = NULL;
+	errno = 0;
+	v = strtoull(relid_text, &end, 10);
+	if (relid_text[0] < '0' || relid_text[0] > '9' || *end != '\0' || errno != 0 || v == 0 || v > UINT32_MAX)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "--relid must be a table OID (1 to 4294967295)");
+	if (manifest_load(st, (uint32_t) v, out, &exists, err) != BS_OK)
+		return BS_ERR;
+	if (!exists)
+		return error_set(err, ERRCODE_UNDEFINED_TABLE, "no table with relid %llu is in the archive at %s", v,
+						 storage_describe(st));
 	return BS_OK;
 }
 

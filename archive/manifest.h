@@ -232,6 +232,10 @@ int manifest_find_table(storage *st, const char *qualified_name, manifest **out,
  * wins (UINT64_MAX: now), else the one that carries it now, else one that carried it once. */
 int manifest_find_table_at(storage *st, const char *qualified_name, uint64_t lsn, manifest **out, bs_error *err);
 
+/* The table archived under relid (text, as given by a user): ERRCODE_UNDEFINED_TABLE when
+ * the archive has none, ERRCODE_INVALID_PARAMETER when text is not a relid. */
+int manifest_find_relid(storage *st, const char *relid_text, manifest **out, bs_error *err);
+
 /* Object keys. */
 char *manifest_key(uint32_t relid);
 char *manifest_segment_key(uint32_t relid, uint64_t first_lsn, uint64_t end_lsn);
