@@ -3596,9 +3596,37 @@ ddl_table_dropped(archiver *a, arch_table *t)
 		table_found_gone(a, t, a->txn_final_lsn + 1, " (its DROP read from the stream)");
 }
 
+/*
+ * Type names as the archiver's session writes them (catalog_describe_columns, base copies):
+ * the event trigger runs with its own search_path, where format_type qualifies more names.
+ */
+static int
+ddl_type_names(PGconn *conn, ddl_table *d, bs_error *err)
+{
+	for (int i = 0; i < d->ncols; i++)
+	{
+		char oid[16], typmod[16];
+		const char *params[2] = {oid, typmod};
+		PGresult *res;
+
+		snprintf(oid, sizeof(oid), "%u", d->columns[i].type_oid);
+		snprintf(typmod, sizeof(typmod), "%d", d->columns[i].typmod);
+		if (pgsql_query_params(conn, "SELECT format_type($1::oid, $2::int)", 2, params, &res, err) != BS_OK)
+			return error_prefix(err, "could not name the type of column \"%s\" of table %u", d->columns[i].name,
+								d->relid);
+		if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+		{
+			free(d->columns[i].type_name);
+			d->columns[i].type_name = xstrdup(PQgetvalue(res, 0, 0));
+		}
+		PQclear(res);
+	}
+	return BS_OK;
+}
+
 /* ddl_command_end: the table's name and columns inside the transaction of the change. */
 static int
-ddl_table_changed(archiver *a, arch_table *t, const ddl_table *d, bs_error *err)
+ddl_table_changed(archiver *a, arch_table *t, ddl_table *d, bs_error *err)
 {
 	manifest *m = t->man;
 	const manifest_layout *cur;
@@ -3620,6 +3648,9 @@ ddl_table_changed(archiver *a, arch_table *t, const ddl_table *d, bs_error *err)
 		uint32_t id;
 		bs_error e2;
 
+		if (ddl_type_names(a->conn, d, err) != BS_OK &&
+			(!conn_recovered(a, err) || ddl_type_names(a->conn, d, err) != BS_OK))
+			return BS_ERR;
 		error_clear(&e2);
 		if (manifest_use_layout(m, a->txn_final_lsn, d->replident, d->ncols, d->columns, &id, &e2) != BS_OK)
 			id = insert_layout(m, -1, a->txn_final_lsn, d->replident, d->ncols, d->columns);
@@ -3627,7 +3658,6 @@ ddl_table_changed(archiver *a, arch_table *t, const ddl_table *d, bs_error *err)
 		log_info("table %s.%s: new column layout %u from %s (schema change read from the stream)", m->schema,
 				 m->name, id, lsn_format(a->txn_final_lsn, l));
 	}
-	(void) err;
 	return BS_OK;
 }
 

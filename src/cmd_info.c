@@ -337,7 +337,8 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 			 : manifest_find_relid(st, config_get(cfg, "relid"), &m, &err)) != BS_OK)
 		{
 			cli_report_error("info", &err);
-			exit_code = strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME;
+			exit_code = strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 ? EXIT_INTEGRITY
+				: strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 ? EXIT_USAGE : EXIT_FAILURE_RUNTIME;
 			goto out;
 		}
 		relids = xmalloc(sizeof(uint32_t));

@@ -383,7 +383,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 									 pt.kind == RECOVER_POINT_LSN ? pt.lsn : UINT64_MAX, &m, &err)
 		 : manifest_find_relid(st, config_get(cfg, "relid"), &m, &err)) != BS_OK)
 	{
-		rc = fail(&err);
+		rc = strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 ? usage(err.message) : fail(&err);
 		goto done;
 	}
 	/* Definitions from storage become SQL: refuse any that is not exactly one fragment of

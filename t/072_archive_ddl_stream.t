@@ -144,6 +144,16 @@ ok(!log_has($c, qr/table public\.t_old (was dropped|is NOT)/), 'a rename is not 
 recover_is($c, $s_add0, 'ADD COLUMN: before it', '--table', 'public.t_add', '--to-lsn', $p_add0);
 recover_is($c, $s_add, 'ADD COLUMN DEFAULT 7, no later change', '--table', 'public.t_add', '--to-lsn', $p_add);
 recover_is($c, $s_dc, 'DROP COLUMN, no later change', '--table', 'public.t_dc', '--to-lsn', $p_dc);
+# The Relation message of the next row change describes the layout the stream's message
+# recorded (the same key flags): no second layout for it.
+$node->safe_psql($db, "INSERT INTO public.t_add VALUES (100, 'after', 8)");
+my $s_add2 = sum('public.t_add');
+checkpoint_ok($c, 'public.t_add', 'a row change after ADD COLUMN');
+my $relid_add = $node->safe_psql($db, "SELECT 'public.t_add'::regclass::oid");
+my $man = slurp_file("$dir/main/archive/tables/$relid_add/manifest.json");
+my $nlayouts = () = $man =~ /"replident"/g;
+is($nlayouts, 2, 'ADD COLUMN then a row change: two layouts (base, ADD COLUMN)') or diag($man);
+recover_is($c, $s_add2, 'ADD COLUMN, then a row change', '--table', 'public.t_add', '--latest');
 recover_is($c, $s_old, 'rename: the old name at a point before it', '--table', 'public.t_old', '--to-lsn', $p_old);
 recover_is($c, $s_new, 'rename: the new name at a point after it', '--table', 'public.t_new', '--to-lsn', $p_new);
 recover_is($c, $s_new, 'rename: by --relid', '--relid', $relid_new, '--to-lsn', $p_new);
