@@ -242,6 +242,10 @@ $node->safe_psql('fb', q{
 	INSERT INTO public.f SELECT g, 'v' || g FROM generate_series(1, 5) g;
 });
 my $f = setup('fallback', node_connstr($node, 'fb', 'lp'), '--tables', 'public.f');
+($rc, $o, $e) = run_backstop('archive', @{ $f->{args} }, '--ddl-capture', 'on');
+isnt($rc, 0, 'fallback: --ddl-capture on refuses to start without capture');
+like($e, qr/--ddl-capture on: schema changes cannot be captured: the role is not a superuser/, 'saying why')
+	or diag("$o\n$e");
 start($f);
 checkpoint_ok($f, 'public.f', 'fallback');
 ok(log_has($f, qr/schema changes are NOT captured in the stream \(the role is not a superuser/),
