@@ -361,12 +361,19 @@ int
 audit_find_table(storage *st, const archive_head *head, const char *qualified_name, manifest **out,
 				 bs_error *err)
 {
+	return audit_find_table_at(st, head, qualified_name, UINT64_MAX, out, err);
+}
+
+int
+audit_find_table_at(storage *st, const archive_head *head, const char *qualified_name, uint64_t lsn,
+					manifest **out, bs_error *err)
+{
 	char *schema = NULL;
 	char *name = NULL;
 	bs_error found_err;
 	int rc;
 
-	rc = manifest_find_table(st, qualified_name, out, err);
+	rc = manifest_find_table_at(st, qualified_name, lsn, out, err);
 	if (head == NULL || head->ntables == 0)
 		return rc;
 	if (rc != BS_OK && strcmp(err->code, ERRCODE_UNDEFINED_TABLE) != 0)

@@ -63,5 +63,8 @@ int audit_check_range(const audit_report *r, const manifest *m, uint64_t from, u
  */
 int audit_find_table(storage *st, const archive_head *head, const char *qualified_name, manifest **out,
 					 bs_error *err);
+/* As audit_find_table, resolving the name at lsn through the name history (UINT64_MAX: now). */
+int audit_find_table_at(storage *st, const archive_head *head, const char *qualified_name, uint64_t lsn,
+						manifest **out, bs_error *err);
 
 #endif

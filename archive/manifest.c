@@ -5,6 +5,7 @@
 #include "strbuf.h"
 
 #include <inttypes.h>
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -212,6 +213,12 @@ manifest_free(manifest *m)
 		free(m->segments[i].key);
 	free(m->segments);
 	free(m->gaps);
+	for (int i = 0; i < m->nnames; i++)
+	{
+		free(m->names[i].schema);
+		free(m->names[i].name);
+	}
+	free(m->names);
 	free(m->schema);
 	free(m->name);
 	free(m->status);
@@ -338,7 +345,76 @@ manifest_dropped_after(const manifest *m)
 	/* A recovery point the archiver answered (a gate's, just before a DROP TABLE) stays one. */
 	if (m->existed_to > lsn)
 		lsn = m->existed_to;
+	/* The DROP read from the stream: the table existed at every point below its commit. */
+	if (m->drop_lsn > 0 && m->drop_lsn - 1 > lsn)
+		lsn = m->drop_lsn - 1;
 	return lsn;
+}
+
+void
+manifest_add_name(manifest *m, uint64_t from_lsn, const char *schema, const char *name)
+{
+	int i;
+
+	if (m->nnames == 0)
+	{
+		if (strcmp(m->schema, schema) == 0 && strcmp(m->name, name) == 0)
+			return;
+		m->names = xcalloc(1, sizeof(manifest_name));
+		m->names[0].schema = xstrdup(m->schema);
+		m->names[0].name = xstrdup(m->name);
+		m->nnames = 1;
+	}
+	/* In LSN order; a name at an LSN already listed replaces it (one rename per commit). */
+	for (i = m->nnames; i > 0 && m->names[i - 1].from_lsn > from_lsn; i--)
+		;
+	if (i > 0 && m->names[i - 1].from_lsn == from_lsn)
+	{
+		free(m->names[i - 1].schema);
+		free(m->names[i - 1].name);
+		m->names[i - 1].schema = xstrdup(schema);
+		m->names[i - 1].name = xstrdup(name);
+	}
+	else if (i > 0 && strcmp(m->names[i - 1].schema, schema) == 0 && strcmp(m->names[i - 1].name, name) == 0)
+		;						/* already the name in effect there */
+	else
+	{
+		m->names = xrealloc(m->names, (size_t) (m->nnames + 1) * sizeof(manifest_name));
+		memmove(&m->names[i + 1], &m->names[i], (size_t) (m->nnames - i) * sizeof(manifest_name));
+		m->names[i].from_lsn = from_lsn;
+		m->names[i].schema = xstrdup(schema);
+		m->names[i].name = xstrdup(name);
+		m->nnames++;
+	}
+	free(m->schema);
+	free(m->name);
+	m->schema = xstrdup(m->names[m->nnames - 1].schema);
+	m->name = xstrdup(m->names[m->nnames - 1].name);
+}
+
+void
+manifest_name_at(const manifest *m, uint64_t lsn, const char **schema, const char **name)
+{
+	*schema = m->schema;
+	*name = m->name;
+	for (int i = m->nnames - 1; i >= 0 && lsn != UINT64_MAX; i--)
+		if (m->names[i].from_lsn <= lsn)
+		{
+			*schema = m->names[i].schema;
+			*name = m->names[i].name;
+			return;
+		}
+}
+
+bool
+manifest_had_name(const manifest *m, const char *schema, const char *name)
+{
+	if (strcmp(m->schema, schema) == 0 && strcmp(m->name, name) == 0)
+		return true;
+	for (int i = 0; i < m->nnames; i++)
+		if (strcmp(m->names[i].schema, schema) == 0 && strcmp(m->names[i].name, name) == 0)
+			return true;
+	return false;
 }
 
 manifest_base *
@@ -707,6 +783,23 @@ manifest_validate(const manifest *m, bs_error *err)
 	 * is recoverable, everything from the oldest base on is. */
 	if (m->expired_before && m->nbases > 0 && m->expired_before > m->bases[0].lsn)
 		return bad(err, "expired_before", "is above the oldest base copy's LSN");
+	for (int i = 0; i < m->nnames; i++)
+	{
+		const manifest_name *nm = &m->names[i];
+
+		path_printf(p, "names[%d]", i);
+		if (nm->schema == NULL || nm->schema[0] == '\0' || nm->name == NULL || nm->name[0] == '\0')
+			return bad(err, p, "lacks a schema or name");
+		if (i == 0 && nm->from_lsn != 0)
+			return bad(err, p, "must start at 0/0");
+		if (i > 0 && nm->from_lsn <= m->names[i - 1].from_lsn)
+			return bad(err, p, "is not above the previous name's from_lsn (names must be sorted by LSN)");
+		if (i == m->nnames - 1 && (strcmp(nm->schema, m->schema) != 0 || strcmp(nm->name, m->name) != 0))
+			return bad(err, p, "must be the table's current schema and name");
+	}
+	if (m->drop_lsn && (strcmp(m->status, "dropped") != 0 || m->drop_lsn >= m->dropped_at_lsn))
+		return bad(err, "drop_lsn", "must be below dropped_at_lsn, in a dropped table's manifest");
+
 	for (int i = 0; i < m->nbases; i++)
 	{
 		const manifest_base *b = &m->bases[i];
@@ -911,6 +1004,25 @@ manifest_to_json(const manifest *m)
 		json_object_set_new(o, "dropped_at_lsn", manifest_json_lsn(m->dropped_at_lsn));
 	if (m->existed_to)
 		json_object_set_new(o, "existed_to", manifest_json_lsn(m->existed_to));
+	if (m->drop_lsn)
+		json_object_set_new(o, "drop_lsn", manifest_json_lsn(m->drop_lsn));
+	if (m->ddl_capture_from)
+		json_object_set_new(o, "ddl_capture_from", manifest_json_lsn(m->ddl_capture_from));
+	if (m->nnames > 0)
+	{
+		json_t *names = json_array();
+
+		for (int i = 0; i < m->nnames; i++)
+		{
+			json_t *e = json_object();
+
+			json_object_set_new(e, "from_lsn", manifest_json_lsn(m->names[i].from_lsn));
+			json_object_set_new(e, "schema", json_string(m->names[i].schema));
+			json_object_set_new(e, "name", json_string(m->names[i].name));
+			json_array_append_new(names, e);
+		}
+		json_object_set_new(o, "names", names);
+	}
 	json_object_set_new(o, "finding", json_str_or_null(m->finding));
 	if (m->expired_before)
 	{
@@ -1287,8 +1399,28 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 		return BS_ERR;
 	if (j_lsn(root, "", "dropped_at_lsn", strcmp(m->status, "dropped") == 0,
 			  &m->dropped_at_lsn, err) != BS_OK ||
-		j_lsn(root, "", "existed_to", false, &m->existed_to, err) != BS_OK)
+		j_lsn(root, "", "existed_to", false, &m->existed_to, err) != BS_OK ||
+		j_lsn(root, "", "drop_lsn", false, &m->drop_lsn, err) != BS_OK ||
+		j_lsn(root, "", "ddl_capture_from", false, &m->ddl_capture_from, err) != BS_OK)
 		return BS_ERR;
+	/* Optional (newer writers): the name history. */
+	if (json_object_get(root, "names") != NULL)
+	{
+		if (j_array(root, "", "names", &arr, &n, err) != BS_OK)
+			return BS_ERR;
+		m->names = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_name));
+		for (int i = 0; i < n; i++)
+		{
+			json_t *e;
+
+			m->nnames = i + 1;
+			if (j_element(arr, "", "names", i, &e, p, err) != BS_OK ||
+				j_lsn(e, p, "from_lsn", true, &m->names[i].from_lsn, err) != BS_OK ||
+				j_string(e, p, "schema", true, &m->names[i].schema, err) != BS_OK ||
+				j_string(e, p, "name", true, &m->names[i].name, err) != BS_OK)
+				return BS_ERR;
+		}
+	}
 	/* A checkpoint answered after the drop was seen would vouch for a table that was gone. */
 	if (strcmp(m->status, "dropped") == 0 && m->existed_to >= m->dropped_at_lsn)
 		return bad(err, "existed_to", "must be below dropped_at_lsn");
@@ -1633,8 +1765,50 @@ manifest_split_name(const char *qualified, char **schema, char **name, bs_error 
 }
 
 int
+manifest_find_relid(storage *st, const char *relid_text, manifest **out, bs_error *err)
+{
+	char *end = NULL;
+	unsigned long long v;
+	bool exists = false;
+
+	*out = NULL;
+	errno = 0;
+	v = strtoull(relid_text, &end, 10);
+	if (relid_text[0] < '0' || relid_text[0] > '9' || *end != '\0' || errno != 0 || v == 0 || v > UINT32_MAX)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "--relid must be a table OID (1 to 4294967295)");
+	if (manifest_load(st, (uint32_t) v, out, &exists, err) != BS_OK)
+		return BS_ERR;
+	if (!exists)
+		return error_set(err, ERRCODE_UNDEFINED_TABLE, "no table with relid %llu is in the archive at %s", v,
+						 storage_describe(st));
+	return BS_OK;
+}
+
+int
 manifest_find_table(storage *st, const char *qualified_name, manifest **out, bs_error *err)
 {
+	return manifest_find_table_at(st, qualified_name, UINT64_MAX, out, err);
+}
+
+/* How well a manifest matches a name at lsn: 2 named so there, 1 named so now (a point
+ * before the table's archive), 0 named so once, -1 never. */
+static int
+name_match(const manifest *m, const char *schema, const char *name, uint64_t lsn)
+{
+	const char *s, *n;
+
+	manifest_name_at(m, lsn, &s, &n);
+	if (strcmp(s, schema) == 0 && strcmp(n, name) == 0)
+		return 2;
+	if (strcmp(m->schema, schema) == 0 && strcmp(m->name, name) == 0)
+		return 1;
+	return manifest_had_name(m, schema, name) ? 0 : -1;
+}
+
+int
+manifest_find_table_at(storage *st, const char *qualified_name, uint64_t lsn, manifest **out, bs_error *err)
+{
+	int best_score = -1;
 	char *schema;
 	char *name;
 	uint32_t *relids = NULL;
@@ -1683,14 +1857,19 @@ manifest_find_table(storage *st, const char *qualified_name, manifest **out, bs_
 		}
 		if (!exists)
 			continue;
-		if (strcmp(m->schema, schema) == 0 && strcmp(m->name, name) == 0)
+		if (name_match(m, schema, name, lsn) >= 0)
 		{
-			/* Dropped and re-created: the table archived last is the one meant. */
-			if (best == NULL || m->archived_to > best->archived_to ||
-				(m->archived_to == best->archived_to && m->relid > best->relid))
+			int score = name_match(m, schema, name, lsn);
+
+			/* Renamed: the table that had the name at the point.  Dropped and re-created:
+			 * the table archived last is the one meant. */
+			if (best == NULL || score > best_score ||
+				(score == best_score && (m->archived_to > best->archived_to ||
+										 (m->archived_to == best->archived_to && m->relid > best->relid))))
 			{
 				manifest_free(best);
 				best = m;
+				best_score = score;
 				continue;
 			}
 		}

@@ -75,6 +75,14 @@ typedef struct manifest_gap
 	uint64_t to;
 } manifest_gap;
 
+/* A name the table carried for points at or after from_lsn (until the next entry). */
+typedef struct manifest_name
+{
+	uint64_t from_lsn;
+	char *schema;
+	char *name;
+} manifest_name;
+
 typedef struct manifest
 {
 	uint32_t relid;
@@ -102,6 +110,16 @@ typedef struct manifest
 	manifest_segment *segments;	/* ascending LSN */
 	int ngaps;
 	manifest_gap *gaps;			/* ascending, disjoint (format 2; none in format 1) */
+	/* Optional (absent in older manifests): the name history, ascending from_lsn, the first
+	 * from 0/0, the last the current schema.name; none: the table always had its name. */
+	int nnames;
+	manifest_name *names;
+	/* Optional: the commit LSN of the table's DROP, read from the stream (exact); 0: only
+	 * dropped_at_lsn's upper bound is known. */
+	uint64_t drop_lsn;
+	/* Optional: schema changes of the table are captured in the stream from this LSN on
+	 * (0: not captured; a change after the last row change is then not at its position). */
+	uint64_t ddl_capture_from;
 } manifest;
 
 /* The session settings under which every archived value was produced (text output forms). */
@@ -178,6 +196,14 @@ const manifest_layout *manifest_layout_by_id(const manifest *m, uint32_t id);
 /* True when two column lists describe the same layout. */
 bool manifest_columns_equal(int n1, const manifest_column *c1, int n2, const manifest_column *c2);
 
+/* Record that the table is named schema.name for points at or after from_lsn (the history
+ * starts with the name it had before); the current name becomes the newest entry's. */
+void manifest_add_name(manifest *m, uint64_t from_lsn, const char *schema, const char *name);
+/* The name in effect at lsn (UINT64_MAX: the current name). */
+void manifest_name_at(const manifest *m, uint64_t lsn, const char **schema, const char **name);
+/* Whether the table ever carried schema.name. */
+bool manifest_had_name(const manifest *m, const char *schema, const char *name);
+
 /* NULL when m cannot be serialized (a base definition that is not a JSON object). */
 char *manifest_to_json(const manifest *m);
 /* Strict: any wrong type, missing member, bad LSN/time/checksum, unsorted array or dangling
@@ -206,6 +232,13 @@ int manifest_list_relids(storage *st, uint32_t **relids, int *count, bs_error *e
  * A manifest that cannot be read (XX001) is skipped with a warning; the lookup fails with
  * XX001 only when it may have been the one meant (no match, or a match not active). */
 int manifest_find_table(storage *st, const char *qualified_name, manifest **out, bs_error *err);
+/* As manifest_find_table, with the name history: the table that carried the name at lsn
+ * wins (UINT64_MAX: now), else the one that carries it now, else one that carried it once. */
+int manifest_find_table_at(storage *st, const char *qualified_name, uint64_t lsn, manifest **out, bs_error *err);
+
+/* The table archived under relid (text, as given by a user): ERRCODE_UNDEFINED_TABLE when
+ * the archive has none, ERRCODE_INVALID_PARAMETER when text is not a relid. */
+int manifest_find_relid(storage *st, const char *relid_text, manifest **out, bs_error *err);
 
 /* Object keys. */
 char *manifest_key(uint32_t relid);

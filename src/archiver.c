@@ -8,6 +8,7 @@
 #include "control.h"
 #include "drillstate.h"
 #include "expire.h"
+#include "ddl.h"
 #include "lease.h"
 #include "log.h"
 #include "lsn.h"
@@ -76,6 +77,7 @@ typedef struct arch_table
 	 */
 	uint64_t gone_lsn;
 	bool gone_passed;			/* the stream has passed gone_lsn (the seal that stores it is asked for) */
+	uint64_t drop_lsn;			/* the DROP's commit LSN read from the stream (0: not read) */
 	bool partitioned;			/* a partitioned table (skipped: its partitions are archived) */
 } arch_table;
 
@@ -220,6 +222,10 @@ typedef struct archiver
 	bool fatal;
 	bs_error fatal_err;
 	uint64_t gone_next;			/* the lowest gone_lsn the stream has not passed (0: none) */
+	/* Schema changes come in the stream (event triggers writing backstop.ddl messages) from
+	 * ddl_capture_from on; false: only as pgoutput's Relation messages and catalog polls. */
+	bool ddl_capture;
+	uint64_t ddl_capture_from;
 	bool slot_lost;				/* the slot was invalidated or dropped: stop (what is received is stored) */
 	bs_error slot_lost_err;
 	codec_id codec;
@@ -491,6 +497,8 @@ record_manifests(archiver *a, bs_error *err)
 }
 
 /* Load the table's manifest (or start a new one) and register it. */
+static void ddl_note_capture(archiver *a, arch_table *t);
+
 static int
 load_table(archiver *a, storage *st, uint32_t relid, const char *schema, const char *name, bool active,
 		   arch_table **out, bs_error *err)
@@ -513,15 +521,15 @@ load_table(archiver *a, storage *st, uint32_t relid, const char *schema, const c
 	}
 	if (!exists)
 		m = manifest_new(relid, schema ? schema : "?", name ? name : "?");
-	else if (schema && name && (strcmp(m->schema, schema) != 0 || strcmp(m->name, name) != 0))
+	else if (schema && name && (strcmp(m->schema, schema) != 0 || strcmp(m->name, name) != 0) &&
+			 !(a->ddl_capture && m->ddl_capture_from))
 	{
-		/* Renamed since: keep the manifest's identity current. */
-		free(m->schema);
-		free(m->name);
-		m->schema = xstrdup(schema);
-		m->name = xstrdup(name);
+		/* Renamed while schema changes were not captured: the name history records it from
+		 * the archive's end, the nearest position known (captured, the stream brings it). */
+		manifest_add_name(m, m->archived_to, schema, name);
 	}
 	*out = add_table(a, m, active);
+	ddl_note_capture(a, *out);
 	return BS_OK;
 }
 
@@ -832,6 +840,8 @@ finish_drops(archiver *a, uint64_t lsn)
 		free(m->status);
 		m->status = xstrdup("dropped");
 		m->dropped_at_lsn = t->gone_lsn;
+		if (t->drop_lsn && t->drop_lsn < t->gone_lsn)
+			m->drop_lsn = t->drop_lsn;
 		/* Every change of the table below gone_lsn is in the segments: there are no others. */
 		if (m->archived_to < t->gone_lsn)
 			m->archived_to = t->gone_lsn;
@@ -1990,6 +2000,8 @@ handle_change(archiver *a, const pgo_message *m, bs_error *err)
 
 static void answer_checkpoints(archiver *a, bool force_fail, const char *why);
 static void check_gone_passed(archiver *a);
+static int handle_ddl_message(archiver *a, const pgo_logical_message *msg, bs_error *err);
+static void ddl_poll_rename(archiver *a, arch_table *t, const catalog_table *ct);
 
 /* --end-lsn: every transaction committed at or before it has been received; stop (the orderly
  * stop seals and stores what is open). */
@@ -2078,8 +2090,14 @@ handle_xlogdata(archiver *a, const replmsg_xlogdata *x, bs_error *err)
 			if (!a->txn_skip)
 				rc = handle_change(a, &m, err);
 			break;
+		case 'M':
+			/* Only transactional messages of the event triggers: at their transaction's position. */
+			if (a->in_txn && (m.u.message.flags & PGO_MESSAGE_TRANSACTIONAL) &&
+				strcmp(m.u.message.prefix, DDL_MESSAGE_PREFIX) == 0)
+				rc = handle_ddl_message(a, &m.u.message, err);
+			break;
 		default:
-			/* Origin, Type and logical messages carry nothing a table recovery needs. */
+			/* Origin and Type messages carry nothing a table recovery needs. */
 			break;
 	}
 	pgo_message_free(&m);
@@ -2249,8 +2267,8 @@ start_replication(archiver *a, bs_error *err)
 	if (pgsql_connect(config_get(a->cfg, "db"), true, "backstop archive", &a->repl, err) != BS_OK)
 		goto out;
 	/* 0/0: resume exactly at the slot's confirmed_flush_lsn, never anywhere else. */
-	strbuf_printf(&sql, "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '1', publication_names %s)",
-				  slot, publit);
+	strbuf_printf(&sql, "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '1', publication_names %s%s)",
+				  slot, publit, a->ddl_capture ? ", messages 'true'" : "");
 	res = PQexec(a->repl, sql.data);
 	if (PQresultStatus(res) != PGRES_COPY_BOTH)
 	{
@@ -3505,7 +3523,10 @@ poll_tables(archiver *a, bs_error *err)
 
 		if (t && t->active)
 		{
-			int64_t base_age = t->man->nbases ? now_unix_us() - t->man->bases[t->man->nbases - 1].time : 0;
+			int64_t base_age;
+
+			ddl_poll_rename(a, t, ct);
+			base_age = t->man->nbases ? now_unix_us() - t->man->bases[t->man->nbases - 1].time : 0;
 
 			/* A busy small table outgrows its base in seconds: re-basing it at every check
 			 * would stall the stream for nothing, hence the minimum interval. */
@@ -3833,6 +3854,230 @@ find_gone_tables(archiver *a, const catalog_table_list *list, bs_error *err)
 	return BS_OK;
 }
 
+/*
+ * Schema changes from the stream.  The event triggers (ddl.c) write a transactional
+ * backstop.ddl message in the transaction of each DDL, so drops, renames and new layouts
+ * are attributed to that transaction's commit LSN, not to when a poll noticed them.
+ */
+
+/* Record on the table's manifest since when its schema changes are captured (or that they
+ * are not, which info and recover report). */
+static void
+ddl_note_capture(archiver *a, arch_table *t)
+{
+	uint64_t want = a->ddl_capture ? (t->man->ddl_capture_from ? t->man->ddl_capture_from : a->ddl_capture_from) : 0;
+
+	if (t->man->ddl_capture_from != want && strcmp(t->man->status, "active") == 0)
+	{
+		t->man->ddl_capture_from = want;
+		t->dirty = true;
+	}
+}
+
+/* Install (or find) the event triggers per --ddl-capture; the position from which schema
+ * changes are captured is read after they are in place. */
+static int
+ddl_setup(archiver *a, bs_error *err)
+{
+	const char *mode = config_get(a->cfg, "ddl_capture");
+	const char *why = NULL;
+	char *pos = NULL;
+	bool capturing = false;
+
+	a->ddl_capture = false;
+	a->ddl_capture_from = 0;
+	if (mode && strcmp(mode, "off") == 0)
+		why = "--ddl-capture off";
+	else if (ddl_install(a->conn, &capturing, &why, err) != BS_OK)
+	{
+		if (mode && strcmp(mode, "on") == 0)
+			return BS_ERR;
+		log_warning("%s", err->message);
+		why = "the event triggers could not be created";
+		error_clear(err);
+	}
+	if (!capturing)
+	{
+		if (mode && strcmp(mode, "on") == 0)
+			return error_set(err, ERRCODE_PERMISSION, "--ddl-capture on: schema changes cannot be captured: %s", why);
+		log_warning("schema changes are NOT captured in the stream (%s): a schema change after a table's last "
+					"row change is not in the archive at its position (see doc/archiving.md)", why);
+		return BS_OK;
+	}
+	if (pgsql_query_value(a->conn, "SELECT pg_current_wal_insert_lsn()::text", &pos, err) != BS_OK)
+		return BS_ERR;
+	if (lsn_parse(pos, &a->ddl_capture_from) != BS_OK)
+	{
+		free(pos);
+		return error_set(err, ERRCODE_PROTOCOL, "could not read the server's WAL insert position");
+	}
+	free(pos);
+	a->ddl_capture = true;
+	log_info("schema changes are captured in the stream (event triggers of schema %s)", DDL_SCHEMA);
+	return BS_OK;
+}
+
+/* A DROP read from the stream: checked against the catalog (a message can be written by any
+ * role allowed to call pg_logical_emit_message), then the table's window ends exactly there. */
+static void
+ddl_table_dropped(archiver *a, arch_table *t)
+{
+	bool gone = false;
+	uint64_t pos;
+	bs_error err;
+	char l[LSN_BUFLEN];
+
+	if (t->drop_lsn == a->txn_final_lsn)
+		return;
+	if (!t->active || strcmp(t->man->status, "active") != 0)
+	{
+		/* Marked dropped already (by a poll, before this run read its DROP): refine. */
+		if (strcmp(t->man->status, "dropped") == 0 && t->man->drop_lsn == 0 &&
+			a->txn_final_lsn < t->man->dropped_at_lsn && a->txn_final_lsn >= manifest_dropped_after(t->man))
+		{
+			t->drop_lsn = t->man->drop_lsn = a->txn_final_lsn;
+			t->dirty = true;
+		}
+		return;
+	}
+	error_clear(&err);
+	if (table_gone_position(a->conn, t->relid, &gone, &pos, &err) != BS_OK)
+	{
+		log_warning("table %s.%s: a DROP read from the stream could not be checked (%s); the table check "
+					"will find it", t->man->schema, t->man->name, err.message);
+		return;
+	}
+	if (!gone)
+	{
+		log_warning("table %s.%s: ignoring a schema change message at %s that says it was dropped: it exists",
+					t->man->schema, t->man->name, lsn_format(a->txn_final_lsn, l));
+		return;
+	}
+	t->drop_lsn = a->txn_final_lsn;
+	if (t->gone_lsn == 0 || t->gone_lsn > a->txn_final_lsn + 1)
+		table_found_gone(a, t, a->txn_final_lsn + 1, " (its DROP read from the stream)");
+}
+
+/*
+ * Type names as the archiver's session writes them (catalog_describe_columns, base copies):
+ * the event trigger runs with its own search_path, where format_type qualifies more names.
+ */
+static int
+ddl_type_names(PGconn *conn, ddl_table *d, bs_error *err)
+{
+	for (int i = 0; i < d->ncols; i++)
+	{
+		char oid[16], typmod[16];
+		const char *params[2] = {oid, typmod};
+		PGresult *res;
+
+		snprintf(oid, sizeof(oid), "%u", d->columns[i].type_oid);
+		snprintf(typmod, sizeof(typmod), "%d", d->columns[i].typmod);
+		if (pgsql_query_params(conn, "SELECT format_type($1::oid, $2::int)", 2, params, &res, err) != BS_OK)
+			return error_prefix(err, "could not name the type of column \"%s\" of table %u", d->columns[i].name,
+								d->relid);
+		if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+		{
+			free(d->columns[i].type_name);
+			d->columns[i].type_name = xstrdup(PQgetvalue(res, 0, 0));
+		}
+		PQclear(res);
+	}
+	return BS_OK;
+}
+
+/* ddl_command_end: the table's name and columns inside the transaction of the change. */
+static int
+ddl_table_changed(archiver *a, arch_table *t, ddl_table *d, bs_error *err)
+{
+	manifest *m = t->man;
+	const manifest_layout *cur;
+	char l[LSN_BUFLEN];
+
+	if (strcmp(m->schema, d->schema) != 0 || strcmp(m->name, d->name) != 0)
+	{
+		log_info("table %s.%s (relid %u) is named %s.%s from %s on", m->schema, m->name, t->relid, d->schema,
+				 d->name, lsn_format(a->txn_final_lsn, l));
+		manifest_add_name(m, a->txn_final_lsn, d->schema, d->name);
+		t->dirty = true;
+	}
+	cur = layout_at(m, a->txn_final_lsn);
+	/* No layout yet: the first base copy records one. */
+	if (cur == NULL || (cur->replident == d->replident &&
+						manifest_columns_equal(cur->ncols, cur->columns, d->ncols, d->columns)))
+		return BS_OK;
+	{
+		uint32_t id;
+		bs_error e2;
+
+		if (ddl_type_names(a->conn, d, err) != BS_OK &&
+			(!conn_recovered(a, err) || ddl_type_names(a->conn, d, err) != BS_OK))
+			return BS_ERR;
+		error_clear(&e2);
+		if (manifest_use_layout(m, a->txn_final_lsn, d->replident, d->ncols, d->columns, &id, &e2) != BS_OK)
+			id = insert_layout(m, -1, a->txn_final_lsn, d->replident, d->ncols, d->columns);
+		t->dirty = true;
+		log_info("table %s.%s: new column layout %u from %s (schema change read from the stream)", m->schema,
+				 m->name, id, lsn_format(a->txn_final_lsn, l));
+	}
+	return BS_OK;
+}
+
+static int
+handle_ddl_message(archiver *a, const pgo_logical_message *msg, bs_error *err)
+{
+	ddl_event ev;
+	bs_error perr;
+	char l[LSN_BUFLEN];
+	int rc = BS_OK;
+
+	error_clear(&perr);
+	if (ddl_parse_message((const char *) msg->content, msg->content_len, &ev, &perr) != BS_OK)
+	{
+		log_warning("ignoring a schema change message in the transaction committed at %s: %s",
+					lsn_format(a->txn_final_lsn, l), perr.message);
+		return BS_OK;
+	}
+	for (int i = 0; i < ev.ntables && rc == BS_OK; i++)
+	{
+		arch_table *t = find_table(a, ev.tables[i].relid);
+
+		if (t == NULL)
+			continue;
+		/* A DROP in a transaction kept before a restart still makes the drop exact. */
+		if (ev.kind == DDL_EVENT_DROP)
+			ddl_table_dropped(a, t);
+		else if (a->txn_skip || !t->active || strcmp(t->man->status, "active") != 0)
+			continue;
+		else if (ev.kind == DDL_EVENT_END)
+			rc = ddl_table_changed(a, t, &ev.tables[i], err);
+		else if (!t->rebase_wanted)
+		{
+			/* Rewritten (ALTER COLUMN TYPE, say): old values may not convert exactly. */
+			log_info("table %s.%s is rewritten at %s (%s): a new base copy is requested", t->man->schema,
+					 t->man->name, lsn_format(a->txn_final_lsn, l), ev.tables[i].tag);
+			t->rebase_wanted = true;
+		}
+	}
+	ddl_event_free(&ev);
+	return rc;
+}
+
+/* Without capture, a rename is seen by the table check: recorded where the stream is now. */
+static void
+ddl_poll_rename(archiver *a, arch_table *t, const catalog_table *ct)
+{
+	char l[LSN_BUFLEN];
+
+	if (a->ddl_capture || (strcmp(t->man->schema, ct->schema) == 0 && strcmp(t->man->name, ct->name) == 0))
+		return;
+	log_info("table %s.%s (relid %u) is named %s.%s now (noticed at %s; schema changes are not captured, so the "
+			 "rename is recorded there)", t->man->schema, t->man->name, t->relid, ct->schema, ct->name,
+			 lsn_format(a->last_commit_end, l));
+	manifest_add_name(t->man, a->last_commit_end, ct->schema, ct->name);
+	t->dirty = true;
+}
+
 static int
 initial_setup(archiver *a, bs_error *err)
 {
@@ -3909,6 +4154,8 @@ initial_setup(archiver *a, bs_error *err)
 		goto fail;
 	a->head_written_lsn = a->head.flushed_lsn;
 	if (take_lease(a, err) != BS_OK)
+		goto fail;
+	if (ddl_setup(a, err) != BS_OK)
 		goto fail;
 
 	if (catalog_list_tables(a->conn, config_get(a->cfg, "tables"), config_get_bool(a->cfg, "all_tables"),

@@ -33,16 +33,16 @@ static const char *const archive_options[] = {
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
 	"open_memory_limit", "listen", "listen_allow_remote", "listen_max_connections", "listen_timeout",
 	"control_token", "control_token_file", "status_interval", "table_poll_interval", "end_lsn", "lease_timeout",
-	"take_over", "keep_window", "keep_bases", "orphan_age", "expire_interval", NULL
+	"take_over", "keep_window", "keep_bases", "orphan_age", "expire_interval", "ddl_capture", NULL
 };
 static const char *const recover_options[] = {
-	STORAGE_OPTIONS, "db", "table", "to_lsn", "to_time", "to_xid", "latest", "exclusive", "into",
+	STORAGE_OPTIONS, "db", "table", "relid", "to_lsn", "to_time", "to_xid", "latest", "exclusive", "into",
 	"target_db", "replace", "no_indexes", "dry_run", "json", "yes", "apply", "copy_back_columns", NULL
 };
 static const char *const changes_options[] = {
 	STORAGE_OPTIONS, "table", "from_lsn", "to_lsn", "json", NULL
 };
-static const char *const info_options[] = {STORAGE_OPTIONS, "table", "json", NULL};
+static const char *const info_options[] = {STORAGE_OPTIONS, "table", "relid", "json", NULL};
 static const char *const verify_options[] = {STORAGE_OPTIONS, "table", "json", NULL};
 static const char *const expire_options[] = {
 	STORAGE_OPTIONS, "keep_window", "keep_bases", "table", "orphan_age", "lease_timeout", "dry_run", "json", NULL
@@ -63,12 +63,13 @@ static const char *const config_cmd_options[] = {
 	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
 	"open_memory_limit", "listen", "listen_allow_remote", "listen_max_connections", "listen_timeout",
 	"control_token", "control_token_file", "status_interval", "table_poll_interval", "lease_timeout", "stale_after",
-	"keep_window", "keep_bases", "orphan_age", "expire_interval", NULL
+	"keep_window", "keep_bases", "orphan_age", "expire_interval", "ddl_capture", NULL
 };
 
 static const cli_command commands[] = {
 	{"archive", "stream changes and base copies into the archive (daemon)",
-		"--db CONNINFO [--storage URL] (--tables S.T[,...] | --all-tables) [--slot NAME] [--publication NAME] [--drop] [--end-lsn LSN]",
+		"--db CONNINFO [--storage URL] (--tables S.T[,...] | --all-tables) [--slot NAME] [--publication NAME] [--drop] [--end-lsn LSN]\n"
+		"        [--ddl-capture auto|on|off]",
 		"Runs in the foreground until SIGTERM or SIGINT; SIGHUP reloads the configuration.\n"
 		"The first start creates the publication and the logical slot (pgoutput) and takes a\n"
 		"consistent base copy of every table; later starts resume from the slot.\n"
@@ -87,10 +88,15 @@ static const cli_command commands[] = {
 		"A dropped table's changes are archived until the stream passes the drop, then it is\n"
 		"marked dropped (recover --latest gives its last state). Unlogged, temporary and\n"
 		"partitioned tables are reported as skipped (partitions are archived as tables).\n"
+		"--ddl-capture (default auto): event triggers in schema backstop write each schema change\n"
+		"(DROP, RENAME, ADD/DROP/ALTER COLUMN, rewrites) into the stream at its transaction, so it\n"
+		"is archived at its own LSN. Creating them needs a superuser (or a superuser created them\n"
+		"once); without them (off, or a role that may not) a schema change after a table's last\n"
+		"row change is not captured, which info and recover report. on: refuse to start without.\n"
 		"Exit code 4: the replication slot is lost (invalidated or dropped); do not restart.",
 	archive_options, cmd_archive},
 	{"recover", "rebuild one table at an LSN, time or transaction into a new table",
-		"--db CONNINFO [--storage URL] --table S.T (--to-lsn LSN | --to-time TS | --to-xid XID | --latest)\n"
+		"--db CONNINFO [--storage URL] (--table S.T | --relid OID) (--to-lsn LSN | --to-time TS | --to-xid XID | --latest)\n"
 		"        [--into S.NAME] [--target-db CONNINFO] [--exclusive] [--replace] [--no-indexes] [--dry-run] [--json]\n"
 		"        [--copy-back-columns COL[,...]] [--apply [--yes]]",
 		"Works from the storage alone. Verifies every object before using it and loads the table\n"
@@ -104,12 +110,17 @@ static const cli_command commands[] = {
 		"streamed straight into COPY (\"Method: streamed\"); after DDL or TRUNCATE since the base,\n"
 		"the table is rebuilt in memory first. Definitions taken from the manifest (column types,\n"
 		"defaults, constraints, indexes) must each parse as exactly one SQL fragment of their kind,\n"
-		"or nothing is sent (exit 3).",
+		"or nothing is sent (exit 3).\n"
+		"Tables are archived by relid; --table resolves a name through the table's name history\n"
+		"(a renamed table answers to its old name for points before the rename, to the new one\n"
+		"after); --relid names the archive directly (info shows relids and names).",
 	recover_options, cmd_recover},
 	{"changes", "show rows inserted, updated and deleted between two LSNs",
 		"[--storage URL] --table S.T --from-lsn A --to-lsn B [--json]", NULL, changes_options, cmd_changes},
 	{"info", "describe the archive: base copies, segments, recovery windows, findings",
-		"[--storage URL] [--table S.T] [--json]", NULL, info_options, cmd_info},
+		"[--storage URL] [--table S.T | --relid OID] [--json]",
+		"Shows each table's name history and whether schema changes are captured in the stream.",
+		info_options, cmd_info},
 	{"verify", "check every object's checksum, LSN continuity and manifest consistency",
 		"[--storage URL] [--table S.T] [--json]",
 		"Also checks each definition recovery would send as SQL (column types, defaults,\n"

@@ -98,7 +98,13 @@ summarize(const manifest *m, const archive_head *head, bool head_exists, table_s
 
 		finding(s, "dropped after %s and before %s: recoverable up to its last change (--latest)",
 				lsn_format(manifest_dropped_after(m), a), lsn_format(m->dropped_at_lsn, b));
+		if (m->drop_lsn)
+			finding(s, "its DROP committed at %s (read from the stream): points below it are recoverable",
+					lsn_format(m->drop_lsn, a));
 	}
+	if (strcmp(m->status, "active") == 0 && m->ddl_capture_from == 0)
+		finding(s, "%s", "schema changes after the last row change are not captured (the archiver runs without "
+				"--ddl-capture): a point after such a change recovers the columns of the last change");
 	if (m->nbases == 0)
 	{
 		finding(s, "%s", "no base copy yet: the table cannot be recovered");
@@ -133,6 +139,16 @@ table_json(const manifest *m, table_summary *s)
 	json_object_set_new(o, "status", json_string(m->status));
 	json_object_set_new(o, "dropped_at_lsn", strcmp(m->status, "dropped") == 0 ? manifest_json_lsn(m->dropped_at_lsn) : json_null());
 	json_object_set_new(o, "archived_to", manifest_json_lsn(m->archived_to));
+	json_object_set_new(o, "drop_lsn", m->drop_lsn ? manifest_json_lsn(m->drop_lsn) : json_null());
+	json_object_set_new(o, "ddl_capture_from", m->ddl_capture_from ? manifest_json_lsn(m->ddl_capture_from) : json_null());
+	{
+		json_t *names = json_array();
+
+		for (int i = 0; i < m->nnames; i++)
+			json_array_append_new(names, json_pack("{s:o,s:s,s:s}", "from_lsn", manifest_json_lsn(m->names[i].from_lsn),
+												   "schema", m->names[i].schema, "name", m->names[i].name));
+		json_object_set_new(o, "names", names);
+	}
 	for (int i = 0; i < m->nbases; i++)
 	{
 		const manifest_base *b = &m->bases[i];
@@ -235,6 +251,16 @@ table_text(const manifest *m, table_summary *s)
 		printf("  not archived: %s .. %s (archiving resumed from a new slot)\n", lsn_format(m->gaps[k].from, a),
 			   lsn_format(m->gaps[k].to, b));
 	printf("  archived to:  %s\n", lsn_format(m->archived_to, a));
+	for (int k = 0; k < m->nnames; k++)
+	{
+		char *nm = pgsql_display_name(m->names[k].schema, m->names[k].name);
+
+		printf("  named:        %s from %s\n", nm, lsn_format(m->names[k].from_lsn, a));
+		free(nm);
+	}
+	if (m->ddl_capture_from)
+		printf("  schema changes: captured in the stream from %s\n", lsn_format(m->ddl_capture_from, a));
+
 	if (m->nbases == 0)
 		printf("  base copies:  none\n");
 	else
@@ -313,14 +339,16 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 		head_error = redact_text(err.message);
 	}
 
-	if (table)
+	if (table || config_get(cfg, "relid"))
 	{
 		manifest *m = NULL;
 
-		if (audit_find_table(st, head_exists ? &head : NULL, table, &m, &err) != BS_OK)
+		if ((table ? audit_find_table(st, head_exists ? &head : NULL, table, &m, &err)
+			 : manifest_find_relid(st, config_get(cfg, "relid"), &m, &err)) != BS_OK)
 		{
 			cli_report_error("info", &err);
-			exit_code = strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME;
+			exit_code = strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 ? EXIT_INTEGRITY
+				: strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 ? EXIT_USAGE : EXIT_FAILURE_RUNTIME;
 			goto out;
 		}
 		relids = xmalloc(sizeof(uint32_t));

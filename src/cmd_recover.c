@@ -35,7 +35,7 @@ static int
 usage(const char *msg)
 {
 	fprintf(stderr, "backstop recover: ERROR: %s\n"
-			"Usage: backstop recover --db CONNINFO [--storage URL] --table S.T (--to-lsn LSN | --to-time TS | --to-xid XID | --latest)\n"
+			"Usage: backstop recover --db CONNINFO [--storage URL] (--table S.T | --relid OID) (--to-lsn LSN | --to-time TS | --to-xid XID | --latest)\n"
 			"Try \"backstop help recover\".\n", msg);
 	return EXIT_USAGE;
 }
@@ -298,8 +298,8 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	memset(&ci, 0, sizeof(ci));
 	if (argc > 0)
 		return usage("recover takes no positional arguments");
-	if (table == NULL)
-		return usage("--table is required");
+	if ((table == NULL) == (config_get(cfg, "relid") == NULL))
+		return usage("one of --table or --relid is required");
 	if (parse_point(cfg, &pt, &msg) != BS_OK)
 		return usage(msg);
 	if (!dry_run && db == NULL && target_db == NULL)
@@ -319,9 +319,11 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	if ((rc = cli_open_storage("recover", cfg, &st)) != EXIT_OK)
 		return rc;
 	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK ||
-		audit_find_table(st, head_exists ? &head : NULL, table, &m, &err) != BS_OK)
+		(table ? audit_find_table_at(st, head_exists ? &head : NULL, table,
+									 pt.kind == RECOVER_POINT_LSN ? pt.lsn : UINT64_MAX, &m, &err)
+		 : manifest_find_relid(st, config_get(cfg, "relid"), &m, &err)) != BS_OK)
 	{
-		rc = fail(&err);
+		rc = strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 ? usage(err.message) : fail(&err);
 		goto done;
 	}
 	/* Definitions from storage become SQL: refuse any that is not exactly one fragment of
@@ -402,7 +404,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			goto done;
 		}
 		progress_done(&prog);
-		layout = &m->layouts[replay_current_layout(rs)];
+		layout = &m->layouts[recover_plan_point_layout(plan, replay_current_layout(rs))];
 	}
 	t_fetch = now_seconds() - t_start;
 
@@ -588,6 +590,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "transactions", json_integer((json_int_t) plan->transactions));
 			json_object_set_new(o, "row_operations", json_integer((json_int_t) plan->operations));
 			json_object_set_new(o, "method", json_string(streaming ? "streamed" : "in-memory"));
+			json_object_set_new(o, "schema_changes_captured", json_boolean(!recover_plan_ddl_uncaptured(plan)));
 			json_object_set_new(o, "rows", json_integer((json_int_t) lres.ours.rows));
 			json_object_set_new(o, "checksum", json_string(ours));
 			json_object_set_new(o, "postgres_rows", json_integer((json_int_t) lres.pg_rows));
@@ -636,6 +639,9 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			if (lres.nsequences || lres.ngenerated || lres.ngrants)
 				printf("Also recreated: %d identity or serial sequence(s) (set past the recovered values), "
 					   "%d generated column(s), %d privilege(s)\n", lres.nsequences, lres.ngenerated, lres.ngrants);
+			if (recover_plan_ddl_uncaptured(plan))
+				printf("Note:         schema changes after the table's last row change before the point are not "
+					   "captured (the archiver ran without --ddl-capture there): such a change is not in this table\n");
 			if (lres.warnings.len)
 			{
 				/* One line per warning; each holds names and definitions from storage. */

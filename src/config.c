@@ -62,6 +62,7 @@ const config_option config_options[] = {
 	{"control_token", CONFIG_STRING, NULL, NULL, true, "bearer token the control endpoint requires (environment or configuration file only, never a flag)"},
 	{"control_token_file", CONFIG_STRING, NULL, NULL, false, "file holding the control endpoint's bearer token"},
 	{"status_interval", CONFIG_DURATION, "10s", NULL, false, "standby status update interval"},
+	{"ddl_capture", CONFIG_ENUM, "auto", "auto|on|off", false, "capture schema changes in the stream with event triggers (auto: when the role may)"},
 	{"table_poll_interval", CONFIG_DURATION, "10s", NULL, false, "how often to look for new or dropped tables"},
 	{"end_lsn", CONFIG_STRING, NULL, NULL, false, "archive every transaction committed at or before this LSN, store it, then exit"},
 	{"lease_timeout", CONFIG_DURATION, "60s", NULL, false, "the archive's lease expires when its holder has not renewed it for this long"},
@@ -73,6 +74,7 @@ const config_option config_options[] = {
 	{"expire_interval", CONFIG_DURATION, "0", NULL, false, "the archiver runs retention (keep_window, keep_bases) this often (0: never)"},
 	/* recovery and inspection */
 	{"table", CONFIG_STRING, NULL, NULL, false, "schema.table to recover or inspect"},
+	{"relid", CONFIG_STRING, NULL, NULL, false, "the table to recover or inspect, by its relid in the archive (instead of --table)"},
 	{"to_lsn", CONFIG_STRING, NULL, NULL, false, "recover to this LSN (commits at or before it)"},
 	{"to_time", CONFIG_STRING, NULL, NULL, false, "recover to this commit timestamp"},
 	{"to_xid", CONFIG_STRING, NULL, NULL, false, "recover through this transaction"},

@@ -847,6 +847,28 @@ visit_touch(void *ctx, const segment_record *rec, bs_error *err)
 	return t->streamable ? 0 : 1;
 }
 
+uint32_t
+recover_plan_point_layout(const recover_plan *plan, uint32_t current)
+{
+	uint64_t at = plan->bound > 0 ? plan->bound - 1 : 0;
+	const manifest_layout *l;
+
+	if (at > plan->window_hi)
+		at = plan->window_hi;
+	l = manifest_layout_at(plan->m, at);
+	return l != NULL && l->id > current ? l->id : current;
+}
+
+bool
+recover_plan_ddl_uncaptured(const recover_plan *plan)
+{
+	uint64_t at = plan->bound > 0 ? plan->bound - 1 : 0;
+
+	if (at > plan->window_hi)
+		at = plan->window_hi;
+	return plan->m->ddl_capture_from == 0 || plan->m->ddl_capture_from > at;
+}
+
 int
 recover_plan_prepare_stream(recover_plan *plan, storage *st, replay_state *rs, bool *streamable,
 							uint32_t *target_layout, bs_error *err)
@@ -863,6 +885,15 @@ recover_plan_prepare_stream(recover_plan *plan, storage *st, replay_state *rs, b
 	if (!t.streamable)
 	{
 		/* recover_plan_run starts over on a new state. */
+		plan->transactions = plan->operations = 0;
+		plan->last_end_lsn = plan->last_commit_lsn = 0;
+		plan->last_xid = 0;
+		plan->last_commit_time = 0;
+		return BS_OK;
+	}
+	/* A schema change after the last record: the base rows are converted, not streamed. */
+	if (recover_plan_point_layout(plan, t.layout) != t.layout)
+	{
 		plan->transactions = plan->operations = 0;
 		plan->last_end_lsn = plan->last_commit_lsn = 0;
 		plan->last_xid = 0;

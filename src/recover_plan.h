@@ -71,6 +71,13 @@ int recover_plan_build(storage *st, manifest *m, const archive_head *head, const
 					   recover_plan **out, bs_error *err);
 void recover_plan_free(recover_plan *plan);
 
+/* The layout the table has at the point: current (the newest the replay saw), or a newer
+ * one recorded at a schema change after the last change applied (read from the stream). */
+uint32_t recover_plan_point_layout(const recover_plan *plan, uint32_t current);
+/* Whether a schema change between the table's last row change and the point may be
+ * missing (not captured in the stream there): recovery output says so. */
+bool recover_plan_ddl_uncaptured(const recover_plan *plan);
+
 /*
  * Fetch and verify every object of the plan and build the table in rs (created by the
  * caller over m's layouts).  When cb is set it receives the changes of transactions whose
