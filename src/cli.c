@@ -23,7 +23,8 @@
 
 #define STORAGE_OPTIONS "storage", "compression", "compression_level", "s3_endpoint", "s3_region", \
 	"s3_uri_style", "s3_ca_file", "s3_verify_tls", "s3_access_key_id", "s3_secret_access_key", \
-	"s3_session_token", "s3_multipart_threshold", "s3_timeout", "retries", "retry_base_delay"
+	"s3_session_token", "s3_multipart_threshold", "s3_timeout", "retries", "retry_base_delay", \
+	"encryption_key_file", "encryption_passphrase", "encryption_passphrase_file", "encryption_old_key_file"
 
 static const char *const archive_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "drop", "segment_size",
@@ -224,6 +225,12 @@ cli_apply_derived_defaults(bs_config *cfg)
 		snprintf(buf, sizeof(buf), "%s/spool", config_get(cfg, "data_dir"));
 		config_set(cfg, "spool_dir", buf, SOURCE_DEFAULT);
 	}
+}
+
+int
+cli_exit_code(const bs_error *err, int otherwise)
+{
+	return strcmp(err->code, ERRCODE_ENCRYPTION_KEY) == 0 ? EXIT_USAGE : otherwise;
 }
 
 void

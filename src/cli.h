@@ -33,4 +33,8 @@ void cli_apply_derived_defaults(bs_config *cfg);
 /* Print "backstop: ERROR: message" (redacted) for a failed command. */
 void cli_report_error(const char *command, const bs_error *err);
 
+/* The exit code of a failure: 2 for a missing or wrong encryption key (a configuration
+ * error wherever it shows), otherwise the command's own choice. */
+int cli_exit_code(const bs_error *err, int otherwise);
+
 #endif

@@ -289,6 +289,7 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 	if (storage_open(url, cfg, &st, &err) != BS_OK)
 	{
 		cli_report_error("info", &err);
+		exit_code = cli_exit_code(&err, exit_code);
 		goto out;
 	}
 	where = redact_text(storage_describe(st));
@@ -298,6 +299,7 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 		if (strcmp(err.code, ERRCODE_DATA_CORRUPTED) != 0)
 		{
 			cli_report_error("info", &err);
+			exit_code = cli_exit_code(&err, exit_code);
 			goto out;
 		}
 		head_error = redact_text(err.message);

@@ -108,7 +108,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	cmd = pos[0];
-	if (storage_open(config_get(&cfg, "storage"), &cfg, &st, &err) != BS_OK)
+	if (storage_open_raw(config_get(&cfg, "storage"), &cfg, &st, &err) != BS_OK)
 		goto out;
 	if ((strcmp(cmd, "put") == 0 || strcmp(cmd, "put-abort") == 0) && npos >= 2)
 		rc = put_file(st, pos[1], npos >= 3 ? pos[2] : NULL, strcmp(cmd, "put-abort") == 0, &err);
