@@ -324,6 +324,8 @@ typedef struct crypt_reader
 	uint8_t key_id[CRYPT_KEY_ID_SIZE];
 	storage_sink sink;
 	void *sink_ctx;
+	bool sink_failed;			/* the consumer found the content corrupt: see reader_finish */
+	bs_error sink_err;
 	uint8_t buf[PIECE];
 } crypt_reader;
 
@@ -371,8 +373,16 @@ reader_open_bytes(crypt_reader *r, const uint8_t *p, size_t n, bs_error *err)
 
 		if (EVP_DecryptUpdate(r->ctx, r->buf, &outl, p, (int) piece) != 1 || (size_t) outl != piece)
 			return error_set(err, ERRCODE_INTERNAL, "AES-256-GCM decryption failed");
-		if (r->sink && r->sink(r->sink_ctx, r->buf, piece, err) != BS_OK)
-			return BS_ERR;
+		if (r->sink && !r->sink_failed && r->sink(r->sink_ctx, r->buf, piece, err) != BS_OK)
+		{
+			/* Content judged corrupt before the tag is checked: read on to the tag, so that
+			 * tampering is reported as such rather than as whatever it broke downstream. */
+			if (strcmp(err->code, ERRCODE_DATA_CORRUPTED) != 0)
+				return BS_ERR;
+			r->sink_failed = true;
+			r->sink_err = *err;
+			error_clear(err);
+		}
 		p += piece;
 		n -= piece;
 	}
@@ -448,6 +458,11 @@ reader_finish(crypt_reader *r, bs_error *err)
 		id_hex(r->key_id, hex);
 		return error_set(err, ERRCODE_DATA_CORRUPTED,
 						 "object \"%s\" failed authentication: wrong key or tampered (key id %s)", r->key, hex);
+	}
+	if (r->sink_failed)
+	{
+		*err = r->sink_err;
+		return BS_ERR;
 	}
 	return BS_OK;
 }
@@ -1266,13 +1281,13 @@ load_keys(crypt_storage *cs, const bs_config *cfg, bs_error *err)
 	if (pass_file && *pass_file == '\0')
 		pass_file = NULL;
 	if (pass && cfg->values[opt - config_options].source == SOURCE_FLAG)
-		return error_set(err, ERRCODE_INVALID_PARAMETER,
+		return error_set(err, ERRCODE_ENCRYPTION_KEY,
 						 "--encryption-passphrase is refused: a command line shows in ps; set "
 						 "BACKSTOP_ENCRYPTION_PASSPHRASE, encryption_passphrase in the configuration file, "
 						 "or encryption_passphrase_file");
 	nsources = (key_file != NULL) + (pass != NULL) + (pass_file != NULL);
 	if (nsources > 1)
-		return error_set(err, ERRCODE_INVALID_PARAMETER,
+		return error_set(err, ERRCODE_ENCRYPTION_KEY,
 						 "set one of encryption_key_file, encryption_passphrase_file and encryption_passphrase");
 	if (old && *old)
 	{

@@ -55,6 +55,15 @@ append_sink(void *ctx, const void *data, size_t len, bs_error *err)
 	return BS_OK;
 }
 
+static int
+corrupt_sink(void *ctx, const void *data, size_t len, bs_error *err)
+{
+	(void) ctx;
+	(void) data;
+	(void) len;
+	return error_set(err, ERRCODE_DATA_CORRUPTED, "consumer: zstd: Data corruption detected");
+}
+
 static bool
 contains(const strbuf *b, const char *needle)
 {
@@ -161,7 +170,7 @@ test_config_keys(void)
 	/* The passphrase is never taken from the command line. */
 	config_set(&cfg, "encryption_passphrase_file", NULL, SOURCE_DEFAULT);
 	config_set(&cfg, "encryption_passphrase", "correct horse battery staple", SOURCE_FLAG);
-	ok(storage_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_INVALID_PARAMETER, "refused"),
+	ok(storage_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "refused"),
 	   "--encryption-passphrase is refused");
 	config_set(&cfg, "encryption_passphrase", "correct horse battery staple", SOURCE_ENV);
 	ok(storage_open(url, &cfg, &st, &err) == BS_OK && storage_get_all(st, "y", &buf, &err) == BS_OK,
@@ -252,6 +261,15 @@ main(void)
 		ok(storage_get(st, "big", 0, 0, append_sink, &buf, &err) == BS_OK && buf.len == big.len &&
 		   memcmp(buf.data, big.data, big.len) == 0, "a streamed get returns every byte");
 		ok(storage_get(st, "big", 5, 10, append_sink, &buf, &err) == BS_ERR, "ranged reads are refused");
+		/* A consumer that finds the content corrupt: the tag decides what is reported. */
+		ok(storage_get(st, "big", 0, 0, corrupt_sink, NULL, &err) == BS_ERR &&
+		   has(&err, ERRCODE_DATA_CORRUPTED, "consumer:"), "an intact object: the consumer's verdict is returned");
+		ok(storage_get_all(raw, "big", &buf, &err) == BS_OK, "raw read of the big object");
+		buf.data[CRYPT_HEADER_SIZE + 100] ^= 0x40;
+		storage_put(raw, "big-tampered", buf.data, buf.len, &err);
+		ok(storage_get(st, "big-tampered", 0, 0, corrupt_sink, NULL, &err) == BS_ERR &&
+		   has(&err, ERRCODE_DATA_CORRUPTED, "failed authentication"),
+		   "a tampered object the consumer found corrupt is reported as tampered");
 	}
 
 	/* Tampering: one flipped bit anywhere fails authentication. */
