@@ -1400,3 +1400,53 @@ storage_crypt_wrap_keys(storage *inner, const uint8_t *current, const uint8_t (*
 	*out = &cs->base;
 	return BS_OK;
 }
+
+/* ---------- buffers (fuzzing, tests) ---------- */
+
+static crypt_storage *
+buffer_keys(const uint8_t (*keys)[CRYPT_KEY_SIZE], int nkeys)
+{
+	crypt_storage *cs = xcalloc(1, sizeof(*cs));
+
+	cs->state = CRYPT_ON;
+	for (int i = 0; i < nkeys; i++)
+		add_key(cs, keys[i], i == 0);
+	return cs;
+}
+
+int
+crypt_seal_buffer(const uint8_t key[CRYPT_KEY_SIZE], const char *objkey, const void *data, size_t len,
+				  strbuf *out, bs_error *err)
+{
+	crypt_storage *cs = buffer_keys((const uint8_t (*)[CRYPT_KEY_SIZE]) key, 1);
+	int rc = seal_all(cs, objkey, data, len, out, err);
+
+	crypt_free(cs);
+	return rc;
+}
+
+int
+crypt_open_buffer(const uint8_t (*keys)[CRYPT_KEY_SIZE], int nkeys, const char *objkey, const void *data,
+				  size_t len, size_t piece, strbuf *out, bs_error *err)
+{
+	crypt_storage *cs = buffer_keys(keys, nkeys);
+	crypt_reader *r = reader_new(cs, objkey, append_sink, out);
+	const uint8_t *p = data;
+	int rc = BS_OK;
+
+	strbuf_reset(out);
+	for (size_t off = 0; off < len && rc == BS_OK;)
+	{
+		size_t n = piece == 0 || piece > len - off ? len - off : piece;
+
+		rc = reader_write(r, p + off, n, err);
+		off += n;
+	}
+	if (rc == BS_OK)
+		rc = reader_finish(r, err);
+	reader_free(r);
+	crypt_free(cs);
+	if (rc != BS_OK)
+		strbuf_reset(out);
+	return rc;
+}

@@ -71,6 +71,13 @@ int storage_crypt_wrap_keys(storage *inner, const uint8_t *current, const uint8_
  */
 int storage_crypt_prepare_write(storage *st, bs_error *err);
 
+/* One object in memory, without storage (the fuzzer, tests): seal with key as objkey, or open
+ * with any of keys, the stored bytes fed in pieces of `piece` bytes (0: all at once). */
+int crypt_seal_buffer(const uint8_t key[CRYPT_KEY_SIZE], const char *objkey, const void *data, size_t len,
+					  strbuf *out, bs_error *err);
+int crypt_open_buffer(const uint8_t (*keys)[CRYPT_KEY_SIZE], int nkeys, const char *objkey, const void *data,
+					  size_t len, size_t piece, strbuf *out, bs_error *err);
+
 /* True when st encrypts (a key is configured and the archive is encrypted). */
 bool storage_crypt_active(const storage *st);
 
