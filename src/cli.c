@@ -74,6 +74,11 @@ static const cli_command commands[] = {
 		"with --take-over (doc/archiving.md, \"One writer per archive\").\n"
 		"The control endpoint (--listen) is loopback only unless --listen-allow-remote, which needs a\n"
 		"token: control_token (environment or file, never a flag) or --control-token-file.\n"
+		"With --encryption-key-file (or a passphrase: BACKSTOP_ENCRYPTION_PASSPHRASE,\n"
+		"--encryption-passphrase-file) every stored object is encrypted (AES-256-GCM); the\n"
+		"first start in an empty location makes the archive encrypted, and every command\n"
+		"reading it needs the key. A new key with the old one in --encryption-old-key-file\n"
+		"rotates keys (doc/storage.md, \"Encryption at rest\"). A lost key is lost data.\n"
 
 		"A dropped table's changes are archived until the stream passes the drop, then it is\n"
 		"marked dropped (recover --latest gives its last state). Unlogged, temporary and\n"
@@ -99,6 +104,7 @@ static const cli_command commands[] = {
 		"[--storage URL] [--table S.T] [--json]",
 		"Also checks each definition recovery would send as SQL (column types, defaults,\n"
 		"constraints, indexes) as exactly one fragment of its kind.\n"
+		"An encrypted archive needs its key (an object that fails authentication is a problem).\n"
 		"Exit code 3 lists each problem found.", verify_options, cmd_verify},
 	{"checkpoint", "ask the running archiver for a verified recovery point of a table",
 		"--table S.T [--listen HOST:PORT] [--control-token-file FILE] [--timeout DURATION] [--json]",
