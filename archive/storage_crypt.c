@@ -576,6 +576,29 @@ not_initialised(const crypt_storage *cs, bs_error *err)
 }
 
 static int
+config_missing(const crypt_storage *cs, const char *key, bs_error *err)
+{
+	return error_set(err, ERRCODE_DATA_CORRUPTED,
+					 "the archive at %s holds encrypted objects (\"%s\") but no " CRYPT_CONFIG_KEY
+					 ": it was deleted; restore it (from a backup, or another copy of the archive)",
+					 storage_describe(&cs->base), key);
+}
+
+/* A read with a key from an archive without encryption.json: the object as it is says whether
+ * the archive is plaintext or lost its encryption.json; a missing object stays missing. */
+static int
+get_uninitialised(const crypt_storage *cs, const char *key, bs_error *err)
+{
+	sniffer s = {cs, key, {0}, 0, false, NULL, NULL};
+
+	if (storage_get(cs->inner, key, 0, 0, sniff_write, &s, err) == BS_OK)
+		return not_initialised(cs, err);
+	if (strcmp(err->code, ERRCODE_ENCRYPTION_KEY) == 0)
+		return config_missing(cs, key, err);
+	return BS_ERR;
+}
+
+static int
 bad_config(const char *what, bs_error *err)
 {
 	return error_set(err, ERRCODE_DATA_CORRUPTED, CRYPT_CONFIG_KEY ": %s", what);
@@ -810,6 +833,11 @@ create_config(crypt_storage *cs, bs_error *err)
 		return error_prefix(err, "could not list the archive");
 	if (n.first)
 	{
+		if (get_uninitialised(cs, n.first, err) != BS_OK && strcmp(err->code, ERRCODE_ENCRYPTION_KEY) != 0)
+		{
+			free(n.first);
+			return BS_ERR;
+		}
 		rc = error_set(err, ERRCODE_ENCRYPTION_KEY,
 					   "the archive at %s holds objects (\"%s\") but is not encrypted: an existing plaintext "
 					   "archive cannot be encrypted in place; archive into a new location, or remove the "
@@ -906,6 +934,9 @@ storage_crypt_prepare_write(storage *st, bs_error *err)
 		if (!found)
 			return create_config(cs, err);
 	}
+	/* Another handle of the same archiver may have recorded the key meanwhile. */
+	if (!archive_has_id(cs, cs->keys[0].id) && load_config(cs, &found, err) != BS_OK)
+		return BS_ERR;
 	if (!archive_has_id(cs, cs->keys[0].id))
 		return add_current_id(cs, err);
 	return BS_OK;
@@ -1036,7 +1067,7 @@ crypt_get(storage *st, const char *key, uint64_t offset, uint64_t length,
 		return rc;
 	}
 	if (cs->state == CRYPT_UNINIT)
-		return not_initialised(cs, err);
+		return get_uninitialised(cs, key, err);
 	if (offset != 0 || length != 0)
 		return error_set(err, ERRCODE_INVALID_PARAMETER,
 						 "\"%s\": ranged reads of encrypted objects are not supported", key);

@@ -130,7 +130,7 @@ test_config_keys(void)
 	/* Before the archiver's first start there is nothing to decrypt: reads say so. */
 	ok(storage_open(url, &cfg, &st, &err) == BS_OK, "a hex key file opens");
 	ok(st && storage_get_all(st, "head.json", &buf, &err) == BS_ERR &&
-	   has(&err, ERRCODE_ENCRYPTION_KEY, "is not encrypted"), "a key on an archive without encryption.json: clear error");
+	   has(&err, ERRCODE_NOT_FOUND, ""), "a key on an empty location: a missing object is missing");
 	ok(st && storage_crypt_prepare_write(st, &err) == BS_OK, "the writer creates encryption.json");
 	ok(st && storage_put(st, "x", "hello", 5, &err) == BS_OK && storage_get_all(st, "x", &buf, &err) == BS_OK &&
 	   buf.len == 5, "round trip through a configured key file");
@@ -396,6 +396,17 @@ main(void)
 	ok(st2 && storage_get_all(st2, "head.json", &buf, &err) == BS_ERR &&
 	   has(&err, ERRCODE_ENCRYPTION_KEY, "is not encrypted"), "a reader with a key refuses a plaintext archive");
 	storage_close(st2);
+
+	/* encryption.json deleted: the encrypted objects say what happened. */
+	ok(storage_get_all(raw, CRYPT_CONFIG_KEY, &stored, &err) == BS_OK && storage_delete(raw, CRYPT_CONFIG_KEY, &err) == BS_OK,
+	   "encryption.json deleted");
+	st2 = wrap("a", ka, NULL, 0, false, &err);
+	ok(st2 && storage_get_all(st2, "tables/1/manifest.json", &buf, &err) == BS_ERR &&
+	   has(&err, ERRCODE_DATA_CORRUPTED, "but no encryption.json"), "a reader names the missing encryption.json");
+	ok(st2 && storage_crypt_prepare_write(st2, &err) == BS_ERR && has(&err, ERRCODE_DATA_CORRUPTED, "but no encryption.json"),
+	   "so does the writer, and writes nothing");
+	storage_close(st2);
+	storage_put(raw, CRYPT_CONFIG_KEY, stored.data, stored.len, &err);
 
 	storage_close(st);
 	storage_close(raw);
