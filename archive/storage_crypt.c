@@ -54,6 +54,9 @@ typedef struct crypt_storage
 	bool has_current;
 	char *passphrase;			/* the current key's passphrase until the salt is known */
 	size_t passphrase_len;
+	char **old_passphrases;		/* earlier keys' passphrases, likewise */
+	size_t *old_passphrase_lens;
+	int nold_passphrases;
 	/* encryption.json as last read */
 	uint8_t salt[SALT_SIZE];
 	int log2_n, r, p;
@@ -348,7 +351,7 @@ reader_start(crypt_reader *r, bs_error *err)
 		configured_ids(r->cs, &ids);
 		error_set(err, ERRCODE_ENCRYPTION_KEY,
 				  "object \"%s\" is encrypted with key id %s, which is not configured (configured: %s): "
-				  "give its key with encryption_old_key_file", r->key, hex, ids.data);
+				  "give its key with encryption_old_key_file or encryption_old_passphrase_file", r->key, hex, ids.data);
 		strbuf_free(&ids);
 		return BS_ERR;
 	}
@@ -695,14 +698,40 @@ archive_has_id(const crypt_storage *cs, const uint8_t id[CRYPT_KEY_ID_SIZE])
 	return false;
 }
 
-/* The current key from the passphrase, once the archive's salt is known. */
+static void
+free_old_passphrases(crypt_storage *cs)
+{
+	for (int i = 0; i < cs->nold_passphrases; i++)
+	{
+		OPENSSL_cleanse(cs->old_passphrases[i], cs->old_passphrase_lens[i]);
+		free(cs->old_passphrases[i]);
+	}
+	free(cs->old_passphrases);
+	free(cs->old_passphrase_lens);
+	cs->old_passphrases = NULL;
+	cs->old_passphrase_lens = NULL;
+	cs->nold_passphrases = 0;
+}
+
+/* The keys of the passphrases (current and old), once the archive's salt is known. */
 static int
 derive_pending(crypt_storage *cs, bs_error *err)
 {
 	uint8_t key[CRYPT_KEY_SIZE];
 
+	for (int i = 0; i < cs->nold_passphrases; i++)
+	{
+		if (crypt_derive_key(cs->old_passphrases[i], cs->old_passphrase_lens[i], cs->salt, SALT_SIZE, cs->log2_n,
+							 cs->r, cs->p, key, err) != BS_OK)
+			return BS_ERR;
+		add_key(cs, key, false);
+	}
+	free_old_passphrases(cs);
 	if (cs->passphrase == NULL)
+	{
+		OPENSSL_cleanse(key, sizeof(key));
 		return BS_OK;
+	}
 	if (crypt_derive_key(cs->passphrase, cs->passphrase_len, cs->salt, SALT_SIZE, cs->log2_n, cs->r, cs->p,
 						 key, err) != BS_OK)
 		return BS_ERR;
@@ -760,7 +789,7 @@ load_config(crypt_storage *cs, bool *found, bs_error *err)
 		}
 		error_set(err, ERRCODE_ENCRYPTION_KEY,
 				  "wrong encryption key for the archive at %s: its keys have ids %s, the configured ones %s "
-				  "(check encryption_key_file, the passphrase, encryption_old_key_file)",
+				  "(check encryption_key_file, the passphrase, encryption_old_key_file, encryption_old_passphrase_file)",
 				  storage_describe(&cs->base), want.data, have.data);
 		strbuf_free(&have);
 		strbuf_free(&want);
@@ -1182,6 +1211,7 @@ crypt_free(crypt_storage *cs)
 	if (cs->passphrase)
 		OPENSSL_cleanse(cs->passphrase, cs->passphrase_len);
 	free(cs->passphrase);
+	free_old_passphrases(cs);
 	free(cs->archive_ids);
 	free(cs->config_tag);
 	free(cs);
@@ -1283,15 +1313,35 @@ read_key_file(const char *path, const char *what, uint8_t key[CRYPT_KEY_SIZE], b
 }
 
 static int
-take_passphrase(crypt_storage *cs, const char *text, size_t len, const char *origin, bs_error *err)
+take_passphrase(const char *text, size_t len, const char *origin, char **out, size_t *out_len, bs_error *err)
 {
 	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
 		len--;
 	if (len < MIN_PASSPHRASE)
 		return error_set(err, ERRCODE_ENCRYPTION_KEY, "%s: the passphrase is shorter than %d bytes", origin, MIN_PASSPHRASE);
-	cs->passphrase = xstrndup(text, len);
-	cs->passphrase_len = len;
+	*out = xstrndup(text, len);
+	*out_len = len;
 	return BS_OK;
+}
+
+/* A passphrase file: one passphrase, a trailing newline ignored. */
+static int
+read_passphrase_file(const char *path, const char *what, char **out, size_t *out_len, bs_error *err)
+{
+	strbuf sb = STRBUF_INIT;
+	int rc = read_secret_file(path, what, &sb, err);
+
+	if (rc == BS_OK)
+	{
+		if (memchr(sb.data, '\0', sb.len) != NULL)
+			rc = error_set(err, ERRCODE_ENCRYPTION_KEY, "%s \"%s\" holds a NUL byte", what, path);
+		else
+			rc = take_passphrase(sb.data, sb.len, what, out, out_len, err);
+	}
+	if (sb.data)
+		OPENSSL_cleanse(sb.data, sb.len);
+	strbuf_free(&sb);
+	return rc;
 }
 
 static int
@@ -1301,6 +1351,7 @@ load_keys(crypt_storage *cs, const bs_config *cfg, bs_error *err)
 	const char *pass = config_get(cfg, "encryption_passphrase");
 	const char *pass_file = config_get(cfg, "encryption_passphrase_file");
 	const char *old = config_get(cfg, "encryption_old_key_file");
+	const char *old_pass = config_get(cfg, "encryption_old_passphrase_file");
 	const config_option *opt = config_find_option("encryption_passphrase");
 	uint8_t key[CRYPT_KEY_SIZE];
 	int nsources = 0;
@@ -1350,24 +1401,43 @@ load_keys(crypt_storage *cs, const bs_config *cfg, bs_error *err)
 	}
 	else if (pass_file)
 	{
-		strbuf sb = STRBUF_INIT;
-		int rc = read_secret_file(pass_file, "encryption_passphrase_file", &sb, err);
-
-		if (rc == BS_OK)
-		{
-			if (memchr(sb.data, '\0', sb.len) != NULL)
-				rc = error_set(err, ERRCODE_ENCRYPTION_KEY, "encryption_passphrase_file \"%s\" holds a NUL byte", pass_file);
-			else
-				rc = take_passphrase(cs, sb.data, sb.len, "encryption_passphrase_file", err);
-		}
-		if (sb.data)
-			OPENSSL_cleanse(sb.data, sb.len);
-		strbuf_free(&sb);
-		if (rc != BS_OK)
+		if (read_passphrase_file(pass_file, "encryption_passphrase_file", &cs->passphrase, &cs->passphrase_len,
+								 err) != BS_OK)
 			return BS_ERR;
 	}
-	else if (pass && take_passphrase(cs, pass, strlen(pass), config_origin(cfg, "encryption_passphrase"), err) != BS_OK)
+	else if (pass && take_passphrase(pass, strlen(pass), config_origin(cfg, "encryption_passphrase"),
+									 &cs->passphrase, &cs->passphrase_len, err) != BS_OK)
 		return BS_ERR;
+	if (old_pass && *old_pass)
+	{
+		char *copy = xstrdup(old_pass);
+		char *save = NULL;
+
+		for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		{
+			char *text;
+			size_t len;
+
+			while (*tok == ' ')
+				tok++;
+			for (char *e = tok + strlen(tok); e > tok && e[-1] == ' ';)
+				*--e = '\0';
+			if (*tok == '\0')
+				continue;
+			if (read_passphrase_file(tok, "encryption_old_passphrase_file", &text, &len, err) != BS_OK)
+			{
+				free(copy);
+				return BS_ERR;
+			}
+			cs->old_passphrases = xrealloc(cs->old_passphrases, (size_t) (cs->nold_passphrases + 1) * sizeof(char *));
+			cs->old_passphrase_lens = xrealloc(cs->old_passphrase_lens,
+											   (size_t) (cs->nold_passphrases + 1) * sizeof(size_t));
+			cs->old_passphrases[cs->nold_passphrases] = text;
+			cs->old_passphrase_lens[cs->nold_passphrases] = len;
+			cs->nold_passphrases++;
+		}
+		free(copy);
+	}
 	OPENSSL_cleanse(key, sizeof(key));
 	return BS_OK;
 }
@@ -1397,7 +1467,7 @@ crypt_start(crypt_storage *cs, bs_error *err)
 {
 	bool found;
 
-	if (cs->nkeys == 0 && cs->passphrase == NULL)
+	if (cs->nkeys == 0 && cs->passphrase == NULL && cs->nold_passphrases == 0)
 		return BS_OK;			/* CRYPT_OFF */
 	cs->state = CRYPT_UNINIT;
 	return load_config(cs, &found, err);

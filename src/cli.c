@@ -24,7 +24,8 @@
 #define STORAGE_OPTIONS "storage", "compression", "compression_level", "s3_endpoint", "s3_region", \
 	"s3_uri_style", "s3_ca_file", "s3_verify_tls", "s3_access_key_id", "s3_secret_access_key", \
 	"s3_session_token", "s3_multipart_threshold", "s3_timeout", "retries", "retry_base_delay", \
-	"encryption_key_file", "encryption_passphrase", "encryption_passphrase_file", "encryption_old_key_file"
+	"encryption_key_file", "encryption_passphrase", "encryption_passphrase_file", "encryption_old_key_file", \
+	"encryption_old_passphrase_file"
 
 static const char *const archive_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "drop", "segment_size",
@@ -78,7 +79,8 @@ static const cli_command commands[] = {
 		"--encryption-passphrase-file) every stored object is encrypted (AES-256-GCM); the\n"
 		"first start in an empty location makes the archive encrypted, and every command\n"
 		"reading it needs the key. A new key with the old one in --encryption-old-key-file\n"
-		"rotates keys (doc/storage.md, \"Encryption at rest\"). A lost key is lost data.\n"
+		"(or --encryption-old-passphrase-file) rotates keys (doc/storage.md, \"Encryption at\n"
+		"rest\"). A lost key is lost data.\n"
 
 		"A dropped table's changes are archived until the stream passes the drop, then it is\n"
 		"marked dropped (recover --latest gives its last state). Unlogged, temporary and\n"

@@ -41,6 +41,7 @@ const config_option config_options[] = {
 	{"encryption_passphrase", CONFIG_STRING, NULL, NULL, true, "encrypt with a key derived (scrypt) from this passphrase (environment or configuration file only, never a flag)"},
 	{"encryption_passphrase_file", CONFIG_STRING, NULL, NULL, false, "file holding the encryption passphrase"},
 	{"encryption_old_key_file", CONFIG_STRING, NULL, NULL, false, "comma-separated key files of earlier keys: objects written before a key rotation stay readable"},
+	{"encryption_old_passphrase_file", CONFIG_STRING, NULL, NULL, false, "comma-separated passphrase files of earlier keys, likewise"},
 	/* PostgreSQL */
 	{"db", CONFIG_STRING, NULL, NULL, true, "PostgreSQL connection (conninfo or URI; PG* variables and ~/.pgpass apply)"},
 	/* archiver */

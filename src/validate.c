@@ -270,6 +270,7 @@ static const struct
 	{"encryption_key_file", check_file, false},
 	{"encryption_passphrase_file", check_file, false},
 	{"encryption_old_key_file", check_file_list, false},
+	{"encryption_old_passphrase_file", check_file_list, false},
 	{NULL, NULL, false}
 };
 

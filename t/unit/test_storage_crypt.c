@@ -167,6 +167,28 @@ test_config_keys(void)
 	storage_close(st);
 	st = NULL;
 
+	/* Rotation away from the passphrase: a new key file, the passphrase as an old key. */
+	{
+		char path3[600];
+
+		snprintf(path3, sizeof(path3), "%s/key3.hex", root);
+		write_file(path3, "3333333333333333333333333333333333333333333333333333333333333333", 64, 0600);
+		config_set(&cfg, "encryption_passphrase_file", NULL, SOURCE_DEFAULT);
+		config_set(&cfg, "encryption_key_file", path3, SOURCE_FLAG);
+		ok(storage_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "wrong encryption key"),
+		   "a new key file alone is a wrong key");
+		config_set(&cfg, "encryption_old_passphrase_file", path2, SOURCE_FLAG);
+		ok(storage_open(url, &cfg, &st, &err) == BS_OK && storage_crypt_prepare_write(st, &err) == BS_OK,
+		   "rotation to a key file with the passphrase as old key");
+		ok(st && storage_get_all(st, "y", &buf, &err) == BS_OK && buf.len == 5, "the passphrase's object reads");
+		ok(st && storage_put(st, "z", "third", 5, &err) == BS_OK, "a new object with the new key file");
+		storage_close(st);
+		st = NULL;
+		config_set(&cfg, "encryption_old_passphrase_file", NULL, SOURCE_DEFAULT);
+		config_set(&cfg, "encryption_key_file", NULL, SOURCE_DEFAULT);
+		config_set(&cfg, "encryption_passphrase_file", path2, SOURCE_FLAG);
+	}
+
 	/* The passphrase is never taken from the command line. */
 	config_set(&cfg, "encryption_passphrase_file", NULL, SOURCE_DEFAULT);
 	config_set(&cfg, "encryption_passphrase", "correct horse battery staple", SOURCE_FLAG);
