@@ -1,5 +1,6 @@
 /* storage.c — storage URL parsing, key validation and dispatch to the file:// and s3:// drivers. */
 #include "storage.h"
+#include "storage_crypt.h"
 #include "storage_local.h"
 #include "storage_s3.h"
 #include "redact.h"
@@ -200,7 +201,7 @@ storage_url_check(const char *url, bs_error *err)
 }
 
 int
-storage_open(const char *url, const bs_config *cfg, storage **out, bs_error *err)
+storage_open_raw(const char *url, const bs_config *cfg, storage **out, bs_error *err)
 {
 	int rc;
 
@@ -216,6 +217,23 @@ storage_open(const char *url, const bs_config *cfg, storage **out, bs_error *err
 	if (rc == BS_OK && (*out)->description == NULL)
 		(*out)->description = redact_text(url);
 	return rc;
+}
+
+int
+storage_open(const char *url, const bs_config *cfg, storage **out, bs_error *err)
+{
+	storage *raw;
+
+	if (storage_open_raw(url, cfg, &raw, err) != BS_OK)
+		return BS_ERR;
+	if (cfg == NULL)
+	{
+		*out = raw;
+		return BS_OK;
+	}
+	/* Every object of the archive goes through the encryption layer (a pass-through
+	 * without a key, that refuses encrypted objects). */
+	return storage_crypt_wrap(raw, cfg, out, err);
 }
 
 void

@@ -20,8 +20,12 @@ typedef struct storage_stat
 } storage_stat;
 
 /* Open a storage by URL (file:///abs/path or s3://bucket[/prefix]); S3 settings come from
- * cfg (s3_* options) and the AWS_* environment variables.  Keys are relative to the URL. */
+ * cfg (s3_* options) and the AWS_* environment variables.  Keys are relative to the URL.
+ * With cfg, objects pass through the encryption layer (storage_crypt.h) as cfg's
+ * encryption_* options say; without (the spool, tests), and with storage_open_raw, they
+ * are stored as they are given. */
 int storage_open(const char *url, const bs_config *cfg, storage **out, bs_error *err);
+int storage_open_raw(const char *url, const bs_config *cfg, storage **out, bs_error *err);
 /* Check the syntax of a storage URL without opening anything (ERRCODE_INVALID_PARAMETER). */
 int storage_url_check(const char *url, bs_error *err);
 void storage_close(storage *st);

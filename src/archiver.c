@@ -20,6 +20,7 @@
 #include "segment.h"
 #include "spill.h"
 #include "storage.h"
+#include "storage_crypt.h"
 #include "storage_local.h"
 #include "strbuf.h"
 
@@ -4479,7 +4480,10 @@ archiver_run(bs_config *cfg, bs_error *err)
 	}
 	if (storage_open(config_get(cfg, "storage"), cfg, &a.st, err) != BS_OK ||
 		storage_open(config_get(cfg, "storage"), cfg, &a.st_main, err) != BS_OK ||
-		storage_open(config_get(cfg, "storage"), cfg, &a.st_base, err) != BS_OK)
+		storage_open(config_get(cfg, "storage"), cfg, &a.st_base, err) != BS_OK ||
+		storage_crypt_prepare_write(a.st, err) != BS_OK ||
+		storage_crypt_prepare_write(a.st_main, err) != BS_OK ||
+		storage_crypt_prepare_write(a.st_base, err) != BS_OK)
 		goto out;
 	strbuf_printf(&spool_url, "file://%s", config_get(cfg, "spool_dir"));
 	if (spool_url.data[7] != '/')

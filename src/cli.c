@@ -26,7 +26,9 @@
 
 #define STORAGE_OPTIONS "storage", "compression", "compression_level", "s3_endpoint", "s3_region", \
 	"s3_uri_style", "s3_ca_file", "s3_verify_tls", "s3_access_key_id", "s3_secret_access_key", \
-	"s3_session_token", "s3_multipart_threshold", "s3_timeout", "retries", "retry_base_delay"
+	"s3_session_token", "s3_multipart_threshold", "s3_timeout", "retries", "retry_base_delay", \
+	"encryption_key_file", "encryption_passphrase", "encryption_passphrase_file", "encryption_old_key_file", \
+	"encryption_old_passphrase_file"
 
 static const char *const archive_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "drop", "segment_size",
@@ -84,6 +86,12 @@ static const cli_command commands[] = {
 		"with --take-over (doc/archiving.md, \"One writer per archive\").\n"
 		"The control endpoint (--listen) is loopback only unless --listen-allow-remote, which needs a\n"
 		"token: control_token (environment or file, never a flag) or --control-token-file.\n"
+		"With --encryption-key-file (or a passphrase: BACKSTOP_ENCRYPTION_PASSPHRASE,\n"
+		"--encryption-passphrase-file) every stored object is encrypted (AES-256-GCM); the\n"
+		"first start in an empty location makes the archive encrypted, and every command\n"
+		"reading it needs the key. A new key with the old one in --encryption-old-key-file\n"
+		"(or --encryption-old-passphrase-file) rotates keys (doc/storage.md, \"Encryption at\n"
+		"rest\"). A lost key is lost data.\n"
 
 		"A dropped table's changes are archived until the stream passes the drop, then it is\n"
 		"marked dropped (recover --latest gives its last state). Unlogged, temporary and\n"
@@ -125,6 +133,7 @@ static const cli_command commands[] = {
 		"[--storage URL] [--table S.T] [--json]",
 		"Also checks each definition recovery would send as SQL (column types, defaults,\n"
 		"constraints, indexes) as exactly one fragment of its kind.\n"
+		"An encrypted archive needs its key (an object that fails authentication is a problem).\n"
 		"Exit code 3 lists each problem found.", verify_options, cmd_verify},
 	{"expire", "retention: remove base copies and segments no kept recovery point needs",
 		"[--storage URL] (--keep-window DURATION | --keep-bases N)... [--table PATTERN[,...]] [--orphan-age DURATION]\n"
@@ -289,6 +298,12 @@ cli_apply_derived_defaults(bs_config *cfg)
 	}
 }
 
+int
+cli_exit_code(const bs_error *err, int otherwise)
+{
+	return strcmp(err->code, ERRCODE_ENCRYPTION_KEY) == 0 ? EXIT_USAGE : otherwise;
+}
+
 void
 cli_report_error(const char *command, const bs_error *err)
 {
@@ -320,7 +335,8 @@ cli_open_storage(const char *command, const bs_config *cfg, struct storage **st)
 	if (storage_open(config_get(cfg, "storage"), cfg, st, &err) == BS_OK)
 		return EXIT_OK;
 	cli_report_error(command, &err);
-	return strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 ? EXIT_USAGE : EXIT_FAILURE_RUNTIME;
+	return cli_exit_code(&err, strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 ? EXIT_USAGE :
+						 strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME);
 }
 
 static int

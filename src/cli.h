@@ -38,5 +38,8 @@ struct storage;
 /* Open the configured storage for a command; on failure report it and return the exit code
  * (2 for a configuration error such as missing credentials, 1 otherwise), else EXIT_OK. */
 int cli_open_storage(const char *command, const bs_config *cfg, struct storage **st);
+/* The exit code of a failure: 2 for a missing or wrong encryption key (a configuration
+ * error wherever it shows), otherwise the command's own choice. */
+int cli_exit_code(const bs_error *err, int otherwise);
 
 #endif

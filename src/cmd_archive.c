@@ -46,7 +46,7 @@ cmd_archive(bs_config *cfg, int argc, char **argv)
 		/* A bad setting (end LSN, listen address, levels, spool_dir, slot of another kind)
 		 * is a configuration error, not a failure of the run; a damaged archive (a manifest
 		 * rolled back or deleted) is exit 3. */
-		if (strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0)
+		if (strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 || strcmp(err.code, ERRCODE_ENCRYPTION_KEY) == 0)
 			return EXIT_USAGE;
 		return strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME;
 	}

@@ -211,7 +211,7 @@ failed:
 			   "changes after that point are missing\n", (unsigned long long) c.count);
 	fflush(stdout);
 	cli_report_error("changes", &err);
-	rc = recover_error_is_integrity(&err) ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME;
+	rc = cli_exit_code(&err, recover_error_is_integrity(&err) ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME);
 done:
 	json_decref(c.list);
 	strbuf_free(&c.line);

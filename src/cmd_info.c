@@ -334,6 +334,7 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 		if (strcmp(err.code, ERRCODE_DATA_CORRUPTED) != 0)
 		{
 			cli_report_error("info", &err);
+			exit_code = cli_exit_code(&err, exit_code);
 			goto out;
 		}
 		head_error = redact_text(err.message);

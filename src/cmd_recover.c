@@ -45,7 +45,7 @@ static int
 fail(const bs_error *err)
 {
 	cli_report_error("recover", err);
-	return recover_error_is_integrity(err) ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME;
+	return cli_exit_code(err, recover_error_is_integrity(err) ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME);
 }
 
 /* Read the point options; *msg explains a usage error. */

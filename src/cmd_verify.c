@@ -719,6 +719,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 		if (!is_integrity_error(&err))
 		{
 			cli_report_error("verify", &err);
+			exit_code = cli_exit_code(&err, exit_code);
 			goto out;
 		}
 		report(&c, true, NULL, "head.json", "%s", err.message);

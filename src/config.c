@@ -37,6 +37,11 @@ const config_option config_options[] = {
 	{"s3_timeout", CONFIG_DURATION, "60s", NULL, false, "per-request timeout without progress"},
 	{"retries", CONFIG_INT, "6", NULL, false, "retries of a transient storage failure"},
 	{"retry_base_delay", CONFIG_DURATION, "200ms", NULL, false, "first retry delay (doubles, with jitter)"},
+	{"encryption_key_file", CONFIG_STRING, NULL, NULL, false, "encrypt every stored object (AES-256-GCM) with the 256-bit key in this file (32 bytes or 64 hex digits)"},
+	{"encryption_passphrase", CONFIG_STRING, NULL, NULL, true, "encrypt with a key derived (scrypt) from this passphrase (environment or configuration file only, never a flag)"},
+	{"encryption_passphrase_file", CONFIG_STRING, NULL, NULL, false, "file holding the encryption passphrase"},
+	{"encryption_old_key_file", CONFIG_STRING, NULL, NULL, false, "comma-separated key files of earlier keys: objects written before a key rotation stay readable"},
+	{"encryption_old_passphrase_file", CONFIG_STRING, NULL, NULL, false, "comma-separated passphrase files of earlier keys, likewise"},
 	/* PostgreSQL */
 	{"db", CONFIG_STRING, NULL, NULL, true, "PostgreSQL connection (conninfo or URI; PG* variables and ~/.pgpass apply)"},
 	/* archiver */
@@ -667,7 +672,8 @@ out:
 static bool
 whole_value_secret(const config_option *opt)
 {
-	return strstr(opt->name, "secret") || strstr(opt->name, "token") || strstr(opt->name, "key_id");
+	return strstr(opt->name, "secret") || strstr(opt->name, "token") || strstr(opt->name, "key_id") ||
+		strstr(opt->name, "passphrase");
 }
 
 void

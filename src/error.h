@@ -29,6 +29,7 @@
 #define ERRCODE_PRECONDITION "BS003" /* a conditional write found another version in place */
 #define ERRCODE_LOCK_NOT_AVAILABLE "55P03" /* another writer holds the archive's lease */
 #define ERRCODE_SLOT_LOST "BS004" /* the replication slot was invalidated or dropped: changes are gone */
+#define ERRCODE_ENCRYPTION_KEY "BSE01" /* encryption key missing, unreadable or not the archive's (exit 2) */
 
 typedef struct bs_error
 {

@@ -12,7 +12,7 @@
 static const char *const secret_keys[] = {
 	"password", "passwd", "secret_access_key", "aws_secret_access_key", "s3_secret_access_key",
 	"session_token", "aws_session_token", "authorization", "x-amz-security-token",
-	"sslpassword", "secret", "token", NULL
+	"sslpassword", "secret", "token", "passphrase", NULL
 };
 
 static size_t

@@ -202,6 +202,44 @@ check_time(const char *value, bs_error *err)
 	return BS_OK;
 }
 
+/* A file name: the encryption key and passphrase files. */
+static int
+check_file(const char *value, bs_error *err)
+{
+	if (*value == '\0')
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "expected a file name");
+	for (const unsigned char *p = (const unsigned char *) value; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return error_set(err, ERRCODE_INVALID_PARAMETER, "a file name holds no control characters");
+	return BS_OK;
+}
+
+/* Comma-separated file names, split as the encryption layer splits them. */
+static int
+check_file_list(const char *value, bs_error *err)
+{
+	char *copy = xstrdup(value);
+	char *save = NULL;
+	int n = 0;
+	int rc = BS_OK;
+
+	for (char *tok = strtok_r(copy, ",", &save); tok && rc == BS_OK; tok = strtok_r(NULL, ",", &save))
+	{
+		while (*tok == ' ')
+			tok++;
+		for (char *e = tok + strlen(tok); e > tok && e[-1] == ' ';)
+			*--e = '\0';
+		if (*tok == '\0')
+			continue;
+		n++;
+		rc = check_file(tok, err);
+	}
+	free(copy);
+	if (rc == BS_OK && n == 0)
+		rc = error_set(err, ERRCODE_INVALID_PARAMETER, "expected FILE[,FILE...]");
+	return rc;
+}
+
 /* quoted: the check's own messages quote the value (shared with storage_open() and
  * manifest_split_name()), so it is not repeated in front of them. */
 static const struct
@@ -230,6 +268,10 @@ static const struct
 	{"from_lsn", check_lsn, false},
 	{"to_xid", check_xid, false},
 	{"to_time", check_time, false},
+	{"encryption_key_file", check_file, false},
+	{"encryption_passphrase_file", check_file, false},
+	{"encryption_old_key_file", check_file_list, false},
+	{"encryption_old_passphrase_file", check_file_list, false},
 	{NULL, NULL, false}
 };
 

@@ -285,6 +285,18 @@ main(void)
 		config_free(&cfg);
 	}
 
+	/* --- encryption options: file names, the passphrase never shown --- */
+	ok(validate_option_value("encryption_old_key_file", "/k/a, /k/b", &err) == BS_OK, "a list of old key files");
+	ok(validate_option_value("encryption_old_key_file", " , ", &err) == BS_ERR, "an empty list of old key files");
+	ok(validate_option_value("encryption_key_file", "", &err) == BS_ERR, "an empty key file name");
+	{
+		char a0[] = "--encryption-passphrase", a1[] = "Tr0ub4dor&3";
+		char *argv[] = {a0, a1};
+
+		config_scrub_secrets(2, argv);
+		ok(strstr(a1, "Tr0ub4dor") == NULL, "a passphrase on the command line is scrubbed: %s", a1);
+	}
+
 	/* --- secrets scrubbed from argv (the process list) --- */
 	{
 		char a0[] = "--db", a1[] = "host=h password=pw1 dbname=x", a2[] = "--s3-secret-access-key=KEY2",
