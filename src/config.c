@@ -69,7 +69,7 @@ const config_option config_options[] = {
 	/* recovery and inspection */
 	{"table", CONFIG_STRING, NULL, NULL, false, "schema.table to recover or inspect"},
 	{"to_lsn", CONFIG_STRING, NULL, NULL, false, "recover to this LSN (commits at or before it)"},
-	{"to_time", CONFIG_STRING, NULL, NULL, false, "recover to this commit timestamp"},
+	{"to_time", CONFIG_STRING, NULL, NULL, false, "recover to this commit time (\"2026-11-26 16:00:00.123456\" in your zone, or with +HH:MM / Z; \"20 min ago\")"},
 	{"to_xid", CONFIG_STRING, NULL, NULL, false, "recover through this transaction"},
 	{"latest", CONFIG_BOOL, "off", NULL, false, "recover to the latest archived point"},
 	{"exclusive", CONFIG_BOOL, "off", NULL, false, "stop just before the point instead of just after"},
@@ -80,6 +80,10 @@ const config_option config_options[] = {
 	{"dry_run", CONFIG_BOOL, "off", NULL, false, "show what would be done, write nothing"},
 	{"yes", CONFIG_BOOL, "off", NULL, false, "do not ask for confirmation"},
 	{"from_lsn", CONFIG_STRING, NULL, NULL, false, "start of a change range"},
+	{"since", CONFIG_STRING, NULL, NULL, false, "changes committed after this time (\"2026-11-26 16:00:00\" in your zone, \"20 min ago\")"},
+	{"until", CONFIG_STRING, NULL, NULL, false, "changes committed at or before this time (default: the latest archived)"},
+	{"xid", CONFIG_STRING, NULL, NULL, false, "only this transaction"},
+	{"summary", CONFIG_BOOL, "off", NULL, false, "one line per transaction: rows per table, truncates, schema changes, the recover command that undoes it"},
 	{"timeout", CONFIG_DURATION, "30s", NULL, false, "how long to wait for an answer"},
 	/* the gate */
 	{"file", CONFIG_STRING, NULL, NULL, false, "read the SQL from this file (- for standard input); also -f FILE"},

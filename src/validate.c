@@ -194,11 +194,12 @@ check_xid(const char *value, bs_error *err)
 static int
 check_time(const char *value, bs_error *err)
 {
-	int64_t t;
+	recover_time t;
 
-	if (recover_parse_time(value, &t) != BS_OK)
+	if (recover_parse_time(value, 0, &t) != BS_OK)
 		return error_set(err, ERRCODE_INVALID_PARAMETER,
-						 "expected a time such as \"2026-11-26 16:00:00.123456+00\" (UTC when no offset is given)");
+						 "expected a time such as \"2026-11-26 16:00:00.123456+00\" (your time zone when no "
+						 "offset is given), \"20 min ago\" or \"now\"");
 	return BS_OK;
 }
 
@@ -229,6 +230,9 @@ static const struct
 	{"from_lsn", check_lsn, false},
 	{"to_xid", check_xid, false},
 	{"to_time", check_time, false},
+	{"since", check_time, false},
+	{"until", check_time, false},
+	{"xid", check_xid, false},
 	{NULL, NULL, false}
 };
 
