@@ -74,47 +74,45 @@ fetch(storage *st, const char *key, const char *sha256, uint64_t raw_size, strbu
 	return BS_OK;
 }
 
+int
+recover_fetch_segment(storage *st, const manifest_segment *s, strbuf *out, uint64_t *bytes, bs_error *err)
+{
+	segment_reader rd;
+	segment_record rec;
+	bool eof = false;
+
+	if (fetch(st, s->key, s->sha256, s->raw_size, out, bytes, err) != BS_OK)
+		return BS_ERR;
+	/* Count the records now, so a segment that does not match its manifest entry is
+	 * refused before anything is written. */
+	if (segment_reader_init(&rd, out->data, out->len, err) != BS_OK)
+		return error_prefix(err, "segment %s", s->key);
+	for (;;)
+	{
+		if (segment_reader_next(&rd, &rec, &eof, err) != BS_OK)
+			return error_prefix(err, "segment %s", s->key);
+		if (eof)
+			break;
+	}
+	if (rd.nrecords != s->records)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "segment %s holds %llu records but the manifest records %llu",
+						 s->key, (unsigned long long) rd.nrecords, (unsigned long long) s->records);
+	return BS_OK;
+}
+
 /* Fetch segment i into plan->segdata[i] unless it is there; bytes counts what was
  * downloaded.  On failure the slot is left empty. */
 static int
 fetch_segment(recover_plan *plan, storage *st, int i, uint64_t *bytes, bs_error *err)
 {
-	const manifest_segment *s = &plan->m->segments[i];
-	segment_reader rd;
-	segment_record rec;
-	bool eof = false;
-
 	if (plan->segdata[i].data != NULL)
 		return BS_OK;
-	if (fetch(st, s->key, s->sha256, s->raw_size, &plan->segdata[i], bytes, err) != BS_OK)
-		goto fail;
-	/* Count the records now, so a segment that does not match its manifest entry is
-	 * refused before anything is written. */
-	if (segment_reader_init(&rd, plan->segdata[i].data, plan->segdata[i].len, err) != BS_OK)
+	if (recover_fetch_segment(st, &plan->m->segments[i], &plan->segdata[i], bytes, err) != BS_OK)
 	{
-		error_prefix(err, "segment %s", s->key);
-		goto fail;
-	}
-	for (;;)
-	{
-		if (segment_reader_next(&rd, &rec, &eof, err) != BS_OK)
-		{
-			error_prefix(err, "segment %s", s->key);
-			goto fail;
-		}
-		if (eof)
-			break;
-	}
-	if (rd.nrecords != s->records)
-	{
-		error_set(err, ERRCODE_DATA_CORRUPTED, "segment %s holds %llu records but the manifest records %llu",
-				  s->key, (unsigned long long) rd.nrecords, (unsigned long long) s->records);
-		goto fail;
+		strbuf_free(&plan->segdata[i]);
+		return BS_ERR;
 	}
 	return BS_OK;
-fail:
-	strbuf_free(&plan->segdata[i]);
-	return BS_ERR;
 }
 
 /*

@@ -132,6 +132,11 @@ void recover_describe_zone(int64_t unix_us, char *buf, size_t size);
 #define RECOVER_TIME_BUFLEN 96
 char *recover_format_local_time(int64_t unix_us, char *buf);
 
+/* Fetch one segment into out (reset first), verified against its manifest entry: checksum,
+ * raw size, every record well-formed and as many as recorded.  bytes grows by what was
+ * downloaded. */
+int recover_fetch_segment(storage *st, const manifest_segment *s, strbuf *out, uint64_t *bytes, bs_error *err);
+
 /* True when a failure means the archive is damaged (exit code 3). */
 bool recover_error_is_integrity(const bs_error *err);
 
