@@ -2,6 +2,7 @@
 #include "manifest.h"
 #include "log.h"
 #include "lsn.h"
+#include "pgsql.h"
 #include "strbuf.h"
 
 #include <inttypes.h>
@@ -1739,7 +1740,11 @@ manifest_find_table(storage *st, const char *qualified_name, manifest **out, bs_
 		}
 		else if (listed < MAX_NAMES_LISTED)
 		{
-			strbuf_printf(&names, "%s%s.%s", listed ? ", " : "", m->schema, m->name);
+			/* As --table takes it back (quoted where needed). */
+			char *shown = pgsql_display_name(m->schema, m->name);
+
+			strbuf_printf(&names, "%s%s", listed ? ", " : "", shown);
+			free(shown);
 			listed++;
 		}
 		else

@@ -3,6 +3,7 @@
 #include "audit.h"
 #include "lsn.h"
 #include "object.h"
+#include "pgsql.h"
 #include "segment.h"
 
 #include <limits.h>
@@ -234,10 +235,14 @@ visit_find_xid(void *ctx, const segment_record *rec, bs_error *err)
 	return 0;
 }
 
+/* The table's name as --table takes it back (quoted where needed). */
 static const char *
 table_name(const manifest *m, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s.%s", m->schema, m->name);
+	char *shown = pgsql_display_name(m->schema, m->name);
+
+	snprintf(buf, size, "%s", shown);
+	free(shown);
 	return buf;
 }
 
@@ -247,7 +252,7 @@ window_error(const recover_plan *plan, const char *what, bs_error *err)
 	char lo[LSN_BUFLEN],
 		hi[LSN_BUFLEN],
 		t0[MANIFEST_TIME_BUFLEN],
-		name[300];
+		name[800];
 
 	if (strcmp(plan->m->status, "dropped") == 0)
 	{
@@ -276,7 +281,7 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 	audit_report audit;
 	char buf[LSN_BUFLEN],
 		tbuf[MANIFEST_TIME_BUFLEN],
-		name[300],
+		name[800],
 		what[128];
 
 	*out = NULL;

@@ -739,7 +739,7 @@ test_storage(void)
 	ok(manifest_find_table(st, "\"My Schema\".tbl", &out, &err) == BS_ERR &&
 	   strcmp(err.code, ERRCODE_UNDEFINED_TABLE) == 0 &&
 	   strstr(err.message, "table \"My Schema.tbl\" is not in the archive at file://") &&
-	   strstr(err.message, "archived tables: public.t, My Schema.Tbl, public.t"),
+	   strstr(err.message, "archived tables: public.t, \"My Schema\".\"Tbl\", public.t"),
 	   "not found names what is archived: %s", err.message);
 
 	/* A manifest in the wrong directory, and a corrupt one. */
