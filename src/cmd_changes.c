@@ -274,8 +274,7 @@ static void
 emit_transaction(summary_out *so, uint64_t commit_lsn, uint32_t xid, int64_t t, const txn_table *tt, int ntt)
 {
 	char lsn[LSN_BUFLEN],
-		lt[RECOVER_TIME_BUFLEN],
-		ut[MANIFEST_TIME_BUFLEN];
+		lt[RECOVER_TIME_BUFLEN];
 
 	so->count++;
 	if (so->json)
@@ -309,7 +308,6 @@ emit_transaction(summary_out *so, uint64_t commit_lsn, uint32_t xid, int64_t t, 
 		json_decref(o);
 		return;
 	}
-	(void) ut;
 	strbuf_reset(&so->line);
 	strbuf_printf(&so->line, "%s  LSN %s  xid %u ", recover_format_local_time(t, lt), lsn_format(commit_lsn, lsn), xid);
 	for (int i = 0; i < ntt; i++)

@@ -140,7 +140,7 @@ is(xids_of($out), join(',', map { $_->{xid} } @tx), "--since '20 min ago' --unti
 is($rc, 0, "--until '2 hours ago'");
 ok(xids_of($out) eq '' && $out =~ /^0 transaction\(s\)$/m, 'nothing committed two hours ago, and the count says so');
 ($rc, $out, $err) = changes('--since', 'yesterday');
-ok($rc == 2 && $err =~ /option --since: invalid value for since: expected a time such as .*"20 min ago"/, 'an unknown time is a usage error, saying what is expected');
+ok($rc == 2 && $err =~ /option --since: invalid value for since: "yesterday": expected a time such as .*"20 min ago"/, 'an unknown time is a usage error, saying what is expected');
 
 # Whole seconds: a warning when a commit falls inside that second.
 (my $t5_sec = $t5->{local}) =~ s/\.\d+$//;
