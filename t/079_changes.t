@@ -218,6 +218,12 @@ ok(wait_for('renamed table archived', sub { -e "$archive/tables/$rec_relid/manif
 ok(wait_for('under its name', sub { checkpoint('public.logt') }), 'under its real name');
 like(slurp_file("$archive/tables/$rec_relid/manifest.json"), qr/"name"\s*:\s*"logt"/, 'the manifest names it logt');
 is(content_checksum($node, $db, 'public.logt'), $sum_logt, 'the table put back is the recovered one');
+# Once archived it stays archived, even renamed again (its comment still names public.logt).
+$node->safe_psql($db, 'ALTER TABLE public.logt RENAME TO logt_old');
+$node->safe_psql($db, 'CREATE TABLE public.sentinel2 (id int PRIMARY KEY)');
+ok(wait_for('sentinel2 archived', sub { checkpoint('public.sentinel2') }), 'a later catalog poll has run');
+is($node->safe_psql($db, "SELECT count(*) FROM pg_publication_tables WHERE pubname = 'backstop' AND tablename = 'logt_old'"),
+	'1', 'an archived recovery table renamed away stays in the publication');
 
 $h->signal('TERM');
 $h->finish;
