@@ -606,14 +606,14 @@ parse_range(const bs_config *cfg, changes_range *r, const char **msg)
 	if (since)
 	{
 		r->has_since = true;
-		if (recover_parse_time(since, now, &r->since) != BS_OK)
+		if (recover_parse_time_at(since, now, &r->since) != BS_OK)
 			return (*msg = "--since must be a time such as \"2026-11-26 16:00:00\" (your time zone unless an offset "
 					"is given), \"20 min ago\" or \"now\"", BS_ERR);
 	}
 	if (until)
 	{
 		r->has_until = true;
-		if (recover_parse_time(until, now, &r->until) != BS_OK)
+		if (recover_parse_time_at(until, now, &r->until) != BS_OK)
 			return (*msg = "--until must be a time such as \"2026-11-26 16:00:00\" (your time zone unless an offset "
 					"is given), \"20 min ago\" or \"now\"", BS_ERR);
 	}

@@ -995,6 +995,17 @@ recover_format_local_time(int64_t unix_us, char *buf)
 	return buf;
 }
 
+int
+recover_parse_time(const char *s, int64_t *out)
+{
+	recover_time t;
+
+	if (recover_parse_time_at(s, (int64_t) time(NULL) * 1000000, &t) != BS_OK)
+		return BS_ERR;
+	*out = t.time;
+	return BS_OK;
+}
+
 /* "N unit[s] ago" (units: s, sec, second, min, minute, h, hour, d, day, w, week), "now". */
 static int
 parse_relative(const char *s, int64_t now, recover_time *out)
@@ -1052,7 +1063,7 @@ parse_relative(const char *s, int64_t now, recover_time *out)
 }
 
 int
-recover_parse_time(const char *s, int64_t now, recover_time *out)
+recover_parse_time_at(const char *s, int64_t now, recover_time *out)
 {
 	strbuf sb = STRBUF_INIT;
 	const char *p = s;

@@ -122,7 +122,9 @@ typedef struct recover_time
  * +HH:MM), or nothing: then the time is read in the user's zone (TZ, else the system's),
  * the way psql shows times.  BS_OK or BS_ERR (also for a local time that does not exist).
  */
-int recover_parse_time(const char *s, int64_t now, recover_time *out);
+int recover_parse_time_at(const char *s, int64_t now, recover_time *out);
+/* The same, from the current time, when only the point matters (Unix microseconds). */
+int recover_parse_time(const char *s, int64_t *out);
 
 /* The user's zone at a time, e.g. "America/New_York (EST, UTC-05:00)" (buf of size bytes). */
 void recover_describe_zone(int64_t unix_us, char *buf, size_t size);

@@ -194,9 +194,9 @@ check_xid(const char *value, bs_error *err)
 static int
 check_time(const char *value, bs_error *err)
 {
-	recover_time t;
+	int64_t t;
 
-	if (recover_parse_time(value, 0, &t) != BS_OK)
+	if (recover_parse_time(value, &t) != BS_OK)
 		return error_set(err, ERRCODE_INVALID_PARAMETER,
 						 "expected a time such as \"2026-11-26 16:00:00.123456+00\" (your time zone when no "
 						 "offset is given), \"20 min ago\" or \"now\"");
