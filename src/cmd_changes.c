@@ -586,7 +586,7 @@ parse_range(const bs_config *cfg, changes_range *r, const char **msg)
 	const char *since = config_get(cfg, "since");
 	const char *until = config_get(cfg, "until");
 	const char *xid = config_get(cfg, "xid");
-	int64_t now = (int64_t) time(NULL) * 1000000;
+	int64_t now = recover_now();
 
 	memset(r, 0, sizeof(*r));
 	if (from)
@@ -703,7 +703,7 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 		return usage("changes takes no positional arguments");
 	if (parse_range(cfg, &r, &msg) != BS_OK)
 		return usage(msg);
-	recover_describe_zone((int64_t) time(NULL) * 1000000, zone, sizeof(zone));
+	recover_describe_zone(recover_now(), zone, sizeof(zone));
 
 	if (storage_open(config_get(cfg, "storage"), cfg, &st, &err) != BS_OK ||
 		archive_head_load(st, &head, &head_exists, &err) != BS_OK)

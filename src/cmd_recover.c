@@ -77,7 +77,7 @@ parse_point(const bs_config *cfg, recover_point *pt, const char **msg)
 		recover_time rt;
 
 		pt->kind = RECOVER_POINT_TIME;
-		if (recover_parse_time_at(tm, (int64_t) time(NULL) * 1000000, &rt) != BS_OK)
+		if (recover_parse_time_at(tm, recover_now(), &rt) != BS_OK)
 		{
 			*msg = "--to-time must be a time such as \"2026-11-26 16:00:00.123456+00\" (your time zone when no "
 				"offset is given), \"20 min ago\" or \"now\"";

@@ -995,12 +995,21 @@ recover_format_local_time(int64_t unix_us, char *buf)
 	return buf;
 }
 
+int64_t
+recover_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int
 recover_parse_time(const char *s, int64_t *out)
 {
 	recover_time t;
 
-	if (recover_parse_time_at(s, (int64_t) time(NULL) * 1000000, &t) != BS_OK)
+	if (recover_parse_time_at(s, recover_now(), &t) != BS_OK)
 		return BS_ERR;
 	*out = t.time;
 	return BS_OK;
