@@ -2,6 +2,7 @@
 #include "manifest.h"
 #include "log.h"
 #include "lsn.h"
+#include "pgsql.h"
 #include "strbuf.h"
 
 #include <inttypes.h>
@@ -1685,6 +1686,12 @@ read_ident(const char **sp, const char *whole, char **out, bs_error *err)
 	const char *s = *sp;
 	strbuf sb = STRBUF_INIT;
 
+	bool unicode = (s[0] == 'U' || s[0] == 'u') && s[1] == '&' && s[2] == '"';
+
+	/* U&"..." with \XXXX / \+XXXXXX escapes: the form names with control characters are
+	 * printed in (pgsql_quote_ident_printable), so that they can be pasted back. */
+	if (unicode)
+		s += 2;
 	if (*s == '"')
 	{
 		s++;
@@ -1694,6 +1701,57 @@ read_ident(const char **sp, const char *whole, char **out, bs_error *err)
 			{
 				strbuf_free(&sb);
 				return error_set(err, ERRCODE_SYNTAX, "unterminated quoted identifier in \"%s\"", whole);
+			}
+			if (unicode && *s == '\\')
+			{
+				int ndig = s[1] == '+' ? 6 : 4;
+				const char *h = s + (s[1] == '+' ? 2 : 1);
+				uint32_t cp = 0;
+
+				if (s[1] == '\\')
+				{
+					strbuf_append_char(&sb, '\\');
+					s += 2;
+					continue;
+				}
+				for (int k = 0; k < ndig; k++)
+				{
+					char c = h[k];
+
+					if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+					{
+						strbuf_free(&sb);
+						return error_set(err, ERRCODE_SYNTAX, "invalid Unicode escape in \"%s\": \\XXXX or \\+XXXXXX expected", whole);
+					}
+					cp = cp * 16 + (uint32_t) (c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+				}
+				if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+				{
+					strbuf_free(&sb);
+					return error_set(err, ERRCODE_SYNTAX, "invalid Unicode code point in \"%s\"", whole);
+				}
+				if (cp < 0x80)
+					strbuf_append_char(&sb, (char) cp);
+				else if (cp < 0x800)
+				{
+					strbuf_append_char(&sb, (char) (0xC0 | (cp >> 6)));
+					strbuf_append_char(&sb, (char) (0x80 | (cp & 0x3F)));
+				}
+				else if (cp < 0x10000)
+				{
+					strbuf_append_char(&sb, (char) (0xE0 | (cp >> 12)));
+					strbuf_append_char(&sb, (char) (0x80 | ((cp >> 6) & 0x3F)));
+					strbuf_append_char(&sb, (char) (0x80 | (cp & 0x3F)));
+				}
+				else
+				{
+					strbuf_append_char(&sb, (char) (0xF0 | (cp >> 18)));
+					strbuf_append_char(&sb, (char) (0x80 | ((cp >> 12) & 0x3F)));
+					strbuf_append_char(&sb, (char) (0x80 | ((cp >> 6) & 0x3F)));
+					strbuf_append_char(&sb, (char) (0x80 | (cp & 0x3F)));
+				}
+				s = h + ndig;
+				continue;
 			}
 			if (*s == '"')
 			{
@@ -1875,7 +1933,11 @@ manifest_find_table_at(storage *st, const char *qualified_name, uint64_t lsn, ma
 		}
 		else if (listed < MAX_NAMES_LISTED)
 		{
-			strbuf_printf(&names, "%s%s.%s", listed ? ", " : "", m->schema, m->name);
+			/* As --table takes it back (quoted where needed). */
+			char *shown = pgsql_display_name(m->schema, m->name);
+
+			strbuf_printf(&names, "%s%s", listed ? ", " : "", shown);
+			free(shown);
 			listed++;
 		}
 		else

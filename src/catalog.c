@@ -1,6 +1,7 @@
 /* catalog.c — what the source database holds: archivable tables, replica identity, definitions, publication. */
 #include "catalog.h"
 #include "pgsql.h"
+#include "recover_load.h"
 #include "strbuf.h"
 
 #include <stdio.h>
@@ -87,6 +88,15 @@ catalog_list_tables(PGconn *conn, const char *list, bool all, catalog_table_list
 						"WHERE c.relkind IN ('r', 'p') AND c.relpersistence IN ('p', 'u') "
 						"AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
 						"AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' "
+						/* A table `backstop recover` made (its comment says so) is left out until it
+						 * is renamed into place, i.e. bears the name its comment names: a copy made
+						 * during an incident is not base-copied as a new table.  Once published
+						 * (archived) it stays, whatever it is renamed to later: never dropped from
+						 * the publication behind the user's back. */
+						"AND NOT COALESCE(starts_with(obj_description(c.oid, 'pg_class'), '" RECOVER_COMMENT_PREFIX "') "
+						"  AND NOT starts_with(obj_description(c.oid, 'pg_class'), "
+						"    '" RECOVER_COMMENT_PREFIX "' || n.nspname || '.' || c.relname || ' (relid ') "
+						"  AND NOT EXISTS (SELECT 1 FROM pg_publication_rel pr WHERE pr.prrelid = c.oid), false) "
 						"ORDER BY c.oid", &res, err) != BS_OK)
 			return BS_ERR;
 		out->count = PQntuples(res);

@@ -31,7 +31,10 @@ typedef struct catalog_table_list
 /* Tables to archive: the comma-separated list or, when all is true, every permanent or
  * unlogged ordinary or partitioned table outside system schemas (the unlogged and
  * partitioned ones not usable, with a finding).  Listed names that do not exist are returned in
- * missing (the caller decides: a dropped table, or a typo); none existing is an error. */
+ * missing (the caller decides: a dropped table, or a typo); none existing is an error.
+ * With all, a table made by `backstop recover` (RECOVER_COMMENT_PREFIX comment) is left out
+ * until it bears the name its comment names (renamed into place) or is in a publication
+ * (archived already: it stays, whatever its name). */
 int catalog_list_tables(PGconn *conn, const char *list, bool all, catalog_table_list *out, bs_error *err);
 void catalog_table_list_free(catalog_table_list *list);
 const catalog_table *catalog_find(const catalog_table_list *list, uint32_t relid);

@@ -42,7 +42,7 @@ static const char *const recover_options[] = {
 	"target_db", "replace", "no_indexes", "dry_run", "json", "yes", "apply", "copy_back_columns", NULL
 };
 static const char *const changes_options[] = {
-	STORAGE_OPTIONS, "table", "from_lsn", "to_lsn", "json", NULL
+	STORAGE_OPTIONS, "table", "from_lsn", "to_lsn", "since", "until", "xid", "summary", "json", NULL
 };
 static const char *const info_options[] = {STORAGE_OPTIONS, "table", "relid", "json", NULL};
 static const char *const verify_options[] = {STORAGE_OPTIONS, "table", "json", NULL};
@@ -107,6 +107,7 @@ static const cli_command commands[] = {
 		"--db CONNINFO [--storage URL] (--table S.T | --relid OID) (--to-lsn LSN | --to-time TS | --to-xid XID | --latest)\n"
 		"        [--into S.NAME] [--target-db CONNINFO] [--exclusive] [--replace] [--no-indexes] [--dry-run] [--json]\n"
 		"        [--copy-back-columns COL[,...]] [--apply [--yes]]",
+		"--to-time without a zone is read in your time zone (TZ, else the system's); also \"20 min ago\".\n"
 		"Works from the storage alone. Verifies every object before using it and loads the table\n"
 		"in one transaction that any failure rolls back; validates row count and content checksum,\n"
 		"then prints copy-back SQL chosen from the live database and the point: the rename of a\n"
@@ -123,8 +124,21 @@ static const cli_command commands[] = {
 		"(a renamed table answers to its old name for points before the rename, to the new one\n"
 		"after); --relid names the archive directly (info shows relids and names).",
 	recover_options, cmd_recover},
-	{"changes", "show rows inserted, updated and deleted between two LSNs",
-		"[--storage URL] --table S.T --from-lsn A --to-lsn B [--json]", NULL, changes_options, cmd_changes},
+	{"changes", "find the bad transaction: what transactions did, per table or across the archive",
+		"[--storage URL] [--table S.T] [--since TIME] [--until TIME] [--from-lsn A] [--to-lsn B] [--xid XID]\n"
+		"        [--summary] [--json]",
+		"Every bound is optional: without an upper one the list goes up to the latest archived point.\n"
+		"TIME is \"2026-11-26 16:00:00[.ffffff]\" in your time zone (TZ, else the system's; the output\n"
+		"says which), or with Z / +HH:MM, or relative: \"20 min ago\", \"2 hours ago\", \"now\".\n"
+		"A time in whole seconds with commits inside that second gets a warning (so does recover --to-time).\n"
+		"--summary (implied without --table: every archived table, merged in commit order) prints one\n"
+		"line per transaction: commit time, LSN, xid, rows inserted/updated/deleted (+I ~U -D) per\n"
+		"table, TRUNCATE, SCHEMA-CHANGE, and the `backstop recover ... --to-xid X --exclusive` command\n"
+		"that undoes it (give --db or BACKSTOP_DB to run it).  Segments are read one at a time per\n"
+		"table, so memory does not grow with the range.\n"
+		"With --table and no --summary, every row change with its full old and new images (the\n"
+		"table is rebuilt up to the range first).  Names are printed as --table takes them back.",
+		changes_options, cmd_changes},
 	{"info", "describe the archive: base copies, segments, recovery windows, findings",
 		"[--storage URL] [--table S.T | --relid OID] [--json]",
 		"Shows each table's name history and whether schema changes are captured in the stream.",

@@ -1,4 +1,4 @@
-/* cmd_changes.c — `backstop changes`: rows inserted, updated and deleted in an LSN range, with full images. */
+/* cmd_changes.c — `backstop changes`: what transactions did to one or every archived table, by LSN, time or xid. */
 #include "cmd_changes.h"
 #include "audit.h"
 #include "cli.h"
@@ -6,7 +6,9 @@
 #include "manifest.h"
 #include "pgsql.h"
 #include "recover_plan.h"
+#include "redact.h"
 #include "replay.h"
+#include "segment.h"
 #include "storage.h"
 #include "strbuf.h"
 
@@ -14,17 +16,392 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int
 usage(const char *msg)
 {
 	fprintf(stderr, "backstop changes: ERROR: %s\n"
-			"Usage: backstop changes [--storage URL] --table S.T --from-lsn A --to-lsn B [--json]\n", msg);
+			"Usage: backstop changes [--storage URL] [--table S.T] [--from-lsn A] [--to-lsn B] [--since TIME] "
+			"[--until TIME] [--xid XID] [--summary] [--json]\n"
+			"Try \"backstop help changes\".\n", msg);
 	return EXIT_USAGE;
+}
+
+/* Which transactions: every bound is optional (no upper one: up to the latest archived). */
+typedef struct changes_range
+{
+	bool has_from_lsn;
+	uint64_t from_lsn;			/* commits after it */
+	bool has_to_lsn;
+	uint64_t to_lsn;			/* commits at or before it */
+	bool has_since;
+	recover_time since;			/* committed after it */
+	bool has_until;
+	recover_time until;			/* committed at or before it */
+	bool has_xid;
+	uint32_t xid;
+} changes_range;
+
+static bool
+in_range(const changes_range *r, const segment_record *rec)
+{
+	int64_t t = rec->commit_time + RECOVER_PG_EPOCH_UNIX_US;
+
+	return !(r->has_from_lsn && rec->commit_lsn <= r->from_lsn) &&
+		!(r->has_to_lsn && rec->commit_lsn > r->to_lsn) &&
+		!(r->has_since && t <= r->since.time) &&
+		!(r->has_until && t > r->until.time) &&
+		!(r->has_xid && rec->xid != r->xid);
+}
+
+/* Transactions that committed inside a second given without a fraction (the boundary is
+ * its start): the user may have meant the whole second. */
+#define SECOND_US INT64_C(1000000)
+#define BOUNDARY_MAX 10000
+
+typedef struct boundary
+{
+	const char *option;
+	const recover_time *t;
+	int n;						/* distinct transactions (at most BOUNDARY_MAX counted) */
+	uint64_t commits[BOUNDARY_MAX];
+	uint32_t first_xid;
+	uint64_t first_lsn;
+} boundary;
+
+static void
+boundary_note(boundary *b, const changes_range *r, const segment_record *rec)
+{
+	int64_t t = rec->commit_time + RECOVER_PG_EPOCH_UNIX_US;
+	changes_range others = *r;
+
+	if (b->t == NULL || !b->t->second_precision || t < b->t->time || t >= b->t->time + SECOND_US)
+		return;
+	/* Counted when every other bound lets it in. */
+	others.has_since = others.has_until = false;
+	if (!in_range(&others, rec))
+		return;
+	for (int i = 0; i < b->n; i++)
+		if (b->commits[i] == rec->commit_lsn)
+			return;
+	if (b->n == 0)
+	{
+		b->first_xid = rec->xid;
+		b->first_lsn = rec->commit_lsn;
+	}
+	if (b->n < BOUNDARY_MAX)
+		b->commits[b->n++] = rec->commit_lsn;
+}
+
+/*
+ * One table's records in commit order, one verified segment in memory at a time: the
+ * memory a scan needs does not grow with the range.
+ */
+typedef struct cursor
+{
+	manifest *m;
+	char *shown;				/* display name, pasteable to --table */
+	int seg;					/* the segment loaded or to load next */
+	bool loaded;
+	strbuf data;
+	segment_reader rd;
+	uint64_t applied_end;		/* records ending at or before it were seen in an earlier segment */
+	uint64_t seg_end;
+	uint64_t prev_commit;
+	bool have;					/* rec is the next record in range */
+	segment_record rec;
+	bool done;
+	uint64_t downloaded;
+} cursor;
+
+typedef struct scan
+{
+	storage *st;
+	const changes_range *r;
+	boundary *bounds[2];
+} scan;
+
+static int
+cursor_next(scan *sc, cursor *c, bs_error *err)
+{
+	const changes_range *r = sc->r;
+
+	c->have = false;
+	while (!c->done)
+	{
+		bool eof;
+
+		if (!c->loaded)
+		{
+			const manifest_segment *s;
+
+			if (c->seg >= c->m->nsegments)
+			{
+				c->done = true;
+				break;
+			}
+			s = &c->m->segments[c->seg];
+			if ((r->has_to_lsn && s->first_lsn > r->to_lsn) ||
+				(r->has_until && s->first_time > r->until.time + SECOND_US))
+			{
+				c->done = true;
+				break;
+			}
+			/* Skipped whole when it ends before the range (a second of slack for commit
+			 * times, which follow the commit order only closely). */
+			if ((r->has_from_lsn && s->last_end_lsn <= r->from_lsn) ||
+				(r->has_since && s->last_time + SECOND_US <= r->since.time) ||
+				s->last_end_lsn <= c->applied_end)
+			{
+				c->seg++;
+				continue;
+			}
+			if (recover_fetch_segment(sc->st, s, &c->data, &c->downloaded, err) != BS_OK)
+				return BS_ERR;
+			segment_reader_init(&c->rd, c->data.data, c->data.len, err);
+			c->loaded = true;
+			c->seg_end = c->applied_end;
+			c->prev_commit = 0;
+		}
+		if (segment_reader_next(&c->rd, &c->rec, &eof, err) != BS_OK)
+			return error_prefix(err, "segment %s", c->m->segments[c->seg].key);
+		if (eof)
+		{
+			c->applied_end = c->seg_end;
+			c->loaded = false;
+			strbuf_free(&c->data);
+			c->seg++;
+			continue;
+		}
+		if (c->rec.commit_lsn < c->prev_commit)
+		{
+			char a[LSN_BUFLEN];
+
+			return error_set(err, ERRCODE_DATA_CORRUPTED, "segment %s: record %llu at commit LSN %s is out of commit order",
+							 c->m->segments[c->seg].key, (unsigned long long) c->rd.nrecords,
+							 lsn_format(c->rec.commit_lsn, a));
+		}
+		c->prev_commit = c->rec.commit_lsn;
+		if (c->rec.end_lsn <= c->applied_end)
+			continue;			/* already seen in an earlier, overlapping segment */
+		if (c->rec.end_lsn > c->seg_end)
+			c->seg_end = c->rec.end_lsn;
+		if (r->has_to_lsn && c->rec.commit_lsn > r->to_lsn)
+		{
+			c->done = true;
+			break;
+		}
+		for (int i = 0; i < 2; i++)
+			if (sc->bounds[i])
+				boundary_note(sc->bounds[i], r, &c->rec);
+		if (!in_range(r, &c->rec))
+			continue;
+		c->have = true;
+		return BS_OK;
+	}
+	if (c->loaded)
+		strbuf_free(&c->data);
+	c->loaded = false;
+	return BS_OK;
+}
+
+/* What one transaction did to one table. */
+typedef struct txn_table
+{
+	cursor *c;
+	uint64_t ins,
+		upd,
+		del,
+		trunc;
+	bool schema;
+} txn_table;
+
+/* The `backstop recover` command that undoes transaction xid on a table: the storage options
+ * this command was given (secrets left out: they come from where they came from here). */
+static void
+append_recover_command(const bs_config *cfg, strbuf *out, const char *shown, uint32_t xid)
+{
+	static const char *const carried[] = {
+		"storage", "s3_endpoint", "s3_region", "s3_uri_style", "s3_ca_file", "s3_verify_tls",
+		"s3_timeout", "retries", "retry_base_delay", NULL
+	};
+
+	strbuf_append_str(out, "backstop recover");
+	if (cfg->config_file)
+	{
+		strbuf_append_str(out, " --config ");
+		strbuf_append_shell_word(out, cfg->config_file);
+	}
+	for (int i = 0; carried[i]; i++)
+	{
+		const config_option *opt = config_find_option(carried[i]);
+		const config_value *v;
+
+		/* The storage URL is flagged secret for the credentials it may hold: redacted below. */
+		if (opt == NULL || (opt->secret && strcmp(carried[i], "storage") != 0))
+			continue;
+		v = &cfg->values[opt - config_options];
+		/* The storage always (its default depends on --data-dir); the others when given. */
+		if (v->value == NULL || (v->source == SOURCE_DEFAULT && strcmp(carried[i], "storage") != 0) ||
+			v->source == SOURCE_FILE)
+			continue;
+		{
+			char *val = redact_text(v->value);
+
+			strbuf_append_str(out, " --");
+			for (const char *k = opt->name; *k; k++)
+				strbuf_append_char(out, *k == '_' ? '-' : *k);
+			strbuf_append_char(out, ' ');
+			strbuf_append_shell_word(out, val);
+			free(val);
+		}
+	}
+	strbuf_append_str(out, " --table ");
+	strbuf_append_shell_word(out, shown);
+	strbuf_printf(out, " --to-xid %u --exclusive", xid);
+}
+
+typedef struct summary_out
+{
+	const bs_config *cfg;
+	bool json;
+	uint64_t count;
+	strbuf line;
+} summary_out;
+
+static void
+emit_transaction(summary_out *so, uint64_t commit_lsn, uint32_t xid, int64_t t, const txn_table *tt, int ntt)
+{
+	char lsn[LSN_BUFLEN],
+		lt[RECOVER_TIME_BUFLEN];
+
+	so->count++;
+	if (so->json)
+	{
+		json_t *o = json_object();
+		json_t *tables = json_array();
+		json_t *undo = json_array();
+		char *s;
+
+		json_object_set_new(o, "commit_time", manifest_json_time(t));
+		json_object_set_new(o, "commit_time_local", json_string(recover_format_local_time(t, lt)));
+		json_object_set_new(o, "commit_lsn", manifest_json_lsn(commit_lsn));
+		json_object_set_new(o, "xid", json_integer(xid));
+		for (int i = 0; i < ntt; i++)
+		{
+			strbuf_reset(&so->line);
+			append_recover_command(so->cfg, &so->line, tt[i].c->shown, xid);
+			json_array_append_new(tables, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:b}",
+													"table", tt[i].c->shown, "schema", tt[i].c->m->schema,
+													"name", tt[i].c->m->name,
+													"inserted", (json_int_t) tt[i].ins, "updated", (json_int_t) tt[i].upd,
+													"deleted", (json_int_t) tt[i].del, "truncates", (json_int_t) tt[i].trunc,
+													"schema_change", tt[i].schema));
+			json_array_append_new(undo, json_string(so->line.data));
+		}
+		json_object_set_new(o, "tables", tables);
+		json_object_set_new(o, "undo", undo);
+		s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		printf("%s    %s", so->count > 1 ? ",\n" : "", s);
+		free(s);
+		json_decref(o);
+		return;
+	}
+	strbuf_reset(&so->line);
+	strbuf_printf(&so->line, "%s  LSN %s  xid %u ", recover_format_local_time(t, lt), lsn_format(commit_lsn, lsn), xid);
+	for (int i = 0; i < ntt; i++)
+	{
+		strbuf_printf(&so->line, " %s", tt[i].c->shown);
+		if (tt[i].ins || tt[i].upd || tt[i].del || (!tt[i].trunc && !tt[i].schema))
+			strbuf_printf(&so->line, " +%llu ~%llu -%llu", (unsigned long long) tt[i].ins,
+						  (unsigned long long) tt[i].upd, (unsigned long long) tt[i].del);
+		if (tt[i].trunc)
+			strbuf_append_str(&so->line, " TRUNCATE");
+		if (tt[i].schema)
+			strbuf_append_str(&so->line, " SCHEMA-CHANGE");
+		strbuf_append_char(&so->line, ';');
+	}
+	strbuf_append_str(&so->line, "  undo:");
+	for (int i = 0; i < ntt; i++)
+	{
+		strbuf_append_str(&so->line, i ? " && " : " ");
+		append_recover_command(so->cfg, &so->line, tt[i].c->shown, xid);
+	}
+	/* Names may hold anything: escaped, so one transaction is one line. */
+	{
+		char *shown = xstrdup_printable(so->line.data);
+
+		printf("%s\n", shown);
+		free(shown);
+	}
+}
+
+/* Merge the tables' records in commit order, one summary per transaction. */
+static int
+run_summary(scan *sc, cursor *cs, int n, summary_out *so, bs_error *err)
+{
+	txn_table *tt = xcalloc((size_t) n + 1, sizeof(txn_table));
+	int rc = BS_ERR;
+
+	for (int i = 0; i < n; i++)
+		if (cursor_next(sc, &cs[i], err) != BS_OK)
+			goto out;
+	for (;;)
+	{
+		cursor *min = NULL;
+		uint64_t commit;
+		uint32_t xid;
+		int64_t t;
+		int ntt = 0;
+
+		for (int i = 0; i < n; i++)
+			if (cs[i].have && (min == NULL || cs[i].rec.commit_lsn < min->rec.commit_lsn))
+				min = &cs[i];
+		if (min == NULL)
+			break;
+		commit = min->rec.commit_lsn;
+		xid = min->rec.xid;
+		t = min->rec.commit_time + RECOVER_PG_EPOCH_UNIX_US;
+		for (int i = 0; i < n; i++)
+		{
+			cursor *c = &cs[i];
+			txn_table *e;
+
+			if (!c->have || c->rec.commit_lsn != commit)
+				continue;
+			e = &tt[ntt++];
+			memset(e, 0, sizeof(*e));
+			e->c = c;
+			while (c->have && c->rec.commit_lsn == commit)
+			{
+				const manifest_layout *l = manifest_layout_by_id(c->m, c->rec.layout_id);
+
+				switch (c->rec.op)
+				{
+					case 'I': e->ins++; break;
+					case 'U': e->upd++; break;
+					case 'D': e->del++; break;
+					case 'T': e->trunc++; break;
+				}
+				/* A layout first used by this transaction: it changed the columns or key. */
+				if (l && l != &c->m->layouts[0] && l->from_lsn == commit)
+					e->schema = true;
+				if (cursor_next(sc, c, err) != BS_OK)
+					goto out;
+			}
+		}
+		emit_transaction(so, commit, xid, t, tt, ntt);
+	}
+	rc = BS_OK;
+out:
+	free(tt);
+	return rc;
 }
 
 typedef struct changes_ctx
 {
+	const changes_range *r;
 	bool json;
 	json_t *list;
 	uint64_t count;
@@ -83,6 +460,8 @@ on_change(void *vctx, const replay_change *ch, bs_error *err)
 	int64_t t = ch->rec->commit_time + RECOVER_PG_EPOCH_UNIX_US;
 
 	(void) err;
+	if (!in_range(c->r, ch->rec))
+		return BS_OK;
 	c->count++;
 	if (c->json)
 	{
@@ -125,101 +504,427 @@ on_change(void *vctx, const replay_change *ch, bs_error *err)
 	return BS_OK;
 }
 
+
+static void
+free_cursors(cursor *cs, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		manifest_free(cs[i].m);
+		free(cs[i].shown);
+		strbuf_free(&cs[i].data);
+	}
+	free(cs);
+}
+
+/* Every archived table (those skipped by the archiver have nothing to show), refusing when
+ * head.json records a manifest that storage no longer holds. */
+static int
+load_all_tables(storage *st, const archive_head *head, cursor **out, int *nout, bs_error *err)
+{
+	uint32_t *relids = NULL;
+	int n = 0;
+	cursor *cs;
+	int nc = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (manifest_list_relids(st, &relids, &n, err) != BS_OK)
+		return BS_ERR;
+	if (head)
+		for (int i = 0; i < head->ntables; i++)
+		{
+			bool listed = false;
+
+			for (int k = 0; k < n && !listed; k++)
+				listed = relids[k] == head->tables[i].relid;
+			if (!listed)
+			{
+				error_set(err, ERRCODE_DATA_CORRUPTED,
+						  "the archive is damaged: head.json records generation %llu of the manifest of %s.%s "
+						  "(relid %u), which storage no longer holds: its changes cannot be listed",
+						  (unsigned long long) head->tables[i].generation, head->tables[i].schema,
+						  head->tables[i].name, head->tables[i].relid);
+				free(relids);
+				return BS_ERR;
+			}
+		}
+	cs = xcalloc((size_t) n + 1, sizeof(cursor));
+	for (int i = 0; i < n; i++)
+	{
+		manifest *m = NULL;
+		bool exists = false;
+
+		if (manifest_load(st, relids[i], &m, &exists, err) != BS_OK)
+		{
+			free_cursors(cs, nc);
+			free(relids);
+			return BS_ERR;
+		}
+		if (!exists)
+			continue;
+		if (strcmp(m->status, "skipped") == 0)
+		{
+			manifest_free(m);
+			continue;
+		}
+		cs[nc].m = m;
+		cs[nc].shown = pgsql_display_name(m->schema, m->name);
+		nc++;
+	}
+	free(relids);
+	*out = cs;
+	*nout = nc;
+	return BS_OK;
+}
+
+static int
+parse_range(const bs_config *cfg, changes_range *r, const char **msg)
+{
+	const char *from = config_get(cfg, "from_lsn");
+	const char *to = config_get(cfg, "to_lsn");
+	const char *since = config_get(cfg, "since");
+	const char *until = config_get(cfg, "until");
+	const char *xid = config_get(cfg, "xid");
+	int64_t now = recover_now();
+
+	memset(r, 0, sizeof(*r));
+	if (from)
+	{
+		r->has_from_lsn = true;
+		if (lsn_parse(from, &r->from_lsn) != BS_OK)
+			return (*msg = "--from-lsn must be an LSN such as 0/1A2B3C4", BS_ERR);
+	}
+	if (to)
+	{
+		r->has_to_lsn = true;
+		if (lsn_parse(to, &r->to_lsn) != BS_OK)
+			return (*msg = "--to-lsn must be an LSN such as 0/1A2B3C4", BS_ERR);
+	}
+	if (r->has_from_lsn && r->has_to_lsn && r->from_lsn >= r->to_lsn)
+		return (*msg = "--from-lsn must be before --to-lsn", BS_ERR);
+	if (since)
+	{
+		r->has_since = true;
+		if (recover_parse_time_at(since, now, &r->since) != BS_OK)
+			return (*msg = "--since must be a time such as \"2026-11-26 16:00:00\" (your time zone unless an offset "
+					"is given), \"20 min ago\" or \"now\"", BS_ERR);
+	}
+	if (until)
+	{
+		r->has_until = true;
+		if (recover_parse_time_at(until, now, &r->until) != BS_OK)
+			return (*msg = "--until must be a time such as \"2026-11-26 16:00:00\" (your time zone unless an offset "
+					"is given), \"20 min ago\" or \"now\"", BS_ERR);
+	}
+	if (r->has_since && r->has_until && r->since.time >= r->until.time)
+		return (*msg = "--since must be before --until", BS_ERR);
+	if (xid)
+	{
+		char *end;
+		unsigned long long v = strtoull(xid, &end, 10);
+
+		if (*xid < '0' || *xid > '9' || *end != '\0' || v > UINT32_MAX)
+			return (*msg = "--xid must be a transaction id (a decimal number)", BS_ERR);
+		r->has_xid = true;
+		r->xid = (uint32_t) v;
+	}
+	return BS_OK;
+}
+
+/* "after X through Y" for the header. */
+static void
+describe_range(const changes_range *r, uint64_t latest, strbuf *out)
+{
+	char a[LSN_BUFLEN],
+		t[RECOVER_TIME_BUFLEN];
+
+	if (r->has_xid)
+		strbuf_printf(out, "transaction %u, ", r->xid);
+	strbuf_append_str(out, "committed");
+	if (r->has_from_lsn)
+		strbuf_printf(out, " after LSN %s", lsn_format(r->from_lsn, a));
+	if (r->has_since)
+		strbuf_printf(out, "%s after %s", r->has_from_lsn ? " and" : "", recover_format_local_time(r->since.time, t));
+	if (r->has_to_lsn)
+		strbuf_printf(out, " through LSN %s", lsn_format(r->to_lsn, a));
+	if (r->has_until)
+		strbuf_printf(out, "%s through %s", r->has_to_lsn ? " and" : "", recover_format_local_time(r->until.time, t));
+	if (!r->has_to_lsn && !r->has_until)
+		strbuf_printf(out, " through the latest archived point (LSN %s)", lsn_format(latest, a));
+}
+
+/* Say when a whole-seconds bound has commits inside its second. */
+static void
+warn_boundary(const boundary *b, bool included)
+{
+	char t[RECOVER_TIME_BUFLEN],
+		l[LSN_BUFLEN];
+
+	if (b->t == NULL || b->n == 0)
+		return;
+	fprintf(stderr, "backstop changes: WARNING: %s %s has whole seconds only, and %s%d transaction(s) committed "
+			"inside that second (the first: xid %u at LSN %s); they are %s: give fractional seconds to be exact\n",
+			b->option, recover_format_local_time(b->t->time, t), b->n >= BOUNDARY_MAX ? "at least " : "", b->n,
+			b->first_xid, lsn_format(b->first_lsn, l), included ? "listed" : "not listed");
+}
+
 int
 cmd_changes(bs_config *cfg, int argc, char **argv)
 {
 	const char *table = config_get(cfg, "table");
-	const char *from = config_get(cfg, "from_lsn");
-	const char *to = config_get(cfg, "to_lsn");
 	bool json = config_get_bool(cfg, "json");
-	recover_point pt;
-	uint64_t a,
-		b;
+	bool summary = config_get_bool(cfg, "summary") || table == NULL;
+	changes_range r;
+	const char *msg = NULL;
 	bs_error err;
 	storage *st = NULL;
-	manifest *m = NULL;
 	archive_head head;
 	bool head_exists = false;
+	cursor *cs = NULL;
+	int ncs = 0;
+	uint64_t latest = 0;
 	recover_plan *plan = NULL;
 	replay_state *rs = NULL;
-	changes_ctx c = {json, NULL, 0, STRBUF_INIT};
-	bool listing = false;		/* text rows have started on stdout */
+	changes_ctx c = {&r, json, NULL, 0, STRBUF_INIT};
+	summary_out so = {cfg, json, 0, STRBUF_INIT};
+	boundary *bsince = NULL,
+		*buntil = NULL;
+	scan sc;
+	bool listing = false;		/* rows have started on stdout */
 	int rc = EXIT_FAILURE_RUNTIME;
-	char la[LSN_BUFLEN],
-		lb[LSN_BUFLEN];
+	char zone[160];
+	strbuf what = STRBUF_INIT;
 
 	(void) argv;
 	error_clear(&err);
 	memset(&head, 0, sizeof(head));
 	if (argc > 0)
 		return usage("changes takes no positional arguments");
-	if (table == NULL || from == NULL || to == NULL)
-		return usage("--table, --from-lsn and --to-lsn are required");
-	if (lsn_parse(from, &a) != BS_OK || lsn_parse(to, &b) != BS_OK)
-		return usage("--from-lsn and --to-lsn must be LSNs such as 0/1A2B3C4");
-	if (a >= b)
-		return usage("--from-lsn must be before --to-lsn");
-	memset(&pt, 0, sizeof(pt));
-	pt.kind = RECOVER_POINT_LSN;
-	pt.lsn = b;
-	/* The state must be rebuilt up to A first, so the base must hold nothing after A. */
-	pt.base_limit = a + 1;
+	if (parse_range(cfg, &r, &msg) != BS_OK)
+		return usage(msg);
+	recover_describe_zone(recover_now(), zone, sizeof(zone));
 
 	if ((rc = cli_open_storage("changes", cfg, &st)) != EXIT_OK)
 		goto done;
 	rc = EXIT_FAILURE_RUNTIME;
-	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK ||
-		audit_find_table(st, head_exists ? &head : NULL, table, &m, &err) != BS_OK ||
-		recover_plan_build(st, m, head_exists ? &head : NULL, &pt, &plan, &err) != BS_OK ||
-		replay_new(m->nlayouts, m->layouts, &rs, &err) != BS_OK)
+	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK)
 		goto failed;
-	if (json)
-		c.list = json_array();
-	else
+	if (table)
 	{
-		char *name = pgsql_display_name(m->schema, m->name);
+		manifest *m = NULL;
 
-		printf("Changes to %s after LSN %s through %s:\n", name, lsn_format(a, la), lsn_format(b, lb));
-		free(name);
+		if (audit_find_table(st, head_exists ? &head : NULL, table, &m, &err) != BS_OK)
+			goto failed;
+		cs = xcalloc(1, sizeof(cursor));
+		cs[0].m = m;
+		cs[0].shown = pgsql_display_name(m->schema, m->name);
+		ncs = 1;
+	}
+	else if (load_all_tables(st, head_exists ? &head : NULL, &cs, &ncs, &err) != BS_OK)
+		goto failed;
+
+	/* Each table's range must be whole by the archive's own account. */
+	for (int i = 0; i < ncs; i++)
+	{
+		manifest *m = cs[i].m;
+		uint64_t lo = r.has_from_lsn ? r.from_lsn + 1 : 0;
+		uint64_t hi = r.has_to_lsn ? r.to_lsn + 1 : UINT64_MAX;
+		uint64_t top = audit_complete_to(m, head_exists ? &head : NULL);
+		audit_report audit;
+		const manifest_gap *g;
+
+		if (top > latest)
+			latest = top;
+		if (audit_table(st, m, head_exists ? &head : NULL, NULL, 0, &audit, &err) != BS_OK)
+			goto failed;
+		if (audit_check_range(&audit, m, lo, hi, &err) != BS_OK)
+		{
+			audit_report_free(&audit);
+			goto failed;
+		}
+		audit_report_free(&audit);
+		if ((g = manifest_gap_in(m, lo, hi)) != NULL)
+		{
+			char a[LSN_BUFLEN],
+				b[LSN_BUFLEN];
+
+			fprintf(stderr, "backstop changes: WARNING: changes to %s committed from LSN %s to %s were never archived "
+					"(archiving resumed from a new replication slot): transactions there are missing from this list\n",
+					cs[i].shown, lsn_format(g->from, a), lsn_format(g->to, b));
+		}
+	}
+
+	memset(&sc, 0, sizeof(sc));
+	sc.st = st;
+	sc.r = &r;
+	if (r.has_since && r.since.second_precision)
+	{
+		bsince = xcalloc(1, sizeof(boundary));
+		bsince->option = "--since";
+		bsince->t = &r.since;
+		sc.bounds[0] = bsince;
+	}
+	if (r.has_until && r.until.second_precision)
+	{
+		buntil = xcalloc(1, sizeof(boundary));
+		buntil->option = "--until";
+		buntil->t = &r.until;
+		sc.bounds[1] = buntil;
+	}
+	describe_range(&r, latest, &what);
+
+	if (summary)
+	{
+		if (json)
+		{
+			char *z = NULL;
+			json_t *zs = json_string(zone);
+
+			z = json_dumps(zs, JSON_ENCODE_ANY);
+			json_decref(zs);
+			zs = json_string(what.data);
+			printf("{\n  \"time_zone\": %s,\n", z);
+			free(z);
+			z = json_dumps(zs, JSON_ENCODE_ANY);
+			json_decref(zs);
+			printf("  \"range\": %s,\n  \"latest_lsn\": \"%X/%X\",\n  \"transactions\": [\n", z,
+				   (unsigned) (latest >> 32), (unsigned) latest);
+			free(z);
+		}
+		else
+		{
+			strbuf hdr = STRBUF_INIT;
+			char *shown;
+
+			if (table)
+				strbuf_printf(&hdr, "Transactions on %s, %s", cs[0].shown, what.data);
+			else
+				strbuf_printf(&hdr, "Transactions on all %d archived table(s), %s", ncs, what.data);
+			shown = xstrdup_printable(hdr.data);
+			printf("%s\nTimes in %s\n", shown, zone);
+			free(shown);
+			strbuf_free(&hdr);
+		}
 		listing = true;
-	}
-	if (recover_plan_run(plan, st, rs, a, on_change, &c, NULL, NULL, &err) != BS_OK)
-		goto failed;
-	if (json)
-	{
-		json_t *o = json_object();
-		char *s;
-
-		json_object_set_new(o, "table", json_sprintf("%s.%s", m->schema, m->name));
-		json_object_set_new(o, "from_lsn", manifest_json_lsn(a));
-		json_object_set_new(o, "to_lsn", manifest_json_lsn(b));
-		json_object_set_new(o, "changes", c.list);
-		c.list = NULL;
-		s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		printf("%s\n", s);
-		free(s);
-		json_decref(o);
+		if (run_summary(&sc, cs, ncs, &so, &err) != BS_OK)
+			goto failed;
+		if (json)
+			printf("\n  ],\n  \"count\": %llu\n}\n", (unsigned long long) so.count);
+		else
+			printf("%llu transaction(s)\n", (unsigned long long) so.count);
 	}
 	else
-		printf("%llu change(s)\n", (unsigned long long) c.count);
+	{
+		/* The row images need the table rebuilt up to the range: replay from a base that
+		 * holds nothing from the range's first transaction on, through its last. */
+		recover_point pt;
+		uint64_t first = 0,
+			last = 0;
+		cursor *k = &cs[0];
+		bool lsn_only = !r.has_since && !r.has_until && !r.has_xid;
+		strbuf hdr = STRBUF_INIT;
+
+		if (!json)
+		{
+			char *shown;
+			char a[LSN_BUFLEN],
+				b[LSN_BUFLEN];
+
+			if (lsn_only && r.has_from_lsn && r.has_to_lsn)
+				strbuf_printf(&hdr, "Changes to %s after LSN %s through %s:", k->shown, lsn_format(r.from_lsn, a),
+							  lsn_format(r.to_lsn, b));
+			else
+				strbuf_printf(&hdr, "Changes to %s, %s (times read in %s):", k->shown, what.data, zone);
+			shown = xstrdup_printable(hdr.data);
+			printf("%s\n", shown);
+			free(shown);
+			strbuf_free(&hdr);
+			listing = true;
+		}
+		else
+			c.list = json_array();
+		if (lsn_only)
+		{
+			/* As the range says; the plan refuses an end outside the recovery window. */
+			first = r.has_from_lsn ? r.from_lsn + 1 : (k->m->nbases ? k->m->bases[0].lsn : 1);
+			last = r.has_to_lsn ? r.to_lsn : UINT64_MAX;
+		}
+		else
+		{
+			/* The range's first and last transactions, from the segments. */
+			if (cursor_next(&sc, k, &err) != BS_OK)
+				goto failed;
+			while (k->have)
+			{
+				if (first == 0)
+					first = k->rec.commit_lsn;
+				last = k->rec.commit_lsn;
+				if (cursor_next(&sc, k, &err) != BS_OK)
+					goto failed;
+			}
+		}
+		if (first)
+		{
+			memset(&pt, 0, sizeof(pt));
+			pt.kind = last == UINT64_MAX ? RECOVER_POINT_LATEST : RECOVER_POINT_LSN;
+			pt.lsn = last;
+			pt.base_limit = first;
+			if (recover_plan_build(st, k->m, head_exists ? &head : NULL, &pt, &plan, &err) != BS_OK ||
+				replay_new(k->m->nlayouts, k->m->layouts, &rs, &err) != BS_OK ||
+				recover_plan_run(plan, st, rs, first - 1, on_change, &c, NULL, NULL, &err) != BS_OK)
+				goto failed;
+		}
+		if (json)
+		{
+			json_t *o = json_object();
+			char *s;
+
+			json_object_set_new(o, "table", json_sprintf("%s.%s", k->m->schema, k->m->name));
+			json_object_set_new(o, "time_zone", json_string(zone));
+			json_object_set_new(o, "range", json_string(what.data));
+			if (r.has_from_lsn)
+				json_object_set_new(o, "from_lsn", manifest_json_lsn(r.from_lsn));
+			if (r.has_to_lsn)
+				json_object_set_new(o, "to_lsn", manifest_json_lsn(r.to_lsn));
+			json_object_set_new(o, "changes", c.list);
+			c.list = NULL;
+			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			printf("%s\n", s);
+			free(s);
+			json_decref(o);
+		}
+		else
+			printf("%llu change(s)\n", (unsigned long long) c.count);
+	}
+	fflush(stdout);
+	if (bsince)
+		warn_boundary(bsince, true);
+	if (buntil)
+		warn_boundary(buntil, false);
 	rc = EXIT_OK;
 	goto done;
 failed:
-	/* Rows already printed are not the whole range: say so where they are, last. */
-	if (listing)
-		printf("INCOMPLETE: the list stops after %llu change(s) because of an error; "
-			   "changes after that point are missing\n", (unsigned long long) c.count);
+	/* Lines already printed are not the whole range: say so where they are, last. */
+	if (listing && !json)
+		printf("INCOMPLETE: the list stops after %llu %s because of an error; %s after that point are missing\n",
+			   (unsigned long long) (summary ? so.count : c.count), summary ? "transaction(s)" : "change(s)",
+			   summary ? "transactions" : "changes");
 	fflush(stdout);
 	cli_report_error("changes", &err);
 	rc = cli_exit_code(&err, recover_error_is_integrity(&err) ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME);
 done:
+	free(bsince);
+	free(buntil);
+	strbuf_free(&what);
 	json_decref(c.list);
 	strbuf_free(&c.line);
+	strbuf_free(&so.line);
 	replay_free(rs);
 	recover_plan_free(plan);
+	free_cursors(cs, ncs);
 	if (head_exists)
 		archive_head_clear(&head);
-	manifest_free(m);
 	storage_close(st);
 	return rc;
 }

@@ -76,12 +76,18 @@ parse_point(const bs_config *cfg, recover_point *pt, const char **msg)
 	}
 	else if (tm)
 	{
+		recover_time rt;
+
 		pt->kind = RECOVER_POINT_TIME;
-		if (recover_parse_time(tm, &pt->time) != BS_OK)
+		if (recover_parse_time_at(tm, recover_now(), &rt) != BS_OK)
 		{
-			*msg = "--to-time must be a time such as \"2026-11-26 16:00:00.123456+00\" (UTC when no offset is given)";
+			*msg = "--to-time must be a time such as \"2026-11-26 16:00:00.123456+00\" (your time zone when no "
+				"offset is given), \"20 min ago\" or \"now\"";
 			return BS_ERR;
 		}
+		pt->time = rt.time;
+		pt->second_precision = rt.second_precision;
+		snprintf(pt->zone, sizeof(pt->zone), "%s", rt.zone);
 	}
 	else if (xid)
 	{
@@ -154,9 +160,13 @@ point_text(const recover_point *pt, char *buf, size_t size)
 			snprintf(buf, size, "commits %s LSN %s", pt->exclusive ? "before" : "at or before", lsn_format(pt->lsn, l));
 			break;
 		case RECOVER_POINT_TIME:
-			snprintf(buf, size, "commits %s %s", pt->exclusive ? "before" : "at or before",
-					 manifest_format_time(pt->time, t));
-			break;
+			{
+				char lt[RECOVER_TIME_BUFLEN];
+
+				snprintf(buf, size, "commits %s %s (%s; time read in %s)", pt->exclusive ? "before" : "at or before",
+						 recover_format_local_time(pt->time, lt), manifest_format_time(pt->time, t), pt->zone);
+				break;
+			}
 		case RECOVER_POINT_XID:
 			snprintf(buf, size, "commits %s transaction %u", incl, pt->xid);
 			break;
@@ -363,6 +373,18 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	{
 		rc = fail(&err);
 		goto done;
+	}
+	/* "16:00:05" means the whole second to many: say when commits fall inside it. */
+	if (pt.kind == RECOVER_POINT_TIME && pt.second_precision && plan->next_commit_lsn &&
+		plan->next_commit_time < pt.time + 1000000)
+	{
+		char l[LSN_BUFLEN],
+			lt[RECOVER_TIME_BUFLEN];
+
+		fprintf(stderr, "backstop recover: WARNING: --to-time has whole seconds only, and transaction %u committed "
+				"inside that second (at %s, LSN %s), after the point: it is not recovered; give fractional "
+				"seconds or use --to-xid to include it\n", plan->next_xid,
+				recover_format_local_time(plan->next_commit_time, lt), lsn_format(plan->next_commit_lsn, l));
 	}
 	if (replay_new(m->nlayouts, m->layouts, &rs, &err) != BS_OK)
 	{

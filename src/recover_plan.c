@@ -3,12 +3,17 @@
 #include "audit.h"
 #include "lsn.h"
 #include "object.h"
+#include "pgsql.h"
 #include "segment.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 bool
 recover_error_is_integrity(const bs_error *err)
@@ -70,47 +75,45 @@ fetch(storage *st, const char *key, const char *sha256, uint64_t raw_size, strbu
 	return BS_OK;
 }
 
+int
+recover_fetch_segment(storage *st, const manifest_segment *s, strbuf *out, uint64_t *bytes, bs_error *err)
+{
+	segment_reader rd;
+	segment_record rec;
+	bool eof = false;
+
+	if (fetch(st, s->key, s->sha256, s->raw_size, out, bytes, err) != BS_OK)
+		return BS_ERR;
+	/* Count the records now, so a segment that does not match its manifest entry is
+	 * refused before anything is written. */
+	if (segment_reader_init(&rd, out->data, out->len, err) != BS_OK)
+		return error_prefix(err, "segment %s", s->key);
+	for (;;)
+	{
+		if (segment_reader_next(&rd, &rec, &eof, err) != BS_OK)
+			return error_prefix(err, "segment %s", s->key);
+		if (eof)
+			break;
+	}
+	if (rd.nrecords != s->records)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "segment %s holds %llu records but the manifest records %llu",
+						 s->key, (unsigned long long) rd.nrecords, (unsigned long long) s->records);
+	return BS_OK;
+}
+
 /* Fetch segment i into plan->segdata[i] unless it is there; bytes counts what was
  * downloaded.  On failure the slot is left empty. */
 static int
 fetch_segment(recover_plan *plan, storage *st, int i, uint64_t *bytes, bs_error *err)
 {
-	const manifest_segment *s = &plan->m->segments[i];
-	segment_reader rd;
-	segment_record rec;
-	bool eof = false;
-
 	if (plan->segdata[i].data != NULL)
 		return BS_OK;
-	if (fetch(st, s->key, s->sha256, s->raw_size, &plan->segdata[i], bytes, err) != BS_OK)
-		goto fail;
-	/* Count the records now, so a segment that does not match its manifest entry is
-	 * refused before anything is written. */
-	if (segment_reader_init(&rd, plan->segdata[i].data, plan->segdata[i].len, err) != BS_OK)
+	if (recover_fetch_segment(st, &plan->m->segments[i], &plan->segdata[i], bytes, err) != BS_OK)
 	{
-		error_prefix(err, "segment %s", s->key);
-		goto fail;
-	}
-	for (;;)
-	{
-		if (segment_reader_next(&rd, &rec, &eof, err) != BS_OK)
-		{
-			error_prefix(err, "segment %s", s->key);
-			goto fail;
-		}
-		if (eof)
-			break;
-	}
-	if (rd.nrecords != s->records)
-	{
-		error_set(err, ERRCODE_DATA_CORRUPTED, "segment %s holds %llu records but the manifest records %llu",
-				  s->key, (unsigned long long) rd.nrecords, (unsigned long long) s->records);
-		goto fail;
+		strbuf_free(&plan->segdata[i]);
+		return BS_ERR;
 	}
 	return BS_OK;
-fail:
-	strbuf_free(&plan->segdata[i]);
-	return BS_ERR;
 }
 
 /*
@@ -187,6 +190,8 @@ typedef struct find_ctx
 	uint64_t commit_lsn;
 	int nfound;					/* XID: distinct transactions with that xid */
 	uint64_t other_commit;
+	uint32_t xid;				/* TIME: the transaction found */
+	int64_t time;
 } find_ctx;
 
 static int
@@ -200,6 +205,8 @@ visit_find_time(void *ctx, const segment_record *rec, bs_error *err)
 	{
 		f->found = true;
 		f->commit_lsn = rec->commit_lsn;
+		f->xid = rec->xid;
+		f->time = t;
 		return 1;
 	}
 	return 0;
@@ -228,10 +235,14 @@ visit_find_xid(void *ctx, const segment_record *rec, bs_error *err)
 	return 0;
 }
 
+/* The table's name as --table takes it back (quoted where needed). */
 static const char *
 table_name(const manifest *m, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s.%s", m->schema, m->name);
+	char *shown = pgsql_display_name(m->schema, m->name);
+
+	snprintf(buf, size, "%s", shown);
+	free(shown);
 	return buf;
 }
 
@@ -257,7 +268,7 @@ window_error(const recover_plan *plan, const char *what, bs_error *err)
 	char lo[LSN_BUFLEN],
 		hi[LSN_BUFLEN],
 		t0[MANIFEST_TIME_BUFLEN],
-		name[300];
+		name[800];
 
 	if (strcmp(plan->m->status, "dropped") == 0)
 	{
@@ -286,7 +297,7 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 	audit_report audit;
 	char buf[LSN_BUFLEN],
 		tbuf[MANIFEST_TIME_BUFLEN],
-		name[300],
+		name[800],
 		what[128];
 
 	*out = NULL;
@@ -332,7 +343,7 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 			break;
 		case RECOVER_POINT_TIME:
 			{
-				find_ctx f = {pt, false, 0, 0, 0};
+				find_ctx f = {pt, false, 0, 0, 0, 0, 0};
 				int from = 0;
 				const manifest_base *start = &m->bases[0];
 				int64_t hi_time = m->nsegments ? m->segments[m->nsegments - 1].last_time : m->bases[m->nbases - 1].time;
@@ -365,13 +376,19 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 				if (walk_records(plan, st, from, m->nsegments, start->lsn, visit_find_time, &f, err) != BS_OK)
 					goto fail;
 				plan->bound = f.found ? f.commit_lsn : UINT64_MAX;
+				if (f.found)
+				{
+					plan->next_commit_lsn = f.commit_lsn;
+					plan->next_xid = f.xid;
+					plan->next_commit_time = f.time;
+				}
 				if (plan->bound < start->lsn)
 					plan->bound = start->lsn;
 				break;
 			}
 		case RECOVER_POINT_XID:
 			{
-				find_ctx f = {pt, false, 0, 0, 0};
+				find_ctx f = {pt, false, 0, 0, 0, 0, 0};
 
 				snprintf(what, sizeof(what), "transaction %u", pt->xid);
 				if (walk_records(plan, st, 0, m->nsegments, plan->window_lo, visit_find_xid, &f, err) != BS_OK)
@@ -954,14 +971,182 @@ recover_plan_stream(recover_plan *plan, storage *st, replay_state *rs, uint32_t 
 	return BS_OK;
 }
 
+/* ---------- points in time given by the user ---------- */
+
+/* The name of the local time zone: TZ (without a leading ':'), else the zone
+ * /etc/localtime links to, else "local". */
+static void
+local_zone_name(char *buf, size_t size)
+{
+	const char *tz = getenv("TZ");
+	char link[PATH_MAX];
+	ssize_t n;
+
+	if (tz && *tz)
+	{
+		snprintf(buf, size, "%.100s", tz[0] == ':' ? tz + 1 : tz);
+		return;
+	}
+	n = readlink("/etc/localtime", link, sizeof(link) - 1);
+	if (n > 0)
+	{
+		const char *z;
+
+		link[n] = '\0';
+		z = strstr(link, "zoneinfo/");
+		snprintf(buf, size, "%.100s", z ? z + strlen("zoneinfo/") : link);
+		return;
+	}
+	snprintf(buf, size, "local");
+}
+
+/* "+HH:MM" of a UTC offset in seconds. */
+static void
+format_offset(long off, char *buf, size_t size)
+{
+	int a = (int) ((off < 0 ? -off : off) % 86400);	/* offsets are within a day */
+
+	if (a % 60)
+		snprintf(buf, size, "%c%02d:%02d:%02d", off < 0 ? '-' : '+', a / 3600, (a / 60) % 60, a % 60);
+	else
+		snprintf(buf, size, "%c%02d:%02d", off < 0 ? '-' : '+', a / 3600, (a / 60) % 60);
+}
+
+void
+recover_describe_zone(int64_t unix_us, char *buf, size_t size)
+{
+	char name[128],
+		off[32];
+	time_t secs = (time_t) (unix_us / 1000000);
+	struct tm tm;
+
+	tzset();
+	local_zone_name(name, sizeof(name));
+	if (localtime_r(&secs, &tm) == NULL)
+	{
+		snprintf(buf, size, "%s", name);
+		return;
+	}
+	format_offset(tm.tm_gmtoff, off, sizeof(off));
+	snprintf(buf, size, "%s (%s, UTC%s)", name, tm.tm_zone ? tm.tm_zone : "?", off);
+}
+
+char *
+recover_format_local_time(int64_t unix_us, char *buf)
+{
+	time_t secs = (time_t) (unix_us / 1000000);
+	long us = (long) (unix_us % 1000000);
+	struct tm tm;
+	char off[32];
+
+	if (us < 0)
+	{
+		us += 1000000;
+		secs--;
+	}
+	tzset();
+	if (localtime_r(&secs, &tm) == NULL)
+		return manifest_format_time(unix_us, buf);
+	format_offset(tm.tm_gmtoff, off, sizeof(off));
+	snprintf(buf, RECOVER_TIME_BUFLEN, "%04d-%02d-%02d %02d:%02d:%02d.%06ld%s", tm.tm_year + 1900, tm.tm_mon + 1,
+			 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us, off);
+	return buf;
+}
+
+int64_t
+recover_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int
 recover_parse_time(const char *s, int64_t *out)
+{
+	recover_time t;
+
+	if (recover_parse_time_at(s, recover_now(), &t) != BS_OK)
+		return BS_ERR;
+	*out = t.time;
+	return BS_OK;
+}
+
+/* "N unit[s] ago" (units: s, sec, second, min, minute, h, hour, d, day, w, week), "now". */
+static int
+parse_relative(const char *s, int64_t now, recover_time *out)
+{
+	static const struct
+	{
+		const char *name;
+		int64_t us;
+	} units[] = {
+		{"s", INT64_C(1000000)}, {"sec", INT64_C(1000000)}, {"secs", INT64_C(1000000)},
+		{"second", INT64_C(1000000)}, {"seconds", INT64_C(1000000)},
+		{"m", INT64_C(60000000)}, {"min", INT64_C(60000000)}, {"mins", INT64_C(60000000)},
+		{"minute", INT64_C(60000000)}, {"minutes", INT64_C(60000000)},
+		{"h", INT64_C(3600000000)}, {"hour", INT64_C(3600000000)}, {"hours", INT64_C(3600000000)},
+		{"d", INT64_C(86400000000)}, {"day", INT64_C(86400000000)}, {"days", INT64_C(86400000000)},
+		{"w", INT64_C(604800000000)}, {"week", INT64_C(604800000000)}, {"weeks", INT64_C(604800000000)},
+	};
+	const char *p = s;
+	int64_t n = 0;
+	size_t ulen;
+	const char *u;
+
+	out->relative = true;
+	out->second_precision = false;
+	if (strcmp(s, "now") == 0)
+	{
+		out->time = now;
+		return BS_OK;
+	}
+	if (*p < '0' || *p > '9')
+		return BS_ERR;
+	while (*p >= '0' && *p <= '9')
+	{
+		n = n * 10 + (*p++ - '0');
+		if (n > 100000000)		/* far beyond any archive; keeps the product in range */
+			return BS_ERR;
+	}
+	while (*p == ' ')
+		p++;
+	u = p;
+	while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))
+		p++;
+	ulen = (size_t) (p - u);
+	while (*p == ' ')
+		p++;
+	if (strcmp(p, "ago") != 0 || ulen == 0)
+		return BS_ERR;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strlen(units[i].name) == ulen && strncasecmp(units[i].name, u, ulen) == 0)
+		{
+			out->time = now - n * units[i].us;
+			return BS_OK;
+		}
+	return BS_ERR;
+}
+
+int
+recover_parse_time_at(const char *s, int64_t now, recover_time *out)
 {
 	strbuf sb = STRBUF_INIT;
 	const char *p = s;
 	int64_t offset_us = 0;
+	bool zoned = false;
 	int rc;
 
+	memset(out, 0, sizeof(*out));
+	if (s == NULL)
+		return BS_ERR;
+	if (parse_relative(s, now, out) == BS_OK)
+	{
+		recover_describe_zone(out->time, out->zone, sizeof(out->zone));
+		return BS_OK;
+	}
+	out->relative = false;
 	/* Date and time: "YYYY-MM-DD HH:MM:SS" or with 'T', then an optional fraction. */
 	if (strlen(s) < 19)
 		return BS_ERR;
@@ -974,6 +1159,7 @@ recover_parse_time(const char *s, int64_t *out)
 	strbuf_append_char(&sb, 'T');
 	strbuf_append(&sb, s + 11, 8);
 	p = s + 19;
+	out->second_precision = true;
 	if (*p == '.')
 	{
 		const char *q = p + 1;
@@ -982,10 +1168,17 @@ recover_parse_time(const char *s, int64_t *out)
 			q++;
 		strbuf_append(&sb, p, (size_t) (q - p));
 		p = q;
+		out->second_precision = false;
 	}
-	/* Zone: none or Z (UTC), or a numeric offset +HH, +HHMM, +HH:MM. */
-	if (*p == 'Z' && p[1] == '\0')
+	while (*p == ' ')
 		p++;
+	/* Zone: none (the user's own zone), Z or UTC, or a numeric offset +HH, +HHMM, +HH:MM. */
+	if ((*p == 'Z' && p[1] == '\0') || strcmp(p, "UTC") == 0)
+	{
+		p += strlen(p);
+		zoned = true;
+		snprintf(out->zone, sizeof(out->zone), "UTC");
+	}
 	else if (*p == '+' || *p == '-')
 	{
 		int sign = *p == '-' ? -1 : 1;
@@ -1012,6 +1205,13 @@ recover_parse_time(const char *s, int64_t *out)
 			return BS_ERR;
 		}
 		offset_us = sign * ((int64_t) hh * 3600 + mm * 60) * 1000000;
+		zoned = true;
+		{
+			char off[32];
+
+			format_offset((long) (offset_us / 1000000), off, sizeof(off));
+			snprintf(out->zone, sizeof(out->zone), "UTC%s", off);
+		}
 	}
 	if (*p != '\0')
 	{
@@ -1019,9 +1219,36 @@ recover_parse_time(const char *s, int64_t *out)
 		return BS_ERR;
 	}
 	strbuf_append_char(&sb, 'Z');
-	rc = manifest_parse_time(sb.data, out);
+	rc = manifest_parse_time(sb.data, &out->time);	/* checks the fields; as if in UTC */
 	strbuf_free(&sb);
-	if (rc == BS_OK)
-		*out -= offset_us;
-	return rc;
+	if (rc != BS_OK)
+		return BS_ERR;
+	if (zoned)
+	{
+		out->time -= offset_us;
+		return BS_OK;
+	}
+	/* No zone: the wall-clock time in the user's zone (TZ, else the system's), as psql
+	 * shows it.  A time the clocks skipped (a DST gap) is refused. */
+	{
+		int64_t frac = ((out->time % 1000000) + 1000000) % 1000000;
+		time_t wall = (time_t) ((out->time - frac) / 1000000);
+		time_t t;
+		struct tm in,
+			back;
+
+		tzset();
+		if (gmtime_r(&wall, &in) == NULL)
+			return BS_ERR;
+		back = in;
+		back.tm_isdst = -1;
+		t = mktime(&back);
+		if (t == (time_t) -1 || back.tm_year != in.tm_year || back.tm_mon != in.tm_mon ||
+			back.tm_mday != in.tm_mday || back.tm_hour != in.tm_hour || back.tm_min != in.tm_min ||
+			back.tm_sec != in.tm_sec)
+			return BS_ERR;
+		out->time = (int64_t) t * 1000000 + frac;
+		recover_describe_zone(out->time, out->zone, sizeof(out->zone));
+	}
+	return BS_OK;
 }

@@ -26,6 +26,8 @@ typedef struct recover_point
 	int64_t time;				/* TIME: Unix microseconds */
 	uint32_t xid;				/* XID: through this transaction (exclusive: up to it) */
 	bool exclusive;
+	bool second_precision;		/* TIME: given in whole seconds (see recover_time) */
+	char zone[160];				/* TIME: the zone it was read in (recover_time.zone) */
 	/* When nonzero the base must hold no commit at or after this LSN (for `changes`,
 	 * whose state must be rebuilt before the range starts). */
 	uint64_t base_limit;
@@ -42,6 +44,10 @@ typedef struct recover_plan
 	int *segs;					/* indexes into m->segments, ascending */
 	strbuf *segdata;			/* m->nsegments entries; fetched raw segments (verified) */
 	uint64_t download_bytes;	/* stored bytes of the base chunks and the segments */
+	/* TIME: the first transaction after the point (next_commit_lsn 0: none archived). */
+	uint64_t next_commit_lsn;
+	uint32_t next_xid;
+	int64_t next_commit_time;	/* Unix microseconds */
 
 	/* Filled by recover_plan_run. */
 	uint64_t transactions;
@@ -106,9 +112,41 @@ int recover_plan_stream(recover_plan *plan, storage *st, replay_state *rs, uint3
 						replay_copy_cb cb, void *cbctx, replay_checksum *sum, recover_progress_cb progress,
 						void *pctx, bs_error *err);
 
-/* Parse a point in time: "YYYY-MM-DD HH:MM:SS[.ffffff]" (or with 'T'), then nothing or Z
- * (UTC) or a numeric offset (+HH, +HHMM, +HH:MM).  Unix microseconds; BS_OK or BS_ERR. */
+/* A point in time as the user gave it. */
+typedef struct recover_time
+{
+	int64_t time;				/* Unix microseconds */
+	bool second_precision;		/* absolute with whole seconds: the start of that second */
+	bool relative;				/* "now", "20 min ago" */
+	char zone[160];				/* the zone it was read in, for the output ("UTC", "UTC+02:00",
+								 * "America/New_York (EST, UTC-05:00)") */
+} recover_time;
+
+/*
+ * Parse a point in time: "now", "N unit ago" (s/sec/second, min/minute, h/hour, d/day,
+ * w/week, plural too) counted back from now (Unix microseconds), or
+ * "YYYY-MM-DD HH:MM:SS[.ffffff]" (or with 'T') then Z, UTC, a numeric offset (+HH, +HHMM,
+ * +HH:MM), or nothing: then the time is read in the user's zone (TZ, else the system's),
+ * the way psql shows times.  BS_OK or BS_ERR (also for a local time that does not exist).
+ */
+int recover_parse_time_at(const char *s, int64_t now, recover_time *out);
+/* The current time, Unix microseconds. */
+int64_t recover_now(void);
+/* The same, from the current time, when only the point matters (Unix microseconds). */
 int recover_parse_time(const char *s, int64_t *out);
+
+/* The user's zone at a time, e.g. "America/New_York (EST, UTC-05:00)" (buf of size bytes). */
+void recover_describe_zone(int64_t unix_us, char *buf, size_t size);
+
+/* A time in the user's zone with its offset, e.g. "2026-11-26 11:00:00.123456-05:00": what
+ * --to-time and --since take back. */
+#define RECOVER_TIME_BUFLEN 96
+char *recover_format_local_time(int64_t unix_us, char *buf);
+
+/* Fetch one segment into out (reset first), verified against its manifest entry: checksum,
+ * raw size, every record well-formed and as many as recorded.  bytes grows by what was
+ * downloaded. */
+int recover_fetch_segment(storage *st, const manifest_segment *s, strbuf *out, uint64_t *bytes, bs_error *err);
 
 /* True when a failure means the archive is damaged (exit code 3). */
 bool recover_error_is_integrity(const bs_error *err);

@@ -2,6 +2,7 @@
 #include "strbuf.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,4 +204,28 @@ xstrdup_printable(const char *s)
 
 	strbuf_append_printable(&sb, s ? s : "");
 	return sb.data ? strbuf_detach(&sb, NULL) : xstrdup("");
+}
+
+void
+strbuf_append_shell_word(strbuf *sb, const char *s)
+{
+	bool bare = *s != '\0';
+
+	for (const char *p = s; *p && bare; p++)
+		bare = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+			strchr("_-.,/:@%+=", *p) != NULL;
+	if (bare)
+	{
+		strbuf_append_str(sb, s);
+		return;
+	}
+	strbuf_append_char(sb, '\'');
+	for (; *s; s++)
+	{
+		if (*s == '\'')
+			strbuf_append_str(sb, "'\\''");
+		else
+			strbuf_append_char(sb, *s);
+	}
+	strbuf_append_char(sb, '\'');
 }

@@ -198,7 +198,8 @@ check_time(const char *value, bs_error *err)
 
 	if (recover_parse_time(value, &t) != BS_OK)
 		return error_set(err, ERRCODE_INVALID_PARAMETER,
-						 "expected a time such as \"2026-11-26 16:00:00.123456+00\" (UTC when no offset is given)");
+						 "expected a time such as \"2026-11-26 16:00:00.123456+00\" (your time zone when no "
+						 "offset is given), \"20 min ago\" or \"now\"");
 	return BS_OK;
 }
 
@@ -272,6 +273,9 @@ static const struct
 	{"encryption_passphrase_file", check_file, false},
 	{"encryption_old_key_file", check_file_list, false},
 	{"encryption_old_passphrase_file", check_file_list, false},
+	{"since", check_time, false},
+	{"until", check_time, false},
+	{"xid", check_xid, false},
 	{NULL, NULL, false}
 };
 

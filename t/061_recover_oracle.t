@@ -73,7 +73,7 @@ for my $sql (@steps)
 	$xid = (split /\n/, $xid)[-1];
 	my $after = $node->safe_psql($db, "SELECT pg_current_wal_lsn() || ' ' || to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')");
 	my ($lsn, $date, $tm) = split / /, $after;
-	push @points, { sql => $sql, xid => $xid, lsn => $lsn, before => $before, time => "$date $tm", sum => content_checksum($node, $db, 'public.o') };
+	push @points, { sql => $sql, xid => $xid, lsn => $lsn, before => $before, time => "$date $tm+00", sum => content_checksum($node, $db, 'public.o') };
 	sleep 0.01;
 }
 ok(checkpoint(), 'checkpoint after the workload');

@@ -122,6 +122,14 @@ is($lines[0], "Changes to $evil_shown after LSN $l0 through $l1:", 'changes: hea
 unlike($out, qr/^0\/0  xid 1/m, 'a value with a newline does not pass for a change');
 like($lines[1], qr/INSERT .*x\\n0\/0  xid 1/, 'the value is shown with \n escaped');
 is($lines[3], '2 change(s)', 'changes: count');
+# The printed form pastes back: --table takes U&"..." as shown.
+($rc, $out, $err) = run_backstop('changes', '--storage', $storage, '--table', $evil_shown, '--from-lsn', $l0,
+	'--to-lsn', $l1);
+ok($rc == 0 && $out =~ /^2 change\(s\)$/m, '--table takes the name as changes prints it (U&"...")') or diag($err);
+($rc, $out, $err) = run_backstop('changes', '--storage', $storage, '--summary');
+no_forged_line('changes --summary', $out);
+like($out, qr/ \Q$evil_shown\E \+\d+ ~\d+ -\d+;.* --table '\Q$evil_shown\E' --to-xid \d+ --exclusive/,
+	'summary: the hostile name quoted, and shell-quoted in the recover command');
 
 # --- recover: names quoted, copy-back SQL runnable ----------------------------------------
 ($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', $evil_sql,

@@ -451,9 +451,13 @@ test_names(void)
 		{"\"a\"\"b\".c$1", "a\"b", "c$1"},
 		{"\"x.y\"", "public", "x.y"},
 		{"_t", "public", "_t"},
+		/* The printed form of names with control characters (pgsql_display_name). */
+		{"public.U&\"evil\\0009x\"", "public", "evil\tx"},
+		{"u&\"a\\\\b\"\"c\".t", "a\\b\"c", "t"},
+		{"U&\"\\00E9\\+01F600\"", "public", "\xc3\xa9\xf0\x9f\x98\x80"},
 	};
 	static const char *const bad_names[] = {
-		"", ".", "a.", ".a", "a.b.c", "\"\"", "\"abc", "a b", "1abc", "a.\"b", "a;drop", "\"a\"x", NULL
+		"", ".", "a.", ".a", "a.b.c", "\"\"", "\"abc", "a b", "1abc", "a.\"b", "a;drop", "\"a\"x", "U&\"\\0000\"", "U&\"\\12\"", "U&\"\\D800\"", "U&x", NULL
 	};
 	bs_error err;
 
@@ -735,7 +739,7 @@ test_storage(void)
 	ok(manifest_find_table(st, "\"My Schema\".tbl", &out, &err) == BS_ERR &&
 	   strcmp(err.code, ERRCODE_UNDEFINED_TABLE) == 0 &&
 	   strstr(err.message, "table \"My Schema.tbl\" is not in the archive at file://") &&
-	   strstr(err.message, "archived tables: public.t, My Schema.Tbl, public.t"),
+	   strstr(err.message, "archived tables: public.t, \"My Schema\".\"Tbl\", public.t"),
 	   "not found names what is archived: %s", err.message);
 
 	/* A manifest in the wrong directory, and a corrupt one. */
