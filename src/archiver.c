@@ -3634,7 +3634,8 @@ initial_setup(archiver *a, bs_error *err)
 		basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, "base_chunk_size"), NULL};
 
 		PQclear(res);
-		strbuf_printf(&sql, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'export')", q);
+		strbuf_printf(&sql, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput %s", q,
+					  pgsql_export_snapshot_option(repl));
 		free(q);
 		res = PQexec(repl, sql.data);
 		strbuf_free(&sql);
