@@ -2299,6 +2299,14 @@ out:
 }
 
 /*
+ * A slot invalidated for another cause than max_slot_wal_keep_size, by name: PostgreSQL 17's
+ * invalidation_reason (read through to_jsonb, so that older servers answer NULL) other than
+ * wal_removed, e.g. 18's idle_timeout.  wal_status says "lost" for every cause.
+ */
+#define SLOT_OTHER_INVALIDATION \
+	"NULLIF(to_jsonb(s) ->> 'invalidation_reason', 'wal_removed')"
+
+/*
  * Whether the slot can still be read.  An invalidated slot (wal_status = lost, after
  * max_slot_wal_keep_size) or a dropped one has lost changes for good: reconnecting cannot
  * help, so this is an error (ERRCODE_SLOT_LOST).  A failing query (the server is restarting,
@@ -2317,7 +2325,8 @@ check_slot(archiver *a, bs_error *err)
 	error_clear(&qerr);
 	if (PQstatus(a->conn) != CONNECTION_OK)
 		PQreset(a->conn);
-	if (pgsql_query_params(a->conn, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1",
+	if (pgsql_query_params(a->conn, "SELECT s.wal_status, " SLOT_OTHER_INVALIDATION
+						   " FROM pg_replication_slots s WHERE s.slot_name = $1",
 						   1, params, &res, &qerr) != BS_OK)
 	{
 		log_debug("could not check replication slot %s: %s", slot, qerr.message);
@@ -2328,6 +2337,12 @@ check_slot(archiver *a, bs_error *err)
 					   "replication slot \"%s\" was dropped while the archiver ran: the changes after %s (the "
 					   "last position received) are lost.  Starting again creates a new slot and takes new "
 					   "base copies", slot, lsn_format(a->received_lsn, l));
+	else if (!PQgetisnull(res, 0, 1))
+		rc = error_set(err, ERRCODE_SLOT_LOST,
+					   "replication slot \"%s\" was invalidated while the archiver ran (invalidation_reason = "
+					   "%s): the changes after %s (the last position received) are lost.  Drop the slot "
+					   "(backstop archive --drop) and start again for new base copies",
+					   slot, PQgetvalue(res, 0, 1), lsn_format(a->received_lsn, l));
 	else if (!PQgetisnull(res, 0, 0) && strcmp(PQgetvalue(res, 0, 0), "lost") == 0)
 		rc = error_set(err, ERRCODE_SLOT_LOST,
 					   "replication slot \"%s\" was invalidated while the archiver ran (wal_status = lost: "
@@ -4187,7 +4202,8 @@ initial_setup(archiver *a, bs_error *err)
 		goto fail_list;
 
 	if (pgsql_query_params(a->conn,
-		"SELECT confirmed_flush_lsn::text, plugin, database, wal_status FROM pg_replication_slots WHERE slot_name = $1",
+		"SELECT s.confirmed_flush_lsn::text, s.plugin, s.database, s.wal_status, " SLOT_OTHER_INVALIDATION
+		" FROM pg_replication_slots s WHERE s.slot_name = $1",
 		1, params, &res, err) != BS_OK)
 		goto fail_list;
 	slot_exists = PQntuples(res) == 1;
@@ -4197,6 +4213,14 @@ initial_setup(archiver *a, bs_error *err)
 		{
 			error_set(err, ERRCODE_INVALID_PARAMETER, "slot \"%s\" exists but is not a pgoutput slot of database \"%s\"",
 					  slot, dbname);
+			PQclear(res);
+			goto fail_list;
+		}
+		if (!PQgetisnull(res, 0, 4))
+		{
+			error_set(err, ERRCODE_SLOT_LOST,
+					  "slot \"%s\" was invalidated (invalidation_reason = %s): changes are missing; drop it with "
+					  "`backstop archive --drop` and start again for fresh base copies", slot, PQgetvalue(res, 0, 4));
 			PQclear(res);
 			goto fail_list;
 		}
@@ -4220,7 +4244,8 @@ initial_setup(archiver *a, bs_error *err)
 		basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, "base_chunk_size"), NULL};
 
 		PQclear(res);
-		strbuf_printf(&sql, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'export')", q);
+		strbuf_printf(&sql, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput %s", q,
+					  pgsql_export_snapshot_option(repl));
 		free(q);
 		res = PQexec(repl, sql.data);
 		strbuf_free(&sql);

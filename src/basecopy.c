@@ -368,7 +368,8 @@ basecopy_with_temporary_slot(PGconn *repl, PGconn *conn, storage *st, const base
 
 	/* A temporary slot disappears with its session: the caller closes repl. */
 	snprintf(slot, sizeof(slot), "backstop_base_%d_%ld", (int) getpid(), (long) (now_unix_us() % 1000000000));
-	strbuf_printf(&sql, "CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export')", slot);
+	strbuf_printf(&sql, "CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL pgoutput %s", slot,
+				  pgsql_export_snapshot_option(repl));
 	res = PQexec(repl, sql.data);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
 	{

@@ -199,7 +199,9 @@ catalog_table_definition(PGconn *conn, uint32_t relid, char **json_out, bs_error
 
 	snprintf(oid, sizeof(oid), "%u", relid);
 	/* One query builds the whole definition, so it is read from a single snapshot.
-	 * Indexes that back constraints are recreated by their constraint. */
+	 * Indexes that back constraints are recreated by their constraint.  PostgreSQL 18 also
+	 * lists NOT NULL as constraints (contype 'n'): the columns' not_null carries them, as on
+	 * every older server, so they are left out here. */
 	if (pgsql_query_params(conn,
 		"SELECT json_build_object("
 		" 'columns', (SELECT coalesce(json_agg(json_build_object("
@@ -239,7 +241,7 @@ catalog_table_definition(PGconn *conn, uint32_t relid, char **json_out, bs_error
 		"     AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid)),"
 		" 'constraints', (SELECT coalesce(json_agg(json_build_object("
 		"     'name', k.conname, 'type', k.contype, 'def', pg_get_constraintdef(k.oid)) ORDER BY k.contype DESC, k.conname), '[]')"
-		"   FROM pg_constraint k WHERE k.conrelid = $1::oid),"
+		"   FROM pg_constraint k WHERE k.conrelid = $1::oid AND k.contype <> 'n'),"
 		" 'replica_identity', (SELECT relreplident FROM pg_class WHERE oid = $1::oid))::text",
 		1, params, &res, err) != BS_OK)
 		return error_prefix(err, "could not read the definition of table %u", relid);

@@ -10,6 +10,13 @@
 #define BS_STRINGIFY_(x) #x
 #define BS_STRINGIFY(x) BS_STRINGIFY_(x)
 
+const char *
+pgsql_export_snapshot_option(PGconn *repl)
+{
+	/* PostgreSQL 14's replication grammar has no option list: "syntax error". */
+	return PQserverVersion(repl) >= 150000 ? "(SNAPSHOT 'export')" : "EXPORT_SNAPSHOT";
+}
+
 int
 pgsql_set_error(bs_error *err, PGconn *conn, const PGresult *res, const char *what)
 {

@@ -48,6 +48,10 @@ char *pgsql_qualified_name_printable(const char *schema, const char *name);
  * forge a line nor be mistaken for another name. */
 char *pgsql_display_name(const char *schema, const char *name);
 
+/* The CREATE_REPLICATION_SLOT ... LOGICAL pgoutput option that exports the slot's snapshot:
+ * the option list of PostgreSQL 15 and later, or the keyword PostgreSQL 14 understands. */
+const char *pgsql_export_snapshot_option(PGconn *repl);
+
 /* Fill err from the connection's last error (message redacted of secrets). */
 int pgsql_set_error(bs_error *err, PGconn *conn, const PGresult *res, const char *what);
 

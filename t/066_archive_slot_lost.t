@@ -97,4 +97,29 @@ like(slurp_file("$ENV{BACKSTOP_SRCDIR}/contrib/systemd/backstop-archive.service"
 	'the systemd unit does not restart on exit code 4');
 
 $node->stop;
+
+# PostgreSQL 18 also invalidates a slot left inactive longer than idle_replication_slot_timeout
+# (at a checkpoint): invalidation_reason = idle_timeout, which wal_status does not show.  The
+# archiver must refuse it as lost (exit 4), not fail to stream from it.
+SKIP:
+{
+	skip 'idle_replication_slot_timeout is new in PostgreSQL 18', 4 if pg_major() < 18;
+	my $idle = new_pg_node('idle', extra_conf => "idle_replication_slot_timeout = 1min\n");
+	$idle->safe_psql($db, q{
+		CREATE TABLE public.t (id int PRIMARY KEY, v text);
+		SELECT pg_create_logical_replication_slot('idle', 'pgoutput');
+	});
+	ok(wait_for('the slot to be inactive for over a minute', sub {
+		$idle->safe_psql($db, "SELECT inactive_since < now() - interval '65 seconds' FROM pg_replication_slots "
+			. "WHERE slot_name = 'idle'") eq 't';
+	}, 180), 'the slot has been inactive for over a minute');
+	$idle->safe_psql($db, 'CHECKPOINT');
+	is($idle->safe_psql($db, "SELECT invalidation_reason FROM pg_replication_slots WHERE slot_name = 'idle'"),
+		'idle_timeout', 'a checkpoint invalidates it (invalidation_reason = idle_timeout)');
+	($rc, $out, $err) = run_backstop({ timeout => 60 }, 'archive', '--db', node_connstr($idle, $db), '--slot', 'idle',
+		'--tables', 'public.t', '--storage', "file://$dir/idle", '--data-dir', "$dir/idle-data", '--listen', $listen);
+	is($rc, 4, 'the archiver exits 4 on it (slot lost)') or diag($err);
+	like($err, qr/slot "idle" was invalidated \(invalidation_reason = idle_timeout\)/, 'saying why');
+	$idle->stop;
+}
 done_testing();

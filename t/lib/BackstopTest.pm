@@ -57,6 +57,8 @@ our @EXPORT = qw(
   backstop_bin
   run_backstop
   new_pg_node
+  pg_major
+  pg_install_path
   node_connstr
   node_uri
   content_checksum
@@ -80,6 +82,7 @@ our $REPLICATION_ROLE = 'backstop_repl';
 # Harness variables that are not Backstop configuration options.
 my %harness_var = map { $_ => 1 }
   qw(BACKSTOP_BUILDDIR BACKSTOP_SRCDIR BACKSTOP_ALLOW_SKIP BACKSTOP_REEXEC);
+# (BACKSTOP_TEST_*, e.g. BACKSTOP_TEST_PG_MAJOR, stay too.)
 
 BEGIN
 {
@@ -171,11 +174,102 @@ sub require_or_skip
 	BAIL_OUT("$msg (set BACKSTOP_ALLOW_SKIP=1 to skip on a developer machine)");
 }
 
+=item pg_major()
+
+The PostgreSQL major the tests' servers run: C<BACKSTOP_TEST_PG_MAJOR>, or 15 (Debian's, from
+C<PG_BINDIR>) when it is not set.  Other majors come from npm (F<package.json>: C<pg14>,
+C<pg16>, ...; C<t/tools/pg-majors> lists them); C<make check-versions> runs the core tests on
+each.
+
+=cut
+
+sub pg_major
+{
+	my $m = $ENV{BACKSTOP_TEST_PG_MAJOR} // '';
+	return 15 if $m eq '';
+	croak "BACKSTOP_TEST_PG_MAJOR must be a major version number such as 17, not \"$m\""
+	  unless $m =~ /^\d+$/;
+	return $m + 0;
+}
+
+my $install_path;
+
+=item pg_install_path()
+
+C<undef> for Debian's PostgreSQL 15.  For another major, the C<install_path> given to
+C<PostgreSQL::Test::Cluster>: a directory made once per run under the scratch directory whose
+F<bin/> holds that major's C<initdb>, C<pg_ctl> and C<postgres> (links into
+F<node_modules/pgNN/native>) and, for every other program in C<PG_BINDIR> (C<psql>, C<pg_dump>,
+...), a wrapper that runs Debian's 15 without the server's libraries; F<lib/> is the server's
+libraries (the cluster module sets C<LD_LIBRARY_PATH> to it for the commands it runs); a
+F<bin/pg_config> answers C<--version> for the cluster module.  The clients stay 15: libpq 15
+talks to every server major, but C<pg_dump> 15 refuses a newer server, so tests that need it
+must skip on newer majors (none does today).
+
+=cut
+
+sub pg_install_path
+{
+	my $major = pg_major();
+	return undef if $major == 15;
+	return $install_path if defined $install_path;
+
+	my $native = "$ENV{BACKSTOP_SRCDIR}/node_modules/pg$major/native";
+	require_or_skip("PostgreSQL $major", -x "$native/bin/postgres",
+		"$native/bin/postgres is missing (contrib/setup installs it with npm ci)");
+	my $pg_bindir = $ENV{PG_BINDIR} // '/usr/lib/postgresql/15/bin';
+	my $dir = ($ENV{TESTDIR} // '.') . "/tmp_check/pg$major";
+	my $tmp = "$dir.tmp.$$";
+	rmtree($tmp);
+	mkpath("$tmp/bin");
+	my $ok = symlink("$native/lib", "$tmp/lib");
+	for my $prog (qw(initdb pg_ctl postgres))
+	{
+		$ok &&= symlink("$native/bin/$prog", "$tmp/bin/$prog");
+	}
+	croak "could not create $tmp: $!" unless $ok;
+	my $version = `LD_LIBRARY_PATH='$native/lib' '$native/bin/postgres' --version`;
+	croak "PostgreSQL $major from $native does not run: $version"
+	  unless defined $version && $version =~ /\) (\Q$major\E\.\d+)/;
+	my $full = $1;
+	my $write = sub {
+		my ($name, $text) = @_;
+		open my $fh, '>', "$tmp/bin/$name" or croak "could not create $tmp/bin/$name: $!";
+		print $fh $text;
+		close $fh or croak "could not write $tmp/bin/$name: $!";
+		chmod 0755, "$tmp/bin/$name" or croak "chmod $tmp/bin/$name: $!";
+	};
+	$write->('pg_config', <<"EOS");
+#!/bin/sh
+# pg_config for PostgreSQL $major from npm (it ships none): what PostgreSQL::Test::Cluster asks.
+case "\$1" in
+	--version) echo "PostgreSQL $full" ;;
+	--bindir) echo "$native/bin" ;;
+	--libdir) echo "$native/lib" ;;
+	--pkglibdir) echo "$native/lib/postgresql" ;;
+	--sharedir) echo "$native/share/postgresql" ;;
+	*) echo "pg_config: \$1 is not known for PostgreSQL $major from npm" >&2; exit 1 ;;
+esac
+EOS
+	opendir my $dh, $pg_bindir or croak "could not read $pg_bindir: $!";
+	for my $prog (sort readdir $dh)
+	{
+		next if $prog =~ /^\./ || -e "$tmp/bin/$prog" || !-x "$pg_bindir/$prog";
+		$write->($prog, "#!/bin/sh\nunset LD_LIBRARY_PATH\nexec '$pg_bindir/$prog' \"\$@\"\n");
+	}
+	closedir $dh;
+	rmtree($dir);
+	rename($tmp, $dir) or croak "could not rename $tmp to $dir: $!";
+	$install_path = $dir;
+	return $dir;
+}
+
 =item new_pg_node($name, %params)
 
 Creates, configures and starts a C<PostgreSQL::Test::Cluster> with C<wal_level=logical>,
 C<max_replication_slots=20>, C<max_wal_senders=20>, C<max_connections=40> and the role
-C<$REPLICATION_ROLE> (LOGIN REPLICATION, member of pg_read_all_data).  C<%params> may carry
+C<$REPLICATION_ROLE> (LOGIN REPLICATION, member of pg_read_all_data), running the major
+L</pg_major> selects.  C<%params> may carry
 C<extra_conf> (text appended to postgresql.conf).  Failure to start is fatal unless
 C<BACKSTOP_ALLOW_SKIP=1> (see L</require_or_skip>).
 
@@ -185,10 +279,12 @@ sub new_pg_node
 {
 	my ($name, %params) = @_;
 	my $node;
-	my $initdb = grep { -x "$_/initdb" } split /:/, $ENV{PATH};
+	my $inst = pg_install_path();
+	my $initdb = defined $inst || grep { -x "$_/initdb" } split /:/, $ENV{PATH};
 	require_or_skip("PostgreSQL", $initdb, "initdb is not on PATH");
 	my $ok = eval {
-		$node = PostgreSQL::Test::Cluster->new($name);
+		$node = PostgreSQL::Test::Cluster->new($name,
+			defined $inst ? (install_path => $inst) : ());
 		$node->init(allows_streaming => 'logical');
 		$node->append_conf('postgresql.conf', <<'EOC');
 # Added by BackstopTest.pm: room for several archivers and test connections.
@@ -201,6 +297,9 @@ EOC
 		$node->append_conf('postgresql.conf', $params{extra_conf})
 		  if defined $params{extra_conf};
 		$node->start(fail_ok => 1) or die "server did not start\n";
+		my $num = $node->safe_psql('postgres', 'SHOW server_version_num');
+		die "server is version $num, not PostgreSQL " . pg_major() . "\n"
+		  unless int($num / 10000) == pg_major();
 		$node->safe_psql('postgres',
 			"CREATE ROLE $REPLICATION_ROLE LOGIN REPLICATION; "
 			  . "GRANT pg_read_all_data TO $REPLICATION_ROLE;");
