@@ -407,6 +407,23 @@ manifest_add_gap(manifest *m, uint64_t from, uint64_t to)
 	m->gaps[i].to = to;
 }
 
+manifest_gap *
+manifest_open_gap(const manifest *m)
+{
+	if (m->ngaps > 0 && m->gaps[m->ngaps - 1].to == MANIFEST_GAP_OPEN)
+		return &m->gaps[m->ngaps - 1];
+	return NULL;
+}
+
+void
+manifest_close_open_gap(manifest *m, uint64_t base_lsn)
+{
+	manifest_gap *g = manifest_open_gap(m);
+
+	if (g && base_lsn > g->from)
+		g->to = base_lsn;
+}
+
 const manifest_gap *
 manifest_gap_in(const manifest *m, uint64_t from, uint64_t to)
 {

@@ -168,6 +168,12 @@ manifest_segment *manifest_add_segment(manifest *m, const manifest_segment *seg)
 /* Record that changes committed in [from, to) are not archived (merged with the gaps it
  * touches; nothing when from >= to). */
 void manifest_add_gap(manifest *m, uint64_t from, uint64_t to);
+/* The open gap (to = MANIFEST_GAP_OPEN: the table's archive ends at its from, until a new base
+ * copy closes it), NULL if none.  Only the last gap can be open. */
+#define MANIFEST_GAP_OPEN UINT64_MAX
+manifest_gap *manifest_open_gap(const manifest *m);
+/* A new base copy at base_lsn ends the open gap there (when it lies after the gap's start). */
+void manifest_close_open_gap(manifest *m, uint64_t base_lsn);
 /* The first gap overlapping commits in [from, to), NULL if none. */
 const manifest_gap *manifest_gap_in(const manifest *m, uint64_t from, uint64_t to);
 const manifest_layout *manifest_layout_by_id(const manifest *m, uint32_t id);

@@ -74,6 +74,10 @@ typedef struct arch_table
 	uint64_t gone_lsn;
 	bool gone_passed;			/* the stream has passed gone_lsn (the seal that stores it is asked for) */
 	bool partitioned;			/* a partitioned table (skipped: its partitions are archived) */
+	/* Not in the publication the slot streams (check_publication): no base copy, no
+	 * checkpoint, and an archived table's archive ends (an open gap) until it is back. */
+	bool unpublished;
+	uint64_t pub_seen_lsn;		/* seen published by a check that started after this position */
 } arch_table;
 
 /* A sealed epoch handed from the stream to the uploader thread. */
@@ -212,6 +216,7 @@ typedef struct archiver
 	int segment_level;			/* change segments */
 	int64_t segment_size;		/* segment_size, parsed once (checked at every commit) */
 	archive_head head;
+	char *pub_as_is;			/* why the publication is used as it is (said once), NULL: made right */
 	checkpoint_req *pending;
 	archiver_metrics metrics;
 
@@ -1746,6 +1751,21 @@ handle_change(archiver *a, const pgo_message *m, bs_error *err)
 }
 
 static void answer_checkpoints(archiver *a, bool force_fail, const char *why);
+
+/* Why a table gets no recovery point: its changes do not reach the archiver (a checkpoint). */
+static void
+unpublished_reason(archiver *a, const arch_table *t, strbuf *sb)
+{
+	const manifest_gap *g = manifest_open_gap(t->man);
+	char l[LSN_BUFLEN];
+
+	strbuf_printf(sb, "table %s.%s is not in publication \"%s\" (which the replication slot streams): its changes "
+				  "are not archived", t->man->schema, t->man->name, config_get(a->cfg, "publication"));
+	if (g)
+		strbuf_printf(sb, " from %s on, until it is published again and a new base copy is taken",
+					  lsn_format(g->from, l));
+	strbuf_printf(sb, "; no recovery point can be verified");
+}
 static void check_gone_passed(archiver *a);
 
 /* --end-lsn: every transaction committed at or before it has been received; stop (the orderly
@@ -2261,6 +2281,18 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 		bool has_base = rt && rt->man->nbases > 0 && !rt->base_unstored;
 		bool reached = r->positioned && r->sealed && a->flush_lsn >= r->target_lsn && has_base;
 
+		if (rt && (rt->unpublished || manifest_open_gap(rt->man) != NULL))
+		{
+			/* It left the publication while the checkpoint waited. */
+			strbuf sb = STRBUF_INIT;
+
+			unpublished_reason(a, rt, &sb);
+			control_reply_error(r->req, 409, "Conflict", sb.data);
+			strbuf_free(&sb);
+			*pp = r->next;
+			free(r);
+			continue;
+		}
 		if (force_fail || reached || expired)
 		{
 			if (force_fail)
@@ -2476,6 +2508,16 @@ on_checkpoint(struct evhttp_request *req, void *arg)
 		evhttp_clear_headers(&q);
 		return;
 	}
+	if (t->unpublished || manifest_open_gap(t->man) != NULL)
+	{
+		strbuf sb = STRBUF_INIT;
+
+		unpublished_reason(a, t, &sb);
+		control_reply_error(req, 409, "Conflict", sb.data);
+		strbuf_free(&sb);
+		evhttp_clear_headers(&q);
+		return;
+	}
 	positioned = lsn != 0;
 	if (!positioned)
 	{
@@ -2646,6 +2688,16 @@ on_metrics(struct evhttp_request *req, void *arg)
 				!a->tables[i]->partitioned)
 				skipped++;
 		evbuffer_add_printf(b, "backstop_tables_skipped %d\n", skipped);
+	}
+	{
+		int unpublished = 0;
+
+		for (int i = 0; i < a->ntables; i++)
+			if (a->tables[i]->unpublished)
+				unpublished++;
+		evbuffer_add_printf(b, "# HELP backstop_tables_unpublished Tables to archive that the publication does not "
+							"stream: not archived (see backstop info).\n"
+							"# TYPE backstop_tables_unpublished gauge\nbackstop_tables_unpublished %d\n", unpublished);
 	}
 	if (a->control)
 	{
@@ -2822,12 +2874,20 @@ apply_base(archiver *a, const basecopy_result *r, uint64_t lsn)
 					r->relid, lsn_format(lsn, l));
 		return NULL;
 	}
+	if (t->unpublished)
+	{
+		log_warning("base copy of %s.%s at %s discarded: the table left the publication meanwhile", t->man->schema,
+					t->man->name, lsn_format(lsn, l));
+		return NULL;
+	}
 	if (basecopy_apply(t->man, r, &err) != BS_OK)
 	{
 		log_warning("%s (a new one is taken at a later check)", err.message);
 		t->rebase_wanted = true;
 		return NULL;
 	}
+	/* Back in the archived set: its archive resumes at this copy. */
+	manifest_close_open_gap(t->man, lsn);
 	if (strcmp(t->man->status ? t->man->status : "", "active") != 0)
 	{
 		free(t->man->status);
@@ -3090,13 +3150,143 @@ check_gone_passed(archiver *a)
 }
 
 /* New or dropped tables, and re-bases that keep recovery time bounded. */
+/*
+ * Coverage is claimed only for what the stream delivers (doc/archiving.md, "The
+ * publication"): the publication is made right where this role may (catalog_sync_publication),
+ * then every table of the list it does not publish is taken out of it (usable = false,
+ * unpublished, with a finding).  Tables it publishes are noted as seen at the check's
+ * position (pub_seen_lsn), the start of their archive's end should they leave it.
+ */
+static int
+check_publication(archiver *a, catalog_table_list *list, bs_error *err)
+{
+	const char *pubname = config_get(a->cfg, "publication");
+	char *as_is = NULL;
+	uint32_t *relids = NULL;
+	int n = 0;
+	uint64_t seen = 0;
+
+	if (catalog_sync_publication(a->conn, pubname, list, &as_is, err) != BS_OK)
+		return BS_ERR;
+	if (as_is && (a->pub_as_is == NULL || strcmp(as_is, a->pub_as_is) != 0))
+		log_info("publication \"%s\" is used as it is (%s): only the tables it publishes are archived", pubname,
+				 as_is);
+	free(a->pub_as_is);
+	a->pub_as_is = as_is;
+	if (catalog_publication_relids(a->conn, pubname, &relids, &n, &seen, err) != BS_OK)
+		return BS_ERR;
+	for (int i = 0; i < list->count; i++)
+	{
+		catalog_table *ct = &list->tables[i];
+		bool published = false;
+		strbuf sb = STRBUF_INIT;
+		char *q;
+
+		for (int k = 0; k < n && !published; k++)
+			published = relids[k] == ct->relid;
+		if (published)
+		{
+			arch_table *t = find_table(a, ct->relid);
+
+			if (t)
+				t->pub_seen_lsn = seen;
+			continue;
+		}
+		if (!ct->usable)
+			continue;
+		q = pgsql_qualified_name(ct->schema, ct->name);
+		strbuf_printf(&sb, "not in publication \"%s\", which the replication slot streams: its changes do not "
+					  "reach the archiver, so it is not archived (%s; the publication's owner can add it: "
+					  "ALTER PUBLICATION %s ADD TABLE %s, or use a publication FOR ALL TABLES)",
+					  pubname, as_is ? as_is : "it could not be added", pubname, q);
+		free(q);
+		free(ct->finding);
+		ct->finding = strbuf_detach(&sb, NULL);
+		ct->usable = false;
+		ct->unpublished = true;
+	}
+	free(relids);
+	return BS_OK;
+}
+
+/* The position from which an archived table's changes are not known to be archived: where it
+ * was last seen published, or (not seen by this run) where its archive is complete. */
+static uint64_t
+unpublished_from(archiver *a, const arch_table *t)
+{
+	uint64_t complete = audit_complete_to(t->man, &a->head);
+
+	return t->pub_seen_lsn && t->pub_seen_lsn < complete ? t->pub_seen_lsn : complete;
+}
+
+/*
+ * A table of the list that the publication does not stream (any more).  One never archived is
+ * recorded as skipped, with the finding.  An archived one keeps its manifest and history, and
+ * its archive ends at from: an open gap (doc/FORMAT.md, "gaps") that the next base copy, once
+ * it is published again, closes; recovery refuses points from there on.  True when the
+ * manifest changed.
+ */
+static bool
+table_unpublished(arch_table *t, const catalog_table *ct, uint64_t from)
+{
+	char l[LSN_BUFLEN];
+	bool was = t->unpublished;
+
+	t->unpublished = true;
+	if (t->man->nbases == 0 || strcmp(t->man->status, "skipped") == 0)
+	{
+		if (t->man->status && strcmp(t->man->status, "skipped") == 0 && t->man->finding &&
+			strcmp(t->man->finding, ct->finding) == 0)
+			return false;
+		free(t->man->status);
+		free(t->man->finding);
+		t->man->status = xstrdup("skipped");
+		t->man->finding = xstrdup(ct->finding);
+		report_skipped(ct);
+		t->dirty = true;
+		return true;
+	}
+	if (manifest_open_gap(t->man) != NULL)
+	{
+		if (!was)
+			log_warning("table %s.%s is still not archived (its archive ends at %s): %s", t->man->schema,
+						t->man->name, lsn_format(manifest_open_gap(t->man)->from, l), ct->finding);
+		return false;
+	}
+	manifest_add_gap(t->man, from, UINT64_MAX);
+	t->dirty = true;
+	log_warning("table %s.%s left the archived set: %s; its archive ends at %s (recovery points from there on are "
+				"refused) until it is published again and a new base copy is taken",
+				t->man->schema, t->man->name, ct->finding, lsn_format(from, l));
+	return true;
+}
+
+/*
+ * A table archived by an earlier run that is no longer among the tables to archive (removed
+ * from --tables, or out of --all-tables' reach): its archive ends where it was complete, as
+ * an open gap, so that no later point is recovered from a history that stopped.  Start-up.
+ */
+static int
+table_left_archive(archiver *a, manifest *m, bs_error *err)
+{
+	uint64_t from = audit_complete_to(m, &a->head);
+	char l[LSN_BUFLEN];
+
+	if (m->nbases == 0 || manifest_open_gap(m) != NULL)
+		return BS_OK;
+	manifest_add_gap(m, from, UINT64_MAX);
+	log_warning("table %s.%s (relid %u) still exists but is no longer among the tables to archive: its archive "
+				"ends at %s (recovery points from there on are refused)", m->schema, m->name, m->relid,
+				lsn_format(from, l));
+	return store_manifest_now(a, m, err);
+}
+
 static int
 poll_tables(archiver *a, bs_error *err)
 {
 	catalog_table_list list;
 	arch_table **need = NULL;
 	int nneed = 0;
-	bool changed = false;
 	bool found_gone = false;
 	int64_t rebase_age_us = config_get_duration_ms(a->cfg, "rebase_age") * 1000;
 	int64_t ratio = config_get_int(a->cfg, "rebase_ratio");
@@ -3111,6 +3301,11 @@ poll_tables(archiver *a, bs_error *err)
 		if (strcmp(err->code, ERRCODE_UNDEFINED_TABLE) != 0)
 			return BS_ERR;
 		memset(&list, 0, sizeof(list));
+	}
+	if (check_publication(a, &list, err) != BS_OK)
+	{
+		catalog_table_list_free(&list);
+		return BS_ERR;
 	}
 	for (int i = 0; i < a->ntables; i++)
 	{
@@ -3131,7 +3326,6 @@ poll_tables(archiver *a, bs_error *err)
 			if (gone)
 			{
 				table_found_gone(a, t, pos, "");
-				changed = true;
 				found_gone = true;
 			}
 		}
@@ -3143,6 +3337,19 @@ poll_tables(archiver *a, bs_error *err)
 		catalog_table *ct = &list.tables[i];
 		arch_table *t = find_table(a, ct->relid);
 
+		if (t && ct->unpublished)
+		{
+			/* Out of the publication (or never in it): its changes do not arrive. */
+			table_unpublished(t, ct, unpublished_from(a, t));
+			continue;
+		}
+		if (t && t->unpublished)
+		{
+			log_info("table %s.%s is in publication \"%s\" again: taking a new base copy", ct->schema, ct->name,
+					 config_get(a->cfg, "publication"));
+			t->unpublished = false;
+			t->active = true;
+		}
 		if (t && t->active)
 		{
 			int64_t base_age = t->man->nbases ? now_unix_us() - t->man->bases[t->man->nbases - 1].time : 0;
@@ -3150,7 +3357,7 @@ poll_tables(archiver *a, bs_error *err)
 			/* A busy small table outgrows its base in seconds: re-basing it at every check
 			 * would stall the stream for nothing, hence the minimum interval. */
 			/* nbases == 0: a first base that failed or was discarded is taken again. */
-			if (t->rebase_wanted || t->man->nbases == 0 ||
+			if (t->rebase_wanted || t->man->nbases == 0 || manifest_open_gap(t->man) != NULL ||
 				(t->man->nbases && rebase_age_us > 0 && base_age > rebase_age_us) ||
 				(ratio > 0 && base_age >= min_interval_us &&
 				 t->change_bytes * 100 > (uint64_t) ratio * (table_base_bytes(t->man) + 1)))
@@ -3162,7 +3369,11 @@ poll_tables(archiver *a, bs_error *err)
 		}
 		if (load_table(a, a->st_main, ct->relid, ct->schema, ct->name, ct->usable, &t, err) != BS_OK)
 			goto fail;
-		changed = true;
+		if (ct->unpublished)
+		{
+			table_unpublished(t, ct, unpublished_from(a, t));
+			continue;
+		}
 		if (!ct->usable)
 		{
 			t->partitioned = ct->relkind == 'p';
@@ -3178,14 +3389,12 @@ poll_tables(archiver *a, bs_error *err)
 			}
 			continue;
 		}
-		if (t->man->nbases == 0 || strcmp(t->man->status, "active") != 0)
+		if (t->man->nbases == 0 || strcmp(t->man->status, "active") != 0 || manifest_open_gap(t->man) != NULL)
 		{
 			need = xrealloc(need, (size_t) (nneed + 1) * sizeof(arch_table *));
 			need[nneed++] = t;
 		}
 	}
-	if (changed && catalog_sync_publication(a->conn, config_get(a->cfg, "publication"), &list, err) != BS_OK)
-		goto fail;
 	/* One job at a time: what is needed meanwhile is found again at the next check (so no
 	 * table is queued while it is being copied). */
 	if (nneed > 0 && a->bjob == NULL)
@@ -3400,10 +3609,10 @@ start_gone_table(archiver *a, manifest *m, bs_error *err)
 	if (!gone)
 	{
 		/* Renamed (--tables names the old name) or otherwise out of the archived set. */
-		log_warning("table %s.%s (relid %u) still exists but is no longer among the tables to archive: "
-					"its changes are not archived from now on", m->schema, m->name, m->relid);
+		int rc = table_left_archive(a, m, err);
+
 		manifest_free(m);
-		return BS_OK;
+		return rc;
 	}
 	table_found_gone(a, add_table(a, m, true), pos, " while the archiver was stopped");
 	return BS_OK;
@@ -3552,6 +3761,8 @@ initial_setup(archiver *a, bs_error *err)
 	if (catalog_list_tables(a->conn, config_get(a->cfg, "tables"), config_get_bool(a->cfg, "all_tables"),
 							&list, err) != BS_OK)
 		goto fail;
+	if (check_publication(a, &list, err) != BS_OK)
+		goto fail_list;
 	for (int i = 0; i < list.count; i++)
 	{
 		arch_table *t;
@@ -3559,6 +3770,13 @@ initial_setup(archiver *a, bs_error *err)
 
 		if (load_table(a, a->st, ct->relid, ct->schema, ct->name, ct->usable, &t, err) != BS_OK)
 			goto fail_list;
+		if (ct->unpublished)
+		{
+			if (table_unpublished(t, ct, unpublished_from(a, t)) && store_manifest_now(a, t->man, err) != BS_OK)
+				goto fail_list;
+			t->dirty = false;
+			continue;
+		}
 		if (!ct->usable)
 		{
 			t->partitioned = ct->relkind == 'p';
@@ -3572,8 +3790,6 @@ initial_setup(archiver *a, bs_error *err)
 		}
 	}
 	if (find_gone_tables(a, &list, err) != BS_OK)
-		goto fail_list;
-	if (catalog_sync_publication(a->conn, config_get(a->cfg, "publication"), &list, err) != BS_OK)
 		goto fail_list;
 
 	if (pgsql_query_params(a->conn,
@@ -3794,6 +4010,7 @@ archiver_free(archiver *a)
 	if (a->spool)
 		storage_close(a->spool);
 	free(a->spill_dir);
+	free(a->pub_as_is);
 	archive_head_clear(&a->head);
 }
 

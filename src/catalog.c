@@ -1,5 +1,6 @@
 /* catalog.c — what the source database holds: archivable tables, replica identity, definitions, publication. */
 #include "catalog.h"
+#include "lsn.h"
 #include "pgsql.h"
 #include "strbuf.h"
 
@@ -249,7 +250,8 @@ catalog_describe_columns(PGconn *conn, uint32_t relid, int ncols, manifest_colum
 }
 
 int
-catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, bs_error *err)
+catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, char **used_as_is,
+						 bs_error *err)
 {
 	const char *params[1] = {pubname};
 	PGresult *res;
@@ -259,12 +261,25 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 	bool exists;
 	int rc;
 
-	if (pgsql_query_params(conn, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1, params, &res, err) != BS_OK)
+	*used_as_is = NULL;
+	if (pgsql_query_params(conn, "SELECT puballtables, pg_has_role(pubowner, 'USAGE') FROM pg_publication "
+						   "WHERE pubname = $1", 1, params, &res, err) != BS_OK)
 	{
 		free(pub);
 		return BS_ERR;
 	}
 	exists = PQntuples(res) > 0;
+	if (exists && (PQgetvalue(res, 0, 0)[0] == 't' || PQgetvalue(res, 0, 1)[0] != 't'))
+	{
+		/* FOR ALL TABLES publishes every table there is (it cannot be given a list), and a
+		 * publication of another owner cannot be altered by this role: used as they are, the
+		 * caller archives only what they publish (catalog_publication_relids). */
+		*used_as_is = xstrdup(PQgetvalue(res, 0, 0)[0] == 't' ? "it is FOR ALL TABLES" :
+							  "the archiver's role does not own it");
+		PQclear(res);
+		free(pub);
+		return BS_OK;
+	}
 	PQclear(res);
 	if (exists)
 	{
@@ -325,4 +340,39 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 	strbuf_free(&list);
 	strbuf_free(&sql);
 	return rc;
+}
+
+int
+catalog_publication_relids(PGconn *conn, const char *pubname, uint32_t **relids, int *count, uint64_t *seen_lsn,
+						   bs_error *err)
+{
+	const char *params[1] = {pubname};
+	PGresult *res;
+	char *lsn = NULL;
+
+	*relids = NULL;
+	*count = 0;
+	/* Read first, in a statement of its own: a table still published in the next statement's
+	 * snapshot left the publication (if it does) after this position. */
+	if (pgsql_query_value(conn, "SELECT pg_current_wal_insert_lsn()::text", &lsn, err) != BS_OK)
+		return BS_ERR;
+	if (lsn_parse(lsn, seen_lsn) != BS_OK)
+	{
+		error_set(err, ERRCODE_PROTOCOL, "invalid WAL position \"%s\" from the server", lsn);
+		free(lsn);
+		return BS_ERR;
+	}
+	free(lsn);
+	/* pg_publication_tables resolves FOR ALL TABLES and FOR TABLES IN SCHEMA too. */
+	if (pgsql_query_params(conn,
+		"SELECT c.oid FROM pg_publication_tables p "
+		"JOIN pg_namespace n ON n.nspname = p.schemaname "
+		"JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename "
+		"WHERE p.pubname = $1 ORDER BY c.oid", 1, params, &res, err) != BS_OK)
+		return BS_ERR;
+	*relids = xcalloc((size_t) PQntuples(res) + 1, sizeof(uint32_t));
+	for (int r = 0; r < PQntuples(res); r++)
+		(*relids)[(*count)++] = (uint32_t) strtoul(PQgetvalue(res, r, 0), NULL, 10);
+	PQclear(res);
+	return BS_OK;
 }

@@ -396,6 +396,17 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 	{
 		const manifest_gap *g = manifest_gap_in(m, plan->base->lsn, plan->bound);
 
+		if (g && g->to == MANIFEST_GAP_OPEN)
+		{
+			char a[LSN_BUFLEN];
+
+			error_set(err, ERRCODE_OUT_OF_RANGE,
+					  "%s is not recoverable: changes to %s committed from LSN %s on are not archived (the table "
+					  "left the archived set there: removed from the publication the slot streams, or from the "
+					  "tables to archive); recover to a point before %s",
+					  what, table_name(m, name, sizeof(name)), lsn_format(g->from, a), a);
+			goto fail;
+		}
 		if (g)
 		{
 			char a[LSN_BUFLEN],
