@@ -3209,14 +3209,19 @@ check_publication(archiver *a, catalog_table_list *list, bs_error *err)
 	return BS_OK;
 }
 
-/* The position from which an archived table's changes are not known to be archived: where it
- * was last seen published, or (not seen by this run) where its archive is complete. */
+/*
+ * The position from which an archived table's changes are not known to be archived.  Seen
+ * published by a check that read seen_lsn first, the table left with an ALTER PUBLICATION whose
+ * commit record lies at or after seen_lsn: every commit up to seen_lsn is still streamed (and
+ * archived: the table stays active), hence seen_lsn + 1.  Not seen by this run: where its
+ * archive is complete.
+ */
 static uint64_t
 unpublished_from(archiver *a, const arch_table *t)
 {
-	uint64_t complete = audit_complete_to(t->man, &a->head);
-
-	return t->pub_seen_lsn && t->pub_seen_lsn < complete ? t->pub_seen_lsn : complete;
+	if (t->pub_seen_lsn)
+		return t->pub_seen_lsn + 1;
+	return audit_complete_to(t->man, &a->head);
 }
 
 /*
@@ -3248,12 +3253,15 @@ table_unpublished(arch_table *t, const catalog_table *ct, uint64_t from)
 	}
 	if (manifest_open_gap(t->man) != NULL)
 	{
+		t->active = true;
 		if (!was)
 			log_warning("table %s.%s is still not archived (its archive ends at %s): %s", t->man->schema,
 						t->man->name, lsn_format(manifest_open_gap(t->man)->from, l), ct->finding);
 		return false;
 	}
 	manifest_add_gap(t->man, from, UINT64_MAX);
+	/* What the stream still carries of it (commits before it left) is archived as before. */
+	t->active = true;
 	t->dirty = true;
 	log_warning("table %s.%s left the archived set: %s; its archive ends at %s (recovery points from there on are "
 				"refused) until it is published again and a new base copy is taken",
@@ -3863,7 +3871,7 @@ initial_setup(archiver *a, bs_error *err)
 			bool had_base = t->man->nbases > 0;
 			uint64_t complete = audit_complete_to(t->man, head_exists ? &a->head : NULL);
 
-			if (!t->active || t->gone_lsn)
+			if (!t->active || t->gone_lsn || t->unpublished)
 				continue;
 			if (basecopy_table(a->conn, a->st, &opts, &target, lsn, &r, err) != BS_OK)
 			{
