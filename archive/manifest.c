@@ -924,6 +924,8 @@ manifest_to_json(const manifest *m)
 		json_object_set_new(o, "dropped_at_lsn", manifest_json_lsn(m->dropped_at_lsn));
 	if (m->existed_to)
 		json_object_set_new(o, "existed_to", manifest_json_lsn(m->existed_to));
+	if (m->rebase_requested_at)
+		json_object_set_new(o, "rebase_requested_at", manifest_json_lsn(m->rebase_requested_at));
 	json_object_set_new(o, "finding", json_str_or_null(m->finding));
 	json_object_set_new(o, "archived_to", manifest_json_lsn(m->archived_to));
 
@@ -1295,7 +1297,8 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 		return BS_ERR;
 	if (j_lsn(root, "", "dropped_at_lsn", strcmp(m->status, "dropped") == 0,
 			  &m->dropped_at_lsn, err) != BS_OK ||
-		j_lsn(root, "", "existed_to", false, &m->existed_to, err) != BS_OK)
+		j_lsn(root, "", "existed_to", false, &m->existed_to, err) != BS_OK ||
+		j_lsn(root, "", "rebase_requested_at", false, &m->rebase_requested_at, err) != BS_OK)
 		return BS_ERR;
 	/* A checkpoint answered after the drop was seen would vouch for a table that was gone. */
 	if (strcmp(m->status, "dropped") == 0 && m->existed_to >= m->dropped_at_lsn)

@@ -89,6 +89,9 @@ typedef struct manifest
 	 * archiver answered a recovery point there while the table was in the catalog. */
 	uint64_t existed_to;
 	char *finding;				/* why skipped or reduced; NULL if none */
+	/* A column change at this LSN needs a new base copy (0: none pending): recovery points from
+	 * here until the next base copy are refused; kept durably so a restart takes it at once. */
+	uint64_t rebase_requested_at;
 	uint64_t archived_to;		/* every change up to here is in the segments */
 	int nlayouts;
 	manifest_layout *layouts;

@@ -74,6 +74,10 @@ typedef struct arch_table
 	uint64_t gone_lsn;
 	bool gone_passed;			/* the stream has passed gone_lsn (the seal that stores it is asked for) */
 	bool partitioned;			/* a partitioned table (skipped: its partitions are archived) */
+	/* The base copy that answered a column change's re-base request (manifest
+	 * rebase_requested_at): points below it are refused, so checkpoints wait for the stream to
+	 * pass it. */
+	uint64_t rebase_done_lsn;
 	/* Not in the publication the slot streams (check_publication): no base copy, no
 	 * checkpoint, and an archived table's archive ends (an open gap) until it is back. */
 	bool unpublished;
@@ -509,6 +513,9 @@ load_table(archiver *a, storage *st, uint32_t relid, const char *schema, const c
 		m->name = xstrdup(name);
 	}
 	*out = add_table(a, m, active);
+	/* A re-base a column change asked for before a stop: taken at the first table check. */
+	if (m->rebase_requested_at != 0)
+		(*out)->rebase_wanted = true;
 	return BS_OK;
 }
 
@@ -1544,6 +1551,41 @@ conn_recovered(archiver *a, bs_error *err)
 	return reconnect_conn(a, err) == BS_OK;
 }
 
+/* A column of the new layout that an older one had with another type (ALTER COLUMN ... TYPE):
+ * rows from before cannot be converted exactly at recovery; only a new base copy helps. */
+static bool
+layout_retyped(const manifest_layout *cur, int ncols, const manifest_column *cols)
+{
+	if (cur == NULL)
+		return false;
+	for (int i = 0; i < ncols; i++)
+		for (int k = 0; k < cur->ncols; k++)
+			if (strcmp(cols[i].name, cur->columns[k].name) == 0 &&
+				(cols[i].type_oid != cur->columns[k].type_oid || cols[i].typmod != cur->columns[k].typmod))
+				return true;
+	return false;
+}
+
+/*
+ * A column change at the current transaction needs a new base copy: asked for now (the next
+ * table check takes it) and recorded in the manifest, which is stored with its changes before
+ * their position is confirmed, so that a restart takes the copy at once instead of forgetting
+ * it.  Points from here until that copy are refused by recovery; info shows the window.
+ */
+static void
+request_rebase(archiver *a, arch_table *t)
+{
+	char l[LSN_BUFLEN];
+
+	t->rebase_wanted = true;
+	if (t->man->rebase_requested_at != 0 && t->man->rebase_requested_at <= a->txn_final_lsn)
+		return;
+	t->man->rebase_requested_at = a->txn_final_lsn;
+	t->dirty = true;
+	log_info("table %s.%s: a column change at %s needs a new base copy; recovery points from there until it "
+			 "is taken are refused", t->man->schema, t->man->name, lsn_format(a->txn_final_lsn, l));
+}
+
 static int
 handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 {
@@ -1606,8 +1648,8 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 				 t->layout_id, lsn_format(a->txn_final_lsn, lsnbuf));
 		/* Rows that predate an added column may hold a volatile default: a new base makes
 		 * points after this change exact without guessing. */
-		if (added)
-			t->rebase_wanted = true;
+		if (added || layout_retyped(cur, rel->ncols, cols))
+			request_rebase(a, t);
 	}
 	basecopy_free_columns(rel->ncols, cols);
 	return BS_OK;
@@ -1751,6 +1793,16 @@ handle_change(archiver *a, const pgo_message *m, bs_error *err)
 }
 
 static void answer_checkpoints(archiver *a, bool force_fail, const char *why);
+
+/* A column change asked for a base copy that is not stored, or not yet reached by what is
+ * stored: the stored position lies in the window recovery refuses (a checkpoint waits). */
+static bool
+rebase_pending(archiver *a, const arch_table *t)
+{
+	if (t->man->rebase_requested_at != 0 && t->man->rebase_requested_at < a->flush_lsn)
+		return true;
+	return t->rebase_done_lsn != 0 && a->flush_lsn < t->rebase_done_lsn;
+}
 
 /* Why a table gets no recovery point: its changes do not reach the archiver (a checkpoint). */
 static void
@@ -2278,7 +2330,7 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 		arch_table *rt = find_table(a, r->relid);
 		/* A table whose first base copy is still running (or whose base is not stored yet)
 		 * has no recovery point, however far its changes are stored. */
-		bool has_base = rt && rt->man->nbases > 0 && !rt->base_unstored;
+		bool has_base = rt && rt->man->nbases > 0 && !rt->base_unstored && !rebase_pending(a, rt);
 		bool reached = r->positioned && r->sealed && a->flush_lsn >= r->target_lsn && has_base;
 
 		if (rt && (rt->unpublished || manifest_open_gap(rt->man) != NULL))
@@ -2349,6 +2401,9 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 			else
 				control_reply_error(r->req, 504, "Gateway Timeout", has_base || a->flush_lsn < r->target_lsn ?
 							"timed out waiting for the archive to reach the requested LSN" :
+							rt && rt->man->nbases > 0 && rebase_pending(a, rt) ?
+							"timed out waiting for the table's new base copy (a column change needs one: "
+							"points since it are refused until it is taken)" :
 							"timed out waiting for the table's first base copy");
 			*pp = r->next;
 			free(r);
@@ -2888,6 +2943,17 @@ apply_base(archiver *a, const basecopy_result *r, uint64_t lsn)
 	}
 	/* Back in the archived set: its archive resumes at this copy. */
 	manifest_close_open_gap(t->man, lsn);
+	/* The re-base a column change asked for: done when this copy lies after the change. */
+	if (t->man->rebase_requested_at != 0)
+	{
+		if (lsn > t->man->rebase_requested_at)
+		{
+			t->man->rebase_requested_at = 0;
+			t->rebase_done_lsn = lsn;
+		}
+		else
+			t->rebase_wanted = true;
+	}
 	if (strcmp(t->man->status ? t->man->status : "", "active") != 0)
 	{
 		free(t->man->status);

@@ -118,6 +118,10 @@ summarize(const manifest *m, const archive_head *head, bool head_exists, table_s
 		s->window_to = head->flushed_lsn;
 		s->window_to_time = head->time;
 	}
+	if (m->rebase_requested_at != 0)
+		finding(s, "points from %s until the next base copy are refused: a column change there (its type) "
+				"needs a new base copy, which the archiver takes at its next table check",
+				lsn_format(m->rebase_requested_at, a));
 	/* Its archive ends where it left the archived set (an open gap): nothing later is backed. */
 	if (manifest_open_gap(m) != NULL)
 	{
@@ -152,6 +156,8 @@ table_json(const manifest *m, table_summary *s)
 	json_object_set_new(o, "name", json_string(m->name));
 	json_object_set_new(o, "status", json_string(m->status));
 	json_object_set_new(o, "dropped_at_lsn", strcmp(m->status, "dropped") == 0 ? manifest_json_lsn(m->dropped_at_lsn) : json_null());
+	json_object_set_new(o, "rebase_requested_at", m->rebase_requested_at ? manifest_json_lsn(m->rebase_requested_at) :
+						json_null());
 	json_object_set_new(o, "archived_to", manifest_json_lsn(m->archived_to));
 	for (int i = 0; i < m->nbases; i++)
 	{
