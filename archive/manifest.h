@@ -152,10 +152,10 @@ manifest_layout *manifest_add_layout(manifest *m, uint64_t from_lsn, char replid
 manifest_layout *manifest_insert_layout(manifest *m, int64_t want_id, uint64_t from_lsn, char replident,
 										int ncols, const manifest_column *columns);
 /*
- * The id of a layout in effect from from_lsn with these columns, added when needed without
- * ever putting ids out of LSN order: the layout in effect at from_lsn when it is the same;
- * else a new layout when none is later; else the next later one when it is the same (its
- * from_lsn is lowered).  Otherwise an error (a different layout would have to go in between).
+ * The id of a layout in effect from from_lsn with these columns, added when needed: the
+ * layout in effect at from_lsn when it is the same; else a new layout when none is later;
+ * else the next later one when it is the same (its from_lsn is lowered); else a new layout
+ * inserted in LSN order (its id, the highest + 1, is then not its position).
  */
 int manifest_use_layout(manifest *m, uint64_t from_lsn, char replident, int ncols, const manifest_column *columns,
 						uint32_t *id, bs_error *err);

@@ -452,7 +452,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		}
 	}
 	if (streaming)
-		layout = &m->layouts[stream_layout];
+		layout = manifest_layout_by_id(m, stream_layout);
 	else
 	{
 		if (recover_plan_run(plan, st, rs, 0, NULL, NULL, progress, &prog, &err) != BS_OK)
@@ -462,7 +462,14 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			goto done;
 		}
 		progress_done(&prog);
-		layout = &m->layouts[replay_current_layout(rs)];
+		layout = manifest_layout_by_id(m, replay_current_layout(rs));
+	}
+	if (layout == NULL)
+	{
+		error_set(&err, ERRCODE_DATA_CORRUPTED, "the replayed layout is not in the manifest of %s.%s", m->schema,
+				  m->name);
+		rc = fail(&err);
+		goto done;
 	}
 	t_fetch = now_seconds() - t_start;
 

@@ -852,13 +852,15 @@ test_use_layout(void)
 	manifest_add_layout(m, 300, 'd', 2, a);
 	ok(manifest_use_layout(m, 200, 'd', 2, a, &id, &err) == BS_OK && id == 0 && m->nlayouts == 1 &&
 	   m->layouts[0].from_lsn == 200, "the same later layout is dated back");
-	/* A different one before it cannot be placed without ids out of LSN order. */
-	ok(manifest_use_layout(m, 100, 'f', 2, a, &id, &err) == BS_ERR && m->nlayouts == 1,
-	   "a different layout before a later one is refused");
-	ok(manifest_use_layout(m, 400, 'f', 1, a, &id, &err) == BS_OK && id == 1 && m->nlayouts == 2 &&
-	   m->layouts[1].from_lsn == 400, "a new layout after the last is appended");
-	ok(manifest_layout_at(m, 399) == &m->layouts[0] && manifest_layout_at(m, 400) == &m->layouts[1] &&
-	   manifest_layout_at(m, 199) == NULL, "layout in effect at an LSN");
+	/* A different one before it goes in LSN order with a new id: ids are not positions. */
+	ok(manifest_use_layout(m, 100, 'f', 2, a, &id, &err) == BS_OK && id == 1 && m->nlayouts == 2 &&
+	   m->layouts[0].from_lsn == 100 && m->layouts[0].id == 1 && m->layouts[1].id == 0,
+	   "a different layout before a later one is inserted before it, with a new id");
+	ok(manifest_use_layout(m, 400, 'f', 1, a, &id, &err) == BS_OK && id == 2 && m->nlayouts == 3 &&
+	   m->layouts[2].from_lsn == 400, "a new layout after the last is appended");
+	ok(manifest_layout_at(m, 399) == &m->layouts[1] && manifest_layout_at(m, 400) == &m->layouts[2] &&
+	   manifest_layout_at(m, 199) == &m->layouts[0] && manifest_layout_at(m, 99) == NULL,
+	   "layout in effect at an LSN");
 	ok(manifest_validate(m, &err) == BS_OK, "still valid (sorted by LSN)");
 	manifest_free(m);
 }
