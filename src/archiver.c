@@ -3224,33 +3224,45 @@ check_gone_passed(archiver *a)
  * position (pub_seen_lsn), the start of their archive's end should they leave it.
  */
 static int
-check_publication(archiver *a, catalog_table_list *list, bs_error *err)
+check_publication(archiver *a, catalog_table_list *list, bool startup, bs_error *err)
 {
 	const char *pubname = config_get(a->cfg, "publication");
 	char *as_is = NULL;
 	uint32_t *relids = NULL;
-	int n = 0;
+	char *state = NULL;
 	uint64_t seen = 0;
 
 	if (catalog_sync_publication(a->conn, pubname, list, &as_is, err) != BS_OK)
-		return BS_ERR;
+	{
+		/* At start-up there is no stream without it; later (a table dropped between the two
+		 * reads, say) the next check tries again, and what it publishes is read below. */
+		if (startup)
+			return BS_ERR;
+		log_warning("%s", err->message);
+		error_clear(err);
+	}
 	if (as_is && (a->pub_as_is == NULL || strcmp(as_is, a->pub_as_is) != 0))
 		log_info("publication \"%s\" is used as it is (%s): only the tables it publishes are archived", pubname,
 				 as_is);
 	free(a->pub_as_is);
 	a->pub_as_is = as_is;
-	if (catalog_publication_relids(a->conn, pubname, &relids, &n, &seen, err) != BS_OK)
+	relids = xcalloc((size_t) list->count + 1, sizeof(uint32_t));
+	state = xcalloc((size_t) list->count + 1, 1);
+	for (int i = 0; i < list->count; i++)
+		relids[i] = list->tables[i].relid;
+	if (catalog_publication_members(a->conn, pubname, list->count, relids, state, &seen, err) != BS_OK)
+	{
+		free(relids);
+		free(state);
 		return BS_ERR;
+	}
 	for (int i = 0; i < list->count; i++)
 	{
 		catalog_table *ct = &list->tables[i];
-		bool published = false;
 		strbuf sb = STRBUF_INIT;
 		char *q;
 
-		for (int k = 0; k < n && !published; k++)
-			published = relids[k] == ct->relid;
-		if (published)
+		if (state[i] == 'p')
 		{
 			arch_table *t = find_table(a, ct->relid);
 
@@ -3258,7 +3270,8 @@ check_publication(archiver *a, catalog_table_list *list, bs_error *err)
 				t->pub_seen_lsn = seen;
 			continue;
 		}
-		if (!ct->usable)
+		/* Gone meanwhile: the next check finds it dropped. */
+		if (state[i] != 'n' || !ct->usable)
 			continue;
 		q = pgsql_qualified_name(ct->schema, ct->name);
 		strbuf_printf(&sb, "not in publication \"%s\", which the replication slot streams: its changes do not "
@@ -3271,6 +3284,7 @@ check_publication(archiver *a, catalog_table_list *list, bs_error *err)
 		ct->usable = false;
 		ct->unpublished = true;
 	}
+	free(state);
 	free(relids);
 	return BS_OK;
 }
@@ -3376,7 +3390,7 @@ poll_tables(archiver *a, bs_error *err)
 			return BS_ERR;
 		memset(&list, 0, sizeof(list));
 	}
-	if (check_publication(a, &list, err) != BS_OK)
+	if (check_publication(a, &list, false, err) != BS_OK)
 	{
 		catalog_table_list_free(&list);
 		return BS_ERR;
@@ -3835,7 +3849,7 @@ initial_setup(archiver *a, bs_error *err)
 	if (catalog_list_tables(a->conn, config_get(a->cfg, "tables"), config_get_bool(a->cfg, "all_tables"),
 							&list, err) != BS_OK)
 		goto fail;
-	if (check_publication(a, &list, err) != BS_OK)
+	if (check_publication(a, &list, true, err) != BS_OK)
 		goto fail_list;
 	for (int i = 0; i < list.count; i++)
 	{

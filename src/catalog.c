@@ -343,15 +343,15 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 }
 
 int
-catalog_publication_relids(PGconn *conn, const char *pubname, uint32_t **relids, int *count, uint64_t *seen_lsn,
-						   bs_error *err)
+catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint32_t *relids, char *state,
+							uint64_t *seen_lsn, bs_error *err)
 {
-	const char *params[1] = {pubname};
+	strbuf arr = STRBUF_INIT;
+	const char *params[2];
 	PGresult *res;
 	char *lsn = NULL;
 
-	*relids = NULL;
-	*count = 0;
+	memset(state, 'g', (size_t) n);
 	/* Read first, in a statement of its own: a table still published in the next statement's
 	 * snapshot left the publication (if it does) after this position. */
 	if (pgsql_query_value(conn, "SELECT pg_current_wal_insert_lsn()::text", &lsn, err) != BS_OK)
@@ -363,16 +363,33 @@ catalog_publication_relids(PGconn *conn, const char *pubname, uint32_t **relids,
 		return BS_ERR;
 	}
 	free(lsn);
-	/* pg_publication_tables resolves FOR ALL TABLES and FOR TABLES IN SCHEMA too. */
+	strbuf_append_char(&arr, '{');
+	for (int i = 0; i < n; i++)
+		strbuf_printf(&arr, "%s%u", i ? "," : "", relids[i]);
+	strbuf_append_char(&arr, '}');
+	params[0] = pubname;
+	params[1] = arr.data;
+	/* Existence and membership in one snapshot: a table dropped meanwhile is not mistaken for
+	 * one that left the publication.  pg_publication_tables resolves FOR ALL TABLES and FOR
+	 * TABLES IN SCHEMA too. */
 	if (pgsql_query_params(conn,
-		"SELECT c.oid FROM pg_publication_tables p "
-		"JOIN pg_namespace n ON n.nspname = p.schemaname "
-		"JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename "
-		"WHERE p.pubname = $1 ORDER BY c.oid", 1, params, &res, err) != BS_OK)
+		"SELECT c.oid, EXISTS (SELECT 1 FROM pg_publication_tables p WHERE p.pubname = $1 "
+		"  AND p.schemaname = n.nspname AND p.tablename = c.relname) "
+		"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY ($2::oid[])",
+		2, params, &res, err) != BS_OK)
+	{
+		strbuf_free(&arr);
 		return BS_ERR;
-	*relids = xcalloc((size_t) PQntuples(res) + 1, sizeof(uint32_t));
+	}
+	strbuf_free(&arr);
 	for (int r = 0; r < PQntuples(res); r++)
-		(*relids)[(*count)++] = (uint32_t) strtoul(PQgetvalue(res, r, 0), NULL, 10);
+	{
+		uint32_t relid = (uint32_t) strtoul(PQgetvalue(res, r, 0), NULL, 10);
+
+		for (int i = 0; i < n; i++)
+			if (relids[i] == relid)
+				state[i] = PQgetvalue(res, r, 1)[0] == 't' ? 'p' : 'n';
+	}
 	PQclear(res);
 	return BS_OK;
 }
