@@ -4326,6 +4326,19 @@ archiver_drop(const bs_config *cfg, bs_error *err)
 		goto out;
 	log_info("slot %s: %s", params[0], PQntuples(res) ? "dropped" : "did not exist");
 	PQclear(res);
+	params[0] = config_get(cfg, "publication");
+	if (pgsql_query_params(conn, "SELECT 1 FROM pg_publication WHERE pubname = $1 AND NOT pg_has_role(pubowner, 'USAGE')",
+						   1, params, &res, err) != BS_OK)
+		goto out;
+	if (PQntuples(res) > 0)
+	{
+		/* Made by its owner for this role (doc/archiving.md, "Minimal grants"): theirs to drop. */
+		PQclear(res);
+		log_info("publication %s belongs to another role: left in place; the archive in storage is kept", params[0]);
+		rc = BS_OK;
+		goto out;
+	}
+	PQclear(res);
 	{
 		char *pub = pgsql_quote_ident(config_get(cfg, "publication"));
 		strbuf sql = STRBUF_INIT;
