@@ -231,6 +231,31 @@ test_round_trip(void)
 		m->existed_to = 0;
 	}
 
+	/* A durable re-base request and an open gap (the table left the archived set) round trip;
+	 * a new base copy closes the open gap at its LSN. */
+	{
+		uint64_t from = 0x1650000;
+
+		m->rebase_requested_at = 0x1600010;
+		manifest_add_gap(m, from, MANIFEST_GAP_OPEN);
+		free(j2);
+		j2 = manifest_to_json(m);
+		ok(manifest_from_json(j2, strlen(j2), &back, &err) == BS_OK && back->rebase_requested_at == 0x1600010 &&
+		   manifest_open_gap(back) != NULL && manifest_open_gap(back)->from == from,
+		   "rebase_requested_at and an open gap round trip: %s", err.message);
+		ok(back && manifest_gap_in(back, from - 1, from) == NULL && manifest_gap_in(back, from, from + 1) != NULL &&
+		   manifest_gap_in(back, 0x5000000, 0x5000001) != NULL, "an open gap covers every later commit");
+		manifest_close_open_gap(back, from);
+		ok(back && manifest_open_gap(back) != NULL, "a base at the gap's start does not close it");
+		manifest_close_open_gap(back, 0x1680000);
+		ok(back && manifest_open_gap(back) == NULL && back->gaps[back->ngaps - 1].to == 0x1680000 &&
+		   manifest_gap_in(back, 0x1680000, 0x1680001) == NULL, "a later base copy closes it at its LSN");
+		manifest_free(back);
+		back = NULL;
+		m->rebase_requested_at = 0;
+		m->ngaps--;
+	}
+
 	/* A definition that is not an object cannot be stored. */
 	free(m->bases[0].definition);
 	m->bases[0].definition = xstrdup("[1,2]");
