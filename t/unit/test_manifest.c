@@ -242,7 +242,7 @@ test_round_trip(void)
 		j2 = manifest_to_json(m);
 		ok(manifest_from_json(j2, strlen(j2), &back, &err) == BS_OK && back->rebase_requested_at == 0x1600010 &&
 		   manifest_open_gap(back) != NULL && manifest_open_gap(back)->from == from,
-		   "rebase_requested_at and an open gap round trip: %s", err.message);
+		   "rebase_requested_at and an open gap round trip");
 		ok(back && manifest_gap_in(back, from - 1, from) == NULL && manifest_gap_in(back, from, from + 1) != NULL &&
 		   manifest_gap_in(back, 0x5000000, 0x5000001) != NULL, "an open gap covers every later commit");
 		manifest_close_open_gap(back, from);
