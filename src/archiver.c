@@ -3271,13 +3271,19 @@ check_publication(archiver *a, catalog_table_list *list, bool startup, bs_error 
 			continue;
 		}
 		/* Gone meanwhile: the next check finds it dropped. */
-		if (state[i] != 'n' || !ct->usable)
+		if ((state[i] != 'n' && state[i] != 'f') || !ct->usable)
 			continue;
 		q = pgsql_qualified_name(ct->schema, ct->name);
-		strbuf_printf(&sb, "not in publication \"%s\", which the replication slot streams: its changes do not "
-					  "reach the archiver, so it is not archived (%s; the publication's owner can add it: "
-					  "ALTER PUBLICATION %s ADD TABLE %s, or use a publication FOR ALL TABLES)",
-					  pubname, as_is ? as_is : "it could not be added", pubname, q);
+		if (state[i] == 'f')
+			strbuf_printf(&sb, "not in publication \"%s\" as a whole: it is published with a row filter or a "
+						  "column list, so only part of its changes reach the archiver, and it is not archived "
+						  "(the publication's owner can publish all of it: ALTER PUBLICATION %s SET TABLE ...)",
+						  pubname, pubname);
+		else
+			strbuf_printf(&sb, "not in publication \"%s\", which the replication slot streams: its changes do not "
+						  "reach the archiver, so it is not archived (%s; the publication's owner can add it: "
+						  "ALTER PUBLICATION %s ADD TABLE %s, or use a publication FOR ALL TABLES)",
+						  pubname, as_is ? as_is : "it could not be added", pubname, q);
 		free(q);
 		free(ct->finding);
 		ct->finding = strbuf_detach(&sb, NULL);

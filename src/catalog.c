@@ -273,7 +273,7 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 	{
 		/* FOR ALL TABLES publishes every table there is (it cannot be given a list), and a
 		 * publication of another owner cannot be altered by this role: used as they are, the
-		 * caller archives only what they publish (catalog_publication_relids). */
+		 * caller archives only what they publish (catalog_publication_members). */
 		*used_as_is = xstrdup(PQgetvalue(res, 0, 0)[0] == 't' ? "it is FOR ALL TABLES" :
 							  "the archiver's role does not own it");
 		PQclear(res);
@@ -373,9 +373,16 @@ catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint
 	 * one that left the publication.  pg_publication_tables resolves FOR ALL TABLES and FOR
 	 * TABLES IN SCHEMA too. */
 	if (pgsql_query_params(conn,
-		"SELECT c.oid, EXISTS (SELECT 1 FROM pg_publication_tables p WHERE p.pubname = $1 "
-		"  AND p.schemaname = n.nspname AND p.tablename = c.relname) "
-		"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY ($2::oid[])",
+		"SELECT c.oid, p.tablename IS NOT NULL, "
+		/* PostgreSQL 15 and later: a row filter or a column list streams part of the table
+		 * (to_jsonb: the columns do not exist before 15). */
+		"  (to_jsonb(p) ->> 'rowfilter') IS NOT NULL OR "
+		"  coalesce(jsonb_array_length(to_jsonb(p) -> 'attnames'), 0) < "
+		"  CASE WHEN to_jsonb(p) ? 'attnames' THEN (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid "
+		"    AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') ELSE 0 END "
+		"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+		"LEFT JOIN pg_publication_tables p ON p.pubname = $1 AND p.schemaname = n.nspname AND p.tablename = c.relname "
+		"WHERE c.oid = ANY ($2::oid[])",
 		2, params, &res, err) != BS_OK)
 	{
 		strbuf_free(&arr);
@@ -388,7 +395,7 @@ catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint
 
 		for (int i = 0; i < n; i++)
 			if (relids[i] == relid)
-				state[i] = PQgetvalue(res, r, 1)[0] == 't' ? 'p' : 'n';
+				state[i] = PQgetvalue(res, r, 1)[0] != 't' ? 'n' : PQgetvalue(res, r, 2)[0] == 't' ? 'f' : 'p';
 	}
 	PQclear(res);
 	return BS_OK;

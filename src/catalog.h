@@ -50,7 +50,8 @@ int catalog_describe_columns(PGconn *conn, uint32_t relid, int ncols, manifest_c
 int catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, char **used_as_is,
 							 bs_error *err);
 /* Whether the publication streams each of these tables now: state[i] 'p' published, 'n' not,
- * 'g' gone from the catalog (dropped meanwhile); and a WAL position read before: a table
+ * 'f' only in part (a row filter or a column list), 'g' gone from the catalog (dropped
+ * meanwhile); and a WAL position read before: a table
  * published here leaves the publication (if it does) after *seen_lsn. */
 int catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint32_t *relids, char *state,
 								uint64_t *seen_lsn, bs_error *err);

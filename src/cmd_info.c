@@ -250,7 +250,7 @@ table_text(const manifest *m, table_summary *s)
 		if (m->gaps[k].to == MANIFEST_GAP_OPEN)
 			printf("  not archived: from %s on (the table left the archived set)\n", lsn_format(m->gaps[k].from, a));
 		else
-			printf("  not archived: %s .. %s (archiving resumed with a new base copy)\n", lsn_format(m->gaps[k].from, a),
+			printf("  not archived: %s .. %s (archiving resumed from a new slot)\n", lsn_format(m->gaps[k].from, a),
 				   lsn_format(m->gaps[k].to, b));
 	}
 	printf("  archived to:  %s\n", lsn_format(m->archived_to, a));
