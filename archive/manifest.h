@@ -101,6 +101,9 @@ typedef struct manifest
 	 * expired_time (Unix microseconds); 0: nothing expired.  Never above the oldest base. */
 	uint64_t expired_before;
 	int64_t expired_time;
+	/* A column change at this LSN needs a new base copy (0: none pending): recovery points from
+	 * here until the next base copy are refused; kept durably so a restart takes it at once. */
+	uint64_t rebase_requested_at;
 	uint64_t archived_to;		/* every change up to here is in the segments */
 	int nlayouts;
 	manifest_layout *layouts;
@@ -171,10 +174,10 @@ manifest_layout *manifest_add_layout(manifest *m, uint64_t from_lsn, char replid
 manifest_layout *manifest_insert_layout(manifest *m, int64_t want_id, uint64_t from_lsn, char replident,
 										int ncols, const manifest_column *columns);
 /*
- * The id of a layout in effect from from_lsn with these columns, added when needed without
- * ever putting ids out of LSN order: the layout in effect at from_lsn when it is the same;
- * else a new layout when none is later; else the next later one when it is the same (its
- * from_lsn is lowered).  Otherwise an error (a different layout would have to go in between).
+ * The id of a layout in effect from from_lsn with these columns, added when needed: the
+ * layout in effect at from_lsn when it is the same; else a new layout when none is later;
+ * else the next later one when it is the same (its from_lsn is lowered); else a new layout
+ * inserted in LSN order (its id, the highest + 1, is then not its position).
  */
 int manifest_use_layout(manifest *m, uint64_t from_lsn, char replident, int ncols, const manifest_column *columns,
 						uint32_t *id, bs_error *err);
@@ -190,6 +193,12 @@ manifest_segment *manifest_add_segment(manifest *m, const manifest_segment *seg)
 /* Record that changes committed in [from, to) are not archived (merged with the gaps it
  * touches; nothing when from >= to). */
 void manifest_add_gap(manifest *m, uint64_t from, uint64_t to);
+/* The open gap (to = MANIFEST_GAP_OPEN: the table's archive ends at its from, until a new base
+ * copy closes it), NULL if none.  Only the last gap can be open. */
+#define MANIFEST_GAP_OPEN UINT64_MAX
+manifest_gap *manifest_open_gap(const manifest *m);
+/* A new base copy at base_lsn ends the open gap there (when it lies after the gap's start). */
+void manifest_close_open_gap(manifest *m, uint64_t base_lsn);
 /* The first gap overlapping commits in [from, to), NULL if none. */
 const manifest_gap *manifest_gap_in(const manifest *m, uint64_t from, uint64_t to);
 const manifest_layout *manifest_layout_by_id(const manifest *m, uint32_t id);

@@ -46,6 +46,7 @@ struct replay_state
 	int nlayouts;
 	const manifest_layout *layouts;
 	colmap *maps;				/* nlayouts * nlayouts, built on demand */
+	const segment_record *cb_rec;	/* the record being applied as given (its layout id) */
 	int maxcols;
 
 	/* The layout of the newest base or record; it also defines the key. */
@@ -406,7 +407,7 @@ row_values(replay_state *st, const rrow *r, uint32_t to, replay_value *out, repl
 			return error_set(err, ERRCODE_DATA_CORRUPTED,
 							 "cannot convert a row written in layout %u to layout %u: %s; "
 							 "the old text form would not be exact (choose a point after a newer base copy)",
-							 r->layout, to, m->why[j]);
+							 st->layouts[r->layout].id, st->layouts[to].id, m->why[j]);
 	}
 	return BS_OK;
 }
@@ -692,6 +693,22 @@ set_layout(replay_state *st, uint32_t id, bs_error *err)
 	return BS_OK;
 }
 
+/*
+ * Inside the state a layout is its position in layouts (sorted by from_lsn: the chain of
+ * changes get_map walks); the API speaks the manifest's ids, translated here.
+ */
+static int
+layout_pos(const replay_state *st, uint32_t id, uint32_t *pos)
+{
+	for (int i = 0; i < st->nlayouts; i++)
+		if (st->layouts[i].id == id)
+		{
+			*pos = (uint32_t) i;
+			return BS_OK;
+		}
+	return BS_ERR;
+}
+
 /* ---------- public API ---------- */
 
 int
@@ -705,9 +722,11 @@ replay_new(int nlayouts, const manifest_layout *layouts, replay_state **out, bs_
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "the manifest has no layouts");
 	for (int i = 0; i < nlayouts; i++)
 	{
-		if (layouts[i].id != (uint32_t) i)
-			return error_set(err, ERRCODE_DATA_CORRUPTED,
-							 "manifest layout %d carries id %u (ids must be array indexes)", i, layouts[i].id);
+		/* Records and bases name layouts by id; ids are unique, in any order (FORMAT.md). */
+		for (int k = 0; k < i; k++)
+			if (layouts[k].id == layouts[i].id)
+				return error_set(err, ERRCODE_DATA_CORRUPTED, "manifest layouts %d and %d carry the same id %u", k,
+								 i, layouts[i].id);
 		if (layouts[i].ncols < 0 || (layouts[i].ncols > 0 && layouts[i].columns == NULL))
 			return error_set(err, ERRCODE_DATA_CORRUPTED, "manifest layout %d has no columns", i);
 		if (layouts[i].ncols > maxcols)
@@ -791,7 +810,7 @@ replay_row_count(const replay_state *st)
 uint32_t
 replay_current_layout(const replay_state *st)
 {
-	return st->have_layout ? st->cur_layout : 0;
+	return st->have_layout ? st->layouts[st->cur_layout].id : st->layouts[0].id;
 }
 
 /* Insert an encoded row, counting keys that are already present. */
@@ -1040,7 +1059,7 @@ load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t l
 		{
 			error_set(err, ERRCODE_DATA_CORRUPTED, "%s: line %llu has %s columns than layout %u (%d)",
 					  what, (unsigned long long) lineno, nf > l->ncols ? "more" : "fewer",
-					  layout_id, l->ncols);
+					  l->id, l->ncols);
 			goto done;
 		}
 		for (int c = 0; c < nf; c++)
@@ -1076,17 +1095,23 @@ int
 replay_load_base_copy(replay_state *st, uint32_t layout_id, const char *text, size_t len,
 					  const char *what, bs_error *err)
 {
-	return load_base_lines(st, layout_id, text, len, what, NULL, err);
+	uint32_t pos;
+
+	if (layout_pos(st, layout_id, &pos) != BS_OK)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "%s: base layout %u is not in the manifest", what, layout_id);
+	return load_base_lines(st, pos, text, len, what, NULL, err);
 }
 
 int
 replay_stream_begin(replay_state *st, uint32_t base_layout, bs_error *err)
 {
-	if (base_layout >= (uint32_t) st->nlayouts)
+	uint32_t pos;
+
+	if (layout_pos(st, base_layout, &pos) != BS_OK)
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "base layout %u is not in the manifest", base_layout);
 	if (st->count > 0 || st->streaming)
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "streaming must begin on an empty state");
-	if (set_layout(st, base_layout, err) != BS_OK)
+	if (set_layout(st, pos, err) != BS_OK)
 		return BS_ERR;
 	st->streaming = true;
 	return BS_OK;
@@ -1097,11 +1122,12 @@ replay_split_base_copy(replay_state *st, uint32_t layout_id, const char *text, s
 					   replay_copy_cb cb, void *ctx, replay_checksum *sum, uint64_t *passed, bs_error *err)
 {
 	split_out so = {cb, ctx, sum, passed, NULL, 0};
+	uint32_t pos;
 
-	if (!st->streaming || layout_id != st->cur_layout)
+	if (!st->streaming || layout_pos(st, layout_id, &pos) != BS_OK || pos != st->cur_layout)
 		return error_set(err, ERRCODE_INVALID_PARAMETER,
 						 "%s: a streaming base load needs replay_stream_begin with its layout", what);
-	return load_base_lines(st, layout_id, text, len, what, &so, err);
+	return load_base_lines(st, pos, text, len, what, &so, err);
 }
 
 /* "commit LSN X/Y (xid N)" for messages. */
@@ -1247,8 +1273,10 @@ touch_values(replay_state *st, const replay_value *vals)
 }
 
 int
-replay_touch(replay_state *st, const segment_record *rec, bool *streamable, bs_error *err)
+replay_touch(replay_state *st, const segment_record *orig, bool *streamable, bs_error *err)
 {
+	segment_record r = *orig;	/* layout_id: its position (layout_pos) */
+	const segment_record *rec = &r;
 	pgo_tuple nt,
 		ot;
 	bool unch,
@@ -1258,9 +1286,9 @@ replay_touch(replay_state *st, const segment_record *rec, bool *streamable, bs_e
 
 	if (!st->streaming)
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "replay_touch needs replay_stream_begin");
-	if (rec->layout_id >= (uint32_t) st->nlayouts)
+	if (layout_pos(st, orig->layout_id, &r.layout_id) != BS_OK)
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "%s: layout %u is not in the manifest",
-						 rec_where(rec, where, sizeof(where)), rec->layout_id);
+						 rec_where(rec, where, sizeof(where)), orig->layout_id);
 	/* A TRUNCATE or a different layout or key: the rows need the whole state. */
 	if (rec->op == 'T' || !layouts_equivalent(st, rec->layout_id, st->cur_layout))
 	{
@@ -1334,7 +1362,7 @@ apply_insert(replay_state *st, const segment_record *rec, bs_error *err)
 	}
 	if (st->cb)
 	{
-		replay_change ch = {rec, l, l->ncols, NULL, st->v_new, 0};
+		replay_change ch = {st->cb_rec, l, l->ncols, NULL, st->v_new, 0};
 
 		if (st->cb(st->cbctx, &ch, err) != BS_OK)
 		{
@@ -1406,7 +1434,7 @@ apply_update(replay_state *st, const segment_record *rec, bs_error *err)
 	newrow = row_encode(st, rec->layout_id, l->ncols, st->v_new);
 	if (st->cb)
 	{
-		replay_change ch = {rec, l, l->ncols, st->v_old, st->v_new, 0};
+		replay_change ch = {st->cb_rec, l, l->ncols, st->v_old, st->v_new, 0};
 
 		if (st->cb(st->cbctx, &ch, err) != BS_OK)
 		{
@@ -1461,7 +1489,7 @@ apply_delete(replay_state *st, const segment_record *rec, bs_error *err)
 		goto done;
 	if (st->cb)
 	{
-		replay_change ch = {rec, l, l->ncols, st->v_old, NULL, 0};
+		replay_change ch = {st->cb_rec, l, l->ncols, st->v_old, NULL, 0};
 
 		if (row_values(st, st->slots[slot].row, rec->layout_id, st->v_old, st->v_raw, err) != BS_OK)
 			goto done;
@@ -1477,13 +1505,16 @@ done:
 }
 
 int
-replay_apply(replay_state *st, const segment_record *rec, bs_error *err)
+replay_apply(replay_state *st, const segment_record *orig, bs_error *err)
 {
 	char where[160];
+	segment_record r = *orig;	/* layout_id: its position (layout_pos); callbacks get orig */
+	const segment_record *rec = &r;
 
-	if (rec->layout_id >= (uint32_t) st->nlayouts)
+	if (layout_pos(st, orig->layout_id, &r.layout_id) != BS_OK)
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "%s: layout %u is not in the manifest",
-						 rec_where(rec, where, sizeof(where)), rec->layout_id);
+						 rec_where(rec, where, sizeof(where)), orig->layout_id);
+	st->cb_rec = orig;
 	if (!st->in_tx || rec->end_lsn != st->tx_end_lsn)
 	{
 		/* A transaction boundary: the previous one must have left a consistent table. */
@@ -1509,7 +1540,7 @@ replay_apply(replay_state *st, const segment_record *rec, bs_error *err)
 				table_clear(st);
 				if (st->cb)
 				{
-					replay_change ch = {rec, &st->layouts[rec->layout_id], 0, NULL, NULL, n};
+					replay_change ch = {orig, &st->layouts[rec->layout_id], 0, NULL, NULL, n};
 
 					return st->cb(st->cbctx, &ch, err);
 				}
@@ -1641,10 +1672,12 @@ replay_checksum_format(const replay_checksum *sum, char *buf)
 #define COPY_BATCH (1024 * 1024)
 
 int
-replay_prepare_output(replay_state *st, uint32_t target, bs_error *err)
+replay_prepare_output(replay_state *st, uint32_t target_id, bs_error *err)
 {
-	if (target >= (uint32_t) st->nlayouts)
-		return error_set(err, ERRCODE_INVALID_PARAMETER, "target layout %u is not in the manifest", target);
+	uint32_t target;
+
+	if (layout_pos(st, target_id, &target) != BS_OK)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "target layout %u is not in the manifest", target_id);
 	/* Build every conversion now: the writers must not modify the state. */
 	for (int i = 0; i < st->nlayouts; i++)
 		(void) get_map(st, (uint32_t) i, target);
@@ -1720,15 +1753,19 @@ int
 replay_write_copy(replay_state *st, uint32_t target_layout, replay_copy_cb cb, void *ctx,
 				  replay_checksum *sum, bs_error *err)
 {
-	if (replay_prepare_output(st, target_layout, err) != BS_OK)
+	uint32_t pos;
+
+	if (replay_prepare_output(st, target_layout, err) != BS_OK || layout_pos(st, target_layout, &pos) != BS_OK)
 		return BS_ERR;
-	return write_rows(st, target_layout, cb, ctx, sum, err);
+	return write_rows(st, pos, cb, ctx, sum, err);
 }
 
 int
 replay_checksum_compute(replay_state *st, uint32_t target_layout, replay_checksum *sum, bs_error *err)
 {
-	if (replay_prepare_output(st, target_layout, err) != BS_OK)
+	uint32_t pos;
+
+	if (replay_prepare_output(st, target_layout, err) != BS_OK || layout_pos(st, target_layout, &pos) != BS_OK)
 		return BS_ERR;
-	return write_rows(st, target_layout, NULL, NULL, sum, err);
+	return write_rows(st, pos, NULL, NULL, sum, err);
 }

@@ -64,8 +64,9 @@ typedef int (*replay_change_cb) (void *ctx, const replay_change *change, bs_erro
 typedef int (*replay_copy_cb) (void *ctx, const char *data, size_t len, bs_error *err);
 
 /*
- * New empty state over the table's layouts (ids must equal their array index, as in the
- * manifest).  The layouts are borrowed and must outlive the state.
+ * New empty state over the table's layouts, in the manifest's order (by from_lsn); records,
+ * bases and targets name them by id (unique, in any order: duplicates are refused).  The
+ * layouts are borrowed and must outlive the state.
  */
 int replay_new(int nlayouts, const manifest_layout *layouts, replay_state **out, bs_error *err);
 void replay_free(replay_state *st);

@@ -80,6 +80,14 @@ typedef struct arch_table
 	bool gone_passed;			/* the stream has passed gone_lsn (the seal that stores it is asked for) */
 	uint64_t drop_lsn;			/* the DROP's commit LSN read from the stream (0: not read) */
 	bool partitioned;			/* a partitioned table (skipped: its partitions are archived) */
+	/* The base copy that answered a column change's re-base request (manifest
+	 * rebase_requested_at): points below it are refused, so checkpoints wait for the stream to
+	 * pass it. */
+	uint64_t rebase_done_lsn;
+	/* Not in the publication the slot streams (check_publication): no base copy, no
+	 * checkpoint, and an archived table's archive ends (an open gap) until it is back. */
+	bool unpublished;
+	uint64_t pub_seen_lsn;		/* seen published by a check that started after this position */
 } arch_table;
 
 /* A sealed epoch handed from the stream to the uploader thread. */
@@ -234,6 +242,7 @@ typedef struct archiver
 	int segment_level;			/* change segments */
 	int64_t segment_size;		/* segment_size, parsed once (checked at every commit) */
 	archive_head head;
+	char *pub_as_is;			/* why the publication is used as it is (said once), NULL: made right */
 	checkpoint_req *pending;
 	archiver_metrics metrics;
 
@@ -531,6 +540,9 @@ load_table(archiver *a, storage *st, uint32_t relid, const char *schema, const c
 	}
 	*out = add_table(a, m, active);
 	ddl_note_capture(a, *out);
+	/* A re-base a column change asked for before a stop: taken at the first table check. */
+	if (m->rebase_requested_at != 0)
+		(*out)->rebase_wanted = true;
 	return BS_OK;
 }
 
@@ -1793,6 +1805,41 @@ conn_recovered(archiver *a, bs_error *err)
 	return reconnect_conn(a, err) == BS_OK;
 }
 
+/* A column of the new layout that an older one had with another type (ALTER COLUMN ... TYPE):
+ * rows from before cannot be converted exactly at recovery; only a new base copy helps. */
+static bool
+layout_retyped(const manifest_layout *cur, int ncols, const manifest_column *cols)
+{
+	if (cur == NULL)
+		return false;
+	for (int i = 0; i < ncols; i++)
+		for (int k = 0; k < cur->ncols; k++)
+			if (strcmp(cols[i].name, cur->columns[k].name) == 0 &&
+				(cols[i].type_oid != cur->columns[k].type_oid || cols[i].typmod != cur->columns[k].typmod))
+				return true;
+	return false;
+}
+
+/*
+ * A column change at the current transaction needs a new base copy: asked for now (the next
+ * table check takes it) and recorded in the manifest, which is stored with its changes before
+ * their position is confirmed, so that a restart takes the copy at once instead of forgetting
+ * it.  Points from here until that copy are refused by recovery; info shows the window.
+ */
+static void
+request_rebase(archiver *a, arch_table *t)
+{
+	char l[LSN_BUFLEN];
+
+	t->rebase_wanted = true;
+	if (t->man->rebase_requested_at != 0 && t->man->rebase_requested_at <= a->txn_final_lsn)
+		return;
+	t->man->rebase_requested_at = a->txn_final_lsn;
+	t->dirty = true;
+	log_info("table %s.%s: a column change at %s needs a new base copy; recovery points from there until it "
+			 "is taken are refused", t->man->schema, t->man->name, lsn_format(a->txn_final_lsn, l));
+}
+
 static int
 handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 {
@@ -1855,8 +1902,8 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 				 t->layout_id, lsn_format(a->txn_final_lsn, lsnbuf));
 		/* Rows that predate an added column may hold a volatile default: a new base makes
 		 * points after this change exact without guessing. */
-		if (added)
-			t->rebase_wanted = true;
+		if (added || layout_retyped(cur, rel->ncols, cols))
+			request_rebase(a, t);
 	}
 	basecopy_free_columns(rel->ncols, cols);
 	return BS_OK;
@@ -2000,6 +2047,31 @@ handle_change(archiver *a, const pgo_message *m, bs_error *err)
 }
 
 static void answer_checkpoints(archiver *a, bool force_fail, const char *why);
+
+/* A column change asked for a base copy that is not stored, or not yet reached by what is
+ * stored: the stored position lies in the window recovery refuses (a checkpoint waits). */
+static bool
+rebase_pending(archiver *a, const arch_table *t)
+{
+	if (t->man->rebase_requested_at != 0 && t->man->rebase_requested_at < a->flush_lsn)
+		return true;
+	return t->rebase_done_lsn != 0 && a->flush_lsn < t->rebase_done_lsn;
+}
+
+/* Why a table gets no recovery point: its changes do not reach the archiver (a checkpoint). */
+static void
+unpublished_reason(archiver *a, const arch_table *t, strbuf *sb)
+{
+	const manifest_gap *g = manifest_open_gap(t->man);
+	char l[LSN_BUFLEN];
+
+	strbuf_printf(sb, "table %s.%s is not in publication \"%s\" (which the replication slot streams): its changes "
+				  "are not archived", t->man->schema, t->man->name, config_get(a->cfg, "publication"));
+	if (g)
+		strbuf_printf(sb, " from %s on, until it is published again and a new base copy is taken",
+					  lsn_format(g->from, l));
+	strbuf_printf(sb, "; no recovery point can be verified");
+}
 static void check_gone_passed(archiver *a);
 static int handle_ddl_message(archiver *a, const pgo_logical_message *msg, bs_error *err);
 static void ddl_poll_rename(archiver *a, arch_table *t, const catalog_table *ct);
@@ -2612,9 +2684,21 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 		arch_table *rt = find_table(a, r->relid);
 		/* A table whose first base copy is still running (or whose base is not stored yet)
 		 * has no recovery point, however far its changes are stored. */
-		bool has_base = rt && rt->man->nbases > 0 && !rt->base_unstored;
+		bool has_base = rt && rt->man->nbases > 0 && !rt->base_unstored && !rebase_pending(a, rt);
 		bool reached = r->positioned && r->sealed && a->flush_lsn >= r->target_lsn && has_base;
 
+		if (rt && (rt->unpublished || manifest_open_gap(rt->man) != NULL))
+		{
+			/* It left the publication while the checkpoint waited. */
+			strbuf sb = STRBUF_INIT;
+
+			unpublished_reason(a, rt, &sb);
+			control_reply_error(r->req, 409, "Conflict", sb.data);
+			strbuf_free(&sb);
+			*pp = r->next;
+			free(r);
+			continue;
+		}
 		if (force_fail || reached || expired)
 		{
 			if (force_fail)
@@ -2671,6 +2755,9 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 			else
 				control_reply_error(r->req, 504, "Gateway Timeout", has_base || a->flush_lsn < r->target_lsn ?
 							"timed out waiting for the archive to reach the requested LSN" :
+							rt && rt->man->nbases > 0 && rebase_pending(a, rt) ?
+							"timed out waiting for the table's new base copy (a column change needs one: "
+							"points since it are refused until it is taken)" :
 							"timed out waiting for the table's first base copy");
 			*pp = r->next;
 			free(r);
@@ -2826,6 +2913,16 @@ on_checkpoint(struct evhttp_request *req, void *arg)
 
 		strbuf_printf(&sb, "table \"%s\" is not archived by this daemon", table);
 		control_reply_error(req, 404, "Not Found", sb.data);
+		strbuf_free(&sb);
+		evhttp_clear_headers(&q);
+		return;
+	}
+	if (t->unpublished || manifest_open_gap(t->man) != NULL)
+	{
+		strbuf sb = STRBUF_INIT;
+
+		unpublished_reason(a, t, &sb);
+		control_reply_error(req, 409, "Conflict", sb.data);
 		strbuf_free(&sb);
 		evhttp_clear_headers(&q);
 		return;
@@ -3039,6 +3136,16 @@ on_metrics(struct evhttp_request *req, void *arg)
 				skipped++;
 		evbuffer_add_printf(b, "backstop_tables_skipped %d\n", skipped);
 	}
+	{
+		int unpublished = 0;
+
+		for (int i = 0; i < a->ntables; i++)
+			if (a->tables[i]->unpublished)
+				unpublished++;
+		evbuffer_add_printf(b, "# HELP backstop_tables_unpublished Tables to archive that the publication does not "
+							"stream: not archived (see backstop info).\n"
+							"# TYPE backstop_tables_unpublished gauge\nbackstop_tables_unpublished %d\n", unpublished);
+	}
 	if (a->control)
 	{
 		control_stats cs;
@@ -3216,11 +3323,30 @@ apply_base(archiver *a, const basecopy_result *r, uint64_t lsn)
 					r->relid, lsn_format(lsn, l));
 		return NULL;
 	}
+	if (t->unpublished)
+	{
+		log_warning("base copy of %s.%s at %s discarded: the table left the publication meanwhile", t->man->schema,
+					t->man->name, lsn_format(lsn, l));
+		return NULL;
+	}
 	if (basecopy_apply(t->man, r, &err) != BS_OK)
 	{
 		log_warning("%s (a new one is taken at a later check)", err.message);
 		t->rebase_wanted = true;
 		return NULL;
+	}
+	/* Back in the archived set: its archive resumes at this copy. */
+	manifest_close_open_gap(t->man, lsn);
+	/* The re-base a column change asked for: done when this copy lies after the change. */
+	if (t->man->rebase_requested_at != 0)
+	{
+		if (lsn > t->man->rebase_requested_at)
+		{
+			t->man->rebase_requested_at = 0;
+			t->rebase_done_lsn = lsn;
+		}
+		else
+			t->rebase_wanted = true;
 	}
 	if (strcmp(t->man->status ? t->man->status : "", "active") != 0)
 	{
@@ -3484,13 +3610,171 @@ check_gone_passed(archiver *a)
 }
 
 /* New or dropped tables, and re-bases that keep recovery time bounded. */
+/*
+ * Coverage is claimed only for what the stream delivers (doc/archiving.md, "The
+ * publication"): the publication is made right where this role may (catalog_sync_publication),
+ * then every table of the list it does not publish is taken out of it (usable = false,
+ * unpublished, with a finding).  Tables it publishes are noted as seen at the check's
+ * position (pub_seen_lsn), the start of their archive's end should they leave it.
+ */
+static int
+check_publication(archiver *a, catalog_table_list *list, bool startup, bs_error *err)
+{
+	const char *pubname = config_get(a->cfg, "publication");
+	char *as_is = NULL;
+	uint32_t *relids = NULL;
+	char *state = NULL;
+	uint64_t seen = 0;
+
+	if (catalog_sync_publication(a->conn, pubname, list, &as_is, err) != BS_OK)
+	{
+		/* At start-up there is no stream without it; later (a table dropped between the two
+		 * reads, say) the next check tries again, and what it publishes is read below. */
+		if (startup)
+			return BS_ERR;
+		log_warning("%s", err->message);
+		error_clear(err);
+	}
+	if (as_is && (a->pub_as_is == NULL || strcmp(as_is, a->pub_as_is) != 0))
+		log_info("publication \"%s\" is used as it is (%s): only the tables it publishes are archived", pubname,
+				 as_is);
+	free(a->pub_as_is);
+	a->pub_as_is = as_is;
+	relids = xcalloc((size_t) list->count + 1, sizeof(uint32_t));
+	state = xcalloc((size_t) list->count + 1, 1);
+	for (int i = 0; i < list->count; i++)
+		relids[i] = list->tables[i].relid;
+	if (catalog_publication_members(a->conn, pubname, list->count, relids, state, &seen, err) != BS_OK)
+	{
+		free(relids);
+		free(state);
+		return BS_ERR;
+	}
+	for (int i = 0; i < list->count; i++)
+	{
+		catalog_table *ct = &list->tables[i];
+		strbuf sb = STRBUF_INIT;
+		char *q;
+
+		if (state[i] == 'p')
+		{
+			arch_table *t = find_table(a, ct->relid);
+
+			if (t)
+				t->pub_seen_lsn = seen;
+			continue;
+		}
+		/* Gone meanwhile: the next check finds it dropped. */
+		if ((state[i] != 'n' && state[i] != 'f') || !ct->usable)
+			continue;
+		q = pgsql_qualified_name(ct->schema, ct->name);
+		if (state[i] == 'f')
+			strbuf_printf(&sb, "not in publication \"%s\" as a whole: it is published with a row filter or a "
+						  "column list, so only part of its changes reach the archiver, and it is not archived "
+						  "(the publication's owner can publish all of it: ALTER PUBLICATION %s SET TABLE ...)",
+						  pubname, pubname);
+		else
+			strbuf_printf(&sb, "not in publication \"%s\", which the replication slot streams: its changes do not "
+						  "reach the archiver, so it is not archived (%s; the publication's owner can add it: "
+						  "ALTER PUBLICATION %s ADD TABLE %s, or use a publication FOR ALL TABLES)",
+						  pubname, as_is ? as_is : "it could not be added", pubname, q);
+		free(q);
+		free(ct->finding);
+		ct->finding = strbuf_detach(&sb, NULL);
+		ct->usable = false;
+		ct->unpublished = true;
+	}
+	free(state);
+	free(relids);
+	return BS_OK;
+}
+
+/*
+ * The position from which an archived table's changes are not known to be archived.  Seen
+ * published by a check that read seen_lsn first, the table left with an ALTER PUBLICATION whose
+ * commit record lies at or after seen_lsn: every commit up to seen_lsn is still streamed (and
+ * archived: the table stays active), hence seen_lsn + 1.  Not seen by this run: where its
+ * archive is complete.
+ */
+static uint64_t
+unpublished_from(archiver *a, const arch_table *t)
+{
+	if (t->pub_seen_lsn)
+		return t->pub_seen_lsn + 1;
+	return audit_complete_to(t->man, &a->head);
+}
+
+/*
+ * A table of the list that the publication does not stream (any more).  One never archived is
+ * recorded as skipped, with the finding.  An archived one keeps its manifest and history, and
+ * its archive ends at from: an open gap (doc/FORMAT.md, "gaps") that the next base copy, once
+ * it is published again, closes; recovery refuses points from there on.  True when the
+ * manifest changed.
+ */
+static bool
+table_unpublished(arch_table *t, const catalog_table *ct, uint64_t from)
+{
+	char l[LSN_BUFLEN];
+	bool was = t->unpublished;
+
+	t->unpublished = true;
+	if (t->man->nbases == 0 || strcmp(t->man->status, "skipped") == 0)
+	{
+		if (t->man->status && strcmp(t->man->status, "skipped") == 0 && t->man->finding &&
+			strcmp(t->man->finding, ct->finding) == 0)
+			return false;
+		free(t->man->status);
+		free(t->man->finding);
+		t->man->status = xstrdup("skipped");
+		t->man->finding = xstrdup(ct->finding);
+		report_skipped(ct);
+		t->dirty = true;
+		return true;
+	}
+	if (manifest_open_gap(t->man) != NULL)
+	{
+		t->active = true;
+		if (!was)
+			log_warning("table %s.%s is still not archived (its archive ends at %s): %s", t->man->schema,
+						t->man->name, lsn_format(manifest_open_gap(t->man)->from, l), ct->finding);
+		return false;
+	}
+	manifest_add_gap(t->man, from, UINT64_MAX);
+	/* What the stream still carries of it (commits before it left) is archived as before. */
+	t->active = true;
+	t->dirty = true;
+	log_warning("table %s.%s left the archived set: %s; its archive ends at %s (recovery points from there on are "
+				"refused) until it is published again and a new base copy is taken",
+				t->man->schema, t->man->name, ct->finding, lsn_format(from, l));
+	return true;
+}
+
+/*
+ * A table archived by an earlier run that is no longer among the tables to archive (removed
+ * from --tables, or out of --all-tables' reach): its archive ends where it was complete, as
+ * an open gap, so that no later point is recovered from a history that stopped.  Start-up.
+ */
+static int
+table_left_archive(archiver *a, manifest *m, bs_error *err)
+{
+	uint64_t from = audit_complete_to(m, &a->head);
+	char l[LSN_BUFLEN];
+
+	if (m->nbases == 0 || manifest_open_gap(m) != NULL)
+		return BS_OK;
+	manifest_add_gap(m, from, UINT64_MAX);
+	log_warning("table %s.%s (relid %u) still exists but is no longer among the tables to archive: its archive "
+				"ends at %s (recovery points from there on are refused)", m->schema, m->name, m->relid,
+				lsn_format(from, l));
+	return store_manifest_now(a, m, err);
+}
+
 static int
 poll_tables(archiver *a, bs_error *err)
 {
 	catalog_table_list list;
 	arch_table **need = NULL;
 	int nneed = 0;
-	bool changed = false;
 	bool found_gone = false;
 	int64_t rebase_age_us = config_get_duration_ms(a->cfg, "rebase_age") * 1000;
 	int64_t ratio = config_get_int(a->cfg, "rebase_ratio");
@@ -3505,6 +3789,11 @@ poll_tables(archiver *a, bs_error *err)
 		if (strcmp(err->code, ERRCODE_UNDEFINED_TABLE) != 0)
 			return BS_ERR;
 		memset(&list, 0, sizeof(list));
+	}
+	if (check_publication(a, &list, false, err) != BS_OK)
+	{
+		catalog_table_list_free(&list);
+		return BS_ERR;
 	}
 	for (int i = 0; i < a->ntables; i++)
 	{
@@ -3525,7 +3814,6 @@ poll_tables(archiver *a, bs_error *err)
 			if (gone)
 			{
 				table_found_gone(a, t, pos, "");
-				changed = true;
 				found_gone = true;
 			}
 		}
@@ -3537,6 +3825,19 @@ poll_tables(archiver *a, bs_error *err)
 		catalog_table *ct = &list.tables[i];
 		arch_table *t = find_table(a, ct->relid);
 
+		if (t && ct->unpublished)
+		{
+			/* Out of the publication (or never in it): its changes do not arrive. */
+			table_unpublished(t, ct, unpublished_from(a, t));
+			continue;
+		}
+		if (t && t->unpublished)
+		{
+			log_info("table %s.%s is in publication \"%s\" again: taking a new base copy", ct->schema, ct->name,
+					 config_get(a->cfg, "publication"));
+			t->unpublished = false;
+			t->active = true;
+		}
 		if (t && t->active)
 		{
 			int64_t base_age;
@@ -3547,7 +3848,7 @@ poll_tables(archiver *a, bs_error *err)
 			/* A busy small table outgrows its base in seconds: re-basing it at every check
 			 * would stall the stream for nothing, hence the minimum interval. */
 			/* nbases == 0: a first base that failed or was discarded is taken again. */
-			if (t->rebase_wanted || t->man->nbases == 0 ||
+			if (t->rebase_wanted || t->man->nbases == 0 || manifest_open_gap(t->man) != NULL ||
 				(t->man->nbases && rebase_age_us > 0 && base_age > rebase_age_us) ||
 				(ratio > 0 && base_age >= min_interval_us &&
 				 t->change_bytes * 100 > (uint64_t) ratio * (table_base_bytes(t->man) + 1)))
@@ -3559,7 +3860,11 @@ poll_tables(archiver *a, bs_error *err)
 		}
 		if (load_table(a, a->st_main, ct->relid, ct->schema, ct->name, ct->usable, &t, err) != BS_OK)
 			goto fail;
-		changed = true;
+		if (ct->unpublished)
+		{
+			table_unpublished(t, ct, unpublished_from(a, t));
+			continue;
+		}
 		if (!ct->usable)
 		{
 			t->partitioned = ct->relkind == 'p';
@@ -3575,14 +3880,12 @@ poll_tables(archiver *a, bs_error *err)
 			}
 			continue;
 		}
-		if (t->man->nbases == 0 || strcmp(t->man->status, "active") != 0)
+		if (t->man->nbases == 0 || strcmp(t->man->status, "active") != 0 || manifest_open_gap(t->man) != NULL)
 		{
 			need = xrealloc(need, (size_t) (nneed + 1) * sizeof(arch_table *));
 			need[nneed++] = t;
 		}
 	}
-	if (changed && catalog_sync_publication(a->conn, config_get(a->cfg, "publication"), &list, err) != BS_OK)
-		goto fail;
 	/* One job at a time: what is needed meanwhile is found again at the next check (so no
 	 * table is queued while it is being copied). */
 	if (nneed > 0 && a->bjob == NULL)
@@ -3799,10 +4102,10 @@ start_gone_table(archiver *a, manifest *m, bs_error *err)
 	if (!gone)
 	{
 		/* Renamed (--tables names the old name) or otherwise out of the archived set. */
-		log_warning("table %s.%s (relid %u) still exists but is no longer among the tables to archive: "
-					"its changes are not archived from now on", m->schema, m->name, m->relid);
+		int rc = table_left_archive(a, m, err);
+
 		manifest_free(m);
-		return BS_OK;
+		return rc;
 	}
 	table_found_gone(a, add_table(a, m, true), pos, " while the archiver was stopped");
 	return BS_OK;
@@ -4177,6 +4480,8 @@ initial_setup(archiver *a, bs_error *err)
 	if (catalog_list_tables(a->conn, config_get(a->cfg, "tables"), config_get_bool(a->cfg, "all_tables"),
 							&list, err) != BS_OK)
 		goto fail;
+	if (check_publication(a, &list, true, err) != BS_OK)
+		goto fail_list;
 	for (int i = 0; i < list.count; i++)
 	{
 		arch_table *t;
@@ -4184,6 +4489,13 @@ initial_setup(archiver *a, bs_error *err)
 
 		if (load_table(a, a->st, ct->relid, ct->schema, ct->name, ct->usable, &t, err) != BS_OK)
 			goto fail_list;
+		if (ct->unpublished)
+		{
+			if (table_unpublished(t, ct, unpublished_from(a, t)) && store_manifest_now(a, t->man, err) != BS_OK)
+				goto fail_list;
+			t->dirty = false;
+			continue;
+		}
 		if (!ct->usable)
 		{
 			t->partitioned = ct->relkind == 'p';
@@ -4197,8 +4509,6 @@ initial_setup(archiver *a, bs_error *err)
 		}
 	}
 	if (find_gone_tables(a, &list, err) != BS_OK)
-		goto fail_list;
-	if (catalog_sync_publication(a->conn, config_get(a->cfg, "publication"), &list, err) != BS_OK)
 		goto fail_list;
 
 	if (pgsql_query_params(a->conn,
@@ -4282,7 +4592,7 @@ initial_setup(archiver *a, bs_error *err)
 			bool had_base = t->man->nbases > 0;
 			uint64_t complete = audit_complete_to(t->man, head_exists ? &a->head : NULL);
 
-			if (!t->active || t->gone_lsn)
+			if (!t->active || t->gone_lsn || t->unpublished)
 				continue;
 			if (basecopy_table(a->conn, a->st, &opts, &target, lsn, &r, err) != BS_OK)
 			{
@@ -4429,6 +4739,7 @@ archiver_free(archiver *a)
 	if (a->spool)
 		storage_close(a->spool);
 	free(a->spill_dir);
+	free(a->pub_as_is);
 	archive_head_clear(&a->head);
 }
 
@@ -4678,6 +4989,19 @@ archiver_drop(const bs_config *cfg, bs_error *err)
 		1, params, &res, err) != BS_OK)
 		goto out;
 	log_info("slot %s: %s", params[0], PQntuples(res) ? "dropped" : "did not exist");
+	PQclear(res);
+	params[0] = config_get(cfg, "publication");
+	if (pgsql_query_params(conn, "SELECT 1 FROM pg_publication WHERE pubname = $1 AND NOT pg_has_role(pubowner, 'USAGE')",
+						   1, params, &res, err) != BS_OK)
+		goto out;
+	if (PQntuples(res) > 0)
+	{
+		/* Made by its owner for this role (doc/archiving.md, "Minimal grants"): theirs to drop. */
+		PQclear(res);
+		log_info("publication %s belongs to another role: left in place; the archive in storage is kept", params[0]);
+		rc = BS_OK;
+		goto out;
+	}
 	PQclear(res);
 	{
 		char *pub = pgsql_quote_ident(config_get(cfg, "publication"));

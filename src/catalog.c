@@ -1,5 +1,6 @@
 /* catalog.c — what the source database holds: archivable tables, replica identity, definitions, publication. */
 #include "catalog.h"
+#include "lsn.h"
 #include "pgsql.h"
 #include "recover_load.h"
 #include "strbuf.h"
@@ -285,7 +286,8 @@ catalog_describe_columns(PGconn *conn, uint32_t relid, int ncols, manifest_colum
 }
 
 int
-catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, bs_error *err)
+catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, char **used_as_is,
+						 bs_error *err)
 {
 	const char *params[1] = {pubname};
 	PGresult *res;
@@ -295,12 +297,25 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 	bool exists;
 	int rc;
 
-	if (pgsql_query_params(conn, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1, params, &res, err) != BS_OK)
+	*used_as_is = NULL;
+	if (pgsql_query_params(conn, "SELECT puballtables, pg_has_role(pubowner, 'USAGE') FROM pg_publication "
+						   "WHERE pubname = $1", 1, params, &res, err) != BS_OK)
 	{
 		free(pub);
 		return BS_ERR;
 	}
 	exists = PQntuples(res) > 0;
+	if (exists && (PQgetvalue(res, 0, 0)[0] == 't' || PQgetvalue(res, 0, 1)[0] != 't'))
+	{
+		/* FOR ALL TABLES publishes every table there is (it cannot be given a list), and a
+		 * publication of another owner cannot be altered by this role: used as they are, the
+		 * caller archives only what they publish (catalog_publication_members). */
+		*used_as_is = xstrdup(PQgetvalue(res, 0, 0)[0] == 't' ? "it is FOR ALL TABLES" :
+							  "the archiver's role does not own it");
+		PQclear(res);
+		free(pub);
+		return BS_OK;
+	}
 	PQclear(res);
 	if (exists)
 	{
@@ -361,4 +376,63 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 	strbuf_free(&list);
 	strbuf_free(&sql);
 	return rc;
+}
+
+int
+catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint32_t *relids, char *state,
+							uint64_t *seen_lsn, bs_error *err)
+{
+	strbuf arr = STRBUF_INIT;
+	const char *params[2];
+	PGresult *res;
+	char *lsn = NULL;
+
+	memset(state, 'g', (size_t) n);
+	/* Read first, in a statement of its own: a table still published in the next statement's
+	 * snapshot left the publication (if it does) after this position. */
+	if (pgsql_query_value(conn, "SELECT pg_current_wal_insert_lsn()::text", &lsn, err) != BS_OK)
+		return BS_ERR;
+	if (lsn_parse(lsn, seen_lsn) != BS_OK)
+	{
+		error_set(err, ERRCODE_PROTOCOL, "invalid WAL position \"%s\" from the server", lsn);
+		free(lsn);
+		return BS_ERR;
+	}
+	free(lsn);
+	strbuf_append_char(&arr, '{');
+	for (int i = 0; i < n; i++)
+		strbuf_printf(&arr, "%s%u", i ? "," : "", relids[i]);
+	strbuf_append_char(&arr, '}');
+	params[0] = pubname;
+	params[1] = arr.data;
+	/* Existence and membership in one snapshot: a table dropped meanwhile is not mistaken for
+	 * one that left the publication.  pg_publication_tables resolves FOR ALL TABLES and FOR
+	 * TABLES IN SCHEMA too. */
+	if (pgsql_query_params(conn,
+		"SELECT c.oid, p.tablename IS NOT NULL, "
+		/* PostgreSQL 15 and later: a row filter or a column list streams part of the table
+		 * (to_jsonb: the columns do not exist before 15). */
+		"  (to_jsonb(p) ->> 'rowfilter') IS NOT NULL OR "
+		"  coalesce(jsonb_array_length(to_jsonb(p) -> 'attnames'), 0) < "
+		"  CASE WHEN to_jsonb(p) ? 'attnames' THEN (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid "
+		"    AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') ELSE 0 END "
+		"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+		"LEFT JOIN pg_publication_tables p ON p.pubname = $1 AND p.schemaname = n.nspname AND p.tablename = c.relname "
+		"WHERE c.oid = ANY ($2::oid[])",
+		2, params, &res, err) != BS_OK)
+	{
+		strbuf_free(&arr);
+		return BS_ERR;
+	}
+	strbuf_free(&arr);
+	for (int r = 0; r < PQntuples(res); r++)
+	{
+		uint32_t relid = (uint32_t) strtoul(PQgetvalue(res, r, 0), NULL, 10);
+
+		for (int i = 0; i < n; i++)
+			if (relids[i] == relid)
+				state[i] = PQgetvalue(res, r, 1)[0] != 't' ? 'n' : PQgetvalue(res, r, 2)[0] == 't' ? 'f' : 'p';
+	}
+	PQclear(res);
+	return BS_OK;
 }

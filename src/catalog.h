@@ -18,6 +18,7 @@ typedef struct catalog_table
 	char relkind;				/* pg_class.relkind: 'r' table, 'p' partitioned table, ... */
 	bool usable;				/* UPDATE/DELETE can be published without failing on the primary */
 	char *finding;				/* why not usable, NULL when usable */
+	bool unpublished;			/* usable, but not in the publication the slot streams (set by the archiver) */
 } catalog_table;
 
 typedef struct catalog_table_list
@@ -46,7 +47,16 @@ int catalog_table_definition(PGconn *conn, uint32_t relid, char **json_out, bs_e
  * type's name, NOT NULL and the value pre-existing rows read for the column. */
 int catalog_describe_columns(PGconn *conn, uint32_t relid, int ncols, manifest_column *cols, bs_error *err);
 
-/* Make the publication publish exactly these tables (created when missing). */
-int catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, bs_error *err);
+/* Make the publication publish exactly these tables (created when missing).  A publication
+ * FOR ALL TABLES, or one this role does not own, is left as it is: *used_as_is then says why
+ * (malloc'd; NULL when the publication was made or checked right). */
+int catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, char **used_as_is,
+							 bs_error *err);
+/* Whether the publication streams each of these tables now: state[i] 'p' published, 'n' not,
+ * 'f' only in part (a row filter or a column list), 'g' gone from the catalog (dropped
+ * meanwhile); and a WAL position read before: a table
+ * published here leaves the publication (if it does) after *seen_lsn. */
+int catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint32_t *relids, char *state,
+								uint64_t *seen_lsn, bs_error *err);
 
 #endif

@@ -124,6 +124,30 @@ summarize(const manifest *m, const archive_head *head, bool head_exists, table_s
 		s->window_to = head->flushed_lsn;
 		s->window_to_time = head->time;
 	}
+	if (m->rebase_requested_at != 0)
+		finding(s, "points from %s until the next base copy are refused: a column change there (its type) "
+				"needs a new base copy, which the archiver takes at its next table check",
+				lsn_format(m->rebase_requested_at, a));
+	/* Its archive ends where it left the archived set (an open gap): nothing later is backed. */
+	if (manifest_open_gap(m) != NULL)
+	{
+		const manifest_gap *g = manifest_open_gap(m);
+
+		finding(s, "not archived from %s on: the table left the archived set (the publication, or the tables "
+				"to archive); points from there on are refused until it is archived again and a new base copy "
+				"is taken", lsn_format(g->from, a));
+		if (s->window_to > g->from)
+		{
+			s->window_to = g->from;
+			s->window_to_time = m->bases[0].time;
+			for (int i = 0; i < m->nbases; i++)
+				if (m->bases[i].lsn <= g->from)
+					s->window_to_time = m->bases[i].time;
+			for (int i = 0; i < m->nsegments; i++)
+				if (m->segments[i].last_end_lsn <= g->from && m->segments[i].last_time > s->window_to_time)
+					s->window_to_time = m->segments[i].last_time;
+		}
+	}
 }
 
 static json_t *
@@ -138,6 +162,8 @@ table_json(const manifest *m, table_summary *s)
 	json_object_set_new(o, "name", json_string(m->name));
 	json_object_set_new(o, "status", json_string(m->status));
 	json_object_set_new(o, "dropped_at_lsn", strcmp(m->status, "dropped") == 0 ? manifest_json_lsn(m->dropped_at_lsn) : json_null());
+	json_object_set_new(o, "rebase_requested_at", m->rebase_requested_at ? manifest_json_lsn(m->rebase_requested_at) :
+						json_null());
 	json_object_set_new(o, "archived_to", manifest_json_lsn(m->archived_to));
 	json_object_set_new(o, "drop_lsn", m->drop_lsn ? manifest_json_lsn(m->drop_lsn) : json_null());
 	json_object_set_new(o, "ddl_capture_from", m->ddl_capture_from ? manifest_json_lsn(m->ddl_capture_from) : json_null());
@@ -185,7 +211,8 @@ table_json(const manifest *m, table_summary *s)
 			json_t *g = json_object();
 
 			json_object_set_new(g, "from_lsn", manifest_json_lsn(m->gaps[i].from));
-			json_object_set_new(g, "to_lsn", manifest_json_lsn(m->gaps[i].to));
+			json_object_set_new(g, "to_lsn", m->gaps[i].to == MANIFEST_GAP_OPEN ? json_null() :
+								manifest_json_lsn(m->gaps[i].to));
 			json_array_append_new(gaps, g);
 		}
 		json_object_set_new(o, "not_archived", gaps);
@@ -248,8 +275,13 @@ table_text(const manifest *m, table_summary *s)
 		printf("  expired:      points before %s (retention, at %s)\n", lsn_format(m->expired_before, a),
 			   manifest_format_time(m->expired_time, t));
 	for (int k = 0; k < m->ngaps; k++)
-		printf("  not archived: %s .. %s (archiving resumed from a new slot)\n", lsn_format(m->gaps[k].from, a),
-			   lsn_format(m->gaps[k].to, b));
+	{
+		if (m->gaps[k].to == MANIFEST_GAP_OPEN)
+			printf("  not archived: from %s on (the table left the archived set)\n", lsn_format(m->gaps[k].from, a));
+		else
+			printf("  not archived: %s .. %s (archiving resumed from a new slot)\n", lsn_format(m->gaps[k].from, a),
+				   lsn_format(m->gaps[k].to, b));
+	}
 	printf("  archived to:  %s\n", lsn_format(m->archived_to, a));
 	for (int k = 0; k < m->nnames; k++)
 	{

@@ -416,7 +416,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		}
 	}
 	if (streaming)
-		layout = &m->layouts[stream_layout];
+		layout = manifest_layout_by_id(m, stream_layout);
 	else
 	{
 		if (recover_plan_run(plan, st, rs, 0, NULL, NULL, progress, &prog, &err) != BS_OK)
@@ -426,7 +426,14 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			goto done;
 		}
 		progress_done(&prog);
-		layout = &m->layouts[recover_plan_point_layout(plan, replay_current_layout(rs))];
+		layout = manifest_layout_by_id(m, recover_plan_point_layout(plan, replay_current_layout(rs)));
+	}
+	if (layout == NULL)
+	{
+		error_set(&err, ERRCODE_DATA_CORRUPTED, "the replayed layout is not in the manifest of %s.%s", m->schema,
+				  m->name);
+		rc = fail(&err);
+		goto done;
 	}
 	t_fetch = now_seconds() - t_start;
 

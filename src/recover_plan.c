@@ -440,6 +440,17 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 	{
 		const manifest_gap *g = manifest_gap_in(m, plan->base->lsn, plan->bound);
 
+		if (g && g->to == MANIFEST_GAP_OPEN)
+		{
+			char a[LSN_BUFLEN];
+
+			error_set(err, ERRCODE_OUT_OF_RANGE,
+					  "%s is not recoverable: changes to %s committed from LSN %s on are not archived (the table "
+					  "left the archived set there: removed from the publication the slot streams, or from the "
+					  "tables to archive); recover to a point before %s",
+					  what, table_name(m, name, sizeof(name)), lsn_format(g->from, a), a);
+			goto fail;
+		}
 		if (g)
 		{
 			char a[LSN_BUFLEN],
@@ -868,12 +879,15 @@ uint32_t
 recover_plan_point_layout(const recover_plan *plan, uint32_t current)
 {
 	uint64_t at = plan->bound > 0 ? plan->bound - 1 : 0;
-	const manifest_layout *l;
+	const manifest_layout *l,
+			   *cur;
 
 	if (at > plan->window_hi)
 		at = plan->window_hi;
 	l = manifest_layout_at(plan->m, at);
-	return l != NULL && l->id > current ? l->id : current;
+	cur = manifest_layout_by_id(plan->m, current);
+	/* Newer means from a later position (ids are not positions, nor in LSN order). */
+	return l != NULL && (cur == NULL || l->from_lsn > cur->from_lsn) ? l->id : current;
 }
 
 bool

@@ -186,5 +186,54 @@ for my $mode ('all', 'list')
 	is(content_checksum($node, $db, 'public.big_r'), $sum_big, 'backlog: exactly');
 }
 
+# 3. Changes and the DROP in one transaction: the changes were never a state of the table (it
+# is gone when they commit), so --latest gives the state before that transaction and its window
+# ends before the transaction's commit.
+{
+	$node->safe_psql($db, q{
+		CREATE TABLE public.s (id int PRIMARY KEY, v text);
+		INSERT INTO public.s SELECT g, 'v' || g FROM generate_series(1, 10) g;
+		CREATE TABLE public.keep_s (id int PRIMARY KEY);
+	});
+	my $c = setup('same_txn', '--tables', 'public.s,public.keep_s');
+	start($c);
+	checkpoint_ok($c, 'public.s', 'same txn');
+	$node->safe_psql($db, q{UPDATE public.s SET v = 'last' WHERE id = 3});
+	checkpoint_ok($c, 'public.s', 'same txn');
+	my $sum = content_checksum($node, $db, 'public.s');
+	my $in_drop = $node->safe_psql($db, q{
+		BEGIN;
+		INSERT INTO public.s VALUES (11, 'x');
+		UPDATE public.s SET v = 'changed' WHERE id = 1;
+		DELETE FROM public.s WHERE id = 2;
+		DROP TABLE public.s;
+		SELECT pg_current_wal_insert_lsn();
+		COMMIT;
+	});
+	my $lsn_drop = lsn();
+	ok(wait_for('the drop to be recorded', sub { log_has($c, qr/table public\.s was dropped \(after \S+, before \S+\)/) }, 90),
+		'same txn: marked dropped once the stream has passed the drop') or diag(slurp_file($c->{log}));
+	checkpoint_ok($c, 'public.keep_s', 'same txn');
+	stop($c, 'same txn');
+	my ($rc, $out, $err) = run_backstop('info', '--storage', $c->{storage}, '--table', 'public.s', '--json');
+	like($out, qr/"status"\s*:\s*"dropped"/, 'same txn: info says dropped');
+	($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $c->{storage}, '--table', 'public.s',
+		'--to-lsn', $lsn_drop, '--into', 'public.s_after', '--no-indexes');
+	is($rc, 1, 'same txn: a point after the DROP is refused') or diag("$out\n$err");
+	($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $c->{storage}, '--table', 'public.s',
+		'--latest', '--into', 'public.s_latest', '--no-indexes');
+	is($rc, 0, 'same txn: recover --latest') or diag("$out\n$err");
+	TODO:
+	{
+		# Without the DROP's own position in the stream (DDL capture, doc/archiving.md "Dropped
+		# tables"), the dropping transaction's changes look like the table's last state.
+		local $TODO = 'needs the DROP\'s commit LSN from the stream (DDL capture)';
+		is($rc == 0 ? content_checksum($node, $db, 'public.s_latest') : '', $sum,
+			'same txn: --latest gives the table before the dropping transaction, without its changes');
+	}
+	($rc, $out, $err) = run_backstop('verify', '--storage', $c->{storage});
+	is($rc, 0, 'same txn: verify finds the archive clean') or diag("$out\n$err");
+}
+
 $node->stop;
 done_testing();

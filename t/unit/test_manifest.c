@@ -231,6 +231,31 @@ test_round_trip(void)
 		m->existed_to = 0;
 	}
 
+	/* A durable re-base request and an open gap (the table left the archived set) round trip;
+	 * a new base copy closes the open gap at its LSN. */
+	{
+		uint64_t from = 0x1650000;
+
+		m->rebase_requested_at = 0x1600010;
+		manifest_add_gap(m, from, MANIFEST_GAP_OPEN);
+		free(j2);
+		j2 = manifest_to_json(m);
+		ok(manifest_from_json(j2, strlen(j2), &back, &err) == BS_OK && back->rebase_requested_at == 0x1600010 &&
+		   manifest_open_gap(back) != NULL && manifest_open_gap(back)->from == from,
+		   "rebase_requested_at and an open gap round trip");
+		ok(back && manifest_gap_in(back, from - 1, from) == NULL && manifest_gap_in(back, from, from + 1) != NULL &&
+		   manifest_gap_in(back, 0x5000000, 0x5000001) != NULL, "an open gap covers every later commit");
+		manifest_close_open_gap(back, from);
+		ok(back && manifest_open_gap(back) != NULL, "a base at the gap's start does not close it");
+		manifest_close_open_gap(back, 0x1680000);
+		ok(back && manifest_open_gap(back) == NULL && back->gaps[back->ngaps - 1].to == 0x1680000 &&
+		   manifest_gap_in(back, 0x1680000, 0x1680001) == NULL, "a later base copy closes it at its LSN");
+		manifest_free(back);
+		back = NULL;
+		m->rebase_requested_at = 0;
+		m->ngaps--;
+	}
+
 	/* A definition that is not an object cannot be stored. */
 	free(m->bases[0].definition);
 	m->bases[0].definition = xstrdup("[1,2]");
@@ -856,13 +881,15 @@ test_use_layout(void)
 	manifest_add_layout(m, 300, 'd', 2, a);
 	ok(manifest_use_layout(m, 200, 'd', 2, a, &id, &err) == BS_OK && id == 0 && m->nlayouts == 1 &&
 	   m->layouts[0].from_lsn == 200, "the same later layout is dated back");
-	/* A different one before it cannot be placed without ids out of LSN order. */
-	ok(manifest_use_layout(m, 100, 'f', 2, a, &id, &err) == BS_ERR && m->nlayouts == 1,
-	   "a different layout before a later one is refused");
-	ok(manifest_use_layout(m, 400, 'f', 1, a, &id, &err) == BS_OK && id == 1 && m->nlayouts == 2 &&
-	   m->layouts[1].from_lsn == 400, "a new layout after the last is appended");
-	ok(manifest_layout_at(m, 399) == &m->layouts[0] && manifest_layout_at(m, 400) == &m->layouts[1] &&
-	   manifest_layout_at(m, 199) == NULL, "layout in effect at an LSN");
+	/* A different one before it goes in LSN order with a new id: ids are not positions. */
+	ok(manifest_use_layout(m, 100, 'f', 2, a, &id, &err) == BS_OK && id == 1 && m->nlayouts == 2 &&
+	   m->layouts[0].from_lsn == 100 && m->layouts[0].id == 1 && m->layouts[1].id == 0,
+	   "a different layout before a later one is inserted before it, with a new id");
+	ok(manifest_use_layout(m, 400, 'f', 1, a, &id, &err) == BS_OK && id == 2 && m->nlayouts == 3 &&
+	   m->layouts[2].from_lsn == 400, "a new layout after the last is appended");
+	ok(manifest_layout_at(m, 399) == &m->layouts[1] && manifest_layout_at(m, 400) == &m->layouts[2] &&
+	   manifest_layout_at(m, 199) == &m->layouts[0] && manifest_layout_at(m, 99) == NULL,
+	   "layout in effect at an LSN");
 	ok(manifest_validate(m, &err) == BS_OK, "still valid (sorted by LSN)");
 	manifest_free(m);
 }

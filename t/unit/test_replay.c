@@ -417,6 +417,59 @@ test_layouts(void)
 	replay_free(st);
 }
 
+static int
+record_layout_id(void *ctx, const replay_change *ch, bs_error *err)
+{
+	(void) err;
+	strbuf_printf((strbuf *) ctx, "%u/%u,", ch->rec->layout_id, ch->layout->id);
+	return BS_OK;
+}
+
+/* Layout ids are unique, not positions: a layout inserted between two others (a base copy
+ * taken ahead of the stream) keeps a higher id.  Positions give the order of changes. */
+static void
+test_layout_ids(void)
+{
+	/* In from_lsn order: id 0 (id, b); id 2 DROP COLUMN b; id 1 b added again (no default). */
+	manifest_column c0[2] = {col("id", "integer", true, NULL), col("b", "text", false, NULL)};
+	manifest_column c2[1] = {col("id", "integer", true, NULL)};
+	manifest_column c1[2] = {col("id", "integer", true, NULL), col("b", "text", false, NULL)};
+	manifest_layout ls[3] = {{0, 0x100, 'd', 2, c0}, {2, 0x200, 'd', 1, c2}, {1, 0x300, 'd', 2, c1}};
+	manifest_layout dup[2] = {{0, 0x100, 'd', 2, c0}, {0, 0x200, 'd', 1, c2}};
+	replay_state *st;
+	bs_error err;
+	const char *base = "1\told\n";
+	char *d;
+	strbuf changes = STRBUF_INIT;
+
+	ok(replay_new(2, dup, &st, &err) == BS_ERR && strstr(err.message, "same id 0"),
+	   "duplicate layout ids are refused: %s", err.message);
+	ok(replay_new(3, ls, &st, &err) == BS_OK, "ids out of position order are accepted");
+	if (st == NULL)
+		return;
+	replay_set_change_callback(st, record_layout_id, &changes);
+	ok(replay_load_base_copy(st, 0, base, strlen(base), "base", &err) == BS_OK, "base in layout id 0");
+	ok(apply(st, rec('I', 2, '0', 1, NULL, (const char *[]) {"2"}, false), &err) == BS_OK,
+	   "insert in layout id 2 (position 1)");
+	is_int(replay_current_layout(st), 2, "current layout is reported by id");
+	ok(apply(st, rec('I', 1, '0', 2, NULL, (const char *[]) {"3", "b3"}, false), &err) == BS_OK,
+	   "insert in layout id 1 (position 2)");
+	is_int(replay_current_layout(st), 1, "current layout id 1");
+	d = dump(st, 1, NULL);
+	is_str(d, "1\t\\N|2\t\\N|3\tb3|",
+		   "converted along positions: b dropped (id 2) then added again (id 1) is a new column");
+	free(d);
+	d = dump(st, 2, NULL);
+	is_str(d, "1|2|3|", "target layout named by id");
+	free(d);
+	is_str(changes.data ? changes.data : "", "2/2,1/1,", "the change callback sees the records' own layout ids");
+	ok(apply(st, rec('I', 7, '0', 1, NULL, (const char *[]) {"4"}, false), &err) == BS_ERR &&
+	   strstr(err.message, "layout 7 is not in the manifest"), "an unknown id is refused: %s", err.message);
+	ok(replay_checksum_compute(st, 5, &(replay_checksum) {0}, &err) == BS_ERR, "an unknown target id is refused");
+	strbuf_free(&changes);
+	replay_free(st);
+}
+
 static void
 test_full_identity_layout_change(void)
 {
@@ -512,6 +565,7 @@ main(void)
 	test_deferred_key_swap();
 	test_full_identity_duplicates();
 	test_layouts();
+	test_layout_ids();
 	test_full_identity_layout_change();
 	test_bad_base();
 	test_volume();
