@@ -336,7 +336,14 @@ manifest_dropped_after(const manifest *m)
 	uint64_t lsn = 0;
 
 	/*
-	 * The DROP of a table commits after its last change's commit record (it waits for the
+	 * The DROP read from the stream: the table existed at every point below the dropping
+	 * transaction's commit, and at none from it on.  Changes that transaction made to the table
+	 * before dropping it (archived with its commit LSN) are not a state the table ever had.
+	 */
+	if (m->drop_lsn > 0)
+		return m->drop_lsn - 1;
+	/*
+	 * Otherwise (no DDL capture): the DROP of a table commits after its last change's commit record (it waits for the
 	 * lock that change held and then writes WAL of its own), and after the snapshot of each
 	 * base copy (which still saw the table).  So the table existed at the point "LSN lsn".
 	 */
@@ -348,9 +355,6 @@ manifest_dropped_after(const manifest *m)
 	/* A recovery point the archiver answered (a gate's, just before a DROP TABLE) stays one. */
 	if (m->existed_to > lsn)
 		lsn = m->existed_to;
-	/* The DROP read from the stream: the table existed at every point below its commit. */
-	if (m->drop_lsn > 0 && m->drop_lsn - 1 > lsn)
-		lsn = m->drop_lsn - 1;
 	return lsn;
 }
 

@@ -339,7 +339,9 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 			break;
 		case RECOVER_POINT_LATEST:
 			snprintf(what, sizeof(what), "the latest point");
-			plan->bound = UINT64_MAX;
+			/* A dropped table's latest point is its window's end: changes made by the dropping
+			 * transaction itself (archived at its commit) are not a state it had. */
+			plan->bound = strcmp(m->status, "dropped") == 0 ? plan->window_hi + 1 : UINT64_MAX;
 			break;
 		case RECOVER_POINT_TIME:
 			{
