@@ -637,3 +637,58 @@ lease_keeper_stop(lease_keeper *k, lease *held)
 	storage_close(k->st);
 	free(k);
 }
+
+int
+lease_hold(storage *st, const char *url, const bs_config *cfg, const char *owner, int64_t timeout_ms,
+		   bool take_over, uint64_t min_token, bool quiet, lease_holding *h, bs_error *err)
+{
+	lease_owner me;
+	strbuf who = STRBUF_INIT;
+	int rc;
+
+	lease_owner_init(&me, owner);
+	rc = lease_acquire(st, &me, timeout_ms, take_over, min_token, &h->lease, err);
+	lease_owner_clear(&me);
+	if (rc != BS_OK)
+		return BS_ERR;
+	h->held = true;
+	lease_describe(&h->lease, &who);
+	if (quiet)
+		log_debug("holding the archive's lease: %s", who.data);
+	else
+		log_info("holding the archive's lease: %s", who.data);
+	strbuf_free(&who);
+	return lease_keeper_start(url, cfg, &h->lease, &h->keeper, err);
+}
+
+int
+lease_hold_check(storage *st, lease_holding *h, bs_error *err)
+{
+	if (!h->held)
+		return error_set(err, ERRCODE_LOCK_NOT_AVAILABLE, "the archive's lease is not held: nothing may be written");
+	if (lease_keeper_lost(h->keeper, err))
+		return BS_ERR;
+	return lease_check(st, &h->lease, err);
+}
+
+void
+lease_let_go(storage *st, lease_holding *h, bool quiet)
+{
+	bs_error err;
+
+	if (!h->held)
+		return;
+	lease_keeper_stop(h->keeper, &h->lease);
+	h->keeper = NULL;
+	error_clear(&err);
+	if (lease_release(st, &h->lease, &err) == BS_OK)
+	{
+		if (!quiet)
+			log_info("released the archive's lease");
+	}
+	else if (strcmp(err.code, ERRCODE_LOCK_NOT_AVAILABLE) != 0)
+		log_warning("could not release the archive's lease (a restart on this host takes it over at once, "
+					"another host once it expires): %s", err.message);
+	lease_clear(&h->lease);
+	h->held = false;
+}

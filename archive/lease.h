@@ -80,4 +80,23 @@ bool lease_keeper_lost(lease_keeper *k, bs_error *err);
 /* Stop and join the thread; *held gets the last renewal.  k may be NULL. */
 void lease_keeper_stop(lease_keeper *k, lease *held);
 
+/*
+ * A writer's hold on the lease: taken once (lease_hold: acquire, log who holds it, start the
+ * heartbeat), checked before each batch of writes (lease_hold_check), given up at the end
+ * (lease_let_go).  The archiver and a standalone `expire` both write through one of these.
+ */
+typedef struct lease_holding
+{
+	lease lease;
+	lease_keeper *keeper;
+	bool held;
+} lease_holding;
+
+int lease_hold(storage *st, const char *url, const bs_config *cfg, const char *owner, int64_t timeout_ms,
+			   bool take_over, uint64_t min_token, bool quiet, lease_holding *h, bs_error *err);
+/* Is the lease still ours?  Not held, lost to the heartbeat's knowledge, or taken since:
+ * ERRCODE_LOCK_NOT_AVAILABLE. */
+int lease_hold_check(storage *st, lease_holding *h, bs_error *err);
+void lease_let_go(storage *st, lease_holding *h, bool quiet);
+
 #endif

@@ -274,9 +274,7 @@ typedef struct archiver
 
 	/* The archive's lease (one writer per archive), held from start-up to the end; the
 	 * keeper renews it, fence() checks it before manifests and segments are written. */
-	lease lease;
-	bool lease_held;
-	lease_keeper *keeper;
+	lease_holding hold;			/* the archive's lease (one writer per archive) */
 
 	/* Retention (--expire-interval): the uploader's next pass (monotonic ms, 0: not scheduled). */
 	int64_t expire_next_ms;
@@ -327,56 +325,28 @@ archiver_fail(archiver *a, const bs_error *err)
 static int
 fence(archiver *a, bs_error *err)
 {
-	if (!a->lease_held)
-		return error_set(err, ERRCODE_LOCK_NOT_AVAILABLE, "the archive's lease is not held: nothing may be written");
-	if (lease_keeper_lost(a->keeper, err))
-		return BS_ERR;
-	return lease_check(a->st, &a->lease, err);
+	return lease_hold_check(a->st, &a->hold, err);
 }
 
-/* Start-up, before anything is written: take the lease and start its heartbeat. */
+/* Start-up, before anything is written: take the lease and start its heartbeat (renewed
+ * every third of lease_timeout, at least 1 s by config_ranges). */
 static int
 take_lease(archiver *a, bs_error *err)
 {
-	lease_owner me;
-	strbuf who = STRBUF_INIT;
-	int64_t timeout_ms = config_get_duration_ms(a->cfg, "lease_timeout");
-	int rc;
-
-	/* At least 1 s (config_ranges): renewed every third of it. */
-	lease_owner_init(&me, config_get(a->cfg, "slot"));
-	rc = lease_acquire(a->st, &me, timeout_ms,
-					   config_get_bool(a->cfg, "take_over"), a->head.lease_token, &a->lease, err);
-	lease_owner_clear(&me);
-	if (rc != BS_OK)
+	if (lease_hold(a->st, config_get(a->cfg, "storage"), a->cfg, config_get(a->cfg, "slot"),
+				   config_get_duration_ms(a->cfg, "lease_timeout"), config_get_bool(a->cfg, "take_over"),
+				   a->head.lease_token, false, &a->hold, err) != BS_OK)
 		return BS_ERR;
-	a->lease_held = true;
 	/* Written with every head: a deleted lease.json never lets tokens go backwards. */
-	a->head.lease_token = a->lease.token;
-	lease_describe(&a->lease, &who);
-	log_info("holding the archive's lease: %s", who.data);
-	strbuf_free(&who);
-	return lease_keeper_start(config_get(a->cfg, "storage"), a->cfg, &a->lease, &a->keeper, err);
+	a->head.lease_token = a->hold.lease.token;
+	return BS_OK;
 }
 
 /* The end (single-threaded): stop the heartbeat, and give the lease up if it is still ours. */
 static void
 release_lease(archiver *a)
 {
-	bs_error err;
-
-	if (!a->lease_held)
-		return;
-	lease_keeper_stop(a->keeper, &a->lease);
-	a->keeper = NULL;
-	error_clear(&err);
-	if (lease_release(a->st, &a->lease, &err) == BS_OK)
-		log_info("released the archive's lease");
-	else if (strcmp(err.code, ERRCODE_LOCK_NOT_AVAILABLE) != 0)
-		log_warning("could not release the archive's lease (a restart on this host takes it over at once, "
-					"another host once it expires): %s", err.message);
-	lease_clear(&a->lease);
-	a->lease_held = false;
+	lease_let_go(a->st, &a->hold, false);
 }
 
 /* ---------- tables ---------- */
@@ -3912,7 +3882,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void) fd;
 	(void) what;
 	error_clear(&err);
-	if (lease_keeper_lost(a->keeper, &err))
+	if (lease_keeper_lost(a->hold.keeper, &err))
 	{
 		archiver_fail(a, &err);
 		return;

@@ -52,9 +52,7 @@ typedef struct expire_run
 	int ntables;
 	int problems;
 	json_t *jproblems;
-	lease lease;
-	bool lease_held;
-	lease_keeper *keeper;
+	lease_holding hold;
 } expire_run;
 
 static int64_t
@@ -272,50 +270,26 @@ report(expire_run *r, json_t *jtables)
 static int
 fence(expire_run *r, bs_error *err)
 {
-	if (lease_keeper_lost(r->keeper, err))
-		return BS_ERR;
-	return lease_check(r->st, &r->lease, err);
+	return lease_hold_check(r->st, &r->hold, err);
 }
 
 static int
 take_lease(expire_run *r, bs_error *err)
 {
-	lease_owner me;
-	strbuf who = STRBUF_INIT;
-	int rc;
-
-	lease_owner_init(&me, "(backstop expire)");
-	rc = lease_acquire(r->st, &me, config_get_duration_ms(r->cfg, "lease_timeout"), false,
-					   r->head_exists ? r->head.lease_token : 0, &r->lease, err);
-	lease_owner_clear(&me);
-	if (rc != BS_OK)
-	{
-		if (strcmp(err->code, ERRCODE_LOCK_NOT_AVAILABLE) == 0)
-			error_prefix(err, "an archiver writes to this archive (expiry would race with its manifest "
-						 "writes): run expiry inside it with --expire-interval, or stop it first");
-		return BS_ERR;
-	}
-	r->lease_held = true;
-	lease_describe(&r->lease, &who);
-	log_debug("holding the archive's lease: %s", who.data);
-	strbuf_free(&who);
-	return lease_keeper_start(config_get(r->cfg, "storage"), r->cfg, &r->lease, &r->keeper, err);
+	if (lease_hold(r->st, config_get(r->cfg, "storage"), r->cfg, "(backstop expire)",
+				   config_get_duration_ms(r->cfg, "lease_timeout"), false, r->head_exists ? r->head.lease_token : 0,
+				   true, &r->hold, err) == BS_OK)
+		return BS_OK;
+	if (strcmp(err->code, ERRCODE_LOCK_NOT_AVAILABLE) == 0)
+		error_prefix(err, "an archiver writes to this archive (expiry would race with its manifest "
+					 "writes): run expiry inside it with --expire-interval, or stop it first");
+	return BS_ERR;
 }
 
 static void
 release_lease(expire_run *r)
 {
-	bs_error err;
-
-	if (!r->lease_held)
-		return;
-	lease_keeper_stop(r->keeper, &r->lease);
-	r->keeper = NULL;
-	error_clear(&err);
-	if (lease_release(r->st, &r->lease, &err) != BS_OK)
-		log_warning("could not release the archive's lease: %s", err.message);
-	lease_clear(&r->lease);
-	r->lease_held = false;
+	lease_let_go(r->st, &r->hold, true);
 }
 
 /*
@@ -348,7 +322,7 @@ apply(expire_run *r, int64_t now_us, int *removed, bs_error *err)
 	if (stored && r->head_exists)
 	{
 		/* Tokens never go backwards: the head carries the token of its last writer. */
-		r->head.lease_token = r->lease.token;
+		r->head.lease_token = r->hold.lease.token;
 		r->head.time = now_us;
 		if (fence(r, err) != BS_OK || archive_head_store(r->st, &r->head, err) != BS_OK)
 			return BS_ERR;

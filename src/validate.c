@@ -101,9 +101,10 @@ check_table_name(const char *value, bs_error *err)
 	return rc;
 }
 
-/* Comma-separated names, split as catalog_list_tables() splits them. */
+/* Comma-separated items, each checked by check (spaces around them trimmed, empty ones
+ * skipped, as catalog_list_tables() and the encryption layer split them); at least one. */
 static int
-check_table_list(const char *value, bs_error *err)
+check_list(const char *value, int (*check) (const char *item, bs_error *err), const char *expected, bs_error *err)
 {
 	char *copy = xstrdup(value);
 	char *save = NULL;
@@ -119,12 +120,18 @@ check_table_list(const char *value, bs_error *err)
 		if (*tok == '\0')
 			continue;
 		n++;
-		rc = check_table_name(tok, err);
+		rc = check(tok, err);
 	}
 	free(copy);
 	if (rc == BS_OK && n == 0)
-		rc = error_set(err, ERRCODE_INVALID_PARAMETER, "expected schema.table[,...]");
+		rc = error_set(err, ERRCODE_INVALID_PARAMETER, "expected %s", expected);
 	return rc;
+}
+
+static int
+check_table_list(const char *value, bs_error *err)
+{
+	return check_list(value, check_table_name, "schema.table[,...]", err);
 }
 
 /* PostgreSQL's rule for replication slot names. */
@@ -215,30 +222,10 @@ check_file(const char *value, bs_error *err)
 	return BS_OK;
 }
 
-/* Comma-separated file names, split as the encryption layer splits them. */
 static int
 check_file_list(const char *value, bs_error *err)
 {
-	char *copy = xstrdup(value);
-	char *save = NULL;
-	int n = 0;
-	int rc = BS_OK;
-
-	for (char *tok = strtok_r(copy, ",", &save); tok && rc == BS_OK; tok = strtok_r(NULL, ",", &save))
-	{
-		while (*tok == ' ')
-			tok++;
-		for (char *e = tok + strlen(tok); e > tok && e[-1] == ' ';)
-			*--e = '\0';
-		if (*tok == '\0')
-			continue;
-		n++;
-		rc = check_file(tok, err);
-	}
-	free(copy);
-	if (rc == BS_OK && n == 0)
-		rc = error_set(err, ERRCODE_INVALID_PARAMETER, "expected FILE[,FILE...]");
-	return rc;
+	return check_list(value, check_file, "FILE[,FILE...]", err);
 }
 
 /* quoted: the check's own messages quote the value (shared with storage_open() and
