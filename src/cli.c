@@ -53,7 +53,7 @@ static const char *const checkpoint_options[] = {
 	"table", "listen", "control_token", "control_token_file", "timeout", "json", NULL
 };
 static const char *const doctor_options[] = {STORAGE_OPTIONS, "db", "json", "tables", "all_tables", "slot", "publication",
-	"listen", "control_token", "control_token_file", "timeout", "status_interval", "stale_after", NULL};
+	"listen", "control_token", "control_token_file", "timeout", "status_interval", "stale_after", "ddl_capture", NULL};
 static const char *const drill_options[] = {STORAGE_OPTIONS, "db", "table", "scratch", "to_db", "json", "listen",
 	"control_token", "control_token_file", "timeout", NULL};
 static const char *const classify_options[] = {"db", "json", "policy", "file", "principal", "environment", NULL};

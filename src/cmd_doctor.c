@@ -860,6 +860,42 @@ check_slots(PGconn *conn, const bs_config *cfg, probe *p, findings *f, server_fa
 }
 
 /* The tables the archiver is asked for, from --tables / --all-tables, else the publication's. */
+/* Schema changes in the stream (doc/archiving.md): the event triggers the archiver uses. */
+static void
+check_ddl_capture(PGconn *conn, const bs_config *cfg, findings *f, const server_facts *sf)
+{
+	const char *mode = config_get(cfg, "ddl_capture");
+	char *present = NULL;
+	bs_error err;
+
+	error_clear(&err);
+	if (mode && strcmp(mode, "off") == 0)
+	{
+		add_finding(f, "warning", "set ddl_capture = auto (or on) so that schema changes, drops and renames are "
+					"recorded at their own position",
+					"ddl_capture is off: a schema change after a table's last row change is not in the archive at "
+					"its position, a drop is placed where a table check found it");
+		tag_finding(f, "tables", "ddl_capture");
+		return;
+	}
+	if (pgsql_query_value(conn, "SELECT count(*) = 3 FROM pg_event_trigger WHERE evtname IN "
+						  "('backstop_ddl_end', 'backstop_ddl_drop', 'backstop_ddl_rewrite') AND evtenabled <> 'D'",
+						  &present, &err) != BS_OK)
+		return;
+	if (strcmp(present, "t") == 0)
+		add_finding(f, "info", NULL, "schema changes are captured in the stream (Backstop's event triggers are in place)");
+	else if (sf->superuser)
+		add_finding(f, "info", NULL, "Backstop's event triggers are not in place yet: the archiver creates them at "
+					"start (it runs as a superuser)");
+	else
+		add_finding(f, "warning", "as a superuser, start `backstop archive` once (it creates the event triggers in "
+					"schema backstop), or run it with ddl_capture = off knowingly",
+					"schema changes are not captured in the stream: the event triggers are not in place and role "
+					"\"%s\" may not create them", sf->user);
+	tag_finding(f, "tables", "ddl_capture");
+	free(present);
+}
+
 static void
 check_tables(PGconn *conn, const bs_config *cfg, probe *p, findings *f, server_facts *sf)
 {
@@ -1042,8 +1078,7 @@ check_tables(PGconn *conn, const bs_config *cfg, probe *p, findings *f, server_f
 				tag_finding(f, "publication", pubname);
 			}
 		}
-	/* DDL capture (issue 17, branch ddl): once it exists, report "ddl capture on/off" here
-	 * (the event trigger and its table present, owned, enabled), as a warning when off. */
+	check_ddl_capture(conn, cfg, f, sf);
 out:
 	catalog_table_list_free(&list);
 	PQclear(pub);

@@ -84,6 +84,8 @@ has_finding($j, 'info', qr/slot "backstop" does not exist yet/, undef, 'the slot
 has_finding($j, 'info', qr/track_commit_timestamp is off: it does not change --to-time/, undef,
 	'track_commit_timestamp: says that it does not matter');
 ok(!findings($j, qr/REPLICATION/), 'a superuser needs no REPLICATION finding');
+has_finding($j, 'info', qr/event triggers are not in place yet: the archiver creates them at start/, undef,
+	'DDL capture: a superuser archiver will create the event triggers');
 my ($trc, $text) = doctor('--db', $conn, '--tables', 'public.good,public.nokey', '--listen', $listen);
 is($trc, 1, 'text output: the same exit code');
 like($text, qr/^  ERROR   \[tables\] public\.nokey has no primary key.*\n +fix: ALTER TABLE "public"\."nokey" ADD PRIMARY KEY/m,
@@ -96,6 +98,8 @@ is($rc, 1, 'role without REPLICATION: exit 1');
 has_finding($j, 'error', qr/role "norepl" lacks REPLICATION/, qr/^ALTER ROLE "norepl" REPLICATION;$/, 'no REPLICATION');
 has_finding($j, 'error', qr/role "norepl" may not SELECT public\.good/, qr/^GRANT SELECT ON "public"\."good" TO "norepl";$/,
 	'no SELECT');
+has_finding($j, 'warning', qr/schema changes are not captured in the stream: the event triggers are not in place and role "norepl"/,
+	qr/as a superuser, start `backstop archive` once/, 'DDL capture: a role that cannot create the event triggers');
 has_finding($j, 'error', qr/publication "backstop" does not exist and role "norepl" may not create it/,
 	qr/^GRANT CREATE ON DATABASE "postgres" TO "norepl";/, 'no CREATE on the database for the publication');
 
@@ -108,6 +112,7 @@ ok(wait_for('the archiver', sub { (archiver_checkpoint($listen, 'public.good', '
 ($rc, $j) = doctor_json('--db', $conn, '--tables', 'public.good', '--listen', $listen);
 is($rc, 0, 'ready: exit 0') or diag(explain($j->{findings}));
 is($j->{verdict}, 'ready', 'verdict ready');
+has_finding($j, 'info', qr/schema changes are captured in the stream/, undef, 'DDL capture: the archiver made its event triggers');
 is($j->{archiver}{health}{streaming}, JSON::PP::true, 'the archiver\'s /health is read');
 ok(defined $j->{archiver}{slot_retained_wal_bytes}, 'and its /metrics (WAL the slot holds)');
 is(scalar(grep { $_->{table} eq 'public.good' } @{ $j->{freshness} }), 1, 'freshness: the table\'s latest point');
