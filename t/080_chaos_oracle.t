@@ -145,15 +145,24 @@ track('public.plain');
 # --- the archiver -------------------------------------------------------------------------------
 # Publication: made by the archiver, or FOR ALL TABLES made once by a superuser, which lets the
 # archiver run as a role with only REPLICATION and pg_read_all_data.
+# With least_privilege (branch pub), also a FOR TABLE list that the owner made and does not
+# extend: tables created later are not in the stream, so the archive must not claim them.
 my $pub_premade = rint(2);
 my $role = $pub_premade && rint(2) ? 'least' : 'super';
+my $pub_list = $FEATURE{least_privilege} && $pub_premade && rint(2);
+$role = 'least' if $pub_list;
 sub premake_publication
 {
-	$node->safe_psql($db, "CREATE PUBLICATION chaos FOR ALL TABLES WITH (publish = 'insert, update, delete, truncate')")
-	  if $node->safe_psql($db, "SELECT count(*) FROM pg_publication WHERE pubname = 'chaos'") == 0;
+	return if $node->safe_psql($db, "SELECT count(*) FROM pg_publication WHERE pubname = 'chaos'") > 0;
+	my $what = 'FOR ALL TABLES';
+	if ($pub_list)
+	{
+		$what = 'FOR TABLE ' . join(', ', map { $_->{name} } grep { !$_->{dropped} && !$_->{uncovered} } sort { $a->{relid} <=> $b->{relid} } values %tab);
+	}
+	$node->safe_psql($db, "CREATE PUBLICATION chaos $what WITH (publish = 'insert, update, delete, truncate')");
 }
 premake_publication() if $pub_premade;
-diag("publication " . ($pub_premade ? 'FOR ALL TABLES made by a superuser' : 'made by the archiver')
+diag("publication " . ($pub_list ? 'FOR TABLE (a list) made by the owner' : $pub_premade ? 'FOR ALL TABLES made by a superuser' : 'made by the archiver')
 	  . ", archiver starts as " . ($role eq 'least' ? "$REPLICATION_ROLE (REPLICATION, pg_read_all_data)" : 'superuser'));
 
 sub archive_args
@@ -328,6 +337,7 @@ sub create_table
 	my $name = pick("public.victim_$i", qq{"Chaos Schema"."Victim $i"});
 	$node->safe_psql($db, "CREATE TABLE $name (id int PRIMARY KEY, v text); INSERT INTO $name SELECT g, 'n' || g FROM generate_series(1, 30) g");
 	my $t = track($name);
+	$t->{uncovered} = 1 if $pub_list;	# not in the owner's publication
 	push @events, { at => scalar(@points), kind => 'create', relid => $t->{relid} };
 	record_point("$what: created $t->{name}", { $t->{relid} => 1 });
 	return $t;
@@ -516,7 +526,7 @@ my %event = (
 my @schedule = qw(restart kill9 create create drop_while_down drop_while_lagging rename rename
   add_column add_column drop_column drop_column slot_loss);
 push @schedule, qw(kill9 restart);
-push @schedule, 'switch_role' if $pub_premade;
+push @schedule, 'switch_role' if $pub_premade && !$pub_list;
 @schedule = shuffle(@schedule);
 my %at;
 {
@@ -696,6 +706,8 @@ for my $w (@work)
 			($verdict, $reason) = ('refused', 'between its last change and its drop (drop not in the stream)')
 			  if $t->{dropped} && !ddl_captured() && ($lc == 0 || $after > lsn_num($points[ $lc - 1 ]{lsn})) && $plsn > $after;
 		}
+		($verdict, $reason) = ('refused', 'not in the publication the slot streams')
+		  if $verdict ne 'refused' && $t->{uncovered} && $err =~ /publication/;
 		($verdict, $reason) = ('refused', 'renamed: not followed yet') if $verdict ne 'refused' && $rename_unsupported;
 		($verdict, $reason) = ('refused', 'schema change not in the stream') if $verdict ne 'refused' && $weak_ddl && $err =~ /schema|layout|column/;
 	}
@@ -730,6 +742,12 @@ for my $t (sort { $a->{relid} <=> $b->{relid} } values %tab)
 	my $got = $rc == 0 ? $node->safe_psql($db, "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
 		  . "SET extra_float_digits = 1; SET bytea_output = 'hex'; SELECT chaos.sum('public.chaos_r'); DROP TABLE public.chaos_r;") : undef;
 	my $frozen_ddl = grep { !defined $_->[1] && !($FEATURE{ddl_stream} && $_->[2]) } @{ $ddl_windows{ $t->{relid} } // [] };
+	if ($rc != 0 && $t->{uncovered} && $err =~ /publication/)
+	{
+		pass("--latest of $name: refused (not in the publication): $err");
+		$count{'refused (not in the publication the slot streams)'}++;
+		next;
+	}
 	if ($rc != 0 && (!$FEATURE{renames} && $t->{renamed}))
 	{
 		pass("--latest of $name: refused (renamed, not followed yet): $err");
