@@ -25,7 +25,7 @@ first) and runs the tests as an unprivileged user.
 Loading this module makes the environment hermetic for the C<backstop> binary: every
 C<BACKSTOP_*> configuration variable and C<AWS_*> variable inherited from the caller is
 removed (the harness's own C<BACKSTOP_BUILDDIR>, C<BACKSTOP_SRCDIR>, C<BACKSTOP_ALLOW_SKIP>,
-C<BACKSTOP_TEST_*> and C<BACKSTOP_REEXEC> stay), and C<BACKSTOP_CONFIG> points at an empty
+C<BACKSTOP_TEST_*>, C<BACKSTOP_CHAOS_*> (t/080's seed and sizes) and C<BACKSTOP_REEXEC> stay), and C<BACKSTOP_CONFIG> points at an empty
 file so that a machine-wide F</etc/backstop/backstop.conf> cannot change the results.
 
 Integration tests must never skip silently in CI.  When PostgreSQL (or s3rver) cannot be
@@ -95,7 +95,7 @@ BEGIN
 {
 	for my $name (keys %ENV)
 	{
-		next if $harness_var{$name} || $name =~ /^BACKSTOP_TEST_/;
+		next if $harness_var{$name} || $name =~ /^BACKSTOP_(?:TEST|CHAOS)_/;
 		delete $ENV{$name} if $name =~ /^BACKSTOP_/ || $name =~ /^AWS_/;
 	}
 	my $dir = ($ENV{TESTDIR} // '.') . '/tmp_check';
