@@ -1860,6 +1860,9 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 			basecopy_free_columns(rel->ncols, cols);
 			return BS_ERR;
 		}
+		/* Before the layout is added: that may move the layouts, and cur with them. */
+		bool retyped = layout_retyped(cur, rel->ncols, cols);
+
 		/* Valid from this transaction on (the Relation message precedes its first change).
 		 * Where a layout cannot be placed without putting ids out of LSN order (a base taken
 		 * ahead of the stream), it is inserted in order as before. */
@@ -1872,7 +1875,8 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 				 t->layout_id, lsn_format(a->txn_final_lsn, lsnbuf));
 		/* Rows that predate an added column may hold a volatile default: a new base makes
 		 * points after this change exact without guessing. */
-		if (added || layout_retyped(cur, rel->ncols, cols))
+		cur = NULL;
+		if (added || retyped)
 			request_rebase(a, t);
 	}
 	basecopy_free_columns(rel->ncols, cols);
