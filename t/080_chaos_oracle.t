@@ -26,16 +26,17 @@ use Test::More;
 use Time::HiRes qw(time);
 use BackstopTest;
 
-# Features this oracle exercises that are not merged yet.  Off, a scenario still runs, and the
+# Features this oracle exercises; ddl_stream, renames and recover_relid are merged (on), the
+# others not yet.  Off, a scenario still runs, and the
 # outcome main gives is checked to be a refusal rather than a wrong table, except where a
 # known defect is named (a TODO test, counted apart).  The lead switches a flag on when the
 # branch lands.
 my %FEATURE = (
-	ddl_stream      => 0,	# branch ddl: DDL in the stream at its own LSN (event trigger + logical
+	ddl_stream      => 1,	# branch ddl: DDL in the stream at its own LSN (event trigger + logical
 							# message): a schema change with no row change after it is in the
 							# archive at its position; drops are attributed to their transaction
-	renames         => 0,	# branch ddl: renames followed; recover --table resolves the name at the point
-	recover_relid   => 0,	# branch ddl: recover --relid
+	renames         => 1,	# branch ddl: renames followed; recover --table resolves the name at the point
+	recover_relid   => 1,	# branch ddl: recover --relid
 	least_privilege => 0,	# branch pub: a least-privilege archiver with a FOR ALL TABLES publication
 							# made by a superuser is documented and checked (doctor); off, it still runs
 	partitioned_parent => 0,	# a partitioned table recovered as a whole (--table parent)
