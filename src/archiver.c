@@ -4233,12 +4233,22 @@ ddl_table_dropped(archiver *a, arch_table *t)
 		}
 		return;
 	}
-	error_clear(&err);
-	if (table_gone_position(a->conn, t->relid, &gone, &pos, &err) != BS_OK)
+	/*
+	 * The walsender decodes a commit as soon as its WAL is flushed, a moment before the
+	 * transaction becomes visible to other sessions: a table dropped there may still be seen
+	 * for that moment.  Look again a few times before calling the message false.
+	 */
+	for (int tries = 0; tries < 40 && !gone; tries++)
 	{
-		log_warning("table %s.%s: a DROP read from the stream could not be checked (%s); the table check "
-					"will find it", t->man->schema, t->man->name, err.message);
-		return;
+		if (tries > 0)
+			usleep(50 * 1000);
+		error_clear(&err);
+		if (table_gone_position(a->conn, t->relid, &gone, &pos, &err) != BS_OK)
+		{
+			log_warning("table %s.%s: a DROP read from the stream could not be checked (%s); the table check "
+						"will find it", t->man->schema, t->man->name, err.message);
+			return;
+		}
 	}
 	if (!gone)
 	{
@@ -4303,15 +4313,25 @@ ddl_table_changed(archiver *a, arch_table *t, ddl_table *d, bs_error *err)
 		uint32_t id;
 		bs_error e2;
 
+		bool added,
+					retyped;
+
 		if (ddl_type_names(a->conn, d, err) != BS_OK &&
 			(!conn_recovered(a, err) || ddl_type_names(a->conn, d, err) != BS_OK))
 			return BS_ERR;
+		/* Before the layout is added: that may move the layouts, and cur with them. */
+		added = d->ncols > cur->ncols;
+		retyped = layout_retyped(cur, d->ncols, d->columns);
+		cur = NULL;
 		error_clear(&e2);
 		if (manifest_use_layout(m, a->txn_final_lsn, d->replident, d->ncols, d->columns, &id, &e2) != BS_OK)
 			id = insert_layout(m, -1, a->txn_final_lsn, d->replident, d->ncols, d->columns);
 		t->dirty = true;
 		log_info("table %s.%s: new column layout %u from %s (schema change read from the stream)", m->schema,
 				 m->name, id, lsn_format(a->txn_final_lsn, l));
+		/* As for a layout from a Relation message: a durable request, taken at once. */
+		if (added || retyped)
+			request_rebase(a, t);
 	}
 	return BS_OK;
 }
@@ -4349,7 +4369,7 @@ handle_ddl_message(archiver *a, const pgo_logical_message *msg, bs_error *err)
 			/* Rewritten (ALTER COLUMN TYPE, say): old values may not convert exactly. */
 			log_info("table %s.%s is rewritten at %s (%s): a new base copy is requested", t->man->schema,
 					 t->man->name, lsn_format(a->txn_final_lsn, l), ev.tables[i].tag);
-			t->rebase_wanted = true;
+			request_rebase(a, t);
 		}
 	}
 	ddl_event_free(&ev);
