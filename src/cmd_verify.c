@@ -459,8 +459,11 @@ verify_table(verify_ctx *c, uint32_t relid, key_list *keys)
 	/* Bookkeeping. */
 	if (strcmp(m->status, "skipped") != 0 && m->nbases == 0)
 		report(c, false, m, mkey, "no base copy: the table cannot be recovered yet");
+	/* A base copy taken ahead of the stream (a re-base while the stream lags, then a stop):
+	 * a state the archiver leaves, not damage; points between are refused by recovery. */
 	if (m->nbases > 0 && m->bases[m->nbases - 1].lsn > m->archived_to)
-		report(c, true, m, mkey, "newest base copy (%s) is beyond archived_to (%s)",
+		report(c, false, m, mkey, "newest base copy (%s) is ahead of archived_to (%s): taken ahead of the stream, "
+			   "points between them are not recoverable until the stream passes it",
 			   lsn_format(m->bases[m->nbases - 1].lsn, a), lsn_format(m->archived_to, b));
 	for (int i = 0; i < m->nbases; i++)
 		if (manifest_layout_by_id(m, m->bases[i].layout_id) == NULL)

@@ -293,7 +293,8 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 				   recover_plan **out, bs_error *err)
 {
 	recover_plan *plan;
-	uint64_t limit;
+	uint64_t limit,
+				stream_hi;
 	audit_report audit;
 	char buf[LSN_BUFLEN],
 		tbuf[MANIFEST_TIME_BUFLEN],
@@ -314,6 +315,8 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 	plan->window_hi = m->archived_to;
 	if (head && strcmp(m->status, "active") == 0 && head->flushed_lsn > plan->window_hi)
 		plan->window_hi = head->flushed_lsn;
+	/* What the stream has archived: a base copy taken ahead of it adds its own point only. */
+	stream_hi = plan->window_hi;
 	if (plan->window_hi < m->bases[m->nbases - 1].lsn)
 		plan->window_hi = m->bases[m->nbases - 1].lsn;
 	/* A dropped table is known to exist only up to its last change (or base): the drop lies
@@ -334,6 +337,21 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 			if (plan->bound < plan->window_lo || pt->lsn > plan->window_hi)
 			{
 				window_error(plan, what, err);
+				goto fail;
+			}
+			/* Between what the stream has archived and a base copy taken ahead of it, the
+			 * changes are not in the archive yet: an older base would miss them. */
+			if (pt->lsn > stream_hi && pt->lsn != m->bases[m->nbases - 1].lsn &&
+				strcmp(m->status, "dropped") != 0)
+			{
+				char a[LSN_BUFLEN],
+					b[LSN_BUFLEN];
+
+				error_set(err, ERRCODE_OUT_OF_RANGE, "%s is not recoverable yet: the stream has archived changes "
+						  "to %s up to LSN %s only, and the base copy at %s was taken ahead of it; recover to a "
+						  "point up to %s, or --latest (the base copy's state), or wait for the stream", what,
+						  table_name(m, name, sizeof(name)), lsn_format(stream_hi, a),
+						  lsn_format(m->bases[m->nbases - 1].lsn, b), a);
 				goto fail;
 			}
 			break;
