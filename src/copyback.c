@@ -488,11 +488,7 @@ copyback_apply(PGconn *conn, const copyback_input *in, const copyback *cb, bs_er
 	rc = BS_OK;
 	goto out;
 rollback:
-	{
-		PGresult *r = PQexec(conn, "ROLLBACK");
-
-		PQclear(r);
-	}
+	pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
 out:
 	free(before);
 	free(orig);
