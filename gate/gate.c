@@ -2904,6 +2904,14 @@ walk_create_function(walk *w, CreateFunctionStmt *s)
 		IsA(linitial((List *) as->arg), String))
 		sql_text = strVal(linitial((List *) as->arg));
 	snprintf(prefix, sizeof(prefix), "body of %s()", dn);
+	if (sql_text == NULL && (s->sql_body == NULL || (language && strcmp(language, "sql") != 0)))
+	{
+		/* PostgreSQL rejects it (no function body), and libpg_query's PL/pgSQL parser
+		 * aborts the process on it, so it never gets there. */
+		refuse(w, "%s %s() has no body the server would accept", s->is_procedure ? "procedure" : "function", dn);
+		free(dn);
+		return;
+	}
 	if (!body_only)
 	{
 		reason(w, GATE_MEDIUM, -1, false, "%s %s %s()", s->replace ? "creates or replaces" : "creates",

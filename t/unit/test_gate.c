@@ -149,6 +149,11 @@ static const tcase cases[] = {
 	{"CREATE FUNCTION f() RETURNS int LANGUAGE c AS 'lib', 'sym'", C, "", 0},
 	{"CREATE FUNCTION f() RETURNS int LANGUAGE internal AS 'pg_terminate_backend'", C, "", 0},
 	{"CREATE FUNCTION f() RETURNS void SECURITY DEFINER LANGUAGE sql AS 'SELECT 1'", M, "", 0},
+	/* no body: PostgreSQL rejects these; libpg_query's PL/pgSQL parser would abort on them */
+	{"CREATE FUNCTION f() RETURNS void SECURITY DEFINER", C, "", F_REFUSE},
+	{"CREATE OR REPLACE FUNCTION f() RETURNS void LANGUAGE plpgsql", C, "", F_REFUSE},
+	{"CREATE PROCEDURE p() LANGUAGE plpgsql BEGIN ATOMIC SELECT 1; END", C, "", F_REFUSE},
+	{"CREATE FUNCTION f() RETURNS void SECURITY DEFINER; SELECT f()", C, "", F_REFUSE},
 	{"CREATE TRIGGER trg AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()", H, "t", F_UNKNOWN},
 	{"CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN DELETE FROM audit; RETURN NEW; END$$;"
 	 "CREATE TRIGGER trg AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()", H, "t,audit", 0},
