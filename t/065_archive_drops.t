@@ -17,6 +17,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use BackstopTest;
+use BackstopArchiver;
 
 my $node = new_pg_node('drops', extra_conf => "max_wal_size = 1GB\n");
 my $db = 'postgres';
@@ -36,41 +37,6 @@ sub drop_table
 }
 
 # One archiver configuration per case: its own storage, slot, publication and port.
-sub setup
-{
-	my ($name, @tables) = @_;
-	my $port = PostgreSQL::Test::Cluster::get_free_port();
-	my %c = (name => $name, storage => "file://$dir/$name/archive", listen => "127.0.0.1:$port",
-		log => "$dir/$name.log");
-	$c{args} = [ '--db', $conn, '--storage', $c{storage}, '--data-dir', "$dir/$name/data",
-		'--slot', "s_$name", '--publication', "p_$name", '--listen', $c{listen},
-		'--segment-age', '1s', '--table-poll-interval', '100ms', @tables ];
-	return \%c;
-}
-
-sub start
-{
-	my ($c) = @_;
-	$c->{h} = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', @{ $c->{args} } ],
-		'<', \undef, '>>', "$dir/$c->{name}.out", '2>>', $c->{log}));
-}
-
-sub stop
-{
-	my ($c, $what) = @_;
-	$c->{h}->signal('TERM');
-	$c->{h}->finish;
-	is($c->{h}->result(0), 0, "$what: the archiver stops cleanly on SIGTERM");
-}
-
-sub log_has { my ($c, $re) = @_; return slurp_file($c->{log}) =~ $re }
-
-sub checkpoint_ok
-{
-	my ($c, $table, $what) = @_;
-	ok(wait_for("checkpoint of $table", sub { (archiver_checkpoint($c->{listen}, $table, '10s'))[0] == 0 }, 90),
-		"$what: checkpoint of $table") or diag(slurp_file($c->{log}));
-}
 
 # info, recover --latest, a point after the last change, verify.
 sub check_dropped
@@ -111,10 +77,10 @@ for my $mode ('all', 'list')
 		INSERT INTO public.$t SELECT g, 'v' || g FROM generate_series(1, 10) g;
 		CREATE TABLE public.keep_$mode (id int PRIMARY KEY);
 	});
-	my $c = setup("stopped_$mode", $mode eq 'all' ? '--all-tables' : ('--tables', "public.$t,public.keep_$mode"));
-	start($c);
-	checkpoint_ok($c, "public.$t", "stopped/$mode");
-	stop($c, "stopped/$mode, first run");
+	my $c = BackstopArchiver->new(dir => $dir, name => "stopped_$mode", conn => $conn, args => [ $mode eq 'all' ? '--all-tables' : ('--tables', "public.$t,public.keep_$mode") ]);
+	$c->start;
+	$c->checkpoint_ok("public.$t", "stopped/$mode");
+	$c->stop("stopped/$mode, first run");
 
 	# Five changes the archiver has not received, then the DROP, all while it is stopped.
 	$node->safe_psql($db, qq{
@@ -125,13 +91,13 @@ for my $mode ('all', 'list')
 	my $sum = content_checksum($node, $db, "public.$t");
 	my ($in_drop, $lsn_drop) = drop_table("public.$t");
 
-	start($c);
-	ok(wait_for('the drop to be found', sub { log_has($c, qr/table public\.$t was dropped while the archiver was stopped/) }),
-		"stopped/$mode: the restart finds the table dropped") or diag(slurp_file($c->{log}));
-	ok(wait_for('the drop to be recorded', sub { log_has($c, qr/table public\.$t was dropped \(after \S+, before \S+\)/) }, 90),
-		"stopped/$mode: marked dropped once the stream has passed the drop") or diag(slurp_file($c->{log}));
-	checkpoint_ok($c, "public.keep_$mode", "stopped/$mode");
-	stop($c, "stopped/$mode, second run");
+	$c->start;
+	ok(wait_for('the drop to be found', sub { $c->log_has(qr/table public\.$t was dropped while the archiver was stopped/) }),
+		"stopped/$mode: the restart finds the table dropped") or diag($c->log);
+	ok(wait_for('the drop to be recorded', sub { $c->log_has(qr/table public\.$t was dropped \(after \S+, before \S+\)/) }, 90),
+		"stopped/$mode: marked dropped once the stream has passed the drop") or diag($c->log);
+	$c->checkpoint_ok("public.keep_$mode", "stopped/$mode");
+	$c->stop("stopped/$mode, second run");
 	check_dropped($c, "public.$t", $sum, $in_drop, $lsn_drop, "stopped/$mode");
 }
 
@@ -143,9 +109,9 @@ for my $mode ('all', 'list')
 		INSERT INTO public.c SELECT g, 'v' || g FROM generate_series(1, 10) g;
 		CREATE TABLE public.big (id int PRIMARY KEY, payload text);
 	});
-	my $c = setup('backlog', '--all-tables');
-	start($c);
-	checkpoint_ok($c, 'public.c', 'backlog');
+	my $c = BackstopArchiver->new(dir => $dir, name => 'backlog', conn => $conn, args => [ '--all-tables' ]);
+	$c->start;
+	$c->checkpoint_ok('public.c', 'backlog');
 	my $walsender = $node->safe_psql($db, "SELECT active_pid FROM pg_replication_slots WHERE slot_name = 's_backlog'");
 	ok($walsender =~ /^\d+$/, "backlog: the archiver's walsender is $walsender");
 	kill 'STOP', $walsender;
@@ -165,8 +131,8 @@ for my $mode ('all', 'list')
 	my $sum = content_checksum($node, $db, 'public.c');
 	my $sum_big = content_checksum($node, $db, 'public.big');
 	my ($in_drop, $lsn_drop) = drop_table('public.c');
-	ok(wait_for('the table check to see the drop', sub { log_has($c, qr/table public\.c was dropped/) }),
-		'backlog: the table check sees the drop while the stream is held') or diag(slurp_file($c->{log}));
+	ok(wait_for('the table check to see the drop', sub { $c->log_has(qr/table public\.c was dropped/) }),
+		'backlog: the table check sees the drop while the stream is held') or diag($c->log);
 	my $m = '';
 	IPC::Run::run([ 'curl', '-s', "http://$c->{listen}/metrics" ], '>', \$m);
 	my ($received) = $m =~ /^backstop_received_lsn (\d+)$/m;
@@ -175,10 +141,10 @@ for my $mode ('all', 'list')
 		"backlog: the stream had not reached the table's last changes then") or diag($m);
 	kill 'CONT', $walsender;
 
-	ok(wait_for('the drop to be recorded', sub { log_has($c, qr/table public\.c was dropped \(after \S+, before \S+\)/) }, 120),
-		'backlog: marked dropped once the stream has passed the drop') or diag(slurp_file($c->{log}));
-	checkpoint_ok($c, 'public.big', 'backlog');
-	stop($c, 'backlog');
+	ok(wait_for('the drop to be recorded', sub { $c->log_has(qr/table public\.c was dropped \(after \S+, before \S+\)/) }, 120),
+		'backlog: marked dropped once the stream has passed the drop') or diag($c->log);
+	$c->checkpoint_ok('public.big', 'backlog');
+	$c->stop('backlog');
 	check_dropped($c, 'public.c', $sum, $in_drop, $lsn_drop, 'backlog');
 	my ($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $c->{storage}, '--table', 'public.big',
 		'--latest', '--into', 'public.big_r', '--no-indexes');
@@ -195,11 +161,11 @@ for my $mode ('all', 'list')
 		INSERT INTO public.s SELECT g, 'v' || g FROM generate_series(1, 10) g;
 		CREATE TABLE public.keep_s (id int PRIMARY KEY);
 	});
-	my $c = setup('same_txn', '--tables', 'public.s,public.keep_s');
-	start($c);
-	checkpoint_ok($c, 'public.s', 'same txn');
+	my $c = BackstopArchiver->new(dir => $dir, name => 'same_txn', conn => $conn, args => [ '--tables', 'public.s,public.keep_s' ]);
+	$c->start;
+	$c->checkpoint_ok('public.s', 'same txn');
 	$node->safe_psql($db, q{UPDATE public.s SET v = 'last' WHERE id = 3});
-	checkpoint_ok($c, 'public.s', 'same txn');
+	$c->checkpoint_ok('public.s', 'same txn');
 	my $sum = content_checksum($node, $db, 'public.s');
 	my $in_drop = $node->safe_psql($db, q{
 		BEGIN;
@@ -211,10 +177,10 @@ for my $mode ('all', 'list')
 		COMMIT;
 	});
 	my $lsn_drop = lsn();
-	ok(wait_for('the drop to be recorded', sub { log_has($c, qr/table public\.s was dropped \(after \S+, before \S+\)/) }, 90),
-		'same txn: marked dropped once the stream has passed the drop') or diag(slurp_file($c->{log}));
-	checkpoint_ok($c, 'public.keep_s', 'same txn');
-	stop($c, 'same txn');
+	ok(wait_for('the drop to be recorded', sub { $c->log_has(qr/table public\.s was dropped \(after \S+, before \S+\)/) }, 90),
+		'same txn: marked dropped once the stream has passed the drop') or diag($c->log);
+	$c->checkpoint_ok('public.keep_s', 'same txn');
+	$c->stop('same txn');
 	my ($rc, $out, $err) = run_backstop('info', '--storage', $c->{storage}, '--table', 'public.s', '--json');
 	like($out, qr/"status"\s*:\s*"dropped"/, 'same txn: info says dropped');
 	($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $c->{storage}, '--table', 'public.s',

@@ -12,6 +12,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use BackstopTest;
+use BackstopArchiver;
 
 my $node = new_pg_node('ddl', extra_conf => "max_wal_size = 1GB\n");
 my $db = 'postgres';
@@ -21,42 +22,6 @@ my $dir = scratch_dir('ddl');
 sub pt { my ($d) = @_; return $node->safe_psql($d // $db, 'SELECT pg_current_wal_insert_lsn()') }
 sub sum { my ($t, $d) = @_; return content_checksum($node, $d // $db, $t) }
 sub lsn_cmp { my ($x, $op, $y) = @_; return $node->safe_psql($db, "SELECT '$x'::pg_lsn $op '$y'::pg_lsn") eq 't' }
-
-sub setup
-{
-	my ($name, $connstr, @extra) = @_;
-	my $port = PostgreSQL::Test::Cluster::get_free_port();
-	my %c = (name => $name, storage => "file://$dir/$name/archive", listen => "127.0.0.1:$port",
-		log => "$dir/$name.log", conn => $connstr);
-	$c{args} = [ '--db', $connstr, '--storage', $c{storage}, '--data-dir', "$dir/$name/data",
-		'--slot', "s_$name", '--publication', "p_$name", '--listen', $c{listen},
-		'--segment-age', '1s', '--table-poll-interval', '100ms', @extra ];
-	return \%c;
-}
-
-sub start
-{
-	my ($c) = @_;
-	$c->{h} = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', @{ $c->{args} } ],
-		'<', \undef, '>>', "$dir/$c->{name}.out", '2>>', $c->{log}));
-}
-
-sub stop
-{
-	my ($c, $what) = @_;
-	$c->{h}->signal('TERM');
-	$c->{h}->finish;
-	is($c->{h}->result(0), 0, "$what: the archiver stops cleanly");
-}
-
-sub log_has { my ($c, $re) = @_; return slurp_file($c->{log}) =~ $re }
-
-sub checkpoint_ok
-{
-	my ($c, $table, $what) = @_;
-	ok(wait_for("checkpoint of $table", sub { (archiver_checkpoint($c->{listen}, $table, '10s'))[0] == 0 }, 90),
-		"$what: checkpoint of $table") or diag(slurp_file($c->{log}));
-}
 
 # DROP TABLE after an unrelated transaction: returns a point after that transaction (after the
 # table's last change, before the DROP: recoverable only when the drop position is exact), the
@@ -110,10 +75,10 @@ $node->safe_psql($db, q{
 	CREATE TABLE public.keep (id int PRIMARY KEY);
 });
 
-my $c = setup('main', $conn, '--all-tables');
-start($c);
-checkpoint_ok($c, "public.$_", 'start') for qw(t_add t_dc t_old t_rd t_ds t_bl);
-ok(log_has($c, qr/schema changes are captured in the stream/), 'a superuser archiver captures schema changes');
+my $c = BackstopArchiver->new(dir => $dir, name => 'main', conn => $conn, args => [ '--all-tables' ]);
+$c->start;
+$c->checkpoint_ok("public.$_", 'start') for qw(t_add t_dc t_old t_rd t_ds t_bl);
+ok($c->log_has(qr/schema changes are captured in the stream/), 'a superuser archiver captures schema changes');
 
 # 1. ADD COLUMN with a DEFAULT, DROP COLUMN: no row change of the table follows.
 my ($p_add0, $s_add0) = (pt(), sum('public.t_add'));
@@ -136,10 +101,10 @@ $node->safe_psql($db, "UPDATE public.t_rd2 SET v = 'renamed' WHERE id = 1");
 my $s_rd1 = sum('public.t_rd2');
 my ($pre_rd, $in_rd, $after_rd) = drop_table('public.t_rd2');
 
-checkpoint_ok($c, $_, 'schema changes') for qw(public.t_add public.t_dc public.t_new public.keep);
-ok(wait_for('the rename+drop to be recorded', sub { log_has($c, qr/table public\.t_rd2 was dropped \(after/) }, 90),
-	'rename+drop: recorded dropped') or diag(slurp_file($c->{log}));
-ok(!log_has($c, qr/table public\.t_old (was dropped|is NOT)/), 'a rename is not a drop');
+$c->checkpoint_ok($_, 'schema changes') for qw(public.t_add public.t_dc public.t_new public.keep);
+ok(wait_for('the rename+drop to be recorded', sub { $c->log_has(qr/table public\.t_rd2 was dropped \(after/) }, 90),
+	'rename+drop: recorded dropped') or diag($c->log);
+ok(!$c->log_has(qr/table public\.t_old (was dropped|is NOT)/), 'a rename is not a drop');
 
 recover_is($c, $s_add0, 'ADD COLUMN: before it', '--table', 'public.t_add', '--to-lsn', $p_add0);
 recover_is($c, $s_add, 'ADD COLUMN DEFAULT 7, no later change', '--table', 'public.t_add', '--to-lsn', $p_add);
@@ -148,7 +113,7 @@ recover_is($c, $s_dc, 'DROP COLUMN, no later change', '--table', 'public.t_dc', 
 # recorded (the same key flags): no second layout for it.
 $node->safe_psql($db, "INSERT INTO public.t_add VALUES (100, 'after', 8)");
 my $s_add2 = sum('public.t_add');
-checkpoint_ok($c, 'public.t_add', 'a row change after ADD COLUMN');
+$c->checkpoint_ok('public.t_add', 'a row change after ADD COLUMN');
 my $relid_add = $node->safe_psql($db, "SELECT 'public.t_add'::regclass::oid");
 my $man = slurp_file("$dir/main/archive/tables/$relid_add/manifest.json");
 my $nlayouts = () = $man =~ /"replident"/g;
@@ -184,12 +149,12 @@ is($rc, 0, 'copy-back: recovered with its primary key') or diag("$o\n$e");
 # archiver leaves it out until it carries its original name: t/079.)
 $node->safe_psql($db, 'ALTER TABLE public.t_new_r RENAME TO t_back; COMMENT ON TABLE public.t_back IS NULL');
 my $relid_back = $node->safe_psql($db, "SELECT 'public.t_back'::regclass::oid");
-checkpoint_ok($c, 'public.t_back', 'copy-back rename');
+$c->checkpoint_ok('public.t_back', 'copy-back rename');
 $out = info_json($c, '--table', 'public.t_back');
 like($out, qr/"relid"\s*:\s*$relid_back\b/, 'the renamed recovery table is archived as public.t_back') or diag($out);
 
 # 5. Dropped while the archiver is stopped, after changes it had not received.
-stop($c, 'before the drop');
+$c->stop('before the drop');
 $node->safe_psql($db, q{
 	INSERT INTO public.t_ds VALUES (11, 'x'), (12, 'y');
 	UPDATE public.t_ds SET v = 'changed' WHERE id = 1;
@@ -197,10 +162,10 @@ $node->safe_psql($db, q{
 });
 my $s_ds = sum('public.t_ds');
 my ($pre_ds, $in_ds, $after_ds) = drop_table('public.t_ds');
-start($c);
-ok(wait_for('the drop to be recorded', sub { log_has($c, qr/table public\.t_ds was dropped \(after/) }, 90),
-	'stopped: recorded dropped') or diag(slurp_file($c->{log}));
-checkpoint_ok($c, 'public.keep', 'stopped');
+$c->start;
+ok(wait_for('the drop to be recorded', sub { $c->log_has(qr/table public\.t_ds was dropped \(after/) }, 90),
+	'stopped: recorded dropped') or diag($c->log);
+$c->checkpoint_ok('public.keep', 'stopped');
 recover_is($c, $s_ds, 'stopped: --latest', '--table', 'public.t_ds', '--latest');
 recover_is($c, $s_ds, 'stopped: a point just before the DROP', '--table', 'public.t_ds', '--to-lsn', $pre_ds);
 $out = info_json($c, '--table', 'public.t_ds');
@@ -217,18 +182,18 @@ $node->safe_psql($db, "INSERT INTO public.big SELECT g, repeat(md5(g::text), 4) 
 $node->safe_psql($db, "INSERT INTO public.t_bl VALUES (11, 'x'); UPDATE public.t_bl SET v = 'late' WHERE id = 3;");
 my $s_bl = sum('public.t_bl');
 my ($pre_bl, $in_bl, $after_bl) = drop_table('public.t_bl');
-ok(wait_for('the table check to see the drop', sub { log_has($c, qr/table public\.t_bl was dropped;/) }),
-	'backlog: the table check sees the drop while the stream is held') or diag(slurp_file($c->{log}));
+ok(wait_for('the table check to see the drop', sub { $c->log_has(qr/table public\.t_bl was dropped;/) }),
+	'backlog: the table check sees the drop while the stream is held') or diag($c->log);
 kill 'CONT', $walsender;
-ok(wait_for('the drop to be recorded', sub { log_has($c, qr/table public\.t_bl was dropped \(after/) }, 120),
-	'backlog: recorded dropped') or diag(slurp_file($c->{log}));
-checkpoint_ok($c, 'public.big', 'backlog');
+ok(wait_for('the drop to be recorded', sub { $c->log_has(qr/table public\.t_bl was dropped \(after/) }, 120),
+	'backlog: recorded dropped') or diag($c->log);
+$c->checkpoint_ok('public.big', 'backlog');
 recover_is($c, $s_bl, 'backlog: a point just before the DROP', '--table', 'public.t_bl', '--to-lsn', $pre_bl);
 $out = info_json($c, '--table', 'public.t_bl');
 ($drop_lsn) = $out =~ /"drop_lsn"\s*:\s*"([0-9A-F]+\/[0-9A-F]+)"/;
 ok(defined $drop_lsn && lsn_cmp($drop_lsn, '>=', $in_bl) && lsn_cmp($drop_lsn, '<', $after_bl),
 	'backlog: drop_lsn is the DROP\'s commit (' . ($drop_lsn // 'none') . ')') or diag($out);
-stop($c, 'main');
+$c->stop('main');
 ($rc, $o, $e) = run_backstop('verify', '--storage', $c->{storage});
 is($rc, 0, 'verify finds the archive clean') or diag("$o\n$e");
 
@@ -244,18 +209,19 @@ $node->safe_psql('fb', q{
 	CREATE TABLE public.f (id int PRIMARY KEY, v text);
 	INSERT INTO public.f SELECT g, 'v' || g FROM generate_series(1, 5) g;
 });
-my $f = setup('fallback', node_connstr($node, 'fb', 'lp'), '--tables', 'public.f');
-($rc, $o, $e) = run_backstop('archive', @{ $f->{args} }, '--ddl-capture', 'on');
+my $f = BackstopArchiver->new(dir => $dir, name => 'fallback', conn => node_connstr($node, 'fb', 'lp'),
+	args => [ '--tables', 'public.f' ]);
+($rc, $o, $e) = run_backstop('archive', $f->args, '--ddl-capture', 'on');
 isnt($rc, 0, 'fallback: --ddl-capture on refuses to start without capture');
 like($e, qr/--ddl-capture on: schema changes cannot be captured: the role is not a superuser/, 'saying why')
 	or diag("$o\n$e");
-start($f);
-checkpoint_ok($f, 'public.f', 'fallback');
-ok(log_has($f, qr/schema changes are NOT captured in the stream \(the role is not a superuser/),
+$f->start;
+$f->checkpoint_ok('public.f', 'fallback');
+ok($f->log_has(qr/schema changes are NOT captured in the stream \(the role is not a superuser/),
 	'fallback: the log says schema changes are not captured');
 my ($p_f, $s_f) = (pt('fb'), sum('public.f', 'fb'));
-checkpoint_ok($f, 'public.f', 'fallback');
-stop($f, 'fallback');
+$f->checkpoint_ok('public.f', 'fallback');
+$f->stop('fallback');
 (undef, $txt) = run_backstop('info', '--storage', $f->{storage});
 like($txt, qr/schema changes after the last row change are not captured/, 'fallback: info says so') or diag($txt);
 $out = recover_is($f, $s_f, 'fallback: a point', '--table', 'public.f', '--to-lsn', $p_f);

@@ -15,6 +15,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use BackstopTest;
+use BackstopArchiver;
 
 my $node = new_pg_node('pub');
 my $db = 'postgres';
@@ -23,51 +24,6 @@ my $role_conn = node_connstr($node, $db, $BackstopTest::REPLICATION_ROLE);
 my $dir = scratch_dir('pub');
 
 sub lsn { return $node->safe_psql($db, 'SELECT pg_current_wal_insert_lsn()') }
-
-sub setup
-{
-	my ($name, @tables) = @_;
-	my $port = PostgreSQL::Test::Cluster::get_free_port();
-	my %c = (name => $name, storage => "file://$dir/$name/archive", listen => "127.0.0.1:$port",
-		log => "$dir/$name.log");
-	$c{common} = [ '--db', $role_conn, '--storage', $c{storage}, '--data-dir', "$dir/$name/data",
-		'--slot', "s_$name", '--publication', "p_$name", '--listen', $c{listen},
-		'--segment-age', '1s', '--table-poll-interval', '100ms' ];
-	$c{tables} = [@tables];
-	return \%c;
-}
-
-sub start
-{
-	my ($c) = @_;
-	$c->{h} = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', @{ $c->{common} }, @{ $c->{tables} } ],
-		'<', \undef, '>>', "$dir/$c->{name}.out", '2>>', $c->{log}));
-}
-
-sub stop
-{
-	my ($c, $what) = @_;
-	$c->{h}->signal('TERM');
-	$c->{h}->finish;
-	is($c->{h}->result(0), 0, "$what: the archiver stops cleanly on SIGTERM") or diag(slurp_file($c->{log}));
-}
-
-sub log_has { my ($c, $re) = @_; return slurp_file($c->{log}) =~ $re }
-
-sub checkpoint_ok
-{
-	my ($c, $table, $what) = @_;
-	ok(wait_for("checkpoint of $table", sub { (archiver_checkpoint($c->{listen}, $table, '10s'))[0] == 0 }, 90),
-		"$what: checkpoint of $table") or diag(slurp_file($c->{log}));
-}
-
-sub metric
-{
-	my ($c, $name) = @_;
-	my $m = '';
-	IPC::Run::run([ 'curl', '-s', "http://$c->{listen}/metrics" ], '>', \$m, '2>', \my $e);
-	return $m =~ /^\Q$name\E (\d+)$/m ? $1 : undef;
-}
 
 # Two table checks of the archiver that began after this call: the second read its WAL position
 # after the first ended, so everything written before this call lies below what it saw.  A check
@@ -84,13 +40,6 @@ sub wait_for_table_checks
 				AND query LIKE '%pg_publication_tables%' AND query_start > '$t0'}) > 0 }),
 			"$what: table check $n after the point");
 	}
-}
-
-sub recover
-{
-	my ($c, $table, $into, @point) = @_;
-	return run_backstop('recover', '--db', $conn, '--storage', $c->{storage}, '--table', $table, @point,
-		'--into', $into, '--no-indexes');
 }
 
 $node->safe_psql($db, q{
@@ -112,74 +61,74 @@ $node->safe_psql($db, q{
 # PostgreSQL 15 and later: a row filter streams part of a table, which is not archived either.
 my $row_filters = $node->safe_psql($db, 'SHOW server_version_num') >= 150000;
 $node->safe_psql($db, 'ALTER PUBLICATION p_least ADD TABLE public.t_rf WHERE (id > 5)') if $row_filters;
-my $c = setup('least', '--tables', 'public.t_in,public.t_out,public.t_left,public.t_rm,public.t_rf');
-start($c);
-checkpoint_ok($c, 'public.t_in', 'least');
-ok(log_has($c, qr/publication "p_least" is used as it is \(the archiver's role does not own it\)/),
-	'least: the archiver uses the publication as it is') or diag(slurp_file($c->{log}));
-ok(log_has($c, qr/table public\.t_out is NOT archived: not in publication "p_least"/),
-	'least: a WARNING names the table the publication does not stream') or diag(slurp_file($c->{log}));
+my $c = BackstopArchiver->new(dir => $dir, name => 'least', conn => $role_conn, args => [ '--tables', 'public.t_in,public.t_out,public.t_left,public.t_rm,public.t_rf' ]);
+$c->start;
+$c->checkpoint_ok('public.t_in', 'least');
+ok($c->log_has(qr/publication "p_least" is used as it is \(the archiver's role does not own it\)/),
+	'least: the archiver uses the publication as it is') or diag($c->log);
+ok($c->log_has(qr/table public\.t_out is NOT archived: not in publication "p_least"/),
+	'least: a WARNING names the table the publication does not stream') or diag($c->log);
 if ($row_filters)
 {
-	ok(log_has($c, qr/table public\.t_rf is NOT archived: not in publication "p_least" as a whole: it is published with a row filter/),
-		'least: a WARNING names the table published with a row filter') or diag(slurp_file($c->{log}));
+	ok($c->log_has(qr/table public\.t_rf is NOT archived: not in publication "p_least" as a whole: it is published with a row filter/),
+		'least: a WARNING names the table published with a row filter') or diag($c->log);
 	my ($rc, $out, $err) = archiver_checkpoint($c->{listen}, 'public.t_rf', '5s');
 	isnt($rc, 0, 'least: no checkpoint for a table published with a row filter');
 }
-is(metric($c, 'backstop_tables_unpublished'), $row_filters ? 2 : 1, 'least: backstop_tables_unpublished counts them');
+is($c->metric('backstop_tables_unpublished'), $row_filters ? 2 : 1, 'least: backstop_tables_unpublished counts them');
 my ($rc, $out, $err) = archiver_checkpoint($c->{listen}, 'public.t_out', '5s');
 isnt($rc, 0, 'least: no checkpoint for a table the publication does not stream');
 unlike($out, qr/"verified"\s*:\s*true/, 'least: never "verified"');
 $node->safe_psql($db, q{INSERT INTO public.t_out SELECT g, 'later' FROM generate_series(11, 30) g});
-checkpoint_ok($c, 'public.t_in', 'least');
+$c->checkpoint_ok('public.t_in', 'least');
 ($rc, $out, $err) = run_backstop('info', '--storage', $c->{storage}, '--table', 'public.t_out');
 like($out, qr/skipped: not in publication "p_least"/, 'least: info says why t_out is not archived') or diag("$out\n$err");
-($rc, $out, $err) = recover($c, 'public.t_out', 'public.t_out_r', '--latest');
+($rc, $out, $err) = $c->recover($conn, 'public.t_out', 'public.t_out_r', '--latest');
 isnt($rc, 0, 'least: recover of the unstreamed table is refused') or diag("$out\n$err");
 like($err, qr/not archived .*not in publication/, 'least: saying why') or diag($err);
 
 # 2. A table that leaves the publication: its archive ends there.
 $node->safe_psql($db, q{UPDATE public.t_left SET v = 'before' WHERE id <= 3});
-checkpoint_ok($c, 'public.t_left', 'left');
+$c->checkpoint_ok('public.t_left', 'left');
 my $sum_before = content_checksum($node, $db, 'public.t_left');
 my $lsn_before = lsn();
 wait_for_table_checks($c, 'left');
 $node->safe_psql($db, 'ALTER PUBLICATION p_least DROP TABLE public.t_left');
 $node->safe_psql($db, q{DELETE FROM public.t_left WHERE id > 5; UPDATE public.t_left SET v = 'after'});
 my $lsn_after = lsn();
-ok(wait_for('the archiver to see t_left leave', sub { log_has($c, qr/table public\.t_left left the archived set/) }),
-	'left: the archiver notices the table left the publication') or diag(slurp_file($c->{log}));
+ok(wait_for('the archiver to see t_left leave', sub { $c->log_has(qr/table public\.t_left left the archived set/) }),
+	'left: the archiver notices the table left the publication') or diag($c->log);
 ($rc, $out, $err) = archiver_checkpoint($c->{listen}, 'public.t_left', '5s');
 isnt($rc, 0, 'left: no checkpoint for it any more');
 unlike($out, qr/"verified"\s*:\s*true/, 'left: never "verified"');
 like($out . $err, qr/not in publication "p_least"/, 'left: the checkpoint says why') or diag("$out\n$err");
-checkpoint_ok($c, 'public.t_in', 'left');
+$c->checkpoint_ok('public.t_in', 'left');
 
 # 3. A restart as the least-privilege role, with one table removed from --tables.  Its archive
 # is complete up to where the first run stopped, which is at or after a checkpoint's point.
 my $sum_rm = content_checksum($node, $db, 'public.t_rm');
 my $lsn_rm = lsn();
-checkpoint_ok($c, 'public.t_rm', 'removed');
-stop($c, 'least, first run');
-$c->{tables} = [ '--tables', 'public.t_in,public.t_out,public.t_left,public.t_rf' ];
-start($c);
-ok(wait_for('the restart', sub { log_has($c, qr/table public\.t_rm \(relid \d+\) still exists but is no longer among the tables to archive: its archive ends at/) }),
-	'removed: the restart records that the archive of t_rm ends') or diag(slurp_file($c->{log}));
+$c->checkpoint_ok('public.t_rm', 'removed');
+$c->stop('least, first run');
+$c->set_args('--tables', 'public.t_in,public.t_out,public.t_left,public.t_rf');
+$c->start;
+ok(wait_for('the restart', sub { $c->log_has(qr/table public\.t_rm \(relid \d+\) still exists but is no longer among the tables to archive: its archive ends at/) }),
+	'removed: the restart records that the archive of t_rm ends') or diag($c->log);
 $node->safe_psql($db, q{UPDATE public.t_rm SET v = 'unarchived'; UPDATE public.t_in SET v = 'second run'});
 my $sum_in = content_checksum($node, $db, 'public.t_in');
-checkpoint_ok($c, 'public.t_in', 'restart');
-stop($c, 'least, second run');
+$c->checkpoint_ok('public.t_in', 'restart');
+$c->stop('least, second run');
 
-($rc, $out, $err) = recover($c, 'public.t_in', 'public.t_in_r', '--latest');
+($rc, $out, $err) = $c->recover($conn, 'public.t_in', 'public.t_in_r', '--latest');
 is($rc, 0, 'restart: t_in recovers') or diag("$out\n$err");
 is(content_checksum($node, $db, 'public.t_in_r'), $sum_in, 'restart: exactly');
 
-($rc, $out, $err) = recover($c, 'public.t_left', 'public.t_left_r1', '--to-lsn', $lsn_before);
+($rc, $out, $err) = $c->recover($conn, 'public.t_left', 'public.t_left_r1', '--to-lsn', $lsn_before);
 is($rc, 0, 'left: a point before it left recovers') or diag("$out\n$err");
 is(content_checksum($node, $db, 'public.t_left_r1'), $sum_before, 'left: exactly');
 for my $point ([ '--to-lsn', $lsn_after ], ['--latest'])
 {
-	($rc, $out, $err) = recover($c, 'public.t_left', 'public.t_left_r2', @$point);
+	($rc, $out, $err) = $c->recover($conn, 'public.t_left', 'public.t_left_r2', @$point);
 	is($rc, 1, "left: @$point after it left is refused (exit 1, outside the window)") or diag("$out\n$err");
 	like($err, qr/committed from LSN \S+ on are not archived \(the table left the archived set/,
 		"left: @$point: saying why") or diag($err);
@@ -188,10 +137,10 @@ for my $point ([ '--to-lsn', $lsn_after ], ['--latest'])
 like($out, qr/not archived: from \S+ on \(the table left the archived set\)/, 'left: info shows where its archive ends')
 	or diag("$out\n$err");
 
-($rc, $out, $err) = recover($c, 'public.t_rm', 'public.t_rm_r1', '--to-lsn', $lsn_rm, '--exclusive');
+($rc, $out, $err) = $c->recover($conn, 'public.t_rm', 'public.t_rm_r1', '--to-lsn', $lsn_rm, '--exclusive');
 is($rc, 0, 'removed: the point of the first run\'s stop recovers') or diag("$out\n$err");
 is(content_checksum($node, $db, 'public.t_rm_r1'), $sum_rm, 'removed: exactly');
-($rc, $out, $err) = recover($c, 'public.t_rm', 'public.t_rm_r2', '--latest');
+($rc, $out, $err) = $c->recover($conn, 'public.t_rm', 'public.t_rm_r2', '--latest');
 is($rc, 1, 'removed: --latest is refused (exit 1), not the stale state') or diag("$out\n$err");
 like($err, qr/not archived \(the table left the archived set/, 'removed: saying why') or diag($err);
 
@@ -201,19 +150,19 @@ is($rc, 0, 'verify finds the archive clean') or diag("$out\n$err");
 # 4. FOR ALL TABLES, made once by a superuser: the least-privilege archiver archives a table
 # created later.
 $node->safe_psql($db, 'CREATE PUBLICATION p_all FOR ALL TABLES');
-my $all = setup('all', '--all-tables');
-start($all);
-checkpoint_ok($all, 'public.t_in', 'all');
-ok(log_has($all, qr/publication "p_all" is used as it is \(it is FOR ALL TABLES\)/),
-	'all: a FOR ALL TABLES publication is used as it is') or diag(slurp_file($all->{log}));
+my $all = BackstopArchiver->new(dir => $dir, name => 'all', conn => $role_conn, args => [ '--all-tables' ]);
+$all->start;
+$all->checkpoint_ok('public.t_in', 'all');
+ok($all->log_has(qr/publication "p_all" is used as it is \(it is FOR ALL TABLES\)/),
+	'all: a FOR ALL TABLES publication is used as it is') or diag($all->log);
 $node->safe_psql($db, q{
 	CREATE TABLE public.t_new (id int PRIMARY KEY, v text);
 	INSERT INTO public.t_new SELECT g, 'new' || g FROM generate_series(1, 20) g;
 });
-checkpoint_ok($all, 'public.t_new', 'all');
+$all->checkpoint_ok('public.t_new', 'all');
 my $sum_new = content_checksum($node, $db, 'public.t_new');
-stop($all, 'all');
-($rc, $out, $err) = recover($all, 'public.t_new', 'public.t_new_r', '--latest');
+$all->stop('all');
+($rc, $out, $err) = $all->recover($conn, 'public.t_new', 'public.t_new_r', '--latest');
 is($rc, 0, 'all: the new table recovers') or diag("$out\n$err");
 is(content_checksum($node, $db, 'public.t_new_r'), $sum_new, 'all: exactly');
 

@@ -18,55 +18,23 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use BackstopTest;
+use BackstopArchiver;
 
 my $node = new_pg_node('rebase');
 my $db = 'postgres';
 my $conn = node_connstr($node, $db);
 my $dir = scratch_dir('rebase');
-my $storage = "file://$dir/archive";
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $listen = "127.0.0.1:$port";
-my $log = "$dir/archiver.log";
+my $arch = BackstopArchiver->new(dir => $dir, name => 'archiver', conn => $conn, args => [ '--tables', 'public.a' ]);
+my $storage = $arch->storage;
+my $log = $arch->logfile;
 my $lock_key = 74074;
 
 sub lsn { return $node->safe_psql($db, 'SELECT pg_current_wal_insert_lsn()') }
 
-sub start
-{
-	my ($hook) = @_;
-	local $ENV{BACKSTOP_TEST_BASE_COPY_LOCK} = $lock_key if $hook;
-	return kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', '--db', $conn, '--tables', 'public.a',
-		  '--storage', $storage, '--data-dir', "$dir/data", '--listen', $listen, '--segment-age', '1s',
-		  '--table-poll-interval', '100ms' ],
-		'<', \undef, '>>', "$dir/archiver.out", '2>>', $log));
-}
-
-sub stop
-{
-	my ($h, $what) = @_;
-	$h->signal('TERM');
-	$h->finish;
-	is($h->result(0), 0, "$what: the archiver stops cleanly on SIGTERM") or diag(slurp_file($log));
-}
-
-sub checkpoint_ok
-{
-	my ($what) = @_;
-	ok(wait_for('a checkpoint', sub { (archiver_checkpoint($listen, 'public.a', '10s'))[0] == 0 }, 90),
-		"$what: checkpoint of public.a") or diag(slurp_file($log));
-}
-
-sub recover
-{
-	my ($into, @point) = @_;
-	return run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.a', @point,
-		'--into', $into, '--no-indexes');
-}
-
 sub stored_manifest
 {
 	my $relid = $node->safe_psql($db, "SELECT 'public.a'::regclass::oid");
-	my $f = "$dir/archive/tables/$relid/manifest.json";
+	my $f = "$dir/archiver/archive/tables/$relid/manifest.json";
 	return -f $f ? decode_json(slurp_file($f)) : {};
 }
 
@@ -74,10 +42,10 @@ $node->safe_psql($db, q{
 	CREATE TABLE public.a (id int PRIMARY KEY, v int);
 	INSERT INTO public.a SELECT g, g FROM generate_series(1, 20) g;
 });
-my $h = start(1);
-checkpoint_ok('first run');
+$arch->start(BACKSTOP_TEST_BASE_COPY_LOCK => $lock_key);
+$arch->checkpoint_ok('public.a', 'first run');
 $node->safe_psql($db, q{UPDATE public.a SET v = v + 100 WHERE id <= 5});
-checkpoint_ok('first run');
+$arch->checkpoint_ok('public.a', 'first run');
 my $sum_before = content_checksum($node, $db, 'public.a');
 my $lsn_before = lsn();
 
@@ -98,10 +66,10 @@ ok(wait_for('the copy to be held', sub { $node->safe_psql($db, qq{SELECT count(*
 	'the re-base is running, held by the test');
 ok(wait_for('the request in storage', sub { defined stored_manifest()->{rebase_requested_at} }),
 	'the request is in the stored manifest') or diag(slurp_file($log));
-my ($rc, $out, $err) = archiver_checkpoint($listen, 'public.a', '2s');
+my ($rc, $out, $err) = archiver_checkpoint($arch->listen, 'public.a', '2s');
 isnt($rc, 0, 'no checkpoint answers a point in the refused window') or diag("$out\n$err");
 like($out . $err, qr/new base copy/, 'the checkpoint says what it waits for') or diag("$out\n$err");
-stop($h, 'first run (re-base not taken)');
+$arch->stop('first run (re-base not taken)');
 $holder->query_safe("SELECT pg_advisory_unlock($lock_key)");
 $holder->quit;
 
@@ -113,24 +81,24 @@ like($out, qr/points from \Q$requested\E until the next base copy are refused/, 
 
 # The restart takes the copy at once (nothing else asks for one).
 my $copies = () = slurp_file($log) =~ /base cop(?:y|ies) done/g;
-$h = start(0);
+$arch->start;
 ok(wait_for('the re-base', sub { (() = slurp_file($log) =~ /base cop(?:y|ies) done/g) > $copies }),
 	'the restart takes the requested base copy') or diag(slurp_file($log));
 $node->safe_psql($db, q{UPDATE public.a SET v = 'after' WHERE id = 1});
-checkpoint_ok('second run');
+$arch->checkpoint_ok('public.a', 'second run');
 my $sum_after = content_checksum($node, $db, 'public.a');
-stop($h, 'second run');
+$arch->stop('second run');
 ok(!defined stored_manifest()->{rebase_requested_at}, 'the request is cleared by the new base copy');
 ($rc, $out, $err) = run_backstop('info', '--storage', $storage, '--table', 'public.a');
 unlike($out, qr/until the next base copy are refused/, 'info: no refused window any more') or diag($out);
 
-($rc, $out, $err) = recover('public.a_latest', '--latest');
+($rc, $out, $err) = $arch->recover($conn, 'public.a', 'public.a_latest', '--latest');
 is($rc, 0, 'recover --latest') or diag("$out\n$err");
 is(content_checksum($node, $db, 'public.a_latest'), $sum_after, '--latest: exactly');
-($rc, $out, $err) = recover('public.a_before', '--to-lsn', $lsn_before);
+($rc, $out, $err) = $arch->recover($conn, 'public.a', 'public.a_before', '--to-lsn', $lsn_before);
 is($rc, 0, 'a point before the change') or diag("$out\n$err");
 is(content_checksum($node, $db, 'public.a_before'), $sum_before, 'before the change: exactly');
-($rc, $out, $err) = recover('public.a_window', '--to-lsn', $lsn_window);
+($rc, $out, $err) = $arch->recover($conn, 'public.a', 'public.a_window', '--to-lsn', $lsn_window);
 is($rc, 3, 'a point in the window before the new base copy is refused (exit 3)') or diag("$out\n$err");
 like($err, qr/choose a point after a newer base copy/, 'saying why') or diag($err);
 
