@@ -214,6 +214,7 @@ typedef struct archiver
 	size_t open_bytes;			/* record bytes of the open segments, spilled or not */
 	uint64_t spilled_bytes;		/* the part of open_bytes written to spill files */
 	uint64_t open_memory_limit;	/* open_bytes - spilled_bytes (in memory) stays below this */
+	uint64_t table_checks;		/* table checks completed (a metric: tests wait on it) */
 	int64_t spool_limit;
 	char *spill_dir;			/* SPILL_DIR under the spool's root */
 	uint64_t spill_seq;			/* spill file names are unique within a run */
@@ -3120,6 +3121,9 @@ on_metrics(struct evhttp_request *req, void *arg)
 							"stream: not archived (see backstop info).\n"
 							"# TYPE backstop_tables_unpublished gauge\nbackstop_tables_unpublished %d\n", unpublished);
 	}
+	evbuffer_add_printf(b, "# HELP backstop_table_checks_total Table checks (catalog and publication) completed.\n"
+						"# TYPE backstop_table_checks_total counter\nbackstop_table_checks_total %" PRIu64 "\n",
+						a->table_checks);
 	if (a->control)
 	{
 		control_stats cs;
@@ -3934,6 +3938,8 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		a->last_poll_ms = now;
 		if (poll_tables(a, &err) != BS_OK)
 			log_warning("table check failed: %s", err.message);
+		else
+			a->table_checks++;
 		read_slot_wal(a, false);
 	}
 	if (a->pending)

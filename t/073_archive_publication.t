@@ -25,21 +25,14 @@ my $dir = scratch_dir('pub');
 
 sub lsn { return $node->safe_psql($db, 'SELECT pg_current_wal_insert_lsn()') }
 
-# Two table checks of the archiver that began after this call: the second read its WAL position
-# after the first ended, so everything written before this call lies below what it saw.  A check
-# ends with its query of pg_publication_tables (the last statement of a check with nothing to do).
+# Two table checks of the archiver completed after this call: the second began after the first
+# ended, so it read its WAL position after everything written before this call.
 sub wait_for_table_checks
 {
 	my ($c, $what) = @_;
-	for my $n (1, 2)
-	{
-		my $t0 = $node->safe_psql($db, 'SELECT clock_timestamp()');
-		ok(wait_for("table check $n", sub {
-			$node->safe_psql($db, qq{SELECT count(*) FROM pg_stat_activity
-				WHERE usename = '$BackstopTest::REPLICATION_ROLE' AND backend_type = 'client backend'
-				AND query LIKE '%pg_publication_tables%' AND query_start > '$t0'}) > 0 }),
-			"$what: table check $n after the point");
-	}
+	my $n0 = $c->metric('backstop_table_checks_total');
+	ok(defined $n0 && wait_for('two table checks', sub { ($c->metric('backstop_table_checks_total') // 0) >= $n0 + 2 }),
+		"$what: two table checks after the point") or diag($c->log);
 }
 
 $node->safe_psql($db, q{
