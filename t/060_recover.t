@@ -127,6 +127,19 @@ is($rc, 0, 'recover --json') or diag($err);
 }
 is($err, '', '--json: nothing on stderr');
 
+# verify: the same, its phases being the listing and the checking of the objects.
+($rc, $out, $err) = run_backstop('verify', '--storage', $storage, '--json');
+is($rc, 0, 'verify --json') or diag("$out\n$err");
+{
+	my $j = decode_json($out);
+	is(join(',', sort keys %{ $j->{phases} }), 'check,list', 'verify --json: phases list and check')
+		or diag(explain($j->{phases}));
+}
+is($err, '', 'verify --json: nothing on stderr');
+($rc, $out, $err) = run_backstop('verify', '--storage', $storage);
+is($rc, 0, 'verify');
+unlike($out . $err, qr/\r|objects checked|MB fetched/, 'verify, not a terminal: no progress lines');
+
 # 2. The dropped table, with --latest.
 ($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.gone', '--latest');
 is($rc, 0, 'recover dropped table') or diag("$out\n$err");
