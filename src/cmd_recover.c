@@ -574,6 +574,8 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		o.replace = config_get_bool(cfg, "replace");
 		o.no_indexes = config_get_bool(cfg, "no_indexes");
 		o.progress = &prog;
+		/* Streamed, the base's count is the estimate (the changes move it a little). */
+		prog.copied_total = streaming ? b->rows : replay_row_count(rs);
 		if (streaming)
 		{
 			rprog.streaming = true;

@@ -101,19 +101,22 @@ progress_phase(progress *p, const char *name)
 	progress_update(p);
 }
 
+/* At the rate seen since (t0, done0): the time the rest takes. */
+static bool
+eta_from(double t0, uint64_t done0, uint64_t done, uint64_t total, double t, double *seconds)
+{
+	if (t0 <= 0 || total == 0 || done >= total || done <= done0 || t - t0 < PROGRESS_DELAY)
+		return false;
+	*seconds = (t - t0) * (double) (total - done) / (double) (done - done0);
+	return true;
+}
+
 bool
 progress_eta(const progress *p, double t, double *seconds)
 {
-	double dt = t - p->eta_t0;
-	uint64_t got;
-
-	if (p->eta_t0 <= 0 || p->bytes_total == 0 || p->bytes_done >= p->bytes_total ||
-		p->bytes_done <= p->eta_bytes0 || dt < PROGRESS_DELAY)
-		return false;
-	got = p->bytes_done - p->eta_bytes0;
-	/* At the rate seen so far. */
-	*seconds = dt * (double) (p->bytes_total - p->bytes_done) / (double) got;
-	return true;
+	if (p->copied_total > 0 && p->eta_rows_t0 > 0)
+		return eta_from(p->eta_rows_t0, p->eta_rows0, p->copied, p->copied_total, t, seconds);
+	return eta_from(p->eta_t0, p->eta_bytes0, p->bytes_done, p->bytes_total, t, seconds);
 }
 
 /* 75 -> "1m15s"; under a minute "42s". */
@@ -141,7 +144,7 @@ progress_render(const progress *p, double t, strbuf *out)
 		strbuf_printf(out, " %s", p->phase_names[p->cur]);
 	strbuf_append_char(out, ':');
 	if (p->bytes_total > 0)
-		strbuf_printf(out, " %.1f of %.1f MB fetched,", (double) p->bytes_done / 1e6, (double) p->bytes_total / 1e6);
+		strbuf_printf(out, " %.1f/%.1f MB fetched,", (double) p->bytes_done / 1e6, (double) p->bytes_total / 1e6);
 	else if (p->bytes_done > 0)
 		strbuf_printf(out, " %.1f MB fetched,", (double) p->bytes_done / 1e6);
 	if (p->items_unit)
@@ -195,6 +198,11 @@ progress_update(progress *p)
 	{
 		p->eta_t0 = now(p);
 		p->eta_bytes0 = p->bytes_done;
+	}
+	if (p->eta_rows_t0 <= 0 && p->copied_total > 0 && p->copied > 0)
+	{
+		p->eta_rows_t0 = now(p);
+		p->eta_rows0 = p->copied;
 	}
 	if (!p->draw)
 		return;

@@ -44,12 +44,16 @@ typedef struct progress
 	uint64_t bytes_total;		/* 0: unknown */
 	uint64_t applied;			/* archived changes applied */
 	uint64_t copied;			/* rows copied into PostgreSQL */
+	uint64_t copied_total;		/* rows expected, 0: unknown */
 	uint64_t items_done;		/* objects checked, transactions listed, ... */
 	uint64_t items_total;		/* 0: unknown */
 	const char *items_unit;		/* "objects checked"; NULL: items not shown */
-	/* The ETA is reckoned from the bytes fetched since the first nonzero count. */
+	/* The ETA is reckoned from the rows copied (when their total is known) or else the bytes
+	 * fetched, at the rate seen since the total was first known (progress_update). */
 	double eta_t0;
 	uint64_t eta_bytes0;
+	double eta_rows_t0;
+	uint64_t eta_rows0;
 } progress;
 
 #define PROGRESS_INTERVAL 0.2
@@ -76,7 +80,8 @@ void progress_done(progress *p);
 
 /* The line as it would be drawn at `now` (no cut to the width), into out (reset first). */
 void progress_render(const progress *p, double now, strbuf *out);
-/* Seconds left, from the share of bytes fetched; false when it cannot be told yet. */
+/* Seconds left of the fetching and copying, from the share of rows copied or else of bytes
+ * fetched; false when it cannot be told (yet, or any more). */
 bool progress_eta(const progress *p, double now, double *seconds);
 /* Seconds since progress_init. */
 double progress_elapsed(const progress *p);

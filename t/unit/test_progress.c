@@ -56,9 +56,19 @@ main(void)
 	p.bytes_done = 10000000;
 	p.applied = 1234;
 	progress_render(&p, fake_now, &line);
-	is_str(line.data, "recover fetch: 10.0 of 50.0 MB fetched, 1234 changes applied, 10s, about 40s left",
+	is_str(line.data, "recover fetch: 10.0/50.0 MB fetched, 1234 changes applied, 10s, about 40s left",
 		   "bytes, changes, elapsed and ETA");
 	ok(progress_eta(&p, fake_now, &eta) && eta > 39.999 && eta < 40.001, "ETA: 40 MB left at 1 MB/s");
+
+	/* Rows, once their total is known and they are counted, rule the ETA. */
+	p.draw = false;				/* (drawing is tested below) */
+	p.copied_total = 1000;
+	p.copied = 100;
+	progress_update(&p);		/* reference: 100 rows at t=110 */
+	ok(!progress_eta(&p, fake_now, &eta), "rows: no ETA at their first count");
+	fake_now = 112;
+	p.copied = 300;
+	ok(progress_eta(&p, fake_now, &eta) && eta > 6.999 && eta < 7.001, "ETA from rows: 700 left at 100 rows/s");
 
 	/* The ETA counts from when the total was first known, not from the start. */
 	fake_now = 200;
@@ -81,7 +91,7 @@ main(void)
 	p.items_total = 9;
 	p.bytes_total = p.bytes_done = 1000000000;
 	progress_render(&p, 3860, &line);
-	is_str(line.data, "verify: 1000.0 of 1000.0 MB fetched, 7 of 9 objects checked, 1h01m", "items and hours");
+	is_str(line.data, "verify: 1000.0/1000.0 MB fetched, 7 of 9 objects checked, 1h01m", "items and hours");
 	p.bytes_total = 0;
 	p.bytes_done = 2500000;
 	p.items_total = 0;
