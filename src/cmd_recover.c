@@ -466,7 +466,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 								plan->last_commit_lsn ? manifest_json_lsn(plan->last_commit_lsn) : json_null());
 			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
 			json_object_set_new(o, "phases", progress_phases_json(&prog));
-			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
 			printf("%s\n", s);
 			free(s);
 			json_decref(o);
@@ -653,7 +653,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				json_object_set_new(o, "copy_back_notes", notes);
 			}
 			json_object_set_new(o, "copy_back_applied", json_boolean(apply));
-			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
 			printf("%s\n", s);
 			free(s);
 			json_decref(o);

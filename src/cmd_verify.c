@@ -835,7 +835,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 		json_object_set_new(o, "warnings", c.warnings);
 		json_object_set_new(o, "phases", progress_phases_json(&c.prog));
 		c.problems = c.warnings = NULL;
-		text = json_dumps(o, JSON_INDENT(2));
+		text = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
 		printf("%s\n", text);
 		free(text);
 		free(u);
