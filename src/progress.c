@@ -219,8 +219,8 @@ progress_clear(progress *p)
 		return;
 	fprintf(p->out, "\r%*s\r", (int) p->drawn, "");
 	fflush(p->out);
+	/* last_draw stays: output printed line after line is not interleaved with a redraw each. */
 	p->drawn = 0;
-	p->last_draw = 0;
 }
 
 void

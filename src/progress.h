@@ -31,7 +31,7 @@ typedef struct progress
 	progress_clock_fn clock;
 	void *clock_ctx;
 	double start;
-	double last_draw;			/* 0: nothing drawn yet, or cleared */
+	double last_draw;			/* 0: nothing drawn yet */
 	size_t drawn;				/* characters of the line now on the screen */
 
 	int nphases;
@@ -73,7 +73,8 @@ void progress_set_output(progress *p, FILE *out, int width);
 void progress_phase(progress *p, const char *name);
 /* Redraw when due. */
 void progress_update(progress *p);
-/* Erase the line (before other output to the terminal); the next update draws it again. */
+/* Erase the line (before other output to the terminal); an update draws it again once the
+ * interval since the last drawing has passed. */
 void progress_clear(progress *p);
 /* End the running phase and erase the line. */
 void progress_done(progress *p);

@@ -127,6 +127,16 @@ main(void)
 	s = contents(f);
 	is_str(s, "\rchanges: 1 transactions liste\r                             \r", "cleared with spaces");
 	free(s);
+	fake_now = 1001.15;
+	progress_update(&p);
+	s = contents(f);
+	ok(strlen(s) == 61, "not drawn again right after a clear (lines printed in a row stay clean)");
+	free(s);
+	fake_now = 1001.25;
+	progress_update(&p);
+	s = contents(f);
+	ok(strstr(s, "\rchanges: 2 transactions liste") != NULL, "drawn again once the interval has passed");
+	free(s);
 	fclose(f);
 
 	/* Not drawing: nothing written, phases still timed. */
