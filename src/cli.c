@@ -125,7 +125,10 @@ static const cli_command commands[] = {
 		"or nothing is sent (exit 3).\n"
 		"Tables are archived by relid; --table resolves a name through the table's name history\n"
 		"(a renamed table answers to its old name for points before the rename, to the new one\n"
-		"after); --relid names the archive directly (info shows relids and names).",
+		"after); --relid names the archive directly (info shows relids and names).\n"
+		"On a terminal, a progress line on stderr (phase, MB fetched, changes applied, rows copied,\n"
+		"time left); none when stderr is not a terminal or with --json. Timings: and the --json\n"
+		"\"phases\" give the seconds of each phase: plan, fetch, replay, copy, validate, index, commit.",
 	recover_options, cmd_recover},
 	{"changes", "find the bad transaction: what transactions did, per table or across the archive",
 		"[--storage URL] [--table S.T] [--since TIME] [--until TIME] [--from-lsn A] [--to-lsn B] [--xid XID]\n"
@@ -140,7 +143,9 @@ static const cli_command commands[] = {
 		"that undoes it (give --db or BACKSTOP_DB to run it).  Segments are read one at a time per\n"
 		"table, so memory does not grow with the range.\n"
 		"With --table and no --summary, every row change with its full old and new images (the\n"
-		"table is rebuilt up to the range first).  Names are printed as --table takes them back.",
+		"table is rebuilt up to the range first).  Names are printed as --table takes them back.\n"
+		"On a terminal, a progress line on stderr while segments are read and the table is rebuilt\n"
+		"(none when stderr is not a terminal or with --json).",
 		changes_options, cmd_changes},
 	{"info", "describe the archive: base copies, segments, recovery windows, findings",
 		"[--storage URL] [--table S.T | --relid OID] [--json]",
@@ -151,6 +156,8 @@ static const cli_command commands[] = {
 		"Also checks each definition recovery would send as SQL (column types, defaults,\n"
 		"constraints, indexes) as exactly one fragment of its kind.\n"
 		"An encrypted archive needs its key (an object that fails authentication is a problem).\n"
+		"On a terminal, a progress line on stderr (objects checked, MB read, time left); none when\n"
+		"stderr is not a terminal or with --json, whose \"phases\" give the seconds of listing and checking.\n"
 		"Exit code 3 lists each problem found.", verify_options, cmd_verify},
 	{"expire", "retention: remove base copies and segments no kept recovery point needs",
 		"[--storage URL] (--keep-window DURATION | --keep-bases N)... [--table PATTERN[,...]] [--orphan-age DURATION]\n"

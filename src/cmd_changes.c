@@ -5,6 +5,7 @@
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
+#include "progress.h"
 #include "recover_plan.h"
 #include "redact.h"
 #include "replay.h"
@@ -268,6 +269,7 @@ typedef struct summary_out
 	bool json;
 	uint64_t count;
 	strbuf line;
+	progress *prog;
 } summary_out;
 
 static void
@@ -308,6 +310,7 @@ emit_transaction(summary_out *so, uint64_t commit_lsn, uint32_t xid, int64_t t, 
 		json_decref(o);
 		return;
 	}
+	progress_clear(so->prog);
 	strbuf_reset(&so->line);
 	strbuf_printf(&so->line, "%s  LSN %s  xid %u ", recover_format_local_time(t, lt), lsn_format(commit_lsn, lsn), xid);
 	for (int i = 0; i < ntt; i++)
@@ -335,6 +338,18 @@ emit_transaction(summary_out *so, uint64_t commit_lsn, uint32_t xid, int64_t t, 
 		printf("%s\n", shown);
 		free(shown);
 	}
+}
+
+/* Rebuilding the table up to the range (recover_progress_cb). */
+static void
+on_progress(void *ctx, const recover_plan *plan, uint64_t applied)
+{
+	progress *p = ctx;
+
+	p->bytes_done = plan->downloaded;
+	p->bytes_total = plan->download_bytes;
+	p->applied = applied;
+	progress_update(p);
 }
 
 /* Merge the tables' records in commit order, one summary per transaction. */
@@ -392,6 +407,14 @@ run_summary(scan *sc, cursor *cs, int n, summary_out *so, bs_error *err)
 			}
 		}
 		emit_transaction(so, commit, xid, t, tt, ntt);
+		if (so->prog->draw)
+		{
+			so->prog->items_done = so->count;
+			so->prog->bytes_done = 0;
+			for (int i = 0; i < n; i++)
+				so->prog->bytes_done += cs[i].downloaded;
+			progress_update(so->prog);
+		}
 	}
 	rc = BS_OK;
 out:
@@ -406,6 +429,7 @@ typedef struct changes_ctx
 	json_t *list;
 	uint64_t count;
 	strbuf line;
+	progress *prog;
 } changes_ctx;
 
 static const char *
@@ -478,6 +502,7 @@ on_change(void *vctx, const replay_change *ch, bs_error *err)
 		json_array_append_new(c->list, o);
 		return BS_OK;
 	}
+	progress_clear(c->prog);
 	strbuf_reset(&c->line);
 	strbuf_printf(&c->line, "%s  xid %u  %s  %-8s", lsn_format(ch->rec->commit_lsn, lsn), ch->rec->xid,
 				  manifest_format_time(t, tm), op_name(ch->rec->op));
@@ -686,8 +711,9 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 	uint64_t latest = 0;
 	recover_plan *plan = NULL;
 	replay_state *rs = NULL;
-	changes_ctx c = {&r, json, NULL, 0, STRBUF_INIT};
-	summary_out so = {cfg, json, 0, STRBUF_INIT};
+	progress prog;
+	changes_ctx c = {&r, json, NULL, 0, STRBUF_INIT, &prog};
+	summary_out so = {cfg, json, 0, STRBUF_INIT, &prog};
 	boundary *bsince = NULL,
 		*buntil = NULL;
 	scan sc;
@@ -699,6 +725,7 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 	(void) argv;
 	error_clear(&err);
 	memset(&head, 0, sizeof(head));
+	progress_init(&prog, "changes", progress_wanted(json));
 	if (argc > 0)
 		return usage("changes takes no positional arguments");
 	if (parse_range(cfg, &r, &msg) != BS_OK)
@@ -807,8 +834,11 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 			strbuf_free(&hdr);
 		}
 		listing = true;
+		prog.items_unit = "transactions listed";
+		progress_phase(&prog, "scan");
 		if (run_summary(&sc, cs, ncs, &so, &err) != BS_OK)
 			goto failed;
+		progress_done(&prog);
 		if (json)
 			printf("\n  ],\n  \"count\": %llu\n}\n", (unsigned long long) so.count);
 		else
@@ -853,6 +883,7 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 		else
 		{
 			/* The range's first and last transactions, from the segments. */
+			progress_phase(&prog, "scan");
 			if (cursor_next(&sc, k, &err) != BS_OK)
 				goto failed;
 			while (k->have)
@@ -862,6 +893,8 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 				last = k->rec.commit_lsn;
 				if (cursor_next(&sc, k, &err) != BS_OK)
 					goto failed;
+				prog.bytes_done = k->downloaded;
+				progress_update(&prog);
 			}
 		}
 		if (first)
@@ -871,10 +904,13 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 			pt.lsn = last;
 			pt.base_limit = first;
 			if (recover_plan_build(st, k->m, head_exists ? &head : NULL, &pt, &plan, &err) != BS_OK ||
-				replay_new(k->m->nlayouts, k->m->layouts, &rs, &err) != BS_OK ||
-				recover_plan_run(plan, st, rs, first - 1, on_change, &c, NULL, NULL, &err) != BS_OK)
+				replay_new(k->m->nlayouts, k->m->layouts, &rs, &err) != BS_OK)
+				goto failed;
+			progress_phase(&prog, "replay");
+			if (recover_plan_run(plan, st, rs, first - 1, on_change, &c, on_progress, &prog, &err) != BS_OK)
 				goto failed;
 		}
+		progress_done(&prog);
 		if (json)
 		{
 			json_t *o = json_object();
@@ -905,6 +941,7 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 	rc = EXIT_OK;
 	goto done;
 failed:
+	progress_done(&prog);
 	/* Lines already printed are not the whole range: say so where they are, last. */
 	if (listing && !json)
 		printf("INCOMPLETE: the list stops after %llu %s because of an error; %s after that point are missing\n",

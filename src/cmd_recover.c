@@ -7,6 +7,7 @@
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
+#include "progress.h"
 #include "recover_load.h"
 #include "recover_plan.h"
 #include "replay.h"
@@ -40,10 +41,13 @@ usage(const char *msg)
 	return EXIT_USAGE;
 }
 
-/* Exit code for a failure: 3 when the archive is damaged or validation failed. */
+/* Exit code for a failure: 3 when the archive is damaged or validation failed (the progress
+ * line is erased first). */
 static int
-fail(const bs_error *err)
+fail(progress *prog, const bs_error *err)
 {
+	if (prog)
+		progress_clear(prog);
 	cli_report_error("recover", err);
 	return cli_exit_code(err, recover_error_is_integrity(err) ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME);
 }
@@ -115,36 +119,30 @@ parse_point(const bs_config *cfg, recover_point *pt, const char **msg)
 	return BS_OK;
 }
 
-typedef struct progress_state
+/* Progress of a recovery: the plan's counters, and its stages as phases. */
+typedef struct recover_progress
 {
-	bool tty;
-	double last;
-	double start;
-} progress_state;
+	progress *p;
+	bool streaming;
+	int stage;					/* the plan's stage last seen, -1 none */
+} recover_progress;
 
 static void
-progress(void *ctx, const recover_plan *plan, uint64_t applied)
+on_progress(void *ctx, const recover_plan *plan, uint64_t applied)
 {
-	progress_state *p = ctx;
-	double t = now_seconds();
+	recover_progress *rp = ctx;
 
-	if (!p->tty || t - p->last < 0.2)
-		return;
-	p->last = t;
-	fprintf(stderr, "\rdownloaded %.1f of %.1f MB, applied %llu changes", (double) plan->downloaded / 1e6,
-			(double) plan->download_bytes / 1e6, (unsigned long long) applied);
-	/* Downloading and parsing dominate: estimate from the share of bytes fetched. */
-	if (plan->downloaded > 0 && plan->downloaded < plan->download_bytes && t - p->start > 1)
-		fprintf(stderr, ", about %.0f s left", (t - p->start) *
-				((double) plan->download_bytes / (double) plan->downloaded - 1));
-	fprintf(stderr, "   ");
-}
-
-static void
-progress_done(progress_state *p)
-{
-	if (p->tty && p->last > 0)
-		fprintf(stderr, "\r%60s\r", "");
+	if (plan->stage != rp->stage)
+	{
+		/* Streamed, the base goes to COPY as it is fetched: that is the copy phase. */
+		rp->stage = plan->stage;
+		progress_phase(rp->p, plan->stage == RECOVER_STAGE_CHANGES ? "replay" :
+					   rp->streaming ? "copy" : "fetch");
+	}
+	rp->p->bytes_done = plan->downloaded;
+	rp->p->bytes_total = plan->download_bytes;
+	rp->p->applied = applied;
+	progress_update(rp->p);
 }
 
 static const char *
@@ -200,7 +198,7 @@ apply_copyback(const bs_config *cfg, PGconn *conn, const copyback_input *ci, con
 	if (copyback_apply(conn, ci, cb, err) != BS_OK)
 	{
 		free(orig);
-		return fail(err);
+		return fail(NULL, err);
 	}
 	if (!json)
 		printf("%sCopy-back applied to %s and validated (%s).\n", config_get_bool(cfg, "yes") ? "" : "\n", orig,
@@ -245,7 +243,7 @@ typedef struct stream_source
 	storage *st;
 	replay_state *rs;
 	uint32_t layout;
-	progress_state *prog;
+	recover_progress *prog;
 } stream_source;
 
 static int
@@ -253,7 +251,7 @@ stream_rows(void *ctx, replay_copy_cb sink, void *sinkctx, replay_checksum *sum,
 {
 	stream_source *s = ctx;
 
-	return recover_plan_stream(s->plan, s->st, s->rs, s->layout, sink, sinkctx, sum, progress, s->prog, err);
+	return recover_plan_stream(s->plan, s->st, s->rs, s->layout, sink, sinkctx, sum, on_progress, s->prog, err);
 }
 
 int
@@ -280,7 +278,8 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			   *target_shown = NULL,
 			   *status_shown = NULL;
 	recover_load_result lres;
-	progress_state prog = {isatty(2) == 1 && !json, 0, now_seconds()};
+	progress prog;
+	recover_progress rprog = {&prog, false, -1};
 	int rc = EXIT_FAILURE_RUNTIME;
 	double t_start = now_seconds(),
 		t_fetch = 0,
@@ -301,6 +300,8 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	strbuf latest_cmd = STRBUF_INIT;
 
 	(void) argv;
+	progress_init(&prog, "recover", progress_wanted(json));
+	progress_phase(&prog, "plan");
 	error_clear(&err);
 	memset(&lres, 0, sizeof(lres));
 	memset(&head, 0, sizeof(head));
@@ -333,21 +334,22 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 									 pt.kind == RECOVER_POINT_LSN ? pt.lsn : UINT64_MAX, &m, &err)
 		 : manifest_find_relid(st, config_get(cfg, "relid"), &m, &err)) != BS_OK)
 	{
-		rc = strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 ? usage(err.message) : fail(&err);
+		progress_clear(&prog);
+		rc = strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 ? usage(err.message) : fail(&prog, &err);
 		goto done;
 	}
 	/* Definitions from storage become SQL: refuse any that is not exactly one fragment of
 	 * its kind before anything is sent (the same check as verify's). */
 	if (sqlcheck_manifest_first(m, &err) != BS_OK)
 	{
-		rc = fail(&err);
+		rc = fail(&prog, &err);
 		goto done;
 	}
 	if (strcmp(m->status, "skipped") == 0)
 	{
 		error_set(&err, ERRCODE_UNDEFINED_TABLE, "table %s.%s is not archived (skipped: %s)", m->schema, m->name,
 				  m->finding ? m->finding : "no reason recorded");
-		rc = fail(&err);
+		rc = fail(&prog, &err);
 		goto done;
 	}
 	if (target_name(cfg, m, &tschema, &tname, &err) != BS_OK)
@@ -371,7 +373,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	}
 	if (recover_plan_build(st, m, head_exists ? &head : NULL, &pt, &plan, &err) != BS_OK)
 	{
-		rc = fail(&err);
+		rc = fail(&prog, &err);
 		goto done;
 	}
 	/* "16:00:05" means the whole second to many: say when commits fall inside it. */
@@ -381,6 +383,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		char l[LSN_BUFLEN],
 			lt[RECOVER_TIME_BUFLEN];
 
+		progress_clear(&prog);
 		fprintf(stderr, "backstop recover: WARNING: --to-time has whole seconds only, and transaction %u committed "
 				"inside that second (at %s, LSN %s), after the point: it is not recovered; give fractional "
 				"seconds or use --to-xid to include it\n", plan->next_xid,
@@ -388,7 +391,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	}
 	if (replay_new(m->nlayouts, m->layouts, &rs, &err) != BS_OK)
 	{
-		rc = fail(&err);
+		rc = fail(&prog, &err);
 		goto done;
 	}
 	/*
@@ -397,11 +400,13 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	 * being loaded, inside the transaction that any failure rolls back.  Otherwise the whole
 	 * table is rebuilt in memory here, before anything is written.
 	 */
+	progress_phase(&prog, "fetch");
+	prog.bytes_total = plan->download_bytes;
 	if (!dry_run)
 	{
 		if (recover_plan_prepare_stream(plan, st, rs, &streaming, &stream_layout, &err) != BS_OK)
 		{
-			rc = fail(&err);
+			rc = fail(&prog, &err);
 			goto done;
 		}
 		if (!streaming)
@@ -410,7 +415,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			rs = NULL;
 			if (replay_new(m->nlayouts, m->layouts, &rs, &err) != BS_OK)
 			{
-				rc = fail(&err);
+				rc = fail(&prog, &err);
 				goto done;
 			}
 		}
@@ -419,26 +424,26 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		layout = manifest_layout_by_id(m, stream_layout);
 	else
 	{
-		if (recover_plan_run(plan, st, rs, 0, NULL, NULL, progress, &prog, &err) != BS_OK)
+		if (recover_plan_run(plan, st, rs, 0, NULL, NULL, on_progress, &rprog, &err) != BS_OK)
 		{
-			progress_done(&prog);
-			rc = fail(&err);
+			rc = fail(&prog, &err);
 			goto done;
 		}
-		progress_done(&prog);
+		progress_clear(&prog);
 		layout = manifest_layout_by_id(m, recover_plan_point_layout(plan, replay_current_layout(rs)));
 	}
 	if (layout == NULL)
 	{
 		error_set(&err, ERRCODE_DATA_CORRUPTED, "the replayed layout is not in the manifest of %s.%s", m->schema,
 				  m->name);
-		rc = fail(&err);
+		rc = fail(&prog, &err);
 		goto done;
 	}
 	t_fetch = now_seconds() - t_start;
 
 	if (dry_run)
 	{
+		progress_done(&prog);
 		if (json)
 		{
 			json_t *o = json_object();
@@ -460,7 +465,8 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "last_commit_lsn",
 								plan->last_commit_lsn ? manifest_json_lsn(plan->last_commit_lsn) : json_null());
 			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
-			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			json_object_set_new(o, "phases", progress_phases_json(&prog));
+			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
 			printf("%s\n", s);
 			free(s);
 			json_decref(o);
@@ -496,6 +502,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 
 	if (config_get_bool(cfg, "replace") && !config_get_bool(cfg, "yes") && isatty(0) && isatty(2))
 	{
+		progress_clear(&prog);
 		char answer[16];
 
 		fprintf(stderr, "Replace %s if it is an earlier Backstop recovery? [y/N] ", target_shown);
@@ -508,7 +515,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	}
 	if (pgsql_connect(target_db ? target_db : db, false, "backstop recover", &conn, &err) != BS_OK)
 	{
-		rc = fail(&err);
+		rc = fail(&prog, &err);
 		goto done;
 	}
 	/* The copy-back is chosen before anything is written, from the live database (what holds
@@ -522,7 +529,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	ci.ncolumns = cb_ncolumns;
 	if (target_db == NULL && copyback_live_state(conn, m, &ci.live, &ci.live_relid, &err) != BS_OK)
 	{
-		rc = fail(&err);
+		rc = fail(&prog, &err);
 		goto done;
 	}
 	copyback_later_changes(m, plan->last_end_lsn, plan->base->lsn, &ci.later);
@@ -566,18 +573,21 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		o.comment = comment.data;
 		o.replace = config_get_bool(cfg, "replace");
 		o.no_indexes = config_get_bool(cfg, "no_indexes");
+		o.progress = &prog;
+		/* Streamed, the base's count is the estimate (the changes move it a little). */
+		prog.copied_total = streaming ? b->rows : replay_row_count(rs);
 		if (streaming)
 		{
-			src = (stream_source) {plan, st, rs, stream_layout, &prog};
+			rprog.streaming = true;
+			src = (stream_source) {plan, st, rs, stream_layout, &rprog};
 			o.source = stream_rows;
 			o.source_ctx = &src;
 		}
 		t_load = now_seconds();
 		if (recover_load(conn, rs, &o, &lres, &err) != BS_OK)
 		{
-			progress_done(&prog);
 			strbuf_free(&comment);
-			rc = fail(&err);
+			rc = fail(&prog, &err);
 			goto done;
 		}
 		progress_done(&prog);
@@ -632,6 +642,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "seconds", json_pack("{s:f,s:f,s:f,s:f,s:f}", "fetch_and_replay", t_fetch,
 														"copy", lres.copy_seconds, "validate", lres.validate_seconds,
 														"indexes", lres.index_seconds, "total", now_seconds() - t_start));
+			json_object_set_new(o, "phases", progress_phases_json(&prog));
 			json_object_set_new(o, "warnings", warn);
 			json_object_set_new(o, "copy_back", cba);
 			{
@@ -642,7 +653,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				json_object_set_new(o, "copy_back_notes", notes);
 			}
 			json_object_set_new(o, "copy_back_applied", json_boolean(apply));
-			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
 			printf("%s\n", s);
 			free(s);
 			json_decref(o);
@@ -662,8 +673,13 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			printf("Rows:         %llu (PostgreSQL counted %llu)\n", (unsigned long long) lres.ours.rows,
 				   (unsigned long long) lres.pg_rows);
 			printf("Checksum:     %s (Backstop) = %s (PostgreSQL)\n", ours, lres.pg_sum);
-			printf("Timings:      fetch+replay %.2fs, copy %.2fs, validate %.2fs, indexes %.2fs, total %.2fs\n",
-				   t_fetch, lres.copy_seconds, lres.validate_seconds, lres.index_seconds, now_seconds() - t_start);
+			{
+				strbuf ph = STRBUF_INIT;
+
+				progress_phases_text(&prog, &ph);
+				printf("Timings:      %s; total %.2fs\n", ph.data, now_seconds() - t_start);
+				strbuf_free(&ph);
+			}
 			printf("Indexes and constraints recreated: %d\n", lres.nindexes);
 			if (lres.nsequences || lres.ngenerated || lres.ngrants)
 				printf("Also recreated: %d identity or serial sequence(s) (set past the recovered values), "

@@ -6,6 +6,7 @@
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
+#include "progress.h"
 #include "object.h"
 #include "redact.h"
 #include "segment.h"
@@ -53,6 +54,7 @@ typedef struct verify_ctx
 	uint64_t bytes;
 	bs_error storage_err;		/* set when a storage failure stops the run */
 	bool storage_failed;
+	progress prog;
 } verify_ctx;
 
 static void __attribute__((format(printf, 5, 6)))
@@ -106,6 +108,8 @@ report(verify_ctx *c, bool problem, const manifest *m, const char *key, const ch
 	{
 		/* Keys and messages may carry names and bytes from storage: one line each. */
 		strbuf line = STRBUF_INIT;
+
+		progress_clear(&c->prog);
 
 		strbuf_printf(&line, "%s: %s ", problem ? "PROBLEM" : "warning", table.data);
 		strbuf_append_printable(&line, key ? key : "-");
@@ -272,6 +276,9 @@ check_object(verify_ctx *c, const manifest *m, key_list *keys, const char *key, 
 		rc = object_verify(c->st, key, sha256, &info, &err);
 	c->objects++;
 	c->bytes += size;
+	c->prog.items_done = c->objects;
+	c->prog.bytes_done = c->bytes;
+	progress_update(&c->prog);
 	if (rc != BS_OK)
 	{
 		if (!is_integrity_error(&err))
@@ -689,6 +696,19 @@ verify_head_tables(verify_ctx *c, key_list *all)
 	}
 }
 
+/* What the listing holds: the progress line's totals (manifests are read on top). */
+static void
+listed_totals(verify_ctx *c, const key_list *all)
+{
+	uint64_t bytes = 0;
+
+	for (int i = 0; i < all->n; i++)
+		bytes += all->keys[i].size;
+	c->prog.bytes_total = bytes;
+	c->prog.items_total = (uint64_t) all->n;
+	progress_phase(&c->prog, "check");
+}
+
 int
 cmd_verify(bs_config *cfg, int argc, char **argv)
 {
@@ -709,6 +729,9 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 	memset(&c, 0, sizeof(c));
 	memset(&head, 0, sizeof(head));
 	c.json = config_get_bool(cfg, "json");
+	progress_init(&c.prog, "verify", progress_wanted(c.json));
+	c.prog.items_unit = "objects checked";
+	progress_phase(&c.prog, "list");
 	c.problems = json_array();
 	c.warnings = json_array();
 	error_clear(&err);
@@ -721,6 +744,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 	{
 		if (!is_integrity_error(&err))
 		{
+			progress_clear(&c.prog);
 			cli_report_error("verify", &err);
 			exit_code = cli_exit_code(&err, exit_code);
 			goto out;
@@ -740,6 +764,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 
 		if (audit_find_table(st, c.head, table, &m, &err) != BS_OK)
 		{
+			progress_clear(&c.prog);
 			cli_report_error("verify", &err);
 			exit_code = strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME;
 			goto out;
@@ -748,13 +773,17 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 		prefix = strbuf_detach(&sb, NULL);
 		rc = list_prefix(st, prefix, &all, &err);
 		if (rc == BS_OK)
+		{
+			listed_totals(&c, &all);
 			rc = verify_table(&c, m->relid, &all);
+		}
 		free(prefix);
 		manifest_free(m);
 		if (rc != BS_OK)
 		{
 			if (!c.storage_failed)
 				c.storage_err = err;
+			progress_clear(&c.prog);
 			cli_report_error("verify", &c.storage_err);
 			goto out;
 		}
@@ -763,6 +792,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 	{
 		if (list_prefix(st, "tables/", &all, &err) != BS_OK)
 		{
+			progress_clear(&c.prog);
 			cli_report_error("verify", &err);
 			goto out;
 		}
@@ -771,6 +801,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 			char *u = redact_text(storage_describe(st));
 			char *shown = xstrdup_printable(u);
 
+			progress_clear(&c.prog);
 			fprintf(stderr, "backstop verify: ERROR: no archive at %s\n", shown);
 			free(shown);
 			free(u);
@@ -778,14 +809,17 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 		}
 		if (!head_exists)
 			report(&c, false, NULL, "head.json", "missing: the archiver has not completed a seal yet");
+		listed_totals(&c, &all);
 		if (verify_all(&c, &all) != BS_OK)
 		{
+			progress_clear(&c.prog);
 			cli_report_error("verify", &c.storage_err);
 			goto out;
 		}
 		verify_head_tables(&c, &all);
 	}
 
+	progress_done(&c.prog);
 	if (c.json)
 	{
 		json_t *o = json_object();
@@ -799,8 +833,9 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 		json_object_set_new(o, "bytes", json_integer((json_int_t) c.bytes));
 		json_object_set_new(o, "problems", c.problems);
 		json_object_set_new(o, "warnings", c.warnings);
+		json_object_set_new(o, "phases", progress_phases_json(&c.prog));
 		c.problems = c.warnings = NULL;
-		text = json_dumps(o, JSON_INDENT(2));
+		text = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
 		printf("%s\n", text);
 		free(text);
 		free(u);

@@ -858,6 +858,7 @@ typedef struct copy_pipe
 	bool done;
 	bool failed;
 	bs_error err;
+	progress *prog;				/* NULL, or rows are counted (on a terminal only) */
 } copy_pipe;
 
 static void *
@@ -896,10 +897,11 @@ copy_pipe_main(void *arg)
 }
 
 static void
-copy_pipe_start(copy_pipe *p, PGconn *conn)
+copy_pipe_start(copy_pipe *p, PGconn *conn, progress *prog)
 {
 	memset(p, 0, sizeof(*p));
 	p->conn = conn;
+	p->prog = prog && prog->draw ? prog : NULL;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	p->threaded = pthread_create(&p->th, NULL, copy_pipe_main, p) == 0;
@@ -940,6 +942,13 @@ copy_pipe_write(void *ctx, const char *data, size_t len, bs_error *err)
 	copy_pipe *p = ctx;
 	strbuf *b;
 
+	if (p->prog)
+	{
+		/* COPY text: one line per row (a newline in a value is written \n). */
+		for (const char *c = data, *end = data + len; (c = memchr(c, '\n', (size_t) (end - c))) != NULL; c++)
+			p->prog->copied++;
+		progress_update(p->prog);
+	}
 	if (!p->threaded)
 		return put_copy_data(p->conn, data, len, err);
 	b = &p->buf[p->filling];
@@ -999,7 +1008,7 @@ load_rows(PGconn *conn, replay_state *rs, const recover_load_options *o, const c
 		return BS_ERR;
 	}
 	PQclear(pr);
-	copy_pipe_start(&pipe, conn);
+	copy_pipe_start(&pipe, conn, o->progress);
 	if (o->source)
 		rc = o->source(o->source_ctx, copy_pipe_write, &pipe, &res->ours, err);
 	else
@@ -1111,6 +1120,13 @@ compare_checksums(recover_load_result *res, bs_error *err)
 	return BS_OK;
 }
 
+static void
+phase(const recover_load_options *o, const char *name)
+{
+	if (o->progress)
+		progress_phase(o->progress, name);
+}
+
 int
 recover_load(PGconn *conn, replay_state *rs, const recover_load_options *o, recover_load_result *res,
 			 bs_error *err)
@@ -1164,19 +1180,23 @@ recover_load(PGconn *conn, replay_state *rs, const recover_load_options *o, reco
 		goto rollback;
 	}
 	t0 = now_seconds();
+	phase(o, "copy");
 	if (load_rows(conn, rs, o, target, res, err) != BS_OK)
 		goto rollback;
 	res->copy_seconds = now_seconds() - t0;
 	t0 = now_seconds();
+	phase(o, "validate");
 	if (pg_checksum(conn, target, res, err) != BS_OK ||
 		(o->source == NULL && checksum_finish(&job, th, res, err) != BS_OK) ||
 		compare_checksums(res, err) != BS_OK)
 		goto rollback;
 	res->validate_seconds = now_seconds() - t0;
 	t0 = now_seconds();
+	phase(o, "index");
 	if (!o->no_indexes && o->definition && recreate_definition(conn, o, target, res, err) != BS_OK)
 		goto rollback;
 	res->index_seconds = now_seconds() - t0;
+	phase(o, "commit");
 	{
 		char *lit = pgsql_quote_literal(o->comment);
 

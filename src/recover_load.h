@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "manifest.h"
+#include "progress.h"
 #include "replay.h"
 #include "strbuf.h"
 
@@ -26,6 +27,9 @@ typedef struct recover_load_options
 	 * used: it writes COPY text to sink and fills sum with the checksum of what it wrote. */
 	int (*source) (void *ctx, replay_copy_cb sink, void *sinkctx, replay_checksum *sum, bs_error *err);
 	void *source_ctx;
+	/* May be NULL: the phases "copy", "validate" and "index" are timed and the rows sent
+	 * counted there. */
+	progress *progress;
 } recover_load_options;
 
 /* Tables Backstop created carry a comment starting with this; only those are replaced. */

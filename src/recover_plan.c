@@ -854,8 +854,12 @@ recover_plan_run(recover_plan *plan, storage *st, replay_state *rs, uint64_t rep
 	const manifest_base *b = plan->base;
 	run_ctx r = {plan, rs, report_after, cb, cbctx, false, progress, pctx, 0};
 
+	plan->stage = RECOVER_STAGE_BASE;
 	if (load_base(plan, st, rs, progress, pctx, NULL, err) != BS_OK)
 		return BS_ERR;
+	plan->stage = RECOVER_STAGE_CHANGES;
+	if (progress)
+		progress(pctx, plan, 0);
 	if (cb && report_after < b->lsn)
 	{
 		replay_set_change_callback(rs, cb, cbctx);
@@ -990,12 +994,17 @@ recover_plan_stream(recover_plan *plan, storage *st, replay_state *rs, uint32_t 
 
 	sum->rows = 0;
 	sum->sum = 0;
+	plan->stage = RECOVER_STAGE_BASE;
 	if (load_base(plan, st, rs, progress, pctx, &sink, err) != BS_OK)
 		return BS_ERR;
+	plan->stage = RECOVER_STAGE_CHANGES;
+	if (progress)
+		progress(pctx, plan, 0);
 	if (walk_plan(plan, st, visit_stream_apply, &a, true, err) != BS_OK)
 		return BS_ERR;
 	if (replay_check(rs, err) != BS_OK)
 		return BS_ERR;
+	plan->stage = RECOVER_STAGE_WRITE;
 	if (progress)
 		progress(pctx, plan, a.applied);
 	if (replay_write_copy(rs, target_layout, cb, cbctx, &rest, err) != BS_OK)

@@ -58,7 +58,13 @@ typedef struct recover_plan
 	uint32_t last_xid;
 	int64_t last_commit_time;	/* Unix microseconds */
 	uint64_t downloaded;		/* stored bytes fetched so far */
+	/* What recover_plan_run or _stream is doing, for progress reports: RECOVER_STAGE_*. */
+	int stage;
 } recover_plan;
+
+#define RECOVER_STAGE_BASE 0	/* fetching and parsing the base copy (streaming: sending it on) */
+#define RECOVER_STAGE_CHANGES 1	/* applying the archived changes */
+#define RECOVER_STAGE_WRITE 2	/* streaming: sending the rows the changes touched */
 
 /* Progress reports while objects are fetched and records applied (may be NULL). */
 typedef void (*recover_progress_cb) (void *ctx, const recover_plan *plan, uint64_t rows_applied);

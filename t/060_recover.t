@@ -8,6 +8,7 @@ use File::Copy qw(copy);
 use File::Find;
 use File::Path qw(mkpath);
 use IPC::Run;
+use JSON::PP qw(decode_json);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -105,6 +106,39 @@ is($node->safe_psql($db, "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHE
 	'--to-lsn', $after_delete, '--into', 'public.acct_after');
 is($rc, 0, 'recover after DELETE');
 is($node->safe_psql($db, 'SELECT count(*) FROM public.acct_after'), '0', 'after the DELETE the table was empty');
+unlike($err, qr/\r|MB fetched|changes applied|rows copied/, 'not a terminal: no progress lines on stderr');
+unlike($out, qr/\r|MB fetched/, 'no progress lines on stdout');
+like($out, qr/^Timings:\s+plan [0-9.]+s, fetch [0-9.]+s, (?:(?:copy|replay) [0-9.]+s, ){2}validate [0-9.]+s, index [0-9.]+s, commit [0-9.]+s; total [0-9.]+s$/m,
+	'the phase breakdown is printed');
+
+# --json carries the phase timings.
+($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.acct',
+	'--to-lsn', $before_delete, '--into', 'public.acct_json', '--json');
+is($rc, 0, 'recover --json') or diag($err);
+{
+	my $j = decode_json($out);
+	my $ph = $j->{phases};
+	is(join(',', sort keys %$ph), 'commit,copy,fetch,index,plan,replay,validate', 'phases: plan, fetch, replay, copy, validate, index, commit')
+		or diag(explain($ph));
+	ok(!grep({ $_ !~ /^[0-9.]+$/ || $_ < 0 } values %$ph), 'each phase a number of seconds');
+	my $sum = 0;
+	$sum += $_ for values %$ph;
+	ok($sum <= $j->{seconds}{total} + 0.01, 'phases add up to at most the total');
+}
+is($err, '', '--json: nothing on stderr');
+
+# verify: the same, its phases being the listing and the checking of the objects.
+($rc, $out, $err) = run_backstop('verify', '--storage', $storage, '--json');
+is($rc, 0, 'verify --json') or diag("$out\n$err");
+{
+	my $j = decode_json($out);
+	is(join(',', sort keys %{ $j->{phases} }), 'check,list', 'verify --json: phases list and check')
+		or diag(explain($j->{phases}));
+}
+is($err, '', 'verify --json: nothing on stderr');
+($rc, $out, $err) = run_backstop('verify', '--storage', $storage);
+is($rc, 0, 'verify');
+unlike($out . $err, qr/\r|objects checked|MB fetched/, 'verify, not a terminal: no progress lines');
 
 # 2. The dropped table, with --latest.
 ($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.gone', '--latest');
