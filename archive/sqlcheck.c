@@ -569,8 +569,9 @@ sqlcheck_attach_partition(const char *schema, const char *table, const char *psc
 	if (pcmd == NULL || !only_members(pcmd, "ATTACH PARTITION", pcmd_members, reason) ||
 		!check_relation(json_object_get(pcmd, "name"), pschema, partition, reason))
 		goto fail;
-	if (!only_members(unwrap(json_object_get(pcmd, "bound"), "PartitionBoundSpec"), "partition bound",
-					  bound_members, reason))
+	/* A typed member: the parser writes it without the node's name around it. */
+	if (!json_is_object(json_object_get(pcmd, "bound")) ||
+		!only_members(json_object_get(pcmd, "bound"), "partition bound", bound_members, reason))
 		goto fail;
 	json_decref(root);
 	return strbuf_detach(&sql, NULL);

@@ -3214,6 +3214,7 @@ base_job_new(archiver *a, storage *st, arch_table **list, int n)
 	j->opts.chunk_size = (uint64_t) config_get_size(a->cfg, "base_chunk_size");
 	j->opts.cancel = &j->cancel;
 	j->opts.test_lock_key = a->test_lock_key;
+	j->opts.publication = config_get(a->cfg, "publication");
 	j->ntargets = n;
 	j->targets = xcalloc((size_t) n, sizeof(basecopy_target));
 	for (int i = 0; i < n; i++)
@@ -4606,6 +4607,7 @@ initial_setup(archiver *a, bs_error *err)
 		uint64_t lsn;
 		basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, "base_chunk_size"), NULL};
 
+		opts.publication = config_get(a->cfg, "publication");
 		PQclear(res);
 		strbuf_printf(&sql, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput %s", q,
 					  pgsql_export_snapshot_option(repl));

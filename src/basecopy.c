@@ -217,7 +217,7 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, const ba
 		free(qname);
 		return BS_ERR;
 	}
-	if (catalog_table_definition(conn, relid, &base.definition, err) != BS_OK)
+	if (catalog_table_definition(conn, relid, opts->publication, &base.definition, err) != BS_OK)
 		goto out;
 
 	{

@@ -192,10 +192,11 @@ catalog_table_list_free(catalog_table_list *list)
 }
 
 int
-catalog_table_definition(PGconn *conn, uint32_t relid, char **json_out, bs_error *err)
+catalog_table_definition(PGconn *conn, uint32_t relid, const char *own_publication, char **json_out,
+						 bs_error *err)
 {
 	char oid[16];
-	const char *params[1] = {oid};
+	const char *params[2] = {oid, own_publication ? own_publication : ""};
 	PGresult *res;
 
 	snprintf(oid, sizeof(oid), "%u", relid);
@@ -258,7 +259,7 @@ catalog_table_definition(PGconn *conn, uint32_t relid, char **json_out, bs_error
 		"     'using', pg_get_expr(p.polqual, p.polrelid), 'with_check', pg_get_expr(p.polwithcheck, p.polrelid))"
 		"     ORDER BY p.polname), '[]') FROM pg_policy p WHERE p.polrelid = $1::oid),"
 		" 'publications', (SELECT coalesce(json_agg(pb.pubname ORDER BY pb.pubname), '[]')"
-		"     FROM pg_publication_rel pr JOIN pg_publication pb ON pb.oid = pr.prpubid WHERE pr.prrelid = $1::oid),"
+		"     FROM pg_publication_rel pr JOIN pg_publication pb ON pb.oid = pr.prpubid WHERE pr.prrelid = $1::oid AND pb.pubname <> $2),"
 		/* A partition: its parent with the parent's columns, key and constraints, and its bound
 		 * (null when the table is no partition): recovery rebuilds the parent from them. */
 		" 'partition', (SELECT json_build_object('parent_relid', pc.oid::bigint, 'parent_schema', pn.nspname,"
@@ -274,7 +275,7 @@ catalog_table_definition(PGconn *conn, uint32_t relid, char **json_out, bs_error
 		"       FROM pg_constraint k WHERE k.conrelid = pc.oid AND k.contype IN ('p', 'u')))"
 		"   FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid JOIN pg_class pc ON pc.oid = i.inhparent"
 		"   JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE c.oid = $1::oid AND c.relispartition))::text",
-		1, params, &res, err) != BS_OK)
+		2, params, &res, err) != BS_OK)
 		return error_prefix(err, "could not read the definition of table %u", relid);
 	*json_out = xstrdup(PQgetvalue(res, 0, 0));
 	PQclear(res);
