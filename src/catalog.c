@@ -49,8 +49,8 @@ table_from_row(PGresult *res, int row, catalog_table *t)
 
 		/* Its rows live in its partitions, which pgoutput publishes under their own relids. */
 		strbuf_printf(&sb, "partitioned table: not archived as a whole; each partition is archived as a "
-					  "table of its own (with --all-tables, or when listed in --tables) and is recovered "
-					  "by its own name");
+					  "table of its own (with --all-tables, or when listed in --tables); recover --table names it "
+					  "as a whole (its partitions at the point, attached)");
 		if (nparts == 0)
 			strbuf_printf(&sb, "; it has no partitions");
 		else

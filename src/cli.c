@@ -125,7 +125,14 @@ static const cli_command commands[] = {
 		"or nothing is sent (exit 3).\n"
 		"Tables are archived by relid; --table resolves a name through the table's name history\n"
 		"(a renamed table answers to its old name for points before the rename, to the new one\n"
-		"after); --relid names the archive directly (info shows relids and names).",
+		"after); --relid names the archive directly (info shows relids and names).\n"
+		"A partitioned table named with --table is rebuilt as a whole: every partition the archive\n"
+		"shows attached at the point is recovered at that point and validated, into\n"
+		"<target>_<partition>, and attached with its bound to a new table partitioned by the same\n"
+		"key; a partition that cannot be recovered there refuses the whole (nothing is left).\n"
+		"What a recovered table cannot hold is printed as SQL for after the copy-back (never run):\n"
+		"other tables' foreign keys into it, triggers, row security and policies, publications,\n"
+		"a partition's attachment to its parent.",
 	recover_options, cmd_recover},
 	{"changes", "find the bad transaction: what transactions did, per table or across the archive",
 		"[--storage URL] [--table S.T] [--since TIME] [--until TIME] [--from-lsn A] [--to-lsn B] [--xid XID]\n"
