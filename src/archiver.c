@@ -4387,6 +4387,9 @@ ddl_parent_changed(archiver *a, arch_table *parent, bs_error *err)
 			continue;
 		log_info("table %s.%s: its partitioned table %s.%s changed at %s (%s)", t->man->schema, t->man->name,
 				 parent->man->schema, parent->man->name, lsn_format(a->txn_final_lsn, l), "ALTER TABLE");
+		/* Durable with the table's changes: a base before it does not tell the membership after. */
+		manifest_add_partition_change(t->man, a->txn_final_lsn);
+		t->dirty = true;
 		request_rebase(a, t);
 	}
 	PQclear(res);

@@ -796,6 +796,24 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			rc = fail(&err);
 			goto done;
 		}
+		/* A membership change (ATTACH/DETACH) between the base and the point: the base does not
+		 * tell whether the table was a partition at the point. */
+		for (int c = 0; c < it->m->npartition_changes; c++)
+			if (it->m->partition_changes[c] >= it->plan->base->lsn && it->m->partition_changes[c] < it->plan->bound)
+			{
+				char l1[LSN_BUFLEN],
+					l2[LSN_BUFLEN];
+
+				error_set(&err, ERRCODE_OUT_OF_RANGE,
+						  "%s cannot be recovered as a whole at %s: the partitions of %s changed at LSN %s "
+						  "(ATTACH or DETACH PARTITION, or another ALTER TABLE on it), after the base copy of "
+						  "%s.%s at %s and before the point; choose a point before %s or after that table's "
+						  "next base copy", pshown, point_text(user_pt, buf, sizeof(buf)), pshown,
+						  lsn_format(it->m->partition_changes[c], l1), it->m->schema, it->m->name,
+						  lsn_format(it->plan->base->lsn, l2), l1);
+				rc = fail(&err);
+				goto done;
+			}
 		if (!json_is_object(part) || json_integer_value(json_object_get(part, "parent_relid")) != (json_int_t) pm->relid)
 			continue;			/* not its partition at that base (detached, or attached later) */
 		if (json_is_true(json_object_get(part, "parent_is_partition")))

@@ -12,6 +12,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use JSON::PP;
 use BackstopTest;
 
 my $node = new_pg_node('parted');
@@ -134,9 +135,28 @@ like($out, qr/the table exists: its rows are replaced/, 'the live table exists: 
 	}
 	else
 	{
-		like($e2, qr/meas_c.*(base copy|not recoverable)/s, 'after the DETACH: refused until meas_c\'s new base copy')
+		like($e2, qr/cannot be recovered as a whole at .*: the partitions of public\.meas changed at LSN .*public\.meas_c/,
+			'after the DETACH: refused, the membership changed after meas_c\'s base copy')
 			or diag("$o2\n$e2");
 	}
+}
+
+# A point before the partitions' base copies: the whole is refused, naming the partition.
+($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.meas',
+	'--to-lsn', '0/1', '--into', 'public.meas_early');
+is($rc, 1, 'a point no partition can be recovered at is refused');
+like($err, qr/public\.meas cannot be recovered as a whole: its partition public\.meas_\w \(relid \d+\) cannot be recovered at the point: .*outside the recovery window/,
+	'naming the partition and why') or diag($err);
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_class WHERE relname LIKE 'meas_early%'}), '0', 'nothing is left behind');
+
+# --dry-run --json lists the partitions of the point.
+($rc, $out, $err) = run_backstop('recover', '--storage', $storage, '--table', 'public.meas', '--to-lsn', $point,
+	'--dry-run', '--json');
+is($rc, 0, 'dry run of the whole') or diag($err);
+{
+	my $j = JSON::PP::decode_json($out);
+	is(join(',', map { "$_->{partition}=$_->{bound}" } @{ $j->{partitions} }),
+		join(',', map { "public.$_=$bound{$_}" } qw(meas_a meas_b meas_c)), 'dry run: the partitions and bounds of the point');
 }
 
 # The latest point: meas_c is no partition any more, meas_b is gone.
