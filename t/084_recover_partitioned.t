@@ -71,7 +71,8 @@ my %bound = map { $_ => $node->safe_psql($db, "SELECT pg_get_expr(relpartbound, 
 # After P: rows move from meas_a to meas_b, meas_c is detached (and keeps changing as a table
 # of its own), meas_b is dropped.
 $node->safe_psql($db, q{UPDATE public.meas SET id = id + 180 WHERE id BETWEEN 10 AND 18});
-$node->safe_psql($db, q{ALTER TABLE public.meas DETACH PARTITION public.meas_c});
+my $detach_xid = $node->safe_psql($db, q{BEGIN; INSERT INTO public.meas (id, v) VALUES (95, 7);
+	ALTER TABLE public.meas DETACH PARTITION public.meas_c; SELECT txid_current(); COMMIT;});
 my $detach_lsn = $node->safe_psql($db, 'SELECT pg_current_wal_lsn()');
 $node->safe_psql($db, q{INSERT INTO public.meas_c (id, v) VALUES (250000, 1)});
 $node->safe_psql($db, q{DELETE FROM public.readings WHERE meas_id >= 100; ALTER TABLE public.meas DETACH PARTITION public.meas_b; DROP TABLE public.meas_b});
@@ -119,6 +120,17 @@ like($out, qr/\nCREATE POLICY "meas_a_positive" ON "public"\."meas_a" AS PERMISS
 like($out, qr/\nALTER PUBLICATION "meas_pub" ADD TABLE "public"\."meas_c";/, 'the publication membership is printed');
 unlike($out, qr/ALTER PUBLICATION "backstop"/, "the archiver's own publication is not");
 like($out, qr/the table exists: its rows are replaced/, 'the live table exists: a row copy-back');
+
+# The point of the DETACH's own transaction: meas_c's base copy before it does not tell the
+# membership there (its new base copy comes after the commit): refused.
+{
+	my ($r2, $o2, $e2) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.meas',
+		'--to-xid', $detach_xid, '--into', 'public.meas_at_detach');
+	is($r2, 1, 'the point of the DETACH is refused') or diag("$o2\n$e2");
+	like($e2, qr/cannot be recovered as a whole at commits through transaction $detach_xid: the partitions of public\.meas changed at LSN \S+ \(ATTACH or DETACH PARTITION.*after the base copy of public\.meas_\w at/,
+		'naming the membership change and a partition') or diag($e2);
+	is($node->safe_psql($db, q{SELECT count(*) FROM pg_class WHERE relname LIKE 'meas_at_detach%'}), '0', 'nothing is left behind');
+}
 
 # A point just after the DETACH: meas_c is not part of the whole there.  Its new base copy may
 # come before or after that point: the recovery is either refused (the re-base window) or
