@@ -171,6 +171,15 @@ is($rc, 0, 'dry run of the whole') or diag($err);
 		join(',', map { "public.$_=$bound{$_}" } qw(meas_a meas_b meas_c)), 'dry run: the partitions and bounds of the point');
 }
 
+# A partition recovered alone: its attachment is printed for after the copy-back.
+($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.meas_a',
+	'--to-lsn', $point, '--into', 'public.meas_a_alone');
+is($rc, 0, 'a partition recovered alone') or diag("$out\n$err");
+like($out, qr/-- attachment of public\.meas_a to its partitioned table public\.meas\n\QALTER TABLE "public"."meas" ATTACH PARTITION "public"."meas_a" FOR VALUES FROM (0) TO (100);\E/,
+	'its attachment to the parent is printed');
+is(rows_of('public.meas_a_alone'), $want{meas_a}, 'the partition alone, exactly as at P');
+$node->safe_psql($db, 'DROP TABLE public.meas_a_alone');
+
 # The latest point: meas_c is no partition any more, meas_b is gone.
 ($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.meas',
 	'--latest', '--into', 'public.meas_now');
