@@ -5,7 +5,8 @@
 # table's foreign key into the parent, a trigger, a row security policy, a publication) is
 # printed as SQL for after the copy-back, and the printed copy-back and that SQL, run once the
 # table is gone, give back a working hierarchy.  A point between a DETACH and the re-base it
-# asks for is refused, never answered with the old membership.
+# asks for is refused, never answered with the old membership; so is the whole when the
+# archive's definitions predate the "partition" member (a partition alone still recovers).
 use strict;
 use warnings;
 
@@ -179,6 +180,33 @@ like($out, qr/-- attachment of public\.meas_a to its partitioned table public\.m
 	'its attachment to the parent is printed');
 is(rows_of('public.meas_a_alone'), $want{meas_a}, 'the partition alone, exactly as at P');
 $node->safe_psql($db, 'DROP TABLE public.meas_a_alone');
+
+# An archive whose definitions predate the "partition" member (a copy with it taken out) still
+# reads, and recovery of the whole is refused with a message saying why.
+{
+	my $old = "$dir/old-archive";
+	(my $src = $storage) =~ s{^file://}{};
+	system('cp', '-a', $src, $old) == 0 or die "cp: $?";
+	for my $f (glob("$old/tables/*/manifest.json"))
+	{
+		my $m = JSON::PP::decode_json(slurp_file($f));
+		for my $b (@{ $m->{bases} })
+		{
+			delete $b->{definition}{partition} if ref $b->{definition};
+		}
+		open(my $fh, '>', $f) or die "$f: $!";
+		print $fh JSON::PP->new->canonical->encode($m);
+		close $fh;
+	}
+	my ($r3, $o3, $e3) = run_backstop('recover', '--storage', "file://$old", '--table', 'public.meas', '--to-lsn', $point,
+		'--dry-run');
+	is($r3, 1, 'definitions without partitions: the whole is refused') or diag("$o3\n$e3");
+	like($e3, qr/public\.meas cannot be recovered as a whole: the definition of table .* was captured by a Backstop that did not record partitions/,
+		'saying the definitions predate partitions') or diag($e3);
+	($r3, $o3, $e3) = run_backstop('recover', '--storage', "file://$old", '--table', 'public.meas_a', '--to-lsn', $point,
+		'--dry-run');
+	is($r3, 0, 'definitions without partitions: a partition alone still recovers') or diag("$o3\n$e3");
+}
 
 # The latest point: meas_c is no partition any more, meas_b is gone.
 ($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.meas',
