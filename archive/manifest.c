@@ -220,6 +220,7 @@ manifest_free(manifest *m)
 		free(m->names[i].name);
 	}
 	free(m->names);
+	free(m->partition_changes);
 	free(m->schema);
 	free(m->name);
 	free(m->status);
@@ -1032,6 +1033,14 @@ manifest_to_json(const manifest *m)
 		json_object_set_new(o, "drop_lsn", manifest_json_lsn(m->drop_lsn));
 	if (m->ddl_capture_from)
 		json_object_set_new(o, "ddl_capture_from", manifest_json_lsn(m->ddl_capture_from));
+	if (m->npartition_changes)
+	{
+		json_t *pc = json_array();
+
+		for (int i = 0; i < m->npartition_changes; i++)
+			json_array_append_new(pc, manifest_json_lsn(m->partition_changes[i]));
+		json_object_set_new(o, "partition_changes", pc);
+	}
 	if (m->nnames > 0)
 	{
 		json_t *names = json_array();
@@ -1446,6 +1455,24 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 				j_string(e, p, "schema", true, &m->names[i].schema, err) != BS_OK ||
 				j_string(e, p, "name", true, &m->names[i].name, err) != BS_OK)
 				return BS_ERR;
+		}
+	}
+	/* Optional (0.3): the partition membership changes, ascending LSNs. */
+	if (json_object_get(root, "partition_changes") != NULL)
+	{
+		if (j_array(root, "", "partition_changes", &arr, &n, err) != BS_OK)
+			return BS_ERR;
+		m->partition_changes = xcalloc(n > 0 ? (size_t) n : 1, sizeof(uint64_t));
+		for (int i = 0; i < n; i++)
+		{
+			json_t *e = json_array_get(arr, (size_t) i);
+
+			path_printf(p, "partition_changes[%d]", i);
+			if (!json_is_string(e) || lsn_parse(json_string_value(e), &m->partition_changes[i]) != BS_OK)
+				return bad(err, p, "must be an LSN");
+			if (i > 0 && m->partition_changes[i] <= m->partition_changes[i - 1])
+				return bad(err, p, "must be above the one before it");
+			m->npartition_changes = i + 1;
 		}
 	}
 	/* A checkpoint answered after the drop was seen would vouch for a table that was gone. */
@@ -2320,4 +2347,22 @@ archive_head_store(storage *st, const archive_head *head, bs_error *err)
 	rc = archive_head_store_json(st, text, err);
 	free(text);
 	return rc;
+}
+
+void
+manifest_add_partition_change(manifest *m, uint64_t lsn)
+{
+	int i = m->npartition_changes;
+
+	for (int k = 0; k < m->npartition_changes; k++)
+		if (m->partition_changes[k] == lsn)
+			return;
+	m->partition_changes = xrealloc(m->partition_changes, sizeof(uint64_t) * (size_t) (m->npartition_changes + 1));
+	while (i > 0 && m->partition_changes[i - 1] > lsn)
+	{
+		m->partition_changes[i] = m->partition_changes[i - 1];
+		i--;
+	}
+	m->partition_changes[i] = lsn;
+	m->npartition_changes++;
 }

@@ -123,6 +123,11 @@ typedef struct manifest
 	/* Optional: schema changes of the table are captured in the stream from this LSN on
 	 * (0: not captured; a change after the last row change is then not at its position). */
 	uint64_t ddl_capture_from;
+	/* Optional: commit LSNs (ascending) of ALTER TABLEs on the partitioned table this one was a
+	 * partition of (ATTACH/DETACH PARTITION among them), read from the stream: a base before
+	 * one does not tell the membership at a point after it. */
+	int npartition_changes;
+	uint64_t *partition_changes;
 } manifest;
 
 /* The session settings under which every archived value was produced (text output forms). */
@@ -212,6 +217,9 @@ void manifest_add_name(manifest *m, uint64_t from_lsn, const char *schema, const
 void manifest_name_at(const manifest *m, uint64_t lsn, const char **schema, const char **name);
 /* Whether the table ever carried schema.name. */
 bool manifest_had_name(const manifest *m, const char *schema, const char *name);
+
+/* Record a change of the table's partition membership at lsn (kept ascending, no duplicates). */
+void manifest_add_partition_change(manifest *m, uint64_t lsn);
 
 /* NULL when m cannot be serialized (a base definition that is not a JSON object). */
 char *manifest_to_json(const manifest *m);

@@ -316,9 +316,13 @@ check_type_name(json_t *tn, char *reason)
  * column at fault (-1 when the statement as a whole is).
  */
 static char *
-build_create_table(const char *schema, const char *table, const manifest_layout *l, char *reason, int *bad)
+build_create_table(const char *schema, const char *table, const manifest_layout *l, const char *partkey,
+				   char *reason, int *bad)
 {
 	static const char *const stmt_members[] = {"relation", "tableElts", "oncommit", NULL};
+	static const char *const part_stmt_members[] = {"relation", "tableElts", "oncommit", "partspec", NULL};
+	static const char *const spec_members[] = {"strategy", "partParams", "location", NULL};
+	static const char *const elem_members[] = {"name", "expr", "collation", "opclass", "location", NULL};
 	static const char *const col_members[] = {"colname", "typeName", "is_local", "location", "constraints", NULL};
 	strbuf sql = STRBUF_INIT;
 	char *target = qualified(schema, table);
@@ -346,13 +350,49 @@ build_create_table(const char *schema, const char *table, const manifest_layout 
 		free(q);
 	}
 	strbuf_append_str(&sql, ")");
+	if (partkey)
+	{
+		if (strlen(partkey) > SQLCHECK_MAX_FRAGMENT)
+		{
+			set_reason(reason, "the partition key is longer than %d bytes", SQLCHECK_MAX_FRAGMENT);
+			strbuf_free(&sql);
+			return NULL;
+		}
+		strbuf_printf(&sql, " PARTITION BY %s", partkey);
+	}
 
 	node = parse_one(sql.data, "CreateStmt", "a CREATE TABLE", &root, reason);
 	if (node == NULL)
 		goto fail;
-	if (!only_members(node, "CREATE TABLE", stmt_members, reason) ||
+	if (!only_members(node, "CREATE TABLE", partkey ? part_stmt_members : stmt_members, reason) ||
 		!check_relation(json_object_get(node, "relation"), schema, table, reason))
 		goto fail;
+	if (partkey)
+	{
+		/* The key: a strategy and its columns or expressions, nothing else. */
+		json_t *spec = json_object_get(node, "partspec");
+		json_t *params,
+				   *e;
+		size_t i;
+
+		if (!json_is_object(spec) || !only_members(spec, "partition key", spec_members, reason))
+		{
+			if (!json_is_object(spec))
+				set_reason(reason, "no partition key");
+			goto fail;
+		}
+		params = json_object_get(spec, "partParams");
+		if (!json_is_array(params) || json_array_size(params) == 0)
+		{
+			set_reason(reason, "the partition key has no columns");
+			goto fail;
+		}
+		json_array_foreach(params, i, e)
+		{
+			if (!only_members(unwrap(e, "PartitionElem"), "partition key column", elem_members, reason))
+				goto fail;
+		}
+	}
 	if (!str_member_is(node, "oncommit", "ONCOMMIT_NOOP"))
 	{
 		set_reason(reason, "unexpected ON COMMIT");
@@ -419,7 +459,7 @@ check_one_type(const char *type_name, char *reason)
 	for (int nn = 0; nn < 2; nn++)
 	{
 		col.not_null = nn == 1;
-		sql = build_create_table(NULL, "t", &l, reason, &bad);
+		sql = build_create_table(NULL, "t", &l, NULL, reason, &bad);
 		if (sql == NULL)
 			return false;
 		free(sql);
@@ -434,7 +474,7 @@ sqlcheck_create_table(const char *schema, const char *table, const manifest_layo
 	char *sql;
 	int bad;
 
-	sql = build_create_table(schema, table, l, reason, &bad);
+	sql = build_create_table(schema, table, l, NULL, reason, &bad);
 	if (sql)
 		return sql;
 	/* A statement broken as a whole: find the column whose type breaks it alone. */
@@ -478,6 +518,68 @@ one_alter_command(json_t *node, const char *schema, const char *table, const cha
 		return NULL;
 	}
 	return cmd;
+}
+
+char *
+sqlcheck_create_partitioned_table(const char *schema, const char *table, const manifest_layout *l,
+								  const char *partkey, bs_error *err)
+{
+	char reason[REASON_LEN];
+	char *sql;
+	int bad;
+
+	if (!check_fragment_size(partkey, "the partition key", err))
+		return NULL;
+	sql = build_create_table(schema, table, l, partkey, reason, &bad);
+	if (sql == NULL)
+		error_set(err, ERRCODE_DATA_CORRUPTED, "the columns and partition key do not make exactly one "
+				  "partitioned CREATE TABLE: %s", reason);
+	return sql;
+}
+
+char *
+sqlcheck_attach_partition(const char *schema, const char *table, const char *pschema, const char *partition,
+						  const char *bound, bs_error *err)
+{
+	static const char *const cmd_members[] = {"subtype", "def", "behavior", NULL};
+	static const char *const pcmd_members[] = {"name", "bound", "concurrent", NULL};
+	static const char *const bound_members[] = {"strategy", "is_default", "modulus", "remainder", "listdatums",
+		"lowerdatums", "upperdatums", "location", NULL};
+	strbuf sql = STRBUF_INIT;
+	char *target,
+			   *part;
+	char reason[REASON_LEN];
+	json_t *root = NULL,
+			   *node,
+			   *cmd,
+			   *pcmd;
+
+	if (!check_fragment_size(bound, "the partition bound", err))
+		return NULL;
+	target = qualified(schema, table);
+	part = qualified(pschema, partition);
+	strbuf_printf(&sql, "ALTER TABLE %s ATTACH PARTITION %s %s", target, part, bound);
+	free(target);
+	free(part);
+	node = parse_one(sql.data, "AlterTableStmt", "an ALTER TABLE", &root, reason);
+	if (node == NULL || (cmd = one_alter_command(node, schema, table, "AT_AttachPartition", reason)) == NULL ||
+		!only_members(cmd, "ATTACH PARTITION", cmd_members, reason))
+		goto fail;
+	pcmd = unwrap(json_object_get(cmd, "def"), "PartitionCmd");
+	if (pcmd == NULL || !only_members(pcmd, "ATTACH PARTITION", pcmd_members, reason) ||
+		!check_relation(json_object_get(pcmd, "name"), pschema, partition, reason))
+		goto fail;
+	/* A typed member: the parser writes it without the node's name around it. */
+	if (!json_is_object(json_object_get(pcmd, "bound")) ||
+		!only_members(json_object_get(pcmd, "bound"), "partition bound", bound_members, reason))
+		goto fail;
+	json_decref(root);
+	return strbuf_detach(&sql, NULL);
+fail:
+	json_decref(root);
+	strbuf_free(&sql);
+	error_set(err, ERRCODE_DATA_CORRUPTED, "the partition bound is not exactly one FOR VALUES clause: %s", reason);
+	return NULL;
 }
 
 char *

@@ -25,6 +25,14 @@
 /* CREATE TABLE schema.table (col type [NOT NULL], ...) for the columns of a layout. */
 char *sqlcheck_create_table(const char *schema, const char *table, const manifest_layout *l, bs_error *err);
 /* ALTER TABLE schema.table ALTER COLUMN column SET DEFAULT expr. */
+/* CREATE TABLE schema.table (the columns of l) PARTITION BY partkey (pg_get_partkeydef output),
+ * checked: nothing but a strategy and its key columns or expressions after the columns. */
+char *sqlcheck_create_partitioned_table(const char *schema, const char *table, const manifest_layout *l,
+										const char *partkey, bs_error *err);
+/* ALTER TABLE schema.table ATTACH PARTITION pschema.partition bound (pg_get_expr of
+ * relpartbound: "FOR VALUES ..." or "DEFAULT"), checked as that one command. */
+char *sqlcheck_attach_partition(const char *schema, const char *table, const char *pschema, const char *partition,
+								const char *bound, bs_error *err);
 char *sqlcheck_set_default(const char *schema, const char *table, const char *column, const char *expr,
 						   bs_error *err);
 /* ALTER TABLE schema.table ADD COLUMN column type GENERATED ALWAYS AS (expr) STORED. */

@@ -3218,6 +3218,7 @@ base_job_new(archiver *a, storage *st, arch_table **list, int n)
 	j->opts.chunk_size = (uint64_t) config_get_size(a->cfg, "base_chunk_size");
 	j->opts.cancel = &j->cancel;
 	j->opts.test_lock_key = a->test_lock_key;
+	j->opts.publication = config_get(a->cfg, "publication");
 	j->ntargets = n;
 	j->targets = xcalloc((size_t) n, sizeof(basecopy_target));
 	for (int i = 0; i < n; i++)
@@ -4342,6 +4343,65 @@ ddl_table_changed(archiver *a, arch_table *t, ddl_table *d, bs_error *err)
 	return BS_OK;
 }
 
+/* Whether the definition of t's newest base names parent as its partitioned parent. */
+static bool
+newest_base_partition_of(const arch_table *t, uint32_t parent)
+{
+	const manifest *m = t->man;
+	json_t *root,
+			   *p;
+	bool yes;
+
+	if (m->nbases == 0 || m->bases[m->nbases - 1].definition == NULL)
+		return false;
+	root = json_loads(m->bases[m->nbases - 1].definition, 0, NULL);
+	p = root ? json_object_get(root, "partition") : NULL;
+	yes = json_is_object(p) && json_integer_value(json_object_get(p, "parent_relid")) == (json_int_t) parent;
+	json_decref(root);
+	return yes;
+}
+
+/*
+ * ALTER TABLE on a partitioned table (ATTACH or DETACH PARTITION among others) names only the
+ * parent: the partitions it had at their base copies and those it has now are re-based, so
+ * that each base's definition tells the membership again and recovery of the parent refuses
+ * the points in between.
+ */
+static int
+ddl_parent_changed(archiver *a, arch_table *parent, bs_error *err)
+{
+	char oid[16];
+	const char *params[1] = {oid};
+	PGresult *res = NULL;
+	char l[LSN_BUFLEN];
+
+	snprintf(oid, sizeof(oid), "%u", parent->relid);
+	if (pgsql_query_params(a->conn, "SELECT inhrelid FROM pg_inherits WHERE inhparent = $1::oid", 1, params, &res,
+						   err) != BS_OK &&
+		(!conn_recovered(a, err) ||
+		 pgsql_query_params(a->conn, "SELECT inhrelid FROM pg_inherits WHERE inhparent = $1::oid", 1, params, &res,
+							err) != BS_OK))
+		return BS_ERR;
+	for (int i = 0; i < a->ntables; i++)
+	{
+		arch_table *t = a->tables[i];
+		bool member = newest_base_partition_of(t, parent->relid);
+
+		for (int r = 0; r < PQntuples(res) && !member; r++)
+			member = strtoul(PQgetvalue(res, r, 0), NULL, 10) == t->relid;
+		if (!member || !t->active || t->partitioned || strcmp(t->man->status, "active") != 0)
+			continue;
+		log_info("table %s.%s: its partitioned table %s.%s changed at %s (%s)", t->man->schema, t->man->name,
+				 parent->man->schema, parent->man->name, lsn_format(a->txn_final_lsn, l), "ALTER TABLE");
+		/* Durable with the table's changes: a base before it does not tell the membership after. */
+		manifest_add_partition_change(t->man, a->txn_final_lsn);
+		t->dirty = true;
+		request_rebase(a, t);
+	}
+	PQclear(res);
+	return BS_OK;
+}
+
 static int
 handle_ddl_message(archiver *a, const pgo_logical_message *msg, bs_error *err)
 {
@@ -4366,6 +4426,9 @@ handle_ddl_message(archiver *a, const pgo_logical_message *msg, bs_error *err)
 		/* A DROP in a transaction kept before a restart still makes the drop exact. */
 		if (ev.kind == DDL_EVENT_DROP)
 			ddl_table_dropped(a, t);
+		else if (ev.kind == DDL_EVENT_END && t->partitioned && !a->txn_skip &&
+				 strcmp(ev.tables[i].tag, "ALTER TABLE") == 0)
+			rc = ddl_parent_changed(a, t, err);
 		else if (a->txn_skip || !t->active || strcmp(t->man->status, "active") != 0)
 			continue;
 		else if (ev.kind == DDL_EVENT_END)
@@ -4553,6 +4616,7 @@ initial_setup(archiver *a, bs_error *err)
 		uint64_t lsn;
 		basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, "base_chunk_size"), NULL};
 
+		opts.publication = config_get(a->cfg, "publication");
 		PQclear(res);
 		strbuf_printf(&sql, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput %s", q,
 					  pgsql_export_snapshot_option(repl));

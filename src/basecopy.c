@@ -196,8 +196,27 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, const ba
 	{
 		strbuf sb = STRBUF_INIT;
 
-		/* Locked first, as pg_dump does: no DDL between reading the layout and the COPY. */
-		strbuf_printf(&sb, "LOCK TABLE %s IN ACCESS SHARE MODE", qname);
+		char oid[16];
+		const char *params[1] = {oid};
+		PGresult *pres;
+
+		/* Locked first, as pg_dump does: no DDL between reading the layout and the COPY.  A
+		 * partition's parent before it (the definition reads the parent's), in the order
+		 * ATTACH/DETACH PARTITION take them, so that the copy waits instead of deadlocking. */
+		snprintf(oid, sizeof(oid), "%u", relid);
+		if (pgsql_query_params(conn, "SELECT format('%I.%I', n.nspname, p.relname) FROM pg_inherits i "
+							   "JOIN pg_class c ON c.oid = i.inhrelid AND c.relispartition "
+							   "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace "
+							   "WHERE i.inhrelid = $1::oid", 1, params, &pres, err) != BS_OK)
+		{
+			free(qname);
+			return error_prefix(err, "base copy of %s.%s", table->schema, table->name);
+		}
+		if (PQntuples(pres) == 1)
+			strbuf_printf(&sb, "LOCK TABLE %s, %s IN ACCESS SHARE MODE", PQgetvalue(pres, 0, 0), qname);
+		else
+			strbuf_printf(&sb, "LOCK TABLE %s IN ACCESS SHARE MODE", qname);
+		PQclear(pres);
 		rc = pgsql_exec(conn, sb.data, err);
 		strbuf_free(&sb);
 		if (rc != BS_OK)
@@ -217,7 +236,7 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, const ba
 		free(qname);
 		return BS_ERR;
 	}
-	if (catalog_table_definition(conn, relid, &base.definition, err) != BS_OK)
+	if (catalog_table_definition(conn, relid, opts->publication, &base.definition, err) != BS_OK)
 		goto out;
 
 	{

@@ -22,6 +22,9 @@ typedef struct basecopy_options
 	 * copy waits, after locking the table and before reading it, until it can take this
 	 * advisory lock (shared), so that a test holding it decides how long a copy lasts. */
 	int64_t		test_lock_key;
+	/* The archiver's own publication: left out of the definitions' publication lists (it
+	 * takes a table by itself).  May be NULL. */
+	const char *publication;
 } basecopy_options;
 
 /* The test hook's key from the environment (0: none; a malformed value is ignored, logged). */

@@ -49,8 +49,8 @@ table_from_row(PGresult *res, int row, catalog_table *t)
 
 		/* Its rows live in its partitions, which pgoutput publishes under their own relids. */
 		strbuf_printf(&sb, "partitioned table: not archived as a whole; each partition is archived as a "
-					  "table of its own (with --all-tables, or when listed in --tables) and is recovered "
-					  "by its own name");
+					  "table of its own (with --all-tables, or when listed in --tables); recover --table names it "
+					  "as a whole (its partitions at the point, attached)");
 		if (nparts == 0)
 			strbuf_printf(&sb, "; it has no partitions");
 		else
@@ -192,10 +192,11 @@ catalog_table_list_free(catalog_table_list *list)
 }
 
 int
-catalog_table_definition(PGconn *conn, uint32_t relid, char **json_out, bs_error *err)
+catalog_table_definition(PGconn *conn, uint32_t relid, const char *own_publication, char **json_out,
+						 bs_error *err)
 {
 	char oid[16];
-	const char *params[1] = {oid};
+	const char *params[2] = {oid, own_publication ? own_publication : ""};
 	PGresult *res;
 
 	snprintf(oid, sizeof(oid), "%u", relid);
@@ -240,11 +241,41 @@ catalog_table_definition(PGconn *conn, uint32_t relid, char **json_out, bs_error
 		"   FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid"
 		"   WHERE i.indrelid = $1::oid"
 		"     AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid)),"
+		/* A foreign key names the table it references by relid too: recovery of that table
+		 * prints it for the copy-back (it lives in this table's definition, not in that one's). */
 		" 'constraints', (SELECT coalesce(json_agg(json_build_object("
-		"     'name', k.conname, 'type', k.contype, 'def', pg_get_constraintdef(k.oid)) ORDER BY k.contype DESC, k.conname), '[]')"
-		"   FROM pg_constraint k WHERE k.conrelid = $1::oid AND k.contype <> 'n'),"
-		" 'replica_identity', (SELECT relreplident FROM pg_class WHERE oid = $1::oid))::text",
-		1, params, &res, err) != BS_OK)
+		"     'name', k.conname, 'type', k.contype, 'def', pg_get_constraintdef(k.oid),"
+		"     'ref_relid', CASE WHEN k.contype = 'f' THEN k.confrelid::bigint END) ORDER BY k.contype DESC, k.conname), '[]')"
+		"   FROM pg_constraint k WHERE k.conrelid = $1::oid AND k.contype <> 'n'"
+		/* A foreign key into a partitioned table has internal clones, one per referenced partition. */
+		"     AND NOT (k.contype = 'f' AND EXISTS (SELECT 1 FROM pg_constraint pk WHERE pk.oid = k.conparentid AND pk.conrelid = k.conrelid))),"
+		" 'replica_identity', (SELECT relreplident FROM pg_class WHERE oid = $1::oid),"
+		/* Policies in full (the copy-back prints CREATE POLICY) and explicit publication
+		 * membership (FOR ALL TABLES publications take a table by themselves). */
+		" 'policy_defs', (SELECT coalesce(json_agg(json_build_object('name', p.polname,"
+		"     'permissive', p.polpermissive, 'cmd', p.polcmd,"
+		"     'roles', (SELECT coalesce(json_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(r) END ORDER BY r), '[]')"
+		"               FROM unnest(p.polroles) r),"
+		"     'using', pg_get_expr(p.polqual, p.polrelid), 'with_check', pg_get_expr(p.polwithcheck, p.polrelid))"
+		"     ORDER BY p.polname), '[]') FROM pg_policy p WHERE p.polrelid = $1::oid),"
+		" 'publications', (SELECT coalesce(json_agg(pb.pubname ORDER BY pb.pubname), '[]')"
+		"     FROM pg_publication_rel pr JOIN pg_publication pb ON pb.oid = pr.prpubid WHERE pr.prrelid = $1::oid AND pb.pubname <> $2),"
+		/* A partition: its parent with the parent's columns, key and constraints, and its bound
+		 * (null when the table is no partition): recovery rebuilds the parent from them. */
+		" 'partition', (SELECT json_build_object('parent_relid', pc.oid::bigint, 'parent_schema', pn.nspname,"
+		"     'parent_name', pc.relname, 'parent_is_partition', pc.relispartition,"
+		"     'key', pg_get_partkeydef(pc.oid), 'bound', pg_get_expr(c.relpartbound, c.oid),"
+		"     'parent_columns', (SELECT coalesce(json_agg(json_build_object('name', a.attname,"
+		"         'type', format_type(a.atttypid, a.atttypmod), 'not_null', a.attnotnull,"
+		"         'default', pg_get_expr(d.adbin, d.adrelid)) ORDER BY a.attnum), '[]')"
+		"       FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+		"       WHERE a.attrelid = pc.oid AND a.attnum > 0 AND NOT a.attisdropped),"
+		"     'parent_constraints', (SELECT coalesce(json_agg(json_build_object("
+		"         'name', k.conname, 'type', k.contype, 'def', pg_get_constraintdef(k.oid)) ORDER BY k.contype DESC, k.conname), '[]')"
+		"       FROM pg_constraint k WHERE k.conrelid = pc.oid AND k.contype IN ('p', 'u')))"
+		"   FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid JOIN pg_class pc ON pc.oid = i.inhparent"
+		"   JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE c.oid = $1::oid AND c.relispartition))::text",
+		2, params, &res, err) != BS_OK)
 		return error_prefix(err, "could not read the definition of table %u", relid);
 	*json_out = xstrdup(PQgetvalue(res, 0, 0));
 	PQclear(res);

@@ -40,8 +40,10 @@ int catalog_list_tables(PGconn *conn, const char *list, bool all, catalog_table_
 void catalog_table_list_free(catalog_table_list *list);
 const catalog_table *catalog_find(const catalog_table_list *list, uint32_t relid);
 
-/* Definition captured with a base copy: JSON text with columns, indexes, constraints. */
-int catalog_table_definition(PGconn *conn, uint32_t relid, char **json_out, bs_error *err);
+/* Definition captured with a base copy: JSON text with columns, indexes, constraints (see
+ * doc/FORMAT.md).  own_publication (may be NULL) is left out of its publication list. */
+int catalog_table_definition(PGconn *conn, uint32_t relid, const char *own_publication, char **json_out,
+							 bs_error *err);
 
 /* Complete a layout's columns (from a Relation message: name, type, typmod, key) with the
  * type's name, NOT NULL and the value pre-existing rows read for the column. */

@@ -128,7 +128,14 @@ static const cli_command commands[] = {
 		"after); --relid names the archive directly (info shows relids and names).\n"
 		"On a terminal, a progress line on stderr (phase, MB fetched, changes applied, rows copied,\n"
 		"time left); none when stderr is not a terminal or with --json. Timings: and the --json\n"
-		"\"phases\" give the seconds of each phase: plan, fetch, replay, copy, validate, index, commit.",
+		"\"phases\" give the seconds of each phase: plan, fetch, replay, copy, validate, index, commit.\n"
+		"A partitioned table named with --table is rebuilt as a whole: every partition the archive\n"
+		"shows attached at the point is recovered at that point and validated, into\n"
+		"<target>_<partition>, and attached with its bound to a new table partitioned by the same\n"
+		"key; a partition that cannot be recovered there refuses the whole (nothing is left).\n"
+		"What a recovered table cannot hold is printed as SQL for after the copy-back (never run):\n"
+		"other tables' foreign keys into it, triggers, row security and policies, publications,\n"
+		"a partition's attachment to its parent.",
 	recover_options, cmd_recover},
 	{"changes", "find the bad transaction: what transactions did, per table or across the archive",
 		"[--storage URL] [--table S.T] [--since TIME] [--until TIME] [--from-lsn A] [--to-lsn B] [--xid XID]\n"

@@ -10,6 +10,7 @@
 #include "progress.h"
 #include "recover_load.h"
 #include "recover_plan.h"
+#include "recover_restore.h"
 #include "replay.h"
 #include "sqlcheck.h"
 #include "storage.h"
@@ -254,6 +255,908 @@ stream_rows(void *ctx, replay_copy_cb sink, void *sinkctx, replay_checksum *sum,
 	return recover_plan_stream(s->plan, s->st, s->rs, s->layout, sink, sinkctx, sum, on_progress, s->prog, err);
 }
 
+/* ---- A partitioned table as a whole: its partitions at the point, attached to a new parent. ---- */
+
+/* One partition of the parent at the point. */
+typedef struct part_item
+{
+	manifest *m;
+	recover_plan *plan;
+	json_t *def;				/* the plan's base definition */
+	json_t *part;				/* its "partition" member (borrowed from def) */
+	char *tname;				/* target name (in the parent's target schema) */
+	recover_load_result lres;
+	bool loaded;
+} part_item;
+
+/* Whether any base of m's definitions names parent as its partitioned parent. */
+static bool
+ever_partition_of(const manifest *m, uint32_t parent)
+{
+	for (int i = 0; i < m->nbases; i++)
+	{
+		json_t *root = m->bases[i].definition ? json_loads(m->bases[i].definition, 0, NULL) : NULL;
+		json_t *p = root ? json_object_get(root, "partition") : NULL;
+		bool yes = json_is_object(p) && json_integer_value(json_object_get(p, "parent_relid")) == (json_int_t) parent;
+
+		json_decref(root);
+		if (yes)
+			return true;
+	}
+	return false;
+}
+
+/* Whether m's newest base holds a definition captured before the "partition" member existed. */
+static bool
+definition_predates_partitions(const manifest *m)
+{
+	json_t *root;
+	bool old;
+
+	if (m->nbases == 0)
+		return false;
+	root = m->bases[m->nbases - 1].definition ? json_loads(m->bases[m->nbases - 1].definition, 0, NULL) : NULL;
+	old = root == NULL || json_object_get(root, "partition") == NULL;
+	json_decref(root);
+	return old;
+}
+
+/* name cut to fit NAMEDATALEN - 1 bytes with suffix appended, not splitting a UTF-8 character. */
+static char *
+name_with_suffix(const char *name, const char *sep, const char *suffix)
+{
+	strbuf sb = STRBUF_INIT;
+	size_t n = strlen(name);
+	size_t extra = strlen(sep) + strlen(suffix);
+
+	while (n + extra > VALIDATE_NAME_MAX && n > 0)
+	{
+		n--;
+		while (n > 0 && ((unsigned char) name[n] & 0xC0) == 0x80)
+			n--;
+	}
+	strbuf_append(&sb, name, n);
+	strbuf_append_str(&sb, sep);
+	strbuf_append_str(&sb, suffix);
+	if (sb.len > VALIDATE_NAME_MAX)
+	{
+		/* The suffix alone is too long: cut it instead. */
+		size_t k = VALIDATE_NAME_MAX;
+
+		while (k > 0 && ((unsigned char) sb.data[k] & 0xC0) == 0x80)
+			k--;
+		sb.data[k] = '\0';
+		sb.len = k;
+	}
+	return strbuf_detach(&sb, NULL);
+}
+
+static void
+parts_free(part_item *parts, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		recover_plan_free(parts[i].plan);
+		json_decref(parts[i].def);
+		manifest_free(parts[i].m);
+		free(parts[i].tname);
+		recover_load_result_free(&parts[i].lres);
+	}
+	free(parts);
+}
+
+/* The parent's columns (name, type, not null) from a partition's "partition" member. */
+static int
+parent_layout(json_t *part, manifest_layout *l, bs_error *err)
+{
+	json_t *cols = json_object_get(part, "parent_columns");
+	json_t *c;
+	size_t i;
+
+	memset(l, 0, sizeof(*l));
+	if (!json_is_array(cols) || json_array_size(cols) == 0 || json_array_size(cols) > 1600)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "the parent's columns in the partition's definition are malformed");
+	l->ncols = (int) json_array_size(cols);
+	l->columns = xcalloc((size_t) l->ncols, sizeof(manifest_column));
+	json_array_foreach(cols, i, c)
+	{
+		const char *name = json_string_value(json_object_get(c, "name"));
+		const char *type = json_string_value(json_object_get(c, "type"));
+
+		if (name == NULL || type == NULL || !json_is_boolean(json_object_get(c, "not_null")))
+			return error_set(err, ERRCODE_DATA_CORRUPTED, "column %zu of the parent in the partition's definition "
+							 "is not a name, a type and not_null", i);
+		l->columns[i].name = (char *) name;
+		l->columns[i].type_name = (char *) type;
+		l->columns[i].not_null = json_is_true(json_object_get(c, "not_null"));
+	}
+	return BS_OK;
+}
+
+/*
+ * In one transaction: the partitioned table (the parent's columns, key, defaults), every
+ * recovered partition attached with its bound, the parent's primary key and unique
+ * constraints, the recovery comment; the parent's rows counted against the partitions'.
+ */
+static int
+build_parent(PGconn *conn, const char *schema, const char *name, const manifest *pm, json_t *part,
+			 part_item *parts, int nparts, const char *comment, bool replace, bs_error *err)
+{
+	manifest_layout l;
+	char *sql = NULL;
+	char *target = pgsql_qualified_name(schema, name);
+	uint64_t want = 0;
+	size_t i;
+	json_t *c;
+	int rc = BS_ERR;
+
+	if (parent_layout(part, &l, err) != BS_OK)
+		goto out;
+	sql = sqlcheck_create_partitioned_table(schema, name, &l, json_string_value(json_object_get(part, "key")), err);
+	if (sql == NULL)
+		goto out;
+	if (pgsql_exec(conn, "BEGIN", err) != BS_OK)
+		goto out;
+	if (replace)
+	{
+		/* Only an earlier Backstop recovery is replaced (its comment says so). */
+		const char *params[2] = {target, RECOVER_COMMENT_PREFIX "%"};
+		PGresult *res;
+
+		if (pgsql_query_params(conn, "SELECT to_regclass($1) IS NOT NULL, "
+							   "coalesce(obj_description(to_regclass($1), 'pg_class') LIKE $2, false)",
+							   2, params, &res, err) != BS_OK)
+			goto rollback;
+		if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+		{
+			bool ours = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+			strbuf drop = STRBUF_INIT;
+
+			PQclear(res);
+			if (!ours)
+			{
+				error_set(err, ERRCODE_DUPLICATE_TABLE, "%s.%s exists and is not a Backstop recovery: not replaced",
+						  schema, name);
+				goto rollback;
+			}
+			strbuf_printf(&drop, "DROP TABLE %s", target);
+			if (pgsql_exec(conn, drop.data, err) != BS_OK)
+			{
+				strbuf_free(&drop);
+				goto rollback;
+			}
+			strbuf_free(&drop);
+		}
+		else
+			PQclear(res);
+	}
+	if (pgsql_exec(conn, sql, err) != BS_OK)
+	{
+		error_prefix(err, "could not create the partitioned table %s.%s", schema, name);
+		goto rollback;
+	}
+	json_array_foreach(json_object_get(part, "parent_columns"), i, c)
+	{
+		const char *expr = json_string_value(json_object_get(c, "default"));
+		char *d;
+
+		if (expr == NULL)
+			continue;
+		d = sqlcheck_set_default(schema, name, json_string_value(json_object_get(c, "name")), expr, err);
+		if (d == NULL || pgsql_exec(conn, d, err) != BS_OK)
+		{
+			free(d);
+			error_prefix(err, "the default of column \"%s\" of the parent", json_string_value(json_object_get(c, "name")));
+			goto rollback;
+		}
+		free(d);
+	}
+	for (int p = 0; p < nparts; p++)
+	{
+		const char *bound = json_string_value(json_object_get(parts[p].part, "bound"));
+		char *a = sqlcheck_attach_partition(schema, name, schema, parts[p].tname, bound, err);
+
+		if (a == NULL || pgsql_exec(conn, a, err) != BS_OK)
+		{
+			free(a);
+			error_prefix(err, "could not attach the recovered partition %s.%s (of %s.%s)", schema, parts[p].tname,
+						 parts[p].m->schema, parts[p].m->name);
+			goto rollback;
+		}
+		free(a);
+		want += parts[p].lres.pg_rows;
+	}
+	json_array_foreach(json_object_get(part, "parent_constraints"), i, c)
+	{
+		const char *cn = json_string_value(json_object_get(c, "name"));
+		const char *type = json_string_value(json_object_get(c, "type"));
+		const char *def = json_string_value(json_object_get(c, "def"));
+		bool validate = false;
+		char *newname,
+				   *a;
+
+		if (cn == NULL || type == NULL || strlen(type) != 1 || def == NULL)
+		{
+			error_set(err, ERRCODE_DATA_CORRUPTED, "constraint %zu of the parent in the partition's definition is malformed", i);
+			goto rollback;
+		}
+		newname = recover_rename_object(cn, pm->name, name);
+		a = sqlcheck_add_constraint(schema, name, newname, type[0], def, &validate, err);
+		free(newname);
+		if (a == NULL || pgsql_exec(conn, a, err) != BS_OK)
+		{
+			free(a);
+			error_prefix(err, "constraint \"%s\" of the parent", cn);
+			goto rollback;
+		}
+		free(a);
+	}
+	{
+		strbuf q = STRBUF_INIT;
+		char *lit = pgsql_quote_literal(comment);
+		char *count = NULL;
+
+		strbuf_printf(&q, "COMMENT ON TABLE %s IS %s", target, lit);
+		free(lit);
+		if (pgsql_exec(conn, q.data, err) != BS_OK)
+		{
+			strbuf_free(&q);
+			goto rollback;
+		}
+		strbuf_reset(&q);
+		strbuf_printf(&q, "SELECT count(*) FROM %s", target);
+		if (pgsql_query_value(conn, q.data, &count, err) != BS_OK)
+		{
+			strbuf_free(&q);
+			goto rollback;
+		}
+		strbuf_free(&q);
+		if (count == NULL || strtoull(count, NULL, 10) != want)
+		{
+			error_set(err, ERRCODE_DATA_CORRUPTED, "the recovered partitioned table holds %s rows where its "
+					  "partitions were recovered with %llu", count ? count : "no", (unsigned long long) want);
+			free(count);
+			goto rollback;
+		}
+		free(count);
+	}
+	if (pgsql_exec(conn, "COMMIT", err) != BS_OK)
+		goto rollback;
+	rc = BS_OK;
+	goto out;
+rollback:
+	{
+		bs_error e2;
+
+		pgsql_exec(conn, "ROLLBACK", &e2);
+	}
+out:
+	free(l.columns);
+	free(sql);
+	free(target);
+	return rc;
+}
+
+/* Drop what this run created (a failed whole): nothing of the source is touched. */
+static void
+drop_created(PGconn *conn, const char *schema, part_item *parts, int nparts)
+{
+	for (int p = 0; p < nparts; p++)
+		if (parts[p].loaded)
+		{
+			char *q = pgsql_qualified_name(schema, parts[p].tname);
+			strbuf sql = STRBUF_INIT;
+			bs_error e;
+
+			strbuf_printf(&sql, "DROP TABLE IF EXISTS %s", q);
+			pgsql_exec(conn, sql.data, &e);
+			strbuf_free(&sql);
+			free(q);
+		}
+}
+
+/* Load one partition like a table (its own validated transaction) into schema.tname. */
+static int
+load_partition(PGconn *conn, storage *st, part_item *it, const char *schema, const recover_point *pt, bool replace,
+			   bool no_indexes, recover_progress *rprog, bs_error *err)
+{
+	replay_state *rs = NULL;
+	bool streaming = false;
+	uint32_t stream_layout = 0;
+	const manifest_layout *layout;
+	stream_source src;
+	recover_load_options o;
+	strbuf comment = STRBUF_INIT;
+	char buf[256],
+		l1[LSN_BUFLEN];
+	int rc = BS_ERR;
+
+	if (replay_new(it->m->nlayouts, it->m->layouts, &rs, err) != BS_OK ||
+		recover_plan_prepare_stream(it->plan, st, rs, &streaming, &stream_layout, err) != BS_OK)
+		goto out;
+	rprog->streaming = false;
+	rprog->stage = -1;
+	if (!streaming)
+	{
+		replay_free(rs);
+		rs = NULL;
+		if (replay_new(it->m->nlayouts, it->m->layouts, &rs, err) != BS_OK ||
+			recover_plan_run(it->plan, st, rs, 0, NULL, NULL, on_progress, rprog, err) != BS_OK)
+			goto out;
+		progress_clear(rprog->p);
+		layout = manifest_layout_by_id(it->m, recover_plan_point_layout(it->plan, replay_current_layout(rs)));
+	}
+	else
+		layout = manifest_layout_by_id(it->m, stream_layout);
+	if (layout == NULL)
+	{
+		error_set(err, ERRCODE_DATA_CORRUPTED, "the replayed layout is not in the manifest of %s.%s", it->m->schema,
+				  it->m->name);
+		goto out;
+	}
+	strbuf_printf(&comment, RECOVER_COMMENT_PREFIX "%s.%s (relid %u) at %s; base LSN %s", it->m->schema, it->m->name,
+				  it->m->relid, point_text(pt, buf, sizeof(buf)), lsn_format(it->plan->base->lsn, l1));
+	memset(&o, 0, sizeof(o));
+	o.schema = schema;
+	o.name = it->tname;
+	o.source_schema = it->m->schema;
+	o.source_name = it->m->name;
+	o.layout = layout;
+	o.definition = it->plan->base->definition;
+	o.comment = comment.data;
+	o.replace = replace;
+	o.no_indexes = no_indexes;
+	if (streaming)
+	{
+		rprog->streaming = true;
+		src = (stream_source) {it->plan, st, rs, stream_layout, rprog};
+		o.source = stream_rows;
+		o.source_ctx = &src;
+	}
+	if (recover_load(conn, rs, &o, &it->lres, err) != BS_OK)
+	{
+		progress_clear(rprog->p);
+		error_prefix(err, "partition %s.%s", it->m->schema, it->m->name);
+		goto out;
+	}
+	progress_clear(rprog->p);
+	it->loaded = true;
+	rc = BS_OK;
+out:
+	strbuf_free(&comment);
+	replay_free(rs);
+	return rc;
+}
+
+/* Whether a plan failure for partition m means it did not exist at the point (dropped before it). */
+static bool
+dropped_before(const manifest *m, const recover_point *pt, uint64_t point_lsn)
+{
+	if (strcmp(m->status, "dropped") != 0)
+		return false;
+	if (pt->kind == RECOVER_POINT_LATEST)
+		return true;
+	return point_lsn && m->drop_lsn && m->drop_lsn < point_lsn;
+}
+
+/*
+ * `recover --table PARENT` for a partitioned table: every partition the archive shows attached
+ * to it at the point is recovered at that same point (each validated), then attached with
+ * its bound to a new partitioned table; any partition that cannot be recovered there refuses
+ * the whole.  Returns an exit code.
+ */
+static int
+recover_parent(const bs_config *cfg, storage *st, const archive_head *head, manifest *pm, const recover_point *user_pt,
+			   bool json)
+{
+	bs_error err;
+	uint32_t *relids = NULL;
+	int nrel = 0;
+	part_item *parts = NULL;
+	int nparts = 0;
+	char *tschema = NULL,
+			   *tname = NULL;
+	char *pshown = pgsql_display_name(pm->schema, pm->name);
+	const char *target_db = config_get(cfg, "target_db");
+	const char *db = config_get(cfg, "db");
+	PGconn *conn = NULL;
+	recover_point pt = *user_pt;
+	uint64_t point_lsn = 0;		/* commits before it are in the point (0: a time) */
+	json_t *key_part = NULL;	/* the partition member the parent is built from */
+	const manifest_base *key_base = NULL;
+	progress prog;
+	recover_progress rprog = {&prog, false, -1};
+	recover_restore rr;
+	char buf[256];
+	int rc = EXIT_FAILURE_RUNTIME;
+
+	error_clear(&err);
+	progress_init(&prog, "recover", progress_wanted(json));
+	memset(&rr, 0, sizeof(rr));
+	if (config_get_bool(cfg, "apply") || config_get(cfg, "copy_back_columns"))
+	{
+		free(pshown);
+		return usage("--apply and --copy-back-columns do not apply to a partitioned table yet: run the printed "
+					 "copy-back yourself");
+	}
+	if (target_name(cfg, pm, &tschema, &tname, &err) != BS_OK)
+	{
+		rc = usage(err.message);
+		goto done;
+	}
+	/* The partitions: every table whose captured definition ever names this parent. */
+	if (manifest_list_relids(st, &relids, &nrel, &err) != BS_OK)
+	{
+		rc = fail(&prog, &err);
+		goto done;
+	}
+	for (int i = 0; i < nrel; i++)
+	{
+		manifest *m = NULL;
+		bool exists = false;
+
+		if (relids[i] == pm->relid)
+			continue;
+		if (manifest_load(st, relids[i], &m, &exists, &err) != BS_OK)
+		{
+			error_prefix(&err, "the manifest of table %u cannot be read, so whether it was a partition of %s at "
+						 "the point is not known", relids[i], pshown);
+			rc = fail(&prog, &err);
+			goto done;
+		}
+		if (!exists || strcmp(m->status, "skipped") == 0)
+		{
+			manifest_free(m);
+			continue;
+		}
+		if (!ever_partition_of(m, pm->relid))
+		{
+			if (definition_predates_partitions(m))
+			{
+				error_set(&err, ERRCODE_OUT_OF_RANGE,
+						  "%s cannot be recovered as a whole: the definition of table %s.%s (relid %u) was captured "
+						  "by a Backstop that did not record partitions (no \"partition\" member), so whether it "
+						  "was one of its partitions is not known; recover each partition with --table, or wait "
+						  "for new base copies", pshown, m->schema, m->name, m->relid);
+				manifest_free(m);
+				rc = fail(&prog, &err);
+				goto done;
+			}
+			manifest_free(m);
+			continue;
+		}
+		parts = xrealloc(parts, sizeof(part_item) * (size_t) (nparts + 1));
+		memset(&parts[nparts], 0, sizeof(part_item));
+		parts[nparts++].m = m;
+	}
+	if (nparts == 0)
+	{
+		error_set(&err, ERRCODE_UNDEFINED_TABLE, "%s is a partitioned table, and no archived table was ever "
+				  "captured as its partition: nothing to recover it from", pshown);
+		rc = fail(&prog, &err);
+		goto done;
+	}
+	/* A transaction id is a point only in the partitions it changed: theirs gives the LSN
+	 * every other partition is recovered at. */
+	if (pt.kind == RECOVER_POINT_XID)
+	{
+		uint64_t bound = 0;
+
+		for (int p = 0; p < nparts && bound == 0; p++)
+		{
+			recover_plan *plan = NULL;
+			bs_error e;
+
+			if (recover_plan_build(st, parts[p].m, head, &pt, &plan, &e) == BS_OK)
+				bound = plan->bound;
+			else if (strcmp(e.code, ERRCODE_UNDEFINED_OBJECT) != 0)
+			{
+				err = e;
+				error_prefix(&err, "partition %s.%s", parts[p].m->schema, parts[p].m->name);
+				rc = fail(&prog, &err);
+				goto done;
+			}
+			recover_plan_free(plan);
+		}
+		if (bound == 0)
+		{
+			error_set(&err, ERRCODE_UNDEFINED_OBJECT, "transaction %u changed no partition of %s that is in the "
+					  "archive: only transactions that touched the table can be recovery points", pt.xid, pshown);
+			rc = fail(&prog, &err);
+			goto done;
+		}
+		pt.kind = RECOVER_POINT_LSN;
+		pt.lsn = bound;
+		pt.exclusive = true;
+	}
+	if (pt.kind == RECOVER_POINT_LSN)
+		point_lsn = pt.exclusive ? pt.lsn : pt.lsn + 1;
+	else if (pt.kind == RECOVER_POINT_LATEST)
+		point_lsn = UINT64_MAX;
+	/* Each partition at the point, or the reason the whole is refused. */
+	for (int p = 0; p < nparts; p++)
+	{
+		part_item *it = &parts[p];
+		json_t *part;
+
+		if (dropped_before(it->m, &pt, point_lsn))
+			continue;
+		if (recover_plan_build(st, it->m, head, &pt, &it->plan, &err) != BS_OK)
+		{
+			error_prefix(&err, "%s cannot be recovered as a whole: its partition %s.%s (relid %u) cannot be "
+						 "recovered at the point", pshown, it->m->schema, it->m->name, it->m->relid);
+			rc = fail(&prog, &err);
+			goto done;
+		}
+		it->def = it->plan->base->definition ? json_loads(it->plan->base->definition, 0, NULL) : NULL;
+		part = it->def ? json_object_get(it->def, "partition") : NULL;
+		if (part == NULL)
+		{
+			error_set(&err, ERRCODE_OUT_OF_RANGE,
+					  "%s cannot be recovered as a whole: the definition of %s.%s at the point was captured by a "
+					  "Backstop that did not record partitions (no \"partition\" member); choose a point after its "
+					  "next base copy, or recover the partitions one by one", pshown, it->m->schema, it->m->name);
+			rc = fail(&prog, &err);
+			goto done;
+		}
+		/* A membership change (ATTACH/DETACH) between the base and the point: the base does not
+		 * tell whether the table was a partition at the point. */
+		for (int c = 0; c < it->m->npartition_changes; c++)
+			if (it->m->partition_changes[c] >= it->plan->base->lsn && it->m->partition_changes[c] < it->plan->bound)
+			{
+				char l1[LSN_BUFLEN],
+					l2[LSN_BUFLEN];
+
+				error_set(&err, ERRCODE_OUT_OF_RANGE,
+						  "%s cannot be recovered as a whole at %s: the partitions of %s changed at LSN %s "
+						  "(ATTACH or DETACH PARTITION, or another ALTER TABLE on it), after the base copy of "
+						  "%s.%s at %s and before the point; choose a point before %s or after that table's "
+						  "next base copy", pshown, point_text(user_pt, buf, sizeof(buf)), pshown,
+						  lsn_format(it->m->partition_changes[c], l1), it->m->schema, it->m->name,
+						  lsn_format(it->plan->base->lsn, l2), l1);
+				rc = fail(&prog, &err);
+				goto done;
+			}
+		if (!json_is_object(part) || json_integer_value(json_object_get(part, "parent_relid")) != (json_int_t) pm->relid)
+			continue;			/* not its partition at that base (detached, or attached later) */
+		if (json_is_true(json_object_get(part, "parent_is_partition")))
+		{
+			error_set(&err, ERRCODE_OUT_OF_RANGE, "%s is itself a partition (multi-level partitioning): "
+					  "recovering it as a whole is not supported; recover its partitions one by one", pshown);
+			rc = fail(&prog, &err);
+			goto done;
+		}
+		if (!json_is_string(json_object_get(part, "bound")) || !json_is_string(json_object_get(part, "key")))
+		{
+			error_set(&err, ERRCODE_DATA_CORRUPTED, "the partition member of %s.%s's definition has no bound or key",
+					  it->m->schema, it->m->name);
+			rc = fail(&prog, &err);
+			goto done;
+		}
+		it->part = part;
+		/* The newest base tells the parent's definition at the point. */
+		if (key_base == NULL || it->plan->base->lsn > key_base->lsn)
+		{
+			key_base = it->plan->base;
+			key_part = part;
+		}
+	}
+	/* Keep only the partitions of the point. */
+	{
+		int k = 0;
+
+		for (int p = 0; p < nparts; p++)
+		{
+			if (parts[p].part)
+				parts[k++] = parts[p];
+			else
+			{
+				recover_plan_free(parts[p].plan);
+				json_decref(parts[p].def);
+				manifest_free(parts[p].m);
+			}
+		}
+		nparts = k;
+	}
+	if (nparts == 0)
+	{
+		error_set(&err, ERRCODE_OUT_OF_RANGE, "%s had no archived partition at %s: its definition is captured "
+				  "only with its partitions", pshown, point_text(user_pt, buf, sizeof(buf)));
+		rc = fail(&prog, &err);
+		goto done;
+	}
+	/* Every partition agrees on the key (a key cannot change, but the archive is untrusted). */
+	for (int p = 0; p < nparts; p++)
+		if (!json_equal(json_object_get(parts[p].part, "key"), json_object_get(key_part, "key")))
+		{
+			error_set(&err, ERRCODE_DATA_CORRUPTED, "the partitions of %s disagree on its partition key", pshown);
+			rc = fail(&prog, &err);
+			goto done;
+		}
+	for (int p = 0; p < nparts; p++)
+	{
+		parts[p].tname = name_with_suffix(tname, "_", parts[p].m->name);
+		for (int q = 0; q < p; q++)
+			if (strcmp(parts[q].tname, parts[p].tname) == 0)
+			{
+				rc = usage("two partitions get the same recovered name (their names are cut to 63 bytes): choose a "
+						   "shorter name with --into");
+				goto done;
+			}
+	}
+	if (config_get_bool(cfg, "dry_run"))
+	{
+		if (json)
+		{
+			json_t *o = json_object();
+			json_t *pa = json_array();
+			char *s;
+
+			for (int p = 0; p < nparts; p++)
+				json_array_append_new(pa, json_pack("{s:o,s:o,s:s,s:o}", "partition",
+													json_sprintf("%s.%s", parts[p].m->schema, parts[p].m->name),
+													"target", json_sprintf("%s.%s", tschema, parts[p].tname),
+													"bound", json_string_value(json_object_get(parts[p].part, "bound")),
+													"base_lsn", manifest_json_lsn(parts[p].plan->base->lsn)));
+			json_object_set_new(o, "dry_run", json_true());
+			json_object_set_new(o, "table", json_sprintf("%s.%s", pm->schema, pm->name));
+			json_object_set_new(o, "partitioned", json_true());
+			json_object_set_new(o, "point", json_string(point_text(user_pt, buf, sizeof(buf))));
+			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
+			json_object_set_new(o, "partitions", pa);
+			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			printf("%s\n", s);
+			free(s);
+			json_decref(o);
+		}
+		else
+		{
+			char *ts = pgsql_display_name(tschema, tname);
+
+			printf("Dry run: nothing written.\n");
+			printf("Table:           %s (partitioned, relid %u)\n", pshown, pm->relid);
+			printf("Point:           %s\n", point_text(user_pt, buf, sizeof(buf)));
+			printf("Target:          %s\n", ts);
+			for (int p = 0; p < nparts; p++)
+			{
+				char *s = pgsql_display_name(parts[p].m->schema, parts[p].m->name);
+				char *b = xstrdup_printable(json_string_value(json_object_get(parts[p].part, "bound")));
+
+				printf("Partition:       %s %s\n", s, b);
+				free(s);
+				free(b);
+			}
+			free(ts);
+		}
+		rc = EXIT_OK;
+		goto done;
+	}
+	if (db == NULL && target_db == NULL)
+	{
+		rc = usage("--db (or --target-db) is required unless --dry-run");
+		goto done;
+	}
+	if (pgsql_connect(target_db ? target_db : db, false, "backstop recover", &conn, &err) != BS_OK)
+	{
+		rc = fail(&prog, &err);
+		goto done;
+	}
+	for (int p = 0; p < nparts; p++)
+		if (load_partition(conn, st, &parts[p], tschema, &pt, config_get_bool(cfg, "replace"),
+						   config_get_bool(cfg, "no_indexes"), &rprog, &err) != BS_OK)
+		{
+			drop_created(conn, tschema, parts, nparts);
+			error_prefix(&err, "%s not recovered as a whole", pshown);
+			rc = fail(&prog, &err);
+			goto done;
+		}
+	{
+		strbuf comment = STRBUF_INIT;
+
+		strbuf_printf(&comment, RECOVER_COMMENT_PREFIX "%s.%s (relid %u, partitioned) at %s", pm->schema, pm->name,
+					  pm->relid, point_text(user_pt, buf, sizeof(buf)));
+		if (build_parent(conn, tschema, tname, pm, key_part, parts, nparts, comment.data,
+						 config_get_bool(cfg, "replace"), &err) != BS_OK)
+		{
+			strbuf_free(&comment);
+			drop_created(conn, tschema, parts, nparts);
+			error_prefix(&err, "%s not recovered as a whole", pshown);
+			rc = fail(&prog, &err);
+			goto done;
+		}
+		strbuf_free(&comment);
+	}
+	/* What the recovered hierarchy cannot hold, for after the copy-back. */
+	{
+		uint32_t *ids = xcalloc((size_t) nparts + 1, sizeof(uint32_t));
+		uint64_t bound = UINT64_MAX;
+
+		ids[0] = pm->relid;
+		for (int p = 0; p < nparts; p++)
+		{
+			ids[p + 1] = parts[p].m->relid;
+			if (parts[p].plan->bound < bound)
+				bound = parts[p].plan->bound;
+			recover_restore_from_definition(parts[p].plan->base->definition, parts[p].m->schema, parts[p].m->name,
+											false, &rr);
+		}
+		recover_restore_foreign_keys(st, ids, nparts + 1, point_lsn ? point_lsn : bound, &rr);
+		free(ids);
+	}
+	/* Output, and the copy-back: the hierarchy back under its names, or its rows into the live table. */
+	{
+		copyback_live live = COPYBACK_LIVE_UNKNOWN;
+		uint32_t live_relid = 0;
+		strbuf cb = STRBUF_INIT;
+		char *ptarget = pgsql_qualified_name_printable(tschema, tname);
+		char *porig = pgsql_qualified_name_printable(pm->schema, pm->name);
+		uint64_t total = 0;
+
+		if (target_db == NULL && copyback_live_state(conn, pm, &live, &live_relid, &err) != BS_OK)
+		{
+			free(ptarget);
+			free(porig);
+			rc = fail(&prog, &err);
+			goto done;
+		}
+		if (live == COPYBACK_LIVE_GONE)
+		{
+			char *qn = pgsql_quote_ident_printable(pm->name);
+
+			strbuf_printf(&cb, "BEGIN;\n");
+			if (strcmp(tschema, pm->schema) != 0)
+			{
+				char *qs = pgsql_quote_ident_printable(pm->schema);
+
+				strbuf_printf(&cb, "ALTER TABLE %s SET SCHEMA %s;\n", ptarget, qs);
+				for (int p = 0; p < nparts; p++)
+				{
+					char *pt2 = pgsql_qualified_name_printable(tschema, parts[p].tname);
+
+					strbuf_printf(&cb, "ALTER TABLE %s SET SCHEMA %s;\n", pt2, qs);
+					free(pt2);
+				}
+				free(qs);
+			}
+			strbuf_printf(&cb, "ALTER TABLE %s RENAME TO %s;\n",
+						  strcmp(tschema, pm->schema) == 0 ? ptarget : porig, qn);
+			strbuf_printf(&cb, "COMMENT ON TABLE %s IS NULL;\n", porig);
+			for (int p = 0; p < nparts; p++)
+			{
+				char *cur = pgsql_qualified_name_printable(pm->schema, parts[p].tname);
+				char *qp = pgsql_quote_ident_printable(parts[p].m->name);
+				char *orig = pgsql_qualified_name_printable(pm->schema, parts[p].m->name);
+
+				strbuf_printf(&cb, "ALTER TABLE %s RENAME TO %s;\nCOMMENT ON TABLE %s IS NULL;\n", cur, qp, orig);
+				free(cur);
+				free(qp);
+				free(orig);
+			}
+			strbuf_printf(&cb, "COMMIT;");
+			free(qn);
+		}
+		else
+		{
+			/* The table exists: its rows are replaced by the recovered ones, routed by its own
+			 * partitions (a row no live partition takes fails the whole). */
+			strbuf_printf(&cb, "BEGIN;\nDELETE FROM %s;\nINSERT INTO %s SELECT * FROM %s;\nCOMMIT;", porig, porig,
+						  ptarget);
+		}
+		for (int p = 0; p < nparts; p++)
+			total += parts[p].lres.ours.rows;
+		if (json)
+		{
+			json_t *o = json_object();
+			json_t *pa = json_array();
+			json_t *ra = json_array();
+			json_t *notes = json_array();
+			char *s;
+
+			for (int p = 0; p < nparts; p++)
+			{
+				char ours[REPLAY_CHECKSUM_BUFLEN];
+
+				replay_checksum_format(&parts[p].lres.ours, ours);
+				json_array_append_new(pa, json_pack("{s:o,s:o,s:s,s:o,s:I,s:s,s:s}", "partition",
+													json_sprintf("%s.%s", parts[p].m->schema, parts[p].m->name),
+													"target", json_sprintf("%s.%s", tschema, parts[p].tname),
+													"bound", json_string_value(json_object_get(parts[p].part, "bound")),
+													"base_lsn", manifest_json_lsn(parts[p].plan->base->lsn),
+													"rows", (json_int_t) parts[p].lres.ours.rows,
+													"checksum", ours, "postgres_checksum", parts[p].lres.pg_sum));
+			}
+			for (int i = 0; i < rr.n; i++)
+				json_array_append_new(ra, json_pack("{s:s,s:s}", "purpose", rr.what[i], "sql", rr.sql[i]));
+			for (char *p = rr.notes.data, *nl; p && *p && (nl = strchr(p, '\n')); p = nl + 1)
+				json_array_append_new(notes, json_stringn(p, (size_t) (nl - p)));
+			json_object_set_new(o, "table", json_sprintf("%s.%s", pm->schema, pm->name));
+			json_object_set_new(o, "partitioned", json_true());
+			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
+			json_object_set_new(o, "point", json_string(point_text(user_pt, buf, sizeof(buf))));
+			json_object_set_new(o, "partition_key", json_string(json_string_value(json_object_get(key_part, "key"))));
+			json_object_set_new(o, "rows", json_integer((json_int_t) total));
+			json_object_set_new(o, "partitions", pa);
+			json_object_set_new(o, "copy_back", json_pack("[{s:s,s:s}]", "purpose", live == COPYBACK_LIVE_GONE ?
+														  "rename the recovered hierarchy into place" :
+														  "replace the live table's rows", "sql", cb.data));
+			json_object_set_new(o, "after_copy_back", ra);
+			json_object_set_new(o, "after_copy_back_notes", notes);
+			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			printf("%s\n", s);
+			free(s);
+			json_decref(o);
+		}
+		else
+		{
+			char *ts = pgsql_display_name(tschema, tname);
+			char *key = xstrdup_printable(json_string_value(json_object_get(key_part, "key")));
+
+			printf("Recovered %s (partitioned) into %s, PARTITION BY %s\n", pshown, ts, key);
+			printf("Point:        %s\n", point_text(user_pt, buf, sizeof(buf)));
+			printf("Partitions:   %d, %llu rows in all, each validated:\n", nparts, (unsigned long long) total);
+			for (int p = 0; p < nparts; p++)
+			{
+				char ours[REPLAY_CHECKSUM_BUFLEN];
+				char *s = pgsql_display_name(parts[p].m->schema, parts[p].m->name);
+				char *t = pgsql_display_name(tschema, parts[p].tname);
+				char *b = xstrdup_printable(json_string_value(json_object_get(parts[p].part, "bound")));
+				char l1[LSN_BUFLEN];
+
+				replay_checksum_format(&parts[p].lres.ours, ours);
+				printf("  %s -> %s %s: %llu rows, checksum %s (Backstop) = %s (PostgreSQL), base LSN %s\n", s, t, b,
+					   (unsigned long long) parts[p].lres.ours.rows, ours, parts[p].lres.pg_sum,
+					   lsn_format(parts[p].plan->base->lsn, l1));
+				free(s);
+				free(t);
+				free(b);
+			}
+			printf("\nCopy-back SQL (not executed; review, then run it yourself):\n\n-- %s\n%s\n",
+				   live == COPYBACK_LIVE_GONE ? "the table is gone: the recovered hierarchy takes its names"
+				   : "the table exists: its rows are replaced by the recovered ones (changes made after the point are "
+				   "lost; rows go to the live table's partitions)", cb.data);
+			if (rr.n)
+			{
+				printf("\nAfter the copy-back (not executed): what the recovered tables cannot hold\n");
+				for (int i = 0; i < rr.n; i++)
+				{
+					char *w = xstrdup_printable(rr.what[i]);
+
+					printf("\n-- %s\n%s;\n", w, rr.sql[i]);
+					free(w);
+				}
+			}
+			if (rr.notes.len)
+			{
+				char *shown = xstrdup_printable(rr.notes.data);
+
+				printf("\nNotes:\n");
+				for (char *p = shown, *nl; p && *p; p = nl ? nl + 2 : NULL)
+				{
+					nl = strstr(p, "\\n");
+					printf("%.*s\n", nl ? (int) (nl - p) : (int) strlen(p), p);
+				}
+				free(shown);
+			}
+			free(ts);
+			free(key);
+		}
+		strbuf_free(&cb);
+		free(ptarget);
+		free(porig);
+	}
+	rc = EXIT_OK;
+done:
+	recover_restore_free(&rr);
+	if (conn)
+		PQfinish(conn);
+	parts_free(parts, nparts);
+	free(relids);
+	free(tschema);
+	free(tname);
+	free(pshown);
+	return rc;
+}
+
 int
 cmd_recover(bs_config *cfg, int argc, char **argv)
 {
@@ -298,10 +1201,12 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	char **cb_columns = NULL;
 	int cb_ncolumns = 0;
 	strbuf latest_cmd = STRBUF_INIT;
+	recover_restore rr;
 
 	(void) argv;
 	progress_init(&prog, "recover", progress_wanted(json));
 	progress_phase(&prog, "plan");
+	memset(&rr, 0, sizeof(rr));
 	error_clear(&err);
 	memset(&lres, 0, sizeof(lres));
 	memset(&head, 0, sizeof(head));
@@ -343,6 +1248,11 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	if (sqlcheck_manifest_first(m, &err) != BS_OK)
 	{
 		rc = fail(&prog, &err);
+		goto done;
+	}
+	if (strcmp(m->status, "skipped") == 0 && m->finding && strncmp(m->finding, "partitioned table", 17) == 0)
+	{
+		rc = recover_parent(cfg, st, head_exists ? &head : NULL, m, &pt, json);
 		goto done;
 	}
 	if (strcmp(m->status, "skipped") == 0)
@@ -552,6 +1462,10 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		rc = usage(err.message);
 		goto done;
 	}
+	/* What the recovered table cannot hold (triggers, policies, publications, its partition
+	 * attachment, other tables' foreign keys into it), for after the copy-back. */
+	recover_restore_from_definition(plan->base->definition, m->schema, m->name, true, &rr);
+	recover_restore_foreign_keys(st, &m->relid, 1, plan->bound, &rr);
 	{
 		recover_load_options o;
 		strbuf comment = STRBUF_INIT;
@@ -653,6 +1567,17 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				json_object_set_new(o, "copy_back_notes", notes);
 			}
 			json_object_set_new(o, "copy_back_applied", json_boolean(apply));
+			{
+				json_t *ra = json_array();
+				json_t *notes = json_array();
+
+				for (int i = 0; i < rr.n; i++)
+					json_array_append_new(ra, json_pack("{s:s,s:s}", "purpose", rr.what[i], "sql", rr.sql[i]));
+				for (char *p = rr.notes.data, *nl; p && *p && (nl = strchr(p, '\n')); p = nl + 1)
+					json_array_append_new(notes, json_stringn(p, (size_t) (nl - p)));
+				json_object_set_new(o, "after_copy_back", ra);
+				json_object_set_new(o, "after_copy_back_notes", notes);
+			}
 			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
 			printf("%s\n", s);
 			free(s);
@@ -727,6 +1652,30 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				}
 				free(shown);
 			}
+			if (rr.n)
+			{
+				printf("\nAfter the copy-back (not executed, not part of --apply): what the recovered table "
+					   "cannot hold\n");
+				for (int i = 0; i < rr.n; i++)
+				{
+					char *w = xstrdup_printable(rr.what[i]);
+
+					printf("\n-- %s\n%s;\n", w, rr.sql[i]);
+					free(w);
+				}
+			}
+			if (rr.notes.len)
+			{
+				char *shown = xstrdup_printable(rr.notes.data);
+
+				printf("\nNot given as SQL:\n");
+				for (char *p = shown, *nl; p && *p; p = nl ? nl + 2 : NULL)
+				{
+					nl = strstr(p, "\\n");
+					printf("%.*s\n", nl ? (int) (nl - p) : (int) strlen(p), p);
+				}
+				free(shown);
+			}
 			if (apply && config_get_bool(cfg, "yes"))
 				printf("\nCopy-back applied to %s and validated.\n", src_shown);
 		}
@@ -738,6 +1687,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		goto done;
 	rc = EXIT_OK;
 done:
+	recover_restore_free(&rr);
 	copyback_free(&cb);
 	copyback_free_columns(cb_columns, cb_ncolumns);
 	strbuf_free(&latest_cmd);

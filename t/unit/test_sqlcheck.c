@@ -350,6 +350,79 @@ test_manifest_walk(void)
 	manifest_free(m);
 }
 
+/* A partitioned table's key and a partition's bound: exactly one clause each. */
+static void
+test_partitions(void)
+{
+	manifest_column cols[2];
+	manifest_layout l;
+	bs_error err;
+	char *sql;
+	static const char *const bad_keys[] = {
+		"RANGE (id); DROP TABLE public.victim",
+		"RANGE (id) TABLESPACE pg_global",
+		"RANGE (id) WITH (fillfactor=10)",
+		"RANGE (id)) INHERITS (public.victim",
+		"",
+		NULL
+	};
+	static const char *const bad_bounds[] = {
+		"FOR VALUES FROM (0) TO (100); DROP TABLE public.victim",
+		"FOR VALUES FROM (0) TO (100), DETACH PARTITION public.victim",
+		"",
+		NULL
+	};
+
+	memset(cols, 0, sizeof(cols));
+	memset(&l, 0, sizeof(l));
+	cols[0].name = "id";
+	cols[0].type_name = "integer";
+	cols[0].not_null = true;
+	cols[1].name = "v";
+	cols[1].type_name = "text";
+	l.ncols = 2;
+	l.columns = cols;
+	error_clear(&err);
+	sql = sqlcheck_create_partitioned_table("public", "meas_recovered", &l, "RANGE (id)", &err);
+	is_str(sql, "CREATE TABLE \"public\".\"meas_recovered\" (\"id\" integer NOT NULL, \"v\" text) PARTITION BY RANGE (id)",
+		   "partitioned CREATE TABLE built and checked");
+	free(sql);
+	sql = sqlcheck_create_partitioned_table("public", "m", &l, "LIST (lower(v) COLLATE \"C\")", &err);
+	ok(sql != NULL, "a key expression with a collation passes");
+	free(sql);
+	sql = sqlcheck_create_partitioned_table("public", "m", &l, "HASH (id int4_ops)", &err);
+	ok(sql != NULL, "a key with an operator class passes");
+	free(sql);
+	for (int i = 0; bad_keys[i]; i++)
+	{
+		sql = sqlcheck_create_partitioned_table("public", "m", &l, bad_keys[i], &err);
+		ok(sql == NULL && strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0, "partition key refused: %s (%s)", bad_keys[i],
+		   sql ? sql : err.message);
+		free(sql);
+	}
+	sql = sqlcheck_attach_partition("public", "meas_recovered", "public", "meas_recovered_a",
+									"FOR VALUES FROM (0) TO (100)", &err);
+	is_str(sql, "ALTER TABLE \"public\".\"meas_recovered\" ATTACH PARTITION \"public\".\"meas_recovered_a\" "
+		   "FOR VALUES FROM (0) TO (100)", "ATTACH PARTITION built and checked");
+	free(sql);
+	sql = sqlcheck_attach_partition("public", "m", "public", "m_d", "DEFAULT", &err);
+	ok(sql != NULL, "a default partition passes");
+	free(sql);
+	sql = sqlcheck_attach_partition("public", "m", "public", "m_h", "FOR VALUES WITH (modulus 4, remainder 1)", &err);
+	ok(sql != NULL, "a hash bound passes");
+	free(sql);
+	sql = sqlcheck_attach_partition("public", "m", "public", "m_l", "FOR VALUES IN ('a', NULL)", &err);
+	ok(sql != NULL, "a list bound passes");
+	free(sql);
+	for (int i = 0; bad_bounds[i]; i++)
+	{
+		sql = sqlcheck_attach_partition("public", "m", "public", "m_a", bad_bounds[i], &err);
+		ok(sql == NULL && strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0, "partition bound refused: %s (%s)", bad_bounds[i],
+		   sql ? sql : err.message);
+		free(sql);
+	}
+}
+
 int
 main(void)
 {
@@ -357,5 +430,6 @@ main(void)
 	test_builders();
 	test_limits();
 	test_manifest_walk();
+	test_partitions();
 	return done_testing();
 }
