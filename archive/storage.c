@@ -12,6 +12,36 @@
 
 #define MAX_KEY_LEN 1024
 
+static void
+count(storage *st, storage_op op, uint64_t bytes)
+{
+	__atomic_fetch_add(&st->stats.requests[op], 1, __ATOMIC_RELAXED);
+	if (bytes)
+		__atomic_fetch_add(&st->stats.bytes[op], bytes, __ATOMIC_RELAXED);
+}
+
+void
+storage_stats_add(const storage *st, storage_stats *sum)
+{
+	while (st->wrapped)
+		st = st->wrapped;
+	for (int i = 0; i < STORAGE_NOPS; i++)
+	{
+		sum->requests[i] += __atomic_load_n(&st->stats.requests[i], __ATOMIC_RELAXED);
+		sum->bytes[i] += __atomic_load_n(&st->stats.bytes[i], __ATOMIC_RELAXED);
+	}
+}
+
+const char *
+storage_op_name(storage_op op)
+{
+	static const char *const names[STORAGE_NOPS] = {
+		"put", "get", "head", "list", "delete", "get_tagged", "put_if"
+	};
+
+	return (int) op >= 0 && op < STORAGE_NOPS ? names[op] : "unknown";
+}
+
 bool
 storage_key_valid(const char *key)
 {
@@ -267,7 +297,10 @@ storage_writer_open(storage *st, const char *key, storage_writer **out, bs_error
 	*out = NULL;
 	if (!storage_key_valid(key))
 		return bad_key(key, err);
-	return st->ops->writer_open(st, key, out, err);
+	if (st->ops->writer_open(st, key, out, err) != BS_OK)
+		return BS_ERR;
+	(*out)->written = 0;
+	return BS_OK;
 }
 
 int
@@ -275,12 +308,17 @@ storage_writer_write(storage_writer *w, const void *data, size_t len, bs_error *
 {
 	if (len == 0)
 		return BS_OK;
-	return w->st->ops->writer_write(w, data, len, err);
+	if (w->st->ops->writer_write(w, data, len, err) != BS_OK)
+		return BS_ERR;
+	w->written += len;
+	return BS_OK;
 }
 
 int
 storage_writer_commit(storage_writer *w, bs_error *err)
 {
+	/* Counted before: commit frees the writer. */
+	count(w->st, STORAGE_OP_PUT, w->written);
 	return w->st->ops->writer_commit(w, err);
 }
 
@@ -306,6 +344,23 @@ storage_put(storage *st, const char *key, const void *data, size_t len, bs_error
 	return storage_writer_commit(w, err);
 }
 
+/* The bytes a get delivers, counted as they pass to the caller's sink. */
+typedef struct counting_sink
+{
+	storage    *st;
+	storage_sink sink;
+	void	   *ctx;
+} counting_sink;
+
+static int
+count_sink(void *ctx, const void *data, size_t len, bs_error *err)
+{
+	counting_sink *c = ctx;
+
+	__atomic_fetch_add(&c->st->stats.bytes[STORAGE_OP_GET], (uint64_t) len, __ATOMIC_RELAXED);
+	return c->sink(c->ctx, data, len, err);
+}
+
 int
 storage_get(storage *st, const char *key, uint64_t offset, uint64_t length,
 			storage_sink sink, void *ctx, bs_error *err)
@@ -314,7 +369,12 @@ storage_get(storage *st, const char *key, uint64_t offset, uint64_t length,
 		return bad_key(key, err);
 	if (length > 0 && offset > UINT64_MAX - length)
 		return error_set(err, ERRCODE_OUT_OF_RANGE, "invalid range for \"%s\"", key);
-	return st->ops->get(st, key, offset, length, sink, ctx, err);
+	{
+		counting_sink c = {st, sink, ctx};
+
+		count(st, STORAGE_OP_GET, 0);
+		return st->ops->get(st, key, offset, length, count_sink, &c, err);
+	}
 }
 
 static int
@@ -351,6 +411,7 @@ storage_head(storage *st, const char *key, bool *exists, storage_stat *stat, bs_
 	if (stat == NULL)
 		stat = &dummy;
 	memset(stat, 0, sizeof(*stat));
+	count(st, STORAGE_OP_HEAD, 0);
 	return st->ops->head(st, key, exists, stat, err);
 }
 
@@ -361,6 +422,7 @@ storage_list(storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_
 		prefix = "";
 	if (!prefix_valid(prefix))
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "invalid storage prefix \"%.200s\"", prefix);
+	count(st, STORAGE_OP_LIST, 0);
 	return st->ops->list(st, prefix, cb, ctx, err);
 }
 
@@ -394,6 +456,7 @@ storage_delete(storage *st, const char *key, bs_error *err)
 {
 	if (!storage_key_valid(key))
 		return bad_key(key, err);
+	count(st, STORAGE_OP_DELETE, 0);
 	return st->ops->delete_key(st, key, err);
 }
 
@@ -404,6 +467,7 @@ storage_get_tagged(storage *st, const char *key, strbuf *out, char **tag, bs_err
 	strbuf_reset(out);
 	if (!storage_key_valid(key))
 		return bad_key(key, err);
+	count(st, STORAGE_OP_GET_TAGGED, 0);
 	if (st->ops->get_tagged(st, key, out, tag, err) != BS_OK)
 	{
 		strbuf_reset(out);
@@ -411,6 +475,7 @@ storage_get_tagged(storage *st, const char *key, strbuf *out, char **tag, bs_err
 		*tag = NULL;
 		return BS_ERR;
 	}
+	__atomic_fetch_add(&st->stats.bytes[STORAGE_OP_GET_TAGGED], (uint64_t) out->len, __ATOMIC_RELAXED);
 	/* Keep the "always NUL-terminated" promise even for an empty object. */
 	strbuf_reserve(out, 1);
 	out->data[out->len] = '\0';
@@ -422,5 +487,6 @@ storage_put_if(storage *st, const char *key, const void *data, size_t len, const
 {
 	if (!storage_key_valid(key))
 		return bad_key(key, err);
+	count(st, STORAGE_OP_PUT_IF, len);
 	return st->ops->put_if(st, key, data, len, tag, err);
 }

@@ -81,6 +81,36 @@ int storage_delete(storage *st, const char *key, bs_error *err);
 int storage_get_tagged(storage *st, const char *key, strbuf *out, char **tag, bs_error *err);
 int storage_put_if(storage *st, const char *key, const void *data, size_t len, const char *tag, bs_error *err);
 
+/*
+ * Requests counted per handle, at this interface: one per call (a put is one object
+ * written, whatever the number of multipart parts; a list is one call, whatever the number
+ * of pages; the S3 driver's own retries are not counted).  A wrapper (the encryption layer)
+ * reports the requests of the storage it wraps, which are the ones made.  Counters are
+ * updated atomically: another thread may read them (the archiver's /metrics).
+ */
+typedef enum storage_op
+{
+	STORAGE_OP_PUT,				/* an object written: storage_put or a committed writer */
+	STORAGE_OP_GET,
+	STORAGE_OP_HEAD,
+	STORAGE_OP_LIST,
+	STORAGE_OP_DELETE,
+	STORAGE_OP_GET_TAGGED,
+	STORAGE_OP_PUT_IF,
+	STORAGE_NOPS
+} storage_op;
+
+typedef struct storage_stats
+{
+	uint64_t requests[STORAGE_NOPS];	/* calls, successful or not */
+	uint64_t bytes[STORAGE_NOPS];	/* stored bytes written (put, put_if) or read (get, get_tagged) */
+} storage_stats;
+
+/* The counts of st (of the storage it wraps, for a wrapper), added to *sum. */
+void storage_stats_add(const storage *st, storage_stats *sum);
+/* "put", "get", ...: the op label of the archiver's metrics. */
+const char *storage_op_name(storage_op op);
+
 /* A key is valid when it is 1..1024 bytes of printable text, relative ("a/b", not "/a"),
  * without empty, "." or ".." components and without the local driver's temp marker. */
 bool storage_key_valid(const char *key);
@@ -111,12 +141,15 @@ struct storage
 {
 	const storage_ops *ops;
 	char	   *description;	/* owned by storage.c, freed by storage_close */
+	storage    *wrapped;		/* a wrapper's inner storage, whose counts are reported */
+	storage_stats stats;		/* kept by storage.c (atomic updates) */
 };
 
 /* A driver's writer embeds this as its first member. */
 struct storage_writer
 {
 	storage    *st;
+	uint64_t	written;		/* bytes given to write (kept by storage.c) */
 };
 
 /* Local temp files start with this; keys may not use it in any component. */

@@ -1450,6 +1450,7 @@ crypt_new(storage *inner)
 	cs->base.ops = &crypt_ops;
 	cs->base.description = xstrdup(storage_describe(inner));
 	cs->inner = inner;
+	cs->base.wrapped = inner;
 	cs->state = CRYPT_OFF;
 	return cs;
 }

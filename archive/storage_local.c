@@ -613,7 +613,18 @@ local_put_if(storage *st, const char *key, const void *data, size_t len, const c
 				  exists ? "was replaced" : "was deleted");
 		goto out;
 	}
-	rc = storage_put(st, key, data, len, err);
+	/* The driver's own writer, not storage_put: the request is counted once, as a put_if. */
+	{
+		storage_writer *w;
+
+		if (local_writer_open(st, key, &w, err) == BS_OK)
+		{
+			if (len > 0 && local_writer_write(w, data, len, err) != BS_OK)
+				local_writer_abort(w);
+			else
+				rc = local_writer_commit(w, err);
+		}
+	}
 out:
 	if (fd >= 0)
 		close(fd);				/* releases the lock */

@@ -140,6 +140,9 @@ typedef struct archiver_metrics
 	uint64_t spool_bytes;
 	uint64_t checkpoints;
 	uint64_t spills;
+	uint64_t seals;				/* epochs sealed (handed to the uploader) */
+	uint64_t manifests_stored;
+	uint64_t manifest_bytes;	/* serialized bytes of the manifests stored */
 	int64_t started_ms;
 	/* For seconds behind: the newest commit received (Unix microseconds, end LSN), and the
 	 * newest one known durable (its time once flush_lsn passed its end). */
@@ -796,6 +799,8 @@ store_dirty_manifests(archiver *a, bool fenced, bs_error *err)
 			uploader_lock(a);
 			archive_head_note_table(&a->head, relid, generation, a->tables[i]->man->schema,
 									a->tables[i]->man->name);
+			a->metrics.manifests_stored++;
+			a->metrics.manifest_bytes += strlen(json);
 			pthread_mutex_unlock(&a->lock);
 		}
 		free(json);
@@ -1526,6 +1531,7 @@ seal_epoch(archiver *a, bool verify, bs_error *err)
 	}
 	a->open_bytes = 0;
 	a->spilled_bytes = 0;
+	a->metrics.seals++;
 	a->queued_bytes += job->bytes;
 	if (a->jobs_tail)
 		a->jobs_tail->next = job;
@@ -2990,6 +2996,43 @@ position_checkpoints(archiver *a)
 		log_warning("%s", err.message);
 }
 
+/* Requests to the archive's storage (all three handles; not the local spool), and what the
+ * seals cost in manifests: the figures of contrib/bench/scale. */
+static void
+storage_metrics(const archiver *a, strbuf *out)
+{
+	storage_stats s;
+
+	memset(&s, 0, sizeof(s));
+	if (a->st)
+		storage_stats_add(a->st, &s);
+	if (a->st_main)
+		storage_stats_add(a->st_main, &s);
+	if (a->st_base)
+		storage_stats_add(a->st_base, &s);
+	strbuf_printf(out, "# HELP backstop_storage_requests_total Requests to the archive's storage, by operation "
+				  "(a put is one object, a list one call of any number of pages).\n"
+				  "# TYPE backstop_storage_requests_total counter\n");
+	for (int op = 0; op < STORAGE_NOPS; op++)
+		strbuf_printf(out, "backstop_storage_requests_total{op=\"%s\"} %" PRIu64 "\n",
+					  storage_op_name((storage_op) op), s.requests[op]);
+	strbuf_printf(out, "# HELP backstop_storage_bytes_total Bytes written to (put, put_if) or read from (get, "
+				  "get_tagged) the archive's storage, as stored.\n"
+				  "# TYPE backstop_storage_bytes_total counter\n");
+	for (int op = 0; op < STORAGE_NOPS; op++)
+		if (op == STORAGE_OP_PUT || op == STORAGE_OP_GET || op == STORAGE_OP_GET_TAGGED || op == STORAGE_OP_PUT_IF)
+			strbuf_printf(out, "backstop_storage_bytes_total{op=\"%s\"} %" PRIu64 "\n",
+						  storage_op_name((storage_op) op), s.bytes[op]);
+	strbuf_printf(out,
+		"# HELP backstop_seals_total Epochs sealed (each becomes durable as a whole).\n"
+		"# TYPE backstop_seals_total counter\nbackstop_seals_total %" PRIu64 "\n"
+		"# HELP backstop_manifests_stored_total Table manifests stored.\n"
+		"# TYPE backstop_manifests_stored_total counter\nbackstop_manifests_stored_total %" PRIu64 "\n"
+		"# HELP backstop_manifest_bytes_total Bytes of the table manifests stored (before encryption).\n"
+		"# TYPE backstop_manifest_bytes_total counter\nbackstop_manifest_bytes_total %" PRIu64 "\n",
+		a->metrics.seals, a->metrics.manifests_stored, a->metrics.manifest_bytes);
+}
+
 static void
 on_metrics(struct evhttp_request *req, void *arg)
 {
@@ -3069,6 +3112,7 @@ on_metrics(struct evhttp_request *req, void *arg)
 				"# HELP backstop_slot_retained_wal_bytes WAL the replication slot holds on the server (from pg_replication_slots, at each table poll).\n"
 				"# TYPE backstop_slot_retained_wal_bytes gauge\nbackstop_slot_retained_wal_bytes %" PRId64 "\n",
 				a->metrics.slot_retained);
+		storage_metrics(a, &extra);
 		/* The last `backstop drill` (it writes DATA_DIR/drill-state.json). */
 		drillstate_metrics(config_get(a->cfg, "data_dir"), &extra);
 		evbuffer_add(b, extra.data, extra.len);

@@ -153,6 +153,24 @@ my ($mrc, $metrics) = (0, '');
 }
 like($metrics, qr/^backstop_flushed_lsn \d+$/m, 'metrics expose the flushed LSN');
 like($metrics, qr/backstop_table_archived_lsn\{table="public.many"\}/, 'per-table archived LSN metric');
+# Storage requests (contrib/bench/scale reads them): every object in the archive was put by this
+# archiver (the only writer so far; lease.json is a conditional put), every segment and manifest
+# stored is one put, and the bytes put cover the segments' and manifests' bytes.
+{
+	my %m = map { /^(\S+) (\d+)$/ ? ($1 => $2) : () } split /\n/, $metrics;
+	my $puts = $m{'backstop_storage_requests_total{op="put"}'} // -1;
+	my @objects = grep { -f $_ && !m{/lease\.json$} } glob("$dir/archive/*.json $dir/archive/tables/*/*.json "
+		. "$dir/archive/tables/*/seg/* $dir/archive/tables/*/base/*/*");
+	ok($m{backstop_segments_uploaded_total} > 0 && $m{backstop_manifests_stored_total} > 0 && $m{backstop_seals_total} > 0,
+		'metrics count segments, manifests and seals') or diag($metrics);
+	cmp_ok($puts, '>=', $m{backstop_segments_uploaded_total} + $m{backstop_manifests_stored_total},
+		'a put per segment and per manifest stored');
+	cmp_ok($puts, '>=', scalar(@objects), 'at least a put per object in the archive (' . scalar(@objects) . ')');
+	cmp_ok($m{'backstop_storage_bytes_total{op="put"}'}, '>=',
+		$m{backstop_uploaded_bytes_total} + $m{backstop_manifest_bytes_total}, 'bytes put cover segments and manifests');
+	ok($m{'backstop_storage_requests_total{op="put_if"}'} >= 1 && $m{'backstop_storage_requests_total{op="get_tagged"}'} >= 1,
+		'the lease is written and checked with conditional requests');
+}
 
 # kill -9 under load at several points (early, mid-seal, late), then restart: no gap, no duplicate.
 my $round = 0;

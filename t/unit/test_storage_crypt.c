@@ -246,7 +246,19 @@ main(void)
 	ok(storage_crypt_active(st), "the wrapper is active");
 	raw = open_raw("a");
 	ok(storage_head(raw, CRYPT_CONFIG_KEY, &exists, NULL, &err) == BS_OK && exists, "encryption.json is written");
-	ok(storage_put(st, "tables/1/manifest.json", marker, strlen(marker), &err) == BS_OK, "put");
+	{
+		storage_stats s0, s1;
+
+		memset(&s0, 0, sizeof(s0));
+		storage_stats_add(st, &s0);
+		ok(storage_put(st, "tables/1/manifest.json", marker, strlen(marker), &err) == BS_OK, "put");
+		memset(&s1, 0, sizeof(s1));
+		storage_stats_add(st, &s1);
+		/* The wrapper reports the requests of the storage it wraps: the stored bytes. */
+		is_int(s1.requests[STORAGE_OP_PUT] - s0.requests[STORAGE_OP_PUT], 1, "the wrapper counts one put");
+		is_int(s1.bytes[STORAGE_OP_PUT] - s0.bytes[STORAGE_OP_PUT], strlen(marker) + CRYPT_OVERHEAD,
+			   "of the stored (encrypted) size");
+	}
 	ok(storage_get_all(st, "tables/1/manifest.json", &buf, &err) == BS_OK && buf.len == strlen(marker) &&
 	   memcmp(buf.data, marker, buf.len) == 0, "get returns the plaintext");
 	ok(storage_get_all(raw, "tables/1/manifest.json", &stored, &err) == BS_OK &&

@@ -285,6 +285,58 @@ main(void)
 	}
 	storage_close(st);
 
+	/* Request counts per operation (the archiver's backstop_storage_* metrics). */
+	snprintf(url, sizeof(url), "file://%s/counted", root);
+	ok(storage_open(url, NULL, &st, &err) == BS_OK, "open a storage to count its requests");
+	{
+		storage_stats s0, s1;
+		storage_keys keys = {0};
+		char *tag = NULL;
+
+		memset(&s0, 0, sizeof(s0));
+		storage_stats_add(st, &s0);
+		is_int(s0.requests[STORAGE_OP_PUT] + s0.requests[STORAGE_OP_GET] + s0.requests[STORAGE_OP_LIST], 0,
+			   "a new handle has counted nothing");
+		ok(storage_put(st, "t/a", "hello", 5, &err) == BS_OK && storage_put(st, "t/b", "", 0, &err) == BS_OK,
+		   "two puts");
+		ok(storage_writer_open(st, "t/c", &w, &err) == BS_OK && storage_writer_write(w, "abc", 3, &err) == BS_OK &&
+		   storage_writer_write(w, "defg", 4, &err) == BS_OK && storage_writer_commit(w, &err) == BS_OK,
+		   "a streamed put of two pieces");
+		ok(storage_writer_open(st, "t/d", &w, &err) == BS_OK && storage_writer_write(w, "zz", 2, &err) == BS_OK,
+		   "a put that is aborted");
+		storage_writer_abort(w);
+		w = NULL;
+		ok(storage_get_all(st, "t/a", &buf, &err) == BS_OK, "a get");
+		ok(storage_get(st, "t/c", 2, 3, append_sink, &buf, &err) == BS_OK, "a ranged get");
+		ok(storage_get_all(st, "t/missing", &buf, &err) == BS_ERR, "a get of a missing key");
+		ok(storage_head(st, "t/a", &exists, NULL, &err) == BS_OK, "a head");
+		ok(storage_list(st, "t/", storage_collect_key, &keys, &err) == BS_OK && keys.count == 3, "a list");
+		storage_keys_free(&keys);
+		ok(storage_delete(st, "t/b", &err) == BS_OK, "a delete");
+		ok(storage_put_if(st, "t/lease", "0123456789", 10, NULL, &err) == BS_OK, "a conditional put");
+		ok(storage_get_tagged(st, "t/lease", &buf, &tag, &err) == BS_OK, "a tagged get");
+		free(tag);
+		ok(storage_put(st, "/bad", "x", 1, &err) == BS_ERR, "an invalid key is refused before any request");
+
+		memset(&s1, 0, sizeof(s1));
+		storage_stats_add(st, &s1);
+		is_int(s1.requests[STORAGE_OP_PUT], 3, "puts counted: committed objects, not the aborted one");
+		is_int(s1.bytes[STORAGE_OP_PUT], 12, "bytes put");
+		is_int(s1.requests[STORAGE_OP_GET], 3, "gets counted, the failed one too");
+		is_int(s1.bytes[STORAGE_OP_GET], 8, "bytes read: the whole object and the range");
+		is_int(s1.requests[STORAGE_OP_HEAD], 1, "heads counted");
+		is_int(s1.requests[STORAGE_OP_LIST], 1, "lists counted");
+		is_int(s1.requests[STORAGE_OP_DELETE], 1, "deletes counted");
+		is_int(s1.requests[STORAGE_OP_PUT_IF], 1, "conditional puts counted");
+		is_int(s1.bytes[STORAGE_OP_PUT_IF], 10, "their bytes");
+		is_int(s1.requests[STORAGE_OP_GET_TAGGED], 1, "tagged gets counted");
+		is_int(s1.bytes[STORAGE_OP_GET_TAGGED], 10, "their bytes");
+		storage_stats_add(st, &s1);
+		is_int(s1.requests[STORAGE_OP_PUT], 6, "storage_stats_add adds to what the sum holds");
+		is_str(storage_op_name(STORAGE_OP_GET_TAGGED), "get_tagged", "operation names for the metrics' label");
+	}
+	storage_close(st);
+
 	{
 		char cmd[512];
 
