@@ -39,7 +39,8 @@ static const char *const archive_options[] = {
 };
 static const char *const recover_options[] = {
 	STORAGE_OPTIONS, "db", "table", "relid", "to_lsn", "to_time", "to_xid", "latest", "exclusive", "into",
-	"target_db", "replace", "no_indexes", "dry_run", "json", "yes", "apply", "copy_back_columns", NULL
+	"target_db", "replace", "no_indexes", "dry_run", "json", "yes", "apply", "copy_back_columns",
+	"memory_limit", "temp_dir", NULL
 };
 static const char *const changes_options[] = {
 	STORAGE_OPTIONS, "table", "from_lsn", "to_lsn", "since", "until", "xid", "summary", "json", NULL

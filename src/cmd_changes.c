@@ -870,7 +870,7 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 			pt.kind = last == UINT64_MAX ? RECOVER_POINT_LATEST : RECOVER_POINT_LSN;
 			pt.lsn = last;
 			pt.base_limit = first;
-			if (recover_plan_build(st, k->m, head_exists ? &head : NULL, &pt, &plan, &err) != BS_OK ||
+			if (recover_plan_build(st, k->m, head_exists ? &head : NULL, &pt, NULL, &plan, &err) != BS_OK ||
 				replay_new(k->m->nlayouts, k->m->layouts, &rs, &err) != BS_OK ||
 				recover_plan_run(plan, st, rs, first - 1, on_change, &c, NULL, NULL, &err) != BS_OK)
 				goto failed;

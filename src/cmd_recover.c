@@ -22,6 +22,13 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * The rebuilt rows get half of --memory-limit (their index included); base chunk pieces in
+ * flight take up to a quarter (recover_plan), and the rest is for COPY batches and the
+ * window over the segment being read.
+ */
+#define RECOVER_STATE_SHARE(limit) ((limit) / 2)
+
 static double
 now_seconds(void)
 {
@@ -299,6 +306,9 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	char **cb_columns = NULL;
 	int cb_ncolumns = 0;
 	strbuf latest_cmd = STRBUF_INIT;
+	recover_resources res = {config_get(cfg, "temp_dir"), (uint64_t) config_get_size(cfg, "memory_limit")};
+	uint64_t spilled_rows = 0,
+		spilled_bytes = 0;
 
 	(void) argv;
 	error_clear(&err);
@@ -369,7 +379,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		rc = usage("the target must not be the source table itself: choose another name with --into");
 		goto done;
 	}
-	if (recover_plan_build(st, m, head_exists ? &head : NULL, &pt, &plan, &err) != BS_OK)
+	if (recover_plan_build(st, m, head_exists ? &head : NULL, &pt, &res, &plan, &err) != BS_OK)
 	{
 		rc = fail(&err);
 		goto done;
@@ -391,6 +401,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		rc = fail(&err);
 		goto done;
 	}
+	replay_set_memory_limit(rs, RECOVER_STATE_SHARE(res.memory_limit), res.temp_dir);
 	/*
 	 * Streaming (when no change since the base alters the columns or truncates): the
 	 * segments are fetched and verified now, the base chunks while their untouched rows are
@@ -413,6 +424,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				rc = fail(&err);
 				goto done;
 			}
+			replay_set_memory_limit(rs, RECOVER_STATE_SHARE(res.memory_limit), res.temp_dir);
 		}
 	}
 	if (streaming)
@@ -619,6 +631,10 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "transactions", json_integer((json_int_t) plan->transactions));
 			json_object_set_new(o, "row_operations", json_integer((json_int_t) plan->operations));
 			json_object_set_new(o, "method", json_string(streaming ? "streamed" : "in-memory"));
+			replay_spill_stats(rs, &spilled_rows, &spilled_bytes);
+			json_object_set_new(o, "memory_limit", json_integer((json_int_t) res.memory_limit));
+			json_object_set_new(o, "spilled_rows", json_integer((json_int_t) spilled_rows));
+			json_object_set_new(o, "spilled_bytes", json_integer((json_int_t) spilled_bytes));
 			json_object_set_new(o, "schema_changes_captured", json_boolean(!recover_plan_ddl_uncaptured(plan)));
 			json_object_set_new(o, "rows", json_integer((json_int_t) lres.ours.rows));
 			json_object_set_new(o, "checksum", json_string(ours));
@@ -659,6 +675,10 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				   (unsigned long long) plan->transactions, (unsigned long long) plan->operations, plan->nsegs);
 			printf("Method:       %s\n", streaming ? "streamed (rows no change touched went from the base copy straight to COPY)"
 				   : "rebuilt in memory, then loaded");
+			replay_spill_stats(rs, &spilled_rows, &spilled_bytes);
+			if (spilled_rows > 0)
+				printf("Spilled:      %llu row version(s), %.1f MB, to a temporary file (past --memory-limit)\n",
+					   (unsigned long long) spilled_rows, (double) spilled_bytes / 1e6);
 			printf("Rows:         %llu (PostgreSQL counted %llu)\n", (unsigned long long) lres.ours.rows,
 				   (unsigned long long) lres.pg_rows);
 			printf("Checksum:     %s (Backstop) = %s (PostgreSQL)\n", ours, lres.pg_sum);
