@@ -24,8 +24,8 @@
 
 /*
  * The rebuilt rows get half of --memory-limit (their index included); base chunk pieces in
- * flight take up to a quarter (recover_plan), and the rest is for COPY batches and the
- * window over the segment being read.
+ * flight take up to a quarter (recover_plan) and COPY batches in flight another (recover_load),
+ * each at least two pieces of 1 MiB.
  */
 #define RECOVER_STATE_SHARE(limit) ((limit) / 2)
 
@@ -578,6 +578,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		o.comment = comment.data;
 		o.replace = config_get_bool(cfg, "replace");
 		o.no_indexes = config_get_bool(cfg, "no_indexes");
+		o.memory_limit = res.memory_limit;
 		if (streaming)
 		{
 			src = (stream_source) {plan, st, rs, stream_layout, &prog};

@@ -852,6 +852,7 @@ typedef struct copy_pipe
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	strbuf buf[COPY_PIPE_DEPTH];
+	int depth;					/* buffers used (<= COPY_PIPE_DEPTH): memory_limit */
 	int sending;				/* the buffer the sender takes next */
 	int nqueued;				/* buffers queued, in order from `sending` (the one being sent included) */
 	int filling;				/* the buffer the producer appends to: (sending + nqueued) % depth */
@@ -881,7 +882,7 @@ copy_pipe_main(void *arg)
 		rc = put_copy_data(p->conn, b->data, b->len, &e);
 		strbuf_reset(b);
 		pthread_mutex_lock(&p->mu);
-		p->sending = (p->sending + 1) % COPY_PIPE_DEPTH;
+		p->sending = (p->sending + 1) % p->depth;
 		p->nqueued--;
 		pthread_cond_broadcast(&p->cv);
 		if (rc != BS_OK)
@@ -896,10 +897,14 @@ copy_pipe_main(void *arg)
 }
 
 static void
-copy_pipe_start(copy_pipe *p, PGconn *conn)
+copy_pipe_start(copy_pipe *p, PGconn *conn, uint64_t memory_limit)
 {
 	memset(p, 0, sizeof(*p));
 	p->conn = conn;
+	/* A quarter of the memory limit in flight, at least two buffers. */
+	p->depth = COPY_PIPE_DEPTH;
+	if (memory_limit > 0 && memory_limit / 4 / COPY_PIPE_BATCH < COPY_PIPE_DEPTH)
+		p->depth = memory_limit / 4 / COPY_PIPE_BATCH < 2 ? 2 : (int) (memory_limit / 4 / COPY_PIPE_BATCH);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	p->threaded = pthread_create(&p->th, NULL, copy_pipe_main, p) == 0;
@@ -910,7 +915,7 @@ static void
 queue_filling(copy_pipe *p)
 {
 	p->nqueued++;
-	p->filling = (p->filling + 1) % COPY_PIPE_DEPTH;
+	p->filling = (p->filling + 1) % p->depth;
 	pthread_cond_broadcast(&p->cv);
 }
 
@@ -922,7 +927,7 @@ copy_pipe_submit(copy_pipe *p, bs_error *err)
 
 	pthread_mutex_lock(&p->mu);
 	queue_filling(p);
-	while (!p->failed && p->nqueued >= COPY_PIPE_DEPTH - 1)
+	while (!p->failed && p->nqueued >= p->depth - 1)
 		pthread_cond_wait(&p->cv, &p->mu);
 	if (p->failed)
 	{
@@ -999,7 +1004,7 @@ load_rows(PGconn *conn, replay_state *rs, const recover_load_options *o, const c
 		return BS_ERR;
 	}
 	PQclear(pr);
-	copy_pipe_start(&pipe, conn);
+	copy_pipe_start(&pipe, conn, o->memory_limit);
 	if (o->source)
 		rc = o->source(o->source_ctx, copy_pipe_write, &pipe, &res->ours, err);
 	else
