@@ -1,8 +1,9 @@
-/* replay.c — in-memory table state rebuilt from a base copy and change records (pure, no I/O). */
+/* replay.c — table state rebuilt from a base copy and change records (in memory, rows spilled to a file past a limit). */
 #include "replay.h"
 #include "lsn.h"
 #include "pghash.h"
 #include "pgoutput.h"
+#include "spill.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +19,20 @@ typedef struct rrow
 	uint8_t data[];
 } rrow;
 
-/* Open addressing with linear probing; row == NULL marks an empty slot. */
+/*
+ * Open addressing with linear probing; row == NULL marks an empty slot.  A row beyond the
+ * memory limit lives in the spill file: row is then SPILLED(offset), an odd value that is
+ * never a pointer (malloc aligns), and the file holds the rrow as it would be in memory.
+ */
 typedef struct rslot
 {
 	uint64_t hash;
 	rrow *row;
 } rslot;
+
+#define IS_SPILLED(r) (((uintptr_t) (r)) & 1)
+#define SPILLED(off) ((rrow *) (uintptr_t) (((uint64_t) (off) << 1) | 1))
+#define SPILL_OFFSET(r) ((uint64_t) (((uintptr_t) (r)) >> 1))
 
 /* How to build the columns of layout `to` from a row in layout `from`. */
 #define MAP_CONST (-1)			/* column absent from the row: its missing value or NULL */
@@ -80,6 +89,16 @@ struct replay_state
 
 	replay_change_cb cb;
 	void *cbctx;
+
+	/* Rows beyond mem_limit (0: none) go to spill, created on first use in spill_dir. */
+	uint64_t mem_limit;
+	char *spill_dir;
+	spill_file *spill;
+	uint64_t mem_rows;			/* bytes of the rows in memory */
+	uint64_t spilled_rows;		/* rows written to the file (ever) */
+	uint64_t spilled_bytes;		/* bytes written to the file (ever) */
+	strbuf rb_find;				/* a spilled row read back: candidates of table_find */
+	strbuf rb_old;				/* the same: the prior image of an update or delete */
 
 	/* Streaming (replay_stream_begin): hashes of the keys that change records touch; open
 	 * addressing, 0 marks an empty slot.  Base rows whose key hash is absent bypass the state. */
@@ -379,12 +398,42 @@ get_map(replay_state *st, uint32_t from, uint32_t to)
 	return m;
 }
 
-/* The values of row r in layout `to`; raw is scratch for the row's own columns. */
+/* A row as kept in a slot, in memory: a spilled one is read into scratch. */
 static int
-row_values(replay_state *st, const rrow *r, uint32_t to, replay_value *out, replay_value *raw,
-		   bs_error *err)
+row_fetch(const replay_state *st, const rrow *r, strbuf *scratch, const rrow **out, bs_error *err)
+{
+	uint64_t off;
+	rrow hdr;
+
+	if (!IS_SPILLED(r))
+	{
+		*out = r;
+		return BS_OK;
+	}
+	off = SPILL_OFFSET(r);
+	if (spill_read(st->spill, off, &hdr, sizeof(hdr), err) != BS_OK)
+		return BS_ERR;
+	strbuf_reset(scratch);
+	strbuf_reserve(scratch, sizeof(rrow) + hdr.len);
+	memcpy(scratch->data, &hdr, sizeof(hdr));
+	if (hdr.len > 0 && spill_read(st->spill, off + sizeof(hdr), scratch->data + sizeof(hdr), hdr.len, err) != BS_OK)
+		return BS_ERR;
+	scratch->len = sizeof(hdr) + hdr.len;
+	*out = (const rrow *) scratch->data;
+	return BS_OK;
+}
+
+/* The values of row r in layout `to`; raw is scratch for the row's own columns, scratch
+ * holds a spilled row (the values point into it). */
+static int
+row_values(replay_state *st, const rrow *slot_row, uint32_t to, replay_value *out, replay_value *raw,
+		   strbuf *scratch, bs_error *err)
 {
 	colmap *m;
+	const rrow *r;
+
+	if (row_fetch(st, slot_row, scratch, &r, err) != BS_OK)
+		return BS_ERR;
 
 	if (r->layout == to)
 	{
@@ -493,7 +542,7 @@ table_find(replay_state *st, const replay_value *probe, uint64_t hash, bool want
 	{
 		if (st->slots[i].hash != hash || i == skip)
 			continue;
-		if (row_values(st, st->slots[i].row, st->cur_layout, st->v_cand, st->v_raw2, err) != BS_OK)
+		if (row_values(st, st->slots[i].row, st->cur_layout, st->v_cand, st->v_raw2, &st->rb_find, err) != BS_OK)
 			return BS_ERR;
 		if (!key_equal(st, probe, st->v_cand))
 			continue;
@@ -509,7 +558,7 @@ table_find(replay_state *st, const replay_value *probe, uint64_t hash, bool want
 static uint64_t
 row_hash(replay_state *st, const rrow *r, bs_error *err, bool *ok)
 {
-	*ok = row_values(st, r, st->cur_layout, st->v_cand, st->v_raw2, err) == BS_OK;
+	*ok = row_values(st, r, st->cur_layout, st->v_cand, st->v_raw2, &st->rb_find, err) == BS_OK;
 	return *ok ? key_hash(st, st->v_cand) : 0;
 }
 
@@ -752,11 +801,70 @@ table_clear(replay_state *st)
 {
 	for (size_t i = 0; i < st->cap; i++)
 	{
-		free(st->slots[i].row);
+		if (!IS_SPILLED(st->slots[i].row))
+			free(st->slots[i].row);
 		st->slots[i].row = NULL;
 	}
 	st->count = 0;
 	st->ndup = 0;
+	st->mem_rows = 0;
+	/* No row is left in the file: start it over (a TRUNCATE and a reload reuse it). */
+	if (st->spill)
+	{
+		bs_error e;
+
+		/* On failure the file just keeps growing from where it is: unused space is harmless. */
+		(void) spill_truncate(st->spill, 0, &e);
+	}
+}
+
+/* Memory the state's index takes (not spilled): the slots and the touched keys. */
+static uint64_t
+index_bytes(const replay_state *st)
+{
+	return (uint64_t) st->cap * sizeof(rslot) + (uint64_t) st->tcap * sizeof(uint64_t);
+}
+
+/*
+ * Keep a freshly encoded row: in memory while the rows and the index stay within the
+ * limit, else appended to the spill file (and freed).  *out is what the slot holds.
+ */
+static int
+row_keep(replay_state *st, rrow *r, rrow **out, bs_error *err)
+{
+	uint64_t size = sizeof(rrow) + r->len;
+
+	if (st->mem_limit == 0 || st->mem_rows + size + index_bytes(st) <= st->mem_limit)
+	{
+		st->mem_rows += size;
+		*out = r;
+		return BS_OK;
+	}
+	if (st->spill == NULL && spill_create_temp(st->spill_dir, "backstop-rows-", &st->spill, err) != BS_OK)
+	{
+		free(r);
+		return error_prefix(err, "rows beyond the memory limit");
+	}
+	*out = SPILLED(spill_size(st->spill));
+	if (spill_append(st->spill, r, (size_t) size, err) != BS_OK)
+	{
+		free(r);
+		return error_prefix(err, "rows beyond the memory limit");
+	}
+	st->spilled_rows++;
+	st->spilled_bytes += size;
+	free(r);
+	return BS_OK;
+}
+
+/* Let go of a slot's row (its file space is only reused after a TRUNCATE). */
+static void
+row_release(replay_state *st, rrow *r)
+{
+	if (r == NULL || IS_SPILLED(r))
+		return;
+	st->mem_rows -= sizeof(rrow) + r->len;
+	free(r);
 }
 
 void
@@ -790,6 +898,10 @@ replay_free(replay_state *st)
 	strbuf_free(&st->tmp);
 	strbuf_free(&st->tmp2);
 	strbuf_free(&st->rectext);
+	strbuf_free(&st->rb_find);
+	strbuf_free(&st->rb_old);
+	spill_close(st->spill);
+	free(st->spill_dir);
 	free(st->touched);
 	free(st);
 }
@@ -799,6 +911,21 @@ replay_set_change_callback(replay_state *st, replay_change_cb cb, void *ctx)
 {
 	st->cb = cb;
 	st->cbctx = ctx;
+}
+
+void
+replay_set_memory_limit(replay_state *st, uint64_t limit, const char *dir)
+{
+	st->mem_limit = limit;
+	free(st->spill_dir);
+	st->spill_dir = dir ? xstrdup(dir) : NULL;
+}
+
+void
+replay_spill_stats(const replay_state *st, uint64_t *rows, uint64_t *bytes)
+{
+	*rows = st->spilled_rows;
+	*bytes = st->spilled_bytes;
 }
 
 uint64_t
@@ -813,11 +940,13 @@ replay_current_layout(const replay_state *st)
 	return st->have_layout ? st->layouts[st->cur_layout].id : st->layouts[0].id;
 }
 
-/* Insert an encoded row, counting keys that are already present. */
+/* Insert an encoded row (in memory; vals may point into it), counting keys that are
+ * already present. */
 static int
 insert_row(replay_state *st, rrow *r, const replay_value *vals, const char *where, bs_error *err)
 {
 	uint64_t h = key_hash(st, vals);
+	rrow *kept;
 
 	if (st->keyed)
 	{
@@ -836,7 +965,12 @@ insert_row(replay_state *st, rrow *r, const replay_value *vals, const char *wher
 			st->ndup++;
 		}
 	}
-	table_add(st, h, r);
+	/* Grow first: the index counts against the limit before the row is placed. */
+	if ((st->count + 1) * 10 > st->cap * 7)
+		table_grow(st);
+	if (row_keep(st, r, &kept, err) != BS_OK)
+		return BS_ERR;
+	table_add(st, h, kept);
 	return BS_OK;
 }
 
@@ -856,7 +990,7 @@ remove_row(replay_state *st, size_t i, const replay_value *keyvals, bs_error *er
 		if (n > 0)
 			st->ndup--;
 	}
-	free(st->slots[i].row);
+	row_release(st, st->slots[i].row);
 	table_remove_at(st, i);
 	return BS_OK;
 }
@@ -1413,7 +1547,7 @@ apply_update(replay_state *st, const segment_record *rec, bs_error *err)
 		goto done;
 	oldrow = st->slots[slot].row;
 	/* The prior image in this record's layout, for 'u' columns and the change report. */
-	if (row_values(st, oldrow, rec->layout_id, st->v_old, st->v_raw, err) != BS_OK)
+	if (row_values(st, oldrow, rec->layout_id, st->v_old, st->v_raw, &st->rb_old, err) != BS_OK)
 	{
 		error_prefix(err, "%s", rec_where(rec, where, sizeof(where)));
 		goto done;
@@ -1444,9 +1578,19 @@ apply_update(replay_state *st, const segment_record *rec, bs_error *err)
 	}
 	if (st->keyed && key_equal(st, probe, st->v_new))
 	{
-		/* Same key, same hash: replace in place. */
-		st->slots[slot].row = newrow;
-		free(oldrow);
+		/* Same key, same hash: replace in place (the old row is let go first, so that its
+		 * memory can take the new one). */
+		rrow *kept;
+
+		row_release(st, oldrow);
+		st->slots[slot].row = NULL;
+		if (row_keep(st, newrow, &kept, err) != BS_OK)
+		{
+			/* The slot must not stay empty inside a probe chain. */
+			table_remove_at(st, slot);
+			goto done;
+		}
+		st->slots[slot].row = kept;
 	}
 	else
 	{
@@ -1491,7 +1635,7 @@ apply_delete(replay_state *st, const segment_record *rec, bs_error *err)
 	{
 		replay_change ch = {st->cb_rec, l, l->ncols, st->v_old, NULL, 0};
 
-		if (row_values(st, st->slots[slot].row, rec->layout_id, st->v_old, st->v_raw, err) != BS_OK)
+		if (row_values(st, st->slots[slot].row, rec->layout_id, st->v_old, st->v_raw, &st->rb_old, err) != BS_OK)
 			goto done;
 		if (st->cb(st->cbctx, &ch, err) != BS_OK)
 			goto done;
@@ -1695,6 +1839,7 @@ write_rows(replay_state *st, uint32_t target, replay_copy_cb cb, void *ctx, repl
 	const manifest_layout *l;
 	strbuf batch = STRBUF_INIT;
 	strbuf rec = STRBUF_INIT;
+	strbuf rowbuf = STRBUF_INIT;	/* this thread's own: a spilled row read back */
 	replay_value *vals,
 			   *raw;
 	int rc = BS_ERR;
@@ -1715,7 +1860,7 @@ write_rows(replay_state *st, uint32_t target, replay_copy_cb cb, void *ctx, repl
 	{
 		if (st->slots[i].row == NULL)
 			continue;
-		if (row_values(st, st->slots[i].row, target, vals, raw, err) != BS_OK)
+		if (row_values(st, st->slots[i].row, target, vals, raw, &rowbuf, err) != BS_OK)
 			goto done;
 		if (cb)
 		{
@@ -1744,6 +1889,7 @@ write_rows(replay_state *st, uint32_t target, replay_copy_cb cb, void *ctx, repl
 done:
 	strbuf_free(&batch);
 	strbuf_free(&rec);
+	strbuf_free(&rowbuf);
 	free(vals);
 	free(raw);
 	return rc;

@@ -1,4 +1,4 @@
-/* replay.h — in-memory table state rebuilt from a base copy and change records (pure, no I/O). */
+/* replay.h — table state rebuilt from a base copy and change records (in memory, rows spilled to a file past a limit). */
 #ifndef BACKSTOP_REPLAY_H
 #define BACKSTOP_REPLAY_H
 
@@ -70,6 +70,17 @@ typedef int (*replay_copy_cb) (void *ctx, const char *data, size_t len, bs_error
  */
 int replay_new(int nlayouts, const manifest_layout *layouts, replay_state **out, bs_error *err);
 void replay_free(replay_state *st);
+
+/*
+ * Bound the state's memory: once the rows kept in memory and the index (about 16 to 32
+ * bytes per row and per touched key, which stays in memory) would exceed limit bytes, new
+ * and changed rows are written to a temporary file in dir (NULL: $TMPDIR, else /tmp),
+ * unlinked at creation, and read back when they are looked up or written out.  0: no
+ * limit (the default).  Results are identical either way.  Call before adding rows.
+ */
+void replay_set_memory_limit(replay_state *st, uint64_t limit, const char *dir);
+/* Rows and bytes written to the spill file so far. */
+void replay_spill_stats(const replay_state *st, uint64_t *rows, uint64_t *bytes);
 
 /*
  * Add the rows of one base copy chunk: COPY TO text format in layout layout_id, complete

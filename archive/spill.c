@@ -1,4 +1,4 @@
-/* spill.c — an open change segment kept in a local file instead of memory (the archiver's spill). */
+/* spill.c — data kept in a local file instead of memory (the archiver's open segments, recovery's temporary files). */
 #include "spill.h"
 #include "segment.h"
 #include "strbuf.h"
@@ -19,6 +19,7 @@ struct spill_file
 	int fd;
 	char *path;
 	uint64_t size;				/* bytes written (the file's length) */
+	bool temp;					/* already unlinked (spill_create_temp) */
 };
 
 /* mkdir -p.  Not synced: a spill file only becomes durable when it is adopted. */
@@ -73,6 +74,49 @@ spill_create(const char *dir, const char *name, spill_file **out, bs_error *err)
 	return BS_OK;
 }
 
+const char *
+spill_temp_dir(const char *dir)
+{
+	const char *t;
+
+	if (dir != NULL && *dir != '\0')
+		return dir;
+	t = getenv("TMPDIR");
+	return t != NULL && *t != '\0' ? t : "/tmp";
+}
+
+int
+spill_create_temp(const char *dir, const char *prefix, spill_file **out, bs_error *err)
+{
+	spill_file *f;
+	strbuf path = STRBUF_INIT;
+	int fd;
+
+	*out = NULL;
+	strbuf_printf(&path, "%s/%sXXXXXX", spill_temp_dir(dir), prefix);
+	fd = mkostemp(path.data, O_CLOEXEC);
+	if (fd < 0)
+	{
+		error_set_errno(err, errno, "could not create temporary file \"%s\"", path.data);
+		strbuf_free(&path);
+		return BS_ERR;
+	}
+	/* Nothing to clean up later, whatever happens to the process. */
+	if (unlink(path.data) != 0)
+	{
+		error_set_errno(err, errno, "could not unlink temporary file \"%s\"", path.data);
+		close(fd);
+		strbuf_free(&path);
+		return BS_ERR;
+	}
+	f = xcalloc(1, sizeof(*f));
+	f->fd = fd;
+	f->path = strbuf_detach(&path, NULL);
+	f->temp = true;
+	*out = f;
+	return BS_OK;
+}
+
 static int
 write_at(int fd, const char *name, const void *data, size_t len, uint64_t offset, bs_error *err)
 {
@@ -117,6 +161,15 @@ read_at(int fd, const char *name, void *data, size_t len, uint64_t offset, bs_er
 		offset += (uint64_t) n;
 	}
 	return BS_OK;
+}
+
+int
+spill_read(const spill_file *f, uint64_t offset, void *data, size_t len, bs_error *err)
+{
+	if (offset > f->size || len > f->size - offset)
+		return error_set(err, ERRCODE_INTERNAL, "spill file \"%s\": read of %zu bytes at %llu beyond its %llu bytes",
+						 f->path, len, (unsigned long long) offset, (unsigned long long) f->size);
+	return read_at(f->fd, f->path, data, len, offset, err);
 }
 
 int
@@ -225,6 +278,7 @@ spill_discard(spill_file *f)
 {
 	if (f == NULL)
 		return;
-	unlink(f->path);
+	if (!f->temp)
+		unlink(f->path);
 	spill_close(f);
 }

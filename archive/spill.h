@@ -1,4 +1,4 @@
-/* spill.h — an open change segment kept in a local file instead of memory (the archiver's spill). */
+/* spill.h — data kept in a local file instead of memory (the archiver's open segments, recovery's temporary files). */
 #ifndef BACKSTOP_SPILL_H
 #define BACKSTOP_SPILL_H
 
@@ -22,6 +22,17 @@ typedef struct spill_file spill_file;
 
 /* Create dir/name, empty (an old file of that name is truncated); dir is created if needed. */
 int spill_create(const char *dir, const char *name, spill_file **out, bs_error *err);
+/*
+ * Create a temporary file in dir (NULL: $TMPDIR, else /tmp) and unlink it at once: it is
+ * gone when it is closed or the process ends, also on an error or a crash.  prefix names
+ * it in messages ("<dir>/<prefix>XXXXXX").
+ */
+int spill_create_temp(const char *dir, const char *prefix, spill_file **out, bs_error *err);
+/* The directory spill_create_temp uses for dir (NULL: $TMPDIR, else /tmp). */
+const char *spill_temp_dir(const char *dir);
+/* Read len bytes at offset (all of them: a short file is ERRCODE_DATA_CORRUPTED).
+ * Safe to call from several threads at once (pread). */
+int spill_read(const spill_file *f, uint64_t offset, void *data, size_t len, bs_error *err);
 /* Append len bytes at the end of the file. */
 int spill_append(spill_file *f, const void *data, size_t len, bs_error *err);
 /* Cut the file back to size bytes (size <= spill_size). */

@@ -39,7 +39,8 @@ static const char *const archive_options[] = {
 };
 static const char *const recover_options[] = {
 	STORAGE_OPTIONS, "db", "table", "relid", "to_lsn", "to_time", "to_xid", "latest", "exclusive", "into",
-	"target_db", "replace", "no_indexes", "dry_run", "json", "yes", "apply", "copy_back_columns", NULL
+	"target_db", "replace", "no_indexes", "dry_run", "json", "yes", "apply", "copy_back_columns",
+	"memory_limit", "temp_dir", NULL
 };
 static const char *const changes_options[] = {
 	STORAGE_OPTIONS, "table", "from_lsn", "to_lsn", "since", "until", "xid", "summary", "json", NULL
@@ -109,7 +110,7 @@ static const cli_command commands[] = {
 	{"recover", "rebuild one table at an LSN, time or transaction into a new table",
 		"--db CONNINFO [--storage URL] (--table S.T | --relid OID) (--to-lsn LSN | --to-time TS | --to-xid XID | --latest)\n"
 		"        [--into S.NAME] [--target-db CONNINFO] [--exclusive] [--replace] [--no-indexes] [--dry-run] [--json]\n"
-		"        [--copy-back-columns COL[,...]] [--apply [--yes]]",
+		"        [--copy-back-columns COL[,...]] [--apply [--yes]] [--memory-limit SIZE] [--temp-dir DIR]",
 		"--to-time without a zone is read in your time zone (TZ, else the system's); also \"20 min ago\".\n"
 		"Works from the storage alone. Verifies every object before using it and loads the table\n"
 		"in one transaction that any failure rolls back; validates row count and content checksum,\n"
@@ -120,7 +121,11 @@ static const cli_command commands[] = {
 		"transaction after asking (--yes: without asking) and validates the result before commit.\n"
 		"Base rows no change touched are\n"
 		"streamed straight into COPY (\"Method: streamed\"); after DDL or TRUNCATE since the base,\n"
-		"the table is rebuilt in memory first. Definitions taken from the manifest (column types,\n"
+		"the table is rebuilt first. Memory stays within --memory-limit (256MiB) plus a fixed overhead:\n"
+		"segments are verified while streamed to temporary files (--temp-dir, else $TMPDIR; unlinked\n"
+		"at once, so none is left behind) and replayed from them, and rebuilt rows past the limit\n"
+		"spill to a temporary file (\"Spilled:\"), with the same result.\n"
+		"Definitions taken from the manifest (column types,\n"
 		"defaults, constraints, indexes) must each parse as exactly one SQL fragment of their kind,\n"
 		"or nothing is sent (exit 3).\n"
 		"Tables are archived by relid; --table resolves a name through the table's name history\n"

@@ -903,7 +903,7 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 			pt.kind = last == UINT64_MAX ? RECOVER_POINT_LATEST : RECOVER_POINT_LSN;
 			pt.lsn = last;
 			pt.base_limit = first;
-			if (recover_plan_build(st, k->m, head_exists ? &head : NULL, &pt, &plan, &err) != BS_OK ||
+			if (recover_plan_build(st, k->m, head_exists ? &head : NULL, &pt, NULL, &plan, &err) != BS_OK ||
 				replay_new(k->m->nlayouts, k->m->layouts, &rs, &err) != BS_OK)
 				goto failed;
 			progress_phase(&prog, "replay");

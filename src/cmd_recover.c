@@ -24,6 +24,13 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * The rebuilt rows get half of --memory-limit (their index included); base chunk pieces in
+ * flight take up to a quarter (recover_plan) and COPY batches in flight another (recover_load),
+ * each at least two pieces of 1 MiB.
+ */
+#define RECOVER_STATE_SHARE(limit) ((limit) / 2)
+
 static double
 now_seconds(void)
 {
@@ -558,7 +565,7 @@ drop_created(PGconn *conn, const char *schema, part_item *parts, int nparts)
 /* Load one partition like a table (its own validated transaction) into schema.tname. */
 static int
 load_partition(PGconn *conn, storage *st, part_item *it, const char *schema, const recover_point *pt, bool replace,
-			   bool no_indexes, recover_progress *rprog, bs_error *err)
+			   bool no_indexes, const recover_resources *res, recover_progress *rprog, bs_error *err)
 {
 	replay_state *rs = NULL;
 	bool streaming = false;
@@ -571,8 +578,10 @@ load_partition(PGconn *conn, storage *st, part_item *it, const char *schema, con
 		l1[LSN_BUFLEN];
 	int rc = BS_ERR;
 
-	if (replay_new(it->m->nlayouts, it->m->layouts, &rs, err) != BS_OK ||
-		recover_plan_prepare_stream(it->plan, st, rs, &streaming, &stream_layout, err) != BS_OK)
+	if (replay_new(it->m->nlayouts, it->m->layouts, &rs, err) != BS_OK)
+		goto out;
+	replay_set_memory_limit(rs, RECOVER_STATE_SHARE(res->memory_limit), res->temp_dir);
+	if (recover_plan_prepare_stream(it->plan, st, rs, &streaming, &stream_layout, err) != BS_OK)
 		goto out;
 	rprog->streaming = false;
 	rprog->stage = -1;
@@ -580,8 +589,10 @@ load_partition(PGconn *conn, storage *st, part_item *it, const char *schema, con
 	{
 		replay_free(rs);
 		rs = NULL;
-		if (replay_new(it->m->nlayouts, it->m->layouts, &rs, err) != BS_OK ||
-			recover_plan_run(it->plan, st, rs, 0, NULL, NULL, on_progress, rprog, err) != BS_OK)
+		if (replay_new(it->m->nlayouts, it->m->layouts, &rs, err) != BS_OK)
+			goto out;
+		replay_set_memory_limit(rs, RECOVER_STATE_SHARE(res->memory_limit), res->temp_dir);
+		if (recover_plan_run(it->plan, st, rs, 0, NULL, NULL, on_progress, rprog, err) != BS_OK)
 			goto out;
 		progress_clear(rprog->p);
 		layout = manifest_layout_by_id(it->m, recover_plan_point_layout(it->plan, replay_current_layout(rs)));
@@ -606,6 +617,8 @@ load_partition(PGconn *conn, storage *st, part_item *it, const char *schema, con
 	o.comment = comment.data;
 	o.replace = replace;
 	o.no_indexes = no_indexes;
+	o.memory_limit = res->memory_limit;
+	o.progress = rprog->p;
 	if (streaming)
 	{
 		rprog->streaming = true;
@@ -666,6 +679,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 	const manifest_base *key_base = NULL;
 	progress prog;
 	recover_progress rprog = {&prog, false, -1};
+	recover_resources res = {config_get(cfg, "temp_dir"), (uint64_t) config_get_size(cfg, "memory_limit")};
 	recover_restore rr;
 	char buf[256];
 	int rc = EXIT_FAILURE_RUNTIME;
@@ -747,7 +761,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			recover_plan *plan = NULL;
 			bs_error e;
 
-			if (recover_plan_build(st, parts[p].m, head, &pt, &plan, &e) == BS_OK)
+			if (recover_plan_build(st, parts[p].m, head, &pt, &res, &plan, &e) == BS_OK)
 				bound = plan->bound;
 			else if (strcmp(e.code, ERRCODE_UNDEFINED_OBJECT) != 0)
 			{
@@ -781,7 +795,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 
 		if (dropped_before(it->m, &pt, point_lsn))
 			continue;
-		if (recover_plan_build(st, it->m, head, &pt, &it->plan, &err) != BS_OK)
+		if (recover_plan_build(st, it->m, head, &pt, &res, &it->plan, &err) != BS_OK)
 		{
 			error_prefix(&err, "%s cannot be recovered as a whole: its partition %s.%s (relid %u) cannot be "
 						 "recovered at the point", pshown, it->m->schema, it->m->name, it->m->relid);
@@ -943,7 +957,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 	}
 	for (int p = 0; p < nparts; p++)
 		if (load_partition(conn, st, &parts[p], tschema, &pt, config_get_bool(cfg, "replace"),
-						   config_get_bool(cfg, "no_indexes"), &rprog, &err) != BS_OK)
+						   config_get_bool(cfg, "no_indexes"), &res, &rprog, &err) != BS_OK)
 		{
 			drop_created(conn, tschema, parts, nparts);
 			error_prefix(&err, "%s not recovered as a whole", pshown);
@@ -1202,6 +1216,9 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	int cb_ncolumns = 0;
 	strbuf latest_cmd = STRBUF_INIT;
 	recover_restore rr;
+	recover_resources res = {config_get(cfg, "temp_dir"), (uint64_t) config_get_size(cfg, "memory_limit")};
+	uint64_t spilled_rows = 0,
+		spilled_bytes = 0;
 
 	(void) argv;
 	progress_init(&prog, "recover", progress_wanted(json));
@@ -1281,7 +1298,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		rc = usage("the target must not be the source table itself: choose another name with --into");
 		goto done;
 	}
-	if (recover_plan_build(st, m, head_exists ? &head : NULL, &pt, &plan, &err) != BS_OK)
+	if (recover_plan_build(st, m, head_exists ? &head : NULL, &pt, &res, &plan, &err) != BS_OK)
 	{
 		rc = fail(&prog, &err);
 		goto done;
@@ -1304,6 +1321,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		rc = fail(&prog, &err);
 		goto done;
 	}
+	replay_set_memory_limit(rs, RECOVER_STATE_SHARE(res.memory_limit), res.temp_dir);
 	/*
 	 * Streaming (when no change since the base alters the columns or truncates): the
 	 * segments are fetched and verified now, the base chunks while their untouched rows are
@@ -1328,6 +1346,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				rc = fail(&prog, &err);
 				goto done;
 			}
+			replay_set_memory_limit(rs, RECOVER_STATE_SHARE(res.memory_limit), res.temp_dir);
 		}
 	}
 	if (streaming)
@@ -1490,6 +1509,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		o.progress = &prog;
 		/* Streamed, the base's count is the estimate (the changes move it a little). */
 		prog.copied_total = streaming ? b->rows : replay_row_count(rs);
+		o.memory_limit = res.memory_limit;
 		if (streaming)
 		{
 			rprog.streaming = true;
@@ -1543,6 +1563,10 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "transactions", json_integer((json_int_t) plan->transactions));
 			json_object_set_new(o, "row_operations", json_integer((json_int_t) plan->operations));
 			json_object_set_new(o, "method", json_string(streaming ? "streamed" : "in-memory"));
+			replay_spill_stats(rs, &spilled_rows, &spilled_bytes);
+			json_object_set_new(o, "memory_limit", json_integer((json_int_t) res.memory_limit));
+			json_object_set_new(o, "spilled_rows", json_integer((json_int_t) spilled_rows));
+			json_object_set_new(o, "spilled_bytes", json_integer((json_int_t) spilled_bytes));
 			json_object_set_new(o, "schema_changes_captured", json_boolean(!recover_plan_ddl_uncaptured(plan)));
 			json_object_set_new(o, "rows", json_integer((json_int_t) lres.ours.rows));
 			json_object_set_new(o, "checksum", json_string(ours));
@@ -1595,6 +1619,10 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				   (unsigned long long) plan->transactions, (unsigned long long) plan->operations, plan->nsegs);
 			printf("Method:       %s\n", streaming ? "streamed (rows no change touched went from the base copy straight to COPY)"
 				   : "rebuilt in memory, then loaded");
+			replay_spill_stats(rs, &spilled_rows, &spilled_bytes);
+			if (spilled_rows > 0)
+				printf("Spilled:      %llu row version(s), %.1f MB, to a temporary file (past --memory-limit)\n",
+					   (unsigned long long) spilled_rows, (double) spilled_bytes / 1e6);
 			printf("Rows:         %llu (PostgreSQL counted %llu)\n", (unsigned long long) lres.ours.rows,
 				   (unsigned long long) lres.pg_rows);
 			printf("Checksum:     %s (Backstop) = %s (PostgreSQL)\n", ours, lres.pg_sum);

@@ -60,6 +60,8 @@ const config_option config_options[] = {
 	{"spool_dir", CONFIG_STRING, NULL, NULL, false, "spool for sealed segments awaiting upload (default DATA_DIR/spool)"},
 	{"spool_limit", CONFIG_SIZE, "1GiB", NULL, false, "exit with an error before the spool exceeds this"},
 	{"open_memory_limit", CONFIG_SIZE, "64MiB", NULL, false, "memory for open change segments; beyond it the largest spill to files in spool_dir"},
+	{"memory_limit", CONFIG_SIZE, "256MiB", NULL, false, "recover: memory for the rows it rebuilds and the objects in flight; beyond it rows spill to temporary files"},
+	{"temp_dir", CONFIG_STRING, NULL, NULL, false, "recover: directory for its temporary files (default $TMPDIR, else /tmp); they are unlinked at creation"},
 	{"listen", CONFIG_STRING, "127.0.0.1:9816", NULL, false, "address for /metrics, /health and the control API (loopback unless listen_allow_remote)"},
 	{"listen_allow_remote", CONFIG_BOOL, "off", NULL, false, "allow a non-loopback listen address (requires a control token)"},
 	{"listen_max_connections", CONFIG_INT, "64", NULL, false, "most control endpoint connections at once (more wait; also bounded by the descriptor limit)"},
@@ -142,6 +144,7 @@ static const config_range config_ranges[] = {
 	{"rebase_min_interval", 0, 3650 * DAY},	/* 0: no minimum */
 	{"spool_limit", 64 * KIB, INT64_MAX},
 	{"open_memory_limit", MIB, INT64_MAX},
+	{"memory_limit", MIB, INT64_MAX},
 	{"listen_max_connections", 1, 100000},
 	{"listen_timeout", SEC, HOUR},
 	{"status_interval", 100, HOUR},

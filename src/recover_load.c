@@ -852,6 +852,7 @@ typedef struct copy_pipe
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	strbuf buf[COPY_PIPE_DEPTH];
+	int depth;					/* buffers used (<= COPY_PIPE_DEPTH): memory_limit */
 	int sending;				/* the buffer the sender takes next */
 	int nqueued;				/* buffers queued, in order from `sending` (the one being sent included) */
 	int filling;				/* the buffer the producer appends to: (sending + nqueued) % depth */
@@ -882,7 +883,7 @@ copy_pipe_main(void *arg)
 		rc = put_copy_data(p->conn, b->data, b->len, &e);
 		strbuf_reset(b);
 		pthread_mutex_lock(&p->mu);
-		p->sending = (p->sending + 1) % COPY_PIPE_DEPTH;
+		p->sending = (p->sending + 1) % p->depth;
 		p->nqueued--;
 		pthread_cond_broadcast(&p->cv);
 		if (rc != BS_OK)
@@ -897,11 +898,15 @@ copy_pipe_main(void *arg)
 }
 
 static void
-copy_pipe_start(copy_pipe *p, PGconn *conn, progress *prog)
+copy_pipe_start(copy_pipe *p, PGconn *conn, progress *prog, uint64_t memory_limit)
 {
 	memset(p, 0, sizeof(*p));
 	p->conn = conn;
 	p->prog = prog && prog->draw ? prog : NULL;
+	/* A quarter of the memory limit in flight, at least two buffers. */
+	p->depth = COPY_PIPE_DEPTH;
+	if (memory_limit > 0 && memory_limit / 4 / COPY_PIPE_BATCH < COPY_PIPE_DEPTH)
+		p->depth = memory_limit / 4 / COPY_PIPE_BATCH < 2 ? 2 : (int) (memory_limit / 4 / COPY_PIPE_BATCH);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	p->threaded = pthread_create(&p->th, NULL, copy_pipe_main, p) == 0;
@@ -912,7 +917,7 @@ static void
 queue_filling(copy_pipe *p)
 {
 	p->nqueued++;
-	p->filling = (p->filling + 1) % COPY_PIPE_DEPTH;
+	p->filling = (p->filling + 1) % p->depth;
 	pthread_cond_broadcast(&p->cv);
 }
 
@@ -924,7 +929,7 @@ copy_pipe_submit(copy_pipe *p, bs_error *err)
 
 	pthread_mutex_lock(&p->mu);
 	queue_filling(p);
-	while (!p->failed && p->nqueued >= COPY_PIPE_DEPTH - 1)
+	while (!p->failed && p->nqueued >= p->depth - 1)
 		pthread_cond_wait(&p->cv, &p->mu);
 	if (p->failed)
 	{
@@ -1008,7 +1013,7 @@ load_rows(PGconn *conn, replay_state *rs, const recover_load_options *o, const c
 		return BS_ERR;
 	}
 	PQclear(pr);
-	copy_pipe_start(&pipe, conn, o->progress);
+	copy_pipe_start(&pipe, conn, o->progress, o->memory_limit);
 	if (o->source)
 		rc = o->source(o->source_ctx, copy_pipe_write, &pipe, &res->ours, err);
 	else

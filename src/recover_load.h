@@ -23,6 +23,7 @@ typedef struct recover_load_options
 	const char *comment;		/* COMMENT ON TABLE text; must start with RECOVER_COMMENT_PREFIX */
 	bool replace;				/* drop an earlier Backstop recovery table of that name */
 	bool no_indexes;
+	uint64_t memory_limit;		/* bounds the COPY batches in flight (0: no limit) */
 	/* When set, the rows come from source as they are rebuilt (streaming) and rs is not
 	 * used: it writes COPY text to sink and fills sum with the checksum of what it wrote. */
 	int (*source) (void *ctx, replay_copy_cb sink, void *sinkctx, replay_checksum *sum, bs_error *err);

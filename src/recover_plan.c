@@ -6,12 +6,14 @@
 #include "pgsql.h"
 #include "segment.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,10 +28,11 @@ recover_plan_free(recover_plan *plan)
 {
 	if (plan == NULL)
 		return;
-	if (plan->segdata)
+	if (plan->segfile)
 		for (int i = 0; i < plan->m->nsegments; i++)
-			strbuf_free(&plan->segdata[i]);
-	free(plan->segdata);
+			spill_close(plan->segfile[i]);
+	free(plan->segfile);
+	free(plan->temp_dir);
 	free(plan->segs);
 	free(plan);
 }
@@ -101,19 +104,133 @@ recover_fetch_segment(storage *st, const manifest_segment *s, strbuf *out, uint6
 	return BS_OK;
 }
 
-/* Fetch segment i into plan->segdata[i] unless it is there; bytes counts what was
- * downloaded.  On failure the slot is left empty. */
+/*
+ * A raw segment in a temporary file, read through a read-only mapping whose pages are
+ * given back (MADV_DONTNEED) behind the reader: a segment of any size costs about
+ * MAP_RELEASE_STEP of resident memory, not its size.
+ */
+#define MAP_RELEASE_STEP ((size_t) 1024 * 1024)
+
+typedef struct seg_map
+{
+	uint8_t *base;
+	size_t len;
+	size_t released;			/* pages before this offset were given back */
+} seg_map;
+
+static int
+seg_map_open(const spill_file *f, seg_map *mp, bs_error *err)
+{
+	void *p;
+
+	memset(mp, 0, sizeof(*mp));
+	mp->len = (size_t) spill_size(f);
+	if (mp->len == 0)
+		return BS_OK;
+	p = mmap(NULL, mp->len, PROT_READ, MAP_PRIVATE, spill_fd(f), 0);
+	if (p == MAP_FAILED)
+		return error_set_errno(err, errno, "could not map temporary file \"%s\"", spill_path(f));
+	(void) madvise(p, mp->len, MADV_SEQUENTIAL);
+	mp->base = p;
+	return BS_OK;
+}
+
+/* The reader has passed offset pos: give back the whole pages before it. */
+static void
+seg_map_release(seg_map *mp, size_t pos)
+{
+	size_t page = (size_t) sysconf(_SC_PAGESIZE);
+	size_t upto = pos / page * page;
+
+	if (mp->base == NULL || upto < mp->released + MAP_RELEASE_STEP)
+		return;
+	(void) madvise(mp->base + mp->released, upto - mp->released, MADV_DONTNEED);
+	mp->released = upto;
+}
+
+static void
+seg_map_close(seg_map *mp)
+{
+	if (mp->base)
+		munmap(mp->base, mp->len);
+	memset(mp, 0, sizeof(*mp));
+}
+
+static int
+file_sink(void *ctx, const void *data, size_t len, bs_error *err)
+{
+	return spill_append(ctx, data, len, err);
+}
+
+/*
+ * Fetch segment i into a temporary file unless it is there, verified as
+ * recover_fetch_segment verifies (checksums and sizes while it is streamed to the file,
+ * then every record); bytes counts what was downloaded.  On failure the slot is left empty.
+ */
 static int
 fetch_segment(recover_plan *plan, storage *st, int i, uint64_t *bytes, bs_error *err)
 {
-	if (plan->segdata[i].data != NULL)
+	const manifest_segment *s = &plan->m->segments[i];
+	spill_file *f = NULL;
+	object_info info;
+	seg_map mp;
+	segment_reader rd;
+	segment_record rec;
+	bool eof = false;
+	int rc = BS_ERR;
+
+	if (plan->segfile[i] != NULL)
 		return BS_OK;
-	if (recover_fetch_segment(st, &plan->m->segments[i], &plan->segdata[i], bytes, err) != BS_OK)
+	if (spill_create_temp(plan->temp_dir, "backstop-segment-", &f, err) != BS_OK)
+		return error_prefix(err, "segment %s", s->key);
+	if (object_get(st, s->key, s->sha256, file_sink, f, &info, err) != BS_OK)
 	{
-		strbuf_free(&plan->segdata[i]);
+		fetch_error_prefix(err, s->key);
+		spill_close(f);
 		return BS_ERR;
 	}
-	return BS_OK;
+	if (check_raw_size(s->key, info.raw_size, s->raw_size, err) != BS_OK ||
+		check_raw_size(s->key, spill_size(f), s->raw_size, err) != BS_OK)
+	{
+		spill_close(f);
+		return BS_ERR;
+	}
+	*bytes += info.stored_size;
+	if (seg_map_open(f, &mp, err) != BS_OK)
+	{
+		spill_close(f);
+		return BS_ERR;
+	}
+	if (segment_reader_init(&rd, mp.base ? (const void *) mp.base : "", mp.len, err) != BS_OK)
+	{
+		error_prefix(err, "segment %s", s->key);
+		goto out;
+	}
+	for (;;)
+	{
+		if (segment_reader_next(&rd, &rec, &eof, err) != BS_OK)
+		{
+			error_prefix(err, "segment %s", s->key);
+			goto out;
+		}
+		if (eof)
+			break;
+		seg_map_release(&mp, rd.pos);
+	}
+	if (rd.nrecords != s->records)
+	{
+		error_set(err, ERRCODE_DATA_CORRUPTED, "segment %s holds %llu records but the manifest records %llu",
+				  s->key, (unsigned long long) rd.nrecords, (unsigned long long) s->records);
+		goto out;
+	}
+	rc = BS_OK;
+out:
+	seg_map_close(&mp);
+	if (rc == BS_OK)
+		plan->segfile[i] = f;
+	else
+		spill_close(f);
+	return rc;
 }
 
 /*
@@ -137,24 +254,37 @@ walk_records(recover_plan *plan, storage *st, int from, int to, uint64_t min_com
 		bool eof;
 		uint64_t seg_end = applied_end;
 		uint64_t prev_commit = 0;
+		seg_map mp;
 
 		if (s->last_end_lsn <= min_commit)
 			continue;
 		if (fetch_segment(plan, st, i, &plan->downloaded, err) != BS_OK)
 			return BS_ERR;
-		segment_reader_init(&rd, plan->segdata[i].data, plan->segdata[i].len, err);
+		if (seg_map_open(plan->segfile[i], &mp, err) != BS_OK)
+			return BS_ERR;
+		if (segment_reader_init(&rd, mp.base ? (const void *) mp.base : "", mp.len, err) != BS_OK)
+		{
+			seg_map_close(&mp);
+			return error_prefix(err, "segment %s", s->key);
+		}
 		for (;;)
 		{
 			int rc;
 
+			/* Records are copied by whoever keeps them: the pages behind may go. */
+			seg_map_release(&mp, rd.pos);
 			if (segment_reader_next(&rd, &rec, &eof, err) != BS_OK)
+			{
+				seg_map_close(&mp);
 				return error_prefix(err, "segment %s", s->key);
+			}
 			if (eof)
 				break;
 			if (rec.commit_lsn < prev_commit)
 			{
 				char a[LSN_BUFLEN], b[LSN_BUFLEN];
 
+				seg_map_close(&mp);
 				return error_set(err, ERRCODE_DATA_CORRUPTED,
 								 "segment %s: record %llu at commit LSN %s follows commit LSN %s (not in commit order)",
 								 s->key, (unsigned long long) rd.nrecords, lsn_format(rec.commit_lsn, a),
@@ -171,11 +301,13 @@ walk_records(recover_plan *plan, storage *st, int from, int to, uint64_t min_com
 			if (rec.commit_lsn < min_commit)
 				continue;
 			rc = visit(ctx, &rec, err);
-			if (rc < 0)
-				return BS_ERR;
-			if (rc > 0)
-				return BS_OK;
+			if (rc != 0)
+			{
+				seg_map_close(&mp);
+				return rc < 0 ? BS_ERR : BS_OK;
+			}
 		}
+		seg_map_close(&mp);
 		applied_end = seg_end;
 	}
 	return BS_OK;
@@ -290,7 +422,7 @@ window_error(const recover_plan *plan, const char *what, bs_error *err)
 
 int
 recover_plan_build(storage *st, manifest *m, const archive_head *head, const recover_point *pt,
-				   recover_plan **out, bs_error *err)
+				   const recover_resources *res, recover_plan **out, bs_error *err)
 {
 	recover_plan *plan;
 	uint64_t limit,
@@ -310,7 +442,12 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 		return BS_ERR;
 	plan = xcalloc(1, sizeof(*plan));
 	plan->m = m;
-	plan->segdata = xcalloc((size_t) m->nsegments + 1, sizeof(strbuf));
+	plan->segfile = xcalloc((size_t) m->nsegments + 1, sizeof(spill_file *));
+	if (res)
+	{
+		plan->temp_dir = res->temp_dir ? xstrdup(res->temp_dir) : NULL;
+		plan->memory_limit = res->memory_limit;
+	}
 	plan->window_lo = m->bases[0].lsn;
 	plan->window_hi = m->archived_to;
 	if (head && strcmp(m->status, "active") == 0 && head->flushed_lsn > plan->window_hi)
@@ -496,7 +633,10 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 			plan->download_bytes += s->size;
 		}
 		else
-			strbuf_free(&plan->segdata[i]);	/* fetched while resolving, not needed */
+		{
+			spill_close(plan->segfile[i]);	/* fetched while resolving, not needed */
+			plan->segfile[i] = NULL;
+		}
 	}
 	audit_report_free(&audit);
 	*out = plan;
@@ -606,6 +746,7 @@ typedef struct prefetch
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	piece q[PIECE_QUEUE];		/* ring: q[head .. head+count) are ready */
+	int depth;					/* pieces queued at most (<= PIECE_QUEUE): memory_limit */
 	int head;
 	int count;
 	strbuf cur;					/* the piece being filled (fetch thread only) */
@@ -622,12 +763,12 @@ piece_push(prefetch *pf, bool last)
 	bool ok;
 
 	pthread_mutex_lock(&pf->mu);
-	while (!pf->stop && pf->count == PIECE_QUEUE)
+	while (!pf->stop && pf->count == pf->depth)
 		pthread_cond_wait(&pf->cv, &pf->mu);
 	ok = !pf->stop;
 	if (ok)
 	{
-		piece *p = &pf->q[(pf->head + pf->count) % PIECE_QUEUE];
+		piece *p = &pf->q[(pf->head + pf->count) % pf->depth];
 		strbuf t = p->data;
 
 		/* Swap buffers: the queued one keeps the data, cur reuses an old allocation. */
@@ -721,6 +862,10 @@ load_base(recover_plan *plan, storage *st, replay_state *rs, recover_progress_cb
 	memset(&pf, 0, sizeof(pf));
 	pf.plan = plan;
 	pf.st = st;
+	/* A quarter of the memory limit for pieces in flight, at least two. */
+	pf.depth = PIECE_QUEUE;
+	if (plan->memory_limit > 0 && plan->memory_limit / 4 / PIECE_SIZE < PIECE_QUEUE)
+		pf.depth = plan->memory_limit / 4 / PIECE_SIZE < 2 ? 2 : (int) (plan->memory_limit / 4 / PIECE_SIZE);
 	pthread_mutex_init(&pf.mu, NULL);
 	pthread_cond_init(&pf.cv, NULL);
 	if (pthread_create(&th, NULL, prefetch_main, &pf) != 0)
@@ -795,7 +940,7 @@ load_base(recover_plan *plan, storage *st, replay_state *rs, recover_progress_cb
 		if (rc == BS_OK && progress)
 			progress(pctx, plan, 0);
 		pthread_mutex_lock(&pf.mu);
-		pf.head = (pf.head + 1) % PIECE_QUEUE;
+		pf.head = (pf.head + 1) % pf.depth;
 		pf.count--;
 		if (rc != BS_OK)
 			pf.stop = true;

@@ -8,6 +8,7 @@
 #include "error.h"
 #include "manifest.h"
 #include "replay.h"
+#include "spill.h"
 #include "storage.h"
 #include "strbuf.h"
 
@@ -42,7 +43,10 @@ typedef struct recover_plan
 	uint64_t window_hi;			/* archived_to (or the head's flushed LSN) */
 	int nsegs;
 	int *segs;					/* indexes into m->segments, ascending */
-	strbuf *segdata;			/* m->nsegments entries; fetched raw segments (verified) */
+	spill_file **segfile;		/* m->nsegments entries; fetched raw segments (verified), in
+								 * unlinked temporary files read through a sliding mapping */
+	char *temp_dir;				/* for them (NULL: $TMPDIR, else /tmp) */
+	uint64_t memory_limit;		/* 0: none; else bounds the base chunk pieces in flight */
 	uint64_t download_bytes;	/* stored bytes of the base chunks and the segments */
 	/* TIME: the first transaction after the point (next_commit_lsn 0: none archived). */
 	uint64_t next_commit_lsn;
@@ -72,6 +76,13 @@ typedef void (*recover_progress_cb) (void *ctx, const recover_plan *plan, uint64
 /* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
 #define RECOVER_PG_EPOCH_UNIX_US INT64_C(946684800000000)
 
+/* Where a recovery may put its temporary files and how much memory it may use. */
+typedef struct recover_resources
+{
+	const char *temp_dir;		/* NULL: $TMPDIR, else /tmp */
+	uint64_t memory_limit;		/* bytes; 0: no limit */
+} recover_resources;
+
 /*
  * Resolve the point against the manifest (and head, may be NULL), fetching and verifying
  * the segments needed to locate a time or transaction.  Fails with ERRCODE_OUT_OF_RANGE
@@ -80,7 +91,7 @@ typedef void (*recover_progress_cb) (void *ctx, const recover_plan *plan, uint64
  * / ERRCODE_NOT_FOUND for damaged or missing objects.
  */
 int recover_plan_build(storage *st, manifest *m, const archive_head *head, const recover_point *pt,
-					   recover_plan **out, bs_error *err);
+					   const recover_resources *res, recover_plan **out, bs_error *err);
 void recover_plan_free(recover_plan *plan);
 
 /* The layout the table has at the point: current (the newest the replay saw), or a newer

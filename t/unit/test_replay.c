@@ -5,8 +5,10 @@
 #include "strbuf.h"
 #include "tap.h"
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---------- helpers: tuples, records, layouts ---------- */
 
@@ -556,6 +558,197 @@ test_volume(void)
 	replay_free(st);
 }
 
+/*
+ * The same base and changes on a state without a limit and on one whose limit is tiny
+ * (rows spill to a file almost at once, and the index alone soon exceeds it): the tables,
+ * the checksums and the errors must be identical.
+ */
+static int
+both_apply(replay_state *a, replay_state *b, segment_record r, bs_error *ea, bs_error *eb)
+{
+	int ra = replay_apply(a, &r, ea);
+	int rb = replay_apply(b, &r, eb);
+
+	return ra == BS_OK && rb == BS_OK ? BS_OK : (ra == rb ? BS_ERR : -2);
+}
+
+static void
+test_spill_state(void)
+{
+	manifest_column cols[3] = {col("id", "integer", true, NULL), col("name", "text", false, NULL),
+	col("big", "text", false, NULL)};
+	manifest_layout l = {0, 0, 'd', 3, cols};
+	manifest_column fcols[2] = {col("a", "integer", false, NULL), col("b", "text", false, NULL)};
+	manifest_layout fl = {0, 0, 'f', 2, fcols};
+	replay_state *mem,
+			   *sp;
+	bs_error err,
+		err2;
+	strbuf base = STRBUF_INIT;
+	char dir[] = "/tmp/backstop-test-spill-XXXXXX";
+	char ids[32],
+		names[64],
+		bigs[600];
+	char *d1,
+			   *d2;
+	replay_checksum s1,
+				s2;
+	uint64_t rows = 0,
+		bytes = 0;
+	int good = 1,
+		nfiles = 0;
+	const int N = 3000;
+
+	error_clear(&err);
+	error_clear(&err2);
+	if (mkdtemp(dir) == NULL)
+	{
+		ok(0, "mkdtemp");
+		return;
+	}
+	ok(replay_new(1, &l, &mem, &err) == BS_OK && replay_new(1, &l, &sp, &err) == BS_OK, "two states");
+	replay_set_memory_limit(sp, 20000, dir);
+	/* Base rows with a value big enough that the rows, not the index, pass the limit first. */
+	for (int i = 1; i <= N; i++)
+	{
+		memset(bigs, 'a' + i % 26, 500);
+		bigs[500] = '\0';
+		strbuf_printf(&base, "%d\tname %d\t%s\n", i, i, bigs);
+	}
+	ok(replay_load_base_copy(mem, 0, base.data, base.len, "base", &err) == BS_OK &&
+		replay_load_base_copy(sp, 0, base.data, base.len, "base", &err) == BS_OK, "base loaded into both");
+	replay_spill_stats(sp, &rows, &bytes);
+	ok(rows > 0 && rows < (uint64_t) N, "some base rows spilled, the first ones stayed in memory (%llu spilled)",
+		(unsigned long long) rows);
+	replay_spill_stats(mem, &rows, &bytes);
+	is_int((long long) rows, 0, "nothing spills without a limit");
+	/* Every row is looked up and replaced: update in place, key change, unchanged TOAST,
+	 * delete, insert; in memory and spilled rows alike. */
+	for (int i = 1; good && i <= N; i++)
+	{
+		snprintf(ids, sizeof(ids), "%d", i);
+		snprintf(names, sizeof(names), "renamed %d", i);
+		if (i % 5 == 0)
+		{
+			const char *o[3] = {ids, NULL, NULL};
+
+			good = both_apply(mem, sp, rec('D', 0, 'K', 3, o, NULL, false), &err, &err2) == BS_OK;
+		}
+		else if (i % 5 == 1)
+		{
+			char nid[32];
+			const char *o[3] = {ids, NULL, NULL};
+			const char *n[3] = {nid, names, UNCH};
+
+			snprintf(nid, sizeof(nid), "%d", i + 100000);
+			good = both_apply(mem, sp, rec('U', 0, 'K', 3, o, n, false), &err, &err2) == BS_OK;
+		}
+		else
+		{
+			const char *n[3] = {ids, names, UNCH};
+
+			good = both_apply(mem, sp, rec('U', 0, SEGMENT_OLD_NONE, 3, NULL, n, false), &err, &err2) == BS_OK;
+		}
+	}
+	ok(good, "updates (same key, new key, unchanged TOASTed values) and deletes apply to both");
+	if (!good)
+		printf("# in memory: %s\n# spilled: %s\n", err.message, err2.message);
+	for (int i = 1; good && i <= 500; i++)
+	{
+		const char *n[3] = {ids, "new", NULL};
+
+		snprintf(ids, sizeof(ids), "%d", 200000 + i);
+		good = both_apply(mem, sp, rec('I', 0, SEGMENT_OLD_NONE, 3, NULL, n, false), &err, &err2) == BS_OK;
+	}
+	ok(good, "inserts apply to both");
+	d1 = dump(mem, 0, &s1);
+	d2 = dump(sp, 0, &s2);
+	ok(strcmp(d1, d2) == 0, "spilled and in-memory states hold the same rows");
+	ok(s1.rows == s2.rows && s1.sum == s2.sum && s1.rows == (uint64_t) (N - N / 5 + 500),
+		"same checksum and row count (%llu)", (unsigned long long) s2.rows);
+	free(d1);
+	free(d2);
+	{
+		/* A duplicate key and a missing row are refused the same way. */
+		const char *n[3] = {"200001", "dup", NULL};
+		const char *o[3] = {"5", NULL, NULL};
+
+		is_int(both_apply(mem, sp, rec('I', 0, SEGMENT_OLD_NONE, 3, NULL, n, false), &err, &err2), BS_OK,
+			   "a duplicate key is taken within its transaction");
+		is_int(replay_check(sp, &err2), BS_ERR, "and refused at the boundary (spilled state)");
+		is_int(replay_check(mem, &err), BS_ERR, "and refused at the boundary (in memory)");
+		replay_free(mem);
+		replay_free(sp);
+		ok(replay_new(1, &l, &mem, &err) == BS_OK && replay_new(1, &l, &sp, &err) == BS_OK, "new states");
+		replay_set_memory_limit(sp, 20000, dir);
+		(void) replay_load_base_copy(mem, 0, base.data, base.len, "base", &err);
+		(void) replay_load_base_copy(sp, 0, base.data, base.len, "base", &err);
+		is_int(both_apply(mem, sp, rec('D', 0, 'K', 3, o, NULL, false), &err, &err2), BS_OK, "delete row 5");
+		is_int(both_apply(mem, sp, rec('D', 0, 'K', 3, o, NULL, false), &err, &err2), BS_ERR,
+			   "deleting it again fails in both");
+		is_str(err2.message, err.message, "with the same message");
+	}
+	{
+		/* TRUNCATE empties the file; a reload spills again and comes out the same. */
+		segment_record t = rec('T', 0, SEGMENT_OLD_NONE, 3, NULL, NULL, false);
+
+		ok(replay_apply(mem, &t, &err) == BS_OK && replay_apply(sp, &t, &err2) == BS_OK, "truncate");
+		is_int((long long) replay_row_count(sp), 0, "no rows after the truncate");
+		(void) replay_load_base_copy(mem, 0, base.data, base.len, "reload", &err);
+		(void) replay_load_base_copy(sp, 0, base.data, base.len, "reload", &err);
+		d1 = dump(mem, 0, &s1);
+		d2 = dump(sp, 0, &s2);
+		ok(strcmp(d1, d2) == 0 && s1.sum == s2.sum && s2.rows == (uint64_t) N, "reloaded after truncate: same rows");
+		free(d1);
+		free(d2);
+	}
+	replay_free(mem);
+	replay_free(sp);
+	/* A table without a key (whole-row identity): identical rows are interchangeable. */
+	ok(replay_new(1, &fl, &mem, &err) == BS_OK && replay_new(1, &fl, &sp, &err) == BS_OK, "keyless states");
+	replay_set_memory_limit(sp, 20000, dir);
+	strbuf_reset(&base);
+	for (int i = 0; i < 4000; i++)
+		strbuf_printf(&base, "%d\tsame value for many rows %d\n", i % 100, i % 7);
+	(void) replay_load_base_copy(mem, 0, base.data, base.len, "base", &err);
+	(void) replay_load_base_copy(sp, 0, base.data, base.len, "base", &err);
+	for (int i = 0; good && i < 700; i++)
+	{
+		char a[32],
+			b[64];
+		const char *o[2] = {a, b};
+		const char *n[2] = {a, "changed"};
+
+		snprintf(a, sizeof(a), "%d", i % 100);
+		snprintf(b, sizeof(b), "same value for many rows %d", i % 7);
+		good = both_apply(mem, sp, rec(i % 2 ? 'U' : 'D', 0, 'O', 2, o, i % 2 ? n : NULL, false), &err, &err2) == BS_OK;
+	}
+	ok(good, "keyless updates and deletes apply to both");
+	d1 = dump(mem, 0, &s1);
+	d2 = dump(sp, 0, &s2);
+	replay_spill_stats(sp, &rows, &bytes);
+	ok(strcmp(d1, d2) == 0 && s1.sum == s2.sum && s1.rows == s2.rows && rows > 0,
+		"keyless: same rows and checksum, with rows spilled");
+	free(d1);
+	free(d2);
+	replay_free(mem);
+	replay_free(sp);
+	/* The file was unlinked when it was made: nothing is left behind. */
+	{
+		DIR *dh = opendir(dir);
+		struct dirent *de;
+
+		while (dh && (de = readdir(dh)) != NULL)
+			if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+				nfiles++;
+		if (dh)
+			closedir(dh);
+	}
+	is_int(nfiles, 0, "no file is left in the spill directory");
+	rmdir(dir);
+	strbuf_free(&base);
+}
+
 int
 main(void)
 {
@@ -569,6 +762,7 @@ main(void)
 	test_full_identity_layout_change();
 	test_bad_base();
 	test_volume();
+	test_spill_state();
 	for (int i = 0; i < 64; i++)
 		strbuf_free(&tuples[i]);
 	return done_testing();

@@ -141,6 +141,34 @@ read_file(int fd, strbuf *out)
 	out->data[out->len] = '\0';
 }
 
+/* Temporary files: unlinked at creation, readable at any offset, gone when closed. */
+static void
+test_temp(const char *dir)
+{
+	spill_file *f = NULL;
+	bs_error err;
+	char buf[16];
+	struct stat sb;
+	int fd;
+
+	ok(spill_create_temp(dir, "t-", &f, &err) == BS_OK, "temporary file created");
+	if (f == NULL)
+		return;
+	ok(strncmp(spill_path(f), dir, strlen(dir)) == 0, "in the directory given");
+	ok(stat(spill_path(f), &sb) != 0, "and unlinked at once");
+	ok(spill_append(f, "0123456789", 10, &err) == BS_OK && spill_append(f, "abcdef", 6, &err) == BS_OK, "appended");
+	ok(spill_read(f, 8, buf, 4, &err) == BS_OK && memcmp(buf, "89ab", 4) == 0, "read back across appends");
+	ok(spill_read(f, 12, buf, 5, &err) == BS_ERR, "a read past the end is refused");
+	ok(spill_truncate(f, 0, &err) == BS_OK && spill_size(f) == 0, "truncated");
+	fd = spill_fd(f);
+	spill_discard(f);			/* must not unlink whatever has that name now */
+	ok(fcntl(fd, F_GETFD) < 0, "closed");
+	setenv("TMPDIR", dir, 1);
+	is_str(spill_temp_dir(NULL), dir, "without a directory: $TMPDIR");
+	unsetenv("TMPDIR");
+	is_str(spill_temp_dir(NULL), "/tmp", "else /tmp");
+}
+
 int
 main(void)
 {
@@ -388,7 +416,9 @@ main(void)
 		snprintf(sdir, sizeof(sdir), "%s/spool", dir);
 		rmdir(sdir);
 	}
+	test_temp(dir);
 	rmdir(dir);
+	ok(stat(dir, &(struct stat) {0}) != 0, "nothing was left in the directory");
 	strbuf_free(&seg);
 	strbuf_free(&copy);
 	return done_testing();
