@@ -576,12 +576,12 @@ keeper_main(void *arg)
 }
 
 int
-lease_keeper_start(const char *url, const bs_config *cfg, const lease *held, lease_keeper **out, bs_error *err)
+lease_keeper_start(const storage *st, const lease *held, lease_keeper **out, bs_error *err)
 {
 	lease_keeper *k = xcalloc(1, sizeof(*k));
 
 	*out = NULL;
-	if (storage_open(url, cfg, &k->st, err) != BS_OK)
+	if (storage_reopen(st, &k->st, err) != BS_OK)
 	{
 		free(k);
 		return BS_ERR;
@@ -639,8 +639,8 @@ lease_keeper_stop(lease_keeper *k, lease *held)
 }
 
 int
-lease_hold(storage *st, const char *url, const bs_config *cfg, const char *owner, int64_t timeout_ms,
-		   bool take_over, uint64_t min_token, bool quiet, lease_holding *h, bs_error *err)
+lease_hold(storage *st, const char *owner, int64_t timeout_ms, bool take_over, uint64_t min_token, bool quiet,
+		   lease_holding *h, bs_error *err)
 {
 	lease_owner me;
 	strbuf who = STRBUF_INIT;
@@ -658,7 +658,7 @@ lease_hold(storage *st, const char *url, const bs_config *cfg, const char *owner
 	else
 		log_info("holding the archive's lease: %s", who.data);
 	strbuf_free(&who);
-	return lease_keeper_start(url, cfg, &h->lease, &h->keeper, err);
+	return lease_keeper_start(st, &h->lease, &h->keeper, err);
 }
 
 int

@@ -1559,64 +1559,28 @@ static const storage_ops s3_ops = {
 	.close = s3_close,
 };
 
-static const char *
-nonempty_env(const char *name)
-{
-	const char *v = getenv(name);
-
-	return (v && *v) ? v : NULL;
-}
-
-/* A configured value, else the first set environment variable, else NULL. */
-static const char *
-setting(const bs_config *cfg, const char *option, const char *env1, const char *env2)
-{
-	const char *v = cfg ? config_get(cfg, option) : NULL;
-
-	if (v && *v)
-		return v;
-	if (env1 && nonempty_env(env1))
-		return nonempty_env(env1);
-	if (env2 && nonempty_env(env2))
-		return nonempty_env(env2);
-	return NULL;
-}
-
-/* A typed option: the configured value, else the option table's default. */
-static const char *
-option_or_default(const bs_config *cfg, const char *option)
-{
-	const char *v = cfg ? config_get(cfg, option) : NULL;
-
-	if (v == NULL)
-		v = config_find_option(option)->default_value;
-	return v;
-}
-
 int
-storage_s3_open(const char *bucket, const char *prefix, const bs_config *cfg,
+storage_s3_open(const char *bucket, const char *prefix, const storage_s3_options *o,
 				storage **out, bs_error *err)
 {
 	s3_storage *s3;
-	const char *endpoint = setting(cfg, "s3_endpoint", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL");
-	const char *region = setting(cfg, "s3_region", "AWS_REGION", "AWS_DEFAULT_REGION");
-	const char *style = cfg ? config_get(cfg, "s3_uri_style") : NULL;
-	const char *ak = setting(cfg, "s3_access_key_id", "AWS_ACCESS_KEY_ID", NULL);
-	const char *sk = setting(cfg, "s3_secret_access_key", "AWS_SECRET_ACCESS_KEY", NULL);
-	const char *tok = setting(cfg, "s3_session_token", "AWS_SESSION_TOKEN", NULL);
-	const char *ca = cfg ? config_get(cfg, "s3_ca_file") : NULL;
-	int64_t		part_size,
-				timeout_ms,
-				retries,
-				base_ms;
-	bool		verify = true;
+	const char *endpoint = (o->endpoint && *o->endpoint) ? o->endpoint : NULL;
+	const char *region = (o->region && *o->region) ? o->region : NULL;
+	const char *style = o->uri_style;
+	const char *ak = (o->access_key_id && *o->access_key_id) ? o->access_key_id : NULL;
+	const char *sk = (o->secret_access_key && *o->secret_access_key) ? o->secret_access_key : NULL;
+	const char *tok = (o->session_token && *o->session_token) ? o->session_token : NULL;
+	const char *ca = o->ca_file;
+	int64_t		part_size = o->part_size,
+				timeout_ms = o->timeout_ms,
+				retries = o->retries,
+				base_ms = o->retry_base_ms;
+	bool		verify = o->verify_tls;
 	strbuf		sb = STRBUF_INIT;
 
-	if (config_parse_size(option_or_default(cfg, "s3_multipart_threshold"), &part_size) != 0 ||
-		config_parse_duration_ms(option_or_default(cfg, "s3_timeout"), &timeout_ms) != 0 ||
-		config_parse_int(option_or_default(cfg, "retries"), &retries) != 0 ||
-		config_parse_duration_ms(option_or_default(cfg, "retry_base_delay"), &base_ms) != 0 ||
-		config_parse_bool(option_or_default(cfg, "s3_verify_tls"), &verify) != 0)
+	if (style && strcasecmp(style, "path") != 0 && strcasecmp(style, "host") != 0)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "invalid S3 URI style \"%.20s\": expected path or host", style);
+	if (part_size <= 0 || base_ms < 0)
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "invalid S3 setting");
 	if (retries < 0 || retries > 100)
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "retries must be between 0 and 100");

@@ -20,6 +20,7 @@
 #include "segment.h"
 #include "spill.h"
 #include "storage.h"
+#include "storage_config.h"
 #include "storage_crypt.h"
 #include "storage_local.h"
 #include "strbuf.h"
@@ -333,7 +334,7 @@ fence(archiver *a, bs_error *err)
 static int
 take_lease(archiver *a, bs_error *err)
 {
-	if (lease_hold(a->st, config_get(a->cfg, "storage"), a->cfg, config_get(a->cfg, "slot"),
+	if (lease_hold(a->st, config_get(a->cfg, "slot"),
 				   config_get_duration_ms(a->cfg, "lease_timeout"), config_get_bool(a->cfg, "take_over"),
 				   a->head.lease_token, false, &a->hold, err) != BS_OK)
 		return BS_ERR;
@@ -4808,9 +4809,9 @@ archiver_run(bs_config *cfg, bs_error *err)
 		error_set_errno(err, errno, "could not create a pipe");
 		goto out;
 	}
-	if (storage_open(config_get(cfg, "storage"), cfg, &a.st, err) != BS_OK ||
-		storage_open(config_get(cfg, "storage"), cfg, &a.st_main, err) != BS_OK ||
-		storage_open(config_get(cfg, "storage"), cfg, &a.st_base, err) != BS_OK ||
+	if (storage_config_open(config_get(cfg, "storage"), cfg, &a.st, err) != BS_OK ||
+		storage_config_open(config_get(cfg, "storage"), cfg, &a.st_main, err) != BS_OK ||
+		storage_config_open(config_get(cfg, "storage"), cfg, &a.st_base, err) != BS_OK ||
 		storage_crypt_prepare_write(a.st, err) != BS_OK ||
 		storage_crypt_prepare_write(a.st_main, err) != BS_OK ||
 		storage_crypt_prepare_write(a.st_base, err) != BS_OK)

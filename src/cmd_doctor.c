@@ -9,6 +9,7 @@
 #include "pgsql.h"
 #include "redact.h"
 #include "storage.h"
+#include "storage_config.h"
 #include "strbuf.h"
 
 #include <jansson.h>
@@ -138,7 +139,7 @@ probe_storage(const bs_config *cfg, probe *p)
 		free(shown);
 	}
 	t = now_ms();
-	if (storage_open(url, cfg, &st, &err) != BS_OK)
+	if (storage_config_open(url, cfg, &st, &err) != BS_OK)
 	{
 		fail_step(p, "open", now_ms() - t, &err);
 		return;
@@ -460,7 +461,7 @@ check_freshness(const bs_config *cfg, json_t *root, findings *f, doctor_state *d
 	error_clear(&err);
 	memset(&head, 0, sizeof(head));
 	json_object_set_new(root, "freshness", arr);
-	if (storage_open(config_get(cfg, "storage"), cfg, &st, &err) != BS_OK ||
+	if (storage_config_open(config_get(cfg, "storage"), cfg, &st, &err) != BS_OK ||
 		archive_head_load(st, &head, &head_exists, &err) != BS_OK ||
 		manifest_list_relids(st, &relids, &n, &err) != BS_OK)
 	{

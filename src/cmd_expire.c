@@ -8,6 +8,7 @@
 #include "manifest.h"
 #include "redact.h"
 #include "storage.h"
+#include "storage_config.h"
 #include "strbuf.h"
 
 #include <inttypes.h>
@@ -276,7 +277,7 @@ fence(expire_run *r, bs_error *err)
 static int
 take_lease(expire_run *r, bs_error *err)
 {
-	if (lease_hold(r->st, config_get(r->cfg, "storage"), r->cfg, "(backstop expire)",
+	if (lease_hold(r->st, "(backstop expire)",
 				   config_get_duration_ms(r->cfg, "lease_timeout"), false, r->head_exists ? r->head.lease_token : 0,
 				   true, &r->hold, err) == BS_OK)
 		return BS_OK;
@@ -386,7 +387,7 @@ cmd_expire(bs_config *cfg, int argc, char **argv)
 		exit_code = EXIT_USAGE;
 		goto out;
 	}
-	if (storage_open(config_get(cfg, "storage"), cfg, &r.st, &err) != BS_OK ||
+	if (storage_config_open(config_get(cfg, "storage"), cfg, &r.st, &err) != BS_OK ||
 		archive_head_load(r.st, &r.head, &r.head_exists, &err) != BS_OK)
 		goto fail;
 	/* Never create a lease where there is no archive (a mistyped URL). */
