@@ -2,6 +2,7 @@
 #include "autoconf.h"
 #include "storage_s3.h"
 #include "s3xml.h"
+#include "clock.h"
 #include "log.h"
 #include "redact.h"
 #include "strbuf.h"
@@ -1460,7 +1461,7 @@ storage_s3_open(const char *bucket, const char *prefix, const storage_s3_options
 	s3->timeout_ms = (long) timeout_ms;
 	s3->retries = (int) retries;
 	s3->retry_base_ms = (long) base_ms;
-	s3->rng = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) s3;
+	s3->rng = (uint64_t) clock_unix_us() ^ ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) s3;
 	if (s3->rng == 0)
 		s3->rng = 0x9E3779B97F4A7C15ULL;
 

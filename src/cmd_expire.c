@@ -1,5 +1,6 @@
 /* cmd_expire.c — `backstop expire`: retention of base copies and segments under the archive's lease. */
 #include "cmd_expire.h"
+#include "clock.h"
 #include "cli.h"
 #include "expire.h"
 #include "lease.h"
@@ -55,15 +56,6 @@ typedef struct expire_run
 	json_t *jproblems;
 	lease_holding hold;
 } expire_run;
-
-static int64_t
-now_unix_us(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t) tv.tv_sec * 1000000 + tv.tv_usec;
-}
 
 static void
 problem(expire_run *r, const char *fmt, const char *a, const char *b)
@@ -361,7 +353,7 @@ cmd_expire(bs_config *cfg, int argc, char **argv)
 	expire_run r;
 	bs_error err;
 	json_t *jtables = json_array();
-	int64_t now_us = now_unix_us();
+	int64_t now_us = clock_unix_us();
 	int exit_code = EXIT_FAILURE_RUNTIME;
 	int removed = 0;
 

@@ -1,5 +1,6 @@
 /* cmd_recover.c — `backstop recover`: rebuild one table at a point into a new, validated table. */
 #include "cmd_recover.h"
+#include "clock.h"
 #include "copyback.h"
 #include "redact.h"
 #include "audit.h"
@@ -21,15 +22,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 static int
 usage(const char *msg)
@@ -79,7 +71,7 @@ parse_point(const bs_config *cfg, recover_point *pt, const char **msg)
 		recover_time rt;
 
 		pt->kind = RECOVER_POINT_TIME;
-		if (recover_parse_time_at(tm, recover_now(), &rt) != BS_OK)
+		if (recover_parse_time_at(tm, clock_unix_us(), &rt) != BS_OK)
 		{
 			*msg = "--to-time must be a time such as \"2026-11-26 16:00:00.123456+00\" (your time zone when no "
 				"offset is given), \"20 min ago\" or \"now\"";
@@ -126,7 +118,7 @@ static void
 progress(void *ctx, const recover_plan *plan, uint64_t applied)
 {
 	progress_state *p = ctx;
-	double t = now_seconds();
+	double t = clock_mono_s();
 
 	if (!p->tty || t - p->last < 0.2)
 		return;
@@ -280,9 +272,9 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			   *target_shown = NULL,
 			   *status_shown = NULL;
 	recover_load_result lres;
-	progress_state prog = {isatty(2) == 1 && !json, 0, now_seconds()};
+	progress_state prog = {isatty(2) == 1 && !json, 0, clock_mono_s()};
 	int rc = EXIT_FAILURE_RUNTIME;
-	double t_start = now_seconds(),
+	double t_start = clock_mono_s(),
 		t_fetch = 0,
 		t_load = 0;
 	const manifest_layout *layout;
@@ -435,7 +427,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		rc = fail(&err);
 		goto done;
 	}
-	t_fetch = now_seconds() - t_start;
+	t_fetch = clock_mono_s() - t_start;
 
 	if (dry_run)
 	{
@@ -572,7 +564,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			o.source = stream_rows;
 			o.source_ctx = &src;
 		}
-		t_load = now_seconds();
+		t_load = clock_mono_s();
 		if (recover_load(conn, rs, &o, &lres, &err) != BS_OK)
 		{
 			progress_done(&prog);
@@ -581,7 +573,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			goto done;
 		}
 		progress_done(&prog);
-		t_load = now_seconds() - t_load;
+		t_load = clock_mono_s() - t_load;
 		strbuf_free(&comment);
 	}
 
@@ -631,7 +623,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "download_bytes", json_integer((json_int_t) plan->downloaded));
 			json_object_set_new(o, "seconds", json_pack("{s:f,s:f,s:f,s:f,s:f}", "fetch_and_replay", t_fetch,
 														"copy", lres.copy_seconds, "validate", lres.validate_seconds,
-														"indexes", lres.index_seconds, "total", now_seconds() - t_start));
+														"indexes", lres.index_seconds, "total", clock_mono_s() - t_start));
 			json_object_set_new(o, "warnings", warn);
 			json_object_set_new(o, "copy_back", cba);
 			{
@@ -663,7 +655,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				   (unsigned long long) lres.pg_rows);
 			printf("Checksum:     %s (Backstop) = %s (PostgreSQL)\n", ours, lres.pg_sum);
 			printf("Timings:      fetch+replay %.2fs, copy %.2fs, validate %.2fs, indexes %.2fs, total %.2fs\n",
-				   t_fetch, lres.copy_seconds, lres.validate_seconds, lres.index_seconds, now_seconds() - t_start);
+				   t_fetch, lres.copy_seconds, lres.validate_seconds, lres.index_seconds, clock_mono_s() - t_start);
 			printf("Indexes and constraints recreated: %d\n", lres.nindexes);
 			if (lres.nsequences || lres.ngenerated || lres.ngrants)
 				printf("Also recreated: %d identity or serial sequence(s) (set past the recovered values), "
