@@ -1841,7 +1841,7 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 		if (catalog_describe_columns(a->conn, rel->relid, rel->ncols, cols, err) != BS_OK &&
 			(!conn_recovered(a, err) || catalog_describe_columns(a->conn, rel->relid, rel->ncols, cols, err) != BS_OK))
 		{
-			basecopy_free_columns(rel->ncols, cols);
+			manifest_columns_free(rel->ncols, cols);
 			return BS_ERR;
 		}
 		/* Before the layout is added: that may move the layouts, and cur with them. */
@@ -1863,7 +1863,7 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 		if (added || retyped)
 			request_rebase(a, t);
 	}
-	basecopy_free_columns(rel->ncols, cols);
+	manifest_columns_free(rel->ncols, cols);
 	return BS_OK;
 }
 

@@ -15,18 +15,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-void
-basecopy_free_columns(int ncols, manifest_column *cols)
-{
-	for (int i = 0; i < ncols; i++)
-	{
-		free(cols[i].name);
-		free(cols[i].type_name);
-		free(cols[i].missing);
-	}
-	free(cols);
-}
-
 int
 basecopy_read_layout(PGconn *conn, uint32_t relid, char *replident, int *ncols,
 					 manifest_column **cols, bs_error *err)
@@ -95,21 +83,11 @@ finish_chunk(object_writer *w, manifest_base *base, const char *key, uint64_t ro
 	return BS_OK;
 }
 
-static void
-free_base(manifest_base *b)
-{
-	for (int i = 0; i < b->nchunks; i++)
-		free(b->chunks[i].key);
-	free(b->chunks);
-	free(b->schema_key);
-	free(b->definition);
-}
-
 void
 basecopy_result_free(basecopy_result *r)
 {
-	free_base(&r->base);
-	basecopy_free_columns(r->ncols, r->cols);
+	manifest_base_clear(&r->base);
+	manifest_columns_free(r->ncols, r->cols);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -324,8 +302,8 @@ out:
 	free(key);
 	free(sql);
 	free(qname);
-	free_base(&base);
-	basecopy_free_columns(ncols, cols);
+	manifest_base_clear(&base);
+	manifest_columns_free(ncols, cols);
 	return rc;
 }
 
