@@ -222,74 +222,55 @@ struct storage_reopen_info
 	storage_options options;
 };
 
-static const char *
-dup_opt(const char *s)
-{
-	return s ? xstrdup(s) : NULL;
-}
-
+/* The strings of o, so that copying and freeing them cannot miss one. */
+#define NSTRINGS 13
 static void
-free_opt(const char *s)
+option_strings(storage_options *o, const char **out[NSTRINGS])
 {
-	if (s)
-	{
-		/* Secrets do not outlive the handle in freed memory. */
-		memset((char *) s, 0, strlen(s));
-		free((char *) s);
-	}
+	const char **p[NSTRINGS] = {
+		&o->s3.endpoint, &o->s3.region, &o->s3.uri_style, &o->s3.access_key_id, &o->s3.secret_access_key,
+		&o->s3.session_token, &o->s3.ca_file, &o->crypt.key_file, &o->crypt.passphrase,
+		&o->crypt.passphrase_origin, &o->crypt.passphrase_file, &o->crypt.old_key_files,
+		&o->crypt.old_passphrase_files,
+	};
+
+	memcpy(out, p, sizeof(p));
 }
 
 static struct storage_reopen_info *
 reopen_info_new(const char *url, const storage_options *o, bool raw)
 {
 	struct storage_reopen_info *ri = xcalloc(1, sizeof(*ri));
-	storage_options *c = &ri->options;
+	const char **str[NSTRINGS];
 
 	ri->url = xstrdup(url);
 	ri->raw = raw;
 	ri->has_options = o != NULL;
 	if (o == NULL)
 		return ri;
-	*c = *o;
-	c->s3.endpoint = dup_opt(o->s3.endpoint);
-	c->s3.region = dup_opt(o->s3.region);
-	c->s3.uri_style = dup_opt(o->s3.uri_style);
-	c->s3.access_key_id = dup_opt(o->s3.access_key_id);
-	c->s3.secret_access_key = dup_opt(o->s3.secret_access_key);
-	c->s3.session_token = dup_opt(o->s3.session_token);
-	c->s3.ca_file = dup_opt(o->s3.ca_file);
-	c->crypt.key_file = dup_opt(o->crypt.key_file);
-	c->crypt.passphrase = dup_opt(o->crypt.passphrase);
-	c->crypt.passphrase_origin = dup_opt(o->crypt.passphrase_origin);
-	c->crypt.passphrase_file = dup_opt(o->crypt.passphrase_file);
-	c->crypt.old_key_files = dup_opt(o->crypt.old_key_files);
-	c->crypt.old_passphrase_files = dup_opt(o->crypt.old_passphrase_files);
+	ri->options = *o;
+	option_strings(&ri->options, str);
+	for (int i = 0; i < NSTRINGS; i++)
+		*str[i] = *str[i] ? xstrdup(*str[i]) : NULL;
 	return ri;
 }
 
 static void
 reopen_info_free(struct storage_reopen_info *ri)
 {
-	storage_options *c;
+	const char **str[NSTRINGS];
 
 	if (ri == NULL)
 		return;
-	c = &ri->options;
-	if (ri->has_options)
+	option_strings(&ri->options, str);
+	for (int i = 0; ri->has_options && i < NSTRINGS; i++)
 	{
-		free_opt(c->s3.endpoint);
-		free_opt(c->s3.region);
-		free_opt(c->s3.uri_style);
-		free_opt(c->s3.access_key_id);
-		free_opt(c->s3.secret_access_key);
-		free_opt(c->s3.session_token);
-		free_opt(c->s3.ca_file);
-		free_opt(c->crypt.key_file);
-		free_opt(c->crypt.passphrase);
-		free_opt(c->crypt.passphrase_origin);
-		free_opt(c->crypt.passphrase_file);
-		free_opt(c->crypt.old_key_files);
-		free_opt(c->crypt.old_passphrase_files);
+		char	   *v = (char *) *str[i];
+
+		/* Secrets do not outlive the handle in freed memory. */
+		if (v)
+			memset(v, 0, strlen(v));
+		free(v);
 	}
 	free(ri->url);
 	free(ri);

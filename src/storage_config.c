@@ -71,24 +71,25 @@ storage_config_options(const bs_config *cfg, storage_options *o, bs_error *err)
 	return BS_OK;
 }
 
-int
-storage_config_open(const char *url, const bs_config *cfg, storage **out, bs_error *err)
+static int
+open_with(const char *url, const bs_config *cfg, bool raw, storage **out, bs_error *err)
 {
 	storage_options o;
 
 	*out = NULL;
 	if (storage_config_options(cfg, &o, err) != BS_OK)
 		return BS_ERR;
-	return storage_open(url, &o, out, err);
+	return (raw ? storage_open_raw : storage_open) (url, &o, out, err);
+}
+
+int
+storage_config_open(const char *url, const bs_config *cfg, storage **out, bs_error *err)
+{
+	return open_with(url, cfg, false, out, err);
 }
 
 int
 storage_config_open_raw(const char *url, const bs_config *cfg, storage **out, bs_error *err)
 {
-	storage_options o;
-
-	*out = NULL;
-	if (storage_config_options(cfg, &o, err) != BS_OK)
-		return BS_ERR;
-	return storage_open_raw(url, &o, out, err);
+	return open_with(url, cfg, true, out, err);
 }
