@@ -1,5 +1,6 @@
 /* lease.c — one writer per archive: an owner object in storage (lease.json) with a fencing token, renewed by a heartbeat and checked before every manifest write. */
 #include "lease.h"
+#include "clock.h"
 #include "log.h"
 #include "manifest.h"
 
@@ -15,15 +16,6 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
-
-static int64_t
-now_unix_us(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t) tv.tv_sec * 1000000 + tv.tv_usec;
-}
 
 /* The first line of a small file, "" when it cannot be read. */
 static char *
@@ -60,7 +52,7 @@ lease_owner_init(lease_owner *me, const char *slot)
 		if (n <= 0)
 		{
 			/* No entropy source: still unique enough with time, pid and address. */
-			uint64_t x = (uint64_t) now_unix_us() ^ ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) me;
+			uint64_t x = (uint64_t) clock_unix_us() ^ ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) me;
 
 			for (size_t i = got; i < sizeof(rnd); i++, x = x * 6364136223846793005ULL + 1442695040888963407ULL)
 				rnd[i] = (unsigned char) (x >> 56);
@@ -335,7 +327,7 @@ lease_acquire(storage *st, const lease_owner *me, int64_t timeout_ms, bool take_
 	char *tag = NULL;
 	char *json = NULL;
 	bool exists = false;
-	int64_t now = now_unix_us();
+	int64_t now = clock_unix_us();
 	strbuf who = STRBUF_INIT;
 	int rc = BS_ERR;
 
@@ -483,7 +475,7 @@ lease_renew(storage *st, lease *held, bs_error *err)
 
 	if (check_held(st, held, &tag, err) != BS_OK)
 		return BS_ERR;
-	held->renewed = now_unix_us();
+	held->renewed = clock_unix_us();
 	rc = rewrite(st, held, tag, err);
 	free(tag);
 	return rc;
@@ -501,7 +493,7 @@ lease_release(storage *st, lease *held, bs_error *err)
 	memset(&rel, 0, sizeof(rel));
 	rel = *held;
 	rel.released = true;
-	rel.renewed = now_unix_us();
+	rel.renewed = clock_unix_us();
 	{
 		char *json = lease_to_json(&rel);
 
@@ -541,14 +533,7 @@ keeper_main(void *arg)
 		bs_error e;
 		int rc;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += k->interval_ms / 1000;
-		ts.tv_nsec += (k->interval_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L)
-		{
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		clock_deadline(k->interval_ms, &ts);
 		while (!k->stop && pthread_cond_timedwait(&k->cv, &k->mu, &ts) != ETIMEDOUT)
 			;
 		if (k->stop)
@@ -576,12 +561,12 @@ keeper_main(void *arg)
 }
 
 int
-lease_keeper_start(const char *url, const bs_config *cfg, const lease *held, lease_keeper **out, bs_error *err)
+lease_keeper_start(const storage *st, const lease *held, lease_keeper **out, bs_error *err)
 {
 	lease_keeper *k = xcalloc(1, sizeof(*k));
 
 	*out = NULL;
-	if (storage_open(url, cfg, &k->st, err) != BS_OK)
+	if (storage_reopen(st, &k->st, err) != BS_OK)
 	{
 		free(k);
 		return BS_ERR;
@@ -639,8 +624,8 @@ lease_keeper_stop(lease_keeper *k, lease *held)
 }
 
 int
-lease_hold(storage *st, const char *url, const bs_config *cfg, const char *owner, int64_t timeout_ms,
-		   bool take_over, uint64_t min_token, bool quiet, lease_holding *h, bs_error *err)
+lease_hold(storage *st, const char *owner, int64_t timeout_ms, bool take_over, uint64_t min_token, bool quiet,
+		   lease_holding *h, bs_error *err)
 {
 	lease_owner me;
 	strbuf who = STRBUF_INIT;
@@ -658,7 +643,7 @@ lease_hold(storage *st, const char *url, const bs_config *cfg, const char *owner
 	else
 		log_info("holding the archive's lease: %s", who.data);
 	strbuf_free(&who);
-	return lease_keeper_start(url, cfg, &h->lease, &h->keeper, err);
+	return lease_keeper_start(st, &h->lease, &h->keeper, err);
 }
 
 int

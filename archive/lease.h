@@ -5,7 +5,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
 #include "error.h"
 #include "storage.h"
 #include "strbuf.h"
@@ -74,8 +73,8 @@ int lease_release(storage *st, lease *held, bs_error *err);
  */
 typedef struct lease_keeper lease_keeper;
 
-int lease_keeper_start(const char *url, const bs_config *cfg, const lease *held, lease_keeper **out,
-					   bs_error *err);
+/* The heartbeat's handle is storage_reopen(st): the storage that st was opened on. */
+int lease_keeper_start(const storage *st, const lease *held, lease_keeper **out, bs_error *err);
 bool lease_keeper_lost(lease_keeper *k, bs_error *err);
 /* Stop and join the thread; *held gets the last renewal.  k may be NULL. */
 void lease_keeper_stop(lease_keeper *k, lease *held);
@@ -92,8 +91,8 @@ typedef struct lease_holding
 	bool held;
 } lease_holding;
 
-int lease_hold(storage *st, const char *url, const bs_config *cfg, const char *owner, int64_t timeout_ms,
-			   bool take_over, uint64_t min_token, bool quiet, lease_holding *h, bs_error *err);
+int lease_hold(storage *st, const char *owner, int64_t timeout_ms, bool take_over, uint64_t min_token, bool quiet,
+			   lease_holding *h, bs_error *err);
 /* Is the lease still ours?  Not held, lost to the heartbeat's knowledge, or taken since:
  * ERRCODE_LOCK_NOT_AVAILABLE. */
 int lease_hold_check(storage *st, lease_holding *h, bs_error *err);

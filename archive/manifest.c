@@ -177,8 +177,8 @@ manifest_new(uint32_t relid, const char *schema, const char *name)
 	return m;
 }
 
-static void
-free_columns(int n, manifest_column *cols)
+void
+manifest_columns_free(int n, manifest_column *cols)
 {
 	for (int i = 0; i < n; i++)
 	{
@@ -189,8 +189,8 @@ free_columns(int n, manifest_column *cols)
 	free(cols);
 }
 
-static void
-free_base_contents(manifest_base *b)
+void
+manifest_base_clear(manifest_base *b)
 {
 	for (int i = 0; i < b->nchunks; i++)
 		free(b->chunks[i].key);
@@ -205,10 +205,10 @@ manifest_free(manifest *m)
 	if (m == NULL)
 		return;
 	for (int i = 0; i < m->nlayouts; i++)
-		free_columns(m->layouts[i].ncols, m->layouts[i].columns);
+		manifest_columns_free(m->layouts[i].ncols, m->layouts[i].columns);
 	free(m->layouts);
 	for (int i = 0; i < m->nbases; i++)
-		free_base_contents(&m->bases[i]);
+		manifest_base_clear(&m->bases[i]);
 	free(m->bases);
 	for (int i = 0; i < m->nsegments; i++)
 		free(m->segments[i].key);

@@ -170,6 +170,9 @@ typedef struct archive_head
 
 manifest *manifest_new(uint32_t relid, const char *schema, const char *name);
 void manifest_free(manifest *m);
+/* Free what a column array or a base owns (the base itself is the caller's). */
+void manifest_columns_free(int n, manifest_column *cols);
+void manifest_base_clear(manifest_base *b);
 
 /* Append entries (copies are made of the strings / arrays). Returns the stored element. */
 manifest_layout *manifest_add_layout(manifest *m, uint64_t from_lsn, char replident,

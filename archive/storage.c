@@ -189,7 +189,7 @@ parse_s3_url(const char *url, char **bucket, strbuf *prefix, bs_error *err)
 }
 
 static int
-open_s3_url(const char *url, const bs_config *cfg, storage **out, bs_error *err)
+open_s3_url(const char *url, const storage_s3_options *options, storage **out, bs_error *err)
 {
 	char *bucket = NULL;
 	strbuf prefix = STRBUF_INIT;
@@ -197,7 +197,7 @@ open_s3_url(const char *url, const bs_config *cfg, storage **out, bs_error *err)
 
 	rc = parse_s3_url(url, &bucket, &prefix, err);
 	if (rc == BS_OK)
-		rc = storage_s3_open(bucket, prefix.data ? prefix.data : "", cfg, out, err);
+		rc = storage_s3_open(bucket, prefix.data ? prefix.data : "", options, out, err);
 	free(bucket);
 	strbuf_free(&prefix);
 	return rc;
@@ -230,18 +230,100 @@ storage_url_check(const char *url, bs_error *err)
 	}
 }
 
-int
-storage_open_raw(const char *url, const bs_config *cfg, storage **out, bs_error *err)
+void
+storage_options_init(storage_options *o)
 {
+	memset(o, 0, sizeof(*o));
+	/* As config.c's option table says for s3_verify_tls, s3_multipart_threshold, s3_timeout,
+	 * retries and retry_base_delay. */
+	o->s3.verify_tls = true;
+	o->s3.part_size = INT64_C(16) * 1024 * 1024;
+	o->s3.timeout_ms = 60 * 1000;
+	o->s3.retries = 6;
+	o->s3.retry_base_ms = 200;
+}
+
+/* What storage_reopen needs: the URL and a copy of the options (their strings owned). */
+struct storage_reopen_info
+{
+	char	   *url;
+	bool		raw;
+	bool		has_options;
+	storage_options options;
+};
+
+/* The strings of o, so that copying and freeing them cannot miss one. */
+#define NSTRINGS 13
+static void
+option_strings(storage_options *o, const char **out[NSTRINGS])
+{
+	const char **p[NSTRINGS] = {
+		&o->s3.endpoint, &o->s3.region, &o->s3.uri_style, &o->s3.access_key_id, &o->s3.secret_access_key,
+		&o->s3.session_token, &o->s3.ca_file, &o->crypt.key_file, &o->crypt.passphrase,
+		&o->crypt.passphrase_origin, &o->crypt.passphrase_file, &o->crypt.old_key_files,
+		&o->crypt.old_passphrase_files,
+	};
+
+	memcpy(out, p, sizeof(p));
+}
+
+static struct storage_reopen_info *
+reopen_info_new(const char *url, const storage_options *o, bool raw)
+{
+	struct storage_reopen_info *ri = xcalloc(1, sizeof(*ri));
+	const char **str[NSTRINGS];
+
+	ri->url = xstrdup(url);
+	ri->raw = raw;
+	ri->has_options = o != NULL;
+	if (o == NULL)
+		return ri;
+	ri->options = *o;
+	option_strings(&ri->options, str);
+	for (int i = 0; i < NSTRINGS; i++)
+		*str[i] = *str[i] ? xstrdup(*str[i]) : NULL;
+	return ri;
+}
+
+static void
+reopen_info_free(struct storage_reopen_info *ri)
+{
+	const char **str[NSTRINGS];
+
+	if (ri == NULL)
+		return;
+	option_strings(&ri->options, str);
+	for (int i = 0; ri->has_options && i < NSTRINGS; i++)
+	{
+		char	   *v = (char *) *str[i];
+
+		/* Secrets do not outlive the handle in freed memory. */
+		if (v)
+			memset(v, 0, strlen(v));
+		free(v);
+	}
+	free(ri->url);
+	free(ri);
+}
+
+static int
+open_driver(const char *url, const storage_options *options, storage **out, bs_error *err)
+{
+	storage_options defaults;
 	int rc;
 
 	*out = NULL;
 	if (url == NULL || *url == '\0')
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "no storage URL given");
+	if (options == NULL)
+	{
+		storage_options_init(&defaults);
+		options = &defaults;
+	}
 	if (strncmp(url, "file://", 7) == 0)
 		rc = open_file_url(url, out, err);
 	else if (strncmp(url, "s3://", 5) == 0)
-		rc = open_s3_url(url, cfg, out, err);
+		rc = open_s3_url(url, &options->s3, out, err);
 	else
 		return storage_url_check(url, err);
 	if (rc == BS_OK && (*out)->description == NULL)
@@ -250,32 +332,55 @@ storage_open_raw(const char *url, const bs_config *cfg, storage **out, bs_error 
 }
 
 int
-storage_open(const char *url, const bs_config *cfg, storage **out, bs_error *err)
+storage_open_raw(const char *url, const storage_options *options, storage **out, bs_error *err)
+{
+	if (open_driver(url, options, out, err) != BS_OK)
+		return BS_ERR;
+	(*out)->reopen = reopen_info_new(url, options, true);
+	return BS_OK;
+}
+
+int
+storage_open(const char *url, const storage_options *options, storage **out, bs_error *err)
 {
 	storage *raw;
 
-	if (storage_open_raw(url, cfg, &raw, err) != BS_OK)
+	if (open_driver(url, options, &raw, err) != BS_OK)
 		return BS_ERR;
-	if (cfg == NULL)
-	{
+	if (options == NULL)
 		*out = raw;
-		return BS_OK;
-	}
 	/* Every object of the archive goes through the encryption layer (a pass-through
 	 * without a key, that refuses encrypted objects). */
-	return storage_crypt_wrap(raw, cfg, out, err);
+	else if (storage_crypt_wrap(raw, &options->crypt, out, err) != BS_OK)
+		return BS_ERR;
+	(*out)->reopen = reopen_info_new(url, options, false);
+	return BS_OK;
+}
+
+int
+storage_reopen(const storage *st, storage **out, bs_error *err)
+{
+	const struct storage_reopen_info *ri = st->reopen;
+
+	*out = NULL;
+	if (ri == NULL)
+		return error_set(err, ERRCODE_INTERNAL, "storage %s cannot be opened again", st->description);
+	return (ri->raw ? storage_open_raw : storage_open) (ri->url, ri->has_options ? &ri->options : NULL, out, err);
 }
 
 void
 storage_close(storage *st)
 {
 	char *desc;
+	struct storage_reopen_info *ri;
 
 	if (st == NULL)
 		return;
 	desc = st->description;
+	ri = st->reopen;
 	st->ops->close(st);
 	free(desc);
+	reopen_info_free(ri);
 }
 
 const char *

@@ -6,7 +6,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
 #include "error.h"
 #include "strbuf.h"
 
@@ -19,13 +18,58 @@ typedef struct storage_stat
 	int64_t mtime;				/* seconds since the epoch, 0 if unknown */
 } storage_stat;
 
-/* Open a storage by URL (file:///abs/path or s3://bucket[/prefix]); S3 settings come from
- * cfg (s3_* options) and the AWS_* environment variables.  Keys are relative to the URL.
- * With cfg, objects pass through the encryption layer (storage_crypt.h) as cfg's
- * encryption_* options say; without (the spool, tests), and with storage_open_raw, they
- * are stored as they are given. */
-int storage_open(const char *url, const bs_config *cfg, storage **out, bs_error *err);
-int storage_open_raw(const char *url, const bs_config *cfg, storage **out, bs_error *err);
+/*
+ * What a storage needs besides its URL: plain values, so that the library can be used
+ * without the command line's configuration (src/storage_config.c builds them from it and
+ * from the AWS_* environment).  Strings are borrowed: they need to live only as long as
+ * the storage_open() call, which copies what it keeps (a new string field goes into
+ * option_strings() in storage.c too).  NULL means unset.
+ */
+typedef struct storage_s3_options
+{
+	const char *endpoint;		/* http(s)://host[:port][/path]; NULL: AWS's for the region */
+	const char *region;			/* NULL: us-east-1 */
+	const char *uri_style;		/* "path" or "host"; NULL: path with an endpoint or a dotted bucket */
+	const char *access_key_id;	/* required for s3:// */
+	const char *secret_access_key;	/* required for s3:// */
+	const char *session_token;
+	const char *ca_file;		/* NULL: the system's CA bundle */
+	bool		verify_tls;
+	int64_t		part_size;		/* multipart threshold and part size, bytes (clamped to S3's limits) */
+	int64_t		timeout_ms;		/* per request without progress: 1 s to 1 day */
+	int			retries;		/* of a transient failure: 0 to 100 */
+	int64_t		retry_base_ms;	/* first retry delay; doubles, with jitter */
+} storage_s3_options;
+
+/* Encryption at rest (storage_crypt.h): at most one of key_file, passphrase, passphrase_file. */
+typedef struct storage_crypt_options
+{
+	const char *key_file;		/* 32 bytes or 64 hex digits */
+	const char *passphrase;
+	const char *passphrase_origin;	/* where passphrase came from, for messages */
+	const char *passphrase_file;
+	const char *old_key_files;	/* comma-separated: keys before a rotation, still read */
+	const char *old_passphrase_files;	/* comma-separated, likewise */
+} storage_crypt_options;
+
+typedef struct storage_options
+{
+	storage_s3_options s3;
+	storage_crypt_options crypt;
+} storage_options;
+
+/* The defaults: nothing set, TLS verified, the option table's S3 timeouts and retries. */
+void storage_options_init(storage_options *o);
+
+/* Open a storage by URL (file:///abs/path or s3://bucket[/prefix]).  Keys are relative to
+ * the URL.  With options, objects pass through the encryption layer (storage_crypt.h) as
+ * options->crypt says (a pass-through without a key); without (the spool, tests: NULL), and
+ * with storage_open_raw, they are stored as they are given. */
+int storage_open(const char *url, const storage_options *options, storage **out, bs_error *err);
+int storage_open_raw(const char *url, const storage_options *options, storage **out, bs_error *err);
+/* Another handle on the storage st was opened on, with the same options (a handle is used
+ * by one thread at a time: the lease's heartbeat takes its own). */
+int storage_reopen(const storage *st, storage **out, bs_error *err);
 /* Check the syntax of a storage URL without opening anything (ERRCODE_INVALID_PARAMETER). */
 int storage_url_check(const char *url, bs_error *err);
 void storage_close(storage *st);
@@ -143,6 +187,7 @@ struct storage
 	char	   *description;	/* owned by storage.c, freed by storage_close */
 	storage    *wrapped;		/* a wrapper's inner storage, whose counts are reported */
 	storage_stats stats;		/* kept by storage.c (atomic updates) */
+	struct storage_reopen_info *reopen;	/* set by storage_open on the handle it returns */
 };
 
 /* A driver's writer embeds this as its first member. */

@@ -1345,14 +1345,13 @@ read_passphrase_file(const char *path, const char *what, char **out, size_t *out
 }
 
 static int
-load_keys(crypt_storage *cs, const bs_config *cfg, bs_error *err)
+load_keys(crypt_storage *cs, const storage_crypt_options *o, bs_error *err)
 {
-	const char *key_file = config_get(cfg, "encryption_key_file");
-	const char *pass = config_get(cfg, "encryption_passphrase");
-	const char *pass_file = config_get(cfg, "encryption_passphrase_file");
-	const char *old = config_get(cfg, "encryption_old_key_file");
-	const char *old_pass = config_get(cfg, "encryption_old_passphrase_file");
-	const config_option *opt = config_find_option("encryption_passphrase");
+	const char *key_file = o->key_file;
+	const char *pass = o->passphrase;
+	const char *pass_file = o->passphrase_file;
+	const char *old = o->old_key_files;
+	const char *old_pass = o->old_passphrase_files;
 	uint8_t key[CRYPT_KEY_SIZE];
 	int nsources = 0;
 
@@ -1362,11 +1361,6 @@ load_keys(crypt_storage *cs, const bs_config *cfg, bs_error *err)
 		pass = NULL;
 	if (pass_file && *pass_file == '\0')
 		pass_file = NULL;
-	if (pass && cfg->values[opt - config_options].source == SOURCE_FLAG)
-		return error_set(err, ERRCODE_ENCRYPTION_KEY,
-						 "--encryption-passphrase is refused: a command line shows in ps; set "
-						 "BACKSTOP_ENCRYPTION_PASSPHRASE, encryption_passphrase in the configuration file, "
-						 "or encryption_passphrase_file");
 	nsources = (key_file != NULL) + (pass != NULL) + (pass_file != NULL);
 	if (nsources > 1)
 		return error_set(err, ERRCODE_ENCRYPTION_KEY,
@@ -1405,7 +1399,7 @@ load_keys(crypt_storage *cs, const bs_config *cfg, bs_error *err)
 								 err) != BS_OK)
 			return BS_ERR;
 	}
-	else if (pass && take_passphrase(pass, strlen(pass), config_origin(cfg, "encryption_passphrase"),
+	else if (pass && take_passphrase(pass, strlen(pass), o->passphrase_origin ? o->passphrase_origin : "encryption_passphrase",
 									 &cs->passphrase, &cs->passphrase_len, err) != BS_OK)
 		return BS_ERR;
 	if (old_pass && *old_pass)
@@ -1475,12 +1469,12 @@ crypt_start(crypt_storage *cs, bs_error *err)
 }
 
 int
-storage_crypt_wrap(storage *inner, const bs_config *cfg, storage **out, bs_error *err)
+storage_crypt_wrap(storage *inner, const storage_crypt_options *options, storage **out, bs_error *err)
 {
 	crypt_storage *cs = crypt_new(inner);
 
 	*out = NULL;
-	if (load_keys(cs, cfg, err) != BS_OK || crypt_start(cs, err) != BS_OK)
+	if (load_keys(cs, options, err) != BS_OK || crypt_start(cs, err) != BS_OK)
 		return crypt_fail(cs, err);
 	*out = &cs->base;
 	return BS_OK;

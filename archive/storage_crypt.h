@@ -6,7 +6,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
 #include "error.h"
 #include "storage.h"
 
@@ -45,15 +44,15 @@ int crypt_derive_key(const char *passphrase, size_t len, const uint8_t *salt, si
 					 int log2_n, int r, int p, uint8_t key[CRYPT_KEY_SIZE], bs_error *err);
 
 /*
- * Wrap inner (owned from then on, also on failure) with the encryption that cfg configures:
- * encryption_key_file or encryption_passphrase(_file) is the current key, and
- * encryption_old_key_file lists keys that still decrypt.  Without any of them the wrapper
+ * Wrap inner (owned from then on, also on failure) with the encryption that options configure:
+ * key_file, passphrase or passphrase_file is the current key, and old_key_files and
+ * old_passphrase_files list keys that still decrypt.  Without any of them the wrapper
  * passes objects through, but refuses to read an encrypted one (ERRCODE_ENCRYPTION_KEY:
  * "the archive is encrypted").  With a key, encryption.json is read: a key that is not one
  * of the archive's is ERRCODE_ENCRYPTION_KEY before anything else; an archive without
  * encryption.json is refused until storage_crypt_prepare_write() initialises it.
  */
-int storage_crypt_wrap(storage *inner, const bs_config *cfg, storage **out, bs_error *err);
+int storage_crypt_wrap(storage *inner, const storage_crypt_options *options, storage **out, bs_error *err);
 
 /*
  * Wrap with explicit raw keys (tests, benchmarks): current (may be NULL: read only), and

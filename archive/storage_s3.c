@@ -1,6 +1,8 @@
 /* storage_s3.c — the s3:// storage driver: S3 REST API over libcurl (SigV4 by libcurl), with retries. */
 #include "autoconf.h"
 #include "storage_s3.h"
+#include "s3xml.h"
+#include "clock.h"
 #include "log.h"
 #include "redact.h"
 #include "strbuf.h"
@@ -228,168 +230,6 @@ retry_delay_ms(s3_storage *s3, int attempt)
 	if (d > MAX_RETRY_DELAY_MS)
 		d = MAX_RETRY_DELAY_MS;
 	return d / 2 + (long) (next_random(s3) % (uint64_t) (d / 2 + 1));
-}
-
-/* Copy the text of the first <tag>...</tag> in [p, end) into out (XML-unescaped). */
-static int xml_unescape(const char *s, size_t len, strbuf *out);
-
-static bool
-xml_find(const char *p, const char *end, const char *tag, const char **vstart, const char **vend)
-{
-	char open[64], close[64];
-	size_t olen, clen;
-	const char *s, *e;
-
-	snprintf(open, sizeof(open), "<%s>", tag);
-	snprintf(close, sizeof(close), "</%s>", tag);
-	olen = strlen(open);
-	clen = strlen(close);
-	for (s = p; s + olen <= end; s++)
-		if (memcmp(s, open, olen) == 0)
-			break;
-	if (s + olen > end)
-		return false;
-	s += olen;
-	for (e = s; e + clen <= end; e++)
-		if (memcmp(e, close, clen) == 0)
-			break;
-	if (e + clen > end)
-		return false;
-	*vstart = s;
-	*vend = e;
-	return true;
-}
-
-static bool
-xml_text(const char *p, const char *end, const char *tag, strbuf *out)
-{
-	const char *s, *e;
-
-	strbuf_reset(out);
-	if (!xml_find(p, end, tag, &s, &e))
-		return false;
-	return xml_unescape(s, (size_t) (e - s), out) == 0;
-}
-
-static void
-append_utf8(strbuf *out, unsigned long cp)
-{
-	if (cp < 0x80)
-		strbuf_append_char(out, (char) cp);
-	else if (cp < 0x800)
-	{
-		strbuf_append_char(out, (char) (0xC0 | (cp >> 6)));
-		strbuf_append_char(out, (char) (0x80 | (cp & 0x3F)));
-	}
-	else if (cp < 0x10000)
-	{
-		strbuf_append_char(out, (char) (0xE0 | (cp >> 12)));
-		strbuf_append_char(out, (char) (0x80 | ((cp >> 6) & 0x3F)));
-		strbuf_append_char(out, (char) (0x80 | (cp & 0x3F)));
-	}
-	else
-	{
-		strbuf_append_char(out, (char) (0xF0 | (cp >> 18)));
-		strbuf_append_char(out, (char) (0x80 | ((cp >> 12) & 0x3F)));
-		strbuf_append_char(out, (char) (0x80 | ((cp >> 6) & 0x3F)));
-		strbuf_append_char(out, (char) (0x80 | (cp & 0x3F)));
-	}
-}
-
-/* The five predefined entities and numeric references; anything else is malformed (-1). */
-static int
-xml_unescape(const char *s, size_t len, strbuf *out)
-{
-	static const struct
-	{
-		const char *name;
-		char		c;
-	}			ents[] = {{"amp;", '&'}, {"lt;", '<'}, {"gt;", '>'}, {"quot;", '"'}, {"apos;", '\''}};
-	size_t		i = 0;
-
-	strbuf_reset(out);
-	strbuf_reserve(out, len);
-	out->data[0] = '\0';
-	while (i < len)
-	{
-		const char *amp = memchr(s + i, '&', len - i);
-		size_t		plain = amp ? (size_t) (amp - (s + i)) : len - i;
-		bool		found = false;
-
-		strbuf_append(out, s + i, plain);
-		i += plain;
-		if (i >= len)
-			break;
-		i++;					/* the '&' */
-		for (size_t k = 0; k < sizeof(ents) / sizeof(ents[0]); k++)
-		{
-			size_t		n = strlen(ents[k].name);
-
-			if (len - i >= n && memcmp(s + i, ents[k].name, n) == 0)
-			{
-				strbuf_append_char(out, ents[k].c);
-				i += n;
-				found = true;
-				break;
-			}
-		}
-		if (found)
-			continue;
-		if (i < len && s[i] == '#')
-		{
-			unsigned long cp = 0;
-			bool		hexa = (i + 1 < len && (s[i + 1] == 'x' || s[i + 1] == 'X'));
-			size_t		j = i + (hexa ? 2 : 1);
-			size_t		digits = 0;
-
-			for (; j < len && s[j] != ';' && digits < 8; j++, digits++)
-			{
-				int			c = (unsigned char) s[j];
-				int			v;
-
-				if (isdigit(c))
-					v = c - '0';
-				else if (hexa && isxdigit(c))
-					v = tolower(c) - 'a' + 10;
-				else
-					return -1;
-				cp = cp * (hexa ? 16 : 10) + (unsigned long) v;
-			}
-			if (j >= len || s[j] != ';' || digits == 0 || cp == 0 || cp > 0x10FFFF ||
-				(cp >= 0xD800 && cp <= 0xDFFF))
-				return -1;
-			append_utf8(out, cp);
-			i = j + 1;
-			continue;
-		}
-		return -1;
-	}
-	return 0;
-}
-
-static void
-xml_escape(strbuf *out, const char *s)
-{
-	for (; *s; s++)
-	{
-		switch (*s)
-		{
-			case '&':
-				strbuf_append_str(out, "&amp;");
-				break;
-			case '<':
-				strbuf_append_str(out, "&lt;");
-				break;
-			case '>':
-				strbuf_append_str(out, "&gt;");
-				break;
-			case '"':
-				strbuf_append_str(out, "&quot;");
-				break;
-			default:
-				strbuf_append_char(out, *s);
-		}
-	}
 }
 
 /* ---------------------------------------------------------------- one HTTP exchange */
@@ -700,19 +540,6 @@ s3_code_transient(const char *code)
 		strcmp(code, "SlowDown") == 0 || strcmp(code, "ServiceUnavailable") == 0;
 }
 
-/* Parse <Code>/<Message> of an S3 error document (empty strings when absent). */
-static void
-parse_error_doc(const strbuf *body, strbuf *code, strbuf *msg)
-{
-	const char *p = body->data ? body->data : "";
-	const char *end = p + body->len;
-
-	if (!xml_text(p, end, "Code", code))
-		strbuf_reset(code);
-	if (!xml_text(p, end, "Message", msg))
-		strbuf_reset(msg);
-}
-
 /* Fill err for a failed attempt: HTTP answer or transport failure. */
 static int
 s3_fail(s3_storage *s3, const s3_request *req, const s3_response *resp, CURLcode rc,
@@ -739,7 +566,7 @@ s3_fail(s3_storage *s3, const s3_request *req, const s3_response *resp, CURLcode
 		}
 		return BS_ERR;
 	}
-	parse_error_doc(&resp->body, &code, &msg);
+	s3xml_error_doc(resp->body.data, resp->body.len, &code, &msg);
 	if (resp->status == 404 && code.data && strcmp(code.data, "NoSuchBucket") == 0)
 		errcode = ERRCODE_STORAGE;
 	else if (resp->status == 404)
@@ -799,7 +626,7 @@ s3_execute(s3_storage *s3, const s3_request *req, s3_response *resp, bs_error *e
 			strbuf		code = STRBUF_INIT;
 			strbuf		msg = STRBUF_INIT;
 
-			parse_error_doc(&resp->body, &code, &msg);
+			s3xml_error_doc(resp->body.data, resp->body.len, &code, &msg);
 			retry = status_transient(resp->status) || (code.data && s3_code_transient(code.data));
 			strbuf_free(&code);
 			strbuf_free(&msg);
@@ -874,8 +701,7 @@ s3_start_upload(s3_storage *s3, s3_writer *w, bs_error *err)
 	req.what = w->what;
 	if (s3_execute(s3, &req, &resp, err) != BS_OK)
 		goto out;
-	if (!xml_text(resp.body.data ? resp.body.data : "", (resp.body.data ? resp.body.data : "") + resp.body.len,
-				  "UploadId", &id) || id.len == 0)
+	if (!s3xml_upload_id(resp.body.data, resp.body.len, &id))
 	{
 		error_set(err, ERRCODE_PROTOCOL, "S3 CreateMultipartUpload of \"%s\": no UploadId in the answer", w->what);
 		goto out;
@@ -1018,7 +844,7 @@ s3_complete_upload(s3_storage *s3, s3_writer *w, bs_error *err)
 	for (int i = 0; i < w->nparts; i++)
 	{
 		strbuf_printf(&body, "<Part><PartNumber>%d</PartNumber><ETag>", i + 1);
-		xml_escape(&body, w->etags[i]);
+		s3xml_escape(&body, w->etags[i]);
 		strbuf_append_str(&body, "</ETag></Part>");
 	}
 	strbuf_append_str(&body, "</CompleteMultipartUpload>");
@@ -1064,7 +890,7 @@ s3_complete_upload(s3_storage *s3, s3_writer *w, bs_error *err)
 		}
 		/* A 200 answer can still carry an error document. */
 		b = resp.body.data ? resp.body.data : "";
-		parse_error_doc(&resp.body, &code, &msg);
+		s3xml_error_doc(resp.body.data, resp.body.len, &code, &msg);
 		if (strstr(b, "<CompleteMultipartUploadResult") != NULL && code.len == 0)
 		{
 			rc = BS_OK;
@@ -1276,7 +1102,7 @@ s3_get(storage *st, const char *key, uint64_t offset, uint64_t length,
 			strbuf		code = STRBUF_INIT;
 			strbuf		msg = STRBUF_INIT;
 
-			parse_error_doc(&resp.body, &code, &msg);
+			s3xml_error_doc(resp.body.data, resp.body.len, &code, &msg);
 			retry = status_transient(resp.status) || (code.data && s3_code_transient(code.data));
 			strbuf_free(&code);
 			strbuf_free(&msg);
@@ -1408,25 +1234,61 @@ s3_put_if(storage *st, const char *key, const void *data, size_t len, const char
 
 /* ---------------------------------------------------------------- list */
 
+/* What s3_list checks of each entry of a page (s3xml_list_page reads them). */
+typedef struct s3_list_state
+{
+	s3_storage *s3;
+	const char *full_prefix;	/* with the storage's prefix */
+	strbuf		last;			/* the previous key */
+	storage_list_cb cb;
+	void	   *ctx;
+	bool		cb_failed;		/* the error is the callback's, not the server's */
+} s3_list_state;
+
+static int
+s3_list_entry(void *ctx, const char *key, uint64_t size, bs_error *err)
+{
+	s3_list_state *ls = ctx;
+	size_t		plen = strlen(ls->s3->prefix);
+	size_t		klen = strlen(key);
+
+	if (klen < plen || strncmp(key, ls->s3->prefix, plen) != 0 ||
+		strncmp(key, ls->full_prefix, strlen(ls->full_prefix)) != 0)
+		return error_set(err, ERRCODE_PROTOCOL, "key \"%.200s\" outside the prefix", key);
+	/* Callers rely on the order (and on seeing each key once). */
+	if (ls->last.len && strcmp(key, ls->last.data) <= 0)
+		return error_set(err, ERRCODE_PROTOCOL, "keys out of order");
+	strbuf_reset(&ls->last);
+	strbuf_append_str(&ls->last, key);
+	if (key[klen - 1] == '/' && size == 0)
+		return BS_OK;			/* "folder" placeholder made by consoles */
+	if (!storage_key_valid(key + plen))
+	{
+		log_warning("storage: ignoring object \"%.200s\" in %s: not a valid Backstop key",
+					key + plen, ls->s3->base.description);
+		return BS_OK;
+	}
+	if (ls->cb(ls->ctx, key + plen, size, err) == BS_OK)
+		return BS_OK;
+	ls->cb_failed = true;
+	return BS_ERR;
+}
+
 static int
 s3_list(storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_error *err)
 {
 	s3_storage *s3 = (s3_storage *) st;
 	char	   *fp = full_key(s3, prefix);
-	size_t		plen = strlen(s3->prefix);
 	strbuf		token = STRBUF_INIT;
+	strbuf		next = STRBUF_INIT;
 	strbuf		q = STRBUF_INIT;
-	strbuf		key = STRBUF_INIT;
-	strbuf		val = STRBUF_INIT;
-	strbuf		last = STRBUF_INIT;
 	s3_response resp = {0};
+	s3_list_state ls = {s3, fp, STRBUF_INIT, cb, ctx, false};
 	int			rc = BS_ERR;
 
 	for (;;)
 	{
 		s3_request	req = {0};
-		const char *p,
-				   *end;
 		bool		truncated;
 
 		/* Sorted parameter names, as SigV4 requires (libcurl 7.88 does not sort). */
@@ -1444,81 +1306,29 @@ s3_list(storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_error
 		req.what = prefix;
 		if (s3_execute(s3, &req, &resp, err) != BS_OK)
 			goto out;
-		p = resp.body.data ? resp.body.data : "";
-		end = p + resp.body.len;
-		if (memchr(p, '\0', resp.body.len) != NULL || strstr(p, "<ListBucketResult") == NULL)
+		if (s3xml_list_page(resp.body.data, resp.body.len, s3_list_entry, &ls, &truncated, &next, err) != BS_OK)
 		{
-			error_set(err, ERRCODE_PROTOCOL, "S3 list of \"%s\": malformed answer", prefix);
+			if (!ls.cb_failed)
+				error_prefix(err, "S3 list of \"%s\"", prefix);
 			goto out;
 		}
-		for (;;)
-		{
-			const char *cs,
-					   *ce;
-			char	   *endp;
-			unsigned long long size;
-
-			if (!xml_find(p, end, "Contents", &cs, &ce))
-				break;
-			p = ce + strlen("</Contents>");
-			if (!xml_text(cs, ce, "Key", &key) || !xml_text(cs, ce, "Size", &val) || val.len == 0)
-			{
-				error_set(err, ERRCODE_PROTOCOL, "S3 list of \"%s\": malformed <Contents> entry", prefix);
-				goto out;
-			}
-			errno = 0;
-			size = strtoull(val.data, &endp, 10);
-			if (errno != 0 || *endp != '\0' || val.data[0] == '-')
-			{
-				error_set(err, ERRCODE_PROTOCOL, "S3 list of \"%s\": bad size \"%.40s\"", prefix, val.data);
-				goto out;
-			}
-			if (key.len < plen || strncmp(key.data, s3->prefix, plen) != 0 ||
-				strncmp(key.data, fp, strlen(fp)) != 0)
-			{
-				error_set(err, ERRCODE_PROTOCOL, "S3 list of \"%s\": key \"%.200s\" outside the prefix", prefix, key.data);
-				goto out;
-			}
-			/* Callers rely on the order (and on seeing each key once). */
-			if (last.len && strcmp(key.data, last.data) <= 0)
-			{
-				error_set(err, ERRCODE_PROTOCOL, "S3 list of \"%s\": keys out of order", prefix);
-				goto out;
-			}
-			strbuf_reset(&last);
-			strbuf_append_str(&last, key.data);
-			if (key.data[key.len - 1] == '/' && size == 0)
-				continue;		/* "folder" placeholder made by consoles */
-			if (!storage_key_valid(key.data + plen))
-			{
-				log_warning("storage: ignoring object \"%.200s\" in %s: not a valid Backstop key",
-							key.data + plen, st->description);
-				continue;
-			}
-			if (cb(ctx, key.data + plen, size, err) != BS_OK)
-				goto out;
-		}
-		p = resp.body.data;
-		truncated = xml_text(p, end, "IsTruncated", &val) && strcmp(val.data, "true") == 0;
 		if (!truncated)
 			break;
-		if (!xml_text(p, end, "NextContinuationToken", &val) || val.len == 0 ||
-			(token.len && strcmp(val.data, token.data) == 0))
+		if (next.len == 0 || (token.len && strcmp(next.data, token.data) == 0))
 		{
 			error_set(err, ERRCODE_PROTOCOL, "S3 list of \"%s\": truncated page without a new continuation token", prefix);
 			goto out;
 		}
 		strbuf_reset(&token);
-		strbuf_append_str(&token, val.data);
+		strbuf_append_str(&token, next.data);
 	}
 	rc = BS_OK;
 out:
 	response_free(&resp);
 	strbuf_free(&token);
+	strbuf_free(&next);
 	strbuf_free(&q);
-	strbuf_free(&key);
-	strbuf_free(&val);
-	strbuf_free(&last);
+	strbuf_free(&ls.last);
 	free(fp);
 	return rc;
 }
@@ -1559,64 +1369,28 @@ static const storage_ops s3_ops = {
 	.close = s3_close,
 };
 
-static const char *
-nonempty_env(const char *name)
-{
-	const char *v = getenv(name);
-
-	return (v && *v) ? v : NULL;
-}
-
-/* A configured value, else the first set environment variable, else NULL. */
-static const char *
-setting(const bs_config *cfg, const char *option, const char *env1, const char *env2)
-{
-	const char *v = cfg ? config_get(cfg, option) : NULL;
-
-	if (v && *v)
-		return v;
-	if (env1 && nonempty_env(env1))
-		return nonempty_env(env1);
-	if (env2 && nonempty_env(env2))
-		return nonempty_env(env2);
-	return NULL;
-}
-
-/* A typed option: the configured value, else the option table's default. */
-static const char *
-option_or_default(const bs_config *cfg, const char *option)
-{
-	const char *v = cfg ? config_get(cfg, option) : NULL;
-
-	if (v == NULL)
-		v = config_find_option(option)->default_value;
-	return v;
-}
-
 int
-storage_s3_open(const char *bucket, const char *prefix, const bs_config *cfg,
+storage_s3_open(const char *bucket, const char *prefix, const storage_s3_options *o,
 				storage **out, bs_error *err)
 {
 	s3_storage *s3;
-	const char *endpoint = setting(cfg, "s3_endpoint", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL");
-	const char *region = setting(cfg, "s3_region", "AWS_REGION", "AWS_DEFAULT_REGION");
-	const char *style = cfg ? config_get(cfg, "s3_uri_style") : NULL;
-	const char *ak = setting(cfg, "s3_access_key_id", "AWS_ACCESS_KEY_ID", NULL);
-	const char *sk = setting(cfg, "s3_secret_access_key", "AWS_SECRET_ACCESS_KEY", NULL);
-	const char *tok = setting(cfg, "s3_session_token", "AWS_SESSION_TOKEN", NULL);
-	const char *ca = cfg ? config_get(cfg, "s3_ca_file") : NULL;
-	int64_t		part_size,
-				timeout_ms,
-				retries,
-				base_ms;
-	bool		verify = true;
+	const char *endpoint = (o->endpoint && *o->endpoint) ? o->endpoint : NULL;
+	const char *region = (o->region && *o->region) ? o->region : NULL;
+	const char *style = o->uri_style;
+	const char *ak = (o->access_key_id && *o->access_key_id) ? o->access_key_id : NULL;
+	const char *sk = (o->secret_access_key && *o->secret_access_key) ? o->secret_access_key : NULL;
+	const char *tok = (o->session_token && *o->session_token) ? o->session_token : NULL;
+	const char *ca = o->ca_file;
+	int64_t		part_size = o->part_size,
+				timeout_ms = o->timeout_ms,
+				retries = o->retries,
+				base_ms = o->retry_base_ms;
+	bool		verify = o->verify_tls;
 	strbuf		sb = STRBUF_INIT;
 
-	if (config_parse_size(option_or_default(cfg, "s3_multipart_threshold"), &part_size) != 0 ||
-		config_parse_duration_ms(option_or_default(cfg, "s3_timeout"), &timeout_ms) != 0 ||
-		config_parse_int(option_or_default(cfg, "retries"), &retries) != 0 ||
-		config_parse_duration_ms(option_or_default(cfg, "retry_base_delay"), &base_ms) != 0 ||
-		config_parse_bool(option_or_default(cfg, "s3_verify_tls"), &verify) != 0)
+	if (style && strcasecmp(style, "path") != 0 && strcasecmp(style, "host") != 0)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "invalid S3 URI style \"%.20s\": expected path or host", style);
+	if (part_size <= 0 || base_ms < 0)
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "invalid S3 setting");
 	if (retries < 0 || retries > 100)
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "retries must be between 0 and 100");
@@ -1687,7 +1461,7 @@ storage_s3_open(const char *bucket, const char *prefix, const bs_config *cfg,
 	s3->timeout_ms = (long) timeout_ms;
 	s3->retries = (int) retries;
 	s3->retry_base_ms = (long) base_ms;
-	s3->rng = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) s3;
+	s3->rng = (uint64_t) clock_unix_us() ^ ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) s3;
 	if (s3->rng == 0)
 		s3->rng = 0x9E3779B97F4A7C15ULL;
 

@@ -4,9 +4,9 @@
 
 #include "storage.h"
 
-/* bucket is a validated bucket name; prefix is "" or ends with '/'.  cfg may be NULL:
- * then only the AWS_* environment variables and the built-in defaults apply. */
-int storage_s3_open(const char *bucket, const char *prefix, const bs_config *cfg,
+/* bucket is a validated bucket name; prefix is "" or ends with '/'.  The options are
+ * checked here (ERRCODE_INVALID_PARAMETER) and copied. */
+int storage_s3_open(const char *bucket, const char *prefix, const storage_s3_options *options,
 					storage **out, bs_error *err);
 
 #endif

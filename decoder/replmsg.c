@@ -1,5 +1,6 @@
 /* replmsg.c — streaming replication CopyBoth framing (XLogData, keepalive, status update) and time helpers. */
 #include "replmsg.h"
+#include "clock.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -119,10 +120,7 @@ replmsg_unix_to_pgtime(int64_t unix_us)
 int64_t
 replmsg_now_pgtime(void)
 {
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return replmsg_unix_to_pgtime((int64_t) tv.tv_sec * INT64_C(1000000) + tv.tv_usec);
+	return replmsg_unix_to_pgtime(clock_unix_us());
 }
 
 char *

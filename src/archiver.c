@@ -1,5 +1,6 @@
 /* archiver.c — the continuous archiver daemon: replication stream -> per-table segments in storage. */
 #include "autoconf.h"
+#include "clock.h"
 #include "archiver.h"
 #include "audit.h"
 #include "basecopy.h"
@@ -20,6 +21,7 @@
 #include "segment.h"
 #include "spill.h"
 #include "storage.h"
+#include "storage_config.h"
 #include "storage_crypt.h"
 #include "storage_local.h"
 #include "strbuf.h"
@@ -289,24 +291,6 @@ typedef struct archiver
 	pthread_t base_thread;
 } archiver;
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
-now_unix_us(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t) tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
 static void
 archiver_fail(archiver *a, const bs_error *err)
 {
@@ -337,7 +321,7 @@ fence(archiver *a, bs_error *err)
 static int
 take_lease(archiver *a, bs_error *err)
 {
-	if (lease_hold(a->st, config_get(a->cfg, "storage"), a->cfg, config_get(a->cfg, "slot"),
+	if (lease_hold(a->st, config_get(a->cfg, "slot"),
 				   config_get_duration_ms(a->cfg, "lease_timeout"), config_get_bool(a->cfg, "take_over"),
 				   a->head.lease_token, false, &a->hold, err) != BS_OK)
 		return BS_ERR;
@@ -881,7 +865,7 @@ store_head(archiver *a, uint64_t lsn, bs_error *err)
 		return BS_ERR;
 	uploader_lock(a);
 	a->head.flushed_lsn = lsn;
-	a->head.time = now_unix_us();
+	a->head.time = clock_unix_us();
 	json = archive_head_serialize(&a->head, err);
 	pthread_mutex_unlock(&a->lock);
 	if (json == NULL)
@@ -918,8 +902,8 @@ expire_due(archiver *a)
 	if (iv <= 0 || (config_get(a->cfg, "keep_window") == NULL && config_get(a->cfg, "keep_bases") == NULL))
 		return false;
 	if (a->expire_next_ms == 0)
-		a->expire_next_ms = now_ms() + iv;
-	return now_ms() >= a->expire_next_ms;
+		a->expire_next_ms = clock_mono_ms() + iv;
+	return clock_mono_ms() >= a->expire_next_ms;
 }
 
 /* Write head.json again at the position already written: it records the generations just
@@ -937,7 +921,7 @@ store_head_again(archiver *a, bs_error *err)
 		return BS_OK;			/* no head yet: the first one records them */
 	}
 	a->head.flushed_lsn = a->head_written_lsn;
-	a->head.time = now_unix_us();
+	a->head.time = clock_unix_us();
 	json = archive_head_serialize(&a->head, err);
 	pthread_mutex_unlock(&a->lock);
 	if (json == NULL)
@@ -1005,7 +989,7 @@ expire_dir_orphans(archiver *a, const storage_keys *l, int from, int to, const c
 	if (copy == NULL && !no_manifest)
 		return BS_OK;
 	rc = expire_orphans(a->st, copy, (const char *const *) l->keys + from, to - from, age_s,
-						now_unix_us() / 1000000, &orphans, err);
+						clock_unix_us() / 1000000, &orphans, err);
 	if (rc == BS_OK)
 		append_keys(doomed, &orphans);
 	storage_keys_free(&orphans);
@@ -1021,7 +1005,7 @@ expire_pass(archiver *a, bs_error *err)
 	storage_keys doomed = {0};
 	expire_policy policy;
 	int64_t age_s;
-	int64_t now_us = now_unix_us();
+	int64_t now_us = clock_unix_us();
 	bool orphans;
 	char **copies = NULL;		/* per listing position of a directory: its manifest after expiry */
 	int from = 0,
@@ -1312,10 +1296,10 @@ idle_progress(archiver *a, uint64_t lsn, bool urgent)
 	if (a->idle_lsn <= a->head_wanted || a->idle_lsn <= a->flush_lsn)
 		return;
 	if (!urgent && a->pending == NULL &&
-		now_ms() - a->last_head_request_ms < config_get_duration_ms(a->cfg, "status_interval") / 2)
+		clock_mono_ms() - a->last_head_request_ms < config_get_duration_ms(a->cfg, "status_interval") / 2)
 		return;
 	a->head_wanted = a->idle_lsn;
-	a->last_head_request_ms = now_ms();
+	a->last_head_request_ms = clock_mono_ms();
 	pthread_cond_signal(&a->wake);
 }
 
@@ -1612,7 +1596,7 @@ uploader_main(void *arg)
 			a->retry_now = false;
 			retry_at = 0;
 		}
-		may_upload = now_ms() >= retry_at;
+		may_upload = clock_mono_ms() >= retry_at;
 
 		for (int i = 0; i < a->ntables; i++)
 			dirty = dirty || a->tables[i]->dirty;
@@ -1620,7 +1604,7 @@ uploader_main(void *arg)
 		 * for it in the queue, so that a busy stream does not starve it. */
 		if (may_upload && !a->uploader_stop && expire_due(a))
 		{
-			a->expire_next_ms = now_ms() + config_get_duration_ms(a->cfg, "expire_interval");
+			a->expire_next_ms = clock_mono_ms() + config_get_duration_ms(a->cfg, "expire_interval");
 			pthread_mutex_unlock(&a->lock);
 			error_clear(&err);
 			rc = expire_pass(a, &err);
@@ -1682,7 +1666,7 @@ uploader_main(void *arg)
 		}
 		if (jobs)
 			a->spool_pending = true;
-		if (now_ms() < retry_at)
+		if (clock_mono_ms() < retry_at)
 		{
 			free_jobs(jobs);
 			continue;			/* spooled; storage is still in its back-off */
@@ -1720,7 +1704,7 @@ uploader_main(void *arg)
 			a->metrics.upload_errors++;
 			log_warning("storage unavailable, %llu bytes spooled (retrying in %lld ms): %s",
 						(unsigned long long) a->metrics.spool_bytes, (long long) delay_ms, err.message);
-			retry_at = now_ms() + delay_ms;
+			retry_at = clock_mono_ms() + delay_ms;
 			delay_ms = delay_ms * 2 > 10000 ? 10000 : delay_ms * 2;
 		}
 		else
@@ -1748,7 +1732,7 @@ send_status(archiver *a, bool reply_requested, bs_error *err)
 							 reply_requested);
 	if (PQputCopyData(a->repl, (const char *) buf, (int) n) <= 0 || PQflush(a->repl) < 0)
 		return pgsql_set_error(err, a->repl, NULL, "could not send a status update");
-	a->last_status_ms = now_ms();
+	a->last_status_ms = clock_mono_ms();
 	a->last_sent_flush = a->flush_lsn;
 	return BS_OK;
 }
@@ -1864,7 +1848,7 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 		if (catalog_describe_columns(a->conn, rel->relid, rel->ncols, cols, err) != BS_OK &&
 			(!conn_recovered(a, err) || catalog_describe_columns(a->conn, rel->relid, rel->ncols, cols, err) != BS_OK))
 		{
-			basecopy_free_columns(rel->ncols, cols);
+			manifest_columns_free(rel->ncols, cols);
 			return BS_ERR;
 		}
 		/* Before the layout is added: that may move the layouts, and cur with them. */
@@ -1886,7 +1870,7 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 		if (added || retyped)
 			request_rebase(a, t);
 	}
-	basecopy_free_columns(rel->ncols, cols);
+	manifest_columns_free(rel->ncols, cols);
 	return BS_OK;
 }
 
@@ -1917,7 +1901,7 @@ append_record(archiver *a, arch_table *t, segment_record *r, bs_error *err)
 		return error_prefix(err, "table %s.%s", t->man->schema, t->man->name);
 	}
 	if (t->open_records == 0 || a->open_since_ms == 0)
-		a->open_since_ms = a->open_since_ms ? a->open_since_ms : now_ms();
+		a->open_since_ms = a->open_since_ms ? a->open_since_ms : clock_mono_ms();
 	t->open_records++;
 	a->open_bytes += t->open.len - before;
 	a->metrics.changes++;
@@ -2066,7 +2050,7 @@ end_lsn_reached(archiver *a)
 
 	if (a->end_received_ms)
 		return;
-	a->end_received_ms = now_ms();
+	a->end_received_ms = clock_mono_ms();
 	log_info("end LSN %s reached: all received after %.3f s; storing it, then stopping",
 			 lsn_format(a->end_lsn, l), (double) (a->end_received_ms - a->metrics.started_ms) / 1000.0);
 	a->stopping = true;
@@ -2274,7 +2258,7 @@ read_slot_wal(archiver *a, bool at_start)
 			{
 				a->metrics.catchup_from = from;
 				a->metrics.catchup_to = now_lsn;
-				a->metrics.catchup_started_ms = a->metrics.catchup_logged_ms = now_ms();
+				a->metrics.catchup_started_ms = a->metrics.catchup_logged_ms = clock_mono_ms();
 			}
 		}
 	}
@@ -2285,7 +2269,7 @@ read_slot_wal(archiver *a, bool at_start)
 static void
 track_progress(archiver *a)
 {
-	int64_t now = now_ms();
+	int64_t now = clock_mono_ms();
 
 	if (a->metrics.commit_end && a->flush_lsn >= a->metrics.commit_end)
 		a->metrics.durable_commit_time = a->metrics.commit_time;
@@ -2437,7 +2421,7 @@ schedule_reconnect(archiver *a, const bs_error *err)
 	log_warning("replication connection lost: %s; reconnecting in %lld ms", err->message,
 				(long long) a->reconnect_delay_ms);
 	close_replication(a);
-	a->reconnect_ms = now_ms() + a->reconnect_delay_ms;
+	a->reconnect_ms = clock_mono_ms() + a->reconnect_delay_ms;
 	a->reconnect_delay_ms = a->reconnect_delay_ms * 2 > 30000 ? 30000 : a->reconnect_delay_ms * 2;
 	a->metrics.reconnects++;
 }
@@ -2661,7 +2645,7 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 	while (*pp)
 	{
 		checkpoint_req *r = *pp;
-		bool expired = now_ms() >= r->deadline_ms;
+		bool expired = clock_mono_ms() >= r->deadline_ms;
 		arch_table *rt = find_table(a, r->relid);
 		/* A table whose first base copy is still running (or whose base is not stored yet)
 		 * has no recovery point, however far its changes are stored. */
@@ -2717,7 +2701,7 @@ answer_checkpoints(archiver *a, bool force_fail, const char *why)
 					json_object_set_new(o, "requested_lsn", json_string(lsn_format(r->target_lsn, l2)));
 					json_object_set_new(o, "segment", seg ? json_string(seg->key) : json_null());
 					json_object_set_new(o, "verified", json_true());
-					json_object_set_new(o, "elapsed_ms", json_integer((json_int_t) (now_ms() - r->started_ms)));
+					json_object_set_new(o, "elapsed_ms", json_integer((json_int_t) (clock_mono_ms() - r->started_ms)));
 					text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 					control_reply_json(r->req, 200, "OK", text ? text : "{}");
 					free(text);
@@ -2925,7 +2909,7 @@ on_checkpoint(struct evhttp_request *req, void *arg)
 			log_warning("checkpoint of %s.%s: %s; trying again until its deadline", t->man->schema, t->man->name,
 						err.message);
 			a->conn_err = err;
-			a->conn_retry_ms = now_ms() + CONN_RETRY_MS;
+			a->conn_retry_ms = clock_mono_ms() + CONN_RETRY_MS;
 		}
 	}
 	evhttp_clear_headers(&q);
@@ -2950,7 +2934,7 @@ on_checkpoint(struct evhttp_request *req, void *arg)
 	r->relid = t->relid;
 	r->target_lsn = lsn;
 	r->positioned = positioned;
-	r->started_ms = now_ms();
+	r->started_ms = clock_mono_ms();
 	r->deadline_ms = r->started_ms + (timeout_ms > 0 ? timeout_ms : 30000);
 	r->next = a->pending;
 	a->pending = r;
@@ -2960,8 +2944,8 @@ on_checkpoint(struct evhttp_request *req, void *arg)
 	if (a->received_lsn < lsn && send_status(a, true, &err) != BS_OK)
 		log_warning("%s", err.message);
 	/* Stream lost (PostgreSQL restarted): a waiting checkpoint cuts the back-off short. */
-	if (a->repl == NULL && !a->stopping && a->reconnect_ms > now_ms() + CONN_RETRY_MS)
-		a->reconnect_ms = now_ms() + CONN_RETRY_MS;
+	if (a->repl == NULL && !a->stopping && a->reconnect_ms > clock_mono_ms() + CONN_RETRY_MS)
+		a->reconnect_ms = clock_mono_ms() + CONN_RETRY_MS;
 	answer_checkpoints(a, false, NULL);
 }
 
@@ -2975,13 +2959,13 @@ position_checkpoints(archiver *a)
 
 	for (checkpoint_req *r = a->pending; r; r = r->next)
 		waiting = waiting || !r->positioned;
-	if (!waiting || now_ms() < a->conn_retry_ms)
+	if (!waiting || clock_mono_ms() < a->conn_retry_ms)
 		return;
 	error_clear(&err);
 	if (current_position(a, &lsn, &err) != BS_OK)
 	{
 		a->conn_err = err;
-		a->conn_retry_ms = now_ms() + CONN_RETRY_MS;
+		a->conn_retry_ms = clock_mono_ms() + CONN_RETRY_MS;
 		return;
 	}
 	for (checkpoint_req *r = a->pending; r; r = r->next)
@@ -3038,7 +3022,7 @@ on_metrics(struct evhttp_request *req, void *arg)
 {
 	archiver *a = arg;
 	struct evbuffer *b = evbuffer_new();
-	double up = (double) (now_ms() - a->metrics.started_ms) / 1000.0;
+	double up = (double) (clock_mono_ms() - a->metrics.started_ms) / 1000.0;
 
 	evbuffer_add_printf(b,
 		"# HELP backstop_received_lsn Last WAL position received from the slot.\n"
@@ -3088,7 +3072,7 @@ on_metrics(struct evhttp_request *req, void *arg)
 		a->metrics.transactions, a->metrics.changes, a->metrics.segments_uploaded,
 		a->metrics.bytes_uploaded, a->metrics.upload_errors, a->metrics.reconnects,
 		a->metrics.base_copies, a->bjob != NULL,
-		a->bjob ? (double) (now_ms() - a->bjob->started_ms) / 1000.0 : 0.0, a->metrics.checkpoints,
+		a->bjob ? (double) (clock_mono_ms() - a->bjob->started_ms) / 1000.0 : 0.0, a->metrics.checkpoints,
 		up > 0 ? (double) a->metrics.bytes_received / up : 0.0,
 		up > 0 ? (double) a->metrics.bytes_uploaded / up : 0.0);
 	{
@@ -3096,8 +3080,8 @@ on_metrics(struct evhttp_request *req, void *arg)
 		/* Behind: none when everything received is durable; else the age of the newest
 		 * commit known durable (an upper bound: a newer one may be durable already). */
 		double behind = a->received_lsn <= a->flush_lsn && a->repl != NULL ? 0.0 :
-			(double) ((int64_t) time(NULL) * 1000000 - (a->metrics.durable_commit_time ? a->metrics.durable_commit_time :
-														   (int64_t) time(NULL) * 1000000 - (now_ms() - a->metrics.started_ms) * 1000)) / 1e6;
+			(double) (clock_unix_us() - (a->metrics.durable_commit_time ? a->metrics.durable_commit_time :
+														   clock_unix_us() - (clock_mono_ms() - a->metrics.started_ms) * 1000)) / 1e6;
 
 		strbuf_printf(&extra,
 			"# HELP backstop_build_info Backstop's version (the value is always 1).\n"
@@ -3272,7 +3256,7 @@ base_job_new(archiver *a, storage *st, arch_table **list, int n)
 		j->targets[i].name = xstrdup(list[i]->man->name);
 	}
 	pthread_mutex_init(&j->cancel_lock, NULL);
-	j->started_ms = now_ms();
+	j->started_ms = clock_mono_ms();
 	return j;
 }
 
@@ -3421,7 +3405,7 @@ finish_base_job(archiver *a, base_job *j)
 	for (int i = 0; i < j->ntargets; i++)
 		apply_base(a, &j->results[i], j->lsn);
 	log_info("%d base cop%s done in %.1f s", j->ntargets, j->ntargets == 1 ? "y" : "ies",
-			 (double) (now_ms() - j->started_ms) / 1000.0);
+			 (double) (clock_mono_ms() - j->started_ms) / 1000.0);
 }
 
 /*
@@ -3866,7 +3850,7 @@ poll_tables(archiver *a, bs_error *err)
 			int64_t base_age;
 
 			ddl_poll_rename(a, t, ct);
-			base_age = t->man->nbases ? now_unix_us() - t->man->bases[t->man->nbases - 1].time : 0;
+			base_age = t->man->nbases ? clock_unix_us() - t->man->bases[t->man->nbases - 1].time : 0;
 
 			/* A busy small table outgrows its base in seconds: re-basing it at every check
 			 * would stall the stream for nothing, hence the minimum interval. */
@@ -3929,7 +3913,7 @@ static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	archiver *a = arg;
-	int64_t now = now_ms();
+	int64_t now = clock_mono_ms();
 	bs_error err;
 
 	(void) fd;
@@ -4873,7 +4857,7 @@ archiver_run(bs_config *cfg, bs_error *err)
 	memset(&a, 0, sizeof(a));
 	a.cfg = cfg;
 	a.test_lock_key = basecopy_test_lock_key_from_env();
-	a.metrics.started_ms = now_ms();
+	a.metrics.started_ms = clock_mono_ms();
 	a.metrics.slot_retained = -1;
 	a.reconnect_delay_ms = 1000;
 	a.notify_pipe[0] = a.notify_pipe[1] = -1;
@@ -4922,9 +4906,9 @@ archiver_run(bs_config *cfg, bs_error *err)
 		error_set_errno(err, errno, "could not create a pipe");
 		goto out;
 	}
-	if (storage_open(config_get(cfg, "storage"), cfg, &a.st, err) != BS_OK ||
-		storage_open(config_get(cfg, "storage"), cfg, &a.st_main, err) != BS_OK ||
-		storage_open(config_get(cfg, "storage"), cfg, &a.st_base, err) != BS_OK ||
+	if (storage_config_open(config_get(cfg, "storage"), cfg, &a.st, err) != BS_OK ||
+		storage_config_open(config_get(cfg, "storage"), cfg, &a.st_main, err) != BS_OK ||
+		storage_config_open(config_get(cfg, "storage"), cfg, &a.st_base, err) != BS_OK ||
 		storage_crypt_prepare_write(a.st, err) != BS_OK ||
 		storage_crypt_prepare_write(a.st_main, err) != BS_OK ||
 		storage_crypt_prepare_write(a.st_base, err) != BS_OK)
@@ -4957,7 +4941,7 @@ archiver_run(bs_config *cfg, bs_error *err)
 	/* Single-threaded until the uploader starts. */
 	if (initial_setup(&a, err) != BS_OK)
 		goto out;
-	a.last_poll_ms = now_ms();
+	a.last_poll_ms = clock_mono_ms();
 	/* Before anything runs in the background: a start that cannot stream (the slot in use by
 	 * another process, say) is an error with the server's message, and stores nothing more
 	 * (no head is written on the way out). */
@@ -5068,7 +5052,7 @@ archiver_run(bs_config *cfg, bs_error *err)
 		else
 			log_info("end LSN %s: everything through %s is durable in storage after %.3f s",
 					 lsn_format(a.end_lsn, l), lsn_format(a.flush_lsn, f),
-					 (double) (now_ms() - a.metrics.started_ms) / 1000.0);
+					 (double) (clock_mono_ms() - a.metrics.started_ms) / 1000.0);
 	}
 	if (!a.fatal)
 		rc = BS_OK;

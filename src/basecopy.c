@@ -1,5 +1,6 @@
 /* basecopy.c — consistent base copies of tables: COPY under an exported snapshot into chunked objects. */
 #include "basecopy.h"
+#include "clock.h"
 #include "catalog.h"
 #include "lsn.h"
 #include "log.h"
@@ -13,27 +14,6 @@
 #include <string.h>
 #include <sys/time.h>
 #include <unistd.h>
-
-static int64_t
-now_unix_us(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t) tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
-void
-basecopy_free_columns(int ncols, manifest_column *cols)
-{
-	for (int i = 0; i < ncols; i++)
-	{
-		free(cols[i].name);
-		free(cols[i].type_name);
-		free(cols[i].missing);
-	}
-	free(cols);
-}
 
 int
 basecopy_read_layout(PGconn *conn, uint32_t relid, char *replident, int *ncols,
@@ -103,21 +83,11 @@ finish_chunk(object_writer *w, manifest_base *base, const char *key, uint64_t ro
 	return BS_OK;
 }
 
-static void
-free_base(manifest_base *b)
-{
-	for (int i = 0; i < b->nchunks; i++)
-		free(b->chunks[i].key);
-	free(b->chunks);
-	free(b->schema_key);
-	free(b->definition);
-}
-
 void
 basecopy_result_free(basecopy_result *r)
 {
-	free_base(&r->base);
-	basecopy_free_columns(r->ncols, r->cols);
+	manifest_base_clear(&r->base);
+	manifest_columns_free(r->ncols, r->cols);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -190,7 +160,7 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, const ba
 
 	memset(&base, 0, sizeof(base));
 	base.lsn = lsn;
-	base.time = now_unix_us();
+	base.time = clock_unix_us();
 	memset(out, 0, sizeof(*out));
 	qname = pgsql_qualified_name(table->schema, table->name);
 	{
@@ -351,8 +321,8 @@ out:
 	free(key);
 	free(sql);
 	free(qname);
-	free_base(&base);
-	basecopy_free_columns(ncols, cols);
+	manifest_base_clear(&base);
+	manifest_columns_free(ncols, cols);
 	return rc;
 }
 
@@ -386,7 +356,7 @@ basecopy_with_temporary_slot(PGconn *repl, PGconn *conn, storage *st, const base
 	int rc = BS_ERR;
 
 	/* A temporary slot disappears with its session: the caller closes repl. */
-	snprintf(slot, sizeof(slot), "backstop_base_%d_%ld", (int) getpid(), (long) (now_unix_us() % 1000000000));
+	snprintf(slot, sizeof(slot), "backstop_base_%d_%ld", (int) getpid(), (long) (clock_unix_us() % 1000000000));
 	strbuf_printf(&sql, "CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL pgoutput %s", slot,
 				  pgsql_export_snapshot_option(repl));
 	res = PQexec(repl, sql.data);

@@ -69,7 +69,6 @@ void basecopy_result_free(basecopy_result *r);
  * replica identity), completed as catalog_describe_columns does. */
 int basecopy_read_layout(PGconn *conn, uint32_t relid, char *replident, int *ncols,
 						 manifest_column **cols, bs_error *err);
-void basecopy_free_columns(int ncols, manifest_column *cols);
 
 /*
  * Take base copies of the given tables exactly at one point, using a temporary logical

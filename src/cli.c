@@ -16,6 +16,7 @@
 #include "log.h"
 #include "redact.h"
 #include "storage.h"
+#include "storage_config.h"
 #include "strbuf.h"
 #include "validate.h"
 
@@ -368,7 +369,7 @@ cli_open_storage(const char *command, const bs_config *cfg, struct storage **st)
 
 	error_clear(&err);
 	*st = NULL;
-	if (storage_open(config_get(cfg, "storage"), cfg, st, &err) == BS_OK)
+	if (storage_config_open(config_get(cfg, "storage"), cfg, st, &err) == BS_OK)
 		return EXIT_OK;
 	cli_report_error(command, &err);
 	return cli_exit_code(&err, strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 ? EXIT_USAGE :

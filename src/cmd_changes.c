@@ -1,5 +1,6 @@
 /* cmd_changes.c — `backstop changes`: what transactions did to one or every archived table, by LSN, time or xid. */
 #include "cmd_changes.h"
+#include "clock.h"
 #include "audit.h"
 #include "cli.h"
 #include "lsn.h"
@@ -611,7 +612,7 @@ parse_range(const bs_config *cfg, changes_range *r, const char **msg)
 	const char *since = config_get(cfg, "since");
 	const char *until = config_get(cfg, "until");
 	const char *xid = config_get(cfg, "xid");
-	int64_t now = recover_now();
+	int64_t now = clock_unix_us();
 
 	memset(r, 0, sizeof(*r));
 	if (from)
@@ -730,7 +731,7 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 		return usage("changes takes no positional arguments");
 	if (parse_range(cfg, &r, &msg) != BS_OK)
 		return usage(msg);
-	recover_describe_zone(recover_now(), zone, sizeof(zone));
+	recover_describe_zone(clock_unix_us(), zone, sizeof(zone));
 
 	if ((rc = cli_open_storage("changes", cfg, &st)) != EXIT_OK)
 		goto done;

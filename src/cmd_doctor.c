@@ -1,5 +1,6 @@
 /* cmd_doctor.c — `backstop doctor`: storage, PostgreSQL, slot, publication, tables, privileges and freshness, with a fix per finding. */
 #include "cmd_doctor.h"
+#include "clock.h"
 #include "cli.h"
 #include "catalog.h"
 #include "cmd_checkpoint.h"
@@ -9,6 +10,7 @@
 #include "pgsql.h"
 #include "redact.h"
 #include "storage.h"
+#include "storage_config.h"
 #include "strbuf.h"
 
 #include <jansson.h>
@@ -29,15 +31,6 @@ typedef struct probe
 	json_t	   *warnings;
 	bool		ok;
 } probe;
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec * 1000.0 + (double) ts.tv_nsec / 1e6;
-}
 
 static void
 probe_init(probe *p)
@@ -137,60 +130,60 @@ probe_storage(const bs_config *cfg, probe *p)
 		json_object_set_new(p->obj, "url", json_string(shown));
 		free(shown);
 	}
-	t = now_ms();
-	if (storage_open(url, cfg, &st, &err) != BS_OK)
+	t = (1e3 * clock_mono_s());
+	if (storage_config_open(url, cfg, &st, &err) != BS_OK)
 	{
-		fail_step(p, "open", now_ms() - t, &err);
+		fail_step(p, "open", (1e3 * clock_mono_s()) - t, &err);
 		return;
 	}
-	snprintf(key, sizeof(key), "doctor/probe-%ld-%d", (long) time(NULL), (int) getpid());
+	snprintf(key, sizeof(key), "doctor/probe-%ld-%d", (long) (clock_unix_us() / 1000000), (int) getpid());
 	snprintf(payload, sizeof(payload), "backstop doctor probe %s\n", key);
 
-	t = now_ms();
+	t = (1e3 * clock_mono_s());
 	if (storage_put(st, key, payload, strlen(payload), &err) != BS_OK)
 	{
-		fail_step(p, "put", now_ms() - t, &err);
+		fail_step(p, "put", (1e3 * clock_mono_s()) - t, &err);
 		goto out;
 	}
-	add_step(p, "put", true, now_ms() - t);
+	add_step(p, "put", true, (1e3 * clock_mono_s()) - t);
 
-	t = now_ms();
+	t = (1e3 * clock_mono_s());
 	if (storage_get_all(st, key, &got, &err) != BS_OK)
 	{
-		fail_step(p, "get", now_ms() - t, &err);
+		fail_step(p, "get", (1e3 * clock_mono_s()) - t, &err);
 		goto out;
 	}
 	if (got.len != strlen(payload) || memcmp(got.data, payload, got.len) != 0)
 	{
 		error_set(&err, ERRCODE_DATA_CORRUPTED, "the probe object read back differs from what was written");
-		fail_step(p, "get", now_ms() - t, &err);
+		fail_step(p, "get", (1e3 * clock_mono_s()) - t, &err);
 		goto out;
 	}
-	add_step(p, "get", true, now_ms() - t);
+	add_step(p, "get", true, (1e3 * clock_mono_s()) - t);
 
 	fc.want = key;
 	fc.found = false;
-	t = now_ms();
+	t = (1e3 * clock_mono_s());
 	if (storage_list(st, "doctor/", find_cb, &fc, &err) != BS_OK)
 	{
-		fail_step(p, "list", now_ms() - t, &err);
+		fail_step(p, "list", (1e3 * clock_mono_s()) - t, &err);
 		goto out;
 	}
 	if (!fc.found)
 	{
 		error_set(&err, ERRCODE_STORAGE, "the probe object is missing from the listing");
-		fail_step(p, "list", now_ms() - t, &err);
+		fail_step(p, "list", (1e3 * clock_mono_s()) - t, &err);
 		goto out;
 	}
-	add_step(p, "list", true, now_ms() - t);
+	add_step(p, "list", true, (1e3 * clock_mono_s()) - t);
 
-	t = now_ms();
+	t = (1e3 * clock_mono_s());
 	if (storage_delete(st, key, &err) != BS_OK)
 	{
 		/* Refused deletes are what immutable storage looks like: fine, not a failure. */
 		if (strcmp(err.code, ERRCODE_AUTH) == 0 || strcmp(err.code, ERRCODE_PERMISSION) == 0)
 		{
-			add_step(p, "delete", false, now_ms() - t);
+			add_step(p, "delete", false, (1e3 * clock_mono_s()) - t);
 			json_object_set_new(p->obj, "delete_permitted", json_false());
 			{
 				strbuf		w = STRBUF_INIT;
@@ -201,17 +194,17 @@ probe_storage(const bs_config *cfg, probe *p)
 			}
 			goto out;
 		}
-		fail_step(p, "delete", now_ms() - t, &err);
+		fail_step(p, "delete", (1e3 * clock_mono_s()) - t, &err);
 		goto out;
 	}
 	if (storage_head(st, key, &exists, NULL, &err) == BS_OK && exists)
 	{
 		/* Object lock / versioning may keep it: deletes then do not destroy data. */
-		add_step(p, "delete", true, now_ms() - t);
+		add_step(p, "delete", true, (1e3 * clock_mono_s()) - t);
 		json_object_set_new(p->obj, "delete_permitted", json_false());
 		goto out;
 	}
-	add_step(p, "delete", true, now_ms() - t);
+	add_step(p, "delete", true, (1e3 * clock_mono_s()) - t);
 	json_object_set_new(p->obj, "delete_permitted", json_true());
 	json_array_append_new(p->warnings,
 						  json_string("objects can be deleted with these credentials; immutable storage "
@@ -455,12 +448,12 @@ check_freshness(const bs_config *cfg, json_t *root, findings *f, doctor_state *d
 	bs_error	err;
 	json_t	   *arr = json_array();
 	int64_t		stale_ms = config_get_duration_ms(cfg, "stale_after");
-	int64_t		now_us = (int64_t) time(NULL) * 1000000;
+	int64_t		now_us = clock_unix_us();
 
 	error_clear(&err);
 	memset(&head, 0, sizeof(head));
 	json_object_set_new(root, "freshness", arr);
-	if (storage_open(config_get(cfg, "storage"), cfg, &st, &err) != BS_OK ||
+	if (storage_config_open(config_get(cfg, "storage"), cfg, &st, &err) != BS_OK ||
 		archive_head_load(st, &head, &head_exists, &err) != BS_OK ||
 		manifest_list_relids(st, &relids, &n, &err) != BS_OK)
 	{
@@ -1093,7 +1086,7 @@ static void
 probe_db(const bs_config *cfg, const char *conninfo, probe *p, findings *f, const doctor_state *ds)
 {
 	PGconn	   *conn = NULL;
-	double		t = now_ms();
+	double		t = (1e3 * clock_mono_s());
 	bs_error	err;
 	server_facts sf;
 
@@ -1101,20 +1094,20 @@ probe_db(const bs_config *cfg, const char *conninfo, probe *p, findings *f, cons
 	memset(&sf, 0, sizeof(sf));
 	if (pgsql_connect(conninfo, false, "backstop doctor", &conn, &err) != BS_OK)
 	{
-		add_step(p, "connect", false, now_ms() - t);
+		add_step(p, "connect", false, (1e3 * clock_mono_s()) - t);
 		db_failed(p, f, "could not connect to PostgreSQL", &err);
 		json_object_set_new(p->obj, "ok", json_false());
 		return;
 	}
-	add_step(p, "connect", true, now_ms() - t);
-	t = now_ms();
+	add_step(p, "connect", true, (1e3 * clock_mono_s()) - t);
+	t = (1e3 * clock_mono_s());
 	check_server(conn, cfg, p, f, &sf);
 	if (sf.user && sf.version >= 100000)
 	{
 		check_slots(conn, cfg, p, f, &sf, ds);
 		check_tables(conn, cfg, p, f, &sf);
 	}
-	add_step(p, "checks", p->ok, now_ms() - t);
+	add_step(p, "checks", p->ok, (1e3 * clock_mono_s()) - t);
 	free(sf.user);
 	free(sf.dbname);
 	PQfinish(conn);

@@ -1,5 +1,6 @@
 /* cmd_drill.c — `backstop drill`: prove that a table comes back, by recovering one from storage alone and comparing. */
 #include "cmd_drill.h"
+#include "clock.h"
 #include "cli.h"
 #include "cmd_checkpoint.h"
 #include "control.h"
@@ -67,19 +68,10 @@ typedef struct drill
 	double		t0;
 } drill;
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 static void
 phase(drill *d, const char *name, double started)
 {
-	json_object_set_new(d->phases, name, json_real((double) ((long long) ((now_s() - started) * 1000.0 + 0.5)) / 1000.0));
+	json_object_set_new(d->phases, name, json_real((double) ((long long) ((clock_mono_s() - started) * 1000.0 + 0.5)) / 1000.0));
 }
 
 /* A name of at most 63 bytes: prefix, then as much of name as fits (not splitting UTF-8). */
@@ -162,14 +154,14 @@ checksum(PGconn *conn, const char *schema, const char *name, char **out, bs_erro
 static int
 wait_point(drill *d, const char *lsn, char **point, bs_error *err)
 {
-	double		deadline = now_s() + (double) d->timeout_ms / 1000.0;
+	double		deadline = clock_mono_s() + (double) d->timeout_ms / 1000.0;
 	long		status = 0;
 	json_t	   *j = NULL;
 	char	   *last = NULL;
 
 	for (;;)
 	{
-		double		left = deadline - now_s();
+		double		left = deadline - clock_mono_s();
 
 		if (cmd_checkpoint_request(d->listen, d->token, d->source, lsn, (int64_t) (left > 1 ? left * 1000 : 1000),
 								   &status, &j, err) != BS_OK)
@@ -185,7 +177,7 @@ wait_point(drill *d, const char *lsn, char **point, bs_error *err)
 		last = xstrdup(json_is_string(json_object_get(j, "error")) ? json_string_value(json_object_get(j, "error")) : "no message");
 		json_decref(j);
 		j = NULL;
-		if (status == 401 || status == 403 || status == 410 || status == 400 || now_s() >= deadline)
+		if (status == 401 || status == 403 || status == 410 || status == 400 || clock_mono_s() >= deadline)
 			break;
 		/* 404: not archived yet (found at the archiver's next table poll); 504/503: not yet verified. */
 		usleep(500 * 1000);
@@ -341,7 +333,7 @@ scratch_setup(drill *d, bs_error *err)
 	char	   *q;
 	int			rc;
 
-	snprintf(name, sizeof(name), "scratch_%lld_%d", (long long) time(NULL), (int) getpid());
+	snprintf(name, sizeof(name), "scratch_%lld_%d", (long long) (clock_unix_us() / 1000000), (int) getpid());
 	d->src_schema = xstrdup(DRILL_SCHEMA);
 	d->src_name = xstrdup(name);
 	d->copy_name = bounded_name("copy_", name);
@@ -497,7 +489,7 @@ run_drill(drill *d, int *exit_code, bs_error *err)
 	if (d->scratch)
 	{
 		/* 1. a scratch table, archived by the running archiver */
-		t = now_s();
+		t = clock_mono_s();
 		if (scratch_setup(d, err) != BS_OK)
 		{
 			if (strcmp(err->code, ERRCODE_INVALID_PARAMETER) == 0)
@@ -511,19 +503,19 @@ run_drill(drill *d, int *exit_code, bs_error *err)
 		point = NULL;
 		phase(d, "archive_new_table", t);
 		/* 2. the known workload; its checksum and the LSN after it */
-		t = now_s();
+		t = clock_mono_s();
 		if (scratch_workload_run(d, err) != BS_OK ||
 			checksum(d->conn, d->src_schema, d->src_name, &expected, err) != BS_OK ||
 			pgsql_query_value(d->conn, "SELECT pg_current_wal_lsn()", &lsn_now, err) != BS_OK)
 			goto out;
-		t_commit = now_s();
+		t_commit = clock_mono_s();
 		phase(d, "workload", t);
 		/* 3. a verified recovery point covering it */
-		t = now_s();
+		t = clock_mono_s();
 		if (wait_point(d, lsn_now, &point, err) != BS_OK)
 			goto out;
 		phase(d, "checkpoint", t);
-		json_object_set_new(d->out, "rpo_seconds", json_real(now_s() - t_commit));
+		json_object_set_new(d->out, "rpo_seconds", json_real(clock_mono_s() - t_commit));
 		/* 4. destroy it */
 		{
 			strbuf		sql = STRBUF_INIT;
@@ -578,7 +570,7 @@ run_drill(drill *d, int *exit_code, bs_error *err)
 		{
 			/* The live table's checksum in a snapshot, and the LSN just after it was taken:
 			 * every commit the snapshot sees is at or before that LSN. */
-			t = now_s();
+			t = clock_mono_s();
 			if (pgsql_exec(d->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) != BS_OK)
 				goto out;
 			if (pgsql_query_value(d->conn, PQserverVersion(d->conn) >= 130000 ?
@@ -594,15 +586,15 @@ run_drill(drill *d, int *exit_code, bs_error *err)
 			}
 			if (pgsql_exec(d->conn, "COMMIT", err) != BS_OK)
 				goto out;
-			t_commit = now_s();
+			t_commit = clock_mono_s();
 			phase(d, "live_checksum", t);
 			lsn_now = strchr(snapshot, '|') ? xstrdup(strchr(snapshot, '|') + 1) : NULL;
 			*strchr(snapshot, '|') = '\0';
-			t = now_s();
+			t = clock_mono_s();
 			if (wait_point(d, lsn_now, &point, err) != BS_OK)
 				goto out;
 			phase(d, "checkpoint", t);
-			json_object_set_new(d->out, "rpo_seconds", json_real(now_s() - t_commit));
+			json_object_set_new(d->out, "rpo_seconds", json_real(clock_mono_s() - t_commit));
 			live = true;
 		}
 		else
@@ -611,13 +603,13 @@ run_drill(drill *d, int *exit_code, bs_error *err)
 	}
 
 	/* 5. recover from storage alone, with `backstop recover` */
-	t = now_s();
+	t = clock_mono_s();
 	if (run_recover(d, point, &rec, &child_rc, err) != BS_OK)
 	{
 		*exit_code = child_rc == EXIT_INTEGRITY ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME;
 		goto out;
 	}
-	rto = now_s() - t;
+	rto = clock_mono_s() - t;
 	phase(d, "recover", t);
 	json_object_set(d->out, "recover_seconds", json_object_get(rec, "seconds"));
 	json_object_set(d->out, "bytes_read", json_object_get(rec, "download_bytes"));
@@ -625,11 +617,11 @@ run_drill(drill *d, int *exit_code, bs_error *err)
 	json_object_set(d->out, "last_commit_lsn", json_object_get(rec, "last_commit_lsn"));
 
 	/* 6. compare */
-	t = now_s();
+	t = clock_mono_s();
 	if (checksum(d->tconn ? d->tconn : d->conn, DRILL_SCHEMA, d->copy_name, &recovered, err) != BS_OK)
 		goto out;
 	phase(d, "compare", t);
-	rto += now_s() - t;
+	rto += clock_mono_s() - t;
 	json_object_set_new(d->out, "rto_seconds", json_real(rto));
 	json_object_set_new(d->out, "recovered_checksum", json_string(recovered));
 	if (live && !d->scratch)
@@ -678,7 +670,7 @@ cmd_drill(bs_config *cfg, int argc, char **argv)
 	bs_error	err;
 	int			exit_code = EXIT_FAILURE_RUNTIME;
 	bool		json = config_get_bool(cfg, "json");
-	double		t0 = now_s();
+	double		t0 = clock_mono_s();
 
 	(void) argv;
 	memset(&d, 0, sizeof(d));
@@ -730,14 +722,14 @@ cmd_drill(bs_config *cfg, int argc, char **argv)
 	json_object_set_new(d.out, "ok", json_boolean(exit_code == EXIT_OK));
 	json_object_set_new(d.out, "exit_code", json_integer(exit_code));
 	json_object_set(d.out, "phases_seconds", d.phases);
-	json_object_set_new(d.out, "total_seconds", json_real(now_s() - t0));
+	json_object_set_new(d.out, "total_seconds", json_real(clock_mono_s() - t0));
 	{
 		/* For the archiver's /metrics: the last drill's outcome. */
 		json_t	   *st = json_object();
 		bs_error	serr;
 
 		error_clear(&serr);
-		json_object_set_new(st, "time", json_integer((json_int_t) time(NULL)));
+		json_object_set_new(st, "time", json_integer((json_int_t) (clock_unix_us() / 1000000)));
 		json_object_set_new(st, "ok", json_boolean(exit_code == EXIT_OK));
 		json_object_set_new(st, "mode", json_string(d.scratch ? "scratch" : "table"));
 		if (json_object_get(d.out, "rto_seconds"))

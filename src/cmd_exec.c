@@ -1,5 +1,6 @@
 /* cmd_exec.c — `backstop exec`: run SQL through the gate, with a verified recovery point before every destructive statement. */
 #include "cmd_exec.h"
+#include "clock.h"
 #include "cli.h"
 #include "cmd_checkpoint.h"
 #include "cmd_classify.h"
@@ -32,15 +33,6 @@ typedef struct exec_ctx
 	bool json;
 	json_t *records;
 } exec_ctx;
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
-}
 
 static int
 classify(exec_ctx *x, const char *text, size_t len, gate_result **r, policy_decision *d, bs_error *err)
@@ -279,7 +271,7 @@ run_statement(exec_ctx *x, int index, const char *text, size_t len)
 	json_t *rec = NULL, *points = json_array(), *undo = json_array();
 	const char *outcome = "refused";
 	char *status = NULL;
-	double t0 = now_ms(), t_classified = t0, t_covered = 0, t_done;
+	double t0 = (1e3 * clock_mono_s()), t_classified = t0, t_covered = 0, t_done;
 	bool own = false;
 	int rc = 1;
 	char lsn[64] = "";
@@ -291,7 +283,7 @@ run_statement(exec_ctx *x, int index, const char *text, size_t len)
 		strbuf_printf(&why, "the gate could not classify it: %s", err.message);
 		goto report;
 	}
-	t_classified = now_ms();
+	t_classified = (1e3 * clock_mono_s());
 	if (r->nstmts == 0)
 	{
 		rc = 0;
@@ -388,7 +380,7 @@ run_statement(exec_ctx *x, int index, const char *text, size_t len)
 			free(table);
 		}
 		free(cover);
-		t_covered = now_ms();
+		t_covered = (1e3 * clock_mono_s());
 	}
 
 	/* Run it. */
@@ -441,7 +433,7 @@ run_statement(exec_ctx *x, int index, const char *text, size_t len)
 	rc = 0;
 
 report:
-	t_done = now_ms();
+	t_done = (1e3 * clock_mono_s());
 	if (r && r->nstmts > 0)
 	{
 		char *line;

@@ -1,5 +1,6 @@
 /* cmd_expire.c — `backstop expire`: retention of base copies and segments under the archive's lease. */
 #include "cmd_expire.h"
+#include "clock.h"
 #include "cli.h"
 #include "expire.h"
 #include "lease.h"
@@ -8,6 +9,7 @@
 #include "manifest.h"
 #include "redact.h"
 #include "storage.h"
+#include "storage_config.h"
 #include "strbuf.h"
 
 #include <inttypes.h>
@@ -54,15 +56,6 @@ typedef struct expire_run
 	json_t *jproblems;
 	lease_holding hold;
 } expire_run;
-
-static int64_t
-now_unix_us(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t) tv.tv_sec * 1000000 + tv.tv_usec;
-}
 
 static void
 problem(expire_run *r, const char *fmt, const char *a, const char *b)
@@ -276,7 +269,7 @@ fence(expire_run *r, bs_error *err)
 static int
 take_lease(expire_run *r, bs_error *err)
 {
-	if (lease_hold(r->st, config_get(r->cfg, "storage"), r->cfg, "(backstop expire)",
+	if (lease_hold(r->st, "(backstop expire)",
 				   config_get_duration_ms(r->cfg, "lease_timeout"), false, r->head_exists ? r->head.lease_token : 0,
 				   true, &r->hold, err) == BS_OK)
 		return BS_OK;
@@ -360,7 +353,7 @@ cmd_expire(bs_config *cfg, int argc, char **argv)
 	expire_run r;
 	bs_error err;
 	json_t *jtables = json_array();
-	int64_t now_us = now_unix_us();
+	int64_t now_us = clock_unix_us();
 	int exit_code = EXIT_FAILURE_RUNTIME;
 	int removed = 0;
 
@@ -386,7 +379,7 @@ cmd_expire(bs_config *cfg, int argc, char **argv)
 		exit_code = EXIT_USAGE;
 		goto out;
 	}
-	if (storage_open(config_get(cfg, "storage"), cfg, &r.st, &err) != BS_OK ||
+	if (storage_config_open(config_get(cfg, "storage"), cfg, &r.st, &err) != BS_OK ||
 		archive_head_load(r.st, &r.head, &r.head_exists, &err) != BS_OK)
 		goto fail;
 	/* Never create a lease where there is no archive (a mistyped URL). */

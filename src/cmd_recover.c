@@ -1,5 +1,6 @@
 /* cmd_recover.c — `backstop recover`: rebuild one table at a point into a new, validated table. */
 #include "cmd_recover.h"
+#include "clock.h"
 #include "copyback.h"
 #include "redact.h"
 #include "audit.h"
@@ -30,15 +31,6 @@
  * each at least two pieces of 1 MiB.
  */
 #define RECOVER_STATE_SHARE(limit) ((limit) / 2)
-
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 static int
 usage(const char *msg)
@@ -91,7 +83,7 @@ parse_point(const bs_config *cfg, recover_point *pt, const char **msg)
 		recover_time rt;
 
 		pt->kind = RECOVER_POINT_TIME;
-		if (recover_parse_time_at(tm, recover_now(), &rt) != BS_OK)
+		if (recover_parse_time_at(tm, clock_unix_us(), &rt) != BS_OK)
 		{
 			*msg = "--to-time must be a time such as \"2026-11-26 16:00:00.123456+00\" (your time zone when no "
 				"offset is given), \"20 min ago\" or \"now\"";
@@ -1198,7 +1190,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	progress prog;
 	recover_progress rprog = {&prog, false, -1};
 	int rc = EXIT_FAILURE_RUNTIME;
-	double t_start = now_seconds(),
+	double t_start = clock_mono_s(),
 		t_fetch = 0,
 		t_load = 0;
 	const manifest_layout *layout;
@@ -1368,7 +1360,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		rc = fail(&prog, &err);
 		goto done;
 	}
-	t_fetch = now_seconds() - t_start;
+	t_fetch = clock_mono_s() - t_start;
 
 	if (dry_run)
 	{
@@ -1517,7 +1509,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			o.source = stream_rows;
 			o.source_ctx = &src;
 		}
-		t_load = now_seconds();
+		t_load = clock_mono_s();
 		if (recover_load(conn, rs, &o, &lres, &err) != BS_OK)
 		{
 			strbuf_free(&comment);
@@ -1525,7 +1517,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			goto done;
 		}
 		progress_done(&prog);
-		t_load = now_seconds() - t_load;
+		t_load = clock_mono_s() - t_load;
 		strbuf_free(&comment);
 	}
 
@@ -1579,7 +1571,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "download_bytes", json_integer((json_int_t) plan->downloaded));
 			json_object_set_new(o, "seconds", json_pack("{s:f,s:f,s:f,s:f,s:f}", "fetch_and_replay", t_fetch,
 														"copy", lres.copy_seconds, "validate", lres.validate_seconds,
-														"indexes", lres.index_seconds, "total", now_seconds() - t_start));
+														"indexes", lres.index_seconds, "total", clock_mono_s() - t_start));
 			json_object_set_new(o, "phases", progress_phases_json(&prog));
 			json_object_set_new(o, "warnings", warn);
 			json_object_set_new(o, "copy_back", cba);
@@ -1630,7 +1622,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				strbuf ph = STRBUF_INIT;
 
 				progress_phases_text(&prog, &ph);
-				printf("Timings:      %s; total %.2fs\n", ph.data, now_seconds() - t_start);
+				printf("Timings:      %s; total %.2fs\n", ph.data, clock_mono_s() - t_start);
 				strbuf_free(&ph);
 			}
 			printf("Indexes and constraints recreated: %d\n", lres.nindexes);

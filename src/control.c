@@ -1,5 +1,6 @@
 /* control.c — the archiver's control endpoint: an HTTP server kept safe from what its peers send. */
 #include "control.h"
+#include "clock.h"
 #include "log.h"
 #include "strbuf.h"
 
@@ -79,21 +80,12 @@ struct control_endpoint
 	control_stats stats;
 };
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Count n events; true when they may be logged now, *total being how many happened since the
  * last line logged (these included). */
 static bool
 log_limit_pass(log_limit *l, uint64_t n, uint64_t *total)
 {
-	int64_t now = now_ms();
+	int64_t now = clock_mono_ms();
 
 	l->pending += n;
 	if (l->last_ms != 0 && now - l->last_ms < LOG_INTERVAL_MS)
@@ -426,7 +418,7 @@ conn_new(struct event_base *base, void *arg)
 	ce->backoff_ms = 0;
 	c = xcalloc(1, sizeof(control_conn));
 	c->ce = ce;
-	c->since_ms = now_ms();
+	c->since_ms = clock_mono_ms();
 	c->next = ce->conns;
 	if (ce->conns)
 		ce->conns->prev = c;
@@ -466,7 +458,7 @@ conn_waiting(control_conn *c)
 static int
 close_idle(control_endpoint *ce, bool force)
 {
-	int64_t now = now_ms();
+	int64_t now = clock_mono_ms();
 	int closed = 0;
 
 	for (control_conn *c = ce->conns, *next; c; c = next)
@@ -596,7 +588,7 @@ on_request(struct evhttp_request *req, void *arg)
 	const char *uri = evhttp_request_get_uri(req);
 
 	if (c)
-		c->since_ms = now_ms();
+		c->since_ms = clock_mono_ms();
 	if (uri == NULL || evhttp_request_get_evhttp_uri(req) == NULL)
 	{
 		control_reply_error(req, 400, "Bad Request", "malformed request");

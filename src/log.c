@@ -1,5 +1,6 @@
 /* log.c — leveled logging to stderr, as text or JSON lines, with secrets redacted and control characters escaped. */
 #include "log.h"
+#include "clock.h"
 #include "redact.h"
 #include "strbuf.h"
 
@@ -80,7 +81,8 @@ log_msg(log_level level, const char *fmt, ...)
 	strbuf line = STRBUF_INIT;
 	char *clean;
 	char stamp[64];
-	struct timeval tv;
+	int64_t now_us;
+	time_t now_s;
 	struct tm tm;
 	va_list ap;
 	int n;
@@ -100,10 +102,11 @@ log_msg(log_level level, const char *fmt, ...)
 
 	/* Last line of defence: nothing that looks like a secret leaves the process. */
 	clean = redact_text(raw.data);
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
+	now_us = clock_unix_us();
+	now_s = (time_t) (now_us / 1000000);
+	gmtime_r(&now_s, &tm);
 	n = (int) strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(stamp + n, sizeof(stamp) - (size_t) n, ".%03dZ", (int) (tv.tv_usec / 1000));
+	snprintf(stamp + n, sizeof(stamp) - (size_t) n, ".%03dZ", (int) (now_us % 1000000 / 1000));
 	if (log_json)
 	{
 		strbuf_printf(&line, "{\"time\":\"%s\",\"level\":\"%s\",\"pid\":%d,\"msg\":\"",

@@ -1,5 +1,6 @@
 /* progress.c — a progress line on a terminal (stderr) and phase timings for long commands. */
 #include "progress.h"
+#include "clock.h"
 
 #include <math.h>
 #include <string.h>
@@ -10,11 +11,8 @@
 static double
 monotonic_seconds(void *ctx)
 {
-	struct timespec ts;
-
 	(void) ctx;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+	return clock_mono_s();
 }
 
 static double

@@ -1,5 +1,6 @@
 /* recover_load.c — loading a recovered table into PostgreSQL in one validated transaction. */
 #include "recover_load.h"
+#include "clock.h"
 #include "pgsql.h"
 #include "sqlcheck.h"
 
@@ -10,15 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 void
 recover_load_result_free(recover_load_result *res)
@@ -1184,23 +1176,23 @@ recover_load(PGconn *conn, replay_state *rs, const recover_load_options *o, reco
 		error_prefix(err, "could not create %s", target);
 		goto rollback;
 	}
-	t0 = now_seconds();
+	t0 = clock_mono_s();
 	phase(o, "copy");
 	if (load_rows(conn, rs, o, target, res, err) != BS_OK)
 		goto rollback;
-	res->copy_seconds = now_seconds() - t0;
-	t0 = now_seconds();
+	res->copy_seconds = clock_mono_s() - t0;
+	t0 = clock_mono_s();
 	phase(o, "validate");
 	if (pg_checksum(conn, target, res, err) != BS_OK ||
 		(o->source == NULL && checksum_finish(&job, th, res, err) != BS_OK) ||
 		compare_checksums(res, err) != BS_OK)
 		goto rollback;
-	res->validate_seconds = now_seconds() - t0;
-	t0 = now_seconds();
+	res->validate_seconds = clock_mono_s() - t0;
+	t0 = clock_mono_s();
 	phase(o, "index");
 	if (!o->no_indexes && o->definition && recreate_definition(conn, o, target, res, err) != BS_OK)
 		goto rollback;
-	res->index_seconds = now_seconds() - t0;
+	res->index_seconds = clock_mono_s() - t0;
 	phase(o, "commit");
 	{
 		char *lit = pgsql_quote_literal(o->comment);

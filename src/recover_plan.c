@@ -1,5 +1,6 @@
 /* recover_plan.c — which base copy and segments rebuild a table at a point, and feeding them to replay. */
 #include "recover_plan.h"
+#include "clock.h"
 #include "audit.h"
 #include "lsn.h"
 #include "object.h"
@@ -1241,21 +1242,12 @@ recover_format_local_time(int64_t unix_us, char *buf)
 	return buf;
 }
 
-int64_t
-recover_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 int
 recover_parse_time(const char *s, int64_t *out)
 {
 	recover_time t;
 
-	if (recover_parse_time_at(s, recover_now(), &t) != BS_OK)
+	if (recover_parse_time_at(s, clock_unix_us(), &t) != BS_OK)
 		return BS_ERR;
 	*out = t.time;
 	return BS_OK;

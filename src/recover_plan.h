@@ -147,9 +147,7 @@ typedef struct recover_time
  * the way psql shows times.  BS_OK or BS_ERR (also for a local time that does not exist).
  */
 int recover_parse_time_at(const char *s, int64_t now, recover_time *out);
-/* The current time, Unix microseconds. */
-int64_t recover_now(void);
-/* The same, from the current time, when only the point matters (Unix microseconds). */
+/* The same, from the current time (clock_unix_us), when only the point matters (Unix microseconds). */
 int recover_parse_time(const char *s, int64_t *out);
 
 /* The user's zone at a time, e.g. "America/New_York (EST, UTC-05:00)" (buf of size bytes). */

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "log.h"
 #include "storage.h"
+#include "storage_config.h"
 #include "storage_crypt.h"
 
 #include <errno.h>
@@ -165,11 +166,11 @@ main(int argc, char **argv)
 	}
 	if (config_get(&cfg, "encryption_key_file") != NULL)
 	{
-		if (storage_open(config_get(&cfg, "storage"), &cfg, &st, &err) != BS_OK ||
+		if (storage_config_open(config_get(&cfg, "storage"), &cfg, &st, &err) != BS_OK ||
 			storage_crypt_prepare_write(st, &err) != BS_OK)
 			goto out;
 	}
-	else if (storage_open_raw(config_get(&cfg, "storage"), &cfg, &st, &err) != BS_OK)
+	else if (storage_config_open_raw(config_get(&cfg, "storage"), &cfg, &st, &err) != BS_OK)
 		goto out;
 	if ((strcmp(cmd, "put") == 0 || strcmp(cmd, "put-abort") == 0) && npos >= 2)
 		rc = put_file(st, pos[1], npos >= 3 ? pos[2] : NULL, strcmp(cmd, "put-abort") == 0, &err);

@@ -211,7 +211,6 @@ main(void)
 		const char *keys[6];
 		char path[512];
 		struct utimbuf old = {time(NULL) - 7200, time(NULL) - 7200};
-		bs_config *cfg = NULL;
 
 		ok(mkdtemp(dir) != NULL, "temp dir");
 		snprintf(url, sizeof(url), "file://%s", dir);
@@ -225,7 +224,7 @@ main(void)
 		keys[4] = "tables/16384/seg/0000000005000000-0000000005000100.bso";	/* above: audit's */
 		keys[5] = "tables/16384/base/0000000009000000/chunk-000001.bso";		/* abandoned copy */
 		error_clear(&err);
-		ok(storage_open(url, cfg, &st, &err) == BS_OK, "open local storage: %s", err.message);
+		ok(storage_open(url, NULL, &st, &err) == BS_OK, "open local storage: %s", err.message);
 		ok(storage_put(st, keys[5], "x", 1, &err) == BS_OK, "store an abandoned chunk");
 		ok(expire_orphans(st, m, keys, 6, 3600, time(NULL), &out, &err) == BS_OK, "orphans listed");
 		is_int(out.count, 2, "a fresh unreferenced base chunk is not old enough; expired leftovers are");

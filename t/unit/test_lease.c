@@ -275,7 +275,7 @@ test_keeper(void)
 	lease_owner_init(&me, "slot_k");
 	ok(lease_acquire(st, &me, 300, false, 0, &held, &err) == BS_OK, "acquired with a 300 ms timeout");
 	first = held.renewed;
-	ok(lease_keeper_start(url, NULL, &held, &k, &err) == BS_OK, "heartbeat started");
+	ok(lease_keeper_start(st, &held, &k, &err) == BS_OK, "heartbeat started");
 	deadline = now_us() + 20 * 1000000LL;
 	while (!renewed && now_us() < deadline)
 	{

@@ -1,5 +1,4 @@
-/* test_spill.c — unit tests of the spill file (archive/spill.c), the chunked end-LSN patch and
- * summary over pieces (archive/segment.c), and adopting a local file under a key. */
+/* test_spill.c — unit tests of the spill file (archive/spill.c), the chunked end-LSN patch and summary over pieces (archive/segment.c), and adopting a local file under a key. */
 #include "segment.h"
 #include "spill.h"
 #include "storage.h"

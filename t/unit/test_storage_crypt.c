@@ -2,6 +2,7 @@
 #include "config.h"
 #include "log.h"
 #include "storage.h"
+#include "storage_config.h"
 #include "storage_crypt.h"
 #include "tap.h"
 
@@ -124,11 +125,11 @@ test_config_keys(void)
 	snprintf(path, sizeof(path), "%s/key.hex", root);
 	write_file(path, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", 65, 0644);
 	config_set(&cfg, "encryption_key_file", path, SOURCE_FLAG);
-	ok(storage_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "accessible by others"),
+	ok(storage_config_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "accessible by others"),
 	   "a key file readable by others is refused");
 	chmod(path, 0600);
 	/* Before the archiver's first start there is nothing to decrypt: reads say so. */
-	ok(storage_open(url, &cfg, &st, &err) == BS_OK, "a hex key file opens");
+	ok(storage_config_open(url, &cfg, &st, &err) == BS_OK, "a hex key file opens");
 	ok(st && storage_get_all(st, "head.json", &buf, &err) == BS_ERR &&
 	   has(&err, ERRCODE_NOT_FOUND, ""), "a key on an empty location: a missing object is missing");
 	ok(st && storage_crypt_prepare_write(st, &err) == BS_OK, "the writer creates encryption.json");
@@ -141,7 +142,7 @@ test_config_keys(void)
 	snprintf(path2, sizeof(path2), "%s/key.bad", root);
 	write_file(path2, "not a key\n", 10, 0600);
 	config_set(&cfg, "encryption_key_file", path2, SOURCE_FLAG);
-	ok(storage_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "64 hex digits"),
+	ok(storage_config_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "64 hex digits"),
 	   "a malformed key file is refused");
 
 	/* A passphrase on an archive made with a key file: the key check says wrong key. */
@@ -149,18 +150,18 @@ test_config_keys(void)
 	snprintf(path2, sizeof(path2), "%s/pass", root);
 	write_file(path2, "correct horse battery staple\n", 29, 0600);
 	config_set(&cfg, "encryption_passphrase_file", path2, SOURCE_FLAG);
-	ok(storage_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "wrong encryption key"),
+	ok(storage_config_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "wrong encryption key"),
 	   "a passphrase that is not the archive's key: wrong key, before any object");
 	/* ... and with the key file as an old key, rotation to the passphrase. */
 	config_set(&cfg, "encryption_old_key_file", path, SOURCE_FLAG);
-	ok(storage_open(url, &cfg, &st, &err) == BS_OK && storage_crypt_prepare_write(st, &err) == BS_OK,
+	ok(storage_config_open(url, &cfg, &st, &err) == BS_OK && storage_crypt_prepare_write(st, &err) == BS_OK,
 	   "rotation to a passphrase with the key file as old key");
 	ok(st && storage_get_all(st, "x", &buf, &err) == BS_OK && buf.len == 5, "the old object reads");
 	ok(st && storage_put(st, "y", "world", 5, &err) == BS_OK, "a new object is written");
 	storage_close(st);
 	st = NULL;
 	config_set(&cfg, "encryption_old_key_file", NULL, SOURCE_DEFAULT);
-	ok(storage_open(url, &cfg, &st, &err) == BS_OK && storage_get_all(st, "y", &buf, &err) == BS_OK &&
+	ok(storage_config_open(url, &cfg, &st, &err) == BS_OK && storage_get_all(st, "y", &buf, &err) == BS_OK &&
 	   buf.len == 5, "the passphrase alone reads what it wrote");
 	ok(st && storage_get_all(st, "x", &buf, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "not configured"),
 	   "an object of a key no longer configured names its key id");
@@ -175,10 +176,10 @@ test_config_keys(void)
 		write_file(path3, "3333333333333333333333333333333333333333333333333333333333333333", 64, 0600);
 		config_set(&cfg, "encryption_passphrase_file", NULL, SOURCE_DEFAULT);
 		config_set(&cfg, "encryption_key_file", path3, SOURCE_FLAG);
-		ok(storage_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "wrong encryption key"),
+		ok(storage_config_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "wrong encryption key"),
 		   "a new key file alone is a wrong key");
 		config_set(&cfg, "encryption_old_passphrase_file", path2, SOURCE_FLAG);
-		ok(storage_open(url, &cfg, &st, &err) == BS_OK && storage_crypt_prepare_write(st, &err) == BS_OK,
+		ok(storage_config_open(url, &cfg, &st, &err) == BS_OK && storage_crypt_prepare_write(st, &err) == BS_OK,
 		   "rotation to a key file with the passphrase as old key");
 		ok(st && storage_get_all(st, "y", &buf, &err) == BS_OK && buf.len == 5, "the passphrase's object reads");
 		ok(st && storage_put(st, "z", "third", 5, &err) == BS_OK, "a new object with the new key file");
@@ -192,26 +193,77 @@ test_config_keys(void)
 	/* The passphrase is never taken from the command line. */
 	config_set(&cfg, "encryption_passphrase_file", NULL, SOURCE_DEFAULT);
 	config_set(&cfg, "encryption_passphrase", "correct horse battery staple", SOURCE_FLAG);
-	ok(storage_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "refused"),
+	ok(storage_config_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "refused"),
 	   "--encryption-passphrase is refused");
 	config_set(&cfg, "encryption_passphrase", "correct horse battery staple", SOURCE_ENV);
-	ok(storage_open(url, &cfg, &st, &err) == BS_OK && storage_get_all(st, "y", &buf, &err) == BS_OK,
+	ok(storage_config_open(url, &cfg, &st, &err) == BS_OK && storage_get_all(st, "y", &buf, &err) == BS_OK,
 	   "the passphrase from the environment");
 	storage_close(st);
 	st = NULL;
 	config_set(&cfg, "encryption_passphrase", "short", SOURCE_ENV);
-	ok(storage_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "shorter"),
+	ok(storage_config_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "shorter"),
 	   "a short passphrase is refused");
 	config_set(&cfg, "encryption_passphrase", NULL, SOURCE_DEFAULT);
 
 	/* No key at all on an encrypted archive. */
-	ok(storage_open(url, &cfg, &st, &err) == BS_OK, "opens without a key");
+	ok(storage_config_open(url, &cfg, &st, &err) == BS_OK, "opens without a key");
 	ok(st && storage_get_all(st, "y", &buf, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "is encrypted"),
 	   "reading an encrypted archive without a key says it is encrypted");
 	ok(st && storage_crypt_prepare_write(st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "is encrypted"),
 	   "the archiver without a key refuses an encrypted archive");
 	storage_close(st);
-	(void) raw;
+	st = NULL;
+
+	/* A second handle on the same storage, with the same options (the lease's heartbeat). */
+	config_set(&cfg, "encryption_passphrase", "correct horse battery staple", SOURCE_ENV);
+	ok(storage_config_open(url, &cfg, &st, &err) == BS_OK && storage_reopen(st, &raw, &err) == BS_OK &&
+	   storage_get_all(raw, "y", &buf, &err) == BS_OK && storage_crypt_active(raw),
+	   "a reopened handle decrypts with the options it was opened with");
+	storage_close(raw);
+	storage_close(st);
+	st = raw = NULL;
+	config_set(&cfg, "encryption_passphrase", NULL, SOURCE_DEFAULT);
+
+	/* The options: the configuration first, then the AWS_* environment; the library itself
+	 * reads no environment (storage_s3.c has no getenv). */
+	{
+		storage_options o;
+
+		setenv("AWS_ACCESS_KEY_ID", "env-ak", 1);
+		setenv("AWS_SECRET_ACCESS_KEY", "env-sk", 1);
+		setenv("AWS_DEFAULT_REGION", "env-region-2", 1);
+		unsetenv("AWS_REGION");
+		unsetenv("AWS_SESSION_TOKEN");
+		setenv("AWS_ENDPOINT_URL", "http://env.example:1", 1);
+		setenv("AWS_ENDPOINT_URL_S3", "", 1);
+		config_set(&cfg, "s3_access_key_id", "cfg-ak", SOURCE_FILE);
+		config_set(&cfg, "s3_timeout", "5s", SOURCE_FILE);
+		ok(storage_config_options(&cfg, &o, &err) == BS_OK &&
+		   strcmp(o.s3.access_key_id, "cfg-ak") == 0 && strcmp(o.s3.secret_access_key, "env-sk") == 0 &&
+		   strcmp(o.s3.region, "env-region-2") == 0 && strcmp(o.s3.endpoint, "http://env.example:1") == 0 &&
+		   o.s3.session_token == NULL && o.s3.timeout_ms == 5000 && o.s3.retries == 6 &&
+		   o.s3.retry_base_ms == 200 && o.s3.verify_tls && o.s3.part_size == 16 * 1024 * 1024,
+		   "options: configuration over AWS_* environment, an empty variable unset, table defaults");
+		unsetenv("AWS_ACCESS_KEY_ID");
+		unsetenv("AWS_SECRET_ACCESS_KEY");
+		unsetenv("AWS_DEFAULT_REGION");
+		unsetenv("AWS_ENDPOINT_URL");
+		unsetenv("AWS_ENDPOINT_URL_S3");
+		config_set(&cfg, "s3_access_key_id", NULL, SOURCE_DEFAULT);
+		config_set(&cfg, "s3_timeout", NULL, SOURCE_DEFAULT);
+		ok(storage_config_open("s3://bucket/p", &cfg, &st, &err) == BS_ERR &&
+		   has(&err, ERRCODE_INVALID_PARAMETER, "no S3 credentials"), "without credentials, s3:// is refused");
+		storage_options_init(&o);
+		o.s3.access_key_id = "ak";
+		o.s3.secret_access_key = "sk";
+		o.s3.uri_style = "sideways";
+		ok(storage_open("s3://bucket/p", &o, &st, &err) == BS_ERR && has(&err, ERRCODE_INVALID_PARAMETER, "URI style"),
+		   "the library checks the options it is given");
+		o.s3.uri_style = NULL;
+		o.s3.retries = 101;
+		ok(storage_open("s3://bucket/p", &o, &st, &err) == BS_ERR && has(&err, ERRCODE_INVALID_PARAMETER, "retries"),
+		   "retries beyond 100 are refused by the library too");
+	}
 	config_free(&cfg);
 	strbuf_free(&buf);
 }
