@@ -104,7 +104,9 @@ summarize(const manifest *m, const archive_head *head, bool head_exists, table_s
 	}
 	if (strcmp(m->status, "active") == 0 && m->ddl_capture_from == 0)
 		finding(s, "%s", "schema changes after the last row change are not captured (the archiver runs without "
-				"--ddl-capture): a point after such a change recovers the columns of the last change");
+				"--ddl-capture): such a change is placed in a window (from the last row change to the next one, "
+				"or to a new base copy once a table check finds it) whose points are refused; one made after the "
+				"archiver's last table check is not known to the archive yet");
 	if (m->nbases == 0)
 	{
 		finding(s, "%s", "no base copy yet: the table cannot be recovered");

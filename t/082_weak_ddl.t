@@ -40,10 +40,7 @@ $node->safe_psql($db, q{
 	CREATE TABLE public.keep (id int PRIMARY KEY);
 });
 
-my $h = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', '--db', $conn, '--storage', $storage,
-	'--data-dir', "$dir/data", '--slot', 's_weak', '--publication', 'p_weak', '--listen', $listen,
-	'--segment-age', '1s', '--table-poll-interval', '100ms', '--all-tables', '--ddl-capture', 'off' ],
-	'<', \undef, '>>', "$dir/archive.out", '2>>', $log));
+my $h = start_archiver('100ms');
 
 sub checkpoint_ok
 {
@@ -158,22 +155,51 @@ is($rc, 0, 'verify: a window is not damage') or diag("$out\n$err");
 like($out, qr/warning: public\.w_drop .*the schema changed at an unknown point between/, 'verify shows the window')
 	or diag($out);
 
-# A schema change while the archiver is stopped, with no later row change: found at start by the
-# table check.
-$h->signal('TERM');
-$h->finish;
-is($h->result(0), 0, 'the archiver stops cleanly');
+sub start_archiver
+{
+	my ($interval) = @_;
+	return kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', '--db', $conn, '--storage', $storage,
+		'--data-dir', "$dir/data", '--slot', 's_weak', '--publication', 'p_weak', '--listen', $listen,
+		'--segment-age', '1s', '--table-poll-interval', $interval, '--all-tables', '--ddl-capture', 'off' ],
+		'<', \undef, '>>', "$dir/archive.out", '2>>', $log));
+}
+
+sub stop_archiver
+{
+	my ($what) = @_;
+	$h->signal('TERM');
+	$h->finish;
+	is($h->result(0), 0, "$what: the archiver stops cleanly");
+}
+
+sub windows_ended { my ($t) = @_; my @m = slurp_file($log) =~ /table public\.$t: the base copy at \S+ ends the window/g; return scalar @m }
+
+# A schema change right before a stop, with no table check in between (checks once an hour):
+# the check at the stop finds it, and the stored archive refuses the points after it.
+stop_archiver('before the stop check');
+$h = start_archiver('1h');
+checkpoint_ok('public.w_add', 'hourly checks');
 step('w_add', 'stopped0');
 $node->safe_psql($db, 'ALTER TABLE public.w_add DROP COLUMN c');
 step('w_add', 'stopped1');
-$h = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', '--db', $conn, '--storage', $storage,
-	'--data-dir', "$dir/data", '--slot', 's_weak', '--publication', 'p_weak', '--listen', $listen,
-	'--segment-age', '1s', '--table-poll-interval', '100ms', '--all-tables', '--ddl-capture', 'off' ],
-	'<', \undef, '>>', "$dir/archive.out", '2>>', $log));
-# The window of the first schema change was ended by a base copy before the stop: a second one.
-ok(wait_for('w_add: the second window ended',
-	sub { my @m = slurp_file($log) =~ /table public\.w_add: the base copy at \S+ ends the window/g; @m >= 2 }, 120),
-	'restart: the change is found, and a new base copy ends its window') or diag(slurp_file($log));
+stop_archiver('the stop check');
+ok(log_has(qr/table public\.w_add: its columns in the catalog differ/), 'the check at the stop finds the change')
+	or diag(slurp_file($log));
+{
+	my ($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.w_add',
+		'--latest', '--into', 'public.w_add_stopped', '--no-indexes');
+	isnt($rc, 0, 'stopped: --latest is refused') or diag("$out\n$err");
+	like($err, qr/changed at an unknown point after LSN \S+, and no base copy has been taken since/,
+		'stopped: saying the schema changed at an unknown point') or diag("$out\n$err");
+	($rc, $out, $err) = run_backstop('info', '--storage', $storage, '--table', 'public.w_add');
+	like($out, qr/schema unknown: from \S+ on, until a new base copy/, 'stopped: info shows the open window') or diag($out);
+}
+
+# Started again: the first table check takes the new base copy, which ends the window.
+my $ended = windows_ended('w_add');
+$h = start_archiver('100ms');
+ok(wait_for('w_add: the window ended', sub { windows_ended('w_add') > $ended }, 120),
+	'restart: a new base copy ends the window') or diag(slurp_file($log));
 step('w_add', 'stopped2', "INSERT INTO public.w_add (id, v) VALUES (101, 'after the restart')");
 checkpoint_ok('public.w_add', 'restart');
 # The window starts at the table's last row change before the stop ('later'): the schema change
@@ -184,8 +210,22 @@ recover_at('w_add', 'stopped0', 'refused');
 recover_at('w_add', 'stopped1', 'refused');
 recover_at('w_add', 'stopped2', 'exact');
 
-$h->signal('TERM');
-$h->finish;
-is($h->result(0), 0, 'the archiver stops cleanly');
+# A schema change while the archiver is stopped: found by the first table check after the start.
+stop_archiver('stopped');
+step('w_drop', 'down0');
+$node->safe_psql($db, 'ALTER TABLE public.w_drop ADD COLUMN z text DEFAULT \'z\'');
+step('w_drop', 'down1');
+$ended = windows_ended('w_drop');
+$h = start_archiver('100ms');
+ok(wait_for('w_drop: the window ended', sub { windows_ended('w_drop') > $ended }, 120),
+	'a change while stopped: found, and a new base copy ends its window') or diag(slurp_file($log));
+step('w_drop', 'down2', "INSERT INTO public.w_drop (id, v) VALUES (101, 'after the restart')");
+checkpoint_ok('public.w_drop', 'a change while stopped');
+recover_at('w_drop', 'later', 'refused');
+recover_at('w_drop', 'down0', 'refused');
+recover_at('w_drop', 'down1', 'refused');
+recover_at('w_drop', 'down2', 'exact');
+
+stop_archiver('the end');
 $node->stop;
 done_testing();
