@@ -1923,15 +1923,24 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 		 * known to use the old layout and at or before this transaction.  Points in between
 		 * are refused (recovery cannot tell which layout they had).
 		 */
-		if (cur != NULL && ddl_weak_at(a, t, a->txn_final_lsn) && t->layout_seen < a->txn_final_lsn)
+		if (cur != NULL && ddl_weak_at(a, t, a->txn_final_lsn))
 		{
+			uint64_t from = t->layout_seen;
 			char s1[LSN_BUFLEN];
 
-			manifest_add_schema_gap(t->man, t->layout_seen, a->txn_final_lsn);
-			t->dirty = true;
-			log_info("table %s.%s: its columns changed at an unknown point between %s and %s (schema changes "
-					 "are not captured): recovery points in between are refused", t->man->schema, t->man->name,
-					 lsn_format(t->layout_seen, s1), lsn_format(a->txn_final_lsn, lsnbuf));
+			/* A base copy with the old columns at or before this transaction shows them there. */
+			for (int b = 0; b < t->man->nbases; b++)
+				if (t->man->bases[b].layout_id == cur->id && t->man->bases[b].lsn <= a->txn_final_lsn &&
+					t->man->bases[b].lsn > from)
+					from = t->man->bases[b].lsn;
+			if (from < a->txn_final_lsn)
+			{
+				manifest_add_schema_gap(t->man, from, a->txn_final_lsn);
+				t->dirty = true;
+				log_info("table %s.%s: its columns changed at an unknown point between %s and %s (schema changes "
+						 "are not captured): recovery points in between are refused", t->man->schema, t->man->name,
+						 lsn_format(from, s1), lsn_format(a->txn_final_lsn, lsnbuf));
+			}
 		}
 		/* The columns the table check expects to have been added since it last looked. */
 		if (t->natts_seen > 0)
