@@ -214,6 +214,7 @@ manifest_free(manifest *m)
 		free(m->segments[i].key);
 	free(m->segments);
 	free(m->gaps);
+	free(m->schema_gaps);
 	for (int i = 0; i < m->nnames; i++)
 	{
 		free(m->names[i].schema);
@@ -456,39 +457,82 @@ manifest_add_segment(manifest *m, const manifest_segment *seg)
 	return s;
 }
 
-void
-manifest_add_gap(manifest *m, uint64_t from, uint64_t to)
+/* Add [from, to) to a sorted list of disjoint windows, merging those it touches. */
+static void
+add_window(manifest_gap **list, int *count, uint64_t from, uint64_t to)
 {
+	manifest_gap *g = *list;
+	int n = *count;
 	int i = 0;
 	int j;
 
 	if (from >= to)
 		return;
-	/* The gaps it touches (overlapping or adjacent) become one. */
-	while (i < m->ngaps && m->gaps[i].to < from)
+	/* The windows it touches (overlapping or adjacent) become one. */
+	while (i < n && g[i].to < from)
 		i++;
 	j = i;
-	while (j < m->ngaps && m->gaps[j].from <= to)
+	while (j < n && g[j].from <= to)
 	{
-		if (m->gaps[j].from < from)
-			from = m->gaps[j].from;
-		if (m->gaps[j].to > to)
-			to = m->gaps[j].to;
+		if (g[j].from < from)
+			from = g[j].from;
+		if (g[j].to > to)
+			to = g[j].to;
 		j++;
 	}
 	if (j == i)
 	{
-		m->gaps = xrealloc(m->gaps, (size_t) (m->ngaps + 1) * sizeof(manifest_gap));
-		memmove(&m->gaps[i + 1], &m->gaps[i], (size_t) (m->ngaps - i) * sizeof(manifest_gap));
-		m->ngaps++;
+		g = xrealloc(g, (size_t) (n + 1) * sizeof(manifest_gap));
+		memmove(&g[i + 1], &g[i], (size_t) (n - i) * sizeof(manifest_gap));
+		n++;
 	}
 	else if (j > i + 1)
 	{
-		memmove(&m->gaps[i + 1], &m->gaps[j], (size_t) (m->ngaps - j) * sizeof(manifest_gap));
-		m->ngaps -= j - i - 1;
+		memmove(&g[i + 1], &g[j], (size_t) (n - j) * sizeof(manifest_gap));
+		n -= j - i - 1;
 	}
-	m->gaps[i].from = from;
-	m->gaps[i].to = to;
+	g[i].from = from;
+	g[i].to = to;
+	*list = g;
+	*count = n;
+}
+
+void
+manifest_add_gap(manifest *m, uint64_t from, uint64_t to)
+{
+	add_window(&m->gaps, &m->ngaps, from, to);
+}
+
+void
+manifest_add_schema_gap(manifest *m, uint64_t from, uint64_t to)
+{
+	add_window(&m->schema_gaps, &m->nschema_gaps, from, to);
+}
+
+manifest_gap *
+manifest_open_schema_gap(const manifest *m)
+{
+	if (m->nschema_gaps > 0 && m->schema_gaps[m->nschema_gaps - 1].to == MANIFEST_GAP_OPEN)
+		return &m->schema_gaps[m->nschema_gaps - 1];
+	return NULL;
+}
+
+void
+manifest_close_open_schema_gap(manifest *m, uint64_t base_lsn)
+{
+	manifest_gap *g = manifest_open_schema_gap(m);
+
+	if (g && base_lsn > g->from)
+		g->to = base_lsn;
+}
+
+const manifest_gap *
+manifest_schema_gap_at(const manifest *m, uint64_t bound)
+{
+	for (int i = 0; i < m->nschema_gaps; i++)
+		if (m->schema_gaps[i].from < bound && bound <= m->schema_gaps[i].to)
+			return &m->schema_gaps[i];
+	return NULL;
 }
 
 manifest_gap *
@@ -777,7 +821,7 @@ manifest_validate(const manifest *m, bs_error *err)
 	if (m->status == NULL || (strcmp(m->status, "active") != 0 && strcmp(m->status, "dropped") != 0 &&
 							  strcmp(m->status, "skipped") != 0))
 		return bad(err, "status", "must be \"active\", \"dropped\" or \"skipped\"");
-	if (m->nlayouts < 0 || m->nbases < 0 || m->nsegments < 0 || m->ngaps < 0)
+	if (m->nlayouts < 0 || m->nbases < 0 || m->nsegments < 0 || m->ngaps < 0 || m->nschema_gaps < 0)
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "negative element count");
 
 	for (int i = 0; i < m->nlayouts; i++)
@@ -887,6 +931,15 @@ manifest_validate(const manifest *m, bs_error *err)
 		path_printf(p, "gaps[%d].from", i);
 		if (i > 0 && m->gaps[i].from < m->gaps[i - 1].to)
 			return bad(err, p, "is below the previous gap's end (gaps must be sorted and disjoint)");
+	}
+	for (int i = 0; i < m->nschema_gaps; i++)
+	{
+		path_printf(p, "schema_unknown[%d].to", i);
+		if (m->schema_gaps[i].to <= m->schema_gaps[i].from)
+			return bad(err, p, "is not above from");
+		path_printf(p, "schema_unknown[%d].from", i);
+		if (i > 0 && m->schema_gaps[i].from < m->schema_gaps[i - 1].to)
+			return bad(err, p, "is below the previous window's end (windows must be sorted and disjoint)");
 	}
 	return BS_OK;
 }
@@ -1100,6 +1153,19 @@ manifest_to_json(const manifest *m)
 		json_array_append_new(arr, g);
 	}
 	json_object_set_new(o, "gaps", arr);
+	if (m->nschema_gaps > 0)
+	{
+		arr = json_array();
+		for (int i = 0; i < m->nschema_gaps; i++)
+		{
+			json_t *g = json_object();
+
+			json_object_set_new(g, "from", manifest_json_lsn(m->schema_gaps[i].from));
+			json_object_set_new(g, "to", manifest_json_lsn(m->schema_gaps[i].to));
+			json_array_append_new(arr, g);
+		}
+		json_object_set_new(o, "schema_unknown", arr);
+	}
 
 	/* One segment per line keeps large manifests readable with ordinary tools. */
 	text = json_dumps(o, JSON_INDENT(1) | JSON_COMPACT);
@@ -1536,6 +1602,23 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 			if (j_element(arr, "", "gaps", i, &e, p, err) != BS_OK ||
 				j_lsn(e, p, "from", true, &m->gaps[i].from, err) != BS_OK ||
 				j_lsn(e, p, "to", true, &m->gaps[i].to, err) != BS_OK)
+				return BS_ERR;
+		}
+	}
+	/* Optional: absent in manifests written before it existed (no window then). */
+	if (json_object_get(root, "schema_unknown") != NULL)
+	{
+		if (j_array(root, "", "schema_unknown", &arr, &n, err) != BS_OK)
+			return BS_ERR;
+		m->schema_gaps = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_gap));
+		for (int i = 0; i < n; i++)
+		{
+			json_t *e;
+
+			m->nschema_gaps = i + 1;
+			if (j_element(arr, "", "schema_unknown", i, &e, p, err) != BS_OK ||
+				j_lsn(e, p, "from", true, &m->schema_gaps[i].from, err) != BS_OK ||
+				j_lsn(e, p, "to", true, &m->schema_gaps[i].to, err) != BS_OK)
 				return BS_ERR;
 		}
 	}

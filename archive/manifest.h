@@ -128,6 +128,12 @@ typedef struct manifest
 	 * one does not tell the membership at a point after it. */
 	int npartition_changes;
 	uint64_t *partition_changes;
+	/* Optional ("schema_unknown"): where schema changes were not captured, the windows in
+	 * which the table's columns changed at an unknown commit: commits in [from, to] may or
+	 * may not see the change, so points p with from <= p < to are refused (to =
+	 * MANIFEST_GAP_OPEN: until a base copy closes it).  Ascending, disjoint. */
+	int nschema_gaps;
+	manifest_gap *schema_gaps;
 } manifest;
 
 /* The session settings under which every archived value was produced (text output forms). */
@@ -209,6 +215,14 @@ manifest_gap *manifest_open_gap(const manifest *m);
 void manifest_close_open_gap(manifest *m, uint64_t base_lsn);
 /* The first gap overlapping commits in [from, to), NULL if none. */
 const manifest_gap *manifest_gap_in(const manifest *m, uint64_t from, uint64_t to);
+/* Record that the table's columns changed at an unknown commit in [from, to] (merged with
+ * the windows it touches; nothing when from >= to). */
+void manifest_add_schema_gap(manifest *m, uint64_t from, uint64_t to);
+/* The open schema window, NULL if none; closed (to = base_lsn) by a base copy after its start. */
+manifest_gap *manifest_open_schema_gap(const manifest *m);
+void manifest_close_open_schema_gap(manifest *m, uint64_t base_lsn);
+/* The schema window that makes a recovery bound uncertain (from < bound <= to), NULL if none. */
+const manifest_gap *manifest_schema_gap_at(const manifest *m, uint64_t bound);
 const manifest_layout *manifest_layout_by_id(const manifest *m, uint32_t id);
 /* True when two column lists describe the same layout. */
 bool manifest_columns_equal(int n1, const manifest_column *c1, int n2, const manifest_column *c2);

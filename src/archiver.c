@@ -90,6 +90,19 @@ typedef struct arch_table
 	 * checkpoint, and an archived table's archive ends (an open gap) until it is back. */
 	bool unpublished;
 	uint64_t pub_seen_lsn;		/* seen published by a check that started after this position */
+	/*
+	 * Where schema changes are not captured in the stream (weak mode), what bounds a change
+	 * made at an unknown commit (manifest schema_unknown): layout_seen is the newest commit
+	 * LSN (or base LSN) known to use the current layout; schema_ok_seen the layout_seen of the
+	 * last table check that found the catalog as archived, with the catalog's relnatts then
+	 * (natts_seen, 0: not known; it grows with every column added, so that a column dropped and
+	 * added again under its name is seen); schema_detect_lsn the server's position when a
+	 * check found a difference (a base copy closes the window only when taken after it).
+	 */
+	uint64_t layout_seen;
+	uint64_t schema_ok_seen;
+	int natts_seen;
+	uint64_t schema_detect_lsn;
 } arch_table;
 
 /* A sealed epoch handed from the stream to the uploader thread. */
@@ -464,6 +477,37 @@ record_manifests(archiver *a, bs_error *err)
 	return rc;
 }
 
+/*
+ * The newest position the manifest shows using the layout in effect where the stream resumes
+ * (archived_to): that layout's start, the newest base's LSN when the base has it and the
+ * stream has passed it (a base taken ahead of the stream says nothing of the changes before
+ * it), the first commit of the newest segment (its later commits are not in the manifest: a
+ * lower bound is what is safe).
+ */
+static uint64_t
+layout_seen_at_load(const manifest *m)
+{
+	const manifest_layout *l = layout_at(m, m->archived_to);
+	uint64_t seen;
+
+	if (l == NULL)
+		return 0;
+	seen = l->from_lsn;
+	for (int i = 0; i < m->nbases; i++)
+		if (m->bases[i].layout_id == l->id && m->bases[i].lsn <= m->archived_to && m->bases[i].lsn > seen)
+			seen = m->bases[i].lsn;
+	if (m->nsegments && m->segments[m->nsegments - 1].first_lsn > seen)
+		seen = m->segments[m->nsegments - 1].first_lsn;
+	return seen;
+}
+
+/* Whether schema changes of the table are not captured in the stream at lsn (weak mode). */
+static bool
+ddl_weak_at(const archiver *a, const arch_table *t, uint64_t lsn)
+{
+	return !a->ddl_capture || t->man->ddl_capture_from == 0 || t->man->ddl_capture_from > lsn;
+}
+
 /* Load the table's manifest (or start a new one) and register it. */
 static void ddl_note_capture(archiver *a, arch_table *t);
 
@@ -499,8 +543,9 @@ load_table(archiver *a, storage *st, uint32_t relid, const char *schema, const c
 	*out = add_table(a, m, active);
 	ddl_note_capture(a, *out);
 	/* A re-base a column change asked for before a stop: taken at the first table check. */
-	if (m->rebase_requested_at != 0)
+	if (m->rebase_requested_at != 0 || manifest_open_schema_gap(m) != NULL)
 		(*out)->rebase_wanted = true;
+	(*out)->layout_seen = layout_seen_at_load(m);
 	return BS_OK;
 }
 
@@ -1853,6 +1898,44 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 		}
 		/* Before the layout is added: that may move the layouts, and cur with them. */
 		bool retyped = layout_retyped(cur, rel->ncols, cols);
+		int names_added = 0;
+
+		if (cur != NULL)
+			for (int c = 0; c < rel->ncols; c++)
+			{
+				bool had = false;
+
+				for (int k = 0; k < cur->ncols && !had; k++)
+					had = strcmp(cols[c].name, cur->columns[k].name) == 0;
+				names_added += !had;
+			}
+		/*
+		 * Not captured in the stream: the change committed somewhere after the newest position
+		 * known to use the old layout and at or before this transaction.  Points in between
+		 * are refused (recovery cannot tell which layout they had).
+		 */
+		if (cur != NULL && ddl_weak_at(a, t, a->txn_final_lsn))
+		{
+			uint64_t from = t->layout_seen;
+			char s1[LSN_BUFLEN];
+
+			/* A base copy with the old columns at or before this transaction shows them there. */
+			for (int b = 0; b < t->man->nbases; b++)
+				if (t->man->bases[b].layout_id == cur->id && t->man->bases[b].lsn <= a->txn_final_lsn &&
+					t->man->bases[b].lsn > from)
+					from = t->man->bases[b].lsn;
+			if (from < a->txn_final_lsn)
+			{
+				manifest_add_schema_gap(t->man, from, a->txn_final_lsn);
+				t->dirty = true;
+				log_info("table %s.%s: its columns changed at an unknown point between %s and %s (schema changes "
+						 "are not captured): recovery points in between are refused", t->man->schema, t->man->name,
+						 lsn_format(from, s1), lsn_format(a->txn_final_lsn, lsnbuf));
+			}
+		}
+		/* The columns the table check expects to have been added since it last looked. */
+		if (t->natts_seen > 0)
+			t->natts_seen += names_added;
 
 		/* Valid from this transaction on (the Relation message precedes its first change).
 		 * Where a layout cannot be placed without putting ids out of LSN order (a base taken
@@ -1864,6 +1947,8 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 			t->layout_id = insert_layout(t->man, -1, a->txn_final_lsn, rel->replident, rel->ncols, cols);
 		log_info("table %s.%s: new column layout %u from %s", t->man->schema, t->man->name,
 				 t->layout_id, lsn_format(a->txn_final_lsn, lsnbuf));
+		if (a->txn_final_lsn > t->layout_seen)
+			t->layout_seen = a->txn_final_lsn;
 		/* Rows that predate an added column may hold a volatile default: a new base makes
 		 * points after this change exact without guessing. */
 		cur = NULL;
@@ -1894,6 +1979,8 @@ append_record(archiver *a, arch_table *t, segment_record *r, bs_error *err)
 	r->xid = a->txn_xid;
 	r->commit_time = a->txn_commit_time;
 	r->layout_id = t->layout_id;
+	if (a->txn_final_lsn > t->layout_seen)
+		t->layout_seen = a->txn_final_lsn;
 	if (segment_write_record(&t->open, r, err) != BS_OK)
 	{
 		if (t->open_records == 0)
@@ -2020,6 +2107,9 @@ rebase_pending(archiver *a, const arch_table *t)
 {
 	if (t->man->rebase_requested_at != 0 && t->man->rebase_requested_at < a->flush_lsn)
 		return true;
+	/* A schema change found by a table check (not captured): refused until a new base copy. */
+	if (manifest_open_schema_gap(t->man) != NULL)
+		return true;
 	return t->rebase_done_lsn != 0 && a->flush_lsn < t->rebase_done_lsn;
 }
 
@@ -2040,6 +2130,7 @@ unpublished_reason(archiver *a, const arch_table *t, strbuf *sb)
 static void check_gone_passed(archiver *a);
 static int handle_ddl_message(archiver *a, const pgo_logical_message *msg, bs_error *err);
 static void ddl_poll_rename(archiver *a, arch_table *t, const catalog_table *ct);
+static int ddl_poll_layout(archiver *a, arch_table *t, bs_error *err);
 
 /* --end-lsn: every transaction committed at or before it has been received; stop (the orderly
  * stop seals and stores what is open). */
@@ -2927,6 +3018,17 @@ on_checkpoint(struct evhttp_request *req, void *arg)
 			strbuf_free(&sb);
 			return;
 		}
+		/* Not captured: a schema change before the point and after the table's last row change
+		 * is found by a table check only; one now, after the point, so that the point is not
+		 * answered before that change's window is recorded (the answer then waits for it). */
+		if (positioned)
+		{
+			bs_error e2;
+
+			error_clear(&e2);
+			if (ddl_poll_layout(a, t, &e2) != BS_OK)
+				log_warning("checkpoint of %s.%s: table check: %s", t->man->schema, t->man->name, e2.message);
+		}
 		r = xcalloc(1, sizeof(checkpoint_req));
 		r->existed = exists == 1;
 	}
@@ -3344,6 +3446,19 @@ apply_base(archiver *a, const basecopy_result *r, uint64_t lsn)
 	}
 	/* Back in the archived set: its archive resumes at this copy. */
 	manifest_close_open_gap(t->man, lsn);
+	/* A schema change found by a table check: the copy shows the new columns when taken after
+	 * the check saw them (every copy of a later run is). */
+	if (manifest_open_schema_gap(t->man) != NULL)
+	{
+		if (t->schema_detect_lsn == 0 || lsn > t->schema_detect_lsn)
+		{
+			manifest_close_open_schema_gap(t->man, lsn);
+			log_info("table %s.%s: the base copy at %s ends the window of an unknown schema change",
+					 t->man->schema, t->man->name, lsn_format(lsn, l));
+		}
+		if (manifest_open_schema_gap(t->man) != NULL)
+			t->rebase_wanted = true;
+	}
 	/* The re-base a column change asked for: done when this copy lies after the change. */
 	if (t->man->rebase_requested_at != 0)
 	{
@@ -3850,6 +3965,11 @@ poll_tables(archiver *a, bs_error *err)
 			int64_t base_age;
 
 			ddl_poll_rename(a, t, ct);
+			if (ddl_poll_layout(a, t, err) != BS_OK)
+			{
+				log_warning("table check of %s.%s: %s", t->man->schema, t->man->name, err->message);
+				error_clear(err);
+			}
 			base_age = t->man->nbases ? clock_unix_us() - t->man->bases[t->man->nbases - 1].time : 0;
 
 			/* A busy small table outgrows its base in seconds: re-basing it at every check
@@ -4474,6 +4594,99 @@ handle_ddl_message(archiver *a, const pgo_logical_message *msg, bs_error *err)
 }
 
 /* Without capture, a rename is seen by the table check: recorded where the stream is now. */
+/*
+ * Weak mode: a schema change after the table's last row change is not in the stream (no
+ * Relation message comes until its next change).  Each table check compares the catalog
+ * (columns as pgoutput sends them, and relnatts, which counts dropped columns too) with the
+ * newest archived layout; on a difference the table's columns are unknown from the last
+ * position known good: the window is recorded durably (open until a base copy taken after
+ * now closes it) and the copy is asked for.
+ */
+static int
+ddl_poll_layout(archiver *a, arch_table *t, bs_error *err)
+{
+	const manifest_layout *cur;
+	PGresult *res;
+	char oid[16];
+	const char *params[1] = {oid};
+	uint64_t seen = t->layout_seen;
+	uint64_t pos = 0;
+	int natts;
+	int n;
+	bool same;
+	bool natts_only = false;
+
+	if (!ddl_weak_at(a, t, UINT64_MAX) || t->man->nlayouts == 0 || t->gone_lsn != 0 || t->unpublished ||
+		strcmp(t->man->status, "active") != 0 || manifest_open_schema_gap(t->man) != NULL)
+		return BS_OK;
+	cur = layout_at(t->man, UINT64_MAX);
+	/* The newest base copy with those columns shows them at its LSN: a difference now came
+	 * after it (a stream behind it records its own windows, from layout_seen). */
+	if (t->man->nbases && t->man->bases[t->man->nbases - 1].layout_id == cur->id &&
+		t->man->bases[t->man->nbases - 1].lsn > seen)
+		seen = t->man->bases[t->man->nbases - 1].lsn;
+	snprintf(oid, sizeof(oid), "%u", t->relid);
+	if (pgsql_query_params(a->conn,
+						   "SELECT c.relnatts, a.attname, a.atttypid, a.atttypmod, pg_current_wal_insert_lsn()::text "
+						   "FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+						   "AND NOT a.attisdropped AND a.attgenerated = '' WHERE c.oid = $1::oid ORDER BY a.attnum",
+						   1, params, &res, err) != BS_OK)
+		return BS_ERR;
+	n = PQntuples(res);
+	if (n == 0)
+	{
+		PQclear(res);			/* dropped meanwhile: the drop handling sees to it */
+		return BS_OK;
+	}
+	natts = atoi(PQgetvalue(res, 0, 0));
+	if (lsn_parse(PQgetvalue(res, 0, 4), &pos) != BS_OK)
+	{
+		PQclear(res);
+		return error_set(err, ERRCODE_PROTOCOL, "could not read the server's WAL insert position");
+	}
+	if (n == 1 && PQgetisnull(res, 0, 1))
+		n = 0;					/* no column */
+	same = n == cur->ncols;
+	for (int i = 0; same && i < n; i++)
+		same = strcmp(PQgetvalue(res, i, 1), cur->columns[i].name) == 0 &&
+			strtoul(PQgetvalue(res, i, 2), NULL, 10) == cur->columns[i].type_oid &&
+			atoi(PQgetvalue(res, i, 3)) == cur->columns[i].typmod;
+	PQclear(res);
+	/* The same names and types, but a column added since the last check: one was dropped
+	 * and added again (its values are not the old ones). */
+	if (same && t->natts_seen > 0 && natts != t->natts_seen)
+		same = false, natts_only = true;
+	if (same)
+	{
+		t->schema_ok_seen = seen;
+		t->natts_seen = natts;
+		return BS_OK;
+	}
+	{
+		/* Other columns: the change came after the newest position using the archived ones.
+		 * The same columns: the changes since may have been written after the column came
+		 * back (they look alike), so the window starts at the last check that found it right. */
+		uint64_t from = natts_only && t->schema_ok_seen < seen ? t->schema_ok_seen : seen;
+		char l1[LSN_BUFLEN],
+			l2[LSN_BUFLEN];
+
+		manifest_add_schema_gap(t->man, from, MANIFEST_GAP_OPEN);
+		t->schema_detect_lsn = pos;
+		/* Counted again by the first check after the window is closed (a Relation message of
+		 * the change may still come, and would count its columns twice). */
+		t->natts_seen = 0;
+		t->rebase_wanted = true;
+		if (t->man->rebase_requested_at == 0)
+			t->man->rebase_requested_at = pos;
+		t->dirty = true;
+		log_info("table %s.%s: its columns in the catalog differ from the archived layout %u (schema changes are "
+				 "not captured): they changed at an unknown point after %s; recovery points from there are refused "
+				 "until a new base copy (asked for now, at %s)", t->man->schema, t->man->name, cur->id,
+				 lsn_format(from, l1), lsn_format(pos, l2));
+	}
+	return BS_OK;
+}
+
 static void
 ddl_poll_rename(archiver *a, arch_table *t, const catalog_table *ct)
 {
@@ -4982,6 +5195,15 @@ archiver_run(bs_config *cfg, bs_error *err)
 
 		/* Orderly stop: seal what is complete; the uploader stores it before it exits. */
 		error_clear(&e2);
+		/* Not captured: a schema change since the last table check is found now, so that
+		 * the stored archive does not vouch for the old columns after it. */
+		for (int i = 0; i < a.ntables && PQstatus(a.conn) == CONNECTION_OK; i++)
+			if (a.tables[i]->active && ddl_poll_layout(&a, a.tables[i], &e2) != BS_OK)
+			{
+				log_warning("table check of %s.%s at the stop: %s", a.tables[i]->man->schema,
+							a.tables[i]->man->name, e2.message);
+				error_clear(&e2);
+			}
 		if (drop_partial_transaction(&a, &e2) != BS_OK)
 			archiver_fail(&a, &e2);
 		else if (seal_epoch(&a, false, &e2) != BS_OK)

@@ -104,7 +104,9 @@ summarize(const manifest *m, const archive_head *head, bool head_exists, table_s
 	}
 	if (strcmp(m->status, "active") == 0 && m->ddl_capture_from == 0)
 		finding(s, "%s", "schema changes after the last row change are not captured (the archiver runs without "
-				"--ddl-capture): a point after such a change recovers the columns of the last change");
+				"--ddl-capture): such a change is placed in a window (from the last row change to the next one, "
+				"or to a new base copy once a table check finds it) whose points are refused; one made after the "
+				"archiver's last table check is not known to the archive yet");
 	if (m->nbases == 0)
 	{
 		finding(s, "%s", "no base copy yet: the table cannot be recovered");
@@ -147,6 +149,33 @@ summarize(const manifest *m, const archive_head *head, bool head_exists, table_s
 				if (m->segments[i].last_end_lsn <= g->from && m->segments[i].last_time > s->window_to_time)
 					s->window_to_time = m->segments[i].last_time;
 		}
+	}
+	/* Schema changes not captured: windows in which the columns changed at an unknown point. */
+	for (int k = 0; k < m->nschema_gaps; k++)
+	{
+		const manifest_gap *g = &m->schema_gaps[k];
+		char b[LSN_BUFLEN];
+
+		if (g->to == MANIFEST_GAP_OPEN)
+		{
+			finding(s, "the schema changed at an unknown point after %s (schema changes are not captured): points "
+					"from there on are refused until the archiver takes a new base copy", lsn_format(g->from, a));
+			/* The window shown ends before it: nothing later is backed yet. */
+			if (s->window_to >= g->from)
+			{
+				s->window_to = g->from > 0 ? g->from - 1 : 0;
+				s->window_to_time = m->bases[0].time;
+				for (int i = 0; i < m->nbases; i++)
+					if (m->bases[i].lsn <= s->window_to)
+						s->window_to_time = m->bases[i].time;
+				for (int i = 0; i < m->nsegments; i++)
+					if (m->segments[i].last_end_lsn <= s->window_to && m->segments[i].last_time > s->window_to_time)
+						s->window_to_time = m->segments[i].last_time;
+			}
+		}
+		else
+			finding(s, "the schema changed at an unknown point between %s and %s (schema changes were not "
+					"captured): points in between are refused", lsn_format(g->from, a), lsn_format(g->to, b));
 	}
 }
 
@@ -216,6 +245,17 @@ table_json(const manifest *m, table_summary *s)
 			json_array_append_new(gaps, g);
 		}
 		json_object_set_new(o, "not_archived", gaps);
+		gaps = json_array();
+		for (int i = 0; i < m->nschema_gaps; i++)
+		{
+			json_t *g = json_object();
+
+			json_object_set_new(g, "from_lsn", manifest_json_lsn(m->schema_gaps[i].from));
+			json_object_set_new(g, "to_lsn", m->schema_gaps[i].to == MANIFEST_GAP_OPEN ? json_null() :
+								manifest_json_lsn(m->schema_gaps[i].to));
+			json_array_append_new(gaps, g);
+		}
+		json_object_set_new(o, "schema_unknown", gaps);
 	}
 	json_object_set_new(o, "generation", json_integer((json_int_t) m->generation));
 	if (m->expired_before)
@@ -281,6 +321,15 @@ table_text(const manifest *m, table_summary *s)
 		else
 			printf("  not archived: %s .. %s (archiving resumed from a new slot)\n", lsn_format(m->gaps[k].from, a),
 				   lsn_format(m->gaps[k].to, b));
+	}
+	for (int k = 0; k < m->nschema_gaps; k++)
+	{
+		if (m->schema_gaps[k].to == MANIFEST_GAP_OPEN)
+			printf("  schema unknown: from %s on, until a new base copy (a schema change not captured)\n",
+				   lsn_format(m->schema_gaps[k].from, a));
+		else
+			printf("  schema unknown: %s .. %s (a schema change at an unknown point; points in between refused)\n",
+				   lsn_format(m->schema_gaps[k].from, a), lsn_format(m->schema_gaps[k].to, b));
 	}
 	printf("  archived to:  %s\n", lsn_format(m->archived_to, a));
 	for (int k = 0; k < m->nnames; k++)

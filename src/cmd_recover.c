@@ -1631,7 +1631,8 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 					   "%d generated column(s), %d privilege(s)\n", lres.nsequences, lres.ngenerated, lres.ngrants);
 			if (recover_plan_ddl_uncaptured(plan))
 				printf("Note:         schema changes after the table's last row change before the point are not "
-					   "captured (the archiver ran without --ddl-capture there): such a change is not in this table\n");
+					   "captured (the archiver ran without --ddl-capture there): one its table checks found is refused "
+					   "as an unknown point; one made after its last check before the point is not in this table\n");
 			if (lres.warnings.len)
 			{
 				/* One line per warning; each holds names and definitions from storage. */

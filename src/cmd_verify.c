@@ -472,6 +472,17 @@ verify_table(verify_ctx *c, uint32_t relid, key_list *keys)
 		report(c, false, m, mkey, "newest base copy (%s) is ahead of archived_to (%s): taken ahead of the stream, "
 			   "points between them are not recoverable until the stream passes it",
 			   lsn_format(m->bases[m->nbases - 1].lsn, a), lsn_format(m->archived_to, b));
+	/* Schema changes not captured: windows recovery refuses (a known limit, not damage). */
+	for (int i = 0; i < m->nschema_gaps; i++)
+	{
+		if (m->schema_gaps[i].to == MANIFEST_GAP_OPEN)
+			report(c, false, m, mkey, "the schema changed at an unknown point after %s (not captured): points from "
+				   "there are not recoverable until a new base copy", lsn_format(m->schema_gaps[i].from, a));
+		else
+			report(c, false, m, mkey, "the schema changed at an unknown point between %s and %s (not captured): "
+				   "points in between are not recoverable", lsn_format(m->schema_gaps[i].from, a),
+				   lsn_format(m->schema_gaps[i].to, b));
+	}
 	for (int i = 0; i < m->nbases; i++)
 		if (manifest_layout_by_id(m, m->bases[i].layout_id) == NULL)
 			report(c, true, m, mkey, "base copy %s references layout %" PRIu32 ", which does not exist",

@@ -579,6 +579,32 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 			}
 	}
 
+	/* Where schema changes were not captured, a window in which the columns changed at an
+	 * unknown commit: the table's state there is not known, whichever base is used. */
+	{
+		const manifest_gap *g = manifest_schema_gap_at(m, plan->bound);
+
+		if (g)
+		{
+			char a[LSN_BUFLEN],
+				b[LSN_BUFLEN];
+			const char *why = "schema changes were not captured in the stream there: DDL capture was off, or the "
+				"archiver's role cannot create event triggers";
+
+			if (g->to == MANIFEST_GAP_OPEN)
+				error_set(err, ERRCODE_OUT_OF_RANGE,
+						  "%s is not recoverable: the schema of %s changed at an unknown point after LSN %s, and "
+						  "no base copy has been taken since (%s); choose a point before %s, or wait for the new "
+						  "base copy", what, table_name(m, name, sizeof(name)), lsn_format(g->from, a), why, a);
+			else
+				error_set(err, ERRCODE_OUT_OF_RANGE,
+						  "%s is not recoverable: the schema of %s changed at an unknown point between LSN %s and "
+						  "LSN %s (%s); choose a point outside it: before %s, or at or after %s",
+						  what, table_name(m, name, sizeof(name)), lsn_format(g->from, a), lsn_format(g->to, b),
+						  why, a, b);
+			goto fail;
+		}
+	}
 	/* The newest base that holds nothing at or after the bound. */
 	limit = plan->bound;
 	if (pt->base_limit && pt->base_limit < limit)

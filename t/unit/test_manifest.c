@@ -645,6 +645,33 @@ test_generations(void)
 	   "overlapping gaps are refused: %s", err.message);
 	m->ngaps = 1;
 
+	/* Schema windows: a change at an unknown commit (not captured in the stream). */
+	ok(strstr(j = manifest_to_json(m), "schema_unknown") == NULL, "no schema window: the member is absent");
+	free(j);
+	manifest_add_schema_gap(m, 0x2000, 0x3000);
+	manifest_add_schema_gap(m, 0x5000, MANIFEST_GAP_OPEN);
+	ok(m->nschema_gaps == 2 && manifest_open_schema_gap(m) == &m->schema_gaps[1], "schema windows kept, the last open");
+	ok(manifest_schema_gap_at(m, 0x2000) == NULL && manifest_schema_gap_at(m, 0x2001) != NULL &&
+	   manifest_schema_gap_at(m, 0x3000) != NULL && manifest_schema_gap_at(m, 0x3001) == NULL,
+	   "points from the window's start to before its end are in it (bound = point + 1)");
+	ok(manifest_schema_gap_at(m, 0x5001) != NULL && manifest_schema_gap_at(m, UINT64_MAX) != NULL,
+	   "an open window holds every later point, --latest too");
+	j = manifest_to_json(m);
+	ok(manifest_from_json(j, strlen(j), &back, &err) == BS_OK && back->nschema_gaps == 2 &&
+	   back->schema_gaps[0].from == 0x2000 && back->schema_gaps[1].to == MANIFEST_GAP_OPEN,
+	   "schema windows round trip: %s", err.message);
+	manifest_free(back);
+	back = NULL;
+	free(j);
+	manifest_close_open_schema_gap(m, 0x4000);
+	ok(manifest_open_schema_gap(m) != NULL, "a base copy before the window's start does not close it");
+	manifest_close_open_schema_gap(m, 0x6000);
+	ok(manifest_open_schema_gap(m) == NULL && m->schema_gaps[1].to == 0x6000, "a later base copy closes it");
+	m->schema_gaps[1].from = 0x2800;
+	ok(manifest_validate(m, &err) == BS_ERR && strstr(err.message, "schema_unknown[1].from"),
+	   "overlapping schema windows are refused: %s", err.message);
+	m->nschema_gaps = 0;
+
 	archive_head_init(&h);
 	h.flushed_lsn = 0x3A0F2C8;
 	h.system_identifier = xstrdup("7312345678901234567");
