@@ -282,6 +282,7 @@ typedef struct archiver
 	/* At most one base-copy job at a time, run by base_thread (see start_base_job). */
 	base_job *bjob;
 	int64_t	test_lock_key;		/* basecopy_options.test_lock_key, read once at start */
+	int64_t	test_snapshot_lock_key;	/* basecopy_options.test_snapshot_lock_key, likewise */
 	pthread_t base_thread;
 } archiver;
 
@@ -3214,6 +3215,7 @@ base_job_new(archiver *a, storage *st, arch_table **list, int n)
 	j->opts.chunk_size = (uint64_t) config_get_size(a->cfg, "base_chunk_size");
 	j->opts.cancel = &j->cancel;
 	j->opts.test_lock_key = a->test_lock_key;
+	j->opts.test_snapshot_lock_key = a->test_snapshot_lock_key;
 	j->ntargets = n;
 	j->targets = xcalloc((size_t) n, sizeof(basecopy_target));
 	for (int i = 0; i < n; i++)
@@ -4758,7 +4760,8 @@ archiver_run(bs_config *cfg, bs_error *err)
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 	memset(&a, 0, sizeof(a));
 	a.cfg = cfg;
-	a.test_lock_key = basecopy_test_lock_key_from_env();
+	a.test_lock_key = basecopy_test_lock_key_from_env("BACKSTOP_TEST_BASE_COPY_LOCK");
+	a.test_snapshot_lock_key = basecopy_test_lock_key_from_env("BACKSTOP_TEST_BASE_COPY_SNAPSHOT_LOCK");
 	a.metrics.started_ms = now_ms();
 	a.metrics.slot_retained = -1;
 	a.reconnect_delay_ms = 1000;
