@@ -3803,7 +3803,10 @@ poll_tables(archiver *a, bs_error *err)
 
 		if (t && ct->unpublished)
 		{
-			/* Out of the publication (or never in it): its changes do not arrive. */
+			/* Out of the publication (or never in it): its changes do not arrive.  Its
+			 * renames are followed all the same, so that recover refuses it by its name
+			 * now with the reason rather than "not in the archive". */
+			ddl_poll_rename(a, t, ct);
 			table_unpublished(t, ct, unpublished_from(a, t));
 			continue;
 		}
