@@ -9,6 +9,13 @@
 # coverage, where the oracle agrees that the archive cannot have it.  A wrong table with exit 0
 # fails the test, and so does a refusal of a point the archive must have.
 #
+# The schedule depends on the seed only: events are keyed on the workload's own transaction
+# count, and the archiver's state at each event is made by waiting for events (a checkpoint
+# answered, the walsender seen on the slot, the slot's confirmed position, a log line, the
+# archiver's exit), never by sleeping; where the archiver is behind (held, or reading a backlog)
+# that is checked on the slot, not raced.  The diag line "schedule fingerprint" is the same on a
+# fast and a slow machine for one seed.
+#
 # Environment (kept by BackstopTest.pm):
 #   BACKSTOP_CHAOS_SEED        the PRNG seed (default fixed, for make check); "random" picks one
 #   BACKSTOP_CHAOS_STEPS       transactions of the workload (default 80)
