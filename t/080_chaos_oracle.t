@@ -19,7 +19,7 @@
 # Environment (kept by BackstopTest.pm):
 #   BACKSTOP_CHAOS_SEED        the PRNG seed (default fixed, for make check); "random" picks one
 #   BACKSTOP_CHAOS_STEPS       transactions of the workload (default 80)
-#   BACKSTOP_CHAOS_RECOVERIES  (table, point) recoveries checked, a sample when there are more (default 150)
+#   BACKSTOP_CHAOS_RECOVERIES  (table, point) recoveries checked, a sample when there are more (default 100)
 #   BACKSTOP_CHAOS_FEATURES    comma-separated names of %FEATURE to switch on (e.g. "ddl_stream,renames")
 #   BACKSTOP_CHAOS_SKIP        comma-separated events to leave out (e.g. "slot_loss,rename")
 use strict;
@@ -61,7 +61,7 @@ my $seed = $ENV{BACKSTOP_CHAOS_SEED} // 20261202;
 $seed = int(time() * 1000) % 1000000007 if $seed eq 'random';
 die "BACKSTOP_CHAOS_SEED must be a number or \"random\"" unless $seed =~ /^\d+$/;
 my $nsteps = $ENV{BACKSTOP_CHAOS_STEPS} // 80;
-my $nrecover = $ENV{BACKSTOP_CHAOS_RECOVERIES} // 150;
+my $nrecover = $ENV{BACKSTOP_CHAOS_RECOVERIES} // 100;
 diag("chaos oracle: seed $seed, $nsteps steps, up to $nrecover recoveries, features on: "
 	  . (join(',', grep { $FEATURE{$_} } sort keys %FEATURE) || 'none'));
 my $rerun = "re-run with: BACKSTOP_CHAOS_SEED=$seed t/run-tests t/080_chaos_oracle.t";
