@@ -1992,7 +1992,10 @@ name_match(const manifest *m, const char *schema, const char *name, uint64_t lsn
 	const char *s, *n;
 
 	manifest_name_at(m, lsn, &s, &n);
-	if (strcmp(s, schema) == 0 && strcmp(n, name) == 0)
+	/* Before its archive begins the table is not known to have existed: a later table
+	 * that took the name must not outrank the one that had it then. */
+	if (strcmp(s, schema) == 0 && strcmp(n, name) == 0 &&
+		(lsn == UINT64_MAX || m->nbases == 0 || lsn >= m->bases[0].lsn))
 		return 2;
 	if (strcmp(m->schema, schema) == 0 && strcmp(m->name, name) == 0)
 		return 1;

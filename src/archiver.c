@@ -301,6 +301,7 @@ typedef struct archiver
 	/* At most one base-copy job at a time, run by base_thread (see start_base_job). */
 	base_job *bjob;
 	int64_t	test_lock_key;		/* basecopy_options.test_lock_key, read once at start */
+	int64_t	test_snapshot_lock_key;	/* basecopy_options.test_snapshot_lock_key, likewise */
 	pthread_t base_thread;
 } archiver;
 
@@ -3349,6 +3350,7 @@ base_job_new(archiver *a, storage *st, arch_table **list, int n)
 	j->opts.cancel = &j->cancel;
 	j->opts.test_lock_key = a->test_lock_key;
 	j->opts.publication = config_get(a->cfg, "publication");
+	j->opts.test_snapshot_lock_key = a->test_snapshot_lock_key;
 	j->ntargets = n;
 	j->targets = xcalloc((size_t) n, sizeof(basecopy_target));
 	for (int i = 0; i < n; i++)
@@ -3949,7 +3951,10 @@ poll_tables(archiver *a, bs_error *err)
 
 		if (t && ct->unpublished)
 		{
-			/* Out of the publication (or never in it): its changes do not arrive. */
+			/* Out of the publication (or never in it): its changes do not arrive.  Its
+			 * renames are followed all the same, so that recover refuses it by its name
+			 * now with the reason rather than "not in the archive". */
+			ddl_poll_rename(a, t, ct);
 			table_unpublished(t, ct, unpublished_from(a, t));
 			continue;
 		}
@@ -5069,7 +5074,8 @@ archiver_run(bs_config *cfg, bs_error *err)
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 	memset(&a, 0, sizeof(a));
 	a.cfg = cfg;
-	a.test_lock_key = basecopy_test_lock_key_from_env();
+	a.test_lock_key = basecopy_test_lock_key_from_env("BACKSTOP_TEST_BASE_COPY_LOCK");
+	a.test_snapshot_lock_key = basecopy_test_lock_key_from_env("BACKSTOP_TEST_BASE_COPY_SNAPSHOT_LOCK");
 	a.metrics.started_ms = clock_mono_ms();
 	a.metrics.slot_retained = -1;
 	a.reconnect_delay_ms = 1000;

@@ -106,9 +106,9 @@ basecopy_apply(manifest *m, const basecopy_result *r, bs_error *err)
 }
 
 int64_t
-basecopy_test_lock_key_from_env(void)
+basecopy_test_lock_key_from_env(const char *name)
 {
-	const char *v = getenv("BACKSTOP_TEST_BASE_COPY_LOCK");
+	const char *v = getenv(name);
 	char *end;
 	long long key;
 
@@ -118,10 +118,59 @@ basecopy_test_lock_key_from_env(void)
 	key = strtoll(v, &end, 10);
 	if (errno != 0 || *end != '\0' || key == 0)
 	{
-		log_warning("BACKSTOP_TEST_BASE_COPY_LOCK=\"%s\" ignored: not a non-zero integer", v);
+		log_warning("%s=\"%s\" ignored: not a non-zero integer", name, v);
 		return 0;
 	}
 	return (int64_t) key;
+}
+
+/*
+ * The table as the snapshot shows it must be the table COPY reads.  A DDL that committed
+ * after the snapshot was taken and before the lock is not seen by the catalog queries (they
+ * read the snapshot) but is by COPY: a rewrite (ALTER COLUMN TYPE, VACUUM FULL) leaves a new
+ * file whose rows no older snapshot sees, so COPY returns no rows at all; an added or dropped
+ * column changes the rows' fields.  Either is refused, and the copy is taken again later.
+ */
+static int
+check_unchanged_since_snapshot(PGconn *conn, uint32_t relid, const char *qname, bs_error *err)
+{
+	char oid[16];
+	const char *params[1] = {oid};
+	PGresult *res;
+	strbuf sb = STRBUF_INIT;
+	bool rewritten;
+	int nsnap;
+	int rc;
+
+	snprintf(oid, sizeof(oid), "%u", relid);
+	/* pg_class under the snapshot against the relation cache, current since the lock. */
+	if (pgsql_query_params(conn,
+		"SELECT pg_relation_filenode(c.oid) IS DISTINCT FROM c.relfilenode, "
+		"  (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) "
+		"FROM pg_class c WHERE c.oid = $1::oid", 1, params, &res, err) != BS_OK)
+		return error_prefix(err, "base copy of table %u", relid);
+	if (PQntuples(res) != 1)
+	{
+		PQclear(res);
+		return error_set(err, ERRCODE_UNDEFINED_TABLE, "base copy of table %u: not in the snapshot's catalog", relid);
+	}
+	rewritten = PQgetvalue(res, 0, 0)[0] == 't';
+	nsnap = atoi(PQgetvalue(res, 0, 1));
+	PQclear(res);
+	if (rewritten)
+		return error_set(err, ERRCODE_OBJECT_IN_USE, "base copy of %s: the table was rewritten (ALTER TABLE) after "
+						 "the copy's snapshot was taken, which would show it empty; taken again with a new snapshot",
+						 qname);
+	strbuf_printf(&sb, "SELECT * FROM %s LIMIT 0", qname);
+	rc = pgsql_query(conn, sb.data, &res, err);
+	strbuf_free(&sb);
+	if (rc != BS_OK)
+		return error_prefix(err, "base copy of table %u", relid);
+	rc = PQnfields(res) == nsnap ? BS_OK :
+		error_set(err, ERRCODE_OBJECT_IN_USE, "base copy of %s: its columns changed (ALTER TABLE) after the copy's "
+				  "snapshot was taken; taken again with a new snapshot", qname);
+	PQclear(res);
+	return rc;
 }
 
 /* The test hook: wait for the test's advisory lock, then let it go at once. */
@@ -163,6 +212,11 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, const ba
 	base.time = clock_unix_us();
 	memset(out, 0, sizeof(*out));
 	qname = pgsql_qualified_name(table->schema, table->name);
+	if (opts->test_snapshot_lock_key != 0 && test_lock_wait(conn, opts->test_snapshot_lock_key, err) != BS_OK)
+	{
+		free(qname);
+		return BS_ERR;
+	}
 	{
 		strbuf sb = STRBUF_INIT;
 
@@ -201,7 +255,8 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, const ba
 		free(qname);
 		return BS_ERR;
 	}
-	if (basecopy_read_layout(conn, relid, &replident, &ncols, &cols, err) != BS_OK)
+	if (check_unchanged_since_snapshot(conn, relid, qname, err) != BS_OK ||
+		basecopy_read_layout(conn, relid, &replident, &ncols, &cols, err) != BS_OK)
 	{
 		free(qname);
 		return BS_ERR;

@@ -25,10 +25,14 @@ typedef struct basecopy_options
 	/* The archiver's own publication: left out of the definitions' publication lists (it
 	 * takes a table by itself).  May be NULL. */
 	const char *publication;
+	/* Tests only (BACKSTOP_TEST_BASE_COPY_SNAPSHOT_LOCK): the same wait, after the snapshot is
+	 * imported and before the table is locked, so that a test can commit DDL in between. */
+	int64_t		test_snapshot_lock_key;
 } basecopy_options;
 
-/* The test hook's key from the environment (0: none; a malformed value is ignored, logged). */
-int64_t basecopy_test_lock_key_from_env(void);
+/* A test hook's key from the environment variable name (0: none; a malformed value is
+ * ignored, logged). */
+int64_t basecopy_test_lock_key_from_env(const char *name);
 
 /* A table to copy. */
 typedef struct basecopy_target

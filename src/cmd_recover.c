@@ -236,6 +236,97 @@ target_name(const bs_config *cfg, const manifest *m, char **schema, char **name,
 	return BS_OK;
 }
 
+/* Where a point lies in a table's own history (a --to-time or --to-xid placed by its records):
+ * just before the point's bound, UINT64_MAX past its last record, 0 when this table refuses it. */
+static uint64_t
+point_position(storage *st, manifest *m, const archive_head *head, const recover_point *pt)
+{
+	recover_plan *plan = NULL;
+	bs_error perr;
+	uint64_t at;
+
+	error_clear(&perr);
+	if (recover_plan_build(st, m, head, pt, NULL, &plan, &perr) != BS_OK)
+		return 0;
+	at = plan->bound == UINT64_MAX ? UINT64_MAX : plan->bound - 1;
+	recover_plan_free(plan);
+	return at;
+}
+
+/* Did m carry schema.name at the position? */
+static bool
+named_at(const manifest *m, uint64_t at, const char *schema, const char *name)
+{
+	const char *s,
+			   *n;
+
+	manifest_name_at(m, at, &s, &n);
+	return strcmp(s, schema) == 0 && strcmp(n, name) == 0;
+}
+
+/*
+ * --table with --to-time or --to-xid: the lookup by name prefers the table that has the name now,
+ * but only a table's own records place such a point, so the position of the point is known only
+ * once a table is chosen.  When the table found did not carry the name there (or cannot have the
+ * point at all), another table that once carried the name and carried it at the point, as its own
+ * records place it, is the one meant: a name given to a new table later must not hide the table
+ * renamed away from it.  Otherwise the table found stays, and its plan says what it can recover.
+ */
+static int
+resolve_name_at_point(storage *st, const archive_head *head, const char *table, const recover_point *pt,
+					  manifest **m, bs_error *err)
+{
+	char *schema = NULL,
+		*name = NULL;
+	uint32_t *relids = NULL;
+	int n = 0;
+	uint64_t at;
+	manifest *best = NULL;
+	int rc = BS_OK;
+
+	if (pt->kind != RECOVER_POINT_TIME && pt->kind != RECOVER_POINT_XID)
+		return BS_OK;
+	if (manifest_split_name(table, &schema, &name, err) != BS_OK)
+		return BS_ERR;
+	at = point_position(st, *m, head, pt);
+	if (at != 0 && named_at(*m, at, schema, name))
+		goto out;				/* the table found carried the name at the point */
+	if (manifest_list_relids(st, &relids, &n, err) != BS_OK)
+	{
+		rc = BS_ERR;
+		goto out;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		manifest *o = NULL;
+		bool exists = false;
+		bs_error lerr;
+		uint64_t own;
+
+		error_clear(&lerr);
+		if (relids[i] == (*m)->relid || manifest_load(st, relids[i], &o, &exists, &lerr) != BS_OK || !exists)
+			continue;			/* an unreadable one was reported by the lookup */
+		if (manifest_had_name(o, schema, name) && (own = point_position(st, o, head, pt)) != 0 &&
+			named_at(o, own, schema, name) && (best == NULL || o->archived_to > best->archived_to))
+		{
+			manifest_free(best);
+			best = o;
+			continue;
+		}
+		manifest_free(o);
+	}
+	if (best)
+	{
+		manifest_free(*m);
+		*m = best;
+	}
+out:
+	free(relids);
+	free(schema);
+	free(name);
+	return rc;
+}
+
 /* The rows of a streaming recovery, produced while recover_load's COPY runs. */
 typedef struct stream_source
 {
@@ -1250,6 +1341,11 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	{
 		progress_clear(&prog);
 		rc = strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 ? usage(err.message) : fail(&prog, &err);
+		goto done;
+	}
+	if (table && resolve_name_at_point(st, head_exists ? &head : NULL, table, &pt, &m, &err) != BS_OK)
+	{
+		rc = fail(&prog, &err);
 		goto done;
 	}
 	/* Definitions from storage become SQL: refuse any that is not exactly one fragment of

@@ -87,12 +87,14 @@ my ($p_add, $s_add) = (pt(), sum('public.t_add'));
 $node->safe_psql($db, 'ALTER TABLE public.t_dc DROP COLUMN w');
 my ($p_dc, $s_dc) = (pt(), sum('public.t_dc'));
 
-# 2. A rename, with changes before and after it.
+# 2. A rename, with changes before and after it; then a new table takes the old name.
+my $xid_old = $node->safe_psql($db, "BEGIN; UPDATE public.t_old SET v = 'by xid' WHERE id = 1; SELECT txid_current(); COMMIT;");
 my ($p_old, $s_old) = (pt(), sum('public.t_old'));
 $node->safe_psql($db, 'ALTER TABLE public.t_old RENAME TO t_new');
 $node->safe_psql($db, "INSERT INTO public.t_new VALUES (6, 'after the rename')");
 my ($p_new, $s_new) = (pt(), sum('public.t_new'));
 my $relid_new = $node->safe_psql($db, "SELECT 'public.t_new'::regclass::oid");
+$node->safe_psql($db, "CREATE TABLE public.t_old (id int PRIMARY KEY, w text); INSERT INTO public.t_old VALUES (1, 'the new t_old')");
 
 # 3. A rename, then changes, then a DROP while the archiver runs.
 my ($p_rd0, $s_rd0) = (pt(), sum('public.t_rd'));
@@ -101,7 +103,7 @@ $node->safe_psql($db, "UPDATE public.t_rd2 SET v = 'renamed' WHERE id = 1");
 my $s_rd1 = sum('public.t_rd2');
 my ($pre_rd, $in_rd, $after_rd) = drop_table('public.t_rd2');
 
-$c->checkpoint_ok($_, 'schema changes') for qw(public.t_add public.t_dc public.t_new public.keep);
+$c->checkpoint_ok($_, 'schema changes') for qw(public.t_add public.t_dc public.t_new public.t_old public.keep);
 ok(wait_for('the rename+drop to be recorded', sub { $c->log_has(qr/table public\.t_rd2 was dropped \(after/) }, 90),
 	'rename+drop: recorded dropped') or diag($c->log);
 ok(!$c->log_has(qr/table public\.t_old (was dropped|is NOT)/), 'a rename is not a drop');
@@ -121,6 +123,10 @@ is($nlayouts, 2, 'ADD COLUMN then a row change: two layouts (base, ADD COLUMN)')
 recover_is($c, $s_add2, 'ADD COLUMN, then a row change', '--table', 'public.t_add', '--latest');
 recover_is($c, $s_old, 'rename: the old name at a point before it', '--table', 'public.t_old', '--to-lsn', $p_old);
 recover_is($c, $s_new, 'rename: the new name at a point after it', '--table', 'public.t_new', '--to-lsn', $p_new);
+# --to-xid is placed by a table's own records: the table that had the name there is taken,
+# not the new table that has it now.
+recover_is($c, $s_old, 'rename: the old name at --to-xid before it, another table named so now', '--table', 'public.t_old',
+	'--to-xid', $xid_old);
 recover_is($c, $s_new, 'rename: by --relid', '--relid', $relid_new, '--to-lsn', $p_new);
 my $out = info_json($c, '--table', 'public.t_new');
 like($out, qr/"names"\s*:\s*\[\s*\{[^}]*"name"\s*:\s*"t_old"[^}]*\}\s*,\s*\{[^}]*"name"\s*:\s*"t_new"/s,
