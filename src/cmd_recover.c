@@ -645,6 +645,40 @@ drop_created(PGconn *conn, const char *schema, part_item *parts, int nparts)
 		}
 }
 
+/* Notes kept one per line: xstrdup_printable writes the line ends as \n, split there again. */
+static void
+print_notes(const char *heading, const strbuf *notes)
+{
+	char *shown;
+
+	if (notes->len == 0)
+		return;
+	shown = xstrdup_printable(notes->data);
+	printf("\n%s:\n", heading);
+	for (char *p = shown, *nl; p && *p; p = nl ? nl + 2 : NULL)
+	{
+		nl = strstr(p, "\\n");
+		printf("%.*s\n", nl ? (int) (nl - p) : (int) strlen(p), p);
+	}
+	free(shown);
+}
+
+/* The SQL for after the copy-back (what the recovered tables cannot hold), under heading. */
+static void
+print_after_copy_back(const recover_restore *rr, const char *heading)
+{
+	if (rr->n == 0)
+		return;
+	printf("%s", heading);
+	for (int i = 0; i < rr->n; i++)
+	{
+		char *w = xstrdup_printable(rr->what[i]);
+
+		printf("\n-- %s\n%s;\n", w, rr->sql[i]);
+		free(w);
+	}
+}
+
 /* Load one partition like a table (its own validated transaction) into schema.tname. */
 static int
 load_partition(PGconn *conn, storage *st, part_item *it, const char *schema, const recover_point *pt, bool replace,
@@ -1211,29 +1245,8 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 				   live == COPYBACK_LIVE_GONE ? "the table is gone: the recovered hierarchy takes its names"
 				   : "the table exists: its rows are replaced by the recovered ones (changes made after the point are "
 				   "lost; rows go to the live table's partitions)", cb.data);
-			if (rr.n)
-			{
-				printf("\nAfter the copy-back (not executed): what the recovered tables cannot hold\n");
-				for (int i = 0; i < rr.n; i++)
-				{
-					char *w = xstrdup_printable(rr.what[i]);
-
-					printf("\n-- %s\n%s;\n", w, rr.sql[i]);
-					free(w);
-				}
-			}
-			if (rr.notes.len)
-			{
-				char *shown = xstrdup_printable(rr.notes.data);
-
-				printf("\nNotes:\n");
-				for (char *p = shown, *nl; p && *p; p = nl ? nl + 2 : NULL)
-				{
-					nl = strstr(p, "\\n");
-					printf("%.*s\n", nl ? (int) (nl - p) : (int) strlen(p), p);
-				}
-				free(shown);
-			}
+			print_after_copy_back(&rr, "\nAfter the copy-back (not executed): what the recovered tables cannot hold\n");
+			print_notes("Notes", &rr.notes);
 			free(ts);
 			free(key);
 		}
@@ -1756,43 +1769,10 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				printf("\nCopy-back SQL (not executed; review, then run it yourself, or use --apply):\n");
 			for (int i = 0; i < cb.n; i++)
 				printf("\n-- %s\n%s\n", cb.what[i], cb.sql[i]);
-			if (cb.notes.len)
-			{
-				char *shown = xstrdup_printable(cb.notes.data);
-
-				/* xstrdup_printable writes the line ends as \n: one note per line again. */
-				printf("\nNotes:\n");
-				for (char *p = shown, *nl; p && *p; p = nl ? nl + 2 : NULL)
-				{
-					nl = strstr(p, "\\n");
-					printf("%.*s\n", nl ? (int) (nl - p) : (int) strlen(p), p);
-				}
-				free(shown);
-			}
-			if (rr.n)
-			{
-				printf("\nAfter the copy-back (not executed, not part of --apply): what the recovered table "
+			print_notes("Notes", &cb.notes);
+			print_after_copy_back(&rr, "\nAfter the copy-back (not executed, not part of --apply): what the recovered table "
 					   "cannot hold\n");
-				for (int i = 0; i < rr.n; i++)
-				{
-					char *w = xstrdup_printable(rr.what[i]);
-
-					printf("\n-- %s\n%s;\n", w, rr.sql[i]);
-					free(w);
-				}
-			}
-			if (rr.notes.len)
-			{
-				char *shown = xstrdup_printable(rr.notes.data);
-
-				printf("\nNot given as SQL:\n");
-				for (char *p = shown, *nl; p && *p; p = nl ? nl + 2 : NULL)
-				{
-					nl = strstr(p, "\\n");
-					printf("%.*s\n", nl ? (int) (nl - p) : (int) strlen(p), p);
-				}
-				free(shown);
-			}
+			print_notes("Not given as SQL", &rr.notes);
 			if (apply && config_get_bool(cfg, "yes"))
 				printf("\nCopy-back applied to %s and validated.\n", src_shown);
 		}
