@@ -1831,7 +1831,9 @@ layout_retyped(const manifest_layout *cur, int ncols, const manifest_column *col
  * A column change at the current transaction needs a new base copy: asked for now (the next
  * table check takes it) and recorded in the manifest, which is stored with its changes before
  * their position is confirmed, so that a restart takes the copy at once instead of forgetting
- * it.  Points from here until that copy are refused by recovery; info shows the window.
+ * it; info shows the window.  Recovery refuses points in it only where replay cannot be
+ * exact by itself (a retyped column's old text form); an added column with a volatile default
+ * is not refused yet (README, known limits).
  */
 static void
 request_rebase(archiver *a, arch_table *t)
