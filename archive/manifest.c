@@ -309,6 +309,9 @@ manifest_use_layout(manifest *m, uint64_t from_lsn, char replident, int ncols, c
 	 * from here already. */
 	if (next->replident == replident && manifest_columns_equal(next->ncols, next->columns, ncols, columns))
 	{
+		/* Its columns were added here: what the caller knows of their old rows holds for it. */
+		for (int c = 0; c < ncols; c++)
+			next->columns[c].missing_unknown |= columns[c].missing_unknown;
 		next->from_lsn = from_lsn;
 		*id = next->id;
 		return BS_OK;
@@ -999,6 +1002,9 @@ layout_to_json(const manifest_layout *l)
 		json_object_set_new(jc, "key", json_boolean(col->key));
 		json_object_set_new(jc, "not_null", json_boolean(col->not_null));
 		json_object_set_new(jc, "missing", json_str_or_null(col->missing));
+		/* Optional, written only when set: older readers and manifests stay as they were. */
+		if (col->missing_unknown)
+			json_object_set_new(jc, "missing_unknown", json_true());
 		json_array_append_new(cols, jc);
 	}
 	json_object_set_new(o, "columns", cols);
@@ -1376,6 +1382,11 @@ column_from_json(json_t *o, const char *path, manifest_column *c, bs_error *err)
 	if (j_int(o, path, "typmod", INT32_MIN, INT32_MAX, &v, err) != BS_OK)
 		return BS_ERR;
 	c->typmod = (int32_t) v;
+	/* Optional (absent in older manifests: false). */
+	c->missing_unknown = false;
+	if (json_object_get(o, "missing_unknown") != NULL &&
+		j_bool(o, path, "missing_unknown", &c->missing_unknown, err) != BS_OK)
+		return BS_ERR;
 	return BS_OK;
 }
 

@@ -22,6 +22,8 @@ typedef struct manifest_column
 	bool key;					/* part of the replica identity */
 	bool not_null;
 	char *missing;				/* value for rows that predate the column (attmissingval), NULL if none */
+	bool missing_unknown;		/* added with a per-row (volatile) default: rows that predate the
+								 * column had values the archive does not know */
 } manifest_column;
 
 typedef struct manifest_layout

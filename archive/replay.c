@@ -37,6 +37,7 @@ typedef struct rslot
 /* How to build the columns of layout `to` from a row in layout `from`. */
 #define MAP_CONST (-1)			/* column absent from the row: its missing value or NULL */
 #define MAP_INCOMPATIBLE (-2)	/* the column changed type in a way that changes its text */
+#define MAP_UNKNOWN (-3)		/* absent from the row, added with a per-row value not archived */
 
 typedef struct colmap
 {
@@ -44,7 +45,7 @@ typedef struct colmap
 	int ncols;
 	int *src;					/* per target column: source index or MAP_* */
 	const char **cval;			/* MAP_CONST: value (NULL for SQL NULL) */
-	char **why;					/* MAP_INCOMPATIBLE: explanation */
+	char **why;					/* MAP_INCOMPATIBLE, MAP_UNKNOWN: explanation */
 } colmap;
 
 /* A value that was not sent ('u'): only meaningful in a tuple being applied. */
@@ -313,6 +314,20 @@ map_step(const manifest_layout *a, const manifest_layout *b, int *src, const cha
 			}
 			break;
 		}
+		/* Added with a volatile default: the rows that predate it each got a value PostgreSQL
+		 * computed in the rewrite, which the stream never carried; NULL would be a guess. */
+		if (src[j] == MAP_CONST && cb->missing_unknown)
+		{
+			strbuf sb = STRBUF_INIT;
+			char l[LSN_BUFLEN];
+
+			strbuf_printf(&sb, "column \"%s\" was added in layout %u (from LSN %s) with a value computed for "
+						  "each existing row (a volatile default), which the archive does not hold",
+						  cb->name, b->id, lsn_format(b->from_lsn, l));
+			src[j] = MAP_UNKNOWN;
+			cval[j] = NULL;
+			why[j] = strbuf_detach(&sb, NULL);
+		}
 	}
 }
 
@@ -452,6 +467,11 @@ row_values(replay_state *st, const rrow *slot_row, uint32_t to, replay_value *ou
 			out[j].data = m->cval[j];
 			out[j].len = m->cval[j] ? (uint32_t) strlen(m->cval[j]) : 0;
 		}
+		else if (m->src[j] == MAP_UNKNOWN)
+			return error_set(err, ERRCODE_DATA_CORRUPTED,
+							 "cannot convert a row written in layout %u to layout %u: %s (choose a point before "
+							 "that layout, or at or after a newer base copy)",
+							 st->layouts[r->layout].id, st->layouts[to].id, m->why[j]);
 		else
 			return error_set(err, ERRCODE_DATA_CORRUPTED,
 							 "cannot convert a row written in layout %u to layout %u: %s; "

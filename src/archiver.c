@@ -68,6 +68,7 @@ typedef struct arch_table
 	segment_summary sum;		/* of the open segment, kept as records arrive (records: open_records) */
 	uint64_t change_bytes;		/* change bytes archived since the newest base */
 	bool rebase_wanted;
+	uint64_t rewrite_lsn;		/* commit LSN of the transaction in which a table_rewrite was read */
 	uint32_t layout_id;			/* layout of the changes being received */
 	char *verified_key;			/* newest object re-read and checked by this process */
 	bool dirty;					/* manifest changed in memory; the uploader stores it */
@@ -1828,12 +1829,53 @@ layout_retyped(const manifest_layout *cur, int ncols, const manifest_column *col
 }
 
 /*
+ * Mark the columns of a new layout that the layout in effect before this transaction lacked and
+ * whose old rows got values the stream never carried (a volatile default: the table was
+ * rewritten, PostgreSQL stored no missing value).  rewritten: a table_rewrite of the table was
+ * read in this transaction (capture); otherwise the catalog tells, erring toward marking.
+ * Recovery refuses points that would need those values until a newer base copy.
+ */
+static int
+mark_unknown_columns(archiver *a, arch_table *t, bool rewritten, int ncols, manifest_column *cols, bs_error *err)
+{
+	const manifest_layout *prev = a->txn_final_lsn > 0 ? layout_at(t->man, a->txn_final_lsn - 1) : NULL;
+	char l[LSN_BUFLEN];
+
+	if (prev == NULL)
+		return BS_OK;			/* no rows before: the first base copy holds them all */
+	for (int c = 0; c < ncols; c++)
+	{
+		bool had = false;
+		bool unknown = rewritten;
+
+		for (int k = 0; k < prev->ncols && !had; k++)
+			had = strcmp(cols[c].name, prev->columns[k].name) == 0;
+		if (had)
+			continue;
+		if (!unknown &&
+			catalog_column_values_unknown(a->conn, t->relid, cols[c].name, &unknown, err) != BS_OK &&
+			(!conn_recovered(a, err) ||
+			 catalog_column_values_unknown(a->conn, t->relid, cols[c].name, &unknown, err) != BS_OK))
+			return BS_ERR;
+		if (!unknown)
+			continue;
+		cols[c].missing_unknown = true;
+		log_info("table %s.%s: column \"%s\" added at %s got a value per existing row (a volatile default) that "
+				 "the stream does not carry: recovery points from there are refused until a new base copy",
+				 t->man->schema, t->man->name, cols[c].name, lsn_format(a->txn_final_lsn, l));
+	}
+	return BS_OK;
+}
+
+/*
  * A column change at the current transaction needs a new base copy: asked for now (the next
  * table check takes it) and recorded in the manifest, which is stored with its changes before
  * their position is confirmed, so that a restart takes the copy at once instead of forgetting
- * it; info shows the window.  Recovery refuses points in it only where replay cannot be
- * exact by itself (a retyped column's old text form); an added column with a volatile default
- * is not refused yet (README, known limits).
+ * it.  Points from here until that copy are refused by recovery where the rows from before
+ * cannot be made exact: a retyped column whose text form changes (replay), a column added with
+ * a volatile default (marked missing_unknown, refused by the recovery plan), an uncaptured
+ * schema change (a schema gap).  Other points (ADD COLUMN with a constant default: its missing
+ * value) recover exactly from the older copy; info shows the window.
  */
 static void
 request_rebase(archiver *a, arch_table *t)
@@ -1902,6 +1944,13 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 		/* Before the layout is added: that may move the layouts, and cur with them. */
 		bool retyped = layout_retyped(cur, rel->ncols, cols);
 		int names_added = 0;
+
+		if (cur != NULL &&
+			mark_unknown_columns(a, t, t->rewrite_lsn == a->txn_final_lsn, rel->ncols, cols, err) != BS_OK)
+		{
+			manifest_columns_free(rel->ncols, cols);
+			return BS_ERR;
+		}
 
 		if (cur != NULL)
 			for (int c = 0; c < rel->ncols; c++)
@@ -4485,6 +4534,10 @@ ddl_table_changed(archiver *a, arch_table *t, ddl_table *d, bs_error *err)
 		added = d->ncols > cur->ncols;
 		retyped = layout_retyped(cur, d->ncols, d->columns);
 		cur = NULL;
+		/* Read in the stream: only a rewrite in this transaction leaves old rows unknown. */
+		if (t->rewrite_lsn == a->txn_final_lsn &&
+			mark_unknown_columns(a, t, true, d->ncols, d->columns, err) != BS_OK)
+			return BS_ERR;
 		error_clear(&e2);
 		if (manifest_use_layout(m, a->txn_final_lsn, d->replident, d->ncols, d->columns, &id, &e2) != BS_OK)
 			id = insert_layout(m, -1, a->txn_final_lsn, d->replident, d->ncols, d->columns);
@@ -4588,12 +4641,17 @@ handle_ddl_message(archiver *a, const pgo_logical_message *msg, bs_error *err)
 			continue;
 		else if (ev.kind == DDL_EVENT_END)
 			rc = ddl_table_changed(a, t, &ev.tables[i], err);
-		else if (!t->rebase_wanted)
+		else
 		{
-			/* Rewritten (ALTER COLUMN TYPE, say): old values may not convert exactly. */
-			log_info("table %s.%s is rewritten at %s (%s): a new base copy is requested", t->man->schema,
-					 t->man->name, lsn_format(a->txn_final_lsn, l), ev.tables[i].tag);
-			request_rebase(a, t);
+			/* Columns this transaction adds got their values in the rewrite (ddl_table_changed). */
+			t->rewrite_lsn = a->txn_final_lsn;
+			if (!t->rebase_wanted)
+			{
+				/* Rewritten (ALTER COLUMN TYPE, say): old values may not convert exactly. */
+				log_info("table %s.%s is rewritten at %s (%s): a new base copy is requested", t->man->schema,
+						 t->man->name, lsn_format(a->txn_final_lsn, l), ev.tables[i].tag);
+				request_rebase(a, t);
+			}
 		}
 	}
 	ddl_event_free(&ev);

@@ -317,6 +317,26 @@ catalog_describe_columns(PGconn *conn, uint32_t relid, int ncols, manifest_colum
 }
 
 int
+catalog_column_values_unknown(PGconn *conn, uint32_t relid, const char *name, bool *unknown, bs_error *err)
+{
+	char oid[16];
+	const char *params[2] = {oid, name};
+	PGresult *res;
+
+	snprintf(oid, sizeof(oid), "%u", relid);
+	/* A constant default has atthasmissing (no rewrite); one PostgreSQL cannot store so (a
+	 * volatile one, serial's nextval, an identity) rewrote the table, each row its value. */
+	if (pgsql_query_params(conn,
+						   "SELECT coalesce((SELECT (a.atthasdef OR a.attidentity <> '') AND NOT a.atthasmissing "
+						   "FROM pg_attribute a WHERE a.attrelid = $1::oid AND a.attname = $2 AND NOT a.attisdropped), "
+						   "true)", 2, params, &res, err) != BS_OK)
+		return error_prefix(err, "could not read the default of column \"%s\" of table %u", name, relid);
+	*unknown = PQntuples(res) != 1 || PQgetisnull(res, 0, 0) || PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	return BS_OK;
+}
+
+int
 catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, char **used_as_is,
 						 bs_error *err)
 {

@@ -49,6 +49,11 @@ int catalog_table_definition(PGconn *conn, uint32_t relid, const char *own_publi
  * type's name, NOT NULL and the value pre-existing rows read for the column. */
 int catalog_describe_columns(PGconn *conn, uint32_t relid, int ncols, manifest_column *cols, bs_error *err);
 
+/* Whether rows that predate column `name` may hold values the stream never carried: it has a
+ * default (or is an identity) and no missing value, so PostgreSQL computed one per row in a
+ * rewrite (a volatile default).  True when the column is not found: errs toward not knowing. */
+int catalog_column_values_unknown(PGconn *conn, uint32_t relid, const char *name, bool *unknown, bs_error *err);
+
 /* Make the publication publish exactly these tables (created when missing).  A publication
  * FOR ALL TABLES, or one this role does not own, is left as it is: *used_as_is then says why
  * (malloc'd; NULL when the publication was made or checked right). */

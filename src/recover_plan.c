@@ -421,6 +421,67 @@ window_error(const recover_plan *plan, const char *what, bs_error *err)
 					 manifest_format_time(plan->m->bases[0].time, t0), lsn_format(plan->window_hi, hi));
 }
 
+/*
+ * A column added with a per-row value (a volatile default: the table was rewritten, no
+ * attmissingval) after the plan's base and still there at the point: the rows that come from
+ * before it had values the archive does not hold.  Refused (exit 3, like a retyped column
+ * replay cannot convert), naming the base copy from which points are exact again.
+ */
+static int
+check_unknown_columns(const recover_plan *plan, const char *what, bs_error *err)
+{
+	const manifest *m = plan->m;
+
+	for (int i = 0; i < m->nlayouts; i++)
+	{
+		const manifest_layout *l = &m->layouts[i];
+
+		if (l->from_lsn < plan->base->lsn || l->from_lsn >= plan->bound)
+			continue;
+		for (int c = 0; c < l->ncols; c++)
+		{
+			const manifest_column *col = &l->columns[c];
+			const manifest_base *next = NULL;
+			bool kept = true;
+			char a[LSN_BUFLEN],
+				b[LSN_BUFLEN],
+				name[800];
+
+			if (!col->missing_unknown)
+				continue;
+			/* Dropped again before the point: nothing needs its values. */
+			for (int k = i + 1; k < m->nlayouts && kept && m->layouts[k].from_lsn < plan->bound; k++)
+			{
+				bool has = false;
+
+				for (int j = 0; j < m->layouts[k].ncols && !has; j++)
+					has = strcmp(m->layouts[k].columns[j].name, col->name) == 0;
+				kept = has;
+			}
+			if (!kept)
+				continue;
+			for (int k = 0; k < m->nbases && next == NULL; k++)
+				if (m->bases[k].lsn > l->from_lsn)
+					next = &m->bases[k];
+			if (next)
+				return error_set(err, ERRCODE_DATA_CORRUPTED,
+								 "%s is not recoverable exactly: column \"%s\" of %s was added at LSN %s with a value "
+								 "computed for each existing row (a volatile default such as gen_random_uuid() or a "
+								 "serial), which the archive does not hold for rows from before it; choose a point "
+								 "before %s or at or after the base copy at %s",
+								 what, col->name, table_name(m, name, sizeof(name)), lsn_format(l->from_lsn, a), a,
+								 lsn_format(next->lsn, b));
+			return error_set(err, ERRCODE_DATA_CORRUPTED,
+							 "%s is not recoverable exactly: column \"%s\" of %s was added at LSN %s with a value "
+							 "computed for each existing row (a volatile default such as gen_random_uuid() or a "
+							 "serial), which the archive does not hold for rows from before it, and no base copy has "
+							 "been taken since; choose a point before %s, or wait for the new base copy",
+							 what, col->name, table_name(m, name, sizeof(name)), lsn_format(l->from_lsn, a), a);
+		}
+	}
+	return BS_OK;
+}
+
 int
 recover_plan_build(storage *st, manifest *m, const archive_head *head, const recover_point *pt,
 				   const recover_resources *res, recover_plan **out, bs_error *err)
@@ -617,6 +678,8 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 		window_error(plan, what, err);
 		goto fail;
 	}
+	if (check_unknown_columns(plan, what, err) != BS_OK)
+		goto fail;
 	for (int i = 0; i < plan->base->nchunks; i++)
 		plan->download_bytes += plan->base->chunks[i].size;
 	/* Records committed in [base, bound) are replayed: none of them may be missing, by

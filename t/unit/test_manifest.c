@@ -148,6 +148,43 @@ test_keys(void)
 	ok(manifest_key_relid("other/12/x", &relid, &rest) == BS_ERR, "other prefix refused");
 }
 
+/* missing_unknown: optional, written only when true, read as false when absent. */
+static void
+test_missing_unknown(void)
+{
+	manifest *m = sample_manifest(16384, "public", "t", 0x100000000ULL);
+	manifest *back = NULL;
+	char *j0 = manifest_to_json(m);
+	char *j1,
+			   *j2 = NULL;
+	bs_error err;
+
+	error_clear(&err);
+	ok(strstr(j0, "missing_unknown") == NULL, "not written when false (older readers see the same manifest)");
+	m->layouts[0].columns[1].missing_unknown = true;
+	j1 = manifest_to_json(m);
+	ok(strstr(j1, "\"missing_unknown\":true") != NULL || strstr(j1, "\"missing_unknown\": true") != NULL,
+	   "written when true");
+	ok(manifest_from_json(j1, strlen(j1), &back, &err) == BS_OK, "parses: %s", err.message);
+	if (back)
+	{
+		ok(back->layouts[0].columns[1].missing_unknown, "true read back");
+		ok(!back->layouts[0].columns[0].missing_unknown && !back->layouts[1].columns[0].missing_unknown,
+		   "absent read as false");
+		j2 = manifest_to_json(back);
+		is_str(j2, j1, "round trip is exact");
+		manifest_free(back);
+		back = NULL;
+	}
+	ok(manifest_from_json(j0, strlen(j0), &back, &err) == BS_OK && !back->layouts[0].columns[1].missing_unknown,
+	   "a manifest without it reads as false");
+	manifest_free(back);
+	free(j0);
+	free(j1);
+	free(j2);
+	manifest_free(m);
+}
+
 static void
 test_round_trip(void)
 {
@@ -348,6 +385,7 @@ test_hostile(void)
 		{{"layouts", "1", "from_lsn", NULL}, "\"0/1\"", "\"layouts[1].from_lsn\" is lower"},
 		{{"layouts", "0", "columns", "1", "typmod", NULL}, "2147483648", "\"layouts[0].columns[1].typmod\" is out of range"},
 		{{"layouts", "0", "columns", "1", "key", NULL}, "1", "\"layouts[0].columns[1].key\" must be a boolean"},
+		{{"layouts", "0", "columns", "1", "missing_unknown", NULL}, "1", "\"layouts[0].columns[1].missing_unknown\" must be a boolean"},
 		{{"layouts", "0", "columns", "0", "name", NULL}, NULL, "\"layouts[0].columns[0].name\" is missing"},
 		{{"bases", "0", "layout_id", NULL}, "9", "\"bases[0].layout_id\" references a layout"},
 		{{"bases", "0", "time", NULL}, "\"yesterday\"", "\"bases[0].time\" must be an ISO-8601"},
@@ -927,6 +965,7 @@ main(void)
 	test_time();
 	test_keys();
 	test_round_trip();
+	test_missing_unknown();
 	test_hostile();
 	test_names();
 	test_head();
