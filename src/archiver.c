@@ -303,6 +303,7 @@ typedef struct archiver
 	base_job *bjob;
 	int64_t	test_lock_key;		/* basecopy_options.test_lock_key, read once at start */
 	int64_t	test_snapshot_lock_key;	/* basecopy_options.test_snapshot_lock_key, likewise */
+	int64_t	test_check_lock_key;	/* BACKSTOP_TEST_TABLE_CHECK_LOCK (table_check_held) */
 	pthread_t base_thread;
 } archiver;
 
@@ -1891,6 +1892,37 @@ request_rebase(archiver *a, arch_table *t)
 			 "is taken are refused", t->man->schema, t->man->name, lsn_format(a->txn_final_lsn, l));
 }
 
+/*
+ * A base copy taken ahead of the stream with other columns recorded a window up to its LSN
+ * (base_weak_change_from); a transaction before the copy shows those columns (its layout is
+ * the copy's, now in effect from here): the change came before it, so the window ends here.
+ */
+static void
+schema_gap_end_at(arch_table *t, uint64_t lsn)
+{
+	manifest *m = t->man;
+	char l1[LSN_BUFLEN],
+		l2[LSN_BUFLEN];
+
+	for (int i = 0; i < m->nschema_gaps; i++)
+	{
+		manifest_gap *g = &m->schema_gaps[i];
+
+		if (g->from >= lsn || lsn >= g->to || g->to == MANIFEST_GAP_OPEN)
+			continue;
+		for (int b = 0; b < m->nbases; b++)
+			if (m->bases[b].lsn == g->to && m->bases[b].layout_id == t->layout_id)
+			{
+				log_info("table %s.%s: the columns of its base copy at %s are in use from %s on: the window of "
+						 "their unknown change ends there", m->schema, m->name, lsn_format(g->to, l1),
+						 lsn_format(lsn, l2));
+				g->to = lsn;
+				t->dirty = true;
+				return;
+			}
+	}
+}
+
 static int
 handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 {
@@ -1999,6 +2031,8 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 			t->layout_id = insert_layout(t->man, -1, a->txn_final_lsn, rel->replident, rel->ncols, cols);
 		log_info("table %s.%s: new column layout %u from %s", t->man->schema, t->man->name,
 				 t->layout_id, lsn_format(a->txn_final_lsn, lsnbuf));
+		if (ddl_weak_at(a, t, a->txn_final_lsn))
+			schema_gap_end_at(t, a->txn_final_lsn);
 		if (a->txn_final_lsn > t->layout_seen)
 			t->layout_seen = a->txn_final_lsn;
 		/* Rows that predate an added column may hold a volatile default: a new base makes
@@ -3466,6 +3500,39 @@ base_thread_main(void *arg)
 }
 
 /*
+ * Where schema changes are not captured: a base copy whose columns are not those the archive
+ * has in effect at its LSN shows a change that nothing else may have seen (the table check
+ * before the copy found the old columns, the copy's snapshot came after the change's commit,
+ * and no row change has brought a Relation message since).  The change committed after the
+ * newest position known to use the old columns and before the copy: returns that position
+ * (from there to the copy, recovery cannot tell the columns), or lsn when there is nothing to
+ * record (same columns, capture on, no layout yet, or a window that holds the copy already).
+ */
+static uint64_t
+base_weak_change_from(const archiver *a, const arch_table *t, const basecopy_result *r, uint64_t lsn)
+{
+	const manifest *m = t->man;
+	const manifest_layout *prev = manifest_layout_at(m, lsn);
+	uint64_t from;
+
+	if (prev == NULL || !ddl_weak_at(a, t, lsn) ||
+		(prev->replident == r->replident && manifest_columns_equal(prev->ncols, prev->columns, r->ncols, r->cols)))
+		return lsn;
+	/* A window that holds the copy's LSN bounds the change already (the copy lies after it). */
+	if (manifest_schema_gap_at(m, lsn) != NULL)
+		return lsn;
+	/* Known to use the old columns: where they start, a base with them, and (the stream's
+	 * layout being those) its newest commit with them; a lower bound is what is safe. */
+	from = prev->from_lsn;
+	for (int b = 0; b < m->nbases; b++)
+		if (m->bases[b].layout_id == prev->id && m->bases[b].lsn <= lsn && m->bases[b].lsn > from)
+			from = m->bases[b].lsn;
+	if (t->layout_id == prev->id && t->layout_seen <= lsn && t->layout_seen > from)
+		from = t->layout_seen;
+	return from;
+}
+
+/*
  * Add a copy to its table (lock held, or single-threaded).  The table may have been dropped
  * while it was copied: the copy is then discarded (its chunks stay unreferenced in storage).
  * Returns the table, NULL when discarded.
@@ -3477,6 +3544,7 @@ apply_base(archiver *a, const basecopy_result *r, uint64_t lsn)
 	const manifest_layout *bl;
 	char l[LSN_BUFLEN];
 	bs_error err;
+	uint64_t weak_from;
 
 	error_clear(&err);
 	if (t == NULL || !t->active)
@@ -3491,11 +3559,22 @@ apply_base(archiver *a, const basecopy_result *r, uint64_t lsn)
 					t->man->name, lsn_format(lsn, l));
 		return NULL;
 	}
+	/* Before the copy's layout is placed: that may move the layouts. */
+	weak_from = base_weak_change_from(a, t, r, lsn);
 	if (basecopy_apply(t->man, r, &err) != BS_OK)
 	{
 		log_warning("%s (a new one is taken at a later check)", err.message);
 		t->rebase_wanted = true;
 		return NULL;
+	}
+	if (weak_from < lsn)
+	{
+		char l1[LSN_BUFLEN];
+
+		manifest_add_schema_gap(t->man, weak_from, lsn);
+		log_info("table %s.%s: the base copy at %s has other columns than the archive had there (schema changes "
+				 "are not captured): they changed at an unknown point between %s and the copy; recovery points in "
+				 "between are refused", t->man->schema, t->man->name, lsn_format(lsn, l), lsn_format(weak_from, l1));
 	}
 	/* Back in the archived set: its archive resumes at this copy. */
 	manifest_close_open_gap(t->man, lsn);
@@ -4085,6 +4164,38 @@ fail:
 	return BS_ERR;
 }
 
+/*
+ * The test hook BACKSTOP_TEST_TABLE_CHECK_LOCK (doc/HACKING.md): while a test holds the advisory
+ * lock, table checks are skipped (and say so in the log), so that the test decides what happens
+ * between two of them; the rest of the loop (the stream, base copies added) runs on.
+ */
+static bool
+table_check_held(archiver *a)
+{
+	char sql[128];
+	PGresult *res;
+	bs_error e;
+	bool held;
+
+	if (a->test_check_lock_key == 0)
+		return false;
+	error_clear(&e);
+	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock_shared(%lld)", (long long) a->test_check_lock_key);
+	if (pgsql_query(a->conn, sql, &res, &e) != BS_OK)
+		return false;			/* the check itself reports a lost connection */
+	held = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "f") == 0;
+	PQclear(res);
+	if (held)
+		log_info("table check skipped: a test holds advisory lock %lld (BACKSTOP_TEST_TABLE_CHECK_LOCK)",
+				 (long long) a->test_check_lock_key);
+	else
+	{
+		snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock_shared(%lld)", (long long) a->test_check_lock_key);
+		(void) pgsql_exec(a->conn, sql, &e);
+	}
+	return held;
+}
+
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -4141,7 +4252,9 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	if (now - a->last_poll_ms >= config_get_duration_ms(a->cfg, "table_poll_interval"))
 	{
 		a->last_poll_ms = now;
-		if (poll_tables(a, &err) != BS_OK)
+		if (table_check_held(a))
+			;					/* skipped: a test holds the check back */
+		else if (poll_tables(a, &err) != BS_OK)
 			log_warning("table check failed: %s", err.message);
 		else
 			a->table_checks++;
@@ -5136,6 +5249,7 @@ archiver_run(bs_config *cfg, bs_error *err)
 	a.cfg = cfg;
 	a.test_lock_key = basecopy_test_lock_key_from_env("BACKSTOP_TEST_BASE_COPY_LOCK");
 	a.test_snapshot_lock_key = basecopy_test_lock_key_from_env("BACKSTOP_TEST_BASE_COPY_SNAPSHOT_LOCK");
+	a.test_check_lock_key = basecopy_test_lock_key_from_env("BACKSTOP_TEST_TABLE_CHECK_LOCK");
 	a.metrics.started_ms = clock_mono_ms();
 	a.metrics.slot_retained = -1;
 	a.reconnect_delay_ms = 1000;
