@@ -1,4 +1,4 @@
-# 086_weak_rebase_after_ddl.t — where schema changes are not captured (--ddl-capture off), a base
+# 087_weak_rebase_after_ddl.t — where schema changes are not captured (--ddl-capture off), a base
 # copy taken after a column change that nothing else saw: the table check before the copy found
 # the archived columns (the change was not committed yet), the copy's temporary slot waited for
 # the change's transaction (a slot is consistent only once the transactions running at its
