@@ -179,6 +179,54 @@ summarize(const manifest *m, const archive_head *head, bool head_exists, table_s
 	}
 }
 
+/*
+ * The windows recovery refuses because a column was added with a value computed for each
+ * existing row (manifest missing_unknown): from the layout that added it to the first base
+ * copy after it (to = 0: none yet).  Calls fn for each.
+ */
+static void
+per_row_default_windows(const manifest *m, void (*fn) (void *ctx, const char *column, uint64_t from, uint64_t to),
+						void *ctx)
+{
+	for (int i = 0; i < m->nlayouts; i++)
+		for (int c = 0; c < m->layouts[i].ncols; c++)
+		{
+			uint64_t to = 0;
+
+			if (!m->layouts[i].columns[c].missing_unknown)
+				continue;
+			for (int k = 0; k < m->nbases && to == 0; k++)
+				if (m->bases[k].lsn > m->layouts[i].from_lsn)
+					to = m->bases[k].lsn;
+			fn(ctx, m->layouts[i].columns[c].name, m->layouts[i].from_lsn, to);
+		}
+}
+
+static void
+per_row_default_json(void *ctx, const char *column, uint64_t from, uint64_t to)
+{
+	json_array_append_new((json_t *) ctx, json_pack("{s:s?,s:o,s:o}", "column", column,
+													 "from_lsn", manifest_json_lsn(from),
+													 "to_lsn", to ? manifest_json_lsn(to) : json_null()));
+}
+
+static void
+per_row_default_text(void *ctx, const char *column, uint64_t from, uint64_t to)
+{
+	char a[LSN_BUFLEN],
+		b[LSN_BUFLEN];
+	char *shown = xstrdup_printable(column ? column : "?");
+
+	(void) ctx;
+	if (to == 0)
+		printf("  refused:      from %s on, until a new base copy (column \"%s\" added with a per-row default)\n",
+			   lsn_format(from, a), shown);
+	else
+		printf("  refused:      %s .. %s (column \"%s\" added with a per-row default; points in between refused)\n",
+			   lsn_format(from, a), lsn_format(to, b), shown);
+	free(shown);
+}
+
 static json_t *
 table_json(const manifest *m, table_summary *s)
 {
@@ -256,6 +304,9 @@ table_json(const manifest *m, table_summary *s)
 			json_array_append_new(gaps, g);
 		}
 		json_object_set_new(o, "schema_unknown", gaps);
+		gaps = json_array();
+		per_row_default_windows(m, per_row_default_json, gaps);
+		json_object_set_new(o, "per_row_default", gaps);
 	}
 	json_object_set_new(o, "generation", json_integer((json_int_t) m->generation));
 	if (m->expired_before)
@@ -331,6 +382,7 @@ table_text(const manifest *m, table_summary *s)
 			printf("  schema unknown: %s .. %s (a schema change at an unknown point; points in between refused)\n",
 				   lsn_format(m->schema_gaps[k].from, a), lsn_format(m->schema_gaps[k].to, b));
 	}
+	per_row_default_windows(m, per_row_default_text, NULL);
 	printf("  archived to:  %s\n", lsn_format(m->archived_to, a));
 	for (int k = 0; k < m->nnames; k++)
 	{

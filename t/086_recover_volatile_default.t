@@ -142,6 +142,12 @@ sub run_mode
 			like($err, qr/column "$col" of public\.$t was added at LSN (\S+) with a value computed for each existing row .*choose a point before \1 or at or after the base copy at \Q$base2\E/,
 				"$mode $t at $name: naming the column, the change and the base copy") or diag($err);
 		}
+		{
+			# info shows the refused window, also once the new base copy closed it.
+			my ($rc, $out, $err) = run_backstop('info', '--storage', $arch->storage, '--table', "public.$t");
+			like($out, qr/refused: +\S+ \.\. \Q$base2\E \(column "$col" added with a per-row default/,
+				"$mode $t: info shows the refused window") or diag("$out\n$err");
+		}
 		my ($rc, $out, $err) = $arch->recover($conn, "public.$t", "public.r_${t}_latest", '--latest');
 		is($rc, 0, "$mode $t: --latest") or diag("$out\n$err");
 		is(content_checksum($node, $db, "public.r_${t}_latest"), content_checksum($node, $db, "public.$t"),
