@@ -179,39 +179,69 @@ summarize(const manifest *m, const archive_head *head, bool head_exists, table_s
 	}
 }
 
+/* The base copy after lsn (0: none yet): where points are exact again. */
+static uint64_t
+base_after(const manifest *m, uint64_t lsn)
+{
+	for (int k = 0; k < m->nbases; k++)
+		if (m->bases[k].lsn > lsn)
+			return m->bases[k].lsn;
+	return 0;
+}
+
+/* The layout in effect just before layout i's position (NULL: none). */
+static const manifest_layout *
+layout_before(const manifest *m, int i)
+{
+	const manifest_layout *prev = NULL;
+
+	for (int k = 0; k < m->nlayouts; k++)
+		if (m->layouts[k].from_lsn < m->layouts[i].from_lsn && (prev == NULL || m->layouts[k].from_lsn > prev->from_lsn))
+			prev = &m->layouts[k];
+	return prev;
+}
+
 /*
- * The windows recovery refuses because a column was added with a value computed for each
- * existing row (manifest missing_unknown): from the layout that added it to the first base
- * copy after it (to = 0: none yet).  Calls fn for each.
+ * The windows in which recovery refuses points because of a column change that needs a newer
+ * base copy: from the layout that made it to the first base copy after it (to = 0: none
+ * yet).  A column added with a value computed for each existing row (missing_unknown) is
+ * always refused there; a retyped column where its older values do not convert exactly.
  */
 static void
-per_row_default_windows(const manifest *m, void (*fn) (void *ctx, const char *column, uint64_t from, uint64_t to),
-						void *ctx)
+column_change_windows(const manifest *m, void (*fn) (void *ctx, const char *reason, const char *column,
+													  uint64_t from, uint64_t to), void *ctx)
 {
 	for (int i = 0; i < m->nlayouts; i++)
-		for (int c = 0; c < m->layouts[i].ncols; c++)
-		{
-			uint64_t to = 0;
+	{
+		const manifest_layout *l = &m->layouts[i];
+		const manifest_layout *prev = layout_before(m, i);
 
-			if (!m->layouts[i].columns[c].missing_unknown)
-				continue;
-			for (int k = 0; k < m->nbases && to == 0; k++)
-				if (m->bases[k].lsn > m->layouts[i].from_lsn)
-					to = m->bases[k].lsn;
-			fn(ctx, m->layouts[i].columns[c].name, m->layouts[i].from_lsn, to);
+		for (int c = 0; c < l->ncols; c++)
+		{
+			const manifest_column *col = &l->columns[c];
+
+			if (col->missing_unknown)
+				fn(ctx, "added with a per-row default", col->name, l->from_lsn, base_after(m, l->from_lsn));
+			else if (prev && col->name)
+				for (int k = 0; k < prev->ncols; k++)
+					if (prev->columns[k].name && strcmp(prev->columns[k].name, col->name) == 0 &&
+						(prev->columns[k].type_oid != col->type_oid || prev->columns[k].typmod != col->typmod))
+						fn(ctx, "retyped (refused where older values do not convert exactly)", col->name,
+						   l->from_lsn, base_after(m, l->from_lsn));
 		}
+	}
 }
 
 static void
-per_row_default_json(void *ctx, const char *column, uint64_t from, uint64_t to)
+column_change_json(void *ctx, const char *reason, const char *column, uint64_t from, uint64_t to)
 {
-	json_array_append_new((json_t *) ctx, json_pack("{s:s?,s:o,s:o}", "column", column,
+	json_array_append_new((json_t *) ctx, json_pack("{s:s,s:s?,s:o,s:o}", "reason", reason, "column", column,
 													 "from_lsn", manifest_json_lsn(from),
 													 "to_lsn", to ? manifest_json_lsn(to) : json_null()));
 }
 
 static void
-per_row_default_text(void *ctx, const char *column, uint64_t from, uint64_t to)
+column_change_text(void *ctx, const char *reason, const char *column, uint64_t from, uint64_t to)
 {
 	char a[LSN_BUFLEN],
 		b[LSN_BUFLEN];
@@ -219,11 +249,10 @@ per_row_default_text(void *ctx, const char *column, uint64_t from, uint64_t to)
 
 	(void) ctx;
 	if (to == 0)
-		printf("  refused:      from %s on, until a new base copy (column \"%s\" added with a per-row default)\n",
-			   lsn_format(from, a), shown);
+		printf("  refused:      from %s on, until a new base copy (column \"%s\" %s)\n", lsn_format(from, a), shown,
+			   reason);
 	else
-		printf("  refused:      %s .. %s (column \"%s\" added with a per-row default; points in between refused)\n",
-			   lsn_format(from, a), lsn_format(to, b), shown);
+		printf("  refused:      %s .. %s (column \"%s\" %s)\n", lsn_format(from, a), lsn_format(to, b), shown, reason);
 	free(shown);
 }
 
@@ -305,8 +334,8 @@ table_json(const manifest *m, table_summary *s)
 		}
 		json_object_set_new(o, "schema_unknown", gaps);
 		gaps = json_array();
-		per_row_default_windows(m, per_row_default_json, gaps);
-		json_object_set_new(o, "per_row_default", gaps);
+		column_change_windows(m, column_change_json, gaps);
+		json_object_set_new(o, "column_change_refused", gaps);
 	}
 	json_object_set_new(o, "generation", json_integer((json_int_t) m->generation));
 	if (m->expired_before)
@@ -382,7 +411,7 @@ table_text(const manifest *m, table_summary *s)
 			printf("  schema unknown: %s .. %s (a schema change at an unknown point; points in between refused)\n",
 				   lsn_format(m->schema_gaps[k].from, a), lsn_format(m->schema_gaps[k].to, b));
 	}
-	per_row_default_windows(m, per_row_default_text, NULL);
+	column_change_windows(m, column_change_text, NULL);
 	printf("  archived to:  %s\n", lsn_format(m->archived_to, a));
 	for (int k = 0; k < m->nnames; k++)
 	{

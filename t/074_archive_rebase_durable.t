@@ -91,6 +91,8 @@ $arch->stop('second run');
 ok(!defined stored_manifest()->{rebase_requested_at}, 'the request is cleared by the new base copy');
 ($rc, $out, $err) = run_backstop('info', '--storage', $storage, '--table', 'public.a');
 unlike($out, qr/until the next base copy are refused/, 'info: no refused window any more') or diag($out);
+like($out, qr/refused: +\S+ \.\. \S+ \(column "v" retyped/, 'info still lists the retyped column\'s window')
+	or diag($out);
 
 ($rc, $out, $err) = $arch->recover($conn, 'public.a', 'public.a_latest', '--latest');
 is($rc, 0, 'recover --latest') or diag("$out\n$err");

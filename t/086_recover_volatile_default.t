@@ -145,7 +145,7 @@ sub run_mode
 		{
 			# info shows the refused window, also once the new base copy closed it.
 			my ($rc, $out, $err) = run_backstop('info', '--storage', $arch->storage, '--table', "public.$t");
-			like($out, qr/refused: +\S+ \.\. \Q$base2\E \(column "$col" added with a per-row default/,
+			like($out, qr/refused: +\S+ \.\. \Q$base2\E \(column "$col" added with a per-row default\)/,
 				"$mode $t: info shows the refused window") or diag("$out\n$err");
 		}
 		my ($rc, $out, $err) = $arch->recover($conn, "public.$t", "public.r_${t}_latest", '--latest');
