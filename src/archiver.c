@@ -1923,6 +1923,17 @@ schema_gap_end_at(arch_table *t, uint64_t lsn)
 	}
 }
 
+/* The newest of from and the LSNs of the base copies with layout id at or before lsn: the
+ * newest position known to use those columns, as far as the bases show. */
+static uint64_t
+newest_base_with_layout(const manifest *m, uint32_t id, uint64_t lsn, uint64_t from)
+{
+	for (int b = 0; b < m->nbases; b++)
+		if (m->bases[b].layout_id == id && m->bases[b].lsn <= lsn && m->bases[b].lsn > from)
+			from = m->bases[b].lsn;
+	return from;
+}
+
 static int
 handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 {
@@ -2000,14 +2011,10 @@ handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 		 */
 		if (cur != NULL && ddl_weak_at(a, t, a->txn_final_lsn))
 		{
-			uint64_t from = t->layout_seen;
+			/* A base copy with the old columns at or before this transaction shows them there. */
+			uint64_t from = newest_base_with_layout(t->man, cur->id, a->txn_final_lsn, t->layout_seen);
 			char s1[LSN_BUFLEN];
 
-			/* A base copy with the old columns at or before this transaction shows them there. */
-			for (int b = 0; b < t->man->nbases; b++)
-				if (t->man->bases[b].layout_id == cur->id && t->man->bases[b].lsn <= a->txn_final_lsn &&
-					t->man->bases[b].lsn > from)
-					from = t->man->bases[b].lsn;
 			if (from < a->txn_final_lsn)
 			{
 				manifest_add_schema_gap(t->man, from, a->txn_final_lsn);
@@ -3523,10 +3530,7 @@ base_weak_change_from(const archiver *a, const arch_table *t, const basecopy_res
 		return lsn;
 	/* Known to use the old columns: where they start, a base with them, and (the stream's
 	 * layout being those) its newest commit with them; a lower bound is what is safe. */
-	from = prev->from_lsn;
-	for (int b = 0; b < m->nbases; b++)
-		if (m->bases[b].layout_id == prev->id && m->bases[b].lsn <= lsn && m->bases[b].lsn > from)
-			from = m->bases[b].lsn;
+	from = newest_base_with_layout(m, prev->id, lsn, prev->from_lsn);
 	if (t->layout_id == prev->id && t->layout_seen <= lsn && t->layout_seen > from)
 		from = t->layout_seen;
 	return from;
