@@ -803,12 +803,46 @@ test_spill_state(void)
 	strbuf_free(&base);
 }
 
+/* Rows come out in the order they entered the state (base order, then each changed row at
+ * its last change, as PostgreSQL's heap has them), not in hash order. */
+static void
+test_output_order(void)
+{
+	manifest_column cols[2] = {col("id", "integer", true, NULL), col("v", "text", false, NULL)};
+	manifest_layout l = {0, 0, 'd', 2, cols};
+	replay_state *st;
+	bs_error err;
+	strbuf base = STRBUF_INIT;
+	strbuf out = STRBUF_INIT;
+	strbuf want = STRBUF_INIT;
+
+	for (int i = 1; i <= 2000; i++)
+		strbuf_printf(&base, "%d\tb\n", i);
+	ok(replay_new(1, &l, &st, &err) == BS_OK &&
+	   replay_load_base_copy(st, 0, base.data, base.len, "base", &err) == BS_OK, "2000 base rows");
+	ok(apply(st, rec('U', 0, '0', 2, NULL, (const char *[]) {"7", "u"}, false), &err) == BS_OK &&
+	   apply(st, rec('I', 0, '0', 2, NULL, (const char *[]) {"5000", "i"}, false), &err) == BS_OK &&
+	   apply(st, rec('U', 0, '0', 2, NULL, (const char *[]) {"3", "u"}, false), &err) == BS_OK &&
+	   apply(st, rec('D', 0, 'K', 2, (const char *[]) {"9", NULL}, NULL, false), &err) == BS_OK, "changes apply");
+	ok(replay_write_copy(st, 0, collect, &out, NULL, &err) == BS_OK, "rows written");
+	for (int i = 1; i <= 2000; i++)
+		if (i != 3 && i != 7 && i != 9)
+			strbuf_printf(&want, "%d\tb\n", i);
+	strbuf_append_str(&want, "7\tu\n5000\ti\n3\tu\n");
+	ok(out.data && strcmp(out.data, want.data) == 0, "base rows in base order, then changed rows in change order");
+	replay_free(st);
+	strbuf_free(&base);
+	strbuf_free(&out);
+	strbuf_free(&want);
+}
+
 int
 main(void)
 {
 	test_pghash();
 	test_record_text_and_checksum();
 	test_base_and_changes();
+	test_output_order();
 	test_deferred_key_swap();
 	test_full_identity_duplicates();
 	test_layouts();
