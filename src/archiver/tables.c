@@ -42,7 +42,7 @@ tables_find(archiver *a, uint32_t relid)
  */
 uint32_t
 tables_insert_layout(manifest *m, int64_t want_id, uint64_t from_lsn, char replident, int ncols,
-			  const manifest_column *cols)
+					 const manifest_column *cols)
 {
 	return manifest_insert_layout(m, want_id, from_lsn, replident, ncols, cols)->id;
 }
@@ -147,7 +147,7 @@ tables_ddl_weak_at(const archiver *a, const arch_table *t, uint64_t lsn)
 
 int
 tables_load(archiver *a, storage *st, uint32_t relid, const char *schema, const char *name, bool active,
-		   arch_table **out, bs_error *err)
+			arch_table **out, bs_error *err)
 {
 	manifest *m = NULL;
 	bool exists = false;

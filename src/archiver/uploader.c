@@ -269,7 +269,7 @@ merge_spooled_layouts(archiver *a, const char *spool_key, const seal_job *jobs, 
 		if (manifest_layout_by_id(t->man, sm->layouts[i].id) == NULL)
 		{
 			tables_insert_layout(t->man, sm->layouts[i].id, sm->layouts[i].from_lsn, sm->layouts[i].replident,
-						  sm->layouts[i].ncols, sm->layouts[i].columns);
+								 sm->layouts[i].ncols, sm->layouts[i].columns);
 			t->dirty = true;
 		}
 	}
