@@ -229,6 +229,7 @@ on_notify(evutil_socket_t fd, short what, void *arg)
 		checkpoint_answer(a, false, NULL);
 }
 
+/* Every callback of the loop runs with the lock held (the protocol: archiver_int.h). */
 #define LOCKED_CALLBACK(name, fn) \
 	static void name(evutil_socket_t fd, short what, void *arg) \
 	{ \

@@ -21,8 +21,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---------- periodic work ---------- */
-
 static void
 base_job_free(base_job *j)
 {

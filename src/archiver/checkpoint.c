@@ -24,8 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---------- checkpoints, metrics and health over loopback HTTP ---------- */
-
 /* Re-read and check the table's newest stored object (segment, else base chunks). */
 static int
 verify_newest(archiver *a, arch_table *t, bs_error *err)

@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---------- retention (--expire-interval) ---------- */
-
 /*
  * The archiver's own expiry runs on the uploader thread, the one that stores manifests and
  * the head, under the archive's lease: its manifest changes go through the same path as every

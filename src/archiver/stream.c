@@ -28,8 +28,6 @@
 
 static void locked_repl_readable(evutil_socket_t fd, short what, void *arg);
 
-/* ---------- replication stream ---------- */
-
 int
 stream_send_status(archiver *a, bool reply_requested, bs_error *err)
 {
@@ -325,7 +323,6 @@ stream_close(archiver *a)
 		pgo_relation_free(&a->relcache[i]);
 	a->nrelcache = 0;
 }
-
 
 /*
  * The WAL the slot holds on the server (for /metrics), and at start the backlog to catch up

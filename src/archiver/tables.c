@@ -23,8 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---------- tables ---------- */
-
 arch_table *
 tables_find(archiver *a, uint32_t relid)
 {
@@ -194,7 +192,6 @@ table_base_bytes(const manifest *m)
 		n += m->bases[m->nbases - 1].chunks[i].raw_size;
 	return n;
 }
-
 
 /* A column change asked for a base copy that is not stored, or not yet reached by what is
  * stored: the stored position lies in the window recovery refuses (a checkpoint waits). */
@@ -665,7 +662,7 @@ tables_check_held(archiver *a)
 	return held;
 }
 
-/* ---------- start-up ---------- */
+/* ---------- tables missing at start-up ---------- */
 
 /* An archived table missing from the catalog at start-up (m is taken over). */
 static int

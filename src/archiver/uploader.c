@@ -26,8 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static bool
-spool_epoch_of(const char *key, uint64_t *seal_lsn);
+static bool spool_epoch_of(const char *key, uint64_t *seal_lsn);
 
 /* Start-up (single-threaded): store a manifest now, with its next generation. */
 int
@@ -69,7 +68,6 @@ uploader_record_manifests(archiver *a, bs_error *err)
 }
 
 /* ---------- spool and upload ---------- */
-
 
 /* Bytes of sealed epochs in the spool (open spill files are counted as open bytes). */
 static int
