@@ -225,6 +225,8 @@ on_notify(evutil_socket_t fd, short what, void *arg)
 	}
 	if (a->repl && a->flush_lsn > a->last_sent_flush && stream_send_status(a, false, &err) != BS_OK)
 		stream_schedule_reconnect(a, &err);
+	if (a->querying)
+		checkpoint_queried(a);
 	if (a->pending)
 		checkpoint_answer(a, false, NULL);
 }
@@ -294,6 +296,8 @@ archiver_free(archiver *a)
 	}
 	pthread_mutex_destroy(&a->lock);
 	pthread_cond_destroy(&a->wake);
+	pthread_cond_destroy(&a->query_wake);
+	free(a->query_conninfo);
 	if (a->evbase)
 		event_base_free(a->evbase);
 	if (a->conn)
@@ -341,6 +345,7 @@ archiver_run(bs_config *cfg, bs_error *err)
 	a.notify_pipe[0] = a.notify_pipe[1] = -1;
 	pthread_mutex_init(&a.lock, NULL);
 	pthread_cond_init(&a.wake, NULL);
+	pthread_cond_init(&a.query_wake, NULL);
 	if (config_get(cfg, "db") == NULL)
 	{
 		rc = error_set(err, ERRCODE_INVALID_PARAMETER, "--db is required (a role with REPLICATION)");
@@ -450,6 +455,7 @@ archiver_run(bs_config *cfg, bs_error *err)
 		event_base_dispatch(a.evbase);
 	/* Before the final seal, and before anything is freed. */
 	basejob_stop(&a);
+	checkpoint_stop_querier(&a);
 
 	pthread_mutex_lock(&a.lock);
 	if (a.fatal)

@@ -33,8 +33,9 @@ struct evhttp_request;
  * (stream.c), the tick (table checks, seals by age, base-copy results, status), the control
  * API (api.c, checkpoint.c), signals, and the uploader's wake-ups.  The uploader thread
  * (uploader.c, and retention.c between uploads) spools sealed epochs, uploads them, stores
- * manifests and the head.  The base-copy thread (basejob.c) runs one base_job.  The lease
- * keeper (archive/lease.c) renews the lease on its own.
+ * manifests and the head.  The base-copy thread (basejob.c) runs one base_job.  The
+ * querier (checkpoint.c) runs what a checkpoint asks of PostgreSQL.  The lease keeper
+ * (archive/lease.c) renews the lease on its own.
  *
  * What a->lock protects: every field of struct archiver and of its arch_tables that both
  * the main thread and the uploader touch: the table list and the manifests, the positions
@@ -52,7 +53,8 @@ struct evhttp_request;
  * in-memory steps only, never across storage I/O.
  *
  * Owned by one thread, no lock: the main thread alone uses conn, repl, st_main, evbase and
- * the events, the relcache and the transaction being received (in_txn ...); the uploader
+ * the events, the relcache and the transaction being received (in_txn ...); the querier
+ * alone uses qconn, and a checkpoint_req while it is QUERY_RUNNING; the uploader
  * alone uses st and the spool (start-up and shutdown use them while the uploader is not
  * running); the base-copy thread only its base_job (st_base, its own connections; cancel and
  * done are atomics, cancels[] is under the job's cancel_lock) until done is set, after which
@@ -167,8 +169,27 @@ typedef struct checkpoint_req
 	bool sealed;				/* what it needs was handed to the uploader */
 	bool positioned;			/* target_lsn is known (else PostgreSQL is being reconnected to) */
 	bool existed;				/* the table was seen in the catalog at or after target_lsn */
+	/* What the querier thread is asked (in a->querying), and what it found. */
+	int qstate;					/* QUERY_WANTED, QUERY_RUNNING (the querier's), QUERY_DONE */
+	bool retry;					/* only the position, for a request that waited for PostgreSQL */
+	bool want_position;			/* read "now" (no LSN named) */
+	bool check_exists;			/* is the table in the catalog at or after the point */
+	bool check_layout;			/* weak mode: the table check of its layout (schema_layout_query) */
+	uint64_t layout_seen;		/* schema_layout_check_due's, when it was asked */
+	PGresult *layout_res;		/* its result, applied by the loop */
+	int layout_rc;
+	bs_error layout_err;
+	int q_rc;
+	uint64_t q_lsn;
+	int q_exists;				/* 1: yes, 0: gone, -1: unknown */
+	bool q_conn_ok;				/* the querier's connection is up (a failure is the query's) */
+	bs_error q_err;
 	struct checkpoint_req *next;
 } checkpoint_req;
+
+#define QUERY_WANTED 1
+#define QUERY_RUNNING 2
+#define QUERY_DONE 3
 
 typedef struct archiver_metrics
 {
@@ -292,6 +313,19 @@ typedef struct archiver
 	archive_head head;
 	char *pub_as_is;			/* why the publication is used as it is (said once), NULL: made right */
 	checkpoint_req *pending;
+	/*
+	 * What a checkpoint asks of PostgreSQL (the position, the catalog) is asked by the
+	 * querier thread on its own connection, never on the loop, so that the stream keeps
+	 * being read.  Requests it holds are in querying (under the lock); a done one is taken
+	 * back by the loop (checkpoint_queried, woken through notify_pipe).
+	 */
+	checkpoint_req *querying;
+	pthread_t querier;
+	bool querier_running;
+	bool querier_stop;
+	pthread_cond_t query_wake;
+	char *query_conninfo;		/* read once: the querier does not read the configuration */
+	PGconn *qconn;				/* the querier's alone */
 	archiver_metrics metrics;
 
 	/*
@@ -362,6 +396,9 @@ extern void schema_note_capture(archiver *a, arch_table *t);
 extern int schema_ddl_setup(archiver *a, bs_error *err);
 extern int schema_handle_ddl_message(archiver *a, const pgo_logical_message *msg, bs_error *err);
 extern int schema_poll_layout(archiver *a, arch_table *t, bs_error *err);
+extern bool schema_layout_check_due(archiver *a, arch_table *t, uint64_t *seen);
+extern int schema_layout_query(PGconn *conn, uint32_t relid, PGresult **res, bs_error *err);
+extern int schema_layout_apply(archiver *a, arch_table *t, uint64_t seen, PGresult *res, bs_error *err);
 extern void schema_poll_rename(archiver *a, arch_table *t, const catalog_table *ct);
 
 /* segments.c */
@@ -373,6 +410,7 @@ extern int segments_append_record(archiver *a, arch_table *t, segment_record *r,
 extern int segments_patch_end_lsn(archiver *a, arch_table *t, uint64_t end_lsn, bs_error *err);
 
 /* uploader.c */
+extern void uploader_notify_main(archiver *a);
 extern int uploader_store_manifest_now(archiver *a, manifest *m, bs_error *err);
 extern int uploader_record_manifests(archiver *a, bs_error *err);
 extern void uploader_lock(archiver *a);
@@ -424,6 +462,8 @@ extern int tables_find_gone(archiver *a, const catalog_table_list *list, bs_erro
 extern void checkpoint_answer(archiver *a, bool force_fail, const char *why);
 extern void checkpoint_request(struct evhttp_request *req, void *arg);
 extern void checkpoint_position(archiver *a);
+extern void checkpoint_queried(archiver *a);
+extern void checkpoint_stop_querier(archiver *a);
 
 /* api.c */
 typedef struct api_route

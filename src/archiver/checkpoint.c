@@ -184,12 +184,12 @@ checkpoint_answer(archiver *a, bool force_fail, const char *why)
  * = off a commit can be visible before its record is written out.
  */
 static int
-read_position(archiver *a, uint64_t *lsn, bs_error *err)
+read_position(PGconn *conn, uint64_t *lsn, bs_error *err)
 {
 	PGresult *res = NULL;
 	bool unflushed;
 
-	if (pgsql_query(a->conn, "SELECT pg_current_wal_insert_lsn()::text, "
+	if (pgsql_query(conn, "SELECT pg_current_wal_insert_lsn()::text, "
 					"pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()", &res, err) != BS_OK)
 		return BS_ERR;
 	if (PQntuples(res) != 1 || lsn_parse(PQgetvalue(res, 0, 0), lsn) != BS_OK)
@@ -207,28 +207,15 @@ read_position(archiver *a, uint64_t *lsn, bs_error *err)
 	 * included.  Failing here (a read-only role, say) only makes the wait longer.
 	 */
 	if (unflushed &&
-		pgsql_exec(a->conn, "BEGIN; SET LOCAL synchronous_commit = local; "
+		pgsql_exec(conn, "BEGIN; SET LOCAL synchronous_commit = local; "
 				   "SELECT pg_logical_emit_message(true, 'backstop', ''); COMMIT", err) != BS_OK)
 	{
 		log_debug("checkpoint: could not flush the server's WAL up to %X/%X: %s",
 				  (unsigned) (*lsn >> 32), (unsigned) *lsn, err->message);
-		pgsql_exec(a->conn, "ROLLBACK", err);
+		pgsql_exec(conn, "ROLLBACK", err);
 		error_clear(err);
 	}
 	return BS_OK;
-}
-
-/* read_position, on a new connection when the last one was lost (PostgreSQL restarted). */
-static int
-current_position(archiver *a, uint64_t *lsn, bs_error *err)
-{
-	if (PQstatus(a->conn) != CONNECTION_OK && stream_reconnect_conn(a, err) != BS_OK)
-		return BS_ERR;
-	if (read_position(a, lsn, err) == BS_OK)
-		return BS_OK;
-	if (!stream_conn_recovered(a, err))
-		return BS_ERR;
-	return read_position(a, lsn, err);
 }
 
 /*
@@ -242,7 +229,7 @@ current_position(archiver *a, uint64_t *lsn, bs_error *err)
  * -1: unknown (no connection, or lsn is ahead of the server).
  */
 static int
-table_exists_at(archiver *a, uint32_t relid, uint64_t lsn)
+table_exists_at(PGconn *conn, uint32_t relid, uint64_t lsn)
 {
 	char oid[16];
 	const char *params[1] = {oid};
@@ -253,13 +240,283 @@ table_exists_at(archiver *a, uint32_t relid, uint64_t lsn)
 
 	error_clear(&err);
 	snprintf(oid, sizeof(oid), "%u", relid);
-	if (PQstatus(a->conn) != CONNECTION_OK || read_position(a, &now_lsn, &err) != BS_OK || now_lsn < lsn ||
-		pgsql_query_params(a->conn, "SELECT 1 FROM pg_class WHERE oid = $1::oid", 1, params, &res, &err) != BS_OK)
+	if (PQstatus(conn) != CONNECTION_OK || read_position(conn, &now_lsn, &err) != BS_OK || now_lsn < lsn ||
+		pgsql_query_params(conn, "SELECT 1 FROM pg_class WHERE oid = $1::oid", 1, params, &res, &err) != BS_OK)
 		rc = -1;
 	else
 		rc = PQntuples(res) > 0 ? 1 : 0;
 	PQclear(res);
 	return rc;
+}
+
+/* ---------- the querier: what a checkpoint asks of PostgreSQL, off the loop ---------- */
+
+/* A connection of the querier's own (remade when it was lost: PostgreSQL restarted). */
+static int
+querier_connect(archiver *a, bs_error *err)
+{
+	if (a->qconn && PQstatus(a->qconn) == CONNECTION_OK)
+		return BS_OK;
+	PQfinish(a->qconn);
+	a->qconn = NULL;
+	return pgsql_connect(a->query_conninfo, false, "backstop archive", &a->qconn, err);
+}
+
+/* Run one request's queries (no lock held; r is the querier's while QUERY_RUNNING). */
+static void
+querier_run(archiver *a, checkpoint_req *r, uint64_t lsn, bool want_position, bool check_exists, bool check_layout)
+{
+	bs_error err, lerr;
+	int rc;
+	int lrc = BS_OK;
+	int exists = -1;
+	PGresult *lres = NULL;
+
+	error_clear(&err);
+	rc = querier_connect(a, &err);
+	if (rc == BS_OK && want_position)
+	{
+		rc = read_position(a->qconn, &lsn, &err);
+		/* Lost since its last use: once more on a new connection. */
+		if (rc != BS_OK && PQstatus(a->qconn) != CONNECTION_OK)
+		{
+			error_clear(&err);
+			rc = querier_connect(a, &err);
+			if (rc == BS_OK)
+				rc = read_position(a->qconn, &lsn, &err);
+		}
+	}
+	if (rc == BS_OK && check_exists)
+		exists = table_exists_at(a->qconn, r->relid, lsn);
+	/* The table check after the point (weak mode), as the loop would have run it then. */
+	error_clear(&lerr);
+	if (rc == BS_OK && check_layout && exists != 0)
+		lrc = schema_layout_query(a->qconn, r->relid, &lres, &lerr);
+	uploader_lock(a);
+	r->layout_rc = lrc;
+	r->layout_err = lerr;
+	r->layout_res = lres;
+	r->q_rc = rc;
+	r->q_lsn = lsn;
+	r->q_exists = exists;
+	r->q_err = err;
+	r->q_conn_ok = a->qconn && PQstatus(a->qconn) == CONNECTION_OK;
+	r->qstate = QUERY_DONE;
+	uploader_notify_main(a);
+	pthread_mutex_unlock(&a->lock);
+}
+
+static void *
+querier_main(void *arg)
+{
+	archiver *a = arg;
+
+	uploader_lock(a);
+	while (!a->querier_stop)
+	{
+		checkpoint_req *r = NULL;
+		uint64_t lsn;
+		bool want_position, check_exists, check_layout;
+
+		for (checkpoint_req *q = a->querying; q && r == NULL; q = q->next)
+			if (q->qstate == QUERY_WANTED)
+				r = q;
+		if (r == NULL)
+		{
+			pthread_cond_wait(&a->query_wake, &a->lock);
+			continue;
+		}
+		r->qstate = QUERY_RUNNING;
+		lsn = r->target_lsn;
+		want_position = r->want_position;
+		check_exists = r->check_exists;
+		check_layout = r->check_layout;
+		/* Unlocked across the queries: the loop keeps reading the stream meanwhile. */
+		pthread_mutex_unlock(&a->lock);
+		querier_run(a, r, lsn, want_position, check_exists, check_layout);
+		uploader_lock(a);
+	}
+	pthread_mutex_unlock(&a->lock);
+	PQfinish(a->qconn);
+	a->qconn = NULL;
+	return NULL;
+}
+
+/* Hand r to the querier (started on first use); the loop takes it back in checkpoint_queried. */
+static void
+querier_ask(archiver *a, checkpoint_req *r)
+{
+	if (!a->querier_running)
+	{
+		if (a->query_conninfo == NULL)
+			a->query_conninfo = xstrdup(config_get(a->cfg, "db"));
+		a->querier_stop = false;
+		if (pthread_create(&a->querier, NULL, querier_main, a) != 0)
+		{
+			/* Answered like a connection that cannot be made: 503, or again at the tick. */
+			r->q_rc = error_set(&r->q_err, ERRCODE_INTERNAL, "could not start the checkpoint querier thread");
+			r->q_conn_ok = !r->retry;
+			r->q_exists = -1;
+			r->qstate = QUERY_DONE;
+			r->next = a->querying;
+			a->querying = r;
+			uploader_notify_main(a);
+			return;
+		}
+		a->querier_running = true;
+	}
+	r->qstate = QUERY_WANTED;
+	r->next = a->querying;
+	a->querying = r;
+	pthread_cond_signal(&a->query_wake);
+}
+
+/* The end (the loop has stopped): join the querier; what it held is answered with the rest. */
+void
+checkpoint_stop_querier(archiver *a)
+{
+	pthread_mutex_lock(&a->lock);
+	a->querier_stop = true;
+	pthread_cond_broadcast(&a->query_wake);
+	pthread_mutex_unlock(&a->lock);
+	if (a->querier_running)
+		pthread_join(a->querier, NULL);
+	a->querier_running = false;
+	pthread_mutex_lock(&a->lock);
+	while (a->querying)
+	{
+		checkpoint_req *r = a->querying;
+
+		a->querying = r->next;
+		PQclear(r->layout_res);
+		r->layout_res = NULL;
+		r->next = a->pending;
+		a->pending = r;
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* A request ready to wait for the archive: the uploader is told to hurry, the server asked. */
+static void
+checkpoint_wait(archiver *a, checkpoint_req *r)
+{
+	bs_error err;
+
+	error_clear(&err);
+	r->next = a->pending;
+	a->pending = r;
+	a->retry_now = true;
+	pthread_cond_signal(&a->wake);
+	/* Ask the server for its position now instead of waiting for a keepalive. */
+	if (r->positioned && a->received_lsn < r->target_lsn && stream_send_status(a, true, &err) != BS_OK)
+		log_warning("%s", err.message);
+	/* Stream lost (PostgreSQL restarted): a waiting checkpoint cuts the back-off short. */
+	if (a->repl == NULL && !a->stopping && a->reconnect_ms > clock_mono_ms() + CONN_RETRY_MS)
+		a->reconnect_ms = clock_mono_ms() + CONN_RETRY_MS;
+}
+
+/* Reply and forget a request that never reached the pending list. */
+static void
+checkpoint_refuse(checkpoint_req *r, int code, const char *reason, const char *message)
+{
+	control_reply_error(r->req, code, reason, message);
+	PQclear(r->layout_res);
+	free(r);
+}
+
+/*
+ * The rest of a request once its queries are done: where it stands (the position read, or
+ * at the tick's next try when PostgreSQL is not back), whether the table is gone, the
+ * table check of what is not captured; then it waits with the others.
+ */
+static void
+checkpoint_placed(archiver *a, checkpoint_req *r)
+{
+	arch_table *t = tables_find(a, r->relid);
+
+	if (r->want_position && r->q_rc == BS_OK)
+	{
+		r->target_lsn = r->q_lsn;
+		r->positioned = true;
+	}
+	else if (r->want_position && r->retry)
+	{
+		a->conn_err = r->q_err;
+		a->conn_retry_ms = clock_mono_ms() + CONN_RETRY_MS;
+	}
+	else if (r->want_position && r->q_conn_ok)
+	{
+		checkpoint_refuse(r, 503, "Service Unavailable", r->q_err.message[0] ? r->q_err.message :
+						  "could not read the current WAL position");
+		return;
+	}
+	else if (r->want_position)
+	{
+		/* PostgreSQL is not back yet (a restart): the tick tries again until the deadline. */
+		log_warning("checkpoint of %s.%s: %s; trying again until its deadline", t ? t->man->schema : "?",
+					t ? t->man->name : "?", r->q_err.message);
+		a->conn_err = r->q_err;
+		a->conn_retry_ms = clock_mono_ms() + CONN_RETRY_MS;
+	}
+	if (r->retry)
+	{
+		/* Only its position was asked again: the rest was settled when it came. */
+		checkpoint_wait(a, r);
+		return;
+	}
+	if (t == NULL)
+	{
+		checkpoint_refuse(r, 404, "Not Found", "the table is not archived by this daemon any more");
+		return;
+	}
+	/* Dropped: no recovery point of a table that is gone (recover --latest has its last state). */
+	if (t->gone_lsn != 0 || r->q_exists == 0)
+	{
+		strbuf sb = STRBUF_INIT;
+
+		strbuf_printf(&sb, "table %s.%s was dropped (backstop recover --latest gives its last state)",
+					  t->man->schema, t->man->name);
+		checkpoint_refuse(r, 410, "Gone", sb.data);
+		strbuf_free(&sb);
+		return;
+	}
+	/* Not captured: a schema change before the point and after the table's last row change
+	 * is found by a table check only; one now, after the point, so that the point is not
+	 * answered before that change's window is recorded (the answer then waits for it). */
+	if (r->layout_rc != BS_OK)
+		log_warning("checkpoint of %s.%s: table check: %s", t->man->schema, t->man->name, r->layout_err.message);
+	else if (r->positioned && r->layout_res)
+	{
+		bs_error e2;
+
+		error_clear(&e2);
+		if (schema_layout_apply(a, t, r->layout_seen, r->layout_res, &e2) != BS_OK)
+			log_warning("checkpoint of %s.%s: table check: %s", t->man->schema, t->man->name, e2.message);
+	}
+	r->layout_res = NULL;
+	r->existed = r->q_exists == 1;
+	checkpoint_wait(a, r);
+}
+
+/* The loop takes back the requests whose queries are done (woken by the querier). */
+void
+checkpoint_queried(archiver *a)
+{
+	checkpoint_req **pp = &a->querying;
+
+	while (*pp)
+	{
+		checkpoint_req *r = *pp;
+
+		if (r->qstate != QUERY_DONE)
+		{
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		r->next = NULL;
+		checkpoint_placed(a, r);
+	}
 }
 
 void
@@ -275,8 +532,6 @@ checkpoint_request(struct evhttp_request *req, void *arg)
 	arch_table *t = NULL;
 	bs_error err;
 	uint64_t lsn = 0;
-	bool positioned;
-	bool named;
 	int64_t timeout_ms = config_get_duration_ms(a->cfg, "timeout");
 
 	error_clear(&err);
@@ -336,110 +591,65 @@ checkpoint_request(struct evhttp_request *req, void *arg)
 		evhttp_clear_headers(&q);
 		return;
 	}
-	named = lsn != 0;
-	positioned = named;
-	if (!positioned)
-	{
-		if (current_position(a, &lsn, &err) == BS_OK)
-			positioned = true;
-		else if (PQstatus(a->conn) == CONNECTION_OK)
-		{
-			control_reply_error(req, 503, "Service Unavailable", err.message[0] ? err.message : "could not read the current WAL position");
-			evhttp_clear_headers(&q);
-			return;
-		}
-		else
-		{
-			/* PostgreSQL is not back yet (a restart): the tick tries again until the deadline. */
-			log_warning("checkpoint of %s.%s: %s; trying again until its deadline", t->man->schema, t->man->name,
-						err.message);
-			a->conn_err = err;
-			a->conn_retry_ms = clock_mono_ms() + CONN_RETRY_MS;
-		}
-	}
 	evhttp_clear_headers(&q);
-	{
-		/*
-		 * A named point the stream has passed, where schema changes are captured: every DROP
-		 * committed before it has been read (it would have set gone_lsn), its WAL was sent
-		 * (nothing to flush), and there is no table check to run (schema_poll_layout checks
-		 * what is not captured).  So the table existed there and nothing is asked of
-		 * PostgreSQL: no query runs on the loop for it.
-		 */
-		bool known = named && t->gone_lsn == 0 && a->last_commit_end >= lsn && !tables_ddl_weak_at(a, t, lsn);
-		int exists = known ? 1 : positioned && t->gone_lsn == 0 ? table_exists_at(a, t->relid, lsn) : -1;
-
-		/* Dropped: no recovery point of a table that is gone (recover --latest has its last state). */
-		if (t->gone_lsn != 0 || exists == 0)
-		{
-			strbuf sb = STRBUF_INIT;
-
-			strbuf_printf(&sb, "table %s.%s was dropped (backstop recover --latest gives its last state)",
-						  t->man->schema, t->man->name);
-			control_reply_error(req, 410, "Gone", sb.data);
-			strbuf_free(&sb);
-			return;
-		}
-		/* Not captured: a schema change before the point and after the table's last row change
-		 * is found by a table check only; one now, after the point, so that the point is not
-		 * answered before that change's window is recorded (the answer then waits for it). */
-		if (positioned && !known)
-		{
-			bs_error e2;
-
-			error_clear(&e2);
-			if (schema_poll_layout(a, t, &e2) != BS_OK)
-				log_warning("checkpoint of %s.%s: table check: %s", t->man->schema, t->man->name, e2.message);
-		}
-		r = xcalloc(1, sizeof(checkpoint_req));
-		r->existed = exists == 1;
-	}
+	r = xcalloc(1, sizeof(checkpoint_req));
 	r->req = req;
 	r->relid = t->relid;
 	r->target_lsn = lsn;
-	r->positioned = positioned;
+	r->positioned = lsn != 0;
 	r->started_ms = clock_mono_ms();
 	r->deadline_ms = r->started_ms + (timeout_ms > 0 ? timeout_ms : 30000);
-	r->next = a->pending;
-	a->pending = r;
-	a->retry_now = true;
-	pthread_cond_signal(&a->wake);
-	/* Ask the server for its position now instead of waiting for a keepalive. */
-	if (a->received_lsn < lsn && stream_send_status(a, true, &err) != BS_OK)
-		log_warning("%s", err.message);
-	/* Stream lost (PostgreSQL restarted): a waiting checkpoint cuts the back-off short. */
-	if (a->repl == NULL && !a->stopping && a->reconnect_ms > clock_mono_ms() + CONN_RETRY_MS)
-		a->reconnect_ms = clock_mono_ms() + CONN_RETRY_MS;
-	checkpoint_answer(a, false, NULL);
+	/*
+	 * A named point the stream has passed, where schema changes are captured: every DROP
+	 * committed before it has been read (it would have set gone_lsn), its WAL was sent
+	 * (nothing to flush), and there is no table check to run (schema_poll_layout checks what
+	 * is not captured).  So the table existed there and nothing is asked of PostgreSQL.
+	 */
+	if (r->positioned && t->gone_lsn == 0 && a->last_commit_end >= lsn && !tables_ddl_weak_at(a, t, lsn))
+	{
+		r->existed = true;
+		checkpoint_wait(a, r);
+		checkpoint_answer(a, false, NULL);
+		return;
+	}
+	if (t->gone_lsn != 0)
+	{
+		r->q_exists = -1;
+		r->q_rc = BS_OK;
+		checkpoint_placed(a, r);	/* 410, nothing to ask */
+		return;
+	}
+	/* Everything else (the position "now", whether the table is in the catalog there, and
+	 * the flush of a named point's WAL) is asked by the querier, never on the loop. */
+	r->want_position = !r->positioned;
+	r->check_exists = true;
+	r->check_layout = schema_layout_check_due(a, t, &r->layout_seen);
+	querier_ask(a, r);
 }
 
-/* Checkpoints that wait for the control connection to come back: try again (tick). */
+/* Checkpoints that wait for the control connection to come back: asked again (tick). */
 void
 checkpoint_position(archiver *a)
 {
-	uint64_t lsn;
-	bool waiting = false;
-	bs_error err;
+	checkpoint_req **pp = &a->pending;
 
-	for (checkpoint_req *r = a->pending; r; r = r->next)
-		waiting = waiting || !r->positioned;
-	if (!waiting || clock_mono_ms() < a->conn_retry_ms)
+	if (clock_mono_ms() < a->conn_retry_ms)
 		return;
-	error_clear(&err);
-	if (current_position(a, &lsn, &err) != BS_OK)
+	while (*pp)
 	{
-		a->conn_err = err;
-		a->conn_retry_ms = clock_mono_ms() + CONN_RETRY_MS;
-		return;
-	}
-	for (checkpoint_req *r = a->pending; r; r = r->next)
-	{
-		if (!r->positioned)
+		checkpoint_req *r = *pp;
+
+		if (r->positioned)
 		{
-			r->target_lsn = lsn;
-			r->positioned = true;
+			pp = &r->next;
+			continue;
 		}
+		*pp = r->next;
+		r->retry = true;
+		r->want_position = true;
+		r->check_exists = false;
+		/* Not again before this one is back (it is out of the pending list meanwhile). */
+		a->conn_retry_ms = clock_mono_ms() + CONN_RETRY_MS;
+		querier_ask(a, r);
 	}
-	if (a->received_lsn < lsn && stream_send_status(a, true, &err) != BS_OK)
-		log_warning("%s", err.message);
 }

@@ -572,33 +572,72 @@ schema_handle_ddl_message(archiver *a, const pgo_logical_message *msg, bs_error 
 int
 schema_poll_layout(archiver *a, arch_table *t, bs_error *err)
 {
-	const manifest_layout *cur;
 	PGresult *res;
+	uint64_t seen;
+
+	if (!schema_layout_check_due(a, t, &seen))
+		return BS_OK;
+	if (schema_layout_query(a->conn, t->relid, &res, err) != BS_OK)
+		return BS_ERR;
+	return schema_layout_apply(a, t, seen, res, err);
+}
+
+/*
+ * Whether a table check of t's layout is due (weak mode, an active table with a layout and
+ * no open window), and from where a difference would have to date (*seen).
+ */
+bool
+schema_layout_check_due(archiver *a, arch_table *t, uint64_t *seen)
+{
+	const manifest_layout *cur;
+
+	if (!tables_ddl_weak_at(a, t, UINT64_MAX) || t->man->nlayouts == 0 || t->gone_lsn != 0 || t->unpublished ||
+		strcmp(t->man->status, "active") != 0 || manifest_open_schema_gap(t->man) != NULL)
+		return false;
+	cur = tables_layout_at(t->man, UINT64_MAX);
+	*seen = t->layout_seen;
+	/* The newest base copy with those columns shows them at its LSN: a difference now came
+	 * after it (a stream behind it records its own windows, from layout_seen). */
+	if (t->man->nbases && t->man->bases[t->man->nbases - 1].layout_id == cur->id &&
+		t->man->bases[t->man->nbases - 1].lsn > *seen)
+		*seen = t->man->bases[t->man->nbases - 1].lsn;
+	return true;
+}
+
+/* The table check's query, on any thread's connection: the catalog's columns and the position. */
+int
+schema_layout_query(PGconn *conn, uint32_t relid, PGresult **res, bs_error *err)
+{
 	char oid[16];
 	const char *params[1] = {oid};
-	uint64_t seen = t->layout_seen;
+
+	snprintf(oid, sizeof(oid), "%u", relid);
+	return pgsql_query_params(conn,
+							  "SELECT c.relnatts, a.attname, a.atttypid, a.atttypmod, pg_current_wal_insert_lsn()::text "
+							  "FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+							  "AND NOT a.attisdropped AND a.attgenerated = '' WHERE c.oid = $1::oid ORDER BY a.attnum",
+							  1, params, res, err);
+}
+
+/* A table check's result (res is taken over), against the layout archived now; seen: from
+ * schema_layout_check_due when the query was asked.  Not due any more: nothing to do. */
+int
+schema_layout_apply(archiver *a, arch_table *t, uint64_t seen, PGresult *res, bs_error *err)
+{
+	const manifest_layout *cur;
+	uint64_t now_seen;
 	uint64_t pos = 0;
 	int natts;
 	int n;
 	bool same;
 	bool natts_only = false;
 
-	if (!tables_ddl_weak_at(a, t, UINT64_MAX) || t->man->nlayouts == 0 || t->gone_lsn != 0 || t->unpublished ||
-		strcmp(t->man->status, "active") != 0 || manifest_open_schema_gap(t->man) != NULL)
+	if (!schema_layout_check_due(a, t, &now_seen))
+	{
+		PQclear(res);
 		return BS_OK;
+	}
 	cur = tables_layout_at(t->man, UINT64_MAX);
-	/* The newest base copy with those columns shows them at its LSN: a difference now came
-	 * after it (a stream behind it records its own windows, from layout_seen). */
-	if (t->man->nbases && t->man->bases[t->man->nbases - 1].layout_id == cur->id &&
-		t->man->bases[t->man->nbases - 1].lsn > seen)
-		seen = t->man->bases[t->man->nbases - 1].lsn;
-	snprintf(oid, sizeof(oid), "%u", t->relid);
-	if (pgsql_query_params(a->conn,
-						   "SELECT c.relnatts, a.attname, a.atttypid, a.atttypmod, pg_current_wal_insert_lsn()::text "
-						   "FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
-						   "AND NOT a.attisdropped AND a.attgenerated = '' WHERE c.oid = $1::oid ORDER BY a.attnum",
-						   1, params, &res, err) != BS_OK)
-		return BS_ERR;
 	n = PQntuples(res);
 	if (n == 0)
 	{

@@ -805,8 +805,9 @@ spool_job(archiver *a, seal_job *job, bs_error *err)
 	return BS_OK;
 }
 
-static void
-notify_main(archiver *a)
+/* Wake the main loop (on_notify): positions moved, or a checkpoint's query is done. */
+void
+uploader_notify_main(archiver *a)
 {
 	char c = 1;
 
@@ -857,7 +858,7 @@ uploader_main(void *arg)
 			{
 				a->uploader_failed = true;
 				a->uploader_err = err;
-				notify_main(a);
+				uploader_notify_main(a);
 				break;
 			}
 			if (rc != BS_OK)
@@ -904,7 +905,7 @@ uploader_main(void *arg)
 		{
 			a->uploader_failed = true;
 			a->uploader_err = err;
-			notify_main(a);
+			uploader_notify_main(a);
 			free_jobs(jobs);
 			break;
 		}
@@ -940,7 +941,7 @@ uploader_main(void *arg)
 			/* Another writer holds the archive: stop writing at once. */
 			a->uploader_failed = true;
 			a->uploader_err = err;
-			notify_main(a);
+			uploader_notify_main(a);
 			break;
 		}
 		if (rc != BS_OK)
@@ -956,7 +957,7 @@ uploader_main(void *arg)
 			delay_ms = 1000;
 			retry_at = 0;
 		}
-		notify_main(a);
+		uploader_notify_main(a);
 	}
 	pthread_mutex_unlock(&a->lock);
 	return NULL;
