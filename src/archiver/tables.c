@@ -1,0 +1,762 @@
+/* tables.c — the archiver's table registry, and the table checks that poll the catalog and the publication. */
+#include "autoconf.h"
+#include "clock.h"
+#include "audit.h"
+#include "catalog.h"
+#include "codec.h"
+#include "control.h"
+#include "log.h"
+#include "lsn.h"
+#include "manifest.h"
+#include "pgoutput.h"
+#include "pgsql.h"
+#include "replmsg.h"
+#include "storage.h"
+#include "strbuf.h"
+#include "config.h"
+#include "error.h"
+#include "archiver_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+arch_table *
+tables_find(archiver *a, uint32_t relid)
+{
+	for (int i = 0; i < a->ntables; i++)
+		if (a->tables[i]->relid == relid)
+			return a->tables[i];
+	return NULL;
+}
+
+/*
+ * Add a layout valid from from_lsn, keeping the list sorted by LSN: a Relation message of a
+ * transaction sent again after a restart, or a base copy taken ahead of the stream, can
+ * describe a layout older than the newest one.  want_id keeps an id already used by
+ * spooled segments (-1: a new id).  Returns the layout's id.
+ */
+uint32_t
+tables_insert_layout(manifest *m, int64_t want_id, uint64_t from_lsn, char replident, int ncols,
+					 const manifest_column *cols)
+{
+	return manifest_insert_layout(m, want_id, from_lsn, replident, ncols, cols)->id;
+}
+
+/* The layout in effect for a transaction committing at lsn. */
+const manifest_layout *
+tables_layout_at(const manifest *m, uint64_t lsn)
+{
+	const manifest_layout *found = NULL;
+
+	for (int i = 0; i < m->nlayouts; i++)
+		if (m->layouts[i].from_lsn <= lsn)
+			found = &m->layouts[i];
+	return found ? found : (m->nlayouts ? &m->layouts[0] : NULL);
+}
+
+/* Register a table (m is taken over). */
+arch_table *
+tables_add(archiver *a, manifest *m, bool active)
+{
+	arch_table *t = xcalloc(1, sizeof(arch_table));
+
+	t->relid = m->relid;
+	t->man = m;
+	t->active = active;
+	t->layout_id = m->nlayouts ? m->layouts[m->nlayouts - 1].id : 0;
+	a->tables = xrealloc(a->tables, (size_t) (a->ntables + 1) * sizeof(arch_table *));
+	a->tables[a->ntables++] = t;
+	return t;
+}
+
+/*
+ * A manifest as loaded (NULL: absent) against head.json's record of it: never archive on top
+ * of an older copy put back or of a deleted manifest, which would write the damage over the
+ * evidence of it (doc/FORMAT.md, "Generations").
+ */
+static int
+check_generation(archiver *a, uint32_t relid, const manifest *m, bs_error *err)
+{
+	const archive_head_table *rec = archive_head_find_table(&a->head, relid);
+
+	if (rec == NULL || (m && m->generation >= rec->generation))
+		return BS_OK;
+	if (m == NULL)
+		return error_set(err, ERRCODE_DATA_CORRUPTED,
+						 "the manifest of %s.%s (tables/%" PRIu32 "/manifest.json) is missing from %s, but head.json "
+						 "records generation %" PRIu64 " of it: it was deleted; refusing to archive on top of the "
+						 "damage (restore the manifest, or archive to a new storage location)",
+						 rec->schema, rec->name, relid, storage_describe(a->st), rec->generation);
+	return error_set(err, ERRCODE_DATA_CORRUPTED,
+					 "the manifest of %s.%s (tables/%" PRIu32 "/manifest.json) in %s is generation %" PRIu64
+					 ", but head.json records generation %" PRIu64 ": it was replaced by an older copy (rolled back); "
+					 "refusing to archive on top of the damage (restore the newer manifest, or archive to a new "
+					 "storage location)",
+					 m->schema, m->name, relid, storage_describe(a->st), m->generation, rec->generation);
+}
+
+/* The generation of a manifest's next store: above what it and head.json have seen. */
+uint64_t
+tables_next_generation(archiver *a, const manifest *m)
+{
+	const archive_head_table *rec = archive_head_find_table(&a->head, m->relid);
+	uint64_t g = m->generation;
+
+	if (rec && rec->generation > g)
+		g = rec->generation;
+	return g + 1;
+}
+
+/*
+ * The newest position the manifest shows using the layout in effect where the stream resumes
+ * (archived_to): that layout's start, the newest base's LSN when the base has it and the
+ * stream has passed it (a base taken ahead of the stream says nothing of the changes before
+ * it), the first commit of the newest segment (its later commits are not in the manifest: a
+ * lower bound is what is safe).
+ */
+static uint64_t
+layout_seen_at_load(const manifest *m)
+{
+	const manifest_layout *l = tables_layout_at(m, m->archived_to);
+	uint64_t seen;
+
+	if (l == NULL)
+		return 0;
+	seen = l->from_lsn;
+	for (int i = 0; i < m->nbases; i++)
+		if (m->bases[i].layout_id == l->id && m->bases[i].lsn <= m->archived_to && m->bases[i].lsn > seen)
+			seen = m->bases[i].lsn;
+	if (m->nsegments && m->segments[m->nsegments - 1].first_lsn > seen)
+		seen = m->segments[m->nsegments - 1].first_lsn;
+	return seen;
+}
+
+/* Whether schema changes of the table are not captured in the stream at lsn (weak mode). */
+bool
+tables_ddl_weak_at(const archiver *a, const arch_table *t, uint64_t lsn)
+{
+	return !a->ddl_capture || t->man->ddl_capture_from == 0 || t->man->ddl_capture_from > lsn;
+}
+
+/* Load the table's manifest (or start a new one) and register it. */
+
+int
+tables_load(archiver *a, storage *st, uint32_t relid, const char *schema, const char *name, bool active,
+			arch_table **out, bs_error *err)
+{
+	manifest *m = NULL;
+	bool exists = false;
+	arch_table *t = tables_find(a, relid);
+
+	if (t)
+	{
+		t->active = t->active || active;
+		*out = t;
+		return BS_OK;
+	}
+	if (manifest_load(st, relid, &m, &exists, err) != BS_OK ||
+		check_generation(a, relid, exists ? m : NULL, err) != BS_OK)
+	{
+		manifest_free(m);
+		return BS_ERR;
+	}
+	if (!exists)
+		m = manifest_new(relid, schema ? schema : "?", name ? name : "?");
+	else if (schema && name && (strcmp(m->schema, schema) != 0 || strcmp(m->name, name) != 0) &&
+			 !(a->ddl_capture && m->ddl_capture_from))
+	{
+		/* Renamed while schema changes were not captured: the name history records it from
+		 * the archive's end, the nearest position known (captured, the stream brings it). */
+		manifest_add_name(m, m->archived_to, schema, name);
+	}
+	*out = tables_add(a, m, active);
+	schema_note_capture(a, *out);
+	/* A re-base a column change asked for before a stop: taken at the first table check. */
+	if (m->rebase_requested_at != 0 || manifest_open_schema_gap(m) != NULL)
+		(*out)->rebase_wanted = true;
+	(*out)->layout_seen = layout_seen_at_load(m);
+	return BS_OK;
+}
+
+static uint64_t
+table_base_bytes(const manifest *m)
+{
+	uint64_t n = 0;
+
+	if (m->nbases == 0)
+		return 0;
+	for (int i = 0; i < m->bases[m->nbases - 1].nchunks; i++)
+		n += m->bases[m->nbases - 1].chunks[i].raw_size;
+	return n;
+}
+
+/* A column change asked for a base copy that is not stored, or not yet reached by what is
+ * stored: the stored position lies in the window recovery refuses (a checkpoint waits). */
+bool
+tables_rebase_pending(archiver *a, const arch_table *t)
+{
+	if (t->man->rebase_requested_at != 0 && t->man->rebase_requested_at < a->flush_lsn)
+		return true;
+	/* A schema change found by a table check (not captured): refused until a new base copy. */
+	if (manifest_open_schema_gap(t->man) != NULL)
+		return true;
+	return t->rebase_done_lsn != 0 && a->flush_lsn < t->rebase_done_lsn;
+}
+
+/* Why a table gets no recovery point: its changes do not reach the archiver (a checkpoint). */
+void
+tables_unpublished_reason(archiver *a, const arch_table *t, strbuf *sb)
+{
+	const manifest_gap *g = manifest_open_gap(t->man);
+	char l[LSN_BUFLEN];
+
+	strbuf_printf(sb, "table %s.%s is not in publication \"%s\" (which the replication slot streams): its changes "
+				  "are not archived", t->man->schema, t->man->name, config_get(a->cfg, "publication"));
+	if (g)
+		strbuf_printf(sb, " from %s on, until it is published again and a new base copy is taken",
+					  lsn_format(g->from, l));
+	strbuf_printf(sb, "; no recovery point can be verified");
+}
+
+/* A table that cannot be archived, in the log.  A partitioned table is no loss (its
+ * partitions are archived): said, but not as a warning, and not counted as skipped. */
+void
+tables_report_skipped(const catalog_table *ct)
+{
+	if (ct->relkind == 'p')
+		log_info("table %s.%s: %s", ct->schema, ct->name, ct->finding);
+	else
+		log_warning("table %s.%s is NOT archived: %s", ct->schema, ct->name, ct->finding);
+}
+
+/*
+ * Whether relid is gone from the catalog and, if so, the server's WAL insert position now:
+ * the statement's snapshot, taken before the position is read, saw the DROP committed, so
+ * the DROP's commit record (and every change of the table before it) lies before *pos.
+ */
+int
+tables_gone_position(PGconn *conn, uint32_t relid, bool *gone, uint64_t *pos, bs_error *err)
+{
+	PGresult *res;
+	char oid[16];
+	const char *params[1] = {oid};
+
+	snprintf(oid, sizeof(oid), "%u", relid);
+	if (pgsql_query_params(conn, "SELECT NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = $1::oid), "
+						   "pg_current_wal_insert_lsn()::text", 1, params, &res, err) != BS_OK)
+		return BS_ERR;
+	*gone = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	if (PQntuples(res) != 1 || lsn_parse(PQgetvalue(res, 0, 1), pos) != BS_OK)
+	{
+		PQclear(res);
+		return error_set(err, ERRCODE_PROTOCOL, "could not read the server's WAL insert position");
+	}
+	PQclear(res);
+	return BS_OK;
+}
+
+/*
+ * A table found dropped: keep its changes until the stream has passed pos, then mark it
+ * dropped (uploader_finish_drops).  Decoding reads the catalog as it was when each change was made,
+ * so changes committed before the DROP still arrive after the table is gone.
+ */
+void
+tables_found_gone(archiver *a, arch_table *t, uint64_t pos, const char *when)
+{
+	char l[LSN_BUFLEN];
+
+	t->gone_lsn = pos;
+	t->gone_passed = false;
+	t->rebase_wanted = false;
+	if (a->gone_next == 0 || pos < a->gone_next)
+		a->gone_next = pos;
+	log_warning("table %s.%s was dropped%s; its changes committed before the drop are still archived "
+				"from the stream (the drop lies before %s), then it is marked dropped",
+				t->man->schema, t->man->name, when, lsn_format(pos, l));
+}
+
+/*
+ * The stream passes a dropped table's position only once WAL after it is decoded, which on
+ * an idle server may never happen by itself.  A tiny transaction writing a logical message
+ * (pgoutput does not send it) puts WAL there at once; failing (no privilege) only delays.
+ */
+static void
+write_wal_marker(archiver *a)
+{
+	bs_error err;
+
+	error_clear(&err);
+	if (pgsql_exec(a->conn, "BEGIN; SET LOCAL synchronous_commit = local; "
+				   "SELECT pg_logical_emit_message(true, 'backstop', ''); COMMIT", &err) != BS_OK)
+	{
+		log_debug("could not write WAL past a dropped table: %s", err.message);
+		pgsql_exec(a->conn, "ROLLBACK", &err);
+	}
+}
+
+/* The stream has passed a dropped table's gone_lsn: ask for the seal (or the head) that stores
+ * everything before it, so that the table is marked dropped without waiting for segment_age.
+ * Called at every commit and keepalive: a comparison unless a dropped table waits. */
+void
+tables_check_gone_passed(archiver *a)
+{
+	bs_error err;
+
+	if (a->gone_next == 0 || a->received_lsn < a->gone_next || a->in_txn)
+		return;
+	a->gone_next = 0;
+	for (int i = 0; i < a->ntables; i++)
+	{
+		arch_table *t = a->tables[i];
+
+		if (t->gone_lsn == 0 || t->gone_passed || !t->active)
+			continue;
+		if (a->received_lsn >= t->gone_lsn)
+			t->gone_passed = true;
+		else if (a->gone_next == 0 || t->gone_lsn < a->gone_next)
+			a->gone_next = t->gone_lsn;
+	}
+	error_clear(&err);
+	if (a->open_bytes > 0)
+	{
+		if (uploader_seal_epoch(a, false, &err) != BS_OK)
+			log_warning("%s", err.message);
+	}
+	else if (!a->spool_pending && a->jobs_head == NULL)
+		uploader_idle_progress(a, a->last_commit_end, true);
+}
+
+/* New or dropped tables, and re-bases that keep recovery time bounded. */
+/*
+ * Coverage is claimed only for what the stream delivers (doc/archiving.md, "The
+ * publication"): the publication is made right where this role may (catalog_sync_publication),
+ * then every table of the list it does not publish is taken out of it (usable = false,
+ * unpublished, with a finding).  Tables it publishes are noted as seen at the check's
+ * position (pub_seen_lsn), the start of their archive's end should they leave it.
+ */
+int
+tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs_error *err)
+{
+	const char *pubname = config_get(a->cfg, "publication");
+	char *as_is = NULL;
+	uint32_t *relids = NULL;
+	char *state = NULL;
+	uint64_t seen = 0;
+
+	if (catalog_sync_publication(a->conn, pubname, list, &as_is, err) != BS_OK)
+	{
+		/* At start-up there is no stream without it; later (a table dropped between the two
+		 * reads, say) the next check tries again, and what it publishes is read below. */
+		if (startup)
+			return BS_ERR;
+		log_warning("%s", err->message);
+		error_clear(err);
+	}
+	if (as_is && (a->pub_as_is == NULL || strcmp(as_is, a->pub_as_is) != 0))
+		log_info("publication \"%s\" is used as it is (%s): only the tables it publishes are archived", pubname,
+				 as_is);
+	free(a->pub_as_is);
+	a->pub_as_is = as_is;
+	relids = xcalloc((size_t) list->count + 1, sizeof(uint32_t));
+	state = xcalloc((size_t) list->count + 1, 1);
+	for (int i = 0; i < list->count; i++)
+		relids[i] = list->tables[i].relid;
+	if (catalog_publication_members(a->conn, pubname, list->count, relids, state, &seen, err) != BS_OK)
+	{
+		free(relids);
+		free(state);
+		return BS_ERR;
+	}
+	for (int i = 0; i < list->count; i++)
+	{
+		catalog_table *ct = &list->tables[i];
+		strbuf sb = STRBUF_INIT;
+		char *q;
+
+		if (state[i] == 'p')
+		{
+			arch_table *t = tables_find(a, ct->relid);
+
+			if (t)
+				t->pub_seen_lsn = seen;
+			continue;
+		}
+		/* Gone meanwhile: the next check finds it dropped. */
+		if ((state[i] != 'n' && state[i] != 'f') || !ct->usable)
+			continue;
+		q = pgsql_qualified_name(ct->schema, ct->name);
+		if (state[i] == 'f')
+			strbuf_printf(&sb, "not in publication \"%s\" as a whole: it is published with a row filter or a "
+						  "column list, so only part of its changes reach the archiver, and it is not archived "
+						  "(the publication's owner can publish all of it: ALTER PUBLICATION %s SET TABLE ...)",
+						  pubname, pubname);
+		else
+			strbuf_printf(&sb, "not in publication \"%s\", which the replication slot streams: its changes do not "
+						  "reach the archiver, so it is not archived (%s; the publication's owner can add it: "
+						  "ALTER PUBLICATION %s ADD TABLE %s, or use a publication FOR ALL TABLES)",
+						  pubname, as_is ? as_is : "it could not be added", pubname, q);
+		free(q);
+		free(ct->finding);
+		ct->finding = strbuf_detach(&sb, NULL);
+		ct->usable = false;
+		ct->unpublished = true;
+	}
+	free(state);
+	free(relids);
+	return BS_OK;
+}
+
+/*
+ * The position from which an archived table's changes are not known to be archived.  Seen
+ * published by a check that read seen_lsn first, the table left with an ALTER PUBLICATION whose
+ * commit record lies at or after seen_lsn: every commit up to seen_lsn is still streamed (and
+ * archived: the table stays active), hence seen_lsn + 1.  Not seen by this run: where its
+ * archive is complete.
+ */
+uint64_t
+tables_unpublished_from(archiver *a, const arch_table *t)
+{
+	if (t->pub_seen_lsn)
+		return t->pub_seen_lsn + 1;
+	return audit_complete_to(t->man, &a->head);
+}
+
+/*
+ * A table of the list that the publication does not stream (any more).  One never archived is
+ * recorded as skipped, with the finding.  An archived one keeps its manifest and history, and
+ * its archive ends at from: an open gap (doc/FORMAT.md, "gaps") that the next base copy, once
+ * it is published again, closes; recovery refuses points from there on.  True when the
+ * manifest changed.
+ */
+bool
+tables_set_unpublished(arch_table *t, const catalog_table *ct, uint64_t from)
+{
+	char l[LSN_BUFLEN];
+	bool was = t->unpublished;
+
+	t->unpublished = true;
+	if (t->man->nbases == 0 || strcmp(t->man->status, "skipped") == 0)
+	{
+		if (t->man->status && strcmp(t->man->status, "skipped") == 0 && t->man->finding &&
+			strcmp(t->man->finding, ct->finding) == 0)
+			return false;
+		free(t->man->status);
+		free(t->man->finding);
+		t->man->status = xstrdup("skipped");
+		t->man->finding = xstrdup(ct->finding);
+		tables_report_skipped(ct);
+		t->dirty = true;
+		return true;
+	}
+	if (manifest_open_gap(t->man) != NULL)
+	{
+		t->active = true;
+		if (!was)
+			log_warning("table %s.%s is still not archived (its archive ends at %s): %s", t->man->schema,
+						t->man->name, lsn_format(manifest_open_gap(t->man)->from, l), ct->finding);
+		return false;
+	}
+	manifest_add_gap(t->man, from, UINT64_MAX);
+	/* What the stream still carries of it (commits before it left) is archived as before. */
+	t->active = true;
+	t->dirty = true;
+	log_warning("table %s.%s left the archived set: %s; its archive ends at %s (recovery points from there on are "
+				"refused) until it is published again and a new base copy is taken",
+				t->man->schema, t->man->name, ct->finding, lsn_format(from, l));
+	return true;
+}
+
+/*
+ * A table archived by an earlier run that is no longer among the tables to archive (removed
+ * from --tables, or out of --all-tables' reach): its archive ends where it was complete, as
+ * an open gap, so that no later point is recovered from a history that stopped.  Start-up.
+ */
+static int
+table_left_archive(archiver *a, manifest *m, bs_error *err)
+{
+	uint64_t from = audit_complete_to(m, &a->head);
+	char l[LSN_BUFLEN];
+
+	if (m->nbases == 0 || manifest_open_gap(m) != NULL)
+		return BS_OK;
+	manifest_add_gap(m, from, UINT64_MAX);
+	log_warning("table %s.%s (relid %u) still exists but is no longer among the tables to archive: its archive "
+				"ends at %s (recovery points from there on are refused)", m->schema, m->name, m->relid,
+				lsn_format(from, l));
+	return uploader_store_manifest_now(a, m, err);
+}
+
+int
+tables_poll(archiver *a, bs_error *err)
+{
+	catalog_table_list list;
+	arch_table **need = NULL;
+	int nneed = 0;
+	bool found_gone = false;
+	int64_t rebase_age_us = config_get_duration_ms(a->cfg, "rebase_age") * 1000;
+	int64_t ratio = config_get_int(a->cfg, "rebase_ratio");
+	int64_t min_interval_us = config_get_duration_ms(a->cfg, "rebase_min_interval") * 1000;
+
+	if (PQstatus(a->conn) != CONNECTION_OK && stream_reconnect_conn(a, err) != BS_OK)
+		return BS_ERR;
+	if (catalog_list_tables(a->conn, config_get(a->cfg, "tables"), config_get_bool(a->cfg, "all_tables"),
+							&list, err) != BS_OK)
+	{
+		/* Every listed table dropped is not an error here: they are marked below. */
+		if (strcmp(err->code, ERRCODE_UNDEFINED_TABLE) != 0)
+			return BS_ERR;
+		memset(&list, 0, sizeof(list));
+	}
+	if (tables_check_publication(a, &list, false, err) != BS_OK)
+	{
+		catalog_table_list_free(&list);
+		return BS_ERR;
+	}
+	for (int i = 0; i < a->ntables; i++)
+	{
+		arch_table *t = a->tables[i];
+
+		if (t->active && t->gone_lsn == 0 && catalog_find(&list, t->relid) == NULL &&
+			strcmp(t->man->status, "active") == 0)
+		{
+			bool gone;
+			uint64_t pos;
+
+			/* Not marked dropped yet: its changes may still be in the stream (tables_found_gone). */
+			if (tables_gone_position(a->conn, t->relid, &gone, &pos, err) != BS_OK)
+			{
+				log_warning("table check of %s.%s: %s", t->man->schema, t->man->name, err->message);
+				continue;
+			}
+			if (gone)
+			{
+				tables_found_gone(a, t, pos, "");
+				found_gone = true;
+			}
+		}
+	}
+	if (found_gone)
+		write_wal_marker(a);
+	for (int i = 0; i < list.count; i++)
+	{
+		catalog_table *ct = &list.tables[i];
+		arch_table *t = tables_find(a, ct->relid);
+
+		if (t && ct->unpublished)
+		{
+			/* Out of the publication (or never in it): its changes do not arrive.  Its
+			 * renames are followed all the same, so that recover refuses it by its name
+			 * now with the reason rather than "not in the archive". */
+			schema_poll_rename(a, t, ct);
+			tables_set_unpublished(t, ct, tables_unpublished_from(a, t));
+			continue;
+		}
+		if (t && t->unpublished)
+		{
+			log_info("table %s.%s is in publication \"%s\" again: taking a new base copy", ct->schema, ct->name,
+					 config_get(a->cfg, "publication"));
+			t->unpublished = false;
+			t->active = true;
+		}
+		if (t && t->active)
+		{
+			int64_t base_age;
+
+			schema_poll_rename(a, t, ct);
+			if (schema_poll_layout(a, t, err) != BS_OK)
+			{
+				log_warning("table check of %s.%s: %s", t->man->schema, t->man->name, err->message);
+				error_clear(err);
+			}
+			base_age = t->man->nbases ? clock_unix_us() - t->man->bases[t->man->nbases - 1].time : 0;
+
+			/* A busy small table outgrows its base in seconds: re-basing it at every check
+			 * would stall the stream for nothing, hence the minimum interval. */
+			/* nbases == 0: a first base that failed or was discarded is taken again. */
+			if (t->rebase_wanted || t->man->nbases == 0 || manifest_open_gap(t->man) != NULL ||
+				(t->man->nbases && rebase_age_us > 0 && base_age > rebase_age_us) ||
+				(ratio > 0 && base_age >= min_interval_us &&
+				 t->change_bytes * 100 > (uint64_t) ratio * (table_base_bytes(t->man) + 1)))
+			{
+				need = xrealloc(need, (size_t) (nneed + 1) * sizeof(arch_table *));
+				need[nneed++] = t;
+			}
+			continue;
+		}
+		if (tables_load(a, a->st_main, ct->relid, ct->schema, ct->name, ct->usable, &t, err) != BS_OK)
+			goto fail;
+		if (ct->unpublished)
+		{
+			tables_set_unpublished(t, ct, tables_unpublished_from(a, t));
+			continue;
+		}
+		if (!ct->usable)
+		{
+			t->partitioned = ct->relkind == 'p';
+			if (t->man->status == NULL || strcmp(t->man->status, "skipped") != 0 ||
+				t->man->finding == NULL || strcmp(t->man->finding, ct->finding) != 0)
+			{
+				free(t->man->status);
+				free(t->man->finding);
+				t->man->status = xstrdup("skipped");
+				t->man->finding = xstrdup(ct->finding);
+				tables_report_skipped(ct);
+				t->dirty = true;
+			}
+			continue;
+		}
+		if (t->man->nbases == 0 || strcmp(t->man->status, "active") != 0 || manifest_open_gap(t->man) != NULL)
+		{
+			need = xrealloc(need, (size_t) (nneed + 1) * sizeof(arch_table *));
+			need[nneed++] = t;
+		}
+	}
+	/* One job at a time: what is needed meanwhile is found again at the next check (so no
+	 * table is queued while it is being copied). */
+	if (nneed > 0 && a->bjob == NULL)
+	{
+		log_info("taking %d base cop%s in the background", nneed, nneed == 1 ? "y" : "ies");
+		basejob_start(a, need, nneed);
+	}
+	free(need);
+	catalog_table_list_free(&list);
+	return BS_OK;
+fail:
+	free(need);
+	catalog_table_list_free(&list);
+	return BS_ERR;
+}
+
+/*
+ * The test hook BACKSTOP_TEST_TABLE_CHECK_LOCK (doc/HACKING.md): while a test holds the advisory
+ * lock, table checks are skipped (and say so in the log), so that the test decides what happens
+ * between two of them; the rest of the loop (the stream, base copies added) runs on.
+ */
+bool
+tables_check_held(archiver *a)
+{
+	char sql[128];
+	PGresult *res;
+	bs_error e;
+	bool held;
+
+	if (a->test_check_lock_key == 0)
+		return false;
+	error_clear(&e);
+	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock_shared(%lld)", (long long) a->test_check_lock_key);
+	if (pgsql_query(a->conn, sql, &res, &e) != BS_OK)
+		return false;			/* the check itself reports a lost connection */
+	held = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "f") == 0;
+	PQclear(res);
+	if (held)
+		log_info("table check skipped: a test holds advisory lock %lld (BACKSTOP_TEST_TABLE_CHECK_LOCK)",
+				 (long long) a->test_check_lock_key);
+	else
+	{
+		snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock_shared(%lld)", (long long) a->test_check_lock_key);
+		(void) pgsql_exec(a->conn, sql, &e);
+	}
+	return held;
+}
+
+/* ---------- tables missing at start-up ---------- */
+
+/* An archived table missing from the catalog at start-up (m is taken over). */
+static int
+start_gone_table(archiver *a, manifest *m, bs_error *err)
+{
+	bool gone;
+	uint64_t pos;
+
+	/* Not older than head.json records (a rolled-back manifest refuses the start). */
+	if (check_generation(a, m->relid, m, err) != BS_OK)
+	{
+		manifest_free(m);
+		return BS_ERR;
+	}
+	if (strcmp(m->status, "active") != 0 || tables_find(a, m->relid) != NULL)
+	{
+		manifest_free(m);
+		return BS_OK;
+	}
+	if (tables_gone_position(a->conn, m->relid, &gone, &pos, err) != BS_OK)
+	{
+		manifest_free(m);
+		return BS_ERR;
+	}
+	if (!gone)
+	{
+		/* Renamed (--tables names the old name) or otherwise out of the archived set. */
+		int rc = table_left_archive(a, m, err);
+
+		manifest_free(m);
+		return rc;
+	}
+	tables_found_gone(a, tables_add(a, m, true), pos, " while the archiver was stopped");
+	return BS_OK;
+}
+
+/*
+ * Archived tables that no longer exist: dropped while the archiver was stopped.  Their
+ * changes since the slot's confirmed position are still in the stream and are archived like
+ * any others until it passes the drop.  A name in --tables that was never archived is refused
+ * (probably a typo).  Every active manifest of a table no longer in the catalog is one (a
+ * table dropped and re-created under its name, say); a manifest that cannot be read is
+ * reported and left alone.
+ */
+int
+tables_find_gone(archiver *a, const catalog_table_list *list, bs_error *err)
+{
+	uint32_t *relids = NULL;
+	int n = 0;
+
+	for (int i = 0; i < list->nmissing; i++)
+	{
+		manifest *m = NULL;
+
+		if (audit_find_table(a->st, &a->head, list->missing[i], &m, err) != BS_OK)
+		{
+			if (strcmp(err->code, ERRCODE_UNDEFINED_TABLE) == 0)
+				return error_set(err, ERRCODE_UNDEFINED_TABLE, "table \"%s\" does not exist and was never archived",
+								 list->missing[i]);
+			return error_prefix(err, "table \"%s\" does not exist", list->missing[i]);
+		}
+		if (start_gone_table(a, m, err) != BS_OK)
+			return BS_ERR;
+	}
+	if (manifest_list_relids(a->st, &relids, &n, err) != BS_OK)
+		return BS_ERR;
+	for (int i = 0; i < n; i++)
+	{
+		manifest *m = NULL;
+		bool exists;
+		bs_error lerr;
+
+		if (catalog_find(list, relids[i]) != NULL || tables_find(a, relids[i]) != NULL)
+			continue;
+		error_clear(&lerr);
+		if (manifest_load(a->st, relids[i], &m, &exists, &lerr) != BS_OK)
+		{
+			if (strcmp(lerr.code, ERRCODE_DATA_CORRUPTED) != 0)
+			{
+				*err = lerr;
+				free(relids);
+				return BS_ERR;
+			}
+			log_warning("%s (not a table of the database now; left alone)", lerr.message);
+			continue;
+		}
+		if (exists && start_gone_table(a, m, err) != BS_OK)
+		{
+			free(relids);
+			return BS_ERR;
+		}
+	}
+	free(relids);
+	if (a->gone_next != 0)
+		write_wal_marker(a);
+	return BS_OK;
+}
