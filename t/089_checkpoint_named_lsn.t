@@ -1,4 +1,4 @@
-# 088_checkpoint_named_lsn.t — a checkpoint that names its LSN, once the stream has passed it and
+# 089_checkpoint_named_lsn.t — a checkpoint that names its LSN, once the stream has passed it and
 # schema changes are captured, asks PostgreSQL nothing: no query of the archiver's session runs on
 # its event loop (the statements are counted in the server's log, log_statement = all).  A
 # checkpoint without an LSN still reads the server's position (the log shows it), and the named
