@@ -19,6 +19,7 @@
 #include "validate.h"
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,24 @@ point_text(const recover_point *pt, char *buf, size_t size)
 	return buf;
 }
 
+/* --apply without --yes: whether the user confirms the copy-back shown to orig. */
+static bool
+confirm_apply(const bs_config *cfg, const char *orig, const char *target_shown)
+{
+	char answer[16];
+
+	fflush(stdout);
+	if (config_get_bool(cfg, "yes"))
+		return true;
+	fprintf(stderr, "Apply the copy-back above to %s? [y/N] ", orig);
+	if (fgets(answer, sizeof(answer), stdin) == NULL || (answer[0] != 'y' && answer[0] != 'Y'))
+	{
+		fprintf(stderr, "backstop recover: copy-back not applied; the recovered table %s stays\n", target_shown);
+		return false;
+	}
+	return true;
+}
+
 /* --apply: ask (unless --yes), run the copy-back in one transaction and validate it. */
 static int
 apply_copyback(const bs_config *cfg, PGconn *conn, const copyback_input *ci, const copyback *cb, const manifest *m,
@@ -182,18 +201,10 @@ apply_copyback(const bs_config *cfg, PGconn *conn, const copyback_input *ci, con
 {
 	char *orig = pgsql_display_name(m->schema, m->name);
 
-	fflush(stdout);
-	if (!config_get_bool(cfg, "yes"))
+	if (!confirm_apply(cfg, orig, target_shown))
 	{
-		char answer[16];
-
-		fprintf(stderr, "Apply the copy-back above to %s? [y/N] ", orig);
-		if (fgets(answer, sizeof(answer), stdin) == NULL || (answer[0] != 'y' && answer[0] != 'Y'))
-		{
-			fprintf(stderr, "backstop recover: copy-back not applied; the recovered table %s stays\n", target_shown);
-			free(orig);
-			return EXIT_FAILURE_RUNTIME;
-		}
+		free(orig);
+		return EXIT_FAILURE_RUNTIME;
 	}
 	if (copyback_apply(conn, ci, cb, err) != BS_OK)
 	{
@@ -355,6 +366,7 @@ typedef struct part_item
 	json_t *def;				/* the plan's base definition */
 	json_t *part;				/* its "partition" member (borrowed from def) */
 	char *tname;				/* target name (in the parent's target schema) */
+	const manifest_layout *layout;	/* its recovered columns (in m) */
 	recover_load_result lres;
 	bool loaded;
 } part_item;
@@ -627,6 +639,88 @@ out:
 	return rc;
 }
 
+/* A partitioned table's copy-back: one statement each, printed together and applied together. */
+typedef struct cb_steps
+{
+	int n;
+	char **sql;
+	const char **what;
+} cb_steps;
+
+static void cb_step(cb_steps *s, const char *what, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+cb_step(cb_steps *s, const char *what, const char *fmt, ...)
+{
+	va_list ap;
+	int len;
+	char *sql;
+
+	va_start(ap, fmt);
+	len = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		abort();
+	sql = xmalloc((size_t) len + 1);
+	va_start(ap, fmt);
+	vsnprintf(sql, (size_t) len + 1, fmt, ap);
+	va_end(ap);
+	s->sql = xrealloc(s->sql, sizeof(char *) * (size_t) (s->n + 1));
+	s->what = xrealloc(s->what, sizeof(char *) * (size_t) (s->n + 1));
+	s->what[s->n] = what;
+	s->sql[s->n++] = sql;
+}
+
+static void
+cb_steps_free(cb_steps *s)
+{
+	for (int i = 0; i < s->n; i++)
+		free(s->sql[i]);
+	free(s->sql);
+	free(s->what);
+	memset(s, 0, sizeof(*s));
+}
+
+/*
+ * --apply for a partitioned table: refused (the SQL stays printed) where the copy-back cannot
+ * restore the hierarchy exactly, else asked (unless --yes), run in one transaction and
+ * validated.  Returns an exit code, the error reported.
+ */
+static int
+apply_parent(const bs_config *cfg, PGconn *conn, bool gone, const cb_steps *steps, const copyback_member *mem, int n,
+			 uint64_t rows, const char *pshown, const char *target_shown, bs_error *err)
+{
+	strbuf why = STRBUF_INIT;
+
+	/* Dropped: every name must be free for the renames.  Live: the rows go through its
+	 * partitions, so each must be the point's, with the point's bound. */
+	if ((gone ? copyback_names_free(conn, mem, n, &why, err) : copyback_hierarchy_check(conn, mem, n, &why, err)) != BS_OK)
+	{
+		strbuf_free(&why);
+		return fail(NULL, err);
+	}
+	if (why.len)
+	{
+		error_set(err, ERRCODE_OBJECT_IN_USE, "--apply refused: %s, so the copy-back cannot restore %s's hierarchy "
+				  "exactly (%s); nothing was changed, the recovered table %s stays: put the live tables in order and "
+				  "run the printed copy-back SQL yourself", why.data, pshown,
+				  gone ? "the recovered tables take the names of the point" :
+				  "the recovered rows are routed by the live table's partitions, which must be those of the point",
+				  target_shown);
+		strbuf_free(&why);
+		return fail(NULL, err);
+	}
+	strbuf_free(&why);
+	if (!confirm_apply(cfg, pshown, target_shown))
+		return EXIT_FAILURE_RUNTIME;
+	if (copyback_apply_hierarchy(conn, steps->sql, steps->what, steps->n, mem, n, rows, err) != BS_OK)
+		return fail(NULL, err);
+	if (!config_get_bool(cfg, "yes") && !config_get_bool(cfg, "json"))
+		printf("\nCopy-back applied to %s and validated (the hierarchy with its bounds, and each partition's rows "
+			   "and checksum, are the recovery's).\n", pshown);
+	return EXIT_OK;
+}
+
 /* Drop what this run created (a failed whole): nothing of the source is touched. */
 static void
 drop_created(PGconn *conn, const char *schema, part_item *parts, int nparts)
@@ -751,6 +845,7 @@ load_partition(PGconn *conn, storage *st, part_item *it, const char *schema, con
 	}
 	progress_clear(rprog->p);
 	it->loaded = true;
+	it->layout = layout;
 	rc = BS_OK;
 out:
 	strbuf_free(&comment);
@@ -804,11 +899,11 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 	error_clear(&err);
 	progress_init(&prog, "recover", progress_wanted(json));
 	memset(&rr, 0, sizeof(rr));
-	if (config_get_bool(cfg, "apply") || config_get(cfg, "copy_back_columns"))
+	if (config_get(cfg, "copy_back_columns"))
 	{
 		free(pshown);
-		return usage("--apply and --copy-back-columns do not apply to a partitioned table yet: run the printed "
-					 "copy-back yourself");
+		return usage("--copy-back-columns does not apply to a partitioned table yet: run the printed copy-back "
+					 "yourself, or recover and copy back one partition at a time");
 	}
 	if (target_name(cfg, pm, &tschema, &tname, &err) != BS_OK)
 	{
@@ -1122,59 +1217,120 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		char *ptarget = pgsql_qualified_name_printable(tschema, tname);
 		char *porig = pgsql_qualified_name_printable(pm->schema, pm->name);
 		uint64_t total = 0;
+		cb_steps steps = {0};
+		copyback_member *mem = xcalloc((size_t) nparts + 1, sizeof(copyback_member));
+		char (*sums)[REPLAY_CHECKSUM_BUFLEN + 32] = xcalloc((size_t) nparts + 1, sizeof(*sums));
+		bool apply = config_get_bool(cfg, "apply"),
+			yes = config_get_bool(cfg, "yes"),
+			applied = false;
+		int arc = EXIT_OK;
 
 		if (target_db == NULL && copyback_live_state(conn, pm, &live, &live_relid, &err) != BS_OK)
 		{
 			free(ptarget);
 			free(porig);
+			free(mem);
+			free(sums);
 			rc = fail(&prog, &err);
 			goto done;
+		}
+		/* The hierarchy as it stands after the copy-back (what --apply validates). */
+		mem[0] = (copyback_member) {pm->schema, pm->name, NULL, NULL, NULL,
+			json_string_value(json_object_get(key_part, "key")), NULL, NULL};
+		for (int p = 0; p < nparts; p++)
+		{
+			snprintf(sums[p], sizeof(sums[p]), "%llu/%s", (unsigned long long) parts[p].lres.pg_rows,
+					 parts[p].lres.pg_sum);
+			mem[p + 1] = (copyback_member) {parts[p].m->schema, parts[p].m->name, pm->schema, pm->name,
+				json_string_value(json_object_get(parts[p].part, "bound")), NULL, parts[p].layout, sums[p]};
+			total += parts[p].lres.ours.rows;
 		}
 		if (live == COPYBACK_LIVE_GONE)
 		{
 			char *qn = pgsql_quote_ident_printable(pm->name);
 
-			strbuf_printf(&cb, "BEGIN;\n");
 			if (strcmp(tschema, pm->schema) != 0)
 			{
 				char *qs = pgsql_quote_ident_printable(pm->schema);
 
-				strbuf_printf(&cb, "ALTER TABLE %s SET SCHEMA %s;\n", ptarget, qs);
-				for (int p = 0; p < nparts; p++)
-				{
-					char *pt2 = pgsql_qualified_name_printable(tschema, parts[p].tname);
-
-					strbuf_printf(&cb, "ALTER TABLE %s SET SCHEMA %s;\n", pt2, qs);
-					free(pt2);
-				}
+				cb_step(&steps, "the recovered partitioned table into its schema", "ALTER TABLE %s SET SCHEMA %s;",
+						ptarget, qs);
 				free(qs);
 			}
-			strbuf_printf(&cb, "ALTER TABLE %s RENAME TO %s;\n",
-						  strcmp(tschema, pm->schema) == 0 ? ptarget : porig, qn);
-			strbuf_printf(&cb, "COMMENT ON TABLE %s IS NULL;\n", porig);
+			/* Each partition into its own schema (it may differ from the parent's). */
+			for (int p = 0; p < nparts; p++)
+				if (strcmp(tschema, parts[p].m->schema) != 0)
+				{
+					char *pt2 = pgsql_qualified_name_printable(tschema, parts[p].tname);
+					char *qs = pgsql_quote_ident_printable(parts[p].m->schema);
+
+					cb_step(&steps, "a recovered partition into its schema", "ALTER TABLE %s SET SCHEMA %s;", pt2, qs);
+					free(pt2);
+					free(qs);
+				}
+			{
+				char *cur = pgsql_qualified_name_printable(pm->schema, tname);
+
+				cb_step(&steps, "the table was dropped: the recovered partitioned table takes its name",
+						"ALTER TABLE %s RENAME TO %s;", cur, qn);
+				free(cur);
+			}
+			cb_step(&steps, "its comment (this removes the recovery mark)", "COMMENT ON TABLE %s IS NULL;", porig);
 			for (int p = 0; p < nparts; p++)
 			{
-				char *cur = pgsql_qualified_name_printable(pm->schema, parts[p].tname);
+				char *cur = pgsql_qualified_name_printable(parts[p].m->schema, parts[p].tname);
 				char *qp = pgsql_quote_ident_printable(parts[p].m->name);
-				char *orig = pgsql_qualified_name_printable(pm->schema, parts[p].m->name);
+				char *orig = pgsql_qualified_name_printable(parts[p].m->schema, parts[p].m->name);
 
-				strbuf_printf(&cb, "ALTER TABLE %s RENAME TO %s;\nCOMMENT ON TABLE %s IS NULL;\n", cur, qp, orig);
+				cb_step(&steps, "a recovered partition takes its name", "ALTER TABLE %s RENAME TO %s;", cur, qp);
+				cb_step(&steps, "its comment (this removes the recovery mark)", "COMMENT ON TABLE %s IS NULL;", orig);
 				free(cur);
 				free(qp);
 				free(orig);
 			}
-			strbuf_printf(&cb, "COMMIT;");
 			free(qn);
 		}
 		else
 		{
 			/* The table exists: its rows are replaced by the recovered ones, routed by its own
 			 * partitions (a row no live partition takes fails the whole). */
-			strbuf_printf(&cb, "BEGIN;\nDELETE FROM %s;\nINSERT INTO %s SELECT * FROM %s;\nCOMMIT;", porig, porig,
-						  ptarget);
+			manifest_layout pl;
+			strbuf cols = STRBUF_INIT;
+
+			if (parent_layout(key_part, &pl, &err) != BS_OK)
+			{
+				free(pl.columns);
+				free(ptarget);
+				free(porig);
+				free(mem);
+				free(sums);
+				rc = fail(&prog, &err);
+				goto done;
+			}
+			for (int c = 0; c < pl.ncols; c++)
+			{
+				char *q = pgsql_quote_ident_printable(pl.columns[c].name);
+
+				strbuf_printf(&cols, "%s%s", c ? ", " : "", q);
+				free(q);
+			}
+			free(pl.columns);
+			cb_step(&steps, "the live table's rows go", "DELETE FROM %s;", porig);
+			cb_step(&steps, "the recovered rows go in, through the live table's partitions",
+					"INSERT INTO %s (%s) SELECT %s FROM %s;", porig, cols.data, cols.data, ptarget);
+			strbuf_free(&cols);
 		}
-		for (int p = 0; p < nparts; p++)
-			total += parts[p].lres.ours.rows;
+		strbuf_append_str(&cb, "BEGIN;\n");
+		for (int i = 0; i < steps.n; i++)
+			strbuf_printf(&cb, "%s\n", steps.sql[i]);
+		strbuf_append_str(&cb, "COMMIT;");
+		/* With --yes the copy-back runs before the output says what was done; asked, after it. */
+		if (apply && yes)
+		{
+			arc = apply_parent(cfg, conn, live == COPYBACK_LIVE_GONE, &steps, mem, nparts + 1, total, pshown, ptarget,
+							   &err);
+			applied = arc == EXIT_OK;
+		}
 		if (json)
 		{
 			json_t *o = json_object();
@@ -1210,6 +1366,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			json_object_set_new(o, "copy_back", json_pack("[{s:s,s:s}]", "purpose", live == COPYBACK_LIVE_GONE ?
 														  "rename the recovered hierarchy into place" :
 														  "replace the live table's rows", "sql", cb.data));
+			json_object_set_new(o, "copy_back_applied", json_boolean(applied));
 			json_object_set_new(o, "after_copy_back", ra);
 			json_object_set_new(o, "after_copy_back_notes", notes);
 			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -1241,18 +1398,36 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 				free(t);
 				free(b);
 			}
-			printf("\nCopy-back SQL (not executed; review, then run it yourself):\n\n-- %s\n%s\n",
+			printf("\nCopy-back SQL (%s):\n\n-- %s\n%s\n",
+				   applied ? "applied in one transaction and validated" :
+				   apply && !yes ? "to be applied in one transaction once you confirm" :
+				   "not executed; review, then run it yourself, or use --apply",
 				   live == COPYBACK_LIVE_GONE ? "the table is gone: the recovered hierarchy takes its names"
 				   : "the table exists: its rows are replaced by the recovered ones (changes made after the point are "
 				   "lost; rows go to the live table's partitions)", cb.data);
-			print_after_copy_back(&rr, "\nAfter the copy-back (not executed): what the recovered tables cannot hold\n");
+			print_after_copy_back(&rr, "\nAfter the copy-back (not executed, not part of --apply): what the recovered "
+								  "tables cannot hold\n");
 			print_notes("Notes", &rr.notes);
+			if (applied)
+				printf("\nCopy-back applied to %s and validated (the hierarchy with its bounds, and each partition's "
+					   "rows and checksum, are the recovery's).\n", pshown);
 			free(ts);
 			free(key);
 		}
+		if (apply && !yes)
+			arc = apply_parent(cfg, conn, live == COPYBACK_LIVE_GONE, &steps, mem, nparts + 1, total, pshown, ptarget,
+							   &err);
+		cb_steps_free(&steps);
+		free(mem);
+		free(sums);
 		strbuf_free(&cb);
 		free(ptarget);
 		free(porig);
+		if (arc != EXIT_OK)
+		{
+			rc = arc;
+			goto done;
+		}
 	}
 	rc = EXIT_OK;
 done:
