@@ -9,7 +9,8 @@
 #  5. the table dropped: a name taken by another table refuses --apply (exit 1); once free, the
 #     recovered hierarchy takes its names (a partition in another schema goes back there), with
 #     its bounds, each partition exactly as at the point;
-#  6. two levels (a partition that is itself partitioned): printed and applied, dropped and live.
+#  6. two levels (a partition that is itself partitioned): printed and applied, dropped and live;
+#     an ALTER TABLE on the top-level table re-bases the partitions two levels down.
 use strict;
 use warnings;
 
@@ -169,6 +170,18 @@ $node->safe_psql($db, q{DROP TABLE public.tl_r});
 ($rc, $out, $err) = recover('--table', 'public.tl', '--to-lsn', $point, '--into', 'public.tl_r', '--apply', '--yes');
 is($rc, 0, 'two levels, live: --apply --yes') or diag("$out\n$err");
 is(rows_of($_), $want{$_}, "two levels, live: $_ exactly as at the point") for qw(public.tl public.tl_x public.tl_x1 public.tl_x2 public.tl_y);
+# An ALTER TABLE on the top-level table re-bases the partitions two levels down too (their
+# base copies would not tell the membership after it).
+$node->safe_psql($db, q{ALTER TABLE public.tl DETACH PARTITION public.tl_x; ALTER TABLE public.tl ATTACH PARTITION public.tl_x FOR VALUES IN ('x')});
+ok(wait_for('tl_x1 re-based after the DETACH above its parent',
+	sub { slurp_file("$dir/archive.log") =~ /table public\.tl_x1: its partitioned table public\.tl changed at/ }, 90),
+	'a partition of a partition is re-based when the top-level table changes') or diag(slurp_file("$dir/archive.log"));
+for my $t (qw(public.tl_x1 public.tl_x2 public.tl_y))
+{
+	ok(wait_for("$t re-based", sub {
+		my ($r) = run_backstop('recover', '--storage', $storage, '--table', $t, '--latest', '--dry-run');
+		return $r == 0 }, 120), "$t: its new base copy was taken") or diag(slurp_file("$dir/archive.log"));
+}
 $node->safe_psql($db, q{DROP TABLE public.tl, public.tl_r});
 ok(wait_for('the drops archived', sub {
 	my ($r, $o) = run_backstop('info', '--storage', $storage, '--table', 'public.tl_x1');
