@@ -272,7 +272,21 @@ catalog_table_definition(PGconn *conn, uint32_t relid, const char *own_publicati
 		"       WHERE a.attrelid = pc.oid AND a.attnum > 0 AND NOT a.attisdropped),"
 		"     'parent_constraints', (SELECT coalesce(json_agg(json_build_object("
 		"         'name', k.conname, 'type', k.contype, 'def', pg_get_constraintdef(k.oid)) ORDER BY k.contype DESC, k.conname), '[]')"
-		"       FROM pg_constraint k WHERE k.conrelid = pc.oid AND k.contype IN ('p', 'u')))"
+		"       FROM pg_constraint k WHERE k.conrelid = pc.oid AND k.contype IN ('p', 'u')),"
+		/* A partition of a partition: every partitioned table above it, the parent first, each
+		 * with its bound in the next (null at the top), so the whole can be rebuilt at any level. */
+		"     'ancestors', (SELECT coalesce(json_agg(json_build_object('relid', ac.oid::bigint, 'schema', an.nspname,"
+		"         'name', ac.relname, 'key', pg_get_partkeydef(ac.oid), 'bound', pg_get_expr(ac.relpartbound, ac.oid),"
+		"         'columns', (SELECT coalesce(json_agg(json_build_object('name', aa.attname,"
+		"             'type', format_type(aa.atttypid, aa.atttypmod), 'not_null', aa.attnotnull,"
+		"             'default', pg_get_expr(ad.adbin, ad.adrelid)) ORDER BY aa.attnum), '[]')"
+		"           FROM pg_attribute aa LEFT JOIN pg_attrdef ad ON ad.adrelid = aa.attrelid AND ad.adnum = aa.attnum"
+		"           WHERE aa.attrelid = ac.oid AND aa.attnum > 0 AND NOT aa.attisdropped),"
+		"         'constraints', (SELECT coalesce(json_agg(json_build_object("
+		"             'name', ak.conname, 'type', ak.contype, 'def', pg_get_constraintdef(ak.oid)) ORDER BY ak.contype DESC, ak.conname), '[]')"
+		"           FROM pg_constraint ak WHERE ak.conrelid = ac.oid AND ak.contype IN ('p', 'u'))) ORDER BY anc.n), '[]')"
+		"       FROM pg_partition_ancestors(c.oid) WITH ORDINALITY anc(relid, n) JOIN pg_class ac ON ac.oid = anc.relid"
+		"       JOIN pg_namespace an ON an.oid = ac.relnamespace WHERE anc.relid <> c.oid))"
 		"   FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid JOIN pg_class pc ON pc.oid = i.inhparent"
 		"   JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE c.oid = $1::oid AND c.relispartition))::text",
 		2, params, &res, err) != BS_OK)

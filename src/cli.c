@@ -139,6 +139,10 @@ static const cli_command commands[] = {
 		"shows attached at the point is recovered at that point and validated, into\n"
 		"<target>_<partition>, and attached with its bound to a new table partitioned by the same\n"
 		"key; a partition that cannot be recovered there refuses the whole (nothing is left).\n"
+		"Partitioned partitions are rebuilt the same way at every level (recover the top-level\n"
+		"table). --apply puts the hierarchy back (or replaces the live table's rows) in one\n"
+		"transaction, validating the bounds and each partition's checksum; it is refused, the\n"
+		"SQL printed, when a name is taken or the live table's partitions are not the point's.\n"
 		"What a recovered table cannot hold is printed as SQL for after the copy-back (never run):\n"
 		"other tables' foreign keys into it, triggers, row security and policies, publications,\n"
 		"a partition's attachment to its parent.",

@@ -19,6 +19,7 @@
 #include "validate.h"
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,24 @@ point_text(const recover_point *pt, char *buf, size_t size)
 	return buf;
 }
 
+/* --apply without --yes: whether the user confirms the copy-back shown to orig. */
+static bool
+confirm_apply(const bs_config *cfg, const char *orig, const char *target_shown)
+{
+	char answer[16];
+
+	fflush(stdout);
+	if (config_get_bool(cfg, "yes"))
+		return true;
+	fprintf(stderr, "Apply the copy-back above to %s? [y/N] ", orig);
+	if (fgets(answer, sizeof(answer), stdin) == NULL || (answer[0] != 'y' && answer[0] != 'Y'))
+	{
+		fprintf(stderr, "backstop recover: copy-back not applied; the recovered table %s stays\n", target_shown);
+		return false;
+	}
+	return true;
+}
+
 /* --apply: ask (unless --yes), run the copy-back in one transaction and validate it. */
 static int
 apply_copyback(const bs_config *cfg, PGconn *conn, const copyback_input *ci, const copyback *cb, const manifest *m,
@@ -182,18 +201,10 @@ apply_copyback(const bs_config *cfg, PGconn *conn, const copyback_input *ci, con
 {
 	char *orig = pgsql_display_name(m->schema, m->name);
 
-	fflush(stdout);
-	if (!config_get_bool(cfg, "yes"))
+	if (!confirm_apply(cfg, orig, target_shown))
 	{
-		char answer[16];
-
-		fprintf(stderr, "Apply the copy-back above to %s? [y/N] ", orig);
-		if (fgets(answer, sizeof(answer), stdin) == NULL || (answer[0] != 'y' && answer[0] != 'Y'))
-		{
-			fprintf(stderr, "backstop recover: copy-back not applied; the recovered table %s stays\n", target_shown);
-			free(orig);
-			return EXIT_FAILURE_RUNTIME;
-		}
+		free(orig);
+		return EXIT_FAILURE_RUNTIME;
 	}
 	if (copyback_apply(conn, ci, cb, err) != BS_OK)
 	{
@@ -355,25 +366,155 @@ typedef struct part_item
 	json_t *def;				/* the plan's base definition */
 	json_t *part;				/* its "partition" member (borrowed from def) */
 	char *tname;				/* target name (in the parent's target schema) */
+	uint32_t parent;			/* the partitioned table it is attached to */
+	const manifest_layout *layout;	/* its recovered columns (in m) */
 	recover_load_result lres;
 	bool loaded;
 } part_item;
 
-/* Whether any base of m's definitions names parent as its partitioned parent. */
+/* Whether any base of m's definitions names parent as its partitioned parent, or as one above
+ * it (multi-level); *unknown: a base of a partition of a partition predates "ancestors". */
 static bool
-ever_partition_of(const manifest *m, uint32_t parent)
+ever_partition_of(const manifest *m, uint32_t parent, bool *unknown)
 {
+	*unknown = false;
 	for (int i = 0; i < m->nbases; i++)
 	{
 		json_t *root = m->bases[i].definition ? json_loads(m->bases[i].definition, 0, NULL) : NULL;
 		json_t *p = root ? json_object_get(root, "partition") : NULL;
 		bool yes = json_is_object(p) && json_integer_value(json_object_get(p, "parent_relid")) == (json_int_t) parent;
+		json_t *anc;
+		size_t k;
 
+		json_array_foreach(json_is_object(p) ? json_object_get(p, "ancestors") : NULL, k, anc)
+			yes = yes || json_integer_value(json_object_get(anc, "relid")) == (json_int_t) parent;
+		if (json_is_object(p) && json_is_true(json_object_get(p, "parent_is_partition")) &&
+			json_object_get(p, "ancestors") == NULL)
+			*unknown = true;
 		json_decref(root);
 		if (yes)
 			return true;
 	}
 	return false;
+}
+
+/* A partitioned table of the hierarchy: the root, or a partition that is itself partitioned. */
+typedef struct part_node
+{
+	uint32_t relid;
+	uint32_t parent;			/* its partitioned table (0: the root) */
+	char *schema;				/* source names */
+	char *name;
+	char *bound;				/* its bound in its parent (NULL: the root) */
+	json_t *shape;				/* {key, parent_columns, parent_constraints}, as a partition's member has them */
+	uint64_t base_lsn;			/* the newest base it was read from */
+	int depth;					/* 0 for the root */
+	char *tname;				/* target name (in the root's target schema; the root's is the target) */
+} part_node;
+
+static void
+nodes_free(part_node *nodes, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		free(nodes[i].schema);
+		free(nodes[i].name);
+		free(nodes[i].bound);
+		json_decref(nodes[i].shape);
+		free(nodes[i].tname);
+	}
+	free(nodes);
+}
+
+static int
+node_index(const part_node *nodes, int n, uint32_t relid)
+{
+	for (int i = 0; i < n; i++)
+		if (nodes[i].relid == relid)
+			return i;
+	return -1;
+}
+
+/*
+ * One partition's base tells of a partitioned table of the hierarchy: its parent, bound, key,
+ * columns and constraints.  The newest base tells its definition at the point; every base
+ * must agree on where it sits (a change there re-bases the partitions below, see
+ * partition_changes), else the whole is refused.
+ */
+static int
+note_node(part_node **nodes, int *n, uint32_t relid, uint32_t parent, const char *schema, const char *name,
+		  const char *bound, json_t *key, json_t *columns, json_t *constraints, uint64_t base_lsn, bs_error *err)
+{
+	int i = node_index(*nodes, *n, relid);
+	part_node *nd;
+
+	if (!json_is_string(key) || !json_is_array(columns) || !json_is_array(constraints) || schema == NULL ||
+		name == NULL || (parent && bound == NULL))
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "the definition of partitioned table %u in a partition's "
+						 "definition is malformed (no key, columns, constraints, name or bound)", relid);
+	if (i >= 0)
+	{
+		nd = &(*nodes)[i];
+		if (nd->parent != parent || (bound && strcmp(nd->bound, bound) != 0) ||
+			!json_equal(json_object_get(nd->shape, "key"), key))
+			return error_set(err, ERRCODE_OUT_OF_RANGE, "the base copies of the partitions under %s.%s disagree on "
+							 "its place in the hierarchy (its parent, bound or partition key): they tell different "
+							 "times; choose a point after the partitions' next base copies", nd->schema, nd->name);
+		if (base_lsn <= nd->base_lsn)
+			return BS_OK;
+		json_decref(nd->shape);
+		free(nd->schema);
+		free(nd->name);
+	}
+	else
+	{
+		*nodes = xrealloc(*nodes, sizeof(part_node) * (size_t) (*n + 1));
+		nd = &(*nodes)[(*n)++];
+		memset(nd, 0, sizeof(*nd));
+		nd->relid = relid;
+		nd->parent = parent;
+		nd->bound = bound ? xstrdup(bound) : NULL;
+	}
+	nd->schema = xstrdup(schema);
+	nd->name = xstrdup(name);
+	nd->shape = json_pack("{s:O,s:O,s:O}", "key", key, "parent_columns", columns, "parent_constraints", constraints);
+	nd->base_lsn = base_lsn;
+	return BS_OK;
+}
+
+/* The partitioned partitions, for --json. */
+static json_t *
+nodes_json(const part_node *nodes, int n, const char *tschema)
+{
+	json_t *a = json_array();
+
+	for (int i = 1; i < n; i++)
+	{
+		int up = node_index(nodes, n, nodes[i].parent);
+
+		json_array_append_new(a, json_pack("{s:o,s:o,s:o,s:s,s:O}", "partition",
+										   json_sprintf("%s.%s", nodes[i].schema, nodes[i].name), "target",
+										   json_sprintf("%s.%s", tschema, nodes[i].tname), "parent",
+										   json_sprintf("%s.%s", nodes[up].schema, nodes[up].name), "bound",
+										   nodes[i].bound, "key", json_object_get(nodes[i].shape, "key")));
+	}
+	return a;
+}
+
+/* " (of S.NAME)" and the line's end, for a partition below a partitioned partition. */
+static void
+print_parent(const part_node *nodes, int n, uint32_t parent)
+{
+	int up = node_index(nodes, n, parent);
+
+	if (up > 0)
+	{
+		char *s = pgsql_display_name(nodes[up].schema, nodes[up].name);
+
+		printf(" (of %s)", s);
+		free(s);
+	}
+	printf("\n");
 }
 
 /* Whether m's newest base holds a definition captured before the "partition" member existed. */
@@ -464,27 +605,23 @@ parent_layout(json_t *part, manifest_layout *l, bs_error *err)
 }
 
 /*
- * In one transaction: the partitioned table (the parent's columns, key, defaults), every
- * recovered partition attached with its bound, the parent's primary key and unique
- * constraints, the recovery comment; the parent's rows counted against the partitions'.
+ * In one transaction: the partitioned tables (the root and those below it: columns, key,
+ * defaults), every recovered partition attached with its bound, the primary key and unique
+ * constraints (lowest level first, so each attaches the indexes below), the recovery comments;
+ * the root's rows counted against the partitions'.
  */
 static int
-build_parent(PGconn *conn, const char *schema, const char *name, const manifest *pm, json_t *part,
-			 part_item *parts, int nparts, const char *comment, bool replace, bs_error *err)
+build_parent(PGconn *conn, const char *schema, part_node *nodes, int nnodes, part_item *parts, int nparts,
+			 const char *comment, bool replace, bs_error *err)
 {
-	manifest_layout l;
-	char *sql = NULL;
+	const char *name = nodes[0].tname;
 	char *target = pgsql_qualified_name(schema, name);
 	uint64_t want = 0;
+	int maxdepth = 0;
 	size_t i;
 	json_t *c;
 	int rc = BS_ERR;
 
-	if (parent_layout(part, &l, err) != BS_OK)
-		goto out;
-	sql = sqlcheck_create_partitioned_table(schema, name, &l, json_string_value(json_object_get(part, "key")), err);
-	if (sql == NULL)
-		goto out;
 	if (pgsql_exec(conn, "BEGIN", err) != BS_OK)
 		goto out;
 	if (replace)
@@ -520,31 +657,51 @@ build_parent(PGconn *conn, const char *schema, const char *name, const manifest 
 		else
 			PQclear(res);
 	}
-	if (pgsql_exec(conn, sql, err) != BS_OK)
+	for (int n = 0; n < nnodes; n++)
 	{
-		error_prefix(err, "could not create the partitioned table %s.%s", schema, name);
-		goto rollback;
-	}
-	json_array_foreach(json_object_get(part, "parent_columns"), i, c)
-	{
-		const char *expr = json_string_value(json_object_get(c, "default"));
-		char *d;
+		manifest_layout l;
+		char *sql;
 
-		if (expr == NULL)
-			continue;
-		d = sqlcheck_set_default(schema, name, json_string_value(json_object_get(c, "name")), expr, err);
-		if (d == NULL || pgsql_exec(conn, d, err) != BS_OK)
+		if (nodes[n].depth > maxdepth)
+			maxdepth = nodes[n].depth;
+		if (parent_layout(nodes[n].shape, &l, err) != BS_OK)
 		{
-			free(d);
-			error_prefix(err, "the default of column \"%s\" of the parent", json_string_value(json_object_get(c, "name")));
+			free(l.columns);
 			goto rollback;
 		}
-		free(d);
+		sql = sqlcheck_create_partitioned_table(schema, nodes[n].tname, &l,
+												json_string_value(json_object_get(nodes[n].shape, "key")), err);
+		free(l.columns);
+		if (sql == NULL || pgsql_exec(conn, sql, err) != BS_OK)
+		{
+			free(sql);
+			error_prefix(err, "could not create the partitioned table %s.%s", schema, nodes[n].tname);
+			goto rollback;
+		}
+		free(sql);
+		json_array_foreach(json_object_get(nodes[n].shape, "parent_columns"), i, c)
+		{
+			const char *expr = json_string_value(json_object_get(c, "default"));
+			char *d;
+
+			if (expr == NULL)
+				continue;
+			d = sqlcheck_set_default(schema, nodes[n].tname, json_string_value(json_object_get(c, "name")), expr, err);
+			if (d == NULL || pgsql_exec(conn, d, err) != BS_OK)
+			{
+				free(d);
+				error_prefix(err, "the default of column \"%s\" of %s.%s", json_string_value(json_object_get(c, "name")),
+							 nodes[n].schema, nodes[n].name);
+				goto rollback;
+			}
+			free(d);
+		}
 	}
 	for (int p = 0; p < nparts; p++)
 	{
 		const char *bound = json_string_value(json_object_get(parts[p].part, "bound"));
-		char *a = sqlcheck_attach_partition(schema, name, schema, parts[p].tname, bound, err);
+		int up = node_index(nodes, nnodes, parts[p].parent);
+		char *a = sqlcheck_attach_partition(schema, nodes[up].tname, schema, parts[p].tname, bound, err);
 
 		if (a == NULL || pgsql_exec(conn, a, err) != BS_OK)
 		{
@@ -556,42 +713,78 @@ build_parent(PGconn *conn, const char *schema, const char *name, const manifest 
 		free(a);
 		want += parts[p].lres.pg_rows;
 	}
-	json_array_foreach(json_object_get(part, "parent_constraints"), i, c)
+	for (int n = 1; n < nnodes; n++)
 	{
-		const char *cn = json_string_value(json_object_get(c, "name"));
-		const char *type = json_string_value(json_object_get(c, "type"));
-		const char *def = json_string_value(json_object_get(c, "def"));
-		bool validate = false;
-		char *newname,
-				   *a;
+		int up = node_index(nodes, nnodes, nodes[n].parent);
+		char *a = sqlcheck_attach_partition(schema, nodes[up].tname, schema, nodes[n].tname, nodes[n].bound, err);
 
-		if (cn == NULL || type == NULL || strlen(type) != 1 || def == NULL)
-		{
-			error_set(err, ERRCODE_DATA_CORRUPTED, "constraint %zu of the parent in the partition's definition is malformed", i);
-			goto rollback;
-		}
-		newname = recover_rename_object(cn, pm->name, name);
-		a = sqlcheck_add_constraint(schema, name, newname, type[0], def, &validate, err);
-		free(newname);
 		if (a == NULL || pgsql_exec(conn, a, err) != BS_OK)
 		{
 			free(a);
-			error_prefix(err, "constraint \"%s\" of the parent", cn);
+			error_prefix(err, "could not attach the recovered partitioned table %s.%s (of %s.%s)", schema,
+						 nodes[n].tname, nodes[n].schema, nodes[n].name);
 			goto rollback;
 		}
 		free(a);
 	}
+	for (int depth = maxdepth; depth >= 0; depth--)
+		for (int n = 0; n < nnodes; n++)
+		{
+			if (nodes[n].depth != depth)
+				continue;
+			json_array_foreach(json_object_get(nodes[n].shape, "parent_constraints"), i, c)
+			{
+				const char *cn = json_string_value(json_object_get(c, "name"));
+				const char *type = json_string_value(json_object_get(c, "type"));
+				const char *def = json_string_value(json_object_get(c, "def"));
+				bool validate = false;
+				char *newname,
+						   *a;
+
+				if (cn == NULL || type == NULL || strlen(type) != 1 || def == NULL)
+				{
+					error_set(err, ERRCODE_DATA_CORRUPTED, "constraint %zu of %s.%s in a partition's definition is "
+							  "malformed", i, nodes[n].schema, nodes[n].name);
+					goto rollback;
+				}
+				newname = recover_rename_object(cn, nodes[n].name, nodes[n].tname);
+				a = sqlcheck_add_constraint(schema, nodes[n].tname, newname, type[0], def, &validate, err);
+				free(newname);
+				if (a == NULL || pgsql_exec(conn, a, err) != BS_OK)
+				{
+					free(a);
+					error_prefix(err, "constraint \"%s\" of %s.%s", cn, nodes[n].schema, nodes[n].name);
+					goto rollback;
+				}
+				free(a);
+			}
+		}
 	{
 		strbuf q = STRBUF_INIT;
-		char *lit = pgsql_quote_literal(comment);
 		char *count = NULL;
 
-		strbuf_printf(&q, "COMMENT ON TABLE %s IS %s", target, lit);
-		free(lit);
-		if (pgsql_exec(conn, q.data, err) != BS_OK)
+		for (int n = 0; n < nnodes; n++)
 		{
-			strbuf_free(&q);
-			goto rollback;
+			strbuf text = STRBUF_INIT;
+			char *lit,
+					   *qn = pgsql_qualified_name(schema, nodes[n].tname);
+
+			if (n == 0)
+				strbuf_append_str(&text, comment);
+			else
+				strbuf_printf(&text, RECOVER_COMMENT_PREFIX "%s.%s (relid %u, partitioned), a partition of %s.%s",
+							  nodes[n].schema, nodes[n].name, nodes[n].relid, schema, name);
+			lit = pgsql_quote_literal(text.data);
+			strbuf_reset(&q);
+			strbuf_printf(&q, "COMMENT ON TABLE %s IS %s", qn, lit);
+			free(lit);
+			free(qn);
+			strbuf_free(&text);
+			if (pgsql_exec(conn, q.data, err) != BS_OK)
+			{
+				strbuf_free(&q);
+				goto rollback;
+			}
 		}
 		strbuf_reset(&q);
 		strbuf_printf(&q, "SELECT count(*) FROM %s", target);
@@ -621,10 +814,90 @@ rollback:
 		pgsql_exec(conn, "ROLLBACK", &e2);
 	}
 out:
-	free(l.columns);
-	free(sql);
 	free(target);
 	return rc;
+}
+
+/* A partitioned table's copy-back: one statement each, printed together and applied together. */
+typedef struct cb_steps
+{
+	int n;
+	char **sql;
+	const char **what;
+} cb_steps;
+
+static void cb_step(cb_steps *s, const char *what, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+cb_step(cb_steps *s, const char *what, const char *fmt, ...)
+{
+	va_list ap;
+	int len;
+	char *sql;
+
+	va_start(ap, fmt);
+	len = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		abort();
+	sql = xmalloc((size_t) len + 1);
+	va_start(ap, fmt);
+	vsnprintf(sql, (size_t) len + 1, fmt, ap);
+	va_end(ap);
+	s->sql = xrealloc(s->sql, sizeof(char *) * (size_t) (s->n + 1));
+	s->what = xrealloc(s->what, sizeof(char *) * (size_t) (s->n + 1));
+	s->what[s->n] = what;
+	s->sql[s->n++] = sql;
+}
+
+static void
+cb_steps_free(cb_steps *s)
+{
+	for (int i = 0; i < s->n; i++)
+		free(s->sql[i]);
+	free(s->sql);
+	free(s->what);
+	memset(s, 0, sizeof(*s));
+}
+
+/*
+ * --apply for a partitioned table: refused (the SQL stays printed) where the copy-back cannot
+ * restore the hierarchy exactly, else asked (unless --yes), run in one transaction and
+ * validated.  Returns an exit code, the error reported.
+ */
+static int
+apply_parent(const bs_config *cfg, PGconn *conn, bool gone, const cb_steps *steps, const copyback_member *mem, int n,
+			 uint64_t rows, const char *pshown, const char *target_shown, bs_error *err)
+{
+	strbuf why = STRBUF_INIT;
+
+	/* Dropped: every name must be free for the renames.  Live: the rows go through its
+	 * partitions, so each must be the point's, with the point's bound. */
+	if ((gone ? copyback_names_free(conn, mem, n, &why, err) : copyback_hierarchy_check(conn, mem, n, &why, err)) != BS_OK)
+	{
+		strbuf_free(&why);
+		return fail(NULL, err);
+	}
+	if (why.len)
+	{
+		error_set(err, ERRCODE_OBJECT_IN_USE, "--apply refused: %s, so the copy-back cannot restore %s's hierarchy "
+				  "exactly (%s); nothing was changed, the recovered table %s stays: put the live tables in order and "
+				  "run the printed copy-back SQL yourself", why.data, pshown,
+				  gone ? "the recovered tables take the names of the point" :
+				  "the recovered rows are routed by the live table's partitions, which must be those of the point",
+				  target_shown);
+		strbuf_free(&why);
+		return fail(NULL, err);
+	}
+	strbuf_free(&why);
+	if (!confirm_apply(cfg, pshown, target_shown))
+		return EXIT_FAILURE_RUNTIME;
+	if (copyback_apply_hierarchy(conn, steps->sql, steps->what, steps->n, mem, n, rows, err) != BS_OK)
+		return fail(NULL, err);
+	if (!config_get_bool(cfg, "yes") && !config_get_bool(cfg, "json"))
+		printf("\nCopy-back applied to %s and validated (the hierarchy with its bounds, and each partition's rows "
+			   "and checksum, are the recovery's).\n", pshown);
+	return EXIT_OK;
 }
 
 /* Drop what this run created (a failed whole): nothing of the source is touched. */
@@ -751,6 +1024,7 @@ load_partition(PGconn *conn, storage *st, part_item *it, const char *schema, con
 	}
 	progress_clear(rprog->p);
 	it->loaded = true;
+	it->layout = layout;
 	rc = BS_OK;
 out:
 	strbuf_free(&comment);
@@ -792,8 +1066,9 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 	PGconn *conn = NULL;
 	recover_point pt = *user_pt;
 	uint64_t point_lsn = 0;		/* commits before it are in the point (0: a time) */
-	json_t *key_part = NULL;	/* the partition member the parent is built from */
-	const manifest_base *key_base = NULL;
+	json_t *key_part = NULL;	/* the root's key, columns and constraints (nodes[0].shape) */
+	part_node *nodes = NULL;	/* the partitioned tables: the root first */
+	int nnodes = 0;
 	progress prog;
 	recover_progress rprog = {&prog, false, -1};
 	recover_resources res = {config_get(cfg, "temp_dir"), (uint64_t) config_get_size(cfg, "memory_limit")};
@@ -804,11 +1079,11 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 	error_clear(&err);
 	progress_init(&prog, "recover", progress_wanted(json));
 	memset(&rr, 0, sizeof(rr));
-	if (config_get_bool(cfg, "apply") || config_get(cfg, "copy_back_columns"))
+	if (config_get(cfg, "copy_back_columns"))
 	{
 		free(pshown);
-		return usage("--apply and --copy-back-columns do not apply to a partitioned table yet: run the printed "
-					 "copy-back yourself");
+		return usage("--copy-back-columns does not apply to a partitioned table yet: run the printed copy-back "
+					 "yourself, or recover and copy back one partition at a time");
 	}
 	if (target_name(cfg, pm, &tschema, &tname, &err) != BS_OK)
 	{
@@ -824,7 +1099,8 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 	for (int i = 0; i < nrel; i++)
 	{
 		manifest *m = NULL;
-		bool exists = false;
+		bool exists = false,
+			unknown = false;
 
 		if (relids[i] == pm->relid)
 			continue;
@@ -840,8 +1116,20 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			manifest_free(m);
 			continue;
 		}
-		if (!ever_partition_of(m, pm->relid))
+		if (!ever_partition_of(m, pm->relid, &unknown))
 		{
+			if (unknown)
+			{
+				error_set(&err, ERRCODE_OUT_OF_RANGE,
+						  "%s cannot be recovered as a whole: table %s.%s (relid %u) is a partition of a partition, "
+						  "and its definition was captured by a Backstop that did not record the partitioned "
+						  "tables above its parent (no \"ancestors\" member), so whether it was one of the "
+						  "partitions of %s is not known; recover each partition with --table, or wait for new "
+						  "base copies", pshown, m->schema, m->name, m->relid, pshown);
+				manifest_free(m);
+				rc = fail(&prog, &err);
+				goto done;
+			}
 			if (definition_predates_partitions(m))
 			{
 				error_set(&err, ERRCODE_OUT_OF_RANGE,
@@ -908,7 +1196,10 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 	for (int p = 0; p < nparts; p++)
 	{
 		part_item *it = &parts[p];
-		json_t *part;
+		json_t *part,
+				   *anc;
+		uint32_t prel;
+		int top;
 
 		if (dropped_before(it->m, &pt, point_lsn))
 			continue;
@@ -948,12 +1239,54 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 				rc = fail(&prog, &err);
 				goto done;
 			}
-		if (!json_is_object(part) || json_integer_value(json_object_get(part, "parent_relid")) != (json_int_t) pm->relid)
-			continue;			/* not its partition at that base (detached, or attached later) */
-		if (json_is_true(json_object_get(part, "parent_is_partition")))
+		if (!json_is_object(part))
+			continue;			/* no partition at that base */
+		prel = (uint32_t) json_integer_value(json_object_get(part, "parent_relid"));
+		anc = json_object_get(part, "ancestors");
+		top = -1;
+		if (prel != pm->relid)
 		{
-			error_set(&err, ERRCODE_OUT_OF_RANGE, "%s is itself a partition (multi-level partitioning): "
-					  "recovering it as a whole is not supported; recover its partitions one by one", pshown);
+			/* A partition of a partition: the whole is pm when pm is among the tables above. */
+			if (!json_is_true(json_object_get(part, "parent_is_partition")))
+				continue;		/* not its partition at that base (detached, or attached later) */
+			if (!json_is_array(anc))
+			{
+				error_set(&err, ERRCODE_OUT_OF_RANGE,
+						  "%s cannot be recovered as a whole: %s.%s is a partition of a partition, and its "
+						  "definition at the point was captured by a Backstop that did not record the partitioned "
+						  "tables above its parent (no \"ancestors\" member); choose a point after its next base "
+						  "copy, or recover the partitions one by one", pshown, it->m->schema, it->m->name);
+				rc = fail(&prog, &err);
+				goto done;
+			}
+			for (size_t k = 0; k < json_array_size(anc) && top < 0; k++)
+				if (json_integer_value(json_object_get(json_array_get(anc, k), "relid")) == (json_int_t) pm->relid)
+					top = (int) k;
+			if (top < 0)
+				continue;		/* under another partitioned table at that base */
+			if (top == 0 || json_integer_value(json_object_get(json_array_get(anc, 0), "relid")) != (json_int_t) prel)
+			{
+				error_set(&err, ERRCODE_DATA_CORRUPTED, "the ancestors in the definition of %s.%s do not begin "
+						  "with its parent", it->m->schema, it->m->name);
+				rc = fail(&prog, &err);
+				goto done;
+			}
+		}
+		/* pm itself a partition: the whole would lack its attachment above. */
+		if ((top < 0 && json_is_true(json_object_get(part, "parent_is_partition"))) ||
+			(top > 0 && json_is_string(json_object_get(json_array_get(anc, (size_t) top), "bound"))))
+		{
+			json_t *up = json_array_size(anc) ? json_array_get(anc, json_array_size(anc) - 1) : NULL;
+
+			if (up && json_integer_value(json_object_get(up, "relid")) != (json_int_t) pm->relid)
+				error_set(&err, ERRCODE_OUT_OF_RANGE, "%s is itself a partition (multi-level partitioning): "
+						  "recovering it as a whole is not supported; recover its top-level partitioned table %s.%s, "
+						  "or its partitions one by one", pshown, json_string_value(json_object_get(up, "schema")),
+						  json_string_value(json_object_get(up, "name")));
+			else
+				error_set(&err, ERRCODE_OUT_OF_RANGE, "%s is itself a partition (multi-level partitioning): "
+						  "recovering it as a whole is not supported; recover its top-level partitioned table, "
+						  "or its partitions one by one", pshown);
 			rc = fail(&prog, &err);
 			goto done;
 		}
@@ -965,12 +1298,38 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			goto done;
 		}
 		it->part = part;
-		/* The newest base tells the parent's definition at the point. */
-		if (key_base == NULL || it->plan->base->lsn > key_base->lsn)
+		it->parent = prel;
+		/* The partitioned tables from its parent up to pm (the newest base tells each). */
+		if (top < 0)
+			rc = note_node(&nodes, &nnodes, pm->relid, 0, pm->schema, pm->name, NULL, json_object_get(part, "key"),
+						   json_object_get(part, "parent_columns"), json_object_get(part, "parent_constraints"),
+						   it->plan->base->lsn, &err);
+		else
 		{
-			key_base = it->plan->base;
-			key_part = part;
+			rc = BS_OK;
+			/* The parent's key as the partition saw it, and as the ancestors say. */
+			if (!json_equal(json_object_get(part, "key"), json_object_get(json_array_get(anc, 0), "key")))
+				rc = error_set(&err, ERRCODE_DATA_CORRUPTED, "the definition of %s.%s disagrees with itself on its "
+							   "parent's partition key", it->m->schema, it->m->name);
+			for (int k = top; k >= 0 && rc == BS_OK; k--)
+			{
+				json_t *a = json_array_get(anc, (size_t) k);
+
+				rc = note_node(&nodes, &nnodes, (uint32_t) json_integer_value(json_object_get(a, "relid")),
+							   k == top ? 0 : (uint32_t) json_integer_value(json_object_get(json_array_get(anc, (size_t) k + 1), "relid")),
+							   k == top ? pm->schema : json_string_value(json_object_get(a, "schema")),
+							   k == top ? pm->name : json_string_value(json_object_get(a, "name")),
+							   k == top ? NULL : json_string_value(json_object_get(a, "bound")),
+							   json_object_get(a, "key"), json_object_get(a, "columns"),
+							   json_object_get(a, "constraints"), it->plan->base->lsn, &err);
+			}
 		}
+		if (rc != BS_OK)
+		{
+			rc = fail(&prog, &err);
+			goto done;
+		}
+		rc = EXIT_FAILURE_RUNTIME;
 	}
 	/* Keep only the partitions of the point. */
 	{
@@ -996,14 +1355,42 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		rc = fail(&prog, &err);
 		goto done;
 	}
-	/* Every partition agrees on the key (a key cannot change, but the archive is untrusted). */
+	/* Every partition agrees with its parent's key (a key cannot change, but the archive is
+	 * untrusted), and every partitioned table hangs from the root. */
 	for (int p = 0; p < nparts; p++)
-		if (!json_equal(json_object_get(parts[p].part, "key"), json_object_get(key_part, "key")))
+	{
+		int i = node_index(nodes, nnodes, parts[p].parent);
+
+		if (i < 0 || !json_equal(json_object_get(parts[p].part, "key"), json_object_get(nodes[i].shape, "key")))
 		{
 			error_set(&err, ERRCODE_DATA_CORRUPTED, "the partitions of %s disagree on its partition key", pshown);
 			rc = fail(&prog, &err);
 			goto done;
 		}
+	}
+	for (int i = 1; i < nnodes; i++)
+	{
+		int up = i;
+
+		for (int d = 0; d <= nnodes && nodes[up].parent; d++)
+		{
+			up = node_index(nodes, nnodes, nodes[up].parent);
+			nodes[i].depth++;
+			if (up < 0)
+				break;
+		}
+		if (up != 0)
+		{
+			error_set(&err, ERRCODE_DATA_CORRUPTED, "the partitioned table %s.%s in the partitions' definitions does "
+					  "not lead up to %s", nodes[i].schema, nodes[i].name, pshown);
+			rc = fail(&prog, &err);
+			goto done;
+		}
+	}
+	key_part = nodes[0].shape;
+	nodes[0].tname = xstrdup(tname);
+	for (int i = 1; i < nnodes; i++)
+		nodes[i].tname = name_with_suffix(tname, "_", nodes[i].name);
 	for (int p = 0; p < nparts; p++)
 	{
 		parts[p].tname = name_with_suffix(tname, "_", parts[p].m->name);
@@ -1014,7 +1401,22 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 						   "shorter name with --into");
 				goto done;
 			}
+		for (int i = 0; i < nnodes; i++)
+			if (strcmp(nodes[i].tname, parts[p].tname) == 0)
+			{
+				rc = usage("two partitions get the same recovered name (their names are cut to 63 bytes): choose a "
+						   "shorter name with --into");
+				goto done;
+			}
 	}
+	for (int i = 1; i < nnodes; i++)
+		for (int j = 0; j < i; j++)
+			if (strcmp(nodes[i].tname, nodes[j].tname) == 0)
+			{
+				rc = usage("two partitions get the same recovered name (their names are cut to 63 bytes): choose a "
+						   "shorter name with --into");
+				goto done;
+			}
 	if (config_get_bool(cfg, "dry_run"))
 	{
 		if (json)
@@ -1035,6 +1437,8 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			json_object_set_new(o, "point", json_string(point_text(user_pt, buf, sizeof(buf))));
 			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
 			json_object_set_new(o, "partitions", pa);
+			if (nnodes > 1)
+				json_object_set_new(o, "partitioned_partitions", nodes_json(nodes, nnodes, tschema));
 			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 			printf("%s\n", s);
 			free(s);
@@ -1053,9 +1457,22 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 				char *s = pgsql_display_name(parts[p].m->schema, parts[p].m->name);
 				char *b = xstrdup_printable(json_string_value(json_object_get(parts[p].part, "bound")));
 
-				printf("Partition:       %s %s\n", s, b);
+				printf("Partition:       %s %s", s, b);
+				print_parent(nodes, nnodes, parts[p].parent);
 				free(s);
 				free(b);
+			}
+			for (int i = 1; i < nnodes; i++)
+			{
+				char *s = pgsql_display_name(nodes[i].schema, nodes[i].name);
+				char *b = xstrdup_printable(nodes[i].bound);
+				char *k = xstrdup_printable(json_string_value(json_object_get(nodes[i].shape, "key")));
+
+				printf("Partition:       %s %s, partitioned by %s", s, b, k);
+				print_parent(nodes, nnodes, nodes[i].parent);
+				free(s);
+				free(b);
+				free(k);
 			}
 			free(ts);
 		}
@@ -1086,8 +1503,8 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 
 		strbuf_printf(&comment, RECOVER_COMMENT_PREFIX "%s.%s (relid %u, partitioned) at %s", pm->schema, pm->name,
 					  pm->relid, point_text(user_pt, buf, sizeof(buf)));
-		if (build_parent(conn, tschema, tname, pm, key_part, parts, nparts, comment.data,
-						 config_get_bool(cfg, "replace"), &err) != BS_OK)
+		if (build_parent(conn, tschema, nodes, nnodes, parts, nparts, comment.data, config_get_bool(cfg, "replace"),
+						 &err) != BS_OK)
 		{
 			strbuf_free(&comment);
 			drop_created(conn, tschema, parts, nparts);
@@ -1099,19 +1516,20 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 	}
 	/* What the recovered hierarchy cannot hold, for after the copy-back. */
 	{
-		uint32_t *ids = xcalloc((size_t) nparts + 1, sizeof(uint32_t));
+		uint32_t *ids = xcalloc((size_t) (nparts + nnodes), sizeof(uint32_t));
 		uint64_t bound = UINT64_MAX;
 
-		ids[0] = pm->relid;
+		for (int n = 0; n < nnodes; n++)
+			ids[n] = nodes[n].relid;
 		for (int p = 0; p < nparts; p++)
 		{
-			ids[p + 1] = parts[p].m->relid;
+			ids[p + nnodes] = parts[p].m->relid;
 			if (parts[p].plan->bound < bound)
 				bound = parts[p].plan->bound;
 			recover_restore_from_definition(parts[p].plan->base->definition, parts[p].m->schema, parts[p].m->name,
 											false, &rr);
 		}
-		recover_restore_foreign_keys(st, ids, nparts + 1, point_lsn ? point_lsn : bound, &rr);
+		recover_restore_foreign_keys(st, ids, nparts + nnodes, point_lsn ? point_lsn : bound, &rr);
 		free(ids);
 	}
 	/* Output, and the copy-back: the hierarchy back under its names, or its rows into the live table. */
@@ -1122,59 +1540,138 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		char *ptarget = pgsql_qualified_name_printable(tschema, tname);
 		char *porig = pgsql_qualified_name_printable(pm->schema, pm->name);
 		uint64_t total = 0;
+		cb_steps steps = {0};
+		int nmem = nnodes + nparts;
+		copyback_member *mem = xcalloc((size_t) nmem, sizeof(copyback_member));
+		char (*sums)[REPLAY_CHECKSUM_BUFLEN + 32] = xcalloc((size_t) nparts + 1, sizeof(*sums));
+		bool apply = config_get_bool(cfg, "apply"),
+			yes = config_get_bool(cfg, "yes"),
+			applied = false;
+		int arc = EXIT_OK;
 
 		if (target_db == NULL && copyback_live_state(conn, pm, &live, &live_relid, &err) != BS_OK)
 		{
 			free(ptarget);
 			free(porig);
+			free(mem);
+			free(sums);
 			rc = fail(&prog, &err);
 			goto done;
+		}
+		/* The hierarchy as it stands after the copy-back (what --apply validates). */
+		for (int n = 0; n < nnodes; n++)
+		{
+			int up = n ? node_index(nodes, nnodes, nodes[n].parent) : -1;
+
+			mem[n] = (copyback_member) {nodes[n].schema, nodes[n].name, up >= 0 ? nodes[up].schema : NULL,
+				up >= 0 ? nodes[up].name : NULL, nodes[n].bound,
+				json_string_value(json_object_get(nodes[n].shape, "key")), NULL, NULL};
+		}
+		for (int p = 0; p < nparts; p++)
+		{
+			int up = node_index(nodes, nnodes, parts[p].parent);
+
+			snprintf(sums[p], sizeof(sums[p]), "%llu/%s", (unsigned long long) parts[p].lres.pg_rows,
+					 parts[p].lres.pg_sum);
+			mem[nnodes + p] = (copyback_member) {parts[p].m->schema, parts[p].m->name, nodes[up].schema,
+				nodes[up].name, json_string_value(json_object_get(parts[p].part, "bound")), NULL, parts[p].layout,
+				sums[p]};
+			total += parts[p].lres.ours.rows;
 		}
 		if (live == COPYBACK_LIVE_GONE)
 		{
 			char *qn = pgsql_quote_ident_printable(pm->name);
 
-			strbuf_printf(&cb, "BEGIN;\n");
 			if (strcmp(tschema, pm->schema) != 0)
 			{
 				char *qs = pgsql_quote_ident_printable(pm->schema);
 
-				strbuf_printf(&cb, "ALTER TABLE %s SET SCHEMA %s;\n", ptarget, qs);
-				for (int p = 0; p < nparts; p++)
-				{
-					char *pt2 = pgsql_qualified_name_printable(tschema, parts[p].tname);
-
-					strbuf_printf(&cb, "ALTER TABLE %s SET SCHEMA %s;\n", pt2, qs);
-					free(pt2);
-				}
+				cb_step(&steps, "the recovered partitioned table into its schema", "ALTER TABLE %s SET SCHEMA %s;",
+						ptarget, qs);
 				free(qs);
 			}
-			strbuf_printf(&cb, "ALTER TABLE %s RENAME TO %s;\n",
-						  strcmp(tschema, pm->schema) == 0 ? ptarget : porig, qn);
-			strbuf_printf(&cb, "COMMENT ON TABLE %s IS NULL;\n", porig);
-			for (int p = 0; p < nparts; p++)
+			/* Each partition into its own schema (it may differ from the parent's). */
+			for (int p = 0; p < nmem - 1; p++)
 			{
-				char *cur = pgsql_qualified_name_printable(pm->schema, parts[p].tname);
-				char *qp = pgsql_quote_ident_printable(parts[p].m->name);
-				char *orig = pgsql_qualified_name_printable(pm->schema, parts[p].m->name);
+				const char *ps = p < nnodes - 1 ? nodes[p + 1].schema : parts[p - nnodes + 1].m->schema;
+				const char *pn = p < nnodes - 1 ? nodes[p + 1].tname : parts[p - nnodes + 1].tname;
 
-				strbuf_printf(&cb, "ALTER TABLE %s RENAME TO %s;\nCOMMENT ON TABLE %s IS NULL;\n", cur, qp, orig);
+				if (strcmp(tschema, ps) != 0)
+				{
+					char *pt2 = pgsql_qualified_name_printable(tschema, pn);
+					char *qs = pgsql_quote_ident_printable(ps);
+
+					cb_step(&steps, "a recovered partition into its schema", "ALTER TABLE %s SET SCHEMA %s;", pt2, qs);
+					free(pt2);
+					free(qs);
+				}
+			}
+			{
+				char *cur = pgsql_qualified_name_printable(pm->schema, tname);
+
+				cb_step(&steps, "the table was dropped: the recovered partitioned table takes its name",
+						"ALTER TABLE %s RENAME TO %s;", cur, qn);
+				free(cur);
+			}
+			cb_step(&steps, "its comment (this removes the recovery mark)", "COMMENT ON TABLE %s IS NULL;", porig);
+			for (int p = 0; p < nmem - 1; p++)
+			{
+				const char *ps = p < nnodes - 1 ? nodes[p + 1].schema : parts[p - nnodes + 1].m->schema;
+				const char *pn = p < nnodes - 1 ? nodes[p + 1].name : parts[p - nnodes + 1].m->name;
+				char *cur = pgsql_qualified_name_printable(ps, p < nnodes - 1 ? nodes[p + 1].tname :
+														   parts[p - nnodes + 1].tname);
+				char *qp = pgsql_quote_ident_printable(pn);
+				char *orig = pgsql_qualified_name_printable(ps, pn);
+
+				cb_step(&steps, "a recovered partition takes its name", "ALTER TABLE %s RENAME TO %s;", cur, qp);
+				cb_step(&steps, "its comment (this removes the recovery mark)", "COMMENT ON TABLE %s IS NULL;", orig);
 				free(cur);
 				free(qp);
 				free(orig);
 			}
-			strbuf_printf(&cb, "COMMIT;");
 			free(qn);
 		}
 		else
 		{
 			/* The table exists: its rows are replaced by the recovered ones, routed by its own
 			 * partitions (a row no live partition takes fails the whole). */
-			strbuf_printf(&cb, "BEGIN;\nDELETE FROM %s;\nINSERT INTO %s SELECT * FROM %s;\nCOMMIT;", porig, porig,
-						  ptarget);
+			manifest_layout pl;
+			strbuf cols = STRBUF_INIT;
+
+			if (parent_layout(key_part, &pl, &err) != BS_OK)
+			{
+				free(pl.columns);
+				free(ptarget);
+				free(porig);
+				free(mem);
+				free(sums);
+				rc = fail(&prog, &err);
+				goto done;
+			}
+			for (int c = 0; c < pl.ncols; c++)
+			{
+				char *q = pgsql_quote_ident_printable(pl.columns[c].name);
+
+				strbuf_printf(&cols, "%s%s", c ? ", " : "", q);
+				free(q);
+			}
+			free(pl.columns);
+			cb_step(&steps, "the live table's rows go", "DELETE FROM %s;", porig);
+			cb_step(&steps, "the recovered rows go in, through the live table's partitions",
+					"INSERT INTO %s (%s) SELECT %s FROM %s;", porig, cols.data, cols.data, ptarget);
+			strbuf_free(&cols);
 		}
-		for (int p = 0; p < nparts; p++)
-			total += parts[p].lres.ours.rows;
+		strbuf_append_str(&cb, "BEGIN;\n");
+		for (int i = 0; i < steps.n; i++)
+			strbuf_printf(&cb, "%s\n", steps.sql[i]);
+		strbuf_append_str(&cb, "COMMIT;");
+		/* With --yes the copy-back runs before the output says what was done; asked, after it. */
+		if (apply && yes)
+		{
+			arc = apply_parent(cfg, conn, live == COPYBACK_LIVE_GONE, &steps, mem, nmem, total, pshown, ptarget,
+							   &err);
+			applied = arc == EXIT_OK;
+		}
 		if (json)
 		{
 			json_t *o = json_object();
@@ -1207,9 +1704,12 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			json_object_set_new(o, "partition_key", json_string(json_string_value(json_object_get(key_part, "key"))));
 			json_object_set_new(o, "rows", json_integer((json_int_t) total));
 			json_object_set_new(o, "partitions", pa);
+			if (nnodes > 1)
+				json_object_set_new(o, "partitioned_partitions", nodes_json(nodes, nnodes, tschema));
 			json_object_set_new(o, "copy_back", json_pack("[{s:s,s:s}]", "purpose", live == COPYBACK_LIVE_GONE ?
 														  "rename the recovered hierarchy into place" :
 														  "replace the live table's rows", "sql", cb.data));
+			json_object_set_new(o, "copy_back_applied", json_boolean(applied));
 			json_object_set_new(o, "after_copy_back", ra);
 			json_object_set_new(o, "after_copy_back_notes", notes);
 			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -1234,25 +1734,58 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 				char l1[LSN_BUFLEN];
 
 				replay_checksum_format(&parts[p].lres.ours, ours);
-				printf("  %s -> %s %s: %llu rows, checksum %s (Backstop) = %s (PostgreSQL), base LSN %s\n", s, t, b,
+				printf("  %s -> %s %s: %llu rows, checksum %s (Backstop) = %s (PostgreSQL), base LSN %s", s, t, b,
 					   (unsigned long long) parts[p].lres.ours.rows, ours, parts[p].lres.pg_sum,
 					   lsn_format(parts[p].plan->base->lsn, l1));
+				print_parent(nodes, nnodes, parts[p].parent);
 				free(s);
 				free(t);
 				free(b);
 			}
-			printf("\nCopy-back SQL (not executed; review, then run it yourself):\n\n-- %s\n%s\n",
+			for (int n = 1; n < nnodes; n++)
+			{
+				char *s = pgsql_display_name(nodes[n].schema, nodes[n].name);
+				char *t = pgsql_display_name(tschema, nodes[n].tname);
+				char *b = xstrdup_printable(nodes[n].bound);
+				char *k = xstrdup_printable(json_string_value(json_object_get(nodes[n].shape, "key")));
+
+				printf("  %s -> %s %s: partitioned by %s", s, t, b, k);
+				print_parent(nodes, nnodes, nodes[n].parent);
+				free(s);
+				free(t);
+				free(b);
+				free(k);
+			}
+			printf("\nCopy-back SQL (%s):\n\n-- %s\n%s\n",
+				   applied ? "applied in one transaction and validated" :
+				   apply && !yes ? "to be applied in one transaction once you confirm" :
+				   "not executed; review, then run it yourself, or use --apply",
 				   live == COPYBACK_LIVE_GONE ? "the table is gone: the recovered hierarchy takes its names"
 				   : "the table exists: its rows are replaced by the recovered ones (changes made after the point are "
 				   "lost; rows go to the live table's partitions)", cb.data);
-			print_after_copy_back(&rr, "\nAfter the copy-back (not executed): what the recovered tables cannot hold\n");
+			print_after_copy_back(&rr, "\nAfter the copy-back (not executed, not part of --apply): what the recovered "
+								  "tables cannot hold\n");
 			print_notes("Notes", &rr.notes);
+			if (applied)
+				printf("\nCopy-back applied to %s and validated (the hierarchy with its bounds, and each partition's "
+					   "rows and checksum, are the recovery's).\n", pshown);
 			free(ts);
 			free(key);
 		}
+		if (apply && !yes)
+			arc = apply_parent(cfg, conn, live == COPYBACK_LIVE_GONE, &steps, mem, nmem, total, pshown, ptarget,
+							   &err);
+		cb_steps_free(&steps);
+		free(mem);
+		free(sums);
 		strbuf_free(&cb);
 		free(ptarget);
 		free(porig);
+		if (arc != EXIT_OK)
+		{
+			rc = arc;
+			goto done;
+		}
 	}
 	rc = EXIT_OK;
 done:
@@ -1260,6 +1793,7 @@ done:
 	if (conn)
 		PQfinish(conn);
 	parts_free(parts, nparts);
+	nodes_free(nodes, nnodes);
 	free(relids);
 	free(tschema);
 	free(tname);

@@ -495,3 +495,156 @@ out:
 	free(tgt);
 	return rc;
 }
+
+int
+copyback_hierarchy_check(PGconn *conn, const copyback_member *mem, int n, strbuf *why, bs_error *err)
+{
+	strbuf_reset(why);
+	for (int i = 0; i < n && why->len == 0; i++)
+	{
+		const copyback_member *e = &mem[i];
+		char *q = pgsql_qualified_name(e->schema, e->name);
+		char *pq = e->parent_name ? pgsql_qualified_name(e->parent_schema, e->parent_name) : NULL;
+		char *shown = pgsql_display_name(e->schema, e->name);
+		const char *params[2] = {q, pq};
+		PGresult *res;
+
+		if (pgsql_query_params(conn, "SELECT c.relkind::text, CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, "
+							   "EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid AND i.inhparent = to_regclass($2)), "
+							   "pg_get_expr(c.relpartbound, c.oid) FROM pg_class c WHERE c.oid = to_regclass($1)",
+							   2, params, &res, err) != BS_OK)
+		{
+			free(q);
+			free(pq);
+			free(shown);
+			return error_prefix(err, "could not look up the live partitioned table");
+		}
+		if (PQntuples(res) == 0)
+			strbuf_printf(why, "%s does not exist", shown);
+		else if (e->key && (strcmp(PQgetvalue(res, 0, 0), "p") != 0 || strcmp(PQgetvalue(res, 0, 1), e->key) != 0))
+			strbuf_printf(why, "%s is not partitioned by %s as at the point", shown, e->key);
+		else if (e->key == NULL && strcmp(PQgetvalue(res, 0, 0), "r") != 0)
+			strbuf_printf(why, "%s is not an ordinary table as at the point", shown);
+		else if (pq && strcmp(PQgetvalue(res, 0, 2), "t") != 0)
+		{
+			char *ps = pgsql_display_name(e->parent_schema, e->parent_name);
+
+			strbuf_printf(why, "%s is not a partition of %s as at the point", shown, ps);
+			free(ps);
+		}
+		else if (pq && (PQgetisnull(res, 0, 3) || strcmp(PQgetvalue(res, 0, 3), e->bound) != 0))
+			strbuf_printf(why, "%s is attached %s, not %s as at the point", shown,
+						  PQgetisnull(res, 0, 3) ? "without a bound" : PQgetvalue(res, 0, 3), e->bound);
+		PQclear(res);
+		free(q);
+		free(pq);
+		free(shown);
+	}
+	return BS_OK;
+}
+
+int
+copyback_names_free(PGconn *conn, const copyback_member *mem, int n, strbuf *why, bs_error *err)
+{
+	strbuf_reset(why);
+	for (int i = 0; i < n && why->len == 0; i++)
+	{
+		char *q = pgsql_qualified_name(mem[i].schema, mem[i].name);
+		const char *params[1] = {q};
+		PGresult *res;
+
+		if (pgsql_query_params(conn, "SELECT to_regclass($1) IS NOT NULL", 1, params, &res, err) != BS_OK)
+		{
+			free(q);
+			return error_prefix(err, "could not look up the table in the live database");
+		}
+		if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+		{
+			char *shown = pgsql_display_name(mem[i].schema, mem[i].name);
+
+			strbuf_printf(why, "a table named %s exists", shown);
+			free(shown);
+		}
+		PQclear(res);
+		free(q);
+	}
+	return BS_OK;
+}
+
+int
+copyback_apply_hierarchy(PGconn *conn, char *const *sql, const char *const *what, int nsql,
+						 const copyback_member *mem, int n, uint64_t rows, bs_error *err)
+{
+	strbuf why = STRBUF_INIT;
+	int rc = BS_ERR;
+
+	if (pgsql_exec_one(conn, "BEGIN", err) != BS_OK)
+		goto out;
+	for (int i = 0; i < nsql; i++)
+		if (pgsql_exec_one(conn, sql[i], err) != BS_OK)
+		{
+			error_prefix(err, "copy-back step %d (%s), rolled back", i + 1, what[i]);
+			goto rollback;
+		}
+	if (copyback_hierarchy_check(conn, mem, n, &why, err) != BS_OK)
+		goto rollback;
+	if (why.len)
+	{
+		error_set(err, ERRCODE_DATA_CORRUPTED, "copy-back validation failed: %s; rolled back", why.data);
+		goto rollback;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		char *q,
+				   *v = NULL;
+
+		if (mem[i].key)
+			continue;
+		q = pgsql_qualified_name(mem[i].schema, mem[i].name);
+		if (columns_checksum(conn, mem[i].layout, q, &v, err) != BS_OK)
+		{
+			free(q);
+			goto rollback;
+		}
+		free(q);
+		if (strcmp(v, mem[i].checksum) != 0)
+		{
+			char *shown = pgsql_display_name(mem[i].schema, mem[i].name);
+
+			error_set(err, ERRCODE_DATA_CORRUPTED, "copy-back validation failed: partition %s holds %s "
+					  "(rows/checksum), the recovery held %s; rolled back", shown, v, mem[i].checksum);
+			free(shown);
+			free(v);
+			goto rollback;
+		}
+		free(v);
+	}
+	{
+		/* Every row is in one of the partitions checked: none went to another live one. */
+		char *q = pgsql_qualified_name(mem[0].schema, mem[0].name);
+		char *v = NULL;
+
+		strbuf_reset(&why);
+		strbuf_printf(&why, "SELECT count(*) FROM %s", q);
+		free(q);
+		if (query_text(conn, why.data, &v, err) != BS_OK)
+			goto rollback;
+		if (strtoull(v, NULL, 10) != rows)
+		{
+			error_set(err, ERRCODE_DATA_CORRUPTED, "copy-back validation failed: the partitioned table holds %s "
+					  "rows, the recovery held %llu; rolled back", v, (unsigned long long) rows);
+			free(v);
+			goto rollback;
+		}
+		free(v);
+	}
+	if (pgsql_exec_one(conn, "COMMIT", err) != BS_OK)
+		goto rollback;
+	rc = BS_OK;
+	goto out;
+rollback:
+	pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
+out:
+	strbuf_free(&why);
+	return rc;
+}

@@ -85,4 +85,36 @@ void copyback_free(copyback *cb);
  */
 int copyback_apply(PGconn *conn, const copyback_input *in, const copyback *cb, bs_error *err);
 
+/* One table of a recovered partitioned hierarchy, as it must stand after the copy-back. */
+typedef struct copyback_member
+{
+	const char *schema;			/* its name after the copy-back */
+	const char *name;
+	const char *parent_schema;	/* its partitioned table (NULL for the root) */
+	const char *parent_name;
+	const char *bound;			/* pg_get_expr of its bound (NULL for the root) */
+	const char *key;			/* pg_get_partkeydef when partitioned, NULL for a partition holding rows */
+	const manifest_layout *layout;	/* a partition's recovered columns */
+	const char *checksum;		/* its recovered content: "rows/sum" as recovery validated it */
+} copyback_member;
+
+/*
+ * Whether the live database holds the hierarchy: every member under its name, partitioned by
+ * its key or holding rows, attached to its parent with its bound.  *why says the first
+ * difference (an empty *why: it does).
+ */
+int copyback_hierarchy_check(PGconn *conn, const copyback_member *mem, int n, strbuf *why, bs_error *err);
+
+/* Whether every member's name is free in the live database; *why names the first taken one. */
+int copyback_names_free(PGconn *conn, const copyback_member *mem, int n, strbuf *why, bs_error *err);
+
+/*
+ * Run a partitioned table's copy-back statements in one transaction and validate before
+ * committing: the hierarchy stands as mem says, each partition's content checksum over its
+ * recovered columns is its recovered checksum, and the root holds rows rows in all.  Anything
+ * else rolls back: ERRCODE_DATA_CORRUPTED for a failed validation.
+ */
+int copyback_apply_hierarchy(PGconn *conn, char *const *sql, const char *const *what, int nsql,
+							 const copyback_member *mem, int n, uint64_t rows, bs_error *err);
+
 #endif

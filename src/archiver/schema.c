@@ -453,13 +453,16 @@ ddl_table_changed(archiver *a, arch_table *t, ddl_table *d, bs_error *err)
 	return BS_OK;
 }
 
-/* Whether the definition of t's newest base names parent as its partitioned parent. */
+/* Whether the definition of t's newest base names parent as its partitioned parent, or as
+ * a partitioned table above that one (multi-level partitioning). */
 static bool
 newest_base_partition_of(const arch_table *t, uint32_t parent)
 {
 	const manifest *m = t->man;
 	json_t *root,
-			   *p;
+			   *p,
+			   *anc;
+	size_t i;
 	bool yes;
 
 	if (m->nbases == 0 || m->bases[m->nbases - 1].definition == NULL)
@@ -467,9 +470,13 @@ newest_base_partition_of(const arch_table *t, uint32_t parent)
 	root = json_loads(m->bases[m->nbases - 1].definition, 0, NULL);
 	p = root ? json_object_get(root, "partition") : NULL;
 	yes = json_is_object(p) && json_integer_value(json_object_get(p, "parent_relid")) == (json_int_t) parent;
+	json_array_foreach(json_is_object(p) ? json_object_get(p, "ancestors") : NULL, i, anc)
+		yes = yes || json_integer_value(json_object_get(anc, "relid")) == (json_int_t) parent;
 	json_decref(root);
 	return yes;
 }
+
+#define PARTITIONS_BELOW "SELECT relid FROM pg_partition_tree($1::oid::regclass) WHERE relid <> $1::oid::regclass"
 
 /*
  * ALTER TABLE on a partitioned table (ATTACH or DETACH PARTITION among others) names only the
@@ -486,11 +493,9 @@ ddl_parent_changed(archiver *a, arch_table *parent, bs_error *err)
 	char l[LSN_BUFLEN];
 
 	snprintf(oid, sizeof(oid), "%u", parent->relid);
-	if (pgsql_query_params(a->conn, "SELECT inhrelid FROM pg_inherits WHERE inhparent = $1::oid", 1, params, &res,
-						   err) != BS_OK &&
-		(!stream_conn_recovered(a, err) ||
-		 pgsql_query_params(a->conn, "SELECT inhrelid FROM pg_inherits WHERE inhparent = $1::oid", 1, params, &res,
-							err) != BS_OK))
+	/* Its partitions at every level: those of a partition that is itself partitioned too. */
+	if (pgsql_query_params(a->conn, PARTITIONS_BELOW, 1, params, &res, err) != BS_OK &&
+		(!stream_conn_recovered(a, err) || pgsql_query_params(a->conn, PARTITIONS_BELOW, 1, params, &res, err) != BS_OK))
 		return BS_ERR;
 	for (int i = 0; i < a->ntables; i++)
 	{
