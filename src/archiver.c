@@ -17,6 +17,7 @@
 #include "object.h"
 #include "pgoutput.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "replmsg.h"
 #include "segment.h"
 #include "spill.h"
@@ -2480,9 +2481,9 @@ static int
 start_replication(archiver *a, bs_error *err)
 {
 	strbuf sql = STRBUF_INIT;
-	char *slot = pgsql_quote_ident(config_get(a->cfg, "slot"));
-	char *pubs = pgsql_quote_ident(config_get(a->cfg, "publication"));
-	char *publit = pgsql_quote_literal(pubs);
+	char *slot = quote_ident(config_get(a->cfg, "slot"));
+	char *pubs = quote_ident(config_get(a->cfg, "publication"));
+	char *publit = quote_literal(pubs);
 	PGresult *res;
 	int rc = BS_ERR;
 
@@ -3925,7 +3926,7 @@ check_publication(archiver *a, catalog_table_list *list, bool startup, bs_error 
 		/* Gone meanwhile: the next check finds it dropped. */
 		if ((state[i] != 'n' && state[i] != 'f') || !ct->usable)
 			continue;
-		q = pgsql_qualified_name(ct->schema, ct->name);
+		q = quote_qualified_name(ct->schema, ct->name);
 		if (state[i] == 'f')
 			strbuf_printf(&sb, "not in publication \"%s\" as a whole: it is published with a row filter or a "
 						  "column list, so only part of its changes reach the archiver, and it is not archived "
@@ -5034,7 +5035,7 @@ initial_setup(archiver *a, bs_error *err)
 	}
 	else
 	{
-		char *q = pgsql_quote_ident(slot);
+		char *q = quote_ident(slot);
 		strbuf sql = STRBUF_INIT;
 		uint64_t lsn;
 		basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, "base_chunk_size"), NULL};
@@ -5502,7 +5503,7 @@ archiver_drop(const bs_config *cfg, bs_error *err)
 	}
 	PQclear(res);
 	{
-		char *pub = pgsql_quote_ident(config_get(cfg, "publication"));
+		char *pub = quote_ident(config_get(cfg, "publication"));
 		strbuf sql = STRBUF_INIT;
 
 		strbuf_printf(&sql, "DROP PUBLICATION IF EXISTS %s", pub);

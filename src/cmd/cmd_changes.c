@@ -6,6 +6,7 @@
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "progress.h"
 #include "recover_plan.h"
 #include "redact.h"
@@ -595,7 +596,7 @@ load_all_tables(storage *st, const archive_head *head, cursor **out, int *nout, 
 			continue;
 		}
 		cs[nc].m = m;
-		cs[nc].shown = pgsql_display_name(m->schema, m->name);
+		cs[nc].shown = quote_display_name(m->schema, m->name);
 		nc++;
 	}
 	free(relids);
@@ -746,7 +747,7 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 			goto failed;
 		cs = xcalloc(1, sizeof(cursor));
 		cs[0].m = m;
-		cs[0].shown = pgsql_display_name(m->schema, m->name);
+		cs[0].shown = quote_display_name(m->schema, m->name);
 		ncs = 1;
 	}
 	else if (load_all_tables(st, head_exists ? &head : NULL, &cs, &ncs, &err) != BS_OK)

@@ -8,6 +8,7 @@
 #include "gatedb.h"
 #include "log.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "redact.h"
 #include "strbuf.h"
 
@@ -79,7 +80,7 @@ plain_dml(const char *command)
 static char *
 qualified(const gate_target *t)
 {
-	return pgsql_qualified_name(t->nspname, t->relname);
+	return quote_qualified_name(t->nspname, t->relname);
 }
 
 static bool

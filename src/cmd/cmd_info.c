@@ -5,6 +5,7 @@
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "redact.h"
 #include "storage.h"
 #include "strbuf.h"
@@ -374,7 +375,7 @@ table_text(const manifest *m, table_summary *s)
 	char rsz[32];
 	size_t i;
 	json_t *f;
-	char *name = pgsql_display_name(m->schema, m->name);
+	char *name = quote_display_name(m->schema, m->name);
 	char *status = xstrdup_printable(m->status);
 
 	/* Names and texts come from storage, which others may write: shown quoted and escaped. */
@@ -415,7 +416,7 @@ table_text(const manifest *m, table_summary *s)
 	printf("  archived to:  %s\n", lsn_format(m->archived_to, a));
 	for (int k = 0; k < m->nnames; k++)
 	{
-		char *nm = pgsql_display_name(m->names[k].schema, m->names[k].name);
+		char *nm = quote_display_name(m->names[k].schema, m->names[k].name);
 
 		printf("  named:        %s from %s\n", nm, lsn_format(m->names[k].from_lsn, a));
 		free(nm);
@@ -548,7 +549,7 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 			char t[MANIFEST_TIME_BUFLEN];
 
 			strbuf tf = STRBUF_INIT;
-			char *db = pgsql_quote_ident_printable(head.database);
+			char *db = quote_ident_printable(head.database);
 			char *sysid = xstrdup_printable(head.system_identifier);
 
 			printf("  database:     %s (system identifier %s)\n", db, sysid);

@@ -8,6 +8,7 @@
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "progress.h"
 #include "recover_load.h"
 #include "recover_plan.h"
@@ -180,7 +181,7 @@ static int
 apply_copyback(const bs_config *cfg, PGconn *conn, const copyback_input *ci, const copyback *cb, const manifest *m,
 			   const char *target_shown, bool json, bs_error *err)
 {
-	char *orig = pgsql_display_name(m->schema, m->name);
+	char *orig = quote_display_name(m->schema, m->name);
 
 	fflush(stdout);
 	if (!config_get_bool(cfg, "yes"))
@@ -474,7 +475,7 @@ build_parent(PGconn *conn, const char *schema, const char *name, const manifest 
 {
 	manifest_layout l;
 	char *sql = NULL;
-	char *target = pgsql_qualified_name(schema, name);
+	char *target = quote_qualified_name(schema, name);
 	uint64_t want = 0;
 	size_t i;
 	json_t *c;
@@ -583,7 +584,7 @@ build_parent(PGconn *conn, const char *schema, const char *name, const manifest 
 	}
 	{
 		strbuf q = STRBUF_INIT;
-		char *lit = pgsql_quote_literal(comment);
+		char *lit = quote_literal(comment);
 		char *count = NULL;
 
 		strbuf_printf(&q, "COMMENT ON TABLE %s IS %s", target, lit);
@@ -634,7 +635,7 @@ drop_created(PGconn *conn, const char *schema, part_item *parts, int nparts)
 	for (int p = 0; p < nparts; p++)
 		if (parts[p].loaded)
 		{
-			char *q = pgsql_qualified_name(schema, parts[p].tname);
+			char *q = quote_qualified_name(schema, parts[p].tname);
 			strbuf sql = STRBUF_INIT;
 			bs_error e;
 
@@ -786,7 +787,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 	int nparts = 0;
 	char *tschema = NULL,
 			   *tname = NULL;
-	char *pshown = pgsql_display_name(pm->schema, pm->name);
+	char *pshown = quote_display_name(pm->schema, pm->name);
 	const char *target_db = config_get(cfg, "target_db");
 	const char *db = config_get(cfg, "db");
 	PGconn *conn = NULL;
@@ -1042,7 +1043,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		}
 		else
 		{
-			char *ts = pgsql_display_name(tschema, tname);
+			char *ts = quote_display_name(tschema, tname);
 
 			printf("Dry run: nothing written.\n");
 			printf("Table:           %s (partitioned, relid %u)\n", pshown, pm->relid);
@@ -1050,7 +1051,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			printf("Target:          %s\n", ts);
 			for (int p = 0; p < nparts; p++)
 			{
-				char *s = pgsql_display_name(parts[p].m->schema, parts[p].m->name);
+				char *s = quote_display_name(parts[p].m->schema, parts[p].m->name);
 				char *b = xstrdup_printable(json_string_value(json_object_get(parts[p].part, "bound")));
 
 				printf("Partition:       %s %s\n", s, b);
@@ -1119,8 +1120,8 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		copyback_live live = COPYBACK_LIVE_UNKNOWN;
 		uint32_t live_relid = 0;
 		strbuf cb = STRBUF_INIT;
-		char *ptarget = pgsql_qualified_name_printable(tschema, tname);
-		char *porig = pgsql_qualified_name_printable(pm->schema, pm->name);
+		char *ptarget = quote_qualified_name_printable(tschema, tname);
+		char *porig = quote_qualified_name_printable(pm->schema, pm->name);
 		uint64_t total = 0;
 
 		if (target_db == NULL && copyback_live_state(conn, pm, &live, &live_relid, &err) != BS_OK)
@@ -1132,17 +1133,17 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		}
 		if (live == COPYBACK_LIVE_GONE)
 		{
-			char *qn = pgsql_quote_ident_printable(pm->name);
+			char *qn = quote_ident_printable(pm->name);
 
 			strbuf_printf(&cb, "BEGIN;\n");
 			if (strcmp(tschema, pm->schema) != 0)
 			{
-				char *qs = pgsql_quote_ident_printable(pm->schema);
+				char *qs = quote_ident_printable(pm->schema);
 
 				strbuf_printf(&cb, "ALTER TABLE %s SET SCHEMA %s;\n", ptarget, qs);
 				for (int p = 0; p < nparts; p++)
 				{
-					char *pt2 = pgsql_qualified_name_printable(tschema, parts[p].tname);
+					char *pt2 = quote_qualified_name_printable(tschema, parts[p].tname);
 
 					strbuf_printf(&cb, "ALTER TABLE %s SET SCHEMA %s;\n", pt2, qs);
 					free(pt2);
@@ -1154,9 +1155,9 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			strbuf_printf(&cb, "COMMENT ON TABLE %s IS NULL;\n", porig);
 			for (int p = 0; p < nparts; p++)
 			{
-				char *cur = pgsql_qualified_name_printable(pm->schema, parts[p].tname);
-				char *qp = pgsql_quote_ident_printable(parts[p].m->name);
-				char *orig = pgsql_qualified_name_printable(pm->schema, parts[p].m->name);
+				char *cur = quote_qualified_name_printable(pm->schema, parts[p].tname);
+				char *qp = quote_ident_printable(parts[p].m->name);
+				char *orig = quote_qualified_name_printable(pm->schema, parts[p].m->name);
 
 				strbuf_printf(&cb, "ALTER TABLE %s RENAME TO %s;\nCOMMENT ON TABLE %s IS NULL;\n", cur, qp, orig);
 				free(cur);
@@ -1219,7 +1220,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		}
 		else
 		{
-			char *ts = pgsql_display_name(tschema, tname);
+			char *ts = quote_display_name(tschema, tname);
 			char *key = xstrdup_printable(json_string_value(json_object_get(key_part, "key")));
 
 			printf("Recovered %s (partitioned) into %s, PARTITION BY %s\n", pshown, ts, key);
@@ -1228,8 +1229,8 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			for (int p = 0; p < nparts; p++)
 			{
 				char ours[REPLAY_CHECKSUM_BUFLEN];
-				char *s = pgsql_display_name(parts[p].m->schema, parts[p].m->name);
-				char *t = pgsql_display_name(tschema, parts[p].tname);
+				char *s = quote_display_name(parts[p].m->schema, parts[p].m->name);
+				char *t = quote_display_name(tschema, parts[p].tname);
 				char *b = xstrdup_printable(json_string_value(json_object_get(parts[p].part, "bound")));
 				char l1[LSN_BUFLEN];
 
@@ -1391,8 +1392,8 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		rc = usage("the target's name is longer than 63 bytes");
 		goto done;
 	}
-	src_shown = pgsql_display_name(m->schema, m->name);
-	target_shown = pgsql_display_name(tschema, tname);
+	src_shown = quote_display_name(m->schema, m->name);
+	target_shown = quote_display_name(tschema, tname);
 	status_shown = xstrdup_printable(m->status);
 	if (target_db == NULL && strcmp(tschema, m->schema) == 0 && strcmp(tname, m->name) == 0)
 	{
@@ -1564,9 +1565,9 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	}
 	copyback_later_changes(m, plan->last_end_lsn, plan->base->lsn, &ci.later);
 	{
-		char *qt = pgsql_qualified_name_printable(m->schema, m->name);
+		char *qt = quote_qualified_name_printable(m->schema, m->name);
 		char *qstorage = redact_text(config_get(cfg, "storage"));
-		char *lit = pgsql_quote_literal(qstorage);
+		char *lit = quote_literal(qstorage);
 
 		strbuf_printf(&latest_cmd, "backstop recover --storage %s --table %s --latest", lit, qt);
 		/* Into the same <table>_recovered, replacing this recovery. */

@@ -6,6 +6,7 @@
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "progress.h"
 #include "object.h"
 #include "redact.h"
@@ -74,7 +75,7 @@ report(verify_ctx *c, bool problem, const manifest *m, const char *key, const ch
 	safe = redact_text(msg);
 	if (m)
 	{
-		char *name = pgsql_display_name(m->schema, m->name);
+		char *name = quote_display_name(m->schema, m->name);
 
 		strbuf_printf(&table, "%s (relid %" PRIu32 ")", name, m->relid);
 		free(name);
