@@ -21,16 +21,6 @@
 #include <string.h>
 #include <time.h>
 
-static int
-usage(const char *msg)
-{
-	fprintf(stderr, "backstop changes: ERROR: %s\n"
-			"Usage: backstop changes [--storage URL] [--table S.T] [--from-lsn A] [--to-lsn B] [--since TIME] "
-			"[--until TIME] [--xid XID] [--summary] [--json]\n"
-			"Try \"backstop help changes\".\n", msg);
-	return EXIT_USAGE;
-}
-
 /* Which transactions: every bound is optional (no upper one: up to the latest archived). */
 typedef struct changes_range
 {
@@ -729,9 +719,9 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 	memset(&head, 0, sizeof(head));
 	progress_init(&prog, "changes", progress_wanted(json));
 	if (argc > 0)
-		return usage("changes takes no positional arguments");
+		return cli_usage_error("changes", "changes takes no positional arguments");
 	if (parse_range(cfg, &r, &msg) != BS_OK)
-		return usage(msg);
+		return cli_usage_error("changes", "%s", msg);
 	recover_describe_zone(clock_unix_us(), zone, sizeof(zone));
 
 	if ((rc = cli_open_storage("changes", cfg, &st)) != EXIT_OK)

@@ -1178,7 +1178,7 @@ cmd_doctor(bs_config *cfg, int argc, char **argv)
 	(void) argv;
 	if (argc > 0)
 	{
-		fprintf(stderr, "backstop doctor: unexpected argument \"%s\"\n", argv[0]);
+		cli_usage_error("doctor", "unexpected argument \"%s\"", argv[0]);
 		json_decref(root);
 		json_decref(f.arr);
 		return EXIT_USAGE;

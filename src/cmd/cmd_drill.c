@@ -678,7 +678,7 @@ cmd_drill(bs_config *cfg, int argc, char **argv)
 	error_clear(&err);
 	if (argc > 0)
 	{
-		fprintf(stderr, "backstop drill: unexpected argument \"%s\"\n", argv[0]);
+		cli_usage_error("drill", "unexpected argument \"%s\"", argv[0]);
 		return EXIT_USAGE;
 	}
 	d.cfg = cfg;
@@ -691,17 +691,17 @@ cmd_drill(bs_config *cfg, int argc, char **argv)
 	d.scratch = config_get(cfg, "table") == NULL;
 	if (d.db == NULL)
 	{
-		fprintf(stderr, "backstop drill: ERROR: --db is required\nTry \"backstop help drill\".\n");
+		cli_usage_error("drill", "--db is required");
 		return EXIT_USAGE;
 	}
 	if (config_get(cfg, "table") && config_get_bool(cfg, "scratch"))
 	{
-		fprintf(stderr, "backstop drill: ERROR: give --table or --scratch, not both\n");
+		cli_usage_error("drill", "give --table or --scratch, not both");
 		return EXIT_USAGE;
 	}
 	if (d.scratch && d.listen == NULL)
 	{
-		fprintf(stderr, "backstop drill: ERROR: a scratch drill needs the running archiver's --listen\n");
+		cli_usage_error("drill", "a scratch drill needs the running archiver's --listen");
 		return EXIT_USAGE;
 	}
 	if (control_load_token(cfg, &d.token, &err) != BS_OK)

@@ -481,7 +481,7 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 
 	if (argc > 0)
 	{
-		fprintf(stderr, "backstop info: unexpected argument \"%s\"\n", argv[0]);
+		cli_usage_error("info", "unexpected argument \"%s\"", argv[0]);
 		json_decref(tables);
 		return EXIT_USAGE;
 	}

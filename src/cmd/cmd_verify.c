@@ -735,7 +735,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 
 	if (argc > 0)
 	{
-		fprintf(stderr, "backstop verify: unexpected argument \"%s\"\n", argv[0]);
+		cli_usage_error("verify", "unexpected argument \"%s\"", argv[0]);
 		return EXIT_USAGE;
 	}
 	memset(&c, 0, sizeof(c));
