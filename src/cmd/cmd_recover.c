@@ -12,6 +12,7 @@
 #include "progress.h"
 #include "recover_load.h"
 #include "recover_plan.h"
+#include "recover_render.h"
 #include "recover_restore.h"
 #include "replay.h"
 #include "sqlcheck.h"
@@ -144,36 +145,6 @@ on_progress(void *ctx, const recover_plan *plan, uint64_t applied)
 	rp->p->bytes_total = plan->download_bytes;
 	rp->p->applied = applied;
 	progress_update(rp->p);
-}
-
-static const char *
-point_text(const recover_point *pt, char *buf, size_t size)
-{
-	char l[LSN_BUFLEN],
-		t[MANIFEST_TIME_BUFLEN];
-	const char *incl = pt->exclusive ? "before" : "through";
-
-	switch (pt->kind)
-	{
-		case RECOVER_POINT_LSN:
-			snprintf(buf, size, "commits %s LSN %s", pt->exclusive ? "before" : "at or before", lsn_format(pt->lsn, l));
-			break;
-		case RECOVER_POINT_TIME:
-			{
-				char lt[RECOVER_TIME_BUFLEN];
-
-				snprintf(buf, size, "commits %s %s (%s; time read in %s)", pt->exclusive ? "before" : "at or before",
-						 recover_format_local_time(pt->time, lt), manifest_format_time(pt->time, t), pt->zone);
-				break;
-			}
-		case RECOVER_POINT_XID:
-			snprintf(buf, size, "commits %s transaction %u", incl, pt->xid);
-			break;
-		case RECOVER_POINT_LATEST:
-			snprintf(buf, size, "everything archived");
-			break;
-	}
-	return buf;
 }
 
 /* --apply: ask (unless --yes), run the copy-back in one transaction and validate it. */
@@ -646,40 +617,6 @@ drop_created(PGconn *conn, const char *schema, part_item *parts, int nparts)
 		}
 }
 
-/* Notes kept one per line: xstrdup_printable writes the line ends as \n, split there again. */
-static void
-print_notes(const char *heading, const strbuf *notes)
-{
-	char *shown;
-
-	if (notes->len == 0)
-		return;
-	shown = xstrdup_printable(notes->data);
-	printf("\n%s:\n", heading);
-	for (char *p = shown, *nl; p && *p; p = nl ? nl + 2 : NULL)
-	{
-		nl = strstr(p, "\\n");
-		printf("%.*s\n", nl ? (int) (nl - p) : (int) strlen(p), p);
-	}
-	free(shown);
-}
-
-/* The SQL for after the copy-back (what the recovered tables cannot hold), under heading. */
-static void
-print_after_copy_back(const recover_restore *rr, const char *heading)
-{
-	if (rr->n == 0)
-		return;
-	printf("%s", heading);
-	for (int i = 0; i < rr->n; i++)
-	{
-		char *w = xstrdup_printable(rr->what[i]);
-
-		printf("\n-- %s\n%s;\n", w, rr->sql[i]);
-		free(w);
-	}
-}
-
 /* Load one partition like a table (its own validated transaction) into schema.tname. */
 static int
 load_partition(PGconn *conn, storage *st, part_item *it, const char *schema, const recover_point *pt, bool replace,
@@ -724,7 +661,7 @@ load_partition(PGconn *conn, storage *st, part_item *it, const char *schema, con
 		goto out;
 	}
 	strbuf_printf(&comment, RECOVER_COMMENT_PREFIX "%s.%s (relid %u) at %s; base LSN %s", it->m->schema, it->m->name,
-				  it->m->relid, point_text(pt, buf, sizeof(buf)), lsn_format(it->plan->base->lsn, l1));
+				  it->m->relid, recover_render_point(pt, buf, sizeof(buf)), lsn_format(it->plan->base->lsn, l1));
 	memset(&o, 0, sizeof(o));
 	o.schema = schema;
 	o.name = it->tname;
@@ -943,7 +880,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 						  "%s cannot be recovered as a whole at %s: the partitions of %s changed at LSN %s "
 						  "(ATTACH or DETACH PARTITION, or another ALTER TABLE on it), after the base copy of "
 						  "%s.%s at %s and before the point; choose a point before %s or after that table's "
-						  "next base copy", pshown, point_text(user_pt, buf, sizeof(buf)), pshown,
+						  "next base copy", pshown, recover_render_point(user_pt, buf, sizeof(buf)), pshown,
 						  lsn_format(it->m->partition_changes[c], l1), it->m->schema, it->m->name,
 						  lsn_format(it->plan->base->lsn, l2), l1);
 				rc = fail(&prog, &err);
@@ -993,7 +930,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 	if (nparts == 0)
 	{
 		error_set(&err, ERRCODE_OUT_OF_RANGE, "%s had no archived partition at %s: its definition is captured "
-				  "only with its partitions", pshown, point_text(user_pt, buf, sizeof(buf)));
+				  "only with its partitions", pshown, recover_render_point(user_pt, buf, sizeof(buf)));
 		rc = fail(&prog, &err);
 		goto done;
 	}
@@ -1033,7 +970,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			json_object_set_new(o, "dry_run", json_true());
 			json_object_set_new(o, "table", json_sprintf("%s.%s", pm->schema, pm->name));
 			json_object_set_new(o, "partitioned", json_true());
-			json_object_set_new(o, "point", json_string(point_text(user_pt, buf, sizeof(buf))));
+			json_object_set_new(o, "point", json_string(recover_render_point(user_pt, buf, sizeof(buf))));
 			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
 			json_object_set_new(o, "partitions", pa);
 			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -1047,7 +984,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 
 			printf("Dry run: nothing written.\n");
 			printf("Table:           %s (partitioned, relid %u)\n", pshown, pm->relid);
-			printf("Point:           %s\n", point_text(user_pt, buf, sizeof(buf)));
+			printf("Point:           %s\n", recover_render_point(user_pt, buf, sizeof(buf)));
 			printf("Target:          %s\n", ts);
 			for (int p = 0; p < nparts; p++)
 			{
@@ -1086,7 +1023,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		strbuf comment = STRBUF_INIT;
 
 		strbuf_printf(&comment, RECOVER_COMMENT_PREFIX "%s.%s (relid %u, partitioned) at %s", pm->schema, pm->name,
-					  pm->relid, point_text(user_pt, buf, sizeof(buf)));
+					  pm->relid, recover_render_point(user_pt, buf, sizeof(buf)));
 		if (build_parent(conn, tschema, tname, pm, key_part, parts, nparts, comment.data,
 						 config_get_bool(cfg, "replace"), &err) != BS_OK)
 		{
@@ -1204,7 +1141,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			json_object_set_new(o, "table", json_sprintf("%s.%s", pm->schema, pm->name));
 			json_object_set_new(o, "partitioned", json_true());
 			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
-			json_object_set_new(o, "point", json_string(point_text(user_pt, buf, sizeof(buf))));
+			json_object_set_new(o, "point", json_string(recover_render_point(user_pt, buf, sizeof(buf))));
 			json_object_set_new(o, "partition_key", json_string(json_string_value(json_object_get(key_part, "key"))));
 			json_object_set_new(o, "rows", json_integer((json_int_t) total));
 			json_object_set_new(o, "partitions", pa);
@@ -1224,7 +1161,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			char *key = xstrdup_printable(json_string_value(json_object_get(key_part, "key")));
 
 			printf("Recovered %s (partitioned) into %s, PARTITION BY %s\n", pshown, ts, key);
-			printf("Point:        %s\n", point_text(user_pt, buf, sizeof(buf)));
+			printf("Point:        %s\n", recover_render_point(user_pt, buf, sizeof(buf)));
 			printf("Partitions:   %d, %llu rows in all, each validated:\n", nparts, (unsigned long long) total);
 			for (int p = 0; p < nparts; p++)
 			{
@@ -1246,8 +1183,8 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 				   live == COPYBACK_LIVE_GONE ? "the table is gone: the recovered hierarchy takes its names"
 				   : "the table exists: its rows are replaced by the recovered ones (changes made after the point are "
 				   "lost; rows go to the live table's partitions)", cb.data);
-			print_after_copy_back(&rr, "\nAfter the copy-back (not executed): what the recovered tables cannot hold\n");
-			print_notes("Notes", &rr.notes);
+			recover_render_after_copy_back(&rr, "\nAfter the copy-back (not executed): what the recovered tables cannot hold\n");
+			recover_render_notes("Notes", &rr.notes);
 			free(ts);
 			free(key);
 		}
@@ -1485,7 +1422,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				json_array_append_new(segs, json_string(m->segments[plan->segs[i]].key));
 			json_object_set_new(o, "dry_run", json_true());
 			json_object_set_new(o, "table", json_sprintf("%s.%s", m->schema, m->name));
-			json_object_set_new(o, "point", json_string(point_text(&pt, buf, sizeof(buf))));
+			json_object_set_new(o, "point", json_string(recover_render_point(&pt, buf, sizeof(buf))));
 			json_object_set_new(o, "base_lsn", manifest_json_lsn(plan->base->lsn));
 			json_object_set_new(o, "base_rows", json_integer((json_int_t) plan->base->rows));
 			json_object_set_new(o, "segments", segs);
@@ -1506,7 +1443,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		{
 			printf("Dry run: nothing written.\n");
 			printf("Table:           %s (relid %u, %s)\n", src_shown, m->relid, status_shown);
-			printf("Point:           %s\n", point_text(&pt, buf, sizeof(buf)));
+			printf("Point:           %s\n", recover_render_point(&pt, buf, sizeof(buf)));
 			printf("Base copy:       LSN %s, taken %s, %llu rows in %d chunk(s)\n", lsn_format(plan->base->lsn, l1),
 				   manifest_format_time(plan->base->time, tm), (unsigned long long) plan->base->rows,
 				   plan->base->nchunks);
@@ -1593,7 +1530,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		const manifest_base *b = plan->base;
 
 		strbuf_printf(&comment, RECOVER_COMMENT_PREFIX "%s.%s (relid %u) at %s", m->schema, m->name, m->relid,
-					  point_text(&pt, buf, sizeof(buf)));
+					  recover_render_point(&pt, buf, sizeof(buf)));
 		if (plan->last_commit_lsn)
 			strbuf_printf(&comment, "; last transaction %u committed at LSN %s", plan->last_xid,
 						  lsn_format(plan->last_commit_lsn, l1));
@@ -1655,7 +1592,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			}
 			json_object_set_new(o, "table", json_sprintf("%s.%s", m->schema, m->name));
 			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
-			json_object_set_new(o, "point", json_string(point_text(&pt, buf, sizeof(buf))));
+			json_object_set_new(o, "point", json_string(recover_render_point(&pt, buf, sizeof(buf))));
 			json_object_set_new(o, "base_lsn", manifest_json_lsn(plan->base->lsn));
 			json_object_set_new(o, "last_commit_lsn",
 								plan->last_commit_lsn ? manifest_json_lsn(plan->last_commit_lsn) : json_null());
@@ -1712,7 +1649,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		else
 		{
 			printf("Recovered %s into %s\n", src_shown, target_shown);
-			printf("Point:        %s\n", point_text(&pt, buf, sizeof(buf)));
+			printf("Point:        %s\n", recover_render_point(&pt, buf, sizeof(buf)));
 			if (plan->last_commit_lsn)
 				printf("Last applied: commit LSN %s, xid %u, %s\n", lsn_format(plan->last_commit_lsn, l1),
 					   plan->last_xid, manifest_format_time(plan->last_commit_time, tm));
@@ -1770,10 +1707,10 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				printf("\nCopy-back SQL (not executed; review, then run it yourself, or use --apply):\n");
 			for (int i = 0; i < cb.n; i++)
 				printf("\n-- %s\n%s\n", cb.what[i], cb.sql[i]);
-			print_notes("Notes", &cb.notes);
-			print_after_copy_back(&rr, "\nAfter the copy-back (not executed, not part of --apply): what the recovered table "
+			recover_render_notes("Notes", &cb.notes);
+			recover_render_after_copy_back(&rr, "\nAfter the copy-back (not executed, not part of --apply): what the recovered table "
 					   "cannot hold\n");
-			print_notes("Not given as SQL", &rr.notes);
+			recover_render_notes("Not given as SQL", &rr.notes);
 			if (apply && config_get_bool(cfg, "yes"))
 				printf("\nCopy-back applied to %s and validated.\n", src_shown);
 		}
