@@ -2,7 +2,7 @@
 #include "manifest.h"
 #include "log.h"
 #include "lsn.h"
-#include "pgsql.h"
+#include "quote.h"
 #include "strbuf.h"
 
 #include <inttypes.h>
@@ -1836,7 +1836,7 @@ read_ident(const char **sp, const char *whole, char **out, bs_error *err)
 	bool unicode = (s[0] == 'U' || s[0] == 'u') && s[1] == '&' && s[2] == '"';
 
 	/* U&"..." with \XXXX / \+XXXXXX escapes: the form names with control characters are
-	 * printed in (pgsql_quote_ident_printable), so that they can be pasted back. */
+	 * printed in (quote_ident_printable), so that they can be pasted back. */
 	if (unicode)
 		s += 2;
 	if (*s == '"')
@@ -2084,7 +2084,7 @@ manifest_find_table_at(storage *st, const char *qualified_name, uint64_t lsn, ma
 		else if (listed < MAX_NAMES_LISTED)
 		{
 			/* As --table takes it back (quoted where needed). */
-			char *shown = pgsql_display_name(m->schema, m->name);
+			char *shown = quote_display_name(m->schema, m->name);
 
 			strbuf_printf(&names, "%s%s", listed ? ", " : "", shown);
 			free(shown);

@@ -1,6 +1,6 @@
 /* sqlcheck.c — SQL text from storage (types, defaults, constraints, indexes) checked as exactly one fragment of its kind. */
 #include "sqlcheck.h"
-#include "pgsql.h"
+#include "quote.h"
 #include "strbuf.h"
 
 #include <jansson.h>
@@ -229,7 +229,7 @@ check_relation(json_t *rv, const char *schema, const char *table, char *reason)
 static char *
 qualified(const char *schema, const char *table)
 {
-	return schema ? pgsql_qualified_name(schema, table) : pgsql_quote_ident(table);
+	return schema ? quote_qualified_name(schema, table) : quote_ident(table);
 }
 
 static bool
@@ -345,7 +345,7 @@ build_create_table(const char *schema, const char *table, const manifest_layout 
 			strbuf_free(&sql);
 			return NULL;
 		}
-		q = pgsql_quote_ident(c->name);
+		q = quote_ident(c->name);
 		strbuf_printf(&sql, "%s%s %s%s", i ? ", " : "", q, c->type_name, c->not_null ? " NOT NULL" : "");
 		free(q);
 	}
@@ -597,7 +597,7 @@ sqlcheck_set_default(const char *schema, const char *table, const char *column, 
 	if (!check_fragment_size(expr, "the default", err))
 		return NULL;
 	target = qualified(schema, table);
-	qcol = pgsql_quote_ident(column);
+	qcol = quote_ident(column);
 	strbuf_printf(&sql, "ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", target, qcol, expr);
 	free(target);
 	free(qcol);
@@ -639,7 +639,7 @@ sqlcheck_add_generated_column(const char *schema, const char *table, const char 
 	if (sqlcheck_type(type_name, err) != BS_OK || sqlcheck_default(expr, err) != BS_OK)
 		return NULL;
 	target = qualified(schema, table);
-	qcol = pgsql_quote_ident(column);
+	qcol = quote_ident(column);
 	strbuf_printf(&sql, "ALTER TABLE %s ADD COLUMN %s %s GENERATED ALWAYS AS (%s) STORED", target, qcol,
 				  type_name, expr);
 	free(target);
@@ -753,7 +753,7 @@ sqlcheck_add_constraint(const char *schema, const char *table, const char *name,
 	if (!check_fragment_size(def, "the definition", err))
 		return NULL;
 	target = qualified(schema, table);
-	qname = pgsql_quote_ident(name);
+	qname = quote_ident(name);
 	strbuf_printf(&sql, "ALTER TABLE %s ADD CONSTRAINT %s %s", target, qname, def);
 	free(target);
 	free(qname);

@@ -20,7 +20,7 @@ typedef struct storage_stat
 
 /*
  * What a storage needs besides its URL: plain values, so that the library can be used
- * without the command line's configuration (src/storage_config.c builds them from it and
+ * without the command line's configuration (src/cmd/storage_config.c builds them from it and
  * from the AWS_* environment).  Strings are borrowed: they need to live only as long as
  * the storage_open() call, which copies what it keeps (a new string field goes into
  * option_strings() in storage.c too).  NULL means unset.

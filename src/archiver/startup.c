@@ -9,6 +9,7 @@
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "storage.h"
 #include "strbuf.h"
 #include "config.h"
@@ -170,7 +171,7 @@ startup_setup(archiver *a, bs_error *err)
 	}
 	else
 	{
-		char *q = pgsql_quote_ident(slot);
+		char *q = quote_ident(slot);
 		strbuf sql = STRBUF_INIT;
 		uint64_t lsn;
 		basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, "base_chunk_size"), NULL};
@@ -340,7 +341,7 @@ archiver_drop(const bs_config *cfg, bs_error *err)
 	}
 	PQclear(res);
 	{
-		char *pub = pgsql_quote_ident(config_get(cfg, "publication"));
+		char *pub = quote_ident(config_get(cfg, "publication"));
 		strbuf sql = STRBUF_INIT;
 
 		strbuf_printf(&sql, "DROP PUBLICATION IF EXISTS %s", pub);

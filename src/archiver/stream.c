@@ -8,6 +8,7 @@
 #include "lsn.h"
 #include "pgoutput.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "replmsg.h"
 #include "segment.h"
 #include "spill.h"
@@ -399,9 +400,9 @@ int
 stream_start(archiver *a, bs_error *err)
 {
 	strbuf sql = STRBUF_INIT;
-	char *slot = pgsql_quote_ident(config_get(a->cfg, "slot"));
-	char *pubs = pgsql_quote_ident(config_get(a->cfg, "publication"));
-	char *publit = pgsql_quote_literal(pubs);
+	char *slot = quote_ident(config_get(a->cfg, "slot"));
+	char *pubs = quote_ident(config_get(a->cfg, "publication"));
+	char *publit = quote_literal(pubs);
 	PGresult *res;
 	int rc = BS_ERR;
 

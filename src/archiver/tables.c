@@ -10,6 +10,7 @@
 #include "manifest.h"
 #include "pgoutput.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "replmsg.h"
 #include "storage.h"
 #include "strbuf.h"
@@ -387,7 +388,7 @@ tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs
 		/* Gone meanwhile: the next check finds it dropped. */
 		if ((state[i] != 'n' && state[i] != 'f') || !ct->usable)
 			continue;
-		q = pgsql_qualified_name(ct->schema, ct->name);
+		q = quote_qualified_name(ct->schema, ct->name);
 		if (state[i] == 'f')
 			strbuf_printf(&sb, "not in publication \"%s\" as a whole: it is published with a row filter or a "
 						  "column list, so only part of its changes reach the archiver, and it is not archived "

@@ -1,6 +1,7 @@
 /* test_escape.c — unit tests for human output that cannot be forged: escaped text, log lines, displayed names. */
 #include "log.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "recover_load.h"
 #include "strbuf.h"
 #include "tap.h"
@@ -37,24 +38,24 @@ main(void)
 	free(s);
 
 	/* --- names for human output --- */
-	s = pgsql_display_name("public", "users");
+	s = quote_display_name("public", "users");
 	is_str(s, "public.users", "plain names shown bare");
 	free(s);
-	s = pgsql_display_name("public", "My Table");
+	s = quote_display_name("public", "My Table");
 	is_str(s, "public.\"My Table\"", "a name needing quotes is quoted");
 	free(s);
-	s = pgsql_display_name("a.b", "x\"y");
+	s = quote_display_name("a.b", "x\"y");
 	is_str(s, "\"a.b\".\"x\"\"y\"", "a dot or quote inside a name cannot pass for another name");
 	free(s);
-	s = pgsql_display_name("public", "evil\n2026-01-01T00:00:00.000Z backstop[1] ERROR: forged");
+	s = quote_display_name("public", "evil\n2026-01-01T00:00:00.000Z backstop[1] ERROR: forged");
 	ok(strchr(s, '\n') == NULL, "a newline in a name never reaches the output: %s", s);
 	is_str(s, "public.U&\"evil\\000A2026-01-01T00:00:00.000Z backstop[1] ERROR: forged\"",
 		   "a name with control characters is written U&\"...\" (valid SQL)");
 	free(s);
-	s = pgsql_quote_ident_printable("a\\b\x01");
+	s = quote_ident_printable("a\\b\x01");
 	is_str(s, "U&\"a\\\\b\\0001\"", "U& form escapes the backslash and the control character");
 	free(s);
-	s = pgsql_quote_ident_printable("ok name");
+	s = quote_ident_printable("ok name");
 	is_str(s, "\"ok name\"", "without control characters the usual quoting");
 	free(s);
 

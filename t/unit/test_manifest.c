@@ -514,7 +514,7 @@ test_names(void)
 		{"\"a\"\"b\".c$1", "a\"b", "c$1"},
 		{"\"x.y\"", "public", "x.y"},
 		{"_t", "public", "_t"},
-		/* The printed form of names with control characters (pgsql_display_name). */
+		/* The printed form of names with control characters (quote_display_name). */
 		{"public.U&\"evil\\0009x\"", "public", "evil\tx"},
 		{"u&\"a\\\\b\"\"c\".t", "a\\b\"c", "t"},
 		{"U&\"\\00E9\\+01F600\"", "public", "\xc3\xa9\xf0\x9f\x98\x80"},

@@ -5,6 +5,7 @@
 #include "lsn.h"
 #include "object.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "segment.h"
 
 #include <errno.h>
@@ -372,7 +373,7 @@ visit_find_xid(void *ctx, const segment_record *rec, bs_error *err)
 static const char *
 table_name(const manifest *m, char *buf, size_t size)
 {
-	char *shown = pgsql_display_name(m->schema, m->name);
+	char *shown = quote_display_name(m->schema, m->name);
 
 	snprintf(buf, size, "%s", shown);
 	free(shown);

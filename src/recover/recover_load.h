@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <libpq-fe.h>
 
+#include "catalog.h"
 #include "error.h"
 #include "manifest.h"
 #include "progress.h"
@@ -20,7 +21,7 @@ typedef struct recover_load_options
 	const char *source_name;
 	const manifest_layout *layout;	/* the columns at the point */
 	const char *definition;		/* the base's definition JSON, NULL if none */
-	const char *comment;		/* COMMENT ON TABLE text; must start with RECOVER_COMMENT_PREFIX */
+	const char *comment;		/* COMMENT ON TABLE text; must start with RECOVER_COMMENT_PREFIX (catalog.h) */
 	bool replace;				/* drop an earlier Backstop recovery table of that name */
 	bool no_indexes;
 	uint64_t memory_limit;		/* bounds the COPY batches in flight (0: no limit) */
@@ -32,9 +33,6 @@ typedef struct recover_load_options
 	 * counted there. */
 	progress *progress;
 } recover_load_options;
-
-/* Tables Backstop created carry a comment starting with this; only those are replaced. */
-#define RECOVER_COMMENT_PREFIX "backstop recovery of "
 
 typedef struct recover_load_result
 {

@@ -2,7 +2,7 @@
 #include "catalog.h"
 #include "lsn.h"
 #include "pgsql.h"
-#include "recover_load.h"
+#include "quote.h"
 #include "strbuf.h"
 
 #include <stdio.h>
@@ -358,7 +358,7 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 	PGresult *res;
 	strbuf list = STRBUF_INIT;
 	strbuf sql = STRBUF_INIT;
-	char *pub = pgsql_quote_ident(pubname);
+	char *pub = quote_ident(pubname);
 	bool exists;
 	int rc;
 
@@ -423,7 +423,7 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 
 		if (!tables->tables[i].usable)
 			continue;
-		q = pgsql_qualified_name(tables->tables[i].schema, tables->tables[i].name);
+		q = quote_qualified_name(tables->tables[i].schema, tables->tables[i].name);
 		strbuf_printf(&list, "%s%s", list.len ? ", " : "", q);
 		free(q);
 	}

@@ -2,13 +2,14 @@
 #include "copyback.h"
 #include "lsn.h"
 #include "pgsql.h"
+#include "quote.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 /*
- * Names holding control characters are written U&"..." (pgsql_quote_ident_printable), so that
+ * Names holding control characters are written U&"..." (quote_ident_printable), so that
  * every statement reads as it runs: the printed SQL and the applied SQL are the same text.
  */
 
@@ -23,7 +24,7 @@ column_items(strbuf *sb, const manifest_layout *l, int keys, const char *sep, co
 
 		if (keys >= 0 && (int) l->columns[i].key != keys)
 			continue;
-		q = pgsql_quote_ident_printable(l->columns[i].name);
+		q = quote_ident_printable(l->columns[i].name);
 		if (k++)
 			strbuf_append_str(sb, sep);
 		strbuf_printf(sb, fmt, q);
@@ -37,7 +38,7 @@ name_items(strbuf *sb, char **names, int n, const char *sep, const char *fmt)
 {
 	for (int i = 0; i < n; i++)
 	{
-		char *q = pgsql_quote_ident_printable(names[i]);
+		char *q = quote_ident_printable(names[i]);
 
 		if (i)
 			strbuf_append_str(sb, sep);
@@ -139,7 +140,7 @@ copyback_free_columns(char **cols, int n)
 int
 copyback_live_state(PGconn *conn, const manifest *m, copyback_live *live, uint32_t *relid, bs_error *err)
 {
-	char *q = pgsql_qualified_name(m->schema, m->name);
+	char *q = quote_qualified_name(m->schema, m->name);
 	const char *params[1] = {q};
 	PGresult *res;
 
@@ -199,7 +200,7 @@ add_table_attributes(const char *definition, const char *table, copyback *cb)
 		return;
 	if (comment)
 	{
-		char *lit = pgsql_quote_literal(comment);
+		char *lit = quote_literal(comment);
 		char *shown = xstrdup_printable(lit);
 
 		strbuf_printf(&sql, "COMMENT ON TABLE %s IS %s;", table, shown);
@@ -211,7 +212,7 @@ add_table_attributes(const char *definition, const char *table, copyback *cb)
 	add_step(cb, "the table's comment as it was (this also removes the recovery mark)", &sql);
 	if (owner)
 	{
-		char *q = pgsql_quote_ident_printable(owner);
+		char *q = quote_ident_printable(owner);
 
 		strbuf_printf(&sql, "ALTER TABLE %s OWNER TO %s;", table, q);
 		free(q);
@@ -237,8 +238,8 @@ static void
 build_rename(const copyback_input *in, const char *orig, copyback *cb)
 {
 	const manifest *m = in->m;
-	char *tgt = pgsql_qualified_name_printable(in->target_schema, in->target_name);
-	char *qn = pgsql_quote_ident_printable(m->name);
+	char *tgt = quote_qualified_name_printable(in->target_schema, in->target_name);
+	char *qn = quote_ident_printable(m->name);
 	strbuf sql = STRBUF_INIT;
 
 	cb->kind = COPYBACK_RENAME;
@@ -250,7 +251,7 @@ build_rename(const copyback_input *in, const char *orig, copyback *cb)
 
 		strbuf_append(&aside, m->name, strlen(m->name) > 47 ? 47 : strlen(m->name));
 		strbuf_append_str(&aside, "_before_recovery");
-		qa = pgsql_quote_ident_printable(aside.data);
+		qa = quote_ident_printable(aside.data);
 		strbuf_printf(&sql, "ALTER TABLE %s RENAME TO %s;", orig, qa);
 		add_step(cb, "a table of that name exists again: move it aside (it is kept)", &sql);
 		strbuf_printf(&cb->notes, "A table named %s exists again (relid %u, not the archived table's %u): the plan "
@@ -261,12 +262,12 @@ build_rename(const copyback_input *in, const char *orig, copyback *cb)
 	}
 	if (strcmp(in->target_schema, m->schema) != 0)
 	{
-		char *qs = pgsql_quote_ident_printable(m->schema);
+		char *qs = quote_ident_printable(m->schema);
 
 		strbuf_printf(&sql, "ALTER TABLE %s SET SCHEMA %s;", tgt, qs);
 		add_step(cb, "the recovery into the table's schema", &sql);
 		free(tgt);
-		tgt = pgsql_qualified_name_printable(m->schema, in->target_name);
+		tgt = quote_qualified_name_printable(m->schema, in->target_name);
 		free(qs);
 	}
 	strbuf_printf(&sql, "ALTER TABLE %s RENAME TO %s;", tgt, qn);
@@ -372,8 +373,8 @@ build_columns(const copyback_input *in, const char *orig, const char *tgt, copyb
 int
 copyback_build(const copyback_input *in, copyback *cb, bs_error *err)
 {
-	char *orig = pgsql_qualified_name_printable(in->m->schema, in->m->name);
-	char *tgt = pgsql_qualified_name_printable(in->target_schema, in->target_name);
+	char *orig = quote_qualified_name_printable(in->m->schema, in->m->name);
+	char *tgt = quote_qualified_name_printable(in->target_schema, in->target_name);
 	int rc = BS_OK;
 
 	memset(cb, 0, sizeof(*cb));
@@ -466,8 +467,8 @@ validate(PGconn *conn, const copyback_input *in, const copyback *cb, const char 
 int
 copyback_apply(PGconn *conn, const copyback_input *in, const copyback *cb, bs_error *err)
 {
-	char *orig = pgsql_qualified_name_printable(in->m->schema, in->m->name);
-	char *tgt = pgsql_qualified_name_printable(in->target_schema, in->target_name);
+	char *orig = quote_qualified_name_printable(in->m->schema, in->m->name);
+	char *tgt = quote_qualified_name_printable(in->target_schema, in->target_name);
 	char *before = NULL;
 	int rc = BS_ERR;
 
@@ -503,9 +504,9 @@ copyback_hierarchy_check(PGconn *conn, const copyback_member *mem, int n, strbuf
 	for (int i = 0; i < n && why->len == 0; i++)
 	{
 		const copyback_member *e = &mem[i];
-		char *q = pgsql_qualified_name(e->schema, e->name);
-		char *pq = e->parent_name ? pgsql_qualified_name(e->parent_schema, e->parent_name) : NULL;
-		char *shown = pgsql_display_name(e->schema, e->name);
+		char *q = quote_qualified_name(e->schema, e->name);
+		char *pq = e->parent_name ? quote_qualified_name(e->parent_schema, e->parent_name) : NULL;
+		char *shown = quote_display_name(e->schema, e->name);
 		const char *params[2] = {q, pq};
 		PGresult *res;
 
@@ -527,7 +528,7 @@ copyback_hierarchy_check(PGconn *conn, const copyback_member *mem, int n, strbuf
 			strbuf_printf(why, "%s is not an ordinary table as at the point", shown);
 		else if (pq && strcmp(PQgetvalue(res, 0, 2), "t") != 0)
 		{
-			char *ps = pgsql_display_name(e->parent_schema, e->parent_name);
+			char *ps = quote_display_name(e->parent_schema, e->parent_name);
 
 			strbuf_printf(why, "%s is not a partition of %s as at the point", shown, ps);
 			free(ps);
@@ -549,7 +550,7 @@ copyback_names_free(PGconn *conn, const copyback_member *mem, int n, strbuf *why
 	strbuf_reset(why);
 	for (int i = 0; i < n && why->len == 0; i++)
 	{
-		char *q = pgsql_qualified_name(mem[i].schema, mem[i].name);
+		char *q = quote_qualified_name(mem[i].schema, mem[i].name);
 		const char *params[1] = {q};
 		PGresult *res;
 
@@ -560,7 +561,7 @@ copyback_names_free(PGconn *conn, const copyback_member *mem, int n, strbuf *why
 		}
 		if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
 		{
-			char *shown = pgsql_display_name(mem[i].schema, mem[i].name);
+			char *shown = quote_display_name(mem[i].schema, mem[i].name);
 
 			strbuf_printf(why, "a table named %s exists", shown);
 			free(shown);
@@ -600,7 +601,7 @@ copyback_apply_hierarchy(PGconn *conn, char *const *sql, const char *const *what
 
 		if (mem[i].key)
 			continue;
-		q = pgsql_qualified_name(mem[i].schema, mem[i].name);
+		q = quote_qualified_name(mem[i].schema, mem[i].name);
 		if (columns_checksum(conn, mem[i].layout, q, &v, err) != BS_OK)
 		{
 			free(q);
@@ -609,7 +610,7 @@ copyback_apply_hierarchy(PGconn *conn, char *const *sql, const char *const *what
 		free(q);
 		if (strcmp(v, mem[i].checksum) != 0)
 		{
-			char *shown = pgsql_display_name(mem[i].schema, mem[i].name);
+			char *shown = quote_display_name(mem[i].schema, mem[i].name);
 
 			error_set(err, ERRCODE_DATA_CORRUPTED, "copy-back validation failed: partition %s holds %s "
 					  "(rows/checksum), the recovery held %s; rolled back", shown, v, mem[i].checksum);
@@ -621,7 +622,7 @@ copyback_apply_hierarchy(PGconn *conn, char *const *sql, const char *const *what
 	}
 	{
 		/* Every row is in one of the partitions checked: none went to another live one. */
-		char *q = pgsql_qualified_name(mem[0].schema, mem[0].name);
+		char *q = quote_qualified_name(mem[0].schema, mem[0].name);
 		char *v = NULL;
 
 		strbuf_reset(&why);

@@ -8,6 +8,7 @@
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "redact.h"
 #include "storage.h"
 #include "storage_config.h"
@@ -488,7 +489,7 @@ check_freshness(const bs_config *cfg, json_t *root, findings *f, doctor_state *d
 			continue;
 		}
 		ds->archived_tables++;
-		name = pgsql_display_name(m->schema, m->name);
+		name = quote_display_name(m->schema, m->name);
 		if (m->nbases == 0)
 		{
 			add_finding(f, "warning", "wait for the archiver's base copy (backstop_base_copy_running), or see its log",
@@ -620,7 +621,7 @@ check_server(PGconn *conn, const bs_config *cfg, probe *p, findings *f, server_f
 	json_object_set_new(p->obj, "replication", json_boolean(sf->replication));
 	if (!sf->replication)
 	{
-		char	   *q = pgsql_quote_ident(sf->user);
+		char	   *q = quote_ident(sf->user);
 
 		snprintf(fix, sizeof(fix), "ALTER ROLE %s REPLICATION;", q);
 		add_finding(f, "error", fix, "role \"%s\" lacks REPLICATION: it cannot create or stream from the slot", sf->user);
@@ -763,7 +764,7 @@ check_slots(PGconn *conn, const bs_config *cfg, probe *p, findings *f, server_fa
 		bool		active = is_true(col(res, r, "active"));
 		double		held = col(res, r, "held") ? atof(col(res, r, "held")) : 0;
 		const char *ws = col(res, r, "wal_status");
-		char	   *lit = pgsql_quote_literal(name);
+		char	   *lit = quote_literal(name);
 		char		howlong[96] = "";
 
 		if (sf->wal_rate > 0 && held > 0)
@@ -907,8 +908,8 @@ check_tables(PGconn *conn, const bs_config *cfg, probe *p, findings *f, server_f
 	strbuf		oids = STRBUF_INIT;
 	char		fix[1024];
 	json_t	   *arr = json_array();
-	char	   *pubq = pgsql_quote_ident(pubname);
-	char	   *userq = pgsql_quote_ident(sf->user);
+	char	   *pubq = quote_ident(pubname);
+	char	   *userq = quote_ident(sf->user);
 
 	error_clear(&err);
 	memset(&list, 0, sizeof(list));
@@ -927,7 +928,7 @@ check_tables(PGconn *conn, const bs_config *cfg, probe *p, findings *f, server_f
 	json_object_set_new(p->obj, "publication", pub_exists ? json_string(pubname) : json_null());
 	if (!pub_exists && !sf->create_db)
 	{
-		char	   *dbq = pgsql_quote_ident(sf->dbname);
+		char	   *dbq = quote_ident(sf->dbname);
 
 		snprintf(fix, sizeof(fix), "GRANT CREATE ON DATABASE %s TO %s;  -- or a DBA runs CREATE PUBLICATION %s FOR TABLE ...; "
 				 "ALTER PUBLICATION %s OWNER TO %s;", dbq, userq, pubq, pubq, userq);
@@ -974,8 +975,8 @@ check_tables(PGconn *conn, const bs_config *cfg, probe *p, findings *f, server_f
 		bool		in_pub = false,
 					can_select = true,
 					owner = false;
-		char	   *q = pgsql_qualified_name(t->schema, t->name);
-		char	   *shown = pgsql_display_name(t->schema, t->name);
+		char	   *q = quote_qualified_name(t->schema, t->name);
+		char	   *shown = quote_display_name(t->schema, t->name);
 		json_t	   *o = json_object();
 
 		for (int r = 0; r < PQntuples(pubt); r++)
@@ -1177,7 +1178,7 @@ cmd_doctor(bs_config *cfg, int argc, char **argv)
 	(void) argv;
 	if (argc > 0)
 	{
-		fprintf(stderr, "backstop doctor: unexpected argument \"%s\"\n", argv[0]);
+		cli_usage_error("doctor", "unexpected argument \"%s\"", argv[0]);
 		json_decref(root);
 		json_decref(f.arr);
 		return EXIT_USAGE;

@@ -6,6 +6,7 @@
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "progress.h"
 #include "recover_plan.h"
 #include "redact.h"
@@ -19,16 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static int
-usage(const char *msg)
-{
-	fprintf(stderr, "backstop changes: ERROR: %s\n"
-			"Usage: backstop changes [--storage URL] [--table S.T] [--from-lsn A] [--to-lsn B] [--since TIME] "
-			"[--until TIME] [--xid XID] [--summary] [--json]\n"
-			"Try \"backstop help changes\".\n", msg);
-	return EXIT_USAGE;
-}
 
 /* Which transactions: every bound is optional (no upper one: up to the latest archived). */
 typedef struct changes_range
@@ -595,7 +586,7 @@ load_all_tables(storage *st, const archive_head *head, cursor **out, int *nout, 
 			continue;
 		}
 		cs[nc].m = m;
-		cs[nc].shown = pgsql_display_name(m->schema, m->name);
+		cs[nc].shown = quote_display_name(m->schema, m->name);
 		nc++;
 	}
 	free(relids);
@@ -728,9 +719,9 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 	memset(&head, 0, sizeof(head));
 	progress_init(&prog, "changes", progress_wanted(json));
 	if (argc > 0)
-		return usage("changes takes no positional arguments");
+		return cli_usage_error("changes", "changes takes no positional arguments");
 	if (parse_range(cfg, &r, &msg) != BS_OK)
-		return usage(msg);
+		return cli_usage_error("changes", "%s", msg);
 	recover_describe_zone(clock_unix_us(), zone, sizeof(zone));
 
 	if ((rc = cli_open_storage("changes", cfg, &st)) != EXIT_OK)
@@ -746,7 +737,7 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 			goto failed;
 		cs = xcalloc(1, sizeof(cursor));
 		cs[0].m = m;
-		cs[0].shown = pgsql_display_name(m->schema, m->name);
+		cs[0].shown = quote_display_name(m->schema, m->name);
 		ncs = 1;
 	}
 	else if (load_all_tables(st, head_exists ? &head : NULL, &cs, &ncs, &err) != BS_OK)

@@ -9,6 +9,10 @@
 #include "error.h"
 #include "manifest.h"
 
+/* Tables `backstop recover` created carry a comment starting with this: only those are replaced,
+ * and catalog_list_tables tells them apart.  Defined here, below recovery, which writes it. */
+#define RECOVER_COMMENT_PREFIX "backstop recovery of "
+
 typedef struct catalog_table
 {
 	uint32_t relid;

@@ -2,6 +2,7 @@
 #include "recover_load.h"
 #include "clock.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "sqlcheck.h"
 
 #include <jansson.h>
@@ -182,7 +183,7 @@ recover_rewrite_indexdef(const char *def, const char *new_name, const char *targ
 	p = expect(p, " USING ");
 	if (p == NULL)
 		return NULL;
-	qname = pgsql_quote_ident(new_name);
+	qname = quote_ident(new_name);
 	strbuf_printf(&sb, "CREATE %sINDEX %s ON %s USING %s", unique ? "UNIQUE " : "", qname, target, p);
 	free(qname);
 	return strbuf_detach(&sb, NULL);
@@ -302,7 +303,7 @@ add_constraint(PGconn *conn, const char *target, const char *sql,
 		res->nindexes++;
 		return exec_sql(conn, "RELEASE SAVEPOINT backstop_def", err);
 	}
-	qname = pgsql_quote_ident(newname);
+	qname = quote_ident(newname);
 	strbuf_printf(&v, "ALTER TABLE %s VALIDATE CONSTRAINT %s", target, qname);
 	free(qname);
 	rc = exec_sql(conn, v.data, &e2);
@@ -409,8 +410,8 @@ recreate_sequences(PGconn *conn, const recover_load_options *o, const char *targ
 			return BS_ERR;
 		if (choose_object_name(conn, o, ss.name ? ss.name : name, &seqname, err) != BS_OK)
 			return BS_ERR;
-		qcol = pgsql_quote_ident(name);
-		qseq = pgsql_qualified_name(o->schema, seqname);
+		qcol = quote_ident(name);
+		qseq = quote_qualified_name(o->schema, seqname);
 		if (is_identity)
 		{
 			strbuf_printf(&sql, "ALTER TABLE %s ALTER COLUMN %s ADD GENERATED %s AS IDENTITY (SEQUENCE NAME %s",
@@ -453,7 +454,7 @@ recreate_sequences(PGconn *conn, const recover_load_options *o, const char *targ
 				strbuf def = STRBUF_INIT;
 				bs_error e2;
 
-				lit = pgsql_quote_literal(qseq);
+				lit = quote_literal(qseq);
 				strbuf_printf(&def, "ALTER TABLE %s ALTER COLUMN %s SET DEFAULT nextval(%s::regclass)", target, qcol, lit);
 				free(lit);
 				error_clear(&e2);
@@ -572,8 +573,8 @@ recreate_comments_and_grants(PGconn *conn, const char *target, json_t *root, rec
 
 		if (name == NULL || comment == NULL)
 			continue;
-		qcol = pgsql_quote_ident(name);
-		lit = pgsql_quote_literal(comment);
+		qcol = quote_ident(name);
+		lit = quote_literal(comment);
 		strbuf_printf(&sql, "COMMENT ON COLUMN %s.%s IS %s", target, qcol, lit);
 		snprintf(what, sizeof(what), "the comment of column \"%s\"", name);
 		rc = exec_optional(conn, sql.data, what, res, NULL, err);
@@ -596,7 +597,7 @@ recreate_comments_and_grants(PGconn *conn, const char *target, json_t *root, rec
 		if (grantee == NULL || priv == NULL || !known_privilege(priv) || !json_is_boolean(grantable))
 			return error_set(err, ERRCODE_DATA_CORRUPTED, "grant %zu in the base's definition is not a grantee, "
 							 "a known privilege and a grant option", i);
-		qrole = strcmp(grantee, "PUBLIC") == 0 ? xstrdup("PUBLIC") : pgsql_quote_ident(grantee);
+		qrole = strcmp(grantee, "PUBLIC") == 0 ? xstrdup("PUBLIC") : quote_ident(grantee);
 		strbuf_printf(&sql, "GRANT %s ON %s TO %s%s", priv, target, qrole,
 					  json_is_true(grantable) ? " WITH GRANT OPTION" : "");
 		snprintf(what, sizeof(what), "%s granted to %s", priv, grantee);
@@ -1128,7 +1129,7 @@ int
 recover_load(PGconn *conn, replay_state *rs, const recover_load_options *o, recover_load_result *res,
 			 bs_error *err)
 {
-	char *target = pgsql_qualified_name(o->schema, o->name);
+	char *target = quote_qualified_name(o->schema, o->name);
 	strbuf sql = STRBUF_INIT;
 	checksum_job job;
 	pthread_t th;
@@ -1195,7 +1196,7 @@ recover_load(PGconn *conn, replay_state *rs, const recover_load_options *o, reco
 	res->index_seconds = clock_mono_s() - t0;
 	phase(o, "commit");
 	{
-		char *lit = pgsql_quote_literal(o->comment);
+		char *lit = quote_literal(o->comment);
 
 		strbuf_reset(&sql);
 		strbuf_printf(&sql, "COMMENT ON TABLE %s IS %s", target, lit);

@@ -20,6 +20,7 @@
 #include "strbuf.h"
 #include "validate.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,6 +357,34 @@ cli_report_error(const char *command, const bs_error *err)
 	free(msg);
 }
 
+/* After a usage error: the command's synopsis and where its help is. */
+static void
+print_usage_hint(const cli_command *cmd)
+{
+	fprintf(stderr, "Usage: backstop %s %s\nTry \"backstop help %s\".\n", cmd->name, cmd->usage, cmd->name);
+}
+
+int
+cli_usage_error(const char *command, const char *fmt, ...)
+{
+	const cli_command *cmd = find_command(command);
+	bs_error err;
+	char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	error_clear(&err);
+	error_set(&err, ERRCODE_INVALID_PARAMETER, "%s", msg ? msg : fmt);
+	free(msg);
+	cli_report_error(command, &err);
+	if (cmd)
+		print_usage_hint(cmd);
+	return EXIT_USAGE;
+}
+
 /* The name is the user's input: shown escaped, like every name in human output. */
 static void
 cli_report_unknown(const char *name)
@@ -415,7 +444,7 @@ run_command(const cli_command *cmd, int argc, char **argv)
 	{
 		cli_report_error(cmd->name, &err);
 		if (usage_error)
-			fprintf(stderr, "Usage: backstop %s %s\nTry \"backstop help %s\".\n", cmd->name, cmd->usage, cmd->name);
+			print_usage_hint(cmd);
 		config_free(&cfg);
 		free(positional);
 		return EXIT_USAGE;

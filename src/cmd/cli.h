@@ -33,6 +33,11 @@ void cli_apply_derived_defaults(bs_config *cfg);
 /* Print "backstop: ERROR: message" (redacted) for a failed command. */
 void cli_report_error(const char *command, const bs_error *err);
 
+/* A command's usage error (a missing or contradictory option, an unexpected argument), reported
+ * as the CLI reports a bad option: "backstop CMD: ERROR: message", the command's usage line and
+ * where to get help, on stderr.  Returns EXIT_USAGE: `return cli_usage_error(...)`. */
+int cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 struct storage;
 
 /* Open the configured storage for a command; on failure report it and return the exit code

@@ -14,7 +14,7 @@ cmd_archive(bs_config *cfg, int argc, char **argv)
 	error_clear(&err);
 	if (argc > 0)
 	{
-		fprintf(stderr, "backstop archive: unexpected argument \"%s\"\n", argv[0]);
+		cli_usage_error("archive", "unexpected argument \"%s\"", argv[0]);
 		return EXIT_USAGE;
 	}
 	if (config_get_bool(cfg, "drop"))
@@ -28,12 +28,12 @@ cmd_archive(bs_config *cfg, int argc, char **argv)
 	}
 	if (config_get(cfg, "db") == NULL)
 	{
-		fprintf(stderr, "backstop archive: ERROR: --db is required\n");
+		cli_usage_error("archive", "--db is required");
 		return EXIT_USAGE;
 	}
 	if (config_get(cfg, "tables") == NULL && !config_get_bool(cfg, "all_tables"))
 	{
-		fprintf(stderr, "backstop archive: ERROR: give --tables schema.table[,...] or --all-tables\n");
+		cli_usage_error("archive", "give --tables schema.table[,...] or --all-tables");
 		return EXIT_USAGE;
 	}
 	if (archiver_run(cfg, &err) != BS_OK)

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "object.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "strbuf.h"
 
 #include <errno.h>
@@ -211,7 +212,7 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, const ba
 	base.lsn = lsn;
 	base.time = clock_unix_us();
 	memset(out, 0, sizeof(*out));
-	qname = pgsql_qualified_name(table->schema, table->name);
+	qname = quote_qualified_name(table->schema, table->name);
 	if (opts->test_snapshot_lock_key != 0 && test_lock_wait(conn, opts->test_snapshot_lock_key, err) != BS_OK)
 	{
 		free(qname);
@@ -384,7 +385,7 @@ out:
 int
 basecopy_begin_snapshot(PGconn *conn, const char *snapshot, bs_error *err)
 {
-	char *lit = pgsql_quote_literal(snapshot);
+	char *lit = quote_literal(snapshot);
 	strbuf sql = STRBUF_INIT;
 	int rc;
 

@@ -1,6 +1,7 @@
 /* recover_restore.c — what a recovered table cannot hold (foreign keys into it, triggers, policies, publications, its partition attachment), as SQL printed for after the copy-back. */
 #include "recover_restore.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "sqlcheck.h"
 
 #include <jansson.h>
@@ -117,14 +118,14 @@ add_policy(json_t *p, const char *table, const char *shown, recover_restore *r)
 		free(n);
 		return;
 	}
-	qname = pgsql_quote_ident_printable(name);
+	qname = quote_ident_printable(name);
 	strbuf_printf(&sql, "CREATE POLICY %s ON %s AS %s FOR %s TO ", qname, table,
 				  json_is_true(json_object_get(p, "permissive")) ? "PERMISSIVE" : "RESTRICTIVE", cmd);
 	json_array_foreach(roles, i, role)
 	{
 		const char *rn = json_string_value(role);
 		char *q = rn == NULL ? xstrdup("NONE") : strcmp(rn, "PUBLIC") == 0 ? xstrdup("PUBLIC")
-			: pgsql_quote_ident_printable(rn);
+			: quote_ident_printable(rn);
 
 		strbuf_printf(&sql, "%s%s", i ? ", " : "", q);
 		free(q);
@@ -143,8 +144,8 @@ recover_restore_from_definition(const char *definition, const char *schema, cons
 								recover_restore *r)
 {
 	json_t *root = definition ? json_loads(definition, 0, NULL) : NULL;
-	char *table = pgsql_qualified_name_printable(schema, name);
-	char *shown = pgsql_display_name(schema, name);
+	char *table = quote_qualified_name_printable(schema, name);
+	char *shown = quote_display_name(schema, name);
 	json_t *it,
 			   *part;
 	size_t i;
@@ -168,7 +169,7 @@ recover_restore_from_definition(const char *definition, const char *schema, cons
 			strbuf_printf(&r->notes, "a trigger of %s in the definition is malformed: not given as SQL\n", shown);
 			continue;
 		}
-		q = pgsql_quote_ident_printable(tn);
+		q = quote_ident_printable(tn);
 		add(r, dup_printf("trigger %s of %s", q, shown), xstrdup_printable(def));
 		free(q);
 	}
@@ -196,7 +197,7 @@ recover_restore_from_definition(const char *definition, const char *schema, cons
 
 		if (!json_is_string(it))
 			continue;
-		q = pgsql_quote_ident_printable(json_string_value(it));
+		q = quote_ident_printable(json_string_value(it));
 		add(r, dup_printf("membership of %s in publication %s", shown, q),
 			dup_printf("ALTER PUBLICATION %s ADD TABLE %s", q, table));
 		free(q);
@@ -212,7 +213,7 @@ recover_restore_from_definition(const char *definition, const char *schema, cons
 
 		if (sql)
 		{
-			char *pshown = pgsql_display_name(ps, pn);
+			char *pshown = quote_display_name(ps, pn);
 			char *printable = xstrdup_printable(sql);
 
 			add(r, dup_printf("attachment of %s to its partitioned table %s", shown, pshown), printable);
@@ -276,8 +277,8 @@ recover_restore_foreign_keys(storage *st, const uint32_t *relids, int nrelids, u
 			continue;
 		}
 		manifest_name_at(m, bound, &schema, &name);
-		table = pgsql_qualified_name_printable(schema, name);
-		shown = pgsql_display_name(schema, name);
+		table = quote_qualified_name_printable(schema, name);
+		shown = quote_display_name(schema, name);
 		json_array_foreach(json_object_get(root, "constraints"), j, k)
 		{
 			const char *type = json_string_value(json_object_get(k, "type"));
@@ -299,7 +300,7 @@ recover_restore_foreign_keys(storage *st, const uint32_t *relids, int nrelids, u
 				continue;
 			}
 			{
-				char *q = pgsql_quote_ident_printable(cn);
+				char *q = quote_ident_printable(cn);
 				char *d = xstrdup_printable(cdef);
 
 				add(r, dup_printf("foreign key %s of %s into the recovered table", q, shown),

@@ -32,22 +32,6 @@ int pgsql_query_params(PGconn *conn, const char *sql, int nparams, const char *c
 /* First column of the first row as a new string (NULL for SQL NULL), error if no row. */
 int pgsql_query_value(PGconn *conn, const char *sql, char **out, bs_error *err);
 
-/* Quote an identifier / literal (new string). */
-char *pgsql_quote_ident(const char *ident);
-char *pgsql_quote_literal(const char *lit);
-/* "schema"."name", quoted as needed. */
-char *pgsql_qualified_name(const char *schema, const char *name);
-
-/* As pgsql_quote_ident / pgsql_qualified_name, but an identifier holding control characters
- * (a newline, ...) is written U&"...\000A..." so the SQL stays on one line when printed. */
-char *pgsql_quote_ident_printable(const char *ident);
-char *pgsql_qualified_name_printable(const char *schema, const char *name);
-
-/* schema.name for human output (terminal, logs): each part bare when it is a plain lower-case
- * identifier, else quoted as SQL would need it (printable form), so a hostile name can neither
- * forge a line nor be mistaken for another name. */
-char *pgsql_display_name(const char *schema, const char *name);
-
 /* The CREATE_REPLICATION_SLOT ... LOGICAL pgoutput option that exports the slot's snapshot:
  * the option list of PostgreSQL 15 and later, or the keyword PostgreSQL 14 understands. */
 const char *pgsql_export_snapshot_option(PGconn *repl);

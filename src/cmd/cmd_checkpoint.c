@@ -103,12 +103,12 @@ cmd_checkpoint(bs_config *cfg, int argc, char **argv)
 
 	if (argc > 0)
 	{
-		fprintf(stderr, "backstop checkpoint: unexpected argument \"%s\"\n", argv[0]);
+		cli_usage_error("checkpoint", "unexpected argument \"%s\"", argv[0]);
 		return EXIT_USAGE;
 	}
 	if (table == NULL)
 	{
-		fprintf(stderr, "backstop checkpoint: ERROR: --table is required\n");
+		cli_usage_error("checkpoint", "--table is required");
 		return EXIT_USAGE;
 	}
 	error_clear(&err);

@@ -1,6 +1,7 @@
 /* gatedb.c — the gate's catalog look-ups over a libpq session (the callbacks of gate_catalog). */
 #include "gatedb.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "strbuf.h"
 
 #include <stdio.h>
@@ -26,7 +27,7 @@ static int
 db_relation(void *arg, const char *schema, const char *name, bool *found, gate_rel *out, bs_error *err)
 {
 	gatedb *db = arg;
-	char *qname = schema ? pgsql_qualified_name(schema, name) : pgsql_quote_ident(name);
+	char *qname = schema ? quote_qualified_name(schema, name) : quote_ident(name);
 	const char *params[1] = {qname};
 	PGresult *res;
 	int rc;

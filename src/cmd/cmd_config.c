@@ -16,7 +16,7 @@ cmd_config(bs_config *cfg, int argc, char **argv)
 			all = true;
 		else
 		{
-			fprintf(stderr, "backstop config: unexpected argument \"%s\"\n", argv[i]);
+			cli_usage_error("config", "unexpected argument \"%s\"", argv[i]);
 			return EXIT_USAGE;
 		}
 	}

@@ -8,6 +8,7 @@
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "recover_load.h"
 #include "redact.h"
 #include "strbuf.h"
@@ -124,7 +125,7 @@ ensure_schema(PGconn *conn, bool *ours, bs_error *err)
 static int
 checksum(PGconn *conn, const char *schema, const char *name, char **out, bs_error *err)
 {
-	char	   *q = pgsql_qualified_name(schema, name);
+	char	   *q = quote_qualified_name(schema, name);
 	strbuf		sql = STRBUF_INIT;
 	PGresult   *res;
 
@@ -345,7 +346,7 @@ scratch_setup(drill *d, bs_error *err)
 	}
 	if (ensure_schema(d->conn, &d->schema_ours, err) != BS_OK)
 		return BS_ERR;
-	q = pgsql_qualified_name(DRILL_SCHEMA, name);
+	q = quote_qualified_name(DRILL_SCHEMA, name);
 	strbuf_printf(&sql, "CREATE TABLE %s (id bigint PRIMARY KEY, i integer NOT NULL DEFAULT 0, n numeric(12,3), "
 				  "f double precision, t text, b bytea, ts timestamptz, d date, j jsonb, a integer[], flag boolean, "
 				  "u uuid, iv interval, nul text)", q);
@@ -360,7 +361,7 @@ scratch_setup(drill *d, bs_error *err)
 static int
 scratch_workload_run(drill *d, bs_error *err)
 {
-	char	   *q = pgsql_qualified_name(d->src_schema, d->src_name);
+	char	   *q = quote_qualified_name(d->src_schema, d->src_name);
 	int			rc = BS_OK;
 
 	for (int i = 0; scratch_workload[i] && rc == BS_OK; i++)
@@ -427,7 +428,7 @@ cleanup(drill *d)
 	if (d->made_copy && d->copy_name)
 	{
 		strbuf		sql = STRBUF_INIT;
-		char	   *q = pgsql_qualified_name(DRILL_SCHEMA, d->copy_name);
+		char	   *q = quote_qualified_name(DRILL_SCHEMA, d->copy_name);
 		PGconn	   *c = d->tconn ? d->tconn : d->conn;
 
 		strbuf_printf(&sql, "DROP TABLE IF EXISTS %s", q);
@@ -440,7 +441,7 @@ cleanup(drill *d)
 	if (d->made_source)
 	{
 		strbuf		sql = STRBUF_INIT;
-		char	   *q = pgsql_qualified_name(d->src_schema, d->src_name);
+		char	   *q = quote_qualified_name(d->src_schema, d->src_name);
 
 		strbuf_printf(&sql, "DROP TABLE IF EXISTS %s", q);
 		error_clear(&ignore);
@@ -519,7 +520,7 @@ run_drill(drill *d, int *exit_code, bs_error *err)
 		/* 4. destroy it */
 		{
 			strbuf		sql = STRBUF_INIT;
-			char	   *q = pgsql_qualified_name(d->src_schema, d->src_name);
+			char	   *q = quote_qualified_name(d->src_schema, d->src_name);
 
 			strbuf_printf(&sql, "DROP TABLE %s", q);
 			free(q);
@@ -548,7 +549,7 @@ run_drill(drill *d, int *exit_code, bs_error *err)
 		}
 		d->copy_name = bounded_name("copy_", d->src_name);
 		json_object_set_new(d->out, "table", json_string(table));
-		q = pgsql_qualified_name(d->src_schema, d->src_name);
+		q = quote_qualified_name(d->src_schema, d->src_name);
 		{
 			const char *params[1] = {q};
 
@@ -677,7 +678,7 @@ cmd_drill(bs_config *cfg, int argc, char **argv)
 	error_clear(&err);
 	if (argc > 0)
 	{
-		fprintf(stderr, "backstop drill: unexpected argument \"%s\"\n", argv[0]);
+		cli_usage_error("drill", "unexpected argument \"%s\"", argv[0]);
 		return EXIT_USAGE;
 	}
 	d.cfg = cfg;
@@ -690,17 +691,17 @@ cmd_drill(bs_config *cfg, int argc, char **argv)
 	d.scratch = config_get(cfg, "table") == NULL;
 	if (d.db == NULL)
 	{
-		fprintf(stderr, "backstop drill: ERROR: --db is required\nTry \"backstop help drill\".\n");
+		cli_usage_error("drill", "--db is required");
 		return EXIT_USAGE;
 	}
 	if (config_get(cfg, "table") && config_get_bool(cfg, "scratch"))
 	{
-		fprintf(stderr, "backstop drill: ERROR: give --table or --scratch, not both\n");
+		cli_usage_error("drill", "give --table or --scratch, not both");
 		return EXIT_USAGE;
 	}
 	if (d.scratch && d.listen == NULL)
 	{
-		fprintf(stderr, "backstop drill: ERROR: a scratch drill needs the running archiver's --listen\n");
+		cli_usage_error("drill", "a scratch drill needs the running archiver's --listen");
 		return EXIT_USAGE;
 	}
 	if (control_load_token(cfg, &d.token, &err) != BS_OK)

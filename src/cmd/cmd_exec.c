@@ -8,6 +8,7 @@
 #include "gatedb.h"
 #include "log.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "redact.h"
 #include "strbuf.h"
 
@@ -79,7 +80,7 @@ plain_dml(const char *command)
 static char *
 qualified(const gate_target *t)
 {
-	return pgsql_qualified_name(t->nspname, t->relname);
+	return quote_qualified_name(t->nspname, t->relname);
 }
 
 static bool
@@ -512,12 +513,12 @@ cmd_exec(bs_config *cfg, int argc, char **argv)
 	x.json = config_get_bool(cfg, "json");
 	if (argc > 0)
 	{
-		fprintf(stderr, "backstop exec: unexpected argument \"%s\" (give the SQL with -c or -f)\n", argv[0]);
+		cli_usage_error("exec", "unexpected argument \"%s\" (give the SQL with -c or -f)", argv[0]);
 		return EXIT_USAGE;
 	}
 	if (x.conninfo == NULL)
 	{
-		fprintf(stderr, "backstop exec: ERROR: --db is required\n");
+		cli_usage_error("exec", "--db is required");
 		return EXIT_USAGE;
 	}
 	/* What runs is said on the command line, never left over in the environment or a file. */

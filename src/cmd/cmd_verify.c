@@ -6,6 +6,7 @@
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "progress.h"
 #include "object.h"
 #include "redact.h"
@@ -74,7 +75,7 @@ report(verify_ctx *c, bool problem, const manifest *m, const char *key, const ch
 	safe = redact_text(msg);
 	if (m)
 	{
-		char *name = pgsql_display_name(m->schema, m->name);
+		char *name = quote_display_name(m->schema, m->name);
 
 		strbuf_printf(&table, "%s (relid %" PRIu32 ")", name, m->relid);
 		free(name);
@@ -734,7 +735,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 
 	if (argc > 0)
 	{
-		fprintf(stderr, "backstop verify: unexpected argument \"%s\"\n", argv[0]);
+		cli_usage_error("verify", "unexpected argument \"%s\"", argv[0]);
 		return EXIT_USAGE;
 	}
 	memset(&c, 0, sizeof(c));

@@ -8,9 +8,11 @@
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
+#include "quote.h"
 #include "progress.h"
 #include "recover_load.h"
 #include "recover_plan.h"
+#include "recover_render.h"
 #include "recover_restore.h"
 #include "replay.h"
 #include "sqlcheck.h"
@@ -146,36 +148,6 @@ on_progress(void *ctx, const recover_plan *plan, uint64_t applied)
 	progress_update(rp->p);
 }
 
-static const char *
-point_text(const recover_point *pt, char *buf, size_t size)
-{
-	char l[LSN_BUFLEN],
-		t[MANIFEST_TIME_BUFLEN];
-	const char *incl = pt->exclusive ? "before" : "through";
-
-	switch (pt->kind)
-	{
-		case RECOVER_POINT_LSN:
-			snprintf(buf, size, "commits %s LSN %s", pt->exclusive ? "before" : "at or before", lsn_format(pt->lsn, l));
-			break;
-		case RECOVER_POINT_TIME:
-			{
-				char lt[RECOVER_TIME_BUFLEN];
-
-				snprintf(buf, size, "commits %s %s (%s; time read in %s)", pt->exclusive ? "before" : "at or before",
-						 recover_format_local_time(pt->time, lt), manifest_format_time(pt->time, t), pt->zone);
-				break;
-			}
-		case RECOVER_POINT_XID:
-			snprintf(buf, size, "commits %s transaction %u", incl, pt->xid);
-			break;
-		case RECOVER_POINT_LATEST:
-			snprintf(buf, size, "everything archived");
-			break;
-	}
-	return buf;
-}
-
 /* --apply without --yes: whether the user confirms the copy-back shown to orig. */
 static bool
 confirm_apply(const bs_config *cfg, const char *orig, const char *target_shown)
@@ -199,7 +171,7 @@ static int
 apply_copyback(const bs_config *cfg, PGconn *conn, const copyback_input *ci, const copyback *cb, const manifest *m,
 			   const char *target_shown, bool json, bs_error *err)
 {
-	char *orig = pgsql_display_name(m->schema, m->name);
+	char *orig = quote_display_name(m->schema, m->name);
 
 	if (!confirm_apply(cfg, orig, target_shown))
 	{
@@ -509,7 +481,7 @@ print_parent(const part_node *nodes, int n, uint32_t parent)
 
 	if (up > 0)
 	{
-		char *s = pgsql_display_name(nodes[up].schema, nodes[up].name);
+		char *s = quote_display_name(nodes[up].schema, nodes[up].name);
 
 		printf(" (of %s)", s);
 		free(s);
@@ -615,7 +587,7 @@ build_parent(PGconn *conn, const char *schema, part_node *nodes, int nnodes, par
 			 const char *comment, bool replace, bs_error *err)
 {
 	const char *name = nodes[0].tname;
-	char *target = pgsql_qualified_name(schema, name);
+	char *target = quote_qualified_name(schema, name);
 	uint64_t want = 0;
 	int maxdepth = 0;
 	size_t i;
@@ -767,14 +739,14 @@ build_parent(PGconn *conn, const char *schema, part_node *nodes, int nnodes, par
 		{
 			strbuf text = STRBUF_INIT;
 			char *lit,
-					   *qn = pgsql_qualified_name(schema, nodes[n].tname);
+					   *qn = quote_qualified_name(schema, nodes[n].tname);
 
 			if (n == 0)
 				strbuf_append_str(&text, comment);
 			else
 				strbuf_printf(&text, RECOVER_COMMENT_PREFIX "%s.%s (relid %u, partitioned), a partition of %s.%s",
 							  nodes[n].schema, nodes[n].name, nodes[n].relid, schema, name);
-			lit = pgsql_quote_literal(text.data);
+			lit = quote_literal(text.data);
 			strbuf_reset(&q);
 			strbuf_printf(&q, "COMMENT ON TABLE %s IS %s", qn, lit);
 			free(lit);
@@ -907,7 +879,7 @@ drop_created(PGconn *conn, const char *schema, part_item *parts, int nparts)
 	for (int p = 0; p < nparts; p++)
 		if (parts[p].loaded)
 		{
-			char *q = pgsql_qualified_name(schema, parts[p].tname);
+			char *q = quote_qualified_name(schema, parts[p].tname);
 			strbuf sql = STRBUF_INIT;
 			bs_error e;
 
@@ -916,40 +888,6 @@ drop_created(PGconn *conn, const char *schema, part_item *parts, int nparts)
 			strbuf_free(&sql);
 			free(q);
 		}
-}
-
-/* Notes kept one per line: xstrdup_printable writes the line ends as \n, split there again. */
-static void
-print_notes(const char *heading, const strbuf *notes)
-{
-	char *shown;
-
-	if (notes->len == 0)
-		return;
-	shown = xstrdup_printable(notes->data);
-	printf("\n%s:\n", heading);
-	for (char *p = shown, *nl; p && *p; p = nl ? nl + 2 : NULL)
-	{
-		nl = strstr(p, "\\n");
-		printf("%.*s\n", nl ? (int) (nl - p) : (int) strlen(p), p);
-	}
-	free(shown);
-}
-
-/* The SQL for after the copy-back (what the recovered tables cannot hold), under heading. */
-static void
-print_after_copy_back(const recover_restore *rr, const char *heading)
-{
-	if (rr->n == 0)
-		return;
-	printf("%s", heading);
-	for (int i = 0; i < rr->n; i++)
-	{
-		char *w = xstrdup_printable(rr->what[i]);
-
-		printf("\n-- %s\n%s;\n", w, rr->sql[i]);
-		free(w);
-	}
 }
 
 /* Load one partition like a table (its own validated transaction) into schema.tname. */
@@ -996,7 +934,7 @@ load_partition(PGconn *conn, storage *st, part_item *it, const char *schema, con
 		goto out;
 	}
 	strbuf_printf(&comment, RECOVER_COMMENT_PREFIX "%s.%s (relid %u) at %s; base LSN %s", it->m->schema, it->m->name,
-				  it->m->relid, point_text(pt, buf, sizeof(buf)), lsn_format(it->plan->base->lsn, l1));
+				  it->m->relid, recover_render_point(pt, buf, sizeof(buf)), lsn_format(it->plan->base->lsn, l1));
 	memset(&o, 0, sizeof(o));
 	o.schema = schema;
 	o.name = it->tname;
@@ -1060,7 +998,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 	int nparts = 0;
 	char *tschema = NULL,
 			   *tname = NULL;
-	char *pshown = pgsql_display_name(pm->schema, pm->name);
+	char *pshown = quote_display_name(pm->schema, pm->name);
 	const char *target_db = config_get(cfg, "target_db");
 	const char *db = config_get(cfg, "db");
 	PGconn *conn = NULL;
@@ -1233,7 +1171,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 						  "%s cannot be recovered as a whole at %s: the partitions of %s changed at LSN %s "
 						  "(ATTACH or DETACH PARTITION, or another ALTER TABLE on it), after the base copy of "
 						  "%s.%s at %s and before the point; choose a point before %s or after that table's "
-						  "next base copy", pshown, point_text(user_pt, buf, sizeof(buf)), pshown,
+						  "next base copy", pshown, recover_render_point(user_pt, buf, sizeof(buf)), pshown,
 						  lsn_format(it->m->partition_changes[c], l1), it->m->schema, it->m->name,
 						  lsn_format(it->plan->base->lsn, l2), l1);
 				rc = fail(&prog, &err);
@@ -1351,7 +1289,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 	if (nparts == 0)
 	{
 		error_set(&err, ERRCODE_OUT_OF_RANGE, "%s had no archived partition at %s: its definition is captured "
-				  "only with its partitions", pshown, point_text(user_pt, buf, sizeof(buf)));
+				  "only with its partitions", pshown, recover_render_point(user_pt, buf, sizeof(buf)));
 		rc = fail(&prog, &err);
 		goto done;
 	}
@@ -1434,7 +1372,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			json_object_set_new(o, "dry_run", json_true());
 			json_object_set_new(o, "table", json_sprintf("%s.%s", pm->schema, pm->name));
 			json_object_set_new(o, "partitioned", json_true());
-			json_object_set_new(o, "point", json_string(point_text(user_pt, buf, sizeof(buf))));
+			json_object_set_new(o, "point", json_string(recover_render_point(user_pt, buf, sizeof(buf))));
 			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
 			json_object_set_new(o, "partitions", pa);
 			if (nnodes > 1)
@@ -1446,15 +1384,15 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		}
 		else
 		{
-			char *ts = pgsql_display_name(tschema, tname);
+			char *ts = quote_display_name(tschema, tname);
 
 			printf("Dry run: nothing written.\n");
 			printf("Table:           %s (partitioned, relid %u)\n", pshown, pm->relid);
-			printf("Point:           %s\n", point_text(user_pt, buf, sizeof(buf)));
+			printf("Point:           %s\n", recover_render_point(user_pt, buf, sizeof(buf)));
 			printf("Target:          %s\n", ts);
 			for (int p = 0; p < nparts; p++)
 			{
-				char *s = pgsql_display_name(parts[p].m->schema, parts[p].m->name);
+				char *s = quote_display_name(parts[p].m->schema, parts[p].m->name);
 				char *b = xstrdup_printable(json_string_value(json_object_get(parts[p].part, "bound")));
 
 				printf("Partition:       %s %s", s, b);
@@ -1464,7 +1402,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			}
 			for (int i = 1; i < nnodes; i++)
 			{
-				char *s = pgsql_display_name(nodes[i].schema, nodes[i].name);
+				char *s = quote_display_name(nodes[i].schema, nodes[i].name);
 				char *b = xstrdup_printable(nodes[i].bound);
 				char *k = xstrdup_printable(json_string_value(json_object_get(nodes[i].shape, "key")));
 
@@ -1502,7 +1440,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		strbuf comment = STRBUF_INIT;
 
 		strbuf_printf(&comment, RECOVER_COMMENT_PREFIX "%s.%s (relid %u, partitioned) at %s", pm->schema, pm->name,
-					  pm->relid, point_text(user_pt, buf, sizeof(buf)));
+					  pm->relid, recover_render_point(user_pt, buf, sizeof(buf)));
 		if (build_parent(conn, tschema, nodes, nnodes, parts, nparts, comment.data, config_get_bool(cfg, "replace"),
 						 &err) != BS_OK)
 		{
@@ -1537,8 +1475,8 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		copyback_live live = COPYBACK_LIVE_UNKNOWN;
 		uint32_t live_relid = 0;
 		strbuf cb = STRBUF_INIT;
-		char *ptarget = pgsql_qualified_name_printable(tschema, tname);
-		char *porig = pgsql_qualified_name_printable(pm->schema, pm->name);
+		char *ptarget = quote_qualified_name_printable(tschema, tname);
+		char *porig = quote_qualified_name_printable(pm->schema, pm->name);
 		uint64_t total = 0;
 		cb_steps steps = {0};
 		int nmem = nnodes + nparts;
@@ -1580,11 +1518,11 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		}
 		if (live == COPYBACK_LIVE_GONE)
 		{
-			char *qn = pgsql_quote_ident_printable(pm->name);
+			char *qn = quote_ident_printable(pm->name);
 
 			if (strcmp(tschema, pm->schema) != 0)
 			{
-				char *qs = pgsql_quote_ident_printable(pm->schema);
+				char *qs = quote_ident_printable(pm->schema);
 
 				cb_step(&steps, "the recovered partitioned table into its schema", "ALTER TABLE %s SET SCHEMA %s;",
 						ptarget, qs);
@@ -1598,8 +1536,8 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 
 				if (strcmp(tschema, ps) != 0)
 				{
-					char *pt2 = pgsql_qualified_name_printable(tschema, pn);
-					char *qs = pgsql_quote_ident_printable(ps);
+					char *pt2 = quote_qualified_name_printable(tschema, pn);
+					char *qs = quote_ident_printable(ps);
 
 					cb_step(&steps, "a recovered partition into its schema", "ALTER TABLE %s SET SCHEMA %s;", pt2, qs);
 					free(pt2);
@@ -1607,7 +1545,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 				}
 			}
 			{
-				char *cur = pgsql_qualified_name_printable(pm->schema, tname);
+				char *cur = quote_qualified_name_printable(pm->schema, tname);
 
 				cb_step(&steps, "the table was dropped: the recovered partitioned table takes its name",
 						"ALTER TABLE %s RENAME TO %s;", cur, qn);
@@ -1618,10 +1556,10 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			{
 				const char *ps = p < nnodes - 1 ? nodes[p + 1].schema : parts[p - nnodes + 1].m->schema;
 				const char *pn = p < nnodes - 1 ? nodes[p + 1].name : parts[p - nnodes + 1].m->name;
-				char *cur = pgsql_qualified_name_printable(ps, p < nnodes - 1 ? nodes[p + 1].tname :
+				char *cur = quote_qualified_name_printable(ps, p < nnodes - 1 ? nodes[p + 1].tname :
 														   parts[p - nnodes + 1].tname);
-				char *qp = pgsql_quote_ident_printable(pn);
-				char *orig = pgsql_qualified_name_printable(ps, pn);
+				char *qp = quote_ident_printable(pn);
+				char *orig = quote_qualified_name_printable(ps, pn);
 
 				cb_step(&steps, "a recovered partition takes its name", "ALTER TABLE %s RENAME TO %s;", cur, qp);
 				cb_step(&steps, "its comment (this removes the recovery mark)", "COMMENT ON TABLE %s IS NULL;", orig);
@@ -1650,7 +1588,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			}
 			for (int c = 0; c < pl.ncols; c++)
 			{
-				char *q = pgsql_quote_ident_printable(pl.columns[c].name);
+				char *q = quote_ident_printable(pl.columns[c].name);
 
 				strbuf_printf(&cols, "%s%s", c ? ", " : "", q);
 				free(q);
@@ -1700,7 +1638,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			json_object_set_new(o, "table", json_sprintf("%s.%s", pm->schema, pm->name));
 			json_object_set_new(o, "partitioned", json_true());
 			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
-			json_object_set_new(o, "point", json_string(point_text(user_pt, buf, sizeof(buf))));
+			json_object_set_new(o, "point", json_string(recover_render_point(user_pt, buf, sizeof(buf))));
 			json_object_set_new(o, "partition_key", json_string(json_string_value(json_object_get(key_part, "key"))));
 			json_object_set_new(o, "rows", json_integer((json_int_t) total));
 			json_object_set_new(o, "partitions", pa);
@@ -1719,17 +1657,17 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		}
 		else
 		{
-			char *ts = pgsql_display_name(tschema, tname);
+			char *ts = quote_display_name(tschema, tname);
 			char *key = xstrdup_printable(json_string_value(json_object_get(key_part, "key")));
 
 			printf("Recovered %s (partitioned) into %s, PARTITION BY %s\n", pshown, ts, key);
-			printf("Point:        %s\n", point_text(user_pt, buf, sizeof(buf)));
+			printf("Point:        %s\n", recover_render_point(user_pt, buf, sizeof(buf)));
 			printf("Partitions:   %d, %llu rows in all, each validated:\n", nparts, (unsigned long long) total);
 			for (int p = 0; p < nparts; p++)
 			{
 				char ours[REPLAY_CHECKSUM_BUFLEN];
-				char *s = pgsql_display_name(parts[p].m->schema, parts[p].m->name);
-				char *t = pgsql_display_name(tschema, parts[p].tname);
+				char *s = quote_display_name(parts[p].m->schema, parts[p].m->name);
+				char *t = quote_display_name(tschema, parts[p].tname);
 				char *b = xstrdup_printable(json_string_value(json_object_get(parts[p].part, "bound")));
 				char l1[LSN_BUFLEN];
 
@@ -1744,8 +1682,8 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			}
 			for (int n = 1; n < nnodes; n++)
 			{
-				char *s = pgsql_display_name(nodes[n].schema, nodes[n].name);
-				char *t = pgsql_display_name(tschema, nodes[n].tname);
+				char *s = quote_display_name(nodes[n].schema, nodes[n].name);
+				char *t = quote_display_name(tschema, nodes[n].tname);
 				char *b = xstrdup_printable(nodes[n].bound);
 				char *k = xstrdup_printable(json_string_value(json_object_get(nodes[n].shape, "key")));
 
@@ -1763,9 +1701,9 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 				   live == COPYBACK_LIVE_GONE ? "the table is gone: the recovered hierarchy takes its names"
 				   : "the table exists: its rows are replaced by the recovered ones (changes made after the point are "
 				   "lost; rows go to the live table's partitions)", cb.data);
-			print_after_copy_back(&rr, "\nAfter the copy-back (not executed, not part of --apply): what the recovered "
+			recover_render_after_copy_back(&rr, "\nAfter the copy-back (not executed, not part of --apply): what the recovered "
 								  "tables cannot hold\n");
-			print_notes("Notes", &rr.notes);
+			recover_render_notes("Notes", &rr.notes);
 			if (applied)
 				printf("\nCopy-back applied to %s and validated (the hierarchy with its bounds, and each partition's "
 					   "rows and checksum, are the recovery's).\n", pshown);
@@ -1925,8 +1863,8 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		rc = usage("the target's name is longer than 63 bytes");
 		goto done;
 	}
-	src_shown = pgsql_display_name(m->schema, m->name);
-	target_shown = pgsql_display_name(tschema, tname);
+	src_shown = quote_display_name(m->schema, m->name);
+	target_shown = quote_display_name(tschema, tname);
 	status_shown = xstrdup_printable(m->status);
 	if (target_db == NULL && strcmp(tschema, m->schema) == 0 && strcmp(tname, m->name) == 0)
 	{
@@ -2018,7 +1956,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				json_array_append_new(segs, json_string(m->segments[plan->segs[i]].key));
 			json_object_set_new(o, "dry_run", json_true());
 			json_object_set_new(o, "table", json_sprintf("%s.%s", m->schema, m->name));
-			json_object_set_new(o, "point", json_string(point_text(&pt, buf, sizeof(buf))));
+			json_object_set_new(o, "point", json_string(recover_render_point(&pt, buf, sizeof(buf))));
 			json_object_set_new(o, "base_lsn", manifest_json_lsn(plan->base->lsn));
 			json_object_set_new(o, "base_rows", json_integer((json_int_t) plan->base->rows));
 			json_object_set_new(o, "segments", segs);
@@ -2039,7 +1977,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		{
 			printf("Dry run: nothing written.\n");
 			printf("Table:           %s (relid %u, %s)\n", src_shown, m->relid, status_shown);
-			printf("Point:           %s\n", point_text(&pt, buf, sizeof(buf)));
+			printf("Point:           %s\n", recover_render_point(&pt, buf, sizeof(buf)));
 			printf("Base copy:       LSN %s, taken %s, %llu rows in %d chunk(s)\n", lsn_format(plan->base->lsn, l1),
 				   manifest_format_time(plan->base->time, tm), (unsigned long long) plan->base->rows,
 				   plan->base->nchunks);
@@ -2098,9 +2036,9 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	}
 	copyback_later_changes(m, plan->last_end_lsn, plan->base->lsn, &ci.later);
 	{
-		char *qt = pgsql_qualified_name_printable(m->schema, m->name);
+		char *qt = quote_qualified_name_printable(m->schema, m->name);
 		char *qstorage = redact_text(config_get(cfg, "storage"));
-		char *lit = pgsql_quote_literal(qstorage);
+		char *lit = quote_literal(qstorage);
 
 		strbuf_printf(&latest_cmd, "backstop recover --storage %s --table %s --latest", lit, qt);
 		/* Into the same <table>_recovered, replacing this recovery. */
@@ -2126,7 +2064,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		const manifest_base *b = plan->base;
 
 		strbuf_printf(&comment, RECOVER_COMMENT_PREFIX "%s.%s (relid %u) at %s", m->schema, m->name, m->relid,
-					  point_text(&pt, buf, sizeof(buf)));
+					  recover_render_point(&pt, buf, sizeof(buf)));
 		if (plan->last_commit_lsn)
 			strbuf_printf(&comment, "; last transaction %u committed at LSN %s", plan->last_xid,
 						  lsn_format(plan->last_commit_lsn, l1));
@@ -2188,7 +2126,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			}
 			json_object_set_new(o, "table", json_sprintf("%s.%s", m->schema, m->name));
 			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
-			json_object_set_new(o, "point", json_string(point_text(&pt, buf, sizeof(buf))));
+			json_object_set_new(o, "point", json_string(recover_render_point(&pt, buf, sizeof(buf))));
 			json_object_set_new(o, "base_lsn", manifest_json_lsn(plan->base->lsn));
 			json_object_set_new(o, "last_commit_lsn",
 								plan->last_commit_lsn ? manifest_json_lsn(plan->last_commit_lsn) : json_null());
@@ -2245,7 +2183,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		else
 		{
 			printf("Recovered %s into %s\n", src_shown, target_shown);
-			printf("Point:        %s\n", point_text(&pt, buf, sizeof(buf)));
+			printf("Point:        %s\n", recover_render_point(&pt, buf, sizeof(buf)));
 			if (plan->last_commit_lsn)
 				printf("Last applied: commit LSN %s, xid %u, %s\n", lsn_format(plan->last_commit_lsn, l1),
 					   plan->last_xid, manifest_format_time(plan->last_commit_time, tm));
@@ -2303,10 +2241,10 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				printf("\nCopy-back SQL (not executed; review, then run it yourself, or use --apply):\n");
 			for (int i = 0; i < cb.n; i++)
 				printf("\n-- %s\n%s\n", cb.what[i], cb.sql[i]);
-			print_notes("Notes", &cb.notes);
-			print_after_copy_back(&rr, "\nAfter the copy-back (not executed, not part of --apply): what the recovered table "
+			recover_render_notes("Notes", &cb.notes);
+			recover_render_after_copy_back(&rr, "\nAfter the copy-back (not executed, not part of --apply): what the recovered table "
 					   "cannot hold\n");
-			print_notes("Not given as SQL", &rr.notes);
+			recover_render_notes("Not given as SQL", &rr.notes);
 			if (apply && config_get_bool(cfg, "yes"))
 				printf("\nCopy-back applied to %s and validated.\n", src_shown);
 		}
