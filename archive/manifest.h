@@ -306,10 +306,4 @@ int manifest_split_name(const char *qualified, char **schema, char **name, bs_er
  * directory, *rest pointing after "tables/<relid>/". */
 int manifest_key_relid(const char *key, uint32_t *relid, const char **rest);
 
-/* ISO-8601 UTC with microseconds ("2026-11-26T16:00:00.123456Z") <-> Unix microseconds.
- * buf holds at least MANIFEST_TIME_BUFLEN bytes. Parsing accepts 0..6 fraction digits. */
-#define MANIFEST_TIME_BUFLEN 64
-char *manifest_format_time(int64_t unix_us, char *buf);
-int manifest_parse_time(const char *s, int64_t *out);
-
 #endif

@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "audit.h"
 #include "cli.h"
+#include "isotime.h"
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
@@ -481,7 +482,7 @@ on_change(void *vctx, const replay_change *ch, bs_error *err)
 {
 	changes_ctx *c = vctx;
 	char lsn[LSN_BUFLEN],
-		tm[MANIFEST_TIME_BUFLEN];
+		tm[ISOTIME_BUFLEN];
 	int64_t t = ch->rec->commit_time + RECOVER_PG_EPOCH_UNIX_US;
 
 	(void) err;
@@ -506,7 +507,7 @@ on_change(void *vctx, const replay_change *ch, bs_error *err)
 	progress_clear(c->prog);
 	strbuf_reset(&c->line);
 	strbuf_printf(&c->line, "%s  xid %u  %s  %-8s", lsn_format(ch->rec->commit_lsn, lsn), ch->rec->xid,
-				  manifest_format_time(t, tm), op_name(ch->rec->op));
+				  isotime_format(t, tm), op_name(ch->rec->op));
 	if (ch->rec->op == 'T')
 		strbuf_printf(&c->line, " %llu row(s) removed", (unsigned long long) ch->truncated_rows);
 	if (ch->old_values)

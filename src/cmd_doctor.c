@@ -5,6 +5,7 @@
 #include "catalog.h"
 #include "cmd_checkpoint.h"
 #include "control.h"
+#include "isotime.h"
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
@@ -470,7 +471,7 @@ check_freshness(const bs_config *cfg, json_t *root, findings *f, doctor_state *d
 		int64_t		to_time;
 		double		age;
 		char		l[LSN_BUFLEN],
-					tm[MANIFEST_TIME_BUFLEN],
+					tm[ISOTIME_BUFLEN],
 					a[32];
 		json_t	   *o;
 		char	   *name;
@@ -521,7 +522,7 @@ check_freshness(const bs_config *cfg, json_t *root, findings *f, doctor_state *d
 			add_finding(f, ds->archiver_caught_up ? "info" : "warning",
 						ds->archiver_caught_up ? NULL : "check that `backstop archive` runs and streams (its /health); raise --stale-after for a table that is rarely written",
 						"the latest verified point of %s (LSN %s, %s) is %s old, more than --stale-after%s", name, l,
-						manifest_format_time(to_time, tm), fmt_seconds(age, a, sizeof(a)),
+						isotime_format(to_time, tm), fmt_seconds(age, a, sizeof(a)),
 						ds->archiver_caught_up ? "; the archiver is streaming and caught up, so nothing newer was written" : "");
 			tag_finding(f, "freshness", name);
 		}

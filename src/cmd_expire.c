@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "cli.h"
 #include "expire.h"
+#include "isotime.h"
 #include "lease.h"
 #include "log.h"
 #include "lsn.h"
@@ -182,7 +183,7 @@ report(expire_run *r, json_t *jtables)
 		const expire_plan *p = &t->plan;
 		char a[LSN_BUFLEN],
 			b[LSN_BUFLEN],
-			tm[MANIFEST_TIME_BUFLEN];
+			tm[ISOTIME_BUFLEN];
 		char *name;
 
 		if (!t->selected || t->damaged)
@@ -245,7 +246,7 @@ report(expire_run *r, json_t *jtables)
 				else
 					printf("nothing to remove; ");
 				printf("window%s: %s (base copy taken %s) to %s\n", p->changes ? " after expiry" : "",
-					   lsn_format(p->keep_from, a), manifest_format_time(p->keep_from_time, tm),
+					   lsn_format(p->keep_from, a), isotime_format(p->keep_from_time, tm),
 					   lsn_format(window_hi(r, t->m), b));
 			}
 		}

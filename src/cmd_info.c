@@ -2,6 +2,7 @@
 #include "cmd_info.h"
 #include "audit.h"
 #include "cli.h"
+#include "isotime.h"
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
@@ -369,7 +370,7 @@ table_text(const manifest *m, table_summary *s)
 {
 	char a[LSN_BUFLEN];
 	char b[LSN_BUFLEN];
-	char t[MANIFEST_TIME_BUFLEN];
+	char t[ISOTIME_BUFLEN];
 	char sz[32];
 	char rsz[32];
 	size_t i;
@@ -383,17 +384,17 @@ table_text(const manifest *m, table_summary *s)
 	free(status);
 	if (s->has_window)
 	{
-		char t2[MANIFEST_TIME_BUFLEN];
+		char t2[ISOTIME_BUFLEN];
 
 		printf("  recoverable:  %s (%s) .. %s (%s)\n", lsn_format(s->window_from, a),
-			   manifest_format_time(s->window_from_time, t), lsn_format(s->window_to, b),
-			   manifest_format_time(s->window_to_time, t2));
+			   isotime_format(s->window_from_time, t), lsn_format(s->window_to, b),
+			   isotime_format(s->window_to_time, t2));
 	}
 	else
 		printf("  recoverable:  no\n");
 	if (m->expired_before)
 		printf("  expired:      points before %s (retention, at %s)\n", lsn_format(m->expired_before, a),
-			   manifest_format_time(m->expired_time, t));
+			   isotime_format(m->expired_time, t));
 	for (int k = 0; k < m->ngaps; k++)
 	{
 		if (m->gaps[k].to == MANIFEST_GAP_OPEN)
@@ -441,7 +442,7 @@ table_text(const manifest *m, table_summary *s)
 		human_size(size, sz, sizeof(sz));
 		human_size(raw, rsz, sizeof(rsz));
 		printf("    %-17s  %s  %" PRIu64 " rows, %d chunk(s), %s (raw %s)\n", lsn_format(bs->lsn, a),
-			   manifest_format_time(bs->time, t), bs->rows, bs->nchunks, sz, rsz);
+			   isotime_format(bs->time, t), bs->rows, bs->nchunks, sz, rsz);
 	}
 	human_size(s->seg_size, sz, sizeof(sz));
 	human_size(s->seg_raw, rsz, sizeof(rsz));
@@ -545,7 +546,7 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 		else
 		{
 			char a[LSN_BUFLEN];
-			char t[MANIFEST_TIME_BUFLEN];
+			char t[ISOTIME_BUFLEN];
 
 			strbuf tf = STRBUF_INIT;
 			char *db = pgsql_quote_ident_printable(head.database);
@@ -553,7 +554,7 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 
 			printf("  database:     %s (system identifier %s)\n", db, sysid);
 			printf("  flushed to:   %s at %s\n", lsn_format(head.flushed_lsn, a),
-				   manifest_format_time(head.time, t));
+				   isotime_format(head.time, t));
 			strbuf_printf(&tf, "TimeZone=%s, DateStyle='%s', extra_float_digits=%d, IntervalStyle=%s, bytea_output=%s",
 						  head.text_format.timezone, head.text_format.datestyle, head.text_format.extra_float_digits,
 						  head.text_format.intervalstyle, head.text_format.bytea_output);

@@ -2,6 +2,7 @@
 #include "cmd_recover.h"
 #include "clock.h"
 #include "copyback.h"
+#include "isotime.h"
 #include "redact.h"
 #include "audit.h"
 #include "cli.h"
@@ -149,7 +150,7 @@ static const char *
 point_text(const recover_point *pt, char *buf, size_t size)
 {
 	char l[LSN_BUFLEN],
-		t[MANIFEST_TIME_BUFLEN];
+		t[ISOTIME_BUFLEN];
 	const char *incl = pt->exclusive ? "before" : "through";
 
 	switch (pt->kind)
@@ -162,7 +163,7 @@ point_text(const recover_point *pt, char *buf, size_t size)
 				char lt[RECOVER_TIME_BUFLEN];
 
 				snprintf(buf, size, "commits %s %s (%s; time read in %s)", pt->exclusive ? "before" : "at or before",
-						 recover_format_local_time(pt->time, lt), manifest_format_time(pt->time, t), pt->zone);
+						 recover_format_local_time(pt->time, lt), isotime_format(pt->time, t), pt->zone);
 				break;
 			}
 		case RECOVER_POINT_XID:
@@ -1304,7 +1305,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	char buf[256],
 		l1[LSN_BUFLEN],
 		l2[LSN_BUFLEN],
-		tm[MANIFEST_TIME_BUFLEN];
+		tm[ISOTIME_BUFLEN];
 	bool apply = config_get_bool(cfg, "apply");
 	copyback cb;
 	copyback_input ci;
@@ -1507,7 +1508,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			printf("Table:           %s (relid %u, %s)\n", src_shown, m->relid, status_shown);
 			printf("Point:           %s\n", point_text(&pt, buf, sizeof(buf)));
 			printf("Base copy:       LSN %s, taken %s, %llu rows in %d chunk(s)\n", lsn_format(plan->base->lsn, l1),
-				   manifest_format_time(plan->base->time, tm), (unsigned long long) plan->base->rows,
+				   isotime_format(plan->base->time, tm), (unsigned long long) plan->base->rows,
 				   plan->base->nchunks);
 			printf("Segments:        %d\n", plan->nsegs);
 			for (int i = 0; i < plan->nsegs; i++)
@@ -1521,7 +1522,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				   (unsigned long long) plan->operations);
 			if (plan->last_commit_lsn)
 				printf("Last applied:    commit LSN %s, xid %u, %s\n", lsn_format(plan->last_commit_lsn, l2),
-					   plan->last_xid, manifest_format_time(plan->last_commit_time, tm));
+					   plan->last_xid, isotime_format(plan->last_commit_time, tm));
 			printf("Expected rows:   %llu\n", (unsigned long long) replay_row_count(rs));
 			printf("Download:        %llu bytes\n", (unsigned long long) plan->download_bytes);
 			printf("Target:          %s\n", target_shown);
@@ -1714,7 +1715,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			printf("Point:        %s\n", point_text(&pt, buf, sizeof(buf)));
 			if (plan->last_commit_lsn)
 				printf("Last applied: commit LSN %s, xid %u, %s\n", lsn_format(plan->last_commit_lsn, l1),
-					   plan->last_xid, manifest_format_time(plan->last_commit_time, tm));
+					   plan->last_xid, isotime_format(plan->last_commit_time, tm));
 			printf("Base copy:    LSN %s (%llu rows), then %llu transactions (%llu row operations) from %d segment(s)\n",
 				   lsn_format(plan->base->lsn, l2), (unsigned long long) plan->base->rows,
 				   (unsigned long long) plan->transactions, (unsigned long long) plan->operations, plan->nsegs);
