@@ -298,10 +298,6 @@ const archive_head_table *archive_head_find_table(const archive_head *head, uint
 void archive_head_note_table(archive_head *head, uint32_t relid, uint64_t generation, const char *schema,
 							 const char *name);
 
-/* Split "schema.table" (quoted identifiers allowed) into parts; "table" means public.
- * Unquoted identifiers are folded to lower case, as PostgreSQL does. */
-int manifest_split_name(const char *qualified, char **schema, char **name, bs_error *err);
-
 /* Parse a tables/<relid>/... key: BS_OK and *relid when key is under a valid relid
  * directory, *rest pointing after "tables/<relid>/". */
 int manifest_key_relid(const char *key, uint32_t *relid, const char **rest);

@@ -10,6 +10,7 @@
 #include "drillstate.h"
 #include "expire.h"
 #include "ddl.h"
+#include "ident.h"
 #include "lease.h"
 #include "log.h"
 #include "lsn.h"
@@ -3045,7 +3046,7 @@ on_checkpoint(struct evhttp_request *req, void *arg)
 	{
 		char *schema = NULL, *name = NULL;
 
-		if (manifest_split_name(table, &schema, &name, &err) == BS_OK)
+		if (ident_split_name(table, &schema, &name, &err) == BS_OK)
 		{
 			for (int i = 0; i < a->ntables; i++)
 				if (a->tables[i]->active && strcmp(a->tables[i]->man->schema, schema) == 0 &&

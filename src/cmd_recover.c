@@ -2,6 +2,7 @@
 #include "cmd_recover.h"
 #include "clock.h"
 #include "copyback.h"
+#include "ident.h"
 #include "isotime.h"
 #include "redact.h"
 #include "audit.h"
@@ -217,7 +218,7 @@ target_name(const bs_config *cfg, const manifest *m, char **schema, char **name,
 	const char *into = config_get(cfg, "into");
 
 	if (into)
-		return manifest_split_name(into, schema, name, err);
+		return ident_split_name(into, schema, name, err);
 	{
 		strbuf sb = STRBUF_INIT;
 		size_t n = strlen(m->name);
@@ -287,7 +288,7 @@ resolve_name_at_point(storage *st, const archive_head *head, const char *table, 
 
 	if (pt->kind != RECOVER_POINT_TIME && pt->kind != RECOVER_POINT_XID)
 		return BS_OK;
-	if (manifest_split_name(table, &schema, &name, err) != BS_OK)
+	if (ident_split_name(table, &schema, &name, err) != BS_OK)
 		return BS_ERR;
 	at = point_position(st, *m, head, pt);
 	if (at != 0 && named_at(*m, at, schema, name))

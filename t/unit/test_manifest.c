@@ -1,4 +1,5 @@
 /* test_manifest.c — unit tests for manifests and the archive head: JSON, validation, storage, names. */
+#include "ident.h"
 #include "isotime.h"
 #include "manifest.h"
 #include "log.h"
@@ -530,7 +531,7 @@ test_names(void)
 		char *s = NULL;
 		char *n = NULL;
 
-		ok(manifest_split_name(good[i].in, &s, &n, &err) == BS_OK && strcmp(s, good[i].schema) == 0 &&
+		ok(ident_split_name(good[i].in, &s, &n, &err) == BS_OK && strcmp(s, good[i].schema) == 0 &&
 		   strcmp(n, good[i].name) == 0, "name %s splits into [%s].[%s]", good[i].in, good[i].schema, good[i].name);
 		free(s);
 		free(n);
@@ -540,7 +541,7 @@ test_names(void)
 		char *s = (char *) 1;
 		char *n = (char *) 1;
 
-		ok(manifest_split_name(bad_names[i], &s, &n, &err) == BS_ERR && s == NULL && n == NULL &&
+		ok(ident_split_name(bad_names[i], &s, &n, &err) == BS_ERR && s == NULL && n == NULL &&
 		   strcmp(err.code, ERRCODE_SYNTAX) == 0, "bad name '%s' refused", bad_names[i]);
 	}
 }
