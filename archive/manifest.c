@@ -4,6 +4,7 @@
 #include "isotime.h"
 #include "log.h"
 #include "lsn.h"
+#include "manifest_keys.h"
 #include "pgsql.h"
 #include "strbuf.h"
 
@@ -16,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HEAD_KEY "head.json"
-#define TABLES_PREFIX "tables/"
 /* Longest member path we build ("bases[123].chunks[4567].sha256" and the like). */
 #define PATH_BUFLEN 160
 /* Names listed in the "not in the archive" message before "and N more". */
@@ -469,85 +468,6 @@ manifest_columns_equal(int n1, const manifest_column *c1, int n2, const manifest
 			return false;
 	}
 	return true;
-}
-
-/*
- * Keys.
- */
-
-char *
-manifest_key(uint32_t relid)
-{
-	strbuf sb = STRBUF_INIT;
-
-	strbuf_printf(&sb, TABLES_PREFIX "%" PRIu32 "/manifest.json", relid);
-	return strbuf_detach(&sb, NULL);
-}
-
-char *
-manifest_segment_key(uint32_t relid, uint64_t first_lsn, uint64_t end_lsn)
-{
-	strbuf sb = STRBUF_INIT;
-
-	strbuf_printf(&sb, TABLES_PREFIX "%" PRIu32 "/seg/%016" PRIX64 "-%016" PRIX64 ".bso",
-				  relid, first_lsn, end_lsn);
-	return strbuf_detach(&sb, NULL);
-}
-
-char *
-manifest_base_chunk_key(uint32_t relid, uint64_t base_lsn, int chunk)
-{
-	strbuf sb = STRBUF_INIT;
-
-	strbuf_printf(&sb, TABLES_PREFIX "%" PRIu32 "/base/%016" PRIX64 "/chunk-%06d.bso",
-				  relid, base_lsn, chunk);
-	return strbuf_detach(&sb, NULL);
-}
-
-char *
-manifest_base_schema_key(uint32_t relid, uint64_t base_lsn)
-{
-	strbuf sb = STRBUF_INIT;
-
-	strbuf_printf(&sb, TABLES_PREFIX "%" PRIu32 "/base/%016" PRIX64 "/schema.sql", relid, base_lsn);
-	return strbuf_detach(&sb, NULL);
-}
-
-/* A relid as written in keys: decimal, no sign, no leading zero, 1..UINT32_MAX. */
-static bool
-parse_relid(const char *s, size_t len, uint32_t *out)
-{
-	uint64_t v = 0;
-
-	if (len == 0 || len > 10 || s[0] == '0')
-		return false;
-	for (size_t i = 0; i < len; i++)
-	{
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (uint64_t) (s[i] - '0');
-	}
-	if (v > UINT32_MAX)
-		return false;
-	*out = (uint32_t) v;
-	return true;
-}
-
-int
-manifest_key_relid(const char *key, uint32_t *relid, const char **rest)
-{
-	const char *p;
-	const char *slash;
-
-	if (strncmp(key, TABLES_PREFIX, strlen(TABLES_PREFIX)) != 0)
-		return BS_ERR;
-	p = key + strlen(TABLES_PREFIX);
-	slash = strchr(p, '/');
-	if (slash == NULL || !parse_relid(p, (size_t) (slash - p), relid))
-		return BS_ERR;
-	if (rest)
-		*rest = slash + 1;
-	return BS_OK;
 }
 
 /*
@@ -1665,7 +1585,7 @@ manifest_list_relids(storage *st, uint32_t **relids, int *count, bs_error *err)
 
 	*relids = NULL;
 	*count = 0;
-	if (storage_list(st, TABLES_PREFIX, collect_relid, &l, err) != BS_OK)
+	if (storage_list(st, ARCHIVE_TABLES_PREFIX, collect_relid, &l, err) != BS_OK)
 	{
 		free(l.ids);
 		return error_prefix(err, "could not list the tables of the archive");
@@ -2100,7 +2020,7 @@ archive_head_load(storage *st, archive_head *out, bool *exists, bs_error *err)
 
 	memset(out, 0, sizeof(*out));
 	*exists = false;
-	if (storage_get_all(st, HEAD_KEY, &sb, err) != BS_OK)
+	if (storage_get_all(st, ARCHIVE_HEAD_KEY, &sb, err) != BS_OK)
 	{
 		strbuf_free(&sb);
 		if (strcmp(err->code, ERRCODE_NOT_FOUND) == 0)
@@ -2108,12 +2028,12 @@ archive_head_load(storage *st, archive_head *out, bool *exists, bs_error *err)
 			error_clear(err);
 			return BS_OK;
 		}
-		return error_prefix(err, "could not read \"%s\"", HEAD_KEY);
+		return error_prefix(err, "could not read \"%s\"", ARCHIVE_HEAD_KEY);
 	}
 	*exists = true;
 	rc = archive_head_from_json(sb.data ? sb.data : "", sb.len, out, err);
 	if (rc != BS_OK)
-		error_prefix(err, "%s", HEAD_KEY);
+		error_prefix(err, "%s", ARCHIVE_HEAD_KEY);
 	strbuf_free(&sb);
 	return rc;
 }
@@ -2137,8 +2057,8 @@ archive_head_serialize(const archive_head *head, bs_error *err)
 int
 archive_head_store_json(storage *st, const char *json, bs_error *err)
 {
-	if (storage_put(st, HEAD_KEY, json, strlen(json), err) != BS_OK)
-		return error_prefix(err, "could not store \"%s\"", HEAD_KEY);
+	if (storage_put(st, ARCHIVE_HEAD_KEY, json, strlen(json), err) != BS_OK)
+		return error_prefix(err, "could not store \"%s\"", ARCHIVE_HEAD_KEY);
 	return BS_OK;
 }
 

@@ -276,12 +276,6 @@ int manifest_find_table_at(storage *st, const char *qualified_name, uint64_t lsn
  * the archive has none, ERRCODE_INVALID_PARAMETER when text is not a relid. */
 int manifest_find_relid(storage *st, const char *relid_text, manifest **out, bs_error *err);
 
-/* Object keys. */
-char *manifest_key(uint32_t relid);
-char *manifest_segment_key(uint32_t relid, uint64_t first_lsn, uint64_t end_lsn);
-char *manifest_base_chunk_key(uint32_t relid, uint64_t base_lsn, int chunk);
-char *manifest_base_schema_key(uint32_t relid, uint64_t base_lsn);
-
 /* Zero *head and set text_format to the ARCHIVE_TEXT_* settings. */
 void archive_head_init(archive_head *head);
 char *archive_head_to_json(const archive_head *head);
@@ -297,9 +291,5 @@ const archive_head_table *archive_head_find_table(const archive_head *head, uint
 /* Record (or update) the generation and name of a stored manifest. */
 void archive_head_note_table(archive_head *head, uint32_t relid, uint64_t generation, const char *schema,
 							 const char *name);
-
-/* Parse a tables/<relid>/... key: BS_OK and *relid when key is under a valid relid
- * directory, *rest pointing after "tables/<relid>/". */
-int manifest_key_relid(const char *key, uint32_t *relid, const char **rest);
 
 #endif

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "lsn.h"
 #include "manifest.h"
+#include "manifest_keys.h"
 #include "redact.h"
 #include "storage.h"
 #include "storage_config.h"
@@ -386,7 +387,7 @@ cmd_expire(bs_config *cfg, int argc, char **argv)
 	/* Never create a lease where there is no archive (a mistyped URL). */
 	if (!r.head_exists)
 	{
-		if (storage_list(r.st, "tables/", storage_collect_key, &r.listing, &err) != BS_OK)
+		if (storage_list(r.st, ARCHIVE_TABLES_PREFIX, storage_collect_key, &r.listing, &err) != BS_OK)
 			goto fail;
 		if (r.listing.count == 0)
 		{
@@ -409,7 +410,7 @@ cmd_expire(bs_config *cfg, int argc, char **argv)
 		if (archive_head_load(r.st, &r.head, &r.head_exists, &err) != BS_OK)
 			goto fail;
 	}
-	if (storage_list(r.st, "tables/", storage_collect_key, &r.listing, &err) != BS_OK)
+	if (storage_list(r.st, ARCHIVE_TABLES_PREFIX, storage_collect_key, &r.listing, &err) != BS_OK)
 		goto fail;
 	group_listing(&r);
 	if (plan_tables(&r, now_us, &err) != BS_OK)

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "lsn.h"
 #include "manifest.h"
+#include "manifest_keys.h"
 #include "pgsql.h"
 #include "progress.h"
 #include "object.h"
@@ -801,7 +802,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 	}
 	else
 	{
-		if (list_prefix(st, "tables/", &all, &err) != BS_OK)
+		if (list_prefix(st, ARCHIVE_TABLES_PREFIX, &all, &err) != BS_OK)
 		{
 			progress_clear(&c.prog);
 			cli_report_error("verify", &err);
