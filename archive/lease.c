@@ -105,6 +105,7 @@ lease_to_json(const lease *l)
 {
 	json_t *o = json_object();
 	json_t *ow = json_object();
+	char tbuf[ISOTIME_BUFLEN];
 	char *text;
 
 	json_object_set_new(o, "format", json_integer(MANIFEST_FORMAT));
@@ -114,9 +115,9 @@ lease_to_json(const lease *l)
 	json_object_set_new(ow, "boot_id", json_string(l->owner.boot_id));
 	json_object_set_new(ow, "pid", json_integer(l->owner.pid));
 	json_object_set_new(ow, "slot", json_string(l->owner.slot));
-	json_object_set_new(ow, "since", manifest_json_time(l->owner.since));
+	json_object_set_new(ow, "since", json_string(isotime_format(l->owner.since, tbuf)));
 	json_object_set_new(o, "owner", ow);
-	json_object_set_new(o, "renewed", manifest_json_time(l->renewed));
+	json_object_set_new(o, "renewed", json_string(isotime_format(l->renewed, tbuf)));
 	json_object_set_new(o, "timeout_ms", json_integer(l->timeout_ms));
 	json_object_set_new(o, "released", json_boolean(l->released));
 	text = json_dumps(o, JSON_COMPACT);

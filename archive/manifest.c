@@ -739,16 +739,17 @@ manifest_validate(const manifest *m, bs_error *err)
  * JSON output.
  */
 
-json_t *
-manifest_json_lsn(uint64_t lsn)
+/* LSN as "X/Y", time as ISO-8601 UTC. */
+static json_t *
+json_lsn(uint64_t lsn)
 {
 	char buf[LSN_BUFLEN];
 
 	return json_string(lsn_format(lsn, buf));
 }
 
-json_t *
-manifest_json_time(int64_t us)
+static json_t *
+json_time(int64_t us)
 {
 	char buf[ISOTIME_BUFLEN];
 
@@ -776,7 +777,7 @@ layout_to_json(const manifest_layout *l)
 	char ri[2] = {l->replident, '\0'};
 
 	json_object_set_new(o, "id", json_integer(l->id));
-	json_object_set_new(o, "from_lsn", manifest_json_lsn(l->from_lsn));
+	json_object_set_new(o, "from_lsn", json_lsn(l->from_lsn));
 	json_object_set_new(o, "replident", json_string(ri));
 	for (int c = 0; c < l->ncols; c++)
 	{
@@ -805,8 +806,8 @@ base_to_json(const manifest_base *b)
 	json_t *o = json_object();
 	json_t *chunks = json_array();
 
-	json_object_set_new(o, "lsn", manifest_json_lsn(b->lsn));
-	json_object_set_new(o, "time", manifest_json_time(b->time));
+	json_object_set_new(o, "lsn", json_lsn(b->lsn));
+	json_object_set_new(o, "time", json_time(b->time));
 	json_object_set_new(o, "rows", json_u64(b->rows));
 	json_object_set_new(o, "layout_id", json_integer(b->layout_id));
 	json_object_set_new(o, "schema_key", json_str_or_null(b->schema_key));
@@ -848,10 +849,10 @@ segment_to_json(const manifest_segment *s)
 	json_t *o = json_object();
 
 	json_object_set_new(o, "key", json_str_or_null(s->key));
-	json_object_set_new(o, "first_lsn", manifest_json_lsn(s->first_lsn));
-	json_object_set_new(o, "last_end_lsn", manifest_json_lsn(s->last_end_lsn));
-	json_object_set_new(o, "first_time", manifest_json_time(s->first_time));
-	json_object_set_new(o, "last_time", manifest_json_time(s->last_time));
+	json_object_set_new(o, "first_lsn", json_lsn(s->first_lsn));
+	json_object_set_new(o, "last_end_lsn", json_lsn(s->last_end_lsn));
+	json_object_set_new(o, "first_time", json_time(s->first_time));
+	json_object_set_new(o, "last_time", json_time(s->last_time));
 	json_object_set_new(o, "records", json_u64(s->records));
 	json_object_set_new(o, "sha256", json_string(s->sha256));
 	json_object_set_new(o, "size", json_u64(s->size));
@@ -873,19 +874,19 @@ manifest_to_json(const manifest *m)
 	json_object_set_new(o, "name", json_str_or_null(m->name));
 	json_object_set_new(o, "status", json_str_or_null(m->status));
 	if (m->status && strcmp(m->status, "dropped") == 0)
-		json_object_set_new(o, "dropped_at_lsn", manifest_json_lsn(m->dropped_at_lsn));
+		json_object_set_new(o, "dropped_at_lsn", json_lsn(m->dropped_at_lsn));
 	if (m->existed_to)
-		json_object_set_new(o, "existed_to", manifest_json_lsn(m->existed_to));
+		json_object_set_new(o, "existed_to", json_lsn(m->existed_to));
 	if (m->drop_lsn)
-		json_object_set_new(o, "drop_lsn", manifest_json_lsn(m->drop_lsn));
+		json_object_set_new(o, "drop_lsn", json_lsn(m->drop_lsn));
 	if (m->ddl_capture_from)
-		json_object_set_new(o, "ddl_capture_from", manifest_json_lsn(m->ddl_capture_from));
+		json_object_set_new(o, "ddl_capture_from", json_lsn(m->ddl_capture_from));
 	if (m->npartition_changes)
 	{
 		json_t *pc = json_array();
 
 		for (int i = 0; i < m->npartition_changes; i++)
-			json_array_append_new(pc, manifest_json_lsn(m->partition_changes[i]));
+			json_array_append_new(pc, json_lsn(m->partition_changes[i]));
 		json_object_set_new(o, "partition_changes", pc);
 	}
 	if (m->nnames > 0)
@@ -896,7 +897,7 @@ manifest_to_json(const manifest *m)
 		{
 			json_t *e = json_object();
 
-			json_object_set_new(e, "from_lsn", manifest_json_lsn(m->names[i].from_lsn));
+			json_object_set_new(e, "from_lsn", json_lsn(m->names[i].from_lsn));
 			json_object_set_new(e, "schema", json_string(m->names[i].schema));
 			json_object_set_new(e, "name", json_string(m->names[i].name));
 			json_array_append_new(names, e);
@@ -904,14 +905,14 @@ manifest_to_json(const manifest *m)
 		json_object_set_new(o, "names", names);
 	}
 	if (m->rebase_requested_at)
-		json_object_set_new(o, "rebase_requested_at", manifest_json_lsn(m->rebase_requested_at));
+		json_object_set_new(o, "rebase_requested_at", json_lsn(m->rebase_requested_at));
 	json_object_set_new(o, "finding", json_str_or_null(m->finding));
 	if (m->expired_before)
 	{
-		json_object_set_new(o, "expired_before", manifest_json_lsn(m->expired_before));
-		json_object_set_new(o, "expired_time", manifest_json_time(m->expired_time));
+		json_object_set_new(o, "expired_before", json_lsn(m->expired_before));
+		json_object_set_new(o, "expired_time", json_time(m->expired_time));
 	}
-	json_object_set_new(o, "archived_to", manifest_json_lsn(m->archived_to));
+	json_object_set_new(o, "archived_to", json_lsn(m->archived_to));
 
 	arr = json_array();
 	for (int i = 0; i < m->nlayouts; i++)
@@ -942,8 +943,8 @@ manifest_to_json(const manifest *m)
 	{
 		json_t *g = json_object();
 
-		json_object_set_new(g, "from", manifest_json_lsn(m->gaps[i].from));
-		json_object_set_new(g, "to", manifest_json_lsn(m->gaps[i].to));
+		json_object_set_new(g, "from", json_lsn(m->gaps[i].from));
+		json_object_set_new(g, "to", json_lsn(m->gaps[i].to));
 		json_array_append_new(arr, g);
 	}
 	json_object_set_new(o, "gaps", arr);
@@ -954,8 +955,8 @@ manifest_to_json(const manifest *m)
 		{
 			json_t *g = json_object();
 
-			json_object_set_new(g, "from", manifest_json_lsn(m->schema_gaps[i].from));
-			json_object_set_new(g, "to", manifest_json_lsn(m->schema_gaps[i].to));
+			json_object_set_new(g, "from", json_lsn(m->schema_gaps[i].from));
+			json_object_set_new(g, "to", json_lsn(m->schema_gaps[i].to));
 			json_array_append_new(arr, g);
 		}
 		json_object_set_new(o, "schema_unknown", arr);
@@ -1898,8 +1899,8 @@ archive_head_to_json(const archive_head *head)
 	json_object_set_new(o, "format", json_integer(MANIFEST_FORMAT));
 	json_object_set_new(o, "system_identifier", json_str_or_null(head->system_identifier));
 	json_object_set_new(o, "database", json_str_or_null(head->database));
-	json_object_set_new(o, "flushed_lsn", manifest_json_lsn(head->flushed_lsn));
-	json_object_set_new(o, "time", manifest_json_time(head->time));
+	json_object_set_new(o, "flushed_lsn", json_lsn(head->flushed_lsn));
+	json_object_set_new(o, "time", json_time(head->time));
 	json_object_set_new(tf, "timezone", json_str_or_null(head->text_format.timezone));
 	json_object_set_new(tf, "datestyle", json_str_or_null(head->text_format.datestyle));
 	json_object_set_new(tf, "extra_float_digits", json_integer(head->text_format.extra_float_digits));

@@ -255,9 +255,6 @@ int manifest_store(storage *st, const manifest *m, bs_error *err);
 /* The two halves of manifest_store, for a writer that serializes under a lock and writes
  * outside it: validate + serialize (NULL on error), then put. */
 char *manifest_serialize(const manifest *m, bs_error *err);
-/* JSON values in the archive's conventions: LSN as "X/Y", time as ISO-8601 UTC. */
-json_t *manifest_json_lsn(uint64_t lsn);
-json_t *manifest_json_time(int64_t unix_us);
 int manifest_store_json(storage *st, uint32_t relid, const char *json, bs_error *err);
 
 /* Every table in the archive: relids in ascending order. */

@@ -6,6 +6,7 @@
 #include "cmd_checkpoint.h"
 #include "control.h"
 #include "isotime.h"
+#include "jsonout.h"
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
@@ -513,7 +514,7 @@ check_freshness(const bs_config *cfg, json_t *root, findings *f, doctor_state *d
 		o = json_object();
 		json_object_set_new(o, "table", json_sprintf("%s.%s", m->schema, m->name));
 		json_object_set_new(o, "latest_lsn", json_string(lsn_format(to_lsn, l)));
-		json_object_set_new(o, "latest_time", manifest_json_time(to_time));
+		json_object_set_new(o, "latest_time", jsonout_time(to_time));
 		json_object_set_new(o, "age_seconds", json_real(floor(age)));
 		json_array_append_new(arr, o);
 		if (age * 1000.0 > (double) stale_ms)

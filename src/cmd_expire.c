@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "expire.h"
 #include "isotime.h"
+#include "jsonout.h"
 #include "lease.h"
 #include "log.h"
 #include "lsn.h"
@@ -213,9 +214,9 @@ report(expire_run *r, json_t *jtables)
 			{
 				json_t *w = json_object();
 
-				json_object_set_new(w, "from_lsn", manifest_json_lsn(p->keep_from));
-				json_object_set_new(w, "from_time", manifest_json_time(p->keep_from_time));
-				json_object_set_new(w, "to_lsn", manifest_json_lsn(window_hi(r, t->m)));
+				json_object_set_new(w, "from_lsn", jsonout_lsn(p->keep_from));
+				json_object_set_new(w, "from_time", jsonout_time(p->keep_from_time));
+				json_object_set_new(w, "to_lsn", jsonout_lsn(window_hi(r, t->m)));
 				json_object_set_new(o, "window", w);
 			}
 			else

@@ -3,6 +3,7 @@
 #include "audit.h"
 #include "cli.h"
 #include "isotime.h"
+#include "jsonout.h"
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
@@ -237,8 +238,8 @@ static void
 column_change_json(void *ctx, const char *reason, const char *column, uint64_t from, uint64_t to)
 {
 	json_array_append_new((json_t *) ctx, json_pack("{s:s,s:s?,s:o,s:o}", "reason", reason, "column", column,
-													 "from_lsn", manifest_json_lsn(from),
-													 "to_lsn", to ? manifest_json_lsn(to) : json_null()));
+													 "from_lsn", jsonout_lsn(from),
+													 "to_lsn", to ? jsonout_lsn(to) : json_null()));
 }
 
 static void
@@ -268,17 +269,17 @@ table_json(const manifest *m, table_summary *s)
 	json_object_set_new(o, "schema", json_string(m->schema));
 	json_object_set_new(o, "name", json_string(m->name));
 	json_object_set_new(o, "status", json_string(m->status));
-	json_object_set_new(o, "dropped_at_lsn", strcmp(m->status, "dropped") == 0 ? manifest_json_lsn(m->dropped_at_lsn) : json_null());
-	json_object_set_new(o, "rebase_requested_at", m->rebase_requested_at ? manifest_json_lsn(m->rebase_requested_at) :
+	json_object_set_new(o, "dropped_at_lsn", strcmp(m->status, "dropped") == 0 ? jsonout_lsn(m->dropped_at_lsn) : json_null());
+	json_object_set_new(o, "rebase_requested_at", m->rebase_requested_at ? jsonout_lsn(m->rebase_requested_at) :
 						json_null());
-	json_object_set_new(o, "archived_to", manifest_json_lsn(m->archived_to));
-	json_object_set_new(o, "drop_lsn", m->drop_lsn ? manifest_json_lsn(m->drop_lsn) : json_null());
-	json_object_set_new(o, "ddl_capture_from", m->ddl_capture_from ? manifest_json_lsn(m->ddl_capture_from) : json_null());
+	json_object_set_new(o, "archived_to", jsonout_lsn(m->archived_to));
+	json_object_set_new(o, "drop_lsn", m->drop_lsn ? jsonout_lsn(m->drop_lsn) : json_null());
+	json_object_set_new(o, "ddl_capture_from", m->ddl_capture_from ? jsonout_lsn(m->ddl_capture_from) : json_null());
 	{
 		json_t *names = json_array();
 
 		for (int i = 0; i < m->nnames; i++)
-			json_array_append_new(names, json_pack("{s:o,s:s,s:s}", "from_lsn", manifest_json_lsn(m->names[i].from_lsn),
+			json_array_append_new(names, json_pack("{s:o,s:s,s:s}", "from_lsn", jsonout_lsn(m->names[i].from_lsn),
 												   "schema", m->names[i].schema, "name", m->names[i].name));
 		json_object_set_new(o, "names", names);
 	}
@@ -294,8 +295,8 @@ table_json(const manifest *m, table_summary *s)
 			size += b->chunks[k].size;
 			raw += b->chunks[k].raw_size;
 		}
-		json_object_set_new(jb, "lsn", manifest_json_lsn(b->lsn));
-		json_object_set_new(jb, "time", manifest_json_time(b->time));
+		json_object_set_new(jb, "lsn", jsonout_lsn(b->lsn));
+		json_object_set_new(jb, "time", jsonout_time(b->time));
 		json_object_set_new(jb, "rows", json_integer((json_int_t) b->rows));
 		json_object_set_new(jb, "chunks", json_integer(b->nchunks));
 		json_object_set_new(jb, "size", json_integer((json_int_t) size));
@@ -307,8 +308,8 @@ table_json(const manifest *m, table_summary *s)
 	json_object_set_new(segs, "size", json_integer((json_int_t) s->seg_size));
 	json_object_set_new(segs, "raw_size", json_integer((json_int_t) s->seg_raw));
 	json_object_set_new(segs, "records", json_integer((json_int_t) s->seg_records));
-	json_object_set_new(segs, "first_lsn", m->nsegments ? manifest_json_lsn(s->seg_first) : json_null());
-	json_object_set_new(segs, "last_end_lsn", m->nsegments ? manifest_json_lsn(s->seg_last_end) : json_null());
+	json_object_set_new(segs, "first_lsn", m->nsegments ? jsonout_lsn(s->seg_first) : json_null());
+	json_object_set_new(segs, "last_end_lsn", m->nsegments ? jsonout_lsn(s->seg_last_end) : json_null());
 	json_object_set_new(o, "segments", segs);
 	{
 		json_t *gaps = json_array();
@@ -317,9 +318,9 @@ table_json(const manifest *m, table_summary *s)
 		{
 			json_t *g = json_object();
 
-			json_object_set_new(g, "from_lsn", manifest_json_lsn(m->gaps[i].from));
+			json_object_set_new(g, "from_lsn", jsonout_lsn(m->gaps[i].from));
 			json_object_set_new(g, "to_lsn", m->gaps[i].to == MANIFEST_GAP_OPEN ? json_null() :
-								manifest_json_lsn(m->gaps[i].to));
+								jsonout_lsn(m->gaps[i].to));
 			json_array_append_new(gaps, g);
 		}
 		json_object_set_new(o, "not_archived", gaps);
@@ -328,9 +329,9 @@ table_json(const manifest *m, table_summary *s)
 		{
 			json_t *g = json_object();
 
-			json_object_set_new(g, "from_lsn", manifest_json_lsn(m->schema_gaps[i].from));
+			json_object_set_new(g, "from_lsn", jsonout_lsn(m->schema_gaps[i].from));
 			json_object_set_new(g, "to_lsn", m->schema_gaps[i].to == MANIFEST_GAP_OPEN ? json_null() :
-								manifest_json_lsn(m->schema_gaps[i].to));
+								jsonout_lsn(m->schema_gaps[i].to));
 			json_array_append_new(gaps, g);
 		}
 		json_object_set_new(o, "schema_unknown", gaps);
@@ -343,8 +344,8 @@ table_json(const manifest *m, table_summary *s)
 	{
 		json_t *e = json_object();
 
-		json_object_set_new(e, "before_lsn", manifest_json_lsn(m->expired_before));
-		json_object_set_new(e, "time", manifest_json_time(m->expired_time));
+		json_object_set_new(e, "before_lsn", jsonout_lsn(m->expired_before));
+		json_object_set_new(e, "time", jsonout_time(m->expired_time));
 		json_object_set_new(o, "expired", e);
 	}
 	else
@@ -353,10 +354,10 @@ table_json(const manifest *m, table_summary *s)
 	{
 		json_t *w = json_object();
 
-		json_object_set_new(w, "from_lsn", manifest_json_lsn(s->window_from));
-		json_object_set_new(w, "from_time", manifest_json_time(s->window_from_time));
-		json_object_set_new(w, "to_lsn", manifest_json_lsn(s->window_to));
-		json_object_set_new(w, "to_time", manifest_json_time(s->window_to_time));
+		json_object_set_new(w, "from_lsn", jsonout_lsn(s->window_from));
+		json_object_set_new(w, "from_time", jsonout_time(s->window_from_time));
+		json_object_set_new(w, "to_lsn", jsonout_lsn(s->window_to));
+		json_object_set_new(w, "to_time", jsonout_time(s->window_to_time));
 		json_object_set_new(o, "recovery_window", w);
 	}
 	else
@@ -631,8 +632,8 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 
 			json_object_set_new(h, "database", json_string(head.database));
 			json_object_set_new(h, "system_identifier", json_string(head.system_identifier));
-			json_object_set_new(h, "flushed_lsn", manifest_json_lsn(head.flushed_lsn));
-			json_object_set_new(h, "time", manifest_json_time(head.time));
+			json_object_set_new(h, "flushed_lsn", jsonout_lsn(head.flushed_lsn));
+			json_object_set_new(h, "time", jsonout_time(head.time));
 			json_object_set_new(tf, "timezone", json_string(head.text_format.timezone));
 			json_object_set_new(tf, "datestyle", json_string(head.text_format.datestyle));
 			json_object_set_new(tf, "extra_float_digits", json_integer(head.text_format.extra_float_digits));

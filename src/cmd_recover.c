@@ -4,6 +4,7 @@
 #include "copyback.h"
 #include "ident.h"
 #include "isotime.h"
+#include "jsonout.h"
 #include "redact.h"
 #include "audit.h"
 #include "cli.h"
@@ -1030,7 +1031,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 													json_sprintf("%s.%s", parts[p].m->schema, parts[p].m->name),
 													"target", json_sprintf("%s.%s", tschema, parts[p].tname),
 													"bound", json_string_value(json_object_get(parts[p].part, "bound")),
-													"base_lsn", manifest_json_lsn(parts[p].plan->base->lsn)));
+													"base_lsn", jsonout_lsn(parts[p].plan->base->lsn)));
 			json_object_set_new(o, "dry_run", json_true());
 			json_object_set_new(o, "table", json_sprintf("%s.%s", pm->schema, pm->name));
 			json_object_set_new(o, "partitioned", json_true());
@@ -1194,7 +1195,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 													json_sprintf("%s.%s", parts[p].m->schema, parts[p].m->name),
 													"target", json_sprintf("%s.%s", tschema, parts[p].tname),
 													"bound", json_string_value(json_object_get(parts[p].part, "bound")),
-													"base_lsn", manifest_json_lsn(parts[p].plan->base->lsn),
+													"base_lsn", jsonout_lsn(parts[p].plan->base->lsn),
 													"rows", (json_int_t) parts[p].lres.ours.rows,
 													"checksum", ours, "postgres_checksum", parts[p].lres.pg_sum));
 			}
@@ -1487,7 +1488,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "dry_run", json_true());
 			json_object_set_new(o, "table", json_sprintf("%s.%s", m->schema, m->name));
 			json_object_set_new(o, "point", json_string(point_text(&pt, buf, sizeof(buf))));
-			json_object_set_new(o, "base_lsn", manifest_json_lsn(plan->base->lsn));
+			json_object_set_new(o, "base_lsn", jsonout_lsn(plan->base->lsn));
 			json_object_set_new(o, "base_rows", json_integer((json_int_t) plan->base->rows));
 			json_object_set_new(o, "segments", segs);
 			json_object_set_new(o, "transactions", json_integer((json_int_t) plan->transactions));
@@ -1495,7 +1496,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "expected_rows", json_integer((json_int_t) replay_row_count(rs)));
 			json_object_set_new(o, "download_bytes", json_integer((json_int_t) plan->download_bytes));
 			json_object_set_new(o, "last_commit_lsn",
-								plan->last_commit_lsn ? manifest_json_lsn(plan->last_commit_lsn) : json_null());
+								plan->last_commit_lsn ? jsonout_lsn(plan->last_commit_lsn) : json_null());
 			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
 			json_object_set_new(o, "phases", progress_phases_json(&prog));
 			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
@@ -1657,12 +1658,12 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "table", json_sprintf("%s.%s", m->schema, m->name));
 			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
 			json_object_set_new(o, "point", json_string(point_text(&pt, buf, sizeof(buf))));
-			json_object_set_new(o, "base_lsn", manifest_json_lsn(plan->base->lsn));
+			json_object_set_new(o, "base_lsn", jsonout_lsn(plan->base->lsn));
 			json_object_set_new(o, "last_commit_lsn",
-								plan->last_commit_lsn ? manifest_json_lsn(plan->last_commit_lsn) : json_null());
+								plan->last_commit_lsn ? jsonout_lsn(plan->last_commit_lsn) : json_null());
 			json_object_set_new(o, "last_xid", plan->last_commit_lsn ? json_integer(plan->last_xid) : json_null());
 			json_object_set_new(o, "last_commit_time",
-								plan->last_commit_lsn ? manifest_json_time(plan->last_commit_time) : json_null());
+								plan->last_commit_lsn ? jsonout_time(plan->last_commit_time) : json_null());
 			json_object_set_new(o, "transactions", json_integer((json_int_t) plan->transactions));
 			json_object_set_new(o, "row_operations", json_integer((json_int_t) plan->operations));
 			json_object_set_new(o, "method", json_string(streaming ? "streamed" : "in-memory"));
