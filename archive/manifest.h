@@ -4,7 +4,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <jansson.h>
 
 #include "error.h"
 #include "storage.h"
@@ -240,14 +239,6 @@ bool manifest_had_name(const manifest *m, const char *schema, const char *name);
 /* Record a change of the table's partition membership at lsn (kept ascending, no duplicates). */
 void manifest_add_partition_change(manifest *m, uint64_t lsn);
 
-/* NULL when m cannot be serialized (a base definition that is not a JSON object). */
-char *manifest_to_json(const manifest *m);
-/* Strict: any wrong type, missing member, bad LSN/time/checksum, unsorted array or dangling
- * layout reference fails with ERRCODE_DATA_CORRUPTED naming the member. Unknown members
- * are ignored; another "format" is refused. */
-int manifest_from_json(const char *json, size_t len, manifest **out, bs_error *err);
-/* The checks of manifest_from_json on a manifest built in memory. */
-int manifest_validate(const manifest *m, bs_error *err);
 
 /* tables/<relid>/manifest.json; *exists false (and *out NULL) when absent. */
 int manifest_load(storage *st, uint32_t relid, manifest **out, bool *exists, bs_error *err);
@@ -275,8 +266,6 @@ int manifest_find_relid(storage *st, const char *relid_text, manifest **out, bs_
 
 /* Zero *head and set text_format to the ARCHIVE_TEXT_* settings. */
 void archive_head_init(archive_head *head);
-char *archive_head_to_json(const archive_head *head);
-int archive_head_from_json(const char *json, size_t len, archive_head *out, bs_error *err);
 /* head.json; *exists false (and *out zeroed) when absent. */
 int archive_head_load(storage *st, archive_head *out, bool *exists, bs_error *err);
 int archive_head_store(storage *st, const archive_head *head, bs_error *err);
