@@ -2,6 +2,7 @@
 #include "audit.h"
 #include "ident.h"
 #include "lsn.h"
+#include "manifest_head.h"
 #include "manifest_keys.h"
 #include "object.h"
 #include "segment.h"

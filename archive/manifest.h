@@ -137,44 +137,6 @@ typedef struct manifest
 	manifest_gap *schema_gaps;
 } manifest;
 
-/* The session settings under which every archived value was produced (text output forms). */
-#define ARCHIVE_TEXT_TIMEZONE "UTC"
-#define ARCHIVE_TEXT_DATESTYLE "ISO, YMD"
-#define ARCHIVE_TEXT_EXTRA_FLOAT_DIGITS 3
-#define ARCHIVE_TEXT_INTERVALSTYLE "postgres"
-#define ARCHIVE_TEXT_BYTEA_OUTPUT "hex"
-
-typedef struct archive_text_format
-{
-	char *timezone;
-	char *datestyle;
-	int extra_float_digits;
-	char *intervalstyle;
-	char *bytea_output;
-} archive_text_format;
-
-/* The head's record of one table's manifest (format 2). */
-typedef struct archive_head_table
-{
-	uint32_t relid;
-	uint64_t generation;		/* of the manifest stored before this head */
-	char *schema;
-	char *name;
-} archive_head_table;
-
-typedef struct archive_head
-{
-	int format;					/* as read (1 or 2); always MANIFEST_FORMAT when written */
-	uint64_t flushed_lsn;
-	int64_t time;
-	char *system_identifier;
-	char *database;
-	archive_text_format text_format;	/* required: archive_head_init fills the defaults */
-	uint64_t lease_token;		/* fencing token of the archiver that wrote it (format 2) */
-	int ntables;
-	archive_head_table *tables;	/* ascending relid; none in format 1 */
-} archive_head;
-
 manifest *manifest_new(uint32_t relid, const char *schema, const char *name);
 void manifest_free(manifest *m);
 /* Free what a column array or a base owns (the base itself is the caller's). */
@@ -263,19 +225,5 @@ int manifest_find_table_at(storage *st, const char *qualified_name, uint64_t lsn
 /* The table archived under relid (text, as given by a user): ERRCODE_UNDEFINED_TABLE when
  * the archive has none, ERRCODE_INVALID_PARAMETER when text is not a relid. */
 int manifest_find_relid(storage *st, const char *relid_text, manifest **out, bs_error *err);
-
-/* Zero *head and set text_format to the ARCHIVE_TEXT_* settings. */
-void archive_head_init(archive_head *head);
-/* head.json; *exists false (and *out zeroed) when absent. */
-int archive_head_load(storage *st, archive_head *out, bool *exists, bs_error *err);
-int archive_head_store(storage *st, const archive_head *head, bs_error *err);
-char *archive_head_serialize(const archive_head *head, bs_error *err);
-int archive_head_store_json(storage *st, const char *json, bs_error *err);
-void archive_head_clear(archive_head *head);
-/* The head's record of relid, NULL when it has none. */
-const archive_head_table *archive_head_find_table(const archive_head *head, uint32_t relid);
-/* Record (or update) the generation and name of a stored manifest. */
-void archive_head_note_table(archive_head *head, uint32_t relid, uint64_t generation, const char *schema,
-							 const char *name);
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "error.h"
 #include "manifest.h"
+#include "manifest_head.h"
 
 /* NULL when m cannot be serialized (a base definition that is not a JSON object). */
 char *manifest_to_json(const manifest *m);

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "lsn.h"
 #include "manifest.h"
+#include "manifest_head.h"
 #include "manifest_json.h"
 #include "manifest_keys.h"
 #include "object.h"

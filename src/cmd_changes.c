@@ -7,6 +7,7 @@
 #include "jsonout.h"
 #include "lsn.h"
 #include "manifest.h"
+#include "manifest_head.h"
 #include "pgsql.h"
 #include "progress.h"
 #include "recover_plan.h"

@@ -9,6 +9,7 @@
 #include "jsonout.h"
 #include "lsn.h"
 #include "manifest.h"
+#include "manifest_head.h"
 #include "pgsql.h"
 #include "redact.h"
 #include "storage.h"

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "lsn.h"
 #include "manifest.h"
+#include "manifest_head.h"
 #include "manifest_keys.h"
 #include "redact.h"
 #include "storage.h"

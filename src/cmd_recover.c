@@ -5,6 +5,7 @@
 #include "ident.h"
 #include "isotime.h"
 #include "jsonout.h"
+#include "manifest_head.h"
 #include "redact.h"
 #include "audit.h"
 #include "cli.h"

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "lsn.h"
 #include "manifest.h"
+#include "manifest_head.h"
 #include "manifest_keys.h"
 #include "pgsql.h"
 #include "progress.h"

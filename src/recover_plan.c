@@ -4,6 +4,7 @@
 #include "audit.h"
 #include "isotime.h"
 #include "lsn.h"
+#include "manifest_head.h"
 #include "object.h"
 #include "pgsql.h"
 #include "segment.h"

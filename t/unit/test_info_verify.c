@@ -5,6 +5,7 @@
 #include "cmd_verify.h"
 #include "log.h"
 #include "manifest.h"
+#include "manifest_head.h"
 #include "manifest_keys.h"
 #include "object.h"
 #include "segment.h"

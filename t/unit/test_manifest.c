@@ -3,6 +3,7 @@
 #include "isotime.h"
 #include "manifest.h"
 #include "log.h"
+#include "manifest_head.h"
 #include "manifest_json.h"
 #include "manifest_keys.h"
 #include "strbuf.h"
