@@ -18,6 +18,7 @@
 #include "manifest_head.h"
 #include "manifest_json.h"
 #include "manifest_keys.h"
+#include "manifest_store.h"
 #include "object.h"
 #include "pgoutput.h"
 #include "pgsql.h"

@@ -8,6 +8,7 @@
 #include "lsn.h"
 #include "manifest.h"
 #include "manifest_head.h"
+#include "manifest_store.h"
 #include "pgsql.h"
 #include "progress.h"
 #include "recover_plan.h"

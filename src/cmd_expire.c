@@ -11,6 +11,7 @@
 #include "manifest.h"
 #include "manifest_head.h"
 #include "manifest_keys.h"
+#include "manifest_store.h"
 #include "redact.h"
 #include "storage.h"
 #include "storage_config.h"

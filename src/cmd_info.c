@@ -7,6 +7,7 @@
 #include "lsn.h"
 #include "manifest.h"
 #include "manifest_head.h"
+#include "manifest_store.h"
 #include "pgsql.h"
 #include "redact.h"
 #include "storage.h"

@@ -6,6 +6,7 @@
 #include "isotime.h"
 #include "jsonout.h"
 #include "manifest_head.h"
+#include "manifest_store.h"
 #include "redact.h"
 #include "audit.h"
 #include "cli.h"

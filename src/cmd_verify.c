@@ -7,6 +7,7 @@
 #include "manifest.h"
 #include "manifest_head.h"
 #include "manifest_keys.h"
+#include "manifest_store.h"
 #include "pgsql.h"
 #include "progress.h"
 #include "object.h"

@@ -7,6 +7,7 @@
 #include "manifest.h"
 #include "manifest_head.h"
 #include "manifest_keys.h"
+#include "manifest_store.h"
 #include "object.h"
 #include "segment.h"
 #include "strbuf.h"

@@ -6,6 +6,7 @@
 #include "manifest_head.h"
 #include "manifest_json.h"
 #include "manifest_keys.h"
+#include "manifest_store.h"
 #include "strbuf.h"
 #include "tap.h"
 
