@@ -1,6 +1,10 @@
 /* audit.c — evidence that a table's manifest was rolled back, edited or deleted: its generation against head.json, and the segments stored beside it that it does not list. */
 #include "audit.h"
+#include "ident.h"
 #include "lsn.h"
+#include "manifest_head.h"
+#include "manifest_keys.h"
+#include "manifest_store.h"
 #include "object.h"
 #include "segment.h"
 #include "strbuf.h"
@@ -382,7 +386,7 @@ audit_find_table_at(storage *st, const archive_head *head, const char *qualified
 		found_err = *err;
 	else
 		error_clear(&found_err);
-	if (manifest_split_name(qualified_name, &schema, &name, err) != BS_OK)
+	if (ident_split_name(qualified_name, &schema, &name, err) != BS_OK)
 		return BS_ERR;
 	for (int i = 0; i < head->ntables; i++)
 	{

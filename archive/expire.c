@@ -2,6 +2,7 @@
 #include "expire.h"
 #include "audit.h"
 #include "lsn.h"
+#include "manifest_keys.h"
 #include "strbuf.h"
 
 #include <fnmatch.h>

@@ -1,6 +1,7 @@
 /* lease.c — one writer per archive: an owner object in storage (lease.json) with a fencing token, renewed by a heartbeat and checked before every manifest write. */
 #include "lease.h"
 #include "clock.h"
+#include "isotime.h"
 #include "log.h"
 #include "manifest.h"
 
@@ -104,6 +105,7 @@ lease_to_json(const lease *l)
 {
 	json_t *o = json_object();
 	json_t *ow = json_object();
+	char tbuf[ISOTIME_BUFLEN];
 	char *text;
 
 	json_object_set_new(o, "format", json_integer(MANIFEST_FORMAT));
@@ -113,9 +115,9 @@ lease_to_json(const lease *l)
 	json_object_set_new(ow, "boot_id", json_string(l->owner.boot_id));
 	json_object_set_new(ow, "pid", json_integer(l->owner.pid));
 	json_object_set_new(ow, "slot", json_string(l->owner.slot));
-	json_object_set_new(ow, "since", manifest_json_time(l->owner.since));
+	json_object_set_new(ow, "since", json_string(isotime_format(l->owner.since, tbuf)));
 	json_object_set_new(o, "owner", ow);
-	json_object_set_new(o, "renewed", manifest_json_time(l->renewed));
+	json_object_set_new(o, "renewed", json_string(isotime_format(l->renewed, tbuf)));
 	json_object_set_new(o, "timeout_ms", json_integer(l->timeout_ms));
 	json_object_set_new(o, "released", json_boolean(l->released));
 	text = json_dumps(o, JSON_COMPACT);
@@ -152,7 +154,7 @@ lease_from_json(const char *json, size_t len, lease *out, bs_error *err)
 		goto out;
 	}
 	if (token < 0 || pid <= 0 || timeout <= 0 || id[0] == '\0' ||
-		manifest_parse_time(since, &out->owner.since) != BS_OK || manifest_parse_time(renewed, &out->renewed) != BS_OK)
+		isotime_parse(since, &out->owner.since) != BS_OK || isotime_parse(renewed, &out->renewed) != BS_OK)
 	{
 		error_set(err, ERRCODE_DATA_CORRUPTED, "invalid lease: a token, pid, timeout, owner id or time is out of range");
 		goto out;
@@ -223,12 +225,12 @@ lease_load(storage *st, lease *out, char **tag, bool *exists, bs_error *err)
 void
 lease_describe(const lease *l, strbuf *out)
 {
-	char since[MANIFEST_TIME_BUFLEN];
-	char renewed[MANIFEST_TIME_BUFLEN];
+	char since[ISOTIME_BUFLEN];
+	char renewed[ISOTIME_BUFLEN];
 
 	strbuf_printf(out, "host %s, pid %" PRId64 ", slot \"%s\", since %s (lease token %" PRIu64 ", last renewed %s%s)",
-				  l->owner.host, l->owner.pid, l->owner.slot, manifest_format_time(l->owner.since, since), l->token,
-				  manifest_format_time(l->renewed, renewed), l->released ? ", released" : "");
+				  l->owner.host, l->owner.pid, l->owner.slot, isotime_format(l->owner.since, since), l->token,
+				  isotime_format(l->renewed, renewed), l->released ? ", released" : "");
 }
 
 /* A process of this host that still runs (a zombie does not). */
@@ -353,7 +355,7 @@ lease_acquire(storage *st, const lease_owner *me, int64_t timeout_ms, bool take_
 		lease_describe(&cur, &who);
 		if (!lease_holder_gone(&cur, now, &why))
 		{
-			char expires[MANIFEST_TIME_BUFLEN];
+			char expires[ISOTIME_BUFLEN];
 
 			if (!take_over)
 			{
@@ -362,7 +364,7 @@ lease_acquire(storage *st, const lease_owner *me, int64_t timeout_ms, bool take_
 						  "on one archive. If that archiver is gone for good, start again after %s (its lease "
 						  "expires) or with --take-over",
 						  storage_describe(st), who.data,
-						  manifest_format_time(cur.renewed + cur.timeout_ms * 1000, expires));
+						  isotime_format(cur.renewed + cur.timeout_ms * 1000, expires));
 				goto out;
 			}
 			log_warning("--take-over: taking the archive's lease from a holder that looks alive (%s); it stops "

@@ -1,13 +1,11 @@
-/* manifest.h — per-table manifests and the archive head: what is stored, where, and up to which LSN. */
+/* manifest.h — the per-table manifest in memory: layouts, base copies, segments, gaps and names; built, looked up, freed. */
 #ifndef BACKSTOP_MANIFEST_H
 #define BACKSTOP_MANIFEST_H
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <jansson.h>
 
 #include "error.h"
-#include "storage.h"
 
 /* Format written; readers accept MANIFEST_FORMAT_MIN..MANIFEST_FORMAT (doc/FORMAT.md). */
 #define MANIFEST_FORMAT 2
@@ -138,44 +136,6 @@ typedef struct manifest
 	manifest_gap *schema_gaps;
 } manifest;
 
-/* The session settings under which every archived value was produced (text output forms). */
-#define ARCHIVE_TEXT_TIMEZONE "UTC"
-#define ARCHIVE_TEXT_DATESTYLE "ISO, YMD"
-#define ARCHIVE_TEXT_EXTRA_FLOAT_DIGITS 3
-#define ARCHIVE_TEXT_INTERVALSTYLE "postgres"
-#define ARCHIVE_TEXT_BYTEA_OUTPUT "hex"
-
-typedef struct archive_text_format
-{
-	char *timezone;
-	char *datestyle;
-	int extra_float_digits;
-	char *intervalstyle;
-	char *bytea_output;
-} archive_text_format;
-
-/* The head's record of one table's manifest (format 2). */
-typedef struct archive_head_table
-{
-	uint32_t relid;
-	uint64_t generation;		/* of the manifest stored before this head */
-	char *schema;
-	char *name;
-} archive_head_table;
-
-typedef struct archive_head
-{
-	int format;					/* as read (1 or 2); always MANIFEST_FORMAT when written */
-	uint64_t flushed_lsn;
-	int64_t time;
-	char *system_identifier;
-	char *database;
-	archive_text_format text_format;	/* required: archive_head_init fills the defaults */
-	uint64_t lease_token;		/* fencing token of the archiver that wrote it (format 2) */
-	int ntables;
-	archive_head_table *tables;	/* ascending relid; none in format 1 */
-} archive_head;
-
 manifest *manifest_new(uint32_t relid, const char *schema, const char *name);
 void manifest_free(manifest *m);
 /* Free what a column array or a base owns (the base itself is the caller's). */
@@ -239,77 +199,5 @@ bool manifest_had_name(const manifest *m, const char *schema, const char *name);
 
 /* Record a change of the table's partition membership at lsn (kept ascending, no duplicates). */
 void manifest_add_partition_change(manifest *m, uint64_t lsn);
-
-/* NULL when m cannot be serialized (a base definition that is not a JSON object). */
-char *manifest_to_json(const manifest *m);
-/* Strict: any wrong type, missing member, bad LSN/time/checksum, unsorted array or dangling
- * layout reference fails with ERRCODE_DATA_CORRUPTED naming the member. Unknown members
- * are ignored; another "format" is refused. */
-int manifest_from_json(const char *json, size_t len, manifest **out, bs_error *err);
-/* The checks of manifest_from_json on a manifest built in memory. */
-int manifest_validate(const manifest *m, bs_error *err);
-
-/* tables/<relid>/manifest.json; *exists false (and *out NULL) when absent. */
-int manifest_load(storage *st, uint32_t relid, manifest **out, bool *exists, bs_error *err);
-int manifest_store(storage *st, const manifest *m, bs_error *err);
-/* The two halves of manifest_store, for a writer that serializes under a lock and writes
- * outside it: validate + serialize (NULL on error), then put. */
-char *manifest_serialize(const manifest *m, bs_error *err);
-/* JSON values in the archive's conventions: LSN as "X/Y", time as ISO-8601 UTC. */
-json_t *manifest_json_lsn(uint64_t lsn);
-json_t *manifest_json_time(int64_t unix_us);
-int manifest_store_json(storage *st, uint32_t relid, const char *json, bs_error *err);
-
-/* Every table in the archive: relids in ascending order. */
-int manifest_list_relids(storage *st, uint32_t **relids, int *count, bs_error *err);
-/* Resolve "schema.table" (or "table" = public.table) by name through the manifests.
- * Several archived tables may have carried the name (dropped and re-created): the one
- * archived last wins. ERRCODE_UNDEFINED_TABLE when none matches, naming what exists.
- * A manifest that cannot be read (XX001) is skipped with a warning; the lookup fails with
- * XX001 only when it may have been the one meant (no match, or a match not active). */
-int manifest_find_table(storage *st, const char *qualified_name, manifest **out, bs_error *err);
-/* As manifest_find_table, with the name history: the table that carried the name at lsn
- * wins (UINT64_MAX: now), else the one that carries it now, else one that carried it once. */
-int manifest_find_table_at(storage *st, const char *qualified_name, uint64_t lsn, manifest **out, bs_error *err);
-
-/* The table archived under relid (text, as given by a user): ERRCODE_UNDEFINED_TABLE when
- * the archive has none, ERRCODE_INVALID_PARAMETER when text is not a relid. */
-int manifest_find_relid(storage *st, const char *relid_text, manifest **out, bs_error *err);
-
-/* Object keys. */
-char *manifest_key(uint32_t relid);
-char *manifest_segment_key(uint32_t relid, uint64_t first_lsn, uint64_t end_lsn);
-char *manifest_base_chunk_key(uint32_t relid, uint64_t base_lsn, int chunk);
-char *manifest_base_schema_key(uint32_t relid, uint64_t base_lsn);
-
-/* Zero *head and set text_format to the ARCHIVE_TEXT_* settings. */
-void archive_head_init(archive_head *head);
-char *archive_head_to_json(const archive_head *head);
-int archive_head_from_json(const char *json, size_t len, archive_head *out, bs_error *err);
-/* head.json; *exists false (and *out zeroed) when absent. */
-int archive_head_load(storage *st, archive_head *out, bool *exists, bs_error *err);
-int archive_head_store(storage *st, const archive_head *head, bs_error *err);
-char *archive_head_serialize(const archive_head *head, bs_error *err);
-int archive_head_store_json(storage *st, const char *json, bs_error *err);
-void archive_head_clear(archive_head *head);
-/* The head's record of relid, NULL when it has none. */
-const archive_head_table *archive_head_find_table(const archive_head *head, uint32_t relid);
-/* Record (or update) the generation and name of a stored manifest. */
-void archive_head_note_table(archive_head *head, uint32_t relid, uint64_t generation, const char *schema,
-							 const char *name);
-
-/* Split "schema.table" (quoted identifiers allowed) into parts; "table" means public.
- * Unquoted identifiers are folded to lower case, as PostgreSQL does. */
-int manifest_split_name(const char *qualified, char **schema, char **name, bs_error *err);
-
-/* Parse a tables/<relid>/... key: BS_OK and *relid when key is under a valid relid
- * directory, *rest pointing after "tables/<relid>/". */
-int manifest_key_relid(const char *key, uint32_t *relid, const char **rest);
-
-/* ISO-8601 UTC with microseconds ("2026-11-26T16:00:00.123456Z") <-> Unix microseconds.
- * buf holds at least MANIFEST_TIME_BUFLEN bytes. Parsing accepts 0..6 fraction digits. */
-#define MANIFEST_TIME_BUFLEN 64
-char *manifest_format_time(int64_t unix_us, char *buf);
-int manifest_parse_time(const char *s, int64_t *out);
 
 #endif

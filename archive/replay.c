@@ -5,6 +5,7 @@
 #include "pgoutput.h"
 #include "spill.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -560,7 +560,7 @@ checkpoint_request(struct evhttp_request *req, void *arg)
 	{
 		char *schema = NULL, *name = NULL;
 
-		if (manifest_split_name(table, &schema, &name, &err) == BS_OK)
+		if (ident_split_name(table, &schema, &name, &err) == BS_OK)
 		{
 			for (int i = 0; i < a->ntables; i++)
 				if (a->tables[i]->active && strcmp(a->tables[i]->man->schema, schema) == 0 &&

@@ -122,7 +122,7 @@ retention_pass(archiver *a, bs_error *err)
 	int removed = 0;
 	int rc = BS_OK;
 
-	if (storage_list(a->st, "tables/", storage_collect_key, &listing, err) != BS_OK)
+	if (storage_list(a->st, ARCHIVE_TABLES_PREFIX, storage_collect_key, &listing, err) != BS_OK)
 		return error_prefix(err, "expire: could not list the archive");
 	copies = xcalloc((size_t) listing.count + 1, sizeof(char *));
 	uploader_lock(a);

@@ -3,8 +3,12 @@
 #include "clock.h"
 #include "audit.h"
 #include "cli.h"
+#include "isotime.h"
+#include "jsonout.h"
 #include "lsn.h"
 #include "manifest.h"
+#include "manifest_head.h"
+#include "manifest_store.h"
 #include "pgsql.h"
 #include "quote.h"
 #include "progress.h"
@@ -278,9 +282,9 @@ emit_transaction(summary_out *so, uint64_t commit_lsn, uint32_t xid, int64_t t, 
 		json_t *undo = json_array();
 		char *s;
 
-		json_object_set_new(o, "commit_time", manifest_json_time(t));
+		json_object_set_new(o, "commit_time", jsonout_time(t));
 		json_object_set_new(o, "commit_time_local", json_string(recover_format_local_time(t, lt)));
-		json_object_set_new(o, "commit_lsn", manifest_json_lsn(commit_lsn));
+		json_object_set_new(o, "commit_lsn", jsonout_lsn(commit_lsn));
 		json_object_set_new(o, "xid", json_integer(xid));
 		for (int i = 0; i < ntt; i++)
 		{
@@ -472,7 +476,7 @@ on_change(void *vctx, const replay_change *ch, bs_error *err)
 {
 	changes_ctx *c = vctx;
 	char lsn[LSN_BUFLEN],
-		tm[MANIFEST_TIME_BUFLEN];
+		tm[ISOTIME_BUFLEN];
 	int64_t t = ch->rec->commit_time + RECOVER_PG_EPOCH_UNIX_US;
 
 	(void) err;
@@ -484,9 +488,9 @@ on_change(void *vctx, const replay_change *ch, bs_error *err)
 		json_t *o = json_object();
 
 		json_object_set_new(o, "op", json_string(op_name(ch->rec->op)));
-		json_object_set_new(o, "commit_lsn", manifest_json_lsn(ch->rec->commit_lsn));
+		json_object_set_new(o, "commit_lsn", jsonout_lsn(ch->rec->commit_lsn));
 		json_object_set_new(o, "xid", json_integer(ch->rec->xid));
-		json_object_set_new(o, "commit_time", manifest_json_time(t));
+		json_object_set_new(o, "commit_time", jsonout_time(t));
 		if (ch->rec->op == 'T')
 			json_object_set_new(o, "rows_removed", json_integer((json_int_t) ch->truncated_rows));
 		json_object_set_new(o, "old", ch->old_values ? image_json(ch, ch->old_values) : json_null());
@@ -497,7 +501,7 @@ on_change(void *vctx, const replay_change *ch, bs_error *err)
 	progress_clear(c->prog);
 	strbuf_reset(&c->line);
 	strbuf_printf(&c->line, "%s  xid %u  %s  %-8s", lsn_format(ch->rec->commit_lsn, lsn), ch->rec->xid,
-				  manifest_format_time(t, tm), op_name(ch->rec->op));
+				  isotime_format(t, tm), op_name(ch->rec->op));
 	if (ch->rec->op == 'T')
 		strbuf_printf(&c->line, " %llu row(s) removed", (unsigned long long) ch->truncated_rows);
 	if (ch->old_values)
@@ -912,9 +916,9 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "time_zone", json_string(zone));
 			json_object_set_new(o, "range", json_string(what.data));
 			if (r.has_from_lsn)
-				json_object_set_new(o, "from_lsn", manifest_json_lsn(r.from_lsn));
+				json_object_set_new(o, "from_lsn", jsonout_lsn(r.from_lsn));
 			if (r.has_to_lsn)
-				json_object_set_new(o, "to_lsn", manifest_json_lsn(r.to_lsn));
+				json_object_set_new(o, "to_lsn", jsonout_lsn(r.to_lsn));
 			json_object_set_new(o, "changes", c.list);
 			c.list = NULL;
 			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

@@ -5,8 +5,12 @@
 #include "catalog.h"
 #include "cmd_checkpoint.h"
 #include "control.h"
+#include "isotime.h"
+#include "jsonout.h"
 #include "lsn.h"
 #include "manifest.h"
+#include "manifest_head.h"
+#include "manifest_store.h"
 #include "pgsql.h"
 #include "quote.h"
 #include "redact.h"
@@ -471,7 +475,7 @@ check_freshness(const bs_config *cfg, json_t *root, findings *f, doctor_state *d
 		int64_t		to_time;
 		double		age;
 		char		l[LSN_BUFLEN],
-					tm[MANIFEST_TIME_BUFLEN],
+					tm[ISOTIME_BUFLEN],
 					a[32];
 		json_t	   *o;
 		char	   *name;
@@ -513,7 +517,7 @@ check_freshness(const bs_config *cfg, json_t *root, findings *f, doctor_state *d
 		o = json_object();
 		json_object_set_new(o, "table", json_sprintf("%s.%s", m->schema, m->name));
 		json_object_set_new(o, "latest_lsn", json_string(lsn_format(to_lsn, l)));
-		json_object_set_new(o, "latest_time", manifest_json_time(to_time));
+		json_object_set_new(o, "latest_time", jsonout_time(to_time));
 		json_object_set_new(o, "age_seconds", json_real(floor(age)));
 		json_array_append_new(arr, o);
 		if (age * 1000.0 > (double) stale_ms)
@@ -522,7 +526,7 @@ check_freshness(const bs_config *cfg, json_t *root, findings *f, doctor_state *d
 			add_finding(f, ds->archiver_caught_up ? "info" : "warning",
 						ds->archiver_caught_up ? NULL : "check that `backstop archive` runs and streams (its /health); raise --stale-after for a table that is rarely written",
 						"the latest verified point of %s (LSN %s, %s) is %s old, more than --stale-after%s", name, l,
-						manifest_format_time(to_time, tm), fmt_seconds(age, a, sizeof(a)),
+						isotime_format(to_time, tm), fmt_seconds(age, a, sizeof(a)),
 						ds->archiver_caught_up ? "; the archiver is streaming and caught up, so nothing newer was written" : "");
 			tag_finding(f, "freshness", name);
 		}

@@ -5,6 +5,7 @@
 #include "cmd_checkpoint.h"
 #include "control.h"
 #include "drillstate.h"
+#include "ident.h"
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
@@ -542,7 +543,7 @@ run_drill(drill *d, int *exit_code, bs_error *err)
 		char	   *q;
 
 		d->source = xstrdup(table);
-		if (manifest_split_name(table, &d->src_schema, &d->src_name, err) != BS_OK)
+		if (ident_split_name(table, &d->src_schema, &d->src_name, err) != BS_OK)
 		{
 			*exit_code = EXIT_USAGE;
 			goto out;

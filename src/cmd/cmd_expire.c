@@ -3,10 +3,15 @@
 #include "clock.h"
 #include "cli.h"
 #include "expire.h"
+#include "isotime.h"
+#include "jsonout.h"
 #include "lease.h"
 #include "log.h"
 #include "lsn.h"
 #include "manifest.h"
+#include "manifest_head.h"
+#include "manifest_keys.h"
+#include "manifest_store.h"
 #include "redact.h"
 #include "storage.h"
 #include "storage_config.h"
@@ -182,7 +187,7 @@ report(expire_run *r, json_t *jtables)
 		const expire_plan *p = &t->plan;
 		char a[LSN_BUFLEN],
 			b[LSN_BUFLEN],
-			tm[MANIFEST_TIME_BUFLEN];
+			tm[ISOTIME_BUFLEN];
 		char *name;
 
 		if (!t->selected || t->damaged)
@@ -211,9 +216,9 @@ report(expire_run *r, json_t *jtables)
 			{
 				json_t *w = json_object();
 
-				json_object_set_new(w, "from_lsn", manifest_json_lsn(p->keep_from));
-				json_object_set_new(w, "from_time", manifest_json_time(p->keep_from_time));
-				json_object_set_new(w, "to_lsn", manifest_json_lsn(window_hi(r, t->m)));
+				json_object_set_new(w, "from_lsn", jsonout_lsn(p->keep_from));
+				json_object_set_new(w, "from_time", jsonout_time(p->keep_from_time));
+				json_object_set_new(w, "to_lsn", jsonout_lsn(window_hi(r, t->m)));
 				json_object_set_new(o, "window", w);
 			}
 			else
@@ -245,7 +250,7 @@ report(expire_run *r, json_t *jtables)
 				else
 					printf("nothing to remove; ");
 				printf("window%s: %s (base copy taken %s) to %s\n", p->changes ? " after expiry" : "",
-					   lsn_format(p->keep_from, a), manifest_format_time(p->keep_from_time, tm),
+					   lsn_format(p->keep_from, a), isotime_format(p->keep_from_time, tm),
 					   lsn_format(window_hi(r, t->m), b));
 			}
 		}
@@ -385,7 +390,7 @@ cmd_expire(bs_config *cfg, int argc, char **argv)
 	/* Never create a lease where there is no archive (a mistyped URL). */
 	if (!r.head_exists)
 	{
-		if (storage_list(r.st, "tables/", storage_collect_key, &r.listing, &err) != BS_OK)
+		if (storage_list(r.st, ARCHIVE_TABLES_PREFIX, storage_collect_key, &r.listing, &err) != BS_OK)
 			goto fail;
 		if (r.listing.count == 0)
 		{
@@ -408,7 +413,7 @@ cmd_expire(bs_config *cfg, int argc, char **argv)
 		if (archive_head_load(r.st, &r.head, &r.head_exists, &err) != BS_OK)
 			goto fail;
 	}
-	if (storage_list(r.st, "tables/", storage_collect_key, &r.listing, &err) != BS_OK)
+	if (storage_list(r.st, ARCHIVE_TABLES_PREFIX, storage_collect_key, &r.listing, &err) != BS_OK)
 		goto fail;
 	group_listing(&r);
 	if (plan_tables(&r, now_us, &err) != BS_OK)

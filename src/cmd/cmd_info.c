@@ -1,5 +1,9 @@
 /* cmd_info.c — `backstop info`: what the archive holds per table, its recovery window and findings. */
 #include "cmd_info.h"
+#include "isotime.h"
+#include "jsonout.h"
+#include "manifest_head.h"
+#include "manifest_store.h"
 #include "audit.h"
 #include "cli.h"
 #include "info_render.h"

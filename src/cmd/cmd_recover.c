@@ -2,6 +2,11 @@
 #include "cmd_recover.h"
 #include "clock.h"
 #include "copyback.h"
+#include "ident.h"
+#include "isotime.h"
+#include "jsonout.h"
+#include "manifest_head.h"
+#include "manifest_store.h"
 #include "redact.h"
 #include "audit.h"
 #include "cli.h"
@@ -199,7 +204,7 @@ target_name(const bs_config *cfg, const manifest *m, char **schema, char **name,
 	const char *into = config_get(cfg, "into");
 
 	if (into)
-		return manifest_split_name(into, schema, name, err);
+		return ident_split_name(into, schema, name, err);
 	{
 		strbuf sb = STRBUF_INIT;
 		size_t n = strlen(m->name);
@@ -269,7 +274,7 @@ resolve_name_at_point(storage *st, const archive_head *head, const char *table, 
 
 	if (pt->kind != RECOVER_POINT_TIME && pt->kind != RECOVER_POINT_XID)
 		return BS_OK;
-	if (manifest_split_name(table, &schema, &name, err) != BS_OK)
+	if (ident_split_name(table, &schema, &name, err) != BS_OK)
 		return BS_ERR;
 	at = point_position(st, *m, head, pt);
 	if (at != 0 && named_at(*m, at, schema, name))
@@ -1368,7 +1373,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 													json_sprintf("%s.%s", parts[p].m->schema, parts[p].m->name),
 													"target", json_sprintf("%s.%s", tschema, parts[p].tname),
 													"bound", json_string_value(json_object_get(parts[p].part, "bound")),
-													"base_lsn", manifest_json_lsn(parts[p].plan->base->lsn)));
+													"base_lsn", jsonout_lsn(parts[p].plan->base->lsn)));
 			json_object_set_new(o, "dry_run", json_true());
 			json_object_set_new(o, "table", json_sprintf("%s.%s", pm->schema, pm->name));
 			json_object_set_new(o, "partitioned", json_true());
@@ -1627,7 +1632,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 													json_sprintf("%s.%s", parts[p].m->schema, parts[p].m->name),
 													"target", json_sprintf("%s.%s", tschema, parts[p].tname),
 													"bound", json_string_value(json_object_get(parts[p].part, "bound")),
-													"base_lsn", manifest_json_lsn(parts[p].plan->base->lsn),
+													"base_lsn", jsonout_lsn(parts[p].plan->base->lsn),
 													"rows", (json_int_t) parts[p].lres.ours.rows,
 													"checksum", ours, "postgres_checksum", parts[p].lres.pg_sum));
 			}
@@ -1776,7 +1781,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	char buf[256],
 		l1[LSN_BUFLEN],
 		l2[LSN_BUFLEN],
-		tm[MANIFEST_TIME_BUFLEN];
+		tm[ISOTIME_BUFLEN];
 	bool apply = config_get_bool(cfg, "apply");
 	copyback cb;
 	copyback_input ci;
@@ -1957,7 +1962,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "dry_run", json_true());
 			json_object_set_new(o, "table", json_sprintf("%s.%s", m->schema, m->name));
 			json_object_set_new(o, "point", json_string(recover_render_point(&pt, buf, sizeof(buf))));
-			json_object_set_new(o, "base_lsn", manifest_json_lsn(plan->base->lsn));
+			json_object_set_new(o, "base_lsn", jsonout_lsn(plan->base->lsn));
 			json_object_set_new(o, "base_rows", json_integer((json_int_t) plan->base->rows));
 			json_object_set_new(o, "segments", segs);
 			json_object_set_new(o, "transactions", json_integer((json_int_t) plan->transactions));
@@ -1965,7 +1970,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "expected_rows", json_integer((json_int_t) replay_row_count(rs)));
 			json_object_set_new(o, "download_bytes", json_integer((json_int_t) plan->download_bytes));
 			json_object_set_new(o, "last_commit_lsn",
-								plan->last_commit_lsn ? manifest_json_lsn(plan->last_commit_lsn) : json_null());
+								plan->last_commit_lsn ? jsonout_lsn(plan->last_commit_lsn) : json_null());
 			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
 			json_object_set_new(o, "phases", progress_phases_json(&prog));
 			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
@@ -1979,7 +1984,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			printf("Table:           %s (relid %u, %s)\n", src_shown, m->relid, status_shown);
 			printf("Point:           %s\n", recover_render_point(&pt, buf, sizeof(buf)));
 			printf("Base copy:       LSN %s, taken %s, %llu rows in %d chunk(s)\n", lsn_format(plan->base->lsn, l1),
-				   manifest_format_time(plan->base->time, tm), (unsigned long long) plan->base->rows,
+				   isotime_format(plan->base->time, tm), (unsigned long long) plan->base->rows,
 				   plan->base->nchunks);
 			printf("Segments:        %d\n", plan->nsegs);
 			for (int i = 0; i < plan->nsegs; i++)
@@ -1993,7 +1998,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				   (unsigned long long) plan->operations);
 			if (plan->last_commit_lsn)
 				printf("Last applied:    commit LSN %s, xid %u, %s\n", lsn_format(plan->last_commit_lsn, l2),
-					   plan->last_xid, manifest_format_time(plan->last_commit_time, tm));
+					   plan->last_xid, isotime_format(plan->last_commit_time, tm));
 			printf("Expected rows:   %llu\n", (unsigned long long) replay_row_count(rs));
 			printf("Download:        %llu bytes\n", (unsigned long long) plan->download_bytes);
 			printf("Target:          %s\n", target_shown);
@@ -2127,12 +2132,12 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_object_set_new(o, "table", json_sprintf("%s.%s", m->schema, m->name));
 			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
 			json_object_set_new(o, "point", json_string(recover_render_point(&pt, buf, sizeof(buf))));
-			json_object_set_new(o, "base_lsn", manifest_json_lsn(plan->base->lsn));
+			json_object_set_new(o, "base_lsn", jsonout_lsn(plan->base->lsn));
 			json_object_set_new(o, "last_commit_lsn",
-								plan->last_commit_lsn ? manifest_json_lsn(plan->last_commit_lsn) : json_null());
+								plan->last_commit_lsn ? jsonout_lsn(plan->last_commit_lsn) : json_null());
 			json_object_set_new(o, "last_xid", plan->last_commit_lsn ? json_integer(plan->last_xid) : json_null());
 			json_object_set_new(o, "last_commit_time",
-								plan->last_commit_lsn ? manifest_json_time(plan->last_commit_time) : json_null());
+								plan->last_commit_lsn ? jsonout_time(plan->last_commit_time) : json_null());
 			json_object_set_new(o, "transactions", json_integer((json_int_t) plan->transactions));
 			json_object_set_new(o, "row_operations", json_integer((json_int_t) plan->operations));
 			json_object_set_new(o, "method", json_string(streaming ? "streamed" : "in-memory"));
@@ -2186,7 +2191,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			printf("Point:        %s\n", recover_render_point(&pt, buf, sizeof(buf)));
 			if (plan->last_commit_lsn)
 				printf("Last applied: commit LSN %s, xid %u, %s\n", lsn_format(plan->last_commit_lsn, l1),
-					   plan->last_xid, manifest_format_time(plan->last_commit_time, tm));
+					   plan->last_xid, isotime_format(plan->last_commit_time, tm));
 			printf("Base copy:    LSN %s (%llu rows), then %llu transactions (%llu row operations) from %d segment(s)\n",
 				   lsn_format(plan->base->lsn, l2), (unsigned long long) plan->base->rows,
 				   (unsigned long long) plan->transactions, (unsigned long long) plan->operations, plan->nsegs);

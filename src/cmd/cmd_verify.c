@@ -5,6 +5,9 @@
 #include "log.h"
 #include "lsn.h"
 #include "manifest.h"
+#include "manifest_head.h"
+#include "manifest_keys.h"
+#include "manifest_store.h"
 #include "pgsql.h"
 #include "quote.h"
 #include "progress.h"
@@ -802,7 +805,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 	}
 	else
 	{
-		if (list_prefix(st, "tables/", &all, &err) != BS_OK)
+		if (list_prefix(st, ARCHIVE_TABLES_PREFIX, &all, &err) != BS_OK)
 		{
 			progress_clear(&c.prog);
 			cli_report_error("verify", &err);

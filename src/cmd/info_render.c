@@ -1,5 +1,7 @@
 /* info_render.c — the text and JSON forms of `backstop info`: per table, its window and findings. */
 #include "info_render.h"
+#include "isotime.h"
+#include "jsonout.h"
 #include "lsn.h"
 #include "quote.h"
 #include "strbuf.h"
@@ -86,8 +88,8 @@ static void
 column_change_json(void *ctx, const char *reason, const char *column, uint64_t from, uint64_t to)
 {
 	json_array_append_new((json_t *) ctx, json_pack("{s:s,s:s?,s:o,s:o}", "reason", reason, "column", column,
-													 "from_lsn", manifest_json_lsn(from),
-													 "to_lsn", to ? manifest_json_lsn(to) : json_null()));
+													 "from_lsn", jsonout_lsn(from),
+													 "to_lsn", to ? jsonout_lsn(to) : json_null()));
 }
 
 static void
@@ -117,17 +119,17 @@ info_render_table_json(const manifest *m, const info_summary *s)
 	json_object_set_new(o, "schema", json_string(m->schema));
 	json_object_set_new(o, "name", json_string(m->name));
 	json_object_set_new(o, "status", json_string(m->status));
-	json_object_set_new(o, "dropped_at_lsn", strcmp(m->status, "dropped") == 0 ? manifest_json_lsn(m->dropped_at_lsn) : json_null());
-	json_object_set_new(o, "rebase_requested_at", m->rebase_requested_at ? manifest_json_lsn(m->rebase_requested_at) :
+	json_object_set_new(o, "dropped_at_lsn", strcmp(m->status, "dropped") == 0 ? jsonout_lsn(m->dropped_at_lsn) : json_null());
+	json_object_set_new(o, "rebase_requested_at", m->rebase_requested_at ? jsonout_lsn(m->rebase_requested_at) :
 						json_null());
-	json_object_set_new(o, "archived_to", manifest_json_lsn(m->archived_to));
-	json_object_set_new(o, "drop_lsn", m->drop_lsn ? manifest_json_lsn(m->drop_lsn) : json_null());
-	json_object_set_new(o, "ddl_capture_from", m->ddl_capture_from ? manifest_json_lsn(m->ddl_capture_from) : json_null());
+	json_object_set_new(o, "archived_to", jsonout_lsn(m->archived_to));
+	json_object_set_new(o, "drop_lsn", m->drop_lsn ? jsonout_lsn(m->drop_lsn) : json_null());
+	json_object_set_new(o, "ddl_capture_from", m->ddl_capture_from ? jsonout_lsn(m->ddl_capture_from) : json_null());
 	{
 		json_t *names = json_array();
 
 		for (int i = 0; i < m->nnames; i++)
-			json_array_append_new(names, json_pack("{s:o,s:s,s:s}", "from_lsn", manifest_json_lsn(m->names[i].from_lsn),
+			json_array_append_new(names, json_pack("{s:o,s:s,s:s}", "from_lsn", jsonout_lsn(m->names[i].from_lsn),
 												   "schema", m->names[i].schema, "name", m->names[i].name));
 		json_object_set_new(o, "names", names);
 	}
@@ -143,8 +145,8 @@ info_render_table_json(const manifest *m, const info_summary *s)
 			size += b->chunks[k].size;
 			raw += b->chunks[k].raw_size;
 		}
-		json_object_set_new(jb, "lsn", manifest_json_lsn(b->lsn));
-		json_object_set_new(jb, "time", manifest_json_time(b->time));
+		json_object_set_new(jb, "lsn", jsonout_lsn(b->lsn));
+		json_object_set_new(jb, "time", jsonout_time(b->time));
 		json_object_set_new(jb, "rows", json_integer((json_int_t) b->rows));
 		json_object_set_new(jb, "chunks", json_integer(b->nchunks));
 		json_object_set_new(jb, "size", json_integer((json_int_t) size));
@@ -156,8 +158,8 @@ info_render_table_json(const manifest *m, const info_summary *s)
 	json_object_set_new(segs, "size", json_integer((json_int_t) s->seg_size));
 	json_object_set_new(segs, "raw_size", json_integer((json_int_t) s->seg_raw));
 	json_object_set_new(segs, "records", json_integer((json_int_t) s->seg_records));
-	json_object_set_new(segs, "first_lsn", m->nsegments ? manifest_json_lsn(s->seg_first) : json_null());
-	json_object_set_new(segs, "last_end_lsn", m->nsegments ? manifest_json_lsn(s->seg_last_end) : json_null());
+	json_object_set_new(segs, "first_lsn", m->nsegments ? jsonout_lsn(s->seg_first) : json_null());
+	json_object_set_new(segs, "last_end_lsn", m->nsegments ? jsonout_lsn(s->seg_last_end) : json_null());
 	json_object_set_new(o, "segments", segs);
 	{
 		json_t *gaps = json_array();
@@ -166,9 +168,9 @@ info_render_table_json(const manifest *m, const info_summary *s)
 		{
 			json_t *g = json_object();
 
-			json_object_set_new(g, "from_lsn", manifest_json_lsn(m->gaps[i].from));
+			json_object_set_new(g, "from_lsn", jsonout_lsn(m->gaps[i].from));
 			json_object_set_new(g, "to_lsn", m->gaps[i].to == MANIFEST_GAP_OPEN ? json_null() :
-								manifest_json_lsn(m->gaps[i].to));
+								jsonout_lsn(m->gaps[i].to));
 			json_array_append_new(gaps, g);
 		}
 		json_object_set_new(o, "not_archived", gaps);
@@ -177,9 +179,9 @@ info_render_table_json(const manifest *m, const info_summary *s)
 		{
 			json_t *g = json_object();
 
-			json_object_set_new(g, "from_lsn", manifest_json_lsn(m->schema_gaps[i].from));
+			json_object_set_new(g, "from_lsn", jsonout_lsn(m->schema_gaps[i].from));
 			json_object_set_new(g, "to_lsn", m->schema_gaps[i].to == MANIFEST_GAP_OPEN ? json_null() :
-								manifest_json_lsn(m->schema_gaps[i].to));
+								jsonout_lsn(m->schema_gaps[i].to));
 			json_array_append_new(gaps, g);
 		}
 		json_object_set_new(o, "schema_unknown", gaps);
@@ -192,8 +194,8 @@ info_render_table_json(const manifest *m, const info_summary *s)
 	{
 		json_t *e = json_object();
 
-		json_object_set_new(e, "before_lsn", manifest_json_lsn(m->expired_before));
-		json_object_set_new(e, "time", manifest_json_time(m->expired_time));
+		json_object_set_new(e, "before_lsn", jsonout_lsn(m->expired_before));
+		json_object_set_new(e, "time", jsonout_time(m->expired_time));
 		json_object_set_new(o, "expired", e);
 	}
 	else
@@ -202,10 +204,10 @@ info_render_table_json(const manifest *m, const info_summary *s)
 	{
 		json_t *w = json_object();
 
-		json_object_set_new(w, "from_lsn", manifest_json_lsn(s->window_from));
-		json_object_set_new(w, "from_time", manifest_json_time(s->window_from_time));
-		json_object_set_new(w, "to_lsn", manifest_json_lsn(s->window_to));
-		json_object_set_new(w, "to_time", manifest_json_time(s->window_to_time));
+		json_object_set_new(w, "from_lsn", jsonout_lsn(s->window_from));
+		json_object_set_new(w, "from_time", jsonout_time(s->window_from_time));
+		json_object_set_new(w, "to_lsn", jsonout_lsn(s->window_to));
+		json_object_set_new(w, "to_time", jsonout_time(s->window_to_time));
 		json_object_set_new(o, "recovery_window", w);
 	}
 	else
@@ -219,7 +221,7 @@ info_render_table_text(const manifest *m, const info_summary *s)
 {
 	char a[LSN_BUFLEN];
 	char b[LSN_BUFLEN];
-	char t[MANIFEST_TIME_BUFLEN];
+	char t[ISOTIME_BUFLEN];
 	char sz[32];
 	char rsz[32];
 	size_t i;
@@ -233,17 +235,17 @@ info_render_table_text(const manifest *m, const info_summary *s)
 	free(status);
 	if (s->has_window)
 	{
-		char t2[MANIFEST_TIME_BUFLEN];
+		char t2[ISOTIME_BUFLEN];
 
 		printf("  recoverable:  %s (%s) .. %s (%s)\n", lsn_format(s->window_from, a),
-			   manifest_format_time(s->window_from_time, t), lsn_format(s->window_to, b),
-			   manifest_format_time(s->window_to_time, t2));
+			   isotime_format(s->window_from_time, t), lsn_format(s->window_to, b),
+			   isotime_format(s->window_to_time, t2));
 	}
 	else
 		printf("  recoverable:  no\n");
 	if (m->expired_before)
 		printf("  expired:      points before %s (retention, at %s)\n", lsn_format(m->expired_before, a),
-			   manifest_format_time(m->expired_time, t));
+			   isotime_format(m->expired_time, t));
 	for (int k = 0; k < m->ngaps; k++)
 	{
 		if (m->gaps[k].to == MANIFEST_GAP_OPEN)
@@ -291,7 +293,7 @@ info_render_table_text(const manifest *m, const info_summary *s)
 		human_size(size, sz, sizeof(sz));
 		human_size(raw, rsz, sizeof(rsz));
 		printf("    %-17s  %s  %" PRIu64 " rows, %d chunk(s), %s (raw %s)\n", lsn_format(bs->lsn, a),
-			   manifest_format_time(bs->time, t), bs->rows, bs->nchunks, sz, rsz);
+			   isotime_format(bs->time, t), bs->rows, bs->nchunks, sz, rsz);
 	}
 	human_size(s->seg_size, sz, sizeof(sz));
 	human_size(s->seg_raw, rsz, sizeof(rsz));
@@ -327,7 +329,7 @@ info_render_head_text(const char *shown_where, const char *head_error, bool head
 	else
 	{
 		char a[LSN_BUFLEN];
-		char t[MANIFEST_TIME_BUFLEN];
+		char t[ISOTIME_BUFLEN];
 
 		strbuf tf = STRBUF_INIT;
 		char *db = quote_ident_printable(head->database);
@@ -335,7 +337,7 @@ info_render_head_text(const char *shown_where, const char *head_error, bool head
 
 		printf("  database:     %s (system identifier %s)\n", db, sysid);
 		printf("  flushed to:   %s at %s\n", lsn_format(head->flushed_lsn, a),
-			   manifest_format_time(head->time, t));
+			   isotime_format(head->time, t));
 		strbuf_printf(&tf, "TimeZone=%s, DateStyle='%s', extra_float_digits=%d, IntervalStyle=%s, bytea_output=%s",
 					  head->text_format.timezone, head->text_format.datestyle, head->text_format.extra_float_digits,
 					  head->text_format.intervalstyle, head->text_format.bytea_output);
@@ -387,8 +389,8 @@ info_render_json(const char *where, const char *head_error, bool head_exists, co
 
 		json_object_set_new(h, "database", json_string(head->database));
 		json_object_set_new(h, "system_identifier", json_string(head->system_identifier));
-		json_object_set_new(h, "flushed_lsn", manifest_json_lsn(head->flushed_lsn));
-		json_object_set_new(h, "time", manifest_json_time(head->time));
+		json_object_set_new(h, "flushed_lsn", jsonout_lsn(head->flushed_lsn));
+		json_object_set_new(h, "time", jsonout_time(head->time));
 		json_object_set_new(tf, "timezone", json_string(head->text_format.timezone));
 		json_object_set_new(tf, "datestyle", json_string(head->text_format.datestyle));
 		json_object_set_new(tf, "extra_float_digits", json_integer(head->text_format.extra_float_digits));

@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "manifest.h"
+#include "manifest_head.h"
 
 /* What info reports about one table, derived from its manifest. */
 typedef struct info_summary

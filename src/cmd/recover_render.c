@@ -1,5 +1,6 @@
 /* recover_render.c — printed pieces of `backstop recover`: the point in words, notes, the SQL for after a copy-back. */
 #include "recover_render.h"
+#include "isotime.h"
 #include "lsn.h"
 #include "manifest.h"
 
@@ -12,7 +13,7 @@ const char *
 recover_render_point(const recover_point *pt, char *buf, size_t size)
 {
 	char l[LSN_BUFLEN],
-		t[MANIFEST_TIME_BUFLEN];
+		t[ISOTIME_BUFLEN];
 	const char *incl = pt->exclusive ? "before" : "through";
 
 	switch (pt->kind)
@@ -25,7 +26,7 @@ recover_render_point(const recover_point *pt, char *buf, size_t size)
 				char lt[RECOVER_TIME_BUFLEN];
 
 				snprintf(buf, size, "commits %s %s (%s; time read in %s)", pt->exclusive ? "before" : "at or before",
-						 recover_format_local_time(pt->time, lt), manifest_format_time(pt->time, t), pt->zone);
+						 recover_format_local_time(pt->time, lt), isotime_format(pt->time, t), pt->zone);
 				break;
 			}
 		case RECOVER_POINT_XID:

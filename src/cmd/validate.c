@@ -2,6 +2,7 @@
 #include "validate.h"
 #include "control.h"
 #include "codec.h"
+#include "ident.h"
 #include "lsn.h"
 #include "manifest.h"
 #include "recover_plan.h"
@@ -89,7 +90,7 @@ check_table_name(const char *value, bs_error *err)
 		*name = NULL;
 	int rc = BS_OK;
 
-	if (manifest_split_name(value, &schema, &name, err) != BS_OK)
+	if (ident_split_name(value, &schema, &name, err) != BS_OK)
 		return BS_ERR;
 	if (strlen(schema) > VALIDATE_NAME_MAX || strlen(name) > VALIDATE_NAME_MAX)
 		rc = error_set(err, ERRCODE_INVALID_PARAMETER,
@@ -229,7 +230,7 @@ check_file_list(const char *value, bs_error *err)
 }
 
 /* quoted: the check's own messages quote the value (shared with storage_open() and
- * manifest_split_name()), so it is not repeated in front of them. */
+ * ident_split_name()), so it is not repeated in front of them. */
 static const struct
 {
 	const char *option;

@@ -4,6 +4,7 @@
 #include "catalog.h"
 #include "lsn.h"
 #include "log.h"
+#include "manifest_keys.h"
 #include "object.h"
 #include "pgsql.h"
 #include "quote.h"

@@ -1,6 +1,6 @@
 /* pgsql.c — libpq helpers: connections with Backstop's fixed text-format settings, checked queries. */
 #include "pgsql.h"
-#include "manifest.h"
+#include "manifest_head.h"
 #include "redact.h"
 #include "strbuf.h"
 

@@ -9,7 +9,7 @@
 
 /*
  * Session settings under which every archived value is produced and every recovered value
- * is read back, so that text forms are identical; the same as ARCHIVE_TEXT_* in manifest.h,
+ * is read back, so that text forms are identical; the same as ARCHIVE_TEXT_* in manifest_head.h,
  * which records them in head.json.
  */
 #define PGSQL_TEXT_FORMAT_OPTIONS \

@@ -1,5 +1,6 @@
 /* copyback.c — the SQL that puts a recovered table back: chosen from the live database and the point, printed, or applied and validated. */
 #include "copyback.h"
+#include "isotime.h"
 #include "lsn.h"
 #include "pgsql.h"
 #include "quote.h"
@@ -225,13 +226,13 @@ static void
 note_later(const copyback_input *in, copyback *cb, const char *what_is_lost)
 {
 	char l[LSN_BUFLEN],
-		t[MANIFEST_TIME_BUFLEN];
+		t[ISOTIME_BUFLEN];
 
 	if (in->later.segments == 0)
 		return;
 	strbuf_printf(&cb->notes, "WARNING: changes to this table were archived after the point (%d segment(s), the last "
 				  "transaction ending at LSN %s, committed %s): %s\n", in->later.segments,
-				  lsn_format(in->later.last_end_lsn, l), manifest_format_time(in->later.last_time, t), what_is_lost);
+				  lsn_format(in->later.last_end_lsn, l), isotime_format(in->later.last_time, t), what_is_lost);
 }
 
 static void

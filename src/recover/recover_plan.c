@@ -2,7 +2,9 @@
 #include "recover_plan.h"
 #include "clock.h"
 #include "audit.h"
+#include "isotime.h"
 #include "lsn.h"
+#include "manifest_head.h"
 #include "object.h"
 #include "pgsql.h"
 #include "quote.h"
@@ -386,14 +388,14 @@ static int
 expired_error(const manifest *m, const char *what, bs_error *err)
 {
 	char lo[LSN_BUFLEN],
-		t0[MANIFEST_TIME_BUFLEN],
-		t1[MANIFEST_TIME_BUFLEN];
+		t0[ISOTIME_BUFLEN],
+		t1[ISOTIME_BUFLEN];
 
 	return error_set(err, ERRCODE_OUT_OF_RANGE,
 					 "%s was expired by the archive's retention (backstop expire at %s): the recovery window "
 					 "of %s.%s now starts at LSN %s (base copy taken %s)",
-					 what, manifest_format_time(m->expired_time, t1), m->schema, m->name,
-					 lsn_format(m->bases[0].lsn, lo), manifest_format_time(m->bases[0].time, t0));
+					 what, isotime_format(m->expired_time, t1), m->schema, m->name,
+					 lsn_format(m->bases[0].lsn, lo), isotime_format(m->bases[0].time, t0));
 }
 
 static int
@@ -401,7 +403,7 @@ window_error(const recover_plan *plan, const char *what, bs_error *err)
 {
 	char lo[LSN_BUFLEN],
 		hi[LSN_BUFLEN],
-		t0[MANIFEST_TIME_BUFLEN],
+		t0[ISOTIME_BUFLEN],
 		name[800];
 
 	if (strcmp(plan->m->status, "dropped") == 0)
@@ -413,13 +415,13 @@ window_error(const recover_plan *plan, const char *what, bs_error *err)
 						 "table was dropped after %s and before %s, and the archive does not vouch that it "
 						 "still existed later (--latest gives its last state)",
 						 what, table_name(plan->m, name, sizeof(name)), lsn_format(plan->window_lo, lo),
-						 manifest_format_time(plan->m->bases[0].time, t0), lsn_format(plan->window_hi, hi),
+						 isotime_format(plan->m->bases[0].time, t0), lsn_format(plan->window_hi, hi),
 						 lsn_format(plan->window_hi, hi), lsn_format(plan->m->dropped_at_lsn, gone));
 	}
 	return error_set(err, ERRCODE_OUT_OF_RANGE,
 					 "%s is outside the recovery window of %s: LSN %s (base copy taken %s) to %s",
 					 what, table_name(plan->m, name, sizeof(name)), lsn_format(plan->window_lo, lo),
-					 manifest_format_time(plan->m->bases[0].time, t0), lsn_format(plan->window_hi, hi));
+					 isotime_format(plan->m->bases[0].time, t0), lsn_format(plan->window_hi, hi));
 }
 
 /*
@@ -492,7 +494,7 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 				stream_hi;
 	audit_report audit;
 	char buf[LSN_BUFLEN],
-		tbuf[MANIFEST_TIME_BUFLEN],
+		tbuf[ISOTIME_BUFLEN],
 		name[800],
 		what[128];
 
@@ -570,7 +572,7 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 
 				if (head && strcmp(m->status, "active") == 0 && head->time > hi_time)
 					hi_time = head->time;
-				snprintf(what, sizeof(what), "time %s", manifest_format_time(pt->time, tbuf));
+				snprintf(what, sizeof(what), "time %s", isotime_format(pt->time, tbuf));
 				if (pt->time < m->bases[0].time && m->expired_before)
 				{
 					expired_error(m, what, err);
@@ -578,13 +580,13 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 				}
 				if (pt->time < m->bases[0].time || pt->time > hi_time)
 				{
-					char t0[MANIFEST_TIME_BUFLEN],
-						t1[MANIFEST_TIME_BUFLEN];
+					char t0[ISOTIME_BUFLEN],
+						t1[ISOTIME_BUFLEN];
 
 					error_set(err, ERRCODE_OUT_OF_RANGE,
 							  "%s is outside the recovery window of %s: %s to %s", what,
-							  table_name(m, name, sizeof(name)), manifest_format_time(m->bases[0].time, t0),
-							  manifest_format_time(hi_time, t1));
+							  table_name(m, name, sizeof(name)), isotime_format(m->bases[0].time, t0),
+							  isotime_format(hi_time, t1));
 					goto fail;
 				}
 				/* Start from the newest base taken at or before the time. */
@@ -1325,7 +1327,7 @@ recover_format_local_time(int64_t unix_us, char *buf)
 	}
 	tzset();
 	if (localtime_r(&secs, &tm) == NULL)
-		return manifest_format_time(unix_us, buf);
+		return isotime_format(unix_us, buf);
 	format_offset(tm.tm_gmtoff, off, sizeof(off));
 	snprintf(buf, RECOVER_TIME_BUFLEN, "%04d-%02d-%02d %02d:%02d:%02d.%06ld%s", tm.tm_year + 1900, tm.tm_mon + 1,
 			 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us, off);
@@ -1489,7 +1491,7 @@ recover_parse_time_at(const char *s, int64_t now, recover_time *out)
 		return BS_ERR;
 	}
 	strbuf_append_char(&sb, 'Z');
-	rc = manifest_parse_time(sb.data, &out->time);	/* checks the fields; as if in UTC */
+	rc = isotime_parse(sb.data, &out->time);	/* checks the fields; as if in UTC */
 	strbuf_free(&sb);
 	if (rc != BS_OK)
 		return BS_ERR;

@@ -7,6 +7,7 @@
 
 #include "error.h"
 #include "manifest.h"
+#include "manifest_head.h"
 #include "replay.h"
 #include "spill.h"
 #include "storage.h"

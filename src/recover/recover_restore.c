@@ -1,5 +1,6 @@
 /* recover_restore.c — what a recovered table cannot hold (foreign keys into it, triggers, policies, publications, its partition attachment), as SQL printed for after the copy-back. */
 #include "recover_restore.h"
+#include "manifest_store.h"
 #include "pgsql.h"
 #include "quote.h"
 #include "sqlcheck.h"

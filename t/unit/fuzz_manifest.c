@@ -1,5 +1,7 @@
 /* fuzz_manifest.c — libFuzzer target for what is read from storage as JSON: manifests, head.json, and the SQL checks of their definitions. */
 #include "manifest.h"
+#include "manifest_head.h"
+#include "manifest_json.h"
 #include "sqlcheck.h"
 #include "strbuf.h"
 

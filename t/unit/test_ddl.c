@@ -1,6 +1,7 @@
 /* test_ddl.c — unit tests for schema-change messages (ddl.c) and the manifest's name history. */
 #include "ddl.h"
 #include "manifest.h"
+#include "manifest_json.h"
 #include "strbuf.h"
 #include "tap.h"
 

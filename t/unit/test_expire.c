@@ -1,6 +1,8 @@
 /* test_expire.c — unit tests of retention's selection: given a manifest and a policy, what is kept. */
 #include "expire.h"
 #include "manifest.h"
+#include "manifest_json.h"
+#include "manifest_keys.h"
 #include "storage.h"
 #include "tap.h"
 

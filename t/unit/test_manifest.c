@@ -1,6 +1,12 @@
 /* test_manifest.c — unit tests for manifests and the archive head: JSON, validation, storage, names. */
+#include "ident.h"
+#include "isotime.h"
 #include "manifest.h"
 #include "log.h"
+#include "manifest_head.h"
+#include "manifest_json.h"
+#include "manifest_keys.h"
+#include "manifest_store.h"
 #include "strbuf.h"
 #include "tap.h"
 
@@ -81,7 +87,7 @@ sample_manifest(uint32_t relid, const char *schema, const char *name, uint64_t a
 static void
 test_time(void)
 {
-	char buf[MANIFEST_TIME_BUFLEN];
+	char buf[ISOTIME_BUFLEN];
 	int64_t t;
 	static const char *const bad_times[] = {
 		"2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-26T24:00:00Z",
@@ -90,27 +96,27 @@ test_time(void)
 		"", "2026-11-2", "-026-11-26T16:00:00Z", "2026-04-31T00:00:00Z", NULL
 	};
 
-	is_str(manifest_format_time(0, buf), "1970-01-01T00:00:00.000000Z", "epoch formats");
-	is_str(manifest_format_time(1795708800123456LL, buf), "2026-11-26T16:00:00.123456Z", "a 2026 time formats");
-	is_str(manifest_format_time(-1, buf), "1969-12-31T23:59:59.999999Z", "negative time formats");
-	ok(manifest_parse_time("2026-11-26T16:00:00.123456Z", &t) == BS_OK && t == 1795708800123456LL,
+	is_str(isotime_format(0, buf), "1970-01-01T00:00:00.000000Z", "epoch formats");
+	is_str(isotime_format(1795708800123456LL, buf), "2026-11-26T16:00:00.123456Z", "a 2026 time formats");
+	is_str(isotime_format(-1, buf), "1969-12-31T23:59:59.999999Z", "negative time formats");
+	ok(isotime_parse("2026-11-26T16:00:00.123456Z", &t) == BS_OK && t == 1795708800123456LL,
 	   "a 2026 time parses");
-	ok(manifest_parse_time("2026-11-26T16:00:00Z", &t) == BS_OK && t == 1795708800000000LL,
+	ok(isotime_parse("2026-11-26T16:00:00Z", &t) == BS_OK && t == 1795708800000000LL,
 	   "a time without fraction parses");
-	ok(manifest_parse_time("2026-11-26T16:00:00.5Z", &t) == BS_OK && t == 1795708800500000LL,
+	ok(isotime_parse("2026-11-26T16:00:00.5Z", &t) == BS_OK && t == 1795708800500000LL,
 	   "a short fraction is tenths");
-	ok(manifest_parse_time("2024-02-29T12:00:00Z", &t) == BS_OK, "a leap day parses");
-	ok(manifest_parse_time("2000-02-29T00:00:00Z", &t) == BS_OK, "2000 is a leap year");
-	ok(manifest_parse_time("1900-02-29T00:00:00Z", &t) == BS_ERR, "1900 is not a leap year");
+	ok(isotime_parse("2024-02-29T12:00:00Z", &t) == BS_OK, "a leap day parses");
+	ok(isotime_parse("2000-02-29T00:00:00Z", &t) == BS_OK, "2000 is a leap year");
+	ok(isotime_parse("1900-02-29T00:00:00Z", &t) == BS_ERR, "1900 is not a leap year");
 	for (int i = 0; bad_times[i]; i++)
-		ok(manifest_parse_time(bad_times[i], &t) == BS_ERR, "bad time \"%s\" refused", bad_times[i]);
+		ok(isotime_parse(bad_times[i], &t) == BS_ERR, "bad time \"%s\" refused", bad_times[i]);
 	{
 		int64_t samples[] = {0, 1, -1, 946684800000000LL, -62135596800000000LL, 253402300799999999LL,
 		1795708800123456LL, 951782400000000LL};
 		bool all = true;
 
 		for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++)
-			if (manifest_parse_time(manifest_format_time(samples[i], buf), &t) != BS_OK || t != samples[i])
+			if (isotime_parse(isotime_format(samples[i], buf), &t) != BS_OK || t != samples[i])
 			{
 				all = false;
 				printf("# round trip of %lld failed: %s\n", (long long) samples[i], buf);
@@ -529,7 +535,7 @@ test_names(void)
 		char *s = NULL;
 		char *n = NULL;
 
-		ok(manifest_split_name(good[i].in, &s, &n, &err) == BS_OK && strcmp(s, good[i].schema) == 0 &&
+		ok(ident_split_name(good[i].in, &s, &n, &err) == BS_OK && strcmp(s, good[i].schema) == 0 &&
 		   strcmp(n, good[i].name) == 0, "name %s splits into [%s].[%s]", good[i].in, good[i].schema, good[i].name);
 		free(s);
 		free(n);
@@ -539,7 +545,7 @@ test_names(void)
 		char *s = (char *) 1;
 		char *n = (char *) 1;
 
-		ok(manifest_split_name(bad_names[i], &s, &n, &err) == BS_ERR && s == NULL && n == NULL &&
+		ok(ident_split_name(bad_names[i], &s, &n, &err) == BS_ERR && s == NULL && n == NULL &&
 		   strcmp(err.code, ERRCODE_SYNTAX) == 0, "bad name '%s' refused", bad_names[i]);
 	}
 }

@@ -1,0 +1,26 @@
+/* manifest_keys.h — the archive's object keys (the layout of doc/FORMAT.md): built, and parsed back to a relid. */
+#ifndef BACKSTOP_MANIFEST_KEYS_H
+#define BACKSTOP_MANIFEST_KEYS_H
+
+#include <stdint.h>
+
+/* The archive head, at the top of the archive. */
+#define ARCHIVE_HEAD_KEY "head.json"
+/* Every table's objects are under tables/<relid>/ (relid in decimal). */
+#define ARCHIVE_TABLES_PREFIX "tables/"
+
+/* tables/<relid>/manifest.json */
+char *manifest_key(uint32_t relid);
+/* tables/<relid>/seg/<first LSN>-<end LSN>.bso (16 hex digits each) */
+char *manifest_segment_key(uint32_t relid, uint64_t first_lsn, uint64_t end_lsn);
+/* tables/<relid>/base/<LSN>/chunk-<NNNNNN>.bso */
+char *manifest_base_chunk_key(uint32_t relid, uint64_t base_lsn, int chunk);
+/* tables/<relid>/base/<LSN>/schema.sql */
+char *manifest_base_schema_key(uint32_t relid, uint64_t base_lsn);
+
+/* Parse a tables/<relid>/... key: BS_OK and *relid when key is under a valid relid
+ * directory (decimal, no sign, no leading zero, 1..UINT32_MAX), *rest (when not NULL)
+ * pointing after "tables/<relid>/"; BS_ERR otherwise. */
+int manifest_key_relid(const char *key, uint32_t *relid, const char **rest);
+
+#endif
