@@ -4,7 +4,6 @@
 #include "log.h"
 #include "manifest_json.h"
 #include "manifest_keys.h"
-#include "pgsql.h"
 #include "quote.h"
 #include "strbuf.h"
 
