@@ -88,6 +88,7 @@ static const ecase cases[] = {
 	"(the archive holds no tables)"},
 	{{"changes", "--storage", "s3://bucket/x", "--table", "t", NULL}, EXIT_USAGE,
 	"no S3 credentials: set s3_access_key_id and s3_secret_access_key"},
+	{{"changes", "--storage", "EMPTY", NULL}, EXIT_FAILURE_RUNTIME, "backstop changes: ERROR: no archive at file://"},
 	{{"info", "--storage", "EMPTY", NULL}, EXIT_FAILURE_RUNTIME, "backstop info: ERROR: no archive at file://"},
 	{{"verify", "--storage", "EMPTY", "x", NULL}, EXIT_USAGE, "backstop verify: unexpected argument \"x\""},
 	{{"doctor", "extra", NULL}, EXIT_USAGE, "backstop doctor: unexpected argument \"extra\""},
