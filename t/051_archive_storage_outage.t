@@ -49,26 +49,18 @@ END
 	kill 'KILL', $_ for keys %archiver_pid;
 }
 
-# Start the archiver (own fork, so that the exit status and /proc are easy to reach).
+# Start the archiver (spawn_archiver: a PID, so that the exit status and /proc are easy to reach).
 sub start_archiver
 {
 	my ($log, @extra) = @_;
-	my $pid = fork;
-	die "fork: $!" unless defined $pid;
-	if ($pid == 0)
-	{
-		%ENV = (%ENV, BackstopS3::s3_env($px->{endpoint}));
-		open(STDIN, '<', '/dev/null') or POSIX::_exit(127);
-		open(STDOUT, '>>', $log) or POSIX::_exit(127);
-		open(STDERR, '>&', \*STDOUT) or POSIX::_exit(127);
-		exec(backstop_bin(), 'archive', '--db', $conn, '--tables', join(',', @tables),
-			'--storage', $storage, '--s3-endpoint', $px->{endpoint},
-			'--data-dir', "$dir/data", '--listen', $listen,
-			# Fail fast on a dead storage so that the event loop stays responsive.
-			'--retries', '1', '--retry-base-delay', '50ms', '--s3-timeout', '3s',
-			'--segment-age', '1s', '--status-interval', '1s', '--table-poll-interval', '2s',
-			@extra) or POSIX::_exit(127);
-	}
+	local %ENV = (%ENV, BackstopS3::s3_env($px->{endpoint}));
+	my $pid = spawn_archiver($log, '--db', $conn, '--tables', join(',', @tables),
+		'--storage', $storage, '--s3-endpoint', $px->{endpoint},
+		'--data-dir', "$dir/data", '--listen', $listen,
+		# Fail fast on a dead storage so that the event loop stays responsive.
+		'--retries', '1', '--retry-base-delay', '50ms', '--s3-timeout', '3s',
+		'--segment-age', '1s', '--status-interval', '1s', '--table-poll-interval', '2s',
+		@extra);
 	$archiver_pid{$pid} = 1;
 	return $pid;
 }

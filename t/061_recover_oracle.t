@@ -35,17 +35,8 @@ my $h = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', '--db', $conn,
 	  '--data-dir', "$dir/data", '--listen', $listen, '--segment-age', '1s', '--status-interval', '1s' ],
 	'<', \undef, '>', "$dir/archiver.out", '2>>', $log));
 
-sub checkpoint
-{
-	my $deadline = time + 60;
-	while (time < $deadline)
-	{
-		my ($rc) = archiver_checkpoint($listen, 'public.o', '30s');
-		return 1 if $rc == 0;
-		sleep 0.3;
-	}
-	return 0;
-}
+# Retried for up to 60 s (the daemon may still be taking its base copy).
+sub checkpoint { return (checkpoint_until($listen, 'public.o', 60))[0] == 0 }
 ok(checkpoint(), 'archiver running') or diag(slurp_file($log));
 
 # The workload: each entry is one transaction.

@@ -42,18 +42,8 @@ my $h = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', '--db', $conn,
 	  '--data-dir', "$dir/data", '--listen', $listen, '--segment-age', '1s', '--base-chunk-size', '2MiB' ],
 	'<', \undef, '>', "$dir/archiver.out", '2>>', $log));
 
-sub checkpoint
-{
-	my ($table) = @_;
-	my $deadline = time + 60;
-	while (time < $deadline)
-	{
-		my ($rc) = archiver_checkpoint($listen, $table, '30s');
-		return 1 if $rc == 0;
-		sleep 0.3;
-	}
-	return 0;
-}
+# Retried for up to 60 s (the daemon may still be taking its base copy).
+sub checkpoint { return (checkpoint_until($listen, $_[0], 60))[0] == 0 }
 ok(checkpoint('public.k') && checkpoint('public.f'), 'archiver running') or diag(slurp_file($log));
 
 my @steps = (

@@ -746,6 +746,25 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 	}
 	else if (load_all_tables(st, head_exists ? &head : NULL, &cs, &ncs, &err) != BS_OK)
 		goto failed;
+	else if (ncs == 0 && !head_exists)
+	{
+		/* Nothing at all there is a mistyped URL, not an archive without transactions. */
+		storage_keys keys = {0};
+		bool none;
+
+		if (storage_list(st, "tables/", storage_collect_key, &keys, &err) != BS_OK)
+			goto failed;
+		none = keys.count == 0;
+		storage_keys_free(&keys);
+		if (none)
+		{
+			char *where = redact_text(storage_describe(st));
+
+			error_set(&err, ERRCODE_UNDEFINED_OBJECT, "no archive at %s", where);
+			free(where);
+			goto failed;
+		}
+	}
 
 	/* Each table's range must be whole by the archive's own account. */
 	for (int i = 0; i < ncs; i++)
