@@ -51,9 +51,12 @@ typedef struct hash_set
 	size_t count;
 } hash_set;
 
-/* An index larger than this share of the limit goes to a file (the slots and the touched
- * keys each; the rows fill what the index leaves). */
-#define INDEX_SHARE(limit) ((limit) / 4)
+/*
+ * An index larger than this share of the limit goes to a file (the slots and the touched
+ * keys each; the rows, which spill first, fill what the index leaves).  Looked up in a file
+ * the index costs a read or a write per probe: it stays in memory as long as it may.
+ */
+#define INDEX_SHARE(limit) ((limit) / 2)
 
 #define IS_SPILLED(r) (((uintptr_t) (r)) & 1)
 #define SPILLED(off) ((rrow *) (uintptr_t) (((uint64_t) (off) << 1) | 1))

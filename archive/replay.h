@@ -76,8 +76,8 @@ void replay_free(replay_state *st);
  * bytes, new and changed rows are written to a temporary file in dir (NULL: $TMPDIR, else
  * /tmp), unlinked at creation, and read back when they are looked up or written out.  The
  * index itself (16 to 32 bytes per row, and 8 to 32 per key a streamed recovery touches)
- * moves to such a file when it would take more than a quarter of the limit; it is then
- * read a window at a time (a lookup costs a read, which the page cache mostly answers).
+ * moves to such a file when it would take more than half the limit; it is then read a
+ * window at a time (a lookup costs a system call: much slower than in memory).
  * 0: no limit (the default).  The same code runs either way: the results are identical.
  * A failure to read or write these files fails the call (and every later one).  Call
  * before adding rows.
