@@ -3,6 +3,7 @@
 #include "clock.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -37,6 +38,11 @@ progress_init(progress *p, const char *command, bool draw)
 	p->width = 80;
 	p->cur = -1;
 	p->clock = monotonic_seconds;
+	p->delay = PROGRESS_DELAY;
+	/* Test hook: draw from the start, so that a quick command on a pseudo-terminal shows its
+	 * line (t/060). */
+	if (getenv("BACKSTOP_TEST_PROGRESS_DELAY") != NULL)
+		p->delay = atof(getenv("BACKSTOP_TEST_PROGRESS_DELAY"));
 	if (draw)
 	{
 		struct winsize ws;
@@ -205,7 +211,7 @@ progress_update(progress *p)
 	if (!p->draw)
 		return;
 	t = now(p);
-	if (t - p->start < PROGRESS_DELAY || (p->last_draw > 0 && t - p->last_draw < PROGRESS_INTERVAL))
+	if (t - p->start < p->delay || (p->last_draw > 0 && t - p->last_draw < PROGRESS_INTERVAL))
 		return;
 	draw(p, t);
 }
