@@ -442,6 +442,9 @@ get_map(replay_state *st, uint32_t from, uint32_t to)
 	return m;
 }
 
+/* Bytes read at once for a spilled row: most rows of narrow tables fit. */
+#define ROW_FETCH_FIRST 256
+
 /* A row as kept in a slot, in memory: a spilled one is read into scratch. */
 static int
 row_fetch(const replay_state *st, const rrow *r, strbuf *scratch, const rrow **out, bs_error *err)
@@ -455,13 +458,26 @@ row_fetch(const replay_state *st, const rrow *r, strbuf *scratch, const rrow **o
 		return BS_OK;
 	}
 	off = SPILL_OFFSET(r);
-	if (spill_read(st->spill, off, &hdr, sizeof(hdr), err) != BS_OK)
-		return BS_ERR;
-	strbuf_reset(scratch);
-	strbuf_reserve(scratch, sizeof(rrow) + hdr.len);
-	memcpy(scratch->data, &hdr, sizeof(hdr));
-	if (hdr.len > 0 && spill_read(st->spill, off + sizeof(hdr), scratch->data + sizeof(hdr), hdr.len, err) != BS_OK)
-		return BS_ERR;
+	/* One read for a short row (each read is a system call): the header and what follows. */
+	{
+		uint64_t avail = spill_size(st->spill) > off ? spill_size(st->spill) - off : 0;
+		size_t first = avail < ROW_FETCH_FIRST ? (size_t) avail : ROW_FETCH_FIRST;
+
+		if (first < sizeof(hdr))
+			first = sizeof(hdr);	/* short of a header: spill_read reports it */
+		strbuf_reset(scratch);
+		strbuf_reserve(scratch, first);
+		if (spill_read(st->spill, off, scratch->data, first, err) != BS_OK)
+			return BS_ERR;
+		scratch->len = first;	/* kept by the reserve below */
+		memcpy(&hdr, scratch->data, sizeof(hdr));
+		if (sizeof(hdr) + hdr.len > first)
+		{
+			strbuf_reserve(scratch, sizeof(hdr) + hdr.len - first);
+			if (spill_read(st->spill, off + first, scratch->data + first, sizeof(hdr) + hdr.len - first, err) != BS_OK)
+				return BS_ERR;
+		}
+	}
 	scratch->len = sizeof(hdr) + hdr.len;
 	*out = (const rrow *) scratch->data;
 	return BS_OK;

@@ -110,7 +110,7 @@ sub recover_measured
 	my @cmd = ('/usr/bin/time', '-f', '%M', '-o', $rss, backstop_bin(), 'recover', '--db', $conn,
 		'--storage', $storage, '--table', $table, '--to-lsn', $lsn, '--into', "public.$into", '--json', @extra);
 	my $run = IPC::Run::start(\@cmd, '<', \undef, '>', \$out, '2>', \$err,
-		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+		IPC::Run::timeout(3 * $PostgreSQL::Test::Utils::timeout_default));	# spilled indexes are slow
 	$run->finish;
 	my $rc = $run->result(0);
 	note("backstop recover --table $table --to-lsn $lsn --into public.$into @extra => exit $rc");
