@@ -32,6 +32,34 @@ typedef struct rslot
 	rrow *row;
 } rslot;
 
+/*
+ * The slots, in memory, or past INDEX_SHARE of the memory limit in a temporary file
+ * (spill_array): the index is then bounded too, one read per probe.  The same code runs
+ * either way, so the results are identical.
+ */
+typedef struct slot_table
+{
+	rslot *mem;
+	spill_array *disk;
+	size_t cap;					/* power of two, or 0 */
+} slot_table;
+
+/* The keys touched by change records (streaming): 0 marks an empty slot. */
+typedef struct hash_set
+{
+	uint64_t *mem;
+	spill_array *disk;
+	size_t cap;					/* power of two, or 0 */
+	size_t count;
+} hash_set;
+
+/*
+ * An index larger than this share of the limit goes to a file (the slots and the touched
+ * keys each; the rows, which spill first, fill what the index leaves).  Looked up in a file
+ * the index costs a read or a write per probe: it stays in memory as long as it may.
+ */
+#define INDEX_SHARE(limit) ((limit) / 2)
+
 #define IS_SPILLED(r) (((uintptr_t) (r)) & 1)
 #define SPILLED(off) ((rrow *) (uintptr_t) (((uint64_t) (off) << 1) | 1))
 #define SPILL_OFFSET(r) ((uint64_t) (((uintptr_t) (r)) >> 1))
@@ -68,8 +96,7 @@ struct replay_state
 	int nkey;
 	int *keypos;				/* positions in cur_layout of the columns compared */
 
-	rslot *slots;
-	size_t cap;					/* power of two */
+	slot_table tab;
 	size_t count;
 	uint64_t next_seq;			/* rrow.seq of the next row encoded */
 
@@ -101,15 +128,17 @@ struct replay_state
 	uint64_t mem_rows;			/* bytes of the rows in memory */
 	uint64_t spilled_rows;		/* rows written to the file (ever) */
 	uint64_t spilled_bytes;		/* bytes written to the file (ever) */
+	uint64_t index_spills;		/* times an index went to a file */
+	/* The first failure to read or write an index file: every later call fails with it. */
+	bool io_failed;
+	bs_error io_err;
 	strbuf rb_find;				/* a spilled row read back: candidates of table_find */
 	strbuf rb_old;				/* the same: the prior image of an update or delete */
 
 	/* Streaming (replay_stream_begin): hashes of the keys that change records touch; open
 	 * addressing, 0 marks an empty slot.  Base rows whose key hash is absent bypass the state. */
 	bool streaming;
-	uint64_t *touched;
-	size_t tcap;				/* power of two */
-	size_t tcount;
+	hash_set touched;
 	strbuf rectext;
 };
 
@@ -417,6 +446,9 @@ get_map(replay_state *st, uint32_t from, uint32_t to)
 	return m;
 }
 
+/* Bytes read at once for a spilled row: most rows of narrow tables fit. */
+#define ROW_FETCH_FIRST 256
+
 /* A row as kept in a slot, in memory: a spilled one is read into scratch. */
 static int
 row_fetch(const replay_state *st, const rrow *r, strbuf *scratch, const rrow **out, bs_error *err)
@@ -430,13 +462,26 @@ row_fetch(const replay_state *st, const rrow *r, strbuf *scratch, const rrow **o
 		return BS_OK;
 	}
 	off = SPILL_OFFSET(r);
-	if (spill_read(st->spill, off, &hdr, sizeof(hdr), err) != BS_OK)
-		return BS_ERR;
-	strbuf_reset(scratch);
-	strbuf_reserve(scratch, sizeof(rrow) + hdr.len);
-	memcpy(scratch->data, &hdr, sizeof(hdr));
-	if (hdr.len > 0 && spill_read(st->spill, off + sizeof(hdr), scratch->data + sizeof(hdr), hdr.len, err) != BS_OK)
-		return BS_ERR;
+	/* One read for a short row (each read is a system call): the header and what follows. */
+	{
+		uint64_t avail = spill_size(st->spill) > off ? spill_size(st->spill) - off : 0;
+		size_t first = avail < ROW_FETCH_FIRST ? (size_t) avail : ROW_FETCH_FIRST;
+
+		if (first < sizeof(hdr))
+			first = sizeof(hdr);	/* short of a header: spill_read reports it */
+		strbuf_reset(scratch);
+		strbuf_reserve(scratch, first);
+		if (spill_read(st->spill, off, scratch->data, first, err) != BS_OK)
+			return BS_ERR;
+		scratch->len = first;	/* kept by the reserve below */
+		memcpy(&hdr, scratch->data, sizeof(hdr));
+		if (sizeof(hdr) + hdr.len > first)
+		{
+			strbuf_reserve(scratch, sizeof(hdr) + hdr.len - first);
+			if (spill_read(st->spill, off + first, scratch->data + first, sizeof(hdr) + hdr.len - first, err) != BS_OK)
+				return BS_ERR;
+		}
+	}
 	scratch->len = sizeof(hdr) + hdr.len;
 	*out = (const rrow *) scratch->data;
 	return BS_OK;
@@ -487,38 +532,133 @@ row_values(replay_state *st, const rrow *slot_row, uint32_t to, replay_value *ou
 
 /* ---------- the hash table ---------- */
 
+/* Remember the first failure of an index file; the public calls report it (io_check). */
 static void
-table_insert_slot(rslot *slots, size_t cap, uint64_t hash, rrow *row)
+io_fail(replay_state *st, const bs_error *e)
 {
-	size_t mask = cap - 1;
+	if (!st->io_failed)
+	{
+		st->io_failed = true;
+		st->io_err = *e;
+	}
+}
+
+/* rc, or the index file's failure if there was one: nothing built on it may be trusted. */
+static int
+io_check(replay_state *st, int rc, bs_error *err)
+{
+	if (st->io_failed)
+	{
+		*err = st->io_err;
+		return BS_ERR;
+	}
+	return rc;
+}
+
+/* A slot; after a failed read an empty one (the failure is kept: see io_check). */
+static inline rslot
+slot_get(replay_state *st, const slot_table *t, size_t i)
+{
+	rslot s = {0, NULL};
+	bs_error e;
+
+	if (t->mem)
+		return t->mem[i];
+	if (spill_array_get(t->disk, i, &s, &e) != BS_OK)
+	{
+		io_fail(st, &e);
+		s.hash = 0;
+		s.row = NULL;
+	}
+	return s;
+}
+
+static inline void
+slot_set(replay_state *st, slot_table *t, size_t i, uint64_t hash, rrow *row)
+{
+	rslot s = {hash, row};
+	bs_error e;
+
+	if (t->mem)
+		t->mem[i] = s;
+	else if (spill_array_put(t->disk, i, &s, &e) != BS_OK)
+		io_fail(st, &e);
+}
+
+/* An empty table of cap slots: in memory while within INDEX_SHARE of the limit.  Fails
+ * (io_check) only when the file cannot be made; t is then in memory and empty. */
+static void
+slot_table_init(replay_state *st, slot_table *t, size_t cap)
+{
+	bs_error e;
+
+	t->mem = NULL;
+	t->disk = NULL;
+	t->cap = cap;
+	if (st->mem_limit > 0 && (uint64_t) cap * sizeof(rslot) > INDEX_SHARE(st->mem_limit))
+	{
+		if (spill_array_create(st->spill_dir, "backstop-index-", sizeof(rslot), cap, &t->disk, &e) == BS_OK)
+		{
+			st->index_spills++;
+			return;
+		}
+		error_prefix(&e, "the index of rows beyond the memory limit");
+		io_fail(st, &e);
+	}
+	t->mem = xcalloc(cap, sizeof(rslot));
+}
+
+static void
+slot_table_free(slot_table *t)
+{
+	free(t->mem);
+	spill_array_free(t->disk);
+	t->mem = NULL;
+	t->disk = NULL;
+	t->cap = 0;
+}
+
+static void
+table_insert_slot(replay_state *st, slot_table *t, uint64_t hash, rrow *row)
+{
+	size_t mask = t->cap - 1;
 	size_t i = hash & mask;
 
-	while (slots[i].row != NULL)
+	while (slot_get(st, t, i).row != NULL)
 		i = (i + 1) & mask;
-	slots[i].hash = hash;
-	slots[i].row = row;
+	slot_set(st, t, i, hash, row);
 }
 
 static void
 table_grow(replay_state *st)
 {
-	size_t ncap = st->cap ? st->cap * 2 : 1024;
-	rslot *ns = xcalloc(ncap, sizeof(rslot));
+	size_t ncap = st->tab.cap ? st->tab.cap * 2 : 1024;
+	slot_table nt;
 
-	for (size_t i = 0; i < st->cap; i++)
-		if (st->slots[i].row)
-			table_insert_slot(ns, ncap, st->slots[i].hash, st->slots[i].row);
-	free(st->slots);
-	st->slots = ns;
-	st->cap = ncap;
+	slot_table_init(st, &nt, ncap);
+	if (st->io_failed)
+	{
+		/* Keep the old table: the caller stops at io_check before it fills up. */
+		slot_table_free(&nt);
+		return;
+	}
+	for (size_t i = 0; i < st->tab.cap; i++)
+	{
+		rslot s = slot_get(st, &st->tab, i);
+
+		if (s.row)
+			table_insert_slot(st, &nt, s.hash, s.row);
+	}
+	slot_table_free(&st->tab);
+	st->tab = nt;
 }
 
 static void
 table_add(replay_state *st, uint64_t hash, rrow *row)
 {
-	if ((st->count + 1) * 10 > st->cap * 7)
+	if ((st->count + 1) * 10 > st->tab.cap * 7)
 		table_grow(st);
-	table_insert_slot(st->slots, st->cap, hash, row);
+	table_insert_slot(st, &st->tab, hash, row);
 	st->count++;
 }
 
@@ -526,24 +666,25 @@ table_add(replay_state *st, uint64_t hash, rrow *row)
 static void
 table_remove_at(replay_state *st, size_t i)
 {
-	size_t mask = st->cap - 1;
+	size_t mask = st->tab.cap - 1;
 	size_t j = i;
 
 	for (;;)
 	{
 		size_t k;
+		rslot sj;
 
 		j = (j + 1) & mask;
-		if (st->slots[j].row == NULL)
+		sj = slot_get(st, &st->tab, j);
+		if (sj.row == NULL)
 			break;
-		k = st->slots[j].hash & mask;
+		k = sj.hash & mask;
 		if ((i <= j) ? (i < k && k <= j) : (i < k || k <= j))
 			continue;
-		st->slots[i] = st->slots[j];
+		slot_set(st, &st->tab, i, sj.hash, sj.row);
 		i = j;
 	}
-	st->slots[i].row = NULL;
-	st->slots[i].hash = 0;
+	slot_set(st, &st->tab, i, 0, NULL);
 	st->count--;
 }
 
@@ -556,17 +697,18 @@ static int
 table_find(replay_state *st, const replay_value *probe, uint64_t hash, bool want_all, size_t skip,
 		   size_t *first, int *nmatch, bs_error *err)
 {
-	size_t mask = st->cap - 1;
+	size_t mask = st->tab.cap - 1;
+	rslot sl;
 
 	*first = SIZE_MAX;
 	*nmatch = 0;
-	if (st->cap == 0)
+	if (st->tab.cap == 0)
 		return BS_OK;
-	for (size_t i = hash & mask; st->slots[i].row != NULL; i = (i + 1) & mask)
+	for (size_t i = hash & mask; (sl = slot_get(st, &st->tab, i)).row != NULL; i = (i + 1) & mask)
 	{
-		if (st->slots[i].hash != hash || i == skip)
+		if (sl.hash != hash || i == skip)
 			continue;
-		if (row_values(st, st->slots[i].row, st->cur_layout, st->v_cand, st->v_raw2, &st->rb_find, err) != BS_OK)
+		if (row_values(st, sl.row, st->cur_layout, st->v_cand, st->v_raw2, &st->rb_find, err) != BS_OK)
 			return BS_ERR;
 		if (!key_equal(st, probe, st->v_cand))
 			continue;
@@ -588,54 +730,96 @@ row_hash(replay_state *st, const rrow *r, bs_error *err, bool *ok)
 
 /* ---------- keys touched by change records (streaming) ---------- */
 
-/* Put h (nonzero) into the slots; true when it was not there yet. */
-static bool
-touched_put(uint64_t *slots, size_t cap, uint64_t h)
+static inline uint64_t
+set_get(replay_state *st, const hash_set *t, size_t i)
 {
-	size_t mask = cap - 1;
-	size_t i = h & mask;
+	uint64_t h = 0;
+	bs_error e;
 
-	while (slots[i] != 0 && slots[i] != h)
+	if (t->mem)
+		return t->mem[i];
+	if (spill_array_get(t->disk, i, &h, &e) != BS_OK)
+	{
+		io_fail(st, &e);
+		h = 0;
+	}
+	return h;
+}
+
+/* Put h (nonzero) into the set's slots; true when it was not there yet. */
+static bool
+touched_put(replay_state *st, hash_set *t, uint64_t h)
+{
+	size_t mask = t->cap - 1;
+	size_t i = h & mask;
+	uint64_t x;
+	bs_error e;
+
+	while ((x = set_get(st, t, i)) != 0 && x != h)
 		i = (i + 1) & mask;
-	if (slots[i] == h)
+	if (x == h)
 		return false;
-	slots[i] = h;
+	if (t->mem)
+		t->mem[i] = h;
+	else if (spill_array_put(t->disk, i, &h, &e) != BS_OK)
+		io_fail(st, &e);
 	return true;
 }
 
 static void
 touched_add(replay_state *st, uint64_t h)
 {
+	hash_set *t = &st->touched;
+
 	if (h == 0)
 		h = 1;					/* 0 marks an empty slot; a shared hash only sends more rows through the state */
-	if ((st->tcount + 1) * 2 > st->tcap)
+	if ((t->count + 1) * 2 > t->cap)
 	{
-		size_t ncap = st->tcap ? st->tcap * 2 : 1024;
-		uint64_t *ns = xcalloc(ncap, sizeof(uint64_t));
+		hash_set n = {NULL, NULL, t->cap ? t->cap * 2 : 1024, 0};
+		bs_error e;
 
-		for (size_t i = 0; i < st->tcap; i++)
-			if (st->touched[i])
-				(void) touched_put(ns, ncap, st->touched[i]);
-		free(st->touched);
-		st->touched = ns;
-		st->tcap = ncap;
+		if (st->mem_limit > 0 && (uint64_t) n.cap * sizeof(uint64_t) > INDEX_SHARE(st->mem_limit))
+		{
+			if (spill_array_create(st->spill_dir, "backstop-keys-", sizeof(uint64_t), n.cap, &n.disk, &e) != BS_OK)
+			{
+				error_prefix(&e, "the keys touched beyond the memory limit");
+				io_fail(st, &e);
+				return;
+			}
+			st->index_spills++;
+		}
+		else
+			n.mem = xcalloc(n.cap, sizeof(uint64_t));
+		for (size_t i = 0; i < t->cap; i++)
+		{
+			uint64_t x = set_get(st, t, i);
+
+			if (x)
+				(void) touched_put(st, &n, x);
+		}
+		free(t->mem);
+		spill_array_free(t->disk);
+		n.count = t->count;
+		*t = n;
 	}
-	if (touched_put(st->touched, st->tcap, h))
-		st->tcount++;
+	if (touched_put(st, t, h))
+		t->count++;
 }
 
 static bool
-touched_has(const replay_state *st, uint64_t h)
+touched_has(replay_state *st, uint64_t h)
 {
+	const hash_set *t = &st->touched;
 	size_t mask;
+	uint64_t x;
 
-	if (st->tcap == 0)
+	if (t->cap == 0)
 		return false;
 	if (h == 0)
 		h = 1;
-	mask = st->tcap - 1;
-	for (size_t i = h & mask; st->touched[i] != 0; i = (i + 1) & mask)
-		if (st->touched[i] == h)
+	mask = t->cap - 1;
+	for (size_t i = h & mask; (x = set_get(st, t, i)) != 0; i = (i + 1) & mask)
+		if (x == h)
 			return true;
 	return false;
 }
@@ -738,32 +922,35 @@ set_layout(replay_state *st, uint32_t id, bs_error *err)
 	st->keypos = npos;
 	if (st->count > 0)
 	{
-		rslot *old = st->slots;
-		size_t ocap = st->cap;
+		slot_table old = st->tab;
 
-		st->slots = xcalloc(ocap, sizeof(rslot));
-		for (size_t i = 0; i < ocap; i++)
+		slot_table_init(st, &st->tab, old.cap);
+		for (size_t i = 0; i < old.cap; i++)
 		{
 			bool ok;
 			uint64_t h;
+			rslot sl = slot_get(st, &old, i);
 
-			if (old[i].row == NULL)
+			if (sl.row == NULL)
 				continue;
-			h = row_hash(st, old[i].row, err, &ok);
+			h = row_hash(st, sl.row, err, &ok);
 			if (!ok)
 			{
 				/* Keep every row reachable so that replay_free releases it. */
-				for (size_t k = i; k < ocap; k++)
-					if (old[k].row)
-						table_insert_slot(st->slots, st->cap, 0, old[k].row);
-				free(old);
-				return BS_ERR;
+				for (size_t k = i; k < old.cap; k++)
+				{
+					sl = slot_get(st, &old, k);
+					if (sl.row)
+						table_insert_slot(st, &st->tab, 0, sl.row);
+				}
+				slot_table_free(&old);
+				return io_check(st, BS_ERR, err);
 			}
-			table_insert_slot(st->slots, st->cap, h, old[i].row);
+			table_insert_slot(st, &st->tab, h, sl.row);
 		}
-		free(old);
+		slot_table_free(&old);
 	}
-	return BS_OK;
+	return io_check(st, BS_OK, err);
 }
 
 /*
@@ -823,11 +1010,24 @@ replay_new(int nlayouts, const manifest_layout *layouts, replay_state **out, bs_
 static void
 table_clear(replay_state *st)
 {
-	for (size_t i = 0; i < st->cap; i++)
+	if (st->tab.disk)
 	{
-		if (!IS_SPILLED(st->slots[i].row))
-			free(st->slots[i].row);
-		st->slots[i].row = NULL;
+		/* Start over in memory: the next rows may be few. */
+		for (size_t i = 0; i < st->tab.cap; i++)
+		{
+			rslot sl = slot_get(st, &st->tab, i);
+
+			if (!IS_SPILLED(sl.row))
+				free(sl.row);
+		}
+		slot_table_free(&st->tab);
+	}
+	for (size_t i = 0; i < st->tab.cap; i++)
+	{
+		if (!IS_SPILLED(st->tab.mem[i].row))
+			free(st->tab.mem[i].row);
+		st->tab.mem[i].row = NULL;
+		st->tab.mem[i].hash = 0;
 	}
 	st->count = 0;
 	st->ndup = 0;
@@ -846,7 +1046,8 @@ table_clear(replay_state *st)
 static uint64_t
 index_bytes(const replay_state *st)
 {
-	return (uint64_t) st->cap * sizeof(rslot) + (uint64_t) st->tcap * sizeof(uint64_t);
+	return (st->tab.mem ? (uint64_t) st->tab.cap * sizeof(rslot) : SPILL_ARRAY_WINDOW) +
+		(st->touched.mem ? (uint64_t) st->touched.cap * sizeof(uint64_t) : SPILL_ARRAY_WINDOW);
 }
 
 /*
@@ -897,7 +1098,7 @@ replay_free(replay_state *st)
 	if (st == NULL)
 		return;
 	table_clear(st);
-	free(st->slots);
+	slot_table_free(&st->tab);
 	for (size_t i = 0; i < (size_t) st->nlayouts * (size_t) st->nlayouts; i++)
 	{
 		colmap *m = &st->maps[i];
@@ -926,7 +1127,8 @@ replay_free(replay_state *st)
 	strbuf_free(&st->rb_old);
 	spill_close(st->spill);
 	free(st->spill_dir);
-	free(st->touched);
+	free(st->touched.mem);
+	spill_array_free(st->touched.disk);
 	free(st);
 }
 
@@ -950,6 +1152,12 @@ replay_spill_stats(const replay_state *st, uint64_t *rows, uint64_t *bytes)
 {
 	*rows = st->spilled_rows;
 	*bytes = st->spilled_bytes;
+}
+
+uint64_t
+replay_index_spills(const replay_state *st)
+{
+	return st->index_spills;
 }
 
 uint64_t
@@ -990,8 +1198,14 @@ insert_row(replay_state *st, rrow *r, const replay_value *vals, const char *wher
 		}
 	}
 	/* Grow first: the index counts against the limit before the row is placed. */
-	if ((st->count + 1) * 10 > st->cap * 7)
+	if ((st->count + 1) * 10 > st->tab.cap * 7)
 		table_grow(st);
+	/* A table that could not grow must not fill up: stop here. */
+	if (st->io_failed)
+	{
+		free(r);
+		return io_check(st, BS_ERR, err);
+	}
 	if (row_keep(st, r, &kept, err) != BS_OK)
 		return BS_ERR;
 	table_add(st, h, kept);
@@ -1002,7 +1216,8 @@ insert_row(replay_state *st, rrow *r, const replay_value *vals, const char *wher
 static int
 remove_row(replay_state *st, size_t i, const replay_value *keyvals, bs_error *err)
 {
-	uint64_t h = st->slots[i].hash;
+	rslot sl = slot_get(st, &st->tab, i);
+	uint64_t h = sl.hash;
 
 	if (st->keyed && st->ndup > 0)
 	{
@@ -1014,7 +1229,7 @@ remove_row(replay_state *st, size_t i, const replay_value *keyvals, bs_error *er
 		if (n > 0)
 			st->ndup--;
 	}
-	row_release(st, st->slots[i].row);
+	row_release(st, sl.row);
 	table_remove_at(st, i);
 	return BS_OK;
 }
@@ -1257,7 +1472,7 @@ replay_load_base_copy(replay_state *st, uint32_t layout_id, const char *text, si
 
 	if (layout_pos(st, layout_id, &pos) != BS_OK)
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "%s: base layout %u is not in the manifest", what, layout_id);
-	return load_base_lines(st, pos, text, len, what, NULL, err);
+	return io_check(st, load_base_lines(st, pos, text, len, what, NULL, err), err);
 }
 
 int
@@ -1285,7 +1500,7 @@ replay_split_base_copy(replay_state *st, uint32_t layout_id, const char *text, s
 	if (!st->streaming || layout_pos(st, layout_id, &pos) != BS_OK || pos != st->cur_layout)
 		return error_set(err, ERRCODE_INVALID_PARAMETER,
 						 "%s: a streaming base load needs replay_stream_begin with its layout", what);
-	return load_base_lines(st, pos, text, len, what, &so, err);
+	return io_check(st, load_base_lines(st, pos, text, len, what, &so, err), err);
 }
 
 /* "commit LSN X/Y (xid N)" for messages. */
@@ -1478,12 +1693,14 @@ replay_touch(replay_state *st, const segment_record *orig, bool *streamable, bs_
 	/* Anything malformed or unidentifiable is left to replay_apply, which explains it. */
 	if (!ok || (rec->op == 'D' && rec->old_tuple == NULL) || (rec->op != 'D' && rec->new_tuple == NULL))
 		*streamable = false;
-	return BS_OK;
+	return io_check(st, BS_OK, err);
 }
 
 int
 replay_check(replay_state *st, bs_error *err)
 {
+	if (st->io_failed)
+		return io_check(st, BS_ERR, err);
 	if (st->ndup > 0)
 		return error_set(err, ERRCODE_DATA_CORRUPTED,
 						 "%llu row(s) with a duplicate replica identity key remained after a transaction "
@@ -1569,7 +1786,7 @@ apply_update(replay_state *st, const segment_record *rec, bs_error *err)
 		goto done;
 	if (locate(st, rec, probe, &slot, err) != BS_OK)
 		goto done;
-	oldrow = st->slots[slot].row;
+	oldrow = slot_get(st, &st->tab, slot).row;
 	/* The prior image in this record's layout, for 'u' columns and the change report. */
 	if (row_values(st, oldrow, rec->layout_id, st->v_old, st->v_raw, &st->rb_old, err) != BS_OK)
 	{
@@ -1606,15 +1823,16 @@ apply_update(replay_state *st, const segment_record *rec, bs_error *err)
 		 * memory can take the new one). */
 		rrow *kept;
 
+		uint64_t h = slot_get(st, &st->tab, slot).hash;
+
 		row_release(st, oldrow);
-		st->slots[slot].row = NULL;
 		if (row_keep(st, newrow, &kept, err) != BS_OK)
 		{
-			/* The slot must not stay empty inside a probe chain. */
+			/* The slot must not stay inside a probe chain with the released row. */
 			table_remove_at(st, slot);
 			goto done;
 		}
-		st->slots[slot].row = kept;
+		slot_set(st, &st->tab, slot, h, kept);
 	}
 	else
 	{
@@ -1659,7 +1877,7 @@ apply_delete(replay_state *st, const segment_record *rec, bs_error *err)
 	{
 		replay_change ch = {st->cb_rec, l, l->ncols, st->v_old, NULL, 0};
 
-		if (row_values(st, st->slots[slot].row, rec->layout_id, st->v_old, st->v_raw, &st->rb_old, err) != BS_OK)
+		if (row_values(st, slot_get(st, &st->tab, slot).row, rec->layout_id, st->v_old, st->v_raw, &st->rb_old, err) != BS_OK)
 			goto done;
 		if (st->cb(st->cbctx, &ch, err) != BS_OK)
 			goto done;
@@ -1672,8 +1890,8 @@ done:
 	return rc;
 }
 
-int
-replay_apply(replay_state *st, const segment_record *orig, bs_error *err)
+static int
+apply_record(replay_state *st, const segment_record *orig, bs_error *err)
 {
 	char where[160];
 	segment_record r = *orig;	/* layout_id: its position (layout_pos); callbacks get orig */
@@ -1718,6 +1936,12 @@ replay_apply(replay_state *st, const segment_record *orig, bs_error *err)
 			return error_set(err, ERRCODE_DATA_CORRUPTED, "%s: unknown operation",
 							 rec_where(rec, where, sizeof(where)));
 	}
+}
+
+int
+replay_apply(replay_state *st, const segment_record *rec, bs_error *err)
+{
+	return io_check(st, apply_record(st, rec, err), err);
 }
 
 /* ---------- output ---------- */
@@ -1838,6 +2062,8 @@ replay_checksum_format(const replay_checksum *sum, char *buf)
 }
 
 #define COPY_BATCH (1024 * 1024)
+/* Slots read at once from an index file while writing out. */
+#define WRITE_CHUNK 4096
 
 int
 replay_prepare_output(replay_state *st, uint32_t target_id, bs_error *err)
@@ -1877,13 +2103,14 @@ output_order(const replay_state *st, size_t *n)
 	size_t k = 0;
 
 	*n = 0;
-	if (st->spilled_rows > 0 || st->count < 2)
+	/* Spilled rows or a spilled index: hash order (reading either in another order would seek). */
+	if (st->spilled_rows > 0 || st->tab.mem == NULL || st->count < 2)
 		return NULL;
 	order = xmalloc(st->count * sizeof(size_t));
-	for (size_t i = 0; i < st->cap && k < st->count; i++)
-		if (st->slots[i].row != NULL)
+	for (size_t i = 0; i < st->tab.cap && k < st->count; i++)
+		if (st->tab.mem[i].row != NULL)
 			order[k++] = i;
-	qsort_r(order, k, sizeof(size_t), seq_cmp, st->slots);
+	qsort_r(order, k, sizeof(size_t), seq_cmp, st->tab.mem);
 	*n = k;
 	return order;
 }
@@ -1904,8 +2131,11 @@ write_rows(replay_state *st, uint32_t target, replay_copy_cb cb, void *ctx, repl
 			   *raw;
 	size_t *order = NULL,
 			norder = 0;
+	rslot *chunk = NULL;
 	int rc = BS_ERR;
 
+	if (st->io_failed)
+		return io_check(st, BS_ERR, err);
 	if (target >= (uint32_t) st->nlayouts)
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "target layout %u is not in the manifest", target);
 	l = &st->layouts[target];
@@ -1921,12 +2151,27 @@ write_rows(replay_state *st, uint32_t target, replay_copy_cb cb, void *ctx, repl
 		strbuf_reserve(&batch, COPY_BATCH + 64 * 1024);
 		order = output_order(st, &norder);
 	}
-	for (size_t n = 0, i; n < (order ? norder : st->cap); n++)
+	if (st->tab.disk)
+		chunk = xcalloc(WRITE_CHUNK, sizeof(rslot));
+	for (size_t n = 0; n < (order ? norder : st->tab.cap); n++)
 	{
-		i = order ? order[n] : n;
-		if (st->slots[i].row == NULL)
+		size_t i = order ? order[n] : n;
+		rslot sl;
+
+		if (st->tab.mem)
+			sl = st->tab.mem[i];
+		else
+		{
+			/* This thread's own reads (no shared window), a chunk at a time. */
+			if (i % WRITE_CHUNK == 0 &&
+				spill_array_read_range(st->tab.disk, i, st->tab.cap - i < WRITE_CHUNK ? st->tab.cap - i : WRITE_CHUNK,
+									   chunk, err) != BS_OK)
+				goto done;
+			sl = chunk[i % WRITE_CHUNK];
+		}
+		if (sl.row == NULL)
 			continue;
-		if (row_values(st, st->slots[i].row, target, vals, raw, &rowbuf, err) != BS_OK)
+		if (row_values(st, sl.row, target, vals, raw, &rowbuf, err) != BS_OK)
 			goto done;
 		if (cb)
 		{
@@ -1959,6 +2204,7 @@ done:
 	free(order);
 	free(vals);
 	free(raw);
+	free(chunk);
 	return rc;
 }
 

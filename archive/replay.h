@@ -72,15 +72,21 @@ int replay_new(int nlayouts, const manifest_layout *layouts, replay_state **out,
 void replay_free(replay_state *st);
 
 /*
- * Bound the state's memory: once the rows kept in memory and the index (about 16 to 32
- * bytes per row and per touched key, which stays in memory) would exceed limit bytes, new
- * and changed rows are written to a temporary file in dir (NULL: $TMPDIR, else /tmp),
- * unlinked at creation, and read back when they are looked up or written out.  0: no
- * limit (the default).  Results are identical either way.  Call before adding rows.
+ * Bound the state's memory: once the rows kept in memory and the index would exceed limit
+ * bytes, new and changed rows are written to a temporary file in dir (NULL: $TMPDIR, else
+ * /tmp), unlinked at creation, and read back when they are looked up or written out.  The
+ * index itself (16 to 32 bytes per row, and 8 to 32 per key a streamed recovery touches)
+ * moves to such a file when it would take more than half the limit; it is then read a
+ * window at a time (a lookup costs a system call: much slower than in memory).
+ * 0: no limit (the default).  The same code runs either way: the results are identical.
+ * A failure to read or write these files fails the call (and every later one).  Call
+ * before adding rows.
  */
 void replay_set_memory_limit(replay_state *st, uint64_t limit, const char *dir);
 /* Rows and bytes written to the spill file so far. */
 void replay_spill_stats(const replay_state *st, uint64_t *rows, uint64_t *bytes);
+/* How many times an index (the rows' or the touched keys') moved to a file so far. */
+uint64_t replay_index_spills(const replay_state *st);
 
 /*
  * Add the rows of one base copy chunk: COPY TO text format in layout layout_id, complete

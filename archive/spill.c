@@ -282,3 +282,119 @@ spill_discard(spill_file *f)
 		unlink(f->path);
 	spill_close(f);
 }
+
+/* ---------- arrays of fixed-size entries ---------- */
+
+struct spill_array
+{
+	spill_file *f;
+	size_t elsize;
+	uint64_t n;
+	uint64_t win_first;			/* the window holds entries [win_first, win_first + win_n) */
+	uint64_t win_n;				/* 0: nothing in it */
+	uint8_t win[SPILL_ARRAY_WINDOW];
+};
+
+int
+spill_array_create(const char *dir, const char *prefix, size_t elsize, uint64_t n, spill_array **out,
+				   bs_error *err)
+{
+	spill_array *a;
+	spill_file *f;
+	uint64_t size;
+
+	*out = NULL;
+	if (elsize == 0 || elsize > SPILL_ARRAY_WINDOW || SPILL_ARRAY_WINDOW % elsize != 0 ||
+		n > (UINT64_MAX >> 2) / elsize)
+		return error_set(err, ERRCODE_INTERNAL, "spill array of %llu entries of %zu bytes", (unsigned long long) n,
+						 elsize);
+	if (spill_create_temp(dir, prefix, &f, err) != BS_OK)
+		return BS_ERR;
+	/* Sparse: the file takes disk space only where entries are written. */
+	size = n * elsize;
+	while (ftruncate(f->fd, (off_t) size) != 0)
+	{
+		if (errno != EINTR)
+		{
+			error_set_errno(err, errno, "could not extend temporary file \"%s\" to %llu bytes", f->path,
+							(unsigned long long) size);
+			spill_close(f);
+			return BS_ERR;
+		}
+	}
+	f->size = size;
+	a = xcalloc(1, sizeof(*a));
+	a->f = f;
+	a->elsize = elsize;
+	a->n = n;
+	*out = a;
+	return BS_OK;
+}
+
+static int
+array_bounds(const spill_array *a, uint64_t first, uint64_t n, bs_error *err)
+{
+	if (first > a->n || n > a->n - first)
+		return error_set(err, ERRCODE_INTERNAL, "spill array \"%s\": entries %llu+%llu beyond its %llu",
+						 a->f->path, (unsigned long long) first, (unsigned long long) n, (unsigned long long) a->n);
+	return BS_OK;
+}
+
+int
+spill_array_get(spill_array *a, uint64_t i, void *out, bs_error *err)
+{
+	if (i < a->win_first || i - a->win_first >= a->win_n)
+	{
+		uint64_t per = SPILL_ARRAY_WINDOW / a->elsize;
+		uint64_t first = i - i % per;
+		uint64_t n = a->n - first < per ? a->n - first : per;
+
+		if (array_bounds(a, i, 1, err) != BS_OK)
+			return BS_ERR;
+		a->win_n = 0;
+		if (read_at(a->f->fd, a->f->path, a->win, (size_t) (n * a->elsize), first * a->elsize, err) != BS_OK)
+			return BS_ERR;
+		a->win_first = first;
+		a->win_n = n;
+	}
+	memcpy(out, a->win + (i - a->win_first) * a->elsize, a->elsize);
+	return BS_OK;
+}
+
+int
+spill_array_put(spill_array *a, uint64_t i, const void *in, bs_error *err)
+{
+	if (array_bounds(a, i, 1, err) != BS_OK)
+		return BS_ERR;
+	if (i >= a->win_first && i - a->win_first < a->win_n)
+		memcpy(a->win + (i - a->win_first) * a->elsize, in, a->elsize);
+	if (write_at(a->f->fd, a->f->path, in, a->elsize, i * a->elsize, err) != BS_OK)
+	{
+		a->win_n = 0;			/* the file may differ from the window now */
+		return BS_ERR;
+	}
+	return BS_OK;
+}
+
+int
+spill_array_read_range(const spill_array *a, uint64_t first, uint64_t n, void *out, bs_error *err)
+{
+	if (array_bounds(a, first, n, err) != BS_OK)
+		return BS_ERR;
+	return read_at(a->f->fd, a->f->path, out, (size_t) (n * a->elsize), first * a->elsize, err);
+}
+
+uint64_t
+spill_array_length(const spill_array *a)
+{
+	return a->n;
+}
+
+void
+spill_array_free(spill_array *a)
+{
+	if (a == NULL)
+		return;
+	spill_close(a->f);
+	free(a);
+}

@@ -50,6 +50,28 @@ void spill_close(spill_file *f);
 void spill_discard(spill_file *f);
 
 /*
+ * An array of fixed-size entries in a temporary file (spill_create_temp): an index that
+ * outgrew its share of memory.  Entries read as zero bytes until written.  Reads go through
+ * a window of SPILL_ARRAY_WINDOW bytes of neighbouring entries (a probe along neighbours, or
+ * a pass in order, costs one read per window); writes go straight to the file.  Used from
+ * one thread, except spill_array_read_range (no window; safe alongside other readers).
+ */
+typedef struct spill_array spill_array;
+
+#define SPILL_ARRAY_WINDOW 2048
+
+/* n entries of elsize bytes (1 to SPILL_ARRAY_WINDOW, a divisor of it), all zero. */
+int spill_array_create(const char *dir, const char *prefix, size_t elsize, uint64_t n, spill_array **out,
+					   bs_error *err);
+int spill_array_get(spill_array *a, uint64_t i, void *out, bs_error *err);
+int spill_array_put(spill_array *a, uint64_t i, const void *in, bs_error *err);
+/* Entries [first, first + n) into out, without the window. */
+int spill_array_read_range(const spill_array *a, uint64_t first, uint64_t n, void *out, bs_error *err);
+uint64_t spill_array_length(const spill_array *a);
+/* NULL is ignored. */
+void spill_array_free(spill_array *a);
+
+/*
  * The patch pass on a descriptor: end_lsn into every record of [from, to), read and
  * written back chunk bytes at a time (chunk >= SEGMENT_PATCH_SPAN), so a record may
  * straddle chunks and a record longer than a chunk costs one read and one small write.

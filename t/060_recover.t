@@ -127,6 +127,39 @@ is($rc, 0, 'recover --json') or diag($err);
 }
 is($err, '', '--json: nothing on stderr');
 
+# On a terminal (stderr a pseudo-terminal), the progress line shows the segments being fetched:
+# bytes of the total and segments done.  Drawn from the first update (test hook).
+SKIP:
+{
+	skip 'IO::Pty is not installed', 3 unless eval { require IO::Pty; 1 };
+	my $pty = IO::Pty->new;
+	my $slave = $pty->slave;
+	my $pid = fork() // die "fork: $!";
+	if ($pid == 0)
+	{
+		close($pty);
+		open(STDIN, '<', '/dev/null') or die;
+		open(STDOUT, '>', '/dev/null') or die;
+		open(STDERR, '>&', $slave) or die;
+		$ENV{BACKSTOP_TEST_PROGRESS_DELAY} = '0';
+		exec(backstop_bin(), 'recover', '--db', $conn, '--storage', $storage, '--table', 'public.acct',
+			'--to-lsn', $before_delete, '--into', 'public.acct_tty') or die "exec: $!";
+	}
+	close($slave);
+	my $tty = '';
+	while (1)
+	{
+		my $n = sysread($pty, my $buf, 65536);
+		last unless $n;			# EIO once the child is gone
+		$tty .= $buf;
+	}
+	waitpid($pid, 0);
+	is($? >> 8, 0, 'recover with stderr on a terminal');
+	like($tty, qr/\rrecover fetch: [0-9.]+\/[0-9.]+ MB fetched, \d+ of [1-9]\d* segments fetched/,
+		'the progress line shows the bytes and segments fetched of their totals') or diag(explain($tty));
+	like($tty, qr/\rrecover (?:replay|copy)/, 'then the next phase');
+}
+
 # verify: the same, its phases being the listing and the checking of the objects.
 ($rc, $out, $err) = run_backstop('verify', '--storage', $storage, '--json');
 is($rc, 0, 'verify --json') or diag("$out\n$err");

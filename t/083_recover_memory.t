@@ -2,7 +2,9 @@
 # --memory-limit, with a big UPDATE and a TRUNCATE + reload in the window, is recovered exactly
 # (PostgreSQL's checksum of the source at that LSN, and the same with and without spilling)
 # with the recover process's peak RSS (GNU time's maxrss of the child) within the limit plus a
-# fixed overhead, and its temporary files gone afterwards, also after a failure.
+# fixed overhead, and its temporary files gone afterwards, also after a failure.  A second
+# table of many small rows (400,000) makes the index of rows (one entry per key, and the keys a
+# streamed recovery touches) larger than the limit by itself: it must spill too.
 use strict;
 use warnings;
 
@@ -41,37 +43,51 @@ $node->safe_psql($db, "CREATE TABLE public.m (id int PRIMARY KEY, label text, n 
 	INSERT INTO public.m " . sprintf($fill, q{'base ' || g}, 'base'));
 my $size = $node->safe_psql($db, "SELECT pg_table_size('public.m')");
 cmp_ok($size, '>', 6 * $LIMIT_MIB * 1048576, "the table ($size bytes) is several times the limit");
+# Many small rows: the index (per row a hash and a reference) alone is several times the limit.
+my $NK = 400_000;
+$node->safe_psql($db, "CREATE TABLE public.k (id int PRIMARY KEY, v int);
+	INSERT INTO public.k SELECT g, g FROM generate_series(1, $NK) g");
 
 my $log = "$dir/archiver.log";
-my $h = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', '--db', $conn, '--tables', 'public.m',
+my $h = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', '--db', $conn, '--tables', 'public.m,public.k',
 	  '--storage', $storage, '--data-dir', "$dir/data", '--listen', $listen, '--segment-age', '1s',
 	  '--base-chunk-size', '8MiB' ],
 	'<', \undef, '>', "$dir/archiver.out", '2>>', $log));
 
 sub checkpoint
 {
-	my $deadline = time + 180;
-	while (time < $deadline)
+	my $deadline = time + 300;
+	for my $t ('public.m', 'public.k')
 	{
-		my ($rc) = archiver_checkpoint($listen, 'public.m', '60s');
-		return 1 if $rc == 0;
-		sleep 0.3;
+		for (;;)
+		{
+			return 0 if time >= $deadline;
+			my ($rc) = archiver_checkpoint($listen, $t, '60s');
+			last if $rc == 0;
+			sleep 0.3;
+		}
 	}
-	return 0;
+	return 1;
 }
 ok(checkpoint(), 'archiver running, base copy taken') or diag(slurp_file($log));
 
 # Point 1: every row updated in one transaction (the streaming method: every row is touched).
 $node->safe_psql($db, q{UPDATE public.m SET n = n + 1, label = 'updated ' || id, pad = repeat(md5(id::text || 'u'), 31)});
+$node->safe_psql($db, q{UPDATE public.k SET v = v + 1});
 my $lsn1 = $node->safe_psql($db, 'SELECT pg_current_wal_lsn()');
 my $sum1 = content_checksum($node, $db, 'public.m');
+my $ksum1 = content_checksum($node, $db, 'public.k');
 # Point 2: TRUNCATE and a reload, then more changes (the table is rebuilt, not streamed).
 $node->safe_psql($db, "BEGIN; TRUNCATE public.m; INSERT INTO public.m "
 	  . sprintf($fill, q{'reloaded ' || g}, 'reload') . "; COMMIT;");
 $node->safe_psql($db, q{UPDATE public.m SET label = 'late ' || id WHERE id % 3 = 0});
 $node->safe_psql($db, q{DELETE FROM public.m WHERE id % 11 = 0});
+$node->safe_psql($db, "BEGIN; TRUNCATE public.k; INSERT INTO public.k SELECT g, -g FROM generate_series(1, $NK) g; COMMIT;");
+$node->safe_psql($db, q{UPDATE public.k SET v = v * 3});
+$node->safe_psql($db, q{DELETE FROM public.k WHERE id % 7 = 0});
 my $lsn2 = $node->safe_psql($db, 'SELECT pg_current_wal_lsn()');
 my $sum2 = content_checksum($node, $db, 'public.m');
+my $ksum2 = content_checksum($node, $db, 'public.k');
 isnt($sum2, $sum1, 'the two points differ');
 ok(checkpoint(), 'the changes are archived') or diag(slurp_file($log));
 
@@ -87,17 +103,17 @@ sub dir_entries
 # Run recover under GNU time: (exit code, JSON result, stderr, peak RSS in bytes).
 sub recover_measured
 {
-	my ($lsn, $into, @extra) = @_;
+	my ($table, $lsn, $into, @extra) = @_;
 	my ($out, $err) = ('', '');
 	my $rss = "$dir/rss";
 	unlink $rss;
 	my @cmd = ('/usr/bin/time', '-f', '%M', '-o', $rss, backstop_bin(), 'recover', '--db', $conn,
-		'--storage', $storage, '--table', 'public.m', '--to-lsn', $lsn, '--into', "public.$into", '--json', @extra);
+		'--storage', $storage, '--table', $table, '--to-lsn', $lsn, '--into', "public.$into", '--json', @extra);
 	my $run = IPC::Run::start(\@cmd, '<', \undef, '>', \$out, '2>', \$err,
-		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+		IPC::Run::timeout(3 * $PostgreSQL::Test::Utils::timeout_default));	# spilled indexes are slow
 	$run->finish;
 	my $rc = $run->result(0);
-	note("backstop recover --to-lsn $lsn --into public.$into @extra => exit $rc");
+	note("backstop recover --table $table --to-lsn $lsn --into public.$into @extra => exit $rc");
 	my $kb = -e $rss ? (slurp_file($rss) =~ /(\d+)\s*$/ ? $1 : 0) : 0;
 	my $res = $rc == 0 ? eval { decode_json($out) } : undef;
 	diag($err) if $rc != 0;
@@ -105,34 +121,39 @@ sub recover_measured
 }
 
 my $bound = ($LIMIT_MIB + $OVERHEAD_MIB) * 1048576;
-my %sum = (1 => $sum1, 2 => $sum2);
+my %sum = ('public.m' => { 1 => $sum1, 2 => $sum2 }, 'public.k' => { 1 => $ksum1, 2 => $ksum2 });
 my %lsn = (1 => $lsn1, 2 => $lsn2);
-for my $p (1, 2)
+for my $t ('public.m', 'public.k')
 {
-	my ($rc, $res, $err, $peak) = recover_measured($lsn{$p}, "m_small_$p", '--memory-limit', "${LIMIT_MIB}MiB",
-		'--temp-dir', $tmp);
-	is($rc, 0, "point $p: recover with --memory-limit ${LIMIT_MIB}MiB succeeds");
-	is($rc == 0 ? content_checksum($node, $db, "public.m_small_$p") : '', $sum{$p},
-		"point $p: the recovered table is exactly the source at that LSN");
-	is($res && $res->{method}, $p == 1 ? 'streamed' : 'in-memory', "point $p: method " . ($p == 1 ? 'streamed' : 'rebuilt'));
-	cmp_ok($res ? $res->{spilled_rows} : 0, '>', 0, "point $p: rows spilled to disk past the limit");
-	diag(sprintf("point %d: peak RSS %.1f MiB (limit %d MiB + %d MiB overhead), %d rows (%.1f MB) spilled",
-		$p, $peak / 1048576, $LIMIT_MIB, $OVERHEAD_MIB, $res ? $res->{spilled_rows} : 0,
-		($res ? $res->{spilled_bytes} : 0) / 1e6));
-	SKIP:
+	my $tn = $t =~ s/^public\.//r;
+	for my $p (1, 2)
 	{
-		skip 'peak RSS is not meaningful under AddressSanitizer', 1 if asan_build();
-		ok($peak > 0 && $peak <= $bound, sprintf("point %d: peak RSS %.1f MiB is within %d MiB + %d MiB",
-			$p, $peak / 1048576, $LIMIT_MIB, $OVERHEAD_MIB));
-	}
-	is_deeply([ dir_entries($tmp) ], [], "point $p: no temporary file is left in --temp-dir");
+		my ($rc, $res, $err, $peak) = recover_measured($t, $lsn{$p}, "${tn}_small_$p", '--memory-limit',
+			"${LIMIT_MIB}MiB", '--temp-dir', $tmp);
+		is($rc, 0, "$t point $p: recover with --memory-limit ${LIMIT_MIB}MiB succeeds");
+		is($rc == 0 ? content_checksum($node, $db, "public.${tn}_small_$p") : '', $sum{$t}{$p},
+			"$t point $p: the recovered table is exactly the source at that LSN");
+		is($res && $res->{method}, $p == 1 ? 'streamed' : 'in-memory',
+			"$t point $p: method " . ($p == 1 ? 'streamed' : 'rebuilt'));
+		cmp_ok($res ? $res->{spilled_rows} : 0, '>', 0, "$t point $p: rows spilled to disk past the limit");
+		diag(sprintf("%s point %d: peak RSS %.1f MiB (limit %d MiB + %d MiB overhead), %d rows (%.1f MB) spilled",
+			$t, $p, $peak / 1048576, $LIMIT_MIB, $OVERHEAD_MIB, $res ? $res->{spilled_rows} : 0,
+			($res ? $res->{spilled_bytes} : 0) / 1e6));
+		SKIP:
+		{
+			skip 'peak RSS is not meaningful under AddressSanitizer', 1 if asan_build();
+			ok($peak > 0 && $peak <= $bound, sprintf("%s point %d: peak RSS %.1f MiB is within %d MiB + %d MiB",
+				$t, $p, $peak / 1048576, $LIMIT_MIB, $OVERHEAD_MIB));
+		}
+		is_deeply([ dir_entries($tmp) ], [], "$t point $p: no temporary file is left in --temp-dir");
 
-	# The same point with the default limit (nothing spills): the same table.
-	($rc, $res) = recover_measured($lsn{$p}, "m_default_$p", '--temp-dir', $tmp);
-	is($rc, 0, "point $p: recover with the default limit succeeds");
-	is($res && $res->{spilled_rows}, 0, "point $p: nothing spilled with the default limit");
-	is($rc == 0 ? content_checksum($node, $db, "public.m_default_$p") : '', $sum{$p},
-		"point $p: the same contents with and without spilling");
+		# The same point with the default limit (nothing spills): the same table.
+		($rc, $res) = recover_measured($t, $lsn{$p}, "${tn}_default_$p", '--temp-dir', $tmp);
+		is($rc, 0, "$t point $p: recover with the default limit succeeds");
+		is($res && $res->{spilled_rows}, 0, "$t point $p: nothing spilled with the default limit");
+		is($rc == 0 ? content_checksum($node, $db, "public.${tn}_default_$p") : '', $sum{$t}{$p},
+			"$t point $p: the same contents with and without spilling");
+	}
 }
 
 # A failure after the temporary files were made (the target exists and is not a recovery

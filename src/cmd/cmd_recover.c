@@ -147,10 +147,38 @@ on_progress(void *ctx, const recover_plan *plan, uint64_t applied)
 		progress_phase(rp->p, plan->stage == RECOVER_STAGE_CHANGES ? "replay" :
 					   rp->streaming ? "copy" : "fetch");
 	}
+	rp->p->items_unit = NULL;	/* the segments were counted while they were fetched */
 	rp->p->bytes_done = plan->downloaded;
 	rp->p->bytes_total = plan->download_bytes;
 	rp->p->applied = applied;
 	progress_update(rp->p);
+}
+
+/* Segments being fetched: bytes as they arrive, segments done. */
+static void
+on_fetch(void *ctx, const recover_plan *plan)
+{
+	recover_progress *rp = ctx;
+
+	rp->p->bytes_done = plan->downloaded + plan->fetching;
+	rp->p->bytes_total = plan->download_bytes;
+	rp->p->items_unit = "segments fetched";
+	rp->p->items_done = (uint64_t) plan->segs_fetched;
+	rp->p->items_total = (uint64_t) plan->nsegs;
+	progress_update(rp->p);
+}
+
+/* The "fetch" phase: every segment of the plan downloaded and verified to a temporary file. */
+static int
+fetch_segments(recover_plan *plan, storage *st, recover_progress *rp, bs_error *err)
+{
+	int rc;
+
+	progress_phase(rp->p, "fetch");
+	rp->stage = RECOVER_STAGE_FETCH;
+	rc = recover_plan_fetch(plan, st, on_fetch, rp, err);
+	rp->p->items_unit = NULL;
+	return rc;
 }
 
 /* --apply without --yes: whether the user confirms the copy-back shown to orig. */
@@ -914,6 +942,8 @@ load_partition(PGconn *conn, storage *st, part_item *it, const char *schema, con
 	if (replay_new(it->m->nlayouts, it->m->layouts, &rs, err) != BS_OK)
 		goto out;
 	replay_set_memory_limit(rs, RECOVER_STATE_SHARE(res->memory_limit), res->temp_dir);
+	if (fetch_segments(it->plan, st, rprog, err) != BS_OK)
+		goto out;
 	if (recover_plan_prepare_stream(it->plan, st, rs, &streaming, &stream_layout, err) != BS_OK)
 		goto out;
 	rprog->streaming = false;
@@ -1906,8 +1936,12 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	 * being loaded, inside the transaction that any failure rolls back.  Otherwise the whole
 	 * table is rebuilt in memory here, before anything is written.
 	 */
-	progress_phase(&prog, "fetch");
 	prog.bytes_total = plan->download_bytes;
+	if (fetch_segments(plan, st, &rprog, &err) != BS_OK)
+	{
+		rc = fail(&prog, &err);
+		goto done;
+	}
 	if (!dry_run)
 	{
 		if (recover_plan_prepare_stream(plan, st, rs, &streaming, &stream_layout, &err) != BS_OK)

@@ -3,6 +3,7 @@
 #include "clock.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -37,6 +38,12 @@ progress_init(progress *p, const char *command, bool draw)
 	p->width = 80;
 	p->cur = -1;
 	p->clock = monotonic_seconds;
+	p->delay = PROGRESS_DELAY;
+	p->interval = PROGRESS_INTERVAL;
+	/* Test hook: draw from the start and at every update (0), so that a quick command on a
+	 * pseudo-terminal shows every state of its line (t/060). */
+	if (getenv("BACKSTOP_TEST_PROGRESS_DELAY") != NULL)
+		p->delay = p->interval = atof(getenv("BACKSTOP_TEST_PROGRESS_DELAY"));
 	if (draw)
 	{
 		struct winsize ws;
@@ -205,7 +212,7 @@ progress_update(progress *p)
 	if (!p->draw)
 		return;
 	t = now(p);
-	if (t - p->start < PROGRESS_DELAY || (p->last_draw > 0 && t - p->last_draw < PROGRESS_INTERVAL))
+	if (t - p->start < p->delay || (p->last_draw > 0 && t - p->last_draw < p->interval))
 		return;
 	draw(p, t);
 }

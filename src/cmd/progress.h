@@ -32,6 +32,8 @@ typedef struct progress
 	void *clock_ctx;
 	double start;
 	double last_draw;			/* 0: nothing drawn yet */
+	double delay;				/* nothing is drawn before (PROGRESS_DELAY) */
+	double interval;			/* nor more often (PROGRESS_INTERVAL) */
 	size_t drawn;				/* characters of the line now on the screen */
 
 	int nphases;

@@ -160,10 +160,31 @@ seg_map_close(seg_map *mp)
 	memset(mp, 0, sizeof(*mp));
 }
 
-static int
-file_sink(void *ctx, const void *data, size_t len, bs_error *err)
+/* A segment streamed to its temporary file, with progress as its bytes arrive. */
+typedef struct seg_sink
 {
-	return spill_append(ctx, data, len, err);
+	spill_file *f;
+	recover_plan *plan;
+	const manifest_segment *s;
+} seg_sink;
+
+static int
+seg_sink_write(void *ctx, const void *data, size_t len, bs_error *err)
+{
+	seg_sink *k = ctx;
+
+	if (spill_append(k->f, data, len, err) != BS_OK)
+		return BS_ERR;
+	if (k->plan->fetch_progress)
+	{
+		/* Stored bytes, in proportion to the raw bytes received (what arrives is decoded). */
+		const manifest_segment *s = k->s;
+		double share = s->raw_size > 0 ? (double) spill_size(k->f) / (double) s->raw_size : 1.0;
+
+		k->plan->fetching = share >= 1.0 ? s->size : (uint64_t) (share * (double) s->size);
+		k->plan->fetch_progress(k->plan->fetch_ctx, k->plan);
+	}
+	return BS_OK;
 }
 
 /*
@@ -176,6 +197,7 @@ fetch_segment(recover_plan *plan, storage *st, int i, uint64_t *bytes, bs_error 
 {
 	const manifest_segment *s = &plan->m->segments[i];
 	spill_file *f = NULL;
+	seg_sink sink = {NULL, plan, s};
 	object_info info;
 	seg_map mp;
 	segment_reader rd;
@@ -187,12 +209,16 @@ fetch_segment(recover_plan *plan, storage *st, int i, uint64_t *bytes, bs_error 
 		return BS_OK;
 	if (spill_create_temp(plan->temp_dir, "backstop-segment-", &f, err) != BS_OK)
 		return error_prefix(err, "segment %s", s->key);
-	if (object_get(st, s->key, s->sha256, file_sink, f, &info, err) != BS_OK)
+	sink.f = f;
+	rc = object_get(st, s->key, s->sha256, seg_sink_write, &sink, &info, err);
+	plan->fetching = 0;
+	if (rc != BS_OK)
 	{
 		fetch_error_prefix(err, s->key);
 		spill_close(f);
 		return BS_ERR;
 	}
+	rc = BS_ERR;
 	if (check_raw_size(s->key, info.raw_size, s->raw_size, err) != BS_OK ||
 		check_raw_size(s->key, spill_size(f), s->raw_size, err) != BS_OK)
 	{
@@ -235,6 +261,24 @@ out:
 	else
 		spill_close(f);
 	return rc;
+}
+
+int
+recover_plan_fetch(recover_plan *plan, storage *st, recover_fetch_cb progress, void *pctx, bs_error *err)
+{
+	plan->stage = RECOVER_STAGE_FETCH;
+	plan->fetch_progress = progress;
+	plan->fetch_ctx = pctx;
+	plan->segs_fetched = 0;
+	for (int k = 0; k < plan->nsegs; k++)
+	{
+		if (fetch_segment(plan, st, plan->segs[k], &plan->downloaded, err) != BS_OK)
+			return BS_ERR;
+		plan->segs_fetched++;
+		if (progress)
+			progress(pctx, plan);
+	}
+	return BS_OK;
 }
 
 /*

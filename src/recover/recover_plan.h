@@ -63,6 +63,12 @@ typedef struct recover_plan
 	uint32_t last_xid;
 	int64_t last_commit_time;	/* Unix microseconds */
 	uint64_t downloaded;		/* stored bytes fetched so far */
+	uint64_t fetching;			/* of the segment being fetched: stored bytes so far (estimated
+								 * from the raw bytes received) */
+	int segs_fetched;			/* of plan->segs, fetched and verified */
+	/* Set by recover_plan_fetch: told as segment bytes arrive (also in later fetches). */
+	void (*fetch_progress) (void *ctx, const struct recover_plan *plan);
+	void *fetch_ctx;
 	/* What recover_plan_run or _stream is doing, for progress reports: RECOVER_STAGE_*. */
 	int stage;
 } recover_plan;
@@ -70,6 +76,7 @@ typedef struct recover_plan
 #define RECOVER_STAGE_BASE 0	/* fetching and parsing the base copy (streaming: sending it on) */
 #define RECOVER_STAGE_CHANGES 1	/* applying the archived changes */
 #define RECOVER_STAGE_WRITE 2	/* streaming: sending the rows the changes touched */
+#define RECOVER_STAGE_FETCH 3	/* fetching and verifying the segments (recover_plan_fetch) */
 
 /* Progress reports while objects are fetched and records applied (may be NULL). */
 typedef void (*recover_progress_cb) (void *ctx, const recover_plan *plan, uint64_t rows_applied);
@@ -101,6 +108,15 @@ uint32_t recover_plan_point_layout(const recover_plan *plan, uint32_t current);
 /* Whether a schema change between the table's last row change and the point may be
  * missing (not captured in the stream there): recovery output says so. */
 bool recover_plan_ddl_uncaptured(const recover_plan *plan);
+
+/* Told while segments are fetched (bytes as they arrive: plan->downloaded + plan->fetching). */
+typedef void (*recover_fetch_cb) (void *ctx, const recover_plan *plan);
+
+/*
+ * Fetch and verify every segment of the plan into its temporary file now (the run and the
+ * stream then read them from there), calling progress (may be NULL) as their bytes arrive.
+ */
+int recover_plan_fetch(recover_plan *plan, storage *st, recover_fetch_cb progress, void *pctx, bs_error *err);
 
 /*
  * Fetch and verify every object of the plan and build the table in rs (created by the

@@ -173,6 +173,40 @@ main(void)
 	progress_phases_text(&p, &line);
 	is_str(line.data, "plan 0.50s, fetch 2.50s, copy 2.75s, replay 0.25s", "phases as text");
 
+	/* Fetching segments: bytes of the total and segments done, the ETA from the bytes, while
+	 * a segment's bytes arrive (recover's fetch phase). */
+	fake_now = 500;
+	progress_init(&p, "recover", false);
+	progress_set_clock(&p, fake_clock, NULL);
+	progress_phase(&p, "fetch");
+	p.bytes_total = 8000000;
+	p.items_unit = "segments fetched";
+	p.items_total = 4;
+	progress_update(&p);		/* the ETA's reference: nothing fetched at t=500 */
+	fake_now = 502;
+	p.bytes_done = 2000000;		/* one segment and half of the next */
+	p.items_done = 1;
+	progress_render(&p, fake_now, &line);
+	is_str(line.data, "recover fetch: 2.0/8.0 MB fetched, 1 of 4 segments fetched, 2s, about 6s left",
+		   "segments being fetched: bytes, segments and time left");
+	p.items_unit = NULL;
+	progress_render(&p, fake_now, &line);
+	is_str(line.data, "recover fetch: 2.0/8.0 MB fetched, 2s, about 6s left", "segments no longer shown after the fetch");
+
+	/* The drawing delay can be changed (test hook): 0 draws at the first update. */
+	setenv("BACKSTOP_TEST_PROGRESS_DELAY", "0", 1);
+	f = tmpfile();
+	fake_now = 10;
+	progress_init(&p, "recover", true);
+	progress_set_clock(&p, fake_clock, NULL);
+	progress_set_output(&p, f, 80);
+	progress_update(&p);
+	s = contents(f);
+	is_str(s, "\rrecover: 0s", "BACKSTOP_TEST_PROGRESS_DELAY=0: drawn at once");
+	free(s);
+	fclose(f);
+	unsetenv("BACKSTOP_TEST_PROGRESS_DELAY");
+
 	strbuf_free(&line);
 	return done_testing();
 }

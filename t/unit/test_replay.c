@@ -676,6 +676,9 @@ test_spill_state(void)
 		(unsigned long long) rows);
 	replay_spill_stats(mem, &rows, &bytes);
 	is_int((long long) rows, 0, "nothing spills without a limit");
+	ok(replay_index_spills(sp) > 0, "the index went to a file too (%llu times, as it grew)",
+	   (unsigned long long) replay_index_spills(sp));
+	is_int((long long) replay_index_spills(mem), 0, "not without a limit");
 	/* Every row is looked up and replaced: update in place, key change, unchanged TOAST,
 	 * delete, insert; in memory and spilled rows alike. */
 	for (int i = 1; good && i <= N; i++)
@@ -753,6 +756,7 @@ test_spill_state(void)
 		d1 = dump(mem, 0, &s1);
 		d2 = dump(sp, 0, &s2);
 		ok(strcmp(d1, d2) == 0 && s1.sum == s2.sum && s2.rows == (uint64_t) N, "reloaded after truncate: same rows");
+		ok(replay_index_spills(sp) > 1, "the index started over in memory and went to a file again");
 		free(d1);
 		free(d2);
 	}

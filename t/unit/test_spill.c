@@ -168,6 +168,53 @@ test_temp(const char *dir)
 	is_str(spill_temp_dir(NULL), "/tmp", "else /tmp");
 }
 
+/* Arrays of fixed-size entries in a temporary file: zero until written, the window kept in
+ * step with writes, ranges read past it, bounds refused. */
+static void
+test_array(const char *dir)
+{
+	spill_array *a = NULL;
+	bs_error err;
+	uint64_t v = 0,
+		range[300];
+	int good = 1;
+	const uint64_t n = 5000;	/* several windows, the last one partial */
+
+	ok(spill_array_create(dir, "a-", sizeof(uint64_t), n, &a, &err) == BS_OK, "array created");
+	if (a == NULL)
+		return;
+	is_int((long long) spill_array_length(a), (long long) n, "its length");
+	ok(spill_array_get(a, n - 1, &v, &err) == BS_OK && v == 0, "entries read as zero until written");
+	for (uint64_t i = 0; good && i < n; i += 3)
+	{
+		uint64_t x = i * 7 + 1;
+
+		good = spill_array_put(a, i, &x, &err) == BS_OK;
+	}
+	ok(good, "every third entry written");
+	/* Read in an order that moves the window back and forth. */
+	for (uint64_t k = 0; good && k < n; k++)
+	{
+		uint64_t i = (k * 2654435761u) % n;
+
+		good = spill_array_get(a, i, &v, &err) == BS_OK && v == (i % 3 == 0 ? i * 7 + 1 : 0);
+	}
+	ok(good, "read back in a scattered order");
+	/* A write inside the window is seen by the next read. */
+	ok(spill_array_get(a, 10, &v, &err) == BS_OK, "window on entry 10");
+	v = 99;
+	ok(spill_array_put(a, 11, &v, &err) == BS_OK && spill_array_get(a, 11, &v, &err) == BS_OK && v == 99,
+	   "a write within the window is read back");
+	ok(spill_array_read_range(a, n - 300, 300, range, &err) == BS_OK && range[0] == ((n - 300) % 3 ? 0 : (n - 300) * 7 + 1) &&
+	   range[299] == ((n - 1) % 3 ? 0 : (n - 1) * 7 + 1), "a range up to the end, past the window");
+	ok(spill_array_get(a, n, &v, &err) == BS_ERR && strstr(err.message, "beyond") != NULL, "a read past the end is refused");
+	ok(spill_array_put(a, n, &v, &err) == BS_ERR, "so is a write");
+	ok(spill_array_read_range(a, n - 1, 2, range, &err) == BS_ERR, "and a range overrunning it");
+	spill_array_free(a);
+	ok(spill_array_create(dir, "a-", 3, 10, &a, &err) == BS_ERR, "an entry size that does not divide the window is refused");
+	spill_array_free(NULL);
+}
+
 int
 main(void)
 {
@@ -416,6 +463,7 @@ main(void)
 		rmdir(sdir);
 	}
 	test_temp(dir);
+	test_array(dir);
 	rmdir(dir);
 	ok(stat(dir, &(struct stat) {0}) != 0, "nothing was left in the directory");
 	strbuf_free(&seg);
