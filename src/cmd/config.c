@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,104 +15,12 @@
 
 #define DEFAULT_CONFIG_FILE "/etc/backstop/backstop.conf"
 
-const config_option config_options[] = {
-	/* general */
-	{"config", CONFIG_STRING, NULL, NULL, false, "configuration file (default " DEFAULT_CONFIG_FILE ")"},
-	{"log_level", CONFIG_ENUM, "info", "debug|info|warning|error", false, "least severe level logged"},
-	{"log_format", CONFIG_ENUM, "text", "text|json", false, "stderr log format (json: one object per line)"},
-	{"data_dir", CONFIG_STRING, NULL, NULL, false, "local state directory (default /var/lib/backstop as root, else ~/.local/share/backstop)"},
-	{"json", CONFIG_BOOL, "off", NULL, false, "print machine-readable JSON"},
-	/* storage */
-	{"storage", CONFIG_STRING, NULL, NULL, true, "archive location: file:///path or s3://bucket/prefix (default file://DATA_DIR/archive)"},
-	{"compression", CONFIG_ENUM, "zstd", "zstd|lz4|none", false, "codec for stored objects"},
-	{"compression_level", CONFIG_INT, "3", NULL, false, "compression level: zstd 0-22 (0: its default), lz4 0-12; ignored by none"},
-	{"s3_endpoint", CONFIG_STRING, NULL, NULL, true, "S3 endpoint URL (default from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS)"},
-	{"s3_region", CONFIG_STRING, NULL, NULL, false, "S3 region (default from AWS_REGION / AWS_DEFAULT_REGION, else us-east-1)"},
-	{"s3_uri_style", CONFIG_ENUM, NULL, "host|path", false, "bucket addressing (default: path with a custom endpoint, else host)"},
-	{"s3_ca_file", CONFIG_STRING, NULL, NULL, false, "CA bundle for TLS verification"},
-	{"s3_verify_tls", CONFIG_BOOL, "on", NULL, false, "verify the S3 server's TLS certificate"},
-	{"s3_access_key_id", CONFIG_STRING, NULL, NULL, true, "access key (default AWS_ACCESS_KEY_ID)"},
-	{"s3_secret_access_key", CONFIG_STRING, NULL, NULL, true, "secret key (default AWS_SECRET_ACCESS_KEY)"},
-	{"s3_session_token", CONFIG_STRING, NULL, NULL, true, "session token (default AWS_SESSION_TOKEN)"},
-	{"s3_multipart_threshold", CONFIG_SIZE, "16MiB", NULL, false, "objects larger than this use multipart upload (also the part size)"},
-	{"s3_timeout", CONFIG_DURATION, "60s", NULL, false, "per-request timeout without progress"},
-	{"retries", CONFIG_INT, "6", NULL, false, "retries of a transient storage failure"},
-	{"retry_base_delay", CONFIG_DURATION, "200ms", NULL, false, "first retry delay (doubles, with jitter)"},
-	{"encryption_key_file", CONFIG_STRING, NULL, NULL, false, "encrypt every stored object (AES-256-GCM) with the 256-bit key in this file (32 bytes or 64 hex digits)"},
-	{"encryption_passphrase", CONFIG_STRING, NULL, NULL, true, "encrypt with a key derived (scrypt) from this passphrase (environment or configuration file only, never a flag)"},
-	{"encryption_passphrase_file", CONFIG_STRING, NULL, NULL, false, "file holding the encryption passphrase"},
-	{"encryption_old_key_file", CONFIG_STRING, NULL, NULL, false, "comma-separated key files of earlier keys: objects written before a key rotation stay readable"},
-	{"encryption_old_passphrase_file", CONFIG_STRING, NULL, NULL, false, "comma-separated passphrase files of earlier keys, likewise"},
-	/* PostgreSQL */
-	{"db", CONFIG_STRING, NULL, NULL, true, "PostgreSQL connection (conninfo or URI; PG* variables and ~/.pgpass apply)"},
-	/* archiver */
-	{"tables", CONFIG_STRING, NULL, NULL, false, "comma-separated schema.table list to archive"},
-	{"all_tables", CONFIG_BOOL, "off", NULL, false, "archive every ordinary table (new ones too)"},
-	{"slot", CONFIG_STRING, "backstop", NULL, false, "logical replication slot name"},
-	{"publication", CONFIG_STRING, "backstop", NULL, false, "publication name"},
-	{"drop", CONFIG_BOOL, "off", NULL, false, "remove the slot and publication, then exit"},
-	{"segment_size", CONFIG_SIZE, "16MiB", NULL, false, "seal open change segments at this size"},
-	{"segment_age", CONFIG_DURATION, "10s", NULL, false, "seal open change segments at this age"},
-	{"segment_compression_level", CONFIG_INT, "1", NULL, false, "compression level of change segments (base copies use compression_level)"},
-	{"base_chunk_size", CONFIG_SIZE, "64MiB", NULL, false, "uncompressed size of one base-copy chunk"},
-	{"rebase_age", CONFIG_DURATION, "7d", NULL, false, "take a new base copy of a table after this age"},
-	{"rebase_ratio", CONFIG_INT, "100", NULL, false, "take a new base copy when change bytes exceed this percentage of the base"},
-	{"rebase_min_interval", CONFIG_DURATION, "1h", NULL, false, "no re-base by rebase_ratio sooner than this after the previous base"},
-	{"spool_dir", CONFIG_STRING, NULL, NULL, false, "spool for sealed segments awaiting upload (default DATA_DIR/spool)"},
-	{"spool_limit", CONFIG_SIZE, "1GiB", NULL, false, "exit with an error before the spool exceeds this"},
-	{"open_memory_limit", CONFIG_SIZE, "64MiB", NULL, false, "memory for open change segments; beyond it the largest spill to files in spool_dir"},
-	{"memory_limit", CONFIG_SIZE, "256MiB", NULL, false, "recover: memory for the rows it rebuilds and the objects in flight; beyond it rows spill to temporary files"},
-	{"temp_dir", CONFIG_STRING, NULL, NULL, false, "recover: directory for its temporary files (default $TMPDIR, else /tmp); they are unlinked at creation"},
-	{"listen", CONFIG_STRING, "127.0.0.1:9816", NULL, false, "address for /metrics, /health and the control API (loopback unless listen_allow_remote)"},
-	{"listen_allow_remote", CONFIG_BOOL, "off", NULL, false, "allow a non-loopback listen address (requires a control token)"},
-	{"listen_max_connections", CONFIG_INT, "64", NULL, false, "most control endpoint connections at once (more wait; also bounded by the descriptor limit)"},
-	{"listen_timeout", CONFIG_DURATION, "10s", NULL, false, "close control endpoint connections idle or without a complete request for this long"},
-	{"control_token", CONFIG_STRING, NULL, NULL, true, "bearer token the control endpoint requires (environment or configuration file only, never a flag)"},
-	{"control_token_file", CONFIG_STRING, NULL, NULL, false, "file holding the control endpoint's bearer token"},
-	{"status_interval", CONFIG_DURATION, "10s", NULL, false, "standby status update interval"},
-	{"ddl_capture", CONFIG_ENUM, "auto", "auto|on|off", false, "capture schema changes in the stream with event triggers (auto: when the role may)"},
-	{"table_poll_interval", CONFIG_DURATION, "10s", NULL, false, "how often to look for new or dropped tables"},
-	{"end_lsn", CONFIG_STRING, NULL, NULL, false, "archive every transaction committed at or before this LSN, store it, then exit"},
-	{"lease_timeout", CONFIG_DURATION, "60s", NULL, false, "the archive's lease expires when its holder has not renewed it for this long"},
-	{"take_over", CONFIG_BOOL, "off", NULL, false, "take the archive's lease even from a holder that looks alive"},
-	/* retention */
-	{"keep_window", CONFIG_DURATION, NULL, NULL, false, "retention: keep every point of this recovery window (e.g. 30d)"},
-	{"keep_bases", CONFIG_INT, NULL, NULL, false, "retention: keep the last N base copies of each table"},
-	{"orphan_age", CONFIG_DURATION, "24h", NULL, false, "retention: unreferenced base-copy objects (abandoned copies) go once this old"},
-	{"expire_interval", CONFIG_DURATION, "0", NULL, false, "the archiver runs retention (keep_window, keep_bases) this often (0: never)"},
-	/* recovery and inspection */
-	{"table", CONFIG_STRING, NULL, NULL, false, "schema.table to recover or inspect"},
-	{"relid", CONFIG_STRING, NULL, NULL, false, "the table to recover or inspect, by its relid in the archive (instead of --table)"},
-	{"to_lsn", CONFIG_STRING, NULL, NULL, false, "recover to this LSN (commits at or before it)"},
-	{"to_time", CONFIG_STRING, NULL, NULL, false, "recover to this commit time (\"2026-11-26 16:00:00.123456\" in your zone, or with +HH:MM / Z; \"20 min ago\")"},
-	{"to_xid", CONFIG_STRING, NULL, NULL, false, "recover through this transaction"},
-	{"latest", CONFIG_BOOL, "off", NULL, false, "recover to the latest archived point"},
-	{"exclusive", CONFIG_BOOL, "off", NULL, false, "stop just before the point instead of just after"},
-	{"into", CONFIG_STRING, NULL, NULL, false, "target table, each part at most 63 bytes (default <table>_recovered)"},
-	{"target_db", CONFIG_STRING, NULL, NULL, true, "recover into this database instead of --db"},
-	{"replace", CONFIG_BOOL, "off", NULL, false, "replace an existing earlier recovery table"},
-	{"no_indexes", CONFIG_BOOL, "off", NULL, false, "do not create indexes and constraints"},
-	{"dry_run", CONFIG_BOOL, "off", NULL, false, "show what would be done, write nothing"},
-	{"yes", CONFIG_BOOL, "off", NULL, false, "do not ask for confirmation"},
-	{"apply", CONFIG_BOOL, "off", NULL, false, "recover: run the copy-back in one transaction and validate it"},
-	{"copy_back_columns", CONFIG_STRING, NULL, NULL, false, "recover: copy back only these columns, by key (comma-separated)"},
-	{"from_lsn", CONFIG_STRING, NULL, NULL, false, "start of a change range"},
-	{"since", CONFIG_STRING, NULL, NULL, false, "changes committed after this time (\"2026-11-26 16:00:00\" in your zone, \"20 min ago\")"},
-	{"until", CONFIG_STRING, NULL, NULL, false, "changes committed at or before this time (default: the latest archived)"},
-	{"xid", CONFIG_STRING, NULL, NULL, false, "only this transaction"},
-	{"summary", CONFIG_BOOL, "off", NULL, false, "one line per transaction: rows per table, truncates, schema changes, the recover command that undoes it"},
-	{"timeout", CONFIG_DURATION, "30s", NULL, false, "how long to wait for an answer"},
-	/* doctor and drill */
-	{"stale_after", CONFIG_DURATION, "1h", NULL, false, "doctor: a table whose latest verified point is older than this is a finding"},
-	{"scratch", CONFIG_BOOL, "off", NULL, false, "drill: archive, drop and recover a scratch table of its own (the default)"},
-	{"to_db", CONFIG_STRING, NULL, NULL, true, "drill: recover the copy into this database instead of --db"},
-	/* the gate */
-	{"file", CONFIG_STRING, NULL, NULL, false, "read the SQL from this file (- for standard input); also -f FILE"},
-	{"command", CONFIG_STRING, NULL, NULL, false, "the SQL to run (exec); also -c SQL"},
-	{"policy", CONFIG_STRING, NULL, NULL, false, "gate policy file (default: SAFE/LOW/MEDIUM allow, HIGH checkpoint, CRITICAL refuse)"},
-	{"principal", CONFIG_STRING, NULL, NULL, false, "who asks, for the policy's principal patterns (default: the database user)"},
-	{"environment", CONFIG_STRING, NULL, NULL, false, "environment name for the policy's environment patterns"},
-	{NULL, 0, NULL, NULL, false, NULL}
+const config_option config_options[CONFIG_OPTION_COUNT + 1] = {
+#define CONFIG_OPTION(id, name, type, def, enum_values, secret, help) \
+	[CFG_##id] = {name, type, def, enum_values, secret, help},
+#include "config_list.h"
+#undef CONFIG_OPTION
+	[CONFIG_OPTION_COUNT] = {NULL, 0, NULL, NULL, false, NULL}
 };
 
 /*
@@ -130,42 +39,49 @@ const config_option config_options[] = {
 #define DAY (HOUR * 24)
 
 static const config_range config_ranges[] = {
-	{"compression_level", 0, 22},	/* zstd 0..22 (0: zstd's default); lz4 0..12, checked with the codec */
-	{"segment_compression_level", 0, 22},
-	{"s3_multipart_threshold", 5 * MIB, 5 * GIB},	/* S3's smallest and largest part */
-	{"s3_timeout", SEC, DAY},
-	{"retries", 0, 100},
-	{"retry_base_delay", 1, 20 * SEC},	/* a retry never waits more than 20 s */
-	{"segment_size", 64 * KIB, GIB},
-	{"segment_age", 100, DAY},
-	{"base_chunk_size", 64 * KIB, GIB},
-	{"rebase_age", MINUTE, 3650 * DAY},
-	{"rebase_ratio", 1, 1000000},
-	{"rebase_min_interval", 0, 3650 * DAY},	/* 0: no minimum */
-	{"spool_limit", 64 * KIB, INT64_MAX},
-	{"open_memory_limit", MIB, INT64_MAX},
-	{"memory_limit", MIB, INT64_MAX},
-	{"listen_max_connections", 1, 100000},
-	{"listen_timeout", SEC, HOUR},
-	{"status_interval", 100, HOUR},
-	{"table_poll_interval", 100, DAY},
-	{"lease_timeout", SEC, DAY},	/* renewed every third of it: below 1 s, storage latency alone would expire it */
-	{"timeout", 100, DAY},
-	{"stale_after", SEC, 3650 * DAY},
-	{"keep_window", 1, 36500 * DAY},
-	{"keep_bases", 1, 1000000},	/* the newest base copy is never removed */
-	{"orphan_age", 0, 3650 * DAY},	/* 0: at once (no upload may be running: tests, a stopped archiver) */
-	{"expire_interval", 0, 3650 * DAY},	/* 0: off */
-	{NULL, 0, 0}
+	{CFG_COMPRESSION_LEVEL, 0, 22},	/* zstd 0..22 (0: zstd's default); lz4 0..12, checked with the codec */
+	{CFG_SEGMENT_COMPRESSION_LEVEL, 0, 22},
+	{CFG_S3_MULTIPART_THRESHOLD, 5 * MIB, 5 * GIB},	/* S3's smallest and largest part */
+	{CFG_S3_TIMEOUT, SEC, DAY},
+	{CFG_RETRIES, 0, 100},
+	{CFG_RETRY_BASE_DELAY, 1, 20 * SEC},	/* a retry never waits more than 20 s */
+	{CFG_SEGMENT_SIZE, 64 * KIB, GIB},
+	{CFG_SEGMENT_AGE, 100, DAY},
+	{CFG_BASE_CHUNK_SIZE, 64 * KIB, GIB},
+	{CFG_REBASE_AGE, MINUTE, 3650 * DAY},
+	{CFG_REBASE_RATIO, 1, 1000000},
+	{CFG_REBASE_MIN_INTERVAL, 0, 3650 * DAY},	/* 0: no minimum */
+	{CFG_SPOOL_LIMIT, 64 * KIB, INT64_MAX},
+	{CFG_OPEN_MEMORY_LIMIT, MIB, INT64_MAX},
+	{CFG_MEMORY_LIMIT, MIB, INT64_MAX},
+	{CFG_LISTEN_MAX_CONNECTIONS, 1, 100000},
+	{CFG_LISTEN_TIMEOUT, SEC, HOUR},
+	{CFG_STATUS_INTERVAL, 100, HOUR},
+	{CFG_TABLE_POLL_INTERVAL, 100, DAY},
+	{CFG_LEASE_TIMEOUT, SEC, DAY},	/* renewed every third of it: below 1 s, storage latency alone would expire it */
+	{CFG_TIMEOUT, 100, DAY},
+	{CFG_STALE_AFTER, SEC, 3650 * DAY},
+	{CFG_KEEP_WINDOW, 1, 36500 * DAY},
+	{CFG_KEEP_BASES, 1, 1000000},	/* the newest base copy is never removed */
+	{CFG_ORPHAN_AGE, 0, 3650 * DAY},	/* 0: at once (no upload may be running: tests, a stopped archiver) */
+	{CFG_EXPIRE_INTERVAL, 0, 3650 * DAY},	/* 0: off */
 };
+
+const config_range *
+config_range_of(config_id id)
+{
+	for (size_t i = 0; i < sizeof(config_ranges) / sizeof(config_ranges[0]); i++)
+		if (config_ranges[i].id == id)
+			return &config_ranges[i];
+	return NULL;
+}
 
 const config_range *
 config_find_range(const char *name)
 {
-	for (int i = 0; config_ranges[i].name; i++)
-		if (strcmp(config_ranges[i].name, name) == 0)
-			return &config_ranges[i];
-	return NULL;
+	config_id id;
+
+	return config_find_id(name, &id) ? config_range_of(id) : NULL;
 }
 
 /* A bound as the user would write it: 64kB, 5MiB, 1GiB, 100ms, 20s, 1h, 7d. */
@@ -230,6 +146,43 @@ config_find_option(const char *name)
 	int i = option_index(name);
 
 	return i < 0 ? NULL : &config_options[i];
+}
+
+bool
+config_find_id(const char *name, config_id *id)
+{
+	int i = option_index(name);
+
+	if (i < 0)
+		return false;
+	*id = (config_id) i;
+	return true;
+}
+
+/* A bug in Backstop, not a user error (see config.h): say so and stop. */
+static void internal_error(const char *fmt,...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void
+internal_error(const char *fmt,...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("backstop: internal error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	abort();
+}
+
+/* The checked index of an option id. */
+static config_id
+checked_id(config_id id, const char *getter)
+{
+	if ((unsigned) id >= CONFIG_OPTION_COUNT)
+		internal_error("%s(): option id %d out of range", getter, (int) id);
+	return id;
 }
 
 int
@@ -328,7 +281,7 @@ config_parse_duration_ms(const char *s, int64_t *out)
 static int
 check_range(const config_option *opt, int64_t n, const char *value, const char *origin, bs_error *err)
 {
-	const config_range *r = config_find_range(opt->name);
+	const config_range *r = config_range_of((config_id) (opt - config_options));
 	char range[80];
 
 	if (r == NULL || (n >= r->min && n <= r->max))
@@ -390,15 +343,22 @@ validate_value(const config_option *opt, const char *value, const char *origin, 
 }
 
 void
-config_set(bs_config *cfg, const char *name, const char *value, config_source source)
+(config_set)(bs_config *cfg, config_id id, const char *value, config_source source)
 {
-	int i = option_index(name);
+	int i = checked_id(id, "config_set");
 
-	if (i < 0)
-		return;
 	free(cfg->values[i].value);
 	cfg->values[i].value = value ? xstrdup(value) : NULL;
 	cfg->values[i].source = source;
+}
+
+void
+config_set_by_name(bs_config *cfg, const char *name, const char *value, config_source source)
+{
+	config_id id;
+
+	if (config_find_id(name, &id))
+		(config_set) (cfg, id, value, source);
 }
 
 static int
@@ -411,7 +371,7 @@ set_checked(bs_config *cfg, const char *name, const char *value, config_source s
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "%s: unknown option \"%s\"", origin, name);
 	if (validate_value(&config_options[i], value, origin, err) != BS_OK)
 		return BS_ERR;
-	config_set(cfg, name, value, source);
+	(config_set) (cfg, (config_id) i, value, source);
 	free(cfg->values[i].origin);
 	cfg->values[i].origin = xstrdup(origin);
 	return BS_OK;
@@ -546,7 +506,7 @@ config_load(bs_config *cfg, int argc, char **argv, const char *const *allowed,
 	cfg->values = xcalloc((size_t) nopts, sizeof(config_value));
 	for (int i = 0; i < nopts; i++)
 		if (config_options[i].default_value)
-			config_set(cfg, config_options[i].name, config_options[i].default_value, SOURCE_DEFAULT);
+			(config_set) (cfg, (config_id) i, config_options[i].default_value, SOURCE_DEFAULT);
 
 	*positional = xcalloc((size_t) argc + 1, sizeof(char *));
 	*npositional = 0;
@@ -731,15 +691,15 @@ config_scrub_secrets(int argc, char **argv)
 }
 
 const char *
-config_origin(const bs_config *cfg, const char *name)
+(config_origin)(const bs_config *cfg, config_id id)
 {
-	int i = option_index(name);
+	int i = checked_id(id, "config_origin");
 
-	if (i < 0 || cfg->values == NULL)
+	if (cfg->values == NULL)
 		return NULL;
 	if (cfg->values[i].origin)
 		return cfg->values[i].origin;
-	return cfg->values[i].source == SOURCE_DEFAULT ? "default" : name;
+	return cfg->values[i].source == SOURCE_DEFAULT ? "default" : config_options[i].name;
 }
 
 void
@@ -759,60 +719,125 @@ config_free(bs_config *cfg)
 }
 
 const char *
-config_get(const bs_config *cfg, const char *name)
+(config_get)(const bs_config *cfg, config_id id)
 {
-	int i = option_index(name);
+	int i = checked_id(id, "config_get");
 
-	if (i < 0 || cfg->values == NULL)
-	{
-		fprintf(stderr, "backstop: internal error: unknown option \"%s\"\n", name);
-		abort();
-	}
+	if (cfg->values == NULL)
+		internal_error("config_get(): option %s read before the configuration was loaded", config_options[i].name);
 	return cfg->values[i].value;
 }
 
-bool
-config_get_bool(const bs_config *cfg, const char *name)
+/* The value of a typed option for a typed getter; NULL when unset. */
+static const char *
+typed_value(const bs_config *cfg, config_id id, config_type type, const char *getter)
 {
-	const char *v = config_get(cfg, name);
+	int i = checked_id(id, getter);
+
+	if (config_options[i].type != type)
+		internal_error("%s(): option %s is of another type", getter, config_options[i].name);
+	return (config_get) (cfg, id);
+}
+
+/* A value that config_load() would not have accepted. */
+static void
+unparsable(config_id id, const char *value, const char *getter)
+{
+	internal_error("%s(): the value \"%s\" of option %s does not parse (it was not checked when set)",
+				   getter, value, config_options[id].name);
+}
+
+bool
+(config_get_bool)(const bs_config *cfg, config_id id)
+{
+	const char *v = typed_value(cfg, id, CONFIG_BOOL, "config_get_bool");
 	bool b = false;
 
-	if (v)
-		config_parse_bool(v, &b);
+	if (v && config_parse_bool(v, &b) != 0)
+		unparsable(id, v, "config_get_bool");
 	return b;
 }
 
 int64_t
-config_get_int(const bs_config *cfg, const char *name)
+(config_get_int)(const bs_config *cfg, config_id id)
 {
-	const char *v = config_get(cfg, name);
+	const char *v = typed_value(cfg, id, CONFIG_INT, "config_get_int");
 	int64_t n = 0;
 
-	if (v)
-		config_parse_int(v, &n);
+	if (v && config_parse_int(v, &n) != 0)
+		unparsable(id, v, "config_get_int");
 	return n;
 }
 
 int64_t
-config_get_size(const bs_config *cfg, const char *name)
+(config_get_size)(const bs_config *cfg, config_id id)
 {
-	const char *v = config_get(cfg, name);
+	const char *v = typed_value(cfg, id, CONFIG_SIZE, "config_get_size");
 	int64_t n = 0;
 
-	if (v)
-		config_parse_size(v, &n);
+	if (v && config_parse_size(v, &n) != 0)
+		unparsable(id, v, "config_get_size");
 	return n;
 }
 
 int64_t
-config_get_duration_ms(const bs_config *cfg, const char *name)
+(config_get_duration_ms)(const bs_config *cfg, config_id id)
 {
-	const char *v = config_get(cfg, name);
+	const char *v = typed_value(cfg, id, CONFIG_DURATION, "config_get_duration_ms");
 	int64_t n = 0;
 
-	if (v)
-		config_parse_duration_ms(v, &n);
+	if (v && config_parse_duration_ms(v, &n) != 0)
+		unparsable(id, v, "config_get_duration_ms");
 	return n;
+}
+
+/* Transitional by-name getters (config.h). */
+static config_id
+id_by_name(const char *name)
+{
+	config_id id;
+
+	if (!config_find_id(name, &id))
+		internal_error("unknown option \"%s\"", name);
+	return id;
+}
+
+const char *
+config_origin_by_name(const bs_config *cfg, const char *name)
+{
+	config_id id;
+
+	return config_find_id(name, &id) ? (config_origin) (cfg, id) : NULL;
+}
+
+const char *
+config_get_by_name(const bs_config *cfg, const char *name)
+{
+	return (config_get) (cfg, id_by_name(name));
+}
+
+bool
+config_get_bool_by_name(const bs_config *cfg, const char *name)
+{
+	return (config_get_bool) (cfg, id_by_name(name));
+}
+
+int64_t
+config_get_int_by_name(const bs_config *cfg, const char *name)
+{
+	return (config_get_int) (cfg, id_by_name(name));
+}
+
+int64_t
+config_get_size_by_name(const bs_config *cfg, const char *name)
+{
+	return (config_get_size) (cfg, id_by_name(name));
+}
+
+int64_t
+config_get_duration_ms_by_name(const bs_config *cfg, const char *name)
+{
+	return (config_get_duration_ms) (cfg, id_by_name(name));
 }
 
 void

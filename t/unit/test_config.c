@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <fcntl.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* A value shown in a test's description, on one line. */
@@ -24,6 +26,61 @@ shown(const char *s)
 		b[i] = (unsigned char) s[i] < 0x20 ? '?' : s[i];
 	b[i] = '\0';
 	return b;
+}
+
+/* The ids as written in config_list.h, to check each against its option's name. */
+static const char *const id_names[] = {
+#define CONFIG_OPTION(id, name, type, def, enum_values, secret, help) #id,
+#include "config_list.h"
+#undef CONFIG_OPTION
+};
+
+/* Run a getter in a child: true when it aborted with an internal error naming the option
+ * (stderr checked for want), false when it returned. */
+static bool
+getter_aborts(const bs_config *cfg, int which, config_id id, const char *want)
+{
+	int fds[2];
+	pid_t pid;
+	int status;
+	char buf[512];
+	ssize_t n;
+	size_t len = 0;
+
+	if (pipe(fds) != 0)
+		return false;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+	{
+		dup2(fds[1], 2);
+		close(fds[0]);
+		signal(SIGABRT, SIG_DFL);
+		if (which == 0)
+			(void) config_get_int(cfg, id);
+		else if (which == 1)
+			(void) config_get_size(cfg, id);
+		else if (which == 2)
+			(void) config_get_duration_ms(cfg, id);
+		else
+			(void) config_get_bool(cfg, id);
+		_exit(0);
+	}
+	close(fds[1]);
+	while (len < sizeof(buf) - 1 && (n = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t) n;
+	buf[len] = '\0';
+	close(fds[0]);
+	if (waitpid(pid, &status, 0) != pid)
+		return false;
+	if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT))
+		return false;
+	if (strstr(buf, "internal error") == NULL || strstr(buf, want) == NULL)
+	{
+		printf("# stderr: %s\n", buf);
+		return false;
+	}
+	return true;
 }
 
 static int
@@ -121,6 +178,55 @@ main(void)
 	/* Every option allowed, as if one command took them all. */
 	for (int i = 0; config_options[i].name && i < 127; i++)
 		every[i] = config_options[i].name;
+
+	/* --- ids: one per option, in table order, the name in upper case --- */
+	is_int(sizeof(id_names) / sizeof(id_names[0]), CONFIG_OPTION_COUNT, "one id per option");
+	ok(config_options[CONFIG_OPTION_COUNT].name == NULL, "the table ends after the last id");
+	for (int i = 0; i < CONFIG_OPTION_COUNT; i++)
+	{
+		char upper[128];
+		size_t k;
+		config_id id;
+
+		for (k = 0; config_options[i].name[k] && k < sizeof(upper) - 1; k++)
+			upper[k] = (char) toupper((unsigned char) config_options[i].name[k]);
+		upper[k] = '\0';
+		if (strcmp(upper, id_names[i]) != 0)
+			ok(false, "option %s has the id CFG_%s", config_options[i].name, id_names[i]);
+		if (!config_find_id(config_options[i].name, &id) || id != (config_id) i)
+			ok(false, "config_find_id(\"%s\") finds its id", config_options[i].name);
+	}
+	ok(true, "every option's id is CFG_ and its name in upper case");
+	{
+		config_id id;
+
+		ok(!config_find_id("segment_aeg", &id), "config_find_id() of an unknown name is false");
+	}
+
+	/* --- typed getters: a value they cannot parse, or an option of another type, is an
+	 * internal error, never a silent 0 --- */
+	{
+		char *argv[] = {"--config", "/dev/null"};
+
+		load(&cfg, 2, argv, allowed, &err, &usage);
+		is_int(config_get_size(&cfg, CFG_SEGMENT_SIZE), 16 * 1024 * 1024, "size getter reads the default");
+		config_set(&cfg, CFG_SEGMENT_SIZE, "lots", SOURCE_FLAG);
+		ok(getter_aborts(&cfg, 1, CFG_SEGMENT_SIZE, "segment_size"), "an unparsable size aborts the getter");
+		config_set(&cfg, CFG_RETRIES, "6x", SOURCE_FLAG);
+		ok(getter_aborts(&cfg, 0, CFG_RETRIES, "retries"), "an unparsable integer aborts the getter");
+		config_set(&cfg, CFG_SEGMENT_AGE, "soon", SOURCE_FLAG);
+		ok(getter_aborts(&cfg, 2, CFG_SEGMENT_AGE, "segment_age"), "an unparsable duration aborts the getter");
+		config_set(&cfg, CFG_ALL_TABLES, "maybe", SOURCE_FLAG);
+		ok(getter_aborts(&cfg, 3, CFG_ALL_TABLES, "all_tables"), "an unparsable boolean aborts the getter");
+		ok(getter_aborts(&cfg, 0, CFG_SPOOL_LIMIT, "spool_limit"), "config_get_int() on a size option aborts");
+		ok(getter_aborts(&cfg, 1, CFG_STATUS_INTERVAL, "status_interval"), "config_get_size() on a duration option aborts");
+		ok(getter_aborts(&cfg, 3, CFG_DDL_CAPTURE, "ddl_capture"), "config_get_bool() on an enum option aborts");
+		ok(getter_aborts(&cfg, 0, (config_id) CONFIG_OPTION_COUNT, "out of range"), "an id out of range aborts");
+		config_set(&cfg, CFG_KEEP_BASES, NULL, SOURCE_DEFAULT);
+		ok(config_get(&cfg, CFG_KEEP_BASES) == NULL && config_get_int(&cfg, CFG_KEEP_BASES) == 0,
+		   "an unset option reads as NULL and 0");
+		config_free(&cfg);
+	}
 
 	/* --- ranges: every numeric option has one, its default is inside it --- */
 	for (int i = 0; config_options[i].name; i++)
