@@ -133,7 +133,7 @@ on_metrics(struct evhttp_request *req, void *arg)
 				a->metrics.slot_retained);
 		storage_metrics(a, &extra);
 		/* The last `backstop drill` (it writes DATA_DIR/drill-state.json). */
-		drillstate_metrics(config_get(a->cfg, "data_dir"), &extra);
+		drillstate_metrics(config_get(a->cfg, CFG_DATA_DIR), &extra);
 		evbuffer_add(b, extra.data, extra.len);
 		strbuf_free(&extra);
 	}

@@ -60,8 +60,8 @@ archiver_fence(archiver *a, bs_error *err)
 int
 archiver_take_lease(archiver *a, bs_error *err)
 {
-	if (lease_hold(a->st, config_get(a->cfg, "slot"),
-				   config_get_duration_ms(a->cfg, "lease_timeout"), config_get_bool(a->cfg, "take_over"),
+	if (lease_hold(a->st, config_get(a->cfg, CFG_SLOT),
+				   config_get_duration_ms(a->cfg, CFG_LEASE_TIMEOUT), config_get_bool(a->cfg, CFG_TAKE_OVER),
 				   a->head.lease_token, false, &a->hold, err) != BS_OK)
 		return BS_ERR;
 	/* Written with every head: a deleted lease.json never lets tokens go backwards. */
@@ -109,7 +109,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	if (a->open_bytes > 0 && !a->in_txn && a->open_since_ms &&
-		now - a->open_since_ms >= config_get_duration_ms(a->cfg, "segment_age"))
+		now - a->open_since_ms >= config_get_duration_ms(a->cfg, CFG_SEGMENT_AGE))
 	{
 		if (uploader_seal_epoch(a, false, &err) != BS_OK)
 		{
@@ -122,14 +122,14 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	else
 		uploader_idle_progress(a, 0, false);	/* a throttled earlier request, when its time comes */
 	if (a->repl && (a->flush_lsn > a->last_sent_flush ||
-					now - a->last_status_ms >= config_get_duration_ms(a->cfg, "status_interval")))
+					now - a->last_status_ms >= config_get_duration_ms(a->cfg, CFG_STATUS_INTERVAL)))
 	{
 		if (stream_send_status(a, false, &err) != BS_OK)
 			stream_schedule_reconnect(a, &err);
 	}
 	basejob_reap(a);
 	stream_track_progress(a);
-	if (now - a->last_poll_ms >= config_get_duration_ms(a->cfg, "table_poll_interval"))
+	if (now - a->last_poll_ms >= config_get_duration_ms(a->cfg, CFG_TABLE_POLL_INTERVAL))
 	{
 		a->last_poll_ms = now;
 		if (tables_check_held(a))
@@ -190,11 +190,11 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 				 strcmp(name, "status_interval") == 0 || strcmp(name, "table_poll_interval") == 0))
 				config_set(a->cfg, name, fresh.values[i].value, SOURCE_FILE);
 		}
-		a->segment_size = config_get_size(a->cfg, "segment_size");
-		a->open_memory_limit = (uint64_t) config_get_size(a->cfg, "open_memory_limit");
-		a->spool_limit = config_get_size(a->cfg, "spool_limit");
-		if (log_level_parse(config_get(a->cfg, "log_level"), &level) == 0)
-			log_configure(level, strcmp(config_get(a->cfg, "log_format"), "json") == 0);
+		a->segment_size = config_get_size(a->cfg, CFG_SEGMENT_SIZE);
+		a->open_memory_limit = (uint64_t) config_get_size(a->cfg, CFG_OPEN_MEMORY_LIMIT);
+		a->spool_limit = config_get_size(a->cfg, CFG_SPOOL_LIMIT);
+		if (log_level_parse(config_get(a->cfg, CFG_LOG_LEVEL), &level) == 0)
+			log_configure(level, strcmp(config_get(a->cfg, CFG_LOG_FORMAT), "json") == 0);
 		config_free(&fresh);
 		free(pos);
 		log_info("SIGHUP: configuration reloaded from %s", a->cfg->config_file);
@@ -346,31 +346,31 @@ archiver_run(bs_config *cfg, bs_error *err)
 	pthread_mutex_init(&a.lock, NULL);
 	pthread_cond_init(&a.wake, NULL);
 	pthread_cond_init(&a.query_wake, NULL);
-	if (config_get(cfg, "db") == NULL)
+	if (config_get(cfg, CFG_DB) == NULL)
 	{
 		rc = error_set(err, ERRCODE_INVALID_PARAMETER, "--db is required (a role with REPLICATION)");
 		goto out;
 	}
-	if (codec_parse(config_get(cfg, "compression"), &a.codec, err) != BS_OK)
+	if (codec_parse(config_get(cfg, CFG_COMPRESSION), &a.codec, err) != BS_OK)
 		goto out;
-	a.level = (int) config_get_int(cfg, "compression_level");
-	a.segment_level = (int) config_get_int(cfg, "segment_compression_level");
-	a.segment_size = config_get_size(cfg, "segment_size");
-	if (config_get_duration_ms(cfg, "expire_interval") > 0 && config_get(cfg, "keep_window") == NULL &&
-		config_get(cfg, "keep_bases") == NULL)
+	a.level = (int) config_get_int(cfg, CFG_COMPRESSION_LEVEL);
+	a.segment_level = (int) config_get_int(cfg, CFG_SEGMENT_COMPRESSION_LEVEL);
+	a.segment_size = config_get_size(cfg, CFG_SEGMENT_SIZE);
+	if (config_get_duration_ms(cfg, CFG_EXPIRE_INTERVAL) > 0 && config_get(cfg, CFG_KEEP_WINDOW) == NULL &&
+		config_get(cfg, CFG_KEEP_BASES) == NULL)
 	{
 		rc = error_set(err, ERRCODE_INVALID_PARAMETER,
 					   "--expire-interval needs a retention policy: --keep-window and/or --keep-bases");
 		goto out;
 	}
-	if (config_get(cfg, "end_lsn") && lsn_parse(config_get(cfg, "end_lsn"), &a.end_lsn) != BS_OK)
+	if (config_get(cfg, CFG_END_LSN) && lsn_parse(config_get(cfg, CFG_END_LSN), &a.end_lsn) != BS_OK)
 	{
 		rc = error_set(err, ERRCODE_INVALID_PARAMETER, "--end-lsn: invalid LSN \"%s\" (expected X/X, e.g. 0/16B3748)",
-					   config_get(cfg, "end_lsn"));
+					   config_get(cfg, CFG_END_LSN));
 		goto out;
 	}
-	a.open_memory_limit = (uint64_t) config_get_size(cfg, "open_memory_limit");
-	a.spool_limit = config_get_size(cfg, "spool_limit");
+	a.open_memory_limit = (uint64_t) config_get_size(cfg, CFG_OPEN_MEMORY_LIMIT);
+	a.spool_limit = config_get_size(cfg, CFG_SPOOL_LIMIT);
 	{
 		codec_stream *cs = NULL;
 
@@ -389,23 +389,23 @@ archiver_run(bs_config *cfg, bs_error *err)
 		error_set_errno(err, errno, "could not create a pipe");
 		goto out;
 	}
-	if (storage_config_open(config_get(cfg, "storage"), cfg, &a.st, err) != BS_OK ||
-		storage_config_open(config_get(cfg, "storage"), cfg, &a.st_main, err) != BS_OK ||
-		storage_config_open(config_get(cfg, "storage"), cfg, &a.st_base, err) != BS_OK ||
+	if (storage_config_open(config_get(cfg, CFG_STORAGE), cfg, &a.st, err) != BS_OK ||
+		storage_config_open(config_get(cfg, CFG_STORAGE), cfg, &a.st_main, err) != BS_OK ||
+		storage_config_open(config_get(cfg, CFG_STORAGE), cfg, &a.st_base, err) != BS_OK ||
 		storage_crypt_prepare_write(a.st, err) != BS_OK ||
 		storage_crypt_prepare_write(a.st_main, err) != BS_OK ||
 		storage_crypt_prepare_write(a.st_base, err) != BS_OK)
 		goto out;
-	strbuf_printf(&spool_url, "file://%s", config_get(cfg, "spool_dir"));
+	strbuf_printf(&spool_url, "file://%s", config_get(cfg, CFG_SPOOL_DIR));
 	if (spool_url.data[7] != '/')
 	{
-		error_set(err, ERRCODE_INVALID_PARAMETER, "spool_dir must be an absolute path: \"%s\"", config_get(cfg, "spool_dir"));
+		error_set(err, ERRCODE_INVALID_PARAMETER, "spool_dir must be an absolute path: \"%s\"", config_get(cfg, CFG_SPOOL_DIR));
 		goto out;
 	}
 	if (storage_open(spool_url.data, NULL, &a.spool, err) != BS_OK)
 		goto out;
 	{
-		const char *spool_dir = config_get(cfg, "spool_dir");
+		const char *spool_dir = config_get(cfg, CFG_SPOOL_DIR);
 		size_t len = strlen(spool_dir);
 		strbuf dir = STRBUF_INIT;
 
@@ -415,7 +415,7 @@ archiver_run(bs_config *cfg, bs_error *err)
 		strbuf_printf(&dir, "%.*s/%s", (int) len, spool_dir, SPILL_DIR);
 		a.spill_dir = strbuf_detach(&dir, NULL);
 	}
-	if (pgsql_connect(config_get(cfg, "db"), false, "backstop archive", &a.conn, err) != BS_OK)
+	if (pgsql_connect(config_get(cfg, CFG_DB), false, "backstop archive", &a.conn, err) != BS_OK)
 		goto out;
 	a.evbase = event_base_new();
 	if (control_open(a.evbase, cfg, locked_http, &a, &a.control, err) != BS_OK)

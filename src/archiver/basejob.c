@@ -45,14 +45,14 @@ base_job_new(archiver *a, storage *st, arch_table **list, int n)
 {
 	base_job *j = xcalloc(1, sizeof(base_job));
 
-	j->conninfo = xstrdup(config_get(a->cfg, "db"));
+	j->conninfo = xstrdup(config_get(a->cfg, CFG_DB));
 	j->st = st;
 	j->opts.codec = a->codec;
 	j->opts.level = a->level;
-	j->opts.chunk_size = (uint64_t) config_get_size(a->cfg, "base_chunk_size");
+	j->opts.chunk_size = (uint64_t) config_get_size(a->cfg, CFG_BASE_CHUNK_SIZE);
 	j->opts.cancel = &j->cancel;
 	j->opts.test_lock_key = a->test_lock_key;
-	j->opts.publication = config_get(a->cfg, "publication");
+	j->opts.publication = config_get(a->cfg, CFG_PUBLICATION);
 	j->opts.test_snapshot_lock_key = a->test_snapshot_lock_key;
 	j->ntargets = n;
 	j->targets = xcalloc((size_t) n, sizeof(basecopy_target));

@@ -349,7 +349,7 @@ querier_ask(archiver *a, checkpoint_req *r)
 	if (!a->querier_running)
 	{
 		if (a->query_conninfo == NULL)
-			a->query_conninfo = xstrdup(config_get(a->cfg, "db"));
+			a->query_conninfo = xstrdup(config_get(a->cfg, CFG_DB));
 		a->querier_stop = false;
 		if (pthread_create(&a->querier, NULL, querier_main, a) != 0)
 		{
@@ -532,7 +532,7 @@ checkpoint_request(struct evhttp_request *req, void *arg)
 	arch_table *t = NULL;
 	bs_error err;
 	uint64_t lsn = 0;
-	int64_t timeout_ms = config_get_duration_ms(a->cfg, "timeout");
+	int64_t timeout_ms = config_get_duration_ms(a->cfg, CFG_TIMEOUT);
 
 	error_clear(&err);
 	memset(&q, 0, sizeof(q));

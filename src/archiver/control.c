@@ -307,8 +307,8 @@ int
 control_load_token(const bs_config *cfg, char **out, bs_error *err)
 {
 	const config_option *opt = config_find_option("control_token");
-	const char *token = config_get(cfg, "control_token");
-	const char *file = config_get(cfg, "control_token_file");
+	const char *token = config_get(cfg, CFG_CONTROL_TOKEN);
+	const char *file = config_get(cfg, CFG_CONTROL_TOKEN_FILE);
 
 	*out = NULL;
 	if (token && *token && cfg->values[opt - config_options].source == SOURCE_FLAG)
@@ -637,10 +637,10 @@ int
 control_open(struct event_base *base, const bs_config *cfg, control_handler handler, void *arg,
 			 control_endpoint **out, bs_error *err)
 {
-	const char *listen = config_get(cfg, "listen");
-	bool allow_remote = config_get_bool(cfg, "listen_allow_remote");
-	int64_t max_conns = config_get_int(cfg, "listen_max_connections");
-	int64_t timeout_ms = config_get_duration_ms(cfg, "listen_timeout");
+	const char *listen = config_get(cfg, CFG_LISTEN);
+	bool allow_remote = config_get_bool(cfg, CFG_LISTEN_ALLOW_REMOTE);
+	int64_t max_conns = config_get_int(cfg, CFG_LISTEN_MAX_CONNECTIONS);
+	int64_t timeout_ms = config_get_duration_ms(cfg, CFG_LISTEN_TIMEOUT);
 	char *host = NULL, *port = NULL, *token = NULL;
 	struct addrinfo hints, *res = NULL;
 	struct rlimit rl;

@@ -30,9 +30,9 @@
 bool
 retention_due(archiver *a)
 {
-	int64_t iv = config_get_duration_ms(a->cfg, "expire_interval");
+	int64_t iv = config_get_duration_ms(a->cfg, CFG_EXPIRE_INTERVAL);
 
-	if (iv <= 0 || (config_get(a->cfg, "keep_window") == NULL && config_get(a->cfg, "keep_bases") == NULL))
+	if (iv <= 0 || (config_get(a->cfg, CFG_KEEP_WINDOW) == NULL && config_get(a->cfg, CFG_KEEP_BASES) == NULL))
 		return false;
 	if (a->expire_next_ms == 0)
 		a->expire_next_ms = clock_mono_ms() + iv;
@@ -126,9 +126,9 @@ retention_pass(archiver *a, bs_error *err)
 		return error_prefix(err, "expire: could not list the archive");
 	copies = xcalloc((size_t) listing.count + 1, sizeof(char *));
 	uploader_lock(a);
-	policy.keep_window_us = config_get(a->cfg, "keep_window") ? config_get_duration_ms(a->cfg, "keep_window") * 1000 : 0;
-	policy.keep_bases = config_get(a->cfg, "keep_bases") ? config_get_int(a->cfg, "keep_bases") : 0;
-	age_s = config_get_duration_ms(a->cfg, "orphan_age") / 1000;
+	policy.keep_window_us = config_get(a->cfg, CFG_KEEP_WINDOW) ? config_get_duration_ms(a->cfg, CFG_KEEP_WINDOW) * 1000 : 0;
+	policy.keep_bases = config_get(a->cfg, CFG_KEEP_BASES) ? config_get_int(a->cfg, CFG_KEEP_BASES) : 0;
+	age_s = config_get_duration_ms(a->cfg, CFG_ORPHAN_AGE) / 1000;
 	/* A base copy in progress uploads chunks no manifest lists yet: no orphans meanwhile. */
 	orphans = a->bjob == NULL;
 	for (from = 0; next_table_dir(&listing, &from, &to, &relid); from = to)

@@ -285,7 +285,7 @@ schema_note_capture(archiver *a, arch_table *t)
 int
 schema_ddl_setup(archiver *a, bs_error *err)
 {
-	const char *mode = config_get(a->cfg, "ddl_capture");
+	const char *mode = config_get(a->cfg, CFG_DDL_CAPTURE);
 	const char *why = NULL;
 	char *pos = NULL;
 	bool capturing = false;

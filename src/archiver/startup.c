@@ -24,7 +24,7 @@ int
 startup_setup(archiver *a, bs_error *err)
 {
 	PGresult *res;
-	const char *slot = config_get(a->cfg, "slot");
+	const char *slot = config_get(a->cfg, CFG_SLOT);
 	const char *params[1] = {slot};
 	char *wal_level = NULL;
 	catalog_table_list list;
@@ -62,7 +62,7 @@ startup_setup(archiver *a, bs_error *err)
 	PQclear(res);
 
 	/* The archive must belong to this cluster and database. */
-	if (pgsql_connect(config_get(a->cfg, "db"), true, "backstop archive", &repl, err) != BS_OK)
+	if (pgsql_connect(config_get(a->cfg, CFG_DB), true, "backstop archive", &repl, err) != BS_OK)
 		return BS_ERR;
 	res = PQexec(repl, "IDENTIFY_SYSTEM");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) < 4)
@@ -100,7 +100,7 @@ startup_setup(archiver *a, bs_error *err)
 	if (schema_ddl_setup(a, err) != BS_OK)
 		goto fail;
 
-	if (catalog_list_tables(a->conn, config_get(a->cfg, "tables"), config_get_bool(a->cfg, "all_tables"),
+	if (catalog_list_tables(a->conn, config_get(a->cfg, CFG_TABLES), config_get_bool(a->cfg, CFG_ALL_TABLES),
 							&list, err) != BS_OK)
 		goto fail;
 	if (tables_check_publication(a, &list, true, err) != BS_OK)
@@ -174,9 +174,9 @@ startup_setup(archiver *a, bs_error *err)
 		char *q = quote_ident(slot);
 		strbuf sql = STRBUF_INIT;
 		uint64_t lsn;
-		basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, "base_chunk_size"), NULL};
+		basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, CFG_BASE_CHUNK_SIZE), NULL};
 
-		opts.publication = config_get(a->cfg, "publication");
+		opts.publication = config_get(a->cfg, CFG_PUBLICATION);
 		PQclear(res);
 		strbuf_printf(&sql, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput %s", q,
 					  pgsql_export_snapshot_option(repl));
@@ -316,18 +316,18 @@ archiver_drop(const bs_config *cfg, bs_error *err)
 	const char *params[1];
 	int rc = BS_ERR;
 
-	if (config_get(cfg, "db") == NULL)
+	if (config_get(cfg, CFG_DB) == NULL)
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "--db is required");
-	if (pgsql_connect(config_get(cfg, "db"), false, "backstop archive --drop", &conn, err) != BS_OK)
+	if (pgsql_connect(config_get(cfg, CFG_DB), false, "backstop archive --drop", &conn, err) != BS_OK)
 		return BS_ERR;
-	params[0] = config_get(cfg, "slot");
+	params[0] = config_get(cfg, CFG_SLOT);
 	if (pgsql_query_params(conn,
 		"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
 		1, params, &res, err) != BS_OK)
 		goto out;
 	log_info("slot %s: %s", params[0], PQntuples(res) ? "dropped" : "did not exist");
 	PQclear(res);
-	params[0] = config_get(cfg, "publication");
+	params[0] = config_get(cfg, CFG_PUBLICATION);
 	if (pgsql_query_params(conn, "SELECT 1 FROM pg_publication WHERE pubname = $1 AND NOT pg_has_role(pubowner, 'USAGE')",
 						   1, params, &res, err) != BS_OK)
 		goto out;
@@ -341,7 +341,7 @@ archiver_drop(const bs_config *cfg, bs_error *err)
 	}
 	PQclear(res);
 	{
-		char *pub = quote_ident(config_get(cfg, "publication"));
+		char *pub = quote_ident(config_get(cfg, CFG_PUBLICATION));
 		strbuf sql = STRBUF_INIT;
 
 		strbuf_printf(&sql, "DROP PUBLICATION IF EXISTS %s", pub);
@@ -349,7 +349,7 @@ archiver_drop(const bs_config *cfg, bs_error *err)
 		free(pub);
 		strbuf_free(&sql);
 		if (rc == BS_OK)
-			log_info("publication %s dropped; the archive in storage is kept", config_get(cfg, "publication"));
+			log_info("publication %s dropped; the archive in storage is kept", config_get(cfg, CFG_PUBLICATION));
 	}
 out:
 	PQfinish(conn);

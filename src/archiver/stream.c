@@ -57,7 +57,7 @@ stream_reconnect_conn(archiver *a, bs_error *err)
 {
 	PGconn *c;
 
-	if (pgsql_connect(config_get(a->cfg, "db"), false, "backstop archive", &c, err) != BS_OK)
+	if (pgsql_connect(config_get(a->cfg, CFG_DB), false, "backstop archive", &c, err) != BS_OK)
 		return BS_ERR;
 	PQfinish(a->conn);
 	a->conn = c;
@@ -333,7 +333,7 @@ stream_close(archiver *a)
 void
 stream_read_slot_wal(archiver *a, bool at_start)
 {
-	const char *params[1] = {config_get(a->cfg, "slot")};
+	const char *params[1] = {config_get(a->cfg, CFG_SLOT)};
 	PGresult *res = NULL;
 	bs_error err;
 
@@ -400,13 +400,13 @@ int
 stream_start(archiver *a, bs_error *err)
 {
 	strbuf sql = STRBUF_INIT;
-	char *slot = quote_ident(config_get(a->cfg, "slot"));
-	char *pubs = quote_ident(config_get(a->cfg, "publication"));
+	char *slot = quote_ident(config_get(a->cfg, CFG_SLOT));
+	char *pubs = quote_ident(config_get(a->cfg, CFG_PUBLICATION));
 	char *publit = quote_literal(pubs);
 	PGresult *res;
 	int rc = BS_ERR;
 
-	if (pgsql_connect(config_get(a->cfg, "db"), true, "backstop archive", &a->repl, err) != BS_OK)
+	if (pgsql_connect(config_get(a->cfg, CFG_DB), true, "backstop archive", &a->repl, err) != BS_OK)
 		goto out;
 	/* 0/0: resume exactly at the slot's confirmed_flush_lsn, never anywhere else. */
 	strbuf_printf(&sql, "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '1', publication_names %s%s)",
@@ -428,7 +428,7 @@ stream_start(archiver *a, bs_error *err)
 	}
 	a->repl_ev = event_new(a->evbase, PQsocket(a->repl), EV_READ | EV_PERSIST, locked_repl_readable, a);
 	event_add(a->repl_ev, NULL);
-	log_info("streaming from slot %s", config_get(a->cfg, "slot"));
+	log_info("streaming from slot %s", config_get(a->cfg, CFG_SLOT));
 	stream_read_slot_wal(a, true);
 	rc = BS_OK;
 out:
@@ -448,7 +448,7 @@ out:
 static int
 check_slot(archiver *a, bs_error *err)
 {
-	const char *slot = config_get(a->cfg, "slot");
+	const char *slot = config_get(a->cfg, CFG_SLOT);
 	const char *params[1] = {slot};
 	PGresult *res;
 	bs_error qerr;
@@ -495,7 +495,7 @@ slot_lost(archiver *a, const bs_error *err)
 		a->slot_lost = true;
 		a->slot_lost_err = *err;
 		log_error("replication slot %s is lost: storing what was received, then stopping",
-				  config_get(a->cfg, "slot"));
+				  config_get(a->cfg, CFG_SLOT));
 	}
 	a->stopping = true;
 	event_base_loopbreak(a->evbase);

@@ -215,7 +215,7 @@ tables_unpublished_reason(archiver *a, const arch_table *t, strbuf *sb)
 	char l[LSN_BUFLEN];
 
 	strbuf_printf(sb, "table %s.%s is not in publication \"%s\" (which the replication slot streams): its changes "
-				  "are not archived", t->man->schema, t->man->name, config_get(a->cfg, "publication"));
+				  "are not archived", t->man->schema, t->man->name, config_get(a->cfg, CFG_PUBLICATION));
 	if (g)
 		strbuf_printf(sb, " from %s on, until it is published again and a new base copy is taken",
 					  lsn_format(g->from, l));
@@ -341,7 +341,7 @@ tables_check_gone_passed(archiver *a)
 int
 tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs_error *err)
 {
-	const char *pubname = config_get(a->cfg, "publication");
+	const char *pubname = config_get(a->cfg, CFG_PUBLICATION);
 	char *as_is = NULL;
 	uint32_t *relids = NULL;
 	char *state = NULL;
@@ -497,13 +497,13 @@ tables_poll(archiver *a, bs_error *err)
 	arch_table **need = NULL;
 	int nneed = 0;
 	bool found_gone = false;
-	int64_t rebase_age_us = config_get_duration_ms(a->cfg, "rebase_age") * 1000;
-	int64_t ratio = config_get_int(a->cfg, "rebase_ratio");
-	int64_t min_interval_us = config_get_duration_ms(a->cfg, "rebase_min_interval") * 1000;
+	int64_t rebase_age_us = config_get_duration_ms(a->cfg, CFG_REBASE_AGE) * 1000;
+	int64_t ratio = config_get_int(a->cfg, CFG_REBASE_RATIO);
+	int64_t min_interval_us = config_get_duration_ms(a->cfg, CFG_REBASE_MIN_INTERVAL) * 1000;
 
 	if (PQstatus(a->conn) != CONNECTION_OK && stream_reconnect_conn(a, err) != BS_OK)
 		return BS_ERR;
-	if (catalog_list_tables(a->conn, config_get(a->cfg, "tables"), config_get_bool(a->cfg, "all_tables"),
+	if (catalog_list_tables(a->conn, config_get(a->cfg, CFG_TABLES), config_get_bool(a->cfg, CFG_ALL_TABLES),
 							&list, err) != BS_OK)
 	{
 		/* Every listed table dropped is not an error here: they are marked below. */
@@ -558,7 +558,7 @@ tables_poll(archiver *a, bs_error *err)
 		if (t && t->unpublished)
 		{
 			log_info("table %s.%s is in publication \"%s\" again: taking a new base copy", ct->schema, ct->name,
-					 config_get(a->cfg, "publication"));
+					 config_get(a->cfg, CFG_PUBLICATION));
 			t->unpublished = false;
 			t->active = true;
 		}

@@ -644,7 +644,7 @@ uploader_idle_progress(archiver *a, uint64_t lsn, bool urgent)
 	if (a->idle_lsn <= a->head_wanted || a->idle_lsn <= a->flush_lsn)
 		return;
 	if (!urgent && a->pending == NULL &&
-		clock_mono_ms() - a->last_head_request_ms < config_get_duration_ms(a->cfg, "status_interval") / 2)
+		clock_mono_ms() - a->last_head_request_ms < config_get_duration_ms(a->cfg, CFG_STATUS_INTERVAL) / 2)
 		return;
 	a->head_wanted = a->idle_lsn;
 	a->last_head_request_ms = clock_mono_ms();
@@ -849,7 +849,7 @@ uploader_main(void *arg)
 		 * for it in the queue, so that a busy stream does not starve it. */
 		if (may_upload && !a->uploader_stop && retention_due(a))
 		{
-			a->expire_next_ms = clock_mono_ms() + config_get_duration_ms(a->cfg, "expire_interval");
+			a->expire_next_ms = clock_mono_ms() + config_get_duration_ms(a->cfg, CFG_EXPIRE_INTERVAL);
 			pthread_mutex_unlock(&a->lock);
 			error_clear(&err);
 			rc = retention_pass(a, &err);

@@ -320,7 +320,7 @@ cli_apply_derived_defaults(bs_config *cfg)
 {
 	char buf[4096];
 
-	if (config_get(cfg, "data_dir") == NULL)
+	if (config_get(cfg, CFG_DATA_DIR) == NULL)
 	{
 		const char *home = getenv("HOME");
 
@@ -328,17 +328,17 @@ cli_apply_derived_defaults(bs_config *cfg)
 			snprintf(buf, sizeof(buf), "/var/lib/backstop");
 		else
 			snprintf(buf, sizeof(buf), "%s/.local/share/backstop", home);
-		config_set(cfg, "data_dir", buf, SOURCE_DEFAULT);
+		config_set(cfg, CFG_DATA_DIR, buf, SOURCE_DEFAULT);
 	}
-	if (config_get(cfg, "storage") == NULL)
+	if (config_get(cfg, CFG_STORAGE) == NULL)
 	{
-		snprintf(buf, sizeof(buf), "file://%s/archive", config_get(cfg, "data_dir"));
-		config_set(cfg, "storage", buf, SOURCE_DEFAULT);
+		snprintf(buf, sizeof(buf), "file://%s/archive", config_get(cfg, CFG_DATA_DIR));
+		config_set(cfg, CFG_STORAGE, buf, SOURCE_DEFAULT);
 	}
-	if (config_get(cfg, "spool_dir") == NULL)
+	if (config_get(cfg, CFG_SPOOL_DIR) == NULL)
 	{
-		snprintf(buf, sizeof(buf), "%s/spool", config_get(cfg, "data_dir"));
-		config_set(cfg, "spool_dir", buf, SOURCE_DEFAULT);
+		snprintf(buf, sizeof(buf), "%s/spool", config_get(cfg, CFG_DATA_DIR));
+		config_set(cfg, CFG_SPOOL_DIR, buf, SOURCE_DEFAULT);
 	}
 }
 
@@ -404,7 +404,7 @@ cli_open_storage(const char *command, const bs_config *cfg, struct storage **st)
 
 	error_clear(&err);
 	*st = NULL;
-	if (storage_config_open(config_get(cfg, "storage"), cfg, st, &err) == BS_OK)
+	if (storage_config_open(config_get(cfg, CFG_STORAGE), cfg, st, &err) == BS_OK)
 		return EXIT_OK;
 	cli_report_error(command, &err);
 	return cli_exit_code(&err, strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 ? EXIT_USAGE :
@@ -451,8 +451,8 @@ run_command(const cli_command *cmd, int argc, char **argv)
 		free(positional);
 		return EXIT_USAGE;
 	}
-	log_level_parse(config_get(&cfg, "log_level"), &level);
-	log_configure(level, strcmp(config_get(&cfg, "log_format"), "json") == 0);
+	log_level_parse(config_get(&cfg, CFG_LOG_LEVEL), &level);
+	log_configure(level, strcmp(config_get(&cfg, CFG_LOG_FORMAT), "json") == 0);
 	cli_apply_derived_defaults(&cfg);
 	/* One validation for every command, `config` included: a bad value is exit 2 here,
 	 * never a failure (exit 1) or a silent misreading later. */

@@ -17,7 +17,7 @@ cmd_archive(bs_config *cfg, int argc, char **argv)
 		cli_usage_error("archive", "unexpected argument \"%s\"", argv[0]);
 		return EXIT_USAGE;
 	}
-	if (config_get_bool(cfg, "drop"))
+	if (config_get_bool(cfg, CFG_DROP))
 	{
 		if (archiver_drop(cfg, &err) != BS_OK)
 		{
@@ -26,12 +26,12 @@ cmd_archive(bs_config *cfg, int argc, char **argv)
 		}
 		return EXIT_OK;
 	}
-	if (config_get(cfg, "db") == NULL)
+	if (config_get(cfg, CFG_DB) == NULL)
 	{
 		cli_usage_error("archive", "--db is required");
 		return EXIT_USAGE;
 	}
-	if (config_get(cfg, "tables") == NULL && !config_get_bool(cfg, "all_tables"))
+	if (config_get(cfg, CFG_TABLES) == NULL && !config_get_bool(cfg, CFG_ALL_TABLES))
 	{
 		cli_usage_error("archive", "give --tables schema.table[,...] or --all-tables");
 		return EXIT_USAGE;

@@ -602,11 +602,11 @@ load_all_tables(storage *st, const archive_head *head, cursor **out, int *nout, 
 static int
 parse_range(const bs_config *cfg, changes_range *r, const char **msg)
 {
-	const char *from = config_get(cfg, "from_lsn");
-	const char *to = config_get(cfg, "to_lsn");
-	const char *since = config_get(cfg, "since");
-	const char *until = config_get(cfg, "until");
-	const char *xid = config_get(cfg, "xid");
+	const char *from = config_get(cfg, CFG_FROM_LSN);
+	const char *to = config_get(cfg, CFG_TO_LSN);
+	const char *since = config_get(cfg, CFG_SINCE);
+	const char *until = config_get(cfg, CFG_UNTIL);
+	const char *xid = config_get(cfg, CFG_XID);
 	int64_t now = clock_unix_us();
 
 	memset(r, 0, sizeof(*r));
@@ -693,9 +693,9 @@ warn_boundary(const boundary *b, bool included)
 int
 cmd_changes(bs_config *cfg, int argc, char **argv)
 {
-	const char *table = config_get(cfg, "table");
-	bool json = config_get_bool(cfg, "json");
-	bool summary = config_get_bool(cfg, "summary") || table == NULL;
+	const char *table = config_get(cfg, CFG_TABLE);
+	bool json = config_get_bool(cfg, CFG_JSON);
+	bool summary = config_get_bool(cfg, CFG_SUMMARY) || table == NULL;
 	changes_range r;
 	const char *msg = NULL;
 	bs_error err;

@@ -92,9 +92,9 @@ cmd_checkpoint_request(const char *listen, const char *token, const char *table,
 int
 cmd_checkpoint(bs_config *cfg, int argc, char **argv)
 {
-	const char *table = config_get(cfg, "table");
-	const char *listen = config_get(cfg, "listen");
-	int64_t timeout_ms = config_get_duration_ms(cfg, "timeout");
+	const char *table = config_get(cfg, CFG_TABLE);
+	const char *listen = config_get(cfg, CFG_LISTEN);
+	int64_t timeout_ms = config_get_duration_ms(cfg, CFG_TIMEOUT);
 	char *token = NULL;
 	long status = 0;
 	json_t *j = NULL;
@@ -126,7 +126,7 @@ cmd_checkpoint(bs_config *cfg, int argc, char **argv)
 	}
 	if (status == 200)
 	{
-		if (config_get_bool(cfg, "json"))
+		if (config_get_bool(cfg, CFG_JSON))
 		{
 			char *s = json_dumps(j, JSON_COMPACT);
 

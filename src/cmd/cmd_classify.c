@@ -54,8 +54,8 @@ int
 cmd_classify_read_sql(const bs_config *cfg, int argc, char **argv, bool take_command,
 					  char **sql, size_t *len, bs_error *err)
 {
-	const char *file = config_get(cfg, "file");
-	const char *command = take_command ? config_get(cfg, "command") : NULL;
+	const char *file = config_get(cfg, CFG_FILE);
+	const char *command = take_command ? config_get(cfg, CFG_COMMAND) : NULL;
 	int given = (argc > 0) + (file != NULL) + (command != NULL);
 
 	*sql = NULL;
@@ -90,7 +90,7 @@ cmd_classify_read_sql(const bs_config *cfg, int argc, char **argv, bool take_com
 int
 cmd_classify_load_policy(const bs_config *cfg, policy **out, bs_error *err)
 {
-	const char *path = config_get(cfg, "policy");
+	const char *path = config_get(cfg, CFG_POLICY);
 	FILE *f;
 	char *text;
 	size_t len;
@@ -216,9 +216,9 @@ cmd_classify_record(const char *sql, const gate_stmt *st, const policy_decision 
 int
 cmd_classify(bs_config *cfg, int argc, char **argv)
 {
-	const char *db = config_get(cfg, "db");
-	const char *environment = config_get(cfg, "environment");
-	bool json = config_get_bool(cfg, "json");
+	const char *db = config_get(cfg, CFG_DB);
+	const char *environment = config_get(cfg, CFG_ENVIRONMENT);
+	bool json = config_get_bool(cfg, CFG_JSON);
 	char *sql = NULL;
 	size_t len;
 	policy *pol = NULL;
@@ -227,7 +227,7 @@ cmd_classify(bs_config *cfg, int argc, char **argv)
 	gate_options opts;
 	gate_result *r = NULL;
 	char *user = NULL, *search_path = NULL;
-	const char *principal = config_get(cfg, "principal");
+	const char *principal = config_get(cfg, CFG_PRINCIPAL);
 	bs_error err;
 	int rc = EXIT_FAILURE_RUNTIME;
 	json_t *out = NULL, *stmts = NULL;
@@ -340,7 +340,7 @@ cmd_policy(bs_config *cfg, int argc, char **argv)
 		fprintf(stderr, "backstop policy: usage: backstop policy check FILE\n");
 		return EXIT_USAGE;
 	}
-	config_set(cfg, "policy", argv[1], SOURCE_FLAG);
+	config_set(cfg, CFG_POLICY, argv[1], SOURCE_FLAG);
 	if (cmd_classify_load_policy(cfg, &p, &err) != BS_OK)
 	{
 		cli_report_error("policy check", &err);

@@ -118,7 +118,7 @@ find_cb(void *ctx, const char *key, uint64_t size, bs_error *err)
 static void
 probe_storage(const bs_config *cfg, probe *p)
 {
-	const char *url = config_get(cfg, "storage");
+	const char *url = config_get(cfg, CFG_STORAGE);
 	storage    *st = NULL;
 	bs_error	err;
 	char		key[128];
@@ -328,8 +328,8 @@ metric_value(const char *text, const char *name, double *out)
 static void
 check_archiver(const bs_config *cfg, json_t *root, findings *f, doctor_state *ds)
 {
-	const char *listen = config_get(cfg, "listen");
-	bool		explicit = strcmp(config_origin(cfg, "listen"), "default") != 0;
+	const char *listen = config_get(cfg, CFG_LISTEN);
+	bool		explicit = strcmp(config_origin(cfg, CFG_LISTEN), "default") != 0;
 	char	   *token = NULL;
 	strbuf		body = STRBUF_INIT;
 	long		status = 0;
@@ -355,7 +355,7 @@ check_archiver(const bs_config *cfg, json_t *root, findings *f, doctor_state *ds
 		tag_finding(f, "archiver", listen);
 		return;
 	}
-	if (cmd_checkpoint_get(listen, token, "/health", config_get_duration_ms(cfg, "timeout"), &status, &body,
+	if (cmd_checkpoint_get(listen, token, "/health", config_get_duration_ms(cfg, CFG_TIMEOUT), &status, &body,
 						   &err) != BS_OK)
 	{
 		json_object_set_new(o, "reachable", json_false());
@@ -401,7 +401,7 @@ check_archiver(const bs_config *cfg, json_t *root, findings *f, doctor_state *ds
 		tag_finding(f, "archiver", listen);
 	}
 	strbuf_reset(&body);
-	if (cmd_checkpoint_get(listen, token, "/metrics", config_get_duration_ms(cfg, "timeout"), &status, &body,
+	if (cmd_checkpoint_get(listen, token, "/metrics", config_get_duration_ms(cfg, CFG_TIMEOUT), &status, &body,
 						   &err) == BS_OK && status == 200 && body.data)
 	{
 		double		lag = 0;
@@ -424,7 +424,7 @@ check_archiver(const bs_config *cfg, json_t *root, findings *f, doctor_state *ds
 		if (metric_value(body.data, "backstop_seconds_behind", &v))
 		{
 			json_object_set_new(o, "seconds_behind", json_real(v));
-			if (v * 1000.0 > (double) config_get_duration_ms(cfg, "stale_after"))
+			if (v * 1000.0 > (double) config_get_duration_ms(cfg, CFG_STALE_AFTER))
 			{
 				add_finding(f, "warning", "see the archiver's log and its backstop_lag_bytes; raise --stale-after if this is expected",
 							"the archiver at %s is %s behind (its newest durable commit), more than --stale-after", listen,
@@ -452,13 +452,13 @@ check_freshness(const bs_config *cfg, json_t *root, findings *f, doctor_state *d
 	int			n = 0;
 	bs_error	err;
 	json_t	   *arr = json_array();
-	int64_t		stale_ms = config_get_duration_ms(cfg, "stale_after");
+	int64_t		stale_ms = config_get_duration_ms(cfg, CFG_STALE_AFTER);
 	int64_t		now_us = clock_unix_us();
 
 	error_clear(&err);
 	memset(&head, 0, sizeof(head));
 	json_object_set_new(root, "freshness", arr);
-	if (storage_config_open(config_get(cfg, "storage"), cfg, &st, &err) != BS_OK ||
+	if (storage_config_open(config_get(cfg, CFG_STORAGE), cfg, &st, &err) != BS_OK ||
 		archive_head_load(st, &head, &head_exists, &err) != BS_OK ||
 		manifest_list_relids(st, &relids, &n, &err) != BS_OK)
 	{
@@ -670,7 +670,7 @@ check_server(PGconn *conn, const bs_config *cfg, probe *p, findings *f, server_f
 		sf->keep_mb = atof(v);
 	{
 		long long	st_ms = col(res, 0, "sender_timeout_ms") ? atoll(col(res, 0, "sender_timeout_ms")) : -1;
-		int64_t		status_ms = config_get_duration_ms(cfg, "status_interval");
+		int64_t		status_ms = config_get_duration_ms(cfg, CFG_STATUS_INTERVAL);
 
 		json_object_set_new(p->obj, "wal_sender_timeout_ms", json_integer(st_ms));
 		if (st_ms == 0)
@@ -738,7 +738,7 @@ check_server(PGconn *conn, const bs_config *cfg, probe *p, findings *f, server_f
 static void
 check_slots(PGconn *conn, const bs_config *cfg, probe *p, findings *f, server_facts *sf, const doctor_state *ds)
 {
-	const char *slot = config_get(cfg, "slot");
+	const char *slot = config_get(cfg, CFG_SLOT);
 	bool		new13 = sf->version >= 130000;
 	PGresult   *res = NULL;
 	bs_error	err;
@@ -862,7 +862,7 @@ check_slots(PGconn *conn, const bs_config *cfg, probe *p, findings *f, server_fa
 static void
 check_ddl_capture(PGconn *conn, const bs_config *cfg, findings *f, const server_facts *sf)
 {
-	const char *mode = config_get(cfg, "ddl_capture");
+	const char *mode = config_get(cfg, CFG_DDL_CAPTURE);
 	char *present = NULL;
 	bs_error err;
 
@@ -897,9 +897,9 @@ check_ddl_capture(PGconn *conn, const bs_config *cfg, findings *f, const server_
 static void
 check_tables(PGconn *conn, const bs_config *cfg, probe *p, findings *f, server_facts *sf)
 {
-	const char *tables = config_get(cfg, "tables");
-	bool		all = config_get_bool(cfg, "all_tables");
-	const char *pubname = config_get(cfg, "publication");
+	const char *tables = config_get(cfg, CFG_TABLES);
+	bool		all = config_get_bool(cfg, CFG_ALL_TABLES);
+	const char *pubname = config_get(cfg, CFG_PUBLICATION);
 	const char *params[1] = {pubname};
 	catalog_table_list list;
 	PGresult   *pub = NULL,
@@ -1171,8 +1171,8 @@ cmd_doctor(bs_config *cfg, int argc, char **argv)
 {
 	probe		sp,
 				dp;
-	bool		json = config_get_bool(cfg, "json");
-	const char *db = config_get(cfg, "db");
+	bool		json = config_get_bool(cfg, CFG_JSON);
+	const char *db = config_get(cfg, CFG_DB);
 	findings	f = {json_array(), 0, 0};
 	doctor_state ds = {false, false, -1};
 	json_t	   *root = json_object();

@@ -537,7 +537,7 @@ run_drill(drill *d, int *exit_code, bs_error *err)
 	}
 	else
 	{
-		const char *table = config_get(d->cfg, "table");
+		const char *table = config_get(d->cfg, CFG_TABLE);
 		PGresult   *res = NULL;
 		bool		exists = false;
 		char	   *q;
@@ -671,7 +671,7 @@ cmd_drill(bs_config *cfg, int argc, char **argv)
 	drill		d;
 	bs_error	err;
 	int			exit_code = EXIT_FAILURE_RUNTIME;
-	bool		json = config_get_bool(cfg, "json");
+	bool		json = config_get_bool(cfg, CFG_JSON);
 	double		t0 = clock_mono_s();
 
 	(void) argv;
@@ -683,19 +683,19 @@ cmd_drill(bs_config *cfg, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	d.cfg = cfg;
-	d.db = config_get(cfg, "db");
-	d.to_db = config_get(cfg, "to_db");
-	d.listen = config_get(cfg, "listen");
+	d.db = config_get(cfg, CFG_DB);
+	d.to_db = config_get(cfg, CFG_TO_DB);
+	d.listen = config_get(cfg, CFG_LISTEN);
 	if (d.listen && (strcmp(d.listen, "off") == 0 || *d.listen == '\0'))
 		d.listen = NULL;
-	d.timeout_ms = config_get_duration_ms(cfg, "timeout");
-	d.scratch = config_get(cfg, "table") == NULL;
+	d.timeout_ms = config_get_duration_ms(cfg, CFG_TIMEOUT);
+	d.scratch = config_get(cfg, CFG_TABLE) == NULL;
 	if (d.db == NULL)
 	{
 		cli_usage_error("drill", "--db is required");
 		return EXIT_USAGE;
 	}
-	if (config_get(cfg, "table") && config_get_bool(cfg, "scratch"))
+	if (config_get(cfg, CFG_TABLE) && config_get_bool(cfg, CFG_SCRATCH))
 	{
 		cli_usage_error("drill", "give --table or --scratch, not both");
 		return EXIT_USAGE;
@@ -738,7 +738,7 @@ cmd_drill(bs_config *cfg, int argc, char **argv)
 			json_object_set(st, "rto_seconds", json_object_get(d.out, "rto_seconds"));
 		if (json_object_get(d.out, "rpo_seconds"))
 			json_object_set(st, "rpo_seconds", json_object_get(d.out, "rpo_seconds"));
-		if (drillstate_write(config_get(cfg, "data_dir"), st, &serr) != BS_OK)
+		if (drillstate_write(config_get(cfg, CFG_DATA_DIR), st, &serr) != BS_OK)
 			fprintf(stderr, "backstop drill: WARNING: the result was not recorded for /metrics: %s\n", serr.message);
 		json_decref(st);
 	}

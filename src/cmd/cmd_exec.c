@@ -505,12 +505,12 @@ cmd_exec(bs_config *cfg, int argc, char **argv)
 
 	memset(&x, 0, sizeof(x));
 	error_clear(&err);
-	x.conninfo = config_get(cfg, "db");
-	x.principal = config_get(cfg, "principal");
-	x.environment = config_get(cfg, "environment");
-	x.listen = config_get(cfg, "listen");
-	x.timeout_ms = config_get_duration_ms(cfg, "timeout");
-	x.json = config_get_bool(cfg, "json");
+	x.conninfo = config_get(cfg, CFG_DB);
+	x.principal = config_get(cfg, CFG_PRINCIPAL);
+	x.environment = config_get(cfg, CFG_ENVIRONMENT);
+	x.listen = config_get(cfg, CFG_LISTEN);
+	x.timeout_ms = config_get_duration_ms(cfg, CFG_TIMEOUT);
+	x.json = config_get_bool(cfg, CFG_JSON);
 	if (argc > 0)
 	{
 		cli_usage_error("exec", "unexpected argument \"%s\" (give the SQL with -c or -f)", argv[0]);

@@ -275,7 +275,7 @@ static int
 take_lease(expire_run *r, bs_error *err)
 {
 	if (lease_hold(r->st, "(backstop expire)",
-				   config_get_duration_ms(r->cfg, "lease_timeout"), false, r->head_exists ? r->head.lease_token : 0,
+				   config_get_duration_ms(r->cfg, CFG_LEASE_TIMEOUT), false, r->head_exists ? r->head.lease_token : 0,
 				   true, &r->hold, err) == BS_OK)
 		return BS_OK;
 	if (strcmp(err->code, ERRCODE_LOCK_NOT_AVAILABLE) == 0)
@@ -364,12 +364,12 @@ cmd_expire(bs_config *cfg, int argc, char **argv)
 
 	memset(&r, 0, sizeof(r));
 	r.cfg = cfg;
-	r.dry_run = config_get_bool(cfg, "dry_run");
-	r.as_json = config_get_bool(cfg, "json");
-	r.patterns = config_get(cfg, "table");
-	r.policy.keep_window_us = config_get(cfg, "keep_window") ? config_get_duration_ms(cfg, "keep_window") * 1000 : 0;
-	r.policy.keep_bases = config_get(cfg, "keep_bases") ? config_get_int(cfg, "keep_bases") : 0;
-	r.orphan_age_s = config_get_duration_ms(cfg, "orphan_age") / 1000;
+	r.dry_run = config_get_bool(cfg, CFG_DRY_RUN);
+	r.as_json = config_get_bool(cfg, CFG_JSON);
+	r.patterns = config_get(cfg, CFG_TABLE);
+	r.policy.keep_window_us = config_get(cfg, CFG_KEEP_WINDOW) ? config_get_duration_ms(cfg, CFG_KEEP_WINDOW) * 1000 : 0;
+	r.policy.keep_bases = config_get(cfg, CFG_KEEP_BASES) ? config_get_int(cfg, CFG_KEEP_BASES) : 0;
+	r.orphan_age_s = config_get_duration_ms(cfg, CFG_ORPHAN_AGE) / 1000;
 	r.jproblems = json_array();
 	error_clear(&err);
 	if (argc > 0)
@@ -384,7 +384,7 @@ cmd_expire(bs_config *cfg, int argc, char **argv)
 		exit_code = EXIT_USAGE;
 		goto out;
 	}
-	if (storage_config_open(config_get(cfg, "storage"), cfg, &r.st, &err) != BS_OK ||
+	if (storage_config_open(config_get(cfg, CFG_STORAGE), cfg, &r.st, &err) != BS_OK ||
 		archive_head_load(r.st, &r.head, &r.head_exists, &err) != BS_OK)
 		goto fail;
 	/* Never create a lease where there is no archive (a mistyped URL). */

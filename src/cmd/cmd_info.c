@@ -150,8 +150,8 @@ summarize(const manifest *m, const archive_head *head, bool head_exists, info_su
 int
 cmd_info(bs_config *cfg, int argc, char **argv)
 {
-	const char *table = config_get(cfg, "table");
-	bool as_json = config_get_bool(cfg, "json");
+	const char *table = config_get(cfg, CFG_TABLE);
+	bool as_json = config_get_bool(cfg, CFG_JSON);
 	storage *st = NULL;
 	bs_error err;
 	archive_head head;
@@ -189,12 +189,12 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 		head_error = redact_text(err.message);
 	}
 
-	if (table || config_get(cfg, "relid"))
+	if (table || config_get(cfg, CFG_RELID))
 	{
 		manifest *m = NULL;
 
 		if ((table ? audit_find_table(st, head_exists ? &head : NULL, table, &m, &err)
-			 : manifest_find_relid(st, config_get(cfg, "relid"), &m, &err)) != BS_OK)
+			 : manifest_find_relid(st, config_get(cfg, CFG_RELID), &m, &err)) != BS_OK)
 		{
 			cli_report_error("info", &err);
 			exit_code = strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 ? EXIT_INTEGRITY

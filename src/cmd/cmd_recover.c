@@ -64,14 +64,14 @@ fail(progress *prog, const bs_error *err)
 static int
 parse_point(const bs_config *cfg, recover_point *pt, const char **msg)
 {
-	const char *lsn = config_get(cfg, "to_lsn");
-	const char *tm = config_get(cfg, "to_time");
-	const char *xid = config_get(cfg, "to_xid");
-	bool latest = config_get_bool(cfg, "latest");
+	const char *lsn = config_get(cfg, CFG_TO_LSN);
+	const char *tm = config_get(cfg, CFG_TO_TIME);
+	const char *xid = config_get(cfg, CFG_TO_XID);
+	bool latest = config_get_bool(cfg, CFG_LATEST);
 	int n = (lsn != NULL) + (tm != NULL) + (xid != NULL) + latest;
 
 	memset(pt, 0, sizeof(*pt));
-	pt->exclusive = config_get_bool(cfg, "exclusive");
+	pt->exclusive = config_get_bool(cfg, CFG_EXCLUSIVE);
 	if (n != 1)
 	{
 		*msg = "give exactly one of --to-lsn, --to-time, --to-xid and --latest";
@@ -188,7 +188,7 @@ confirm_apply(const bs_config *cfg, const char *orig, const char *target_shown)
 	char answer[16];
 
 	fflush(stdout);
-	if (config_get_bool(cfg, "yes"))
+	if (config_get_bool(cfg, CFG_YES))
 		return true;
 	fprintf(stderr, "Apply the copy-back above to %s? [y/N] ", orig);
 	if (fgets(answer, sizeof(answer), stdin) == NULL || (answer[0] != 'y' && answer[0] != 'Y'))
@@ -217,7 +217,7 @@ apply_copyback(const bs_config *cfg, PGconn *conn, const copyback_input *ci, con
 		return fail(NULL, err);
 	}
 	if (!json)
-		printf("%sCopy-back applied to %s and validated (%s).\n", config_get_bool(cfg, "yes") ? "" : "\n", orig,
+		printf("%sCopy-back applied to %s and validated (%s).\n", config_get_bool(cfg, CFG_YES) ? "" : "\n", orig,
 			   cb->kind == COPYBACK_RENAME ? "the table's rows and checksum are the recovery's" :
 			   cb->kind == COPYBACK_ROWS ? "every recovered row is in the table" :
 			   "the named columns hold the recovered values for every matched key");
@@ -229,7 +229,7 @@ apply_copyback(const bs_config *cfg, PGconn *conn, const copyback_input *ci, con
 static int
 target_name(const bs_config *cfg, const manifest *m, char **schema, char **name, bs_error *err)
 {
-	const char *into = config_get(cfg, "into");
+	const char *into = config_get(cfg, CFG_INTO);
 
 	if (into)
 		return ident_split_name(into, schema, name, err);
@@ -899,7 +899,7 @@ apply_parent(const bs_config *cfg, PGconn *conn, bool gone, const cb_steps *step
 		return EXIT_FAILURE_RUNTIME;
 	if (copyback_apply_hierarchy(conn, steps->sql, steps->what, steps->n, mem, n, rows, err) != BS_OK)
 		return fail(NULL, err);
-	if (!config_get_bool(cfg, "yes") && !config_get_bool(cfg, "json"))
+	if (!config_get_bool(cfg, CFG_YES) && !config_get_bool(cfg, CFG_JSON))
 		printf("\nCopy-back applied to %s and validated (the hierarchy with its bounds, and each partition's rows "
 			   "and checksum, are the recovery's).\n", pshown);
 	return EXIT_OK;
@@ -1034,8 +1034,8 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 	char *tschema = NULL,
 			   *tname = NULL;
 	char *pshown = quote_display_name(pm->schema, pm->name);
-	const char *target_db = config_get(cfg, "target_db");
-	const char *db = config_get(cfg, "db");
+	const char *target_db = config_get(cfg, CFG_TARGET_DB);
+	const char *db = config_get(cfg, CFG_DB);
 	PGconn *conn = NULL;
 	recover_point pt = *user_pt;
 	uint64_t point_lsn = 0;		/* commits before it are in the point (0: a time) */
@@ -1044,7 +1044,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 	int nnodes = 0;
 	progress prog;
 	recover_progress rprog = {&prog, false, -1};
-	recover_resources res = {config_get(cfg, "temp_dir"), (uint64_t) config_get_size(cfg, "memory_limit")};
+	recover_resources res = {config_get(cfg, CFG_TEMP_DIR), (uint64_t) config_get_size(cfg, CFG_MEMORY_LIMIT)};
 	recover_restore rr;
 	char buf[256];
 	int rc = EXIT_FAILURE_RUNTIME;
@@ -1052,7 +1052,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 	error_clear(&err);
 	progress_init(&prog, "recover", progress_wanted(json));
 	memset(&rr, 0, sizeof(rr));
-	if (config_get(cfg, "copy_back_columns"))
+	if (config_get(cfg, CFG_COPY_BACK_COLUMNS))
 	{
 		free(pshown);
 		return usage("--copy-back-columns does not apply to a partitioned table yet: run the printed copy-back "
@@ -1390,7 +1390,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 						   "shorter name with --into");
 				goto done;
 			}
-	if (config_get_bool(cfg, "dry_run"))
+	if (config_get_bool(cfg, CFG_DRY_RUN))
 	{
 		if (json)
 		{
@@ -1463,8 +1463,8 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		goto done;
 	}
 	for (int p = 0; p < nparts; p++)
-		if (load_partition(conn, st, &parts[p], tschema, &pt, config_get_bool(cfg, "replace"),
-						   config_get_bool(cfg, "no_indexes"), &res, &rprog, &err) != BS_OK)
+		if (load_partition(conn, st, &parts[p], tschema, &pt, config_get_bool(cfg, CFG_REPLACE),
+						   config_get_bool(cfg, CFG_NO_INDEXES), &res, &rprog, &err) != BS_OK)
 		{
 			drop_created(conn, tschema, parts, nparts);
 			error_prefix(&err, "%s not recovered as a whole", pshown);
@@ -1476,7 +1476,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 
 		strbuf_printf(&comment, RECOVER_COMMENT_PREFIX "%s.%s (relid %u, partitioned) at %s", pm->schema, pm->name,
 					  pm->relid, recover_render_point(user_pt, buf, sizeof(buf)));
-		if (build_parent(conn, tschema, nodes, nnodes, parts, nparts, comment.data, config_get_bool(cfg, "replace"),
+		if (build_parent(conn, tschema, nodes, nnodes, parts, nparts, comment.data, config_get_bool(cfg, CFG_REPLACE),
 						 &err) != BS_OK)
 		{
 			strbuf_free(&comment);
@@ -1517,8 +1517,8 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		int nmem = nnodes + nparts;
 		copyback_member *mem = xcalloc((size_t) nmem, sizeof(copyback_member));
 		char (*sums)[REPLAY_CHECKSUM_BUFLEN + 32] = xcalloc((size_t) nparts + 1, sizeof(*sums));
-		bool apply = config_get_bool(cfg, "apply"),
-			yes = config_get_bool(cfg, "yes"),
+		bool apply = config_get_bool(cfg, CFG_APPLY),
+			yes = config_get_bool(cfg, CFG_YES),
 			applied = false;
 		int arc = EXIT_OK;
 
@@ -1777,11 +1777,11 @@ done:
 int
 cmd_recover(bs_config *cfg, int argc, char **argv)
 {
-	const char *table = config_get(cfg, "table");
-	const char *db = config_get(cfg, "db");
-	const char *target_db = config_get(cfg, "target_db");
-	bool dry_run = config_get_bool(cfg, "dry_run");
-	bool json = config_get_bool(cfg, "json");
+	const char *table = config_get(cfg, CFG_TABLE);
+	const char *db = config_get(cfg, CFG_DB);
+	const char *target_db = config_get(cfg, CFG_TARGET_DB);
+	bool dry_run = config_get_bool(cfg, CFG_DRY_RUN);
+	bool json = config_get_bool(cfg, CFG_JSON);
 	recover_point pt;
 	const char *msg = NULL;
 	bs_error err;
@@ -1812,14 +1812,14 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		l1[LSN_BUFLEN],
 		l2[LSN_BUFLEN],
 		tm[ISOTIME_BUFLEN];
-	bool apply = config_get_bool(cfg, "apply");
+	bool apply = config_get_bool(cfg, CFG_APPLY);
 	copyback cb;
 	copyback_input ci;
 	char **cb_columns = NULL;
 	int cb_ncolumns = 0;
 	strbuf latest_cmd = STRBUF_INIT;
 	recover_restore rr;
-	recover_resources res = {config_get(cfg, "temp_dir"), (uint64_t) config_get_size(cfg, "memory_limit")};
+	recover_resources res = {config_get(cfg, CFG_TEMP_DIR), (uint64_t) config_get_size(cfg, CFG_MEMORY_LIMIT)};
 	uint64_t spilled_rows = 0,
 		spilled_bytes = 0;
 
@@ -1834,7 +1834,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	memset(&ci, 0, sizeof(ci));
 	if (argc > 0)
 		return usage("recover takes no positional arguments");
-	if ((table == NULL) == (config_get(cfg, "relid") == NULL))
+	if ((table == NULL) == (config_get(cfg, CFG_RELID) == NULL))
 		return usage("one of --table or --relid is required");
 	if (parse_point(cfg, &pt, &msg) != BS_OK)
 		return usage(msg);
@@ -1843,10 +1843,10 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	/* --apply changes the live table: refused up front where it cannot be done or asked. */
 	if (apply && (dry_run || target_db))
 		return usage("--apply runs the copy-back in the source database: not with --dry-run or --target-db");
-	if (apply && !config_get_bool(cfg, "yes") && (json || !(isatty(0) && isatty(2))))
+	if (apply && !config_get_bool(cfg, CFG_YES) && (json || !(isatty(0) && isatty(2))))
 		return usage("--apply asks before it changes the table; without a terminal, add --yes");
-	if (config_get(cfg, "copy_back_columns") &&
-		copyback_parse_columns(config_get(cfg, "copy_back_columns"), &cb_columns, &cb_ncolumns, &err) != BS_OK)
+	if (config_get(cfg, CFG_COPY_BACK_COLUMNS) &&
+		copyback_parse_columns(config_get(cfg, CFG_COPY_BACK_COLUMNS), &cb_columns, &cb_ncolumns, &err) != BS_OK)
 	{
 		copyback_free_columns(cb_columns, cb_ncolumns);
 		return usage(err.message);
@@ -1857,7 +1857,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK ||
 		(table ? audit_find_table_at(st, head_exists ? &head : NULL, table,
 									 pt.kind == RECOVER_POINT_LSN ? pt.lsn : UINT64_MAX, &m, &err)
-		 : manifest_find_relid(st, config_get(cfg, "relid"), &m, &err)) != BS_OK)
+		 : manifest_find_relid(st, config_get(cfg, CFG_RELID), &m, &err)) != BS_OK)
 	{
 		progress_clear(&prog);
 		rc = strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 ? usage(err.message) : fail(&prog, &err);
@@ -2041,7 +2041,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		goto done;
 	}
 
-	if (config_get_bool(cfg, "replace") && !config_get_bool(cfg, "yes") && isatty(0) && isatty(2))
+	if (config_get_bool(cfg, CFG_REPLACE) && !config_get_bool(cfg, CFG_YES) && isatty(0) && isatty(2))
 	{
 		progress_clear(&prog);
 		char answer[16];
@@ -2076,12 +2076,12 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	copyback_later_changes(m, plan->last_end_lsn, plan->base->lsn, &ci.later);
 	{
 		char *qt = quote_qualified_name_printable(m->schema, m->name);
-		char *qstorage = redact_text(config_get(cfg, "storage"));
+		char *qstorage = redact_text(config_get(cfg, CFG_STORAGE));
 		char *lit = quote_literal(qstorage);
 
 		strbuf_printf(&latest_cmd, "backstop recover --storage %s --table %s --latest", lit, qt);
 		/* Into the same <table>_recovered, replacing this recovery. */
-		if (config_get(cfg, "into") == NULL)
+		if (config_get(cfg, CFG_INTO) == NULL)
 			strbuf_append_str(&latest_cmd, " --replace");
 		free(qt);
 		free(qstorage);
@@ -2116,8 +2116,8 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		o.layout = layout;
 		o.definition = b->definition;
 		o.comment = comment.data;
-		o.replace = config_get_bool(cfg, "replace");
-		o.no_indexes = config_get_bool(cfg, "no_indexes");
+		o.replace = config_get_bool(cfg, CFG_REPLACE);
+		o.no_indexes = config_get_bool(cfg, CFG_NO_INDEXES);
 		o.progress = &prog;
 		/* Streamed, the base's count is the estimate (the changes move it a little). */
 		prog.copied_total = streaming ? b->rows : replay_row_count(rs);
@@ -2142,7 +2142,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	}
 
 	/* With --yes the copy-back runs first, so the result printed says whether it was applied. */
-	if (apply && config_get_bool(cfg, "yes") &&
+	if (apply && config_get_bool(cfg, CFG_YES) &&
 		(rc = apply_copyback(cfg, conn, &ci, &cb, m, target_shown, true, &err)) != EXIT_OK)
 		goto done;
 	{
@@ -2272,7 +2272,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 						break;
 				}
 			}
-			if (apply && config_get_bool(cfg, "yes"))
+			if (apply && config_get_bool(cfg, CFG_YES))
 				printf("\nCopy-back SQL (applied in one transaction and validated):\n");
 			else if (apply)
 				printf("\nCopy-back SQL (to be applied in one transaction once you confirm):\n");
@@ -2284,13 +2284,13 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			recover_render_after_copy_back(&rr, "\nAfter the copy-back (not executed, not part of --apply): what the recovered table "
 					   "cannot hold\n");
 			recover_render_notes("Not given as SQL", &rr.notes);
-			if (apply && config_get_bool(cfg, "yes"))
+			if (apply && config_get_bool(cfg, CFG_YES))
 				printf("\nCopy-back applied to %s and validated.\n", src_shown);
 		}
 	}
 	(void) t_load;
 	/* Asked at the terminal: after the plan was shown. */
-	if (apply && !config_get_bool(cfg, "yes") &&
+	if (apply && !config_get_bool(cfg, CFG_YES) &&
 		(rc = apply_copyback(cfg, conn, &ci, &cb, m, target_shown, json, &err)) != EXIT_OK)
 		goto done;
 	rc = EXIT_OK;

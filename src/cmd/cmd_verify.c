@@ -727,7 +727,7 @@ listed_totals(verify_ctx *c, const key_list *all)
 int
 cmd_verify(bs_config *cfg, int argc, char **argv)
 {
-	const char *table = config_get(cfg, "table");
+	const char *table = config_get(cfg, CFG_TABLE);
 	verify_ctx c;
 	storage *st = NULL;
 	bs_error err;
@@ -743,7 +743,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 	}
 	memset(&c, 0, sizeof(c));
 	memset(&head, 0, sizeof(head));
-	c.json = config_get_bool(cfg, "json");
+	c.json = config_get_bool(cfg, CFG_JSON);
 	progress_init(&c.prog, "verify", progress_wanted(c.json));
 	c.prog.items_unit = "objects checked";
 	progress_phase(&c.prog, "list");

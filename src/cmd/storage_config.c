@@ -41,11 +41,11 @@ storage_config_options(const bs_config *cfg, storage_options *o, bs_error *err)
 	storage_options_init(o);
 	o->s3.endpoint = setting(cfg, "s3_endpoint", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL");
 	o->s3.region = setting(cfg, "s3_region", "AWS_REGION", "AWS_DEFAULT_REGION");
-	o->s3.uri_style = nonempty(config_get(cfg, "s3_uri_style"));
+	o->s3.uri_style = nonempty(config_get(cfg, CFG_S3_URI_STYLE));
 	o->s3.access_key_id = setting(cfg, "s3_access_key_id", "AWS_ACCESS_KEY_ID", NULL);
 	o->s3.secret_access_key = setting(cfg, "s3_secret_access_key", "AWS_SECRET_ACCESS_KEY", NULL);
 	o->s3.session_token = setting(cfg, "s3_session_token", "AWS_SESSION_TOKEN", NULL);
-	o->s3.ca_file = nonempty(config_get(cfg, "s3_ca_file"));
+	o->s3.ca_file = nonempty(config_get(cfg, CFG_S3_CA_FILE));
 	if (config_parse_size(option_or_default(cfg, "s3_multipart_threshold"), &o->s3.part_size) != 0 ||
 		config_parse_duration_ms(option_or_default(cfg, "s3_timeout"), &o->s3.timeout_ms) != 0 ||
 		config_parse_int(option_or_default(cfg, "retries"), &retries) != 0 ||
@@ -57,12 +57,12 @@ storage_config_options(const bs_config *cfg, storage_options *o, bs_error *err)
 	o->s3.retries = (int) retries;
 	o->s3.verify_tls = verify;
 
-	o->crypt.key_file = config_get(cfg, "encryption_key_file");
-	o->crypt.passphrase = config_get(cfg, "encryption_passphrase");
-	o->crypt.passphrase_origin = config_origin(cfg, "encryption_passphrase");
-	o->crypt.passphrase_file = config_get(cfg, "encryption_passphrase_file");
-	o->crypt.old_key_files = config_get(cfg, "encryption_old_key_file");
-	o->crypt.old_passphrase_files = config_get(cfg, "encryption_old_passphrase_file");
+	o->crypt.key_file = config_get(cfg, CFG_ENCRYPTION_KEY_FILE);
+	o->crypt.passphrase = config_get(cfg, CFG_ENCRYPTION_PASSPHRASE);
+	o->crypt.passphrase_origin = config_origin(cfg, CFG_ENCRYPTION_PASSPHRASE);
+	o->crypt.passphrase_file = config_get(cfg, CFG_ENCRYPTION_PASSPHRASE_FILE);
+	o->crypt.old_key_files = config_get(cfg, CFG_ENCRYPTION_OLD_KEY_FILE);
+	o->crypt.old_passphrase_files = config_get(cfg, CFG_ENCRYPTION_OLD_PASSPHRASE_FILE);
 	if (nonempty(o->crypt.passphrase) && cfg->values[pass_opt - config_options].source == SOURCE_FLAG)
 		return error_set(err, ERRCODE_ENCRYPTION_KEY,
 						 "--encryption-passphrase is refused: a command line shows in ps; set "

@@ -301,7 +301,7 @@ check_level(const bs_config *cfg, const char *option, bs_error *err)
 	codec_stream *cs = NULL;
 	const char *level = config_get(cfg, option);
 
-	if (level == NULL || codec_parse(config_get(cfg, "compression"), &codec, err) != BS_OK)
+	if (level == NULL || codec_parse(config_get(cfg, CFG_COMPRESSION), &codec, err) != BS_OK)
 		return BS_OK;			/* the enum and integer checks of config_load() apply */
 	if (codec_compressor_open(codec, (int) config_get_int(cfg, option), &cs, err) != BS_OK)
 		return invalid(cfg, option, false, err);

@@ -164,13 +164,13 @@ main(int argc, char **argv)
 		rc = crypt_speed(atol(pos[1]) > 0 ? atol(pos[1]) : 64, &err);
 		goto out;
 	}
-	if (config_get(&cfg, "encryption_key_file") != NULL)
+	if (config_get(&cfg, CFG_ENCRYPTION_KEY_FILE) != NULL)
 	{
-		if (storage_config_open(config_get(&cfg, "storage"), &cfg, &st, &err) != BS_OK ||
+		if (storage_config_open(config_get(&cfg, CFG_STORAGE), &cfg, &st, &err) != BS_OK ||
 			storage_crypt_prepare_write(st, &err) != BS_OK)
 			goto out;
 	}
-	else if (storage_config_open_raw(config_get(&cfg, "storage"), &cfg, &st, &err) != BS_OK)
+	else if (storage_config_open_raw(config_get(&cfg, CFG_STORAGE), &cfg, &st, &err) != BS_OK)
 		goto out;
 	if ((strcmp(cmd, "put") == 0 || strcmp(cmd, "put-abort") == 0) && npos >= 2)
 		rc = put_file(st, pos[1], npos >= 3 ? pos[2] : NULL, strcmp(cmd, "put-abort") == 0, &err);

@@ -125,11 +125,11 @@ main(void)
 		char *argv[] = {"--config", path, "--segment-age=30s", "--all-tables", "extra"};
 
 		ok(load(&cfg, 5, argv, allowed, &err, &usage) == BS_OK, "file+env+flags load");
-		is_str(config_get(&cfg, "segment_size"), "8MiB", "file value used");
-		is_str(config_get(&cfg, "storage"), "file:///from-env", "environment beats file");
-		is_str(config_get(&cfg, "segment_age"), "30s", "flag beats file");
-		ok(config_get_bool(&cfg, "all_tables"), "boolean flag without value");
-		is_int(config_get_duration_ms(&cfg, "segment_age"), 30000, "duration getter");
+		is_str(config_get(&cfg, CFG_SEGMENT_SIZE), "8MiB", "file value used");
+		is_str(config_get(&cfg, CFG_STORAGE), "file:///from-env", "environment beats file");
+		is_str(config_get(&cfg, CFG_SEGMENT_AGE), "30s", "flag beats file");
+		ok(config_get_bool(&cfg, CFG_ALL_TABLES), "boolean flag without value");
+		is_int(config_get_duration_ms(&cfg, CFG_SEGMENT_AGE), 30000, "duration getter");
 		config_free(&cfg);
 	}
 	unsetenv("BACKSTOP_STORAGE");

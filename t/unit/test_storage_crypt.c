@@ -124,7 +124,7 @@ test_config_keys(void)
 	/* A key file others can read is refused, as control_token_file is. */
 	snprintf(path, sizeof(path), "%s/key.hex", root);
 	write_file(path, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", 65, 0644);
-	config_set(&cfg, "encryption_key_file", path, SOURCE_FLAG);
+	config_set(&cfg, CFG_ENCRYPTION_KEY_FILE, path, SOURCE_FLAG);
 	ok(storage_config_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "accessible by others"),
 	   "a key file readable by others is refused");
 	chmod(path, 0600);
@@ -141,26 +141,26 @@ test_config_keys(void)
 	/* A malformed key file. */
 	snprintf(path2, sizeof(path2), "%s/key.bad", root);
 	write_file(path2, "not a key\n", 10, 0600);
-	config_set(&cfg, "encryption_key_file", path2, SOURCE_FLAG);
+	config_set(&cfg, CFG_ENCRYPTION_KEY_FILE, path2, SOURCE_FLAG);
 	ok(storage_config_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "64 hex digits"),
 	   "a malformed key file is refused");
 
 	/* A passphrase on an archive made with a key file: the key check says wrong key. */
-	config_set(&cfg, "encryption_key_file", NULL, SOURCE_DEFAULT);
+	config_set(&cfg, CFG_ENCRYPTION_KEY_FILE, NULL, SOURCE_DEFAULT);
 	snprintf(path2, sizeof(path2), "%s/pass", root);
 	write_file(path2, "correct horse battery staple\n", 29, 0600);
-	config_set(&cfg, "encryption_passphrase_file", path2, SOURCE_FLAG);
+	config_set(&cfg, CFG_ENCRYPTION_PASSPHRASE_FILE, path2, SOURCE_FLAG);
 	ok(storage_config_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "wrong encryption key"),
 	   "a passphrase that is not the archive's key: wrong key, before any object");
 	/* ... and with the key file as an old key, rotation to the passphrase. */
-	config_set(&cfg, "encryption_old_key_file", path, SOURCE_FLAG);
+	config_set(&cfg, CFG_ENCRYPTION_OLD_KEY_FILE, path, SOURCE_FLAG);
 	ok(storage_config_open(url, &cfg, &st, &err) == BS_OK && storage_crypt_prepare_write(st, &err) == BS_OK,
 	   "rotation to a passphrase with the key file as old key");
 	ok(st && storage_get_all(st, "x", &buf, &err) == BS_OK && buf.len == 5, "the old object reads");
 	ok(st && storage_put(st, "y", "world", 5, &err) == BS_OK, "a new object is written");
 	storage_close(st);
 	st = NULL;
-	config_set(&cfg, "encryption_old_key_file", NULL, SOURCE_DEFAULT);
+	config_set(&cfg, CFG_ENCRYPTION_OLD_KEY_FILE, NULL, SOURCE_DEFAULT);
 	ok(storage_config_open(url, &cfg, &st, &err) == BS_OK && storage_get_all(st, "y", &buf, &err) == BS_OK &&
 	   buf.len == 5, "the passphrase alone reads what it wrote");
 	ok(st && storage_get_all(st, "x", &buf, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "not configured"),
@@ -174,36 +174,36 @@ test_config_keys(void)
 
 		snprintf(path3, sizeof(path3), "%s/key3.hex", root);
 		write_file(path3, "3333333333333333333333333333333333333333333333333333333333333333", 64, 0600);
-		config_set(&cfg, "encryption_passphrase_file", NULL, SOURCE_DEFAULT);
-		config_set(&cfg, "encryption_key_file", path3, SOURCE_FLAG);
+		config_set(&cfg, CFG_ENCRYPTION_PASSPHRASE_FILE, NULL, SOURCE_DEFAULT);
+		config_set(&cfg, CFG_ENCRYPTION_KEY_FILE, path3, SOURCE_FLAG);
 		ok(storage_config_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "wrong encryption key"),
 		   "a new key file alone is a wrong key");
-		config_set(&cfg, "encryption_old_passphrase_file", path2, SOURCE_FLAG);
+		config_set(&cfg, CFG_ENCRYPTION_OLD_PASSPHRASE_FILE, path2, SOURCE_FLAG);
 		ok(storage_config_open(url, &cfg, &st, &err) == BS_OK && storage_crypt_prepare_write(st, &err) == BS_OK,
 		   "rotation to a key file with the passphrase as old key");
 		ok(st && storage_get_all(st, "y", &buf, &err) == BS_OK && buf.len == 5, "the passphrase's object reads");
 		ok(st && storage_put(st, "z", "third", 5, &err) == BS_OK, "a new object with the new key file");
 		storage_close(st);
 		st = NULL;
-		config_set(&cfg, "encryption_old_passphrase_file", NULL, SOURCE_DEFAULT);
-		config_set(&cfg, "encryption_key_file", NULL, SOURCE_DEFAULT);
-		config_set(&cfg, "encryption_passphrase_file", path2, SOURCE_FLAG);
+		config_set(&cfg, CFG_ENCRYPTION_OLD_PASSPHRASE_FILE, NULL, SOURCE_DEFAULT);
+		config_set(&cfg, CFG_ENCRYPTION_KEY_FILE, NULL, SOURCE_DEFAULT);
+		config_set(&cfg, CFG_ENCRYPTION_PASSPHRASE_FILE, path2, SOURCE_FLAG);
 	}
 
 	/* The passphrase is never taken from the command line. */
-	config_set(&cfg, "encryption_passphrase_file", NULL, SOURCE_DEFAULT);
-	config_set(&cfg, "encryption_passphrase", "correct horse battery staple", SOURCE_FLAG);
+	config_set(&cfg, CFG_ENCRYPTION_PASSPHRASE_FILE, NULL, SOURCE_DEFAULT);
+	config_set(&cfg, CFG_ENCRYPTION_PASSPHRASE, "correct horse battery staple", SOURCE_FLAG);
 	ok(storage_config_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "refused"),
 	   "--encryption-passphrase is refused");
-	config_set(&cfg, "encryption_passphrase", "correct horse battery staple", SOURCE_ENV);
+	config_set(&cfg, CFG_ENCRYPTION_PASSPHRASE, "correct horse battery staple", SOURCE_ENV);
 	ok(storage_config_open(url, &cfg, &st, &err) == BS_OK && storage_get_all(st, "y", &buf, &err) == BS_OK,
 	   "the passphrase from the environment");
 	storage_close(st);
 	st = NULL;
-	config_set(&cfg, "encryption_passphrase", "short", SOURCE_ENV);
+	config_set(&cfg, CFG_ENCRYPTION_PASSPHRASE, "short", SOURCE_ENV);
 	ok(storage_config_open(url, &cfg, &st, &err) == BS_ERR && has(&err, ERRCODE_ENCRYPTION_KEY, "shorter"),
 	   "a short passphrase is refused");
-	config_set(&cfg, "encryption_passphrase", NULL, SOURCE_DEFAULT);
+	config_set(&cfg, CFG_ENCRYPTION_PASSPHRASE, NULL, SOURCE_DEFAULT);
 
 	/* No key at all on an encrypted archive. */
 	ok(storage_config_open(url, &cfg, &st, &err) == BS_OK, "opens without a key");
@@ -215,14 +215,14 @@ test_config_keys(void)
 	st = NULL;
 
 	/* A second handle on the same storage, with the same options (the lease's heartbeat). */
-	config_set(&cfg, "encryption_passphrase", "correct horse battery staple", SOURCE_ENV);
+	config_set(&cfg, CFG_ENCRYPTION_PASSPHRASE, "correct horse battery staple", SOURCE_ENV);
 	ok(storage_config_open(url, &cfg, &st, &err) == BS_OK && storage_reopen(st, &raw, &err) == BS_OK &&
 	   storage_get_all(raw, "y", &buf, &err) == BS_OK && storage_crypt_active(raw),
 	   "a reopened handle decrypts with the options it was opened with");
 	storage_close(raw);
 	storage_close(st);
 	st = raw = NULL;
-	config_set(&cfg, "encryption_passphrase", NULL, SOURCE_DEFAULT);
+	config_set(&cfg, CFG_ENCRYPTION_PASSPHRASE, NULL, SOURCE_DEFAULT);
 
 	/* The options: the configuration first, then the AWS_* environment; the library itself
 	 * reads no environment (storage_s3.c has no getenv). */
@@ -236,8 +236,8 @@ test_config_keys(void)
 		unsetenv("AWS_SESSION_TOKEN");
 		setenv("AWS_ENDPOINT_URL", "http://env.example:1", 1);
 		setenv("AWS_ENDPOINT_URL_S3", "", 1);
-		config_set(&cfg, "s3_access_key_id", "cfg-ak", SOURCE_FILE);
-		config_set(&cfg, "s3_timeout", "5s", SOURCE_FILE);
+		config_set(&cfg, CFG_S3_ACCESS_KEY_ID, "cfg-ak", SOURCE_FILE);
+		config_set(&cfg, CFG_S3_TIMEOUT, "5s", SOURCE_FILE);
 		ok(storage_config_options(&cfg, &o, &err) == BS_OK &&
 		   strcmp(o.s3.access_key_id, "cfg-ak") == 0 && strcmp(o.s3.secret_access_key, "env-sk") == 0 &&
 		   strcmp(o.s3.region, "env-region-2") == 0 && strcmp(o.s3.endpoint, "http://env.example:1") == 0 &&
@@ -249,8 +249,8 @@ test_config_keys(void)
 		unsetenv("AWS_DEFAULT_REGION");
 		unsetenv("AWS_ENDPOINT_URL");
 		unsetenv("AWS_ENDPOINT_URL_S3");
-		config_set(&cfg, "s3_access_key_id", NULL, SOURCE_DEFAULT);
-		config_set(&cfg, "s3_timeout", NULL, SOURCE_DEFAULT);
+		config_set(&cfg, CFG_S3_ACCESS_KEY_ID, NULL, SOURCE_DEFAULT);
+		config_set(&cfg, CFG_S3_TIMEOUT, NULL, SOURCE_DEFAULT);
 		ok(storage_config_open("s3://bucket/p", &cfg, &st, &err) == BS_ERR &&
 		   has(&err, ERRCODE_INVALID_PARAMETER, "no S3 credentials"), "without credentials, s3:// is refused");
 		storage_options_init(&o);
