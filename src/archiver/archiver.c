@@ -147,6 +147,12 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The options a SIGHUP reloads from the configuration file. */
+static const config_id reloadable_ids[] = {
+	CFG_SEGMENT_SIZE, CFG_SEGMENT_AGE, CFG_LOG_LEVEL, CFG_REBASE_AGE, CFG_REBASE_RATIO, CFG_REBASE_MIN_INTERVAL,
+	CFG_SPOOL_LIMIT, CFG_OPEN_MEMORY_LIMIT, CFG_STATUS_INTERVAL, CFG_TABLE_POLL_INTERVAL
+};
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -178,17 +184,12 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 			free(pos);
 			return;
 		}
-		for (int i = 0; config_options[i].name; i++)
+		for (size_t i = 0; i < sizeof(reloadable_ids) / sizeof(reloadable_ids[0]); i++)
 		{
-			const char *name = config_options[i].name;
+			config_id id = reloadable_ids[i];
 
-			if (a->cfg->values[i].source <= SOURCE_FILE && fresh.values[i].source == SOURCE_FILE &&
-				(strcmp(name, "segment_size") == 0 || strcmp(name, "segment_age") == 0 ||
-				 strcmp(name, "log_level") == 0 || strcmp(name, "rebase_age") == 0 ||
-				 strcmp(name, "rebase_ratio") == 0 || strcmp(name, "rebase_min_interval") == 0 ||
-				 strcmp(name, "spool_limit") == 0 || strcmp(name, "open_memory_limit") == 0 ||
-				 strcmp(name, "status_interval") == 0 || strcmp(name, "table_poll_interval") == 0))
-				config_set(a->cfg, name, fresh.values[i].value, SOURCE_FILE);
+			if (a->cfg->values[id].source <= SOURCE_FILE && fresh.values[id].source == SOURCE_FILE)
+				config_set(a->cfg, id, fresh.values[id].value, SOURCE_FILE);
 		}
 		a->segment_size = config_get_size(a->cfg, CFG_SEGMENT_SIZE);
 		a->open_memory_limit = (uint64_t) config_get_size(a->cfg, CFG_OPEN_MEMORY_LIMIT);

@@ -306,12 +306,11 @@ out:
 int
 control_load_token(const bs_config *cfg, char **out, bs_error *err)
 {
-	const config_option *opt = config_find_option("control_token");
 	const char *token = config_get(cfg, CFG_CONTROL_TOKEN);
 	const char *file = config_get(cfg, CFG_CONTROL_TOKEN_FILE);
 
 	*out = NULL;
-	if (token && *token && cfg->values[opt - config_options].source == SOURCE_FLAG)
+	if (token && *token && cfg->values[CFG_CONTROL_TOKEN].source == SOURCE_FLAG)
 		return error_set(err, ERRCODE_INVALID_PARAMETER,
 						 "--control-token is refused: a command line shows in ps; set BACKSTOP_CONTROL_TOKEN, "
 						 "control_token in the configuration file, or control_token_file");

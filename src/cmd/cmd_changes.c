@@ -219,9 +219,9 @@ typedef struct txn_table
 static void
 append_recover_command(const bs_config *cfg, strbuf *out, const char *shown, uint32_t xid)
 {
-	static const char *const carried[] = {
-		"storage", "s3_endpoint", "s3_region", "s3_uri_style", "s3_ca_file", "s3_verify_tls",
-		"s3_timeout", "retries", "retry_base_delay", NULL
+	static const config_id carried_ids[] = {
+		CFG_STORAGE, CFG_S3_ENDPOINT, CFG_S3_REGION, CFG_S3_URI_STYLE, CFG_S3_CA_FILE, CFG_S3_VERIFY_TLS,
+		CFG_S3_TIMEOUT, CFG_RETRIES, CFG_RETRY_BASE_DELAY
 	};
 
 	strbuf_append_str(out, "backstop recover");
@@ -230,17 +230,18 @@ append_recover_command(const bs_config *cfg, strbuf *out, const char *shown, uin
 		strbuf_append_str(out, " --config ");
 		strbuf_append_shell_word(out, cfg->config_file);
 	}
-	for (int i = 0; carried[i]; i++)
+	for (size_t i = 0; i < sizeof(carried_ids) / sizeof(carried_ids[0]); i++)
 	{
-		const config_option *opt = config_find_option(carried[i]);
+		config_id id = carried_ids[i];
+		const config_option *opt = &config_options[id];
 		const config_value *v;
 
 		/* The storage URL is flagged secret for the credentials it may hold: redacted below. */
-		if (opt == NULL || (opt->secret && strcmp(carried[i], "storage") != 0))
+		if (opt->secret && id != CFG_STORAGE)
 			continue;
-		v = &cfg->values[opt - config_options];
+		v = &cfg->values[id];
 		/* The storage always (its default depends on --data-dir); the others when given. */
-		if (v->value == NULL || (v->source == SOURCE_DEFAULT && strcmp(carried[i], "storage") != 0) ||
+		if (v->value == NULL || (v->source == SOURCE_DEFAULT && id != CFG_STORAGE) ||
 			v->source == SOURCE_FILE)
 			continue;
 		{

@@ -34,10 +34,11 @@
 
 /* Options the recover child needs as the drill has them (through the environment, so that
  * secrets stay out of the process list). */
-static const char *const child_options[] = {
-	"storage", "compression", "compression_level", "s3_endpoint", "s3_region", "s3_uri_style", "s3_ca_file",
-	"s3_verify_tls", "s3_access_key_id", "s3_secret_access_key", "s3_session_token", "s3_multipart_threshold",
-	"s3_timeout", "retries", "retry_base_delay", "data_dir", "log_level", "log_format", NULL
+static const config_id child_ids[] = {
+	CFG_STORAGE, CFG_COMPRESSION, CFG_COMPRESSION_LEVEL, CFG_S3_ENDPOINT, CFG_S3_REGION, CFG_S3_URI_STYLE,
+	CFG_S3_CA_FILE, CFG_S3_VERIFY_TLS, CFG_S3_ACCESS_KEY_ID, CFG_S3_SECRET_ACCESS_KEY, CFG_S3_SESSION_TOKEN,
+	CFG_S3_MULTIPART_THRESHOLD, CFG_S3_TIMEOUT, CFG_RETRIES, CFG_RETRY_BASE_DELAY, CFG_DATA_DIR, CFG_LOG_LEVEL,
+	CFG_LOG_FORMAT
 };
 /* Recovery options the child must not inherit from the drill's environment. */
 static const char *const child_unset[] = {
@@ -249,14 +250,14 @@ run_recover(drill *d, const char *point, json_t **answer, int *child_rc, bs_erro
 		/* The child: the drill's settings through the environment, stdout into the pipe. */
 		for (int i = 0; child_unset[i]; i++)
 			unsetenv(child_unset[i]);
-		for (int i = 0; child_options[i]; i++)
+		for (size_t i = 0; i < sizeof(child_ids) / sizeof(child_ids[0]); i++)
 		{
-			const char *v = config_get(d->cfg, child_options[i]);
+			const char *v = config_get(d->cfg, child_ids[i]);
 			char		env[128];
 
 			if (v == NULL)
 				continue;
-			snprintf(env, sizeof(env), "BACKSTOP_%s", child_options[i]);
+			snprintf(env, sizeof(env), "BACKSTOP_%s", config_options[child_ids[i]].name);
 			for (char *k = env; *k; k++)
 				*k = (char) (*k >= 'a' && *k <= 'z' ? *k - 'a' + 'A' : *k);
 			setenv(env, v, 1);

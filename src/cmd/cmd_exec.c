@@ -524,14 +524,13 @@ cmd_exec(bs_config *cfg, int argc, char **argv)
 	/* What runs is said on the command line, never left over in the environment or a file. */
 	for (int i = 0; i < 2; i++)
 	{
-		const char *name = i ? "command" : "file";
-		const config_option *o = config_find_option(name);
+		config_id id = i ? CFG_COMMAND : CFG_FILE;
 
-		if (config_get(cfg, name) && cfg->values[o - config_options].source != SOURCE_FLAG)
+		if (config_get(cfg, id) && cfg->values[id].source != SOURCE_FLAG)
 		{
 			fprintf(stderr, "backstop exec: ERROR: the SQL to run must be given on the command line (-c or -f), "
-					"not as %s from %s\n", name, cfg->values[o - config_options].origin ?
-					cfg->values[o - config_options].origin : "the environment or the configuration file");
+					"not as %s from %s\n", config_options[id].name, cfg->values[id].origin ?
+					cfg->values[id].origin : "the environment or the configuration file");
 			return EXIT_USAGE;
 		}
 	}

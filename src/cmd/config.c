@@ -343,22 +343,13 @@ validate_value(const config_option *opt, const char *value, const char *origin, 
 }
 
 void
-(config_set)(bs_config *cfg, config_id id, const char *value, config_source source)
+config_set(bs_config *cfg, config_id id, const char *value, config_source source)
 {
 	int i = checked_id(id, "config_set");
 
 	free(cfg->values[i].value);
 	cfg->values[i].value = value ? xstrdup(value) : NULL;
 	cfg->values[i].source = source;
-}
-
-void
-config_set_by_name(bs_config *cfg, const char *name, const char *value, config_source source)
-{
-	config_id id;
-
-	if (config_find_id(name, &id))
-		(config_set) (cfg, id, value, source);
 }
 
 static int
@@ -371,7 +362,7 @@ set_checked(bs_config *cfg, const char *name, const char *value, config_source s
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "%s: unknown option \"%s\"", origin, name);
 	if (validate_value(&config_options[i], value, origin, err) != BS_OK)
 		return BS_ERR;
-	(config_set) (cfg, (config_id) i, value, source);
+	config_set(cfg, (config_id) i, value, source);
 	free(cfg->values[i].origin);
 	cfg->values[i].origin = xstrdup(origin);
 	return BS_OK;
@@ -476,10 +467,10 @@ static bool
 is_allowed(const char *const *allowed, const char *name)
 {
 	/* General options are accepted by every command. */
-	static const char *const general[] = {"config", "log_level", "log_format", "data_dir", NULL};
+	static const config_id general_ids[] = {CFG_CONFIG, CFG_LOG_LEVEL, CFG_LOG_FORMAT, CFG_DATA_DIR};
 
-	for (int i = 0; general[i]; i++)
-		if (strcmp(general[i], name) == 0)
+	for (size_t i = 0; i < sizeof(general_ids) / sizeof(general_ids[0]); i++)
+		if (strcmp(config_options[general_ids[i]].name, name) == 0)
 			return true;
 	for (int i = 0; allowed && allowed[i]; i++)
 		if (strcmp(allowed[i], name) == 0)
@@ -506,7 +497,7 @@ config_load(bs_config *cfg, int argc, char **argv, const char *const *allowed,
 	cfg->values = xcalloc((size_t) nopts, sizeof(config_value));
 	for (int i = 0; i < nopts; i++)
 		if (config_options[i].default_value)
-			(config_set) (cfg, (config_id) i, config_options[i].default_value, SOURCE_DEFAULT);
+			config_set(cfg, (config_id) i, config_options[i].default_value, SOURCE_DEFAULT);
 
 	*positional = xcalloc((size_t) argc + 1, sizeof(char *));
 	*npositional = 0;
@@ -599,7 +590,7 @@ config_load(bs_config *cfg, int argc, char **argv, const char *const *allowed,
 		char envname[128];
 		const char *v;
 
-		if (strcmp(config_options[i].name, "config") == 0)
+		if (i == CFG_CONFIG)
 			continue;
 		snprintf(envname, sizeof(envname), "BACKSTOP_%s", config_options[i].name);
 		for (char *k = envname; *k; k++)
@@ -691,7 +682,7 @@ config_scrub_secrets(int argc, char **argv)
 }
 
 const char *
-(config_origin)(const bs_config *cfg, config_id id)
+config_origin(const bs_config *cfg, config_id id)
 {
 	int i = checked_id(id, "config_origin");
 
@@ -719,7 +710,7 @@ config_free(bs_config *cfg)
 }
 
 const char *
-(config_get)(const bs_config *cfg, config_id id)
+config_get(const bs_config *cfg, config_id id)
 {
 	int i = checked_id(id, "config_get");
 
@@ -736,7 +727,7 @@ typed_value(const bs_config *cfg, config_id id, config_type type, const char *ge
 
 	if (config_options[i].type != type)
 		internal_error("%s(): option %s is of another type", getter, config_options[i].name);
-	return (config_get) (cfg, id);
+	return config_get(cfg, id);
 }
 
 /* A value that config_load() would not have accepted. */
@@ -748,7 +739,7 @@ unparsable(config_id id, const char *value, const char *getter)
 }
 
 bool
-(config_get_bool)(const bs_config *cfg, config_id id)
+config_get_bool(const bs_config *cfg, config_id id)
 {
 	const char *v = typed_value(cfg, id, CONFIG_BOOL, "config_get_bool");
 	bool b = false;
@@ -759,7 +750,7 @@ bool
 }
 
 int64_t
-(config_get_int)(const bs_config *cfg, config_id id)
+config_get_int(const bs_config *cfg, config_id id)
 {
 	const char *v = typed_value(cfg, id, CONFIG_INT, "config_get_int");
 	int64_t n = 0;
@@ -770,7 +761,7 @@ int64_t
 }
 
 int64_t
-(config_get_size)(const bs_config *cfg, config_id id)
+config_get_size(const bs_config *cfg, config_id id)
 {
 	const char *v = typed_value(cfg, id, CONFIG_SIZE, "config_get_size");
 	int64_t n = 0;
@@ -781,7 +772,7 @@ int64_t
 }
 
 int64_t
-(config_get_duration_ms)(const bs_config *cfg, config_id id)
+config_get_duration_ms(const bs_config *cfg, config_id id)
 {
 	const char *v = typed_value(cfg, id, CONFIG_DURATION, "config_get_duration_ms");
 	int64_t n = 0;
@@ -789,55 +780,6 @@ int64_t
 	if (v && config_parse_duration_ms(v, &n) != 0)
 		unparsable(id, v, "config_get_duration_ms");
 	return n;
-}
-
-/* Transitional by-name getters (config.h). */
-static config_id
-id_by_name(const char *name)
-{
-	config_id id;
-
-	if (!config_find_id(name, &id))
-		internal_error("unknown option \"%s\"", name);
-	return id;
-}
-
-const char *
-config_origin_by_name(const bs_config *cfg, const char *name)
-{
-	config_id id;
-
-	return config_find_id(name, &id) ? (config_origin) (cfg, id) : NULL;
-}
-
-const char *
-config_get_by_name(const bs_config *cfg, const char *name)
-{
-	return (config_get) (cfg, id_by_name(name));
-}
-
-bool
-config_get_bool_by_name(const bs_config *cfg, const char *name)
-{
-	return (config_get_bool) (cfg, id_by_name(name));
-}
-
-int64_t
-config_get_int_by_name(const bs_config *cfg, const char *name)
-{
-	return (config_get_int) (cfg, id_by_name(name));
-}
-
-int64_t
-config_get_size_by_name(const bs_config *cfg, const char *name)
-{
-	return (config_get_size) (cfg, id_by_name(name));
-}
-
-int64_t
-config_get_duration_ms_by_name(const bs_config *cfg, const char *name)
-{
-	return (config_get_duration_ms) (cfg, id_by_name(name));
 }
 
 void
@@ -851,7 +793,7 @@ config_print(const bs_config *cfg, bool show_all)
 		const config_value *v = &cfg->values[i];
 		char *shown;
 
-		if (strcmp(config_options[i].name, "config") == 0)
+		if (i == CFG_CONFIG)
 			continue;
 		if (v->value == NULL)
 		{

@@ -115,43 +115,20 @@ void config_scrub_secrets(int argc, char **argv);
  */
 
 /* Where a value came from: "option --x", "BACKSTOP_X", "FILE:LINE" or "default". */
-const char *(config_origin)(const bs_config *cfg, config_id id);
+const char *config_origin(const bs_config *cfg, config_id id);
 
 /* Set a value programmatically (tests, derived defaults, SIGHUP reload); not checked. */
-void (config_set)(bs_config *cfg, config_id id, const char *value, config_source source);
+void config_set(bs_config *cfg, config_id id, const char *value, config_source source);
 
 /* The value as written (any type), NULL when unset. */
-const char *(config_get)(const bs_config *cfg, config_id id);
+const char *config_get(const bs_config *cfg, config_id id);
 /* BOOL options only. */
-bool (config_get_bool)(const bs_config *cfg, config_id id);
+bool config_get_bool(const bs_config *cfg, config_id id);
 /* INT options only. */
-int64_t (config_get_int)(const bs_config *cfg, config_id id);
+int64_t config_get_int(const bs_config *cfg, config_id id);
 /* SIZE options only: bytes.  DURATION options only: milliseconds. */
-int64_t (config_get_size)(const bs_config *cfg, config_id id);
-int64_t (config_get_duration_ms)(const bs_config *cfg, config_id id);
-
-/*
- * Transitional: the same getters by name, until every call site passes an id (the calls
- * are converted by a script; these go in the commit after it).  A string argument selects
- * the by-name function, an id the one above.
- */
-const char *config_origin_by_name(const bs_config *cfg, const char *name);
-void config_set_by_name(bs_config *cfg, const char *name, const char *value, config_source source);
-const char *config_get_by_name(const bs_config *cfg, const char *name);
-bool config_get_bool_by_name(const bs_config *cfg, const char *name);
-int64_t config_get_int_by_name(const bs_config *cfg, const char *name);
-int64_t config_get_size_by_name(const bs_config *cfg, const char *name);
-int64_t config_get_duration_ms_by_name(const bs_config *cfg, const char *name);
-
-#define CONFIG_BY_NAME_OR_ID(fn, opt) \
-	_Generic((opt), char *: fn##_by_name, const char *: fn##_by_name, default: fn)
-#define config_origin(cfg, opt) CONFIG_BY_NAME_OR_ID(config_origin, opt)(cfg, opt)
-#define config_set(cfg, opt, value, source) CONFIG_BY_NAME_OR_ID(config_set, opt)(cfg, opt, value, source)
-#define config_get(cfg, opt) CONFIG_BY_NAME_OR_ID(config_get, opt)(cfg, opt)
-#define config_get_bool(cfg, opt) CONFIG_BY_NAME_OR_ID(config_get_bool, opt)(cfg, opt)
-#define config_get_int(cfg, opt) CONFIG_BY_NAME_OR_ID(config_get_int, opt)(cfg, opt)
-#define config_get_size(cfg, opt) CONFIG_BY_NAME_OR_ID(config_get_size, opt)(cfg, opt)
-#define config_get_duration_ms(cfg, opt) CONFIG_BY_NAME_OR_ID(config_get_duration_ms, opt)(cfg, opt)
+int64_t config_get_size(const bs_config *cfg, config_id id);
+int64_t config_get_duration_ms(const bs_config *cfg, config_id id);
 
 /* Parsers shared with other modules; return 0 on success. */
 int config_parse_bool(const char *s, bool *out);

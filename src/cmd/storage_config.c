@@ -11,9 +11,9 @@ nonempty(const char *v)
 
 /* A configured value, else the first set environment variable, else NULL. */
 static const char *
-setting(const bs_config *cfg, const char *option, const char *env1, const char *env2)
+setting(const bs_config *cfg, config_id id, const char *env1, const char *env2)
 {
-	const char *v = nonempty(config_get(cfg, option));
+	const char *v = nonempty(config_get(cfg, id));
 
 	if (v == NULL && env1)
 		v = nonempty(getenv(env1));
@@ -24,33 +24,32 @@ setting(const bs_config *cfg, const char *option, const char *env1, const char *
 
 /* A typed option: the configured value, else the option table's default. */
 static const char *
-option_or_default(const bs_config *cfg, const char *option)
+option_or_default(const bs_config *cfg, config_id id)
 {
-	const char *v = config_get(cfg, option);
+	const char *v = config_get(cfg, id);
 
-	return v ? v : config_find_option(option)->default_value;
+	return v ? v : config_options[id].default_value;
 }
 
 int
 storage_config_options(const bs_config *cfg, storage_options *o, bs_error *err)
 {
-	const config_option *pass_opt = config_find_option("encryption_passphrase");
 	int64_t retries;
 	bool verify = true;
 
 	storage_options_init(o);
-	o->s3.endpoint = setting(cfg, "s3_endpoint", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL");
-	o->s3.region = setting(cfg, "s3_region", "AWS_REGION", "AWS_DEFAULT_REGION");
+	o->s3.endpoint = setting(cfg, CFG_S3_ENDPOINT, "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL");
+	o->s3.region = setting(cfg, CFG_S3_REGION, "AWS_REGION", "AWS_DEFAULT_REGION");
 	o->s3.uri_style = nonempty(config_get(cfg, CFG_S3_URI_STYLE));
-	o->s3.access_key_id = setting(cfg, "s3_access_key_id", "AWS_ACCESS_KEY_ID", NULL);
-	o->s3.secret_access_key = setting(cfg, "s3_secret_access_key", "AWS_SECRET_ACCESS_KEY", NULL);
-	o->s3.session_token = setting(cfg, "s3_session_token", "AWS_SESSION_TOKEN", NULL);
+	o->s3.access_key_id = setting(cfg, CFG_S3_ACCESS_KEY_ID, "AWS_ACCESS_KEY_ID", NULL);
+	o->s3.secret_access_key = setting(cfg, CFG_S3_SECRET_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY", NULL);
+	o->s3.session_token = setting(cfg, CFG_S3_SESSION_TOKEN, "AWS_SESSION_TOKEN", NULL);
 	o->s3.ca_file = nonempty(config_get(cfg, CFG_S3_CA_FILE));
-	if (config_parse_size(option_or_default(cfg, "s3_multipart_threshold"), &o->s3.part_size) != 0 ||
-		config_parse_duration_ms(option_or_default(cfg, "s3_timeout"), &o->s3.timeout_ms) != 0 ||
-		config_parse_int(option_or_default(cfg, "retries"), &retries) != 0 ||
-		config_parse_duration_ms(option_or_default(cfg, "retry_base_delay"), &o->s3.retry_base_ms) != 0 ||
-		config_parse_bool(option_or_default(cfg, "s3_verify_tls"), &verify) != 0)
+	if (config_parse_size(option_or_default(cfg, CFG_S3_MULTIPART_THRESHOLD), &o->s3.part_size) != 0 ||
+		config_parse_duration_ms(option_or_default(cfg, CFG_S3_TIMEOUT), &o->s3.timeout_ms) != 0 ||
+		config_parse_int(option_or_default(cfg, CFG_RETRIES), &retries) != 0 ||
+		config_parse_duration_ms(option_or_default(cfg, CFG_RETRY_BASE_DELAY), &o->s3.retry_base_ms) != 0 ||
+		config_parse_bool(option_or_default(cfg, CFG_S3_VERIFY_TLS), &verify) != 0)
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "invalid S3 setting");
 	if (retries < 0 || retries > 100)
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "retries must be between 0 and 100");
@@ -63,7 +62,7 @@ storage_config_options(const bs_config *cfg, storage_options *o, bs_error *err)
 	o->crypt.passphrase_file = config_get(cfg, CFG_ENCRYPTION_PASSPHRASE_FILE);
 	o->crypt.old_key_files = config_get(cfg, CFG_ENCRYPTION_OLD_KEY_FILE);
 	o->crypt.old_passphrase_files = config_get(cfg, CFG_ENCRYPTION_OLD_PASSPHRASE_FILE);
-	if (nonempty(o->crypt.passphrase) && cfg->values[pass_opt - config_options].source == SOURCE_FLAG)
+	if (nonempty(o->crypt.passphrase) && cfg->values[CFG_ENCRYPTION_PASSPHRASE].source == SOURCE_FLAG)
 		return error_set(err, ERRCODE_ENCRYPTION_KEY,
 						 "--encryption-passphrase is refused: a command line shows in ps; set "
 						 "BACKSTOP_ENCRYPTION_PASSPHRASE, encryption_passphrase in the configuration file, "

@@ -233,78 +233,83 @@ check_file_list(const char *value, bs_error *err)
  * ident_split_name()), so it is not repeated in front of them. */
 static const struct
 {
-	const char *option;
+	config_id id;
 	value_check check;
 	bool quoted;
 } value_checks[] = {
 	/* data_dir first: the default storage and spool_dir are made from it. */
-	{"data_dir", check_absolute_path, true},
-	{"spool_dir", check_absolute_path, true},
-	{"storage", check_storage, true},
-	{"s3_endpoint", check_endpoint, false},
-	{"s3_region", check_region, false},
-	{"db", check_conninfo, false},
-	{"target_db", check_conninfo, false},
-	{"to_db", check_conninfo, false},
-	{"tables", check_table_list, true},
-	{"table", check_table_name, true},
-	{"into", check_table_name, true},
-	{"slot", check_slot, false},
-	{"publication", check_pg_name, false},
-	{"listen", check_listen, false},
-	{"end_lsn", check_lsn, false},
-	{"to_lsn", check_lsn, false},
-	{"from_lsn", check_lsn, false},
-	{"to_xid", check_xid, false},
-	{"to_time", check_time, false},
-	{"encryption_key_file", check_file, false},
-	{"encryption_passphrase_file", check_file, false},
-	{"encryption_old_key_file", check_file_list, false},
-	{"encryption_old_passphrase_file", check_file_list, false},
-	{"since", check_time, false},
-	{"until", check_time, false},
-	{"xid", check_xid, false},
-	{NULL, NULL, false}
+	{CFG_DATA_DIR, check_absolute_path, true},
+	{CFG_SPOOL_DIR, check_absolute_path, true},
+	{CFG_STORAGE, check_storage, true},
+	{CFG_S3_ENDPOINT, check_endpoint, false},
+	{CFG_S3_REGION, check_region, false},
+	{CFG_DB, check_conninfo, false},
+	{CFG_TARGET_DB, check_conninfo, false},
+	{CFG_TO_DB, check_conninfo, false},
+	{CFG_TABLES, check_table_list, true},
+	{CFG_TABLE, check_table_name, true},
+	{CFG_INTO, check_table_name, true},
+	{CFG_SLOT, check_slot, false},
+	{CFG_PUBLICATION, check_pg_name, false},
+	{CFG_LISTEN, check_listen, false},
+	{CFG_END_LSN, check_lsn, false},
+	{CFG_TO_LSN, check_lsn, false},
+	{CFG_FROM_LSN, check_lsn, false},
+	{CFG_TO_XID, check_xid, false},
+	{CFG_TO_TIME, check_time, false},
+	{CFG_ENCRYPTION_KEY_FILE, check_file, false},
+	{CFG_ENCRYPTION_PASSPHRASE_FILE, check_file, false},
+	{CFG_ENCRYPTION_OLD_KEY_FILE, check_file_list, false},
+	{CFG_ENCRYPTION_OLD_PASSPHRASE_FILE, check_file_list, false},
+	{CFG_SINCE, check_time, false},
+	{CFG_UNTIL, check_time, false},
+	{CFG_XID, check_xid, false},
 };
+
+#define NVALUE_CHECKS (sizeof(value_checks) / sizeof(value_checks[0]))
 
 int
 validate_option_value(const char *option, const char *value, bs_error *err)
 {
-	for (int i = 0; value_checks[i].option; i++)
-		if (strcmp(value_checks[i].option, option) == 0)
+	config_id id;
+
+	if (!config_find_id(option, &id))
+		return BS_OK;
+	for (size_t i = 0; i < NVALUE_CHECKS; i++)
+		if (value_checks[i].id == id)
 			return value_checks[i].check(value, err);
 	return BS_OK;
 }
 
 /* Name the value's origin and option before the reason; secrets are not repeated. */
 static int
-invalid(const bs_config *cfg, const char *option, bool quoted, bs_error *err)
+invalid(const bs_config *cfg, config_id id, bool quoted, bs_error *err)
 {
-	const config_option *opt = config_find_option(option);
-	const char *value = config_get(cfg, option);
-	char *shown = opt && opt->secret ? redact_text(value) : xstrdup(value);
+	const config_option *opt = &config_options[id];
+	const char *value = config_get(cfg, id);
+	char *shown = opt->secret ? redact_text(value) : xstrdup(value);
 
 	snprintf(err->code, sizeof(err->code), "%s", ERRCODE_INVALID_PARAMETER);
-	if ((opt && opt->secret) || quoted)
-		error_prefix(err, "%s: invalid value for %s", config_origin(cfg, option), option);
+	if (opt->secret || quoted)
+		error_prefix(err, "%s: invalid value for %s", config_origin(cfg, id), opt->name);
 	else
-		error_prefix(err, "%s: invalid value for %s: \"%s\"", config_origin(cfg, option), option, shown);
+		error_prefix(err, "%s: invalid value for %s: \"%s\"", config_origin(cfg, id), opt->name, shown);
 	free(shown);
 	return BS_ERR;
 }
 
 /* A compression level is checked against the codec it will be given to, as the writers do. */
 static int
-check_level(const bs_config *cfg, const char *option, bs_error *err)
+check_level(const bs_config *cfg, config_id id, bs_error *err)
 {
 	codec_id codec;
 	codec_stream *cs = NULL;
-	const char *level = config_get(cfg, option);
+	const char *level = config_get(cfg, id);
 
 	if (level == NULL || codec_parse(config_get(cfg, CFG_COMPRESSION), &codec, err) != BS_OK)
 		return BS_OK;			/* the enum and integer checks of config_load() apply */
-	if (codec_compressor_open(codec, (int) config_get_int(cfg, option), &cs, err) != BS_OK)
-		return invalid(cfg, option, false, err);
+	if (codec_compressor_open(codec, (int) config_get_int(cfg, id), &cs, err) != BS_OK)
+		return invalid(cfg, id, false, err);
 	codec_stream_free(cs);
 	return BS_OK;
 }
@@ -312,15 +317,15 @@ check_level(const bs_config *cfg, const char *option, bs_error *err)
 int
 validate_config(const bs_config *cfg, bs_error *err)
 {
-	for (int i = 0; value_checks[i].option; i++)
+	for (size_t i = 0; i < NVALUE_CHECKS; i++)
 	{
-		const char *value = config_get(cfg, value_checks[i].option);
+		const char *value = config_get(cfg, value_checks[i].id);
 
 		if (value && value_checks[i].check(value, err) != BS_OK)
-			return invalid(cfg, value_checks[i].option, value_checks[i].quoted, err);
+			return invalid(cfg, value_checks[i].id, value_checks[i].quoted, err);
 	}
-	if (check_level(cfg, "compression_level", err) != BS_OK ||
-		check_level(cfg, "segment_compression_level", err) != BS_OK)
+	if (check_level(cfg, CFG_COMPRESSION_LEVEL, err) != BS_OK ||
+		check_level(cfg, CFG_SEGMENT_COMPRESSION_LEVEL, err) != BS_OK)
 		return BS_ERR;
 	return BS_OK;
 }

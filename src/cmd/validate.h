@@ -19,7 +19,8 @@
  */
 int validate_config(const bs_config *cfg, bs_error *err);
 
-/* One value of one option, as validate_config() checks it (for tests). */
+/* One value of one option, by the name a user writes, as validate_config() checks it (for
+ * tests); BS_OK for an option without such a check or an unknown name. */
 int validate_option_value(const char *option, const char *value, bs_error *err);
 
 #endif
