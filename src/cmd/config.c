@@ -491,6 +491,12 @@ config_load(bs_config *cfg, int argc, char **argv, const char *const *allowed,
 	int rc = BS_ERR;
 
 	*usage_error = false;
+	/* The commands' option lists name options as strings (src/cli.c): one that names none
+	 * would silently drop the option from its command. */
+	for (int i = 0; allowed && allowed[i]; i++)
+		if (option_index(allowed[i]) < 0)
+			internal_error("config_load(): the option list of the command names an unknown option \"%s\"",
+						   allowed[i]);
 	while (config_options[nopts].name)
 		nopts++;
 	memset(cfg, 0, sizeof(*cfg));
