@@ -117,7 +117,7 @@ $node->restart;
 $node->safe_psql($db, q{INSERT INTO public.t VALUES (5001, 'after restart')});
 ($rc, $out, $err) = archiver_checkpoint($listen, 'public.t', '60s');
 is($rc, 0, 'the first checkpoint after a restart succeeds, no failed call before it') or diag("$out\n$err\n" . slurp_file($log));
-like(slurp_file($log), qr/reconnected to PostgreSQL \(control connection\)/, 'the control connection was made again');
+like(slurp_file($log), qr/reconnected to PostgreSQL \(checkpoint connection\)/, 'the checkpoint connection was made again');
 like(slurp_file($log), qr/replication connection lost: the server ended the replication stream/,
 	'the stream ending with the server is said in words');
 unlike(slurp_file($log), qr/[^\x09\x0a\x20-\x7e]/, 'the log is printable text');

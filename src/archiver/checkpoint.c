@@ -255,11 +255,17 @@ table_exists_at(PGconn *conn, uint32_t relid, uint64_t lsn)
 static int
 querier_connect(archiver *a, bs_error *err)
 {
+	bool again = a->qconn != NULL;
+
 	if (a->qconn && PQstatus(a->qconn) == CONNECTION_OK)
 		return BS_OK;
 	PQfinish(a->qconn);
 	a->qconn = NULL;
-	return pgsql_connect(a->query_conninfo, false, "backstop archive", &a->qconn, err);
+	if (pgsql_connect(a->query_conninfo, false, "backstop archive", &a->qconn, err) != BS_OK)
+		return BS_ERR;
+	if (again)
+		log_info("reconnected to PostgreSQL (checkpoint connection)");
+	return BS_OK;
 }
 
 /* Run one request's queries (no lock held; r is the querier's while QUERY_RUNNING). */
