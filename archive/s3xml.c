@@ -1,4 +1,4 @@
-/* s3xml.c — the XML of the S3 REST API: error documents, multipart answers and list pages read, one request body written. */
+/* s3xml.c — the XML of the S3 REST API: error documents, multipart and delete answers and list pages read, request bodies written. */
 #include "s3xml.h"
 
 #include <ctype.h>
@@ -190,19 +190,24 @@ s3xml_upload_id(const char *body, size_t len, strbuf *id)
 }
 
 /*
- * The content of the root element <ListBucketResult ...> (it may carry an xmlns attribute)
- * in [*cs, *ce): false unless the body ends with its closing tag, so that a page cut short
- * is never taken for a whole one.
+ * The content of the root element <name ...> (it may carry an xmlns attribute) in
+ * [*cs, *ce): false unless the body ends with its closing tag, so that an answer cut short
+ * is never taken for a whole one.  name is at most 60 bytes.
  */
 static bool
-list_root(const char *p, const char *end, const char **cs, const char **ce)
+root_element(const char *p, const char *end, const char *name, const char **cs, const char **ce)
 {
-	static const char open[] = "<ListBucketResult";
-	static const char close[] = "</ListBucketResult>";
-	size_t		olen = sizeof(open) - 1;
-	size_t		clen = sizeof(close) - 1;
+	char		open[64];
+	char		close[64];
+	size_t		olen;
+	size_t		clen;
 	const char *s;
 	const char *gt;
+
+	snprintf(open, sizeof(open), "<%s", name);
+	snprintf(close, sizeof(close), "</%s>", name);
+	olen = strlen(open);
+	clen = strlen(close);
 
 	while (end > p && isspace((unsigned char) end[-1]))
 		end--;
@@ -235,7 +240,7 @@ s3xml_list_page(const char *body, size_t len, s3xml_entry_cb cb, void *ctx, bool
 
 	*truncated = false;
 	strbuf_reset(next_token);
-	if (memchr(p, '\0', (size_t) (end - p)) != NULL || !list_root(p, end, &start, &end))
+	if (memchr(p, '\0', (size_t) (end - p)) != NULL || !root_element(p, end, "ListBucketResult", &start, &end))
 	{
 		error_set(err, ERRCODE_PROTOCOL, "malformed answer");
 		goto out;
@@ -281,5 +286,48 @@ s3xml_list_page(const char *body, size_t len, s3xml_entry_cb cb, void *ctx, bool
 out:
 	strbuf_free(&key);
 	strbuf_free(&val);
+	return rc;
+}
+
+int
+s3xml_delete_result(const char *body, size_t len, s3xml_delete_error_cb cb, void *ctx, bs_error *err)
+{
+	const char *p = body ? body : "";
+	const char *end = p + (body ? len : 0);
+	const char *start;
+	strbuf		key = STRBUF_INIT;
+	strbuf		code = STRBUF_INIT;
+	strbuf		msg = STRBUF_INIT;
+	int			rc = BS_ERR;
+
+	if (memchr(p, '\0', (size_t) (end - p)) != NULL || !root_element(p, end, "DeleteResult", &start, &end))
+	{
+		error_set(err, ERRCODE_PROTOCOL, "malformed answer (not a whole <DeleteResult>)");
+		goto out;
+	}
+	for (p = start;;)
+	{
+		const char *es,
+				   *ee;
+
+		if (!s3xml_find(p, end, "Error", &es, &ee))
+			break;
+		p = ee + strlen("</Error>");
+		if (!s3xml_text(es, ee, "Key", &key) || key.len == 0 || strlen(key.data) != key.len ||
+			!s3xml_text(es, ee, "Code", &code) || code.len == 0)
+		{
+			error_set(err, ERRCODE_PROTOCOL, "malformed <Error> entry");
+			goto out;
+		}
+		if (!s3xml_text(es, ee, "Message", &msg))
+			strbuf_reset(&msg);
+		if (cb(ctx, key.data, code.data, msg.data ? msg.data : "", err) != BS_OK)
+			goto out;
+	}
+	rc = BS_OK;
+out:
+	strbuf_free(&key);
+	strbuf_free(&code);
+	strbuf_free(&msg);
 	return rc;
 }

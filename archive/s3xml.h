@@ -1,4 +1,4 @@
-/* s3xml.h — the XML of the S3 REST API: error documents, multipart answers and list pages read, one request body written. */
+/* s3xml.h — the XML of the S3 REST API: error documents, multipart and delete answers and list pages read, request bodies written. */
 #ifndef BACKSTOP_S3XML_H
 #define BACKSTOP_S3XML_H
 
@@ -47,5 +47,16 @@ bool s3xml_upload_id(const char *body, size_t len, strbuf *id);
 typedef int (*s3xml_entry_cb) (void *ctx, const char *key, uint64_t size, bs_error *err);
 int s3xml_list_page(const char *body, size_t len, s3xml_entry_cb cb, void *ctx, bool *truncated,
 					strbuf *next_token, bs_error *err);
+
+/*
+ * A DeleteObjects answer: cb is called for each <Error> entry (a key not deleted) with its
+ * unescaped <Key> (non-empty, NUL-free), <Code> (non-empty) and <Message> ("" when absent).
+ * <Deleted> entries are not reported.  An answer that is not a whole <DeleteResult>
+ * document, or an <Error> entry without key or code, is ERRCODE_PROTOCOL.  A non-BS_OK
+ * return of cb stops and is returned.
+ */
+typedef int (*s3xml_delete_error_cb) (void *ctx, const char *key, const char *code, const char *message,
+									  bs_error *err);
+int s3xml_delete_result(const char *body, size_t len, s3xml_delete_error_cb cb, void *ctx, bs_error *err);
 
 #endif

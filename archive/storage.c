@@ -36,7 +36,7 @@ const char *
 storage_op_name(storage_op op)
 {
 	static const char *const names[STORAGE_NOPS] = {
-		"put", "get", "head", "list", "delete", "get_tagged", "put_if"
+		"put", "get", "head", "list", "delete", "get_tagged", "put_if", "delete_many"
 	};
 
 	return (int) op >= 0 && op < STORAGE_NOPS ? names[op] : "unknown";
@@ -523,12 +523,23 @@ storage_head(storage *st, const char *key, bool *exists, storage_stat *stat, bs_
 int
 storage_list(storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_error *err)
 {
+	return storage_list_after(st, prefix, NULL, cb, ctx, err);
+}
+
+int
+storage_list_after(storage *st, const char *prefix, const char *start_after,
+				   storage_list_cb cb, void *ctx, bs_error *err)
+{
 	if (prefix == NULL)
 		prefix = "";
 	if (!prefix_valid(prefix))
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "invalid storage prefix \"%.200s\"", prefix);
+	if (start_after != NULL && *start_after == '\0')
+		start_after = NULL;
+	if (start_after != NULL && !storage_key_valid(start_after))
+		return bad_key(start_after, err);
 	count(st, STORAGE_OP_LIST, 0);
-	return st->ops->list(st, prefix, cb, ctx, err);
+	return st->ops->list(st, prefix, start_after, cb, ctx, err);
 }
 
 int
@@ -563,6 +574,22 @@ storage_delete(storage *st, const char *key, bs_error *err)
 		return bad_key(key, err);
 	count(st, STORAGE_OP_DELETE, 0);
 	return st->ops->delete_key(st, key, err);
+}
+
+int
+storage_delete_many(storage *st, const char *const *keys, int n, bs_error *err)
+{
+	if (n < 0 || (n > 0 && keys == NULL))
+		return error_set(err, ERRCODE_INTERNAL, "storage_delete_many: bad arguments");
+	/* All or nothing as far as our checks go: no half-done delete for a bad key. */
+	for (int i = 0; i < n; i++)
+		if (!storage_key_valid(keys[i]))
+			return bad_key(keys[i], err);
+	if (n == 0)
+		return BS_OK;
+	__atomic_fetch_add(&st->stats.requests[STORAGE_OP_DELETE_MANY],
+					   (uint64_t) ((n + STORAGE_DELETE_BATCH - 1) / STORAGE_DELETE_BATCH), __ATOMIC_RELAXED);
+	return st->ops->delete_many(st, keys, n, err);
 }
 
 int

@@ -86,7 +86,10 @@ int storage_put(storage *st, const char *key, const void *data, size_t len, bs_e
 
 /* Streaming get of [offset, offset+length) (length 0: to the end).  The sink may be called
  * many times; a non-BS_OK return from the sink stops the transfer and is returned.
- * A missing key fails with code ERRCODE_NOT_FOUND. */
+ * A missing key fails with code ERRCODE_NOT_FOUND.  A range is exact or fails: one that
+ * reaches past the end of the object (offset beyond it, or fewer than length bytes from
+ * offset) fails with ERRCODE_OUT_OF_RANGE, and what a failed get gave the sink is not the
+ * range.  The encryption layer refuses ranges of objects sealed whole. */
 typedef int (*storage_sink) (void *ctx, const void *data, size_t len, bs_error *err);
 int storage_get(storage *st, const char *key, uint64_t offset, uint64_t length,
 				storage_sink sink, void *ctx, bs_error *err);
@@ -95,9 +98,14 @@ int storage_get_all(storage *st, const char *key, strbuf *out, bs_error *err);
 
 int storage_head(storage *st, const char *key, bool *exists, storage_stat *stat, bs_error *err);
 
-/* Every key under prefix ("" for all), all pages, in lexicographic order. */
+/* Every key under prefix ("" for all), all pages, in lexicographic (byte) order. */
 typedef int (*storage_list_cb) (void *ctx, const char *key, uint64_t size, bs_error *err);
 int storage_list(storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_error *err);
+/* Likewise, only the keys sorting strictly after start_after (a key, relative like the
+ * others; it need not exist): S3's ListObjectsV2 start-after, so that a reader who knows the
+ * last key it saw lists only what follows (one request per 1,000 keys).  NULL or "": all. */
+int storage_list_after(storage *st, const char *prefix, const char *start_after,
+					   storage_list_cb cb, void *ctx, bs_error *err);
 
 /* The keys a listing gave, in its order: ctx of storage_collect_key (a storage_list_cb). */
 typedef struct storage_keys
@@ -111,6 +119,16 @@ void storage_keys_free(storage_keys *k);
 
 /* Deleting a missing key succeeds (idempotent). */
 int storage_delete(storage *st, const char *key, bs_error *err);
+
+/*
+ * Delete n keys (n >= 0), missing ones included (as S3 does, a missing key is not an error):
+ * S3 DeleteObjects, STORAGE_DELETE_BATCH keys per request; locally each file, then each
+ * directory synced once.  Every key is validated before anything is deleted.  On a failure
+ * some keys may be deleted and others not; the message names how many failed and the first
+ * ones; deleting the same keys again is safe.
+ */
+#define STORAGE_DELETE_BATCH 1000
+int storage_delete_many(storage *st, const char *const *keys, int n, bs_error *err);
 
 /*
  * Small objects read and replaced under a condition (the archive's lease).  get_tagged
@@ -128,7 +146,9 @@ int storage_put_if(storage *st, const char *key, const void *data, size_t len, c
 /*
  * Requests counted per handle, at this interface: one per call (a put is one object
  * written, whatever the number of multipart parts; a list is one call, whatever the number
- * of pages; the S3 driver's own retries are not counted).  A wrapper (the encryption layer)
+ * of pages, with or without start_after; a ranged get is a get; a delete_many is one per
+ * STORAGE_DELETE_BATCH keys, the DeleteObjects requests it makes; the S3 driver's own
+ * retries are not counted).  A wrapper (the encryption layer)
  * reports the requests of the storage it wraps, which are the ones made.  Counters are
  * updated atomically: another thread may read them (the archiver's /metrics).
  */
@@ -141,6 +161,7 @@ typedef enum storage_op
 	STORAGE_OP_DELETE,
 	STORAGE_OP_GET_TAGGED,
 	STORAGE_OP_PUT_IF,
+	STORAGE_OP_DELETE_MANY,		/* one per STORAGE_DELETE_BATCH keys (one S3 DeleteObjects) */
 	STORAGE_NOPS
 } storage_op;
 
@@ -173,8 +194,12 @@ typedef struct storage_ops
 	int			(*get) (storage *st, const char *key, uint64_t offset, uint64_t length,
 						storage_sink sink, void *ctx, bs_error *err);
 	int			(*head) (storage *st, const char *key, bool *exists, storage_stat *stat, bs_error *err);
-	int			(*list) (storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_error *err);
+	/* start_after: NULL, or a key (not "") the listing starts after. */
+	int			(*list) (storage *st, const char *prefix, const char *start_after,
+						 storage_list_cb cb, void *ctx, bs_error *err);
 	int			(*delete_key) (storage *st, const char *key, bs_error *err);
+	/* 1 <= n; keys valid. */
+	int			(*delete_many) (storage *st, const char *const *keys, int n, bs_error *err);
 	int			(*get_tagged) (storage *st, const char *key, strbuf *out, char **tag, bs_error *err);
 	int			(*put_if) (storage *st, const char *key, const void *data, size_t len, const char *tag,
 						   bs_error *err);

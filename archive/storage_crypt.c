@@ -1099,7 +1099,9 @@ crypt_get(storage *st, const char *key, uint64_t offset, uint64_t length,
 		return get_uninitialised(cs, key, err);
 	if (offset != 0 || length != 0)
 		return error_set(err, ERRCODE_INVALID_PARAMETER,
-						 "\"%s\": ranged reads of encrypted objects are not supported", key);
+						 "cannot read bytes %llu+%llu of \"%s\": the archive is encrypted and its objects "
+						 "are sealed whole (one AES-GCM tag over the object), so they are read whole only",
+						 (unsigned long long) offset, (unsigned long long) length, key);
 	{
 		crypt_reader *r = reader_new(cs, key, sink, ctx);
 
@@ -1141,20 +1143,27 @@ list_adjust(void *ctx, const char *key, uint64_t size, bs_error *err)
 }
 
 static int
-crypt_list(storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_error *err)
+crypt_list(storage *st, const char *prefix, const char *start_after,
+		   storage_list_cb cb, void *ctx, bs_error *err)
 {
 	crypt_storage *cs = (crypt_storage *) st;
 	list_ctx l = {cb, ctx};
 
 	if (cs->state != CRYPT_ON)
-		return storage_list(cs->inner, prefix, cb, ctx, err);
-	return storage_list(cs->inner, prefix, list_adjust, &l, err);
+		return storage_list_after(cs->inner, prefix, start_after, cb, ctx, err);
+	return storage_list_after(cs->inner, prefix, start_after, list_adjust, &l, err);
 }
 
 static int
 crypt_delete(storage *st, const char *key, bs_error *err)
 {
 	return storage_delete(((crypt_storage *) st)->inner, key, err);
+}
+
+static int
+crypt_delete_many(storage *st, const char *const *keys, int n, bs_error *err)
+{
+	return storage_delete_many(((crypt_storage *) st)->inner, keys, n, err);
 }
 
 static int
@@ -1227,8 +1236,18 @@ crypt_close(storage *st)
 }
 
 static const storage_ops crypt_ops = {
-	crypt_writer_open, crypt_writer_write, crypt_writer_commit, crypt_writer_abort,
-	crypt_get, crypt_head, crypt_list, crypt_delete, crypt_get_tagged, crypt_put_if, crypt_close
+	.writer_open = crypt_writer_open,
+	.writer_write = crypt_writer_write,
+	.writer_commit = crypt_writer_commit,
+	.writer_abort = crypt_writer_abort,
+	.get = crypt_get,
+	.head = crypt_head,
+	.list = crypt_list,
+	.delete_key = crypt_delete,
+	.delete_many = crypt_delete_many,
+	.get_tagged = crypt_get_tagged,
+	.put_if = crypt_put_if,
+	.close = crypt_close,
 };
 
 /* ---------- keys from configuration ---------- */

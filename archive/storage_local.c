@@ -345,11 +345,12 @@ entry_cmp(const void *a, const void *b)
 
 /*
  * Walk dir (whose keys start with key_prefix, "" or ending in '/') and report keys that
- * start with want, in byte order.  Sorting directory names with a trailing '/' makes
- * the depth-first order equal to the lexicographic order of the full keys.
+ * start with want and sort after after (when not NULL), in byte order.  Sorting directory
+ * names with a trailing '/' makes the depth-first order equal to the lexicographic order of
+ * the full keys.
  */
 static int
-list_dir(const char *dir, strbuf *key_prefix, const char *want,
+list_dir(const char *dir, strbuf *key_prefix, const char *want, const char *after,
 		 storage_list_cb cb, void *ctx, bs_error *err)
 {
 	DIR *d = opendir(dir);
@@ -429,12 +430,20 @@ list_dir(const char *dir, strbuf *key_prefix, const char *want,
 		cmp_len = key_prefix->len < want_len ? key_prefix->len : want_len;
 		if (strncmp(key_prefix->data, want, cmp_len) != 0)
 			continue;
+		/*
+		 * Skip what sorts at or before after: a file by its key, a directory when every key
+		 * in it does (its "d/" sorts before after without being a prefix of it).
+		 */
+		if (after != NULL &&
+			(ents[i].is_dir ? strncmp(key_prefix->data, after, key_prefix->len) < 0
+			 : strcmp(key_prefix->data, after) <= 0))
+			continue;
 		if (ents[i].is_dir)
 		{
 			strbuf sub = STRBUF_INIT;
 
 			strbuf_printf(&sub, "%s/%.*s", dir, (int) (strlen(ents[i].sort_name) - 1), ents[i].sort_name);
-			rc = list_dir(sub.data, key_prefix, want, cb, ctx, err);
+			rc = list_dir(sub.data, key_prefix, want, after, cb, ctx, err);
 			strbuf_free(&sub);
 		}
 		else if (key_prefix->len >= want_len)
@@ -450,7 +459,8 @@ list_dir(const char *dir, strbuf *key_prefix, const char *want,
 }
 
 static int
-local_list(storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_error *err)
+local_list(storage *st, const char *prefix, const char *start_after,
+		   storage_list_cb cb, void *ctx, bs_error *err)
 {
 	local_storage *ls = (local_storage *) st;
 	const char *slash = strrchr(prefix, '/');
@@ -470,7 +480,7 @@ local_list(storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_er
 	}
 	if (dir.len == 0)
 		strbuf_append_char(&dir, '/');
-	rc = list_dir(dir.data, &key_prefix, prefix, cb, ctx, err);
+	rc = list_dir(dir.data, &key_prefix, prefix, start_after, cb, ctx, err);
 	strbuf_free(&key_prefix);
 	strbuf_free(&dir);
 	return rc;
@@ -498,6 +508,72 @@ local_delete(storage *st, const char *key, bs_error *err)
 		rc = fsync_dir(path, err);
 	}
 	free(path);
+	return rc;
+}
+
+static int
+str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * Unlink every key's file, then sync each directory that lost one once (not once per key):
+ * a batch of deletions in one directory costs one fsync.  A key that cannot be deleted does
+ * not stop the others; the first failure is reported with the number of failures.
+ */
+static int
+local_delete_many(storage *st, const char *const *keys, int n, bs_error *err)
+{
+	char **dirs = xcalloc((size_t) n, sizeof(char *));
+	int ndirs = 0;
+	int failed = 0;
+	bs_error first;
+	int rc = BS_OK;
+
+	error_clear(&first);
+	for (int i = 0; i < n; i++)
+	{
+		char *path = key_path((local_storage *) st, keys[i]);
+		char *slash;
+
+		if (unlink(path) != 0)
+		{
+			if (errno != ENOENT && errno != ENOTDIR && failed++ == 0)
+				error_set_errno(&first, errno, "could not delete \"%s\"", path);
+			free(path);
+			continue;
+		}
+		slash = strrchr(path, '/');
+		if (slash == path)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		dirs[ndirs++] = path;
+	}
+	if (ndirs > 1)
+		qsort(dirs, (size_t) ndirs, sizeof(char *), str_cmp);
+	for (int i = 0; i < ndirs; i++)
+	{
+		/* Even after a failure: what was deleted is made durable. */
+		if ((i == 0 || strcmp(dirs[i], dirs[i - 1]) != 0) && fsync_dir(dirs[i], err) != BS_OK && rc == BS_OK)
+		{
+			rc = BS_ERR;
+			first = *err;
+		}
+	}
+	for (int i = 0; i < ndirs; i++)
+		free(dirs[i]);
+	free(dirs);
+	if (failed > 0)
+	{
+		*err = first;
+		if (failed > 1)
+			error_prefix(err, "%d of %d keys not deleted", failed, n);
+		return BS_ERR;
+	}
+	if (rc != BS_OK)
+		*err = first;
 	return rc;
 }
 
@@ -653,6 +729,7 @@ static const storage_ops local_ops = {
 	.head = local_head,
 	.list = local_list,
 	.delete_key = local_delete,
+	.delete_many = local_delete_many,
 	.get_tagged = local_get_tagged,
 	.put_if = local_put_if,
 	.close = local_close,

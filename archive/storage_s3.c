@@ -57,6 +57,7 @@ typedef struct s3_request
 	const void *body;
 	size_t		body_len;
 	const char *content_type;
+	const char *content_md5;	/* base64 MD5 of the body (DeleteObjects requires one) */
 	const char *range;
 	const char *if_match;
 	const char *if_none_match;
@@ -80,6 +81,7 @@ typedef struct s3_response
 	bool		has_length;
 	uint64_t	delivered;		/* bytes handed to the sink */
 	uint64_t	skipped;
+	bool		range_checked;	/* a 206's Content-Range matched the range asked for */
 	bool		sink_failed;
 	bs_error	sink_err;
 	/* upload cursor */
@@ -116,6 +118,7 @@ response_reset(s3_response *r)
 	r->has_length = false;
 	r->delivered = 0;
 	r->skipped = 0;
+	r->range_checked = false;
 	r->sink_failed = false;
 	r->upload_pos = 0;
 }
@@ -310,6 +313,24 @@ header_cb(char *data, size_t size, size_t nmemb, void *ud)
 	return len;
 }
 
+/* "bytes a-b/total" -> start and total (total 0 when "*"). */
+static bool
+parse_content_range(const char *v, uint64_t *start, uint64_t *total)
+{
+	unsigned long long a, b, t;
+	char		tail;
+
+	if (v == NULL)
+		return false;
+	if (sscanf(v, "bytes %llu-%llu/%llu%c", &a, &b, &t, &tail) == 3 && b >= a)
+	{
+		*start = a;
+		*total = t;
+		return true;
+	}
+	return false;
+}
+
 static size_t
 write_cb(char *data, size_t size, size_t nmemb, void *ud)
 {
@@ -321,6 +342,24 @@ write_cb(char *data, size_t size, size_t nmemb, void *ud)
 	{
 		const char *p = data;
 		size_t		n = len;
+
+		/* A partial answer must be the range asked for: other bytes would pass for it. */
+		if (r->status == 206 && !r->range_checked)
+		{
+			uint64_t	start,
+						total;
+
+			if (!parse_content_range(r->content_range, &start, &total) || start != req->range_start)
+			{
+				error_set(&r->sink_err, ERRCODE_PROTOCOL,
+						  "S3 GET \"%s\": the answer's range \"%.80s\" is not the one asked for (from byte %llu)",
+						  req->what ? req->what : "", r->content_range ? r->content_range : "(none)",
+						  (unsigned long long) req->range_start);
+				r->sink_failed = true;
+				return 0;
+			}
+			r->range_checked = true;
+		}
 
 		/* A 200 to a ranged request is the whole object: drop the bytes before the range. */
 		uint64_t	skip = r->status == 200 ? req->range_start : 0;
@@ -464,6 +503,12 @@ s3_attempt(s3_storage *s3, const s3_request *req, s3_response *resp)
 	{
 		strbuf_reset(&line);
 		strbuf_printf(&line, "Content-Type: %s", req->content_type);
+		hdrs = curl_slist_append(hdrs, line.data);
+	}
+	if (req->content_md5)
+	{
+		strbuf_reset(&line);
+		strbuf_printf(&line, "Content-MD5: %s", req->content_md5);
 		hdrs = curl_slist_append(hdrs, line.data);
 	}
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
@@ -974,24 +1019,6 @@ s3_writer_abort(storage_writer *base)
 
 /* ---------------------------------------------------------------- get, head, delete */
 
-/* "bytes a-b/total" -> start and total (total 0 when "*"). */
-static bool
-parse_content_range(const char *v, uint64_t *start, uint64_t *total)
-{
-	unsigned long long a, b, t;
-	char		tail;
-
-	if (v == NULL)
-		return false;
-	if (sscanf(v, "bytes %llu-%llu/%llu%c", &a, &b, &t, &tail) == 3 && b >= a)
-	{
-		*start = a;
-		*total = t;
-		return true;
-	}
-	return false;
-}
-
 static int
 s3_get(storage *st, const char *key, uint64_t offset, uint64_t length,
 	   storage_sink sink, void *ctx, bs_error *err)
@@ -1084,6 +1111,16 @@ s3_get(storage *st, const char *key, uint64_t offset, uint64_t length,
 		}
 		if (cc == CURLE_OK && resp.status == 416)
 		{
+			unsigned long long t;
+			char		tail;
+
+			/* The end of an object is a valid empty range to the end, as locally. */
+			if (length == 0 && delivered == 0 && resp.content_range &&
+				sscanf(resp.content_range, "bytes */%llu%c", &t, &tail) == 1 && t == offset)
+			{
+				rc = BS_OK;
+				break;
+			}
 			error_set(err, ERRCODE_OUT_OF_RANGE, "range %llu+%llu is beyond the end of \"%s\"",
 					  (unsigned long long) offset, (unsigned long long) length, key);
 			err->http_status = 416;
@@ -1179,6 +1216,151 @@ s3_delete(storage *st, const char *key, bs_error *err)
 	return rc;
 }
 
+/* The base64 MD5 of data: the Content-MD5 header. */
+static void
+md5_base64(const void *data, size_t len, char out[25])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL) != 1 || mdlen != 16)
+	{
+		fprintf(stderr, "backstop: MD5 computation failed\n");
+		abort();
+	}
+	EVP_EncodeBlock((unsigned char *) out, md, 16);
+}
+
+/* The keys DeleteObjects did not delete: counted, the first ones named, transient ones kept
+ * for another round. */
+typedef struct s3_delete_state
+{
+	s3_storage *s3;
+	int			failed;			/* permanently */
+	strbuf		first;			/* the first failures, for the message */
+	const char *const *batch;	/* the keys sent (as given) */
+	int			nbatch;
+	bool		last_round;		/* no more rounds: transient failures are failures */
+	char	  **again;			/* keys (as given) to send again; at most nbatch */
+	int			nagain;
+} s3_delete_state;
+
+static int
+s3_delete_error(void *ctx, const char *key, const char *code, const char *message, bs_error *err)
+{
+	s3_delete_state *ds = ctx;
+	size_t		plen = strlen(ds->s3->prefix);
+	const char *rel = strncmp(key, ds->s3->prefix, plen) == 0 ? key + plen : key;
+
+	(void) err;
+	if (s3_code_transient(code) && !ds->last_round && ds->nagain < ds->nbatch)
+	{
+		/* Only a key that was sent: the answer is untrusted. */
+		for (int i = 0; i < ds->nbatch; i++)
+			if (strcmp(ds->batch[i], rel) == 0)
+			{
+				ds->again[ds->nagain++] = xstrdup(rel);
+				return BS_OK;
+			}
+	}
+	if (ds->failed++ < 3)
+		strbuf_printf(&ds->first, "%s\"%.200s\": %.40s%s%.200s", ds->failed > 1 ? "; " : "", rel, code,
+					  *message ? ": " : "", message);
+	return BS_OK;
+}
+
+static void
+free_keys(char **keys, int n)
+{
+	for (int i = 0; keys && i < n; i++)
+		free(keys[i]);
+	free(keys);
+}
+
+/* One DeleteObjects request of n keys (n <= STORAGE_DELETE_BATCH), with S3's own retries;
+ * keys it answers with a transient error are sent again, as many times as retries allows. */
+static int
+s3_delete_batch(s3_storage *s3, const char *const *keys, int n, s3_delete_state *ds, bs_error *err)
+{
+	char	  **owned = NULL;	/* keys of a later round */
+	int			rc = BS_OK;
+
+	for (int round = 0;; round++)
+	{
+		s3_request	req = {0};
+		s3_response resp = {0};
+		strbuf		body = STRBUF_INIT;
+		char		md5[25];
+
+		/* Quiet: the answer lists only the keys not deleted. */
+		strbuf_append_str(&body, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+						  "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>");
+		for (int i = 0; i < n; i++)
+		{
+			char	   *fk = full_key(s3, keys[i]);
+
+			strbuf_append_str(&body, "<Object><Key>");
+			s3xml_escape(&body, fk);
+			strbuf_append_str(&body, "</Key></Object>");
+			free(fk);
+		}
+		strbuf_append_str(&body, "</Delete>");
+		md5_base64(body.data, body.len, md5);
+		req.method = "POST";
+		req.query = "delete=";
+		req.what = n == 1 ? keys[0] : "(DeleteObjects)";
+		req.body = body.data;
+		req.body_len = body.len;
+		req.content_type = "application/xml";
+		req.content_md5 = md5;
+		ds->batch = keys;
+		ds->nbatch = n;
+		ds->last_round = round >= s3->retries;
+		ds->again = xcalloc((size_t) n, sizeof(char *));
+		ds->nagain = 0;
+		rc = s3_execute(s3, &req, &resp, err);
+		if (rc == BS_OK &&
+			(rc = s3xml_delete_result(resp.body.data, resp.body.len, s3_delete_error, ds, err)) != BS_OK)
+			error_prefix(err, "S3 DeleteObjects in bucket \"%s\"", s3->bucket);
+		response_free(&resp);
+		strbuf_free(&body);
+		free_keys(owned, n);
+		owned = ds->again;
+		keys = (const char *const *) owned;
+		n = ds->nagain;
+		ds->again = NULL;
+		if (rc != BS_OK || n == 0)
+			break;
+		{
+			long		delay = retry_delay_ms(s3, round + 1);
+
+			log_warning("storage: S3 DeleteObjects: %d keys refused for now; retrying in %ld ms (attempt %d of %d)",
+						n, delay, round + 2, s3->retries + 1);
+			sleep_ms(delay);
+		}
+	}
+	free_keys(owned, n);
+	return rc;
+}
+
+static int
+s3_delete_many(storage *st, const char *const *keys, int n, bs_error *err)
+{
+	s3_storage *s3 = (s3_storage *) st;
+	s3_delete_state ds = {0};
+	int			rc = BS_OK;
+
+	ds.s3 = s3;
+	/* A batch that fails as a request stops; keys refused one by one do not. */
+	for (int i = 0; i < n && rc == BS_OK; i += STORAGE_DELETE_BATCH)
+		rc = s3_delete_batch(s3, keys + i, n - i < STORAGE_DELETE_BATCH ? n - i : STORAGE_DELETE_BATCH, &ds, err);
+	if (rc == BS_OK && ds.failed > 0)
+		rc = error_set(err, ERRCODE_STORAGE, "S3 DeleteObjects in bucket \"%s\": %d of %d keys not deleted: %s%s",
+					   s3->bucket, ds.failed, n, ds.first.data, ds.failed > 3 ? "; ..." : "");
+	strbuf_free(&ds.first);
+	return rc;
+}
+
 /* ---------------------------------------------------------------- conditional */
 
 static int
@@ -1239,6 +1421,7 @@ typedef struct s3_list_state
 {
 	s3_storage *s3;
 	const char *full_prefix;	/* with the storage's prefix */
+	const char *full_after;		/* start_after with the storage's prefix, or NULL */
 	strbuf		last;			/* the previous key */
 	storage_list_cb cb;
 	void	   *ctx;
@@ -1260,6 +1443,9 @@ s3_list_entry(void *ctx, const char *key, uint64_t size, bs_error *err)
 		return error_set(err, ERRCODE_PROTOCOL, "keys out of order");
 	strbuf_reset(&ls->last);
 	strbuf_append_str(&ls->last, key);
+	/* Whatever the server did with start-after, nothing at or before it is reported. */
+	if (ls->full_after && strcmp(key, ls->full_after) <= 0)
+		return BS_OK;
 	if (key[klen - 1] == '/' && size == 0)
 		return BS_OK;			/* "folder" placeholder made by consoles */
 	if (!storage_key_valid(key + plen))
@@ -1275,15 +1461,17 @@ s3_list_entry(void *ctx, const char *key, uint64_t size, bs_error *err)
 }
 
 static int
-s3_list(storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_error *err)
+s3_list(storage *st, const char *prefix, const char *start_after,
+		storage_list_cb cb, void *ctx, bs_error *err)
 {
 	s3_storage *s3 = (s3_storage *) st;
 	char	   *fp = full_key(s3, prefix);
+	char	   *fa = start_after ? full_key(s3, start_after) : NULL;
 	strbuf		token = STRBUF_INIT;
 	strbuf		next = STRBUF_INIT;
 	strbuf		q = STRBUF_INIT;
 	s3_response resp = {0};
-	s3_list_state ls = {s3, fp, STRBUF_INIT, cb, ctx, false};
+	s3_list_state ls = {s3, fp, fa, STRBUF_INIT, cb, ctx, false};
 	int			rc = BS_ERR;
 
 	for (;;)
@@ -1301,6 +1489,12 @@ s3_list(storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_error
 		}
 		strbuf_append_str(&q, "list-type=2&prefix=");
 		uri_encode(&q, fp, false);
+		/* The first page only: the continuation token carries the position on. */
+		if (fa && token.len == 0)
+		{
+			strbuf_append_str(&q, "&start-after=");
+			uri_encode(&q, fa, false);
+		}
 		req.method = "GET";
 		req.query = q.data;
 		req.what = prefix;
@@ -1330,6 +1524,7 @@ out:
 	strbuf_free(&q);
 	strbuf_free(&ls.last);
 	free(fp);
+	free(fa);
 	return rc;
 }
 
@@ -1364,6 +1559,7 @@ static const storage_ops s3_ops = {
 	.head = s3_head,
 	.list = s3_list,
 	.delete_key = s3_delete,
+	.delete_many = s3_delete_many,
 	.get_tagged = s3_get_tagged,
 	.put_if = s3_put_if,
 	.close = s3_close,
