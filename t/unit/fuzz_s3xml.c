@@ -1,4 +1,4 @@
-/* fuzz_s3xml.c — libFuzzer target for the S3 XML reader: list pages, error documents and multipart answers as a server may send them. */
+/* fuzz_s3xml.c — libFuzzer target for the S3 XML reader: list pages, error documents, multipart and delete answers as a server may send them. */
 #include "s3xml.h"
 
 #include <stdint.h>
@@ -29,6 +29,20 @@ entry(void *ctx, const char *key, uint64_t size, bs_error *err)
 	return BS_OK;
 }
 
+static int
+delete_error(void *ctx, const char *key, const char *code, const char *message, bs_error *err)
+{
+	entries *e = ctx;
+
+	(void) message;
+	(void) err;
+	/* A non-empty key and code without a NUL byte. */
+	if (strlen(key) == 0 || strlen(code) == 0)
+		abort();
+	e->count++;
+	return BS_OK;
+}
+
 /*
  * Any bytes: the reader never reads out of bounds, and what it accepts is consistent: a page
  * accepted whole is refused once cut inside its closing tag, and an unescaped text escapes
@@ -55,6 +69,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 	s3xml_error_doc(body, size, &code, &msg);
+	if (s3xml_delete_result(body, size, delete_error, &e, &err) == BS_OK)
+	{
+		size_t len = size;
+
+		while (len > 0 && strchr(" \t\r\n\f\v", body[len - 1]) != NULL && body[len - 1] != '\0')
+			len--;
+		if (len == 0 || s3xml_delete_result(body, len - 1, delete_error, &e, &err) == BS_OK)
+			abort();
+	}
 	if (s3xml_upload_id(body, size, &id))
 	{
 		s3xml_escape(&esc, id.data);

@@ -240,10 +240,66 @@ test_other_documents(void)
 	strbuf_free(&id);
 }
 
+typedef struct delete_errors
+{
+	strbuf		text;			/* "key code message\n" per <Error> */
+	int			stop_at;
+} delete_errors;
+
+static int
+delete_error(void *ctx, const char *key, const char *code, const char *message, bs_error *err)
+{
+	delete_errors *d = ctx;
+
+	if (d->stop_at && d->stop_at-- == 1)
+		return error_set(err, ERRCODE_IO, "stop");
+	strbuf_printf(&d->text, "%s|%s|%s\n", key, code, message);
+	return BS_OK;
+}
+
+static void
+test_delete_result(void)
+{
+	delete_errors d = {STRBUF_INIT, 0};
+	bs_error	err;
+	const char *good = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+		"<Deleted><Key>a/1</Key></Deleted>"
+		"<Error><Key>a/&lt;2&gt;</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+		"<Deleted><Key>a/3</Key></Deleted>"
+		"<Error><Key>a/4</Key><Code>InternalError</Code></Error>"
+		"</DeleteResult>\n";
+	const char *quiet = "<DeleteResult></DeleteResult>";
+	const char *no_code = "<DeleteResult><Error><Key>k</Key><Message>m</Message></Error></DeleteResult>";
+	const char *no_key = "<DeleteResult><Error><Code>AccessDenied</Code></Error></DeleteResult>";
+	const char *other = "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+
+	ok(s3xml_delete_result(good, strlen(good), delete_error, &d, &err) == BS_OK &&
+	   strcmp(d.text.data, "a/<2>|AccessDenied|Access Denied\na/4|InternalError|\n") == 0,
+	   "each <Error> entry: its key unescaped, code and message; <Deleted> entries not reported");
+	ok(s3xml_delete_result(good, strlen(good) - 3, delete_error, &d, &err) == BS_ERR &&
+	   strcmp(err.code, ERRCODE_PROTOCOL) == 0, "an answer cut short is refused");
+	strbuf_reset(&d.text);
+	ok(s3xml_delete_result(quiet, strlen(quiet), delete_error, &d, &err) == BS_OK && d.text.len == 0,
+	   "a quiet answer without errors: nothing reported");
+	ok(s3xml_delete_result(no_code, strlen(no_code), delete_error, &d, &err) == BS_ERR &&
+	   strcmp(err.code, ERRCODE_PROTOCOL) == 0, "an <Error> without its code is refused");
+	ok(s3xml_delete_result(no_key, strlen(no_key), delete_error, &d, &err) == BS_ERR &&
+	   strcmp(err.code, ERRCODE_PROTOCOL) == 0, "an <Error> without its key is refused");
+	ok(s3xml_delete_result(other, strlen(other), delete_error, &d, &err) == BS_ERR &&
+	   strcmp(err.code, ERRCODE_PROTOCOL) == 0, "an error document is not a DeleteResult");
+	ok(s3xml_delete_result(NULL, 0, delete_error, &d, &err) == BS_ERR, "no body is refused");
+	d.stop_at = 1;
+	ok(s3xml_delete_result(good, strlen(good), delete_error, &d, &err) == BS_ERR && strcmp(err.code, ERRCODE_IO) == 0,
+	   "a failing callback stops");
+	strbuf_free(&d.text);
+}
+
 int
 main(void)
 {
 	test_list_pages();
 	test_other_documents();
+	test_delete_result();
 	return done_testing();
 }

@@ -48,6 +48,25 @@ has(const bs_error *err, const char *code, const char *text)
 	return good;
 }
 
+typedef struct listed_size
+{
+	int			count;
+	char		last[64];
+	uint64_t	size;
+} listed_size;
+
+static int
+listed_size_cb(void *ctx, const char *key, uint64_t size, bs_error *err)
+{
+	listed_size *l = ctx;
+
+	(void) err;
+	l->count++;
+	snprintf(l->last, sizeof(l->last), "%s", key);
+	l->size = size;
+	return BS_OK;
+}
+
 static int
 append_sink(void *ctx, const void *data, size_t len, bs_error *err)
 {
@@ -346,7 +365,8 @@ main(void)
 		strbuf_reset(&buf);
 		ok(storage_get(st, "big", 0, 0, append_sink, &buf, &err) == BS_OK && buf.len == big.len &&
 		   memcmp(buf.data, big.data, big.len) == 0, "a streamed get returns every byte");
-		ok(storage_get(st, "big", 5, 10, append_sink, &buf, &err) == BS_ERR, "ranged reads are refused");
+		ok(storage_get(st, "big", 5, 10, append_sink, &buf, &err) == BS_ERR &&
+		   has(&err, ERRCODE_INVALID_PARAMETER, "sealed whole"), "ranged reads are refused, saying why: %s", err.message);
 		/* A consumer that finds the content corrupt: the tag decides what is reported. */
 		ok(storage_get(st, "big", 0, 0, corrupt_sink, NULL, &err) == BS_ERR &&
 		   has(&err, ERRCODE_DATA_CORRUPTED, "consumer:"), "an intact object: the consumer's verdict is returned");
@@ -467,6 +487,25 @@ main(void)
 
 		ok(storage_list(st, "tables/", storage_collect_key, &k, &err) == BS_OK && k.count == 2, "list");
 		storage_keys_free(&k);
+	}
+	/* Listing after a key and deleting many pass through to the wrapped storage. */
+	{
+		listed_size ls = {0};
+		const char *doomed[] = {"gone/1", "gone/2", "gone/missing"};
+		storage_stats s0, s1;
+
+		ok(storage_put(st, "gone/1", "one", 3, &err) == BS_OK && storage_put(st, "gone/2", "two", 3, &err) == BS_OK &&
+		   storage_put(st, "gone/3", "three", 5, &err) == BS_OK, "three objects");
+		ok(storage_list_after(st, "gone/", "gone/2", listed_size_cb, &ls, &err) == BS_OK && ls.count == 1 &&
+		   strcmp(ls.last, "gone/3") == 0 && ls.size == 5, "a list after a key reports what follows, content sizes");
+		memset(&s0, 0, sizeof(s0));
+		storage_stats_add(st, &s0);
+		ok(storage_delete_many(st, doomed, 3, &err) == BS_OK, "delete_many through the wrapper");
+		memset(&s1, 0, sizeof(s1));
+		storage_stats_add(st, &s1);
+		is_int(s1.requests[STORAGE_OP_DELETE_MANY] - s0.requests[STORAGE_OP_DELETE_MANY], 1, "counted once");
+		ok(storage_head(raw, "gone/1", &exists, NULL, &err) == BS_OK && !exists &&
+		   storage_head(raw, "gone/3", &exists, NULL, &err) == BS_OK && exists, "the named keys are gone, not the others");
 	}
 
 	/* A plaintext archive: refused with a key, never silently mixed. */

@@ -46,6 +46,22 @@ list_all(storage *st, const char *prefix, listing *l)
 	return l->text.data ? l->text.data : "";
 }
 
+static const char *
+list_after(storage *st, const char *prefix, const char *after, listing *l)
+{
+	bs_error err;
+
+	strbuf_reset(&l->text);
+	strbuf_append_str(&l->text, "");
+	l->count = 0;
+	if (storage_list_after(st, prefix, after, list_cb, l, &err) != BS_OK)
+	{
+		printf("# list failed: %s\n", err.message);
+		return "(error)";
+	}
+	return l->text.data ? l->text.data : "";
+}
+
 static int
 append_sink(void *ctx, const void *data, size_t len, bs_error *err)
 {
@@ -173,6 +189,13 @@ main(void)
 	   strcmp(err.code, ERRCODE_OUT_OF_RANGE) == 0, "range past the end fails");
 	ok(storage_get(st, "t/a/one", 12, 0, append_sink, &buf, &err) == BS_ERR &&
 	   strcmp(err.code, ERRCODE_OUT_OF_RANGE) == 0, "offset past the end fails");
+	strbuf_reset(&buf);
+	ok(storage_get(st, "t/a/one", 11, 0, append_sink, &buf, &err) == BS_OK && buf.len == 0,
+	   "from the end to the end: nothing, no error");
+	ok(storage_get(st, "t/a/one", 11, 1, append_sink, &buf, &err) == BS_ERR &&
+	   strcmp(err.code, ERRCODE_OUT_OF_RANGE) == 0, "one byte at the end fails");
+	ok(storage_get(st, "t/a/one", UINT64_MAX, 2, append_sink, &buf, &err) == BS_ERR &&
+	   strcmp(err.code, ERRCODE_OUT_OF_RANGE) == 0, "a range that overflows fails");
 	ok(storage_get(st, "t/a/one", 0, 0, failing_sink, NULL, &err) == BS_ERR &&
 	   strcmp(err.message, "sink refused") == 0, "sink error is returned unchanged");
 
@@ -236,6 +259,76 @@ main(void)
 	ok(storage_list(st, "", list_cb, &l, &err) == BS_ERR && strcmp(err.message, "callback stop") == 0 &&
 	   l.count == 2, "callback error stops listing");
 	l.stop_after = 0;
+
+	/* Listing after a key: only what sorts strictly after it, in order, whatever the depth. */
+	is_str(list_after(st, "", NULL, &l), list_all(st, "", &l), "no start key: the whole listing");
+	is_str(list_after(st, "", "a/b", &l), "a/c/d 3\nab 0\nbig/obj 3145745\nempty 0\nt/a/one 3\n",
+		   "after an existing key: the keys that follow it, not itself");
+	is_str(list_after(st, "", "a", &l), "a.txt 2\na/b 1\na/c/d 3\nab 0\nbig/obj 3145745\nempty 0\nt/a/one 3\n",
+		   "after a key that is a prefix of others: those follow it");
+	is_str(list_after(st, "", "a/c", &l), "a/c/d 3\nab 0\nbig/obj 3145745\nempty 0\nt/a/one 3\n",
+		   "after a directory's name: its keys follow it");
+	is_str(list_after(st, "", "a/c0", &l), "ab 0\nbig/obj 3145745\nempty 0\nt/a/one 3\n",
+		   "a directory whose keys all sort before the start key is skipped (\"a/c/d\" < \"a/c0\")");
+	is_str(list_after(st, "", "a.txt", &l), "a/b 1\na/c/d 3\nab 0\nbig/obj 3145745\nempty 0\nt/a/one 3\n",
+		   "'.' sorts before '/'");
+	is_str(list_after(st, "a/", "a/b", &l), "a/c/d 3\n", "with a prefix");
+	is_str(list_after(st, "a/", "0", &l), "a/b 1\na/c/d 3\n", "a start key before the prefix: all of it");
+	is_str(list_after(st, "a/", "b", &l), "", "a start key after the prefix: nothing");
+	is_str(list_after(st, "", "t/a/one", &l), "", "after the last key: nothing");
+	is_str(list_after(st, "", "", &l), list_all(st, "", &l), "an empty start key is none");
+	ok(storage_list_after(st, "", "../x", list_cb, &l, &err) == BS_ERR &&
+	   strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0, "an invalid start key is refused");
+	{
+		char key[32];
+		int bad = 0;
+
+		/* Many keys in one directory, as log/<SEQ> packs are: each start key gives its successors. */
+		for (int i = 1; i <= 40; i++)
+		{
+			snprintf(key, sizeof(key), "log/%016x.bsp", i);
+			storage_put(st, key, "p", 1, &err);
+		}
+		for (int i = 0; i <= 40; i++)
+		{
+			strbuf want = STRBUF_INIT;
+
+			for (int j = i + 1; j <= 40; j++)
+				strbuf_printf(&want, "log/%016x.bsp 1\n", j);
+			snprintf(key, sizeof(key), "log/%016x.bsp", i);
+			if (strcmp(list_after(st, "log/", key, &l), want.data ? want.data : "") != 0)
+				bad++;
+			strbuf_free(&want);
+		}
+		is_int(bad, 0, "after each of 40 sequence keys: exactly the later ones, in order");
+	}
+
+	/* Deleting many: missing keys are no error; an invalid key stops all before any delete. */
+	{
+		const char *doomed[] = {"log/0000000000000001.bsp", "log/0000000000000002.bsp", "a/c/d",
+			"log/no-such", "no/such/dir/key", "log/0000000000000001.bsp"};
+		const char *bad_list[] = {"log/0000000000000003.bsp", "../x"};
+		const char *dir_list[] = {"a/c", "log/0000000000000004.bsp"};
+
+		ok(storage_delete_many(st, bad_list, 2, &err) == BS_ERR && strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0,
+		   "a list with an invalid key is refused");
+		ok(storage_head(st, "log/0000000000000003.bsp", &exists, NULL, &err) == BS_OK && exists,
+		   "and nothing of it is deleted");
+		ok(storage_delete_many(st, doomed, 6, &err) == BS_OK,
+		   "delete_many of existing, missing and repeated keys succeeds");
+		is_str(list_all(st, "log/000000000000000", &l),
+			   "log/0000000000000003.bsp 1\nlog/0000000000000004.bsp 1\nlog/0000000000000005.bsp 1\n"
+			   "log/0000000000000006.bsp 1\nlog/0000000000000007.bsp 1\nlog/0000000000000008.bsp 1\n"
+			   "log/0000000000000009.bsp 1\nlog/000000000000000a.bsp 1\nlog/000000000000000b.bsp 1\n"
+			   "log/000000000000000c.bsp 1\nlog/000000000000000d.bsp 1\nlog/000000000000000e.bsp 1\n"
+			   "log/000000000000000f.bsp 1\n", "the named keys are gone, the others stay");
+		ok(storage_head(st, "a/c/d", &exists, NULL, &err) == BS_OK && !exists, "in another directory too");
+		ok(storage_delete_many(st, doomed, 0, &err) == BS_OK, "deleting nothing succeeds");
+		ok(storage_delete_many(st, dir_list, 2, &err) == BS_ERR && strstr(err.message, "could not delete") != NULL,
+		   "a key that cannot be deleted (a directory) fails: %s", err.message);
+		ok(storage_head(st, "log/0000000000000004.bsp", &exists, NULL, &err) == BS_OK && !exists,
+		   "but the other keys are deleted");
+	}
 
 	/* Delete, idempotent. */
 	ok(storage_delete(st, "a/b", &err) == BS_OK, "delete");
@@ -313,6 +406,25 @@ main(void)
 		ok(storage_list(st, "t/", storage_collect_key, &keys, &err) == BS_OK && keys.count == 3, "a list");
 		storage_keys_free(&keys);
 		ok(storage_delete(st, "t/b", &err) == BS_OK, "a delete");
+		ok(storage_list_after(st, "t/", "t/a", storage_collect_key, &keys, &err) == BS_OK && keys.count == 1,
+		   "a list after a key");
+		storage_keys_free(&keys);
+		{
+			char **many = xcalloc(1001, sizeof(char *));
+			char k[32];
+
+			for (int i = 0; i < 1001; i++)
+			{
+				snprintf(k, sizeof(k), "t/many/%04d", i);
+				many[i] = xstrdup(k);
+			}
+			ok(storage_delete_many(st, (const char *const *) many, 1001, &err) == BS_OK,
+			   "a delete_many of 1001 (missing) keys");
+			ok(storage_delete_many(st, (const char *const *) many, 0, &err) == BS_OK, "a delete_many of none");
+			for (int i = 0; i < 1001; i++)
+				free(many[i]);
+			free(many);
+		}
 		ok(storage_put_if(st, "t/lease", "0123456789", 10, NULL, &err) == BS_OK, "a conditional put");
 		ok(storage_get_tagged(st, "t/lease", &buf, &tag, &err) == BS_OK, "a tagged get");
 		free(tag);
@@ -325,8 +437,9 @@ main(void)
 		is_int(s1.requests[STORAGE_OP_GET], 3, "gets counted, the failed one too");
 		is_int(s1.bytes[STORAGE_OP_GET], 8, "bytes read: the whole object and the range");
 		is_int(s1.requests[STORAGE_OP_HEAD], 1, "heads counted");
-		is_int(s1.requests[STORAGE_OP_LIST], 1, "lists counted");
+		is_int(s1.requests[STORAGE_OP_LIST], 2, "lists counted, after a key too");
 		is_int(s1.requests[STORAGE_OP_DELETE], 1, "deletes counted");
+		is_int(s1.requests[STORAGE_OP_DELETE_MANY], 2, "delete_many counted per 1,000 keys, none for no key");
 		is_int(s1.requests[STORAGE_OP_PUT_IF], 1, "conditional puts counted");
 		is_int(s1.bytes[STORAGE_OP_PUT_IF], 10, "their bytes");
 		is_int(s1.requests[STORAGE_OP_GET_TAGGED], 1, "tagged gets counted");
@@ -334,6 +447,7 @@ main(void)
 		storage_stats_add(st, &s1);
 		is_int(s1.requests[STORAGE_OP_PUT], 6, "storage_stats_add adds to what the sum holds");
 		is_str(storage_op_name(STORAGE_OP_GET_TAGGED), "get_tagged", "operation names for the metrics' label");
+		is_str(storage_op_name(STORAGE_OP_DELETE_MANY), "delete_many", "delete_many's label");
 	}
 	storage_close(st);
 
