@@ -1019,6 +1019,8 @@ s3_writer_abort(storage_writer *base)
 
 /* ---------------------------------------------------------------- get, head, delete */
 
+static int	s3_head(storage *st, const char *key, bool *exists, storage_stat *stat, bs_error *err);
+
 static int
 s3_get(storage *st, const char *key, uint64_t offset, uint64_t length,
 	   storage_sink sink, void *ctx, bs_error *err)
@@ -1114,12 +1116,30 @@ s3_get(storage *st, const char *key, uint64_t offset, uint64_t length,
 			unsigned long long t;
 			char		tail;
 
-			/* The end of an object is a valid empty range to the end, as locally. */
-			if (length == 0 && delivered == 0 && resp.content_range &&
-				sscanf(resp.content_range, "bytes */%llu%c", &t, &tail) == 1 && t == offset)
+			/*
+			 * From the end of an object to its end is an empty range, as locally; S3 answers
+			 * 416 to it.  The size is in the answer's "bytes * /SIZE" when the server sends one,
+			 * else a HEAD tells.
+			 */
+			if (length == 0 && delivered == 0 && offset > 0)
 			{
-				rc = BS_OK;
-				break;
+				bool		at_end = false;
+
+				if (resp.content_range && sscanf(resp.content_range, "bytes */%llu%c", &t, &tail) == 1)
+					at_end = t == offset;
+				else
+				{
+					bool		exists = false;
+					storage_stat sst = {0};
+					bs_error	herr;
+
+					at_end = s3_head(st, key, &exists, &sst, &herr) == BS_OK && exists && sst.size == offset;
+				}
+				if (at_end)
+				{
+					rc = BS_OK;
+					break;
+				}
 			}
 			error_set(err, ERRCODE_OUT_OF_RANGE, "range %llu+%llu is beyond the end of \"%s\"",
 					  (unsigned long long) offset, (unsigned long long) length, key);

@@ -1,4 +1,4 @@
-# 030_storage_s3.t — the s3:// driver against s3rver: put/get/range/head/list/delete, multipart.
+# 030_storage_s3.t — the s3:// driver against s3rver: put/get/range/head/list/list-after/delete/delete-many, multipart.
 use strict;
 use warnings;
 use FindBin;
@@ -92,6 +92,100 @@ $r = BackstopS3::st($ep, \@o, 'get', 'odd/ü&<>"x', { stdout => "$tmp/odd.out" }
 ok(BackstopS3::files_equal("$tmp/small", "$tmp/odd.out"), 'get of a key with XML specials');
 $r = BackstopS3::st($ep, [ '--storage', 's3://bs-030/arch' ], 'list', 'v1/odd/a');
 like($r->{out}, qr/^v1\/odd\/a b\t1000\nv1\/odd\/a'quote\t1000\nv1\/odd\/a\+b=c\t1000\n$/, 'prefix is relative to the URL');
+
+# Listing after a key, through the fault proxy: its log shows the requests made, and it
+# checks what AWS checks and s3rver does not (DeleteObjects' Content-MD5 and 1,000 keys).
+my $px = BackstopS3::start_proxy($s3);
+my $pep = $px->{endpoint};
+my @po = (@o, '--retries', '2', '--retry-base-delay', '10ms');
+sub lists { return grep { /^GET \S*list-type=2/ } BackstopS3::proxy_requests($px); }
+sub keys_of { return [ map { (split /\t/)[0] } split /\n/, $_[0] ]; }
+BackstopS3::set_faults($px);
+$r = BackstopS3::st($pep, \@po, 'list-after', 'many/', 'many/k00002');
+is($r->{rc}, 0, 'list after a key') or diag $r->{err};
+is_deeply(keys_of($r->{out}), [ @keys[ 2 .. 1002 ] ], 'after many/k00002: the 1001 keys that follow, in order');
+my @l = lists();
+is(scalar(@l), 2, 'in two pages');
+like($l[0], qr/[?&]start-after=arch%2Fv1%2Fmany%2Fk00002(&|\s)/, 'the first asks S3 to start after the key (under the URL\'s prefix)');
+unlike($l[1], qr/start-after/, 'the next one follows the continuation token');
+BackstopS3::set_faults($px);
+$r = BackstopS3::st($pep, \@po, 'list-after', 'many/', 'many/k01000');
+is_deeply(keys_of($r->{out}), [ 'many/k01001', 'many/k01002', 'many/k01003' ], 'after many/k01000: three keys');
+is(scalar(lists()), 1, 'in one request: the server started after the key');
+$r = BackstopS3::st($pep, \@po, 'list-after', '', 'odd/a+b=c');
+is_deeply(keys_of($r->{out}), [ 'odd/ü&<>"x', 'tables/t1/seg 1' ], 'a start key with URL and XML specials');
+$r = BackstopS3::st($pep, \@po, 'list-after', 'many/', 'many/k01003');
+is($r->{rc} . ':' . $r->{out}, '0:', 'after the last key: nothing');
+$r = BackstopS3::st($pep, \@po, 'list-after', 'many/', '../x');
+like($r->{err}, qr/22023.*invalid storage key/, 'an invalid start key is refused');
+# A store that ignores start-after (a page from the start): nothing at or before the key is reported.
+BackstopS3::set_faults($px, { method => 'GET', path => 'list-type=2', action => 'reply', count => 1,
+	body => '<ListBucketResult><IsTruncated>false</IsTruncated>'
+	  . join('', map { "<Contents><Key>arch/v1/many/k0000$_</Key><Size>1</Size></Contents>" } 1 .. 4)
+	  . '</ListBucketResult>' });
+$r = BackstopS3::st($pep, \@po, 'list-after', 'many/', 'many/k00002');
+is_deeply(keys_of($r->{out}), [ 'many/k00003', 'many/k00004' ], 'keys at or before the start key are dropped client-side');
+
+# Ranged reads: exact or refused.
+$r = BackstopS3::st($ep, \@o, 'get', 'tables/t1/seg 1', 999, 1, { stdout => "$tmp/last.out" });
+$want = do { open(my $f, '<:raw', "$tmp/small"); local $/; substr(<$f>, 999, 1) };
+$got = do { open(my $f, '<:raw', "$tmp/last.out"); local $/; <$f> };
+ok($r->{rc} == 0 && $got eq $want, 'the last byte');
+$r = BackstopS3::st($ep, \@o, 'get', 'tables/t1/seg 1', 1000);
+is($r->{rc} . ':' . length($r->{out}), '0:0', 'from the end to the end: nothing, no error (as locally)') or diag $r->{err};
+$r = BackstopS3::st($ep, \@o, 'get', 'tables/t1/seg 1', 1000, 1);
+like($r->{err}, qr/22003/, 'one byte at the end: OUT_OF_RANGE');
+$r = BackstopS3::st($ep, \@o, 'get', 'tables/t1/seg 1', 5000);
+like($r->{err}, qr/22003/, 'an offset past the end: OUT_OF_RANGE');
+BackstopS3::set_faults($px, { method => 'GET', path => 'seg', action => 'reply', status => 206, count => 1,
+	headers => { 'Content-Range' => 'bytes 0-9/1000' }, body => 'abcdefghij' });
+$r = BackstopS3::st($pep, \@po, 'get', 'tables/t1/seg 1', 100, 10);
+like($r->{err}, qr/08P01.*range "bytes 0-9\/1000" is not the one asked for/, 'a partial answer of other bytes is refused');
+is($r->{out}, '', 'and none of its bytes is given out');
+
+# Deleting many: 1,003 keys, 5 missing ones and one with XML specials, in DeleteObjects of at
+# most 1,000 keys, each with its Content-MD5 (the proxy refuses any other).
+open(my $kf, '>', "$tmp/doomed") or die;
+print $kf "$_\n" for @keys[ 0 .. 1002 ], (map { "many/missing-$_" } 1 .. 5), 'odd/ü&<>"x';
+close $kf;
+BackstopS3::set_faults($px);
+$r = BackstopS3::st($pep, \@po, 'delete-many', "$tmp/doomed");
+is($r->{rc}, 0, 'delete-many of 1,009 keys') or diag $r->{err};
+my @posts = grep { /^POST / } BackstopS3::proxy_requests($px);
+# s3rver may answer 500 to the second (it deletes in parallel and races removing the emptied
+# directory); the driver's retry then repeats it.
+ok(@posts >= 2 && @posts <= 4, 'two DeleteObjects requests (and any retry)') or diag join("\n", @posts, $r->{err});
+is(scalar(grep { !/^POST \/bs-030\?delete= pass$/ } @posts), 0, 'all accepted (Content-MD5 right, at most 1,000 keys)');
+$r = BackstopS3::st($ep, \@o, 'list', 'many/');
+is($r->{rc} . ':' . $r->{out}, '0:', 'every key is gone');
+$r = BackstopS3::st($ep, \@o, 'head', 'odd/ü&<>"x');
+is($r->{out}, "missing\n", 'the key with XML specials too');
+$r = BackstopS3::st($ep, \@o, 'head', 'odd/a b');
+like($r->{out}, qr/^exists/, 'a key not named stays');
+# Keys S3 refuses one by one: a permanent refusal is reported, a transient one sent again.
+for my $k ('pk/a', 'pk/b') { BackstopS3::st($ep, \@o, 'put', $k, "$tmp/small"); }
+open($kf, '>', "$tmp/pk") or die;
+print $kf "pk/a\npk/b\n";
+close $kf;
+my $refusal = sub {
+	my ($code) = @_;
+	return { method => 'POST', path => 'delete', action => 'reply', count => 1,
+		body => "<DeleteResult><Error><Key>arch/v1/pk/a</Key><Code>$code</Code><Message>no &amp; no</Message></Error></DeleteResult>" };
+};
+BackstopS3::set_faults($px, $refusal->('AccessDenied'));
+$r = BackstopS3::st($pep, \@po, 'delete-many', "$tmp/pk");
+is($r->{rc}, 1, 'a key refused: delete-many fails');
+like($r->{err}, qr/BS001.*1 of 2 keys not deleted: "pk\/a": AccessDenied: no & no/, 'naming the key, its code and message');
+BackstopS3::set_faults($px, $refusal->('InternalError'));
+$r = BackstopS3::st($pep, \@po, 'delete-many', "$tmp/pk");
+is($r->{rc}, 0, 'a key refused for now is sent again') or diag $r->{err};
+is(scalar(grep { /^POST / } BackstopS3::proxy_requests($px)), 2, 'in a second request');
+$r = BackstopS3::st($ep, \@o, 'head', 'pk/a');
+is($r->{out}, "missing\n", 'and is deleted (pk/b is not: the injected answer said it was)');
+BackstopS3::set_faults($px, { method => 'POST', path => 'delete', action => 'reply', count => 1,
+	body => '<Error><Code>AccessDenied</Code></Error>' });
+$r = BackstopS3::st($pep, \@po, 'delete-many', "$tmp/pk");
+like($r->{err}, qr/08P01.*DeleteObjects.*not a whole <DeleteResult>/, 'a 200 answer that is not a DeleteResult is refused');
 
 # Delete is idempotent.
 $r = BackstopS3::st($ep, \@o, 'delete', 'tables/t1/seg 1');

@@ -14,11 +14,18 @@
 #   truncate  forward, but cut the response body after "bytes" bytes (default: half)
 #   drop      read the request and close the connection without answering
 #   pass      forward unchanged
+#   reply     answer "status" (default 200) with "body" (default empty) and "headers"
+#             (an object of name: value), without forwarding
 # Requests without a matching rule are forwarded.  Every request is logged to --log as
 # "METHOD TARGET ACTION".
+#
+# What AWS checks and s3rver does not is checked here, before any rule: a DeleteObjects
+# (POST ?delete) must carry a Content-MD5 of its body and name at most 1,000 keys, else it
+# is answered 400 as AWS does (logged as action "refused").
 use strict;
 use warnings;
 use Fcntl qw(:flock SEEK_SET);
+use Digest::MD5 qw(md5_base64);
 use Getopt::Long;
 use IO::Select;
 use IO::Socket::INET;
@@ -149,6 +156,9 @@ sub error_response
 	my %msg = (SlowDown => 'Please reduce your request rate.',
 		InternalError => 'We encountered an internal error. Please try again.',
 		InvalidAccessKeyId => 'The AWS Access Key Id you provided does not exist in our records.',
+		InvalidRequest => 'Missing required header for this request: Content-MD5',
+		BadDigest => 'The Content-MD5 you specified did not match what we received.',
+		MalformedXML => 'The XML you provided was not well-formed or did not validate against our published schema',
 		SignatureDoesNotMatch => 'The request signature we calculated does not match the signature you provided. Check your key and signing method.',
 		AccessDenied => 'Access Denied');
 	my $body = qq{<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>$code</Code><Message>}
@@ -182,9 +192,32 @@ sub handle_connection
 			write_all($client, error_response(501, 'NotImplemented'));
 			return;
 		}
+		if ($method eq 'POST' && $target =~ /[?&]delete(?:=|&|$)/)
+		{
+			my ($md5) = $head =~ /^Content-MD5:\s*(\S+)/mi;
+			# md5_base64 leaves out the padding.
+			my $code = !defined $md5 ? 'InvalidRequest'
+			  : $md5 ne md5_base64($body) . '==' ? 'BadDigest'
+			  : (() = $body =~ /<Object>/g) > 1000 ? 'MalformedXML' : undef;
+			if ($code)
+			{
+				log_line("$method $target refused");
+				write_all($client, error_response(400, $code));
+				next;
+			}
+		}
 		my $rule = take_rule($method, $target);
 		my $action = $rule ? $rule->{action} : 'pass';
 		log_line("$method $target $action");
+		if ($action eq 'reply')
+		{
+			my $rbody = defined $rule->{body} ? $rule->{body} : '';
+			my $status = $rule->{status} || 200;
+			my $hdrs = join('', map { "$_: $rule->{headers}{$_}\r\n" } sort keys %{ $rule->{headers} || {} });
+			write_all($client, "HTTP/1.1 $status Reply\r\n$hdrs" . "Content-Length: " . length($rbody)
+				  . "\r\nx-amz-request-id: FAULTPROXY\r\n\r\n" . $rbody);
+			next;
+		}
 		if ($action eq 'status')
 		{
 			write_all($client, error_response($rule->{status} || 500, $rule->{code}));

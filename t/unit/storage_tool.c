@@ -20,7 +20,9 @@
  *   get KEY [OFFSET [LENGTH]] write the object (or range) to stdout
  *   head KEY                  print "exists SIZE MTIME" or "missing"
  *   list [PREFIX]             print "KEY<TAB>SIZE" per object
+ *   list-after PREFIX KEY     likewise, only the keys after KEY
  *   delete KEY
+ *   delete-many [FILE]        delete the keys of FILE (default stdin), one per line
  *   crypt-speed MIB           seal and open MIB MiB in memory (no storage): MiB/s of each
  * On failure prints "storage_tool: ERROR [CODE http=N]: message" and exits 1.
  * Objects are read and written as stored (encrypted ones included), unless a key file is
@@ -82,6 +84,33 @@ put_file(storage *st, const char *key, const char *file, bool abort_it, bs_error
 		return BS_OK;
 	}
 	return storage_writer_commit(w, err);
+}
+
+static int
+delete_many(storage *st, const char *file, bs_error *err)
+{
+	FILE	   *in = (file && strcmp(file, "-") != 0) ? fopen(file, "r") : stdin;
+	storage_keys keys = {0};
+	char	   *line = NULL;
+	size_t		cap = 0;
+	ssize_t		n;
+	int			rc;
+
+	if (in == NULL)
+		return error_set_errno(err, errno, "could not open \"%s\"", file);
+	while ((n = getline(&line, &cap, in)) > 0)
+	{
+		if (line[n - 1] == '\n')
+			line[--n] = '\0';
+		if (n > 0)
+			storage_collect_key(&keys, line, 0, err);
+	}
+	free(line);
+	if (in != stdin)
+		fclose(in);
+	rc = storage_delete_many(st, (const char *const *) keys.keys, keys.count, err);
+	storage_keys_free(&keys);
+	return rc;
 }
 
 static double
@@ -155,7 +184,7 @@ main(int argc, char **argv)
 	cli_apply_derived_defaults(&cfg);
 	if (npos < 1)
 	{
-		fprintf(stderr, "usage: storage_tool [--storage URL] put|put-abort|get|head|list|delete ...\n");
+		fprintf(stderr, "usage: storage_tool [--storage URL] put|put-abort|get|head|list|list-after|delete|delete-many ...\n");
 		return 2;
 	}
 	cmd = pos[0];
@@ -196,8 +225,12 @@ main(int argc, char **argv)
 	}
 	else if (strcmp(cmd, "list") == 0)
 		rc = storage_list(st, npos >= 2 ? pos[1] : "", print_cb, NULL, &err);
+	else if (strcmp(cmd, "list-after") == 0 && npos >= 3)
+		rc = storage_list_after(st, pos[1], pos[2], print_cb, NULL, &err);
 	else if (strcmp(cmd, "delete") == 0 && npos >= 2)
 		rc = storage_delete(st, pos[1], &err);
+	else if (strcmp(cmd, "delete-many") == 0)
+		rc = delete_many(st, npos >= 2 ? pos[1] : NULL, &err);
 	else
 	{
 		fprintf(stderr, "storage_tool: bad command line\n");
