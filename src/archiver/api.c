@@ -30,7 +30,7 @@ storage_metrics(const archiver *a, strbuf *out)
 	if (a->st_base)
 		storage_stats_add(a->st_base, &s);
 	strbuf_printf(out, "# HELP backstop_storage_requests_total Requests to the archive's storage, by operation "
-				  "(a put is one object, a list one call of any number of pages).\n"
+				  "(a put is one object, a list one call of any number of pages, a delete_many one per 1,000 keys).\n"
 				  "# TYPE backstop_storage_requests_total counter\n");
 	for (int op = 0; op < STORAGE_NOPS; op++)
 		strbuf_printf(out, "backstop_storage_requests_total{op=\"%s\"} %" PRIu64 "\n",
