@@ -32,7 +32,10 @@ put_text(strbuf *sb, const char *s, size_t len)
 	strbuf_append(sb, s, len);
 }
 
-/* nrec inserts of (id, pad) with a pad of padlen pseudo-random letters, LSNs from lsn. */
+static bool compressible = false;
+
+/* nrec inserts of (id, pad) with a pad of padlen pseudo-random letters (or one letter
+ * repeated, when compressible), LSNs from lsn. */
 static void
 make_run(strbuf *out, int nrec, size_t padlen, uint64_t lsn)
 {
@@ -46,7 +49,7 @@ make_run(strbuf *out, int nrec, size_t padlen, uint64_t lsn)
 		segment_record r;
 
 		for (size_t k = 0; k < padlen; k++)
-			pad[k] = (char) ('a' + next_rand() % 26);
+			pad[k] = compressible ? 'x' : (char) ('a' + next_rand() % 26);
 		snprintf(id, sizeof(id), "%d", i);
 		strbuf_reset(&tuple);
 		strbuf_append_be16(&tuple, 2);
@@ -709,6 +712,69 @@ sealed(void)
 	strbuf_free(&opened);
 }
 
+/* With BACKSTOP_FUZZ_SEED_DIR set, the seeds of fuzz_pack (t/fuzz/pack/): a mode byte (bit 0:
+ * read with key A) and the pack. */
+static void
+write_seed(const char *dir, const char *name, bool with_keys, const table_spec *specs, int n, codec_id codec,
+		   const char *event)
+{
+	uint8_t key[CRYPT_KEY_SIZE];
+	pack_keys k = {key, (const uint8_t (*)[CRYPT_KEY_SIZE]) &key, 1};
+	strbuf pack = STRBUF_INIT,
+			run = STRBUF_INIT;
+	pack_writer *w;
+	bs_error err;
+	char path[4096];
+	uint8_t mode = with_keys ? 1 : 0;
+	FILE *f;
+
+	memset(key, 0xa1, sizeof(key));
+	if (pack_writer_open(KEY, 0, codec, 0, with_keys ? &k : NULL, &pack, &w, &err) != BS_OK)
+		exit(2);
+	for (int i = 0; i < n; i++)
+	{
+		strbuf_reset(&run);
+		make_run(&run, specs[i].nrec, specs[i].padlen, UINT64_C(0x1000000) * (uint64_t) (i + 1));
+		if (pack_writer_add_run(w, specs[i].relid, run.data, run.len, &pack, &err) != BS_OK)
+			exit(2);
+	}
+	if ((event && pack_writer_add_event(w, event, strlen(event), &err) != BS_OK) ||
+		pack_writer_finish(w, &meta1, &pack, NULL, &err) != BS_OK)
+		exit(2);
+	pack_writer_free(w);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "wb");
+	if (f == NULL)
+	{
+		perror(path);
+		exit(2);
+	}
+	fwrite(&mode, 1, 1, f);
+	fwrite(pack.data, 1, pack.len, f);
+	fclose(f);
+	strbuf_free(&pack);
+	strbuf_free(&run);
+}
+
+static void
+write_seeds(const char *dir)
+{
+	table_spec three[] = {{10, 2, 8}, {20, 1, 8}, {30, 3, 8}};
+	table_spec one[] = {{16384, 2, 8}};
+	table_spec frames[] = {{5, 2, 8}, {6, 1200, 300}, {7, 1, 8}};
+	const char *gap = "{\"kind\":\"gap\",\"lsn\":\"0/10\",\"relid\":0,\"from\":\"0/1\",\"to\":null}";
+
+	write_seed(dir, "three-zstd.bin", false, three, 3, CODEC_ZSTD, gap);
+	write_seed(dir, "one-lz4.bin", false, one, 1, CODEC_LZ4, NULL);
+	write_seed(dir, "one-none.bin", false, one, 1, CODEC_NONE, NULL);
+	write_seed(dir, "empty-zstd.bin", false, NULL, 0, CODEC_ZSTD, NULL);
+	write_seed(dir, "three-sealed-zstd.bin", true, three, 3, CODEC_ZSTD, gap);
+	compressible = true;
+	write_seed(dir, "frames-zstd.bin", false, frames, 3, CODEC_ZSTD, NULL);
+	write_seed(dir, "frames-sealed-lz4.bin", true, frames, 3, CODEC_LZ4, NULL);
+	compressible = false;
+}
+
 int
 main(void)
 {
@@ -722,6 +788,8 @@ main(void)
 		many[i].nrec = i % 37 == 5 ? 900 : 1 + i % 4;
 		many[i].padlen = 32 + (size_t) (i % 5) * 40;
 	}
+	if (getenv("BACKSTOP_FUZZ_SEED_DIR"))
+		write_seeds(getenv("BACKSTOP_FUZZ_SEED_DIR"));
 	round_trip("one table, zstd", one, 1, CODEC_ZSTD, NULL);
 	round_trip("one table, lz4", one, 1, CODEC_LZ4, NULL);
 	round_trip("one table, none", one, 1, CODEC_NONE, NULL);
