@@ -888,6 +888,40 @@ pack_buffer_read(void *ctx, uint64_t offset, uint64_t length, strbuf *out, bs_er
 	return BS_OK;
 }
 
+typedef struct range_sink
+{
+	strbuf *out;
+	uint64_t want;
+} range_sink;
+
+static int
+range_take(void *ctx, const void *data, size_t len, bs_error *err)
+{
+	range_sink *rs = ctx;
+
+	if (len > rs->want - rs->out->len)
+		return error_set(err, ERRCODE_STORAGE, "the store answered a read of %" PRIu64 " bytes with more", rs->want);
+	strbuf_append(rs->out, data, len);
+	return BS_OK;
+}
+
+int
+pack_storage_read(void *ctx, uint64_t offset, uint64_t length, strbuf *out, bs_error *err)
+{
+	const pack_storage *ps = ctx;
+	range_sink rs = {out, length};
+
+	strbuf_reset(out);
+	if (length == 0)
+		return BS_OK;			/* storage_get's length 0 means "to the end" */
+	if (storage_get(ps->st, ps->key, offset, length, range_take, &rs, err) != BS_OK)
+		return BS_ERR;
+	if (out->len != length)
+		return error_set(err, ERRCODE_STORAGE, "the store answered a read of %" PRIu64 " bytes at offset %" PRIu64 " with %zu",
+						 length, offset, out->len);
+	return BS_OK;
+}
+
 /* A ranged read that must return exactly the bytes asked for. */
 static int
 read_exact(pack_read_fn read, void *ctx, uint64_t offset, uint64_t length, strbuf *out, bs_error *err)

@@ -175,5 +175,13 @@ typedef struct pack_buffer
 	size_t len;
 } pack_buffer;
 int pack_buffer_read(void *ctx, uint64_t offset, uint64_t length, strbuf *out, bs_error *err);
+/* The pack_read_fn over a stored object (storage_get of the range): ctx is a pack_storage.
+ * A store that answers with more or fewer bytes than asked is refused (ERRCODE_STORAGE). */
+typedef struct pack_storage
+{
+	storage *st;
+	const char *key;
+} pack_storage;
+int pack_storage_read(void *ctx, uint64_t offset, uint64_t length, strbuf *out, bs_error *err);
 
 #endif

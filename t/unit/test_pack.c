@@ -775,6 +775,67 @@ write_seeds(const char *dir)
 	compressible = false;
 }
 
+/* Through a file:// storage: pack_open and pack_read_run over ranged gets. */
+static void
+through_storage(void)
+{
+	char dir[] = "/tmp/test_pack.XXXXXX";
+	char url[64];
+	table_spec specs[] = {{1, 3, 30}, {2, 1500, 300}, {3, 2, 30}};
+	strbuf runs[3] = {STRBUF_INIT, STRBUF_INIT, STRBUF_INIT};
+	strbuf pack = STRBUF_INIT,
+			got = STRBUF_INIT;
+	storage *st = NULL;
+	storage_stat stat;
+	storage_stats stats;
+	bool exists = false;
+	pack_storage ps;
+	pack_index *idx = NULL;
+	bs_error err;
+	uint64_t before;
+
+	if (mkdtemp(dir) == NULL || build(specs, 3, CODEC_ZSTD, NULL, runs, &pack, &err) != BS_OK)
+		exit(2);
+	snprintf(url, sizeof(url), "file://%s", dir);
+	if (storage_open(url, NULL, &st, &err) != BS_OK || storage_put(st, KEY, pack.data, pack.len, &err) != BS_OK ||
+		storage_head(st, KEY, &exists, &stat, &err) != BS_OK || !exists)
+	{
+		ok(0, "pack stored: %s", err.message);
+		return;
+	}
+	ps.st = st;
+	ps.key = KEY;
+	ok(pack_open(KEY, stat.size, pack_storage_read, &ps, NULL, &idx, &err) == BS_OK && idx->nruns == 3,
+	   "stored pack opens by ranged reads");
+	memset(&stats, 0, sizeof(stats));
+	storage_stats_add(st, &stats);
+	before = stats.bytes[STORAGE_OP_GET];
+	ok(idx && pack_read_run_all(idx, 3, pack_storage_read, &ps, NULL, &got, &err) == BS_OK &&
+	   got.len == runs[2].len && memcmp(got.data, runs[2].data, got.len) == 0,
+	   "a stored pack's run reads back");
+	memset(&stats, 0, sizeof(stats));
+	storage_stats_add(st, &stats);
+	ok(idx && stats.bytes[STORAGE_OP_GET] - before == idx->frames[idx->nframes - 1].size,
+	   "reading the last table's run got only its frame from the store (%" PRIu64 " of %zu bytes)",
+	   stats.bytes[STORAGE_OP_GET] - before, pack.len);
+	pack_index_free(idx);
+	ok(pack_open(KEY, stat.size + 1, pack_storage_read, &ps, NULL, &idx, &err) == BS_ERR && idx == NULL,
+	   "a size larger than the object's: refused: %s", err.message);
+	pack_index_free(idx);
+	storage_close(st);
+	for (int i = 0; i < 3; i++)
+		strbuf_free(&runs[i]);
+	strbuf_free(&pack);
+	strbuf_free(&got);
+	{
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			printf("# could not remove %s\n", dir);
+	}
+}
+
 int
 main(void)
 {
@@ -801,5 +862,6 @@ main(void)
 	writer_refusals();
 	damaged();
 	sealed();
+	through_storage();
 	return done_testing();
 }
