@@ -775,7 +775,7 @@ pack_writer_finish(pack_writer *w, const pack_meta *meta, strbuf *out, uint64_t 
 	char *text;
 	size_t text_len;
 	strbuf *stored = &w->tmp;
-	pack_index check;
+	pack_index *check;
 	uint8_t trailer[PACK_TRAILER_SIZE];
 	int rc;
 
@@ -804,23 +804,15 @@ pack_writer_finish(pack_writer *w, const pack_meta *meta, strbuf *out, uint64_t 
 	if (rc == BS_OK)
 	{
 		/* Never store what a reader would refuse. */
-		memset(&check, 0, sizeof(check));
-		check.level = w->level;
-		check.codec = w->codec;
-		check.sealed = w->sealed;
-		check.footer_offset = w->stored;
-		check.footer_size = stored->len;
-		check.object_size = w->stored + stored->len + PACK_TRAILER_SIZE;
-		rc = footer_parse(text, text_len, &check, err);
-		free(check.lease_token);
-		free(check.frames);
-		free(check.runs);
-		for (int i = 0; i < check.nevents; i++)
-		{
-			free(check.events[i].kind);
-			free(check.events[i].json);
-		}
-		free(check.events);
+		check = xcalloc(1, sizeof(*check));
+		check->level = w->level;
+		check->codec = w->codec;
+		check->sealed = w->sealed;
+		check->footer_offset = w->stored;
+		check->footer_size = stored->len;
+		check->object_size = w->stored + stored->len + PACK_TRAILER_SIZE;
+		rc = footer_parse(text, text_len, check, err);
+		pack_index_free(check);
 	}
 	free(text);
 	if (rc != BS_OK)
@@ -1228,13 +1220,9 @@ pack_read_run(const pack_index *idx, uint32_t relid, pack_read_fn read, void *ct
 		 sum.last_time != run->last_time))
 		rc = bad(err, "run of relid %u does not match its footer entry (%" PRIu64 " records, footer %" PRIu64 "; or their LSNs or times differ)",
 				 relid, sum.records, run->records);
+	/* Codes as they come: damage is ERRCODE_DATA_CORRUPTED, a failed read keeps the store's. */
 	if (rc != BS_OK)
-	{
-		if (strcmp(err->code, ERRCODE_TRANSIENT) != 0 && strcmp(err->code, ERRCODE_IO) != 0 &&
-			strcmp(err->code, ERRCODE_STORAGE) != 0 && strcmp(err->code, ERRCODE_ENCRYPTION_KEY) != 0)
-			memcpy(err->code, ERRCODE_DATA_CORRUPTED, sizeof(err->code));
 		return error_prefix(err, "pack \"%s\"", idx->key);
-	}
 	return BS_OK;
 }
 
