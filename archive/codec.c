@@ -148,11 +148,13 @@ static int
 lz4_begin(codec_stream *cs, strbuf *out, bs_error *err)
 {
 	size_t		r;
+	size_t		room;
 
 	if (cs->lz4_begun)
 		return BS_OK;
-	r = LZ4F_compressBegin(cs->lc, out->data + out->len, out_room(out, LZ4F_HEADER_SIZE_MAX),
-						   &cs->lprefs);
+	/* Reserve before taking the pointer: the order arguments are evaluated in is unspecified. */
+	room = out_room(out, LZ4F_HEADER_SIZE_MAX);
+	r = LZ4F_compressBegin(cs->lc, out->data + out->len, room, &cs->lprefs);
 	if (LZ4F_isError(r))
 		return error_set(err, ERRCODE_INTERNAL, "lz4 compression failed: %s", LZ4F_getErrorName(r));
 	out_advance(out, r);
@@ -209,10 +211,10 @@ codec_compress(codec_stream *cs, const void *in, size_t len, strbuf *out, bs_err
 				{
 					size_t		n = len < CODEC_LZ4_SLICE ? len : CODEC_LZ4_SLICE;
 					size_t		bound = LZ4F_compressBound(n, &cs->lprefs);
+					size_t		room = out_room(out, bound);
 					size_t		r;
 
-					r = LZ4F_compressUpdate(cs->lc, out->data + out->len, out_room(out, bound),
-											p, n, NULL);
+					r = LZ4F_compressUpdate(cs->lc, out->data + out->len, room, p, n, NULL);
 					if (LZ4F_isError(r))
 					{
 						cs->failed = true;
@@ -266,11 +268,12 @@ codec_compress_finish(codec_stream *cs, strbuf *out, bs_error *err)
 		case CODEC_LZ4:
 			{
 				size_t		r;
+				size_t		room;
 
 				if (lz4_begin(cs, out, err) != BS_OK)
 					return BS_ERR;
-				r = LZ4F_compressEnd(cs->lc, out->data + out->len,
-									 out_room(out, LZ4F_compressBound(0, &cs->lprefs)), NULL);
+				room = out_room(out, LZ4F_compressBound(0, &cs->lprefs));
+				r = LZ4F_compressEnd(cs->lc, out->data + out->len, room, NULL);
 				if (LZ4F_isError(r))
 					return error_set(err, ERRCODE_INTERNAL, "lz4 compression failed: %s",
 									 LZ4F_getErrorName(r));

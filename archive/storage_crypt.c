@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1563,5 +1564,39 @@ crypt_open_buffer(const uint8_t (*keys)[CRYPT_KEY_SIZE], int nkeys, const char *
 	crypt_free(cs);
 	if (rc != BS_OK)
 		strbuf_reset(out);
+	return rc;
+}
+
+/* ---------- units of objects read by ranges (packs) ---------- */
+
+/* The name a unit is authenticated under: see crypt_seal_unit. */
+static char *
+unit_name(const char *objkey, uint64_t offset, uint64_t stored_size)
+{
+	strbuf sb = STRBUF_INIT;
+
+	strbuf_printf(&sb, "%s\\unit@%" PRIu64 "+%" PRIu64, objkey, offset, stored_size);
+	return strbuf_detach(&sb, NULL);
+}
+
+int
+crypt_seal_unit(const uint8_t key[CRYPT_KEY_SIZE], const char *objkey, uint64_t offset, const void *data,
+				size_t len, strbuf *out, bs_error *err)
+{
+	char *name = unit_name(objkey, offset, (uint64_t) len + CRYPT_OVERHEAD);
+	int rc = crypt_seal_buffer(key, name, data, len, out, err);
+
+	free(name);
+	return rc;
+}
+
+int
+crypt_open_unit(const uint8_t (*keys)[CRYPT_KEY_SIZE], int nkeys, const char *objkey, uint64_t offset,
+				const void *data, size_t len, strbuf *out, bs_error *err)
+{
+	char *name = unit_name(objkey, offset, (uint64_t) len);
+	int rc = crypt_open_buffer(keys, nkeys, name, data, len, 0, out, err);
+
+	free(name);
 	return rc;
 }

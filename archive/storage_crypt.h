@@ -77,6 +77,19 @@ int crypt_seal_buffer(const uint8_t key[CRYPT_KEY_SIZE], const char *objkey, con
 int crypt_open_buffer(const uint8_t (*keys)[CRYPT_KEY_SIZE], int nkeys, const char *objkey, const void *data,
 					  size_t len, size_t piece, strbuf *out, bs_error *err);
 
+/*
+ * Unit sealing (doc/design/format2.md 3.7): an object read by ranges (a pack) is stored as
+ * plaintext framing around units sealed each on its own, in the form above.  A unit's
+ * associated data is the header and "<object key>\unit@<offset>+<stored size>" (a backslash
+ * is never in a key, so no whole object shares it; messages name the unit so): a unit
+ * moved within or between objects, or cut, fails authentication.  The stored size is
+ * len + CRYPT_OVERHEAD.
+ */
+int crypt_seal_unit(const uint8_t key[CRYPT_KEY_SIZE], const char *objkey, uint64_t offset, const void *data,
+					size_t len, strbuf *out, bs_error *err);
+int crypt_open_unit(const uint8_t (*keys)[CRYPT_KEY_SIZE], int nkeys, const char *objkey, uint64_t offset,
+					const void *data, size_t len, strbuf *out, bs_error *err);
+
 /* True when st encrypts (a key is configured and the archive is encrypted). */
 bool storage_crypt_active(const storage *st);
 
