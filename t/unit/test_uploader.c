@@ -868,11 +868,80 @@ test_spool_restart(void)
 	teardown(&fx);
 }
 
+/* ---------- the head and the tables found dropped ---------- */
+
+static void
+test_head_drops(void)
+{
+	fixture fx;
+	archiver *a;
+	bs_error err;
+	manifest *m = NULL;
+	archive_head head;
+	bool exists = false;
+
+	setup(&fx);
+	a = &fx.a;
+	/* Found dropped at the server's position 0x5000; the DROP read from the stream at 0x4800. */
+	fx.t1->gone_lsn = 0x5000;
+	fx.t1->drop_lsn = 0x4800;
+	/* Both manifests changed in memory (their first layouts): stored before the head. */
+	fx.t1->dirty = fx.t2->dirty = true;
+
+	is_int(uploader_store_head(a, 0x4fff, &err), BS_OK, "a head before the table's end is stored");
+	ok(fx.t1->active && strcmp(fx.t1->man->status, "active") == 0, "the table is not marked dropped before it");
+	if (archive_head_load(fx.local, &head, &exists, &err) == BS_OK && exists)
+	{
+		is_int(head.flushed_lsn, 0x4fff, "head.json at the position asked");
+		ok(archive_head_find_table(&head, RELID1) != NULL && archive_head_find_table(&head, RELID2) != NULL,
+		   "recording the manifests stored before it");
+		archive_head_clear(&head);
+	}
+	else
+		ok(false, "head.json loads");
+	if (manifest_load(fx.local, RELID1, &m, &exists, &err) == BS_OK && exists)
+		is_str(m->status, "active", "the stored manifest says active");
+	else
+		ok(false, "the manifest is stored before the head");
+	manifest_free(m);
+	m = NULL;
+	is_int(a->head_written_lsn, 0x4fff, "the head written is noted");
+	is_int(a->flush_lsn, 0, "the head alone confirms nothing (the caller moves the flush)");
+
+	is_int(uploader_store_head(a, 0x5000, &err), BS_OK, "the head at the table's end is stored");
+	ok(!fx.t1->active && strcmp(fx.t1->man->status, "dropped") == 0, "the table is marked dropped");
+	if (manifest_load(fx.local, RELID1, &m, &exists, &err) == BS_OK && exists)
+	{
+		is_str(m->status, "dropped", "in the stored manifest");
+		is_int(m->dropped_at_lsn, 0x5000, "dropped before the position it was found gone at");
+		is_int(m->drop_lsn, 0x4800, "with the DROP's commit read from the stream");
+		ok(m->archived_to >= 0x5000, "and archived to there (no change of it can follow)");
+	}
+	else
+		ok(false, "the manifest loads");
+	manifest_free(m);
+	m = NULL;
+	if (manifest_load(fx.local, RELID2, &m, &exists, &err) == BS_OK && exists)
+		is_str(m->status, "active", "the other table stays active");
+	else
+		ok(false, "the other manifest loads");
+	manifest_free(m);
+
+	/* A head that cannot be stored leaves head_written_lsn where it was. */
+	fx.fs->fail_from = fx.fs->puts + 1;
+	ok(uploader_store_head(a, 0x6000, &err) == BS_ERR && strstr(err.message, "injected"),
+	   "a refused put fails the head");
+	is_int(a->head_written_lsn, 0x5000, "and the head written is not moved");
+	fx.fs->fail_from = 0;
+	teardown(&fx);
+}
+
 int
 main(void)
 {
 	test_seal_queue();
 	test_upload_retry();
 	test_spool_restart();
+	test_head_drops();
 	return done_testing();
 }
