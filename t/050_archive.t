@@ -5,6 +5,7 @@ use strict;
 use warnings;
 
 use IPC::Run;
+use POSIX ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -44,15 +45,32 @@ $node->safe_psql($db, q{
 
 my @common = ('--storage', $storage, '--data-dir', "$dir/data", '--listen', $listen);
 
+# Archivers still running when the script ends (also when it dies half-way) are killed.
+my %running;
+END { kill 'KILL', $_ for grep { waitpid($_, POSIX::WNOHANG()) == 0 } keys %running }
+
+# The archiver's PID (spawn_archiver: stdout and stderr appended to $log).
 sub start_archiver
 {
-	my ($log) = @_;
-	my ($in, $out, $err) = ('', '', '');
-	my $h = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', '--db', $conn, '--all-tables', @common,
-		  '--segment-age', '1s', '--table-poll-interval', '1s', '--status-interval', '1s' ],
-		'<', \$in, '>', \$out, '2>>', $log));
-	return $h;
+	my ($log, @args) = @_;
+	my $pid = spawn_archiver($log, @args);
+	$running{$pid} = 1;
+	return $pid;
 }
+
+# Stop it with a signal and reap it: the wait status ($?).
+sub stop_archiver
+{
+	my ($pid, $signal) = @_;
+	kill $signal, $pid;
+	my $r = waitpid($pid, 0);
+	my $st = $?;
+	delete $running{$pid};
+	return $r == $pid ? $st : -1;
+}
+
+my @main_args = ('--db', $conn, '--all-tables', @common, '--segment-age', '1s', '--table-poll-interval', '1s',
+	'--status-interval', '1s');
 
 
 sub checkpoint
@@ -72,8 +90,8 @@ sub recovered_checksum
 }
 
 my $log = "$dir/archiver.log";
-my $h = start_archiver($log);
-ok(wait_for('archiver ready', sub { my ($rc) = checkpoint('public.many'); $rc == 0 }), 'archiver started and answers checkpoints')
+my $pid = start_archiver($log, @main_args);
+ok((checkpoint_until($listen, 'public.many', 60))[0] == 0, 'archiver started and answers checkpoints')
   or diag(slurp_file($log));
 
 my $slot = $node->safe_psql($db, "SELECT plugin FROM pg_replication_slots WHERE slot_name = 'backstop'");
@@ -141,7 +159,7 @@ is(recovered_checksum('public.many', 'public.r_many2'), content_checksum($node, 
 
 # A table created while the archiver runs gets a base copy without a restart.
 $node->safe_psql($db, q{CREATE TABLE public.late (id int PRIMARY KEY, v text); INSERT INTO public.late VALUES (1, 'early');});
-ok(wait_for('new table archived', sub { my ($c) = checkpoint('public.late'); $c == 0 }), 'new table picked up');
+ok((checkpoint_until($listen, 'public.late', 60))[0] == 0, 'new table picked up');
 $node->safe_psql($db, q{INSERT INTO public.late VALUES (2, 'later'); UPDATE public.late SET v = 'changed' WHERE id = 1;});
 checkpoint('public.late');
 is(recovered_checksum('public.late', 'public.r_late'), content_checksum($node, $db, 'public.late'), 'late table archived exactly');
@@ -181,14 +199,14 @@ for my $delay (0.1, 0.6, 1.5)
 		"DO \$\$ BEGIN FOR i IN 1..300 LOOP INSERT INTO public.many (id, t) VALUES ($round * 100000 + i, 'load ' || i); "
 		. "UPDATE public.many SET t = 'upd ' || i WHERE id = 1; DELETE FROM public.many WHERE id = $round * 100000 + i - 7; "
 		. "COMMIT; END LOOP; END \$\$" ]);
+	# Not a synchronisation: the kill lands at some point of the load, whichever.
 	sleep $delay;
-	$h->signal('KILL');
-	eval { $h->finish };
+	my $st = stop_archiver($pid, 'KILL');
+	ok(POSIX::WIFSIGNALED($st) && POSIX::WTERMSIG($st) == 9, "killed by kill -9 #$round") or diag("wait status $st");
 	$load->finish;
-	$h = start_archiver($log);
-	($rc, $out, $err) = (1, '', '');
-	ok(wait_for("archiver after kill -9 #$round", sub { ($rc, $out, $err) = checkpoint('public.many'); $rc == 0 }),
-		"restarted after kill -9 #$round (after ${delay}s of load)");
+	$pid = start_archiver($log, @main_args);
+	($rc, $out) = checkpoint_until($listen, 'public.many', 60);
+	is($rc, 0, "restarted after kill -9 #$round (after ${delay}s of load)") or diag($out);
 	is(recovered_checksum('public.many', "public.r_kill$round"), content_checksum($node, $db, 'public.many'),
 		"no gap and no duplicate after kill -9 #$round");
 }
@@ -196,15 +214,15 @@ for my $delay (0.1, 0.6, 1.5)
 # PostgreSQL restart: the archiver reconnects and resumes.
 $node->restart;
 $node->safe_psql($db, q{INSERT INTO public.many (id, t) VALUES (5000, 'after restart')});
-ok(wait_for('archiver after PostgreSQL restart', sub { my ($c) = checkpoint('public.many'); $c == 0 }, 90), 'reconnected after PostgreSQL restart');
+ok((checkpoint_until($listen, 'public.many', 90))[0] == 0, 'reconnected after PostgreSQL restart');
 is(recovered_checksum('public.many', 'public.r_many4'), content_checksum($node, $db, 'public.many'), 'exact after PostgreSQL restart');
 
 # Orderly stop confirms everything: the slot has nothing left to send.
 $node->safe_psql($db, q{INSERT INTO public.many (id, t) VALUES (5001, 'before stop')});
 checkpoint('public.many');
-$h->signal('TERM');
-ok(eval { $h->finish; 1 }, 'archiver exits on SIGTERM');
-is($h->result(0), 0, 'exit code 0 after SIGTERM');
+my $st = stop_archiver($pid, 'TERM');
+ok(POSIX::WIFEXITED($st), 'archiver exits on SIGTERM') or diag("wait status $st");
+is($st >> 8, 0, 'exit code 0 after SIGTERM');
 my $lag = $node->safe_psql($db, "SELECT pg_current_wal_lsn() >= confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'backstop'");
 is($lag, 't', 'confirmed_flush_lsn reported');
 
@@ -221,8 +239,8 @@ like($out, qr/nokey/, 'info lists the skipped table');
 		'--publication', 'p2', '--listen', 'off', '--segment-age', '1s', '--table-poll-interval', '1s',
 		'--rebase-ratio', '50', '--rebase-min-interval', '0');
 	$node->safe_psql($db, q{CREATE TABLE public.gone (id int PRIMARY KEY, v text); INSERT INTO public.gone VALUES (1, 'a'), (2, 'b');});
-	my $h2 = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', @a2, '--tables', 'public.gone,public.late' ],
-		'>', \my $o2, '2>>', "$dir/archiver2.log"));
+	my $log2 = "$dir/archiver2.log";
+	my $pid2 = start_archiver($log2, @a2, '--tables', 'public.gone,public.late');
 	ok(wait_for('second archiver base copies', sub { -e "$dir/archive2/head.json" }), 'second archiver started');
 	$node->safe_psql($db, q{UPDATE public.gone SET v = 'c' WHERE id = 1;});
 	# Changes outweigh the base of public.late: a re-base follows, exact at its own LSN, and
@@ -234,7 +252,13 @@ like($out, qr/nokey/, 'info lists the skipped table');
 		my ($r, $o) = run_backstop('info', '--storage', $st2, '--table', 'public.late', '--json');
 		$o =~ /"bases"\s*:\s*\[[^\]]*\{[^\]]*\},\s*\{/s }), 'a second base copy was taken (rebase_ratio)');
 	$node->safe_psql($db, q{UPDATE public.late SET v = 'after rebase' WHERE id = 2;});
-	sleep 2.5;
+	# Stored when head.json passes the server's position after it (no --listen: no checkpoint).
+	my $after_update = $node->safe_psql($db, 'SELECT pg_current_wal_lsn()');
+	ok(wait_for('the second archiver to store the update', sub {
+		my ($head) = (-e "$dir/archive2/head.json" ? slurp_file("$dir/archive2/head.json") : '')
+		  =~ /"flushed_lsn"\s*:\s*"([0-9A-F]+\/[0-9A-F]+)"/;
+		defined $head && $node->safe_psql($db, "SELECT '$head'::pg_lsn >= '$after_update'::pg_lsn") eq 't' }),
+		'the update after the re-base is stored');
 	($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $st2, '--table', 'public.late',
 		'--to-lsn', $mid_lsn, '--into', 'public.late_mid', '--yes');
 	is($rc, 0, 'recover before the re-base') or diag("$out\n$err");
@@ -248,12 +272,10 @@ like($out, qr/nokey/, 'info lists the skipped table');
 	ok(defined $used && grep({ $_ eq $used } @base_lsns) && $used ne $base_lsns[0], "the newest base ($used) was used")
 	  or diag("bases: @base_lsns; recover said: $out");
 	is(content_checksum($node, $db, 'public.late_now'), content_checksum($node, $db, 'public.late'), 'exact after the re-base');
-	$h2->signal('TERM');
-	$h2->finish;
+	stop_archiver($pid2, 'TERM');
 	my $before = content_checksum($node, $db, 'public.gone');
 	$node->safe_psql($db, 'DROP TABLE public.gone');
-	$h2 = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', @a2, '--tables', 'public.gone,public.late' ],
-		'>', \$o2, '2>>', "$dir/archiver2.log"));
+	$pid2 = start_archiver($log2, @a2, '--tables', 'public.gone,public.late');
 	# "Keeps running": it goes on to stream (the third start below counts on this start's line).
 	ok(wait_for('restart with a dropped table', sub {
 		my $log = slurp_file("$dir/archiver2.log");
@@ -263,23 +285,20 @@ like($out, qr/nokey/, 'info lists the skipped table');
 	# SIGHUP re-reads the configuration file; a broken file is refused and the daemon goes on.
 	my $conf = "$dir/a2.conf";
 	PostgreSQL::Test::Utils::append_to_file($conf, "log_level = info\n");
-	$h2->signal('TERM');
-	$h2->finish;
-	$h2 = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', @a2, '--config', $conf, '--tables', 'public.gone,public.late' ],
-		'>', \$o2, '2>>', "$dir/archiver2.log"));
+	stop_archiver($pid2, 'TERM');
+	$pid2 = start_archiver($log2, @a2, '--config', $conf, '--tables', 'public.gone,public.late');
 	ok(wait_for('archiver with a configuration file', sub { slurp_file("$dir/archiver2.log") =~ /streaming from slot s2.*streaming from slot s2.*streaming from slot s2/s }),
 		'third start streaming');
 	PostgreSQL::Test::Utils::append_to_file($conf, "segment_size = 1MiB\n");
-	$h2->signal('HUP');
+	kill 'HUP', $pid2;
 	ok(wait_for('reload', sub { slurp_file("$dir/archiver2.log") =~ /SIGHUP: configuration reloaded/ }), 'SIGHUP reloads the configuration');
 	PostgreSQL::Test::Utils::append_to_file($conf, "segment_size = huge\n");
-	$h2->signal('HUP');
+	kill 'HUP', $pid2;
 	ok(wait_for('refused reload', sub { slurp_file("$dir/archiver2.log") =~ /SIGHUP: configuration not reloaded: .*segment_size/ }),
 		'a malformed file is refused on SIGHUP, naming the key');
 	$node->safe_psql($db, q{UPDATE public.late SET v = 'after hup' WHERE id = 1;});
-	$h2->signal('TERM');
-	$h2->finish;
-	is($h2->result(0), 0, 'second archiver stopped cleanly');
+	$st = stop_archiver($pid2, 'TERM');
+	ok(POSIX::WIFEXITED($st) && $st >> 8 == 0, 'second archiver stopped cleanly') or diag("wait status $st");
 	($rc, $out, $err) = run_backstop('info', '--storage', $st2, '--table', 'public.gone');
 	like($out, qr/dropped/, 'info says dropped');
 	($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $st2, '--table', 'public.gone', '--latest', '--yes');

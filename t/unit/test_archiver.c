@@ -5,6 +5,7 @@
 #include <event2/http.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void
 test_routes(void)
@@ -29,7 +30,7 @@ test_routes(void)
 	is_int(api_route_for(NULL, EVHTTP_REQ_GET, &r), 404, "no path: 404");
 }
 
-static manifest_column cols1[] = {{.name = "id", .type_oid = 23, .typmod = -1}};
+static manifest_column cols1[] = {{.name = "id", .type_oid = 23, .typmod = -1, .type_name = "integer"}};
 static manifest_column cols2[] = {{.name = "id", .type_oid = 23, .typmod = -1}, {.name = "v", .type_oid = 25, .typmod = -1}};
 
 static void
@@ -77,10 +78,126 @@ test_registry(void)
 	free(a.tables);
 }
 
+/* Store a manifest of relid at a generation, named schema.name, archived to archived_to. */
+static void
+store_manifest(storage *st, uint32_t relid, const char *schema, const char *name, uint64_t generation,
+			   uint64_t archived_to, uint64_t rebase_requested_at)
+{
+	manifest *m = manifest_new(relid, schema, name);
+	bs_error err;
+
+	m->generation = generation;
+	m->archived_to = archived_to;
+	m->rebase_requested_at = rebase_requested_at;
+	tables_insert_layout(m, -1, 0x100, 'd', 1, cols1);
+	if (manifest_store(st, m, &err) != BS_OK)
+	{
+		printf("Bail out! manifest_store: %s\n", err.message);
+		exit(1);
+	}
+	manifest_free(m);
+}
+
+/*
+ * Loading a table into the registry from storage, against head.json's record of its manifest:
+ * a manifest older than the head says (rolled back) or missing (deleted) is refused, never
+ * archived on top of.
+ */
+static void
+test_registry_load(void)
+{
+	char dir[] = "/tmp/backstop-test-archiver-XXXXXX";
+	char url[96], cmd[128];
+	storage *st = NULL;
+	archiver a;
+	arch_table *t = NULL, *again = NULL;
+	bs_error err;
+
+	memset(&a, 0, sizeof(a));
+	archive_head_init(&a.head);
+	if (mkdtemp(dir) == NULL)
+	{
+		printf("Bail out! mkdtemp\n");
+		exit(1);
+	}
+	snprintf(url, sizeof(url), "file://%s", dir);
+	if (storage_open(url, NULL, &st, &err) != BS_OK)
+	{
+		printf("Bail out! storage_open: %s\n", err.message);
+		exit(1);
+	}
+	a.st = st;
+
+	/* Nothing stored, nothing recorded: a new manifest under the names given. */
+	is_int(tables_load(&a, st, 2001, "public", "fresh", false, &t, &err), BS_OK, "a table never archived loads");
+	ok(t && t->relid == 2001 && !t->active && strcmp(t->man->schema, "public") == 0 &&
+	   strcmp(t->man->name, "fresh") == 0 && t->man->generation == 0, "as a new manifest, generation 0");
+	is_int(tables_next_generation(&a, t->man), 1, "whose first store is generation 1");
+	is_int(tables_load(&a, st, 2001, NULL, NULL, true, &again, &err), BS_OK, "loaded again");
+	ok(again == t && t->active && a.ntables == 1, "the same entry, made active, not a second one");
+	is_int(tables_load(&a, st, 2002, NULL, NULL, false, &t, &err), BS_OK, "without names");
+	ok(strcmp(t->man->schema, "?") == 0 && strcmp(t->man->name, "?") == 0, "a new manifest is named \"?\"");
+
+	/* Stored at generation 3, head.json records 5: an older copy put back. */
+	store_manifest(st, 2003, "s", "rolled", 3, 0x500, 0);
+	archive_head_note_table(&a.head, 2003, 5, "s", "rolled");
+	t = NULL;
+	ok(tables_load(&a, st, 2003, "s", "rolled", true, &t, &err) == BS_ERR &&
+	   strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0, "a manifest older than head.json records is refused");
+	ok(strstr(err.message, "generation 3") && strstr(err.message, "generation 5") && strstr(err.message, "rolled back") &&
+	   strstr(err.message, "s.rolled"), "naming the table, both generations and the roll-back");
+	ok(tables_find(&a, 2003) == NULL, "and not registered");
+
+	/* head.json records a manifest that is not there: deleted. */
+	archive_head_note_table(&a.head, 2004, 2, "s", "deleted");
+	ok(tables_load(&a, st, 2004, "s", "deleted", true, &t, &err) == BS_ERR &&
+	   strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 && strstr(err.message, "deleted") &&
+	   strstr(err.message, "generation 2"), "a manifest head.json records but storage lacks is refused (deleted)");
+	ok(tables_find(&a, 2004) == NULL, "and not registered");
+
+	/* Stored at 3, recorded at 2 (a store after the last head): loaded; the next store is above both. */
+	store_manifest(st, 2005, "s", "newer", 3, 0x500, 0);
+	archive_head_note_table(&a.head, 2005, 2, "s", "newer");
+	is_int(tables_load(&a, st, 2005, "s", "newer", true, &t, &err), BS_OK, "a manifest newer than head.json's record loads");
+	is_int(t->man->generation, 3, "at its stored generation");
+	is_int(tables_next_generation(&a, t->man), 4, "next generation: above the manifest's");
+	archive_head_note_table(&a.head, 2005, 7, "s", "newer");
+	is_int(tables_next_generation(&a, t->man), 8, "and above head.json's");
+	/* The same generation as recorded: loads. */
+	store_manifest(st, 2006, "s", "same", 4, 0x500, 0);
+	archive_head_note_table(&a.head, 2006, 4, "s", "same");
+	is_int(tables_load(&a, st, 2006, "s", "same", true, &t, &err), BS_OK, "the generation head.json records loads");
+
+	/* Renamed while the archiver did not capture schema changes: the new name from archived_to. */
+	store_manifest(st, 2007, "s", "old", 1, 0x700, 0);
+	is_int(tables_load(&a, st, 2007, "s", "new", true, &t, &err), BS_OK, "a renamed table loads");
+	ok(t->man->nnames == 2 && strcmp(t->man->names[0].name, "old") == 0 && t->man->names[1].from_lsn == 0x700 &&
+	   strcmp(t->man->names[1].name, "new") == 0, "its name history gets the new name at the archive's end");
+	ok(!t->rebase_wanted, "no re-base asked");
+
+	/* A re-base asked before a stop is taken at the first table check. */
+	store_manifest(st, 2008, "s", "rebase", 1, 0x800, 0x780);
+	is_int(tables_load(&a, st, 2008, "s", "rebase", true, &t, &err), BS_OK, "a table with a pending re-base loads");
+	ok(t->rebase_wanted, "the re-base is wanted again");
+
+	for (int i = 0; i < a.ntables; i++)
+	{
+		manifest_free(a.tables[i]->man);
+		free(a.tables[i]);
+	}
+	free(a.tables);
+	archive_head_clear(&a.head);
+	storage_close(st);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", dir);
+}
+
 int
 main(void)
 {
 	test_routes();
 	test_registry();
+	test_registry_load();
 	return done_testing();
 }
