@@ -755,37 +755,35 @@ config_get_bool(const bs_config *cfg, config_id id)
 	return b;
 }
 
+/* The value of a numeric option (int, size or duration) as its parser reads it; 0 when unset. */
+static int64_t
+typed_number(const bs_config *cfg, config_id id, config_type type, int (*parse) (const char *, int64_t *),
+			 const char *getter)
+{
+	const char *v = typed_value(cfg, id, type, getter);
+	int64_t n = 0;
+
+	if (v && parse(v, &n) != 0)
+		unparsable(id, v, getter);
+	return n;
+}
+
 int64_t
 config_get_int(const bs_config *cfg, config_id id)
 {
-	const char *v = typed_value(cfg, id, CONFIG_INT, "config_get_int");
-	int64_t n = 0;
-
-	if (v && config_parse_int(v, &n) != 0)
-		unparsable(id, v, "config_get_int");
-	return n;
+	return typed_number(cfg, id, CONFIG_INT, config_parse_int, "config_get_int");
 }
 
 int64_t
 config_get_size(const bs_config *cfg, config_id id)
 {
-	const char *v = typed_value(cfg, id, CONFIG_SIZE, "config_get_size");
-	int64_t n = 0;
-
-	if (v && config_parse_size(v, &n) != 0)
-		unparsable(id, v, "config_get_size");
-	return n;
+	return typed_number(cfg, id, CONFIG_SIZE, config_parse_size, "config_get_size");
 }
 
 int64_t
 config_get_duration_ms(const bs_config *cfg, config_id id)
 {
-	const char *v = typed_value(cfg, id, CONFIG_DURATION, "config_get_duration_ms");
-	int64_t n = 0;
-
-	if (v && config_parse_duration_ms(v, &n) != 0)
-		unparsable(id, v, "config_get_duration_ms");
-	return n;
+	return typed_number(cfg, id, CONFIG_DURATION, config_parse_duration_ms, "config_get_duration_ms");
 }
 
 void
