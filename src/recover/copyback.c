@@ -465,6 +465,16 @@ validate(PGconn *conn, const copyback_input *in, const copyback *cb, const char 
 	return rc;
 }
 
+/* The copy-back's statements in order, in the caller's transaction; a failed one is named. */
+static int
+run_steps(PGconn *conn, char *const *sql, const char *const *what, int n, bs_error *err)
+{
+	for (int i = 0; i < n; i++)
+		if (pgsql_exec_one(conn, sql[i], err) != BS_OK)
+			return error_prefix(err, "copy-back step %d (%s), rolled back", i + 1, what[i]);
+	return BS_OK;
+}
+
 int
 copyback_apply(PGconn *conn, const copyback_input *in, const copyback *cb, bs_error *err)
 {
@@ -478,12 +488,8 @@ copyback_apply(PGconn *conn, const copyback_input *in, const copyback *cb, bs_er
 	/* The recovery's own content, in this transaction, before anything moves. */
 	if (cb->kind == COPYBACK_RENAME && columns_checksum(conn, in->layout, tgt, &before, err) != BS_OK)
 		goto rollback;
-	for (int i = 0; i < cb->n; i++)
-		if (pgsql_exec_one(conn, cb->sql[i], err) != BS_OK)
-		{
-			error_prefix(err, "copy-back step %d (%s), rolled back", i + 1, cb->what[i]);
-			goto rollback;
-		}
+	if (run_steps(conn, cb->sql, (const char *const *) cb->what, cb->n, err) != BS_OK)
+		goto rollback;
 	if (validate(conn, in, cb, orig, tgt, before, err) != BS_OK ||
 		pgsql_exec_one(conn, "COMMIT", err) != BS_OK)
 		goto rollback;
@@ -498,6 +504,20 @@ out:
 	return rc;
 }
 
+/* A query about one member: its name is $1 and, with nparams 2, its parent's $2 (NULL for the root). */
+static int
+member_query(PGconn *conn, const copyback_member *e, const char *sql, int nparams, PGresult **res, bs_error *err)
+{
+	char *q = quote_qualified_name(e->schema, e->name);
+	char *pq = e->parent_name ? quote_qualified_name(e->parent_schema, e->parent_name) : NULL;
+	const char *params[2] = {q, pq};
+	int rc = pgsql_query_params(conn, sql, nparams, params, res, err);
+
+	free(q);
+	free(pq);
+	return rc;
+}
+
 int
 copyback_hierarchy_check(PGconn *conn, const copyback_member *mem, int n, strbuf *why, bs_error *err)
 {
@@ -505,41 +525,33 @@ copyback_hierarchy_check(PGconn *conn, const copyback_member *mem, int n, strbuf
 	for (int i = 0; i < n && why->len == 0; i++)
 	{
 		const copyback_member *e = &mem[i];
-		char *q = quote_qualified_name(e->schema, e->name);
-		char *pq = e->parent_name ? quote_qualified_name(e->parent_schema, e->parent_name) : NULL;
-		char *shown = quote_display_name(e->schema, e->name);
-		const char *params[2] = {q, pq};
+		bool child = e->parent_name != NULL;
+		char *shown;
 		PGresult *res;
 
-		if (pgsql_query_params(conn, "SELECT c.relkind::text, CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, "
-							   "EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid AND i.inhparent = to_regclass($2)), "
-							   "pg_get_expr(c.relpartbound, c.oid) FROM pg_class c WHERE c.oid = to_regclass($1)",
-							   2, params, &res, err) != BS_OK)
-		{
-			free(q);
-			free(pq);
-			free(shown);
+		if (member_query(conn, e, "SELECT c.relkind::text, CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, "
+						 "EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid AND i.inhparent = to_regclass($2)), "
+						 "pg_get_expr(c.relpartbound, c.oid) FROM pg_class c WHERE c.oid = to_regclass($1)",
+						 2, &res, err) != BS_OK)
 			return error_prefix(err, "could not look up the live partitioned table");
-		}
+		shown = quote_display_name(e->schema, e->name);
 		if (PQntuples(res) == 0)
 			strbuf_printf(why, "%s does not exist", shown);
 		else if (e->key && (strcmp(PQgetvalue(res, 0, 0), "p") != 0 || strcmp(PQgetvalue(res, 0, 1), e->key) != 0))
 			strbuf_printf(why, "%s is not partitioned by %s as at the point", shown, e->key);
 		else if (e->key == NULL && strcmp(PQgetvalue(res, 0, 0), "r") != 0)
 			strbuf_printf(why, "%s is not an ordinary table as at the point", shown);
-		else if (pq && strcmp(PQgetvalue(res, 0, 2), "t") != 0)
+		else if (child && strcmp(PQgetvalue(res, 0, 2), "t") != 0)
 		{
 			char *ps = quote_display_name(e->parent_schema, e->parent_name);
 
 			strbuf_printf(why, "%s is not a partition of %s as at the point", shown, ps);
 			free(ps);
 		}
-		else if (pq && (PQgetisnull(res, 0, 3) || strcmp(PQgetvalue(res, 0, 3), e->bound) != 0))
+		else if (child && (PQgetisnull(res, 0, 3) || strcmp(PQgetvalue(res, 0, 3), e->bound) != 0))
 			strbuf_printf(why, "%s is attached %s, not %s as at the point", shown,
 						  PQgetisnull(res, 0, 3) ? "without a bound" : PQgetvalue(res, 0, 3), e->bound);
 		PQclear(res);
-		free(q);
-		free(pq);
 		free(shown);
 	}
 	return BS_OK;
@@ -551,15 +563,10 @@ copyback_names_free(PGconn *conn, const copyback_member *mem, int n, strbuf *why
 	strbuf_reset(why);
 	for (int i = 0; i < n && why->len == 0; i++)
 	{
-		char *q = quote_qualified_name(mem[i].schema, mem[i].name);
-		const char *params[1] = {q};
 		PGresult *res;
 
-		if (pgsql_query_params(conn, "SELECT to_regclass($1) IS NOT NULL", 1, params, &res, err) != BS_OK)
-		{
-			free(q);
+		if (member_query(conn, &mem[i], "SELECT to_regclass($1) IS NOT NULL", 1, &res, err) != BS_OK)
 			return error_prefix(err, "could not look up the table in the live database");
-		}
 		if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
 		{
 			char *shown = quote_display_name(mem[i].schema, mem[i].name);
@@ -568,7 +575,6 @@ copyback_names_free(PGconn *conn, const copyback_member *mem, int n, strbuf *why
 			free(shown);
 		}
 		PQclear(res);
-		free(q);
 	}
 	return BS_OK;
 }
@@ -582,12 +588,8 @@ copyback_apply_hierarchy(PGconn *conn, char *const *sql, const char *const *what
 
 	if (pgsql_exec_one(conn, "BEGIN", err) != BS_OK)
 		goto out;
-	for (int i = 0; i < nsql; i++)
-		if (pgsql_exec_one(conn, sql[i], err) != BS_OK)
-		{
-			error_prefix(err, "copy-back step %d (%s), rolled back", i + 1, what[i]);
-			goto rollback;
-		}
+	if (run_steps(conn, sql, what, nsql, err) != BS_OK)
+		goto rollback;
 	if (copyback_hierarchy_check(conn, mem, n, &why, err) != BS_OK)
 		goto rollback;
 	if (why.len)
