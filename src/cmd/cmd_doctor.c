@@ -245,8 +245,7 @@ add_finding(findings *f, const char *severity, const char *fix, const char *fmt,
 	json_t	   *o = json_object();
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		abort();
+	msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	json_object_set_new(o, "severity", json_string(severity));
 	json_object_set_new(o, "message", json_string(msg));
@@ -1129,8 +1128,7 @@ print_line(const char *fmt, ...)
 	char *shown;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		abort();				/* out of memory, as xmalloc would */
+	msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	shown = xstrdup_printable(msg);
 	printf("%s\n", shown);

@@ -27,8 +27,7 @@ finding(info_summary *s, const char *fmt, ...)
 	char *msg;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		abort();				/* out of memory, as xmalloc would */
+	msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	json_array_append_new(s->findings, json_string(msg));
 	free(msg);

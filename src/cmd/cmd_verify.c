@@ -70,11 +70,8 @@ report(verify_ctx *c, bool problem, const manifest *m, const char *key, const ch
 	char *safe;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
+	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	if (msg == NULL)
-		abort();				/* out of memory, as xmalloc would */
 	safe = redact_text(msg);
 	if (m)
 	{
