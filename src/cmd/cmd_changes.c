@@ -329,12 +329,7 @@ emit_transaction(summary_out *so, uint64_t commit_lsn, uint32_t xid, int64_t t, 
 		append_recover_command(so->cfg, &so->line, tt[i].c->shown, xid);
 	}
 	/* Names may hold anything: escaped, so one transaction is one line. */
-	{
-		char *shown = xstrdup_printable(so->line.data);
-
-		printf("%s\n", shown);
-		free(shown);
-	}
+	cli_print_line(so->line.data);
 }
 
 /* Rebuilding the table up to the range (recover_progress_cb). */
@@ -517,12 +512,7 @@ on_change(void *vctx, const replay_change *ch, bs_error *err)
 	}
 	/* Values may hold newlines: escaped, so that one change is one line and a value cannot
 	 * pass for another change. */
-	{
-		char *shown = xstrdup_printable(c->line.data);
-
-		printf("%s\n", shown);
-		free(shown);
-	}
+	cli_print_line(c->line.data);
 	return BS_OK;
 }
 
@@ -873,7 +863,6 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 
 		if (!json)
 		{
-			char *shown;
 			char a[LSN_BUFLEN],
 				b[LSN_BUFLEN];
 
@@ -882,9 +871,7 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 							  lsn_format(r.to_lsn, b));
 			else
 				strbuf_printf(&hdr, "Changes to %s, %s (times read in %s):", k->shown, what.data, zone);
-			shown = xstrdup_printable(hdr.data);
-			printf("%s\n", shown);
-			free(shown);
+			cli_print_line(hdr.data);
 			strbuf_free(&hdr);
 			listing = true;
 		}

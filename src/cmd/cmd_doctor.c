@@ -1125,14 +1125,11 @@ print_line(const char *fmt, ...)
 {
 	va_list ap;
 	char *msg;
-	char *shown;
 
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	shown = xstrdup_printable(msg);
-	printf("%s\n", shown);
-	free(shown);
+	cli_print_line(msg);
 	free(msg);
 }
 

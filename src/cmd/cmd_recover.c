@@ -2259,14 +2259,11 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				printf("Warnings:\n");
 				for (char *p = lres.warnings.data, *nl; p && *p; p = nl + 1)
 				{
-					char *line,
-							   *shown;
+					char *line;
 
 					nl = strchr(p, '\n');
 					line = nl ? xstrndup(p, (size_t) (nl - p)) : xstrdup(p);
-					shown = xstrdup_printable(line);
-					printf("%s\n", shown);
-					free(shown);
+					cli_print_line(line);
 					free(line);
 					if (nl == NULL)
 						break;
