@@ -677,14 +677,13 @@ verify_head_tables(verify_ctx *c, key_list *all)
 	for (int i = 0; c->head && i < c->head->ntables; i++)
 	{
 		const archive_head_table *t = &c->head->tables[i];
-		strbuf prefix = STRBUF_INIT;
+		char *prefix = manifest_table_prefix(t->relid);
 		listed_key probe;
 		int lo = 0,
 			hi = all->n;
 
-		strbuf_printf(&prefix, "tables/%" PRIu32 "/", t->relid);
 		/* The first key at or after the prefix: the directory's, if it has any. */
-		probe.key = prefix.data;
+		probe.key = prefix;
 		while (lo < hi)
 		{
 			int mid = lo + (hi - lo) / 2;
@@ -694,17 +693,17 @@ verify_head_tables(verify_ctx *c, key_list *all)
 			else
 				hi = mid;
 		}
-		if (lo == all->n || strncmp(all->keys[lo].key, prefix.data, prefix.len) != 0)
+		if (lo == all->n || strncmp(all->keys[lo].key, prefix, strlen(prefix)) != 0)
 		{
 			char *mkey = manifest_key(t->relid);
 
 			c->tables++;
 			report(c, true, NULL, mkey, "missing, and nothing is left under %s, but head.json records generation %"
 				   PRIu64 " of the manifest of %s.%s: the table's archive was deleted",
-				   prefix.data, t->generation, t->schema, t->name);
+				   prefix, t->generation, t->schema, t->name);
 			free(mkey);
 		}
-		strbuf_free(&prefix);
+		free(prefix);
 	}
 }
 
@@ -771,7 +770,6 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 	{
 		manifest *m = NULL;
 		char *prefix;
-		strbuf sb = STRBUF_INIT;
 		int rc;
 
 		if (audit_find_table(st, c.head, table, &m, &err) != BS_OK)
@@ -781,8 +779,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 			exit_code = strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME;
 			goto out;
 		}
-		strbuf_printf(&sb, "tables/%" PRIu32 "/", m->relid);
-		prefix = strbuf_detach(&sb, NULL);
+		prefix = manifest_table_prefix(m->relid);
 		rc = list_prefix(st, prefix, &all, &err);
 		if (rc == BS_OK)
 		{
