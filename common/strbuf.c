@@ -1,6 +1,7 @@
 /* strbuf.c — growable byte buffers. */
 #include "strbuf.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -214,6 +215,19 @@ xstrdup_printable(const char *s)
 
 	strbuf_append_printable(&sb, s ? s : "");
 	return sb.data ? strbuf_detach(&sb, NULL) : xstrdup("");
+}
+
+char *
+str_trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char) *s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char) end[-1]))
+		*--end = '\0';
+	return s;
 }
 
 void

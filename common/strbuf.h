@@ -32,6 +32,8 @@ void strbuf_free(strbuf *sb);
  * can neither start a line of its own nor drive the terminal.  Other bytes unchanged. */
 void strbuf_append_printable(strbuf *sb, const char *s);
 char *xstrdup_printable(const char *s);
+/* s without its leading and trailing white space (isspace), cut in place. */
+char *str_trim(char *s);
 /* s as one POSIX shell word: bare when it holds only safe characters, else in single quotes. */
 void strbuf_append_shell_word(strbuf *sb, const char *s);
 /* Hand the buffer to the caller (who frees it); sb becomes empty. */

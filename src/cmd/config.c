@@ -368,19 +368,6 @@ set_checked(bs_config *cfg, const char *name, const char *value, config_source s
 	return BS_OK;
 }
 
-static char *
-trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char) *s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char) end[-1]))
-		*--end = '\0';
-	return s;
-}
-
 /* INI file: "key = value" lines, '#' or ';' comments, optional [section] headers (ignored
  * except for naming, e.g. [backstop]).  Values may be single- or double-quoted. */
 static int
@@ -421,7 +408,7 @@ load_file(bs_config *cfg, const char *path, bool must_exist, bs_error *err)
 		char origin[PATH_MAX + 32];
 
 		lineno++;
-		s = trim(line);
+		s = str_trim(line);
 		if (*s == '\0' || *s == '#' || *s == ';' || *s == '[')
 			continue;
 		snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
@@ -432,8 +419,8 @@ load_file(bs_config *cfg, const char *path, bool must_exist, bs_error *err)
 			break;
 		}
 		*eq = '\0';
-		key = trim(s);
-		value = trim(eq + 1);
+		key = str_trim(s);
+		value = str_trim(eq + 1);
 		for (char *k = key; *k; k++)
 			if (*k == '-')
 				*k = '_';
