@@ -917,7 +917,6 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 		if (json)
 		{
 			json_t *o = json_object();
-			char *s;
 
 			json_object_set_new(o, "table", json_sprintf("%s.%s", k->m->schema, k->m->name));
 			json_object_set_new(o, "time_zone", json_string(zone));
@@ -928,9 +927,7 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 				json_object_set_new(o, "to_lsn", jsonout_lsn(r.to_lsn));
 			json_object_set_new(o, "changes", c.list);
 			c.list = NULL;
-			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-			printf("%s\n", s);
-			free(s);
+			jsonout_print(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 			json_decref(o);
 		}
 		else

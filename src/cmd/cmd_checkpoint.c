@@ -2,6 +2,7 @@
 #include "cmd_checkpoint.h"
 #include "cli.h"
 #include "control.h"
+#include "jsonout.h"
 #include "strbuf.h"
 
 #include <curl/curl.h>
@@ -148,10 +149,7 @@ cmd_checkpoint(bs_config *cfg, int argc, char **argv)
 	{
 		if (config_get_bool(cfg, CFG_JSON))
 		{
-			char *s = json_dumps(j, JSON_COMPACT);
-
-			printf("%s\n", s);
-			free(s);
+			jsonout_print(j, JSON_COMPACT);
 		}
 		else
 		{

@@ -1208,8 +1208,6 @@ cmd_doctor(bs_config *cfg, int argc, char **argv)
 	rc = f.errors ? EXIT_FAILURE_RUNTIME : f.warnings ? EXIT_DOCTOR_DEGRADED : EXIT_OK;
 	if (json)
 	{
-		char	   *text;
-
 		json_object_set(root, "storage", sp.obj);
 		if (db)
 			json_object_set(root, "db", dp.obj);
@@ -1218,9 +1216,7 @@ cmd_doctor(bs_config *cfg, int argc, char **argv)
 		json_object_set_new(root, "warnings", json_integer(f.warnings));
 		json_object_set_new(root, "verdict", json_string(verdict));
 		json_object_set_new(root, "ok", json_boolean(f.errors == 0));
-		text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
-		printf("%s\n", text);
-		free(text);
+		jsonout_print(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
 	}
 	else
 	{

@@ -6,6 +6,7 @@
 #include "cmd_classify.h"
 #include "control.h"
 #include "gatedb.h"
+#include "jsonout.h"
 #include "log.h"
 #include "pgsql.h"
 #include "quote.h"
@@ -582,14 +583,11 @@ cmd_exec(bs_config *cfg, int argc, char **argv)
 	if (x.json)
 	{
 		json_t *o = json_object();
-		char *s;
 
 		json_object_set_new(o, "statements", json_incref(x.records));
 		json_object_set_new(o, "executed", json_integer(executed));
 		json_object_set_new(o, "stopped", json_boolean(refused));
-		s = json_dumps(o, JSON_INDENT(2));
-		printf("%s\n", s);
-		free(s);
+		jsonout_print(o, JSON_INDENT(2));
 		json_decref(o);
 	}
 	rc = refused ? EXIT_FAILURE_RUNTIME : EXIT_OK;

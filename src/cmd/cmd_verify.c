@@ -2,6 +2,7 @@
 #include "cmd_verify.h"
 #include "audit.h"
 #include "cli.h"
+#include "jsonout.h"
 #include "log.h"
 #include "lsn.h"
 #include "manifest.h"
@@ -833,7 +834,6 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 	{
 		json_t *o = json_object();
 		char *u = redact_text(storage_describe(st));
-		char *text;
 
 		json_object_set_new(o, "storage", json_string(u));
 		json_object_set_new(o, "ok", json_boolean(c.nproblems == 0));
@@ -844,9 +844,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 		json_object_set_new(o, "warnings", c.warnings);
 		json_object_set_new(o, "phases", progress_phases_json(&c.prog));
 		c.problems = c.warnings = NULL;
-		text = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
-		printf("%s\n", text);
-		free(text);
+		jsonout_print(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
 		free(u);
 		json_decref(o);
 	}

@@ -379,7 +379,6 @@ info_render_json(const char *where, const char *head_error, bool head_exists, co
 				 json_t *tables)
 {
 	json_t *o = json_object();
-	char *text;
 
 	json_object_set_new(o, "storage", json_string(where));
 	if (head_exists && head_error == NULL)
@@ -405,8 +404,6 @@ info_render_json(const char *where, const char *head_error, bool head_exists, co
 	if (json_object_get(o, "head_error") == NULL)
 		json_object_set_new(o, "head_error", json_string("(message is not valid UTF-8)"));
 	json_object_set_new(o, "tables", tables);
-	text = json_dumps(o, JSON_INDENT(2));
-	printf("%s\n", text);
-	free(text);
+	jsonout_print(o, JSON_INDENT(2));
 	json_decref(o);
 }
