@@ -239,10 +239,14 @@ strbuf_append_shell_word(strbuf *sb, const char *s)
 		bare = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
 			strchr("_-.,/:@%+=", *p) != NULL;
 	if (bare)
-	{
 		strbuf_append_str(sb, s);
-		return;
-	}
+	else
+		strbuf_append_shell_quoted(sb, s);
+}
+
+void
+strbuf_append_shell_quoted(strbuf *sb, const char *s)
+{
 	strbuf_append_char(sb, '\'');
 	for (; *s; s++)
 	{

@@ -36,6 +36,8 @@ char *xstrdup_printable(const char *s);
 char *str_trim(char *s);
 /* s as one POSIX shell word: bare when it holds only safe characters, else in single quotes. */
 void strbuf_append_shell_word(strbuf *sb, const char *s);
+/* s as one POSIX shell word, always in single quotes (a quote written '\''). */
+void strbuf_append_shell_quoted(strbuf *sb, const char *s);
 /* Hand the buffer to the caller (who frees it); sb becomes empty. */
 char *strbuf_detach(strbuf *sb, size_t *len);
 
