@@ -518,65 +518,84 @@ member_query(PGconn *conn, const copyback_member *e, const char *sql, int nparam
 	return rc;
 }
 
-int
-copyback_hierarchy_check(PGconn *conn, const copyback_member *mem, int n, strbuf *why, bs_error *err)
+/* One member checked in the live database: a difference said in *why. */
+typedef int (*member_check) (PGconn *conn, const copyback_member *e, strbuf *why, bs_error *err);
+
+/* Check the members in order up to the first difference, said in *why (empty: none). */
+static int
+check_members(PGconn *conn, const copyback_member *mem, int n, member_check check, strbuf *why, bs_error *err)
 {
 	strbuf_reset(why);
 	for (int i = 0; i < n && why->len == 0; i++)
+		if (check(conn, &mem[i], why, err) != BS_OK)
+			return BS_ERR;
+	return BS_OK;
+}
+
+/* The member stands as at the point: its kind, partition key, parent and bound. */
+static int
+member_in_place(PGconn *conn, const copyback_member *e, strbuf *why, bs_error *err)
+{
+	bool child = e->parent_name != NULL;
+	char *shown;
+	PGresult *res;
+
+	if (member_query(conn, e, "SELECT c.relkind::text, CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, "
+					 "EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid AND i.inhparent = to_regclass($2)), "
+					 "pg_get_expr(c.relpartbound, c.oid) FROM pg_class c WHERE c.oid = to_regclass($1)",
+					 2, &res, err) != BS_OK)
+		return error_prefix(err, "could not look up the live partitioned table");
+	shown = quote_display_name(e->schema, e->name);
+	if (PQntuples(res) == 0)
+		strbuf_printf(why, "%s does not exist", shown);
+	else if (e->key && (strcmp(PQgetvalue(res, 0, 0), "p") != 0 || strcmp(PQgetvalue(res, 0, 1), e->key) != 0))
+		strbuf_printf(why, "%s is not partitioned by %s as at the point", shown, e->key);
+	else if (e->key == NULL && strcmp(PQgetvalue(res, 0, 0), "r") != 0)
+		strbuf_printf(why, "%s is not an ordinary table as at the point", shown);
+	else if (child && strcmp(PQgetvalue(res, 0, 2), "t") != 0)
 	{
-		const copyback_member *e = &mem[i];
-		bool child = e->parent_name != NULL;
-		char *shown;
-		PGresult *res;
+		char *ps = quote_display_name(e->parent_schema, e->parent_name);
 
-		if (member_query(conn, e, "SELECT c.relkind::text, CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, "
-						 "EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid AND i.inhparent = to_regclass($2)), "
-						 "pg_get_expr(c.relpartbound, c.oid) FROM pg_class c WHERE c.oid = to_regclass($1)",
-						 2, &res, err) != BS_OK)
-			return error_prefix(err, "could not look up the live partitioned table");
-		shown = quote_display_name(e->schema, e->name);
-		if (PQntuples(res) == 0)
-			strbuf_printf(why, "%s does not exist", shown);
-		else if (e->key && (strcmp(PQgetvalue(res, 0, 0), "p") != 0 || strcmp(PQgetvalue(res, 0, 1), e->key) != 0))
-			strbuf_printf(why, "%s is not partitioned by %s as at the point", shown, e->key);
-		else if (e->key == NULL && strcmp(PQgetvalue(res, 0, 0), "r") != 0)
-			strbuf_printf(why, "%s is not an ordinary table as at the point", shown);
-		else if (child && strcmp(PQgetvalue(res, 0, 2), "t") != 0)
-		{
-			char *ps = quote_display_name(e->parent_schema, e->parent_name);
+		strbuf_printf(why, "%s is not a partition of %s as at the point", shown, ps);
+		free(ps);
+	}
+	else if (child && (PQgetisnull(res, 0, 3) || strcmp(PQgetvalue(res, 0, 3), e->bound) != 0))
+		strbuf_printf(why, "%s is attached %s, not %s as at the point", shown,
+					  PQgetisnull(res, 0, 3) ? "without a bound" : PQgetvalue(res, 0, 3), e->bound);
+	PQclear(res);
+	free(shown);
+	return BS_OK;
+}
 
-			strbuf_printf(why, "%s is not a partition of %s as at the point", shown, ps);
-			free(ps);
-		}
-		else if (child && (PQgetisnull(res, 0, 3) || strcmp(PQgetvalue(res, 0, 3), e->bound) != 0))
-			strbuf_printf(why, "%s is attached %s, not %s as at the point", shown,
-						  PQgetisnull(res, 0, 3) ? "without a bound" : PQgetvalue(res, 0, 3), e->bound);
-		PQclear(res);
+/* No relation holds the member's name. */
+static int
+member_name_free(PGconn *conn, const copyback_member *e, strbuf *why, bs_error *err)
+{
+	PGresult *res;
+
+	if (member_query(conn, e, "SELECT to_regclass($1) IS NOT NULL", 1, &res, err) != BS_OK)
+		return error_prefix(err, "could not look up the table in the live database");
+	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+	{
+		char *shown = quote_display_name(e->schema, e->name);
+
+		strbuf_printf(why, "a table named %s exists", shown);
 		free(shown);
 	}
+	PQclear(res);
 	return BS_OK;
+}
+
+int
+copyback_hierarchy_check(PGconn *conn, const copyback_member *mem, int n, strbuf *why, bs_error *err)
+{
+	return check_members(conn, mem, n, member_in_place, why, err);
 }
 
 int
 copyback_names_free(PGconn *conn, const copyback_member *mem, int n, strbuf *why, bs_error *err)
 {
-	strbuf_reset(why);
-	for (int i = 0; i < n && why->len == 0; i++)
-	{
-		PGresult *res;
-
-		if (member_query(conn, &mem[i], "SELECT to_regclass($1) IS NOT NULL", 1, &res, err) != BS_OK)
-			return error_prefix(err, "could not look up the table in the live database");
-		if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-		{
-			char *shown = quote_display_name(mem[i].schema, mem[i].name);
-
-			strbuf_printf(why, "a table named %s exists", shown);
-			free(shown);
-		}
-		PQclear(res);
-	}
-	return BS_OK;
+	return check_members(conn, mem, n, member_name_free, why, err);
 }
 
 int
