@@ -46,15 +46,12 @@ tables_insert_layout(manifest *m, int64_t want_id, uint64_t from_lsn, char repli
 	return manifest_insert_layout(m, want_id, from_lsn, replident, ncols, cols)->id;
 }
 
-/* The layout in effect for a transaction committing at lsn. */
+/* The layout in effect for a transaction committing at lsn; before the first, the first. */
 const manifest_layout *
 tables_layout_at(const manifest *m, uint64_t lsn)
 {
-	const manifest_layout *found = NULL;
+	const manifest_layout *found = manifest_layout_at(m, lsn);
 
-	for (int i = 0; i < m->nlayouts; i++)
-		if (m->layouts[i].from_lsn <= lsn)
-			found = &m->layouts[i];
 	return found ? found : (m->nlayouts ? &m->layouts[0] : NULL);
 }
 
