@@ -465,6 +465,17 @@ validate(PGconn *conn, const copyback_input *in, const copyback *cb, const char 
 	return rc;
 }
 
+/* The end of the copy-back's transaction: COMMIT when all went well (rc), else, or when the
+ * COMMIT fails, ROLLBACK. */
+static int
+commit_or_rollback(PGconn *conn, int rc, bs_error *err)
+{
+	if (rc == BS_OK && pgsql_exec_one(conn, "COMMIT", err) == BS_OK)
+		return BS_OK;
+	pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
+	return BS_ERR;
+}
+
 /* The copy-back's statements in order, in the caller's transaction; a failed one is named. */
 static int
 run_steps(PGconn *conn, char *const *sql, const char *const *what, int n, bs_error *err)
@@ -487,16 +498,14 @@ copyback_apply(PGconn *conn, const copyback_input *in, const copyback *cb, bs_er
 		goto out;
 	/* The recovery's own content, in this transaction, before anything moves. */
 	if (cb->kind == COPYBACK_RENAME && columns_checksum(conn, in->layout, tgt, &before, err) != BS_OK)
-		goto rollback;
+		goto end;
 	if (run_steps(conn, cb->sql, (const char *const *) cb->what, cb->n, err) != BS_OK)
-		goto rollback;
-	if (validate(conn, in, cb, orig, tgt, before, err) != BS_OK ||
-		pgsql_exec_one(conn, "COMMIT", err) != BS_OK)
-		goto rollback;
+		goto end;
+	if (validate(conn, in, cb, orig, tgt, before, err) != BS_OK)
+		goto end;
 	rc = BS_OK;
-	goto out;
-rollback:
-	pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
+end:
+	rc = commit_or_rollback(conn, rc, err);
 out:
 	free(before);
 	free(orig);
@@ -608,13 +617,13 @@ copyback_apply_hierarchy(PGconn *conn, char *const *sql, const char *const *what
 	if (pgsql_exec_one(conn, "BEGIN", err) != BS_OK)
 		goto out;
 	if (run_steps(conn, sql, what, nsql, err) != BS_OK)
-		goto rollback;
+		goto end;
 	if (copyback_hierarchy_check(conn, mem, n, &why, err) != BS_OK)
-		goto rollback;
+		goto end;
 	if (why.len)
 	{
 		error_set(err, ERRCODE_DATA_CORRUPTED, "copy-back validation failed: %s; rolled back", why.data);
-		goto rollback;
+		goto end;
 	}
 	for (int i = 0; i < n; i++)
 	{
@@ -627,7 +636,7 @@ copyback_apply_hierarchy(PGconn *conn, char *const *sql, const char *const *what
 		if (columns_checksum(conn, mem[i].layout, q, &v, err) != BS_OK)
 		{
 			free(q);
-			goto rollback;
+			goto end;
 		}
 		free(q);
 		if (strcmp(v, mem[i].checksum) != 0)
@@ -638,7 +647,7 @@ copyback_apply_hierarchy(PGconn *conn, char *const *sql, const char *const *what
 					  "(rows/checksum), the recovery held %s; rolled back", shown, v, mem[i].checksum);
 			free(shown);
 			free(v);
-			goto rollback;
+			goto end;
 		}
 		free(v);
 	}
@@ -651,22 +660,19 @@ copyback_apply_hierarchy(PGconn *conn, char *const *sql, const char *const *what
 		strbuf_printf(&why, "SELECT count(*) FROM %s", q);
 		free(q);
 		if (query_text(conn, why.data, &v, err) != BS_OK)
-			goto rollback;
+			goto end;
 		if (strtoull(v, NULL, 10) != rows)
 		{
 			error_set(err, ERRCODE_DATA_CORRUPTED, "copy-back validation failed: the partitioned table holds %s "
 					  "rows, the recovery held %llu; rolled back", v, (unsigned long long) rows);
 			free(v);
-			goto rollback;
+			goto end;
 		}
 		free(v);
 	}
-	if (pgsql_exec_one(conn, "COMMIT", err) != BS_OK)
-		goto rollback;
 	rc = BS_OK;
-	goto out;
-rollback:
-	pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
+end:
+	rc = commit_or_rollback(conn, rc, err);
 out:
 	strbuf_free(&why);
 	return rc;
