@@ -24,13 +24,10 @@ static void __attribute__((format(printf, 2, 3)))
 finding(info_summary *s, const char *fmt, ...)
 {
 	va_list ap;
-	char *msg;
 
 	va_start(ap, fmt);
-	msg = xvasprintf(fmt, ap);
+	json_array_append_new(s->findings, json_vsprintf(fmt, ap));
 	va_end(ap);
-	json_array_append_new(s->findings, json_string(msg));
-	free(msg);
 }
 
 /* The time the window shows for an end cut back to lsn: the newest base or segment end at or
