@@ -1,6 +1,7 @@
 /* strbuf.c — growable byte buffers. */
 #include "strbuf.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -58,6 +59,16 @@ xstrndup(const char *s, size_t n)
 	memcpy(p, s, n);
 	p[n] = '\0';
 	return p;
+}
+
+char *
+xvasprintf(const char *fmt, va_list ap)
+{
+	char *s;
+
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();				/* out of memory (or a bad format) */
+	return s;
 }
 
 void
@@ -206,6 +217,19 @@ xstrdup_printable(const char *s)
 	return sb.data ? strbuf_detach(&sb, NULL) : xstrdup("");
 }
 
+char *
+str_trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char) *s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char) end[-1]))
+		*--end = '\0';
+	return s;
+}
+
 void
 strbuf_append_shell_word(strbuf *sb, const char *s)
 {
@@ -215,10 +239,14 @@ strbuf_append_shell_word(strbuf *sb, const char *s)
 		bare = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
 			strchr("_-.,/:@%+=", *p) != NULL;
 	if (bare)
-	{
 		strbuf_append_str(sb, s);
-		return;
-	}
+	else
+		strbuf_append_shell_quoted(sb, s);
+}
+
+void
+strbuf_append_shell_quoted(strbuf *sb, const char *s)
+{
 	strbuf_append_char(sb, '\'');
 	for (; *s; s++)
 	{

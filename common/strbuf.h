@@ -2,6 +2,7 @@
 #ifndef BACKSTOP_STRBUF_H
 #define BACKSTOP_STRBUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,8 +32,12 @@ void strbuf_free(strbuf *sb);
  * can neither start a line of its own nor drive the terminal.  Other bytes unchanged. */
 void strbuf_append_printable(strbuf *sb, const char *s);
 char *xstrdup_printable(const char *s);
+/* s without its leading and trailing white space (isspace), cut in place. */
+char *str_trim(char *s);
 /* s as one POSIX shell word: bare when it holds only safe characters, else in single quotes. */
 void strbuf_append_shell_word(strbuf *sb, const char *s);
+/* s as one POSIX shell word, always in single quotes (a quote written '\''). */
+void strbuf_append_shell_quoted(strbuf *sb, const char *s);
 /* Hand the buffer to the caller (who frees it); sb becomes empty. */
 char *strbuf_detach(strbuf *sb, size_t *len);
 
@@ -42,5 +47,7 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+/* vasprintf that aborts on failure, as the others do. */
+char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 #endif

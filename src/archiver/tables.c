@@ -46,15 +46,12 @@ tables_insert_layout(manifest *m, int64_t want_id, uint64_t from_lsn, char repli
 	return manifest_insert_layout(m, want_id, from_lsn, replident, ncols, cols)->id;
 }
 
-/* The layout in effect for a transaction committing at lsn. */
+/* The layout in effect for a transaction committing at lsn; before the first, the first. */
 const manifest_layout *
 tables_layout_at(const manifest *m, uint64_t lsn)
 {
-	const manifest_layout *found = NULL;
+	const manifest_layout *found = manifest_layout_at(m, lsn);
 
-	for (int i = 0; i < m->nlayouts; i++)
-		if (m->layouts[i].from_lsn <= lsn)
-			found = &m->layouts[i];
 	return found ? found : (m->nlayouts ? &m->layouts[0] : NULL);
 }
 
@@ -425,6 +422,23 @@ tables_unpublished_from(archiver *a, const arch_table *t)
 	return audit_complete_to(t->man, &a->head);
 }
 
+/* Record t as skipped with ct's finding, and say so in the log, unless it already is: true
+ * when the manifest changed. */
+static bool
+mark_skipped(arch_table *t, const catalog_table *ct)
+{
+	if (t->man->status && strcmp(t->man->status, "skipped") == 0 && t->man->finding &&
+		strcmp(t->man->finding, ct->finding) == 0)
+		return false;
+	free(t->man->status);
+	free(t->man->finding);
+	t->man->status = xstrdup("skipped");
+	t->man->finding = xstrdup(ct->finding);
+	tables_report_skipped(ct);
+	t->dirty = true;
+	return true;
+}
+
 /*
  * A table of the list that the publication does not stream (any more).  One never archived is
  * recorded as skipped, with the finding.  An archived one keeps its manifest and history, and
@@ -440,18 +454,7 @@ tables_set_unpublished(arch_table *t, const catalog_table *ct, uint64_t from)
 
 	t->unpublished = true;
 	if (t->man->nbases == 0 || strcmp(t->man->status, "skipped") == 0)
-	{
-		if (t->man->status && strcmp(t->man->status, "skipped") == 0 && t->man->finding &&
-			strcmp(t->man->finding, ct->finding) == 0)
-			return false;
-		free(t->man->status);
-		free(t->man->finding);
-		t->man->status = xstrdup("skipped");
-		t->man->finding = xstrdup(ct->finding);
-		tables_report_skipped(ct);
-		t->dirty = true;
-		return true;
-	}
+		return mark_skipped(t, ct);
 	if (manifest_open_gap(t->man) != NULL)
 	{
 		t->active = true;
@@ -597,16 +600,7 @@ tables_poll(archiver *a, bs_error *err)
 		if (!ct->usable)
 		{
 			t->partitioned = ct->relkind == 'p';
-			if (t->man->status == NULL || strcmp(t->man->status, "skipped") != 0 ||
-				t->man->finding == NULL || strcmp(t->man->finding, ct->finding) != 0)
-			{
-				free(t->man->status);
-				free(t->man->finding);
-				t->man->status = xstrdup("skipped");
-				t->man->finding = xstrdup(ct->finding);
-				tables_report_skipped(ct);
-				t->dirty = true;
-			}
+			mark_skipped(t, ct);
 			continue;
 		}
 		if (t->man->nbases == 0 || strcmp(t->man->status, "active") != 0 || manifest_open_gap(t->man) != NULL)

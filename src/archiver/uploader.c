@@ -816,6 +816,22 @@ uploader_notify_main(archiver *a)
 		log_warning("could not wake the main loop: %s", strerror(errno));
 }
 
+/* The uploader stops for good on err (under the lock): the main loop reads it and exits. */
+static void
+uploader_give_up(archiver *a, const bs_error *err)
+{
+	a->uploader_failed = true;
+	a->uploader_err = *err;
+	uploader_notify_main(a);
+}
+
+/* Whether a failure says that another writer holds the archive's lease: stop writing at once. */
+static bool
+lease_lost(int rc, const bs_error *err)
+{
+	return rc != BS_OK && strcmp(err->code, ERRCODE_LOCK_NOT_AVAILABLE) == 0;
+}
+
 /* The uploader thread: spool, upload, manifests, head; retries with backoff. */
 void *
 uploader_main(void *arg)
@@ -854,11 +870,9 @@ uploader_main(void *arg)
 			error_clear(&err);
 			rc = retention_pass(a, &err);
 			uploader_lock(a);
-			if (rc != BS_OK && strcmp(err.code, ERRCODE_LOCK_NOT_AVAILABLE) == 0)
+			if (lease_lost(rc, &err))
 			{
-				a->uploader_failed = true;
-				a->uploader_err = err;
-				uploader_notify_main(a);
+				uploader_give_up(a, &err);
 				break;
 			}
 			if (rc != BS_OK)
@@ -903,9 +917,7 @@ uploader_main(void *arg)
 		}
 		if (rc != BS_OK)
 		{
-			a->uploader_failed = true;
-			a->uploader_err = err;
-			uploader_notify_main(a);
+			uploader_give_up(a, &err);
 			free_jobs(jobs);
 			break;
 		}
@@ -936,12 +948,9 @@ uploader_main(void *arg)
 		uploader_lock(a);
 		if (rc == BS_OK && head_wanted > a->flush_lsn)
 			a->flush_lsn = head_wanted;
-		if (rc != BS_OK && strcmp(err.code, ERRCODE_LOCK_NOT_AVAILABLE) == 0)
+		if (lease_lost(rc, &err))
 		{
-			/* Another writer holds the archive: stop writing at once. */
-			a->uploader_failed = true;
-			a->uploader_err = err;
-			uploader_notify_main(a);
+			uploader_give_up(a, &err);
 			break;
 		}
 		if (rc != BS_OK)

@@ -349,6 +349,15 @@ cli_exit_code(const bs_error *err, int otherwise)
 }
 
 void
+cli_print_line(const char *text)
+{
+	char *shown = xstrdup_printable(text);
+
+	printf("%s\n", shown);
+	free(shown);
+}
+
+void
 cli_report_error(const char *command, const bs_error *err)
 {
 	char *msg = redact_text(err->message);

@@ -30,6 +30,10 @@ int cli_main(int argc, char **argv);
 /* Fill derived defaults (data_dir, storage, spool_dir) after loading. */
 void cli_apply_derived_defaults(bs_config *cfg);
 
+/* Print text on one line of standard output, escaped (xstrdup_printable): names and values
+ * from storage can neither start a line of their own nor drive the terminal. */
+void cli_print_line(const char *text);
+
 /* Print "backstop: ERROR: message" (redacted) for a failed command. */
 void cli_report_error(const char *command, const bs_error *err);
 

@@ -329,12 +329,7 @@ emit_transaction(summary_out *so, uint64_t commit_lsn, uint32_t xid, int64_t t, 
 		append_recover_command(so->cfg, &so->line, tt[i].c->shown, xid);
 	}
 	/* Names may hold anything: escaped, so one transaction is one line. */
-	{
-		char *shown = xstrdup_printable(so->line.data);
-
-		printf("%s\n", shown);
-		free(shown);
-	}
+	cli_print_line(so->line.data);
 }
 
 /* Rebuilding the table up to the range (recover_progress_cb). */
@@ -517,12 +512,7 @@ on_change(void *vctx, const replay_change *ch, bs_error *err)
 	}
 	/* Values may hold newlines: escaped, so that one change is one line and a value cannot
 	 * pass for another change. */
-	{
-		char *shown = xstrdup_printable(c->line.data);
-
-		printf("%s\n", shown);
-		free(shown);
-	}
+	cli_print_line(c->line.data);
 	return BS_OK;
 }
 
@@ -873,7 +863,6 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 
 		if (!json)
 		{
-			char *shown;
 			char a[LSN_BUFLEN],
 				b[LSN_BUFLEN];
 
@@ -882,9 +871,7 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 							  lsn_format(r.to_lsn, b));
 			else
 				strbuf_printf(&hdr, "Changes to %s, %s (times read in %s):", k->shown, what.data, zone);
-			shown = xstrdup_printable(hdr.data);
-			printf("%s\n", shown);
-			free(shown);
+			cli_print_line(hdr.data);
 			strbuf_free(&hdr);
 			listing = true;
 		}
@@ -930,7 +917,6 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 		if (json)
 		{
 			json_t *o = json_object();
-			char *s;
 
 			json_object_set_new(o, "table", json_sprintf("%s.%s", k->m->schema, k->m->name));
 			json_object_set_new(o, "time_zone", json_string(zone));
@@ -941,9 +927,7 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 				json_object_set_new(o, "to_lsn", jsonout_lsn(r.to_lsn));
 			json_object_set_new(o, "changes", c.list);
 			c.list = NULL;
-			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-			printf("%s\n", s);
-			free(s);
+			jsonout_print(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 			json_decref(o);
 		}
 		else

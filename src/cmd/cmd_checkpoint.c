@@ -2,6 +2,7 @@
 #include "cmd_checkpoint.h"
 #include "cli.h"
 #include "control.h"
+#include "jsonout.h"
 #include "strbuf.h"
 
 #include <curl/curl.h>
@@ -23,6 +24,49 @@ collect(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+/*
+ * Send the request set up in curl (its URL, and its method when not GET) to the archiver at
+ * listen, with token as its bearer token when not NULL; curl is cleaned up.  The answer (at
+ * most 1 MiB) is appended to body and its HTTP status set in *status; BS_ERR when the
+ * archiver cannot be reached (hint: say how it is started).
+ */
+static int
+perform(CURL *curl, const char *listen, const char *token, long timeout_ms, bool hint, long *status, strbuf *body,
+		bs_error *err)
+{
+	struct curl_slist *headers = NULL;
+	CURLcode cc;
+	int rc = BS_OK;
+
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, body);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+	if (token)
+	{
+		strbuf h = STRBUF_INIT;
+
+		/* The endpoint's token (control_token / control_token_file), never on the command line. */
+		strbuf_printf(&h, "Authorization: Bearer %s", token);
+		headers = curl_slist_append(headers, h.data);
+		strbuf_free(&h);
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	}
+	cc = curl_easy_perform(curl);
+	if (cc != CURLE_OK && hint)
+		rc = error_set(err, ERRCODE_CONNECTION,
+					   "could not reach the archiver at %s: %s (is `backstop archive` running with --listen %s?)",
+					   listen, curl_easy_strerror(cc), listen);
+	else if (cc != CURLE_OK)
+		rc = error_set(err, ERRCODE_CONNECTION, "could not reach the archiver at %s: %s", listen,
+					   curl_easy_strerror(cc));
+	else
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+	curl_easy_cleanup(curl);
+	curl_slist_free_all(headers);
+	return rc;
+}
+
 int
 cmd_checkpoint_request(const char *listen, const char *token, const char *table, const char *lsn,
 					   int64_t timeout_ms, long *status, json_t **answer, bs_error *err)
@@ -31,10 +75,8 @@ cmd_checkpoint_request(const char *listen, const char *token, const char *table,
 	char *etable;
 	strbuf url = STRBUF_INIT;
 	strbuf body = STRBUF_INIT;
-	struct curl_slist *headers = NULL;
-	CURLcode cc;
 	json_error_t jerr;
-	int rc = BS_OK;
+	int rc;
 
 	*status = 0;
 	*answer = NULL;
@@ -50,29 +92,10 @@ cmd_checkpoint_request(const char *listen, const char *token, const char *table,
 	curl_easy_setopt(curl, CURLOPT_URL, url.data);
 	curl_easy_setopt(curl, CURLOPT_POST, 1L);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
 	/* The daemon enforces its own deadline; allow it to answer a little later. */
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) (timeout_ms > 0 ? timeout_ms + 5000 : 35000));
-	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-	if (token)
+	rc = perform(curl, listen, token, (long) (timeout_ms > 0 ? timeout_ms + 5000 : 35000), true, status, &body, err);
+	if (rc == BS_OK)
 	{
-		strbuf h = STRBUF_INIT;
-
-		/* The endpoint's token (control_token / control_token_file), never on the command line. */
-		strbuf_printf(&h, "Authorization: Bearer %s", token);
-		headers = curl_slist_append(headers, h.data);
-		strbuf_free(&h);
-		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	}
-	cc = curl_easy_perform(curl);
-	if (cc != CURLE_OK)
-		rc = error_set(err, ERRCODE_CONNECTION,
-					   "could not reach the archiver at %s: %s (is `backstop archive` running with --listen %s?)",
-					   listen, curl_easy_strerror(cc), listen);
-	else
-	{
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
 		*answer = json_loadb(body.data ? body.data : "", body.len, 0, &jerr);
 		if (*answer == NULL)
 		{
@@ -82,8 +105,6 @@ cmd_checkpoint_request(const char *listen, const char *token, const char *table,
 			free(shown);
 		}
 	}
-	curl_easy_cleanup(curl);
-	curl_slist_free_all(headers);
 	strbuf_free(&url);
 	strbuf_free(&body);
 	return rc;
@@ -128,25 +149,19 @@ cmd_checkpoint(bs_config *cfg, int argc, char **argv)
 	{
 		if (config_get_bool(cfg, CFG_JSON))
 		{
-			char *s = json_dumps(j, JSON_COMPACT);
-
-			printf("%s\n", s);
-			free(s);
+			jsonout_print(j, JSON_COMPACT);
 		}
 		else
 		{
 			/* The answer names the table as the archive does: escaped for the terminal. */
 			strbuf line = STRBUF_INIT;
-			char *shown;
 
 			strbuf_printf(&line, "recovery point for %s: LSN %s (segment %s, verified in %lld ms)",
 						  json_string_value(json_object_get(j, "table")) ?: "?",
 						  json_string_value(json_object_get(j, "lsn")) ?: "?",
 						  json_is_string(json_object_get(j, "segment")) ? json_string_value(json_object_get(j, "segment")) : "none: no changes since the base copy",
 						  (long long) json_integer_value(json_object_get(j, "elapsed_ms")));
-			shown = xstrdup_printable(line.data);
-			printf("%s\n", shown);
-			free(shown);
+			cli_print_line(line.data);
 			strbuf_free(&line);
 		}
 		rc = EXIT_OK;
@@ -171,9 +186,7 @@ cmd_checkpoint_get(const char *listen, const char *token, const char *path, int6
 {
 	CURL *curl;
 	strbuf url = STRBUF_INIT;
-	struct curl_slist *headers = NULL;
-	CURLcode cc;
-	int rc = BS_OK;
+	int rc;
 
 	*status = 0;
 	curl = curl_easy_init();
@@ -181,27 +194,7 @@ cmd_checkpoint_get(const char *listen, const char *token, const char *path, int6
 		return error_set(err, ERRCODE_INTERNAL, "could not initialise libcurl");
 	strbuf_printf(&url, "http://%s%s", listen, path);
 	curl_easy_setopt(curl, CURLOPT_URL, url.data);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, body);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) (timeout_ms > 0 ? timeout_ms : 10000));
-	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-	if (token)
-	{
-		strbuf h = STRBUF_INIT;
-
-		strbuf_printf(&h, "Authorization: Bearer %s", token);
-		headers = curl_slist_append(headers, h.data);
-		strbuf_free(&h);
-		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	}
-	cc = curl_easy_perform(curl);
-	if (cc != CURLE_OK)
-		rc = error_set(err, ERRCODE_CONNECTION, "could not reach the archiver at %s: %s", listen,
-					   curl_easy_strerror(cc));
-	else
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
-	curl_easy_cleanup(curl);
-	curl_slist_free_all(headers);
+	rc = perform(curl, listen, token, (long) (timeout_ms > 0 ? timeout_ms : 10000), false, status, body, err);
 	strbuf_free(&url);
 	return rc;
 }

@@ -2,6 +2,7 @@
 #include "cmd_classify.h"
 #include "cli.h"
 #include "gatedb.h"
+#include "jsonout.h"
 #include "log.h"
 #include "pgsql.h"
 #include "strbuf.h"
@@ -289,8 +290,6 @@ cmd_classify(bs_config *cfg, int argc, char **argv)
 	rc = cmd_classify_exit_code(r);
 	if (json)
 	{
-		char *s;
-
 		json_object_set_new(out, "level", json_string(gate_level_name(r->level)));
 		json_object_set_new(out, "refused", json_boolean(r->refuse));
 		json_object_set_new(out, "resolved", json_boolean(r->resolved));
@@ -298,9 +297,7 @@ cmd_classify(bs_config *cfg, int argc, char **argv)
 		if (search_path)
 			json_object_set_new(out, "search_path", json_string(search_path));
 		json_object_set_new(out, "statements", stmts);
-		s = json_dumps(out, JSON_INDENT(2));
-		printf("%s\n", s);
-		free(s);
+		jsonout_print(out, JSON_INDENT(2));
 		json_decref(out);
 	}
 	else

@@ -245,8 +245,7 @@ add_finding(findings *f, const char *severity, const char *fix, const char *fmt,
 	json_t	   *o = json_object();
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		abort();
+	msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	json_object_set_new(o, "severity", json_string(severity));
 	json_object_set_new(o, "message", json_string(msg));
@@ -1126,15 +1125,11 @@ print_line(const char *fmt, ...)
 {
 	va_list ap;
 	char *msg;
-	char *shown;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		abort();				/* out of memory, as xmalloc would */
+	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	shown = xstrdup_printable(msg);
-	printf("%s\n", shown);
-	free(shown);
+	cli_print_line(msg);
 	free(msg);
 }
 
@@ -1213,8 +1208,6 @@ cmd_doctor(bs_config *cfg, int argc, char **argv)
 	rc = f.errors ? EXIT_FAILURE_RUNTIME : f.warnings ? EXIT_DOCTOR_DEGRADED : EXIT_OK;
 	if (json)
 	{
-		char	   *text;
-
 		json_object_set(root, "storage", sp.obj);
 		if (db)
 			json_object_set(root, "db", dp.obj);
@@ -1223,9 +1216,7 @@ cmd_doctor(bs_config *cfg, int argc, char **argv)
 		json_object_set_new(root, "warnings", json_integer(f.warnings));
 		json_object_set_new(root, "verdict", json_string(verdict));
 		json_object_set_new(root, "ok", json_boolean(f.errors == 0));
-		text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
-		printf("%s\n", text);
-		free(text);
+		jsonout_print(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
 	}
 	else
 	{

@@ -6,6 +6,7 @@
 #include "control.h"
 #include "drillstate.h"
 #include "ident.h"
+#include "jsonout.h"
 #include "lsn.h"
 #include "manifest.h"
 #include "pgsql.h"
@@ -745,10 +746,7 @@ cmd_drill(bs_config *cfg, int argc, char **argv)
 	}
 	if (json)
 	{
-		char	   *s = json_dumps(d.out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-
-		printf("%s\n", s);
-		free(s);
+		jsonout_print(d.out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
 	}
 	else
 	{

@@ -6,6 +6,7 @@
 #include "cmd_classify.h"
 #include "control.h"
 #include "gatedb.h"
+#include "jsonout.h"
 #include "log.h"
 #include "pgsql.h"
 #include "quote.h"
@@ -197,21 +198,6 @@ coverage_advice(strbuf *why, const char *table, long status, const char *msg, co
 		strbuf_printf(why, "the archiver could not give a recovery point of %s (HTTP %ld: %s)", table, status, msg);
 }
 
-/* A word for the shell: single-quoted, a quote written '\''. */
-static void
-shell_word(strbuf *out, const char *s)
-{
-	strbuf_append_char(out, '\'');
-	for (; *s; s++)
-	{
-		if (*s == '\'')
-			strbuf_append_str(out, "'\\''");
-		else
-			strbuf_append_char(out, *s);
-	}
-	strbuf_append_char(out, '\'');
-}
-
 /* Ask the archiver for a verified recovery point of t at lsn (NULL: now); false with why. */
 static bool
 ask_point(exec_ctx *x, const gate_target *t, const char *lsn, json_t **answer, strbuf *why)
@@ -253,10 +239,10 @@ print_recover(const exec_ctx *x, strbuf *out, const char *table, const char *lsn
 	if (db)
 	{
 		strbuf_append_str(out, " --db ");
-		shell_word(out, db);
+		strbuf_append_shell_quoted(out, db);
 	}
 	strbuf_append_str(out, " --table ");
-	shell_word(out, table);
+	strbuf_append_shell_quoted(out, table);
 	strbuf_printf(out, " --to-lsn %s", lsn);
 	free(db);
 }
@@ -582,14 +568,11 @@ cmd_exec(bs_config *cfg, int argc, char **argv)
 	if (x.json)
 	{
 		json_t *o = json_object();
-		char *s;
 
 		json_object_set_new(o, "statements", json_incref(x.records));
 		json_object_set_new(o, "executed", json_integer(executed));
 		json_object_set_new(o, "stopped", json_boolean(refused));
-		s = json_dumps(o, JSON_INDENT(2));
-		printf("%s\n", s);
-		free(s);
+		jsonout_print(o, JSON_INDENT(2));
 		json_decref(o);
 	}
 	rc = refused ? EXIT_FAILURE_RUNTIME : EXIT_OK;

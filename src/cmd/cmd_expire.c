@@ -429,7 +429,6 @@ cmd_expire(bs_config *cfg, int argc, char **argv)
 	if (r.as_json)
 	{
 		json_t *o = json_object();
-		char *text;
 
 		json_object_set_new(o, "dry_run", json_boolean(r.dry_run));
 		json_object_set_new(o, "tables", jtables);
@@ -437,9 +436,7 @@ cmd_expire(bs_config *cfg, int argc, char **argv)
 		json_object_set_new(o, "problems", r.jproblems);
 		jtables = NULL;
 		r.jproblems = NULL;
-		text = json_dumps(o, JSON_INDENT(2));
-		printf("%s\n", text);
-		free(text);
+		jsonout_print(o, JSON_INDENT(2));
 		json_decref(o);
 	}
 	else if (!r.dry_run)

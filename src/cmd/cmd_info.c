@@ -24,14 +24,26 @@ static void __attribute__((format(printf, 2, 3)))
 finding(info_summary *s, const char *fmt, ...)
 {
 	va_list ap;
-	char *msg;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		abort();				/* out of memory, as xmalloc would */
+	json_array_append_new(s->findings, json_vsprintf(fmt, ap));
 	va_end(ap);
-	json_array_append_new(s->findings, json_string(msg));
-	free(msg);
+}
+
+/* The time the window shows for an end cut back to lsn: the newest base or segment end at or
+ * before it (the first base's when none is). */
+static int64_t
+window_time_at(const manifest *m, uint64_t lsn)
+{
+	int64_t t = m->bases[0].time;
+
+	for (int i = 0; i < m->nbases; i++)
+		if (m->bases[i].lsn <= lsn)
+			t = m->bases[i].time;
+	for (int i = 0; i < m->nsegments; i++)
+		if (m->segments[i].last_end_lsn <= lsn && m->segments[i].last_time > t)
+			t = m->segments[i].last_time;
+	return t;
 }
 
 static void
@@ -109,13 +121,7 @@ summarize(const manifest *m, const archive_head *head, bool head_exists, info_su
 		if (s->window_to > g->from)
 		{
 			s->window_to = g->from;
-			s->window_to_time = m->bases[0].time;
-			for (int i = 0; i < m->nbases; i++)
-				if (m->bases[i].lsn <= g->from)
-					s->window_to_time = m->bases[i].time;
-			for (int i = 0; i < m->nsegments; i++)
-				if (m->segments[i].last_end_lsn <= g->from && m->segments[i].last_time > s->window_to_time)
-					s->window_to_time = m->segments[i].last_time;
+			s->window_to_time = window_time_at(m, s->window_to);
 		}
 	}
 	/* Schema changes not captured: windows in which the columns changed at an unknown point. */
@@ -132,13 +138,7 @@ summarize(const manifest *m, const archive_head *head, bool head_exists, info_su
 			if (s->window_to >= g->from)
 			{
 				s->window_to = g->from > 0 ? g->from - 1 : 0;
-				s->window_to_time = m->bases[0].time;
-				for (int i = 0; i < m->nbases; i++)
-					if (m->bases[i].lsn <= s->window_to)
-						s->window_to_time = m->bases[i].time;
-				for (int i = 0; i < m->nsegments; i++)
-					if (m->segments[i].last_end_lsn <= s->window_to && m->segments[i].last_time > s->window_to_time)
-						s->window_to_time = m->segments[i].last_time;
+				s->window_to_time = window_time_at(m, s->window_to);
 			}
 		}
 		else

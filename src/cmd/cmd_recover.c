@@ -1396,7 +1396,6 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		{
 			json_t *o = json_object();
 			json_t *pa = json_array();
-			char *s;
 
 			for (int p = 0; p < nparts; p++)
 				json_array_append_new(pa, json_pack("{s:o,s:o,s:s,s:o}", "partition",
@@ -1412,9 +1411,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			json_object_set_new(o, "partitions", pa);
 			if (nnodes > 1)
 				json_object_set_new(o, "partitioned_partitions", nodes_json(nodes, nnodes, tschema));
-			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-			printf("%s\n", s);
-			free(s);
+			jsonout_print(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 			json_decref(o);
 		}
 		else
@@ -1524,12 +1521,8 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 
 		if (target_db == NULL && copyback_live_state(conn, pm, &live, &live_relid, &err) != BS_OK)
 		{
-			free(ptarget);
-			free(porig);
-			free(mem);
-			free(sums);
-			rc = fail(&prog, &err);
-			goto done;
+			arc = fail(&prog, &err);
+			goto copy_back_out;
 		}
 		/* The hierarchy as it stands after the copy-back (what --apply validates). */
 		for (int n = 0; n < nnodes; n++)
@@ -1614,12 +1607,8 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			if (parent_layout(key_part, &pl, &err) != BS_OK)
 			{
 				free(pl.columns);
-				free(ptarget);
-				free(porig);
-				free(mem);
-				free(sums);
-				rc = fail(&prog, &err);
-				goto done;
+				arc = fail(&prog, &err);
+				goto copy_back_out;
 			}
 			for (int c = 0; c < pl.ncols; c++)
 			{
@@ -1651,7 +1640,6 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			json_t *pa = json_array();
 			json_t *ra = json_array();
 			json_t *notes = json_array();
-			char *s;
 
 			for (int p = 0; p < nparts; p++)
 			{
@@ -1685,9 +1673,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			json_object_set_new(o, "copy_back_applied", json_boolean(applied));
 			json_object_set_new(o, "after_copy_back", ra);
 			json_object_set_new(o, "after_copy_back_notes", notes);
-			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-			printf("%s\n", s);
-			free(s);
+			jsonout_print(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 			json_decref(o);
 		}
 		else
@@ -1748,6 +1734,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		if (apply && !yes)
 			arc = apply_parent(cfg, conn, live == COPYBACK_LIVE_GONE, &steps, mem, nmem, total, pshown, ptarget,
 							   &err);
+copy_back_out:
 		cb_steps_free(&steps);
 		free(mem);
 		free(sums);
@@ -1989,7 +1976,6 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 		{
 			json_t *o = json_object();
 			json_t *segs = json_array();
-			char *s;
 
 			for (int i = 0; i < plan->nsegs; i++)
 				json_array_append_new(segs, json_string(m->segments[plan->segs[i]].key));
@@ -2007,9 +1993,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 								plan->last_commit_lsn ? jsonout_lsn(plan->last_commit_lsn) : json_null());
 			json_object_set_new(o, "target", json_sprintf("%s.%s", tschema, tname));
 			json_object_set_new(o, "phases", progress_phases_json(&prog));
-			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-			printf("%s\n", s);
-			free(s);
+			jsonout_print(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
 			json_decref(o);
 		}
 		else
@@ -2154,7 +2138,6 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 			json_t *o = json_object();
 			json_t *cba = json_array();
 			json_t *warn = json_array();
-			char *s;
 
 			for (int i = 0; i < cb.n; i++)
 				json_array_append_new(cba, json_pack("{s:s,s:s}", "purpose", cb.what[i], "sql", cb.sql[i]));
@@ -2214,9 +2197,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				json_object_set_new(o, "after_copy_back", ra);
 				json_object_set_new(o, "after_copy_back_notes", notes);
 			}
-			s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-			printf("%s\n", s);
-			free(s);
+			jsonout_print(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
 			json_decref(o);
 		}
 		else
@@ -2259,14 +2240,11 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 				printf("Warnings:\n");
 				for (char *p = lres.warnings.data, *nl; p && *p; p = nl + 1)
 				{
-					char *line,
-							   *shown;
+					char *line;
 
 					nl = strchr(p, '\n');
 					line = nl ? xstrndup(p, (size_t) (nl - p)) : xstrdup(p);
-					shown = xstrdup_printable(line);
-					printf("%s\n", shown);
-					free(shown);
+					cli_print_line(line);
 					free(line);
 					if (nl == NULL)
 						break;

@@ -2,6 +2,7 @@
 #include "cmd_verify.h"
 #include "audit.h"
 #include "cli.h"
+#include "jsonout.h"
 #include "log.h"
 #include "lsn.h"
 #include "manifest.h"
@@ -70,11 +71,8 @@ report(verify_ctx *c, bool problem, const manifest *m, const char *key, const ch
 	char *safe;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
+	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	if (msg == NULL)
-		abort();				/* out of memory, as xmalloc would */
 	safe = redact_text(msg);
 	if (m)
 	{
@@ -680,14 +678,13 @@ verify_head_tables(verify_ctx *c, key_list *all)
 	for (int i = 0; c->head && i < c->head->ntables; i++)
 	{
 		const archive_head_table *t = &c->head->tables[i];
-		strbuf prefix = STRBUF_INIT;
+		char *prefix = manifest_table_prefix(t->relid);
 		listed_key probe;
 		int lo = 0,
 			hi = all->n;
 
-		strbuf_printf(&prefix, "tables/%" PRIu32 "/", t->relid);
 		/* The first key at or after the prefix: the directory's, if it has any. */
-		probe.key = prefix.data;
+		probe.key = prefix;
 		while (lo < hi)
 		{
 			int mid = lo + (hi - lo) / 2;
@@ -697,17 +694,17 @@ verify_head_tables(verify_ctx *c, key_list *all)
 			else
 				hi = mid;
 		}
-		if (lo == all->n || strncmp(all->keys[lo].key, prefix.data, prefix.len) != 0)
+		if (lo == all->n || strncmp(all->keys[lo].key, prefix, strlen(prefix)) != 0)
 		{
 			char *mkey = manifest_key(t->relid);
 
 			c->tables++;
 			report(c, true, NULL, mkey, "missing, and nothing is left under %s, but head.json records generation %"
 				   PRIu64 " of the manifest of %s.%s: the table's archive was deleted",
-				   prefix.data, t->generation, t->schema, t->name);
+				   prefix, t->generation, t->schema, t->name);
 			free(mkey);
 		}
-		strbuf_free(&prefix);
+		free(prefix);
 	}
 }
 
@@ -774,7 +771,6 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 	{
 		manifest *m = NULL;
 		char *prefix;
-		strbuf sb = STRBUF_INIT;
 		int rc;
 
 		if (audit_find_table(st, c.head, table, &m, &err) != BS_OK)
@@ -784,8 +780,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 			exit_code = strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME;
 			goto out;
 		}
-		strbuf_printf(&sb, "tables/%" PRIu32 "/", m->relid);
-		prefix = strbuf_detach(&sb, NULL);
+		prefix = manifest_table_prefix(m->relid);
 		rc = list_prefix(st, prefix, &all, &err);
 		if (rc == BS_OK)
 		{
@@ -839,7 +834,6 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 	{
 		json_t *o = json_object();
 		char *u = redact_text(storage_describe(st));
-		char *text;
 
 		json_object_set_new(o, "storage", json_string(u));
 		json_object_set_new(o, "ok", json_boolean(c.nproblems == 0));
@@ -850,9 +844,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 		json_object_set_new(o, "warnings", c.warnings);
 		json_object_set_new(o, "phases", progress_phases_json(&c.prog));
 		c.problems = c.warnings = NULL;
-		text = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
-		printf("%s\n", text);
-		free(text);
+		jsonout_print(o, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
 		free(u);
 		json_decref(o);
 	}

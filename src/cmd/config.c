@@ -368,19 +368,6 @@ set_checked(bs_config *cfg, const char *name, const char *value, config_source s
 	return BS_OK;
 }
 
-static char *
-trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char) *s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char) end[-1]))
-		*--end = '\0';
-	return s;
-}
-
 /* INI file: "key = value" lines, '#' or ';' comments, optional [section] headers (ignored
  * except for naming, e.g. [backstop]).  Values may be single- or double-quoted. */
 static int
@@ -421,7 +408,7 @@ load_file(bs_config *cfg, const char *path, bool must_exist, bs_error *err)
 		char origin[PATH_MAX + 32];
 
 		lineno++;
-		s = trim(line);
+		s = str_trim(line);
 		if (*s == '\0' || *s == '#' || *s == ';' || *s == '[')
 			continue;
 		snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
@@ -432,8 +419,8 @@ load_file(bs_config *cfg, const char *path, bool must_exist, bs_error *err)
 			break;
 		}
 		*eq = '\0';
-		key = trim(s);
-		value = trim(eq + 1);
+		key = str_trim(s);
+		value = str_trim(eq + 1);
 		for (char *k = key; *k; k++)
 			if (*k == '-')
 				*k = '_';
@@ -755,37 +742,35 @@ config_get_bool(const bs_config *cfg, config_id id)
 	return b;
 }
 
+/* The value of a numeric option (int, size or duration) as its parser reads it; 0 when unset. */
+static int64_t
+typed_number(const bs_config *cfg, config_id id, config_type type, int (*parse) (const char *, int64_t *),
+			 const char *getter)
+{
+	const char *v = typed_value(cfg, id, type, getter);
+	int64_t n = 0;
+
+	if (v && parse(v, &n) != 0)
+		unparsable(id, v, getter);
+	return n;
+}
+
 int64_t
 config_get_int(const bs_config *cfg, config_id id)
 {
-	const char *v = typed_value(cfg, id, CONFIG_INT, "config_get_int");
-	int64_t n = 0;
-
-	if (v && config_parse_int(v, &n) != 0)
-		unparsable(id, v, "config_get_int");
-	return n;
+	return typed_number(cfg, id, CONFIG_INT, config_parse_int, "config_get_int");
 }
 
 int64_t
 config_get_size(const bs_config *cfg, config_id id)
 {
-	const char *v = typed_value(cfg, id, CONFIG_SIZE, "config_get_size");
-	int64_t n = 0;
-
-	if (v && config_parse_size(v, &n) != 0)
-		unparsable(id, v, "config_get_size");
-	return n;
+	return typed_number(cfg, id, CONFIG_SIZE, config_parse_size, "config_get_size");
 }
 
 int64_t
 config_get_duration_ms(const bs_config *cfg, config_id id)
 {
-	const char *v = typed_value(cfg, id, CONFIG_DURATION, "config_get_duration_ms");
-	int64_t n = 0;
-
-	if (v && config_parse_duration_ms(v, &n) != 0)
-		unparsable(id, v, "config_get_duration_ms");
-	return n;
+	return typed_number(cfg, id, CONFIG_DURATION, config_parse_duration_ms, "config_get_duration_ms");
 }
 
 void

@@ -108,6 +108,23 @@ column_change_text(void *ctx, const char *reason, const char *column, uint64_t f
 	free(shown);
 }
 
+/* Gaps as [{from_lsn, to_lsn}], to_lsn null while open. */
+static json_t *
+gaps_json(const manifest_gap *gaps, int n)
+{
+	json_t *a = json_array();
+
+	for (int i = 0; i < n; i++)
+	{
+		json_t *g = json_object();
+
+		json_object_set_new(g, "from_lsn", jsonout_lsn(gaps[i].from));
+		json_object_set_new(g, "to_lsn", gaps[i].to == MANIFEST_GAP_OPEN ? json_null() : jsonout_lsn(gaps[i].to));
+		json_array_append_new(a, g);
+	}
+	return a;
+}
+
 json_t *
 info_render_table_json(const manifest *m, const info_summary *s)
 {
@@ -161,31 +178,11 @@ info_render_table_json(const manifest *m, const info_summary *s)
 	json_object_set_new(segs, "first_lsn", m->nsegments ? jsonout_lsn(s->seg_first) : json_null());
 	json_object_set_new(segs, "last_end_lsn", m->nsegments ? jsonout_lsn(s->seg_last_end) : json_null());
 	json_object_set_new(o, "segments", segs);
+	json_object_set_new(o, "not_archived", gaps_json(m->gaps, m->ngaps));
+	json_object_set_new(o, "schema_unknown", gaps_json(m->schema_gaps, m->nschema_gaps));
 	{
 		json_t *gaps = json_array();
 
-		for (int i = 0; i < m->ngaps; i++)
-		{
-			json_t *g = json_object();
-
-			json_object_set_new(g, "from_lsn", jsonout_lsn(m->gaps[i].from));
-			json_object_set_new(g, "to_lsn", m->gaps[i].to == MANIFEST_GAP_OPEN ? json_null() :
-								jsonout_lsn(m->gaps[i].to));
-			json_array_append_new(gaps, g);
-		}
-		json_object_set_new(o, "not_archived", gaps);
-		gaps = json_array();
-		for (int i = 0; i < m->nschema_gaps; i++)
-		{
-			json_t *g = json_object();
-
-			json_object_set_new(g, "from_lsn", jsonout_lsn(m->schema_gaps[i].from));
-			json_object_set_new(g, "to_lsn", m->schema_gaps[i].to == MANIFEST_GAP_OPEN ? json_null() :
-								jsonout_lsn(m->schema_gaps[i].to));
-			json_array_append_new(gaps, g);
-		}
-		json_object_set_new(o, "schema_unknown", gaps);
-		gaps = json_array();
 		column_change_windows(m, column_change_json, gaps);
 		json_object_set_new(o, "column_change_refused", gaps);
 	}
@@ -379,7 +376,6 @@ info_render_json(const char *where, const char *head_error, bool head_exists, co
 				 json_t *tables)
 {
 	json_t *o = json_object();
-	char *text;
 
 	json_object_set_new(o, "storage", json_string(where));
 	if (head_exists && head_error == NULL)
@@ -405,8 +401,6 @@ info_render_json(const char *where, const char *head_error, bool head_exists, co
 	if (json_object_get(o, "head_error") == NULL)
 		json_object_set_new(o, "head_error", json_string("(message is not valid UTF-8)"));
 	json_object_set_new(o, "tables", tables);
-	text = json_dumps(o, JSON_INDENT(2));
-	printf("%s\n", text);
-	free(text);
+	jsonout_print(o, JSON_INDENT(2));
 	json_decref(o);
 }

@@ -236,13 +236,7 @@ ddl_event_free(ddl_event *ev)
 		free(t->schema);
 		free(t->name);
 		free(t->tag);
-		for (int c = 0; c < t->ncols; c++)
-		{
-			free(t->columns[c].name);
-			free(t->columns[c].type_name);
-			free(t->columns[c].missing);
-		}
-		free(t->columns);
+		manifest_columns_free(t->ncols, t->columns);
 	}
 	free(ev->tables);
 	memset(ev, 0, sizeof(*ev));

@@ -103,37 +103,33 @@ pgsql_connect(const char *conninfo, bool replication, const char *application_na
 	return BS_OK;
 }
 
-int
-pgsql_exec(PGconn *conn, const char *sql, bs_error *err)
+/* A command's result: OK (and cleared) when it succeeded, with or without rows. */
+static int
+command_result(PGconn *conn, PGresult *res, bs_error *err)
 {
-	PGresult *res = PQexec(conn, sql);
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	int rc = BS_OK;
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
 	{
 		pgsql_set_error(err, conn, res, "query failed");
-		PQclear(res);
-		return BS_ERR;
+		rc = BS_ERR;
 	}
 	PQclear(res);
-	return BS_OK;
+	return rc;
+}
+
+int
+pgsql_exec(PGconn *conn, const char *sql, bs_error *err)
+{
+	return command_result(conn, PQexec(conn, sql), err);
 }
 
 int
 pgsql_exec_one(PGconn *conn, const char *sql, bs_error *err)
 {
 	/* The extended protocol: PostgreSQL refuses a second command in the text. */
-	PGresult *res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
-	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-	{
-		pgsql_set_error(err, conn, res, "query failed");
-		PQclear(res);
-		return BS_ERR;
-	}
-	PQclear(res);
-	return BS_OK;
+	return command_result(conn, PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0), err);
 }
 
 int

@@ -465,6 +465,27 @@ validate(PGconn *conn, const copyback_input *in, const copyback *cb, const char 
 	return rc;
 }
 
+/* The end of the copy-back's transaction: COMMIT when all went well (rc), else, or when the
+ * COMMIT fails, ROLLBACK. */
+static int
+commit_or_rollback(PGconn *conn, int rc, bs_error *err)
+{
+	if (rc == BS_OK && pgsql_exec_one(conn, "COMMIT", err) == BS_OK)
+		return BS_OK;
+	pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
+	return BS_ERR;
+}
+
+/* The copy-back's statements in order, in the caller's transaction; a failed one is named. */
+static int
+run_steps(PGconn *conn, char *const *sql, const char *const *what, int n, bs_error *err)
+{
+	for (int i = 0; i < n; i++)
+		if (pgsql_exec_one(conn, sql[i], err) != BS_OK)
+			return error_prefix(err, "copy-back step %d (%s), rolled back", i + 1, what[i]);
+	return BS_OK;
+}
+
 int
 copyback_apply(PGconn *conn, const copyback_input *in, const copyback *cb, bs_error *err)
 {
@@ -477,20 +498,14 @@ copyback_apply(PGconn *conn, const copyback_input *in, const copyback *cb, bs_er
 		goto out;
 	/* The recovery's own content, in this transaction, before anything moves. */
 	if (cb->kind == COPYBACK_RENAME && columns_checksum(conn, in->layout, tgt, &before, err) != BS_OK)
-		goto rollback;
-	for (int i = 0; i < cb->n; i++)
-		if (pgsql_exec_one(conn, cb->sql[i], err) != BS_OK)
-		{
-			error_prefix(err, "copy-back step %d (%s), rolled back", i + 1, cb->what[i]);
-			goto rollback;
-		}
-	if (validate(conn, in, cb, orig, tgt, before, err) != BS_OK ||
-		pgsql_exec_one(conn, "COMMIT", err) != BS_OK)
-		goto rollback;
+		goto end;
+	if (run_steps(conn, cb->sql, (const char *const *) cb->what, cb->n, err) != BS_OK)
+		goto end;
+	if (validate(conn, in, cb, orig, tgt, before, err) != BS_OK)
+		goto end;
 	rc = BS_OK;
-	goto out;
-rollback:
-	pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
+end:
+	rc = commit_or_rollback(conn, rc, err);
 out:
 	free(before);
 	free(orig);
@@ -498,79 +513,98 @@ out:
 	return rc;
 }
 
-int
-copyback_hierarchy_check(PGconn *conn, const copyback_member *mem, int n, strbuf *why, bs_error *err)
+/* A query about one member: its name is $1 and, with nparams 2, its parent's $2 (NULL for the root). */
+static int
+member_query(PGconn *conn, const copyback_member *e, const char *sql, int nparams, PGresult **res, bs_error *err)
+{
+	char *q = quote_qualified_name(e->schema, e->name);
+	char *pq = e->parent_name ? quote_qualified_name(e->parent_schema, e->parent_name) : NULL;
+	const char *params[2] = {q, pq};
+	int rc = pgsql_query_params(conn, sql, nparams, params, res, err);
+
+	free(q);
+	free(pq);
+	return rc;
+}
+
+/* One member checked in the live database: a difference said in *why. */
+typedef int (*member_check) (PGconn *conn, const copyback_member *e, strbuf *why, bs_error *err);
+
+/* Check the members in order up to the first difference, said in *why (empty: none). */
+static int
+check_members(PGconn *conn, const copyback_member *mem, int n, member_check check, strbuf *why, bs_error *err)
 {
 	strbuf_reset(why);
 	for (int i = 0; i < n && why->len == 0; i++)
+		if (check(conn, &mem[i], why, err) != BS_OK)
+			return BS_ERR;
+	return BS_OK;
+}
+
+/* The member stands as at the point: its kind, partition key, parent and bound. */
+static int
+member_in_place(PGconn *conn, const copyback_member *e, strbuf *why, bs_error *err)
+{
+	bool child = e->parent_name != NULL;
+	char *shown;
+	PGresult *res;
+
+	if (member_query(conn, e, "SELECT c.relkind::text, CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, "
+					 "EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid AND i.inhparent = to_regclass($2)), "
+					 "pg_get_expr(c.relpartbound, c.oid) FROM pg_class c WHERE c.oid = to_regclass($1)",
+					 2, &res, err) != BS_OK)
+		return error_prefix(err, "could not look up the live partitioned table");
+	shown = quote_display_name(e->schema, e->name);
+	if (PQntuples(res) == 0)
+		strbuf_printf(why, "%s does not exist", shown);
+	else if (e->key && (strcmp(PQgetvalue(res, 0, 0), "p") != 0 || strcmp(PQgetvalue(res, 0, 1), e->key) != 0))
+		strbuf_printf(why, "%s is not partitioned by %s as at the point", shown, e->key);
+	else if (e->key == NULL && strcmp(PQgetvalue(res, 0, 0), "r") != 0)
+		strbuf_printf(why, "%s is not an ordinary table as at the point", shown);
+	else if (child && strcmp(PQgetvalue(res, 0, 2), "t") != 0)
 	{
-		const copyback_member *e = &mem[i];
-		char *q = quote_qualified_name(e->schema, e->name);
-		char *pq = e->parent_name ? quote_qualified_name(e->parent_schema, e->parent_name) : NULL;
+		char *ps = quote_display_name(e->parent_schema, e->parent_name);
+
+		strbuf_printf(why, "%s is not a partition of %s as at the point", shown, ps);
+		free(ps);
+	}
+	else if (child && (PQgetisnull(res, 0, 3) || strcmp(PQgetvalue(res, 0, 3), e->bound) != 0))
+		strbuf_printf(why, "%s is attached %s, not %s as at the point", shown,
+					  PQgetisnull(res, 0, 3) ? "without a bound" : PQgetvalue(res, 0, 3), e->bound);
+	PQclear(res);
+	free(shown);
+	return BS_OK;
+}
+
+/* No relation holds the member's name. */
+static int
+member_name_free(PGconn *conn, const copyback_member *e, strbuf *why, bs_error *err)
+{
+	PGresult *res;
+
+	if (member_query(conn, e, "SELECT to_regclass($1) IS NOT NULL", 1, &res, err) != BS_OK)
+		return error_prefix(err, "could not look up the table in the live database");
+	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+	{
 		char *shown = quote_display_name(e->schema, e->name);
-		const char *params[2] = {q, pq};
-		PGresult *res;
 
-		if (pgsql_query_params(conn, "SELECT c.relkind::text, CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, "
-							   "EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid AND i.inhparent = to_regclass($2)), "
-							   "pg_get_expr(c.relpartbound, c.oid) FROM pg_class c WHERE c.oid = to_regclass($1)",
-							   2, params, &res, err) != BS_OK)
-		{
-			free(q);
-			free(pq);
-			free(shown);
-			return error_prefix(err, "could not look up the live partitioned table");
-		}
-		if (PQntuples(res) == 0)
-			strbuf_printf(why, "%s does not exist", shown);
-		else if (e->key && (strcmp(PQgetvalue(res, 0, 0), "p") != 0 || strcmp(PQgetvalue(res, 0, 1), e->key) != 0))
-			strbuf_printf(why, "%s is not partitioned by %s as at the point", shown, e->key);
-		else if (e->key == NULL && strcmp(PQgetvalue(res, 0, 0), "r") != 0)
-			strbuf_printf(why, "%s is not an ordinary table as at the point", shown);
-		else if (pq && strcmp(PQgetvalue(res, 0, 2), "t") != 0)
-		{
-			char *ps = quote_display_name(e->parent_schema, e->parent_name);
-
-			strbuf_printf(why, "%s is not a partition of %s as at the point", shown, ps);
-			free(ps);
-		}
-		else if (pq && (PQgetisnull(res, 0, 3) || strcmp(PQgetvalue(res, 0, 3), e->bound) != 0))
-			strbuf_printf(why, "%s is attached %s, not %s as at the point", shown,
-						  PQgetisnull(res, 0, 3) ? "without a bound" : PQgetvalue(res, 0, 3), e->bound);
-		PQclear(res);
-		free(q);
-		free(pq);
+		strbuf_printf(why, "a table named %s exists", shown);
 		free(shown);
 	}
+	PQclear(res);
 	return BS_OK;
+}
+
+int
+copyback_hierarchy_check(PGconn *conn, const copyback_member *mem, int n, strbuf *why, bs_error *err)
+{
+	return check_members(conn, mem, n, member_in_place, why, err);
 }
 
 int
 copyback_names_free(PGconn *conn, const copyback_member *mem, int n, strbuf *why, bs_error *err)
 {
-	strbuf_reset(why);
-	for (int i = 0; i < n && why->len == 0; i++)
-	{
-		char *q = quote_qualified_name(mem[i].schema, mem[i].name);
-		const char *params[1] = {q};
-		PGresult *res;
-
-		if (pgsql_query_params(conn, "SELECT to_regclass($1) IS NOT NULL", 1, params, &res, err) != BS_OK)
-		{
-			free(q);
-			return error_prefix(err, "could not look up the table in the live database");
-		}
-		if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-		{
-			char *shown = quote_display_name(mem[i].schema, mem[i].name);
-
-			strbuf_printf(why, "a table named %s exists", shown);
-			free(shown);
-		}
-		PQclear(res);
-		free(q);
-	}
-	return BS_OK;
+	return check_members(conn, mem, n, member_name_free, why, err);
 }
 
 int
@@ -582,18 +616,14 @@ copyback_apply_hierarchy(PGconn *conn, char *const *sql, const char *const *what
 
 	if (pgsql_exec_one(conn, "BEGIN", err) != BS_OK)
 		goto out;
-	for (int i = 0; i < nsql; i++)
-		if (pgsql_exec_one(conn, sql[i], err) != BS_OK)
-		{
-			error_prefix(err, "copy-back step %d (%s), rolled back", i + 1, what[i]);
-			goto rollback;
-		}
+	if (run_steps(conn, sql, what, nsql, err) != BS_OK)
+		goto end;
 	if (copyback_hierarchy_check(conn, mem, n, &why, err) != BS_OK)
-		goto rollback;
+		goto end;
 	if (why.len)
 	{
 		error_set(err, ERRCODE_DATA_CORRUPTED, "copy-back validation failed: %s; rolled back", why.data);
-		goto rollback;
+		goto end;
 	}
 	for (int i = 0; i < n; i++)
 	{
@@ -606,7 +636,7 @@ copyback_apply_hierarchy(PGconn *conn, char *const *sql, const char *const *what
 		if (columns_checksum(conn, mem[i].layout, q, &v, err) != BS_OK)
 		{
 			free(q);
-			goto rollback;
+			goto end;
 		}
 		free(q);
 		if (strcmp(v, mem[i].checksum) != 0)
@@ -617,7 +647,7 @@ copyback_apply_hierarchy(PGconn *conn, char *const *sql, const char *const *what
 					  "(rows/checksum), the recovery held %s; rolled back", shown, v, mem[i].checksum);
 			free(shown);
 			free(v);
-			goto rollback;
+			goto end;
 		}
 		free(v);
 	}
@@ -630,22 +660,19 @@ copyback_apply_hierarchy(PGconn *conn, char *const *sql, const char *const *what
 		strbuf_printf(&why, "SELECT count(*) FROM %s", q);
 		free(q);
 		if (query_text(conn, why.data, &v, err) != BS_OK)
-			goto rollback;
+			goto end;
 		if (strtoull(v, NULL, 10) != rows)
 		{
 			error_set(err, ERRCODE_DATA_CORRUPTED, "copy-back validation failed: the partitioned table holds %s "
 					  "rows, the recovery held %llu; rolled back", v, (unsigned long long) rows);
 			free(v);
-			goto rollback;
+			goto end;
 		}
 		free(v);
 	}
-	if (pgsql_exec_one(conn, "COMMIT", err) != BS_OK)
-		goto rollback;
 	rc = BS_OK;
-	goto out;
-rollback:
-	pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
+end:
+	rc = commit_or_rollback(conn, rc, err);
 out:
 	strbuf_free(&why);
 	return rc;

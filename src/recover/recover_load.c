@@ -4,6 +4,7 @@
 #include "pgsql.h"
 #include "quote.h"
 #include "sqlcheck.h"
+#include "strbuf.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -198,8 +199,7 @@ add_warning(recover_load_result *res, const char *fmt, ...)
 	char *msg;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		abort();				/* out of memory, as xmalloc would */
+	msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	strbuf_append_printable(&res->warnings, msg);
 	strbuf_append_char(&res->warnings, '\n');
