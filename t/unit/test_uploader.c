@@ -93,15 +93,22 @@ fault_head(storage *st, const char *key, bool *exists, storage_stat *stat, bs_er
 }
 
 static int
-fault_list(storage *st, const char *prefix, storage_list_cb cb, void *ctx, bs_error *err)
+fault_list(storage *st, const char *prefix, const char *start_after, storage_list_cb cb, void *ctx,
+		   bs_error *err)
 {
-	return storage_list(((fault_storage *) st)->inner, prefix, cb, ctx, err);
+	return storage_list_after(((fault_storage *) st)->inner, prefix, start_after, cb, ctx, err);
 }
 
 static int
 fault_delete(storage *st, const char *key, bs_error *err)
 {
 	return storage_delete(((fault_storage *) st)->inner, key, err);
+}
+
+static int
+fault_delete_many(storage *st, const char *const *keys, int n, bs_error *err)
+{
+	return storage_delete_many(((fault_storage *) st)->inner, keys, n, err);
 }
 
 static int
@@ -131,6 +138,7 @@ static const storage_ops fault_ops = {
 	.head = fault_head,
 	.list = fault_list,
 	.delete_key = fault_delete,
+	.delete_many = fault_delete_many,
 	.get_tagged = fault_get_tagged,
 	.put_if = fault_put_if,
 	.close = fault_close,
