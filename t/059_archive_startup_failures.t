@@ -11,6 +11,7 @@ use Digest::MD5 ();
 use File::Find ();
 use HTTP::Tiny;
 use IPC::Run;
+use JSON::PP ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -51,7 +52,9 @@ sub epoch_dirs
 }
 
 # Every file under a directory with its checksum and modification time (but head.json, when
-# asked: the first archiver moves it forward while idle).
+# asked: the first archiver moves it forward while idle).  lease.json is the first archiver's
+# heartbeat, renewed on a timer: its holder and token are what another archiver must not
+# change, not its renewal time.
 sub snapshot
 {
 	my ($root, $but_head) = @_;
@@ -60,6 +63,13 @@ sub snapshot
 	File::Find::find({ no_chdir => 1, wanted => sub {
 		return unless -f $_;
 		return if $but_head && $_ eq "$root/head.json";
+		if ($but_head && $_ eq "$root/lease.json")
+		{
+			my $l = JSON::PP->new->decode(slurp_file($_));
+			$files{$_} = "token $l->{token} owner $l->{owner}{id} released "
+			  . ($l->{released} ? 1 : 0);
+			return;
+		}
 		open(my $fh, '<:raw', $_) or die "$_: $!";
 		$files{$_} = Digest::MD5->new->addfile($fh)->hexdigest . ' ' . (stat($_))[9];
 	} }, $root);
