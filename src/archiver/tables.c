@@ -565,6 +565,8 @@ tables_poll(archiver *a, bs_error *err)
 		if (t && t->active)
 		{
 			int64_t base_age;
+			/* A copy gave way to the table's users a moment ago: not again before its backoff. */
+			bool backoff = t->base_retry_ms != 0 && clock_mono_ms() < t->base_retry_ms;
 
 			schema_poll_rename(a, t, ct);
 			if (schema_poll_layout(a, t, err) != BS_OK)
@@ -577,10 +579,11 @@ tables_poll(archiver *a, bs_error *err)
 			/* A busy small table outgrows its base in seconds: re-basing it at every check
 			 * would stall the stream for nothing, hence the minimum interval. */
 			/* nbases == 0: a first base that failed or was discarded is taken again. */
-			if (t->rebase_wanted || t->man->nbases == 0 || manifest_open_gap(t->man) != NULL ||
-				(t->man->nbases && rebase_age_us > 0 && base_age > rebase_age_us) ||
-				(ratio > 0 && base_age >= min_interval_us &&
-				 t->change_bytes * 100 > (uint64_t) ratio * (table_base_bytes(t->man) + 1)))
+			if (!backoff &&
+				(t->rebase_wanted || t->man->nbases == 0 || manifest_open_gap(t->man) != NULL ||
+				 (t->man->nbases && rebase_age_us > 0 && base_age > rebase_age_us) ||
+				 (ratio > 0 && base_age >= min_interval_us &&
+				  t->change_bytes * 100 > (uint64_t) ratio * (table_base_bytes(t->man) + 1))))
 			{
 				need = xrealloc(need, (size_t) (nneed + 1) * sizeof(arch_table *));
 				need[nneed++] = t;

@@ -248,6 +248,10 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, const ba
 		if (rc != BS_OK)
 		{
 			free(qname);
+			if (strcmp(err->code, "55P03") == 0)
+				return error_prefix(err, "base copy of %s.%s: another session holds or waits for a conflicting lock "
+									"on the table or its parent (the copy gives way after its lock timeout)",
+									table->schema, table->name);
 			return error_prefix(err, "base copy of %s.%s", table->schema, table->name);
 		}
 		rc = BS_ERR;
@@ -384,19 +388,63 @@ out:
 }
 
 int
-basecopy_begin_snapshot(PGconn *conn, const char *snapshot, bs_error *err)
+basecopy_begin_snapshot(PGconn *conn, const char *snapshot, int64_t lock_timeout_ms, bs_error *err)
 {
 	char *lit = quote_literal(snapshot);
 	strbuf sql = STRBUF_INIT;
 	int rc;
 
 	strbuf_printf(&sql, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s", lit);
+	/*
+	 * The copy gives way to the table's users: it waits for a lock at most this long (a
+	 * waiting request also holds up every later one queued behind it), and less than
+	 * deadlock_timeout, so that in a deadlock with a user's statement the copy's wait, never
+	 * the user's, is the one that ends.  lock_timeout is user-settable; set for this
+	 * transaction only.
+	 */
+	if (lock_timeout_ms > 0)
+		strbuf_printf(&sql, "; SELECT set_config('lock_timeout', greatest(1, least(%lld, "
+					  "(SELECT setting::bigint / 2 FROM pg_settings WHERE name = 'deadlock_timeout')))::text, true)",
+					  (long long) lock_timeout_ms);
 	rc = pgsql_exec(conn, sql.data, err);
 	if (rc != BS_OK)
 		error_prefix(err, "could not import snapshot %s", snapshot);
 	free(lit);
 	strbuf_free(&sql);
 	return rc;
+}
+
+bool
+basecopy_error_yields(const bs_error *err)
+{
+	/* lock_not_available (lock_timeout), deadlock_detected, undefined_table (dropped or
+	 * renamed meanwhile), and check_unchanged_since_snapshot's object_in_use. */
+	return strcmp(err->code, "55P03") == 0 || strcmp(err->code, "40P01") == 0 ||
+		strcmp(err->code, ERRCODE_UNDEFINED_TABLE) == 0 || strcmp(err->code, ERRCODE_OBJECT_IN_USE) == 0;
+}
+
+int
+basecopy_table_in_snapshot(PGconn *conn, const char *snapshot, storage *st, const basecopy_options *opts,
+						   const basecopy_target *table, uint64_t lsn, basecopy_result *out, bs_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (basecopy_begin_snapshot(conn, snapshot, opts->lock_timeout_ms, err) != BS_OK)
+	{
+		pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
+		return BS_ERR;
+	}
+	if (basecopy_table(conn, st, opts, table, lsn, out, err) != BS_OK)
+	{
+		pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
+		return BS_ERR;
+	}
+	/* Read-only: the COMMIT only ends the transaction and lets its locks go. */
+	if (pgsql_exec(conn, "COMMIT", err) != BS_OK)
+	{
+		basecopy_result_free(out);
+		return error_prefix(err, "base copy of %s.%s", table->schema, table->name);
+	}
+	return BS_OK;
 }
 
 int
@@ -427,19 +475,26 @@ basecopy_with_temporary_slot(PGconn *repl, PGconn *conn, storage *st, const base
 		error_set(err, ERRCODE_PROTOCOL, "bad consistent point \"%s\"", PQgetvalue(res, 0, 1));
 		goto out;
 	}
-	if (basecopy_begin_snapshot(conn, PQgetvalue(res, 0, 2), err) != BS_OK)
-		goto out;
 	log_info("base copy point %s: copying %d table(s)", PQgetvalue(res, 0, 1), ntables);
+	/* The exported snapshot stays valid while repl is idle: one transaction per table, so
+	 * that no table stays locked while another one is copied or waited for. */
 	for (done = 0; done < ntables; done++)
 	{
-		if (basecopy_table(conn, st, opts, &tables[done], lsn, &out[done], err) != BS_OK)
+		if (opts->cancel && __atomic_load_n(opts->cancel, __ATOMIC_RELAXED))
 		{
-			pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
+			error_set(err, ERRCODE_CANCELED, "base copy cancelled");
 			goto out;
 		}
+		if (basecopy_table_in_snapshot(conn, PQgetvalue(res, 0, 2), st, opts, &tables[done], lsn, &out[done],
+									   err) == BS_OK)
+			continue;
+		if (!basecopy_error_yields(err))
+			goto out;
+		/* Given way: no copy of this table at this point; the others go on. */
+		log_warning("base copy of %s.%s yielded (nothing recorded, taken again later): %s", tables[done].schema,
+					tables[done].name, err->message);
+		error_clear(err);
 	}
-	if (pgsql_exec(conn, "COMMIT", err) != BS_OK)
-		goto out;
 	*lsn_out = lsn;
 	*results = out;
 	out = NULL;

@@ -9,6 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * The leaf partitions below c, from pg_inherits, as relid: not pg_partition_tree(), which
+ * locks every partition (ACCESS SHARE, to the end of the statement) and so waits behind a
+ * session's DROP, ALTER or TRUNCATE of one, or deadlocks with a DROP of the parent locking
+ * them in another order.  Catalog reads take no lock on the tables.
+ */
+#define LEAF_PARTITIONS_OF_C \
+	"(WITH RECURSIVE tree(relid) AS (SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = c.oid " \
+	"  UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid) " \
+	"  SELECT tree.relid FROM tree JOIN pg_class lc ON lc.oid = tree.relid AND lc.relispartition " \
+	"  WHERE lc.relkind <> 'p') "
+
 /* Replica identity is usable when UPDATE and DELETE can carry a key (or the full row):
  * publishing updates of any other table makes them fail on the primary.  For a partitioned
  * table, its leaf partitions (which are what is archived), first ones by OID. */
@@ -19,9 +31,9 @@
 	"    WHEN 'd' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) " \
 	"    WHEN 'i' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) " \
 	"    ELSE false END, " \
-	"  CASE WHEN c.relkind = 'p' THEN (SELECT count(*) FROM pg_partition_tree(c.oid) pt WHERE pt.isleaf) END, " \
+	"  CASE WHEN c.relkind = 'p' THEN (SELECT count(*) FROM " LEAF_PARTITIONS_OF_C " pt) END, " \
 	"  CASE WHEN c.relkind = 'p' THEN (SELECT string_agg(format('%I.%I', pn.nspname, pc.relname), ', ' ORDER BY pc.oid) " \
-	"    FROM (SELECT pt.relid FROM pg_partition_tree(c.oid) pt WHERE pt.isleaf ORDER BY pt.relid LIMIT " \
+	"    FROM (SELECT pt.relid FROM " LEAF_PARTITIONS_OF_C " pt ORDER BY pt.relid LIMIT " \
 	CATALOG_PARTITIONS_NAMED ") l JOIN pg_class pc ON pc.oid = l.relid " \
 	"    JOIN pg_namespace pn ON pn.oid = pc.relnamespace) END " \
 	"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
