@@ -347,10 +347,14 @@ tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs
 	char *state = NULL;
 	uint64_t seen = 0;
 
-	if (catalog_sync_publication(a->conn, pubname, list, &as_is, err) != BS_OK)
+	/* At start-up there is no stream without it (it waits); later, a session's DDL on a new
+	 * table is not waited for long, nor held up: the next check tries again. */
+	if (catalog_sync_publication(a->conn, pubname, list, &as_is,
+								 startup ? 0 : config_get_duration_ms(a->cfg, CFG_BASE_LOCK_TIMEOUT), err) != BS_OK)
 	{
 		/* At start-up there is no stream without it; later (a table dropped between the two
-		 * reads, say) the next check tries again, and what it publishes is read below. */
+		 * reads, or a table's lock not had, say) the next check tries again, and what it
+		 * publishes is read below. */
 		if (startup)
 			return BS_ERR;
 		log_warning("%s", err->message);

@@ -175,17 +175,25 @@ check_unchanged_since_snapshot(PGconn *conn, uint32_t relid, const char *qname, 
 	return rc;
 }
 
-/* The test hook: wait for the test's advisory lock, then let it go at once. */
+/* The test hook: wait for the test's advisory lock, then let it go at once.  Not under the
+ * copy's lock_timeout (the test decides how long): the transaction's is set back after. */
 static int
 test_lock_wait(PGconn *conn, int64_t key, bs_error *err)
 {
 	strbuf sb = STRBUF_INIT;
+	char *saved = NULL;
+	char *lit;
 	int rc;
 
-	strbuf_printf(&sb, "SELECT pg_advisory_lock_shared(%lld), pg_advisory_unlock_shared(%lld)",
-				  (long long) key, (long long) key);
+	if (pgsql_query_value(conn, "SELECT current_setting('lock_timeout')", &saved, err) != BS_OK)
+		return BS_ERR;
+	lit = quote_literal(saved ? saved : "0");
+	strbuf_printf(&sb, "SET LOCAL lock_timeout = 0; SELECT pg_advisory_lock_shared(%lld), pg_advisory_unlock_shared(%lld); "
+				  "SELECT set_config('lock_timeout', %s, true)", (long long) key, (long long) key, lit);
 	rc = pgsql_exec(conn, sb.data, err);
 	strbuf_free(&sb);
+	free(lit);
+	free(saved);
 	return rc;
 }
 
@@ -228,7 +236,10 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, const ba
 
 		/* Locked first, as pg_dump does: no DDL between reading the layout and the COPY.  A
 		 * partition's parent before it (the definition reads the parent's), in the order
-		 * ATTACH/DETACH PARTITION take them, so that the copy waits instead of deadlocking. */
+		 * DROP, ATTACH and DETACH PARTITION take them; ONLY, or the parent's lock would take
+		 * every other partition's too.  In one statement under the transaction's lock_timeout
+		 * (basecopy_begin_snapshot), holding no other table's lock: in a deadlock with a
+		 * session, the copy's wait ends first. */
 		snprintf(oid, sizeof(oid), "%u", relid);
 		if (pgsql_query_params(conn, "SELECT format('%I.%I', n.nspname, p.relname) FROM pg_inherits i "
 							   "JOIN pg_class c ON c.oid = i.inhrelid AND c.relispartition "
@@ -239,9 +250,9 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, const ba
 			return error_prefix(err, "base copy of %s.%s", table->schema, table->name);
 		}
 		if (PQntuples(pres) == 1)
-			strbuf_printf(&sb, "LOCK TABLE %s, %s IN ACCESS SHARE MODE", PQgetvalue(pres, 0, 0), qname);
+			strbuf_printf(&sb, "LOCK TABLE ONLY %s, ONLY %s IN ACCESS SHARE MODE", PQgetvalue(pres, 0, 0), qname);
 		else
-			strbuf_printf(&sb, "LOCK TABLE %s IN ACCESS SHARE MODE", qname);
+			strbuf_printf(&sb, "LOCK TABLE ONLY %s IN ACCESS SHARE MODE", qname);
 		PQclear(pres);
 		rc = pgsql_exec(conn, sb.data, err);
 		strbuf_free(&sb);
@@ -395,17 +406,10 @@ basecopy_begin_snapshot(PGconn *conn, const char *snapshot, int64_t lock_timeout
 	int rc;
 
 	strbuf_printf(&sql, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s", lit);
-	/*
-	 * The copy gives way to the table's users: it waits for a lock at most this long (a
-	 * waiting request also holds up every later one queued behind it), and less than
-	 * deadlock_timeout, so that in a deadlock with a user's statement the copy's wait, never
-	 * the user's, is the one that ends.  lock_timeout is user-settable; set for this
-	 * transaction only.
-	 */
+	/* The copy gives way to the table's users: it waits for a lock at most this long (a
+	 * waiting request also holds up every later one queued behind it). */
 	if (lock_timeout_ms > 0)
-		strbuf_printf(&sql, "; SELECT set_config('lock_timeout', greatest(1, least(%lld, "
-					  "(SELECT setting::bigint / 2 FROM pg_settings WHERE name = 'deadlock_timeout')))::text, true)",
-					  (long long) lock_timeout_ms);
+		strbuf_printf(&sql, "; " PGSQL_LOCAL_LOCK_TIMEOUT_FMT, (long long) lock_timeout_ms);
 	rc = pgsql_exec(conn, sql.data, err);
 	if (rc != BS_OK)
 		error_prefix(err, "could not import snapshot %s", snapshot);

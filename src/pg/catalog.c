@@ -364,7 +364,7 @@ catalog_column_values_unknown(PGconn *conn, uint32_t relid, const char *name, bo
 
 int
 catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, char **used_as_is,
-						 bs_error *err)
+						 int64_t lock_timeout_ms, bs_error *err)
 {
 	const char *params[1] = {pubname};
 	PGresult *res;
@@ -446,9 +446,24 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 		strbuf_printf(&sql, "ALTER PUBLICATION %s SET TABLE %s", pub, list.data);
 	else
 		strbuf_printf(&sql, "SELECT 1");
+	/* ALTER PUBLICATION locks every table it names (SHARE UPDATE EXCLUSIVE): not waiting
+	 * long behind a session's DDL, nor holding up the sessions queued behind this request. */
+	if (lock_timeout_ms > 0)
+	{
+		strbuf wrapped = STRBUF_INIT;
+
+		strbuf_printf(&wrapped, "BEGIN; " PGSQL_LOCAL_LOCK_TIMEOUT_FMT "; %s; COMMIT", (long long) lock_timeout_ms,
+					  sql.data);
+		strbuf_free(&sql);
+		sql = wrapped;
+	}
 	rc = pgsql_exec(conn, sql.data, err);
 	if (rc != BS_OK)
+	{
+		if (lock_timeout_ms > 0)
+			pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
 		error_prefix(err, "could not set up publication \"%s\"", pubname);
+	}
 	free(pub);
 	strbuf_free(&list);
 	strbuf_free(&sql);
