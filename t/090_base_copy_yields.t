@@ -141,11 +141,44 @@ is(content_checksum($node, $db, 'public.meas_1_r'), content_checksum($node, $db,
 $h->signal('TERM');
 $h->finish;
 
-# ---- 2. The deadlock: the copy holds the parent (from a partition's copy), the user holds the
-# other partition and asks for the parent.  The user's DROP must succeed.  New tables (their
-# first copies), no re-bases.
+# ---- 2. The deadlock of the incident: a session holds the partitions, the copy of one holds
+# the parent and waits for its partition, past deadlock_timeout (its deadlock check found no
+# cycle then); the session then drops the parent.  Before, PostgreSQL aborted the session's DROP
+# ("deadlock detected"); now the copy has given way long before.  New tables (their first
+# copies), no re-bases.
 
 $h = start_archiver();
+$holder->query_safe("SELECT pg_advisory_lock($snap_key)");
+$node->safe_psql($db, q{
+	CREATE TABLE public.ec (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+	CREATE TABLE public.ec_a PARTITION OF public.ec FOR VALUES FROM (1) TO (21);
+	CREATE TABLE public.ec_b PARTITION OF public.ec FOR VALUES FROM (21) TO (41);
+	INSERT INTO public.ec SELECT g, 'c' || g FROM generate_series(1, 40) g;
+});
+ok(wait_for('a copy of a partition of public.ec to have its snapshot', sub { advisory_waiting($snap_key) > 0 }, 60),
+	'the first copy of a partition of public.ec has its snapshot') or diag(slurp_file($log));
+my $user3 = $node->background_psql($db, on_error_stop => 0);
+$user3->query_safe('BEGIN');
+$user3->query_safe('LOCK TABLE public.ec_a, public.ec_b IN ACCESS EXCLUSIVE MODE');
+my $server_log_from = -s $node->logfile;
+$holder->query_safe("SELECT pg_advisory_unlock($snap_key)");
+# The copy waits for a partition, holding the parent: until it gives way (now), or past the
+# deadlock check of its wait, which PostgreSQL logs (log_lock_waits; before).
+ok(wait_for('the copy to give way or to wait past deadlock_timeout', sub {
+			slurp_file($log) =~ /base copy of public\.ec_[ab] yielded/ ||
+			  substr(slurp_file($node->logfile), $server_log_from) =~ /still waiting for AccessShareLock on relation/ }, 60),
+	'the copy waited for the partition the session holds') or diag(slurp_file($log));
+$user3->{stdin} .= "DROP TABLE public.ec;\n\\echo drop3-finished\n";
+$user3->query_until(qr/drop3-finished/, '');
+unlike($user3->{stderr}, qr/ERROR/, "the session's DROP TABLE of the partitioned table succeeds (not a deadlock victim)")
+  or diag($user3->{stderr});
+$user3->{stderr} = '';
+$user3->query_safe('COMMIT');
+like(slurp_file($log), qr/base copy of public\.ec_[ab] yielded \(nothing recorded, taken again later\): .*lock timeout/,
+	'the copy gave way after its lock timeout');
+
+# ---- 3. The other order: the copy holds the parent (a partition's copy runs), the session
+# holds the other partition and asks for the parent.  The session's DROP must succeed.
 
 $holder->query_safe("SELECT pg_advisory_lock($copy_key)");
 $node->safe_psql($db, q{
@@ -194,6 +227,7 @@ is($rc, 0, 'the archiver still archives') or diag("$cout\n$err\n" . slurp_file($
 
 $user->quit;
 $user2->quit;
+$user3->quit;
 $holder->quit;
 $h->signal('TERM');
 $h->finish;
