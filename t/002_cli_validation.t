@@ -50,6 +50,7 @@ my @ranges = (
 	[ 'rebase-age',                'archive',    [ '0', '59s' ],              'between 1min and 3650d' ],
 	[ 'rebase-ratio',              'archive',    [ '0', '-5', '1000001' ],    'between 1 and 1000000' ],
 	[ 'rebase-min-interval',       'archive',    [ '3651d' ],                 'between 0 and 3650d' ],
+	[ 'base-lock-timeout',         'archive',    [ '0', '2min' ],             'between 1ms and 1min' ],
 	[ 'spool-limit',               'archive',    [ '0', '1kB' ],              'at least 64kB' ],
 	[ 'open-memory-limit',         'archive',    [ '0', '512kB' ],            'at least 1MiB' ],
 	[ 'status-interval',           'archive',    [ '0', '2h' ],               'between 100ms and 1h' ],

@@ -92,6 +92,9 @@ on_metrics(struct evhttp_request *req, void *arg)
 		"# TYPE backstop_reconnects_total counter\nbackstop_reconnects_total %" PRIu64 "\n"
 		"# HELP backstop_base_copies_total Base copies taken.\n"
 		"# TYPE backstop_base_copies_total counter\nbackstop_base_copies_total %" PRIu64 "\n"
+		"# HELP backstop_base_copy_yields_total Base copies of a table abandoned to give way to a lock on it "
+		"(taken again later).\n"
+		"# TYPE backstop_base_copy_yields_total counter\nbackstop_base_copy_yields_total %" PRIu64 "\n"
 		"# HELP backstop_base_copy_running 1 while a base copy (new table or re-base) runs in the background.\n"
 		"# TYPE backstop_base_copy_running gauge\nbackstop_base_copy_running %d\n"
 		"# HELP backstop_base_copy_seconds How long the running base copy has been running (0: none).\n"
@@ -106,7 +109,7 @@ on_metrics(struct evhttp_request *req, void *arg)
 		a->open_bytes, a->spilled_bytes, a->metrics.spills, a->metrics.spool_bytes, a->metrics.messages, a->metrics.bytes_received,
 		a->metrics.transactions, a->metrics.changes, a->metrics.segments_uploaded,
 		a->metrics.bytes_uploaded, a->metrics.upload_errors, a->metrics.reconnects,
-		a->metrics.base_copies, a->bjob != NULL,
+		a->metrics.base_copies, a->metrics.base_copy_yields, a->bjob != NULL,
 		a->bjob ? (double) (clock_mono_ms() - a->bjob->started_ms) / 1000.0 : 0.0, a->metrics.checkpoints,
 		up > 0 ? (double) a->metrics.bytes_received / up : 0.0,
 		up > 0 ? (double) a->metrics.bytes_uploaded / up : 0.0);

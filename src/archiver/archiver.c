@@ -150,7 +150,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 /* The options a SIGHUP reloads from the configuration file. */
 static const config_id reloadable_ids[] = {
 	CFG_SEGMENT_SIZE, CFG_SEGMENT_AGE, CFG_LOG_LEVEL, CFG_REBASE_AGE, CFG_REBASE_RATIO, CFG_REBASE_MIN_INTERVAL,
-	CFG_SPOOL_LIMIT, CFG_OPEN_MEMORY_LIMIT, CFG_STATUS_INTERVAL, CFG_TABLE_POLL_INTERVAL
+	CFG_BASE_LOCK_TIMEOUT, CFG_SPOOL_LIMIT, CFG_OPEN_MEMORY_LIMIT, CFG_STATUS_INTERVAL, CFG_TABLE_POLL_INTERVAL
 };
 
 static void

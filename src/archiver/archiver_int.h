@@ -103,6 +103,10 @@ typedef struct arch_table
 	segment_summary sum;		/* of the open segment, kept as records arrive (records: open_records) */
 	uint64_t change_bytes;		/* change bytes archived since the newest base */
 	bool rebase_wanted;
+	/* Base copies that gave way to the table's users in a row (basecopy_error_yields), and
+	 * the clock_mono_ms before which no new one is started (backoff; 0: none). */
+	int base_yields;
+	int64_t base_retry_ms;
 	uint64_t rewrite_lsn;		/* commit LSN of the transaction in which a table_rewrite was read */
 	uint32_t layout_id;			/* layout of the changes being received */
 	char *verified_key;			/* newest object re-read and checked by this process */
@@ -207,6 +211,7 @@ typedef struct archiver_metrics
 	uint64_t upload_errors;
 	uint64_t reconnects;
 	uint64_t base_copies;
+	uint64_t base_copy_yields;	/* a table's copy gave way to a lock (basecopy_error_yields) */
 	uint64_t spool_bytes;
 	uint64_t checkpoints;
 	uint64_t spills;

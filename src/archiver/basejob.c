@@ -54,6 +54,7 @@ base_job_new(archiver *a, storage *st, arch_table **list, int n)
 	j->opts.test_lock_key = a->test_lock_key;
 	j->opts.publication = config_get(a->cfg, CFG_PUBLICATION);
 	j->opts.test_snapshot_lock_key = a->test_snapshot_lock_key;
+	j->opts.lock_timeout_ms = config_get_duration_ms(a->cfg, CFG_BASE_LOCK_TIMEOUT);
 	j->ntargets = n;
 	j->targets = xcalloc((size_t) n, sizeof(basecopy_target));
 	for (int i = 0; i < n; i++)
@@ -236,15 +237,48 @@ basejob_apply(archiver *a, const basecopy_result *r, uint64_t lsn)
 	t->dirty = true;
 	t->base_unstored = true;
 	t->change_bytes = 0;
+	t->base_yields = 0;
+	t->base_retry_ms = 0;
 	a->metrics.base_copies++;
 	pthread_cond_signal(&a->wake);
 	return t;
+}
+
+/* First wait after a copy gave way, doubled at each one in a row up to the maximum. */
+#define BASE_YIELD_BACKOFF_MIN_MS 1000
+#define BASE_YIELD_BACKOFF_MAX_MS (5 * 60 * 1000)
+
+/*
+ * A copy of this table gave way to its users (logged by basecopy): taken again at a table
+ * check, not before the backoff, so that a session holding the table's lock for long is not
+ * disturbed by a copy every check.  A table dropped meanwhile is found so by the check.
+ */
+static void
+base_yielded(archiver *a, uint32_t relid)
+{
+	arch_table *t = tables_find(a, relid);
+	int64_t delay = BASE_YIELD_BACKOFF_MIN_MS;
+
+	if (t == NULL || !t->active)
+		return;
+	t->rebase_wanted = true;
+	for (int i = 0; i < t->base_yields && delay < BASE_YIELD_BACKOFF_MAX_MS; i++)
+		delay *= 2;
+	if (delay > BASE_YIELD_BACKOFF_MAX_MS)
+		delay = BASE_YIELD_BACKOFF_MAX_MS;
+	t->base_yields++;
+	t->base_retry_ms = clock_mono_ms() + delay;
+	a->metrics.base_copy_yields++;
+	log_info("table %s.%s: base copy taken again in %lld ms at the earliest (%d in a row gave way)",
+			 t->man->schema, t->man->name, (long long) delay, t->base_yields);
 }
 
 /* The job has finished (thread joined, or run directly): add its copies, or log why not. */
 static void
 finish_base_job(archiver *a, base_job *j)
 {
+	int ncopied = 0;
+
 	if (j->rc != BS_OK && __atomic_load_n(&j->cancel, __ATOMIC_RELAXED))
 	{
 		/* The tables have no new base yet: the next start takes them (nbases == 0 or the
@@ -265,9 +299,18 @@ finish_base_job(archiver *a, base_job *j)
 		return;
 	}
 	for (int i = 0; i < j->ntargets; i++)
-		basejob_apply(a, &j->results[i], j->lsn);
-	log_info("%d base cop%s done in %.1f s", j->ntargets, j->ntargets == 1 ? "y" : "ies",
-			 (double) (clock_mono_ms() - j->started_ms) / 1000.0);
+	{
+		if (j->results[i].relid == 0)
+			base_yielded(a, j->targets[i].relid);
+		else
+		{
+			basejob_apply(a, &j->results[i], j->lsn);
+			ncopied++;
+		}
+	}
+	log_info("%d base cop%s done in %.1f s%s", ncopied, ncopied == 1 ? "y" : "ies",
+			 (double) (clock_mono_ms() - j->started_ms) / 1000.0,
+			 ncopied < j->ntargets ? " (the others gave way, taken again later)" : "");
 }
 
 /*
@@ -364,7 +407,11 @@ basejob_take_now(archiver *a, arch_table **list, int n, bs_error *err)
 	for (int i = 0; i < n; i++)
 	{
 		list[i]->rebase_wanted = false;
-		basejob_apply(a, &j->results[i], j->lsn);
+		/* One that gave way has no base yet: a table check takes it in the background. */
+		if (j->results[i].relid == 0)
+			base_yielded(a, j->targets[i].relid);
+		else
+			basejob_apply(a, &j->results[i], j->lsn);
 	}
 	base_job_free(j);
 	return BS_OK;

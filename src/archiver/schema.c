@@ -476,7 +476,12 @@ newest_base_partition_of(const arch_table *t, uint32_t parent)
 	return yes;
 }
 
-#define PARTITIONS_BELOW "SELECT relid FROM pg_partition_tree($1::oid::regclass) WHERE relid <> $1::oid::regclass"
+/* From pg_inherits: pg_partition_tree() would lock every partition, waiting behind a
+ * session's DDL on one (the main connection must not wait on the tables' users). */
+#define PARTITIONS_BELOW \
+	"WITH RECURSIVE tree(relid) AS (SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = $1::oid " \
+	"  UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid) " \
+	"SELECT tree.relid FROM tree JOIN pg_class c ON c.oid = tree.relid AND c.relispartition"
 
 /*
  * ALTER TABLE on a partitioned table (ATTACH or DETACH PARTITION among others) names only the

@@ -19,6 +19,39 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* Attempts at a first base copy that gives way to a lock, and the first wait (doubled). */
+#define FIRST_COPY_ATTEMPTS 6
+#define FIRST_COPY_RETRY_MS 1000
+
+/*
+ * A table's base copy at the new slot's point.  One that gives way to a session's lock is
+ * taken again under the same snapshot a few times (no lock is held meanwhile): every table
+ * needs its copy at this point (the gap of an earlier slot ends there), so after that the
+ * start fails, saying why.
+ */
+static int
+first_base_copy(archiver *a, const char *snapshot, const basecopy_options *opts, const basecopy_target *target,
+				uint64_t lsn, basecopy_result *r, bs_error *err)
+{
+	int64_t delay = FIRST_COPY_RETRY_MS;
+
+	for (int attempt = 1;; attempt++)
+	{
+		if (basecopy_table_in_snapshot(a->conn, snapshot, a->st, opts, target, lsn, r, err) == BS_OK)
+			return BS_OK;
+		/* A table dropped meanwhile fails the start as before: the next one finds it gone. */
+		if (!basecopy_error_yields(err) || strcmp(err->code, ERRCODE_UNDEFINED_TABLE) == 0)
+			return BS_ERR;
+		if (attempt == FIRST_COPY_ATTEMPTS)
+			return error_prefix(err, "the first base copy of %s.%s gave way %d times (start again when the session "
+								"holding its lock is done)", target->schema, target->name, attempt);
+		log_warning("%s (taken again in %lld ms)", err->message, (long long) delay);
+		usleep((useconds_t) delay * 1000);
+		delay *= 2;
+	}
+}
 
 int
 startup_setup(archiver *a, bs_error *err)
@@ -175,6 +208,7 @@ startup_setup(archiver *a, bs_error *err)
 		strbuf sql = STRBUF_INIT;
 		uint64_t lsn;
 		basecopy_options opts = {a->codec, a->level, (uint64_t) config_get_size(a->cfg, CFG_BASE_CHUNK_SIZE), NULL};
+		char *snapshot;
 
 		opts.publication = config_get(a->cfg, CFG_PUBLICATION);
 		PQclear(res);
@@ -199,13 +233,11 @@ startup_setup(archiver *a, bs_error *err)
 						"then and %s are NOT in the archive; recorded as a gap, points inside it are refused",
 						lsn_format(a->head.flushed_lsn, l), PQgetvalue(res, 0, 1));
 		}
-		/* The exported snapshot lives while repl stays idle: copy every table under it. */
-		if (basecopy_begin_snapshot(a->conn, PQgetvalue(res, 0, 2), err) != BS_OK)
-		{
-			PQclear(res);
-			goto fail_list;
-		}
+		/* The exported snapshot lives while repl stays idle: copy every table under it, each
+		 * in its own transaction (basecopy_table_in_snapshot). */
+		snapshot = xstrdup(PQgetvalue(res, 0, 2));
 		PQclear(res);
+		opts.lock_timeout_ms = config_get_duration_ms(a->cfg, CFG_BASE_LOCK_TIMEOUT);
 		for (int i = 0; i < a->ntables; i++)
 		{
 			arch_table *t = a->tables[i];
@@ -218,9 +250,9 @@ startup_setup(archiver *a, bs_error *err)
 
 			if (!t->active || t->gone_lsn || t->unpublished)
 				continue;
-			if (basecopy_table(a->conn, a->st, &opts, &target, lsn, &r, err) != BS_OK)
+			if (first_base_copy(a, snapshot, &opts, &target, lsn, &r, err) != BS_OK)
 			{
-				pgsql_exec(a->conn, "ROLLBACK", &(bs_error) {0});
+				free(snapshot);
 				goto fail_list;
 			}
 			basejob_apply(a, &r, lsn);
@@ -240,12 +272,11 @@ startup_setup(archiver *a, bs_error *err)
 				t->man->archived_to = lsn;
 			if (uploader_store_manifest_now(a, t->man, err) != BS_OK)
 			{
-				pgsql_exec(a->conn, "ROLLBACK", &(bs_error) {0});
+				free(snapshot);
 				goto fail_list;
 			}
 		}
-		if (pgsql_exec(a->conn, "COMMIT", err) != BS_OK)
-			goto fail_list;
+		free(snapshot);
 		a->flush_lsn = lsn;
 		a->head_written_lsn = 0;
 		if (uploader_store_head(a, lsn, err) != BS_OK)

@@ -344,10 +344,14 @@ tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs
 	char *state = NULL;
 	uint64_t seen = 0;
 
-	if (catalog_sync_publication(a->conn, pubname, list, &as_is, err) != BS_OK)
+	/* At start-up there is no stream without it (it waits); later, a session's DDL on a new
+	 * table is not waited for long, nor held up: the next check tries again. */
+	if (catalog_sync_publication(a->conn, pubname, list, &as_is,
+								 startup ? 0 : config_get_duration_ms(a->cfg, CFG_BASE_LOCK_TIMEOUT), err) != BS_OK)
 	{
 		/* At start-up there is no stream without it; later (a table dropped between the two
-		 * reads, say) the next check tries again, and what it publishes is read below. */
+		 * reads, or a table's lock not had, say) the next check tries again, and what it
+		 * publishes is read below. */
 		if (startup)
 			return BS_ERR;
 		log_warning("%s", err->message);
@@ -568,6 +572,8 @@ tables_poll(archiver *a, bs_error *err)
 		if (t && t->active)
 		{
 			int64_t base_age;
+			/* A copy gave way to the table's users a moment ago: not again before its backoff. */
+			bool backoff = t->base_retry_ms != 0 && clock_mono_ms() < t->base_retry_ms;
 
 			schema_poll_rename(a, t, ct);
 			if (schema_poll_layout(a, t, err) != BS_OK)
@@ -580,10 +586,11 @@ tables_poll(archiver *a, bs_error *err)
 			/* A busy small table outgrows its base in seconds: re-basing it at every check
 			 * would stall the stream for nothing, hence the minimum interval. */
 			/* nbases == 0: a first base that failed or was discarded is taken again. */
-			if (t->rebase_wanted || t->man->nbases == 0 || manifest_open_gap(t->man) != NULL ||
-				(t->man->nbases && rebase_age_us > 0 && base_age > rebase_age_us) ||
-				(ratio > 0 && base_age >= min_interval_us &&
-				 t->change_bytes * 100 > (uint64_t) ratio * (table_base_bytes(t->man) + 1)))
+			if (!backoff &&
+				(t->rebase_wanted || t->man->nbases == 0 || manifest_open_gap(t->man) != NULL ||
+				 (t->man->nbases && rebase_age_us > 0 && base_age > rebase_age_us) ||
+				 (ratio > 0 && base_age >= min_interval_us &&
+				  t->change_bytes * 100 > (uint64_t) ratio * (table_base_bytes(t->man) + 1))))
 			{
 				need = xrealloc(need, (size_t) (nneed + 1) * sizeof(arch_table *));
 				need[nneed++] = t;

@@ -34,7 +34,7 @@
 
 static const char *const archive_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "drop", "segment_size",
-	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
+	"segment_age", "segment_compression_level", "base_chunk_size", "base_lock_timeout", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
 	"open_memory_limit", "listen", "listen_allow_remote", "listen_max_connections", "listen_timeout",
 	"control_token", "control_token_file", "status_interval", "table_poll_interval", "end_lsn", "lease_timeout",
 	"take_over", "keep_window", "keep_bases", "orphan_age", "expire_interval", "ddl_capture", NULL
@@ -65,7 +65,7 @@ static const char *const exec_options[] = {"db", "json", "policy", "file", "comm
 	"listen", "control_token", "control_token_file", "timeout", NULL};
 static const char *const config_cmd_options[] = {
 	STORAGE_OPTIONS, "db", "tables", "all_tables", "slot", "publication", "segment_size",
-	"segment_age", "segment_compression_level", "base_chunk_size", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
+	"segment_age", "segment_compression_level", "base_chunk_size", "base_lock_timeout", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
 	"open_memory_limit", "listen", "listen_allow_remote", "listen_max_connections", "listen_timeout",
 	"control_token", "control_token_file", "status_interval", "table_poll_interval", "lease_timeout", "stale_after",
 	"keep_window", "keep_bases", "orphan_age", "expire_interval", "ddl_capture", NULL

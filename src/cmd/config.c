@@ -51,6 +51,7 @@ static const config_range config_ranges[] = {
 	{CFG_REBASE_AGE, MINUTE, 3650 * DAY},
 	{CFG_REBASE_RATIO, 1, 1000000},
 	{CFG_REBASE_MIN_INTERVAL, 0, 3650 * DAY},	/* 0: no minimum */
+	{CFG_BASE_LOCK_TIMEOUT, 1, MINUTE},	/* a waiting lock request holds up the users queued behind it */
 	{CFG_SPOOL_LIMIT, 64 * KIB, INT64_MAX},
 	{CFG_OPEN_MEMORY_LIMIT, MIB, INT64_MAX},
 	{CFG_MEMORY_LIMIT, MIB, INT64_MAX},

@@ -49,6 +49,7 @@ CONFIG_OPTION(SEGMENT_COMPRESSION_LEVEL, "segment_compression_level", CONFIG_INT
 CONFIG_OPTION(BASE_CHUNK_SIZE, "base_chunk_size", CONFIG_SIZE, "64MiB", NULL, false, "uncompressed size of one base-copy chunk")
 CONFIG_OPTION(REBASE_AGE, "rebase_age", CONFIG_DURATION, "7d", NULL, false, "take a new base copy of a table after this age")
 CONFIG_OPTION(REBASE_RATIO, "rebase_ratio", CONFIG_INT, "100", NULL, false, "take a new base copy when change bytes exceed this percentage of the base")
+CONFIG_OPTION(BASE_LOCK_TIMEOUT, "base_lock_timeout", CONFIG_DURATION, "100ms", NULL, false, "a base copy waits at most this long for a table's lock (never more than half the server's deadlock_timeout), then gives way to the session holding it and is taken again later")
 CONFIG_OPTION(REBASE_MIN_INTERVAL, "rebase_min_interval", CONFIG_DURATION, "1h", NULL, false, "no re-base by rebase_ratio sooner than this after the previous base")
 CONFIG_OPTION(SPOOL_DIR, "spool_dir", CONFIG_STRING, NULL, NULL, false, "spool for sealed segments awaiting upload (default DATA_DIR/spool)")
 CONFIG_OPTION(SPOOL_LIMIT, "spool_limit", CONFIG_SIZE, "1GiB", NULL, false, "exit with an error before the spool exceeds this")

@@ -175,17 +175,25 @@ check_unchanged_since_snapshot(PGconn *conn, uint32_t relid, const char *qname, 
 	return rc;
 }
 
-/* The test hook: wait for the test's advisory lock, then let it go at once. */
+/* The test hook: wait for the test's advisory lock, then let it go at once.  Not under the
+ * copy's lock_timeout (the test decides how long): the transaction's is set back after. */
 static int
 test_lock_wait(PGconn *conn, int64_t key, bs_error *err)
 {
 	strbuf sb = STRBUF_INIT;
+	char *saved = NULL;
+	char *lit;
 	int rc;
 
-	strbuf_printf(&sb, "SELECT pg_advisory_lock_shared(%lld), pg_advisory_unlock_shared(%lld)",
-				  (long long) key, (long long) key);
+	if (pgsql_query_value(conn, "SELECT current_setting('lock_timeout')", &saved, err) != BS_OK)
+		return BS_ERR;
+	lit = quote_literal(saved ? saved : "0");
+	strbuf_printf(&sb, "SET LOCAL lock_timeout = 0; SELECT pg_advisory_lock_shared(%lld), pg_advisory_unlock_shared(%lld); "
+				  "SELECT set_config('lock_timeout', %s, true)", (long long) key, (long long) key, lit);
 	rc = pgsql_exec(conn, sb.data, err);
 	strbuf_free(&sb);
+	free(lit);
+	free(saved);
 	return rc;
 }
 
@@ -228,7 +236,10 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, const ba
 
 		/* Locked first, as pg_dump does: no DDL between reading the layout and the COPY.  A
 		 * partition's parent before it (the definition reads the parent's), in the order
-		 * ATTACH/DETACH PARTITION take them, so that the copy waits instead of deadlocking. */
+		 * DROP, ATTACH and DETACH PARTITION take them; ONLY, or the parent's lock would take
+		 * every other partition's too.  In one statement under the transaction's lock_timeout
+		 * (basecopy_begin_snapshot), holding no other table's lock: in a deadlock with a
+		 * session, the copy's wait ends first. */
 		snprintf(oid, sizeof(oid), "%u", relid);
 		if (pgsql_query_params(conn, "SELECT format('%I.%I', n.nspname, p.relname) FROM pg_inherits i "
 							   "JOIN pg_class c ON c.oid = i.inhrelid AND c.relispartition "
@@ -239,15 +250,19 @@ basecopy_table(PGconn *conn, storage *st, const basecopy_options *opts, const ba
 			return error_prefix(err, "base copy of %s.%s", table->schema, table->name);
 		}
 		if (PQntuples(pres) == 1)
-			strbuf_printf(&sb, "LOCK TABLE %s, %s IN ACCESS SHARE MODE", PQgetvalue(pres, 0, 0), qname);
+			strbuf_printf(&sb, "LOCK TABLE ONLY %s, ONLY %s IN ACCESS SHARE MODE", PQgetvalue(pres, 0, 0), qname);
 		else
-			strbuf_printf(&sb, "LOCK TABLE %s IN ACCESS SHARE MODE", qname);
+			strbuf_printf(&sb, "LOCK TABLE ONLY %s IN ACCESS SHARE MODE", qname);
 		PQclear(pres);
 		rc = pgsql_exec(conn, sb.data, err);
 		strbuf_free(&sb);
 		if (rc != BS_OK)
 		{
 			free(qname);
+			if (strcmp(err->code, "55P03") == 0)
+				return error_prefix(err, "base copy of %s.%s: another session holds or waits for a conflicting lock "
+									"on the table or its parent (the copy gives way after its lock timeout)",
+									table->schema, table->name);
 			return error_prefix(err, "base copy of %s.%s", table->schema, table->name);
 		}
 		rc = BS_ERR;
@@ -384,19 +399,56 @@ out:
 }
 
 int
-basecopy_begin_snapshot(PGconn *conn, const char *snapshot, bs_error *err)
+basecopy_begin_snapshot(PGconn *conn, const char *snapshot, int64_t lock_timeout_ms, bs_error *err)
 {
 	char *lit = quote_literal(snapshot);
 	strbuf sql = STRBUF_INIT;
 	int rc;
 
 	strbuf_printf(&sql, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s", lit);
+	/* The copy gives way to the table's users: it waits for a lock at most this long (a
+	 * waiting request also holds up every later one queued behind it). */
+	if (lock_timeout_ms > 0)
+		strbuf_printf(&sql, "; " PGSQL_LOCAL_LOCK_TIMEOUT_FMT, (long long) lock_timeout_ms);
 	rc = pgsql_exec(conn, sql.data, err);
 	if (rc != BS_OK)
 		error_prefix(err, "could not import snapshot %s", snapshot);
 	free(lit);
 	strbuf_free(&sql);
 	return rc;
+}
+
+bool
+basecopy_error_yields(const bs_error *err)
+{
+	/* lock_not_available (lock_timeout), deadlock_detected, undefined_table (dropped or
+	 * renamed meanwhile), and check_unchanged_since_snapshot's object_in_use. */
+	return strcmp(err->code, "55P03") == 0 || strcmp(err->code, "40P01") == 0 ||
+		strcmp(err->code, ERRCODE_UNDEFINED_TABLE) == 0 || strcmp(err->code, ERRCODE_OBJECT_IN_USE) == 0;
+}
+
+int
+basecopy_table_in_snapshot(PGconn *conn, const char *snapshot, storage *st, const basecopy_options *opts,
+						   const basecopy_target *table, uint64_t lsn, basecopy_result *out, bs_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (basecopy_begin_snapshot(conn, snapshot, opts->lock_timeout_ms, err) != BS_OK)
+	{
+		pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
+		return BS_ERR;
+	}
+	if (basecopy_table(conn, st, opts, table, lsn, out, err) != BS_OK)
+	{
+		pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
+		return BS_ERR;
+	}
+	/* Read-only: the COMMIT only ends the transaction and lets its locks go. */
+	if (pgsql_exec(conn, "COMMIT", err) != BS_OK)
+	{
+		basecopy_result_free(out);
+		return error_prefix(err, "base copy of %s.%s", table->schema, table->name);
+	}
+	return BS_OK;
 }
 
 int
@@ -427,19 +479,26 @@ basecopy_with_temporary_slot(PGconn *repl, PGconn *conn, storage *st, const base
 		error_set(err, ERRCODE_PROTOCOL, "bad consistent point \"%s\"", PQgetvalue(res, 0, 1));
 		goto out;
 	}
-	if (basecopy_begin_snapshot(conn, PQgetvalue(res, 0, 2), err) != BS_OK)
-		goto out;
 	log_info("base copy point %s: copying %d table(s)", PQgetvalue(res, 0, 1), ntables);
+	/* The exported snapshot stays valid while repl is idle: one transaction per table, so
+	 * that no table stays locked while another one is copied or waited for. */
 	for (done = 0; done < ntables; done++)
 	{
-		if (basecopy_table(conn, st, opts, &tables[done], lsn, &out[done], err) != BS_OK)
+		if (opts->cancel && __atomic_load_n(opts->cancel, __ATOMIC_RELAXED))
 		{
-			pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
+			error_set(err, ERRCODE_CANCELED, "base copy cancelled");
 			goto out;
 		}
+		if (basecopy_table_in_snapshot(conn, PQgetvalue(res, 0, 2), st, opts, &tables[done], lsn, &out[done],
+									   err) == BS_OK)
+			continue;
+		if (!basecopy_error_yields(err))
+			goto out;
+		/* Given way: no copy of this table at this point; the others go on. */
+		log_warning("base copy of %s.%s yielded (nothing recorded, taken again later): %s", tables[done].schema,
+					tables[done].name, err->message);
+		error_clear(err);
 	}
-	if (pgsql_exec(conn, "COMMIT", err) != BS_OK)
-		goto out;
 	*lsn_out = lsn;
 	*results = out;
 	out = NULL;

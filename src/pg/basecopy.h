@@ -2,6 +2,7 @@
 #ifndef BACKSTOP_BASECOPY_H
 #define BACKSTOP_BASECOPY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <libpq-fe.h>
 
@@ -28,6 +29,10 @@ typedef struct basecopy_options
 	/* Tests only (BACKSTOP_TEST_BASE_COPY_SNAPSHOT_LOCK): the same wait, after the snapshot is
 	 * imported and before the table is locked, so that a test can commit DDL in between. */
 	int64_t		test_snapshot_lock_key;
+	/* How long a copy may wait for a lock (the session's lock_timeout, capped below the
+	 * server's deadlock_timeout): past it the copy of that table yields (see
+	 * basecopy_error_yields).  0: PostgreSQL's own (wait without end). */
+	int64_t		lock_timeout_ms;
 } basecopy_options;
 
 /* A test hook's key from the environment variable name (0: none; a malformed value is
@@ -44,7 +49,8 @@ typedef struct basecopy_target
 
 /*
  * What a copy produced, before it is added to any manifest: the table's layout and the base
- * (chunks stored and verified; layout_id is set by basecopy_apply).
+ * (chunks stored and verified; layout_id is set by basecopy_apply).  relid 0: no copy (the
+ * table's copy yielded, see basecopy_with_temporary_slot).
  */
 typedef struct basecopy_result
 {
@@ -75,16 +81,35 @@ int basecopy_read_layout(PGconn *conn, uint32_t relid, char *replident, int *nco
 						 manifest_column **cols, bs_error *err);
 
 /*
+ * True when a copy failed because it gave way to the table's users, not because of a fault:
+ * a lock it could not have within its lock_timeout (or a deadlock), the table dropped or
+ * renamed meanwhile, or changed since the snapshot.  Nothing of it is recorded; the copy is
+ * taken again later.
+ */
+bool basecopy_error_yields(const bs_error *err);
+
+/*
+ * Copy one table in its own transaction under an exported snapshot (basecopy_begin_snapshot,
+ * then basecopy_table, then COMMIT; ROLLBACK on failure): its locks are held only while this
+ * table is copied, never while another one is waited for.
+ */
+int basecopy_table_in_snapshot(PGconn *conn, const char *snapshot, storage *st, const basecopy_options *opts,
+							   const basecopy_target *table, uint64_t lsn, basecopy_result *out, bs_error *err);
+
+/*
  * Take base copies of the given tables exactly at one point, using a temporary logical
  * slot created on repl (a replication connection) for its exported snapshot; conn (a
- * normal connection, idle) runs the copies.  results receives ntables entries (free each
- * with basecopy_result_free, then the array), *lsn_out the point.
+ * normal connection, idle) runs the copies, each table in its own transaction under that
+ * snapshot.  results receives ntables entries (free each with basecopy_result_free, then the
+ * array), *lsn_out the point.  A table whose copy yields (basecopy_error_yields; logged) gets
+ * an entry with relid 0 and the others are copied all the same; any other failure fails all.
  */
 int basecopy_with_temporary_slot(PGconn *repl, PGconn *conn, storage *st, const basecopy_options *opts,
 								 const basecopy_target *tables, int ntables, basecopy_result **results,
 								 uint64_t *lsn_out, bs_error *err);
 
-/* Start the snapshot transaction on conn for an exported snapshot name. */
-int basecopy_begin_snapshot(PGconn *conn, const char *snapshot, bs_error *err);
+/* Start the snapshot transaction on conn for an exported snapshot name, with lock_timeout_ms
+ * (basecopy_options) as the transaction's lock_timeout. */
+int basecopy_begin_snapshot(PGconn *conn, const char *snapshot, int64_t lock_timeout_ms, bs_error *err);
 
 #endif

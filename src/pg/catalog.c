@@ -9,6 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * The leaf partitions below c, from pg_inherits, as relid: not pg_partition_tree(), which
+ * locks every partition (ACCESS SHARE, to the end of the statement) and so waits behind a
+ * session's DROP, ALTER or TRUNCATE of one, or deadlocks with a DROP of the parent locking
+ * them in another order.  Catalog reads take no lock on the tables.
+ */
+#define LEAF_PARTITIONS_OF_C \
+	"(WITH RECURSIVE tree(relid) AS (SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = c.oid " \
+	"  UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid) " \
+	"  SELECT tree.relid FROM tree JOIN pg_class lc ON lc.oid = tree.relid AND lc.relispartition " \
+	"  WHERE lc.relkind <> 'p') "
+
 /* Replica identity is usable when UPDATE and DELETE can carry a key (or the full row):
  * publishing updates of any other table makes them fail on the primary.  For a partitioned
  * table, its leaf partitions (which are what is archived), first ones by OID. */
@@ -19,9 +31,9 @@
 	"    WHEN 'd' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) " \
 	"    WHEN 'i' THEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) " \
 	"    ELSE false END, " \
-	"  CASE WHEN c.relkind = 'p' THEN (SELECT count(*) FROM pg_partition_tree(c.oid) pt WHERE pt.isleaf) END, " \
+	"  CASE WHEN c.relkind = 'p' THEN (SELECT count(*) FROM " LEAF_PARTITIONS_OF_C " pt) END, " \
 	"  CASE WHEN c.relkind = 'p' THEN (SELECT string_agg(format('%I.%I', pn.nspname, pc.relname), ', ' ORDER BY pc.oid) " \
-	"    FROM (SELECT pt.relid FROM pg_partition_tree(c.oid) pt WHERE pt.isleaf ORDER BY pt.relid LIMIT " \
+	"    FROM (SELECT pt.relid FROM " LEAF_PARTITIONS_OF_C " pt ORDER BY pt.relid LIMIT " \
 	CATALOG_PARTITIONS_NAMED ") l JOIN pg_class pc ON pc.oid = l.relid " \
 	"    JOIN pg_namespace pn ON pn.oid = pc.relnamespace) END " \
 	"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -352,7 +364,7 @@ catalog_column_values_unknown(PGconn *conn, uint32_t relid, const char *name, bo
 
 int
 catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, char **used_as_is,
-						 bs_error *err)
+						 int64_t lock_timeout_ms, bs_error *err)
 {
 	const char *params[1] = {pubname};
 	PGresult *res;
@@ -434,9 +446,24 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 		strbuf_printf(&sql, "ALTER PUBLICATION %s SET TABLE %s", pub, list.data);
 	else
 		strbuf_printf(&sql, "SELECT 1");
+	/* ALTER PUBLICATION locks every table it names (SHARE UPDATE EXCLUSIVE): not waiting
+	 * long behind a session's DDL, nor holding up the sessions queued behind this request. */
+	if (lock_timeout_ms > 0)
+	{
+		strbuf wrapped = STRBUF_INIT;
+
+		strbuf_printf(&wrapped, "BEGIN; " PGSQL_LOCAL_LOCK_TIMEOUT_FMT "; %s; COMMIT", (long long) lock_timeout_ms,
+					  sql.data);
+		strbuf_free(&sql);
+		sql = wrapped;
+	}
 	rc = pgsql_exec(conn, sql.data, err);
 	if (rc != BS_OK)
+	{
+		if (lock_timeout_ms > 0)
+			pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
 		error_prefix(err, "could not set up publication \"%s\"", pubname);
+	}
 	free(pub);
 	strbuf_free(&list);
 	strbuf_free(&sql);

@@ -60,9 +60,11 @@ int catalog_column_values_unknown(PGconn *conn, uint32_t relid, const char *name
 
 /* Make the publication publish exactly these tables (created when missing).  A publication
  * FOR ALL TABLES, or one this role does not own, is left as it is: *used_as_is then says why
- * (malloc'd; NULL when the publication was made or checked right). */
+ * (malloc'd; NULL when the publication was made or checked right).  lock_timeout_ms > 0: the
+ * change waits at most that long for the tables' locks (PGSQL_LOCAL_LOCK_TIMEOUT_FMT), else
+ * fails (0: waits as long as it takes). */
 int catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, char **used_as_is,
-							 bs_error *err);
+							 int64_t lock_timeout_ms, bs_error *err);
 /* Whether the publication streams each of these tables now: state[i] 'p' published, 'n' not,
  * 'f' only in part (a row filter or a column list), 'g' gone from the catalog (dropped
  * meanwhile); and a WAL position read before: a table

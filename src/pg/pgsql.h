@@ -32,6 +32,17 @@ int pgsql_query_params(PGconn *conn, const char *sql, int nparams, const char *c
 /* First column of the first row as a new string (NULL for SQL NULL), error if no row. */
 int pgsql_query_value(PGconn *conn, const char *sql, char **out, bs_error *err);
 
+/*
+ * A statement (printf format, one long long: milliseconds) setting the transaction's
+ * lock_timeout for statements of the archiver that must give way to the tables' users: at
+ * most that long, and below half the server's deadlock_timeout, so that in a deadlock with a
+ * user's statement the archiver's wait, never the user's, is the one that ends.
+ * lock_timeout is user-settable (no privilege needed).
+ */
+#define PGSQL_LOCAL_LOCK_TIMEOUT_FMT \
+	"SELECT set_config('lock_timeout', greatest(1, least(%lld, " \
+	"(SELECT setting::bigint / 2 FROM pg_settings WHERE name = 'deadlock_timeout')))::text, true)"
+
 /* The CREATE_REPLICATION_SLOT ... LOGICAL pgoutput option that exports the slot's snapshot:
  * the option list of PostgreSQL 15 and later, or the keyword PostgreSQL 14 understands. */
 const char *pgsql_export_snapshot_option(PGconn *repl);
