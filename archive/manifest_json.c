@@ -700,9 +700,46 @@ j_element(json_t *arr, const char *path, const char *name, int i, json_t **e, ch
 	return BS_OK;
 }
 
-static int
-column_from_json(json_t *o, const char *path, manifest_column *c, bs_error *err)
+/* Reads one object of an array (at path p) into out, one element of the array being built. */
+typedef int (*element_fn) (json_t *e, const char *p, void *out, bs_error *err);
+
+/*
+ * Read the array member name of o, whose elements are objects, into a new zeroed array of
+ * elements of size bytes, each read by fn; returns it (NULL when the member is no array).
+ * *rc says whether all was read; *count counts the elements handed to fn, so that on failure
+ * the caller frees what was read with the array.
+ */
+static void *
+j_objects(json_t *o, const char *path, const char *name, size_t size, element_fn fn, int *count,
+		  int *rc, bs_error *err)
 {
+	json_t *arr;
+	int n;
+	char *items;
+	char p[PATH_BUFLEN];
+
+	*count = 0;
+	*rc = BS_ERR;
+	if (j_array(o, path, name, &arr, &n, err) != BS_OK)
+		return NULL;
+	items = xcalloc(n > 0 ? (size_t) n : 1, size);
+	for (int i = 0; i < n; i++)
+	{
+		json_t *e;
+
+		*count = i + 1;
+		if (j_element(arr, path, name, i, &e, p, err) != BS_OK ||
+			fn(e, p, items + (size_t) i * size, err) != BS_OK)
+			return items;
+	}
+	*rc = BS_OK;
+	return items;
+}
+
+static int
+column_from_json(json_t *o, const char *path, void *out, bs_error *err)
+{
+	manifest_column *c = out;
 	int64_t v;
 
 	if (j_string(o, path, "name", true, &c->name, err) != BS_OK ||
@@ -726,12 +763,12 @@ column_from_json(json_t *o, const char *path, manifest_column *c, bs_error *err)
 }
 
 static int
-layout_from_json(json_t *o, const char *path, manifest_layout *l, bs_error *err)
+layout_from_json(json_t *o, const char *path, void *out, bs_error *err)
 {
+	manifest_layout *l = out;
 	int64_t id;
-	json_t *cols;
 	char *ri = NULL;
-	char p[PATH_BUFLEN];
+	int rc;
 
 	if (j_int(o, path, "id", 0, UINT32_MAX, &id, err) != BS_OK ||
 		j_lsn(o, path, "from_lsn", true, &l->from_lsn, err) != BS_OK ||
@@ -740,30 +777,32 @@ layout_from_json(json_t *o, const char *path, manifest_layout *l, bs_error *err)
 	l->id = (uint32_t) id;
 	l->replident = strlen(ri) == 1 ? ri[0] : '?';	/* '?' is refused by manifest_validate */
 	free(ri);
-	if (j_array(o, path, "columns", &cols, &l->ncols, err) != BS_OK)
-	{
-		l->ncols = 0;
-		return BS_ERR;
-	}
-	l->columns = xcalloc(l->ncols > 0 ? (size_t) l->ncols : 1, sizeof(manifest_column));
-	for (int c = 0; c < l->ncols; c++)
-	{
-		json_t *e;
+	l->columns = j_objects(o, path, "columns", sizeof(manifest_column), column_from_json, &l->ncols,
+						   &rc, err);
+	return rc;
+}
 
-		if (j_element(cols, path, "columns", c, &e, p, err) != BS_OK ||
-			column_from_json(e, p, &l->columns[c], err) != BS_OK)
-			return BS_ERR;
-	}
+static int
+chunk_from_json(json_t *e, const char *p, void *out, bs_error *err)
+{
+	manifest_chunk *ch = out;
+
+	if (j_string(e, p, "key", true, &ch->key, err) != BS_OK ||
+		j_sha(e, p, "sha256", ch->sha256, err) != BS_OK ||
+		j_u64(e, p, "size", &ch->size, err) != BS_OK ||
+		j_u64(e, p, "raw_size", &ch->raw_size, err) != BS_OK ||
+		j_u64(e, p, "rows", &ch->rows, err) != BS_OK)
+		return BS_ERR;
 	return BS_OK;
 }
 
 static int
-base_from_json(json_t *o, const char *path, manifest_base *b, bs_error *err)
+base_from_json(json_t *o, const char *path, void *out, bs_error *err)
 {
-	json_t *chunks;
+	manifest_base *b = out;
 	json_t *def;
 	int64_t v;
-	int n;
+	int rc;
 	char p[PATH_BUFLEN];
 
 	if (j_lsn(o, path, "lsn", true, &b->lsn, err) != BS_OK ||
@@ -783,29 +822,16 @@ base_from_json(json_t *o, const char *path, manifest_base *b, bs_error *err)
 		if (b->definition == NULL)
 			return error_set(err, ERRCODE_OUT_OF_MEMORY, "out of memory");
 	}
-	if (j_array(o, path, "chunks", &chunks, &n, err) != BS_OK)
-		return BS_ERR;
-	b->chunks = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_chunk));
-	for (int c = 0; c < n; c++)
-	{
-		manifest_chunk *ch = &b->chunks[c];
-		json_t *e;
-
-		b->nchunks = c + 1;		/* so that a failure frees what was read */
-		if (j_element(chunks, path, "chunks", c, &e, p, err) != BS_OK ||
-			j_string(e, p, "key", true, &ch->key, err) != BS_OK ||
-			j_sha(e, p, "sha256", ch->sha256, err) != BS_OK ||
-			j_u64(e, p, "size", &ch->size, err) != BS_OK ||
-			j_u64(e, p, "raw_size", &ch->raw_size, err) != BS_OK ||
-			j_u64(e, p, "rows", &ch->rows, err) != BS_OK)
-			return BS_ERR;
-	}
-	return BS_OK;
+	b->chunks = j_objects(o, path, "chunks", sizeof(manifest_chunk), chunk_from_json, &b->nchunks, &rc,
+						  err);
+	return rc;
 }
 
 static int
-segment_from_json(json_t *o, const char *path, manifest_segment *s, bs_error *err)
+segment_from_json(json_t *o, const char *path, void *out, bs_error *err)
 {
+	manifest_segment *s = out;
+
 	if (j_string(o, path, "key", true, &s->key, err) != BS_OK ||
 		j_lsn(o, path, "first_lsn", true, &s->first_lsn, err) != BS_OK ||
 		j_lsn(o, path, "last_end_lsn", true, &s->last_end_lsn, err) != BS_OK ||
@@ -819,6 +845,31 @@ segment_from_json(json_t *o, const char *path, manifest_segment *s, bs_error *er
 	return BS_OK;
 }
 
+/* A name of the table's name history (0.3). */
+static int
+name_from_json(json_t *e, const char *p, void *out, bs_error *err)
+{
+	manifest_name *nm = out;
+
+	if (j_lsn(e, p, "from_lsn", true, &nm->from_lsn, err) != BS_OK ||
+		j_string(e, p, "schema", true, &nm->schema, err) != BS_OK ||
+		j_string(e, p, "name", true, &nm->name, err) != BS_OK)
+		return BS_ERR;
+	return BS_OK;
+}
+
+/* A gap: a range of LSNs that the archive does not hold (gaps, schema_unknown). */
+static int
+gap_from_json(json_t *e, const char *p, void *out, bs_error *err)
+{
+	manifest_gap *g = out;
+
+	if (j_lsn(e, p, "from", true, &g->from, err) != BS_OK ||
+		j_lsn(e, p, "to", true, &g->to, err) != BS_OK)
+		return BS_ERR;
+	return BS_OK;
+}
+
 static int
 manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 {
@@ -826,6 +877,7 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 	int64_t format;
 	json_t *arr;
 	int n;
+	int rc;
 	char p[PATH_BUFLEN];
 
 	if (!json_is_object(root))
@@ -854,20 +906,9 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 	/* Optional (newer writers): the name history. */
 	if (json_object_get(root, "names") != NULL)
 	{
-		if (j_array(root, "", "names", &arr, &n, err) != BS_OK)
+		m->names = j_objects(root, "", "names", sizeof(manifest_name), name_from_json, &m->nnames, &rc, err);
+		if (rc != BS_OK)
 			return BS_ERR;
-		m->names = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_name));
-		for (int i = 0; i < n; i++)
-		{
-			json_t *e;
-
-			m->nnames = i + 1;
-			if (j_element(arr, "", "names", i, &e, p, err) != BS_OK ||
-				j_lsn(e, p, "from_lsn", true, &m->names[i].from_lsn, err) != BS_OK ||
-				j_string(e, p, "schema", true, &m->names[i].schema, err) != BS_OK ||
-				j_string(e, p, "name", true, &m->names[i].name, err) != BS_OK)
-				return BS_ERR;
-		}
 	}
 	/* Optional (0.3): the partition membership changes, ascending LSNs. */
 	if (json_object_get(root, "partition_changes") != NULL)
@@ -896,77 +937,30 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 	if (m->expired_before && j_time(root, "", "expired_time", &m->expired_time, err) != BS_OK)
 		return BS_ERR;
 
-	if (j_array(root, "", "layouts", &arr, &n, err) != BS_OK)
+	m->layouts = j_objects(root, "", "layouts", sizeof(manifest_layout), layout_from_json, &m->nlayouts,
+						   &rc, err);
+	if (rc != BS_OK)
 		return BS_ERR;
-	m->layouts = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_layout));
-	for (int i = 0; i < n; i++)
-	{
-		json_t *e;
-
-		m->nlayouts = i + 1;
-		if (j_element(arr, "", "layouts", i, &e, p, err) != BS_OK ||
-			layout_from_json(e, p, &m->layouts[i], err) != BS_OK)
-			return BS_ERR;
-	}
-
-	if (j_array(root, "", "bases", &arr, &n, err) != BS_OK)
+	m->bases = j_objects(root, "", "bases", sizeof(manifest_base), base_from_json, &m->nbases, &rc, err);
+	if (rc != BS_OK)
 		return BS_ERR;
-	m->bases = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_base));
-	for (int i = 0; i < n; i++)
-	{
-		json_t *e;
-
-		m->nbases = i + 1;
-		if (j_element(arr, "", "bases", i, &e, p, err) != BS_OK ||
-			base_from_json(e, p, &m->bases[i], err) != BS_OK)
-			return BS_ERR;
-	}
-
-	if (j_array(root, "", "segments", &arr, &n, err) != BS_OK)
+	m->segments = j_objects(root, "", "segments", sizeof(manifest_segment), segment_from_json,
+							&m->nsegments, &rc, err);
+	if (rc != BS_OK)
 		return BS_ERR;
-	m->segments = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_segment));
-	for (int i = 0; i < n; i++)
-	{
-		json_t *e;
-
-		m->nsegments = i + 1;
-		if (j_element(arr, "", "segments", i, &e, p, err) != BS_OK ||
-			segment_from_json(e, p, &m->segments[i], err) != BS_OK)
-			return BS_ERR;
-	}
-
 	if (format >= 2)
 	{
-		if (j_array(root, "", "gaps", &arr, &n, err) != BS_OK)
+		m->gaps = j_objects(root, "", "gaps", sizeof(manifest_gap), gap_from_json, &m->ngaps, &rc, err);
+		if (rc != BS_OK)
 			return BS_ERR;
-		m->gaps = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_gap));
-		for (int i = 0; i < n; i++)
-		{
-			json_t *e;
-
-			m->ngaps = i + 1;
-			if (j_element(arr, "", "gaps", i, &e, p, err) != BS_OK ||
-				j_lsn(e, p, "from", true, &m->gaps[i].from, err) != BS_OK ||
-				j_lsn(e, p, "to", true, &m->gaps[i].to, err) != BS_OK)
-				return BS_ERR;
-		}
 	}
 	/* Optional: absent in manifests written before it existed (no window then). */
 	if (json_object_get(root, "schema_unknown") != NULL)
 	{
-		if (j_array(root, "", "schema_unknown", &arr, &n, err) != BS_OK)
+		m->schema_gaps = j_objects(root, "", "schema_unknown", sizeof(manifest_gap), gap_from_json,
+								   &m->nschema_gaps, &rc, err);
+		if (rc != BS_OK)
 			return BS_ERR;
-		m->schema_gaps = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_gap));
-		for (int i = 0; i < n; i++)
-		{
-			json_t *e;
-
-			m->nschema_gaps = i + 1;
-			if (j_element(arr, "", "schema_unknown", i, &e, p, err) != BS_OK ||
-				j_lsn(e, p, "from", true, &m->schema_gaps[i].from, err) != BS_OK ||
-				j_lsn(e, p, "to", true, &m->schema_gaps[i].to, err) != BS_OK)
-				return BS_ERR;
-		}
 	}
 	return manifest_validate(m, err);
 }
@@ -1070,33 +1064,31 @@ archive_head_to_json(const archive_head *head)
 
 /* Format 2: the lease token and the generation of every table's manifest. */
 static int
+head_table_from_json(json_t *e, const char *p, void *out, bs_error *err)
+{
+	archive_head_table *t = out;
+	int64_t v;
+
+	if (j_int(e, p, "relid", 1, UINT32_MAX, &v, err) != BS_OK)
+		return BS_ERR;
+	t->relid = (uint32_t) v;
+	if (j_u64(e, p, "generation", &t->generation, err) != BS_OK ||
+		j_string(e, p, "schema", true, &t->schema, err) != BS_OK ||
+		j_string(e, p, "name", true, &t->name, err) != BS_OK)
+		return BS_ERR;
+	return BS_OK;
+}
+
+static int
 head_tables_from_json(json_t *root, archive_head *out, bs_error *err)
 {
-	json_t *arr;
-	int n;
-	char p[PATH_BUFLEN];
+	int rc;
 
-	if (j_u64(root, "", "lease_token", &out->lease_token, err) != BS_OK ||
-		j_array(root, "", "tables", &arr, &n, err) != BS_OK)
+	if (j_u64(root, "", "lease_token", &out->lease_token, err) != BS_OK)
 		return BS_ERR;
-	out->tables = xcalloc(n > 0 ? (size_t) n : 1, sizeof(archive_head_table));
-	for (int i = 0; i < n; i++)
-	{
-		archive_head_table *t = &out->tables[i];
-		json_t *e;
-		int64_t v;
-
-		out->ntables = i + 1;
-		if (j_element(arr, "", "tables", i, &e, p, err) != BS_OK ||
-			j_int(e, p, "relid", 1, UINT32_MAX, &v, err) != BS_OK)
-			return BS_ERR;
-		t->relid = (uint32_t) v;
-		if (j_u64(e, p, "generation", &t->generation, err) != BS_OK ||
-			j_string(e, p, "schema", true, &t->schema, err) != BS_OK ||
-			j_string(e, p, "name", true, &t->name, err) != BS_OK)
-			return BS_ERR;
-	}
-	return BS_OK;
+	out->tables = j_objects(root, "", "tables", sizeof(archive_head_table), head_table_from_json,
+							&out->ntables, &rc, err);
+	return rc;
 }
 
 int
