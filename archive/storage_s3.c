@@ -390,6 +390,17 @@ seek_cb(void *ud, curl_off_t offset, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
+/* hdrs with the header "name: value" appended, unless value is NULL; line is scratch space. */
+static struct curl_slist *
+add_header(struct curl_slist *hdrs, strbuf *line, const char *name, const char *value)
+{
+	if (value == NULL)
+		return hdrs;
+	strbuf_reset(line);
+	strbuf_printf(line, "%s: %s", name, value);
+	return curl_slist_append(hdrs, line->data);
+}
+
 /* Perform one attempt; returns the curl result (the HTTP status is in resp). */
 static CURLcode
 s3_attempt(s3_storage *s3, const s3_request *req, s3_response *resp)
@@ -434,38 +445,12 @@ s3_attempt(s3_storage *s3, const s3_request *req, s3_response *resp)
 		sha256_hex(req->body, req->body_len, hash);
 	else
 		memcpy(hash, EMPTY_SHA256, sizeof(hash));
-	strbuf_printf(&line, "x-amz-content-sha256: %s", hash);
-	hdrs = curl_slist_append(hdrs, line.data);
-	if (s3->session_token)
-	{
-		strbuf_reset(&line);
-		strbuf_printf(&line, "x-amz-security-token: %s", s3->session_token);
-		hdrs = curl_slist_append(hdrs, line.data);
-	}
-	if (req->range)
-	{
-		strbuf_reset(&line);
-		strbuf_printf(&line, "Range: %s", req->range);
-		hdrs = curl_slist_append(hdrs, line.data);
-	}
-	if (req->if_match)
-	{
-		strbuf_reset(&line);
-		strbuf_printf(&line, "If-Match: %s", req->if_match);
-		hdrs = curl_slist_append(hdrs, line.data);
-	}
-	if (req->if_none_match)
-	{
-		strbuf_reset(&line);
-		strbuf_printf(&line, "If-None-Match: %s", req->if_none_match);
-		hdrs = curl_slist_append(hdrs, line.data);
-	}
-	if (req->content_type)
-	{
-		strbuf_reset(&line);
-		strbuf_printf(&line, "Content-Type: %s", req->content_type);
-		hdrs = curl_slist_append(hdrs, line.data);
-	}
+	hdrs = add_header(hdrs, &line, "x-amz-content-sha256", hash);
+	hdrs = add_header(hdrs, &line, "x-amz-security-token", s3->session_token);
+	hdrs = add_header(hdrs, &line, "Range", req->range);
+	hdrs = add_header(hdrs, &line, "If-Match", req->if_match);
+	hdrs = add_header(hdrs, &line, "If-None-Match", req->if_none_match);
+	hdrs = add_header(hdrs, &line, "Content-Type", req->content_type);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 
 	if (strcmp(req->method, "HEAD") == 0)
