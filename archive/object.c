@@ -342,15 +342,7 @@ object_decoder_write(object_decoder *dec, const void *data, size_t len, bs_error
 
 	if (dec->header_len < OBJECT_HEADER_SIZE)
 	{
-		size_t		n = OBJECT_HEADER_SIZE - dec->header_len;
-
-		if (n > len)
-			n = len;
-		memcpy(dec->header + dec->header_len, p, n);
-		dec->header_len += n;
-		p += n;
-		len -= n;
-		if (dec->header_len < OBJECT_HEADER_SIZE)
+		if (!buf_fill(dec->header, OBJECT_HEADER_SIZE, &dec->header_len, &p, &len))
 			return BS_OK;
 		if (decoder_check_header(dec, err) != BS_OK)
 			return BS_ERR;

@@ -406,15 +406,7 @@ reader_write(void *ctx, const void *data, size_t len, bs_error *err)
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "object \"%s\" is larger than one encrypted object can be", r->key);
 	if (r->header_len < CRYPT_HEADER_SIZE)
 	{
-		size_t take = CRYPT_HEADER_SIZE - r->header_len;
-
-		if (take > len)
-			take = len;
-		memcpy(r->header + r->header_len, p, take);
-		r->header_len += take;
-		p += take;
-		len -= take;
-		if (r->header_len < CRYPT_HEADER_SIZE)
+		if (!buf_fill(r->header, CRYPT_HEADER_SIZE, &r->header_len, &p, &len))
 			return BS_OK;
 		if (reader_start(r, err) != BS_OK)
 			return BS_ERR;
@@ -546,15 +538,7 @@ sniff_write(void *ctx, const void *data, size_t len, bs_error *err)
 
 	if (!s->passed)
 	{
-		size_t take = sizeof(s->first) - s->n;
-
-		if (take > len)
-			take = len;
-		memcpy(s->first + s->n, p, take);
-		s->n += take;
-		p += take;
-		len -= take;
-		if (s->n < sizeof(s->first))
+		if (!buf_fill(s->first, sizeof(s->first), &s->n, &p, &len))
 			return BS_OK;
 		if (memcmp(s->first, CRYPT_MAGIC, 8) == 0)
 			return encrypted_without_key(s->cs, s->key, err);

@@ -179,6 +179,20 @@ strbuf_detach(strbuf *sb, size_t *len)
 	return p;
 }
 
+bool
+buf_fill(void *buf, size_t size, size_t *have, const uint8_t **p, size_t *len)
+{
+	size_t take = size - *have;
+
+	if (take > *len)
+		take = *len;
+	memcpy((uint8_t *) buf + *have, *p, take);
+	*have += take;
+	*p += take;
+	*len -= take;
+	return *have == size;
+}
+
 void
 strbuf_append_printable(strbuf *sb, const char *s)
 {

@@ -2,6 +2,7 @@
 #ifndef BACKSTOP_STRBUF_H
 #define BACKSTOP_STRBUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,10 @@ char *xstrdup_printable(const char *s);
 void strbuf_append_shell_word(strbuf *sb, const char *s);
 /* Hand the buffer to the caller (who frees it); sb becomes empty. */
 char *strbuf_detach(strbuf *sb, size_t *len);
+
+/* Fill the fixed-size buffer buf (size bytes, *have of them held) from a stream's chunk (*p,
+ * *len): as many bytes as fit, *p and *len advanced past them.  True once buf is full. */
+bool buf_fill(void *buf, size_t size, size_t *have, const uint8_t **p, size_t *len);
 
 /* Memory helpers that abort on exhaustion. */
 void *xmalloc(size_t n);
