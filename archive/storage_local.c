@@ -60,6 +60,33 @@ fsync_dir(const char *path, bs_error *err)
 	return BS_OK;
 }
 
+/* The directory that holds the entry path: "/" for an entry of the root. */
+static char *
+parent_dir(const char *path)
+{
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+
+	if (slash == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	return dir;
+}
+
+/* Make an entry that was created, renamed or removed durable: fsync the directory holding it. */
+static int
+fsync_parent(const char *path, bs_error *err)
+{
+	char *dir = parent_dir(path);
+	int rc = fsync_dir(dir, err);
+
+	free(dir);
+	return rc;
+}
+
 /* mkdir -p; each directory created is made durable by syncing its parent. */
 static int
 make_dirs(const char *path, bs_error *err)
@@ -76,18 +103,7 @@ make_dirs(const char *path, bs_error *err)
 		*s = '\0';
 		if (mkdir(p, DIR_MODE) == 0)
 		{
-			char *slash = strrchr(p, '/');
-
-			/* The new entry lives in the parent directory. */
-			if (slash == p)
-				rc = fsync_dir("/", err);
-			else
-			{
-				*slash = '\0';
-				rc = fsync_dir(p, err);
-				*slash = '/';
-			}
-			if (rc != BS_OK)
+			if ((rc = fsync_parent(p, err)) != BS_OK)
 				break;
 		}
 		else if (errno != EEXIST)
@@ -118,19 +134,13 @@ local_writer_open(storage *st, const char *key, storage_writer **out, bs_error *
 {
 	local_storage *ls = (local_storage *) st;
 	local_writer *w;
-	char *slash;
 	strbuf tmp = STRBUF_INIT;
 
 	w = xcalloc(1, sizeof(*w));
 	w->base.st = st;
 	w->fd = -1;
 	w->final_path = key_path(ls, key);
-	w->dir_path = xstrdup(w->final_path);
-	slash = strrchr(w->dir_path, '/');
-	if (slash == w->dir_path)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
+	w->dir_path = parent_dir(w->final_path);
 	if (make_dirs(w->dir_path, err) != BS_OK)
 		goto fail;
 	/* The temp file sits next to the target so that rename() is atomic. */
@@ -488,15 +498,7 @@ local_delete(storage *st, const char *key, bs_error *err)
 			rc = error_set_errno(err, errno, "could not delete \"%s\"", path);
 	}
 	else
-	{
-		char *slash = strrchr(path, '/');
-
-		if (slash == path)
-			slash[1] = '\0';
-		else
-			*slash = '\0';
-		rc = fsync_dir(path, err);
-	}
+		rc = fsync_parent(path, err);
 	free(path);
 	return rc;
 }
@@ -664,7 +666,6 @@ storage_local_adopt(storage *st, const char *key, const char *path, int fd, bs_e
 	char *final_path;
 	char *dir;
 	char *old_dir;
-	char *slash;
 	int own_fd = -1;
 	int rc = BS_ERR;
 
@@ -676,18 +677,8 @@ storage_local_adopt(storage *st, const char *key, const char *path, int fd, bs_e
 	if (path[0] != '/')
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "cannot adopt \"%s\": not an absolute path", path);
 	final_path = key_path((local_storage *) st, key);
-	dir = xstrdup(final_path);
-	slash = strrchr(dir, '/');
-	if (slash == dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	old_dir = xstrdup(path);
-	slash = strrchr(old_dir, '/');
-	if (slash == old_dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
+	dir = parent_dir(final_path);
+	old_dir = parent_dir(path);
 	if (fd < 0)
 	{
 		own_fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -728,7 +719,6 @@ int
 storage_local_remove_dir(storage *st, const char *dir, bool *removed, bs_error *err)
 {
 	char *path;
-	char *slash;
 	int rc = BS_OK;
 
 	*removed = false;
@@ -746,12 +736,7 @@ storage_local_remove_dir(storage *st, const char *dir, bool *removed, bs_error *
 		return rc;
 	}
 	*removed = true;
-	slash = strrchr(path, '/');
-	if (slash == path)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	rc = fsync_dir(path, err);
+	rc = fsync_parent(path, err);
 	free(path);
 	return rc;
 }
