@@ -8,6 +8,24 @@
 #include <string.h>
 
 char *
+manifest_table_prefix(uint32_t relid)
+{
+	strbuf sb = STRBUF_INIT;
+
+	strbuf_printf(&sb, ARCHIVE_TABLES_PREFIX "%" PRIu32 "/", relid);
+	return strbuf_detach(&sb, NULL);
+}
+
+char *
+manifest_segment_prefix(uint32_t relid)
+{
+	strbuf sb = STRBUF_INIT;
+
+	strbuf_printf(&sb, ARCHIVE_TABLES_PREFIX "%" PRIu32 "/seg/", relid);
+	return strbuf_detach(&sb, NULL);
+}
+
+char *
 manifest_key(uint32_t relid)
 {
 	strbuf sb = STRBUF_INIT;

@@ -60,6 +60,16 @@ xstrndup(const char *s, size_t n)
 	return p;
 }
 
+char *
+xvasprintf(const char *fmt, va_list ap)
+{
+	char *s;
+
+	if (vasprintf(&s, fmt, ap) < 0)
+		out_of_memory(strlen(fmt));
+	return s;
+}
+
 void
 strbuf_reserve(strbuf *sb, size_t extra)
 {
