@@ -1,5 +1,6 @@
 /* config.c — effective configuration: defaults < config file < BACKSTOP_* environment < flags. */
 #include "config.h"
+#include "inifile.h"
 #include "redact.h"
 #include "strbuf.h"
 
@@ -368,19 +369,6 @@ set_checked(bs_config *cfg, const char *name, const char *value, config_source s
 	return BS_OK;
 }
 
-static char *
-trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char) *s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char) end[-1]))
-		*--end = '\0';
-	return s;
-}
-
 /* INI file: "key = value" lines, '#' or ';' comments, optional [section] headers (ignored
  * except for naming, e.g. [backstop]).  Values may be single- or double-quoted. */
 static int
@@ -417,32 +405,22 @@ load_file(bs_config *cfg, const char *path, bool must_exist, bs_error *err)
 	}
 	while ((n = getline(&line, &cap, f)) >= 0)
 	{
-		char *s, *eq, *key, *value;
+		char *s, *key, *value;
 		char origin[PATH_MAX + 32];
 
 		lineno++;
-		s = trim(line);
+		s = ini_trim(line);
 		if (*s == '\0' || *s == '#' || *s == ';' || *s == '[')
 			continue;
 		snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
-		eq = strchr(s, '=');
-		if (eq == NULL)
+		if (!ini_key_value(s, &key, &value))
 		{
 			rc = error_set(err, ERRCODE_SYNTAX, "%s: syntax error: expected \"key = value\"", origin);
 			break;
 		}
-		*eq = '\0';
-		key = trim(s);
-		value = trim(eq + 1);
 		for (char *k = key; *k; k++)
 			if (*k == '-')
 				*k = '_';
-		if ((value[0] == '"' || value[0] == '\'') && strlen(value) >= 2 &&
-			value[strlen(value) - 1] == value[0])
-		{
-			value[strlen(value) - 1] = '\0';
-			value++;
-		}
 		if (strcmp(key, "config") == 0)
 		{
 			rc = error_set(err, ERRCODE_INVALID_PARAMETER, "%s: \"config\" cannot be set in a configuration file", origin);
