@@ -315,42 +315,81 @@ json_u64(uint64_t v)
 	return json_integer((json_int_t) (v > (uint64_t) INT64_MAX ? (uint64_t) INT64_MAX : v));
 }
 
+/* The JSON object of one element of an array of the manifest; NULL when it cannot be written. */
+typedef json_t *(*element_to_json_fn) (const void *item);
+
+/* The JSON array of n elements of size bytes at items, each written by fn; NULL when one fails. */
 static json_t *
-layout_to_json(const manifest_layout *l)
+objects_to_json(const void *items, int n, size_t size, element_to_json_fn fn)
 {
+	json_t *arr = json_array();
+
+	for (int i = 0; i < n; i++)
+	{
+		json_t *e = fn((const char *) items + (size_t) i * size);
+
+		if (e == NULL)
+		{
+			json_decref(arr);
+			return NULL;
+		}
+		json_array_append_new(arr, e);
+	}
+	return arr;
+}
+
+static json_t *
+column_to_json(const void *item)
+{
+	const manifest_column *col = item;
+	json_t *jc = json_object();
+
+	json_object_set_new(jc, "name", json_str_or_null(col->name));
+	json_object_set_new(jc, "type_oid", json_integer(col->type_oid));
+	json_object_set_new(jc, "typmod", json_integer(col->typmod));
+	json_object_set_new(jc, "type", json_str_or_null(col->type_name));
+	json_object_set_new(jc, "key", json_boolean(col->key));
+	json_object_set_new(jc, "not_null", json_boolean(col->not_null));
+	json_object_set_new(jc, "missing", json_str_or_null(col->missing));
+	/* Optional, written only when set: older readers and manifests stay as they were. */
+	if (col->missing_unknown)
+		json_object_set_new(jc, "missing_unknown", json_true());
+	return jc;
+}
+
+static json_t *
+layout_to_json(const void *item)
+{
+	const manifest_layout *l = item;
 	json_t *o = json_object();
-	json_t *cols = json_array();
 	char ri[2] = {l->replident, '\0'};
 
 	json_object_set_new(o, "id", json_integer(l->id));
 	json_object_set_new(o, "from_lsn", lsn_value(l->from_lsn));
 	json_object_set_new(o, "replident", json_string(ri));
-	for (int c = 0; c < l->ncols; c++)
-	{
-		const manifest_column *col = &l->columns[c];
-		json_t *jc = json_object();
-
-		json_object_set_new(jc, "name", json_str_or_null(col->name));
-		json_object_set_new(jc, "type_oid", json_integer(col->type_oid));
-		json_object_set_new(jc, "typmod", json_integer(col->typmod));
-		json_object_set_new(jc, "type", json_str_or_null(col->type_name));
-		json_object_set_new(jc, "key", json_boolean(col->key));
-		json_object_set_new(jc, "not_null", json_boolean(col->not_null));
-		json_object_set_new(jc, "missing", json_str_or_null(col->missing));
-		/* Optional, written only when set: older readers and manifests stay as they were. */
-		if (col->missing_unknown)
-			json_object_set_new(jc, "missing_unknown", json_true());
-		json_array_append_new(cols, jc);
-	}
-	json_object_set_new(o, "columns", cols);
+	json_object_set_new(o, "columns", objects_to_json(l->columns, l->ncols, sizeof(manifest_column), column_to_json));
 	return o;
 }
 
 static json_t *
-base_to_json(const manifest_base *b)
+chunk_to_json(const void *item)
 {
+	const manifest_chunk *ch = item;
+	json_t *jc = json_object();
+
+	json_object_set_new(jc, "key", json_str_or_null(ch->key));
+	json_object_set_new(jc, "sha256", json_string(ch->sha256));
+	json_object_set_new(jc, "size", json_u64(ch->size));
+	json_object_set_new(jc, "raw_size", json_u64(ch->raw_size));
+	json_object_set_new(jc, "rows", json_u64(ch->rows));
+	return jc;
+}
+
+static json_t *
+base_to_json(const void *item)
+{
+	const manifest_base *b = item;
 	json_t *o = json_object();
-	json_t *chunks = json_array();
 
 	json_object_set_new(o, "lsn", lsn_value(b->lsn));
 	json_object_set_new(o, "time", time_value(b->time));
@@ -365,7 +404,6 @@ base_to_json(const manifest_base *b)
 		if (!json_is_object(def))
 		{
 			json_decref(def);
-			json_decref(chunks);
 			json_decref(o);
 			return NULL;
 		}
@@ -373,25 +411,14 @@ base_to_json(const manifest_base *b)
 	}
 	else
 		json_object_set_new(o, "definition", json_null());
-	for (int c = 0; c < b->nchunks; c++)
-	{
-		const manifest_chunk *ch = &b->chunks[c];
-		json_t *jc = json_object();
-
-		json_object_set_new(jc, "key", json_str_or_null(ch->key));
-		json_object_set_new(jc, "sha256", json_string(ch->sha256));
-		json_object_set_new(jc, "size", json_u64(ch->size));
-		json_object_set_new(jc, "raw_size", json_u64(ch->raw_size));
-		json_object_set_new(jc, "rows", json_u64(ch->rows));
-		json_array_append_new(chunks, jc);
-	}
-	json_object_set_new(o, "chunks", chunks);
+	json_object_set_new(o, "chunks", objects_to_json(b->chunks, b->nchunks, sizeof(manifest_chunk), chunk_to_json));
 	return o;
 }
 
 static json_t *
-segment_to_json(const manifest_segment *s)
+segment_to_json(const void *item)
 {
+	const manifest_segment *s = item;
 	json_t *o = json_object();
 
 	json_object_set_new(o, "key", json_str_or_null(s->key));
@@ -406,11 +433,34 @@ segment_to_json(const manifest_segment *s)
 	return o;
 }
 
+static json_t *
+name_to_json(const void *item)
+{
+	const manifest_name *nm = item;
+	json_t *e = json_object();
+
+	json_object_set_new(e, "from_lsn", lsn_value(nm->from_lsn));
+	json_object_set_new(e, "schema", json_string(nm->schema));
+	json_object_set_new(e, "name", json_string(nm->name));
+	return e;
+}
+
+static json_t *
+gap_to_json(const void *item)
+{
+	const manifest_gap *gap = item;
+	json_t *g = json_object();
+
+	json_object_set_new(g, "from", lsn_value(gap->from));
+	json_object_set_new(g, "to", lsn_value(gap->to));
+	return g;
+}
+
 char *
 manifest_to_json(const manifest *m)
 {
 	json_t *o = json_object();
-	json_t *arr;
+	json_t *bases;
 	char *text;
 
 	json_object_set_new(o, "format", json_integer(MANIFEST_FORMAT));
@@ -436,20 +486,7 @@ manifest_to_json(const manifest *m)
 		json_object_set_new(o, "partition_changes", pc);
 	}
 	if (m->nnames > 0)
-	{
-		json_t *names = json_array();
-
-		for (int i = 0; i < m->nnames; i++)
-		{
-			json_t *e = json_object();
-
-			json_object_set_new(e, "from_lsn", lsn_value(m->names[i].from_lsn));
-			json_object_set_new(e, "schema", json_string(m->names[i].schema));
-			json_object_set_new(e, "name", json_string(m->names[i].name));
-			json_array_append_new(names, e);
-		}
-		json_object_set_new(o, "names", names);
-	}
+		json_object_set_new(o, "names", objects_to_json(m->names, m->nnames, sizeof(manifest_name), name_to_json));
 	if (m->rebase_requested_at)
 		json_object_set_new(o, "rebase_requested_at", lsn_value(m->rebase_requested_at));
 	json_object_set_new(o, "finding", json_str_or_null(m->finding));
@@ -460,53 +497,21 @@ manifest_to_json(const manifest *m)
 	}
 	json_object_set_new(o, "archived_to", lsn_value(m->archived_to));
 
-	arr = json_array();
-	for (int i = 0; i < m->nlayouts; i++)
-		json_array_append_new(arr, layout_to_json(&m->layouts[i]));
-	json_object_set_new(o, "layouts", arr);
-
-	arr = json_array();
-	json_object_set_new(o, "bases", arr);
-	for (int i = 0; i < m->nbases; i++)
+	json_object_set_new(o, "layouts", objects_to_json(m->layouts, m->nlayouts, sizeof(manifest_layout),
+													  layout_to_json));
+	bases = objects_to_json(m->bases, m->nbases, sizeof(manifest_base), base_to_json);
+	if (bases == NULL)
 	{
-		json_t *b = base_to_json(&m->bases[i]);
-
-		if (b == NULL)
-		{
-			json_decref(o);
-			return NULL;
-		}
-		json_array_append_new(arr, b);
+		json_decref(o);
+		return NULL;
 	}
-
-	arr = json_array();
-	for (int i = 0; i < m->nsegments; i++)
-		json_array_append_new(arr, segment_to_json(&m->segments[i]));
-	json_object_set_new(o, "segments", arr);
-
-	arr = json_array();
-	for (int i = 0; i < m->ngaps; i++)
-	{
-		json_t *g = json_object();
-
-		json_object_set_new(g, "from", lsn_value(m->gaps[i].from));
-		json_object_set_new(g, "to", lsn_value(m->gaps[i].to));
-		json_array_append_new(arr, g);
-	}
-	json_object_set_new(o, "gaps", arr);
+	json_object_set_new(o, "bases", bases);
+	json_object_set_new(o, "segments", objects_to_json(m->segments, m->nsegments, sizeof(manifest_segment),
+													   segment_to_json));
+	json_object_set_new(o, "gaps", objects_to_json(m->gaps, m->ngaps, sizeof(manifest_gap), gap_to_json));
 	if (m->nschema_gaps > 0)
-	{
-		arr = json_array();
-		for (int i = 0; i < m->nschema_gaps; i++)
-		{
-			json_t *g = json_object();
-
-			json_object_set_new(g, "from", lsn_value(m->schema_gaps[i].from));
-			json_object_set_new(g, "to", lsn_value(m->schema_gaps[i].to));
-			json_array_append_new(arr, g);
-		}
-		json_object_set_new(o, "schema_unknown", arr);
-	}
+		json_object_set_new(o, "schema_unknown", objects_to_json(m->schema_gaps, m->nschema_gaps,
+																 sizeof(manifest_gap), gap_to_json));
 
 	/* One segment per line keeps large manifests readable with ordinary tools. */
 	text = json_dumps(o, JSON_INDENT(1) | JSON_COMPACT);
