@@ -1113,19 +1113,31 @@ s3_get(storage *st, const char *key, uint64_t offset, uint64_t length,
 	return rc;
 }
 
+/*
+ * One request on key: req's method, and its body or condition, set by the caller; its key and
+ * name filled in here.  The answer is in resp, which the caller frees.
+ */
 static int
-s3_head(storage *st, const char *key, bool *exists, storage_stat *stat, bs_error *err)
+s3_key_request(s3_storage *s3, const char *key, s3_request *req, s3_response *resp, bs_error *err)
 {
-	s3_storage *s3 = (s3_storage *) st;
-	s3_request	req = {0};
-	s3_response resp = {0};
 	char	   *fk = full_key(s3, key);
 	int			rc;
 
-	req.method = "HEAD";
-	req.key = fk;
-	req.what = key;
-	rc = s3_execute(s3, &req, &resp, err);
+	req->key = fk;
+	req->what = key;
+	rc = s3_execute(s3, req, resp, err);
+	req->key = NULL;
+	free(fk);
+	return rc;
+}
+
+static int
+s3_head(storage *st, const char *key, bool *exists, storage_stat *stat, bs_error *err)
+{
+	s3_request	req = {.method = "HEAD"};
+	s3_response resp = {0};
+	int			rc = s3_key_request((s3_storage *) st, key, &req, &resp, err);
+
 	if (rc == BS_OK)
 	{
 		*exists = true;
@@ -1140,27 +1152,19 @@ s3_head(storage *st, const char *key, bool *exists, storage_stat *stat, bs_error
 		rc = BS_OK;
 	}
 	response_free(&resp);
-	free(fk);
 	return rc;
 }
 
 static int
 s3_delete(storage *st, const char *key, bs_error *err)
 {
-	s3_storage *s3 = (s3_storage *) st;
-	s3_request	req = {0};
+	s3_request	req = {.method = "DELETE"};
 	s3_response resp = {0};
-	char	   *fk = full_key(s3, key);
-	int			rc;
+	int			rc = s3_key_request((s3_storage *) st, key, &req, &resp, err);
 
-	req.method = "DELETE";
-	req.key = fk;
-	req.what = key;
-	rc = s3_execute(s3, &req, &resp, err);
 	if (rc != BS_OK && err->http_status == 404 && strcmp(err->code, ERRCODE_NOT_FOUND) == 0)
 		rc = BS_OK;
 	response_free(&resp);
-	free(fk);
 	return rc;
 }
 
@@ -1169,51 +1173,39 @@ s3_delete(storage *st, const char *key, bs_error *err)
 static int
 s3_get_tagged(storage *st, const char *key, strbuf *out, char **tag, bs_error *err)
 {
-	s3_storage *s3 = (s3_storage *) st;
-	s3_request	req = {0};
+	s3_request	req = {.method = "GET"};
 	s3_response resp = {0};
-	char	   *fk = full_key(s3, key);
 	int			rc;
 
 	/* Small objects only: the answer is kept in the response buffer (MAX_XML_BODY). */
-	req.method = "GET";
-	req.key = fk;
-	req.what = key;
-	rc = s3_execute(s3, &req, &resp, err);
+	rc = s3_key_request((s3_storage *) st, key, &req, &resp, err);
 	if (rc == BS_OK)
 	{
 		strbuf_append(out, resp.body.data ? resp.body.data : "", resp.body.len);
 		*tag = xstrdup(resp.etag ? resp.etag : "");
 	}
 	response_free(&resp);
-	free(fk);
 	return rc;
 }
 
 static int
 s3_put_if(storage *st, const char *key, const void *data, size_t len, const char *tag, bs_error *err)
 {
-	s3_storage *s3 = (s3_storage *) st;
-	s3_request	req = {0};
+	s3_request	req = {.method = "PUT"};
 	s3_response resp = {0};
-	char	   *fk = full_key(s3, key);
 	int			rc;
 
-	req.method = "PUT";
-	req.key = fk;
-	req.what = key;
 	req.body = len ? data : "";
 	req.body_len = len;
 	if (tag)
 		req.if_match = tag;
 	else
 		req.if_none_match = "*";
-	rc = s3_execute(s3, &req, &resp, err);
+	rc = s3_key_request((s3_storage *) st, key, &req, &resp, err);
 	/* 412: the condition failed; 409: a concurrent conditional write won (AWS). */
 	if (rc != BS_OK && (err->http_status == 412 || err->http_status == 409))
 		snprintf(err->code, sizeof(err->code), "%s", ERRCODE_PRECONDITION);
 	response_free(&resp);
-	free(fk);
 	return rc;
 }
 
