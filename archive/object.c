@@ -58,19 +58,6 @@ struct object_writer
 	strbuf		buf;
 };
 
-static void
-hex_encode(const unsigned char *bytes, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++)
-	{
-		out[2 * i] = digits[bytes[i] >> 4];
-		out[2 * i + 1] = digits[bytes[i] & 0xf];
-	}
-	out[2 * n] = '\0';
-}
-
 static uint64_t
 read_be64(const unsigned char *p)
 {

@@ -521,8 +521,7 @@ content_tag(const strbuf *data)
 	strbuf sb = STRBUF_INIT;
 
 	EVP_Digest(data->data ? data->data : "", data->len, md, &mdlen, EVP_sha256(), NULL);
-	for (unsigned int i = 0; i < mdlen; i++)
-		strbuf_printf(&sb, "%02x", md[i]);
+	strbuf_append_hex(&sb, md, mdlen);
 	return strbuf_detach(&sb, NULL);
 }
 

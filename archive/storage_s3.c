@@ -139,8 +139,7 @@ sha256_hex(const void *data, size_t len, char out[65])
 		fprintf(stderr, "backstop: SHA-256 computation failed\n");
 		abort();
 	}
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	hex_encode(md, 32, out);
 }
 
 /* RFC 3986 encoding as SigV4 wants it: unreserved characters stay, '/' optionally. */
@@ -810,8 +809,7 @@ expected_multipart_etag(const s3_writer *w, strbuf *out)
 		return false;
 	strbuf_reset(out);
 	strbuf_append_char(out, '"');
-	for (unsigned i = 0; i < 16; i++)
-		strbuf_printf(out, "%02x", md[i]);
+	strbuf_append_hex(out, md, 16);
 	strbuf_printf(out, "-%d\"", w->nparts);
 	return true;
 }

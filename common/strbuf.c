@@ -189,6 +189,28 @@ strbuf_detach(strbuf *sb, size_t *len)
 	return p;
 }
 
+void
+hex_encode(const void *data, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	const uint8_t *in = data;
+
+	for (size_t i = 0; i < len; i++)
+	{
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+void
+strbuf_append_hex(strbuf *sb, const void *data, size_t len)
+{
+	strbuf_reserve(sb, 2 * len);
+	hex_encode(data, len, sb->data + sb->len);
+	sb->len += 2 * len;
+}
+
 bool
 buf_fill(void *buf, size_t size, size_t *have, const uint8_t **p, size_t *len)
 {

@@ -35,6 +35,10 @@ void strbuf_append_printable(strbuf *sb, const char *s);
 char *xstrdup_printable(const char *s);
 /* s as one POSIX shell word: bare when it holds only safe characters, else in single quotes. */
 void strbuf_append_shell_word(strbuf *sb, const char *s);
+/* len bytes as lower-case hex: 2 * len characters (strbuf_append_hex), and a NUL (hex_encode,
+ * into out of 2 * len + 1 bytes). */
+void strbuf_append_hex(strbuf *sb, const void *data, size_t len);
+void hex_encode(const void *data, size_t len, char *out);
 /* Hand the buffer to the caller (who frees it); sb becomes empty. */
 char *strbuf_detach(strbuf *sb, size_t *len);
 
