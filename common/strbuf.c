@@ -61,6 +61,18 @@ xstrndup(const char *s, size_t n)
 }
 
 char *
+xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	s = xvasprintf(fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+char *
 xvasprintf(const char *fmt, va_list ap)
 {
 	char *s;
