@@ -472,17 +472,9 @@ reader_free(crypt_reader *r)
 }
 
 static int
-append_sink(void *ctx, const void *data, size_t len, bs_error *err)
-{
-	(void) err;
-	strbuf_append((strbuf *) ctx, data, len);
-	return BS_OK;
-}
-
-static int
 open_all(const crypt_storage *cs, const char *key, const void *data, size_t len, strbuf *out, bs_error *err)
 {
-	crypt_reader *r = reader_new(cs, key, append_sink, out);
+	crypt_reader *r = reader_new(cs, key, storage_sink_strbuf, out);
 	int rc;
 
 	strbuf_reset(out);
@@ -1497,7 +1489,7 @@ crypt_open_buffer(const uint8_t (*keys)[CRYPT_KEY_SIZE], int nkeys, const char *
 				  size_t len, size_t piece, strbuf *out, bs_error *err)
 {
 	crypt_storage *cs = buffer_keys(keys, nkeys);
-	crypt_reader *r = reader_new(cs, objkey, append_sink, out);
+	crypt_reader *r = reader_new(cs, objkey, storage_sink_strbuf, out);
 	const uint8_t *p = data;
 	int rc = BS_OK;
 

@@ -503,15 +503,6 @@ local_delete(storage *st, const char *key, bs_error *err)
 	return rc;
 }
 
-/* Collects an object's bytes. */
-static int
-append_bytes(void *ctx, const void *data, size_t len, bs_error *err)
-{
-	(void) err;
-	strbuf_append((strbuf *) ctx, data, len);
-	return BS_OK;
-}
-
 /* A local object's version tag: the SHA-256 of its content, in hex. */
 static char *
 content_tag(const strbuf *data)
@@ -529,7 +520,7 @@ static int
 local_get_tagged(storage *st, const char *key, strbuf *out, char **tag, bs_error *err)
 {
 	/* A put replaces the file by rename(2): a read sees one version or the other. */
-	if (local_get(st, key, 0, 0, append_bytes, out, err) != BS_OK)
+	if (local_get(st, key, 0, 0, storage_sink_strbuf, out, err) != BS_OK)
 		return BS_ERR;
 	*tag = content_tag(out);
 	return BS_OK;
@@ -594,7 +585,7 @@ local_put_if(storage *st, const char *key, const void *data, size_t len, const c
 			goto out;
 		}
 	}
-	if (local_get(st, key, 0, 0, append_bytes, &cur, err) != BS_OK)
+	if (local_get(st, key, 0, 0, storage_sink_strbuf, &cur, err) != BS_OK)
 	{
 		if (strcmp(err->code, ERRCODE_NOT_FOUND) != 0)
 			goto out;
