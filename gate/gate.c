@@ -1025,13 +1025,24 @@ split_name(List *names, const char **schema, const char **name)
 		*schema = strVal(list_nth(names, n - 2));
 }
 
-static const char *
-a_const_string(Node *n)
+/* The constant n is, under one cast at most; NULL for anything else and for NULL. */
+static A_Const *
+a_const_of(Node *n)
 {
 	if (n && IsA(n, TypeCast))
 		n = ((TypeCast *) n)->arg;
-	if (n && IsA(n, A_Const) && !((A_Const *) n)->isnull && IsA(&((A_Const *) n)->val, String))
-		return strVal(&((A_Const *) n)->val);
+	if (n == NULL || !IsA(n, A_Const) || ((A_Const *) n)->isnull)
+		return NULL;
+	return (A_Const *) n;
+}
+
+static const char *
+a_const_string(Node *n)
+{
+	A_Const *c = a_const_of(n);
+
+	if (c && IsA(&c->val, String))
+		return strVal(&c->val);
 	return NULL;
 }
 
@@ -1039,13 +1050,10 @@ a_const_string(Node *n)
 static const char *
 a_const_text(Node *n, char *buf, size_t bufsize)
 {
-	A_Const *c;
+	A_Const *c = a_const_of(n);
 
-	if (n && IsA(n, TypeCast))
-		n = ((TypeCast *) n)->arg;
-	if (n == NULL || !IsA(n, A_Const) || ((A_Const *) n)->isnull)
+	if (c == NULL)
 		return NULL;
-	c = (A_Const *) n;
 	switch (nodeTag(&c->val))
 	{
 		case T_String:
@@ -1397,13 +1405,10 @@ refs_target(Node *e, const RangeVar *rel)
 static bool
 numeric_const(Node *n, double *out)
 {
-	A_Const *c;
+	A_Const *c = a_const_of(n);
 
-	if (n && IsA(n, TypeCast))
-		n = ((TypeCast *) n)->arg;
-	if (n == NULL || !IsA(n, A_Const) || ((A_Const *) n)->isnull)
+	if (c == NULL)
 		return false;
-	c = (A_Const *) n;
 	if (IsA(&c->val, Integer))
 	{
 		*out = intVal(&c->val);
