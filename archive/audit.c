@@ -45,11 +45,8 @@ add_finding(audit_finding **arr, int *n, const char *key, uint64_t from, uint64_
 	audit_finding *f;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
+	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	if (msg == NULL)
-		abort();				/* out of memory, as xmalloc would */
 	*arr = xrealloc(*arr, (size_t) (*n + 1) * sizeof(audit_finding));
 	f = &(*arr)[(*n)++];
 	f->key = xstrdup(key);
@@ -279,13 +276,12 @@ audit_table(storage *st, const manifest *m, const archive_head *head, const char
 
 	if (keys == NULL)
 	{
-		strbuf prefix = STRBUF_INIT;
+		char *prefix = manifest_segment_prefix(m->relid);
 
-		strbuf_printf(&prefix, "tables/%" PRIu32 "/seg/", m->relid);
-		rc = storage_list(st, prefix.data, storage_collect_key, &listing, err);
+		rc = storage_list(st, prefix, storage_collect_key, &listing, err);
 		if (rc != BS_OK)
-			error_prefix(err, "could not list \"%s\"", prefix.data);
-		strbuf_free(&prefix);
+			error_prefix(err, "could not list \"%s\"", prefix);
+		free(prefix);
 		if (rc != BS_OK)
 			goto out;
 		keys = (const char *const *) listing.keys;
@@ -395,7 +391,7 @@ audit_find_table_at(storage *st, const archive_head *head, const char *qualified
 		bool exists = false;
 		storage_stat stat;
 		int nobj = 0;
-		strbuf prefix = STRBUF_INIT;
+		char *prefix;
 
 		if (strcmp(t->schema, schema) != 0 || strcmp(t->name, name) != 0 || (*out && (*out)->relid == t->relid))
 			continue;
@@ -411,11 +407,11 @@ audit_find_table_at(storage *st, const archive_head *head, const char *qualified
 			free(mkey);
 			continue;
 		}
-		strbuf_printf(&prefix, "tables/%" PRIu32 "/", t->relid);
-		if (storage_list(st, prefix.data, count_key, &nobj, err) != BS_OK)
+		prefix = manifest_table_prefix(t->relid);
+		if (storage_list(st, prefix, count_key, &nobj, err) != BS_OK)
 		{
-			error_prefix(err, "could not list \"%s\"", prefix.data);
-			strbuf_free(&prefix);
+			error_prefix(err, "could not list \"%s\"", prefix);
+			free(prefix);
 			free(mkey);
 			goto fail;
 		}
@@ -423,9 +419,9 @@ audit_find_table_at(storage *st, const archive_head *head, const char *qualified
 				  "the archive of %s.%s is damaged: %s is missing, but head.json records generation %" PRIu64
 				  " of it (relid %" PRIu32 "): the manifest was deleted; %d object(s) remain under %s, which "
 				  "cannot be used without it%s",
-				  schema, name, mkey, t->generation, t->relid, nobj, prefix.data,
+				  schema, name, mkey, t->generation, t->relid, nobj, prefix,
 				  *out ? " (another table of that name is archived, but it may not be the newest)" : "");
-		strbuf_free(&prefix);
+		free(prefix);
 		free(mkey);
 		goto fail;
 	}

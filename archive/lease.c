@@ -61,8 +61,7 @@ lease_owner_init(lease_owner *me, const char *slot)
 		}
 		got += (size_t) n;
 	}
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		strbuf_printf(&id, "%02x", rnd[i]);
+	strbuf_append_hex(&id, rnd, sizeof(rnd));
 	me->id = strbuf_detach(&id, NULL);
 	if (gethostname(host, sizeof(host) - 1) != 0)
 		snprintf(host, sizeof(host), "unknown");

@@ -362,21 +362,33 @@ manifest_add_schema_gap(manifest *m, uint64_t from, uint64_t to)
 	add_window(&m->schema_gaps, &m->nschema_gaps, from, to);
 }
 
+/* The last of n windows when it is still open (to MANIFEST_GAP_OPEN), else NULL. */
+static manifest_gap *
+open_window(manifest_gap *g, int n)
+{
+	if (n > 0 && g[n - 1].to == MANIFEST_GAP_OPEN)
+		return &g[n - 1];
+	return NULL;
+}
+
+/* An open window (may be NULL) ends at base_lsn, when base_lsn is past its start. */
+static void
+close_window(manifest_gap *g, uint64_t base_lsn)
+{
+	if (g && base_lsn > g->from)
+		g->to = base_lsn;
+}
+
 manifest_gap *
 manifest_open_schema_gap(const manifest *m)
 {
-	if (m->nschema_gaps > 0 && m->schema_gaps[m->nschema_gaps - 1].to == MANIFEST_GAP_OPEN)
-		return &m->schema_gaps[m->nschema_gaps - 1];
-	return NULL;
+	return open_window(m->schema_gaps, m->nschema_gaps);
 }
 
 void
 manifest_close_open_schema_gap(manifest *m, uint64_t base_lsn)
 {
-	manifest_gap *g = manifest_open_schema_gap(m);
-
-	if (g && base_lsn > g->from)
-		g->to = base_lsn;
+	close_window(manifest_open_schema_gap(m), base_lsn);
 }
 
 const manifest_gap *
@@ -391,18 +403,13 @@ manifest_schema_gap_at(const manifest *m, uint64_t bound)
 manifest_gap *
 manifest_open_gap(const manifest *m)
 {
-	if (m->ngaps > 0 && m->gaps[m->ngaps - 1].to == MANIFEST_GAP_OPEN)
-		return &m->gaps[m->ngaps - 1];
-	return NULL;
+	return open_window(m->gaps, m->ngaps);
 }
 
 void
 manifest_close_open_gap(manifest *m, uint64_t base_lsn)
 {
-	manifest_gap *g = manifest_open_gap(m);
-
-	if (g && base_lsn > g->from)
-		g->to = base_lsn;
+	close_window(manifest_open_gap(m), base_lsn);
 }
 
 const manifest_gap *

@@ -315,42 +315,81 @@ json_u64(uint64_t v)
 	return json_integer((json_int_t) (v > (uint64_t) INT64_MAX ? (uint64_t) INT64_MAX : v));
 }
 
+/* The JSON object of one element of an array of the manifest; NULL when it cannot be written. */
+typedef json_t *(*element_to_json_fn) (const void *item);
+
+/* The JSON array of n elements of size bytes at items, each written by fn; NULL when one fails. */
 static json_t *
-layout_to_json(const manifest_layout *l)
+objects_to_json(const void *items, int n, size_t size, element_to_json_fn fn)
 {
+	json_t *arr = json_array();
+
+	for (int i = 0; i < n; i++)
+	{
+		json_t *e = fn((const char *) items + (size_t) i * size);
+
+		if (e == NULL)
+		{
+			json_decref(arr);
+			return NULL;
+		}
+		json_array_append_new(arr, e);
+	}
+	return arr;
+}
+
+static json_t *
+column_to_json(const void *item)
+{
+	const manifest_column *col = item;
+	json_t *jc = json_object();
+
+	json_object_set_new(jc, "name", json_str_or_null(col->name));
+	json_object_set_new(jc, "type_oid", json_integer(col->type_oid));
+	json_object_set_new(jc, "typmod", json_integer(col->typmod));
+	json_object_set_new(jc, "type", json_str_or_null(col->type_name));
+	json_object_set_new(jc, "key", json_boolean(col->key));
+	json_object_set_new(jc, "not_null", json_boolean(col->not_null));
+	json_object_set_new(jc, "missing", json_str_or_null(col->missing));
+	/* Optional, written only when set: older readers and manifests stay as they were. */
+	if (col->missing_unknown)
+		json_object_set_new(jc, "missing_unknown", json_true());
+	return jc;
+}
+
+static json_t *
+layout_to_json(const void *item)
+{
+	const manifest_layout *l = item;
 	json_t *o = json_object();
-	json_t *cols = json_array();
 	char ri[2] = {l->replident, '\0'};
 
 	json_object_set_new(o, "id", json_integer(l->id));
 	json_object_set_new(o, "from_lsn", lsn_value(l->from_lsn));
 	json_object_set_new(o, "replident", json_string(ri));
-	for (int c = 0; c < l->ncols; c++)
-	{
-		const manifest_column *col = &l->columns[c];
-		json_t *jc = json_object();
-
-		json_object_set_new(jc, "name", json_str_or_null(col->name));
-		json_object_set_new(jc, "type_oid", json_integer(col->type_oid));
-		json_object_set_new(jc, "typmod", json_integer(col->typmod));
-		json_object_set_new(jc, "type", json_str_or_null(col->type_name));
-		json_object_set_new(jc, "key", json_boolean(col->key));
-		json_object_set_new(jc, "not_null", json_boolean(col->not_null));
-		json_object_set_new(jc, "missing", json_str_or_null(col->missing));
-		/* Optional, written only when set: older readers and manifests stay as they were. */
-		if (col->missing_unknown)
-			json_object_set_new(jc, "missing_unknown", json_true());
-		json_array_append_new(cols, jc);
-	}
-	json_object_set_new(o, "columns", cols);
+	json_object_set_new(o, "columns", objects_to_json(l->columns, l->ncols, sizeof(manifest_column), column_to_json));
 	return o;
 }
 
 static json_t *
-base_to_json(const manifest_base *b)
+chunk_to_json(const void *item)
 {
+	const manifest_chunk *ch = item;
+	json_t *jc = json_object();
+
+	json_object_set_new(jc, "key", json_str_or_null(ch->key));
+	json_object_set_new(jc, "sha256", json_string(ch->sha256));
+	json_object_set_new(jc, "size", json_u64(ch->size));
+	json_object_set_new(jc, "raw_size", json_u64(ch->raw_size));
+	json_object_set_new(jc, "rows", json_u64(ch->rows));
+	return jc;
+}
+
+static json_t *
+base_to_json(const void *item)
+{
+	const manifest_base *b = item;
 	json_t *o = json_object();
-	json_t *chunks = json_array();
 
 	json_object_set_new(o, "lsn", lsn_value(b->lsn));
 	json_object_set_new(o, "time", time_value(b->time));
@@ -365,7 +404,6 @@ base_to_json(const manifest_base *b)
 		if (!json_is_object(def))
 		{
 			json_decref(def);
-			json_decref(chunks);
 			json_decref(o);
 			return NULL;
 		}
@@ -373,25 +411,14 @@ base_to_json(const manifest_base *b)
 	}
 	else
 		json_object_set_new(o, "definition", json_null());
-	for (int c = 0; c < b->nchunks; c++)
-	{
-		const manifest_chunk *ch = &b->chunks[c];
-		json_t *jc = json_object();
-
-		json_object_set_new(jc, "key", json_str_or_null(ch->key));
-		json_object_set_new(jc, "sha256", json_string(ch->sha256));
-		json_object_set_new(jc, "size", json_u64(ch->size));
-		json_object_set_new(jc, "raw_size", json_u64(ch->raw_size));
-		json_object_set_new(jc, "rows", json_u64(ch->rows));
-		json_array_append_new(chunks, jc);
-	}
-	json_object_set_new(o, "chunks", chunks);
+	json_object_set_new(o, "chunks", objects_to_json(b->chunks, b->nchunks, sizeof(manifest_chunk), chunk_to_json));
 	return o;
 }
 
 static json_t *
-segment_to_json(const manifest_segment *s)
+segment_to_json(const void *item)
 {
+	const manifest_segment *s = item;
 	json_t *o = json_object();
 
 	json_object_set_new(o, "key", json_str_or_null(s->key));
@@ -406,11 +433,34 @@ segment_to_json(const manifest_segment *s)
 	return o;
 }
 
+static json_t *
+name_to_json(const void *item)
+{
+	const manifest_name *nm = item;
+	json_t *e = json_object();
+
+	json_object_set_new(e, "from_lsn", lsn_value(nm->from_lsn));
+	json_object_set_new(e, "schema", json_string(nm->schema));
+	json_object_set_new(e, "name", json_string(nm->name));
+	return e;
+}
+
+static json_t *
+gap_to_json(const void *item)
+{
+	const manifest_gap *gap = item;
+	json_t *g = json_object();
+
+	json_object_set_new(g, "from", lsn_value(gap->from));
+	json_object_set_new(g, "to", lsn_value(gap->to));
+	return g;
+}
+
 char *
 manifest_to_json(const manifest *m)
 {
 	json_t *o = json_object();
-	json_t *arr;
+	json_t *bases;
 	char *text;
 
 	json_object_set_new(o, "format", json_integer(MANIFEST_FORMAT));
@@ -436,20 +486,7 @@ manifest_to_json(const manifest *m)
 		json_object_set_new(o, "partition_changes", pc);
 	}
 	if (m->nnames > 0)
-	{
-		json_t *names = json_array();
-
-		for (int i = 0; i < m->nnames; i++)
-		{
-			json_t *e = json_object();
-
-			json_object_set_new(e, "from_lsn", lsn_value(m->names[i].from_lsn));
-			json_object_set_new(e, "schema", json_string(m->names[i].schema));
-			json_object_set_new(e, "name", json_string(m->names[i].name));
-			json_array_append_new(names, e);
-		}
-		json_object_set_new(o, "names", names);
-	}
+		json_object_set_new(o, "names", objects_to_json(m->names, m->nnames, sizeof(manifest_name), name_to_json));
 	if (m->rebase_requested_at)
 		json_object_set_new(o, "rebase_requested_at", lsn_value(m->rebase_requested_at));
 	json_object_set_new(o, "finding", json_str_or_null(m->finding));
@@ -460,53 +497,21 @@ manifest_to_json(const manifest *m)
 	}
 	json_object_set_new(o, "archived_to", lsn_value(m->archived_to));
 
-	arr = json_array();
-	for (int i = 0; i < m->nlayouts; i++)
-		json_array_append_new(arr, layout_to_json(&m->layouts[i]));
-	json_object_set_new(o, "layouts", arr);
-
-	arr = json_array();
-	json_object_set_new(o, "bases", arr);
-	for (int i = 0; i < m->nbases; i++)
+	json_object_set_new(o, "layouts", objects_to_json(m->layouts, m->nlayouts, sizeof(manifest_layout),
+													  layout_to_json));
+	bases = objects_to_json(m->bases, m->nbases, sizeof(manifest_base), base_to_json);
+	if (bases == NULL)
 	{
-		json_t *b = base_to_json(&m->bases[i]);
-
-		if (b == NULL)
-		{
-			json_decref(o);
-			return NULL;
-		}
-		json_array_append_new(arr, b);
+		json_decref(o);
+		return NULL;
 	}
-
-	arr = json_array();
-	for (int i = 0; i < m->nsegments; i++)
-		json_array_append_new(arr, segment_to_json(&m->segments[i]));
-	json_object_set_new(o, "segments", arr);
-
-	arr = json_array();
-	for (int i = 0; i < m->ngaps; i++)
-	{
-		json_t *g = json_object();
-
-		json_object_set_new(g, "from", lsn_value(m->gaps[i].from));
-		json_object_set_new(g, "to", lsn_value(m->gaps[i].to));
-		json_array_append_new(arr, g);
-	}
-	json_object_set_new(o, "gaps", arr);
+	json_object_set_new(o, "bases", bases);
+	json_object_set_new(o, "segments", objects_to_json(m->segments, m->nsegments, sizeof(manifest_segment),
+													   segment_to_json));
+	json_object_set_new(o, "gaps", objects_to_json(m->gaps, m->ngaps, sizeof(manifest_gap), gap_to_json));
 	if (m->nschema_gaps > 0)
-	{
-		arr = json_array();
-		for (int i = 0; i < m->nschema_gaps; i++)
-		{
-			json_t *g = json_object();
-
-			json_object_set_new(g, "from", lsn_value(m->schema_gaps[i].from));
-			json_object_set_new(g, "to", lsn_value(m->schema_gaps[i].to));
-			json_array_append_new(arr, g);
-		}
-		json_object_set_new(o, "schema_unknown", arr);
-	}
+		json_object_set_new(o, "schema_unknown", objects_to_json(m->schema_gaps, m->nschema_gaps,
+																 sizeof(manifest_gap), gap_to_json));
 
 	/* One segment per line keeps large manifests readable with ordinary tools. */
 	text = json_dumps(o, JSON_INDENT(1) | JSON_COMPACT);
@@ -700,9 +705,46 @@ j_element(json_t *arr, const char *path, const char *name, int i, json_t **e, ch
 	return BS_OK;
 }
 
-static int
-column_from_json(json_t *o, const char *path, manifest_column *c, bs_error *err)
+/* Reads one object of an array (at path p) into out, one element of the array being built. */
+typedef int (*element_fn) (json_t *e, const char *p, void *out, bs_error *err);
+
+/*
+ * Read the array member name of o, whose elements are objects, into a new zeroed array of
+ * elements of size bytes, each read by fn; returns it (NULL when the member is no array).
+ * *rc says whether all was read; *count counts the elements handed to fn, so that on failure
+ * the caller frees what was read with the array.
+ */
+static void *
+j_objects(json_t *o, const char *path, const char *name, size_t size, element_fn fn, int *count,
+		  int *rc, bs_error *err)
 {
+	json_t *arr;
+	int n;
+	char *items;
+	char p[PATH_BUFLEN];
+
+	*count = 0;
+	*rc = BS_ERR;
+	if (j_array(o, path, name, &arr, &n, err) != BS_OK)
+		return NULL;
+	items = xcalloc(n > 0 ? (size_t) n : 1, size);
+	for (int i = 0; i < n; i++)
+	{
+		json_t *e;
+
+		*count = i + 1;
+		if (j_element(arr, path, name, i, &e, p, err) != BS_OK ||
+			fn(e, p, items + (size_t) i * size, err) != BS_OK)
+			return items;
+	}
+	*rc = BS_OK;
+	return items;
+}
+
+static int
+column_from_json(json_t *o, const char *path, void *out, bs_error *err)
+{
+	manifest_column *c = out;
 	int64_t v;
 
 	if (j_string(o, path, "name", true, &c->name, err) != BS_OK ||
@@ -726,12 +768,12 @@ column_from_json(json_t *o, const char *path, manifest_column *c, bs_error *err)
 }
 
 static int
-layout_from_json(json_t *o, const char *path, manifest_layout *l, bs_error *err)
+layout_from_json(json_t *o, const char *path, void *out, bs_error *err)
 {
+	manifest_layout *l = out;
 	int64_t id;
-	json_t *cols;
 	char *ri = NULL;
-	char p[PATH_BUFLEN];
+	int rc;
 
 	if (j_int(o, path, "id", 0, UINT32_MAX, &id, err) != BS_OK ||
 		j_lsn(o, path, "from_lsn", true, &l->from_lsn, err) != BS_OK ||
@@ -740,30 +782,32 @@ layout_from_json(json_t *o, const char *path, manifest_layout *l, bs_error *err)
 	l->id = (uint32_t) id;
 	l->replident = strlen(ri) == 1 ? ri[0] : '?';	/* '?' is refused by manifest_validate */
 	free(ri);
-	if (j_array(o, path, "columns", &cols, &l->ncols, err) != BS_OK)
-	{
-		l->ncols = 0;
-		return BS_ERR;
-	}
-	l->columns = xcalloc(l->ncols > 0 ? (size_t) l->ncols : 1, sizeof(manifest_column));
-	for (int c = 0; c < l->ncols; c++)
-	{
-		json_t *e;
+	l->columns = j_objects(o, path, "columns", sizeof(manifest_column), column_from_json, &l->ncols,
+						   &rc, err);
+	return rc;
+}
 
-		if (j_element(cols, path, "columns", c, &e, p, err) != BS_OK ||
-			column_from_json(e, p, &l->columns[c], err) != BS_OK)
-			return BS_ERR;
-	}
+static int
+chunk_from_json(json_t *e, const char *p, void *out, bs_error *err)
+{
+	manifest_chunk *ch = out;
+
+	if (j_string(e, p, "key", true, &ch->key, err) != BS_OK ||
+		j_sha(e, p, "sha256", ch->sha256, err) != BS_OK ||
+		j_u64(e, p, "size", &ch->size, err) != BS_OK ||
+		j_u64(e, p, "raw_size", &ch->raw_size, err) != BS_OK ||
+		j_u64(e, p, "rows", &ch->rows, err) != BS_OK)
+		return BS_ERR;
 	return BS_OK;
 }
 
 static int
-base_from_json(json_t *o, const char *path, manifest_base *b, bs_error *err)
+base_from_json(json_t *o, const char *path, void *out, bs_error *err)
 {
-	json_t *chunks;
+	manifest_base *b = out;
 	json_t *def;
 	int64_t v;
-	int n;
+	int rc;
 	char p[PATH_BUFLEN];
 
 	if (j_lsn(o, path, "lsn", true, &b->lsn, err) != BS_OK ||
@@ -783,29 +827,16 @@ base_from_json(json_t *o, const char *path, manifest_base *b, bs_error *err)
 		if (b->definition == NULL)
 			return error_set(err, ERRCODE_OUT_OF_MEMORY, "out of memory");
 	}
-	if (j_array(o, path, "chunks", &chunks, &n, err) != BS_OK)
-		return BS_ERR;
-	b->chunks = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_chunk));
-	for (int c = 0; c < n; c++)
-	{
-		manifest_chunk *ch = &b->chunks[c];
-		json_t *e;
-
-		b->nchunks = c + 1;		/* so that a failure frees what was read */
-		if (j_element(chunks, path, "chunks", c, &e, p, err) != BS_OK ||
-			j_string(e, p, "key", true, &ch->key, err) != BS_OK ||
-			j_sha(e, p, "sha256", ch->sha256, err) != BS_OK ||
-			j_u64(e, p, "size", &ch->size, err) != BS_OK ||
-			j_u64(e, p, "raw_size", &ch->raw_size, err) != BS_OK ||
-			j_u64(e, p, "rows", &ch->rows, err) != BS_OK)
-			return BS_ERR;
-	}
-	return BS_OK;
+	b->chunks = j_objects(o, path, "chunks", sizeof(manifest_chunk), chunk_from_json, &b->nchunks, &rc,
+						  err);
+	return rc;
 }
 
 static int
-segment_from_json(json_t *o, const char *path, manifest_segment *s, bs_error *err)
+segment_from_json(json_t *o, const char *path, void *out, bs_error *err)
 {
+	manifest_segment *s = out;
+
 	if (j_string(o, path, "key", true, &s->key, err) != BS_OK ||
 		j_lsn(o, path, "first_lsn", true, &s->first_lsn, err) != BS_OK ||
 		j_lsn(o, path, "last_end_lsn", true, &s->last_end_lsn, err) != BS_OK ||
@@ -819,6 +850,31 @@ segment_from_json(json_t *o, const char *path, manifest_segment *s, bs_error *er
 	return BS_OK;
 }
 
+/* A name of the table's name history (0.3). */
+static int
+name_from_json(json_t *e, const char *p, void *out, bs_error *err)
+{
+	manifest_name *nm = out;
+
+	if (j_lsn(e, p, "from_lsn", true, &nm->from_lsn, err) != BS_OK ||
+		j_string(e, p, "schema", true, &nm->schema, err) != BS_OK ||
+		j_string(e, p, "name", true, &nm->name, err) != BS_OK)
+		return BS_ERR;
+	return BS_OK;
+}
+
+/* A gap: a range of LSNs that the archive does not hold (gaps, schema_unknown). */
+static int
+gap_from_json(json_t *e, const char *p, void *out, bs_error *err)
+{
+	manifest_gap *g = out;
+
+	if (j_lsn(e, p, "from", true, &g->from, err) != BS_OK ||
+		j_lsn(e, p, "to", true, &g->to, err) != BS_OK)
+		return BS_ERR;
+	return BS_OK;
+}
+
 static int
 manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 {
@@ -826,6 +882,7 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 	int64_t format;
 	json_t *arr;
 	int n;
+	int rc;
 	char p[PATH_BUFLEN];
 
 	if (!json_is_object(root))
@@ -854,20 +911,9 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 	/* Optional (newer writers): the name history. */
 	if (json_object_get(root, "names") != NULL)
 	{
-		if (j_array(root, "", "names", &arr, &n, err) != BS_OK)
+		m->names = j_objects(root, "", "names", sizeof(manifest_name), name_from_json, &m->nnames, &rc, err);
+		if (rc != BS_OK)
 			return BS_ERR;
-		m->names = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_name));
-		for (int i = 0; i < n; i++)
-		{
-			json_t *e;
-
-			m->nnames = i + 1;
-			if (j_element(arr, "", "names", i, &e, p, err) != BS_OK ||
-				j_lsn(e, p, "from_lsn", true, &m->names[i].from_lsn, err) != BS_OK ||
-				j_string(e, p, "schema", true, &m->names[i].schema, err) != BS_OK ||
-				j_string(e, p, "name", true, &m->names[i].name, err) != BS_OK)
-				return BS_ERR;
-		}
 	}
 	/* Optional (0.3): the partition membership changes, ascending LSNs. */
 	if (json_object_get(root, "partition_changes") != NULL)
@@ -896,77 +942,30 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 	if (m->expired_before && j_time(root, "", "expired_time", &m->expired_time, err) != BS_OK)
 		return BS_ERR;
 
-	if (j_array(root, "", "layouts", &arr, &n, err) != BS_OK)
+	m->layouts = j_objects(root, "", "layouts", sizeof(manifest_layout), layout_from_json, &m->nlayouts,
+						   &rc, err);
+	if (rc != BS_OK)
 		return BS_ERR;
-	m->layouts = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_layout));
-	for (int i = 0; i < n; i++)
-	{
-		json_t *e;
-
-		m->nlayouts = i + 1;
-		if (j_element(arr, "", "layouts", i, &e, p, err) != BS_OK ||
-			layout_from_json(e, p, &m->layouts[i], err) != BS_OK)
-			return BS_ERR;
-	}
-
-	if (j_array(root, "", "bases", &arr, &n, err) != BS_OK)
+	m->bases = j_objects(root, "", "bases", sizeof(manifest_base), base_from_json, &m->nbases, &rc, err);
+	if (rc != BS_OK)
 		return BS_ERR;
-	m->bases = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_base));
-	for (int i = 0; i < n; i++)
-	{
-		json_t *e;
-
-		m->nbases = i + 1;
-		if (j_element(arr, "", "bases", i, &e, p, err) != BS_OK ||
-			base_from_json(e, p, &m->bases[i], err) != BS_OK)
-			return BS_ERR;
-	}
-
-	if (j_array(root, "", "segments", &arr, &n, err) != BS_OK)
+	m->segments = j_objects(root, "", "segments", sizeof(manifest_segment), segment_from_json,
+							&m->nsegments, &rc, err);
+	if (rc != BS_OK)
 		return BS_ERR;
-	m->segments = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_segment));
-	for (int i = 0; i < n; i++)
-	{
-		json_t *e;
-
-		m->nsegments = i + 1;
-		if (j_element(arr, "", "segments", i, &e, p, err) != BS_OK ||
-			segment_from_json(e, p, &m->segments[i], err) != BS_OK)
-			return BS_ERR;
-	}
-
 	if (format >= 2)
 	{
-		if (j_array(root, "", "gaps", &arr, &n, err) != BS_OK)
+		m->gaps = j_objects(root, "", "gaps", sizeof(manifest_gap), gap_from_json, &m->ngaps, &rc, err);
+		if (rc != BS_OK)
 			return BS_ERR;
-		m->gaps = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_gap));
-		for (int i = 0; i < n; i++)
-		{
-			json_t *e;
-
-			m->ngaps = i + 1;
-			if (j_element(arr, "", "gaps", i, &e, p, err) != BS_OK ||
-				j_lsn(e, p, "from", true, &m->gaps[i].from, err) != BS_OK ||
-				j_lsn(e, p, "to", true, &m->gaps[i].to, err) != BS_OK)
-				return BS_ERR;
-		}
 	}
 	/* Optional: absent in manifests written before it existed (no window then). */
 	if (json_object_get(root, "schema_unknown") != NULL)
 	{
-		if (j_array(root, "", "schema_unknown", &arr, &n, err) != BS_OK)
+		m->schema_gaps = j_objects(root, "", "schema_unknown", sizeof(manifest_gap), gap_from_json,
+								   &m->nschema_gaps, &rc, err);
+		if (rc != BS_OK)
 			return BS_ERR;
-		m->schema_gaps = xcalloc(n > 0 ? (size_t) n : 1, sizeof(manifest_gap));
-		for (int i = 0; i < n; i++)
-		{
-			json_t *e;
-
-			m->nschema_gaps = i + 1;
-			if (j_element(arr, "", "schema_unknown", i, &e, p, err) != BS_OK ||
-				j_lsn(e, p, "from", true, &m->schema_gaps[i].from, err) != BS_OK ||
-				j_lsn(e, p, "to", true, &m->schema_gaps[i].to, err) != BS_OK)
-				return BS_ERR;
-		}
 	}
 	return manifest_validate(m, err);
 }
@@ -1070,33 +1069,31 @@ archive_head_to_json(const archive_head *head)
 
 /* Format 2: the lease token and the generation of every table's manifest. */
 static int
+head_table_from_json(json_t *e, const char *p, void *out, bs_error *err)
+{
+	archive_head_table *t = out;
+	int64_t v;
+
+	if (j_int(e, p, "relid", 1, UINT32_MAX, &v, err) != BS_OK)
+		return BS_ERR;
+	t->relid = (uint32_t) v;
+	if (j_u64(e, p, "generation", &t->generation, err) != BS_OK ||
+		j_string(e, p, "schema", true, &t->schema, err) != BS_OK ||
+		j_string(e, p, "name", true, &t->name, err) != BS_OK)
+		return BS_ERR;
+	return BS_OK;
+}
+
+static int
 head_tables_from_json(json_t *root, archive_head *out, bs_error *err)
 {
-	json_t *arr;
-	int n;
-	char p[PATH_BUFLEN];
+	int rc;
 
-	if (j_u64(root, "", "lease_token", &out->lease_token, err) != BS_OK ||
-		j_array(root, "", "tables", &arr, &n, err) != BS_OK)
+	if (j_u64(root, "", "lease_token", &out->lease_token, err) != BS_OK)
 		return BS_ERR;
-	out->tables = xcalloc(n > 0 ? (size_t) n : 1, sizeof(archive_head_table));
-	for (int i = 0; i < n; i++)
-	{
-		archive_head_table *t = &out->tables[i];
-		json_t *e;
-		int64_t v;
-
-		out->ntables = i + 1;
-		if (j_element(arr, "", "tables", i, &e, p, err) != BS_OK ||
-			j_int(e, p, "relid", 1, UINT32_MAX, &v, err) != BS_OK)
-			return BS_ERR;
-		t->relid = (uint32_t) v;
-		if (j_u64(e, p, "generation", &t->generation, err) != BS_OK ||
-			j_string(e, p, "schema", true, &t->schema, err) != BS_OK ||
-			j_string(e, p, "name", true, &t->name, err) != BS_OK)
-			return BS_ERR;
-	}
-	return BS_OK;
+	out->tables = j_objects(root, "", "tables", sizeof(archive_head_table), head_table_from_json,
+							&out->ntables, &rc, err);
+	return rc;
 }
 
 int

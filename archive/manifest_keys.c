@@ -10,48 +10,39 @@
 char *
 manifest_table_prefix(uint32_t relid)
 {
-	strbuf sb = STRBUF_INIT;
+	return xasprintf(ARCHIVE_TABLES_PREFIX "%" PRIu32 "/", relid);
+}
 
-	strbuf_printf(&sb, ARCHIVE_TABLES_PREFIX "%" PRIu32 "/", relid);
-	return strbuf_detach(&sb, NULL);
+char *
+manifest_segment_prefix(uint32_t relid)
+{
+	return xasprintf(ARCHIVE_TABLES_PREFIX "%" PRIu32 "/seg/", relid);
 }
 
 char *
 manifest_key(uint32_t relid)
 {
-	strbuf sb = STRBUF_INIT;
-
-	strbuf_printf(&sb, ARCHIVE_TABLES_PREFIX "%" PRIu32 "/manifest.json", relid);
-	return strbuf_detach(&sb, NULL);
+	return xasprintf(ARCHIVE_TABLES_PREFIX "%" PRIu32 "/manifest.json", relid);
 }
 
 char *
 manifest_segment_key(uint32_t relid, uint64_t first_lsn, uint64_t end_lsn)
 {
-	strbuf sb = STRBUF_INIT;
-
-	strbuf_printf(&sb, ARCHIVE_TABLES_PREFIX "%" PRIu32 "/seg/%016" PRIX64 "-%016" PRIX64 ".bso",
-				  relid, first_lsn, end_lsn);
-	return strbuf_detach(&sb, NULL);
+	return xasprintf(ARCHIVE_TABLES_PREFIX "%" PRIu32 "/seg/%016" PRIX64 "-%016" PRIX64 ".bso",
+					 relid, first_lsn, end_lsn);
 }
 
 char *
 manifest_base_chunk_key(uint32_t relid, uint64_t base_lsn, int chunk)
 {
-	strbuf sb = STRBUF_INIT;
-
-	strbuf_printf(&sb, ARCHIVE_TABLES_PREFIX "%" PRIu32 "/base/%016" PRIX64 "/chunk-%06d.bso",
-				  relid, base_lsn, chunk);
-	return strbuf_detach(&sb, NULL);
+	return xasprintf(ARCHIVE_TABLES_PREFIX "%" PRIu32 "/base/%016" PRIX64 "/chunk-%06d.bso",
+					 relid, base_lsn, chunk);
 }
 
 char *
 manifest_base_schema_key(uint32_t relid, uint64_t base_lsn)
 {
-	strbuf sb = STRBUF_INIT;
-
-	strbuf_printf(&sb, ARCHIVE_TABLES_PREFIX "%" PRIu32 "/base/%016" PRIX64 "/schema.sql", relid, base_lsn);
-	return strbuf_detach(&sb, NULL);
+	return xasprintf(ARCHIVE_TABLES_PREFIX "%" PRIu32 "/base/%016" PRIX64 "/schema.sql", relid, base_lsn);
 }
 
 /* A relid as written in keys: decimal, no sign, no leading zero, 1..UINT32_MAX. */

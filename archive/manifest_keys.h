@@ -9,8 +9,10 @@
 /* Every table's objects are under tables/<relid>/ (relid in decimal). */
 #define ARCHIVE_TABLES_PREFIX "tables/"
 
-/* tables/<relid>/: the prefix of every object of the table */
+/* tables/<relid>/: every object of the table */
 char *manifest_table_prefix(uint32_t relid);
+/* tables/<relid>/seg/: the table's segments */
+char *manifest_segment_prefix(uint32_t relid);
 /* tables/<relid>/manifest.json */
 char *manifest_key(uint32_t relid);
 /* tables/<relid>/seg/<first LSN>-<end LSN>.bso (16 hex digits each) */

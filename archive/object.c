@@ -58,19 +58,6 @@ struct object_writer
 	strbuf		buf;
 };
 
-static void
-hex_encode(const unsigned char *bytes, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++)
-	{
-		out[2 * i] = digits[bytes[i] >> 4];
-		out[2 * i + 1] = digits[bytes[i] & 0xf];
-	}
-	out[2 * n] = '\0';
-}
-
 static uint64_t
 read_be64(const unsigned char *p)
 {
@@ -342,15 +329,7 @@ object_decoder_write(object_decoder *dec, const void *data, size_t len, bs_error
 
 	if (dec->header_len < OBJECT_HEADER_SIZE)
 	{
-		size_t		n = OBJECT_HEADER_SIZE - dec->header_len;
-
-		if (n > len)
-			n = len;
-		memcpy(dec->header + dec->header_len, p, n);
-		dec->header_len += n;
-		p += n;
-		len -= n;
-		if (dec->header_len < OBJECT_HEADER_SIZE)
+		if (!buf_fill(dec->header, OBJECT_HEADER_SIZE, &dec->header_len, &p, &len))
 			return BS_OK;
 		if (decoder_check_header(dec, err) != BS_OK)
 			return BS_ERR;

@@ -1,5 +1,6 @@
 /* pack.c — packs (.bsp, doc/design/format2.md 3.2): many tables' records in independent frames, with a strictly read index. */
 #include "pack.h"
+#include "digest.h"
 #include "isotime.h"
 #include "lsn.h"
 #include "segment.h"
@@ -8,7 +9,6 @@
 #include <jansson.h>
 #include <limits.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,18 +27,6 @@ static const char *const event_kinds[] = {
 };
 
 /* ---------- shared helpers ---------- */
-
-static void
-sha256_hex(const void *data, size_t len, char out[65])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-
-	if (EVP_Digest(len ? data : "", len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-		abort();				/* SHA-256 of a buffer cannot fail short of a broken libcrypto */
-	for (unsigned int i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
 
 static bool
 sha256_valid(const char *s, size_t len)
@@ -561,7 +549,7 @@ emit_frame(pack_writer *w, strbuf *out, bs_error *err)
 	f.size = stored->len;
 	f.raw_offset = w->raw_total - w->raw.len;
 	f.raw_size = w->raw.len;
-	sha256_hex(stored->data, stored->len, f.sha256);
+	digest_sha256_hex(stored->data, stored->len, f.sha256);
 	strbuf_append(out, stored->data, stored->len);
 	w->stored += stored->len;
 	if (w->nframes == w->frames_cap)
@@ -1157,7 +1145,7 @@ read_frames(const pack_index *idx, const pack_run *run, pack_read_fn read, void 
 			limited_sink ls = {0, f->raw_size, "frame", slice_take, s};
 
 			off += size;
-			sha256_hex(data, size, sha);
+			digest_sha256_hex(data, size, sha);
 			if (strcmp(sha, f->sha256) != 0)
 			{
 				rc = bad(err, "frames[%d] (offset %" PRIu64 ", %" PRIu64 " bytes) has SHA-256 %s, the footer says %s",

@@ -489,15 +489,37 @@ sqlcheck_create_table(const char *schema, const char *table, const manifest_layo
 	return NULL;
 }
 
-/* One ALTER TABLE on schema.table with one command of subtype: that command. */
+/*
+ * sql set to "ALTER TABLE schema.table what name", the name quoted (and qualified by nschema
+ * when given): the caller appends the rest of the command.
+ */
+static void
+alter_sql(strbuf *sql, const char *schema, const char *table, const char *what, const char *nschema,
+		  const char *name)
+{
+	char *target = qualified(schema, table);
+	char *qname = qualified(nschema, name);
+
+	strbuf_printf(sql, "ALTER TABLE %s %s %s", target, what, qname);
+	free(target);
+	free(qname);
+}
+
+/*
+ * Parse sql as one ALTER TABLE on schema.table with one command of subtype: that command
+ * (in *root, which the caller frees), or NULL with reason set.
+ */
 static json_t *
-one_alter_command(json_t *node, const char *schema, const char *table, const char *subtype, char *reason)
+one_alter_command(const char *sql, const char *schema, const char *table, const char *subtype, json_t **root,
+				  char *reason)
 {
 	static const char *const stmt_members[] = {"relation", "cmds", "objtype", NULL};
-	json_t *cmds,
+	json_t *node,
+			   *cmds,
 			   *cmd;
 
-	if (!only_members(node, "ALTER TABLE", stmt_members, reason) ||
+	node = parse_one(sql, "AlterTableStmt", "an ALTER TABLE", root, reason);
+	if (node == NULL || !only_members(node, "ALTER TABLE", stmt_members, reason) ||
 		!check_relation(json_object_get(node, "relation"), schema, table, reason))
 		return NULL;
 	if (!str_member_is(node, "objtype", "OBJECT_TABLE"))
@@ -518,6 +540,16 @@ one_alter_command(json_t *node, const char *schema, const char *table, const cha
 		return NULL;
 	}
 	return cmd;
+}
+
+/* The end of a refused statement: what was parsed and built freed, err set ("what: reason"). */
+static char *
+refused(strbuf *sql, json_t *root, const char *what, const char *reason, bs_error *err)
+{
+	json_decref(root);
+	strbuf_free(sql);
+	error_set(err, ERRCODE_DATA_CORRUPTED, "%s: %s", what, reason);
+	return NULL;
 }
 
 char *
@@ -546,23 +578,16 @@ sqlcheck_attach_partition(const char *schema, const char *table, const char *psc
 	static const char *const bound_members[] = {"strategy", "is_default", "modulus", "remainder", "listdatums",
 		"lowerdatums", "upperdatums", "location", NULL};
 	strbuf sql = STRBUF_INIT;
-	char *target,
-			   *part;
 	char reason[REASON_LEN];
 	json_t *root = NULL,
-			   *node,
 			   *cmd,
 			   *pcmd;
 
 	if (!check_fragment_size(bound, "the partition bound", err))
 		return NULL;
-	target = qualified(schema, table);
-	part = qualified(pschema, partition);
-	strbuf_printf(&sql, "ALTER TABLE %s ATTACH PARTITION %s %s", target, part, bound);
-	free(target);
-	free(part);
-	node = parse_one(sql.data, "AlterTableStmt", "an ALTER TABLE", &root, reason);
-	if (node == NULL || (cmd = one_alter_command(node, schema, table, "AT_AttachPartition", reason)) == NULL ||
+	alter_sql(&sql, schema, table, "ATTACH PARTITION", pschema, partition);
+	strbuf_printf(&sql, " %s", bound);
+	if ((cmd = one_alter_command(sql.data, schema, table, "AT_AttachPartition", &root, reason)) == NULL ||
 		!only_members(cmd, "ATTACH PARTITION", cmd_members, reason))
 		goto fail;
 	pcmd = unwrap(json_object_get(cmd, "def"), "PartitionCmd");
@@ -576,10 +601,7 @@ sqlcheck_attach_partition(const char *schema, const char *table, const char *psc
 	json_decref(root);
 	return strbuf_detach(&sql, NULL);
 fail:
-	json_decref(root);
-	strbuf_free(&sql);
-	error_set(err, ERRCODE_DATA_CORRUPTED, "the partition bound is not exactly one FOR VALUES clause: %s", reason);
-	return NULL;
+	return refused(&sql, root, "the partition bound is not exactly one FOR VALUES clause", reason, err);
 }
 
 char *
@@ -587,22 +609,15 @@ sqlcheck_set_default(const char *schema, const char *table, const char *column, 
 {
 	static const char *const cmd_members[] = {"subtype", "name", "def", "behavior", NULL};
 	strbuf sql = STRBUF_INIT;
-	char *target;
-	char *qcol;
 	char reason[REASON_LEN];
 	json_t *root = NULL,
-			   *node,
 			   *cmd;
 
 	if (!check_fragment_size(expr, "the default", err))
 		return NULL;
-	target = qualified(schema, table);
-	qcol = quote_ident(column);
-	strbuf_printf(&sql, "ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", target, qcol, expr);
-	free(target);
-	free(qcol);
-	node = parse_one(sql.data, "AlterTableStmt", "an ALTER TABLE", &root, reason);
-	if (node == NULL || (cmd = one_alter_command(node, schema, table, "AT_ColumnDefault", reason)) == NULL ||
+	alter_sql(&sql, schema, table, "ALTER COLUMN", NULL, column);
+	strbuf_printf(&sql, " SET DEFAULT %s", expr);
+	if ((cmd = one_alter_command(sql.data, schema, table, "AT_ColumnDefault", &root, reason)) == NULL ||
 		!only_members(cmd, "ALTER COLUMN", cmd_members, reason))
 		goto fail;
 	if (!str_member_is(cmd, "name", column) || !json_is_object(json_object_get(cmd, "def")))
@@ -613,10 +628,7 @@ sqlcheck_set_default(const char *schema, const char *table, const char *column, 
 	json_decref(root);
 	return strbuf_detach(&sql, NULL);
 fail:
-	json_decref(root);
-	strbuf_free(&sql);
-	error_set(err, ERRCODE_DATA_CORRUPTED, "the default is not exactly one expression: %s", reason);
-	return NULL;
+	return refused(&sql, root, "the default is not exactly one expression", reason, err);
 }
 
 char *
@@ -624,11 +636,8 @@ sqlcheck_add_generated_column(const char *schema, const char *table, const char 
 							  const char *type_name, const char *expr, bs_error *err)
 {
 	strbuf sql = STRBUF_INIT;
-	char *target;
-	char *qcol;
 	char reason[REASON_LEN] = "";
 	json_t *root = NULL,
-			   *node,
 			   *cmd,
 			   *cd,
 			   *cons,
@@ -638,14 +647,9 @@ sqlcheck_add_generated_column(const char *schema, const char *table, const char 
 	 * expression; then the statement they make, as one ADD COLUMN of that column. */
 	if (sqlcheck_type(type_name, err) != BS_OK || sqlcheck_default(expr, err) != BS_OK)
 		return NULL;
-	target = qualified(schema, table);
-	qcol = quote_ident(column);
-	strbuf_printf(&sql, "ALTER TABLE %s ADD COLUMN %s %s GENERATED ALWAYS AS (%s) STORED", target, qcol,
-				  type_name, expr);
-	free(target);
-	free(qcol);
-	node = parse_one(sql.data, "AlterTableStmt", "an ALTER TABLE", &root, reason);
-	if (node == NULL || (cmd = one_alter_command(node, schema, table, "AT_AddColumn", reason)) == NULL)
+	alter_sql(&sql, schema, table, "ADD COLUMN", NULL, column);
+	strbuf_printf(&sql, " %s GENERATED ALWAYS AS (%s) STORED", type_name, expr);
+	if ((cmd = one_alter_command(sql.data, schema, table, "AT_AddColumn", &root, reason)) == NULL)
 		goto fail;
 	cd = unwrap(json_object_get(cmd, "def"), "ColumnDef");
 	cons = cd ? json_object_get(cd, "constraints") : NULL;
@@ -662,11 +666,7 @@ sqlcheck_add_generated_column(const char *schema, const char *table, const char 
 	json_decref(root);
 	return strbuf_detach(&sql, NULL);
 fail:
-	json_decref(root);
-	strbuf_free(&sql);
-	error_set(err, ERRCODE_DATA_CORRUPTED, "the generated column is not exactly one column with one expression: %s",
-			  reason);
-	return NULL;
+	return refused(&sql, root, "the generated column is not exactly one column with one expression", reason, err);
 }
 
 static const char *
@@ -703,12 +703,10 @@ parse_constraint(const char *sql, const char *schema, const char *table, const c
 		"nulls_not_distinct", "pktable", "fk_attrs", "pk_attrs", "fk_matchtype", "fk_upd_action",
 		"fk_del_action", "fk_del_set_cols", "skip_validation", "initially_valid", NULL
 	};
-	json_t *node,
-			   *cmd,
+	json_t *cmd,
 			   *con;
 
-	node = parse_one(sql, "AlterTableStmt", "an ALTER TABLE", root, reason);
-	if (node == NULL || (cmd = one_alter_command(node, schema, table, "AT_AddConstraint", reason)) == NULL ||
+	if ((cmd = one_alter_command(sql, schema, table, "AT_AddConstraint", root, reason)) == NULL ||
 		!only_members(cmd, "ADD CONSTRAINT", cmd_members, reason))
 		return NULL;
 	con = unwrap(json_object_get(cmd, "def"), "Constraint");
@@ -736,8 +734,6 @@ sqlcheck_add_constraint(const char *schema, const char *table, const char *name,
 						bool *validate_after, bs_error *err)
 {
 	strbuf sql = STRBUF_INIT;
-	char *target;
-	char *qname;
 	char reason[REASON_LEN];
 	json_t *root = NULL,
 			   *con;
@@ -752,11 +748,8 @@ sqlcheck_add_constraint(const char *schema, const char *table, const char *name,
 	}
 	if (!check_fragment_size(def, "the definition", err))
 		return NULL;
-	target = qualified(schema, table);
-	qname = quote_ident(name);
-	strbuf_printf(&sql, "ALTER TABLE %s ADD CONSTRAINT %s %s", target, qname, def);
-	free(target);
-	free(qname);
+	alter_sql(&sql, schema, table, "ADD CONSTRAINT", NULL, name);
+	strbuf_printf(&sql, " %s", def);
 	if ((con = parse_constraint(sql.data, schema, table, name, contype, &root, reason)) == NULL)
 		goto fail;
 	if (contype == 'c')
@@ -782,10 +775,7 @@ sqlcheck_add_constraint(const char *schema, const char *table, const char *name,
 	json_decref(root);
 	return strbuf_detach(&sql, NULL);
 fail:
-	json_decref(root);
-	strbuf_free(&sql);
-	error_set(err, ERRCODE_DATA_CORRUPTED, "the definition is not exactly one constraint: %s", reason);
-	return NULL;
+	return refused(&sql, root, "the definition is not exactly one constraint", reason, err);
 }
 
 int

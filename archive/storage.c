@@ -482,8 +482,8 @@ storage_get(storage *st, const char *key, uint64_t offset, uint64_t length,
 	}
 }
 
-static int
-append_sink(void *ctx, const void *data, size_t len, bs_error *err)
+int
+storage_sink_strbuf(void *ctx, const void *data, size_t len, bs_error *err)
 {
 	(void) err;
 	strbuf_append((strbuf *) ctx, data, len);
@@ -497,7 +497,7 @@ storage_get_all(storage *st, const char *key, strbuf *out, bs_error *err)
 	/* Keep the "always NUL-terminated" promise even for an empty object. */
 	strbuf_reserve(out, 1);
 	out->data[out->len] = '\0';
-	if (storage_get(st, key, 0, 0, append_sink, out, err) != BS_OK)
+	if (storage_get(st, key, 0, 0, storage_sink_strbuf, out, err) != BS_OK)
 	{
 		strbuf_reset(out);
 		return BS_ERR;

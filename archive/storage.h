@@ -93,6 +93,8 @@ int storage_put(storage *st, const char *key, const void *data, size_t len, bs_e
 typedef int (*storage_sink) (void *ctx, const void *data, size_t len, bs_error *err);
 int storage_get(storage *st, const char *key, uint64_t offset, uint64_t length,
 				storage_sink sink, void *ctx, bs_error *err);
+/* A storage_sink appending to the strbuf ctx. */
+int storage_sink_strbuf(void *ctx, const void *data, size_t len, bs_error *err);
 /* Whole object into a buffer. */
 int storage_get_all(storage *st, const char *key, strbuf *out, bs_error *err);
 

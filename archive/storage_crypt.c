@@ -79,19 +79,6 @@ static const storage_ops crypt_ops;
 
 /* ---------- helpers ---------- */
 
-static void
-hex_encode(const uint8_t *in, size_t len, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < len; i++)
-	{
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * len] = '\0';
-}
-
 static int
 hex_value(char c)
 {
@@ -407,15 +394,7 @@ reader_write(void *ctx, const void *data, size_t len, bs_error *err)
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "object \"%s\" is larger than one encrypted object can be", r->key);
 	if (r->header_len < CRYPT_HEADER_SIZE)
 	{
-		size_t take = CRYPT_HEADER_SIZE - r->header_len;
-
-		if (take > len)
-			take = len;
-		memcpy(r->header + r->header_len, p, take);
-		r->header_len += take;
-		p += take;
-		len -= take;
-		if (r->header_len < CRYPT_HEADER_SIZE)
+		if (!buf_fill(r->header, CRYPT_HEADER_SIZE, &r->header_len, &p, &len))
 			return BS_OK;
 		if (reader_start(r, err) != BS_OK)
 			return BS_ERR;
@@ -494,17 +473,9 @@ reader_free(crypt_reader *r)
 }
 
 static int
-append_sink(void *ctx, const void *data, size_t len, bs_error *err)
-{
-	(void) err;
-	strbuf_append((strbuf *) ctx, data, len);
-	return BS_OK;
-}
-
-static int
 open_all(const crypt_storage *cs, const char *key, const void *data, size_t len, strbuf *out, bs_error *err)
 {
-	crypt_reader *r = reader_new(cs, key, append_sink, out);
+	crypt_reader *r = reader_new(cs, key, storage_sink_strbuf, out);
 	int rc;
 
 	strbuf_reset(out);
@@ -547,15 +518,7 @@ sniff_write(void *ctx, const void *data, size_t len, bs_error *err)
 
 	if (!s->passed)
 	{
-		size_t take = sizeof(s->first) - s->n;
-
-		if (take > len)
-			take = len;
-		memcpy(s->first + s->n, p, take);
-		s->n += take;
-		p += take;
-		len -= take;
-		if (s->n < sizeof(s->first))
+		if (!buf_fill(s->first, sizeof(s->first), &s->n, &p, &len))
 			return BS_OK;
 		if (memcmp(s->first, CRYPT_MAGIC, 8) == 0)
 			return encrypted_without_key(s->cs, s->key, err);
@@ -1546,7 +1509,7 @@ crypt_open_buffer(const uint8_t (*keys)[CRYPT_KEY_SIZE], int nkeys, const char *
 				  size_t len, size_t piece, strbuf *out, bs_error *err)
 {
 	crypt_storage *cs = buffer_keys(keys, nkeys);
-	crypt_reader *r = reader_new(cs, objkey, append_sink, out);
+	crypt_reader *r = reader_new(cs, objkey, storage_sink_strbuf, out);
 	const uint8_t *p = data;
 	int rc = BS_OK;
 

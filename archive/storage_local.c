@@ -1,5 +1,6 @@
 /* storage_local.c — the file:// storage driver: one file per key, written atomically and durably. */
 #include "storage_local.h"
+#include "digest.h"
 #include "strbuf.h"
 
 #include <dirent.h>
@@ -12,7 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #define READ_CHUNK (256 * 1024)
 #define FILE_MODE 0640
@@ -60,6 +60,33 @@ fsync_dir(const char *path, bs_error *err)
 	return BS_OK;
 }
 
+/* The directory that holds the entry path: "/" for an entry of the root. */
+static char *
+parent_dir(const char *path)
+{
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+
+	if (slash == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	return dir;
+}
+
+/* Make an entry that was created, renamed or removed durable: fsync the directory holding it. */
+static int
+fsync_parent(const char *path, bs_error *err)
+{
+	char *dir = parent_dir(path);
+	int rc = fsync_dir(dir, err);
+
+	free(dir);
+	return rc;
+}
+
 /* mkdir -p; each directory created is made durable by syncing its parent. */
 static int
 make_dirs(const char *path, bs_error *err)
@@ -76,18 +103,7 @@ make_dirs(const char *path, bs_error *err)
 		*s = '\0';
 		if (mkdir(p, DIR_MODE) == 0)
 		{
-			char *slash = strrchr(p, '/');
-
-			/* The new entry lives in the parent directory. */
-			if (slash == p)
-				rc = fsync_dir("/", err);
-			else
-			{
-				*slash = '\0';
-				rc = fsync_dir(p, err);
-				*slash = '/';
-			}
-			if (rc != BS_OK)
+			if ((rc = fsync_parent(p, err)) != BS_OK)
 				break;
 		}
 		else if (errno != EEXIST)
@@ -118,19 +134,13 @@ local_writer_open(storage *st, const char *key, storage_writer **out, bs_error *
 {
 	local_storage *ls = (local_storage *) st;
 	local_writer *w;
-	char *slash;
 	strbuf tmp = STRBUF_INIT;
 
 	w = xcalloc(1, sizeof(*w));
 	w->base.st = st;
 	w->fd = -1;
 	w->final_path = key_path(ls, key);
-	w->dir_path = xstrdup(w->final_path);
-	slash = strrchr(w->dir_path, '/');
-	if (slash == w->dir_path)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
+	w->dir_path = parent_dir(w->final_path);
 	if (make_dirs(w->dir_path, err) != BS_OK)
 		goto fail;
 	/* The temp file sits next to the target so that rename() is atomic. */
@@ -498,15 +508,7 @@ local_delete(storage *st, const char *key, bs_error *err)
 			rc = error_set_errno(err, errno, "could not delete \"%s\"", path);
 	}
 	else
-	{
-		char *slash = strrchr(path, '/');
-
-		if (slash == path)
-			slash[1] = '\0';
-		else
-			*slash = '\0';
-		rc = fsync_dir(path, err);
-	}
+		rc = fsync_parent(path, err);
 	free(path);
 	return rc;
 }
@@ -577,34 +579,21 @@ local_delete_many(storage *st, const char *const *keys, int n, bs_error *err)
 	return rc;
 }
 
-/* Collects an object's bytes. */
-static int
-append_bytes(void *ctx, const void *data, size_t len, bs_error *err)
-{
-	(void) err;
-	strbuf_append((strbuf *) ctx, data, len);
-	return BS_OK;
-}
-
 /* A local object's version tag: the SHA-256 of its content, in hex. */
 static char *
 content_tag(const strbuf *data)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	strbuf sb = STRBUF_INIT;
+	char hex[2 * DIGEST_SHA256_LEN + 1];
 
-	EVP_Digest(data->data ? data->data : "", data->len, md, &mdlen, EVP_sha256(), NULL);
-	for (unsigned int i = 0; i < mdlen; i++)
-		strbuf_printf(&sb, "%02x", md[i]);
-	return strbuf_detach(&sb, NULL);
+	digest_sha256_hex(data->data, data->len, hex);
+	return xstrdup(hex);
 }
 
 static int
 local_get_tagged(storage *st, const char *key, strbuf *out, char **tag, bs_error *err)
 {
 	/* A put replaces the file by rename(2): a read sees one version or the other. */
-	if (local_get(st, key, 0, 0, append_bytes, out, err) != BS_OK)
+	if (local_get(st, key, 0, 0, storage_sink_strbuf, out, err) != BS_OK)
 		return BS_ERR;
 	*tag = content_tag(out);
 	return BS_OK;
@@ -669,7 +658,7 @@ local_put_if(storage *st, const char *key, const void *data, size_t len, const c
 			goto out;
 		}
 	}
-	if (local_get(st, key, 0, 0, append_bytes, &cur, err) != BS_OK)
+	if (local_get(st, key, 0, 0, storage_sink_strbuf, &cur, err) != BS_OK)
 	{
 		if (strcmp(err->code, ERRCODE_NOT_FOUND) != 0)
 			goto out;
@@ -741,7 +730,6 @@ storage_local_adopt(storage *st, const char *key, const char *path, int fd, bs_e
 	char *final_path;
 	char *dir;
 	char *old_dir;
-	char *slash;
 	int own_fd = -1;
 	int rc = BS_ERR;
 
@@ -753,18 +741,8 @@ storage_local_adopt(storage *st, const char *key, const char *path, int fd, bs_e
 	if (path[0] != '/')
 		return error_set(err, ERRCODE_INVALID_PARAMETER, "cannot adopt \"%s\": not an absolute path", path);
 	final_path = key_path((local_storage *) st, key);
-	dir = xstrdup(final_path);
-	slash = strrchr(dir, '/');
-	if (slash == dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	old_dir = xstrdup(path);
-	slash = strrchr(old_dir, '/');
-	if (slash == old_dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
+	dir = parent_dir(final_path);
+	old_dir = parent_dir(path);
 	if (fd < 0)
 	{
 		own_fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -805,7 +783,6 @@ int
 storage_local_remove_dir(storage *st, const char *dir, bool *removed, bs_error *err)
 {
 	char *path;
-	char *slash;
 	int rc = BS_OK;
 
 	*removed = false;
@@ -823,12 +800,7 @@ storage_local_remove_dir(storage *st, const char *dir, bool *removed, bs_error *
 		return rc;
 	}
 	*removed = true;
-	slash = strrchr(path, '/');
-	if (slash == path)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	rc = fsync_dir(path, err);
+	rc = fsync_parent(path, err);
 	free(path);
 	return rc;
 }

@@ -1,6 +1,7 @@
 /* storage_s3.c — the s3:// storage driver: S3 REST API over libcurl (SigV4 by libcurl), with retries. */
 #include "autoconf.h"
 #include "storage_s3.h"
+#include "digest.h"
 #include "s3xml.h"
 #include "clock.h"
 #include "log.h"
@@ -128,22 +129,6 @@ response_free(s3_response *r)
 {
 	response_reset(r);
 	strbuf_free(&r->body);
-}
-
-static void
-sha256_hex(const void *data, size_t len, char out[65])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-
-	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-	{
-		/* Only fails on allocation failure inside OpenSSL. */
-		fprintf(stderr, "backstop: SHA-256 computation failed\n");
-		abort();
-	}
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
 /* RFC 3986 encoding as SigV4 wants it: unreserved characters stay, '/' optionally. */
@@ -429,6 +414,17 @@ seek_cb(void *ud, curl_off_t offset, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
+/* hdrs with the header "name: value" appended, unless value is NULL; line is scratch space. */
+static struct curl_slist *
+add_header(struct curl_slist *hdrs, strbuf *line, const char *name, const char *value)
+{
+	if (value == NULL)
+		return hdrs;
+	strbuf_reset(line);
+	strbuf_printf(line, "%s: %s", name, value);
+	return curl_slist_append(hdrs, line->data);
+}
+
 /* Perform one attempt; returns the curl result (the HTTP status is in resp). */
 static CURLcode
 s3_attempt(s3_storage *s3, const s3_request *req, s3_response *resp)
@@ -470,47 +466,16 @@ s3_attempt(s3_storage *s3, const s3_request *req, s3_response *resp)
 
 	/* libcurl 7.88 signs with the payload hash given in this header; S3 verifies it. */
 	if (req->body_len > 0)
-		sha256_hex(req->body, req->body_len, hash);
+		digest_sha256_hex(req->body, req->body_len, hash);
 	else
 		memcpy(hash, EMPTY_SHA256, sizeof(hash));
-	strbuf_printf(&line, "x-amz-content-sha256: %s", hash);
-	hdrs = curl_slist_append(hdrs, line.data);
-	if (s3->session_token)
-	{
-		strbuf_reset(&line);
-		strbuf_printf(&line, "x-amz-security-token: %s", s3->session_token);
-		hdrs = curl_slist_append(hdrs, line.data);
-	}
-	if (req->range)
-	{
-		strbuf_reset(&line);
-		strbuf_printf(&line, "Range: %s", req->range);
-		hdrs = curl_slist_append(hdrs, line.data);
-	}
-	if (req->if_match)
-	{
-		strbuf_reset(&line);
-		strbuf_printf(&line, "If-Match: %s", req->if_match);
-		hdrs = curl_slist_append(hdrs, line.data);
-	}
-	if (req->if_none_match)
-	{
-		strbuf_reset(&line);
-		strbuf_printf(&line, "If-None-Match: %s", req->if_none_match);
-		hdrs = curl_slist_append(hdrs, line.data);
-	}
-	if (req->content_type)
-	{
-		strbuf_reset(&line);
-		strbuf_printf(&line, "Content-Type: %s", req->content_type);
-		hdrs = curl_slist_append(hdrs, line.data);
-	}
-	if (req->content_md5)
-	{
-		strbuf_reset(&line);
-		strbuf_printf(&line, "Content-MD5: %s", req->content_md5);
-		hdrs = curl_slist_append(hdrs, line.data);
-	}
+	hdrs = add_header(hdrs, &line, "x-amz-content-sha256", hash);
+	hdrs = add_header(hdrs, &line, "x-amz-security-token", s3->session_token);
+	hdrs = add_header(hdrs, &line, "Range", req->range);
+	hdrs = add_header(hdrs, &line, "If-Match", req->if_match);
+	hdrs = add_header(hdrs, &line, "If-None-Match", req->if_none_match);
+	hdrs = add_header(hdrs, &line, "Content-Type", req->content_type);
+	hdrs = add_header(hdrs, &line, "Content-MD5", req->content_md5);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 
 	if (strcmp(req->method, "HEAD") == 0)
@@ -870,8 +835,7 @@ expected_multipart_etag(const s3_writer *w, strbuf *out)
 		return false;
 	strbuf_reset(out);
 	strbuf_append_char(out, '"');
-	for (unsigned i = 0; i < 16; i++)
-		strbuf_printf(out, "%02x", md[i]);
+	strbuf_append_hex(out, md, 16);
 	strbuf_printf(out, "-%d\"", w->nparts);
 	return true;
 }
@@ -1185,19 +1149,31 @@ s3_get(storage *st, const char *key, uint64_t offset, uint64_t length,
 	return rc;
 }
 
+/*
+ * One request on key: req's method, and its body or condition, set by the caller; its key and
+ * name filled in here.  The answer is in resp, which the caller frees.
+ */
 static int
-s3_head(storage *st, const char *key, bool *exists, storage_stat *stat, bs_error *err)
+s3_key_request(s3_storage *s3, const char *key, s3_request *req, s3_response *resp, bs_error *err)
 {
-	s3_storage *s3 = (s3_storage *) st;
-	s3_request	req = {0};
-	s3_response resp = {0};
 	char	   *fk = full_key(s3, key);
 	int			rc;
 
-	req.method = "HEAD";
-	req.key = fk;
-	req.what = key;
-	rc = s3_execute(s3, &req, &resp, err);
+	req->key = fk;
+	req->what = key;
+	rc = s3_execute(s3, req, resp, err);
+	req->key = NULL;
+	free(fk);
+	return rc;
+}
+
+static int
+s3_head(storage *st, const char *key, bool *exists, storage_stat *stat, bs_error *err)
+{
+	s3_request	req = {.method = "HEAD"};
+	s3_response resp = {0};
+	int			rc = s3_key_request((s3_storage *) st, key, &req, &resp, err);
+
 	if (rc == BS_OK)
 	{
 		*exists = true;
@@ -1212,27 +1188,19 @@ s3_head(storage *st, const char *key, bool *exists, storage_stat *stat, bs_error
 		rc = BS_OK;
 	}
 	response_free(&resp);
-	free(fk);
 	return rc;
 }
 
 static int
 s3_delete(storage *st, const char *key, bs_error *err)
 {
-	s3_storage *s3 = (s3_storage *) st;
-	s3_request	req = {0};
+	s3_request	req = {.method = "DELETE"};
 	s3_response resp = {0};
-	char	   *fk = full_key(s3, key);
-	int			rc;
+	int			rc = s3_key_request((s3_storage *) st, key, &req, &resp, err);
 
-	req.method = "DELETE";
-	req.key = fk;
-	req.what = key;
-	rc = s3_execute(s3, &req, &resp, err);
 	if (rc != BS_OK && err->http_status == 404 && strcmp(err->code, ERRCODE_NOT_FOUND) == 0)
 		rc = BS_OK;
 	response_free(&resp);
-	free(fk);
 	return rc;
 }
 
@@ -1386,51 +1354,39 @@ s3_delete_many(storage *st, const char *const *keys, int n, bs_error *err)
 static int
 s3_get_tagged(storage *st, const char *key, strbuf *out, char **tag, bs_error *err)
 {
-	s3_storage *s3 = (s3_storage *) st;
-	s3_request	req = {0};
+	s3_request	req = {.method = "GET"};
 	s3_response resp = {0};
-	char	   *fk = full_key(s3, key);
 	int			rc;
 
 	/* Small objects only: the answer is kept in the response buffer (MAX_XML_BODY). */
-	req.method = "GET";
-	req.key = fk;
-	req.what = key;
-	rc = s3_execute(s3, &req, &resp, err);
+	rc = s3_key_request((s3_storage *) st, key, &req, &resp, err);
 	if (rc == BS_OK)
 	{
 		strbuf_append(out, resp.body.data ? resp.body.data : "", resp.body.len);
 		*tag = xstrdup(resp.etag ? resp.etag : "");
 	}
 	response_free(&resp);
-	free(fk);
 	return rc;
 }
 
 static int
 s3_put_if(storage *st, const char *key, const void *data, size_t len, const char *tag, bs_error *err)
 {
-	s3_storage *s3 = (s3_storage *) st;
-	s3_request	req = {0};
+	s3_request	req = {.method = "PUT"};
 	s3_response resp = {0};
-	char	   *fk = full_key(s3, key);
 	int			rc;
 
-	req.method = "PUT";
-	req.key = fk;
-	req.what = key;
 	req.body = len ? data : "";
 	req.body_len = len;
 	if (tag)
 		req.if_match = tag;
 	else
 		req.if_none_match = "*";
-	rc = s3_execute(s3, &req, &resp, err);
+	rc = s3_key_request((s3_storage *) st, key, &req, &resp, err);
 	/* 412: the condition failed; 409: a concurrent conditional write won (AWS). */
 	if (rc != BS_OK && (err->http_status == 412 || err->http_status == 409))
 		snprintf(err->code, sizeof(err->code), "%s", ERRCODE_PRECONDITION);
 	response_free(&resp);
-	free(fk);
 	return rc;
 }
 

@@ -62,12 +62,24 @@ xstrndup(const char *s, size_t n)
 }
 
 char *
+xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	s = xvasprintf(fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+char *
 xvasprintf(const char *fmt, va_list ap)
 {
 	char *s;
 
 	if (vasprintf(&s, fmt, ap) < 0)
-		abort();				/* out of memory (or a bad format) */
+		out_of_memory(strlen(fmt));
 	return s;
 }
 
@@ -191,6 +203,42 @@ strbuf_detach(strbuf *sb, size_t *len)
 }
 
 void
+hex_encode(const void *data, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	const uint8_t *in = data;
+
+	for (size_t i = 0; i < len; i++)
+	{
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+void
+strbuf_append_hex(strbuf *sb, const void *data, size_t len)
+{
+	strbuf_reserve(sb, 2 * len);
+	hex_encode(data, len, sb->data + sb->len);
+	sb->len += 2 * len;
+}
+
+bool
+buf_fill(void *buf, size_t size, size_t *have, const uint8_t **p, size_t *len)
+{
+	size_t take = size - *have;
+
+	if (take > *len)
+		take = *len;
+	memcpy((uint8_t *) buf + *have, *p, take);
+	*have += take;
+	*p += take;
+	*len -= take;
+	return *have == size;
+}
+
+void
 strbuf_append_printable(strbuf *sb, const char *s)
 {
 	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
@@ -215,19 +263,6 @@ xstrdup_printable(const char *s)
 
 	strbuf_append_printable(&sb, s ? s : "");
 	return sb.data ? strbuf_detach(&sb, NULL) : xstrdup("");
-}
-
-char *
-str_trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char) *s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char) end[-1]))
-		*--end = '\0';
-	return s;
 }
 
 void

@@ -404,10 +404,16 @@ session_add_function(gate_session *s, const char *schema, const char *name, cons
  * Classification state
  * ------------------------------------------------------------------------------------------ */
 
+/* A relation's or a function's name: the key of a catalog answer kept for the call. */
+typedef struct name_key
+{
+	char *schema;				/* NULL: unqualified */
+	char *name;
+} name_key;
+
 typedef struct rel_entry
 {
-	char *schema;
-	char *name;
+	name_key key;				/* first: see name_find */
 	bool found;
 	gate_rel rel;
 } rel_entry;
@@ -421,8 +427,7 @@ typedef struct col_entry
 
 typedef struct fn_entry
 {
-	char *schema;
-	char *name;
+	name_key key;				/* first: see name_find */
 	gate_func *funcs;
 	int n;
 } fn_entry;
@@ -624,28 +629,66 @@ cat_ok(gctx *g)
 	return g->cat != NULL && !g->failed;
 }
 
+/*
+ * The index of schema.name among the n entries (of size bytes each, each beginning with its
+ * name_key) of a catalog answer cache, or -1.
+ */
+static int
+name_find(const void *entries, int n, size_t size, const char *schema, const char *name)
+{
+	for (int i = 0; i < n; i++)
+	{
+		const name_key *k = (const name_key *) ((const char *) entries + (size_t) i * size);
+
+		if (str_eq(k->schema, schema) && strcmp(k->name, name) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/* An array of n entries of size bytes, grown by one zeroed entry at its end. */
+static void *
+grow_zeroed(void *entries, int n, size_t size)
+{
+	entries = xrealloc(entries, size * (size_t) (n + 1));
+	memset((char *) entries + size * (size_t) n, 0, size);
+	return entries;
+}
+
+static void
+name_key_set(name_key *k, const char *schema, const char *name)
+{
+	k->schema = dup_or_null(schema);
+	k->name = xstrdup(name);
+}
+
+static void
+name_key_clear(name_key *k)
+{
+	free(k->schema);
+	free(k->name);
+}
+
 /* Resolve a relation through the catalog, once per name in this call. */
 static const rel_entry *
 resolve(gctx *g, const char *schema, const char *name)
 {
 	rel_entry *e;
+	int i;
 
 	if (!cat_ok(g) || g->cat->relation == NULL || g->search_path_changed)
 		return NULL;
-	for (int i = 0; i < g->nrels; i++)
-		if (str_eq(g->rels[i].schema, schema) && strcmp(g->rels[i].name, name) == 0)
-			return &g->rels[i];
-	g->rels = xrealloc(g->rels, sizeof(rel_entry) * (size_t) (g->nrels + 1));
+	if ((i = name_find(g->rels, g->nrels, sizeof(rel_entry), schema, name)) >= 0)
+		return &g->rels[i];
+	g->rels = grow_zeroed(g->rels, g->nrels, sizeof(rel_entry));
 	e = &g->rels[g->nrels];
-	memset(e, 0, sizeof(*e));
 	if (g->cat->relation(g->cat->arg, schema, name, &e->found, &e->rel, g->err) != BS_OK)
 	{
 		gate_rel_clear(&e->rel);
 		g->failed = true;
 		return NULL;
 	}
-	e->schema = dup_or_null(schema);
-	e->name = xstrdup(name);
+	name_key_set(&e->key, schema, name);
 	g->nrels++;
 	return e;
 }
@@ -829,310 +872,144 @@ queue_item(walk *w, item_kind kind, const char *text, size_t len, const char *pr
 
 typedef bool (*child_fn) (Node *child, void *arg);
 
-#define VISIT(x) do { if ((x) != NULL && fn((Node *) (x), arg)) return 1; } while (0)
+/*
+ * The direct children of the node types of a raw DML statement or expression (those
+ * PostgreSQL's raw_expression_tree_walker knows, and a few more): the offsets of their
+ * pointer fields, in the order they are visited.  A type listed without offsets has no
+ * children; a type not listed is unknown, and the walk fails closed on it.
+ */
+typedef struct node_children
+{
+	bool		known;
+	uint16		off[17];		/* zero-terminated: offset 0 holds the node tag, never a child */
+} node_children;
+
+/* The offset of a child field, which must be a pointer (to a Node or a List). */
+#define F(type, field) \
+	(offsetof(type, field) + 0 * sizeof(char[sizeof(((type *) 0)->field) == sizeof(Node *) ? 1 : -1]))
+#define LEAF(tag) [tag] = {true, {0}}
+
+static const node_children node_children_of[] = {
+	LEAF(T_SetToDefault), LEAF(T_CurrentOfExpr), LEAF(T_SQLValueFunction), LEAF(T_Integer),
+	LEAF(T_Float), LEAF(T_Boolean), LEAF(T_String), LEAF(T_BitString), LEAF(T_ParamRef),
+	LEAF(T_A_Const), LEAF(T_A_Star), LEAF(T_Alias), LEAF(T_ColumnRef), LEAF(T_RangeVar),
+	LEAF(T_RoleSpec), LEAF(T_TableLikeClause), LEAF(T_TriggerTransition), LEAF(T_ObjectWithArgs),
+	LEAF(T_PartitionSpec), LEAF(T_CTESearchClause),
+	[T_GroupingFunc] = {true, {F(GroupingFunc, args)}},
+	[T_SubLink] = {true, {F(SubLink, testexpr), F(SubLink, subselect)}},
+	[T_CaseExpr] = {true, {F(CaseExpr, arg), F(CaseExpr, args), F(CaseExpr, defresult)}},
+	[T_CaseWhen] = {true, {F(CaseWhen, expr), F(CaseWhen, result)}},
+	[T_RowExpr] = {true, {F(RowExpr, args)}},
+	[T_CoalesceExpr] = {true, {F(CoalesceExpr, args)}},
+	[T_MinMaxExpr] = {true, {F(MinMaxExpr, args)}},
+	[T_XmlExpr] = {true, {F(XmlExpr, named_args), F(XmlExpr, args)}},
+	[T_NullTest] = {true, {F(NullTest, arg)}},
+	[T_BooleanTest] = {true, {F(BooleanTest, arg)}},
+	[T_JoinExpr] = {true, {F(JoinExpr, larg), F(JoinExpr, rarg), F(JoinExpr, quals)}},
+	[T_IntoClause] = {true, {F(IntoClause, rel), F(IntoClause, viewQuery)}},
+	[T_InsertStmt] = {true, {F(InsertStmt, relation), F(InsertStmt, cols),
+		F(InsertStmt, selectStmt), F(InsertStmt, onConflictClause), F(InsertStmt, returningList),
+		F(InsertStmt, withClause)}},
+	[T_DeleteStmt] = {true, {F(DeleteStmt, relation), F(DeleteStmt, usingClause),
+		F(DeleteStmt, whereClause), F(DeleteStmt, returningList), F(DeleteStmt, withClause)}},
+	[T_UpdateStmt] = {true, {F(UpdateStmt, relation), F(UpdateStmt, targetList),
+		F(UpdateStmt, whereClause), F(UpdateStmt, fromClause), F(UpdateStmt, returningList),
+		F(UpdateStmt, withClause)}},
+	[T_MergeStmt] = {true, {F(MergeStmt, relation), F(MergeStmt, sourceRelation),
+		F(MergeStmt, joinCondition), F(MergeStmt, mergeWhenClauses), F(MergeStmt, withClause)}},
+	[T_MergeWhenClause] = {true, {F(MergeWhenClause, condition), F(MergeWhenClause, targetList),
+		F(MergeWhenClause, values)}},
+	[T_SelectStmt] = {true, {F(SelectStmt, distinctClause), F(SelectStmt, intoClause),
+		F(SelectStmt, targetList), F(SelectStmt, fromClause), F(SelectStmt, whereClause),
+		F(SelectStmt, groupClause), F(SelectStmt, havingClause), F(SelectStmt, windowClause),
+		F(SelectStmt, valuesLists), F(SelectStmt, sortClause), F(SelectStmt, limitOffset),
+		F(SelectStmt, limitCount), F(SelectStmt, lockingClause), F(SelectStmt, withClause),
+		F(SelectStmt, larg), F(SelectStmt, rarg)}},
+	[T_PLAssignStmt] = {true, {F(PLAssignStmt, indirection), F(PLAssignStmt, val)}},
+	[T_ReturnStmt] = {true, {F(ReturnStmt, returnval)}},
+	[T_A_Expr] = {true, {F(A_Expr, lexpr), F(A_Expr, rexpr)}},
+	[T_BoolExpr] = {true, {F(BoolExpr, args)}},
+	[T_FuncCall] = {true, {F(FuncCall, args), F(FuncCall, agg_order), F(FuncCall, agg_filter),
+		F(FuncCall, over)}},
+	[T_NamedArgExpr] = {true, {F(NamedArgExpr, arg)}},
+	[T_A_Indices] = {true, {F(A_Indices, lidx), F(A_Indices, uidx)}},
+	[T_A_Indirection] = {true, {F(A_Indirection, arg), F(A_Indirection, indirection)}},
+	[T_A_ArrayExpr] = {true, {F(A_ArrayExpr, elements)}},
+	[T_ResTarget] = {true, {F(ResTarget, indirection), F(ResTarget, val)}},
+	[T_MultiAssignRef] = {true, {F(MultiAssignRef, source)}},
+	[T_TypeCast] = {true, {F(TypeCast, arg), F(TypeCast, typeName)}},
+	[T_CollateClause] = {true, {F(CollateClause, arg)}},
+	[T_SortBy] = {true, {F(SortBy, node)}},
+	[T_WindowDef] = {true, {F(WindowDef, partitionClause), F(WindowDef, orderClause),
+		F(WindowDef, startOffset), F(WindowDef, endOffset)}},
+	[T_RangeSubselect] = {true, {F(RangeSubselect, subquery)}},
+	[T_RangeFunction] = {true, {F(RangeFunction, functions), F(RangeFunction, coldeflist)}},
+	[T_RangeTableSample] = {true, {F(RangeTableSample, relation), F(RangeTableSample, args),
+		F(RangeTableSample, repeatable)}},
+	[T_RangeTableFunc] = {true, {F(RangeTableFunc, docexpr), F(RangeTableFunc, rowexpr),
+		F(RangeTableFunc, namespaces), F(RangeTableFunc, columns)}},
+	[T_RangeTableFuncCol] = {true, {F(RangeTableFuncCol, colexpr),
+		F(RangeTableFuncCol, coldefexpr)}},
+	[T_TypeName] = {true, {F(TypeName, typmods), F(TypeName, arrayBounds)}},
+	[T_ColumnDef] = {true, {F(ColumnDef, typeName), F(ColumnDef, raw_default),
+		F(ColumnDef, collClause), F(ColumnDef, constraints)}},
+	[T_Constraint] = {true, {F(Constraint, raw_expr), F(Constraint, where_clause),
+		F(Constraint, exclusions)}},
+	[T_IndexElem] = {true, {F(IndexElem, expr)}},
+	[T_GroupingSet] = {true, {F(GroupingSet, content)}},
+	[T_LockingClause] = {true, {F(LockingClause, lockedRels)}},
+	[T_XmlSerialize] = {true, {F(XmlSerialize, expr), F(XmlSerialize, typeName)}},
+	[T_WithClause] = {true, {F(WithClause, ctes)}},
+	[T_CommonTableExpr] = {true, {F(CommonTableExpr, ctequery), F(CommonTableExpr, cycle_clause)}},
+	[T_CTECycleClause] = {true, {F(CTECycleClause, cycle_mark_value),
+		F(CTECycleClause, cycle_mark_default)}},
+	[T_InferClause] = {true, {F(InferClause, indexElems), F(InferClause, whereClause)}},
+	[T_OnConflictClause] = {true, {F(OnConflictClause, infer), F(OnConflictClause, targetList),
+		F(OnConflictClause, whereClause)}},
+	[T_DefElem] = {true, {F(DefElem, arg)}},
+	[T_PartitionBoundSpec] = {true, {F(PartitionBoundSpec, listdatums),
+		F(PartitionBoundSpec, lowerdatums), F(PartitionBoundSpec, upperdatums)}},
+	[T_PartitionRangeDatum] = {true, {F(PartitionRangeDatum, value)}},
+	[T_PartitionElem] = {true, {F(PartitionElem, expr)}},
+};
+
+#undef LEAF
+#undef F
 
 /*
- * Call fn on every direct child of a node of a raw DML statement or expression (the node
- * types PostgreSQL's raw_expression_tree_walker knows, and a few more).  Returns 1 when fn
- * stopped the walk, -1 for a node type not listed (the caller fails closed), else 0.
+ * Call fn on every direct child of a node listed in node_children_of (and on every element of
+ * a List).  Returns 1 when fn stopped the walk, -1 for a node type not listed (the caller fails
+ * closed), else 0.
  */
 static int
 gw_children(Node *node, child_fn fn, void *arg)
 {
-	ListCell *lc;
+	NodeTag		tag = nodeTag(node);
+	const node_children *c;
 
-	switch (nodeTag(node))
+	if (tag == T_List)
 	{
-		case T_SetToDefault:
-		case T_CurrentOfExpr:
-		case T_SQLValueFunction:
-		case T_Integer:
-		case T_Float:
-		case T_Boolean:
-		case T_String:
-		case T_BitString:
-		case T_ParamRef:
-		case T_A_Const:
-		case T_A_Star:
-		case T_Alias:
-		case T_ColumnRef:
-		case T_RangeVar:
-		case T_RoleSpec:
-		case T_TableLikeClause:
-		case T_TriggerTransition:
-		case T_ObjectWithArgs:
-		case T_PartitionSpec:
-			return 0;
-		case T_GroupingFunc:
-			VISIT(((GroupingFunc *) node)->args);
-			return 0;
-		case T_SubLink:
-			VISIT(((SubLink *) node)->testexpr);
-			VISIT(((SubLink *) node)->subselect);
-			return 0;
-		case T_CaseExpr:
-			VISIT(((CaseExpr *) node)->arg);
-			VISIT(((CaseExpr *) node)->args);
-			VISIT(((CaseExpr *) node)->defresult);
-			return 0;
-		case T_CaseWhen:
-			VISIT(((CaseWhen *) node)->expr);
-			VISIT(((CaseWhen *) node)->result);
-			return 0;
-		case T_RowExpr:
-			VISIT(((RowExpr *) node)->args);
-			return 0;
-		case T_CoalesceExpr:
-			VISIT(((CoalesceExpr *) node)->args);
-			return 0;
-		case T_MinMaxExpr:
-			VISIT(((MinMaxExpr *) node)->args);
-			return 0;
-		case T_XmlExpr:
-			VISIT(((XmlExpr *) node)->named_args);
-			VISIT(((XmlExpr *) node)->args);
-			return 0;
-		case T_NullTest:
-			VISIT(((NullTest *) node)->arg);
-			return 0;
-		case T_BooleanTest:
-			VISIT(((BooleanTest *) node)->arg);
-			return 0;
-		case T_JoinExpr:
-			VISIT(((JoinExpr *) node)->larg);
-			VISIT(((JoinExpr *) node)->rarg);
-			VISIT(((JoinExpr *) node)->quals);
-			return 0;
-		case T_IntoClause:
-			VISIT(((IntoClause *) node)->rel);
-			VISIT(((IntoClause *) node)->viewQuery);
-			return 0;
-		case T_List:
-			foreach(lc, (List *) node)
-				VISIT(lfirst(lc));
-			return 0;
-		case T_InsertStmt:
-			{
-				InsertStmt *s = (InsertStmt *) node;
+		ListCell   *lc;
 
-				VISIT(s->relation);
-				VISIT(s->cols);
-				VISIT(s->selectStmt);
-				VISIT(s->onConflictClause);
-				VISIT(s->returningList);
-				VISIT(s->withClause);
-				return 0;
-			}
-		case T_DeleteStmt:
-			{
-				DeleteStmt *s = (DeleteStmt *) node;
-
-				VISIT(s->relation);
-				VISIT(s->usingClause);
-				VISIT(s->whereClause);
-				VISIT(s->returningList);
-				VISIT(s->withClause);
-				return 0;
-			}
-		case T_UpdateStmt:
-			{
-				UpdateStmt *s = (UpdateStmt *) node;
-
-				VISIT(s->relation);
-				VISIT(s->targetList);
-				VISIT(s->whereClause);
-				VISIT(s->fromClause);
-				VISIT(s->returningList);
-				VISIT(s->withClause);
-				return 0;
-			}
-		case T_MergeStmt:
-			{
-				MergeStmt *s = (MergeStmt *) node;
-
-				VISIT(s->relation);
-				VISIT(s->sourceRelation);
-				VISIT(s->joinCondition);
-				VISIT(s->mergeWhenClauses);
-				VISIT(s->withClause);
-				return 0;
-			}
-		case T_MergeWhenClause:
-			VISIT(((MergeWhenClause *) node)->condition);
-			VISIT(((MergeWhenClause *) node)->targetList);
-			VISIT(((MergeWhenClause *) node)->values);
-			return 0;
-		case T_SelectStmt:
-			{
-				SelectStmt *s = (SelectStmt *) node;
-
-				VISIT(s->distinctClause);
-				VISIT(s->intoClause);
-				VISIT(s->targetList);
-				VISIT(s->fromClause);
-				VISIT(s->whereClause);
-				VISIT(s->groupClause);
-				VISIT(s->havingClause);
-				VISIT(s->windowClause);
-				VISIT(s->valuesLists);
-				VISIT(s->sortClause);
-				VISIT(s->limitOffset);
-				VISIT(s->limitCount);
-				VISIT(s->lockingClause);
-				VISIT(s->withClause);
-				VISIT(s->larg);
-				VISIT(s->rarg);
-				return 0;
-			}
-		case T_PLAssignStmt:
-			VISIT(((PLAssignStmt *) node)->indirection);
-			VISIT(((PLAssignStmt *) node)->val);
-			return 0;
-		case T_ReturnStmt:
-			VISIT(((ReturnStmt *) node)->returnval);
-			return 0;
-		case T_A_Expr:
-			VISIT(((A_Expr *) node)->lexpr);
-			VISIT(((A_Expr *) node)->rexpr);
-			return 0;
-		case T_BoolExpr:
-			VISIT(((BoolExpr *) node)->args);
-			return 0;
-		case T_FuncCall:
-			VISIT(((FuncCall *) node)->args);
-			VISIT(((FuncCall *) node)->agg_order);
-			VISIT(((FuncCall *) node)->agg_filter);
-			VISIT(((FuncCall *) node)->over);
-			return 0;
-		case T_NamedArgExpr:
-			VISIT(((NamedArgExpr *) node)->arg);
-			return 0;
-		case T_A_Indices:
-			VISIT(((A_Indices *) node)->lidx);
-			VISIT(((A_Indices *) node)->uidx);
-			return 0;
-		case T_A_Indirection:
-			VISIT(((A_Indirection *) node)->arg);
-			VISIT(((A_Indirection *) node)->indirection);
-			return 0;
-		case T_A_ArrayExpr:
-			VISIT(((A_ArrayExpr *) node)->elements);
-			return 0;
-		case T_ResTarget:
-			VISIT(((ResTarget *) node)->indirection);
-			VISIT(((ResTarget *) node)->val);
-			return 0;
-		case T_MultiAssignRef:
-			VISIT(((MultiAssignRef *) node)->source);
-			return 0;
-		case T_TypeCast:
-			VISIT(((TypeCast *) node)->arg);
-			VISIT(((TypeCast *) node)->typeName);
-			return 0;
-		case T_CollateClause:
-			VISIT(((CollateClause *) node)->arg);
-			return 0;
-		case T_SortBy:
-			VISIT(((SortBy *) node)->node);
-			return 0;
-		case T_WindowDef:
-			VISIT(((WindowDef *) node)->partitionClause);
-			VISIT(((WindowDef *) node)->orderClause);
-			VISIT(((WindowDef *) node)->startOffset);
-			VISIT(((WindowDef *) node)->endOffset);
-			return 0;
-		case T_RangeSubselect:
-			VISIT(((RangeSubselect *) node)->subquery);
-			return 0;
-		case T_RangeFunction:
-			VISIT(((RangeFunction *) node)->functions);
-			VISIT(((RangeFunction *) node)->coldeflist);
-			return 0;
-		case T_RangeTableSample:
-			VISIT(((RangeTableSample *) node)->relation);
-			VISIT(((RangeTableSample *) node)->args);
-			VISIT(((RangeTableSample *) node)->repeatable);
-			return 0;
-		case T_RangeTableFunc:
-			VISIT(((RangeTableFunc *) node)->docexpr);
-			VISIT(((RangeTableFunc *) node)->rowexpr);
-			VISIT(((RangeTableFunc *) node)->namespaces);
-			VISIT(((RangeTableFunc *) node)->columns);
-			return 0;
-		case T_RangeTableFuncCol:
-			VISIT(((RangeTableFuncCol *) node)->colexpr);
-			VISIT(((RangeTableFuncCol *) node)->coldefexpr);
-			return 0;
-		case T_TypeName:
-			VISIT(((TypeName *) node)->typmods);
-			VISIT(((TypeName *) node)->arrayBounds);
-			return 0;
-		case T_ColumnDef:
-			VISIT(((ColumnDef *) node)->typeName);
-			VISIT(((ColumnDef *) node)->raw_default);
-			VISIT(((ColumnDef *) node)->collClause);
-			VISIT(((ColumnDef *) node)->constraints);
-			return 0;
-		case T_Constraint:
-			VISIT(((Constraint *) node)->raw_expr);
-			VISIT(((Constraint *) node)->where_clause);
-			VISIT(((Constraint *) node)->exclusions);
-			return 0;
-		case T_IndexElem:
-			VISIT(((IndexElem *) node)->expr);
-			return 0;
-		case T_GroupingSet:
-			VISIT(((GroupingSet *) node)->content);
-			return 0;
-		case T_LockingClause:
-			VISIT(((LockingClause *) node)->lockedRels);
-			return 0;
-		case T_XmlSerialize:
-			VISIT(((XmlSerialize *) node)->expr);
-			VISIT(((XmlSerialize *) node)->typeName);
-			return 0;
-		case T_WithClause:
-			VISIT(((WithClause *) node)->ctes);
-			return 0;
-		case T_CommonTableExpr:
-			VISIT(((CommonTableExpr *) node)->ctequery);
-			VISIT(((CommonTableExpr *) node)->cycle_clause);
-			return 0;
-		case T_CTECycleClause:
-			VISIT(((CTECycleClause *) node)->cycle_mark_value);
-			VISIT(((CTECycleClause *) node)->cycle_mark_default);
-			return 0;
-		case T_CTESearchClause:
-			return 0;
-		case T_InferClause:
-			VISIT(((InferClause *) node)->indexElems);
-			VISIT(((InferClause *) node)->whereClause);
-			return 0;
-		case T_OnConflictClause:
-			VISIT(((OnConflictClause *) node)->infer);
-			VISIT(((OnConflictClause *) node)->targetList);
-			VISIT(((OnConflictClause *) node)->whereClause);
-			return 0;
-		case T_DefElem:
-			VISIT(((DefElem *) node)->arg);
-			return 0;
-		case T_PartitionBoundSpec:
-			VISIT(((PartitionBoundSpec *) node)->listdatums);
-			VISIT(((PartitionBoundSpec *) node)->lowerdatums);
-			VISIT(((PartitionBoundSpec *) node)->upperdatums);
-			return 0;
-		case T_PartitionRangeDatum:
-			VISIT(((PartitionRangeDatum *) node)->value);
-			return 0;
-		case T_PartitionElem:
-			VISIT(((PartitionElem *) node)->expr);
-			return 0;
-		default:
-			return -1;
+		foreach(lc, (List *) node)
+		{
+			if (lfirst(lc) != NULL && fn((Node *) lfirst(lc), arg))
+				return 1;
+		}
+		return 0;
 	}
-}
+	if ((size_t) tag >= lengthof(node_children_of) || !node_children_of[tag].known)
+		return -1;
+	c = &node_children_of[tag];
+	for (int i = 0; i < (int) lengthof(c->off) && c->off[i] != 0; i++)
+	{
+		Node	   *child = *(Node **) ((char *) node + c->off[i]);
 
-#undef VISIT
+		if (child != NULL && fn(child, arg))
+			return 1;
+	}
+	return 0;
+}
 
 /* Last element of a qualified name list (String nodes), and the one before it. */
 static void
@@ -1148,13 +1025,24 @@ split_name(List *names, const char **schema, const char **name)
 		*schema = strVal(list_nth(names, n - 2));
 }
 
-static const char *
-a_const_string(Node *n)
+/* The constant n is, under one cast at most; NULL for anything else and for NULL. */
+static A_Const *
+a_const_of(Node *n)
 {
 	if (n && IsA(n, TypeCast))
 		n = ((TypeCast *) n)->arg;
-	if (n && IsA(n, A_Const) && !((A_Const *) n)->isnull && IsA(&((A_Const *) n)->val, String))
-		return strVal(&((A_Const *) n)->val);
+	if (n == NULL || !IsA(n, A_Const) || ((A_Const *) n)->isnull)
+		return NULL;
+	return (A_Const *) n;
+}
+
+static const char *
+a_const_string(Node *n)
+{
+	A_Const *c = a_const_of(n);
+
+	if (c && IsA(&c->val, String))
+		return strVal(&c->val);
 	return NULL;
 }
 
@@ -1162,13 +1050,10 @@ a_const_string(Node *n)
 static const char *
 a_const_text(Node *n, char *buf, size_t bufsize)
 {
-	A_Const *c;
+	A_Const *c = a_const_of(n);
 
-	if (n && IsA(n, TypeCast))
-		n = ((TypeCast *) n)->arg;
-	if (n == NULL || !IsA(n, A_Const) || ((A_Const *) n)->isnull)
+	if (c == NULL)
 		return NULL;
-	c = (A_Const *) n;
 	switch (nodeTag(&c->val))
 	{
 		case T_String:
@@ -1520,13 +1405,10 @@ refs_target(Node *e, const RangeVar *rel)
 static bool
 numeric_const(Node *n, double *out)
 {
-	A_Const *c;
+	A_Const *c = a_const_of(n);
 
-	if (n && IsA(n, TypeCast))
-		n = ((TypeCast *) n)->arg;
-	if (n == NULL || !IsA(n, A_Const) || ((A_Const *) n)->isnull)
+	if (c == NULL)
 		return false;
-	c = (A_Const *) n;
 	if (IsA(&c->val, Integer))
 	{
 		*out = intVal(&c->val);
@@ -1929,25 +1811,23 @@ static const fn_entry *
 lookup_functions(gctx *g, const char *schema, const char *name)
 {
 	fn_entry *e;
+	int i;
 
 	if (!cat_ok(g) || g->cat->functions == NULL)
 		return NULL;
-	for (int i = 0; i < g->nfns; i++)
-		if (str_eq(g->fns[i].schema, schema) && strcmp(g->fns[i].name, name) == 0)
-			return &g->fns[i];
-	g->fns = xrealloc(g->fns, sizeof(fn_entry) * (size_t) (g->nfns + 1));
+	if ((i = name_find(g->fns, g->nfns, sizeof(fn_entry), schema, name)) >= 0)
+		return &g->fns[i];
+	g->fns = grow_zeroed(g->fns, g->nfns, sizeof(fn_entry));
 	e = &g->fns[g->nfns];
-	memset(e, 0, sizeof(*e));
 	if (g->cat->functions(g->cat->arg, schema, name, &e->funcs, &e->n, g->err) != BS_OK)
 	{
-		for (int i = 0; i < e->n; i++)
-			gate_func_clear(&e->funcs[i]);
+		for (int k = 0; k < e->n; k++)
+			gate_func_clear(&e->funcs[k]);
 		free(e->funcs);
 		g->failed = true;
 		return NULL;
 	}
-	e->schema = dup_or_null(schema);
-	e->name = xstrdup(name);
+	name_key_set(&e->key, schema, name);
 	g->nfns++;
 	return e;
 }
@@ -3184,6 +3064,61 @@ command_name(Node *n)
 	}
 }
 
+/*
+ * Statement types classified by their type alone: the level and the reason, in which "%s" stands
+ * for the command's name (command_name); no reason for those that change nothing.
+ */
+typedef struct stmt_rule
+{
+	bool		known;
+	gate_level	level;
+	const char *why;
+} stmt_rule;
+
+#define RULE(tag, level, why) [tag] = {true, level, why}
+
+static const stmt_rule stmt_rules[] = {
+	RULE(T_GrantRoleStmt, GATE_CRITICAL, "%s changes roles and privileges"),
+	RULE(T_CreateRoleStmt, GATE_CRITICAL, "%s changes roles and privileges"),
+	RULE(T_AlterRoleStmt, GATE_CRITICAL, "%s changes roles and privileges"),
+	RULE(T_AlterRoleSetStmt, GATE_CRITICAL, "%s changes roles and privileges"),
+	RULE(T_DropRoleStmt, GATE_CRITICAL, "%s changes roles and privileges"),
+	RULE(T_AlterDatabaseStmt, GATE_CRITICAL, "ALTER DATABASE changes settings of every session of a database"),
+	RULE(T_AlterDatabaseSetStmt, GATE_CRITICAL, "ALTER DATABASE changes settings of every session of a database"),
+	RULE(T_CreateExtensionStmt, GATE_CRITICAL, "%s runs an extension's script (server code)"),
+	RULE(T_AlterExtensionStmt, GATE_CRITICAL, "%s runs an extension's script (server code)"),
+	RULE(T_AlterExtensionContentsStmt, GATE_CRITICAL, "%s runs an extension's script (server code)"),
+	RULE(T_LoadStmt, GATE_CRITICAL, "LOAD loads a shared library into the server"),
+	RULE(T_CreateEventTrigStmt, GATE_CRITICAL, "event triggers run code on every DDL statement"),
+	RULE(T_AlterEventTrigStmt, GATE_CRITICAL, "event triggers run code on every DDL statement"),
+	RULE(T_CreatePLangStmt, GATE_CRITICAL, "%s installs server code"),
+	RULE(T_CreateAmStmt, GATE_CRITICAL, "%s installs server code"),
+	RULE(T_CreateTableSpaceStmt, GATE_CRITICAL, "tablespaces reach the server's file system"),
+	RULE(T_DropTableSpaceStmt, GATE_CRITICAL, "tablespaces reach the server's file system"),
+	RULE(T_AlterTableSpaceOptionsStmt, GATE_CRITICAL, "tablespaces reach the server's file system"),
+	RULE(T_CreateFdwStmt, GATE_CRITICAL, "foreign servers open connections outside the gate (postgres_fdw loopback)"),
+	RULE(T_AlterFdwStmt, GATE_CRITICAL, "foreign servers open connections outside the gate (postgres_fdw loopback)"),
+	RULE(T_CreateForeignServerStmt, GATE_CRITICAL, "foreign servers open connections outside the gate (postgres_fdw loopback)"),
+	RULE(T_AlterForeignServerStmt, GATE_CRITICAL, "foreign servers open connections outside the gate (postgres_fdw loopback)"),
+	RULE(T_CreateUserMappingStmt, GATE_CRITICAL, "foreign servers open connections outside the gate (postgres_fdw loopback)"),
+	RULE(T_AlterUserMappingStmt, GATE_CRITICAL, "foreign servers open connections outside the gate (postgres_fdw loopback)"),
+	RULE(T_CreatePublicationStmt, GATE_CRITICAL, "%s changes logical replication (the archiver depends on it)"),
+	RULE(T_AlterPublicationStmt, GATE_CRITICAL, "%s changes logical replication (the archiver depends on it)"),
+	RULE(T_CreateSubscriptionStmt, GATE_CRITICAL, "%s changes logical replication (the archiver depends on it)"),
+	RULE(T_AlterSubscriptionStmt, GATE_CRITICAL, "%s changes logical replication (the archiver depends on it)"),
+	RULE(T_DropSubscriptionStmt, GATE_CRITICAL, "%s changes logical replication (the archiver depends on it)"),
+	RULE(T_LockStmt, GATE_LOW, "LOCK TABLE (blocks other sessions; changes nothing)"),
+	RULE(T_NotifyStmt, GATE_LOW, "NOTIFY sends a notification"),
+	RULE(T_VariableShowStmt, GATE_SAFE, NULL),
+	RULE(T_ListenStmt, GATE_SAFE, NULL),
+	RULE(T_UnlistenStmt, GATE_SAFE, NULL),
+	RULE(T_FetchStmt, GATE_SAFE, NULL),
+	RULE(T_ClosePortalStmt, GATE_SAFE, NULL),
+	RULE(T_ConstraintsSetStmt, GATE_SAFE, NULL),
+};
+
+#undef RULE
+
 static void
 classify_stmt(walk *w, Node *n)
 {
@@ -3191,6 +3126,14 @@ classify_stmt(walk *w, Node *n)
 		return;
 	if (w->st->command == NULL)
 		w->st->command = command_name(n);
+	if ((size_t) nodeTag(n) < lengthof(stmt_rules) && stmt_rules[nodeTag(n)].known)
+	{
+		const stmt_rule *r = &stmt_rules[nodeTag(n)];
+
+		if (r->why != NULL)
+			reason(w, r->level, -1, false, r->why, command_name(n));
+		return;
+	}
 	switch (nodeTag(n))
 	{
 		case T_SelectStmt:
@@ -3349,9 +3292,6 @@ classify_stmt(walk *w, Node *n)
 					   ((DropdbStmt *) n)->dbname ? ((DropdbStmt *) n)->dbname : "?");
 				return;
 			}
-		case T_LockStmt:
-			reason(w, GATE_LOW, -1, false, "LOCK TABLE (blocks other sessions; changes nothing)");
-			return;
 		case T_VacuumStmt:
 			walk_vacuum(w, (VacuumStmt *) n);
 			return;
@@ -3392,59 +3332,10 @@ classify_stmt(walk *w, Node *n)
 			reason(w, ((AlterDefaultPrivilegesStmt *) n)->action->is_grant ? GATE_CRITICAL : GATE_MEDIUM, -1, false,
 				   "ALTER DEFAULT PRIVILEGES changes the privileges of future objects");
 			return;
-		case T_GrantRoleStmt:
-		case T_CreateRoleStmt:
-		case T_AlterRoleStmt:
-		case T_AlterRoleSetStmt:
-		case T_DropRoleStmt:
-			reason(w, GATE_CRITICAL, -1, false, "%s changes roles and privileges", command_name(n));
-			return;
-		case T_AlterDatabaseStmt:
-		case T_AlterDatabaseSetStmt:
-			reason(w, GATE_CRITICAL, -1, false, "ALTER DATABASE changes settings of every session of a database");
-			return;
-		case T_CreateExtensionStmt:
-		case T_AlterExtensionStmt:
-		case T_AlterExtensionContentsStmt:
-			reason(w, GATE_CRITICAL, -1, false, "%s runs an extension's script (server code)", command_name(n));
-			return;
-		case T_LoadStmt:
-			reason(w, GATE_CRITICAL, -1, false, "LOAD loads a shared library into the server");
-			return;
 		case T_AlterSystemStmt:
 			reason(w, GATE_CRITICAL, -1, false, "ALTER SYSTEM changes the server configuration (%s)",
 				   ((AlterSystemStmt *) n)->setstmt && ((AlterSystemStmt *) n)->setstmt->name ?
 				   ((AlterSystemStmt *) n)->setstmt->name : "all settings");
-			return;
-		case T_CreateEventTrigStmt:
-		case T_AlterEventTrigStmt:
-			reason(w, GATE_CRITICAL, -1, false, "event triggers run code on every DDL statement");
-			return;
-		case T_CreatePLangStmt:
-		case T_CreateAmStmt:
-			reason(w, GATE_CRITICAL, -1, false, "%s installs server code", command_name(n));
-			return;
-		case T_CreateTableSpaceStmt:
-		case T_DropTableSpaceStmt:
-		case T_AlterTableSpaceOptionsStmt:
-			reason(w, GATE_CRITICAL, -1, false, "tablespaces reach the server's file system");
-			return;
-		case T_CreateFdwStmt:
-		case T_AlterFdwStmt:
-		case T_CreateForeignServerStmt:
-		case T_AlterForeignServerStmt:
-		case T_CreateUserMappingStmt:
-		case T_AlterUserMappingStmt:
-			reason(w, GATE_CRITICAL, -1, false,
-				   "foreign servers open connections outside the gate (postgres_fdw loopback)");
-			return;
-		case T_CreatePublicationStmt:
-		case T_AlterPublicationStmt:
-		case T_CreateSubscriptionStmt:
-		case T_AlterSubscriptionStmt:
-		case T_DropSubscriptionStmt:
-			reason(w, GATE_CRITICAL, -1, false, "%s changes logical replication (the archiver depends on it)",
-				   command_name(n));
 			return;
 		case T_CreatePolicyStmt:
 			reason(w, GATE_MEDIUM, -1, false, "creates a row-security policy");
@@ -3464,9 +3355,6 @@ classify_stmt(walk *w, Node *n)
 					reason(w, GATE_MEDIUM, -1, false, "alters a function");
 				return;
 			}
-		case T_NotifyStmt:
-			reason(w, GATE_LOW, -1, false, "NOTIFY sends a notification");
-			return;
 		case T_RefreshMatViewStmt:
 			rel_reason(w, ((RefreshMatViewStmt *) n)->relation, GATE_LOW, "refreshes (derived data)");
 			return;
@@ -3508,13 +3396,6 @@ classify_stmt(walk *w, Node *n)
 		case T_SecLabelStmt:
 			reason(w, GATE_MEDIUM, -1, false, "%s (a schema change; no rows lost)",
 				   strcmp(command_name(n), "OTHER") == 0 ? "changes a definition" : command_name(n));
-			return;
-		case T_VariableShowStmt:
-		case T_ListenStmt:
-		case T_UnlistenStmt:
-		case T_FetchStmt:
-		case T_ClosePortalStmt:
-		case T_ConstraintsSetStmt:
 			return;
 		default:
 			refuse(w, "a statement the gate does not know (node type %d)", (int) nodeTag(n));
@@ -4146,8 +4027,7 @@ gate_classify(const char *sql, const gate_options *opts, gate_result **out, bs_e
 
 	for (int i = 0; i < g.nrels; i++)
 	{
-		free(g.rels[i].schema);
-		free(g.rels[i].name);
+		name_key_clear(&g.rels[i].key);
 		gate_rel_clear(&g.rels[i].rel);
 	}
 	free(g.rels);
@@ -4159,8 +4039,7 @@ gate_classify(const char *sql, const gate_options *opts, gate_result **out, bs_e
 		for (int k = 0; k < g.fns[i].n; k++)
 			gate_func_clear(&g.fns[i].funcs[k]);
 		free(g.fns[i].funcs);
-		free(g.fns[i].schema);
-		free(g.fns[i].name);
+		name_key_clear(&g.fns[i].key);
 	}
 	free(g.fns);
 	for (int i = 0; i < g.nbodies; i++)

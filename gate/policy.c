@@ -1,5 +1,6 @@
 /* policy.c — the gate's policy: level, principal, environment and table patterns mapped to an action. */
 #include "policy.h"
+#include "inifile.h"
 #include "strbuf.h"
 
 #include <ctype.h>
@@ -71,19 +72,6 @@ policy_free(policy *p)
 	free(p);
 }
 
-static char *
-trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char) *s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char) end[-1]))
-		*--end = '\0';
-	return s;
-}
-
 /* "a, b ,c" -> {"a", "b", "c", NULL}; NULL when empty. */
 static char **
 split_list(const char *value)
@@ -94,14 +82,8 @@ split_list(const char *value)
 
 	for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ","))
 	{
-		char *t = trim(tok);
-		size_t tl = strlen(t);
+		char *t = ini_unquote(ini_trim(tok));
 
-		if (tl >= 2 && (t[0] == '"' || t[0] == '\'') && t[tl - 1] == t[0])
-		{
-			t[tl - 1] = '\0';
-			t++;
-		}
 		if (*t == '\0')
 			continue;
 		out = xrealloc(out, sizeof(char *) * (size_t) (n + 2));
@@ -117,7 +99,7 @@ static int
 parse_levels(const char *value, bool *levels)
 {
 	char *v = xstrdup(value);
-	char *s = trim(v);
+	char *s = ini_trim(v);
 	gate_level l;
 	int rc = 0;
 
@@ -129,7 +111,7 @@ parse_levels(const char *value, bool *levels)
 	}
 	else if (strncmp(s, ">=", 2) == 0 || strncmp(s, "<=", 2) == 0)
 	{
-		if (gate_level_parse(trim(s + 2), &l) != 0)
+		if (gate_level_parse(ini_trim(s + 2), &l) != 0)
 			rc = -1;
 		else
 			for (int i = 0; i < GATE_NLEVELS; i++)
@@ -180,13 +162,13 @@ policy_parse(const char *text, const char *origin, policy **out, bs_error *err)
 	*out = NULL;
 	for (line = copy; line; line = next)
 	{
-		char *s, *eq, *key, *value;
+		char *s, *key, *value;
 
 		next = strchr(line, '\n');
 		if (next)
 			*next++ = '\0';
 		lineno++;
-		s = trim(line);
+		s = ini_trim(line);
 		if (*s == '\0' || *s == '#' || *s == ';')
 			continue;
 		if (*s == '[')
@@ -194,13 +176,13 @@ policy_parse(const char *text, const char *origin, policy **out, bs_error *err)
 			char *end = strchr(s, ']');
 			char *name;
 
-			if (end == NULL || trim(end + 1)[0] != '\0')
+			if (end == NULL || ini_trim(end + 1)[0] != '\0')
 			{
 				error_set(err, ERRCODE_SYNTAX, "%s:%d: syntax error: expected \"[defaults]\" or \"[rule NAME]\"", origin, lineno);
 				goto fail;
 			}
 			*end = '\0';
-			name = trim(s + 1);
+			name = ini_trim(s + 1);
 			if (finish_rule(rule, origin, err) != BS_OK)
 				goto fail;
 			rule = NULL;
@@ -208,13 +190,8 @@ policy_parse(const char *text, const char *origin, policy **out, bs_error *err)
 				section = SEC_DEFAULTS;
 			else if (strncasecmp(name, "rule", 4) == 0 && (name[4] == '\0' || isspace((unsigned char) name[4])))
 			{
-				char *rn = trim(name + 4);
+				char *rn = ini_unquote(ini_trim(name + 4));
 
-				if ((rn[0] == '"' || rn[0] == '\'') && strlen(rn) >= 2 && rn[strlen(rn) - 1] == rn[0])
-				{
-					rn[strlen(rn) - 1] = '\0';
-					rn++;
-				}
 				if (*rn == '\0')
 				{
 					error_set(err, ERRCODE_SYNTAX, "%s:%d: a rule needs a name: [rule NAME]", origin, lineno);
@@ -245,22 +222,13 @@ policy_parse(const char *text, const char *origin, policy **out, bs_error *err)
 			}
 			continue;
 		}
-		eq = strchr(s, '=');
-		if (eq == NULL)
+		if (!ini_key_value(s, &key, &value))
 		{
 			error_set(err, ERRCODE_SYNTAX, "%s:%d: syntax error: expected \"key = value\"", origin, lineno);
 			goto fail;
 		}
-		*eq = '\0';
-		key = trim(s);
-		value = trim(eq + 1);
 		for (char *k = key; *k; k++)
 			*k = *k == '-' ? '_' : (char) tolower((unsigned char) *k);
-		if ((value[0] == '"' || value[0] == '\'') && strlen(value) >= 2 && value[strlen(value) - 1] == value[0])
-		{
-			value[strlen(value) - 1] = '\0';
-			value++;
-		}
 		if (section == SEC_NONE)
 		{
 			error_set(err, ERRCODE_SYNTAX, "%s:%d: \"%s\" outside a section ([defaults] or [rule NAME])", origin, lineno, key);

@@ -1,5 +1,6 @@
 /* config.c — effective configuration: defaults < config file < BACKSTOP_* environment < flags. */
 #include "config.h"
+#include "inifile.h"
 #include "redact.h"
 #include "strbuf.h"
 
@@ -405,32 +406,22 @@ load_file(bs_config *cfg, const char *path, bool must_exist, bs_error *err)
 	}
 	while ((n = getline(&line, &cap, f)) >= 0)
 	{
-		char *s, *eq, *key, *value;
+		char *s, *key, *value;
 		char origin[PATH_MAX + 32];
 
 		lineno++;
-		s = str_trim(line);
+		s = ini_trim(line);
 		if (*s == '\0' || *s == '#' || *s == ';' || *s == '[')
 			continue;
 		snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
-		eq = strchr(s, '=');
-		if (eq == NULL)
+		if (!ini_key_value(s, &key, &value))
 		{
 			rc = error_set(err, ERRCODE_SYNTAX, "%s: syntax error: expected \"key = value\"", origin);
 			break;
 		}
-		*eq = '\0';
-		key = str_trim(s);
-		value = str_trim(eq + 1);
 		for (char *k = key; *k; k++)
 			if (*k == '-')
 				*k = '_';
-		if ((value[0] == '"' || value[0] == '\'') && strlen(value) >= 2 &&
-			value[strlen(value) - 1] == value[0])
-		{
-			value[strlen(value) - 1] = '\0';
-			value++;
-		}
 		if (strcmp(key, "config") == 0)
 		{
 			rc = error_set(err, ERRCODE_INVALID_PARAMETER, "%s: \"config\" cannot be set in a configuration file", origin);
