@@ -44,14 +44,24 @@ typedef struct slot_table
 	size_t cap;					/* power of two, or 0 */
 } slot_table;
 
-/* The keys touched by change records (streaming): 0 marks an empty slot. */
+/*
+ * The keys touched by change records (streaming): 0 marks an empty slot.  Every base row
+ * is looked up, and most are absent: a bitmap of the hashes (one bit each, in memory, up
+ * to FILTER_BITS_PER_SLOT bits per slot) answers those without a probe into the slots,
+ * which miss the cache (or, on disk, read the file).  A clear bit means absent; a set bit
+ * only means "probe".
+ */
 typedef struct hash_set
 {
 	uint64_t *mem;
 	spill_array *disk;
 	size_t cap;					/* power of two, or 0 */
 	size_t count;
+	uint64_t *filter;			/* fmask + 1 bits */
+	uint64_t fmask;
 } hash_set;
+
+#define FILTER_BITS_PER_SLOT 4
 
 /*
  * An index larger than this share of the limit goes to a file (the slots and the touched
@@ -746,6 +756,13 @@ set_get(replay_state *st, const hash_set *t, size_t i)
 	return h;
 }
 
+/* The filter's bit of h: other bits of h than the slot's (the hashes are mixed). */
+static inline uint64_t
+filter_bit(const hash_set *t, uint64_t h)
+{
+	return ((h >> 29) | (h << 35)) & t->fmask;
+}
+
 /* Put h (nonzero) into the set's slots; true when it was not there yet. */
 static bool
 touched_put(replay_state *st, hash_set *t, uint64_t h)
@@ -755,6 +772,12 @@ touched_put(replay_state *st, hash_set *t, uint64_t h)
 	uint64_t x;
 	bs_error e;
 
+	if (t->filter)
+	{
+		uint64_t b = filter_bit(t, h);
+
+		t->filter[b / 64] |= UINT64_C(1) << (b % 64);
+	}
 	while ((x = set_get(st, t, i)) != 0 && x != h)
 		i = (i + 1) & mask;
 	if (x == h)
@@ -775,7 +798,8 @@ touched_add(replay_state *st, uint64_t h)
 		h = 1;					/* 0 marks an empty slot; a shared hash only sends more rows through the state */
 	if ((t->count + 1) * 2 > t->cap)
 	{
-		hash_set n = {NULL, NULL, t->cap ? t->cap * 2 : 1024, 0};
+		hash_set n = {NULL, NULL, t->cap ? t->cap * 2 : 1024, 0, NULL, 0};
+		uint64_t fbits;
 		bs_error e;
 
 		if (st->mem_limit > 0 && (uint64_t) n.cap * sizeof(uint64_t) > INDEX_SHARE(st->mem_limit))
@@ -790,6 +814,13 @@ touched_add(replay_state *st, uint64_t h)
 		}
 		else
 			n.mem = xcalloc(n.cap, sizeof(uint64_t));
+		/* The filter stays in memory: within an eighth of the index's share of the limit
+		 * (fewer bits per slot only make more lookups probe). */
+		fbits = (uint64_t) n.cap * FILTER_BITS_PER_SLOT;
+		while (st->mem_limit > 0 && fbits > 512 && fbits / 8 > INDEX_SHARE(st->mem_limit) / 8)
+			fbits /= 2;
+		n.filter = xcalloc((size_t) (fbits / 64), sizeof(uint64_t));
+		n.fmask = fbits - 1;
 		for (size_t i = 0; i < t->cap; i++)
 		{
 			uint64_t x = set_get(st, t, i);
@@ -798,6 +829,7 @@ touched_add(replay_state *st, uint64_t h)
 				(void) touched_put(st, &n, x);
 		}
 		free(t->mem);
+		free(t->filter);
 		spill_array_free(t->disk);
 		n.count = t->count;
 		*t = n;
@@ -817,6 +849,13 @@ touched_has(replay_state *st, uint64_t h)
 		return false;
 	if (h == 0)
 		h = 1;
+	if (t->filter)
+	{
+		uint64_t b = filter_bit(t, h);
+
+		if (!(t->filter[b / 64] & (UINT64_C(1) << (b % 64))))
+			return false;
+	}
 	mask = t->cap - 1;
 	for (size_t i = h & mask; (x = set_get(st, t, i)) != 0; i = (i + 1) & mask)
 		if (x == h)
@@ -1047,7 +1086,8 @@ static uint64_t
 index_bytes(const replay_state *st)
 {
 	return (st->tab.mem ? (uint64_t) st->tab.cap * sizeof(rslot) : SPILL_ARRAY_WINDOW) +
-		(st->touched.mem ? (uint64_t) st->touched.cap * sizeof(uint64_t) : SPILL_ARRAY_WINDOW);
+		(st->touched.mem ? (uint64_t) st->touched.cap * sizeof(uint64_t) : SPILL_ARRAY_WINDOW) +
+		(st->touched.filter ? (st->touched.fmask + 1) / 8 : 0);
 }
 
 /*
@@ -1128,6 +1168,7 @@ replay_free(replay_state *st)
 	spill_close(st->spill);
 	free(st->spill_dir);
 	free(st->touched.mem);
+	free(st->touched.filter);
 	spill_array_free(st->touched.disk);
 	free(st);
 }
