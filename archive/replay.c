@@ -5,6 +5,7 @@
 #include "pgoutput.h"
 #include "spill.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,36 @@ typedef struct hash_set
 #define IS_SPILLED(r) (((uintptr_t) (r)) & 1)
 #define SPILLED(off) ((rrow *) (uintptr_t) (((uint64_t) (off) << 1) | 1))
 #define SPILL_OFFSET(r) ((uint64_t) (((uintptr_t) (r)) >> 1))
+
+/*
+ * Streaming, the base lines that change records touch are loaded into the state by a
+ * second thread (split_worker) while the main thread sends the others on: a table whose
+ * changes touch its first rows would otherwise send PostgreSQL nothing until they are all
+ * in the state.  The main thread hands over copies of the lines, in order (the output
+ * order of the state's rows is their order of arrival), SPLIT_QUEUE buffers at most.
+ * While it runs the worker alone uses the state's rows and slots; the main thread parses
+ * with its own scratch and reads only the touched-key set, which must be in memory (on
+ * disk its reads would record failures in the state).  replay_split_finish joins it.
+ */
+#define SPLIT_QUEUE 4
+#define SPLIT_BATCH (1024 * 1024)
+
+typedef struct split_worker
+{
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	strbuf q[SPLIT_QUEUE];		/* ring: q[head .. head+count) queued, q[head] being loaded */
+	char *what[SPLIT_QUEUE];	/* the chunk each came from, for messages */
+	int head;
+	int count;
+	bool done;
+	bool failed;
+	bs_error err;
+	uint32_t layout;			/* position of the base layout */
+	strbuf cur;					/* lines being gathered (main thread) */
+	char *cur_what;
+} split_worker;
 
 /* How to build the columns of layout `to` from a row in layout `from`. */
 #define MAP_CONST (-1)			/* column absent from the row: its missing value or NULL */
@@ -150,6 +181,10 @@ struct replay_state
 	bool streaming;
 	hash_set touched;
 	strbuf rectext;
+	/* The main thread's scratch while it splits (the worker uses v_probe and tmp). */
+	replay_value *v_split;
+	strbuf split_tmp;
+	split_worker *worker;		/* NULL: touched lines are loaded inline */
 };
 
 /* ---------- hashing ---------- */
@@ -1042,6 +1077,7 @@ replay_new(int nlayouts, const manifest_layout *layouts, replay_state **out, bs_
 	st->v_cand = xcalloc((size_t) maxcols, sizeof(replay_value));
 	st->v_raw = xcalloc((size_t) maxcols, sizeof(replay_value));
 	st->v_raw2 = xcalloc((size_t) maxcols, sizeof(replay_value));
+	st->v_split = xcalloc((size_t) maxcols, sizeof(replay_value));
 	*out = st;
 	return BS_OK;
 }
@@ -1132,11 +1168,14 @@ row_release(replay_state *st, rrow *r)
 	free(r);
 }
 
+static void split_worker_stop(replay_state *st);
+
 void
 replay_free(replay_state *st)
 {
 	if (st == NULL)
 		return;
+	split_worker_stop(st);
 	table_clear(st);
 	slot_table_free(&st->tab);
 	for (size_t i = 0; i < (size_t) st->nlayouts * (size_t) st->nlayouts; i++)
@@ -1159,6 +1198,8 @@ replay_free(replay_state *st)
 	free(st->v_cand);
 	free(st->v_raw);
 	free(st->v_raw2);
+	free(st->v_split);
+	strbuf_free(&st->split_tmp);
 	strbuf_free(&st->enc);
 	strbuf_free(&st->tmp);
 	strbuf_free(&st->tmp2);
@@ -1275,6 +1316,186 @@ remove_row(replay_state *st, size_t i, const replay_value *keyvals, bs_error *er
 	return BS_OK;
 }
 
+/* ---------- the split worker ---------- */
+
+struct split_out;
+static int load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t len, const char *what,
+						   struct split_out *so, bs_error *err);
+
+static void *
+split_worker_main(void *arg)
+{
+	replay_state *st = arg;
+	split_worker *w = st->worker;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;)
+	{
+		strbuf *b;
+		const char *what;
+		bs_error e;
+		int rc;
+
+		while (w->count == 0 && !w->done)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->count == 0)
+			break;
+		b = &w->q[w->head];
+		what = w->what[w->head];
+		pthread_mutex_unlock(&w->mu);
+		rc = io_check(st, load_base_lines(st, w->layout, b->data ? b->data : "", b->len, what, NULL, &e), &e);
+		pthread_mutex_lock(&w->mu);
+		strbuf_reset(b);
+		free(w->what[w->head]);
+		w->what[w->head] = NULL;
+		w->head = (w->head + 1) % SPLIT_QUEUE;
+		w->count--;
+		pthread_cond_broadcast(&w->cv);
+		if (rc != BS_OK)
+		{
+			w->failed = true;
+			w->err = e;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* Queue the gathered lines for the worker, waiting for room; its failure, if any. */
+static int
+split_push(split_worker *w, bs_error *err)
+{
+	int rc = BS_OK;
+
+	pthread_mutex_lock(&w->mu);
+	while (!w->failed && w->count == SPLIT_QUEUE)
+		pthread_cond_wait(&w->cv, &w->mu);
+	if (!w->failed && w->cur.len > 0)
+	{
+		int slot = (w->head + w->count) % SPLIT_QUEUE;
+		strbuf t = w->q[slot];
+
+		/* Swap buffers: the queued one keeps the lines, cur reuses an old allocation. */
+		w->q[slot] = w->cur;
+		w->what[slot] = w->cur_what;
+		w->cur = t;
+		w->cur_what = NULL;
+		w->count++;
+		pthread_cond_broadcast(&w->cv);
+	}
+	if (w->failed)
+	{
+		*err = w->err;
+		rc = BS_ERR;
+	}
+	pthread_mutex_unlock(&w->mu);
+	strbuf_reset(&w->cur);
+	free(w->cur_what);
+	w->cur_what = NULL;
+	return rc;
+}
+
+/*
+ * A touched base line: handed to the worker (started on the first one, when the touched
+ * keys are in memory and a thread can be had); else st->worker stays NULL and the caller
+ * loads it inline.
+ */
+static int
+split_defer(replay_state *st, uint32_t layout, const char *line, size_t len, const char *what, bs_error *err)
+{
+	split_worker *w = st->worker;
+
+	if (w == NULL)
+	{
+		if (st->touched.mem == NULL || st->count > 0)
+			return BS_OK;
+		w = xcalloc(1, sizeof(*w));
+		w->layout = layout;
+		pthread_mutex_init(&w->mu, NULL);
+		pthread_cond_init(&w->cv, NULL);
+		st->worker = w;
+		if (pthread_create(&w->th, NULL, split_worker_main, st) != 0)
+		{
+			pthread_cond_destroy(&w->cv);
+			pthread_mutex_destroy(&w->mu);
+			free(w);
+			st->worker = NULL;
+			return BS_OK;
+		}
+	}
+	/* One chunk per buffer, so that messages name the right one. */
+	if (w->cur.len > 0 && (w->cur.len >= SPLIT_BATCH || strcmp(w->cur_what, what) != 0) &&
+		split_push(w, err) != BS_OK)
+		return BS_ERR;
+	if (w->cur_what == NULL)
+		w->cur_what = xstrdup(what);
+	strbuf_append(&w->cur, line, len);
+	return BS_OK;
+}
+
+/* Join the worker (after the rest of its lines are loaded, unless stop); its failure. */
+static int
+split_worker_join(replay_state *st, bool stop, bs_error *err)
+{
+	split_worker *w = st->worker;
+	int rc = BS_OK;
+
+	if (w == NULL)
+		return BS_OK;
+	if (!stop && w->cur.len > 0)
+		rc = split_push(w, err);
+	pthread_mutex_lock(&w->mu);
+	w->done = true;
+	if (stop && w->count > 1)
+	{
+		/* Drop what is queued but not yet begun. */
+		for (int i = 1; i < w->count; i++)
+		{
+			int k = (w->head + i) % SPLIT_QUEUE;
+
+			strbuf_reset(&w->q[k]);
+			free(w->what[k]);
+			w->what[k] = NULL;
+		}
+		w->count = 1;
+	}
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->th, NULL);
+	if (rc == BS_OK && w->failed)
+	{
+		*err = w->err;
+		rc = BS_ERR;
+	}
+	for (int i = 0; i < SPLIT_QUEUE; i++)
+	{
+		strbuf_free(&w->q[i]);
+		free(w->what[i]);
+	}
+	strbuf_free(&w->cur);
+	free(w->cur_what);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+	st->worker = NULL;
+	return rc;
+}
+
+static void
+split_worker_stop(replay_state *st)
+{
+	bs_error e;
+
+	(void) split_worker_join(st, true, &e);
+}
+
+int
+replay_split_finish(replay_state *st, bs_error *err)
+{
+	return io_check(st, split_worker_join(st, false, err), err);
+}
+
 /* Unescape one COPY text field into out; returns false on a malformed escape. */
 static bool
 copy_unescape(const char *s, size_t n, strbuf *out)
@@ -1388,6 +1609,9 @@ load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t l
 	size_t pos = 0;
 	uint64_t lineno = 0;
 	size_t *offs;
+	/* Splitting, the worker may be using v_probe and tmp. */
+	replay_value *vals = so ? st->v_split : st->v_probe;
+	strbuf *tmp = so ? &st->split_tmp : &st->tmp;
 	int rc = BS_ERR;
 
 	if (layout_id >= (uint32_t) st->nlayouts)
@@ -1418,7 +1642,7 @@ load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t l
 			}
 			break;
 		}
-		strbuf_reset(&st->tmp);
+		strbuf_reset(tmp);
 		/*
 		 * Fields without a backslash are used where they are; the others are unescaped
 		 * into tmp (which may move), and pointed into once the line is done.
@@ -1441,27 +1665,27 @@ load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t l
 				}
 				if (flen == 2 && p[0] == '\\' && p[1] == 'N')
 				{
-					st->v_probe[nf].isnull = true;
+					vals[nf].isnull = true;
 					offs[nf] = SIZE_MAX;
 				}
 				else if (memchr(p, '\\', flen) == NULL)
 				{
-					st->v_probe[nf].isnull = false;
-					st->v_probe[nf].data = p;
-					st->v_probe[nf].len = (uint32_t) flen;
+					vals[nf].isnull = false;
+					vals[nf].data = p;
+					vals[nf].len = (uint32_t) flen;
 					offs[nf] = SIZE_MAX;
 				}
 				else
 				{
-					st->v_probe[nf].isnull = false;
-					offs[nf] = st->tmp.len;
-					if (!copy_unescape(p, flen, &st->tmp))
+					vals[nf].isnull = false;
+					offs[nf] = tmp->len;
+					if (!copy_unescape(p, flen, tmp))
 					{
 						error_set(err, ERRCODE_DATA_CORRUPTED, "%s: line %llu, column %d: malformed escape",
 								  what, (unsigned long long) lineno, nf + 1);
 						goto done;
 					}
-					st->v_probe[nf].len = (uint32_t) (st->tmp.len - offs[nf]);
+					vals[nf].len = (uint32_t) (tmp->len - offs[nf]);
 				}
 				nf++;
 				if (tab == NULL)
@@ -1478,14 +1702,14 @@ load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t l
 		}
 		for (int c = 0; c < nf; c++)
 			if (offs[c] != SIZE_MAX)
-				st->v_probe[c].data = st->tmp.data + offs[c];
-		if (so && !touched_has(st, key_hash(st, st->v_probe)))
+				vals[c].data = tmp->data + offs[c];
+		if (so && !touched_has(st, key_hash(st, vals)))
 		{
 			/* No change touches this row: it goes out exactly as archived. */
 			if (so->runlen == 0)
 				so->run = line;
 			so->runlen += llen + 1;
-			checksum_add(so->sum, &st->rectext, l->ncols, st->v_probe);
+			checksum_add(so->sum, &st->rectext, l->ncols, vals);
 			(*so->passed)++;
 			if (so->runlen >= SPLIT_RUN_FLUSH && split_flush(so, err) != BS_OK)
 				goto done;
@@ -1493,8 +1717,12 @@ load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t l
 		}
 		if (so && split_flush(so, err) != BS_OK)
 			goto done;
-		r = row_encode(st, layout_id, l->ncols, st->v_probe);
-		if (insert_row(st, r, st->v_probe, what, err) != BS_OK)
+		if (so && split_defer(st, layout_id, line, llen + 1, what, err) != BS_OK)
+			goto done;
+		if (so && st->worker)
+			continue;
+		r = row_encode(st, layout_id, l->ncols, vals);
+		if (insert_row(st, r, vals, what, err) != BS_OK)
 			goto done;
 	}
 	if (so && split_flush(so, err) != BS_OK)
@@ -1538,10 +1766,14 @@ replay_split_base_copy(replay_state *st, uint32_t layout_id, const char *text, s
 	split_out so = {cb, ctx, sum, passed, NULL, 0};
 	uint32_t pos;
 
+	int rc;
+
 	if (!st->streaming || layout_pos(st, layout_id, &pos) != BS_OK || pos != st->cur_layout)
 		return error_set(err, ERRCODE_INVALID_PARAMETER,
 						 "%s: a streaming base load needs replay_stream_begin with its layout", what);
-	return io_check(st, load_base_lines(st, pos, text, len, what, &so, err), err);
+	rc = load_base_lines(st, pos, text, len, what, &so, err);
+	/* While the worker runs, the state's failures are its own (replay_split_finish). */
+	return st->worker ? rc : io_check(st, rc, err);
 }
 
 /* "commit LSN X/Y (xid N)" for messages. */
