@@ -80,12 +80,14 @@ typedef struct hash_set
  * second thread (split_worker) while the main thread sends the others on: a table whose
  * changes touch its first rows would otherwise send PostgreSQL nothing until they are all
  * in the state.  The main thread hands over copies of the lines, in order (the output
- * order of the state's rows is their order of arrival), SPLIT_QUEUE buffers at most.
+ * order of the state's rows is their order of arrival), in buffers of about SPLIT_BATCH,
+ * SPLIT_QUEUE at most (fewer under a memory limit: a sixteenth of it), so that it can run
+ * ahead of the worker through a long run of touched rows.
  * While it runs the worker alone uses the state's rows and slots; the main thread parses
  * with its own scratch and reads only the touched-key set, which must be in memory (on
  * disk its reads would record failures in the state).  replay_split_finish joins it.
  */
-#define SPLIT_QUEUE 4
+#define SPLIT_QUEUE 16
 #define SPLIT_BATCH (1024 * 1024)
 
 typedef struct split_worker
@@ -95,6 +97,7 @@ typedef struct split_worker
 	pthread_cond_t cv;
 	strbuf q[SPLIT_QUEUE];		/* ring: q[head .. head+count) queued, q[head] being loaded */
 	char *what[SPLIT_QUEUE];	/* the chunk each came from, for messages */
+	int depth;					/* buffers queued at most (<= SPLIT_QUEUE) */
 	int head;
 	int count;
 	bool done;
@@ -1348,7 +1351,7 @@ split_worker_main(void *arg)
 		strbuf_reset(b);
 		free(w->what[w->head]);
 		w->what[w->head] = NULL;
-		w->head = (w->head + 1) % SPLIT_QUEUE;
+		w->head = (w->head + 1) % w->depth;
 		w->count--;
 		pthread_cond_broadcast(&w->cv);
 		if (rc != BS_OK)
@@ -1369,11 +1372,11 @@ split_push(split_worker *w, bs_error *err)
 	int rc = BS_OK;
 
 	pthread_mutex_lock(&w->mu);
-	while (!w->failed && w->count == SPLIT_QUEUE)
+	while (!w->failed && w->count == w->depth)
 		pthread_cond_wait(&w->cv, &w->mu);
 	if (!w->failed && w->cur.len > 0)
 	{
-		int slot = (w->head + w->count) % SPLIT_QUEUE;
+		int slot = (w->head + w->count) % w->depth;
 		strbuf t = w->q[slot];
 
 		/* Swap buffers: the queued one keeps the lines, cur reuses an old allocation. */
@@ -1412,6 +1415,9 @@ split_defer(replay_state *st, uint32_t layout, const char *line, size_t len, con
 			return BS_OK;
 		w = xcalloc(1, sizeof(*w));
 		w->layout = layout;
+		w->depth = SPLIT_QUEUE;
+		if (st->mem_limit > 0 && st->mem_limit / 16 / SPLIT_BATCH < SPLIT_QUEUE)
+			w->depth = st->mem_limit / 16 / SPLIT_BATCH < 2 ? 2 : (int) (st->mem_limit / 16 / SPLIT_BATCH);
 		pthread_mutex_init(&w->mu, NULL);
 		pthread_cond_init(&w->cv, NULL);
 		st->worker = w;
@@ -1452,7 +1458,7 @@ split_worker_join(replay_state *st, bool stop, bs_error *err)
 		/* Drop what is queued but not yet begun. */
 		for (int i = 1; i < w->count; i++)
 		{
-			int k = (w->head + i) % SPLIT_QUEUE;
+			int k = (w->head + i) % w->depth;
 
 			strbuf_reset(&w->q[k]);
 			free(w->what[k]);
