@@ -5,6 +5,7 @@
 #include "pgoutput.h"
 #include "spill.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,14 +45,24 @@ typedef struct slot_table
 	size_t cap;					/* power of two, or 0 */
 } slot_table;
 
-/* The keys touched by change records (streaming): 0 marks an empty slot. */
+/*
+ * The keys touched by change records (streaming): 0 marks an empty slot.  Every base row
+ * is looked up, and most are absent: a bitmap of the hashes (one bit each, in memory, up
+ * to FILTER_BITS_PER_SLOT bits per slot) answers those without a probe into the slots,
+ * which miss the cache (or, on disk, read the file).  A clear bit means absent; a set bit
+ * only means "probe".
+ */
 typedef struct hash_set
 {
 	uint64_t *mem;
 	spill_array *disk;
 	size_t cap;					/* power of two, or 0 */
 	size_t count;
+	uint64_t *filter;			/* fmask + 1 bits */
+	uint64_t fmask;
 } hash_set;
+
+#define FILTER_BITS_PER_SLOT 4
 
 /*
  * An index larger than this share of the limit goes to a file (the slots and the touched
@@ -63,6 +74,39 @@ typedef struct hash_set
 #define IS_SPILLED(r) (((uintptr_t) (r)) & 1)
 #define SPILLED(off) ((rrow *) (uintptr_t) (((uint64_t) (off) << 1) | 1))
 #define SPILL_OFFSET(r) ((uint64_t) (((uintptr_t) (r)) >> 1))
+
+/*
+ * Streaming, the base lines that change records touch are loaded into the state by a
+ * second thread (split_worker) while the main thread sends the others on: a table whose
+ * changes touch its first rows would otherwise send PostgreSQL nothing until they are all
+ * in the state.  The main thread hands over copies of the lines, in order (the output
+ * order of the state's rows is their order of arrival), in buffers of about SPLIT_BATCH,
+ * SPLIT_QUEUE at most (fewer under a memory limit: a sixteenth of it), so that it can run
+ * ahead of the worker through a long run of touched rows.
+ * While it runs the worker alone uses the state's rows and slots; the main thread parses
+ * with its own scratch and reads only the touched-key set, which must be in memory (on
+ * disk its reads would record failures in the state).  replay_split_finish joins it.
+ */
+#define SPLIT_QUEUE 16
+#define SPLIT_BATCH (1024 * 1024)
+
+typedef struct split_worker
+{
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	strbuf q[SPLIT_QUEUE];		/* ring: q[head .. head+count) queued, q[head] being loaded */
+	char *what[SPLIT_QUEUE];	/* the chunk each came from, for messages */
+	int depth;					/* buffers queued at most (<= SPLIT_QUEUE) */
+	int head;
+	int count;
+	bool done;
+	bool failed;
+	bs_error err;
+	uint32_t layout;			/* position of the base layout */
+	strbuf cur;					/* lines being gathered (main thread) */
+	char *cur_what;
+} split_worker;
 
 /* How to build the columns of layout `to` from a row in layout `from`. */
 #define MAP_CONST (-1)			/* column absent from the row: its missing value or NULL */
@@ -140,6 +184,10 @@ struct replay_state
 	bool streaming;
 	hash_set touched;
 	strbuf rectext;
+	/* The main thread's scratch while it splits (the worker uses v_probe and tmp). */
+	replay_value *v_split;
+	strbuf split_tmp;
+	split_worker *worker;		/* NULL: touched lines are loaded inline */
 };
 
 /* ---------- hashing ---------- */
@@ -746,6 +794,13 @@ set_get(replay_state *st, const hash_set *t, size_t i)
 	return h;
 }
 
+/* The filter's bit of h: other bits of h than the slot's (the hashes are mixed). */
+static inline uint64_t
+filter_bit(const hash_set *t, uint64_t h)
+{
+	return ((h >> 29) | (h << 35)) & t->fmask;
+}
+
 /* Put h (nonzero) into the set's slots; true when it was not there yet. */
 static bool
 touched_put(replay_state *st, hash_set *t, uint64_t h)
@@ -755,6 +810,12 @@ touched_put(replay_state *st, hash_set *t, uint64_t h)
 	uint64_t x;
 	bs_error e;
 
+	if (t->filter)
+	{
+		uint64_t b = filter_bit(t, h);
+
+		t->filter[b / 64] |= UINT64_C(1) << (b % 64);
+	}
 	while ((x = set_get(st, t, i)) != 0 && x != h)
 		i = (i + 1) & mask;
 	if (x == h)
@@ -775,7 +836,8 @@ touched_add(replay_state *st, uint64_t h)
 		h = 1;					/* 0 marks an empty slot; a shared hash only sends more rows through the state */
 	if ((t->count + 1) * 2 > t->cap)
 	{
-		hash_set n = {NULL, NULL, t->cap ? t->cap * 2 : 1024, 0};
+		hash_set n = {NULL, NULL, t->cap ? t->cap * 2 : 1024, 0, NULL, 0};
+		uint64_t fbits;
 		bs_error e;
 
 		if (st->mem_limit > 0 && (uint64_t) n.cap * sizeof(uint64_t) > INDEX_SHARE(st->mem_limit))
@@ -790,6 +852,13 @@ touched_add(replay_state *st, uint64_t h)
 		}
 		else
 			n.mem = xcalloc(n.cap, sizeof(uint64_t));
+		/* The filter stays in memory: within an eighth of the index's share of the limit
+		 * (fewer bits per slot only make more lookups probe). */
+		fbits = (uint64_t) n.cap * FILTER_BITS_PER_SLOT;
+		while (st->mem_limit > 0 && fbits > 512 && fbits / 8 > INDEX_SHARE(st->mem_limit) / 8)
+			fbits /= 2;
+		n.filter = xcalloc((size_t) (fbits / 64), sizeof(uint64_t));
+		n.fmask = fbits - 1;
 		for (size_t i = 0; i < t->cap; i++)
 		{
 			uint64_t x = set_get(st, t, i);
@@ -798,6 +867,7 @@ touched_add(replay_state *st, uint64_t h)
 				(void) touched_put(st, &n, x);
 		}
 		free(t->mem);
+		free(t->filter);
 		spill_array_free(t->disk);
 		n.count = t->count;
 		*t = n;
@@ -817,6 +887,13 @@ touched_has(replay_state *st, uint64_t h)
 		return false;
 	if (h == 0)
 		h = 1;
+	if (t->filter)
+	{
+		uint64_t b = filter_bit(t, h);
+
+		if (!(t->filter[b / 64] & (UINT64_C(1) << (b % 64))))
+			return false;
+	}
 	mask = t->cap - 1;
 	for (size_t i = h & mask; (x = set_get(st, t, i)) != 0; i = (i + 1) & mask)
 		if (x == h)
@@ -1003,6 +1080,7 @@ replay_new(int nlayouts, const manifest_layout *layouts, replay_state **out, bs_
 	st->v_cand = xcalloc((size_t) maxcols, sizeof(replay_value));
 	st->v_raw = xcalloc((size_t) maxcols, sizeof(replay_value));
 	st->v_raw2 = xcalloc((size_t) maxcols, sizeof(replay_value));
+	st->v_split = xcalloc((size_t) maxcols, sizeof(replay_value));
 	*out = st;
 	return BS_OK;
 }
@@ -1047,7 +1125,8 @@ static uint64_t
 index_bytes(const replay_state *st)
 {
 	return (st->tab.mem ? (uint64_t) st->tab.cap * sizeof(rslot) : SPILL_ARRAY_WINDOW) +
-		(st->touched.mem ? (uint64_t) st->touched.cap * sizeof(uint64_t) : SPILL_ARRAY_WINDOW);
+		(st->touched.mem ? (uint64_t) st->touched.cap * sizeof(uint64_t) : SPILL_ARRAY_WINDOW) +
+		(st->touched.filter ? (st->touched.fmask + 1) / 8 : 0);
 }
 
 /*
@@ -1092,11 +1171,14 @@ row_release(replay_state *st, rrow *r)
 	free(r);
 }
 
+static void split_worker_stop(replay_state *st);
+
 void
 replay_free(replay_state *st)
 {
 	if (st == NULL)
 		return;
+	split_worker_stop(st);
 	table_clear(st);
 	slot_table_free(&st->tab);
 	for (size_t i = 0; i < (size_t) st->nlayouts * (size_t) st->nlayouts; i++)
@@ -1119,6 +1201,8 @@ replay_free(replay_state *st)
 	free(st->v_cand);
 	free(st->v_raw);
 	free(st->v_raw2);
+	free(st->v_split);
+	strbuf_free(&st->split_tmp);
 	strbuf_free(&st->enc);
 	strbuf_free(&st->tmp);
 	strbuf_free(&st->tmp2);
@@ -1128,6 +1212,7 @@ replay_free(replay_state *st)
 	spill_close(st->spill);
 	free(st->spill_dir);
 	free(st->touched.mem);
+	free(st->touched.filter);
 	spill_array_free(st->touched.disk);
 	free(st);
 }
@@ -1232,6 +1317,189 @@ remove_row(replay_state *st, size_t i, const replay_value *keyvals, bs_error *er
 	row_release(st, sl.row);
 	table_remove_at(st, i);
 	return BS_OK;
+}
+
+/* ---------- the split worker ---------- */
+
+struct split_out;
+static int load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t len, const char *what,
+						   struct split_out *so, bs_error *err);
+
+static void *
+split_worker_main(void *arg)
+{
+	replay_state *st = arg;
+	split_worker *w = st->worker;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;)
+	{
+		strbuf *b;
+		const char *what;
+		bs_error e;
+		int rc;
+
+		while (w->count == 0 && !w->done)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->count == 0)
+			break;
+		b = &w->q[w->head];
+		what = w->what[w->head];
+		pthread_mutex_unlock(&w->mu);
+		rc = io_check(st, load_base_lines(st, w->layout, b->data ? b->data : "", b->len, what, NULL, &e), &e);
+		pthread_mutex_lock(&w->mu);
+		strbuf_reset(b);
+		free(w->what[w->head]);
+		w->what[w->head] = NULL;
+		w->head = (w->head + 1) % w->depth;
+		w->count--;
+		pthread_cond_broadcast(&w->cv);
+		if (rc != BS_OK)
+		{
+			w->failed = true;
+			w->err = e;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* Queue the gathered lines for the worker, waiting for room; its failure, if any. */
+static int
+split_push(split_worker *w, bs_error *err)
+{
+	int rc = BS_OK;
+
+	pthread_mutex_lock(&w->mu);
+	while (!w->failed && w->count == w->depth)
+		pthread_cond_wait(&w->cv, &w->mu);
+	if (!w->failed && w->cur.len > 0)
+	{
+		int slot = (w->head + w->count) % w->depth;
+		strbuf t = w->q[slot];
+
+		/* Swap buffers: the queued one keeps the lines, cur reuses an old allocation. */
+		w->q[slot] = w->cur;
+		w->what[slot] = w->cur_what;
+		w->cur = t;
+		w->cur_what = NULL;
+		w->count++;
+		pthread_cond_broadcast(&w->cv);
+	}
+	if (w->failed)
+	{
+		*err = w->err;
+		rc = BS_ERR;
+	}
+	pthread_mutex_unlock(&w->mu);
+	strbuf_reset(&w->cur);
+	free(w->cur_what);
+	w->cur_what = NULL;
+	return rc;
+}
+
+/*
+ * A touched base line: handed to the worker (started on the first one, when the touched
+ * keys are in memory and a thread can be had); else st->worker stays NULL and the caller
+ * loads it inline.
+ */
+static int
+split_defer(replay_state *st, uint32_t layout, const char *line, size_t len, const char *what, bs_error *err)
+{
+	split_worker *w = st->worker;
+
+	if (w == NULL)
+	{
+		if (st->touched.mem == NULL || st->count > 0)
+			return BS_OK;
+		w = xcalloc(1, sizeof(*w));
+		w->layout = layout;
+		w->depth = SPLIT_QUEUE;
+		if (st->mem_limit > 0 && st->mem_limit / 16 / SPLIT_BATCH < SPLIT_QUEUE)
+			w->depth = st->mem_limit / 16 / SPLIT_BATCH < 2 ? 2 : (int) (st->mem_limit / 16 / SPLIT_BATCH);
+		pthread_mutex_init(&w->mu, NULL);
+		pthread_cond_init(&w->cv, NULL);
+		st->worker = w;
+		if (pthread_create(&w->th, NULL, split_worker_main, st) != 0)
+		{
+			pthread_cond_destroy(&w->cv);
+			pthread_mutex_destroy(&w->mu);
+			free(w);
+			st->worker = NULL;
+			return BS_OK;
+		}
+	}
+	/* One chunk per buffer, so that messages name the right one. */
+	if (w->cur.len > 0 && (w->cur.len >= SPLIT_BATCH || strcmp(w->cur_what, what) != 0) &&
+		split_push(w, err) != BS_OK)
+		return BS_ERR;
+	if (w->cur_what == NULL)
+		w->cur_what = xstrdup(what);
+	strbuf_append(&w->cur, line, len);
+	return BS_OK;
+}
+
+/* Join the worker (after the rest of its lines are loaded, unless stop); its failure. */
+static int
+split_worker_join(replay_state *st, bool stop, bs_error *err)
+{
+	split_worker *w = st->worker;
+	int rc = BS_OK;
+
+	if (w == NULL)
+		return BS_OK;
+	if (!stop && w->cur.len > 0)
+		rc = split_push(w, err);
+	pthread_mutex_lock(&w->mu);
+	w->done = true;
+	if (stop && w->count > 1)
+	{
+		/* Drop what is queued but not yet begun. */
+		for (int i = 1; i < w->count; i++)
+		{
+			int k = (w->head + i) % w->depth;
+
+			strbuf_reset(&w->q[k]);
+			free(w->what[k]);
+			w->what[k] = NULL;
+		}
+		w->count = 1;
+	}
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->th, NULL);
+	if (rc == BS_OK && w->failed)
+	{
+		*err = w->err;
+		rc = BS_ERR;
+	}
+	for (int i = 0; i < SPLIT_QUEUE; i++)
+	{
+		strbuf_free(&w->q[i]);
+		free(w->what[i]);
+	}
+	strbuf_free(&w->cur);
+	free(w->cur_what);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+	st->worker = NULL;
+	return rc;
+}
+
+static void
+split_worker_stop(replay_state *st)
+{
+	bs_error e;
+
+	(void) split_worker_join(st, true, &e);
+}
+
+int
+replay_split_finish(replay_state *st, bs_error *err)
+{
+	return io_check(st, split_worker_join(st, false, err), err);
 }
 
 /* Unescape one COPY text field into out; returns false on a malformed escape. */
@@ -1347,6 +1615,9 @@ load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t l
 	size_t pos = 0;
 	uint64_t lineno = 0;
 	size_t *offs;
+	/* Splitting, the worker may be using v_probe and tmp. */
+	replay_value *vals = so ? st->v_split : st->v_probe;
+	strbuf *tmp = so ? &st->split_tmp : &st->tmp;
 	int rc = BS_ERR;
 
 	if (layout_id >= (uint32_t) st->nlayouts)
@@ -1377,7 +1648,7 @@ load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t l
 			}
 			break;
 		}
-		strbuf_reset(&st->tmp);
+		strbuf_reset(tmp);
 		/*
 		 * Fields without a backslash are used where they are; the others are unescaped
 		 * into tmp (which may move), and pointed into once the line is done.
@@ -1400,27 +1671,27 @@ load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t l
 				}
 				if (flen == 2 && p[0] == '\\' && p[1] == 'N')
 				{
-					st->v_probe[nf].isnull = true;
+					vals[nf].isnull = true;
 					offs[nf] = SIZE_MAX;
 				}
 				else if (memchr(p, '\\', flen) == NULL)
 				{
-					st->v_probe[nf].isnull = false;
-					st->v_probe[nf].data = p;
-					st->v_probe[nf].len = (uint32_t) flen;
+					vals[nf].isnull = false;
+					vals[nf].data = p;
+					vals[nf].len = (uint32_t) flen;
 					offs[nf] = SIZE_MAX;
 				}
 				else
 				{
-					st->v_probe[nf].isnull = false;
-					offs[nf] = st->tmp.len;
-					if (!copy_unescape(p, flen, &st->tmp))
+					vals[nf].isnull = false;
+					offs[nf] = tmp->len;
+					if (!copy_unescape(p, flen, tmp))
 					{
 						error_set(err, ERRCODE_DATA_CORRUPTED, "%s: line %llu, column %d: malformed escape",
 								  what, (unsigned long long) lineno, nf + 1);
 						goto done;
 					}
-					st->v_probe[nf].len = (uint32_t) (st->tmp.len - offs[nf]);
+					vals[nf].len = (uint32_t) (tmp->len - offs[nf]);
 				}
 				nf++;
 				if (tab == NULL)
@@ -1437,14 +1708,14 @@ load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t l
 		}
 		for (int c = 0; c < nf; c++)
 			if (offs[c] != SIZE_MAX)
-				st->v_probe[c].data = st->tmp.data + offs[c];
-		if (so && !touched_has(st, key_hash(st, st->v_probe)))
+				vals[c].data = tmp->data + offs[c];
+		if (so && !touched_has(st, key_hash(st, vals)))
 		{
 			/* No change touches this row: it goes out exactly as archived. */
 			if (so->runlen == 0)
 				so->run = line;
 			so->runlen += llen + 1;
-			checksum_add(so->sum, &st->rectext, l->ncols, st->v_probe);
+			checksum_add(so->sum, &st->rectext, l->ncols, vals);
 			(*so->passed)++;
 			if (so->runlen >= SPLIT_RUN_FLUSH && split_flush(so, err) != BS_OK)
 				goto done;
@@ -1452,8 +1723,12 @@ load_base_lines(replay_state *st, uint32_t layout_id, const char *text, size_t l
 		}
 		if (so && split_flush(so, err) != BS_OK)
 			goto done;
-		r = row_encode(st, layout_id, l->ncols, st->v_probe);
-		if (insert_row(st, r, st->v_probe, what, err) != BS_OK)
+		if (so && split_defer(st, layout_id, line, llen + 1, what, err) != BS_OK)
+			goto done;
+		if (so && st->worker)
+			continue;
+		r = row_encode(st, layout_id, l->ncols, vals);
+		if (insert_row(st, r, vals, what, err) != BS_OK)
 			goto done;
 	}
 	if (so && split_flush(so, err) != BS_OK)
@@ -1497,10 +1772,14 @@ replay_split_base_copy(replay_state *st, uint32_t layout_id, const char *text, s
 	split_out so = {cb, ctx, sum, passed, NULL, 0};
 	uint32_t pos;
 
+	int rc;
+
 	if (!st->streaming || layout_pos(st, layout_id, &pos) != BS_OK || pos != st->cur_layout)
 		return error_set(err, ERRCODE_INVALID_PARAMETER,
 						 "%s: a streaming base load needs replay_stream_begin with its layout", what);
-	return io_check(st, load_base_lines(st, pos, text, len, what, &so, err), err);
+	rc = load_base_lines(st, pos, text, len, what, &so, err);
+	/* While the worker runs, the state's failures are its own (replay_split_finish). */
+	return st->worker ? rc : io_check(st, rc, err);
 }
 
 /* "commit LSN X/Y (xid N)" for messages. */

@@ -103,14 +103,17 @@ int replay_load_base_copy(replay_state *st, uint32_t layout_id, const char *text
  *      the caller falls back to a full replay on a new state, when a record needs it);
  *   3. replay_split_base_copy for each base chunk: lines whose key (whole row without a key)
  *      no record touches go to cb verbatim as COPY text, in order, and are added to sum and
- *      *passed; the others are loaded into the state;
- *   4. replay_apply the records, replay_check, then replay_write_copy the state's rows.
+ *      *passed; the others are loaded into the state (by a second thread, while the
+ *      others are sent: nothing else may use the state before step 4);
+ *   4. replay_split_finish (the state complete, or the loading thread's failure), then
+ *      replay_apply the records, replay_check, then replay_write_copy the state's rows.
  * Key hashes are compared, not keys: a collision only sends a row through the state.
  */
 int replay_stream_begin(replay_state *st, uint32_t base_layout, bs_error *err);
 int replay_touch(replay_state *st, const segment_record *rec, bool *streamable, bs_error *err);
 int replay_split_base_copy(replay_state *st, uint32_t layout_id, const char *text, size_t len, const char *what,
 						   replay_copy_cb cb, void *ctx, replay_checksum *sum, uint64_t *passed, bs_error *err);
+int replay_split_finish(replay_state *st, bs_error *err);
 
 /* Apply one I/U/D/T record.  The caller decides which records belong (LSN range,
  * deduplication); records must come in commit order. */

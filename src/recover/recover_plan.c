@@ -1096,6 +1096,17 @@ load_base(recover_plan *plan, storage *st, replay_state *rs, recover_progress_cb
 	pthread_join(th, NULL);
 	plan->downloaded = before + pf.downloaded;
 out:
+	/* Streaming, the touched rows may still be loading: the count needs them all. */
+	if (sink)
+	{
+		bs_error e;
+
+		if (replay_split_finish(rs, &e) != BS_OK && rc == BS_OK)
+		{
+			*err = e;
+			rc = BS_ERR;
+		}
+	}
 	if (rc == BS_OK)
 	{
 		/* Streaming, the rows sent on count as well as those kept. */

@@ -840,6 +840,131 @@ test_output_order(void)
 	strbuf_free(&want);
 }
 
+/*
+ * Streaming with many touched keys: the touched-key set grows several times (and, past a
+ * small memory limit, goes to a file with its bitmap cut down); every touched base row must
+ * still go through the state and every other row straight out, whatever the set's form.
+ */
+static void
+test_stream_touched(void)
+{
+	manifest_column cols[2] = {col("id", "integer", true, NULL), col("v", "text", false, NULL)};
+	manifest_layout l = {0, 0, 'd', 2, cols};
+	const int N = 20000;
+	strbuf base = STRBUF_INIT;
+	replay_state *ref = NULL;
+	replay_checksum want = {0, 0};
+	bs_error err;
+	int ntouched = 0;
+
+	error_clear(&err);
+	for (int i = 1; i <= N; i++)
+		strbuf_printf(&base, "%d\tv%d\n", i, i);
+	for (int i = 1; i <= N; i++)
+		ntouched += i % 3 == 0;
+	ok(replay_new(1, &l, &ref, &err) == BS_OK && replay_load_base_copy(ref, 0, base.data, base.len, "base", &err) == BS_OK,
+	   "reference state loaded");
+	/* Pass 0: no limit; 1: the touched keys in a file; 2: in memory, the loading thread's
+	 * queue cut to its least. */
+	for (int pass = 0; pass < 3; pass++)
+	{
+		replay_state *st = NULL;
+		char dir[] = "/tmp/backstop-test-stream-XXXXXX";
+		strbuf out = STRBUF_INIT;
+		replay_checksum sum = {0, 0},
+					rest = {0, 0};
+		uint64_t passed = 0;
+		bool streamable = true;
+		int good = 1;
+
+		next_lsn = 0x1000000 + (uint64_t) pass * 0x10000000;
+		if (mkdtemp(dir) == NULL)
+		{
+			ok(0, "mkdtemp");
+			break;
+		}
+		ok(replay_new(1, &l, &st, &err) == BS_OK, "state %d", pass);
+		if (pass > 0)
+			replay_set_memory_limit(st, pass == 1 ? 20000 : 4 << 20, dir);
+		ok(replay_stream_begin(st, 0, &err) == BS_OK, "stream begins");
+		/* The records: an update of every third row (its value), touched first; the
+		 * reference gets them too, once. */
+		for (int i = 3; good && i <= N; i += 3)
+		{
+			char ids[32],
+				vs[32];
+			const char *o[2] = {ids, NULL};
+			const char *n[2] = {ids, vs};
+			segment_record r;
+
+			snprintf(ids, sizeof(ids), "%d", i);
+			snprintf(vs, sizeof(vs), "u%d", i);
+			r = rec('U', 0, 'K', 2, o, n, false);
+			good = replay_touch(st, &r, &streamable, &err) == BS_OK && streamable &&
+				(pass > 0 || replay_apply(ref, &r, &err) == BS_OK);
+		}
+		ok(good, "records touched (%s)", err.message);
+		/* In pieces of 500 lines named by turns: the touched lines go to the loading thread
+		 * in many batches (one chunk each). */
+		{
+			const char *p = base.data,
+					   *end = base.data + base.len;
+			int piece = 0;
+
+			while (good && p < end)
+			{
+				const char *q = p;
+				char what[32];
+
+				for (int k = 0; k < 500 && q < end; k++)
+					q = strchr(q, '\n') + 1;
+				snprintf(what, sizeof(what), "chunk-%d", piece++ % 2);
+				good = replay_split_base_copy(st, 0, p, (size_t) (q - p), what, collect, &out, &sum, &passed,
+											  &err) == BS_OK;
+				p = q;
+			}
+		}
+		ok(good, "base split (%s)", err.message);
+		is_int((long long) passed, N - ntouched, "pass %d: exactly the untouched rows went straight out", pass);
+		ok(replay_split_finish(st, &err) == BS_OK, "the touched rows are loaded (%s)", err.message);
+		next_lsn = 0x1000000 + (uint64_t) pass * 0x10000000;
+		for (int i = 3; good && i <= N; i += 3)
+		{
+			char ids[32],
+				vs[32];
+			const char *o[2] = {ids, NULL};
+			const char *n[2] = {ids, vs};
+			segment_record r;
+
+			snprintf(ids, sizeof(ids), "%d", i);
+			snprintf(vs, sizeof(vs), "u%d", i);
+			r = rec('U', 0, 'K', 2, o, n, false);
+			good = replay_apply(st, &r, &err) == BS_OK;
+		}
+		ok(good && replay_check(st, &err) == BS_OK && replay_write_copy(st, 0, collect, &out, &rest, &err) == BS_OK,
+		   "changes applied to the touched rows, written (%s)", err.message);
+		if (pass == 0)
+		{
+			char *d = dump(ref, 0, &want);
+
+			free(d);
+		}
+		sum.rows += rest.rows;
+		sum.sum += rest.sum;
+		ok(sum.rows == want.rows && sum.sum == want.sum,
+		   "pass %d: streamed rows and checksum equal the in-memory replay's (%llu rows)", pass,
+		   (unsigned long long) sum.rows);
+		if (pass > 0)
+			ok((replay_index_spills(st) > 0) == (pass == 1), "pass %d: the touched keys %s", pass,
+			   pass == 1 ? "went to a file" : "stayed in memory");
+		replay_free(st);
+		strbuf_free(&out);
+		rmdir(dir);
+	}
+	replay_free(ref);
+	strbuf_free(&base);
+}
+
 int
 main(void)
 {
@@ -856,6 +981,7 @@ main(void)
 	test_bad_base();
 	test_volume();
 	test_spill_state();
+	test_stream_touched();
 	for (int i = 0; i < 64; i++)
 		strbuf_free(&tuples[i]);
 	return done_testing();
