@@ -8,10 +8,13 @@
 #  4. the compound case: dropped after a column was wiped; recover --latest and put it in place,
 #     then --copy-back-columns from before the wipe repairs only that column;
 #  5. refusals: --apply without --yes off a terminal, with --target-db, with --dry-run; unknown or
-#     key columns in --copy-back-columns (exit 2, nothing written).
+#     key columns in --copy-back-columns (exit 2, nothing written);
+#  6. --apply on a terminal (script(1) gives it a pty): it asks; "n" leaves the live table and
+#     keeps the recovered one (exit 1), "y" applies and validates.
 use strict;
 use warnings;
 
+use IPC::Run ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -148,6 +151,36 @@ for my $case (
 }
 is($node->safe_psql($db, q{SELECT count(*) FROM pg_class WHERE relname IN ('r1', 'r2', 'r3', 'r4')}), '0',
 	'nothing was created by a refused recovery');
+
+# ---- 6. --apply on a terminal asks first ----
+# script(1) runs the command on a pseudo-terminal (stdin and stderr are ttys), feeding it the
+# answer; its -e returns the command's exit code, and the terminal's output is script's stdout.
+sub recover_on_terminal
+{
+	my ($answer, @args) = @_;
+	my $cmd = join(' ', map { my $a = $_; $a =~ s/'/'\\''/g; "'$a'" }
+		(backstop_bin(), 'recover', '--db', $conn, '--storage', $storage, @args));
+	my ($in, $out, $err) = ($answer, '', '');
+	IPC::Run::run([ 'script', '-qec', $cmd, '/dev/null' ], '<', \$in, '>', \$out, '2>', \$err,
+		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	return ($? >> 8, $out . $err);
+}
+$node->safe_psql($db, q{UPDATE public.acct SET n = -1 WHERE id <= 5});
+my $acct_wiped = sum('public.acct', 'id, email, doc, n');
+my $xid_n = $node->safe_psql($db, q{SELECT max(xmin::text::bigint) FROM public.acct WHERE id <= 5});
+ok(checkpoint_until($listen, 'public.acct', 60), 'acct: checkpoint after the second damage');
+($rc, $out) = recover_on_terminal("n\n", '--table', 'public.acct', '--to-xid', $xid_n, '--exclusive',
+	'--into', 'public.acct_tty1', '--apply');
+is($rc, 1, 'terminal, answered n: exit 1') or diag($out);
+like($out, qr/Apply the copy-back above to public\.acct\? \[y\/N\]/, 'terminal: it asks, naming the live table');
+like($out, qr/copy-back not applied; the recovered table public\.acct_tty1 stays/, 'terminal, n: says nothing was applied');
+is(sum('public.acct', 'id, email, doc, n'), $acct_wiped, 'terminal, n: the live table is untouched');
+is($node->safe_psql($db, q{SELECT to_regclass('public.acct_tty1') IS NOT NULL}), 't', 'terminal, n: the recovery is kept');
+($rc, $out) = recover_on_terminal("y\n", '--table', 'public.acct', '--to-xid', $xid_n, '--exclusive',
+	'--into', 'public.acct_tty2', '--apply');
+is($rc, 0, 'terminal, answered y: exit 0') or diag($out);
+like($out, qr/Copy-back applied to public\.acct and validated/, 'terminal, y: applied and validated');
+is($node->safe_psql($db, q{SELECT count(*) FROM public.acct WHERE n = -1}), '0', 'terminal, y: the damaged rows are set back');
 
 kill 'TERM', $archiver;
 waitpid($archiver, 0);
