@@ -379,14 +379,12 @@ event_damage(bs_error *err, const pack_index *idx, int i)
 static int
 check_event_order(const pack_index *idx, int i, bs_error *err)
 {
-	char l1[LSN_BUFLEN],
-		l2[LSN_BUFLEN];
+	char l1[LSN_BUFLEN];
 
 	if (i > 0 && idx->events[i].lsn < idx->events[i - 1].lsn)
 	{
 		error_set(err, ERRCODE_DATA_CORRUPTED, "goes back in LSN order (the event before it is at %s)",
-				  lsn_format(idx->events[i - 1].lsn, l2));
-		(void) l1;
+				  lsn_format(idx->events[i - 1].lsn, l1));
 		return event_damage(err, idx, i);
 	}
 	if (idx->events[i].relid == 0)

@@ -378,8 +378,7 @@ test_damage(void)
 		for (int k = 0; matched && k < 3 && dc->needle[k]; k++)
 			matched = strstr(err.message, dc->needle[k]) != NULL;
 		ok(matched, "refused: %s", dc->what);
-		if (!matched)
-			printf("#   %s\n", rc == BS_OK ? "accepted" : err.message);
+		printf("#   %s\n", rc == BS_OK ? "accepted" : err.message);
 		manifest_free(m);
 		for (int i = 0; i < n; i++)
 			pack_index_free(p[i]);
@@ -426,9 +425,48 @@ test_pack_segment_not_stored(void)
 	pack_index_free(p);
 }
 
+/* With BACKSTOP_FUZZ_SEED_DIR set, the seeds of fuzz_fold (t/fuzz/fold/): pack 1's events, a
+ * line "=", pack 2's. */
+static void
+write_seed(const char *dir, const char *name, const char *const *a, const char *const *b)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (f == NULL)
+		exit(2);
+	for (int i = 0; a && a[i]; i++)
+		fprintf(f, "%s\n", a[i]);
+	if (b)
+	{
+		fprintf(f, "=\n");
+		for (int i = 0; b[i]; i++)
+			fprintf(f, "%s\n", b[i]);
+	}
+	fclose(f);
+}
+
+static void
+write_seeds(const char *dir)
+{
+	write_seed(dir, "main-1-2.txt", ev1, ev2);
+	write_seed(dir, "main-3-4.txt", ev3, ev4);
+	write_seed(dir, "back.txt", ev_ok, ev_late);
+	write_seed(dir, "reuse.txt", ev_reuse, NULL);
+	write_seed(dir, "drop.txt", ev_drop, NULL);
+	write_seed(dir, "badbase.txt", ev_badbase, NULL);
+	write_seed(dir, "gaps.txt", ev_gaps, ev_closed);
+}
+
 int
 main(void)
 {
+	const char *seed_dir = getenv("BACKSTOP_FUZZ_SEED_DIR");
+
+	if (seed_dir)
+		write_seeds(seed_dir);
 	test_fold_equals_manifest();
 	test_damage();
 	test_other_table();
