@@ -362,6 +362,9 @@ event_apply(fold_state *st, fold_event *e, bs_error *err)
 static int
 pack_damage(bs_error *err, const pack_index *idx, uint32_t relid)
 {
+	if (idx->seq_last != idx->seq_first)
+		return error_prefix(err, "pack \"%s\" (seq %" PRIu64 "-%" PRIu64 "), relid %u", idx->key ? idx->key : "?",
+							idx->seq_first, idx->seq_last, relid);
 	return error_prefix(err, "pack \"%s\" (seq %" PRIu64 "), relid %u", idx->key ? idx->key : "?",
 						idx->seq_first, relid);
 }
