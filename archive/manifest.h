@@ -54,17 +54,28 @@ typedef struct manifest_base
 	manifest_chunk *chunks;
 } manifest_base;
 
+/* Where a segment's records are: a segment object of its own (formats 1 and 2), or a run of
+ * records in a pack (doc/design/format2.md 3.2; folded from packs, never in a stored manifest). */
+typedef enum manifest_segment_source
+{
+	MANIFEST_SEGMENT_OBJECT = 0,
+	MANIFEST_SEGMENT_PACK
+} manifest_segment_source;
+
 typedef struct manifest_segment
 {
-	char *key;
+	manifest_segment_source source;
+	char *key;					/* the segment object; PACK: the pack */
 	uint64_t first_lsn;			/* commit LSN of the first record */
 	uint64_t last_end_lsn;		/* end LSN of the last transaction */
 	int64_t first_time;			/* commit times, Unix microseconds */
 	int64_t last_time;
 	uint64_t records;
 	char sha256[65];
-	uint64_t size;
-	uint64_t raw_size;
+	uint64_t size;				/* stored size; PACK: 0 (the pack's frames are checked by their own hashes) */
+	uint64_t raw_size;			/* PACK: the run's length in the pack's raw space */
+	uint64_t pack_seq;			/* PACK: the pack's first sequence number */
+	uint64_t raw_offset;		/* PACK: where the run starts in the pack's raw space */
 } manifest_segment;
 
 /* Changes committed in [from, to) are not in the archive: archiving resumed from a new

@@ -2,7 +2,10 @@
 #ifndef BACKSTOP_MANIFEST_JSON_H
 #define BACKSTOP_MANIFEST_JSON_H
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 #include "manifest.h"
@@ -16,6 +19,26 @@ char *manifest_to_json(const manifest *m);
 int manifest_from_json(const char *json, size_t len, manifest **out, bs_error *err);
 /* The checks of manifest_from_json on a manifest built in memory. */
 int manifest_validate(const manifest *m, bs_error *err);
+
+/*
+ * The readers of the objects a manifest shares with other codecs (the pack events of
+ * doc/design/format2.md: layouts, bases with their chunks, gaps) and of its scalar members,
+ * for those codecs: the type checks of manifest_from_json, with path naming the object in
+ * messages ("" at the top).  The value checks stay manifest_validate's, to run on the
+ * manifest they end up in.  On failure what was read is in *out, for the caller to free
+ * (manifest_columns_free, manifest_base_clear).
+ */
+int manifest_json_layout(json_t *o, const char *path, manifest_layout *out, bs_error *err);
+int manifest_json_base(json_t *o, const char *path, manifest_base *out, bs_error *err);
+int manifest_json_gap(json_t *o, const char *path, manifest_gap *out, bs_error *err);
+/* *out NULL / 0 when optional and absent or null. */
+int manifest_json_string(json_t *o, const char *path, const char *name, bool required, char **out,
+						 bs_error *err);
+int manifest_json_lsn(json_t *o, const char *path, const char *name, bool required, uint64_t *out,
+					  bs_error *err);
+int manifest_json_time(json_t *o, const char *path, const char *name, int64_t *out, bs_error *err);
+int manifest_json_int(json_t *o, const char *path, const char *name, int64_t min, int64_t max, int64_t *out,
+					  bs_error *err);
 
 /* NULL when head cannot be serialized. */
 char *archive_head_to_json(const archive_head *head);
