@@ -212,6 +212,37 @@ like($err, qr/slot no_such_slot: did not exist/, 'says the slot did not exist');
 like($err, qr/publication pub_foreign belongs to another role: left in place/, 'and leaves the publication to its owner');
 is($node->safe_psql($db, q{SELECT count(*) FROM pg_publication WHERE pubname = 'pub_foreign'}), '1', 'which still exists');
 
+# A base copy that storage refuses (its folder is a file): the start fails, saying where,
+# and no manifest claims a base.
+my $relid = $node->safe_psql($db, q{SELECT 'public.t'::regclass::oid});
+mkdir "$dir/archive7";
+mkdir "$dir/archive7/tables";
+mkdir "$dir/archive7/tables/$relid";
+append_to_file("$dir/archive7/tables/$relid/base", 'in the way');
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', $conn, '--tables', 'public.t',
+	'--storage', "file://$dir/archive7", '--data-dir', "$dir/data7", '--listen', 'off',
+	'--slot', 'backstop_bc', '--publication', 'backstop_bc');
+is($rc, 1, 'a base copy storage refuses: exit 1') or diag("$out\n$err");
+like($err, qr/tables\/$relid\/base/, 'naming the object it could not write');
+like($err, qr/a file is in the way/, 'and why');
+ok(!-e "$dir/archive7/tables/$relid/manifest.json", 'no manifest was stored');
+# Once storage takes it, the next start (its slot kept) takes the base copy: exact.
+unlink("$dir/archive7/tables/$relid/base");
+my $log7 = "$dir/seventh.log";
+$archiver = spawn_archiver($log7, '--db', $conn, '--tables', 'public.t', '--storage', "file://$dir/archive7",
+	'--data-dir', "$dir/data7", '--listen', $listen, '--slot', 'backstop_bc', '--publication', 'backstop_bc',
+	'--segment-age', '1s');
+ok(wait_for('the archiver after the refused base copy', sub { (archiver_checkpoint($listen, 'public.t', '5s'))[0] == 0 }, 90),
+	'the next start runs') or diag(slurp_file($log7));
+kill 'TERM', $archiver;
+waitpid($archiver, 0);
+is($? >> 8, 0, 'and stops cleanly') or diag(slurp_file($log7));
+$archiver = undef;
+($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', "file://$dir/archive7", '--table', 'public.t',
+	'--latest', '--into', 'public.t_rec7', '--yes');
+is($rc, 0, 'recover --latest from it') or diag("$out\n$err");
+is(content_checksum($node, $db, 'public.t_rec7'), content_checksum($node, $db, 'public.t'), 'exact');
+
 # wal_level below logical (the slots must go first, or the server would not start).
 $node->safe_psql($db, q{SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots});
 $node->append_conf('postgresql.conf', 'wal_level = replica');
