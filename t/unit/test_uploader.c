@@ -940,7 +940,25 @@ test_head_drops(void)
 	ok(uploader_store_head(a, 0x6000, &err) == BS_ERR && strstr(err.message, "injected"),
 	   "a refused put fails the head");
 	is_int(a->head_written_lsn, 0x5000, "and the head written is not moved");
+
+	/* A manifest that cannot be stored: no head after it, the manifest stays to be stored. */
+	fx.t2->dirty = fx.t2->base_unstored = true;
+	fx.fs->fail_from = fx.fs->puts + 1;
+	ok(uploader_store_head(a, 0x6100, &err) == BS_ERR && strstr(err.message, "injected"),
+	   "a refused manifest put fails the head after it");
+	ok(fx.t2->dirty && fx.t2->base_unstored, "the manifest stays dirty, its base still to be recorded");
+	is_int(a->head_written_lsn, 0x5000, "the head written is not moved");
+	if (archive_head_load(fx.local, &head, &exists, &err) == BS_OK && exists)
+	{
+		is_int(head.flushed_lsn, 0x5000, "head.json stays where it was");
+		archive_head_clear(&head);
+	}
+	else
+		ok(false, "head.json loads");
 	fx.fs->fail_from = 0;
+	is_int(uploader_store_head(a, 0x6100, &err), BS_OK, "stored once storage takes it");
+	ok(!fx.t2->dirty && !fx.t2->base_unstored, "the manifest is stored");
+	is_int(a->head_written_lsn, 0x6100, "and the head after it");
 	teardown(&fx);
 }
 
