@@ -1,9 +1,11 @@
 # 058_archive_control_endpoint.t — the archiver's control endpoint facing peers it cannot trust:
 # a non-loopback --listen is refused unless allowed, and then only with a token (401 without,
-# 403 with a wrong one, never from a flag); oversized bodies, headers and URLs are refused without
-# the archiver's memory growing; idle and trickling connections are closed, a checkpoint that
-# waits longer than that is not; and under a low descriptor limit, a hundred idle half-sent
-# connections neither stop the archiving (the table recovers exactly) nor flood the log.
+# 403 with a wrong one, never from a flag); a checkpoint without a table, at an invalid LSN or
+# of a table not archived is refused (400, 404) with what is wrong; oversized bodies, headers
+# and URLs are refused without the archiver's memory growing; idle and trickling connections
+# are closed, a checkpoint that waits longer than that is not; and under a low descriptor
+# limit, a hundred idle half-sent connections neither stop the archiving (the table recovers
+# exactly) nor flood the log.
 use strict;
 use warnings;
 
@@ -163,6 +165,18 @@ like($err, qr/archiver answered 401/, 'reporting the 401');
 	'--control-token-file', $tokfile, '--json');
 is($rc, 0, 'backstop checkpoint --control-token-file') or diag("$out\n$err");
 like($out, qr/"verified":true/, 'a verified recovery point');
+
+# Malformed checkpoint requests: refused with what is wrong, nothing waited for.
+my %auth = (headers => { Authorization => "Bearer $token" });
+$r = $http->post("http://$local/checkpoint", \%auth);
+is($r->{status}, 400, 'a checkpoint without a table: 400');
+like($r->{content}, qr/"error":"usage: POST \/checkpoint\?table=schema\.table\[&lsn=X\/Y\]"/, 'with the usage');
+$r = $http->post("http://$local/checkpoint?table=public.t&lsn=not-an-lsn", \%auth);
+is($r->{status}, 400, 'a checkpoint at an invalid LSN: 400');
+like($r->{content}, qr/"error":"invalid lsn"/, 'saying so');
+$r = $http->post("http://$local/checkpoint?table=public.nope", \%auth);
+is($r->{status}, 404, 'a checkpoint of a table not archived: 404');
+like($r->{content}, qr/"error":"table \\"public\.nope\\" is not archived by this daemon"/, 'naming it');
 
 # Oversized requests: refused without the archiver's memory growing.
 my $hwm0 = proc_status($archiver, 'VmHWM');

@@ -3,7 +3,9 @@
 # its own storage nor in the first one's; the first checkpoint after a PostgreSQL restart
 # succeeds without an earlier failed call, and one asked while PostgreSQL is down waits for it;
 # spool epoch directories are removed once uploaded, and at start-up those left behind; a
-# SIGTERM during start-up stops the archiver in order once it is up.
+# SIGTERM during start-up stops the archiver in order once it is up; a slot of another plugin,
+# a storage holding another database's archive and wal_level = replica are refused (exit 2)
+# before anything is created; --drop leaves a publication of another role to its owner.
 use strict;
 use warnings;
 
@@ -174,5 +176,81 @@ $archiver = undef;
 is($status & 127, 0, 'a SIGTERM during start-up does not kill the archiver') or diag(slurp_file($log3));
 is($status >> 8, 0, 'it stops in order, exit 0') or diag(slurp_file($log3));
 like(slurp_file($log3), qr/stopped; confirmed/, 'with its position confirmed');
+
+# ---- refusals at start-up, before anything is created ----
+# A slot of that name made by another output plugin: a configuration error (exit 2).
+$node->safe_psql($db, q{SELECT pg_create_logical_replication_slot('backstop_td', 'test_decoding')});
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', $conn, '--tables', 'public.t',
+	'--storage', "file://$dir/archive4", '--data-dir', "$dir/data4", '--listen', 'off',
+	'--slot', 'backstop_td', '--publication', 'backstop_td');
+is($rc, 2, 'a slot of another output plugin: exit 2') or diag("$out\n$err");
+like($err, qr/slot "backstop_td" exists but is not a pgoutput slot of database "postgres"/, 'and says which slot and why');
+is($node->safe_psql($db, q{SELECT plugin FROM pg_replication_slots WHERE slot_name = 'backstop_td'}), 'test_decoding',
+	'the slot is left as it was');
+$node->safe_psql($db, q{SELECT pg_drop_replication_slot('backstop_td')});
+
+# A storage that holds the archive of another database of the cluster.
+$node->safe_psql($db, q{CREATE DATABASE other});
+$node->safe_psql('other', q{CREATE TABLE public.t (id int PRIMARY KEY, v text)});
+my $before_other = snapshot("$dir/archive1");
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', node_connstr($node, 'other'),
+	'--tables', 'public.t', '--storage', "file://$dir/archive1", '--data-dir', "$dir/data5", '--listen', 'off',
+	'--slot', 'backstop_other', '--publication', 'backstop_other');
+is($rc, 2, 'the archive of another database: exit 2') or diag("$out\n$err");
+like($err, qr/holds the archive of another database \(system \d+, database "postgres"\), not system \d+ database "other"/,
+	'and names both databases');
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'backstop_other'}), '0',
+	'no slot was created');
+is_deeply(snapshot("$dir/archive1"), $before_other, 'the other archive is untouched');
+
+# --drop with a publication that another role made for this one: left to its owner.
+$node->safe_psql($db, q{CREATE ROLE bs_other LOGIN; CREATE PUBLICATION pub_foreign FOR TABLE public.t});
+($rc, $out, $err) = run_backstop('archive', '--drop', '--db', node_connstr($node, $db, 'bs_other'),
+	'--slot', 'no_such_slot', '--publication', 'pub_foreign');
+is($rc, 0, '--drop with a publication of another role: exit 0') or diag("$out\n$err");
+like($err, qr/slot no_such_slot: did not exist/, 'says the slot did not exist');
+like($err, qr/publication pub_foreign belongs to another role: left in place/, 'and leaves the publication to its owner');
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_publication WHERE pubname = 'pub_foreign'}), '1', 'which still exists');
+
+# A base copy that storage refuses (its folder is a file): the start fails, saying where,
+# and no manifest claims a base.
+my $relid = $node->safe_psql($db, q{SELECT 'public.t'::regclass::oid});
+mkdir "$dir/archive7";
+mkdir "$dir/archive7/tables";
+mkdir "$dir/archive7/tables/$relid";
+append_to_file("$dir/archive7/tables/$relid/base", 'in the way');
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', $conn, '--tables', 'public.t',
+	'--storage', "file://$dir/archive7", '--data-dir', "$dir/data7", '--listen', 'off',
+	'--slot', 'backstop_bc', '--publication', 'backstop_bc');
+is($rc, 1, 'a base copy storage refuses: exit 1') or diag("$out\n$err");
+like($err, qr/tables\/$relid\/base/, 'naming the object it could not write');
+like($err, qr/a file is in the way/, 'and why');
+ok(!-e "$dir/archive7/tables/$relid/manifest.json", 'no manifest was stored');
+# Once storage takes it, the next start (its slot kept) takes the base copy: exact.
+unlink("$dir/archive7/tables/$relid/base");
+my $log7 = "$dir/seventh.log";
+$archiver = spawn_archiver($log7, '--db', $conn, '--tables', 'public.t', '--storage', "file://$dir/archive7",
+	'--data-dir', "$dir/data7", '--listen', $listen, '--slot', 'backstop_bc', '--publication', 'backstop_bc',
+	'--segment-age', '1s');
+ok(wait_for('the archiver after the refused base copy', sub { (archiver_checkpoint($listen, 'public.t', '5s'))[0] == 0 }, 90),
+	'the next start runs') or diag(slurp_file($log7));
+kill 'TERM', $archiver;
+waitpid($archiver, 0);
+is($? >> 8, 0, 'and stops cleanly') or diag(slurp_file($log7));
+$archiver = undef;
+($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', "file://$dir/archive7", '--table', 'public.t',
+	'--latest', '--into', 'public.t_rec7', '--yes');
+is($rc, 0, 'recover --latest from it') or diag("$out\n$err");
+is(content_checksum($node, $db, 'public.t_rec7'), content_checksum($node, $db, 'public.t'), 'exact');
+
+# wal_level below logical (the slots must go first, or the server would not start).
+$node->safe_psql($db, q{SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots});
+$node->append_conf('postgresql.conf', 'wal_level = replica');
+$node->restart;
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', $conn, '--tables', 'public.t',
+	'--storage', "file://$dir/archive6", '--data-dir', "$dir/data6", '--listen', 'off');
+is($rc, 2, 'wal_level = replica: exit 2') or diag("$out\n$err");
+like($err, qr/wal_level is "replica": logical replication needs wal_level = logical/, 'and says what to set');
+is_deeply(snapshot("$dir/archive6"), {}, 'nothing was stored');
 
 done_testing();

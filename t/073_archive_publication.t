@@ -5,7 +5,8 @@
 # reported (log, metric, info) and never claimed (no checkpoint answers for it, recovery refuses
 # it); a table that leaves the publication (ALTER PUBLICATION ... DROP TABLE) ends its archive
 # there (points after are refused, points before recover exactly); a restart works as that role;
-# a table removed from --tables between runs ends its archive at the restart point; a publication
+# a table removed from --tables between runs ends its archive at the restart point; one added to
+# the publication again gets a new base copy (the gap stays refused); a publication
 # FOR ALL TABLES made once by a superuser archives a table created later.
 use strict;
 use warnings;
@@ -139,6 +140,26 @@ like($err, qr/not archived \(the table left the archived set/, 'removed: saying 
 
 ($rc, $out, $err) = run_backstop('verify', '--storage', $c->{storage});
 is($rc, 0, 'verify finds the archive clean') or diag("$out\n$err");
+
+# 3b. The table that left is added to the publication again: a new base copy from there, the
+# gap it was out stays refused.
+$c->start;
+$c->checkpoint_ok('public.t_in', 'rejoin');
+$node->safe_psql($db, 'ALTER PUBLICATION p_least ADD TABLE public.t_left');
+$node->safe_psql($db, q{UPDATE public.t_left SET v = 'back' WHERE id <= 2});
+ok(wait_for('t_left to rejoin', sub { $c->log_has(qr/table public\.t_left is in publication "p_least" again: taking a new base copy/) }),
+	'rejoin: the archiver notices the table is published again') or diag($c->log);
+$c->checkpoint_ok('public.t_left', 'rejoin');
+my $sum_back = content_checksum($node, $db, 'public.t_left');
+$c->stop('least, third run');
+($rc, $out, $err) = $c->recover($conn, 'public.t_left', 'public.t_left_r3', '--latest');
+is($rc, 0, 'rejoin: --latest recovers from the new base copy') or diag("$out\n$err");
+is(content_checksum($node, $db, 'public.t_left_r3'), $sum_back, 'rejoin: exactly');
+($rc, $out, $err) = $c->recover($conn, 'public.t_left', 'public.t_left_r4', '--to-lsn', $lsn_after);
+is($rc, 1, 'rejoin: a point while it was out is still refused (exit 1)') or diag("$out\n$err");
+# (The reason given for the closed gap is that of a new slot's: recover_plan.c names no other.)
+like($err, qr/changes to public\.t_left committed from LSN \S+ to \S+ were never archived/,
+	'rejoin: saying which changes are missing') or diag($err);
 
 # 4. FOR ALL TABLES, made once by a superuser: the least-privilege archiver archives a table
 # created later.

@@ -193,11 +193,126 @@ test_registry_load(void)
 		printf("# could not remove %s\n", dir);
 }
 
+/* Run tables_find_gone with stderr (the log) captured into log. */
+static int
+find_gone_logged(archiver *a, const catalog_table_list *list, char *log, size_t size, bs_error *err)
+{
+	char path[] = "/tmp/backstop-test-archiver-log-XXXXXX";
+	int fd = mkstemp(path);
+	int saved = dup(STDERR_FILENO);
+	ssize_t n;
+	int rc;
+
+	unlink(path);
+	fflush(stderr);
+	dup2(fd, STDERR_FILENO);
+	rc = tables_find_gone(a, list, err);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	lseek(fd, 0, SEEK_SET);
+	n = read(fd, log, size - 1);
+	log[n > 0 ? n : 0] = '\0';
+	close(fd);
+	return rc;
+}
+
+/*
+ * Archived tables missing from the catalog at start-up, the parts that need no server: a
+ * listed name never archived or whose manifest was deleted is refused, an unreadable
+ * manifest of a table not in the database is reported and left alone, a dropped one is
+ * skipped, and a rolled-back one refuses the start.
+ */
+static void
+test_find_gone(void)
+{
+	char dir[] = "/tmp/backstop-test-archiver-XXXXXX";
+	char url[96], cmd[128], log[4096];
+	char *missing[1];
+	storage *st = NULL;
+	archiver a;
+	catalog_table_list list;
+	manifest *m;
+	bs_error err;
+
+	memset(&a, 0, sizeof(a));
+	memset(&list, 0, sizeof(list));
+	archive_head_init(&a.head);
+	if (mkdtemp(dir) == NULL)
+	{
+		printf("Bail out! mkdtemp\n");
+		exit(1);
+	}
+	snprintf(url, sizeof(url), "file://%s", dir);
+	if (storage_open(url, NULL, &st, &err) != BS_OK)
+	{
+		printf("Bail out! storage_open: %s\n", err.message);
+		exit(1);
+	}
+	a.st = st;
+
+	/* A listed name that is neither in the database nor in the archive: a typo. */
+	missing[0] = "s.typo";
+	list.missing = missing;
+	list.nmissing = 1;
+	ok(find_gone_logged(&a, &list, log, sizeof(log), &err) == BS_ERR && strcmp(err.code, ERRCODE_UNDEFINED_TABLE) == 0 &&
+	   strstr(err.message, "table \"s.typo\" does not exist and was never archived"),
+	   "a listed table never archived: refused as such (%s)", err.message);
+
+	/* Listed, recorded by head.json, its manifest gone: damage, refused with the name. */
+	archive_head_note_table(&a.head, 3004, 2, "s", "vanished");
+	missing[0] = "s.vanished";
+	ok(find_gone_logged(&a, &list, log, sizeof(log), &err) == BS_ERR &&
+	   strncmp(err.message, "table \"s.vanished\" does not exist: ", strlen("table \"s.vanished\" does not exist: ")) == 0 &&
+	   strstr(err.message, "the manifest was deleted"),
+	   "a listed table whose manifest was deleted: refused, naming it (%s)", err.message);
+	list.nmissing = 0;
+	archive_head_clear(&a.head);
+	archive_head_init(&a.head);
+
+	/* An unreadable manifest of a table not in the database, and one of a dropped table. */
+	if (storage_put(st, "tables/3001/manifest.json", "{ not a manifest", 16, &err) != BS_OK)
+	{
+		printf("Bail out! storage_put: %s\n", err.message);
+		exit(1);
+	}
+	m = manifest_new(3002, "s", "dropped");
+	free(m->status);
+	m->status = xstrdup("dropped");
+	m->generation = 1;
+	m->archived_to = m->dropped_at_lsn = 0x600;
+	if (manifest_store(st, m, &err) != BS_OK)
+	{
+		printf("Bail out! manifest_store: %s\n", err.message);
+		exit(1);
+	}
+	manifest_free(m);
+	is_int(find_gone_logged(&a, &list, log, sizeof(log), &err), BS_OK, "an unreadable and a dropped manifest: the start goes on");
+	ok(strstr(log, "tables/3001/manifest.json") && strstr(log, "(not a table of the database now; left alone)"),
+	   "the unreadable one is reported and left alone");
+	ok(strstr(log, "3002") == NULL && strstr(log, "s.dropped") == NULL, "the dropped one is not mentioned");
+	is_int(a.ntables, 0, "neither is registered");
+
+	/* An active manifest older than head.json records (rolled back): the start is refused. */
+	store_manifest(st, 3003, "s", "rolled", 2, 0x500, 0);
+	archive_head_note_table(&a.head, 3003, 5, "s", "rolled");
+	ok(find_gone_logged(&a, &list, log, sizeof(log), &err) == BS_ERR && strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 &&
+	   strstr(err.message, "s.rolled") && strstr(err.message, "rolled back"),
+	   "a rolled-back manifest of a table not in the database refuses the start (%s)", err.message);
+
+	archive_head_clear(&a.head);
+	storage_close(st);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", dir);
+}
+
 int
 main(void)
 {
 	test_routes();
 	test_registry();
 	test_registry_load();
+	test_find_gone();
 	return done_testing();
 }

@@ -940,7 +940,130 @@ test_head_drops(void)
 	ok(uploader_store_head(a, 0x6000, &err) == BS_ERR && strstr(err.message, "injected"),
 	   "a refused put fails the head");
 	is_int(a->head_written_lsn, 0x5000, "and the head written is not moved");
+
+	/* A manifest that cannot be stored: no head after it, the manifest stays to be stored. */
+	fx.t2->dirty = fx.t2->base_unstored = true;
+	fx.fs->fail_from = fx.fs->puts + 1;
+	ok(uploader_store_head(a, 0x6100, &err) == BS_ERR && strstr(err.message, "injected"),
+	   "a refused manifest put fails the head after it");
+	ok(fx.t2->dirty && fx.t2->base_unstored, "the manifest stays dirty, its base still to be recorded");
+	is_int(a->head_written_lsn, 0x5000, "the head written is not moved");
+	if (archive_head_load(fx.local, &head, &exists, &err) == BS_OK && exists)
+	{
+		is_int(head.flushed_lsn, 0x5000, "head.json stays where it was");
+		archive_head_clear(&head);
+	}
+	else
+		ok(false, "head.json loads");
 	fx.fs->fail_from = 0;
+	is_int(uploader_store_head(a, 0x6100, &err), BS_OK, "stored once storage takes it");
+	ok(!fx.t2->dirty && !fx.t2->base_unstored, "the manifest is stored");
+	is_int(a->head_written_lsn, 0x6100, "and the head after it");
+	teardown(&fx);
+}
+
+/* ---------- the spool limit and spill failures (segments.c) ---------- */
+
+/* Append one insert to t inside a transaction at lsn, as the stream does. */
+static int
+append_one(fixture *fx, arch_table *t, uint64_t lsn, bs_error *err)
+{
+	archiver *a = &fx->a;
+	strbuf tuple = STRBUF_INIT;
+	segment_record rec;
+	int rc;
+
+	a->in_txn = true;
+	a->txn_final_lsn = lsn;
+	a->txn_commit_time = (int64_t) lsn * 1000;
+	a->txn_xid = (uint32_t) fx->xid++;
+	strbuf_append_be16(&tuple, 1);
+	strbuf_append_u8(&tuple, 't');
+	strbuf_append_be32(&tuple, 5);
+	strbuf_append(&tuple, "12345", 5);
+	memset(&rec, 0, sizeof(rec));
+	rec.op = 'I';
+	rec.old_kind = SEGMENT_OLD_NONE;
+	rec.new_tuple = (const uint8_t *) tuple.data;
+	rec.new_len = tuple.len;
+	rc = segments_append_record(a, t, &rec, err);
+	strbuf_free(&tuple);
+	return rc;
+}
+
+static void
+test_spool_limits(void)
+{
+	fixture fx;
+	archiver *a;
+	bs_error err;
+	char path[160];
+	int fd;
+
+	setup(&fx);
+	a = &fx.a;
+	/* Every record goes over open_memory_limit, so each asks for a spill file. */
+	a->open_memory_limit = 1;
+
+	/* Nothing spooled or queued: this transaction alone is larger than the spool may hold. */
+	a->spool_limit = 8;
+	ok(append_one(&fx, fx.t1, 0x2000, &err) == BS_ERR && strcmp(err.code, ERRCODE_DISK_FULL) == 0,
+	   "an open transaction larger than spool_limit: refused (disk full)");
+	ok(strstr(err.message, "the open transaction needs more than spool_limit (8 bytes)") &&
+	   strstr(err.message, "raise spool_limit"), "saying to raise spool_limit: %s", err.message);
+	ok(fx.t1->spill == NULL && a->metrics.spills == 0, "nothing was spilled");
+
+	/* With a backlog in the spool (storage down): the other message. */
+	a->metrics.spool_bytes = 100;
+	ok(append_one(&fx, fx.t1, 0x2100, &err) == BS_ERR && strcmp(err.code, ERRCODE_DISK_FULL) == 0 &&
+	   strstr(err.message, "spool would exceed spool_limit (8 bytes) while storage is unavailable"),
+	   "with a backlog: the spool would exceed spool_limit while storage is unavailable");
+	a->metrics.spool_bytes = 0;
+
+	/* A spill directory that cannot be made (a file is in its way). */
+	a->spool_limit = INT64_C(1) << 30;
+	snprintf(path, sizeof(path), "%s/in-the-way", fx.dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd >= 0)
+		close(fd);
+	free(a->spill_dir);
+	snprintf(path, sizeof(path), "%s/in-the-way/spill", fx.dir);
+	a->spill_dir = xstrdup(path);
+	ok(append_one(&fx, fx.t1, 0x2200, &err) == BS_ERR &&
+	   strstr(err.message, "could not spill the open segment of table public.t1"),
+	   "a spill file that cannot be created: refused, naming the table: %s", err.message);
+	ok(fx.t1->spill == NULL && a->metrics.spills == 0, "and nothing counted as spilled");
+	a->in_txn = false;
+	teardown(&fx);
+}
+
+/* ---------- a head of format 1: the manifests are recorded from storage ---------- */
+
+static void
+test_record_manifests(void)
+{
+	fixture fx;
+	archiver *a;
+	bs_error err;
+	const archive_head_table *h1, *h2;
+
+	setup(&fx);
+	a = &fx.a;
+	fx.t1->man->generation = 3;
+	fx.t2->man->generation = 5;
+	if (manifest_store(fx.local, fx.t1->man, &err) != BS_OK || manifest_store(fx.local, fx.t2->man, &err) != BS_OK)
+	{
+		printf("Bail out! manifest_store: %s\n", err.message);
+		exit(1);
+	}
+	ok(archive_head_find_table(&a->head, RELID1) == NULL, "a head without records of the manifests");
+	is_int(uploader_record_manifests(a, &err), BS_OK, "the manifests in storage are recorded");
+	h1 = archive_head_find_table(&a->head, RELID1);
+	h2 = archive_head_find_table(&a->head, RELID2);
+	ok(h1 && h1->generation == 3 && strcmp(h1->schema, "public") == 0 && strcmp(h1->name, "t1") == 0,
+	   "the first with its generation and name");
+	ok(h2 && h2->generation == 5 && strcmp(h2->name, "t2") == 0, "the second too");
+	is_int(a->head.ntables, 2, "and nothing else");
 	teardown(&fx);
 }
 
@@ -951,5 +1074,7 @@ main(void)
 	test_upload_retry();
 	test_spool_restart();
 	test_head_drops();
+	test_spool_limits();
+	test_record_manifests();
 	return done_testing();
 }
