@@ -1,0 +1,273 @@
+/* test_recover_refusals.c — `backstop recover --dry-run` against a synthetic file:// archive: points outside the window, damaged segments, ambiguous points, duplicates. */
+#include "archive_fixture.h"
+#include "tap.h"
+
+#include <jansson.h>
+
+#define USERS 16384
+#define BADCOUNT 16385
+#define BADRAW 16386
+#define DISORDER 16387
+#define AMBIG 16388
+#define DUPS 16389
+#define LONGNAME 16390
+
+static char dir[] = "/tmp/backstop-test-recover-refusals-XXXXXX";
+
+/* `backstop recover --storage URL args...` as the binary runs it (cli_main). */
+static int
+run(const char *const *args)
+{
+	char *argv[32];
+	int argc = 0;
+	char opath[] = "/tmp/backstop-test-recover-out-XXXXXX";
+	char epath[] = "/tmp/backstop-test-recover-err-XXXXXX";
+	int ofd = mkstemp(opath);
+	int efd = mkstemp(epath);
+	int saved_out = dup(STDOUT_FILENO);
+	int saved_err = dup(STDERR_FILENO);
+	int rc;
+
+	unlink(opath);
+	unlink(epath);
+	argv[argc++] = "backstop";
+	argv[argc++] = "recover";
+	argv[argc++] = "--storage";
+	argv[argc++] = url;
+	for (int i = 0; args[i]; i++)
+		argv[argc++] = (char *) args[i];
+	argv[argc] = NULL;
+	fflush(stdout);
+	fflush(stderr);
+	dup2(ofd, STDOUT_FILENO);
+	dup2(efd, STDERR_FILENO);
+	rc = cli_main(argc, argv);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(saved_out, STDOUT_FILENO);
+	dup2(saved_err, STDERR_FILENO);
+	close(saved_out);
+	close(saved_err);
+	slurp(ofd, out, sizeof(out));
+	slurp(efd, errout, sizeof(errout));
+	return rc;
+}
+
+static const char *const v_carol[] = {"3", "carol"};
+static const char *const v_dave[] = {"4", "dave"};
+static const char *const v_erin[] = {"5", "erin"};
+static const char *const v_key1[] = {"1", NULL};
+
+/* A table with a base (1 alice, 2 bob) and the records as one segment, stored. */
+static manifest *
+table_with(uint32_t relid, const char *name, const rec *recs, int n)
+{
+	manifest *m = new_table(relid, name, "1\talice\n2\tbob\n", 2);
+
+	add_segment(m, recs, n);
+	m->archived_to = 0x1506000;
+	return m;
+}
+
+static void
+build_archive(void)
+{
+	/* users: xid 700 inserts carol (+1 s), 701 deletes 1 (+2 s). */
+	rec users[] = {
+		{'I', 0x1500100, 700, 1 * SEC, 0, NULL, v_carol},
+		{'D', 0x1501000, 701, 2 * SEC, 0, v_key1, NULL},
+	};
+	/* The same transaction id committed twice (after a wraparound). */
+	rec ambig[] = {
+		{'I', 0x1500100, 800, 1 * SEC, 0, NULL, v_carol},
+		{'I', 0x1501000, 800, 2 * SEC, 0, NULL, v_dave},
+	};
+	/* Records out of commit order. */
+	rec disorder[] = {
+		{'I', 0x1501000, 901, 2 * SEC, 0, NULL, v_dave},
+		{'I', 0x1500100, 900, 1 * SEC, 0, NULL, v_carol},
+	};
+	/* Two segments overlapping by one transaction (xid 1001 in both). */
+	rec dup1[] = {
+		{'I', 0x1500100, 1000, 1 * SEC, 0, NULL, v_carol},
+		{'I', 0x1501000, 1001, 2 * SEC, 0, NULL, v_dave},
+	};
+	rec dup2[] = {
+		{'I', 0x1501000, 1001, 2 * SEC, 0, NULL, v_dave},
+		{'I', 0x1502000, 1002, 3 * SEC, 0, NULL, v_erin},
+	};
+	manifest *m;
+	char longname[64];
+
+	m = table_with(USERS, "users", users, 2);
+	store(m);
+	manifest_free(m);
+
+	/* The manifest records one record more than the segment holds. */
+	m = table_with(BADCOUNT, "badcount", users, 2);
+	m->segments[0].records = 3;
+	store(m);
+	manifest_free(m);
+
+	/* The manifest records another raw size than the segment's (its checksum still matches). */
+	m = table_with(BADRAW, "badraw", users, 2);
+	m->segments[0].raw_size += 7;
+	store(m);
+	manifest_free(m);
+
+	m = table_with(DISORDER, "disorder", disorder, 2);
+	store(m);
+	manifest_free(m);
+
+	m = table_with(AMBIG, "ambig", ambig, 2);
+	store(m);
+	manifest_free(m);
+
+	m = table_with(DUPS, "dups", dup1, 2);
+	add_segment(m, dup2, 2);
+	store(m);
+	manifest_free(m);
+
+	/* 53 ASCII bytes and a two-byte character: "<name>_recovered" must not split it. */
+	memset(longname, 'a', 53);
+	strcpy(longname + 53, "\xc3\xa9z");
+	m = table_with(LONGNAME, longname, users, 2);
+	store(m);
+	manifest_free(m);
+}
+
+/* Bad points and option combinations: exit 2, the message says which option is wrong. */
+static void
+test_usage(void)
+{
+	static const struct
+	{
+		const char *args[8];
+		const char *msg;
+	} cases[] = {
+		{{"--table", "users", "--dry-run", "--latest", "--exclusive", NULL}, "--exclusive does not apply to --latest"},
+		{{"--table", "users", "--latest", "stray", NULL}, "recover takes no positional arguments"},
+		{{"--table", "users", "--latest", NULL}, "--db (or --target-db) is required unless --dry-run"},
+		{{"--table", "users", "--latest", "--dry-run", "--apply", NULL}, "--apply runs the copy-back in the source database"},
+		{{"--table", "users", "--latest", "--db", "dbname=x", "--apply", "--json", NULL},
+		"--apply asks before it changes the table; without a terminal, add --yes"},
+		{{"--table", "users", "--latest", "--dry-run", "--into", "public.users", NULL},
+		"the target must not be the source table itself"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		int rc = run(cases[i].args);
+
+		if (!ok(rc == EXIT_USAGE && strstr(errout, cases[i].msg) && strstr(errout, "Usage: backstop recover") &&
+				out[0] == '\0', "usage error %zu: %s", i, cases[i].msg))
+			show();
+	}
+}
+
+/* A point outside the table's window is refused, saying the window. */
+static void
+test_window(void)
+{
+	static const char *const before[] = {"--table", "users", "--dry-run", "--to-time", "2026-11-26 15:00:00+00", NULL};
+	static const char *const after[] = {"--relid", "16384", "--dry-run", "--to-time", "2026-11-26 17:00:00+00", NULL};
+	static const char *const inside[] = {"--table", "users", "--dry-run", "--to-time", "2026-11-26 16:00:01.5+00", NULL};
+	int rc;
+
+	rc = run(before);
+	if (!ok(rc == EXIT_FAILURE_RUNTIME && strstr(errout, "time 2026-11-26T15:00:00.000000Z is outside the recovery window of public.users: "
+						   "2026-11-26T16:00:00.000000Z to 2026-11-26T16:00:02.000000Z") && out[0] == '\0',
+			"--to-time before the first base copy: refused with the window"))
+		show();
+	rc = run(after);
+	if (!ok(rc == EXIT_FAILURE_RUNTIME && strstr(errout, "is outside the recovery window of public.users") &&
+			strstr(errout, "to 2026-11-26T16:00:02.000000Z"), "--to-time after the last archived change: refused with the window"))
+		show();
+	/* The same table inside its window: carol inserted, the delete of 1 not yet. */
+	rc = run(inside);
+	if (!ok(rc == EXIT_OK && strstr(out, "Dry run: nothing written.") && strstr(out, "Expected rows:   3\n") &&
+			strstr(out, "Transactions:    1 (1 row operations)"), "--to-time inside the window: planned"))
+		show();
+}
+
+/* Segments that do not match their manifest entries are refused before anything is written. */
+static void
+test_damage(void)
+{
+	static const char *const count[] = {"--table", "badcount", "--dry-run", "--latest", NULL};
+	static const char *const raw[] = {"--table", "badraw", "--dry-run", "--latest", NULL};
+	static const char *const order[] = {"--table", "disorder", "--dry-run", "--latest", NULL};
+	int rc;
+
+	rc = run(count);
+	if (!ok(rc == EXIT_INTEGRITY && strstr(errout, "holds 2 records but the manifest records 3") && out[0] == '\0',
+			"a segment with fewer records than its manifest entry: exit 3, says the counts"))
+		show();
+	rc = run(raw);
+	if (!ok(rc == EXIT_INTEGRITY && strstr(errout, "raw bytes but the manifest records") && out[0] == '\0',
+			"a segment of another raw size than its manifest entry: exit 3"))
+		show();
+	rc = run(order);
+	if (!ok(rc == EXIT_INTEGRITY && strstr(errout, "follows commit LSN 0/1501000 (not in commit order)") &&
+			out[0] == '\0', "a segment whose records are not in commit order: exit 3"))
+		show();
+}
+
+/* A transaction id that committed twice cannot name a point. */
+static void
+test_ambiguous(void)
+{
+	static const char *const args[] = {"--relid", "16388", "--dry-run", "--to-xid", "800", NULL};
+	int rc = run(args);
+
+	if (!ok(rc == EXIT_FAILURE_RUNTIME &&
+			strstr(errout, "transaction id 800 is ambiguous (wraparound): it committed at LSN 0/1500100 and at "
+				   "0/1501000; use --to-lsn") && out[0] == '\0', "--to-xid of a wrapped-around id: refused, says both commits"))
+		show();
+}
+
+/* A transaction in two overlapping segments is applied once. */
+static void
+test_duplicates(void)
+{
+	static const char *const args[] = {"--table", "dups", "--dry-run", "--latest", "--json", NULL};
+	int rc = run(args);
+	json_t *j = json_loads(out, 0, NULL);
+
+	if (!ok(rc == EXIT_OK && j && json_integer_value(json_object_get(j, "expected_rows")) == 5 &&
+			json_integer_value(json_object_get(j, "transactions")) == 3 &&
+			json_array_size(json_object_get(j, "segments")) == 2, "overlapping segments: the shared transaction counted once"))
+		show();
+	json_decref(j);
+}
+
+/* The derived target name is cut to 63 bytes without splitting a UTF-8 character. */
+static void
+test_long_name(void)
+{
+	static const char *const args[] = {"--relid", "16390", "--dry-run", "--latest", NULL};
+	char want[128];
+	int rc = run(args);
+
+	memset(want, 'a', 53);
+	strcpy(want + 53, "_recovered\n");
+	if (!ok(rc == EXIT_OK && strstr(out, "Target:          public.") && strstr(out, want),
+			"a long name's _recovered target is cut before the two-byte character"))
+		show();
+}
+
+int
+main(void)
+{
+	if (fixture_open(dir) != BS_OK)
+		return 1;
+	build_archive();
+	test_usage();
+	test_window();
+	test_damage();
+	test_ambiguous();
+	test_duplicates();
+	test_long_name();
+	fixture_close(dir);
+	return done_testing();
+}
