@@ -1,5 +1,6 @@
 /* test_recover_refusals.c — `backstop recover --dry-run` against a synthetic file:// archive: points outside the window, damaged segments, ambiguous points, duplicates. */
 #include "archive_fixture.h"
+#include "copyback.h"
 #include "tap.h"
 
 #include <jansson.h>
@@ -151,6 +152,10 @@ test_usage(void)
 		{{"--table", "users", "--latest", "--dry-run", "--apply", NULL}, "--apply runs the copy-back in the source database"},
 		{{"--table", "users", "--latest", "--db", "dbname=x", "--apply", "--json", NULL},
 		"--apply asks before it changes the table; without a terminal, add --yes"},
+		{{"--table", "users", "--latest", "--dry-run", "--copy-back-columns", "name,\"open", NULL},
+		"--copy-back-columns: unterminated quoted name"},
+		{{"--table", "users", "--latest", "--dry-run", "--copy-back-columns", "a b", NULL},
+		"--copy-back-columns: expected column names separated by commas"},
 		{{"--table", "users", "--latest", "--dry-run", "--into", "public.users", NULL},
 		"the target must not be the source table itself"},
 	};
@@ -256,6 +261,27 @@ test_long_name(void)
 		show();
 }
 
+/* --copy-back-columns: plain and quoted names, spaces around commas. */
+static void
+test_copy_back_columns(void)
+{
+	char **cols = NULL;
+	int n = 0;
+	bs_error err;
+
+	ok(copyback_parse_columns(" id , \"Odd \"\"Name\"\" , x\" ,name", &cols, &n, &err) == BS_OK && n == 3 &&
+	   strcmp(cols[0], "id") == 0 && strcmp(cols[1], "Odd \"Name\" , x") == 0 && strcmp(cols[2], "name") == 0,
+	   "names parsed: spaces dropped, quotes kept as written, \"\" as one quote");
+	copyback_free_columns(cols, n);
+	ok(copyback_parse_columns("id,,name", &cols, &n, &err) == BS_ERR &&
+	   strstr(err.message, "expected column names separated by commas"),
+	   "an empty name refused");
+	copyback_free_columns(cols, n);
+	ok(copyback_parse_columns("\"\"", &cols, &n, &err) == BS_ERR && strstr(err.message, "expected column names"),
+	   "an empty quoted name refused");
+	copyback_free_columns(cols, n);
+}
+
 int
 main(void)
 {
@@ -268,6 +294,7 @@ main(void)
 	test_ambiguous();
 	test_duplicates();
 	test_long_name();
+	test_copy_back_columns();
 	fixture_close(dir);
 	return done_testing();
 }
