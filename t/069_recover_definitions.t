@@ -9,6 +9,7 @@ use warnings;
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use JSON::PP;
 use Test::More;
 use BackstopTest;
 
@@ -121,6 +122,17 @@ is($node->safe_psql($db, q{SELECT count(*) FROM pg_constraint WHERE conrelid = '
 is($node->safe_psql($db, q{SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'orders_recovered' AND indexdef LIKE '%(v)'}),
 	'CREATE INDEX "orders_recovered_Orders V idx" ON public.orders_recovered USING btree (v)',
 	'orders: the index with a quoted name is recreated (under the target prefix)');
+
+# --json carries the same warning, one string each.
+{
+	my ($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.orders',
+		'--latest', '--into', 'public.orders_j', '--json');
+	is($rc, 0, 'orders: recovered with --json') or diag("$out\n$err");
+	my $j = JSON::PP::decode_json($out);
+	ok((grep { /^constraint "orders_ev_fkey" .* not recreated: foreign keys are left to the copy-back$/ } @{ $j->{warnings} }) == 1,
+		'orders --json: the foreign key in the warnings') or diag($out);
+	$node->safe_psql($db, 'DROP TABLE public.orders_j');
+}
 
 # orders: serial: a sequence of its own, owned by the column, past the recovered ids.
 isnt($node->safe_psql($db, q{SELECT pg_get_serial_sequence('public.orders_recovered', 'id')}), '',
