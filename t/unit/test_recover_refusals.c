@@ -12,6 +12,7 @@
 #define AMBIG 16388
 #define DUPS 16389
 #define LONGNAME 16390
+#define AHEAD 16391
 
 static char dir[] = "/tmp/backstop-test-recover-refusals-XXXXXX";
 
@@ -68,6 +69,34 @@ table_with(uint32_t relid, const char *name, const rec *recs, int n)
 	add_segment(m, recs, n);
 	m->archived_to = 0x1506000;
 	return m;
+}
+
+/* A second base copy of m at lsn (one row). */
+static void
+add_base(manifest *m, uint64_t lsn, int64_t t_us)
+{
+	const char *rows = "7\tgrace\n";
+	manifest_chunk chunk;
+	manifest_base base;
+	object_info info;
+	bs_error err;
+
+	memset(&chunk, 0, sizeof(chunk));
+	chunk.key = manifest_base_chunk_key(m->relid, lsn, 1);
+	if (object_put(st, chunk.key, CODEC_ZSTD, 3, rows, strlen(rows), &info, &err) != BS_OK)
+		printf("# object_put: %s\n", err.message);
+	memcpy(chunk.sha256, info.stored_sha256, 65);
+	chunk.size = info.stored_size;
+	chunk.raw_size = info.raw_size;
+	chunk.rows = 1;
+	memset(&base, 0, sizeof(base));
+	base.lsn = lsn;
+	base.time = T0 + t_us;
+	base.rows = 1;
+	base.nchunks = 1;
+	base.chunks = &chunk;
+	manifest_add_base(m, &base);
+	free(chunk.key);
 }
 
 static void
@@ -133,6 +162,12 @@ build_archive(void)
 	memset(longname, 'a', 53);
 	strcpy(longname + 53, "\xc3\xa9z");
 	m = table_with(LONGNAME, longname, users, 2);
+	store(m);
+	manifest_free(m);
+
+	/* The stream archived up to 0/1506000; a base copy was taken ahead of it, at 0/1600000. */
+	m = table_with(AHEAD, "ahead", users, 2);
+	add_base(m, 0x1600000, 10 * SEC);
 	store(m);
 	manifest_free(m);
 }
@@ -218,6 +253,26 @@ test_damage(void)
 		show();
 }
 
+/* Between what the stream archived and a base copy taken ahead of it: not recoverable yet. */
+static void
+test_ahead(void)
+{
+	static const char *const gap[] = {"--relid", "16391", "--dry-run", "--to-lsn", "0/1580000", NULL};
+	static const char *const at_base[] = {"--relid", "16391", "--dry-run", "--to-lsn", "0/1600000", NULL};
+	int rc;
+
+	rc = run(gap);
+	if (!ok(rc == EXIT_FAILURE_RUNTIME &&
+			strstr(errout, "LSN 0/1580000 is not recoverable yet: the stream has archived changes to public.ahead up to "
+				   "LSN 0/1506000 only, and the base copy at 0/1600000 was taken ahead of it") && out[0] == '\0',
+			"a point past the stream, before a base copy ahead of it: refused, says up to where"))
+		show();
+	rc = run(at_base);
+	if (!ok(rc == EXIT_OK && strstr(out, "Base copy:       LSN 0/1600000") && strstr(out, "Expected rows:   1\n"),
+			"the base copy's own point: recovered from it"))
+		show();
+}
+
 /* A transaction id that committed twice cannot name a point. */
 static void
 test_ambiguous(void)
@@ -291,6 +346,7 @@ main(void)
 	test_usage();
 	test_window();
 	test_damage();
+	test_ahead();
 	test_ambiguous();
 	test_duplicates();
 	test_long_name();
