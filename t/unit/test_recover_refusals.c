@@ -13,6 +13,7 @@
 #define DUPS 16389
 #define LONGNAME 16390
 #define AHEAD 16391
+#define VOLATILE 16392
 
 static char dir[] = "/tmp/backstop-test-recover-refusals-XXXXXX";
 
@@ -165,6 +166,20 @@ build_archive(void)
 	store(m);
 	manifest_free(m);
 
+	/* Column u added at 0/1501800 with a per-row (volatile) default, dropped again at 0/1502800. */
+	{
+		manifest_column three[3] = {{"id", 23, -1, "integer", true, true, NULL, false},
+		{"name", 25, -1, "text", false, false, NULL, false}, {"u", 2950, -1, "uuid", false, false, NULL, true}};
+		manifest_column two[2] = {{"id", 23, -1, "integer", true, true, NULL, false},
+		{"name", 25, -1, "text", false, false, NULL, false}};
+
+		m = table_with(VOLATILE, "vol", users, 2);
+		manifest_add_layout(m, 0x1501800, 'd', 3, three);
+		manifest_add_layout(m, 0x1502800, 'd', 2, two);
+		store(m);
+		manifest_free(m);
+	}
+
 	/* The stream archived up to 0/1506000; a base copy was taken ahead of it, at 0/1600000. */
 	m = table_with(AHEAD, "ahead", users, 2);
 	add_base(m, 0x1600000, 10 * SEC);
@@ -273,6 +288,26 @@ test_ahead(void)
 		show();
 }
 
+/* A column added with a volatile default: refused while it exists, recovered once dropped again. */
+static void
+test_volatile(void)
+{
+	static const char *const during[] = {"--relid", "16392", "--dry-run", "--to-lsn", "0/1502000", NULL};
+	static const char *const after[] = {"--relid", "16392", "--dry-run", "--to-lsn", "0/1503000", NULL};
+	int rc;
+
+	rc = run(during);
+	if (!ok(rc == EXIT_INTEGRITY &&
+			strstr(errout, "LSN 0/1502000 is not recoverable exactly: column \"u\" of public.vol was added at LSN 0/1501800 "
+				   "with a value computed for each existing row") &&
+			strstr(errout, "and no base copy has been taken since; choose a point before 0/1501800, or wait for the new "
+				   "base copy") && out[0] == '\0', "a point while the column exists, no base since: exit 3, says why"))
+		show();
+	rc = run(after);
+	if (!ok(rc == EXIT_OK && strstr(out, "Expected rows:   2\n"), "a point after the column was dropped again: planned"))
+		show();
+}
+
 /* A transaction id that committed twice cannot name a point. */
 static void
 test_ambiguous(void)
@@ -347,6 +382,7 @@ main(void)
 	test_window();
 	test_damage();
 	test_ahead();
+	test_volatile();
 	test_ambiguous();
 	test_duplicates();
 	test_long_name();
