@@ -14,6 +14,7 @@
 #define LONGNAME 16390
 #define AHEAD 16391
 #define VOLATILE 16392
+#define LONGSCHEMA 16393
 
 static char dir[] = "/tmp/backstop-test-recover-refusals-XXXXXX";
 
@@ -180,6 +181,13 @@ build_archive(void)
 		manifest_free(m);
 	}
 
+	/* A schema name of 64 bytes (as only a hostile manifest can have). */
+	m = table_with(LONGSCHEMA, "t", users, 2);
+	free(m->schema);
+	m->schema = xstrdup("s234567890123456789012345678901234567890123456789012345678901234");
+	store(m);
+	manifest_free(m);
+
 	/* The stream archived up to 0/1506000; a base copy was taken ahead of it, at 0/1600000. */
 	m = table_with(AHEAD, "ahead", users, 2);
 	add_base(m, 0x1600000, 10 * SEC);
@@ -341,8 +349,14 @@ static void
 test_long_name(void)
 {
 	static const char *const args[] = {"--relid", "16390", "--dry-run", "--latest", NULL};
+	static const char *const schema[] = {"--relid", "16393", "--dry-run", "--latest", NULL};
 	char want[128];
-	int rc = run(args);
+	int rc = run(schema);
+
+	if (!ok(rc == EXIT_USAGE && strstr(errout, "the target's name is longer than 63 bytes") && out[0] == '\0',
+			"a source schema of 64 bytes: the derived target is refused, exit 2"))
+		show();
+	rc = run(args);
 
 	memset(want, 'a', 53);
 	strcpy(want + 53, "_recovered\n");
