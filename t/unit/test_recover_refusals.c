@@ -15,6 +15,7 @@
 #define AHEAD 16391
 #define VOLATILE 16392
 #define LONGSCHEMA 16393
+#define PARENT 16394
 
 static char dir[] = "/tmp/backstop-test-recover-refusals-XXXXXX";
 
@@ -188,6 +189,14 @@ build_archive(void)
 	store(m);
 	manifest_free(m);
 
+	/* A partitioned table (the other tables' bases hold no definitions). */
+	m = manifest_new(PARENT, "public", "parent");
+	free(m->status);
+	m->status = xstrdup("skipped");
+	m->finding = xstrdup("partitioned table (its partitions are archived as tables)");
+	store(m);
+	manifest_free(m);
+
 	/* The stream archived up to 0/1506000; a base copy was taken ahead of it, at 0/1600000. */
 	m = table_with(AHEAD, "ahead", users, 2);
 	add_base(m, 0x1600000, 10 * SEC);
@@ -316,6 +325,27 @@ test_volatile(void)
 		show();
 }
 
+/* A partitioned table among tables without definitions; a database that cannot be reached. */
+static void
+test_nothing_to_recover(void)
+{
+	static const char *const parent[] = {"--table", "public.parent", "--dry-run", "--latest", NULL};
+	static const char *const nodb[] = {"--table", "users", "--latest", "--db", "host=127.0.0.1 port=1 connect_timeout=5",
+	"--into", "public.users_r", NULL};
+	int rc;
+
+	rc = run(parent);
+	if (!ok(rc == EXIT_FAILURE_RUNTIME &&
+			strstr(errout, "public.parent cannot be recovered as a whole: the definition of table public.users (relid "
+				   "16384) was captured by a Backstop that did not record partitions") && out[0] == '\0',
+			"a partitioned table, tables whose definitions do not say whose partition they are: refused, says why"))
+		show();
+	rc = run(nodb);
+	if (!ok(rc == EXIT_FAILURE_RUNTIME && strstr(errout, "backstop recover: ERROR: ") && strstr(errout, "127.0.0.1") &&
+			out[0] == '\0', "a database that cannot be reached: exit 1 after the plan, nothing printed"))
+		show();
+}
+
 /* A transaction id that committed twice cannot name a point. */
 static void
 test_ambiguous(void)
@@ -396,6 +426,7 @@ main(void)
 	test_window();
 	test_damage();
 	test_ahead();
+	test_nothing_to_recover();
 	test_volatile();
 	test_ambiguous();
 	test_duplicates();
