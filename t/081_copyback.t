@@ -124,6 +124,13 @@ my $visits = $node->safe_psql($db, q{SELECT md5(string_agg(id || ':' || visits, 
 $node->safe_psql($db, 'DROP TABLE public.cust');
 ok(wait_for('cust marked dropped', sub { (run_backstop('info', '--storage', $storage, '--table', 'public.cust', '--json'))[1] =~ /"status":\s*"dropped"/ }, 90),
 	'cust: dropped in the archive');
+# Columns cannot be copied into a table that is gone: refused before anything is written.
+($rc, $out, $err) = recover('--table', 'public.cust', '--to-xid', $xid_cwipe, '--exclusive', '--into', 'public.r5',
+	'--copy-back-columns', 'email');
+is($rc, 2, 'cust gone: --copy-back-columns refused, exit 2') or diag("$out\n$err");
+like($err, qr/--copy-back-columns: no table named "public"\."cust" exists to copy columns into \(recover it first/,
+	'cust gone: says to recover the table first') or diag($err);
+is($node->safe_psql($db, q{SELECT to_regclass('public.r5') IS NULL}), 't', 'cust gone: nothing written');
 ($rc, $out, $err) = recover('--table', 'public.cust', '--latest', '--apply', '--yes');
 is($rc, 0, 'cust: latest state put in place') or diag("$out\n$err");
 ($rc, $out, $err) = recover('--table', 'public.cust', '--to-xid', $xid_cwipe, '--exclusive', '--into', 'public.cust_early',

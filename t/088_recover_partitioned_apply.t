@@ -14,6 +14,7 @@
 use strict;
 use warnings;
 
+use JSON::PP qw(decode_json);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -166,6 +167,48 @@ like($out, qr/public\.tl_x1 -> public\.tl_r_tl_x1 FOR VALUES FROM \(0\) TO \(50\
 	'two levels: a partition of the middle level validated, its parent named') or diag($out);
 like($out, qr/public\.tl_x -> public\.tl_r_tl_x FOR VALUES IN \('x'\): partitioned by RANGE \(id\)\n/, 'two levels: the middle level listed');
 is($node->safe_psql($db, q{SELECT pg_get_partkeydef('public.tl_r_tl_x'::regclass)}), 'RANGE (id)', 'the middle level has its key');
+# The same as a dry run, in text and in JSON: every level listed, nothing written.
+($rc, $out, $err) = run_backstop('recover', '--storage', $storage, '--table', 'public.tl', '--to-lsn', $point,
+	'--into', 'public.tl_d', '--dry-run');
+is($rc, 0, 'two levels: dry run') or diag("$out\n$err");
+like($out, qr/^Table:\s+public\.tl \(partitioned, relid \d+\)\nPoint:\s+commits at or before LSN \Q$point\E\nTarget:\s+public\.tl_d$/m,
+	'dry run: the table, point and target') or diag($out);
+like($out, qr/^Partition:\s+public\.tl_x1 FOR VALUES FROM \(0\) TO \(50\) \(of public\.tl_x\)$/m,
+	'dry run: a partition of the middle level, its parent named') or diag($out);
+like($out, qr/^Partition:\s+public\.tl_y FOR VALUES IN \('y'\)$/m, 'dry run: a partition of the top level') or diag($out);
+like($out, qr/^Partition:\s+public\.tl_x FOR VALUES IN \('x'\), partitioned by RANGE \(id\)$/m,
+	'dry run: the middle level and its key') or diag($out);
+($rc, $out, $err) = run_backstop('recover', '--storage', $storage, '--table', 'public.tl', '--to-lsn', $point,
+	'--into', 'public.tl_d', '--dry-run', '--json');
+is($rc, 0, 'two levels: dry run --json') or diag("$out\n$err");
+{
+	my $j = decode_json($out);
+	is(join(',', sort map { "$_->{partition}>$_->{target}" } @{ $j->{partitions} }),
+		'public.tl_x1>public.tl_d_tl_x1,public.tl_x2>public.tl_d_tl_x2,public.tl_y>public.tl_d_tl_y',
+		'dry run --json: the leaf partitions and their targets');
+	is(join(',', map { "$_->{partition}>$_->{target} of $_->{parent} $_->{bound} by $_->{key}" } @{ $j->{partitioned_partitions} }),
+		"public.tl_x>public.tl_d_tl_x of public.tl FOR VALUES IN ('x') by RANGE (id)",
+		'dry run --json: the middle level, its parent, bound and key');
+}
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_class WHERE relname LIKE 'tl\_d%'}), '0', 'dry runs: nothing written');
+
+# --json of the recovery itself: every partition validated, the middle level, the copy-back not applied.
+($rc, $out, $err) = recover('--table', 'public.tl', '--to-lsn', $point, '--into', 'public.tl_j', '--json');
+is($rc, 0, 'two levels: --json') or diag("$out\n$err");
+{
+	my $j = decode_json($out);
+	ok($j->{partitioned} && !$j->{copy_back_applied} && $j->{target} eq 'public.tl_j' && $j->{partition_key} eq "LIST (k)",
+		'--json: partitioned, its key, the target, not applied') or diag($out);
+	is(join(',', map { $_->{checksum} eq $_->{postgres_checksum} ? 'same' : 'differs' } @{ $j->{partitions} }),
+		'same,same,same', '--json: each partition\'s checksum is PostgreSQL\'s');
+	my $rows = 0;
+	$rows += $_->{rows} for @{ $j->{partitions} };
+	is($j->{rows}, $rows, '--json: the rows are the partitions\' rows');
+	is($rows, $node->safe_psql($db, 'SELECT count(*) FROM public.tl_j'), '--json: as many rows as the recovered table');
+	is(scalar @{ $j->{partitioned_partitions} }, 1, '--json: the middle level listed');
+	ok(@{ $j->{copy_back} } == 1 && $j->{copy_back}[0]{sql} =~ /public/, '--json: the copy-back SQL') or diag($out);
+}
+$node->safe_psql($db, q{DROP TABLE public.tl_j});
 $node->safe_psql($db, q{DROP TABLE public.tl_r});
 ($rc, $out, $err) = recover('--table', 'public.tl', '--to-lsn', $point, '--into', 'public.tl_r', '--apply', '--yes');
 is($rc, 0, 'two levels, live: --apply --yes') or diag("$out\n$err");

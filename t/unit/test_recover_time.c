@@ -91,5 +91,18 @@ main(void)
 	recover_format_local_time(T0 + 42, buf);
 	is_str(buf, "2026-11-26 11:00:00.000042-05:00", "formatted in the user's zone with its offset");
 	ok(recover_parse_time_at(buf, now, &t) == BS_OK && t.time == T0 + 42, "and parsed back exactly");
+
+	/* Before 1970 (negative microseconds), in a zone whose old offset has seconds
+	 * (Monrovia: -00:44:30 until 1972): read back exactly too. */
+	set_tz("Africa/Monrovia");
+	recover_format_local_time(INT64_C(-1) * 86400 * 1000000 * 365 - 250000, buf);
+	is_str(buf, "1968-12-31 23:15:29.750000-00:44:30", "before 1970, an offset with seconds");
+	ok(recover_parse_time_at(buf, now, &t) == BS_ERR || t.time == INT64_C(-1) * 86400 * 1000000 * 365 - 250000,
+	   "and never read back as another time (%lld)", (long long) t.time);
+	recover_describe_zone(T0, buf, sizeof(buf));
+	is_str(buf, "Africa/Monrovia (GMT, UTC+00:00)", "the zone described by its TZ name, abbreviation and offset");
+	set_tz(":UTC");
+	recover_describe_zone(T0, buf, sizeof(buf));
+	is_str(buf, "UTC (UTC, UTC+00:00)", "a TZ with a leading colon: named without it");
 	return done_testing();
 }

@@ -577,6 +577,75 @@ test_bad_base(void)
 	ok(replay_new(0, NULL, &st, &err) == BS_ERR, "no layouts refused");
 }
 
+/* The rarer COPY escapes and end-of-data markers of a base chunk; calls out of order. */
+static void
+test_base_edges(void)
+{
+	manifest_column cols[2] = {col("id", "integer", true, NULL), col("v", "text", false, NULL)};
+	manifest_layout l = {0, 0, 'd', 2, cols};
+	manifest_layout nocols = {0, 0, 'd', 2, NULL};
+	replay_state *st;
+	bs_error err;
+	strbuf sb = STRBUF_INIT;
+	const uint8_t *t;
+	size_t tlen;
+	bool streamable;
+	segment_record r;
+	uint64_t rows;
+
+	replay_new(1, &l, &st, &err);
+	ok(replay_load_base_copy(st, 0, "8\t\\b\\f\\r\\v\\xz\n", 14, "chunk 1", &err) == BS_OK,
+	   "\\b \\f \\r \\v and a bare \\x accepted: %s", err.message);
+	{
+		char *d = dump(st, 0, NULL);
+
+		is_str(d, "8\t\\b\\f\\r\\vxz|", "decoded to the control characters, \\x alone to x (as PostgreSQL)");
+		free(d);
+	}
+	ok(replay_load_base_copy(st, 0, "9\ta\n\\.\n", 7, "chunk 2", &err) == BS_OK && replay_row_count(st) == 2,
+	   "an end-of-data marker at the end ends the chunk");
+	ok(replay_load_base_copy(st, 0, "10\ta\n\\.\n11\tb\n", 13, "chunk 3", &err) == BS_ERR &&
+	   strstr(err.message, "chunk 3: end-of-data marker before the end (line 2)") &&
+	   strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0, "an end-of-data marker before the end refused: %s", err.message);
+	ok(replay_load_base_copy(st, 4, "1\ta\n", 4, "chunk 4", &err) == BS_ERR &&
+	   strstr(err.message, "chunk 4: base layout 4 is not in the manifest"), "a base of an unknown layout refused");
+	ok(replay_stream_begin(st, 0, &err) == BS_ERR && strstr(err.message, "streaming must begin on an empty state"),
+	   "streaming refused on a state that holds rows");
+	ok(replay_stream_begin(st, 9, &err) == BS_ERR && strstr(err.message, "base layout 9 is not in the manifest"),
+	   "streaming refused for an unknown base layout");
+	r = rec('I', 0, '0', 2, NULL, (const char *[]) {"12", "x"}, false);
+	ok(replay_touch(st, &r, &streamable, &err) == BS_ERR && strstr(err.message, "replay_touch needs replay_stream_begin"),
+	   "replay_touch refused before replay_stream_begin");
+
+	/* A binary column in a tuple: only text is archived. */
+	rows = replay_row_count(st);
+	strbuf_append_be16(&sb, 2);
+	strbuf_append_u8(&sb, 't');
+	strbuf_append_be32(&sb, 2);
+	strbuf_append_str(&sb, "13");
+	strbuf_append_u8(&sb, 'b');
+	strbuf_append_be32(&sb, 1);
+	strbuf_append_str(&sb, "x");
+	r = rec('I', 0, '0', 2, NULL, NULL, false);
+	r.new_tuple = (const uint8_t *) sb.data;
+	r.new_len = sb.len;
+	ok(apply(st, r, &err) == BS_ERR && strstr(err.message, "new tuple column 2 has kind 'b' (only text is archived)") &&
+	   strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0, "a binary column refused: %s", err.message);
+	/* An update whose key is an unchanged TOASTed value cannot be placed. */
+	t = tuple(&tlen, 2, (const char *[]) {UNCH, "y"});
+	r = rec('U', 0, '0', 2, NULL, NULL, false);
+	r.new_tuple = t;
+	r.new_len = tlen;
+	ok(apply(st, r, &err) == BS_ERR && strstr(err.message, "identity column \"id\" is an unchanged TOASTed value"),
+	   "an unchanged TOASTed key refused: %s", err.message);
+	is_int(replay_row_count(st), rows, "the refused records changed nothing");
+	replay_free(st);
+	strbuf_free(&sb);
+
+	ok(replay_new(1, &nocols, &st, &err) == BS_ERR && strstr(err.message, "manifest layout 0 has no columns"),
+	   "a layout without its columns refused");
+}
+
 /* Throughput sanity: many rows and changes stay fast and consistent. */
 static void
 test_volume(void)
@@ -979,6 +1048,7 @@ main(void)
 	test_layout_ids();
 	test_full_identity_layout_change();
 	test_bad_base();
+	test_base_edges();
 	test_volume();
 	test_spill_state();
 	test_stream_touched();
