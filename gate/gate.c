@@ -1677,15 +1677,26 @@ taut(where_ctx *wc, Node *e)
 							return true;
 					return false;
 				}
-				/* NOT: NOT (c IS NULL) and NOT (key = v) match (almost) every row */
+				/*
+				 * NOT: NOT (c IS NULL), NOT (key = v) and NOT (key < 1) match (almost) every
+				 * row: the comparison negated is checked as written that way.
+				 */
 				{
 					Node *arg = linitial(b->args);
 
 					if (IsA(arg, NullTest) && ((NullTest *) arg)->nulltesttype == IS_NULL)
 						return taut_not_null(wc, (Node *) ((NullTest *) arg)->arg, "IS NOT NULL");
-					if (IsA(arg, A_Expr) && ((A_Expr *) arg)->kind == AEXPR_OP &&
-						strcmp(op_name((A_Expr *) arg), "=") == 0)
-						return taut_key_range(wc, (A_Expr *) arg, "<>");
+					if (IsA(arg, A_Expr) && ((A_Expr *) arg)->kind == AEXPR_OP)
+					{
+						static const char *const negated[][2] = {
+							{"=", "<>"}, {"<", ">="}, {"<=", ">"}, {">", "<="}, {">=", "<"}
+						};
+						const char *op = op_name((A_Expr *) arg);
+
+						for (size_t i = 0; i < sizeof(negated) / sizeof(negated[0]); i++)
+							if (strcmp(op, negated[i][0]) == 0)
+								return taut_key_range(wc, (A_Expr *) arg, negated[i][1]);
+					}
 					return false;
 				}
 			}
