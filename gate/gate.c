@@ -2254,6 +2254,7 @@ object_word(ObjectType t)
 		case OBJECT_SEQUENCE: return "SEQUENCE";
 		case OBJECT_FOREIGN_TABLE: return "FOREIGN TABLE";
 		case OBJECT_SCHEMA: return "SCHEMA";
+		case OBJECT_DATABASE: return "DATABASE";
 		case OBJECT_FUNCTION: return "FUNCTION";
 		case OBJECT_PROCEDURE: return "PROCEDURE";
 		case OBJECT_ROUTINE: return "ROUTINE";
@@ -3836,7 +3837,10 @@ classify_plpgsql(gctx *g, const char *text, int depth)
 	json_decref(j);
 	if (pc.failed_parse)
 	{
-		pc.acc->reasons[vreason_text(pc.acc, NULL, GATE_CRITICAL, -1, false, pc.why)].refusal = true;
+		/* the index first: vreason_text() moves the array the subscript would be taken from */
+		int i = vreason_text(pc.acc, NULL, GATE_CRITICAL, -1, false, pc.why);
+
+		pc.acc->reasons[i].refusal = true;
 		pc.acc->refuse = true;
 	}
 	r->level = r->stmts[0].level;

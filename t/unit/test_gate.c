@@ -514,6 +514,28 @@ static const rcase reason_cases[] = {
 	{"CREATE OR REPLACE FUNCTION f() RETURNS SETOF int LANGUAGE plpgsql AS "
 	 "$$BEGIN RETURN QUERY DELETE FROM t RETURNING 1; END$$", H, "t", 0, "body of f(): DELETE from t without a selective WHERE"},
 
+	{"DO $$DECLARE \"my\"\"v\" int; BEGIN \"my\"\"v\" := pg_reload_conf()::int; END$$", C, "", 0,
+	 "DO block: pg_reload_conf() reloads the server configuration"},
+	{"DO $$DECLARE a int[]; BEGIN a[pg_terminate_backend(1)] := 1; END$$", C, "", 0,
+	 "DO block: pg_terminate_backend() terminates a server process"},
+	/* a slice's ':' and a cast's '::' look alike to the gate: refused (this crashed the gate) */
+	{"DO $$DECLARE a int[]; BEGIN a[pg_terminate_backend(1)::int] := 1; END$$", C, "", F_REFUSE,
+	 "DO block: cannot parse the PL/pgSQL expression \"a[pg_terminate_backend(1)::int] := 1\""},
+	{"DO $$DECLARE a int[]; BEGIN PERFORM pg_reload_conf(); a[lower(x)::int] := 1; END$$", C, "", F_REFUSE,
+	 "cannot parse the PL/pgSQL expression"},
+	{"DO $$BEGIN EXECUTE 'PREPARE p AS DELETE FROM t'; END$$", S, "", 0, NULL},
+
+	/* more statement kinds */
+	{"SET allow_system_table_mods = on", C, "", 0, "allow_system_table_mods: reaches the server's files or catalogs"},
+	{"DROP OWNED BY CURRENT_USER", C, "", 0, "DROP OWNED changes ownership of a role's objects"},
+	{"ALTER DATABASE d RENAME TO e", M, "", 0, "renames a DATABASE"},
+	{"ALTER FOREIGN DATA WRAPPER w RENAME TO x", M, "", 0, "renames a FOREIGN DATA WRAPPER"},
+	{"ALTER CONVERSION c RENAME TO d", M, "", 0, "renames a CONVERSION"},
+	{"ALTER STATISTICS st RENAME TO st2", M, "", 0, "renames a STATISTICS"},
+	{"DELETE FROM t WHERE id <> true", H, "t", 0, "id <> true matches every other row of a generated key"},
+	{"CALL pg_reload_conf()", C, "", 0, "pg_reload_conf() reloads the server configuration"},
+	{"CREATE MATERIALIZED VIEW mv AS SELECT pg_reload_conf()", C, "mv", 0, "pg_reload_conf()"},
+
 	/* the text itself */
 	{"SELECT 'é€😀'", S, "", 0, NULL},
 	{"SELECT '\xc0\x80'", C, "", F_REFUSE, NULL},
@@ -990,6 +1012,92 @@ test_result_copy_json(void)
 	gate_result_free(c);
 }
 
+/* The API around the classification: level names, texts with NUL bytes, limits, JSON. */
+static void
+test_api_edges(void)
+{
+	gate_level lv = GATE_SAFE;
+	gate_result *r = NULL;
+	bs_error err;
+	strbuf sb = STRBUF_INIT;
+	json_t *j;
+	char *dump;
+
+	is_str(gate_level_name((gate_level) 99), "?", "an out-of-range level has no name");
+	ok(gate_level_parse("high", &lv) == 0 && lv == GATE_HIGH, "level names parse case-insensitively");
+	ok(gate_level_parse("severe", &lv) == -1 && lv == GATE_HIGH, "an unknown level name is refused");
+
+	ok(gate_classify_n("SELECT 1\0; DROP TABLE t", 24, NULL, &r, &err) == BS_OK && r->refuse &&
+	   r->level == GATE_CRITICAL && strstr(r->stmts[0].reasons[0].text, "contains a NUL byte") != NULL,
+	   "a NUL byte inside the text is refused (the server would stop reading there)");
+	gate_result_free(r);
+	ok(gate_classify_n("DROP TABLE t; SELECT 1", 13, NULL, &r, &err) == BS_OK && !r->refuse &&
+	   r->level == GATE_HIGH && r->nstmts == 1, "only len bytes are classified");
+	gate_result_free(r);
+
+	/* a WHERE nested past the checker's depth counts as matching every row */
+	strbuf_append_str(&sb, "DELETE FROM t WHERE ");
+	for (int i = 0; i < 250; i++)
+		strbuf_printf(&sb, "id = %d OR (", i);
+	strbuf_append_str(&sb, "id = -1");
+	for (int i = 0; i < 250; i++)
+		strbuf_append_char(&sb, ')');
+	ok(gate_classify(sb.data, NULL, &r, &err) == BS_OK && r->level == GATE_HIGH &&
+	   strstr(r->stmts[0].reasons[0].text, "a WHERE too complex to check") != NULL,
+	   "a WHERE too deep to check is treated as matching every row (HIGH)");
+	gate_result_free(r);
+	strbuf_free(&sb);
+
+	/* bodies within bodies: refused past the nesting limit */
+	for (int i = 0; i < 10; i++)
+		strbuf_printf(&sb, "CREATE OR REPLACE FUNCTION f%d() RETURNS void LANGUAGE sql AS $q%d$ ", i, i);
+	strbuf_append_str(&sb, "DELETE FROM t");
+	for (int i = 9; i >= 0; i--)
+		strbuf_printf(&sb, " $q%d$", i);
+	ok(gate_classify(sb.data, NULL, &r, &err) == BS_OK && r->refuse && r->level == GATE_CRITICAL,
+	   "function bodies nested ten deep are refused");
+	if (r)
+	{
+		j = gate_result_json(r, sb.data);
+		dump = json_dumps(j, 0);
+		ok(dump && strstr(dump, "bodies nest deeper than 8 levels") != NULL, "... saying how deep they may nest");
+		free(dump);
+		json_decref(j);
+	}
+	gate_result_free(r);
+	strbuf_free(&sb);
+
+	/* an expression nested past the walker's depth is refused */
+	strbuf_append_str(&sb, "SELECT ");
+	for (int i = 0; i < 1100; i++)
+		strbuf_append_str(&sb, "1 + ");
+	strbuf_append_str(&sb, "1");
+	ok(gate_classify(sb.data, NULL, &r, &err) == BS_OK && r->refuse && r->level == GATE_CRITICAL,
+	   "an expression nested deeper than the walker goes is refused");
+	if (r)
+	{
+		j = gate_result_json(r, sb.data);
+		dump = json_dumps(j, 0);
+		ok(dump && strstr(dump, "nests deeper than 1000 levels") != NULL, "... saying so");
+		free(dump);
+		json_decref(j);
+	}
+	gate_result_free(r);
+	strbuf_free(&sb);
+
+	/* JSON of targets of every kind, ONLY, and an effect on unnamed relations */
+	gate_classify("DROP SCHEMA s; DROP DATABASE d; DROP OWNED BY agent; DELETE FROM ONLY p WHERE true; "
+				  "SELECT query_to_xml(q, true, false, '') FROM qs", NULL, &r, &err);
+	j = gate_result_json(r, "x");
+	dump = json_dumps(j, JSON_SORT_KEYS);
+	ok(strstr(dump, "\"kind\": \"schema\"") && strstr(dump, "\"kind\": \"database\"") &&
+	   strstr(dump, "\"kind\": \"role\"") && strstr(dump, "\"only\": true") &&
+	   strstr(dump, "\"unknown_targets\": true"), "JSON: schema, database and role targets, ONLY, unknown targets");
+	free(dump);
+	json_decref(j);
+	gate_result_free(r);
+}
+
 static gate_result *
 plain_classify(const char *sql)
 {
@@ -1058,6 +1166,7 @@ main(void)
 	test_catalog_details();
 	test_session();
 	test_result_copy_json();
+	test_api_edges();
 	test_cache();
 	return done_testing();
 }
