@@ -1151,6 +1151,22 @@ test_cache(void)
 	gate_cache_get_stats(c, &st);
 	ok(st.entries == 2 && st.evictions == 1 && st.hits == 2, "cache: stats (%d entries, %llu evictions, %llu hits)",
 	   st.entries, (unsigned long long) st.evictions, (unsigned long long) st.hits);
+	r = plain_classify("SELECT 2; DROP TABLE t");
+	gate_cache_put(c, "SELECT 2", 8, NULL, 0, r);
+	hit = gate_cache_get(c, "SELECT 2", 8, NULL, 0);
+	ok(hit == r && hit->level == GATE_HIGH, "cache: the same key again replaces the result kept");
+	gate_cache_get_stats(c, &st);
+	ok(st.entries == 2 && st.evictions == 1, "cache: ... without taking another entry");
+	gate_cache_put(c, "SELECT 3", 8, NULL, 0, NULL);
+	ok(gate_cache_get(c, "SELECT 3", 8, NULL, 0) == NULL, "cache: no result, nothing kept");
+	gate_cache_free(c);
+	gate_cache_free(NULL);
+
+	c = gate_cache_new(0);
+	gate_cache_put(c, "SELECT 1", 8, NULL, 0, plain_classify("SELECT 1"));
+	gate_cache_put(c, "SELECT 2", 8, NULL, 0, plain_classify("SELECT 2"));
+	ok(gate_cache_get(c, "SELECT 1", 8, NULL, 0) == NULL && gate_cache_get(c, "SELECT 2", 8, NULL, 0) != NULL,
+	   "cache: a capacity below one keeps one entry");
 	gate_cache_free(c);
 }
 
