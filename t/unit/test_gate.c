@@ -685,7 +685,14 @@ static const fake_rel fake_rels[] = {
 };
 
 static bool fake_fail = false;
+static const char *fake_fail_in = NULL;	/* "reach", "column", "functions", "triggers": that callback fails */
 static int fake_calls = 0;
+
+static bool
+failing(const char *callback)
+{
+	return fake_fail_in != NULL && strcmp(fake_fail_in, callback) == 0;
+}
 
 static void
 fill_rel(gate_rel *out, uint32_t oid, const char *nsp, const char *rel, char kind, bool temp)
@@ -718,7 +725,8 @@ static int
 fake_reach(void *arg, gate_reach how, uint32_t oid, const char *name, gate_rel **out, int *n, bs_error *err)
 {
 	(void) arg;
-	(void) err;
+	if (failing("reach"))
+		return error_set(err, "08006", "connection lost in reach");
 	*out = xcalloc(4, sizeof(gate_rel));
 	*n = 0;
 	if (how == GATE_REACH_CHILDREN && oid == 102)
@@ -742,7 +750,13 @@ static int
 fake_column(void *arg, uint32_t reloid, const char *column, gate_column *out, bs_error *err)
 {
 	(void) arg;
-	(void) err;
+	if (failing("column"))
+		return error_set(err, "08006", "connection lost in column");
+	if (strcmp(column, "nosuchcol") == 0)
+	{
+		out->exists = false;
+		return BS_OK;
+	}
 	out->exists = true;
 	out->notnull = strcmp(column, "deleted_at") != 0;
 	out->serial = reloid == 100 && strcmp(column, "id") == 0;
@@ -799,7 +813,8 @@ fake_functions(void *arg, const char *schema, const char *name, gate_func **out,
 
 	(void) arg;
 	(void) schema;
-	(void) err;
+	if (failing("functions"))
+		return error_set(err, "08006", "connection lost in functions");
 	*out = xcalloc(2, sizeof(gate_func));
 	*n = 0;
 	for (const fake_fn *f = fake_fns; f->lookup; f++, oid++)
@@ -813,9 +828,14 @@ static int
 fake_triggers(void *arg, uint32_t reloid, int events, gate_func **out, int *n, bs_error *err)
 {
 	(void) arg;
-	(void) err;
+	if (failing("triggers"))
+		return error_set(err, "08006", "connection lost in triggers");
 	*out = xcalloc(2, sizeof(gate_func));
 	*n = 0;
+	if (reloid == 108 && (events & GATE_EVENT_UPDATE))
+		fill_fn(&(*out)[(*n)++], "public", "perl_trg", 'f', 'v', "plperlu", false, NULL, 2001);
+	if (reloid == 107 && (events & GATE_EVENT_UPDATE))
+		fill_fn(&(*out)[(*n)++], "public", "c_trg", 'f', 'v', "c", false, NULL, 2002);
 	if (reloid == 100 && (events & GATE_EVENT_DELETE))
 		fill_fn(&(*out)[(*n)++], "public", "audit_del", 'f', 'v', "plpgsql", false,
 				"CREATE OR REPLACE FUNCTION public.audit_del() RETURNS trigger LANGUAGE plpgsql AS "
@@ -867,6 +887,10 @@ static const ccase catalog_cases[] = {
 	{"SET search_path TO x; DELETE FROM users WHERE id = 1", M, "users", 0},
 	{"CREATE TRIGGER t2 BEFORE DELETE ON plain FOR EACH ROW EXECUTE FUNCTION cleanup()", H,
 	 "public.plain,public.users,public.audit", 0},
+	{"UPDATE archive SET a = 1 WHERE id = 1", C, "public.archive", F_UNKNOWN},
+	{"UPDATE audit SET a = 1 WHERE id = 1", H, "public.audit", F_UNKNOWN},
+	{"DELETE FROM plain WHERE email IS NOT NULL AND email IS NOT NULL", H, "public.plain", 0},
+	{"DELETE FROM plain WHERE nosuchcol IS NOT NULL", H, "public.plain", 0},
 	{NULL, S, NULL, 0}
 };
 
@@ -933,6 +957,45 @@ test_catalog_details(void)
 	   "a trusted function pattern from the policy makes a volatile C function harmless");
 	gate_result_free(r);
 	opts.trusted_functions = NULL;
+
+	{
+		static const struct
+		{
+			const char *callback;
+			const char *sql;
+		} fails[] = {
+			{"reach", "DROP TABLE parent"},
+			{"column", "DELETE FROM plain WHERE email IS NOT NULL"},
+			{"functions", "SELECT cleanup()"},
+			{"triggers", "DELETE FROM users WHERE id = 1"},
+		};
+
+		for (size_t i = 0; i < sizeof(fails) / sizeof(fails[0]); i++)
+		{
+			fake_fail_in = fails[i].callback;
+			r = NULL;
+			ok(gate_classify(fails[i].sql, &opts, &r, &err) == BS_ERR && r == NULL &&
+			   strstr(err.message, "connection lost in") != NULL && strstr(err.message, fails[i].callback) != NULL,
+			   "a failed %s look-up fails the classification of %s", fails[i].callback, fails[i].sql);
+			gate_result_free(r);
+		}
+		fake_fail_in = NULL;
+	}
+
+	{
+		json_t *j;
+		char *dump;
+
+		gate_classify("DROP TABLE parent; DROP TABLE nosuch", &opts, &r, &err);
+		j = gate_result_json(r, "x");
+		dump = json_dumps(j, JSON_SORT_KEYS);
+		ok(strstr(dump, "\"via\": 0") && strstr(dump, "\"oid\": 200") && strstr(dump, "\"relkind\": \"p\"") &&
+		   strstr(dump, "\"temporary\": false") && strstr(dump, "\"exists\": false"),
+		   "JSON of resolved targets: reached through, OID, relkind, temporary, absent");
+		free(dump);
+		json_decref(j);
+		gate_result_free(r);
+	}
 
 	fake_fail = true;
 	r = NULL;
