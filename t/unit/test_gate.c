@@ -534,6 +534,11 @@ static const rcase reason_cases[] = {
 	{"ALTER STATISTICS st RENAME TO st2", M, "", 0, "renames a STATISTICS"},
 	{"DELETE FROM t WHERE id <> true", H, "t", 0, "id <> true matches every other row of a generated key"},
 	{"CALL pg_reload_conf()", C, "", 0, "pg_reload_conf() reloads the server configuration"},
+	{"COPY t FROM STDIN WHERE pg_reload_conf()", C, "t", 0, "pg_reload_conf() reloads the server configuration"},
+	{"SET TIME ZONE INTERVAL '+00:00' HOUR TO MINUTE", S, "", 0, NULL},
+	{"SET statement_timeout = ' 0'", M, "", 0, "SET statement_timeout: removes a timeout"},
+	{"SET statement_timeout = 0.0", M, "", 0, "SET statement_timeout: removes a timeout"},
+	{"SET lock_timeout = '  5s'", S, "", 0, NULL},
 	{"CREATE MATERIALIZED VIEW mv AS SELECT pg_reload_conf()", C, "mv", 0, "pg_reload_conf()"},
 
 	/* the text itself */
