@@ -1677,15 +1677,26 @@ taut(where_ctx *wc, Node *e)
 							return true;
 					return false;
 				}
-				/* NOT: NOT (c IS NULL) and NOT (key = v) match (almost) every row */
+				/*
+				 * NOT: NOT (c IS NULL), NOT (key = v) and NOT (key < 1) match (almost) every
+				 * row: the comparison negated is checked as written that way.
+				 */
 				{
 					Node *arg = linitial(b->args);
 
 					if (IsA(arg, NullTest) && ((NullTest *) arg)->nulltesttype == IS_NULL)
 						return taut_not_null(wc, (Node *) ((NullTest *) arg)->arg, "IS NOT NULL");
-					if (IsA(arg, A_Expr) && ((A_Expr *) arg)->kind == AEXPR_OP &&
-						strcmp(op_name((A_Expr *) arg), "=") == 0)
-						return taut_key_range(wc, (A_Expr *) arg, "<>");
+					if (IsA(arg, A_Expr) && ((A_Expr *) arg)->kind == AEXPR_OP)
+					{
+						static const char *const negated[][2] = {
+							{"=", "<>"}, {"<", ">="}, {"<=", ">"}, {">", "<="}, {">=", "<"}
+						};
+						const char *op = op_name((A_Expr *) arg);
+
+						for (size_t i = 0; i < sizeof(negated) / sizeof(negated[0]); i++)
+							if (strcmp(op, negated[i][0]) == 0)
+								return taut_key_range(wc, (A_Expr *) arg, negated[i][1]);
+					}
 					return false;
 				}
 			}
@@ -2243,6 +2254,7 @@ object_word(ObjectType t)
 		case OBJECT_SEQUENCE: return "SEQUENCE";
 		case OBJECT_FOREIGN_TABLE: return "FOREIGN TABLE";
 		case OBJECT_SCHEMA: return "SCHEMA";
+		case OBJECT_DATABASE: return "DATABASE";
 		case OBJECT_FUNCTION: return "FUNCTION";
 		case OBJECT_PROCEDURE: return "PROCEDURE";
 		case OBJECT_ROUTINE: return "ROUTINE";
@@ -3825,7 +3837,10 @@ classify_plpgsql(gctx *g, const char *text, int depth)
 	json_decref(j);
 	if (pc.failed_parse)
 	{
-		pc.acc->reasons[vreason_text(pc.acc, NULL, GATE_CRITICAL, -1, false, pc.why)].refusal = true;
+		/* the index first: vreason_text() moves the array the subscript would be taken from */
+		int i = vreason_text(pc.acc, NULL, GATE_CRITICAL, -1, false, pc.why);
+
+		pc.acc->reasons[i].refusal = true;
 		pc.acc->refuse = true;
 	}
 	r->level = r->stmts[0].level;

@@ -36,6 +36,9 @@ $node->safe_psql($db, q{
 	CREATE RULE ruled_del AS ON DELETE TO public.ruled DO INSTEAD DELETE FROM public.sink;
 	CREATE SCHEMA scratch;
 	CREATE TABLE scratch.tmp (id int);
+	CREATE ROLE gate_owner;
+	CREATE TABLE public.owned_t (id int);
+	ALTER TABLE public.owned_t OWNER TO gate_owner;
 });
 
 sub oid_of
@@ -172,6 +175,17 @@ like($out, qr/cannot parse: syntax error at or near "SELEC"/, '... saying why');
 ($rc, $out, $err) = run_backstop('classify', '--db', "$conn options='-c standard_conforming_strings=off'", 'SELECT 1');
 is($rc, 1, 'a session with standard_conforming_strings off is not classified');
 like($err, qr/standard_conforming_strings = off/, '... with the reason');
+($rc, $out, $err) = run_backstop('classify', '--db', 'host=/nonexistent/backstop-gate port=1 connect_timeout=2', 'SELECT 1');
+is($rc, 1, 'a database that cannot be reached: the classification fails (exit 1)');
+like($err, qr/could not connect to PostgreSQL/, '... saying so');
+
+# What a schema or a role reaches, looked up in the session.
+($rc, $j, $all) = classify('--db', $conn, 'DROP SCHEMA other');
+is($rc, 7, 'DROP SCHEMA with --db: CRITICAL') or diag($all);
+is(target_names($j), 'other,other.users', '... naming the tables in the schema') or diag($all);
+($rc, $j, $all) = classify('--db', $conn, 'DROP OWNED BY gate_owner');
+is($rc, 7, 'DROP OWNED with --db: CRITICAL') or diag($all);
+is(target_names($j), 'gate_owner,public.owned_t', '... naming the tables the role owns') or diag($all);
 ($rc, $out, $err) = run_backstop('classify', 'SELECT 1', 'SELECT 2');
 is($rc, 2, 'two SQL arguments are a usage error');
 is($node->safe_psql($db, 'SELECT count(*) FROM pg_class WHERE relname = \'users\''), '2', 'classify ran nothing');

@@ -156,6 +156,10 @@ test_errors(void)
 		{"[rule a]\ntablez = x\naction = allow\n", "t.conf:2: unknown key \"tablez\" in a rule"},
 		{"[rule a]\njust text\n", "t.conf:2: syntax error"},
 		{"[defaults\n", "t.conf:1: syntax error"},
+		{"[rule a]\nlevel = >= extreme\naction = allow\n", "t.conf:2: invalid level \">= extreme\""},
+		{"[rule a]\nlevel = high, , huge\naction = allow\n", "t.conf:2: invalid level \"high, , huge\""},
+		{"[rule a]\nlevel = ,\naction = allow\n", "t.conf:2: invalid level \",\""},
+		{"[rule a]\nlevel = high\n[rule b]\naction = allow\n", "t.conf:1: rule \"a\" has no action"},
 		{NULL, NULL}
 	};
 
@@ -172,6 +176,7 @@ test_errors(void)
 			printf("#   got: %s\n", err.message);
 		policy_free(p);
 	}
+	is_str(policy_action_name((policy_action) 99), "?", "an out-of-range action has no name");
 }
 
 int

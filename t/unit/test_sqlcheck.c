@@ -423,6 +423,102 @@ test_partitions(void)
 	}
 }
 
+/* Each refusal of the builders says why: the message names what was refused. */
+static void
+test_refusal_messages(void)
+{
+	manifest_column cols[2] = {
+		{"id", 23, -1, "integer", true, true, NULL},
+		{"v", 25, -1, "text", false, false, NULL},
+	};
+	manifest_layout l = {0, 0, 'd', 2, cols};
+	bs_error err;
+	char *sql;
+	bool validate = false;
+	static const struct
+	{
+		const char *type;
+		const char *want;
+	} bad_types[] = {
+		{"text, CHECK (true)", "2 columns where 1 are defined"},
+		{"text, \"w\" int", "2 columns where 1 are defined"},
+		{"varchar(1 + 1)", "syntax error at or near \"+\""},
+		{"varchar(a)", "syntax error at or near \"a\""},
+		{"int[1 + 1]", "syntax error at or near \"+\""},
+		{"int[a]", "syntax error at or near \"a\""},
+		{"text) ON COMMIT DROP; --", "a ';' cuts the statement short"},
+		{"int\x01", "syntax error at or near \"?\""},
+		{NULL, NULL}
+	};
+
+	for (int i = 0; bad_types[i].type; i++)
+	{
+		cols[1].type_name = (char *) bad_types[i].type;
+		error_clear(&err);
+		sql = sqlcheck_create_table("public", "t", &l, &err);
+		ok(sql == NULL && strstr(err.message, bad_types[i].want) != NULL, "type refused: %s (%s)", bad_types[i].type,
+		   err.message);
+		free(sql);
+	}
+	cols[1].type_name = NULL;
+	sql = sqlcheck_create_table("public", "t", &l, &err);
+	ok(sql == NULL && strstr(err.message, "the type of column \"v\" is not exactly one column type: missing") != NULL,
+	   "a missing type is refused (%s)", err.message);
+	free(sql);
+
+	sql = sqlcheck_set_default("public", "t", "v", NULL, &err);
+	ok(sql == NULL && strcmp(err.message, "the default is missing") == 0, "a missing default is refused (%s)",
+	   err.message);
+	sql = sqlcheck_set_default("public", "t", "v", "1, ALTER COLUMN v DROP DEFAULT", &err);
+	ok(sql == NULL && strstr(err.message, "2 ALTER TABLE commands instead of one") != NULL,
+	   "a default carrying a second command is refused (%s)", err.message);
+	sql = sqlcheck_add_generated_column("public", "t", "g", "int", "1) STORED NOT NULL, ADD CHECK (true", &err);
+	ok(sql == NULL && strstr(err.message, "the default is not exactly one expression") != NULL,
+	   "a generation expression that closes its parenthesis is refused (%s)", err.message);
+	sql = sqlcheck_add_generated_column("public", "t", "g", "int COLLATE \"C\"", "1", &err);
+	ok(sql == NULL && strstr(err.message, "unexpected \"collClause\" in the column") != NULL,
+	   "a generated column's type with a collation is refused (%s)", err.message);
+	sql = sqlcheck_add_constraint("public", "t", "t_c", 'c', "CHECK (true), ADD CONSTRAINT x CHECK (true)", &validate,
+								  &err);
+	ok(sql == NULL && strstr(err.message, "the definition is not exactly one constraint: 2 ALTER TABLE commands") != NULL,
+	   "a constraint carrying a second one is refused (%s)", err.message);
+	sql = sqlcheck_add_constraint("public", "t", "t_c", 'c', "", &validate, &err);
+	ok(sql == NULL && strstr(err.message, "the definition is not exactly one constraint: syntax error") != NULL,
+	   "an empty constraint definition is refused (%s)", err.message);
+	ok(sqlcheck_index("CREATE INDEX \"t_i\" ON \"public\".\"t\" USING btree ()", "public", "t", "t_i", &err) == BS_ERR &&
+	   strstr(err.message, "not exactly one CREATE INDEX: syntax error") != NULL,
+	   "an index without columns is refused (%s)", err.message);
+	ok(sqlcheck_index("CREATE INDEX ON \"public\".\"t\" USING btree (a)", "public", "t", NULL, &err) == BS_ERR &&
+	   strstr(err.message, "the index is not named as expected") != NULL, "an index without a name is refused (%s)",
+	   err.message);
+	ok(sqlcheck_index("CREATE INDEX \"t_i\" ON \"public\".\"t\" USING btree (a)", "public", "t", NULL, &err) == BS_OK,
+	   "an index of any name passes when no name is expected");
+	{
+		/* a message quoting a long multibyte token is cut between characters, not inside one
+		 * (one ASCII byte more or less puts the cut on the other byte of a character) */
+		strbuf sb = STRBUF_INIT;
+
+		for (int shift = 0; shift < 2; shift++)
+		{
+			size_t n, i;
+
+			strbuf_reset(&sb);
+			strbuf_append_str(&sb, shift ? "int x" : "int ");
+			for (int k = 0; k < 200; k++)
+				strbuf_append_str(&sb, "\xc3\xa9");
+			ok(sqlcheck_type(sb.data, &err) == BS_ERR && strstr(err.message, "syntax error at or near") != NULL,
+			   "a type followed by a long name is refused (%.60s...)", err.message);
+			n = strlen(err.message);
+			i = n;
+			while (i > 0 && ((unsigned char) err.message[i - 1] & 0xC0) == 0x80)
+				i--;
+			ok(n > 0 && (i == n || (i > 0 && (unsigned char) err.message[i - 1] >= 0xC0 && n - (i - 1) == 2)),
+			   "the message ends on a whole character (shifted by %d)", shift);
+		}
+		strbuf_free(&sb);
+	}
+}
+
 int
 main(void)
 {
@@ -431,5 +527,6 @@ main(void)
 	test_limits();
 	test_manifest_walk();
 	test_partitions();
+	test_refusal_messages();
 	return done_testing();
 }
