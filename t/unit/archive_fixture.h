@@ -43,6 +43,47 @@ slurp(int fd, char *buf, size_t size)
 	close(fd);
 }
 
+/* stdout and stderr sent to temporary files until capture_end, which reads them into out and
+ * errout. */
+typedef struct capture
+{
+	int ofd;
+	int efd;
+	int saved_out;
+	int saved_err;
+} capture;
+
+static inline void
+capture_begin(capture *c)
+{
+	char opath[] = "/tmp/backstop-test-out-XXXXXX";
+	char epath[] = "/tmp/backstop-test-err-XXXXXX";
+
+	c->ofd = mkstemp(opath);
+	c->efd = mkstemp(epath);
+	unlink(opath);
+	unlink(epath);
+	c->saved_out = dup(STDOUT_FILENO);
+	c->saved_err = dup(STDERR_FILENO);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(c->ofd, STDOUT_FILENO);
+	dup2(c->efd, STDERR_FILENO);
+}
+
+static inline void
+capture_end(capture *c)
+{
+	fflush(stdout);
+	fflush(stderr);
+	dup2(c->saved_out, STDOUT_FILENO);
+	dup2(c->saved_err, STDERR_FILENO);
+	close(c->saved_out);
+	close(c->saved_err);
+	slurp(c->ofd, out, sizeof(out));
+	slurp(c->efd, errout, sizeof(errout));
+}
+
 /* Run a command's handler as `--storage URL args...` would, its stdout in out, its stderr in errout
  * (allowed: the options it takes). */
 static inline int
@@ -55,16 +96,9 @@ run_command(int (*handler) (bs_config *, int, char **), const char *const *allow
 	char **pos = NULL;
 	int npos = 0;
 	bool usage = false;
-	char opath[] = "/tmp/backstop-test-changes-out-XXXXXX";
-	char epath[] = "/tmp/backstop-test-changes-err-XXXXXX";
-	int ofd = mkstemp(opath);
-	int efd = mkstemp(epath);
-	int saved_out = dup(STDOUT_FILENO);
-	int saved_err = dup(STDERR_FILENO);
+	capture c;
 	int rc;
 
-	unlink(opath);
-	unlink(epath);
 	argv[argc++] = "--storage";
 	argv[argc++] = url;
 	for (int i = 0; args[i]; i++)
@@ -72,25 +106,35 @@ run_command(int (*handler) (bs_config *, int, char **), const char *const *allow
 	if (config_load(&cfg, argc, argv, allowed, &pos, &npos, &usage, &err) != BS_OK)
 	{
 		printf("# config_load: %s\n", err.message);
-		close(ofd);
-		close(efd);
 		return -1;
 	}
-	fflush(stdout);
-	fflush(stderr);
-	dup2(ofd, STDOUT_FILENO);
-	dup2(efd, STDERR_FILENO);
+	capture_begin(&c);
 	rc = handler(&cfg, npos, pos);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(saved_out, STDOUT_FILENO);
-	dup2(saved_err, STDERR_FILENO);
-	close(saved_out);
-	close(saved_err);
-	slurp(ofd, out, sizeof(out));
-	slurp(efd, errout, sizeof(errout));
+	capture_end(&c);
 	config_free(&cfg);
 	free(pos);
+	return rc;
+}
+
+/* `backstop COMMAND --storage URL args...` as the binary runs it (cli_main), captured likewise. */
+static inline int
+run_cli(const char *command, const char *const *args)
+{
+	char *argv[32];
+	int argc = 0;
+	capture c;
+	int rc;
+
+	argv[argc++] = "backstop";
+	argv[argc++] = (char *) command;
+	argv[argc++] = "--storage";
+	argv[argc++] = url;
+	for (int i = 0; args[i]; i++)
+		argv[argc++] = (char *) args[i];
+	argv[argc] = NULL;
+	capture_begin(&c);
+	rc = cli_main(argc, argv);
+	capture_end(&c);
 	return rc;
 }
 

@@ -23,39 +23,7 @@ static char dir[] = "/tmp/backstop-test-recover-refusals-XXXXXX";
 static int
 run(const char *const *args)
 {
-	char *argv[32];
-	int argc = 0;
-	char opath[] = "/tmp/backstop-test-recover-out-XXXXXX";
-	char epath[] = "/tmp/backstop-test-recover-err-XXXXXX";
-	int ofd = mkstemp(opath);
-	int efd = mkstemp(epath);
-	int saved_out = dup(STDOUT_FILENO);
-	int saved_err = dup(STDERR_FILENO);
-	int rc;
-
-	unlink(opath);
-	unlink(epath);
-	argv[argc++] = "backstop";
-	argv[argc++] = "recover";
-	argv[argc++] = "--storage";
-	argv[argc++] = url;
-	for (int i = 0; args[i]; i++)
-		argv[argc++] = (char *) args[i];
-	argv[argc] = NULL;
-	fflush(stdout);
-	fflush(stderr);
-	dup2(ofd, STDOUT_FILENO);
-	dup2(efd, STDERR_FILENO);
-	rc = cli_main(argc, argv);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(saved_out, STDOUT_FILENO);
-	dup2(saved_err, STDERR_FILENO);
-	close(saved_out);
-	close(saved_err);
-	slurp(ofd, out, sizeof(out));
-	slurp(efd, errout, sizeof(errout));
-	return rc;
+	return run_cli("recover", args);
 }
 
 static const char *const v_carol[] = {"3", "carol"};
