@@ -267,6 +267,7 @@ archiver_free(archiver *a)
 		/* Never sealed: not durable (an orderly stop sealed it; a failure left it open). */
 		spill_discard(a->tables[i]->spill);
 		free(a->tables[i]->verified_key);
+		schema_check_forget(a->tables[i]);
 		free(a->tables[i]);
 	}
 	free(a->tables);

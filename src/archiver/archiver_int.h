@@ -143,6 +143,18 @@ typedef struct arch_table
 	uint64_t schema_ok_seen;
 	int natts_seen;
 	uint64_t schema_detect_lsn;
+	/*
+	 * A window a table check opened (schema_layout_apply) that the stream may end: the
+	 * catalog's columns and relnatts the check saw at schema_detect_lsn, the relnatts known
+	 * before it (natts_seen, > 0) and the column names Relation messages have added since.
+	 * Not check_pending: only a base copy ends the window.
+	 */
+	bool check_pending;
+	int check_ncols;
+	manifest_column *check_cols;
+	int check_natts;
+	int check_natts_before;
+	int check_names_added;
 } arch_table;
 
 /* A sealed epoch handed from the stream to the uploader thread. */
@@ -410,6 +422,8 @@ extern bool schema_layout_check_due(archiver *a, arch_table *t, uint64_t *seen);
 extern int schema_layout_query(PGconn *conn, uint32_t relid, PGresult **res, bs_error *err);
 extern int schema_layout_apply(archiver *a, arch_table *t, uint64_t seen, PGresult *res, bs_error *err);
 extern void schema_poll_rename(archiver *a, arch_table *t, const catalog_table *ct);
+extern void schema_gap_end_by_stream(arch_table *t, uint64_t commit_lsn);
+extern void schema_check_forget(arch_table *t);
 
 /* segments.c */
 extern int segments_clean_spill(archiver *a, bs_error *err);

@@ -201,6 +201,7 @@ basejob_apply(archiver *a, const basecopy_result *r, uint64_t lsn)
 		if (t->schema_detect_lsn == 0 || lsn > t->schema_detect_lsn)
 		{
 			manifest_close_open_schema_gap(t->man, lsn);
+			schema_check_forget(t);
 			log_info("table %s.%s: the base copy at %s ends the window of an unknown schema change",
 					 t->man->schema, t->man->name, lsn_format(lsn, l));
 		}

@@ -235,6 +235,7 @@ schema_handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 		/* The columns the table check expects to have been added since it last looked. */
 		if (t->natts_seen > 0)
 			t->natts_seen += names_added;
+		t->check_names_added += names_added;
 
 		/* Valid from this transaction on (the Relation message precedes its first change).
 		 * Where a layout cannot be placed without putting ids out of LSN order (a base taken
@@ -667,17 +668,39 @@ schema_layout_apply(archiver *a, arch_table *t, uint64_t seen, PGresult *res, bs
 		same = strcmp(PQgetvalue(res, i, 1), cur->columns[i].name) == 0 &&
 			strtoul(PQgetvalue(res, i, 2), NULL, 10) == cur->columns[i].type_oid &&
 			atoi(PQgetvalue(res, i, 3)) == cur->columns[i].typmod;
-	PQclear(res);
 	/* The same names and types, but a column added since the last check: one was dropped
 	 * and added again (its values are not the old ones). */
 	if (same && t->natts_seen > 0 && natts != t->natts_seen)
 		same = false, natts_only = true;
 	if (same)
 	{
+		PQclear(res);
 		t->schema_ok_seen = seen;
 		t->natts_seen = natts;
 		return BS_OK;
 	}
+	/*
+	 * What the stream must show for this window to end before a base copy (see
+	 * schema_gap_end_by_stream).  A column dropped and added again under its name is not
+	 * shown by the stream (its Relation message looks the same): a base copy is needed.
+	 */
+	schema_check_forget(t);
+	if (!natts_only && t->natts_seen > 0)
+	{
+		t->check_pending = true;
+		t->check_ncols = n;
+		t->check_cols = xcalloc((size_t) (n > 0 ? n : 1), sizeof(manifest_column));
+		for (int i = 0; i < n; i++)
+		{
+			t->check_cols[i].name = xstrdup(PQgetvalue(res, i, 1));
+			t->check_cols[i].type_oid = (uint32_t) strtoul(PQgetvalue(res, i, 2), NULL, 10);
+			t->check_cols[i].typmod = atoi(PQgetvalue(res, i, 3));
+		}
+		t->check_natts = natts;
+		t->check_natts_before = t->natts_seen;
+		t->check_names_added = 0;
+	}
+	PQclear(res);
 	{
 		/* Other columns: the change came after the newest position using the archived ones.
 		 * The same columns: the changes since may have been written after the column came
@@ -701,6 +724,61 @@ schema_layout_apply(archiver *a, arch_table *t, uint64_t seen, PGresult *res, bs
 				 lsn_format(from, l1), lsn_format(pos, l2));
 	}
 	return BS_OK;
+}
+
+/* Forget what a table check saw (its window ended, or only a base copy can end it). */
+void
+schema_check_forget(arch_table *t)
+{
+	if (t->check_cols)
+		manifest_columns_free(t->check_ncols, t->check_cols);
+	t->check_cols = NULL;
+	t->check_ncols = 0;
+	t->check_pending = false;
+}
+
+/*
+ * The first row archived for t that commits after the position of the table check that
+ * opened t's window of an unknown schema change (schema_detect_lsn).  Every change the
+ * check saw committed before that position, so the stream has read them all by now: its
+ * layout at commit_lsn is the table's there.  When that layout has the columns the check
+ * saw, and the catalog's relnatts then is the one known before plus the names the stream
+ * added since (nothing was dropped and added again under an old name), the change lies in
+ * the window's part before commit_lsn: it ends there.  Otherwise only a base copy ends it.
+ */
+void
+schema_gap_end_by_stream(arch_table *t, uint64_t commit_lsn)
+{
+	manifest *m = t->man;
+	manifest_gap *g = manifest_open_schema_gap(m);
+	const manifest_layout *lay = manifest_layout_by_id(m, t->layout_id);
+	bool same;
+	char l1[LSN_BUFLEN],
+		l2[LSN_BUFLEN];
+
+	if (g == NULL || lay == NULL || g->from >= commit_lsn)
+	{
+		schema_check_forget(t);
+		return;
+	}
+	same = lay->ncols == t->check_ncols && t->check_natts == t->check_natts_before + t->check_names_added;
+	for (int i = 0; same && i < lay->ncols; i++)
+		same = strcmp(lay->columns[i].name, t->check_cols[i].name) == 0 &&
+			lay->columns[i].type_oid == t->check_cols[i].type_oid && lay->columns[i].typmod == t->check_cols[i].typmod;
+	if (same)
+	{
+		log_info("table %s.%s: the stream shows the columns its table check found (at %s) from %s on: the "
+				 "window of their unknown change ends there", m->schema, m->name, lsn_format(t->schema_detect_lsn, l1),
+				 lsn_format(commit_lsn, l2));
+		g->to = commit_lsn;
+		t->natts_seen = t->check_natts;
+		t->dirty = true;
+	}
+	else
+		log_info("table %s.%s: the stream does not show the columns its table check found (at %s): the window of "
+				 "their unknown change stays open until a new base copy", m->schema, m->name,
+				 lsn_format(t->schema_detect_lsn, l1));
+	schema_check_forget(t);
 }
 
 void
