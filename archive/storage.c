@@ -364,7 +364,8 @@ storage_reopen(const storage *st, storage **out, bs_error *err)
 
 	*out = NULL;
 	if (ri == NULL)
-		return error_set(err, ERRCODE_INTERNAL, "storage %s cannot be opened again", st->description);
+		return error_set(err, ERRCODE_INTERNAL, "storage %s cannot be opened again",
+						 st->description ? st->description : "(not opened by storage_open)");
 	return (ri->raw ? storage_open_raw : storage_open) (ri->url, ri->has_options ? &ri->options : NULL, out, err);
 }
 

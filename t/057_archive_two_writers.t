@@ -142,11 +142,11 @@ sub scenario
 	is(exists_table("public.${l}_r3") ? sum("public.${l}_r3") : 'none', $sum_a, "$l: still exact");
 	($rc, $out, $err) = recover($c, "public.${l}_r4", '--to-lsn', $in_gap);
 	isnt($rc, 0, "$l: a point while no archiver ran is refused");
-	like($err, qr/changes to public\.t committed from LSN \S+ to \S+ were never archived \(archiving resumed from a new replication slot/,
+	like($err, qr/changes to public\.t committed from LSN \S+ to \S+ were never archived \(archiving resumed with a new base copy at \S+: from a new replication slot/,
 		"$l: saying the changes were never archived") or diag($err);
 	ok(!exists_table("public.${l}_r4"), "$l: nothing written");
 	($rc, $out, $err) = run_backstop({ env => $c->{env} }, 'info', '--storage', $c->{storage}, '--table', 'public.t');
-	like($out, qr/not archived: \S+ \.\. \S+ \(archiving resumed from a new slot\)/, "$l: info shows the gap");
+	like($out, qr/not archived: \S+ \.\. \S+ \(archiving resumed with a new base copy\)/, "$l: info shows the gap");
 
 	# C with --take-over while B runs: B stops at its next write, naming C.
 	my ($pid_c, $log_c) = start_archiver($c, 'c', '--take-over');

@@ -783,7 +783,8 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 				b[LSN_BUFLEN];
 
 			fprintf(stderr, "backstop changes: WARNING: changes to %s committed from LSN %s to %s were never archived "
-					"(archiving resumed from a new replication slot): transactions there are missing from this list\n",
+					"(archiving resumed with a new base copy: from a new replication slot, or after the table was out of "
+					"the archived set): transactions there are missing from this list\n",
 					cs[i].shown, lsn_format(g->from, a), lsn_format(g->to, b));
 		}
 	}

@@ -248,7 +248,7 @@ info_render_table_text(const manifest *m, const info_summary *s)
 		if (m->gaps[k].to == MANIFEST_GAP_OPEN)
 			printf("  not archived: from %s on (the table left the archived set)\n", lsn_format(m->gaps[k].from, a));
 		else
-			printf("  not archived: %s .. %s (archiving resumed from a new slot)\n", lsn_format(m->gaps[k].from, a),
+			printf("  not archived: %s .. %s (archiving resumed with a new base copy)\n", lsn_format(m->gaps[k].from, a),
 				   lsn_format(m->gaps[k].to, b));
 	}
 	for (int k = 0; k < m->nschema_gaps; k++)

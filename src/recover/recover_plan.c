@@ -752,7 +752,8 @@ recover_plan_build(storage *st, manifest *m, const archive_head *head, const rec
 
 			error_set(err, ERRCODE_OUT_OF_RANGE,
 					  "%s is not recoverable: changes to %s committed from LSN %s to %s were never archived "
-					  "(archiving resumed from a new replication slot at %s); recover to a point before %s, or at or after %s",
+					  "(archiving resumed with a new base copy at %s: from a new replication slot, or after the table was "
+					  "out of the archived set); recover to a point before %s, or at or after %s",
 					  what, table_name(m, name, sizeof(name)), lsn_format(g->from, a), lsn_format(g->to, b), b, a, b);
 			goto fail;
 		}
