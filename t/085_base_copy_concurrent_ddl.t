@@ -88,6 +88,44 @@ else
 }
 unlike(slurp_file($log), qr/base copy of public\.victim at \S+: 0 rows/, 'no empty base copy of public.victim was stored');
 
+# A column dropped and added again under its name (the same count, names and types; a new
+# attribute number) inside the window: COPY would read the old rows through the snapshot with
+# the new column, all NULL, for a point where it held values.  Refused, taken again.
+$holder = $node->background_psql($db);
+$holder->query_safe("SELECT pg_advisory_lock($lock_key)");
+my $waiting = copies_waiting();
+$node->safe_psql($db, q{
+	CREATE TABLE public.victim2 (id int PRIMARY KEY, v text, w int);
+	INSERT INTO public.victim2 SELECT g, 'v' || g, g * 2 FROM generate_series(1, 40) g;
+});
+ok(wait_for('the copy of public.victim2 to hold its snapshot', sub { copies_waiting() > $waiting }, 60),
+	'victim2: the base copy has its snapshot and waits before locking the table') or diag(slurp_file($log));
+my $before2 = $node->safe_psql($db, 'SELECT pg_current_wal_insert_lsn()');
+my $sum_before2 = content_checksum($node, $db, 'public.victim2');
+my $refusals = () = slurp_file($log) =~ /its columns changed \(ALTER TABLE\) after the copy's snapshot/g;
+$node->safe_psql($db, q{ALTER TABLE public.victim2 DROP COLUMN w; ALTER TABLE public.victim2 ADD COLUMN w int});
+$node->safe_psql($db, q{UPDATE public.victim2 SET w = -id WHERE id <= 5});
+$holder->query_safe("SELECT pg_advisory_unlock($lock_key)");
+$holder->quit;
+ok(wait_for('the refused copy to be logged', sub { my @m = slurp_file($log) =~ /its columns changed \(ALTER TABLE\) after the copy's snapshot/g; @m > $refusals }, 60),
+	'victim2: the copy whose column was dropped and added again is refused') or diag(slurp_file($log));
+($rc, $out, $err) = checkpoint_until($listen, 'public.victim2', 120);
+is($rc, 0, 'victim2: a later copy makes it checkpointable') or diag("$out\n$err\n" . slurp_file($log));
+($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.victim2',
+	'--latest', '--into', 'public.victim2_r');
+is($rc, 0, 'victim2: recover --latest') or diag("$out\n$err");
+is(content_checksum($node, $db, 'public.victim2_r'), content_checksum($node, $db, 'public.victim2'), 'victim2: exactly the table');
+($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.victim2',
+	'--to-lsn', $before2, '--into', 'public.victim2_b');
+if ($rc == 0)
+{
+	is(content_checksum($node, $db, 'public.victim2_b'), $sum_before2, 'victim2: before the DDL: its rows with their values of w');
+}
+else
+{
+	like($err, qr/outside the recovery window|before/, 'victim2: before the DDL: refused, the first base copy is later') or diag($err);
+}
+
 $h->signal('TERM');
 $h->finish;
 $node->stop;

@@ -131,7 +131,10 @@ basecopy_test_lock_key_from_env(const char *name)
  * after the snapshot was taken and before the lock is not seen by the catalog queries (they
  * read the snapshot) but is by COPY: a rewrite (ALTER COLUMN TYPE, VACUUM FULL) leaves a new
  * file whose rows no older snapshot sees, so COPY returns no rows at all; an added or dropped
- * column changes the rows' fields.  Either is refused, and the copy is taken again later.
+ * column changes the rows' fields, and a column dropped and added again (under its name or
+ * another, as many columns as before) changes their values.  So the columns the relation
+ * cache gives a query (attribute number, name and type of each) must be the snapshot's.
+ * Any difference is refused, and the copy is taken again later.
  */
 static int
 check_unchanged_since_snapshot(PGconn *conn, uint32_t relid, const char *qname, bs_error *err)
@@ -139,40 +142,52 @@ check_unchanged_since_snapshot(PGconn *conn, uint32_t relid, const char *qname, 
 	char oid[16];
 	const char *params[1] = {oid};
 	PGresult *res;
+	PGresult *now;
 	strbuf sb = STRBUF_INIT;
-	bool rewritten;
+	bool same;
 	int nsnap;
 	int rc;
 
 	snprintf(oid, sizeof(oid), "%u", relid);
-	/* pg_class under the snapshot against the relation cache, current since the lock. */
+	/* pg_class and pg_attribute under the snapshot, against the relation cache, current since
+	 * the lock. */
 	if (pgsql_query_params(conn,
-		"SELECT pg_relation_filenode(c.oid) IS DISTINCT FROM c.relfilenode, "
-		"  (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) "
-		"FROM pg_class c WHERE c.oid = $1::oid", 1, params, &res, err) != BS_OK)
+		"SELECT pg_relation_filenode(c.oid) IS DISTINCT FROM c.relfilenode, a.attnum, a.attname, a.atttypid "
+		"FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+		"WHERE c.oid = $1::oid ORDER BY a.attnum", 1, params, &res, err) != BS_OK)
 		return error_prefix(err, "base copy of table %u", relid);
-	if (PQntuples(res) != 1)
+	if (PQntuples(res) < 1)
 	{
 		PQclear(res);
 		return error_set(err, ERRCODE_UNDEFINED_TABLE, "base copy of table %u: not in the snapshot's catalog", relid);
 	}
-	rewritten = PQgetvalue(res, 0, 0)[0] == 't';
-	nsnap = atoi(PQgetvalue(res, 0, 1));
-	PQclear(res);
-	if (rewritten)
+	if (PQgetvalue(res, 0, 0)[0] == 't')
+	{
+		PQclear(res);
 		return error_set(err, ERRCODE_OBJECT_IN_USE, "base copy of %s: the table was rewritten (ALTER TABLE) after "
 						 "the copy's snapshot was taken, which would show it empty; taken again with a new snapshot",
 						 qname);
+	}
+	nsnap = PQgetisnull(res, 0, 1) ? 0 : PQntuples(res);
 	strbuf_printf(&sb, "SELECT * FROM %s LIMIT 0", qname);
-	rc = pgsql_query(conn, sb.data, &res, err);
+	rc = pgsql_query(conn, sb.data, &now, err);
 	strbuf_free(&sb);
 	if (rc != BS_OK)
+	{
+		PQclear(res);
 		return error_prefix(err, "base copy of table %u", relid);
-	rc = PQnfields(res) == nsnap ? BS_OK :
-		error_set(err, ERRCODE_OBJECT_IN_USE, "base copy of %s: its columns changed (ALTER TABLE) after the copy's "
-				  "snapshot was taken; taken again with a new snapshot", qname);
+	}
+	same = PQnfields(now) == nsnap;
+	for (int i = 0; same && i < nsnap; i++)
+		same = PQftable(now, i) == relid && PQftablecol(now, i) == atoi(PQgetvalue(res, i, 1)) &&
+			strcmp(PQfname(now, i), PQgetvalue(res, i, 2)) == 0 &&
+			PQftype(now, i) == (Oid) strtoul(PQgetvalue(res, i, 3), NULL, 10);
+	PQclear(now);
 	PQclear(res);
-	return rc;
+	if (!same)
+		return error_set(err, ERRCODE_OBJECT_IN_USE, "base copy of %s: its columns changed (ALTER TABLE) after the copy's "
+						 "snapshot was taken; taken again with a new snapshot", qname);
+	return BS_OK;
 }
 
 /* The test hook: wait for the test's advisory lock, then let it go at once.  Not under the
