@@ -16,7 +16,8 @@
  * refused put makes nothing visible.  Gets (and get_tagged) that pass can be damaged:
  * short_get >= 0 delivers at most that many bytes of each and succeeds, as a broken driver
  * or a truncated object would; corrupt_at >= 0 flips the bits of the byte at that offset of
- * what each get delivers.  Everything else is forwarded to inner.
+ * what each get delivers.  Writes to a writer are counted in writes, and from the
+ * fail_write_from-th on (0: none) they fail likewise.  Everything else is forwarded to inner.
  */
 typedef struct fault_storage
 {
@@ -27,6 +28,8 @@ typedef struct fault_storage
 	int			fail_from[STORAGE_NOPS];
 	int			fail_count[STORAGE_NOPS];
 	const char *fail_code;
+	int			writes;			/* writer_write calls */
+	int			fail_write_from;	/* refuse writer_write calls from this one on (1-based), 0: none */
 	int64_t		short_get;
 	int64_t		corrupt_at;
 } fault_storage;
@@ -68,6 +71,11 @@ fault_writer_open(storage *st, const char *key, storage_writer **out, bs_error *
 static int
 fault_writer_write(storage_writer *w, const void *data, size_t len, bs_error *err)
 {
+	fault_storage *fs = (fault_storage *) w->st;
+
+	if (++fs->writes >= fs->fail_write_from && fs->fail_write_from > 0)
+		return error_set(err, fs->fail_code ? fs->fail_code : ERRCODE_TRANSIENT, "injected storage failure (write %d)",
+						 fs->writes);
 	return storage_writer_write(((fault_writer *) w)->inner, data, len, err);
 }
 
@@ -249,6 +257,7 @@ fault_storage_heal(fault_storage *fs)
 {
 	memset(fs->fail_from, 0, sizeof(fs->fail_from));
 	memset(fs->fail_count, 0, sizeof(fs->fail_count));
+	fs->fail_write_from = 0;
 	fs->short_get = -1;
 	fs->corrupt_at = -1;
 }
