@@ -18,8 +18,10 @@
 /*
  * One answer: the status, extra header lines ("Name: value\r\n" each, or NULL), and the body:
  * body (body_len bytes, strlen(body) when body_len is 0), or fill_len bytes of 'x' when fill_len
- * is set (a large answer without holding it twice).  Every answer closes the connection, so
- * that each request comes on a connection of its own and the server handles one at a time.
+ * is set (a large answer without holding it twice).  Content-Length says declared_len when it
+ * is set (an answer cut short: the connection closes after what was sent).  Status 0: the
+ * connection is closed without an answer.  Every answer closes the connection, so that each
+ * request comes on a connection of its own and the server handles one at a time.
  */
 typedef struct fake_answer
 {
@@ -28,6 +30,7 @@ typedef struct fake_answer
 	const char *body;
 	size_t		body_len;
 	size_t		fill_len;
+	size_t		declared_len;
 } fake_answer;
 
 #define FAKE_MAX_ANSWERS 16
@@ -128,7 +131,7 @@ fake_s3_main(void *arg)
 	{
 		int			fd = accept(fs->listen_fd, NULL, NULL);
 		fake_request rq = {0};
-		fake_answer a = {500, NULL, "<Error><Code>InternalError</Code><Message>unscripted request</Message></Error>", 0, 0};
+		fake_answer a = {500, NULL, "<Error><Code>InternalError</Code><Message>unscripted request</Message></Error>", 0, 0, 0};
 		strbuf		head = STRBUF_INIT;
 		size_t		blen;
 
@@ -154,9 +157,14 @@ fake_s3_main(void *arg)
 		}
 		pthread_mutex_unlock(&fs->lock);
 
+		if (a.status == 0)
+		{
+			close(fd);
+			continue;
+		}
 		blen = a.fill_len ? a.fill_len : a.body ? (a.body_len ? a.body_len : strlen(a.body)) : 0;
 		strbuf_printf(&head, "HTTP/1.1 %d Fake\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n",
-					  a.status, blen, a.headers ? a.headers : "");
+					  a.status, a.declared_len ? a.declared_len : blen, a.headers ? a.headers : "");
 		fake_send_all(fd, head.data, head.len);
 		if (a.fill_len)
 		{
@@ -235,7 +243,7 @@ fake_s3_answer(fake_s3 *fs, int status, const char *headers, const char *body)
 {
 	pthread_mutex_lock(&fs->lock);
 	if (fs->nanswers < FAKE_MAX_ANSWERS)
-		fs->answers[fs->nanswers++] = (fake_answer) {status, headers, body, 0, 0};
+		fs->answers[fs->nanswers++] = (fake_answer) {status, headers, body, 0, 0, 0};
 	pthread_mutex_unlock(&fs->lock);
 }
 
@@ -245,8 +253,30 @@ fake_s3_answer_fill(fake_s3 *fs, int status, const char *headers, size_t fill_le
 {
 	pthread_mutex_lock(&fs->lock);
 	if (fs->nanswers < FAKE_MAX_ANSWERS)
-		fs->answers[fs->nanswers++] = (fake_answer) {status, headers, NULL, 0, fill_len};
+		fs->answers[fs->nanswers++] = (fake_answer) {status, headers, NULL, 0, fill_len, 0};
 	pthread_mutex_unlock(&fs->lock);
+}
+
+/* Script an answer that declares declared_len bytes, sends body and closes the connection. */
+static void
+fake_s3_answer_cut(fake_s3 *fs, int status, const char *headers, const char *body, size_t declared_len)
+{
+	pthread_mutex_lock(&fs->lock);
+	if (fs->nanswers < FAKE_MAX_ANSWERS)
+		fs->answers[fs->nanswers++] = (fake_answer) {status, headers, body, 0, 0, declared_len};
+	pthread_mutex_unlock(&fs->lock);
+}
+
+/* The n-th request's headers (0-based), or "" if there is none. */
+static const char *
+fake_s3_request_headers(fake_s3 *fs, int n)
+{
+	const char *s;
+
+	pthread_mutex_lock(&fs->lock);
+	s = n < fs->nrequests ? fs->requests[n].headers : "";
+	pthread_mutex_unlock(&fs->lock);
+	return s;
 }
 
 /* The n-th request's "METHOD /path?query" (0-based), or "" if there is none. */

@@ -462,6 +462,190 @@ test_put(void)
 	storage_close(st);
 }
 
+/* ---------- transport failures, retries, resumed reads, odd headers ---------- */
+
+static void
+test_transport(void)
+{
+	storage *st = open_s3(1);
+	storage *st0 = open_s3(0);
+	bs_error err;
+	strbuf out = STRBUF_INIT;
+	strbuf keys = STRBUF_INIT;
+	bool exists = false;
+	storage_stat sst = {0};
+	storage_writer *w = NULL;
+	int rc;
+
+	/* The connection closed without an answer: transient, retried, then reported so. */
+	fake_s3_reset(&srv);
+	fake_s3_answer(&srv, 0, NULL, NULL);
+	fake_s3_answer(&srv, 0, NULL, NULL);
+	rc = storage_list(st, "", count_key, &keys, &err);
+	ok(failed_with(rc, &err, ERRCODE_TRANSIENT, "(after 2 attempts)") && fake_s3_count(&srv) == 2,
+	   "no answer twice: transient, after 2 attempts");
+	fake_s3_reset(&srv);
+	fake_s3_answer(&srv, 0, NULL, NULL);
+	fake_s3_answer(&srv, 200, NULL, page(OBJ("pre/a", 1), false, NULL));
+	strbuf_reset(&keys);
+	rc = storage_list(st, "", count_key, &keys, &err);
+	ok(rc == BS_OK && keys.data && strcmp(keys.data, "a:1;") == 0, "no answer, then a page: the retry reads it");
+	fake_s3_reset(&srv);
+	fake_s3_answer(&srv, 503, NULL, "<Error><Code>SlowDown</Code></Error>");
+	fake_s3_answer(&srv, 200, NULL, page("", false, NULL));
+	ok(storage_list(st, "", count_key, &keys, &err) == BS_OK && fake_s3_count(&srv) == 2, "a 503 to a listing: retried");
+
+	/* A read cut short is resumed where it stopped, on the same version of the object. */
+	fake_s3_reset(&srv);
+	strbuf_reset(&out);
+	fake_s3_answer_cut(&srv, 200, "ETag: \"v1\"\r\n", "01234", 10);
+	fake_s3_answer(&srv, 206, "Content-Range: bytes 5-9/10\r\n", "56789");
+	rc = storage_get(st, "k", 0, 0, storage_sink_strbuf, &out, &err);
+	ok(rc == BS_OK && out.len == 10 && memcmp(out.data, "0123456789", 10) == 0, "a cut read resumed: the whole object");
+	ok(strcasestr(fake_s3_request_headers(&srv, 1), "Range: bytes=5-") &&
+	   strcasestr(fake_s3_request_headers(&srv, 1), "If-Match: \"v1\""), "from byte 5, if the ETag still matches");
+
+	/* Cut after the whole range: nothing is asked again. */
+	fake_s3_reset(&srv);
+	strbuf_reset(&out);
+	fake_s3_answer_cut(&srv, 206, "Content-Range: bytes 2-5/10\r\n", "2345", 8);
+	rc = storage_get(st, "k", 2, 4, storage_sink_strbuf, &out, &err);
+	ok(rc == BS_OK && out.len == 4 && fake_s3_count(&srv) == 1, "a range complete before the cut: done");
+
+	fake_s3_reset(&srv);
+	fake_s3_answer_cut(&srv, 200, NULL, "01", 10);
+	rc = storage_get(st0, "k", 0, 0, storage_sink_strbuf, &out, &err);
+	ok(failed_with(rc, &err, ERRCODE_TRANSIENT, "S3 GET \"k\" in bucket \"bkt\" failed"), "a cut read without retries: transient");
+
+	/* A 200 to a range, far into the object: the bytes before it dropped over several pieces. */
+	fake_s3_reset(&srv);
+	strbuf_reset(&out);
+	fake_s3_answer_fill(&srv, 200, NULL, 300000);
+	rc = storage_get(st, "k", 250000, 10, storage_sink_strbuf, &out, &err);
+	ok(rc == BS_OK && out.len == 10 && memcmp(out.data, "xxxxxxxxxx", 10) == 0, "a 200 to a range far in: cut out of it");
+
+	fake_s3_reset(&srv);
+	fake_s3_answer(&srv, 206, "Content-Range: bytes x-y/z\r\n", "0123");
+	rc = storage_get(st, "k", 3, 4, storage_sink_strbuf, &out, &err);
+	ok(failed_with(rc, &err, ERRCODE_PROTOCOL, "bytes x-y/z"), "a malformed Content-Range: refused");
+
+	/* Headers that repeat or do not parse. */
+	fake_s3_reset(&srv);
+	fake_s3_answer(&srv, 200, "x-amz-request-id: one\r\nx-amz-request-id: two\r\nLast-Modified: not a date\r\n"
+				   "Content-Length: 7\r\n", "");
+	rc = storage_head(st, "k", &exists, &sst, &err);
+	ok(rc == BS_OK && exists && sst.mtime == 0, "an unparsable Last-Modified: time unknown");
+
+	fake_s3_reset(&srv);
+	fake_s3_answer(&srv, 416, NULL, "<Error><Code>InvalidRange</Code></Error>");
+	{
+		char *tag = NULL;
+
+		rc = storage_get_tagged(st, "lease", &out, &tag, &err);
+		ok(failed_with(rc, &err, ERRCODE_OUT_OF_RANGE, "InvalidRange") && tag == NULL, "a 416 to a whole read: out of range");
+	}
+
+	/* A writer whose part failed refuses more data and its commit; the abort's failure is logged. */
+	{
+		size_t big = (size_t) 5 * 1024 * 1024 + 1;
+		char *data = xcalloc(1, big);
+
+		fake_s3_reset(&srv);
+		fake_s3_answer(&srv, 200, NULL, "<InitiateMultipartUploadResult><UploadId>U9</UploadId></InitiateMultipartUploadResult>");
+		fake_s3_answer(&srv, 400, NULL, "<Error><Code>EntityTooSmall</Code></Error>");
+		fake_s3_answer(&srv, 403, NULL, "<Error><Code>AccessDenied</Code></Error>");
+		ok(storage_writer_open(st0, "k", &w, &err) == BS_OK, "a writer");
+		rc = storage_writer_write(w, data, big, &err);
+		ok(failed_with(rc, &err, ERRCODE_STORAGE, "EntityTooSmall") && fake_s3_count(&srv) == 3 &&
+		   strncmp(fake_s3_request_line(&srv, 2), "DELETE", 6) == 0, "a refused part: the write fails, the upload aborted");
+		ok(failed_with(storage_writer_write(w, "x", 1, &err), &err, ERRCODE_INTERNAL, "write to a failed storage writer"),
+		   "more data refused");
+		ok(failed_with(storage_writer_commit(w, &err), &err, ERRCODE_INTERNAL, "commit of a failed storage writer"),
+		   "its commit refused");
+		free(data);
+	}
+	strbuf_free(&out);
+	strbuf_free(&keys);
+	storage_close(st);
+	storage_close(st0);
+}
+
+/*
+ * CompleteMultipartUpload answered with a transient error document, then NoSuchUpload: the
+ * first round may have completed and only its answer been lost, and the object's ETag tells.
+ */
+static void
+test_complete_lost_answer(void)
+{
+	storage *st = open_s3(1);
+	bs_error err;
+	size_t big = (size_t) 5 * 1024 * 1024 + 1;
+	char *data = xcalloc(1, big);
+	const char *transient = "<Error><Code>InternalError</Code><Message>try again</Message></Error>";
+	int rc;
+
+	for (int right = 1; right >= 0; right--)
+	{
+		fake_s3_reset(&srv);
+		fake_s3_answer(&srv, 200, NULL, "<InitiateMultipartUploadResult><UploadId>U5</UploadId></InitiateMultipartUploadResult>");
+		fake_s3_answer(&srv, 200, "ETag: \"00112233445566778899aabbccddeeff\"\r\n", "");
+		fake_s3_answer(&srv, 200, "ETag: \"ffeeddccbbaa99887766554433221100\"\r\n", "");
+		fake_s3_answer(&srv, 200, NULL, transient);
+		fake_s3_answer(&srv, 404, NULL, "<Error><Code>NoSuchUpload</Code></Error>");
+		/* MD5 of the parts' binary MD5s, and the number of parts. */
+		fake_s3_answer(&srv, 200, right ? "ETag: \"2c9fc96c5e9c12cc2e04537710e74a63-2\"\r\n" : "ETag: \"other-2\"\r\n", "");
+		fake_s3_answer(&srv, 204, NULL, "");
+		rc = storage_put(st, "k", data, big, &err);
+		if (right)
+			ok(rc == BS_OK && fake_s3_count(&srv) == 6 && strncmp(fake_s3_request_line(&srv, 5), "HEAD /bkt/pre/k", 15) == 0,
+			   "NoSuchUpload after a lost answer, and the object has the parts' ETag: stored");
+		else
+			ok(failed_with(rc, &err, ERRCODE_NOT_FOUND, "NoSuchUpload") && fake_s3_count(&srv) == 7,
+			   "NoSuchUpload, and the object is another: refused (and aborted)");
+	}
+	fake_s3_reset(&srv);
+	fake_s3_answer(&srv, 200, NULL, "<InitiateMultipartUploadResult><UploadId>U6</UploadId></InitiateMultipartUploadResult>");
+	fake_s3_answer(&srv, 200, "ETag: \"e1\"\r\n", "");
+	fake_s3_answer(&srv, 200, "ETag: \"e2\"\r\n", "");
+	fake_s3_answer(&srv, 200, NULL, transient);
+	fake_s3_answer(&srv, 200, NULL, transient);
+	fake_s3_answer(&srv, 204, NULL, "");
+	rc = storage_put(st, "k", data, big, &err);
+	ok(failed_with(rc, &err, ERRCODE_TRANSIENT, "CompleteMultipartUpload of \"k\" in bucket \"bkt\" failed: InternalError: try again"),
+	   "a transient error document twice: transient");
+	free(data);
+	storage_close(st);
+}
+
+/* Host-style requests: the bucket in the host name (*.localhost resolves to the loopback). */
+static void
+test_host_style(void)
+{
+	storage_options o;
+	storage *st = NULL;
+	bs_error err;
+	char endpoint[64];
+
+	snprintf(endpoint, sizeof(endpoint), "http://localhost:%d/", srv.port);
+	storage_options_init(&o);
+	o.s3.endpoint = endpoint;
+	o.s3.uri_style = "host";
+	o.s3.access_key_id = "AKIDEXAMPLE";
+	o.s3.secret_access_key = "secret";
+	o.s3.session_token = "token";
+	o.s3.ca_file = "/nonexistent/ca.pem";
+	o.s3.retries = 0;
+	if (!ok(storage_open_raw("s3://bkt/pre", &o, &st, &err) == BS_OK, "a host-style storage"))
+		return;
+	fake_s3_reset(&srv);
+	fake_s3_answer(&srv, 200, NULL, "");
+	ok(storage_put(st, "k", "v", 1, &err) == BS_OK && strcmp(fake_s3_request_line(&srv, 0), "PUT /pre/k") == 0 &&
+	   strcasestr(fake_s3_request_headers(&srv, 0), "Host: bkt.localhost") &&
+	   strcasestr(fake_s3_request_headers(&srv, 0), "x-amz-security-token: token"),
+	   "the bucket in the host name, the key in the path, the session token sent (%s)", fake_s3_request_line(&srv, 0));
+	storage_close(st);
+}
+
 int
 main(void)
 {
@@ -472,6 +656,9 @@ main(void)
 	test_head_delete_put_if();
 	test_delete_many();
 	test_put();
+	test_transport();
+	test_complete_lost_answer();
+	test_host_style();
 	fake_s3_stop(&srv);
 	return done_testing();
 }
