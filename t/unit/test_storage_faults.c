@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -397,6 +398,150 @@ test_crypt_states(void)
 	strbuf_free(&out);
 }
 
+/* ---------- encryption.json as storage returns it, and keys from files ---------- */
+
+static void
+write_secret(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL || fwrite(data, 1, len, f) != len || fclose(f) != 0 || chmod(path, 0600) != 0)
+	{
+		printf("Bail out! could not write %s\n", path);
+		exit(1);
+	}
+}
+
+/* Wrapping a new archive holding encryption.json = text with key A fails with DATA_CORRUPTED and msg. */
+static void
+hostile_config(const char *text, const char *msg)
+{
+	char url[128];
+	storage *raw = new_local(url, sizeof(url));
+	storage *st = NULL;
+	bs_error err;
+
+	if (storage_put(raw, CRYPT_CONFIG_KEY, text, strlen(text), &err) != BS_OK)
+		exit(1);
+	ok(failed_with(storage_crypt_wrap_keys(raw, key_a, NULL, 0, false, &st, &err), &err, ERRCODE_DATA_CORRUPTED, msg),
+	   "encryption.json %s: refused", text);
+}
+
+/* storage_crypt_wrap of a new, empty archive with o: BS_OK or the error's code and message. */
+static int
+wrap_options(const storage_crypt_options *o, bs_error *err)
+{
+	char url[128];
+	storage *raw = new_local(url, sizeof(url));
+	storage *st = NULL;
+	int rc = storage_crypt_wrap(raw, o, &st, err);
+
+	storage_close(st);
+	return rc;
+}
+
+static void
+test_crypt_config(void)
+{
+#define KDF "\"kdf\":{\"name\":\"scrypt\",\"salt\":\"000102030405060708090a0b0c0d0e0f\",\"log2_n\":10,\"r\":8,\"p\":1}"
+	char keyfile[128], hexfile[128], badhex[128], nulfile[128], bigfile[128], passfile[128];
+	storage_crypt_options o;
+	bs_error err;
+	char text[4200];
+
+	hostile_config("[1]", "not a JSON object");
+	hostile_config("{\"format\":1,\"format\":1}", "not a JSON object");
+	hostile_config("{\"format\":2}", "member \"format\" must be 1");
+	hostile_config("{\"format\":1,\"cipher\":\"aes-128-cbc\"}", "member \"cipher\"");
+	hostile_config("{\"format\":1,\"cipher\":\"aes-256-gcm\",\"kdf\":{\"name\":\"argon2\"}}", "member \"kdf\"");
+	hostile_config("{\"format\":1,\"cipher\":\"aes-256-gcm\",\"kdf\":{\"name\":\"scrypt\",\"salt\":\"zz\",\"log2_n\":10,"
+				   "\"r\":8,\"p\":1}}", "kdf.salt");
+	hostile_config("{\"format\":1,\"cipher\":\"aes-256-gcm\",\"kdf\":{\"name\":\"scrypt\",\"salt\":"
+				   "\"000102030405060708090a0b0c0d0e0f\",\"log2_n\":40,\"r\":8,\"p\":1}}", "scrypt parameters out of range");
+	hostile_config("{\"format\":1,\"cipher\":\"aes-256-gcm\"," KDF ",\"key_ids\":[]}", "an array of 1 to 64 key ids");
+	hostile_config("{\"format\":1,\"cipher\":\"aes-256-gcm\"," KDF ",\"key_ids\":[\"0011\"]}", "not 16 hex digits");
+	hostile_config("{\"format\":1,\"cipher\":\"aes-256-gcm\"," KDF ",\"key_ids\":[7]}", "not 16 hex digits");
+
+	snprintf(keyfile, sizeof(keyfile), "%s/raw.key", dir);
+	write_secret(keyfile, key_a, CRYPT_KEY_SIZE);
+	snprintf(hexfile, sizeof(hexfile), "%s/hex.key", dir);
+	write_secret(hexfile, "00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff \n", 66);
+	snprintf(badhex, sizeof(badhex), "%s/bad.key", dir);
+	write_secret(badhex, "0011223344556677889900112233445566778899001122334455667788990g\n", 64);
+	snprintf(nulfile, sizeof(nulfile), "%s/nul.pass", dir);
+	write_secret(nulfile, "long enough\0passphrase", 22);
+	snprintf(bigfile, sizeof(bigfile), "%s/big.pass", dir);
+	memset(text, 'p', sizeof(text));
+	write_secret(bigfile, text, sizeof(text));
+	snprintf(passfile, sizeof(passfile), "%s/good.pass", dir);
+	write_secret(passfile, "a good passphrase\n", 18);
+
+	memset(&o, 0, sizeof(o));
+	o.key_file = keyfile;
+	o.passphrase = "a passphrase too";
+	ok(failed_with(wrap_options(&o, &err), &err, ERRCODE_ENCRYPTION_KEY, "set one of"), "a key file and a passphrase: refused");
+	memset(&o, 0, sizeof(o));
+	o.key_file = hexfile;
+	ok(wrap_options(&o, &err) == BS_OK, "a key file of hex digits in both cases, trailing space and newline");
+	o.key_file = badhex;
+	ok(failed_with(wrap_options(&o, &err), &err, ERRCODE_ENCRYPTION_KEY, "must hold 32 bytes or 64 hex digits"),
+	   "a key file with a non-hex digit: refused");
+	o.key_file = dir;
+	ok(failed_with(wrap_options(&o, &err), &err, ERRCODE_ENCRYPTION_KEY, "is not a regular file"), "a directory as key file: refused");
+	o.key_file = "/nonexistent/key";
+	ok(failed_with(wrap_options(&o, &err), &err, ERRCODE_ENCRYPTION_KEY, "could not open encryption_key_file"),
+	   "a missing key file: refused");
+	memset(&o, 0, sizeof(o));
+	o.passphrase_file = nulfile;
+	ok(failed_with(wrap_options(&o, &err), &err, ERRCODE_ENCRYPTION_KEY, "holds a NUL byte"), "a passphrase with a NUL: refused");
+	o.passphrase_file = bigfile;
+	ok(failed_with(wrap_options(&o, &err), &err, ERRCODE_ENCRYPTION_KEY, "is larger than 4096 bytes"),
+	   "a passphrase file over 4 KiB: refused");
+	o.passphrase_file = passfile;
+	snprintf(text, sizeof(text), " , %s ,, %s ", keyfile, hexfile);
+	o.old_key_files = text;
+	ok(wrap_options(&o, &err) == BS_OK, "old key files listed with spaces and empty items");
+	o.old_key_files = "/nonexistent/old.key";
+	ok(failed_with(wrap_options(&o, &err), &err, ERRCODE_ENCRYPTION_KEY, "could not open encryption_old_key_file"),
+	   "a missing old key file: refused");
+	o.old_key_files = NULL;
+	snprintf(text, sizeof(text), "%s , ,", passfile);
+	o.old_passphrase_files = text;
+	ok(wrap_options(&o, &err) == BS_OK, "old passphrase files listed with spaces and empty items");
+	snprintf(text, sizeof(text), "%s,%s", passfile, nulfile);
+	ok(failed_with(wrap_options(&o, &err), &err, ERRCODE_ENCRYPTION_KEY, "encryption_old_passphrase_file"),
+	   "a bad old passphrase file: refused, named");
+#undef KDF
+}
+
+/* prepare_write where there is nothing to do, and a plaintext lease through the pass-through. */
+static void
+test_crypt_passes(void)
+{
+	char url[128];
+	storage *raw = new_local(url, sizeof(url));
+	storage *st = NULL;
+	storage *off = NULL;
+	storage_crypt_options none = {0};
+	bs_error err;
+	strbuf out = STRBUF_INIT;
+	char *tag = NULL;
+
+	ok(storage_reopen(raw, &st, &err) == BS_OK && storage_crypt_wrap(st, &none, &off, &err) == BS_OK &&
+	   storage_crypt_prepare_write(off, &err) == BS_OK, "no key, no encryption.json: ready to write plaintext");
+	ok(storage_put_if(off, "lease", "{}", 2, NULL, &err) == BS_OK &&
+	   storage_get_tagged(off, "lease", &out, &tag, &err) == BS_OK && out.len == 2, "a plaintext lease reads through");
+	free(tag);
+	storage_close(off);
+	st = NULL;
+	ok(storage_reopen(raw, &st, &err) == BS_OK && storage_delete(st, "lease", &err) == BS_OK &&
+	   storage_crypt_wrap_keys(st, key_b, NULL, 0, true, &off, &err) == BS_OK && storage_crypt_prepare_write(off, &err) == BS_OK,
+	   "a key that is the archive's: ready to write");
+	storage_close(off);
+	storage_close(raw);
+	strbuf_free(&out);
+}
+
 int
 main(void)
 {
@@ -412,6 +557,8 @@ main(void)
 	test_crypt_setup_faults();
 	test_crypt_io_faults();
 	test_crypt_states();
+	test_crypt_config();
+	test_crypt_passes();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		printf("# could not remove %s\n", dir);
