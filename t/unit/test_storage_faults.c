@@ -106,6 +106,25 @@ test_generic(void)
 	ok(storage_list_after(st, "p/", "", collect, &keys, &err) == BS_OK && keys.count == 2, "list_after \"\": all");
 	storage_keys_free(&keys);
 
+	ok(!storage_key_valid(NULL), "no key is no valid key");
+	{
+		char long_prefix[1100];
+
+		memset(long_prefix, 'a', sizeof(long_prefix) - 2);
+		long_prefix[sizeof(long_prefix) - 2] = '/';
+		long_prefix[sizeof(long_prefix) - 1] = '\0';
+		ok(failed_with(storage_list(st, long_prefix, collect, &keys, &err), &err, ERRCODE_INVALID_PARAMETER,
+					   "invalid storage prefix"), "a prefix longer than a key: refused");
+	}
+	ok(failed_with(storage_url_check(NULL, &err), &err, ERRCODE_INVALID_PARAMETER, "no storage URL given") &&
+	   failed_with(storage_url_check("", &err), &err, ERRCODE_INVALID_PARAMETER, "no storage URL given"),
+	   "url_check: no URL refused");
+	ok(failed_with(storage_open(NULL, NULL, &st2, &err), &err, ERRCODE_INVALID_PARAMETER, "no storage URL given") &&
+	   st2 == NULL, "open: no URL refused");
+	ok(storage_open_raw("ftp://x/y", NULL, &st2, &err) == BS_ERR && st2 == NULL, "open_raw: an unknown scheme refused");
+	ok(storage_url_check("s3://bkt/a/b///", &err) == BS_OK &&
+	   storage_url_check("s3://bkt/a//b", &err) == BS_ERR, "S3 URLs: trailing slashes dropped, an empty component refused");
+
 	/* storage_open_raw keeps what is needed to open it again, raw. */
 	storage_options_init(&o);
 	ok(storage_open_raw(url, &o, &st2, &err) == BS_OK, "open_raw");
@@ -321,6 +340,77 @@ test_crypt_io_faults(void)
 		   "head refused underneath: the error passes");
 	}
 	storage_close(st);
+	storage_close(raw);
+	strbuf_free(&out);
+}
+
+static int
+refuse_sink(void *ctx, const void *data, size_t len, bs_error *err)
+{
+	(void) ctx;
+	(void) data;
+	(void) len;
+	return error_set(err, ERRCODE_CANCELED, "the sink refused");
+}
+
+/* Sinks that refuse, headers that are not ours, empty settings. */
+static void
+test_crypt_edges(void)
+{
+	char url[128];
+	storage *raw = new_local(url, sizeof(url));
+	storage *st = NULL;
+	storage *enc = NULL;
+	storage *off = NULL;
+	storage_crypt_options none = {0};
+	crypt_header h;
+	uint8_t hdr[CRYPT_HEADER_SIZE] = {0};
+	bs_error err;
+	strbuf out = STRBUF_INIT;
+	static char big[100000];
+
+	if (storage_reopen(raw, &st, &err) != BS_OK || storage_crypt_wrap_keys(st, key_a, NULL, 0, true, &enc, &err) != BS_OK)
+	{
+		ok(0, "an encrypted archive: %s", err.message);
+		return;
+	}
+	ok(storage_put(enc, "obj", big, sizeof(big), &err) == BS_OK, "an encrypted object");
+	ok(failed_with(storage_get(enc, "obj", 0, 0, refuse_sink, NULL, &err), &err, ERRCODE_CANCELED, "the sink refused"),
+	   "an encrypted get: the sink's refusal returned as it is");
+	st = NULL;
+	if (storage_reopen(raw, &st, &err) != BS_OK || storage_crypt_wrap(st, &none, &off, &err) != BS_OK)
+		exit(1);
+	ok(storage_put(raw, "eight", "12345678", 8, &err) == BS_OK && storage_put(raw, "plain", "plain text", 10, &err) == BS_OK,
+	   "plaintext objects beside");
+	ok(storage_get_all(off, "eight", &out, &err) == BS_OK && out.len == 8, "through the pass-through: exactly 8 bytes");
+	ok(failed_with(storage_get(off, "plain", 0, 0, refuse_sink, NULL, &err), &err, ERRCODE_CANCELED, "the sink refused"),
+	   "through the pass-through: the sink's refusal returned");
+
+	ok(failed_with(crypt_header_parse(hdr, 31, "k", &h, &err), &err, ERRCODE_DATA_CORRUPTED, "shorter than the encryption header"),
+	   "a header of 31 bytes: truncated");
+	memcpy(hdr, CRYPT_MAGIC, 8);
+	hdr[8] = 2;
+	ok(failed_with(crypt_header_parse(hdr, sizeof(hdr), "k", &h, &err), &err, ERRCODE_DATA_CORRUPTED,
+				   "unknown encryption algorithm 2"), "an unknown algorithm: refused");
+	hdr[0] = 'X';
+	ok(failed_with(crypt_header_parse(hdr, sizeof(hdr), "k", &h, &err), &err, ERRCODE_DATA_CORRUPTED, "is not encrypted"),
+	   "no magic: not encrypted");
+
+	/* Empty strings are unset settings. */
+	{
+		storage_crypt_options o = {0};
+
+		o.key_file = "";
+		o.passphrase = "";
+		o.passphrase_file = "";
+		o.old_key_files = "";
+		st = NULL;
+		ok(storage_reopen(raw, &st, &err) == BS_OK && storage_crypt_wrap(st, &o, &st, &err) == BS_OK &&
+		   !storage_crypt_active(st), "empty settings: no key, a pass-through");
+		storage_close(st);
+	}
+	storage_close(off);
+	storage_close(enc);
 	storage_close(raw);
 	strbuf_free(&out);
 }
@@ -558,6 +648,7 @@ main(void)
 	test_crypt_io_faults();
 	test_crypt_states();
 	test_crypt_config();
+	test_crypt_edges();
 	test_crypt_passes();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)

@@ -245,6 +245,12 @@ test_refusals(const char *root)
 	storage_close(st);
 	ok(storage_local_open("relative/root", &st, &err) == BS_ERR && strstr(err.message, "not an absolute path"),
 	   "a relative root: refused");
+	/* The file system's root as storage root: a listing starts at "/" itself. */
+	ok(storage_local_open("/", &st, &err) == BS_OK, "\"/\" as root");
+	l.count = 0;
+	ok(st && storage_list(st, "zz-backstop-no-such-key", list_cb, &l, &err) == BS_OK && l.count == 0,
+	   "a listing of a prefix without a slash under \"/\": nothing");
+	storage_close(st);
 	strbuf_free(&buf);
 	strbuf_free(&l.text);
 }

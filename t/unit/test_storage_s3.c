@@ -603,6 +603,18 @@ test_complete_lost_answer(void)
 			ok(failed_with(rc, &err, ERRCODE_NOT_FOUND, "NoSuchUpload") && fake_s3_count(&srv) == 7,
 			   "NoSuchUpload, and the object is another: refused (and aborted)");
 	}
+	/* Part ETags that are no MD5: the object's ETag cannot be predicted, so no HEAD can tell. */
+	fake_s3_reset(&srv);
+	fake_s3_answer(&srv, 200, NULL, "<InitiateMultipartUploadResult><UploadId>U7</UploadId></InitiateMultipartUploadResult>");
+	fake_s3_answer(&srv, 200, "ETag: \"part-one\"\r\n", "");
+	fake_s3_answer(&srv, 200, "ETag: \"part-two\"\r\n", "");
+	fake_s3_answer(&srv, 200, NULL, transient);
+	fake_s3_answer(&srv, 404, NULL, "<Error><Code>NoSuchUpload</Code></Error>");
+	fake_s3_answer(&srv, 204, NULL, "");
+	rc = storage_put(st, "k", data, big, &err);
+	ok(failed_with(rc, &err, ERRCODE_NOT_FOUND, "NoSuchUpload") && fake_s3_count(&srv) == 6 &&
+	   strncmp(fake_s3_request_line(&srv, 5), "DELETE", 6) == 0, "NoSuchUpload with parts that are no MD5: refused, no HEAD");
+
 	fake_s3_reset(&srv);
 	fake_s3_answer(&srv, 200, NULL, "<InitiateMultipartUploadResult><UploadId>U6</UploadId></InitiateMultipartUploadResult>");
 	fake_s3_answer(&srv, 200, "ETag: \"e1\"\r\n", "");
@@ -643,7 +655,28 @@ test_host_style(void)
 	   strcasestr(fake_s3_request_headers(&srv, 0), "Host: bkt.localhost") &&
 	   strcasestr(fake_s3_request_headers(&srv, 0), "x-amz-security-token: token"),
 	   "the bucket in the host name, the key in the path, the session token sent (%s)", fake_s3_request_line(&srv, 0));
+	fake_s3_reset(&srv);
+	fake_s3_answer(&srv, 200, NULL, page("", false, NULL));
+	{
+		strbuf keys = STRBUF_INIT;
+
+		ok(storage_list(st, "", count_key, &keys, &err) == BS_OK &&
+		   strncmp(fake_s3_request_line(&srv, 0), "GET /?list-type=2&prefix=pre%2F", 31) == 0,
+		   "a host-style listing: the bucket's root (%s)", fake_s3_request_line(&srv, 0));
+		strbuf_free(&keys);
+	}
 	storage_close(st);
+
+	/* An endpoint curl cannot parse: a connection error, not retried. */
+	o.s3.endpoint = "http://[::1";
+	o.s3.uri_style = "path";
+	o.s3.retries = 3;
+	if (ok(storage_open_raw("s3://bkt/pre", &o, &st, &err) == BS_OK, "an endpoint that only looks like a URL opens"))
+	{
+		ok(failed_with(storage_put(st, "k", "v", 1, &err), &err, ERRCODE_CONNECTION, "failed") &&
+		   strstr(err.message, "attempts") == NULL, "its requests fail at once as connection errors: %s", err.message);
+		storage_close(st);
+	}
 }
 
 int
