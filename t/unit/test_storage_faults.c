@@ -396,6 +396,14 @@ test_crypt_edges(void)
 	ok(failed_with(crypt_header_parse(hdr, sizeof(hdr), "k", &h, &err), &err, ERRCODE_DATA_CORRUPTED, "is not encrypted"),
 	   "no magic: not encrypted");
 
+	{
+		uint8_t key[CRYPT_KEY_SIZE];
+		uint8_t salt[16] = {0};
+
+		ok(failed_with(crypt_derive_key("password", 8, salt, sizeof(salt), 24, 32, 16, key, &err), &err,
+					   ERRCODE_DATA_CORRUPTED, "more than 1 GiB of memory"), "scrypt parameters that need 1 TiB: refused");
+	}
+
 	/* Empty strings are unset settings. */
 	{
 		storage_crypt_options o = {0};
@@ -413,6 +421,73 @@ test_crypt_edges(void)
 	storage_close(enc);
 	storage_close(raw);
 	strbuf_free(&out);
+}
+
+/* encryption.json changing under a handle: broken before prepare_write, full, unreadable once written. */
+static void
+test_crypt_config_changes(void)
+{
+#define KDF "\"kdf\":{\"name\":\"scrypt\",\"salt\":\"000102030405060708090a0b0c0d0e0f\",\"log2_n\":10,\"r\":8,\"p\":1}"
+	char url[128];
+	storage *raw = new_local(url, sizeof(url));
+	storage *st = NULL;
+	storage *enc = NULL;
+	bs_error err;
+	uint8_t olds[1][CRYPT_KEY_SIZE];
+	const char *garbage = "not json";
+	fault_storage *fs;
+
+	memcpy(olds[0], key_a, CRYPT_KEY_SIZE);
+	/* Uninitialised when wrapped; encryption.json broken before the writer prepares. */
+	ok(storage_reopen(raw, &st, &err) == BS_OK && storage_crypt_wrap_keys(st, key_a, NULL, 0, false, &enc, &err) == BS_OK,
+	   "a key on an empty archive");
+	ok(storage_put(raw, CRYPT_CONFIG_KEY, garbage, strlen(garbage), &err) == BS_OK, "a broken encryption.json appears");
+	ok(failed_with(storage_crypt_prepare_write(enc, &err), &err, ERRCODE_DATA_CORRUPTED, "not a JSON object"),
+	   "prepare_write: the broken encryption.json refused");
+	storage_close(enc);
+	ok(storage_delete(raw, CRYPT_CONFIG_KEY, &err) == BS_OK, "removed again");
+
+	/* Encrypted with A; a handle with B current and A old, not recording B; then broken. */
+	st = NULL;
+	ok(storage_reopen(raw, &st, &err) == BS_OK && storage_crypt_wrap_keys(st, key_a, NULL, 0, true, &enc, &err) == BS_OK,
+	   "an archive encrypted with A");
+	storage_close(enc);
+	st = NULL;
+	ok(storage_reopen(raw, &st, &err) == BS_OK &&
+	   storage_crypt_wrap_keys(st, key_b, (const uint8_t (*)[CRYPT_KEY_SIZE]) olds, 1, false, &enc, &err) == BS_OK,
+	   "B current, A old, opened without recording B");
+	ok(storage_put(raw, CRYPT_CONFIG_KEY, garbage, strlen(garbage), &err) == BS_OK, "encryption.json broken meanwhile");
+	ok(failed_with(storage_crypt_prepare_write(enc, &err), &err, ERRCODE_DATA_CORRUPTED, "not a JSON object"),
+	   "prepare_write: reading it again fails");
+	storage_close(enc);
+
+	/* 64 key ids already: no room for B. */
+	{
+		uint8_t id[CRYPT_KEY_ID_SIZE];
+		char hex[2 * CRYPT_KEY_ID_SIZE + 1];
+		strbuf text = STRBUF_INIT;
+
+		crypt_key_id(key_a, id);
+		hex_encode(id, sizeof(id), hex);
+		strbuf_printf(&text, "{\"format\":1,\"cipher\":\"aes-256-gcm\"," KDF ",\"key_ids\":[\"%s\"", hex);
+		for (int i = 1; i < 64; i++)
+			strbuf_printf(&text, ",\"%016x\"", i);
+		strbuf_append_str(&text, "]}");
+		ok(storage_put(raw, CRYPT_CONFIG_KEY, text.data, text.len, &err) == BS_OK, "encryption.json with 64 key ids");
+		st = NULL;
+		ok(storage_reopen(raw, &st, &err) == BS_OK &&
+		   failed_with(storage_crypt_wrap_keys(st, key_b, (const uint8_t (*)[CRYPT_KEY_SIZE]) olds, 1, true, &enc, &err),
+					   &err, ERRCODE_ENCRYPTION_KEY, "already lists 64 keys"), "a 65th key: refused");
+		strbuf_free(&text);
+	}
+
+	/* encryption.json written, then read back damaged. */
+	fs = new_fault(NULL);
+	fs->corrupt_at = 0;
+	ok(crypt_over(fs, key_a, NULL, 0, &err) == NULL && failed_with(BS_ERR, &err, ERRCODE_DATA_CORRUPTED, "not a JSON object"),
+	   "encryption.json read back damaged after its creation: refused");
+	storage_close(raw);
+#undef KDF
 }
 
 /* The layer without a key (a pass-through) and with a key on an archive not yet encrypted. */
@@ -649,6 +724,7 @@ main(void)
 	test_crypt_states();
 	test_crypt_config();
 	test_crypt_edges();
+	test_crypt_config_changes();
 	test_crypt_passes();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)

@@ -415,6 +415,12 @@ test_put(void)
 	rc = storage_put(st, "k", "abc", 3, &err);
 	ok(failed_with(rc, &err, ERRCODE_STORAGE, "HTTP 400 InvalidDigest: bad"), "a refused put: the code and message");
 
+	fake_s3_reset(&srv);
+	fake_s3_answer(&srv, 403, NULL, "<Error><Code>AccessDenied</Code></Error>");
+	rc = storage_put(st, "k", data, big, &err);
+	ok(failed_with(rc, &err, ERRCODE_AUTH, "S3 POST \"k\"") && fake_s3_count(&srv) == 1,
+	   "CreateMultipartUpload refused: the put fails, nothing to abort");
+
 	/* CreateMultipartUpload without an UploadId: refused, nothing to abort. */
 	fake_s3_reset(&srv);
 	fake_s3_answer(&srv, 200, NULL, "<InitiateMultipartUploadResult></InitiateMultipartUploadResult>");
@@ -511,6 +517,13 @@ test_transport(void)
 	fake_s3_answer_cut(&srv, 206, "Content-Range: bytes 2-5/10\r\n", "2345", 8);
 	rc = storage_get(st, "k", 2, 4, storage_sink_strbuf, &out, &err);
 	ok(rc == BS_OK && out.len == 4 && fake_s3_count(&srv) == 1, "a range complete before the cut: done");
+
+	/* Cut after the whole object (the size known from a 206): nothing is asked again. */
+	fake_s3_reset(&srv);
+	strbuf_reset(&out);
+	fake_s3_answer_cut(&srv, 206, "Content-Range: bytes 0-9/10\r\n", "0123456789", 20);
+	rc = storage_get(st, "k", 0, 0, storage_sink_strbuf, &out, &err);
+	ok(rc == BS_OK && out.len == 10 && fake_s3_count(&srv) == 1, "a whole object complete before the cut: done");
 
 	fake_s3_reset(&srv);
 	fake_s3_answer_cut(&srv, 200, NULL, "01", 10);
