@@ -73,7 +73,6 @@ typedef struct s3_response
 {
 	long		status;
 	strbuf		body;
-	bool		body_truncated;
 	char	   *etag;
 	char	   *content_range;
 	char	   *last_modified;
@@ -83,6 +82,8 @@ typedef struct s3_response
 	uint64_t	delivered;		/* bytes handed to the sink */
 	uint64_t	skipped;
 	bool		range_checked;	/* a 206's Content-Range matched the range asked for */
+	/* The write callback stopped the transfer (the sink refused, a range or an answer was
+	 * wrong): sink_err says why, where curl would say only "Failed writing received data". */
 	bool		sink_failed;
 	bs_error	sink_err;
 	/* upload cursor */
@@ -114,7 +115,6 @@ response_reset(s3_response *r)
 	free(r->request_id);
 	r->etag = r->content_range = r->last_modified = r->request_id = NULL;
 	r->status = 0;
-	r->body_truncated = false;
 	r->content_length = 0;
 	r->has_length = false;
 	r->delivered = 0;
@@ -378,10 +378,13 @@ write_cb(char *data, size_t size, size_t nmemb, void *ud)
 
 		if (r->body.len + len > cap)
 		{
-			r->body_truncated = true;
-			if (r->status >= 200 && r->status < 300)
-				return 0;
-			return len;
+			/* An error document is cut: its status tells enough. */
+			if (r->status < 200 || r->status >= 300)
+				return len;
+			error_set(&r->sink_err, ERRCODE_PROTOCOL, "S3 %s \"%s\": answer larger than %zu bytes",
+					  req->method, req->what ? req->what : "", cap);
+			r->sink_failed = true;
+			return 0;			/* aborts the transfer with CURLE_WRITE_ERROR */
 		}
 		strbuf_append(&r->body, data, len);
 	}
@@ -623,12 +626,7 @@ s3_execute(s3_storage *s3, const s3_request *req, s3_response *resp, bs_error *e
 			return BS_ERR;
 		}
 		if (rc == CURLE_OK && resp->status >= 200 && resp->status < 300)
-		{
-			if (resp->body_truncated)
-				return error_set(err, ERRCODE_PROTOCOL, "S3 %s \"%s\": answer larger than %zu bytes",
-								 req->method, req->what ? req->what : "", MAX_XML_BODY);
 			return BS_OK;
-		}
 		if (rc != CURLE_OK)
 			retry = curl_transient(rc);
 		else

@@ -327,6 +327,26 @@ main(void)
 	   "zstd level 99 rejected: %s", err.message);
 	ok(codec_compressor_open(CODEC_LZ4, 13, &cs, &err) == BS_ERR, "lz4 level 13 rejected");
 	ok(codec_decompressor_open((codec_id) 7, &cs, &err) == BS_ERR, "unknown codec id rejected");
+	ok(codec_compressor_open((codec_id) 7, 0, &cs, &err) == BS_ERR && cs == NULL, "unknown codec id rejected to compress");
+	is_str(codec_name((codec_id) 7), "unknown", "codec_name of an unknown id");
+
+	/* A stream used after its end, or the wrong way round, refuses instead of going on. */
+	for (int c = 0; c < 3; c++)
+	{
+		codec_id	ids[] = {CODEC_NONE, CODEC_ZSTD, CODEC_LZ4};
+		strbuf		out = STRBUF_INIT;
+
+		if (codec_compressor_open(ids[c], 1, &cs, &err) != BS_OK)
+			continue;
+		ok(codec_compress_finish(cs, &out, &err) == BS_OK, "%s: an empty frame", codec_name(ids[c]));
+		ok(codec_compress_finish(cs, &out, &err) == BS_ERR && strcmp(err.code, ERRCODE_INTERNAL) == 0,
+		   "%s: finished twice: refused", codec_name(ids[c]));
+		ok(codec_compress(cs, "x", 1, &out, &err) == BS_ERR, "%s: data after the end: refused", codec_name(ids[c]));
+		ok(codec_decompress_finish(cs, &err) == BS_ERR && strstr(err.message, "unusable"),
+		   "%s: a compressor is not finished as a decompressor", codec_name(ids[c]));
+		codec_stream_free(cs);
+		strbuf_free(&out);
+	}
 
 	round_trips(CODEC_NONE, 0);
 	round_trips(CODEC_ZSTD, 1);

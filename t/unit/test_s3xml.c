@@ -230,6 +230,19 @@ test_other_documents(void)
 	ok(!s3xml_upload_id("<InitiateMultipartUploadResult><UploadId></UploadId>", 52, &id), "an empty UploadId");
 	ok(!s3xml_upload_id("<InitiateMultipartUploadResult><UploadId>u-1", 44, &id), "a cut UploadId");
 	ok(!s3xml_upload_id(NULL, 0, &id), "no body, no UploadId");
+	{
+		const char *euro = "<InitiateMultipartUploadResult><UploadId>&#x20AC;1</UploadId></InitiateMultipartUploadResult>";
+		const char *no_open = "<Other><IsTruncated>false</IsTruncated></ListBucketResult>";
+		const char *self_closed = "<ListBucketResult /><IsTruncated>false</IsTruncated></ListBucketResult>";
+		bs_error err;
+
+		ok(s3xml_upload_id(euro, strlen(euro), &id) && strcmp(id.data, "\xE2\x82\xAC" "1") == 0,
+		   "a character reference of three UTF-8 bytes");
+		ok(s3xml_list_page(no_open, strlen(no_open), NULL, NULL, &(bool) {false}, &id, &err) == BS_ERR &&
+		   strcmp(err.code, ERRCODE_PROTOCOL) == 0, "a listing whose closing root tag has no opening one: refused");
+		ok(s3xml_list_page(self_closed, strlen(self_closed), NULL, NULL, &(bool) {false}, &id, &err) == BS_ERR &&
+		   strcmp(err.code, ERRCODE_PROTOCOL) == 0, "a listing whose root element is self-closed: refused");
+	}
 
 	strbuf_reset(&id);
 	s3xml_escape(&id, "\"e<t>&ag\"");

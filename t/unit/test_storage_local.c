@@ -106,6 +106,155 @@ count_temp_files(const char *dir)
 	return n;
 }
 
+/* A sink that truncates the file being read after the first piece: the read must not pass short. */
+typedef struct shrink_ctx
+{
+	const char *path;
+	size_t got;
+} shrink_ctx;
+
+static int
+shrinking_sink(void *ctx, const void *data, size_t len, bs_error *err)
+{
+	shrink_ctx *s = ctx;
+
+	(void) data;
+	(void) err;
+	if (s->got == 0 && truncate(s->path, 1) != 0)
+		return error_set_errno(err, errno, "truncate");
+	s->got += len;
+	return BS_OK;
+}
+
+/* What the file system can refuse even to root: files in the way, directories as keys,
+ * symbolic-link loops, a file shrinking while it is read. */
+static void
+test_refusals(const char *root)
+{
+	char url[512];
+	char path[512];
+	char other[512];
+	storage *st = NULL;
+	storage *wrapper = NULL;
+	bs_error err;
+	strbuf buf = STRBUF_INIT;
+	listing l = {STRBUF_INIT, 0, 0};
+	bool exists = false;
+	bool removed = true;
+	const char *const dirs[] = {"d1", "d2", "gone"};
+	int fd;
+
+	snprintf(url, sizeof(url), "file://%s/refusals", root);
+	if (storage_open(url, NULL, &st, &err) != BS_OK)
+	{
+		ok(0, "open %s: %s", url, err.message);
+		return;
+	}
+	ok(storage_put(st, "f", "file", 4, &err) == BS_OK, "a key f");
+	ok(storage_put(st, "f/x", "x", 1, &err) == BS_ERR && strstr(err.message, "a file is in the way"),
+	   "a key below a file: refused (%s)", err.message);
+	ok(storage_put_if(st, "f/x", "x", 1, NULL, &err) == BS_ERR && strstr(err.message, "a file is in the way"),
+	   "put_if below a file: refused");
+	is_str(list_all(st, "f/", &l), "", "listing below a file: empty");
+
+	/* A key whose path is a directory. */
+	ok(storage_put(st, "d1/x", "1", 1, &err) == BS_OK && storage_put(st, "d2/x", "22", 2, &err) == BS_OK,
+	   "two directories");
+	ok(storage_delete(st, "d1", &err) == BS_ERR && strstr(err.message, "could not delete"),
+	   "deleting a directory as a key: refused (%s)", err.message);
+	ok(storage_delete_many(st, dirs, 3, &err) == BS_ERR && strstr(err.message, "2 of 3 keys not deleted") &&
+	   strstr(err.message, "could not delete"), "delete_many: both named in the count (%s)", err.message);
+	ok(storage_get_all(st, "d1", &buf, &err) == BS_ERR && strcmp(err.code, ERRCODE_NOT_FOUND) == 0,
+	   "a directory is no object to read");
+
+	/* Symbolic links: a loop cannot be opened or stated; links are not listed. */
+	snprintf(path, sizeof(path), "%s/refusals/loop", root);
+	ok(symlink("loop", path) == 0, "a symbolic link to itself");
+	ok(storage_get_all(st, "loop", &buf, &err) == BS_ERR && strstr(err.message, "could not open"),
+	   "get of a link loop: refused (%s)", err.message);
+	ok(storage_head(st, "loop", &exists, NULL, &err) == BS_ERR && strstr(err.message, "could not stat"),
+	   "head of a link loop: refused");
+	snprintf(path, sizeof(path), "%s/refusals/dangling", root);
+	ok(symlink("nowhere", path) == 0, "a dangling link");
+	l.count = 0;
+	strbuf_reset(&l.text);
+	ok(strcmp(list_all(st, "", &l), "d1/x 1\nd2/x 2\nf 4\n") == 0, "links are not listed, loops and dangling ones alike");
+
+	/* A file that shrinks while it is read. */
+	{
+		size_t big = 600 * 1024;
+		char *data = xcalloc(1, big);
+		shrink_ctx sc = {path, 0};
+
+		snprintf(path, sizeof(path), "%s/refusals/shrinks", root);
+		ok(storage_put(st, "shrinks", data, big, &err) == BS_OK, "a 600 KiB object");
+		ok(storage_get(st, "shrinks", 0, 0, shrinking_sink, &sc, &err) == BS_ERR &&
+		   strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 && strstr(err.message, "unexpected end of file"),
+		   "truncated while read: refused, not short (%s)", err.message);
+		free(data);
+	}
+
+	/* Adopting a file: by path, into a blocked directory, gone before the rename. */
+	snprintf(path, sizeof(path), "%s/refusals/scratch1", root);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ok(fd >= 0 && write(fd, "abc", 3) == 3 && close(fd) == 0, "a scratch file");
+	ok(storage_local_adopt(st, "adopted/a", path, -1, &err) == BS_OK && storage_get_all(st, "adopted/a", &buf, &err) == BS_OK &&
+	   buf.len == 3, "adopted by path (opened by the driver)");
+	snprintf(path, sizeof(path), "%s/refusals/scratch2", root);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ok(storage_local_adopt(st, "f/a", path, fd, &err) == BS_ERR && strstr(err.message, "a file is in the way"),
+	   "adopting below a file: refused");
+	ok(unlink(path) == 0 && storage_local_adopt(st, "adopted/b", path, fd, &err) == BS_ERR &&
+	   strstr(err.message, "could not rename"), "adopting a file gone from its path: refused (%s)", err.message);
+	if (fd >= 0)
+		close(fd);
+	ok(storage_local_adopt(st, "adopted/c", "relative/path", -1, &err) == BS_ERR && strstr(err.message, "not an absolute path"),
+	   "adopting a relative path: refused");
+	ok(storage_local_adopt(st, "adopted/c", path, -1, &err) == BS_ERR && strstr(err.message, "could not open"),
+	   "adopting a missing file: refused");
+
+	/* The local-only functions on a storage of another kind. */
+	snprintf(other, sizeof(other), "file://%s/refusals", root);
+	{
+		storage_options o;
+
+		storage_options_init(&o);
+		ok(storage_open(other, &o, &wrapper, &err) == BS_OK, "the same archive through the encryption layer");
+	}
+	if (wrapper)
+	{
+		ok(storage_local_adopt(wrapper, "k", "/x", -1, &err) == BS_ERR && strstr(err.message, "is not a local storage"),
+		   "adopt needs a local storage");
+		ok(storage_local_remove_dir(wrapper, "d1", &removed, &err) == BS_ERR && !removed &&
+		   strstr(err.message, "is not a local storage"), "remove_dir needs a local storage");
+		ok(storage_local_list_dirs(wrapper, list_cb, &l, &err) == BS_ERR && strstr(err.message, "is not a local storage"),
+		   "list_dirs needs a local storage");
+		storage_close(wrapper);
+	}
+	ok(storage_local_remove_dir(st, "f", &removed, &err) == BS_OK && !removed, "remove_dir of a file: nothing removed");
+	l.count = 0;
+	strbuf_reset(&l.text);
+	ok(storage_local_list_dirs(st, list_cb, &l, &err) == BS_OK && l.count == 3,
+	   "list_dirs: the directories only, not the file or the links (%d)", l.count);
+	storage_close(st);
+
+	snprintf(path, sizeof(path), "%s/nothing-here", root);
+	ok(storage_local_open(path, &st, &err) == BS_OK, "a missing root opens");
+	l.count = 0;
+	ok(storage_local_list_dirs(st, list_cb, &l, &err) == BS_OK && l.count == 0, "list_dirs of a missing root: none");
+	storage_close(st);
+	ok(storage_local_open("relative/root", &st, &err) == BS_ERR && strstr(err.message, "not an absolute path"),
+	   "a relative root: refused");
+	/* The file system's root as storage root: a listing starts at "/" itself. */
+	ok(storage_local_open("/", &st, &err) == BS_OK, "\"/\" as root");
+	l.count = 0;
+	ok(st && storage_list(st, "zz-backstop-no-such-key", list_cb, &l, &err) == BS_OK && l.count == 0,
+	   "a listing of a prefix without a slash under \"/\": nothing");
+	storage_close(st);
+	strbuf_free(&buf);
+	strbuf_free(&l.text);
+}
+
 int
 main(void)
 {
@@ -450,6 +599,7 @@ main(void)
 		is_str(storage_op_name(STORAGE_OP_DELETE_MANY), "delete_many", "delete_many's label");
 	}
 	storage_close(st);
+	test_refusals(root);
 
 	{
 		char cmd[512];

@@ -1,5 +1,6 @@
 /* test_uploader.c — unit tests for the archiver's uploader: sealing into the queue, upload, manifest update, failed puts and their retry. */
 #include "archiver_int.h"
+#include "fault_storage.h"
 #include "lsn.h"
 #include "object.h"
 #include "storage_local.h"
@@ -13,136 +14,6 @@
 
 #define RELID1 16384
 #define RELID2 16390
-
-/*
- * A storage that forwards to a local one and refuses puts on demand: every object written
- * is counted, and from the fail_from-th on (0: none) the commit fails, nothing made visible,
- * as a storage outage would.  Reads, lists and the lease's conditional writes pass.
- */
-typedef struct fault_storage
-{
-	storage base;
-	storage *inner;
-	int puts;					/* objects written or refused through this handle */
-	int fail_from;				/* refuse the puts from this one on (1-based), 0: none */
-} fault_storage;
-
-typedef struct fault_writer
-{
-	storage_writer base;
-	storage_writer *inner;
-} fault_writer;
-
-static int
-fault_writer_open(storage *st, const char *key, storage_writer **out, bs_error *err)
-{
-	fault_writer *fw = xcalloc(1, sizeof(*fw));
-
-	if (storage_writer_open(((fault_storage *) st)->inner, key, &fw->inner, err) != BS_OK)
-	{
-		free(fw);
-		return BS_ERR;
-	}
-	fw->base.st = st;
-	*out = &fw->base;
-	return BS_OK;
-}
-
-static int
-fault_writer_write(storage_writer *w, const void *data, size_t len, bs_error *err)
-{
-	return storage_writer_write(((fault_writer *) w)->inner, data, len, err);
-}
-
-static int
-fault_writer_commit(storage_writer *w, bs_error *err)
-{
-	fault_writer *fw = (fault_writer *) w;
-	fault_storage *fs = (fault_storage *) w->st;
-	int rc;
-
-	fs->puts++;
-	if (fs->fail_from > 0 && fs->puts >= fs->fail_from)
-	{
-		storage_writer_abort(fw->inner);
-		rc = error_set(err, ERRCODE_TRANSIENT, "injected storage failure (put %d)", fs->puts);
-	}
-	else
-		rc = storage_writer_commit(fw->inner, err);
-	free(fw);
-	return rc;
-}
-
-static void
-fault_writer_abort(storage_writer *w)
-{
-	storage_writer_abort(((fault_writer *) w)->inner);
-	free(w);
-}
-
-static int
-fault_get(storage *st, const char *key, uint64_t offset, uint64_t length, storage_sink sink, void *ctx, bs_error *err)
-{
-	return storage_get(((fault_storage *) st)->inner, key, offset, length, sink, ctx, err);
-}
-
-static int
-fault_head(storage *st, const char *key, bool *exists, storage_stat *stat, bs_error *err)
-{
-	return storage_head(((fault_storage *) st)->inner, key, exists, stat, err);
-}
-
-static int
-fault_list(storage *st, const char *prefix, const char *start_after, storage_list_cb cb, void *ctx,
-		   bs_error *err)
-{
-	return storage_list_after(((fault_storage *) st)->inner, prefix, start_after, cb, ctx, err);
-}
-
-static int
-fault_delete(storage *st, const char *key, bs_error *err)
-{
-	return storage_delete(((fault_storage *) st)->inner, key, err);
-}
-
-static int
-fault_delete_many(storage *st, const char *const *keys, int n, bs_error *err)
-{
-	return storage_delete_many(((fault_storage *) st)->inner, keys, n, err);
-}
-
-static int
-fault_get_tagged(storage *st, const char *key, strbuf *out, char **tag, bs_error *err)
-{
-	return storage_get_tagged(((fault_storage *) st)->inner, key, out, tag, err);
-}
-
-static int
-fault_put_if(storage *st, const char *key, const void *data, size_t len, const char *tag, bs_error *err)
-{
-	return storage_put_if(((fault_storage *) st)->inner, key, data, len, tag, err);
-}
-
-static void
-fault_close(storage *st)
-{
-	free(st);
-}
-
-static const storage_ops fault_ops = {
-	.writer_open = fault_writer_open,
-	.writer_write = fault_writer_write,
-	.writer_commit = fault_writer_commit,
-	.writer_abort = fault_writer_abort,
-	.get = fault_get,
-	.head = fault_head,
-	.list = fault_list,
-	.delete_key = fault_delete,
-	.delete_many = fault_delete_many,
-	.get_tagged = fault_get_tagged,
-	.put_if = fault_put_if,
-	.close = fault_close,
-};
 
 /* ---------- the fixture: an archiver without PostgreSQL ---------- */
 
@@ -189,10 +60,8 @@ setup(fixture *fx)
 		goto fail;
 	snprintf(path, sizeof(path), "%s/spool/%s", fx->dir, SPILL_DIR);
 	a->spill_dir = xstrdup(path);
-	fx->fs = xcalloc(1, sizeof(*fx->fs));
-	fx->fs->base.ops = &fault_ops;
-	fx->fs->base.description = xstrdup("fault wrapper");
-	fx->fs->inner = fx->local;
+	/* Puts refused on demand (fail_from[STORAGE_OP_PUT]), as a storage outage would. */
+	fx->fs = fault_storage_new(fx->local, false);
 	a->st = &fx->fs->base;
 	a->codec = CODEC_ZSTD;
 	a->segment_level = 1;
@@ -643,7 +512,7 @@ test_upload_retry(void)
 	ok(stored_covers(&fx, flush_lsn(a), true, s, ns, why, sizeof(why)), "what it confirms is stored and listed %s", why);
 	is_int(flush_lsn(a), seal_lsn, "exactly the epoch's position");
 	is_int(spool_count(a, ""), 0, "the spool is emptied once stored");
-	clean_puts = fx.fs->puts;
+	clean_puts = fx.fs->calls[STORAGE_OP_PUT];
 	ok(clean_puts >= 3, "segment, manifest and head were written (%d puts)", clean_puts);
 	pthread_mutex_lock(&a->lock);
 	ok(!a->spool_pending && a->queued_bytes == 0 && a->metrics.segments_uploaded == 1 &&
@@ -662,15 +531,15 @@ test_upload_retry(void)
 
 		pthread_mutex_lock(&a->lock);
 		errors = a->metrics.upload_errors;
-		puts = fx.fs->puts;
-		fx.fs->fail_from = puts + k;
+		puts = fx.fs->calls[STORAGE_OP_PUT];
+		fx.fs->fail_from[STORAGE_OP_PUT] = puts + k;
 		lsn += 0x1000;
 		seal_lsn = receive_txn(&fx, lsn, one, 1, 2);
 		seal(&fx, s, &ns);
 		pthread_mutex_unlock(&a->lock);
 		ok(wait_uploader(a, 0, errors + 1), "put %d of %d refused: the uploader reports an error", k, clean_puts);
 		pthread_mutex_lock(&a->lock);
-		fx.fs->fail_from = 0;
+		fx.fs->fail_from[STORAGE_OP_PUT] = 0;
 		is_int(a->flush_lsn, before, "put %d refused: the flush does not move", k);
 		ok(a->spool_pending, "put %d refused: the epoch is pending in the spool", k);
 		pthread_mutex_unlock(&a->lock);
@@ -692,7 +561,7 @@ test_upload_retry(void)
 
 		pthread_mutex_lock(&a->lock);
 		errors = a->metrics.upload_errors;
-		fx.fs->fail_from = fx.fs->puts + 1;
+		fx.fs->fail_from[STORAGE_OP_PUT] = fx.fs->calls[STORAGE_OP_PUT] + 1;
 		first_seal = receive_txn(&fx, lsn += 0x1000, one, 1, 1);
 		seal(&fx, s, &ns);
 		pthread_mutex_unlock(&a->lock);
@@ -709,7 +578,7 @@ test_upload_retry(void)
 		is_int(flush_lsn(a), before, "the flush has not moved");
 		is_int(spool_count(a, "/" SPOOL_COMPLETE), 2, "both epochs wait in the spool");
 		pthread_mutex_lock(&a->lock);
-		fx.fs->fail_from = 0;
+		fx.fs->fail_from[STORAGE_OP_PUT] = 0;
 		pthread_mutex_unlock(&a->lock);
 		retry_now(a);
 		ok(wait_uploader(a, seal_lsn, 0), "storage back: the flush reaches the second epoch");
@@ -740,14 +609,14 @@ test_upload_retry(void)
 
 		pthread_mutex_lock(&a->lock);
 		errors = a->metrics.upload_errors;
-		fx.fs->fail_from = fx.fs->puts + 1;
+		fx.fs->fail_from[STORAGE_OP_PUT] = fx.fs->calls[STORAGE_OP_PUT] + 1;
 		a->last_commit_end = idle;
 		uploader_idle_progress(a, idle, true);
 		pthread_mutex_unlock(&a->lock);
 		ok(wait_uploader(a, 0, errors + 1), "idle progress with the head refused: an error");
 		is_int(flush_lsn(a), before, "the flush stays before the head that was not written");
 		pthread_mutex_lock(&a->lock);
-		fx.fs->fail_from = 0;
+		fx.fs->fail_from[STORAGE_OP_PUT] = 0;
 		pthread_mutex_unlock(&a->lock);
 		retry_now(a);
 		ok(wait_uploader(a, idle, 0), "retried: the flush reaches the idle position");
@@ -936,14 +805,14 @@ test_head_drops(void)
 	manifest_free(m);
 
 	/* A head that cannot be stored leaves head_written_lsn where it was. */
-	fx.fs->fail_from = fx.fs->puts + 1;
+	fx.fs->fail_from[STORAGE_OP_PUT] = fx.fs->calls[STORAGE_OP_PUT] + 1;
 	ok(uploader_store_head(a, 0x6000, &err) == BS_ERR && strstr(err.message, "injected"),
 	   "a refused put fails the head");
 	is_int(a->head_written_lsn, 0x5000, "and the head written is not moved");
 
 	/* A manifest that cannot be stored: no head after it, the manifest stays to be stored. */
 	fx.t2->dirty = fx.t2->base_unstored = true;
-	fx.fs->fail_from = fx.fs->puts + 1;
+	fx.fs->fail_from[STORAGE_OP_PUT] = fx.fs->calls[STORAGE_OP_PUT] + 1;
 	ok(uploader_store_head(a, 0x6100, &err) == BS_ERR && strstr(err.message, "injected"),
 	   "a refused manifest put fails the head after it");
 	ok(fx.t2->dirty && fx.t2->base_unstored, "the manifest stays dirty, its base still to be recorded");
@@ -955,7 +824,7 @@ test_head_drops(void)
 	}
 	else
 		ok(false, "head.json loads");
-	fx.fs->fail_from = 0;
+	fx.fs->fail_from[STORAGE_OP_PUT] = 0;
 	is_int(uploader_store_head(a, 0x6100, &err), BS_OK, "stored once storage takes it");
 	ok(!fx.t2->dirty && !fx.t2->base_unstored, "the manifest is stored");
 	is_int(a->head_written_lsn, 0x6100, "and the head after it");
