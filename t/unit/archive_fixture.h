@@ -2,6 +2,7 @@
 #ifndef BACKSTOP_ARCHIVE_FIXTURE_H
 #define BACKSTOP_ARCHIVE_FIXTURE_H
 
+#include "capture.h"
 #include "cli.h"
 #include "manifest.h"
 #include "manifest_head.h"
@@ -28,61 +29,6 @@
 
 static char url[128];
 static storage *st;
-static char out[1 << 16];
-static char errout[1 << 14];
-
-/* Read what fd holds (from its start) into buf, and close it. */
-static inline void
-slurp(int fd, char *buf, size_t size)
-{
-	ssize_t n;
-
-	lseek(fd, 0, SEEK_SET);
-	n = read(fd, buf, size - 1);
-	buf[n > 0 ? n : 0] = '\0';
-	close(fd);
-}
-
-/* stdout and stderr sent to temporary files until capture_end, which reads them into out and
- * errout. */
-typedef struct capture
-{
-	int ofd;
-	int efd;
-	int saved_out;
-	int saved_err;
-} capture;
-
-static inline void
-capture_begin(capture *c)
-{
-	char opath[] = "/tmp/backstop-test-out-XXXXXX";
-	char epath[] = "/tmp/backstop-test-err-XXXXXX";
-
-	c->ofd = mkstemp(opath);
-	c->efd = mkstemp(epath);
-	unlink(opath);
-	unlink(epath);
-	c->saved_out = dup(STDOUT_FILENO);
-	c->saved_err = dup(STDERR_FILENO);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(c->ofd, STDOUT_FILENO);
-	dup2(c->efd, STDERR_FILENO);
-}
-
-static inline void
-capture_end(capture *c)
-{
-	fflush(stdout);
-	fflush(stderr);
-	dup2(c->saved_out, STDOUT_FILENO);
-	dup2(c->saved_err, STDERR_FILENO);
-	close(c->saved_out);
-	close(c->saved_err);
-	slurp(c->ofd, out, sizeof(out));
-	slurp(c->efd, errout, sizeof(errout));
-}
 
 /* Run a command's handler as `--storage URL args...` would, its stdout in out, its stderr in errout
  * (allowed: the options it takes). */
@@ -136,12 +82,6 @@ run_cli(const char *command, const char *const *args)
 	rc = cli_main(argc, argv);
 	capture_end(&c);
 	return rc;
-}
-
-static inline void
-show(void)
-{
-	printf("# stdout:\n%s# stderr:\n%s", out, errout);
 }
 
 /* A TupleData of text columns (NULL: a null column). */

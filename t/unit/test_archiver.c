@@ -1,5 +1,6 @@
 /* test_archiver.c — unit tests for the archiver's parts that need no server: the control API's dispatch table and the table registry. */
 #include "archiver_int.h"
+#include "capture.h"
 #include "tap.h"
 
 #include <event2/http.h>
@@ -193,27 +194,16 @@ test_registry_load(void)
 		printf("# could not remove %s\n", dir);
 }
 
-/* Run tables_find_gone with stderr (the log) captured into log. */
+/* Run tables_find_gone with its output (the log on stderr) captured into out and errout. */
 static int
-find_gone_logged(archiver *a, const catalog_table_list *list, char *log, size_t size, bs_error *err)
+find_gone_logged(archiver *a, const catalog_table_list *list, bs_error *err)
 {
-	char path[] = "/tmp/backstop-test-archiver-log-XXXXXX";
-	int fd = mkstemp(path);
-	int saved = dup(STDERR_FILENO);
-	ssize_t n;
+	capture c;
 	int rc;
 
-	unlink(path);
-	fflush(stderr);
-	dup2(fd, STDERR_FILENO);
+	capture_begin(&c);
 	rc = tables_find_gone(a, list, err);
-	fflush(stderr);
-	dup2(saved, STDERR_FILENO);
-	close(saved);
-	lseek(fd, 0, SEEK_SET);
-	n = read(fd, log, size - 1);
-	log[n > 0 ? n : 0] = '\0';
-	close(fd);
+	capture_end(&c);
 	return rc;
 }
 
@@ -227,7 +217,7 @@ static void
 test_find_gone(void)
 {
 	char dir[] = "/tmp/backstop-test-archiver-XXXXXX";
-	char url[96], cmd[128], log[4096];
+	char url[96], cmd[128];
 	char *missing[1];
 	storage *st = NULL;
 	archiver a;
@@ -255,14 +245,14 @@ test_find_gone(void)
 	missing[0] = "s.typo";
 	list.missing = missing;
 	list.nmissing = 1;
-	ok(find_gone_logged(&a, &list, log, sizeof(log), &err) == BS_ERR && strcmp(err.code, ERRCODE_UNDEFINED_TABLE) == 0 &&
+	ok(find_gone_logged(&a, &list, &err) == BS_ERR && strcmp(err.code, ERRCODE_UNDEFINED_TABLE) == 0 &&
 	   strstr(err.message, "table \"s.typo\" does not exist and was never archived"),
 	   "a listed table never archived: refused as such (%s)", err.message);
 
 	/* Listed, recorded by head.json, its manifest gone: damage, refused with the name. */
 	archive_head_note_table(&a.head, 3004, 2, "s", "vanished");
 	missing[0] = "s.vanished";
-	ok(find_gone_logged(&a, &list, log, sizeof(log), &err) == BS_ERR &&
+	ok(find_gone_logged(&a, &list, &err) == BS_ERR &&
 	   strncmp(err.message, "table \"s.vanished\" does not exist: ", strlen("table \"s.vanished\" does not exist: ")) == 0 &&
 	   strstr(err.message, "the manifest was deleted"),
 	   "a listed table whose manifest was deleted: refused, naming it (%s)", err.message);
@@ -287,16 +277,16 @@ test_find_gone(void)
 		exit(1);
 	}
 	manifest_free(m);
-	is_int(find_gone_logged(&a, &list, log, sizeof(log), &err), BS_OK, "an unreadable and a dropped manifest: the start goes on");
-	ok(strstr(log, "tables/3001/manifest.json") && strstr(log, "(not a table of the database now; left alone)"),
+	is_int(find_gone_logged(&a, &list, &err), BS_OK, "an unreadable and a dropped manifest: the start goes on");
+	ok(strstr(errout, "tables/3001/manifest.json") && strstr(errout, "(not a table of the database now; left alone)"),
 	   "the unreadable one is reported and left alone");
-	ok(strstr(log, "3002") == NULL && strstr(log, "s.dropped") == NULL, "the dropped one is not mentioned");
+	ok(strstr(errout, "3002") == NULL && strstr(errout, "s.dropped") == NULL, "the dropped one is not mentioned");
 	is_int(a.ntables, 0, "neither is registered");
 
 	/* An active manifest older than head.json records (rolled back): the start is refused. */
 	store_manifest(st, 3003, "s", "rolled", 2, 0x500, 0);
 	archive_head_note_table(&a.head, 3003, 5, "s", "rolled");
-	ok(find_gone_logged(&a, &list, log, sizeof(log), &err) == BS_ERR && strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 &&
+	ok(find_gone_logged(&a, &list, &err) == BS_ERR && strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 &&
 	   strstr(err.message, "s.rolled") && strstr(err.message, "rolled back"),
 	   "a rolled-back manifest of a table not in the database refuses the start (%s)", err.message);
 

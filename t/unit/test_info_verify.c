@@ -1,5 +1,6 @@
 /* test_info_verify.c — `backstop info` and `backstop verify` against a synthetic file:// archive. */
 #include "audit.h"
+#include "capture.h"
 #include "cli.h"
 #include "cmd_info.h"
 #include "cmd_verify.h"
@@ -25,9 +26,8 @@
 static char dir[] = "/tmp/backstop-test-info-verify-XXXXXX";
 static char url[128];
 static storage *st;
-static char output[1 << 16];
 
-/* Run a command handler with the given options, capturing its stdout into output. */
+/* Run a command handler with the given options, its stdout in out, its stderr in errout. */
 static int
 run(int (*handler) (bs_config *, int, char **), const char *table, bool json)
 {
@@ -39,11 +39,8 @@ run(int (*handler) (bs_config *, int, char **), const char *table, bool json)
 	char **pos = NULL;
 	int npos = 0;
 	bool usage = false;
-	char outpath[] = "/tmp/backstop-test-out-XXXXXX";
-	int fd = mkstemp(outpath);
-	int saved = dup(STDOUT_FILENO);
+	capture c;
 	int rc;
-	ssize_t n;
 
 	argv[argc++] = "--storage";
 	argv[argc++] = url;
@@ -59,17 +56,9 @@ run(int (*handler) (bs_config *, int, char **), const char *table, bool json)
 		printf("# config_load: %s\n", err.message);
 		return -1;
 	}
-	fflush(stdout);
-	dup2(fd, STDOUT_FILENO);
+	capture_begin(&c);
 	rc = handler(&cfg, npos, pos);
-	fflush(stdout);
-	dup2(saved, STDOUT_FILENO);
-	close(saved);
-	lseek(fd, 0, SEEK_SET);
-	n = read(fd, output, sizeof(output) - 1);
-	output[n > 0 ? n : 0] = '\0';
-	close(fd);
-	unlink(outpath);
+	capture_end(&c);
 	config_free(&cfg);
 	free(pos);
 	return rc;
@@ -78,7 +67,7 @@ run(int (*handler) (bs_config *, int, char **), const char *table, bool json)
 static void
 show_output(void)
 {
-	char *copy = xstrdup(output);
+	char *copy = xstrdup(out);
 	char *save = NULL;
 
 	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
@@ -287,8 +276,8 @@ test_tampering(manifest *m, manifest *m2)
 	m->bases[0].chunks[0].rows = 3;
 	ok(manifest_store(st, m, &err) == BS_OK, "manifest with raised row counts");
 	rc = run(cmd_verify, "users", false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "chunk-000001.bso: holds 2 rows of COPY text, the manifest records 3") &&
-			strstr(output, "its chunks hold 2 rows of COPY text, the base records 3"), "raised row counts found by counting rows"))
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "chunk-000001.bso: holds 2 rows of COPY text, the manifest records 3") &&
+			strstr(out, "its chunks hold 2 rows of COPY text, the base records 3"), "raised row counts found by counting rows"))
 		show_output();
 	m->bases[0].rows = 2;
 	m->bases[0].chunks[0].rows = 2;
@@ -304,7 +293,7 @@ test_tampering(manifest *m, manifest *m2)
 	m->generation = 4;
 	ok(manifest_store(st, m, &err) == BS_OK, "an older copy of the manifest put back");
 	rc = run(cmd_verify, NULL, false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "PROBLEM: public.users (relid 16384) tables/16384/manifest.json: manifest is "
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "PROBLEM: public.users (relid 16384) tables/16384/manifest.json: manifest is "
 										  "generation 4, but head.json records generation 5 for it: it was replaced by an older copy"),
 			"rolled-back manifest reported, naming table and generations"))
 		show_output();
@@ -329,9 +318,9 @@ test_tampering(manifest *m, manifest *m2)
 	m->nsegments--;
 	ok(manifest_store(st, m, &err) == BS_OK, "segment entry deleted from the manifest");
 	rc = run(cmd_verify, "users", false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "PROBLEM: public.users (relid 16384) tables/16384/seg/0000000001502000-0000000001502080.bso: "
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "PROBLEM: public.users (relid 16384) tables/16384/seg/0000000001502000-0000000001502080.bso: "
 										  "not listed in the manifest, yet holds 1 transaction(s) committed from 0/1502000 to 0/1502000") &&
-			strstr(output, "a segment entry was removed from the manifest") && !strstr(output, "leftover"),
+			strstr(out, "a segment entry was removed from the manifest") && !strstr(out, "leftover"),
 			"deleted segment entry reported as a problem, not as a leftover"))
 		show_output();
 	is_int(audit_verdict(m, 0x1500000, 0x1502000, msg, sizeof(msg)), 0, "a point before the hole is not in doubt");
@@ -349,7 +338,7 @@ test_tampering(manifest *m, manifest *m2)
 
 		put_segment(dkey, 0x1502000, 0x1502080, &dup);
 		rc = run(cmd_verify, "users", false);
-		if (!ok(rc == EXIT_OK && strstr(output, "warning: public.users (relid 16384) tables/16384/seg/0000000001501F00-0000000001502080.bso: "
+		if (!ok(rc == EXIT_OK && strstr(out, "warning: public.users (relid 16384) tables/16384/seg/0000000001501F00-0000000001502080.bso: "
 											   "not listed in the manifest, but every transaction it holds"),
 				"an unlisted duplicate is only a warning"))
 			show_output();
@@ -359,8 +348,8 @@ test_tampering(manifest *m, manifest *m2)
 	/* An unreadable unlisted segment below the complete position. */
 	ok(storage_put(st, "tables/16384/seg/0000000001503000-0000000001503100.bso", "x", 1, &err) == BS_OK, "junk segment put");
 	rc = run(cmd_verify, "users", false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "0000000001503000-0000000001503100.bso: not listed in the manifest and below 0/1700000") &&
-			strstr(output, "unreadable"), "an unreadable unlisted segment below the complete position is a problem"))
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "0000000001503000-0000000001503100.bso: not listed in the manifest and below 0/1700000") &&
+			strstr(out, "unreadable"), "an unreadable unlisted segment below the complete position is a problem"))
 		show_output();
 	storage_delete(st, "tables/16384/seg/0000000001503000-0000000001503100.bso", &err);
 
@@ -368,7 +357,7 @@ test_tampering(manifest *m, manifest *m2)
 	ok(storage_get_all(st, "tables/16385/manifest.json", &saved, &err) == BS_OK &&
 	   storage_delete(st, "tables/16385/manifest.json", &err) == BS_OK, "manifest of orders deleted");
 	rc = run(cmd_verify, NULL, false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "PROBLEM: - tables/16385/manifest.json: missing, but head.json records generation 2 "
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "PROBLEM: - tables/16385/manifest.json: missing, but head.json records generation 2 "
 										  "of the manifest of public.orders (relid 16385): it was deleted; 2 object(s) remain"),
 			"deleted manifest reported as a problem"))
 		show_output();
@@ -399,7 +388,7 @@ test_tampering(manifest *m, manifest *m2)
 	/* The head records a table of which nothing is left. */
 	store_head(6, 2, 16399);
 	rc = run(cmd_verify, NULL, false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "tables/16399/manifest.json: missing, and nothing is left under tables/16399/"),
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "tables/16399/manifest.json: missing, and nothing is left under tables/16399/"),
 			"a table recorded by the head with nothing left is a problem"))
 		show_output();
 	store_head(6, 2, 0);
@@ -461,17 +450,17 @@ main(void)
 	archive_head_clear(&head);
 
 	rc = run(cmd_verify, NULL, false);
-	if (!ok(rc == EXIT_OK && strstr(output, "OK: 2 table(s), 4 object(s)"), "clean archive verifies"))
+	if (!ok(rc == EXIT_OK && strstr(out, "OK: 2 table(s), 4 object(s)"), "clean archive verifies"))
 		show_output();
 	rc = run(cmd_info, NULL, false);
-	if (!ok(rc == EXIT_OK && strstr(output, "public.users (relid 16384): active") &&
-			strstr(output, "recoverable:  0/1500000 (2026-11-26T16:00:00.000000Z) .. 0/1700000 (2026-11-26T16:01:40.000000Z)") &&
-			strstr(output, "0/1500100 .. 0/1501080: 1 segment(s), 2 record(s)"), "info describes the tables"))
+	if (!ok(rc == EXIT_OK && strstr(out, "public.users (relid 16384): active") &&
+			strstr(out, "recoverable:  0/1500000 (2026-11-26T16:00:00.000000Z) .. 0/1700000 (2026-11-26T16:01:40.000000Z)") &&
+			strstr(out, "0/1500100 .. 0/1501080: 1 segment(s), 2 record(s)"), "info describes the tables"))
 		show_output();
 	rc = run(cmd_info, "users", true);
 	{
 		json_error_t jerr;
-		json_t *root = json_loads(output, 0, &jerr);
+		json_t *root = json_loads(out, 0, &jerr);
 		json_t *t = json_array_get(json_object_get(root, "tables"), 0);
 		json_t *w = json_object_get(t, "recovery_window");
 
@@ -490,12 +479,12 @@ main(void)
 	/* An orphan with a proper name is only a warning. */
 	ok(storage_put(st, "tables/16384/seg/0000000001700000-0000000001700100.bso", "x", 1, &err) == BS_OK, "orphan put");
 	rc = run(cmd_verify, NULL, false);
-	if (!ok(rc == EXIT_OK && strstr(output, "warning: public.users (relid 16384) tables/16384/seg/0000000001700000-0000000001700100.bso: not listed"),
+	if (!ok(rc == EXIT_OK && strstr(out, "warning: public.users (relid 16384) tables/16384/seg/0000000001700000-0000000001700100.bso: not listed"),
 			"orphan segment is a warning"))
 		show_output();
 	ok(storage_put(st, "tables/16384/seg/junk.bso", "x", 1, &err) == BS_OK, "junk put");
 	rc = run(cmd_verify, "users", true);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "unexpected name under seg/"), "misnamed object under seg/ is a problem"))
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "unexpected name under seg/"), "misnamed object under seg/ is a problem"))
 		show_output();
 	storage_delete(st, "tables/16384/seg/junk.bso", &err);
 	storage_delete(st, "tables/16384/seg/0000000001700000-0000000001700100.bso", &err);
@@ -503,8 +492,8 @@ main(void)
 	/* A flipped byte in the payload of a segment. */
 	flip_byte(m->segments[0].key, OBJECT_HEADER_SIZE + 3);
 	rc = run(cmd_verify, NULL, false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "PROBLEM: public.users (relid 16384) tables/16384/seg/0000000001500100-0000000001501080.bso:") &&
-			strstr(output, "1 problem(s)"), "damaged segment reported with its key"))
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "PROBLEM: public.users (relid 16384) tables/16384/seg/0000000001500100-0000000001501080.bso:") &&
+			strstr(out, "1 problem(s)"), "damaged segment reported with its key"))
 		show_output();
 	flip_byte(m->segments[0].key, OBJECT_HEADER_SIZE + 3);
 	rc = run(cmd_verify, NULL, false);
@@ -517,7 +506,7 @@ main(void)
 		ok(storage_get_all(st, m2->bases[0].chunks[0].key, &saved, &err) == BS_OK, "save chunk");
 		ok(storage_delete(st, m2->bases[0].chunks[0].key, &err) == BS_OK, "delete chunk");
 		rc = run(cmd_verify, NULL, false);
-		if (!ok(rc == EXIT_INTEGRITY && strstr(output, "chunk-000001.bso: missing from storage"), "missing chunk reported"))
+		if (!ok(rc == EXIT_INTEGRITY && strstr(out, "chunk-000001.bso: missing from storage"), "missing chunk reported"))
 			show_output();
 		ok(storage_put(st, m2->bases[0].chunks[0].key, saved.data, saved.len, &err) == BS_OK, "restore chunk");
 		strbuf_free(&saved);
@@ -527,13 +516,13 @@ main(void)
 	m->archived_to = 0x1500200;
 	ok(manifest_store(st, m, &err) == BS_OK, "manifest with archived_to inside a segment");
 	rc = run(cmd_verify, "users", false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "beyond archived_to (0/1500200)"), "segment beyond archived_to"))
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "beyond archived_to (0/1500200)"), "segment beyond archived_to"))
 		show_output();
 	m->archived_to = 0x1400000;
 	ok(manifest_store(st, m, &err) == BS_OK, "manifest with archived_to before the base");
 	rc = run(cmd_verify, "users", false);
 	/* A base taken ahead of the stream is a warning (the segment past archived_to is the damage). */
-	if (!ok(strstr(output, "warning: public.users (relid 16384) tables/16384/manifest.json: newest base copy (0/1500000) is ahead of archived_to"),
+	if (!ok(strstr(out, "warning: public.users (relid 16384) tables/16384/manifest.json: newest base copy (0/1500000) is ahead of archived_to"),
 			"base ahead of archived_to: a warning"))
 		show_output();
 	m->archived_to = 0x1600000;
@@ -541,21 +530,21 @@ main(void)
 	m->bases[0].rows = 5;
 	ok(manifest_store(st, m, &err) == BS_OK, "manifest with wrong counts");
 	rc = run(cmd_verify, "users", false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "holds 2 records, the manifest records 3") &&
-			strstr(output, "chunks hold 2 rows, the base records 5"), "record and row counts checked"))
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "holds 2 records, the manifest records 3") &&
+			strstr(out, "chunks hold 2 rows, the base records 5"), "record and row counts checked"))
 		show_output();
 	m->segments[0].records = 2;
 	m->bases[0].rows = 2;
 	m->segments[0].first_time += 1;
 	ok(manifest_store(st, m, &err) == BS_OK, "manifest with a wrong time");
 	rc = run(cmd_verify, "users", false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "commit times differ"), "commit times checked"))
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "commit times differ"), "commit times checked"))
 		show_output();
 	m->segments[0].first_time -= 1;
 	m->segments[0].size += 1;
 	ok(manifest_store(st, m, &err) == BS_OK, "manifest with a wrong size");
 	rc = run(cmd_verify, "users", false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "the manifest records"), "size mismatch reported"))
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "the manifest records"), "size mismatch reported"))
 		show_output();
 	m->segments[0].size -= 1;
 	ok(manifest_store(st, m, &err) == BS_OK, "manifest restored");
@@ -567,11 +556,11 @@ main(void)
 	/* A corrupt manifest: verify names it, info still shows the other table. */
 	ok(storage_put(st, "tables/16385/manifest.json", "{\"format\":1}", 12, &err) == BS_OK, "corrupt a manifest");
 	rc = run(cmd_verify, NULL, true);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "tables/16385/manifest.json") && strstr(output, "\"ok\": false"),
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "tables/16385/manifest.json") && strstr(out, "\"ok\": false"),
 			"verify reports the corrupt manifest"))
 		show_output();
 	rc = run(cmd_info, NULL, false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "MANIFEST UNREADABLE") && strstr(output, "public.users (relid 16384)"),
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "MANIFEST UNREADABLE") && strstr(out, "public.users (relid 16384)"),
 			"info shows the readable tables and flags the other"))
 		show_output();
 
