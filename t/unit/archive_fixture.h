@@ -14,6 +14,7 @@
 #include "object.h"
 #include "segment.h"
 #include "strbuf.h"
+#include "tap.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -82,6 +83,31 @@ run_cli(const char *command, const char *const *args)
 	rc = cli_main(argc, argv);
 	capture_end(&c);
 	return rc;
+}
+
+/* A usage error: the arguments (NULL-terminated) and what the message must say. */
+typedef struct usage_case
+{
+	const char *args[12];
+	const char *msg;
+} usage_case;
+
+/* Each case run through run (run_command or run_cli of command): exit 2, the message and
+ * command's usage on stderr, nothing on stdout. */
+static inline void
+check_usage_errors(int (*run) (const char *const *), const char *command, const usage_case *cases, size_t n)
+{
+	char usage[64];
+
+	snprintf(usage, sizeof(usage), "Usage: backstop %s", command);
+	for (size_t i = 0; i < n; i++)
+	{
+		int rc = run(cases[i].args);
+
+		if (!ok(rc == EXIT_USAGE && strstr(errout, cases[i].msg) && strstr(errout, usage) && out[0] == '\0',
+				"usage error %zu: %s", i, cases[i].msg))
+			show();
+	}
 }
 
 /* A TupleData of text columns (NULL: a null column). */

@@ -176,11 +176,7 @@ build_archive(void)
 static void
 test_usage(void)
 {
-	static const struct
-	{
-		const char *args[8];
-		const char *msg;
-	} cases[] = {
+	static const usage_case cases[] = {
 		{{"--table", "users", "--dry-run", "--latest", "--exclusive", NULL}, "--exclusive does not apply to --latest"},
 		{{"--table", "users", "--latest", "stray", NULL}, "recover takes no positional arguments"},
 		{{"--table", "users", "--latest", NULL}, "--db (or --target-db) is required unless --dry-run"},
@@ -195,14 +191,7 @@ test_usage(void)
 		"the target must not be the source table itself"},
 	};
 
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-	{
-		int rc = run(cases[i].args);
-
-		if (!ok(rc == EXIT_USAGE && strstr(errout, cases[i].msg) && strstr(errout, "Usage: backstop recover") &&
-				out[0] == '\0', "usage error %zu: %s", i, cases[i].msg))
-			show();
-	}
+	check_usage_errors(run, "recover", cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 /* A point outside the table's window is refused, saying the window. */
