@@ -12,6 +12,7 @@
 #include "isotime.h"
 #include "ident.h"
 #include "object.h"
+#include "records.h"
 #include "segment.h"
 #include "strbuf.h"
 #include "tap.h"
@@ -107,24 +108,6 @@ check_usage_errors(int (*run) (const char *const *), const char *command, const 
 		if (!ok(rc == EXIT_USAGE && strstr(errout, cases[i].msg) && strstr(errout, usage) && out[0] == '\0',
 				"usage error %zu: %s", i, cases[i].msg))
 			show();
-	}
-}
-
-/* A TupleData of text columns (NULL: a null column). */
-static inline void
-tuple(strbuf *sb, int n, const char *const *vals)
-{
-	strbuf_append_be16(sb, (uint16_t) n);
-	for (int i = 0; i < n; i++)
-	{
-		if (vals[i] == NULL)
-		{
-			strbuf_append_u8(sb, 'n');
-			continue;
-		}
-		strbuf_append_u8(sb, 't');
-		strbuf_append_be32(sb, (uint32_t) strlen(vals[i]));
-		strbuf_append_str(sb, vals[i]);
 	}
 }
 

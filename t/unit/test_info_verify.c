@@ -10,6 +10,7 @@
 #include "manifest_keys.h"
 #include "manifest_store.h"
 #include "object.h"
+#include "records.h"
 #include "segment.h"
 #include "strbuf.h"
 #include "tap.h"
@@ -73,19 +74,6 @@ show_output(void)
 	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 		printf("#   | %s\n", line);
 	free(copy);
-}
-
-/* A TupleData with the given text columns. */
-static void
-tuple(strbuf *sb, int n, const char *const *vals)
-{
-	strbuf_append_be16(sb, (uint16_t) n);
-	for (int i = 0; i < n; i++)
-	{
-		strbuf_append_u8(sb, 't');
-		strbuf_append_be32(sb, (uint32_t) strlen(vals[i]));
-		strbuf_append_str(sb, vals[i]);
-	}
 }
 
 static manifest *
