@@ -186,20 +186,17 @@ add_segment(manifest *m, const rec *recs, int n)
 	strbuf_free(&raw);
 }
 
-/* A table (id integer, name text) with a base copy of the given COPY text at BASE_LSN. */
-static inline manifest *
-new_table(uint32_t relid, const char *name, const char *rows, int nrows)
+/* A base copy of m at lsn, t_us after T0: the COPY text rows (nrows of them) stored as one chunk. */
+static inline void
+add_base(manifest *m, uint64_t lsn, int64_t t_us, const char *rows, int nrows)
 {
-	manifest *m = manifest_new(relid, "public", name);
-	manifest_column cols[2] = {{"id", 23, -1, "integer", true, true, NULL}, {"name", 25, -1, "text", false, false, NULL}};
 	manifest_chunk chunk;
 	manifest_base base;
 	object_info info;
 	bs_error err;
 
-	manifest_add_layout(m, BASE_LSN, 'd', 2, cols);
 	memset(&chunk, 0, sizeof(chunk));
-	chunk.key = manifest_base_chunk_key(relid, BASE_LSN, 1);
+	chunk.key = manifest_base_chunk_key(m->relid, lsn, 1);
 	if (object_put(st, chunk.key, CODEC_ZSTD, 3, rows, strlen(rows), &info, &err) != BS_OK)
 		printf("# object_put: %s\n", err.message);
 	memcpy(chunk.sha256, info.stored_sha256, 65);
@@ -207,13 +204,24 @@ new_table(uint32_t relid, const char *name, const char *rows, int nrows)
 	chunk.raw_size = info.raw_size;
 	chunk.rows = (uint64_t) nrows;
 	memset(&base, 0, sizeof(base));
-	base.lsn = BASE_LSN;
-	base.time = T0;
+	base.lsn = lsn;
+	base.time = T0 + t_us;
 	base.rows = (uint64_t) nrows;
 	base.nchunks = 1;
 	base.chunks = &chunk;
 	manifest_add_base(m, &base);
 	free(chunk.key);
+}
+
+/* A table (id integer, name text) with a base copy of the given COPY text at BASE_LSN. */
+static inline manifest *
+new_table(uint32_t relid, const char *name, const char *rows, int nrows)
+{
+	manifest *m = manifest_new(relid, "public", name);
+	manifest_column cols[2] = {{"id", 23, -1, "integer", true, true, NULL}, {"name", 25, -1, "text", false, false, NULL}};
+
+	manifest_add_layout(m, BASE_LSN, 'd', 2, cols);
+	add_base(m, BASE_LSN, 0, rows, nrows);
 	return m;
 }
 

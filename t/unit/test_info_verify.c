@@ -1,68 +1,34 @@
 /* test_info_verify.c — `backstop info` and `backstop verify` against a synthetic file:// archive. */
+#include "archive_fixture.h"
 #include "audit.h"
-#include "capture.h"
-#include "cli.h"
 #include "cmd_info.h"
 #include "cmd_verify.h"
 #include "log.h"
-#include "manifest.h"
-#include "manifest_head.h"
-#include "manifest_keys.h"
-#include "manifest_store.h"
-#include "object.h"
-#include "records.h"
-#include "segment.h"
-#include "strbuf.h"
 #include "tap.h"
 
-#include <fcntl.h>
 #include <jansson.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #define RELID 16384
-#define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
 
 static char dir[] = "/tmp/backstop-test-info-verify-XXXXXX";
-static char url[128];
-static storage *st;
 
-/* Run a command handler with the given options, its stdout in out, its stderr in errout. */
+/* Run a command handler with these options, its stdout in out, its stderr in errout. */
 static int
 run(int (*handler) (bs_config *, int, char **), const char *table, bool json)
 {
 	static const char *const allowed[] = {"storage", "table", "json", NULL};
-	char *argv[6];
-	int argc = 0;
-	bs_config cfg;
-	bs_error err;
-	char **pos = NULL;
-	int npos = 0;
-	bool usage = false;
-	capture c;
-	int rc;
+	const char *args[4];
+	int n = 0;
 
-	argv[argc++] = "--storage";
-	argv[argc++] = url;
 	if (table)
 	{
-		argv[argc++] = "--table";
-		argv[argc++] = (char *) table;
+		args[n++] = "--table";
+		args[n++] = table;
 	}
 	if (json)
-		argv[argc++] = "--json";
-	if (config_load(&cfg, argc, argv, allowed, &pos, &npos, &usage, &err) != BS_OK)
-	{
-		printf("# config_load: %s\n", err.message);
-		return -1;
-	}
-	capture_begin(&c);
-	rc = handler(&cfg, npos, pos);
-	capture_end(&c);
-	config_free(&cfg);
-	free(pos);
-	return rc;
+		args[n++] = "--json";
+	args[n] = NULL;
+	return run_command(handler, allowed, args);
 }
 
 static void
@@ -76,89 +42,22 @@ show_output(void)
 	free(copy);
 }
 
+/* A table with a base (1 alice, 2 bob) at BASE_LSN and one segment: xid 700 inserts carol (+1 s),
+ * 701 deletes 1 (+2 s); stored. */
 static manifest *
-build_table(uint32_t relid, const char *name, uint64_t base_lsn, uint64_t archived_to)
+build_table(uint32_t relid, const char *name, uint64_t archived_to)
 {
-	manifest *m = manifest_new(relid, "public", name);
-	manifest_column cols[2] = {{"id", 23, -1, "integer", true, true, NULL}, {"name", 25, -1, "text", false, false, NULL}};
-	const char *base_rows = "1\talice\n2\tbob\n";
-	manifest_chunk chunk;
-	manifest_base base;
-	manifest_segment seg;
-	object_info info;
-	strbuf raw = STRBUF_INIT;
-	strbuf t1 = STRBUF_INIT;
-	strbuf t2 = STRBUF_INIT;
-	segment_record r;
-	bs_error err;
-	static const char *const v1[] = {"3", "carol"};
-	static const char *const v2[] = {"1"};
+	static const char *const v_carol[] = {"3", "carol"};
+	static const char *const v_key1[] = {"1", NULL};
+	const rec recs[] = {
+		{'I', BASE_LSN + 0x100, 700, 1 * SEC, 0, NULL, v_carol},
+		{'D', BASE_LSN + 0x1000, 701, 2 * SEC, 0, v_key1, NULL},
+	};
+	manifest *m = new_table(relid, name, "1\talice\n2\tbob\n", 2);
 
-	manifest_add_layout(m, base_lsn, 'd', 2, cols);
-	memset(&chunk, 0, sizeof(chunk));
-	chunk.key = manifest_base_chunk_key(relid, base_lsn, 1);
-	if (object_put(st, chunk.key, CODEC_ZSTD, 3, base_rows, strlen(base_rows), &info, &err) != BS_OK)
-		printf("# object_put: %s\n", err.message);
-	memcpy(chunk.sha256, info.stored_sha256, 65);
-	chunk.size = info.stored_size;
-	chunk.raw_size = info.raw_size;
-	chunk.rows = 2;
-	memset(&base, 0, sizeof(base));
-	base.lsn = base_lsn;
-	base.time = 1795708800000000LL;
-	base.rows = 2;
-	base.nchunks = 1;
-	base.chunks = &chunk;
-	manifest_add_base(m, &base);
-	free(chunk.key);
-
-	segment_write_header(&raw);
-	memset(&r, 0, sizeof(r));
-	tuple(&t1, 2, v1);
-	tuple(&t2, 1, v2);
-	r.op = 'I';
-	r.commit_lsn = base_lsn + 0x100;
-	r.end_lsn = base_lsn + 0x180;
-	r.xid = 700;
-	r.commit_time = 1795708801000000LL - PG_EPOCH_OFFSET_US;
-	r.old_kind = SEGMENT_OLD_NONE;
-	r.new_tuple = (const uint8_t *) t1.data;
-	r.new_len = t1.len;
-	if (segment_write_record(&raw, &r, &err) != BS_OK)
-		printf("# segment_write_record: %s\n", err.message);
-	r.op = 'D';
-	r.commit_lsn = base_lsn + 0x1000;
-	r.end_lsn = base_lsn + 0x1080;
-	r.xid = 701;
-	r.commit_time = 1795708802000000LL - PG_EPOCH_OFFSET_US;
-	r.old_kind = 'K';
-	r.new_tuple = NULL;
-	r.new_len = 0;
-	r.old_tuple = (const uint8_t *) t2.data;
-	r.old_len = t2.len;
-	if (segment_write_record(&raw, &r, &err) != BS_OK)
-		printf("# segment_write_record: %s\n", err.message);
-
-	memset(&seg, 0, sizeof(seg));
-	seg.first_lsn = base_lsn + 0x100;
-	seg.last_end_lsn = base_lsn + 0x1080;
-	seg.key = manifest_segment_key(relid, seg.first_lsn, seg.last_end_lsn);
-	if (object_put(st, seg.key, CODEC_LZ4, 1, raw.data, raw.len, &info, &err) != BS_OK)
-		printf("# object_put: %s\n", err.message);
-	seg.first_time = 1795708801000000LL;
-	seg.last_time = 1795708802000000LL;
-	seg.records = 2;
-	memcpy(seg.sha256, info.stored_sha256, 65);
-	seg.size = info.stored_size;
-	seg.raw_size = info.raw_size;
-	manifest_add_segment(m, &seg);
-	free(seg.key);
+	add_segment(m, recs, 2);
 	m->archived_to = archived_to;
-	if (manifest_store(st, m, &err) != BS_OK)
-		printf("# manifest_store: %s\n", err.message);
-	strbuf_free(&raw);
-	strbuf_free(&t1);
-	strbuf_free(&t2);
+	store(m);
 	return m;
 }
 
@@ -413,22 +312,16 @@ main(void)
 	int rc;
 
 	log_configure(LOG_ERROR, 0);
-	if (mkdtemp(dir) == NULL)
+	if (fixture_open(dir) != BS_OK)
 		return 1;
-	snprintf(url, sizeof(url), "file://%s", dir);
-	if (storage_open(url, NULL, &st, &err) != BS_OK)
-	{
-		printf("# %s\n", err.message);
-		return 1;
-	}
 
 	rc = run(cmd_info, NULL, false);
 	is_int(rc, EXIT_FAILURE_RUNTIME, "info on an empty archive fails");
 	rc = run(cmd_verify, NULL, false);
 	is_int(rc, EXIT_FAILURE_RUNTIME, "verify on an empty archive fails");
 
-	m = build_table(RELID, "users", 0x1500000, 0x1600000);
-	m2 = build_table(RELID + 1, "orders", 0x1500000, 0x1600000);
+	m = build_table(RELID, "users", 0x1600000);
+	m2 = build_table(RELID + 1, "orders", 0x1600000);
 	archive_head_init(&head);
 	head.flushed_lsn = 0x1700000;
 	head.time = 1795708900000000LL;
@@ -554,13 +447,6 @@ main(void)
 
 	manifest_free(m);
 	manifest_free(m2);
-	storage_close(st);
-	{
-		char cmd[256];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			printf("# could not remove %s\n", dir);
-	}
+	fixture_close(dir);
 	return done_testing();
 }
