@@ -99,23 +99,14 @@ store_manifest(storage *st, uint32_t relid, const char *schema, const char *name
 	manifest_free(m);
 }
 
-/*
- * Loading a table into the registry from storage, against head.json's record of its manifest:
- * a manifest older than the head says (rolled back) or missing (deleted) is refused, never
- * archived on top of.
- */
-static void
-test_registry_load(void)
+/* A file:// storage in a new temporary directory (dir: a mkdtemp template); bails out if it cannot. */
+static storage *
+scratch_open(char *dir)
 {
-	char dir[] = "/tmp/backstop-test-archiver-XXXXXX";
-	char url[96], cmd[128];
+	char url[96];
 	storage *st = NULL;
-	archiver a;
-	arch_table *t = NULL, *again = NULL;
 	bs_error err;
 
-	memset(&a, 0, sizeof(a));
-	archive_head_init(&a.head);
 	if (mkdtemp(dir) == NULL)
 	{
 		printf("Bail out! mkdtemp\n");
@@ -127,6 +118,38 @@ test_registry_load(void)
 		printf("Bail out! storage_open: %s\n", err.message);
 		exit(1);
 	}
+	return st;
+}
+
+/* Close st and remove its directory. */
+static void
+scratch_close(storage *st, const char *dir)
+{
+	char cmd[128];
+
+	storage_close(st);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", dir);
+}
+
+/*
+ * Loading a table into the registry from storage, against head.json's record of its manifest:
+ * a manifest older than the head says (rolled back) or missing (deleted) is refused, never
+ * archived on top of.
+ */
+static void
+test_registry_load(void)
+{
+	char dir[] = "/tmp/backstop-test-archiver-XXXXXX";
+	storage *st = NULL;
+	archiver a;
+	arch_table *t = NULL, *again = NULL;
+	bs_error err;
+
+	memset(&a, 0, sizeof(a));
+	archive_head_init(&a.head);
+	st = scratch_open(dir);
 	a.st = st;
 
 	/* Nothing stored, nothing recorded: a new manifest under the names given. */
@@ -188,10 +211,7 @@ test_registry_load(void)
 	}
 	free(a.tables);
 	archive_head_clear(&a.head);
-	storage_close(st);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# could not remove %s\n", dir);
+	scratch_close(st, dir);
 }
 
 /* Run tables_find_gone with its output (the log on stderr) captured into out and errout. */
@@ -217,7 +237,6 @@ static void
 test_find_gone(void)
 {
 	char dir[] = "/tmp/backstop-test-archiver-XXXXXX";
-	char url[96], cmd[128];
 	char *missing[1];
 	storage *st = NULL;
 	archiver a;
@@ -228,17 +247,7 @@ test_find_gone(void)
 	memset(&a, 0, sizeof(a));
 	memset(&list, 0, sizeof(list));
 	archive_head_init(&a.head);
-	if (mkdtemp(dir) == NULL)
-	{
-		printf("Bail out! mkdtemp\n");
-		exit(1);
-	}
-	snprintf(url, sizeof(url), "file://%s", dir);
-	if (storage_open(url, NULL, &st, &err) != BS_OK)
-	{
-		printf("Bail out! storage_open: %s\n", err.message);
-		exit(1);
-	}
+	st = scratch_open(dir);
 	a.st = st;
 
 	/* A listed name that is neither in the database nor in the archive: a typo. */
@@ -291,10 +300,7 @@ test_find_gone(void)
 	   "a rolled-back manifest of a table not in the database refuses the start (%s)", err.message);
 
 	archive_head_clear(&a.head);
-	storage_close(st);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# could not remove %s\n", dir);
+	scratch_close(st, dir);
 }
 
 int
