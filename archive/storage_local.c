@@ -87,9 +87,8 @@ fsync_parent(const char *path, bs_error *err)
 	return rc;
 }
 
-/* mkdir -p; each directory created is made durable by syncing its parent. */
-static int
-make_dirs(const char *path, bs_error *err)
+int
+storage_local_make_dirs(const char *path, bool durable, bs_error *err)
 {
 	char *p = xstrdup(path);
 	int rc = BS_OK;
@@ -103,7 +102,7 @@ make_dirs(const char *path, bs_error *err)
 		*s = '\0';
 		if (mkdir(p, DIR_MODE) == 0)
 		{
-			if ((rc = fsync_parent(p, err)) != BS_OK)
+			if (durable && (rc = fsync_parent(p, err)) != BS_OK)
 				break;
 		}
 		else if (errno != EEXIST)
@@ -141,7 +140,7 @@ local_writer_open(storage *st, const char *key, storage_writer **out, bs_error *
 	w->fd = -1;
 	w->final_path = key_path(ls, key);
 	w->dir_path = parent_dir(w->final_path);
-	if (make_dirs(w->dir_path, err) != BS_OK)
+	if (storage_local_make_dirs(w->dir_path, true, err) != BS_OK)
 		goto fail;
 	/* The temp file sits next to the target so that rename() is atomic. */
 	strbuf_printf(&tmp, "%s/%sXXXXXX", strcmp(w->dir_path, "/") == 0 ? "" : w->dir_path,
@@ -629,7 +628,7 @@ local_put_if(storage *st, const char *key, const void *data, size_t len, const c
 	int rc = BS_ERR;
 
 	*slash = '\0';
-	if (make_dirs(path[0] ? path : "/", err) != BS_OK)
+	if (storage_local_make_dirs(path[0] ? path : "/", true, err) != BS_OK)
 		goto out;
 	fd = open(path[0] ? path : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
@@ -758,7 +757,7 @@ storage_local_adopt(storage *st, const char *key, const char *path, int fd, bs_e
 		error_set_errno(err, errno, "could not fsync \"%s\"", path);
 		goto out;
 	}
-	if (make_dirs(dir, err) != BS_OK)
+	if (storage_local_make_dirs(dir, true, err) != BS_OK)
 		goto out;
 	if (rename(path, final_path) != 0)
 	{
