@@ -86,17 +86,7 @@ audit_complete_to(const manifest *m, const archive_head *head)
 bool
 audit_segment_range(const char *rest, uint64_t *first, uint64_t *end)
 {
-	char part[17];
-
-	if (strncmp(rest, "seg/", 4) != 0 || strlen(rest) != 4 + 16 + 1 + 16 + 4 || rest[20] != '-' ||
-		strcmp(rest + 37, ".bso") != 0)
-		return false;
-	memcpy(part, rest + 4, 16);
-	part[16] = '\0';
-	if (lsn_parse_key(part, first) != BS_OK)
-		return false;
-	memcpy(part, rest + 21, 16);
-	return lsn_parse_key(part, end) == BS_OK && *end >= *first;
+	return manifest_segment_name_parse(rest, first, end) == BS_OK && *end >= *first;
 }
 
 /* Transactions of a raw segment: (commit LSN, end LSN) pairs, one per transaction. */

@@ -1,6 +1,7 @@
-/* manifest_keys.c — the archive's object keys (the layout of doc/FORMAT.md): built, and parsed back to a relid. */
+/* manifest_keys.c — the archive's object keys (the layout of doc/FORMAT.md): built, and parsed back to a relid or a segment's LSNs. */
 #include "manifest_keys.h"
 #include "error.h"
+#include "lsn.h"
 #include "strbuf.h"
 
 #include <inttypes.h>
@@ -80,4 +81,20 @@ manifest_key_relid(const char *key, uint32_t *relid, const char **rest)
 	if (rest)
 		*rest = slash + 1;
 	return BS_OK;
+}
+
+int
+manifest_segment_name_parse(const char *rest, uint64_t *first_lsn, uint64_t *end_lsn)
+{
+	char part[17];
+
+	if (strncmp(rest, "seg/", 4) != 0 || strlen(rest) != 4 + 16 + 1 + 16 + 4 || rest[20] != '-' ||
+		strcmp(rest + 37, ".bso") != 0)
+		return BS_ERR;
+	memcpy(part, rest + 4, 16);
+	part[16] = '\0';
+	if (lsn_parse_key(part, first_lsn) != BS_OK)
+		return BS_ERR;
+	memcpy(part, rest + 21, 16);
+	return lsn_parse_key(part, end_lsn);
 }

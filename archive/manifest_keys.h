@@ -1,4 +1,4 @@
-/* manifest_keys.h — the archive's object keys (the layout of doc/FORMAT.md): built, and parsed back to a relid. */
+/* manifest_keys.h — the archive's object keys (the layout of doc/FORMAT.md): built, and parsed back to a relid or a segment's LSNs. */
 #ifndef BACKSTOP_MANIFEST_KEYS_H
 #define BACKSTOP_MANIFEST_KEYS_H
 
@@ -26,5 +26,10 @@ char *manifest_base_schema_key(uint32_t relid, uint64_t base_lsn);
  * directory (decimal, no sign, no leading zero, 1..UINT32_MAX), *rest (when not NULL)
  * pointing after "tables/<relid>/"; BS_ERR otherwise. */
 int manifest_key_relid(const char *key, uint32_t *relid, const char **rest);
+
+/* Parse the name of a segment after its table's directory ("seg/<16 hex>-<16 hex>.bso", the
+ * rest manifest_key_relid gives): BS_OK and its two LSNs as written (their order unchecked);
+ * BS_ERR for any other name. */
+int manifest_segment_name_parse(const char *rest, uint64_t *first_lsn, uint64_t *end_lsn);
 
 #endif

@@ -1,6 +1,7 @@
 /* spill.c — data kept in a local file instead of memory (the archiver's open segments, recovery's temporary files). */
 #include "spill.h"
 #include "segment.h"
+#include "storage_local.h"
 #include "strbuf.h"
 
 #include <errno.h>
@@ -12,7 +13,6 @@
 #include <unistd.h>
 
 #define FILE_MODE 0640
-#define DIR_MODE 0750
 
 struct spill_file
 {
@@ -22,33 +22,6 @@ struct spill_file
 	bool temp;					/* already unlinked (spill_create_temp) */
 };
 
-/* mkdir -p.  Not synced: a spill file only becomes durable when it is adopted. */
-static int
-make_dirs(const char *path, bs_error *err)
-{
-	char *p = xstrdup(path);
-	int rc = BS_OK;
-
-	for (char *s = p + 1;; s++)
-	{
-		bool end = *s == '\0';
-
-		if (*s != '/' && !end)
-			continue;
-		*s = '\0';
-		if (mkdir(p, DIR_MODE) != 0 && errno != EEXIST)
-		{
-			rc = error_set_errno(err, errno, "could not create directory \"%s\"", p);
-			break;
-		}
-		if (end)
-			break;
-		*s = '/';
-	}
-	free(p);
-	return rc;
-}
-
 int
 spill_create(const char *dir, const char *name, spill_file **out, bs_error *err)
 {
@@ -57,7 +30,8 @@ spill_create(const char *dir, const char *name, spill_file **out, bs_error *err)
 	int fd;
 
 	*out = NULL;
-	if (make_dirs(dir, err) != BS_OK)
+	/* Not synced: a spill file only becomes durable when it is adopted. */
+	if (storage_local_make_dirs(dir, false, err) != BS_OK)
 		return BS_ERR;
 	strbuf_printf(&path, "%s/%s", dir, name);
 	fd = open(path.data, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, FILE_MODE);

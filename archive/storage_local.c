@@ -42,8 +42,8 @@ key_path(const local_storage *ls, const char *key)
 	return strbuf_detach(&sb, NULL);
 }
 
-static int
-fsync_dir(const char *path, bs_error *err)
+int
+storage_local_fsync_dir(const char *path, bs_error *err)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
@@ -81,15 +81,14 @@ static int
 fsync_parent(const char *path, bs_error *err)
 {
 	char *dir = parent_dir(path);
-	int rc = fsync_dir(dir, err);
+	int rc = storage_local_fsync_dir(dir, err);
 
 	free(dir);
 	return rc;
 }
 
-/* mkdir -p; each directory created is made durable by syncing its parent. */
-static int
-make_dirs(const char *path, bs_error *err)
+int
+storage_local_make_dirs(const char *path, bool durable, bs_error *err)
 {
 	char *p = xstrdup(path);
 	int rc = BS_OK;
@@ -103,7 +102,7 @@ make_dirs(const char *path, bs_error *err)
 		*s = '\0';
 		if (mkdir(p, DIR_MODE) == 0)
 		{
-			if ((rc = fsync_parent(p, err)) != BS_OK)
+			if (durable && (rc = fsync_parent(p, err)) != BS_OK)
 				break;
 		}
 		else if (errno != EEXIST)
@@ -141,7 +140,7 @@ local_writer_open(storage *st, const char *key, storage_writer **out, bs_error *
 	w->fd = -1;
 	w->final_path = key_path(ls, key);
 	w->dir_path = parent_dir(w->final_path);
-	if (make_dirs(w->dir_path, err) != BS_OK)
+	if (storage_local_make_dirs(w->dir_path, true, err) != BS_OK)
 		goto fail;
 	/* The temp file sits next to the target so that rename() is atomic. */
 	strbuf_printf(&tmp, "%s/%sXXXXXX", strcmp(w->dir_path, "/") == 0 ? "" : w->dir_path,
@@ -234,7 +233,7 @@ local_writer_commit(storage_writer *base, bs_error *err)
 	}
 	free(w->tmp_path);
 	w->tmp_path = NULL;
-	rc = fsync_dir(w->dir_path, err);
+	rc = storage_local_fsync_dir(w->dir_path, err);
 out:
 	local_writer_free(w, true);
 	return rc;
@@ -558,7 +557,7 @@ local_delete_many(storage *st, const char *const *keys, int n, bs_error *err)
 	for (int i = 0; i < ndirs; i++)
 	{
 		/* Even after a failure: what was deleted is made durable. */
-		if ((i == 0 || strcmp(dirs[i], dirs[i - 1]) != 0) && fsync_dir(dirs[i], err) != BS_OK && rc == BS_OK)
+		if ((i == 0 || strcmp(dirs[i], dirs[i - 1]) != 0) && storage_local_fsync_dir(dirs[i], err) != BS_OK && rc == BS_OK)
 		{
 			rc = BS_ERR;
 			first = *err;
@@ -629,7 +628,7 @@ local_put_if(storage *st, const char *key, const void *data, size_t len, const c
 	int rc = BS_ERR;
 
 	*slash = '\0';
-	if (make_dirs(path[0] ? path : "/", err) != BS_OK)
+	if (storage_local_make_dirs(path[0] ? path : "/", true, err) != BS_OK)
 		goto out;
 	fd = open(path[0] ? path : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
@@ -758,16 +757,16 @@ storage_local_adopt(storage *st, const char *key, const char *path, int fd, bs_e
 		error_set_errno(err, errno, "could not fsync \"%s\"", path);
 		goto out;
 	}
-	if (make_dirs(dir, err) != BS_OK)
+	if (storage_local_make_dirs(dir, true, err) != BS_OK)
 		goto out;
 	if (rename(path, final_path) != 0)
 	{
 		error_set_errno(err, errno, "could not rename \"%s\" to \"%s\"", path, final_path);
 		goto out;
 	}
-	if (fsync_dir(dir, err) != BS_OK)
+	if (storage_local_fsync_dir(dir, err) != BS_OK)
 		goto out;
-	if (strcmp(old_dir, dir) != 0 && fsync_dir(old_dir, err) != BS_OK)
+	if (strcmp(old_dir, dir) != 0 && storage_local_fsync_dir(old_dir, err) != BS_OK)
 		goto out;
 	rc = BS_OK;
 out:

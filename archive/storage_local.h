@@ -24,6 +24,15 @@ int storage_local_adopt(storage *st, const char *key, const char *path, int fd, 
  */
 int storage_local_remove_dir(storage *st, const char *dir, bool *removed, bs_error *err);
 
+/* mkdir -p path (mode 0750), refusing a file in the way; durable: each directory created is
+ * made durable by syncing its parent (not for scratch files such as spill files, which become
+ * durable only when adopted). */
+int storage_local_make_dirs(const char *path, bool durable, bs_error *err);
+
+/* Make the entries of directory path (created, renamed or removed) durable: fsync it.  Also for
+ * files outside any storage (the drill's state). */
+int storage_local_fsync_dir(const char *path, bs_error *err);
+
 /* Call cb (size 0) for each directory directly under the root, in no particular order. */
 int storage_local_list_dirs(storage *st, storage_list_cb cb, void *ctx, bs_error *err);
 

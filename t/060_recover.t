@@ -4,9 +4,7 @@
 use strict;
 use warnings;
 
-use File::Copy qw(copy);
 use File::Find;
-use File::Path qw(mkpath);
 use IPC::Run;
 use JSON::PP qw(decode_json);
 use PostgreSQL::Test::Cluster;
@@ -232,17 +230,8 @@ is($ndel, 489, 'every deleted row listed');
 like($out, qr/"old": \{\s*"id": "1",\s*"owner": "owner 1"/s, 'deleted rows carry their full old image');
 
 # 7. Damaged and missing objects: refused with exit 3, nothing written.
-sub clone_archive
-{
-	my ($to) = @_;
-	find({ no_chdir => 1, wanted => sub {
-		(my $rel = $File::Find::name) =~ s/^\Q$archive\E//;
-		if (-d $_) { mkpath("$to$rel"); }
-		else { copy($_, "$to$rel") or die "copy $_: $!"; }
-	} }, $archive);
-}
 my $bad = "$dir/bad";
-clone_archive($bad);
+copy_tree($archive, $bad);
 my $relid = $node->safe_psql($db, "SELECT 'public.acct'::regclass::oid");
 my @segs = sort glob("$bad/tables/$relid/seg/*.bso");
 ok(@segs > 0, 'segments exist');

@@ -5,9 +5,6 @@
 use strict;
 use warnings;
 
-use File::Copy qw(copy);
-use File::Find;
-use File::Path qw(mkpath);
 use IPC::Run;
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
@@ -57,16 +54,6 @@ ok(@{ $orig->{bases} } > 0 && $orig->{bases}[-1]{definition}, 'the manifest has 
 
 my ($rc, $out, $err) = run_backstop('verify', '--storage', "file://$archive");
 is($rc, 0, 'the archive as written verifies') or diag("$out\n$err");
-
-sub clone_archive
-{
-	my ($to) = @_;
-	find({ no_chdir => 1, wanted => sub {
-		(my $rel = $File::Find::name) =~ s/^\Q$archive\E//;
-		if (-d $_) { mkpath("$to$rel"); }
-		else { copy($_, "$to$rel") or die "copy $_: $!"; }
-	} }, $archive);
-}
 
 sub index_of
 {
@@ -188,7 +175,7 @@ for my $case (@cases)
 {
 	my ($what, $edit) = @$case;
 	my $to = "$dir/h" . $n++;
-	clone_archive($to);
+	copy_tree($archive, $to);
 	my $field = write_manifest($to, $edit);
 
 	($rc, $out, $err) = run_backstop('verify', '--storage', "file://$to");
@@ -210,7 +197,7 @@ for my $case (@cases)
 # recovery never runs it on the rows; the sequence it would advance stays untouched.
 {
 	my $to = "$dir/volatile";
-	clone_archive($to);
+	copy_tree($archive, $to);
 	write_manifest($to, sub {
 		my $i = $con->('acct_balance_check');
 		$_[0]{bases}[$b]{definition}{constraints}[$i]{def} = q{CHECK ((nextval('public.victim_seq'::regclass) > 0))};
@@ -234,7 +221,7 @@ for my $case (@cases)
 # primary key, the CHECK (validated), the default and the index.
 {
 	my $to = "$dir/benign";
-	clone_archive($to);
+	copy_tree($archive, $to);
 	write_manifest($to, sub {
 		my $i = $con->('acct_balance_check');
 		$_[0]{bases}[$b]{definition}{constraints}[$i]{def} = $orig->{bases}[$b]{definition}{constraints}[$i]{def};

@@ -6,9 +6,7 @@
 use strict;
 use warnings;
 
-use File::Copy qw(copy);
 use File::Find;
-use File::Path qw(mkpath);
 use IPC::Run;
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
@@ -77,16 +75,6 @@ sub lsn_num
 	my ($s) = @_;
 	my ($hi, $lo) = $s =~ m{^([0-9A-Fa-f]+)/([0-9A-Fa-f]+)$} or die "bad LSN \"$s\"";
 	return hex($hi) * 4294967296 + hex($lo);
-}
-
-sub clone_archive
-{
-	my ($to) = @_;
-	find({ no_chdir => 1, wanted => sub {
-		(my $rel = $File::Find::name) =~ s/^\Q$archive\E//;
-		if (-d $_) { mkpath("$to$rel"); }
-		else { copy($_, "$to$rel") or die "copy $_: $!"; }
-	} }, $archive);
 }
 
 sub edit_manifest
@@ -182,7 +170,7 @@ sub check_scenario
 for my $name (qw(clean rollback hole rows deleted))
 {
 	my $copy = "$dir/$name";
-	clone_archive($copy);
+	copy_tree($archive, $copy);
 	$scenario{$name}{edit}->($copy);
 	$scenario{$name}{dir} = $copy;
 	check_scenario($name, "file://$copy");

@@ -7,9 +7,6 @@
 use strict;
 use warnings;
 
-use File::Copy qw(copy);
-use File::Find;
-use File::Path qw(mkpath);
 use HTTP::Tiny;
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
@@ -147,15 +144,6 @@ $node->safe_psql($db, $copyback) if defined $copyback;
 is($node->safe_psql($db, qq{SELECT v FROM $evil_sql WHERE id = 2}), 'row 2', 'the printed copy-back SQL runs and brings the row back');
 
 # --- verify and info over damaged objects of the hostile table ----------------------------
-sub clone_archive
-{
-	my ($to) = @_;
-	find({ no_chdir => 1, wanted => sub {
-		(my $rel = $File::Find::name) =~ s/^\Q$archive\E//;
-		if (-d $_) { mkpath("$to$rel"); }
-		else { copy($_, "$to$rel") or die "copy $_: $!"; }
-	} }, $archive);
-}
 
 sub flip_byte
 {
@@ -177,7 +165,7 @@ my $b1 = lsn();
 ok(checkpoint('public.dmg'), 'second segment of public.dmg stored');
 
 my $bad = "$dir/bad";
-clone_archive($bad);
+copy_tree($archive, $bad);
 my $dmg_relid = $node->safe_psql($db, q{SELECT 'public.dmg'::regclass::oid});
 my @segs = sort glob("$bad/tables/$dmg_relid/seg/*.bso");
 cmp_ok(scalar(@segs), '>=', 2, 'public.dmg has two segments or more');

@@ -7,7 +7,6 @@ use warnings;
 
 use File::Copy qw(copy);
 use File::Find;
-use File::Path qw(mkpath);
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -150,20 +149,11 @@ is($rc, 2, 'the archiver without the key refuses the encrypted archive') or diag
 like($err, qr/is encrypted/, 'saying so');
 
 # 4. Tampered and swapped objects: exit 3, naming the object.
-sub clone_archive
-{
-	my ($to) = @_;
-	find({ no_chdir => 1, wanted => sub {
-		(my $rel = $File::Find::name) =~ s/^\Q$archive\E//;
-		if (-d $_) { mkpath("$to$rel"); }
-		else { copy($_, "$to$rel") or die "copy $_: $!"; }
-	} }, $archive);
-}
 my $relid = $node->safe_psql($db, "SELECT 'public.zebra_vault'::regclass::oid");
 my $relid2 = $node->safe_psql($db, "SELECT 'public.okapi_ledger'::regclass::oid");
 {
 	my $bad = "$dir/tampered";
-	clone_archive($bad);
+	copy_tree($archive, $bad);
 	my @segs = sort glob("$bad/tables/$relid/seg/*.bso");
 	open(my $f, '+<:raw', $segs[0]) or die;
 	seek($f, 60, 0);
@@ -180,7 +170,7 @@ my $relid2 = $node->safe_psql($db, "SELECT 'public.okapi_ledger'::regclass::oid"
 }
 {
 	my $bad = "$dir/swapped";
-	clone_archive($bad);
+	copy_tree($archive, $bad);
 	copy("$bad/tables/$relid2/manifest.json", "$bad/tables/$relid/manifest.json") or die;
 	($rc, $out, $err) = recover_into("file://$bad", 'zs', [ '--latest' ], '--encryption-key-file', $key_a);
 	is($rc, 3, "another table's manifest in place of this one's: exit 3") or diag($err);

@@ -372,24 +372,6 @@ check_segment_records(verify_ctx *c, const manifest *m, const manifest_segment *
 		report(c, true, m, s->key, "commit times differ from the manifest's first_time/last_time");
 }
 
-static bool
-segment_name_valid(const char *rest)
-{
-	/* seg/<16 hex>-<16 hex>.bso */
-	uint64_t v;
-	char part[17];
-
-	if (strncmp(rest, "seg/", 4) != 0 || strlen(rest) != 4 + 16 + 1 + 16 + 4 || rest[20] != '-' ||
-		strcmp(rest + 37, ".bso") != 0)
-		return false;
-	memcpy(part, rest + 4, 16);
-	part[16] = '\0';
-	if (lsn_parse_key(part, &v) != BS_OK)
-		return false;
-	memcpy(part, rest + 21, 16);
-	return lsn_parse_key(part, &v) == BS_OK;
-}
-
 /* Everything about one table; keys holds the objects under its directory. */
 /* A base object below where retention cut ("base/<16 hex>/..."). */
 static bool
@@ -614,12 +596,15 @@ verify_table(verify_ctx *c, uint32_t relid, key_list *keys)
 	{
 		const char *rest = NULL;
 		uint32_t r;
+		uint64_t first,
+			end;
 		bool in_dir;
 
 		if (keys->keys[i].referenced)
 			continue;
 		in_dir = manifest_key_relid(keys->keys[i].key, &r, &rest) == BS_OK;
-		if (in_dir && strncmp(rest, "seg/", 4) == 0 && !segment_name_valid(rest))
+		if (in_dir && strncmp(rest, "seg/", 4) == 0 &&
+			manifest_segment_name_parse(rest, &first, &end) != BS_OK)
 			report(c, true, m, keys->keys[i].key, "unexpected name under seg/ (expected <FIRSTLSN>-<ENDLSN>.bso)");
 		else if (in_dir && m->expired_before && expired_base_key(rest, m->expired_before))
 			report(c, false, m, keys->keys[i].key,

@@ -1,5 +1,6 @@
 /* drillstate.c — the last drill's result, kept in DATA_DIR for the archiver's /metrics. */
 #include "drillstate.h"
+#include "storage_local.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,24 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int
-fsync_dir(const char *dir, bs_error *err)
-{
-	int			fd = open(dir, O_RDONLY | O_DIRECTORY);
-
-	if (fd < 0)
-		return error_set_errno(err, errno, "could not open directory \"%s\"", dir);
-	if (fsync(fd) != 0)
-	{
-		int			e = errno;
-
-		close(fd);
-		return error_set_errno(err, e, "could not fsync directory \"%s\"", dir);
-	}
-	close(fd);
-	return BS_OK;
-}
 
 int
 drillstate_write(const char *data_dir, const json_t *state, bs_error *err)
@@ -75,7 +58,7 @@ drillstate_write(const char *data_dir, const json_t *state, bs_error *err)
 		error_set_errno(err, errno, "could not rename \"%s\"", tmp.data);
 		goto out;
 	}
-	rc = fsync_dir(data_dir, err);
+	rc = storage_local_fsync_dir(data_dir, err);
 out:
 	if (fd >= 0)
 	{

@@ -45,6 +45,8 @@ use warnings;
 
 use Carp;
 use Exporter 'import';
+use File::Copy ();
+use File::Find ();
 use File::Path qw(mkpath rmtree);
 use IPC::Run;
 use POSIX ();
@@ -64,6 +66,7 @@ our @EXPORT = qw(
   content_checksum
   content_checksum_sql
   scratch_dir
+  copy_tree
   require_or_skip
   s3_helper_available
   wait_for
@@ -402,6 +405,24 @@ sub scratch_dir
 	$name //= 'scratch';
 	croak "invalid scratch name \"$name\"" unless $name =~ /^[A-Za-z0-9_.-]+$/;
 	return PostgreSQL::Test::Utils::tempdir($name);
+}
+
+=item copy_tree($from, $to)
+
+Copies the directory C<$from> (a C<file://> archive, say) with everything below it to C<$to>,
+created as needed; dies on a failed copy.
+
+=cut
+
+sub copy_tree
+{
+	my ($from, $to) = @_;
+	File::Find::find({ no_chdir => 1, wanted => sub {
+		(my $rel = $File::Find::name) =~ s/^\Q$from\E//;
+		if (-d $_) { mkpath("$to$rel"); }
+		else { File::Copy::copy($_, "$to$rel") or die "copy $_: $!"; }
+	} }, $from);
+	return;
 }
 
 =item wait_for($what, $cond [, $timeout])

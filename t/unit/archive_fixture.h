@@ -2,6 +2,7 @@
 #ifndef BACKSTOP_ARCHIVE_FIXTURE_H
 #define BACKSTOP_ARCHIVE_FIXTURE_H
 
+#include "capture.h"
 #include "cli.h"
 #include "manifest.h"
 #include "manifest_head.h"
@@ -11,8 +12,10 @@
 #include "isotime.h"
 #include "ident.h"
 #include "object.h"
+#include "records.h"
 #include "segment.h"
 #include "strbuf.h"
+#include "tap.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -28,61 +31,6 @@
 
 static char url[128];
 static storage *st;
-static char out[1 << 16];
-static char errout[1 << 14];
-
-/* Read what fd holds (from its start) into buf, and close it. */
-static inline void
-slurp(int fd, char *buf, size_t size)
-{
-	ssize_t n;
-
-	lseek(fd, 0, SEEK_SET);
-	n = read(fd, buf, size - 1);
-	buf[n > 0 ? n : 0] = '\0';
-	close(fd);
-}
-
-/* stdout and stderr sent to temporary files until capture_end, which reads them into out and
- * errout. */
-typedef struct capture
-{
-	int ofd;
-	int efd;
-	int saved_out;
-	int saved_err;
-} capture;
-
-static inline void
-capture_begin(capture *c)
-{
-	char opath[] = "/tmp/backstop-test-out-XXXXXX";
-	char epath[] = "/tmp/backstop-test-err-XXXXXX";
-
-	c->ofd = mkstemp(opath);
-	c->efd = mkstemp(epath);
-	unlink(opath);
-	unlink(epath);
-	c->saved_out = dup(STDOUT_FILENO);
-	c->saved_err = dup(STDERR_FILENO);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(c->ofd, STDOUT_FILENO);
-	dup2(c->efd, STDERR_FILENO);
-}
-
-static inline void
-capture_end(capture *c)
-{
-	fflush(stdout);
-	fflush(stderr);
-	dup2(c->saved_out, STDOUT_FILENO);
-	dup2(c->saved_err, STDERR_FILENO);
-	close(c->saved_out);
-	close(c->saved_err);
-	slurp(c->ofd, out, sizeof(out));
-	slurp(c->efd, errout, sizeof(errout));
-}
 
 /* Run a command's handler as `--storage URL args...` would, its stdout in out, its stderr in errout
  * (allowed: the options it takes). */
@@ -138,27 +86,28 @@ run_cli(const char *command, const char *const *args)
 	return rc;
 }
 
-static inline void
-show(void)
+/* A usage error: the arguments (NULL-terminated) and what the message must say. */
+typedef struct usage_case
 {
-	printf("# stdout:\n%s# stderr:\n%s", out, errout);
-}
+	const char *args[12];
+	const char *msg;
+} usage_case;
 
-/* A TupleData of text columns (NULL: a null column). */
+/* Each case run through run (run_command or run_cli of command): exit 2, the message and
+ * command's usage on stderr, nothing on stdout. */
 static inline void
-tuple(strbuf *sb, int n, const char *const *vals)
+check_usage_errors(int (*run) (const char *const *), const char *command, const usage_case *cases, size_t n)
 {
-	strbuf_append_be16(sb, (uint16_t) n);
-	for (int i = 0; i < n; i++)
+	char usage[64];
+
+	snprintf(usage, sizeof(usage), "Usage: backstop %s", command);
+	for (size_t i = 0; i < n; i++)
 	{
-		if (vals[i] == NULL)
-		{
-			strbuf_append_u8(sb, 'n');
-			continue;
-		}
-		strbuf_append_u8(sb, 't');
-		strbuf_append_be32(sb, (uint32_t) strlen(vals[i]));
-		strbuf_append_str(sb, vals[i]);
+		int rc = run(cases[i].args);
+
+		if (!ok(rc == EXIT_USAGE && strstr(errout, cases[i].msg) && strstr(errout, usage) && out[0] == '\0',
+				"usage error %zu: %s", i, cases[i].msg))
+			show();
 	}
 }
 
@@ -237,20 +186,17 @@ add_segment(manifest *m, const rec *recs, int n)
 	strbuf_free(&raw);
 }
 
-/* A table (id integer, name text) with a base copy of the given COPY text at BASE_LSN. */
-static inline manifest *
-new_table(uint32_t relid, const char *name, const char *rows, int nrows)
+/* A base copy of m at lsn, t_us after T0: the COPY text rows (nrows of them) stored as one chunk. */
+static inline void
+add_base(manifest *m, uint64_t lsn, int64_t t_us, const char *rows, int nrows)
 {
-	manifest *m = manifest_new(relid, "public", name);
-	manifest_column cols[2] = {{"id", 23, -1, "integer", true, true, NULL}, {"name", 25, -1, "text", false, false, NULL}};
 	manifest_chunk chunk;
 	manifest_base base;
 	object_info info;
 	bs_error err;
 
-	manifest_add_layout(m, BASE_LSN, 'd', 2, cols);
 	memset(&chunk, 0, sizeof(chunk));
-	chunk.key = manifest_base_chunk_key(relid, BASE_LSN, 1);
+	chunk.key = manifest_base_chunk_key(m->relid, lsn, 1);
 	if (object_put(st, chunk.key, CODEC_ZSTD, 3, rows, strlen(rows), &info, &err) != BS_OK)
 		printf("# object_put: %s\n", err.message);
 	memcpy(chunk.sha256, info.stored_sha256, 65);
@@ -258,13 +204,24 @@ new_table(uint32_t relid, const char *name, const char *rows, int nrows)
 	chunk.raw_size = info.raw_size;
 	chunk.rows = (uint64_t) nrows;
 	memset(&base, 0, sizeof(base));
-	base.lsn = BASE_LSN;
-	base.time = T0;
+	base.lsn = lsn;
+	base.time = T0 + t_us;
 	base.rows = (uint64_t) nrows;
 	base.nchunks = 1;
 	base.chunks = &chunk;
 	manifest_add_base(m, &base);
 	free(chunk.key);
+}
+
+/* A table (id integer, name text) with a base copy of the given COPY text at BASE_LSN. */
+static inline manifest *
+new_table(uint32_t relid, const char *name, const char *rows, int nrows)
+{
+	manifest *m = manifest_new(relid, "public", name);
+	manifest_column cols[2] = {{"id", 23, -1, "integer", true, true, NULL}, {"name", 25, -1, "text", false, false, NULL}};
+
+	manifest_add_layout(m, BASE_LSN, 'd', 2, cols);
+	add_base(m, BASE_LSN, 0, rows, nrows);
 	return m;
 }
 

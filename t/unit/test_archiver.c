@@ -1,5 +1,6 @@
 /* test_archiver.c — unit tests for the archiver's parts that need no server: the control API's dispatch table and the table registry. */
 #include "archiver_int.h"
+#include "capture.h"
 #include "tap.h"
 
 #include <event2/http.h>
@@ -98,23 +99,14 @@ store_manifest(storage *st, uint32_t relid, const char *schema, const char *name
 	manifest_free(m);
 }
 
-/*
- * Loading a table into the registry from storage, against head.json's record of its manifest:
- * a manifest older than the head says (rolled back) or missing (deleted) is refused, never
- * archived on top of.
- */
-static void
-test_registry_load(void)
+/* A file:// storage in a new temporary directory (dir: a mkdtemp template); bails out if it cannot. */
+static storage *
+scratch_open(char *dir)
 {
-	char dir[] = "/tmp/backstop-test-archiver-XXXXXX";
-	char url[96], cmd[128];
+	char url[96];
 	storage *st = NULL;
-	archiver a;
-	arch_table *t = NULL, *again = NULL;
 	bs_error err;
 
-	memset(&a, 0, sizeof(a));
-	archive_head_init(&a.head);
 	if (mkdtemp(dir) == NULL)
 	{
 		printf("Bail out! mkdtemp\n");
@@ -126,6 +118,38 @@ test_registry_load(void)
 		printf("Bail out! storage_open: %s\n", err.message);
 		exit(1);
 	}
+	return st;
+}
+
+/* Close st and remove its directory. */
+static void
+scratch_close(storage *st, const char *dir)
+{
+	char cmd[128];
+
+	storage_close(st);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", dir);
+}
+
+/*
+ * Loading a table into the registry from storage, against head.json's record of its manifest:
+ * a manifest older than the head says (rolled back) or missing (deleted) is refused, never
+ * archived on top of.
+ */
+static void
+test_registry_load(void)
+{
+	char dir[] = "/tmp/backstop-test-archiver-XXXXXX";
+	storage *st = NULL;
+	archiver a;
+	arch_table *t = NULL, *again = NULL;
+	bs_error err;
+
+	memset(&a, 0, sizeof(a));
+	archive_head_init(&a.head);
+	st = scratch_open(dir);
 	a.st = st;
 
 	/* Nothing stored, nothing recorded: a new manifest under the names given. */
@@ -187,33 +211,19 @@ test_registry_load(void)
 	}
 	free(a.tables);
 	archive_head_clear(&a.head);
-	storage_close(st);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# could not remove %s\n", dir);
+	scratch_close(st, dir);
 }
 
-/* Run tables_find_gone with stderr (the log) captured into log. */
+/* Run tables_find_gone with its output (the log on stderr) captured into out and errout. */
 static int
-find_gone_logged(archiver *a, const catalog_table_list *list, char *log, size_t size, bs_error *err)
+find_gone_logged(archiver *a, const catalog_table_list *list, bs_error *err)
 {
-	char path[] = "/tmp/backstop-test-archiver-log-XXXXXX";
-	int fd = mkstemp(path);
-	int saved = dup(STDERR_FILENO);
-	ssize_t n;
+	capture c;
 	int rc;
 
-	unlink(path);
-	fflush(stderr);
-	dup2(fd, STDERR_FILENO);
+	capture_begin(&c);
 	rc = tables_find_gone(a, list, err);
-	fflush(stderr);
-	dup2(saved, STDERR_FILENO);
-	close(saved);
-	lseek(fd, 0, SEEK_SET);
-	n = read(fd, log, size - 1);
-	log[n > 0 ? n : 0] = '\0';
-	close(fd);
+	capture_end(&c);
 	return rc;
 }
 
@@ -227,7 +237,6 @@ static void
 test_find_gone(void)
 {
 	char dir[] = "/tmp/backstop-test-archiver-XXXXXX";
-	char url[96], cmd[128], log[4096];
 	char *missing[1];
 	storage *st = NULL;
 	archiver a;
@@ -238,31 +247,21 @@ test_find_gone(void)
 	memset(&a, 0, sizeof(a));
 	memset(&list, 0, sizeof(list));
 	archive_head_init(&a.head);
-	if (mkdtemp(dir) == NULL)
-	{
-		printf("Bail out! mkdtemp\n");
-		exit(1);
-	}
-	snprintf(url, sizeof(url), "file://%s", dir);
-	if (storage_open(url, NULL, &st, &err) != BS_OK)
-	{
-		printf("Bail out! storage_open: %s\n", err.message);
-		exit(1);
-	}
+	st = scratch_open(dir);
 	a.st = st;
 
 	/* A listed name that is neither in the database nor in the archive: a typo. */
 	missing[0] = "s.typo";
 	list.missing = missing;
 	list.nmissing = 1;
-	ok(find_gone_logged(&a, &list, log, sizeof(log), &err) == BS_ERR && strcmp(err.code, ERRCODE_UNDEFINED_TABLE) == 0 &&
+	ok(find_gone_logged(&a, &list, &err) == BS_ERR && strcmp(err.code, ERRCODE_UNDEFINED_TABLE) == 0 &&
 	   strstr(err.message, "table \"s.typo\" does not exist and was never archived"),
 	   "a listed table never archived: refused as such (%s)", err.message);
 
 	/* Listed, recorded by head.json, its manifest gone: damage, refused with the name. */
 	archive_head_note_table(&a.head, 3004, 2, "s", "vanished");
 	missing[0] = "s.vanished";
-	ok(find_gone_logged(&a, &list, log, sizeof(log), &err) == BS_ERR &&
+	ok(find_gone_logged(&a, &list, &err) == BS_ERR &&
 	   strncmp(err.message, "table \"s.vanished\" does not exist: ", strlen("table \"s.vanished\" does not exist: ")) == 0 &&
 	   strstr(err.message, "the manifest was deleted"),
 	   "a listed table whose manifest was deleted: refused, naming it (%s)", err.message);
@@ -287,24 +286,21 @@ test_find_gone(void)
 		exit(1);
 	}
 	manifest_free(m);
-	is_int(find_gone_logged(&a, &list, log, sizeof(log), &err), BS_OK, "an unreadable and a dropped manifest: the start goes on");
-	ok(strstr(log, "tables/3001/manifest.json") && strstr(log, "(not a table of the database now; left alone)"),
+	is_int(find_gone_logged(&a, &list, &err), BS_OK, "an unreadable and a dropped manifest: the start goes on");
+	ok(strstr(errout, "tables/3001/manifest.json") && strstr(errout, "(not a table of the database now; left alone)"),
 	   "the unreadable one is reported and left alone");
-	ok(strstr(log, "3002") == NULL && strstr(log, "s.dropped") == NULL, "the dropped one is not mentioned");
+	ok(strstr(errout, "3002") == NULL && strstr(errout, "s.dropped") == NULL, "the dropped one is not mentioned");
 	is_int(a.ntables, 0, "neither is registered");
 
 	/* An active manifest older than head.json records (rolled back): the start is refused. */
 	store_manifest(st, 3003, "s", "rolled", 2, 0x500, 0);
 	archive_head_note_table(&a.head, 3003, 5, "s", "rolled");
-	ok(find_gone_logged(&a, &list, log, sizeof(log), &err) == BS_ERR && strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 &&
+	ok(find_gone_logged(&a, &list, &err) == BS_ERR && strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 &&
 	   strstr(err.message, "s.rolled") && strstr(err.message, "rolled back"),
 	   "a rolled-back manifest of a table not in the database refuses the start (%s)", err.message);
 
 	archive_head_clear(&a.head);
-	storage_close(st);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# could not remove %s\n", dir);
+	scratch_close(st, dir);
 }
 
 int

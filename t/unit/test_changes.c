@@ -79,11 +79,7 @@ build_archive(void)
 static void
 test_usage(void)
 {
-	static const struct
-	{
-		const char *args[5];
-		const char *msg;
-	} cases[] = {
+	static const usage_case cases[] = {
 		{{"stray", NULL}, "changes takes no positional arguments"},
 		{{"--from-lsn", "nope", NULL}, "--from-lsn must be an LSN such as 0/1A2B3C4"},
 		{{"--to-lsn", "0/XYZ", NULL}, "--to-lsn must be an LSN such as 0/1A2B3C4"},
@@ -98,14 +94,7 @@ test_usage(void)
 		{{"--xid", "4294967296", NULL}, "--xid must be a transaction id"},
 	};
 
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-	{
-		int rc = run(cases[i].args);
-
-		if (!ok(rc == EXIT_USAGE && strstr(errout, cases[i].msg) && strstr(errout, "Usage: backstop changes") &&
-				out[0] == '\0', "usage error %zu: %s", i, cases[i].msg))
-			show();
-	}
+	check_usage_errors(run, "changes", cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 /* Every table, one line per transaction, in commit order, with the command that undoes it. */

@@ -1,51 +1,31 @@
 /* test_cli_errors.c — every command refuses bad input with a message that says what is wrong and the README's exit code. */
+#include "capture.h"
 #include "cli.h"
 #include "tap.h"
 
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static char errout[1 << 14];
 static char empty[] = "/tmp/backstop-test-cli-errors-XXXXXX";
 static char empty_url[128];
 
-/* cli_main as the binary runs it (argv[0] "backstop"); stderr captured, stdout discarded. */
+/* cli_main as the binary runs it (argv[0] "backstop"), its stdout in out, its stderr in errout. */
 static int
 run(const char *const *args)
 {
 	char *argv[32];
 	int argc = 0;
-	char epath[] = "/tmp/backstop-test-cli-errors-err-XXXXXX";
-	int efd = mkstemp(epath);
-	int nfd = open("/dev/null", O_WRONLY);
-	int saved_out = dup(STDOUT_FILENO);
-	int saved_err = dup(STDERR_FILENO);
-	ssize_t n;
+	capture c;
 	int rc;
 
-	unlink(epath);
 	argv[argc++] = "backstop";
 	for (int i = 0; args[i]; i++)
 		argv[argc++] = strcmp(args[i], "EMPTY") == 0 ? empty_url : (char *) args[i];
 	argv[argc] = NULL;
-	fflush(stdout);
-	fflush(stderr);
-	dup2(nfd, STDOUT_FILENO);
-	dup2(efd, STDERR_FILENO);
+	capture_begin(&c);
 	rc = cli_main(argc, argv);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(saved_out, STDOUT_FILENO);
-	dup2(saved_err, STDERR_FILENO);
-	close(saved_out);
-	close(saved_err);
-	close(nfd);
-	lseek(efd, 0, SEEK_SET);
-	n = read(efd, errout, sizeof(errout) - 1);
-	errout[n > 0 ? n : 0] = '\0';
-	close(efd);
+	capture_end(&c);
 	return rc;
 }
 

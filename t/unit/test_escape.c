@@ -1,4 +1,5 @@
 /* test_escape.c — unit tests for human output that cannot be forged: escaped text, log lines, displayed names. */
+#include "capture.h"
 #include "log.h"
 #include "pgsql.h"
 #include "quote.h"
@@ -61,30 +62,18 @@ main(void)
 
 	/* --- the log formatter: one event, one line --- */
 	{
-		char path[] = "/tmp/backstop-test-escape-XXXXXX";
-		int fd = mkstemp(path);
-		int saved = dup(2);
-		char buf[4096];
-		ssize_t n;
+		capture c;
 
-		ok(fd >= 0 && saved >= 0, "captured stderr");
-		fflush(stderr);
-		dup2(fd, 2);
+		capture_begin(&c);
 		log_configure(LOG_INFO, 0);
 		log_info("table %s.%s archived", "public", "t\n2026-01-01T00:00:00.000Z backstop[1] ERROR: forged");
 		log_configure(LOG_INFO, 1);
 		log_info("table %s archived", "t\nx");
-		fflush(stderr);
-		dup2(saved, 2);
-		close(saved);
-		n = pread(fd, buf, sizeof(buf) - 1, 0);
-		buf[n > 0 ? n : 0] = '\0';
-		close(fd);
-		unlink(path);
-		is_int(count_lines(buf), 2, "two messages, two lines (text and JSON)");
-		ok(strstr(buf, "INFO: table public.t\\n2026-01-01T00:00:00.000Z backstop[1] ERROR: forged archived\n") != NULL,
+		capture_end(&c);
+		is_int(count_lines(errout), 2, "two messages, two lines (text and JSON)");
+		ok(strstr(errout, "INFO: table public.t\\n2026-01-01T00:00:00.000Z backstop[1] ERROR: forged archived\n") != NULL,
 		   "text format: the newline is shown as \\n inside the one line");
-		ok(strstr(buf, "\"msg\":\"table t\\nx archived\"") != NULL, "JSON format escapes as before");
+		ok(strstr(errout, "\"msg\":\"table t\\nx archived\"") != NULL, "JSON format escapes as before");
 	}
 
 	/* --- names of recreated indexes and constraints --- */

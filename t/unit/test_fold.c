@@ -2,6 +2,7 @@
 #include "fold.h"
 #include "manifest_json.h"
 #include "pack.h"
+#include "records.h"
 #include "segment.h"
 #include "strbuf.h"
 #include "tap.h"
@@ -15,7 +16,6 @@
 
 /* Seconds from the Unix epoch to PostgreSQL's, in microseconds. */
 #define PG_EPOCH_US INT64_C(946684800000000)
-#define REC_TIME INT64_C(849000000000000)
 
 #define T 16400
 #define D 16500
@@ -41,56 +41,13 @@ typedef struct run_spec
 	uint64_t lsn;
 } run_spec;
 
-static void
-put_text(strbuf *sb, const char *s)
-{
-	strbuf_append_u8(sb, 't');
-	strbuf_append_be32(sb, (uint32_t) strlen(s));
-	strbuf_append(sb, s, strlen(s));
-}
-
-/* nrec inserts, commit LSNs lsn, lsn + 0x100, ..., each ending 0x30 later. */
-static void
-make_run(strbuf *out, int nrec, uint64_t lsn)
-{
-	strbuf tuple = STRBUF_INIT;
-	bs_error err;
-
-	for (int i = 0; i < nrec; i++)
-	{
-		segment_record r;
-		char id[32];
-
-		snprintf(id, sizeof(id), "%d", i);
-		strbuf_reset(&tuple);
-		strbuf_append_be16(&tuple, 1);
-		put_text(&tuple, id);
-		memset(&r, 0, sizeof(r));
-		r.op = 'I';
-		r.commit_lsn = lsn + (uint64_t) i * 0x100;
-		r.end_lsn = r.commit_lsn + 0x30;
-		r.xid = 1000 + (uint32_t) i;
-		r.commit_time = REC_TIME + (int64_t) i * 1000;
-		r.layout_id = 0;
-		r.old_kind = SEGMENT_OLD_NONE;
-		r.new_tuple = (const uint8_t *) tuple.data;
-		r.new_len = tuple.len;
-		if (segment_write_record(out, &r, &err) != BS_OK)
-		{
-			printf("# segment_write_record: %s\n", err.message);
-			exit(2);
-		}
-	}
-	strbuf_free(&tuple);
-}
-
 /* A pack of seq with these events (NULL-terminated) and runs (by relid), opened. */
 static pack_index *
 mkpack(uint64_t seq, uint64_t seal, const char *const *events, const run_spec *runs, int nruns)
 {
 	strbuf pack = STRBUF_INIT,
 			raw = STRBUF_INIT;
-	pack_meta meta = {seq, seq, seal, 849000000000000, NULL, NULL};
+	pack_meta meta = {seq, seq, seal, REC_TIME, NULL, NULL};
 	pack_writer *w;
 	pack_index *idx;
 	char key[64];
@@ -105,7 +62,7 @@ mkpack(uint64_t seq, uint64_t seal, const char *const *events, const run_spec *r
 	for (int i = 0; i < nruns; i++)
 	{
 		strbuf_reset(&raw);
-		make_run(&raw, runs[i].nrec, runs[i].lsn);
+		make_run(&raw, runs[i].nrec, runs[i].lsn, 0, 0);
 		if (pack_writer_add_run(w, runs[i].relid, raw.data, raw.len, &pack, &err) != BS_OK)
 			goto fail;
 	}

@@ -1,84 +1,40 @@
 /* test_info_verify.c — `backstop info` and `backstop verify` against a synthetic file:// archive. */
+#include "archive_fixture.h"
 #include "audit.h"
-#include "cli.h"
 #include "cmd_info.h"
 #include "cmd_verify.h"
 #include "log.h"
-#include "manifest.h"
-#include "manifest_head.h"
-#include "manifest_keys.h"
-#include "manifest_store.h"
-#include "object.h"
-#include "segment.h"
-#include "strbuf.h"
 #include "tap.h"
 
-#include <fcntl.h>
 #include <jansson.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #define RELID 16384
-#define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
 
 static char dir[] = "/tmp/backstop-test-info-verify-XXXXXX";
-static char url[128];
-static storage *st;
-static char output[1 << 16];
 
-/* Run a command handler with the given options, capturing its stdout into output. */
+/* Run a command handler with these options, its stdout in out, its stderr in errout. */
 static int
 run(int (*handler) (bs_config *, int, char **), const char *table, bool json)
 {
 	static const char *const allowed[] = {"storage", "table", "json", NULL};
-	char *argv[6];
-	int argc = 0;
-	bs_config cfg;
-	bs_error err;
-	char **pos = NULL;
-	int npos = 0;
-	bool usage = false;
-	char outpath[] = "/tmp/backstop-test-out-XXXXXX";
-	int fd = mkstemp(outpath);
-	int saved = dup(STDOUT_FILENO);
-	int rc;
-	ssize_t n;
+	const char *args[4];
+	int n = 0;
 
-	argv[argc++] = "--storage";
-	argv[argc++] = url;
 	if (table)
 	{
-		argv[argc++] = "--table";
-		argv[argc++] = (char *) table;
+		args[n++] = "--table";
+		args[n++] = table;
 	}
 	if (json)
-		argv[argc++] = "--json";
-	if (config_load(&cfg, argc, argv, allowed, &pos, &npos, &usage, &err) != BS_OK)
-	{
-		printf("# config_load: %s\n", err.message);
-		return -1;
-	}
-	fflush(stdout);
-	dup2(fd, STDOUT_FILENO);
-	rc = handler(&cfg, npos, pos);
-	fflush(stdout);
-	dup2(saved, STDOUT_FILENO);
-	close(saved);
-	lseek(fd, 0, SEEK_SET);
-	n = read(fd, output, sizeof(output) - 1);
-	output[n > 0 ? n : 0] = '\0';
-	close(fd);
-	unlink(outpath);
-	config_free(&cfg);
-	free(pos);
-	return rc;
+		args[n++] = "--json";
+	args[n] = NULL;
+	return run_command(handler, allowed, args);
 }
 
 static void
 show_output(void)
 {
-	char *copy = xstrdup(output);
+	char *copy = xstrdup(out);
 	char *save = NULL;
 
 	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
@@ -86,102 +42,22 @@ show_output(void)
 	free(copy);
 }
 
-/* A TupleData with the given text columns. */
-static void
-tuple(strbuf *sb, int n, const char *const *vals)
-{
-	strbuf_append_be16(sb, (uint16_t) n);
-	for (int i = 0; i < n; i++)
-	{
-		strbuf_append_u8(sb, 't');
-		strbuf_append_be32(sb, (uint32_t) strlen(vals[i]));
-		strbuf_append_str(sb, vals[i]);
-	}
-}
-
+/* A table with a base (1 alice, 2 bob) at BASE_LSN and one segment: xid 700 inserts carol (+1 s),
+ * 701 deletes 1 (+2 s); stored. */
 static manifest *
-build_table(uint32_t relid, const char *name, uint64_t base_lsn, uint64_t archived_to)
+build_table(uint32_t relid, const char *name, uint64_t archived_to)
 {
-	manifest *m = manifest_new(relid, "public", name);
-	manifest_column cols[2] = {{"id", 23, -1, "integer", true, true, NULL}, {"name", 25, -1, "text", false, false, NULL}};
-	const char *base_rows = "1\talice\n2\tbob\n";
-	manifest_chunk chunk;
-	manifest_base base;
-	manifest_segment seg;
-	object_info info;
-	strbuf raw = STRBUF_INIT;
-	strbuf t1 = STRBUF_INIT;
-	strbuf t2 = STRBUF_INIT;
-	segment_record r;
-	bs_error err;
-	static const char *const v1[] = {"3", "carol"};
-	static const char *const v2[] = {"1"};
+	static const char *const v_carol[] = {"3", "carol"};
+	static const char *const v_key1[] = {"1", NULL};
+	const rec recs[] = {
+		{'I', BASE_LSN + 0x100, 700, 1 * SEC, 0, NULL, v_carol},
+		{'D', BASE_LSN + 0x1000, 701, 2 * SEC, 0, v_key1, NULL},
+	};
+	manifest *m = new_table(relid, name, "1\talice\n2\tbob\n", 2);
 
-	manifest_add_layout(m, base_lsn, 'd', 2, cols);
-	memset(&chunk, 0, sizeof(chunk));
-	chunk.key = manifest_base_chunk_key(relid, base_lsn, 1);
-	if (object_put(st, chunk.key, CODEC_ZSTD, 3, base_rows, strlen(base_rows), &info, &err) != BS_OK)
-		printf("# object_put: %s\n", err.message);
-	memcpy(chunk.sha256, info.stored_sha256, 65);
-	chunk.size = info.stored_size;
-	chunk.raw_size = info.raw_size;
-	chunk.rows = 2;
-	memset(&base, 0, sizeof(base));
-	base.lsn = base_lsn;
-	base.time = 1795708800000000LL;
-	base.rows = 2;
-	base.nchunks = 1;
-	base.chunks = &chunk;
-	manifest_add_base(m, &base);
-	free(chunk.key);
-
-	segment_write_header(&raw);
-	memset(&r, 0, sizeof(r));
-	tuple(&t1, 2, v1);
-	tuple(&t2, 1, v2);
-	r.op = 'I';
-	r.commit_lsn = base_lsn + 0x100;
-	r.end_lsn = base_lsn + 0x180;
-	r.xid = 700;
-	r.commit_time = 1795708801000000LL - PG_EPOCH_OFFSET_US;
-	r.old_kind = SEGMENT_OLD_NONE;
-	r.new_tuple = (const uint8_t *) t1.data;
-	r.new_len = t1.len;
-	if (segment_write_record(&raw, &r, &err) != BS_OK)
-		printf("# segment_write_record: %s\n", err.message);
-	r.op = 'D';
-	r.commit_lsn = base_lsn + 0x1000;
-	r.end_lsn = base_lsn + 0x1080;
-	r.xid = 701;
-	r.commit_time = 1795708802000000LL - PG_EPOCH_OFFSET_US;
-	r.old_kind = 'K';
-	r.new_tuple = NULL;
-	r.new_len = 0;
-	r.old_tuple = (const uint8_t *) t2.data;
-	r.old_len = t2.len;
-	if (segment_write_record(&raw, &r, &err) != BS_OK)
-		printf("# segment_write_record: %s\n", err.message);
-
-	memset(&seg, 0, sizeof(seg));
-	seg.first_lsn = base_lsn + 0x100;
-	seg.last_end_lsn = base_lsn + 0x1080;
-	seg.key = manifest_segment_key(relid, seg.first_lsn, seg.last_end_lsn);
-	if (object_put(st, seg.key, CODEC_LZ4, 1, raw.data, raw.len, &info, &err) != BS_OK)
-		printf("# object_put: %s\n", err.message);
-	seg.first_time = 1795708801000000LL;
-	seg.last_time = 1795708802000000LL;
-	seg.records = 2;
-	memcpy(seg.sha256, info.stored_sha256, 65);
-	seg.size = info.stored_size;
-	seg.raw_size = info.raw_size;
-	manifest_add_segment(m, &seg);
-	free(seg.key);
+	add_segment(m, recs, 2);
 	m->archived_to = archived_to;
-	if (manifest_store(st, m, &err) != BS_OK)
-		printf("# manifest_store: %s\n", err.message);
-	strbuf_free(&raw);
-	strbuf_free(&t1);
-	strbuf_free(&t2);
+	store(m);
 	return m;
 }
 
@@ -287,8 +163,8 @@ test_tampering(manifest *m, manifest *m2)
 	m->bases[0].chunks[0].rows = 3;
 	ok(manifest_store(st, m, &err) == BS_OK, "manifest with raised row counts");
 	rc = run(cmd_verify, "users", false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "chunk-000001.bso: holds 2 rows of COPY text, the manifest records 3") &&
-			strstr(output, "its chunks hold 2 rows of COPY text, the base records 3"), "raised row counts found by counting rows"))
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "chunk-000001.bso: holds 2 rows of COPY text, the manifest records 3") &&
+			strstr(out, "its chunks hold 2 rows of COPY text, the base records 3"), "raised row counts found by counting rows"))
 		show_output();
 	m->bases[0].rows = 2;
 	m->bases[0].chunks[0].rows = 2;
@@ -304,7 +180,7 @@ test_tampering(manifest *m, manifest *m2)
 	m->generation = 4;
 	ok(manifest_store(st, m, &err) == BS_OK, "an older copy of the manifest put back");
 	rc = run(cmd_verify, NULL, false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "PROBLEM: public.users (relid 16384) tables/16384/manifest.json: manifest is "
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "PROBLEM: public.users (relid 16384) tables/16384/manifest.json: manifest is "
 										  "generation 4, but head.json records generation 5 for it: it was replaced by an older copy"),
 			"rolled-back manifest reported, naming table and generations"))
 		show_output();
@@ -329,9 +205,9 @@ test_tampering(manifest *m, manifest *m2)
 	m->nsegments--;
 	ok(manifest_store(st, m, &err) == BS_OK, "segment entry deleted from the manifest");
 	rc = run(cmd_verify, "users", false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "PROBLEM: public.users (relid 16384) tables/16384/seg/0000000001502000-0000000001502080.bso: "
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "PROBLEM: public.users (relid 16384) tables/16384/seg/0000000001502000-0000000001502080.bso: "
 										  "not listed in the manifest, yet holds 1 transaction(s) committed from 0/1502000 to 0/1502000") &&
-			strstr(output, "a segment entry was removed from the manifest") && !strstr(output, "leftover"),
+			strstr(out, "a segment entry was removed from the manifest") && !strstr(out, "leftover"),
 			"deleted segment entry reported as a problem, not as a leftover"))
 		show_output();
 	is_int(audit_verdict(m, 0x1500000, 0x1502000, msg, sizeof(msg)), 0, "a point before the hole is not in doubt");
@@ -349,7 +225,7 @@ test_tampering(manifest *m, manifest *m2)
 
 		put_segment(dkey, 0x1502000, 0x1502080, &dup);
 		rc = run(cmd_verify, "users", false);
-		if (!ok(rc == EXIT_OK && strstr(output, "warning: public.users (relid 16384) tables/16384/seg/0000000001501F00-0000000001502080.bso: "
+		if (!ok(rc == EXIT_OK && strstr(out, "warning: public.users (relid 16384) tables/16384/seg/0000000001501F00-0000000001502080.bso: "
 											   "not listed in the manifest, but every transaction it holds"),
 				"an unlisted duplicate is only a warning"))
 			show_output();
@@ -359,8 +235,8 @@ test_tampering(manifest *m, manifest *m2)
 	/* An unreadable unlisted segment below the complete position. */
 	ok(storage_put(st, "tables/16384/seg/0000000001503000-0000000001503100.bso", "x", 1, &err) == BS_OK, "junk segment put");
 	rc = run(cmd_verify, "users", false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "0000000001503000-0000000001503100.bso: not listed in the manifest and below 0/1700000") &&
-			strstr(output, "unreadable"), "an unreadable unlisted segment below the complete position is a problem"))
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "0000000001503000-0000000001503100.bso: not listed in the manifest and below 0/1700000") &&
+			strstr(out, "unreadable"), "an unreadable unlisted segment below the complete position is a problem"))
 		show_output();
 	storage_delete(st, "tables/16384/seg/0000000001503000-0000000001503100.bso", &err);
 
@@ -368,7 +244,7 @@ test_tampering(manifest *m, manifest *m2)
 	ok(storage_get_all(st, "tables/16385/manifest.json", &saved, &err) == BS_OK &&
 	   storage_delete(st, "tables/16385/manifest.json", &err) == BS_OK, "manifest of orders deleted");
 	rc = run(cmd_verify, NULL, false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "PROBLEM: - tables/16385/manifest.json: missing, but head.json records generation 2 "
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "PROBLEM: - tables/16385/manifest.json: missing, but head.json records generation 2 "
 										  "of the manifest of public.orders (relid 16385): it was deleted; 2 object(s) remain"),
 			"deleted manifest reported as a problem"))
 		show_output();
@@ -399,7 +275,7 @@ test_tampering(manifest *m, manifest *m2)
 	/* The head records a table of which nothing is left. */
 	store_head(6, 2, 16399);
 	rc = run(cmd_verify, NULL, false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "tables/16399/manifest.json: missing, and nothing is left under tables/16399/"),
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "tables/16399/manifest.json: missing, and nothing is left under tables/16399/"),
 			"a table recorded by the head with nothing left is a problem"))
 		show_output();
 	store_head(6, 2, 0);
@@ -436,22 +312,16 @@ main(void)
 	int rc;
 
 	log_configure(LOG_ERROR, 0);
-	if (mkdtemp(dir) == NULL)
+	if (fixture_open(dir) != BS_OK)
 		return 1;
-	snprintf(url, sizeof(url), "file://%s", dir);
-	if (storage_open(url, NULL, &st, &err) != BS_OK)
-	{
-		printf("# %s\n", err.message);
-		return 1;
-	}
 
 	rc = run(cmd_info, NULL, false);
 	is_int(rc, EXIT_FAILURE_RUNTIME, "info on an empty archive fails");
 	rc = run(cmd_verify, NULL, false);
 	is_int(rc, EXIT_FAILURE_RUNTIME, "verify on an empty archive fails");
 
-	m = build_table(RELID, "users", 0x1500000, 0x1600000);
-	m2 = build_table(RELID + 1, "orders", 0x1500000, 0x1600000);
+	m = build_table(RELID, "users", 0x1600000);
+	m2 = build_table(RELID + 1, "orders", 0x1600000);
 	archive_head_init(&head);
 	head.flushed_lsn = 0x1700000;
 	head.time = 1795708900000000LL;
@@ -461,17 +331,17 @@ main(void)
 	archive_head_clear(&head);
 
 	rc = run(cmd_verify, NULL, false);
-	if (!ok(rc == EXIT_OK && strstr(output, "OK: 2 table(s), 4 object(s)"), "clean archive verifies"))
+	if (!ok(rc == EXIT_OK && strstr(out, "OK: 2 table(s), 4 object(s)"), "clean archive verifies"))
 		show_output();
 	rc = run(cmd_info, NULL, false);
-	if (!ok(rc == EXIT_OK && strstr(output, "public.users (relid 16384): active") &&
-			strstr(output, "recoverable:  0/1500000 (2026-11-26T16:00:00.000000Z) .. 0/1700000 (2026-11-26T16:01:40.000000Z)") &&
-			strstr(output, "0/1500100 .. 0/1501080: 1 segment(s), 2 record(s)"), "info describes the tables"))
+	if (!ok(rc == EXIT_OK && strstr(out, "public.users (relid 16384): active") &&
+			strstr(out, "recoverable:  0/1500000 (2026-11-26T16:00:00.000000Z) .. 0/1700000 (2026-11-26T16:01:40.000000Z)") &&
+			strstr(out, "0/1500100 .. 0/1501080: 1 segment(s), 2 record(s)"), "info describes the tables"))
 		show_output();
 	rc = run(cmd_info, "users", true);
 	{
 		json_error_t jerr;
-		json_t *root = json_loads(output, 0, &jerr);
+		json_t *root = json_loads(out, 0, &jerr);
 		json_t *t = json_array_get(json_object_get(root, "tables"), 0);
 		json_t *w = json_object_get(t, "recovery_window");
 
@@ -490,12 +360,12 @@ main(void)
 	/* An orphan with a proper name is only a warning. */
 	ok(storage_put(st, "tables/16384/seg/0000000001700000-0000000001700100.bso", "x", 1, &err) == BS_OK, "orphan put");
 	rc = run(cmd_verify, NULL, false);
-	if (!ok(rc == EXIT_OK && strstr(output, "warning: public.users (relid 16384) tables/16384/seg/0000000001700000-0000000001700100.bso: not listed"),
+	if (!ok(rc == EXIT_OK && strstr(out, "warning: public.users (relid 16384) tables/16384/seg/0000000001700000-0000000001700100.bso: not listed"),
 			"orphan segment is a warning"))
 		show_output();
 	ok(storage_put(st, "tables/16384/seg/junk.bso", "x", 1, &err) == BS_OK, "junk put");
 	rc = run(cmd_verify, "users", true);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "unexpected name under seg/"), "misnamed object under seg/ is a problem"))
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "unexpected name under seg/"), "misnamed object under seg/ is a problem"))
 		show_output();
 	storage_delete(st, "tables/16384/seg/junk.bso", &err);
 	storage_delete(st, "tables/16384/seg/0000000001700000-0000000001700100.bso", &err);
@@ -503,8 +373,8 @@ main(void)
 	/* A flipped byte in the payload of a segment. */
 	flip_byte(m->segments[0].key, OBJECT_HEADER_SIZE + 3);
 	rc = run(cmd_verify, NULL, false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "PROBLEM: public.users (relid 16384) tables/16384/seg/0000000001500100-0000000001501080.bso:") &&
-			strstr(output, "1 problem(s)"), "damaged segment reported with its key"))
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "PROBLEM: public.users (relid 16384) tables/16384/seg/0000000001500100-0000000001501080.bso:") &&
+			strstr(out, "1 problem(s)"), "damaged segment reported with its key"))
 		show_output();
 	flip_byte(m->segments[0].key, OBJECT_HEADER_SIZE + 3);
 	rc = run(cmd_verify, NULL, false);
@@ -517,7 +387,7 @@ main(void)
 		ok(storage_get_all(st, m2->bases[0].chunks[0].key, &saved, &err) == BS_OK, "save chunk");
 		ok(storage_delete(st, m2->bases[0].chunks[0].key, &err) == BS_OK, "delete chunk");
 		rc = run(cmd_verify, NULL, false);
-		if (!ok(rc == EXIT_INTEGRITY && strstr(output, "chunk-000001.bso: missing from storage"), "missing chunk reported"))
+		if (!ok(rc == EXIT_INTEGRITY && strstr(out, "chunk-000001.bso: missing from storage"), "missing chunk reported"))
 			show_output();
 		ok(storage_put(st, m2->bases[0].chunks[0].key, saved.data, saved.len, &err) == BS_OK, "restore chunk");
 		strbuf_free(&saved);
@@ -527,13 +397,13 @@ main(void)
 	m->archived_to = 0x1500200;
 	ok(manifest_store(st, m, &err) == BS_OK, "manifest with archived_to inside a segment");
 	rc = run(cmd_verify, "users", false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "beyond archived_to (0/1500200)"), "segment beyond archived_to"))
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "beyond archived_to (0/1500200)"), "segment beyond archived_to"))
 		show_output();
 	m->archived_to = 0x1400000;
 	ok(manifest_store(st, m, &err) == BS_OK, "manifest with archived_to before the base");
 	rc = run(cmd_verify, "users", false);
 	/* A base taken ahead of the stream is a warning (the segment past archived_to is the damage). */
-	if (!ok(strstr(output, "warning: public.users (relid 16384) tables/16384/manifest.json: newest base copy (0/1500000) is ahead of archived_to"),
+	if (!ok(strstr(out, "warning: public.users (relid 16384) tables/16384/manifest.json: newest base copy (0/1500000) is ahead of archived_to"),
 			"base ahead of archived_to: a warning"))
 		show_output();
 	m->archived_to = 0x1600000;
@@ -541,21 +411,21 @@ main(void)
 	m->bases[0].rows = 5;
 	ok(manifest_store(st, m, &err) == BS_OK, "manifest with wrong counts");
 	rc = run(cmd_verify, "users", false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "holds 2 records, the manifest records 3") &&
-			strstr(output, "chunks hold 2 rows, the base records 5"), "record and row counts checked"))
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "holds 2 records, the manifest records 3") &&
+			strstr(out, "chunks hold 2 rows, the base records 5"), "record and row counts checked"))
 		show_output();
 	m->segments[0].records = 2;
 	m->bases[0].rows = 2;
 	m->segments[0].first_time += 1;
 	ok(manifest_store(st, m, &err) == BS_OK, "manifest with a wrong time");
 	rc = run(cmd_verify, "users", false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "commit times differ"), "commit times checked"))
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "commit times differ"), "commit times checked"))
 		show_output();
 	m->segments[0].first_time -= 1;
 	m->segments[0].size += 1;
 	ok(manifest_store(st, m, &err) == BS_OK, "manifest with a wrong size");
 	rc = run(cmd_verify, "users", false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "the manifest records"), "size mismatch reported"))
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "the manifest records"), "size mismatch reported"))
 		show_output();
 	m->segments[0].size -= 1;
 	ok(manifest_store(st, m, &err) == BS_OK, "manifest restored");
@@ -567,23 +437,16 @@ main(void)
 	/* A corrupt manifest: verify names it, info still shows the other table. */
 	ok(storage_put(st, "tables/16385/manifest.json", "{\"format\":1}", 12, &err) == BS_OK, "corrupt a manifest");
 	rc = run(cmd_verify, NULL, true);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "tables/16385/manifest.json") && strstr(output, "\"ok\": false"),
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "tables/16385/manifest.json") && strstr(out, "\"ok\": false"),
 			"verify reports the corrupt manifest"))
 		show_output();
 	rc = run(cmd_info, NULL, false);
-	if (!ok(rc == EXIT_INTEGRITY && strstr(output, "MANIFEST UNREADABLE") && strstr(output, "public.users (relid 16384)"),
+	if (!ok(rc == EXIT_INTEGRITY && strstr(out, "MANIFEST UNREADABLE") && strstr(out, "public.users (relid 16384)"),
 			"info shows the readable tables and flags the other"))
 		show_output();
 
 	manifest_free(m);
 	manifest_free(m2);
-	storage_close(st);
-	{
-		char cmd[256];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			printf("# could not remove %s\n", dir);
-	}
+	fixture_close(dir);
 	return done_testing();
 }

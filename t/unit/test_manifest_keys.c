@@ -65,5 +65,28 @@ main(void)
 
 		ok(manifest_key_relid(ARCHIVE_HEAD_KEY, &got, NULL) == BS_ERR, "head.json is under no table");
 	}
+	/* A segment's name parses back to the LSNs it was built from, and nothing else parses. */
+	{
+		char *k = manifest_segment_key(16384, UINT64_C(0x16B3740000), UINT64_C(0x16B3750030));
+		const char *rest = NULL;
+		uint64_t first = 0,
+			end = 0;
+		uint32_t relid = 0;
+		static const char *const bad[] = {
+			"seg/00000016B3740000-00000016B3750030.bs", "seg/00000016B3740000-00000016B3750030.bsox",
+			"seg/00000016B3740000_00000016B3750030.bso", "seg/00000016b3740000-00000016B3750030.bso",
+			"seg/00000016B3740000-00000016B375003G.bso", "base/00000016B3740000-00000016B3750030.bso",
+			"seg/0000016B3740000-000000016B3750030.bso", "seg/", "",
+		};
+
+		ok(manifest_key_relid(k, &relid, &rest) == BS_OK && relid == 16384, "a segment's key is under its table");
+		ok(manifest_segment_name_parse(rest, &first, &end) == BS_OK && first == UINT64_C(0x16B3740000) &&
+		   end == UINT64_C(0x16B3750030), "a segment's name parses back to its LSNs (%s)", rest);
+		ok(manifest_segment_name_parse("seg/0000000000000002-0000000000000001.bso", &first, &end) == BS_OK &&
+		   first == 2 && end == 1, "the order of the two LSNs is the caller's to check");
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+			ok(manifest_segment_name_parse(bad[i], &first, &end) == BS_ERR, "not a segment's name: \"%s\"", bad[i]);
+		free(k);
+	}
 	return done_testing();
 }

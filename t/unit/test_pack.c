@@ -1,5 +1,6 @@
 /* test_pack.c — unit tests of packs: writer and reader round trips, sealed units, and damaged packs refused. */
 #include "pack.h"
+#include "records.h"
 #include "segment.h"
 #include "storage_crypt.h"
 #include "strbuf.h"
@@ -15,66 +16,6 @@
 
 #define KEY "log/0000000000000001.bsp"
 
-static uint32_t rng = 12345;
-
-static uint32_t
-next_rand(void)
-{
-	rng = rng * 1103515245u + 12345u;
-	return rng >> 8;
-}
-
-static void
-put_text(strbuf *sb, const char *s, size_t len)
-{
-	strbuf_append_u8(sb, 't');
-	strbuf_append_be32(sb, (uint32_t) len);
-	strbuf_append(sb, s, len);
-}
-
-static bool compressible = false;
-
-/* nrec inserts of (id, pad) with a pad of padlen pseudo-random letters (or one letter
- * repeated, when compressible), LSNs from lsn. */
-static void
-make_run(strbuf *out, int nrec, size_t padlen, uint64_t lsn)
-{
-	strbuf tuple = STRBUF_INIT;
-	char *pad = malloc(padlen + 1);
-	char id[32];
-	bs_error err;
-
-	for (int i = 0; i < nrec; i++)
-	{
-		segment_record r;
-
-		for (size_t k = 0; k < padlen; k++)
-			pad[k] = compressible ? 'x' : (char) ('a' + next_rand() % 26);
-		snprintf(id, sizeof(id), "%d", i);
-		strbuf_reset(&tuple);
-		strbuf_append_be16(&tuple, 2);
-		put_text(&tuple, id, strlen(id));
-		put_text(&tuple, pad, padlen);
-		memset(&r, 0, sizeof(r));
-		r.op = 'I';
-		r.commit_lsn = lsn + (uint64_t) i * 0x100;
-		r.end_lsn = r.commit_lsn + 0x30;
-		r.xid = 1000 + (uint32_t) i;
-		r.commit_time = 849000000000000 + (int64_t) i * 1000;
-		r.layout_id = 1;
-		r.old_kind = SEGMENT_OLD_NONE;
-		r.new_tuple = (const uint8_t *) tuple.data;
-		r.new_len = tuple.len;
-		if (segment_write_record(out, &r, &err) != BS_OK)
-		{
-			printf("# segment_write_record: %s\n", err.message);
-			exit(2);
-		}
-	}
-	strbuf_free(&tuple);
-	free(pad);
-}
-
 typedef struct table_spec
 {
 	uint32_t relid;
@@ -82,7 +23,7 @@ typedef struct table_spec
 	size_t padlen;
 } table_spec;
 
-static const pack_meta meta1 = {1, 1, UINT64_C(0x16B3750000), 849000000000000, "token-1", NULL};
+static const pack_meta meta1 = {1, 1, UINT64_C(0x16B3750000), REC_TIME, "token-1", NULL};
 
 /* A pack of the tables in specs; runs[i] gets each table's raw records. */
 static int
@@ -99,7 +40,7 @@ build(const table_spec *specs, int n, codec_id codec, const pack_keys *keys, str
 	for (int i = 0; i < n && rc == BS_OK; i++)
 	{
 		strbuf_reset(&runs[i]);
-		make_run(&runs[i], specs[i].nrec, specs[i].padlen, UINT64_C(0x16B3740000) + (uint64_t) i * 0x1000000);
+		make_run(&runs[i], specs[i].nrec, UINT64_C(0x16B3740000) + (uint64_t) i * 0x1000000, 1, specs[i].padlen);
 		rc = pack_writer_add_run(w, specs[i].relid, runs[i].data, runs[i].len, pack, err);
 	}
 	if (rc == BS_OK)
@@ -435,7 +376,7 @@ damaged(void)
 		exit(2);
 	for (int i = 0; i < 3; i++)
 	{
-		make_run(&runs[i], specs[i].nrec, specs[i].padlen, UINT64_C(0x100000) * (uint64_t) (i + 1));
+		make_run(&runs[i], specs[i].nrec, UINT64_C(0x100000) * (uint64_t) (i + 1), 1, specs[i].padlen);
 		if (pack_writer_add_run(w, specs[i].relid, runs[i].data, runs[i].len, &pack, &err) != BS_OK)
 			exit(2);
 	}
@@ -557,7 +498,7 @@ writer_refusals(void)
 	};
 	bool all = true;
 
-	make_run(&run, 2, 10, 0x1000);
+	make_run(&run, 2, 0x1000, 1, 10);
 	if (pack_writer_open(KEY, 0, CODEC_LZ4, 0, NULL, &pack, &w, &err) != BS_OK)
 		exit(2);
 	ok(pack_writer_add_run(w, 5, run.data, run.len, &pack, &err) == BS_OK, "writer: a run");
@@ -734,7 +675,7 @@ write_seed(const char *dir, const char *name, bool with_keys, const table_spec *
 	for (int i = 0; i < n; i++)
 	{
 		strbuf_reset(&run);
-		make_run(&run, specs[i].nrec, specs[i].padlen, UINT64_C(0x1000000) * (uint64_t) (i + 1));
+		make_run(&run, specs[i].nrec, UINT64_C(0x1000000) * (uint64_t) (i + 1), 1, specs[i].padlen);
 		if (pack_writer_add_run(w, specs[i].relid, run.data, run.len, &pack, &err) != BS_OK)
 			exit(2);
 	}
@@ -769,10 +710,10 @@ write_seeds(const char *dir)
 	write_seed(dir, "one-none.bin", false, one, 1, CODEC_NONE, NULL);
 	write_seed(dir, "empty-zstd.bin", false, NULL, 0, CODEC_ZSTD, NULL);
 	write_seed(dir, "three-sealed-zstd.bin", true, three, 3, CODEC_ZSTD, gap);
-	compressible = true;
+	run_compressible = true;
 	write_seed(dir, "frames-zstd.bin", false, frames, 3, CODEC_ZSTD, NULL);
 	write_seed(dir, "frames-sealed-lz4.bin", true, frames, 3, CODEC_LZ4, NULL);
-	compressible = false;
+	run_compressible = false;
 }
 
 /* Through a file:// storage: pack_open and pack_read_run over ranged gets. */

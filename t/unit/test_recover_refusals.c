@@ -42,34 +42,6 @@ table_with(uint32_t relid, const char *name, const rec *recs, int n)
 	return m;
 }
 
-/* A second base copy of m at lsn (one row). */
-static void
-add_base(manifest *m, uint64_t lsn, int64_t t_us)
-{
-	const char *rows = "7\tgrace\n";
-	manifest_chunk chunk;
-	manifest_base base;
-	object_info info;
-	bs_error err;
-
-	memset(&chunk, 0, sizeof(chunk));
-	chunk.key = manifest_base_chunk_key(m->relid, lsn, 1);
-	if (object_put(st, chunk.key, CODEC_ZSTD, 3, rows, strlen(rows), &info, &err) != BS_OK)
-		printf("# object_put: %s\n", err.message);
-	memcpy(chunk.sha256, info.stored_sha256, 65);
-	chunk.size = info.stored_size;
-	chunk.raw_size = info.raw_size;
-	chunk.rows = 1;
-	memset(&base, 0, sizeof(base));
-	base.lsn = lsn;
-	base.time = T0 + t_us;
-	base.rows = 1;
-	base.nchunks = 1;
-	base.chunks = &chunk;
-	manifest_add_base(m, &base);
-	free(chunk.key);
-}
-
 static void
 build_archive(void)
 {
@@ -167,7 +139,7 @@ build_archive(void)
 
 	/* The stream archived up to 0/1506000; a base copy was taken ahead of it, at 0/1600000. */
 	m = table_with(AHEAD, "ahead", users, 2);
-	add_base(m, 0x1600000, 10 * SEC);
+	add_base(m, 0x1600000, 10 * SEC, "7\tgrace\n", 1);
 	store(m);
 	manifest_free(m);
 }
@@ -176,11 +148,7 @@ build_archive(void)
 static void
 test_usage(void)
 {
-	static const struct
-	{
-		const char *args[8];
-		const char *msg;
-	} cases[] = {
+	static const usage_case cases[] = {
 		{{"--table", "users", "--dry-run", "--latest", "--exclusive", NULL}, "--exclusive does not apply to --latest"},
 		{{"--table", "users", "--latest", "stray", NULL}, "recover takes no positional arguments"},
 		{{"--table", "users", "--latest", NULL}, "--db (or --target-db) is required unless --dry-run"},
@@ -195,14 +163,7 @@ test_usage(void)
 		"the target must not be the source table itself"},
 	};
 
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-	{
-		int rc = run(cases[i].args);
-
-		if (!ok(rc == EXIT_USAGE && strstr(errout, cases[i].msg) && strstr(errout, "Usage: backstop recover") &&
-				out[0] == '\0', "usage error %zu: %s", i, cases[i].msg))
-			show();
-	}
+	check_usage_errors(run, "recover", cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 /* A point outside the table's window is refused, saying the window. */

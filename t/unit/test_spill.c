@@ -456,6 +456,21 @@ main(void)
 			storage_close(st);
 			strbuf_free(&got);
 		}
+		/* A file where a directory of the path should be: refused, saying so. */
+		{
+			char blocker[4096];
+			char below[4096];
+			int fd;
+
+			snprintf(blocker, sizeof(blocker), "%s/spool/blocker", dir);
+			fd = open(blocker, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			close(fd);
+			snprintf(below, sizeof(below), "%s/spool/blocker/spill", dir);
+			ok(spill_create(below, "1-2.open", &f, &err) == BS_ERR && f == NULL &&
+			   strstr(err.message, "/spool/blocker\": a file is in the way"),
+			   "a file in the spill directory's path is refused (%s)", err.message);
+			unlink(blocker);
+		}
 		rmdir(sdir);
 		snprintf(sdir, sizeof(sdir), "%s/spool/0000000000005555", dir);
 		rmdir(sdir);
