@@ -502,24 +502,62 @@ fold_pack(fold_state *st, const pack_index *idx, uint64_t prev_seal, bs_error *e
 int
 fold_table(uint32_t relid, const pack_index *const *packs, int npacks, manifest **out, bs_error *err)
 {
+	return fold_table_from(relid, NULL, packs, npacks, out, NULL, err);
+}
+
+int
+fold_table_from(uint32_t relid, fold_start *start, const pack_index *const *packs, int npacks, manifest **out,
+				uint64_t *last_event_lsn, bs_error *err)
+{
 	fold_state st;
+	uint64_t seq_from = start ? start->seq + 1 : npacks > 0 ? packs[0]->seq_first : 0;
+	uint64_t seq_to = npacks > 0 ? packs[npacks - 1]->seq_last : start ? start->seq : 0;
 	char l1[LSN_BUFLEN],
 		l2[LSN_BUFLEN];
 
 	*out = NULL;
 	memset(&st, 0, sizeof(st));
 	st.relid = relid;
+	if (start)
+	{
+		st.m = start->m;
+		st.last_lsn = start->last_event_lsn;
+		start->m = NULL;
+	}
 	if (relid == 0)
-		return error_set(err, ERRCODE_DATA_CORRUPTED, "relid 0 is no table");
+	{
+		error_set(err, ERRCODE_DATA_CORRUPTED, "relid 0 is no table");
+		goto out;
+	}
+	if (st.m && st.m->relid != relid)
+	{
+		error_set(err, ERRCODE_INVALID_PARAMETER, "relid %u: the fold starts from the state of relid %u", relid,
+				  st.m->relid);
+		goto out;
+	}
 	for (int p = 0; p < npacks; p++)
 	{
 		const pack_index *idx = packs[p];
-		uint64_t prev_seal = p > 0 ? packs[p - 1]->seal_lsn : 0;
+		uint64_t prev_seal = p > 0 ? packs[p - 1]->seal_lsn : start ? start->seal_lsn : 0;
 
 		if (p > 0 && idx->seq_first != packs[p - 1]->seq_last + 1)
 		{
 			error_set(err, ERRCODE_DATA_CORRUPTED, "does not follow pack seq %" PRIu64 "-%" PRIu64
 					  " (sequence numbers must be contiguous)", packs[p - 1]->seq_first, packs[p - 1]->seq_last);
+			goto fail;
+		}
+		if (p == 0 && start && idx->seq_first != start->seq + 1)
+		{
+			error_set(err, ERRCODE_DATA_CORRUPTED, "does not follow seq %" PRIu64 ", where the fold starts"
+					  " (sequence numbers must be contiguous)", start->seq);
+			goto fail;
+		}
+		/* The chain (3.6): the first pack after the start names the start's pack. */
+		if (p == 0 && start && start->sha256 && strcmp(idx->prev, start->sha256) != 0)
+		{
+			error_set(err, ERRCODE_DATA_CORRUPTED, "names %s as its predecessor's SHA-256, but pack seq %" PRIu64
+					  " has %s (the chain is broken)", idx->prev[0] ? idx->prev : "none", start->seq,
+					  start->sha256);
 			goto fail;
 		}
 		if (idx->seal_lsn < prev_seal)
@@ -537,14 +575,16 @@ fail:
 	}
 	if (st.m == NULL)
 		return error_set(err, ERRCODE_NOT_FOUND, "relid %u: no pack of seq %" PRIu64 " to %" PRIu64 " shows the table",
-						 relid, npacks > 0 ? packs[0]->seq_first : 0, npacks > 0 ? packs[npacks - 1]->seq_last : 0);
+						 relid, seq_from, seq_to);
 	if (manifest_validate(st.m, err) != BS_OK)
 	{
 		error_prefix(err, "relid %u: the fold of packs seq %" PRIu64 " to %" PRIu64 " is not a valid manifest", relid,
-					 packs[0]->seq_first, packs[npacks - 1]->seq_last);
+					 seq_from, seq_to);
 		goto out;
 	}
 	*out = st.m;
+	if (last_event_lsn)
+		*last_event_lsn = st.last_lsn;
 	return BS_OK;
 out:
 	manifest_free(st.m);
