@@ -260,6 +260,13 @@ fold_without_segments(uint32_t relid, tpack *tp, int n, uint64_t keep_from)
 	return m;
 }
 
+/* Whether the first page of the catalog at seq 1 in s holds text. */
+static bool
+catalog_entry_has(mstore *s, const char *text)
+{
+	return strstr(store_text(s, "catalog/0000000000000001/0000.json"), text) != NULL;
+}
+
 static bool
 same_json(const char *what, const manifest *a, const manifest *b)
 {
@@ -428,6 +435,49 @@ test_round_trip(void)
 	packcat_dir_free(dir2);
 	packcat_dir_free(dir4b);
 	store_free(&inc);
+}
+
+/* schema_unknown windows and partition changes kept by the catalog and folded on from it. */
+static void
+test_schema_unknown_kept(void)
+{
+	static const char *const su1[] = {
+		EV("table", "0/1000000", "16400") ",\"schema\":\"public\",\"name\":\"t\",\"status\":\"active\",\"finding\":null}",
+		EV("layout", "0/1000000", "16400") ",\"layout\":" L0 "}",
+		EV("base", "0/1000100", "16400") ",\"base\":" B0("16400") "}",
+		EV("partition_change", "0/1800000", "16400") ",\"at\":\"0/1800000\"}",
+		EV("schema_unknown", "0/2000000", "16400") ",\"from\":\"0/2000000\",\"to\":\"FFFFFFFF/FFFFFFFF\"}",
+		NULL
+	};
+	static const char *const su2[] = {
+		EV("schema_unknown_closed", "0/4000000", "16400") ",\"at\":\"0/4000000\"}",
+		EV("partition_change", "0/4100000", "16400") ",\"at\":\"0/4100000\"}",
+		NULL
+	};
+	tpack p[2];
+	mstore s;
+	packcat_dir *d = NULL;
+	manifest *m = NULL,
+		*want;
+	bs_error err;
+
+	memset(&s, 0, sizeof(s));
+	p[0] = mkpack(1, 0x3000000, su1, NULL, 0, NULL);
+	p[1] = mkpack(2, 0x5000000, su2, NULL, 0, p[0].sha);
+	ok(packcat_write(NULL, store_get, &s, idxs(p, 1), 1, p[0].sha, store_put, &s, &d, &err) == BS_OK,
+	   "catalog with an open schema_unknown window written");
+	ok(d && catalog_entry_has(&s, "\"schema_unknown\":[{\"from\":\"0/2000000\",\"to\":\"FFFFFFFF/FFFFFFFF\"}]") &&
+	   catalog_entry_has(&s, "\"partition_changes\":[\"0/1800000\"]"), "the page keeps the window and the change");
+	want = fold_without_segments(T, p, 2, UINT64_MAX);
+	ok(d && packcat_fold_table(d, T, store_get, &s, idxs(p + 1, 1), 1, &m, &err) == BS_OK &&
+	   same_json("schema_unknown", m, want) && m->nschema_gaps == 1 && m->schema_gaps[0].to == 0x4000000 &&
+	   m->npartition_changes == 2, "folded on from the catalog: the window closed, two partition changes");
+	manifest_free(m);
+	manifest_free(want);
+	packcat_dir_free(d);
+	pack_index_free(p[0].idx);
+	pack_index_free(p[1].idx);
+	store_free(&s);
 }
 
 /* 300 tables, then one touched, then 300 more: pages kept, split, written only when changed. */
@@ -857,6 +907,7 @@ main(void)
 
 	build_main_packs();
 	test_round_trip();
+	test_schema_unknown_kept();
 	test_copy_on_write();
 	test_dir_refusals();
 	test_page_refusals();
