@@ -652,6 +652,10 @@ test_dir_refusals(void)
 		{"a name history not from 0/0", "{\"from_lsn\":\"0/0\"", "{\"from_lsn\":\"0/1\"", "must start at 0/0"},
 		{"a name history not ending with the name", "\"schema\":\"app\",\"name\":\"t2\"}]", "\"schema\":\"app\",\"name\":\"t3\"}]", "does not end with the table's current name"},
 		{"a name entry with an unknown member", "{\"from_lsn\":\"0/0\"", "{\"x\":1,\"from_lsn\":\"0/0\"", "tables[0].names[0] has an unknown member \"x\""},
+		{"a page SHA-256 that is not one", "\"sha256\":\"", "\"sha256\":\"X", "\"pages[0].sha256\" must be 64 lowercase hex"},
+		{"a page holding more tables than the dir puts on it", "\"tables\":2}", "\"tables\":3}", "is 3, but the dir puts 2 tables on it"},
+		{"a name history entry with an empty schema", "\"schema\":\"public\",\"name\":\"t\"}", "\"schema\":\"\",\"name\":\"t\"}", "tables[0].names[0]\" has an empty schema or name"},
+		{"a name history out of order", "{\"from_lsn\":\"0/3100000\"", "{\"from_lsn\":\"0/0\"", "is not above the previous name's from_lsn"},
 		{"a first base at 0/0", "\"first_base_lsn\":\"0/1000100\"", "\"first_base_lsn\":\"0/0\"", "must be above 0/0"},
 	};
 
@@ -687,7 +691,8 @@ test_dir_refusals(void)
 /* The page of dir4 edited (from -> to), with a dir that vouches for its new bytes: refused for
  * what it says, not for its hash. */
 static void
-page_case(const char *what, uint32_t relid, const char *from, const char *to, const char *needle)
+page_case_dir(const char *what, uint32_t relid, const char *from, const char *to, const char *dir_from,
+			  const char *dir_to, const char *needle)
 {
 	const char *page = store_text(&full, "catalog/0000000000000004/0000.json");
 	const char *dtext = store_text(&full, "catalog/0000000000000004/dir.json");
@@ -705,6 +710,12 @@ page_case(const char *what, uint32_t relid, const char *from, const char *to, co
 	snprintf(size_new, sizeof(size_new), "\"size\":%zu,", strlen(bad));
 	d1 = replace(dtext, dir4->pages[0].sha256, sha);
 	d2 = replace(d1, size_old, size_new);
+	if (dir_from)
+	{
+		free(d1);
+		d1 = d2;
+		d2 = replace(d1, dir_from, dir_to);
+	}
 	if (packcat_dir_from_json("catalog/0000000000000004/dir.json", d2, strlen(d2), &d, &err) != BS_OK)
 	{
 		printf("# %s\n", err.message);
@@ -720,6 +731,12 @@ page_case(const char *what, uint32_t relid, const char *from, const char *to, co
 	free(d1);
 	free(d2);
 	free(bad);
+}
+
+static void
+page_case(const char *what, uint32_t relid, const char *from, const char *to, const char *needle)
+{
+	page_case_dir(what, relid, from, to, NULL, NULL, needle);
 }
 
 static void
@@ -751,11 +768,17 @@ test_page_refusals(void)
 			  "disagrees with the dir on its name or status");
 	page_case("an archived_to of its own for a table the log archives", T, "\"last_event_lsn\":\"0/8000000\"",
 			  "\"last_event_lsn\":\"0/8000000\",\"archived_to\":\"0/9000000\"", "disagrees with the dir on archived_to");
+	page_case_dir("an archived_to of its own (the dir's too) for a table the log archives", T,
+				  "\"last_event_lsn\":\"0/8000000\"", "\"last_event_lsn\":\"0/8000000\",\"archived_to\":\"0/9000000\"",
+				  "\"status\":\"active\",", "\"status\":\"active\",\"archived_to\":\"0/9000000\",",
+				  "has its own archived_to, but an active table with a base and no open gap");
+	page_case("a table in an open gap archived to the log", T, "\"to\":\"0/8000000\"", "\"to\":\"FFFFFFFF/FFFFFFFF\"",
+			  "is in an open gap but archived to the catalog's seal LSN");
 	page_case("a dropped table archived to the log", D, "\"archived_to\":\"0/3500000\",", "",
 			  "disagrees with the dir on archived_to");
 	page_case("a first base the dir does not have", T, "\"lsn\":\"0/1000100\",\"time\"", "\"lsn\":\"0/1000200\",\"time\"",
 			  "disagrees with the dir on its first base");
-	page_case("a table with no first sight LSN", T, "\"last_event_lsn\":\"0/8000000\"", "\"last_event_lsn\":8",
+	page_case("a last event LSN that is not one", T, "\"last_event_lsn\":\"0/8000000\"", "\"last_event_lsn\":8",
 			  "\"tables[0].last_event_lsn\" must be a string");
 	page_case("fewer tables than the dir says", T, ",{\"relid\":16500", "]}{\"relid\":16500", "JSON error");
 }
