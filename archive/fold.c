@@ -30,6 +30,9 @@ typedef enum fold_kind
 	FK_SKIPPED,
 	FK_DDL_CAPTURE_FROM,
 	FK_EXPIRED,
+	FK_SCHEMA_UNKNOWN,
+	FK_SCHEMA_UNKNOWN_CLOSED,
+	FK_PARTITION_CHANGE,
 	FK_COUNT
 } fold_kind;
 
@@ -50,6 +53,9 @@ static const struct
 	[FK_SKIPPED] = {"skipped", {"finding", NULL}},
 	[FK_DDL_CAPTURE_FROM] = {"ddl_capture_from", {"from", NULL}},
 	[FK_EXPIRED] = {"expired", {"expired_before", "expired_time", NULL}},
+	[FK_SCHEMA_UNKNOWN] = {"schema_unknown", {"from", "to", NULL}},
+	[FK_SCHEMA_UNKNOWN_CLOSED] = {"schema_unknown_closed", {"at", NULL}},
+	[FK_PARTITION_CHANGE] = {"partition_change", {"at", NULL}},
 };
 
 /* One event, read and type-checked; what it means is apply_event's. */
@@ -63,10 +69,11 @@ typedef struct fold_event
 	char *finding;				/* table (may be NULL), skipped */
 	manifest_layout layout;		/* layout */
 	manifest_base base;			/* base */
-	uint64_t a;					/* name: from_lsn; drop: dropped_at_lsn; gap: from; gap_closed,
-								 * rebase_requested: at; existed_to; ddl_capture_from: from;
+	uint64_t a;					/* name: from_lsn; drop: dropped_at_lsn; gap, schema_unknown: from;
+								 * gap_closed, rebase_requested, schema_unknown_closed,
+								 * partition_change: at; existed_to; ddl_capture_from: from;
 								 * expired: expired_before */
-	uint64_t b;					/* drop: drop_lsn (0: null); gap: to */
+	uint64_t b;					/* drop: drop_lsn (0: null); gap, schema_unknown: to */
 	int64_t time;				/* expired: expired_time */
 } fold_event;
 
@@ -191,6 +198,7 @@ event_read(const pack_event *pe, fold_event *e, bs_error *err)
 			}
 			break;
 		case FK_GAP:
+		case FK_SCHEMA_UNKNOWN:
 			{
 				manifest_gap g;
 
@@ -207,8 +215,15 @@ event_read(const pack_event *pe, fold_event *e, bs_error *err)
 			break;
 		case FK_GAP_CLOSED:
 		case FK_REBASE_REQUESTED:
-			if (manifest_json_lsn(o, "", "at", e->kind == FK_GAP_CLOSED, &e->a, err) != BS_OK)
+		case FK_SCHEMA_UNKNOWN_CLOSED:
+		case FK_PARTITION_CHANGE:
+			if (manifest_json_lsn(o, "", "at", e->kind != FK_REBASE_REQUESTED, &e->a, err) != BS_OK)
 				goto out;
+			if (e->kind == FK_PARTITION_CHANGE && e->a == 0)
+			{
+				bad(err, "member \"at\" must be above 0/0");
+				goto out;
+			}
 			if (json_object_get(o, "at") == NULL)
 			{
 				bad(err, "member \"at\" is missing (null: the request is met)");
@@ -331,6 +346,29 @@ event_apply(fold_state *st, fold_event *e, bs_error *err)
 			break;
 		case FK_REBASE_REQUESTED:
 			m->rebase_requested_at = e->a;
+			break;
+		case FK_SCHEMA_UNKNOWN:
+			/* Merged with the windows it touches, as format 2 records them (a base copy's
+			 * window may reach into an open one); an open one takes no second open one. */
+			if (e->b == MANIFEST_GAP_OPEN && manifest_open_schema_gap(m) != NULL)
+				return bad(err, "opens a schema_unknown window while one is open");
+			manifest_add_schema_gap(m, e->a, e->b);
+			break;
+		case FK_SCHEMA_UNKNOWN_CLOSED:
+			{
+				manifest_gap *g = manifest_open_schema_gap(m);
+
+				if (g == NULL)
+					return bad(err, "closes a schema_unknown window while none is open");
+				if (e->a <= g->from)
+					return bad(err, "member \"at\" is not above the open window's start");
+				manifest_close_open_schema_gap(m, e->a);
+			}
+			break;
+		case FK_PARTITION_CHANGE:
+			if (m->npartition_changes > 0 && e->a <= m->partition_changes[m->npartition_changes - 1])
+				return bad(err, "member \"at\" is not above the table's previous partition change");
+			manifest_add_partition_change(m, e->a);
 			break;
 		case FK_EXISTED_TO:
 			if (e->a < m->existed_to)
@@ -502,24 +540,62 @@ fold_pack(fold_state *st, const pack_index *idx, uint64_t prev_seal, bs_error *e
 int
 fold_table(uint32_t relid, const pack_index *const *packs, int npacks, manifest **out, bs_error *err)
 {
+	return fold_table_from(relid, NULL, packs, npacks, out, NULL, err);
+}
+
+int
+fold_table_from(uint32_t relid, fold_start *start, const pack_index *const *packs, int npacks, manifest **out,
+				uint64_t *last_event_lsn, bs_error *err)
+{
 	fold_state st;
+	uint64_t seq_from = start ? start->seq + 1 : npacks > 0 ? packs[0]->seq_first : 0;
+	uint64_t seq_to = npacks > 0 ? packs[npacks - 1]->seq_last : start ? start->seq : 0;
 	char l1[LSN_BUFLEN],
 		l2[LSN_BUFLEN];
 
 	*out = NULL;
 	memset(&st, 0, sizeof(st));
 	st.relid = relid;
+	if (start)
+	{
+		st.m = start->m;
+		st.last_lsn = start->last_event_lsn;
+		start->m = NULL;
+	}
 	if (relid == 0)
-		return error_set(err, ERRCODE_DATA_CORRUPTED, "relid 0 is no table");
+	{
+		error_set(err, ERRCODE_DATA_CORRUPTED, "relid 0 is no table");
+		goto out;
+	}
+	if (st.m && st.m->relid != relid)
+	{
+		error_set(err, ERRCODE_INVALID_PARAMETER, "relid %u: the fold starts from the state of relid %u", relid,
+				  st.m->relid);
+		goto out;
+	}
 	for (int p = 0; p < npacks; p++)
 	{
 		const pack_index *idx = packs[p];
-		uint64_t prev_seal = p > 0 ? packs[p - 1]->seal_lsn : 0;
+		uint64_t prev_seal = p > 0 ? packs[p - 1]->seal_lsn : start ? start->seal_lsn : 0;
 
 		if (p > 0 && idx->seq_first != packs[p - 1]->seq_last + 1)
 		{
 			error_set(err, ERRCODE_DATA_CORRUPTED, "does not follow pack seq %" PRIu64 "-%" PRIu64
 					  " (sequence numbers must be contiguous)", packs[p - 1]->seq_first, packs[p - 1]->seq_last);
+			goto fail;
+		}
+		if (p == 0 && start && idx->seq_first != start->seq + 1)
+		{
+			error_set(err, ERRCODE_DATA_CORRUPTED, "does not follow seq %" PRIu64 ", where the fold starts"
+					  " (sequence numbers must be contiguous)", start->seq);
+			goto fail;
+		}
+		/* The chain (3.6): the first pack after the start names the start's pack. */
+		if (p == 0 && start && start->sha256 && strcmp(idx->prev, start->sha256) != 0)
+		{
+			error_set(err, ERRCODE_DATA_CORRUPTED, "names %s as its predecessor's SHA-256, but pack seq %" PRIu64
+					  " has %s (the chain is broken)", idx->prev[0] ? idx->prev : "none", start->seq,
+					  start->sha256);
 			goto fail;
 		}
 		if (idx->seal_lsn < prev_seal)
@@ -537,14 +613,16 @@ fail:
 	}
 	if (st.m == NULL)
 		return error_set(err, ERRCODE_NOT_FOUND, "relid %u: no pack of seq %" PRIu64 " to %" PRIu64 " shows the table",
-						 relid, npacks > 0 ? packs[0]->seq_first : 0, npacks > 0 ? packs[npacks - 1]->seq_last : 0);
+						 relid, seq_from, seq_to);
 	if (manifest_validate(st.m, err) != BS_OK)
 	{
 		error_prefix(err, "relid %u: the fold of packs seq %" PRIu64 " to %" PRIu64 " is not a valid manifest", relid,
-					 packs[0]->seq_first, packs[npacks - 1]->seq_last);
+					 seq_from, seq_to);
 		goto out;
 	}
 	*out = st.m;
+	if (last_event_lsn)
+		*last_event_lsn = st.last_lsn;
 	return BS_OK;
 out:
 	manifest_free(st.m);

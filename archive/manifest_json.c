@@ -480,15 +480,19 @@ gap_to_json(const void *item)
 	return g;
 }
 
-char *
-manifest_to_json(const manifest *m)
+/* The manifest as a JSON object; table_only: without format, generation, archived_to and
+ * segments (a catalog's table entry).  NULL when a base definition is not a JSON object. */
+static json_t *
+manifest_object(const manifest *m, bool table_only)
 {
 	json_t *o = json_object();
 	json_t *bases;
-	char *text;
 
-	json_object_set_new(o, "format", json_integer(MANIFEST_FORMAT));
-	json_object_set_new(o, "generation", json_u64(m->generation));
+	if (!table_only)
+	{
+		json_object_set_new(o, "format", json_integer(MANIFEST_FORMAT));
+		json_object_set_new(o, "generation", json_u64(m->generation));
+	}
 	json_object_set_new(o, "relid", json_integer(m->relid));
 	json_object_set_new(o, "schema", json_str_or_null(m->schema));
 	json_object_set_new(o, "name", json_str_or_null(m->name));
@@ -519,7 +523,8 @@ manifest_to_json(const manifest *m)
 		json_object_set_new(o, "expired_before", lsn_value(m->expired_before));
 		json_object_set_new(o, "expired_time", time_value(m->expired_time));
 	}
-	json_object_set_new(o, "archived_to", lsn_value(m->archived_to));
+	if (!table_only)
+		json_object_set_new(o, "archived_to", lsn_value(m->archived_to));
 
 	json_object_set_new(o, "layouts", objects_to_json(m->layouts, m->nlayouts, sizeof(manifest_layout),
 													  layout_to_json));
@@ -530,17 +535,34 @@ manifest_to_json(const manifest *m)
 		return NULL;
 	}
 	json_object_set_new(o, "bases", bases);
-	json_object_set_new(o, "segments", objects_to_json(m->segments, m->nsegments, sizeof(manifest_segment),
-													   segment_to_json));
+	if (!table_only)
+		json_object_set_new(o, "segments", objects_to_json(m->segments, m->nsegments, sizeof(manifest_segment),
+														   segment_to_json));
 	json_object_set_new(o, "gaps", objects_to_json(m->gaps, m->ngaps, sizeof(manifest_gap), gap_to_json));
 	if (m->nschema_gaps > 0)
 		json_object_set_new(o, "schema_unknown", objects_to_json(m->schema_gaps, m->nschema_gaps,
 																 sizeof(manifest_gap), gap_to_json));
+	return o;
+}
 
+char *
+manifest_to_json(const manifest *m)
+{
+	json_t *o = manifest_object(m, false);
+	char *text;
+
+	if (o == NULL)
+		return NULL;
 	/* One segment per line keeps large manifests readable with ordinary tools. */
 	text = json_dumps(o, JSON_INDENT(1) | JSON_COMPACT);
 	json_decref(o);
 	return text;
+}
+
+json_t *
+manifest_table_to_json_object(const manifest *m)
+{
+	return manifest_object(m, true);
 }
 
 /*
@@ -899,11 +921,20 @@ gap_from_json(json_t *e, const char *p, void *out, bs_error *err)
 	return BS_OK;
 }
 
+/* The members of a catalog's table entry (manifest_table_to_json_object). */
+static const char *const table_members[] = {
+	"relid", "schema", "name", "status", "dropped_at_lsn", "existed_to", "drop_lsn", "ddl_capture_from",
+	"partition_changes", "names", "rebase_requested_at", "finding", "expired_before", "expired_time", "layouts",
+	"bases", "gaps", "schema_unknown", NULL
+};
+
+/* table_only: a catalog's table entry (no format, generation, archived_to, segments; unknown
+ * members refused), read as format 3 would be (gaps present). */
 static int
-manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
+manifest_from_json_object(json_t *root, manifest *m, bool table_only, bs_error *err)
 {
 	int64_t v;
-	int64_t format;
+	int64_t format = 3;
 	json_t *arr;
 	int n;
 	int rc;
@@ -911,10 +942,25 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 
 	if (!json_is_object(root))
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "not a JSON object");
-	if (j_format(root, &format, err) != BS_OK)
+	if (table_only)
+	{
+		const char *member;
+		json_t *mv;
+
+		json_object_foreach(root, member, mv)
+		{
+			bool known = false;
+
+			for (int i = 0; !known && table_members[i]; i++)
+				known = strcmp(member, table_members[i]) == 0;
+			if (!known)
+				return error_set(err, ERRCODE_DATA_CORRUPTED, "has an unknown member \"%.64s\"", member);
+		}
+	}
+	else if (j_format(root, &format, err) != BS_OK)
 		return BS_ERR;
 	/* Format 1 has no generation: 0, below any the head can record. */
-	if (format >= 2 && j_u64(root, "", "generation", &m->generation, err) != BS_OK)
+	if (!table_only && format >= 2 && j_u64(root, "", "generation", &m->generation, err) != BS_OK)
 		return BS_ERR;
 	if (j_int(root, "", "relid", 1, UINT32_MAX, &v, err) != BS_OK)
 		return BS_ERR;
@@ -923,7 +969,7 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 		j_string(root, "", "name", true, &m->name, err) != BS_OK ||
 		j_string(root, "", "status", true, &m->status, err) != BS_OK ||
 		j_string(root, "", "finding", false, &m->finding, err) != BS_OK ||
-		j_lsn(root, "", "archived_to", true, &m->archived_to, err) != BS_OK)
+		(!table_only && j_lsn(root, "", "archived_to", true, &m->archived_to, err) != BS_OK))
 		return BS_ERR;
 	if (j_lsn(root, "", "dropped_at_lsn", strcmp(m->status, "dropped") == 0,
 			  &m->dropped_at_lsn, err) != BS_OK ||
@@ -973,10 +1019,13 @@ manifest_from_json_object(json_t *root, manifest *m, bs_error *err)
 	m->bases = j_objects(root, "", "bases", sizeof(manifest_base), base_from_json, &m->nbases, &rc, err);
 	if (rc != BS_OK)
 		return BS_ERR;
-	m->segments = j_objects(root, "", "segments", sizeof(manifest_segment), segment_from_json,
-							&m->nsegments, &rc, err);
-	if (rc != BS_OK)
-		return BS_ERR;
+	if (!table_only)
+	{
+		m->segments = j_objects(root, "", "segments", sizeof(manifest_segment), segment_from_json,
+								&m->nsegments, &rc, err);
+		if (rc != BS_OK)
+			return BS_ERR;
+	}
 	if (format >= 2)
 	{
 		m->gaps = j_objects(root, "", "gaps", sizeof(manifest_gap), gap_from_json, &m->ngaps, &rc, err);
@@ -1007,7 +1056,7 @@ manifest_from_json(const char *json, size_t len, manifest **out, bs_error *err)
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "invalid manifest: JSON error at line %d: %s",
 						 jerr.line, jerr.text);
 	m = xcalloc(1, sizeof(manifest));
-	if (manifest_from_json_object(root, m, err) != BS_OK)
+	if (manifest_from_json_object(root, m, false, err) != BS_OK)
 	{
 		json_decref(root);
 		manifest_free(m);
@@ -1227,4 +1276,19 @@ manifest_json_int(json_t *o, const char *path, const char *name, int64_t min, in
 				  bs_error *err)
 {
 	return j_int(o, path, name, min, max, out, err);
+}
+
+int
+manifest_table_from_json_object(json_t *o, manifest **out, bs_error *err)
+{
+	manifest *m = xcalloc(1, sizeof(manifest));
+
+	*out = NULL;
+	if (manifest_from_json_object(o, m, true, err) != BS_OK)
+	{
+		manifest_free(m);
+		return BS_ERR;
+	}
+	*out = m;
+	return BS_OK;
 }

@@ -40,6 +40,14 @@ int manifest_json_time(json_t *o, const char *path, const char *name, int64_t *o
 int manifest_json_int(json_t *o, const char *path, const char *name, int64_t min, int64_t max, int64_t *out,
 					  bs_error *err);
 
+/*
+ * A table's entry in a catalog page (doc/design/format2.md 3.4): the manifest's members but
+ * format, generation, archived_to and segments.  The reader is as strict as
+ * manifest_from_json and refuses unknown members; archived_to is the caller's to set.
+ */
+json_t *manifest_table_to_json_object(const manifest *m);
+int manifest_table_from_json_object(json_t *o, manifest **out, bs_error *err);
+
 /* NULL when head cannot be serialized. */
 char *archive_head_to_json(const archive_head *head);
 /* Strict as manifest_from_json; *out is zeroed on failure. */

@@ -239,6 +239,51 @@ test_fold_equals_manifest(void)
 	}
 }
 
+/* schema_unknown windows (one merged into the open one, then closed) and partition changes:
+ * the format-2 manifest's schema_unknown and partition_changes. */
+static const char *const ev_su1[] = {
+	EV("table", "0/1000000", "16400") ",\"schema\":\"public\",\"name\":\"t\",\"status\":\"active\",\"finding\":null}",
+	EV("layout", "0/1000000", "16400") ",\"layout\":" L0 "}",
+	EV("base", "0/1000100", "16400") ",\"base\":" B0("16400") "}",
+	EV("partition_change", "0/1800000", "16400") ",\"at\":\"0/1800000\"}",
+	EV("schema_unknown", "0/2000000", "16400") ",\"from\":\"0/2000000\",\"to\":\"FFFFFFFF/FFFFFFFF\"}",
+	NULL
+};
+static const char *const ev_su2[] = {
+	EV("schema_unknown", "0/4000000", "16400") ",\"from\":\"0/1000200\",\"to\":\"0/2100000\"}",
+	EV("schema_unknown_closed", "0/4000000", "16400") ",\"at\":\"0/4000000\"}",
+	EV("partition_change", "0/4100000", "16400") ",\"at\":\"0/4100000\"}",
+	NULL
+};
+
+static void
+test_schema_unknown_and_partitions(void)
+{
+	static const char expect_su[] =
+		"{\"format\":2,\"generation\":0,\"relid\":16400,\"schema\":\"public\",\"name\":\"t\",\"status\":\"active\","
+		"\"partition_changes\":[\"0/1800000\",\"0/4100000\"],\"finding\":null,\"archived_to\":\"0/5000000\","
+		"\"layouts\":[" L0 "],\"bases\":[" B0("16400") "],\"segments\":[],\"gaps\":[],"
+		"\"schema_unknown\":[{\"from\":\"0/1000200\",\"to\":\"0/4000000\"}]}";
+	const run_spec r1[] = {{T, 1, 0x2000000}};
+	pack_index *p[2];
+	manifest *want,
+			   *m = NULL;
+	bs_error err;
+
+	p[0] = mkpack(1, 0x3000000, ev_su1, r1, 1);
+	p[1] = mkpack(2, 0x5000000, ev_su2, NULL, 0);
+	want = expected(expect_su);
+	add_pack_segment(want, p[0], 1, 0x2000000);
+	compare("schema_unknown windows and partition changes", T, (const pack_index *const *) p, 2, expect_su, want);
+	manifest_free(want);
+	ok(fold_table(T, (const pack_index *const *) p, 1, &m, &err) == BS_OK && manifest_open_schema_gap(m) != NULL &&
+	   m->npartition_changes == 1, "as of seq 1: the window open, one partition change");
+	manifest_free(m);
+	ok(fold_check_pack(p[1], &err) == BS_OK, "fold_check_pack accepts the new kinds");
+	pack_index_free(p[0]);
+	pack_index_free(p[1]);
+}
+
 /* One damaged sequence: the fold of relid refused with a message holding each of needles. */
 typedef struct damage_case
 {
@@ -272,7 +317,26 @@ static const char *const ev_status[] = {EV("table", "0/1000000", "16400") ",\"sc
 static const char *const ev_gaps[] = {TABLE_T, EV("gap", "0/2000000", "16400") ",\"from\":\"0/2000000\",\"to\":\"FFFFFFFF/FFFFFFFF\"}", EV("gap", "0/3000000", "16400") ",\"from\":\"0/3000000\",\"to\":\"0/4000000\"}", NULL};
 static const char *const ev_other[] = {TABLE_T, EV("skipped", "0/2000000", "16500") ",\"finding\":7}", NULL};
 
+static const char *const ev_su_twice[] = {TABLE_T, EV("schema_unknown", "0/2000000", "16400") ",\"from\":\"0/2000000\",\"to\":\"FFFFFFFF/FFFFFFFF\"}", EV("schema_unknown", "0/3000000", "16400") ",\"from\":\"0/2800000\",\"to\":\"FFFFFFFF/FFFFFFFF\"}", NULL};
+static const char *const ev_su_closed[] = {TABLE_T, EV("schema_unknown_closed", "0/2000000", "16400") ",\"at\":\"0/2000000\"}", NULL};
+static const char *const ev_su_early[] = {TABLE_T, EV("schema_unknown", "0/2000000", "16400") ",\"from\":\"0/2000000\",\"to\":\"FFFFFFFF/FFFFFFFF\"}", EV("schema_unknown_closed", "0/2000000", "16400") ",\"at\":\"0/2000000\"}", NULL};
+static const char *const ev_su_empty[] = {TABLE_T, EV("schema_unknown", "0/2000000", "16400") ",\"from\":\"0/2000000\",\"to\":\"0/2000000\"}", NULL};
+static const char *const ev_pc_back[] = {TABLE_T, EV("partition_change", "0/2000000", "16400") ",\"at\":\"0/2000000\"}", EV("partition_change", "0/2100000", "16400") ",\"at\":\"0/2000000\"}", NULL};
+static const char *const ev_pc_zero[] = {TABLE_T, EV("partition_change", "0/2000000", "16400") ",\"at\":\"0/0\"}", NULL};
+
 static const damage_case damage[] = {
+	{"a schema_unknown window opened while one is open", T, {ev_su_twice, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "event 2 (\"schema_unknown\" at 0/3000000)", "while one is open"}},
+	{"a schema_unknown window closed while none is open", T, {ev_su_closed, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "closes a schema_unknown window while none is open", NULL}},
+	{"a schema_unknown window closed at its start", T, {ev_su_early, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "not above the open window's start", NULL}},
+	{"an empty schema_unknown window", T, {ev_su_empty, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "\"to\" is not above from", NULL}},
+	{"a partition change not above the previous one", T, {ev_pc_back, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "not above the table's previous partition change", NULL}},
+	{"a partition change at 0/0", T, {ev_pc_zero, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "\"at\" must be above 0/0", NULL}},
 	{"an event whose LSN goes back in a pack", T, {ev_back, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
 	 ERRCODE_DATA_CORRUPTED, {"pack \"log/0000000000000001.bsp\" (seq 1), relid 16400", "event 1 (\"layout\" at 0/FFFFFF)", "goes back in LSN order"}},
 	{"a table's event going back across packs", T, {ev_ok, ev_late}, {{0}}, {1, 2}, {0x3000000, 0x4000000},
@@ -415,6 +479,8 @@ write_seeds(const char *dir)
 	write_seed(dir, "drop.txt", ev_drop, NULL);
 	write_seed(dir, "badbase.txt", ev_badbase, NULL);
 	write_seed(dir, "gaps.txt", ev_gaps, ev_closed);
+	write_seed(dir, "schema-unknown.txt", ev_su1, ev_su2);
+	write_seed(dir, "su-twice.txt", ev_su_twice, ev_pc_back);
 }
 
 int
@@ -425,6 +491,7 @@ main(void)
 	if (seed_dir)
 		write_seeds(seed_dir);
 	test_fold_equals_manifest();
+	test_schema_unknown_and_partitions();
 	test_damage();
 	test_other_table();
 	test_pack_segment_not_stored();
