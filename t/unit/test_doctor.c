@@ -35,7 +35,7 @@ typedef struct fake_endpoint
 	const fake_route *routes;
 	pthread_t thread;
 	char requests[1024];		/* "METHOD path[ auth];" for each request served */
-	char put_key[512];
+	char put_key[1100];
 	char put_body[4096];
 } fake_endpoint;
 
