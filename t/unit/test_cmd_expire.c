@@ -208,6 +208,76 @@ test_plan_and_apply(void)
 	ok(strstr(out, "public.t") == NULL && strstr(out, "public.u (relid 16385") != NULL, "--table: only public.u");
 }
 
+/* Tables of other shapes: no base copy, dropped, a base copy beyond what head.json vouches for;
+ * a key that is no table's; an object of an abandoned copy too young to go. */
+static void
+test_shapes(void)
+{
+	manifest *m;
+	bs_error err;
+
+	m = manifest_new(16386, "public", "nobase");
+	{
+		manifest_column c = {"id", 23, -1, "integer", true, true, NULL};
+
+		manifest_add_layout(m, BASE_LSN, 'd', 1, &c);
+	}
+	store(m);
+	manifest_free(m);
+	m = new_table(16387, "dropped", "1\tone\n", 1);
+	free(m->status);
+	m->status = xstrdup("dropped");
+	m->archived_to = BASE_LSN + 0x100;
+	m->dropped_at_lsn = BASE_LSN + 0x5000;
+	store(m);
+	manifest_free(m);
+	m = new_table(16388, "ahead", "1\tone\n", 1);
+	add_base(m, UINT64_C(0x3000000), T0 + 2 * DAY, "1\tone\n", 1);
+	m->archived_to = BASE_LSN;
+	store(m);
+	manifest_free(m);
+	if (storage_put(st, "tables/notarelid/x", "x", 1, &err) != BS_OK ||
+		storage_put(st, "tables/16389/base/0000000001000000/chunk-000001", "x", 1, &err) != BS_OK)
+		printf("# storage_put: %s\n", err.message);
+
+	is_int(run_cli("expire", (const char *const[]) {"--keep-bases", "1", "--dry-run", NULL}), EXIT_OK, "shapes, dry run: exit 0");
+	ok(strstr(out, "public.nobase (relid 16386, active): no base copy: nothing to expire\n") != NULL, "no base copy");
+	ok(strstr(out, "public.dropped (relid 16387, dropped): nothing to remove; window: 0/1500000 (base copy taken "
+			   "2026-11-26T16:00:00.000000Z) to 0/1500000\n") != NULL, "a dropped table: its window ends at its newest base (no later change), not at archived_to");
+	ok(strstr(out, "public.ahead (relid 16388, active): would remove 1 base copy, 0 segment(s), 0 orphan(s), ") != NULL &&
+	   strstr(out, "window after expiry: 0/3000000 (base copy taken 2026-11-28T16:00:00.000000Z) to 0/3000000\n") != NULL,
+	   "a base copy beyond head.json: the window reaches it");
+	ok(strstr(out, "16389") == NULL, "a young abandoned copy is not listed");
+	ok(strstr(out, "notarelid") == NULL, "a key of no table is ignored");
+	if (strstr(out, "(relid 16387, dropped): nothing to remove; window: 0/1500000 (base copy taken 2026-11-26T16:00:00.000000Z) to 0/1500000\n") == NULL)
+		show();
+	is_int(run_cli("expire", (const char *const[]) {"--keep-bases", "1", "--dry-run", "--json", "--orphan-age", "0s", NULL}),
+		   EXIT_OK, "shapes, --json, --orphan-age 0s: exit 0");
+	{
+		json_error_t jerr;
+		json_t *j = json_loads(out, 0, &jerr);
+		size_t i;
+		json_t *t;
+		int seen = 0;
+
+		json_array_foreach(json_object_get(j, "tables"), i, t)
+		{
+			json_int_t relid = json_integer_value(json_object_get(t, "relid"));
+
+			if (relid == 16386 && json_is_null(json_object_get(t, "window")))
+				seen++;
+			if (relid == 16389 && json_is_null(json_object_get(t, "table")) &&
+				json_array_size(json_object_get(t, "orphans")) == 1 &&
+				strcmp(json_string_value(json_array_get(json_object_get(t, "orphans"), 0)),
+					   "tables/16389/base/0000000001000000/chunk-000001") == 0)
+				seen++;
+		}
+		is_int(seen, 2, "--json: no window without a base copy; the abandoned copy's orphan once old enough");
+		json_decref(j);
+	}
+	storage_delete(st, "tables/16389/base/0000000001000000/chunk-000001", &err);
+}
+
 static void
 test_orphans_and_damage(void)
 {
@@ -329,6 +399,7 @@ main(void)
 	build();
 	test_refusals();
 	test_plan_and_apply();
+	test_shapes();
 	test_orphans_and_damage();
 	test_lease();
 	fixture_close(dir);
