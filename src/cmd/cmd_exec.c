@@ -209,7 +209,13 @@ ask_point(exec_ctx *x, const gate_target *t, const char *lsn, json_t **answer, s
 
 	error_clear(&err);
 	if (cmd_checkpoint_request(x->listen, x->token, table, lsn, x->timeout_ms, &status, &ans, &err) != BS_OK)
-		coverage_advice(why, table, 0, err.message, x->listen);
+	{
+		/* Unreachable: start it; reached, but its answer is unusable: say so, not "start it". */
+		if (status == 0)
+			coverage_advice(why, table, 0, err.message, x->listen);
+		else
+			strbuf_printf(why, "the archiver could not give a recovery point of %s (%s)", table, err.message);
+	}
 	else if (status != 200)
 		coverage_advice(why, table, status, json_is_string(json_object_get(ans, "error")) ?
 						json_string_value(json_object_get(ans, "error")) : "no reason given", x->listen);
