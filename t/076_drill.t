@@ -111,6 +111,12 @@ sub drills
 	is($j->{validation}, 'archive checksum', "$label: validated against the archive's own checksum");
 	is($j->{point}, 'everything archived', "$label: at the latest archived point");
 	like($j->{recovered_checksum} // '', qr/^3000:/, "$label: every row");
+	# ... and its text report
+	my ($trc, $tout, $terr) = run_backstop({ env => \%env }, 'drill', '--db', $conn, '--timeout', '90s', @common,
+		'--table', 'public.real', '--listen', 'off');
+	is($trc, 0, "$label: text report, exit 0") or diag("$tout\n$terr");
+	like($tout, qr/^drill PASSED: public\.real \(table\)\n  validation:  archive checksum\n  checksum:    3000:\S+\n  point:       everything archived\n  RTO:         [0-9.]+ s \(recover and compare\)\n  bytes read:  \d+\n  phases:      recover [0-9.]+ s; compare [0-9.]+ s;\n  note:        no --listen archiver: recovered at the latest archived point/,
+		"$label: the text report names the table, validation, checksum, point, RTO, bytes, phases and why") or diag($tout);
 
 	# into another database
 	($rc, $j, $err) = drill(\%env, @common, '--table', 'public.real', '--to-db', node_connstr($node, 'target'));
