@@ -257,6 +257,24 @@ like($out, qr/\[2\] INSERT INTO items .*\n(?:.*\n)*?    FAILED: the statement fa
 like($err, qr/backstop exec: ERROR: statement 2 failed: /, '... statement 2 failed');
 is($node->safe_psql($db, 'SELECT string_agg(id::text, \',\' ORDER BY id) FROM log WHERE id > 100'), '101', '... the first ran, the third did not');
 
+# 9b. A statement that changes how the session lexes SQL: CRITICAL, refused by default; a policy
+# that allows it lets it run, and the run stops right after it (the gate would read what follows
+# differently from the server).
+($rc, $out, $err) = exec_gate('-c', "SET standard_conforming_strings = off");
+is($rc, 1, 'SET standard_conforming_strings = off is refused by default');
+like($out, qr/CRITICAL  SET standard_conforming_strings off: the server would lex later statements differently/, '... as CRITICAL');
+open $fh, '>', "$dir/lexing.conf" or die;
+print $fh "[rule lexing]\nlevel = critical\naction = allow\n";
+close $fh;
+($rc, $out, $err) = exec_gate('--policy', "$dir/lexing.conf", '-c', "SET standard_conforming_strings = off; INSERT INTO log VALUES (103)");
+is($rc, 1, 'allowed by the policy, SET standard_conforming_strings = off runs and stops the run');
+like($err, qr/statement 1 ran, but nothing after it runs: after it, the session has standard_conforming_strings = off: the gate parses with it on/,
+	'... saying why') or diag($err);
+like($out, qr/\[1\] SET standard_conforming_strings = off\n(?:.*\n)*?    executed: SET\n    STOPPED: after it, the session has standard_conforming_strings = off/,
+	'... as the statement\'s outcome: executed, and the run stopped')
+  or diag($out);
+is($node->safe_psql($db, 'SELECT count(*) FROM log WHERE id = 103'), '0', '... and the next statement did not run');
+
 # 10. Both answers good: the DROP runs, with the stand-in's point (no segment: nothing since the base copy).
 ($rc, $out, $err) = exec_fake([[200, qq({"lsn": "0/1", "relid": $items_oid})], [200, qq({"lsn": "0/2", "relid": $items_oid, "segment": null})]],
 	'-c', 'DROP TABLE items');

@@ -460,7 +460,12 @@ report:
 					   json_string_value(json_object_get(p, "archived_to")));
 			}
 			if (strcmp(outcome, "executed") == 0)
+			{
 				printf("    executed: %s\n", status ? status : "");
+				/* It ran, but what follows must not (the session changed under the gate). */
+				if (rc)
+					printf("    STOPPED: %s\n", why.data ? why.data : "");
+			}
 			else
 				printf("    %s: %s\n", strcmp(outcome, "failed") == 0 ? "FAILED" : "REFUSED", why.data ? why.data : "");
 			for (size_t i = 0; i < json_array_size(undo); i++)
@@ -472,7 +477,8 @@ report:
 		printf("[%d] REFUSED: %s\n", index, why.data ? why.data : "");
 	if (rc)
 		fprintf(stderr, "backstop exec: ERROR: statement %d %s: %s\n", index,
-				strcmp(outcome, "failed") == 0 ? "failed" : "refused", why.data ? why.data : "");
+				strcmp(outcome, "failed") == 0 ? "failed" : strcmp(outcome, "executed") == 0 ?
+				"ran, but nothing after it runs" : "refused", why.data ? why.data : "");
 	json_decref(points);
 	json_decref(undo);
 	free(status);
