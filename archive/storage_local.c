@@ -1,6 +1,7 @@
 /* storage_local.c — the file:// storage driver: one file per key, written atomically and durably. */
 #include "storage_local.h"
 #include "digest.h"
+#include "fileio.h"
 #include "strbuf.h"
 
 #include <dirent.h>
@@ -42,24 +43,6 @@ key_path(const local_storage *ls, const char *key)
 	return strbuf_detach(&sb, NULL);
 }
 
-int
-storage_local_fsync_dir(const char *path, bs_error *err)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0)
-		return error_set_errno(err, errno, "could not open directory \"%s\"", path);
-	if (fsync(fd) != 0)
-	{
-		int e = errno;
-
-		close(fd);
-		return error_set_errno(err, e, "could not fsync directory \"%s\"", path);
-	}
-	close(fd);
-	return BS_OK;
-}
-
 /* The directory that holds the entry path: "/" for an entry of the root. */
 static char *
 parent_dir(const char *path)
@@ -81,7 +64,7 @@ static int
 fsync_parent(const char *path, bs_error *err)
 {
 	char *dir = parent_dir(path);
-	int rc = storage_local_fsync_dir(dir, err);
+	int rc = fileio_fsync_dir(dir, err);
 
 	free(dir);
 	return rc;
@@ -233,7 +216,7 @@ local_writer_commit(storage_writer *base, bs_error *err)
 	}
 	free(w->tmp_path);
 	w->tmp_path = NULL;
-	rc = storage_local_fsync_dir(w->dir_path, err);
+	rc = fileio_fsync_dir(w->dir_path, err);
 out:
 	local_writer_free(w, true);
 	return rc;
@@ -557,7 +540,7 @@ local_delete_many(storage *st, const char *const *keys, int n, bs_error *err)
 	for (int i = 0; i < ndirs; i++)
 	{
 		/* Even after a failure: what was deleted is made durable. */
-		if ((i == 0 || strcmp(dirs[i], dirs[i - 1]) != 0) && storage_local_fsync_dir(dirs[i], err) != BS_OK && rc == BS_OK)
+		if ((i == 0 || strcmp(dirs[i], dirs[i - 1]) != 0) && fileio_fsync_dir(dirs[i], err) != BS_OK && rc == BS_OK)
 		{
 			rc = BS_ERR;
 			first = *err;
@@ -764,9 +747,9 @@ storage_local_adopt(storage *st, const char *key, const char *path, int fd, bs_e
 		error_set_errno(err, errno, "could not rename \"%s\" to \"%s\"", path, final_path);
 		goto out;
 	}
-	if (storage_local_fsync_dir(dir, err) != BS_OK)
+	if (fileio_fsync_dir(dir, err) != BS_OK)
 		goto out;
-	if (strcmp(old_dir, dir) != 0 && storage_local_fsync_dir(old_dir, err) != BS_OK)
+	if (strcmp(old_dir, dir) != 0 && fileio_fsync_dir(old_dir, err) != BS_OK)
 		goto out;
 	rc = BS_OK;
 out:

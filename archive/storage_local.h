@@ -29,10 +29,6 @@ int storage_local_remove_dir(storage *st, const char *dir, bool *removed, bs_err
  * durable only when adopted). */
 int storage_local_make_dirs(const char *path, bool durable, bs_error *err);
 
-/* Make the entries of directory path (created, renamed or removed) durable: fsync it.  Also for
- * files outside any storage (the drill's state). */
-int storage_local_fsync_dir(const char *path, bs_error *err);
-
 /* Call cb (size 0) for each directory directly under the root, in no particular order. */
 int storage_local_list_dirs(storage *st, storage_list_cb cb, void *ctx, bs_error *err);
 

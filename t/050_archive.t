@@ -276,12 +276,14 @@ like($out, qr/nokey/, 'info lists the skipped table');
 	my $before = content_checksum($node, $db, 'public.gone');
 	$node->safe_psql($db, 'DROP TABLE public.gone');
 	$pid2 = start_archiver($log2, @a2, '--tables', 'public.gone,public.late');
-	# "Keeps running": it goes on to stream (the third start below counts on this start's line).
+	# "Keeps running": it goes on to stream (the third start below counts on this start's line),
+	# and records the drop once the stream has passed it (info below reads that record).
 	ok(wait_for('restart with a dropped table', sub {
 		my $log = slurp_file("$dir/archiver2.log");
 		my @streaming = $log =~ /(streaming from slot s2)/g;
-		return $log =~ /public\.gone was dropped while the archiver was stopped/ && @streaming >= 2;
-	}), 'restart marks the dropped table and keeps running');
+		return $log =~ /public\.gone was dropped while the archiver was stopped/ && @streaming >= 2
+		  && $log =~ /table public\.gone was dropped \(after \S+, before \S+\); its archive is kept/;
+	}), 'restart marks the dropped table, keeps running and records the drop') or diag(slurp_file("$dir/archiver2.log"));
 	# SIGHUP re-reads the configuration file; a broken file is refused and the daemon goes on.
 	my $conf = "$dir/a2.conf";
 	PostgreSQL::Test::Utils::append_to_file($conf, "log_level = info\n");

@@ -1,11 +1,15 @@
 # 071_gate_exec.t — `backstop exec` with a running archiver: a DROP TABLE gets a verified recovery point
 # first, then runs; `backstop recover --to-lsn` at that point brings the table back with its checksum;
 # a table the archiver skips cannot be dropped; with the archiver stopped the DROP is refused and the
-# table stays; a refused statement stops the run; a temporary table shadows a permanent one.
+# table stays; a refused statement stops the run; a temporary table shadows a permanent one; a
+# stand-in archiver's refusals (not archived, not verified in time, another error, another table
+# of that name, a refusal once the table is locked) each refuse the DROP; a failing statement.
 use strict;
 use warnings;
 
+use IO::Socket::INET;
 use JSON::PP;
+use POSIX ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -172,5 +176,111 @@ is($rc, 2, 'SQL as an argument is a usage error (exec takes -c or -f)');
 ($rc, $out, $err) = run_backstop('exec', '--db', $conn, '-c', 'SELEC 1');
 is($rc, 1, 'unparsable SQL is refused');
 like($out, qr/REFUSED: cannot parse/, '... nothing executed');
+
+# 8. A stand-in archiver: each answer it gives to /checkpoint refuses the DROP with its own advice.
+# It serves one answer per connection, in order; the child leaves with POSIX::_exit (no END blocks).
+sub fake_archiver
+{
+	my (@answers) = @_;
+	my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 16, ReuseAddr => 1)
+	  or die "fake archiver: $!";
+	my $child = fork() // die "fork: $!";
+	if ($child == 0)
+	{
+		for my $a (@answers)
+		{
+			my $c = $srv->accept or last;
+			my $req = '';
+			while ($req !~ /\r\n\r\n/)
+			{
+				my $n = sysread($c, my $buf, 4096);
+				last unless $n;
+				$req .= $buf;
+			}
+			my ($status, $body) = @$a;
+			print $c "HTTP/1.1 $status X\r\nContent-Type: application/json\r\nContent-Length: " . length($body)
+			  . "\r\nConnection: close\r\n\r\n$body";
+			close $c;
+		}
+		POSIX::_exit(0);
+	}
+	my $addr = '127.0.0.1:' . $srv->sockport;
+	close $srv;
+	return ($child, $addr);
+}
+
+sub exec_fake
+{
+	my ($answers, @args) = @_;
+	my ($child, $addr) = fake_archiver(@$answers);
+	my @r = run_backstop('exec', '--db', $conn, '--listen', $addr, '--timeout', '5s', @args);
+	# exec has asked all it will ask: the stand-in goes (whatever answers it had left)
+	kill 'KILL', $child;
+	waitpid($child, 0);
+	return @r;
+}
+
+my $items_oid = $node->safe_psql($db, "SELECT 'public.items'::regclass::oid");
+my @refusals = (
+	[[[404, '{"error": "not archived"}']], qr/public\.items is not archived by the running archiver \(not archived\): archive it first/,
+		'not archived (404)'],
+	[[[504, '{"error": "not yet"}']], qr/the archiver could not verify a recovery point of public\.items in time \(not yet\): see the archiver's log, or raise --timeout/,
+		'not verified in time (504)'],
+	[[[500, '{"error": "boom"}']], qr/the archiver could not give a recovery point of public\.items \(HTTP 500: boom\)/,
+		'another error (500)'],
+	[[[500, '{"no": "error"}']], qr/the archiver could not give a recovery point of public\.items \(HTTP 500: no reason given\)/,
+		'an answer without a reason'],
+	[[[500, 'not json']], qr/the archiver could not give a recovery point of public\.items \(archiver answered 500: not json\)\n/,
+		'an answer that is not JSON (not "start the archiver": it answered)'],
+	[[[200, '{"lsn": "0/1", "relid": 1}']], qr/the archiver archives another table named public\.items \(relid 1, not OID $items_oid\): let it catch up/,
+		'another table of that name (relid)'],
+	[[[200, qq({"lsn": "0/1", "relid": $items_oid})], [504, '{"error": "late"}']],
+		qr/could not verify a recovery point of public\.items in time \(late\)/, 'a refusal once the table is locked'],
+);
+for my $case (@refusals)
+{
+	my ($answers, $re, $what) = @$case;
+	($rc, $out, $err) = exec_fake($answers, '-c', 'DROP TABLE items');
+	is($rc, 1, "stand-in archiver, $what: the DROP is refused");
+	like($err, qr/backstop exec: ERROR: statement 1 refused: /, '... statement 1 refused') or diag($err);
+	like($out, $re, '... with its advice') or diag($out);
+	is($node->safe_psql($db, 'SELECT count(*) FROM public.items'), '50', '... and the table is untouched');
+}
+is($node->safe_psql($db, "SELECT count(*) FROM pg_locks WHERE relation = 'public.items'::regclass AND pid <> pg_backend_pid()"),
+	'0', 'no lock is left behind (the refused transaction was rolled back)');
+
+# 9. A statement that fails when it runs: FAILED, nothing committed, the next one does not run.
+($rc, $out, $err) = exec_gate('-c', "INSERT INTO log VALUES (101); INSERT INTO items VALUES (1, 'duplicate'); INSERT INTO log VALUES (102)");
+is($rc, 1, 'a statement that fails stops the run');
+like($out, qr/\[2\] INSERT INTO items .*\n(?:.*\n)*?    FAILED: the statement failed: ERROR:  duplicate key value violates unique constraint/,
+	'... FAILED with the server\'s error') or diag($out);
+like($err, qr/backstop exec: ERROR: statement 2 failed: /, '... statement 2 failed');
+is($node->safe_psql($db, 'SELECT string_agg(id::text, \',\' ORDER BY id) FROM log WHERE id > 100'), '101', '... the first ran, the third did not');
+
+# 9b. A statement that changes how the session lexes SQL: CRITICAL, refused by default; a policy
+# that allows it lets it run, and the run stops right after it (the gate would read what follows
+# differently from the server).
+($rc, $out, $err) = exec_gate('-c', "SET standard_conforming_strings = off");
+is($rc, 1, 'SET standard_conforming_strings = off is refused by default');
+like($out, qr/CRITICAL  SET standard_conforming_strings off: the server would lex later statements differently/, '... as CRITICAL');
+open $fh, '>', "$dir/lexing.conf" or die;
+print $fh "[rule lexing]\nlevel = critical\naction = allow\n";
+close $fh;
+($rc, $out, $err) = exec_gate('--policy', "$dir/lexing.conf", '-c', "SET standard_conforming_strings = off; INSERT INTO log VALUES (103)");
+is($rc, 1, 'allowed by the policy, SET standard_conforming_strings = off runs and stops the run');
+like($err, qr/statement 1 ran, but nothing after it runs: after it, the session has standard_conforming_strings = off: the gate parses with it on/,
+	'... saying why') or diag($err);
+like($out, qr/\[1\] SET standard_conforming_strings = off\n(?:.*\n)*?    executed: SET\n    STOPPED: after it, the session has standard_conforming_strings = off/,
+	'... as the statement\'s outcome: executed, and the run stopped')
+  or diag($out);
+is($node->safe_psql($db, 'SELECT count(*) FROM log WHERE id = 103'), '0', '... and the next statement did not run');
+
+# 10. Both answers good: the DROP runs, with the stand-in's point (no segment: nothing since the base copy).
+($rc, $out, $err) = exec_fake([[200, qq({"lsn": "0/1", "relid": $items_oid})], [200, qq({"lsn": "0/2", "relid": $items_oid, "segment": null})]],
+	'-c', 'DROP TABLE items');
+is($rc, 0, 'stand-in archiver with a verified point: the DROP runs') or diag("$out\n$err");
+like($out, qr/recovery point: public\.items at [0-9A-F]+\/[0-9A-F]+ \(segment none: no changes since the base copy; archived to 0\/2, verified\)/,
+	'... printing the point and that there is no segment') or diag($out);
+is($node->safe_psql($db, "SELECT to_regclass('public.items') IS NULL"), 't', '... and the table is gone');
 
 done_testing();

@@ -86,7 +86,9 @@ sub drills
 	ok(wait_for('the drill result on /metrics', sub { (metric($listen, 'backstop_drill_last_success') // '') eq '1' }),
 		"$label: /metrics exports the drill's success");
 
-	# a real table, live checksum
+	# a real table, live checksum; a change after the base copy, so that the recovery applies a
+	# transaction and the drill checks that the live snapshot saw it
+	$node->safe_psql($db, "UPDATE public.real SET v = v || '+' WHERE id = 1");
 	my $live_before = content_checksum($node, $db, 'public.real');
 	my $writes = $node->safe_psql($db, q{SELECT n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables WHERE relid = 'public.real'::regclass});
 	($rc, $j, $err) = drill(\%env, @common, '--table', 'public.real');
@@ -94,6 +96,9 @@ sub drills
 	is($j->{validation}, 'live table checksum', "$label: compared with the live table's checksum");
 	is($j->{recovered_checksum}, $j->{expected_checksum}, "$label: the copy equals the live table");
 	like($j->{recovered_checksum} // '', qr/^3000:/, "$label: every row");
+	like($j->{last_commit_lsn} // '', qr{^[0-9A-F]+/[0-9A-F]+$}, "$label: the recovery applied a transaction (the snapshot check ran)")
+	  or diag(explain($j));
+	is($j->{note}, undef, "$label: the snapshot saw it: no note");
 	is(content_checksum($node, $db, 'public.real'), $live_before, "$label: the live table is unchanged");
 	$node->safe_psql($db, 'SELECT pg_stat_force_next_flush()');
 	is($node->safe_psql($db, q{SELECT n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables WHERE relid = 'public.real'::regclass}),
@@ -106,6 +111,12 @@ sub drills
 	is($j->{validation}, 'archive checksum', "$label: validated against the archive's own checksum");
 	is($j->{point}, 'everything archived', "$label: at the latest archived point");
 	like($j->{recovered_checksum} // '', qr/^3000:/, "$label: every row");
+	# ... and its text report
+	my ($trc, $tout, $terr) = run_backstop({ env => \%env }, 'drill', '--db', $conn, '--timeout', '90s', @common,
+		'--table', 'public.real', '--listen', 'off');
+	is($trc, 0, "$label: text report, exit 0") or diag("$tout\n$terr");
+	like($tout, qr/^drill PASSED: public\.real \(table\)\n  validation:  archive checksum\n  checksum:    3000:\S+\n  point:       everything archived\n  RTO:         [0-9.]+ s \(recover and compare\)\n  bytes read:  \d+\n  phases:      recover [0-9.]+ s; compare [0-9.]+ s;\n  note:        no --listen archiver: recovered at the latest archived point/,
+		"$label: the text report names the table, validation, checksum, point, RTO, bytes, phases and why") or diag($tout);
 
 	# into another database
 	($rc, $j, $err) = drill(\%env, @common, '--table', 'public.real', '--to-db', node_connstr($node, 'target'));
@@ -136,6 +147,21 @@ $node->safe_psql($db, 'CREATE SCHEMA backstop_drill');
 is($rc, 2, 'a foreign backstop_drill schema: refused (exit 2)');
 is($node->safe_psql($db, q{SELECT count(*) FROM pg_namespace WHERE nspname = 'backstop_drill'}), '1', 'and not dropped');
 $node->safe_psql($db, 'DROP SCHEMA backstop_drill');
+# ... also in --to-db
+$node->safe_psql('target', 'CREATE SCHEMA backstop_drill');
+($rc, $j, $err) = drill({}, '--storage', "file://$dir/archive", '--listen', $listen1, '--data-dir', "$dir/local",
+	'--table', 'public.real', '--to-db', node_connstr($node, 'target'));
+is($rc, 2, 'a foreign backstop_drill schema in --to-db: refused (exit 2)');
+like($j->{error} // '', qr/schema backstop_drill exists but was not created by backstop drill/, '... saying why');
+is($node->safe_psql('target', q{SELECT count(*) FROM pg_namespace WHERE nspname = 'backstop_drill'}), '1', '... and not dropped');
+$node->safe_psql('target', 'DROP SCHEMA backstop_drill');
+# --to-db that cannot be reached
+($rc, $j, $err) = drill({}, '--storage', "file://$dir/archive", '--listen', $listen1, '--data-dir', "$dir/local",
+	'--table', 'public.real', '--to-db', 'host=/nonexistent-backstop-dir');
+is($rc, 1, 'an unreachable --to-db: exit 1');
+like($j->{error} // '', qr/could not connect to PostgreSQL/, '... saying why');
+is($j->{table}, 'public.real', '... naming the table');
+is(leftovers(), '0/0', '... leaving nothing');
 
 # a damaged archive: every base chunk of public.real flipped
 my $relid = $node->safe_psql($db, q{SELECT 'public.real'::regclass::oid});

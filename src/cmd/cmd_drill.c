@@ -544,14 +544,12 @@ run_drill(drill *d, int *exit_code, bs_error *err)
 		bool		exists = false;
 		char	   *q;
 
-		d->source = xstrdup(table);
 		if (ident_split_name(table, &d->src_schema, &d->src_name, err) != BS_OK)
 		{
 			*exit_code = EXIT_USAGE;
 			goto out;
 		}
 		d->copy_name = bounded_name("copy_", d->src_name);
-		json_object_set_new(d->out, "table", json_string(table));
 		q = quote_qualified_name(d->src_schema, d->src_name);
 		{
 			const char *params[1] = {q};
@@ -715,6 +713,12 @@ cmd_drill(bs_config *cfg, int argc, char **argv)
 	d.out = json_object();
 	d.phases = json_object();
 	json_object_set_new(d.out, "mode", json_string(d.scratch ? "scratch" : "table"));
+	if (!d.scratch)
+	{
+		/* Known from the start: a drill that fails at once still says which table it drilled. */
+		d.source = xstrdup(config_get(cfg, CFG_TABLE));
+		json_object_set_new(d.out, "table", json_string(d.source));
+	}
 	if (run_drill(&d, &exit_code, &err) != BS_OK)
 	{
 		char	   *msg = redact_text(err.message);

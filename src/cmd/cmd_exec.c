@@ -209,7 +209,13 @@ ask_point(exec_ctx *x, const gate_target *t, const char *lsn, json_t **answer, s
 
 	error_clear(&err);
 	if (cmd_checkpoint_request(x->listen, x->token, table, lsn, x->timeout_ms, &status, &ans, &err) != BS_OK)
-		coverage_advice(why, table, 0, err.message, x->listen);
+	{
+		/* Unreachable: start it; reached, but its answer is unusable: say so, not "start it". */
+		if (status == 0)
+			coverage_advice(why, table, 0, err.message, x->listen);
+		else
+			strbuf_printf(why, "the archiver could not give a recovery point of %s (%s)", table, err.message);
+	}
 	else if (status != 200)
 		coverage_advice(why, table, status, json_is_string(json_object_get(ans, "error")) ?
 						json_string_value(json_object_get(ans, "error")) : "no reason given", x->listen);
@@ -454,7 +460,12 @@ report:
 					   json_string_value(json_object_get(p, "archived_to")));
 			}
 			if (strcmp(outcome, "executed") == 0)
+			{
 				printf("    executed: %s\n", status ? status : "");
+				/* It ran, but what follows must not (the session changed under the gate). */
+				if (rc)
+					printf("    STOPPED: %s\n", why.data ? why.data : "");
+			}
 			else
 				printf("    %s: %s\n", strcmp(outcome, "failed") == 0 ? "FAILED" : "REFUSED", why.data ? why.data : "");
 			for (size_t i = 0; i < json_array_size(undo); i++)
@@ -466,7 +477,8 @@ report:
 		printf("[%d] REFUSED: %s\n", index, why.data ? why.data : "");
 	if (rc)
 		fprintf(stderr, "backstop exec: ERROR: statement %d %s: %s\n", index,
-				strcmp(outcome, "failed") == 0 ? "failed" : "refused", why.data ? why.data : "");
+				strcmp(outcome, "failed") == 0 ? "failed" : strcmp(outcome, "executed") == 0 ?
+				"ran, but nothing after it runs" : "refused", why.data ? why.data : "");
 	json_decref(points);
 	json_decref(undo);
 	free(status);

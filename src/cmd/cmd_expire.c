@@ -374,7 +374,7 @@ cmd_expire(bs_config *cfg, int argc, char **argv)
 	error_clear(&err);
 	if (argc > 0)
 	{
-		fprintf(stderr, "backstop expire: unexpected argument \"%s\"\n", argv[0]);
+		cli_usage_error("expire", "unexpected argument \"%s\"", argv[0]);
 		exit_code = EXIT_USAGE;
 		goto out;
 	}

@@ -1,6 +1,6 @@
 /* drillstate.c — the last drill's result, kept in DATA_DIR for the archiver's /metrics. */
 #include "drillstate.h"
-#include "storage_local.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +18,7 @@ drillstate_write(const char *data_dir, const json_t *state, bs_error *err)
 	char	   *text = json_dumps(state, JSON_COMPACT);
 	size_t		len = strlen(text);
 	int			fd = -1;
+	bool		made_tmp = false;	/* the temporary file exists (remove it on failure) */
 	int			rc = BS_ERR;
 
 	if (mkdir(data_dir, 0700) != 0 && errno != EEXIST)
@@ -33,6 +34,7 @@ drillstate_write(const char *data_dir, const json_t *state, bs_error *err)
 		error_set_errno(err, errno, "could not create \"%s\"", tmp.data);
 		goto out;
 	}
+	made_tmp = true;
 	for (size_t off = 0; off < len;)
 	{
 		ssize_t		n = write(fd, text + off, len - off);
@@ -51,20 +53,26 @@ drillstate_write(const char *data_dir, const json_t *state, bs_error *err)
 		error_set_errno(err, errno, "could not fsync \"%s\"", tmp.data);
 		goto out;
 	}
-	close(fd);
+	if (close(fd) != 0)
+	{
+		fd = -1;
+		error_set_errno(err, errno, "could not close \"%s\"", tmp.data);
+		goto out;
+	}
 	fd = -1;
 	if (rename(tmp.data, path.data) != 0)
 	{
-		error_set_errno(err, errno, "could not rename \"%s\"", tmp.data);
+		error_set_errno(err, errno, "could not rename \"%s\" to \"%s\"", tmp.data, path.data);
 		goto out;
 	}
-	rc = storage_local_fsync_dir(data_dir, err);
+	made_tmp = false;
+	rc = fileio_fsync_dir(data_dir, err);
 out:
 	if (fd >= 0)
-	{
 		close(fd);
+	/* Every failure before the rename: the partial file goes, whichever step failed. */
+	if (made_tmp)
 		unlink(tmp.data);
-	}
 	free(text);
 	strbuf_free(&path);
 	strbuf_free(&tmp);

@@ -87,7 +87,8 @@ sub start_s3rver
 	unavailable("s3rver not installed (run npm ci in $SRCDIR)") unless -x $bin;
 	my $dir = tempdir('backstop-s3rver-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 	my $port = free_port();
-	my $pid = spawn_and_wait([ $bin, '-d', "$dir/data", '-a', '127.0.0.1', '-p', $port,
+	# Through t/lib/s3rver-atomic.js: objects replaced whole, as S3 does (see there).
+	my $pid = spawn_and_wait([ 'node', "$SRCDIR/t/lib/s3rver-atomic.js", "$SRCDIR/node_modules/s3rver", '-d', "$dir/data", '-a', '127.0.0.1', '-p', $port,
 		'--configure-bucket', $bucket ], "$dir/s3rver.log", qr/S3rver listening/, 30);
 	unless ($pid)
 	{

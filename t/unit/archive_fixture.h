@@ -86,6 +86,30 @@ run_cli(const char *command, const char *const *args)
 	return rc;
 }
 
+/* `backstop args...` exactly as given (no --storage added: for commands that take none, or to
+ * name another), captured likewise.  The arguments are copied: cli_main overwrites secrets
+ * given as flags in place, as it does in the process's own argv. */
+static inline int
+run_backstop(const char *const *args)
+{
+	char *argv[32];
+	char *copies[32];
+	int argc = 0;
+	capture c;
+	int rc;
+
+	argv[argc++] = "backstop";
+	for (int i = 0; args[i]; i++)
+		argv[argc++] = copies[i] = xstrdup(args[i]);
+	argv[argc] = NULL;
+	capture_begin(&c);
+	rc = cli_main(argc, argv);	/* (it may also replace -c and -f in argv) */
+	capture_end(&c);
+	for (int i = 0; i < argc - 1; i++)
+		free(copies[i]);
+	return rc;
+}
+
 /* A usage error: the arguments (NULL-terminated) and what the message must say. */
 typedef struct usage_case
 {

@@ -1,6 +1,7 @@
 /* test_changes.c — `backstop changes` against a synthetic file:// archive: ranges, summaries, row images, refusals. */
 #include "archive_fixture.h"
 #include "cmd_changes.h"
+#include "fake_http.h"
 #include "tap.h"
 
 #include <jansson.h>
@@ -273,6 +274,67 @@ test_refusals(void)
 		show();
 }
 
+/* Storage failing part-way (an S3 stand-in serving the archive, one object or listing failing):
+ * exit 1 with the storage's message, no list of changes. */
+static void
+test_storage_faults(void)
+{
+#define S3_ERROR "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code><Message>injected</Message></Error>"
+	char seg[256], mf[256];
+	struct
+	{
+		const char *route;
+		const char *args[6];
+		const char *what;
+	} cases[] = {
+		{"GET /bucket/arch/head.json", {NULL}, "head.json fails"},
+		{mf, {NULL}, "a manifest fails (summary of every table)"},
+		{seg, {NULL}, "a segment fails (summary of every table)"},
+		{mf, {"--table", "users", NULL}, "--table: its manifest fails"},
+		{seg, {"--table", "users", NULL}, "--table: a segment fails"},
+		{seg, {"--table", "users", "--summary", NULL}, "--table --summary: a segment fails"},
+	};
+
+	/* the head test_refusals left records a table that is gone: without it, the archive is sound */
+	{
+		bs_error err;
+
+		if (storage_delete(st, "head.json", &err) != BS_OK)
+			printf("# storage_delete: %s\n", err.message);
+	}
+	snprintf(seg, sizeof(seg), "GET /bucket/arch/%s", users->segments[1].key);
+	snprintf(mf, sizeof(mf), "GET /bucket/arch/tables/%d/manifest.json", USERS);
+	setenv("AWS_ACCESS_KEY_ID", "AKIDTEST", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "secrettest", 1);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		const fake_route routes[] = {{cases[i].route, 500, S3_ERROR}, {NULL, 0, NULL}};
+		fake_endpoint fe;
+		char endpoint[128];
+		const char *args[24] = {"changes", "--storage", "s3://bucket/arch", "--s3-endpoint", endpoint, "--s3-uri-style", "path",
+			"--s3-region", "us-east-1", "--retries", "0", NULL};
+		int n = 11;
+		int rc;
+
+		for (int k = 0; cases[i].args[k]; k++)
+			args[n++] = cases[i].args[k];
+		args[n] = NULL;
+		fake_start_bucket(&fe, routes, dir, "arch");
+		snprintf(endpoint, sizeof(endpoint), "http://%s", fe.listen);
+		rc = run_backstop(args);
+		fake_stop(&fe);
+		is_int(rc, EXIT_FAILURE_RUNTIME, "%s: exit 1", cases[i].what);
+		if (!ok(strstr(errout, "backstop changes: ERROR: ") != NULL && strstr(errout, "injected") != NULL,
+				"%s: the storage's message", cases[i].what) || rc != EXIT_FAILURE_RUNTIME)
+		{
+			printf("# requests: %s\n", fe.requests);
+			show();
+		}
+	}
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+}
+
 int
 main(void)
 {
@@ -284,6 +346,7 @@ main(void)
 	test_rows();
 	test_seconds();
 	test_refusals();
+	test_storage_faults();
 	manifest_free(users);
 	fixture_close(dir);
 	return done_testing();
