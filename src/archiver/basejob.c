@@ -158,7 +158,8 @@ basejob_apply(archiver *a, const basecopy_result *r, uint64_t lsn)
 {
 	arch_table *t = tables_find(a, r->relid);
 	const manifest_layout *bl;
-	char l[LSN_BUFLEN];
+	char l[LSN_BUFLEN],
+		 l2[LSN_BUFLEN];
 	bs_error err;
 	uint64_t weak_from;
 
@@ -234,6 +235,34 @@ basejob_apply(archiver *a, const basecopy_result *r, uint64_t lsn)
 	for (int i = 0; i < t->man->nlayouts; i++)
 		if (t->man->layouts[i].from_lsn > lsn && bl && t->man->layouts[i].ncols > bl->ncols)
 			t->rebase_wanted = true;
+	/*
+	 * A layout the stream recorded after the copy's LSN with columns the copy lacks: what those
+	 * columns held in the copy's rows is known only as a value stored for missing rows (a
+	 * constant default); otherwise (a volatile default, or a layout read before the table had
+	 * one to compare with) recovery refuses the points that need it until a newer copy.
+	 */
+	for (int i = 0; bl && i < t->man->nlayouts; i++)
+	{
+		manifest_layout *nl = &t->man->layouts[i];
+
+		if (nl->from_lsn <= lsn)
+			continue;
+		for (int c = 0; c < nl->ncols; c++)
+		{
+			bool had = false;
+
+			for (int k = 0; k < bl->ncols && !had; k++)
+				had = strcmp(nl->columns[c].name, bl->columns[k].name) == 0;
+			if (had || nl->columns[c].missing != NULL || nl->columns[c].missing_unknown)
+				continue;
+			nl->columns[c].missing_unknown = true;
+			t->rebase_wanted = true;
+			log_info("table %s.%s: column \"%s\" added at %s, after the base copy at %s was taken: its values in "
+					 "the copy's rows are not known; recovery points from there are refused until a newer copy",
+					 t->man->schema, t->man->name, nl->columns[c].name, lsn_format(nl->from_lsn, l),
+					 lsn_format(lsn, l2));
+		}
+	}
 	/* Stored by the uploader: one writer per manifest keeps the newest version last. */
 	t->dirty = true;
 	t->base_unstored = true;

@@ -419,10 +419,32 @@ ddl_table_changed(archiver *a, arch_table *t, ddl_table *d, bs_error *err)
 		t->dirty = true;
 	}
 	cur = tables_layout_at(m, a->txn_final_lsn);
-	/* No layout yet: the first base copy records one. */
-	if (cur == NULL || (cur->replident == d->replident &&
-						manifest_columns_equal(cur->ncols, cur->columns, d->ncols, d->columns)))
+	if (cur != NULL && cur->replident == d->replident &&
+		manifest_columns_equal(cur->ncols, cur->columns, d->ncols, d->columns))
 		return BS_OK;
+	if (cur == NULL)
+	{
+		uint32_t id;
+		bs_error e2;
+
+		/*
+		 * No layout yet: the table's first base copy is still to be added.  Its snapshot may
+		 * be older than this change (a copy in the background, added after the stream read
+		 * this): the layout from here on is recorded, so the copy's goes before it
+		 * (basejob_apply marks what its rows lack), and a new copy is asked for.
+		 */
+		if (ddl_type_names(a->conn, d, err) != BS_OK &&
+			(!stream_conn_recovered(a, err) || ddl_type_names(a->conn, d, err) != BS_OK))
+			return BS_ERR;
+		error_clear(&e2);
+		if (manifest_use_layout(m, a->txn_final_lsn, d->replident, d->ncols, d->columns, &id, &e2) != BS_OK)
+			id = tables_insert_layout(m, -1, a->txn_final_lsn, d->replident, d->ncols, d->columns);
+		t->dirty = true;
+		log_info("table %s.%s: new column layout %u from %s (schema change read from the stream, before its first "
+				 "base copy was added)", m->schema, m->name, id, lsn_format(a->txn_final_lsn, l));
+		request_rebase(a, t);
+		return BS_OK;
+	}
 	{
 		uint32_t id;
 		bs_error e2;
