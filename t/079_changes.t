@@ -47,6 +47,13 @@ sub lsn_num { my ($hi, $lo) = split m{/}, $_[0]; return hex($hi) * 2**32 + hex($
 ok(wait_for('archiver', sub { checkpoint('public.acct') && checkpoint($billing) && checkpoint('public.logt') }),
 	'archiver running') or diag(slurp_file($log));
 
+# The transactions below commit in a later whole second than the base copies (the start of the
+# recovery window): a point in whole seconds at a transaction's second is then inside the window.
+{
+	my $sec = int(Time::HiRes::time());
+	ok(wait_for('the next second', sub { int(Time::HiRes::time()) > $sec }, 5), 'a new second after the base copies');
+}
+
 # Known transactions: xid, LSN before and after, exact commit time (track_commit_timestamp).
 my @tx;
 sub txn

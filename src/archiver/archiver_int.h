@@ -387,6 +387,7 @@ typedef struct archiver
 	base_job *bjob;
 	int64_t	test_lock_key;		/* basecopy_options.test_lock_key, read once at start */
 	int64_t	test_snapshot_lock_key;	/* basecopy_options.test_snapshot_lock_key, likewise */
+	int64_t	test_end_lock_key;	/* basecopy_options.test_end_lock_key, likewise */
 	int64_t	test_check_lock_key;	/* BACKSTOP_TEST_TABLE_CHECK_LOCK (tables_check_held) */
 	pthread_t base_thread;
 } archiver;

@@ -54,6 +54,7 @@ base_job_new(archiver *a, storage *st, arch_table **list, int n)
 	j->opts.test_lock_key = a->test_lock_key;
 	j->opts.publication = config_get(a->cfg, CFG_PUBLICATION);
 	j->opts.test_snapshot_lock_key = a->test_snapshot_lock_key;
+	j->opts.test_end_lock_key = a->test_end_lock_key;
 	j->opts.lock_timeout_ms = config_get_duration_ms(a->cfg, CFG_BASE_LOCK_TIMEOUT);
 	j->ntargets = n;
 	j->targets = xcalloc((size_t) n, sizeof(basecopy_target));
@@ -253,6 +254,16 @@ basejob_apply(archiver *a, const basecopy_result *r, uint64_t lsn)
 
 			for (int k = 0; k < bl->ncols && !had; k++)
 				had = strcmp(nl->columns[c].name, bl->columns[k].name) == 0;
+			/* Judged where it first appears after the copy (later layouts carry it on). */
+			for (int e = 0; e < t->man->nlayouts && !had; e++)
+			{
+				const manifest_layout *el = &t->man->layouts[e];
+
+				if (el->from_lsn <= lsn || el->from_lsn >= nl->from_lsn)
+					continue;
+				for (int k = 0; k < el->ncols && !had; k++)
+					had = strcmp(nl->columns[c].name, el->columns[k].name) == 0;
+			}
 			if (had || nl->columns[c].missing != NULL || nl->columns[c].missing_unknown)
 				continue;
 			nl->columns[c].missing_unknown = true;

@@ -515,6 +515,8 @@ basecopy_with_temporary_slot(PGconn *repl, PGconn *conn, storage *st, const base
 					tables[done].name, err->message);
 		error_clear(err);
 	}
+	if (opts->test_end_lock_key != 0 && test_lock_wait(conn, opts->test_end_lock_key, err) != BS_OK)
+		goto out;
 	*lsn_out = lsn;
 	*results = out;
 	out = NULL;

@@ -29,6 +29,10 @@ typedef struct basecopy_options
 	/* Tests only (BACKSTOP_TEST_BASE_COPY_SNAPSHOT_LOCK): the same wait, after the snapshot is
 	 * imported and before the table is locked, so that a test can commit DDL in between. */
 	int64_t		test_snapshot_lock_key;
+	/* Tests only (BACKSTOP_TEST_BASE_JOB_END_LOCK): the same wait once every table is copied,
+	 * before the copies are handed back, so that a test can commit DDL and have the stream
+	 * read it before the copies are added. */
+	int64_t		test_end_lock_key;
 	/* How long a copy may wait for a lock (the session's lock_timeout, capped below the
 	 * server's deadlock_timeout): past it the copy of that table yields (see
 	 * basecopy_error_yields).  0: PostgreSQL's own (wait without end). */
