@@ -30,8 +30,6 @@ $node->safe_psql($db, q{
 	CREATE TABLE public.anchor (id int PRIMARY KEY, v int);
 	INSERT INTO public.anchor SELECT g, 0 FROM generate_series(1, 10) g;
 });
-my $holder = $node->background_psql($db);
-$holder->query_safe("SELECT pg_advisory_lock($lock_key)");
 my $h = do
 {
 	local $ENV{BACKSTOP_TEST_BASE_COPY_SNAPSHOT_LOCK} = $lock_key;
@@ -42,6 +40,9 @@ my $h = do
 };
 ok(wait_for('the archiver', sub { (archiver_checkpoint($listen, 'public.anchor', '5s'))[0] == 0 }, 60), 'archiver running')
   or diag(slurp_file($log));
+# Taken once the first copies (at start-up, which wait for it too) are done.
+my $holder = $node->background_psql($db);
+$holder->query_safe("SELECT pg_advisory_lock($lock_key)");
 
 sub copies_waiting
 {
