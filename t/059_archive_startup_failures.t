@@ -342,6 +342,15 @@ like($err, qr/could not create the replication slot: .*all replication slots are
 is($node->safe_psql($db, q{SELECT string_agg(schemaname || '.' || tablename, ',') FROM pg_publication_tables WHERE pubname = 'backstop_full'}),
 	'public.t', 'the existing publication holds the table asked for, once, and not the other one');
 ok(!-e "$dir/archive8/tables/$relid/manifest.json", 'no manifest was stored');
+# The same on a kept slot (backstop_bc) with a table that has no base copy in this storage:
+# the copy's temporary slot cannot be created either.
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', $conn, '--tables', 'public.t',
+	'--storage', "file://$dir/archive10", '--data-dir', "$dir/data10", '--listen', 'off',
+	'--slot', 'backstop_bc', '--publication', 'backstop_bc');
+is($rc, 1, 'every slot in use, a base copy to take on a kept slot: exit 1') or diag("$out\n$err");
+like($err, qr/could not create a temporary slot for a base copy: .*all replication slots are in use/s,
+	"with the server's reason");
+ok(!-e "$dir/archive10/tables/$relid/manifest.json", 'no manifest was stored');
 $node->safe_psql($db, q{SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'filler\_%'});
 
 # A first base copy that gives way to a session's lock is taken again under the same snapshot,
