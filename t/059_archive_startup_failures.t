@@ -6,7 +6,8 @@
 # SIGTERM during start-up stops the archiver in order once it is up; a slot of another plugin,
 # a storage holding another database's archive and wal_level = replica are refused (exit 2)
 # before anything is created; --drop leaves a publication of another role to its owner.
-# Also refused, creating nothing: a role without REPLICATION, a damaged head.json (exit 3), every
+# Also refused, creating nothing: a role without REPLICATION, a damaged head.json or manifest
+# (exit 3), a role that may not create the publication, every
 # replication slot in use (an existing publication of other tables was set to the ones asked
 # for), a base copy storage refuses again with the slot kept; `archive --drop` without --db
 # (exit 2), without a server, and while the archiver streams from the slot.  A slot dropped
@@ -107,6 +108,34 @@ like($err, qr/head\.json/, 'naming head.json');
 is(slurp_file("$dir/archive_badhead/head.json"), '{"format": "not a head"', 'which is left as it was');
 is($node->safe_psql($db, q{SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'backstop_badhead'}), '0',
 	'no slot was created');
+
+# A table's manifest that is not one: refused as a damaged archive (exit 3), left as it was.
+my $relid = $node->safe_psql($db, q{SELECT 'public.t'::regclass::oid});
+mkdir "$dir/archive_badman";
+mkdir "$dir/archive_badman/tables";
+mkdir "$dir/archive_badman/tables/$relid";
+append_to_file("$dir/archive_badman/tables/$relid/manifest.json", '{"format": 1, "relid": "no"}');
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', $conn, '--tables', 'public.t',
+	'--storage', "file://$dir/archive_badman", '--data-dir', "$dir/data_badman", '--listen', 'off',
+	'--slot', 'backstop_badman', '--publication', 'backstop_badman');
+is($rc, 3, 'a damaged manifest: exit 3 (a damaged archive)') or diag("$out\n$err");
+like($err, qr/tables\/$relid\/manifest\.json/, 'naming it');
+is(slurp_file("$dir/archive_badman/tables/$relid/manifest.json"), '{"format": 1, "relid": "no"}', 'which is left as it was');
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'backstop_badman'}), '0',
+	'no slot was created');
+
+# A role with REPLICATION that may not create the publication (no CREATE on the database): the
+# start fails with the server's reason.
+$node->safe_psql($db, q{CREATE ROLE bs_repl LOGIN REPLICATION});
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', node_connstr($node, $db, 'bs_repl'),
+	'--tables', 'public.t', '--storage', "file://$dir/archive_nopub", '--data-dir', "$dir/data_nopub",
+	'--listen', 'off', '--slot', 'backstop_nopub', '--publication', 'backstop_nopub');
+is($rc, 1, 'a role that may not create the publication: exit 1') or diag("$out\n$err");
+like($err, qr/could not set up publication "backstop_nopub": .*permission denied/s, "with the server's reason");
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'backstop_nopub'}), '0',
+	'no slot was created');
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_publication WHERE pubname = 'backstop_nopub'}), '0',
+	'nor a publication');
 
 # --drop without --db is a usage error, as the archiver's is.
 ($rc, $out, $err) = run_backstop({ env => { BACKSTOP_DB => undef, PGDATABASE => undef } }, 'archive', '--drop');
@@ -289,7 +318,6 @@ is($node->safe_psql($db, q{SELECT count(*) FROM pg_publication WHERE pubname = '
 
 # A base copy that storage refuses (its folder is a file): the start fails, saying where,
 # and no manifest claims a base.
-my $relid = $node->safe_psql($db, q{SELECT 'public.t'::regclass::oid});
 mkdir "$dir/archive7";
 mkdir "$dir/archive7/tables";
 mkdir "$dir/archive7/tables/$relid";
