@@ -13,6 +13,8 @@
 # (exit 2), without a server, and while the archiver streams from the slot.  A slot dropped
 # between two runs: the archive goes on from a new one, recording and saying the gap.  A first
 # base copy that gives way to a session's lock is taken again, and lands in several chunks.
+# Sealed epochs left in the spool by a crash while storage refused them: the next start says it
+# cannot upload them yet and goes on; once storage takes them, nothing is lost.
 use strict;
 use warnings;
 
@@ -426,6 +428,55 @@ $archiver = undef;
 	'--latest', '--into', 'public.big_rec', '--yes');
 is($rc, 0, 'recover --latest from it') or diag("$out\n$err");
 is(content_checksum($node, $db, 'public.big_rec'), content_checksum($node, $db, 'public.big'), 'exact');
+
+# ---- spool recovery at start-up, storage still refusing ----
+# Storage refuses the table's objects (its folder read-only); the archiver seals changes into its
+# spool, cannot upload them, and is killed (-9).  The next start finds the sealed epochs, cannot
+# upload them yet either, says so and goes on; once storage takes them again, they are
+# uploaded and the table recovers exactly.
+my $bigrelid = $node->safe_psql($db, q{SELECT 'public.big'::regclass::oid});
+my @table_dirs;
+File::Find::find({ no_chdir => 1, wanted => sub { push @table_dirs, $_ if -d $_ } }, "$dir/archive9/tables/$bigrelid");
+my $log11 = "$dir/eleventh.log";
+my @ninth = ('--db', $conn, '--tables', 'public.big', '--storage', "file://$dir/archive9", '--data-dir', "$dir/data9",
+	'--listen', $listen, '--slot', 'backstop_gw', '--publication', 'backstop_gw', '--segment-age', '1s');
+$archiver = spawn_archiver($log11, @ninth);
+ok(wait_for('the archiver on archive9', sub { (archiver_checkpoint($listen, 'public.big', '5s'))[0] == 0 }, 90),
+	'the archiver runs again') or diag(slurp_file($log11));
+chmod 0555, @table_dirs;
+my $errors0 = metric('backstop_upload_errors_total');
+$node->safe_psql($db, q{UPDATE public.big SET v = 'during the outage' WHERE id <= 100});
+my $spool9 = "$dir/data9/spool";
+my $sealed = sub {
+	opendir(my $d, $spool9) or return 0;
+	my @e = grep { /^[0-9A-F]{16}$/ && -e "$spool9/$_/COMPLETE" } readdir($d);
+	closedir $d;
+	return scalar @e;
+};
+ok(wait_for('a sealed epoch storage refuses', sub { $sealed->() > 0 && (metric('backstop_upload_errors_total') // 0) > $errors0 }, 90),
+	'the changes are sealed in the spool and their upload fails') or diag(slurp_file($log11));
+kill 'KILL', $archiver;
+waitpid($archiver, 0);
+$archiver = undef;
+ok($sealed->() > 0, 'the sealed epoch is still in the spool after the crash');
+my $log12 = "$dir/twelfth.log";
+$archiver = spawn_archiver($log12, @ninth);
+ok(wait_for('the start to try the spool', sub { -e $log12 && slurp_file($log12) =~ /could not upload the spool yet \(will retry\)/ }, 90),
+	'the next start cannot upload the spool yet, says so') or diag(slurp_file($log12));
+ok(wait_for('the archiver to run', sub { defined metric('backstop_upload_errors_total') }, 90),
+	'and goes on (its endpoint answers)') or diag(slurp_file($log12));
+chmod 0755, @table_dirs;
+ok(wait_for('the spool to be uploaded', sub { (archiver_checkpoint($listen, 'public.big', '5s'))[0] == 0 }, 90),
+	'once storage takes it again, a checkpoint succeeds') or diag(slurp_file($log12));
+kill 'TERM', $archiver;
+waitpid($archiver, 0);
+is($? >> 8, 0, 'and it stops cleanly') or diag(slurp_file($log12));
+$archiver = undef;
+is($sealed->(), 0, 'nothing is left in the spool');
+($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', "file://$dir/archive9", '--table', 'public.big',
+	'--latest', '--into', 'public.big_rec2', '--yes');
+is($rc, 0, 'recover --latest after the outage') or diag("$out\n$err");
+is(content_checksum($node, $db, 'public.big_rec2'), content_checksum($node, $db, 'public.big'), 'exact, the changes of the outage included');
 
 # wal_level below logical (the slots must go first, or the server would not start).
 $node->safe_psql($db, q{SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots});
