@@ -358,19 +358,21 @@ is(content_checksum($node, $db, 'public.t_rec7'), content_checksum($node, $db, '
 
 # Every replication slot in use: creating the archiver's fails, with the server's reason.  The
 # publication was set up before that: an existing one of other tables now holds the tables
-# asked for (listed with spaces, twice and with an empty entry), and no others.
+# asked for (listed with spaces, twice and with an empty entry; a view is reported), and no others.
 $node->safe_psql($db, q{CREATE TABLE public.t2 (id int PRIMARY KEY);
+	CREATE VIEW public.t_view AS SELECT * FROM public.t;
 	CREATE PUBLICATION backstop_full FOR TABLE public.t2});
 my $free_slots = $node->safe_psql($db,
 	q{SELECT current_setting('max_replication_slots')::int - count(*) FROM pg_replication_slots});
 $node->safe_psql($db, "SELECT pg_create_logical_replication_slot('filler_' || g, 'pgoutput') FROM generate_series(1, $free_slots) g");
-($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', $conn, '--tables', ' public.t , public.t,, ',
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', $conn, '--tables', ' public.t , public.t,, public.t_view',
 	'--storage', "file://$dir/archive8", '--data-dir', "$dir/data8", '--listen', 'off',
 	'--slot', 'backstop_full', '--publication', 'backstop_full');
 is($rc, 1, 'every replication slot in use: exit 1') or diag("$out\n$err");
 like($err, qr/could not create the replication slot: .*all replication slots are in use/s, "with the server's reason");
 is($node->safe_psql($db, q{SELECT string_agg(schemaname || '.' || tablename, ',') FROM pg_publication_tables WHERE pubname = 'backstop_full'}),
 	'public.t', 'the existing publication holds the table asked for, once, and not the other one');
+like($err, qr/table public\.t_view is NOT archived: not a table/, 'a view asked for is reported, not published');
 ok(!-e "$dir/archive8/tables/$relid/manifest.json", 'no manifest was stored');
 # The same on a kept slot (backstop_bc) with a table that has no base copy in this storage:
 # the copy's temporary slot cannot be created either.
