@@ -12,7 +12,8 @@
 # for), a base copy storage refuses again with the slot kept; `archive --drop` without --db
 # (exit 2), without a server, and while the archiver streams from the slot.  A slot dropped
 # between two runs: the archive goes on from a new one, recording and saying the gap.  A first
-# base copy that gives way to a session's lock is taken again, and lands in several chunks.
+# base copy that gives way to a session's lock is taken again, and lands in several chunks; one
+# that gives way every time fails the start, saying why.
 # A base copy of a table with row-level security that the role does not bypass is refused (it
 # took the 3 rows of 10 the policy showed, silently).
 # Sealed epochs left in the spool by a crash while storage refused them: the next start says it
@@ -432,6 +433,31 @@ $archiver = undef;
 	'--latest', '--into', 'public.big_rec', '--yes');
 is($rc, 0, 'recover --latest from it') or diag("$out\n$err");
 is(content_checksum($node, $db, 'public.big_rec'), content_checksum($node, $db, 'public.big'), 'exact');
+
+# A session that keeps the lock through every attempt: the start fails, saying why and what to do
+# (after its back-off, 1 + 2 + 4 + 8 + 16 s: the archiver's own waits, not the test's).
+$keyholder = $node->background_psql($db);
+$keyholder->query_safe("SELECT pg_advisory_lock($snap_key)");
+my $log10 = "$dir/tenth.log";
+{
+	local $ENV{BACKSTOP_TEST_BASE_COPY_SNAPSHOT_LOCK} = $snap_key;
+	$archiver = spawn_archiver($log10, '--db', $conn, '--tables', 'public.big', '--storage', "file://$dir/archive9b",
+		'--data-dir', "$dir/data9b", '--listen', 'off', '--slot', 'backstop_gw6', '--publication', 'backstop_gw');
+}
+ok($node->poll_query_until($db, qq{SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = $snap_key AND NOT granted}),
+	'a first base copy has its snapshot and waits') or diag(slurp_file($log10));
+$locker = $node->background_psql($db);
+$locker->query_safe('BEGIN; LOCK TABLE public.big IN ACCESS EXCLUSIVE MODE;');
+$keyholder->query_safe("SELECT pg_advisory_unlock($snap_key)");
+waitpid($archiver, 0);
+is($? >> 8, 1, 'a first base copy that gives way every time: exit 1') or diag(slurp_file($log10));
+$archiver = undef;
+like(slurp_file($log10), qr/the first base copy of public\.big gave way 6 times \(start again when the session holding its lock is done\)/,
+	'saying so');
+$locker->query_safe('COMMIT');
+$locker->quit;
+$keyholder->quit;
+$node->safe_psql($db, q{SELECT pg_drop_replication_slot('backstop_gw6')});
 
 # ---- spool recovery at start-up, storage still refusing ----
 # Storage refuses the table's objects (its folder read-only); the archiver seals changes into its
