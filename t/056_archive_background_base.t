@@ -215,5 +215,11 @@ my $final = slurp_file($log);
 like($final, qr/stopping: waiting for the base copy to stop/, 'the running copy was asked to stop');
 unlike($final, qr/base copy of public\.big2 at/, 'the copy of big2 did not complete');
 like($final, qr/stopped; confirmed/, 'orderly stop');
-unlike($final, qr/ERROR|FATAL|PANIC/, 'no errors in the archiver log') or diag($final);
+# A table check that read the table list before the DROP and set the publication after it
+# fails with the server's ERROR and is tried again by the next check (tables_check_publication):
+# a warning, not an error of the archiver.
+my @errors = grep { /ERROR|FATAL|PANIC/
+	  && !/WARNING: could not set up publication "backstop": query failed: ERROR:  relation "public\.victim" does not exist$/ }
+  split /\n/, $final;
+is_deeply(\@errors, [], 'no errors in the archiver log') or diag($final);
 done_testing();

@@ -6,6 +6,18 @@
 # SIGTERM during start-up stops the archiver in order once it is up; a slot of another plugin,
 # a storage holding another database's archive and wal_level = replica are refused (exit 2)
 # before anything is created; --drop leaves a publication of another role to its owner.
+# Also refused, creating nothing: a role without REPLICATION, a damaged head.json or manifest
+# (exit 3), a role that may not create the publication, every
+# replication slot in use (an existing publication of other tables was set to the ones asked
+# for), a base copy storage refuses again with the slot kept; `archive --drop` without --db
+# (exit 2), without a server, and while the archiver streams from the slot.  A slot dropped
+# between two runs: the archive goes on from a new one, recording and saying the gap.  A first
+# base copy that gives way to a session's lock is taken again, and lands in several chunks; one
+# that gives way every time fails the start, saying why.
+# A base copy of a table with row-level security that the role does not bypass is refused (it
+# took the 3 rows of 10 the policy showed, silently).
+# Sealed epochs left in the spool by a crash while storage refused them: the next start says it
+# cannot upload them yet and goes on; once storage takes them, nothing is lost.
 use strict;
 use warnings;
 
@@ -78,6 +90,69 @@ sub snapshot
 	return \%files;
 }
 
+# ---- refusals before anything is created ----
+# A role without REPLICATION: its SQL connection works, the replication connection does not.
+$node->safe_psql($db, q{CREATE ROLE bs_norepl LOGIN});
+my ($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', node_connstr($node, $db, 'bs_norepl'),
+	'--tables', 'public.t', '--storage', "file://$dir/archive_norepl", '--data-dir', "$dir/data_norepl",
+	'--listen', 'off', '--slot', 'backstop_norepl', '--publication', 'backstop_norepl');
+is($rc, 1, 'a role without REPLICATION: exit 1') or diag("$out\n$err");
+like($err, qr/could not connect to PostgreSQL: .*superuser or replication role/s, "with the server's reason");
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'backstop_norepl'}), '0',
+	'no slot was created');
+is_deeply(snapshot("$dir/archive_norepl"), {}, 'nothing was stored');
+
+# A head.json that is not one: refused as a damaged archive (exit 3), left as it was.
+mkdir "$dir/archive_badhead";
+append_to_file("$dir/archive_badhead/head.json", '{"format": "not a head"');
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', $conn, '--tables', 'public.t',
+	'--storage', "file://$dir/archive_badhead", '--data-dir', "$dir/data_badhead", '--listen', 'off',
+	'--slot', 'backstop_badhead', '--publication', 'backstop_badhead');
+is($rc, 3, 'a damaged head.json: exit 3 (a damaged archive)') or diag("$out\n$err");
+like($err, qr/head\.json/, 'naming head.json');
+is(slurp_file("$dir/archive_badhead/head.json"), '{"format": "not a head"', 'which is left as it was');
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'backstop_badhead'}), '0',
+	'no slot was created');
+
+# A table's manifest that is not one: refused as a damaged archive (exit 3), left as it was.
+my $relid = $node->safe_psql($db, q{SELECT 'public.t'::regclass::oid});
+mkdir "$dir/archive_badman";
+mkdir "$dir/archive_badman/tables";
+mkdir "$dir/archive_badman/tables/$relid";
+append_to_file("$dir/archive_badman/tables/$relid/manifest.json", '{"format": 1, "relid": "no"}');
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', $conn, '--tables', 'public.t',
+	'--storage', "file://$dir/archive_badman", '--data-dir', "$dir/data_badman", '--listen', 'off',
+	'--slot', 'backstop_badman', '--publication', 'backstop_badman');
+is($rc, 3, 'a damaged manifest: exit 3 (a damaged archive)') or diag("$out\n$err");
+like($err, qr/tables\/$relid\/manifest\.json/, 'naming it');
+is(slurp_file("$dir/archive_badman/tables/$relid/manifest.json"), '{"format": 1, "relid": "no"}', 'which is left as it was');
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'backstop_badman'}), '0',
+	'no slot was created');
+
+# A role with REPLICATION that may not create the publication (no CREATE on the database): the
+# start fails with the server's reason.
+$node->safe_psql($db, q{CREATE ROLE bs_repl LOGIN REPLICATION});
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', node_connstr($node, $db, 'bs_repl'),
+	'--tables', 'public.t', '--storage', "file://$dir/archive_nopub", '--data-dir', "$dir/data_nopub",
+	'--listen', 'off', '--slot', 'backstop_nopub', '--publication', 'backstop_nopub');
+is($rc, 1, 'a role that may not create the publication: exit 1') or diag("$out\n$err");
+like($err, qr/could not set up publication "backstop_nopub": .*permission denied/s, "with the server's reason");
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'backstop_nopub'}), '0',
+	'no slot was created');
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_publication WHERE pubname = 'backstop_nopub'}), '0',
+	'nor a publication');
+
+# --drop without --db is a usage error, as the archiver's is.
+($rc, $out, $err) = run_backstop({ env => { BACKSTOP_DB => undef, PGDATABASE => undef } }, 'archive', '--drop');
+is($rc, 2, 'archive --drop without --db: exit 2') or diag("$out\n$err");
+like($err, qr/--db is required/, 'saying so');
+# --drop with a server that does not answer: exit 1, the connection's error.
+my $closed_port = PostgreSQL::Test::Cluster::get_free_port();
+($rc, $out, $err) = run_backstop('archive', '--drop', '--db', "host=127.0.0.1 port=$closed_port dbname=postgres",
+	'--slot', 'backstop', '--publication', 'backstop');
+is($rc, 1, 'archive --drop without a server: exit 1') or diag("$out\n$err");
+like($err, qr/could not connect to PostgreSQL/, 'saying it could not connect');
+
 # Empty epoch directories of an earlier run, and a directory that is not an epoch.
 mkdir "$dir/data1";
 mkdir $spool;
@@ -112,7 +187,7 @@ my $active_pid = $node->safe_psql($db, q{SELECT active_pid FROM pg_replication_s
 like($active_pid, qr/^\d+$/, "the slot is active (walsender $active_pid)");
 my $before1 = snapshot("$dir/archive1", 1);
 my $confirmed = $node->safe_psql($db, q{SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'backstop'});
-my ($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', $conn, '--tables', 'public.t',
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', $conn, '--tables', 'public.t',
 	'--storage', "file://$dir/archive2", '--data-dir', "$dir/data2", '--listen', 'off', '--segment-age', '1s');
 is($rc, 1, 'a second archiver on the active slot exits 1') or diag("$out\n$err");
 like($err, qr/replication slot "backstop" is active for PID \Q$active_pid\E/, "with the server's message (the walsender's PID)");
@@ -123,6 +198,15 @@ is($node->safe_psql($db, q{SELECT confirmed_flush_lsn FROM pg_replication_slots 
 	$confirmed, "the slot's confirmed position did not move");
 is($node->safe_psql($db, q{SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'backstop'}), $active_pid,
 	'the first archiver still holds the slot');
+
+# --drop while the archiver streams from the slot: the server refuses, nothing is dropped.
+($rc, $out, $err) = run_backstop('archive', '--drop', '--db', $conn);
+is($rc, 1, 'archive --drop while the archiver runs: exit 1') or diag("$out\n$err");
+like($err, qr/replication slot "backstop" is active for PID \Q$active_pid\E/, "with the server's message");
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'backstop'}), '1',
+	'the slot is kept');
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_publication WHERE pubname = 'backstop'}), '1',
+	'and so is the publication');
 
 # ---- checkpoints after a PostgreSQL restart ----
 $node->restart;
@@ -155,6 +239,31 @@ waitpid($archiver, 0);
 is($? >> 8, 0, 'first archiver stopped cleanly');
 $archiver = undef;
 is_deeply([ epoch_dirs() ], [], 'no epoch directory left after the stop');
+
+# ---- the slot dropped between two runs ----
+# The archive goes on from a new slot; what was committed while no slot kept it is a gap, which
+# each table's manifest records and the start says; the table recovers exactly at its latest.
+$node->safe_psql($db, q{SELECT pg_drop_replication_slot('backstop')});
+$node->safe_psql($db, q{UPDATE public.t SET v = 'while no slot' WHERE id = 20});
+my $log_gap = "$dir/gap.log";
+$archiver = spawn_archiver($log_gap, @first);
+ok(wait_for('the archiver on a new slot', sub { (archiver_checkpoint($listen, 'public.t', '5s'))[0] == 0 }, 90),
+	'the archiver starts again from a new slot') or diag(slurp_file($log_gap));
+like(slurp_file($log_gap), qr/the archive was stored up to \S+ with an earlier slot: changes committed between then and \S+ are NOT in the archive/,
+	'the start says the archive has a gap');
+like(slurp_file($log_gap), qr/table public\.t: changes committed from \S+ to \S+ were not archived \(a new slot starts at \S+\)/,
+	'and which table it is in');
+kill 'TERM', $archiver;
+waitpid($archiver, 0);
+is($? >> 8, 0, 'it stops cleanly') or diag(slurp_file($log_gap));
+$archiver = undef;
+($rc, $out, $err) = run_backstop('info', '--storage', "file://$dir/archive1", '--table', 'public.t', '--json');
+is($rc, 0, 'info') or diag("$out\n$err");
+like($out, qr/"not_archived":\s*\[\s*\{\s*"from_lsn"/, 'the manifest records the gap');
+($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', "file://$dir/archive1", '--table', 'public.t',
+	'--latest', '--into', 'public.t_rec_gap', '--yes');
+is($rc, 0, 'recover --latest after the gap') or diag("$out\n$err");
+is(content_checksum($node, $db, 'public.t_rec_gap'), content_checksum($node, $db, 'public.t'), 'exact (the new base copy)');
 
 # ---- SIGTERM during start-up ----
 # Creating a slot waits for the transactions running at that moment: one held open keeps the
@@ -214,7 +323,6 @@ is($node->safe_psql($db, q{SELECT count(*) FROM pg_publication WHERE pubname = '
 
 # A base copy that storage refuses (its folder is a file): the start fails, saying where,
 # and no manifest claims a base.
-my $relid = $node->safe_psql($db, q{SELECT 'public.t'::regclass::oid});
 mkdir "$dir/archive7";
 mkdir "$dir/archive7/tables";
 mkdir "$dir/archive7/tables/$relid";
@@ -226,6 +334,14 @@ is($rc, 1, 'a base copy storage refuses: exit 1') or diag("$out\n$err");
 like($err, qr/tables\/$relid\/base/, 'naming the object it could not write');
 like($err, qr/a file is in the way/, 'and why');
 ok(!-e "$dir/archive7/tables/$relid/manifest.json", 'no manifest was stored');
+# The next start finds the slot kept and the table without a base copy: the copy it takes now
+# is refused the same way, and the start fails again, saying so.
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', $conn, '--tables', 'public.t',
+	'--storage', "file://$dir/archive7", '--data-dir', "$dir/data7", '--listen', 'off',
+	'--slot', 'backstop_bc', '--publication', 'backstop_bc');
+is($rc, 1, 'again, with the slot kept: exit 1') or diag("$out\n$err");
+like($err, qr/tables\/$relid\/base.*a file is in the way/s, 'naming the object and why');
+ok(!-e "$dir/archive7/tables/$relid/manifest.json", 'still no manifest');
 # Once storage takes it, the next start (its slot kept) takes the base copy: exact.
 unlink("$dir/archive7/tables/$relid/base");
 my $log7 = "$dir/seventh.log";
@@ -242,6 +358,187 @@ $archiver = undef;
 	'--latest', '--into', 'public.t_rec7', '--yes');
 is($rc, 0, 'recover --latest from it') or diag("$out\n$err");
 is(content_checksum($node, $db, 'public.t_rec7'), content_checksum($node, $db, 'public.t'), 'exact');
+
+# Every replication slot in use: creating the archiver's fails, with the server's reason.  The
+# publication was set up before that: an existing one of other tables now holds the tables
+# asked for (listed with spaces, twice and with an empty entry; a view is reported), and no others.
+$node->safe_psql($db, q{CREATE TABLE public.t2 (id int PRIMARY KEY);
+	CREATE VIEW public.t_view AS SELECT * FROM public.t;
+	CREATE PUBLICATION backstop_full FOR TABLE public.t2});
+my $free_slots = $node->safe_psql($db,
+	q{SELECT current_setting('max_replication_slots')::int - count(*) FROM pg_replication_slots});
+$node->safe_psql($db, "SELECT pg_create_logical_replication_slot('filler_' || g, 'pgoutput') FROM generate_series(1, $free_slots) g");
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', $conn, '--tables', ' public.t , public.t,, public.t_view',
+	'--storage', "file://$dir/archive8", '--data-dir', "$dir/data8", '--listen', 'off',
+	'--slot', 'backstop_full', '--publication', 'backstop_full');
+is($rc, 1, 'every replication slot in use: exit 1') or diag("$out\n$err");
+like($err, qr/could not create the replication slot: .*all replication slots are in use/s, "with the server's reason");
+is($node->safe_psql($db, q{SELECT string_agg(schemaname || '.' || tablename, ',') FROM pg_publication_tables WHERE pubname = 'backstop_full'}),
+	'public.t', 'the existing publication holds the table asked for, once, and not the other one');
+like($err, qr/table public\.t_view is NOT archived: not a table/, 'a view asked for is reported, not published');
+ok(!-e "$dir/archive8/tables/$relid/manifest.json", 'no manifest was stored');
+# The same on a kept slot (backstop_bc) with a table that has no base copy in this storage:
+# the copy's temporary slot cannot be created either.
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', $conn, '--tables', 'public.t',
+	'--storage', "file://$dir/archive10", '--data-dir', "$dir/data10", '--listen', 'off',
+	'--slot', 'backstop_bc', '--publication', 'backstop_bc');
+is($rc, 1, 'every slot in use, a base copy to take on a kept slot: exit 1') or diag("$out\n$err");
+like($err, qr/could not create a temporary slot for a base copy: .*all replication slots are in use/s,
+	"with the server's reason");
+ok(!-e "$dir/archive10/tables/$relid/manifest.json", 'no manifest was stored');
+$node->safe_psql($db, q{SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'filler\_%'});
+
+# A first base copy that gives way to a session's lock is taken again under the same snapshot,
+# and the start goes on once the session lets go.  Several chunks (a small --base-chunk-size);
+# a test hook given a value that is no key is ignored, saying so.
+$node->safe_psql($db, q{CREATE TABLE public.big (id int PRIMARY KEY, v text);
+	INSERT INTO public.big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 2000) g;
+	CREATE PUBLICATION backstop_gw FOR TABLE public.big});
+# The copy is held between its snapshot and its lock (BACKSTOP_TEST_BASE_COPY_SNAPSHOT_LOCK): a
+# session takes the table's lock meanwhile (after the slot was created: its transaction would
+# hold that up), then the copy goes on and gives way.
+my $snap_key = 59059;
+my $keyholder = $node->background_psql($db);
+$keyholder->query_safe("SELECT pg_advisory_lock($snap_key)");
+my $log9 = "$dir/ninth.log";
+{
+	local $ENV{BACKSTOP_TEST_BASE_COPY_SNAPSHOT_LOCK} = $snap_key;
+	local $ENV{BACKSTOP_TEST_BASE_COPY_LOCK} = 'not-a-key';
+	$archiver = spawn_archiver($log9, '--db', $conn, '--tables', 'public.big', '--storage', "file://$dir/archive9",
+		'--data-dir', "$dir/data9", '--listen', $listen, '--slot', 'backstop_gw', '--publication', 'backstop_gw',
+		'--base-chunk-size', '64KiB', '--segment-age', '1s');
+}
+ok($node->poll_query_until($db, qq{SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = $snap_key AND NOT granted}),
+	'the first base copy has its snapshot and waits') or diag(slurp_file($log9));
+my $locker = $node->background_psql($db);
+$locker->query_safe('BEGIN; LOCK TABLE public.big IN ACCESS EXCLUSIVE MODE;');
+$keyholder->query_safe("SELECT pg_advisory_unlock($snap_key)");
+ok(wait_for('the first base copy to give way', sub { slurp_file($log9) =~ /\(taken again in 1000 ms\)/ }, 90),
+	'the first base copy gives way to the lock') or diag(slurp_file($log9));
+like(slurp_file($log9), qr/base copy of public\.big: another session holds or waits for a conflicting lock/,
+	'saying why');
+$locker->query_safe('COMMIT');
+$locker->quit;
+$keyholder->quit;
+ok(wait_for('the archiver after the lock', sub { (archiver_checkpoint($listen, 'public.big', '5s'))[0] == 0 }, 90),
+	'and is taken again once the session lets go') or diag(slurp_file($log9));
+like(slurp_file($log9), qr/BACKSTOP_TEST_BASE_COPY_LOCK="not-a-key" ignored: not a non-zero integer/,
+	'the bad test hook value is ignored, saying so');
+like(slurp_file($log9), qr/base copy of public\.big at \S+: 2000 rows in ([2-9]|\d\d+) chunk\(s\)/, 'in several chunks');
+kill 'TERM', $archiver;
+waitpid($archiver, 0);
+is($? >> 8, 0, 'and stops cleanly') or diag(slurp_file($log9));
+$archiver = undef;
+($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', "file://$dir/archive9", '--table', 'public.big',
+	'--latest', '--into', 'public.big_rec', '--yes');
+is($rc, 0, 'recover --latest from it') or diag("$out\n$err");
+is(content_checksum($node, $db, 'public.big_rec'), content_checksum($node, $db, 'public.big'), 'exact');
+
+# A session that keeps the lock through every attempt: the start fails, saying why and what to do
+# (after its back-off, 1 + 2 + 4 + 8 + 16 s: the archiver's own waits, not the test's).
+$keyholder = $node->background_psql($db);
+$keyholder->query_safe("SELECT pg_advisory_lock($snap_key)");
+my $log10 = "$dir/tenth.log";
+{
+	local $ENV{BACKSTOP_TEST_BASE_COPY_SNAPSHOT_LOCK} = $snap_key;
+	$archiver = spawn_archiver($log10, '--db', $conn, '--tables', 'public.big', '--storage', "file://$dir/archive9b",
+		'--data-dir', "$dir/data9b", '--listen', 'off', '--slot', 'backstop_gw6', '--publication', 'backstop_gw');
+}
+ok($node->poll_query_until($db, qq{SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = $snap_key AND NOT granted}),
+	'a first base copy has its snapshot and waits') or diag(slurp_file($log10));
+$locker = $node->background_psql($db);
+$locker->query_safe('BEGIN; LOCK TABLE public.big IN ACCESS EXCLUSIVE MODE;');
+$keyholder->query_safe("SELECT pg_advisory_unlock($snap_key)");
+waitpid($archiver, 0);
+is($? >> 8, 1, 'a first base copy that gives way every time: exit 1') or diag(slurp_file($log10));
+$archiver = undef;
+like(slurp_file($log10), qr/the first base copy of public\.big gave way 6 times \(start again when the session holding its lock is done\)/,
+	'saying so');
+$locker->query_safe('COMMIT');
+$locker->quit;
+$keyholder->quit;
+$node->safe_psql($db, q{SELECT pg_drop_replication_slot('backstop_gw6')});
+
+# ---- spool recovery at start-up, storage still refusing ----
+# Storage refuses the table's objects (its folder read-only); the archiver seals changes into its
+# spool, cannot upload them, and is killed (-9).  The next start finds the sealed epochs, cannot
+# upload them yet either, says so and goes on; once storage takes them again, they are
+# uploaded and the table recovers exactly.
+my $bigrelid = $node->safe_psql($db, q{SELECT 'public.big'::regclass::oid});
+my @table_dirs;
+File::Find::find({ no_chdir => 1, wanted => sub { push @table_dirs, $_ if -d $_ } }, "$dir/archive9/tables/$bigrelid");
+my $log11 = "$dir/eleventh.log";
+my @ninth = ('--db', $conn, '--tables', 'public.big', '--storage', "file://$dir/archive9", '--data-dir', "$dir/data9",
+	'--listen', $listen, '--slot', 'backstop_gw', '--publication', 'backstop_gw', '--segment-age', '1s');
+$archiver = spawn_archiver($log11, @ninth);
+ok(wait_for('the archiver on archive9', sub { (archiver_checkpoint($listen, 'public.big', '5s'))[0] == 0 }, 90),
+	'the archiver runs again') or diag(slurp_file($log11));
+chmod 0555, @table_dirs;
+my $errors0 = metric('backstop_upload_errors_total');
+$node->safe_psql($db, q{UPDATE public.big SET v = 'during the outage' WHERE id <= 100});
+my $spool9 = "$dir/data9/spool";
+my $sealed = sub {
+	opendir(my $d, $spool9) or return 0;
+	my @e = grep { /^[0-9A-F]{16}$/ && -e "$spool9/$_/COMPLETE" } readdir($d);
+	closedir $d;
+	return scalar @e;
+};
+ok(wait_for('a sealed epoch storage refuses', sub { $sealed->() > 0 && (metric('backstop_upload_errors_total') // 0) > $errors0 }, 90),
+	'the changes are sealed in the spool and their upload fails') or diag(slurp_file($log11));
+kill 'KILL', $archiver;
+waitpid($archiver, 0);
+$archiver = undef;
+ok($sealed->() > 0, 'the sealed epoch is still in the spool after the crash');
+my $log12 = "$dir/twelfth.log";
+$archiver = spawn_archiver($log12, @ninth);
+ok(wait_for('the start to try the spool', sub { -e $log12 && slurp_file($log12) =~ /could not upload the spool yet \(will retry\)/ }, 90),
+	'the next start cannot upload the spool yet, says so') or diag(slurp_file($log12));
+ok(wait_for('the archiver to run', sub { defined metric('backstop_upload_errors_total') }, 90),
+	'and goes on (its endpoint answers)') or diag(slurp_file($log12));
+chmod 0755, @table_dirs;
+ok(wait_for('the spool to be uploaded', sub { (archiver_checkpoint($listen, 'public.big', '5s'))[0] == 0 }, 90),
+	'once storage takes it again, a checkpoint succeeds') or diag(slurp_file($log12));
+kill 'TERM', $archiver;
+waitpid($archiver, 0);
+is($? >> 8, 0, 'and it stops cleanly') or diag(slurp_file($log12));
+$archiver = undef;
+is($sealed->(), 0, 'nothing is left in the spool');
+($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', "file://$dir/archive9", '--table', 'public.big',
+	'--latest', '--into', 'public.big_rec2', '--yes');
+is($rc, 0, 'recover --latest after the outage') or diag("$out\n$err");
+is(content_checksum($node, $db, 'public.big_rec2'), content_checksum($node, $db, 'public.big'), 'exact, the changes of the outage included');
+
+# The documented least-privilege role (REPLICATION, pg_read_all_data) and a table with row-level
+# security: the role's queries see only what the policies show it (3 rows of 10), which a base
+# copy must not take for the table.  The copy is refused, saying what the role needs.
+$node->safe_psql($db, q{CREATE ROLE bs_ro LOGIN REPLICATION; GRANT pg_read_all_data TO bs_ro;
+	CREATE TABLE public.guarded (id int PRIMARY KEY, v text);
+	INSERT INTO public.guarded SELECT g, 's' || g FROM generate_series(1, 10) g;
+	ALTER TABLE public.guarded ENABLE ROW LEVEL SECURITY;
+	CREATE POLICY some_rows ON public.guarded FOR SELECT USING (id <= 3);
+	CREATE PUBLICATION backstop_rls FOR TABLE public.guarded});
+my $end = $node->safe_psql($db, 'SELECT pg_current_wal_insert_lsn()');
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', node_connstr($node, $db, 'bs_ro'),
+	'--tables', 'public.guarded', '--storage', "file://$dir/archive_rls", '--data-dir', "$dir/data_rls",
+	'--listen', 'off', '--slot', 'backstop_rls', '--publication', 'backstop_rls', '--end-lsn', $end);
+is($rc, 1, 'a table whose rows the role sees only in part: exit 1') or diag("$out\n$err");
+unlike($err, qr/base copy of public\.guarded at \S+: 3 rows/, 'no base copy of the rows the policy shows');
+like($err, qr/base copy of public\.guarded: the role of the archiver does not bypass row-level security/,
+	'saying what the role needs');
+ok(!-e "$dir/archive_rls/tables/" . $node->safe_psql($db, q{SELECT 'public.guarded'::regclass::oid}) . '/manifest.json',
+	'no manifest was stored');
+$node->safe_psql($db, q{ALTER ROLE bs_ro BYPASSRLS});
+($rc, $out, $err) = run_backstop({ timeout => 120 }, 'archive', '--db', node_connstr($node, $db, 'bs_ro'),
+	'--tables', 'public.guarded', '--storage', "file://$dir/archive_rls", '--data-dir', "$dir/data_rls",
+	'--listen', 'off', '--slot', 'backstop_rls', '--publication', 'backstop_rls', '--end-lsn', $end);
+is($rc, 0, 'with BYPASSRLS: exit 0') or diag("$out\n$err");
+like($err, qr/base copy of public\.guarded at \S+: 10 rows/, 'every row copied');
+($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', "file://$dir/archive_rls", '--table', 'public.guarded',
+	'--latest', '--into', 'public.guarded_rec', '--yes');
+is($rc, 0, 'recover --latest of it') or diag("$out\n$err");
+is($node->safe_psql($db, 'SELECT count(*) FROM public.guarded_rec'), '10', 'all 10 rows');
+is(content_checksum($node, $db, 'public.guarded_rec'), content_checksum($node, $db, 'public.guarded'), 'exact');
+$node->safe_psql($db, q{SELECT pg_drop_replication_slot('backstop_rls')});
 
 # wal_level below logical (the slots must go first, or the server would not start).
 $node->safe_psql($db, q{SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots});

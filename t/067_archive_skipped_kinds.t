@@ -1,5 +1,6 @@
 # 067_archive_skipped_kinds.t — tables the archiver cannot archive are reported, never left out
-# silently: an unlogged table (--all-tables) is skipped with a finding in `info`, a warning in the
+# silently: an unlogged table (--all-tables) and one without columns are skipped with a finding in
+# `info`, a warning in the
 # log and backstop_tables_skipped; a temporary table named in --tables gets its own finding; a
 # partitioned table is archived through its partitions, and naming the parent in `recover`
 # rebuilds it with them (t/084 in depth).  And finding a table by name does not depend on every other
@@ -40,6 +41,10 @@ $node->safe_psql($db, q{
 	CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES FROM (0) TO (100);
 	CREATE TABLE public.parted_2 PARTITION OF public.parted FOR VALUES FROM (100) TO (200);
 	INSERT INTO public.parted SELECT g, 'p' || g FROM generate_series(1, 150) g;
+	CREATE TABLE public.nocols ();
+	ALTER TABLE public.nocols REPLICA IDENTITY FULL;
+	INSERT INTO public.nocols DEFAULT VALUES;
+	CREATE TABLE public.parted_empty (id int PRIMARY KEY) PARTITION BY RANGE (id);
 });
 my $h = kill_at_exit(IPC::Run::start([ backstop_bin(), 'archive', '--db', $conn, '--all-tables',
 	  '--storage', $storage, '--data-dir', "$dir/data", '--listen', $listen, '--segment-age', '1s',
@@ -51,7 +56,10 @@ ok(wait_for('the archiver', sub { (archiver_checkpoint($listen, 'public.b', '5s'
 # Unlogged: skipped, loudly.
 like(slurp_file($log), qr/WARNING.*table public\.u is NOT archived: unlogged table: its changes are not written to the WAL/,
 	'the log warns about the unlogged table');
-is(metric('backstop_tables_skipped'), '1', 'backstop_tables_skipped counts it (and not the partitioned parent)');
+# A table without columns (REPLICA IDENTITY FULL, so usable otherwise): nothing to archive.  It
+# used to fail the start (exit 2, "cannot get array length of a scalar" from the publication check).
+like(slurp_file($log), qr/WARNING.*table public\.nocols is NOT archived: no columns/, 'the log warns about the table without columns');
+is(metric('backstop_tables_skipped'), '2', 'backstop_tables_skipped counts them (and not the partitioned parents)');
 my ($rc, $out, $err) = run_backstop('info', '--storage', $storage, '--table', 'public.u');
 is($rc, 0, 'info of the unlogged table') or diag("$out\n$err");
 like($out, qr/skipped: unlogged table/, 'info shows the finding');
@@ -59,6 +67,8 @@ like($out, qr/skipped: unlogged table/, 'info shows the finding');
 # Partitioned: the partitions are archived as tables; the parent says so and names them.
 like(slurp_file($log), qr/table public\.parted: partitioned table: not archived as a whole; each partition is archived/,
 	'the log says what happens to the partitioned table');
+like(slurp_file($log), qr/table public\.parted_empty: partitioned table: .*; it has no partitions/,
+	'and that one without partitions has none');
 $node->safe_psql($db, q{UPDATE public.parted SET v = 'changed' WHERE id IN (5, 105); DELETE FROM public.parted WHERE id = 150;});
 for my $p ('public.parted_1', 'public.parted_2')
 {

@@ -2,7 +2,8 @@
 # (ALTER COLUMN TYPE, TRUNCATE) committed before the copy locked it would read the new, rewritten
 # file through the old snapshot and see no rows at all: an empty base that recovery trusts (t/080
 # found it: an exact-looking table of 12 rows where there were 58).  Such a copy is refused and
-# taken again; the table recovers exactly.
+# taken again; the table recovers exactly.  So is one whose table gained a column in that window
+# (no rewrite: COPY would send rows of another shape than the snapshot's layout).
 #
 # The window between the snapshot and the lock is held open, not raced: the archiver runs with the
 # test hook BACKSTOP_TEST_BASE_COPY_SNAPSHOT_LOCK (doc/HACKING.md), so a background copy waits,
@@ -30,8 +31,6 @@ $node->safe_psql($db, q{
 	CREATE TABLE public.anchor (id int PRIMARY KEY, v int);
 	INSERT INTO public.anchor SELECT g, 0 FROM generate_series(1, 10) g;
 });
-my $holder = $node->background_psql($db);
-$holder->query_safe("SELECT pg_advisory_lock($lock_key)");
 my $h = do
 {
 	local $ENV{BACKSTOP_TEST_BASE_COPY_SNAPSHOT_LOCK} = $lock_key;
@@ -42,6 +41,9 @@ my $h = do
 };
 ok(wait_for('the archiver', sub { (archiver_checkpoint($listen, 'public.anchor', '5s'))[0] == 0 }, 60), 'archiver running')
   or diag(slurp_file($log));
+# Taken once the first copies (at start-up, which wait for it too) are done.
+my $holder = $node->background_psql($db);
+$holder->query_safe("SELECT pg_advisory_lock($lock_key)");
 
 sub copies_waiting
 {
@@ -127,6 +129,28 @@ else
 {
 	like($err, qr/outside the recovery window|before/, 'victim2: before the DDL: refused, the first base copy is later') or diag($err);
 }
+
+# A column added inside the window (no rewrite: the same file, rows of another shape).
+$holder = $node->background_psql($db);
+$holder->query_safe("SELECT pg_advisory_lock($lock_key)");
+$node->safe_psql($db, q{
+	CREATE TABLE public.grower (id int PRIMARY KEY, v int);
+	INSERT INTO public.grower SELECT g, g FROM generate_series(1, 30) g;
+});
+ok(wait_for('the copy of public.grower to hold its snapshot', sub { copies_waiting() > 0 }, 60),
+	'the copy of public.grower has its snapshot and waits') or diag(slurp_file($log));
+$node->safe_psql($db, q{ALTER TABLE public.grower ADD COLUMN w text});
+$node->safe_psql($db, q{UPDATE public.grower SET w = 'w' || id WHERE id <= 10});
+$holder->query_safe("SELECT pg_advisory_unlock($lock_key)");
+$holder->quit;
+ok(wait_for('the refused copy to be logged', sub { slurp_file($log) =~ /base copy of "?public"?\.\"?grower"?: its columns changed \(ALTER TABLE\) after the copy's snapshot/ }, 60),
+	'the copy whose rows would not match its layout is refused') or diag(slurp_file($log));
+($rc, $out, $err) = checkpoint_until($listen, 'public.grower', 120);
+is($rc, 0, 'a later copy makes public.grower checkpointable') or diag("$out\n$err\n" . slurp_file($log));
+($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.grower',
+	'--latest', '--into', 'public.grower_r');
+is($rc, 0, 'recover --latest of public.grower') or diag("$out\n$err");
+is(content_checksum($node, $db, 'public.grower_r'), content_checksum($node, $db, 'public.grower'), 'exact');
 
 $h->signal('TERM');
 $h->finish;

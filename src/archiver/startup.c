@@ -238,6 +238,7 @@ startup_setup(archiver *a, bs_error *err)
 		snapshot = xstrdup(PQgetvalue(res, 0, 2));
 		PQclear(res);
 		opts.lock_timeout_ms = config_get_duration_ms(a->cfg, CFG_BASE_LOCK_TIMEOUT);
+		opts.test_snapshot_lock_key = a->test_snapshot_lock_key;
 		for (int i = 0; i < a->ntables; i++)
 		{
 			arch_table *t = a->tables[i];

@@ -22,7 +22,8 @@ cmd_archive(bs_config *cfg, int argc, char **argv)
 		if (archiver_drop(cfg, &err) != BS_OK)
 		{
 			cli_report_error("archive", &err);
-			return EXIT_FAILURE_RUNTIME;
+			/* No --db is a usage error, as it is without --drop. */
+			return strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 ? EXIT_USAGE : EXIT_FAILURE_RUNTIME;
 		}
 		return EXIT_OK;
 	}

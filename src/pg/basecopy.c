@@ -421,7 +421,10 @@ basecopy_begin_snapshot(PGconn *conn, const char *snapshot, int64_t lock_timeout
 	strbuf sql = STRBUF_INIT;
 	int rc;
 
-	strbuf_printf(&sql, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s", lit);
+	/* row_security off: a table whose policies hide rows from the role is an error, never a
+	 * copy of the rows the role happens to see (pgoutput streams every row regardless). */
+	strbuf_printf(&sql, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s; "
+				  "SET LOCAL row_security = off", lit);
 	/* The copy gives way to the table's users: it waits for a lock at most this long (a
 	 * waiting request also holds up every later one queued behind it). */
 	if (lock_timeout_ms > 0)
@@ -456,6 +459,10 @@ basecopy_table_in_snapshot(PGconn *conn, const char *snapshot, storage *st, cons
 	if (basecopy_table(conn, st, opts, table, lsn, out, err) != BS_OK)
 	{
 		pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
+		if (strcmp(err->code, "42501") == 0 && strstr(err->message, "row-level security") != NULL)
+			error_prefix(err, "base copy of %s.%s: the role of the archiver does not bypass row-level security, so "
+						 "it would copy only the rows that the policies of the table show it (ALTER ROLE ... BYPASSRLS)",
+						 table->schema, table->name);
 		return BS_ERR;
 	}
 	/* Read-only: the COMMIT only ends the transaction and lets its locks go. */

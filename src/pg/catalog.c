@@ -23,7 +23,8 @@
 
 /* Replica identity is usable when UPDATE and DELETE can carry a key (or the full row):
  * publishing updates of any other table makes them fail on the primary.  For a partitioned
- * table, its leaf partitions (which are what is archived), first ones by OID. */
+ * table, its leaf partitions (which are what is archived), first ones by OID.  Last, how many
+ * columns it has: a table of none has nothing to archive. */
 #define TABLE_QUERY \
 	"SELECT c.oid, n.nspname, c.relname, c.relreplident, c.relkind, c.relpersistence, " \
 	"  CASE c.relreplident " \
@@ -35,7 +36,8 @@
 	"  CASE WHEN c.relkind = 'p' THEN (SELECT string_agg(format('%I.%I', pn.nspname, pc.relname), ', ' ORDER BY pc.oid) " \
 	"    FROM (SELECT pt.relid FROM " LEAF_PARTITIONS_OF_C " pt ORDER BY pt.relid LIMIT " \
 	CATALOG_PARTITIONS_NAMED ") l JOIN pg_class pc ON pc.oid = l.relid " \
-	"    JOIN pg_namespace pn ON pn.oid = pc.relnamespace) END " \
+	"    JOIN pg_namespace pn ON pn.oid = pc.relnamespace) END, " \
+	"  (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) " \
 	"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
 /* How many partitions a partitioned table's finding names (a string: it goes into SQL). */
 #define CATALOG_PARTITIONS_NAMED "20"
@@ -79,6 +81,9 @@ table_from_row(PGresult *res, int row, catalog_table *t)
 	else if (persistence != 'p')
 		t->finding = xstrdup("temporary table: its changes are not written to the WAL and it lives only in "
 							 "its session; never archived");
+	else if (strcmp(PQgetvalue(res, row, 9), "0") == 0)
+		t->finding = xstrdup("no columns: its rows have no values to archive (only how many there are); skipped "
+							 "(add a column to archive it)");
 	else if (!identity)
 		t->finding = xstrdup(t->replident == 'n'
 							 ? "REPLICA IDENTITY NOTHING: UPDATE/DELETE cannot be archived; skipped (set REPLICA IDENTITY FULL or add a primary key)"
@@ -505,7 +510,7 @@ catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint
 		/* PostgreSQL 15 and later: a row filter or a column list streams part of the table
 		 * (to_jsonb: the columns do not exist before 15). */
 		"  (to_jsonb(p) ->> 'rowfilter') IS NOT NULL OR "
-		"  coalesce(jsonb_array_length(to_jsonb(p) -> 'attnames'), 0) < "
+		"  coalesce(jsonb_array_length(nullif(to_jsonb(p) -> 'attnames', 'null')), 0) < "
 		"  CASE WHEN to_jsonb(p) ? 'attnames' THEN (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid "
 		"    AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') ELSE 0 END "
 		"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "

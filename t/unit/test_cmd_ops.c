@@ -68,8 +68,9 @@ test_archive(void)
 			"public.t", NULL}, EXIT_FAILURE_RUNTIME, "backstop archive: ERROR: " NO_SERVER_MSG, "no server");
 	refused((const char *const[]) {"archive", "--storage", url, "--data-dir", data_dir, "--db", NO_SERVER, "--drop", NULL},
 			EXIT_FAILURE_RUNTIME, "backstop archive: ERROR: " NO_SERVER_MSG, "--drop, no server");
+	/* a usage error, as without --drop */
 	refused((const char *const[]) {"archive", "--storage", url, "--data-dir", data_dir, "--drop", NULL},
-			EXIT_FAILURE_RUNTIME, "backstop archive: ERROR: --db is required\n", "--drop without --db");
+			EXIT_USAGE, "backstop archive: ERROR: --db is required\n", "--drop without --db");
 
 	/* an encrypted archive without its key: a configuration error, before any connection */
 	snprintf(crypt_dir, sizeof(crypt_dir), "%s/crypt", dir);
