@@ -269,6 +269,23 @@ fixture_open(char *dir)
 	return BS_OK;
 }
 
+/*
+ * fixture_open for commands run as a user would: whatever a command writes to its data_dir goes
+ * to dir/data (data_dir, size bytes), and no control token or configuration file comes from the
+ * environment.
+ */
+static inline int
+fixture_open_commands(char *dir, char *data_dir, size_t size)
+{
+	if (fixture_open(dir) != BS_OK)
+		return BS_ERR;
+	snprintf(data_dir, size, "%s/data", dir);
+	setenv("BACKSTOP_DATA_DIR", data_dir, 1);
+	unsetenv("BACKSTOP_CONTROL_TOKEN");
+	unsetenv("BACKSTOP_CONFIG");
+	return BS_OK;
+}
+
 static inline void
 fixture_close(const char *dir)
 {

@@ -194,13 +194,8 @@ test_exec(void)
 int
 main(void)
 {
-	if (fixture_open(dir) != BS_OK)
+	if (fixture_open_commands(dir, data_dir, sizeof(data_dir)) != BS_OK)
 		return 1;
-	snprintf(data_dir, sizeof(data_dir), "%s/data", dir);
-	/* Whatever a command writes to its data_dir goes to the test's directory. */
-	setenv("BACKSTOP_DATA_DIR", data_dir, 1);
-	unsetenv("BACKSTOP_CONTROL_TOKEN");
-	unsetenv("BACKSTOP_CONFIG");
 	test_archive();
 	test_drill();
 	test_exec();

@@ -402,12 +402,8 @@ test_db(void)
 int
 main(void)
 {
-	if (fixture_open(dir) != BS_OK)
+	if (fixture_open_commands(dir, data_dir, sizeof(data_dir)) != BS_OK)
 		return 1;
-	snprintf(data_dir, sizeof(data_dir), "%s/data", dir);
-	setenv("BACKSTOP_DATA_DIR", data_dir, 1);
-	unsetenv("BACKSTOP_CONTROL_TOKEN");
-	unsetenv("BACKSTOP_CONFIG");
 	test_storage();
 	test_storage_s3();
 	test_archiver();

@@ -2,6 +2,7 @@
 #include "packcat.h"
 #include "digest.h"
 #include "fold.h"
+#include "fold_case.h"
 #include "manifest_json.h"
 #include "pack.h"
 #include "segment.h"
@@ -18,59 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define REC_TIME INT64_C(849000000000000)
-#define T 16400
-#define D 16500
-
-/* The main case of test_fold.c: T renamed, re-based through a gap, expired; D dropped. */
-#define COL_ID "{\"name\":\"id\",\"type_oid\":23,\"typmod\":-1,\"type\":\"integer\",\"key\":true,\"not_null\":true,\"missing\":null}"
-#define COL_PAD "{\"name\":\"pad\",\"type_oid\":25,\"typmod\":-1,\"type\":\"text\",\"key\":false,\"not_null\":false,\"missing\":null}"
-#define L0 "{\"id\":0,\"from_lsn\":\"0/1000000\",\"replident\":\"d\",\"columns\":[" COL_ID "]}"
-#define L1 "{\"id\":1,\"from_lsn\":\"0/3200000\",\"replident\":\"f\",\"columns\":[" COL_ID "," COL_PAD "]}"
-#define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define DEF "{\"columns\":[{\"default\":null,\"name\":\"id\",\"not_null\":true,\"type\":\"integer\"}],\"constraints\":[],\"indexes\":[]}"
-#define CHUNK(rel, lsn) "{\"key\":\"tables/" rel "/base/" lsn "/chunk-000000.bso\",\"sha256\":\"" SHA_A "\",\"size\":100,\"raw_size\":200,\"rows\":5}"
-#define B0(rel) "{\"lsn\":\"0/1000100\",\"time\":\"2026-12-01T10:00:00.000000Z\",\"rows\":5,\"layout_id\":0,\"schema_key\":null,\"definition\":" DEF ",\"chunks\":[" CHUNK(rel, "0000000001000100") "]}"
-#define B1 "{\"lsn\":\"0/8000000\",\"time\":\"2026-12-01T11:00:00.000000Z\",\"rows\":7,\"layout_id\":1,\"schema_key\":null,\"definition\":null,\"chunks\":[" CHUNK("16400", "0000000008000000") "]}"
-#define EV(kind, lsn, rel) "{\"kind\":\"" kind "\",\"lsn\":\"" lsn "\",\"relid\":" rel
-
-static const char *const ev1[] = {
-	EV("table", "0/1000000", "16400") ",\"schema\":\"public\",\"name\":\"t\",\"status\":\"active\",\"finding\":null}",
-	EV("layout", "0/1000000", "16400") ",\"layout\":" L0 "}",
-	EV("table", "0/1000000", "16500") ",\"schema\":\"public\",\"name\":\"d\",\"status\":\"active\",\"finding\":null}",
-	EV("layout", "0/1000000", "16500") ",\"layout\":" L0 "}",
-	EV("base", "0/1000100", "16400") ",\"base\":" B0("16400") "}",
-	EV("base", "0/1000100", "16500") ",\"base\":" B0("16500") "}",
-	NULL
-};
-static const char *const ev2[] = {
-	EV("name", "0/3100000", "16400") ",\"from_lsn\":\"0/3100000\",\"schema\":\"app\",\"name\":\"t2\"}",
-	EV("layout", "0/3200000", "16400") ",\"layout\":" L1 "}",
-	EV("rebase_requested", "0/3200000", "16400") ",\"at\":\"0/3200000\"}",
-	EV("ddl_capture_from", "0/3200000", "16400") ",\"from\":\"0/3200000\"}",
-	EV("drop", "0/3500000", "16500") ",\"dropped_at_lsn\":\"0/3500000\",\"drop_lsn\":\"0/3400000\"}",
-	EV("existed_to", "0/4800000", "16400") ",\"existed_to\":\"0/4800000\"}",
-	NULL
-};
-static const char *const ev3[] = {
-	EV("gap", "0/5000000", "16400") ",\"from\":\"0/5000000\",\"to\":\"FFFFFFFF/FFFFFFFF\"}",
-	NULL
-};
-static const char *const ev4[] = {
-	EV("base", "0/8000000", "16400") ",\"base\":" B1 "}",
-	EV("gap_closed", "0/8000000", "16400") ",\"at\":\"0/8000000\"}",
-	EV("rebase_requested", "0/8000000", "16400") ",\"at\":null}",
-	EV("expired", "0/8000000", "16400") ",\"expired_before\":\"0/1000100\",\"expired_time\":\"2026-12-01T12:00:00.000000Z\"}",
-	NULL
-};
-
-typedef struct run_spec
-{
-	uint32_t relid;
-	int nrec;
-	uint64_t lsn;
-} run_spec;
-
 /* A pack built in memory: its index and the SHA-256 of its stored bytes. */
 typedef struct tpack
 {
@@ -78,72 +26,15 @@ typedef struct tpack
 	char sha[65];
 } tpack;
 
-/* nrec inserts, commit LSNs lsn, lsn + 0x100, ... */
-static void
-make_run(strbuf *out, int nrec, uint64_t lsn)
-{
-	static const uint8_t tuple[] = {0, 1, 't', 0, 0, 0, 1, '1'};
-	bs_error err;
-
-	for (int i = 0; i < nrec; i++)
-	{
-		segment_record r;
-
-		memset(&r, 0, sizeof(r));
-		r.op = 'I';
-		r.commit_lsn = lsn + (uint64_t) i * 0x100;
-		r.end_lsn = r.commit_lsn + 0x30;
-		r.xid = 1000 + (uint32_t) i;
-		r.commit_time = REC_TIME + (int64_t) i * 1000;
-		r.old_kind = SEGMENT_OLD_NONE;
-		r.new_tuple = tuple;
-		r.new_len = sizeof(tuple);
-		if (segment_write_record(out, &r, &err) != BS_OK)
-		{
-			printf("# segment_write_record: %s\n", err.message);
-			exit(2);
-		}
-	}
-}
-
 /* Pack seq with events (NULL-terminated, or ev_n of them from evs) and runs, chained to prev. */
 static tpack
 mkpack_n(uint64_t seq, uint64_t seal, const char *const *events, int ev_n, const run_spec *runs, int nruns,
 		 const char *prev)
 {
-	strbuf pack = STRBUF_INIT,
-			raw = STRBUF_INIT;
-	pack_meta meta = {seq, seq, seal, REC_TIME, NULL, prev};
-	pack_writer *w;
 	tpack tp;
-	char key[64];
-	bs_error err;
 
-	snprintf(key, sizeof(key), "log/%016" PRIX64 ".bsp", seq);
-	if (pack_writer_open(key, 0, CODEC_ZSTD, 0, NULL, &pack, &w, &err) != BS_OK)
-		goto fail;
-	for (int i = 0; events && (ev_n >= 0 ? i < ev_n : events[i] != NULL); i++)
-		if (pack_writer_add_event(w, events[i], strlen(events[i]), &err) != BS_OK)
-			goto fail;
-	for (int i = 0; i < nruns; i++)
-	{
-		strbuf_reset(&raw);
-		make_run(&raw, runs[i].nrec, runs[i].lsn);
-		if (pack_writer_add_run(w, runs[i].relid, raw.data, raw.len, &pack, &err) != BS_OK)
-			goto fail;
-	}
-	if (pack_writer_finish(w, &meta, &pack, NULL, &err) != BS_OK)
-		goto fail;
-	pack_writer_free(w);
-	if (pack_open_buffer(key, pack.data, pack.len, NULL, &tp.idx, &err) != BS_OK)
-		goto fail;
-	digest_sha256_hex(pack.data, pack.len, tp.sha);
-	strbuf_free(&pack);
-	strbuf_free(&raw);
+	tp.idx = fold_case_pack(seq, seal, events, ev_n, runs, nruns, prev, tp.sha);
 	return tp;
-fail:
-	printf("# building pack %" PRIu64 ": %s\n", seq, err.message);
-	exit(2);
 }
 
 static tpack
@@ -441,14 +332,6 @@ test_round_trip(void)
 static void
 test_schema_unknown_kept(void)
 {
-	static const char *const su1[] = {
-		EV("table", "0/1000000", "16400") ",\"schema\":\"public\",\"name\":\"t\",\"status\":\"active\",\"finding\":null}",
-		EV("layout", "0/1000000", "16400") ",\"layout\":" L0 "}",
-		EV("base", "0/1000100", "16400") ",\"base\":" B0("16400") "}",
-		EV("partition_change", "0/1800000", "16400") ",\"at\":\"0/1800000\"}",
-		EV("schema_unknown", "0/2000000", "16400") ",\"from\":\"0/2000000\",\"to\":\"FFFFFFFF/FFFFFFFF\"}",
-		NULL
-	};
 	static const char *const su2[] = {
 		EV("schema_unknown_closed", "0/4000000", "16400") ",\"at\":\"0/4000000\"}",
 		EV("partition_change", "0/4100000", "16400") ",\"at\":\"0/4100000\"}",
@@ -462,7 +345,7 @@ test_schema_unknown_kept(void)
 	bs_error err;
 
 	memset(&s, 0, sizeof(s));
-	p[0] = mkpack(1, 0x3000000, su1, NULL, 0, NULL);
+	p[0] = mkpack(1, 0x3000000, ev_su1, NULL, 0, NULL);
 	p[1] = mkpack(2, 0x5000000, su2, NULL, 0, p[0].sha);
 	ok(packcat_write(NULL, store_get, &s, idxs(p, 1), 1, p[0].sha, store_put, &s, &d, &err) == BS_OK,
 	   "catalog with an open schema_unknown window written");
