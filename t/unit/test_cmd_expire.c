@@ -98,7 +98,12 @@ test_plan_and_apply(void)
 	bool ex = false;
 	bs_error err;
 
-	snprintf(base1, sizeof(base1), "%s", manifest_base_chunk_key(16384, BASE_LSN, 1));
+	{
+		char *k = manifest_base_chunk_key(16384, BASE_LSN, 1);
+
+		snprintf(base1, sizeof(base1), "%s", k);
+		free(k);
+	}
 	/* the keys of what goes: the first base's chunk and the segment before the second base */
 	{
 		manifest *cur = NULL;
