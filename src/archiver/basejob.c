@@ -268,6 +268,9 @@ basejob_apply(archiver *a, const basecopy_result *r, uint64_t lsn)
 				continue;
 			nl->columns[c].missing_unknown = true;
 			t->rebase_wanted = true;
+			/* Durable, as request_rebase: checkpoints wait for the newer copy. */
+			if (t->man->rebase_requested_at == 0 || t->man->rebase_requested_at > nl->from_lsn)
+				t->man->rebase_requested_at = nl->from_lsn;
 			log_info("table %s.%s: column \"%s\" added at %s, after the base copy at %s was taken: its values in "
 					 "the copy's rows are not known; recovery points from there are refused until a newer copy",
 					 t->man->schema, t->man->name, nl->columns[c].name, lsn_format(nl->from_lsn, l),

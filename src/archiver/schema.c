@@ -430,8 +430,9 @@ ddl_table_changed(archiver *a, arch_table *t, ddl_table *d, bs_error *err)
 		/*
 		 * No layout yet: the table's first base copy is still to be added.  Its snapshot may
 		 * be older than this change (a copy in the background, added after the stream read
-		 * this): the layout from here on is recorded, so the copy's goes before it
-		 * (basejob_apply marks what its rows lack), and a new copy is asked for.
+		 * this): the layout from here on is recorded, so that the copy's goes before it.
+		 * basejob_apply then judges what the copy's rows lack (and asks for a newer copy);
+		 * a copy taken after this change needs nothing more.
 		 */
 		if (ddl_type_names(a->conn, d, err) != BS_OK &&
 			(!stream_conn_recovered(a, err) || ddl_type_names(a->conn, d, err) != BS_OK))
@@ -442,7 +443,6 @@ ddl_table_changed(archiver *a, arch_table *t, ddl_table *d, bs_error *err)
 		t->dirty = true;
 		log_info("table %s.%s: new column layout %u from %s (schema change read from the stream, before its first "
 				 "base copy was added)", m->schema, m->name, id, lsn_format(a->txn_final_lsn, l));
-		request_rebase(a, t);
 		return BS_OK;
 	}
 	{
