@@ -106,7 +106,10 @@ my ($pre_rd, $in_rd, $after_rd) = drop_table('public.t_rd2');
 $c->checkpoint_ok($_, 'schema changes') for qw(public.t_add public.t_dc public.t_new public.t_old public.keep);
 ok(wait_for('the rename+drop to be recorded', sub { $c->log_has(qr/table public\.t_rd2 was dropped \(after/) }, 90),
 	'rename+drop: recorded dropped') or diag($c->log);
-ok(!$c->log_has(qr/table public\.t_old (was dropped|is NOT)/), 'a rename is not a drop');
+# (Not "is NOT archived": that is the new t_old, logged when a table check's publication update
+# fails, as when its query meets the concurrent DROP of t_rd2, and retried at the next check.)
+ok(!$c->log_has(qr/table public\.t_old was dropped|table public\.t_new (was dropped|is NOT)/), 'a rename is not a drop')
+  or diag(join("\n", grep { /t_old|t_new/ } split /\n/, $c->log));
 
 recover_is($c, $s_add0, 'ADD COLUMN: before it', '--table', 'public.t_add', '--to-lsn', $p_add0);
 recover_is($c, $s_add, 'ADD COLUMN DEFAULT 7, no later change', '--table', 'public.t_add', '--to-lsn', $p_add);
