@@ -147,9 +147,8 @@ typedef struct arch_table
 	 * A window a table check opened (schema_layout_apply) that the stream may end: the
 	 * catalog's columns and relnatts the check saw at schema_detect_lsn, the relnatts known
 	 * before it (natts_seen, > 0) and the column names Relation messages have added since.
-	 * Not check_pending: only a base copy ends the window.
+	 * check_cols NULL (allocated even for no column): only a base copy ends the window.
 	 */
-	bool check_pending;
 	int check_ncols;
 	manifest_column *check_cols;
 	int check_natts;

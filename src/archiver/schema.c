@@ -422,53 +422,41 @@ ddl_table_changed(archiver *a, arch_table *t, ddl_table *d, bs_error *err)
 	if (cur != NULL && cur->replident == d->replident &&
 		manifest_columns_equal(cur->ncols, cur->columns, d->ncols, d->columns))
 		return BS_OK;
-	if (cur == NULL)
 	{
 		uint32_t id;
 		bs_error e2;
 
 		/*
-		 * No layout yet: the table's first base copy is still to be added.  Its snapshot may
-		 * be older than this change (a copy in the background, added after the stream read
-		 * this): the layout from here on is recorded, so that the copy's goes before it.
-		 * basejob_apply then judges what the copy's rows lack (and asks for a newer copy);
-		 * a copy taken after this change needs nothing more.
+		 * No layout yet (cur NULL): the table's first base copy is still to be added.  Its
+		 * snapshot may be older than this change (a copy in the background, added after the
+		 * stream read this): the layout from here on is recorded, so that the copy's goes
+		 * before it.  basejob_apply then judges what the copy's rows lack (and asks for a newer
+		 * copy); a copy taken after this change needs nothing more.
 		 */
-		if (ddl_type_names(a->conn, d, err) != BS_OK &&
-			(!stream_conn_recovered(a, err) || ddl_type_names(a->conn, d, err) != BS_OK))
-			return BS_ERR;
-		error_clear(&e2);
-		if (manifest_use_layout(m, a->txn_final_lsn, d->replident, d->ncols, d->columns, &id, &e2) != BS_OK)
-			id = tables_insert_layout(m, -1, a->txn_final_lsn, d->replident, d->ncols, d->columns);
-		t->dirty = true;
-		log_info("table %s.%s: new column layout %u from %s (schema change read from the stream, before its first "
-				 "base copy was added)", m->schema, m->name, id, lsn_format(a->txn_final_lsn, l));
-		return BS_OK;
-	}
-	{
-		uint32_t id;
-		bs_error e2;
-
-		bool added,
-					retyped;
+		bool first = cur == NULL;
+		bool added = false,
+			retyped = false;
 
 		if (ddl_type_names(a->conn, d, err) != BS_OK &&
 			(!stream_conn_recovered(a, err) || ddl_type_names(a->conn, d, err) != BS_OK))
 			return BS_ERR;
-		/* Before the layout is added: that may move the layouts, and cur with them. */
-		added = d->ncols > cur->ncols;
-		retyped = layout_retyped(cur, d->ncols, d->columns);
-		cur = NULL;
-		/* Read in the stream: only a rewrite in this transaction leaves old rows unknown. */
-		if (t->rewrite_lsn == a->txn_final_lsn &&
-			mark_unknown_columns(a, t, true, d->ncols, d->columns, err) != BS_OK)
-			return BS_ERR;
+		if (!first)
+		{
+			/* Before the layout is added: that may move the layouts, and cur with them. */
+			added = d->ncols > cur->ncols;
+			retyped = layout_retyped(cur, d->ncols, d->columns);
+			cur = NULL;
+			/* Read in the stream: only a rewrite in this transaction leaves old rows unknown. */
+			if (t->rewrite_lsn == a->txn_final_lsn &&
+				mark_unknown_columns(a, t, true, d->ncols, d->columns, err) != BS_OK)
+				return BS_ERR;
+		}
 		error_clear(&e2);
 		if (manifest_use_layout(m, a->txn_final_lsn, d->replident, d->ncols, d->columns, &id, &e2) != BS_OK)
 			id = tables_insert_layout(m, -1, a->txn_final_lsn, d->replident, d->ncols, d->columns);
 		t->dirty = true;
-		log_info("table %s.%s: new column layout %u from %s (schema change read from the stream)", m->schema,
-				 m->name, id, lsn_format(a->txn_final_lsn, l));
+		log_info("table %s.%s: new column layout %u from %s (schema change read from the stream%s)", m->schema,
+				 m->name, id, lsn_format(a->txn_final_lsn, l), first ? ", before its first base copy was added" : "");
 		/* As for a layout from a Relation message: a durable request, taken at once. */
 		if (added || retyped)
 			request_rebase(a, t);
@@ -709,7 +697,6 @@ schema_layout_apply(archiver *a, arch_table *t, uint64_t seen, PGresult *res, bs
 	schema_check_forget(t);
 	if (!natts_only && t->natts_seen > 0)
 	{
-		t->check_pending = true;
 		t->check_ncols = n;
 		t->check_cols = xcalloc((size_t) (n > 0 ? n : 1), sizeof(manifest_column));
 		for (int i = 0; i < n; i++)
@@ -756,7 +743,6 @@ schema_check_forget(arch_table *t)
 		manifest_columns_free(t->check_ncols, t->check_cols);
 	t->check_cols = NULL;
 	t->check_ncols = 0;
-	t->check_pending = false;
 }
 
 /*

@@ -163,7 +163,7 @@ segments_append_record(archiver *a, arch_table *t, segment_record *r, bs_error *
 	r->layout_id = t->layout_id;
 	if (a->txn_final_lsn > t->layout_seen)
 		t->layout_seen = a->txn_final_lsn;
-	if (t->check_pending && a->txn_final_lsn > t->schema_detect_lsn)
+	if (t->check_cols != NULL && a->txn_final_lsn > t->schema_detect_lsn)
 		schema_gap_end_by_stream(t, a->txn_final_lsn);
 	if (segment_write_record(&t->open, r, err) != BS_OK)
 	{
