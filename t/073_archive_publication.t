@@ -69,7 +69,8 @@ if ($row_filters)
 	my ($rc, $out, $err) = archiver_checkpoint($c->{listen}, 'public.t_rf', '5s');
 	isnt($rc, 0, 'least: no checkpoint for a table published with a row filter');
 }
-is($c->metric('backstop_tables_unpublished'), $row_filters ? 2 : 1, 'least: backstop_tables_unpublished counts them');
+# (Before 15, t_rf is not in the publication at all: unpublished as well.)
+is($c->metric('backstop_tables_unpublished'), 2, 'least: backstop_tables_unpublished counts them');
 my ($rc, $out, $err) = archiver_checkpoint($c->{listen}, 'public.t_out', '5s');
 isnt($rc, 0, 'least: no checkpoint for a table the publication does not stream');
 unlike($out, qr/"verified"\s*:\s*true/, 'least: never "verified"');

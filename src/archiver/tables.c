@@ -366,6 +366,18 @@ tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs
 	state = xcalloc((size_t) list->count + 1, 1);
 	for (int i = 0; i < list->count; i++)
 		relids[i] = list->tables[i].relid;
+	if (!startup && a->test_members_lock_key != 0)
+	{
+		/* The test hook BACKSTOP_TEST_PUBLICATION_MEMBERS_LOCK (doc/HACKING.md): wait for the
+		 * test's advisory lock, then let it go at once; a failure only ends the wait. */
+		char sql[160];
+		bs_error e;
+
+		error_clear(&e);
+		snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock_shared(%lld), pg_advisory_unlock_shared(%lld)",
+				 (long long) a->test_members_lock_key, (long long) a->test_members_lock_key);
+		(void) pgsql_exec(a->conn, sql, &e);
+	}
 	if (catalog_publication_members(a->conn, pubname, list->count, relids, state, &seen, err) != BS_OK)
 	{
 		free(relids);

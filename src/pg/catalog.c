@@ -502,17 +502,27 @@ catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint
 	strbuf_append_char(&arr, '}');
 	params[0] = pubname;
 	params[1] = arr.data;
-	/* Existence and membership in one snapshot: a table dropped meanwhile is not mistaken for
+	/*
+	 * Existence and membership in one snapshot: a table dropped meanwhile is not mistaken for
 	 * one that left the publication.  pg_publication_tables resolves FOR ALL TABLES and FOR
-	 * TABLES IN SCHEMA too. */
+	 * TABLES IN SCHEMA too.  PostgreSQL 15 and later: a row filter or a column list streams
+	 * part of the table (to_jsonb: the columns do not exist before 15).  A column list is read
+	 * from pg_publication_rel (the table's entry or a partitioned ancestor's), compared by name
+	 * with the table's columns, all in the statement's snapshot: from 16 on, the view's
+	 * attnames of a table without a list come from the table's current descriptor, which a
+	 * column dropped by a transaction committing during the statement makes shorter than the
+	 * snapshot's columns (a whole table taken for a partial one).
+	 */
 	if (pgsql_query_params(conn,
 		"SELECT c.oid, p.tablename IS NOT NULL, "
-		/* PostgreSQL 15 and later: a row filter or a column list streams part of the table
-		 * (to_jsonb: the columns do not exist before 15). */
-		"  (to_jsonb(p) ->> 'rowfilter') IS NOT NULL OR "
-		"  coalesce(jsonb_array_length(nullif(to_jsonb(p) -> 'attnames', 'null')), 0) < "
-		"  CASE WHEN to_jsonb(p) ? 'attnames' THEN (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid "
-		"    AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') ELSE 0 END "
+		"  (to_jsonb(p) ->> 'rowfilter') IS NOT NULL OR EXISTS ("
+		"    SELECT 1 FROM pg_publication_rel r JOIN pg_publication pb ON pb.oid = r.prpubid "
+		"    WHERE pb.pubname = $1 AND r.prrelid IN (SELECT relid FROM pg_partition_ancestors(c.oid)) "
+		"      AND jsonb_typeof(to_jsonb(r) -> 'prattrs') = 'array' AND EXISTS ("
+		"        SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+		"          AND a.attgenerated = '' AND a.attname NOT IN (SELECT l.attname FROM pg_attribute l "
+		"            WHERE l.attrelid = r.prrelid "
+		"              AND l.attnum IN (SELECT jsonb_array_elements_text(to_jsonb(r) -> 'prattrs')::int2)))) "
 		"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
 		"LEFT JOIN pg_publication_tables p ON p.pubname = $1 AND p.schemaname = n.nspname AND p.tablename = c.relname "
 		"WHERE c.oid = ANY ($2::oid[])",
