@@ -1,12 +1,16 @@
-# 093_publication_check_concurrent_ddl.t — a table check that reads the publication's members
-# while a DROP COLUMN of a published table commits still sees the whole table published.  From
+# 093_publication_check_concurrent_ddl.t — table checks and a session's DDL or locks on a
+# published table.  1. A table check that reads the publication's members while a DROP COLUMN of
+# a published table commits still sees the whole table published.  From
 # PostgreSQL 16 on, pg_publication_tables gives a table without a column list the columns of its
 # current descriptor, read after the DROP's lock is released, while the statement's snapshot still
 # shows the dropped column: compared, the table looked published with a column list, was taken
 # out of the archive, and every point from the check on was refused until a new base copy.
 # Held open, not raced: BACKSTOP_TEST_PUBLICATION_MEMBERS_LOCK stops the check right before the
 # read, the DROP begins, the read starts and waits for the DROP's lock (seen in pg_locks, from
-# 16 on), then the DROP commits.
+# 16 on), then the DROP commits.  2. From 16 on, listing a publication opens its tables: while a
+# session holds a lock on one (LOCK TABLE, a rewrite), a table check waits at most
+# --base-lock-timeout, fails and says why, and the daemon goes on answering (health,
+# checkpoints) instead of waiting with its event loop until the lock is released.
 use strict;
 use warnings;
 
@@ -17,7 +21,8 @@ use Test::More;
 use BackstopTest;
 use BackstopArchiver;
 
-my $node = new_pg_node('pubddl');
+# Case 1 holds the read open for as long as the test needs: no lock timeout cuts it short.
+my $node = new_pg_node('pubddl', extra_conf => "deadlock_timeout = 10min\n");
 my $db = 'postgres';
 my $conn = node_connstr($node, $db);
 my $dir = scratch_dir('pubddl');
@@ -28,7 +33,8 @@ $node->safe_psql($db, q{
 	INSERT INTO public.t SELECT g, 'v' || g, 'w' || g FROM generate_series(1, 20) g;
 });
 
-my $c = BackstopArchiver->new(dir => $dir, name => 'main', conn => $conn, args => [ '--all-tables' ]);
+my $c = BackstopArchiver->new(dir => $dir, name => 'main', conn => $conn,
+	args => [ '--all-tables', '--base-lock-timeout', '1min' ]);
 $c->start(BACKSTOP_TEST_PUBLICATION_MEMBERS_LOCK => $key);
 $c->checkpoint_ok('public.t', 'start');
 
@@ -72,5 +78,38 @@ my ($rc, $out, $err) = $c->recover($conn, 'public.t', 'public.r_drop', '--to-lsn
 is($rc, 0, 'recovered at the DROP COLUMN') or diag("$out\n$err");
 is(content_checksum($node, $db, 'public.r_drop'), $sum, 'exactly the table after the DROP COLUMN');
 
-$c->stop('end');
+$c->stop('case 1');
+
+# 2. A lock held on a published table, with the default --base-lock-timeout (100 ms).
+$node->safe_psql($db, q{
+	CREATE TABLE public.u (id int PRIMARY KEY, v text);
+	INSERT INTO public.u SELECT g, 'u' || g FROM generate_series(1, 5) g;
+});
+my $l = BackstopArchiver->new(dir => $dir, name => 'lock', conn => $conn, args => [ '--tables', 'public.t,public.u' ]);
+$l->start;
+$l->checkpoint_ok('public.u', 'lock: start');
+my $locker = $node->background_psql($db);
+$locker->query_safe('BEGIN; LOCK TABLE public.t IN ACCESS EXCLUSIVE MODE');
+if (pg_major() >= 16)
+{
+	ok(wait_for('a table check to fail on the lock', sub { $l->log_has(qr/table check failed: could not list the tables of publication "p_lock" within 100 ms/) }, 60),
+		'lock: a table check gives up on the lock and says why') or diag($l->log);
+}
+# The lock is still held: the daemon answers (before, it waited for the lock with its event loop).
+my ($hrc, $health) = (1, '');
+IPC::Run::run([ 'curl', '-s', '-m', '60', "http://$l->{listen}/health" ], '>', \$health, '2>', \my $herr);
+like($health, qr/"status"\s*:\s*"ok"/, 'lock: /health answers while the lock is held') or diag($herr);
+my ($crc, $cout, $cerr) = archiver_checkpoint($l->{listen}, 'public.u', '60s');
+is($crc, 0, 'lock: a checkpoint of another table is answered while the lock is held') or diag("$cout\n$cerr");
+$locker->query_safe('COMMIT');
+$locker->quit;
+if (pg_major() >= 16)
+{
+	ok(wait_for('table checks to succeed again', sub { $l->log_has(qr/table checks succeed again, after \d+ failed/) }, 60),
+		'lock: table checks succeed again once the lock is released') or diag($l->log);
+	my $n = () = $l->log =~ /table check failed: could not list/g;
+	is($n, 1, 'lock: the same failure is logged once');
+}
+$l->checkpoint_ok('public.t', 'lock: after the lock');
+$l->stop('case 2');
 done_testing();

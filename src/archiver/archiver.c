@@ -135,9 +135,21 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		if (tables_check_held(a))
 			;					/* skipped: a test holds the check back */
 		else if (tables_poll(a, &err) != BS_OK)
-			log_warning("table check failed: %s", err.message);
+		{
+			/* The same failure again (a lock held for as long as a rewrite runs): said once. */
+			if (a->table_check_failures++ == 0 || strcmp(err.message, a->table_check_error) != 0)
+				log_warning("table check failed: %s", err.message);
+			else
+				log_debug("table check failed again (%d times): %s", a->table_check_failures, err.message);
+			snprintf(a->table_check_error, sizeof(a->table_check_error), "%s", err.message);
+		}
 		else
+		{
+			if (a->table_check_failures > 1)
+				log_info("table checks succeed again, after %d failed", a->table_check_failures);
+			a->table_check_failures = 0;
 			a->table_checks++;
+		}
 		stream_read_slot_wal(a, false);
 	}
 	if (a->pending)

@@ -304,6 +304,8 @@ typedef struct archiver
 	uint64_t spilled_bytes;		/* the part of open_bytes written to spill files */
 	uint64_t open_memory_limit;	/* open_bytes - spilled_bytes (in memory) stays below this */
 	uint64_t table_checks;		/* table checks completed (a metric: tests wait on it) */
+	int		table_check_failures;	/* table checks failed in a row (logged once while the same) */
+	char	table_check_error[1024];	/* the last one's message */
 	int64_t spool_limit;
 	char *spill_dir;			/* SPILL_DIR under the spool's root */
 	uint64_t spill_seq;			/* spill file names are unique within a run */

@@ -354,6 +354,9 @@ tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs
 		 * publishes is read below. */
 		if (startup)
 			return BS_ERR;
+		/* Locked out of the listing: so is the read of the members below (the check fails). */
+		if (strcmp(err->code, ERRCODE_LOCK_NOT_AVAILABLE) == 0)
+			return BS_ERR;
 		log_warning("%s", err->message);
 		error_clear(err);
 	}
@@ -378,7 +381,8 @@ tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs
 				 (long long) a->test_members_lock_key, (long long) a->test_members_lock_key);
 		(void) pgsql_exec(a->conn, sql, &e);
 	}
-	if (catalog_publication_members(a->conn, pubname, list->count, relids, state, &seen, err) != BS_OK)
+	if (catalog_publication_members(a->conn, pubname, list->count, relids, state, &seen,
+									startup ? 0 : config_get_duration_ms(a->cfg, CFG_BASE_LOCK_TIMEOUT), err) != BS_OK)
 	{
 		free(relids);
 		free(state);

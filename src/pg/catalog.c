@@ -367,6 +367,48 @@ catalog_column_values_unknown(PGconn *conn, uint32_t relid, const char *name, bo
 	return BS_OK;
 }
 
+/*
+ * A query of pg_publication_tables.  From PostgreSQL 16 on, the view opens every table it
+ * lists (for its columns), so it waits behind a session's lock on one (LOCK TABLE, a
+ * rewriting ALTER TABLE, VACUUM FULL): the archiver's event loop with it.  With
+ * lock_timeout_ms > 0 the query runs in a transaction that waits at most that long, then fails
+ * (the next table check tries again); the transaction is ended here either way.
+ */
+static int
+query_publication_tables(PGconn *conn, const char *pubname, const char *sql, int nparams, const char *const *params,
+						 int64_t lock_timeout_ms, PGresult **res, bs_error *err)
+{
+	char begin[320];
+	int rc;
+
+	*res = NULL;
+	if (lock_timeout_ms <= 0)
+		return pgsql_query_params(conn, sql, nparams, params, res, err);
+	snprintf(begin, sizeof(begin), "BEGIN; " PGSQL_LOCAL_LOCK_TIMEOUT_FMT, (long long) lock_timeout_ms);
+	if (pgsql_exec(conn, begin, err) != BS_OK)
+	{
+		pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
+		return BS_ERR;
+	}
+	rc = pgsql_query_params(conn, sql, nparams, params, res, err);
+	if (rc != BS_OK)
+	{
+		pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
+		if (strcmp(err->code, ERRCODE_LOCK_NOT_AVAILABLE) == 0)
+			error_prefix(err, "could not list the tables of publication \"%s\" within %lld ms (--base-lock-timeout): "
+						 "a session holds a lock on one of them, and from PostgreSQL 16 on listing a publication "
+						 "opens its tables; the next table check tries again", pubname, (long long) lock_timeout_ms);
+		return BS_ERR;
+	}
+	if (pgsql_exec(conn, "COMMIT", err) != BS_OK)
+	{
+		PQclear(*res);
+		*res = NULL;
+		return BS_ERR;
+	}
+	return BS_OK;
+}
+
 int
 catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, char **used_as_is,
 						 int64_t lock_timeout_ms, bs_error *err)
@@ -406,11 +448,11 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 		int want = 0;
 		bool same = true;
 
-		if (pgsql_query_params(conn,
+		if (query_publication_tables(conn, pubname,
 			"SELECT c.oid FROM pg_publication_tables p "
 			"JOIN pg_namespace n ON n.nspname = p.schemaname "
 			"JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename "
-			"WHERE p.pubname = $1", 1, params, &res, err) != BS_OK)
+			"WHERE p.pubname = $1", 1, params, lock_timeout_ms, &res, err) != BS_OK)
 		{
 			free(pub);
 			return BS_ERR;
@@ -477,7 +519,7 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 
 int
 catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint32_t *relids, char *state,
-							uint64_t *seen_lsn, bs_error *err)
+							uint64_t *seen_lsn, int64_t lock_timeout_ms, bs_error *err)
 {
 	strbuf arr = STRBUF_INIT;
 	const char *params[2];
@@ -513,7 +555,7 @@ catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint
 	 * column dropped by a transaction committing during the statement makes shorter than the
 	 * snapshot's columns (a whole table taken for a partial one).
 	 */
-	if (pgsql_query_params(conn,
+	if (query_publication_tables(conn, pubname,
 		"SELECT c.oid, p.tablename IS NOT NULL, "
 		"  (to_jsonb(p) ->> 'rowfilter') IS NOT NULL OR EXISTS ("
 		"    SELECT 1 FROM pg_publication_rel r JOIN pg_publication pb ON pb.oid = r.prpubid "
@@ -526,7 +568,7 @@ catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint
 		"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
 		"LEFT JOIN pg_publication_tables p ON p.pubname = $1 AND p.schemaname = n.nspname AND p.tablename = c.relname "
 		"WHERE c.oid = ANY ($2::oid[])",
-		2, params, &res, err) != BS_OK)
+		2, params, lock_timeout_ms, &res, err) != BS_OK)
 	{
 		strbuf_free(&arr);
 		return BS_ERR;

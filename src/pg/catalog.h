@@ -68,8 +68,9 @@ int catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_ta
 /* Whether the publication streams each of these tables now: state[i] 'p' published, 'n' not,
  * 'f' only in part (a row filter or a column list), 'g' gone from the catalog (dropped
  * meanwhile); and a WAL position read before: a table
- * published here leaves the publication (if it does) after *seen_lsn. */
+ * published here leaves the publication (if it does) after *seen_lsn.  The read waits at
+ * most lock_timeout_ms for the tables' locks (0: as long as it takes; see catalog.c). */
 int catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint32_t *relids, char *state,
-								uint64_t *seen_lsn, bs_error *err);
+								uint64_t *seen_lsn, int64_t lock_timeout_ms, bs_error *err);
 
 #endif
