@@ -633,7 +633,7 @@ fail:
 
 char *
 sqlcheck_add_generated_column(const char *schema, const char *table, const char *column,
-							  const char *type_name, const char *expr, bs_error *err)
+							  const char *type_name, const char *expr, bool is_virtual, bs_error *err)
 {
 	strbuf sql = STRBUF_INIT;
 	char reason[REASON_LEN] = "";
@@ -664,6 +664,13 @@ sqlcheck_add_generated_column(const char *schema, const char *table, const char 
 		goto fail;
 	}
 	json_decref(root);
+	if (is_virtual)
+	{
+		/* The statement ends with the " STORED" written above: the same statement, VIRTUAL. */
+		sql.len -= strlen(" STORED");
+		sql.data[sql.len] = '\0';
+		strbuf_append_str(&sql, " VIRTUAL");
+	}
 	return strbuf_detach(&sql, NULL);
 fail:
 	return refused(&sql, root, "the generated column is not exactly one column with one expression", reason, err);

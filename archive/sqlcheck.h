@@ -35,9 +35,11 @@ char *sqlcheck_attach_partition(const char *schema, const char *table, const cha
 								const char *bound, bs_error *err);
 char *sqlcheck_set_default(const char *schema, const char *table, const char *column, const char *expr,
 						   bs_error *err);
-/* ALTER TABLE schema.table ADD COLUMN column type GENERATED ALWAYS AS (expr) STORED. */
+/* ALTER TABLE schema.table ADD COLUMN column type GENERATED ALWAYS AS (expr) STORED, or
+ * VIRTUAL (PostgreSQL 18; checked as STORED, which the parser knows, then the last keyword
+ * swapped: the expression was checked alone and is closed before it). */
 char *sqlcheck_add_generated_column(const char *schema, const char *table, const char *column,
-									const char *type_name, const char *expr, bs_error *err);
+									const char *type_name, const char *expr, bool is_virtual, bs_error *err);
 /*
  * ALTER TABLE schema.table ADD CONSTRAINT name def, where def (pg_get_constraintdef output)
  * must be a constraint of contype ('p', 'u', 'c', 'x' or 'f').  A CHECK constraint is added

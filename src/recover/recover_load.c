@@ -517,12 +517,16 @@ recreate_generated(PGconn *conn, const recover_load_options *o, json_t *columns,
 		char what[200];
 		int rc;
 
-		if (name == NULL || gen == NULL || strcmp(gen, "s") != 0 || layout_has_column(o->layout, name))
+		/* s: stored; v: virtual (PostgreSQL 18), recreated so too (failing on an older server:
+		 * a warning, as for anything optional). */
+		if (name == NULL || gen == NULL || (strcmp(gen, "s") != 0 && strcmp(gen, "v") != 0) ||
+			layout_has_column(o->layout, name))
 			continue;
 		if (type == NULL || expr == NULL)
 			return error_set(err, ERRCODE_DATA_CORRUPTED, "generated column \"%s\" in the base's definition "
 							 "lacks its type or expression", name);
-		if ((sql = sqlcheck_add_generated_column(o->schema, o->name, name, type, expr, err)) == NULL)
+		if ((sql = sqlcheck_add_generated_column(o->schema, o->name, name, type, expr, strcmp(gen, "v") == 0,
+												 err)) == NULL)
 			return error_prefix(err, "generated column \"%s\" in the base's definition", name);
 		snprintf(what, sizeof(what), "generated column \"%s\"", name);
 		rc = exec_optional(conn, sql, what, res, &res->ngenerated, err);

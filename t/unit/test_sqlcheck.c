@@ -209,7 +209,7 @@ test_builders(void)
 	free(sql);
 
 	/* Stored generated columns: one column, one expression, one type. */
-	sql = sqlcheck_add_generated_column("public", "u_rec", "total", "numeric", "((qty)::numeric * price)", &err);
+	sql = sqlcheck_add_generated_column("public", "u_rec", "total", "numeric", "((qty)::numeric * price)", false, &err);
 	is_str(sql, "ALTER TABLE \"public\".\"u_rec\" ADD COLUMN \"total\" numeric GENERATED ALWAYS AS "
 		   "(((qty)::numeric * price)) STORED", "ADD COLUMN ... GENERATED built and checked");
 	free(sql);
@@ -224,15 +224,27 @@ test_builders(void)
 
 		for (int k = 0; bad_exprs[k]; k++)
 		{
-			sql = sqlcheck_add_generated_column("public", "u_rec", "total", "numeric", bad_exprs[k], &err);
+			sql = sqlcheck_add_generated_column("public", "u_rec", "total", "numeric", bad_exprs[k], false, &err);
 			ok(sql == NULL && strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0,
 			   "generated expression refused: %s", bad_exprs[k]);
 			free(sql);
 		}
 		sql = sqlcheck_add_generated_column("public", "u_rec", "total", "int GENERATED ALWAYS AS (1) STORED, ADD COLUMN y int",
-											"1", &err);
+											"1", false, &err);
 		ok(sql == NULL, "a type carrying a second column is refused");
 		free(sql);
+		/* Virtual (PostgreSQL 18): checked as the stored statement, the keyword swapped after. */
+		sql = sqlcheck_add_generated_column("public", "u_rec", "total", "numeric", "((qty)::numeric * price)", true, &err);
+		is_str(sql, "ALTER TABLE \"public\".\"u_rec\" ADD COLUMN \"total\" numeric GENERATED ALWAYS AS "
+			   "(((qty)::numeric * price)) VIRTUAL", "ADD COLUMN ... GENERATED ... VIRTUAL built and checked");
+		free(sql);
+		for (int k = 0; bad_exprs[k]; k++)
+		{
+			sql = sqlcheck_add_generated_column("public", "u_rec", "total", "numeric", bad_exprs[k], true, &err);
+			ok(sql == NULL && strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0,
+			   "virtual generated expression refused: %s", bad_exprs[k]);
+			free(sql);
+		}
 	}
 
 	sql = sqlcheck_add_constraint("public", "acct_recovered", "acct_recovered_pkey", 'p', "PRIMARY KEY (id)", &validate,
@@ -472,10 +484,10 @@ test_refusal_messages(void)
 	sql = sqlcheck_set_default("public", "t", "v", "1, ALTER COLUMN v DROP DEFAULT", &err);
 	ok(sql == NULL && strstr(err.message, "2 ALTER TABLE commands instead of one") != NULL,
 	   "a default carrying a second command is refused (%s)", err.message);
-	sql = sqlcheck_add_generated_column("public", "t", "g", "int", "1) STORED NOT NULL, ADD CHECK (true", &err);
+	sql = sqlcheck_add_generated_column("public", "t", "g", "int", "1) STORED NOT NULL, ADD CHECK (true", false, &err);
 	ok(sql == NULL && strstr(err.message, "the default is not exactly one expression") != NULL,
 	   "a generation expression that closes its parenthesis is refused (%s)", err.message);
-	sql = sqlcheck_add_generated_column("public", "t", "g", "int COLLATE \"C\"", "1", &err);
+	sql = sqlcheck_add_generated_column("public", "t", "g", "int COLLATE \"C\"", "1", false, &err);
 	ok(sql == NULL && strstr(err.message, "unexpected \"collClause\" in the column") != NULL,
 	   "a generated column's type with a collation is refused (%s)", err.message);
 	sql = sqlcheck_add_constraint("public", "t", "t_c", 'c', "CHECK (true), ADD CONSTRAINT x CHECK (true)", &validate,
