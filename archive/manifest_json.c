@@ -1272,6 +1272,12 @@ manifest_json_time(json_t *o, const char *path, const char *name, int64_t *out, 
 }
 
 int
+manifest_json_array(json_t *o, const char *path, const char *name, json_t **arr, int *n, bs_error *err)
+{
+	return j_array(o, path, name, arr, n, err);
+}
+
+int
 manifest_json_int(json_t *o, const char *path, const char *name, int64_t min, int64_t max, int64_t *out,
 				  bs_error *err)
 {
