@@ -110,26 +110,6 @@ sha256_valid(const char *s)
 	return true;
 }
 
-/* Only these members (NULL-terminated). */
-static int
-only_members(json_t *o, const char *path, const char *const *names, bs_error *err)
-{
-	const char *member;
-	json_t *v;
-
-	json_object_foreach(o, member, v)
-	{
-		bool known = false;
-
-		for (int i = 0; !known && names[i]; i++)
-			known = strcmp(member, names[i]) == 0;
-		if (!known)
-			return error_set(err, ERRCODE_DATA_CORRUPTED, "%s%shas an unknown member \"%.64s\"", path,
-							 path[0] ? " " : "", member);
-	}
-	return BS_OK;
-}
-
 static int
 get_int(json_t *o, const char *path, const char *name, int64_t min, int64_t max, int64_t *out, bs_error *err)
 {
@@ -219,7 +199,8 @@ page_ref_read(packcat_dir *dir, json_t *e, int i, bs_error *err)
 	snprintf(path, sizeof(path), "pages[%d]", i);
 	if (!json_is_object(e))
 		return bad(err, path, "must be an object");
-	if (only_members(e, path, ref_members, err) != BS_OK || get_str(e, path, "key", true, &s, err) != BS_OK)
+	if (manifest_json_only_members(e, path, ref_members, err) != BS_OK ||
+		get_str(e, path, "key", true, &s, err) != BS_OK)
 		return BS_ERR;
 	/* A page of this catalog or of an earlier one, by its index there. */
 	if (key_seq(s, &seq, &rest) != BS_OK || seq > dir->seq || strlen(rest) != 9 ||
@@ -273,7 +254,7 @@ dir_table_read(packcat_dir *dir, json_t *e, int i, bs_error *err)
 	snprintf(path, sizeof(path), "tables[%d]", i);
 	if (!json_is_object(e))
 		return bad(err, path, "must be an object");
-	if (only_members(e, path, dtable_members, err) != BS_OK ||
+	if (manifest_json_only_members(e, path, dtable_members, err) != BS_OK ||
 		get_int(e, path, "relid", 1, UINT32_MAX, &v, err) != BS_OK)
 		return BS_ERR;
 	t->relid = (uint32_t) v;
@@ -325,7 +306,7 @@ dir_table_read(packcat_dir *dir, json_t *e, int i, bs_error *err)
 		if (!json_is_object(ne))
 			return bad(err, p, "must be an object");
 		t->nnames = j + 1;
-		if (only_members(ne, p, name_members, err) != BS_OK ||
+		if (manifest_json_only_members(ne, p, name_members, err) != BS_OK ||
 			get_lsn(ne, p, "from_lsn", true, &nm->from_lsn, NULL, err) != BS_OK ||
 			get_str(ne, p, "schema", true, &s, err) != BS_OK)
 			return BS_ERR;
@@ -408,7 +389,7 @@ packcat_dir_from_json(const char *key, const char *json, size_t len, packcat_dir
 		error_set(err, ERRCODE_DATA_CORRUPTED, "is not a JSON object");
 		goto fail;
 	}
-	if (only_members(root, "", dir_members, err) != BS_OK || check_format(root, err) != BS_OK ||
+	if (manifest_json_only_members(root, "", dir_members, err) != BS_OK || check_format(root, err) != BS_OK ||
 		get_int(root, "", "seq", 1, INT64_MAX, &v, err) != BS_OK)
 		goto fail;
 	dir->seq = (uint64_t) v;
@@ -627,7 +608,7 @@ page_read(const packcat_dir *dir, int p, const void *data, size_t len, uint32_t 
 		error_set(err, ERRCODE_DATA_CORRUPTED, "is not a JSON object");
 		goto out;
 	}
-	if (only_members(root, "", page_members, err) != BS_OK || check_format(root, err) != BS_OK ||
+	if (manifest_json_only_members(root, "", page_members, err) != BS_OK || check_format(root, err) != BS_OK ||
 		manifest_json_array(root, "", "tables", &arr, &n, err) != BS_OK)
 		goto out;
 	if (n != r->ntables)
@@ -651,7 +632,7 @@ page_read(const packcat_dir *dir, int p, const void *data, size_t len, uint32_t 
 			bad(err, path, "must be an object");
 			goto out;
 		}
-		if (only_members(e, path, entry_members, err) != BS_OK ||
+		if (manifest_json_only_members(e, path, entry_members, err) != BS_OK ||
 			get_int(e, path, "relid", 1, UINT32_MAX, &v, err) != BS_OK)
 			goto out;
 		if ((uint32_t) v != t->relid)
