@@ -441,6 +441,15 @@ str_eq(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+bool
+manifest_layout_has_column(const manifest_layout *l, const char *name)
+{
+	for (int i = 0; i < l->ncols; i++)
+		if (str_eq(l->columns[i].name, name))
+			return true;
+	return false;
+}
+
 /* The same names, types and typmods; keys: the same key flags too. */
 static bool
 columns_alike(int n1, const manifest_column *c1, int n2, const manifest_column *c2, bool keys)

@@ -249,19 +249,15 @@ basejob_apply(archiver *a, const basecopy_result *r, uint64_t lsn)
 			t->rebase_wanted = true;
 		for (int c = 0; c < nl->ncols; c++)
 		{
-			bool had = false;
+			bool had = manifest_layout_has_column(bl, nl->columns[c].name);
 
-			for (int k = 0; k < bl->ncols && !had; k++)
-				had = strcmp(nl->columns[c].name, bl->columns[k].name) == 0;
 			/* Judged where it first appears after the copy (later layouts carry it on). */
 			for (int e = 0; e < t->man->nlayouts && !had; e++)
 			{
 				const manifest_layout *el = &t->man->layouts[e];
 
-				if (el->from_lsn <= lsn || el->from_lsn >= nl->from_lsn)
-					continue;
-				for (int k = 0; k < el->ncols && !had; k++)
-					had = strcmp(nl->columns[c].name, el->columns[k].name) == 0;
+				had = el->from_lsn > lsn && el->from_lsn < nl->from_lsn &&
+					manifest_layout_has_column(el, nl->columns[c].name);
 			}
 			if (had || nl->columns[c].missing != NULL || nl->columns[c].missing_unknown)
 				continue;

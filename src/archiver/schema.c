@@ -54,12 +54,9 @@ mark_unknown_columns(archiver *a, arch_table *t, bool rewritten, int ncols, mani
 		return BS_OK;			/* no rows before: the first base copy holds them all */
 	for (int c = 0; c < ncols; c++)
 	{
-		bool had = false;
 		bool unknown = rewritten;
 
-		for (int k = 0; k < prev->ncols && !had; k++)
-			had = strcmp(cols[c].name, prev->columns[k].name) == 0;
-		if (had)
+		if (manifest_layout_has_column(prev, cols[c].name))
 			continue;
 		if (!unknown &&
 			catalog_column_values_unknown(a->conn, t->relid, cols[c].name, &unknown, err) != BS_OK &&
@@ -205,13 +202,7 @@ schema_handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 
 		if (cur != NULL)
 			for (int c = 0; c < rel->ncols; c++)
-			{
-				bool had = false;
-
-				for (int k = 0; k < cur->ncols && !had; k++)
-					had = strcmp(cols[c].name, cur->columns[k].name) == 0;
-				names_added += !had;
-			}
+				names_added += !manifest_layout_has_column(cur, cols[c].name);
 		/*
 		 * Not captured in the stream: the change committed somewhere after the newest position
 		 * known to use the old layout and at or before this transaction.  Points in between
