@@ -441,6 +441,30 @@ str_eq(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+bool
+manifest_layout_has_column(const manifest_layout *l, const char *name)
+{
+	for (int i = 0; i < l->ncols; i++)
+		if (str_eq(l->columns[i].name, name))
+			return true;
+	return false;
+}
+
+/* The same names, types and typmods; keys: the same key flags too. */
+static bool
+columns_alike(int n1, const manifest_column *c1, int n2, const manifest_column *c2, bool keys)
+{
+	if (n1 != n2)
+		return false;
+	for (int i = 0; i < n1; i++)
+	{
+		if (!str_eq(c1[i].name, c2[i].name) || c1[i].type_oid != c2[i].type_oid ||
+			c1[i].typmod != c2[i].typmod || (keys && c1[i].key != c2[i].key))
+			return false;
+	}
+	return true;
+}
+
 /*
  * Only what shapes the tuples in the stream counts (what pgoutput's Relation message
  * carries): names, types, typmods and key flags.  NOT NULL and missing values come from
@@ -449,15 +473,13 @@ str_eq(const char *a, const char *b)
 bool
 manifest_columns_equal(int n1, const manifest_column *c1, int n2, const manifest_column *c2)
 {
-	if (n1 != n2)
-		return false;
-	for (int i = 0; i < n1; i++)
-	{
-		if (!str_eq(c1[i].name, c2[i].name) || c1[i].type_oid != c2[i].type_oid ||
-			c1[i].typmod != c2[i].typmod || c1[i].key != c2[i].key)
-			return false;
-	}
-	return true;
+	return columns_alike(n1, c1, n2, c2, true);
+}
+
+bool
+manifest_columns_same_types(int n1, const manifest_column *c1, int n2, const manifest_column *c2)
+{
+	return columns_alike(n1, c1, n2, c2, false);
 }
 
 void

@@ -197,8 +197,12 @@ void manifest_close_open_schema_gap(manifest *m, uint64_t base_lsn);
 /* The schema window that makes a recovery bound uncertain (from < bound <= to), NULL if none. */
 const manifest_gap *manifest_schema_gap_at(const manifest *m, uint64_t bound);
 const manifest_layout *manifest_layout_by_id(const manifest *m, uint32_t id);
+/* Whether the layout has a column of that name. */
+bool manifest_layout_has_column(const manifest_layout *l, const char *name);
 /* True when two column lists describe the same layout. */
 bool manifest_columns_equal(int n1, const manifest_column *c1, int n2, const manifest_column *c2);
+/* The same names, types and typmods, key flags aside (a table check's view of the catalog). */
+bool manifest_columns_same_types(int n1, const manifest_column *c1, int n2, const manifest_column *c2);
 
 /* Record that the table is named schema.name for points at or after from_lsn (the history
  * starts with the name it had before); the current name becomes the newest entry's. */

@@ -922,6 +922,25 @@ gap_from_json(json_t *e, const char *p, void *out, bs_error *err)
 }
 
 /* The members of a catalog's table entry (manifest_table_to_json_object). */
+int
+manifest_json_only_members(json_t *o, const char *path, const char *const *names, bs_error *err)
+{
+	const char *member;
+	json_t *v;
+
+	json_object_foreach(o, member, v)
+	{
+		bool known = false;
+
+		for (int i = 0; !known && names[i]; i++)
+			known = strcmp(member, names[i]) == 0;
+		if (!known)
+			return error_set(err, ERRCODE_DATA_CORRUPTED, "%s%shas an unknown member \"%.64s\"", path,
+							 path[0] ? " " : "", member);
+	}
+	return BS_OK;
+}
+
 static const char *const table_members[] = {
 	"relid", "schema", "name", "status", "dropped_at_lsn", "existed_to", "drop_lsn", "ddl_capture_from",
 	"partition_changes", "names", "rebase_requested_at", "finding", "expired_before", "expired_time", "layouts",
@@ -944,18 +963,8 @@ manifest_from_json_object(json_t *root, manifest *m, bool table_only, bs_error *
 		return error_set(err, ERRCODE_DATA_CORRUPTED, "not a JSON object");
 	if (table_only)
 	{
-		const char *member;
-		json_t *mv;
-
-		json_object_foreach(root, member, mv)
-		{
-			bool known = false;
-
-			for (int i = 0; !known && table_members[i]; i++)
-				known = strcmp(member, table_members[i]) == 0;
-			if (!known)
-				return error_set(err, ERRCODE_DATA_CORRUPTED, "has an unknown member \"%.64s\"", member);
-		}
+		if (manifest_json_only_members(root, "", table_members, err) != BS_OK)
+			return BS_ERR;
 	}
 	else if (j_format(root, &format, err) != BS_OK)
 		return BS_ERR;
@@ -1269,6 +1278,12 @@ int
 manifest_json_time(json_t *o, const char *path, const char *name, int64_t *out, bs_error *err)
 {
 	return j_time(o, path, name, out, err);
+}
+
+int
+manifest_json_array(json_t *o, const char *path, const char *name, json_t **arr, int *n, bs_error *err)
+{
+	return j_array(o, path, name, arr, n, err);
 }
 
 int

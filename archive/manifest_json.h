@@ -39,6 +39,10 @@ int manifest_json_lsn(json_t *o, const char *path, const char *name, bool requir
 int manifest_json_time(json_t *o, const char *path, const char *name, int64_t *out, bs_error *err);
 int manifest_json_int(json_t *o, const char *path, const char *name, int64_t min, int64_t max, int64_t *out,
 					  bs_error *err);
+/* Only the members named (NULL-terminated) may be present; path names o in the message. */
+int manifest_json_only_members(json_t *o, const char *path, const char *const *names, bs_error *err);
+/* A required array member (absent or null: "is missing"); *n its length, bounded by int. */
+int manifest_json_array(json_t *o, const char *path, const char *name, json_t **arr, int *n, bs_error *err);
 
 /*
  * A table's entry in a catalog page (doc/design/format2.md 3.4): the manifest's members but

@@ -110,26 +110,6 @@ sha256_valid(const char *s)
 	return true;
 }
 
-/* Only these members (NULL-terminated). */
-static int
-only_members(json_t *o, const char *path, const char *const *names, bs_error *err)
-{
-	const char *member;
-	json_t *v;
-
-	json_object_foreach(o, member, v)
-	{
-		bool known = false;
-
-		for (int i = 0; !known && names[i]; i++)
-			known = strcmp(member, names[i]) == 0;
-		if (!known)
-			return error_set(err, ERRCODE_DATA_CORRUPTED, "%s%shas an unknown member \"%.64s\"", path,
-							 path[0] ? " " : "", member);
-	}
-	return BS_OK;
-}
-
 static int
 get_int(json_t *o, const char *path, const char *name, int64_t min, int64_t max, int64_t *out, bs_error *err)
 {
@@ -187,22 +167,6 @@ get_lsn(json_t *o, const char *path, const char *name, bool required, uint64_t *
 }
 
 static int
-get_array(json_t *o, const char *path, const char *name, json_t **arr, bs_error *err)
-{
-	char p[256];
-
-	snprintf(p, sizeof(p), "%s%s%s", path, path[0] ? "." : "", name);
-	*arr = json_object_get(o, name);
-	if (*arr == NULL)
-		return bad(err, p, "is missing");
-	if (!json_is_array(*arr))
-		return bad(err, p, "must be an array");
-	if (json_array_size(*arr) > INT_MAX / 2)
-		return bad(err, p, "has too many elements");
-	return BS_OK;
-}
-
-static int
 check_format(json_t *root, bs_error *err)
 {
 	int64_t v;
@@ -235,7 +199,8 @@ page_ref_read(packcat_dir *dir, json_t *e, int i, bs_error *err)
 	snprintf(path, sizeof(path), "pages[%d]", i);
 	if (!json_is_object(e))
 		return bad(err, path, "must be an object");
-	if (only_members(e, path, ref_members, err) != BS_OK || get_str(e, path, "key", true, &s, err) != BS_OK)
+	if (manifest_json_only_members(e, path, ref_members, err) != BS_OK ||
+		get_str(e, path, "key", true, &s, err) != BS_OK)
 		return BS_ERR;
 	/* A page of this catalog or of an earlier one, by its index there. */
 	if (key_seq(s, &seq, &rest) != BS_OK || seq > dir->seq || strlen(rest) != 9 ||
@@ -280,6 +245,7 @@ dir_table_read(packcat_dir *dir, json_t *e, int i, bs_error *err)
 	packcat_table *t = &dir->tables[i];
 	const char *s;
 	json_t *names;
+	int nnames;
 	int64_t v;
 	bool present;
 	char path[64];
@@ -288,7 +254,7 @@ dir_table_read(packcat_dir *dir, json_t *e, int i, bs_error *err)
 	snprintf(path, sizeof(path), "tables[%d]", i);
 	if (!json_is_object(e))
 		return bad(err, path, "must be an object");
-	if (only_members(e, path, dtable_members, err) != BS_OK ||
+	if (manifest_json_only_members(e, path, dtable_members, err) != BS_OK ||
 		get_int(e, path, "relid", 1, UINT32_MAX, &v, err) != BS_OK)
 		return BS_ERR;
 	t->relid = (uint32_t) v;
@@ -328,19 +294,19 @@ dir_table_read(packcat_dir *dir, json_t *e, int i, bs_error *err)
 							 "table with a base is archived to the catalog's seal LSN)", path);
 		t->archived_to = dir->seal_lsn;
 	}
-	if (get_array(e, path, "names", &names, err) != BS_OK)
+	if (manifest_json_array(e, path, "names", &names, &nnames, err) != BS_OK)
 		return BS_ERR;
-	t->names = xcalloc(json_array_size(names) + 1, sizeof(manifest_name));
-	for (size_t j = 0; j < json_array_size(names); j++)
+	t->names = xcalloc((size_t) nnames + 1, sizeof(manifest_name));
+	for (int j = 0; j < nnames; j++)
 	{
-		json_t *ne = json_array_get(names, j);
+		json_t *ne = json_array_get(names, (size_t) j);
 		manifest_name *nm = &t->names[j];
 
-		snprintf(p, sizeof(p), "%s.names[%zu]", path, j);
+		snprintf(p, sizeof(p), "%s.names[%d]", path, j);
 		if (!json_is_object(ne))
 			return bad(err, p, "must be an object");
-		t->nnames = (int) j + 1;
-		if (only_members(ne, p, name_members, err) != BS_OK ||
+		t->nnames = j + 1;
+		if (manifest_json_only_members(ne, p, name_members, err) != BS_OK ||
 			get_lsn(ne, p, "from_lsn", true, &nm->from_lsn, NULL, err) != BS_OK ||
 			get_str(ne, p, "schema", true, &s, err) != BS_OK)
 			return BS_ERR;
@@ -393,6 +359,7 @@ packcat_dir_from_json(const char *key, const char *json, size_t len, packcat_dir
 	json_error_t jerr;
 	json_t *root = NULL;
 	json_t *arr;
+	int n;
 	packcat_dir *dir = xcalloc(1, sizeof(packcat_dir));
 	const char *s;
 	const char *rest;
@@ -422,7 +389,7 @@ packcat_dir_from_json(const char *key, const char *json, size_t len, packcat_dir
 		error_set(err, ERRCODE_DATA_CORRUPTED, "is not a JSON object");
 		goto fail;
 	}
-	if (only_members(root, "", dir_members, err) != BS_OK || check_format(root, err) != BS_OK ||
+	if (manifest_json_only_members(root, "", dir_members, err) != BS_OK || check_format(root, err) != BS_OK ||
 		get_int(root, "", "seq", 1, INT64_MAX, &v, err) != BS_OK)
 		goto fail;
 	dir->seq = (uint64_t) v;
@@ -441,32 +408,32 @@ packcat_dir_from_json(const char *key, const char *json, size_t len, packcat_dir
 		goto fail;
 	}
 	memcpy(dir->pack_sha256, s, 65);
-	if (get_array(root, "", "pages", &arr, err) != BS_OK)
+	if (manifest_json_array(root, "", "pages", &arr, &n, err) != BS_OK)
 		goto fail;
-	if (json_array_size(arr) > PACKCAT_PAGES_MAX)
+	if (n > PACKCAT_PAGES_MAX)
 	{
 		bad(err, "pages", "has more than " "9999" " elements");
 		goto fail;
 	}
-	dir->pages = xcalloc(json_array_size(arr) + 1, sizeof(packcat_page_ref));
-	for (size_t i = 0; i < json_array_size(arr); i++)
+	dir->pages = xcalloc((size_t) n + 1, sizeof(packcat_page_ref));
+	for (int i = 0; i < n; i++)
 	{
-		dir->npages = (int) i + 1;
-		if (page_ref_read(dir, json_array_get(arr, i), (int) i, err) != BS_OK)
+		dir->npages = i + 1;
+		if (page_ref_read(dir, json_array_get(arr, (size_t) i), i, err) != BS_OK)
 			goto fail;
 	}
-	if (get_array(root, "", "tables", &arr, err) != BS_OK)
+	if (manifest_json_array(root, "", "tables", &arr, &n, err) != BS_OK)
 		goto fail;
-	if (json_array_size(arr) > (size_t) PACKCAT_PAGES_MAX * PACKCAT_PAGE_TABLES)
+	if (n > PACKCAT_PAGES_MAX * PACKCAT_PAGE_TABLES)
 	{
 		bad(err, "tables", "has more elements than the pages can hold");
 		goto fail;
 	}
-	dir->tables = xcalloc(json_array_size(arr) + 1, sizeof(packcat_table));
-	for (size_t i = 0; i < json_array_size(arr); i++)
+	dir->tables = xcalloc((size_t) n + 1, sizeof(packcat_table));
+	for (int i = 0; i < n; i++)
 	{
-		dir->ntables = (int) i + 1;
-		if (dir_table_read(dir, json_array_get(arr, i), (int) i, err) != BS_OK)
+		dir->ntables = i + 1;
+		if (dir_table_read(dir, json_array_get(arr, (size_t) i), i, err) != BS_OK)
 			goto fail;
 	}
 	if (dir_check_pages(dir, err) != BS_OK)
@@ -611,6 +578,7 @@ page_read(const packcat_dir *dir, int p, const void *data, size_t len, uint32_t 
 	json_error_t jerr;
 	json_t *root = NULL;
 	json_t *arr;
+	int n;
 	int first = 0;
 	int found = 0;
 	char sha[65];
@@ -640,12 +608,12 @@ page_read(const packcat_dir *dir, int p, const void *data, size_t len, uint32_t 
 		error_set(err, ERRCODE_DATA_CORRUPTED, "is not a JSON object");
 		goto out;
 	}
-	if (only_members(root, "", page_members, err) != BS_OK || check_format(root, err) != BS_OK ||
-		get_array(root, "", "tables", &arr, err) != BS_OK)
+	if (manifest_json_only_members(root, "", page_members, err) != BS_OK || check_format(root, err) != BS_OK ||
+		manifest_json_array(root, "", "tables", &arr, &n, err) != BS_OK)
 		goto out;
-	if (json_array_size(arr) != (size_t) r->ntables)
+	if (n != r->ntables)
 	{
-		error_set(err, ERRCODE_DATA_CORRUPTED, "holds %zu tables, the dir says %d", json_array_size(arr), r->ntables);
+		error_set(err, ERRCODE_DATA_CORRUPTED, "holds %d tables, the dir says %d", n, r->ntables);
 		goto out;
 	}
 	for (int i = 0; i < r->ntables; i++)
@@ -664,7 +632,7 @@ page_read(const packcat_dir *dir, int p, const void *data, size_t len, uint32_t 
 			bad(err, path, "must be an object");
 			goto out;
 		}
-		if (only_members(e, path, entry_members, err) != BS_OK ||
+		if (manifest_json_only_members(e, path, entry_members, err) != BS_OK ||
 			get_int(e, path, "relid", 1, UINT32_MAX, &v, err) != BS_OK)
 			goto out;
 		if ((uint32_t) v != t->relid)

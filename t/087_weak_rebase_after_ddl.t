@@ -35,15 +35,6 @@ my $stopped_ws;		# a walsender this test stopped: continued whatever happens
 END { kill 'CONT', $stopped_ws if $stopped_ws }
 
 sub log_count { my ($re) = @_; my @m = slurp_file($log) =~ /$re/g; return scalar @m }
-# The table's columns with their types and its content checksum: a retyped column differs.
-sub state_of
-{
-	my ($table) = @_;
-	my $cols = $node->safe_psql($db, "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' "
-		  . "ORDER BY attname) FROM pg_attribute WHERE attrelid = '$table'::regclass AND attnum > 0 AND NOT attisdropped");
-	return "$cols | " . content_checksum($node, $db, $table);
-}
-
 $node->safe_psql($db, q{
 	CREATE EXTENSION pg_walinspect;
 	CREATE TABLE public.w (id int PRIMARY KEY, v text);
@@ -114,7 +105,7 @@ sub scenario
 	my $point = $node->safe_psql($db, "SELECT end_lsn FROM pg_get_wal_records_info('$before', pg_current_wal_flush_lsn()) "
 		  . "WHERE xid = '$xid' AND record_type = 'COMMIT'");
 	like($point, qr{^[0-9A-F]+/[0-9A-F]+$}, "$what: the retype's commit record found ($point)");
-	my $state_after = state_of($table);
+	my $state_after = state_of($node, $db, $table);
 	like($state_after, qr/r text/, "$what: r is text after the retype");
 
 	my ($ws, $point2, $state2);
@@ -126,7 +117,7 @@ sub scenario
 		kill 'STOP', $ws;
 		$stopped_ws = $ws;
 		$point2 = $node->safe_psql($db, "UPDATE $table SET v = v || '!' WHERE id = 2; SELECT pg_current_wal_insert_lsn()");
-		$state2 = state_of($table);
+		$state2 = state_of($node, $db, $table);
 		$other->query_safe('COMMIT');
 	}
 	$other->quit;
@@ -153,7 +144,7 @@ sub scenario
 		'--to-lsn', $point, '--into', $into);
 	if ($rc == 0)
 	{
-		is(state_of($into), $state_after, "$what: right after the retype: exactly the table then");
+		is(state_of($node, $db, $into), $state_after, "$what: right after the retype: exactly the table then");
 	}
 	else
 	{
@@ -172,7 +163,7 @@ sub scenario
 			'--to-lsn', $point2, '--into', $into2);
 		if ($rc == 0)
 		{
-			is(state_of($into2), $state2, "$what: after the next row change, before the copy: exactly the table then");
+			is(state_of($node, $db, $into2), $state2, "$what: after the next row change, before the copy: exactly the table then");
 		}
 		else
 		{
@@ -186,7 +177,7 @@ sub scenario
 	($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', $table,
 		'--latest', '--into', $into3);
 	is($rc, 0, "$what: recover --latest") or diag("$out\n$err");
-	is(state_of($into3), state_of($table), "$what: the latest point is exact");
+	is(state_of($node, $db, $into3), state_of($node, $db, $table), "$what: the latest point is exact");
 }
 
 scenario('public.w', 0);

@@ -35,15 +35,6 @@ END { kill 'CONT', $stopped_ws if $stopped_ws }
 sub log_count { my ($re) = @_; my @m = slurp_file($log) =~ /$re/g; return scalar @m }
 sub lsn_num { my ($l) = @_; my ($h, $lo) = split m{/}, $l; return hex($h) * 2**32 + hex($lo) }
 
-# The table's columns with their types and its content checksum.
-sub state_of
-{
-	my ($table) = @_;
-	my $cols = $node->safe_psql($db, "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' "
-		  . "ORDER BY attnum) FROM pg_attribute WHERE attrelid = '$table'::regclass AND attnum > 0 AND NOT attisdropped");
-	return "$cols | " . content_checksum($node, $db, $table);
-}
-
 # The table's entry in `backstop info --json` (undef before its manifest is stored).
 sub info_of
 {
@@ -89,11 +80,11 @@ sub scenario
 	$stopped_ws = $ws;
 	my $n = log_count(qr/table \Q$table\E: its columns in the catalog differ/);
 	my $p0 = $node->safe_psql($db, "$ddl; SELECT pg_current_wal_insert_lsn()");
-	my $state0 = state_of($table);
+	my $state0 = state_of($node, $db, $table);
 	ok(wait_for('a table check to see the change', sub { log_count(qr/table \Q$table\E: its columns in the catalog differ/) > $n }, 60),
 		"$table: a table check sees the change before the stream has delivered it") or diag(slurp_file($log));
 	my $p1 = $node->safe_psql($db, "$row; SELECT pg_current_wal_insert_lsn()");
-	my $state1 = state_of($table);
+	my $state1 = state_of($node, $db, $table);
 	kill 'CONT', $ws;
 	$stopped_ws = undef;
 	ok(wait_for('the row change to be stored', sub { my $t = info_of($table =~ s/^public\.//r);
@@ -113,7 +104,7 @@ ok(@{ $w->{schema_unknown} } && !grep({ !defined $_->{to_lsn} } @{ $w->{schema_u
 my ($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.w',
 	'--to-lsn', $p1, '--into', 'public.w_p1');
 is($rc, 0, 'w: the point after the row change is recovered before any new base copy') or diag("$out\n$err");
-is(state_of('public.w_p1'), $state1, 'w: exactly the table then');
+is(state_of($node, $db, 'public.w_p1'), $state1, 'w: exactly the table then');
 ($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.w',
 	'--to-lsn', $p0, '--into', 'public.w_p0');
 is($rc, 1, 'w: the point right after the drop is refused');
@@ -149,7 +140,7 @@ for my $table ('public.w', 'public.w2')
 	($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', $table,
 		'--latest', '--into', $into);
 	is($rc, 0, "$table: recover --latest") or diag("$out\n$err");
-	is(state_of($into), state_of($table), "$table: the latest point is exact");
+	is(state_of($node, $db, $into), state_of($node, $db, $table), "$table: the latest point is exact");
 }
 like(slurp_file($log), qr/table public\.w2: the base copy at \S+ ends the window of an unknown schema change/,
 	'w2: its base copy ends the window');

@@ -25,14 +25,6 @@ my $listen = '127.0.0.1:' . PostgreSQL::Test::Cluster::get_free_port();
 my $log = "$dir/archiver.log";
 
 sub log_count { my ($re) = @_; my @m = slurp_file($log) =~ /$re/g; return scalar @m }
-sub state_of
-{
-	my ($table) = @_;
-	my $cols = $node->safe_psql($db, "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' "
-		  . "ORDER BY attnum) FROM pg_attribute WHERE attrelid = '$table'::regclass AND attnum > 0 AND NOT attisdropped");
-	return "$cols | " . content_checksum($node, $db, $table);
-}
-
 $node->safe_psql($db, 'CREATE TABLE public.anchor (id int PRIMARY KEY); INSERT INTO public.anchor VALUES (1)');
 my $end_key = 92092;
 my $pid = do
@@ -64,9 +56,9 @@ is(log_count(qr/base cop(?:y|ies) done/), $copies, 'the job is not done: public.
 
 # Two column changes of public.a, read from the stream before its copy is added.
 my $p1 = $node->safe_psql($db, 'ALTER TABLE public.a ADD COLUMN c int DEFAULT 7; SELECT pg_current_wal_insert_lsn()');
-my $state1 = state_of('public.a');
+my $state1 = state_of($node, $db, 'public.a');
 my $p2 = $node->safe_psql($db, 'ALTER TABLE public.a ADD COLUMN d timestamptz DEFAULT clock_timestamp(); SELECT pg_current_wal_insert_lsn()');
-my $state2 = state_of('public.a');
+my $state2 = state_of($node, $db, 'public.a');
 ok(wait_for('the stream to read both changes', sub {
 	log_count(qr/table public\.a: new column layout \d+ from \S+ \(schema change read from the stream/) == 2
 	  && log_count(qr/table public\.a: new column layout \d+ from \S+ \(schema change read from the stream, before its first base copy was added\)/) == 1 }, 90),
@@ -83,12 +75,12 @@ ok((checkpoint_until($listen, 'public.anchor', 60))[0] == 0, 'the stream is stor
 my ($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.a',
 	'--to-lsn', $p1, '--into', 'public.a_p1');
 is($rc, 0, 'after ADD COLUMN c DEFAULT 7: recovered from the older copy') or diag("$out\n$err");
-is(state_of('public.a_p1'), $state1, 'after ADD COLUMN c DEFAULT 7: exactly the table then (c = 7)');
+is(state_of($node, $db, 'public.a_p1'), $state1, 'after ADD COLUMN c DEFAULT 7: exactly the table then (c = 7)');
 ($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.a',
 	'--to-lsn', $p2, '--into', 'public.a_p2');
 if ($rc == 0)
 {
-	is(state_of('public.a_p2'), $state2, 'after ADD COLUMN d (volatile): exactly the table then (from a newer copy)');
+	is(state_of($node, $db, 'public.a_p2'), $state2, 'after ADD COLUMN d (volatile): exactly the table then (from a newer copy)');
 }
 else
 {
@@ -101,7 +93,7 @@ is($crc, 0, 'public.a: checkpoint after its newer copy') or diag("$cout\n" . slu
 ($rc, $out, $err) = run_backstop('recover', '--db', $conn, '--storage', $storage, '--table', 'public.a',
 	'--latest', '--into', 'public.a_l');
 is($rc, 0, 'recover --latest') or diag("$out\n$err");
-is(state_of('public.a_l'), state_of('public.a'), 'the latest point is exact');
+is(state_of($node, $db, 'public.a_l'), state_of($node, $db, 'public.a'), 'the latest point is exact');
 
 kill 'TERM', $pid;
 waitpid($pid, 0);

@@ -230,39 +230,34 @@ basejob_apply(archiver *a, const basecopy_result *r, uint64_t lsn)
 	 * archived_to moves when the stream has caught up (uploader_store_head). */
 	if (t->man->nbases == 1 && t->man->archived_to < lsn)
 		t->man->archived_to = lsn;
-	/* A column added after the base (the stream ran on during the copy) asks for another,
-	 * as schema_handle_relation does for one added before. */
-	bl = manifest_layout_by_id(t->man, t->man->bases[t->man->nbases - 1].layout_id);
-	for (int i = 0; i < t->man->nlayouts; i++)
-		if (t->man->layouts[i].from_lsn > lsn && bl && t->man->layouts[i].ncols > bl->ncols)
-			t->rebase_wanted = true;
 	/*
-	 * A layout the stream recorded after the copy's LSN with columns the copy lacks: what those
-	 * columns held in the copy's rows is known only as a value stored for missing rows (a
-	 * constant default); otherwise (a volatile default, or a layout read before the table had
-	 * one to compare with) recovery refuses the points that need it until a newer copy.
+	 * The layouts the stream recorded after the copy's LSN.  A column added after the base (the
+	 * stream ran on during the copy) asks for another, as schema_handle_relation does for one
+	 * added before.  A column the copy lacks: what it held in the copy's rows is known only as
+	 * a value stored for missing rows (a constant default); otherwise (a volatile default, or a
+	 * layout read before the table had one to compare with) recovery refuses the points that
+	 * need it until a newer copy.
 	 */
+	bl = manifest_layout_by_id(t->man, t->man->bases[t->man->nbases - 1].layout_id);
 	for (int i = 0; bl && i < t->man->nlayouts; i++)
 	{
 		manifest_layout *nl = &t->man->layouts[i];
 
 		if (nl->from_lsn <= lsn)
 			continue;
+		if (nl->ncols > bl->ncols)
+			t->rebase_wanted = true;
 		for (int c = 0; c < nl->ncols; c++)
 		{
-			bool had = false;
+			bool had = manifest_layout_has_column(bl, nl->columns[c].name);
 
-			for (int k = 0; k < bl->ncols && !had; k++)
-				had = strcmp(nl->columns[c].name, bl->columns[k].name) == 0;
 			/* Judged where it first appears after the copy (later layouts carry it on). */
 			for (int e = 0; e < t->man->nlayouts && !had; e++)
 			{
 				const manifest_layout *el = &t->man->layouts[e];
 
-				if (el->from_lsn <= lsn || el->from_lsn >= nl->from_lsn)
-					continue;
-				for (int k = 0; k < el->ncols && !had; k++)
-					had = strcmp(nl->columns[c].name, el->columns[k].name) == 0;
+				had = el->from_lsn > lsn && el->from_lsn < nl->from_lsn &&
+					manifest_layout_has_column(el, nl->columns[c].name);
 			}
 			if (had || nl->columns[c].missing != NULL || nl->columns[c].missing_unknown)
 				continue;

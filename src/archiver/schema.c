@@ -54,12 +54,9 @@ mark_unknown_columns(archiver *a, arch_table *t, bool rewritten, int ncols, mani
 		return BS_OK;			/* no rows before: the first base copy holds them all */
 	for (int c = 0; c < ncols; c++)
 	{
-		bool had = false;
 		bool unknown = rewritten;
 
-		for (int k = 0; k < prev->ncols && !had; k++)
-			had = strcmp(cols[c].name, prev->columns[k].name) == 0;
-		if (had)
+		if (manifest_layout_has_column(prev, cols[c].name))
 			continue;
 		if (!unknown &&
 			catalog_column_values_unknown(a->conn, t->relid, cols[c].name, &unknown, err) != BS_OK &&
@@ -205,13 +202,7 @@ schema_handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 
 		if (cur != NULL)
 			for (int c = 0; c < rel->ncols; c++)
-			{
-				bool had = false;
-
-				for (int k = 0; k < cur->ncols && !had; k++)
-					had = strcmp(cols[c].name, cur->columns[k].name) == 0;
-				names_added += !had;
-			}
+				names_added += !manifest_layout_has_column(cur, cols[c].name);
 		/*
 		 * Not captured in the stream: the change committed somewhere after the newest position
 		 * known to use the old layout and at or before this transaction.  Points in between
@@ -648,6 +639,7 @@ schema_layout_apply(archiver *a, arch_table *t, uint64_t seen, PGresult *res, bs
 	const manifest_layout *cur;
 	uint64_t now_seen;
 	uint64_t pos = 0;
+	manifest_column *cols;
 	int natts;
 	int n;
 	bool same;
@@ -673,18 +665,22 @@ schema_layout_apply(archiver *a, arch_table *t, uint64_t seen, PGresult *res, bs
 	}
 	if (n == 1 && PQgetisnull(res, 0, 1))
 		n = 0;					/* no column */
-	same = n == cur->ncols;
-	for (int i = 0; same && i < n; i++)
-		same = strcmp(PQgetvalue(res, i, 1), cur->columns[i].name) == 0 &&
-			strtoul(PQgetvalue(res, i, 2), NULL, 10) == cur->columns[i].type_oid &&
-			atoi(PQgetvalue(res, i, 3)) == cur->columns[i].typmod;
+	cols = xcalloc((size_t) (n > 0 ? n : 1), sizeof(manifest_column));
+	for (int i = 0; i < n; i++)
+	{
+		cols[i].name = xstrdup(PQgetvalue(res, i, 1));
+		cols[i].type_oid = (uint32_t) strtoul(PQgetvalue(res, i, 2), NULL, 10);
+		cols[i].typmod = atoi(PQgetvalue(res, i, 3));
+	}
+	PQclear(res);
+	same = manifest_columns_same_types(n, cols, cur->ncols, cur->columns);
 	/* The same names and types, but a column added since the last check: one was dropped
 	 * and added again (its values are not the old ones). */
 	if (same && t->natts_seen > 0 && natts != t->natts_seen)
 		same = false, natts_only = true;
 	if (same)
 	{
-		PQclear(res);
+		manifest_columns_free(n, cols);
 		t->schema_ok_seen = seen;
 		t->natts_seen = natts;
 		return BS_OK;
@@ -698,18 +694,13 @@ schema_layout_apply(archiver *a, arch_table *t, uint64_t seen, PGresult *res, bs
 	if (!natts_only && t->natts_seen > 0)
 	{
 		t->check_ncols = n;
-		t->check_cols = xcalloc((size_t) (n > 0 ? n : 1), sizeof(manifest_column));
-		for (int i = 0; i < n; i++)
-		{
-			t->check_cols[i].name = xstrdup(PQgetvalue(res, i, 1));
-			t->check_cols[i].type_oid = (uint32_t) strtoul(PQgetvalue(res, i, 2), NULL, 10);
-			t->check_cols[i].typmod = atoi(PQgetvalue(res, i, 3));
-		}
+		t->check_cols = cols;
 		t->check_natts = natts;
 		t->check_natts_before = t->natts_seen;
 		t->check_names_added = 0;
 	}
-	PQclear(res);
+	else
+		manifest_columns_free(n, cols);
 	{
 		/* Other columns: the change came after the newest position using the archived ones.
 		 * The same columns: the changes since may have been written after the column came
@@ -760,7 +751,6 @@ schema_gap_end_by_stream(arch_table *t, uint64_t commit_lsn)
 	manifest *m = t->man;
 	manifest_gap *g = manifest_open_schema_gap(m);
 	const manifest_layout *lay = manifest_layout_by_id(m, t->layout_id);
-	bool same;
 	char l1[LSN_BUFLEN],
 		l2[LSN_BUFLEN];
 
@@ -769,11 +759,8 @@ schema_gap_end_by_stream(arch_table *t, uint64_t commit_lsn)
 		schema_check_forget(t);
 		return;
 	}
-	same = lay->ncols == t->check_ncols && t->check_natts == t->check_natts_before + t->check_names_added;
-	for (int i = 0; same && i < lay->ncols; i++)
-		same = strcmp(lay->columns[i].name, t->check_cols[i].name) == 0 &&
-			lay->columns[i].type_oid == t->check_cols[i].type_oid && lay->columns[i].typmod == t->check_cols[i].typmod;
-	if (same)
+	if (t->check_natts == t->check_natts_before + t->check_names_added &&
+		manifest_columns_same_types(lay->ncols, lay->columns, t->check_ncols, t->check_cols))
 	{
 		log_info("table %s.%s: the stream shows the columns its table check found (at %s) from %s on: the "
 				 "window of their unknown change ends there", m->schema, m->name, lsn_format(t->schema_detect_lsn, l1),

@@ -65,6 +65,7 @@ our @EXPORT = qw(
   node_uri
   content_checksum
   content_checksum_sql
+  state_of
   scratch_dir
   copy_tree
   require_or_skip
@@ -391,6 +392,22 @@ sub content_checksum
 	my ($count, $sum) = split /\|/, $res;
 	croak "unexpected checksum result \"$res\" for $table" unless defined $sum;
 	return "$count:$sum";
+}
+
+=item state_of($node, $db, $table)
+
+A table's columns in table order, each with its type (C<format_type>, so a retyped column or
+a new typmod differs), and its content checksum (C<content_checksum>), as one string: equal
+for a live table and its recovery when both hold the same columns and rows.
+
+=cut
+
+sub state_of
+{
+	my ($node, $db, $table) = @_;
+	my $cols = $node->safe_psql($db, "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' "
+		  . "ORDER BY attnum) FROM pg_attribute WHERE attrelid = '$table'::regclass AND attnum > 0 AND NOT attisdropped");
+	return "$cols | " . content_checksum($node, $db, $table);
 }
 
 =item scratch_dir($name)

@@ -540,6 +540,8 @@ test_dir_refusals(void)
 		{"a name history entry with an empty schema", "\"schema\":\"public\",\"name\":\"t\"}", "\"schema\":\"\",\"name\":\"t\"}", "tables[0].names[0]\" has an empty schema or name"},
 		{"a name history out of order", "{\"from_lsn\":\"0/3100000\"", "{\"from_lsn\":\"0/0\"", "is not above the previous name's from_lsn"},
 		{"a first base at 0/0", "\"first_base_lsn\":\"0/1000100\"", "\"first_base_lsn\":\"0/0\"", "must be above 0/0"},
+		{"a name history that is no array", "\"names\":[]}", "\"names\":{}}", "\"tables[1].names\" must be an array"},
+		{"a name history that is null", "\"names\":[]}", "\"names\":null}", "\"tables[1].names\" is missing"},
 	};
 
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
