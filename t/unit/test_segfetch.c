@@ -1,4 +1,6 @@
 /* test_segfetch.c — segments read from their own objects and from runs in packs (format2.md 5 step 4b): the same records, the same recovery, damage refused. */
+/* Before the fixture, whose globals (st, out) its parameters would shadow. */
+#include "fault_storage.h"
 #include "archive_fixture.h"
 #include "expire.h"
 #include "pack.h"
@@ -554,6 +556,40 @@ test_expire(void)
 	manifest_free(m3);
 }
 
+/* A store that fails is not damage: its code comes through (recovery exits 1, not 3), and
+ * nothing is cached from a failed open. */
+static void
+test_storage_failures(void)
+{
+	fault_storage *fs = fault_storage_new(st, false);
+	storage *fst = &fs->base;
+	segfetch *sf = segfetch_new();
+	strbuf res = STRBUF_INIT;
+	segfetch_info info;
+	bs_error err;
+
+	fault_storage_fail_next(fs, STORAGE_OP_HEAD, 1);
+	ok(segfetch_read_all(sf, fst, USERS, &users3->segments[0], &res, &info, &err) == BS_ERR &&
+	   has(&err, ERRCODE_TRANSIENT, "pack \"" PACK1 "\"", "injected storage failure (head") &&
+	   !recover_error_is_integrity(&err) && segfetch_packs_opened(sf) == 0,
+	   "the pack's HEAD fails: the store's error, naming the pack, nothing opened");
+	fault_storage_fail_next(fs, STORAGE_OP_GET, 1);
+	ok(segfetch_read_all(sf, fst, USERS, &users3->segments[0], &res, &info, &err) == BS_ERR &&
+	   has(&err, ERRCODE_TRANSIENT, "injected storage failure (get", NULL) && segfetch_packs_opened(sf) == 0,
+	   "a read of the pack's trailer fails: the store's error, nothing cached");
+	ok(segfetch_read_all(sf, fst, USERS, &users3->segments[0], &res, &info, &err) == BS_OK &&
+	   segfetch_packs_opened(sf) == 1, "then it opens");
+	fault_storage_fail_next(fs, STORAGE_OP_GET, 1);
+	ok(segfetch_read_all(sf, fst, ORDERS, &orders3->segments[0], &res, &info, &err) == BS_ERR &&
+	   has(&err, ERRCODE_TRANSIENT, "pack \"" PACK1 "\"", "injected storage failure (get") && res.len == 0 &&
+	   !recover_error_is_integrity(&err), "a read of a run's frames fails: the store's error, naming the pack");
+	ok(segfetch_read_all(sf, fst, ORDERS, &orders3->segments[0], &res, &info, &err) == BS_OK &&
+	   segfetch_packs_opened(sf) == 1, "then the run reads, from the pack opened before");
+	segfetch_free(sf);
+	storage_close(fst);
+	strbuf_free(&res);
+}
+
 int
 main(void)
 {
@@ -567,6 +603,7 @@ main(void)
 	test_replay();
 	test_expire();
 	test_refusals();
+	test_storage_failures();
 	test_encrypted();
 	test_damaged_frame();
 	manifest_free(users2);
