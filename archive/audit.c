@@ -6,6 +6,7 @@
 #include "manifest_keys.h"
 #include "manifest_store.h"
 #include "object.h"
+#include "segfetch.h"
 #include "segment.h"
 #include "strbuf.h"
 
@@ -152,6 +153,7 @@ audit_orphan(storage *st, const manifest *m, const char *key, uint64_t first, ui
 		b[LSN_BUFLEN],
 		cl[LSN_BUFLEN];
 	const char *unreadable_listed = NULL;
+	segfetch *sf = segfetch_new();
 	int missing = 0;
 	uint64_t miss_lo = UINT64_MAX,
 		miss_hi = 0;
@@ -179,11 +181,12 @@ audit_orphan(storage *st, const manifest *m, const char *key, uint64_t first, ui
 	{
 		const manifest_segment *s = &m->segments[i];
 		strbuf sraw = STRBUF_INIT;
+		segfetch_info sinfo;
 
 		if (s->first_lsn > end || s->last_end_lsn < first)
 			continue;
 		error_clear(&e);
-		if (object_get_all(st, s->key, s->sha256, &sraw, &info, &e) != BS_OK ||
+		if (segfetch_read_all(sf, st, m->relid, s, &sraw, &sinfo, &e) != BS_OK ||
 			segment_transactions(&sraw, &listed, &e) != BS_OK)
 		{
 			strbuf_free(&sraw);
@@ -228,6 +231,7 @@ audit_orphan(storage *st, const manifest *m, const char *key, uint64_t first, ui
 					unreadable_listed ? " (the listed segment " : "", unreadable_listed ? unreadable_listed : "",
 					unreadable_listed ? " is unreadable)" : "", cl, claim);
 out:
+	segfetch_free(sf);
 	strbuf_free(&raw);
 	txn_list_free(&orphan);
 	txn_list_free(&listed);

@@ -109,6 +109,10 @@ expire_select(const manifest *m, const expire_policy *policy, int64_t now_us, ex
 			continue;
 		out->drop_segment[i] = true;
 		out->nsegments++;
+		/* A pack holds other tables' runs too: it is deleted only when every run it holds
+		 * has expired (doc/design/format2.md 3.9), never for one table's. */
+		if (s->source == MANIFEST_SEGMENT_PACK)
+			continue;
 		out->bytes += s->size;
 		add_key(&out->keys, s->key);
 	}

@@ -941,6 +941,32 @@ storage_crypt_active(const storage *st)
 	return st->ops == &crypt_ops && ((const crypt_storage *) st)->state == CRYPT_ON;
 }
 
+void
+storage_crypt_unit_access(storage *st, storage **raw, uint8_t (**keys)[CRYPT_KEY_SIZE], int *nkeys)
+{
+	const crypt_storage *cs = (const crypt_storage *) st;
+
+	*raw = st;
+	*keys = NULL;
+	*nkeys = 0;
+	if (!storage_crypt_active(st))
+		return;
+	*raw = cs->inner;
+	*keys = xcalloc((size_t) cs->nkeys + 1, CRYPT_KEY_SIZE);
+	for (int i = 0; i < cs->nkeys; i++)
+		memcpy((*keys)[i], cs->keys[i].key, CRYPT_KEY_SIZE);
+	*nkeys = cs->nkeys;
+}
+
+void
+storage_crypt_unit_keys_free(uint8_t (*keys)[CRYPT_KEY_SIZE], int nkeys)
+{
+	if (keys == NULL)
+		return;
+	OPENSSL_cleanse(keys, (size_t) (nkeys + 1) * CRYPT_KEY_SIZE);
+	free(keys);
+}
+
 /* ---------- the driver ---------- */
 
 static int

@@ -93,4 +93,15 @@ int crypt_open_unit(const uint8_t (*keys)[CRYPT_KEY_SIZE], int nkeys, const char
 /* True when st encrypts (a key is configured and the archive is encrypted). */
 bool storage_crypt_active(const storage *st);
 
+/*
+ * For a reader of unit-sealed objects (packs), which the wrapper cannot serve by range: when
+ * st encrypts (storage_crypt_active), *raw is the storage it wraps and *keys (*nkeys of them)
+ * copies of every configured key, to open units with (crypt_open_unit); wipe and free them
+ * with storage_crypt_unit_keys_free.  Otherwise *raw is st itself and there are no keys (a
+ * plaintext archive, or one read without its key: a sealed unit is then refused by its
+ * reader).
+ */
+void storage_crypt_unit_access(storage *st, storage **raw, uint8_t (**keys)[CRYPT_KEY_SIZE], int *nkeys);
+void storage_crypt_unit_keys_free(uint8_t (*keys)[CRYPT_KEY_SIZE], int nkeys);
+
 #endif

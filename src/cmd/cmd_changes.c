@@ -117,6 +117,7 @@ typedef struct scan
 	storage *st;
 	const changes_range *r;
 	boundary *bounds[2];
+	segfetch *sf;				/* packs opened, for every table's pack segments */
 } scan;
 
 static int
@@ -154,7 +155,7 @@ cursor_next(scan *sc, cursor *c, bs_error *err)
 				c->seg++;
 				continue;
 			}
-			if (recover_fetch_segment(sc->st, s, &c->data, &c->downloaded, err) != BS_OK)
+			if (recover_fetch_segment(sc->st, sc->sf, c->m->relid, s, &c->data, &c->downloaded, err) != BS_OK)
 				return BS_ERR;
 			segment_reader_init(&c->rd, c->data.data, c->data.len, err);
 			c->loaded = true;
@@ -712,6 +713,7 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 	(void) argv;
 	error_clear(&err);
 	memset(&head, 0, sizeof(head));
+	memset(&sc, 0, sizeof(sc));
 	progress_init(&prog, "changes", progress_wanted(json));
 	if (argc > 0)
 		return cli_usage_error("changes", "changes takes no positional arguments");
@@ -792,6 +794,7 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 	memset(&sc, 0, sizeof(sc));
 	sc.st = st;
 	sc.r = &r;
+	sc.sf = segfetch_new();
 	if (r.has_since && r.since.second_precision)
 	{
 		bsince = xcalloc(1, sizeof(boundary));
@@ -952,6 +955,7 @@ failed:
 	cli_report_error("changes", &err);
 	rc = cli_exit_code(&err, recover_error_is_integrity(&err) ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME);
 done:
+	segfetch_free(sc.sf);
 	free(bsince);
 	free(buntil);
 	strbuf_free(&what);

@@ -36,6 +36,7 @@ recover_plan_free(recover_plan *plan)
 		for (int i = 0; i < plan->m->nsegments; i++)
 			spill_close(plan->segfile[i]);
 	free(plan->segfile);
+	segfetch_free(plan->segfetch);
 	free(plan->temp_dir);
 	free(plan->segs);
 	free(plan);
@@ -82,15 +83,37 @@ fetch(storage *st, const char *key, const char *sha256, uint64_t raw_size, strbu
 	return BS_OK;
 }
 
+/* A failed segment read: a segment object is named as fetch names objects; a pack's messages
+ * name the pack and the run themselves. */
+static void
+segment_error_prefix(bs_error *err, const manifest_segment *s)
+{
+	if (s->source != MANIFEST_SEGMENT_PACK)
+		fetch_error_prefix(err, s->key);
+}
+
 int
-recover_fetch_segment(storage *st, const manifest_segment *s, strbuf *out, uint64_t *bytes, bs_error *err)
+recover_fetch_segment(storage *st, segfetch *sf, uint32_t relid, const manifest_segment *s, strbuf *out,
+					  uint64_t *bytes, bs_error *err)
 {
 	segment_reader rd;
 	segment_record rec;
 	bool eof = false;
+	segfetch *own = sf ? NULL : segfetch_new();
+	segfetch_info info;
+	int rc;
 
-	if (fetch(st, s->key, s->sha256, s->raw_size, out, bytes, err) != BS_OK)
+	rc = segfetch_read_all(sf ? sf : own, st, relid, s, out, &info, err);
+	segfetch_free(own);
+	if (rc != BS_OK)
+	{
+		segment_error_prefix(err, s);
 		return BS_ERR;
+	}
+	if (check_raw_size(s->key, info.raw_size, segfetch_raw_size(s), err) != BS_OK ||
+		check_raw_size(s->key, out->len, segfetch_raw_size(s), err) != BS_OK)
+		return BS_ERR;
+	*bytes += info.stored_size;
 	/* Count the records now, so a segment that does not match its manifest entry is
 	 * refused before anything is written. */
 	if (segment_reader_init(&rd, out->data, out->len, err) != BS_OK)
@@ -198,7 +221,7 @@ fetch_segment(recover_plan *plan, storage *st, int i, uint64_t *bytes, bs_error 
 	const manifest_segment *s = &plan->m->segments[i];
 	spill_file *f = NULL;
 	seg_sink sink = {NULL, plan, s};
-	object_info info;
+	segfetch_info info;
 	seg_map mp;
 	segment_reader rd;
 	segment_record rec;
@@ -210,17 +233,19 @@ fetch_segment(recover_plan *plan, storage *st, int i, uint64_t *bytes, bs_error 
 	if (spill_create_temp(plan->temp_dir, "backstop-segment-", &f, err) != BS_OK)
 		return error_prefix(err, "segment %s", s->key);
 	sink.f = f;
-	rc = object_get(st, s->key, s->sha256, seg_sink_write, &sink, &info, err);
+	if (plan->segfetch == NULL)
+		plan->segfetch = segfetch_new();
+	rc = segfetch_read(plan->segfetch, st, plan->m->relid, s, seg_sink_write, &sink, &info, err);
 	plan->fetching = 0;
 	if (rc != BS_OK)
 	{
-		fetch_error_prefix(err, s->key);
+		segment_error_prefix(err, s);
 		spill_close(f);
 		return BS_ERR;
 	}
 	rc = BS_ERR;
-	if (check_raw_size(s->key, info.raw_size, s->raw_size, err) != BS_OK ||
-		check_raw_size(s->key, spill_size(f), s->raw_size, err) != BS_OK)
+	if (check_raw_size(s->key, info.raw_size, segfetch_raw_size(s), err) != BS_OK ||
+		check_raw_size(s->key, spill_size(f), segfetch_raw_size(s), err) != BS_OK)
 	{
 		spill_close(f);
 		return BS_ERR;

@@ -9,6 +9,7 @@
 #include "manifest.h"
 #include "manifest_head.h"
 #include "replay.h"
+#include "segfetch.h"
 #include "spill.h"
 #include "storage.h"
 #include "strbuf.h"
@@ -46,6 +47,7 @@ typedef struct recover_plan
 	int *segs;					/* indexes into m->segments, ascending */
 	spill_file **segfile;		/* m->nsegments entries; fetched raw segments (verified), in
 								 * unlinked temporary files read through a sliding mapping */
+	segfetch *segfetch;			/* the packs of pack segments, opened once each */
 	char *temp_dir;				/* for them (NULL: $TMPDIR, else /tmp) */
 	uint64_t memory_limit;		/* 0: none; else bounds the base chunk pieces in flight */
 	uint64_t download_bytes;	/* stored bytes of the base chunks and the segments */
@@ -175,10 +177,12 @@ void recover_describe_zone(int64_t unix_us, char *buf, size_t size);
 #define RECOVER_TIME_BUFLEN 96
 char *recover_format_local_time(int64_t unix_us, char *buf);
 
-/* Fetch one segment into out (reset first), verified against its manifest entry: checksum,
- * raw size, every record well-formed and as many as recorded.  bytes grows by what was
- * downloaded. */
-int recover_fetch_segment(storage *st, const manifest_segment *s, strbuf *out, uint64_t *bytes, bs_error *err);
+/* Fetch one segment of table relid into out (reset first), verified against its manifest
+ * entry: checksum (a segment object) or the pack's frame hashes and run (a pack segment: see
+ * segfetch.h), raw size, every record well-formed and as many as recorded.  bytes grows by
+ * what was downloaded.  sf keeps the packs opened (NULL: a cache for this call only). */
+int recover_fetch_segment(storage *st, segfetch *sf, uint32_t relid, const manifest_segment *s, strbuf *out,
+						  uint64_t *bytes, bs_error *err);
 
 /* True when a failure means the archive is damaged (exit code 3). */
 bool recover_error_is_integrity(const bs_error *err);
