@@ -531,6 +531,20 @@ sniff_write(void *ctx, const void *data, size_t len, bs_error *err)
 	return BS_OK;
 }
 
+/* Without a key, before a ranged read: fails with ERRCODE_ENCRYPTION_KEY if the object starts
+ * with the encryption header.  An object shorter than the magic is not encrypted (the range
+ * read after this reports what it finds); a missing object is reported as missing. */
+static int
+refuse_encrypted(const crypt_storage *cs, const char *key, bs_error *err)
+{
+	sniffer s = {cs, key, {0}, 0, false, NULL, NULL};
+
+	if (storage_get(cs->inner, key, 0, sizeof(s.first), sniff_write, &s, err) == BS_OK ||
+		strcmp(err->code, ERRCODE_OUT_OF_RANGE) == 0)
+		return BS_OK;
+	return BS_ERR;
+}
+
 /* ---------- encryption.json ---------- */
 
 static int
@@ -1052,8 +1066,14 @@ crypt_get(storage *st, const char *key, uint64_t offset, uint64_t length,
 	{
 		sniffer s = {cs, key, {0}, 0, false, sink, ctx};
 
-		if (offset > 0)
+		/* A range that does not start with the header (or ends inside it) cannot show it: the
+		 * header is read first. */
+		if (offset > 0 || (length > 0 && length < sizeof(s.first)))
+		{
+			if (refuse_encrypted(cs, key, err) != BS_OK)
+				return BS_ERR;
 			return storage_get(cs->inner, key, offset, length, sink, ctx, err);
+		}
 		rc = storage_get(cs->inner, key, offset, length, sniff_write, &s, err);
 		if (rc == BS_OK && !s.passed && s.n > 0 && sink)
 			rc = sink(ctx, s.first, s.n, err);
