@@ -45,6 +45,8 @@ typedef struct crypt_key_entry
 	uint8_t id[CRYPT_KEY_ID_SIZE];
 } crypt_key_entry;
 
+#define PLAIN_SEEN_MAX 32
+
 typedef struct crypt_storage
 {
 	storage base;
@@ -64,6 +66,10 @@ typedef struct crypt_storage
 	uint8_t (*archive_ids)[CRYPT_KEY_ID_SIZE];
 	int narchive_ids;
 	char *config_tag;
+	/* Without keys: objects whose first bytes were seen not to be encrypted, so that ranged
+	 * reads of one object (a pack's runs) check its header once (a ring, newest last). */
+	char *plain_seen[PLAIN_SEEN_MAX];
+	int plain_next;
 } crypt_storage;
 
 typedef struct crypt_writer
@@ -528,6 +534,27 @@ sniff_write(void *ctx, const void *data, size_t len, bs_error *err)
 	}
 	if (len > 0 && s->sink)
 		return s->sink(s->sink_ctx, p, len, err);
+	return BS_OK;
+}
+
+/* Without a key, before a ranged read: fails with ERRCODE_ENCRYPTION_KEY if the object starts
+ * with the encryption header.  An object shorter than the magic is not encrypted (the range
+ * read after this reports what it finds); a missing object is reported as missing. */
+static int
+refuse_encrypted(crypt_storage *cs, const char *key, bs_error *err)
+{
+	sniffer s = {cs, key, {0}, 0, false, NULL, NULL};
+
+	for (int i = 0; i < PLAIN_SEEN_MAX; i++)
+		if (cs->plain_seen[i] && strcmp(cs->plain_seen[i], key) == 0)
+			return BS_OK;
+	if (storage_get(cs->inner, key, 0, sizeof(s.first), sniff_write, &s, err) != BS_OK &&
+		strcmp(err->code, ERRCODE_OUT_OF_RANGE) != 0)
+		return BS_ERR;
+	error_clear(err);
+	free(cs->plain_seen[cs->plain_next]);
+	cs->plain_seen[cs->plain_next] = xstrdup(key);
+	cs->plain_next = (cs->plain_next + 1) % PLAIN_SEEN_MAX;
 	return BS_OK;
 }
 
@@ -1078,8 +1105,14 @@ crypt_get(storage *st, const char *key, uint64_t offset, uint64_t length,
 	{
 		sniffer s = {cs, key, {0}, 0, false, sink, ctx};
 
-		if (offset > 0)
+		/* A range that does not start with the header (or ends inside it) cannot show it: the
+		 * header is read first. */
+		if (offset > 0 || (length > 0 && length < sizeof(s.first)))
+		{
+			if (refuse_encrypted(cs, key, err) != BS_OK)
+				return BS_ERR;
 			return storage_get(cs->inner, key, offset, length, sink, ctx, err);
+		}
 		rc = storage_get(cs->inner, key, offset, length, sniff_write, &s, err);
 		if (rc == BS_OK && !s.passed && s.n > 0 && sink)
 			rc = sink(ctx, s.first, s.n, err);
@@ -1213,6 +1246,8 @@ crypt_free(crypt_storage *cs)
 	free_old_passphrases(cs);
 	free(cs->archive_ids);
 	free(cs->config_tag);
+	for (int i = 0; i < PLAIN_SEEN_MAX; i++)
+		free(cs->plain_seen[i]);
 	free(cs);
 }
 

@@ -47,8 +47,9 @@ int crypt_derive_key(const char *passphrase, size_t len, const uint8_t *salt, si
  * Wrap inner (owned from then on, also on failure) with the encryption that options configure:
  * key_file, passphrase or passphrase_file is the current key, and old_key_files and
  * old_passphrase_files list keys that still decrypt.  Without any of them the wrapper
- * passes objects through, but refuses to read an encrypted one (ERRCODE_ENCRYPTION_KEY:
- * "the archive is encrypted").  With a key, encryption.json is read: a key that is not one
+ * passes objects through, but refuses to read an encrypted one, whole or any range of it
+ * (ERRCODE_ENCRYPTION_KEY: "the archive is encrypted"; a range that does not begin with the
+ * header costs one more small read of the header).  With a key, encryption.json is read: a key that is not one
  * of the archive's is ERRCODE_ENCRYPTION_KEY before anything else; an archive without
  * encryption.json is refused until storage_crypt_prepare_write() initialises it.
  */

@@ -3,6 +3,7 @@
 #include "strbuf.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 
@@ -15,9 +16,49 @@ static const char *const secret_keys[] = {
 	"sslpassword", "secret", "token", "passphrase", NULL
 };
 
-static size_t
-match_secret_key(const char *p, const char *start)
+/* Words after which a name is a table's (SQL, and the messages that name tables), not a key. */
+static const char *const relation_words[] = {
+	"table", "from", "update", "into", "join", "only", "relation", NULL
+};
+
+static bool
+word_char(char c)
 {
+	return isalnum((unsigned char) c) || c == '_';
+}
+
+/* Whether the word at p (a key's name) names a table: the word before it (across spaces)
+ * introduces a table, or, before a ':', it is schema-qualified ("base copy of public.secret: ...").
+ * Then what follows is no secret value. */
+static bool
+names_relation(const char *p, const char *start, char sep)
+{
+	const char *end = p;
+	const char *w;
+
+	if (sep == ':' && p > start && p[-1] == '.')
+		return true;
+	while (end > start && isspace((unsigned char) end[-1]))
+		end--;
+	if (end == p)
+		return false;
+	for (w = end; w > start && word_char(w[-1]); w--)
+		;
+	for (int i = 0; relation_words[i]; i++)
+		if ((size_t) (end - w) == strlen(relation_words[i]) && strncasecmp(w, relation_words[i], (size_t) (end - w)) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The length of a secret key at p with what separates it from its value: "key=", "key: ", or
+ * the SQL PASSWORD keyword before a string literal ("PASSWORD 'y'", "PASSWORD E'y'": *sql set);
+ * 0 when p starts none, or when the name is a table's ("UPDATE secret SET", "FROM password").
+ */
+static size_t
+match_secret_key(const char *p, const char *start, bool *sql)
+{
+	*sql = false;
 	/* A key starts at a word boundary. */
 	if (p > start && (isalnum((unsigned char) p[-1]) || p[-1] == '_' || p[-1] == '-'))
 		return 0;
@@ -33,14 +74,50 @@ match_secret_key(const char *p, const char *start)
 				q++;
 			if (*q == '=' || *q == ':')
 			{
+				if (names_relation(p, start, *q))
+					return 0;
 				q++;
 				while (*q == ' ')
 					q++;
 				return (size_t) (q - p);
 			}
+			if (strcasecmp(secret_keys[i], "password") == 0 && isspace((unsigned char) p[n]))
+			{
+				q = p + n;
+				while (isspace((unsigned char) *q))
+					q++;
+				if (*q == 'E' || *q == 'e')
+					q++;
+				if (*q == '\'' && !names_relation(p, start, ' '))
+				{
+					*sql = true;
+					return (size_t) (q - p);
+				}
+			}
 		}
 	}
 	return 0;
+}
+
+/* Length of an SQL string literal at p ('...', a quote doubled inside; a backslash escapes
+ * the next character too, as in E'...': the longer reading, so that all of a secret goes). */
+static size_t
+sql_literal_length(const char *p)
+{
+	const char *q = p + 1;
+
+	while (*q)
+	{
+		if (*q == '\\' && q[1])
+			q += 2;
+		else if (*q == '\'' && q[1] == '\'')
+			q += 2;
+		else if (*q == '\'')
+			return (size_t) (q + 1 - p);
+		else
+			q++;
+	}
+	return (size_t) (q - p);
 }
 
 /* Length of a value starting at p: quoted ('...' with \' escapes) or up to whitespace/&/,. */
@@ -77,11 +154,12 @@ redact_text(const char *text)
 	strbuf_reserve(&out, strlen(text));
 	while (*p)
 	{
-		size_t keylen = match_secret_key(p, text);
+		bool sql;
+		size_t keylen = match_secret_key(p, text, &sql);
 
 		if (keylen > 0)
 		{
-			size_t vlen = value_length(p + keylen);
+			size_t vlen = sql ? sql_literal_length(p + keylen) : value_length(p + keylen);
 
 			strbuf_append(&out, p, keylen);
 			if (vlen > 0)

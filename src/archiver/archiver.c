@@ -355,6 +355,7 @@ archiver_run(bs_config *cfg, bs_error *err)
 	a.test_check_lock_key = basecopy_test_lock_key_from_env("BACKSTOP_TEST_TABLE_CHECK_LOCK");
 	a.test_end_lock_key = basecopy_test_lock_key_from_env("BACKSTOP_TEST_BASE_JOB_END_LOCK");
 	a.test_members_lock_key = basecopy_test_lock_key_from_env("BACKSTOP_TEST_PUBLICATION_MEMBERS_LOCK");
+	a.test_pub_update_lock_key = basecopy_test_lock_key_from_env("BACKSTOP_TEST_PUBLICATION_UPDATE_LOCK");
 	a.metrics.started_ms = clock_mono_ms();
 	a.metrics.slot_retained = -1;
 	a.reconnect_delay_ms = 1000;

@@ -391,6 +391,7 @@ typedef struct archiver
 	int64_t	test_end_lock_key;	/* basecopy_options.test_end_lock_key, likewise */
 	int64_t	test_check_lock_key;	/* BACKSTOP_TEST_TABLE_CHECK_LOCK (tables_check_held) */
 	int64_t	test_members_lock_key;	/* BACKSTOP_TEST_PUBLICATION_MEMBERS_LOCK (tables_check_publication) */
+	int64_t	test_pub_update_lock_key;	/* BACKSTOP_TEST_PUBLICATION_UPDATE_LOCK (sync_publication in tables.c) */
 	pthread_t base_thread;
 } archiver;
 

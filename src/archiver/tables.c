@@ -327,37 +327,103 @@ tables_check_gone_passed(archiver *a)
 		uploader_idle_progress(a, a->last_commit_end, true);
 }
 
+/* A test hook's wait (doc/HACKING.md): until the test's advisory lock key can be had (shared),
+ * released at once, on the archiver's own connection (the event loop waits with it); a failure
+ * only ends the wait. */
+static void
+test_hook_wait(archiver *a, int64_t key)
+{
+	char sql[160];
+	bs_error e;
+
+	error_clear(&e);
+	snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock_shared(%lld), pg_advisory_unlock_shared(%lld)",
+			 (long long) key, (long long) key);
+	(void) pgsql_exec(a->conn, sql, &e);
+}
+
+/*
+ * Make the publication publish list (catalog_sync_publication).  A table check's update that
+ * fails because a table of the list was dropped after the list was read (42P01) reads the list
+ * again (*list replaced) and tries once more at once: the next check would succeed, but tables
+ * new since the last check would wait for it.
+ */
+static int
+sync_publication(archiver *a, catalog_table_list *list, bool startup, char **as_is, bs_error *err)
+{
+	const char *pubname = config_get(a->cfg, CFG_PUBLICATION);
+	/* At start-up there is no stream without it (it waits); later, a session's DDL on a new
+	 * table is not waited for long, nor held up: the next check tries again. */
+	int64_t lock_timeout_ms = startup ? 0 : config_get_duration_ms(a->cfg, CFG_BASE_LOCK_TIMEOUT);
+	catalog_table_list fresh;
+	bs_error lerr;
+
+	if (!startup && a->test_pub_update_lock_key != 0)
+		test_hook_wait(a, a->test_pub_update_lock_key);
+	if (catalog_sync_publication(a->conn, pubname, list, as_is, lock_timeout_ms, err) == BS_OK)
+		return BS_OK;
+	if (startup || strcmp(err->code, ERRCODE_UNDEFINED_TABLE) != 0)
+		return BS_ERR;
+	log_info("publication \"%s\": a table to publish was dropped while the publication was updated; reading the "
+			 "tables again", pubname);
+	error_clear(&lerr);
+	if (catalog_list_tables(a->conn, config_get(a->cfg, CFG_TABLES), config_get_bool(a->cfg, CFG_ALL_TABLES),
+							&fresh, &lerr) != BS_OK)
+	{
+		/* Every listed table dropped: nothing to publish (as tables_poll reads it). */
+		if (strcmp(lerr.code, ERRCODE_UNDEFINED_TABLE) != 0)
+		{
+			log_warning("could not read the tables again: %s", lerr.message);
+			return BS_ERR;
+		}
+		memset(&fresh, 0, sizeof(fresh));
+	}
+	catalog_table_list_free(list);
+	*list = fresh;
+	if (a->test_pub_update_lock_key != 0)
+		test_hook_wait(a, a->test_pub_update_lock_key + 1);
+	free(*as_is);
+	*as_is = NULL;
+	error_clear(err);
+	return catalog_sync_publication(a->conn, pubname, list, as_is, lock_timeout_ms, err);
+}
+
 /* New or dropped tables, and re-bases that keep recovery time bounded. */
 /*
  * Coverage is claimed only for what the stream delivers (doc/archiving.md, "The
- * publication"): the publication is made right where this role may (catalog_sync_publication),
+ * publication"): the publication is made right where this role may (sync_publication),
  * then every table of the list it does not publish is taken out of it (usable = false,
  * unpublished, with a finding).  Tables it publishes are noted as seen at the check's
- * position (pub_seen_lsn), the start of their archive's end should they leave it.
+ * position (pub_seen_lsn), the start of their archive's end should they leave it.  When a
+ * check's update failed because a table was dropped meanwhile, a table new since the last
+ * check that it would have added is not archived yet (publish_pending): the next check adds it.
  */
 int
 tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs_error *err)
 {
 	const char *pubname = config_get(a->cfg, CFG_PUBLICATION);
 	char *as_is = NULL;
+	char *not_updated = NULL;	/* why the update failed, when the next check may succeed */
 	uint32_t *relids = NULL;
 	char *state = NULL;
 	uint64_t seen = 0;
 
-	/* At start-up there is no stream without it (it waits); later, a session's DDL on a new
-	 * table is not waited for long, nor held up: the next check tries again. */
-	if (catalog_sync_publication(a->conn, pubname, list, &as_is,
-								 startup ? 0 : config_get_duration_ms(a->cfg, CFG_BASE_LOCK_TIMEOUT), err) != BS_OK)
+	if (sync_publication(a, list, startup, &as_is, err) != BS_OK)
 	{
 		/* At start-up there is no stream without it; later (a table dropped between the two
 		 * reads, or a table's lock not had, say) the next check tries again, and what it
 		 * publishes is read below. */
 		if (startup)
 			return BS_ERR;
-		/* Locked out of the listing: so is the read of the members below (the check fails). */
+		/* A lock not had within --base-lock-timeout (the update's, or from 16 on the listing's,
+		 * which the read of the members below then meets too and fails the check) is a reason
+		 * of the moment, as a table dropped meanwhile is: new tables wait for the next check. */
 		if (strcmp(err->code, ERRCODE_LOCK_NOT_AVAILABLE) == 0)
-			return BS_ERR;
-		log_warning("%s", err->message);
+			log_info("%s", err->message);
+		else
+			log_warning("%s", err->message);
+		if (strcmp(err->code, ERRCODE_UNDEFINED_TABLE) == 0 || strcmp(err->code, ERRCODE_LOCK_NOT_AVAILABLE) == 0)
+			not_updated = xstrdup(err->message);
 		error_clear(err);
 	}
 	if (as_is && (a->pub_as_is == NULL || strcmp(as_is, a->pub_as_is) != 0))
@@ -369,21 +435,13 @@ tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs
 	state = xcalloc((size_t) list->count + 1, 1);
 	for (int i = 0; i < list->count; i++)
 		relids[i] = list->tables[i].relid;
+	/* The test hook BACKSTOP_TEST_PUBLICATION_MEMBERS_LOCK (doc/HACKING.md). */
 	if (!startup && a->test_members_lock_key != 0)
-	{
-		/* The test hook BACKSTOP_TEST_PUBLICATION_MEMBERS_LOCK (doc/HACKING.md): wait for the
-		 * test's advisory lock, then let it go at once; a failure only ends the wait. */
-		char sql[160];
-		bs_error e;
-
-		error_clear(&e);
-		snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock_shared(%lld), pg_advisory_unlock_shared(%lld)",
-				 (long long) a->test_members_lock_key, (long long) a->test_members_lock_key);
-		(void) pgsql_exec(a->conn, sql, &e);
-	}
+		test_hook_wait(a, a->test_members_lock_key);
 	if (catalog_publication_members(a->conn, pubname, list->count, relids, state, &seen,
 									startup ? 0 : config_get_duration_ms(a->cfg, CFG_BASE_LOCK_TIMEOUT), err) != BS_OK)
 	{
+		free(not_updated);
 		free(relids);
 		free(state);
 		return BS_ERR;
@@ -405,6 +463,15 @@ tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs
 		/* Gone meanwhile: the next check finds it dropped. */
 		if ((state[i] != 'n' && state[i] != 'f') || !ct->usable)
 			continue;
+		/* New since the last check, and the update that would have added it failed for a
+		 * reason of the moment: not refused, not recorded; the next check adds it. */
+		if (state[i] == 'n' && not_updated && tables_find(a, ct->relid) == NULL)
+		{
+			log_warning("table %s.%s is not archived yet: the publication could not be updated (%s); the next "
+						"table check tries again", ct->schema, ct->name, not_updated);
+			ct->publish_pending = true;
+			continue;
+		}
 		q = quote_qualified_name(ct->schema, ct->name);
 		if (state[i] == 'f')
 			strbuf_printf(&sb, "not in publication \"%s\" as a whole: it is published with a row filter or a "
@@ -422,6 +489,7 @@ tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs
 		ct->usable = false;
 		ct->unpublished = true;
 	}
+	free(not_updated);
 	free(state);
 	free(relids);
 	return BS_OK;
@@ -569,6 +637,8 @@ tables_poll(archiver *a, bs_error *err)
 		catalog_table *ct = &list.tables[i];
 		arch_table *t = tables_find(a, ct->relid);
 
+		if (ct->publish_pending)
+			continue;			/* said by tables_check_publication: the next check adds it */
 		if (t && ct->unpublished)
 		{
 			/* Out of the publication (or never in it): its changes do not arrive.  Its

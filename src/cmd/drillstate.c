@@ -27,8 +27,18 @@ drillstate_write(const char *data_dir, const json_t *state, bs_error *err)
 		goto out;
 	}
 	strbuf_printf(&path, "%s/%s", data_dir, DRILLSTATE_FILE);
-	strbuf_printf(&tmp, "%s.tmp.%d", path.data, (int) getpid());
-	fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	/* A new file of our own, never one that is there (a symlink planted at the name is not
+	 * followed, a file is not truncated): taken, the next name is tried. */
+	for (int i = 0; i < DRILLSTATE_TMP_TRIES; i++)
+	{
+		strbuf_reset(&tmp);
+		strbuf_printf(&tmp, "%s.tmp.%d", path.data, (int) getpid());
+		if (i > 0)
+			strbuf_printf(&tmp, ".%d", i);
+		fd = open(tmp.data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
 	if (fd < 0)
 	{
 		error_set_errno(err, errno, "could not create \"%s\"", tmp.data);

@@ -12,10 +12,14 @@
 /* Larger files are not ours: ignored. */
 #define DRILLSTATE_MAX_BYTES (64 * 1024)
 
+/* How many temporary names a write tries: DRILLSTATE_FILE ".tmp." pid, then with ".1", ".2"... */
+#define DRILLSTATE_TMP_TRIES 8
+
 /*
  * Store the drill's result {"time": unix seconds, "ok": bool, "mode": "scratch"|"table",
- * "rto_seconds": n, "rpo_seconds": n} durably (temporary name, fsync, rename, fsync of the
- * directory, which is created when missing).
+ * "rto_seconds": n, "rpo_seconds": n} durably (a new temporary file, 0600, created exclusively:
+ * whatever already has its name, a symlink too, is left alone and the next name tried; fsync,
+ * rename, fsync of the directory, which is created when missing).
  */
 int drillstate_write(const char *data_dir, const json_t *state, bs_error *err);
 

@@ -49,6 +49,8 @@ table_from_row(PGresult *res, int row, catalog_table *t)
 	char persistence = PQgetvalue(res, row, 5)[0];
 	bool identity = PQgetvalue(res, row, 6)[0] == 't';
 
+	/* Every field starts cleared: an entry of a grown list (xrealloc) is not zeroed. */
+	memset(t, 0, sizeof(*t));
 	t->relid = (uint32_t) strtoul(PQgetvalue(res, row, 0), NULL, 10);
 	t->schema = xstrdup(PQgetvalue(res, row, 1));
 	t->name = xstrdup(PQgetvalue(res, row, 2));

@@ -23,6 +23,8 @@ typedef struct catalog_table
 	bool usable;				/* UPDATE/DELETE can be published without failing on the primary */
 	char *finding;				/* why not usable, NULL when usable */
 	bool unpublished;			/* usable, but not in the publication the slot streams (set by the archiver) */
+	bool publish_pending;		/* usable, new, not in the publication yet: a table check's update of it failed
+								 * for a reason of the moment, the next one adds it (set by the archiver) */
 } catalog_table;
 
 typedef struct catalog_table_list

@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -190,17 +192,68 @@ test_metrics_ignores_what_is_not_ours(void)
 	}
 }
 
+/* The i-th temporary name drillstate_write tries for the state file path. */
+static const char *
+tmp_name(const char *path, int i)
+{
+	static char buf[400];
+
+	snprintf(buf, sizeof(buf), "%s.tmp.%d", path, (int) getpid());
+	if (i > 0)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), ".%d", i);
+	return buf;
+}
+
+/* Whatever has a temporary name already is not ours: a symlink planted there is not followed
+ * (its target keeps its content), a file is not truncated; the next name is taken. */
+static void
+test_taken_temporary_names(void)
+{
+	char dir[256], path[300], victim[300], link0[400], names[512], target[300];
+	json_t *j = state(1795709100, true, 3, 1);
+	bs_error err;
+	struct stat sb;
+	ssize_t n;
+
+	snprintf(dir, sizeof(dir), "%s/taken", top);
+	snprintf(path, sizeof(path), "%s/" DRILLSTATE_FILE, dir);
+	snprintf(victim, sizeof(victim), "%s/victim", top);
+	mkdir(dir, 0700);
+	write_file(victim, "precious", 8);
+	snprintf(link0, sizeof(link0), "%s", tmp_name(path, 0));
+	if (symlink(victim, link0) != 0)
+		printf("# symlink: %s\n", strerror(errno));
+	write_file(tmp_name(path, 1), "someone else's", 14);
+	error_clear(&err);
+	is_int(drillstate_write(dir, j, &err), BS_OK, "written past a planted symlink and a file (%s)", err.message);
+	is_str(read_file(victim), "precious", "the symlink's target is untouched");
+	n = readlink(link0, target, sizeof(target) - 1);
+	ok(n > 0 && (size_t) n == strlen(victim) && strncmp(target, victim, (size_t) n) == 0, "the symlink is left as it was");
+	is_str(read_file(tmp_name(path, 1)), "someone else's", "the file is left as it was");
+	ok(lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 0777) == 0600, "the state is a regular 0600 file");
+	is_str(read_file(path), "{\"time\":1795709100,\"ok\":true,\"mode\":\"scratch\",\"rto_seconds\":3.0,\"rpo_seconds\":1.0}",
+		   "holding the state");
+	{
+		char want[512];
+
+		snprintf(want, sizeof(want), DRILLSTATE_FILE " " DRILLSTATE_FILE ".tmp.%d " DRILLSTATE_FILE ".tmp.%d.1",
+				 (int) getpid(), (int) getpid());
+		list_dir(dir, names, sizeof(names));
+		is_str(names, want, "no other file is left");
+	}
+	json_decref(j);
+}
+
 /* Every failure: an error that names what failed, the old state untouched, no temporary file. */
 static void
 test_failures_leave_nothing(void)
 {
-	char dir[256], path[300], tmp[400], names[512], file[256], sub[400];
+	char dir[256], path[300], names[512], file[256], sub[400];
 	json_t *j = state(1795709000, true, 2, 1);
 	bs_error err;
 
 	snprintf(dir, sizeof(dir), "%s/fail", top);
 	snprintf(path, sizeof(path), "%s/" DRILLSTATE_FILE, dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int) getpid());
 
 	/* data_dir cannot be created: its parent is a file */
 	snprintf(file, sizeof(file), "%s/plainfile", top);
@@ -211,25 +264,35 @@ test_failures_leave_nothing(void)
 	ok(strstr(err.message, "could not create directory \"") != NULL && strstr(err.message, "/plainfile/data\"") != NULL,
 	   "names the directory: %s", err.message);
 
-	/* the temporary file cannot be created: a directory has its name */
+	/* the temporary file cannot be created: every name it may take is a directory's */
 	mkdir(dir, 0700);
-	mkdir(tmp, 0700);
+	for (int i = 0; i < DRILLSTATE_TMP_TRIES; i++)
+		mkdir(tmp_name(path, i), 0700);
 	error_clear(&err);
-	is_int(drillstate_write(dir, j, &err), BS_ERR, "refused: the temporary name is a directory");
-	ok(strncmp(err.message, "could not create \"", 18) == 0 && strstr(err.message, ".tmp.") != NULL,
-	   "names the temporary file: %s", err.message);
-	rmdir(tmp);
+	is_int(drillstate_write(dir, j, &err), BS_ERR, "refused: every temporary name is taken");
+	ok(strncmp(err.message, "could not create \"", 18) == 0 && strstr(err.message, ".tmp.") != NULL &&
+	   strstr(err.message, "File exists") != NULL, "names the temporary file: %s", err.message);
+	for (int i = 0; i < DRILLSTATE_TMP_TRIES; i++)
+		rmdir(tmp_name(path, i));
 
-	/* writing fails part-way (no space left: the temporary name leads to /dev/full) */
-	if (symlink("/dev/full", tmp) != 0)
-		printf("# symlink: %s\n", strerror(errno));
-	error_clear(&err);
-	is_int(drillstate_write(dir, j, &err), BS_ERR, "refused: the write fails");
-	ok(strncmp(err.message, "could not write \"", 17) == 0 && strstr(err.message, "No space left on device") != NULL,
-	   "says the write failed and why: %s", err.message);
+	/* writing fails part-way (the file size limit: EFBIG) */
+	{
+		struct rlimit saved, small;
+
+		signal(SIGXFSZ, SIG_IGN);
+		getrlimit(RLIMIT_FSIZE, &saved);
+		small = saved;
+		small.rlim_cur = 10;
+		setrlimit(RLIMIT_FSIZE, &small);
+		error_clear(&err);
+		is_int(drillstate_write(dir, j, &err), BS_ERR, "refused: the write fails");
+		setrlimit(RLIMIT_FSIZE, &saved);
+		signal(SIGXFSZ, SIG_DFL);
+		ok(strncmp(err.message, "could not write \"", 17) == 0 && strstr(err.message, "File too large") != NULL,
+		   "says the write failed and why: %s", err.message);
+	}
 	list_dir(dir, names, sizeof(names));
 	is_str(names, "", "the temporary file is removed after a failed write");
-	unlink(tmp);
 
 	/* the rename fails (the state's name is a directory that is not empty) */
 	mkdir(path, 0700);
@@ -255,6 +318,7 @@ main(void)
 	}
 	test_write_and_metrics();
 	test_metrics_ignores_what_is_not_ours();
+	test_taken_temporary_names();
 	test_failures_leave_nothing();
 	{
 		char cmd[128];

@@ -515,6 +515,40 @@ main(void)
 		ok(plain && storage_put(plain, "head.json", "{}", 2, &err) == BS_OK, "a plaintext archive");
 		storage_close(plain);
 	}
+	/* Without a key: an encrypted object is refused however it is read, whole or by ranges that
+	 * start after the header or end inside it; a plaintext object's ranges pass. */
+	st2 = wrap("a", NULL, NULL, 0, false, &err);
+	ok(st2 != NULL, "an encrypted archive opens without a key");
+	if (st2)
+	{
+		static const uint64_t ranges[][2] = {{0, 0}, {0, 4}, {0, 100}, {5, 10}, {CRYPT_HEADER_SIZE, 0}, {40, 1}};
+		storage *plain = wrap("p", NULL, NULL, 0, false, &err);
+
+		for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+		{
+			strbuf_reset(&buf);
+			ok(storage_get(st2, "big", ranges[i][0], ranges[i][1], append_sink, &buf, &err) == BS_ERR &&
+			   has(&err, ERRCODE_ENCRYPTION_KEY, "is encrypted (object \"big\" is)") && buf.len == 0,
+			   "without a key, bytes %d+%d of an encrypted object are refused",
+			   (int) ranges[i][0], (int) ranges[i][1]);
+		}
+		ok(storage_get(st2, "missing", 5, 1, append_sink, &buf, &err) == BS_ERR &&
+		   strcmp(err.code, ERRCODE_NOT_FOUND) == 0, "a ranged read of a missing object: not found");
+		ok(plain && storage_put(plain, "rows", "0123456789abcdef", 16, &err) == BS_OK, "a plaintext object");
+		strbuf_reset(&buf);
+		ok(plain && storage_get(plain, "rows", 10, 3, append_sink, &buf, &err) == BS_OK && buf.len == 3 &&
+		   memcmp(buf.data, "abc", 3) == 0, "a ranged read of a plaintext object passes");
+		strbuf_reset(&buf);
+		ok(plain && storage_get(plain, "rows", 0, 2, append_sink, &buf, &err) == BS_OK && buf.len == 2 &&
+		   memcmp(buf.data, "01", 2) == 0, "so does one inside its first bytes");
+		strbuf_reset(&buf);
+		ok(plain && storage_get(plain, "head.json", 1, 0, append_sink, &buf, &err) == BS_OK && buf.len == 1 &&
+		   buf.data[0] == '}', "and one of an object shorter than the header");
+		ok(plain && storage_get(plain, "rows", 12, 5, append_sink, &buf, &err) == BS_ERR &&
+		   strcmp(err.code, ERRCODE_OUT_OF_RANGE) == 0, "a range past the end: out of range");
+		storage_close(plain);
+		storage_close(st2);
+	}
 	ok(wrap("p", ka, NULL, 0, true, &err) == NULL && has(&err, ERRCODE_ENCRYPTION_KEY, "not encrypted"),
 	   "the writer refuses to encrypt into an existing plaintext archive");
 	st2 = wrap("p", ka, NULL, 0, false, &err);
