@@ -417,7 +417,7 @@ mutate(manifest *m, uint64_t *cur, int step, const char **what)
 	*cur += 0x100 + rnd(0x10000);
 	for (;;)
 	{
-		int kind = dropped ? 14 : (int) rnd(17);
+		int kind = dropped ? 14 : (int) rnd(18);
 		char text[64];
 
 		switch (kind)
@@ -531,6 +531,13 @@ mutate(manifest *m, uint64_t *cur, int step, const char **what)
 			case 16:
 				*what = "layout inserted behind";
 				add_layout(m, *cur, true);
+				return;
+			case 17:
+				if (og || m->ngaps == 0)
+					continue;
+				/* A gap from the last one's end: manifest_add_gap merges it into that one. */
+				*what = "gap extended (merged)";
+				manifest_add_gap(m, m->gaps[m->ngaps - 1].to, *cur);
 				return;
 		}
 	}
@@ -667,7 +674,7 @@ test_mutation_sequences(void)
 		for (int k = 0; k <= NSTEP; k++)
 			manifest_free(s[k]);
 	}
-	is_int(nseen, 17, "every kind of mutation was made");
+	is_int(nseen, 18, "every kind of mutation was made");
 	is_int(invalid, 0, "the mutations make valid manifests");
 	ok(distinct > NSEQ * NSTEP * 3 / 4, "most mutations change what events carry (%d of %d)", distinct,
 	   NSEQ * NSTEP);
@@ -856,8 +863,48 @@ test_refusals(void)
 	refused("skipped without a finding", s2, a, ERRCODE_INVALID_PARAMETER, "a skipped table without a finding");
 	manifest_free(a);
 
+	a = copy_table(s2);
+	set_str(&a->names[0].name, "t0");
+	refused("the names history rewritten at its start", s1, a, ERRCODE_INTERNAL,
+			"names history rewritten: names[0] is not before's name from 0/0");
+	manifest_free(a);
+
+	a = copy_table(s2);
+	set_str(&a->status, "dropped");
+	a->dropped_at_lsn = 0x4800000;
+	refused("a drop not above existed_to (the fold's own check)", s2, a, ERRCODE_INTERNAL,
+			"the fold refuses them: pack \"mdelta\" (seq 2), relid 16400: event 0 (\"drop\" at 0/4800000): member "
+			"\"dropped_at_lsn\" is not above the table's existed_to");
+	manifest_free(a);
+
+	a = copy_table(s2);
+	set_str(&a->status, "gone");
+	refused("a status that is none of the three", s2, a, ERRCODE_INVALID_PARAMETER,
+			"status \"gone\" is none of active, skipped, dropped");
+	manifest_free(a);
+
 	refused("another table", s2, d1, ERRCODE_INVALID_PARAMETER, "before is relid 16400, after relid 16500");
 	refused("no manifest after", s2, NULL, ERRCODE_INVALID_PARAMETER, "no manifest after");
+
+	/* A new base of a new layout that starts after it (a base copy behind the stream): the
+	 * layout's event comes first, the base's is raised to the layout's position. */
+	{
+		mdelta_list l;
+		bs_error err;
+		manifest *b = copy_table(s2);
+
+		a = copy_table(s2);
+		add_layout(a, 0x6000000, false);
+		add_base(a, 0x5000000);
+		a->bases[a->nbases - 1].layout_id = a->layouts[a->nlayouts - 1].id;
+		ok(check_pair("a base before its new layout's from_lsn", b, a, 0x4800000), "a new base before its new "
+		   "layout's from_lsn: the layout first, the base at the layout's position, folded back");
+		ok(mdelta_events(b, a, 0x4800000, &l, &err) == BS_OK && l.n == 2 && strstr(l.events[0].json, "\"layout\"") &&
+		   l.events[1].lsn == 0x6000000, "its events: the layout, then the base at 0/6000000");
+		mdelta_list_free(&l);
+		manifest_free(a);
+		manifest_free(b);
+	}
 
 	/* Nothing that events carry changed: no events. */
 	{
