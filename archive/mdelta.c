@@ -574,6 +574,12 @@ check_by_fold(const manifest *b, const manifest *a, uint64_t lsn_floor, const md
 
 	memset(&start, 0, sizeof(start));
 	memset(&meta, 0, sizeof(meta));
+	if (l->n == 0)
+	{
+		/* Nothing to fold: before must already be after. */
+		x = manifest_table_to_json_object(b);
+		goto compare;
+	}
 	if (b)
 	{
 		json_t *bo = manifest_table_to_json_object(b);
@@ -590,12 +596,6 @@ check_by_fold(const manifest *b, const manifest *a, uint64_t lsn_floor, const md
 		start.seq = 1;
 		start.m = copy;
 		start.last_event_lsn = lsn_floor;
-	}
-	if (l->n == 0)
-	{
-		/* Nothing to fold: before must already be after. */
-		x = manifest_table_to_json_object(b);
-		goto compare;
 	}
 	meta.seq_first = meta.seq_last = b ? 2 : 1;
 	meta.seal_lsn = l->events[l->n - 1].lsn;
