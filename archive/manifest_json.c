@@ -565,6 +565,24 @@ manifest_table_to_json_object(const manifest *m)
 	return manifest_object(m, true);
 }
 
+json_t *
+manifest_layout_to_json_object(const manifest_layout *l)
+{
+	return layout_to_json(l);
+}
+
+json_t *
+manifest_base_to_json_object(const manifest_base *b)
+{
+	return base_to_json(b);
+}
+
+json_t *
+manifest_gap_to_json_object(const manifest_gap *g)
+{
+	return gap_to_json(g);
+}
+
 /*
  * JSON input: type checks and conversions; the value checks are manifest_validate's.
  */

@@ -52,6 +52,15 @@ int manifest_json_array(json_t *o, const char *path, const char *name, json_t **
 json_t *manifest_table_to_json_object(const manifest *m);
 int manifest_table_from_json_object(json_t *o, manifest **out, bs_error *err);
 
+/*
+ * The writers of the shared objects, for the codecs that embed them (the pack events of
+ * doc/design/format2.md): a layout, a base (NULL when its definition is not a JSON object) and
+ * a gap ({"from", "to"}), exactly as a manifest writes them.
+ */
+json_t *manifest_layout_to_json_object(const manifest_layout *l);
+json_t *manifest_base_to_json_object(const manifest_base *b);
+json_t *manifest_gap_to_json_object(const manifest_gap *g);
+
 /* NULL when head cannot be serialized. */
 char *archive_head_to_json(const archive_head *head);
 /* Strict as manifest_from_json; *out is zeroed on failure. */
