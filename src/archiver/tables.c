@@ -461,7 +461,7 @@ tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs
 			continue;
 		}
 		/* Gone meanwhile: the next check finds it dropped. */
-		if ((state[i] != 'n' && state[i] != 'f') || !ct->usable)
+		if ((state[i] != 'n' && state[i] != 'f' && state[i] != 'x') || !ct->usable)
 			continue;
 		/* New since the last check, and the update that would have added it failed for a
 		 * reason of the moment: not refused, not recorded; the next check adds it. */
@@ -473,7 +473,14 @@ tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs
 			continue;
 		}
 		q = quote_qualified_name(ct->schema, ct->name);
-		if (state[i] == 'f')
+		if (state[i] == 'x')
+			strbuf_printf(&sb, "published by publication \"%s\" with its stored generated columns "
+						  "(publish_generated_columns = stored, or a column list naming them): base copies and "
+						  "recovery leave generated columns to PostgreSQL, so the stream's rows would not match the "
+						  "archive's, and it is not archived (the publication's owner can stop that: ALTER "
+						  "PUBLICATION %s SET (publish_generated_columns = none), or a column list without them)",
+						  pubname, pubname);
+		else if (state[i] == 'f')
 			strbuf_printf(&sb, "not in publication \"%s\" as a whole: it is published with a row filter or a "
 						  "column list, so only part of its changes reach the archiver, and it is not archived "
 						  "(the publication's owner can publish all of it: ALTER PUBLICATION %s SET TABLE ...)",

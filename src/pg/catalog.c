@@ -561,12 +561,25 @@ catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint
 		"SELECT c.oid, p.tablename IS NOT NULL, "
 		"  (to_jsonb(p) ->> 'rowfilter') IS NOT NULL OR EXISTS ("
 		"    SELECT 1 FROM pg_publication_rel r JOIN pg_publication pb ON pb.oid = r.prpubid "
-		"    WHERE pb.pubname = $1 AND r.prrelid IN (SELECT relid FROM pg_partition_ancestors(c.oid)) "
+		"    WHERE pb.pubname = $1 AND (r.prrelid = c.oid OR r.prrelid IN (SELECT relid FROM pg_partition_ancestors(c.oid))) "
 		"      AND jsonb_typeof(to_jsonb(r) -> 'prattrs') = 'array' AND EXISTS ("
 		"        SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
 		"          AND a.attgenerated = '' AND a.attname NOT IN (SELECT l.attname FROM pg_attribute l "
 		"            WHERE l.attrelid = r.prrelid "
-		"              AND l.attnum IN (SELECT jsonb_array_elements_text(to_jsonb(r) -> 'prattrs')::int2)))) "
+		"              AND l.attnum IN (SELECT jsonb_array_elements_text(to_jsonb(r) -> 'prattrs')::int2)))), "
+		/* PostgreSQL 18: stored generated columns streamed too, by publish_generated_columns
+		 * = stored (pubgencols 's') without a column list, or named in the column list. */
+		"  EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+		"    AND a.attgenerated = 's' AND ("
+		"      EXISTS (SELECT 1 FROM pg_publication pb WHERE pb.pubname = $1 AND to_jsonb(pb) ->> 'pubgencols' = 's' "
+		"        AND NOT EXISTS (SELECT 1 FROM pg_publication_rel r WHERE r.prpubid = pb.oid "
+		"          AND (r.prrelid = c.oid OR r.prrelid IN (SELECT relid FROM pg_partition_ancestors(c.oid))) "
+		"          AND jsonb_typeof(to_jsonb(r) -> 'prattrs') = 'array')) "
+		"      OR EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication pb ON pb.oid = r.prpubid "
+		"        WHERE pb.pubname = $1 AND (r.prrelid = c.oid OR r.prrelid IN (SELECT relid FROM pg_partition_ancestors(c.oid))) "
+		"          AND jsonb_typeof(to_jsonb(r) -> 'prattrs') = 'array' AND a.attname IN (SELECT l.attname "
+		"            FROM pg_attribute l WHERE l.attrelid = r.prrelid "
+		"              AND l.attnum IN (SELECT jsonb_array_elements_text(to_jsonb(r) -> 'prattrs')::int2))))) "
 		"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
 		"LEFT JOIN pg_publication_tables p ON p.pubname = $1 AND p.schemaname = n.nspname AND p.tablename = c.relname "
 		"WHERE c.oid = ANY ($2::oid[])",
@@ -582,7 +595,8 @@ catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint
 
 		for (int i = 0; i < n; i++)
 			if (relids[i] == relid)
-				state[i] = PQgetvalue(res, r, 1)[0] != 't' ? 'n' : PQgetvalue(res, r, 2)[0] == 't' ? 'f' : 'p';
+				state[i] = PQgetvalue(res, r, 1)[0] != 't' ? 'n' : PQgetvalue(res, r, 2)[0] == 't' ? 'f' :
+					PQgetvalue(res, r, 3)[0] == 't' ? 'x' : 'p';
 	}
 	PQclear(res);
 	return BS_OK;

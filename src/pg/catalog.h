@@ -68,7 +68,8 @@ int catalog_column_values_unknown(PGconn *conn, uint32_t relid, const char *name
 int catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, char **used_as_is,
 							 int64_t lock_timeout_ms, bs_error *err);
 /* Whether the publication streams each of these tables now: state[i] 'p' published, 'n' not,
- * 'f' only in part (a row filter or a column list), 'g' gone from the catalog (dropped
+ * 'f' only in part (a row filter or a column list), 'x' with its stored generated columns
+ * (PostgreSQL 18: publish_generated_columns, or a column list naming one), 'g' gone from the catalog (dropped
  * meanwhile); and a WAL position read before: a table
  * published here leaves the publication (if it does) after *seen_lsn.  The read waits at
  * most lock_timeout_ms for the tables' locks (0: as long as it takes; see catalog.c). */
