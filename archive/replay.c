@@ -112,6 +112,11 @@ typedef struct split_worker
 #define MAP_CONST (-1)			/* column absent from the row: its missing value or NULL */
 #define MAP_INCOMPATIBLE (-2)	/* the column changed type in a way that changes its text */
 #define MAP_UNKNOWN (-3)		/* absent from the row, added with a per-row value not archived */
+/* The column changed type in a way that changes its text, from the row's column k: a NULL
+ * there is NULL in either type (a DELETE's old key, say, leaves the other columns NULL). */
+#define MAP_RETYPED(k) (-4 - (k))
+#define MAP_IS_RETYPED(v) ((v) <= -4)
+#define MAP_RETYPED_SOURCE(v) (-4 - (v))
 
 typedef struct colmap
 {
@@ -390,7 +395,7 @@ map_step(const manifest_layout *a, const manifest_layout *b, int *src, const cha
 
 				strbuf_printf(&sb, "column \"%s\" changed type from %s to %s between layouts %u and %u",
 							  cb->name, col_type(ca), col_type(cb), a->id, b->id);
-				src[j] = MAP_INCOMPATIBLE;
+				src[j] = MAP_RETYPED(k);
 				why[j] = strbuf_detach(&sb, NULL);
 			}
 			break;
@@ -460,6 +465,21 @@ get_map(replay_state *st, uint32_t from, uint32_t to)
 					nsrc[j] = src[ssrc[j]];
 					ncval[j] = cval[ssrc[j]];
 					nwhy[j] = why[ssrc[j]] ? xstrdup(why[ssrc[j]]) : NULL;
+				}
+				else if (MAP_IS_RETYPED(ssrc[j]))
+				{
+					/* Retyped in this step: from the row's column the previous column came from
+					 * (retyped already or not); from a value absent from the row, only a NULL
+					 * stays what it was; an unknown one stays unknown. */
+					int k = src[MAP_RETYPED_SOURCE(ssrc[j])];
+
+					nsrc[j] = k >= 0 ? MAP_RETYPED(k) : MAP_IS_RETYPED(k) ? k :
+						k == MAP_CONST && cval[MAP_RETYPED_SOURCE(ssrc[j])] == NULL ? MAP_CONST :
+						k == MAP_UNKNOWN ? MAP_UNKNOWN : MAP_INCOMPATIBLE;
+					ncval[j] = NULL;
+					nwhy[j] = k == MAP_UNKNOWN ? xstrdup(why[MAP_RETYPED_SOURCE(ssrc[j])]) : swhy[j];
+					if (k != MAP_UNKNOWN)
+						swhy[j] = NULL;
 				}
 				else
 				{
@@ -563,6 +583,12 @@ row_values(replay_state *st, const rrow *slot_row, uint32_t to, replay_value *ou
 			out[j].isnull = m->cval[j] == NULL;
 			out[j].data = m->cval[j];
 			out[j].len = m->cval[j] ? (uint32_t) strlen(m->cval[j]) : 0;
+		}
+		else if (MAP_IS_RETYPED(m->src[j]) && raw[MAP_RETYPED_SOURCE(m->src[j])].isnull)
+		{
+			out[j].isnull = true;
+			out[j].data = NULL;
+			out[j].len = 0;
 		}
 		else if (m->src[j] == MAP_UNKNOWN)
 			return error_set(err, ERRCODE_DATA_CORRUPTED,
