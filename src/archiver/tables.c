@@ -112,8 +112,10 @@ tables_next_generation(archiver *a, const manifest *m)
  * The newest position the manifest shows using the layout in effect where the stream resumes
  * (archived_to): that layout's start, the newest base's LSN when the base has it and the
  * stream has passed it (a base taken ahead of the stream says nothing of the changes before
- * it), the first commit of the newest segment (its later commits are not in the manifest: a
- * lower bound is what is safe).
+ * it), the end of the newest segment's last transaction when that lies after the layout's
+ * start (a row change of the table written with those columns: nothing commits between its
+ * commit record and that end, so a change of the columns came after it).  Older, a restart
+ * widened every window of an uncaptured change back to its segment's first commit.
  */
 static uint64_t
 layout_seen_at_load(const manifest *m)
@@ -129,6 +131,9 @@ layout_seen_at_load(const manifest *m)
 			seen = m->bases[i].lsn;
 	if (m->nsegments && m->segments[m->nsegments - 1].first_lsn > seen)
 		seen = m->segments[m->nsegments - 1].first_lsn;
+	if (m->nsegments && m->segments[m->nsegments - 1].last_end_lsn > seen &&
+		m->segments[m->nsegments - 1].last_end_lsn <= m->archived_to)
+		seen = m->segments[m->nsegments - 1].last_end_lsn;
 	return seen;
 }
 
