@@ -834,6 +834,7 @@ test_refusals(void)
 		expire_select(a, &pol, INT64_C(1764590400000000), &plan);
 		expire_apply(a, &plan, INT64_C(1764590400000000));
 		expire_plan_free(&plan);
+		write_seed("expire.txt", s4, a);
 		ok(a->nbases == 1 && check_pair("expire_apply", s4, a, 0x8000000) &&
 		   mdelta_events(s4, a, 0x8000000, &l, &err) == BS_OK && l.n == 1 &&
 		   strstr(l.events[0].json, "\"kind\":\"expired\"") && strstr(l.events[0].json, "\"expired_before\":\"0/8000000\""),
@@ -888,6 +889,13 @@ test_refusals(void)
 		a = copy_table(s2);
 		manifest_add_name(a, 0x3100000, "app", "t3");
 		manifest_add_name(a, 0x3000000, "app", "t1");
+		a->layouts[1].from_lsn = 0x3000000;
+		a->layouts[1].columns[1].missing_unknown = true;
+		set_str(&a->finding, "reduced");
+		write_seed("in-place.txt", s2, a);
+		a->layouts[1].from_lsn = 0x3200000;
+		a->layouts[1].columns[1].missing_unknown = false;
+		set_str(&a->finding, NULL);
 		ok(a->nnames == 3 && check_pair("names replaced and inserted", s2, a, 0x4800000) &&
 		   mdelta_events(s2, a, 0x4800000, &l, &err) == BS_OK && l.n == 2 &&
 		   strstr(l.events[0].json, "\"kind\":\"name_replaced\"") && strstr(l.events[1].json, "\"kind\":\"name_replaced\""),
@@ -896,6 +904,17 @@ test_refusals(void)
 		mdelta_list_free(&l);
 		manifest_free(a);
 	}
+
+	/* A history of the current name alone (a format-2 manifest may hold one): name_replaced at
+	 * 0/0 starts it. */
+	a = copy_table(s1);
+	a->names = xcalloc(1, sizeof(manifest_name));
+	a->names[0].schema = xstrdup("public");
+	a->names[0].name = xstrdup("t");
+	a->nnames = 1;
+	ok(check_pair("a history started", s1, a, 0x1000100), "a names history of the current name alone: started by "
+	   "name_replaced at 0/0, folded back");
+	manifest_free(a);
 
 	a = copy_table(s2);
 	free(a->names[1].schema);
