@@ -33,6 +33,9 @@ typedef enum fold_kind
 	FK_SCHEMA_UNKNOWN,
 	FK_SCHEMA_UNKNOWN_CLOSED,
 	FK_PARTITION_CHANGE,
+	FK_STATUS,
+	FK_LAYOUT_REPLACED,
+	FK_NAME_REPLACED,
 	FK_COUNT
 } fold_kind;
 
@@ -56,6 +59,9 @@ static const struct
 	[FK_SCHEMA_UNKNOWN] = {"schema_unknown", {"from", "to", NULL}},
 	[FK_SCHEMA_UNKNOWN_CLOSED] = {"schema_unknown_closed", {"at", NULL}},
 	[FK_PARTITION_CHANGE] = {"partition_change", {"at", NULL}},
+	[FK_STATUS] = {"status", {"status", "finding", NULL}},
+	[FK_LAYOUT_REPLACED] = {"layout_replaced", {"layout", NULL}},
+	[FK_NAME_REPLACED] = {"name_replaced", {"from_lsn", "schema", "name", NULL}},
 };
 
 /* One event, read and type-checked; what it means is apply_event's. */
@@ -63,13 +69,13 @@ typedef struct fold_event
 {
 	fold_kind kind;
 	uint64_t lsn;
-	char *schema;				/* table, name */
+	char *schema;				/* table, name, name_replaced */
 	char *name;
-	char *status;				/* table */
-	char *finding;				/* table (may be NULL), skipped */
-	manifest_layout layout;		/* layout */
+	char *status;				/* table, status */
+	char *finding;				/* table, status (may be NULL), skipped */
+	manifest_layout layout;		/* layout, layout_replaced */
 	manifest_base base;			/* base */
-	uint64_t a;					/* name: from_lsn; drop: dropped_at_lsn; gap, schema_unknown: from;
+	uint64_t a;					/* name, name_replaced: from_lsn; drop: dropped_at_lsn; gap, schema_unknown: from;
 								 * gap_closed, rebase_requested, schema_unknown_closed,
 								 * partition_change: at; existed_to; ddl_capture_from: from;
 								 * expired: expired_before */
@@ -136,6 +142,26 @@ event_read(const pack_event *pe, fold_event *e, bs_error *err)
 	}
 	switch (e->kind)
 	{
+		case FK_STATUS:
+			if (manifest_json_string(o, "", "status", true, &e->status, err) != BS_OK ||
+				manifest_json_string(o, "", "finding", false, &e->finding, err) != BS_OK)
+				goto out;
+			if (json_object_get(o, "finding") == NULL)
+			{
+				error_set(err, ERRCODE_DATA_CORRUPTED, "member \"finding\" is missing (null when none)");
+				goto out;
+			}
+			if (strcmp(e->status, "active") != 0 && strcmp(e->status, "skipped") != 0)
+			{
+				bad(err, "member \"status\" must be \"active\" or \"skipped\"");
+				goto out;
+			}
+			if (strcmp(e->status, "skipped") == 0 && e->finding == NULL)
+			{
+				bad(err, "member \"finding\" must be a string for status \"skipped\"");
+				goto out;
+			}
+			break;
 		case FK_TABLE:
 			if (manifest_json_string(o, "", "schema", true, &e->schema, err) != BS_OK ||
 				manifest_json_string(o, "", "name", true, &e->name, err) != BS_OK ||
@@ -159,6 +185,7 @@ event_read(const pack_event *pe, fold_event *e, bs_error *err)
 			}
 			break;
 		case FK_LAYOUT:
+		case FK_LAYOUT_REPLACED:
 			if (manifest_json_layout(json_object_get(o, "layout"), "layout", &e->layout, err) != BS_OK)
 				goto out;
 			break;
@@ -167,6 +194,7 @@ event_read(const pack_event *pe, fold_event *e, bs_error *err)
 				goto out;
 			break;
 		case FK_NAME:
+		case FK_NAME_REPLACED:
 			if (manifest_json_lsn(o, "", "from_lsn", true, &e->a, err) != BS_OK ||
 				manifest_json_string(o, "", "schema", true, &e->schema, err) != BS_OK ||
 				manifest_json_string(o, "", "name", true, &e->name, err) != BS_OK)
@@ -176,7 +204,7 @@ event_read(const pack_event *pe, fold_event *e, bs_error *err)
 				bad(err, "has an empty schema or name");
 				goto out;
 			}
-			if (e->a == 0)
+			if (e->a == 0 && e->kind == FK_NAME)
 			{
 				bad(err, "member \"from_lsn\" must be above 0/0");
 				goto out;
@@ -270,6 +298,153 @@ typedef struct fold_state
 	manifest *m;				/* NULL until the table's first sight */
 	uint64_t last_lsn;			/* of the table's last event */
 } fold_state;
+
+/* status: the table's status (active or skipped) and finding, set together. */
+static int
+apply_status(manifest *m, const fold_event *e)
+{
+	bool same_finding = (m->finding == NULL && e->finding == NULL) ||
+		(m->finding && e->finding && strcmp(m->finding, e->finding) == 0);
+
+	if (strcmp(m->status, e->status) == 0 && same_finding)
+		return BS_ERR;
+	free(m->status);
+	m->status = xstrdup(e->status);
+	free(m->finding);
+	m->finding = e->finding ? xstrdup(e->finding) : NULL;
+	return BS_OK;
+}
+
+/*
+ * layout_replaced: the layout of the same id, changed in place where records do not see it (a
+ * column's not_null, missing or missing_unknown; from_lsn lowered, not past the layout before
+ * it).  Its replident and columns' names, types, typmods and keys stay: runs already decoded
+ * by it keep their meaning.
+ */
+static int
+apply_layout_replaced(manifest *m, fold_event *e, bs_error *err)
+{
+	manifest_layout *l = NULL;
+	manifest_column *cols;
+	json_t *x,
+			   *y;
+	bool same;
+	int i;
+	char l1[LSN_BUFLEN];
+
+	for (i = 0; i < m->nlayouts && l == NULL; i++)
+		if (m->layouts[i].id == e->layout.id)
+			l = &m->layouts[i];
+	if (l == NULL)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "replaces layout %u, which no event defined", e->layout.id);
+	i--;
+	if (l->replident != e->layout.replident ||
+		!manifest_columns_equal(l->ncols, l->columns, e->layout.ncols, e->layout.columns))
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "changes how records of layout %u decode (its replident or "
+						 "its columns' names, types, typmods or keys)", l->id);
+	if (e->layout.from_lsn > l->from_lsn)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "raises layout %u's from_lsn from %s (a layout's start only "
+						 "moves earlier)", l->id, lsn_format(l->from_lsn, l1));
+	if (i > 0 && e->layout.from_lsn < m->layouts[i - 1].from_lsn)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "moves layout %u's from_lsn below layout %u's, %s (layouts stay "
+						 "in from_lsn order)", l->id, m->layouts[i - 1].id,
+						 lsn_format(m->layouts[i - 1].from_lsn, l1));
+	x = manifest_layout_to_json_object(l);
+	y = manifest_layout_to_json_object(&e->layout);
+	same = json_equal(x, y);
+	json_decref(x);
+	json_decref(y);
+	if (same)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "changes nothing in layout %u", l->id);
+	/* The event's columns become the layout's; the old ones are freed with the event. */
+	cols = l->columns;
+	l->columns = e->layout.columns;
+	e->layout.columns = cols;
+	l->from_lsn = e->layout.from_lsn;
+	return BS_OK;
+}
+
+/*
+ * name_replaced: the names history holds schema.name at from_lsn, exactly: the entry listed
+ * there replaced, or one inserted in LSN order (what manifest_add_name does besides appending
+ * a rename).  A history not started yet starts from the table's name at 0/0, as
+ * manifest_add_name starts it.  The current name is the newest entry's.
+ */
+static int
+apply_name_replaced(manifest *m, const fold_event *e, bs_error *err)
+{
+	bool started = m->nnames > 0;
+	int i = 0;
+
+	if (!started)
+	{
+		m->names = xcalloc(1, sizeof(manifest_name));
+		m->names[0].schema = xstrdup(m->schema);
+		m->names[0].name = xstrdup(m->name);
+		m->nnames = 1;
+	}
+	while (i < m->nnames && m->names[i].from_lsn < e->a)
+		i++;
+	if (i < m->nnames && m->names[i].from_lsn == e->a)
+	{
+		if (started && strcmp(m->names[i].schema, e->schema) == 0 && strcmp(m->names[i].name, e->name) == 0)
+			return bad(err, "changes nothing (the names history has that name at from_lsn)");
+		free(m->names[i].schema);
+		free(m->names[i].name);
+	}
+	else
+	{
+		m->names = xrealloc(m->names, (size_t) (m->nnames + 1) * sizeof(manifest_name));
+		memmove(&m->names[i + 1], &m->names[i], (size_t) (m->nnames - i) * sizeof(manifest_name));
+		m->nnames++;
+		m->names[i].from_lsn = e->a;
+	}
+	m->names[i].schema = xstrdup(e->schema);
+	m->names[i].name = xstrdup(e->name);
+	free(m->schema);
+	free(m->name);
+	m->schema = xstrdup(m->names[m->nnames - 1].schema);
+	m->name = xstrdup(m->names[m->nnames - 1].name);
+	return BS_OK;
+}
+
+/*
+ * expired: what expire_apply (archive/expire.c) does with its plan.  expired_before is the LSN
+ * of the oldest base copy kept (expire keeps from a base, the newest always); the bases below
+ * it go, and the segments ending at or below it (a commit below a base is in the base).
+ * Layouts stay: expire removes none.
+ */
+static int
+apply_expired(manifest *m, const fold_event *e, bs_error *err)
+{
+	int k = 0,
+		n = 0;
+
+	if (e->a < m->expired_before)
+		return bad(err, "member \"expired_before\" goes below the table's previous one");
+	if (m->nbases == 0)
+		return bad(err, "expires a table without a base copy (expire keeps from a base)");
+	while (k < m->nbases && m->bases[k].lsn < e->a)
+		k++;
+	if (k == m->nbases || m->bases[k].lsn != e->a)
+		return bad(err, "member \"expired_before\" is no base copy's LSN (expire keeps from a base, the newest "
+				   "always)");
+	for (int i = 0; i < k; i++)
+		manifest_base_clear(&m->bases[i]);
+	memmove(m->bases, m->bases + k, (size_t) (m->nbases - k) * sizeof(manifest_base));
+	m->nbases -= k;
+	for (int i = 0; i < m->nsegments; i++)
+	{
+		if (m->segments[i].last_end_lsn <= e->a)
+			free(m->segments[i].key);
+		else
+			m->segments[n++] = m->segments[i];
+	}
+	m->nsegments = n;
+	m->expired_before = e->a;
+	m->expired_time = e->time;
+	return BS_OK;
+}
 
 /* Apply one event of the table (its LSN order checked by the caller). */
 static int
@@ -385,11 +560,15 @@ event_apply(fold_state *st, fold_event *e, bs_error *err)
 			m->ddl_capture_from = e->a;
 			break;
 		case FK_EXPIRED:
-			if (e->a < m->expired_before)
-				return bad(err, "member \"expired_before\" goes below the table's previous one");
-			m->expired_before = e->a;
-			m->expired_time = e->time;
+			return apply_expired(m, e, err);
+		case FK_STATUS:
+			if (apply_status(m, e) != BS_OK)
+				return bad(err, "changes neither the table's status nor its finding");
 			break;
+		case FK_LAYOUT_REPLACED:
+			return apply_layout_replaced(m, e, err);
+		case FK_NAME_REPLACED:
+			return apply_name_replaced(m, e, err);
 		case FK_TABLE:
 		case FK_COUNT:
 			break;

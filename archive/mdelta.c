@@ -25,6 +25,7 @@ enum
 {
 	R_TABLE,
 	R_NAME,
+	R_LAYOUT_REPLACED,
 	R_LAYOUT,
 	R_BASE,
 	R_GAP_CLOSED,
@@ -36,6 +37,7 @@ enum
 	R_DDL_CAPTURE_FROM,
 	R_EXISTED_TO,
 	R_SKIPPED,
+	R_STATUS,
 	R_DROP,
 	R_EXPIRED
 };
@@ -169,53 +171,94 @@ first_sight(gather *g, const manifest *a)
 	push(g, R_TABLE, 0, "table", o);
 }
 
+static void
+push_name(gather *g, const char *kind, const manifest_name *n)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "from_lsn", lsn_json(n->from_lsn));
+	json_object_set_new(o, "schema", json_string(n->schema));
+	json_object_set_new(o, "name", json_string(n->name));
+	push(g, R_NAME, n->from_lsn, kind, o);
+}
+
+static bool
+name_eq(const manifest_name *x, const manifest_name *y)
+{
+	return str_eq(x->schema, y->schema) && str_eq(x->name, y->name);
+}
+
+/*
+ * The names history.  manifest_add_name appends a rename, or replaces the entry at an LSN
+ * already listed, or inserts one before the newest: entries are never removed.  A rename
+ * after every entry of before is a "name" event (unless it repeats the entry before it, which
+ * manifest_add_name would not add); anything else, "name_replaced".
+ */
 static int
 names_delta(gather *g, const manifest *b, const manifest *a, bs_error *err)
 {
-	int start = 1;
+	manifest_name implicit;
+	const manifest_name *bn;
+	int nb;
+	uint64_t b_last;
+	bool pushed = false;
 	char msg[256];
 
-	if (b)
+	if (a->nnames == 0)
 	{
-		if (b->nnames == 0 && a->nnames == 0)
+		if (b && (b->nnames > 0 || !str_eq(b->schema, a->schema) || !str_eq(b->name, a->name)))
+			return refuse(err, a->relid, b->nnames > 0 ? "names history rewritten: after has none" :
+						  "schema and name changed without a names history", NULL);
+		return BS_OK;
+	}
+	/* Before's history; none: the name it starts from at 0/0 (the first sight's for a new table). */
+	if (b && b->nnames > 0)
+	{
+		bn = b->names;
+		nb = b->nnames;
+	}
+	else
+	{
+		implicit.from_lsn = 0;
+		implicit.schema = b ? b->schema : a->names[0].schema;
+		implicit.name = b ? b->name : a->names[0].name;
+		bn = &implicit;
+		nb = 1;
+	}
+	b_last = bn[nb - 1].from_lsn;
+	for (int i = 0, j = 0; i < nb; i++)
+	{
+		while (j < a->nnames && a->names[j].from_lsn < bn[i].from_lsn)
+			j++;
+		if (j == a->nnames || a->names[j].from_lsn != bn[i].from_lsn)
 		{
-			if (!str_eq(b->schema, a->schema) || !str_eq(b->name, a->name))
-				return refuse(err, a->relid, "schema and name changed without a names history", NULL);
-			return BS_OK;
-		}
-		if (b->nnames == 0)
-		{
-			if (a->names[0].from_lsn != 0 || !str_eq(a->names[0].schema, b->schema) ||
-				!str_eq(a->names[0].name, b->name))
-				return refuse(err, a->relid, "names history rewritten: names[0] is not before's name from 0/0", NULL);
-		}
-		else
-		{
-			if (a->nnames < b->nnames)
-				return refuse(err, a->relid, "names history rewritten: after has fewer names", NULL);
-			for (int i = 0; i < b->nnames; i++)
-				if (a->names[i].from_lsn != b->names[i].from_lsn || !str_eq(a->names[i].schema, b->names[i].schema) ||
-					!str_eq(a->names[i].name, b->names[i].name))
-				{
-					snprintf(msg, sizeof(msg), "names[%d] differs", i);
-					return refuse(err, a->relid, "names history rewritten: ", msg);
-				}
-			start = b->nnames;
+			snprintf(msg, sizeof(msg), "names[%d] is not in after (entries are replaced, never removed)", i);
+			return refuse(err, a->relid, "names history rewritten: ", msg);
 		}
 	}
-	for (int i = start; i < a->nnames; i++)
+	for (int j = 0; j < a->nnames; j++)
 	{
-		json_t *o = json_object();
+		const manifest_name *x = &a->names[j];
+		const manifest_name *was = NULL;
 
-		json_object_set_new(o, "from_lsn", lsn_json(a->names[i].from_lsn));
-		json_object_set_new(o, "schema", json_string(a->names[i].schema));
-		json_object_set_new(o, "name", json_string(a->names[i].name));
-		push(g, R_NAME, a->names[i].from_lsn, "name", o);
+		for (int i = 0; i < nb && was == NULL; i++)
+			if (bn[i].from_lsn == x->from_lsn)
+				was = &bn[i];
+		if (was && name_eq(was, x))
+			continue;
+		pushed = true;
+		if (was == NULL && x->from_lsn > b_last && j > 0 && !name_eq(&a->names[j - 1], x))
+			push_name(g, "name", x);
+		else
+			push_name(g, "name_replaced", x);
 	}
+	/* A history started with no other change of it (the fold's name_replaced starts it). */
+	if (!pushed && bn == &implicit)
+		push_name(g, "name_replaced", &a->names[0]);
 	return BS_OK;
 }
 
-/* New layouts; before's must be in after unchanged. */
+/* New layouts, and before's replaced in place (the fold's layout_replaced says what may change). */
 static int
 layouts_delta(gather *g, const manifest *b, const manifest *a, bs_error *err)
 {
@@ -230,15 +273,19 @@ layouts_delta(gather *g, const manifest *b, const manifest *a, bs_error *err)
 
 		snprintf(msg, sizeof(msg), "layout %u", b->layouts[i].id);
 		if (la == NULL)
-			return refuse(err, a->relid, msg, " is not in after (no event removes a layout; the fold's expired "
-						  "event does not)");
+			return refuse(err, a->relid, msg, " is not in after (no event removes a layout; expire removes none)");
 		x = manifest_layout_to_json_object(&b->layouts[i]);
 		y = manifest_layout_to_json_object(la);
 		same = json_equal(x, y);
 		json_decref(x);
-		json_decref(y);
-		if (!same)
-			return refuse(err, a->relid, msg, " changed in place");
+		if (same)
+		{
+			json_decref(y);
+			continue;
+		}
+		x = json_object();
+		json_object_set_new(x, "layout", y);
+		push(g, R_LAYOUT_REPLACED, la->from_lsn, "layout_replaced", x);
 	}
 	for (int i = 0; i < a->nlayouts; i++)
 	{
@@ -257,14 +304,19 @@ static int
 bases_delta(gather *g, const manifest *b, const manifest *a, uint64_t *last_new_base, bs_error *err)
 {
 	int nb = b ? b->nbases : 0;
+	int gone = 0;
 	char msg[128];
 	char l1[LSN_BUFLEN];
 
 	*last_new_base = 0;
-	for (int i = 0; i < nb; i++)
+	/* The bases an expiry removed: those below after's expired_before (the fold's expired
+	 * event removes them, as expire_apply did). */
+	while (gone < nb && b->bases[gone].lsn < a->expired_before)
+		gone++;
+	for (int i = gone; i < nb; i++)
 	{
 		json_t *x = manifest_base_to_json_object(&b->bases[i]);
-		json_t *y = i < a->nbases ? manifest_base_to_json_object(&a->bases[i]) : NULL;
+		json_t *y = i - gone < a->nbases ? manifest_base_to_json_object(&a->bases[i - gone]) : NULL;
 		bool same = x && y && json_equal(x, y);
 		bool moved = false;
 
@@ -277,10 +329,10 @@ bases_delta(gather *g, const manifest *b, const manifest *a, uint64_t *last_new_
 		snprintf(msg, sizeof(msg), "bases[%d] (at %s)", i, lsn_format(b->bases[i].lsn, l1));
 		if (moved)
 			return refuse(err, a->relid, msg, " changed in place or moved");
-		return refuse(err, a->relid, msg, " is not in after (no event removes a base; the fold's expired event "
-					  "does not)");
+		return refuse(err, a->relid, msg, " is not in after (only an expiry removes bases: those below "
+					  "expired_before)");
 	}
-	for (int i = nb; i < a->nbases; i++)
+	for (int i = nb - gone; i < a->nbases; i++)
 	{
 		const manifest_layout *l = manifest_layout_by_id(a, a->bases[i].layout_id);
 		uint64_t key = a->bases[i].lsn;
@@ -428,22 +480,23 @@ status_delta(gather *g, const manifest *b, const manifest *a, bs_error *err)
 				return refuse(err, a->relid, "the drop of a dropped table changed", NULL);
 			return BS_OK;
 		}
-		if (strcmp(b->status, "skipped") == 0 && strcmp(a->status, "active") == 0)
-			return refuse(err, a->relid, "status goes back from skipped to active", NULL);
-		if (a_skipped || !str_eq(a->finding, b->finding))
+		if (!str_eq(a->finding, b->finding) || (!a_dropped && strcmp(a->status, b->status) != 0))
 		{
-			/* The skipped event sets status and finding together; it is the only one that
-			 * changes the finding. */
-			if (!str_eq(a->finding, b->finding) && a->finding == NULL)
-				return refuse(err, a->relid, "the finding is cleared", NULL);
-			if (!a_skipped && !a_dropped)
-				return refuse(err, a->relid, "the finding of an active table changed", NULL);
-			if (strcmp(b->status, "skipped") != 0 || !str_eq(a->finding, b->finding))
-			{
-				json_t *o = json_object();
+			/* skipped sets status and finding; status sets either (a base copy makes a skipped
+			 * table active again, keeping its finding).  Before a drop, what the finding
+			 * became. */
+			json_t *o = json_object();
 
+			if (a->finding && (a_skipped || a_dropped))
+			{
 				json_object_set_new(o, "finding", json_string(a->finding));
 				push(g, R_SKIPPED, 0, "skipped", o);
+			}
+			else
+			{
+				json_object_set_new(o, "status", json_string("active"));
+				json_object_set_new(o, "finding", str_or_null(a->finding));
+				push(g, R_STATUS, 0, "status", o);
 			}
 		}
 	}
@@ -481,7 +534,8 @@ scalars_delta(gather *g, const manifest *b, const manifest *a, uint64_t last_new
 	return BS_OK;
 }
 
-/* The expiry: the fold's expired event sets expired_before and expired_time, nothing else. */
+/* The expiry: the fold's expired event sets expired_before and expired_time and removes what
+ * expire removed below it (bases_delta lets those bases go). */
 static int
 expiry_delta(gather *g, const manifest *b, const manifest *a, bs_error *err)
 {

@@ -33,11 +33,14 @@ void mdelta_list_free(mdelta_list *l);
  *
  * Before returning, the events are checked by the fold itself: written to a pack in memory and
  * folded onto a copy of before; the result must equal after in every member of a catalog entry
- * (manifest_table_to_json_object).  What events cannot express is refused with
- * ERRCODE_INTERNAL naming the member (a layout or base removed or changed in place, the names
- * history rewritten, a status going back, a counter going down, ...).  The fold's "expired"
- * event sets expired_before and expired_time only: bases and layouts that expire removed are
- * refused like any other removal.  *out is empty on failure.
+ * (manifest_table_to_json_object).  What the archiver changes in place has its own kinds: a
+ * status changed back to active or a finding changed ("status"), a layout changed in place
+ * ("layout_replaced"), a names entry replaced or inserted before the newest ("name_replaced");
+ * the "expired" event removes what expire_apply removes (the bases below expired_before).
+ * What events cannot express is refused with ERRCODE_INTERNAL naming the member (a layout
+ * removed, or changed in how its records decode; a base removed other than by an expiry,
+ * changed or moved; a names entry removed; a dropped table's status going back; a counter
+ * going down, ...).  *out is empty on failure.
  */
 int mdelta_events(const manifest *before, const manifest *after, uint64_t lsn_floor, mdelta_list *out,
 				  bs_error *err);

@@ -24,7 +24,7 @@
 static const char *const event_kinds[] = {
 	"table", "layout", "base", "name", "drop", "gap", "gap_closed", "rebase_requested",
 	"existed_to", "skipped", "ddl_capture_from", "expired", "schema_unknown", "schema_unknown_closed",
-	"partition_change", NULL
+	"partition_change", "status", "layout_replaced", "name_replaced", NULL
 };
 
 /* ---------- shared helpers ---------- */

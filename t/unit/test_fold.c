@@ -191,6 +191,61 @@ test_schema_unknown_and_partitions(void)
 	pack_index_free(p[1]);
 }
 
+/*
+ * The kinds of what the archiver changes in place (format2.md 5 step 4a): a skipped table made
+ * active again by a base copy (status), a layout changed in place (layout_replaced: a column
+ * marked missing_unknown, from_lsn lowered), a name replaced and one inserted before the newest
+ * (name_replaced); and an expiry that removes, as expire_apply does, the bases below
+ * expired_before and the segments ending at or below it.
+ */
+#define COL_PAD_MU "{\"name\":\"pad\",\"type_oid\":25,\"typmod\":-1,\"type\":\"text\",\"key\":false,\"not_null\":false,\"missing\":null,\"missing_unknown\":true}"
+#define L1_LOW "{\"id\":1,\"from_lsn\":\"0/3100000\",\"replident\":\"f\",\"columns\":[" COL_ID "," COL_PAD_MU "]}"
+#define B2 "{\"lsn\":\"0/3000000\",\"time\":\"2026-12-01T10:30:00.000000Z\",\"rows\":6,\"layout_id\":0,\"schema_key\":null,\"definition\":null,\"chunks\":[" CHUNK("16400", "0000000003000000") "]}"
+static const char *const ev_inplace[] = {
+	EV("skipped", "0/2000000", "16400") ",\"finding\":\"why\"}",
+	EV("base", "0/3000000", "16400") ",\"base\":" B2 "}",
+	EV("status", "0/3000000", "16400") ",\"status\":\"active\",\"finding\":\"why\"}",
+	EV("layout", "0/3200000", "16400") ",\"layout\":" L1 "}",
+	EV("layout_replaced", "0/3200000", "16400") ",\"layout\":" L1_LOW "}",
+	EV("name", "0/3300000", "16400") ",\"from_lsn\":\"0/3300000\",\"schema\":\"app\",\"name\":\"t2\"}",
+	EV("name_replaced", "0/3300000", "16400") ",\"from_lsn\":\"0/3300000\",\"schema\":\"app\",\"name\":\"t3\"}",
+	EV("name_replaced", "0/3300000", "16400") ",\"from_lsn\":\"0/3250000\",\"schema\":\"app\",\"name\":\"tx\"}",
+	EV("expired", "0/3300000", "16400") ",\"expired_before\":\"0/3000000\",\"expired_time\":\"2026-12-01T12:00:00.000000Z\"}",
+	NULL
+};
+
+static void
+test_in_place_kinds(void)
+{
+	static const char expect_ip[] =
+		"{\"format\":2,\"generation\":0,\"relid\":16400,\"schema\":\"app\",\"name\":\"t3\",\"status\":\"active\","
+		"\"names\":[{\"from_lsn\":\"0/0\",\"schema\":\"public\",\"name\":\"t\"},"
+		"{\"from_lsn\":\"0/3250000\",\"schema\":\"app\",\"name\":\"tx\"},{\"from_lsn\":\"0/3300000\",\"schema\":\"app\",\"name\":\"t3\"}],"
+		"\"finding\":\"why\",\"expired_before\":\"0/3000000\",\"expired_time\":\"2026-12-01T12:00:00.000000Z\","
+		"\"archived_to\":\"0/5000000\",\"layouts\":[" L0 "," L1_LOW "],\"bases\":[" B2 "],\"segments\":[],\"gaps\":[]}";
+	const run_spec r1[] = {{T, 3, 0x2000000}};
+	const run_spec r2[] = {{T, 1, 0x4000000}};
+	pack_index *p[2];
+	manifest *want,
+			   *m = NULL;
+	bs_error err;
+
+	p[0] = mkpack(1, 0x3000000, ev1, r1, 1);
+	p[1] = mkpack(2, 0x5000000, ev_inplace, r2, 1);
+	want = expected(expect_ip);
+	/* Pack 1's run ends below expired_before: expired with the base; pack 2's is kept. */
+	add_pack_segment(want, p[1], 1, 0x4000000);
+	compare("status, layout_replaced, name_replaced, expired (bases and segments below it removed)", T,
+			(const pack_index *const *) p, 2, expect_ip, want);
+	manifest_free(want);
+	ok(fold_table(T, (const pack_index *const *) p, 1, &m, &err) == BS_OK && m->nsegments == 1 && m->nbases == 1,
+	   "before the expiry: pack 1's segment and base B0 are there");
+	manifest_free(m);
+	ok(fold_check_pack(p[1], &err) == BS_OK, "fold_check_pack accepts the new kinds");
+	pack_index_free(p[0]);
+	pack_index_free(p[1]);
+}
+
 /* One damaged sequence: the fold of relid refused with a message holding each of needles. */
 typedef struct damage_case
 {
@@ -230,8 +285,63 @@ static const char *const ev_su_early[] = {TABLE_T, EV("schema_unknown", "0/20000
 static const char *const ev_su_empty[] = {TABLE_T, EV("schema_unknown", "0/2000000", "16400") ",\"from\":\"0/2000000\",\"to\":\"0/2000000\"}", NULL};
 static const char *const ev_pc_back[] = {TABLE_T, EV("partition_change", "0/2000000", "16400") ",\"at\":\"0/2000000\"}", EV("partition_change", "0/2100000", "16400") ",\"at\":\"0/2000000\"}", NULL};
 static const char *const ev_pc_zero[] = {TABLE_T, EV("partition_change", "0/2000000", "16400") ",\"at\":\"0/0\"}", NULL};
+#define BASE_T EV("base", "0/1000100", "16400") ",\"base\":" B0("16400") "}"
+static const char *const ev_st_same[] = {TABLE_T, EV("status", "0/2000000", "16400") ",\"status\":\"active\",\"finding\":null}", NULL};
+static const char *const ev_st_nofinding[] = {TABLE_T, EV("status", "0/2000000", "16400") ",\"status\":\"skipped\",\"finding\":null}", NULL};
+static const char *const ev_st_dropped[] = {TABLE_T, EV("status", "0/2000000", "16400") ",\"status\":\"dropped\",\"finding\":null}", NULL};
+static const char *const ev_st_missing[] = {TABLE_T, EV("status", "0/2000000", "16400") ",\"status\":\"active\"}", NULL};
+static const char *const ev_st_extra[] = {TABLE_T, EV("status", "0/2000000", "16400") ",\"status\":\"active\",\"finding\":\"x\",\"drop_lsn\":null}", NULL};
+static const char *const ev_st_drop[] = {TABLE_T, EV("drop", "0/2000000", "16400") ",\"dropped_at_lsn\":\"0/2000000\",\"drop_lsn\":null}", EV("status", "0/2000000", "16400") ",\"status\":\"active\",\"finding\":\"x\"}", NULL};
+static const char *const ev_lr_none[] = {TABLE_T, LAYOUT_T, EV("layout_replaced", "0/2000000", "16400") ",\"layout\":" L1 "}", NULL};
+static const char *const ev_lr_decode[] = {TABLE_T, LAYOUT_T, EV("layout_replaced", "0/2000000", "16400") ",\"layout\":{\"id\":0,\"from_lsn\":\"0/1000000\",\"replident\":\"f\",\"columns\":[" COL_ID "]}}", NULL};
+static const char *const ev_lr_cols[] = {TABLE_T, LAYOUT_T, EV("layout_replaced", "0/2000000", "16400") ",\"layout\":{\"id\":0,\"from_lsn\":\"0/1000000\",\"replident\":\"d\",\"columns\":[" COL_ID "," COL_PAD "]}}", NULL};
+static const char *const ev_lr_raise[] = {TABLE_T, LAYOUT_T, EV("layout_replaced", "0/2000000", "16400") ",\"layout\":{\"id\":0,\"from_lsn\":\"0/1000001\",\"replident\":\"d\",\"columns\":[" COL_ID "]}}", NULL};
+static const char *const ev_lr_below[] = {TABLE_T, LAYOUT_T, EV("layout", "0/3200000", "16400") ",\"layout\":" L1 "}", EV("layout_replaced", "0/3200000", "16400") ",\"layout\":{\"id\":1,\"from_lsn\":\"0/0FFFFFF\",\"replident\":\"f\",\"columns\":[" COL_ID "," COL_PAD "]}}", NULL};
+static const char *const ev_lr_same[] = {TABLE_T, LAYOUT_T, EV("layout_replaced", "0/2000000", "16400") ",\"layout\":" L0 "}", NULL};
+static const char *const ev_nr_same[] = {TABLE_T, EV("name", "0/2000000", "16400") ",\"from_lsn\":\"0/2000000\",\"schema\":\"app\",\"name\":\"t2\"}", EV("name_replaced", "0/2000000", "16400") ",\"from_lsn\":\"0/0\",\"schema\":\"public\",\"name\":\"t\"}", NULL};
+static const char *const ev_nr_empty[] = {TABLE_T, EV("name_replaced", "0/2000000", "16400") ",\"from_lsn\":\"0/1000000\",\"schema\":\"\",\"name\":\"t\"}", NULL};
+static const char *const ev_ex_nobase[] = {TABLE_T, LAYOUT_T, EV("expired", "0/2000000", "16400") ",\"expired_before\":\"0/1000100\",\"expired_time\":\"2026-12-01T12:00:00.000000Z\"}", NULL};
+static const char *const ev_ex_between[] = {TABLE_T, LAYOUT_T, BASE_T, EV("expired", "0/2000000", "16400") ",\"expired_before\":\"0/1000000\",\"expired_time\":\"2026-12-01T12:00:00.000000Z\"}", NULL};
+static const char *const ev_ex_past[] = {TABLE_T, LAYOUT_T, BASE_T, EV("expired", "0/2000000", "16400") ",\"expired_before\":\"0/2000000\",\"expired_time\":\"2026-12-01T12:00:00.000000Z\"}", NULL};
+static const char *const ev_ex_back[] = {TABLE_T, LAYOUT_T, BASE_T, EV("base", "0/3000000", "16400") ",\"base\":" B2 "}", EV("expired", "0/3000000", "16400") ",\"expired_before\":\"0/3000000\",\"expired_time\":\"2026-12-01T12:00:00.000000Z\"}", EV("expired", "0/3000000", "16400") ",\"expired_before\":\"0/1000100\",\"expired_time\":\"2026-12-01T12:00:00.000000Z\"}", NULL};
 
 static const damage_case damage[] = {
+	{"a status event that changes nothing", T, {ev_st_same, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "event 1 (\"status\" at 0/2000000)", "changes neither the table's status nor its finding"}},
+	{"status skipped without a finding", T, {ev_st_nofinding, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "\"finding\" must be a string for status \"skipped\"", NULL}},
+	{"status dropped (only the drop event drops)", T, {ev_st_dropped, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "\"status\" must be \"active\" or \"skipped\"", NULL}},
+	{"a status event without its finding", T, {ev_st_missing, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "member \"finding\" is missing", NULL}},
+	{"a status event with an unknown member", T, {ev_st_extra, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "unknown member \"drop_lsn\"", NULL}},
+	{"a status event after the drop", T, {ev_st_drop, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "event 2 (\"status\" at 0/2000000)", "after the table's drop"}},
+	{"a layout_replaced of an id never defined", T, {ev_lr_none, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "event 2 (\"layout_replaced\" at 0/2000000)", "replaces layout 1, which no event defined"}},
+	{"a layout_replaced changing the replident", T, {ev_lr_decode, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "changes how records of layout 0 decode", NULL}},
+	{"a layout_replaced adding a column", T, {ev_lr_cols, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "changes how records of layout 0 decode", NULL}},
+	{"a layout_replaced raising from_lsn", T, {ev_lr_raise, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "raises layout 0's from_lsn from 0/1000000", NULL}},
+	{"a layout_replaced moving below the layout before it", T, {ev_lr_below, NULL}, {{0}}, {1, 0}, {0x4000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "moves layout 1's from_lsn below layout 0's, 0/1000000", NULL}},
+	{"a layout_replaced that changes nothing", T, {ev_lr_same, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "changes nothing in layout 0", NULL}},
+	{"a name_replaced that changes nothing", T, {ev_nr_same, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "event 2 (\"name_replaced\" at 0/2000000)", "changes nothing"}},
+	{"a name_replaced with an empty schema", T, {ev_nr_empty, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "has an empty schema or name", NULL}},
+	{"an expiry of a table without a base", T, {ev_ex_nobase, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "event 2 (\"expired\" at 0/2000000)", "without a base copy"}},
+	{"an expiry from a point that is no base's", T, {ev_ex_between, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "\"expired_before\" is no base copy's LSN", NULL}},
+	{"an expiry past the newest base", T, {ev_ex_past, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "\"expired_before\" is no base copy's LSN", NULL}},
+	{"an expiry going back", T, {ev_ex_back, NULL}, {{0}}, {1, 0}, {0x4000000, 0},
+	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "event 5 (\"expired\" at 0/3000000)", "goes below the table's previous one"}},
 	{"a schema_unknown window opened while one is open", T, {ev_su_twice, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
 	 ERRCODE_DATA_CORRUPTED, {"(seq 1), relid 16400", "event 2 (\"schema_unknown\" at 0/3000000)", "while one is open"}},
 	{"a schema_unknown window closed while none is open", T, {ev_su_closed, NULL}, {{0}}, {1, 0}, {0x3000000, 0},
@@ -388,6 +498,9 @@ write_seeds(const char *dir)
 	write_seed(dir, "gaps.txt", ev_gaps, ev_closed);
 	write_seed(dir, "schema-unknown.txt", ev_su1, ev_su2);
 	write_seed(dir, "su-twice.txt", ev_su_twice, ev_pc_back);
+	write_seed(dir, "in-place.txt", ev1, ev_inplace);
+	write_seed(dir, "layout-replaced.txt", ev_lr_below, ev_lr_decode);
+	write_seed(dir, "expired.txt", ev_ex_back, ev_nr_same);
 }
 
 int
@@ -399,6 +512,7 @@ main(void)
 		write_seeds(seed_dir);
 	test_fold_equals_manifest();
 	test_schema_unknown_and_partitions();
+	test_in_place_kinds();
 	test_damage();
 	test_other_table();
 	test_pack_segment_not_stored();

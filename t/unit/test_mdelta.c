@@ -1,4 +1,5 @@
 /* test_mdelta.c — unit tests of mdelta_events: a manifest's change as events, written to a pack in memory and folded back onto the state before, give the state after byte for byte; what events cannot say is refused. */
+#include "expire.h"
 #include "fold.h"
 #include "fold_case.h"
 #include "lsn.h"
@@ -339,6 +340,9 @@ test_fold_states(void)
 	pack_index_free(su[1]);
 }
 
+/* Bases the mutations' expiries removed. */
+static int expired_bases;
+
 /* A deterministic generator (xorshift64). */
 static uint64_t rng_state;
 
@@ -349,6 +353,13 @@ rnd(uint64_t n)
 	rng_state ^= rng_state >> 7;
 	rng_state ^= rng_state << 17;
 	return n ? rng_state % n : 0;
+}
+
+static void
+set_str(char **p, const char *v)
+{
+	free(*p);
+	*p = v ? xstrdup(v) : NULL;
 }
 
 static void
@@ -417,7 +428,7 @@ mutate(manifest *m, uint64_t *cur, int step, const char **what)
 	*cur += 0x100 + rnd(0x10000);
 	for (;;)
 	{
-		int kind = dropped ? 14 : (int) rnd(18);
+		int kind = dropped ? 14 : (int) rnd(22);
 		char text[64];
 
 		switch (kind)
@@ -504,12 +515,17 @@ mutate(manifest *m, uint64_t *cur, int step, const char **what)
 				manifest_add_partition_change(m, *cur);
 				return;
 			case 14:
-				*what = "expired";
-				if (m->nbases == 0)
-					return;
-				if (m->expired_before < m->bases[0].lsn)
-					m->expired_before = m->expired_before + 1 + rnd(m->bases[0].lsn - m->expired_before);
-				m->expired_time = INT64_C(1764583200000000) + (int64_t) *cur;
+				{
+					/* expire as the archiver's retention does it (expire_select, expire_apply). */
+					expire_policy pol = {0, 1 + (int64_t) rnd(3)};
+					expire_plan plan;
+
+					*what = "expired (expire_apply: bases below the first kept go)";
+					expire_select(m, &pol, INT64_C(1764583200000000) + (int64_t) *cur, &plan);
+					expire_apply(m, &plan, INT64_C(1764583200000000) + (int64_t) *cur);
+					expired_bases += plan.changes ? plan.nbases : 0;
+					expire_plan_free(&plan);
+				}
 				return;
 			case 15:
 				{
@@ -538,6 +554,75 @@ mutate(manifest *m, uint64_t *cur, int step, const char **what)
 				/* A gap from the last one's end: manifest_add_gap merges it into that one. */
 				*what = "gap extended (merged)";
 				manifest_add_gap(m, m->gaps[m->ngaps - 1].to, *cur);
+				return;
+			case 18:
+				if (strcmp(m->status, "skipped") != 0)
+					continue;
+				/* basejob.c: a base copy makes a skipped table active again (its finding kept). */
+				*what = "base copy of a skipped table (active again)";
+				add_base(m, *cur);
+				set_str(&m->status, "active");
+				return;
+			case 19:
+				{
+					/* basejob.c: a column of a layout after the copy marked missing_unknown. */
+					manifest_column *c = NULL;
+
+					for (int i = m->nlayouts - 1; i >= 0 && c == NULL; i--)
+						for (int k = 0; k < m->layouts[i].ncols && c == NULL; k++)
+							if (!m->layouts[i].columns[k].missing_unknown && m->layouts[i].columns[k].missing == NULL)
+								c = &m->layouts[i].columns[k];
+					if (c == NULL)
+						continue;
+					*what = "column marked missing_unknown (a layout changed in place)";
+					c->missing_unknown = true;
+					if (m->rebase_requested_at == 0)
+						m->rebase_requested_at = *cur;
+				}
+				return;
+			case 20:
+				{
+					/* manifest_use_layout: the newest layout seen earlier, its from_lsn lowered. */
+					const manifest_layout *l = &m->layouts[m->nlayouts - 1];
+					uint64_t lo = m->nlayouts > 1 ? m->layouts[m->nlayouts - 2].from_lsn : 0;
+					manifest_column cols[3];
+					uint32_t id;
+					bs_error err;
+
+					if (l->from_lsn <= lo + 2 || l->ncols > 3 ||
+						(m->nlayouts > 1 && manifest_columns_equal(l->ncols, l->columns, m->layouts[m->nlayouts - 2].ncols,
+															  m->layouts[m->nlayouts - 2].columns)))
+						continue;
+					*what = "layout's from_lsn lowered (manifest_use_layout)";
+					memcpy(cols, l->columns, sizeof(manifest_column) * (size_t) l->ncols);
+					cols[l->ncols - 1].missing_unknown = rnd(2);
+					if (manifest_use_layout(m, lo + 1 + rnd(l->from_lsn - lo - 1), l->replident, l->ncols, cols, &id,
+											&err) != BS_OK)
+						exit(2);
+				}
+				return;
+			case 21:
+				{
+					/* manifest_add_name: the name at an LSN already listed replaced, or one
+					 * inserted before the newest. */
+					uint64_t at;
+
+					if (m->nnames < 2)
+						continue;
+					if (rnd(2) || m->names[m->nnames - 1].from_lsn <= m->names[m->nnames - 2].from_lsn + 1)
+					{
+						*what = "name at a listed LSN replaced (manifest_add_name)";
+						at = m->names[1 + rnd((uint64_t) m->nnames - 1)].from_lsn;
+					}
+					else
+					{
+						*what = "name inserted before the newest (manifest_add_name)";
+						at = m->names[m->nnames - 2].from_lsn + 1 +
+							rnd(m->names[m->nnames - 1].from_lsn - m->names[m->nnames - 2].from_lsn - 1);
+					}
+					snprintf(text, sizeof(text), "r%d", step);
+					manifest_add_name(m, at, rnd(2) ? "app" : "public", text);
+				}
 				return;
 		}
 	}
@@ -674,7 +759,8 @@ test_mutation_sequences(void)
 		for (int k = 0; k <= NSTEP; k++)
 			manifest_free(s[k]);
 	}
-	is_int(nseen, 18, "every kind of mutation was made");
+	is_int(nseen, 23, "every kind of mutation was made");
+	ok(expired_bases > 0, "expiries removed bases (%d)", expired_bases);
 	is_int(invalid, 0, "the mutations make valid manifests");
 	ok(distinct > NSEQ * NSTEP * 3 / 4, "most mutations change what events carry (%d of %d)", distinct,
 	   NSEQ * NSTEP);
@@ -698,13 +784,6 @@ refused(const char *what, const manifest *b, const manifest *a, const char *code
 		mdelta_list_free(&l);
 	else if (strcmp(err.code, code) != 0 || !strstr(err.message, needle))
 		printf("#   %s: %s\n#   wanted %s: ...%s...\n", err.code, err.message, code, needle);
-}
-
-static void
-set_str(char **p, const char *v)
-{
-	free(*p);
-	*p = v ? xstrdup(v) : NULL;
 }
 
 static void
@@ -737,9 +816,32 @@ test_refusals(void)
 	memmove(&a->bases[0], &a->bases[1], sizeof(manifest_base));
 	a->nbases = 1;
 	a->expired_before = a->bases[0].lsn;
-	refused("expire's removal of a base (the fold's expired event removes nothing)", s4, a, ERRCODE_INTERNAL,
-			"bases[0] (at 0/1000100) is not in after (no event removes a base; the fold's expired event does not)");
+	ok(check_pair("expire's removal of a base", s4, a, 0x8000000), "expire's change (the old base goes, "
+	   "expired_before rises to the new oldest) folds back: the expired event removes the base");
+	a->expired_before = s4->expired_before;
+	refused("a base removed without an expiry", s4, a, ERRCODE_INTERNAL,
+			"bases[0] (at 0/1000100) is not in after (only an expiry removes bases: those below expired_before)");
 	manifest_free(a);
+
+	/* expire_apply itself, on a table with two bases (keep one): its change is one expired event. */
+	{
+		expire_policy pol = {0, 1};
+		expire_plan plan;
+		mdelta_list l;
+		bs_error err;
+
+		a = copy_table(s4);
+		expire_select(a, &pol, INT64_C(1764590400000000), &plan);
+		expire_apply(a, &plan, INT64_C(1764590400000000));
+		expire_plan_free(&plan);
+		write_seed("expire.txt", s4, a);
+		ok(a->nbases == 1 && check_pair("expire_apply", s4, a, 0x8000000) &&
+		   mdelta_events(s4, a, 0x8000000, &l, &err) == BS_OK && l.n == 1 &&
+		   strstr(l.events[0].json, "\"kind\":\"expired\"") && strstr(l.events[0].json, "\"expired_before\":\"0/8000000\""),
+		   "expire_apply's change: one expired event at the kept base, folded back");
+		mdelta_list_free(&l);
+		manifest_free(a);
+	}
 
 	a = copy_table(s2);
 	manifest_columns_free(a->layouts[1].ncols, a->layouts[1].columns);
@@ -749,23 +851,79 @@ test_refusals(void)
 
 	a = copy_table(s2);
 	a->layouts[1].replident = 'd';
-	refused("a layout changed in place", s2, a, ERRCODE_INTERNAL, "layout 1 changed in place");
+	refused("a layout's replident changed in place (the fold's own check)", s2, a, ERRCODE_INTERNAL,
+			"event 0 (\"layout_replaced\" at 0/3200000): changes how records of layout 1 decode");
 	manifest_free(a);
 
 	a = copy_table(s2);
-	a->layouts[1].from_lsn = 0x3000000;
-	refused("a layout's from_lsn lowered (manifest_use_layout)", s2, a, ERRCODE_INTERNAL, "layout 1 changed in place");
+	a->layouts[1].from_lsn = 0x3300000;
+	refused("a layout's from_lsn raised (the fold's own check)", s2, a, ERRCODE_INTERNAL,
+			"raises layout 1's from_lsn from 0/3200000");
 	manifest_free(a);
+
+	/* What the archiver changes in place: each one event, folded back. */
+	{
+		mdelta_list l;
+		bs_error err;
+
+		a = copy_table(s2);
+		a->layouts[1].from_lsn = 0x3000000;
+		a->layouts[1].columns[1].missing_unknown = true;
+		ok(check_pair("layout lowered and marked", s2, a, 0x4800000) &&
+		   mdelta_events(s2, a, 0x4800000, &l, &err) == BS_OK && l.n == 1 &&
+		   strstr(l.events[0].json, "\"kind\":\"layout_replaced\""),
+		   "a layout's from_lsn lowered and a column marked missing_unknown: one layout_replaced, folded back");
+		mdelta_list_free(&l);
+		manifest_free(a);
+	}
 
 	a = copy_table(s2);
 	a->bases[0].rows++;
 	refused("a base changed in place", s2, a, ERRCODE_INTERNAL, "bases[0] (at 0/1000100) changed in place");
 	manifest_free(a);
 
+	{
+		mdelta_list l;
+		bs_error err;
+
+		a = copy_table(s2);
+		manifest_add_name(a, 0x3100000, "app", "t3");
+		manifest_add_name(a, 0x3000000, "app", "t1");
+		a->layouts[1].from_lsn = 0x3000000;
+		a->layouts[1].columns[1].missing_unknown = true;
+		set_str(&a->finding, "reduced");
+		write_seed("in-place.txt", s2, a);
+		a->layouts[1].from_lsn = 0x3200000;
+		a->layouts[1].columns[1].missing_unknown = false;
+		set_str(&a->finding, NULL);
+		ok(a->nnames == 3 && check_pair("names replaced and inserted", s2, a, 0x4800000) &&
+		   mdelta_events(s2, a, 0x4800000, &l, &err) == BS_OK && l.n == 2 &&
+		   strstr(l.events[0].json, "\"kind\":\"name_replaced\"") && strstr(l.events[1].json, "\"kind\":\"name_replaced\""),
+		   "manifest_add_name replacing a listed entry and inserting one before the newest: two name_replaced, "
+		   "folded back");
+		mdelta_list_free(&l);
+		manifest_free(a);
+	}
+
+	/* A history of the current name alone (a format-2 manifest may hold one): name_replaced at
+	 * 0/0 starts it. */
+	a = copy_table(s1);
+	a->names = xcalloc(1, sizeof(manifest_name));
+	a->names[0].schema = xstrdup("public");
+	a->names[0].name = xstrdup("t");
+	a->nnames = 1;
+	ok(check_pair("a history started", s1, a, 0x1000100), "a names history of the current name alone: started by "
+	   "name_replaced at 0/0, folded back");
+	manifest_free(a);
+
 	a = copy_table(s2);
-	set_str(&a->names[1].name, "t3");
-	set_str(&a->name, "t3");
-	refused("the names history rewritten", s2, a, ERRCODE_INTERNAL, "names history rewritten: names[1] differs");
+	free(a->names[1].schema);
+	free(a->names[1].name);
+	a->nnames = 1;
+	set_str(&a->schema, "public");
+	set_str(&a->name, "t");
+	refused("a names entry removed", s2, a, ERRCODE_INTERNAL,
+			"names history rewritten: names[1] is not in after (entries are replaced, never removed)");
 	manifest_free(a);
 
 	a = copy_table(s1);
@@ -781,8 +939,8 @@ test_refusals(void)
 	a->names[2].schema = xstrdup("app");
 	a->names[2].name = xstrdup("t2");
 	a->nnames = 3;
-	refused("a name entry the fold's manifest_add_name drops (the fold's own check)", s2, a, ERRCODE_INTERNAL,
-			"the events' fold differs from after in member names");
+	ok(check_pair("a name repeating the one before it", s2, a, 0x4800000), "a name entry repeating the one "
+	   "before it (which a name event would not add): name_replaced, folded back");
 	manifest_free(a);
 
 	refused("dropped back to active", d2, d1, ERRCODE_INTERNAL, "status goes back from dropped to active");
@@ -803,19 +961,33 @@ test_refusals(void)
 
 		set_str(&sk->status, "skipped");
 		set_str(&sk->finding, "why");
-		refused("skipped back to active", sk, s2, ERRCODE_INTERNAL, "status goes back from skipped to active");
+		mdelta_list l;
+		bs_error err;
+
+		a = copy_table(sk);
+		set_str(&a->status, "active");
+		ok(check_pair("skipped to active", sk, a, 0x4800000) && mdelta_events(sk, a, 0x4800000, &l, &err) == BS_OK &&
+		   l.n == 1 && strstr(l.events[0].json, "\"kind\":\"status\"") &&
+		   strstr(l.events[0].json, "\"status\":\"active\",\"finding\":\"why\""),
+		   "a skipped table made active by a base copy (basejob.c), its finding kept: one status event, folded back");
+		mdelta_list_free(&l);
+		manifest_free(a);
+		ok(check_pair("skipped to active, finding cleared", sk, s2, 0x4800000), "skipped back to active, the "
+		   "finding cleared: folded back");
 		a = copy_table(sk);
 		set_str(&a->finding, NULL);
 		set_str(&a->status, "dropped");
 		a->dropped_at_lsn = 0x5000000;
-		refused("a skipped table dropped, its finding cleared", sk, a, ERRCODE_INTERNAL, "the finding is cleared");
+		ok(check_pair("a skipped table dropped, its finding cleared", sk, a, 0x4800000), "a skipped table dropped, "
+		   "its finding cleared: folded back (status, then drop)");
 		manifest_free(a);
 		manifest_free(sk);
 	}
 
 	a = copy_table(s2);
 	set_str(&a->finding, "reduced");
-	refused("an active table's finding changed", s2, a, ERRCODE_INTERNAL, "the finding of an active table changed");
+	ok(check_pair("an active table's finding changed", s2, a, 0x4800000), "an active table's finding changed: "
+	   "folded back (status)");
 	manifest_free(a);
 
 	a = copy_table(s2);
@@ -865,8 +1037,8 @@ test_refusals(void)
 
 	a = copy_table(s2);
 	set_str(&a->names[0].name, "t0");
-	refused("the names history rewritten at its start", s1, a, ERRCODE_INTERNAL,
-			"names history rewritten: names[0] is not before's name from 0/0");
+	ok(check_pair("the names history's start replaced", s1, a, 0x1000100), "the name at 0/0 replaced "
+	   "(manifest_add_name at 0/0 starts and replaces it): folded back");
 	manifest_free(a);
 
 	a = copy_table(s2);
