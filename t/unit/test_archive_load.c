@@ -20,9 +20,20 @@
 #include <unistd.h>
 
 static storage *st;
-static pack_index *idx[4];		/* the main case's packs 1-4, as stored */
-static char sha[4][65];
-static strbuf bytes[4];
+#define N 16600
+/* N: first seen, with a base, after the main case (packs 5 and 6, a catalog at 6). */
+#define BN "{\"lsn\":\"0/A000100\",\"time\":\"2026-12-01T13:00:00.000000Z\",\"rows\":5,\"layout_id\":0,\"schema_key\":null,\"definition\":" DEF ",\"chunks\":[" CHUNK("16600", "000000000A000100") "]}"
+static const char *const ev5[] = {
+	EV("table", "0/A000000", "16600") ",\"schema\":\"public\",\"name\":\"n\",\"status\":\"active\",\"finding\":null}",
+	EV("layout", "0/A000000", "16600") ",\"layout\":" L0 "}",
+	EV("base", "0/A000100", "16600") ",\"base\":" BN "}",
+	NULL
+};
+static const char *const ev6[] = {NULL};
+
+static pack_index *idx[6];		/* the main case's packs 1-4 (then N's 5-6), as stored */
+static char sha[6][65];
+static strbuf bytes[6];
 
 /* Pack seq of the main case (fold_case.h), written to the store under log/<seq>.bsp. */
 static void
@@ -116,7 +127,9 @@ head3(archive_head *h, uint64_t tip, uint64_t cat)
 	h->catalog_seq = cat;
 }
 
-/* manifest_to_json of the fold of packs 1..4: what every load must give. */
+static int npacks = 4;
+
+/* manifest_to_json of the fold of every pack: what every load must give. */
 static char *
 full_fold(uint32_t relid)
 {
@@ -124,7 +137,7 @@ full_fold(uint32_t relid)
 	bs_error err;
 	char *j;
 
-	if (fold_table(relid, (const pack_index *const *) idx, 4, &m, &err) != BS_OK)
+	if (fold_table(relid, (const pack_index *const *) idx, npacks, &m, &err) != BS_OK)
 	{
 		printf("Bail out! fold_table: %s\n", err.message);
 		exit(2);
@@ -395,6 +408,34 @@ test_format2(void)
 	packcat_dir_free(d);
 }
 
+/*
+ * O(window): N, first seen with a base in pack 5, is loaded from the catalog at 6 reading the
+ * packs back to 4 only (sealed below its base); T still needs them all.
+ */
+static void
+test_window(void)
+{
+	archive_head h;
+	static const run_spec r5[] = {{N, 2, 0xA100000}};
+	static const run_spec r6[] = {{N, 1, 0xB100000}};
+
+	put_pack(4, 0xB000000, ev5, r5, 1);
+	put_pack(5, 0xC000000, ev6, r6, 1);
+	npacks = 6;
+	write_catalog(6);
+	head3(&h, 6, 6);
+	ok(loads_as_fold(&h, N, "N") && loads_as_fold(&h, T, "T") && loads_as_fold(&h, D, "D"),
+	   "catalog seq 6: N, T and D load as the fold of packs 1-6, byte for byte");
+	ok(found(&h, "public.n", UINT64_MAX) == N, "public.n is N");
+	delete_pack(2);
+	ok(loads_as_fold(&h, N, "N without pack 3"),
+	   "pack 3 deleted: N still loads (the packs before its base, sealed at or below it, are not read)");
+	ok(refused(&h, T, ERRCODE_DATA_CORRUPTED, "pack \"log/0000000000000003.bsp\" is missing from the log", NULL),
+	   "while T, whose runs go back to seq 1, is refused naming pack 3");
+	put_back(2);
+	archive_head_clear(&h);
+}
+
 int
 main(void)
 {
@@ -426,8 +467,9 @@ main(void)
 	test_loads();
 	test_damage();
 	test_format2();
+	test_window();
 
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 6; i++)
 	{
 		pack_index_free(idx[i]);
 		strbuf_free(&bytes[i]);
