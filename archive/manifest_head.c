@@ -92,8 +92,8 @@ archive_head_note_table(archive_head *head, uint32_t relid, uint64_t generation,
 	}
 }
 
-int
-archive_head_load(storage *st, archive_head *out, bool *exists, bs_error *err)
+static int
+head_load(storage *st, bool packs, archive_head *out, bool *exists, bs_error *err)
 {
 	strbuf sb = STRBUF_INIT;
 	int rc;
@@ -111,11 +111,24 @@ archive_head_load(storage *st, archive_head *out, bool *exists, bs_error *err)
 		return error_prefix(err, "could not read \"%s\"", ARCHIVE_HEAD_KEY);
 	}
 	*exists = true;
-	rc = archive_head_from_json(sb.data ? sb.data : "", sb.len, out, err);
+	rc = packs ? archive_head_from_json_any(sb.data ? sb.data : "", sb.len, out, err)
+		: archive_head_from_json(sb.data ? sb.data : "", sb.len, out, err);
 	if (rc != BS_OK)
 		error_prefix(err, "%s", ARCHIVE_HEAD_KEY);
 	strbuf_free(&sb);
 	return rc;
+}
+
+int
+archive_head_load(storage *st, archive_head *out, bool *exists, bs_error *err)
+{
+	return head_load(st, false, out, exists, err);
+}
+
+int
+archive_head_load_any(storage *st, archive_head *out, bool *exists, bs_error *err)
+{
+	return head_load(st, true, out, exists, err);
 }
 
 char *

@@ -1110,6 +1110,17 @@ archive_head_validate(const archive_head *head, bs_error *err)
 	if (tf->timezone == NULL || tf->datestyle == NULL || tf->intervalstyle == NULL ||
 		tf->bytea_output == NULL)
 		return bad(err, "text_format", "is incomplete");
+	if (head->format == ARCHIVE_HEAD_FORMAT_PACKS)
+	{
+		if (head->ntables != 0)
+			return bad(err, "tables", "is not a member of a format-3 head");
+		if (head->tip_seq == 0 && head->tip_sha256[0] != '\0')
+			return bad(err, "tip_sha256", "must be null when tip_seq is 0");
+		if (head->tip_seq > 0 && !sha256_valid(head->tip_sha256))
+			return bad(err, "tip_sha256", "must be 64 lowercase hex digits");
+		if (head->catalog_seq > head->tip_seq)
+			return bad(err, "catalog_seq", "is above tip_seq");
+	}
 	for (int i = 0; i < head->ntables; i++)
 	{
 		char p[PATH_BUFLEN];
@@ -1134,7 +1145,8 @@ archive_head_to_json(const archive_head *head)
 	json_t *tf = json_object();
 	char *text;
 
-	json_object_set_new(o, "format", json_integer(MANIFEST_FORMAT));
+	json_object_set_new(o, "format", json_integer(head->format == ARCHIVE_HEAD_FORMAT_PACKS ? ARCHIVE_HEAD_FORMAT_PACKS
+												  : MANIFEST_FORMAT));
 	json_object_set_new(o, "system_identifier", json_str_or_null(head->system_identifier));
 	json_object_set_new(o, "database", json_str_or_null(head->database));
 	json_object_set_new(o, "flushed_lsn", lsn_value(head->flushed_lsn));
@@ -1146,6 +1158,13 @@ archive_head_to_json(const archive_head *head)
 	json_object_set_new(tf, "bytea_output", json_str_or_null(head->text_format.bytea_output));
 	json_object_set_new(o, "text_format", tf);
 	json_object_set_new(o, "lease_token", json_u64(head->lease_token));
+	if (head->format == ARCHIVE_HEAD_FORMAT_PACKS)
+	{
+		json_object_set_new(o, "tip_seq", json_u64(head->tip_seq));
+		json_object_set_new(o, "tip_sha256", head->tip_sha256[0] ? json_string(head->tip_sha256) : json_null());
+		json_object_set_new(o, "catalog_seq", json_u64(head->catalog_seq));
+	}
+	else
 	{
 		json_t *arr = json_array();
 
@@ -1196,8 +1215,41 @@ head_tables_from_json(json_t *root, archive_head *out, bs_error *err)
 	return rc;
 }
 
-int
-archive_head_from_json(const char *json, size_t len, archive_head *out, bs_error *err)
+/* Format 3 (doc/design/format2.md 3.3): no tables; the tip of the log and the catalog. */
+static const char *const head3_members[] = {
+	"format", "system_identifier", "database", "flushed_lsn", "time", "text_format", "lease_token", "tip_seq",
+	"tip_sha256", "catalog_seq", NULL
+};
+static const char *const text_format_members[] = {
+	"timezone", "datestyle", "extra_float_digits", "intervalstyle", "bytea_output", NULL
+};
+
+static int
+head3_from_json(json_t *root, archive_head *out, bs_error *err)
+{
+	json_t *tf;
+	json_t *v;
+
+	if (manifest_json_only_members(root, "", head3_members, err) != BS_OK)
+		return BS_ERR;
+	tf = json_object_get(root, "text_format");
+	if (manifest_json_only_members(tf, "text_format", text_format_members, err) != BS_OK)
+		return BS_ERR;
+	if (j_u64(root, "", "lease_token", &out->lease_token, err) != BS_OK ||
+		j_u64(root, "", "tip_seq", &out->tip_seq, err) != BS_OK ||
+		j_u64(root, "", "catalog_seq", &out->catalog_seq, err) != BS_OK)
+		return BS_ERR;
+	/* Present; null exactly when the log is empty (validated). */
+	v = json_object_get(root, "tip_sha256");
+	if (v == NULL)
+		return bad(err, "tip_sha256", "is missing");
+	if (!json_is_null(v) && j_sha(root, "", "tip_sha256", out->tip_sha256, err) != BS_OK)
+		return BS_ERR;
+	return BS_OK;
+}
+
+static int
+head_from_json(const char *json, size_t len, bool packs, archive_head *out, bs_error *err)
 {
 	json_error_t jerr;
 	json_t *root;
@@ -1215,7 +1267,11 @@ archive_head_from_json(const char *json, size_t len, archive_head *out, bs_error
 		error_set(err, ERRCODE_DATA_CORRUPTED, "not a JSON object");
 		goto out;
 	}
-	if (j_format(root, &v, err) != BS_OK)
+	/* Format 3 only where the caller reads it: every other reader refuses it as newer. */
+	if (packs && json_is_integer(json_object_get(root, "format")) &&
+		json_integer_value(json_object_get(root, "format")) == ARCHIVE_HEAD_FORMAT_PACKS)
+		v = ARCHIVE_HEAD_FORMAT_PACKS;
+	else if (j_format(root, &v, err) != BS_OK)
 		goto out;
 	out->format = (int) v;
 	if (j_string(root, "", "system_identifier", true, &out->system_identifier, err) != BS_OK ||
@@ -1236,7 +1292,12 @@ archive_head_from_json(const char *json, size_t len, archive_head *out, bs_error
 		j_string(tf, "text_format", "bytea_output", true, &out->text_format.bytea_output, err) != BS_OK)
 		goto out;
 	out->text_format.extra_float_digits = (int) v;
-	if (out->format >= 2 && head_tables_from_json(root, out, err) != BS_OK)
+	if (out->format == ARCHIVE_HEAD_FORMAT_PACKS)
+	{
+		if (head3_from_json(root, out, err) != BS_OK)
+			goto out;
+	}
+	else if (out->format >= 2 && head_tables_from_json(root, out, err) != BS_OK)
 		goto out;
 	rc = archive_head_validate(out, err);
 out:
@@ -1247,6 +1308,18 @@ out:
 		error_prefix(err, "invalid archive head");
 	}
 	return rc;
+}
+
+int
+archive_head_from_json(const char *json, size_t len, archive_head *out, bs_error *err)
+{
+	return head_from_json(json, len, false, out, err);
+}
+
+int
+archive_head_from_json_any(const char *json, size_t len, archive_head *out, bs_error *err)
+{
+	return head_from_json(json, len, true, out, err);
 }
 
 /*

@@ -65,6 +65,8 @@ json_t *manifest_gap_to_json_object(const manifest_gap *g);
 char *archive_head_to_json(const archive_head *head);
 /* Strict as manifest_from_json; *out is zeroed on failure. */
 int archive_head_from_json(const char *json, size_t len, archive_head *out, bs_error *err);
+/* Likewise, and a format-3 head (doc/design/format2.md 3.3) too: its unknown members refused. */
+int archive_head_from_json_any(const char *json, size_t len, archive_head *out, bs_error *err);
 /* The checks of archive_head_from_json on a head built in memory. */
 int archive_head_validate(const archive_head *head, bs_error *err);
 

@@ -187,10 +187,8 @@ manifest_find_table(storage *st, const char *qualified_name, manifest **out, bs_
 	return manifest_find_table_at(st, qualified_name, UINT64_MAX, out, err);
 }
 
-/* How well a manifest matches a name at lsn: 2 named so there, 1 named so now (a point
- * before the table's archive), 0 named so once, -1 never. */
-static int
-name_match(const manifest *m, const char *schema, const char *name, uint64_t lsn)
+int
+manifest_name_match(const manifest *m, const char *schema, const char *name, uint64_t lsn)
 {
 	const char *s, *n;
 
@@ -257,9 +255,9 @@ manifest_find_table_at(storage *st, const char *qualified_name, uint64_t lsn, ma
 		}
 		if (!exists)
 			continue;
-		if (name_match(m, schema, name, lsn) >= 0)
+		if (manifest_name_match(m, schema, name, lsn) >= 0)
 		{
-			int score = name_match(m, schema, name, lsn);
+			int score = manifest_name_match(m, schema, name, lsn);
 
 			/* Renamed: the table that had the name at the point.  Dropped and re-created:
 			 * the table archived last is the one meant. */

@@ -29,6 +29,11 @@ int manifest_find_table(storage *st, const char *qualified_name, manifest **out,
  * wins (UINT64_MAX: now), else the one that carries it now, else one that carried it once. */
 int manifest_find_table_at(storage *st, const char *qualified_name, uint64_t lsn, manifest **out, bs_error *err);
 
+/* How well m matches schema.name at lsn (UINT64_MAX: now), the score manifest_find_table_at
+ * ranks by: 2 named so there, 1 named so now (a point before the table's archive), 0 named so
+ * once, -1 never.  Ties go to the higher archived_to, then the higher relid. */
+int manifest_name_match(const manifest *m, const char *schema, const char *name, uint64_t lsn);
+
 /* The table archived under relid (text, as given by a user): ERRCODE_UNDEFINED_TABLE when
  * the archive has none, ERRCODE_INVALID_PARAMETER when text is not a relid. */
 int manifest_find_relid(storage *st, const char *relid_text, manifest **out, bs_error *err);

@@ -5,6 +5,7 @@
 #include "ident.h"
 #include "isotime.h"
 #include "jsonout.h"
+#include "archive_load.h"
 #include "manifest_head.h"
 #include "manifest_store.h"
 #include "redact.h"
@@ -1841,10 +1842,12 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 
 	if ((rc = cli_open_storage("recover", cfg, &st)) != EXIT_OK)
 		return rc;
-	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK ||
-		(table ? audit_find_table_at(st, head_exists ? &head : NULL, table,
-									 pt.kind == RECOVER_POINT_LSN ? pt.lsn : UINT64_MAX, &m, &err)
-		 : manifest_find_relid(st, config_get(cfg, CFG_RELID), &m, &err)) != BS_OK)
+	/* Formats 1 and 2 through the manifests as before; format 3 through the catalog and the
+	 * packs after it (archive_load). */
+	if (archive_head_load_any(st, &head, &head_exists, &err) != BS_OK ||
+		(table ? archive_load_find_at(st, head_exists ? &head : NULL, table,
+									  pt.kind == RECOVER_POINT_LSN ? pt.lsn : UINT64_MAX, &m, &err)
+		 : archive_load_find_relid(st, head_exists ? &head : NULL, config_get(cfg, CFG_RELID), &m, &err)) != BS_OK)
 	{
 		progress_clear(&prog);
 		rc = strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 ? usage(err.message) : fail(&prog, &err);

@@ -1,0 +1,584 @@
+/* archive_load.c — a table's manifest as the commands need it, whatever the archive's format: format-1/2 manifests, or (format 3) the catalog folded forward over the packs (doc/design/format2.md 3.8, 5 step 4c). */
+#include "archive_load.h"
+#include "audit.h"
+#include "fold.h"
+#include "ident.h"
+#include "lsn.h"
+#include "manifest_json.h"
+#include "manifest_keys.h"
+#include "manifest_store.h"
+#include "pack.h"
+#include "packcat.h"
+#include "replmsg.h"
+#include "storage_crypt.h"
+#include "strbuf.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *
+archive_log_key(uint64_t seq)
+{
+	char buf[64];
+
+	snprintf(buf, sizeof(buf), ARCHIVE_LOG_PREFIX "%016" PRIX64 ".bsp", seq);
+	return xstrdup(buf);
+}
+
+/* A listed pack of the log. */
+typedef struct log_entry
+{
+	char *key;
+	uint64_t seq;				/* from its key: its first sequence number */
+	uint64_t size;
+} log_entry;
+
+/* What a format-3 load reads once: the catalog's dir, the log's listing, the packs after it. */
+typedef struct log3
+{
+	storage *st;				/* catalog objects: sealed whole, through the wrapper */
+	storage *raw;				/* packs: by range, under it */
+	uint8_t (*keyv)[CRYPT_KEY_SIZE];
+	int nkeys;
+	pack_keys keys;
+	const archive_head *head;
+	packcat_dir *dir;			/* NULL: no catalog yet */
+	uint64_t cat_seq;
+	log_entry *log;				/* every pack listed, by sequence */
+	int nlog;
+	int first_after;			/* index in log of the first pack after the catalog */
+	pack_index **after;			/* the packs after the catalog, opened */
+	int nafter;
+} log3;
+
+static const pack_keys *
+keys_of(const log3 *L)
+{
+	return L->nkeys ? &L->keys : NULL;
+}
+
+static int
+parse_log_key(const char *key, uint64_t *seq)
+{
+	const char *p = key + strlen(ARCHIVE_LOG_PREFIX);
+	uint64_t v = 0;
+
+	if (strncmp(key, ARCHIVE_LOG_PREFIX, strlen(ARCHIVE_LOG_PREFIX)) != 0 || strlen(p) != 20 ||
+		strcmp(p + 16, ".bsp") != 0)
+		return BS_ERR;
+	for (int i = 0; i < 16; i++)
+	{
+		int c = p[i];
+
+		if (c >= '0' && c <= '9')
+			v = v * 16 + (uint64_t) (c - '0');
+		else if (c >= 'A' && c <= 'F')
+			v = v * 16 + (uint64_t) (c - 'A' + 10);
+		else
+			return BS_ERR;
+	}
+	if (v == 0)
+		return BS_ERR;
+	*seq = v;
+	return BS_OK;
+}
+
+static int
+collect_log(void *ctx, const char *key, uint64_t size, bs_error *err)
+{
+	log3 *L = ctx;
+	uint64_t seq;
+
+	(void) err;
+	/* Anything else under log/ (a store's leftover) is not a pack of the log. */
+	if (parse_log_key(key, &seq) != BS_OK)
+		return BS_OK;
+	L->log = xrealloc(L->log, (size_t) (L->nlog + 1) * sizeof(log_entry));
+	L->log[L->nlog].key = xstrdup(key);
+	L->log[L->nlog].seq = seq;
+	L->log[L->nlog].size = size;
+	L->nlog++;
+	return BS_OK;
+}
+
+static void
+log3_free(log3 *L)
+{
+	packcat_dir_free(L->dir);
+	for (int i = 0; i < L->nlog; i++)
+		free(L->log[i].key);
+	free(L->log);
+	for (int i = 0; i < L->nafter; i++)
+		pack_index_free(L->after[i]);
+	free(L->after);
+	storage_crypt_unit_keys_free(L->keyv, L->nkeys);
+	memset(L, 0, sizeof(*L));
+}
+
+static int
+open_pack(log3 *L, const log_entry *e, pack_index **out, bs_error *err)
+{
+	pack_storage ps;
+
+	ps.st = L->raw;
+	ps.key = e->key;
+	if (pack_open(e->key, e->size, pack_storage_read, &ps, keys_of(L), out, err) != BS_OK)
+		return BS_ERR;
+	if ((*out)->seq_first != e->seq)
+	{
+		error_set(err, ERRCODE_DATA_CORRUPTED, "pack \"%s\" starts at sequence number %" PRIu64 ", not the %" PRIu64
+				  " of its key", e->key, (*out)->seq_first, e->seq);
+		pack_index_free(*out);
+		*out = NULL;
+		return BS_ERR;
+	}
+	return BS_OK;
+}
+
+/* A hole in the log: the pack that should start at seq is not listed. */
+static int
+missing_pack(uint64_t seq, const char *why, bs_error *err)
+{
+	char *key = archive_log_key(seq);
+
+	error_set(err, ERRCODE_DATA_CORRUPTED, "pack \"%s\" is missing from the log (%s)", key, why);
+	free(key);
+	return BS_ERR;
+}
+
+/* head.json's catalog, the listing of log/, the footers of the packs after the catalog. */
+static int
+log3_open(storage *st, const archive_head *head, log3 *L, bs_error *err)
+{
+	uint64_t next;
+	char why[160];
+
+	memset(L, 0, sizeof(*L));
+	L->st = st;
+	L->head = head;
+	L->cat_seq = head->catalog_seq;
+	storage_crypt_unit_access(st, &L->raw, &L->keyv, &L->nkeys);
+	L->keys.keys = (const uint8_t (*)[CRYPT_KEY_SIZE]) L->keyv;
+	L->keys.nkeys = L->nkeys;
+	if (L->cat_seq > 0 && packcat_load_dir(packcat_storage_get, st, L->cat_seq, &L->dir, err) != BS_OK)
+	{
+		if (strcmp(err->code, ERRCODE_NOT_FOUND) == 0)
+		{
+			char *key = packcat_dir_key(L->cat_seq);
+
+			error_set(err, ERRCODE_DATA_CORRUPTED, "\"%s\" names catalog seq %" PRIu64 ", but \"%s\" is missing",
+					  ARCHIVE_HEAD_KEY, L->cat_seq, key);
+			free(key);
+		}
+		return BS_ERR;
+	}
+	if (L->dir && L->dir->seq != L->cat_seq)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "catalog \"%s\" is of seq %" PRIu64 ", not %" PRIu64,
+						 L->dir->key, L->dir->seq, L->cat_seq);
+	if (L->dir && head->tip_seq == L->cat_seq && strcmp(head->tip_sha256, L->dir->pack_sha256) != 0)
+		return error_set(err, ERRCODE_DATA_CORRUPTED, "\"%s\" names pack seq %" PRIu64 " with SHA-256 %s, but catalog "
+						 "\"%s\" records %s for it (the chain is broken)", ARCHIVE_HEAD_KEY, head->tip_seq,
+						 head->tip_sha256, L->dir->key, L->dir->pack_sha256);
+	if (storage_list(L->raw, ARCHIVE_LOG_PREFIX, collect_log, L, err) != BS_OK)
+		return error_prefix(err, "could not list \"%s\"", ARCHIVE_LOG_PREFIX);
+	L->first_after = 0;
+	while (L->first_after < L->nlog && L->log[L->first_after].seq <= L->cat_seq)
+		L->first_after++;
+	L->after = xcalloc((size_t) (L->nlog - L->first_after) + 1, sizeof(pack_index *));
+	next = L->cat_seq + 1;
+	for (int i = L->first_after; i < L->nlog; i++)
+	{
+		const log_entry *e = &L->log[i];
+		pack_index *idx;
+
+		if (e->seq != next)
+		{
+			snprintf(why, sizeof(why), "the log lists seq %" PRIu64 " next", e->seq);
+			return missing_pack(next, why, err);
+		}
+		if (open_pack(L, e, &idx, err) != BS_OK)
+			return BS_ERR;
+		L->after[L->nafter++] = idx;
+		/* The head vouches for its tip: the pack after it must chain to it. */
+		if (idx->seq_first == head->tip_seq + 1 && head->tip_seq > 0 && strcmp(idx->prev, head->tip_sha256) != 0)
+			return error_set(err, ERRCODE_DATA_CORRUPTED, "pack \"%s\" names %s as its predecessor's SHA-256, but "
+							 "\"%s\" records %s for seq %" PRIu64 " (the chain is broken)", e->key,
+							 idx->prev[0] ? idx->prev : "none", ARCHIVE_HEAD_KEY, head->tip_sha256, head->tip_seq);
+		next = idx->seq_last + 1;
+	}
+	if (next <= head->tip_seq)
+	{
+		snprintf(why, sizeof(why), "\"%s\" names seq %" PRIu64 " as the tip, and the log ends at seq %" PRIu64,
+				 ARCHIVE_HEAD_KEY, head->tip_seq, next - 1);
+		return missing_pack(next, why, err);
+	}
+	return BS_OK;
+}
+
+/*
+ * relid's runs in the packs up to the catalog (newest first in the walk), as segments in
+ * sequence order: from the catalog's pack back to the first pack sealed at or below floor.
+ */
+static int
+runs_before_catalog(log3 *L, uint32_t relid, uint64_t floor, manifest_segment **segs, int *nsegs, bs_error *err)
+{
+	pack_index **opened = NULL;
+	int nopened = 0;
+	int i = L->first_after - 1;
+	uint64_t want_last = L->cat_seq;
+	int rc = BS_ERR;
+	char why[128];
+
+	*segs = NULL;
+	*nsegs = 0;
+	opened = xcalloc((size_t) L->first_after + 1, sizeof(pack_index *));
+	while (want_last > 0)
+	{
+		pack_index *idx;
+
+		if (i < 0 || L->log[i].seq > want_last)
+		{
+			snprintf(why, sizeof(why), "the catalog at seq %" PRIu64 " follows it", L->cat_seq);
+			missing_pack(i < 0 ? 1 : want_last, why, err);
+			goto out;
+		}
+		if (open_pack(L, &L->log[i], &idx, err) != BS_OK)
+			goto out;
+		opened[nopened++] = idx;
+		if (idx->seq_last != want_last)
+		{
+			snprintf(why, sizeof(why), "pack \"%s\" ends at seq %" PRIu64, idx->key, idx->seq_last);
+			missing_pack(idx->seq_last + 1, why, err);
+			goto out;
+		}
+		if (want_last == L->cat_seq && idx->seal_lsn != L->dir->seal_lsn)
+		{
+			char a[LSN_BUFLEN],
+				b[LSN_BUFLEN];
+
+			error_set(err, ERRCODE_DATA_CORRUPTED, "pack \"%s\" has seal LSN %s, but catalog \"%s\" records %s for it",
+					  idx->key, lsn_format(idx->seal_lsn, a), L->dir->key, lsn_format(L->dir->seal_lsn, b));
+			goto out;
+		}
+		if (floor > 0 && idx->seal_lsn <= floor)
+			break;				/* sealed at or below the first base: nothing of it is replayed */
+		want_last = idx->seq_first - 1;
+		i--;
+	}
+	/* Oldest first: each run inside its pack's seal range. */
+	for (int k = nopened - 1; k >= 0; k--)
+	{
+		const pack_index *idx = opened[k];
+		const pack_run *r = pack_find_run(idx, relid);
+		uint64_t prev_seal = k + 1 < nopened ? opened[k + 1]->seal_lsn : 0;
+		manifest_segment *s;
+		char a[LSN_BUFLEN],
+			b[LSN_BUFLEN];
+
+		if (k + 1 < nopened && idx->seal_lsn < prev_seal)
+		{
+			error_set(err, ERRCODE_DATA_CORRUPTED, "pack \"%s\" (seq %" PRIu64 ") has seal LSN %s, below the "
+					  "previous pack's %s", idx->key, idx->seq_first, lsn_format(idx->seal_lsn, a),
+					  lsn_format(prev_seal, b));
+			goto out;
+		}
+		if (r == NULL || (floor > 0 && idx->seal_lsn <= floor))
+			continue;
+		if (r->first_lsn < prev_seal || r->last_end_lsn > idx->seal_lsn)
+		{
+			error_set(err, ERRCODE_DATA_CORRUPTED, "pack \"%s\" (seq %" PRIu64 "), relid %" PRIu32 ": has a run (%s to "
+					  "%s) outside the pack's seal range", idx->key, idx->seq_first, relid, lsn_format(r->first_lsn, a),
+					  lsn_format(r->last_end_lsn, b));
+			goto out;
+		}
+		*segs = xrealloc(*segs, (size_t) (*nsegs + 1) * sizeof(manifest_segment));
+		s = &(*segs)[(*nsegs)++];
+		memset(s, 0, sizeof(*s));
+		s->source = MANIFEST_SEGMENT_PACK;
+		s->key = xstrdup(idx->key);
+		s->pack_seq = idx->seq_first;
+		s->raw_offset = r->raw_offset;
+		s->raw_size = r->raw_len;
+		s->first_lsn = r->first_lsn;
+		s->last_end_lsn = r->last_end_lsn;
+		s->first_time = replmsg_pgtime_to_unix(r->first_time);
+		s->last_time = replmsg_pgtime_to_unix(r->last_time);
+		s->records = r->records;
+	}
+	rc = BS_OK;
+out:
+	for (int k = 0; k < nopened; k++)
+		pack_index_free(opened[k]);
+	free(opened);
+	if (rc != BS_OK)
+	{
+		for (int k = 0; k < *nsegs; k++)
+			free((*segs)[k].key);
+		free(*segs);
+		*segs = NULL;
+		*nsegs = 0;
+	}
+	return rc;
+}
+
+/* relid from an opened log: *exists false when neither the catalog nor the packs after it show it. */
+static int
+log3_table(log3 *L, uint32_t relid, manifest **out, bool *exists, bs_error *err)
+{
+	const packcat_table *t = L->dir ? packcat_find_relid(L->dir, relid) : NULL;
+	manifest *m = NULL;
+	manifest_segment *pre = NULL;
+	int npre = 0;
+	int rc;
+
+	*out = NULL;
+	*exists = false;
+	if (L->dir)
+		rc = packcat_fold_table(L->dir, relid, packcat_storage_get, L->st, (const pack_index *const *) L->after,
+								L->nafter, &m, err);
+	else
+		rc = fold_table(relid, (const pack_index *const *) L->after, L->nafter, &m, err);
+	if (rc != BS_OK)
+	{
+		if (strcmp(err->code, ERRCODE_NOT_FOUND) != 0)
+			return BS_ERR;
+		if (t == NULL)
+		{
+			error_clear(err);
+			return BS_OK;		/* not in the archive */
+		}
+		/* The dir names the table's page: a missing page is damage. */
+		{
+			char *cause = xstrdup(err->message);
+
+			error_set(err, ERRCODE_DATA_CORRUPTED, "catalog \"%s\", relid %" PRIu32 ": %s", L->dir->key, relid,
+					  cause);
+			free(cause);
+			return BS_ERR;
+		}
+	}
+	if (t && runs_before_catalog(L, relid, t->first_base_lsn, &pre, &npre, err) != BS_OK)
+	{
+		manifest_free(m);
+		return BS_ERR;
+	}
+	if (npre > 0)
+	{
+		manifest_segment *all = xcalloc((size_t) (npre + m->nsegments), sizeof(manifest_segment));
+
+		memcpy(all, pre, (size_t) npre * sizeof(manifest_segment));
+		if (m->nsegments > 0)
+			memcpy(all + npre, m->segments, (size_t) m->nsegments * sizeof(manifest_segment));
+		free(m->segments);
+		free(pre);
+		m->segments = all;
+		m->nsegments += npre;
+		if (manifest_validate(m, err) != BS_OK)
+		{
+			manifest_free(m);
+			return error_prefix(err, "relid %" PRIu32 ": the catalog at seq %" PRIu64 " with the runs before it",
+								relid, L->cat_seq);
+		}
+	}
+	*out = m;
+	*exists = true;
+	return BS_OK;
+}
+
+static bool
+is_format3(const archive_head *head)
+{
+	return head && head->format == ARCHIVE_HEAD_FORMAT_PACKS;
+}
+
+int
+archive_load_table(storage *st, const archive_head *head, uint32_t relid, manifest **out, bool *exists,
+				   bs_error *err)
+{
+	log3 L;
+	int rc;
+
+	if (!is_format3(head))
+		return manifest_load(st, relid, out, exists, err);
+	*out = NULL;
+	*exists = false;
+	rc = log3_open(st, head, &L, err);
+	if (rc == BS_OK)
+		rc = log3_table(&L, relid, out, exists, err);
+	log3_free(&L);
+	return rc;
+}
+
+int
+archive_load_find_relid(storage *st, const archive_head *head, const char *relid_text, manifest **out,
+						bs_error *err)
+{
+	char *end = NULL;
+	unsigned long long v;
+	bool exists = false;
+
+	if (!is_format3(head))
+		return manifest_find_relid(st, relid_text, out, err);
+	*out = NULL;
+	errno = 0;
+	v = strtoull(relid_text, &end, 10);
+	if (relid_text[0] < '0' || relid_text[0] > '9' || *end != '\0' || errno != 0 || v == 0 || v > UINT32_MAX)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "--relid must be a table OID (1 to 4294967295)");
+	if (archive_load_table(st, head, (uint32_t) v, out, &exists, err) != BS_OK)
+		return BS_ERR;
+	if (!exists)
+		return error_set(err, ERRCODE_UNDEFINED_TABLE, "no table with relid %llu is in the archive at %s", v,
+						 storage_describe(st));
+	return BS_OK;
+}
+
+/* Relids the packs after the catalog give schema.name by a first sight or a rename. */
+static void
+named_after(const log3 *L, const char *schema, const char *name, uint32_t **ids, int *n)
+{
+	for (int p = 0; p < L->nafter; p++)
+		for (int i = 0; i < L->after[p]->nevents; i++)
+		{
+			const pack_event *e = &L->after[p]->events[i];
+			json_t *o;
+			const char *s,
+					   *nm;
+
+			if (strcmp(e->kind, "table") != 0 && strcmp(e->kind, "name") != 0)
+				continue;
+			o = json_loads(e->json, JSON_REJECT_DUPLICATES, NULL);
+			s = o ? json_string_value(json_object_get(o, "schema")) : NULL;
+			nm = o ? json_string_value(json_object_get(o, "name")) : NULL;
+			if (s && nm && strcmp(s, schema) == 0 && strcmp(nm, name) == 0)
+			{
+				*ids = xrealloc(*ids, (size_t) (*n + 1) * sizeof(uint32_t));
+				(*ids)[(*n)++] = e->relid;
+			}
+			json_decref(o);
+		}
+}
+
+static bool
+dir_had_name(const packcat_table *t, const char *schema, const char *name)
+{
+	if (strcmp(t->schema, schema) == 0 && strcmp(t->name, name) == 0)
+		return true;
+	for (int i = 0; i < t->nnames; i++)
+		if (strcmp(t->names[i].schema, schema) == 0 && strcmp(t->names[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+static int
+find3(storage *st, const archive_head *head, const char *schema, const char *name, uint64_t lsn, manifest **out,
+	  bs_error *err)
+{
+	log3 L;
+	uint32_t *ids = NULL;
+	int n = 0;
+	manifest *best = NULL;
+	int best_score = -1;
+	int rc = BS_ERR;
+
+	if (log3_open(st, head, &L, err) != BS_OK)
+		goto out;
+	named_after(&L, schema, name, &ids, &n);
+	if (n == 0 && L.dir)
+	{
+		/* Nothing since the catalog gives the name: the dir alone resolves it. */
+		const packcat_table *t = NULL;
+		bool exists = false;
+
+		if (packcat_find_name(L.dir, schema, name, lsn, &t, err) != BS_OK)
+			goto out;
+		if (log3_table(&L, t->relid, &best, &exists, err) != BS_OK)
+			goto out;
+		if (!exists)
+		{
+			error_set(err, ERRCODE_DATA_CORRUPTED, "catalog \"%s\" names relid %" PRIu32 ", but it cannot be loaded",
+					  L.dir->key, t->relid);
+			goto out;
+		}
+		/* A table renamed away since the catalog: ranked again below with the others. */
+		if (manifest_name_match(best, schema, name, lsn) >= 0)
+		{
+			*out = best;
+			best = NULL;
+			rc = BS_OK;
+			goto out;
+		}
+		manifest_free(best);
+		best = NULL;
+	}
+	for (int i = 0; L.dir && i < L.dir->ntables; i++)
+		if (dir_had_name(&L.dir->tables[i], schema, name))
+		{
+			ids = xrealloc(ids, (size_t) (n + 1) * sizeof(uint32_t));
+			ids[n++] = L.dir->tables[i].relid;
+		}
+	for (int i = 0; i < n; i++)
+	{
+		manifest *m = NULL;
+		bool exists = false;
+		int score;
+		bool seen = false;
+
+		for (int k = 0; k < i; k++)
+			seen = seen || ids[k] == ids[i];
+		if (seen)
+			continue;
+		if (log3_table(&L, ids[i], &m, &exists, err) != BS_OK)
+			goto out;
+		if (!exists)
+			continue;
+		score = manifest_name_match(m, schema, name, lsn);
+		if (score >= 0 && (best == NULL || score > best_score ||
+						   (score == best_score && (m->archived_to > best->archived_to ||
+													(m->archived_to == best->archived_to && m->relid > best->relid)))))
+		{
+			manifest_free(best);
+			best = m;
+			best_score = score;
+			continue;
+		}
+		manifest_free(m);
+	}
+	if (best == NULL)
+	{
+		error_set(err, ERRCODE_UNDEFINED_TABLE, "table \"%s.%s\" is not in the archive at %s (neither catalog seq "
+				  "%" PRIu64 " nor the log after it names such a table)", schema, name, storage_describe(st),
+				  L.cat_seq);
+		goto out;
+	}
+	*out = best;
+	best = NULL;
+	rc = BS_OK;
+out:
+	manifest_free(best);
+	free(ids);
+	log3_free(&L);
+	return rc;
+}
+
+int
+archive_load_find_at(storage *st, const archive_head *head, const char *qualified_name, uint64_t lsn,
+					 manifest **out, bs_error *err)
+{
+	char *schema = NULL;
+	char *name = NULL;
+	int rc;
+
+	if (!is_format3(head))
+		return audit_find_table_at(st, head, qualified_name, lsn, out, err);
+	*out = NULL;
+	if (ident_split_name(qualified_name, &schema, &name, err) != BS_OK)
+		return BS_ERR;
+	rc = find3(st, head, schema, name, lsn, out, err);
+	free(schema);
+	free(name);
+	return rc;
+}
