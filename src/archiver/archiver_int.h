@@ -423,6 +423,8 @@ extern int schema_ddl_setup(archiver *a, bs_error *err);
 extern int schema_handle_ddl_message(archiver *a, const pgo_logical_message *msg, bs_error *err);
 extern int schema_poll_layout(archiver *a, arch_table *t, bs_error *err);
 extern bool schema_layout_check_due(archiver *a, arch_table *t, uint64_t *seen);
+/* Whether a column of cols has another type in cur (ALTER COLUMN ... TYPE): only a new base copy makes rows from before exact. */
+extern bool schema_layout_retyped(const manifest_layout *cur, int ncols, const manifest_column *cols);
 extern int schema_layout_query(PGconn *conn, uint32_t relid, PGresult **res, bs_error *err);
 extern int schema_layout_apply(archiver *a, arch_table *t, uint64_t seen, PGresult *res, bs_error *err);
 extern void schema_poll_rename(archiver *a, arch_table *t, const catalog_table *ct);

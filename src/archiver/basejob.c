@@ -247,6 +247,23 @@ basejob_apply(archiver *a, const basecopy_result *r, uint64_t lsn)
 			continue;
 		if (nl->ncols > bl->ncols)
 			t->rebase_wanted = true;
+		/*
+		 * Retyped after the copy (read by the stream while it was taken): the copy's rows cannot
+		 * be converted to the new type exactly.  Asked for durably, as request_rebase does: the
+		 * request this copy met (above) may have been one made before, which the retype's
+		 * request joined (it was not recorded apart), and would be lost with it.
+		 */
+		if (schema_layout_retyped(bl, nl->ncols, nl->columns))
+		{
+			t->rebase_wanted = true;
+			if (t->man->rebase_requested_at == 0 || t->man->rebase_requested_at > nl->from_lsn)
+			{
+				t->man->rebase_requested_at = nl->from_lsn;
+				log_info("table %s.%s: a column retyped at %s, after the base copy at %s was taken, needs a newer "
+						 "copy; recovery points from there until it is taken are refused", t->man->schema,
+						 t->man->name, lsn_format(nl->from_lsn, l), lsn_format(lsn, l2));
+			}
+		}
 		for (int c = 0; c < nl->ncols; c++)
 		{
 			bool had = manifest_layout_has_column(bl, nl->columns[c].name);

@@ -24,8 +24,8 @@
 
 /* A column of the new layout that an older one had with another type (ALTER COLUMN ... TYPE):
  * rows from before cannot be converted exactly at recovery; only a new base copy helps. */
-static bool
-layout_retyped(const manifest_layout *cur, int ncols, const manifest_column *cols)
+bool
+schema_layout_retyped(const manifest_layout *cur, int ncols, const manifest_column *cols)
 {
 	if (cur == NULL)
 		return false;
@@ -190,7 +190,7 @@ schema_handle_relation(archiver *a, const pgo_relation *rel, bs_error *err)
 			return BS_ERR;
 		}
 		/* Before the layout is added: that may move the layouts, and cur with them. */
-		bool retyped = layout_retyped(cur, rel->ncols, cols);
+		bool retyped = schema_layout_retyped(cur, rel->ncols, cols);
 		int names_added = 0;
 
 		if (cur != NULL &&
@@ -435,7 +435,7 @@ ddl_table_changed(archiver *a, arch_table *t, ddl_table *d, bs_error *err)
 		{
 			/* Before the layout is added: that may move the layouts, and cur with them. */
 			added = d->ncols > cur->ncols;
-			retyped = layout_retyped(cur, d->ncols, d->columns);
+			retyped = schema_layout_retyped(cur, d->ncols, d->columns);
 			cur = NULL;
 			/* Read in the stream: only a rewrite in this transaction leaves old rows unknown. */
 			if (t->rewrite_lsn == a->txn_final_lsn &&
