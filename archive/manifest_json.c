@@ -299,17 +299,17 @@ manifest_validate(const manifest *m, bs_error *err)
  * JSON output.
  */
 
-/* LSN as "X/Y", time as ISO-8601 UTC. */
-static json_t *
-lsn_value(uint64_t lsn)
+/* LSN as "X/Y", time as ISO-8601 UTC (the form of every LSN and time in stored JSON). */
+json_t *
+manifest_json_lsn_value(uint64_t lsn)
 {
 	char buf[LSN_BUFLEN];
 
 	return json_string(lsn_format(lsn, buf));
 }
 
-static json_t *
-time_value(int64_t us)
+json_t *
+manifest_json_time_value(int64_t us)
 {
 	char buf[ISOTIME_BUFLEN];
 
@@ -379,7 +379,7 @@ layout_to_json(const void *item)
 	char ri[2] = {l->replident, '\0'};
 
 	json_object_set_new(o, "id", json_integer(l->id));
-	json_object_set_new(o, "from_lsn", lsn_value(l->from_lsn));
+	json_object_set_new(o, "from_lsn", manifest_json_lsn_value(l->from_lsn));
 	json_object_set_new(o, "replident", json_string(ri));
 	json_object_set_new(o, "columns", objects_to_json(l->columns, l->ncols, sizeof(manifest_column), column_to_json));
 	return o;
@@ -405,8 +405,8 @@ base_to_json(const void *item)
 	const manifest_base *b = item;
 	json_t *o = json_object();
 
-	json_object_set_new(o, "lsn", lsn_value(b->lsn));
-	json_object_set_new(o, "time", time_value(b->time));
+	json_object_set_new(o, "lsn", manifest_json_lsn_value(b->lsn));
+	json_object_set_new(o, "time", manifest_json_time_value(b->time));
 	json_object_set_new(o, "rows", json_u64(b->rows));
 	json_object_set_new(o, "layout_id", json_integer(b->layout_id));
 	json_object_set_new(o, "schema_key", json_str_or_null(b->schema_key));
@@ -436,10 +436,10 @@ segment_to_json(const void *item)
 	json_t *o = json_object();
 
 	json_object_set_new(o, "key", json_str_or_null(s->key));
-	json_object_set_new(o, "first_lsn", lsn_value(s->first_lsn));
-	json_object_set_new(o, "last_end_lsn", lsn_value(s->last_end_lsn));
-	json_object_set_new(o, "first_time", time_value(s->first_time));
-	json_object_set_new(o, "last_time", time_value(s->last_time));
+	json_object_set_new(o, "first_lsn", manifest_json_lsn_value(s->first_lsn));
+	json_object_set_new(o, "last_end_lsn", manifest_json_lsn_value(s->last_end_lsn));
+	json_object_set_new(o, "first_time", manifest_json_time_value(s->first_time));
+	json_object_set_new(o, "last_time", manifest_json_time_value(s->last_time));
 	json_object_set_new(o, "records", json_u64(s->records));
 	if (s->source == MANIFEST_SEGMENT_PACK)
 	{
@@ -463,7 +463,7 @@ name_to_json(const void *item)
 	const manifest_name *nm = item;
 	json_t *e = json_object();
 
-	json_object_set_new(e, "from_lsn", lsn_value(nm->from_lsn));
+	json_object_set_new(e, "from_lsn", manifest_json_lsn_value(nm->from_lsn));
 	json_object_set_new(e, "schema", json_string(nm->schema));
 	json_object_set_new(e, "name", json_string(nm->name));
 	return e;
@@ -475,8 +475,8 @@ gap_to_json(const void *item)
 	const manifest_gap *gap = item;
 	json_t *g = json_object();
 
-	json_object_set_new(g, "from", lsn_value(gap->from));
-	json_object_set_new(g, "to", lsn_value(gap->to));
+	json_object_set_new(g, "from", manifest_json_lsn_value(gap->from));
+	json_object_set_new(g, "to", manifest_json_lsn_value(gap->to));
 	return g;
 }
 
@@ -498,33 +498,33 @@ manifest_object(const manifest *m, bool table_only)
 	json_object_set_new(o, "name", json_str_or_null(m->name));
 	json_object_set_new(o, "status", json_str_or_null(m->status));
 	if (m->status && strcmp(m->status, "dropped") == 0)
-		json_object_set_new(o, "dropped_at_lsn", lsn_value(m->dropped_at_lsn));
+		json_object_set_new(o, "dropped_at_lsn", manifest_json_lsn_value(m->dropped_at_lsn));
 	if (m->existed_to)
-		json_object_set_new(o, "existed_to", lsn_value(m->existed_to));
+		json_object_set_new(o, "existed_to", manifest_json_lsn_value(m->existed_to));
 	if (m->drop_lsn)
-		json_object_set_new(o, "drop_lsn", lsn_value(m->drop_lsn));
+		json_object_set_new(o, "drop_lsn", manifest_json_lsn_value(m->drop_lsn));
 	if (m->ddl_capture_from)
-		json_object_set_new(o, "ddl_capture_from", lsn_value(m->ddl_capture_from));
+		json_object_set_new(o, "ddl_capture_from", manifest_json_lsn_value(m->ddl_capture_from));
 	if (m->npartition_changes)
 	{
 		json_t *pc = json_array();
 
 		for (int i = 0; i < m->npartition_changes; i++)
-			json_array_append_new(pc, lsn_value(m->partition_changes[i]));
+			json_array_append_new(pc, manifest_json_lsn_value(m->partition_changes[i]));
 		json_object_set_new(o, "partition_changes", pc);
 	}
 	if (m->nnames > 0)
 		json_object_set_new(o, "names", objects_to_json(m->names, m->nnames, sizeof(manifest_name), name_to_json));
 	if (m->rebase_requested_at)
-		json_object_set_new(o, "rebase_requested_at", lsn_value(m->rebase_requested_at));
+		json_object_set_new(o, "rebase_requested_at", manifest_json_lsn_value(m->rebase_requested_at));
 	json_object_set_new(o, "finding", json_str_or_null(m->finding));
 	if (m->expired_before)
 	{
-		json_object_set_new(o, "expired_before", lsn_value(m->expired_before));
-		json_object_set_new(o, "expired_time", time_value(m->expired_time));
+		json_object_set_new(o, "expired_before", manifest_json_lsn_value(m->expired_before));
+		json_object_set_new(o, "expired_time", manifest_json_time_value(m->expired_time));
 	}
 	if (!table_only)
-		json_object_set_new(o, "archived_to", lsn_value(m->archived_to));
+		json_object_set_new(o, "archived_to", manifest_json_lsn_value(m->archived_to));
 
 	json_object_set_new(o, "layouts", objects_to_json(m->layouts, m->nlayouts, sizeof(manifest_layout),
 													  layout_to_json));
@@ -1149,8 +1149,8 @@ archive_head_to_json(const archive_head *head)
 												  : MANIFEST_FORMAT));
 	json_object_set_new(o, "system_identifier", json_str_or_null(head->system_identifier));
 	json_object_set_new(o, "database", json_str_or_null(head->database));
-	json_object_set_new(o, "flushed_lsn", lsn_value(head->flushed_lsn));
-	json_object_set_new(o, "time", time_value(head->time));
+	json_object_set_new(o, "flushed_lsn", manifest_json_lsn_value(head->flushed_lsn));
+	json_object_set_new(o, "time", manifest_json_time_value(head->time));
 	json_object_set_new(tf, "timezone", json_str_or_null(head->text_format.timezone));
 	json_object_set_new(tf, "datestyle", json_str_or_null(head->text_format.datestyle));
 	json_object_set_new(tf, "extra_float_digits", json_integer(head->text_format.extra_float_digits));

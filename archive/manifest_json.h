@@ -42,6 +42,9 @@ int manifest_json_int(json_t *o, const char *path, const char *name, int64_t min
 /* Only the members named (NULL-terminated) may be present; path names o in the message. */
 int manifest_json_only_members(json_t *o, const char *path, const char *const *names, bs_error *err);
 /* A required array member (absent or null: "is missing"); *n its length, bounded by int. */
+/* An LSN as "X/Y", a time (Unix microseconds) as ISO-8601 UTC: JSON strings (new references). */
+json_t *manifest_json_lsn_value(uint64_t lsn);
+json_t *manifest_json_time_value(int64_t us);
 int manifest_json_array(json_t *o, const char *path, const char *name, json_t **arr, int *n, bs_error *err);
 
 /*

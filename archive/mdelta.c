@@ -104,22 +104,6 @@ pending_cmp(const void *a, const void *b)
 }
 
 static json_t *
-lsn_json(uint64_t lsn)
-{
-	char buf[LSN_BUFLEN];
-
-	return json_string(lsn_format(lsn, buf));
-}
-
-static json_t *
-time_json(int64_t us)
-{
-	char buf[ISOTIME_BUFLEN];
-
-	return json_string(isotime_format(us, buf));
-}
-
-static json_t *
 str_or_null(const char *s)
 {
 	return s ? json_string(s) : json_null();
@@ -137,7 +121,7 @@ push_lsn(gather *g, int rank, uint64_t key, const char *kind, const char *member
 {
 	json_t *o = json_object();
 
-	json_object_set_new(o, member, nullable && v == 0 ? json_null() : lsn_json(v));
+	json_object_set_new(o, member, nullable && v == 0 ? json_null() : manifest_json_lsn_value(v));
 	push(g, rank, key, kind, o);
 }
 
@@ -176,7 +160,7 @@ push_name(gather *g, const char *kind, const manifest_name *n)
 {
 	json_t *o = json_object();
 
-	json_object_set_new(o, "from_lsn", lsn_json(n->from_lsn));
+	json_object_set_new(o, "from_lsn", manifest_json_lsn_value(n->from_lsn));
 	json_object_set_new(o, "schema", json_string(n->schema));
 	json_object_set_new(o, "name", json_string(n->name));
 	push(g, R_NAME, n->from_lsn, kind, o);
@@ -504,8 +488,8 @@ status_delta(gather *g, const manifest *b, const manifest *a, bs_error *err)
 	{
 		json_t *o = json_object();
 
-		json_object_set_new(o, "dropped_at_lsn", lsn_json(a->dropped_at_lsn));
-		json_object_set_new(o, "drop_lsn", a->drop_lsn ? lsn_json(a->drop_lsn) : json_null());
+		json_object_set_new(o, "dropped_at_lsn", manifest_json_lsn_value(a->dropped_at_lsn));
+		json_object_set_new(o, "drop_lsn", a->drop_lsn ? manifest_json_lsn_value(a->drop_lsn) : json_null());
 		push(g, R_DROP, a->dropped_at_lsn, "drop", o);
 	}
 	else if (!a_dropped && a->drop_lsn != (b ? b->drop_lsn : 0))
@@ -548,8 +532,8 @@ expiry_delta(gather *g, const manifest *b, const manifest *a, bs_error *err)
 	{
 		json_t *o = json_object();
 
-		json_object_set_new(o, "expired_before", lsn_json(a->expired_before));
-		json_object_set_new(o, "expired_time", time_json(a->expired_time));
+		json_object_set_new(o, "expired_before", manifest_json_lsn_value(a->expired_before));
+		json_object_set_new(o, "expired_time", manifest_json_time_value(a->expired_time));
 		push(g, R_EXPIRED, a->expired_before, "expired", o);
 	}
 	return BS_OK;
@@ -584,7 +568,7 @@ finish(gather *g, uint32_t relid, uint64_t lsn_floor, mdelta_list *out)
 		if (key > running)
 			running = key;
 		json_object_set_new(o, "kind", json_string(p->kind));
-		json_object_set_new(o, "lsn", lsn_json(running));
+		json_object_set_new(o, "lsn", manifest_json_lsn_value(running));
 		json_object_set_new(o, "relid", json_integer(relid));
 		json_object_update(o, p->members);
 		out->events[i].lsn = running;

@@ -842,14 +842,6 @@ follows_log(const manifest *m, uint64_t seal_lsn)
 		m->archived_to == seal_lsn;
 }
 
-static json_t *
-lsn_json(uint64_t lsn)
-{
-	char buf[LSN_BUFLEN];
-
-	return json_string(lsn_format(lsn, buf));
-}
-
 /* The page's JSON text (NULL: a table's state cannot be serialized). */
 static char *
 page_json(const wtable *ts, const wpage *pg, uint64_t seal_lsn)
@@ -872,9 +864,9 @@ page_json(const wtable *ts, const wpage *pg, uint64_t seal_lsn)
 			return NULL;
 		}
 		json_object_set_new(e, "relid", json_integer(ts[i].relid));
-		json_object_set_new(e, "last_event_lsn", lsn_json(ts[i].last));
+		json_object_set_new(e, "last_event_lsn", manifest_json_lsn_value(ts[i].last));
 		if (!follows_log(ts[i].m, seal_lsn))
-			json_object_set_new(e, "archived_to", lsn_json(ts[i].m->archived_to));
+			json_object_set_new(e, "archived_to", manifest_json_lsn_value(ts[i].m->archived_to));
 		json_object_set_new(e, "table", tj);
 		json_array_append_new(arr, e);
 	}
@@ -899,15 +891,15 @@ dir_table_json(const wtable *w, uint64_t seal_lsn)
 	json_object_set_new(e, "name", json_string(m ? m->name : p->name));
 	json_object_set_new(e, "status", json_string(m ? m->status : p->status));
 	if (m ? !follows_log(m, seal_lsn) : !p->follows_log)
-		json_object_set_new(e, "archived_to", lsn_json(m ? m->archived_to : p->archived_to));
+		json_object_set_new(e, "archived_to", manifest_json_lsn_value(m ? m->archived_to : p->archived_to));
 	if (m ? m->nbases > 0 : p->first_base_lsn != 0)
-		json_object_set_new(e, "first_base_lsn", lsn_json(m ? m->bases[0].lsn : p->first_base_lsn));
+		json_object_set_new(e, "first_base_lsn", manifest_json_lsn_value(m ? m->bases[0].lsn : p->first_base_lsn));
 	for (int i = 0; i < (m ? m->nnames : p->nnames); i++)
 	{
 		const manifest_name *nm = m ? &m->names[i] : &p->names[i];
 		json_t *ne = json_object();
 
-		json_object_set_new(ne, "from_lsn", lsn_json(nm->from_lsn));
+		json_object_set_new(ne, "from_lsn", manifest_json_lsn_value(nm->from_lsn));
 		json_object_set_new(ne, "schema", json_string(nm->schema));
 		json_object_set_new(ne, "name", json_string(nm->name));
 		json_array_append_new(names, ne);
@@ -1202,7 +1194,7 @@ packcat_write(const packcat_dir *prev, packcat_get_fn get, void *get_ctx, const 
 
 		json_object_set_new(root, "format", json_integer(PACKCAT_FORMAT));
 		json_object_set_new(root, "seq", json_integer((json_int_t) seq));
-		json_object_set_new(root, "seal_lsn", lsn_json(seal));
+		json_object_set_new(root, "seal_lsn", manifest_json_lsn_value(seal));
 		json_object_set_new(root, "pack_sha256", json_string(tip_sha256));
 		for (int p = 0; p < npages; p++)
 		{
