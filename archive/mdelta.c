@@ -554,7 +554,8 @@ finish(gather *g, uint32_t relid, uint64_t lsn_floor, mdelta_list *out)
 {
 	uint64_t running = lsn_floor;
 
-	qsort(g->v, (size_t) g->n, sizeof(pending), pending_cmp);
+	if (g->n > 1)
+		qsort(g->v, (size_t) g->n, sizeof(pending), pending_cmp);
 	out->events = xcalloc((size_t) (g->n > 0 ? g->n : 1), sizeof(mdelta_event));
 	for (int i = 0; i < g->n; i++)
 	{
