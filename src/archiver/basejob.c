@@ -149,6 +149,18 @@ basejob_weak_change_from(const archiver *a, const arch_table *t, const basecopy_
 	return from;
 }
 
+/* A newer copy asked for, durably (as request_rebase does): checkpoints wait for one taken
+ * after lsn.  True when the request moved to lsn (none, or a later one, was recorded). */
+static bool
+want_copy_after(arch_table *t, uint64_t lsn)
+{
+	t->rebase_wanted = true;
+	if (t->man->rebase_requested_at != 0 && t->man->rebase_requested_at <= lsn)
+		return false;
+	t->man->rebase_requested_at = lsn;
+	return true;
+}
+
 /*
  * Add a copy to its table (lock held, or single-threaded).  The table may have been dropped
  * while it was copied: the copy is then discarded (its chunks stay unreferenced in storage).
@@ -255,14 +267,10 @@ basejob_apply(archiver *a, const basecopy_result *r, uint64_t lsn)
 		 */
 		if (schema_layout_retyped(bl, nl->ncols, nl->columns))
 		{
-			t->rebase_wanted = true;
-			if (t->man->rebase_requested_at == 0 || t->man->rebase_requested_at > nl->from_lsn)
-			{
-				t->man->rebase_requested_at = nl->from_lsn;
+			if (want_copy_after(t, nl->from_lsn))
 				log_info("table %s.%s: a column retyped at %s, after the base copy at %s was taken, needs a newer "
 						 "copy; recovery points from there until it is taken are refused", t->man->schema,
 						 t->man->name, lsn_format(nl->from_lsn, l), lsn_format(lsn, l2));
-			}
 		}
 		for (int c = 0; c < nl->ncols; c++)
 		{
@@ -279,10 +287,7 @@ basejob_apply(archiver *a, const basecopy_result *r, uint64_t lsn)
 			if (had || nl->columns[c].missing != NULL || nl->columns[c].missing_unknown)
 				continue;
 			nl->columns[c].missing_unknown = true;
-			t->rebase_wanted = true;
-			/* Durable, as request_rebase: checkpoints wait for the newer copy. */
-			if (t->man->rebase_requested_at == 0 || t->man->rebase_requested_at > nl->from_lsn)
-				t->man->rebase_requested_at = nl->from_lsn;
+			(void) want_copy_after(t, nl->from_lsn);
 			log_info("table %s.%s: column \"%s\" added at %s, after the base copy at %s was taken: its values in "
 					 "the copy's rows are not known; recovery points from there are refused until a newer copy",
 					 t->man->schema, t->man->name, nl->columns[c].name, lsn_format(nl->from_lsn, l),
