@@ -1,6 +1,7 @@
 /* archive_load.c — a table's manifest as the commands need it, whatever the archive's format: format-1/2 manifests, or (format 3) the catalog folded forward over the packs (doc/design/format2.md 3.8, 5 step 4c). */
 #include "archive_load.h"
 #include "audit.h"
+#include "digest.h"
 #include "fold.h"
 #include "ident.h"
 #include "lsn.h"
@@ -38,14 +39,13 @@ typedef struct log_entry
 } log_entry;
 
 /* What a format-3 load reads once: the catalog's dir, the log's listing, the packs after it. */
-typedef struct log3
+struct archive_view
 {
 	storage *st;				/* catalog objects: sealed whole, through the wrapper */
 	storage *raw;				/* packs: by range, under it */
 	uint8_t (*keyv)[CRYPT_KEY_SIZE];
 	int nkeys;
 	pack_keys keys;
-	const archive_head *head;
 	packcat_dir *dir;			/* NULL: no catalog yet */
 	uint64_t cat_seq;
 	log_entry *log;				/* every pack listed, by sequence */
@@ -53,10 +53,20 @@ typedef struct log3
 	int first_after;			/* index in log of the first pack after the catalog */
 	pack_index **after;			/* the packs after the catalog, opened */
 	int nafter;
-} log3;
+	pack_index **before;		/* log[0 .. first_after): opened when a table's runs need them */
+	int tip;					/* index in log of the tip pack, -1: an empty log */
+	uint64_t tip_seq;
+	uint64_t tip_seal_lsn;
+};
+
+static bool
+is_format3(const archive_head *head)
+{
+	return head && head->format == ARCHIVE_HEAD_FORMAT_PACKS;
+}
 
 static const pack_keys *
-keys_of(const log3 *L)
+keys_of(const archive_view *L)
 {
 	return L->nkeys ? &L->keys : NULL;
 }
@@ -90,7 +100,7 @@ parse_log_key(const char *key, uint64_t *seq)
 static int
 collect_log(void *ctx, const char *key, uint64_t size, bs_error *err)
 {
-	log3 *L = ctx;
+	archive_view *L = ctx;
 	uint64_t seq;
 
 	(void) err;
@@ -105,9 +115,11 @@ collect_log(void *ctx, const char *key, uint64_t size, bs_error *err)
 	return BS_OK;
 }
 
-static void
-log3_free(log3 *L)
+void
+archive_view_free(archive_view *L)
 {
+	if (L == NULL)
+		return;
 	packcat_dir_free(L->dir);
 	for (int i = 0; i < L->nlog; i++)
 		free(L->log[i].key);
@@ -115,12 +127,15 @@ log3_free(log3 *L)
 	for (int i = 0; i < L->nafter; i++)
 		pack_index_free(L->after[i]);
 	free(L->after);
+	for (int i = 0; L->before && i < L->first_after; i++)
+		pack_index_free(L->before[i]);
+	free(L->before);
 	storage_crypt_unit_keys_free(L->keyv, L->nkeys);
-	memset(L, 0, sizeof(*L));
+	free(L);
 }
 
 static int
-open_pack(log3 *L, const log_entry *e, pack_index **out, bs_error *err)
+open_pack(archive_view *L, const log_entry *e, pack_index **out, bs_error *err)
 {
 	pack_storage ps;
 
@@ -152,14 +167,13 @@ missing_pack(uint64_t seq, const char *why, bs_error *err)
 
 /* head.json's catalog, the listing of log/, the footers of the packs after the catalog. */
 static int
-log3_open(storage *st, const archive_head *head, log3 *L, bs_error *err)
+view_open(storage *st, const archive_head *head, archive_view *L, bs_error *err)
 {
 	uint64_t next;
 	char why[160];
 
-	memset(L, 0, sizeof(*L));
 	L->st = st;
-	L->head = head;
+	L->tip = -1;
 	L->cat_seq = head->catalog_seq;
 	storage_crypt_unit_access(st, &L->raw, &L->keyv, &L->nkeys);
 	L->keys.keys = (const uint8_t (*)[CRYPT_KEY_SIZE]) L->keyv;
@@ -188,6 +202,7 @@ log3_open(storage *st, const archive_head *head, log3 *L, bs_error *err)
 	L->first_after = 0;
 	while (L->first_after < L->nlog && L->log[L->first_after].seq <= L->cat_seq)
 		L->first_after++;
+	L->before = xcalloc((size_t) L->first_after + 1, sizeof(pack_index *));
 	L->after = xcalloc((size_t) (L->nlog - L->first_after) + 1, sizeof(pack_index *));
 	next = L->cat_seq + 1;
 	for (int i = L->first_after; i < L->nlog; i++)
@@ -216,17 +231,50 @@ log3_open(storage *st, const archive_head *head, log3 *L, bs_error *err)
 				 ARCHIVE_HEAD_KEY, head->tip_seq, next - 1);
 		return missing_pack(next, why, err);
 	}
+	/* The tip: the last pack after the catalog, else the catalog's own (as the dir records it). */
+	if (L->nafter > 0)
+	{
+		L->tip = L->nlog - 1;
+		L->tip_seq = L->after[L->nafter - 1]->seq_last;
+		L->tip_seal_lsn = L->after[L->nafter - 1]->seal_lsn;
+	}
+	else if (L->dir)
+	{
+		L->tip = L->first_after - 1;
+		L->tip_seq = L->dir->seq;
+		L->tip_seal_lsn = L->dir->seal_lsn;
+	}
+	return BS_OK;
+}
+
+int
+archive_view_open(storage *st, const archive_head *head, archive_view **out, bs_error *err)
+{
+	archive_view *L;
+
+	*out = NULL;
+	if (!is_format3(head))
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "the archive at %s is not in format 3 (packs and catalog)",
+						 storage_describe(st));
+	L = xcalloc(1, sizeof(*L));
+	if (view_open(st, head, L, err) != BS_OK)
+	{
+		archive_view_free(L);
+		return BS_ERR;
+	}
+	*out = L;
 	return BS_OK;
 }
 
 /*
  * relid's runs in the packs up to the catalog (newest first in the walk), as segments in
  * sequence order: from the catalog's pack back to the first pack sealed at or below floor.
+ * A footer opened once is kept in the view for the next table (nothing kept from a failure).
  */
 static int
-runs_before_catalog(log3 *L, uint32_t relid, uint64_t floor, manifest_segment **segs, int *nsegs, bs_error *err)
+runs_before_catalog(archive_view *L, uint32_t relid, uint64_t floor, manifest_segment **segs, int *nsegs, bs_error *err)
 {
-	pack_index **opened = NULL;
+	const pack_index **opened = NULL;
 	int nopened = 0;
 	int i = L->first_after - 1;
 	uint64_t want_last = L->cat_seq;
@@ -238,7 +286,7 @@ runs_before_catalog(log3 *L, uint32_t relid, uint64_t floor, manifest_segment **
 	opened = xcalloc((size_t) L->first_after + 1, sizeof(pack_index *));
 	while (want_last > 0)
 	{
-		pack_index *idx;
+		const pack_index *idx;
 
 		if (i < 0 || L->log[i].seq > want_last)
 		{
@@ -246,8 +294,9 @@ runs_before_catalog(log3 *L, uint32_t relid, uint64_t floor, manifest_segment **
 			missing_pack(i < 0 ? 1 : want_last, why, err);
 			goto out;
 		}
-		if (open_pack(L, &L->log[i], &idx, err) != BS_OK)
+		if (L->before[i] == NULL && open_pack(L, &L->log[i], &L->before[i], err) != BS_OK)
 			goto out;
+		idx = L->before[i];
 		opened[nopened++] = idx;
 		if (idx->seq_last != want_last)
 		{
@@ -311,8 +360,6 @@ runs_before_catalog(log3 *L, uint32_t relid, uint64_t floor, manifest_segment **
 	}
 	rc = BS_OK;
 out:
-	for (int k = 0; k < nopened; k++)
-		pack_index_free(opened[k]);
 	free(opened);
 	if (rc != BS_OK)
 	{
@@ -325,23 +372,26 @@ out:
 	return rc;
 }
 
-/* relid from an opened log: *exists false when neither the catalog nor the packs after it show it. */
-static int
-log3_table(log3 *L, uint32_t relid, manifest **out, bool *exists, bs_error *err)
+int
+archive_view_table(archive_view *L, uint32_t relid, manifest **out, uint64_t *last_event_lsn, bool *exists,
+				   bs_error *err)
 {
 	const packcat_table *t = L->dir ? packcat_find_relid(L->dir, relid) : NULL;
 	manifest *m = NULL;
 	manifest_segment *pre = NULL;
 	int npre = 0;
+	uint64_t last = 0;
 	int rc;
 
 	*out = NULL;
 	*exists = false;
+	if (last_event_lsn)
+		*last_event_lsn = 0;
 	if (L->dir)
 		rc = packcat_fold_table(L->dir, relid, packcat_storage_get, L->st, (const pack_index *const *) L->after,
-								L->nafter, &m, err);
+								L->nafter, &m, &last, err);
 	else
-		rc = fold_table(relid, (const pack_index *const *) L->after, L->nafter, &m, err);
+		rc = fold_table_from(relid, NULL, (const pack_index *const *) L->after, L->nafter, &m, &last, err);
 	if (rc != BS_OK)
 	{
 		if (strcmp(err->code, ERRCODE_NOT_FOUND) != 0)
@@ -386,30 +436,26 @@ log3_table(log3 *L, uint32_t relid, manifest **out, bool *exists, bs_error *err)
 	}
 	*out = m;
 	*exists = true;
+	if (last_event_lsn)
+		*last_event_lsn = last;
 	return BS_OK;
-}
-
-static bool
-is_format3(const archive_head *head)
-{
-	return head && head->format == ARCHIVE_HEAD_FORMAT_PACKS;
 }
 
 int
 archive_load_table(storage *st, const archive_head *head, uint32_t relid, manifest **out, bool *exists,
 				   bs_error *err)
 {
-	log3 L;
+	archive_view *v = NULL;
 	int rc;
 
 	if (!is_format3(head))
 		return manifest_load(st, relid, out, exists, err);
 	*out = NULL;
 	*exists = false;
-	rc = log3_open(st, head, &L, err);
+	rc = archive_view_open(st, head, &v, err);
 	if (rc == BS_OK)
-		rc = log3_table(&L, relid, out, exists, err);
-	log3_free(&L);
+		rc = archive_view_table(v, relid, out, NULL, exists, err);
+	archive_view_free(v);
 	return rc;
 }
 
@@ -438,7 +484,7 @@ archive_load_find_relid(storage *st, const archive_head *head, const char *relid
 
 /* Relids the packs after the catalog give schema.name by a first sight or a rename. */
 static void
-named_after(const log3 *L, const char *schema, const char *name, uint32_t **ids, int *n)
+named_after(const archive_view *L, const char *schema, const char *name, uint32_t **ids, int *n)
 {
 	for (int p = 0; p < L->nafter; p++)
 		for (int i = 0; i < L->after[p]->nevents; i++)
@@ -474,33 +520,29 @@ dir_had_name(const packcat_table *t, const char *schema, const char *name)
 }
 
 static int
-find3(storage *st, const archive_head *head, const char *schema, const char *name, uint64_t lsn, manifest **out,
-	  bs_error *err)
+find3(archive_view *L, const char *schema, const char *name, uint64_t lsn, manifest **out, bs_error *err)
 {
-	log3 L;
 	uint32_t *ids = NULL;
 	int n = 0;
 	manifest *best = NULL;
 	int best_score = -1;
 	int rc = BS_ERR;
 
-	if (log3_open(st, head, &L, err) != BS_OK)
-		goto out;
-	named_after(&L, schema, name, &ids, &n);
-	if (n == 0 && L.dir)
+	named_after(L, schema, name, &ids, &n);
+	if (n == 0 && L->dir)
 	{
 		/* Nothing since the catalog gives the name: the dir alone resolves it. */
 		const packcat_table *t = NULL;
 		bool exists = false;
 
-		if (packcat_find_name(L.dir, schema, name, lsn, &t, err) != BS_OK)
+		if (packcat_find_name(L->dir, schema, name, lsn, &t, err) != BS_OK)
 			goto out;
-		if (log3_table(&L, t->relid, &best, &exists, err) != BS_OK)
+		if (archive_view_table(L, t->relid, &best, NULL, &exists, err) != BS_OK)
 			goto out;
 		if (!exists)
 		{
 			error_set(err, ERRCODE_DATA_CORRUPTED, "catalog \"%s\" names relid %" PRIu32 ", but it cannot be loaded",
-					  L.dir->key, t->relid);
+					  L->dir->key, t->relid);
 			goto out;
 		}
 		/* A table renamed away since the catalog: ranked again below with the others. */
@@ -514,11 +556,11 @@ find3(storage *st, const archive_head *head, const char *schema, const char *nam
 		manifest_free(best);
 		best = NULL;
 	}
-	for (int i = 0; L.dir && i < L.dir->ntables; i++)
-		if (dir_had_name(&L.dir->tables[i], schema, name))
+	for (int i = 0; L->dir && i < L->dir->ntables; i++)
+		if (dir_had_name(&L->dir->tables[i], schema, name))
 		{
 			ids = xrealloc(ids, (size_t) (n + 1) * sizeof(uint32_t));
-			ids[n++] = L.dir->tables[i].relid;
+			ids[n++] = L->dir->tables[i].relid;
 		}
 	for (int i = 0; i < n; i++)
 	{
@@ -531,7 +573,7 @@ find3(storage *st, const archive_head *head, const char *schema, const char *nam
 			seen = seen || ids[k] == ids[i];
 		if (seen)
 			continue;
-		if (log3_table(&L, ids[i], &m, &exists, err) != BS_OK)
+		if (archive_view_table(L, ids[i], &m, NULL, &exists, err) != BS_OK)
 			goto out;
 		if (!exists)
 			continue;
@@ -550,8 +592,8 @@ find3(storage *st, const archive_head *head, const char *schema, const char *nam
 	if (best == NULL)
 	{
 		error_set(err, ERRCODE_UNDEFINED_TABLE, "table \"%s.%s\" is not in the archive at %s (neither catalog seq "
-				  "%" PRIu64 " nor the log after it names such a table)", schema, name, storage_describe(st),
-				  L.cat_seq);
+				  "%" PRIu64 " nor the log after it names such a table)", schema, name, storage_describe(L->st),
+				  L->cat_seq);
 		goto out;
 	}
 	*out = best;
@@ -560,7 +602,22 @@ find3(storage *st, const archive_head *head, const char *schema, const char *nam
 out:
 	manifest_free(best);
 	free(ids);
-	log3_free(&L);
+	return rc;
+}
+
+int
+archive_view_find_at(archive_view *v, const char *qualified_name, uint64_t lsn, manifest **out, bs_error *err)
+{
+	char *schema = NULL;
+	char *name = NULL;
+	int rc;
+
+	*out = NULL;
+	if (ident_split_name(qualified_name, &schema, &name, err) != BS_OK)
+		return BS_ERR;
+	rc = find3(v, schema, name, lsn, out, err);
+	free(schema);
+	free(name);
 	return rc;
 }
 
@@ -568,17 +625,120 @@ int
 archive_load_find_at(storage *st, const archive_head *head, const char *qualified_name, uint64_t lsn,
 					 manifest **out, bs_error *err)
 {
-	char *schema = NULL;
-	char *name = NULL;
+	archive_view *v = NULL;
 	int rc;
 
 	if (!is_format3(head))
 		return audit_find_table_at(st, head, qualified_name, lsn, out, err);
 	*out = NULL;
-	if (ident_split_name(qualified_name, &schema, &name, err) != BS_OK)
-		return BS_ERR;
-	rc = find3(st, head, schema, name, lsn, out, err);
-	free(schema);
-	free(name);
+	rc = archive_view_open(st, head, &v, err);
+	if (rc == BS_OK)
+		rc = archive_view_find_at(v, qualified_name, lsn, out, err);
+	archive_view_free(v);
 	return rc;
+}
+
+static int
+cmp_relid(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *) a,
+		y = *(const uint32_t *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+void
+archive_view_relids(const archive_view *v, uint32_t **relids, int *n)
+{
+	uint32_t *ids = NULL;
+	int k = 0,
+		cap = v->dir ? v->dir->ntables : 0;
+
+	for (int p = 0; p < v->nafter; p++)
+		cap += v->after[p]->nevents;
+	ids = xcalloc((size_t) cap + 1, sizeof(uint32_t));
+	for (int i = 0; v->dir && i < v->dir->ntables; i++)
+		ids[k++] = v->dir->tables[i].relid;
+	for (int p = 0; p < v->nafter; p++)
+		for (int i = 0; i < v->after[p]->nevents; i++)
+			if (strcmp(v->after[p]->events[i].kind, "table") == 0 && v->after[p]->events[i].relid != 0)
+				ids[k++] = v->after[p]->events[i].relid;
+	if (k > 1)
+		qsort(ids, (size_t) k, sizeof(uint32_t), cmp_relid);
+	*n = 0;
+	for (int i = 0; i < k; i++)
+		if (*n == 0 || ids[*n - 1] != ids[i])
+			ids[(*n)++] = ids[i];
+	if (*n == 0)
+	{
+		free(ids);
+		ids = NULL;
+	}
+	*relids = ids;
+}
+
+uint64_t
+archive_view_tip_seq(const archive_view *v)
+{
+	return v->tip_seq;
+}
+
+uint64_t
+archive_view_tip_seal_lsn(const archive_view *v)
+{
+	return v->tip_seal_lsn;
+}
+
+const packcat_dir *
+archive_view_dir(const archive_view *v)
+{
+	return v->dir;
+}
+
+const pack_index *const *
+archive_view_packs_after(const archive_view *v, int *n)
+{
+	*n = v->nafter;
+	return (const pack_index *const *) v->after;
+}
+
+int
+archive_view_tip_sha256(archive_view *v, char out[65], bs_error *err)
+{
+	strbuf bytes = STRBUF_INIT;
+	const log_entry *e;
+	char why[160];
+
+	out[0] = '\0';
+	if (v->tip_seq == 0)
+		return BS_OK;			/* an empty log */
+	/* The catalog's pack is the tip: it must be listed, and be the pack the catalog names. */
+	if (v->tip < 0 || v->log[v->tip].seq != v->tip_seq)
+	{
+		snprintf(why, sizeof(why), "the catalog at seq %" PRIu64 " names it as its last pack", v->cat_seq);
+		return missing_pack(v->tip_seq, why, err);
+	}
+	e = &v->log[v->tip];
+	if (storage_get_all(v->raw, e->key, &bytes, err) != BS_OK)
+	{
+		strbuf_free(&bytes);
+		return error_prefix(err, "could not read pack \"%s\"", e->key);
+	}
+	if ((uint64_t) bytes.len != e->size)
+	{
+		error_set(err, ERRCODE_DATA_CORRUPTED, "pack \"%s\" has %zu bytes, but the listing of \"%s\" says %" PRIu64,
+				  e->key, bytes.len, ARCHIVE_LOG_PREFIX, e->size);
+		strbuf_free(&bytes);
+		return BS_ERR;
+	}
+	digest_sha256_hex(bytes.data, bytes.len, out);
+	strbuf_free(&bytes);
+	if (v->nafter == 0 && strcmp(out, v->dir->pack_sha256) != 0)
+	{
+		error_set(err, ERRCODE_DATA_CORRUPTED, "pack \"%s\" has SHA-256 %s, but catalog \"%s\" records %s for it (the "
+				  "chain is broken)", e->key, out, v->dir->key, v->dir->pack_sha256);
+		out[0] = '\0';
+		return BS_ERR;
+	}
+	return BS_OK;
 }

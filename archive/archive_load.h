@@ -8,6 +8,8 @@
 #include "error.h"
 #include "manifest.h"
 #include "manifest_head.h"
+#include "pack.h"
+#include "packcat.h"
 #include "storage.h"
 
 /* Pack keys of the log: log/<SEQ>.bsp, SEQ 16 upper-case hex digits, as catalog keys (the pack's first). */
@@ -45,5 +47,44 @@ int archive_load_find_relid(storage *st, const archive_head *head, const char *r
  */
 int archive_load_find_at(storage *st, const archive_head *head, const char *qualified_name, uint64_t lsn,
 						 manifest **out, bs_error *err);
+
+/*
+ * The format-3 view the loads above read once, open for many tables (a whole-archive command
+ * opens one and loads every table through it): catalog/<head.catalog_seq>/dir.json, one LIST of
+ * log/, the footers of the packs after the catalog, with the checks above.  The footers of the
+ * packs up to the catalog that a table's runs need are opened on the first table that needs
+ * them and kept for the next.  The head is read at open only (not kept).
+ */
+typedef struct archive_view archive_view;
+
+/* A format-3 head only (else ERRCODE_INVALID_PARAMETER); damage as above. */
+int archive_view_open(storage *st, const archive_head *head, archive_view **out, bs_error *err);
+void archive_view_free(archive_view *v);
+/* Every relid the archive knows: the catalog dir's tables and the relids of "table" events in the
+ * packs after it; sorted, unique (*relids NULL when none; the caller frees it). */
+void archive_view_relids(const archive_view *v, uint32_t **relids, int *n);
+/*
+ * As archive_load_table; *last_event_lsn (may be NULL; 0 when the table does not exist) gets
+ * the LSN of the table's last event folded (the catalog page's when no pack after it has an
+ * event of the table): the lsn_floor of mdelta_events for a writer appending its events.
+ */
+int archive_view_table(archive_view *v, uint32_t relid, manifest **out, uint64_t *last_event_lsn, bool *exists,
+					   bs_error *err);
+/* The tip: the last pack after the catalog as listed, else the catalog's own pack (the dir's seq
+ * and seal LSN); 0 for an empty log (no catalog, no pack). */
+uint64_t archive_view_tip_seq(const archive_view *v);
+uint64_t archive_view_tip_seal_lsn(const archive_view *v);
+/*
+ * Hex SHA-256 of the tip pack's stored bytes ("" for an empty log): the pack read whole (1 GET,
+ * through the storage under any encryption wrapper), its size checked against the listing's,
+ * and, when the catalog's pack is the tip, its hash against the catalog's (ERRCODE_DATA_CORRUPTED;
+ * a tip pack not listed: "is missing from the log").
+ */
+int archive_view_tip_sha256(archive_view *v, char out[65], bs_error *err);
+/* The catalog's dir (NULL: none) and the opened packs after it (owned by the view). */
+const packcat_dir *archive_view_dir(const archive_view *v);
+const pack_index *const *archive_view_packs_after(const archive_view *v, int *n);
+/* The table named schema.name at lsn (UINT64_MAX: now), as archive_load_find_at ranks it. */
+int archive_view_find_at(archive_view *v, const char *qualified_name, uint64_t lsn, manifest **out, bs_error *err);
 
 #endif

@@ -785,7 +785,7 @@ packcat_load_table(const packcat_dir *dir, uint32_t relid, packcat_get_fn get, v
 
 int
 packcat_fold_table(const packcat_dir *dir, uint32_t relid, packcat_get_fn get, void *ctx,
-				   const pack_index *const *packs, int npacks, manifest **out, bs_error *err)
+				   const pack_index *const *packs, int npacks, manifest **out, uint64_t *last_event_lsn, bs_error *err)
 {
 	fold_start start;
 
@@ -797,7 +797,7 @@ packcat_fold_table(const packcat_dir *dir, uint32_t relid, packcat_get_fn get, v
 	if (packcat_find_relid(dir, relid) != NULL &&
 		packcat_load_table(dir, relid, get, ctx, &start.m, &start.last_event_lsn, err) != BS_OK)
 		return BS_ERR;
-	return fold_table_from(relid, &start, packs, npacks, out, NULL, err);
+	return fold_table_from(relid, &start, packs, npacks, out, last_event_lsn, err);
 }
 
 /*

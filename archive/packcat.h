@@ -116,9 +116,13 @@ int packcat_load_table(const packcat_dir *dir, uint32_t relid, packcat_get_fn ge
  * relid's manifest at the last of packs: its state in the catalog (when the dir has it)
  * folded forward over packs, which follow the dir's seq (fold_table_from: contiguous, the
  * first naming the dir's pack_sha256 as prev).  No packs: the catalog's state.
+ * *last_event_lsn (may be NULL) gets the LSN of the table's last event folded: the page's
+ * last_event_lsn when no pack has an event of it (what a writer appending events needs as
+ * mdelta_events' lsn_floor).
  */
 int packcat_fold_table(const packcat_dir *dir, uint32_t relid, packcat_get_fn get, void *ctx,
-					   const pack_index *const *packs, int npacks, manifest **out, bs_error *err);
+					   const pack_index *const *packs, int npacks, manifest **out, uint64_t *last_event_lsn,
+					   bs_error *err);
 
 /*
  * Write the catalog at the last of packs: prev (NULL: none; packs then start at seq 1) folded

@@ -408,6 +408,217 @@ test_format2(void)
 	packcat_dir_free(d);
 }
 
+/* The relids a view lists, as "a,b,c". */
+static void
+relids_text(const archive_view *v, char *buf, size_t len)
+{
+	uint32_t *ids = NULL;
+	int n = 0;
+	size_t used = 0;
+
+	archive_view_relids(v, &ids, &n);
+	buf[0] = '\0';
+	for (int i = 0; i < n && used < len; i++)
+		used += (size_t) snprintf(buf + used, len - used, "%s%" PRIu32, i ? "," : "", ids[i]);
+	free(ids);
+}
+
+/* The view's table equals the fold of packs 1..npacks, and its last event LSN fold_table_from's. */
+static bool
+view_table_as_fold(archive_view *v, uint32_t relid, const char *what)
+{
+	manifest *m = NULL,
+		*f = NULL;
+	uint64_t last = 1,
+		want = 2;
+	bool exists = false;
+	bs_error err;
+	char *a = NULL,
+		*b = NULL;
+	bool same;
+
+	if (archive_view_table(v, relid, &m, &last, &exists, &err) != BS_OK)
+		printf("# %s: %s\n", what, err.message);
+	if (fold_table_from(relid, NULL, (const pack_index *const *) idx, npacks, &f, &want, &err) != BS_OK)
+		printf("# %s: fold_table_from: %s\n", what, err.message);
+	a = m ? manifest_to_json(m) : NULL;
+	b = f ? manifest_to_json(f) : NULL;
+	same = exists && a && b && strcmp(a, b) == 0 && last == want && last > 0;
+	if (!same)
+		printf("# %s: last event %" PRIX64 " vs %" PRIX64 "\n#   got:  %s\n#   want: %s\n", what, last, want,
+			   a ? a : "(none)", b ? b : "(none)");
+	free(a);
+	free(b);
+	manifest_free(m);
+	manifest_free(f);
+	return same;
+}
+
+static uint64_t
+gets(void)
+{
+	storage_stats s;
+
+	memset(&s, 0, sizeof(s));
+	storage_stats_add(st, &s);
+	return s.requests[STORAGE_OP_GET];
+}
+
+/* archive_view: one open for many tables, the relids, the tip, the last event LSN. */
+static void
+test_view(void)
+{
+	archive_head h;
+	archive_view *v = NULL;
+	bs_error err;
+	char buf[128];
+	char hex[65];
+	manifest *m = NULL;
+	bool exists = true;
+	uint64_t last = 1;
+
+	/* catalog 2 and packs 3-4; catalog 4 alone (the tip is the catalog's); no catalog (every pack after it) */
+	for (int c = 0; c < 3; c++)
+	{
+		uint64_t cat = c == 0 ? 2 : c == 1 ? 4 : 0;
+		int n = -1;
+		const pack_index *const *after;
+
+		head3(&h, 4, cat);
+		if (!ok(archive_view_open(st, &h, &v, &err) == BS_OK, "catalog seq %" PRIu64 ": the view opens", cat))
+		{
+			printf("# %s\n", err.message);
+			archive_head_clear(&h);
+			continue;
+		}
+		relids_text(v, buf, sizeof(buf));
+		ok(strcmp(buf, "16400,16500") == 0, "catalog seq %" PRIu64 ": relids T and D (%s)", cat, buf);
+		ok(view_table_as_fold(v, T, "T") && view_table_as_fold(v, D, "D"),
+		   "catalog seq %" PRIu64 ": T and D are the fold of packs 1-4, their last event LSNs fold_table_from's", cat);
+		ok(archive_view_tip_seq(v) == 4 && archive_view_tip_seal_lsn(v) == 0x9000000,
+		   "catalog seq %" PRIu64 ": the tip is seq 4, sealed at 0/9000000", cat);
+		ok(archive_view_tip_sha256(v, hex, &err) == BS_OK && strcmp(hex, sha[3]) == 0,
+		   "catalog seq %" PRIu64 ": the tip's SHA-256 is the one of the bytes written", cat);
+		after = archive_view_packs_after(v, &n);
+		ok(n == (int) (4 - cat) && (n == 0 || (after[0]->seq_first == cat + 1 && after[n - 1]->seq_last == 4)) &&
+		   (cat == 0 ? archive_view_dir(v) == NULL : archive_view_dir(v)->seq == cat),
+		   "catalog seq %" PRIu64 ": the dir and the %d packs after it", cat, n);
+		ok(archive_view_table(v, 99, &m, &last, &exists, &err) == BS_OK && !exists && m == NULL && last == 0,
+		   "catalog seq %" PRIu64 ": relid 99 does not exist", cat);
+		m = NULL;
+		ok(archive_view_find_at(v, "app.t2", UINT64_MAX, &m, &err) == BS_OK && m->relid == T,
+		   "catalog seq %" PRIu64 ": app.t2 through the view", cat);
+		manifest_free(m);
+		m = NULL;
+		ok(archive_view_find_at(v, "public.t", 0x2000000, &m, &err) == BS_OK && m->relid == T,
+		   "catalog seq %" PRIu64 ": public.t at 0/2000000 through the view", cat);
+		manifest_free(m);
+		m = NULL;
+		archive_view_free(v);
+		v = NULL;
+		archive_head_clear(&h);
+	}
+
+	/* The footers before the catalog are read once per view: D needs packs 4 to 1, T then none. */
+	head3(&h, 4, 4);
+	if (archive_view_open(st, &h, &v, &err) == BS_OK)
+	{
+		uint64_t g0,
+			g1,
+			g2;
+
+		g0 = gets();
+		ok(archive_view_table(v, D, &m, NULL, &exists, &err) == BS_OK && exists, "D through the view");
+		manifest_free(m);
+		g1 = gets();
+		ok(archive_view_table(v, T, &m, NULL, &exists, &err) == BS_OK && exists, "then T");
+		manifest_free(m);
+		g2 = gets();
+		ok(g1 - g0 > 4 && g2 - g1 == 1, "D read its page and the footers of packs 4 to 1 (%" PRIu64 " GETs), T then "
+		   "only its page (%" PRIu64 ")", g1 - g0, g2 - g1);
+		archive_view_free(v);
+		v = NULL;
+	}
+	else
+		ok(false, "the view at catalog 4: %s", err.message);
+	/* The catalog's pack is the tip: deleted, or another pack in its place, is refused there. */
+	ok(archive_view_open(st, &h, &v, &err) == BS_OK, "the view at catalog 4 again");
+	delete_pack(3);
+	ok(v && archive_view_tip_sha256(v, hex, &err) == BS_ERR && strcmp(err.code, ERRCODE_NOT_FOUND) == 0 &&
+	   strstr(err.message, "could not read pack \"log/0000000000000004.bsp\""), "the tip pack gone after the open: %s",
+	   err.message);
+	archive_view_free(v);
+	v = NULL;
+	ok(archive_view_open(st, &h, &v, &err) == BS_OK && archive_view_tip_seq(v) == 4 &&
+	   archive_view_tip_sha256(v, hex, &err) == BS_ERR && strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 &&
+	   strstr(err.message, "pack \"log/0000000000000004.bsp\" is missing from the log"),
+	   "the catalog's tip pack not listed: %s", err.message);
+	archive_view_free(v);
+	v = NULL;
+	put_back(3);
+	{
+		char *key = archive_log_key(4);
+
+		ok(storage_put(st, key, bytes[2].data, bytes[2].len, &err) == BS_OK &&
+		   archive_view_open(st, &h, &v, &err) == BS_OK &&
+		   archive_view_tip_sha256(v, hex, &err) == BS_ERR && strstr(err.message, "the chain is broken") &&
+		   strstr(err.message, "catalog/0000000000000004/dir.json"),
+		   "pack 3's bytes in place of the catalog's tip pack: refused: %s", err.message);
+		archive_view_free(v);
+		v = NULL;
+		free(key);
+		put_back(3);
+	}
+	archive_head_clear(&h);
+
+	ok(archive_view_open(st, NULL, &v, &err) == BS_ERR && strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 && v == NULL,
+	   "no head: no view");
+	head3(&h, 4, 2);
+	h.format = 2;
+	ok(archive_view_open(st, &h, &v, &err) == BS_ERR && strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 &&
+	   strstr(err.message, "not in format 3"), "a format-2 head: no view (%s)", err.message);
+	archive_head_clear(&h);
+}
+
+/* An empty log: no catalog, no pack. */
+static void
+test_view_empty(void)
+{
+	char dir[] = "/tmp/test_archive_load_empty.XXXXXX";
+	char url[600];
+	storage *e = NULL;
+	archive_head h;
+	archive_view *v = NULL;
+	bs_error err;
+	uint32_t *ids = (uint32_t *) &err;
+	int n = -1;
+	char hex[65] = "x";
+	manifest *m = NULL;
+	bool exists = true;
+
+	if (mkdtemp(dir) == NULL)
+		exit(2);
+	snprintf(url, sizeof(url), "file://%s", dir);
+	if (storage_open(url, NULL, &e, &err) != BS_OK)
+		exit(2);
+	head3(&h, 0, 0);
+	ok(archive_view_open(e, &h, &v, &err) == BS_OK, "an empty log: the view opens");
+	archive_view_relids(v, &ids, &n);
+	ok(n == 0 && ids == NULL, "no relids");
+	ok(archive_view_tip_seq(v) == 0 && archive_view_tip_seal_lsn(v) == 0 && archive_view_dir(v) == NULL &&
+	   archive_view_packs_after(v, &n) != NULL && n == 0, "tip seq 0, seal 0, no dir, no packs");
+	ok(archive_view_tip_sha256(v, hex, &err) == BS_OK && hex[0] == '\0', "no tip SHA-256");
+	ok(archive_view_table(v, T, &m, NULL, &exists, &err) == BS_OK && !exists, "no table");
+	ok(archive_view_find_at(v, "public.t", UINT64_MAX, &m, &err) == BS_ERR &&
+	   strcmp(err.code, ERRCODE_UNDEFINED_TABLE) == 0, "no name: %s", err.message);
+	archive_view_free(v);
+	archive_head_clear(&h);
+	storage_close(e);
+	snprintf(url, sizeof(url), "rm -rf '%s'", dir);
+	if (system(url) != 0)
+		exit(2);
+}
+
 /*
  * O(window): N, first seen with a base in pack 5, is loaded from the catalog at 6 reading the
  * packs back to 4 only (sealed below its base); T still needs them all.
@@ -434,6 +645,26 @@ test_window(void)
 	   "while T, whose runs go back to seq 1, is refused naming pack 3");
 	put_back(2);
 	archive_head_clear(&h);
+
+	/* The catalog at 4 and packs 5-6 after it: T and D in the catalog only, N after it only. */
+	{
+		archive_view *v = NULL;
+		bs_error err;
+		char buf[128];
+		char hex[65];
+
+		head3(&h, 6, 4);
+		ok(archive_view_open(st, &h, &v, &err) == BS_OK, "catalog 4, tip 6: the view opens");
+		relids_text(v, buf, sizeof(buf));
+		ok(strcmp(buf, "16400,16500,16600") == 0, "relids from the catalog and after it: %s", buf);
+		ok(view_table_as_fold(v, N, "N") && view_table_as_fold(v, T, "T") && view_table_as_fold(v, D, "D"),
+		   "N, T and D through the view: the fold of packs 1-6 and its last event LSNs");
+		ok(archive_view_tip_seq(v) == 6 && archive_view_tip_seal_lsn(v) == 0xC000000 &&
+		   archive_view_tip_sha256(v, hex, &err) == BS_OK && strcmp(hex, sha[5]) == 0,
+		   "the tip is pack 6, its seal and SHA-256");
+		archive_view_free(v);
+		archive_head_clear(&h);
+	}
 }
 
 int
@@ -467,6 +698,8 @@ main(void)
 	test_loads();
 	test_damage();
 	test_format2();
+	test_view();
+	test_view_empty();
 	test_window();
 
 	for (int i = 0; i < 6; i++)

@@ -250,7 +250,7 @@ test_round_trip(void)
 		is_int(full.gets, 1, "relid %u: one read (its page)", relid);
 		manifest_free(m);
 		m = NULL;
-		ok(packcat_fold_table(dir4, relid, store_get, &full, NULL, 0, &m, &err) == BS_OK &&
+		ok(packcat_fold_table(dir4, relid, store_get, &full, NULL, 0, &m, NULL, &err) == BS_OK &&
 		   same_json("fold from the catalog, no packs", m, want), "relid %u: folded from the catalog alone", relid);
 		manifest_free(m);
 		m = NULL;
@@ -269,7 +269,7 @@ test_round_trip(void)
 		uint32_t relid = k == 0 ? T : D;
 
 		want = fold_without_segments(relid, main_packs, 4, 3);
-		ok(packcat_fold_table(dir2, relid, store_get, &inc, idxs(main_packs + 2, 2), 2, &m, &err) == BS_OK &&
+		ok(packcat_fold_table(dir2, relid, store_get, &inc, idxs(main_packs + 2, 2), 2, &m, NULL, &err) == BS_OK &&
 		   same_json("fold from catalog 2", m, want),
 		   "relid %u: catalog at seq 2 + packs 3-4 = the fold of packs 1-4 (runs of 3-4), byte for byte", relid);
 		manifest_free(m);
@@ -316,7 +316,7 @@ test_round_trip(void)
 		tpack all[5] = {main_packs[0], main_packs[1], main_packs[2], main_packs[3], p5};
 
 		want = fold_without_segments(16600, all, 5, 0);
-		ok(packcat_fold_table(dir4, 16600, store_get, &full, idxs(&p5, 1), 1, &m, &err) == BS_OK &&
+		ok(packcat_fold_table(dir4, 16600, store_get, &full, idxs(&p5, 1), 1, &m, NULL, &err) == BS_OK &&
 		   same_json("new table", m, want), "a table new after the catalog: folded from the packs after it");
 		manifest_free(m);
 		m = NULL;
@@ -352,7 +352,7 @@ test_schema_unknown_kept(void)
 	ok(d && catalog_entry_has(&s, "\"schema_unknown\":[{\"from\":\"0/2000000\",\"to\":\"FFFFFFFF/FFFFFFFF\"}]") &&
 	   catalog_entry_has(&s, "\"partition_changes\":[\"0/1800000\"]"), "the page keeps the window and the change");
 	want = fold_without_segments(T, p, 2, UINT64_MAX);
-	ok(d && packcat_fold_table(d, T, store_get, &s, idxs(p + 1, 1), 1, &m, &err) == BS_OK &&
+	ok(d && packcat_fold_table(d, T, store_get, &s, idxs(p + 1, 1), 1, &m, NULL, &err) == BS_OK &&
 	   same_json("schema_unknown", m, want) && m->nschema_gaps == 1 && m->schema_gaps[0].to == 0x4000000 &&
 	   m->npartition_changes == 2, "folded on from the catalog: the window closed, two partition changes");
 	manifest_free(m);
@@ -709,13 +709,13 @@ test_write_refusals(void)
 	{
 		manifest *m = NULL;
 
-		ok(d && packcat_fold_table(d, T, store_get, &s, idxs(&broken, 1), 1, &m, &err) == BS_ERR &&
+		ok(d && packcat_fold_table(d, T, store_get, &s, idxs(&broken, 1), 1, &m, NULL, &err) == BS_ERR &&
 		   strstr(err.message, "the chain is broken") && strstr(err.message, "seq 3") && m == NULL,
 		   "fold from a catalog refused: the chain is broken");
-		ok(d && packcat_fold_table(d, T, store_get, &s, idxs(main_packs + 3, 1), 1, &m, &err) == BS_ERR &&
+		ok(d && packcat_fold_table(d, T, store_get, &s, idxs(main_packs + 3, 1), 1, &m, NULL, &err) == BS_ERR &&
 		   strstr(err.message, "does not follow seq 2, where the fold starts") && m == NULL,
 		   "fold from a catalog refused: a pack that does not follow it");
-		ok(d && packcat_fold_table(d, 16999, store_get, &s, idxs(main_packs + 2, 2), 2, &m, &err) == BS_ERR &&
+		ok(d && packcat_fold_table(d, 16999, store_get, &s, idxs(main_packs + 2, 2), 2, &m, NULL, &err) == BS_ERR &&
 		   strcmp(err.code, ERRCODE_NOT_FOUND) == 0, "a table neither the catalog nor the packs show: not found");
 	}
 	/* A page missing from storage. */
