@@ -272,6 +272,7 @@ archiver_free(archiver *a)
 {
 	stream_close(a);
 	free(a->relcache);
+	packlog_free(a);
 	for (int i = 0; i < a->ntables; i++)
 	{
 		manifest_free(a->tables[i]->man);

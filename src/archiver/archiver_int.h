@@ -2,6 +2,7 @@
 #ifndef BACKSTOP_ARCHIVER_INT_H
 #define BACKSTOP_ARCHIVER_INT_H
 
+#include "archive_load.h"
 #include "basecopy.h"
 #include "catalog.h"
 #include "codec.h"
@@ -15,6 +16,8 @@
 #include "manifest_json.h"
 #include "manifest_keys.h"
 #include "manifest_store.h"
+#include "pack.h"
+#include "packcat.h"
 #include "pgoutput.h"
 #include "pgsql.h"
 #include "segment.h"
@@ -154,6 +157,13 @@ typedef struct arch_table
 	int check_natts;
 	int check_natts_before;
 	int check_names_added;
+	/*
+	 * Format 3 (packlog.c): the table's state as the log holds it (its manifest without
+	 * segments; NULL: the log has no event of it yet), and the LSN of its last event there
+	 * (the next events start at or above it).  The uploader's, set at registration.
+	 */
+	manifest *logged;
+	uint64_t logged_floor;
 } arch_table;
 
 /* A sealed epoch handed from the stream to the uploader thread. */
@@ -393,6 +403,26 @@ typedef struct archiver
 	int64_t	test_members_lock_key;	/* BACKSTOP_TEST_PUBLICATION_MEMBERS_LOCK (tables_check_publication) */
 	int64_t	test_pub_update_lock_key;	/* BACKSTOP_TEST_PUBLICATION_UPDATE_LOCK (sync_publication in tables.c) */
 	pthread_t base_thread;
+
+	/*
+	 * Format 3 (doc/design/format2.md 3.3, packlog.c): the uploader's (start-up's before it
+	 * runs).  The log's tip (sequence number, SHA-256 of its stored bytes, seal LSN), the newest
+	 * catalog and the packs written after it, the relids the log held at start, and the
+	 * states of tables loaded from it but not registered yet.
+	 */
+	bool format3;
+	uint64_t log_seq;
+	char log_sha[65];
+	uint64_t log_seal;
+	packcat_dir *cat_dir;
+	pack_index **cat_packs;
+	int ncat_packs;
+	archive_view *view;			/* start-up only */
+	uint32_t *log_relids;
+	int nlog_relids;
+	struct packlog_loaded *loaded;
+	int nloaded;
+	int64_t head_written_ms;	/* when head.json was last written (format 3: every head_interval) */
 } archiver;
 
 
@@ -447,12 +477,28 @@ extern void uploader_lock(archiver *a);
 extern int uploader_store_dirty_manifests(archiver *a, bool fenced, bs_error *err);
 extern int uploader_store_head(archiver *a, uint64_t lsn, bs_error *err);
 extern int uploader_store_head_again(archiver *a, bs_error *err);
+extern bool uploader_finish_drops(archiver *a, uint64_t lsn);
+extern const seal_part *uploader_job_part(const seal_job *jobs, const char *spool_key);
 extern int uploader_drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *err);
 extern int uploader_clean_spool(archiver *a, uint64_t *max_seal, bs_error *err);
 extern void uploader_idle_progress(archiver *a, uint64_t lsn, bool urgent);
 extern void uploader_job_free(seal_job *job);
 extern int uploader_seal_epoch(archiver *a, bool verify, bs_error *err);
 extern void *uploader_main(void *arg);
+
+/* packlog.c */
+extern int packlog_start(archiver *a, bs_error *err);
+extern void packlog_end_startup(archiver *a);
+extern void packlog_free(archiver *a);
+extern int packlog_load(archiver *a, uint32_t relid, manifest **m, bool *exists, bs_error *err);
+extern int packlog_relids(archiver *a, uint32_t **relids, int *n, bs_error *err);
+extern int packlog_find_table(archiver *a, const char *qualified_name, manifest **m, bs_error *err);
+extern void packlog_adopt(archiver *a, arch_table *t);
+extern int packlog_put_batch(archiver *a, char **seg_keys, int nkeys, const seal_job *jobs, uint64_t seal,
+							 bs_error *err);
+extern int packlog_put_events(archiver *a, uint64_t seal, bs_error *err);
+extern bool packlog_head_due(archiver *a);
+extern int packlog_store_head(archiver *a, uint64_t lsn, bs_error *err);
 
 /* retention.c */
 extern bool retention_due(archiver *a);

@@ -53,6 +53,36 @@ first_base_copy(archiver *a, const char *snapshot, const basecopy_options *opts,
 	}
 }
 
+/*
+ * The archive's format: an existing archive's own (a format-3 head), else archive_format for a
+ * new one.  A format-1/2 archive is not converted (yet): asking for format 3 there is refused.
+ */
+static int
+startup_choose_format(archiver *a, bool head_exists, bs_error *err)
+{
+	bool want3 = strcmp(config_get(a->cfg, CFG_ARCHIVE_FORMAT), "3") == 0;
+
+	a->format3 = head_exists ? a->head.format == ARCHIVE_HEAD_FORMAT_PACKS : want3;
+	if (head_exists && want3 && !a->format3)
+		return error_set(err, ERRCODE_INVALID_PARAMETER, "the archive at %s is in format %d; archive_format 3 "
+						 "applies to a new archive (format-%d archives are not converted yet)",
+						 storage_describe(a->st), a->head.format, a->head.format);
+	if (!head_exists && want3)
+	{
+		uint32_t *relids = NULL;
+		int n = 0;
+
+		/* Manifests without a head: an archive written before heads existed. */
+		if (manifest_list_relids(a->st, &relids, &n, err) != BS_OK)
+			return BS_ERR;
+		free(relids);
+		if (n > 0)
+			return error_set(err, ERRCODE_INVALID_PARAMETER, "the archive at %s holds format-1 manifests; "
+							 "archive_format 3 applies to a new archive", storage_describe(a->st));
+	}
+	return BS_OK;
+}
+
 int
 startup_setup(archiver *a, bs_error *err)
 {
@@ -108,7 +138,9 @@ startup_setup(archiver *a, bs_error *err)
 	sysid = xstrdup(PQgetvalue(res, 0, 0));
 	dbname = xstrdup(PQgetisnull(res, 0, 3) ? "" : PQgetvalue(res, 0, 3));
 	PQclear(res);
-	if (archive_head_load(a->st, &a->head, &head_exists, err) != BS_OK)
+	if (archive_head_load_any(a->st, &a->head, &head_exists, err) != BS_OK)
+		goto fail;
+	if (startup_choose_format(a, head_exists, err) != BS_OK)
 		goto fail;
 	if (head_exists && a->head.system_identifier &&
 		(strcmp(a->head.system_identifier, sysid) != 0 || strcmp(a->head.database ? a->head.database : "", dbname) != 0))
@@ -124,11 +156,15 @@ startup_setup(archiver *a, bs_error *err)
 		archive_head_init(&a->head);
 		a->head.system_identifier = xstrdup(sysid);
 		a->head.database = xstrdup(dbname);
+		if (a->format3)
+			a->head.format = ARCHIVE_HEAD_FORMAT_PACKS;
 	}
 	else if (a->head.format < 2 && uploader_record_manifests(a, err) != BS_OK)
 		goto fail;
 	a->head_written_lsn = a->head.flushed_lsn;
 	if (archiver_take_lease(a, err) != BS_OK)
+		goto fail;
+	if (a->format3 && packlog_start(a, err) != BS_OK)
 		goto fail;
 	if (schema_ddl_setup(a, err) != BS_OK)
 		goto fail;
@@ -149,7 +185,8 @@ startup_setup(archiver *a, bs_error *err)
 		{
 			if (tables_set_unpublished(t, ct, tables_unpublished_from(a, t)) && uploader_store_manifest_now(a, t->man, err) != BS_OK)
 				goto fail_list;
-			t->dirty = false;
+			if (!a->format3)
+				t->dirty = false;	/* stored (format 3: the gap is an event of the first pack) */
 			continue;
 		}
 		if (!ct->usable)
@@ -328,6 +365,7 @@ startup_setup(archiver *a, bs_error *err)
 	catalog_table_list_free(&list);
 	free(sysid);
 	free(dbname);
+	packlog_end_startup(a);
 	return BS_OK;
 
 fail_list:

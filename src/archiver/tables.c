@@ -67,6 +67,7 @@ tables_add(archiver *a, manifest *m, bool active)
 	t->layout_id = m->nlayouts ? m->layouts[m->nlayouts - 1].id : 0;
 	a->tables = xrealloc(a->tables, (size_t) (a->ntables + 1) * sizeof(arch_table *));
 	a->tables[a->ntables++] = t;
+	packlog_adopt(a, t);
 	return t;
 }
 
@@ -160,7 +161,7 @@ tables_load(archiver *a, storage *st, uint32_t relid, const char *schema, const 
 		*out = t;
 		return BS_OK;
 	}
-	if (manifest_load(st, relid, &m, &exists, err) != BS_OK ||
+	if ((a->format3 ? packlog_load(a, relid, &m, &exists, err) : manifest_load(st, relid, &m, &exists, err)) != BS_OK ||
 		check_generation(a, relid, exists ? m : NULL, err) != BS_OK)
 	{
 		manifest_free(m);
@@ -590,6 +591,12 @@ table_left_archive(archiver *a, manifest *m, bs_error *err)
 	log_warning("table %s.%s (relid %u) still exists but is no longer among the tables to archive: its archive "
 				"ends at %s (recovery points from there on are refused)", m->schema, m->name, m->relid,
 				lsn_format(from, l));
+	if (a->format3)
+	{
+		/* The gap is an event of the next pack: the table is known, not archived. */
+		tables_add(a, m, false)->dirty = true;
+		return BS_OK;
+	}
 	return uploader_store_manifest_now(a, m, err);
 }
 
@@ -792,7 +799,8 @@ start_gone_table(archiver *a, manifest *m, bs_error *err)
 		/* Renamed (--tables names the old name) or otherwise out of the archived set. */
 		int rc = table_left_archive(a, m, err);
 
-		manifest_free(m);
+		if (!(a->format3 && tables_find(a, m->relid) != NULL && tables_find(a, m->relid)->man == m))
+			manifest_free(m);
 		return rc;
 	}
 	tables_found_gone(a, tables_add(a, m, true), pos, " while the archiver was stopped");
@@ -817,7 +825,8 @@ tables_find_gone(archiver *a, const catalog_table_list *list, bs_error *err)
 	{
 		manifest *m = NULL;
 
-		if (audit_find_table(a->st, &a->head, list->missing[i], &m, err) != BS_OK)
+		if ((a->format3 ? packlog_find_table(a, list->missing[i], &m, err) :
+			 audit_find_table(a->st, &a->head, list->missing[i], &m, err)) != BS_OK)
 		{
 			if (strcmp(err->code, ERRCODE_UNDEFINED_TABLE) == 0)
 				return error_set(err, ERRCODE_UNDEFINED_TABLE, "table \"%s\" does not exist and was never archived",
@@ -827,7 +836,7 @@ tables_find_gone(archiver *a, const catalog_table_list *list, bs_error *err)
 		if (start_gone_table(a, m, err) != BS_OK)
 			return BS_ERR;
 	}
-	if (manifest_list_relids(a->st, &relids, &n, err) != BS_OK)
+	if ((a->format3 ? packlog_relids(a, &relids, &n, err) : manifest_list_relids(a->st, &relids, &n, err)) != BS_OK)
 		return BS_ERR;
 	for (int i = 0; i < n; i++)
 	{
@@ -838,7 +847,8 @@ tables_find_gone(archiver *a, const catalog_table_list *list, bs_error *err)
 		if (catalog_find(list, relids[i]) != NULL || tables_find(a, relids[i]) != NULL)
 			continue;
 		error_clear(&lerr);
-		if (manifest_load(a->st, relids[i], &m, &exists, &lerr) != BS_OK)
+		if ((a->format3 ? packlog_load(a, relids[i], &m, &exists, &lerr) :
+			 manifest_load(a->st, relids[i], &m, &exists, &lerr)) != BS_OK)
 		{
 			if (strcmp(lerr.code, ERRCODE_DATA_CORRUPTED) != 0)
 			{

@@ -32,6 +32,17 @@ static bool spool_epoch_of(const char *key, uint64_t *seal_lsn);
 int
 uploader_store_manifest_now(archiver *a, manifest *m, bs_error *err)
 {
+	if (a->format3)
+	{
+		arch_table *t = tables_find(a, m->relid);
+
+		/* Events of the next pack (start-up writes one before the stream starts). */
+		if (t == NULL || t->man != m)
+			return error_set(err, ERRCODE_INTERNAL, "relid %u: a manifest stored now must be registered in format 3",
+							 m->relid);
+		t->dirty = true;
+		return BS_OK;
+	}
 	m->generation = tables_next_generation(a, m);
 	if (archiver_fence(a, err) != BS_OK || manifest_store(a->st, m, err) != BS_OK)
 		return BS_ERR;
@@ -91,8 +102,8 @@ uploader_lock(archiver *a)
 }
 
 /* The part of a job just spooled that has this spool key (NULL: only in the spool). */
-static const seal_part *
-job_part(const seal_job *jobs, const char *spool_key)
+const seal_part *
+uploader_job_part(const seal_job *jobs, const char *spool_key)
 {
 	for (const seal_job *j = jobs; j; j = j->next)
 		for (int i = 0; i < j->nparts; i++)
@@ -286,6 +297,17 @@ uploader_store_dirty_manifests(archiver *a, bool fenced, bs_error *err)
 {
 	int rc = BS_OK;
 
+	if (a->format3)
+	{
+		uint64_t seal;
+
+		/* An event-only pack: everything before the confirmed position is in the log. */
+		uploader_lock(a);
+		seal = a->flush_lsn > a->log_seal ? a->flush_lsn : a->log_seal;
+		pthread_mutex_unlock(&a->lock);
+		return packlog_put_events(a, seal, err);
+	}
+
 	for (int i = 0; rc == BS_OK; i++)
 	{
 		uint32_t relid = 0;
@@ -346,7 +368,7 @@ uploader_store_dirty_manifests(archiver *a, bool fenced, bs_error *err)
  * held): everything committed before lsn is listed, and each such table's DROP committed
  * before its gone_lsn.  True when a manifest changed.
  */
-static bool
+bool
 uploader_finish_drops(archiver *a, uint64_t lsn)
 {
 	bool changed = false;
@@ -383,6 +405,16 @@ uploader_store_head(archiver *a, uint64_t lsn, bs_error *err)
 {
 	char *json;
 
+	if (a->format3)
+	{
+		/* Everything before lsn is in the log: drops recorded, then changes in memory. */
+		uploader_lock(a);
+		uploader_finish_drops(a, lsn);
+		pthread_mutex_unlock(&a->lock);
+		if (packlog_put_events(a, lsn, err) != BS_OK)
+			return BS_ERR;
+		return lsn > a->head_written_lsn ? packlog_store_head(a, lsn, err) : BS_OK;
+	}
 	uploader_lock(a);
 	/* Callers guarantee that everything committed before lsn is listed in the manifests. */
 	if (uploader_finish_drops(a, lsn) && lsn <= a->head_written_lsn)
@@ -440,6 +472,8 @@ uploader_store_head_again(archiver *a, bs_error *err)
 	char *json;
 	int rc;
 
+	if (a->format3)
+		return a->head_written_lsn == 0 ? BS_OK : packlog_store_head(a, a->head_written_lsn, err);
 	uploader_lock(a);
 	if (a->head_written_lsn == 0)
 	{
@@ -478,6 +512,8 @@ uploader_drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *e
 	storage_keys keys = {0};
 	int rc = BS_OK;
 	int first = 0;
+	char **batch_segs = NULL;	/* format 3: the batch's segments (keys of keys) */
+	int nbatch_segs = 0;
 
 	if (storage_list(a->spool, "", storage_collect_key, &keys, err) != BS_OK)
 		return BS_ERR;
@@ -516,14 +552,30 @@ uploader_drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *e
 					if (pass == 0 && strstr(f, ".layouts.json"))
 						rc = merge_spooled_layouts(a, f, jobs, err);
 					else if (pass == 1 && strstr(f, ".seg"))
-						rc = upload_segment(a, f, job_part(jobs, f), seal_lsn, verify, &batch_bytes, err);
+						{
+						if (!a->format3)
+							rc = upload_segment(a, f, uploader_job_part(jobs, f), seal_lsn, verify, &batch_bytes,
+												err);
+						else
+						{
+							storage_stat stat;
+							bool exists = false;
+
+							/* Format 3: the batch's segments go into one pack, below. */
+							rc = storage_head(a->spool, f, &exists, &stat, err);
+							batch_bytes += exists ? stat.size : 0;
+							batch_segs = xrealloc(batch_segs, (size_t) (nbatch_segs + 1) * sizeof(char *));
+							batch_segs[nbatch_segs++] = keys.keys[j];
+						}
+					}
 				}
 			}
 			if (rc != BS_OK)
 				break;
 			batch_seal = seal_lsn;
 			batch_epochs++;
-			if (batch_epochs >= 256 || batch_bytes >= 256 * 1024 * 1024)
+			/* A format-3 batch is one pack, built in memory. */
+			if (batch_epochs >= 256 || batch_bytes >= (a->format3 ? 64 : 256) * 1024 * 1024)
 			{
 				i++;
 				break;
@@ -531,9 +583,17 @@ uploader_drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *e
 		}
 		if (batch_epochs == 0)
 			break;
-		/* Manifests (stored by uploader_store_head before the head itself), head, then forget. */
-		if (rc == BS_OK)
+		/* Manifests (stored by uploader_store_head before the head itself), head, then forget.
+		 * Format 3: the pack is the data and the index; the head follows every head_interval. */
+		if (rc == BS_OK && a->format3)
+		{
+			rc = packlog_put_batch(a, batch_segs, nbatch_segs, jobs, batch_seal, err);
+			if (rc == BS_OK && packlog_head_due(a))
+				rc = packlog_store_head(a, batch_seal, err);
+		}
+		else if (rc == BS_OK)
 			rc = uploader_store_head(a, batch_seal, err);
+		nbatch_segs = 0;
 		/* Files first, the COMPLETE markers last: after a crash half-way, what is left of an
 		 * epoch is already listed in the manifests and skipped on the next drain. */
 		for (int pass = 0; pass < 2; pass++)
@@ -566,6 +626,7 @@ uploader_drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *e
 		}
 		first = i;
 	}
+	free(batch_segs);
 	storage_keys_free(&keys);
 	{
 		uint64_t spooled = 0;
@@ -749,7 +810,14 @@ uploader_seal_epoch(archiver *a, bool verify, bs_error *err)
 					  lsn_format_key(part->sum.last_end_lsn, endhex));
 		part->relid = t->relid;
 		part->spool_key = strbuf_detach(&key, NULL);
-		part->layouts = manifest_to_json(t->man);
+		{
+			/* Its layouts (what merge_spooled_layouts reads back), not its segments. */
+			manifest m = *t->man;
+
+			m.segments = NULL;
+			m.nsegments = 0;
+			part->layouts = manifest_to_json(&m);
+		}
 		job->bytes += part->size;
 		job->nparts++;
 		t->open_records = 0;
@@ -885,7 +953,21 @@ uploader_main(void *arg)
 			struct timespec ts;
 
 			if (a->uploader_stop)
+			{
+				/* Format 3: a stop leaves the head at the log's end (a hint for readers). */
+				if (a->format3 && a->flush_lsn > a->head_written_lsn && !a->uploader_failed)
+				{
+					uint64_t lsn = a->flush_lsn;
+					bs_error herr;
+
+					pthread_mutex_unlock(&a->lock);
+					error_clear(&herr);
+					if (packlog_store_head(a, lsn, &herr) != BS_OK)
+						log_warning("%s", herr.message);
+					uploader_lock(a);
+				}
 				break;
+			}
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_nsec += 200 * 1000000L;
 			if (ts.tv_nsec >= 1000000000L)

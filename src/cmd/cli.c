@@ -37,7 +37,8 @@ static const char *const archive_options[] = {
 	"segment_age", "segment_compression_level", "base_chunk_size", "base_lock_timeout", "rebase_age", "rebase_ratio", "rebase_min_interval", "spool_dir", "spool_limit",
 	"open_memory_limit", "listen", "listen_allow_remote", "listen_max_connections", "listen_timeout",
 	"control_token", "control_token_file", "status_interval", "table_poll_interval", "end_lsn", "lease_timeout",
-	"take_over", "keep_window", "keep_bases", "orphan_age", "expire_interval", "ddl_capture", NULL
+	"take_over", "keep_window", "keep_bases", "orphan_age", "expire_interval", "ddl_capture", "archive_format",
+	"head_interval", NULL
 };
 static const char *const recover_options[] = {
 	STORAGE_OPTIONS, "db", "table", "relid", "to_lsn", "to_time", "to_xid", "latest", "exclusive", "into",

@@ -48,6 +48,7 @@ static const config_range config_ranges[] = {
 	{CFG_RETRY_BASE_DELAY, 1, 20 * SEC},	/* a retry never waits more than 20 s */
 	{CFG_SEGMENT_SIZE, 64 * KIB, GIB},
 	{CFG_SEGMENT_AGE, 100, DAY},
+	{CFG_HEAD_INTERVAL, 0, DAY},
 	{CFG_BASE_CHUNK_SIZE, 64 * KIB, GIB},
 	{CFG_REBASE_AGE, MINUTE, 3650 * DAY},
 	{CFG_REBASE_RATIO, 1, 1000000},

@@ -67,6 +67,8 @@ CONFIG_OPTION(DDL_CAPTURE, "ddl_capture", CONFIG_ENUM, "auto", "auto|on|off", fa
 CONFIG_OPTION(TABLE_POLL_INTERVAL, "table_poll_interval", CONFIG_DURATION, "10s", NULL, false, "how often to look for new or dropped tables")
 CONFIG_OPTION(END_LSN, "end_lsn", CONFIG_STRING, NULL, NULL, false, "archive every transaction committed at or before this LSN, store it, then exit")
 CONFIG_OPTION(LEASE_TIMEOUT, "lease_timeout", CONFIG_DURATION, "60s", NULL, false, "the archive's lease expires when its holder has not renewed it for this long")
+CONFIG_OPTION(ARCHIVE_FORMAT, "archive_format", CONFIG_ENUM, "2", "2|3", false, "on-storage format of a new archive (3: one pack per seal, experimental; an existing archive keeps its own)")
+CONFIG_OPTION(HEAD_INTERVAL, "head_interval", CONFIG_DURATION, "60s", NULL, false, "format 3: write head.json at most this often while the log moves")
 CONFIG_OPTION(TAKE_OVER, "take_over", CONFIG_BOOL, "off", NULL, false, "take the archive's lease even from a holder that looks alive")
 /* retention */
 CONFIG_OPTION(KEEP_WINDOW, "keep_window", CONFIG_DURATION, NULL, NULL, false, "retention: keep every point of this recovery window (e.g. 30d)")
