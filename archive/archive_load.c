@@ -742,3 +742,67 @@ archive_view_tip_sha256(archive_view *v, char out[65], bs_error *err)
 	}
 	return BS_OK;
 }
+
+struct archive_tables
+{
+	storage *st;
+	archive_view *view;			/* format 3; NULL: the manifests */
+	uint32_t *relids;
+	int n;
+};
+
+int
+archive_tables_open(storage *st, const archive_head *head, archive_tables **out, bs_error *err)
+{
+	archive_tables *t = xcalloc(1, sizeof(*t));
+
+	*out = NULL;
+	t->st = st;
+	if (is_format3(head))
+	{
+		if (archive_view_open(st, head, &t->view, err) != BS_OK)
+		{
+			free(t);
+			return BS_ERR;
+		}
+		archive_view_relids(t->view, &t->relids, &t->n);
+	}
+	else if (manifest_list_relids(st, &t->relids, &t->n, err) != BS_OK)
+	{
+		free(t);
+		return BS_ERR;
+	}
+	*out = t;
+	return BS_OK;
+}
+
+void
+archive_tables_free(archive_tables *t)
+{
+	if (t == NULL)
+		return;
+	archive_view_free(t->view);
+	free(t->relids);
+	free(t);
+}
+
+const uint32_t *
+archive_tables_relids(const archive_tables *t, int *n)
+{
+	*n = t->n;
+	return t->relids;
+}
+
+int
+archive_tables_load(archive_tables *t, uint32_t relid, manifest **out, bool *exists, bs_error *err)
+{
+	if (t->view == NULL)
+		return manifest_load(t->st, relid, out, exists, err);
+	return archive_view_table(t->view, relid, out, NULL, exists, err);
+}
+
+archive_view *
+archive_tables_view(const archive_tables *t)
+{
+	return t->view;
+}

@@ -87,4 +87,20 @@ const pack_index *const *archive_view_packs_after(const archive_view *v, int *n)
 /* The table named schema.name at lsn (UINT64_MAX: now), as archive_load_find_at ranks it. */
 int archive_view_find_at(archive_view *v, const char *qualified_name, uint64_t lsn, manifest **out, bs_error *err);
 
+/*
+ * Every table of an archive whatever its format, loaded one after the other (a whole-archive
+ * command): formats 1 and 2 (or no head) list tables/ (manifest_list_relids) and load each with
+ * manifest_load, unchanged; format 3 opens one archive_view (its relids, archive_view_table).
+ */
+typedef struct archive_tables archive_tables;
+
+int archive_tables_open(storage *st, const archive_head *head, archive_tables **out, bs_error *err);
+void archive_tables_free(archive_tables *t);
+/* The relids, ascending (owned by t). */
+const uint32_t *archive_tables_relids(const archive_tables *t, int *n);
+/* As archive_load_table (*exists false: removed since the listing, or no such table). */
+int archive_tables_load(archive_tables *t, uint32_t relid, manifest **out, bool *exists, bs_error *err);
+/* The format-3 view (NULL for formats 1 and 2). */
+archive_view *archive_tables_view(const archive_tables *t);
+
 #endif

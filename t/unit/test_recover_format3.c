@@ -312,7 +312,7 @@ test_command(void)
 	}
 }
 
-/* `backstop info --table`: the same table summary from either archive; the whole archive refused in format 3. */
+/* `backstop info --table`: the same table summary from either archive. */
 static void
 test_info(void)
 {
@@ -357,12 +357,135 @@ test_info(void)
 	json_decref(t[1]);
 	{
 		const char *args[] = {"--relid", "16400", NULL};
-		const char *none[] = {NULL};
 
 		snprintf(url, sizeof(url), "%s", url3);
 		ok(run_cli("info", args) == 0 && strstr(out, "users") != NULL, "info --relid 16400 on the format-3 archive");
-		ok(run_cli("info", none) == 1 && strstr(errout, "is in format 3") != NULL,
-		   "info of the whole format-3 archive refused for now: %s", errout);
+	}
+}
+
+/* A format-2 head for the format-2 archive with the format-3 head's values (what info shows of it). */
+static void
+head2(void)
+{
+	archive_head h;
+	bs_error err;
+
+	archive_head_init(&h);
+	h.system_identifier = xstrdup("7000000000000000001");
+	h.database = xstrdup("app");
+	h.flushed_lsn = SEAL2;
+	h.time = T0 + 7 * SEC;
+	archive_head_note_table(&h, USERS, users2->generation, "public", "users");
+	if (archive_head_store(st2, &h, &err) != BS_OK)
+		bail("archive_head_store", &err);
+	archive_head_clear(&h);
+}
+
+/* out with the archive's URL and the segments' stored sizes (pack runs have none of their own) cut. */
+static char *
+info_text_normalized(const char *url_shown)
+{
+	strbuf sb = STRBUF_INIT;
+	const char *p = out;
+
+	while (*p)
+	{
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t) (eol - p) + 1 : strlen(p);
+		const char *u = strstr(p, url_shown);
+		const char *c = strstr(p, "  changes:");
+
+		if (u && u < p + len)
+		{
+			strbuf_append(&sb, p, (size_t) (u - p));
+			strbuf_append_str(&sb, "URL");
+			strbuf_append(&sb, u + strlen(url_shown), len - (size_t) (u - p) - strlen(url_shown));
+		}
+		else if (c == p)
+		{
+			const char *cut = strstr(p, " record(s), ");
+
+			strbuf_append(&sb, p, cut && cut < p + len ? (size_t) (cut - p) + 11 : len);
+			strbuf_append_str(&sb, "\n");
+		}
+		else
+			strbuf_append(&sb, p, len);
+		p += len;
+	}
+	return strbuf_detach(&sb, NULL);
+}
+
+/* `backstop info` of the whole archive: the same from format 3 (one view) as from format 2. */
+static void
+test_info_all(void)
+{
+	char *text[2] = {NULL, NULL};
+	json_t *j[2] = {NULL, NULL};
+	const char *none[] = {NULL};
+	const char *as_json[] = {"--json", NULL};
+
+	head2();
+	for (int f = 0; f < 2; f++)
+	{
+		snprintf(url, sizeof(url), "%s", f == 0 ? url2 : url3);
+		if (!ok(run_cli("info", none) == 0, "info of the whole format-%d archive: exit 0", f == 0 ? 2 : 3))
+			printf("# %s\n", errout);
+		text[f] = info_text_normalized(url);
+		if (!ok(run_cli("info", as_json) == 0, "info --json of the whole format-%d archive: exit 0", f == 0 ? 2 : 3))
+			printf("# %s\n", errout);
+		j[f] = json_loads(out, 0, NULL);
+	}
+	if (!ok(strcmp(text[0], text[1]) == 0 && strstr(text[1], "tables:       1\n") &&
+			strstr(text[1], "public.users (relid 16400): active") &&
+			strstr(text[1], "2 segment(s), 5 record(s)"),
+			"info: the same text from format 3 as from format 2 (the segments' stored sizes aside)"))
+		printf("# format 2:\n%s# format 3:\n%s", text[0], text[1]);
+	/* JSON: the head, and each table but its segments' sizes and its generation (format 3 has none). */
+	{
+		bool same = j[0] && j[1] && json_equal(json_object_get(j[0], "head"), json_object_get(j[1], "head")) &&
+			json_array_size(json_object_get(j[0], "tables")) == 1 &&
+			json_array_size(json_object_get(j[1], "tables")) == 1;
+
+		for (int f = 0; same && f < 2; f++)
+		{
+			json_t *t = json_array_get(json_object_get(j[f], "tables"), 0);
+
+			json_object_del(json_object_get(t, "segments"), "size");
+			json_object_del(json_object_get(t, "segments"), "raw_size");
+			json_object_del(t, "generation");
+		}
+		same = same && json_equal(json_object_get(j[0], "tables"), json_object_get(j[1], "tables")) &&
+			json_object_get(json_array_get(json_object_get(j[1], "tables"), 0), "bases") != NULL;
+		if (!ok(same, "info --json: the same head and table from format 3 as from format 2"))
+		{
+			char *a = j[0] ? json_dumps(j[0], JSON_COMPACT) : NULL,
+				*b = j[1] ? json_dumps(j[1], JSON_COMPACT) : NULL;
+
+			printf("# %s\n# %s\n", a ? a : "?", b ? b : "?");
+			free(a);
+			free(b);
+		}
+	}
+	for (int f = 0; f < 2; f++)
+	{
+		free(text[f]);
+		json_decref(j[f]);
+	}
+	/* The catalog the head names missing: damage, exit 3. */
+	{
+		strbuf dir = STRBUF_INIT;
+		char *key = packcat_dir_key(1);
+		bs_error err;
+
+		snprintf(url, sizeof(url), "%s", url3);
+		if (storage_get_all(st3, key, &dir, &err) != BS_OK || storage_delete(st3, key, &err) != BS_OK)
+			bail(key, &err);
+		ok(run_cli("info", none) == EXIT_INTEGRITY && strstr(errout, "catalog/0000000000000001/dir.json\" is missing"),
+		   "info of a format-3 archive whose catalog is missing: exit 3: %s", errout);
+		if (storage_put(st3, key, dir.data, dir.len, &err) != BS_OK)
+			bail(key, &err);
+		strbuf_free(&dir);
+		free(key);
 	}
 }
 
@@ -385,6 +508,7 @@ main(void)
 	test_plans();
 	test_command();
 	test_info();
+	test_info_all();
 	manifest_free(users2);
 	storage_close(st3);
 	snprintf(url, sizeof(url), "rm -rf '%s'", dir3);
