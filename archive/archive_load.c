@@ -54,6 +54,9 @@ struct archive_view
 	pack_index **after;			/* the packs after the catalog, opened */
 	int nafter;
 	pack_index **before;		/* log[0 .. first_after): opened when a table's runs need them */
+	char **page_keys;			/* catalog pages read (immutable: copy-on-write keys), kept */
+	strbuf *pages;
+	int npages;
 	int tip;					/* index in log of the tip pack, -1: an empty log */
 	uint64_t tip_seq;
 	uint64_t tip_seal_lsn;
@@ -130,6 +133,13 @@ archive_view_free(archive_view *L)
 	for (int i = 0; L->before && i < L->first_after; i++)
 		pack_index_free(L->before[i]);
 	free(L->before);
+	for (int i = 0; i < L->npages; i++)
+	{
+		free(L->page_keys[i]);
+		strbuf_free(&L->pages[i]);
+	}
+	free(L->page_keys);
+	free(L->pages);
 	storage_crypt_unit_keys_free(L->keyv, L->nkeys);
 	free(L);
 }
@@ -151,6 +161,30 @@ open_pack(archive_view *L, const log_entry *e, pack_index **out, bs_error *err)
 		*out = NULL;
 		return BS_ERR;
 	}
+	return BS_OK;
+}
+
+/* packcat_get_fn of a view: a catalog page is read once per view (many tables share one). */
+static int
+view_get(void *ctx, const char *key, strbuf *out, bs_error *err)
+{
+	archive_view *L = ctx;
+
+	for (int i = 0; i < L->npages; i++)
+		if (strcmp(L->page_keys[i], key) == 0)
+		{
+			strbuf_reset(out);
+			strbuf_append(out, L->pages[i].data, L->pages[i].len);
+			return BS_OK;
+		}
+	if (packcat_storage_get(L->st, key, out, err) != BS_OK)
+		return BS_ERR;
+	L->page_keys = xrealloc(L->page_keys, (size_t) (L->npages + 1) * sizeof(char *));
+	L->pages = xrealloc(L->pages, (size_t) (L->npages + 1) * sizeof(strbuf));
+	L->page_keys[L->npages] = xstrdup(key);
+	memset(&L->pages[L->npages], 0, sizeof(strbuf));
+	strbuf_append(&L->pages[L->npages], out->data, out->len);
+	L->npages++;
 	return BS_OK;
 }
 
@@ -388,8 +422,8 @@ archive_view_table(archive_view *L, uint32_t relid, manifest **out, uint64_t *la
 	if (last_event_lsn)
 		*last_event_lsn = 0;
 	if (L->dir)
-		rc = packcat_fold_table(L->dir, relid, packcat_storage_get, L->st, (const pack_index *const *) L->after,
-								L->nafter, &m, &last, err);
+		rc = packcat_fold_table(L->dir, relid, view_get, L, (const pack_index *const *) L->after, L->nafter, &m,
+								&last, err);
 	else
 		rc = fold_table_from(relid, NULL, (const pack_index *const *) L->after, L->nafter, &m, &last, err);
 	if (rc != BS_OK)
