@@ -489,6 +489,68 @@ test_info_all(void)
 	}
 }
 
+/* text with every u replaced by "URL". */
+static char *
+without_url(const char *text, const char *u)
+{
+	strbuf sb = STRBUF_INIT;
+	const char *p = text,
+			   *q;
+
+	while ((q = strstr(p, u)) != NULL)
+	{
+		strbuf_append(&sb, p, (size_t) (q - p));
+		strbuf_append_str(&sb, "URL");
+		p = q + strlen(u);
+	}
+	strbuf_append_str(&sb, p);
+	return strbuf_detach(&sb, NULL);
+}
+
+/* `backstop changes` args at u2 and u3: the same exit 0 and output (stdout, the archive's URL
+ * aside) from either archive. */
+static bool
+same_changes(const char *u2, const char *u3, const char *const *args, const char *must)
+{
+	char *o[2] = {NULL, NULL};
+	int rc[2];
+	bool same;
+
+	for (int f = 0; f < 2; f++)
+	{
+		snprintf(url, sizeof(url), "%s", f == 0 ? u2 : u3);
+		rc[f] = run_cli("changes", args);
+		o[f] = without_url(out, url);
+		if (rc[f] != 0)
+			printf("# format %d: exit %d: %s\n", f == 0 ? 2 : 3, rc[f], errout);
+	}
+	same = rc[0] == 0 && rc[1] == 0 && strcmp(o[0], o[1]) == 0 && strstr(o[1], must) != NULL;
+	if (!same)
+		printf("# format 2:\n%s# format 3:\n%s", o[0], o[1]);
+	free(o[0]);
+	free(o[1]);
+	return same;
+}
+
+/* `backstop changes`: every table, one table's transactions and its row images, text and JSON. */
+static void
+test_changes(void)
+{
+	static const char *const all[] = {NULL};
+	static const char *const all_json[] = {"--json", NULL};
+	static const char *const one[] = {"--table", "users", NULL};
+	static const char *const one_json[] = {"--table", "users", "--json", NULL};
+	static const char *const one_summary[] = {"--table", "users", "--summary", "--from-lsn", "0/1501000", NULL};
+	static const char *const range[] = {"--table", "users", "--from-lsn", "0/1501000", "--to-lsn", "0/1503000", NULL};
+
+	ok(same_changes(url2, url3, all, "5 transaction(s)"), "changes of every table: format 3 lists format 2's");
+	ok(same_changes(url2, url3, all_json, "\"count\": 5"), "changes --json of every table: the same");
+	ok(same_changes(url2, url3, one, "5 change(s)"), "changes --table users (row images): the same");
+	ok(same_changes(url2, url3, one_json, "\"changes\""), "changes --table users --json: the same");
+	ok(same_changes(url2, url3, one_summary, "3 transaction(s)"), "changes --table users --summary --from-lsn: the same");
+	ok(same_changes(url2, url3, range, "change(s)"), "changes --table users --from-lsn --to-lsn: the same");
+}
+
 /*
  * Several tables, renamed and partitioned: formats 2 and 3 of the same data for the look-ups
  * that read every table of the archive (format2.md 5 step 4c).
@@ -783,6 +845,14 @@ test_every_table(void)
 			printf("# format 2: %s# format 3: %s", e2, errout);
 		free(e2);
 	}
+	{
+		static const char *const all[] = {NULL};
+		static const char *const renamed[] = {"--table", "users_old", NULL};
+
+		ok(same_changes(u4, u5, all, "4 transaction(s)"), "changes of every table of the renamed and partitioned case: "
+		   "the same from format 3 (one view) as from format 2");
+		ok(same_changes(u4, u5, renamed, "3 change(s)"), "changes --table users_old: the same");
+	}
 	for (int t = 0; t < 3; t++)
 		manifest_free(ms[t]);
 	storage_close(st4);
@@ -812,6 +882,7 @@ main(void)
 	test_command();
 	test_info();
 	test_info_all();
+	test_changes();
 	test_every_table();
 	manifest_free(users2);
 	storage_close(st3);
