@@ -60,6 +60,8 @@ struct archive_view
 	int tip;					/* index in log of the tip pack, -1: an empty log */
 	uint64_t tip_seq;
 	uint64_t tip_seal_lsn;
+	uint64_t head_tip_seq;		/* what head.json vouches for */
+	char head_tip_sha256[65];
 };
 
 static bool
@@ -209,6 +211,8 @@ view_open(storage *st, const archive_head *head, archive_view *L, bs_error *err)
 	L->st = st;
 	L->tip = -1;
 	L->cat_seq = head->catalog_seq;
+	L->head_tip_seq = head->tip_seq;
+	memcpy(L->head_tip_sha256, head->tip_sha256, sizeof(L->head_tip_sha256));
 	storage_crypt_unit_access(st, &L->raw, &L->keyv, &L->nkeys);
 	L->keys.keys = (const uint8_t (*)[CRYPT_KEY_SIZE]) L->keyv;
 	L->keys.nkeys = L->nkeys;
@@ -771,6 +775,13 @@ archive_view_tip_sha256(archive_view *v, char out[65], bs_error *err)
 	{
 		error_set(err, ERRCODE_DATA_CORRUPTED, "pack \"%s\" has SHA-256 %s, but catalog \"%s\" records %s for it (the "
 				  "chain is broken)", e->key, out, v->dir->key, v->dir->pack_sha256);
+		out[0] = '\0';
+		return BS_ERR;
+	}
+	if (v->tip_seq == v->head_tip_seq && strcmp(out, v->head_tip_sha256) != 0)
+	{
+		error_set(err, ERRCODE_DATA_CORRUPTED, "pack \"%s\" has SHA-256 %s, but \"%s\" records %s for seq %" PRIu64
+				  " (the chain is broken)", e->key, out, ARCHIVE_HEAD_KEY, v->head_tip_sha256, v->head_tip_seq);
 		out[0] = '\0';
 		return BS_ERR;
 	}

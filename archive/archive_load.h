@@ -77,8 +77,9 @@ uint64_t archive_view_tip_seal_lsn(const archive_view *v);
 /*
  * Hex SHA-256 of the tip pack's stored bytes ("" for an empty log): the pack read whole (1 GET,
  * through the storage under any encryption wrapper), its size checked against the listing's,
- * and, when the catalog's pack is the tip, its hash against the catalog's (ERRCODE_DATA_CORRUPTED;
- * a tip pack not listed: "is missing from the log").
+ * its hash against the catalog's when the catalog's pack is the tip and against head.json's
+ * tip_sha256 when it is the head's tip (ERRCODE_DATA_CORRUPTED; a tip pack not listed: "is
+ * missing from the log").
  */
 int archive_view_tip_sha256(archive_view *v, char out[65], bs_error *err);
 /* The catalog's dir (NULL: none) and the opened packs after it (owned by the view). */

@@ -571,6 +571,17 @@ test_view(void)
 	}
 	archive_head_clear(&h);
 
+	/* The head's tip hash is checked once the tip is read whole (the open cannot: nothing follows the tip). */
+	head3(&h, 4, 2);
+	memcpy(h.tip_sha256, sha[2], 65);
+	ok(archive_view_open(st, &h, &v, &err) == BS_OK && archive_view_tip_sha256(v, hex, &err) == BS_ERR &&
+	   strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 && strstr(err.message, "\"head.json\" records") &&
+	   strstr(err.message, "the chain is broken") && hex[0] == '\0',
+	   "a head whose tip SHA-256 is not the tip pack's: refused when the tip is read: %s", err.message);
+	archive_view_free(v);
+	v = NULL;
+	archive_head_clear(&h);
+
 	ok(archive_view_open(st, NULL, &v, &err) == BS_ERR && strcmp(err.code, ERRCODE_INVALID_PARAMETER) == 0 && v == NULL,
 	   "no head: no view");
 	head3(&h, 4, 2);
