@@ -845,9 +845,3 @@ archive_tables_load(archive_tables *t, uint32_t relid, manifest **out, bool *exi
 		return manifest_load(t->st, relid, out, exists, err);
 	return archive_view_table(t->view, relid, out, NULL, exists, err);
 }
-
-archive_view *
-archive_tables_view(const archive_tables *t)
-{
-	return t->view;
-}

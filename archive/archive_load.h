@@ -101,7 +101,5 @@ void archive_tables_free(archive_tables *t);
 const uint32_t *archive_tables_relids(const archive_tables *t, int *n);
 /* As archive_load_table (*exists false: removed since the listing, or no such table). */
 int archive_tables_load(archive_tables *t, uint32_t relid, manifest **out, bool *exists, bs_error *err);
-/* The format-3 view (NULL for formats 1 and 2). */
-archive_view *archive_tables_view(const archive_tables *t);
 
 #endif

@@ -558,6 +558,19 @@ test_view(void)
 	put_back(3);
 	{
 		char *key = archive_log_key(4);
+		strbuf longer = STRBUF_INIT;
+
+		/* Rewritten after the listing: another size than the one listed. */
+		strbuf_append(&longer, bytes[3].data, bytes[3].len);
+		strbuf_append_char(&longer, 0);
+		ok(archive_view_open(st, &h, &v, &err) == BS_OK && storage_put(st, key, longer.data, longer.len, &err) == BS_OK &&
+		   archive_view_tip_sha256(v, hex, &err) == BS_ERR && strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 &&
+		   strstr(err.message, "but the listing of \"log/\" says"), "the tip pack of another size than listed: %s",
+		   err.message);
+		archive_view_free(v);
+		v = NULL;
+		strbuf_free(&longer);
+		put_back(3);
 
 		ok(storage_put(st, key, bytes[2].data, bytes[2].len, &err) == BS_OK &&
 		   archive_view_open(st, &h, &v, &err) == BS_OK &&
