@@ -54,9 +54,14 @@ struct archive_view
 	pack_index **after;			/* the packs after the catalog, opened */
 	int nafter;
 	pack_index **before;		/* log[0 .. first_after): opened when a table's runs need them */
+	char **page_keys;			/* catalog pages read (immutable: copy-on-write keys), kept */
+	strbuf *pages;
+	int npages;
 	int tip;					/* index in log of the tip pack, -1: an empty log */
 	uint64_t tip_seq;
 	uint64_t tip_seal_lsn;
+	uint64_t head_tip_seq;		/* what head.json vouches for */
+	char head_tip_sha256[65];
 };
 
 static bool
@@ -130,6 +135,13 @@ archive_view_free(archive_view *L)
 	for (int i = 0; L->before && i < L->first_after; i++)
 		pack_index_free(L->before[i]);
 	free(L->before);
+	for (int i = 0; i < L->npages; i++)
+	{
+		free(L->page_keys[i]);
+		strbuf_free(&L->pages[i]);
+	}
+	free(L->page_keys);
+	free(L->pages);
 	storage_crypt_unit_keys_free(L->keyv, L->nkeys);
 	free(L);
 }
@@ -154,6 +166,30 @@ open_pack(archive_view *L, const log_entry *e, pack_index **out, bs_error *err)
 	return BS_OK;
 }
 
+/* packcat_get_fn of a view: a catalog page is read once per view (many tables share one). */
+static int
+view_get(void *ctx, const char *key, strbuf *out, bs_error *err)
+{
+	archive_view *L = ctx;
+
+	for (int i = 0; i < L->npages; i++)
+		if (strcmp(L->page_keys[i], key) == 0)
+		{
+			strbuf_reset(out);
+			strbuf_append(out, L->pages[i].data, L->pages[i].len);
+			return BS_OK;
+		}
+	if (packcat_storage_get(L->st, key, out, err) != BS_OK)
+		return BS_ERR;
+	L->page_keys = xrealloc(L->page_keys, (size_t) (L->npages + 1) * sizeof(char *));
+	L->pages = xrealloc(L->pages, (size_t) (L->npages + 1) * sizeof(strbuf));
+	L->page_keys[L->npages] = xstrdup(key);
+	memset(&L->pages[L->npages], 0, sizeof(strbuf));
+	strbuf_append(&L->pages[L->npages], out->data, out->len);
+	L->npages++;
+	return BS_OK;
+}
+
 /* A hole in the log: the pack that should start at seq is not listed. */
 static int
 missing_pack(uint64_t seq, const char *why, bs_error *err)
@@ -175,6 +211,8 @@ view_open(storage *st, const archive_head *head, archive_view *L, bs_error *err)
 	L->st = st;
 	L->tip = -1;
 	L->cat_seq = head->catalog_seq;
+	L->head_tip_seq = head->tip_seq;
+	memcpy(L->head_tip_sha256, head->tip_sha256, sizeof(L->head_tip_sha256));
 	storage_crypt_unit_access(st, &L->raw, &L->keyv, &L->nkeys);
 	L->keys.keys = (const uint8_t (*)[CRYPT_KEY_SIZE]) L->keyv;
 	L->keys.nkeys = L->nkeys;
@@ -388,8 +426,8 @@ archive_view_table(archive_view *L, uint32_t relid, manifest **out, uint64_t *la
 	if (last_event_lsn)
 		*last_event_lsn = 0;
 	if (L->dir)
-		rc = packcat_fold_table(L->dir, relid, packcat_storage_get, L->st, (const pack_index *const *) L->after,
-								L->nafter, &m, &last, err);
+		rc = packcat_fold_table(L->dir, relid, view_get, L, (const pack_index *const *) L->after, L->nafter, &m,
+								&last, err);
 	else
 		rc = fold_table_from(relid, NULL, (const pack_index *const *) L->after, L->nafter, &m, &last, err);
 	if (rc != BS_OK)
@@ -740,5 +778,70 @@ archive_view_tip_sha256(archive_view *v, char out[65], bs_error *err)
 		out[0] = '\0';
 		return BS_ERR;
 	}
+	if (v->tip_seq == v->head_tip_seq && strcmp(out, v->head_tip_sha256) != 0)
+	{
+		error_set(err, ERRCODE_DATA_CORRUPTED, "pack \"%s\" has SHA-256 %s, but \"%s\" records %s for seq %" PRIu64
+				  " (the chain is broken)", e->key, out, ARCHIVE_HEAD_KEY, v->head_tip_sha256, v->head_tip_seq);
+		out[0] = '\0';
+		return BS_ERR;
+	}
 	return BS_OK;
+}
+
+struct archive_tables
+{
+	storage *st;
+	archive_view *view;			/* format 3; NULL: the manifests */
+	uint32_t *relids;
+	int n;
+};
+
+int
+archive_tables_open(storage *st, const archive_head *head, archive_tables **out, bs_error *err)
+{
+	archive_tables *t = xcalloc(1, sizeof(*t));
+
+	*out = NULL;
+	t->st = st;
+	if (is_format3(head))
+	{
+		if (archive_view_open(st, head, &t->view, err) != BS_OK)
+		{
+			free(t);
+			return BS_ERR;
+		}
+		archive_view_relids(t->view, &t->relids, &t->n);
+	}
+	else if (manifest_list_relids(st, &t->relids, &t->n, err) != BS_OK)
+	{
+		free(t);
+		return BS_ERR;
+	}
+	*out = t;
+	return BS_OK;
+}
+
+void
+archive_tables_free(archive_tables *t)
+{
+	if (t == NULL)
+		return;
+	archive_view_free(t->view);
+	free(t->relids);
+	free(t);
+}
+
+const uint32_t *
+archive_tables_relids(const archive_tables *t, int *n)
+{
+	*n = t->n;
+	return t->relids;
+}
+
+int
+archive_tables_load(archive_tables *t, uint32_t relid, manifest **out, bool *exists, bs_error *err)
+{
+	if (t->view == NULL)
+		return manifest_load(t->st, relid, out, exists, err);
+	return archive_view_table(t->view, relid, out, NULL, exists, err);
 }

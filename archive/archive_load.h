@@ -77,8 +77,9 @@ uint64_t archive_view_tip_seal_lsn(const archive_view *v);
 /*
  * Hex SHA-256 of the tip pack's stored bytes ("" for an empty log): the pack read whole (1 GET,
  * through the storage under any encryption wrapper), its size checked against the listing's,
- * and, when the catalog's pack is the tip, its hash against the catalog's (ERRCODE_DATA_CORRUPTED;
- * a tip pack not listed: "is missing from the log").
+ * its hash against the catalog's when the catalog's pack is the tip and against head.json's
+ * tip_sha256 when it is the head's tip (ERRCODE_DATA_CORRUPTED; a tip pack not listed: "is
+ * missing from the log").
  */
 int archive_view_tip_sha256(archive_view *v, char out[65], bs_error *err);
 /* The catalog's dir (NULL: none) and the opened packs after it (owned by the view). */
@@ -86,5 +87,19 @@ const packcat_dir *archive_view_dir(const archive_view *v);
 const pack_index *const *archive_view_packs_after(const archive_view *v, int *n);
 /* The table named schema.name at lsn (UINT64_MAX: now), as archive_load_find_at ranks it. */
 int archive_view_find_at(archive_view *v, const char *qualified_name, uint64_t lsn, manifest **out, bs_error *err);
+
+/*
+ * Every table of an archive whatever its format, loaded one after the other (a whole-archive
+ * command): formats 1 and 2 (or no head) list tables/ (manifest_list_relids) and load each with
+ * manifest_load, unchanged; format 3 opens one archive_view (its relids, archive_view_table).
+ */
+typedef struct archive_tables archive_tables;
+
+int archive_tables_open(storage *st, const archive_head *head, archive_tables **out, bs_error *err);
+void archive_tables_free(archive_tables *t);
+/* The relids, ascending (owned by t). */
+const uint32_t *archive_tables_relids(const archive_tables *t, int *n);
+/* As archive_load_table (*exists false: removed since the listing, or no such table). */
+int archive_tables_load(archive_tables *t, uint32_t relid, manifest **out, bool *exists, bs_error *err);
 
 #endif

@@ -1,5 +1,6 @@
 /* cmd_changes.c — `backstop changes`: what transactions did to one or every archived table, by LSN, time or xid. */
 #include "cmd_changes.h"
+#include "archive_load.h"
 #include "clock.h"
 #include "audit.h"
 #include "cli.h"
@@ -535,15 +536,18 @@ free_cursors(cursor *cs, int n)
 static int
 load_all_tables(storage *st, const archive_head *head, cursor **out, int *nout, bs_error *err)
 {
-	uint32_t *relids = NULL;
+	archive_tables *all = NULL;
+	const uint32_t *relids;
 	int n = 0;
 	cursor *cs;
 	int nc = 0;
 
 	*out = NULL;
 	*nout = 0;
-	if (manifest_list_relids(st, &relids, &n, err) != BS_OK)
+	/* The manifests (formats 1 and 2), or one view of the catalog and the log (format 3). */
+	if (archive_tables_open(st, head, &all, err) != BS_OK)
 		return BS_ERR;
+	relids = archive_tables_relids(all, &n);
 	if (head)
 		for (int i = 0; i < head->ntables; i++)
 		{
@@ -558,7 +562,7 @@ load_all_tables(storage *st, const archive_head *head, cursor **out, int *nout, 
 						  "(relid %u), which storage no longer holds: its changes cannot be listed",
 						  (unsigned long long) head->tables[i].generation, head->tables[i].schema,
 						  head->tables[i].name, head->tables[i].relid);
-				free(relids);
+				archive_tables_free(all);
 				return BS_ERR;
 			}
 		}
@@ -568,10 +572,10 @@ load_all_tables(storage *st, const archive_head *head, cursor **out, int *nout, 
 		manifest *m = NULL;
 		bool exists = false;
 
-		if (manifest_load(st, relids[i], &m, &exists, err) != BS_OK)
+		if (archive_tables_load(all, relids[i], &m, &exists, err) != BS_OK)
 		{
 			free_cursors(cs, nc);
-			free(relids);
+			archive_tables_free(all);
 			return BS_ERR;
 		}
 		if (!exists)
@@ -585,7 +589,7 @@ load_all_tables(storage *st, const archive_head *head, cursor **out, int *nout, 
 		cs[nc].shown = quote_display_name(m->schema, m->name);
 		nc++;
 	}
-	free(relids);
+	archive_tables_free(all);
 	*out = cs;
 	*nout = nc;
 	return BS_OK;
@@ -724,13 +728,15 @@ cmd_changes(bs_config *cfg, int argc, char **argv)
 	if ((rc = cli_open_storage("changes", cfg, &st)) != EXIT_OK)
 		goto done;
 	rc = EXIT_FAILURE_RUNTIME;
-	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK)
+	/* Formats 1 and 2 through the manifests as before; format 3 through the catalog and the
+	 * packs after it (archive_load). */
+	if (archive_head_load_any(st, &head, &head_exists, &err) != BS_OK)
 		goto failed;
 	if (table)
 	{
 		manifest *m = NULL;
 
-		if (audit_find_table(st, head_exists ? &head : NULL, table, &m, &err) != BS_OK)
+		if (archive_load_find_at(st, head_exists ? &head : NULL, table, UINT64_MAX, &m, &err) != BS_OK)
 			goto failed;
 		cs = xcalloc(1, sizeof(cursor));
 		cs[0].m = m;

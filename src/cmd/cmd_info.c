@@ -160,6 +160,7 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 	char *head_error = NULL;
 	uint32_t *relids = NULL;
 	int nrelids = 0;
+	archive_tables *all = NULL;	/* the whole archive: its tables, through one view in format 3 */
 	json_t *tables = json_array();
 	int unreadable = 0;
 	char *where = NULL;
@@ -208,18 +209,21 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 		nrelids = 1;
 		manifest_free(m);
 	}
-	else if (head_exists && head.format == ARCHIVE_HEAD_FORMAT_PACKS)
+	else if (archive_tables_open(st, head_exists ? &head : NULL, &all, &err) != BS_OK)
 	{
-		/* The summary of every table would read the whole catalog: not yet (format2.md 5 step 4c). */
-		error_set(&err, ERRCODE_INVALID_PARAMETER, "the archive at %s is in format 3 (packs and catalog): "
-				  "info reads one table of it (--table or --relid), not yet the whole archive", where);
+		/* Formats 1 and 2: the listing of the manifests; format 3: the catalog and the log. */
 		cli_report_error("info", &err);
+		if (head_exists && head.format == ARCHIVE_HEAD_FORMAT_PACKS && strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0)
+			exit_code = EXIT_INTEGRITY;
 		goto out;
 	}
-	else if (manifest_list_relids(st, &relids, &nrelids, &err) != BS_OK)
+	else
 	{
-		cli_report_error("info", &err);
-		goto out;
+		const uint32_t *ids = archive_tables_relids(all, &nrelids);
+
+		relids = xcalloc((size_t) nrelids + 1, sizeof(uint32_t));
+		if (nrelids > 0)
+			memcpy(relids, ids, (size_t) nrelids * sizeof(uint32_t));
 	}
 	if (nrelids == 0 && !head_exists && head_error == NULL)
 	{
@@ -236,7 +240,8 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 		bool exists;
 		info_summary s;
 
-		if (archive_load_table(st, head_exists ? &head : NULL, relids[i], &m, &exists, &err) != BS_OK)
+		if ((all ? archive_tables_load(all, relids[i], &m, &exists, &err)
+			 : archive_load_table(st, head_exists ? &head : NULL, relids[i], &m, &exists, &err)) != BS_OK)
 		{
 			char *msg;
 
@@ -272,6 +277,7 @@ cmd_info(bs_config *cfg, int argc, char **argv)
 
 out:
 	json_decref(tables);
+	archive_tables_free(all);
 	free(relids);
 	free(where);
 	free(shown_where);

@@ -295,7 +295,8 @@ resolve_name_at_point(storage *st, const archive_head *head, const char *table, 
 {
 	char *schema = NULL,
 		*name = NULL;
-	uint32_t *relids = NULL;
+	archive_tables *all = NULL;
+	const uint32_t *relids = NULL;
 	int n = 0;
 	uint64_t at;
 	manifest *best = NULL;
@@ -308,11 +309,13 @@ resolve_name_at_point(storage *st, const archive_head *head, const char *table, 
 	at = point_position(st, *m, head, pt);
 	if (at != 0 && named_at(*m, at, schema, name))
 		goto out;				/* the table found carried the name at the point */
-	if (manifest_list_relids(st, &relids, &n, err) != BS_OK)
+	/* Every table of the archive: the manifests (formats 1 and 2), or one view of the catalog and the log. */
+	if (archive_tables_open(st, head, &all, err) != BS_OK)
 	{
 		rc = BS_ERR;
 		goto out;
 	}
+	relids = archive_tables_relids(all, &n);
 	for (int i = 0; i < n; i++)
 	{
 		manifest *o = NULL;
@@ -321,7 +324,7 @@ resolve_name_at_point(storage *st, const archive_head *head, const char *table, 
 		uint64_t own;
 
 		error_clear(&lerr);
-		if (relids[i] == (*m)->relid || manifest_load(st, relids[i], &o, &exists, &lerr) != BS_OK || !exists)
+		if (relids[i] == (*m)->relid || archive_tables_load(all, relids[i], &o, &exists, &lerr) != BS_OK || !exists)
 			continue;			/* an unreadable one was reported by the lookup */
 		if (manifest_had_name(o, schema, name) && (own = point_position(st, o, head, pt)) != 0 &&
 			named_at(o, own, schema, name) && (best == NULL || o->archived_to > best->archived_to))
@@ -338,7 +341,7 @@ resolve_name_at_point(storage *st, const archive_head *head, const char *table, 
 		*m = best;
 	}
 out:
-	free(relids);
+	archive_tables_free(all);
 	free(schema);
 	free(name);
 	return rc;
@@ -1028,7 +1031,8 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			   bool json)
 {
 	bs_error err;
-	uint32_t *relids = NULL;
+	archive_tables *all = NULL;
+	const uint32_t *relids = NULL;
 	int nrel = 0;
 	part_item *parts = NULL;
 	int nparts = 0;
@@ -1065,11 +1069,12 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		goto done;
 	}
 	/* The partitions: every table whose captured definition ever names this parent. */
-	if (manifest_list_relids(st, &relids, &nrel, &err) != BS_OK)
+	if (archive_tables_open(st, head, &all, &err) != BS_OK)
 	{
 		rc = fail(&prog, &err);
 		goto done;
 	}
+	relids = archive_tables_relids(all, &nrel);
 	for (int i = 0; i < nrel; i++)
 	{
 		manifest *m = NULL;
@@ -1078,7 +1083,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 
 		if (relids[i] == pm->relid)
 			continue;
-		if (manifest_load(st, relids[i], &m, &exists, &err) != BS_OK)
+		if (archive_tables_load(all, relids[i], &m, &exists, &err) != BS_OK)
 		{
 			error_prefix(&err, "the manifest of table %u cannot be read, so whether it was a partition of %s at "
 						 "the point is not known", relids[i], pshown);
@@ -1122,6 +1127,8 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 		memset(&parts[nparts], 0, sizeof(part_item));
 		parts[nparts++].m = m;
 	}
+	archive_tables_free(all);
+	all = NULL;
 	if (nparts == 0)
 	{
 		error_set(&err, ERRCODE_UNDEFINED_TABLE, "%s is a partitioned table, and no archived table was ever "
@@ -1500,7 +1507,7 @@ recover_parent(const bs_config *cfg, storage *st, const archive_head *head, mani
 			recover_restore_from_definition(parts[p].plan->base->definition, parts[p].m->schema, parts[p].m->name,
 											false, &rr);
 		}
-		recover_restore_foreign_keys(st, ids, nparts + nnodes, point_lsn ? point_lsn : bound, &rr);
+		recover_restore_foreign_keys(st, head, ids, nparts + nnodes, point_lsn ? point_lsn : bound, &rr);
 		free(ids);
 	}
 	/* Output, and the copy-back: the hierarchy back under its names, or its rows into the live table. */
@@ -1755,7 +1762,7 @@ done:
 		PQfinish(conn);
 	parts_free(parts, nparts);
 	nodes_free(nodes, nnodes);
-	free(relids);
+	archive_tables_free(all);
 	free(tschema);
 	free(tname);
 	free(pshown);
@@ -2083,7 +2090,7 @@ cmd_recover(bs_config *cfg, int argc, char **argv)
 	/* What the recovered table cannot hold (triggers, policies, publications, its partition
 	 * attachment, other tables' foreign keys into it), for after the copy-back. */
 	recover_restore_from_definition(plan->base->definition, m->schema, m->name, true, &rr);
-	recover_restore_foreign_keys(st, &m->relid, 1, plan->bound, &rr);
+	recover_restore_foreign_keys(st, head_exists ? &head : NULL, &m->relid, 1, plan->bound, &rr);
 	{
 		recover_load_options o;
 		strbuf comment = STRBUF_INIT;

@@ -1,6 +1,6 @@
 /* recover_restore.c — what a recovered table cannot hold (foreign keys into it, triggers, policies, publications, its partition attachment), as SQL printed for after the copy-back. */
 #include "recover_restore.h"
-#include "manifest_store.h"
+#include "archive_load.h"
 #include "pgsql.h"
 #include "quote.h"
 #include "sqlcheck.h"
@@ -232,17 +232,20 @@ recover_restore_from_definition(const char *definition, const char *schema, cons
 }
 
 void
-recover_restore_foreign_keys(storage *st, const uint32_t *relids, int nrelids, uint64_t bound, recover_restore *r)
+recover_restore_foreign_keys(storage *st, const archive_head *head, const uint32_t *relids, int nrelids,
+							 uint64_t bound, recover_restore *r)
 {
-	uint32_t *all = NULL;
+	archive_tables *tables = NULL;
+	const uint32_t *all;
 	int n = 0;
 	bs_error err;
 
-	if (manifest_list_relids(st, &all, &n, &err) != BS_OK)
+	if (archive_tables_open(st, head, &tables, &err) != BS_OK)
 	{
 		strbuf_printf(&r->notes, "foreign keys from other tables are not listed: %s\n", err.message);
 		return;
 	}
+	all = archive_tables_relids(tables, &n);
 	for (int i = 0; i < n; i++)
 	{
 		manifest *m = NULL;
@@ -256,7 +259,7 @@ recover_restore_foreign_keys(storage *st, const uint32_t *relids, int nrelids, u
 		char *table,
 				   *shown;
 
-		if (manifest_load(st, all[i], &m, &exists, &err) != BS_OK)
+		if (archive_tables_load(tables, all[i], &m, &exists, &err) != BS_OK)
 		{
 			strbuf_printf(&r->notes, "the manifest of table %u could not be read (%s): foreign keys it may hold "
 						  "into the recovered table are not listed\n", all[i], err.message);
@@ -315,5 +318,5 @@ recover_restore_foreign_keys(storage *st, const uint32_t *relids, int nrelids, u
 		free(shown);
 		manifest_free(m);
 	}
-	free(all);
+	archive_tables_free(tables);
 }

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "manifest.h"
+#include "manifest_head.h"
 #include "storage.h"
 #include "strbuf.h"
 
@@ -31,10 +32,12 @@ void recover_restore_from_definition(const char *definition, const char *schema,
 /*
  * Foreign keys of other archived tables that reference one of relids, from each table's
  * definition at its newest base before bound (the point), for tables not dropped before it.
- * A manifest that cannot be read is a note (the keys it may hold are not listed).
+ * Every table of the archive, whatever its format (head: as archive_head_load_any read it,
+ * NULL: none; archive_tables_open).  A manifest that cannot be read is a note (the keys it may
+ * hold are not listed).
  */
-void recover_restore_foreign_keys(storage *st, const uint32_t *relids, int nrelids, uint64_t bound,
-								  recover_restore *r);
+void recover_restore_foreign_keys(storage *st, const archive_head *head, const uint32_t *relids, int nrelids,
+								  uint64_t bound, recover_restore *r);
 
 /* The definition text of m's newest base before bound (NULL if none). */
 const char *recover_restore_definition_at(const manifest *m, uint64_t bound);
