@@ -313,6 +313,7 @@ archiver_free(archiver *a)
 	pthread_cond_destroy(&a->wake);
 	pthread_cond_destroy(&a->query_wake);
 	free(a->query_conninfo);
+	free(a->query_pubname);
 	if (a->evbase)
 		event_base_free(a->evbase);
 	if (a->conn)

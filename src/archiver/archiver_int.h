@@ -132,7 +132,7 @@ typedef struct arch_table
 	/* Not in the publication the slot streams (tables_check_publication): no base copy, no
 	 * checkpoint, and an archived table's archive ends (an open gap) until it is back. */
 	bool unpublished;
-	uint64_t pub_seen_lsn;		/* seen published by a check that started after this position */
+	uint64_t pub_seen_lsn;		/* seen published by a check (or a checkpoint) that started after this position */
 	/*
 	 * Where schema changes are not captured in the stream (weak mode), what bounds a change
 	 * made at an unknown commit (manifest schema_unknown): layout_seen is the newest commit
@@ -205,6 +205,7 @@ typedef struct checkpoint_req
 	bool want_position;			/* read "now" (no LSN named) */
 	bool check_exists;			/* is the table in the catalog at or after the point */
 	bool check_layout;			/* weak mode: the table check of its layout (schema_layout_query) */
+	bool check_member;			/* is the table in the publication at or after the point */
 	uint64_t layout_seen;		/* schema_layout_check_due's, when it was asked */
 	PGresult *layout_res;		/* its result, applied by the loop */
 	int layout_rc;
@@ -212,6 +213,9 @@ typedef struct checkpoint_req
 	int q_rc;
 	uint64_t q_lsn;
 	int q_exists;				/* 1: yes, 0: gone, -1: unknown */
+	char q_member;				/* catalog_publication_member's state (0: not read) */
+	uint64_t q_member_lsn;		/* and the position read before it */
+	bs_error q_member_err;
 	bool q_conn_ok;				/* the querier's connection is up (a failure is the query's) */
 	bs_error q_err;
 	struct checkpoint_req *next;
@@ -358,6 +362,7 @@ typedef struct archiver
 	bool querier_stop;
 	pthread_cond_t query_wake;
 	char *query_conninfo;		/* read once: the querier does not read the configuration */
+	char *query_pubname;		/* likewise, the publication */
 	PGconn *qconn;				/* the querier's alone */
 	archiver_metrics metrics;
 
@@ -523,6 +528,8 @@ extern int tables_load(archiver *a, storage *st, uint32_t relid, const char *sch
 		   arch_table **out, bs_error *err);
 extern bool tables_rebase_pending(archiver *a, const arch_table *t);
 extern void tables_unpublished_reason(archiver *a, const arch_table *t, strbuf *sb);
+extern void tables_publication_finding(archiver *a, char state, const char *schema, const char *name,
+			   const char *why_not, strbuf *sb);
 extern void tables_report_skipped(const catalog_table *ct);
 extern int tables_gone_position(PGconn *conn, uint32_t relid, bool *gone, uint64_t *pos, bs_error *err);
 extern void tables_found_gone(archiver *a, arch_table *t, uint64_t pos, const char *when);

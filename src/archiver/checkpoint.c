@@ -111,7 +111,10 @@ checkpoint_answer(archiver *a, bool force_fail, const char *why)
 		/* A table whose first base copy is still running (or whose base is not stored yet)
 		 * has no recovery point, however far its changes are stored. */
 		bool has_base = rt && rt->man->nbases > 0 && !rt->base_unstored && !tables_rebase_pending(a, rt);
-		bool reached = r->positioned && r->sealed && a->flush_lsn >= r->target_lsn && has_base;
+		/* The publication streams it at (or after) the point: a checkpoint or a table check saw it
+		 * published in a snapshot taken after reading a position at or after the point. */
+		bool member = rt && rt->pub_seen_lsn >= r->target_lsn;
+		bool reached = r->positioned && r->sealed && a->flush_lsn >= r->target_lsn && has_base && member;
 
 		if (rt && (rt->unpublished || manifest_open_gap(rt->man) != NULL))
 		{
@@ -179,7 +182,10 @@ checkpoint_answer(archiver *a, bool force_fail, const char *why)
 					t->man->existed_to = r->target_lsn;
 			}
 			else
-				control_reply_error(r->req, 504, "Gateway Timeout", has_base || a->flush_lsn < r->target_lsn ?
+				control_reply_error(r->req, 504, "Gateway Timeout", has_base && !member && a->flush_lsn >= r->target_lsn ?
+							"timed out waiting for the table's membership in the publication to be read at or after "
+							"the requested LSN (see the archiver's log)" :
+							has_base || a->flush_lsn < r->target_lsn ?
 							"timed out waiting for the archive to reach the requested LSN" :
 							rt && rt->man->nbases > 0 && tables_rebase_pending(a, rt) ?
 							"timed out waiting for the table's new base copy (a column change needs one: "
@@ -285,12 +291,15 @@ querier_connect(archiver *a, bs_error *err)
 
 /* Run one request's queries (no lock held; r is the querier's while QUERY_RUNNING). */
 static void
-querier_run(archiver *a, checkpoint_req *r, uint64_t lsn, bool want_position, bool check_exists, bool check_layout)
+querier_run(archiver *a, checkpoint_req *r, uint64_t lsn, bool want_position, bool check_exists, bool check_layout,
+			bool check_member)
 {
-	bs_error err, lerr;
+	bs_error err, lerr, merr;
 	int rc;
 	int lrc = BS_OK;
 	int exists = -1;
+	char member = 0;
+	uint64_t member_lsn = 0;
 	PGresult *lres = NULL;
 
 	error_clear(&err);
@@ -313,7 +322,15 @@ querier_run(archiver *a, checkpoint_req *r, uint64_t lsn, bool want_position, bo
 	error_clear(&lerr);
 	if (rc == BS_OK && check_layout && exists != 0)
 		lrc = schema_layout_query(a->qconn, r->relid, &lres, &lerr);
+	/* Last: its snapshot is after the position read above, at or after the point. */
+	error_clear(&merr);
+	if (rc == BS_OK && check_member && exists != 0 &&
+		catalog_publication_member(a->qconn, a->query_pubname, r->relid, &member, &member_lsn, &merr) != BS_OK)
+		member = 0;
 	uploader_lock(a);
+	r->q_member = member;
+	r->q_member_lsn = member_lsn;
+	r->q_member_err = merr;
 	r->layout_rc = lrc;
 	r->layout_err = lerr;
 	r->layout_res = lres;
@@ -337,7 +354,7 @@ querier_main(void *arg)
 	{
 		checkpoint_req *r = NULL;
 		uint64_t lsn;
-		bool want_position, check_exists, check_layout;
+		bool want_position, check_exists, check_layout, check_member;
 
 		for (checkpoint_req *q = a->querying; q && r == NULL; q = q->next)
 			if (q->qstate == QUERY_WANTED)
@@ -352,9 +369,10 @@ querier_main(void *arg)
 		want_position = r->want_position;
 		check_exists = r->check_exists;
 		check_layout = r->check_layout;
+		check_member = r->check_member;
 		/* Unlocked across the queries: the loop keeps reading the stream meanwhile. */
 		pthread_mutex_unlock(&a->lock);
-		querier_run(a, r, lsn, want_position, check_exists, check_layout);
+		querier_run(a, r, lsn, want_position, check_exists, check_layout, check_member);
 		uploader_lock(a);
 	}
 	pthread_mutex_unlock(&a->lock);
@@ -371,6 +389,8 @@ querier_ask(archiver *a, checkpoint_req *r)
 	{
 		if (a->query_conninfo == NULL)
 			a->query_conninfo = xstrdup(config_get(a->cfg, CFG_DB));
+		if (a->query_pubname == NULL)
+			a->query_pubname = xstrdup(config_get(a->cfg, CFG_PUBLICATION));
 		a->querier_stop = false;
 		if (pthread_create(&a->querier, NULL, querier_main, a) != 0)
 		{
@@ -446,6 +466,55 @@ checkpoint_refuse(checkpoint_req *r, int code, const char *reason, const char *m
 }
 
 /*
+ * What the querier read of the table's membership in the publication, at or after the point.
+ * ALTER PUBLICATION is not in the stream: pgoutput just stops sending the table's changes (or
+ * those a new row filter or column list leaves out), so only the catalog says it, and a table
+ * check may be up to --table-poll-interval away.  Published: seen so at q_member_lsn (the answer
+ * waits for that to reach the point).  Not (or in part): it left, as a table check would find,
+ * and the request is refused (409); false then.  Not read: the answer waits for a table check.
+ */
+static bool
+checkpoint_member(archiver *a, arch_table *t, checkpoint_req *r)
+{
+	strbuf sb = STRBUF_INIT;
+
+	if (!r->check_member)
+		return true;
+	if (r->q_member == 'p')
+	{
+		if (r->q_member_lsn > t->pub_seen_lsn)
+			t->pub_seen_lsn = r->q_member_lsn;
+		return true;
+	}
+	if (r->q_member != 'n' && r->q_member != 'f' && r->q_member != 'x')
+	{
+		if (r->q_member_err.message[0])
+			log_warning("checkpoint of %s.%s: %s; the answer waits for a table check", t->man->schema, t->man->name,
+						r->q_member_err.message);
+		return true;
+	}
+	if (!t->unpublished && manifest_open_gap(t->man) == NULL)
+	{
+		catalog_table ct;
+
+		memset(&ct, 0, sizeof(ct));
+		ct.relid = t->relid;
+		ct.schema = t->man->schema;
+		ct.name = t->man->name;
+		tables_publication_finding(a, r->q_member, t->man->schema, t->man->name,
+								   "it was taken out of the publication after the archiver last saw it there, "
+								   "outside the archiver; found by a checkpoint", &sb);
+		ct.finding = sb.data;
+		tables_set_unpublished(t, &ct, tables_unpublished_from(a, t));
+		strbuf_reset(&sb);
+	}
+	tables_unpublished_reason(a, t, &sb);
+	checkpoint_refuse(r, 409, "Conflict", sb.data);
+	strbuf_free(&sb);
+	return false;
+}
+
+/*
  * The rest of a request once its queries are done: where it stands (the position read, or
  * at the tick's next try when PostgreSQL is not back), whether the table is gone, the
  * table check of what is not captured; then it waits with the others.
@@ -481,8 +550,10 @@ checkpoint_placed(archiver *a, checkpoint_req *r)
 	}
 	if (r->retry)
 	{
-		/* Only its position was asked again: the rest was settled when it came. */
-		checkpoint_wait(a, r);
+		/* Only its position (and the membership after it) was asked again: the rest was
+		 * settled when it came. */
+		if (t == NULL || t->gone_lsn != 0 || checkpoint_member(a, t, r))
+			checkpoint_wait(a, r);
 		return;
 	}
 	if (t == NULL)
@@ -501,6 +572,8 @@ checkpoint_placed(archiver *a, checkpoint_req *r)
 		strbuf_free(&sb);
 		return;
 	}
+	if (!checkpoint_member(a, t, r))
+		return;
 	/* Not captured: a schema change before the point and after the table's last row change
 	 * is found by a table check only; one now, after the point, so that the point is not
 	 * answered before that change's window is recorded (the answer then waits for it). */
@@ -624,9 +697,12 @@ checkpoint_request(struct evhttp_request *req, void *arg)
 	 * A named point the stream has passed, where schema changes are captured: every DROP
 	 * committed before it has been read (it would have set gone_lsn), its WAL was sent
 	 * (nothing to flush), and there is no table check to run (schema_poll_layout checks what
-	 * is not captured).  So the table existed there and nothing is asked of PostgreSQL.
+	 * is not captured).  So the table existed there; and the publication streamed it there
+	 * when a table check or a checkpoint saw it published after the point (pub_seen_lsn: an
+	 * ALTER PUBLICATION is not in the stream).  Then nothing is asked of PostgreSQL.
 	 */
-	if (r->positioned && t->gone_lsn == 0 && a->last_commit_end >= lsn && !tables_ddl_weak_at(a, t, lsn))
+	if (r->positioned && t->gone_lsn == 0 && a->last_commit_end >= lsn && !tables_ddl_weak_at(a, t, lsn) &&
+		t->pub_seen_lsn >= lsn)
 	{
 		r->existed = true;
 		checkpoint_wait(a, r);
@@ -644,6 +720,7 @@ checkpoint_request(struct evhttp_request *req, void *arg)
 	 * the flush of a named point's WAL) is asked by the querier, never on the loop. */
 	r->want_position = !r->positioned;
 	r->check_exists = true;
+	r->check_member = true;
 	r->check_layout = schema_layout_check_due(a, t, &r->layout_seen);
 	querier_ask(a, r);
 }
@@ -669,6 +746,7 @@ checkpoint_position(archiver *a)
 		r->retry = true;
 		r->want_position = true;
 		r->check_exists = false;
+		r->check_member = true;
 		/* Not again before this one is back (it is out of the pending list meanwhile). */
 		a->conn_retry_ms = clock_mono_ms() + CONN_RETRY_MS;
 		querier_ask(a, r);

@@ -355,7 +355,8 @@ test_hook_wait(archiver *a, int64_t key)
  * new since the last check would wait for it.
  */
 static int
-sync_publication(archiver *a, catalog_table_list *list, bool startup, char **as_is, bs_error *err)
+sync_publication(archiver *a, catalog_table_list *list, bool startup, char **as_is, uint32_t **added, int *nadded,
+				 bs_error *err)
 {
 	const char *pubname = config_get(a->cfg, CFG_PUBLICATION);
 	/* At start-up there is no stream without it (it waits); later, a session's DDL on a new
@@ -366,7 +367,7 @@ sync_publication(archiver *a, catalog_table_list *list, bool startup, char **as_
 
 	if (!startup && a->test_pub_update_lock_key != 0)
 		test_hook_wait(a, a->test_pub_update_lock_key);
-	if (catalog_sync_publication(a->conn, pubname, list, as_is, lock_timeout_ms, err) == BS_OK)
+	if (catalog_sync_publication(a->conn, pubname, list, as_is, lock_timeout_ms, added, nadded, err) == BS_OK)
 		return BS_OK;
 	if (startup || strcmp(err->code, ERRCODE_UNDEFINED_TABLE) != 0)
 		return BS_ERR;
@@ -391,7 +392,68 @@ sync_publication(archiver *a, catalog_table_list *list, bool startup, char **as_
 	free(*as_is);
 	*as_is = NULL;
 	error_clear(err);
-	return catalog_sync_publication(a->conn, pubname, list, as_is, lock_timeout_ms, err);
+	return catalog_sync_publication(a->conn, pubname, list, as_is, lock_timeout_ms, added, nadded, err);
+}
+
+/*
+ * Why the publication does not stream all of a table, by catalog_publication_members' state ('x',
+ * 'f', else 'n'), into sb; why_not names the cause of an 'n'.
+ */
+void
+tables_publication_finding(archiver *a, char state, const char *schema, const char *name, const char *why_not,
+						   strbuf *sb)
+{
+	const char *pubname = config_get(a->cfg, CFG_PUBLICATION);
+	char *q = quote_qualified_name(schema, name);
+
+	if (state == 'x')
+		strbuf_printf(sb, "published by publication \"%s\" with its stored generated columns "
+					  "(publish_generated_columns = stored, or a column list naming them): base copies and "
+					  "recovery leave generated columns to PostgreSQL, so the stream's rows would not match the "
+					  "archive's, and it is not archived (the publication's owner can stop that: ALTER "
+					  "PUBLICATION %s SET (publish_generated_columns = none), or a column list without them)",
+					  pubname, pubname);
+	else if (state == 'f')
+		strbuf_printf(sb, "not in publication \"%s\" as a whole: it is published with a row filter or a "
+					  "column list, so only part of its changes reach the archiver, and it is not archived "
+					  "(the publication's owner can publish all of it: ALTER PUBLICATION %s SET TABLE ...)",
+					  pubname, pubname);
+	else
+		strbuf_printf(sb, "not in publication \"%s\", which the replication slot streams: its changes do not "
+					  "reach the archiver, so it is not archived (%s; the publication's owner can add it: "
+					  "ALTER PUBLICATION %s ADD TABLE %s, or use a publication FOR ALL TABLES)",
+					  pubname, why_not, pubname, q);
+	free(q);
+}
+
+/*
+ * Tables the archiver had archived that this check's update of its publication put back: they
+ * were taken out of it since the last check (ALTER PUBLICATION outside the archiver), and their
+ * changes in between were not streamed.  Their archive ends as for a table that left
+ * (tables_set_unpublished: from the last position they were seen published); published again, the
+ * table check takes a new base copy, which closes the gap.
+ */
+static void
+note_put_back(archiver *a, const catalog_table_list *list, const uint32_t *added, int nadded)
+{
+	for (int i = 0; i < nadded; i++)
+	{
+		arch_table *t = tables_find(a, added[i]);
+		const catalog_table *found = catalog_find(list, added[i]);
+		catalog_table ct;
+		strbuf sb = STRBUF_INIT;
+
+		if (t == NULL || found == NULL || !t->active || t->unpublished || t->gone_lsn != 0 || t->man->nbases == 0 ||
+			strcmp(t->man->status, "active") != 0 || manifest_open_gap(t->man) != NULL)
+			continue;
+		ct = *found;
+		strbuf_printf(&sb, "taken out of publication \"%s\" outside the archiver since the last table check (ALTER "
+					  "PUBLICATION ... DROP TABLE or SET TABLE): its changes meanwhile did not reach the archiver; "
+					  "the table check has put it back", config_get(a->cfg, CFG_PUBLICATION));
+		ct.finding = sb.data;
+		tables_set_unpublished(t, &ct, tables_unpublished_from(a, t));
+		strbuf_free(&sb);
+	}
 }
 
 /* New or dropped tables, and re-bases that keep recovery time bounded. */
@@ -411,10 +473,12 @@ tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs
 	char *as_is = NULL;
 	char *not_updated = NULL;	/* why the update failed, when the next check may succeed */
 	uint32_t *relids = NULL;
+	uint32_t *added = NULL;
+	int nadded = 0;
 	char *state = NULL;
 	uint64_t seen = 0;
 
-	if (sync_publication(a, list, startup, &as_is, err) != BS_OK)
+	if (sync_publication(a, list, startup, &as_is, &added, &nadded, err) != BS_OK)
 	{
 		/* At start-up there is no stream without it; later (a table dropped between the two
 		 * reads, or a table's lock not had, say) the next check tries again, and what it
@@ -432,6 +496,9 @@ tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs
 			not_updated = xstrdup(err->message);
 		error_clear(err);
 	}
+	/* Before the members are read: a table put back is seen published from here on. */
+	note_put_back(a, list, added, nadded);
+	free(added);
 	if (as_is && (a->pub_as_is == NULL || strcmp(as_is, a->pub_as_is) != 0))
 		log_info("publication \"%s\" is used as it is (%s): only the tables it publishes are archived", pubname,
 				 as_is);
@@ -456,13 +523,13 @@ tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs
 	{
 		catalog_table *ct = &list->tables[i];
 		strbuf sb = STRBUF_INIT;
-		char *q;
 
 		if (state[i] == 'p')
 		{
 			arch_table *t = tables_find(a, ct->relid);
 
-			if (t)
+			/* A checkpoint may have seen it published later (checkpoint_placed). */
+			if (t && seen > t->pub_seen_lsn)
 				t->pub_seen_lsn = seen;
 			continue;
 		}
@@ -478,25 +545,7 @@ tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs
 			ct->publish_pending = true;
 			continue;
 		}
-		q = quote_qualified_name(ct->schema, ct->name);
-		if (state[i] == 'x')
-			strbuf_printf(&sb, "published by publication \"%s\" with its stored generated columns "
-						  "(publish_generated_columns = stored, or a column list naming them): base copies and "
-						  "recovery leave generated columns to PostgreSQL, so the stream's rows would not match the "
-						  "archive's, and it is not archived (the publication's owner can stop that: ALTER "
-						  "PUBLICATION %s SET (publish_generated_columns = none), or a column list without them)",
-						  pubname, pubname);
-		else if (state[i] == 'f')
-			strbuf_printf(&sb, "not in publication \"%s\" as a whole: it is published with a row filter or a "
-						  "column list, so only part of its changes reach the archiver, and it is not archived "
-						  "(the publication's owner can publish all of it: ALTER PUBLICATION %s SET TABLE ...)",
-						  pubname, pubname);
-		else
-			strbuf_printf(&sb, "not in publication \"%s\", which the replication slot streams: its changes do not "
-						  "reach the archiver, so it is not archived (%s; the publication's owner can add it: "
-						  "ALTER PUBLICATION %s ADD TABLE %s, or use a publication FOR ALL TABLES)",
-						  pubname, as_is ? as_is : "it could not be added", pubname, q);
-		free(q);
+		tables_publication_finding(a, state[i], ct->schema, ct->name, as_is ? as_is : "it could not be added", &sb);
 		free(ct->finding);
 		ct->finding = strbuf_detach(&sb, NULL);
 		ct->usable = false;

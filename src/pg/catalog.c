@@ -370,6 +370,36 @@ catalog_column_values_unknown(PGconn *conn, uint32_t relid, const char *name, bo
 }
 
 /*
+ * Fragments of the publication queries below, on table c (pg_class) and publication $1.  A
+ * column list that leaves out a column of the table (the table's own entry or a partitioned
+ * ancestor's; to_jsonb: prattrs does not exist before 15), compared by name with the table's
+ * columns in the statement's snapshot:
+ */
+#define PUB_COLUMN_LIST_PARTIAL \
+		"EXISTS (" \
+		"    SELECT 1 FROM pg_publication_rel r JOIN pg_publication pb ON pb.oid = r.prpubid " \
+		"    WHERE pb.pubname = $1 AND (r.prrelid = c.oid OR r.prrelid IN (SELECT relid FROM pg_partition_ancestors(c.oid))) " \
+		"      AND jsonb_typeof(to_jsonb(r) -> 'prattrs') = 'array' AND EXISTS (" \
+		"        SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped " \
+		"          AND a.attgenerated = '' AND a.attname NOT IN (SELECT l.attname FROM pg_attribute l " \
+		"            WHERE l.attrelid = r.prrelid " \
+		"              AND l.attnum IN (SELECT jsonb_array_elements_text(to_jsonb(r) -> 'prattrs')::int2))))"
+/* PostgreSQL 18: stored generated columns streamed too, by publish_generated_columns = stored
+ * (pubgencols 's') without a column list, or named in the column list. */
+#define PUB_GENERATED_PUBLISHED \
+		"  EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped " \
+		"    AND a.attgenerated = 's' AND (" \
+		"      EXISTS (SELECT 1 FROM pg_publication pb WHERE pb.pubname = $1 AND to_jsonb(pb) ->> 'pubgencols' = 's' " \
+		"        AND NOT EXISTS (SELECT 1 FROM pg_publication_rel r WHERE r.prpubid = pb.oid " \
+		"          AND (r.prrelid = c.oid OR r.prrelid IN (SELECT relid FROM pg_partition_ancestors(c.oid))) " \
+		"          AND jsonb_typeof(to_jsonb(r) -> 'prattrs') = 'array')) " \
+		"      OR EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication pb ON pb.oid = r.prpubid " \
+		"        WHERE pb.pubname = $1 AND (r.prrelid = c.oid OR r.prrelid IN (SELECT relid FROM pg_partition_ancestors(c.oid))) " \
+		"          AND jsonb_typeof(to_jsonb(r) -> 'prattrs') = 'array' AND a.attname IN (SELECT l.attname " \
+		"            FROM pg_attribute l WHERE l.attrelid = r.prrelid " \
+		"              AND l.attnum IN (SELECT jsonb_array_elements_text(to_jsonb(r) -> 'prattrs')::int2)))))"
+
+/*
  * A query of pg_publication_tables.  From PostgreSQL 16 on, the view opens every table it
  * lists (for its columns), so it waits behind a session's lock on one (LOCK TABLE, a
  * rewriting ALTER TABLE, VACUUM FULL): the archiver's event loop with it.  With
@@ -413,7 +443,7 @@ query_publication_tables(PGconn *conn, const char *pubname, const char *sql, int
 
 int
 catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, char **used_as_is,
-						 int64_t lock_timeout_ms, bs_error *err)
+						 int64_t lock_timeout_ms, uint32_t **added, int *nadded, bs_error *err)
 {
 	const char *params[1] = {pubname};
 	PGresult *res;
@@ -424,6 +454,8 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 	int rc;
 
 	*used_as_is = NULL;
+	*added = NULL;
+	*nadded = 0;
 	if (pgsql_query_params(conn, "SELECT puballtables, pg_has_role(pubowner, 'USAGE') FROM pg_publication "
 						   "WHERE pubname = $1", 1, params, &res, err) != BS_OK)
 	{
@@ -471,12 +503,24 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 			if (t == NULL || !t->usable)
 				same = false;
 		}
-		PQclear(res);
 		if (same)
 		{
+			PQclear(res);
 			free(pub);
 			return BS_OK;
 		}
+		/* The tables the update below adds: the caller knows which of them it archived. */
+		*added = xcalloc((size_t) tables->count + 1, sizeof(uint32_t));
+		for (int i = 0; i < tables->count; i++)
+		{
+			bool listed = false;
+
+			for (int r = 0; !listed && r < PQntuples(res); r++)
+				listed = (uint32_t) strtoul(PQgetvalue(res, r, 0), NULL, 10) == tables->tables[i].relid;
+			if (tables->tables[i].usable && !listed)
+				(*added)[(*nadded)++] = tables->tables[i].relid;
+		}
+		PQclear(res);
 	}
 	for (int i = 0; i < tables->count; i++)
 	{
@@ -512,6 +556,9 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 		if (lock_timeout_ms > 0)
 			pgsql_exec(conn, "ROLLBACK", &(bs_error) {0});
 		error_prefix(err, "could not set up publication \"%s\"", pubname);
+		free(*added);
+		*added = NULL;
+		*nadded = 0;
 	}
 	free(pub);
 	strbuf_free(&list);
@@ -559,27 +606,8 @@ catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint
 	 */
 	if (query_publication_tables(conn, pubname,
 		"SELECT c.oid, p.tablename IS NOT NULL, "
-		"  (to_jsonb(p) ->> 'rowfilter') IS NOT NULL OR EXISTS ("
-		"    SELECT 1 FROM pg_publication_rel r JOIN pg_publication pb ON pb.oid = r.prpubid "
-		"    WHERE pb.pubname = $1 AND (r.prrelid = c.oid OR r.prrelid IN (SELECT relid FROM pg_partition_ancestors(c.oid))) "
-		"      AND jsonb_typeof(to_jsonb(r) -> 'prattrs') = 'array' AND EXISTS ("
-		"        SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-		"          AND a.attgenerated = '' AND a.attname NOT IN (SELECT l.attname FROM pg_attribute l "
-		"            WHERE l.attrelid = r.prrelid "
-		"              AND l.attnum IN (SELECT jsonb_array_elements_text(to_jsonb(r) -> 'prattrs')::int2)))), "
-		/* PostgreSQL 18: stored generated columns streamed too, by publish_generated_columns
-		 * = stored (pubgencols 's') without a column list, or named in the column list. */
-		"  EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-		"    AND a.attgenerated = 's' AND ("
-		"      EXISTS (SELECT 1 FROM pg_publication pb WHERE pb.pubname = $1 AND to_jsonb(pb) ->> 'pubgencols' = 's' "
-		"        AND NOT EXISTS (SELECT 1 FROM pg_publication_rel r WHERE r.prpubid = pb.oid "
-		"          AND (r.prrelid = c.oid OR r.prrelid IN (SELECT relid FROM pg_partition_ancestors(c.oid))) "
-		"          AND jsonb_typeof(to_jsonb(r) -> 'prattrs') = 'array')) "
-		"      OR EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication pb ON pb.oid = r.prpubid "
-		"        WHERE pb.pubname = $1 AND (r.prrelid = c.oid OR r.prrelid IN (SELECT relid FROM pg_partition_ancestors(c.oid))) "
-		"          AND jsonb_typeof(to_jsonb(r) -> 'prattrs') = 'array' AND a.attname IN (SELECT l.attname "
-		"            FROM pg_attribute l WHERE l.attrelid = r.prrelid "
-		"              AND l.attnum IN (SELECT jsonb_array_elements_text(to_jsonb(r) -> 'prattrs')::int2))))) "
+		"  (to_jsonb(p) ->> 'rowfilter') IS NOT NULL OR " PUB_COLUMN_LIST_PARTIAL ", "
+		PUB_GENERATED_PUBLISHED " "
 		"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
 		"LEFT JOIN pg_publication_tables p ON p.pubname = $1 AND p.schemaname = n.nspname AND p.tablename = c.relname "
 		"WHERE c.oid = ANY ($2::oid[])",
@@ -598,6 +626,66 @@ catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint
 				state[i] = PQgetvalue(res, r, 1)[0] != 't' ? 'n' : PQgetvalue(res, r, 2)[0] == 't' ? 'f' :
 					PQgetvalue(res, r, 3)[0] == 't' ? 'x' : 'p';
 	}
+	PQclear(res);
+	return BS_OK;
+}
+
+/*
+ * One table's membership (catalog_publication_members' states), read from the catalogs the
+ * view pg_publication_tables is made of, as pg_get_publication_tables lists a table: FOR ALL
+ * TABLES (a partition not when published through its root), its own entry or a partitioned
+ * ancestor's, its schema or a partitioned ancestor's (FOR TABLES IN SCHEMA, 15 and later);
+ * published through its root (publish_via_partition_root), a partition whose ancestor is listed is
+ * not.  Unlike the view (16 and later), it opens no table: a session's lock on one (the gate's
+ * own, while it asks for a recovery point) does not hold it up.
+ */
+#define PUB_LISTS(x, schemas) \
+		"(EXISTS (SELECT 1 FROM pg_publication_rel r WHERE r.prpubid = pub.oid AND r.prrelid = " x ")" \
+		schemas ")"
+#define PUB_SCHEMA_OF(x) \
+		" OR EXISTS (SELECT 1 FROM pg_publication_namespace pn JOIN pg_class s ON s.relnamespace = pn.pnnspid " \
+		"WHERE pn.pnpubid = pub.oid AND s.oid = " x ")"
+#define PUB_MEMBER_SQL(schemas) \
+		"SELECT c.relkind = 'r' AND c.relpersistence = 'p' AND pub.oid IS NOT NULL AND CASE " \
+		"  WHEN pub.puballtables THEN NOT (pub.pubviaroot AND c.relispartition) " \
+		"  WHEN pub.pubviaroot THEN " PUB_LISTS("c.oid", schemas("c.oid")) \
+		"    AND NOT EXISTS (SELECT 1 FROM pg_partition_ancestors(c.oid) an WHERE an.relid <> c.oid " \
+		"      AND " PUB_LISTS("an.relid", schemas("an.relid")) ") " \
+		"  ELSE EXISTS (SELECT 1 FROM pg_class x WHERE (x.oid = c.oid OR x.oid IN " \
+		"      (SELECT relid FROM pg_partition_ancestors(c.oid))) AND " PUB_LISTS("x.oid", schemas("x.oid")) ") END, " \
+		"  (NOT pub.puballtables AND EXISTS (SELECT 1 FROM pg_publication_rel r WHERE r.prpubid = pub.oid " \
+		"    AND r.prrelid = c.oid AND (to_jsonb(r) ->> 'prqual') IS NOT NULL)) OR " PUB_COLUMN_LIST_PARTIAL ", " \
+		PUB_GENERATED_PUBLISHED " " \
+		"FROM pg_class c LEFT JOIN pg_publication pub ON pub.pubname = $1 WHERE c.oid = $2::oid"
+#define PUB_NO_SCHEMAS(x) ""
+
+int
+catalog_publication_member(PGconn *conn, const char *pubname, uint32_t relid, char *state, uint64_t *seen_lsn,
+						   bs_error *err)
+{
+	char oid[16];
+	const char *params[2] = {pubname, oid};
+	PGresult *res;
+	char *lsn = NULL;
+
+	*state = 'g';
+	/* As catalog_publication_members: the position first, the catalog in a later statement. */
+	if (pgsql_query_value(conn, "SELECT pg_current_wal_insert_lsn()::text", &lsn, err) != BS_OK)
+		return BS_ERR;
+	if (lsn_parse(lsn, seen_lsn) != BS_OK)
+	{
+		error_set(err, ERRCODE_PROTOCOL, "invalid WAL position \"%s\" from the server", lsn);
+		free(lsn);
+		return BS_ERR;
+	}
+	free(lsn);
+	snprintf(oid, sizeof(oid), "%u", relid);
+	if (pgsql_query_params(conn, PQserverVersion(conn) >= 150000 ? PUB_MEMBER_SQL(PUB_SCHEMA_OF) :
+						   PUB_MEMBER_SQL(PUB_NO_SCHEMAS), 2, params, &res, err) != BS_OK)
+		return error_prefix(err, "could not read whether publication \"%s\" publishes table %u", pubname, relid);
+	if (PQntuples(res) == 1)
+		*state = PQgetvalue(res, 0, 0)[0] != 't' ? 'n' : PQgetvalue(res, 0, 1)[0] == 't' ? 'f' :
+			PQgetvalue(res, 0, 2)[0] == 't' ? 'x' : 'p';
 	PQclear(res);
 	return BS_OK;
 }

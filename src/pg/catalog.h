@@ -64,9 +64,10 @@ int catalog_column_values_unknown(PGconn *conn, uint32_t relid, const char *name
  * FOR ALL TABLES, or one this role does not own, is left as it is: *used_as_is then says why
  * (malloc'd; NULL when the publication was made or checked right).  lock_timeout_ms > 0: the
  * change waits at most that long for the tables' locks (PGSQL_LOCAL_LOCK_TIMEOUT_FMT), else
- * fails (0: waits as long as it takes). */
+ * fails (0: waits as long as it takes).  *added (malloc'd, *nadded of them; NULL when none):
+ * the tables of the list an existing publication did not list before the update added them. */
 int catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, char **used_as_is,
-							 int64_t lock_timeout_ms, bs_error *err);
+							 int64_t lock_timeout_ms, uint32_t **added, int *nadded, bs_error *err);
 /* Whether the publication streams each of these tables now: state[i] 'p' published, 'n' not,
  * 'f' only in part (a row filter or a column list), 'x' with its stored generated columns
  * (PostgreSQL 18: publish_generated_columns, or a column list naming one), 'g' gone from the catalog (dropped
@@ -75,5 +76,9 @@ int catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_ta
  * most lock_timeout_ms for the tables' locks (0: as long as it takes; see catalog.c). */
 int catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint32_t *relids, char *state,
 								uint64_t *seen_lsn, int64_t lock_timeout_ms, bs_error *err);
+/* The same for one table, read without opening any table (no lock of a session holds it up):
+ * *state as above, and the position read before. */
+int catalog_publication_member(PGconn *conn, const char *pubname, uint32_t relid, char *state, uint64_t *seen_lsn,
+							   bs_error *err);
 
 #endif
