@@ -134,6 +134,35 @@ for my $label (qw(base one two three four five six))
 is($rc, 0, 'the dropped table recovers at its last state') or diag("$out\n$err");
 is(sum('public.r_c_latest'), $points{six}{c}, 'exactly its last state');
 
+# A stop between a pack's put and the spool's cleanup (the position not yet confirmed): the next
+# start finds the pack in the log and forgets the spooled epochs it holds, rather than putting
+# their records in the log a second time (which no reader could fold).
+my $k = BackstopArchiver->new(dir => $dir, name => 'crash', conn => $conn,
+	args => [ '--all-tables', '--archive-format', '3' ]);
+$k->start(BACKSTOP_TEST_EXIT_AFTER_PACK => 1);
+$k->checkpoint_ok('public.a', 'crash: start');
+$node->safe_psql($db, "UPDATE public.a SET v = 'crash' WHERE id <= 5");
+my %crash = (lsn => pt(), a => sum('public.a'));
+archiver_checkpoint($k->listen, 'public.a', '5s');
+ok(wait_for('the archiver to exit after the put', sub { $k->log_has(qr/exiting after the put of "log\//) }, 90),
+	'the archiver exits right after a pack with records is put') or diag($k->log);
+$k->{h}->finish;
+isnt($k->{h}->result(0), 0, 'as a crash would (exit status)');
+$k->start;
+$k->checkpoint_ok('public.a', 'crash: restart');
+ok($k->log_has(qr/spool epoch \S+ is in the archive's log already/), 'the spooled epoch is forgotten')
+	or diag($k->log);
+$node->safe_psql($db, "UPDATE public.a SET v = 'after crash' WHERE id = 6");
+$crash{latest} = sum('public.a');
+$k->checkpoint_ok('public.a', 'crash: after restart');
+$k->stop('crash');
+($rc, $out, $err) = $k->recover($conn, 'public.a', 'public.r_crash', '--to-lsn', $crash{lsn});
+is($rc, 0, 'the point in the pack put before the exit recovers') or diag("$out\n$err");
+is(sum('public.r_crash'), $crash{a}, 'exactly the table there');
+($rc, $out, $err) = $k->recover($conn, 'public.a', 'public.r_crash_latest', '--latest');
+is($rc, 0, 'the latest point recovers') or diag("$out\n$err");
+is(sum('public.r_crash_latest'), $crash{latest}, 'exactly the table there');
+
 # A format-2 archive is not converted.
 my $c2 = BackstopArchiver->new(dir => $dir, name => 'two', conn => $conn, args => [ '--all-tables' ]);
 $c2->start;

@@ -24,10 +24,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A catalog is written once this many packs follow the last one (and at start-up): a reader
  * then opens at most this many footers after it. */
 #define PACKLOG_CATALOG_PACKS 64
+
+/* Test hook (doc/HACKING.md): exit right after the first pack with runs is put, before the
+ * spool is cleaned up and the position confirmed, as a crash there would. */
+#define TEST_EXIT_AFTER_PACK "BACKSTOP_TEST_EXIT_AFTER_PACK"
 
 /* The state the log holds of a table loaded from it and not registered yet. */
 typedef struct packlog_loaded
@@ -627,6 +632,12 @@ put_pack(archiver *a, pack_input *in, int nin, const seal_job *jobs, uint64_t se
 		goto fail;
 	if (archiver_fence(a, err) != BS_OK || storage_put(a->st, key, out.data, out.len, err) != BS_OK)
 		goto fail;
+	if (nin > 0 && getenv(TEST_EXIT_AFTER_PACK) != NULL)
+	{
+		log_warning("%s set: exiting after the put of \"%s\"", TEST_EXIT_AFTER_PACK, key);
+		fflush(NULL);
+		_exit(1);
+	}
 	digest_sha256_hex(out.data, out.len, sha);
 	apply_pack(a, idx, pt, npt, out.len);
 	uploader_lock(a);

@@ -530,8 +530,9 @@ uploader_drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *e
 		int batch_epochs = 0;
 		int i;
 
-		/* Segments of another writer's keys may not be overwritten either. */
-		rc = archiver_fence(a, err);
+		/* Segments of another writer's keys may not be overwritten either (format 3: the
+		 * pack's put is fenced right before it). */
+		rc = a->format3 ? BS_OK : archiver_fence(a, err);
 
 		for (i = first; i < keys.count && rc == BS_OK; i++)
 		{
@@ -540,8 +541,16 @@ uploader_drain_spool(archiver *a, bool verify, const seal_job *jobs, bs_error *e
 
 			if (!spool_epoch_of(k, &seal_lsn) || strcmp(k + 17, SPOOL_COMPLETE) != 0)
 				continue;
-			/* Layouts first, then segments. */
-			for (int pass = 0; pass < 2 && rc == BS_OK; pass++)
+			/* Layouts first, then segments.  Format 3: an epoch at or below the log's tip is in
+			 * it already (a stop between the pack's put and the spool's cleanup): only forgotten. */
+			if (a->format3 && seal_lsn <= a->log_seal)
+			{
+				char l1[LSN_BUFLEN], l2[LSN_BUFLEN];
+
+				log_info("spool epoch %s is in the archive's log already (its tip is sealed at %s): forgotten",
+						 lsn_format(seal_lsn, l1), lsn_format(a->log_seal, l2));
+			}
+			for (int pass = 0; pass < 2 && rc == BS_OK && !(a->format3 && seal_lsn <= a->log_seal); pass++)
 			{
 				for (int j = 0; j < keys.count && rc == BS_OK; j++)
 				{
