@@ -13,7 +13,7 @@
 #define USERS 16400
 #define NPACKS 3
 
-static const uint64_t seals[NPACKS] = {UINT64_C(0x1502000), UINT64_C(0x1504000), UINT64_C(0x1506000)};
+static uint64_t seals[NPACKS] = {UINT64_C(0x1502000), UINT64_C(0x1504000), UINT64_C(0x1506000)};
 
 static const char *const v_carol[] = {"3", "carol"};
 static const char *const v_key1[] = {"1", NULL};
@@ -28,8 +28,8 @@ static storage *st3;
 static manifest *users2;
 static char pack_sha[NPACKS][65];
 static strbuf pack_bytes[NPACKS];
-/* Pack 2 written with this prev instead of pack 1's hash (NULL: the right one). */
-static const char *prev_of_2;
+/* Pack i + 1 written with this prev instead of its predecessor's hash (NULL: the right one, none for pack 1). */
+static const char *prev_override[NPACKS];
 
 static void
 bail(const char *what, const bs_error *err)
@@ -113,7 +113,7 @@ build_format3(uint64_t cat_seq)
 		char *key = archive_log_key((uint64_t) p + 1);
 		strbuf raw = STRBUF_INIT;
 		pack_writer *w;
-		const char *prev = p == 0 ? NULL : (p == 1 && prev_of_2) ? prev_of_2 : pack_sha[p - 1];
+		const char *prev = prev_override[p] ? prev_override[p] : p == 0 ? NULL : pack_sha[p - 1];
 		pack_meta meta = {(uint64_t) p + 1, (uint64_t) p + 1, seals[p], REC_TIME, NULL, prev};
 
 		strbuf_reset(&pack_bytes[p]);
@@ -326,9 +326,9 @@ test_replaced(void)
 	build_format3(1);
 	strbuf_append(&good, pack_bytes[1].data, pack_bytes[1].len);
 	drop_format3();
-	prev_of_2 = other;
+	prev_override[1] = other;
 	build_format3(1);			/* packs 2 and 3 chained to the other pack 2 */
-	prev_of_2 = NULL;
+	prev_override[1] = NULL;
 	snprintf(want, sizeof(want), "PROBLEM: - log/0000000000000002.bsp: names %s as its predecessor's SHA-256, but "
 			 "\"log/0000000000000001.bsp\" has SHA-256 %s (the chain is broken)", other, pack_sha[0]);
 	expect(bare, EXIT_INTEGRITY, (const char *const[]) {want, "DAMAGED: 3 pack(s)", NULL},
@@ -340,6 +340,42 @@ test_replaced(void)
 		   "pack 2 replaced by a valid pack of the right prev but other bytes: broken at pack 3");
 	drop_format3();
 	strbuf_free(&good);
+	free(key);
+}
+
+/* The first pack naming a predecessor; a pack cut short; a seal LSN going back. */
+static void
+test_log_order(void)
+{
+	static const char other[] = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+	char *key = archive_log_key(2);
+	char want[512];
+
+	prev_override[0] = other;
+	build_format3(1);
+	prev_override[0] = NULL;
+	snprintf(want, sizeof(want), "PROBLEM: - log/0000000000000001.bsp: is the first pack of the log, but names %s as "
+			 "its predecessor's SHA-256", other);
+	expect(bare, EXIT_INTEGRITY, (const char *const[]) {want, NULL}, "the first pack naming a predecessor: refused");
+	drop_format3();
+
+	build_format3(1);
+	put_key(key, pack_bytes[1].data, pack_bytes[1].len / 2);
+	expect(bare, EXIT_INTEGRITY, (const char *const[]) {"PROBLEM: - log/0000000000000002.bsp: pack "
+				"\"log/0000000000000002.bsp\"", "PROBLEM: - log/0000000000000003.bsp: names ",
+				"but \"log/0000000000000002.bsp\" has SHA-256", "(the chain is broken)", NULL},
+		   "pack 2 cut short: its footer refused, the chain broken at pack 3 (its bytes are not the ones named)");
+	ok(strstr(out, "DAMAGED: 3 pack(s), 0 table(s), 2 run(s)") != NULL, "pack 2's run not counted as read");
+	drop_format3();
+
+	seals[2] = UINT64_C(0x1503800);
+	build_format3(1);
+	seals[2] = UINT64_C(0x1506000);
+	expect(bare, EXIT_INTEGRITY, (const char *const[]) {"PROBLEM: - log/0000000000000003.bsp: has seal LSN 0/1503800, "
+				"below the previous pack's 0/1504000", "PROBLEM: - log/0000000000000003.bsp: relid 16400: has a run "
+				"(0/1505000 to 0/1505080) outside the pack's seal range", NULL},
+		   "a seal LSN going back, and a run beyond its pack's seal");
+	drop_format3();
 	free(key);
 }
 
@@ -442,6 +478,7 @@ main(void)
 	test_hole();
 	test_flipped();
 	test_replaced();
+	test_log_order();
 	test_head_and_catalog();
 	test_page();
 	test_base_chunk();
