@@ -1,4 +1,4 @@
-/* archive_load.h — a table's manifest as the commands need it, whatever the archive's format: format-1/2 manifests, or (format 3) the catalog folded forward over the packs (doc/design/format2.md 3.8, 5 step 4c). */
+/* archive_load.h — a table's manifest as the commands need it, whatever the archive's format: format-1/2 manifests, or (format 3) the catalog folded forward over the packs (doc/design/format2.md 3.8, 5 step 4c); the whole log walked for verify (3.6). */
 #ifndef BACKSTOP_ARCHIVE_LOAD_H
 #define BACKSTOP_ARCHIVE_LOAD_H
 

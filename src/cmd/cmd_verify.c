@@ -1,4 +1,4 @@
-/* cmd_verify.c — `backstop verify`: every object's checksum and framing, LSN bookkeeping, orphans. */
+/* cmd_verify.c — `backstop verify`: every object's checksum and framing, LSN bookkeeping, orphans; a format-3 archive's whole log (chain, coverage) and its tables. */
 #include "cmd_verify.h"
 #include "archive_load.h"
 #include "audit.h"
