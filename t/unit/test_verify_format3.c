@@ -30,6 +30,8 @@ static char pack_sha[NPACKS][65];
 static strbuf pack_bytes[NPACKS];
 /* Pack i + 1 written with this prev instead of its predecessor's hash (NULL: the right one, none for pack 1). */
 static const char *prev_override[NPACKS];
+/* An event added to pack i + 1 after the table's (NULL: none). */
+static const char *extra_event[NPACKS];
 
 static void
 bail(const char *what, const bs_error *err)
@@ -123,6 +125,8 @@ build_format3(uint64_t cat_seq)
 			if (ev.events[i].lsn < seals[p] && (p == 0 || ev.events[i].lsn >= seals[p - 1]) &&
 				pack_writer_add_event(w, ev.events[i].json, strlen(ev.events[i].json), &err) != BS_OK)
 				bail("pack_writer_add_event", &err);
+		if (extra_event[p] && pack_writer_add_event(w, extra_event[p], strlen(extra_event[p]), &err) != BS_OK)
+			bail("pack_writer_add_event", &err);
 		records_of(p, &raw);
 		if (pack_writer_add_run(w, USERS, raw.data, raw.len, &pack_bytes[p], &err) != BS_OK ||
 			pack_writer_finish(w, &meta, &pack_bytes[p], NULL, &err) != BS_OK ||
@@ -368,6 +372,44 @@ test_log_order(void)
 	ok(strstr(out, "DAMAGED: 3 pack(s), 0 table(s), 2 run(s)") != NULL, "pack 2's run not counted as read");
 	drop_format3();
 
+	/* Pack 2's bytes under key 4: a pack whose first seq is not its key's. */
+	build_format3(1);
+	{
+		char *k4 = archive_log_key(4);
+
+		put_key(k4, pack_bytes[1].data, pack_bytes[1].len);
+		free(k4);
+	}
+	expect(bare, EXIT_INTEGRITY, (const char *const[]) {"PROBLEM: - log/0000000000000004.bsp: starts at sequence "
+				"number 2, not the 4 of its key", NULL}, "a pack under another sequence number's key: refused");
+	drop_format3();
+
+	/* An event of another table that does not fold (a member no kind has). */
+	extra_event[1] = "{\"kind\":\"existed_to\",\"lsn\":\"0/1503000\",\"relid\":16999,\"existed_to\":\"0/1503000\","
+		"\"bogus\":1}";
+	build_format3(1);
+	extra_event[1] = NULL;
+	expect(bare, EXIT_INTEGRITY, (const char *const[]) {"PROBLEM: - log/0000000000000002.bsp: ", "relid 16999", NULL},
+		   "a malformed event of a table with no run: refused by the walk");
+	drop_format3();
+
+	/* The catalog's pack (the tip) edited: the catalog and the head name other bytes. */
+	build_format3(3);
+	{
+		char *k3 = archive_log_key(3);
+		strbuf b = STRBUF_INIT;
+
+		strbuf_append(&b, pack_bytes[2].data, pack_bytes[2].len);
+		b.data[PACK_HEADER_SIZE + 3] ^= 0x20;
+		put_key(k3, b.data, b.len);
+		strbuf_free(&b);
+		free(k3);
+	}
+	expect(bare, EXIT_INTEGRITY, (const char *const[]) {"PROBLEM: - catalog/0000000000000003/dir.json: records SHA-256 ",
+				"for pack \"log/0000000000000003.bsp\", which has ", "PROBLEM: - head.json: records SHA-256 ", NULL},
+		   "the catalog's pack edited: the catalog's and the head's hashes refuse it");
+	drop_format3();
+
 	seals[2] = UINT64_C(0x1503800);
 	build_format3(1);
 	seals[2] = UINT64_C(0x1506000);
@@ -455,6 +497,9 @@ test_base_chunk(void)
 	expect(bare, EXIT_INTEGRITY, (const char *const[]) {"warning: - tables/16999/base/0000000001500000/chunk-000001.bso: "
 				"under the directory of relid 16999, which neither the catalog nor the log knows", NULL},
 		   "objects of a table the archive does not know: a warning");
+	put_key("tables/x/stray", "x", 1);
+	expect(bare, EXIT_INTEGRITY, (const char *const[]) {"warning: - tables/x/stray: not under a valid table directory",
+				NULL}, "an object outside any table directory: a warning");
 	drop_format3();
 }
 
