@@ -1,4 +1,4 @@
-/* archive_load.c — a table's manifest as the commands need it, whatever the archive's format: format-1/2 manifests, or (format 3) the catalog folded forward over the packs (doc/design/format2.md 3.8, 5 step 4c). */
+/* archive_load.c — a table's manifest as the commands need it, whatever the archive's format: format-1/2 manifests, or (format 3) the catalog folded forward over the packs (doc/design/format2.md 3.8, 5 step 4c); the whole log walked for verify (3.6). */
 #include "archive_load.h"
 #include "audit.h"
 #include "digest.h"
@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -786,6 +787,203 @@ archive_view_tip_sha256(archive_view *v, char out[65], bs_error *err)
 		return BS_ERR;
 	}
 	return BS_OK;
+}
+
+/* The walk of archive_log_verify. */
+typedef struct log_walk
+{
+	archive_damage_fn damage;
+	void *ctx;
+	archive_log_stats *stats;
+} log_walk;
+
+static void __attribute__((format(printf, 3, 4)))
+walk_damage(log_walk *w, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	w->stats->problems++;
+	w->damage(w->ctx, key, msg);
+	free(msg);
+}
+
+static int
+cmp_log_entry(const void *a, const void *b)
+{
+	uint64_t x = ((const log_entry *) a)->seq,
+		y = ((const log_entry *) b)->seq;
+
+	return x < y ? -1 : x > y;
+}
+
+/* A pack opened from its bytes: its runs inside its seal range and read back, its events checked. */
+static void
+walk_pack_content(log_walk *w, const archive_view *L, const pack_index *idx, const strbuf *bytes,
+				  uint64_t prev_seal)
+{
+	pack_buffer pb = {(const uint8_t *) bytes->data, bytes->len};
+	strbuf run = STRBUF_INIT;
+	bs_error err;
+	char a[LSN_BUFLEN],
+		b[LSN_BUFLEN];
+
+	error_clear(&err);
+	if (fold_check_pack(idx, &err) != BS_OK)
+		walk_damage(w, idx->key, "%s", err.message);
+	for (int i = 0; i < idx->nruns; i++)
+	{
+		const pack_run *r = &idx->runs[i];
+
+		if (r->first_lsn < prev_seal || r->last_end_lsn > idx->seal_lsn)
+			walk_damage(w, idx->key, "relid %" PRIu32 ": has a run (%s to %s) outside the pack's seal range",
+						r->relid, lsn_format(r->first_lsn, a), lsn_format(r->last_end_lsn, b));
+		error_clear(&err);
+		if (pack_read_run_all(idx, r->relid, pack_buffer_read, &pb, keys_of(L), &run, &err) != BS_OK)
+			walk_damage(w, idx->key, "%s", err.message);
+		w->stats->runs++;
+	}
+	strbuf_free(&run);
+}
+
+int
+archive_log_verify(storage *st, const archive_head *head, archive_damage_fn damage, void *ctx,
+				   archive_log_stats *stats, bs_error *err)
+{
+	archive_view *L = xcalloc(1, sizeof(*L));
+	log_walk w = {damage, ctx, stats};
+	strbuf bytes = STRBUF_INIT;
+	uint64_t expect = 1;
+	uint64_t prev_seal = 0;
+	char prev_sha[65] = "";		/* "": the predecessor is unknown (a hole, a pack unreadable) */
+	char prev_key[64] = "";
+	int rc = BS_ERR;
+	char a[LSN_BUFLEN],
+		b[LSN_BUFLEN];
+
+	memset(stats, 0, sizeof(*stats));
+	L->st = st;
+	storage_crypt_unit_access(st, &L->raw, &L->keyv, &L->nkeys);
+	L->keys.keys = (const uint8_t (*)[CRYPT_KEY_SIZE]) L->keyv;
+	L->keys.nkeys = L->nkeys;
+	if (head->catalog_seq > 0 && packcat_load_dir(packcat_storage_get, st, head->catalog_seq, &L->dir, err) != BS_OK)
+	{
+		char *key = packcat_dir_key(head->catalog_seq);
+
+		if (strcmp(err->code, ERRCODE_NOT_FOUND) == 0)
+			walk_damage(&w, key, "missing, but \"%s\" names catalog seq %" PRIu64, ARCHIVE_HEAD_KEY, head->catalog_seq);
+		else if (strcmp(err->code, ERRCODE_DATA_CORRUPTED) == 0)
+			walk_damage(&w, key, "%s", err->message);
+		else
+		{
+			free(key);
+			goto out;
+		}
+		free(key);
+		error_clear(err);
+	}
+	if (storage_list(L->raw, ARCHIVE_LOG_PREFIX, collect_log, L, err) != BS_OK)
+	{
+		error_prefix(err, "could not list \"%s\"", ARCHIVE_LOG_PREFIX);
+		goto out;
+	}
+	if (L->nlog > 1)
+		qsort(L->log, (size_t) L->nlog, sizeof(log_entry), cmp_log_entry);
+	for (int i = 0; i < L->nlog; i++)
+	{
+		const log_entry *e = &L->log[i];
+		pack_index *idx = NULL;
+		char sha[65];
+		char pred[64];
+
+		if (e->seq < expect)
+		{
+			walk_damage(&w, e->key, "overlaps the pack before it (\"%s\" covers up to seq %" PRIu64 ")", prev_key,
+						expect - 1);
+			continue;
+		}
+		if (e->seq > expect)
+		{
+			char *key = archive_log_key(expect);
+
+			walk_damage(&w, key, "missing from the log (the log lists seq %" PRIu64 " next%s%s%s)", e->seq,
+						prev_key[0] ? ", after \"" : "", prev_key, prev_key[0] ? "\"" : "");
+			free(key);
+			prev_sha[0] = '\0';	/* the chain cannot be checked across the hole */
+		}
+		memcpy(pred, prev_key, sizeof(pred));
+		snprintf(prev_key, sizeof(prev_key), "%s", e->key);
+		expect = e->seq + 1;
+		if (storage_get_all(L->raw, e->key, &bytes, err) != BS_OK)
+		{
+			if (strcmp(err->code, ERRCODE_NOT_FOUND) != 0)
+			{
+				error_prefix(err, "could not read pack \"%s\"", e->key);
+				goto out;
+			}
+			walk_damage(&w, e->key, "listed, but missing when read");
+			error_clear(err);
+			prev_sha[0] = '\0';
+			continue;
+		}
+		stats->packs++;
+		stats->bytes += bytes.len;
+		digest_sha256_hex(bytes.data, bytes.len, sha);
+		if ((uint64_t) bytes.len != e->size)
+			walk_damage(&w, e->key, "has %zu bytes, but the listing of \"%s\" says %" PRIu64, bytes.len,
+						ARCHIVE_LOG_PREFIX, e->size);
+		if (pack_open_buffer(e->key, bytes.data, bytes.len, keys_of(L), &idx, err) != BS_OK)
+		{
+			if (strcmp(err->code, ERRCODE_DATA_CORRUPTED) != 0 && strcmp(err->code, ERRCODE_NOT_FOUND) != 0)
+				goto out;		/* no key for a sealed pack: not damage */
+			walk_damage(&w, e->key, "%s", err->message);
+			error_clear(err);
+			snprintf(prev_sha, sizeof(prev_sha), "%s", sha);	/* its successor still names these bytes */
+			continue;
+		}
+		if (idx->seq_first != e->seq)
+			walk_damage(&w, e->key, "starts at sequence number %" PRIu64 ", not the %" PRIu64 " of its key",
+						idx->seq_first, e->seq);
+		if (e->seq == 1 && idx->prev[0])
+			walk_damage(&w, e->key, "is the first pack of the log, but names %s as its predecessor's SHA-256",
+						idx->prev);
+		else if (prev_sha[0] && strcmp(idx->prev, prev_sha) != 0)
+			walk_damage(&w, e->key, "names %s as its predecessor's SHA-256, but \"%s\" has SHA-256 %s (the chain is "
+						"broken)", idx->prev[0] ? idx->prev : "none", pred, prev_sha);
+		if (idx->seal_lsn < prev_seal)
+			walk_damage(&w, e->key, "has seal LSN %s, below the previous pack's %s", lsn_format(idx->seal_lsn, a),
+						lsn_format(prev_seal, b));
+		walk_pack_content(&w, L, idx, &bytes, prev_seal);
+		if (L->dir && idx->seq_last == L->dir->seq && strcmp(sha, L->dir->pack_sha256) != 0)
+			walk_damage(&w, L->dir->key, "records SHA-256 %s for pack \"%s\", which has %s (the chain is broken)",
+						L->dir->pack_sha256, e->key, sha);
+		else if (L->dir && idx->seq_last == L->dir->seq && idx->seal_lsn != L->dir->seal_lsn)
+			walk_damage(&w, L->dir->key, "records seal LSN %s for pack \"%s\", which has %s",
+						lsn_format(L->dir->seal_lsn, a), e->key, lsn_format(idx->seal_lsn, b));
+		if (idx->seq_last == head->tip_seq && strcmp(sha, head->tip_sha256) != 0)
+			walk_damage(&w, ARCHIVE_HEAD_KEY, "records SHA-256 %s for the tip, seq %" PRIu64 ", but pack \"%s\" has %s "
+						"(the chain is broken)", head->tip_sha256, head->tip_seq, e->key, sha);
+		expect = idx->seq_last + 1;
+		prev_seal = idx->seal_lsn > prev_seal ? idx->seal_lsn : prev_seal;
+		memcpy(prev_sha, sha, sizeof(prev_sha));
+		pack_index_free(idx);
+	}
+	if (expect <= head->tip_seq)
+	{
+		char *key = archive_log_key(expect);
+
+		walk_damage(&w, key, "missing from the log (\"%s\" names seq %" PRIu64 " as the tip, and the log ends at seq %"
+					PRIu64 ")", ARCHIVE_HEAD_KEY, head->tip_seq, expect - 1);
+		free(key);
+	}
+	rc = BS_OK;
+out:
+	strbuf_free(&bytes);
+	archive_view_free(L);
+	return rc;
 }
 
 struct archive_tables

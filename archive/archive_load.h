@@ -1,4 +1,4 @@
-/* archive_load.h — a table's manifest as the commands need it, whatever the archive's format: format-1/2 manifests, or (format 3) the catalog folded forward over the packs (doc/design/format2.md 3.8, 5 step 4c). */
+/* archive_load.h — a table's manifest as the commands need it, whatever the archive's format: format-1/2 manifests, or (format 3) the catalog folded forward over the packs (doc/design/format2.md 3.8, 5 step 4c); the whole log walked for verify (3.6). */
 #ifndef BACKSTOP_ARCHIVE_LOAD_H
 #define BACKSTOP_ARCHIVE_LOAD_H
 
@@ -87,6 +87,29 @@ const packcat_dir *archive_view_dir(const archive_view *v);
 const pack_index *const *archive_view_packs_after(const archive_view *v, int *n);
 /* The table named schema.name at lsn (UINT64_MAX: now), as archive_load_find_at ranks it. */
 int archive_view_find_at(archive_view *v, const char *qualified_name, uint64_t lsn, manifest **out, bs_error *err);
+
+/*
+ * verify's walk of the whole log of a format-3 archive (doc/design/format2.md 3.6, 3.9): every
+ * pack listed under log/ read whole once (through the storage under any encryption wrapper),
+ * its size against the listing's, opened (pack_open) and its events checked (fold_check_pack);
+ * sequence numbers contiguous from 1 to the last (a hole names the missing key), each pack's
+ * prev the SHA-256 of its predecessor's stored bytes (the first pack's none), seal LSNs not
+ * going back, each run inside its pack's seal range and read back (pack_read_run: frames'
+ * SHA-256, raw sizes, records against the run's entry); head.json's tip_seq reached and
+ * tip_sha256 the tip's hash; the catalog the head names present, its dir's pack_sha256 and
+ * seal LSN those of its pack.  Each piece of damage goes to damage (the key it concerns, the
+ * message) and the walk goes on; BS_ERR only when the storage fails (err).
+ */
+typedef void (*archive_damage_fn) (void *ctx, const char *key, const char *message);
+typedef struct archive_log_stats
+{
+	uint64_t packs;				/* read whole */
+	uint64_t runs;				/* read back */
+	uint64_t bytes;				/* stored bytes read */
+	uint64_t problems;			/* damage reported */
+} archive_log_stats;
+int archive_log_verify(storage *st, const archive_head *head, archive_damage_fn damage, void *ctx,
+					   archive_log_stats *stats, bs_error *err);
 
 /*
  * Every table of an archive whatever its format, loaded one after the other (a whole-archive

@@ -134,6 +134,20 @@ for my $label (qw(base one two three four five six))
 is($rc, 0, 'the dropped table recovers at its last state') or diag("$out\n$err");
 is(sum('public.r_c_latest'), $points{six}{c}, 'exactly its last state');
 
+# verify checks the whole log, every table and every run; a pack deleted in the middle of the
+# log is a hole it names (exit 3).
+($rc, $out, $err) = run_backstop('verify', '--storage', "file://$root");
+is($rc, 0, 'verify: the format-3 archive is sound') or diag("$out\n$err");
+like($out, qr/^OK: \d+ pack\(s\), [1-9]\d* table\(s\), [1-9]\d* run\(s\), .*: 0 problem\(s\)/m,
+	'with its packs, tables and runs') or diag($out);
+my @logpacks = grep { /^[0-9A-F]{16}\.bsp$/ } keys_under($root, 'log');
+ok(@logpacks >= 3, 'the log holds at least three packs') or diag(join(' ', @logpacks));
+my $middle = $logpacks[ int(@logpacks / 2) ];
+unlink("$root/log/$middle") or die "unlink $middle: $!";
+($rc, $out, $err) = run_backstop('verify', '--storage', "file://$root");
+is($rc, 3, 'verify: a pack deleted in the middle of the log is damage (exit 3)') or diag("$out\n$err");
+like($out, qr{^PROBLEM: - log/\Q$middle\E: missing from the log}m, 'naming the missing pack') or diag($out);
+
 # A stop between a pack's put and the spool's cleanup (the position not yet confirmed): the next
 # start finds the pack in the log and forgets the spooled epochs it holds, rather than putting
 # their records in the log a second time (which no reader could fold).
@@ -162,6 +176,8 @@ is(sum('public.r_crash'), $crash{a}, 'exactly the table there');
 ($rc, $out, $err) = $k->recover($conn, 'public.a', 'public.r_crash_latest', '--latest');
 is($rc, 0, 'the latest point recovers') or diag("$out\n$err");
 is(sum('public.r_crash_latest'), $crash{latest}, 'exactly the table there');
+($rc, $out, $err) = run_backstop('verify', '--storage', $k->storage);
+is($rc, 0, 'verify: the archive written across the exit is sound') or diag("$out\n$err");
 
 # A format-2 archive is not converted.
 my $c2 = BackstopArchiver->new(dir => $dir, name => 'two', conn => $conn, args => [ '--all-tables' ]);

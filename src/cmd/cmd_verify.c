@@ -1,5 +1,6 @@
-/* cmd_verify.c — `backstop verify`: every object's checksum and framing, LSN bookkeeping, orphans. */
+/* cmd_verify.c — `backstop verify`: every object's checksum and framing, LSN bookkeeping, orphans; a format-3 archive's whole log (chain, coverage) and its tables. */
 #include "cmd_verify.h"
+#include "archive_load.h"
 #include "audit.h"
 #include "cli.h"
 #include "jsonout.h"
@@ -56,6 +57,9 @@ typedef struct verify_ctx
 	int nproblems;
 	int nwarnings;
 	int tables;
+	bool format3;				/* a format-3 archive: packs and runs counted too */
+	uint64_t packs;
+	uint64_t runs;
 	uint64_t objects;
 	uint64_t bytes;
 	bs_error storage_err;		/* set when a storage failure stops the run */
@@ -429,6 +433,8 @@ expired_base_key(const char *rest, uint64_t expired_before)
 	return lsn_parse_key(part, &lsn) == BS_OK && lsn < expired_before;
 }
 
+static int verify_manifest(verify_ctx *c, const manifest *m, const char *mkey, key_list *keys);
+
 static int
 verify_table(verify_ctx *c, uint32_t relid, key_list *keys)
 {
@@ -436,9 +442,7 @@ verify_table(verify_ctx *c, uint32_t relid, key_list *keys)
 	bool exists;
 	bs_error err;
 	char *mkey = manifest_key(relid);
-	char a[LSN_BUFLEN];
-	char b[LSN_BUFLEN];
-	int rc = BS_OK;
+	int rc;
 
 	error_clear(&err);
 	if (manifest_load(c->st, relid, &m, &exists, &err) != BS_OK)
@@ -475,6 +479,21 @@ verify_table(verify_ctx *c, uint32_t relid, key_list *keys)
 		return BS_OK;
 	}
 	c->tables++;
+	rc = verify_manifest(c, m, mkey, keys);
+	manifest_free(m);
+	free(mkey);
+	return rc;
+}
+
+/* Everything about one loaded table (its state read from mkey); keys holds the objects under its directory. */
+static int
+verify_manifest(verify_ctx *c, const manifest *m, const char *mkey, key_list *keys)
+{
+	uint32_t relid = m->relid;
+	bs_error err;
+	char a[LSN_BUFLEN];
+	char b[LSN_BUFLEN];
+
 	{
 		listed_key *lk = key_list_find(keys, mkey);
 
@@ -662,11 +681,7 @@ verify_table(verify_ctx *c, uint32_t relid, key_list *keys)
 			report(c, false, m, keys->keys[i].key,
 				   "not listed in the manifest (leftover of an interrupted upload?)");
 	}
-	if (c->storage_failed)
-		rc = BS_ERR;
-	manifest_free(m);
-	free(mkey);
-	return rc;
+	return c->storage_failed ? BS_ERR : BS_OK;
 }
 
 /* Hand each relid directory of a full listing to verify_table. */
@@ -741,6 +756,180 @@ verify_head_tables(verify_ctx *c, key_list *all)
 	}
 }
 
+static void listed_totals(verify_ctx *c, const key_list *all);
+
+/* archive_damage_fn of the log's walk: archive-wide damage. */
+static void
+log_damage(void *ctx, const char *key, const char *message)
+{
+	report(ctx, true, NULL, key, "%s", message);
+}
+
+/* The objects of tables/<relid>/ in all (sorted), as a view over the slice (empty: none). */
+static void
+table_slice(key_list *all, uint32_t relid, key_list *sub)
+{
+	char *prefix = manifest_table_prefix(relid);
+	size_t plen = strlen(prefix);
+	listed_key probe;
+	int lo = 0,
+		hi = all->n;
+	int j;
+
+	probe.key = prefix;
+	while (lo < hi)
+	{
+		int mid = lo + (hi - lo) / 2;
+
+		if (cmp_listed(&all->keys[mid], &probe) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (j = lo; j < all->n && strncmp(all->keys[j].key, prefix, plen) == 0; j++)
+		;
+	sub->keys = all->keys ? &all->keys[lo] : NULL;
+	sub->n = j - lo;
+	sub->cap = sub->n;
+	free(prefix);
+}
+
+/* One table of a format-3 archive: its state folded through the view, then as a manifest's. */
+static int
+verify_table3(verify_ctx *c, archive_view *v, uint32_t relid, key_list *all)
+{
+	const packcat_dir *dir = archive_view_dir(v);
+	const char *state_key = dir ? dir->key : ARCHIVE_LOG_PREFIX;
+	manifest *m = NULL;
+	bool exists = false;
+	key_list sub;
+	bs_error err;
+	int rc;
+
+	error_clear(&err);
+	c->tables++;
+	if (archive_view_table(v, relid, &m, NULL, &exists, &err) != BS_OK)
+	{
+		if (!is_integrity_error(&err))
+		{
+			c->storage_err = err;
+			c->storage_failed = true;
+			return BS_ERR;
+		}
+		{
+			char *named = xasprintf("relid %" PRIu32 ":", relid);
+
+			/* The view's messages often name the relid already. */
+			if (strstr(err.message, named))
+				report(c, true, NULL, state_key, "%s", err.message);
+			else
+				report(c, true, NULL, state_key, "%s %s", named, err.message);
+			free(named);
+		}
+		return BS_OK;
+	}
+	if (!exists)
+	{
+		report(c, true, NULL, state_key, "relid %" PRIu32 ": named by the archive, but no state of it folds", relid);
+		return BS_OK;
+	}
+	table_slice(all, relid, &sub);
+	rc = verify_manifest(c, m, state_key, &sub);
+	manifest_free(m);
+	return rc;
+}
+
+/*
+ * A format-3 archive (doc/design/format2.md 3.6, 3.9): the whole log walked (archive_log_verify:
+ * the chain, the sequence coverage, the head's tip, the catalog's pack, every run read back),
+ * then every table the archive knows (or the one --table names) folded through one view and
+ * checked as a format-2 manifest is (its runs through segfetch, its base chunks, the audit and
+ * the leftovers of its directory); directories of tables the archive does not know are
+ * leftovers.  BS_ERR: the storage failed (c->storage_failed) or --table names no table (err).
+ */
+static int
+verify_format3(verify_ctx *c, const char *table, key_list *all, bs_error *err)
+{
+	archive_log_stats ls;
+	archive_view *v = NULL;
+	uint32_t *relids = NULL;
+	int n = 0;
+	int rc = BS_ERR;
+
+	c->format3 = true;
+	progress_phase(&c->prog, "log");
+	if (archive_log_verify(c->st, c->head, log_damage, c, &ls, err) != BS_OK)
+	{
+		c->storage_err = *err;
+		c->storage_failed = true;
+		return BS_ERR;
+	}
+	c->packs = ls.packs;
+	c->runs = ls.runs;
+	c->objects += ls.packs;
+	c->bytes += ls.bytes;
+	if (archive_view_open(c->st, c->head, &v, err) != BS_OK)
+	{
+		if (!is_integrity_error(err))
+		{
+			c->storage_err = *err;
+			c->storage_failed = true;
+			return BS_ERR;
+		}
+		/* Said already by the walk, most likely: then only why the tables were not checked. */
+		report(c, ls.problems == 0, NULL, ARCHIVE_HEAD_KEY, "the tables cannot be read: %s", err->message);
+		error_clear(err);
+		return BS_OK;
+	}
+	if (table)
+	{
+		manifest *m = NULL;
+
+		if (archive_view_find_at(v, table, UINT64_MAX, &m, err) != BS_OK)
+			goto out;
+		relids = xcalloc(1, sizeof(uint32_t));
+		relids[n++] = m->relid;
+		manifest_free(m);
+	}
+	else
+		archive_view_relids(v, &relids, &n);
+	if (list_prefix(c->st, ARCHIVE_TABLES_PREFIX, all, err) != BS_OK)
+	{
+		c->storage_err = *err;
+		c->storage_failed = true;
+		goto out;
+	}
+	listed_totals(c, all);
+	for (int i = 0; i < n; i++)
+		if (verify_table3(c, v, relids[i], all) != BS_OK)
+			goto out;
+	/* Objects of tables the archive does not know. */
+	for (int i = 0; !table && i < all->n; i++)
+	{
+		uint32_t relid;
+		const char *rest;
+		bool known = false;
+
+		if (all->keys[i].referenced)
+			continue;
+		if (manifest_key_relid(all->keys[i].key, &relid, &rest) != BS_OK)
+		{
+			report(c, false, NULL, all->keys[i].key, "not under a valid table directory; ignored");
+			continue;
+		}
+		for (int k = 0; k < n && !known; k++)
+			known = relids[k] == relid;
+		if (!known)
+			report(c, false, NULL, all->keys[i].key, "under the directory of relid %" PRIu32 ", which neither the "
+				   "catalog nor the log knows (leftover of an interrupted base copy?)", relid);
+	}
+	rc = BS_OK;
+out:
+	free(relids);
+	archive_view_free(v);
+	return rc;
+}
+
 /* What the listing holds: the progress line's totals (manifests are read on top). */
 static void
 listed_totals(verify_ctx *c, const key_list *all)
@@ -785,7 +974,7 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 	exit_code = EXIT_FAILURE_RUNTIME;
 	c.st = st;
 
-	if (archive_head_load(st, &head, &head_exists, &err) != BS_OK)
+	if (archive_head_load_any(st, &head, &head_exists, &err) != BS_OK)
 	{
 		if (!is_integrity_error(&err))
 		{
@@ -800,7 +989,22 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 	else if (head_exists)
 		c.head = &head;
 
-	if (table)
+	if (c.head && c.head->format == ARCHIVE_HEAD_FORMAT_PACKS)
+	{
+		if (verify_format3(&c, table, &all, &err) != BS_OK)
+		{
+			progress_clear(&c.prog);
+			if (c.storage_failed)
+			{
+				cli_report_error("verify", &c.storage_err);
+				goto out;
+			}
+			cli_report_error("verify", &err);
+			exit_code = strcmp(err.code, ERRCODE_DATA_CORRUPTED) == 0 ? EXIT_INTEGRITY : EXIT_FAILURE_RUNTIME;
+			goto out;
+		}
+	}
+	else if (table)
 	{
 		manifest *m = NULL;
 		char *prefix;
@@ -870,7 +1074,11 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 
 		json_object_set_new(o, "storage", json_string(u));
 		json_object_set_new(o, "ok", json_boolean(c.nproblems == 0));
+		if (c.format3)
+			json_object_set_new(o, "packs", json_integer((json_int_t) c.packs));
 		json_object_set_new(o, "tables", json_integer(c.tables));
+		if (c.format3)
+			json_object_set_new(o, "runs", json_integer((json_int_t) c.runs));
 		json_object_set_new(o, "objects", json_integer((json_int_t) c.objects));
 		json_object_set_new(o, "bytes", json_integer((json_int_t) c.bytes));
 		json_object_set_new(o, "problems", c.problems);
@@ -881,6 +1089,10 @@ cmd_verify(bs_config *cfg, int argc, char **argv)
 		free(u);
 		json_decref(o);
 	}
+	else if (c.format3)
+		printf("%s: %" PRIu64 " pack(s), %d table(s), %" PRIu64 " run(s), %" PRIu64 " object(s), %" PRIu64
+			   " bytes read: %d problem(s), %d warning(s)\n", c.nproblems ? "DAMAGED" : "OK", c.packs, c.tables,
+			   c.runs, c.objects, c.bytes, c.nproblems, c.nwarnings);
 	else
 		printf("%s: %d table(s), %" PRIu64 " object(s), %" PRIu64 " bytes read: %d problem(s), %d warning(s)\n",
 			   c.nproblems ? "DAMAGED" : "OK", c.tables, c.objects, c.bytes, c.nproblems, c.nwarnings);
