@@ -25,6 +25,8 @@ typedef struct catalog_table
 	bool unpublished;			/* usable, but not in the publication the slot streams (set by the archiver) */
 	bool publish_pending;		/* usable, new, not in the publication yet: a table check's update of it failed
 								 * for a reason of the moment, the next one adds it (set by the archiver) */
+	bool put_back;				/* not in the publication, added by this check's update of it (set by the
+								 * archiver): one it archived was taken out of it meanwhile */
 } catalog_table;
 
 typedef struct catalog_table_list
