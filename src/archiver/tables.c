@@ -447,12 +447,13 @@ tables_put_back(archiver *a, arch_table *t, const catalog_table *found, bool sta
 	ct = *found;
 	if (startup)
 		strbuf_printf(&sb, "taken out of publication \"%s\" outside the archiver while it was stopped or after its "
-					  "last table check (ALTER PUBLICATION ... DROP TABLE or SET TABLE): its changes meanwhile did "
-					  "not reach the archiver; start-up has put it back", config_get(a->cfg, CFG_PUBLICATION));
+					  "last table check (ALTER PUBLICATION ... DROP TABLE, or SET TABLE without it or with a row "
+					  "filter or column list): its changes meanwhile did not (all) reach the archiver; start-up has "
+					  "put it back", config_get(a->cfg, CFG_PUBLICATION));
 	else
 		strbuf_printf(&sb, "taken out of publication \"%s\" outside the archiver since the last table check (ALTER "
-					  "PUBLICATION ... DROP TABLE or SET TABLE): its changes meanwhile did not reach the archiver; "
-					  "the table check has put it back", config_get(a->cfg, CFG_PUBLICATION));
+					  "PUBLICATION ... DROP TABLE, or SET TABLE without it or with a row filter or column list): "
+					  "its changes meanwhile did not (all) reach the archiver; the table check has put it back", config_get(a->cfg, CFG_PUBLICATION));
 	ct.finding = sb.data;
 	changed = tables_set_unpublished(t, &ct, tables_unpublished_from(a, t));
 	strbuf_free(&sb);
