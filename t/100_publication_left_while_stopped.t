@@ -121,4 +121,45 @@ SKIP:
 		"UPDATE public.t SET v = v || '&' WHERE id <= 5");
 }
 
+# Taken out while the archiver runs, and stopped before a table check sees it (checks held by
+# BACKSTOP_TEST_TABLE_CHECK_LOCK): the stream went on without the table's changes up to the stop.
+# The stop reads the membership itself, so the table's archive ends before the ALTER, not at the
+# stop, and a point between the two is refused.
+{
+	my $key = 100100;
+	my $c = BackstopArchiver->new(dir => $dir, name => 'rn', conn => $conn, args => [ '--tables', 'public.t,public.u' ]);
+	my $what = 'left while running';
+	my $holder = $node->background_psql($db);
+	my $skipped = sub { my @m = $c->log =~ /table check skipped/g; return scalar @m };
+
+	$c->start(BACKSTOP_TEST_TABLE_CHECK_LOCK => $key);
+	$c->checkpoint_ok('public.t', "$what: start");
+	$c->checkpoint_ok('public.u', "$what: start");
+	my $n = $skipped->();
+	$holder->query_safe("SELECT pg_advisory_lock($key)");
+	ok(wait_for('a table check to be skipped', sub { $skipped->() > $n }, 60), "$what: table checks are held back")
+		or diag($c->log);
+	# Confirmed published at (or after) $before by this checkpoint, checks held.
+	my $before = lsn();
+	my $sum_before = sum('public.t');
+	$c->checkpoint_ok('public.t', "$what: before the ALTER");
+	$node->safe_psql($db, 'ALTER PUBLICATION p_rn DROP TABLE public.t');
+	$node->safe_psql($db, "UPDATE public.t SET v = v || '*' WHERE id <= 5");
+	my $mid = lsn();
+	$node->safe_psql($db, "UPDATE public.u SET v = v || '*' WHERE id = 3");
+	$c->checkpoint_ok('public.u', "$what: the other table, after the ALTER");
+	$c->stop("$what: stopped before a table check");
+	$holder->query_safe("SELECT pg_advisory_unlock($key)");
+	$holder->quit;
+	ok($c->log_has(qr/table public\.t left the archived set: [^\n]*found at the stop/),
+		"$what: the stop says the table left the archived set") or diag($c->log);
+
+	$c->start;
+	$c->checkpoint_ok('public.t', "$what: restarted, back in the publication");
+	recovers($c, "$what: before the ALTER", $sum_before, '--to-lsn', $before);
+	recovers($c, "$what: between the ALTER and the stop", undef, '--to-lsn', $mid);
+	recovers($c, "$what: after the new base copy", sum('public.t'), '--latest');
+	$c->stop("$what: end");
+}
+
 done_testing();

@@ -460,6 +460,66 @@ tables_put_back(archiver *a, arch_table *t, const catalog_table *found, bool sta
 	return changed;
 }
 
+/*
+ * At an orderly stop, before the final seal: the archived tables the publication no longer
+ * streams (whole).  One taken out of it since the last table check (ALTER PUBLICATION outside
+ * the archiver) was not streamed since, yet the archive is stored up to the stop, past the ALTER;
+ * the next start-up could only put it back with a gap from there.  Its archive ends now where it
+ * was last seen published (tables_set_unpublished; stored by the final seal).  A read that fails
+ * is said, and changes nothing.
+ */
+void
+tables_check_membership_at_stop(archiver *a)
+{
+	uint32_t *relids = xcalloc((size_t) a->ntables + 1, sizeof(uint32_t));
+	arch_table **which = xcalloc((size_t) a->ntables + 1, sizeof(arch_table *));
+	char *state = xcalloc((size_t) a->ntables + 1, 1);
+	int n = 0;
+	uint64_t seen = 0;
+	bs_error err;
+
+	for (int i = 0; i < a->ntables; i++)
+	{
+		arch_table *t = a->tables[i];
+
+		if (!t->active || t->unpublished || t->gone_lsn != 0 || t->man->nbases == 0 ||
+			strcmp(t->man->status, "active") != 0 || manifest_open_gap(t->man) != NULL)
+			continue;
+		which[n] = t;
+		relids[n++] = t->relid;
+	}
+	error_clear(&err);
+	if (n > 0 && PQstatus(a->conn) == CONNECTION_OK &&
+		catalog_publication_members(a->conn, config_get(a->cfg, CFG_PUBLICATION), n, relids, state, &seen,
+									config_get_duration_ms(a->cfg, CFG_BASE_LOCK_TIMEOUT), &err) != BS_OK)
+		log_warning("publication check at the stop: %s", err.message);
+	else
+		for (int i = 0; i < n; i++)
+		{
+			arch_table *t = which[i];
+			catalog_table ct;
+			strbuf sb = STRBUF_INIT;
+
+			if (state[i] == 'p' && seen > t->pub_seen_lsn)
+				t->pub_seen_lsn = seen;
+			if (state[i] != 'n' && state[i] != 'f' && state[i] != 'x')
+				continue;		/* published, or gone (the next start-up finds it dropped) */
+			memset(&ct, 0, sizeof(ct));
+			ct.relid = t->relid;
+			ct.schema = t->man->schema;
+			ct.name = t->man->name;
+			tables_publication_finding(a, state[i], t->man->schema, t->man->name,
+									   "it was taken out of the publication after the archiver last saw it there, "
+									   "outside the archiver; found at the stop", &sb);
+			ct.finding = sb.data;
+			tables_set_unpublished(t, &ct, tables_unpublished_from(a, t));
+			strbuf_free(&sb);
+		}
+	free(relids);
+	free(which);
+	free(state);
+}
+
 /* New or dropped tables, and re-bases that keep recovery time bounded. */
 /*
  * Coverage is claimed only for what the stream delivers (doc/archiving.md, "The
