@@ -494,6 +494,8 @@ archiver_run(bs_config *cfg, bs_error *err)
 							a.tables[i]->man->name, e2.message);
 				error_clear(&e2);
 			}
+		/* Likewise a table taken out of the publication since the last table check. */
+		tables_check_membership_at_stop(&a);
 		if (stream_drop_partial_transaction(&a, &e2) != BS_OK)
 			archiver_fail(&a, &e2);
 		else if (uploader_seal_epoch(&a, false, &e2) != BS_OK)

@@ -537,6 +537,8 @@ extern void tables_check_gone_passed(archiver *a);
 extern int tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs_error *err);
 extern uint64_t tables_unpublished_from(archiver *a, const arch_table *t);
 extern bool tables_set_unpublished(arch_table *t, const catalog_table *ct, uint64_t from);
+extern bool tables_put_back(archiver *a, arch_table *t, const catalog_table *found, bool startup);
+extern void tables_check_membership_at_stop(archiver *a);
 extern int tables_poll(archiver *a, bs_error *err);
 extern bool tables_check_held(archiver *a);
 extern int tables_find_gone(archiver *a, const catalog_table_list *list, bs_error *err);

@@ -181,9 +181,13 @@ startup_setup(archiver *a, bs_error *err)
 
 		if (tables_load(a, a->st, ct->relid, ct->schema, ct->name, ct->usable, &t, err) != BS_OK)
 			goto fail_list;
-		if (ct->unpublished)
+		/* Out of the publication; or put back into it by tables_check_publication above after it
+		 * was taken out while the archiver was stopped (changes in between never streamed): its
+		 * archive ends where it was complete, and the first table check takes a new base copy. */
+		if (ct->unpublished || tables_put_back(a, t, ct, true))
 		{
-			if (tables_set_unpublished(t, ct, tables_unpublished_from(a, t)) && uploader_store_manifest_now(a, t->man, err) != BS_OK)
+			if ((ct->unpublished ? tables_set_unpublished(t, ct, tables_unpublished_from(a, t)) : true) &&
+				uploader_store_manifest_now(a, t->man, err) != BS_OK)
 				goto fail_list;
 			if (!a->format3)
 				t->dirty = false;	/* stored (format 3: the gap is an event of the first pack) */

@@ -427,33 +427,97 @@ tables_publication_finding(archiver *a, char state, const char *schema, const ch
 }
 
 /*
- * Tables the archiver had archived that this check's update of its publication put back: they
- * were taken out of it since the last check (ALTER PUBLICATION outside the archiver), and their
- * changes in between were not streamed.  Their archive ends as for a table that left
- * (tables_set_unpublished: from the last position they were seen published); published again, the
- * table check takes a new base copy, which closes the gap.
+ * A table the archiver had archived that this check's update of its publication put back
+ * (ct->put_back): it was taken out of it since the last check (ALTER PUBLICATION outside the
+ * archiver), or, at start-up, while the archiver was stopped, and its changes in between were not
+ * streamed.  Its archive ends as for a table that left (tables_set_unpublished: from the last
+ * position it was seen published; at start-up, where its archive is complete); published again,
+ * the table check takes a new base copy, which closes the gap.  True when the manifest changed.
  */
-static void
-note_put_back(archiver *a, const catalog_table_list *list, const uint32_t *added, int nadded)
+bool
+tables_put_back(archiver *a, arch_table *t, const catalog_table *found, bool startup)
 {
-	for (int i = 0; i < nadded; i++)
-	{
-		arch_table *t = tables_find(a, added[i]);
-		const catalog_table *found = catalog_find(list, added[i]);
-		catalog_table ct;
-		strbuf sb = STRBUF_INIT;
+	catalog_table ct;
+	strbuf sb = STRBUF_INIT;
+	bool changed;
 
-		if (t == NULL || found == NULL || !t->active || t->unpublished || t->gone_lsn != 0 || t->man->nbases == 0 ||
+	if (t == NULL || found == NULL || !found->put_back || !t->active || t->unpublished || t->gone_lsn != 0 ||
+		t->man->nbases == 0 || strcmp(t->man->status, "active") != 0 || manifest_open_gap(t->man) != NULL)
+		return false;
+	ct = *found;
+	if (startup)
+		strbuf_printf(&sb, "taken out of publication \"%s\" outside the archiver while it was stopped or after its "
+					  "last table check (ALTER PUBLICATION ... DROP TABLE, or SET TABLE without it or with a row "
+					  "filter or column list): its changes meanwhile did not (all) reach the archiver; start-up has "
+					  "put it back", config_get(a->cfg, CFG_PUBLICATION));
+	else
+		strbuf_printf(&sb, "taken out of publication \"%s\" outside the archiver since the last table check (ALTER "
+					  "PUBLICATION ... DROP TABLE, or SET TABLE without it or with a row filter or column list): "
+					  "its changes meanwhile did not (all) reach the archiver; the table check has put it back", config_get(a->cfg, CFG_PUBLICATION));
+	ct.finding = sb.data;
+	changed = tables_set_unpublished(t, &ct, tables_unpublished_from(a, t));
+	strbuf_free(&sb);
+	return changed;
+}
+
+/*
+ * At an orderly stop, before the final seal: the archived tables the publication no longer
+ * streams (whole).  One taken out of it since the last table check (ALTER PUBLICATION outside
+ * the archiver) was not streamed since, yet the archive is stored up to the stop, past the ALTER;
+ * the next start-up could only put it back with a gap from there.  Its archive ends now where it
+ * was last seen published (tables_set_unpublished; stored by the final seal).  A read that fails
+ * is said, and changes nothing.
+ */
+void
+tables_check_membership_at_stop(archiver *a)
+{
+	uint32_t *relids = xcalloc((size_t) a->ntables + 1, sizeof(uint32_t));
+	arch_table **which = xcalloc((size_t) a->ntables + 1, sizeof(arch_table *));
+	char *state = xcalloc((size_t) a->ntables + 1, 1);
+	int n = 0;
+	uint64_t seen = 0;
+	bs_error err;
+
+	for (int i = 0; i < a->ntables; i++)
+	{
+		arch_table *t = a->tables[i];
+
+		if (!t->active || t->unpublished || t->gone_lsn != 0 || t->man->nbases == 0 ||
 			strcmp(t->man->status, "active") != 0 || manifest_open_gap(t->man) != NULL)
 			continue;
-		ct = *found;
-		strbuf_printf(&sb, "taken out of publication \"%s\" outside the archiver since the last table check (ALTER "
-					  "PUBLICATION ... DROP TABLE or SET TABLE): its changes meanwhile did not reach the archiver; "
-					  "the table check has put it back", config_get(a->cfg, CFG_PUBLICATION));
-		ct.finding = sb.data;
-		tables_set_unpublished(t, &ct, tables_unpublished_from(a, t));
-		strbuf_free(&sb);
+		which[n] = t;
+		relids[n++] = t->relid;
 	}
+	error_clear(&err);
+	if (n > 0 && PQstatus(a->conn) == CONNECTION_OK &&
+		catalog_publication_members(a->conn, config_get(a->cfg, CFG_PUBLICATION), n, relids, state, &seen,
+									config_get_duration_ms(a->cfg, CFG_BASE_LOCK_TIMEOUT), &err) != BS_OK)
+		log_warning("publication check at the stop: %s", err.message);
+	else
+		for (int i = 0; i < n; i++)
+		{
+			arch_table *t = which[i];
+			catalog_table ct;
+			strbuf sb = STRBUF_INIT;
+
+			if (state[i] == 'p' && seen > t->pub_seen_lsn)
+				t->pub_seen_lsn = seen;
+			if (state[i] != 'n' && state[i] != 'f' && state[i] != 'x')
+				continue;		/* published, or gone (the next start-up finds it dropped) */
+			memset(&ct, 0, sizeof(ct));
+			ct.relid = t->relid;
+			ct.schema = t->man->schema;
+			ct.name = t->man->name;
+			tables_publication_finding(a, state[i], t->man->schema, t->man->name,
+									   "it was taken out of the publication after the archiver last saw it there, "
+									   "outside the archiver; found at the stop", &sb);
+			ct.finding = sb.data;
+			tables_set_unpublished(t, &ct, tables_unpublished_from(a, t));
+			strbuf_free(&sb);
+		}
+	free(relids);
+	free(which);
+	free(state);
 }
 
 /* New or dropped tables, and re-bases that keep recovery time bounded. */
@@ -496,8 +560,18 @@ tables_check_publication(archiver *a, catalog_table_list *list, bool startup, bs
 			not_updated = xstrdup(err->message);
 		error_clear(err);
 	}
-	/* Before the members are read: a table put back is seen published from here on. */
-	note_put_back(a, list, added, nadded);
+	/* Before the members are read: a table put back is seen published from here on.  At
+	 * start-up the tables are not loaded yet: start-up calls tables_put_back once they are. */
+	for (int i = 0; i < nadded; i++)
+	{
+		catalog_table *ct = (catalog_table *) catalog_find(list, added[i]);
+
+		if (ct == NULL)
+			continue;
+		ct->put_back = true;
+		if (!startup)
+			tables_put_back(a, tables_find(a, ct->relid), ct, false);
+	}
 	free(added);
 	if (as_is && (a->pub_as_is == NULL || strcmp(as_is, a->pub_as_is) != 0))
 		log_info("publication \"%s\" is used as it is (%s): only the tables it publishes are archived", pubname,

@@ -482,8 +482,10 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 		int want = 0;
 		bool same = true;
 
+		/* The second column: published in part (a row filter or a column list, 15 and later). */
 		if (query_publication_tables(conn, pubname,
-			"SELECT c.oid FROM pg_publication_tables p "
+			"SELECT c.oid, (to_jsonb(p) ->> 'rowfilter') IS NOT NULL OR " PUB_COLUMN_LIST_PARTIAL " "
+			"FROM pg_publication_tables p "
 			"JOIN pg_namespace n ON n.nspname = p.schemaname "
 			"JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename "
 			"WHERE p.pubname = $1", 1, params, lock_timeout_ms, &res, err) != BS_OK)
@@ -509,14 +511,17 @@ catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_
 			free(pub);
 			return BS_OK;
 		}
-		/* The tables the update below adds: the caller knows which of them it archived. */
+		/* The tables the update below adds: the caller knows which of them it archived.  One
+		 * published in part is published whole by it (SET TABLE without a filter or a list):
+		 * the changes it left out were not streamed either, so it is reported too. */
 		*added = xcalloc((size_t) tables->count + 1, sizeof(uint32_t));
 		for (int i = 0; i < tables->count; i++)
 		{
 			bool listed = false;
 
 			for (int r = 0; !listed && r < PQntuples(res); r++)
-				listed = (uint32_t) strtoul(PQgetvalue(res, r, 0), NULL, 10) == tables->tables[i].relid;
+				listed = (uint32_t) strtoul(PQgetvalue(res, r, 0), NULL, 10) == tables->tables[i].relid &&
+					PQgetvalue(res, r, 1)[0] != 't';
 			if (tables->tables[i].usable && !listed)
 				(*added)[(*nadded)++] = tables->tables[i].relid;
 		}

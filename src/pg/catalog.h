@@ -25,6 +25,8 @@ typedef struct catalog_table
 	bool unpublished;			/* usable, but not in the publication the slot streams (set by the archiver) */
 	bool publish_pending;		/* usable, new, not in the publication yet: a table check's update of it failed
 								 * for a reason of the moment, the next one adds it (set by the archiver) */
+	bool put_back;				/* not in the publication, added by this check's update of it (set by the
+								 * archiver): one it archived was taken out of it meanwhile */
 } catalog_table;
 
 typedef struct catalog_table_list
@@ -65,7 +67,8 @@ int catalog_column_values_unknown(PGconn *conn, uint32_t relid, const char *name
  * (malloc'd; NULL when the publication was made or checked right).  lock_timeout_ms > 0: the
  * change waits at most that long for the tables' locks (PGSQL_LOCAL_LOCK_TIMEOUT_FMT), else
  * fails (0: waits as long as it takes).  *added (malloc'd, *nadded of them; NULL when none):
- * the tables of the list an existing publication did not list before the update added them. */
+ * the tables of the list an existing publication did not list before the update added them,
+ * or listed in part (a row filter or a column list) before the update published them whole. */
 int catalog_sync_publication(PGconn *conn, const char *pubname, const catalog_table_list *tables, char **used_as_is,
 							 int64_t lock_timeout_ms, uint32_t **added, int *nadded, bs_error *err);
 /* Whether the publication streams each of these tables now: state[i] 'p' published, 'n' not,
