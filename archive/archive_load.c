@@ -385,17 +385,8 @@ runs_before_catalog(archive_view *L, uint32_t relid, uint64_t floor, manifest_se
 		}
 		*segs = xrealloc(*segs, (size_t) (*nsegs + 1) * sizeof(manifest_segment));
 		s = &(*segs)[(*nsegs)++];
-		memset(s, 0, sizeof(*s));
-		s->source = MANIFEST_SEGMENT_PACK;
+		fold_run_segment(idx, r, s);
 		s->key = xstrdup(idx->key);
-		s->pack_seq = idx->seq_first;
-		s->raw_offset = r->raw_offset;
-		s->raw_size = r->raw_len;
-		s->first_lsn = r->first_lsn;
-		s->last_end_lsn = r->last_end_lsn;
-		s->first_time = replmsg_pgtime_to_unix(r->first_time);
-		s->last_time = replmsg_pgtime_to_unix(r->last_time);
-		s->records = r->records;
 	}
 	rc = BS_OK;
 out:

@@ -631,6 +631,22 @@ fold_check_pack(const pack_index *idx, bs_error *err)
 	return BS_OK;
 }
 
+void
+fold_run_segment(const pack_index *idx, const pack_run *r, manifest_segment *seg)
+{
+	memset(seg, 0, sizeof(*seg));
+	seg->source = MANIFEST_SEGMENT_PACK;
+	seg->key = idx->key;
+	seg->pack_seq = idx->seq_first;
+	seg->raw_offset = r->raw_offset;
+	seg->raw_size = r->raw_len;
+	seg->first_lsn = r->first_lsn;
+	seg->last_end_lsn = r->last_end_lsn;
+	seg->first_time = replmsg_pgtime_to_unix(r->first_time);
+	seg->last_time = replmsg_pgtime_to_unix(r->last_time);
+	seg->records = r->records;
+}
+
 /* The table's run in idx, as a segment: inside the pack's seal range [prev_seal, seal_lsn]. */
 static int
 fold_run(fold_state *st, const pack_index *idx, uint64_t prev_seal, bool *has_run, bs_error *err)
@@ -655,17 +671,7 @@ fold_run(fold_state *st, const pack_index *idx, uint64_t prev_seal, bool *has_ru
 				  lsn_format(idx->seal_lsn, l4));
 	else
 	{
-		memset(&seg, 0, sizeof(seg));
-		seg.source = MANIFEST_SEGMENT_PACK;
-		seg.key = idx->key;
-		seg.pack_seq = idx->seq_first;
-		seg.raw_offset = r->raw_offset;
-		seg.raw_size = r->raw_len;
-		seg.first_lsn = r->first_lsn;
-		seg.last_end_lsn = r->last_end_lsn;
-		seg.first_time = replmsg_pgtime_to_unix(r->first_time);
-		seg.last_time = replmsg_pgtime_to_unix(r->last_time);
-		seg.records = r->records;
+		fold_run_segment(idx, r, &seg);
 		manifest_add_segment(st->m, &seg);
 		return BS_OK;
 	}

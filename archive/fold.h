@@ -45,6 +45,8 @@ int fold_table_from(uint32_t relid, fold_start *start, const pack_index *const *
 
 /* Every event of a pack checked as fold_table checks its table's (kinds, members, order),
  * each table's events on their own: what a reader of the whole pack can refuse at once. */
+/* A pack's run as the manifest segment that names it (key borrowed from idx). */
+void fold_run_segment(const pack_index *idx, const pack_run *r, manifest_segment *seg);
 int fold_check_pack(const pack_index *idx, bs_error *err);
 
 #endif

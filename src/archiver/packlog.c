@@ -3,6 +3,7 @@
 #include "archive_load.h"
 #include "clock.h"
 #include "digest.h"
+#include "fold.h"
 #include "log.h"
 #include "lsn.h"
 #include "manifest.h"
@@ -10,7 +11,6 @@
 #include "mdelta.h"
 #include "pack.h"
 #include "packcat.h"
-#include "replmsg.h"
 #include "segment.h"
 #include "storage.h"
 #include "storage_crypt.h"
@@ -480,7 +480,8 @@ add_runs(archiver *a, pack_writer *w, pack_input *in, int nin, const seal_job *j
 	strbuf raw = STRBUF_INIT;
 	int rc = BS_OK;
 
-	qsort(in, (size_t) nin, sizeof(pack_input), compare_inputs);
+	if (nin > 0)
+		qsort(in, (size_t) nin, sizeof(pack_input), compare_inputs);
 	for (int i = 0; i < nin && rc == BS_OK; i++)
 	{
 		const seal_part *mem = uploader_job_part(jobs, in[i].spool_key);
@@ -535,17 +536,7 @@ apply_pack(archiver *a, const pack_index *idx, pack_table *pt, int npt, uint64_t
 
 		if (t == NULL)
 			continue;
-		memset(&seg, 0, sizeof(seg));
-		seg.source = MANIFEST_SEGMENT_PACK;
-		seg.key = idx->key;
-		seg.pack_seq = idx->seq_first;
-		seg.raw_offset = r->raw_offset;
-		seg.raw_size = r->raw_len;
-		seg.first_lsn = r->first_lsn;
-		seg.last_end_lsn = r->last_end_lsn;
-		seg.first_time = replmsg_pgtime_to_unix(r->first_time);
-		seg.last_time = replmsg_pgtime_to_unix(r->last_time);
-		seg.records = r->records;
+		fold_run_segment(idx, r, &seg);
 		manifest_add_segment(t->man, &seg);
 		if (idx->seal_lsn > t->man->archived_to)
 			t->man->archived_to = idx->seal_lsn;
