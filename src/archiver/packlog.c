@@ -132,13 +132,25 @@ log_knows(const archiver *a, uint32_t relid)
 	return false;
 }
 
+/* relid's state through view v, remembered with its last event's LSN for its registration. */
+static int
+load_from_view(archiver *a, archive_view *v, uint32_t relid, manifest **m, bool *exists, bs_error *err)
+{
+	uint64_t floor = 0;
+
+	if (archive_view_table(v, relid, m, &floor, exists, err) != BS_OK)
+		return BS_ERR;
+	if (*exists)
+		remember_loaded(a, *m, floor);
+	return BS_OK;
+}
+
 /* A table of the log: through the start-up view, else (a relid the log held at start, not
  * loaded then) through a view opened for it.  A relid the log never held is new. */
 int
 packlog_load(archiver *a, uint32_t relid, manifest **m, bool *exists, bs_error *err)
 {
 	archive_view *v = a->view;
-	uint64_t floor = 0;
 	int rc;
 
 	*m = NULL;
@@ -147,11 +159,9 @@ packlog_load(archiver *a, uint32_t relid, manifest **m, bool *exists, bs_error *
 		return BS_OK;
 	if (v == NULL && archive_view_open(a->st, &a->head, &v, err) != BS_OK)
 		return BS_ERR;
-	rc = archive_view_table(v, relid, m, &floor, exists, err);
+	rc = load_from_view(a, v, relid, m, exists, err);
 	if (v != a->view)
 		archive_view_free(v);
-	if (rc == BS_OK && *exists)
-		remember_loaded(a, *m, floor);
 	return rc;
 }
 
@@ -178,41 +188,47 @@ packlog_find_table(archiver *a, const char *qualified_name, manifest **m, bs_err
 	if (v == NULL && archive_view_open(a->st, &a->head, &v, err) != BS_OK)
 		return BS_ERR;
 	rc = archive_view_find_at(v, qualified_name, UINT64_MAX, m, err);
+	if (rc == BS_OK)
+	{
+		/* Loaded again by relid through the same view: with its last event's LSN. */
+		relid = (*m)->relid;
+		manifest_free(*m);
+		*m = NULL;
+		rc = load_from_view(a, v, relid, m, &exists, err);
+		if (rc == BS_OK && !exists)
+			rc = error_set(err, ERRCODE_DATA_CORRUPTED, "relid %u was found by name in the log, but cannot be "
+						   "loaded", relid);
+	}
 	if (v != a->view)
 		archive_view_free(v);
-	if (rc != BS_OK)
-		return BS_ERR;
-	/* Loaded again by relid: its state is remembered with its last event's LSN. */
-	relid = (*m)->relid;
-	manifest_free(*m);
-	*m = NULL;
-	if (packlog_load(a, relid, m, &exists, err) != BS_OK)
-		return BS_ERR;
-	if (!exists)
-		return error_set(err, ERRCODE_DATA_CORRUPTED, "relid %u was found by name in the log, but cannot be loaded",
-						 relid);
-	return BS_OK;
+	return rc;
 }
 
 /* ---------- catalog ---------- */
 
+/* The catalog at the log's tip: the last one folded forward over packs (the ones after it). */
 static int
-write_catalog(archiver *a, bs_error *err)
+write_catalog(archiver *a, const pack_index *const *packs, int npacks, bs_error *err)
 {
 	packcat_dir *dir = NULL;
 
-	if (a->ncat_packs == 0)
+	if (npacks == 0)
 		return BS_OK;
 	if (archiver_fence(a, err) != BS_OK ||
-		packcat_write(a->cat_dir, packcat_storage_get, a->st, (const pack_index *const *) a->cat_packs,
-					  a->ncat_packs, a->log_sha, packcat_storage_put, a->st, &dir, err) != BS_OK)
+		packcat_write(a->cat_dir, packcat_storage_get, a->st, packs, npacks, a->log_sha, packcat_storage_put, a->st,
+					  &dir, err) != BS_OK)
 		return error_prefix(err, "could not write the catalog at seq %" PRIu64, a->log_seq);
 	packcat_dir_free(a->cat_dir);
 	a->cat_dir = dir;
+	return BS_OK;
+}
+
+static void
+forget_cat_packs(archiver *a)
+{
 	for (int i = 0; i < a->ncat_packs; i++)
 		pack_index_free(a->cat_packs[i]);
 	a->ncat_packs = 0;
-	return BS_OK;
 }
 
 /* ---------- start-up ---------- */
@@ -242,32 +258,14 @@ packlog_start(archiver *a, bs_error *err)
 	if (archive_view_dir(a->view) && packcat_load_dir(packcat_storage_get, a->st, archive_view_dir(a->view)->seq,
 													  &a->cat_dir, err) != BS_OK)
 		return BS_ERR;
-	after = archive_view_packs_after(a->view, &nafter);
-	if (nafter > 0)
-	{
-		/* Copies of the footers: the view goes once start-up is over. */
-		a->cat_packs = xcalloc((size_t) nafter, sizeof(pack_index *));
-		for (int i = 0; i < nafter; i++)
-		{
-			strbuf raw = STRBUF_INIT;
-
-			if (storage_get_all(a->st, after[i]->key, &raw, err) != BS_OK ||
-				pack_open_buffer(after[i]->key, raw.data, raw.len, NULL, &a->cat_packs[a->ncat_packs], err) != BS_OK)
-			{
-				strbuf_free(&raw);
-				return error_prefix(err, "could not read pack \"%s\"", after[i]->key);
-			}
-			a->ncat_packs++;
-			strbuf_free(&raw);
-		}
-	}
 	if (a->log_seal > a->flush_lsn)
 		a->flush_lsn = a->log_seal;
 	if (a->log_seal > a->head.flushed_lsn)
 		a->head.flushed_lsn = a->log_seal;
 	/* What was written since the last catalog (by an earlier run, whose head may lie behind
-	 * the log): a catalog now, and a head that names it. */
-	if (a->ncat_packs > 0 && (write_catalog(a, err) != BS_OK || packlog_store_head(a, a->log_seal, err) != BS_OK))
+	 * the log): a catalog now, from the footers the view opened, and a head that names it. */
+	after = archive_view_packs_after(a->view, &nafter);
+	if (nafter > 0 && (write_catalog(a, after, nafter, err) != BS_OK || packlog_store_head(a, a->log_seal, err) != BS_OK))
 		return BS_ERR;
 	return BS_OK;
 }
@@ -285,8 +283,7 @@ packlog_free(archiver *a)
 	packlog_end_startup(a);
 	packcat_dir_free(a->cat_dir);
 	a->cat_dir = NULL;
-	for (int i = 0; i < a->ncat_packs; i++)
-		pack_index_free(a->cat_packs[i]);
+	forget_cat_packs(a);
 	free(a->cat_packs);
 	a->cat_packs = NULL;
 	a->ncat_packs = 0;
@@ -352,13 +349,23 @@ free_pack_tables(pack_table *pt, int n)
 	free(pt);
 }
 
+/* Whether the inputs (sorted by relid) hold a segment of relid. */
 static bool
 in_inputs(const pack_input *in, int n, uint32_t relid)
 {
-	for (int i = 0; i < n; i++)
-		if (in[i].relid == relid)
-			return true;
-	return false;
+	int lo = 0,
+		hi = n;
+
+	while (lo < hi)
+	{
+		int mid = lo + (hi - lo) / 2;
+
+		if (in[mid].relid < relid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && in[lo].relid == relid;
 }
 
 /*
@@ -473,15 +480,13 @@ add_events(pack_writer *w, const pack_table *pt, int n, bs_error *err)
 	return rc;
 }
 
-/* The runs: each table's spooled segments, in LSN order, without their magic. */
+/* The runs: each table's spooled segments (in sorted by relid, then LSN), without their magic. */
 static int
-add_runs(archiver *a, pack_writer *w, pack_input *in, int nin, const seal_job *jobs, strbuf *out, bs_error *err)
+add_runs(archiver *a, pack_writer *w, const pack_input *in, int nin, const seal_job *jobs, strbuf *out, bs_error *err)
 {
 	strbuf raw = STRBUF_INIT;
 	int rc = BS_OK;
 
-	if (nin > 0)
-		qsort(in, (size_t) nin, sizeof(pack_input), compare_inputs);
 	for (int i = 0; i < nin && rc == BS_OK; i++)
 	{
 		const seal_part *mem = uploader_job_part(jobs, in[i].spool_key);
@@ -646,8 +651,14 @@ put_pack(archiver *a, pack_input *in, int nin, const seal_job *jobs, uint64_t se
 		bs_error cerr;
 
 		error_clear(&cerr);
-		if (write_catalog(a, &cerr) != BS_OK || packlog_store_head(a, a->head_written_lsn, &cerr) != BS_OK)
+		if (write_catalog(a, (const pack_index *const *) a->cat_packs, a->ncat_packs, &cerr) != BS_OK)
 			log_warning("%s", cerr.message);
+		else
+		{
+			forget_cat_packs(a);
+			if (packlog_store_head(a, a->head_written_lsn, &cerr) != BS_OK)
+				log_warning("%s", cerr.message);
+		}
 	}
 	goto out;
 fail:
@@ -687,6 +698,9 @@ packlog_put_batch(archiver *a, char **seg_keys, int nkeys, const seal_job *jobs,
 
 	for (int i = 0; i < nkeys && rc == BS_OK; i++)
 		rc = parse_spool_key(seg_keys[i], &in[i], err);
+	/* By table, then LSN: the order of the runs, and in_inputs' search. */
+	if (rc == BS_OK && nkeys > 0)
+		qsort(in, (size_t) nkeys, sizeof(pack_input), compare_inputs);
 	if (rc == BS_OK)
 		rc = put_pack(a, in, nkeys, jobs, seal, err);
 	free(in);
