@@ -171,6 +171,27 @@ cmp_listed(const void *a, const void *b)
 	return strcmp(((const listed_key *) a)->key, ((const listed_key *) b)->key);
 }
 
+/* The index of the first key of all (sorted) at or after key: all->n when none. */
+static int
+first_listed_at(const key_list *all, const char *key)
+{
+	listed_key probe;
+	int lo = 0,
+		hi = all->n;
+
+	probe.key = (char *) key;	/* only compared */
+	while (lo < hi)
+	{
+		int mid = lo + (hi - lo) / 2;
+
+		if (cmp_listed(&all->keys[mid], &probe) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 static void
 key_list_free(key_list *l)
 {
@@ -727,21 +748,9 @@ verify_head_tables(verify_ctx *c, key_list *all)
 	{
 		const archive_head_table *t = &c->head->tables[i];
 		char *prefix = manifest_table_prefix(t->relid);
-		listed_key probe;
-		int lo = 0,
-			hi = all->n;
-
 		/* The first key at or after the prefix: the directory's, if it has any. */
-		probe.key = prefix;
-		while (lo < hi)
-		{
-			int mid = lo + (hi - lo) / 2;
+		int lo = first_listed_at(all, prefix);
 
-			if (cmp_listed(&all->keys[mid], &probe) < 0)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
 		if (lo == all->n || strncmp(all->keys[lo].key, prefix, strlen(prefix)) != 0)
 		{
 			char *mkey = manifest_key(t->relid);
@@ -771,21 +780,9 @@ table_slice(key_list *all, uint32_t relid, key_list *sub)
 {
 	char *prefix = manifest_table_prefix(relid);
 	size_t plen = strlen(prefix);
-	listed_key probe;
-	int lo = 0,
-		hi = all->n;
+	int lo = first_listed_at(all, prefix);
 	int j;
 
-	probe.key = prefix;
-	while (lo < hi)
-	{
-		int mid = lo + (hi - lo) / 2;
-
-		if (cmp_listed(&all->keys[mid], &probe) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	for (j = lo; j < all->n && strncmp(all->keys[j].key, prefix, plen) == 0; j++)
 		;
 	sub->keys = all->keys ? &all->keys[lo] : NULL;

@@ -399,6 +399,24 @@ catalog_column_values_unknown(PGconn *conn, uint32_t relid, const char *name, bo
 		"            FROM pg_attribute l WHERE l.attrelid = r.prrelid " \
 		"              AND l.attnum IN (SELECT jsonb_array_elements_text(to_jsonb(r) -> 'prattrs')::int2)))))"
 
+/* The server's WAL insert position, in a statement of its own. */
+static int
+read_insert_lsn(PGconn *conn, uint64_t *lsn, bs_error *err)
+{
+	char *text = NULL;
+
+	if (pgsql_query_value(conn, "SELECT pg_current_wal_insert_lsn()::text", &text, err) != BS_OK)
+		return BS_ERR;
+	if (lsn_parse(text, lsn) != BS_OK)
+	{
+		error_set(err, ERRCODE_PROTOCOL, "invalid WAL position \"%s\" from the server", text);
+		free(text);
+		return BS_ERR;
+	}
+	free(text);
+	return BS_OK;
+}
+
 /*
  * A query of pg_publication_tables.  From PostgreSQL 16 on, the view opens every table it
  * lists (for its columns), so it waits behind a session's lock on one (LOCK TABLE, a
@@ -578,20 +596,12 @@ catalog_publication_members(PGconn *conn, const char *pubname, int n, const uint
 	strbuf arr = STRBUF_INIT;
 	const char *params[2];
 	PGresult *res;
-	char *lsn = NULL;
 
 	memset(state, 'g', (size_t) n);
 	/* Read first, in a statement of its own: a table still published in the next statement's
 	 * snapshot left the publication (if it does) after this position. */
-	if (pgsql_query_value(conn, "SELECT pg_current_wal_insert_lsn()::text", &lsn, err) != BS_OK)
+	if (read_insert_lsn(conn, seen_lsn, err) != BS_OK)
 		return BS_ERR;
-	if (lsn_parse(lsn, seen_lsn) != BS_OK)
-	{
-		error_set(err, ERRCODE_PROTOCOL, "invalid WAL position \"%s\" from the server", lsn);
-		free(lsn);
-		return BS_ERR;
-	}
-	free(lsn);
 	strbuf_append_char(&arr, '{');
 	for (int i = 0; i < n; i++)
 		strbuf_printf(&arr, "%s%u", i ? "," : "", relids[i]);
@@ -671,19 +681,11 @@ catalog_publication_member(PGconn *conn, const char *pubname, uint32_t relid, ch
 	char oid[16];
 	const char *params[2] = {pubname, oid};
 	PGresult *res;
-	char *lsn = NULL;
 
 	*state = 'g';
 	/* As catalog_publication_members: the position first, the catalog in a later statement. */
-	if (pgsql_query_value(conn, "SELECT pg_current_wal_insert_lsn()::text", &lsn, err) != BS_OK)
+	if (read_insert_lsn(conn, seen_lsn, err) != BS_OK)
 		return BS_ERR;
-	if (lsn_parse(lsn, seen_lsn) != BS_OK)
-	{
-		error_set(err, ERRCODE_PROTOCOL, "invalid WAL position \"%s\" from the server", lsn);
-		free(lsn);
-		return BS_ERR;
-	}
-	free(lsn);
 	snprintf(oid, sizeof(oid), "%u", relid);
 	if (pgsql_query_params(conn, PQserverVersion(conn) >= 150000 ? PUB_MEMBER_SQL(PUB_SCHEMA_OF) :
 						   PUB_MEMBER_SQL(PUB_NO_SCHEMAS), 2, params, &res, err) != BS_OK)
