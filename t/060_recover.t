@@ -263,7 +263,8 @@ SKIP:
 	my $ep = $s3->{endpoint};
 	my $url = 's3://bs-060/arch';
 	find({ no_chdir => 1, wanted => sub {
-		return unless -f $_;
+		# The archiver still runs: its temporary files (renamed into place) are not the archive's.
+		return unless -f $_ && !/\/\.bs-tmp-[^\/]*$/;
 		(my $key = $File::Find::name) =~ s/^\Q$archive\E\///;
 		my $r = BackstopS3::st($ep, [ '--storage', $url ], 'put', $key, $_);
 		die "put $key: $r->{err}" if $r->{rc};

@@ -436,6 +436,8 @@ sub copy_tree
 	my ($from, $to) = @_;
 	File::Find::find({ no_chdir => 1, wanted => sub {
 		(my $rel = $File::Find::name) =~ s/^\Q$from\E//;
+		# A storage's temporary file (a put in progress, renamed into place) is never copied.
+		return if m{/\.bs-tmp-[^/]*$};
 		if (-d $_) { mkpath("$to$rel"); }
 		else { File::Copy::copy($_, "$to$rel") or die "copy $_: $!"; }
 	} }, $from);
